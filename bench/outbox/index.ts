@@ -1,0 +1,47 @@
+import 'reflect-metadata';
+import { benchDrain } from './drain.js';
+import { benchHandlers } from './handlers.js';
+import { benchLatency } from './latency.js';
+import { benchEnv, table, type Row } from './support.js';
+import { benchWriter } from './writer.js';
+
+/**
+ * `npm run bench:outbox [-- --quick] [-- --only writer,drain,latency,handlers]`:
+ * the outbox and inbox against baselines measured in the same run
+ * (docs/benchmarks.md, "Outbox and inbox"):
+ *   1. business transaction + 1 outbox row vs the transaction alone (target ≥ 0.8×)
+ *   2. relay drain rate vs outbox insert rate, and a flat backlog over 60 s (target ≥ 1.0×)
+ *   3. end-to-end latency commit → handler commit at 1,000 msg/s (target p99 < 50 ms)
+ *   4. exactly-once handler vs the same handler at-least-once (target ≥ 0.85×)
+ * PostgreSQL: DATABASE_URL, or an embedded one in a temporary directory.
+ * The log: the embedded log (fdatasync) under BENCH_DIR (default the OS temp dir).
+ * --quick: shorter runs (about 1 minute in all), for CI.
+ */
+process.env.CONCORDAT_LOG_LEVEL ??= 'warn';
+const quick = process.argv.includes('--quick');
+const onlyArg = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
+const only = onlyArg === undefined ? undefined : new Set(onlyArg.split(','));
+const settings = quick
+  ? { clients: 16, sliceMs: 1000, rounds: 3, drainMs: 10_000, backlogRows: 20_000, latencyMs: 6000, warmupMs: 3000, messages: 4000, handlerRounds: 2 }
+  : { clients: 16, sliceMs: 2000, rounds: 7, drainMs: 60_000, backlogRows: 100_000, latencyMs: 30_000, warmupMs: 5000, messages: 20_000, handlerRounds: 3 };
+
+const env = await benchEnv();
+console.log(`outbox and inbox benchmarks${quick ? ' (quick)' : ''}: ${new Date().toISOString()}, node ${process.version}, PostgreSQL at ${new URL(env.serverUrl).host}`);
+const rows: Row[] = [];
+const run = async (key: string, title: string, bench: () => Promise<Row[]>): Promise<void> => {
+  if (only !== undefined && !only.has(key)) return;
+  process.stdout.write(`  ${title}…\n`);
+  rows.push(...(await bench()));
+};
+try {
+  await run('writer', '1. writer', () => benchWriter(env, { clients: settings.clients, sliceMs: settings.sliceMs, rounds: settings.rounds }));
+  await run('drain', '2. relay drain', () => benchDrain(env, { clients: settings.clients, runMs: settings.drainMs, backlogRows: settings.backlogRows }));
+  await run('latency', '3. end-to-end latency', () => benchLatency(env, { ratePerSecond: 1000, runMs: settings.latencyMs, warmupMs: settings.warmupMs }));
+  await run('handlers', '4. exactly-once vs at-least-once handler', () => benchHandlers(env, { messages: settings.messages, rounds: settings.handlerRounds }));
+} finally {
+  await env.close();
+}
+console.log(`\n${table(rows)}\n`);
+const missed = rows.filter((r) => r.pass === false);
+if (missed.length > 0) console.log(`targets missed: ${missed.map((r) => r.name).join('; ')}`);
+process.exit(0);

@@ -1,0 +1,47 @@
+import type { Reader } from '../codec/reader.js';
+import type { Writer } from '../codec/writer.js';
+import type { RequestContext } from '../context.js';
+
+/**
+ * What one wire API provides to the connection: its key and the versions
+ * Concordat serves, a decoder for its request body, the handler, and an
+ * encoder for its response body. The connection does the header, the
+ * framing and the ordering; an API file only knows its own grammar.
+ *
+ * `handle` returns `null` for "no response" (Produce with acks = 0).
+ * `errorResponse` builds the response for a request whose handler threw,
+ * with that error code on every part, as Kafka's `getErrorResponse` does.
+ */
+export interface Api<Request, Response> {
+  readonly key: number;
+  readonly name: string;
+  readonly minVersion: number;
+  readonly maxVersion: number;
+  /** First flexible version (KIP-482), or null when every served version is classic. */
+  readonly flexibleVersion: number | null;
+  /** May be sent before SASL authentication completes (ApiVersions, the SASL APIs). */
+  readonly beforeAuthentication?: boolean;
+  decode(reader: Reader, version: number): Request;
+  handle(request: Request, context: RequestContext): Promise<Response | null> | Response | null;
+  encode(writer: Writer, version: number, response: Response): void;
+  errorResponse(request: Request, errorCode: number, context: RequestContext): Response;
+}
+
+/** An API with its request and response types erased, for the registration table. */
+export type AnyApi = Api<any, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** Identity helper that keeps an API object's types checked where it is defined. */
+export function defineApi<Request, Response>(api: Api<Request, Response>): Api<Request, Response> {
+  return api;
+}
+
+/** The request header version for `version` of `api`. */
+export function requestHeaderVersion(api: AnyApi, version: number): 1 | 2 {
+  return api.flexibleVersion !== null && version >= api.flexibleVersion ? 2 : 1;
+}
+
+/** The response header version: 1 for flexible versions, except ApiVersions which always answers with v0. */
+export function responseHeaderVersion(api: AnyApi, version: number): 0 | 1 {
+  if (api.key === 18) return 0;
+  return api.flexibleVersion !== null && version >= api.flexibleVersion ? 1 : 0;
+}

@@ -1,0 +1,154 @@
+import type { TopicConfig } from '../../log/index.js';
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
+import type { RequestContext } from '../context.js';
+import { topicConfigFromKafka } from '../topic-configs.js';
+import { defineApi } from './api.js';
+
+/**
+ * CreateTopics (key 19), v0-v3.
+ *
+ *   CreateTopics Request (Version: 0) => [topics] timeout_ms
+ *     topics => name num_partitions replication_factor [assignments] [configs]
+ *       name => STRING
+ *       num_partitions => INT32
+ *       replication_factor => INT16
+ *       assignments => partition_index [broker_ids]
+ *         partition_index => INT32
+ *         broker_ids => INT32
+ *       configs => name value
+ *         name => STRING
+ *         value => NULLABLE_STRING
+ *     timeout_ms => INT32
+ *   CreateTopics Request (Version: 1-3) => [topics] timeout_ms validate_only
+ *     validate_only => BOOLEAN
+ *
+ *   CreateTopics Response (Version: 0) => [topics]
+ *     topics => name error_code
+ *       name => STRING
+ *       error_code => INT16
+ *   CreateTopics Response (Version: 1) => [topics]
+ *     topics => name error_code error_message
+ *       error_message => NULLABLE_STRING
+ *   CreateTopics Response (Version: 2-3) => throttle_time_ms [topics]
+ *     throttle_time_ms => INT32
+ *
+ * One broker: replication_factor must be 1 or -1 (the default), and a manual
+ * assignment may only name this broker. Topic configs use Kafka's names,
+ * mapped to the log's {@link TopicConfig} by ../topic-configs.ts; an unknown
+ * name, a value the log does not support or a value out of the log's range
+ * is refused with INVALID_CONFIG and a message naming the config (v1+
+ * carry it), and nothing is created. validate_only checks all of that too.
+ */
+export interface CreatableTopic {
+  name: string;
+  numPartitions: number;
+  replicationFactor: number;
+  assignments: { partitionIndex: number; brokerIds: number[] }[];
+  configs: { name: string; value: string | null }[];
+}
+
+export interface CreateTopicsRequest {
+  topics: CreatableTopic[];
+  timeoutMs: number;
+  validateOnly: boolean;
+}
+
+export interface CreateTopicsResult {
+  name: string;
+  errorCode: number;
+  errorMessage: string | null;
+}
+
+export interface CreateTopicsResponse {
+  topics: CreateTopicsResult[];
+}
+
+export const createTopics = defineApi<CreateTopicsRequest, CreateTopicsResponse>({
+  key: 19,
+  name: 'CreateTopics',
+  minVersion: 0,
+  maxVersion: 3,
+  flexibleVersion: null,
+
+  decode(reader, version) {
+    const topics = reader.array((t) => ({
+      name: t.string(),
+      numPartitions: t.int32(),
+      replicationFactor: t.int16(),
+      assignments: t.array((a) => ({ partitionIndex: a.int32(), brokerIds: a.array((b) => b.int32()) })),
+      configs: t.array((c) => ({ name: c.string(), value: c.nullableString() })),
+    }));
+    const timeoutMs = reader.int32();
+    return { topics, timeoutMs, validateOnly: version >= 1 ? reader.boolean() : false };
+  },
+
+  async handle(request, context) {
+    const counts = new Map<string, number>();
+    for (const topic of request.topics) counts.set(topic.name, (counts.get(topic.name) ?? 0) + 1);
+    const results: CreateTopicsResult[] = [];
+    // One at a time: creations touch the topic table, and a request rarely names many.
+    for (const topic of request.topics) {
+      if (counts.get(topic.name)! > 1) {
+        results.push({ name: topic.name, errorCode: KafkaError.INVALID_REQUEST, errorMessage: 'topic named more than once' });
+        continue;
+      }
+      results.push(await createOne(topic, request.validateOnly, context));
+    }
+    return { topics: results };
+  },
+
+  encode(writer, version, response) {
+    if (version >= 2) writer.int32(0);
+    writer.array(response.topics, (w, topic) => {
+      w.string(topic.name).int16(topic.errorCode);
+      if (version >= 1) w.nullableString(topic.errorMessage);
+    });
+  },
+
+  errorResponse(request, errorCode) {
+    return { topics: request.topics.map((t) => ({ name: t.name, errorCode, errorMessage: null })) };
+  },
+});
+
+type Plan = { partitions: number; config: Partial<TopicConfig> } | CreateTopicsResult;
+
+function plan(topic: CreatableTopic, context: RequestContext): Plan {
+  const nodeId = context.broker.options.nodeId;
+  const refuse = (errorCode: number, errorMessage: string): CreateTopicsResult => ({ name: topic.name, errorCode, errorMessage });
+  if (topic.replicationFactor !== -1 && topic.replicationFactor !== 1 && topic.assignments.length === 0) {
+    return refuse(KafkaError.INVALID_REPLICATION_FACTOR, `replication factor ${topic.replicationFactor} is larger than the 1 broker`);
+  }
+  let partitions = topic.numPartitions === -1 ? context.broker.options.defaultPartitions : topic.numPartitions;
+  if (topic.assignments.length > 0) {
+    if (topic.numPartitions !== -1 || topic.replicationFactor !== -1) {
+      return refuse(KafkaError.INVALID_REQUEST, 'give either an assignment or partitions and replication factor');
+    }
+    const indexes = topic.assignments.map((a) => a.partitionIndex).sort((a, b) => a - b);
+    const valid = indexes.every((index, i) => index === i) && topic.assignments.every((a) => a.brokerIds.length === 1 && a.brokerIds[0] === nodeId);
+    if (!valid) return refuse(KafkaError.INVALID_REPLICA_ASSIGNMENT, `assignments must be partitions 0..n-1 on broker ${nodeId}`);
+    partitions = topic.assignments.length;
+  }
+  const configs = topicConfigFromKafka(topic.configs, context.broker.log.options.topicDefaults);
+  if ('refusal' in configs) return refuse(KafkaError.INVALID_CONFIG, configs.refusal);
+  return { partitions, config: configs.config };
+}
+
+async function createOne(topic: CreatableTopic, validateOnly: boolean, context: RequestContext): Promise<CreateTopicsResult> {
+  const planned = plan(topic, context);
+  if ('errorCode' in planned) return planned;
+  const log = context.broker.log;
+  try {
+    if (validateOnly) {
+      if (log.hasTopic(topic.name)) {
+        return { name: topic.name, errorCode: KafkaError.TOPIC_ALREADY_EXISTS, errorMessage: `topic '${topic.name}' already exists` };
+      }
+      return { name: topic.name, errorCode: KafkaError.NONE, errorMessage: null };
+    }
+    await log.createTopic(topic.name, planned);
+    return { name: topic.name, errorCode: KafkaError.NONE, errorMessage: null };
+  } catch (error) {
+    if (!(error instanceof ConcordatError)) throw error;
+    return { name: topic.name, errorCode: kafkaErrorCodeOf(error), errorMessage: error.message };
+  }
+}

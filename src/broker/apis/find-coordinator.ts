@@ -1,0 +1,76 @@
+import { KafkaError } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/**
+ * FindCoordinator (key 10), v0-v2: which broker coordinates a group. With
+ * one broker the answer is always this one, for groups. Transactions are not
+ * served, so a transaction coordinator lookup is answered INVALID_REQUEST
+ * with a message saying so (a non-retriable error: the client fails fast
+ * instead of retrying forever).
+ *
+ *   FindCoordinator Request (Version: 0) => key
+ *     key => STRING
+ *   FindCoordinator Request (Version: 1-2) => key key_type
+ *     key_type => INT8                      0 group, 1 transaction
+ *
+ *   FindCoordinator Response (Version: 0) => error_code node_id host port
+ *     error_code => INT16
+ *     node_id => INT32
+ *     host => STRING
+ *     port => INT32
+ *   FindCoordinator Response (Version: 1-2) => throttle_time_ms error_code error_message node_id host port
+ *     throttle_time_ms => INT32
+ *     error_message => NULLABLE_STRING
+ */
+export interface FindCoordinatorRequest {
+  key: string;
+  keyType: number;
+}
+
+export interface FindCoordinatorResponse {
+  errorCode: number;
+  errorMessage: string | null;
+  nodeId: number;
+  host: string;
+  port: number;
+}
+
+const KEY_TYPE_GROUP = 0;
+
+export const findCoordinator = defineApi<FindCoordinatorRequest, FindCoordinatorResponse>({
+  key: 10,
+  name: 'FindCoordinator',
+  minVersion: 0,
+  maxVersion: 2,
+  flexibleVersion: null,
+
+  decode(reader, version) {
+    const key = reader.string();
+    return { key, keyType: version >= 1 ? reader.int8() : KEY_TYPE_GROUP };
+  },
+
+  handle(request, context) {
+    if (request.keyType !== KEY_TYPE_GROUP) {
+      return {
+        errorCode: KafkaError.INVALID_REQUEST,
+        errorMessage: 'concordat broker does not serve transactions (key_type 1)',
+        nodeId: -1,
+        host: '',
+        port: -1,
+      };
+    }
+    const broker = context.broker;
+    return { errorCode: KafkaError.NONE, errorMessage: null, nodeId: broker.options.nodeId, host: broker.advertisedHost, port: broker.advertisedPort };
+  },
+
+  encode(writer, version, response) {
+    if (version >= 1) writer.int32(0);
+    writer.int16(response.errorCode);
+    if (version >= 1) writer.nullableString(response.errorMessage);
+    writer.int32(response.nodeId).string(response.host).int32(response.port);
+  },
+
+  errorResponse(_request, errorCode) {
+    return { errorCode, errorMessage: null, nodeId: -1, host: '', port: -1 };
+  },
+});

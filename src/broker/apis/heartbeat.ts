@@ -1,0 +1,64 @@
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/**
+ * Heartbeat (key 12), v0-v3: keeps a member's session alive; during a
+ * rebalance the answer is REBALANCE_IN_PROGRESS, telling it to rejoin.
+ *
+ *   Heartbeat Request (Version: 0-2) => group_id generation_id member_id
+ *     group_id => STRING
+ *     generation_id => INT32
+ *     member_id => STRING
+ *   Heartbeat Request (Version: 3) => group_id generation_id member_id group_instance_id
+ *     group_instance_id => NULLABLE_STRING
+ *
+ *   Heartbeat Response (Version: 0) => error_code
+ *     error_code => INT16
+ *   Heartbeat Response (Version: 1-3) => throttle_time_ms error_code
+ *     throttle_time_ms => INT32
+ */
+export interface HeartbeatRequest {
+  groupId: string;
+  generationId: number;
+  memberId: string;
+  groupInstanceId: string | null;
+}
+
+export interface HeartbeatResponse {
+  errorCode: number;
+}
+
+export const heartbeat = defineApi<HeartbeatRequest, HeartbeatResponse>({
+  key: 12,
+  name: 'Heartbeat',
+  minVersion: 0,
+  maxVersion: 3,
+  flexibleVersion: null,
+
+  decode(reader, version) {
+    const groupId = reader.string();
+    const generationId = reader.int32();
+    const memberId = reader.string();
+    return { groupId, generationId, memberId, groupInstanceId: version >= 3 ? reader.nullableString() : null };
+  },
+
+  async handle(request, context) {
+    try {
+      await context.broker.log.groups.heartbeat(request);
+      return { errorCode: KafkaError.NONE };
+    } catch (error) {
+      if (!(error instanceof ConcordatError)) throw error;
+      return { errorCode: kafkaErrorCodeOf(error) };
+    }
+  },
+
+  encode(writer, version, response) {
+    if (version >= 1) writer.int32(0);
+    writer.int16(response.errorCode);
+  },
+
+  errorResponse(_request, errorCode) {
+    return { errorCode };
+  },
+});

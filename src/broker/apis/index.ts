@@ -1,0 +1,53 @@
+import type { AnyApi } from './api.js';
+import { apiVersions } from './api-versions.js';
+import { createTopics } from './create-topics.js';
+import { deleteTopics } from './delete-topics.js';
+import { describeConfigs } from './describe-configs.js';
+import { describeGroups } from './describe-groups.js';
+import { fetch } from './fetch.js';
+import { findCoordinator } from './find-coordinator.js';
+import { heartbeat } from './heartbeat.js';
+import { initProducerId } from './init-producer-id.js';
+import { joinGroup } from './join-group.js';
+import { leaveGroup } from './leave-group.js';
+import { listGroups } from './list-groups.js';
+import { listOffsets } from './list-offsets.js';
+import { metadata } from './metadata.js';
+import { offsetCommit } from './offset-commit.js';
+import { offsetFetch } from './offset-fetch.js';
+import { produce } from './produce.js';
+import { saslAuthenticate } from './sasl-authenticate.js';
+import { saslHandshake } from './sasl-handshake.js';
+import { syncGroup } from './sync-group.js';
+
+/**
+ * The registration table: every wire API the broker serves, by API key.
+ * ApiVersions advertises exactly these ranges (see ../shared/KAFKA-PROTOCOL.md
+ * for why each range: what kafkajs, librdkafka and kafka-python need).
+ */
+const APIS: readonly AnyApi[] = [
+  produce, // 0
+  fetch, // 1
+  listOffsets, // 2
+  metadata, // 3
+  offsetCommit, // 8
+  offsetFetch, // 9
+  findCoordinator, // 10
+  joinGroup, // 11
+  heartbeat, // 12
+  leaveGroup, // 13
+  syncGroup, // 14
+  describeGroups, // 15
+  listGroups, // 16
+  saslHandshake, // 17
+  apiVersions, // 18
+  createTopics, // 19
+  deleteTopics, // 20
+  initProducerId, // 22
+  describeConfigs, // 32
+  saslAuthenticate, // 36
+];
+
+export const API_TABLE: ReadonlyMap<number, AnyApi> = new Map(APIS.map((api) => [api.key, api]));
+
+if (API_TABLE.size !== APIS.length) throw new Error('two wire APIs share one API key');

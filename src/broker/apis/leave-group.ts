@@ -1,0 +1,68 @@
+import { KafkaError, kafkaErrorCodeOfName } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/**
+ * LeaveGroup (key 13), v0-v3: members leave at once instead of timing out,
+ * so the group rebalances without waiting for their sessions to expire.
+ *
+ *   LeaveGroup Request (Version: 0-2) => group_id member_id
+ *     group_id => STRING
+ *     member_id => STRING
+ *   LeaveGroup Request (Version: 3) => group_id [members]
+ *     members => member_id group_instance_id
+ *       member_id => STRING
+ *       group_instance_id => NULLABLE_STRING
+ *
+ *   LeaveGroup Response (Version: 0) => error_code
+ *     error_code => INT16
+ *   LeaveGroup Response (Version: 1-2) => throttle_time_ms error_code
+ *     throttle_time_ms => INT32
+ *   LeaveGroup Response (Version: 3) => throttle_time_ms error_code [members]
+ *     members => member_id group_instance_id error_code
+ *       member_id => STRING
+ *       group_instance_id => NULLABLE_STRING
+ *       error_code => INT16
+ */
+export interface LeaveGroupRequest {
+  groupId: string;
+  members: { memberId: string; groupInstanceId: string | null }[];
+}
+
+export interface LeaveGroupResponse {
+  errorCode: number;
+  members: { memberId: string; groupInstanceId: string | null; errorCode: number }[];
+}
+
+export const leaveGroup = defineApi<LeaveGroupRequest, LeaveGroupResponse>({
+  key: 13,
+  name: 'LeaveGroup',
+  minVersion: 0,
+  maxVersion: 3,
+  flexibleVersion: null,
+
+  decode(reader, version) {
+    const groupId = reader.string();
+    if (version < 3) return { groupId, members: [{ memberId: reader.string(), groupInstanceId: null }] };
+    return { groupId, members: reader.array((m) => ({ memberId: m.string(), groupInstanceId: m.nullableString() })) };
+  },
+
+  async handle(request, context) {
+    const result = await context.broker.log.groups.leaveGroup(request);
+    const members = result.members.map((m) => ({ ...m, errorCode: kafkaErrorCodeOfName(m.errorCode) }));
+    // v0-v2 carry one member: its error is the response's. v3 reports per member.
+    const errorCode = context.header.apiVersion < 3 ? (members[0]?.errorCode ?? KafkaError.NONE) : KafkaError.NONE;
+    return { errorCode, members };
+  },
+
+  encode(writer, version, response) {
+    if (version >= 1) writer.int32(0);
+    writer.int16(response.errorCode);
+    if (version >= 3) {
+      writer.array(response.members, (w, m) => w.string(m.memberId).nullableString(m.groupInstanceId).int16(m.errorCode));
+    }
+  },
+
+  errorResponse(request, errorCode) {
+    return { errorCode, members: request.members.map((m) => ({ ...m, errorCode })) };
+  },
+});

@@ -1,0 +1,116 @@
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
+import type { RequestContext } from '../context.js';
+import { defineApi } from './api.js';
+
+/**
+ * ListOffsets (key 2), v1-v3: the offset for a timestamp: -1 latest (the
+ * high watermark), -2 earliest (the log start offset), otherwise the first
+ * offset whose record timestamp is at or after it (from the time index), or
+ * -1 when there is none (the log's time index answers).
+ *
+ *   ListOffsets Request (Version: 1) => replica_id [topics]
+ *     replica_id => INT32
+ *     topics => name [partitions]
+ *       name => STRING
+ *       partitions => partition_index timestamp
+ *         partition_index => INT32
+ *         timestamp => INT64
+ *   ListOffsets Request (Version: 2-3) => replica_id isolation_level [topics]
+ *     isolation_level => INT8
+ *
+ *   ListOffsets Response (Version: 1) => [topics]
+ *     topics => name [partitions]
+ *       name => STRING
+ *       partitions => partition_index error_code timestamp offset
+ *         partition_index => INT32
+ *         error_code => INT16
+ *         timestamp => INT64
+ *         offset => INT64
+ *   ListOffsets Response (Version: 2-3) => throttle_time_ms [topics]
+ *     throttle_time_ms => INT32
+ */
+export interface ListOffsetsRequest {
+  topics: { name: string; partitions: { partitionIndex: number; timestamp: number }[] }[];
+}
+
+export interface ListOffsetsPartition {
+  partitionIndex: number;
+  errorCode: number;
+  timestamp: number;
+  offset: number;
+}
+
+export interface ListOffsetsResponse {
+  topics: { name: string; partitions: ListOffsetsPartition[] }[];
+}
+
+const LATEST = -1;
+const EARLIEST = -2;
+
+export const listOffsets = defineApi<ListOffsetsRequest, ListOffsetsResponse>({
+  key: 2,
+  name: 'ListOffsets',
+  minVersion: 1,
+  maxVersion: 3,
+  flexibleVersion: null,
+
+  decode(reader, version) {
+    reader.int32(); // replica_id
+    if (version >= 2) reader.int8(); // isolation_level: no transactions, so both levels see the same offsets
+    return {
+      topics: reader.array((t) => ({
+        name: t.string(),
+        partitions: t.array((p) => ({ partitionIndex: p.int32(), timestamp: p.int64() })),
+      })),
+    };
+  },
+
+  async handle(request, context) {
+    const topics = await Promise.all(
+      request.topics.map(async (t) => ({
+        name: t.name,
+        partitions: await Promise.all(t.partitions.map((p) => lookUp(context, t.name, p.partitionIndex, p.timestamp))),
+      })),
+    );
+    return { topics };
+  },
+
+  encode(writer, version, response) {
+    if (version >= 2) writer.int32(0);
+    writer.array(response.topics, (w, t) => {
+      w.string(t.name).array(t.partitions, (pw, p) => pw.int32(p.partitionIndex).int16(p.errorCode).int64(p.timestamp).int64(p.offset));
+    });
+  },
+
+  errorResponse(request, errorCode) {
+    return {
+      topics: request.topics.map((t) => ({
+        name: t.name,
+        partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode, timestamp: -1, offset: -1 })),
+      })),
+    };
+  },
+});
+
+async function lookUp(context: RequestContext, topic: string, partitionIndex: number, timestamp: number): Promise<ListOffsetsPartition> {
+  const log = context.broker.log;
+  try {
+    if (timestamp === LATEST || timestamp === EARLIEST) {
+      const description = log.describePartition(topic, partitionIndex);
+      const offset = timestamp === LATEST ? description.highWatermark : description.logStartOffset;
+      return { partitionIndex, errorCode: KafkaError.NONE, timestamp: -1, offset };
+    }
+    if (timestamp < 0) return failed(partitionIndex, KafkaError.INVALID_REQUEST);
+    const found = await log.offsetForTimestamp(topic, partitionIndex, timestamp);
+    if (found === null) return { partitionIndex, errorCode: KafkaError.NONE, timestamp: -1, offset: -1 };
+    return { partitionIndex, errorCode: KafkaError.NONE, timestamp: found.timestampMs, offset: found.offset };
+  } catch (error) {
+    if (!(error instanceof ConcordatError)) throw error;
+    return failed(partitionIndex, kafkaErrorCodeOf(error));
+  }
+}
+
+function failed(partitionIndex: number, errorCode: number): ListOffsetsPartition {
+  return { partitionIndex, errorCode, timestamp: -1, offset: -1 };
+}

@@ -1,0 +1,106 @@
+import { ConcordatError } from '../../errors.js';
+import { kafkaErrorCodeOf, kafkaErrorCodeOfName } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/**
+ * OffsetCommit (key 8), v2-v5: stores a group's consumed positions durably.
+ * A member of an active generation commits with its generation and member
+ * ID; a client that manages partitions itself (no group membership)
+ * commits with generation -1 and an empty member ID, allowed while the group
+ * has no members.
+ *
+ *   OffsetCommit Request (Version: 2-4) => group_id generation_id member_id retention_time_ms [topics]
+ *     group_id => STRING
+ *     generation_id => INT32
+ *     member_id => STRING
+ *     retention_time_ms => INT64
+ *     topics => name [partitions]
+ *       name => STRING
+ *       partitions => partition_index committed_offset committed_metadata
+ *         partition_index => INT32
+ *         committed_offset => INT64
+ *         committed_metadata => NULLABLE_STRING
+ *   OffsetCommit Request (Version: 5) => group_id generation_id member_id [topics]
+ *
+ *   OffsetCommit Response (Version: 2) => [topics]
+ *     topics => name [partitions]
+ *       name => STRING
+ *       partitions => partition_index error_code
+ *         partition_index => INT32
+ *         error_code => INT16
+ *   OffsetCommit Response (Version: 3-5) => throttle_time_ms [topics]
+ *     throttle_time_ms => INT32
+ *
+ * retention_time_ms is ignored: committed offsets are kept until the group
+ * is deleted.
+ */
+export interface OffsetCommitRequest {
+  groupId: string;
+  generationId: number;
+  memberId: string;
+  topics: { name: string; partitions: { partitionIndex: number; committedOffset: number; committedMetadata: string | null }[] }[];
+}
+
+export interface OffsetCommitResponse {
+  topics: { name: string; partitions: { partitionIndex: number; errorCode: number }[] }[];
+}
+
+export const offsetCommit = defineApi<OffsetCommitRequest, OffsetCommitResponse>({
+  key: 8,
+  name: 'OffsetCommit',
+  minVersion: 2,
+  maxVersion: 5,
+  flexibleVersion: null,
+
+  decode(reader, version) {
+    const groupId = reader.string();
+    const generationId = reader.int32();
+    const memberId = reader.string();
+    if (version <= 4) reader.int64(); // retention_time_ms
+    const topics = reader.array((t) => ({
+      name: t.string(),
+      partitions: t.array((p) => ({ partitionIndex: p.int32(), committedOffset: p.int64(), committedMetadata: p.nullableString() })),
+    }));
+    return { groupId, generationId, memberId, topics };
+  },
+
+  async handle(request, context) {
+    try {
+      // Errors of the whole request (member, generation) are thrown; per-partition ones come back.
+      const result = await context.broker.log.groups.commitOffsets({
+        groupId: request.groupId,
+        generationId: request.generationId,
+        memberId: request.memberId,
+        topics: request.topics.map((t) => ({
+          topic: t.name,
+          partitions: t.partitions.map((p) => ({ partition: p.partitionIndex, offset: p.committedOffset, metadata: p.committedMetadata })),
+        })),
+      });
+      return {
+        topics: result.topics.map((t) => ({
+          name: t.topic,
+          partitions: t.partitions.map((p) => ({ partitionIndex: p.partition, errorCode: kafkaErrorCodeOfName(p.errorCode) })),
+        })),
+      };
+    } catch (error) {
+      if (!(error instanceof ConcordatError)) throw error;
+      return this.errorResponse(request, kafkaErrorCodeOf(error), context);
+    }
+  },
+
+  encode(writer, version, response) {
+    if (version >= 3) writer.int32(0);
+    writer.array(response.topics, (w, t) => {
+      w.string(t.name).array(t.partitions, (pw, p) => pw.int32(p.partitionIndex).int16(p.errorCode));
+    });
+  },
+
+  errorResponse(request, errorCode) {
+    return {
+      topics: request.topics.map((t) => ({
+        name: t.name,
+        partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode })),
+      })),
+    };
+  },
+});

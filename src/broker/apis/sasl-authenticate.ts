@@ -1,0 +1,65 @@
+import { KafkaError } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/**
+ * SaslAuthenticate (key 36), v0-v1: one SASL token each way (KIP-152).
+ *
+ *   SaslAuthenticate Request (Version: 0-1) => auth_bytes
+ *     auth_bytes => BYTES
+ *
+ *   SaslAuthenticate Response (Version: 0) => error_code error_message auth_bytes
+ *     error_code => INT16
+ *     error_message => NULLABLE_STRING
+ *     auth_bytes => BYTES
+ *   SaslAuthenticate Response (Version: 1) => error_code error_message auth_bytes session_lifetime_ms
+ *     session_lifetime_ms => INT64
+ *
+ * A failure is answered with SASL_AUTHENTICATION_FAILED and its reason, then
+ * the connection is closed, as Kafka does. Sessions do not expire
+ * (session_lifetime_ms 0: no re-authentication, KIP-368).
+ */
+export interface SaslAuthenticateRequest {
+  authBytes: Buffer;
+}
+
+export interface SaslAuthenticateResponse {
+  errorCode: number;
+  errorMessage: string | null;
+  authBytes: Buffer;
+}
+
+export const saslAuthenticate = defineApi<SaslAuthenticateRequest, SaslAuthenticateResponse>({
+  key: 36,
+  name: 'SaslAuthenticate',
+  minVersion: 0,
+  maxVersion: 1,
+  flexibleVersion: null,
+  beforeAuthentication: true,
+
+  decode(reader) {
+    return { authBytes: reader.bytes() };
+  },
+
+  handle(request, context) {
+    const sasl = context.connection.sasl;
+    if (sasl === null) {
+      return { errorCode: KafkaError.ILLEGAL_SASL_STATE, errorMessage: 'SASL is not enabled', authBytes: Buffer.alloc(0) };
+    }
+    const outcome = sasl.authenticate(request.authBytes);
+    if (outcome.errorCode !== KafkaError.NONE) {
+      context.connection.closeAfterResponse(`SASL authentication failed: ${outcome.errorMessage ?? ''}`);
+    } else if (sasl.authenticated) {
+      context.broker.logger.debug({ connection: context.connection.id, principal: sasl.principal }, 'SASL authenticated');
+    }
+    return outcome;
+  },
+
+  encode(writer, version, response) {
+    writer.int16(response.errorCode).nullableString(response.errorMessage).bytes(response.authBytes);
+    if (version >= 1) writer.int64(0);
+  },
+
+  errorResponse(_request, errorCode) {
+    return { errorCode, errorMessage: null, authBytes: Buffer.alloc(0) };
+  },
+});

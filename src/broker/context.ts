@@ -1,0 +1,50 @@
+import type { CompiledBrokerOptions } from '../config/index.js';
+import type { LogManager } from '../log/index.js';
+import type { Logger } from '../observability/index.js';
+import type { AnyApi } from './apis/api.js';
+import type { ByteBudget } from './byte-budget.js';
+import type { RequestHeader } from './codec/header.js';
+import type { ReaderLimits } from './codec/reader.js';
+import type { SaslSession } from './sasl/session.js';
+import type { TopicAccess } from './topics.js';
+
+/** What every request handler may use, shared by all connections of one broker. */
+export interface BrokerContext {
+  readonly log: LogManager;
+  readonly options: CompiledBrokerOptions;
+  readonly logger: Logger;
+  /** Bounds applied to every decoded request. */
+  readonly readerLimits: ReaderLimits;
+  /** Host and port clients are told to use (known once listening). */
+  readonly advertisedHost: string;
+  readonly advertisedPort: number;
+  /** The registration table, for ApiVersions. */
+  readonly apis: ReadonlyMap<number, AnyApi>;
+  /** Topic lookups with auto-creation when the options allow it. */
+  readonly topics: TopicAccess;
+  /** Bytes of request frames held at once across connections (requestBytesInFlightMax). */
+  readonly requestBudget: ByteBudget;
+  /** Aborted when the broker shuts down: long polls return at once. */
+  readonly closing: AbortSignal;
+}
+
+/** The connection a request came on. */
+export interface ConnectionContext {
+  readonly id: number;
+  /** `address:port` of the peer, for logs and DescribeGroups' client_host. */
+  readonly remote: string;
+  /** SASL state, or null when the broker does not use SASL. */
+  readonly sasl: SaslSession | null;
+  /** Aborted when this connection closes: its long polls stop waiting. */
+  readonly signal: AbortSignal;
+  /** Closes the connection once the responses already queued (and this one) are written. */
+  closeAfterResponse(reason: string): void;
+  /** Closes the connection now, with a logged reason. */
+  close(reason: string): void;
+}
+
+export interface RequestContext {
+  readonly header: RequestHeader;
+  readonly broker: BrokerContext;
+  readonly connection: ConnectionContext;
+}

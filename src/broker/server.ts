@@ -1,0 +1,210 @@
+import { readFile } from 'node:fs/promises';
+import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { compileBrokerOptions, isLoopbackHost, type BrokerOptions, type CompiledBrokerOptions } from '../config/index.js';
+import { ConcordatError, ErrorCode } from '../errors.js';
+import { LogManager } from '../log/index.js';
+import { createLogger, type Logger } from '../observability/index.js';
+import { API_TABLE } from './apis/index.js';
+import { ByteBudget } from './byte-budget.js';
+import { Connection } from './connection.js';
+import type { BrokerContext } from './context.js';
+import { CredentialStore } from './sasl/credentials.js';
+import { TopicAccess } from './topics.js';
+
+/**
+ * `concordat broker`: a TCP (or TLS) listener that serves a {@link LogManager}
+ * over Kafka's wire protocol.
+ *
+ * Start-up refuses a listener on a non-loopback address without SASL unless
+ * `insecure` is set: a log reachable from the network must not be open to it
+ * by accident. At most `connectionsMax` connections are served; one more is
+ * closed on accept with a logged reason.
+ *
+ * Shutdown ({@link Broker.close}) stops accepting, wakes long polls, waits up
+ * to `shutdownGraceMs` for in-flight requests to be answered, closes the
+ * connections, then closes the log if the broker opened it.
+ */
+/** The broker's own view of its context: it learns the port it advertises once bound. */
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
+
+export interface StartBrokerDependencies {
+  /** Serve this already open log instead of opening `dataDir`; the caller keeps closing it. */
+  log?: LogManager;
+  /** Where the broker logs. @default createLogger('broker') */
+  logger?: Logger;
+}
+
+export class Broker {
+  private readonly connections = new Set<Connection>();
+  private nextConnectionId = 1;
+  private closePromise: Promise<void> | null = null;
+
+  private constructor(
+    private readonly server: Server,
+    readonly options: CompiledBrokerOptions,
+    private readonly context: Writable<BrokerContext>,
+    private readonly credentials: CredentialStore | null,
+    private readonly ownsLog: boolean,
+    private readonly closing: AbortController,
+    private readonly logger: Logger,
+  ) {}
+
+  /**
+   * Opens the log (unless given one), binds, and starts serving.
+   * @throws ConcordatError CONFIG_INVALID for bad options or credentials,
+   *   INSECURE_LISTENER for a non-loopback host without SASL or `insecure`,
+   *   and the log's own errors (LOG_DIR_LOCKED, ...).
+   */
+  static async start(input: BrokerOptions, dependencies: StartBrokerDependencies = {}): Promise<Broker> {
+    const options = compileBrokerOptions(input);
+    const logger = dependencies.logger ?? createLogger('broker');
+    if (!isLoopbackHost(options.host) && options.sasl === null && !options.insecure) {
+      throw new ConcordatError(
+        `refusing to listen on ${options.host} without SASL: give SASL credentials, listen on 127.0.0.1, or pass --insecure`,
+        { code: ErrorCode.INSECURE_LISTENER, context: { host: options.host } },
+      );
+    }
+    if (dependencies.log === undefined && options.dataDir === null) {
+      throw new ConcordatError('invalid options: broker.dataDir: required when no log is given', { code: ErrorCode.CONFIG_INVALID });
+    }
+    const credentials = await loadCredentials(options);
+    const server = await createListener(options);
+    const log = dependencies.log ?? (await LogManager.open({ dataDir: options.dataDir!, ...options.log }));
+    const closing = new AbortController();
+    const context = {
+      log,
+      options,
+      logger,
+      readerLimits: { stringBytesMax: options.stringBytesMax, arrayLengthMax: options.arrayLengthMax, taggedFieldsMax: 64 },
+      advertisedHost: options.advertisedHost,
+      advertisedPort: options.advertisedPort ?? options.port,
+      apis: API_TABLE,
+      topics: new TopicAccess(log, options),
+      requestBudget: new ByteBudget(options.requestBytesInFlightMax),
+      closing: closing.signal,
+    };
+    const broker = new Broker(server, options, context, credentials, dependencies.log === undefined, closing, logger);
+    try {
+      await broker.listen();
+    } catch (error) {
+      if (dependencies.log === undefined) await log.close();
+      throw error;
+    }
+    return broker;
+  }
+
+  /** The port bound (useful with `port: 0`). */
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  get host(): string {
+    return this.options.host;
+  }
+
+  /** `host:port` clients should be given. */
+  get bootstrap(): string {
+    return `${this.context.advertisedHost}:${this.context.advertisedPort}`;
+  }
+
+  get log(): LogManager {
+    return this.context.log;
+  }
+
+  /** Connections open right now. */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  private async listen(): Promise<void> {
+    const event = this.options.tls === null ? 'connection' : 'secureConnection';
+    this.server.on(event, (socket: Socket) => this.accept(socket));
+    this.server.on('tlsClientError', (error: Error, socket: Socket) => {
+      this.logger.debug({ reason: error.message, remote: `${socket.remoteAddress}:${socket.remotePort}` }, 'TLS handshake failed');
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server.on('error', (error) => this.logger.error({ err: error }, 'listener error'));
+    if (this.options.advertisedPort === null) this.context.advertisedPort = this.port;
+    this.logger.info(
+      { host: this.options.host, port: this.port, advertised: this.bootstrap, tls: this.options.tls !== null, sasl: this.options.sasl !== null },
+      'broker listening',
+    );
+  }
+
+  private accept(socket: Socket): void {
+    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    if (this.closePromise !== null) {
+      socket.destroy();
+      return;
+    }
+    if (this.connections.size >= this.options.connectionsMax) {
+      this.logger.warn({ remote, connectionsMax: this.options.connectionsMax }, 'closing connection: connectionsMax reached');
+      socket.destroy();
+      return;
+    }
+    const connection = new Connection(socket, this.nextConnectionId, remote, this.context, this.credentials, (closed) =>
+      this.connections.delete(closed),
+    );
+    this.nextConnectionId += 1;
+    this.connections.add(connection);
+  }
+
+  /** Stops serving; see the class comment. Safe to call more than once. */
+  close(): Promise<void> {
+    this.closePromise ??= this.shutdown();
+    return this.closePromise;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.logger.info({ connections: this.connections.size }, 'broker shutting down');
+    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.closing.abort(new ConcordatError('broker shutting down', { code: ErrorCode.LOG_CLOSED, retriable: true }));
+    const deadline = Date.now() + this.options.shutdownGraceMs;
+    while (Date.now() < deadline && [...this.connections].some((c) => c.pendingRequests > 0)) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    for (const connection of [...this.connections]) connection.close('broker shutting down', 'info');
+    await stopped;
+    if (this.ownsLog) await this.context.log.close();
+    this.logger.info('broker stopped');
+  }
+}
+
+/** Starts a broker; see {@link Broker.start}. */
+export function startBroker(options: BrokerOptions, dependencies: StartBrokerDependencies = {}): Promise<Broker> {
+  return Broker.start(options, dependencies);
+}
+
+async function loadCredentials(options: CompiledBrokerOptions): Promise<CredentialStore | null> {
+  const sasl = options.sasl;
+  if (sasl === null) return null;
+  if (sasl.users !== null) return CredentialStore.fromPasswords(sasl.users);
+  return CredentialStore.fromFile(sasl.credentialsFile!);
+}
+
+async function createListener(options: CompiledBrokerOptions): Promise<Server> {
+  if (options.tls === null) return createTcpServer({ noDelay: true });
+  const read = async (path: string, what: string) => {
+    try {
+      return await readFile(path);
+    } catch (error) {
+      throw new ConcordatError(`invalid options: broker.tls.${what}: cannot read ${path} (${(error as Error).message})`, {
+        code: ErrorCode.CONFIG_INVALID,
+        cause: error,
+      });
+    }
+  };
+  const [cert, key] = await Promise.all([read(options.tls.certFile, 'certFile'), read(options.tls.keyFile, 'keyFile')]);
+  try {
+    return createTlsServer({ cert, key, minVersion: 'TLSv1.2' });
+  } catch (error) {
+    throw new ConcordatError(`invalid options: broker.tls: ${(error as Error).message}`, { code: ErrorCode.CONFIG_INVALID, cause: error });
+  }
+}

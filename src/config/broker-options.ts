@@ -1,0 +1,188 @@
+import { hostname } from 'node:os';
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { compileOptions } from './compile.js';
+import type { LogManagerOptions } from './log-options.js';
+
+/** SASL mechanisms `concordat broker` implements. */
+export const SaslMechanism = { PLAIN: 'PLAIN', SCRAM_SHA_256: 'SCRAM-SHA-256' } as const;
+export type SaslMechanism = (typeof SaslMechanism)[keyof typeof SaslMechanism];
+
+/** One SASL user given inline (tests, embedding) instead of in a credentials file. */
+export interface SaslUserOptions {
+  username: string;
+  password: string;
+}
+
+/** Client authentication with SASL (RFC 4422) inside Kafka's SaslHandshake/SaslAuthenticate. */
+export interface BrokerSaslOptions {
+  /**
+   * JSON credentials file (see docs/broker.md): `{ "users": [{ "username", "password" }
+   * | { "username", "scramSha256": { "salt", "iterations", "storedKey", "serverKey" } }] }`.
+   * Exactly one of `credentialsFile` and `users` is required.
+   */
+  credentialsFile?: string;
+  /** Users given inline. */
+  users?: SaslUserOptions[];
+  /** Mechanisms offered, in order. @default ['SCRAM-SHA-256', 'PLAIN'] */
+  mechanisms?: SaslMechanism[];
+}
+
+/** TLS on the listener: PEM certificate chain and private key files. */
+export interface BrokerTlsOptions {
+  certFile: string;
+  keyFile: string;
+}
+
+/** Options of `concordat broker` (and of `startBroker` in process). */
+export interface BrokerOptions {
+  /** Directory of the log the broker serves. Required unless a log is handed to `startBroker`. */
+  dataDir?: string;
+  /** Address to listen on. Anything but loopback needs SASL or `insecure`. @default '127.0.0.1' */
+  host?: string;
+  /** TCP port; 0 picks a free one. Range 0..65535. @default 9092 */
+  port?: number;
+  /**
+   * Host clients are told to connect to (Metadata, FindCoordinator).
+   * @default `host`, or the machine's hostname when `host` is a wildcard (0.0.0.0, ::)
+   */
+  advertisedHost?: string;
+  /** Port clients are told to connect to. @default the port actually bound */
+  advertisedPort?: number;
+  /** This broker's node ID, also reported as the controller. Range 0..2^31-1. @default 1 */
+  nodeId?: number;
+  /** Cluster ID reported by Metadata v2+. @default 'concordat' */
+  clusterId?: string;
+  /** Create unknown topics named by Metadata or Produce. @default false */
+  autoCreateTopics?: boolean;
+  /** Partitions of an auto-created topic (and of CreateTopics with -1). Range 1..10000. @default 1 */
+  defaultPartitions?: number;
+  /** Allow a non-loopback listener without SASL. @default false */
+  insecure?: boolean;
+  sasl?: BrokerSaslOptions;
+  tls?: BrokerTlsOptions;
+  /** Open connections at once; more are closed on accept. Range 1..100000. @default 1024 */
+  connectionsMax?: number;
+  /** Largest request frame, in bytes (Kafka's socket.request.max.bytes). Range 1024..2^31-1. @default 104857600 */
+  requestBytesMax?: number;
+  /**
+   * Bytes of request frames held at once across all connections (Kafka's
+   * `queued.max.request.bytes`): a frame is counted from its size prefix until
+   * its request is answered; a connection whose next frame does not fit pauses.
+   * At least requestBytesMax. Range 1024..2^40. @default 536870912 (512 MiB)
+   */
+  requestBytesInFlightMax?: number;
+  /** Longest string field, in bytes. Range 1..32767. @default 32767 */
+  stringBytesMax?: number;
+  /** Most elements in any array field. Range 1..10^7. @default 100000 */
+  arrayLengthMax?: number;
+  /** Requests of one connection being processed or awaiting their turn to answer; reading pauses beyond. Range 1..10000. @default 100 */
+  inFlightRequestsMax?: number;
+  /** Bytes of responses queued on one connection before reading pauses. Range 64 KiB..2^31-1. @default 67108864 */
+  queuedResponseBytesMax?: number;
+  /** A connection with nothing in flight is closed after this long, in ms (connections.max.idle.ms). Range 1000..86400000. @default 600000 */
+  connectionIdleMs?: number;
+  /** With SASL on, a connection must authenticate within this time, in ms. Range 100..600000. @default 30000 */
+  authenticationTimeoutMs?: number;
+  /** Upper bound on a Fetch's maxWaitMs, in ms. Range 0..600000. @default 30000 */
+  fetchWaitMsMax?: number;
+  /** Upper bound on the bytes of one Fetch response (the request's maxBytes is lowered to it). Range 1 KiB..2^31-1. @default 52428800 */
+  fetchResponseBytesMax?: number;
+  /** Options of the log the broker opens (not used when a log is handed to `startBroker`). @default {} */
+  log?: Omit<LogManagerOptions, 'dataDir'>;
+  /** Time a graceful shutdown waits for in-flight requests before closing connections, in ms. Range 0..600000. @default 5000 */
+  shutdownGraceMs?: number;
+}
+
+const INT32_MAX = 2 ** 31 - 1;
+const WILDCARDS = new Set(['0.0.0.0', '::', '']);
+
+const userSchema = z.strictObject({ username: z.string().min(1).max(1024), password: z.string().min(1).max(1024) });
+
+const saslSchema = z
+  .strictObject({
+    credentialsFile: z.string().min(1).optional(),
+    users: z.array(userSchema).min(1).max(10_000).optional(),
+    mechanisms: z
+      .array(z.enum([SaslMechanism.PLAIN, SaslMechanism.SCRAM_SHA_256]))
+      .min(1)
+      .default([SaslMechanism.SCRAM_SHA_256, SaslMechanism.PLAIN]),
+  })
+  .refine((sasl) => (sasl.credentialsFile === undefined) !== (sasl.users === undefined), {
+    message: 'give exactly one of credentialsFile and users',
+  });
+
+const schema = z.strictObject({
+  dataDir: z.string().min(1).optional(),
+  host: z.string().default('127.0.0.1'),
+  port: z.number().int().min(0).max(65_535).default(9092),
+  advertisedHost: z.string().min(1).optional(),
+  advertisedPort: z.number().int().min(1).max(65_535).optional(),
+  nodeId: z.number().int().min(0).max(INT32_MAX).default(1),
+  clusterId: z.string().min(1).max(255).default('concordat'),
+  autoCreateTopics: z.boolean().default(false),
+  defaultPartitions: z.number().int().min(1).max(10_000).default(1),
+  insecure: z.boolean().default(false),
+  sasl: saslSchema.optional(),
+  tls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
+  connectionsMax: z.number().int().min(1).max(100_000).default(1024),
+  requestBytesMax: z.number().int().min(1024).max(INT32_MAX).default(100 * 1024 * 1024),
+  requestBytesInFlightMax: z.number().int().min(1024).max(2 ** 40).default(512 * 1024 * 1024),
+  stringBytesMax: z.number().int().min(1).max(32_767).default(32_767),
+  arrayLengthMax: z.number().int().min(1).max(10_000_000).default(100_000),
+  inFlightRequestsMax: z.number().int().min(1).max(10_000).default(100),
+  queuedResponseBytesMax: z.number().int().min(65_536).max(INT32_MAX).default(64 * 1024 * 1024),
+  connectionIdleMs: z.number().int().min(1000).max(86_400_000).default(600_000),
+  authenticationTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+  fetchWaitMsMax: z.number().int().min(0).max(600_000).default(30_000),
+  fetchResponseBytesMax: z.number().int().min(1024).max(INT32_MAX).default(50 * 1024 * 1024),
+  shutdownGraceMs: z.number().int().min(0).max(600_000).default(5000),
+  // Validated in full by LogManager.open, which names the bad option as `log.<name>`.
+  log: z
+    .custom<Omit<LogManagerOptions, 'dataDir'>>(
+      (value) => typeof value === 'object' && value !== null && !Array.isArray(value) && !('dataDir' in value),
+      'must be log options without dataDir (give broker.dataDir)',
+    )
+    .default({}),
+}).refine((options) => options.requestBytesInFlightMax >= options.requestBytesMax, {
+  message: 'requestBytesInFlightMax must be at least requestBytesMax, or a largest frame could never be read',
+  path: ['requestBytesInFlightMax'],
+});
+
+type Parsed = z.output<typeof schema>;
+
+/** {@link BrokerOptions} with every default applied; `advertisedPort` null means "the port bound". */
+export type CompiledBrokerOptions = Omit<Parsed, 'dataDir' | 'advertisedHost' | 'advertisedPort' | 'sasl' | 'tls'> & {
+  dataDir: string | null;
+  advertisedHost: string;
+  advertisedPort: number | null;
+  sasl: (Omit<NonNullable<Parsed['sasl']>, 'credentialsFile' | 'users'> & {
+    credentialsFile: string | null;
+    users: SaslUserOptions[] | null;
+  }) | null;
+  tls: BrokerTlsOptions | null;
+};
+
+/** Whether `host` names only this machine (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost' || host === '::1' || host === '[::1]') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host.toLowerCase().startsWith('::ffff:127.');
+}
+
+/** Validates and fills in {@link BrokerOptions}. @throws ConcordatError CONFIG_INVALID naming the option */
+export function compileBrokerOptions(options: BrokerOptions = {}): CompiledBrokerOptions {
+  const parsed = compileOptions(schema, options, 'broker');
+  const sasl = parsed.sasl;
+  return {
+    ...parsed,
+    dataDir: parsed.dataDir ?? null,
+    advertisedHost: parsed.advertisedHost ?? (WILDCARDS.has(parsed.host) ? hostname() : parsed.host),
+    advertisedPort: parsed.advertisedPort ?? null,
+    sasl:
+      sasl === undefined
+        ? null
+        : { mechanisms: sasl.mechanisms, credentialsFile: sasl.credentialsFile ?? null, users: sasl.users ?? null },
+    tls: parsed.tls ?? null,
+  };
+}

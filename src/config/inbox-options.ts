@@ -1,0 +1,48 @@
+import { z } from 'zod';
+import { compileOptions } from './compile.js';
+
+/** Ten years, in ms: the longest finite dedup window. */
+const WINDOW_MS_MAX = 10 * 365 * 24 * 3600 * 1000;
+
+/** How long the inbox remembers processed messages, and how it forgets them (`inbox/`). */
+export interface InboxOptions {
+  /**
+   * How long a processed message's ID is remembered, in ms. A record
+   * redelivered after its ID was forgotten would be processed twice, so the
+   * app refuses to start when this is shorter than the log's retention of a
+   * topic it consumes (the longest a record can come back).
+   * `Infinity` keeps IDs forever (no cleanup).
+   * Range 60000..315360000000, or Infinity.
+   * @default the longest retention among the consumed topics (Infinity when
+   *   one keeps records forever); 7 days when the transport cannot tell
+   */
+  dedupWindowMs?: number;
+  /** Time between cleanup runs, in ms. Range 1000..86400000. @default 60000 */
+  cleanupIntervalMs?: number;
+  /** Rows deleted per statement (each its own short transaction). Range 100..100000. @default 5000 */
+  cleanupBatchRowsMax?: number;
+  /** Statements per cleanup run at most; the rest waits for the next run. Range 1..100000. @default 200 */
+  cleanupBatchesMax?: number;
+}
+
+const schema = z.strictObject({
+  dedupWindowMs: z
+    .union([z.number().int().min(60_000).max(WINDOW_MS_MAX), z.literal(Infinity)], {
+      error: `must be a whole number of ms in 60000..${WINDOW_MS_MAX}, or Infinity`,
+    })
+    .optional(),
+  cleanupIntervalMs: z.number().int().min(1000).max(86_400_000).default(60_000),
+  cleanupBatchRowsMax: z.number().int().min(100).max(100_000).default(5000),
+  cleanupBatchesMax: z.number().int().min(1).max(100_000).default(200),
+});
+
+/** Inbox options with defaults; `dedupWindowMs` stays optional until the app resolves it from the log's retention. */
+export type CompiledInboxOptions = z.output<typeof schema>;
+
+/** Dedup window when the transport cannot report retention: Kafka's default `retention.ms`. */
+export const DEDUP_WINDOW_MS_FALLBACK = 7 * 24 * 3600 * 1000;
+
+/** Validates and fills in {@link InboxOptions}. @throws ConcordatError CONFIG_INVALID naming the option */
+export function compileInboxOptions(options: InboxOptions = {}): CompiledInboxOptions {
+  return compileOptions(schema, options, 'inbox');
+}

@@ -1,0 +1,36 @@
+export { compileOptions } from './compile.js';
+export { compileDatabaseOptions, type CompiledDatabaseOptions, type DatabaseOptions } from './database-options.js';
+export {
+  compileBrokerOptions,
+  isLoopbackHost,
+  SaslMechanism,
+  type BrokerOptions,
+  type BrokerSaslOptions,
+  type BrokerTlsOptions,
+  type CompiledBrokerOptions,
+  type SaslUserOptions,
+} from './broker-options.js';
+export { compileRelayOptions, type CompiledRelayOptions, type RelayOptions } from './relay-options.js';
+export { compileInboxOptions, DEDUP_WINDOW_MS_FALLBACK, type CompiledInboxOptions, type InboxOptions } from './inbox-options.js';
+export {
+  compileLogManagerOptions,
+  compileTopicConfig,
+  FlushMode,
+  TOPIC_CONFIG_DEFAULTS,
+  type CompiledGroupCoordinatorOptions,
+  type CompiledLogManagerOptions,
+  type GroupCoordinatorOptions,
+  type LogManagerOptions,
+  type TopicConfig,
+} from './log-options.js';
+export {
+  compileKafkaTransportOptions,
+  kafkaTransportOptionsFromEnv,
+  KafkaSaslMechanism,
+  type CompiledKafkaTransportOptions,
+  type KafkaConsumerOptions,
+  type KafkaProducerOptions,
+  type KafkaSaslOptions,
+  type KafkaTlsOptions,
+  type KafkaTransportOptions,
+} from './kafka-transport-options.js';

@@ -1,0 +1,175 @@
+/**
+ * One error base class for all of Concordat, with a stable code, a retriable
+ * flag and structured context.
+ *
+ * Retry logic anywhere in Concordat reads only {@link isRetriable}: it never
+ * parses messages. Programmer errors (`TypeError`, `RangeError`,
+ * `ReferenceError`, `SyntaxError`) are never retried; a handler can mark its
+ * own error as final with {@link nonRetriable} or by throwing a
+ * `ConcordatError` with `retriable: false`.
+ *
+ * Where a condition has a name in Kafka's protocol (OFFSET_OUT_OF_RANGE,
+ * ILLEGAL_GENERATION, ...), the code is that name, so the broker maps codes to
+ * Kafka's numeric error codes through one table (`broker/codec/error-codes.ts`).
+ */
+
+export const ErrorCode = {
+  // configuration
+  CONFIG_INVALID: 'CONFIG_INVALID',
+
+  // log engine (names shared with Kafka where one exists)
+  INVALID_TOPIC_EXCEPTION: 'INVALID_TOPIC_EXCEPTION',
+  TOPIC_ALREADY_EXISTS: 'TOPIC_ALREADY_EXISTS',
+  UNKNOWN_TOPIC_OR_PARTITION: 'UNKNOWN_TOPIC_OR_PARTITION',
+  INVALID_PARTITIONS: 'INVALID_PARTITIONS',
+  OFFSET_OUT_OF_RANGE: 'OFFSET_OUT_OF_RANGE',
+  CORRUPT_MESSAGE: 'CORRUPT_MESSAGE',
+  UNSUPPORTED_FOR_MESSAGE_FORMAT: 'UNSUPPORTED_FOR_MESSAGE_FORMAT',
+  UNSUPPORTED_COMPRESSION_TYPE: 'UNSUPPORTED_COMPRESSION_TYPE',
+  MESSAGE_TOO_LARGE: 'MESSAGE_TOO_LARGE',
+  RECORD_LIST_TOO_LARGE: 'RECORD_LIST_TOO_LARGE',
+  LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
+  KAFKA_STORAGE_ERROR: 'KAFKA_STORAGE_ERROR',
+  STORAGE_CORRUPT: 'STORAGE_CORRUPT',
+  LOG_CLOSED: 'LOG_CLOSED',
+  OUT_OF_ORDER_SEQUENCE_NUMBER: 'OUT_OF_ORDER_SEQUENCE_NUMBER',
+  DUPLICATE_SEQUENCE_NUMBER: 'DUPLICATE_SEQUENCE_NUMBER',
+  INVALID_PRODUCER_EPOCH: 'INVALID_PRODUCER_EPOCH',
+  UNKNOWN_PRODUCER_ID: 'UNKNOWN_PRODUCER_ID',
+
+  // consumer groups
+  ILLEGAL_GENERATION: 'ILLEGAL_GENERATION',
+  UNKNOWN_MEMBER_ID: 'UNKNOWN_MEMBER_ID',
+  MEMBER_ID_REQUIRED: 'MEMBER_ID_REQUIRED',
+  REBALANCE_IN_PROGRESS: 'REBALANCE_IN_PROGRESS',
+  INCONSISTENT_GROUP_PROTOCOL: 'INCONSISTENT_GROUP_PROTOCOL',
+  INVALID_SESSION_TIMEOUT: 'INVALID_SESSION_TIMEOUT',
+  INVALID_GROUP_ID: 'INVALID_GROUP_ID',
+  GROUP_ID_NOT_FOUND: 'GROUP_ID_NOT_FOUND',
+  NON_EMPTY_GROUP: 'NON_EMPTY_GROUP',
+  COORDINATOR_NOT_AVAILABLE: 'COORDINATOR_NOT_AVAILABLE',
+
+  // broker / wire protocol
+  FRAME_INVALID: 'FRAME_INVALID',
+  FRAME_TOO_LARGE: 'FRAME_TOO_LARGE',
+  UNSUPPORTED_VERSION: 'UNSUPPORTED_VERSION',
+  SASL_AUTHENTICATION_FAILED: 'SASL_AUTHENTICATION_FAILED',
+  INSECURE_LISTENER: 'INSECURE_LISTENER',
+
+  // messaging / transport
+  SERIALIZATION_FAILED: 'SERIALIZATION_FAILED',
+  ENVELOPE_INVALID: 'ENVELOPE_INVALID',
+  TRANSPORT_CLOSED: 'TRANSPORT_CLOSED',
+  PUBLISH_FAILED: 'PUBLISH_FAILED',
+
+  // persistence
+  DATABASE_UNAVAILABLE: 'DATABASE_UNAVAILABLE',
+  EMBEDDED_POSTGRES_FAILED: 'EMBEDDED_POSTGRES_FAILED',
+  PREPARED_TRANSACTIONS_DISABLED: 'PREPARED_TRANSACTIONS_DISABLED',
+  MIGRATION_FAILED: 'MIGRATION_FAILED',
+
+  // runtime
+  HANDLER_DEFINITION_INVALID: 'HANDLER_DEFINITION_INVALID',
+  HANDLER_FAILED: 'HANDLER_FAILED',
+  RETRIES_EXHAUSTED: 'RETRIES_EXHAUSTED',
+  DEDUP_WINDOW_TOO_SHORT: 'DEDUP_WINDOW_TOO_SHORT',
+  APP_STATE_INVALID: 'APP_STATE_INVALID',
+
+  // global transactions
+  GLOBAL_TX_NOT_FOUND: 'GLOBAL_TX_NOT_FOUND',
+  GLOBAL_TX_STATE_INVALID: 'GLOBAL_TX_STATE_INVALID',
+  GLOBAL_TX_TIMED_OUT: 'GLOBAL_TX_TIMED_OUT',
+  BRANCH_REJECTED: 'BRANCH_REJECTED',
+  TRY_AFTER_CANCEL: 'TRY_AFTER_CANCEL',
+  PARTICIPANT_UNKNOWN: 'PARTICIPANT_UNKNOWN',
+
+  // log engine and consumer groups, added with src/log/ (names shared with Kafka where one exists)
+  LOG_DIR_LOCKED: 'LOG_DIR_LOCKED',
+  INVALID_RECORD: 'INVALID_RECORD',
+  INVALID_CONFIG: 'INVALID_CONFIG',
+  OFFSET_METADATA_TOO_LARGE: 'OFFSET_METADATA_TOO_LARGE',
+  GROUP_MAX_SIZE_REACHED: 'GROUP_MAX_SIZE_REACHED',
+  FENCED_INSTANCE_ID: 'FENCED_INSTANCE_ID',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface ConcordatErrorOptions {
+  /** Stable, machine-readable code. */
+  code: ErrorCode;
+  /** Whether trying the same operation again may succeed. @default false */
+  retriable?: boolean;
+  /** The error this one wraps. */
+  cause?: unknown;
+  /** Structured facts (topic, partition, offset, option name...) for logs and callers. */
+  context?: Record<string, unknown>;
+}
+
+/** Base class of every error Concordat throws on purpose. */
+export class ConcordatError extends Error {
+  readonly code: ErrorCode;
+  readonly retriable: boolean;
+  readonly context: Readonly<Record<string, unknown>>;
+
+  constructor(message: string, options: ConcordatErrorOptions) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = options.code;
+    this.retriable = options.retriable ?? false;
+    this.context = Object.freeze({ ...(options.context ?? {}) });
+  }
+}
+
+/** Thrown when a handler (or any retried operation) failed on every attempt. */
+export class RetriesExhaustedError extends ConcordatError {
+  readonly attempts: number;
+
+  constructor(attempts: number, cause: unknown, context: Record<string, unknown> = {}) {
+    super(`gave up after ${attempts} attempt(s): ${describeError(cause)}`, {
+      code: ErrorCode.RETRIES_EXHAUSTED,
+      retriable: false,
+      cause,
+      context: { ...context, attempts },
+    });
+    this.attempts = attempts;
+  }
+}
+
+const PROGRAMMER_ERRORS: ReadonlyArray<new (...args: never[]) => Error> = [
+  TypeError,
+  RangeError,
+  ReferenceError,
+  SyntaxError,
+];
+
+const NON_RETRIABLE = Symbol.for('concordat.nonRetriable');
+
+/**
+ * Marks any error as final: the dispatcher sends the message to the
+ * dead-letter topic at once instead of retrying. Returns the same error.
+ */
+export function nonRetriable<E extends Error>(error: E): E {
+  Object.defineProperty(error, NON_RETRIABLE, { value: true, enumerable: false });
+  return error;
+}
+
+/**
+ * Whether an operation that failed with `error` may be tried again.
+ * ConcordatErrors carry their own flag; programmer errors and errors marked
+ * with {@link nonRetriable} are final; any other error (a dropped connection,
+ * a deadlock, a handler's own `Error`) is presumed transient.
+ */
+export function isRetriable(error: unknown): boolean {
+  if (error instanceof ConcordatError) return error.retriable;
+  if (error instanceof Error) {
+    if ((error as unknown as Record<symbol, unknown>)[NON_RETRIABLE] === true) return false;
+    return !PROGRAMMER_ERRORS.some((kind) => error.constructor === kind);
+  }
+  return true;
+}
+
+/** `Name: message` for any thrown value, for logs and dead-letter headers. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}

@@ -1,0 +1,11 @@
+export { cleanupInbox, InboxCleaner, type InboxCleanerOptions } from './cleanup.js';
+export {
+  listDeadLetters,
+  markDeadLettersReplayed,
+  recordDeadLetter,
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DeadLetterInput,
+} from './dead-letters.js';
+export { inboxInsertManySql, inboxInsertSql, isInInbox, recordInInbox } from './inbox.js';
+export { human, resolveDedupWindow, type DedupWindow } from './window.js';

@@ -1,0 +1,55 @@
+/**
+ * Bounds the memory taken by the indexes of rolled segments.
+ *
+ * The active segment of every partition keeps its offset and time indexes
+ * in memory (every append adds to them). A rolled segment's indexes are
+ * loaded from their files on first use and registered here; beyond
+ * `indexCacheBytesMax` the least recently used are dropped, to be loaded
+ * again when next needed. Kafka memory-maps its index files and lets the
+ * page cache do this; Node has no mmap, so the bound is explicit.
+ */
+export interface IndexHolder {
+  /** Forgets the loaded indexes (a later lookup loads them again). */
+  dropIndexes(): void;
+}
+
+export class IndexCache {
+  /** Insertion order is recency. */
+  private readonly holders = new Map<IndexHolder, number>();
+  private bytes = 0;
+
+  constructor(readonly bytesMax: number) {}
+
+  get usedBytes(): number {
+    return this.bytes;
+  }
+
+  get size(): number {
+    return this.holders.size;
+  }
+
+  /** Marks `holder` (whose indexes take `bytes`) as just used, dropping others beyond the bound. */
+  touch(holder: IndexHolder, bytes: number): void {
+    const previous = this.holders.get(holder);
+    if (previous !== undefined) {
+      this.holders.delete(holder);
+      this.bytes -= previous;
+    }
+    this.holders.set(holder, bytes);
+    this.bytes += bytes;
+    for (const [other, otherBytes] of this.holders) {
+      if (this.bytes <= this.bytesMax || other === holder) break;
+      this.holders.delete(other);
+      this.bytes -= otherBytes;
+      other.dropIndexes();
+    }
+  }
+
+  /** Stops tracking `holder` (its segment became active again, or was deleted). */
+  remove(holder: IndexHolder): void {
+    const bytes = this.holders.get(holder);
+    if (bytes === undefined) return;
+    this.holders.delete(holder);
+    this.bytes -= bytes;
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The log engine: Concordat's partitioned, durable log in Kafka's storage
+ * format. Other folders (broker/, transport/) use it only through this file.
+ */
+export {
+  LogManager,
+  type AppendRecordsOptions,
+  type LogStats,
+  type RetentionSummary,
+  type TopicDescription,
+  type TopicSpec,
+} from './log-manager.js';
+export type { AppendResult, PartitionDescription, ReadOptions, ReadResult, RecoveryEvent } from './partition-log.js';
+export { DEDUP_HEADER, type RecordLocation } from './dedup-window.js';
+export { BATCHES_REMEMBERED } from './producer-state.js';
+export type { FilePoolStats } from './file-pool.js';
+export {
+  assignOffsets,
+  computeBatchCrc,
+  decodeRecordBatches,
+  encodeRecordBatch,
+  readBatchHeader,
+  validateBatchesForAppend,
+  LOG_OVERHEAD,
+  RECORD_BATCH_HEADER_BYTES,
+  TimestampType,
+  type BatchLimits,
+  type DecodedBatch,
+  type DecodedRecord,
+  type DecodeOptions,
+  type EncodeBatchOptions,
+  type RecordBatchHeader,
+  type RecordHeader,
+  type RecordInput,
+} from './record-batch.js';
+export { CompressionType, compress, decompress, compressionCode, compressionFromCode } from './compression.js';
+export { murmur2, partitionForKey, toPositive } from './partitioner.js';
+export { validateTopicName, isValidTopicName, TOPIC_NAME_LENGTH_MAX } from './topic-name.js';
+export type { FlushStats } from './flush.js';
+export {
+  GroupCoordinator,
+  NEW_MEMBER_JOIN_TIMEOUT_MS,
+  type GroupDescription,
+  type GroupMemberDescription,
+  type GroupOverview,
+  type HeartbeatRequest,
+  type JoinGroupRequest,
+  type LeaveGroupRequest,
+  type LeaveGroupResult,
+  type OffsetCommitRequest,
+  type OffsetCommitResult,
+  type OffsetFetchRequest,
+  type OffsetFetchResult,
+  type PartitionLag,
+  type SyncGroupRequest,
+} from './groups/coordinator.js';
+export { GroupState, type GroupProtocol, type JoinGroupMember, type JoinGroupResult, type SyncGroupResult } from './groups/group.js';
+export {
+  CONSUMER_PROTOCOL_TYPE,
+  decodeAssignment,
+  decodeSubscription,
+  encodeAssignment,
+  encodeSubscription,
+  type ConsumerAssignment,
+  type ConsumerSubscription,
+  type TopicPartitions,
+} from './groups/consumer-protocol.js';
+export { RangeAssignor, RoundRobinAssignor, type AssignorMember, type PartitionAssignor } from './groups/assignors/index.js';
+export {
+  FlushMode,
+  TOPIC_CONFIG_DEFAULTS,
+  type CompiledLogManagerOptions,
+  type GroupCoordinatorOptions,
+  type LogManagerOptions,
+  type TopicConfig,
+} from '../config/index.js';

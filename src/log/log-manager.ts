@@ -1,0 +1,710 @@
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  compileLogManagerOptions,
+  compileTopicConfig,
+  type CompiledLogManagerOptions,
+  type LogManagerOptions,
+  type TopicConfig,
+} from '../config/index.js';
+import { ConcordatError, ErrorCode } from '../errors.js';
+import { createLogger, type Logger } from '../observability/index.js';
+import { fsyncDir } from './checkpoint-file.js';
+import type { CompressionType } from './compression.js';
+import { DedupWindow, messageId } from './dedup-window.js';
+import { DirLock } from './dir-lock.js';
+import { FilePool, type FilePoolStats } from './file-pool.js';
+import { GroupCommitFlusher, type FlushStats } from './flush.js';
+import { GroupCoordinator } from './groups/coordinator.js';
+import { GROUPS_DIR } from './groups/offset-store.js';
+import { IndexCache } from './index-cache.js';
+import {
+  PartitionLog,
+  type AppendResult,
+  type PartitionDescription,
+  type ReadOptions,
+  type ReadResult,
+  type RecoveryEvent,
+  type RetentionResult,
+} from './partition-log.js';
+import { partitionForKey, RoundRobinPartitioner } from './partitioner.js';
+import { ProducerIdAllocator } from './producer-ids.js';
+import { decodeRecordBatches, encodeRecordBatch, type RecordInput } from './record-batch.js';
+import { readRecoveryPoints, RECOVERY_POINT_FILE, recoveryPointKey, writeRecoveryPoints, type RecoveryPoint } from './recovery-point.js';
+import { isValidTopicName, topicNamesCollide, validateTopicName } from './topic-name.js';
+import { TopicRegistry, TOPIC_REGISTRY_FILE, type TopicRecord } from './topic-registry.js';
+
+/**
+ * The log engine's front door: topics of partitions on disk, appends with
+ * group commit, long-poll reads, retention, idempotent producers, the
+ * message-ID dedup window, and the consumer-group coordinator.
+ *
+ * Data directory:
+ * ```
+ * <dataDir>/.lock                             owner's PID (dir-lock.ts)
+ * <dataDir>/topics.json                       topic registry (topic-registry.ts)
+ * <dataDir>/recovery-point-offset-checkpoint  recovery points (recovery-point.ts)
+ * <dataDir>/producer-ids                      producer-ID blocks (producer-ids.ts)
+ * <dataDir>/<topic>-<partition>/              segments (segment.ts), producer snapshots (partition-log.ts)
+ * <dataDir>/.groups/                          committed offsets (groups/offset-store.ts)
+ * ```
+ * Open validates, in each partition, only what lies past its recovery
+ * point; close records recovery points at every partition's end, so an
+ * open after a clean close validates nothing. In between, a timer
+ * checkpoints recovery points every `recoveryCheckpointIntervalMs` and
+ * another enforces retention (and expires idempotent producers and
+ * committed offsets) every `retentionCheckIntervalMs`; the two never overlap.
+ */
+
+export interface TopicSpec {
+  partitions: number;
+  config?: Partial<TopicConfig>;
+}
+
+export interface TopicDescription {
+  name: string;
+  config: TopicConfig;
+  partitions: PartitionDescription[];
+}
+
+export interface AppendRecordsOptions {
+  /** Codec of the batch. @default 'none' */
+  compression?: CompressionType;
+}
+
+/** What one run of retention did. */
+export interface RetentionSummary {
+  deletedSegments: number;
+  deletedBytes: number;
+  /** Groups whose committed offsets expired. */
+  expiredGroups: string[];
+}
+
+/** Resource use, for tests, benchmarks and operators. */
+export interface LogStats {
+  flush: FlushStats;
+  files: FilePoolStats;
+  /** Bytes and segments of rolled segments' indexes held in memory. */
+  indexCache: { bytes: number; segments: number };
+}
+
+interface Topic {
+  record: TopicRecord;
+  partitions: PartitionLog[];
+  dedup: DedupWindow | null;
+}
+
+/** Left by phase A's close; the recovery points replace it. */
+const LEGACY_CLEAN_SHUTDOWN_FILE = '.clean-shutdown';
+/** Partitions opened at once when the log opens. */
+const OPEN_CONCURRENCY = 16;
+/** Recovery events kept for {@link LogManager.recoveryReport}. */
+const RECOVERY_EVENTS_MAX = 1000;
+/** Bytes per read when rebuilding a dedup window. */
+const DEDUP_REBUILD_READ_BYTES = 1024 * 1024;
+
+export class LogManager {
+  private readonly topics = new Map<string, Topic>();
+  private readonly nullKeyPartitioner = new RoundRobinPartitioner();
+  private readonly events: RecoveryEvent[] = [];
+  private metadataChain: Promise<unknown> = Promise.resolve();
+  private maintenanceChain: Promise<unknown> = Promise.resolve();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private closed = false;
+
+  private constructor(
+    readonly options: CompiledLogManagerOptions,
+    private readonly lock: DirLock,
+    private readonly registry: TopicRegistry,
+    private readonly flusher: GroupCommitFlusher,
+    private readonly pool: FilePool,
+    private readonly indexCache: IndexCache,
+    private readonly producerIds: ProducerIdAllocator,
+    private readonly logger: Logger,
+    private groupCoordinator: GroupCoordinator | null,
+  ) {}
+
+  /**
+   * Opens (creating when needed) the log in `options.dataDir`.
+   * @throws ConcordatError CONFIG_INVALID, LOG_DIR_LOCKED, STORAGE_CORRUPT (damage recovery cannot repair; the message says where and what to do)
+   */
+  static async open(options: LogManagerOptions): Promise<LogManager> {
+    const compiled = compileLogManagerOptions(options);
+    await mkdir(compiled.dataDir, { recursive: true });
+    const lock = await DirLock.acquire(compiled.dataDir);
+    const logger = createLogger('log', { dataDir: compiled.dataDir });
+    try {
+      const registry = await TopicRegistry.open(compiled.dataDir);
+      const producerIds = await ProducerIdAllocator.open(compiled.dataDir);
+      const manager = new LogManager(
+        compiled,
+        lock,
+        registry,
+        new GroupCommitFlusher(),
+        new FilePool(compiled.openFilesMax),
+        new IndexCache(compiled.indexCacheBytesMax),
+        producerIds,
+        logger,
+        null,
+      );
+      await manager.load();
+      return manager;
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
+  }
+
+  private async load(): Promise<void> {
+    await this.removeOrphans();
+    const points = await this.readRecoveryPoints();
+    const records = this.registry.list();
+    try {
+      await forEachLimited(records, OPEN_CONCURRENCY, async (record) => {
+        const topic = this.newTopic(this.withCurrentDefaults(record));
+        topic.partitions = await this.openPartitions(topic, points);
+        this.topics.set(record.name, topic);
+      });
+      for (const topic of this.topics.values()) if (topic.dedup !== null) await this.rebuildDedupWindow(topic);
+      this.groupCoordinator = await GroupCoordinator.open(this.options.dataDir, this.options.groups, this, this.logger);
+    } catch (error) {
+      await Promise.allSettled(this.allPartitions().map((log) => log.close()));
+      await this.pool.closeAll();
+      throw error;
+    }
+    await rm(join(this.options.dataDir, LEGACY_CLEAN_SHUTDOWN_FILE), { force: true });
+    await this.checkpointNow();
+    this.startTimers();
+    this.logger.info({ topics: records.length, repairs: this.events.length }, 'log opened');
+  }
+
+  /**
+   * The recovery points; a damaged file is not fatal — every partition is
+   * then validated in full, as if the log had never been checkpointed.
+   */
+  private async readRecoveryPoints(): Promise<Map<string, RecoveryPoint>> {
+    try {
+      return await readRecoveryPoints(this.options.dataDir);
+    } catch (error) {
+      if (!(error instanceof ConcordatError && error.code === ErrorCode.STORAGE_CORRUPT)) throw error;
+      this.report({ topic: '', partition: -1, file: join(this.options.dataDir, RECOVERY_POINT_FILE), action: 'index-rebuilt', detail: `${error.message}; validating every partition in full` });
+      return new Map();
+    }
+  }
+
+  /** A registry record whose config lacks options added since it was written gets today's defaults for them. */
+  private withCurrentDefaults(record: TopicRecord): TopicRecord {
+    return { ...record, config: { ...this.options.topicDefaults, ...record.config } };
+  }
+
+  private newTopic(record: TopicRecord): Topic {
+    const config = record.config;
+    const dedup = config.dedupWindowMs > 0 ? new DedupWindow(record.name, config.dedupWindowMs, config.dedupWindowIdsMax, this.options.decompressedBatchBytesMax) : null;
+    return { record, partitions: [], dedup };
+  }
+
+  private async openPartitions(topic: Topic, points: ReadonlyMap<string, RecoveryPoint>): Promise<PartitionLog[]> {
+    const partitions: PartitionLog[] = [];
+    try {
+      for (let partition = 0; partition < topic.record.partitions; partition++) {
+        const point = points.get(recoveryPointKey(topic.record.name, partition)) ?? null;
+        partitions.push(await PartitionLog.open(this.partitionContext(topic, partition), point));
+      }
+    } catch (error) {
+      await Promise.allSettled(partitions.map((log) => log.close()));
+      throw error;
+    }
+    return partitions;
+  }
+
+  /**
+   * Refills a topic's dedup window from the records of its last
+   * dedupWindowMs (each partition read from the offset its time index gives),
+   * in timestamp order, keeping the newest dedupWindowIdsMax.
+   */
+  private async rebuildDedupWindow(topic: Topic): Promise<void> {
+    const window = topic.dedup!;
+    const horizon = Date.now() - topic.record.config.dedupWindowMs;
+    const found: { id: string; partition: number; offset: number; timestampMs: number }[] = [];
+    const keep = topic.record.config.dedupWindowIdsMax;
+    for (const log of topic.partitions) {
+      const start = await log.offsetForTimestamp(horizon);
+      let offset = start?.offset ?? log.describe().highWatermark;
+      while (offset < log.describe().highWatermark) {
+        const { records } = await log.read(offset, { maxBytes: DEDUP_REBUILD_READ_BYTES });
+        if (records.length === 0) break;
+        for (const batch of decodeRecordBatches(records, { verifyCrc: false, decompressedBytesMax: this.options.decompressedBatchBytesMax })) {
+          for (const record of batch.records) {
+            const id = record.offset >= offset && record.timestampMs >= horizon ? messageId(record) : null;
+            if (id !== null) found.push({ id, partition: log.partition, offset: record.offset, timestampMs: record.timestampMs });
+          }
+          offset = Math.max(offset, batch.lastOffset + 1);
+        }
+        // Bound the memory of the rebuild: keep the newest `keep` seen so far.
+        if (found.length > 2 * keep) found.splice(0, found.length, ...newest(found, keep));
+      }
+    }
+    for (const entry of newest(found, keep)) window.restore(entry.id, { partition: entry.partition, offset: entry.offset }, entry.timestampMs);
+  }
+
+  /**
+   * Removes partition directories the registry does not list: leftovers of
+   * a crash during deleteTopic. Refuses to touch anything when the registry
+   * is missing but partition directories exist (a damaged data directory).
+   */
+  private async removeOrphans(): Promise<void> {
+    const entries = await readdir(this.options.dataDir, { withFileTypes: true });
+    const orphans: string[] = [];
+    for (const entry of entries) {
+      if (!entry.isDirectory() || entry.name === GROUPS_DIR) continue;
+      const match = /^(.+)-(\d+)$/.exec(entry.name);
+      if (match === null || !isValidTopicName(match[1]!)) continue;
+      const record = this.registry.get(match[1]!);
+      if (record === undefined || Number(match[2]) >= record.partitions) orphans.push(entry.name);
+    }
+    if (orphans.length === 0) return;
+    if (!this.registry.existed) {
+      throw new ConcordatError(
+        `${join(this.options.dataDir, TOPIC_REGISTRY_FILE)} is missing but partition directories exist (${orphans.slice(0, 5).join(', ')}); ` +
+          'restore the file or remove the directories',
+        { code: ErrorCode.STORAGE_CORRUPT },
+      );
+    }
+    for (const name of orphans) {
+      this.logger.warn({ dir: name }, 'removing partition directory of a deleted topic');
+      await rm(join(this.options.dataDir, name), { recursive: true, force: true });
+    }
+    await fsyncDir(this.options.dataDir);
+  }
+
+  private partitionContext(topic: Topic, partition: number) {
+    const record = topic.record;
+    return {
+      topic: record.name,
+      partition,
+      dir: join(this.options.dataDir, `${record.name}-${partition}`),
+      config: record.config,
+      flusher: this.flusher,
+      pool: this.pool,
+      indexCache: this.indexCache,
+      appendQueueBytesMax: this.options.appendQueueBytesMax,
+      readWaitersMax: this.options.readWaitersMax,
+      decompressedBatchBytesMax: this.options.decompressedBatchBytesMax,
+      producerIdExpirationMs: this.options.producerIdExpirationMs,
+      producersPerPartitionMax: this.options.producersPerPartitionMax,
+      dedup: topic.dedup,
+      logger: this.logger,
+      report: (event: RecoveryEvent) => this.report(event),
+    };
+  }
+
+  private report(event: RecoveryEvent): void {
+    this.logger.warn(event, event.action === 'truncated' ? 'truncated a torn tail' : 'rebuilt damaged or missing state');
+    if (this.events.length >= RECOVERY_EVENTS_MAX) this.events.shift();
+    this.events.push(event);
+  }
+
+  /** The consumer-group coordinator over this log. */
+  get groups(): GroupCoordinator {
+    if (this.groupCoordinator === null) throw new Error('the log is not open');
+    return this.groupCoordinator;
+  }
+
+  /** Group-commit counters (syncs made, sync requests served). */
+  flushStats(): FlushStats {
+    return this.flusher.stats;
+  }
+
+  stats(): LogStats {
+    return {
+      flush: this.flusher.stats,
+      files: this.pool.stats,
+      indexCache: { bytes: this.indexCache.usedBytes, segments: this.indexCache.size },
+    };
+  }
+
+  /**
+   * What recovery repaired since this log opened (truncated tails, rebuilt
+   * indexes and producer state), oldest first, at most 1000. Damage it
+   * could not repair fails the open (STORAGE_CORRUPT) instead.
+   */
+  recoveryReport(): RecoveryEvent[] {
+    return [...this.events];
+  }
+
+  // ------------------------------------------------------------------ topics
+
+  /**
+   * Creates a topic with `spec.partitions` empty partitions.
+   * @throws ConcordatError TOPIC_ALREADY_EXISTS, INVALID_TOPIC_EXCEPTION (Kafka's name rules),
+   *   INVALID_PARTITIONS (outside 1..partitionsPerTopicMax), INVALID_CONFIG, LIMIT_EXCEEDED (topicsMax)
+   */
+  createTopic(name: string, spec: TopicSpec): Promise<void> {
+    return this.serialized(async () => {
+      if (this.topics.has(name)) {
+        throw new ConcordatError(`Topic '${name}' already exists.`, { code: ErrorCode.TOPIC_ALREADY_EXISTS, context: { topic: name } });
+      }
+      await this.doCreateTopic(name, spec);
+    });
+  }
+
+  /** Creates the topic unless it exists (an existing topic keeps its partitions and config). */
+  ensureTopic(name: string, spec: TopicSpec): Promise<void> {
+    return this.serialized(async () => {
+      if (!this.topics.has(name)) await this.doCreateTopic(name, spec);
+    });
+  }
+
+  private async doCreateTopic(name: string, spec: TopicSpec): Promise<void> {
+    this.checkOpen();
+    validateTopicName(name);
+    const collision = [...this.topics.keys()].find((existing) => topicNamesCollide(existing, name));
+    if (collision !== undefined) {
+      throw new ConcordatError(`Topic '${name}' collides with existing topics: ${collision}`, {
+        code: ErrorCode.INVALID_TOPIC_EXCEPTION,
+        context: { topic: name },
+      });
+    }
+    this.checkPartitionCount(name, spec.partitions);
+    if (this.topics.size >= this.options.topicsMax) {
+      throw new ConcordatError(`the log already has ${this.topics.size} topics (topicsMax); raise the log option topicsMax`, {
+        code: ErrorCode.LIMIT_EXCEEDED,
+        context: { limit: 'topicsMax' },
+      });
+    }
+    const record: TopicRecord = { name, partitions: spec.partitions, config: this.topicConfig(name, spec.config), createdAtMs: Date.now() };
+    await this.registry.put(record);
+    const topic = this.newTopic(record);
+    try {
+      for (let partition = 0; partition < record.partitions; partition++) {
+        const ctx = this.partitionContext(topic, partition);
+        await rm(ctx.dir, { recursive: true, force: true });
+        topic.partitions.push(await PartitionLog.create(ctx));
+      }
+      await fsyncDir(this.options.dataDir);
+    } catch (error) {
+      // Undo: the registry entry is the commit point, so it goes first; the directories follow (or go at the next open).
+      await Promise.allSettled(topic.partitions.map((log) => log.delete()));
+      await this.registry.remove(name).catch(() => {});
+      throw error;
+    }
+    this.topics.set(name, topic);
+    await this.recordTopicChange();
+    this.logger.info({ topic: name, partitions: record.partitions }, 'topic created');
+  }
+
+  /**
+   * Rewrites the recovery points after a topic was created or deleted, so
+   * that the file never holds a deleted topic's points when a topic of the
+   * same name is created again (they would name segments it does not have).
+   * Best effort: a failure is logged, and the timer writes them again.
+   */
+  private async recordTopicChange(): Promise<void> {
+    await this.checkpointRecoveryPoints().catch((error: unknown) => {
+      if (!(error instanceof ConcordatError && error.code === ErrorCode.LOG_CLOSED)) {
+        this.logger.warn({ err: error }, 'writing recovery points after a topic change failed; the next checkpoint retries');
+      }
+    });
+  }
+
+  private checkPartitionCount(name: string, partitions: number): void {
+    const max = this.options.partitionsPerTopicMax;
+    if (!Number.isInteger(partitions) || partitions < 1 || partitions > max) {
+      throw new ConcordatError(
+        `Topic '${name}' cannot have ${partitions} partitions: the number must be 1..${max} (log option partitionsPerTopicMax)`,
+        { code: ErrorCode.INVALID_PARTITIONS, context: { topic: name, partitions, limit: 'partitionsPerTopicMax' } },
+      );
+    }
+  }
+
+  private topicConfig(name: string, overrides: Partial<TopicConfig> | undefined): TopicConfig {
+    try {
+      return compileTopicConfig(overrides, this.options.topicDefaults);
+    } catch (error) {
+      if (!(error instanceof ConcordatError)) throw error;
+      throw new ConcordatError(`Topic '${name}': ${error.message}`, {
+        code: ErrorCode.INVALID_CONFIG,
+        cause: error,
+        context: { topic: name, ...error.context },
+      });
+    }
+  }
+
+  /**
+   * Deletes a topic: its partitions, files and the groups' committed offsets
+   * for it. Appends waiting for their sync finish first; waiting reads fail
+   * with LOG_CLOSED.
+   * @throws ConcordatError UNKNOWN_TOPIC_OR_PARTITION
+   */
+  deleteTopic(name: string): Promise<void> {
+    return this.serialized(async () => {
+      this.checkOpen();
+      const topic = this.topicOrThrow(name);
+      this.topics.delete(name);
+      this.nullKeyPartitioner.forget(name);
+      await this.registry.remove(name);
+      await Promise.all(topic.partitions.map((log) => log.delete()));
+      await fsyncDir(this.options.dataDir);
+      await this.groups.removeTopicOffsets(name);
+      await this.recordTopicChange();
+      this.logger.info({ topic: name }, 'topic deleted');
+    });
+  }
+
+  hasTopic(name: string): boolean {
+    return this.topics.has(name);
+  }
+
+  listTopics(): string[] {
+    return [...this.topics.keys()].sort();
+  }
+
+  /** Partition count of a topic, or undefined when it does not exist. */
+  partitionCount(name: string): number | undefined {
+    return this.topics.get(name)?.partitions.length;
+  }
+
+  /** @throws ConcordatError UNKNOWN_TOPIC_OR_PARTITION */
+  describeTopic(name: string): TopicDescription {
+    const topic = this.topicOrThrow(name);
+    return { name, config: { ...topic.record.config }, partitions: topic.partitions.map((log) => log.describe()) };
+  }
+
+  /** Offsets of one partition (ListOffsets: earliest = logStartOffset, latest = highWatermark). */
+  describePartition(name: string, partition: number): PartitionDescription {
+    return this.partitionOrThrow(name, partition).describe();
+  }
+
+  /**
+   * Kafka's default partitioner: `toPositive(murmur2(key)) % partitions` for
+   * a key (a string is hashed as its UTF-8 bytes); null keys go round-robin.
+   * @throws ConcordatError UNKNOWN_TOPIC_OR_PARTITION
+   */
+  partitionFor(topic: string, key: Buffer | string | null): number {
+    const partitions = this.topicOrThrow(topic).partitions.length;
+    if (key === null) return this.nullKeyPartitioner.partition(topic, partitions);
+    return partitionForKey(typeof key === 'string' ? Buffer.from(key, 'utf8') : key, partitions);
+  }
+
+  // ------------------------------------------------------------------ data
+
+  /**
+   * Appends raw RecordBatch v2 bytes (one or more whole batches, as in a
+   * Produce request). Validates magic, length and CRC-32C, checks
+   * idempotent producers' epochs and sequences (producer-state.ts) and the
+   * topic's dedup window (dedup-window.ts), assigns offsets by rewriting
+   * baseOffset in `batches` in place (do not reuse the buffer before the
+   * promise settles), and resolves after the durable acknowledgement (topic
+   * config flushMode). A retried idempotent batch, or an append whose every
+   * record is in the dedup window, resolves with `duplicate: true` and the
+   * original's offsets, writing nothing.
+   * @throws ConcordatError UNKNOWN_TOPIC_OR_PARTITION, CORRUPT_MESSAGE, INVALID_RECORD,
+   *   UNSUPPORTED_FOR_MESSAGE_FORMAT, UNSUPPORTED_COMPRESSION_TYPE, MESSAGE_TOO_LARGE,
+   *   RECORD_LIST_TOO_LARGE, OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH,
+   *   DUPLICATE_SEQUENCE_NUMBER (a repeated idempotent batch among others in one append),
+   *   LIMIT_EXCEEDED (appendQueueBytesMax, openFilesMax), KAFKA_STORAGE_ERROR, LOG_CLOSED
+   */
+  async append(topic: string, partition: number, batches: Buffer): Promise<AppendResult> {
+    this.checkOpen();
+    return this.partitionOrThrow(topic, partition).append(batches);
+  }
+
+  /** Encodes `records` into one batch (compressed when asked) and appends it. Errors as {@link append}. */
+  async appendRecords(topic: string, partition: number, records: readonly RecordInput[], options: AppendRecordsOptions = {}): Promise<AppendResult> {
+    this.checkOpen();
+    const log = this.partitionOrThrow(topic, partition);
+    const batch = encodeRecordBatch(records, options.compression === undefined ? {} : { compression: options.compression });
+    return log.append(batch);
+  }
+
+  /**
+   * Whole batches starting with the one containing `offset`, up to
+   * `maxBytes` (lowered to readBytesMax; at least one whole batch when one
+   * exists), waiting up to `maxWaitMs` for `minBytes` (long poll). Records
+   * of the first batch may precede `offset`: skip them.
+   * @throws ConcordatError OFFSET_OUT_OF_RANGE (offset < logStartOffset or > logEndOffset),
+   *   UNKNOWN_TOPIC_OR_PARTITION, LIMIT_EXCEEDED (maxWaitMs > readWaitMsMax, too many waiting reads), LOG_CLOSED
+   */
+  async read(topic: string, partition: number, offset: number, options: ReadOptions): Promise<ReadResult> {
+    this.checkOpen();
+    const log = this.partitionOrThrow(topic, partition);
+    if (!Number.isInteger(options.maxBytes) || options.maxBytes < 1) throw new RangeError(`maxBytes must be an integer ≥ 1, got ${options.maxBytes}`);
+    const maxWaitMs = options.maxWaitMs ?? 0;
+    if (maxWaitMs > this.options.readWaitMsMax) {
+      throw new ConcordatError(`maxWaitMs ${maxWaitMs} exceeds readWaitMsMax (${this.options.readWaitMsMax}); raise the log option readWaitMsMax`, {
+        code: ErrorCode.LIMIT_EXCEEDED,
+        context: { limit: 'readWaitMsMax' },
+      });
+    }
+    return log.read(offset, { ...options, maxBytes: Math.min(options.maxBytes, this.options.readBytesMax), maxWaitMs });
+  }
+
+  /**
+   * The first record at or after `timestampMs` (Kafka's ListOffsets with a
+   * timestamp): its offset and timestamp, or null when no acknowledged
+   * record is that late (ListOffsets then answers offset -1, timestamp -1).
+   * Uses each segment's largest timestamp and time index (time-index.ts).
+   * @throws ConcordatError UNKNOWN_TOPIC_OR_PARTITION, LOG_CLOSED
+   */
+  async offsetForTimestamp(topic: string, partition: number, timestampMs: number): Promise<{ offset: number; timestampMs: number } | null> {
+    this.checkOpen();
+    return this.partitionOrThrow(topic, partition).offsetForTimestamp(timestampMs);
+  }
+
+  /**
+   * A new idempotent producer's ID and epoch (Kafka's InitProducerId without
+   * a transactional ID): never handed out before, also across restarts.
+   * @throws ConcordatError LOG_CLOSED, or the file error of reserving a block of IDs
+   */
+  async initProducerId(): Promise<{ producerId: number; producerEpoch: number }> {
+    this.checkOpen();
+    return this.producerIds.allocate();
+  }
+
+  // ------------------------------------------------------------------ maintenance
+
+  /**
+   * Enforces retention on every partition now (the timer does it every
+   * retentionCheckIntervalMs), expires idle idempotent producers and
+   * committed offsets past offsetsRetentionMs, and checkpoints recovery points when segments went.
+   */
+  enforceRetention(nowMs = Date.now()): Promise<RetentionSummary> {
+    return this.maintenance(async () => {
+      const summary: RetentionSummary = { deletedSegments: 0, deletedBytes: 0, expiredGroups: [] };
+      for (const log of this.allPartitions()) {
+        const result: RetentionResult = await log.enforceRetention(nowMs);
+        summary.deletedSegments += result.deletedSegments;
+        summary.deletedBytes += result.deletedBytes;
+        log.expireProducers(nowMs);
+      }
+      summary.expiredGroups = await this.groups.expireOffsets(nowMs);
+      if (summary.deletedSegments > 0) await this.checkpointNow();
+      return summary;
+    });
+  }
+
+  /** Checkpoints every partition's recovery point now (the timer does it every recoveryCheckpointIntervalMs). */
+  checkpointRecoveryPoints(): Promise<void> {
+    return this.maintenance(() => this.checkpointNow());
+  }
+
+  private async checkpointNow(): Promise<void> {
+    const points: RecoveryPoint[] = [];
+    for (const log of this.allPartitions()) {
+      const point = await log.checkpoint();
+      if (point !== null) points.push(point);
+    }
+    await writeRecoveryPoints(this.options.dataDir, points);
+  }
+
+  private startTimers(): void {
+    const every = (ms: number, task: () => Promise<unknown>): void => {
+      const timer = setInterval(() => {
+        task().catch((error: unknown) => {
+          if (error instanceof ConcordatError && error.code === ErrorCode.LOG_CLOSED) return;
+          this.logger.error({ err: error }, 'log maintenance failed; will retry');
+        });
+      }, ms);
+      timer.unref();
+      this.timers.push(timer);
+    };
+    every(this.options.recoveryCheckpointIntervalMs, () => this.checkpointRecoveryPoints());
+    every(this.options.retentionCheckIntervalMs, () => this.enforceRetention());
+  }
+
+  /** Runs maintenance tasks one at a time, never after close began. */
+  private maintenance<T>(task: () => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      this.checkOpen();
+      return task();
+    };
+    const result = this.maintenanceChain.then(run, run);
+    this.maintenanceChain = result.catch(() => {});
+    return result;
+  }
+
+  private allPartitions(): PartitionLog[] {
+    return [...this.topics.values()].flatMap((topic) => topic.partitions);
+  }
+
+  /**
+   * Closes the group coordinator and every partition (queued appends finish,
+   * waiting reads fail with LOG_CLOSED), records recovery points at every
+   * partition's end, and releases the directory. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const timer of this.timers) clearInterval(timer);
+    await this.metadataChain.catch(() => {});
+    await this.maintenanceChain.catch(() => {});
+    await this.groupCoordinator?.close();
+    const failures = await this.closePartitions();
+    if (failures.length > 0) this.logger.error({ err: failures[0] }, 'closing a partition failed; the next open will validate it');
+    await this.pool.closeAll();
+    await this.lock.release();
+    this.logger.info('log closed');
+  }
+
+  /** Closes every partition and records the recovery points of those that closed cleanly. */
+  private async closePartitions(): Promise<unknown[]> {
+    const logs = this.allPartitions();
+    const results = await Promise.allSettled(logs.map((log) => log.close()));
+    const points = results.flatMap((r) => (r.status === 'fulfilled' && r.value !== null ? [r.value] : []));
+    const failures: unknown[] = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason);
+    if (logs.length > 0) {
+      try {
+        await writeRecoveryPoints(this.options.dataDir, points);
+      } catch (error) {
+        failures.push(error);
+      }
+    }
+    return failures;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new ConcordatError('the log is closed', { code: ErrorCode.LOG_CLOSED });
+  }
+
+  private topicOrThrow(name: string): Topic {
+    const topic = this.topics.get(name);
+    if (topic === undefined) {
+      throw new ConcordatError(`This server does not host this topic-partition: topic '${name}' does not exist`, {
+        code: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+        context: { topic: name },
+      });
+    }
+    return topic;
+  }
+
+  private partitionOrThrow(name: string, partition: number): PartitionLog {
+    const log = this.topicOrThrow(name).partitions[partition];
+    if (log === undefined) {
+      throw new ConcordatError(`This server does not host this topic-partition: topic '${name}' has no partition ${partition}`, {
+        code: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+        context: { topic: name, partition },
+      });
+    }
+    return log;
+  }
+
+  /** Runs topic creations and deletions one at a time. */
+  private serialized<T>(operation: () => Promise<T>): Promise<T> {
+    const result = this.metadataChain.then(operation, operation);
+    this.metadataChain = result.catch(() => {});
+    return result;
+  }
+}
+
+/** The `keep` entries with the largest timestamps, oldest first. */
+function newest<T extends { timestampMs: number }>(entries: T[], keep: number): T[] {
+  return [...entries].sort((a, b) => a.timestampMs - b.timestampMs).slice(-keep);
+}
+
+async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await work(items[next++]!);
+  });
+  await Promise.all(workers);
+}

@@ -1,0 +1,1147 @@
+import { mkdir, readdir, rm, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FlushMode, type TopicConfig } from '../config/index.js';
+import { ConcordatError, ErrorCode } from '../errors.js';
+import type { Logger } from '../observability/index.js';
+import { fsyncDir, readCheckpoint, writeCheckpoint } from './checkpoint-file.js';
+import type { DedupEntry, DedupPlan, DedupWindow, RecordLocation } from './dedup-window.js';
+import type { FilePool } from './file-pool.js';
+import type { GroupCommitFlusher } from './flush.js';
+import type { IndexCache } from './index-cache.js';
+import { INDEX_ENTRY_BYTES } from './offset-index.js';
+import { ProducerStateManager, type PendingProducerBatch, type ProducerCheck, type ProducerSnapshot } from './producer-state.js';
+import {
+  assignOffsets,
+  BATCH_LENGTH_OFFSET,
+  decodeRecordBatches,
+  LAST_OFFSET_DELTA_OFFSET,
+  LOG_OVERHEAD,
+  readInt64,
+  validateBatchesForAppend,
+  type AppendBatchesInfo,
+} from './record-batch.js';
+import type { RecoveryPoint } from './recovery-point.js';
+import { Segment, type SegmentConfig, type SegmentEnv, type SegmentEvent } from './segment.js';
+import { TIME_INDEX_ENTRY_BYTES } from './time-index.js';
+
+/**
+ * One partition's log: an ordered list of segments (segment.ts), the last of
+ * which takes appends, and the offsets that describe it:
+ * ```
+ * logStartOffset  first offset still stored (base offset of the first segment)
+ * highWatermark   offset after the last acknowledged batch: what readers see
+ * logEndOffset    offset after the last batch written to the file
+ * ```
+ * With flushMode `sync` the high watermark trails the log end offset by the
+ * writes awaiting their fdatasync; in the other modes they are equal.
+ * Files in the partition directory besides the segments:
+ * `<20-digit offset>.snapshot`, the idempotent-producer state at that offset
+ * (producer-state.ts; the latest two are kept).
+ *
+ * Append pipeline (no lock, one writer loop per partition): `append`
+ * validates the batches, checks idempotent producers' sequences and the
+ * topic's dedup window, and assigns offsets synchronously, so the offset
+ * order is the call order; the writer loop then takes every queued append
+ * (up to a segment's room and 1024 buffers) into one positional writev and
+ * hands the segment to the group-commit flusher. While that sync runs, new
+ * appends queue; when it completes, the appends it covered become visible
+ * (high watermark) and are acknowledged, in order, and after one turn of the
+ * event loop (so that callers who append again on their acknowledgement are
+ * queued too) the loop writes everything queued in one writev and syncs
+ * again; a write that finds nothing syncing also waits that one turn, so
+ * appends made together share it. Writing only while no sync runs, rather
+ * than overlapping the next write with the current sync, lets each sync
+ * cover every appender that was waiting: measured with 64 closed-loop
+ * appenders, the overlapped pipeline covered about a third of them per sync.
+ *
+ * Failure: if a write or a sync fails (disk full, I/O error), every append
+ * not yet acknowledged is rejected with KAFKA_STORAGE_ERROR (retriable), the
+ * producer state and dedup IDs they registered are dropped, the active
+ * segment is truncated back to the high watermark and synced, and the
+ * partition takes appends again (appends made during the repair wait for
+ * it): nothing acknowledged is lost and the offsets stay contiguous. If even
+ * that repair fails the partition goes offline until the log is reopened.
+ * A segment is rolled only when every earlier write is durable, so the
+ * repair never crosses a segment.
+ *
+ * Durable point: where the log is known to be on disk (synced): after each
+ * acknowledged group with flushMode `sync`, after each timer sync with
+ * `interval`, after a roll, and, in the other modes, after the sync a
+ * recovery checkpoint makes. {@link checkpoint} turns it into the partition's
+ * recovery point (recovery-point.ts).
+ *
+ * Retention ({@link enforceRetention}): rolled segments older than
+ * `retentionMs` (by their largest record timestamp) or beyond
+ * `retentionBytes` are deleted, oldest first, whole, never the active one.
+ * The log start offset moves past them; a read below it gets
+ * OFFSET_OUT_OF_RANGE. A read racing with the deletion of its segment
+ * retries and gets the same.
+ */
+
+export interface AppendResult {
+  /** Offset of the first record appended (for a duplicate: of the original). */
+  baseOffset: number;
+  /** Offset of the last record appended (for a duplicate: of the original). */
+  lastOffset: number;
+  /** Kafka's logAppendTime: -1, since timestamps are the producer's (CreateTime). */
+  logAppendTimeMs: number;
+  logStartOffset: number;
+  /** Present and true when nothing was written: the append repeated an earlier one (idempotent retry, or every record within the dedup window). */
+  duplicate?: true;
+  /**
+   * Where each input record is, in input order, on topics with a dedup
+   * window: a repeated record's location is its original's (possibly on
+   * another partition of the topic).
+   */
+  recordLocations?: RecordLocation[];
+}
+
+export interface ReadOptions {
+  /** Byte budget of the result; at least one whole batch is returned when one exists. */
+  maxBytes: number;
+  /** Wait until at least this many bytes are available. @default 1 */
+  minBytes?: number;
+  /** Longest wait for minBytes, in ms. @default 0 */
+  maxWaitMs?: number;
+  /** Ends the wait early; the read then returns what is there (possibly nothing). */
+  signal?: AbortSignal;
+  /**
+   * Read into this buffer when the result fits (the result is then a view
+   * of it), sparing an allocation per read. Only for a caller that is done
+   * with the previous result, and every view into it, before reading again.
+   */
+  buffer?: Buffer;
+}
+
+export interface ReadResult {
+  /** Whole RecordBatch v2 batches, starting with the one that holds the requested offset. */
+  records: Buffer;
+  highWatermark: number;
+  logStartOffset: number;
+  /** Equals the high watermark: the log has no transactions. */
+  lastStableOffset: number;
+  logEndOffset: number;
+}
+
+export interface PartitionDescription {
+  partition: number;
+  logStartOffset: number;
+  highWatermark: number;
+  logEndOffset: number;
+  sizeBytes: number;
+  segmentCount: number;
+}
+
+/** A repair or finding while opening or reading a partition. */
+export interface RecoveryEvent extends SegmentEvent {
+  topic: string;
+  partition: number;
+}
+
+export interface PartitionLogContext {
+  topic: string;
+  partition: number;
+  dir: string;
+  config: TopicConfig;
+  flusher: GroupCommitFlusher;
+  pool: FilePool;
+  indexCache: IndexCache;
+  appendQueueBytesMax: number;
+  readWaitersMax: number;
+  decompressedBatchBytesMax: number;
+  producerIdExpirationMs: number;
+  producersPerPartitionMax: number;
+  /** The topic's message-ID dedup window, or null when the topic has none. */
+  dedup: DedupWindow | null;
+  logger: Logger;
+  report(event: RecoveryEvent): void;
+}
+
+/** Retention's work on one partition. */
+export interface RetentionResult {
+  deletedSegments: number;
+  deletedBytes: number;
+  logStartOffset: number;
+}
+
+interface PendingAppend {
+  chunk: Buffer;
+  baseOffset: number;
+  lastOffset: number;
+  maxTimestamp: number;
+  resolve: (result: AppendResult) => void;
+  reject: (error: unknown) => void;
+  producerBatches: PendingProducerBatch[] | null;
+  dedupPlan: DedupPlan | null;
+  dedupEntries: DedupEntry[] | null;
+}
+
+interface WriteGroup {
+  appends: PendingAppend[];
+  bytes: number;
+  endOffset: number;
+  epoch: number;
+  segment: Segment;
+}
+
+interface ReadWaiter {
+  wake: () => void;
+}
+
+/** A point up to which the log is on disk: `position` in `segment`, where the batch of `offset` starts. */
+interface DurablePoint {
+  segment: Segment;
+  position: number;
+  offset: number;
+}
+
+/** Read positions remembered per partition. */
+const READ_HINTS_MAX = 8;
+/** Most buffers in one writev (Linux's IOV_MAX). */
+const WRITEV_BUFFERS_MAX = 1024;
+/** Bytes per read when replaying producer state. */
+const REPLAY_READ_BYTES = 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+export class PartitionLog {
+  private readonly segments: Segment[];
+  private config: TopicConfig;
+  /** Next offset to assign (appends accepted, maybe not yet written). */
+  private nextOffset: number;
+  private logEndOffset: number;
+  private highWatermark: number;
+  /** Bytes of the active segment that readers may see. */
+  private activeReadableBytes: number;
+  private readonly queue: PendingAppend[] = [];
+  private queuedBytes = 0;
+  private readonly unacked: WriteGroup[] = [];
+  private draining = false;
+  private syncsInFlight = 0;
+  private readsInFlight = 0;
+  private epoch = 0;
+  /** Bumped when retention removes segments, so that a read that raced with it retries. */
+  private segmentsVersion = 0;
+  /** Set while a failure is being repaired, or for good when the repair failed. */
+  private failure: ConcordatError | null = null;
+  private offline = false;
+  /** The repair after a failure, while it runs. */
+  private repairing: Promise<void> | null = null;
+  private closed = false;
+  private dirty = false;
+  private readonly waiters = new Set<ReadWaiter>();
+  /** Next offset → where its batch starts, from recent reads (see rememberReadEnd). */
+  private readonly readHints = new Map<number, { segment: Segment; position: number }>();
+  private idleWaiters: (() => void)[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+  private durable: DurablePoint;
+  private recoveryPoint: RecoveryPoint | null;
+  private readonly producers: ProducerStateManager;
+  /** Offsets of the producer snapshots on disk, oldest first. */
+  private snapshots: number[] = [];
+  private checkpointing: Promise<RecoveryPoint | null> | null = null;
+
+  private constructor(
+    private readonly ctx: PartitionLogContext,
+    segments: Segment[],
+    recoveryPoint: RecoveryPoint | null,
+  ) {
+    this.segments = segments;
+    this.config = ctx.config;
+    const active = segments[segments.length - 1]!;
+    this.nextOffset = active.nextOffset;
+    this.logEndOffset = active.nextOffset;
+    this.highWatermark = active.nextOffset;
+    this.activeReadableBytes = active.sizeBytes;
+    this.durable = { segment: active, position: active.sizeBytes, offset: active.nextOffset };
+    this.recoveryPoint = recoveryPoint;
+    this.producers = new ProducerStateManager({
+      topic: ctx.topic,
+      partition: ctx.partition,
+      producerIdExpirationMs: ctx.producerIdExpirationMs,
+      producersPerPartitionMax: ctx.producersPerPartitionMax,
+    });
+    this.startFlushTimer();
+  }
+
+  /** Creates the partition directory with an empty first segment. */
+  static async create(ctx: PartitionLogContext): Promise<PartitionLog> {
+    await mkdir(ctx.dir, { recursive: true });
+    const segment = await Segment.create(ctx.dir, 0, segmentConfig(ctx.config), segmentEnv(ctx));
+    await fsyncDir(ctx.dir);
+    return new PartitionLog(ctx, [segment], null);
+  }
+
+  /**
+   * Opens a partition directory (creating it when missing). Segments before
+   * the recovery point are trusted; every batch past it is validated: a bad
+   * tail of the active segment is truncated, a bad batch in a rolled
+   * segment is reported. Without a recovery point everything is validated.
+   * Then the idempotent-producer state is restored (snapshot + replay).
+   * @throws ConcordatError STORAGE_CORRUPT for damage it cannot repair
+   */
+  static async open(ctx: PartitionLogContext, recoveryPoint: RecoveryPoint | null): Promise<PartitionLog> {
+    await mkdir(ctx.dir, { recursive: true });
+    const files = await readdir(ctx.dir);
+    const bases = segmentBases(ctx.dir, files);
+    await removeStrayFiles(ctx.dir, files, new Set(bases));
+    if (bases.length === 0) return PartitionLog.create(ctx);
+    const rpIndex = recoveryPointSegment(ctx, bases, recoveryPoint);
+    const segments: Segment[] = [];
+    try {
+      await openSegments(ctx, bases, rpIndex < 0 ? null : recoveryPoint, rpIndex, segments);
+    } catch (error) {
+      await Promise.allSettled(segments.map((segment) => segment.close()));
+      throw error;
+    }
+    const log = new PartitionLog(ctx, segments, rpIndex < 0 ? null : recoveryPoint);
+    try {
+      await log.loadProducerState(files, rpIndex < 0 ? null : recoveryPoint);
+    } catch (error) {
+      await log.close().catch(() => {});
+      throw error;
+    }
+    return log;
+  }
+
+  get topic(): string {
+    return this.ctx.topic;
+  }
+
+  get partition(): number {
+    return this.ctx.partition;
+  }
+
+  describe(): PartitionDescription {
+    return {
+      partition: this.ctx.partition,
+      logStartOffset: this.logStartOffset,
+      highWatermark: this.highWatermark,
+      logEndOffset: this.logEndOffset,
+      sizeBytes: this.segments.reduce((sum, segment) => sum + segment.sizeBytes, 0),
+      segmentCount: this.segments.length,
+    };
+  }
+
+  get logStartOffset(): number {
+    return this.segments[0]!.baseOffset;
+  }
+
+  /** Idempotent producers this partition remembers. */
+  get producerCount(): number {
+    return this.producers.producerCount;
+  }
+
+  /** Applies a changed topic config to this partition (segments keep their files). */
+  updateConfig(config: TopicConfig): void {
+    this.config = config;
+    for (const segment of this.segments) segment.setConfig(segmentConfig(config));
+    this.stopFlushTimer();
+    this.startFlushTimer();
+  }
+
+  // ------------------------------------------------------------------ append
+
+  /**
+   * Appends whole RecordBatch v2 batches. Validates them, checks idempotent
+   * producers and the dedup window, rewrites their baseOffset in `batches`
+   * itself (the caller must not reuse the buffer until the promise settles)
+   * and resolves after the acknowledgement the topic's flushMode defines.
+   */
+  append(batches: Buffer): Promise<AppendResult> {
+    if (this.closed) return Promise.reject(closedError(this.ctx));
+    if (this.offline) return Promise.reject(this.failure);
+    // A failed append is being repaired: this one goes once the repair is done.
+    if (this.repairing !== null) return this.repairing.then(() => this.append(batches));
+    let info = validateBatchesForAppend(batches, this.batchLimits());
+    const producerCheck = this.producers.check(batches);
+    if (producerCheck.kind === 'duplicate') return this.answerDuplicate(producerCheck);
+    const nowMs = Date.now();
+    const plan = this.ctx.dedup?.plan(batches, nowMs) ?? null;
+    if (plan !== null && plan.bytes === null) return this.answerDuplicateRecords(plan);
+    const bytes = plan?.bytes ?? batches;
+    if (bytes !== batches) info = validateBatchesForAppend(bytes, this.batchLimits());
+    this.checkQueueRoom(bytes.length);
+    return this.enqueue(bytes, info, producerCheck.batches, plan, nowMs);
+  }
+
+  private enqueue(
+    bytes: Buffer,
+    info: AppendBatchesInfo,
+    idempotent: Extract<ProducerCheck, { kind: 'append' }>['batches'],
+    plan: DedupPlan | null,
+    nowMs: number,
+  ): Promise<AppendResult> {
+    const baseOffset = this.nextOffset;
+    this.nextOffset = assignOffsets(bytes, baseOffset, 0);
+    if (this.nextOffset - baseOffset !== info.offsetCount) throw new Error('offset assignment disagrees with validation');
+    let pending!: PendingAppend;
+    const promise = new Promise<AppendResult>((resolve, reject) => {
+      pending = {
+        chunk: bytes,
+        baseOffset,
+        lastOffset: this.nextOffset - 1,
+        maxTimestamp: info.maxTimestamp,
+        resolve,
+        reject,
+        producerBatches: null,
+        dedupPlan: plan,
+        dedupEntries: null,
+      };
+    });
+    if (idempotent.length > 0) pending.producerBatches = this.producers.addPending(idempotent, bytes, promise);
+    if (plan !== null) pending.dedupEntries = this.ctx.dedup!.register(plan, this.ctx.partition, baseOffset, nowMs, promise);
+    this.queue.push(pending);
+    this.queuedBytes += bytes.length;
+    void this.drain();
+    return promise;
+  }
+
+  private batchLimits() {
+    return {
+      maxBatchBytes: this.config.maxMessageBytes,
+      segmentBytes: this.config.segmentBytes,
+      topic: this.ctx.topic,
+      partition: this.ctx.partition,
+    };
+  }
+
+  private checkQueueRoom(bytes: number): void {
+    if (this.queuedBytes + bytes <= this.ctx.appendQueueBytesMax || this.queuedBytes === 0) return;
+    throw new ConcordatError(
+      `topic '${this.ctx.topic}' partition ${this.ctx.partition} has ${this.queuedBytes} bytes of appends queued; ` +
+        `one more of ${bytes} bytes would pass appendQueueBytesMax (${this.ctx.appendQueueBytesMax}); ` +
+        'retry later or raise the log option appendQueueBytesMax',
+      { code: ErrorCode.LIMIT_EXCEEDED, retriable: true, context: { limit: 'appendQueueBytesMax' } },
+    );
+  }
+
+  /** An idempotent retry: the original's offsets, once the original is acknowledged. */
+  private answerDuplicate(check: Extract<ProducerCheck, { kind: 'duplicate' }>): Promise<AppendResult> {
+    const { original } = check;
+    const result = (): AppendResult => ({
+      baseOffset: original.firstOffset,
+      lastOffset: original.lastOffset,
+      logAppendTimeMs: -1,
+      logStartOffset: this.logStartOffset,
+      duplicate: true,
+    });
+    return check.acked === null ? Promise.resolve(result()) : check.acked.then(result);
+  }
+
+  /** Every record repeats one in the dedup window: their locations, once the originals are acknowledged. */
+  private async answerDuplicateRecords(plan: DedupPlan): Promise<AppendResult> {
+    const entries = plan.originals.map((original) => (original !== null && 'entry' in original ? original.entry : null));
+    if (entries.some((entry) => entry === null)) throw new Error('a dedup plan without written records has a record that is not a repeat');
+    await Promise.all([...new Set(entries.map((entry) => entry!.acked).filter((acked) => acked !== null))]);
+    const recordLocations = entries.map((entry) => ({ partition: entry!.partition, offset: entry!.offset }));
+    return {
+      baseOffset: recordLocations[0]!.offset,
+      lastOffset: recordLocations[recordLocations.length - 1]!.offset,
+      logAppendTimeMs: -1,
+      logStartOffset: this.logStartOffset,
+      duplicate: true,
+      recordLocations,
+    };
+  }
+
+  private async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    let failed: unknown = null;
+    try {
+      while (this.queue.length > 0 && this.failure === null) {
+        if (this.config.flushMode === FlushMode.SYNC) {
+          // Write while nothing is syncing, after one turn of the event loop: see "Append pipeline" above.
+          await this.waitFor(() => this.syncsInFlight === 0);
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          if (this.queue.length === 0 || this.failure !== null) break;
+        }
+        const first = this.queue[0]!;
+        if (this.active.shouldRoll(first.chunk.length, first.lastOffset, first.maxTimestamp, Date.now())) {
+          await this.roll(first.baseOffset);
+          continue;
+        }
+        await this.write(this.takeGroup());
+      }
+    } catch (error) {
+      failed = error;
+    } finally {
+      this.draining = false;
+      this.notifyIdle();
+    }
+    if (failed !== null) await this.fail(failed);
+  }
+
+  private get active(): Segment {
+    return this.segments[this.segments.length - 1]!;
+  }
+
+  private takeGroup(): WriteGroup {
+    const segment = this.active;
+    const nowMs = Date.now();
+    let count = 0;
+    let bytes = 0;
+    while (count < this.queue.length && count < WRITEV_BUFFERS_MAX) {
+      const next = this.queue[count]!;
+      if (count > 0 && segment.shouldRoll(bytes + next.chunk.length, next.lastOffset, next.maxTimestamp, nowMs)) break;
+      bytes += next.chunk.length;
+      count += 1;
+    }
+    const appends = this.queue.splice(0, count);
+    this.queuedBytes -= bytes;
+    return { appends, bytes, endOffset: appends[appends.length - 1]!.lastOffset + 1, epoch: this.epoch, segment };
+  }
+
+  private async write(group: WriteGroup): Promise<void> {
+    const segment = group.segment;
+    this.unacked.push(group);
+    await segment.append(
+      group.appends.map((append) => append.chunk),
+      group.bytes,
+    );
+    this.logEndOffset = group.endOffset;
+    const readableBytes = segment.sizeBytes;
+    // While syncs are in flight (flushMode just changed from sync) the group waits its turn behind them.
+    if (this.config.flushMode !== FlushMode.SYNC && this.syncsInFlight === 0) {
+      this.dirty = true;
+      this.acknowledge(group, readableBytes, false);
+      return;
+    }
+    this.syncsInFlight += 1;
+    this.ctx.flusher.sync(segment).then(
+      () => {
+        this.syncsInFlight -= 1;
+        this.acknowledge(group, readableBytes, true);
+        this.notifyIdle();
+      },
+      (error: unknown) => {
+        this.syncsInFlight -= 1;
+        this.notifyIdle();
+        void this.fail(error);
+      },
+    );
+  }
+
+  /** Makes a written group visible and resolves its appends (in order; stale epochs were already rejected). */
+  private acknowledge(group: WriteGroup, readableBytes: number, synced: boolean): void {
+    if (group.epoch !== this.epoch) return;
+    const head = this.unacked.shift();
+    if (head !== group) throw new Error('write groups were acknowledged out of order');
+    this.highWatermark = group.endOffset;
+    this.activeReadableBytes = readableBytes;
+    if (synced) this.durable = { segment: group.segment, position: readableBytes, offset: group.endOffset };
+    const logStartOffset = this.logStartOffset;
+    const nowMs = Date.now();
+    for (const append of group.appends) {
+      if (append.producerBatches !== null) this.producers.confirm(append.producerBatches, nowMs);
+      if (append.dedupEntries !== null) this.ctx.dedup!.acknowledge(append.dedupEntries);
+      append.resolve(resultOf(append, logStartOffset, this.ctx.partition));
+    }
+    this.wakeReaders();
+  }
+
+  /** Starts a new active segment at `baseOffset` once every earlier write is durable. */
+  private async roll(baseOffset: number): Promise<void> {
+    await this.waitFor(() => this.syncsInFlight === 0);
+    if (this.failure !== null) return;
+    const previous = this.active;
+    await previous.seal();
+    const segment = await Segment.create(this.ctx.dir, baseOffset, segmentConfig(this.config), segmentEnv(this.ctx));
+    try {
+      await fsyncDir(this.ctx.dir);
+    } catch (error) {
+      await segment.delete().catch(() => {});
+      throw error;
+    }
+    this.segments.push(segment);
+    this.activeReadableBytes = 0;
+    this.durable = { segment, position: 0, offset: baseOffset };
+    this.ctx.logger.debug({ topic: this.ctx.topic, partition: this.ctx.partition, baseOffset }, 'rolled segment');
+  }
+
+  /** Rejects everything unacknowledged, truncates back to the high watermark, and resumes (or goes offline). */
+  private fail(cause: unknown): Promise<void> {
+    if (this.failure !== null) return this.repairing ?? Promise.resolve();
+    const error = storageError(this.ctx, cause);
+    this.failure = error;
+    this.epoch += 1;
+    this.ctx.logger.error({ topic: this.ctx.topic, partition: this.ctx.partition, err: cause }, 'append failed; repairing');
+    const rejected = [...this.unacked.flatMap((group) => group.appends), ...this.queue];
+    this.unacked.length = 0;
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+    this.producers.dropPending();
+    for (const append of rejected) {
+      if (append.dedupEntries !== null) this.ctx.dedup!.forget(append.dedupEntries);
+      append.reject(error);
+    }
+    this.repairing = this.repair().finally(() => {
+      this.repairing = null;
+    });
+    return this.repairing;
+  }
+
+  private async repair(): Promise<void> {
+    await this.waitFor(() => !this.draining && this.syncsInFlight === 0);
+    this.readHints.clear();
+    try {
+      await this.active.truncateTo(this.activeReadableBytes, this.highWatermark);
+      await this.active.datasync();
+      this.nextOffset = this.highWatermark;
+      this.logEndOffset = this.highWatermark;
+      this.failure = null;
+    } catch (repairError) {
+      this.offline = true;
+      this.failure = new ConcordatError(
+        `topic '${this.ctx.topic}' partition ${this.ctx.partition} is offline: repairing a failed append failed too (${describe(repairError)}); reopen the log`,
+        { code: ErrorCode.KAFKA_STORAGE_ERROR, retriable: false, cause: repairError },
+      );
+      this.ctx.logger.error({ topic: this.ctx.topic, partition: this.ctx.partition, err: repairError }, 'partition offline');
+    }
+    this.notifyIdle();
+  }
+
+  // ------------------------------------------------------------------ read
+
+  /**
+   * Whole batches from the one holding `offset`, up to `maxBytes` (at least
+   * one batch), waiting up to `maxWaitMs` for `minBytes`.
+   * @throws ConcordatError OFFSET_OUT_OF_RANGE (offset < logStartOffset or > logEndOffset),
+   *   LOG_CLOSED, LIMIT_EXCEEDED (too many waiting reads)
+   */
+  async read(offset: number, options: ReadOptions): Promise<ReadResult> {
+    const minBytes = options.minBytes ?? 1;
+    const deadline = Date.now() + (options.maxWaitMs ?? 0);
+    for (;;) {
+      if (this.closed) throw closedError(this.ctx);
+      this.checkReadable(offset);
+      const version = this.segmentsVersion;
+      let records: Buffer = EMPTY;
+      try {
+        if (offset < this.highWatermark) records = await this.readNow(offset, options.maxBytes, options.buffer);
+      } catch (error) {
+        // Retention removed the segment under the read: look again (the offset may now be out of range).
+        if (version !== this.segmentsVersion) continue;
+        throw error;
+      }
+      const remaining = deadline - Date.now();
+      if (records.length >= minBytes || remaining <= 0 || options.signal?.aborted === true) return this.result(records);
+      await this.waitForAppend(remaining, options.signal);
+    }
+  }
+
+  private checkReadable(offset: number): void {
+    if (!Number.isSafeInteger(offset)) throw new RangeError(`offset ${offset} is not a safe integer`);
+    if (offset < this.logStartOffset || offset > this.logEndOffset) {
+      throw new ConcordatError(
+        `offset ${offset} is out of range for topic '${this.ctx.topic}' partition ${this.ctx.partition} ` +
+          `(log start ${this.logStartOffset}, log end ${this.logEndOffset})`,
+        {
+          code: ErrorCode.OFFSET_OUT_OF_RANGE,
+          context: { topic: this.ctx.topic, partition: this.ctx.partition, offset, logStartOffset: this.logStartOffset, logEndOffset: this.logEndOffset },
+        },
+      );
+    }
+  }
+
+  private result(records: Buffer): ReadResult {
+    return {
+      records,
+      highWatermark: this.highWatermark,
+      logStartOffset: this.logStartOffset,
+      lastStableOffset: this.highWatermark,
+      logEndOffset: this.logEndOffset,
+    };
+  }
+
+  private async readNow(offset: number, maxBytes: number, into: Buffer | undefined): Promise<Buffer> {
+    this.readsInFlight += 1;
+    try {
+      for (let i = this.segmentIndexFor(offset); i < this.segments.length; i++) {
+        const segment = this.segments[i]!;
+        const limit = this.readLimit(segment);
+        const hint = this.readHints.get(offset);
+        const position = hint?.segment === segment && hint.position < limit ? hint.position : await segment.findBatchPosition(offset, limit);
+        if (position === null) continue;
+        const records = await segment.readBatches(position, maxBytes, limit, into);
+        this.rememberReadEnd(segment, position, records);
+        return records;
+      }
+      return EMPTY;
+    } finally {
+      this.readsInFlight -= 1;
+      this.notifyIdle();
+    }
+  }
+
+  private readLimit(segment: Segment): number {
+    return segment === this.active ? this.activeReadableBytes : segment.sizeBytes;
+  }
+
+  /**
+   * Remembers where the batch after `records` starts, so that a reader
+   * continuing from there (a consumer catching up) skips the index lookup
+   * and header scan. A few entries, for a few readers of one partition.
+   */
+  private rememberReadEnd(segment: Segment, position: number, records: Buffer): void {
+    let pos = 0;
+    let next = -1;
+    while (pos + LOG_OVERHEAD <= records.length) {
+      next = readInt64(records, pos) + records.readInt32BE(pos + LAST_OFFSET_DELTA_OFFSET) + 1;
+      pos += LOG_OVERHEAD + records.readInt32BE(pos + BATCH_LENGTH_OFFSET);
+    }
+    if (next < 0) return;
+    if (this.readHints.size >= READ_HINTS_MAX) this.readHints.delete(this.readHints.keys().next().value!);
+    this.readHints.set(next, { segment, position: position + pos });
+  }
+
+  /** Index of the last segment whose base offset ≤ `offset`. */
+  private segmentIndexFor(offset: number): number {
+    let low = 0;
+    let high = this.segments.length - 1;
+    while (low < high) {
+      const mid = (low + high + 1) >>> 1;
+      if (this.segments[mid]!.baseOffset <= offset) low = mid;
+      else high = mid - 1;
+    }
+    return low;
+  }
+
+  /**
+   * The first acknowledged record whose timestamp is at or after
+   * `timestampMs` (Kafka's ListOffsets by timestamp), with that timestamp;
+   * null when no record is that late. Segments whose largest timestamp is
+   * earlier are skipped without reading; in the segment that may hold it,
+   * the time index says where to start (segment.ts).
+   */
+  async offsetForTimestamp(timestampMs: number): Promise<{ offset: number; timestampMs: number } | null> {
+    for (;;) {
+      const version = this.segmentsVersion;
+      try {
+        return await this.searchTimestamp(timestampMs);
+      } catch (error) {
+        // Retention removed a segment under the search: search again.
+        if (version === this.segmentsVersion) throw error;
+      }
+    }
+  }
+
+  private async searchTimestamp(timestampMs: number): Promise<{ offset: number; timestampMs: number } | null> {
+    if (this.closed) throw closedError(this.ctx);
+    const highWatermark = this.highWatermark;
+    for (const segment of [...this.segments]) {
+      if (segment.maxTimestamp < timestampMs) continue;
+      const found = await segment.searchTimestamp(timestampMs, segment.baseOffset, this.readLimit(segment), (batch) => {
+        const [decoded] = decodeRecordBatches(batch, { verifyCrc: false, decompressedBytesMax: this.ctx.decompressedBatchBytesMax });
+        const record = decoded?.records.find((r) => r.timestampMs >= timestampMs && r.offset < highWatermark);
+        return record === undefined ? null : { offset: record.offset, timestampMs: record.timestampMs };
+      });
+      if (found !== null) return found;
+    }
+    return null;
+  }
+
+  private waitForAppend(timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+    if (this.waiters.size >= this.ctx.readWaitersMax) {
+      return Promise.reject(
+        new ConcordatError(
+          `topic '${this.ctx.topic}' partition ${this.ctx.partition} already has ${this.waiters.size} reads waiting ` +
+            `(readWaitersMax); retry later or raise the log option readWaitersMax`,
+          { code: ErrorCode.LIMIT_EXCEEDED, retriable: true, context: { limit: 'readWaitersMax' } },
+        ),
+      );
+    }
+    return new Promise<void>((resolve) => {
+      const waiter: ReadWaiter = {
+        wake: () => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', waiter.wake);
+          this.waiters.delete(waiter);
+          resolve();
+        },
+      };
+      const timer = setTimeout(waiter.wake, timeoutMs);
+      signal?.addEventListener('abort', waiter.wake, { once: true });
+      this.waiters.add(waiter);
+    });
+  }
+
+  private wakeReaders(): void {
+    for (const waiter of [...this.waiters]) waiter.wake();
+  }
+
+  // ------------------------------------------------------------------ retention
+
+  /**
+   * Deletes rolled segments past the topic's retention, oldest first, never
+   * the active one (Kafka's deleteRetentionMsBreachedSegments, then
+   * deleteRetentionSizeBreachedSegments): by time, a segment whose largest
+   * timestamp is more than `retentionMs` before `nowMs`; by size, while the
+   * partition would still hold `retentionBytes` without it.
+   */
+  async enforceRetention(nowMs: number): Promise<RetentionResult> {
+    const count = this.closed || this.offline ? 0 : this.retentionBreaches(nowMs);
+    if (count === 0) return { deletedSegments: 0, deletedBytes: 0, logStartOffset: this.logStartOffset };
+    const doomed = this.segments.splice(0, count);
+    this.segmentsVersion += 1;
+    for (const [offset, hint] of this.readHints) if (doomed.includes(hint.segment)) this.readHints.delete(offset);
+    this.producers.removeBefore(this.logStartOffset);
+    let deletedBytes = 0;
+    for (const segment of doomed) {
+      deletedBytes += segment.sizeBytes;
+      await segment.delete();
+    }
+    await fsyncDir(this.ctx.dir);
+    this.ctx.logger.info(
+      { topic: this.ctx.topic, partition: this.ctx.partition, segments: count, bytes: deletedBytes, logStartOffset: this.logStartOffset },
+      'retention deleted segments',
+    );
+    return { deletedSegments: count, deletedBytes, logStartOffset: this.logStartOffset };
+  }
+
+  /** How many of the oldest segments retention deletes now. */
+  private retentionBreaches(nowMs: number): number {
+    const rolled = this.segments.length - 1;
+    let byTime = 0;
+    if (this.config.retentionMs >= 0) {
+      while (byTime < rolled && nowMs - this.segments[byTime]!.largestTimestamp > this.config.retentionMs) byTime += 1;
+    }
+    let bySize = 0;
+    if (this.config.retentionBytes >= 0) {
+      let excess = this.segments.reduce((sum, segment) => sum + segment.sizeBytes, 0) - this.config.retentionBytes;
+      while (bySize < rolled && excess - this.segments[bySize]!.sizeBytes >= 0) {
+        excess -= this.segments[bySize]!.sizeBytes;
+        bySize += 1;
+      }
+    }
+    return Math.max(byTime, bySize);
+  }
+
+  /** Forgets idempotent producers silent for producerIdExpirationMs. */
+  expireProducers(nowMs: number): void {
+    this.producers.expire(nowMs);
+  }
+
+  // ------------------------------------------------------------------ recovery points
+
+  /**
+   * Makes the durable point this partition's recovery point: with a
+   * flushMode other than `sync` it first syncs what was written; then it
+   * flushes the active segment's indexes and, when the producer state
+   * changed, snapshots it. Returns the recovery point to record (the
+   * previous one when nothing moved), or null when the partition cannot
+   * say (offline).
+   */
+  checkpoint(): Promise<RecoveryPoint | null> {
+    if (this.offline) return Promise.resolve(this.recoveryPoint);
+    this.checkpointing ??= this.makeCheckpoint().finally(() => {
+      this.checkpointing = null;
+    });
+    return this.checkpointing;
+  }
+
+  private async makeCheckpoint(): Promise<RecoveryPoint | null> {
+    // What readers see, and the producer state, as of one instant: acknowledge() moves them together.
+    let point: DurablePoint = { segment: this.active, position: this.activeReadableBytes, offset: this.highWatermark };
+    const previous = this.recoveryPoint;
+    const snapshot = this.producers.hasChanges || previous === null || !previous.producerSnapshot ? this.captureProducers(point.offset) : null;
+    if (this.config.flushMode !== FlushMode.SYNC && point.offset > this.durable.offset) {
+      await this.ctx.flusher.sync(point.segment);
+      if (point.offset > this.durable.offset) this.durable = point;
+    }
+    if (previous !== null && previous.nextOffset === point.offset && previous.segmentBase === point.segment.baseOffset && snapshot === null) {
+      return previous;
+    }
+    if (!point.segment.isSealed) await point.segment.flushIndexes();
+    // Rolled in the meantime: sealing synced it whole, so the point moves to the start of the next segment.
+    if (point.segment.isSealed) {
+      const next = this.segments[this.segments.indexOf(point.segment) + 1];
+      if (next !== undefined) point = { segment: next, position: 0, offset: next.baseOffset };
+      if (!point.segment.isSealed) await point.segment.flushIndexes();
+    }
+    const producerState = snapshot === null ? this.keptProducerState(previous, point.offset) : await this.writeSnapshot(snapshot);
+    if (point.segment.isSealed || !this.segments.includes(point.segment)) return this.recoveryPoint;
+    this.recoveryPoint = {
+      topic: this.ctx.topic,
+      partition: this.ctx.partition,
+      segmentBase: point.segment.baseOffset,
+      ...point.segment.checkpointAt(point.position, point.offset),
+      ...producerState,
+    };
+    return this.recoveryPoint;
+  }
+
+  /** The producer state to snapshot, as of `offset`; null when there is none to write (no producers). */
+  private captureProducers(offset: number): ProducerSnapshot | null {
+    if (this.producers.producerCount === 0 && !this.producers.hasChanges) return null;
+    return this.producers.snapshot(offset);
+  }
+
+  private keptProducerState(previous: RecoveryPoint | null, offset: number): { producerStateOffset: number; producerSnapshot: boolean } {
+    if (previous !== null && previous.producerSnapshot) return { producerStateOffset: previous.producerStateOffset, producerSnapshot: true };
+    // No producer state: empty as of the point.
+    return { producerStateOffset: offset, producerSnapshot: false };
+  }
+
+  /** Writes `<offset>.snapshot` and removes all but the two newest. */
+  private async writeSnapshot(snapshot: ProducerSnapshot): Promise<{ producerStateOffset: number; producerSnapshot: boolean }> {
+    if (snapshot.producers.length === 0) {
+      return { producerStateOffset: snapshot.offset, producerSnapshot: false };
+    }
+    await writeCheckpoint(join(this.ctx.dir, snapshotFileName(snapshot.offset)), SNAPSHOT_KIND, snapshot);
+    this.snapshots = [...this.snapshots.filter((offset) => offset !== snapshot.offset), snapshot.offset];
+    // Keep the new one, the one before it, and the one the recovery-point file may still name.
+    const named = this.recoveryPoint?.producerSnapshot === true ? this.recoveryPoint.producerStateOffset : -1;
+    const keep = new Set([...this.snapshots.slice(-2), named]);
+    for (const old of this.snapshots.filter((offset) => !keep.has(offset))) {
+      await unlink(join(this.ctx.dir, snapshotFileName(old))).catch(() => {});
+    }
+    this.snapshots = this.snapshots.filter((offset) => keep.has(offset));
+    return { producerStateOffset: snapshot.offset, producerSnapshot: true };
+  }
+
+  /** Restores the producer state from the recovery point's snapshot, then replays the batches after it. */
+  private async loadProducerState(files: readonly string[], point: RecoveryPoint | null): Promise<void> {
+    let from = this.logStartOffset;
+    if (point !== null) {
+      from = point.producerStateOffset;
+      if (point.producerSnapshot) from = await this.restoreSnapshot(point.producerStateOffset);
+    }
+    const kept = point?.producerSnapshot === true ? point.producerStateOffset : -1;
+    for (const name of files) {
+      const match = /^(\d{20})\.snapshot$/.exec(name);
+      if (match === null) continue;
+      if (Number(match[1]) === kept && from === kept) this.snapshots.push(kept);
+      else await unlink(join(this.ctx.dir, name)).catch(() => {});
+    }
+    await this.replayProducers(Math.max(from, this.logStartOffset));
+  }
+
+  /** Loads a snapshot; returns the offset to replay from (the log start when the snapshot is unusable). */
+  private async restoreSnapshot(offset: number): Promise<number> {
+    const path = join(this.ctx.dir, snapshotFileName(offset));
+    try {
+      const body = (await readCheckpoint(path, SNAPSHOT_KIND)) as ProducerSnapshot | null;
+      if (body === null) throw new Error('the file is missing');
+      if (body.offset !== offset || !Array.isArray(body.producers)) throw new Error(`it holds offset ${body.offset}`);
+      this.producers.restore(body);
+      return offset;
+    } catch (error) {
+      this.ctx.report({
+        topic: this.ctx.topic,
+        partition: this.ctx.partition,
+        file: path,
+        action: 'index-rebuilt',
+        detail: `the producer snapshot is unusable (${describe(error)}); producer state rebuilt from the whole log`,
+      });
+      this.producers.restore({ offset: this.logStartOffset, producers: [] });
+      return this.logStartOffset;
+    }
+  }
+
+  /** Rebuilds producer state from the batch headers in [from, logEndOffset). */
+  private async replayProducers(from: number): Promise<void> {
+    let offset = from;
+    while (offset < this.logEndOffset) {
+      const records = await this.readNow(offset, REPLAY_READ_BYTES, undefined);
+      if (records.length === 0) break;
+      let pos = 0;
+      while (pos + LOG_OVERHEAD <= records.length) {
+        const base = readInt64(records, pos);
+        if (base >= offset) this.producers.replay(records, pos);
+        offset = Math.max(offset, base + records.readInt32BE(pos + LAST_OFFSET_DELTA_OFFSET) + 1);
+        pos += LOG_OVERHEAD + records.readInt32BE(pos + BATCH_LENGTH_OFFSET);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  /**
+   * Stops taking appends, finishes the queued ones, fails waiting reads with
+   * LOG_CLOSED, syncs the active segment and flushes its indexes, records
+   * the final recovery point (returned: the partition's end) and closes files.
+   */
+  async close(): Promise<RecoveryPoint | null> {
+    if (this.closed) return this.recoveryPoint;
+    this.closed = true;
+    this.stopFlushTimer();
+    await this.waitFor(() => this.queue.length === 0 && !this.draining && this.syncsInFlight === 0);
+    await this.repairing;
+    await this.checkpointing;
+    this.wakeReaders();
+    await this.waitFor(() => this.readsInFlight === 0);
+    try {
+      if (!this.offline) {
+        await this.active.syncAll();
+        this.durable = { segment: this.active, position: this.activeReadableBytes, offset: this.highWatermark };
+        await this.makeCheckpoint();
+      }
+    } finally {
+      await Promise.allSettled(this.segments.map((segment) => segment.close()));
+    }
+    return this.offline ? null : this.recoveryPoint;
+  }
+
+  /** Closes and removes the partition directory. */
+  async delete(): Promise<void> {
+    this.offline = true;
+    await this.close();
+    await rm(this.ctx.dir, { recursive: true, force: true });
+  }
+
+  private startFlushTimer(): void {
+    if (this.config.flushMode !== FlushMode.INTERVAL) return;
+    this.flushTimer = setInterval(() => {
+      if (!this.dirty || this.failure !== null) return;
+      this.dirty = false;
+      const point: DurablePoint = { segment: this.active, position: this.activeReadableBytes, offset: this.highWatermark };
+      this.ctx.flusher.sync(point.segment).then(
+        () => {
+          if (point.offset > this.durable.offset) this.durable = point;
+        },
+        (error: unknown) => void this.fail(error),
+      );
+    }, this.config.flushIntervalMs);
+    this.flushTimer.unref();
+  }
+
+  private stopFlushTimer(): void {
+    if (this.flushTimer !== null) clearInterval(this.flushTimer);
+    this.flushTimer = null;
+  }
+
+  private waitFor(condition: () => boolean): Promise<void> {
+    if (condition()) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (condition()) resolve();
+        else this.idleWaiters.push(check);
+      };
+      this.idleWaiters.push(check);
+    });
+  }
+
+  private notifyIdle(): void {
+    const waiting = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const check of waiting) check();
+  }
+}
+
+const SNAPSHOT_KIND = 'producer-state';
+
+function snapshotFileName(offset: number): string {
+  return `${String(offset).padStart(20, '0')}.snapshot`;
+}
+
+/** The answer to an acknowledged append. */
+function resultOf(append: PendingAppend, logStartOffset: number, partition: number): AppendResult {
+  const result: AppendResult = { baseOffset: append.baseOffset, lastOffset: append.lastOffset, logAppendTimeMs: -1, logStartOffset };
+  const plan = append.dedupPlan;
+  if (plan === null) return result;
+  let written = 0;
+  result.recordLocations = plan.originals.map((original) => {
+    if (original === null) return { partition, offset: append.baseOffset + written++ };
+    if ('entry' in original) return { partition: original.entry.partition, offset: original.entry.offset };
+    return { partition, offset: append.baseOffset + original.writtenIndex };
+  });
+  return result;
+}
+
+function segmentConfig(config: TopicConfig): SegmentConfig {
+  return {
+    segmentBytes: config.segmentBytes,
+    segmentMs: config.segmentMs,
+    indexIntervalBytes: config.indexIntervalBytes,
+    maxIndexEntries: Math.max(1, Math.floor(config.segmentIndexBytes / INDEX_ENTRY_BYTES)),
+    maxTimeIndexEntries: Math.max(1, Math.floor(config.segmentIndexBytes / TIME_INDEX_ENTRY_BYTES)),
+  };
+}
+
+function segmentEnv(ctx: PartitionLogContext): SegmentEnv {
+  return {
+    pool: ctx.pool,
+    indexCache: ctx.indexCache,
+    report: (event) => ctx.report({ topic: ctx.topic, partition: ctx.partition, ...event }),
+  };
+}
+
+/**
+ * Opens the segments, validating those past the recovery point (in segment
+ * `rpIndex`, or all when it is -1); fills `segments` as it goes so the
+ * caller can close them on failure.
+ */
+async function openSegments(
+  ctx: PartitionLogContext,
+  bases: readonly number[],
+  point: RecoveryPoint | null,
+  rpIndex: number,
+  segments: Segment[],
+): Promise<void> {
+  const config = segmentConfig(ctx.config);
+  const env = segmentEnv(ctx);
+  const last = bases.length - 1;
+  for (let i = 0; i < last; i++) {
+    const segment = await Segment.openSealed(ctx.dir, bases[i]!, config, env, bases[i + 1]!);
+    segments.push(segment);
+    if (i > rpIndex) await segment.validateFrom(0, bases[i]!);
+    else if (i === rpIndex && point!.position < segment.sizeBytes) await segment.validateFrom(point!.position, point!.nextOffset);
+  }
+  segments.push(await Segment.openActive(ctx.dir, bases[last]!, config, env, rpIndex === last ? point : null));
+}
+
+/**
+ * Index of the segment holding the recovery point, or -1 when everything is
+ * to be validated (no point, or its segment was deleted by retention).
+ * @throws ConcordatError STORAGE_CORRUPT when the point's segment is missing but older ones exist
+ */
+function recoveryPointSegment(ctx: PartitionLogContext, bases: readonly number[], point: RecoveryPoint | null): number {
+  if (point === null) return -1;
+  const index = bases.indexOf(point.segmentBase);
+  if (index >= 0) return index;
+  if (point.segmentBase < bases[0]!) return -1;
+  throw new ConcordatError(
+    `topic '${ctx.topic}' partition ${ctx.partition}: segment ${String(point.segmentBase).padStart(20, '0')}.log, which holds the recovery point ` +
+      `(offset ${point.nextOffset}), is missing from ${ctx.dir}: acknowledged records are gone; restore the partition from a backup`,
+    { code: ErrorCode.STORAGE_CORRUPT, context: { topic: ctx.topic, partition: ctx.partition } },
+  );
+}
+
+function segmentBases(dir: string, names: readonly string[]): number[] {
+  const bases: number[] = [];
+  for (const name of names) {
+    const match = /^(\d{20})\.log$/.exec(name);
+    if (match === null) continue;
+    const base = Number(match[1]);
+    if (!Number.isSafeInteger(base)) {
+      throw new ConcordatError(`segment ${join(dir, name)} has a base offset beyond 2^53`, { code: ErrorCode.STORAGE_CORRUPT });
+    }
+    bases.push(base);
+  }
+  return bases.sort((a, b) => a - b);
+}
+
+/** Index files whose `.log` is gone (a deletion interrupted by a crash) and leftover temporary files. */
+async function removeStrayFiles(dir: string, names: readonly string[], bases: ReadonlySet<number>): Promise<void> {
+  for (const name of names) {
+    const index = /^(\d{20})\.(index|timeindex)$/.exec(name);
+    const stray = (index !== null && !bases.has(Number(index[1]))) || name.endsWith('.tmp');
+    if (stray) await unlink(join(dir, name)).catch(() => {});
+  }
+}
+
+function closedError(ctx: PartitionLogContext): ConcordatError {
+  return new ConcordatError(`topic '${ctx.topic}' partition ${ctx.partition} is closed`, { code: ErrorCode.LOG_CLOSED });
+}
+
+function storageError(ctx: PartitionLogContext, cause: unknown): ConcordatError {
+  return new ConcordatError(
+    `append to topic '${ctx.topic}' partition ${ctx.partition} failed: ${describe(cause)}; nothing unacknowledged was kept, retry`,
+    { code: ErrorCode.KAFKA_STORAGE_ERROR, retriable: true, cause, context: { topic: ctx.topic, partition: ctx.partition } },
+  );
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,12 @@
+export {
+  CONTENT_TYPE_HEADER,
+  HEADER_PREFIX,
+  createEnvelope,
+  envelopeFromDelivery,
+  envelopeHeaders,
+  envelopeToRecord,
+  type Envelope,
+  type EnvelopeInit,
+} from './envelope.js';
+export { isMessageId, newMessageId } from './message-id.js';
+export { bytesSerializer, jsonSerializer, serializerFor, type Serializer } from './serializer.js';

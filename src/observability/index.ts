@@ -1,0 +1,2 @@
+export { InjectedFault, armFault, armFaultsFromEnv, disarmFaults, faultHits, faultPoint, type FaultAction } from './fault-points.js';
+export { createLogger, type Logger } from './logger.js';

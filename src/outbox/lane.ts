@@ -1,0 +1,273 @@
+import { performance } from 'node:perf_hooks';
+import type { DataSource } from 'typeorm';
+import type { CompiledRelayOptions } from '../config/index.js';
+import { describeError } from '../errors.js';
+import { isPoisonRecordError } from './poison.js';
+import { faultPoint, type Logger } from '../observability/index.js';
+import { preparedQuery } from './prepared.js';
+
+/** An outbox row as a lane reads it. */
+export interface ClaimedRow {
+  seq: string;
+  shard: number;
+  topic: string;
+  partition_key: string | null;
+  headers: Record<string, string>;
+  payload: Buffer | null;
+  created_at: Date;
+}
+
+/** What a lane needs from its relay. */
+export interface LaneHost {
+  readonly options: CompiledRelayOptions;
+  readonly dataSource: DataSource;
+  readonly isRunning: boolean;
+  shardsOfLane(index: number): number[];
+  publish(rows: readonly ClaimedRow[]): Promise<void>;
+  batchDone(rows: number, startedAt: number): void;
+  /** Rows the log refused for good were moved to `concordat.outbox_failed`. */
+  rowsFailed(rows: ReadonlyArray<{ row: ClaimedRow; error: unknown }>): void;
+  batchFailed(): void;
+}
+
+/**
+ * Deletes the rows of the batch just acknowledged (`$3`) and reads the next
+ * batch, in one statement (one round trip per batch instead of two).
+ *
+ * The read takes up to `$2` rows, shard after shard in the order of `$1`,
+ * each shard's rows in `seq` order: one index range scan of `(shard, seq)`
+ * per shard, stopping as soon as the batch is full. The lane rotates `$1`
+ * from batch to batch so that a deep shard cannot starve the others. The
+ * read shares the DELETE's snapshot, which still shows the deleted rows, so
+ * it leaves them out by `seq`.
+ *
+ * No row locks (see relay.ts for why that keeps per-key order).
+ */
+const DELETE_AND_READ = `
+  WITH gone AS (DELETE FROM concordat.outbox WHERE seq = ANY($3::bigint[]))
+  SELECT o.seq, o.shard, o.topic, o.partition_key, o.headers, o.payload, o.created_at
+    FROM unnest($1::smallint[]) AS s(shard)
+   CROSS JOIN LATERAL (
+         SELECT seq, shard, topic, partition_key, headers, payload, created_at
+           FROM concordat.outbox
+          WHERE shard = s.shard AND seq <> ALL($3::bigint[])
+          ORDER BY seq
+          LIMIT $2) AS o
+   LIMIT $2`;
+
+const DELETE_BATCH = `DELETE FROM concordat.outbox WHERE seq = ANY($1::bigint[])`;
+
+/** Moves rows the log refused for good out of the outbox, with the log's error. */
+const MOVE_FAILED = `
+  WITH failed AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS f(seq, error)),
+       moved AS (DELETE FROM concordat.outbox o USING failed f WHERE o.seq = f.seq RETURNING o.*, f.error)
+  INSERT INTO concordat.outbox_failed (seq, message_id, topic, partition_key, shard, headers, payload, created_at, error)
+  SELECT seq, message_id, topic, partition_key, shard, headers, payload, created_at, error FROM moved
+  ON CONFLICT (seq) DO NOTHING`;
+
+/** A batch published and acknowledged, whose rows are still to be deleted. */
+interface Acknowledged {
+  seqs: string[];
+  startedAt: number;
+}
+
+/**
+ * One lane of a relay: the owned shards `s` with `s % lanes === index`.
+ * Loop: read a batch (bounded by rows and bytes) from the shards that were
+ * woken (or all, after a poll), publish it, wait for the durable
+ * acknowledgement; the next statement deletes its rows and reads the next
+ * batch. One batch in flight at a time.
+ */
+export class RelayLane {
+  /** Shards to look at next: those woken since the last read, or all. */
+  private dirty: Set<number> | 'all' = 'all';
+  private wakeUp: (() => void) | undefined;
+  private pendingWake = false;
+  private loop: Promise<void> | undefined;
+  private inFlight: Promise<void> = Promise.resolve();
+  private rotation = 0;
+  private stopping = false;
+  /** The batch acknowledged by the log and not yet deleted. */
+  private acknowledged: Acknowledged | undefined;
+
+  constructor(
+    readonly index: number,
+    private readonly host: LaneHost,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.stopping = false;
+    this.loop = this.run();
+  }
+
+  /** Lets the batch in flight finish and deletes its rows, then ends the loop. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wakeUp?.();
+    await this.loop;
+    const acknowledged = this.acknowledged;
+    if (acknowledged === undefined) return;
+    try {
+      await this.host.dataSource.query(DELETE_BATCH, [acknowledged.seqs]);
+      this.acknowledged = undefined;
+      this.host.batchDone(acknowledged.seqs.length, acknowledged.startedAt);
+    } catch (error) {
+      this.log.warn({ err: describeError(error), lane: this.index }, 'could not delete published outbox rows at stop; they will be published again');
+    }
+  }
+
+  /** Resolves when the batch in flight (if any) is done. */
+  settle(): Promise<void> {
+    return this.inFlight;
+  }
+
+  /** New rows in `shards` (all of this lane's shards when absent). */
+  wake(shards?: readonly number[]): void {
+    if (shards === undefined) this.dirty = 'all';
+    else if (this.dirty !== 'all') for (const shard of shards) this.dirty.add(shard);
+    if (this.wakeUp !== undefined) this.wakeUp();
+    else this.pendingWake = true;
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (this.host.isRunning && !this.stopping) {
+      const target = this.takeTarget();
+      if (target.length === 0 && this.acknowledged === undefined) {
+        await this.sleep(this.host.options.pollIntervalMs);
+        continue;
+      }
+      try {
+        const running = this.cycle(target);
+        this.inFlight = running.then(() => undefined, () => undefined);
+        await running;
+        failures = 0;
+      } catch (error) {
+        failures++;
+        this.host.batchFailed();
+        this.markDirty(target);
+        const options = this.host.options;
+        const delayMs = Math.min(options.retryBackoffMs * 2 ** Math.min(failures - 1, 20), options.retryBackoffMaxMs);
+        this.log.warn({ err: describeError(error), lane: this.index, failures, delayMs }, 'outbox batch failed; its rows stay in the outbox and will be published again');
+        await this.sleep(delayMs);
+      }
+    }
+  }
+
+  /**
+   * Deletes the acknowledged batch and reads the next one from `shards`;
+   * publishes it. Leaves the new batch acknowledged (its rows are deleted by
+   * the next cycle, or at stop).
+   */
+  private async cycle(shards: number[]): Promise<void> {
+    const options = this.host.options;
+    const startedAt = performance.now();
+    const acknowledged = this.acknowledged;
+    const rotated = rotate(shards, this.rotation++);
+    // Prepared: parsing and planning this statement cost PostgreSQL more than running it.
+    const { rows: read } = await preparedQuery<ClaimedRow>(this.host.dataSource, 'concordat_relay_delete_and_read', DELETE_AND_READ, [
+      rotated,
+      options.batchRowsMax,
+      acknowledged?.seqs ?? [],
+    ]);
+    if (acknowledged !== undefined) {
+      this.acknowledged = undefined;
+      this.host.batchDone(acknowledged.seqs.length, acknowledged.startedAt);
+    }
+    if (read.length === 0) return;
+    const rows = withinBytes(read, options.batchBytesMax);
+    await this.publishIsolatingPoison(rows);
+    await faultPoint('relay.after-publish');
+    this.acknowledged = { seqs: rows.map((row) => row.seq), startedAt };
+    // A full batch means more rows wait in these shards: read them again at once.
+    if (read.length === options.batchRowsMax || rows.length < read.length) this.markDirty(shards);
+  }
+
+  /**
+   * Publishes `rows`; when the log refuses the batch for good (a record over
+   * the topic's size limit, an invalid topic name: retrying can never
+   * succeed), finds the rows at fault by halving the batch, in order, and
+   * moves them to `concordat.outbox_failed`, so that they do not hold back
+   * every key of this lane forever. The rows around them are published as
+   * usual. A retriable failure propagates (the whole batch is retried).
+   */
+  private async publishIsolatingPoison(rows: ClaimedRow[]): Promise<void> {
+    try {
+      await this.host.publish(rows);
+      return;
+    } catch (error) {
+      if (!isPoisonRecordError(error)) throw error;
+    }
+    const failed: Array<{ row: ClaimedRow; error: unknown }> = [];
+    await this.bisect(rows, failed);
+    await this.host.dataSource.query(MOVE_FAILED, [failed.map((f) => f.row.seq), failed.map((f) => describeError(f.error).slice(0, 4096))]);
+    this.host.rowsFailed(failed);
+  }
+
+  private async bisect(rows: ClaimedRow[], failed: Array<{ row: ClaimedRow; error: unknown }>): Promise<void> {
+    try {
+      await this.host.publish(rows);
+    } catch (error) {
+      if (!isPoisonRecordError(error)) throw error;
+      if (rows.length === 1) {
+        failed.push({ row: rows[0]!, error });
+        return;
+      }
+      const half = Math.ceil(rows.length / 2);
+      await this.bisect(rows.slice(0, half), failed);
+      await this.bisect(rows.slice(half), failed);
+    }
+  }
+
+  /** The shards to read now, and resets the dirty set. */
+  private takeTarget(): number[] {
+    const mine = this.host.shardsOfLane(this.index);
+    const dirty = this.dirty;
+    this.dirty = new Set();
+    if (dirty === 'all') return mine;
+    return mine.filter((shard) => dirty.has(shard));
+  }
+
+  private markDirty(shards: readonly number[]): void {
+    if (this.dirty === 'all') return;
+    for (const shard of shards) this.dirty.add(shard);
+  }
+
+  /** Waits for a wake-up, `stop()`, or `timeoutMs`; a timeout makes every shard dirty (the fallback poll). */
+  private sleep(timeoutMs: number): Promise<void> {
+    if (this.pendingWake || this.stopping || !this.host.isRunning) {
+      this.pendingWake = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.dirty = 'all';
+        done();
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.wakeUp = undefined;
+        this.pendingWake = false;
+        resolve();
+      };
+      this.wakeUp = done;
+    });
+  }
+}
+
+/** The longest prefix of `rows` within `bytesMax` payload bytes (at least one row). */
+export function withinBytes<T extends { payload: Buffer | null }>(rows: T[], bytesMax: number): T[] {
+  let bytes = 0;
+  for (let i = 0; i < rows.length; i++) {
+    bytes += rows[i]!.payload?.length ?? 0;
+    if (bytes > bytesMax && i > 0) return rows.slice(0, i);
+  }
+  return rows;
+}
+
+function rotate<T>(items: readonly T[], by: number): T[] {
+  if (items.length === 0) return [];
+  const start = by % items.length;
+  return [...items.slice(start), ...items.slice(0, start)];
+}

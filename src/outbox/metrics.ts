@@ -1,0 +1,99 @@
+import { Counter, Gauge, Histogram, register as defaultRegistry, type Metric, type Registry } from 'prom-client';
+
+/**
+ * Prometheus metrics of the outbox relay, on prom-client. One set per
+ * registry (the default registry unless the relay is given one); several
+ * relays in one process share it, labelled by relay ID, and the lag gauges
+ * are computed on scrape by the first relay attached.
+ */
+
+/** Gets a metric from `registry`, creating it with `create` the first time. */
+export function registeredMetric<M extends Metric>(registry: Registry, name: string, create: () => M): M {
+  return (registry.getSingleMetric(name) as M | undefined) ?? create();
+}
+
+/** What a relay exposes to the lag gauges. */
+export interface LagSource {
+  lag(): Promise<{ backlogRows: number; oldestAgeMs: number }>;
+}
+
+export interface OutboxMetrics {
+  published: Counter<'relay'>;
+  failures: Counter<'relay'>;
+  rowsFailed: Counter<'relay'>;
+  batchSeconds: Histogram<'relay'>;
+  shardsOwned: Gauge<'relay'>;
+  attach(source: LagSource): () => void;
+}
+
+const sets = new WeakMap<Registry, OutboxMetrics>();
+
+export function outboxMetrics(registry: Registry = defaultRegistry): OutboxMetrics {
+  const existing = sets.get(registry);
+  if (existing !== undefined) return existing;
+  const sources = new Set<LagSource>();
+  let cached: { at: number; value: Promise<{ backlogRows: number; oldestAgeMs: number } | undefined> } | undefined;
+  // Both lag gauges read one query, at most once a second.
+  const lag = (): Promise<{ backlogRows: number; oldestAgeMs: number } | undefined> => {
+    const source = sources.values().next().value;
+    if (source === undefined) return Promise.resolve(undefined);
+    if (cached === undefined || Date.now() - cached.at > 1000) {
+      cached = { at: Date.now(), value: source.lag().catch(() => undefined) };
+    }
+    return cached.value;
+  };
+  const set: OutboxMetrics = {
+    published: registeredMetric(registry, 'concordat_outbox_published_total', () =>
+      new Counter({ name: 'concordat_outbox_published_total', help: 'Outbox rows published to the log and removed', labelNames: ['relay'], registers: [registry] }),
+    ),
+    failures: registeredMetric(registry, 'concordat_outbox_batch_failures_total', () =>
+      new Counter({ name: 'concordat_outbox_batch_failures_total', help: 'Outbox batches that failed (rows kept, retried)', labelNames: ['relay'], registers: [registry] }),
+    ),
+    rowsFailed: registeredMetric(registry, 'concordat_outbox_failed_total', () =>
+      new Counter({ name: 'concordat_outbox_failed_total', help: 'Outbox rows the log refused for good, moved to concordat.outbox_failed', labelNames: ['relay'], registers: [registry] }),
+    ),
+    batchSeconds: registeredMetric(registry, 'concordat_outbox_batch_duration_seconds', () =>
+      new Histogram({
+        name: 'concordat_outbox_batch_duration_seconds',
+        help: 'Time from reading a batch to removing its rows, publish included',
+        labelNames: ['relay'],
+        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+        registers: [registry],
+      }),
+    ),
+    shardsOwned: registeredMetric(registry, 'concordat_outbox_shards_owned', () =>
+      new Gauge({ name: 'concordat_outbox_shards_owned', help: 'Outbox shards whose lease this relay holds', labelNames: ['relay'], registers: [registry] }),
+    ),
+    attach(source) {
+      sources.add(source);
+      return () => {
+        sources.delete(source);
+        cached = undefined;
+      };
+    },
+  };
+  registeredMetric(registry, 'concordat_outbox_backlog_rows', () =>
+    new Gauge({
+      name: 'concordat_outbox_backlog_rows',
+      help: 'Rows in the outbox not yet published',
+      registers: [registry],
+      async collect() {
+        const value = await lag();
+        if (value !== undefined) this.set(value.backlogRows);
+      },
+    }),
+  );
+  registeredMetric(registry, 'concordat_outbox_oldest_age_seconds', () =>
+    new Gauge({
+      name: 'concordat_outbox_oldest_age_seconds',
+      help: 'Age of the oldest unpublished outbox row (0 when the outbox is empty)',
+      registers: [registry],
+      async collect() {
+        const value = await lag();
+        if (value !== undefined) this.set(value.oldestAgeMs / 1000);
+      },
+    }),
+  );
+  sets.set(registry, set);
+  return set;
+}

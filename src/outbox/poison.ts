@@ -1,0 +1,19 @@
+/**
+ * Errors that say a record can never be written, whatever the retries:
+ * Kafka's names for a record or batch over the topic's limit, an illegal
+ * topic name, an invalid record. Looked for in the error and its causes,
+ * as a ConcordatError `code` (the embedded log) or a kafkajs `type`.
+ *
+ * Deliberately a short list: anything else (a closed transport, a full
+ * disk, a lost connection) may pass, and its rows must wait in the outbox.
+ */
+const POISON = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_TOPIC_EXCEPTION', 'INVALID_RECORD']);
+
+export function isPoisonRecordError(error: unknown): boolean {
+  for (let current = error, depth = 0; current !== null && typeof current === 'object' && depth < 5; depth++) {
+    const { code, type, cause } = current as { code?: unknown; type?: unknown; cause?: unknown };
+    if ((typeof code === 'string' && POISON.has(code)) || (typeof type === 'string' && POISON.has(type))) return true;
+    current = cause;
+  }
+  return false;
+}

@@ -1,0 +1,119 @@
+import type { PoolClient } from 'pg';
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import { outboxNotifierFor } from './notifier.js';
+import { outboxInsertSql, quoteLiteral, shardsOf, writeOutboxRecords, type OutboxRecord } from './writer.js';
+
+/** What the work of an outbox transaction sees. */
+export interface OutboxTransactionScope {
+  /** The transaction's EntityManager: every business write goes through it. */
+  manager: EntityManager;
+  /** Rows returned by the prelude statement (empty without a prelude). */
+  preludeRows: unknown[];
+}
+
+/** How the work ends its transaction. */
+export type OutboxTransactionEnd<T> =
+  /** Commit, writing these records to the outbox in the same round trip as `COMMIT`. */
+  | { result: T; records: readonly OutboxRecord[] }
+  /** Roll back (nothing to keep), and return `result`. */
+  | { result: T; rollback: true };
+
+export interface OutboxTransactionOptions {
+  /**
+   * One SQL statement sent with `BEGIN` in the same round trip, such as the
+   * inbox insert. It has no parameters: escape values with `escapeLiteral`.
+   */
+  prelude?: (escapeLiteral: (value: string) => string) => string;
+}
+
+/** TypeORM keeps the nesting depth in a protected field; savepoints depend on it. */
+interface QueryRunnerInternals {
+  transactionDepth: number;
+  isTransactionActive: boolean;
+}
+
+/**
+ * Runs `work` in one database transaction whose outbox rows are written with
+ * its `COMMIT`, in as few round trips as PostgreSQL allows:
+ *
+ *   1. `BEGIN; <prelude>`            one simple query (the inbox insert rides along)
+ *   2. the work's own statements      through `scope.manager`
+ *   3. `INSERT INTO outbox ...; COMMIT`  one simple query, values as escaped literals
+ *
+ * TypeORM's `dataSource.transaction` needs two more (`START TRANSACTION` and
+ * `COMMIT` apart from the inserts). The TypeORM query runner is told it is in
+ * a transaction (so nested `manager.transaction()` calls use savepoints) and
+ * transaction events are broadcast to subscribers as TypeORM would.
+ *
+ * If the statement with `COMMIT` fails, PostgreSQL runs nothing after the
+ * failing statement and the transaction is rolled back: the business rows and
+ * the outbox rows are kept together or not at all. A lost connection during
+ * `COMMIT` leaves the outcome unknown, as with any client; callers that must
+ * know (the dispatcher) make the retry harmless (the inbox).
+ *
+ * After the commit, relays are woken for the shards written.
+ */
+export async function runOutboxTransaction<T>(
+  dataSource: DataSource,
+  work: (scope: OutboxTransactionScope) => Promise<OutboxTransactionEnd<T>>,
+  options: OutboxTransactionOptions = {},
+): Promise<T> {
+  const runner = dataSource.createQueryRunner();
+  const client = (await runner.connect()) as PoolClient;
+  const escape = quoteLiteral;
+  let open = false;
+  try {
+    await runner.broadcaster.broadcast('BeforeTransactionStart');
+    const prelude = options.prelude?.(escape);
+    const begun = await client.query(prelude === undefined ? 'BEGIN' : `BEGIN; ${prelude}`);
+    open = true;
+    setTransactionState(runner, true);
+    await runner.broadcaster.broadcast('AfterTransactionStart');
+    const preludeRows = Array.isArray(begun) ? ((begun[1]?.rows as unknown[] | undefined) ?? []) : [];
+    const end = await work({ manager: runner.manager, preludeRows });
+    if ('rollback' in end) {
+      await rollback(runner, client);
+      open = false;
+      return end.result;
+    }
+    await commit(runner, client, end.records, escape);
+    open = false;
+    return end.result;
+  } catch (error) {
+    if (open) await rollback(runner, client).catch(() => undefined);
+    throw error;
+  } finally {
+    await runner.release();
+  }
+}
+
+async function commit(runner: QueryRunner, client: PoolClient, records: readonly OutboxRecord[], escape: (value: string) => string): Promise<void> {
+  await runner.broadcaster.broadcast('BeforeTransactionCommit');
+  const insert = outboxInsertSql(records, escape);
+  if (insert === undefined) {
+    // Too big to inline: a parameterized insert, then COMMIT (the notifier hears of it at AfterTransactionCommit).
+    await writeOutboxRecords(runner.manager, records);
+    await client.query('COMMIT');
+  } else {
+    await client.query(insert === '' ? 'COMMIT' : `${insert}; COMMIT`);
+  }
+  setTransactionState(runner, false);
+  if (insert !== undefined && records.length > 0) outboxNotifierFor(runner.manager.dataSource).committed(shardsOf(records));
+  await runner.broadcaster.broadcast('AfterTransactionCommit');
+}
+
+async function rollback(runner: QueryRunner, client: PoolClient): Promise<void> {
+  await runner.broadcaster.broadcast('BeforeTransactionRollback');
+  try {
+    await client.query('ROLLBACK');
+  } finally {
+    setTransactionState(runner, false);
+  }
+  await runner.broadcaster.broadcast('AfterTransactionRollback');
+}
+
+function setTransactionState(runner: QueryRunner, active: boolean): void {
+  const internals = runner as unknown as QueryRunnerInternals;
+  internals.isTransactionActive = active;
+  internals.transactionDepth = active ? 1 : 0;
+}

@@ -1,0 +1,6 @@
+import { ConcordatInitial1795200000000 } from './0001-initial.js';
+import { ConcordatOutboxInbox1795200000200 } from './0002-outbox-inbox.js';
+import { ConcordatGlobalTransactions1795200001000 } from './0010-global-transactions.js';
+
+/** Concordat's migrations, oldest first. */
+export const concordatMigrations = [ConcordatInitial1795200000000, ConcordatOutboxInbox1795200000200, ConcordatGlobalTransactions1795200001000];

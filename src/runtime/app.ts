@@ -1,0 +1,323 @@
+import { join } from 'node:path';
+import { Container, type Newable } from 'inversify';
+import type { DataSource } from 'typeorm';
+import { compileOptions } from '../config/index.js';
+import { compileInboxOptions, type CompiledInboxOptions, type DatabaseOptions, type InboxOptions, type RelayOptions } from '../config/index.js';
+import { ConcordatError, ErrorCode } from '../errors.js';
+import { createLogger, type Logger } from '../observability/index.js';
+import { InboxCleaner, resolveDedupWindow, type DedupWindow } from '../inbox/index.js';
+import { OutboxRelay } from '../outbox/index.js';
+import { openDatabase, type Database } from '../persistence/index.js';
+import { defaultTransport, type Delivery, type Subscription, type Transport } from '../transport/index.js';
+import { z } from 'zod';
+import { runTransaction, TransactionContext, type PublishOptions } from './context.js';
+import { hasStartHook, hasStopHook } from './decorators/index.js';
+import { compileDispatcherOptions, Dispatcher, DEAD_LETTER_SUFFIX, type DispatcherOptions, type DispatchStats } from './dispatcher.js';
+import { exploreHandlers, type HandlerTable } from './explorer.js';
+import { getStartHooks } from './metadata.js';
+
+/** inversify tokens Concordat binds in the container. */
+export const Tokens = {
+  /** The running {@link ConcordatApp}. */
+  App: Symbol.for('concordat.App'),
+  /** The TypeORM DataSource (available once the app has started). */
+  DataSource: Symbol.for('concordat.DataSource'),
+} as const;
+
+export interface AppOptions {
+  /** Name of this deployment unit: the CloudEvents `source` of messages published outside handlers. */
+  name: string;
+  /** Service classes (decorated with `@Service`) this app runs. */
+  services: Function[];
+  /** Your inversify container; services not bound yet are bound as singletons. @default a new Container */
+  container?: Container;
+  /** Directory for the embedded PostgreSQL and the embedded log. @default './.concordat' */
+  dataDir?: string;
+  /** Database options, or a Database already open (shared; the app will not close it). */
+  database?: DatabaseOptions | Database;
+  /**
+   * The transport, shared (the app will not close it). @default a KafkaTransport when `KAFKA_BROKERS` is set
+   * (see `kafkaTransportOptionsFromEnv`), otherwise an EmbeddedTransport on `<dataDir>/log`
+   */
+  transport?: Transport;
+  /** Outbox relay options, or `false` when another process relays this database's outbox. @default {} */
+  relay?: RelayOptions | false;
+  /** Inbox dedup window and cleanup; the window is checked against the log's retention at start. @default {} */
+  inbox?: InboxOptions;
+  /** Partitions of the topics the app creates for its handlers and their dead letters. Range 1..1024. @default 8 */
+  partitions?: number;
+  /**
+   * How handlers are dispatched: `batchRecordsMax` messages of one partition
+   * at most share one database transaction (records the transport read
+   * together; nothing waits to fill a batch). `{ batchRecordsMax: 1 }` gives
+   * every message a transaction of its own. @default { batchRecordsMax: 32 }
+   */
+  dispatcher?: DispatcherOptions;
+}
+
+const optionsSchema = z.object({
+  name: z.string().min(1, 'must be a non-empty service name'),
+  services: z.array(z.any()).min(1, 'must list at least one service class'),
+  dataDir: z.string().min(1).default('./.concordat'),
+  partitions: z.number().int().min(1).max(1024).default(8),
+});
+
+export const AppState = {
+  CREATED: 'CREATED',
+  STARTING: 'STARTING',
+  RUNNING: 'RUNNING',
+  STOPPING: 'STOPPING',
+  STOPPED: 'STOPPED',
+} as const;
+export type AppState = (typeof AppState)[keyof typeof AppState];
+
+/**
+ * A Concordat application: services and their handlers, the database with
+ * outbox and inbox, the outbox relay, and the transport.
+ *
+ * `create` validates options and decorators without any I/O; `start` opens
+ * the database (migrating it), connects the transport, creates the topics,
+ * starts the relay, runs `onApplicationStart` hooks and subscribes the
+ * consumer groups; `stop` undoes it in reverse, letting in-flight handlers
+ * finish.
+ */
+export class ConcordatApp {
+  readonly container: Container;
+  readonly handlers: HandlerTable;
+  private state: AppState = AppState.CREATED;
+  private readonly log: Logger;
+  private readonly dataDir: string;
+  private readonly partitions: number;
+  private database: Database | undefined;
+  private transportInUse: Transport | undefined;
+  private relay: OutboxRelay | undefined;
+  private inboxCleaner: InboxCleaner | undefined;
+  private dedup: DedupWindow | undefined;
+  private readonly inboxOptions: CompiledInboxOptions;
+  private readonly subscriptions: Subscription[] = [];
+  private readonly dispatchers = new Map<string, Dispatcher>();
+  private readonly stopping = new AbortController();
+
+  private constructor(private readonly options: AppOptions) {
+    const compiled = compileOptions(optionsSchema, { name: options.name, services: options.services, dataDir: options.dataDir, partitions: options.partitions }, 'app');
+    this.dataDir = compiled.dataDir;
+    this.partitions = compiled.partitions;
+    this.handlers = exploreHandlers(options.services);
+    this.inboxOptions = compileInboxOptions(options.inbox);
+    compileDispatcherOptions(options.dispatcher);
+    this.container = options.container ?? new Container();
+    for (const { serviceClass } of this.handlers.services) {
+      const newable = serviceClass as Newable<object>;
+      if (!this.container.isBound(newable)) this.container.bind(newable).toSelf().inSingletonScope();
+    }
+    if (!this.container.isBound(Tokens.App)) this.container.bind(Tokens.App).toConstantValue(this);
+    if (!this.container.isBound(Tokens.DataSource)) this.container.bind(Tokens.DataSource).toDynamicValue(() => this.dataSource);
+    this.log = createLogger('app', { app: options.name });
+  }
+
+  /**
+   * Builds an app. No I/O happens here.
+   * @throws ConcordatError CONFIG_INVALID for bad options, HANDLER_DEFINITION_INVALID for misused decorators.
+   */
+  static create(options: AppOptions): ConcordatApp {
+    return new ConcordatApp(options);
+  }
+
+  get name(): string {
+    return this.options.name;
+  }
+
+  get status(): AppState {
+    return this.state;
+  }
+
+  /** The TypeORM DataSource. @throws ConcordatError APP_STATE_INVALID before `start()` */
+  get dataSource(): DataSource {
+    return this.requireDatabase().dataSource;
+  }
+
+  /** The database in use. @throws ConcordatError APP_STATE_INVALID before `start()` */
+  get db(): Database {
+    return this.requireDatabase();
+  }
+
+  /** The transport in use. @throws ConcordatError APP_STATE_INVALID before `start()` */
+  get transport(): Transport {
+    if (this.transportInUse === undefined) throw notStarted('transport');
+    return this.transportInUse;
+  }
+
+  /** What each consumer group's dispatcher did so far. */
+  stats(): Record<string, DispatchStats> {
+    return Object.fromEntries([...this.dispatchers].map(([group, dispatcher]) => [group, { ...dispatcher.stats }]));
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== AppState.CREATED) {
+      throw new ConcordatError(`app '${this.name}' cannot start: it is ${this.state}`, { code: ErrorCode.APP_STATE_INVALID });
+    }
+    this.state = AppState.STARTING;
+    try {
+      const database = isDatabase(this.options.database)
+        ? this.options.database
+        : await openDatabase({ dataDir: this.dataDir, ...this.options.database });
+      this.database = database;
+      const transport = this.options.transport ?? defaultTransport(join(this.dataDir, 'log'));
+      this.transportInUse = transport;
+      await transport.connect();
+      await transport.ensureTopics(this.topicsToCreate());
+      await this.startInbox(database, transport);
+      if (this.options.relay !== false) {
+        this.relay = new OutboxRelay(database, transport, { defaultPartitions: this.partitions, ...this.options.relay });
+        await this.relay.start();
+      }
+      for (const { serviceClass } of this.handlers.services) {
+        const instance = this.service(serviceClass);
+        for (const hook of getStartHooks(serviceClass)) await hook(instance, this);
+        if (hasStartHook(instance)) await instance.onApplicationStart(this);
+      }
+      for (const consumer of this.handlers.consumers) await this.subscribe(consumer.group);
+      this.state = AppState.RUNNING;
+      this.log.info({ consumers: this.handlers.consumers.map((c) => c.group) }, 'app started');
+    } catch (error) {
+      await this.shutdown();
+      this.state = AppState.STOPPED;
+      throw error;
+    }
+  }
+
+  /** Stops consuming, lets in-flight handlers finish, stops the relay, closes what the app opened. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.state === AppState.STOPPED || this.state === AppState.STOPPING) return;
+    this.state = AppState.STOPPING;
+    await this.shutdown();
+    this.state = AppState.STOPPED;
+    this.log.info('app stopped');
+  }
+
+  /**
+   * Runs `work` in one database transaction; messages it publishes are
+   * written to the outbox in the same transaction (with its `COMMIT`).
+   * @returns what `work` returned, after the commit.
+   */
+  async transaction<T>(work: (context: TransactionContext) => Promise<T>): Promise<T> {
+    return runTransaction(this.requireDatabase().dataSource, this.name, work);
+  }
+
+  /** The outbox relay this app runs (its `lag()` shows the backlog), or undefined with `relay: false` or before start. */
+  get outboxRelay(): OutboxRelay | undefined {
+    return this.relay;
+  }
+
+  /** The inbox dedup window in force and the retentions it was checked against. @throws ConcordatError APP_STATE_INVALID before `start()` */
+  get dedupWindow(): DedupWindow {
+    if (this.dedup === undefined) throw notStarted('dedup window');
+    return this.dedup;
+  }
+
+  /**
+   * Resolves the dedup window against the log's retention of the consumed
+   * topics (refusing to start when it is too short) and schedules cleanup.
+   * @throws ConcordatError DEDUP_WINDOW_TOO_SHORT
+   */
+  private async startInbox(database: Database, transport: Transport): Promise<void> {
+    const options = this.inboxOptions;
+    const consumed = [...new Set(this.handlers.consumers.flatMap((consumer) => [...consumer.handlers.keys()]))];
+    this.dedup = await resolveDedupWindow(transport, consumed, options);
+    this.inboxCleaner = new InboxCleaner(database.dataSource, {
+      windowMs: this.dedup.windowMs,
+      intervalMs: options.cleanupIntervalMs,
+      batchRowsMax: options.cleanupBatchRowsMax,
+      batchesMax: options.cleanupBatchesMax,
+    });
+    this.inboxCleaner.start();
+  }
+
+  /** Publishes one message through the outbox, in a transaction of its own. @returns the message ID. */
+  async publish<T>(topic: string, data: T, options: PublishOptions = {}): Promise<string> {
+    return this.transaction(async (context) => context.publish(topic, data, options));
+  }
+
+  private topicsToCreate(): Array<{ name: string; partitions: number }> {
+    const topics = new Set<string>();
+    for (const consumer of this.handlers.consumers) {
+      for (const topic of consumer.handlers.keys()) {
+        topics.add(topic);
+        topics.add(topic + DEAD_LETTER_SUFFIX);
+      }
+    }
+    return [...topics].map((name) => ({ name, partitions: this.partitions }));
+  }
+
+  private async subscribe(group: string): Promise<void> {
+    const consumer = this.handlers.consumers.find((c) => c.group === group)!;
+    const dispatcher = new Dispatcher(
+      consumer,
+      {
+        dataSource: this.requireDatabase().dataSource,
+        resolve: (serviceClass) => this.service(serviceClass),
+        signal: this.stopping.signal,
+      },
+      this.options.dispatcher,
+    );
+    this.dispatchers.set(group, dispatcher);
+    const handlers =
+      dispatcher.batchRecordsMax === 1
+        ? { handler: (delivery: Delivery) => dispatcher.dispatch(delivery) }
+        : { batchHandler: (deliveries: readonly Delivery[]) => dispatcher.dispatchBatch(deliveries), batchRecordsMax: dispatcher.batchRecordsMax };
+    const subscription = await this.transport.subscribe({
+      groupId: group,
+      topics: [...consumer.handlers.keys()],
+      ...handlers,
+      onHandlerError: (error, delivery) =>
+        this.log.warn(
+          { err: error instanceof Error ? error.message : String(error), topic: delivery.topic, partition: delivery.partition, offset: delivery.offset },
+          'delivery not completed; it will be delivered again',
+        ),
+    });
+    this.subscriptions.push(subscription);
+  }
+
+  private async shutdown(): Promise<void> {
+    this.stopping.abort();
+    const failures: unknown[] = [];
+    const attempt = async (step: () => Promise<void> | void): Promise<void> => {
+      try {
+        await step();
+      } catch (error) {
+        failures.push(error);
+      }
+    };
+    for (const subscription of this.subscriptions.splice(0)) await attempt(() => subscription.close());
+    for (const { serviceClass } of this.handlers.services) {
+      await attempt(async () => {
+        if (this.database === undefined) return;
+        const instance = this.service(serviceClass);
+        if (hasStopHook(instance)) await instance.onApplicationStop(this);
+      });
+    }
+    await attempt(() => this.relay?.stop());
+    await attempt(() => this.inboxCleaner?.stop());
+    if (this.options.transport === undefined) await attempt(() => this.transportInUse?.close());
+    if (!isDatabase(this.options.database)) await attempt(() => this.database?.close());
+    for (const failure of failures) this.log.error({ err: String(failure) }, 'error while stopping');
+  }
+
+  /** The container's instance of a service class. */
+  service<T extends object>(serviceClass: Function): T {
+    return this.container.get<T>(serviceClass as Newable<T>);
+  }
+
+  private requireDatabase(): Database {
+    if (this.database === undefined) throw notStarted('database');
+    return this.database;
+  }
+}
+
+function isDatabase(value: DatabaseOptions | Database | undefined): value is Database {
+  return value !== undefined && 'dataSource' in value && 'transaction' in value;
+}
+
+function notStarted(what: string): ConcordatError {
+  return new ConcordatError(`the app's ${what} is not available before start()`, { code: ErrorCode.APP_STATE_INVALID });
+}

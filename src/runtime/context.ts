@@ -1,0 +1,155 @@
+import type { DataSource, EntityManager } from 'typeorm';
+import { createEnvelope, type Envelope } from '../messaging/index.js';
+import { runOutboxTransaction, toOutboxRecords, writeOutbox, type OutboxMessage, type OutboxRecord } from '../outbox/index.js';
+
+/** Options of one published message. */
+export interface PublishOptions {
+  /** Partition key: messages with the same key keep their order end to end. @default none (spread) */
+  key?: string;
+  /** CloudEvents `type`. @default the topic */
+  type?: string;
+  /** Message ID (a UUIDv7 is generated when absent); publishing the same ID twice is deduplicated by consumers' inboxes. */
+  id?: string;
+  subject?: string;
+  /** Global transaction this message belongs to. @default the incoming message's */
+  globalTxId?: string;
+  /** @default the incoming message's correlation ID, or its ID */
+  correlationId?: string;
+  /** Further CloudEvents extension attributes (lower-case alphanumeric names). */
+  extensions?: Record<string, string>;
+  /** Content type of `data`. @default 'application/json' */
+  contentType?: string;
+}
+
+/**
+ * A database transaction in which messages can be published: they are
+ * written to the outbox through `manager` when the work finishes, so they
+ * exist if and only if the transaction commits.
+ */
+export class TransactionContext {
+  private readonly outgoing: OutboxMessage[] = [];
+
+  constructor(
+    /** The transaction's EntityManager: use it for every business write. */
+    readonly manager: EntityManager,
+    /** CloudEvents `source` of published messages: the service name. */
+    readonly source: string,
+  ) {}
+
+  /**
+   * Publishes `data` to `topic` when the transaction commits.
+   * @returns the message ID.
+   * @throws ConcordatError ENVELOPE_INVALID for a bad extension name.
+   */
+  publish<T>(topic: string, data: T, options: PublishOptions = {}): string {
+    const envelope = createEnvelope({
+      type: options.type ?? topic,
+      source: this.source,
+      data,
+      ...(options.id !== undefined && { id: options.id }),
+      ...(options.subject !== undefined && { subject: options.subject }),
+      ...(options.key !== undefined && { partitionkey: options.key }),
+      ...(options.contentType !== undefined && { datacontenttype: options.contentType }),
+      ...(options.extensions !== undefined && { extensions: options.extensions }),
+      ...this.inherited(options),
+    });
+    this.outgoing.push({ topic, envelope });
+    return envelope.id;
+  }
+
+  /** Messages published so far and not yet written. */
+  get pending(): readonly OutboxMessage[] {
+    return this.outgoing;
+  }
+
+  /**
+   * Writes the published messages to the outbox through `manager` now. For
+   * code that runs its own transaction; inside {@link runTransaction} and
+   * handlers the runtime writes them with the `COMMIT` instead.
+   */
+  async flush(manager: EntityManager = this.manager): Promise<void> {
+    const batch = this.outgoing.splice(0, this.outgoing.length);
+    await writeOutbox(manager, batch);
+  }
+
+  /**
+   * Removes the messages published so far and returns them as outbox
+   * records (serialized once). For the runtime, which writes them with the
+   * transaction's `COMMIT`.
+   * @throws ConcordatError SERIALIZATION_FAILED
+   */
+  takeRecords(): OutboxRecord[] {
+    return toOutboxRecords(this.outgoing.splice(0, this.outgoing.length));
+  }
+
+  /** Attributes a published message inherits; a message context adds causation and correlation. */
+  protected inherited(options: PublishOptions): Partial<Envelope> {
+    return {
+      ...(options.globalTxId !== undefined && { globaltxid: options.globalTxId }),
+      ...(options.correlationId !== undefined && { correlationid: options.correlationId }),
+    };
+  }
+}
+
+/** Where a message came from in the log. */
+export interface DeliveryInfo {
+  topic: string;
+  partition: number;
+  offset: number;
+  /** 1 for the first attempt of this delivery. */
+  attempt: number;
+  /** Attempts the handler's retry policy allows; `attempt === maxAttempts` is the last one. */
+  maxAttempts: number;
+  /** Consumer group (also the inbox's consumer name). */
+  consumer: string;
+}
+
+/**
+ * What a handler receives: the message, its data, the delivery, and a
+ * transaction to work in. Messages it publishes carry `causationid` = this
+ * message's ID and inherit its correlation ID, global transaction ID and
+ * trace context.
+ */
+export class MessageContext<T = unknown> extends TransactionContext {
+  constructor(
+    manager: EntityManager,
+    source: string,
+    readonly message: Envelope<T>,
+    readonly delivery: DeliveryInfo,
+  ) {
+    super(manager, source);
+  }
+
+  get data(): T {
+    return this.message.data;
+  }
+
+  protected override inherited(options: PublishOptions): Partial<Envelope> {
+    const message = this.message;
+    const globaltxid = options.globalTxId ?? message.globaltxid;
+    return {
+      causationid: message.id,
+      correlationid: options.correlationId ?? message.correlationid ?? message.id,
+      ...(globaltxid !== undefined && { globaltxid }),
+      ...(message.traceparent !== undefined && { traceparent: message.traceparent }),
+      ...(message.tracestate !== undefined && { tracestate: message.tracestate }),
+    };
+  }
+}
+
+/**
+ * Runs `work` in one database transaction; the messages it publishes are
+ * written to the outbox in the same round trip as the `COMMIT`
+ * (`runOutboxTransaction`), so they exist if and only if the transaction
+ * commits.
+ *
+ * @param source CloudEvents `source` of the published messages (the service or app name).
+ * @returns what `work` returned, after the commit.
+ */
+export async function runTransaction<T>(dataSource: DataSource, source: string, work: (context: TransactionContext) => Promise<T>): Promise<T> {
+  return runOutboxTransaction(dataSource, async ({ manager }) => {
+    const context = new TransactionContext(manager, source);
+    const result = await work(context);
+    return { result, records: context.takeRecords() };
+  });
+}

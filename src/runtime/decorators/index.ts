@@ -1,0 +1,3 @@
+export { hasStartHook, hasStopHook, type OnApplicationStart, type OnApplicationStop } from './lifecycle.js';
+export { OnMessage, type OnMessageOptions } from './on-message.js';
+export { Service, type ServiceOptions } from './service.js';

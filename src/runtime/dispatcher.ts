@@ -1,0 +1,584 @@
+import { performance } from 'node:perf_hooks';
+import { Counter, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
+import type { DataSource } from 'typeorm';
+import { ConcordatError, describeError, ErrorCode, isRetriable, RetriesExhaustedError } from '../errors.js';
+import { inboxInsertManySql, inboxInsertSql, markDeadLettersReplayed, recordDeadLetter, type DeadLetter, type DeadLetterFilter } from '../inbox/index.js';
+import { envelopeFromDelivery, newMessageId, type Envelope } from '../messaging/index.js';
+import { createLogger, faultPoint, type Logger } from '../observability/index.js';
+import { registeredMetric, runOutboxTransaction, writeOutboxRecords, type OutboxRecord } from '../outbox/index.js';
+import type { Delivery } from '../transport/index.js';
+import { MessageContext, type DeliveryInfo } from './context.js';
+import type { ConsumerDescriptor, HandlerDescriptor } from './explorer.js';
+import { isDatabaseUnavailable, retryDelayMs } from './retry.js';
+
+/** What the dispatcher needs from the app. */
+export interface DispatcherDeps {
+  dataSource: DataSource;
+  /** The service instance for a class (from the inversify container). */
+  resolve(serviceClass: Function): object;
+  /** Aborted when the app stops: a pending backoff ends and the delivery is left uncommitted. */
+  signal: AbortSignal;
+  /** Where the dispatcher's Prometheus metrics go. @default prom-client's default registry */
+  metricsRegistry?: Registry;
+}
+
+type Outcome = 'processed' | 'duplicate';
+
+/** Counters of what the dispatcher did, for tests, the demo and metrics. */
+export interface DispatchStats {
+  processed: number;
+  duplicates: number;
+  retries: number;
+  deadLettered: number;
+  /** Failures that did not count as attempts because the database was unreachable. */
+  databaseWaits: number;
+  /** Batches of several messages handled in one transaction. */
+  batches: number;
+  /** Batches that failed and whose messages were then handled one at a time. */
+  batchFallbacks: number;
+}
+
+/** Options of a {@link Dispatcher}. */
+export interface DispatcherOptions {
+  /**
+   * Most messages handled in one database transaction when the transport
+   * delivers several records of a partition at once; 1 handles every
+   * message in a transaction of its own. Every message of a batch may take
+   * a savepoint (a TCC Try, a saga step, a nested `manager.transaction()`),
+   * and PostgreSQL keeps up to 64 subtransaction IDs per transaction in
+   * shared memory before every snapshot in the database has to look them up
+   * in `pg_subtrans`; 32 stays under that. Range 1..10000. @default 32
+   */
+  batchRecordsMax?: number;
+}
+
+/** Default of {@link DispatcherOptions.batchRecordsMax}. */
+export const DISPATCH_BATCH_RECORDS_DEFAULT = 32;
+
+/** Validates and fills in {@link DispatcherOptions}. @throws ConcordatError CONFIG_INVALID naming the option */
+export function compileDispatcherOptions(options: DispatcherOptions = {}): Required<DispatcherOptions> {
+  const batchRecordsMax = options.batchRecordsMax ?? DISPATCH_BATCH_RECORDS_DEFAULT;
+  if (!Number.isInteger(batchRecordsMax) || batchRecordsMax < 1 || batchRecordsMax > 10_000) {
+    throw new ConcordatError(`invalid options: dispatcher.batchRecordsMax: must be an integer in 1..10000, got ${String(options.batchRecordsMax)}`, {
+      code: ErrorCode.CONFIG_INVALID,
+    });
+  }
+  return { batchRecordsMax };
+}
+
+/** Suffix of the dead-letter topic of a topic. */
+export const DEAD_LETTER_SUFFIX = '.dlq';
+
+/** Header names a dead letter carries besides the original record's headers. */
+export const DeadLetterHeader = {
+  ERROR: 'concordat_dlq_error',
+  ERROR_CODE: 'concordat_dlq_error_code',
+  ATTEMPTS: 'concordat_dlq_attempts',
+  HANDLER: 'concordat_dlq_handler',
+  CONSUMER: 'concordat_dlq_consumer',
+  TOPIC: 'concordat_dlq_topic',
+  PARTITION: 'concordat_dlq_partition',
+  OFFSET: 'concordat_dlq_offset',
+  FAILED_AT: 'concordat_dlq_failed_at',
+  /** ID of the row in `concordat.dead_letter` (what `concordat dlq replay` takes). */
+  ID: 'concordat_dlq_id',
+} as const;
+
+/** Header a replayed message carries: the dead letter it replays. */
+export const REPLAY_OF_HEADER = 'concordat_replay_of';
+
+/** Backoff while the database is unreachable: first and longest delay, in ms. */
+const DATABASE_WAIT_MS = { first: 100, max: 5000 } as const;
+
+/**
+ * Runs one consumer group's handlers on delivered records, with
+ * exactly-once effect:
+ *
+ * 1. decode the CloudEvent (a record that is not one is dead-lettered at once);
+ * 2. in one database transaction (`runOutboxTransaction`): insert
+ *    `(consumer, message ID)` into the inbox with the `BEGIN` (one round
+ *    trip) — no row inserted means it was processed before: roll back and
+ *    skip; otherwise run the handler with the transaction's EntityManager
+ *    and write what it published to the outbox with the `COMMIT` (one round
+ *    trip);
+ * 3. on failure, roll back and retry per the handler's policy; programmer
+ *    errors and non-retriable errors are not retried; a failure because the
+ *    database is unreachable does not count as an attempt (the message waits
+ *    for the database rather than going to the dead-letter topic);
+ * 4. after the last attempt, record the message in `concordat.dead_letter`
+ *    and send it to `<topic>.dlq` through the outbox, in one transaction,
+ *    with the error in its headers, and return: the partition moves on.
+ *
+ * `dispatch` resolves when the record is done (processed, skipped or
+ * dead-lettered), after which the transport commits its offset. It rejects
+ * only when the app is stopping; the transport then delivers the record
+ * again.
+ *
+ * Handlers declared `transactional: false` run without a transaction and
+ * without the inbox: at-least-once, for read-only or naturally idempotent
+ * work. What they publish is written to the outbox after they return.
+ *
+ * `dispatchBatch` takes several records of one partition at once (what the
+ * transport read together) and handles them in **one** transaction: `BEGIN`
+ * with one inbox insert for all of them, returning the IDs that are new;
+ * the handlers of those, in offset order, on the one EntityManager; every
+ * message they published with the `COMMIT`. So a batch costs the round
+ * trips of one message. If a handler throws, the transaction rolls back as
+ * a whole and the batch is split around that message, which goes on alone
+ * as `dispatch` would, with its retries and dead letter (its batch attempt
+ * counts as its first); a failure changes the cost, never the outcome.
+ * What it costs: the handlers that ran before it in the batch run again
+ * (their work was rolled back), so a handler may run more often than its
+ * message's attempts — as with any rollback, only its database effect is
+ * exactly once. The transport commits the batch's offsets after
+ * `dispatchBatch` resolved.
+ */
+export class Dispatcher {
+  readonly stats: DispatchStats = { processed: 0, duplicates: 0, retries: 0, deadLettered: 0, databaseWaits: 0, batches: 0, batchFallbacks: 0 };
+  /** Most messages in one transaction (see {@link DispatcherOptions}). */
+  readonly batchRecordsMax: number;
+  private readonly log: Logger;
+  private readonly messages: Counter<'group' | 'outcome'>;
+  private readonly handlerSeconds: Histogram<'group'>;
+  private readonly batchRecords: Histogram<'group'>;
+
+  /** @throws ConcordatError CONFIG_INVALID for a bad `batchRecordsMax` */
+  constructor(
+    private readonly consumer: ConsumerDescriptor,
+    private readonly deps: DispatcherDeps,
+    options: DispatcherOptions = {},
+  ) {
+    this.batchRecordsMax = compileDispatcherOptions(options).batchRecordsMax;
+    this.log = createLogger('dispatcher', { group: consumer.group });
+    const registry = deps.metricsRegistry ?? defaultRegistry;
+    this.messages = registeredMetric(registry, 'concordat_messages_total', () =>
+      new Counter({
+        name: 'concordat_messages_total',
+        help: 'Delivered messages by outcome: processed, duplicate (skipped by the inbox), retried (a failed attempt), dead_lettered',
+        labelNames: ['group', 'outcome'],
+        registers: [registry],
+      }),
+    );
+    this.handlerSeconds = registeredMetric(registry, 'concordat_handler_duration_seconds', () =>
+      new Histogram({
+        name: 'concordat_handler_duration_seconds',
+        help: 'Time of a successful handler transaction, from BEGIN to COMMIT',
+        labelNames: ['group'],
+        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+        registers: [registry],
+      }),
+    );
+    this.batchRecords = registeredMetric(registry, 'concordat_dispatch_batch_records', () =>
+      new Histogram({
+        name: 'concordat_dispatch_batch_records',
+        help: 'Messages per dispatcher transaction (or per batch given to a batch-aware handler): more than 1 when the transport delivered them together',
+        labelNames: ['group'],
+        buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+        registers: [registry],
+      }),
+    );
+  }
+
+  /**
+   * Handles consecutive records of one partition, in order, sharing one
+   * transaction (see the class comment). Resolves when every record is done
+   * (processed, skipped or dead-lettered); rejects only when the app is
+   * stopping, and the transport then delivers the batch again.
+   */
+  async dispatchBatch(deliveries: readonly Delivery[]): Promise<void> {
+    if (deliveries.length === 0) return;
+    const topic = deliveries[0]!.topic;
+    if (deliveries.length === 1 || deliveries.some((delivery) => delivery.topic !== topic)) return this.dispatchEach(deliveries);
+    const handler = this.handlerFor(topic);
+    const envelopes = decodeAll(deliveries);
+    const batchable = handler.transactional || handler.invokeBatch !== undefined;
+    if (envelopes === undefined || !batchable) return this.dispatchEach(deliveries);
+    await this.runBatch(handler, deliveries, envelopes);
+  }
+
+  /** One at a time, in order: the path with retries and dead letters. */
+  private async dispatchEach(deliveries: readonly Delivery[]): Promise<void> {
+    for (const delivery of deliveries) await this.dispatch(delivery);
+  }
+
+  /**
+   * The batch in one transaction; if that fails, in order: the messages
+   * before the one whose handler threw (their work was rolled back with it)
+   * as a batch again, the failing one on its own, its batch attempt counted
+   * as its attempt 1 as if it had been alone (its retries and dead letter
+   * follow from there), then the rest as a batch. A batch that failed
+   * otherwise (its commit, a lock conflict the batch itself may have
+   * caused) is dispatched one message at a time from attempt 1.
+   */
+  private async runBatch(handler: HandlerDescriptor, deliveries: readonly Delivery[], envelopes: readonly Envelope[]): Promise<void> {
+    if (deliveries.length === 1) return this.attempts(handler, envelopes[0]!, deliveries[0]!);
+    try {
+      if (handler.transactional) await this.attemptBatch(handler, deliveries, envelopes);
+      else await this.attemptBatchWithoutTransaction(handler, deliveries, envelopes);
+      return;
+    } catch (error) {
+      if (this.deps.signal.aborted) throw stopping();
+      this.stats.batchFallbacks++;
+      const failure = error instanceof BatchHandlerFailure ? error : undefined;
+      this.log.debug(
+        { err: describeError(failure?.error ?? error), handler: handler.label, messages: deliveries.length, failedAt: failure?.index },
+        'batch failed; its messages are handled apart',
+      );
+      if (failure === undefined || causedByBatch(failure.error)) {
+        for (let i = 0; i < deliveries.length; i++) await this.attempts(handler, envelopes[i]!, deliveries[i]!);
+        return;
+      }
+      const k = failure.index;
+      if (k > 0) await this.runBatch(handler, deliveries.slice(0, k), envelopes.slice(0, k));
+      await this.attempts(handler, envelopes[k]!, deliveries[k]!, { error: failure.error });
+      if (k + 1 < deliveries.length) await this.runBatch(handler, deliveries.slice(k + 1), envelopes.slice(k + 1));
+    }
+  }
+
+  /**
+   * One transaction for the batch: `BEGIN; <inbox insert of every ID>`,
+   * the handlers of the new ones in order (a repeated ID runs once), the
+   * outbox rows with `COMMIT`. Throws if any handler throws (all rolled back).
+   */
+  private async attemptBatch(handler: HandlerDescriptor, deliveries: readonly Delivery[], envelopes: readonly Envelope[]): Promise<void> {
+    const instance = this.deps.resolve(handler.serviceClass);
+    const startedAt = performance.now();
+    const processed = await runOutboxTransaction(
+      this.deps.dataSource,
+      async ({ manager, preludeRows }) => {
+        const fresh = new Set((preludeRows as Array<{ message_id: string }>).map((row) => row.message_id));
+        const records: OutboxRecord[] = [];
+        let count = 0;
+        for (let i = 0; i < deliveries.length; i++) {
+          // delete: a second copy of an ID inside the batch is a duplicate too.
+          if (!fresh.delete(envelopes[i]!.id)) continue;
+          const context = new MessageContext(manager, this.consumer.serviceName, envelopes[i]!, this.deliveryInfo(handler, deliveries[i]!, 1));
+          try {
+            await handler.invoke(instance, context);
+          } catch (error) {
+            throw new BatchHandlerFailure(i, error);
+          }
+          for (const record of context.takeRecords()) records.push(record);
+          count++;
+        }
+        if (count === 0) return { result: 0, rollback: true as const };
+        return { result: count, records };
+      },
+      { prelude: (escape) => inboxInsertManySql(handler.group, envelopes.map((envelope) => envelope.id), escape) },
+    );
+    this.batchDone(handler, deliveries.length, processed, startedAt);
+    // Committed in the database, offsets not yet committed in the log.
+    await faultPoint('dispatcher.after-commit');
+  }
+
+  /** A non-transactional handler with an `invokeBatch` hook: the hook, then what it published, each through the outbox. */
+  private async attemptBatchWithoutTransaction(handler: HandlerDescriptor, deliveries: readonly Delivery[], envelopes: readonly Envelope[]): Promise<void> {
+    const instance = this.deps.resolve(handler.serviceClass);
+    const startedAt = performance.now();
+    const manager = this.deps.dataSource.manager;
+    const contexts = deliveries.map(
+      (delivery, i) => new MessageContext(manager, this.consumer.serviceName, envelopes[i]!, this.deliveryInfo(handler, delivery, 1)),
+    );
+    await handler.invokeBatch!(instance, contexts);
+    await writeOutboxRecords(manager, contexts.flatMap((context) => context.takeRecords()));
+    this.batchDone(handler, deliveries.length, deliveries.length, startedAt);
+  }
+
+  private batchDone(handler: HandlerDescriptor, delivered: number, processed: number, startedAt: number): void {
+    const duplicates = delivered - processed;
+    this.stats.batches++;
+    this.stats.processed += processed;
+    this.stats.duplicates += duplicates;
+    if (processed > 0) {
+      this.messages.inc({ group: handler.group, outcome: 'processed' }, processed);
+      this.handlerSeconds.observe({ group: handler.group }, (performance.now() - startedAt) / 1000);
+    }
+    if (duplicates > 0) this.messages.inc({ group: handler.group, outcome: 'duplicate' }, duplicates);
+    this.batchRecords.observe({ group: handler.group }, delivered);
+  }
+
+  private handlerFor(topic: string): HandlerDescriptor {
+    const handler = this.consumer.handlers.get(topic);
+    if (handler === undefined) {
+      // Subscriptions list only the topics of this table, so this is a bug.
+      throw new ConcordatError(`consumer group '${this.consumer.group}' has no handler for topic '${topic}'`, {
+        code: ErrorCode.HANDLER_DEFINITION_INVALID,
+      });
+    }
+    return handler;
+  }
+
+  private deliveryInfo(handler: HandlerDescriptor, delivery: Delivery, attempt: number): DeliveryInfo {
+    return {
+      topic: delivery.topic,
+      partition: delivery.partition,
+      offset: delivery.offset,
+      attempt,
+      maxAttempts: handler.retry.maxAttempts,
+      consumer: handler.group,
+    };
+  }
+
+  async dispatch(delivery: Delivery): Promise<void> {
+    const handler = this.handlerFor(delivery.topic);
+    let envelope: Envelope;
+    try {
+      envelope = envelopeFromDelivery(delivery);
+    } catch (error) {
+      await this.deadLetter(delivery, undefined, handler, error, 0);
+      return;
+    }
+    await this.attempts(handler, envelope, delivery);
+  }
+
+  /**
+   * Attempts until the message is processed, skipped or dead-lettered.
+   * `firstFailure`: the error of an attempt 1 made already (in a batch),
+   * handled as if it had just happened here.
+   */
+  private async attempts(handler: HandlerDescriptor, envelope: Envelope, delivery: Delivery, firstFailure?: { error: unknown }): Promise<void> {
+    let failure = firstFailure;
+    for (let attempt = 1; ; ) {
+      if (failure === undefined) {
+        try {
+          await this.attempt(handler, envelope, delivery, attempt);
+          return;
+        } catch (error) {
+          failure = { error };
+        }
+      }
+      const { error } = failure;
+      failure = undefined;
+      if (!(await this.failureCounts(error))) continue;
+      const final = !isRetriable(error) || attempt >= handler.retry.maxAttempts;
+      if (final) {
+        await this.deadLetter(delivery, envelope, handler, error, attempt);
+        return;
+      }
+      this.stats.retries++;
+      this.messages.inc({ group: handler.group, outcome: 'retried' });
+      const delayMs = retryDelayMs(handler.retry, attempt);
+      this.log.warn({ err: describeError(error), handler: handler.label, messageId: envelope.id, attempt, delayMs }, 'handler failed; retrying');
+      await this.sleep(delayMs);
+      attempt++;
+    }
+  }
+
+  private async attempt(handler: HandlerDescriptor, envelope: Envelope, delivery: Delivery, attempt: number): Promise<void> {
+    const instance = this.deps.resolve(handler.serviceClass);
+    const info = this.deliveryInfo(handler, delivery, attempt);
+    const startedAt = performance.now();
+    if (!handler.transactional) {
+      const context = new MessageContext(this.deps.dataSource.manager, this.consumer.serviceName, envelope, info);
+      await handler.invoke(instance, context);
+      await writeOutboxRecords(this.deps.dataSource.manager, context.takeRecords());
+      this.done(handler, 'processed', startedAt);
+      return;
+    }
+    const outcome = await runOutboxTransaction(
+      this.deps.dataSource,
+      async ({ manager, preludeRows }) => {
+        if (preludeRows.length === 0) return { result: 'duplicate' as const, rollback: true as const };
+        const context = new MessageContext(manager, this.consumer.serviceName, envelope, info);
+        await handler.invoke(instance, context);
+        return { result: 'processed' as const, records: context.takeRecords() };
+      },
+      { prelude: (escape) => inboxInsertSql(handler.group, envelope.id, escape) },
+    );
+    this.done(handler, outcome, startedAt);
+    this.batchRecords.observe({ group: handler.group }, 1);
+    // Committed in the database, offset not yet committed in the log.
+    await faultPoint('dispatcher.after-commit');
+  }
+
+  private done(handler: HandlerDescriptor, outcome: Outcome, startedAt: number): void {
+    this.stats[outcome === 'processed' ? 'processed' : 'duplicates']++;
+    this.messages.inc({ group: handler.group, outcome });
+    if (outcome === 'processed') this.handlerSeconds.observe({ group: handler.group }, (performance.now() - startedAt) / 1000);
+  }
+
+  /**
+   * Whether a failed attempt counts against the retry policy. A failure
+   * because the database is unreachable does not: this waits until it
+   * answers again and returns false, so the same attempt is made again.
+   */
+  private async failureCounts(error: unknown): Promise<boolean> {
+    if (!isRetriable(error)) return true;
+    if (!isDatabaseUnavailable(error) && (await this.databaseAnswers())) return true;
+    this.stats.databaseWaits++;
+    await this.waitForDatabase(error);
+    return false;
+  }
+
+  private async databaseAnswers(): Promise<boolean> {
+    try {
+      await this.deps.dataSource.query('SELECT 1');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Waits, with backoff, until the database answers. @throws the stopping error when the app stops */
+  private async waitForDatabase(cause: unknown): Promise<void> {
+    this.log.warn({ err: describeError(cause) }, 'database unreachable; the message waits for it (not counted as an attempt)');
+    for (let delayMs: number = DATABASE_WAIT_MS.first; ; delayMs = Math.min(delayMs * 2, DATABASE_WAIT_MS.max)) {
+      await this.sleep(delayMs);
+      if (await this.databaseAnswers()) return;
+    }
+  }
+
+  /** Records the dead letter and sends it to `<topic>.dlq`, waiting for the database if it is down. */
+  private async deadLetter(delivery: Delivery, envelope: Envelope | undefined, handler: HandlerDescriptor, error: unknown, attempts: number): Promise<void> {
+    const original: Record<string, string> = {};
+    for (const [name, value] of Object.entries(delivery.headers)) original[name] = value.toString('utf8');
+    const messageId = envelope?.id ?? original.ce_id ?? newMessageId();
+    const input = {
+      consumer: handler.group,
+      messageId,
+      handler: handler.label,
+      topic: delivery.topic,
+      partition: delivery.partition,
+      offset: delivery.offset,
+      key: delivery.key?.toString('utf8') ?? null,
+      headers: original,
+      payload: delivery.value,
+      error: describeError(error).slice(0, 4096),
+      errorCode: error instanceof ConcordatError ? error.code : error instanceof Error ? error.name : 'unknown',
+      attempts,
+    };
+    for (;;) {
+      try {
+        const id = await runOutboxTransaction(this.deps.dataSource, async ({ manager }) => {
+          const id = await recordDeadLetter(manager, input);
+          if (id === undefined) return { result: undefined, rollback: true as const };
+          return { result: id, records: [deadLetterRecord(input, id)] };
+        });
+        if (id !== undefined) {
+          this.stats.deadLettered++;
+          this.messages.inc({ group: handler.group, outcome: 'dead_lettered' });
+        }
+        const reason = attempts > 1 ? new RetriesExhaustedError(attempts, error) : error;
+        this.log.error(
+          { err: describeError(reason), handler: handler.label, messageId, attempts, topic: delivery.topic + DEAD_LETTER_SUFFIX, deadLetterId: id },
+          id === undefined ? 'message failed again; it is already dead-lettered' : 'message dead-lettered',
+        );
+        return;
+      } catch (writeError) {
+        if (!isDatabaseUnavailable(writeError) && (await this.databaseAnswers())) throw writeError;
+        this.stats.databaseWaits++;
+        await this.waitForDatabase(writeError);
+      }
+    }
+  }
+
+  private sleep(delayMs: number): Promise<void> {
+    const signal = this.deps.signal;
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) return reject(stopping());
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, delayMs);
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        reject(stopping());
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
+
+/** The record sent to `<topic>.dlq`: the original key, headers and bytes, plus the dead-letter headers. */
+function deadLetterRecord(input: Parameters<typeof recordDeadLetter>[1], id: string): OutboxRecord {
+  return {
+    messageId: input.messageId,
+    topic: input.topic + DEAD_LETTER_SUFFIX,
+    key: input.key,
+    payload: input.payload,
+    headers: {
+      ...input.headers,
+      [DeadLetterHeader.ERROR]: input.error,
+      [DeadLetterHeader.ERROR_CODE]: input.errorCode,
+      [DeadLetterHeader.ATTEMPTS]: String(input.attempts),
+      [DeadLetterHeader.HANDLER]: input.handler,
+      [DeadLetterHeader.CONSUMER]: input.consumer,
+      [DeadLetterHeader.TOPIC]: input.topic,
+      [DeadLetterHeader.PARTITION]: String(input.partition),
+      [DeadLetterHeader.OFFSET]: String(input.offset),
+      [DeadLetterHeader.FAILED_AT]: new Date().toISOString(),
+      [DeadLetterHeader.ID]: id,
+    },
+  };
+}
+
+/**
+ * Replays dead letters through the normal path: each is published again to
+ * its original topic through the outbox, with its original key, headers
+ * (message ID included) and bytes, plus `concordat_replay_of: <id>`, and
+ * marked replayed in the same transaction. So a dead letter is replayed
+ * exactly once even by concurrent callers, and its consumer processes it once
+ * (the inbox knows the message ID from then on); other consumer groups of
+ * the topic that processed it already skip it within their dedup window.
+ *
+ * @returns the dead letters replayed, oldest first.
+ */
+export async function replayDeadLetters(dataSource: DataSource, filter: DeadLetterFilter): Promise<DeadLetter[]> {
+  return runOutboxTransaction(dataSource, async ({ manager }) => {
+    const replayed = await markDeadLettersReplayed(manager, filter);
+    const records: OutboxRecord[] = replayed.map((letter) => ({
+      messageId: letter.messageId,
+      topic: letter.topic,
+      key: letter.key,
+      payload: letter.payload,
+      headers: { ...letter.headers, [REPLAY_OF_HEADER]: letter.id },
+    }));
+    return { result: replayed, records };
+  });
+}
+
+/** The handler of the batch's `index`-th message threw `error`; the batch's transaction rolled back. */
+class BatchHandlerFailure extends Error {
+  constructor(
+    readonly index: number,
+    readonly error: unknown,
+  ) {
+    super(`the handler of message ${index} of a batch failed: ${describeError(error)}`);
+    this.name = 'BatchHandlerFailure';
+  }
+}
+
+/**
+ * SQLSTATEs of failures that sharing a transaction can cause where the
+ * message alone would not fail: serialization failure and deadlock (class
+ * 40: the batch holds the locks of several messages at once), and
+ * 25P02, a statement in a transaction an earlier handler of the batch left
+ * aborted (it swallowed an error). Not the message's fault: no attempt is
+ * counted against it.
+ */
+const BATCH_CAUSED_SQLSTATE = /^(40...|25P02)$/;
+
+function causedByBatch(error: unknown): boolean {
+  for (let current = error, depth = 0; current instanceof Error && depth < 4; depth++) {
+    const withCode = current as Error & { code?: unknown; driverError?: unknown };
+    if (typeof withCode.code === 'string' && BATCH_CAUSED_SQLSTATE.test(withCode.code)) return true;
+    current = withCode.driverError ?? current.cause;
+  }
+  return false;
+}
+
+/** The envelopes of the records, or undefined if one is not a CloudEvent (the one-at-a-time path dead-letters it). */
+function decodeAll(deliveries: readonly Delivery[]): Envelope[] | undefined {
+  try {
+    return deliveries.map((delivery) => envelopeFromDelivery(delivery));
+  } catch {
+    return undefined;
+  }
+}
+
+function stopping(): ConcordatError {
+  return new ConcordatError('the app is stopping; the message will be delivered again', {
+    code: ErrorCode.APP_STATE_INVALID,
+    retriable: true,
+  });
+}

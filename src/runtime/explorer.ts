@@ -1,0 +1,134 @@
+import { ConcordatError, ErrorCode } from '../errors.js';
+import { compileRetryPolicy, type CompiledRetryPolicy } from './retry.js';
+import { getDecoratorChecks, getHandlers, getServiceMetadata, type HandlerMetadata } from './metadata.js';
+
+/** One handler, resolved and validated. */
+export interface HandlerDescriptor {
+  serviceClass: Function;
+  serviceName: string;
+  topic: string;
+  group: string;
+  methodName: string;
+  /** `Service.method`, for messages and dead-letter headers. */
+  label: string;
+  transactional: boolean;
+  retry: CompiledRetryPolicy;
+  invoke: HandlerMetadata['invoke'];
+  invokeBatch?: HandlerMetadata['invokeBatch'];
+}
+
+/** All handlers of one consumer group: one subscription, routed by topic. */
+export interface ConsumerDescriptor {
+  group: string;
+  /** Service name used as CloudEvents `source` when a handler of this group publishes. */
+  serviceName: string;
+  handlers: Map<string, HandlerDescriptor>;
+}
+
+export interface HandlerTable {
+  services: Array<{ serviceClass: Function; serviceName: string }>;
+  consumers: ConsumerDescriptor[];
+}
+
+// Kafka's topic rules: 1..249 characters of [a-zA-Z0-9._-], not '.' or '..'.
+const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
+
+/**
+ * Reads the decorators of `serviceClasses` and builds the handler table.
+ * Runs before any I/O at start-up, so misuse fails fast.
+ *
+ * @throws ConcordatError HANDLER_DEFINITION_INVALID listing every problem
+ *   found: a class without `@Service`, a topic name Kafka would refuse, two
+ *   handlers for one topic in one group, a decorator check that failed (such
+ *   as `@Try` without `@Confirm`), an invalid retry policy, the same class
+ *   listed twice.
+ */
+export function exploreHandlers(serviceClasses: readonly Function[]): HandlerTable {
+  const problems: string[] = [];
+  const services: HandlerTable['services'] = [];
+  const consumers = new Map<string, ConsumerDescriptor>();
+  const seen = new Set<Function>();
+
+  for (const serviceClass of serviceClasses) {
+    const className = serviceClass.name || '<anonymous class>';
+    if (typeof serviceClass !== 'function') {
+      problems.push(`services must contain classes, got ${typeof serviceClass}`);
+      continue;
+    }
+    if (seen.has(serviceClass)) {
+      problems.push(`${className} is listed twice in services`);
+      continue;
+    }
+    seen.add(serviceClass);
+    const service = getServiceMetadata(serviceClass);
+    if (service === undefined) {
+      problems.push(`${className} is not a Concordat service: decorate it with @Service('<name>')`);
+      continue;
+    }
+    services.push({ serviceClass, serviceName: service.name });
+    for (const check of getDecoratorChecks(serviceClass)) {
+      const problem = check(serviceClass);
+      if (problem !== undefined) problems.push(`${className}: ${problem}`);
+    }
+    for (const handler of getHandlers(serviceClass)) {
+      const label = `${className}.${handler.methodName}`;
+      const descriptor = describe(serviceClass, service.name, service.group, handler, label, problems);
+      if (descriptor === undefined) continue;
+      let consumer = consumers.get(descriptor.group);
+      if (consumer === undefined) {
+        consumer = { group: descriptor.group, serviceName: service.name, handlers: new Map() };
+        consumers.set(descriptor.group, consumer);
+      }
+      const clash = consumer.handlers.get(descriptor.topic);
+      if (clash !== undefined) {
+        problems.push(
+          `${clash.label} and ${label} both handle topic '${descriptor.topic}' in consumer group '${descriptor.group}': ` +
+            `merge them, or give one its own group with @OnMessage('${descriptor.topic}', { group: '...' })`,
+        );
+        continue;
+      }
+      consumer.handlers.set(descriptor.topic, descriptor);
+    }
+  }
+
+  if (problems.length > 0) {
+    throw new ConcordatError(`invalid handler definitions:\n- ${problems.join('\n- ')}`, {
+      code: ErrorCode.HANDLER_DEFINITION_INVALID,
+      context: { problems },
+    });
+  }
+  return { services, consumers: [...consumers.values()] };
+}
+
+function describe(
+  serviceClass: Function,
+  serviceName: string,
+  serviceGroup: string,
+  handler: HandlerMetadata,
+  label: string,
+  problems: string[],
+): HandlerDescriptor | undefined {
+  if (!TOPIC_NAME.test(handler.topic) || handler.topic === '.' || handler.topic === '..') {
+    problems.push(`${label}: '${handler.topic}' is not a valid topic name (1-249 characters of a-z, A-Z, 0-9, '.', '_', '-')`);
+    return undefined;
+  }
+  let retry: CompiledRetryPolicy;
+  try {
+    retry = compileRetryPolicy(handler.options.retry, `${label}.retry`);
+  } catch (error) {
+    problems.push((error as Error).message);
+    return undefined;
+  }
+  return {
+    serviceClass,
+    serviceName,
+    topic: handler.topic,
+    group: handler.options.group ?? serviceGroup,
+    methodName: handler.methodName,
+    label,
+    transactional: handler.options.transactional ?? true,
+    retry,
+    invoke: handler.invoke,
+    ...(handler.invokeBatch !== undefined && { invokeBatch: handler.invokeBatch }),
+  };
+}

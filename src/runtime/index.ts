@@ -1,0 +1,45 @@
+export { AppState, ConcordatApp, Tokens, type AppOptions } from './app.js';
+export { MessageContext, runTransaction, TransactionContext, type DeliveryInfo, type PublishOptions } from './context.js';
+export {
+  OnMessage,
+  Service,
+  hasStartHook,
+  hasStopHook,
+  type OnApplicationStart,
+  type OnApplicationStop,
+  type OnMessageOptions,
+  type ServiceOptions,
+} from './decorators/index.js';
+export {
+  DEAD_LETTER_SUFFIX,
+  DISPATCH_BATCH_RECORDS_DEFAULT,
+  DeadLetterHeader,
+  Dispatcher,
+  REPLAY_OF_HEADER,
+  replayDeadLetters,
+  type DispatchStats,
+  type DispatcherDeps,
+  type DispatcherOptions,
+} from './dispatcher.js';
+export { exploreHandlers, type ConsumerDescriptor, type HandlerDescriptor, type HandlerTable } from './explorer.js';
+export {
+  defineDecoratorCheck,
+  defineMessageHandler,
+  defineStartHook,
+  getHandlers,
+  getServiceMetadata,
+  getStartHooks,
+  type DecoratorCheck,
+  type StartHook,
+  type HandlerMetadata,
+  type HandlerOptions,
+  type ServiceMetadata,
+} from './metadata.js';
+export {
+  RetryStrategy,
+  compileRetryPolicy,
+  isDatabaseUnavailable,
+  retryDelayMs,
+  type CompiledRetryPolicy,
+  type RetryPolicyOptions,
+} from './retry.js';

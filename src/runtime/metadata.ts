@@ -1,0 +1,109 @@
+import type { RetryPolicyOptions } from './retry.js';
+import type { MessageContext } from './context.js';
+import type { ConcordatApp } from './app.js';
+
+/**
+ * Metadata the decorators record on classes. Decorators only record; the
+ * explorer (`explorer.ts`) reads it at start-up, validates it and builds the
+ * handler table.
+ */
+
+export const SERVICE_METADATA = Symbol.for('concordat.service');
+export const HANDLERS_METADATA = Symbol.for('concordat.handlers');
+export const CHECKS_METADATA = Symbol.for('concordat.checks');
+export const START_HOOKS_METADATA = Symbol.for('concordat.startHooks');
+
+export interface ServiceMetadata {
+  /** Service name: CloudEvents `source` of what it publishes, default consumer group. */
+  name: string;
+  /** Consumer group of its handlers unless a handler names its own. */
+  group: string;
+}
+
+/** Options of one message handler. */
+export interface HandlerOptions {
+  /** Consumer group; the service's group when absent. */
+  group?: string;
+  /** Retry policy for a failing handler before the message is dead-lettered. */
+  retry?: RetryPolicyOptions;
+  /**
+   * `true` (default): the handler runs in a database transaction together
+   * with its inbox row and its outgoing messages: exactly-once effect.
+   * `false`: no transaction and no inbox; the handler must be read-only or
+   * idempotent by nature, as it may run more than once for one message
+   * (at-least-once). Messages it publishes are still written to the outbox,
+   * each in its own transaction.
+   */
+  transactional?: boolean;
+}
+
+/** One handler as recorded on a class. */
+export interface HandlerMetadata {
+  topic: string;
+  /** Property name of the method, for messages and dead-letter headers. */
+  methodName: string;
+  options: HandlerOptions;
+  /**
+   * Calls the handler on the service instance. `@OnMessage` calls the method;
+   * other decorators (TCC participants) supply their own protocol here.
+   */
+  invoke(instance: object, context: MessageContext): Promise<void>;
+  /**
+   * For a handler that is not `transactional` and knows how to handle
+   * several messages at once (the coordinator's replies): called with the
+   * messages of one delivered batch, in order, instead of `invoke` on each.
+   * If it throws, the dispatcher handles the messages one at a time with
+   * `invoke` (retries, dead letters). Transactional handlers need no such
+   * hook: the dispatcher runs a batch of them in one transaction itself.
+   */
+  invokeBatch?(instance: object, contexts: MessageContext[]): Promise<void>;
+}
+
+/** Appends a handler to the class's handler list. For decorator authors. */
+export function defineMessageHandler(target: Function, handler: HandlerMetadata): void {
+  const existing: HandlerMetadata[] = Reflect.getOwnMetadata(HANDLERS_METADATA, target) ?? [];
+  Reflect.defineMetadata(HANDLERS_METADATA, [...existing, handler], target);
+}
+
+export function getHandlers(target: Function): HandlerMetadata[] {
+  return Reflect.getOwnMetadata(HANDLERS_METADATA, target) ?? [];
+}
+
+export function getServiceMetadata(target: Function): ServiceMetadata | undefined {
+  return Reflect.getOwnMetadata(SERVICE_METADATA, target);
+}
+
+/**
+ * A start-up check of a class's decorators. Returns a problem description,
+ * or undefined when all is well. Decorators that only make sense together
+ * (`@Try` needs `@Confirm` and `@Cancel`) register one; the explorer runs them.
+ */
+export type DecoratorCheck = (target: Function) => string | undefined;
+
+/** Registers a check the explorer runs on the class at start-up. For decorator authors. */
+export function defineDecoratorCheck(target: Function, check: DecoratorCheck): void {
+  const existing: DecoratorCheck[] = Reflect.getOwnMetadata(CHECKS_METADATA, target) ?? [];
+  Reflect.defineMetadata(CHECKS_METADATA, [...existing, check], target);
+}
+
+export function getDecoratorChecks(target: Function): DecoratorCheck[] {
+  return Reflect.getOwnMetadata(CHECKS_METADATA, target) ?? [];
+}
+
+/**
+ * Work a decorator needs done when the app starts, for the service instance:
+ * after the database is open and the relay runs, before the app consumes
+ * (2PC participants check `max_prepared_transactions` and recover their
+ * prepared transactions here). A hook that throws fails `app.start()`.
+ */
+export type StartHook = (instance: object, app: ConcordatApp) => Promise<void>;
+
+/** Registers a start hook on the class. For decorator authors. */
+export function defineStartHook(target: Function, hook: StartHook): void {
+  const existing: StartHook[] = Reflect.getOwnMetadata(START_HOOKS_METADATA, target) ?? [];
+  Reflect.defineMetadata(START_HOOKS_METADATA, [...existing, hook], target);
+}
+
+export function getStartHooks(target: Function): StartHook[] {
+  return Reflect.getOwnMetadata(START_HOOKS_METADATA, target) ?? [];
+}

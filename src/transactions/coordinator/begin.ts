@@ -1,0 +1,91 @@
+import { z } from 'zod';
+import { newMessageId } from '../../messaging/index.js';
+import type { CompiledRetryPolicy, TransactionContext } from '../../runtime/index.js';
+import { sendCommands } from './driver.js';
+import { MODE_ACTIONS } from './messages.js';
+import { BranchState, GlobalTxState, TxMode } from './states.js';
+import { insertGlobalTx, type BranchRow, type NewBranch } from './store.js';
+
+/** Options every mode's begin function shares. */
+export interface BeginOptions {
+  /** Kind of global transaction, for operators (`place-order`). 1..200 characters. */
+  name: string;
+  /** Deadline for phase one (every vote, or every saga step), from now, in ms (database clock). Range 100..86400000. @default 30000 */
+  timeoutMs?: number;
+  /** Topic that receives a {@link GlobalTxOutcome} when the global transaction ends. @default none */
+  outcomeTopic?: string;
+  /** Partition key of the outcome message. @default the global transaction ID */
+  outcomeKey?: string;
+  /** Echoed in the outcome message (JSON). */
+  payload?: unknown;
+  /** Global transaction ID (a UUID). @default a new UUIDv7 */
+  id?: string;
+}
+
+const PARTICIPANT_NAME = /^[a-zA-Z0-9._-]{1,200}$/;
+
+/** The zod shape of {@link BeginOptions} without branches; each mode adds its own. */
+export const beginShape = {
+  name: z.string().min(1).max(200),
+  timeoutMs: z.number().int().min(100).max(86_400_000).default(30_000),
+  outcomeTopic: z.string().regex(/^[a-zA-Z0-9._-]{1,249}$/, 'must be a valid topic name').optional(),
+  outcomeKey: z.string().min(1).optional(),
+  payload: z.unknown().optional(),
+  id: z.string().uuid().optional(),
+};
+
+/** A participant name: 1..`max` characters of a-z, A-Z, 0-9, '.', '_', '-'. */
+export function participantName(max = 200): z.ZodString {
+  return z.string().max(max, `must be at most ${max} characters`).regex(PARTICIPANT_NAME, 'must be 1-200 characters of a-z, A-Z, 0-9, ., _, -');
+}
+
+export interface BranchSpec {
+  participant: string;
+  payload: unknown;
+  retryPolicy?: CompiledRetryPolicy;
+}
+
+/**
+ * Stores a global transaction of `mode` with its branches, in the caller's
+ * transaction, and sends phase one through the caller's outbox: to every
+ * branch (TCC, 2PC), or to the first step (saga; the others wait). Nothing
+ * happens unless the caller's transaction commits.
+ *
+ * @returns the global transaction ID.
+ */
+export async function beginGlobalTx(
+  context: TransactionContext,
+  mode: TxMode,
+  options: Omit<BeginOptions, 'timeoutMs'> & { timeoutMs: number; compensationRetry?: CompiledRetryPolicy },
+  specs: readonly BranchSpec[],
+): Promise<string> {
+  const id = options.id ?? newMessageId();
+  const saga = mode === TxMode.SAGA;
+  const branches: Array<NewBranch & BranchRow> = specs.map((spec, index) => ({
+    branchId: index + 1,
+    participant: spec.participant,
+    payload: spec.payload ?? null,
+    state: saga && index > 0 ? BranchState.WAITING : BranchState.PENDING,
+    retryPolicy: spec.retryPolicy ?? null,
+    attempts: 0,
+    error: null,
+    result: null,
+  }));
+  const first = MODE_ACTIONS[mode].phaseOne;
+  const commands = branches.filter((b) => b.state === BranchState.PENDING).map((b) => ({ branchId: b.branchId, action: first }));
+  await insertGlobalTx(context.manager, {
+    id,
+    mode,
+    name: options.name,
+    state: GlobalTxState.TRYING,
+    timeoutMs: options.timeoutMs,
+    payload: options.payload ?? null,
+    outcomeTopic: options.outcomeTopic ?? null,
+    outcomeKey: options.outcomeKey ?? null,
+    compensationRetry: options.compensationRetry ?? null,
+    branches,
+    sent: `${first} → branch ${commands.map((c) => c.branchId).join(', ')}`,
+  });
+  sendCommands(context, { id, mode }, branches, commands);
+  return id;
+}

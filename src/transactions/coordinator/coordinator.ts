@@ -1,0 +1,292 @@
+import { inject, optional } from 'inversify';
+import { z } from 'zod';
+import { compileOptions } from '../../config/index.js';
+import { describeError } from '../../errors.js';
+import { createLogger, faultPoint } from '../../observability/index.js';
+import { runOutboxTransaction } from '../../outbox/index.js';
+import {
+  defineMessageHandler,
+  MessageContext,
+  Service,
+  Tokens,
+  type ConcordatApp,
+  type OnApplicationStart,
+  type OnApplicationStop,
+} from '../../runtime/index.js';
+import { cleanupFences, cleanupHistory } from './cleanup.js';
+import { driveGlobalTxs, presumeAbort } from './driver.js';
+import { GroupCommit } from './group-commit.js';
+import { BranchAction, REPLY_TOPIC, type BranchReply } from './messages.js';
+import type { Timing, Transition, TxInput } from './protocol.js';
+import { TxEventKind } from './states.js';
+import { claimDue, inboxAndLockSql, parseInboxAndLock, type DueKind } from './store.js';
+
+/** Service name (and consumer group) of the coordinator. */
+export const COORDINATOR_SERVICE = 'concordat-coordinator';
+
+/** inversify token for {@link CoordinatorOptions}. */
+export const COORDINATOR_OPTIONS = Symbol.for('concordat.CoordinatorOptions');
+
+export interface CoordinatorOptions {
+  /** How often the coordinator looks for expired deadlines and due resends, in ms. Range 10..60000. @default 250 */
+  scanIntervalMs?: number;
+  /** Wait before sending a decision again to a branch that has not acknowledged, in ms; doubles per resend. Range 10..3600000. @default 5000 */
+  resendIntervalMs?: number;
+  /** Longest wait between resends, in ms. Range 10..86400000. @default 60000 */
+  resendIntervalMaxMs?: number;
+  /** Most global transactions handled per scan. Range 1..10000. @default 200 */
+  scanBatchMax?: number;
+  /** How often fence rows and ended global transactions are cleaned up, in ms; 0 turns cleanup off. Range 0 or 1000..86400000. @default 60000 */
+  cleanupIntervalMs?: number;
+  /**
+   * Age after which the fence row of an ended global transaction is deleted,
+   * in ms. Must exceed how long a command can still be redelivered (log
+   * retention, inbox dedup window). Range 60000..31536000000. @default 604800000 (7 days)
+   */
+  fenceRetentionMs?: number;
+  /** Age after which an ended (not FAILED) global transaction, its branches and timeline are deleted, in ms; at least `fenceRetentionMs`. Range 60000..31536000000. @default 604800000 (7 days) */
+  historyRetentionMs?: number;
+  /** Rows deleted per cleanup batch (each batch is one short statement). Range 1..100000. @default 1000 */
+  cleanupBatchRows?: number;
+  /** Most replies handled in one database transaction (group commit, see `group-commit.ts`). Range 1..10000. @default 256 */
+  replyBatchMax?: number;
+}
+
+const YEAR_MS = 365 * 24 * 3600 * 1000;
+const WEEK_MS = 7 * 24 * 3600 * 1000;
+
+const optionsSchema = z
+  .strictObject({
+    scanIntervalMs: z.number().int().min(10).max(60_000).default(250),
+    resendIntervalMs: z.number().int().min(10).max(3_600_000).default(5000),
+    resendIntervalMaxMs: z.number().int().min(10).max(86_400_000).default(60_000),
+    scanBatchMax: z.number().int().min(1).max(10_000).default(200),
+    cleanupIntervalMs: z.union([z.literal(0), z.number().int().min(1000).max(86_400_000)]).default(60_000),
+    fenceRetentionMs: z.number().int().min(60_000).max(YEAR_MS).default(WEEK_MS),
+    historyRetentionMs: z.number().int().min(60_000).max(YEAR_MS).default(WEEK_MS),
+    cleanupBatchRows: z.number().int().min(1).max(100_000).default(1000),
+    replyBatchMax: z.number().int().min(1).max(10_000).default(256),
+  })
+  .refine((o) => o.resendIntervalMs <= o.resendIntervalMaxMs, { message: 'must not exceed resendIntervalMaxMs', path: ['resendIntervalMs'] })
+  .refine((o) => o.historyRetentionMs >= o.fenceRetentionMs, {
+    message: 'must be at least fenceRetentionMs (a fence outliving its global transaction could not tell it ended)',
+    path: ['historyRetentionMs'],
+  });
+export type CompiledCoordinatorOptions = z.output<typeof optionsSchema>;
+
+/** Validates and fills in {@link CoordinatorOptions}. @throws ConcordatError CONFIG_INVALID naming the option */
+export function compileCoordinatorOptions(options: CoordinatorOptions = {}): CompiledCoordinatorOptions {
+  return compileOptions(optionsSchema, options, 'coordinator');
+}
+
+/**
+ * Named fault points of the coordinator (see `observability/fault-points.ts`):
+ * - `coordinator.before-decide`: a decision is written but not committed;
+ * - `coordinator.after-decide`: a decision and its commands are committed, the reply's offset is not;
+ * - `coordinator.after-reply`: a reply that decided nothing is committed;
+ * - `coordinator.after-end`: the end of a global transaction (and its outcome message) is committed;
+ * - `coordinator.after-timeout`: a scan committed decisions taken at deadlines;
+ * - `coordinator.after-resend`: a scan committed commands sent again.
+ */
+export const CoordinatorFault = {
+  BEFORE_DECIDE: 'coordinator.before-decide',
+  AFTER_DECIDE: 'coordinator.after-decide',
+  AFTER_REPLY: 'coordinator.after-reply',
+  AFTER_END: 'coordinator.after-end',
+  AFTER_TIMEOUT: 'coordinator.after-timeout',
+  AFTER_RESEND: 'coordinator.after-resend',
+} as const;
+
+/**
+ * The global transaction coordinator, as a service: add it to the `services`
+ * of the app (or apps) that should drive global transactions. The state
+ * machine is `protocol.ts`; this class feeds it replies (from
+ * `concordat.tx.replies`), deadlines and resends (from a scan on the
+ * database clock), and runs the batched cleanup.
+ *
+ * Each step runs in one database transaction with the reply it consumed
+ * (inbox row) and the commands it sends (outbox rows), so it happens once,
+ * and a coordinator that crashes resumes from its tables: decided
+ * transactions are sent their decision again by the resend scan, undecided
+ * ones are cancelled by the deadline scan.
+ *
+ * Several instances share the work without driving one transaction twice:
+ * - replies are keyed by the global transaction ID, so all replies of one
+ *   transaction are in one partition of `concordat.tx.replies`, which the
+ *   consumer group gives to one instance at a time;
+ * - every step locks the global transaction row (`FOR UPDATE`) and decides
+ *   from the state it reads under the lock, so even two instances holding
+ *   the same partition during a rebalance, or a reply racing a scan, apply
+ *   their steps one after the other and the second sees the first's result;
+ * - the inbox row `(concordat-coordinator, reply ID)` makes a reply that two
+ *   instances both received count once (the second blocks on the first's
+ *   uncommitted row, then skips);
+ * - scans claim due rows with `FOR UPDATE SKIP LOCKED`, so two scans never
+ *   pick the same row, and a scan never waits for a reply in progress.
+ */
+@Service(COORDINATOR_SERVICE)
+export class TransactionCoordinator implements OnApplicationStart, OnApplicationStop {
+  readonly options: CompiledCoordinatorOptions;
+  private readonly log = createLogger('coordinator');
+  private readonly timing: Timing;
+  private timer: NodeJS.Timeout | undefined;
+  private scanning: Promise<void> | undefined;
+  private stopped = true;
+  private lastCleanupMs = 0;
+  private readonly replies: GroupCommit<MessageContext<BranchReply>, Transition | undefined>;
+
+  constructor(
+    @inject(Tokens.App) private readonly app: ConcordatApp,
+    @inject(COORDINATOR_OPTIONS) @optional() options?: CoordinatorOptions,
+  ) {
+    this.options = compileCoordinatorOptions(options ?? {});
+    this.replies = new GroupCommit((batch) => this.handleReplies(batch), this.options.replyBatchMax);
+    this.timing = { resendIntervalMs: this.options.resendIntervalMs, resendIntervalMaxMs: this.options.resendIntervalMaxMs, random: Math.random };
+  }
+
+  /**
+   * One reply (the handler of `concordat.tx.replies`, registered below the
+   * class). Replies arriving together share one database transaction:
+   * `BEGIN` with their inbox rows and the locked global transactions in one
+   * round trip, every transition in one statement, the commands with
+   * `COMMIT` in one (see `group-commit.ts`). "Together": the batch the
+   * transport delivered from one partition ({@link onReplies}), and what
+   * other partitions delivered while a transaction was in flight. The
+   * handler is not `transactional` for that, and so that the fault points
+   * after the commit sit where a crash is interesting (decided, not yet
+   * told). It resolves after the commit; the offset is committed after.
+   */
+  async onReply(message: MessageContext<BranchReply>): Promise<void> {
+    await this.replies.submit(message);
+  }
+
+  /** A batch of replies of one partition, queued for the group commit at once. */
+  async onReplies(messages: Array<MessageContext<BranchReply>>): Promise<void> {
+    await Promise.all(this.replies.submitAll(messages));
+  }
+
+  /** Handles a batch of replies in one transaction. @returns the transition of each (undefined: a duplicate or an unknown transaction). */
+  private async handleReplies(batch: Array<MessageContext<BranchReply>>): Promise<Array<Transition | undefined>> {
+    const consumer = batch[0]!.delivery.consumer;
+    const results = await runOutboxTransaction(
+      this.app.dataSource,
+      async ({ manager, preludeRows }) => {
+        const { fresh, txs } = parseInboxAndLock(preludeRows);
+        const contexts = new Map<string, MessageContext<BranchReply>>();
+        for (const message of batch) {
+          if (fresh.has(message.message.id) && !contexts.has(message.message.id)) {
+            contexts.set(message.message.id, new MessageContext(manager, message.source, message.message, message.delivery));
+          }
+        }
+        const items = [...contexts.values()].map((context) => ({ id: context.data.globalTxId, input: { kind: 'reply', reply: context.data } as const, context }));
+        const steps = await driveGlobalTxs(manager, items, this.timing, txs);
+        steps.forEach((step, i) => {
+          if (step === undefined) this.onUnknown(items[i]!.context, items[i]!.context.data);
+        });
+        if (steps.some((step) => step !== undefined && decided(step))) await faultPoint(CoordinatorFault.BEFORE_DECIDE);
+        const byId = new Map(items.map((item, i) => [item.context.message.id, steps[i]]));
+        return { result: batch.map((message) => byId.get(message.message.id)), records: items.flatMap((item) => item.context.takeRecords()) };
+      },
+      {
+        prelude: (escape) =>
+          inboxAndLockSql(
+            consumer,
+            batch.map((message) => message.message.id),
+            batch.map((message) => message.data.globalTxId),
+            escape,
+          ),
+      },
+    );
+    const steps = results.filter((step): step is Transition => step !== undefined);
+    this.logSteps(steps);
+    if (steps.some((step) => step.ended)) await faultPoint(CoordinatorFault.AFTER_END);
+    else if (steps.some(decided)) await faultPoint(CoordinatorFault.AFTER_DECIDE);
+    else if (steps.length > 0) await faultPoint(CoordinatorFault.AFTER_REPLY);
+    return results;
+  }
+
+  onApplicationStart(): void {
+    this.stopped = false;
+    this.schedule();
+  }
+
+  async onApplicationStop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.scanning;
+  }
+
+  /** One scan: cancel what passed its deadline, send again what is due, clean up when it is time. Exposed for tests and tools. */
+  async scan(): Promise<void> {
+    await this.scanDue('deadline', { kind: 'deadline' }, CoordinatorFault.AFTER_TIMEOUT);
+    await this.scanDue('resend', { kind: 'resend' }, CoordinatorFault.AFTER_RESEND);
+    if (this.options.cleanupIntervalMs > 0 && Date.now() - this.lastCleanupMs >= this.options.cleanupIntervalMs) {
+      this.lastCleanupMs = Date.now();
+      await this.cleanup();
+    }
+  }
+
+  /** Deletes old fence rows and ended global transactions, in batches. @returns what was deleted */
+  async cleanup(): Promise<{ fences: number; transactions: number }> {
+    const limits = { batchRowsMax: this.options.cleanupBatchRows, batchesMax: 100 };
+    const fences = await cleanupFences(this.app.dataSource, this.options.fenceRetentionMs, limits);
+    const transactions = await cleanupHistory(this.app.dataSource, this.options.historyRetentionMs, limits);
+    if (fences + transactions > 0) this.log.info({ fences, transactions }, 'cleaned up ended global transactions');
+    return { fences, transactions };
+  }
+
+  private async scanDue(kind: DueKind, input: TxInput, point: string): Promise<void> {
+    const steps = await this.app.transaction(async (context) => {
+      const ids = await claimDue(context.manager, kind, this.options.scanBatchMax);
+      const results = await driveGlobalTxs(context.manager, ids.map((id) => ({ id, input, context })), this.timing);
+      const done = results.filter((step): step is Transition => step !== undefined);
+      if (done.some(decided)) await faultPoint(CoordinatorFault.BEFORE_DECIDE);
+      return done;
+    });
+    this.logSteps(steps);
+    if (steps.length > 0) await faultPoint(point);
+  }
+
+  private logSteps(steps: readonly Transition[]): void {
+    for (const step of steps) {
+      if (step.events.some((e) => e.kind === TxEventKind.BRANCH_FAILED)) {
+        this.log.error({ events: step.events }, 'a branch could not finish; an operator must look (concordat tx show)');
+      }
+      if (step.ended && step.tx?.state === 'FAILED') this.log.error({ reason: step.tx.reason }, 'global transaction FAILED');
+    }
+  }
+
+  /** A reply for a global transaction this database does not hold. */
+  private onUnknown(context: MessageContext, reply: BranchReply): void {
+    if (reply.action === BranchAction.PREPARE && reply.ok && reply.participant !== undefined) {
+      presumeAbort(context, reply.globalTxId, reply.branchId, reply.participant);
+      this.log.warn({ reply }, 'a prepared branch of an unknown global transaction: presumed abort, rollback sent');
+      return;
+    }
+    this.log.warn({ reply }, 'reply for an unknown global transaction; ignored');
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.scanning = this.scan()
+        .catch((error: unknown) => this.log.warn({ err: describeError(error) }, 'coordinator scan failed; will retry'))
+        .finally(() => {
+          this.scanning = undefined;
+          this.schedule();
+        });
+    }, this.options.scanIntervalMs);
+  }
+}
+
+defineMessageHandler(TransactionCoordinator, {
+  topic: REPLY_TOPIC,
+  methodName: 'onReply',
+  options: { retry: { maxAttempts: 10 }, transactional: false },
+  invoke: (instance, context) => (instance as TransactionCoordinator).onReply(context as MessageContext<BranchReply>),
+  invokeBatch: (instance, contexts) => (instance as TransactionCoordinator).onReplies(contexts as Array<MessageContext<BranchReply>>),
+});
+
+function decided(step: Transition): boolean {
+  return step.events.some((e) => e.kind === TxEventKind.DECIDED);
+}

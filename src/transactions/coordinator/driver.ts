@@ -1,0 +1,95 @@
+import type { EntityManager } from 'typeorm';
+import type { TransactionContext } from '../../runtime/index.js';
+import { BranchAction, MODE_ACTIONS, REPLY_TOPIC, TxMessageType, commandTopic, type BranchCommand, type GlobalTxOutcome } from './messages.js';
+import { advance, transition, type Command, type Timing, type Transition, type TxInput } from './protocol.js';
+import { TxMode } from './states.js';
+import { applyTransitions, lockGlobalTxs, type BranchRow, type GlobalTxRow, type LoadedGlobalTx } from './store.js';
+
+/** One step to drive: which global transaction, on what input, publishing through which context. */
+export interface DriveItem {
+  id: string;
+  input: TxInput;
+  /** Commands and outcome are published here (a reply's context, so they carry its causation). */
+  context: TransactionContext;
+}
+
+/**
+ * Drives global transactions one step each, inside the caller's database
+ * transaction: lock the rows (unless the caller did, passing `loaded`),
+ * compute the transitions — several steps of one global transaction in
+ * order, each from the state the previous one left — write them all in one
+ * statement, and publish their commands (and outcomes) through each item's
+ * context. The coordinator's replies and scans and the operator commands
+ * all go through here, so they cannot disagree.
+ *
+ * @returns one transition per item, or undefined for a global transaction that does not exist.
+ * @throws ConcordatError GLOBAL_TX_STATE_INVALID for an operator action the state does not allow.
+ */
+export async function driveGlobalTxs(
+  manager: EntityManager,
+  items: readonly DriveItem[],
+  timing: Timing,
+  loaded?: Map<string, LoadedGlobalTx>,
+): Promise<Array<Transition | undefined>> {
+  const states = loaded ?? (await lockGlobalTxs(manager, items.map((item) => item.id)));
+  const results: Array<Transition | undefined> = [];
+  const writes: Array<{ id: string; step: Transition }> = [];
+  for (const item of items) {
+    const state = states.get(item.id);
+    if (state === undefined) {
+      results.push(undefined);
+      continue;
+    }
+    const step = transition(state.tx, state.branches, item.input, timing);
+    sendCommands(item.context, state.tx, state.branches, step.commands);
+    if (step.ended && step.tx !== undefined) publishOutcome(item.context, { ...state.tx, state: step.tx.state, reason: step.tx.reason });
+    states.set(item.id, advance(state.tx, state.branches, step));
+    writes.push({ id: item.id, step });
+    results.push(step);
+  }
+  await applyTransitions(manager, writes);
+  return results;
+}
+
+/** {@link driveGlobalTxs} for one global transaction. */
+export async function driveGlobalTx(context: TransactionContext, id: string, input: TxInput, timing: Timing): Promise<Transition | undefined> {
+  const [step] = await driveGlobalTxs(context.manager, [{ id, input, context }], timing);
+  return step;
+}
+
+/** Publishes commands to branches through the outbox, keyed by the global transaction ID. */
+export function sendCommands(context: TransactionContext, tx: Pick<GlobalTxRow, 'id' | 'mode'>, branches: readonly BranchRow[], commands: readonly Command[]): void {
+  for (const { branchId, action } of commands) {
+    const branch = branches.find((b) => b.branchId === branchId)!;
+    const command: BranchCommand = { globalTxId: tx.id, branchId, participant: branch.participant, action, payload: branch.payload };
+    context.publish(commandTopic(tx.mode, branch.participant, action), command, {
+      key: tx.id,
+      type: TxMessageType.COMMAND(tx.mode, action),
+      globalTxId: tx.id,
+    });
+  }
+}
+
+function publishOutcome(context: TransactionContext, tx: GlobalTxRow): void {
+  if (tx.outcomeTopic === null) return;
+  const outcome: GlobalTxOutcome = { globalTxId: tx.id, name: tx.name, mode: tx.mode, state: tx.state, reason: tx.reason, payload: tx.payload };
+  context.publish(tx.outcomeTopic, outcome, { key: tx.outcomeKey ?? tx.id, type: TxMessageType.OUTCOME(tx.state), globalTxId: tx.id });
+}
+
+/**
+ * Presumed abort (Mohan, Lindsay, Obermarck 1986): a 2PC participant that
+ * votes yes for a global transaction the coordinator does not know (never
+ * begun here, or ended and forgotten by history cleanup) is told to roll
+ * back. Its fence tells a branch that committed long ago from one that never
+ * did, so a rollback that comes too late is refused, not applied.
+ */
+export function presumeAbort(context: TransactionContext, globalTxId: string, branchId: number, participant: string): void {
+  const command: BranchCommand = { globalTxId, branchId, participant, action: BranchAction.ROLLBACK, payload: null };
+  context.publish(commandTopic(TxMode.TWO_PHASE, participant, BranchAction.ROLLBACK), command, {
+    key: globalTxId,
+    type: TxMessageType.COMMAND(TxMode.TWO_PHASE, MODE_ACTIONS[TxMode.TWO_PHASE].rollback),
+    globalTxId,
+  });
+}
+
+export { REPLY_TOPIC };

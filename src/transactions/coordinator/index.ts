@@ -1,0 +1,47 @@
+export { cleanupFences, cleanupHistory, type CleanupLimits } from './cleanup.js';
+export {
+  COORDINATOR_OPTIONS,
+  COORDINATOR_SERVICE,
+  CoordinatorFault,
+  TransactionCoordinator,
+  compileCoordinatorOptions,
+  type CompiledCoordinatorOptions,
+  type CoordinatorOptions,
+} from './coordinator.js';
+export { driveGlobalTx, sendCommands } from './driver.js';
+export {
+  BranchAction,
+  MODE_ACTIONS,
+  REPLY_TOPIC,
+  TxMessageType,
+  commandTopic,
+  type BranchCommand,
+  type BranchReply,
+  type GlobalTxOutcome,
+  type ModeActions,
+} from './messages.js';
+export {
+  abortGlobalTx,
+  listGlobalTxs,
+  retryGlobalTx,
+  showGlobalTx,
+  type GlobalTxDetail,
+  type GlobalTxSummary,
+  type ListFilter,
+} from './operations.js';
+export { advance, transition, type BranchView, type Command, type Timing, type Transition, type TxChange, type TxEvent, type TxInput, type TxView } from './protocol.js';
+export { BranchState, GlobalTxState, TERMINAL_STATES, TxEventKind, TxMode, type Decision } from './states.js';
+export {
+  applyTransition,
+  claimDue,
+  findGlobalTx,
+  insertGlobalTx,
+  lockGlobalTx,
+  mustLockGlobalTx,
+  readBranches,
+  type BranchRow,
+  type DueKind,
+  type GlobalTxRow,
+  type NewBranch,
+  type NewGlobalTx,
+} from './store.js';

@@ -1,0 +1,466 @@
+import { ConcordatError, ErrorCode } from '../../errors.js';
+import { retryDelayMs, type CompiledRetryPolicy } from '../../runtime/index.js';
+import { MODE_ACTIONS, type BranchAction, type BranchReply } from './messages.js';
+import { BranchState, GlobalTxState, TxEventKind, TxMode, type Decision } from './states.js';
+
+/**
+ * The coordinator's state machine for TCC, 2PC and sagas, as a pure
+ * function: `transition(tx, branches, input, timing)` returns what to write
+ * (branch rows, the global transaction row, timeline events) and which
+ * commands to send. The coordinator applies it in one database transaction
+ * with the reply it consumed and the commands it sends, so a transition
+ * happens exactly once whoever drives it (a reply, the deadline scan, the
+ * resend scan, an operator).
+ *
+ * Sources: two-phase commit with presumed abort (C. Mohan, B. Lindsay,
+ * R. Obermarck, "Transaction Management in the R* Distributed Database
+ * Management System", ACM TODS 11(4), 1986); TCC (P. Helland, "Life beyond
+ * Distributed Transactions", CIDR 2007; the TCC mode of Seata); sagas
+ * (H. Garcia-Molina, K. Salem, "Sagas", SIGMOD 1987): steps run one at a
+ * time, and on failure the completed steps are compensated in reverse order.
+ *
+ * Votes (phase one):
+ * - TCC and 2PC send phase one to every branch at begin; all yes decides
+ *   CONFIRMING; the first no, the deadline or an operator's abort decides
+ *   CANCELLING. A branch that voted no holds nothing, so it is marked
+ *   CANCELLED without a command.
+ * - A saga sends step 1; each success sends the next step; after the last
+ *   the saga is CONFIRMED. A step that fails retriably is sent again after
+ *   its policy's delay while attempts remain; otherwise (or at the deadline)
+ *   the saga decides CANCELLING.
+ *
+ * Decisions (phase two): commands go to the branches that hold something and
+ * are sent again with backoff until acknowledged. A saga compensates one
+ * step at a time, highest first, including the step in flight at the
+ * deadline (the participant's fence turns that into an empty compensation if
+ * the step never ran, and refuses the step if it arrives later). A refusal
+ * marked not retriable, or a compensation that keeps failing past its
+ * policy, fails the branch; the global transaction then ends FAILED, for an
+ * operator (`concordat tx retry` reopens it).
+ */
+
+export interface TxView {
+  id: string;
+  mode: TxMode;
+  state: GlobalTxState;
+  /** The decision taken, kept when the transaction ends FAILED. */
+  decision: Decision | null;
+  reason: string | null;
+  resendCount: number;
+  /** Saga: the policy of compensations that fail. */
+  compensationRetry: CompiledRetryPolicy | null;
+}
+
+export interface BranchView {
+  branchId: number;
+  participant: string;
+  state: BranchState;
+  /** Failures reported in the current phase (saga step retries, compensation failures). */
+  attempts: number;
+  error: string | null;
+  result: unknown;
+  /** Saga step: its retry policy. */
+  retryPolicy: CompiledRetryPolicy | null;
+}
+
+export type TxInput =
+  | { kind: 'reply'; reply: BranchReply }
+  /** The deadline passed (the scan saw it on the database clock). */
+  | { kind: 'deadline' }
+  /** `resend_at` passed: send again what is not acknowledged (or a saga step's retry). */
+  | { kind: 'resend' }
+  | { kind: 'abort'; reason: string }
+  | { kind: 'retry' };
+
+export interface Timing {
+  /** First wait before sending a decision's commands again, in ms; doubles per resend. */
+  resendIntervalMs: number;
+  /** Longest wait between resends, in ms. */
+  resendIntervalMaxMs: number;
+  /** [0, 1) random source for retry jitter (injectable for tests). */
+  random: () => number;
+}
+
+export interface TxChange {
+  state: GlobalTxState;
+  reason: string | null;
+  decision: Decision | null;
+  /** Next resend from now, in ms, or null for none. */
+  resendAfterMs: number | null;
+  resendCount: number;
+  terminal: boolean;
+}
+
+export interface TxEvent {
+  kind: TxEventKind;
+  branchId: number | null;
+  state: string | null;
+  detail: string | null;
+}
+
+export interface Command {
+  branchId: number;
+  action: BranchAction;
+}
+
+export interface Transition {
+  /** New values of the branches that changed. */
+  branches: BranchView[];
+  /** New values of the global transaction row, when it changed. */
+  tx: TxChange | undefined;
+  commands: Command[];
+  events: TxEvent[];
+  /** The transaction ended: publish its outcome. */
+  ended: boolean;
+}
+
+/**
+ * Computes one transition.
+ * @throws ConcordatError GLOBAL_TX_STATE_INVALID for an operator action the state does not allow.
+ */
+export function transition(tx: TxView, branches: readonly BranchView[], input: TxInput, timing: Timing): Transition {
+  const draft = new Draft(tx, branches, timing);
+  switch (input.kind) {
+    case 'reply':
+      onReply(draft, input.reply);
+      break;
+    case 'deadline':
+      if (draft.tx.state === GlobalTxState.TRYING) {
+        const what = tx.mode === TxMode.SAGA ? 'every step completed' : 'every branch voted';
+        decide(draft, GlobalTxState.CANCELLING, `deadline passed before ${what}`);
+      }
+      break;
+    case 'resend':
+      resend(draft);
+      break;
+    case 'abort':
+      abort(draft, input.reason);
+      break;
+    case 'retry':
+      retry(draft);
+      break;
+  }
+  return draft.finish();
+}
+
+/** The working copy a transition edits; it remembers what changed. */
+class Draft {
+  readonly tx: TxView & { resendAfterMs: number | null | undefined };
+  readonly branches: BranchView[];
+  readonly commands: Command[] = [];
+  readonly events: TxEvent[] = [];
+  private readonly changed = new Set<number>();
+  private txChanged = false;
+  terminal = false;
+  ended = false;
+
+  constructor(
+    tx: TxView,
+    branches: readonly BranchView[],
+    readonly timing: Timing,
+  ) {
+    this.tx = { ...tx, resendAfterMs: undefined };
+    this.branches = branches.map((branch) => ({ ...branch }));
+  }
+
+  get actions() {
+    return MODE_ACTIONS[this.tx.mode];
+  }
+
+  branch(branchId: number): BranchView | undefined {
+    return this.branches.find((b) => b.branchId === branchId);
+  }
+
+  setBranch(branch: BranchView, patch: Partial<Omit<BranchView, 'branchId' | 'participant'>>): void {
+    Object.assign(branch, patch);
+    this.changed.add(branch.branchId);
+  }
+
+  setTx(patch: Partial<Omit<TxView, 'id' | 'mode'>> & { resendAfterMs?: number | null }): void {
+    Object.assign(this.tx, patch);
+    this.txChanged = true;
+  }
+
+  send(branch: BranchView, action: BranchAction): void {
+    this.commands.push({ branchId: branch.branchId, action });
+  }
+
+  event(kind: TxEventKind, branchId: number | null = null, state: string | null = null, detail: string | null = null): void {
+    this.events.push({ kind, branchId, state, detail });
+  }
+
+  /** Resend backoff after `resends` resends: resendIntervalMs × 2^resends, capped. */
+  backoffMs(resends: number): number {
+    return Math.min(this.timing.resendIntervalMaxMs, this.timing.resendIntervalMs * 2 ** Math.min(resends, 20));
+  }
+
+  finish(): Transition {
+    if (this.commands.length > 0) {
+      const byAction = new Map<string, number[]>();
+      for (const c of this.commands) byAction.set(c.action, [...(byAction.get(c.action) ?? []), c.branchId]);
+      for (const [action, ids] of byAction) this.event(TxEventKind.SENT, null, null, `${action} → branch ${ids.join(', ')}`);
+    }
+    const { tx } = this;
+    return {
+      branches: this.branches.filter((b) => this.changed.has(b.branchId)),
+      tx: this.txChanged
+        ? {
+            state: tx.state,
+            reason: tx.reason,
+            decision: tx.decision,
+            resendAfterMs: tx.resendAfterMs === undefined ? null : tx.resendAfterMs,
+            resendCount: tx.resendCount,
+            terminal: this.terminal,
+          }
+        : undefined,
+      commands: this.commands,
+      events: this.events,
+      ended: this.ended,
+    };
+  }
+}
+
+function onReply(d: Draft, reply: BranchReply): void {
+  const branch = d.branch(reply.branchId);
+  if (branch === undefined) return;
+  if (reply.action === d.actions.phaseOne) return onVote(d, branch, reply);
+  const expected = reply.action === d.actions.commit ? GlobalTxState.CONFIRMING : reply.action === d.actions.rollback ? GlobalTxState.CANCELLING : null;
+  if (expected !== null) onAcknowledgement(d, branch, reply, expected);
+}
+
+function describeReply(reply: BranchReply): string {
+  return reply.ok ? `${reply.action}: ok` : `${reply.action}: ${reply.error ?? 'refused'}${reply.retriable === false ? ' (not retriable)' : ''}`;
+}
+
+function onVote(d: Draft, branch: BranchView, reply: BranchReply): void {
+  if (branch.state !== BranchState.PENDING) return onRepeatedVote(d, branch, reply);
+  d.event(TxEventKind.REPLIED, branch.branchId, null, describeReply(reply));
+  const result = reply.result === undefined ? branch.result : reply.result;
+  if (d.tx.state !== GlobalTxState.TRYING) {
+    // Decided already (deadline, abort): the rollback command went to this
+    // branch with the decision. Record the vote; a saga keeps the step
+    // PENDING, as it is being compensated.
+    const state = d.tx.mode === TxMode.SAGA ? BranchState.PENDING : reply.ok ? BranchState.TRIED : BranchState.TRY_FAILED;
+    d.setBranch(branch, { state, result, error: reply.ok ? branch.error : (reply.error ?? 'refused') });
+    return;
+  }
+  if (d.tx.mode === TxMode.SAGA) return onStepReply(d, branch, reply, result);
+  if (reply.ok) {
+    d.setBranch(branch, { state: BranchState.TRIED, result });
+    if (d.branches.every((b) => b.state === BranchState.TRIED)) decide(d, GlobalTxState.CONFIRMING, null);
+  } else {
+    const error = reply.error ?? 'no reason given';
+    d.setBranch(branch, { state: BranchState.TRY_FAILED, result, error });
+    decide(d, GlobalTxState.CANCELLING, `${branch.participant} refused: ${error}`);
+  }
+}
+
+/**
+ * A vote for a branch that already voted: a duplicate, or a 2PC participant
+ * that restarted with the branch still prepared and asks for the decision
+ * (its recovery votes again). The answer is the decision, sent to that branch
+ * now; an undecided transaction keeps the first vote.
+ */
+function onRepeatedVote(d: Draft, branch: BranchView, reply: BranchReply): void {
+  if (d.tx.mode !== TxMode.TWO_PHASE || !reply.ok) return;
+  const commit = d.actions.commit!;
+  const rollback = d.actions.rollback;
+  if (branch.state === BranchState.CONFIRMED || d.tx.state === GlobalTxState.CONFIRMING) d.send(branch, commit);
+  else if (branch.state === BranchState.CANCELLED || d.tx.state === GlobalTxState.CANCELLING) d.send(branch, rollback);
+  else if (branch.state === BranchState.FAILED && d.tx.decision !== null) d.send(branch, d.tx.decision === GlobalTxState.CONFIRMING ? commit : rollback);
+  else return;
+  d.event(TxEventKind.REPLIED, branch.branchId, null, `${reply.action}: ok again (recovery); decision sent to the branch`);
+}
+
+function onStepReply(d: Draft, branch: BranchView, reply: BranchReply, result: unknown): void {
+  if (reply.ok) {
+    d.setBranch(branch, { state: BranchState.TRIED, result, attempts: 0 });
+    const next = d.branches.find((b) => b.state === BranchState.WAITING);
+    if (next === undefined) return end(d, GlobalTxState.CONFIRMED, null);
+    d.setBranch(next, { state: BranchState.PENDING, attempts: 0 });
+    d.send(next, d.actions.phaseOne);
+    return;
+  }
+  const error = reply.error ?? 'no reason given';
+  const attempts = branch.attempts + 1;
+  const policy = branch.retryPolicy;
+  if (reply.retriable !== false && policy !== null && attempts < policy.maxAttempts) {
+    const delayMs = retryDelayMs(policy, attempts, d.timing.random);
+    d.setBranch(branch, { attempts, error });
+    d.setTx({ resendAfterMs: delayMs });
+    d.event(TxEventKind.RETRY_SCHEDULED, branch.branchId, null, `attempt ${attempts + 1} of ${policy.maxAttempts} in ${delayMs} ms`);
+    return;
+  }
+  d.setBranch(branch, { state: BranchState.TRY_FAILED, attempts, error });
+  decide(d, GlobalTxState.CANCELLING, `${branch.participant} failed: ${error}`);
+}
+
+function onAcknowledgement(d: Draft, branch: BranchView, reply: BranchReply, expected: Decision): void {
+  if (d.tx.state !== expected) return; // a late duplicate
+  const done = expected === GlobalTxState.CONFIRMING ? BranchState.CONFIRMED : BranchState.CANCELLED;
+  if (branch.state === done || branch.state === BranchState.FAILED) return;
+  d.event(TxEventKind.REPLIED, branch.branchId, null, describeReply(reply));
+  if (!reply.ok) return onRefusal(d, branch, reply);
+  d.setBranch(branch, { state: done, attempts: 0 });
+  if (d.tx.mode === TxMode.SAGA) return compensateNext(d);
+  finishIfDone(d);
+}
+
+/**
+ * A participant could not apply the decision. Not retriable: the branch
+ * fails at once. Retriable: TCC and 2PC rely on the resend backoff; a saga
+ * compensation counts the failure against its policy and is sent again after
+ * the policy's delay, until the policy runs out.
+ */
+function onRefusal(d: Draft, branch: BranchView, reply: BranchReply): void {
+  const error = reply.error ?? 'refused';
+  const attempts = branch.attempts + 1;
+  const policy = d.tx.mode === TxMode.SAGA ? d.tx.compensationRetry : null;
+  const exhausted = policy !== null && attempts >= policy.maxAttempts;
+  if (reply.retriable !== false && !exhausted) {
+    d.setBranch(branch, { attempts, error });
+    if (policy !== null) {
+      const delayMs = retryDelayMs(policy, attempts, d.timing.random);
+      d.setTx({ resendAfterMs: delayMs });
+      d.event(TxEventKind.RETRY_SCHEDULED, branch.branchId, null, `attempt ${attempts + 1} of ${policy.maxAttempts} in ${delayMs} ms`);
+    }
+    return;
+  }
+  d.setBranch(branch, { state: BranchState.FAILED, attempts, error });
+  d.event(TxEventKind.BRANCH_FAILED, branch.branchId, BranchState.FAILED, error);
+  if (d.tx.mode === TxMode.SAGA) return end(d, GlobalTxState.FAILED, `compensation of ${branch.participant} failed: ${error}`);
+  finishIfDone(d);
+}
+
+/** Writes the decision and sends it to every branch that needs it. */
+function decide(d: Draft, decision: Decision, reason: string | null): void {
+  d.setTx({ state: decision, decision, reason: reason ?? d.tx.reason, resendCount: 0, resendAfterMs: d.timing.resendIntervalMs });
+  d.event(TxEventKind.DECIDED, null, decision, reason);
+  if (d.tx.mode === TxMode.SAGA) {
+    for (const b of d.branches) {
+      if (b.state === BranchState.WAITING || b.state === BranchState.TRY_FAILED) d.setBranch(b, { state: BranchState.CANCELLED });
+    }
+    return compensateNext(d);
+  }
+  for (const b of d.branches) {
+    if (decision === GlobalTxState.CONFIRMING) d.send(b, d.actions.commit!);
+    else if (b.state === BranchState.TRY_FAILED) d.setBranch(b, { state: BranchState.CANCELLED });
+    else d.send(b, d.actions.rollback);
+  }
+  finishIfDone(d);
+}
+
+/** Saga: the highest step that is done or in flight gets its compensation; none left ends the saga CANCELLED. */
+function compensateNext(d: Draft): void {
+  const cursor = sagaCursor(d.branches);
+  if (cursor === undefined) return end(d, GlobalTxState.CANCELLED, null);
+  if (cursor.attempts !== 0) d.setBranch(cursor, { attempts: 0 });
+  d.send(cursor, d.actions.rollback);
+  d.setTx({ resendCount: 0, resendAfterMs: d.timing.resendIntervalMs });
+}
+
+function sagaCursor(branches: readonly BranchView[]): BranchView | undefined {
+  return [...branches].reverse().find((b) => b.state === BranchState.TRIED || b.state === BranchState.PENDING || b.state === BranchState.FAILED);
+}
+
+/** TCC/2PC: ends the transaction once every branch acknowledged (or failed). */
+function finishIfDone(d: Draft): void {
+  const done = d.tx.state === GlobalTxState.CONFIRMING ? BranchState.CONFIRMED : BranchState.CANCELLED;
+  if (d.branches.every((b) => b.state === done)) return end(d, done === BranchState.CONFIRMED ? GlobalTxState.CONFIRMED : GlobalTxState.CANCELLED, null);
+  const failed = d.branches.filter((b) => b.state === BranchState.FAILED);
+  if (failed.length > 0 && d.branches.every((b) => b.state === done || b.state === BranchState.FAILED)) {
+    const first = failed[0]!;
+    const verb = done === BranchState.CONFIRMED ? d.actions.commit : d.actions.rollback;
+    end(d, GlobalTxState.FAILED, `${first.participant} (branch ${first.branchId}) could not ${verb}: ${first.error ?? 'no reason given'}`);
+  }
+}
+
+function end(d: Draft, state: GlobalTxState, reason: string | null): void {
+  if (state === GlobalTxState.CONFIRMED && d.tx.mode === TxMode.SAGA) {
+    for (const b of d.branches) d.setBranch(b, { state: BranchState.CONFIRMED });
+  }
+  d.setTx({ state, reason: reason ?? d.tx.reason, resendAfterMs: null });
+  d.terminal = true;
+  d.ended = true;
+  d.event(TxEventKind.ENDED, null, state, reason);
+}
+
+/** Sends again what is due: a saga step's retry, or the decision to branches that have not acknowledged. */
+function resend(d: Draft): void {
+  const { tx } = d;
+  if (tx.state === GlobalTxState.TRYING) {
+    const step = tx.mode === TxMode.SAGA ? d.branches.find((b) => b.state === BranchState.PENDING) : undefined;
+    if (step !== undefined) d.send(step, d.actions.phaseOne);
+    d.setTx({ resendAfterMs: null });
+    return;
+  }
+  if (tx.state !== GlobalTxState.CONFIRMING && tx.state !== GlobalTxState.CANCELLING) return;
+  const waiting = unacknowledged(d);
+  const action = tx.state === GlobalTxState.CONFIRMING ? d.actions.commit! : d.actions.rollback;
+  for (const b of waiting) d.send(b, action);
+  d.setTx({ resendCount: tx.resendCount + 1, resendAfterMs: d.backoffMs(tx.resendCount + 1) });
+  if (waiting.length > 0) d.event(TxEventKind.RESENT, null, null, `${action} → branch ${waiting.map((b) => b.branchId).join(', ')}`);
+}
+
+function unacknowledged(d: Draft): BranchView[] {
+  if (d.tx.mode === TxMode.SAGA) {
+    const cursor = sagaCursor(d.branches);
+    return cursor === undefined || cursor.state === BranchState.FAILED ? [] : [cursor];
+  }
+  const done = d.tx.state === GlobalTxState.CONFIRMING ? BranchState.CONFIRMED : BranchState.CANCELLED;
+  return d.branches.filter((b) => b.state !== done && b.state !== BranchState.FAILED);
+}
+
+function abort(d: Draft, reason: string): void {
+  if (d.tx.state !== GlobalTxState.TRYING) {
+    throw new ConcordatError(`global transaction ${d.tx.id} is ${d.tx.state}: only an undecided (TRYING) one can be aborted`, {
+      code: ErrorCode.GLOBAL_TX_STATE_INVALID,
+      context: { id: d.tx.id, state: d.tx.state },
+    });
+  }
+  d.event(TxEventKind.OPERATOR, null, null, `abort: ${reason}`);
+  decide(d, GlobalTxState.CANCELLING, `aborted by operator: ${reason}`);
+}
+
+/**
+ * An operator's retry of a stuck phase: phase one is sent again to the
+ * branches that have not voted (the fences make that harmless); a decision
+ * is sent again now; a FAILED transaction is reopened in its decision, its
+ * failed branches back to where they were before failing, and driven again.
+ */
+function retry(d: Draft): void {
+  const { tx } = d;
+  if (tx.state === GlobalTxState.CONFIRMED || tx.state === GlobalTxState.CANCELLED) {
+    throw new ConcordatError(`global transaction ${tx.id} already ended ${tx.state}; there is nothing to retry`, {
+      code: ErrorCode.GLOBAL_TX_STATE_INVALID,
+      context: { id: tx.id, state: tx.state },
+    });
+  }
+  d.event(TxEventKind.OPERATOR, null, null, `retry ${tx.state}`);
+  if (tx.state === GlobalTxState.TRYING) {
+    for (const b of d.branches) if (b.state === BranchState.PENDING) d.send(b, d.actions.phaseOne);
+    d.setTx({ resendAfterMs: null });
+    return;
+  }
+  if (tx.state === GlobalTxState.FAILED) {
+    const decision = tx.decision ?? GlobalTxState.CANCELLING;
+    for (const b of d.branches) if (b.state === BranchState.FAILED) d.setBranch(b, { state: BranchState.TRIED, attempts: 0 });
+    d.setTx({ state: decision, resendCount: 0 });
+  }
+  d.setTx({ resendCount: 0 });
+  const waiting = unacknowledged(d);
+  const action = d.tx.state === GlobalTxState.CONFIRMING ? d.actions.commit! : d.actions.rollback;
+  for (const b of waiting) d.send(b, action);
+  d.setTx({ resendAfterMs: d.timing.resendIntervalMs });
+}
+
+/**
+ * The views after `step`, to compute the next transition of the same global
+ * transaction before anything is written (a batch holding two replies of
+ * one global transaction applies them one after the other).
+ */
+export function advance<T extends TxView, B extends BranchView>(tx: T, branches: readonly B[], step: Transition): { tx: T; branches: B[] } {
+  const next = step.tx === undefined ? tx : { ...tx, state: step.tx.state, reason: step.tx.reason, decision: step.tx.decision, resendCount: step.tx.resendCount };
+  const changed = new Map(step.branches.map((b) => [b.branchId, b]));
+  return { tx: next, branches: branches.map((b) => ({ ...b, ...changed.get(b.branchId) })) };
+}

@@ -1,0 +1,24 @@
+import type { TransactionContext } from '../../runtime/index.js';
+import { REPLY_TOPIC, TxMessageType, type BranchCommand, type BranchReply } from '../coordinator/messages.js';
+
+/** What a reply says besides its branch and action. */
+export interface ReplyDetails {
+  error?: string;
+  retriable?: boolean;
+  result?: unknown;
+}
+
+/** Publishes a participant's reply to `command` through `context`'s outbox, keyed by the global transaction ID. */
+export function reply(context: TransactionContext, command: BranchCommand, ok: boolean, details: ReplyDetails = {}): void {
+  const data: BranchReply = {
+    globalTxId: command.globalTxId,
+    branchId: command.branchId,
+    participant: command.participant,
+    action: command.action,
+    ok,
+    ...(details.error !== undefined && { error: details.error }),
+    ...(details.retriable !== undefined && { retriable: details.retriable }),
+    ...(details.result !== undefined && { result: details.result }),
+  };
+  context.publish(REPLY_TOPIC, data, { key: command.globalTxId, type: TxMessageType.REPLY, globalTxId: command.globalTxId });
+}

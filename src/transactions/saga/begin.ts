@@ -1,0 +1,62 @@
+import { z } from 'zod';
+import { compileOptions } from '../../config/index.js';
+import { compileRetryPolicy, type RetryPolicyOptions, type TransactionContext } from '../../runtime/index.js';
+import { beginGlobalTx, beginShape, participantName, type BeginOptions } from '../coordinator/begin.js';
+import { TxMode } from '../coordinator/states.js';
+
+export interface SagaStep<P = unknown> {
+  /** Participant name, as in `@SagaParticipant('<name>')`. */
+  participant: string;
+  /** What the participant needs to run and to compensate the step (JSON). */
+  payload: P;
+  /**
+   * How a step that fails with a retriable error is tried again before the
+   * saga compensates; attempts count the first. @default { maxAttempts: 3, initialDelayMs: 200, maxDelayMs: 5000 } (exponential, jittered)
+   */
+  retry?: RetryPolicyOptions;
+}
+
+export interface BeginSagaOptions extends BeginOptions {
+  /** The steps, run in this order, one at a time; 1..100 steps. */
+  steps: SagaStep[];
+  /**
+   * How a compensation that fails retriably is tried again; when it runs out
+   * (or on a non-retriable failure) the saga ends FAILED for an operator.
+   * Attempts count failures. @default { maxAttempts: 20, initialDelayMs: 500, maxDelayMs: 60000 } (exponential, jittered)
+   */
+  compensationRetry?: RetryPolicyOptions;
+}
+
+const DEFAULT_STEP_RETRY: RetryPolicyOptions = { maxAttempts: 3, initialDelayMs: 200, maxDelayMs: 5000 };
+const DEFAULT_COMPENSATION_RETRY: RetryPolicyOptions = { maxAttempts: 20, initialDelayMs: 500, maxDelayMs: 60_000 };
+
+const schema = z.strictObject({
+  ...beginShape,
+  steps: z
+    .array(z.strictObject({ participant: participantName(), payload: z.unknown(), retry: z.record(z.string(), z.unknown()).optional() }))
+    .min(1, 'needs at least one step')
+    .max(100),
+  compensationRetry: z.record(z.string(), z.unknown()).optional(),
+});
+
+/**
+ * Begins an orchestrated saga inside the caller's database transaction: the
+ * global transaction and its steps are stored and the first step's command
+ * is written to the outbox, so nothing happens unless the caller's
+ * transaction commits. The coordinator then runs the steps in order; when
+ * one fails for good (or the deadline passes), it compensates the steps done
+ * so far, last first.
+ *
+ * @returns the global transaction ID.
+ * @throws ConcordatError CONFIG_INVALID naming the bad option (`saga.steps.1.retry.maxAttempts: ...`).
+ */
+export async function beginSaga(context: TransactionContext, input: BeginSagaOptions): Promise<string> {
+  const { steps, compensationRetry, ...options } = compileOptions(schema, input, 'saga');
+  const compiledSteps = steps.map((step, index) => ({
+    participant: step.participant,
+    payload: step.payload,
+    retryPolicy: compileRetryPolicy({ ...DEFAULT_STEP_RETRY, ...(step.retry as RetryPolicyOptions) }, `saga.steps.${index}.retry`),
+  }));
+  const compensation = compileRetryPolicy({ ...DEFAULT_COMPENSATION_RETRY, ...(compensationRetry as RetryPolicyOptions) }, 'saga.compensationRetry');
+  return beginGlobalTx(context, TxMode.SAGA, { ...options, compensationRetry: compensation }, compiledSteps);
+}

@@ -1,0 +1,100 @@
+import { describeError, isRetriable } from '../../errors.js';
+import { faultPoint } from '../../observability/index.js';
+import type { MessageContext } from '../../runtime/index.js';
+import { BranchAction, type BranchCommand } from '../coordinator/messages.js';
+import { claimFence, fenceAdvanceSql, fenceInsertSql, FenceState, setFence, type FenceKey } from '../participant/fence.js';
+import { batchOn } from '../participant/sql.js';
+import { reply } from '../participant/reply.js';
+import { SagaContext } from './context.js';
+
+/** Method names of a saga participant's two roles. */
+export interface SagaMethods {
+  step?: string;
+  compensate?: string;
+}
+
+type ParticipantMethod = (context: SagaContext) => Promise<unknown> | unknown;
+
+/**
+ * Runs one saga command on a participant, inside the delivery's transaction
+ * (with its inbox row), behind the fence, and replies through the outbox in
+ * the same transaction.
+ *
+ * | command    | fence before | does                                   | reply |
+ * |------------|--------------|----------------------------------------|-------|
+ * | execute    | none         | fence TRIED, run @Step                 | ok, or not ok (retriable as the error) with the step's writes and fence rolled back |
+ * | execute    | TRIED        | nothing (duplicate)                    | ok    |
+ * | execute    | CANCELLED    | nothing (compensated first: anti-hanging) | not ok, not retriable |
+ * | compensate | none         | fence CANCELLED (empty compensation)   | ok    |
+ * | compensate | TRIED        | run @Compensate, fence CANCELLED       | ok, or not ok (retriable as the error) with its writes rolled back |
+ * | compensate | CANCELLED    | nothing (duplicate)                    | ok    |
+ *
+ * Unlike TCC, a failing step or compensation is not retried here: the
+ * coordinator owns the saga's retry policies (a step's, the compensations'),
+ * counts attempts in its table and sends the command again after the delay.
+ *
+ * Fault points `saga.after-step`, `saga.after-compensate`: the method ran,
+ * nothing is committed yet.
+ */
+export async function handleSagaCommand(participant: string, methods: SagaMethods, instance: object, message: MessageContext): Promise<void> {
+  const command = message.data as BranchCommand;
+  const key: FenceKey = { participant, globalTxId: command.globalTxId, branchId: command.branchId };
+  const call = async (role: keyof SagaMethods): Promise<unknown> => {
+    const context = new SagaContext(message.manager, message.source, message.message as never, message.delivery);
+    const result = await (instance as Record<string, ParticipantMethod>)[methods[role]!]!.call(instance, context);
+    await context.flush();
+    return result;
+  };
+  switch (command.action) {
+    case BranchAction.EXECUTE:
+      return execute(message, command, key, call);
+    case BranchAction.COMPENSATE:
+      return compensate(message, command, key, call);
+    default:
+      throw new Error(`assertion failed: a saga participant received '${command.action}'`);
+  }
+}
+
+type Call = (role: keyof SagaMethods) => Promise<unknown>;
+
+async function execute(message: MessageContext, command: BranchCommand, key: FenceKey, call: Call): Promise<void> {
+  // The savepoint before the fence row, in one round trip: a failed step leaves no trace, so its retry runs afresh.
+  const batch = await batchOn(message.manager);
+  const [, inserted] = await batch.run(['SAVEPOINT concordat_saga_step', fenceInsertSql(key, FenceState.TRIED, batch.escape)]);
+  if (inserted!.rowCount !== 1) {
+    // A committed row was in the way (an uncommitted one that aborts lets the insert through).
+    const claim = await claimFence(message.manager, key, FenceState.TRIED);
+    if (!claim.inserted && claim.state === FenceState.CANCELLED) {
+      return reply(message, command, false, { error: 'STEP_AFTER_COMPENSATION: the step was compensated before it arrived', retriable: false });
+    }
+    if (!claim.inserted) return reply(message, command, true);
+  }
+  try {
+    const result = await call('step');
+    await faultPoint('saga.after-step');
+    reply(message, command, true, result === undefined ? {} : { result });
+  } catch (error) {
+    await message.manager.query('ROLLBACK TO SAVEPOINT concordat_saga_step');
+    reply(message, command, false, { error: describeError(error), retriable: isRetriable(error) });
+  }
+}
+
+async function compensate(message: MessageContext, command: BranchCommand, key: FenceKey, call: Call): Promise<void> {
+  // The common case, in one round trip: the step ran, so the fence moves to CANCELLED after a savepoint that a failing compensation rolls back to.
+  const batch = await batchOn(message.manager);
+  const [, advanced] = await batch.run(['SAVEPOINT concordat_saga_compensate', fenceAdvanceSql(key, FenceState.TRIED, FenceState.CANCELLED, batch.escape)]);
+  if (advanced!.rowCount !== 1) {
+    const claim = await claimFence(message.manager, key, FenceState.CANCELLED);
+    if (claim.inserted || claim.state === FenceState.CANCELLED) return reply(message, command, true);
+    // TRIED, committed by a delivery that raced this one: compensate it now.
+    await setFence(message.manager, key, FenceState.CANCELLED);
+  }
+  try {
+    await call('compensate');
+    await faultPoint('saga.after-compensate');
+    reply(message, command, true);
+  } catch (error) {
+    await message.manager.query('ROLLBACK TO SAVEPOINT concordat_saga_compensate');
+    reply(message, command, false, { error: describeError(error), retriable: isRetriable(error) });
+  }
+}

@@ -1,0 +1,37 @@
+import { z } from 'zod';
+import { compileOptions } from '../../config/index.js';
+import type { TransactionContext } from '../../runtime/index.js';
+import { beginGlobalTx, beginShape, participantName, type BeginOptions } from '../coordinator/begin.js';
+import { TxMode } from '../coordinator/states.js';
+
+export interface TccBranch<P = unknown> {
+  /** Participant name, as in `@TccParticipant('<name>')`. */
+  participant: string;
+  /** What the participant needs to Try, Confirm and Cancel (JSON). */
+  payload: P;
+}
+
+export interface BeginTccOptions extends BeginOptions {
+  /** One branch per participant call; 1..100 branches. */
+  branches: TccBranch[];
+}
+
+const schema = z.strictObject({
+  ...beginShape,
+  branches: z.array(z.strictObject({ participant: participantName(), payload: z.unknown() })).min(1, 'needs at least one branch').max(100),
+});
+
+/**
+ * Begins a TCC global transaction inside the caller's database transaction:
+ * the global transaction and its branches are stored and a Try command is
+ * written to the outbox for each participant, so nothing happens unless the
+ * caller's transaction commits. The coordinator (a `TransactionCoordinator`
+ * in some app's services) drives it from there.
+ *
+ * @returns the global transaction ID.
+ * @throws ConcordatError CONFIG_INVALID naming the bad option.
+ */
+export async function beginTcc(context: TransactionContext, input: BeginTccOptions): Promise<string> {
+  const { branches, ...options } = compileOptions(schema, input, 'tcc');
+  return beginGlobalTx(context, TxMode.TCC, options, branches);
+}

@@ -1,0 +1,115 @@
+import { assertPreparedTransactionsEnabled } from '../../persistence/index.js';
+import {
+  defineDecoratorCheck,
+  defineMessageHandler,
+  defineStartHook,
+  getServiceMetadata,
+  type MessageContext,
+  type RetryPolicyOptions,
+} from '../../runtime/index.js';
+import { z } from 'zod';
+import { compileOptions } from '../../config/index.js';
+import { BranchAction, commandTopic } from '../coordinator/messages.js';
+import { TxMode } from '../coordinator/states.js';
+import { XA_PARTICIPANT_NAME_MAX } from './gid.js';
+import { handleXaCommand } from './participant.js';
+import { recoverPrepared } from './recovery.js';
+
+const PARTICIPANT_METADATA = Symbol.for('concordat.xa.participant');
+const optionsSchema = z.object({ lockTimeoutMs: z.number().int().min(1).max(3_600_000).default(2000) });
+const PREPARE_METADATA = Symbol.for('concordat.xa.prepare');
+
+export interface XaParticipantOptions {
+  /** Consumer group of the participant's command handler. @default the service's group */
+  group?: string;
+  /**
+   * Retries of a failing prepare, commit or rollback. A `@Prepare` that still
+   * fails after the last attempt (or at once, for a non-retriable error)
+   * votes no. A commit or rollback that still fails is dead-lettered and sent
+   * again by the coordinator later.
+   */
+  retry?: RetryPolicyOptions;
+  /**
+   * Longest `@Prepare` waits for a row lock, in ms, before the branch votes
+   * no. Locks are often held by another branch's prepared transaction until
+   * its decision arrives; a bound keeps a hot row from holding prepares up
+   * past any deadline, and breaks the distributed deadlocks hot rows cause (two
+   * global transactions each holding, prepared, a row the other waits for).
+   * Range 1..3600000. @default 2000
+   */
+  lockTimeoutMs?: number;
+}
+
+/**
+ * Declares a 2PC participant named `name` (at most 100 characters) on a
+ * `@Service` class. The coordinator sends prepares on `concordat.xa.<name>`
+ * and decisions on `concordat.xa-decisions.<name>`: prepare runs the
+ * `@Prepare` method in a transaction
+ * of its own connection and ends it with `PREPARE TRANSACTION`; commit and
+ * rollback run `COMMIT PREPARED` / `ROLLBACK PREPARED`, idempotently (see
+ * `participant.ts`).
+ *
+ * When the app starts, each participant checks that PostgreSQL allows
+ * prepared transactions (failing with a message naming
+ * `max_prepared_transactions` otherwise), then asks the coordinator for the
+ * decision on every prepared transaction of its own left from before.
+ *
+ * `@Prepare` votes no by throwing (a non-retriable error votes at once; use
+ * `nonRetriable(new Error('insufficient stock'))`); its writes are rolled back.
+ */
+export function XaParticipant(name: string, options: XaParticipantOptions = {}): ClassDecorator {
+  const { lockTimeoutMs } = compileOptions(optionsSchema, { lockTimeoutMs: options.lockTimeoutMs }, `xaParticipant(${name})`);
+  return (target) => {
+    Reflect.defineMetadata(PARTICIPANT_METADATA, name, target);
+    const handler = {
+      methodName: `xa(${name})`,
+      options: {
+        transactional: false,
+        ...(options.group !== undefined && { group: options.group }),
+        ...(options.retry !== undefined && { retry: options.retry }),
+      },
+      invoke: (instance: object, context: MessageContext) => handleXaCommand(name, getPrepareMethod(target)!, instance, context, lockTimeoutMs),
+    };
+    // Prepares and decisions on topics of their own (see ModeActions.decisionTopicPrefix).
+    defineMessageHandler(target, { ...handler, topic: commandTopic(TxMode.TWO_PHASE, name, BranchAction.PREPARE) });
+    defineMessageHandler(target, { ...handler, methodName: `xa(${name}).decision`, topic: commandTopic(TxMode.TWO_PHASE, name, BranchAction.COMMIT) });
+    defineStartHook(target, async (_instance, app) => {
+      await assertPreparedTransactionsEnabled(app.dataSource);
+      await recoverPrepared(app, name);
+    });
+    registerCheck(target);
+  };
+}
+
+/** Marks the method that does a 2PC branch's work; its transaction is prepared when it returns. */
+export function Prepare(): MethodDecorator {
+  return (prototype, key) => {
+    const target = prototype.constructor;
+    const existing: string[] = Reflect.getOwnMetadata(PREPARE_METADATA, target) ?? [];
+    Reflect.defineMetadata(PREPARE_METADATA, [...existing, String(key)], target);
+    registerCheck(target);
+  };
+}
+
+function getPrepareMethod(target: Function): string | undefined {
+  const methods: string[] = Reflect.getOwnMetadata(PREPARE_METADATA, target) ?? [];
+  return methods[0];
+}
+
+const checked = new WeakSet<Function>();
+
+/** One start-up check per class: a name that fits a gid, one @Prepare, and @Service. */
+function registerCheck(target: Function): void {
+  if (checked.has(target)) return;
+  checked.add(target);
+  defineDecoratorCheck(target, (cls) => {
+    const name: string | undefined = Reflect.getOwnMetadata(PARTICIPANT_METADATA, cls);
+    const methods: string[] = Reflect.getOwnMetadata(PREPARE_METADATA, cls) ?? [];
+    if (name === undefined) return `@Prepare needs @XaParticipant('<name>') on the class`;
+    if (name.length > XA_PARTICIPANT_NAME_MAX) return `2PC participant '${name}': the name must be at most ${XA_PARTICIPANT_NAME_MAX} characters (it is part of the prepared transaction's gid)`;
+    if (methods.length === 0) return `2PC participant '${name}' lacks @Prepare`;
+    if (methods.length > 1) return `2PC participant '${name}': ${methods.join(' and ')} are both @Prepare`;
+    if (getServiceMetadata(cls) === undefined) return `2PC participant '${name}' needs @Service('<name>') on the class`;
+    return undefined;
+  });
+}

@@ -1,0 +1,275 @@
+import type { PoolClient, QueryResult } from 'pg';
+import type { DataSource, QueryRunner } from 'typeorm';
+import { describeError, isRetriable } from '../../errors.js';
+import { faultPoint } from '../../observability/index.js';
+import { outboxInsertSql, outboxNotifierFor, shardFor, writeOutboxRecords, type OutboxRecord } from '../../outbox/index.js';
+import { MessageContext } from '../../runtime/index.js';
+import { BranchAction, type BranchCommand } from '../coordinator/messages.js';
+import { fenceInsertSql, FenceState, type FenceKey } from '../participant/fence.js';
+import { reply, type ReplyDetails } from '../participant/reply.js';
+import { XaContext } from './context.js';
+import { gidFor, isPrepared } from './gid.js';
+
+/**
+ * A 2PC participant's side of the protocol (X/Open XA's prepare / commit /
+ * rollback, on PostgreSQL's PREPARE TRANSACTION, COMMIT PREPARED and
+ * ROLLBACK PREPARED).
+ *
+ * prepare — on a connection of its own (a prepared transaction detaches from
+ * its session, so the pool's shared connections cannot be used):
+ * `BEGIN`; insert the fence row as CONFIRMED (refused if a rollback got there
+ * first: anti-hanging); run `@Prepare` under a lock timeout (a row held by
+ * another branch's prepared transaction for longer makes it vote no);
+ * `PREPARE TRANSACTION '<gid>'`. Then,
+ * in a separate committed transaction, the vote goes out through the outbox.
+ * The fence row is part of the prepared transaction, so it becomes visible
+ * exactly when the branch commits.
+ *
+ * | command  | finds                                 | does                                  | reply |
+ * |----------|---------------------------------------|---------------------------------------|-------|
+ * | prepare  | nothing                               | work, PREPARE TRANSACTION             | yes (no if @Prepare refused; fence CANCELLED) |
+ * | prepare  | gid prepared, or fence CONFIRMED      | nothing (duplicate, recovery)         | yes   |
+ * | prepare  | fence CANCELLED                       | nothing (rolled back first)           | no    |
+ * | commit   | gid prepared                          | COMMIT PREPARED                       | ok    |
+ * | commit   | no gid, fence CONFIRMED               | nothing (committed already)           | ok    |
+ * | commit   | no gid, no CONFIRMED fence            | nothing: rolled back outside the protocol (heuristic) | not ok, not retriable |
+ * | rollback | gid prepared                          | ROLLBACK PREPARED, fence CANCELLED    | ok    |
+ * | rollback | no gid, no fence                      | fence CANCELLED (empty rollback)      | ok    |
+ * | rollback | no gid, fence CONFIRMED               | nothing (committed already)           | not ok, not retriable |
+ *
+ * A crash anywhere leaves either no prepared transaction (and the command is
+ * delivered again) or a prepared one that the redelivered command, the
+ * start-up recovery (`recovery.ts`) or the coordinator's resend resolves.
+ *
+ * Round trips, as they dominate a branch's cost: prepare is two plus the
+ * work (`BEGIN` with the fence row; `PREPARE TRANSACTION` with the vote's
+ * own transaction), commit and rollback two each (`COMMIT PREPARED` runs
+ * only alone, outside a transaction block; the acknowledgement). PostgreSQL
+ * runs the statements of one
+ * simple query in order and stops at the first that fails, so a combined
+ * string never acknowledges what did not happen; if the vote after a
+ * successful PREPARE fails, the branch stays prepared and the redelivered
+ * command or the start-up recovery votes again.
+ *
+ * Fault points: `xa.before-prepare` (work done, not prepared),
+ * `xa.after-prepare` (prepared and voted, offset not committed),
+ * `xa.after-commit-prepared` (committed, not acknowledged),
+ * `xa.after-commit` / `xa.after-rollback` (resolved and acknowledged,
+ * offset not committed).
+ */
+export async function handleXaCommand(participant: string, methodName: string, instance: object, message: MessageContext, lockTimeoutMs = 2000): Promise<void> {
+  const command = message.data as BranchCommand;
+  const dataSource = message.manager.dataSource;
+  const gid = gidFor(participant, command.globalTxId, command.branchId);
+  const key: FenceKey = { participant, globalTxId: command.globalTxId, branchId: command.branchId };
+  switch (command.action) {
+    case BranchAction.PREPARE:
+      await prepare(dataSource, gid, key, methodName, instance, message, lockTimeoutMs);
+      return faultPoint('xa.after-prepare');
+    case BranchAction.COMMIT:
+      await commitPrepared(dataSource, gid, key, message);
+      return faultPoint('xa.after-commit');
+    case BranchAction.ROLLBACK:
+      await rollbackPrepared(dataSource, gid, key, message);
+      return faultPoint('xa.after-rollback');
+    default:
+      throw new Error(`assertion failed: a 2PC participant received '${command.action}'`);
+  }
+}
+
+const UNDEFINED_OBJECT = '42704';
+const LOCK_NOT_AVAILABLE = '55P03';
+/** How long the prepare's fence insert waits for a row held by another transaction of the same branch (a prepared duplicate). */
+const FENCE_LOCK_TIMEOUT_MS = 200;
+
+const codeOf = (error: unknown): string | undefined => (error as { code?: string }).code;
+
+/** A pooled connection of its own, left outside any transaction whatever happens. */
+async function withConnection<T>(dataSource: DataSource, work: (client: PoolClient, runner: QueryRunner) => Promise<T>): Promise<T> {
+  const runner = dataSource.createQueryRunner();
+  const client = (await runner.connect()) as PoolClient;
+  try {
+    return await work(client, runner);
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    await runner.release();
+  }
+}
+
+async function run(client: PoolClient, statements: readonly string[]): Promise<QueryResult[]> {
+  const result = (await client.query(statements.join('; '))) as unknown as QueryResult | QueryResult[];
+  return Array.isArray(result) ? result : [result];
+}
+
+/** The reply's outbox records, built as a handler's would be (causation, correlation). */
+function replyRecords(message: MessageContext, command: BranchCommand, ok: boolean, details: ReplyDetails): OutboxRecord[] {
+  const context = new MessageContext(message.manager, message.source, message.message, message.delivery);
+  reply(context, command, ok, details);
+  return context.takeRecords();
+}
+
+/**
+ * `statements`, then the records in a transaction of their own, in one round
+ * trip when the records are small enough to inline; relays are woken after.
+ */
+async function thenPublish(client: PoolClient, runner: QueryRunner, statements: readonly string[], records: OutboxRecord[]): Promise<QueryResult[]> {
+  const insert = outboxInsertSql(records, (value) => client.escapeLiteral(value));
+  let results: QueryResult[];
+  if (insert === undefined) {
+    results = statements.length > 0 ? await run(client, statements) : [];
+    await client.query('BEGIN');
+    await writeOutboxRecords(runner.manager, records);
+    await client.query('COMMIT');
+  } else {
+    results = await run(client, [...statements, 'BEGIN', insert, 'COMMIT']);
+  }
+  outboxNotifierFor(runner.manager.dataSource).committed(records.map((r) => shardFor(r.key ?? r.messageId)));
+  return results;
+}
+
+/** Phase one; throws a retriable error to have the dispatcher try again. */
+async function prepare(
+  dataSource: DataSource,
+  gid: string,
+  key: FenceKey,
+  methodName: string,
+  instance: object,
+  message: MessageContext,
+  lockTimeoutMs: number,
+): Promise<void> {
+  const command = message.data as BranchCommand;
+  const vote = await withConnection(dataSource, async (client, runner) => {
+    const escape = (value: string): string => client.escapeLiteral(value);
+    let claimed: QueryResult[];
+    try {
+      claimed = await run(client, [
+        'BEGIN',
+        `SET LOCAL lock_timeout = '${FENCE_LOCK_TIMEOUT_MS}ms'`,
+        fenceInsertSql(key, FenceState.CONFIRMED, escape),
+        `SET LOCAL lock_timeout = '${Math.round(lockTimeoutMs)}ms'`,
+      ]);
+    } catch (error) {
+      // The row is held by a prepared transaction of this very branch: a duplicate prepare.
+      if (codeOf(error) !== LOCK_NOT_AVAILABLE) throw error;
+      await client.query('ROLLBACK');
+      if (await isPrepared(runner.manager, gid)) return { ok: true, details: {} };
+      throw error;
+    }
+    if (claimed[2]!.rowCount !== 1) {
+      const [row] = (await client.query(`SELECT state FROM concordat.fence WHERE participant = $1 AND global_tx_id = $2 AND branch_id = $3`, [key.participant, key.globalTxId, key.branchId])).rows as Array<{ state: FenceState }>;
+      await client.query('ROLLBACK');
+      return row?.state === FenceState.CONFIRMED
+        ? { ok: true, details: {} }
+        : { ok: false, details: { error: 'PREPARE_AFTER_ROLLBACK: the branch was rolled back before its prepare arrived' } };
+    }
+    let result: unknown;
+    try {
+      const context = new XaContext(runner.manager, message.source, message.message as never, message.delivery);
+      result = await (instance as Record<string, (context: XaContext) => unknown>)[methodName]!.call(instance, context);
+    } catch (error) {
+      await client.query('ROLLBACK');
+      // Waiting longer would hold the partition behind it; voting no frees the lock holder's peers at once.
+      if (codeOf(error) === LOCK_NOT_AVAILABLE) return { ok: false, details: { error: `LOCK_TIMEOUT: a row stayed locked for ${lockTimeoutMs} ms (${describeError(error)})` } };
+      const last = message.delivery.attempt >= message.delivery.maxAttempts;
+      if (isRetriable(error) && !last) throw error;
+      return { ok: false, details: { error: describeError(error) } };
+    }
+    await faultPoint('xa.before-prepare');
+    const details: ReplyDetails = result === undefined ? {} : { result };
+    await thenPublish(client, runner, [`PREPARE TRANSACTION '${gid}'`], replyRecords(message, command, true, details));
+    return undefined;
+  });
+  if (vote !== undefined) await answer(dataSource, message, command, vote.ok, vote.details, vote.ok ? undefined : key);
+}
+
+/** COMMIT PREPARED, then its acknowledgement (two round trips); idempotently, through the fence, when nothing is prepared. */
+async function commitPrepared(dataSource: DataSource, gid: string, key: FenceKey, message: MessageContext): Promise<void> {
+  const command = message.data as BranchCommand;
+  const done = await withConnection(dataSource, async (client, runner) => {
+    try {
+      // Alone: PostgreSQL runs COMMIT PREPARED only outside a transaction block, which a string of statements is.
+      await client.query(`COMMIT PREPARED '${gid}'`);
+    } catch (error) {
+      if (codeOf(error) !== UNDEFINED_OBJECT) throw error;
+      return false;
+    }
+    await faultPoint('xa.after-commit-prepared');
+    await thenPublish(client, runner, [], replyRecords(message, command, true, {}));
+    return true;
+  });
+  if (done) return;
+  // Not prepared: its own fence row, visible only if it committed, tells.
+  const rows: Array<{ state: FenceState }> = await dataSource.query(
+    `SELECT state FROM concordat.fence WHERE participant = $1 AND global_tx_id = $2 AND branch_id = $3`,
+    [key.participant, key.globalTxId, key.branchId],
+  );
+  const committed = rows[0]?.state === FenceState.CONFIRMED;
+  const details = committed ? {} : { error: `HEURISTIC: ${gid} is neither prepared nor committed (rolled back outside the protocol?)`, retriable: false };
+  await answer(dataSource, message, command, committed, details);
+}
+
+/**
+ * ROLLBACK PREPARED (nothing prepared is fine), then the fence and the
+ * acknowledgement. The prepare travels on another topic, so it may be
+ * running right now: the fence insert then waits on its row, and if that
+ * prepare commits to PREPARE meanwhile, the row stays locked until rolled
+ * back — so a short lock wait, and round again.
+ */
+async function rollbackPrepared(dataSource: DataSource, gid: string, key: FenceKey, message: MessageContext): Promise<void> {
+  for (let round = 1; ; round++) {
+    await withConnection(dataSource, async (client) => {
+      try {
+        await client.query(`ROLLBACK PREPARED '${gid}'`);
+      } catch (error) {
+        if (codeOf(error) !== UNDEFINED_OBJECT) throw error;
+      }
+    });
+    try {
+      await answer(dataSource, message, message.data as BranchCommand, true, {}, key);
+      return;
+    } catch (error) {
+      if (codeOf(error) !== LOCK_NOT_AVAILABLE || round >= ROLLBACK_ROUNDS_MAX) throw error;
+    }
+  }
+}
+
+/** Rounds of {@link rollbackPrepared} before the dispatcher's retry takes over. */
+const ROLLBACK_ROUNDS_MAX = 20;
+
+/**
+ * Publishes the reply in a committed transaction of its own, in two round
+ * trips. With `fence` (a no vote, a rollback) it also records the branch as
+ * CANCELLED, so a prepare that arrives later is refused; a rollback that
+ * finds the branch committed answers not ok instead.
+ */
+async function answer(dataSource: DataSource, message: MessageContext, command: BranchCommand, ok: boolean, details: ReplyDetails, fence?: FenceKey): Promise<void> {
+  await withConnection(dataSource, async (client, runner) => {
+    const escape = (value: string): string => client.escapeLiteral(value);
+    let state: FenceState = FenceState.CANCELLED;
+    if (fence === undefined) {
+      await client.query('BEGIN');
+    } else {
+      const results = await run(client, [
+        'BEGIN',
+        `SET LOCAL lock_timeout = '${FENCE_LOCK_TIMEOUT_MS}ms'`,
+        fenceInsertSql(fence, FenceState.CANCELLED, escape),
+        `SELECT state FROM concordat.fence WHERE participant = ${escape(fence.participant)} AND global_tx_id = ${escape(fence.globalTxId)}::uuid AND branch_id = ${fence.branchId}`,
+      ]);
+      state = (results[3]!.rows[0] as { state: FenceState } | undefined)?.state ?? FenceState.CANCELLED;
+    }
+    const refused = state === FenceState.CONFIRMED && command.action === BranchAction.ROLLBACK;
+    const records = refused
+      ? replyRecords(message, command, false, { error: 'ROLLBACK_AFTER_COMMIT: the branch committed before its rollback arrived', retriable: false })
+      : replyRecords(message, command, ok, details);
+    const insert = outboxInsertSql(records, escape);
+    if (insert === undefined) {
+      await writeOutboxRecords(runner.manager, records);
+      await client.query('COMMIT');
+    } else {
+      await client.query(`${insert}; COMMIT`);
+    }
+    outboxNotifierFor(dataSource).committed(records.map((r) => shardFor(r.key ?? r.messageId)));
+  });
+}

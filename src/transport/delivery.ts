@@ -1,0 +1,37 @@
+import { ConcordatError, ErrorCode } from '../errors.js';
+import { BATCH_RECORDS, type Delivery, type SubscribeOptions } from './transport.js';
+
+/**
+ * How a subscription hands records to its consumer, whichever of
+ * `handler` and `batchHandler` it was given: in chunks of consecutive
+ * records of one partition, `recordsMax` at most (1 for `handler`). Both
+ * transports cut what one read returned into such chunks, commit a chunk's
+ * offsets after `deliver` resolved and deliver a rejected chunk again from
+ * its first record; so the one-at-a-time and the batch contract are one
+ * code path.
+ */
+export interface ChunkDelivery {
+  readonly recordsMax: number;
+  deliver(deliveries: readonly Delivery[]): Promise<void>;
+}
+
+/**
+ * Validates the handler options of a subscription.
+ * @throws ConcordatError CONFIG_INVALID when not exactly one of `handler` and
+ *   `batchHandler` is given, or `batchRecordsMax` is not an integer in 1..10000
+ */
+export function chunkDelivery(options: SubscribeOptions): ChunkDelivery {
+  const { handler, batchHandler, batchRecordsMax } = options;
+  if ((handler === undefined) === (batchHandler === undefined)) {
+    throw new ConcordatError(`invalid options: subscribe: give exactly one of handler and batchHandler (group '${options.groupId}')`, {
+      code: ErrorCode.CONFIG_INVALID,
+    });
+  }
+  if (batchRecordsMax !== undefined && (!Number.isInteger(batchRecordsMax) || batchRecordsMax < 1 || batchRecordsMax > BATCH_RECORDS.max)) {
+    throw new ConcordatError(`invalid options: subscribe.batchRecordsMax: must be an integer in 1..${BATCH_RECORDS.max}, got ${String(batchRecordsMax)}`, {
+      code: ErrorCode.CONFIG_INVALID,
+    });
+  }
+  if (handler !== undefined) return { recordsMax: 1, deliver: (deliveries) => handler(deliveries[0]!) };
+  return { recordsMax: batchRecordsMax ?? BATCH_RECORDS.default, deliver: batchHandler! };
+}

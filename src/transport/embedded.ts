@@ -1,0 +1,805 @@
+import { z } from 'zod';
+import { compileOptions } from '../config/index.js';
+import { ConcordatError, ErrorCode, describeError } from '../errors.js';
+import {
+  CompressionType,
+  CONSUMER_PROTOCOL_TYPE,
+  decodeAssignment,
+  decodeRecordBatches,
+  decodeSubscription,
+  encodeAssignment,
+  encodeRecordBatch,
+  encodeSubscription,
+  LogManager,
+  RangeAssignor,
+  RoundRobinAssignor,
+  type DecodedRecord,
+  type GroupCoordinator,
+  type LogManagerOptions,
+  type PartitionAssignor,
+  type RecordInput,
+  type TopicPartitions,
+} from '../log/index.js';
+import { createLogger, type Logger } from '../observability/index.js';
+import {
+  OffsetReset,
+  type Delivery,
+  type OutgoingRecord,
+  type PublishAck,
+  type SubscribeOptions,
+  type Subscription,
+  type TopicSpec,
+  type Transport,
+} from './transport.js';
+import { chunkDelivery, type ChunkDelivery } from './delivery.js';
+
+/**
+ * EmbeddedTransport: the Transport over Concordat's own log, in process.
+ *
+ * Publish groups records by (topic, partition) — Kafka's default
+ * partitioner for keys, round-robin for null keys — encodes each group into
+ * RecordBatch v2 batches (headers as Kafka record headers), appends the
+ * partitions concurrently, and resolves after every append is durable
+ * (fdatasync with group commit, under the topic's default flushMode).
+ *
+ * Subscribe runs a real consumer-group member against the log's
+ * GroupCoordinator — JoinGroup, the leader's assignment (Kafka's range or
+ * round-robin assignor, ConsumerProtocol bytes, so embedded members and
+ * Kafka clients of one group understand each other), SyncGroup, heartbeats —
+ * and, per assigned partition, a worker: long-poll read → decode → for each
+ * record (or each chunk of up to `batchRecordsMax` records, with a
+ * `batchHandler`) await the handler → commit. The eager protocol: on a
+ * rebalance every worker stops (the handler in flight finishes), commits,
+ * and the member rejoins.
+ *
+ * Commits: a worker commits the position after the last handled record
+ * (or chunk) when it finishes a read's records, before backing off after a
+ * handler failure, and when it stops (revoke, close). It never commits past
+ * a record whose handler has not resolved; a crash redelivers at most the
+ * records of one read.
+ */
+
+/** Consumer settings of {@link EmbeddedTransport}. */
+export interface EmbeddedConsumerOptions {
+  /** Session timeout of the group member, in ms. Range 1..86400000 (and within the log's groups limits). @default 10000 */
+  sessionTimeoutMs?: number;
+  /** Time between heartbeats, in ms. Range 1..3600000. @default 3000 */
+  heartbeatIntervalMs?: number;
+  /** How long a rebalance waits for members to rejoin, in ms. Range 1..3600000. @default 60000 */
+  rebalanceTimeoutMs?: number;
+  /** Byte budget of one read of one partition. Range 1 KiB..64 MiB. @default 1048576 */
+  maxBytesPerPartition?: number;
+  /** Longest wait of one read for new records (long poll), in ms. Range 1..600000. @default 5000 */
+  maxWaitMs?: number;
+  /** First delay before retrying a record whose handler rejected, in ms; doubles per attempt. Range 1..600000. @default 100 */
+  retryBackoffMs?: number;
+  /** Longest delay between retries of one record, in ms. Range 1..3600000. @default 10000 */
+  retryBackoffMaxMs?: number;
+  /** Partition assignors, in order of preference; all members of a group must share one. @default ['range', 'roundrobin'] */
+  assignors?: ('range' | 'roundrobin')[];
+  /**
+   * Called when a partition's position is out of the log's range (its
+   * records were deleted by retention, or the log was cut), before the
+   * member moves to where the subscription's `offsetReset` says (the log
+   * start for 'earliest', the high watermark for 'latest'). `error` is the
+   * log's OFFSET_OUT_OF_RANGE. Also logged at warn level.
+   */
+  onOffsetReset?: (event: OffsetResetEvent) => void;
+}
+
+/** A partition's position moved by the reset policy. */
+export interface OffsetResetEvent {
+  groupId: string;
+  topic: string;
+  partition: number;
+  /** The position that was out of range. */
+  from: number;
+  /** Where delivery continues. */
+  to: number;
+  error: ConcordatError;
+}
+
+/** Producer settings of {@link EmbeddedTransport}. */
+export interface EmbeddedProducerOptions {
+  /** Codec of published batches. @default 'none' */
+  compression?: CompressionType;
+  /** Largest batch the producer builds, in bytes (a larger single record goes alone). Range 1 KiB..64 MiB. @default 524288 */
+  batchBytesMax?: number;
+}
+
+export interface EmbeddedTransportOptions {
+  /** Directory of the log this transport opens (and closes). */
+  dataDir: string;
+  /** Further options of the log it opens. */
+  log?: Omit<LogManagerOptions, 'dataDir'>;
+  consumer?: EmbeddedConsumerOptions;
+  producer?: EmbeddedProducerOptions;
+  /** Client ID reported to the group coordinator. @default 'concordat-embedded' */
+  clientId?: string;
+}
+
+/** Options for a transport over a log someone else opened (and closes). */
+export interface EmbeddedTransportOverLogOptions {
+  consumer?: EmbeddedConsumerOptions;
+  producer?: EmbeddedProducerOptions;
+  clientId?: string;
+}
+
+const schema = z.strictObject({
+  consumer: z
+    .strictObject({
+      sessionTimeoutMs: z.number().int().min(1).max(86_400_000).default(10_000),
+      heartbeatIntervalMs: z.number().int().min(1).max(3_600_000).default(3000),
+      rebalanceTimeoutMs: z.number().int().min(1).max(3_600_000).default(60_000),
+      maxBytesPerPartition: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+      maxWaitMs: z.number().int().min(1).max(600_000).default(5000),
+      retryBackoffMs: z.number().int().min(1).max(600_000).default(100),
+      retryBackoffMaxMs: z.number().int().min(1).max(3_600_000).default(10_000),
+      assignors: z.array(z.enum(['range', 'roundrobin'])).min(1).max(2).default(['range', 'roundrobin']),
+      onOffsetReset: z.custom<(event: OffsetResetEvent) => void>((value) => typeof value === 'function', 'must be a function').optional(),
+    })
+    .prefault({}),
+  producer: z
+    .strictObject({
+      compression: z.enum(Object.values(CompressionType) as [CompressionType, ...CompressionType[]]).default(CompressionType.NONE),
+      batchBytesMax: z.number().int().min(1024).max(64 * 1024 * 1024).default(512 * 1024),
+    })
+    .prefault({}),
+  clientId: z.string().min(1).max(255).default('concordat-embedded'),
+});
+
+type CompiledOptions = z.output<typeof schema>;
+type ConsumerSettings = CompiledOptions['consumer'];
+
+const ASSIGNORS: Readonly<Record<'range' | 'roundrobin', PartitionAssignor>> = {
+  range: new RangeAssignor(),
+  roundrobin: new RoundRobinAssignor(),
+};
+
+/** Estimated bytes of a record in a batch beyond its key, value and headers. */
+const RECORD_OVERHEAD_BYTES = 24;
+
+export class EmbeddedTransport implements Transport {
+  readonly kind = 'embedded' as const;
+  private readonly options: CompiledOptions;
+  private readonly ownedLog: { dataDir: string; log: Omit<LogManagerOptions, 'dataDir'> } | null;
+  private log: LogManager | null;
+  private connecting: Promise<LogManager> | null = null;
+  private readonly subscriptions = new Set<EmbeddedSubscription>();
+  private closed = false;
+  private readonly logger: Logger;
+
+  /**
+   * @param source `{ dataDir }` to open (and on close, close) a log there, or
+   *   an open LogManager to share (left open on close).
+   * @throws ConcordatError CONFIG_INVALID naming the option
+   */
+  constructor(source: EmbeddedTransportOptions | LogManager, options: EmbeddedTransportOverLogOptions = {}) {
+    if (source instanceof LogManager) {
+      this.log = source;
+      this.ownedLog = null;
+      this.options = compileOptions(schema, options, 'embeddedTransport');
+    } else {
+      const { dataDir, log, ...rest } = source;
+      if (typeof dataDir !== 'string' || dataDir.length === 0) {
+        throw new ConcordatError('invalid options: embeddedTransport.dataDir: must be a non-empty path', { code: ErrorCode.CONFIG_INVALID });
+      }
+      this.log = null;
+      this.ownedLog = { dataDir, log: log ?? {} };
+      this.options = compileOptions(schema, rest, 'embeddedTransport');
+    }
+    this.logger = createLogger('transport.embedded');
+  }
+
+  /** Opens the log when this transport owns it. Idempotent. */
+  async connect(): Promise<void> {
+    await this.openLog();
+  }
+
+  private openLog(): Promise<LogManager> {
+    if (this.closed) return Promise.reject(transportClosed());
+    if (this.log !== null) return Promise.resolve(this.log);
+    this.connecting ??= LogManager.open({ ...this.ownedLog!.log, dataDir: this.ownedLog!.dataDir }).then(
+      (log) => {
+        this.log = log;
+        return log;
+      },
+      (error: unknown) => {
+        this.connecting = null;
+        throw error;
+      },
+    );
+    return this.connecting;
+  }
+
+  async ensureTopics(topics: TopicSpec[]): Promise<void> {
+    const log = await this.openLog();
+    for (const topic of topics) await log.ensureTopic(topic.name, { partitions: topic.partitions });
+  }
+
+  /**
+   * Appends the records, one append (of one or more batches) per partition,
+   * partitions concurrently; resolves with one ack per record, in input
+   * order, once all are durable.
+   * @throws ConcordatError PUBLISH_FAILED wrapping the log's error (retriable when it is),
+   *   UNKNOWN_TOPIC_OR_PARTITION, TRANSPORT_CLOSED
+   */
+  async publish(records: OutgoingRecord[]): Promise<PublishAck[]> {
+    const log = await this.openLog();
+    if (records.length === 0) return [];
+    const groups = new Map<string, { topic: string; partition: number; indexes: number[] }>();
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i]!;
+      const partition = log.partitionFor(record.topic, record.key);
+      const key = `${record.topic}\u0000${partition}`;
+      let group = groups.get(key);
+      if (group === undefined) {
+        group = { topic: record.topic, partition, indexes: [] };
+        groups.set(key, group);
+      }
+      group.indexes.push(i);
+    }
+    const acks: PublishAck[] = new Array(records.length);
+    const appends = [...groups.values()].map((group) => this.appendGroup(log, records, group, acks));
+    const results = await Promise.allSettled(appends);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw publishFailed(failed.reason);
+    return acks;
+  }
+
+  private async appendGroup(
+    log: LogManager,
+    records: readonly OutgoingRecord[],
+    group: { topic: string; partition: number; indexes: number[] },
+    acks: PublishAck[],
+  ): Promise<void> {
+    const batches: Buffer[] = [];
+    const batchSizes: number[] = [];
+    let current: RecordInput[] = [];
+    let currentBytes = 0;
+    const now = Date.now();
+    const flush = (): void => {
+      if (current.length === 0) return;
+      batches.push(encodeRecordBatch(current, { compression: this.options.producer.compression, timestampMs: now }));
+      batchSizes.push(current.length);
+      current = [];
+      currentBytes = 0;
+    };
+    for (const index of group.indexes) {
+      const input = toRecordInput(records[index]!);
+      const bytes = estimateBytes(input);
+      if (currentBytes + bytes > this.options.producer.batchBytesMax) flush();
+      current.push(input);
+      currentBytes += bytes;
+    }
+    flush();
+    const result = await log.append(group.topic, group.partition, batches.length === 1 ? batches[0]! : Buffer.concat(batches));
+    // On a topic with a dedup window a repeated record is acknowledged where its original is (maybe another partition).
+    group.indexes.forEach((index, i) => {
+      const location = result.recordLocations?.[i];
+      acks[index] =
+        location === undefined
+          ? { topic: group.topic, partition: group.partition, offset: result.baseOffset + i }
+          : { topic: group.topic, partition: location.partition, offset: location.offset };
+    });
+  }
+
+  /**
+   * Joins `groupId` and starts delivering; resolves once the first
+   * assignment is received.
+   * @throws ConcordatError UNKNOWN_TOPIC_OR_PARTITION (a topic does not exist), TRANSPORT_CLOSED
+   */
+  async subscribe(options: SubscribeOptions): Promise<Subscription> {
+    const delivery = chunkDelivery(options);
+    const log = await this.openLog();
+    for (const topic of options.topics) {
+      if (!log.hasTopic(topic)) {
+        throw new ConcordatError(`cannot subscribe to topic '${topic}': it does not exist; create it with ensureTopics first`, {
+          code: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+          context: { topic },
+        });
+      }
+    }
+    const subscription = new EmbeddedSubscription(log, options, delivery, this.options, this.logger, () => this.subscriptions.delete(subscription));
+    this.subscriptions.add(subscription);
+    try {
+      await subscription.start();
+    } catch (error) {
+      await subscription.close();
+      throw error;
+    }
+    return subscription;
+  }
+
+  /** The topic's `retentionMs` from the log's topic config (-1, or no such setting, means forever). */
+  async retentionMs(topic: string): Promise<number> {
+    const log = await this.openLog();
+    const config: { retentionMs?: number } = log.describeTopic(topic).config;
+    return typeof config.retentionMs === 'number' && config.retentionMs >= 0 ? config.retentionMs : Infinity;
+  }
+
+  /** Closes every subscription, then the log when this transport opened it. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([...this.subscriptions].map((subscription) => subscription.close()));
+    const owned = this.ownedLog !== null;
+    const log = this.log ?? (this.connecting === null ? null : await this.connecting.catch(() => null));
+    if (owned && log !== null) await log.close();
+  }
+}
+
+// ---------------------------------------------------------------- group member
+
+/** Why the member stopped waiting in its heartbeat loop. */
+type WakeReason = 'rebalance' | 'close' | 'tick';
+
+/**
+ * One consumer-group member: the join/sync/heartbeat cycle, and the
+ * partition workers of its current assignment.
+ */
+class EmbeddedSubscription implements Subscription {
+  readonly groupId: string;
+  private memberId = '';
+  private generationId = -1;
+  private readonly workers = new Map<string, PartitionWorker>();
+  private closing = false;
+  private running: Promise<void> | null = null;
+  private wake: ((reason: WakeReason) => void) | null = null;
+  private rebalanceHint = false;
+  private unlisten: (() => void) | null = null;
+  private firstAssignment: { resolve: () => void; reject: (error: unknown) => void } | null = null;
+
+  constructor(
+    private readonly log: LogManager,
+    private readonly options: SubscribeOptions,
+    private readonly delivery: ChunkDelivery,
+    private readonly settings: CompiledOptions,
+    private readonly logger: Logger,
+    private readonly onClosed: () => void,
+  ) {
+    this.groupId = options.groupId;
+  }
+
+  private get coordinator(): GroupCoordinator {
+    return this.log.groups;
+  }
+
+  /** Starts the member; resolves after the first successful join and sync. */
+  start(): Promise<void> {
+    const first = new Promise<void>((resolve, reject) => {
+      this.firstAssignment = { resolve, reject };
+    });
+    this.unlisten = this.coordinator.onRebalance(this.groupId, () => {
+      this.rebalanceHint = true;
+      this.wake?.('rebalance');
+    });
+    this.running = this.run();
+    return first;
+  }
+
+  /** Stops the workers (in-flight handlers finish, offsets are committed), leaves the group. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closing) {
+      await this.running;
+      return;
+    }
+    this.closing = true;
+    this.wake?.('close');
+    await this.running;
+    this.onClosed();
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.closing) {
+      try {
+        this.rebalanceHint = false;
+        await this.joinAndSync();
+        failures = 0;
+        this.firstAssignment?.resolve();
+        this.firstAssignment = null;
+        await this.heartbeatUntilRebalance();
+      } catch (error) {
+        if (this.closing) break;
+        const next = this.handleMembershipError(error, failures + 1);
+        if (next === 'stop') break;
+        await this.stopWorkers();
+        if (next === 'rejoin') continue;
+        failures += 1;
+        await sleep(Math.min(this.settings.consumer.retryBackoffMaxMs, this.settings.consumer.retryBackoffMs * 2 ** Math.min(failures, 16)));
+        continue;
+      }
+      await this.stopWorkers();
+    }
+    await this.stopWorkers();
+    this.unlisten?.();
+    await this.leave();
+    this.firstAssignment?.reject(transportClosed());
+  }
+
+  /**
+   * What to do after `error`: rejoin at once (the group moved on, as kafkajs
+   * does on 22, 25 and 27), retry after a backoff, or stop.
+   */
+  private handleMembershipError(error: unknown, failures: number): 'rejoin' | 'retry' | 'stop' {
+    const code = error instanceof ConcordatError ? error.code : null;
+    if (code === ErrorCode.UNKNOWN_MEMBER_ID) this.memberId = '';
+    if (code === ErrorCode.UNKNOWN_MEMBER_ID || code === ErrorCode.ILLEGAL_GENERATION || code === ErrorCode.REBALANCE_IN_PROGRESS) {
+      return 'rejoin';
+    }
+    if (code === ErrorCode.COORDINATOR_NOT_AVAILABLE || code === ErrorCode.LOG_CLOSED || code === ErrorCode.INVALID_SESSION_TIMEOUT ||
+      code === ErrorCode.INCONSISTENT_GROUP_PROTOCOL) {
+      this.logger.error({ groupId: this.groupId, err: error }, 'consumer stopped: the group coordinator refused it');
+      this.firstAssignment?.reject(error);
+      this.firstAssignment = null;
+      return 'stop';
+    }
+    this.logger.warn({ groupId: this.groupId, err: error, failures }, 'group membership failed; retrying');
+    return 'retry';
+  }
+
+  private async joinAndSync(): Promise<void> {
+    const consumer = this.settings.consumer;
+    const metadata = encodeSubscription({ topics: this.options.topics });
+    const joined = await this.coordinator.joinGroup({
+      groupId: this.groupId,
+      memberId: this.memberId,
+      protocolType: CONSUMER_PROTOCOL_TYPE,
+      protocols: consumer.assignors.map((name) => ({ name, metadata })),
+      sessionTimeoutMs: consumer.sessionTimeoutMs,
+      rebalanceTimeoutMs: consumer.rebalanceTimeoutMs,
+      clientId: this.settings.clientId,
+      clientHost: 'in-process',
+    });
+    this.memberId = joined.memberId;
+    this.generationId = joined.generationId;
+    const assignments = joined.leader === joined.memberId ? this.assign(joined.protocolName!, joined.members) : [];
+    const synced = await this.coordinator.syncGroup({
+      groupId: this.groupId,
+      generationId: this.generationId,
+      memberId: this.memberId,
+      assignments,
+    });
+    const assigned = decodeAssignment(synced.assignment).assignedPartitions;
+    this.logger.debug({ groupId: this.groupId, memberId: this.memberId, generationId: this.generationId, assigned }, 'assigned');
+    this.startWorkers(assigned);
+  }
+
+  /** The leader's part: run the chosen assignor over the members' subscriptions. */
+  private assign(protocolName: string, members: { memberId: string; metadata: Buffer }[]): { memberId: string; assignment: Buffer }[] {
+    const assignor = ASSIGNORS[protocolName as 'range' | 'roundrobin'];
+    if (assignor === undefined) throw new Error(`the group chose protocol ${protocolName}, which this member did not offer`);
+    const subscribed = members.map((m) => ({ memberId: m.memberId, subscription: decodeSubscription(m.metadata) }));
+    const partitionsPerTopic = new Map<string, number>();
+    for (const { subscription } of subscribed) {
+      for (const topic of subscription.topics) {
+        const count = this.log.partitionCount(topic);
+        if (count !== undefined) partitionsPerTopic.set(topic, count);
+      }
+    }
+    const plan = assignor.assign(subscribed, partitionsPerTopic);
+    return [...plan].map(([memberId, assignedPartitions]) => ({ memberId, assignment: encodeAssignment({ assignedPartitions }) }));
+  }
+
+  /** Heartbeats until the group rebalances (or this member must rejoin) or the subscription closes. */
+  private async heartbeatUntilRebalance(): Promise<void> {
+    for (;;) {
+      const reason = this.rebalanceHint ? 'rebalance' : await this.waitForWake(this.settings.consumer.heartbeatIntervalMs);
+      if (reason === 'close' || this.closing) return;
+      this.rebalanceHint = false;
+      try {
+        await this.coordinator.heartbeat({ groupId: this.groupId, generationId: this.generationId, memberId: this.memberId });
+      } catch (error) {
+        const code = error instanceof ConcordatError ? error.code : null;
+        if (code === ErrorCode.REBALANCE_IN_PROGRESS || code === ErrorCode.ILLEGAL_GENERATION) return;
+        throw error;
+      }
+    }
+  }
+
+  private waitForWake(timeoutMs: number): Promise<WakeReason> {
+    return new Promise<WakeReason>((resolve) => {
+      const timer = setTimeout(() => done('tick'), timeoutMs);
+      const done = (reason: WakeReason): void => {
+        clearTimeout(timer);
+        this.wake = null;
+        resolve(reason);
+      };
+      this.wake = done;
+    });
+  }
+
+  /** A worker found that the group moved on (its commit was refused): rejoin now. */
+  requestRejoin(): void {
+    this.rebalanceHint = true;
+    this.wake?.('rebalance');
+  }
+
+  private startWorkers(assigned: readonly TopicPartitions[]): void {
+    for (const { topic, partitions } of assigned) {
+      for (const partition of partitions) {
+        const worker = new PartitionWorker(this.log, this, topic, partition, this.options, this.delivery, this.settings.consumer, this.logger);
+        this.workers.set(`${topic}\u0000${partition}`, worker);
+        worker.start();
+      }
+    }
+  }
+
+  private async stopWorkers(): Promise<void> {
+    const workers = [...this.workers.values()];
+    this.workers.clear();
+    await Promise.all(workers.map((worker) => worker.stop()));
+  }
+
+  /** Commits one partition's position under the current generation. */
+  async commit(topic: string, partition: number, offset: number): Promise<void> {
+    await this.coordinator.commitOffsets({
+      groupId: this.groupId,
+      generationId: this.generationId,
+      memberId: this.memberId,
+      topics: [{ topic, partitions: [{ partition, offset }] }],
+    });
+  }
+
+  async committedOffset(topic: string, partition: number): Promise<number> {
+    const fetched = await this.coordinator.fetchOffsets({ groupId: this.groupId, topics: [{ topic, partitions: [partition] }] });
+    return fetched.topics[0]!.partitions[0]!.offset;
+  }
+
+  private async leave(): Promise<void> {
+    if (this.memberId === '') return;
+    try {
+      await this.coordinator.leaveGroup({ groupId: this.groupId, members: [{ memberId: this.memberId }] });
+    } catch (error) {
+      this.logger.debug({ groupId: this.groupId, err: error }, 'leaving the group failed (the log may be closed)');
+    }
+    this.memberId = '';
+  }
+}
+
+// ---------------------------------------------------------------- partition worker
+
+/**
+ * Delivers one assigned partition's records in offset order, one at a time
+ * or in chunks of up to `batchRecordsMax` (a `batchHandler`), each chunk
+ * cut from what one read returned. Reads go into one buffer per worker,
+ * reused from read to read (a fresh multi-megabyte buffer per read costs
+ * more than the read itself: page faults and GC); the records a read
+ * returned are copied out of it once, in one piece, and deliveries are
+ * views of that copy, so a handler may keep them (a kept delivery keeps
+ * its read's copy alive: at most `maxBytesPerPartition`). One copy per read
+ * instead of one per key, value and header: a record carries a dozen
+ * CloudEvents headers.
+ */
+class PartitionWorker {
+  private position = -1;
+  private committed = -1;
+  private stopped = false;
+  private readonly abort = new AbortController();
+  private running: Promise<void> | null = null;
+  private readonly readBuffer: Buffer;
+
+  constructor(
+    private readonly log: LogManager,
+    private readonly member: EmbeddedSubscription,
+    private readonly topic: string,
+    private readonly partition: number,
+    private readonly options: SubscribeOptions,
+    private readonly delivery: ChunkDelivery,
+    private readonly settings: ConsumerSettings,
+    private readonly logger: Logger,
+  ) {
+    this.readBuffer = Buffer.allocUnsafe(settings.maxBytesPerPartition);
+  }
+
+  start(): void {
+    this.running = this.run().catch((error: unknown) => {
+      this.logger.error({ topic: this.topic, partition: this.partition, err: error }, 'partition worker failed');
+    });
+  }
+
+  /** Ends the long poll and any backoff, lets the handler in flight finish, commits. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    await this.running;
+  }
+
+  private async run(): Promise<void> {
+    this.position = await this.startPosition();
+    this.committed = this.position;
+    while (!this.stopped) {
+      const records = await this.readOnce();
+      if (records === null) continue;
+      const { pending, end } = this.decode(records);
+      if (await this.deliverAll(pending)) this.position = Math.max(this.position, end);
+      await this.commit();
+    }
+    await this.commit();
+  }
+
+  /** The committed offset, or the reset policy's offset when there is none. */
+  private async startPosition(): Promise<number> {
+    const committed = await this.member.committedOffset(this.topic, this.partition);
+    return committed >= 0 ? committed : this.resetPosition();
+  }
+
+  private resetPosition(): number {
+    const state = this.log.describePartition(this.topic, this.partition);
+    return (this.options.offsetReset ?? OffsetReset.EARLIEST) === OffsetReset.LATEST ? state.highWatermark : state.logStartOffset;
+  }
+
+  /** One long-poll read; null when there is nothing (or the read failed and was dealt with). */
+  private async readOnce(): Promise<Buffer | null> {
+    try {
+      const result = await this.log.read(this.topic, this.partition, this.position, {
+        maxBytes: this.settings.maxBytesPerPartition,
+        maxWaitMs: this.settings.maxWaitMs,
+        signal: this.abort.signal,
+        buffer: this.readBuffer,
+      });
+      return result.records.length > 0 ? result.records : null;
+    } catch (error) {
+      if (this.stopped) return null;
+      if (error instanceof ConcordatError && error.code === ErrorCode.OFFSET_OUT_OF_RANGE) {
+        this.resetAfter(error);
+        return null;
+      }
+      if (error instanceof ConcordatError && (error.code === ErrorCode.LOG_CLOSED || error.code === ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)) {
+        this.stopped = true;
+        return null;
+      }
+      this.logger.warn({ topic: this.topic, partition: this.partition, err: error }, 'read failed; retrying');
+      await sleep(this.settings.retryBackoffMs, this.abort.signal);
+      return null;
+    }
+  }
+
+  /** The position fell out of the log's range: apply the reset policy, and say so. */
+  private resetAfter(error: ConcordatError): void {
+    const from = this.position;
+    const to = this.resetPosition();
+    this.logger.warn(
+      { topic: this.topic, partition: this.partition, from, to, offsetReset: this.options.offsetReset ?? OffsetReset.EARLIEST, err: error },
+      'offset out of range; reset',
+    );
+    this.position = to;
+    this.committed = Math.min(this.committed, to - 1);
+    try {
+      this.settings.onOffsetReset?.({ groupId: this.options.groupId, topic: this.topic, partition: this.partition, from, to, error });
+    } catch (callbackError) {
+      this.logger.warn({ err: callbackError }, `onOffsetReset threw: ${describeError(callbackError)}`);
+    }
+  }
+
+  /**
+   * The read's records at or past the position, as deliveries (views of one
+   * copy of the read), and the position after the read's last batch
+   * (control batches and offsets compaction removed included).
+   */
+  private decode(records: Buffer): { pending: Delivery[]; end: number } {
+    const owned = Buffer.from(records);
+    const pending: Delivery[] = [];
+    let end = this.position;
+    for (const batch of decodeRecordBatches(owned)) {
+      end = Math.max(end, batch.lastOffset + 1);
+      if (batch.isControl) continue;
+      for (const record of batch.records) {
+        if (record.offset >= this.position) pending.push(toDelivery(this.topic, this.partition, record));
+      }
+    }
+    return { pending, end };
+  }
+
+  /** Delivers the records in chunks, in order; false when stopped before the end. */
+  private async deliverAll(pending: readonly Delivery[]): Promise<boolean> {
+    const chunkMax = this.delivery.recordsMax;
+    for (let from = 0; from < pending.length; from += chunkMax) {
+      const chunk = pending.slice(from, from + chunkMax);
+      if (!(await this.deliver(chunk))) return false;
+      this.position = chunk[chunk.length - 1]!.offset + 1;
+    }
+    return !this.stopped;
+  }
+
+  /** Runs the handler on the chunk until it resolves; false if the worker stopped first (the chunk stays unhandled). */
+  private async deliver(chunk: readonly Delivery[]): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      if (this.stopped) return false;
+      try {
+        await this.delivery.deliver(chunk);
+        return true;
+      } catch (error) {
+        this.reportHandlerError(error, chunk[0]!, attempt);
+        await this.commit();
+        await sleep(Math.min(this.settings.retryBackoffMaxMs, this.settings.retryBackoffMs * 2 ** Math.min(attempt - 1, 20)), this.abort.signal);
+      }
+    }
+  }
+
+  private reportHandlerError(error: unknown, delivery: Delivery, attempt: number): void {
+    this.logger.debug({ topic: this.topic, partition: this.partition, offset: delivery.offset, attempt, err: error }, 'handler failed; will retry');
+    try {
+      this.options.onHandlerError?.(error, delivery);
+    } catch (callbackError) {
+      this.logger.warn({ err: callbackError }, `onHandlerError threw: ${describeError(callbackError)}`);
+    }
+  }
+
+  /** Commits the position if it moved; a refusal (the group moved on) asks the member to rejoin. */
+  private async commit(): Promise<void> {
+    if (this.position <= this.committed) return;
+    const offset = this.position;
+    try {
+      await this.member.commit(this.topic, this.partition, offset);
+      this.committed = offset;
+    } catch (error) {
+      const code = error instanceof ConcordatError ? error.code : null;
+      if (code === ErrorCode.ILLEGAL_GENERATION || code === ErrorCode.UNKNOWN_MEMBER_ID || code === ErrorCode.REBALANCE_IN_PROGRESS) {
+        this.member.requestRejoin();
+      }
+      this.logger.warn({ topic: this.topic, partition: this.partition, offset, err: error }, 'offset commit failed; records may be redelivered');
+    }
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+function toRecordInput(record: OutgoingRecord): RecordInput {
+  const headers = Object.entries(record.headers).map(([key, value]) => ({
+    key,
+    value: typeof value === 'string' ? Buffer.from(value, 'utf8') : value,
+  }));
+  return {
+    key: record.key === null ? null : Buffer.from(record.key, 'utf8'),
+    value: record.value,
+    headers,
+    ...(record.timestampMs === undefined ? {} : { timestampMs: record.timestampMs }),
+  };
+}
+
+function estimateBytes(record: RecordInput): number {
+  let bytes = RECORD_OVERHEAD_BYTES + (record.key?.length ?? 0) + (record.value?.length ?? 0);
+  for (const header of record.headers ?? []) bytes += header.key.length * 3 + (header.value?.length ?? 0) + 10;
+  return bytes;
+}
+
+/** Header values by key (the last of a repeated key wins; a null value becomes an empty buffer). */
+function toDelivery(topic: string, partition: number, record: DecodedRecord): Delivery {
+  const headers: Record<string, Buffer> = {};
+  for (const header of record.headers) headers[header.key] = header.value ?? EMPTY;
+  return { topic, partition, offset: record.offset, key: record.key, value: record.value, headers, timestampMs: record.timestampMs };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal?.aborted === true) {
+      resolve();
+      return;
+    }
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+function transportClosed(): ConcordatError {
+  return new ConcordatError('the embedded transport is closed', { code: ErrorCode.TRANSPORT_CLOSED });
+}
+
+function publishFailed(cause: unknown): ConcordatError {
+  const retriable = cause instanceof ConcordatError ? cause.retriable : true;
+  if (cause instanceof ConcordatError && cause.code === ErrorCode.UNKNOWN_TOPIC_OR_PARTITION) return cause;
+  return new ConcordatError(`publish failed: ${describeError(cause)}; some records may have been written, retry`, {
+    code: ErrorCode.PUBLISH_FAILED,
+    retriable,
+    cause,
+  });
+}

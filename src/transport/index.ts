@@ -1,0 +1,22 @@
+export type {
+  Delivery,
+  DeliveryBatchHandler,
+  DeliveryHandler,
+  OutgoingRecord,
+  PublishAck,
+  SubscribeOptions,
+  Subscription,
+  TopicSpec,
+  Transport,
+} from './transport.js';
+export { BATCH_RECORDS, OffsetReset } from './transport.js';
+export {
+  EmbeddedTransport,
+  type EmbeddedConsumerOptions,
+  type EmbeddedProducerOptions,
+  type EmbeddedTransportOptions,
+  type EmbeddedTransportOverLogOptions,
+  type OffsetResetEvent,
+} from './embedded.js';
+export { KafkaTransport } from './kafka.js';
+export { defaultTransport } from './default-transport.js';

@@ -1,0 +1,136 @@
+/**
+ * The Transport seam: how Concordat moves records between services.
+ *
+ * Two strategies implement it and pass one contract suite
+ * (`test/integration/transport/contract.ts`):
+ * - `EmbeddedTransport` (`embedded.ts`): Concordat's own log engine, in process;
+ * - `KafkaTransport` (`kafka.ts`): kafkajs, against `concordat broker` or any
+ *   Kafka cluster.
+ *
+ * Semantics every implementation keeps:
+ * - `publish` resolves only after every record is durably acknowledged by the
+ *   log (fdatasync on the embedded log, acks = all on Kafka); a rejected
+ *   promise means some records may or may not have been written, so the
+ *   caller (the outbox relay) must retry and tolerate duplicates.
+ * - Records with the same non-null key go to the same partition, in publish
+ *   order (Kafka's default partitioner: murmur2(key) % partitions).
+ * - Delivery is at-least-once: a record's offset is committed only after its
+ *   handler's promise resolved. A handler that rejects is retried on the same
+ *   record, after a backoff, without skipping it and without delivering later
+ *   records of that partition first.
+ * - Records of one partition are handled one at a time, in offset order;
+ *   different partitions may be handled concurrently.
+ * - Batch delivery (`batchHandler`): the records of one partition that one
+ *   read (fetch) returned are handed over together, in offset order, at most
+ *   `batchRecordsMax` at a time. The transport never waits for more records
+ *   to fill a batch, so a lone record goes at once. A batch's offsets are
+ *   committed only after its promise resolved; a batch that rejects is
+ *   delivered again from its first record, after a backoff, before any later
+ *   record of its partition. A batch is all or nothing for the offsets: a
+ *   handler that did part of a batch before rejecting gets those records
+ *   again.
+ */
+
+/** One record to publish. CloudEvents travel in Kafka binary mode: `ce_*` headers. */
+export interface OutgoingRecord {
+  topic: string;
+  /** Partition key; `null` spreads records over partitions. */
+  key: string | null;
+  value: Buffer | null;
+  headers: Record<string, string | Buffer>;
+  /** Record timestamp, epoch ms. @default now */
+  timestampMs?: number;
+}
+
+/** Where a published record landed. */
+export interface PublishAck {
+  topic: string;
+  partition: number;
+  /** Offset of the record in its partition (an int64 in Kafka; a safe integer here). */
+  offset: number;
+}
+
+/** One delivered record. */
+export interface Delivery {
+  topic: string;
+  partition: number;
+  offset: number;
+  key: Buffer | null;
+  value: Buffer | null;
+  /** Header values by key; when a key repeats, the last value wins. */
+  headers: Record<string, Buffer>;
+  timestampMs: number;
+}
+
+/** Called once per record; the offset is committed after it resolves. */
+export type DeliveryHandler = (delivery: Delivery) => Promise<void>;
+
+/**
+ * Called with consecutive records of one partition, in offset order (at
+ * least one); the offsets of all of them are committed after it resolves.
+ */
+export type DeliveryBatchHandler = (deliveries: readonly Delivery[]) => Promise<void>;
+
+/** Bounds of {@link SubscribeOptions.batchRecordsMax}. */
+export const BATCH_RECORDS = { default: 64, max: 10_000 } as const;
+
+export const OffsetReset = { EARLIEST: 'earliest', LATEST: 'latest' } as const;
+export type OffsetReset = (typeof OffsetReset)[keyof typeof OffsetReset];
+
+/**
+ * What to consume and how. Give exactly one of `handler` (one record at a
+ * time) and `batchHandler` (what one read returned, at most
+ * `batchRecordsMax` records at a time); anything else is refused with
+ * CONFIG_INVALID.
+ */
+export interface SubscribeOptions {
+  /** Consumer group: members of one group share the topic's partitions. */
+  groupId: string;
+  topics: string[];
+  /** Called for each record, one at a time per partition. */
+  handler?: DeliveryHandler;
+  /**
+   * Called with the records of one partition that one read returned (never
+   * waiting for more), in offset order, up to `batchRecordsMax` at a time.
+   * Their offsets are committed after it resolves; when it rejects, the
+   * same records are delivered again from the first, after a backoff.
+   */
+  batchHandler?: DeliveryBatchHandler;
+  /** Most records in one call of `batchHandler`. Range 1..10000. @default 64 */
+  batchRecordsMax?: number;
+  /** Where a group with no committed offset starts. @default 'earliest' */
+  offsetReset?: OffsetReset;
+  /** Called when the handler rejects, before the record is retried; for a batch, with its first record. */
+  onHandlerError?: (error: unknown, delivery: Delivery) => void;
+}
+
+export interface Subscription {
+  readonly groupId: string;
+  /** Leaves the group after the in-flight handlers finish and their offsets are committed. */
+  close(): Promise<void>;
+}
+
+export interface TopicSpec {
+  name: string;
+  partitions: number;
+}
+
+export interface Transport {
+  readonly kind: 'embedded' | 'kafka';
+  /** Opens the log or the connection. Idempotent. */
+  connect(): Promise<void>;
+  /** Creates the topics that do not exist yet; an existing topic is left as it is. */
+  ensureTopics(topics: TopicSpec[]): Promise<void>;
+  /** Publishes records; resolves with one ack per record, in input order, after a durable acknowledgement. */
+  publish(records: OutgoingRecord[]): Promise<PublishAck[]>;
+  subscribe(options: SubscribeOptions): Promise<Subscription>;
+  /**
+   * How long the log keeps a topic's records, in ms; `Infinity` when it keeps
+   * them forever. The app checks the inbox's dedup window against it.
+   * Optional: without it the app cannot check and uses a default window.
+   * @throws ConcordatError UNKNOWN_TOPIC_OR_PARTITION
+   */
+  retentionMs?(topic: string): Promise<number>;
+  /** Closes subscriptions, then the log or connection. Idempotent. */
+  close(): Promise<void>;
+}

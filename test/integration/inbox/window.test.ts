@@ -1,0 +1,138 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ConcordatError, ErrorCode } from '../../../src/errors.js';
+import { InboxCleaner } from '../../../src/inbox/index.js';
+import { openDatabase, type Database } from '../../../src/persistence/index.js';
+import type { InboxOptions } from '../../../src/config/index.js';
+import { ConcordatApp, OnMessage, Service } from '../../../src/runtime/index.js';
+import { EmbeddedTransport } from '../../../src/transport/index.js';
+import { createTestDatabase, type TestDatabase } from '../../support/database.js';
+
+const DAY = 86_400_000;
+
+@Service('payments')
+class PaymentsService {
+  @OnMessage('payments.requested')
+  async pay(): Promise<void> {}
+}
+
+describe('the inbox dedup window against the log retention (real Postgres, real log)', () => {
+  let testDb: TestDatabase;
+  let db: Database;
+  const cleanups: Array<() => Promise<void>> = [];
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase('inbox_window');
+    db = await openDatabase({ url: testDb.url, poolSize: 4 });
+  });
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+  });
+  afterAll(async () => {
+    await db.close();
+    await testDb.drop();
+  });
+
+  /** Starts an app whose log gives its topics `retentionMs`; returns the app or the start error. */
+  async function start(retentionMs: number | undefined, inbox: InboxOptions): Promise<ConcordatApp | ConcordatError> {
+    const dir = await mkdtemp(join(tmpdir(), 'concordat-window-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const transport = new EmbeddedTransport({ dataDir: dir, log: retentionMs === undefined ? {} : { topicDefaults: { retentionMs } } });
+    cleanups.push(() => transport.close());
+    const app = ConcordatApp.create({ name: 'pay', services: [PaymentsService], database: db, transport, inbox, relay: false });
+    try {
+      await app.start();
+    } catch (error) {
+      return error as ConcordatError;
+    }
+    cleanups.push(() => app.stop());
+    return app;
+  }
+
+  it('refuses to start when the window is shorter than a consumed topic’s retention, naming the option', async () => {
+    const refused = await start(7 * DAY, { dedupWindowMs: DAY });
+    expect(refused).toBeInstanceOf(ConcordatError);
+    expect((refused as ConcordatError).code).toBe(ErrorCode.DEDUP_WINDOW_TOO_SHORT);
+    expect((refused as ConcordatError).message).toBe(
+      "inbox.dedupWindowMs is 86400000 ms (1 d) but the log keeps records for 604800000 ms (7 d) for topic 'payments.requested': " +
+        'a record redelivered after its inbox row is deleted would be processed twice. To fix it, raise inbox.dedupWindowMs to at least 604800000 ' +
+        "(or leave it unset to follow the log), or lower the retention of topic 'payments.requested'.",
+    );
+  });
+
+  it('refuses a finite window when the log keeps records forever', async () => {
+    const refused = await start(-1, { dedupWindowMs: 30 * DAY });
+    expect((refused as ConcordatError).message).toBe(
+      "inbox.dedupWindowMs is 2592000000 ms (30 d) but the log keeps records forever (no retention) for topic 'payments.requested': " +
+        "a record redelivered after its inbox row is deleted would be processed twice. To fix it, set inbox.dedupWindowMs to Infinity (or leave it unset), or give topic 'payments.requested' a retention.",
+    );
+  });
+
+  it('starts with a window at least the retention; unset, the window follows the log', async () => {
+    const equal = (await start(3 * DAY, { dedupWindowMs: 3 * DAY })) as ConcordatApp;
+    expect(equal.dedupWindow).toEqual({ windowMs: 3 * DAY, retentionMs: { 'payments.requested': 3 * DAY }, derived: false });
+    await equal.stop();
+    const followed = (await start(undefined, {})) as ConcordatApp;
+    expect(followed.dedupWindow).toEqual({ windowMs: 7 * DAY, retentionMs: { 'payments.requested': 7 * DAY }, derived: true });
+    await followed.stop();
+    const forever = (await start(-1, {})) as ConcordatApp;
+    expect(forever.dedupWindow).toEqual({ windowMs: Infinity, retentionMs: { 'payments.requested': Infinity }, derived: true });
+  });
+
+  it('rejects a bad option at create, naming it', () => {
+    expect(() => ConcordatApp.create({ name: 'pay', services: [PaymentsService], inbox: { dedupWindowMs: 1000 } })).toThrow(
+      'invalid options: inbox.dedupWindowMs: Too small: expected number to be >=60000 (got 1000)',
+    );
+    expect(() => ConcordatApp.create({ name: 'pay', services: [PaymentsService], inbox: { cleanupBatchRowsMax: 10 } })).toThrow(
+      'invalid options: inbox.cleanupBatchRowsMax: Too small: expected number to be >=100 (got 10)',
+    );
+  });
+});
+
+describe('inbox cleanup (real Postgres)', () => {
+  let testDb: TestDatabase;
+  let db: Database;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase('inbox_cleanup');
+    db = await openDatabase({ url: testDb.url, poolSize: 4 });
+  });
+  afterAll(async () => {
+    await db.close();
+    await testDb.drop();
+  });
+
+  it('deletes rows past the window in bounded batches, one process at a time, and keeps the rest', async () => {
+    await db.dataSource.query(
+      `INSERT INTO concordat.inbox (consumer, message_id, processed_at)
+       SELECT 'c', 'old-' || i, now() - interval '2 hours' FROM generate_series(1, 1250) AS i
+       UNION ALL SELECT 'c', 'new-' || i, now() - interval '10 minutes' FROM generate_series(1, 30) AS i`,
+    );
+    const cleaner = new InboxCleaner(db.dataSource, { windowMs: 3_600_000, intervalMs: 60_000, batchRowsMax: 100, batchesMax: 5 });
+
+    // Another process holds the turn: this run does nothing.
+    const other = new pg.Client({ connectionString: testDb.url });
+    await other.connect();
+    await other.query(`SELECT pg_advisory_lock($1)`, [0x496e6278]);
+    expect(await cleaner.runOnce()).toBe(0);
+    await other.query(`SELECT pg_advisory_unlock($1)`, [0x496e6278]);
+    await other.end();
+
+    expect(await cleaner.runOnce()).toBe(500); // five batches of 100 at most per run
+    expect(await cleaner.runOnce()).toBe(500);
+    expect(await cleaner.runOnce()).toBe(250);
+    expect(await cleaner.runOnce()).toBe(0);
+    const left = await db.dataSource.query(`SELECT count(*)::int AS n, bool_and(message_id LIKE 'new-%') AS all_new FROM concordat.inbox`);
+    expect(left).toEqual([{ n: 30, all_new: true }]);
+    expect(cleaner.deleted).toBe(1250);
+  });
+
+  it('an unlimited window deletes nothing', async () => {
+    await db.dataSource.query(`INSERT INTO concordat.inbox (consumer, message_id, processed_at) VALUES ('c', 'ancient', now() - interval '10 years')`);
+    expect(await new InboxCleaner(db.dataSource, { windowMs: Infinity, intervalMs: 60_000, batchRowsMax: 100, batchesMax: 5 }).runOnce()).toBe(0);
+    expect(await db.dataSource.query(`SELECT message_id FROM concordat.inbox WHERE message_id = 'ancient'`)).toEqual([{ message_id: 'ancient' }]);
+  });
+});

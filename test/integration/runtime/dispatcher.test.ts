@@ -1,0 +1,326 @@
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { nonRetriable } from '../../../src/errors.js';
+import { openDatabase, type Database } from '../../../src/persistence/index.js';
+import {
+  DeadLetterHeader,
+  Dispatcher,
+  OnMessage,
+  Service,
+  exploreHandlers,
+  type MessageContext,
+} from '../../../src/runtime/index.js';
+import { createTestDatabase, type TestDatabase } from '../../support/database.js';
+import { deliveryOf } from '../../support/deliveries.js';
+
+/** A handler whose behaviour each test sets, counting its committed effects in a table. */
+let behaviour: (context: MessageContext<{ n: number }>) => Promise<void> = async () => {};
+/** Runs before the handler's own statement (a test may cut the connection there). */
+let before: (context: MessageContext<{ n: number }>) => Promise<void> = async () => {};
+let calls = 0;
+let lookups = 0;
+
+@Service('ledger')
+class LedgerService {
+  @OnMessage('ledger.entries', { retry: { maxAttempts: 3, strategy: 'fixed', initialDelayMs: 5 } })
+  async record(context: MessageContext<{ n: number }>): Promise<void> {
+    calls++;
+    await before(context);
+    await context.manager.query(`INSERT INTO ledger (message_id, n) VALUES ($1, $2)`, [context.message.id, context.data.n]);
+    context.publish('ledger.recorded', { n: context.data.n }, { key: 'k' });
+    await behaviour(context);
+  }
+}
+
+/** An at-least-once handler: no transaction, no inbox. */
+@Service('lookup')
+class LookupService {
+  @OnMessage('ledger.entries', { transactional: false })
+  async look(context: MessageContext<{ n: number }>): Promise<void> {
+    lookups++;
+    await context.manager.query(`INSERT INTO lookups (n) VALUES ($1)`, [context.data.n]);
+    context.publish('ledger.looked-up', { n: context.data.n });
+  }
+}
+
+/** Round trips (queries sent by pg clients) while `work` runs, by their first words. */
+async function roundTrips(work: () => Promise<unknown>): Promise<string[]> {
+  const sent: string[] = [];
+  const original = pg.Client.prototype.query;
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    const config = args[0] as string | { text: string };
+    sent.push((typeof config === 'string' ? config : config.text).trim().split(/\s+/).slice(0, 3).join(' '));
+    return (original as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof original;
+  try {
+    await work();
+  } finally {
+    pg.Client.prototype.query = original;
+  }
+  return sent;
+}
+
+describe('dispatcher (real Postgres)', () => {
+  let testDb: TestDatabase;
+  let db: Database;
+  let dispatcher: Dispatcher;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase('dispatcher');
+    db = await openDatabase({ url: testDb.url, poolSize: 4 });
+    await db.dataSource.query(`CREATE TABLE ledger (message_id text, n int)`);
+    await db.dataSource.query(`CREATE TABLE lookups (n int)`);
+    const table = exploreHandlers([LedgerService]);
+    const instance = new LedgerService();
+    dispatcher = new Dispatcher(table.consumers[0]!, {
+      dataSource: db.dataSource,
+      resolve: () => instance,
+      signal: new AbortController().signal,
+    });
+  });
+  afterAll(async () => {
+    await db.close();
+    await testDb.drop();
+  });
+  beforeEach(async () => {
+    behaviour = async () => {};
+    before = async () => {};
+    calls = 0;
+    lookups = 0;
+    await db.dataSource.query(`TRUNCATE ledger, lookups, concordat.outbox, concordat.inbox, concordat.dead_letter`);
+  });
+
+  const count = async (sql: string): Promise<number> => Number((await db.dataSource.query(sql))[0].n);
+
+  it('a redelivered message has one effect, and publishes once', async () => {
+    const delivery = deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 1 } });
+    await dispatcher.dispatch(delivery);
+    await dispatcher.dispatch(delivery);
+    await Promise.all([dispatcher.dispatch(delivery), dispatcher.dispatch(delivery)]);
+    expect(calls).toBe(1);
+    expect(await count(`SELECT count(*) AS n FROM ledger`)).toBe(1);
+    expect(await count(`SELECT count(*) AS n FROM concordat.outbox WHERE topic = 'ledger.recorded'`)).toBe(1);
+    expect(await count(`SELECT count(*) AS n FROM concordat.inbox WHERE consumer = 'ledger'`)).toBe(1);
+    expect(dispatcher.stats).toMatchObject({ processed: 1, duplicates: 3 });
+  });
+
+  it('publishes with causation and correlation from the incoming message', async () => {
+    const delivery = deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 2 }, correlationid: 'corr-1', globaltxid: 'g-1' });
+    await dispatcher.dispatch(delivery);
+    const [row] = await db.dataSource.query(`SELECT headers FROM concordat.outbox`);
+    expect(row.headers).toMatchObject({
+      ce_source: 'ledger',
+      ce_causationid: delivery.headers.ce_id!.toString(),
+      ce_correlationid: 'corr-1',
+      ce_globaltxid: 'g-1',
+      ce_partitionkey: 'k',
+    });
+  });
+
+  it('retries a failing handler, rolling back each failed attempt, until it succeeds', async () => {
+    behaviour = async () => {
+      if (calls < 3) throw new Error('transient');
+    };
+    await dispatcher.dispatch(deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 3 } }));
+    expect(calls).toBe(3);
+    expect(await count(`SELECT count(*) AS n FROM ledger`)).toBe(1);
+    expect(await count(`SELECT count(*) AS n FROM concordat.outbox`)).toBe(1);
+  });
+
+  it('dead-letters after the last attempt with the error, attempts and handler in headers', async () => {
+    behaviour = async () => {
+      throw new Error('always broken');
+    };
+    const delivery = deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 4 } });
+    await dispatcher.dispatch(delivery);
+    expect(calls).toBe(3);
+    expect(await count(`SELECT count(*) AS n FROM ledger`)).toBe(0);
+    const rows = await db.dataSource.query(`SELECT topic, message_id, headers, payload FROM concordat.outbox`);
+    expect(rows).toHaveLength(1);
+    expect(rows[0].topic).toBe('ledger.entries.dlq');
+    expect(rows[0].message_id).toBe(delivery.headers.ce_id!.toString());
+    expect(rows[0].payload).toEqual(delivery.value);
+    expect(rows[0].headers).toMatchObject({
+      [DeadLetterHeader.ERROR]: 'Error: always broken',
+      [DeadLetterHeader.ERROR_CODE]: 'Error',
+      [DeadLetterHeader.ATTEMPTS]: '3',
+      [DeadLetterHeader.HANDLER]: 'LedgerService.record',
+      [DeadLetterHeader.CONSUMER]: 'ledger',
+      [DeadLetterHeader.TOPIC]: 'ledger.entries',
+      ce_id: delivery.headers.ce_id!.toString(),
+    });
+    // Delivered again (say the offset commit was lost): it fails again but is not dead-lettered twice.
+    await dispatcher.dispatch(delivery);
+    expect(await count(`SELECT count(*) AS n FROM concordat.outbox`)).toBe(1);
+  });
+
+  it('does not retry non-retriable errors or programmer errors', async () => {
+    behaviour = async () => {
+      throw nonRetriable(new Error('invalid order'));
+    };
+    await dispatcher.dispatch(deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 5 } }));
+    expect(calls).toBe(1);
+    behaviour = async (context) => {
+      (context.data as unknown as { missing: { field: number } }).missing.field;
+    };
+    await dispatcher.dispatch(deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 6 } }));
+    expect(calls).toBe(2);
+    const codes = await db.dataSource.query(`SELECT headers->>'${DeadLetterHeader.ERROR_CODE}' AS code FROM concordat.outbox ORDER BY seq`);
+    expect(codes).toEqual([{ code: 'Error' }, { code: 'TypeError' }]);
+  });
+
+  it('dead-letters a record that is not a CloudEvent without calling the handler', async () => {
+    const delivery = deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 7 } });
+    delete delivery.headers.ce_specversion;
+    await dispatcher.dispatch(delivery);
+    expect(calls).toBe(0);
+    const [row] = await db.dataSource.query(`SELECT topic, headers FROM concordat.outbox`);
+    expect(row.topic).toBe('ledger.entries.dlq');
+    expect(row.headers[DeadLetterHeader.ERROR_CODE]).toBe('ENVELOPE_INVALID');
+    expect(row.headers[DeadLetterHeader.ATTEMPTS]).toBe('0');
+  });
+
+  it('an exactly-once handler costs three round trips: BEGIN with the inbox insert, its statement, the outbox insert with COMMIT', async () => {
+    const delivery = deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 8 } });
+    await new Promise((resolve) => setTimeout(resolve, 50)); // a wake-up left over from an earlier test goes out first
+    const first = await roundTrips(async () => {
+      await dispatcher.dispatch(delivery);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    });
+    // After the commit, outside the transaction: the wake-up for relays in other processes (no relay runs in this one).
+    expect(first).toEqual(['BEGIN; INSERT INTO', 'INSERT INTO ledger', 'INSERT INTO concordat.outbox', 'SELECT pg_notify($1, $2)']);
+    // A duplicate: the inbox insert finds the row, and the transaction is rolled back.
+    expect(await roundTrips(() => dispatcher.dispatch(delivery))).toEqual(['BEGIN; INSERT INTO', 'ROLLBACK']);
+    expect(calls).toBe(1);
+  });
+
+  it('a handler whose database connection is cut does not use up an attempt: the message waits for the database', async () => {
+    let cut = false;
+    before = async (context) => {
+      if (cut) return;
+      cut = true;
+      await context.manager.query(`SELECT pg_terminate_backend(pg_backend_pid())`);
+    };
+    const single = new Dispatcher(exploreHandlers([LedgerService]).consumers[0]!, {
+      dataSource: db.dataSource,
+      resolve: () => new LedgerService(),
+      signal: new AbortController().signal,
+    });
+    // maxAttempts is 3; had the cut counted, a policy of one attempt would dead-letter. The stats say it did not count.
+    await single.dispatch(deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 9 } }));
+    expect(single.stats).toMatchObject({ processed: 1, retries: 0, deadLettered: 0, databaseWaits: 1 });
+    expect(calls).toBe(2);
+    expect(await count(`SELECT count(*) AS n FROM ledger`)).toBe(1);
+    expect(await count(`SELECT count(*) AS n FROM concordat.dead_letter`)).toBe(0);
+  });
+
+  const entries = (...ns: number[]) => ns.map((n) => deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n }, partitionkey: 'k' }));
+  const ledger = async (): Promise<number[]> => (await db.dataSource.query(`SELECT n FROM ledger ORDER BY at, n`)).map((r: { n: number }) => r.n);
+  const outboxTopics = async (): Promise<string[]> =>
+    (await db.dataSource.query(`SELECT topic, payload FROM concordat.outbox ORDER BY seq`)).map(
+      (r: { topic: string; payload: Buffer }) => `${r.topic}:${JSON.parse(r.payload.toString()).n}`,
+    );
+
+  describe('batches (several records of a partition in one transaction)', () => {
+    beforeAll(async () => {
+      await db.dataSource.query(`ALTER TABLE ledger ADD COLUMN at timestamptz NOT NULL DEFAULT clock_timestamp()`);
+    });
+
+    it('costs the round trips of one message: BEGIN with one inbox insert for all, the handlers in order, one outbox insert with COMMIT', async () => {
+      const batch = entries(1, 2, 3);
+      const before = { ...dispatcher.stats };
+      await new Promise((resolve) => setTimeout(resolve, 50)); // a wake-up left over from an earlier test goes out first
+      const sent = await roundTrips(async () => {
+        await dispatcher.dispatchBatch(batch);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      });
+      expect(sent).toEqual(['BEGIN; INSERT INTO', 'INSERT INTO ledger', 'INSERT INTO ledger', 'INSERT INTO ledger', 'INSERT INTO concordat.outbox', 'SELECT pg_notify($1, $2)']);
+      expect(await ledger()).toEqual([1, 2, 3]);
+      expect(await outboxTopics()).toEqual(['ledger.recorded:1', 'ledger.recorded:2', 'ledger.recorded:3']);
+      expect(await count(`SELECT count(*) AS n FROM concordat.inbox WHERE consumer = 'ledger'`)).toBe(3);
+      expect(dispatcher.stats.processed - before.processed).toBe(3);
+      expect(dispatcher.stats.batches - before.batches).toBe(1);
+    });
+
+    it('a handler failing in a batch: only its message is retried and dead-lettered; the others take effect once, in order', async () => {
+      const batch = entries(1, 2, 3, 4);
+      const failing = batch[1]!.headers.ce_id!.toString();
+      const callsOf = new Map<number, number>();
+      behaviour = async (context) => {
+        callsOf.set(context.data.n, (callsOf.get(context.data.n) ?? 0) + 1);
+        if (context.message.id === failing) throw new Error('always broken');
+      };
+      const before = { ...dispatcher.stats };
+      await dispatcher.dispatchBatch(batch);
+      expect(await ledger()).toEqual([1, 3, 4]);
+      // Order kept: 1, then 2's dead letter, then 3 and 4.
+      expect(await outboxTopics()).toEqual(['ledger.recorded:1', 'ledger.entries.dlq:2', 'ledger.recorded:3', 'ledger.recorded:4']);
+      const [letter] = await db.dataSource.query(`SELECT message_id, attempts FROM concordat.dead_letter`);
+      expect(letter).toEqual({ message_id: failing, attempts: 3 });
+      // 2: its batch attempt and two more alone (maxAttempts 3). 1 ran again after the batch rolled back.
+      expect(Object.fromEntries(callsOf)).toEqual({ 1: 2, 2: 3, 3: 1, 4: 1 });
+      expect(dispatcher.stats.deadLettered - before.deadLettered).toBe(1);
+      expect(dispatcher.stats.processed - before.processed).toBe(3);
+      expect(dispatcher.stats.batchFallbacks - before.batchFallbacks).toBe(1);
+    });
+
+    it('a handler failing once in a batch is retried alone and the batch completes in order', async () => {
+      const batch = entries(1, 2, 3);
+      let failed = false;
+      behaviour = async (context) => {
+        if (context.data.n === 2 && !failed) {
+          failed = true;
+          throw new Error('transient');
+        }
+      };
+      await dispatcher.dispatchBatch(batch);
+      expect(await ledger()).toEqual([1, 2, 3]);
+      expect(await outboxTopics()).toEqual(['ledger.recorded:1', 'ledger.recorded:2', 'ledger.recorded:3']);
+      expect(await count(`SELECT count(*) AS n FROM concordat.dead_letter`)).toBe(0);
+    });
+
+    it('a message twice in one batch runs once', async () => {
+      const [a, b] = entries(1, 2);
+      const again = { ...a!, offset: a!.offset + 100 };
+      const before = { ...dispatcher.stats };
+      await dispatcher.dispatchBatch([a!, again, b!, { ...a!, offset: a!.offset + 200 }]);
+      expect(calls).toBe(2);
+      expect(await ledger()).toEqual([1, 2]);
+      expect(await outboxTopics()).toEqual(['ledger.recorded:1', 'ledger.recorded:2']);
+      expect(dispatcher.stats.processed - before.processed).toBe(2);
+      expect(dispatcher.stats.duplicates - before.duplicates).toBe(2);
+    });
+
+    it('a redelivered batch has one effect, whether it comes again whole, in part, or twice at once', async () => {
+      const batch = entries(1, 2, 3, 4);
+      await dispatcher.dispatchBatch(batch);
+      await dispatcher.dispatchBatch(batch);
+      await dispatcher.dispatchBatch(batch.slice(1, 3));
+      await Promise.all([dispatcher.dispatchBatch(batch), dispatcher.dispatchBatch([...batch].reverse())]);
+      expect(calls).toBe(4);
+      expect(await ledger()).toEqual([1, 2, 3, 4]);
+      expect(await outboxTopics()).toEqual(['ledger.recorded:1', 'ledger.recorded:2', 'ledger.recorded:3', 'ledger.recorded:4']);
+      expect(await count(`SELECT count(*) AS n FROM concordat.inbox WHERE consumer = 'ledger'`)).toBe(4);
+    });
+
+    it('a batch whose new messages all ran before is rolled back, not committed', async () => {
+      const batch = entries(1, 2);
+      await dispatcher.dispatchBatch(batch);
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the wake-up after that commit goes out first
+      expect(await roundTrips(() => dispatcher.dispatchBatch(batch))).toEqual(['BEGIN; INSERT INTO', 'ROLLBACK']);
+    });
+  });
+
+  it('transactional: false is at-least-once: a redelivered message runs again, and what it publishes is written each time', async () => {
+    const table = exploreHandlers([LookupService]);
+    const lookup = new Dispatcher(table.consumers[0]!, { dataSource: db.dataSource, resolve: () => new LookupService(), signal: new AbortController().signal });
+    const delivery = deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 10 } });
+    await lookup.dispatch(delivery);
+    await lookup.dispatch(delivery);
+    expect(lookups).toBe(2);
+    expect(await count(`SELECT count(*) AS n FROM lookups`)).toBe(2);
+    expect(await count(`SELECT count(*) AS n FROM concordat.outbox WHERE topic = 'ledger.looked-up'`)).toBe(2);
+    expect(await count(`SELECT count(*) AS n FROM concordat.inbox`)).toBe(0);
+    expect(lookup.stats).toMatchObject({ processed: 2, duplicates: 0 });
+  });
+});

@@ -1,0 +1,214 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase, type Database } from '../../../src/persistence/index.js';
+import { ConcordatApp, Service, TransactionContext } from '../../../src/runtime/index.js';
+import {
+  Prepare,
+  TransactionCoordinator,
+  XaParticipant,
+  beginTcc,
+  cleanupFences,
+  cleanupHistory,
+  type XaContext,
+} from '../../../src/transactions/index.js';
+import { createTestDatabase, type TestDatabase } from '../../support/database.js';
+
+const MAIN = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url));
+
+/** Runs `concordat <args>` as a process; resolves with its exit code and output. */
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: { ...process.env, CONCORDAT_LOG_LEVEL: 'silent' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('operating global transactions: concordat tx list|show|retry|abort, cleanup', () => {
+  let testDb: TestDatabase;
+  let db: Database;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase('tx_operations');
+    db = await openDatabase({ url: testDb.url, poolSize: 4 });
+  });
+  afterAll(async () => {
+    await db.close();
+    await testDb.drop();
+  });
+
+  /** Begins a TCC global transaction for a participant nobody runs: it stays TRYING until its deadline. */
+  const stuck = (name: string, timeoutMs = 3_600_000): Promise<string> =>
+    db.transaction(async (manager) => {
+      const context = new TransactionContext(manager, 'test');
+      const id = await beginTcc(context, { name, branches: [{ participant: 'nobody', payload: { n: 1 } }, { participant: 'nobody-else', payload: {} }], timeoutMs });
+      await context.flush();
+      return id;
+    });
+  const commands = (id: string) =>
+    db.dataSource.query(`SELECT topic, headers->>'ce_type' AS type FROM concordat.outbox WHERE partition_key = $1 ORDER BY seq`, [id]);
+
+  it('list shows transactions by state and age; show prints branches and the timeline', async () => {
+    const id = await stuck('stuck-order');
+    const list = await cli(['tx', 'list', '--url', testDb.url, '--state', 'trying', '--mode', 'tcc']);
+    expect(list.stderr).toBe('');
+    expect(list.code).toBe(0);
+    const lines = list.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^ID\s+MODE\s+NAME\s+STATE\s+AGE\s+DEADLINE IN\s+BRANCHES\s+REASON$/);
+    expect(lines.find((l) => l.startsWith(id))).toMatch(new RegExp(`^${id}\\s+TCC\\s+stuck-order\\s+TRYING\\s+\\d+\\.\\ds\\s+\\d+\\.\\dm\\s+PENDING 2$`));
+
+    const none = await cli(['tx', 'list', '--url', testDb.url, '--state', 'FAILED']);
+    expect(none.stdout).toBe('no global transactions match\n');
+    const older = await cli(['tx', 'list', '--url', testDb.url, '--older-than', '1h', '--json']);
+    expect(JSON.parse(older.stdout)).toEqual([]);
+
+    const show = await cli(['tx', 'show', id, '--url', testDb.url]);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toContain(`${id}  TCC 'stuck-order'  TRYING`);
+    expect(show.stdout).toMatch(/BRANCH\s+PARTICIPANT\s+STATE\s+ATTEMPTS\s+ERROR\n1\s+nobody\s+PENDING\s+0\n2\s+nobody-else\s+PENDING\s+0/);
+    expect(show.stdout).toMatch(/BEGUN\s+TRYING\s+TCC 'stuck-order' with 2 branch\(es\): nobody, nobody-else/);
+    expect(show.stdout).toMatch(/SENT\s+try → branch 1, 2/);
+  });
+
+  it('abort decides CANCELLING and writes the Cancels to the outbox; a second abort is refused; retry sends them again', async () => {
+    const id = await stuck('to-abort');
+    const aborted = await cli(['tx', 'abort', id, '--url', testDb.url, '--reason', 'customer called']);
+    expect(aborted.stderr).toBe('');
+    expect(aborted.stdout).toBe(`aborted ${id}: now CANCELLING; sent cancel → branch 1, cancel → branch 2\n`);
+    const [row] = await db.dataSource.query(`SELECT state, reason, decision FROM concordat.global_transaction WHERE id = $1`, [id]);
+    expect(row).toEqual({ state: 'CANCELLING', reason: 'aborted by operator: customer called', decision: 'CANCELLING' });
+    expect(await commands(id)).toEqual([
+      { topic: 'concordat.tcc.nobody', type: 'concordat.tcc.try' },
+      { topic: 'concordat.tcc.nobody-else', type: 'concordat.tcc.try' },
+      { topic: 'concordat.tcc.nobody', type: 'concordat.tcc.cancel' },
+      { topic: 'concordat.tcc.nobody-else', type: 'concordat.tcc.cancel' },
+    ]);
+
+    const again = await cli(['tx', 'abort', id, '--url', testDb.url]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toBe(`concordat: global transaction ${id} is CANCELLING: only an undecided (TRYING) one can be aborted\n`);
+
+    const retried = await cli(['tx', 'retry', id, '--url', testDb.url]);
+    expect(retried.stdout).toBe(`retried ${id}: now CANCELLING; sent cancel → branch 1, cancel → branch 2\n`);
+    expect((await commands(id)).length).toBe(6);
+    const show = await cli(['tx', 'show', id, '--url', testDb.url, '--json']);
+    const detail = JSON.parse(show.stdout);
+    expect(detail.events.map((e: { kind: string }) => e.kind)).toEqual(['BEGUN', 'SENT', 'OPERATOR', 'DECIDED', 'SENT', 'OPERATOR', 'SENT']);
+    expect(detail.events[2].detail).toBe('abort: customer called');
+  });
+
+  it('names what does not exist, and rejects bad flags with the accepted values', async () => {
+    const missing = randomUUID();
+    const show = await cli(['tx', 'show', missing, '--url', testDb.url]);
+    expect(show.code).toBe(1);
+    expect(show.stderr).toBe(`concordat: global transaction ${missing} does not exist\n`);
+    const retry = await cli(['tx', 'retry', missing, '--url', testDb.url]);
+    expect(retry.stderr).toBe(`concordat: global transaction ${missing} does not exist\n`);
+    const bad = await cli(['tx', 'list', '--url', testDb.url, '--state', 'DONE']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain(
+      "option '--state <states>' argument 'DONE' is invalid. unknown state DONE; states are TRYING, CONFIRMING, CANCELLING, CONFIRMED, CANCELLED, FAILED",
+    );
+  });
+
+  it('cleanup deletes fences and history of ended transactions past the retention, in batches, and keeps the rest', async () => {
+    const active = await stuck('active');
+    const ended = await stuck('ended');
+    const failed = await stuck('failed');
+    await db.dataSource.query(`UPDATE concordat.global_transaction SET state = 'CANCELLED', ended_at = now() - interval '2 hours' WHERE id = $1`, [ended]);
+    await db.dataSource.query(`UPDATE concordat.global_transaction SET state = 'FAILED', ended_at = now() - interval '2 hours' WHERE id = $1`, [failed]);
+    const orphan = randomUUID(); // a global transaction this database does not hold
+    const fences: Array<[string, number, string]> = [
+      [active, 1, 'TRIED'],
+      [active, 2, 'CANCELLED'],
+      [ended, 1, 'CANCELLED'],
+      [ended, 2, 'TRIED'],
+      [orphan, 1, 'CONFIRMED'],
+      [orphan, 2, 'TRIED'],
+    ];
+    for (const [id, branch, state] of fences) {
+      await db.dataSource.query(
+        `INSERT INTO concordat.fence (participant, global_tx_id, branch_id, state, updated_at) VALUES ('p', $1, $2, $3, now() - interval '2 hours')`,
+        [id, branch, state],
+      );
+    }
+    const young = randomUUID();
+    await db.dataSource.query(`INSERT INTO concordat.fence (participant, global_tx_id, branch_id, state) VALUES ('p', $1, 1, 'CONFIRMED')`, [young]);
+
+    const hourMs = 3_600_000;
+    expect(await cleanupFences(db.dataSource, hourMs, { batchRowsMax: 1, batchesMax: 100 })).toBe(3);
+    const left = await db.dataSource.query(`SELECT global_tx_id AS id, branch_id AS b FROM concordat.fence WHERE participant = 'p' ORDER BY 1, 2`);
+    expect(left.map((r: { id: string; b: number }) => `${r.id === active ? 'active' : r.id === orphan ? 'orphan' : r.id === young ? 'young' : 'ended'}:${r.b}`).sort()).toEqual([
+      'active:1',
+      'active:2',
+      'orphan:2',
+      'young:1',
+    ]);
+    expect(await cleanupHistory(db.dataSource, hourMs, { batchRowsMax: 10, batchesMax: 10 })).toBe(1);
+    const txs = await db.dataSource.query(`SELECT id FROM concordat.global_transaction WHERE id = ANY($1::uuid[])`, [[active, ended, failed]]);
+    expect(txs.map((r: { id: string }) => r.id).sort()).toEqual([active, failed].sort());
+    const orphans = await db.dataSource.query(
+      `SELECT (SELECT count(*)::int FROM concordat.branch WHERE global_tx_id = $1) AS branches, (SELECT count(*)::int FROM concordat.global_tx_event WHERE global_tx_id = $1) AS events`,
+      [ended],
+    );
+    expect(orphans).toEqual([{ branches: 0, events: 0 }]);
+  });
+});
+
+/**
+ * The machine's own PostgreSQL (127.0.0.1:5432) runs with
+ * max_prepared_transactions = 0, as PostgreSQL does by default: an app with
+ * a 2PC participant must refuse to start there, naming the setting. Skipped
+ * where no such server answers.
+ */
+const LOCAL_URL = process.env.CONCORDAT_NO_PREPARED_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const local = await probe(LOCAL_URL);
+
+describe.runIf(local === '0')('start-up check of max_prepared_transactions', () => {
+  @Service('xa-check')
+  @XaParticipant('xa-check')
+  class Participant {
+    @Prepare()
+    async work(_context: XaContext): Promise<void> {}
+  }
+
+  it('an app with a 2PC participant refuses to start on a server without prepared transactions, naming the setting', async () => {
+    const name = `xa_check_${randomUUID().slice(0, 8)}`;
+    const admin = new pg.Client({ connectionString: LOCAL_URL });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${name}`);
+    const url = new URL(LOCAL_URL);
+    url.pathname = `/${name}`;
+    const app = ConcordatApp.create({ name: 'xa-check', services: [Participant, TransactionCoordinator], database: { url: url.toString(), poolSize: 2 }, transport: undefined, relay: false, dataDir: `/tmp/${name}` });
+    try {
+      await expect(app.start()).rejects.toThrow(
+        'PostgreSQL has max_prepared_transactions = 0, so 2PC participants cannot PREPARE TRANSACTION. Set max_prepared_transactions',
+      );
+    } finally {
+      await app.stop();
+      await rm(`/tmp/${name}`, { recursive: true, force: true });
+      await admin.query(`DROP DATABASE ${name} WITH (FORCE)`);
+      await admin.end();
+    }
+  });
+});
+
+async function probe(url: string): Promise<string | undefined> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
+  try {
+    await client.connect();
+    const { rows } = await client.query('SHOW max_prepared_transactions');
+    return String(rows[0].max_prepared_transactions);
+  } catch {
+    return undefined;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

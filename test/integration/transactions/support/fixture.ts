@@ -1,0 +1,88 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDatabase, type Database } from '../../../../src/persistence/index.js';
+import { EmbeddedTransport } from '../../../../src/transport/index.js';
+import { createTestDatabase, type TestDatabase } from '../../../support/database.js';
+
+/**
+ * A database of its own and a log of its own for one test file, with the
+ * queries global-transaction tests keep asking. `close()` removes both and
+ * fails if a prepared transaction was left behind in the database.
+ */
+export interface TxFixture {
+  db: Database;
+  transport: EmbeddedTransport;
+  dir: string;
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** The global transaction's state, reason and whether it ended. */
+  txRow(id: string): Promise<{ state: string; reason: string | null; ended: boolean }>;
+  /** Its branch states, by branch ID. */
+  branchStates(id: string): Promise<string[]>;
+  /** Waits until the global transaction ended (or `timeoutMs` passed) and returns its row. */
+  ended(id: string, timeoutMs?: number): Promise<{ state: string; reason: string | null; ended: boolean }>;
+  /** gids prepared in this database. */
+  prepared(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export async function createTxFixture(name: string, setupSql: string[] = [], poolSize = 16): Promise<TxFixture> {
+  const testDb: TestDatabase = await createTestDatabase(name);
+  const db = await openDatabase({ url: testDb.url, poolSize });
+  for (const sql of setupSql) await db.dataSource.query(sql);
+  const dir = await mkdtemp(join(tmpdir(), `concordat-${name}-`));
+  const transport = new EmbeddedTransport({
+    dataDir: dir,
+    consumer: { heartbeatIntervalMs: 200, maxWaitMs: 200, retryBackoffMs: 20, retryBackoffMaxMs: 200 },
+  });
+  const query = <T>(sql: string, params: unknown[] = []): Promise<T[]> => db.dataSource.query(sql, params);
+  const txRow = async (id: string) => {
+    const rows = await query<{ state: string; reason: string | null; ended: boolean }>(
+      `SELECT state, reason, ended_at IS NOT NULL AS ended FROM concordat.global_transaction WHERE id = $1`,
+      [id],
+    );
+    if (rows[0] === undefined) throw new Error(`no global transaction ${id}`);
+    return rows[0];
+  };
+  const prepared = async () =>
+    (await query<{ gid: string }>(`SELECT gid FROM pg_prepared_xacts WHERE database = current_database() ORDER BY gid`)).map((r) => r.gid);
+  return {
+    db,
+    transport,
+    dir,
+    query,
+    txRow,
+    branchStates: async (id) =>
+      (await query<{ state: string }>(`SELECT state FROM concordat.branch WHERE global_tx_id = $1 ORDER BY branch_id`, [id])).map((r) => r.state),
+    ended: async (id, timeoutMs = 20_000) => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const row = await txRow(id);
+        if (row.ended) return row;
+        if (Date.now() > deadline) throw new Error(`global transaction ${id} did not end: ${JSON.stringify(row)}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    prepared,
+    close: async () => {
+      const left = await prepared();
+      for (const gid of left) await db.dataSource.query(`ROLLBACK PREPARED '${gid}'`);
+      await transport.close();
+      await db.close();
+      await testDb.drop();
+      await rm(dir, { recursive: true, force: true });
+      if (left.length > 0) throw new Error(`prepared transactions left behind: ${left.join(', ')}`);
+    },
+  };
+}
+
+/** Polls `probe` until it returns something other than undefined. */
+export async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

@@ -1,0 +1,171 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Container } from 'inversify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nonRetriable } from '../../../src/errors.js';
+import { openDatabase, type Database } from '../../../src/persistence/index.js';
+import { ConcordatApp, OnMessage, Service, type MessageContext } from '../../../src/runtime/index.js';
+import {
+  COORDINATOR_OPTIONS,
+  Cancel,
+  Confirm,
+  TccParticipant,
+  TransactionCoordinator,
+  Try,
+  beginTcc,
+  type GlobalTxOutcome,
+  type TccContext,
+} from '../../../src/transactions/index.js';
+import { EmbeddedTransport } from '../../../src/transport/index.js';
+import { createTestDatabase, type TestDatabase } from '../../support/database.js';
+
+/** Each participant logs what it did, in its own table, so the test sees committed effects only. */
+function participant(name: string) {
+  @Service(name)
+  @TccParticipant(name)
+  class Participant {
+    @Try()
+    async try(context: TccContext<{ refuse?: string[] }>): Promise<void> {
+      await context.manager.query(`INSERT INTO effects VALUES ($1, $2, 'try')`, [context.globalTxId, name]);
+      if (context.payload.refuse?.includes(name)) throw nonRetriable(new Error(`${name} says no`));
+    }
+    @Confirm()
+    async confirm(context: TccContext): Promise<void> {
+      await context.manager.query(`INSERT INTO effects VALUES ($1, $2, 'confirm')`, [context.globalTxId, name]);
+    }
+    @Cancel()
+    async cancel(context: TccContext): Promise<void> {
+      await context.manager.query(`INSERT INTO effects VALUES ($1, $2, 'cancel')`, [context.globalTxId, name]);
+    }
+  }
+  return Participant;
+}
+const Alpha = participant('alpha');
+const Beta = participant('beta');
+
+@Service('outcomes')
+class OutcomeListener {
+  @OnMessage('test.tx-outcome')
+  async record(context: MessageContext<GlobalTxOutcome>): Promise<void> {
+    await context.manager.query(`INSERT INTO outcomes VALUES ($1, $2, $3)`, [context.data.globalTxId, context.data.state, context.data.reason]);
+  }
+}
+
+describe('TCC global transactions end to end (coordinator, participants, embedded log, Postgres)', () => {
+  let testDb: TestDatabase;
+  let db: Database;
+  let dir: string;
+  let transport: EmbeddedTransport;
+  let main: ConcordatApp;
+  let late: ConcordatApp | undefined;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase('tcc_flow');
+    db = await openDatabase({ url: testDb.url, poolSize: 12 });
+    await db.dataSource.query(`CREATE TABLE effects (global_tx_id uuid, participant text, action text)`);
+    await db.dataSource.query(`CREATE TABLE outcomes (global_tx_id uuid, state text, reason text)`);
+    dir = await mkdtemp(join(tmpdir(), 'concordat-tcc-'));
+    transport = new EmbeddedTransport({ dataDir: dir });
+    // beta's topic exists from the start, so its commands wait in the log while beta is down.
+    await transport.ensureTopics([{ name: 'concordat.tcc.beta', partitions: 2 }]);
+    const container = new Container();
+    container.bind(COORDINATOR_OPTIONS).toConstantValue({ scanIntervalMs: 50, resendIntervalMs: 500 });
+    main = ConcordatApp.create({
+      name: 'tcc-flow',
+      services: [TransactionCoordinator, Alpha, OutcomeListener],
+      container,
+      database: db,
+      transport,
+      partitions: 2,
+    });
+    await main.start();
+  });
+  afterAll(async () => {
+    await late?.stop();
+    await main.stop();
+    await transport.close();
+    await db.close();
+    await testDb.drop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function begin(participants: string[], payload: object, timeoutMs = 30_000): Promise<string> {
+    return main.transaction((context) =>
+      beginTcc(context, {
+        name: 'test',
+        branches: participants.map((p) => ({ participant: p, payload })),
+        timeoutMs,
+        outcomeTopic: 'test.tx-outcome',
+      }),
+    );
+  }
+  async function outcome(id: string, timeoutMs = 20_000): Promise<{ state: string; reason: string | null }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const rows = await db.dataSource.query(`SELECT state, reason FROM outcomes WHERE global_tx_id = $1`, [id]);
+      if (rows.length > 0) {
+        expect(rows).toHaveLength(1);
+        return rows[0];
+      }
+      if (Date.now() > deadline) throw new Error(`no outcome for ${id}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+  const effects = async (id: string): Promise<string[]> =>
+    (await db.dataSource.query(`SELECT participant || ':' || action AS e FROM effects WHERE global_tx_id = $1 ORDER BY 1`, [id])).map(
+      (r: { e: string }) => r.e,
+    );
+  const branches = async (id: string): Promise<string[]> =>
+    (await db.dataSource.query(`SELECT state FROM concordat.branch WHERE global_tx_id = $1 ORDER BY branch_id`, [id])).map(
+      (r: { state: string }) => r.state,
+    );
+
+  it('confirms every branch when all vote yes', async () => {
+    const late2 = ConcordatApp.create({ name: 'beta-app', services: [Beta], database: db, transport, partitions: 2, relay: false });
+    late = late2;
+    await late2.start();
+    const id = await begin(['alpha', 'beta'], {});
+    expect(await outcome(id)).toEqual({ state: 'CONFIRMED', reason: null });
+    expect(await effects(id)).toEqual(['alpha:confirm', 'alpha:try', 'beta:confirm', 'beta:try']);
+    expect(await branches(id)).toEqual(['CONFIRMED', 'CONFIRMED']);
+    await late2.stop();
+    late = undefined;
+  });
+
+  it('cancels every branch when one votes no; the refusing branch undoes nothing', async () => {
+    const id = await begin(['alpha'], {});
+    expect(await outcome(id)).toMatchObject({ state: 'CONFIRMED' });
+    const refused = await begin(['alpha', 'alpha'], { refuse: ['alpha'] });
+    const result = await outcome(refused);
+    expect(result.state).toBe('CANCELLED');
+    expect(result.reason).toBe('alpha refused: Error: alpha says no');
+    // Both branches of alpha refused (their Try writes rolled back), so no cancel ran.
+    expect(await effects(refused)).toEqual([]);
+    expect(await branches(refused)).toEqual(['CANCELLED', 'CANCELLED']);
+  });
+
+  it('cancels at the deadline when a participant is down; when it comes back it tries, then cancels, once', async () => {
+    const id = await begin(['alpha', 'beta'], {}, 300);
+    // Decided at the deadline: alpha cancelled, beta (down) not acknowledged yet, so not ended.
+    const deadline = Date.now() + 10_000;
+    while ((await branches(id))[0] !== 'CANCELLED') {
+      if (Date.now() > deadline) throw new Error('alpha was not cancelled');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const [decided] = await db.dataSource.query(`SELECT state, reason, ended_at FROM concordat.global_transaction WHERE id = $1`, [id]);
+    expect(decided).toEqual({ state: 'CANCELLING', reason: 'deadline passed before every branch voted', ended_at: null });
+    expect(await branches(id)).toEqual(['CANCELLED', 'PENDING']);
+    // Let the coordinator resend Cancel to beta a few times while beta is down.
+    await new Promise((r) => setTimeout(r, 1_600));
+
+    late = ConcordatApp.create({ name: 'beta-app', services: [Beta], database: db, transport, partitions: 2, relay: false });
+    await late.start();
+    expect(await outcome(id)).toEqual({ state: 'CANCELLED', reason: 'deadline passed before every branch voted' });
+    // beta's Try came first in its partition, then the Cancels: it reserved, then released once.
+    expect(await effects(id)).toEqual(['alpha:cancel', 'alpha:try', 'beta:cancel', 'beta:try']);
+    expect(await branches(id)).toEqual(['CANCELLED', 'CANCELLED']);
+    const [fences] = await db.dataSource.query(`SELECT count(*)::int AS n FROM concordat.fence WHERE global_tx_id = $1 AND state = 'CANCELLED'`, [id]);
+    expect(fences.n).toBe(2);
+  });
+});

@@ -1,0 +1,166 @@
+import { randomUUID } from 'node:crypto';
+import { Container } from 'inversify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nonRetriable } from '../../../src/errors.js';
+import { ConcordatApp, Service } from '../../../src/runtime/index.js';
+import {
+  BranchState,
+  COORDINATOR_OPTIONS,
+  GlobalTxState,
+  Prepare,
+  TransactionCoordinator,
+  XaParticipant,
+  beginTwoPhase,
+  TxMode,
+  gidFor,
+  insertGlobalTx,
+  showGlobalTx,
+  type XaContext,
+} from '../../../src/transactions/index.js';
+import { createTxFixture, waitFor, type TxFixture } from './support/fixture.js';
+
+function participant(name: string) {
+  @Service(name)
+  @XaParticipant(name)
+  class Participant {
+    @Prepare()
+    async work(context: XaContext<{ refuse?: string[] }>): Promise<void> {
+      await context.manager.query(`INSERT INTO effects VALUES ($1, $2)`, [context.globalTxId, name]);
+      if (context.payload.refuse?.includes(name)) throw nonRetriable(new Error(`${name} says no`));
+    }
+  }
+  return Participant;
+}
+const Alpha = participant('alpha');
+const Beta = participant('beta');
+
+describe('2PC global transactions end to end (coordinator, prepared transactions, embedded log, Postgres)', () => {
+  let f: TxFixture;
+  let main: ConcordatApp;
+  let beta: ConcordatApp | undefined;
+
+  beforeAll(async () => {
+    f = await createTxFixture('xa_flow', [`CREATE TABLE effects (global_tx_id uuid, participant text)`]);
+    // beta's topic exists from the start, so its commands wait in the log while beta is down.
+    await f.transport.ensureTopics([{ name: 'concordat.xa.beta', partitions: 2 }]);
+    const container = new Container();
+    container.bind(COORDINATOR_OPTIONS).toConstantValue({ scanIntervalMs: 50, resendIntervalMs: 400 });
+    main = ConcordatApp.create({ name: 'xa-flow', services: [TransactionCoordinator, Alpha], container, database: f.db, transport: f.transport, partitions: 2 });
+    await main.start();
+  });
+  afterAll(async () => {
+    await beta?.stop();
+    await main.stop();
+    await f.close();
+  });
+
+  const startBeta = async (): Promise<ConcordatApp> => {
+    beta = ConcordatApp.create({ name: 'beta-app', services: [Beta], database: f.db, transport: f.transport, partitions: 2, relay: false });
+    await beta.start();
+    return beta;
+  };
+  const stopBeta = async (): Promise<void> => {
+    await beta?.stop();
+    beta = undefined;
+  };
+  const begin = (participants: string[], payload: object, timeoutMs = 30_000): Promise<string> =>
+    main.transaction((context) => beginTwoPhase(context, { name: 'test', branches: participants.map((p) => ({ participant: p, payload })), timeoutMs }));
+  const effects = async (id: string): Promise<string[]> =>
+    (await f.query<{ participant: string }>(`SELECT participant FROM effects WHERE global_tx_id = $1 ORDER BY 1`, [id])).map((r) => r.participant);
+
+  it('commits every branch when all vote yes; the timeline tells the story', async () => {
+    await startBeta();
+    const id = await begin(['alpha', 'beta'], {});
+    expect(await f.ended(id)).toEqual({ state: 'CONFIRMED', reason: null, ended: true });
+    expect(await effects(id)).toEqual(['alpha', 'beta']);
+    expect(await f.branchStates(id)).toEqual(['CONFIRMED', 'CONFIRMED']);
+    expect(await f.prepared()).toEqual([]);
+    const detail = await showGlobalTx(f.db.dataSource.manager, id);
+    expect(detail!.events.map((e) => e.kind)).toEqual(['BEGUN', 'SENT', 'REPLIED', 'REPLIED', 'DECIDED', 'SENT', 'REPLIED', 'REPLIED', 'ENDED']);
+    expect(detail!.events[5]!.detail).toBe('commit → branch 1, 2');
+    await stopBeta();
+  });
+
+  it('rolls back every prepared branch when one votes no', async () => {
+    await startBeta();
+    const id = await begin(['alpha', 'beta'], { refuse: ['beta'] });
+    expect(await f.ended(id)).toEqual({ state: 'CANCELLED', reason: 'beta refused: Error: beta says no', ended: true });
+    expect(await effects(id)).toEqual([]);
+    expect(await f.branchStates(id)).toEqual(['CANCELLED', 'CANCELLED']);
+    expect(await f.prepared()).toEqual([]);
+    await stopBeta();
+  });
+
+  it('aborts at the deadline while a participant is down: the prepared branch is rolled back; the late prepare and rollback, in either order, leave nothing', async () => {
+    const id = await begin(['alpha', 'beta'], {}, 400);
+    await waitFor(async () => ((await f.branchStates(id))[0] === 'CANCELLED' ? true : undefined), 'alpha rolled back');
+    expect(await f.txRow(id)).toEqual({ state: 'CANCELLING', reason: 'deadline passed before every branch voted', ended: false });
+    expect(await f.prepared()).toEqual([]);
+    await startBeta();
+    expect(await f.ended(id)).toEqual({ state: 'CANCELLED', reason: 'deadline passed before every branch voted', ended: true });
+    expect(await effects(id)).toEqual([]);
+    expect(await f.prepared()).toEqual([]);
+    const fences = await f.query<{ participant: string; state: string }>(`SELECT participant, state FROM concordat.fence WHERE global_tx_id = $1 ORDER BY 1`, [id]);
+    expect(fences).toEqual([
+      { participant: 'alpha', state: 'CANCELLED' },
+      { participant: 'beta', state: 'CANCELLED' },
+    ]);
+    await stopBeta();
+  });
+
+  it('start-up recovery: a branch left prepared asks the coordinator, which commits it by its decision', async () => {
+    // beta prepared and voted; the coordinator decided; beta never got the commit (say it was dead-lettered) and the
+    // next resend is an hour away. Stored without sending any command, so only beta's start-up recovery can move it.
+    const id = randomUUID();
+    await main.transaction((context) =>
+      insertGlobalTx(context.manager, {
+        id,
+        mode: TxMode.TWO_PHASE,
+        name: 'test',
+        state: GlobalTxState.TRYING,
+        timeoutMs: 30_000,
+        payload: null,
+        outcomeTopic: null,
+        outcomeKey: null,
+        branches: [{ branchId: 1, participant: 'beta', state: BranchState.TRIED, payload: {} }],
+        sent: 'nothing',
+      }),
+    );
+    await f.query(`UPDATE concordat.global_transaction SET state = 'CONFIRMING', decision = 'CONFIRMING', resend_at = now() + interval '1 hour' WHERE id = $1`, [id]);
+    await prepareByHand(id, 'beta');
+    await startBeta();
+    expect(await f.ended(id)).toEqual({ state: 'CONFIRMED', reason: null, ended: true });
+    expect(await effects(id)).toEqual(['beta']);
+    expect(await f.prepared()).toEqual([]);
+    const detail = await showGlobalTx(f.db.dataSource.manager, id);
+    expect(detail!.events.some((e) => e.detail === 'prepare: ok again (recovery); decision sent to the branch')).toBe(true);
+    await stopBeta();
+  });
+
+  it('start-up recovery: a branch prepared for a global transaction nobody knows is rolled back (presumed abort)', async () => {
+    const id = randomUUID();
+    await prepareByHand(id, 'beta');
+    expect(await f.prepared()).toEqual([gidFor('beta', id, 1)]);
+    await startBeta();
+    // The rollback's acknowledgement commits with the fence row, after ROLLBACK PREPARED: wait for that.
+    const fence = await waitFor(async () => (await f.query<{ state: string }>(`SELECT state FROM concordat.fence WHERE global_tx_id = $1`, [id]))[0], 'the rollback recorded');
+    expect(fence).toEqual({ state: 'CANCELLED' });
+    expect(await f.prepared()).toEqual([]);
+    expect(await effects(id)).toEqual([]);
+    await stopBeta();
+  });
+
+  /** Does what beta's prepare does, on a connection of its own, and leaves the transaction prepared. */
+  async function prepareByHand(id: string, name: string): Promise<void> {
+    const runner = f.db.dataSource.createQueryRunner();
+    await runner.connect();
+    try {
+      await runner.query('BEGIN');
+      await runner.query(`INSERT INTO concordat.fence (participant, global_tx_id, branch_id, state) VALUES ($1, $2, 1, 'CONFIRMED')`, [name, id]);
+      await runner.query(`INSERT INTO effects VALUES ($1, $2)`, [id, name]);
+      await runner.query(`PREPARE TRANSACTION '${gidFor(name, id, 1)}'`);
+    } finally {
+      await runner.release();
+    }
+  }
+});

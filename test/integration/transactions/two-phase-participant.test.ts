@@ -1,0 +1,240 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { nonRetriable } from '../../../src/errors.js';
+import { armFault, disarmFaults } from '../../../src/observability/index.js';
+import { openDatabase, type Database } from '../../../src/persistence/index.js';
+import { Dispatcher, Service, exploreHandlers } from '../../../src/runtime/index.js';
+import {
+  BranchAction,
+  FenceState,
+  Prepare,
+  REPLY_TOPIC,
+  XaParticipant,
+  commandTopic,
+  gidFor,
+  type BranchCommand,
+  type XaContext,
+} from '../../../src/transactions/index.js';
+import { createTestDatabase, type TestDatabase } from '../../support/database.js';
+import { deliveryOf } from '../../support/deliveries.js';
+
+let refuse = false;
+const called: string[] = [];
+
+@Service('ledger')
+@XaParticipant('ledger.post', { retry: { maxAttempts: 2, strategy: 'immediate' } })
+class Ledger {
+  @Prepare()
+  async post(context: XaContext<{ cents: number }>): Promise<{ posted: number }> {
+    called.push(`prepare:${context.globalTxId}`);
+    await context.manager.query(`INSERT INTO postings (global_tx_id, cents) VALUES ($1, $2)`, [context.globalTxId, context.payload.cents]);
+    if (refuse) throw nonRetriable(new Error('account frozen'));
+    return { posted: context.payload.cents };
+  }
+}
+
+describe('2PC participant on PREPARE TRANSACTION (real Postgres)', () => {
+  let testDb: TestDatabase;
+  let db: Database;
+  let dispatcher: Dispatcher;
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase('xa_participant');
+    db = await openDatabase({ url: testDb.url, poolSize: 6 });
+    await db.dataSource.query(`CREATE TABLE postings (global_tx_id uuid, cents int)`);
+    const instance = new Ledger();
+    dispatcher = new Dispatcher(exploreHandlers([Ledger]).consumers[0]!, { dataSource: db.dataSource, resolve: () => instance, signal: new AbortController().signal });
+  });
+  afterAll(async () => {
+    // Nothing may be left prepared: it would hold locks and keep the database from being dropped.
+    const left = await prepared();
+    for (const gid of left) await db.dataSource.query(`ROLLBACK PREPARED '${gid}'`);
+    await db.close();
+    await testDb.drop();
+    expect(left).toEqual([]);
+  });
+  beforeEach(() => {
+    refuse = false;
+    called.length = 0;
+  });
+  afterEach(() => disarmFaults());
+
+  async function prepared(): Promise<string[]> {
+    const rows = await db.dataSource.query(`SELECT gid FROM pg_prepared_xacts WHERE database = current_database() ORDER BY gid`);
+    return rows.map((r: { gid: string }) => r.gid);
+  }
+  /** Sends a command as the coordinator would and returns the reply the participant wrote to the outbox. */
+  async function send(action: BranchCommand['action'], globalTxId: string, cents = 500): Promise<Record<string, unknown> | undefined> {
+    const command: BranchCommand = { globalTxId, branchId: 1, participant: 'ledger.post', action, payload: { cents } };
+    const before = Number((await db.dataSource.query(`SELECT coalesce(max(seq), 0) AS s FROM concordat.outbox`))[0].s);
+    const topic = commandTopic('2PC', 'ledger.post', action);
+    await dispatcher.dispatch(deliveryOf(topic, { type: `concordat.xa.${action}`, source: 'coordinator', data: command, partitionkey: globalTxId }));
+    const replies = await db.dataSource.query(`SELECT payload FROM concordat.outbox WHERE topic = $1 AND seq > $2`, [REPLY_TOPIC, before]);
+    expect(replies.length).toBeLessThanOrEqual(1);
+    return replies[0] === undefined ? undefined : JSON.parse(replies[0].payload.toString());
+  }
+  const postings = async (tx: string): Promise<number> =>
+    Number((await db.dataSource.query(`SELECT count(*) AS n FROM postings WHERE global_tx_id = $1`, [tx]))[0].n);
+  const fence = async (tx: string): Promise<string | undefined> =>
+    (await db.dataSource.query(`SELECT state FROM concordat.fence WHERE global_tx_id = $1`, [tx]))[0]?.state;
+
+  it('prepares: the work is in a prepared transaction, invisible, and the vote is yes; a repeated prepare votes yes without working again', async () => {
+    const tx = randomUUID();
+    expect(await send(BranchAction.PREPARE, tx)).toEqual({ globalTxId: tx, branchId: 1, participant: 'ledger.post', action: 'prepare', ok: true, result: { posted: 500 } });
+    expect(await prepared()).toEqual([gidFor('ledger.post', tx, 1)]);
+    expect(await postings(tx)).toBe(0);
+    expect(await fence(tx)).toBeUndefined();
+    expect(await send(BranchAction.PREPARE, tx)).toEqual({ globalTxId: tx, branchId: 1, participant: 'ledger.post', action: 'prepare', ok: true });
+    expect(called).toEqual([`prepare:${tx}`]);
+
+    expect(await send(BranchAction.COMMIT, tx)).toMatchObject({ action: 'commit', ok: true });
+    expect(await prepared()).toEqual([]);
+    expect(await postings(tx)).toBe(1);
+    expect(await fence(tx)).toBe(FenceState.CONFIRMED);
+  });
+
+  it('commit is idempotent: a commit of a committed branch is acknowledged, a rollback of it is refused as not retriable', async () => {
+    const tx = randomUUID();
+    await send(BranchAction.PREPARE, tx);
+    await send(BranchAction.COMMIT, tx);
+    expect(await send(BranchAction.COMMIT, tx)).toMatchObject({ action: 'commit', ok: true });
+    expect(await send(BranchAction.ROLLBACK, tx)).toEqual({
+      globalTxId: tx,
+      branchId: 1,
+      participant: 'ledger.post',
+      action: 'rollback',
+      ok: false,
+      error: 'ROLLBACK_AFTER_COMMIT: the branch committed before its rollback arrived',
+      retriable: false,
+    });
+    expect(await postings(tx)).toBe(1);
+    expect(await send(BranchAction.PREPARE, tx)).toMatchObject({ action: 'prepare', ok: true });
+    expect(await prepared()).toEqual([]);
+  });
+
+  it('rollback undoes the prepared work, once; a late prepare is refused (anti-hanging)', async () => {
+    const tx = randomUUID();
+    await send(BranchAction.PREPARE, tx);
+    expect(await send(BranchAction.ROLLBACK, tx)).toMatchObject({ action: 'rollback', ok: true });
+    expect(await send(BranchAction.ROLLBACK, tx)).toMatchObject({ action: 'rollback', ok: true });
+    expect(await prepared()).toEqual([]);
+    expect(await postings(tx)).toBe(0);
+    expect(await fence(tx)).toBe(FenceState.CANCELLED);
+    expect(await send(BranchAction.PREPARE, tx)).toMatchObject({
+      ok: false,
+      error: 'PREPARE_AFTER_ROLLBACK: the branch was rolled back before its prepare arrived',
+    });
+    expect(called).toEqual([`prepare:${tx}`]);
+    expect(await prepared()).toEqual([]);
+  });
+
+  it('a rollback before the prepare is an empty rollback, and the prepare that follows is refused', async () => {
+    const tx = randomUUID();
+    expect(await send(BranchAction.ROLLBACK, tx)).toMatchObject({ ok: true });
+    expect(await send(BranchAction.PREPARE, tx)).toMatchObject({ ok: false });
+    expect(called).toEqual([]);
+    expect(await prepared()).toEqual([]);
+  });
+
+  it('a refusing @Prepare votes no, rolls its work back and leaves nothing prepared', async () => {
+    refuse = true;
+    const tx = randomUUID();
+    expect(await send(BranchAction.PREPARE, tx)).toEqual({
+      globalTxId: tx,
+      branchId: 1,
+      participant: 'ledger.post',
+      action: 'prepare',
+      ok: false,
+      error: 'Error: account frozen',
+    });
+    expect(await prepared()).toEqual([]);
+    expect(await postings(tx)).toBe(0);
+    expect(await fence(tx)).toBe(FenceState.CANCELLED);
+  });
+
+  it('tells a committed branch from one rolled back outside the protocol (heuristic): the latter is refused as not retriable', async () => {
+    const tx = randomUUID();
+    await send(BranchAction.PREPARE, tx);
+    await db.dataSource.query(`ROLLBACK PREPARED '${gidFor('ledger.post', tx, 1)}'`); // an operator's hand
+    expect(await send(BranchAction.COMMIT, tx)).toEqual({
+      globalTxId: tx,
+      branchId: 1,
+      participant: 'ledger.post',
+      action: 'commit',
+      ok: false,
+      error: `HEURISTIC: ${gidFor('ledger.post', tx, 1)} is neither prepared nor committed (rolled back outside the protocol?)`,
+      retriable: false,
+    });
+  });
+
+  it('a crash after the vote leaves the branch prepared; the redelivered prepare votes yes again without working twice', async () => {
+    const tx = randomUUID();
+    armFault('xa.after-prepare', 'throw');
+    const before = Number((await db.dataSource.query(`SELECT coalesce(max(seq), 0) AS s FROM concordat.outbox`))[0].s);
+    const command: BranchCommand = { globalTxId: tx, branchId: 1, participant: 'ledger.post', action: 'prepare', payload: { cents: 1 } };
+    // The dispatcher's policy retries the throw once: the second attempt finds the branch prepared.
+    await dispatcher.dispatch(deliveryOf(commandTopic('2PC', 'ledger.post'), { type: 'concordat.xa.prepare', source: 'c', data: command, partitionkey: tx }));
+    const votes = await db.dataSource.query(`SELECT payload FROM concordat.outbox WHERE topic = $1 AND seq > $2 ORDER BY seq`, [REPLY_TOPIC, before]);
+    expect(votes.map((v: { payload: Buffer }) => JSON.parse(v.payload.toString()))).toEqual([
+      { globalTxId: tx, branchId: 1, participant: 'ledger.post', action: 'prepare', ok: true, result: { posted: 1 } },
+      { globalTxId: tx, branchId: 1, participant: 'ledger.post', action: 'prepare', ok: true },
+    ]);
+    expect(called).toEqual([`prepare:${tx}`]);
+    expect(await prepared()).toEqual([gidFor('ledger.post', tx, 1)]);
+    await send(BranchAction.ROLLBACK, tx);
+    expect(await prepared()).toEqual([]);
+  });
+
+  it('a branch left prepared without its vote (the vote failed) is found by the redelivered prepare, which votes yes', async () => {
+    const tx = randomUUID();
+    const runner = db.dataSource.createQueryRunner();
+    await runner.connect();
+    await runner.query('BEGIN');
+    await runner.query(`INSERT INTO concordat.fence (participant, global_tx_id, branch_id, state) VALUES ('ledger.post', $1, 1, 'CONFIRMED')`, [tx]);
+    await runner.query(`INSERT INTO postings (global_tx_id, cents) VALUES ($1, 7)`, [tx]);
+    await runner.query(`PREPARE TRANSACTION '${gidFor('ledger.post', tx, 1)}'`);
+    await runner.release();
+    expect(await send(BranchAction.PREPARE, tx)).toEqual({ globalTxId: tx, branchId: 1, participant: 'ledger.post', action: 'prepare', ok: true });
+    expect(called).toEqual([]);
+    expect(await send(BranchAction.COMMIT, tx)).toMatchObject({ ok: true });
+    expect(await postings(tx)).toBe(1);
+    expect(await prepared()).toEqual([]);
+  });
+
+  it('a @Prepare that publishes is refused: its messages would appear only at COMMIT PREPARED, unannounced', async () => {
+    const tx = randomUUID();
+    @Service('noisy')
+    @XaParticipant('noisy.p', { retry: { maxAttempts: 1 } })
+    class Noisy {
+      @Prepare()
+      async work(context: XaContext): Promise<void> {
+        context.publish('somewhere', {});
+      }
+    }
+    const noisy = new Dispatcher(exploreHandlers([Noisy]).consumers[0]!, { dataSource: db.dataSource, resolve: () => new Noisy(), signal: new AbortController().signal });
+    const command: BranchCommand = { globalTxId: tx, branchId: 1, participant: 'noisy.p', action: 'prepare', payload: null };
+    await noisy.dispatch(deliveryOf(commandTopic('2PC', 'noisy.p'), { type: 'concordat.xa.prepare', source: 'c', data: command }));
+    const [row] = await db.dataSource.query(`SELECT payload FROM concordat.outbox WHERE topic = $1 ORDER BY seq DESC LIMIT 1`, [REPLY_TOPIC]);
+    expect(JSON.parse(row.payload.toString())).toMatchObject({
+      globalTxId: tx,
+      ok: false,
+      error:
+        'ConcordatError: a 2PC branch cannot publish messages: they would become visible only at COMMIT PREPARED, which no relay hears of; publish from a handler of the global transaction outcome instead',
+    });
+    expect(await prepared()).toEqual([]);
+  });
+
+  it('the explorer rejects a participant without @Prepare or with a name too long for a gid', () => {
+    @Service('bad')
+    @XaParticipant('bad.p')
+    class NoPrepare {}
+    @Service('long')
+    @XaParticipant('x'.repeat(101))
+    class LongName {
+      @Prepare()
+      async p(): Promise<void> {}
+    }
+    expect(() => exploreHandlers([NoPrepare])).toThrow("NoPrepare: 2PC participant 'bad.p' lacks @Prepare");
+    expect(() => exploreHandlers([LongName])).toThrow(`LongName: 2PC participant '${'x'.repeat(101)}': the name must be at most 100 characters`);
+  });
+});

@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { injectable } from 'inversify';
+import { exploreHandlers, OnMessage, Service, type MessageContext } from '../../../src/runtime/index.js';
+
+describe('handler explorer', () => {
+  it('builds one consumer per group, routed by topic', () => {
+    @Service('inventory')
+    class Inventory {
+      @OnMessage('orders.placed', { retry: { maxAttempts: 3 } })
+      async reserve(_ctx: MessageContext): Promise<void> {}
+      @OnMessage('orders.cancelled')
+      async release(_ctx: MessageContext): Promise<void> {}
+      @OnMessage('orders.placed', { group: 'inventory-audit', transactional: false })
+      async audit(_ctx: MessageContext): Promise<void> {}
+    }
+    const table = exploreHandlers([Inventory]);
+    expect(table.services).toEqual([{ serviceClass: Inventory, serviceName: 'inventory' }]);
+    expect(table.consumers.map((c) => [c.group, [...c.handlers.keys()]])).toEqual([
+      ['inventory', ['orders.placed', 'orders.cancelled']],
+      ['inventory-audit', ['orders.placed']],
+    ]);
+    const reserve = table.consumers[0]!.handlers.get('orders.placed')!;
+    expect(reserve.label).toBe('Inventory.reserve');
+    expect(reserve.transactional).toBe(true);
+    expect(reserve.retry.maxAttempts).toBe(3);
+    expect(table.consumers[1]!.handlers.get('orders.placed')!.transactional).toBe(false);
+  });
+
+  it('reports every misuse at once, before any I/O', () => {
+    @injectable()
+    class NotAService {
+      @OnMessage('a')
+      async handle(): Promise<void> {}
+    }
+    @Service('payments')
+    class PaymentsA {
+      @OnMessage('orders.placed')
+      async first(): Promise<void> {}
+    }
+    @Service('payments')
+    class PaymentsB {
+      @OnMessage('orders.placed')
+      async second(): Promise<void> {}
+      @OnMessage('bad topic!')
+      async third(): Promise<void> {}
+      @OnMessage('ok', { retry: { maxAttempts: 0 } })
+      async fourth(): Promise<void> {}
+    }
+    expect(() => exploreHandlers([NotAService, PaymentsA, PaymentsB, PaymentsA])).toThrow(
+      [
+        'invalid handler definitions:',
+        "- NotAService is not a Concordat service: decorate it with @Service('<name>')",
+        "- PaymentsA.first and PaymentsB.second both handle topic 'orders.placed' in consumer group 'payments': merge them, or give one its own group with @OnMessage('orders.placed', { group: '...' })",
+        "- PaymentsB.third: 'bad topic!' is not a valid topic name (1-249 characters of a-z, A-Z, 0-9, '.', '_', '-')",
+        '- invalid options: PaymentsB.fourth.retry.maxAttempts: Too small: expected number to be >=1 (got 0)',
+        '- PaymentsA is listed twice in services',
+      ].join('\n'),
+    );
+  });
+
+  it('refuses @Service on top of @injectable, as inversify does', () => {
+    expect(() => {
+      @Service('twice')
+      @injectable()
+      class Twice {}
+      return Twice;
+    }).toThrow('Cannot apply @injectable decorator multiple times at class "Twice"');
+  });
+});

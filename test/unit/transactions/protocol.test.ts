@@ -1,0 +1,265 @@
+import { describe, expect, it } from 'vitest';
+import { compileRetryPolicy } from '../../../src/runtime/index.js';
+import {
+  BranchState,
+  GlobalTxState,
+  TxMode,
+  transition,
+  type BranchReply,
+  type BranchView,
+  type Timing,
+  type TxView,
+} from '../../../src/transactions/index.js';
+
+const timing: Timing = { resendIntervalMs: 1000, resendIntervalMaxMs: 5000, random: () => 0 };
+const stepPolicy = compileRetryPolicy({ maxAttempts: 3, strategy: 'exponential', initialDelayMs: 200, maxDelayMs: 5000, jitter: 0.5 });
+const compensationPolicy = compileRetryPolicy({ maxAttempts: 2, strategy: 'fixed', initialDelayMs: 700, maxDelayMs: 700 });
+
+function tx(mode: TxMode, state: GlobalTxState = GlobalTxState.TRYING, extra: Partial<TxView> = {}): TxView {
+  return {
+    id: 'g1',
+    mode,
+    state,
+    decision: state === GlobalTxState.CONFIRMING || state === GlobalTxState.CANCELLING ? state : null,
+    reason: null,
+    resendCount: 0,
+    compensationRetry: mode === TxMode.SAGA ? compensationPolicy : null,
+    ...extra,
+  };
+}
+
+function branches(...states: BranchState[]): BranchView[] {
+  return states.map((state, index) => ({
+    branchId: index + 1,
+    participant: `p${index + 1}`,
+    state,
+    attempts: 0,
+    error: null,
+    result: null,
+    retryPolicy: stepPolicy,
+  }));
+}
+
+const reply = (branchId: number, action: BranchReply['action'], ok: boolean, extra: Partial<BranchReply> = {}) =>
+  ({ kind: 'reply', reply: { globalTxId: 'g1', branchId, action, ok, ...extra } }) as const;
+
+const states = (step: { branches: BranchView[] }) => step.branches.map((b) => `${b.branchId}:${b.state}`);
+const kinds = (step: { events: Array<{ kind: string }> }) => step.events.map((e) => e.kind);
+
+const { TRYING, CONFIRMING, CANCELLING, CONFIRMED, CANCELLED, FAILED } = GlobalTxState;
+const { WAITING, PENDING, TRIED, TRY_FAILED } = BranchState;
+
+describe('coordinator protocol: TCC and 2PC votes', () => {
+  it('records a yes vote and decides nothing while another branch has not voted', () => {
+    const step = transition(tx(TxMode.TCC), branches(PENDING, PENDING), reply(1, 'try', true, { result: { held: 2 } }), timing);
+    expect(step.tx).toBeUndefined();
+    expect(step.branches).toEqual([{ ...branches(PENDING)[0], state: TRIED, result: { held: 2 } }]);
+    expect(step.commands).toEqual([]);
+    expect(step.events).toEqual([{ kind: 'REPLIED', branchId: 1, state: null, detail: 'try: ok' }]);
+  });
+
+  it('decides CONFIRMING on the last yes and sends Confirm to every branch', () => {
+    const step = transition(tx(TxMode.TCC), branches(TRIED, PENDING), reply(2, 'try', true), timing);
+    expect(step.tx).toEqual({ state: CONFIRMING, decision: CONFIRMING, reason: null, resendAfterMs: 1000, resendCount: 0, terminal: false });
+    expect(step.commands).toEqual([
+      { branchId: 1, action: 'confirm' },
+      { branchId: 2, action: 'confirm' },
+    ]);
+    expect(kinds(step)).toEqual(['REPLIED', 'DECIDED', 'SENT']);
+    expect(step.events[2]!.detail).toBe('confirm → branch 1, 2');
+  });
+
+  it('decides CANCELLING on the first no: the refusing branch is cancelled without a command, the others get Cancel', () => {
+    const step = transition(tx(TxMode.TCC), branches(TRIED, PENDING, PENDING), reply(2, 'try', false, { error: 'no stock' }), timing);
+    expect(step.tx).toMatchObject({ state: CANCELLING, decision: CANCELLING, reason: 'p2 refused: no stock', terminal: false });
+    expect(states(step)).toEqual(['2:CANCELLED']);
+    expect(step.branches[0]!.error).toBe('no stock');
+    expect(step.commands).toEqual([
+      { branchId: 1, action: 'cancel' },
+      { branchId: 3, action: 'cancel' },
+    ]);
+  });
+
+  it('ends CANCELLED at once when the only branch refuses', () => {
+    const step = transition(tx(TxMode.TWO_PHASE), branches(PENDING), reply(1, 'prepare', false, { error: 'locked' }), timing);
+    expect(step.tx).toMatchObject({ state: CANCELLED, reason: 'p1 refused: locked', terminal: true, resendAfterMs: null });
+    expect(step.ended).toBe(true);
+    expect(step.commands).toEqual([]);
+  });
+
+  it('ignores a duplicate vote', () => {
+    const step = transition(tx(TxMode.TCC), branches(TRIED, PENDING), reply(1, 'try', true), timing);
+    expect(step).toEqual({ branches: [], tx: undefined, commands: [], events: [], ended: false });
+  });
+
+  it('decides CANCELLING at the deadline, only while undecided', () => {
+    const step = transition(tx(TxMode.TCC), branches(TRIED, PENDING), { kind: 'deadline' }, timing);
+    expect(step.tx).toMatchObject({ state: CANCELLING, reason: 'deadline passed before every branch voted' });
+    expect(step.commands).toEqual([
+      { branchId: 1, action: 'cancel' },
+      { branchId: 2, action: 'cancel' },
+    ]);
+    expect(transition(tx(TxMode.TCC, CONFIRMING), branches(TRIED, TRIED), { kind: 'deadline' }, timing).tx).toBeUndefined();
+  });
+
+  it('records a vote that arrives after the decision; the rollback already went to that branch', () => {
+    const step = transition(tx(TxMode.TWO_PHASE, CANCELLING), branches(CANCELLED, PENDING), reply(2, 'prepare', true), timing);
+    expect(states(step)).toEqual(['2:TRIED']);
+    expect(step.tx).toBeUndefined();
+    expect(step.commands).toEqual([]);
+  });
+});
+
+describe('coordinator protocol: acknowledgements and failures', () => {
+  it('ends CONFIRMED when the last branch confirms', () => {
+    const step = transition(tx(TxMode.TCC, CONFIRMING), branches(BranchState.CONFIRMED, TRIED), reply(2, 'confirm', true), timing);
+    expect(step.tx).toMatchObject({ state: CONFIRMED, terminal: true, resendAfterMs: null });
+    expect(step.ended).toBe(true);
+    expect(kinds(step)).toEqual(['REPLIED', 'ENDED']);
+  });
+
+  it('ignores an acknowledgement of the other decision or of a finished transaction', () => {
+    expect(transition(tx(TxMode.TCC, CANCELLING), branches(TRIED), reply(1, 'confirm', true), timing).events).toEqual([]);
+    expect(transition(tx(TxMode.TCC, CONFIRMED), branches(BranchState.CONFIRMED), reply(1, 'confirm', true), timing).events).toEqual([]);
+  });
+
+  it('keeps resending after a retriable refusal, recording the error', () => {
+    const step = transition(tx(TxMode.TCC, CONFIRMING), branches(TRIED), reply(1, 'confirm', false, { error: 'db busy' }), timing);
+    expect(step.tx).toBeUndefined();
+    expect(step.branches).toEqual([expect.objectContaining({ state: TRIED, attempts: 1, error: 'db busy' })]);
+  });
+
+  it('fails a branch refused as not retriable, and ends FAILED once the others finished', () => {
+    const heuristic = 'HEURISTIC: gone';
+    const first = transition(tx(TxMode.TWO_PHASE, CONFIRMING), branches(TRIED, TRIED), reply(1, 'commit', false, { error: heuristic, retriable: false }), timing);
+    expect(states(first)).toEqual(['1:FAILED']);
+    expect(first.tx).toBeUndefined();
+    expect(kinds(first)).toEqual(['REPLIED', 'BRANCH_FAILED']);
+    const second = transition(tx(TxMode.TWO_PHASE, CONFIRMING), first.branches.concat(branches(TRIED, TRIED)[1]!), reply(2, 'commit', true), timing);
+    expect(second.tx).toMatchObject({ state: FAILED, terminal: true, reason: `p1 (branch 1) could not commit: ${heuristic}` });
+    expect(second.ended).toBe(true);
+  });
+
+  it('resends the decision to the branches that did not acknowledge, with doubling backoff up to the cap', () => {
+    const step = transition(tx(TxMode.TCC, CANCELLING, { resendCount: 1 }), branches(CANCELLED, TRIED, TRY_FAILED), { kind: 'resend' }, timing);
+    expect(step.commands).toEqual([
+      { branchId: 2, action: 'cancel' },
+      { branchId: 3, action: 'cancel' },
+    ]);
+    expect(step.tx).toMatchObject({ state: CANCELLING, resendCount: 2, resendAfterMs: 4000 });
+    const capped = transition(tx(TxMode.TCC, CANCELLING, { resendCount: 5 }), branches(TRIED), { kind: 'resend' }, timing);
+    expect(capped.tx!.resendAfterMs).toBe(5000);
+  });
+});
+
+describe('coordinator protocol: 2PC recovery', () => {
+  it('answers a repeated yes vote with the decision, to that branch only', () => {
+    const committing = transition(tx(TxMode.TWO_PHASE, CONFIRMING), branches(TRIED, TRIED), reply(2, 'prepare', true), timing);
+    expect(committing.commands).toEqual([{ branchId: 2, action: 'commit' }]);
+    const rolledBack = transition(tx(TxMode.TWO_PHASE, CANCELLED), branches(CANCELLED, CANCELLED), reply(1, 'prepare', true), timing);
+    expect(rolledBack.commands).toEqual([{ branchId: 1, action: 'rollback' }]);
+    const undecided = transition(tx(TxMode.TWO_PHASE), branches(TRIED, PENDING), reply(1, 'prepare', true), timing);
+    expect(undecided.commands).toEqual([]);
+  });
+
+  it('does not answer a repeated vote in TCC (a duplicate Try reply)', () => {
+    expect(transition(tx(TxMode.TCC, CONFIRMING), branches(TRIED), reply(1, 'try', true), timing).commands).toEqual([]);
+  });
+});
+
+describe('coordinator protocol: sagas', () => {
+  it('runs the steps one at a time and ends CONFIRMED after the last, every step CONFIRMED', () => {
+    const first = transition(tx(TxMode.SAGA), branches(PENDING, WAITING, WAITING), reply(1, 'execute', true, { result: 'r1' }), timing);
+    expect(states(first)).toEqual(['1:TRIED', '2:PENDING']);
+    expect(first.commands).toEqual([{ branchId: 2, action: 'execute' }]);
+    const last = transition(tx(TxMode.SAGA), branches(TRIED, TRIED, PENDING), reply(3, 'execute', true), timing);
+    expect(last.tx).toMatchObject({ state: CONFIRMED, terminal: true });
+    expect(states(last)).toEqual(['1:CONFIRMED', '2:CONFIRMED', '3:CONFIRMED']);
+    expect(last.commands).toEqual([]);
+  });
+
+  it('retries a step that failed retriably under its policy, then compensates the done steps, last first', () => {
+    const retried = transition(tx(TxMode.SAGA), branches(TRIED, PENDING, WAITING), reply(2, 'execute', false, { error: 'timeout' }), timing);
+    expect(retried.tx).toMatchObject({ state: TRYING, resendAfterMs: 200 });
+    expect(retried.branches).toEqual([expect.objectContaining({ branchId: 2, state: PENDING, attempts: 1, error: 'timeout' })]);
+    expect(retried.events.map((e) => e.detail)).toEqual(['execute: timeout', 'attempt 2 of 3 in 200 ms']);
+    const resent = transition(tx(TxMode.SAGA), retried.branches.length === 1 ? [branches(TRIED)[0]!, retried.branches[0]!, branches(TRIED, TRIED, WAITING)[2]!] : [], { kind: 'resend' }, timing);
+    expect(resent.commands).toEqual([{ branchId: 2, action: 'execute' }]);
+    expect(resent.tx).toMatchObject({ state: TRYING, resendAfterMs: null });
+
+    const lastTry = branches(TRIED, TRIED, PENDING, WAITING);
+    lastTry[2]!.attempts = 2;
+    const failed = transition(tx(TxMode.SAGA), lastTry, reply(3, 'execute', false, { error: 'timeout' }), timing);
+    expect(failed.tx).toMatchObject({ state: CANCELLING, reason: 'p3 failed: timeout' });
+    expect(states(failed).sort()).toEqual(['3:CANCELLED', '4:CANCELLED']);
+    expect(failed.commands).toEqual([{ branchId: 2, action: 'compensate' }]);
+  });
+
+  it('compensates at once on a non-retriable failure, and ends CANCELLED when step 1 fails', () => {
+    const step = transition(tx(TxMode.SAGA), branches(PENDING, WAITING), reply(1, 'execute', false, { error: 'declined', retriable: false }), timing);
+    expect(step.tx).toMatchObject({ state: CANCELLED, reason: 'p1 failed: declined', terminal: true });
+    expect(states(step)).toEqual(['1:CANCELLED', '2:CANCELLED']);
+    expect(step.commands).toEqual([]);
+  });
+
+  it('compensates down to step 1, then ends CANCELLED', () => {
+    const next = transition(tx(TxMode.SAGA, CANCELLING), branches(TRIED, TRIED, CANCELLED), reply(2, 'compensate', true), timing);
+    expect(states(next)).toEqual(['2:CANCELLED']);
+    expect(next.commands).toEqual([{ branchId: 1, action: 'compensate' }]);
+    const done = transition(tx(TxMode.SAGA, CANCELLING), branches(TRIED, CANCELLED, CANCELLED), reply(1, 'compensate', true), timing);
+    expect(done.tx).toMatchObject({ state: CANCELLED, terminal: true });
+  });
+
+  it('at the deadline compensates the step in flight first (its fence makes that empty if it never ran)', () => {
+    const step = transition(tx(TxMode.SAGA), branches(TRIED, PENDING, WAITING), { kind: 'deadline' }, timing);
+    expect(step.tx).toMatchObject({ state: CANCELLING, reason: 'deadline passed before every step completed' });
+    expect(step.commands).toEqual([{ branchId: 2, action: 'compensate' }]);
+    expect(states(step)).toEqual(['3:CANCELLED']);
+    const late = transition(tx(TxMode.SAGA, CANCELLING), branches(TRIED, PENDING, CANCELLED), reply(2, 'execute', true), timing);
+    expect(states(late)).toEqual(['2:PENDING']);
+    expect(late.commands).toEqual([]);
+  });
+
+  it('retries a failing compensation under the compensation policy, then ends FAILED, visibly', () => {
+    const once = transition(tx(TxMode.SAGA, CANCELLING), branches(TRIED, CANCELLED), reply(1, 'compensate', false, { error: 'ledger down' }), timing);
+    expect(once.tx).toMatchObject({ state: CANCELLING, resendAfterMs: 700 });
+    expect(once.branches).toEqual([expect.objectContaining({ state: TRIED, attempts: 1 })]);
+    const twice = transition(tx(TxMode.SAGA, CANCELLING), [once.branches[0]!, branches(TRIED, CANCELLED)[1]!], reply(1, 'compensate', false, { error: 'ledger down' }), timing);
+    expect(twice.tx).toMatchObject({ state: FAILED, terminal: true, reason: 'compensation of p1 failed: ledger down' });
+    expect(twice.ended).toBe(true);
+    expect(kinds(twice)).toEqual(['REPLIED', 'BRANCH_FAILED', 'ENDED']);
+  });
+
+  it('fails at once on a compensation refused as not retriable', () => {
+    const step = transition(tx(TxMode.SAGA, CANCELLING), branches(TRIED), reply(1, 'compensate', false, { error: 'refund window closed', retriable: false }), timing);
+    expect(step.tx).toMatchObject({ state: FAILED, reason: 'compensation of p1 failed: refund window closed' });
+  });
+});
+
+describe('coordinator protocol: operators', () => {
+  it('aborts an undecided transaction and refuses to abort a decided one', () => {
+    const step = transition(tx(TxMode.TWO_PHASE), branches(TRIED, PENDING), { kind: 'abort', reason: 'stuck order' }, timing);
+    expect(step.tx).toMatchObject({ state: CANCELLING, reason: 'aborted by operator: stuck order' });
+    expect(kinds(step)).toEqual(['OPERATOR', 'DECIDED', 'SENT']);
+    expect(() => transition(tx(TxMode.TCC, CONFIRMING), branches(TRIED), { kind: 'abort', reason: 'x' }, timing)).toThrow(
+      'global transaction g1 is CONFIRMING: only an undecided (TRYING) one can be aborted',
+    );
+  });
+
+  it('reopens a FAILED saga in its decision and compensates again', () => {
+    const failed = branches(TRIED, BranchState.FAILED, CANCELLED);
+    failed[1]!.attempts = 2;
+    const step = transition(tx(TxMode.SAGA, FAILED, { decision: CANCELLING }), failed, { kind: 'retry' }, timing);
+    expect(step.tx).toMatchObject({ state: CANCELLING, terminal: false, resendCount: 0, resendAfterMs: 1000 });
+    expect(step.branches).toEqual([expect.objectContaining({ branchId: 2, state: TRIED, attempts: 0 })]);
+    expect(step.commands).toEqual([{ branchId: 2, action: 'compensate' }]);
+  });
+
+  it('sends phase one again to branches that have not voted, and refuses to retry an ended transaction', () => {
+    const step = transition(tx(TxMode.TCC), branches(TRIED, PENDING), { kind: 'retry' }, timing);
+    expect(step.commands).toEqual([{ branchId: 2, action: 'try' }]);
+    expect(() => transition(tx(TxMode.TCC, CONFIRMED), branches(BranchState.CONFIRMED), { kind: 'retry' }, timing)).toThrow(
+      'global transaction g1 already ended CONFIRMED; there is nothing to retry',
+    );
+  });
+});
