@@ -199,9 +199,12 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
     );
     const steps = results.filter((step): step is Transition => step !== undefined);
     this.logSteps(steps);
+    // Every point the batch passed, not only the furthest: with batched
+    // delivery one commit often holds a first vote and another transaction's
+    // decision, and a crash there is a crash after either.
+    if (steps.some((step) => !step.ended && !decided(step))) await faultPoint(CoordinatorFault.AFTER_REPLY);
+    if (steps.some((step) => !step.ended && decided(step))) await faultPoint(CoordinatorFault.AFTER_DECIDE);
     if (steps.some((step) => step.ended)) await faultPoint(CoordinatorFault.AFTER_END);
-    else if (steps.some(decided)) await faultPoint(CoordinatorFault.AFTER_DECIDE);
-    else if (steps.length > 0) await faultPoint(CoordinatorFault.AFTER_REPLY);
     return results;
   }
 
