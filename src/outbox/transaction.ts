@@ -1,5 +1,6 @@
-import type { PoolClient } from 'pg';
+import type { PoolClient, QueryResult } from 'pg';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import { ConcordatError, ErrorCode } from '../errors.js';
 import { outboxNotifierFor } from './notifier.js';
 import { outboxInsertSql, quoteLiteral, shardsOf, writeOutboxRecords, type OutboxRecord } from './writer.js';
 
@@ -45,6 +46,13 @@ interface QueryRunnerInternals {
  * a transaction (so nested `manager.transaction()` calls use savepoints) and
  * transaction events are broadcast to subscribers as TypeORM would.
  *
+ * If a statement of the work failed and the work caught its error,
+ * PostgreSQL has aborted the transaction, and a `COMMIT` then ends it with a
+ * rollback and no error (its command tag reads `ROLLBACK`). That is not a
+ * success: the tag is checked and a ConcordatError TRANSACTION_ROLLED_BACK
+ * (retriable) is thrown, so a caller (the dispatcher) never takes a rolled
+ * back transaction for a committed one.
+ *
  * If the statement with `COMMIT` fails, PostgreSQL runs nothing after the
  * failing statement and the transaction is rolled back: the business rows and
  * the outbox rows are kept together or not at all. A lost connection during
@@ -76,8 +84,9 @@ export async function runOutboxTransaction<T>(
       open = false;
       return end.result;
     }
-    await commit(runner, client, end.records, escape);
+    const committed = await commit(runner, client, end.records, escape);
     open = false;
+    if (!committed) throw rolledBack();
     return end.result;
   } catch (error) {
     if (open) await rollback(runner, client).catch(() => undefined);
@@ -87,19 +96,42 @@ export async function runOutboxTransaction<T>(
   }
 }
 
-async function commit(runner: QueryRunner, client: PoolClient, records: readonly OutboxRecord[], escape: (value: string) => string): Promise<void> {
+/**
+ * Writes the records and commits. @returns false when PostgreSQL rolled the
+ * transaction back instead (it was aborted by a failed statement whose error
+ * the work caught): the transaction is over either way.
+ */
+async function commit(runner: QueryRunner, client: PoolClient, records: readonly OutboxRecord[], escape: (value: string) => string): Promise<boolean> {
   await runner.broadcaster.broadcast('BeforeTransactionCommit');
   const insert = outboxInsertSql(records, escape);
+  let results: QueryResult | QueryResult[];
   if (insert === undefined) {
     // Too big to inline: a parameterized insert, then COMMIT (the notifier hears of it at AfterTransactionCommit).
     await writeOutboxRecords(runner.manager, records);
-    await client.query('COMMIT');
+    results = await client.query('COMMIT');
   } else {
-    await client.query(insert === '' ? 'COMMIT' : `${insert}; COMMIT`);
+    results = (await client.query(insert === '' ? 'COMMIT' : `${insert}; COMMIT`)) as QueryResult | QueryResult[];
   }
   setTransactionState(runner, false);
+  // A multi-statement query answers one result per statement; COMMIT's is the last.
+  const tag = (Array.isArray(results) ? results[results.length - 1] : results)?.command;
+  if (tag !== 'COMMIT') {
+    await runner.broadcaster.broadcast('AfterTransactionRollback');
+    return false;
+  }
   if (insert !== undefined && records.length > 0) outboxNotifierFor(runner.manager.dataSource).committed(shardsOf(records));
   await runner.broadcaster.broadcast('AfterTransactionCommit');
+  return true;
+}
+
+function rolledBack(): ConcordatError {
+  return new ConcordatError(
+    'the transaction was rolled back, not committed: a statement inside it failed and the error was caught, ' +
+      'which leaves a PostgreSQL transaction aborted (COMMIT then answers ROLLBACK). Let the error propagate, ' +
+      'or run the statement that may fail in a savepoint (manager.transaction(...) inside the transaction) and catch its error there.',
+    // Retriable: what failed may have been transient (a lock timeout, a unique violation a retry does not meet).
+    { code: ErrorCode.TRANSACTION_ROLLED_BACK, retriable: true },
+  );
 }
 
 async function rollback(runner: QueryRunner, client: PoolClient): Promise<void> {

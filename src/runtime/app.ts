@@ -199,6 +199,8 @@ export class ConcordatApp {
    * Runs `work` in one database transaction; messages it publishes are
    * written to the outbox in the same transaction (with its `COMMIT`).
    * @returns what `work` returned, after the commit.
+   * @throws ConcordatError TRANSACTION_ROLLED_BACK when `work` caught the error of a failed
+   *   statement: PostgreSQL aborted the transaction and rolled it back at `COMMIT`.
    */
   async transaction<T>(work: (context: TransactionContext) => Promise<T>): Promise<T> {
     return runTransaction(this.requireDatabase().dataSource, this.name, work);

@@ -145,6 +145,8 @@ export class MessageContext<T = unknown> extends TransactionContext {
  *
  * @param source CloudEvents `source` of the published messages (the service or app name).
  * @returns what `work` returned, after the commit.
+ * @throws ConcordatError TRANSACTION_ROLLED_BACK when `work` caught the error of a failed
+ *   statement (PostgreSQL rolled the aborted transaction back at `COMMIT`).
  */
 export async function runTransaction<T>(dataSource: DataSource, source: string, work: (context: TransactionContext) => Promise<T>): Promise<T> {
   return runOutboxTransaction(dataSource, async ({ manager }) => {

@@ -101,7 +101,9 @@ const DATABASE_WAIT_MS = { first: 100, max: 5000 } as const;
  *    skip; otherwise run the handler with the transaction's EntityManager
  *    and write what it published to the outbox with the `COMMIT` (one round
  *    trip);
- * 3. on failure, roll back and retry per the handler's policy; programmer
+ * 3. on failure, roll back and retry per the handler's policy (a handler
+ *    that caught a failed statement's error fails too: its `COMMIT` answered
+ *    `ROLLBACK`, see `runOutboxTransaction`, TRANSACTION_ROLLED_BACK); programmer
  *    errors and non-retriable errors are not retried; a failure because the
  *    database is unreachable does not count as an attempt (the message waits
  *    for the database rather than going to the dead-letter topic);

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ConcordatError, ErrorCode } from '../../../src/errors.js';
 import { OUTBOX_INLINE_BYTES_MAX, runOutboxTransaction, shardFor, type OutboxRecord } from '../../../src/outbox/index.js';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
 import { runTransaction } from '../../../src/runtime/index.js';
@@ -76,6 +77,41 @@ describe('transactions whose outbox rows ride with COMMIT (real Postgres)', () =
     await runTransaction(db.dataSource, 'bank', async (context) => void (await context.manager.query(`INSERT INTO accounts VALUES ('b', 1)`)));
     await runTransaction(db.dataSource, 'bank', async (context) => void (await context.manager.query(`INSERT INTO accounts VALUES ('c', 1)`)));
     expect(await db.dataSource.query(`SELECT id FROM accounts ORDER BY id`)).toEqual([{ id: 'b' }, { id: 'c' }]);
+  });
+
+  it('work that swallows a failed statement: COMMIT answers ROLLBACK, and that is an error, not a success', async () => {
+    const failure = await runTransaction(db.dataSource, 'bank', async (context) => {
+      await context.manager.query(`INSERT INTO accounts VALUES ('swallowed', 1)`);
+      await context.manager.query(`INSERT INTO transfers VALUES ('t0', -1, NULL)`).catch(() => undefined); // CHECK fails; caught
+    }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(ConcordatError);
+    expect(failure).toMatchObject({ code: ErrorCode.TRANSACTION_ROLLED_BACK, retriable: true });
+    expect((failure as Error).message).toBe(
+      'the transaction was rolled back, not committed: a statement inside it failed and the error was caught, ' +
+        'which leaves a PostgreSQL transaction aborted (COMMIT then answers ROLLBACK). Let the error propagate, ' +
+        'or run the statement that may fail in a savepoint (manager.transaction(...) inside the transaction) and catch its error there.',
+    );
+    expect(await db.dataSource.query(`SELECT * FROM accounts`)).toEqual([]);
+    // The connection went back to the pool usable.
+    await runTransaction(db.dataSource, 'bank', async (context) => void (await context.manager.query(`INSERT INTO accounts VALUES ('after', 1)`)));
+    expect(await db.dataSource.query(`SELECT id FROM accounts`)).toEqual([{ id: 'after' }]);
+  });
+
+  it('work that swallows a failed statement and publishes: nothing is written, and the caller hears of it', async () => {
+    await expect(
+      runTransaction(db.dataSource, 'bank', async (context) => {
+        await context.manager.query(`INSERT INTO transfers VALUES ('t0', -1, NULL)`).catch(() => undefined);
+        context.publish('transfers.made', { id: 't0' });
+      }),
+    ).rejects.toThrow('current transaction is aborted');
+    const big = Buffer.alloc(OUTBOX_INLINE_BYTES_MAX + 1, 7);
+    await expect(
+      runOutboxTransaction(db.dataSource, async ({ manager }) => {
+        await manager.query(`SELECT 1/0`).catch(() => undefined);
+        return { result: undefined, records: [{ messageId: 'big', topic: 't', key: 'k', headers: {}, payload: big }] };
+      }),
+    ).rejects.toThrow('current transaction is aborted');
+    expect(await outbox()).toEqual([]);
   });
 
   it('work that throws rolls back: no business row, no message', async () => {

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { nonRetriable } from '../../../src/errors.js';
+import { ErrorCode, nonRetriable } from '../../../src/errors.js';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
 import {
   DeadLetterHeader,
@@ -40,6 +40,21 @@ class LookupService {
     lookups++;
     await context.manager.query(`INSERT INTO lookups (n) VALUES ($1)`, [context.data.n]);
     context.publish('ledger.looked-up', { n: context.data.n });
+  }
+}
+
+/** A handler that publishes nothing, so its transaction ends with a bare `COMMIT`; `swallow` decides whether it hides a failed statement. */
+let swallow: (context: MessageContext<{ n: number }>) => boolean = () => false;
+let audits = 0;
+
+@Service('audit')
+class AuditService {
+  @OnMessage('audit.entries', { retry: { maxAttempts: 3, strategy: 'fixed', initialDelayMs: 5 } })
+  async audit(context: MessageContext<{ n: number }>): Promise<void> {
+    audits++;
+    await context.manager.query(`INSERT INTO ledger (message_id, n) VALUES ($1, $2)`, [context.message.id, context.data.n]);
+    // A statement that fails, its error caught: PostgreSQL has aborted the transaction all the same.
+    if (swallow(context)) await context.manager.query(`SELECT 1/0`).catch(() => undefined);
   }
 }
 
@@ -87,6 +102,8 @@ describe('dispatcher (real Postgres)', () => {
     before = async () => {};
     calls = 0;
     lookups = 0;
+    swallow = () => false;
+    audits = 0;
     await db.dataSource.query(`TRUNCATE ledger, lookups, concordat.outbox, concordat.inbox, concordat.dead_letter`);
   });
 
@@ -178,6 +195,45 @@ describe('dispatcher (real Postgres)', () => {
     expect(row.topic).toBe('ledger.entries.dlq');
     expect(row.headers[DeadLetterHeader.ERROR_CODE]).toBe('ENVELOPE_INVALID');
     expect(row.headers[DeadLetterHeader.ATTEMPTS]).toBe('0');
+  });
+
+  describe('a handler that catches a failed statement (its transaction is aborted; COMMIT answers ROLLBACK)', () => {
+    const auditDispatcher = (): Dispatcher =>
+      new Dispatcher(exploreHandlers([AuditService]).consumers[0]!, { dataSource: db.dataSource, resolve: () => new AuditService(), signal: new AbortController().signal });
+
+    it('is a failed attempt, retried; the message takes effect once when a later attempt commits', async () => {
+      const audit = auditDispatcher();
+      swallow = () => audits === 1;
+      const delivery = deliveryOf('audit.entries', { type: 'entry', source: 'test', data: { n: 1 } });
+      await audit.dispatch(delivery);
+      expect(audits).toBe(2);
+      expect(audit.stats).toMatchObject({ processed: 1, retries: 1, deadLettered: 0 });
+      expect(await count(`SELECT count(*) AS n FROM ledger`)).toBe(1);
+      expect(await count(`SELECT count(*) AS n FROM concordat.inbox WHERE consumer = 'audit' AND message_id = '${delivery.headers.ce_id!.toString()}'`)).toBe(1);
+    });
+
+    it('is dead-lettered after the last attempt with TRANSACTION_ROLLED_BACK, never counted as processed', async () => {
+      const audit = auditDispatcher();
+      swallow = () => true;
+      const delivery = deliveryOf('audit.entries', { type: 'entry', source: 'test', data: { n: 2 } });
+      await audit.dispatch(delivery);
+      expect(audits).toBe(3);
+      expect(audit.stats).toMatchObject({ processed: 0, retries: 2, deadLettered: 1 });
+      expect(await count(`SELECT count(*) AS n FROM ledger`)).toBe(0);
+      const [letter] = await db.dataSource.query(`SELECT message_id, error_code, attempts FROM concordat.dead_letter`);
+      expect(letter).toEqual({ message_id: delivery.headers.ce_id!.toString(), error_code: ErrorCode.TRANSACTION_ROLLED_BACK, attempts: 3 });
+    });
+
+    it('in a batch: the batch rolls back, the others take effect, the failing one is dead-lettered', async () => {
+      const audit = auditDispatcher();
+      const batch = [1, 2, 3].map((n) => deliveryOf('audit.entries', { type: 'entry', source: 'test', data: { n }, partitionkey: 'k' }));
+      swallow = (context) => context.data.n === 2;
+      await audit.dispatchBatch(batch);
+      expect((await db.dataSource.query(`SELECT n FROM ledger ORDER BY n`)).map((r: { n: number }) => r.n)).toEqual([1, 3]);
+      expect(audit.stats).toMatchObject({ processed: 2, deadLettered: 1 });
+      const [letter] = await db.dataSource.query(`SELECT message_id, error_code FROM concordat.dead_letter`);
+      expect(letter).toEqual({ message_id: batch[1]!.headers.ce_id!.toString(), error_code: ErrorCode.TRANSACTION_ROLLED_BACK });
+    });
   });
 
   it('an exactly-once handler costs three round trips: BEGIN with the inbox insert, its statement, the outbox insert with COMMIT', async () => {
