@@ -6,7 +6,10 @@ import { BranchContext } from '../participant/context.js';
  * What a 2PC participant's `@Prepare` method receives: the branch payload,
  * the IDs, and `manager`, the EntityManager of the branch's own connection,
  * whose transaction ends with `PREPARE TRANSACTION` when the method returns.
- * Every write that belongs to the branch goes through `manager`.
+ * Every write that belongs to the branch goes through `manager` (its
+ * repositories and nested `transaction()` calls included: those become
+ * savepoints); work on another connection commits on its own and no
+ * rollback of the global transaction undoes it.
  *
  * A branch cannot publish: its outbox rows would become visible only at
  * COMMIT PREPARED, possibly in another process after a crash, where no

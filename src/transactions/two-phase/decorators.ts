@@ -56,6 +56,8 @@ export interface XaParticipantOptions {
  *
  * `@Prepare` votes no by throwing (a non-retriable error votes at once; use
  * `nonRetriable(new Error('insufficient stock'))`); its writes are rolled back.
+ * It must do all its work through the context's `manager` (see
+ * {@link Prepare}).
  */
 export function XaParticipant(name: string, options: XaParticipantOptions = {}): ClassDecorator {
   const { lockTimeoutMs } = compileOptions(optionsSchema, { lockTimeoutMs: options.lockTimeoutMs }, `xaParticipant(${name})`);
@@ -81,7 +83,22 @@ export function XaParticipant(name: string, options: XaParticipantOptions = {}):
   };
 }
 
-/** Marks the method that does a 2PC branch's work; its transaction is prepared when it returns. */
+/**
+ * Marks the method that does a 2PC branch's work; its transaction is
+ * prepared when it returns.
+ *
+ * All the branch's work must go through the provided context: `context.manager`
+ * (its queries, `context.manager.getRepository(Entity)`, and nested
+ * `context.manager.transaction(...)`, which becomes a savepoint of the branch
+ * transaction). Only that work is prepared, and undone if the global
+ * transaction rolls back. Work through any other connection — the
+ * DataSource's own manager or repositories, an injected repository,
+ * `dataSource.transaction(...)` — commits on its own at once, cannot be
+ * detected here, and no rollback undoes it. Do not end the transaction
+ * yourself (`COMMIT`, `ROLLBACK`), and do not catch a failed statement and
+ * carry on (the transaction is then aborted): the branch then votes no, with
+ * a reason naming the method, and an error is logged.
+ */
 export function Prepare(): MethodDecorator {
   return (prototype, key) => {
     const target = prototype.constructor;

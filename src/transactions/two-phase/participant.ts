@@ -1,7 +1,7 @@
 import type { PoolClient, QueryResult } from 'pg';
 import type { DataSource, QueryRunner } from 'typeorm';
 import { describeError, isRetriable } from '../../errors.js';
-import { faultPoint } from '../../observability/index.js';
+import { createLogger, faultPoint } from '../../observability/index.js';
 import { outboxInsertSql, outboxNotifierFor, shardFor, writeOutboxRecords, type OutboxRecord } from '../../outbox/index.js';
 import { MessageContext } from '../../runtime/index.js';
 import { BranchAction, type BranchCommand } from '../coordinator/messages.js';
@@ -17,17 +17,25 @@ import { gidFor, isPrepared } from './gid.js';
  *
  * prepare — on a connection of its own (a prepared transaction detaches from
  * its session, so the pool's shared connections cannot be used):
- * `BEGIN`; insert the fence row as CONFIRMED (refused if a rollback got there
- * first: anti-hanging); run `@Prepare` under a lock timeout (a row held by
- * another branch's prepared transaction for longer makes it vote no);
- * `PREPARE TRANSACTION '<gid>'`. Then,
- * in a separate committed transaction, the vote goes out through the outbox.
- * The fence row is part of the prepared transaction, so it becomes visible
- * exactly when the branch commits.
+ * `START TRANSACTION` through the TypeORM query runner (so that TypeORM
+ * knows: `repository.save()` and nested `manager.transaction()` calls in
+ * `@Prepare` join the transaction as savepoints instead of committing it);
+ * insert the fence row as CONFIRMED (refused if a rollback got there first:
+ * anti-hanging); run `@Prepare` under a lock timeout (a row held by another
+ * branch's prepared transaction for longer makes it vote no); check that
+ * the connection is still in that same transaction and `PREPARE TRANSACTION
+ * '<gid>'`. Then, in a separate committed transaction, the vote goes out
+ * through the outbox. The fence row is part of the prepared transaction, so
+ * it becomes visible exactly when the branch commits. A `@Prepare` that
+ * ended the transaction itself (a raw COMMIT or ROLLBACK) or left it aborted
+ * (a failed statement whose error it caught) votes no, with the method named
+ * in the reason and in an error log: PostgreSQL would answer that PREPARE
+ * with a WARNING (or a silent ROLLBACK), and the branch would vote yes with
+ * nothing prepared.
  *
  * | command  | finds                                 | does                                  | reply |
  * |----------|---------------------------------------|---------------------------------------|-------|
- * | prepare  | nothing                               | work, PREPARE TRANSACTION             | yes (no if @Prepare refused; fence CANCELLED) |
+ * | prepare  | nothing                               | work, PREPARE TRANSACTION             | yes (no if @Prepare refused or ended its transaction; fence CANCELLED unless that committed it) |
  * | prepare  | gid prepared, or fence CONFIRMED      | nothing (duplicate, recovery)         | yes   |
  * | prepare  | fence CANCELLED                       | nothing (rolled back first)           | no    |
  * | commit   | gid prepared                          | COMMIT PREPARED                       | ok    |
@@ -41,9 +49,9 @@ import { gidFor, isPrepared } from './gid.js';
  * delivered again) or a prepared one that the redelivered command, the
  * start-up recovery (`recovery.ts`) or the coordinator's resend resolves.
  *
- * Round trips, as they dominate a branch's cost: prepare is two plus the
- * work (`BEGIN` with the fence row; `PREPARE TRANSACTION` with the vote's
- * own transaction), commit and rollback two each (`COMMIT PREPARED` runs
+ * Round trips, as they dominate a branch's cost: prepare is three plus the
+ * work (`START TRANSACTION`; the fence row; the check and `PREPARE
+ * TRANSACTION` with the vote's own transaction), commit and rollback two each (`COMMIT PREPARED` runs
  * only alone, outside a transaction block; the acknowledgement). PostgreSQL
  * runs the statements of one
  * simple query in order and stops at the first that fails, so a combined
@@ -140,15 +148,21 @@ async function prepare(
   lockTimeoutMs: number,
 ): Promise<void> {
   const command = message.data as BranchCommand;
+  const method = `${instance.constructor.name}.${methodName}`;
   const vote = await withConnection(dataSource, async (client, runner) => {
     const escape = (value: string): string => client.escapeLiteral(value);
+    // Through TypeORM, so that it knows the runner is in a transaction: a
+    // repository.save() or a nested manager.transaction() in @Prepare then
+    // joins it (as a savepoint) instead of committing it behind our back.
+    await runner.startTransaction();
     let claimed: QueryResult[];
     try {
       claimed = await run(client, [
-        'BEGIN',
         `SET LOCAL lock_timeout = '${FENCE_LOCK_TIMEOUT_MS}ms'`,
         fenceInsertSql(key, FenceState.CONFIRMED, escape),
         `SET LOCAL lock_timeout = '${Math.round(lockTimeoutMs)}ms'`,
+        // The fence insert assigned the transaction its ID: what PREPARE must still find.
+        'SELECT txid_current()::text AS xid',
       ]);
     } catch (error) {
       // The row is held by a prepared transaction of this very branch: a duplicate prepare.
@@ -157,13 +171,14 @@ async function prepare(
       if (await isPrepared(runner.manager, gid)) return { ok: true, details: {} };
       throw error;
     }
-    if (claimed[2]!.rowCount !== 1) {
+    if (claimed[1]!.rowCount !== 1) {
       const [row] = (await client.query(`SELECT state FROM concordat.fence WHERE participant = $1 AND global_tx_id = $2 AND branch_id = $3`, [key.participant, key.globalTxId, key.branchId])).rows as Array<{ state: FenceState }>;
       await client.query('ROLLBACK');
       return row?.state === FenceState.CONFIRMED
         ? { ok: true, details: {} }
         : { ok: false, details: { error: 'PREPARE_AFTER_ROLLBACK: the branch was rolled back before its prepare arrived' } };
     }
+    const xid = (claimed[3]!.rows[0] as { xid: string }).xid;
     let result: unknown;
     try {
       const context = new XaContext(runner.manager, message.source, message.message as never, message.delivery);
@@ -178,10 +193,60 @@ async function prepare(
     }
     await faultPoint('xa.before-prepare');
     const details: ReplyDetails = result === undefined ? {} : { result };
-    await thenPublish(client, runner, [`PREPARE TRANSACTION '${gid}'`], replyRecords(message, command, true, details));
+    try {
+      await thenPublish(client, runner, [stillInTransactionSql(xid), `PREPARE TRANSACTION '${gid}'`], replyRecords(message, command, true, details));
+    } catch (error) {
+      const refusal = notPreparable(error, method);
+      if (refusal === undefined) throw error;
+      await client.query('ROLLBACK');
+      log.error({ participant: key.participant, globalTxId: key.globalTxId, branchId: key.branchId, method, err: describeError(error) }, `${refusal}; the branch votes no`);
+      return { ok: false, details: { error: refusal, retriable: false } };
+    }
     return undefined;
   });
   if (vote !== undefined) await answer(dataSource, message, command, vote.ok, vote.details, vote.ok ? undefined : key);
+}
+
+const log = createLogger('xa-participant');
+
+/** SQLSTATE of the check before PREPARE (PostgreSQL's own "no active SQL transaction"). */
+const NO_ACTIVE_SQL_TRANSACTION = '25P01';
+/** SQLSTATE of a statement sent in a transaction aborted by an earlier error. */
+const IN_FAILED_SQL_TRANSACTION = '25P02';
+
+/**
+ * A statement that fails with {@link NO_ACTIVE_SQL_TRANSACTION} unless the
+ * connection is still in the transaction whose ID is `xid`. It goes in
+ * front of `PREPARE TRANSACTION`, in the same round trip: PostgreSQL answers
+ * a PREPARE outside a transaction block with a WARNING only (and one in an
+ * aborted transaction with a ROLLBACK), so without it a @Prepare that ended
+ * the transaction itself would have the branch vote yes with nothing
+ * prepared. After a COMMIT the connection has no transaction (or, after a
+ * new BEGIN, another one), so the ID differs; in an aborted transaction the
+ * statement fails with {@link IN_FAILED_SQL_TRANSACTION} instead.
+ */
+function stillInTransactionSql(xid: string): string {
+  if (!/^\d{1,20}$/.test(xid)) throw new Error(`assertion failed: '${xid}' is not a transaction ID`);
+  return (
+    `DO $concordat$ BEGIN IF txid_current_if_assigned() IS DISTINCT FROM ${xid} THEN ` +
+    `RAISE EXCEPTION 'the branch transaction % ended before PREPARE TRANSACTION', ${xid} USING ERRCODE = '${NO_ACTIVE_SQL_TRANSACTION}'; ` +
+    `END IF; END $concordat$`
+  );
+}
+
+/** Why the branch transaction cannot be prepared, when `error` (from the PREPARE round trip) says so; undefined for any other error. */
+function notPreparable(error: unknown, method: string): string | undefined {
+  switch (codeOf(error)) {
+    case NO_ACTIVE_SQL_TRANSACTION:
+      return (
+        `PREPARE_WITHOUT_TRANSACTION: @Prepare ${method} ended the branch transaction itself (a COMMIT or ROLLBACK through the manager), ` +
+        'so there is nothing to prepare; whatever it committed is outside the global transaction and a rollback cannot undo it'
+      );
+    case IN_FAILED_SQL_TRANSACTION:
+      return `PREPARE_ABORTED: a statement of @Prepare ${method} failed and its error was caught; the branch transaction is aborted, nothing to prepare`;
+    default:
+      return undefined;
+  }
 }
 
 /** COMMIT PREPARED, then its acknowledgement (two round trips); idempotently, through the fence, when nothing is prepared. */

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { nonRetriable } from '../../../src/errors.js';
 import { armFault, disarmFaults } from '../../../src/observability/index.js';
@@ -21,6 +22,46 @@ import { deliveryOf } from '../../support/deliveries.js';
 let refuse = false;
 const called: string[] = [];
 
+/** A mapped table, for a @Prepare that writes with repository.save() (which opens a transaction of its own unless it knows it is in one). */
+@Entity({ name: 'saved' })
+class Saved {
+  @PrimaryGeneratedColumn({ type: 'int' })
+  id?: number;
+  @Column({ type: 'uuid', name: 'global_tx_id' })
+  globalTxId!: string;
+  @Column({ type: 'int' })
+  cents!: number;
+}
+
+/** @Prepare methods that write through the provided manager in the ways TypeORM users do, or end the branch's transaction themselves. */
+@Service('careless')
+@XaParticipant('careless.p', { retry: { maxAttempts: 1 } })
+class Careless {
+  static how: 'save' | 'nested' | 'commit' | 'swallow' = 'save';
+  @Prepare()
+  async work(context: XaContext<{ cents: number }>): Promise<void> {
+    const row = { globalTxId: context.globalTxId, cents: context.payload.cents };
+    switch (Careless.how) {
+      case 'save':
+        await context.manager.getRepository(Saved).save(row);
+        return;
+      case 'nested':
+        await context.manager.transaction(async (manager) => {
+          await manager.getRepository(Saved).save(row);
+        });
+        return;
+      case 'commit':
+        await context.manager.getRepository(Saved).save(row);
+        await context.manager.query('COMMIT');
+        return;
+      case 'swallow':
+        await context.manager.getRepository(Saved).save(row);
+        await context.manager.query('SELECT 1 / 0').catch(() => undefined);
+        return;
+    }
+  }
+}
+
 @Service('ledger')
 @XaParticipant('ledger.post', { retry: { maxAttempts: 2, strategy: 'immediate' } })
 class Ledger {
@@ -37,13 +78,17 @@ describe('2PC participant on PREPARE TRANSACTION (real Postgres)', () => {
   let testDb: TestDatabase;
   let db: Database;
   let dispatcher: Dispatcher;
+  let careless: Dispatcher;
 
   beforeAll(async () => {
     testDb = await createTestDatabase('xa_participant');
-    db = await openDatabase({ url: testDb.url, poolSize: 6 });
+    db = await openDatabase({ url: testDb.url, poolSize: 6, entities: [Saved] });
     await db.dataSource.query(`CREATE TABLE postings (global_tx_id uuid, cents int)`);
+    await db.dataSource.query(`CREATE TABLE saved (id serial PRIMARY KEY, global_tx_id uuid, cents int)`);
     const instance = new Ledger();
     dispatcher = new Dispatcher(exploreHandlers([Ledger]).consumers[0]!, { dataSource: db.dataSource, resolve: () => instance, signal: new AbortController().signal });
+    const carelessInstance = new Careless();
+    careless = new Dispatcher(exploreHandlers([Careless]).consumers[0]!, { dataSource: db.dataSource, resolve: () => carelessInstance, signal: new AbortController().signal });
   });
   afterAll(async () => {
     // Nothing may be left prepared: it would hold locks and keep the database from being dropped.
@@ -64,17 +109,19 @@ describe('2PC participant on PREPARE TRANSACTION (real Postgres)', () => {
     return rows.map((r: { gid: string }) => r.gid);
   }
   /** Sends a command as the coordinator would and returns the reply the participant wrote to the outbox. */
-  async function send(action: BranchCommand['action'], globalTxId: string, cents = 500): Promise<Record<string, unknown> | undefined> {
-    const command: BranchCommand = { globalTxId, branchId: 1, participant: 'ledger.post', action, payload: { cents } };
+  async function send(action: BranchCommand['action'], globalTxId: string, cents = 500, to = { dispatcher, participant: 'ledger.post' }): Promise<Record<string, unknown> | undefined> {
+    const command: BranchCommand = { globalTxId, branchId: 1, participant: to.participant, action, payload: { cents } };
     const before = Number((await db.dataSource.query(`SELECT coalesce(max(seq), 0) AS s FROM concordat.outbox`))[0].s);
-    const topic = commandTopic('2PC', 'ledger.post', action);
-    await dispatcher.dispatch(deliveryOf(topic, { type: `concordat.xa.${action}`, source: 'coordinator', data: command, partitionkey: globalTxId }));
+    const topic = commandTopic('2PC', to.participant, action);
+    await to.dispatcher.dispatch(deliveryOf(topic, { type: `concordat.xa.${action}`, source: 'coordinator', data: command, partitionkey: globalTxId }));
     const replies = await db.dataSource.query(`SELECT payload FROM concordat.outbox WHERE topic = $1 AND seq > $2`, [REPLY_TOPIC, before]);
     expect(replies.length).toBeLessThanOrEqual(1);
     return replies[0] === undefined ? undefined : JSON.parse(replies[0].payload.toString());
   }
   const postings = async (tx: string): Promise<number> =>
     Number((await db.dataSource.query(`SELECT count(*) AS n FROM postings WHERE global_tx_id = $1`, [tx]))[0].n);
+  const saved = async (tx: string): Promise<number> =>
+    Number((await db.dataSource.query(`SELECT count(*) AS n FROM saved WHERE global_tx_id = $1`, [tx]))[0].n);
   const fence = async (tx: string): Promise<string | undefined> =>
     (await db.dataSource.query(`SELECT state FROM concordat.fence WHERE global_tx_id = $1`, [tx]))[0]?.state;
 
@@ -222,6 +269,64 @@ describe('2PC participant on PREPARE TRANSACTION (real Postgres)', () => {
         'ConcordatError: a 2PC branch cannot publish messages: they would become visible only at COMMIT PREPARED, which no relay hears of; publish from a handler of the global transaction outcome instead',
     });
     expect(await prepared()).toEqual([]);
+  });
+
+  describe('work that must stay in the prepared transaction', () => {
+    const sendCareless = (action: BranchCommand['action'], tx: string) => send(action, tx, 300, { dispatcher: careless, participant: 'careless.p' });
+
+    for (const how of ['save', 'nested'] as const) {
+      it(`${how === 'save' ? 'repository.save()' : 'a nested manager.transaction()'} through the provided manager stays in the prepared transaction: invisible until commit, undone by a rollback`, async () => {
+        Careless.how = how;
+        const tx = randomUUID();
+        expect(await sendCareless(BranchAction.PREPARE, tx)).toEqual({ globalTxId: tx, branchId: 1, participant: 'careless.p', action: 'prepare', ok: true });
+        expect(await prepared()).toEqual([gidFor('careless.p', tx, 1)]);
+        expect(await saved(tx)).toBe(0);
+        expect(await sendCareless(BranchAction.ROLLBACK, tx)).toMatchObject({ action: 'rollback', ok: true });
+        expect(await prepared()).toEqual([]);
+        expect(await saved(tx)).toBe(0);
+        expect(await fence(tx)).toBe(FenceState.CANCELLED);
+
+        const committed = randomUUID();
+        await sendCareless(BranchAction.PREPARE, committed);
+        expect(await sendCareless(BranchAction.COMMIT, committed)).toMatchObject({ action: 'commit', ok: true });
+        expect(await saved(committed)).toBe(1);
+        expect(await fence(committed)).toBe(FenceState.CONFIRMED);
+      });
+    }
+
+    it('a @Prepare that commits the transaction itself votes no, naming the method, and nothing is prepared', async () => {
+      Careless.how = 'commit';
+      const tx = randomUUID();
+      expect(await sendCareless(BranchAction.PREPARE, tx)).toEqual({
+        globalTxId: tx,
+        branchId: 1,
+        participant: 'careless.p',
+        action: 'prepare',
+        ok: false,
+        error:
+          'PREPARE_WITHOUT_TRANSACTION: @Prepare Careless.work ended the branch transaction itself (a COMMIT or ROLLBACK through the manager), ' +
+          'so there is nothing to prepare; whatever it committed is outside the global transaction and a rollback cannot undo it',
+        retriable: false,
+      });
+      expect(await prepared()).toEqual([]);
+    });
+
+    it('a @Prepare that swallows a failed statement votes no: PREPARE TRANSACTION would roll the aborted transaction back', async () => {
+      Careless.how = 'swallow';
+      const tx = randomUUID();
+      expect(await sendCareless(BranchAction.PREPARE, tx)).toEqual({
+        globalTxId: tx,
+        branchId: 1,
+        participant: 'careless.p',
+        action: 'prepare',
+        ok: false,
+        error: 'PREPARE_ABORTED: a statement of @Prepare Careless.work failed and its error was caught; the branch transaction is aborted, nothing to prepare',
+        retriable: false,
+      });
+      expect(await prepared()).toEqual([]);
+      expect(await saved(tx)).toBe(0);
+      expect(await fence(tx)).toBe(FenceState.CANCELLED);
+    });
   });
 
   it('the explorer rejects a participant without @Prepare or with a name too long for a gid', () => {
