@@ -28,7 +28,7 @@ const QUICK = { kills: 6, intervalMs: 2500, orders: 300 };
 const program = new Command()
   .name('chaos')
   .description('the distributed order demo while service processes are SIGKILLed at random, in each mode')
-  .addOption(new Option('--mode <modes>', `modes to run, comma-separated, or 'all' (${MODES.join(', ')})`).default('all').argParser(parseModes))
+  .addOption(new Option('--mode <modes>', `modes to run, comma-separated, or 'all' (${MODES.join(', ')})`).default([...MODES], 'all').argParser(parseModes))
   .option('--quick', `short run for CI: ${QUICK.orders} orders and ${QUICK.kills} kills per mode, one every ~${QUICK.intervalMs / 1000} s`, false)
   .addOption(new Option('--kills <n>', `kills per mode (default: ${FULL.kills}, --quick ${QUICK.kills})`).argParser(positiveInt))
   .addOption(new Option('--interval <seconds>', `mean time between kills (default: ${FULL.intervalMs / 1000}, --quick ${QUICK.intervalMs / 1000})`).argParser(positiveNumber))
