@@ -3,13 +3,14 @@ import { Counter, Histogram, register as defaultRegistry, type Registry } from '
 import type { DataSource } from 'typeorm';
 import { ConcordatError, describeError, ErrorCode, isRetriable, RetriesExhaustedError } from '../errors.js';
 import { inboxInsertManySql, inboxInsertSql, markDeadLettersReplayed, recordDeadLetter, type DeadLetter, type DeadLetterFilter } from '../inbox/index.js';
-import { envelopeFromDelivery, newMessageId, type Envelope } from '../messaging/index.js';
+import { envelopeFromDelivery, type Envelope } from '../messaging/index.js';
 import { createLogger, faultPoint, type Logger } from '../observability/index.js';
 import { registeredMetric, runOutboxTransaction, writeOutboxRecords, type OutboxRecord } from '../outbox/index.js';
 import type { Delivery } from '../transport/index.js';
 import { MessageContext, type DeliveryInfo } from './context.js';
 import type { ConsumerDescriptor, HandlerDescriptor } from './explorer.js';
-import { isDatabaseUnavailable, retryDelayMs } from './retry.js';
+import { storableRecord, withoutNul } from './dead-letter-input.js';
+import { databaseAnswersNewConnection, isDatabaseUnavailable, retryDelayMs } from './retry.js';
 
 /** What the dispatcher needs from the app. */
 export interface DispatcherDeps {
@@ -82,6 +83,10 @@ export const DeadLetterHeader = {
   FAILED_AT: 'concordat_dlq_failed_at',
   /** ID of the row in `concordat.dead_letter` (what `concordat dlq replay` takes). */
   ID: 'concordat_dlq_id',
+  /** The record's `ce_id`, escaped and truncated, when it could not be used and the dead letter got a new ID. */
+  ORIGINAL_ID: 'concordat_dlq_original_id',
+  /** Comma-separated headers (and `key`) whose NUL characters were written as `\u0000` so they could be stored. */
+  SANITIZED: 'concordat_dlq_sanitized',
 } as const;
 
 /** Header a replayed message carries: the dead letter it replays. */
@@ -406,19 +411,24 @@ export class Dispatcher {
    */
   private async failureCounts(error: unknown): Promise<boolean> {
     if (!isRetriable(error)) return true;
-    if (!isDatabaseUnavailable(error) && (await this.databaseAnswers())) return true;
+    if (!(await this.databaseUnavailable(error))) return true;
     this.stats.databaseWaits++;
     await this.waitForDatabase(error);
     return false;
   }
 
-  private async databaseAnswers(): Promise<boolean> {
-    try {
-      await this.deps.dataSource.query('SELECT 1');
-      return true;
-    } catch {
-      return false;
-    }
+  /**
+   * Whether `error` means the database is unreachable: a lost connection
+   * says so by itself ({@link isDatabaseUnavailable}); any other error (a
+   * statement's, 08P01 included, or one that is not the database's at all)
+   * only if a new connection cannot run `SELECT 1` either.
+   */
+  private async databaseUnavailable(error: unknown): Promise<boolean> {
+    return isDatabaseUnavailable(error) || !(await this.databaseAnswers());
+  }
+
+  private databaseAnswers(): Promise<boolean> {
+    return databaseAnswersNewConnection(this.deps.dataSource);
   }
 
   /** Waits, with backoff, until the database answers. @throws the stopping error when the app stops */
@@ -430,11 +440,18 @@ export class Dispatcher {
     }
   }
 
-  /** Records the dead letter and sends it to `<topic>.dlq`, waiting for the database if it is down. */
+  /**
+   * Records the dead letter and sends it to `<topic>.dlq`, waiting for the
+   * database if it is down. Whatever the record holds is made storable first
+   * (`storableRecord`: NULs escaped, an unusable `ce_id` replaced), so that
+   * recording it cannot fail on its bytes and stall the partition.
+   */
   private async deadLetter(delivery: Delivery, envelope: Envelope | undefined, handler: HandlerDescriptor, error: unknown, attempts: number): Promise<void> {
-    const original: Record<string, string> = {};
-    for (const [name, value] of Object.entries(delivery.headers)) original[name] = value.toString('utf8');
-    const messageId = envelope?.id ?? original.ce_id ?? newMessageId();
+    const record = storableRecord(delivery, envelope?.id);
+    const headers = { ...record.headers };
+    if (record.originalId !== undefined) headers[DeadLetterHeader.ORIGINAL_ID] = record.originalId;
+    if (record.sanitized.length > 0) headers[DeadLetterHeader.SANITIZED] = record.sanitized.join(',');
+    const messageId = record.messageId;
     const input = {
       consumer: handler.group,
       messageId,
@@ -442,11 +459,11 @@ export class Dispatcher {
       topic: delivery.topic,
       partition: delivery.partition,
       offset: delivery.offset,
-      key: delivery.key?.toString('utf8') ?? null,
-      headers: original,
+      key: record.key,
+      headers,
       payload: delivery.value,
-      error: describeError(error).slice(0, 4096),
-      errorCode: error instanceof ConcordatError ? error.code : error instanceof Error ? error.name : 'unknown',
+      error: withoutNul(describeError(error).slice(0, 4096)),
+      errorCode: withoutNul(error instanceof ConcordatError ? error.code : error instanceof Error ? error.name : 'unknown'),
       attempts,
     };
     for (;;) {
@@ -467,7 +484,7 @@ export class Dispatcher {
         );
         return;
       } catch (writeError) {
-        if (!isDatabaseUnavailable(writeError) && (await this.databaseAnswers())) throw writeError;
+        if (!(await this.databaseUnavailable(writeError))) throw writeError;
         this.stats.databaseWaits++;
         await this.waitForDatabase(writeError);
       }

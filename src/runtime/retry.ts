@@ -1,3 +1,5 @@
+import pg from 'pg';
+import type { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { compileOptions } from '../config/index.js';
 
@@ -67,11 +69,18 @@ export function retryDelayMs(policy: CompiledRetryPolicy, attempt: number, rando
 }
 
 /**
- * SQLSTATEs that mean the database itself is not there: class 08
- * (connection exception), 57P01..57P03 (admin shutdown, crash shutdown,
- * cannot connect now: a restart in progress), 53300 (too many connections).
+ * SQLSTATEs that mean the connection to the database was lost or could not
+ * be made: class 08 (connection exception) except 08P01, 57P01..57P03 (admin
+ * shutdown, crash shutdown, cannot connect now: a restart in progress),
+ * 53300 (too many connections).
+ *
+ * Not 08P01 (protocol violation): PostgreSQL answers it to a malformed
+ * message, such as a statement with more than 65535 parameters, on a
+ * connection that stays usable. Counting it as an outage made the message
+ * wait for a database that was there and try the same statement again,
+ * forever, never using up an attempt.
  */
-const UNAVAILABLE_SQLSTATE = /^(08...|57P0[123]|53300)$/;
+const UNAVAILABLE_SQLSTATE = /^(08(?!P01)...|57P0[123]|53300)$/;
 
 /** Messages node-postgres uses when the connection itself failed (it sets no SQLSTATE then). */
 const CONNECTION_LOST = [
@@ -83,14 +92,15 @@ const CONNECTION_LOST = [
 ];
 
 /**
- * Whether `error` says the database could not be reached (rather than that
- * the handler or its SQL failed). Such a failure does not count as one of a
- * handler's attempts: the message waits for the database instead of heading
- * for the dead-letter topic during an outage or a restart. Reads the
- * SQLSTATE of pg errors (also inside TypeORM's `QueryFailedError`), and
- * node-postgres's connection messages. A refused or reset socket carries no
- * such mark (it could be the handler's own HTTP call): the dispatcher asks
- * the database itself in that case.
+ * Whether `error` says the connection to the database was lost or could not
+ * be made (rather than that the handler or its SQL failed). Such a failure
+ * does not count as one of a handler's attempts: the message waits for the
+ * database instead of heading for the dead-letter topic during an outage or
+ * a restart. Reads the SQLSTATE of pg errors (also inside TypeORM's
+ * `QueryFailedError`), and node-postgres's connection messages. Any other
+ * error — a statement's (08P01 included), a refused or reset socket (it
+ * could be the handler's own HTTP call) — is not proof: the dispatcher then
+ * asks the database itself ({@link databaseAnswersNewConnection}).
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   for (let current = error, depth = 0; current instanceof Error && depth < 4; depth++) {
@@ -100,4 +110,34 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     current = withCode.driverError ?? current.cause;
   }
   return false;
+}
+
+/** Longest wait of {@link databaseAnswersNewConnection} for the connection, then for `SELECT 1`, in ms. */
+const PROBE_TIMEOUT_MS = 5000;
+
+/**
+ * Whether the database answers `SELECT 1` on a new connection, made with
+ * the DataSource's connection settings outside its pool, so that the answer
+ * is about reaching the server now, not about a pooled connection that
+ * happens to be open. Waits at most 5 s for each step.
+ */
+export async function databaseAnswersNewConnection(dataSource: DataSource): Promise<boolean> {
+  const pool = (dataSource.driver as unknown as { master?: { options?: pg.ClientConfig } }).master;
+  if (pool?.options === undefined) return false;
+  const connectTimeoutMs = pool.options.connectionTimeoutMillis;
+  const client = new pg.Client({
+    ...pool.options,
+    connectionTimeoutMillis: connectTimeoutMs === undefined || connectTimeoutMs <= 0 ? PROBE_TIMEOUT_MS : Math.min(connectTimeoutMs, PROBE_TIMEOUT_MS),
+    query_timeout: PROBE_TIMEOUT_MS,
+  });
+  client.on('error', () => undefined); // a connection dropped after the answer is not this probe's concern
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }

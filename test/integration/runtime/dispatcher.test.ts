@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { ErrorCode, nonRetriable } from '../../../src/errors.js';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
 import {
@@ -233,6 +233,111 @@ describe('dispatcher (real Postgres)', () => {
       expect(audit.stats).toMatchObject({ processed: 2, deadLettered: 1 });
       const [letter] = await db.dataSource.query(`SELECT message_id, error_code FROM concordat.dead_letter`);
       expect(letter).toEqual({ message_id: batch[1]!.headers.ce_id!.toString(), error_code: ErrorCode.TRANSACTION_ROLLED_BACK });
+    });
+  });
+
+  describe('records the dead-letter store could not take as they came', () => {
+    const letters = async (): Promise<Array<{ message_id: string; partition_key: string | null; headers: Record<string, string> }>> =>
+      db.dataSource.query(`SELECT message_id, partition_key, headers FROM concordat.dead_letter ORDER BY id`);
+    const dlqRecords = async (): Promise<Array<{ message_id: string; partition_key: string | null; headers: Record<string, string> }>> =>
+      db.dataSource.query(`SELECT message_id, partition_key, headers FROM concordat.outbox WHERE topic = 'ledger.entries.dlq' ORDER BY seq`);
+    const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+    it('a ce_id too long, or with control characters or a NUL byte: dead-lettered under a new ID, the original kept escaped and truncated', async () => {
+      const ids = ['x'.repeat(5000), 'abc\u0001def', 'nul\u0000inside'];
+      for (const id of ids) {
+        const delivery = deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 20 } });
+        delivery.headers.ce_id = Buffer.from(id);
+        await dispatcher.dispatch(delivery);
+        await dispatcher.dispatch(delivery); // redelivered (offset commit lost): not dead-lettered twice
+      }
+      expect(calls).toBe(0);
+      const stored = await letters();
+      expect(stored).toHaveLength(3);
+      for (const letter of stored) {
+        expect(letter.message_id).toMatch(UUID);
+        expect(letter.headers.ce_id).toBe(letter.message_id);
+      }
+      expect(new Set(stored.map((letter) => letter.message_id)).size).toBe(3);
+      expect(stored[0]!.headers[DeadLetterHeader.ORIGINAL_ID]).toBe(`${'x'.repeat(256)}... (5000 characters)`);
+      expect(stored[1]!.headers[DeadLetterHeader.ORIGINAL_ID]).toBe('abc\\u0001def');
+      expect(stored[2]!.headers[DeadLetterHeader.ORIGINAL_ID]).toBe('nul\\u0000inside');
+      const sent = await dlqRecords();
+      expect(sent.map((record) => record.message_id)).toEqual(stored.map((letter) => letter.message_id));
+      expect(sent.map((record) => record.headers.ce_id)).toEqual(stored.map((letter) => letter.message_id));
+      expect(sent[2]!.headers[DeadLetterHeader.ORIGINAL_ID]).toBe('nul\\u0000inside');
+    });
+
+    it('NUL bytes in header names, header values and the key: dead-lettered with them escaped, the headers named', async () => {
+      const delivery = deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 21 } });
+      delivery.headers['x-trace'] = Buffer.from('a\u0000b');
+      delivery.headers['x-\u0000odd'] = Buffer.from('fine');
+      delivery.key = Buffer.from('key\u0000tail');
+      const id = delivery.headers.ce_id!.toString();
+      await dispatcher.dispatch(delivery);
+      expect(calls).toBe(0);
+      const [letter] = await letters();
+      expect(letter!.message_id).toBe(id); // a usable ID is kept
+      expect(letter!.partition_key).toBe('key\\u0000tail');
+      expect(letter!.headers).toMatchObject({
+        ce_id: id,
+        'x-trace': 'a\\u0000b',
+        'x-\\u0000odd': 'fine',
+        [DeadLetterHeader.SANITIZED]: 'key,x-trace,x-\\u0000odd',
+      });
+      expect(letter!.headers[DeadLetterHeader.ORIGINAL_ID]).toBeUndefined();
+      const [sent] = await dlqRecords();
+      expect(sent).toMatchObject({
+        message_id: id,
+        partition_key: 'key\\u0000tail',
+        headers: { 'x-trace': 'a\\u0000b', [DeadLetterHeader.ERROR_CODE]: 'ENVELOPE_INVALID', [DeadLetterHeader.SANITIZED]: 'key,x-trace,x-\\u0000odd' },
+      });
+    });
+  });
+
+  describe('which failures mean the database is unavailable', () => {
+    /** A statement PostgreSQL answers with SQLSTATE 08P01 (protocol violation): more than 65535 parameters. */
+    const protocolViolation = async (manager: MessageContext['manager']): Promise<void> => {
+      const n = 70_000;
+      await manager.query(`SELECT 1 WHERE 1 = ANY(ARRAY[${Array.from({ length: n }, (_, i) => `$${i + 1}::int`).join(',')}])`, Array.from({ length: n }, (_, i) => i));
+    };
+
+    it('08P01 from a bad statement, the database answering a fresh connection: attempts count, and the message is dead-lettered', async () => {
+      before = async (context) => protocolViolation(context.manager);
+      const stop = new AbortController();
+      const single = new Dispatcher(exploreHandlers([LedgerService]).consumers[0]!, { dataSource: db.dataSource, resolve: () => new LedgerService(), signal: stop.signal });
+      const timer = setTimeout(() => stop.abort(), 10_000);
+      try {
+        await single.dispatch(deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 30 } }));
+      } finally {
+        clearTimeout(timer);
+      }
+      expect(single.stats).toMatchObject({ processed: 0, retries: 2, deadLettered: 1, databaseWaits: 0 });
+      expect(calls).toBe(3);
+      const [letter] = await db.dataSource.query(`SELECT error FROM concordat.dead_letter`);
+      expect(letter.error).toContain('bind message has');
+    });
+
+    it('08P01 while the database refuses new connections: not an attempt; the message waits and is tried again', async () => {
+      const admin = new pg.Client({ connectionString: inject('databaseUrl') });
+      await admin.connect();
+      let failed = false;
+      before = async (context) => {
+        if (failed) return;
+        failed = true;
+        await admin.query(`ALTER DATABASE "${testDb.name}" ALLOW_CONNECTIONS false`);
+        setTimeout(() => void admin.query(`ALTER DATABASE "${testDb.name}" ALLOW_CONNECTIONS true`), 500);
+        await protocolViolation(context.manager);
+      };
+      const single = new Dispatcher(exploreHandlers([LedgerService]).consumers[0]!, { dataSource: db.dataSource, resolve: () => new LedgerService(), signal: new AbortController().signal });
+      try {
+        await single.dispatch(deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 31 } }));
+      } finally {
+        await admin.query(`ALTER DATABASE "${testDb.name}" ALLOW_CONNECTIONS true`);
+        await admin.end();
+      }
+      expect(single.stats).toMatchObject({ processed: 1, retries: 0, deadLettered: 0, databaseWaits: 1 });
+      expect(calls).toBe(2);
     });
   });
 

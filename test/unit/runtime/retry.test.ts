@@ -34,6 +34,10 @@ describe('what counts as the database being unreachable', () => {
     const withCode = (code: string): Error => Object.assign(new Error('x'), { code });
     expect(['08006', '08001', '57P01', '57P02', '57P03', '53300'].map((code) => isDatabaseUnavailable(withCode(code)))).toEqual([true, true, true, true, true, true]);
     expect(['23505', '40001', '40P01', '42P01', '57014'].map((code) => isDatabaseUnavailable(withCode(code)))).toEqual([false, false, false, false, false]);
+    // 08P01 (protocol violation) answers a malformed statement on a connection that stays usable: the dispatcher asks the database.
+    expect(isDatabaseUnavailable(withCode('08P01'))).toBe(false);
+    expect(isDatabaseUnavailable(Object.assign(new Error('query failed'), { driverError: withCode('08P01') }))).toBe(false);
+    expect(['08000', '08003', '08004', '08007'].map((code) => isDatabaseUnavailable(withCode(code)))).toEqual([true, true, true, true]);
     expect(isDatabaseUnavailable(Object.assign(new Error('query failed'), { driverError: withCode('57P01') }))).toBe(true);
     expect(isDatabaseUnavailable(new Error('outer', { cause: new Error('Connection terminated unexpectedly') }))).toBe(true);
     expect(isDatabaseUnavailable(new Error('timeout exceeded when trying to connect'))).toBe(true);

@@ -1,0 +1,93 @@
+import { v5 as uuidv5 } from 'uuid';
+import type { Delivery } from '../transport/index.js';
+
+/**
+ * What a dead letter can store of a delivered record, whatever its bytes.
+ *
+ * The dead-letter path is the last stop of a message: if recording it fails,
+ * the dispatcher cannot move past the record and its partition stalls. So
+ * what comes from the log is made storable first:
+ *
+ * - PostgreSQL refuses the NUL character in `text` and in `jsonb` (SQLSTATE
+ *   22021 / 22P05), so a NUL in a header name or value, or in the key, is
+ *   written as the six characters `\u0000`; the names of what was changed
+ *   (`key` for the key) are listed in the `concordat_dlq_sanitized` header.
+ * - A `ce_id` that the inbox would not take as a dedup key (absent, empty,
+ *   longer than 256 characters or holding control characters: the bounds
+ *   `envelopeFromDelivery` enforces, `MESSAGE_ID_LENGTH_MAX`) is replaced by
+ *   a new ID, in the row, in the `ce_id` header and on `<topic>.dlq`; the
+ *   original, escaped and truncated, goes to `concordat_dlq_original_id`.
+ *
+ * The new ID is a name-based UUID (RFC 9562 §5.5, version 5) of the record's
+ * place in the log and its original ID, not a random one: a record delivered
+ * again (its offset commit was lost) gets the same ID, so the dead-letter
+ * store's one-pending-row-per-(consumer, message ID) rule still keeps it
+ * from being dead-lettered twice.
+ */
+export interface StorableRecord {
+  messageId: string;
+  key: string | null;
+  headers: Record<string, string>;
+  /** The original `ce_id`, escaped and truncated, when `messageId` replaced it. */
+  originalId: string | undefined;
+  /** Header names (as stored) whose name or value held a NUL, and `key` if the key did. */
+  sanitized: string[];
+}
+
+/** Longest `ce_id` used as it is (the bound `envelopeFromDelivery` enforces: `MESSAGE_ID_LENGTH_MAX` in messaging/envelope.ts). */
+const MESSAGE_ID_LENGTH_MAX = 256;
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+/** Characters of the escaped original ID kept in `concordat_dlq_original_id`. */
+const ORIGINAL_ID_CHARS_MAX = 256;
+/** Namespace of the name-based IDs of dead letters (a random UUID, fixed once). */
+const DEAD_LETTER_ID_NAMESPACE = '5f0c2b1e-8d7a-4c39-a1e6-b2d4c8f09a17';
+
+/**
+ * The storable form of `delivery` (see the file comment).
+ * @param decodedId the envelope's ID when the record decoded (it is usable then).
+ */
+export function storableRecord(delivery: Delivery, decodedId: string | undefined): StorableRecord {
+  const headers: Record<string, string> = {};
+  const sanitized: string[] = [];
+  for (const [rawName, value] of Object.entries(delivery.headers)) {
+    const text = value.toString('utf8');
+    const name = withoutNul(rawName);
+    headers[name] = withoutNul(text);
+    if (name !== rawName || headers[name] !== text) sanitized.push(name);
+  }
+  const rawKey = delivery.key?.toString('utf8') ?? null;
+  const key = rawKey === null ? null : withoutNul(rawKey);
+  if (key !== rawKey) sanitized.unshift('key');
+
+  const rawId = delivery.headers.ce_id?.toString('utf8');
+  if (decodedId !== undefined || (rawId !== undefined && usableId(rawId))) {
+    return { messageId: decodedId ?? rawId!, key, headers, originalId: undefined, sanitized };
+  }
+  const messageId = derivedId(delivery);
+  if (rawId === undefined) return { messageId, key, headers, originalId: undefined, sanitized };
+  headers.ce_id = messageId;
+  return { messageId, key, headers, originalId: escapedId(rawId), sanitized };
+}
+
+/** `value` with every NUL written as the six characters `\u0000`. */
+export function withoutNul(value: string): string {
+  return value.includes('\0') ? value.replace(/\0/g, '\\u0000') : value;
+}
+
+function usableId(id: string): boolean {
+  return id.length > 0 && id.length <= MESSAGE_ID_LENGTH_MAX && !CONTROL_CHARACTERS.test(id);
+}
+
+/** Control characters, quotes and backslashes escaped as in JSON; cut after {@link ORIGINAL_ID_CHARS_MAX} characters, saying how long it was. */
+function escapedId(id: string): string {
+  const escaped = JSON.stringify(id).slice(1, -1);
+  if (escaped.length <= ORIGINAL_ID_CHARS_MAX) return escaped;
+  return `${escaped.slice(0, ORIGINAL_ID_CHARS_MAX)}... (${id.length} characters)`;
+}
+
+/** A version-5 UUID of the record's topic, partition, offset and `ce_id` bytes (RFC 9562 §5.5). */
+function derivedId(delivery: Delivery): string {
+  const place = Buffer.from(`${delivery.topic}\n${delivery.partition}\n${delivery.offset}\n`);
+  return uuidv5(Buffer.concat([place, delivery.headers.ce_id ?? Buffer.alloc(0)]), DEAD_LETTER_ID_NAMESPACE);
+}
