@@ -18,7 +18,7 @@ import { driveGlobalTxs, presumeAbort } from './driver.js';
 import { GroupCommit } from './group-commit.js';
 import { BranchAction, REPLY_TOPIC, type BranchReply } from './messages.js';
 import type { Timing, Transition, TxInput } from './protocol.js';
-import { TxEventKind } from './states.js';
+import { TxEventKind, TxMode } from './states.js';
 import { claimDue, inboxAndLockSql, parseInboxAndLock, type DueKind } from './store.js';
 
 /** Service name (and consumer group) of the coordinator. */
@@ -259,14 +259,23 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
     }
   }
 
-  /** A reply for a global transaction this database does not hold. */
+  /**
+   * A reply for a global transaction this database does not hold. A yes to
+   * phase one of TCC or 2PC means the branch holds something (a reservation,
+   * a prepared transaction and its locks) that nobody would ever release:
+   * presumed abort, the branch is told to roll back (see `presumeAbort`).
+   */
   private onUnknown(context: MessageContext, reply: BranchReply): void {
-    if (reply.action === BranchAction.PREPARE && reply.ok && reply.participant !== undefined) {
-      presumeAbort(context, reply.globalTxId, reply.branchId, reply.participant);
-      this.log.warn({ reply }, 'a prepared branch of an unknown global transaction: presumed abort, rollback sent');
+    const about = { globalTxId: reply.globalTxId, branchId: reply.branchId, participant: reply.participant, action: reply.action, ok: reply.ok };
+    const mode = reply.action === BranchAction.PREPARE ? TxMode.TWO_PHASE : reply.action === BranchAction.TRY ? TxMode.TCC : undefined;
+    if (mode !== undefined && reply.ok && reply.participant !== undefined && UUID.test(reply.globalTxId) && Number.isSafeInteger(reply.branchId)) {
+      const payload = mode === TxMode.TCC ? (reply.payload ?? null) : null;
+      presumeAbort(context, mode, { globalTxId: reply.globalTxId, branchId: reply.branchId, participant: reply.participant, payload });
+      const what = mode === TxMode.TCC ? 'a tried TCC branch of an unknown global transaction: presumed abort, Cancel sent' : 'a prepared branch of an unknown global transaction: presumed abort, rollback sent';
+      this.log.warn(about, what);
       return;
     }
-    this.log.warn({ reply }, 'reply for an unknown global transaction; ignored');
+    this.log.warn(about, 'reply for an unknown global transaction; ignored');
   }
 
   private schedule(): void {
@@ -289,6 +298,8 @@ defineMessageHandler(TransactionCoordinator, {
   invoke: (instance, context) => (instance as TransactionCoordinator).onReply(context as MessageContext<BranchReply>),
   invokeBatch: (instance, contexts) => (instance as TransactionCoordinator).onReplies(contexts as Array<MessageContext<BranchReply>>),
 });
+
+const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 function decided(step: Transition): boolean {
   return step.events.some((e) => e.kind === TxEventKind.DECIDED);

@@ -1,6 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import type { TransactionContext } from '../../runtime/index.js';
-import { BranchAction, MODE_ACTIONS, REPLY_TOPIC, TxMessageType, commandTopic, type BranchCommand, type GlobalTxOutcome } from './messages.js';
+import { MODE_ACTIONS, REPLY_TOPIC, TxMessageType, commandTopic, type BranchCommand, type GlobalTxOutcome } from './messages.js';
 import { advance, transition, type Command, type Timing, type Transition, type TxInput } from './protocol.js';
 import { TxMode } from './states.js';
 import { applyTransitions, lockGlobalTxs, type BranchRow, type GlobalTxRow, type LoadedGlobalTx } from './store.js';
@@ -77,18 +77,23 @@ function publishOutcome(context: TransactionContext, tx: GlobalTxRow): void {
 }
 
 /**
- * Presumed abort (Mohan, Lindsay, Obermarck 1986): a 2PC participant that
- * votes yes for a global transaction the coordinator does not know (never
- * begun here, or ended and forgotten by history cleanup) is told to roll
- * back. Its fence tells a branch that committed long ago from one that never
- * did, so a rollback that comes too late is refused, not applied.
+ * Presumed abort (Mohan, Lindsay, Obermarck 1986): a participant that votes
+ * yes for a global transaction the coordinator does not know (never begun
+ * here, or ended and forgotten by history cleanup) is told to roll back — a
+ * 2PC branch its prepared transaction, which would otherwise hold its locks
+ * for ever, a TCC branch its reservation (Cancel, with the payload the Try
+ * echoed). The participant's fence makes that safe: a branch that committed
+ * (or confirmed) long ago refuses the rollback instead of applying it, one
+ * that never ran records an empty rollback, which also refuses a Try or
+ * prepare that arrives later.
  */
-export function presumeAbort(context: TransactionContext, globalTxId: string, branchId: number, participant: string): void {
-  const command: BranchCommand = { globalTxId, branchId, participant, action: BranchAction.ROLLBACK, payload: null };
-  context.publish(commandTopic(TxMode.TWO_PHASE, participant, BranchAction.ROLLBACK), command, {
-    key: globalTxId,
-    type: TxMessageType.COMMAND(TxMode.TWO_PHASE, MODE_ACTIONS[TxMode.TWO_PHASE].rollback),
-    globalTxId,
+export function presumeAbort(context: TransactionContext, mode: typeof TxMode.TCC | typeof TxMode.TWO_PHASE, branch: Omit<BranchCommand, 'action'>): void {
+  const action = MODE_ACTIONS[mode].rollback;
+  const command: BranchCommand = { ...branch, action };
+  context.publish(commandTopic(mode, branch.participant, action), command, {
+    key: branch.globalTxId,
+    type: TxMessageType.COMMAND(mode, action),
+    globalTxId: branch.globalTxId,
   });
 }
 

@@ -105,6 +105,13 @@ export interface BranchReply {
   retriable?: boolean;
   /** Phase one: what the participant returned (kept on the branch, for the outcome and operators). */
   result?: unknown;
+  /**
+   * A TCC Try that voted yes: the command's payload, echoed, so that a
+   * coordinator that does not hold the global transaction can still send a
+   * Cancel that carries it, as every command of a branch does (`@Cancel`
+   * needs it to know what to release; see `presumeAbort`).
+   */
+  payload?: unknown;
 }
 
 /** Data of the message published on a global transaction's outcome topic when it ends. */

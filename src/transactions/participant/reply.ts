@@ -6,6 +6,8 @@ export interface ReplyDetails {
   error?: string;
   retriable?: boolean;
   result?: unknown;
+  /** A TCC Try's yes: the command's payload, echoed (see {@link BranchReply.payload}). */
+  payload?: unknown;
 }
 
 /** Publishes a participant's reply to `command` through `context`'s outbox, keyed by the global transaction ID. */
@@ -19,6 +21,7 @@ export function reply(context: TransactionContext, command: BranchCommand, ok: b
     ...(details.error !== undefined && { error: details.error }),
     ...(details.retriable !== undefined && { retriable: details.retriable }),
     ...(details.result !== undefined && { result: details.result }),
+    ...(details.payload !== undefined && { payload: details.payload }),
   };
   context.publish(REPLY_TOPIC, data, { key: command.globalTxId, type: TxMessageType.REPLY, globalTxId: command.globalTxId });
 }

@@ -3,7 +3,7 @@ import { faultPoint } from '../../observability/index.js';
 import type { MessageContext } from '../../runtime/index.js';
 import { advanceFence, claimFence, fenceInsertSql, FenceState, lockFence, setFence, type FenceKey } from '../participant/fence.js';
 import { batchOn } from '../participant/sql.js';
-import { reply as publishReply } from '../participant/reply.js';
+import { reply as publishReply, type ReplyDetails } from '../participant/reply.js';
 import { TccContext } from './context.js';
 import { TccAction, type TccCommand } from './messages.js';
 
@@ -26,6 +26,12 @@ type ParticipantMethod = (context: TccContext) => Promise<unknown> | unknown;
  * | Try     | none           | fence TRIED, run @Try                    | ok (or no, fence TRY_FAILED, writes rolled back) |
  * | Try     | CANCELLED      | nothing (anti-hanging)                   | no    |
  * | Try     | other          | nothing (duplicate)                      | as before |
+ *
+ * A yes to Try carries the command's payload back (`BranchReply.payload`):
+ * a coordinator that does not hold the global transaction (its begin was
+ * lost, or history cleanup removed it) answers it with a Cancel carrying that
+ * payload (presumed abort), so the reservation does not stay forever; the
+ * fence makes that Cancel harmless for a branch that confirmed or cancelled.
  * | Confirm | TRIED          | run @Confirm, fence CONFIRMED            | ok    |
  * | Confirm | CONFIRMED      | nothing (duplicate)                      | ok    |
  * | Confirm | other / none   | nothing (protocol violation)             | no    |
@@ -46,7 +52,9 @@ type ParticipantMethod = (context: TccContext) => Promise<unknown> | unknown;
 export async function handleTccCommand(participant: string, methods: TccMethods, instance: object, message: MessageContext): Promise<void> {
   const command = message.data as TccCommand;
   const key: FenceKey = { participant, globalTxId: command.globalTxId, branchId: command.branchId };
-  const reply = (ok: boolean, details: { error?: string; result?: unknown; retriable?: boolean } = {}): void => publishReply(message, command, ok, details);
+  const reply = (ok: boolean, details: ReplyDetails = {}): void => publishReply(message, command, ok, details);
+  // A yes to Try echoes the payload: a coordinator that does not hold the global transaction cancels the branch with it (presumed abort).
+  const tried = (details: ReplyDetails = {}): void => reply(true, command.payload === undefined ? details : { ...details, payload: command.payload });
   const call = async (role: keyof TccMethods): Promise<unknown> => {
     const context = new TccContext(message.manager, message.source, message.message as never, message.delivery);
     const method = (instance as Record<string, ParticipantMethod>)[methods[role]!]!;
@@ -63,13 +71,14 @@ export async function handleTccCommand(participant: string, methods: TccMethods,
       if (inserted!.rowCount !== 1) {
         const state = (await lockFence(message.manager, key)) ?? FenceState.CANCELLED;
         if (state === FenceState.CANCELLED) reply(false, { error: 'TRY_AFTER_CANCEL: the branch was cancelled before its Try arrived' });
-        else reply(state !== FenceState.TRY_FAILED, state === FenceState.TRY_FAILED ? { error: 'Try failed earlier' } : {});
+        else if (state === FenceState.TRY_FAILED) reply(false, { error: 'Try failed earlier' });
+        else tried();
         return;
       }
       try {
         const result = await call('try');
         await faultPoint('tcc.after-try');
-        reply(true, result === undefined ? {} : { result });
+        tried(result === undefined ? {} : { result });
       } catch (error) {
         const last = message.delivery.attempt >= message.delivery.maxAttempts;
         if (isRetriable(error) && !last) throw error;

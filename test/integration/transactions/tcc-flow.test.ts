@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import { nonRetriable } from '../../../src/errors.js';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
 import { ConcordatApp, OnMessage, Service, type MessageContext } from '../../../src/runtime/index.js';
 import {
+  BranchAction,
   COORDINATOR_OPTIONS,
   Cancel,
   Confirm,
@@ -14,6 +16,8 @@ import {
   TransactionCoordinator,
   Try,
   beginTcc,
+  commandTopic,
+  type BranchCommand,
   type GlobalTxOutcome,
   type TccContext,
 } from '../../../src/transactions/index.js';
@@ -36,7 +40,9 @@ function participant(name: string) {
     }
     @Cancel()
     async cancel(context: TccContext): Promise<void> {
-      await context.manager.query(`INSERT INTO effects VALUES ($1, $2, 'cancel')`, [context.globalTxId, name]);
+      // A Cancel must carry the branch's payload, as every command of the branch does (a real @Cancel needs it to release).
+      const action = context.payload === null || context.payload === undefined ? 'cancel without payload' : 'cancel';
+      await context.manager.query(`INSERT INTO effects VALUES ($1, $2, $3)`, [context.globalTxId, name, action]);
     }
   }
   return Participant;
@@ -167,5 +173,53 @@ describe('TCC global transactions end to end (coordinator, participants, embedde
     expect(await branches(id)).toEqual(['CANCELLED', 'CANCELLED']);
     const [fences] = await db.dataSource.query(`SELECT count(*)::int AS n FROM concordat.fence WHERE global_tx_id = $1 AND state = 'CANCELLED'`, [id]);
     expect(fences.n).toBe(2);
+  });
+
+  /** Waits until `check` returns a value. */
+  async function waitFor<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = await check();
+      if (value !== undefined) return value;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+  const fenceOf = async (id: string): Promise<string | undefined> =>
+    (await db.dataSource.query(`SELECT state FROM concordat.fence WHERE global_tx_id = $1`, [id]))[0]?.state;
+  /** Sends alpha a Try as the coordinator would, for a global transaction the coordinator may not hold. */
+  const sendTry = (id: string, payload: object): Promise<string> =>
+    main.transaction(async (context) => {
+      const command: BranchCommand = { globalTxId: id, branchId: 1, participant: 'alpha', action: BranchAction.TRY, payload };
+      return context.publish(commandTopic('TCC', 'alpha'), command, { key: id, type: 'concordat.tcc.try', globalTxId: id });
+    });
+
+  it('presumed abort: a Try that reserved for a global transaction the coordinator does not hold is cancelled, with its payload', async () => {
+    const id = randomUUID(); // begun nowhere (a lost begin, or history cleaned up)
+    await sendTry(id, { sku: 'A-1' });
+    await waitFor(async () => ((await fenceOf(id)) === 'CANCELLED' ? true : undefined), 'the presumed Cancel');
+    expect(await effects(id)).toEqual(['alpha:cancel', 'alpha:try']);
+    // Once cancelled, a Try delivered again is refused by the fence (anti-hanging) and reserves nothing.
+    await sendTry(id, { sku: 'A-1' });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await effects(id)).toEqual(['alpha:cancel', 'alpha:try']);
+    expect(await fenceOf(id)).toBe('CANCELLED');
+  });
+
+  it('presumed abort is safe after history cleanup: a Try redelivered for a confirmed, forgotten transaction does not cancel it (fence)', async () => {
+    const id = await begin(['alpha'], {});
+    expect(await outcome(id)).toMatchObject({ state: 'CONFIRMED' });
+    await db.dataSource.query(`DELETE FROM concordat.global_tx_event WHERE global_tx_id = $1`, [id]);
+    await db.dataSource.query(`DELETE FROM concordat.branch WHERE global_tx_id = $1`, [id]);
+    await db.dataSource.query(`DELETE FROM concordat.global_transaction WHERE id = $1`, [id]);
+    const before = Number((await db.dataSource.query(`SELECT count(*) AS n FROM concordat.inbox WHERE consumer = 'alpha'`))[0].n);
+    await sendTry(id, {});
+    // The Try (a duplicate: fence CONFIRMED, so it votes yes again) and the presumed Cancel (refused: Cancel after Confirm) both consumed.
+    await waitFor(async () => {
+      const n = Number((await db.dataSource.query(`SELECT count(*) AS n FROM concordat.inbox WHERE consumer = 'alpha'`))[0].n);
+      return n >= before + 2 ? true : undefined;
+    }, 'the Try and the presumed Cancel consumed by alpha');
+    expect(await effects(id)).toEqual(['alpha:confirm', 'alpha:try']);
+    expect(await fenceOf(id)).toBe('CONFIRMED');
   });
 });
