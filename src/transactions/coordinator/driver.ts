@@ -1,6 +1,15 @@
 import type { EntityManager } from 'typeorm';
 import type { TransactionContext } from '../../runtime/index.js';
-import { MODE_ACTIONS, REPLY_TOPIC, TxMessageType, commandTopic, type BranchCommand, type GlobalTxOutcome } from './messages.js';
+import {
+  MODE_ACTIONS,
+  REPLY_TOPIC,
+  TxMessageType,
+  commandTopic,
+  decisionMessageId,
+  hasStableMessageId,
+  type BranchCommand,
+  type GlobalTxOutcome,
+} from './messages.js';
 import { advance, transition, type Command, type Timing, type Transition, type TxInput } from './protocol.js';
 import { TxMode } from './states.js';
 import { applyTransitions, lockGlobalTxs, type BranchRow, type GlobalTxRow, type LoadedGlobalTx } from './store.js';
@@ -41,7 +50,8 @@ export async function driveGlobalTxs(
       continue;
     }
     const step = transition(state.tx, state.branches, item.input, timing);
-    sendCommands(item.context, state.tx, state.branches, step.commands);
+    // An operator's retry must reach a participant that answered before: new message IDs (see decisionMessageId).
+    sendCommands(item.context, state.tx, state.branches, step.commands, { freshIds: item.input.kind === 'retry' });
     if (step.ended && step.tx !== undefined) publishOutcome(item.context, { ...state.tx, state: step.tx.state, reason: step.tx.reason });
     states.set(item.id, advance(state.tx, state.branches, step));
     writes.push({ id: item.id, step });
@@ -57,15 +67,27 @@ export async function driveGlobalTx(context: TransactionContext, id: string, inp
   return step;
 }
 
-/** Publishes commands to branches through the outbox, keyed by the global transaction ID. */
-export function sendCommands(context: TransactionContext, tx: Pick<GlobalTxRow, 'id' | 'mode'>, branches: readonly BranchRow[], commands: readonly Command[]): void {
+/**
+ * Publishes commands to branches through the outbox, keyed by the global
+ * transaction ID. TCC and 2PC decisions carry one message ID per branch
+ * action ({@link decisionMessageId}), unless `freshIds` (an operator's retry).
+ */
+export function sendCommands(
+  context: TransactionContext,
+  tx: Pick<GlobalTxRow, 'id' | 'mode'>,
+  branches: readonly BranchRow[],
+  commands: readonly Command[],
+  options: { freshIds?: boolean } = {},
+): void {
   for (const { branchId, action } of commands) {
     const branch = branches.find((b) => b.branchId === branchId)!;
     const command: BranchCommand = { globalTxId: tx.id, branchId, participant: branch.participant, action, payload: branch.payload };
+    const stable = options.freshIds !== true && hasStableMessageId(tx.mode, action);
     context.publish(commandTopic(tx.mode, branch.participant, action), command, {
       key: tx.id,
       type: TxMessageType.COMMAND(tx.mode, action),
       globalTxId: tx.id,
+      ...(stable && { id: decisionMessageId(tx.id, branchId, action) }),
     });
   }
 }
@@ -94,6 +116,7 @@ export function presumeAbort(context: TransactionContext, mode: typeof TxMode.TC
     key: branch.globalTxId,
     type: TxMessageType.COMMAND(mode, action),
     globalTxId: branch.globalTxId,
+    id: decisionMessageId(branch.globalTxId, branch.branchId, action),
   });
 }
 

@@ -1,3 +1,4 @@
+import { v5 as uuidv5 } from 'uuid';
 import { TxMode } from './states.js';
 
 /**
@@ -125,4 +126,41 @@ export interface GlobalTxOutcome<P = unknown> {
   reason: string | null;
   /** The payload given at begin. */
   payload: P;
+}
+
+/** Namespace of {@link decisionMessageId}'s name-based UUIDs (a constant: changing it changes every ID). */
+const DECISION_ID_NAMESPACE = '5b0c8f7e-2d5f-4a51-9d0e-3c8a41f6b7a2';
+
+/**
+ * The message ID of a TCC or 2PC decision command (Confirm, Cancel, commit,
+ * rollback) sent by the coordinator itself: the same for every send of
+ * that action to that branch — the first, each resend, a presumed abort — a
+ * name-based UUID (RFC 9562 §5.5, version 5) of `<global tx>:<branch>:<action>`.
+ *
+ * Why: a participant whose handler keeps failing dead-letters the command,
+ * and the coordinator then sends it again with backoff until it is
+ * acknowledged. With a new ID per send, every resend became one more dead
+ * letter for the same branch action (`concordat.dead_letter` keeps one
+ * pending row per consumer and message ID). With one ID, the participant
+ * still runs each resend (a failed attempt records nothing in its inbox),
+ * a resend that fails again finds its dead letter pending and adds none, and
+ * a resend that arrives after the command succeeded is skipped by the inbox
+ * (its reply is on its way).
+ *
+ * Not for: phase one (sent once, then by an operator), saga steps and
+ * compensations (a step that failed retriably was answered — its inbox row
+ * is written — and must run again when sent again), and an operator's retry
+ * (`concordat tx retry`), which gets new IDs so that it reaches a
+ * participant that did answer — a refusal the operator has since repaired,
+ * or an acknowledgement the coordinator lost (dead-lettered on its side).
+ */
+export function decisionMessageId(globalTxId: string, branchId: number, action: BranchAction): string {
+  return uuidv5(`${globalTxId}:${branchId}:${action}`, DECISION_ID_NAMESPACE);
+}
+
+/** Whether `action` is a decision of `mode` whose sends share one message ID (see {@link decisionMessageId}). */
+export function hasStableMessageId(mode: TxMode, action: BranchAction): boolean {
+  if (mode === TxMode.SAGA) return false;
+  const actions = MODE_ACTIONS[mode];
+  return action === actions.commit || action === actions.rollback;
 }
