@@ -2,45 +2,85 @@ import type { DataSource } from 'typeorm';
 import { describeError } from '../errors.js';
 import { createLogger, type Logger } from '../observability/index.js';
 
-/** Arbitrary constant: the advisory lock that lets one process at a time clean the inbox. */
+/**
+ * Arbitrary constant: with `hashtext(consumer)`, the advisory lock (two-key
+ * form) that lets one process at a time clean one consumer group's rows.
+ */
 const CLEANUP_LOCK_KEY = 0x496e6278; // "Inbx"
 
 /**
- * Deletes inbox rows older than the dedup window, in batches of at most
- * `batchRowsMax` rows, each its own short transaction, so cleanup never holds
- * locks on more than one batch and writers are not stalled. Rows are found
- * through the `processed_at` index, so a run costs what it deletes, not the
- * size of the table.
+ * One batch of {@link cleanupInbox}: at most `$3` rows of consumer `$1`
+ * processed more than `$2` ms ago, found by a range scan of the
+ * `(consumer, processed_at)` index (migration 0020) and deleted by their
+ * `ctid`. A data-modifying CTE so the driver returns a plain row with the
+ * count. Exported for the test that checks its plan.
+ *
+ * The cutoff uses `statement_timestamp()`, not `clock_timestamp()`: a
+ * volatile function cannot bound an index scan, so with it `processed_at`
+ * was only a filter over every row of the consumer (each statement is its
+ * own transaction, so the two differ by microseconds).
+ */
+export const INBOX_CLEANUP_BATCH_SQL = `WITH gone AS (
+     DELETE FROM concordat.inbox
+      WHERE ctid = ANY (ARRAY(
+        SELECT ctid FROM concordat.inbox
+         WHERE consumer = $1
+           AND processed_at < statement_timestamp() - make_interval(secs => $2::double precision / 1000)
+         LIMIT $3))
+     RETURNING 1)
+   SELECT count(*)::int AS deleted FROM gone`;
+
+/**
+ * Deletes the inbox rows of `consumers` older than the dedup window, in
+ * batches of at most `batchRowsMax` rows, each its own short transaction, so
+ * cleanup never holds locks on more than one batch and writers are not
+ * stalled. The batches go round the consumers in turn, so one group with a
+ * large backlog does not hold up the others, and `batchesMax` bounds them
+ * all together. Rows are found through the `(consumer, processed_at)` index,
+ * so a run costs what it deletes, not the size of the table.
+ *
+ * Only `consumers`: the inbox table is shared by every app on the database,
+ * and each app's window is checked against the retention of the topics *its*
+ * groups consume, so it must not delete the rows of groups it knows nothing
+ * about (another app's window may be longer).
  *
  * @param windowMs rows processed more than this long ago are deleted; must
  *   exceed the log's redelivery horizon (its retention) or a redelivered
  *   message could be processed twice. Infinity deletes nothing.
+ * @param consumers the consumer groups (inbox `consumer` values) whose rows may be deleted.
  * @returns rows deleted.
  */
-export async function cleanupInbox(dataSource: DataSource, windowMs: number, batchRowsMax = 5_000, batchesMax = 1_000): Promise<number> {
+export async function cleanupInbox(
+  dataSource: DataSource,
+  windowMs: number,
+  consumers: readonly string[],
+  batchRowsMax = 5_000,
+  batchesMax = 1_000,
+): Promise<number> {
   if (windowMs === Infinity) return 0;
   let total = 0;
-  for (let batch = 0; batch < batchesMax; batch++) {
-    // A data-modifying CTE so the driver returns a plain row with the count.
-    const rows: Array<{ deleted: number }> = await dataSource.query(
-      `WITH gone AS (
-         DELETE FROM concordat.inbox
-          WHERE ctid = ANY (ARRAY(
-            SELECT ctid FROM concordat.inbox
-             WHERE processed_at < clock_timestamp() - make_interval(secs => $1::double precision / 1000)
-             LIMIT $2))
-         RETURNING 1)
-       SELECT count(*)::int AS deleted FROM gone`,
-      [windowMs, batchRowsMax],
-    );
-    const deleted = rows[0]?.deleted ?? 0;
-    total += deleted;
-    if (deleted < batchRowsMax) break;
+  let pending = [...new Set(consumers)];
+  for (let batch = 0; batch < batchesMax && pending.length > 0; ) {
+    const stillPending: string[] = [];
+    for (const consumer of pending) {
+      if (batch >= batchesMax) {
+        stillPending.push(consumer);
+        continue;
+      }
+      const rows: Array<{ deleted: number }> = await dataSource.query(INBOX_CLEANUP_BATCH_SQL, [consumer, windowMs, batchRowsMax]);
+      batch++;
+      const deleted = rows[0]?.deleted ?? 0;
+      total += deleted;
+      if (deleted >= batchRowsMax) stillPending.push(consumer);
+    }
+    pending = stillPending;
   }
   return total;
 }
 
 export interface InboxCleanerOptions {
+  /** The consumer groups whose rows this cleaner deletes: the app's own. */
+  consumers: readonly string[];
   windowMs: number;
   intervalMs: number;
   batchRowsMax: number;
@@ -48,9 +88,11 @@ export interface InboxCleanerOptions {
 }
 
 /**
- * Runs {@link cleanupInbox} every `intervalMs`. Several processes on one
- * database take turns: a run starts only if it gets a session advisory lock
- * with `pg_try_advisory_lock`, so two processes never delete the same rows.
+ * Runs {@link cleanupInbox} for the app's consumer groups every
+ * `intervalMs`. Several processes on one database take turns per group: a
+ * run cleans a group only if it gets that group's session advisory lock
+ * with `pg_try_advisory_lock`, so two instances of an app never delete the
+ * same rows, and apps with different groups do not wait for each other.
  */
 export class InboxCleaner {
   private timer: NodeJS.Timeout | undefined;
@@ -70,6 +112,7 @@ export class InboxCleaner {
       this.log.info('inbox dedup window is unlimited: inbox rows are kept forever');
       return;
     }
+    if (this.options.consumers.length === 0) return;
     this.schedule();
   }
 
@@ -79,21 +122,28 @@ export class InboxCleaner {
     await this.running;
   }
 
-  /** One run now (tests, tools). @returns rows deleted, or 0 when another process holds the turn. */
+  /** One run now (tests, tools). @returns rows deleted; a group whose turn another process holds is left to it. */
   async runOnce(): Promise<number> {
+    if (this.options.windowMs === Infinity || this.options.consumers.length === 0) return 0;
     const runner = this.dataSource.createQueryRunner();
     await runner.connect();
+    const locked: string[] = [];
     try {
-      const [lock]: Array<{ ok: boolean }> = await runner.query(`SELECT pg_try_advisory_lock($1) AS ok`, [CLEANUP_LOCK_KEY]);
-      if (lock?.ok !== true) return 0;
-      try {
-        const deleted = await cleanupInbox(this.dataSource, this.options.windowMs, this.options.batchRowsMax, this.options.batchesMax);
-        this.deleted += deleted;
-        return deleted;
-      } finally {
-        await runner.query(`SELECT pg_advisory_unlock($1)`, [CLEANUP_LOCK_KEY]);
-      }
+      const rows: Array<{ consumer: string; ok: boolean }> = await runner.query(
+        `SELECT consumer, pg_try_advisory_lock($1, hashtext(consumer)) AS ok FROM unnest($2::text[]) AS consumer`,
+        [CLEANUP_LOCK_KEY, [...new Set(this.options.consumers)]],
+      );
+      for (const row of rows) if (row.ok) locked.push(row.consumer);
+      if (locked.length === 0) return 0;
+      const deleted = await cleanupInbox(this.dataSource, this.options.windowMs, locked, this.options.batchRowsMax, this.options.batchesMax);
+      this.deleted += deleted;
+      return deleted;
     } finally {
+      if (locked.length > 0) {
+        await runner
+          .query(`SELECT pg_advisory_unlock($1, hashtext(consumer)) FROM unnest($2::text[]) AS consumer`, [CLEANUP_LOCK_KEY, locked])
+          .catch(() => undefined);
+      }
       await runner.release();
     }
   }

@@ -227,6 +227,8 @@ export class ConcordatApp {
     const consumed = [...new Set(this.handlers.consumers.flatMap((consumer) => [...consumer.handlers.keys()]))];
     this.dedup = await resolveDedupWindow(transport, consumed, options);
     this.inboxCleaner = new InboxCleaner(database.dataSource, {
+      // Only this app's groups: other apps on the database clean their own rows, against their own windows.
+      consumers: this.handlers.consumers.map((consumer) => consumer.group),
       windowMs: this.dedup.windowMs,
       intervalMs: options.cleanupIntervalMs,
       batchRowsMax: options.cleanupBatchRowsMax,

@@ -1,6 +1,12 @@
 import { ConcordatInitial1795200000000 } from './0001-initial.js';
 import { ConcordatOutboxInbox1795200000200 } from './0002-outbox-inbox.js';
 import { ConcordatGlobalTransactions1795200001000 } from './0010-global-transactions.js';
+import { ConcordatInboxConsumerProcessedAt1795200002000 } from './0020-inbox-consumer-processed-at.js';
 
 /** Concordat's migrations, oldest first. */
-export const concordatMigrations = [ConcordatInitial1795200000000, ConcordatOutboxInbox1795200000200, ConcordatGlobalTransactions1795200001000];
+export const concordatMigrations = [
+  ConcordatInitial1795200000000,
+  ConcordatOutboxInbox1795200000200,
+  ConcordatGlobalTransactions1795200001000,
+  ConcordatInboxConsumerProcessedAt1795200002000,
+];

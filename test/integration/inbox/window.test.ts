@@ -5,6 +5,8 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConcordatError, ErrorCode } from '../../../src/errors.js';
 import { InboxCleaner } from '../../../src/inbox/index.js';
+import { INBOX_CLEANUP_BATCH_SQL } from '../../../src/inbox/cleanup.js';
+import { ConcordatInboxConsumerProcessedAt1795200002000 } from '../../../src/persistence/migrations/0020-inbox-consumer-processed-at.js';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
 import type { InboxOptions } from '../../../src/config/index.js';
 import { ConcordatApp, OnMessage, Service } from '../../../src/runtime/index.js';
@@ -111,14 +113,14 @@ describe('inbox cleanup (real Postgres)', () => {
        SELECT 'c', 'old-' || i, now() - interval '2 hours' FROM generate_series(1, 1250) AS i
        UNION ALL SELECT 'c', 'new-' || i, now() - interval '10 minutes' FROM generate_series(1, 30) AS i`,
     );
-    const cleaner = new InboxCleaner(db.dataSource, { windowMs: 3_600_000, intervalMs: 60_000, batchRowsMax: 100, batchesMax: 5 });
+    const cleaner = new InboxCleaner(db.dataSource, { consumers: ['c'], windowMs: 3_600_000, intervalMs: 60_000, batchRowsMax: 100, batchesMax: 5 });
 
-    // Another process holds the turn: this run does nothing.
+    // Another process holds the turn of consumer 'c': this run does nothing.
     const other = new pg.Client({ connectionString: testDb.url });
     await other.connect();
-    await other.query(`SELECT pg_advisory_lock($1)`, [0x496e6278]);
+    await other.query(`SELECT pg_advisory_lock($1, hashtext('c'))`, [0x496e6278]);
     expect(await cleaner.runOnce()).toBe(0);
-    await other.query(`SELECT pg_advisory_unlock($1)`, [0x496e6278]);
+    await other.query(`SELECT pg_advisory_unlock($1, hashtext('c'))`, [0x496e6278]);
     await other.end();
 
     expect(await cleaner.runOnce()).toBe(500); // five batches of 100 at most per run
@@ -132,7 +134,59 @@ describe('inbox cleanup (real Postgres)', () => {
 
   it('an unlimited window deletes nothing', async () => {
     await db.dataSource.query(`INSERT INTO concordat.inbox (consumer, message_id, processed_at) VALUES ('c', 'ancient', now() - interval '10 years')`);
-    expect(await new InboxCleaner(db.dataSource, { windowMs: Infinity, intervalMs: 60_000, batchRowsMax: 100, batchesMax: 5 }).runOnce()).toBe(0);
+    expect(await new InboxCleaner(db.dataSource, { consumers: ['c'], windowMs: Infinity, intervalMs: 60_000, batchRowsMax: 100, batchesMax: 5 }).runOnce()).toBe(0);
     expect(await db.dataSource.query(`SELECT message_id FROM concordat.inbox WHERE message_id = 'ancient'`)).toEqual([{ message_id: 'ancient' }]);
+  });
+
+  it("deletes only the rows of this app's consumer groups, sharing the run's batches between them; other apps' rows stay", async () => {
+    await db.dataSource.query(`TRUNCATE concordat.inbox`);
+    await db.dataSource.query(
+      `INSERT INTO concordat.inbox (consumer, message_id, processed_at)
+       SELECT c, c || '-old-' || i, now() - interval '2 hours' FROM unnest(ARRAY['mine-a', 'mine-b', 'theirs']) AS c, generate_series(1, 150) AS i
+       UNION ALL SELECT 'mine-a', 'mine-a-new-' || i, now() FROM generate_series(1, 10) AS i`,
+    );
+    const cleaner = new InboxCleaner(db.dataSource, { consumers: ['mine-a', 'mine-b'], windowMs: 3_600_000, intervalMs: 60_000, batchRowsMax: 100, batchesMax: 3 });
+    expect(await cleaner.runOnce()).toBe(250); // three batches: 100 of each, then 50 of mine-a
+    expect(await cleaner.runOnce()).toBe(50);
+    expect(await cleaner.runOnce()).toBe(0);
+    const left = await db.dataSource.query(`SELECT consumer, count(*)::int AS n FROM concordat.inbox GROUP BY consumer ORDER BY consumer`);
+    expect(left).toEqual([{ consumer: 'mine-a', n: 10 }, { consumer: 'theirs', n: 150 }]);
+    // The other app's own cleaner deletes its rows.
+    expect(await new InboxCleaner(db.dataSource, { consumers: ['theirs'], windowMs: 3_600_000, intervalMs: 60_000, batchRowsMax: 100, batchesMax: 3 }).runOnce()).toBe(150);
+  });
+
+  it('migration 0020 builds the index, and builds again one a failed concurrent build left invalid', async () => {
+    const validity = async (): Promise<unknown[]> =>
+      db.dataSource.query(`SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = 'concordat.inbox_consumer_processed_at'::regclass`);
+    expect(await validity()).toEqual([{ valid: true }]);
+    await db.dataSource.query(`UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'concordat.inbox_consumer_processed_at'::regclass`);
+    const runner = db.dataSource.createQueryRunner();
+    try {
+      await new ConcordatInboxConsumerProcessedAt1795200002000().up(runner);
+      await new ConcordatInboxConsumerProcessedAt1795200002000().up(runner); // valid now: nothing to do
+    } finally {
+      await runner.release();
+    }
+    expect(await validity()).toEqual([{ valid: true }]);
+  });
+
+  it('finds the rows to delete by an index range scan on (consumer, processed_at), most rows being within the window', async () => {
+    await db.dataSource.query(`TRUNCATE concordat.inbox`);
+    await db.dataSource.query(
+      `INSERT INTO concordat.inbox (consumer, message_id, processed_at)
+       SELECT 'busy-' || (i % 20), 'm-' || i, now() - CASE WHEN i % 100 = 0 THEN interval '2 hours' ELSE (i % 1000) * interval '1 second' END
+         FROM generate_series(1, 50000) AS i`,
+    );
+    await db.dataSource.query(`ANALYZE concordat.inbox`);
+    const [{ 'QUERY PLAN': plan }] = await db.dataSource.query(`EXPLAIN (FORMAT JSON) ${INBOX_CLEANUP_BATCH_SQL}`, ['busy-3', 3_600_000, 100]);
+    const scans: Array<{ 'Node Type': string; 'Index Name'?: string; 'Index Cond'?: string }> = [];
+    const walk = (node: { Plans?: unknown[] } & Record<string, unknown>): void => {
+      if (typeof node['Index Name'] === 'string') scans.push(node as never);
+      for (const child of node.Plans ?? []) walk(child as never);
+    };
+    walk(plan[0].Plan);
+    const range = scans.find((scan) => scan['Index Name'] === 'inbox_consumer_processed_at');
+    expect(range, JSON.stringify(plan)).toBeDefined();
+    expect(range!['Index Cond']).toMatch(/consumer = .*processed_at </);
   });
 });
