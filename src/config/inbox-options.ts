@@ -17,6 +17,16 @@ export interface InboxOptions {
    *   one keeps records forever); 7 days when the transport cannot tell
    */
   dedupWindowMs?: number;
+  /**
+   * Start even when `dedupWindowMs` is shorter than the retention of a
+   * consumed topic, logging a warning instead of failing with
+   * DEDUP_WINDOW_TOO_SHORT. The price: a record redelivered after its inbox
+   * row was deleted — a consumer group reset or rewound (or whose committed
+   * offset expired) past the window, while the log still holds the record —
+   * is processed a second time. For deployments that bound the inbox's size
+   * on purpose and never rewind that far. @default false
+   */
+  allowShorterThanLogRetention?: boolean;
   /** Time between cleanup runs, in ms. Range 1000..86400000. @default 60000 */
   cleanupIntervalMs?: number;
   /** Rows deleted per statement (each its own short transaction). Range 100..100000. @default 5000 */
@@ -31,6 +41,7 @@ const schema = z.strictObject({
       error: `must be a whole number of ms in 60000..${WINDOW_MS_MAX}, or Infinity`,
     })
     .optional(),
+  allowShorterThanLogRetention: z.boolean().default(false),
   cleanupIntervalMs: z.number().int().min(1000).max(86_400_000).default(60_000),
   cleanupBatchRowsMax: z.number().int().min(100).max(100_000).default(5000),
   cleanupBatchesMax: z.number().int().min(1).max(100_000).default(200),

@@ -1,5 +1,5 @@
 import { DEDUP_WINDOW_MS_FALLBACK, type CompiledInboxOptions } from '../config/index.js';
-import { ConcordatError, ErrorCode } from '../errors.js';
+import { ConcordatError, describeError, ErrorCode } from '../errors.js';
 import { createLogger } from '../observability/index.js';
 import type { Transport } from '../transport/index.js';
 
@@ -11,6 +11,13 @@ export interface DedupWindow {
   retentionMs: Record<string, number>;
   /** Whether `windowMs` was derived (not set by `inbox.dedupWindowMs`). */
   derived: boolean;
+  /**
+   * What start-up warned about (and logged): retention the transport could
+   * not report, or a window shorter than a topic's retention accepted with
+   * `inbox.allowShorterThanLogRetention`. Empty when the window was checked
+   * against every consumed topic and covers them all.
+   */
+  warnings: string[];
 }
 
 /**
@@ -22,41 +29,96 @@ export interface DedupWindow {
  * log still holds. If the inbox forgot a message ID before the log forgot the
  * record, that record would be processed a second time.
  *
+ * When the transport cannot report a topic's retention (it has no
+ * `retentionMs`, or asking failed: a broker without DescribeConfigs, a
+ * principal without the right to describe the topic), the window cannot be
+ * checked against it: a warning says so and start-up goes on; a derived
+ * window is then at least 7 days (Kafka's default retention).
+ *
  * @throws ConcordatError DEDUP_WINDOW_TOO_SHORT naming `inbox.dedupWindowMs`,
- *   the topic and both durations.
+ *   the topic, both durations and the options that fix it, unless
+ *   `inbox.allowShorterThanLogRetention` is set (then it is a warning).
  */
 export async function resolveDedupWindow(transport: Transport, topics: readonly string[], options: CompiledInboxOptions): Promise<DedupWindow> {
-  const retentionMs: Record<string, number> = {};
-  if (transport.retentionMs !== undefined) {
-    for (const topic of topics) retentionMs[topic] = await transport.retentionMs(topic);
-  }
-  const known = Object.values(retentionMs);
-  if (transport.retentionMs === undefined && topics.length > 0) {
-    createLogger('inbox').warn(
-      { transport: transport.kind, dedupWindowMs: options.dedupWindowMs ?? DEDUP_WINDOW_MS_FALLBACK },
-      'the transport does not report topic retention, so inbox.dedupWindowMs cannot be checked against it; make sure it is at least the retention of every consumed topic',
+  const log = createLogger('inbox');
+  const warnings: string[] = [];
+  const warn = (fields: Record<string, unknown>, message: string): void => {
+    warnings.push(message);
+    log.warn(fields, message);
+  };
+  const { retentionMs, unreported } = await reportedRetention(transport, topics);
+  if (unreported.length > 0) {
+    const configured = options.dedupWindowMs ?? DEDUP_WINDOW_MS_FALLBACK;
+    const why = transport.retentionMs === undefined ? `the ${transport.kind} transport does not report topic retention` : `the retention of ${list(unreported.map((u) => u.topic))} could not be read (${describeError(unreported[0]!.error)})`;
+    warn(
+      { transport: transport.kind, topics: unreported.map((u) => u.topic), dedupWindowMs: configured },
+      `${why}, so inbox.dedupWindowMs (${configured} ms, ${human(configured)}) cannot be checked against it; make sure it is at least the retention of every consumed topic`,
     );
   }
   if (options.dedupWindowMs === undefined) {
-    const windowMs = known.length === 0 ? DEDUP_WINDOW_MS_FALLBACK : Math.max(...known);
-    return { windowMs, retentionMs, derived: true };
+    const known = Object.values(retentionMs);
+    const candidates = unreported.length > 0 ? [...known, DEDUP_WINDOW_MS_FALLBACK] : known;
+    const windowMs = candidates.length === 0 ? DEDUP_WINDOW_MS_FALLBACK : Math.max(...candidates);
+    return { windowMs, retentionMs, derived: true, warnings };
   }
   const windowMs = options.dedupWindowMs;
   const longest = Object.entries(retentionMs).sort(([, a], [, b]) => b - a)[0];
   if (longest !== undefined && longest[1] > windowMs) {
     const [topic, retention] = longest;
-    const kept = retention === Infinity ? 'keeps records forever (no retention)' : `keeps records for ${retention} ms (${human(retention)})`;
-    const fix =
-      retention === Infinity
-        ? `set inbox.dedupWindowMs to Infinity (or leave it unset), or give topic '${topic}' a retention`
-        : `raise inbox.dedupWindowMs to at least ${retention} (or leave it unset to follow the log), or lower the retention of topic '${topic}'`;
+    const context = { option: 'inbox.dedupWindowMs', windowMs, topic, retentionMs: retention };
+    if (options.allowShorterThanLogRetention) {
+      warn(
+        context,
+        `inbox.dedupWindowMs is ${windowMs} ms (${human(windowMs)}) but the log ${kept(retention)} for topic '${topic}', ` +
+          'accepted because inbox.allowShorterThanLogRetention is set: a record redelivered after its inbox row is deleted ' +
+          '(a consumer group reset or rewound past the window) will be processed twice',
+      );
+      return { windowMs, retentionMs, derived: false, warnings };
+    }
     throw new ConcordatError(
-      `inbox.dedupWindowMs is ${windowMs} ms (${human(windowMs)}) but the log ${kept} for topic '${topic}': ` +
-        `a record redelivered after its inbox row is deleted would be processed twice. To fix it, ${fix}.`,
-      { code: ErrorCode.DEDUP_WINDOW_TOO_SHORT, context: { option: 'inbox.dedupWindowMs', windowMs, topic, retentionMs: retention } },
+      `inbox.dedupWindowMs is ${windowMs} ms (${human(windowMs)}) but the log ${kept(retention)} for topic '${topic}': ` +
+        `a record redelivered after its inbox row is deleted would be processed twice. To fix it, ${fix(topic, retention)}; ` +
+        'or, to accept duplicates after a reset or rewind past the window, set inbox.allowShorterThanLogRetention: true.',
+      { code: ErrorCode.DEDUP_WINDOW_TOO_SHORT, context },
     );
   }
-  return { windowMs, retentionMs, derived: false };
+  return { windowMs, retentionMs, derived: false, warnings };
+}
+
+/** Each topic's retention as the transport reports it; the topics it could not report, with why. */
+async function reportedRetention(
+  transport: Transport,
+  topics: readonly string[],
+): Promise<{ retentionMs: Record<string, number>; unreported: Array<{ topic: string; error: unknown }> }> {
+  const retentionMs: Record<string, number> = {};
+  const unreported: Array<{ topic: string; error: unknown }> = [];
+  for (const topic of topics) {
+    if (transport.retentionMs === undefined) {
+      unreported.push({ topic, error: undefined });
+      continue;
+    }
+    try {
+      retentionMs[topic] = await transport.retentionMs(topic);
+    } catch (error) {
+      unreported.push({ topic, error });
+    }
+  }
+  return { retentionMs, unreported };
+}
+
+function kept(retention: number): string {
+  return retention === Infinity ? 'keeps records forever (no retention)' : `keeps records for ${retention} ms (${human(retention)})`;
+}
+
+function fix(topic: string, retention: number): string {
+  return retention === Infinity
+    ? `set inbox.dedupWindowMs to Infinity (or leave it unset), or give topic '${topic}' a retention`
+    : `raise inbox.dedupWindowMs to at least ${retention} (or leave it unset to follow the log), or lower the retention of topic '${topic}'`;
+}
+
+function list(topics: readonly string[]): string {
+  const shown = topics.slice(0, 5).map((topic) => `'${topic}'`).join(', ');
+  return topics.length > 5 ? `${shown} and ${topics.length - 5} more` : shown;
 }
 
 /** `90000` → `1.5 min`, for messages. */

@@ -39,10 +39,11 @@ describe('the inbox dedup window against the log retention (real Postgres, real 
   });
 
   /** Starts an app whose log gives its topics `retentionMs`; returns the app or the start error. */
-  async function start(retentionMs: number | undefined, inbox: InboxOptions): Promise<ConcordatApp | ConcordatError> {
+  async function start(retentionMs: number | undefined, inbox: InboxOptions, adjust?: (transport: EmbeddedTransport) => void): Promise<ConcordatApp | ConcordatError> {
     const dir = await mkdtemp(join(tmpdir(), 'concordat-window-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const transport = new EmbeddedTransport({ dataDir: dir, log: retentionMs === undefined ? {} : { topicDefaults: { retentionMs } } });
+    adjust?.(transport);
     cleanups.push(() => transport.close());
     const app = ConcordatApp.create({ name: 'pay', services: [PaymentsService], database: db, transport, inbox, relay: false });
     try {
@@ -61,27 +62,75 @@ describe('the inbox dedup window against the log retention (real Postgres, real 
     expect((refused as ConcordatError).message).toBe(
       "inbox.dedupWindowMs is 86400000 ms (1 d) but the log keeps records for 604800000 ms (7 d) for topic 'payments.requested': " +
         'a record redelivered after its inbox row is deleted would be processed twice. To fix it, raise inbox.dedupWindowMs to at least 604800000 ' +
-        "(or leave it unset to follow the log), or lower the retention of topic 'payments.requested'.",
+        "(or leave it unset to follow the log), or lower the retention of topic 'payments.requested'; " +
+        'or, to accept duplicates after a reset or rewind past the window, set inbox.allowShorterThanLogRetention: true.',
     );
+    expect((refused as ConcordatError).context).toEqual({ option: 'inbox.dedupWindowMs', windowMs: DAY, topic: 'payments.requested', retentionMs: 7 * DAY });
   });
 
   it('refuses a finite window when the log keeps records forever', async () => {
     const refused = await start(-1, { dedupWindowMs: 30 * DAY });
     expect((refused as ConcordatError).message).toBe(
       "inbox.dedupWindowMs is 2592000000 ms (30 d) but the log keeps records forever (no retention) for topic 'payments.requested': " +
-        "a record redelivered after its inbox row is deleted would be processed twice. To fix it, set inbox.dedupWindowMs to Infinity (or leave it unset), or give topic 'payments.requested' a retention.",
+        "a record redelivered after its inbox row is deleted would be processed twice. To fix it, set inbox.dedupWindowMs to Infinity (or leave it unset), or give topic 'payments.requested' a retention; " +
+        'or, to accept duplicates after a reset or rewind past the window, set inbox.allowShorterThanLogRetention: true.',
     );
   });
 
   it('starts with a window at least the retention; unset, the window follows the log', async () => {
     const equal = (await start(3 * DAY, { dedupWindowMs: 3 * DAY })) as ConcordatApp;
-    expect(equal.dedupWindow).toEqual({ windowMs: 3 * DAY, retentionMs: { 'payments.requested': 3 * DAY }, derived: false });
+    expect(equal.dedupWindow).toEqual({ windowMs: 3 * DAY, retentionMs: { 'payments.requested': 3 * DAY }, derived: false, warnings: [] });
     await equal.stop();
     const followed = (await start(undefined, {})) as ConcordatApp;
-    expect(followed.dedupWindow).toEqual({ windowMs: 7 * DAY, retentionMs: { 'payments.requested': 7 * DAY }, derived: true });
+    expect(followed.dedupWindow).toEqual({ windowMs: 7 * DAY, retentionMs: { 'payments.requested': 7 * DAY }, derived: true, warnings: [] });
     await followed.stop();
     const forever = (await start(-1, {})) as ConcordatApp;
-    expect(forever.dedupWindow).toEqual({ windowMs: Infinity, retentionMs: { 'payments.requested': Infinity }, derived: true });
+    expect(forever.dedupWindow).toEqual({ windowMs: Infinity, retentionMs: { 'payments.requested': Infinity }, derived: true, warnings: [] });
+  });
+
+  it('with inbox.allowShorterThanLogRetention, a window shorter than the retention starts, with a warning naming both', async () => {
+    const app = (await start(7 * DAY, { dedupWindowMs: DAY, allowShorterThanLogRetention: true })) as ConcordatApp;
+    expect(app).toBeInstanceOf(ConcordatApp);
+    expect(app.dedupWindow).toEqual({
+      windowMs: DAY,
+      retentionMs: { 'payments.requested': 7 * DAY },
+      derived: false,
+      warnings: [
+        "inbox.dedupWindowMs is 86400000 ms (1 d) but the log keeps records for 604800000 ms (7 d) for topic 'payments.requested', " +
+          'accepted because inbox.allowShorterThanLogRetention is set: a record redelivered after its inbox row is deleted ' +
+          '(a consumer group reset or rewound past the window) will be processed twice',
+      ],
+    });
+  });
+
+  it('a transport that cannot report retention (no retentionMs, or asking fails): a warning, and start-up goes on', async () => {
+    const refusing = (await start(3 * DAY, { dedupWindowMs: DAY }, (transport) => {
+      transport.retentionMs = async () => {
+        throw new ConcordatError('the brokers do not serve DescribeConfigs', { code: ErrorCode.UNSUPPORTED_VERSION });
+      };
+    })) as ConcordatApp;
+    expect(refusing.dedupWindow).toEqual({
+      windowMs: DAY,
+      retentionMs: {},
+      derived: false,
+      warnings: [
+        "the retention of 'payments.requested' could not be read (ConcordatError: the brokers do not serve DescribeConfigs), " +
+          'so inbox.dedupWindowMs (86400000 ms, 1 d) cannot be checked against it; make sure it is at least the retention of every consumed topic',
+      ],
+    });
+    await refusing.stop();
+    const silent = (await start(3 * DAY, {}, (transport) => {
+      Object.defineProperty(transport, 'retentionMs', { value: undefined });
+    })) as ConcordatApp;
+    expect(silent.dedupWindow).toEqual({
+      windowMs: 7 * DAY,
+      retentionMs: {},
+      derived: true,
+      warnings: [
+        'the embedded transport does not report topic retention, so inbox.dedupWindowMs (604800000 ms, 7 d) cannot be checked against it; ' +
+          'make sure it is at least the retention of every consumed topic',
+      ],
+    });
   });
 
   it('rejects a bad option at create, naming it', () => {

@@ -88,7 +88,7 @@ describe('KafkaTransport.retentionMs', () => {
       code: 'DEDUP_WINDOW_TOO_SHORT',
       context: { option: 'inbox.dedupWindowMs', windowMs: 60_000, topic, retentionMs: 120_000 },
     });
-    expect(await resolveDedupWindow(t, [topic], compileInboxOptions({}))).toEqual({ windowMs: 120_000, retentionMs: { [topic]: 120_000 }, derived: true });
+    expect(await resolveDedupWindow(t, [topic], compileInboxOptions({}))).toEqual({ windowMs: 120_000, retentionMs: { [topic]: 120_000 }, derived: true, warnings: [] });
   });
 });
 
