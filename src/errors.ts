@@ -75,6 +75,8 @@ export const ErrorCode = {
   HANDLER_FAILED: 'HANDLER_FAILED',
   RETRIES_EXHAUSTED: 'RETRIES_EXHAUSTED',
   DEDUP_WINDOW_TOO_SHORT: 'DEDUP_WINDOW_TOO_SHORT',
+  /** A dead letter to replay failed longer ago than its consumer group's inbox dedup window (replay it with force). */
+  DEAD_LETTER_TOO_OLD: 'DEAD_LETTER_TOO_OLD',
   APP_STATE_INVALID: 'APP_STATE_INVALID',
 
   // global transactions

@@ -1,4 +1,7 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import { DEDUP_WINDOW_MS_FALLBACK } from '../config/index.js';
+import { ConcordatError, ErrorCode } from '../errors.js';
+import { human } from './window.js';
 
 /**
  * The dead-letter store: `concordat.dead_letter` keeps every message a
@@ -108,24 +111,81 @@ export async function listDeadLetters(dataSource: DataSource, filter: DeadLetter
   return rows.map(fromRow);
 }
 
+/** How {@link markDeadLettersReplayed} treats old dead letters. */
+export interface ReplayOptions {
+  /**
+   * Replay dead letters that failed longer ago than their consumer group's
+   * inbox dedup window too (`concordat dlq replay --force`). @default false
+   */
+  force?: boolean;
+}
+
 /**
  * Marks the pending dead letters matching `filter` as replayed, in the
  * caller's transaction, and returns them. Concurrent callers each get a
  * disjoint set: a row already marked is skipped (its lock is waited for,
  * then its `replayed_at` seen), so a dead letter is replayed once.
+ *
+ * Refuses, unless `options.force`, when one of them failed longer ago than
+ * the inbox dedup window of its consumer group (as the group's app recorded
+ * it in `concordat.inbox_window` at its last start; 7 days when none did):
+ * by then the inbox may have forgotten the message ID, so a message that
+ * was processed after it was dead-lettered (redelivered by a rewind,
+ * replayed before) would be processed a second time.
+ *
+ * @throws ConcordatError DEAD_LETTER_TOO_OLD listing those dead letters, their age and window;
+ *   nothing is marked then.
  */
-export async function markDeadLettersReplayed(manager: EntityManager, filter: DeadLetterFilter): Promise<DeadLetter[]> {
+export async function markDeadLettersReplayed(manager: EntityManager, filter: DeadLetterFilter, options: ReplayOptions = {}): Promise<DeadLetter[]> {
   const { where, parameters } = whereOf({ ...filter, includeReplayed: false });
-  const rows: DeadLetterRow[] = await manager.query(
-    `WITH replayed AS (
-       UPDATE concordat.dead_letter SET replayed_at = clock_timestamp()
-        WHERE id IN (SELECT id FROM concordat.dead_letter ${where} ORDER BY id LIMIT $${parameters.length + 1})
-          AND replayed_at IS NULL
-        RETURNING *)
-     SELECT * FROM replayed`,
+  // Locked first: a concurrent replayer waits here, then finds them replayed (READ COMMITTED rechecks the WHERE).
+  const candidates: CandidateRow[] = await manager.query(
+    `SELECT d.id, d.consumer, d.message_id,
+            (extract(epoch FROM clock_timestamp() - d.failed_at) * 1000)::double precision AS age_ms,
+            w.window_ms
+       FROM (SELECT id, consumer, message_id, failed_at FROM concordat.dead_letter ${where}
+              ORDER BY id LIMIT $${parameters.length + 1} FOR UPDATE) AS d
+       LEFT JOIN concordat.inbox_window w ON w.consumer = d.consumer
+      ORDER BY d.id`,
     [...parameters, filter.limit ?? 1000],
   );
+  const tooOld = candidates.filter((row) => row.age_ms > (row.window_ms ?? DEDUP_WINDOW_MS_FALLBACK));
+  if (tooOld.length > 0 && options.force !== true) throw deadLettersTooOld(tooOld);
+  if (candidates.length === 0) return [];
+  // In a CTE: TypeORM returns [rows, count] for a bare UPDATE, plain rows for a SELECT.
+  const rows: DeadLetterRow[] = await manager.query(
+    `WITH replayed AS (
+       UPDATE concordat.dead_letter SET replayed_at = clock_timestamp() WHERE id = ANY($1::bigint[]) RETURNING *)
+     SELECT * FROM replayed`,
+    [candidates.map((row) => row.id)],
+  );
   return rows.map(fromRow).sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
+}
+
+interface CandidateRow {
+  id: string;
+  consumer: string;
+  message_id: string;
+  age_ms: number;
+  /** Null when the group's app never recorded its window. */
+  window_ms: number | null;
+}
+
+/** Dead letters named in the message at most; the count says how many more. */
+const TOO_OLD_LISTED_MAX = 10;
+
+function deadLettersTooOld(rows: readonly CandidateRow[]): ConcordatError {
+  const listed = rows.slice(0, TOO_OLD_LISTED_MAX).map((row) => {
+    const window = row.window_ms === null ? `window ${human(DEDUP_WINDOW_MS_FALLBACK)} assumed, none recorded` : `window ${human(row.window_ms)}`;
+    return `${row.id} (consumer '${row.consumer}', message ${row.message_id}, failed ${human(row.age_ms)} ago, ${window})`;
+  });
+  const more = rows.length > TOO_OLD_LISTED_MAX ? ` and ${rows.length - TOO_OLD_LISTED_MAX} more` : '';
+  return new ConcordatError(
+    `not replayed: ${rows.length} dead letter(s) failed longer ago than the inbox dedup window of their consumer group: ${listed.join(', ')}${more}. ` +
+      'The inbox may have forgotten their message IDs, so a message processed since (redelivered, or replayed before) would be processed twice. ' +
+      'Check that it was not, then replay with --force.',
+    { code: ErrorCode.DEAD_LETTER_TOO_OLD, context: { ids: rows.map((row) => row.id) } },
+  );
 }
 
 function whereOf(filter: DeadLetterFilter): { where: string; parameters: unknown[] } {

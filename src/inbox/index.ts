@@ -3,9 +3,10 @@ export {
   listDeadLetters,
   markDeadLettersReplayed,
   recordDeadLetter,
+  type ReplayOptions,
   type DeadLetter,
   type DeadLetterFilter,
   type DeadLetterInput,
 } from './dead-letters.js';
 export { inboxInsertManySql, inboxInsertSql, isInInbox, recordInInbox } from './inbox.js';
-export { human, resolveDedupWindow, type DedupWindow } from './window.js';
+export { human, recordDedupWindow, resolveDedupWindow, type DedupWindow } from './window.js';

@@ -1,6 +1,7 @@
 import { DEDUP_WINDOW_MS_FALLBACK, type CompiledInboxOptions } from '../config/index.js';
 import { ConcordatError, describeError, ErrorCode } from '../errors.js';
 import { createLogger } from '../observability/index.js';
+import type { DataSource } from 'typeorm';
 import type { Transport } from '../transport/index.js';
 
 /** The dedup window the app runs with, and where it came from. */
@@ -83,6 +84,21 @@ export async function resolveDedupWindow(transport: Transport, topics: readonly 
     );
   }
   return { windowMs, retentionMs, derived: false, warnings };
+}
+
+/**
+ * Records the window `consumers` run with in `concordat.inbox_window`, where
+ * `concordat dlq replay` reads it (it runs without the app's options) to
+ * refuse replaying a dead letter older than its group's window.
+ */
+export async function recordDedupWindow(dataSource: DataSource, consumers: readonly string[], windowMs: number): Promise<void> {
+  if (consumers.length === 0) return;
+  await dataSource.query(
+    `INSERT INTO concordat.inbox_window (consumer, window_ms)
+     SELECT consumer, $2::double precision FROM unnest($1::text[]) AS consumer
+     ON CONFLICT (consumer) DO UPDATE SET window_ms = excluded.window_ms, recorded_at = now()`,
+    [[...new Set(consumers)].sort(), windowMs === Infinity ? 'Infinity' : windowMs],
+  );
 }
 
 /** Each topic's retention as the transport reports it; the topics it could not report, with why. */

@@ -5,7 +5,7 @@ import { compileOptions } from '../config/index.js';
 import { compileInboxOptions, type CompiledInboxOptions, type DatabaseOptions, type InboxOptions, type RelayOptions } from '../config/index.js';
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { createLogger, type Logger } from '../observability/index.js';
-import { InboxCleaner, resolveDedupWindow, type DedupWindow } from '../inbox/index.js';
+import { InboxCleaner, recordDedupWindow, resolveDedupWindow, type DedupWindow } from '../inbox/index.js';
 import { OutboxRelay } from '../outbox/index.js';
 import { openDatabase, type Database } from '../persistence/index.js';
 import { defaultTransport, type Delivery, type Subscription, type Transport } from '../transport/index.js';
@@ -226,9 +226,12 @@ export class ConcordatApp {
     const options = this.inboxOptions;
     const consumed = [...new Set(this.handlers.consumers.flatMap((consumer) => [...consumer.handlers.keys()]))];
     this.dedup = await resolveDedupWindow(transport, consumed, options);
+    const groups = this.handlers.consumers.map((consumer) => consumer.group);
+    // For `concordat dlq replay`, which runs without these options and refuses dead letters older than the window.
+    await recordDedupWindow(database.dataSource, groups, this.dedup.windowMs);
     this.inboxCleaner = new InboxCleaner(database.dataSource, {
       // Only this app's groups: other apps on the database clean their own rows, against their own windows.
-      consumers: this.handlers.consumers.map((consumer) => consumer.group),
+      consumers: groups,
       windowMs: this.dedup.windowMs,
       intervalMs: options.cleanupIntervalMs,
       batchRowsMax: options.cleanupBatchRowsMax,

@@ -2,7 +2,15 @@ import { performance } from 'node:perf_hooks';
 import { Counter, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
 import { ConcordatError, describeError, ErrorCode, isRetriable, RetriesExhaustedError } from '../errors.js';
-import { inboxInsertManySql, inboxInsertSql, markDeadLettersReplayed, recordDeadLetter, type DeadLetter, type DeadLetterFilter } from '../inbox/index.js';
+import {
+  inboxInsertManySql,
+  inboxInsertSql,
+  markDeadLettersReplayed,
+  recordDeadLetter,
+  type DeadLetter,
+  type DeadLetterFilter,
+  type ReplayOptions,
+} from '../inbox/index.js';
 import { envelopeFromDelivery, type Envelope } from '../messaging/index.js';
 import { createLogger, faultPoint, type Logger } from '../observability/index.js';
 import { registeredMetric, runOutboxTransaction, writeOutboxRecords, type OutboxRecord } from '../outbox/index.js';
@@ -37,6 +45,8 @@ export interface DispatchStats {
   batches: number;
   /** Batches that failed and whose messages were then handled one at a time. */
   batchFallbacks: number;
+  /** Replayed dead letters of another consumer group, skipped (see {@link REPLAY_FOR_HEADER}). */
+  replaysSkipped: number;
 }
 
 /** Options of a {@link Dispatcher}. */
@@ -92,6 +102,14 @@ export const DeadLetterHeader = {
 /** Header a replayed message carries: the dead letter it replays. */
 export const REPLAY_OF_HEADER = 'concordat_replay_of';
 
+/**
+ * Header a replayed message carries: the consumer group that dead-lettered
+ * it, the only one meant to handle it. A replay goes to the original topic,
+ * which every group of the topic reads; the others skip it (and commit its
+ * offset) without running a handler or writing their inbox.
+ */
+export const REPLAY_FOR_HEADER = 'concordat_replay_for';
+
 /** Backoff while the database is unreachable: first and longest delay, in ms. */
 const DATABASE_WAIT_MS = { first: 100, max: 5000 } as const;
 
@@ -115,6 +133,12 @@ const DATABASE_WAIT_MS = { first: 100, max: 5000 } as const;
  * 4. after the last attempt, record the message in `concordat.dead_letter`
  *    and send it to `<topic>.dlq` through the outbox, in one transaction,
  *    with the error in its headers, and return: the partition moves on.
+ *
+ * A replayed dead letter meant for another consumer group
+ * ({@link REPLAY_FOR_HEADER}) is skipped before any of this: no handler, no
+ * inbox row (that group's inbox must not learn the message ID: a dead letter
+ * of its own for the same message, replayed later, would be taken for a
+ * duplicate), its offset committed.
  *
  * `dispatch` resolves when the record is done (processed, skipped or
  * dead-lettered), after which the transport commits its offset. It rejects
@@ -141,7 +165,7 @@ const DATABASE_WAIT_MS = { first: 100, max: 5000 } as const;
  * `dispatchBatch` resolved.
  */
 export class Dispatcher {
-  readonly stats: DispatchStats = { processed: 0, duplicates: 0, retries: 0, deadLettered: 0, databaseWaits: 0, batches: 0, batchFallbacks: 0 };
+  readonly stats: DispatchStats = { processed: 0, duplicates: 0, retries: 0, deadLettered: 0, databaseWaits: 0, batches: 0, batchFallbacks: 0, replaysSkipped: 0 };
   /** Most messages in one transaction (see {@link DispatcherOptions}). */
   readonly batchRecordsMax: number;
   private readonly log: Logger;
@@ -161,7 +185,7 @@ export class Dispatcher {
     this.messages = registeredMetric(registry, 'concordat_messages_total', () =>
       new Counter({
         name: 'concordat_messages_total',
-        help: 'Delivered messages by outcome: processed, duplicate (skipped by the inbox), retried (a failed attempt), dead_lettered',
+        help: 'Delivered messages by outcome: processed, duplicate (skipped by the inbox), retried (a failed attempt), dead_lettered, replay_skipped (a replayed dead letter of another group)',
         labelNames: ['group', 'outcome'],
         registers: [registry],
       }),
@@ -192,7 +216,8 @@ export class Dispatcher {
    * (processed, skipped or dead-lettered); rejects only when the app is
    * stopping, and the transport then delivers the batch again.
    */
-  async dispatchBatch(deliveries: readonly Delivery[]): Promise<void> {
+  async dispatchBatch(all: readonly Delivery[]): Promise<void> {
+    const deliveries = all.filter((delivery) => !this.skipsForeignReplay(delivery));
     if (deliveries.length === 0) return;
     const topic = deliveries[0]!.topic;
     if (deliveries.length === 1 || deliveries.some((delivery) => delivery.topic !== topic)) return this.dispatchEach(deliveries);
@@ -327,6 +352,7 @@ export class Dispatcher {
   }
 
   async dispatch(delivery: Delivery): Promise<void> {
+    if (this.skipsForeignReplay(delivery)) return;
     const handler = this.handlerFor(delivery.topic);
     let envelope: Envelope;
     try {
@@ -336,6 +362,19 @@ export class Dispatcher {
       return;
     }
     await this.attempts(handler, envelope, delivery);
+  }
+
+  /** Whether `delivery` is a replayed dead letter of another group: if so it is counted and skipped. */
+  private skipsForeignReplay(delivery: Delivery): boolean {
+    const replayFor = delivery.headers[REPLAY_FOR_HEADER];
+    if (replayFor === undefined || replayFor.toString('utf8') === this.consumer.group) return false;
+    this.stats.replaysSkipped++;
+    this.messages.inc({ group: this.consumer.group, outcome: 'replay_skipped' });
+    this.log.debug(
+      { topic: delivery.topic, partition: delivery.partition, offset: delivery.offset, replayFor: replayFor.toString('utf8') },
+      "a replayed dead letter of another consumer group: skipped",
+    );
+    return true;
   }
 
   /**
@@ -534,23 +573,28 @@ function deadLetterRecord(input: Parameters<typeof recordDeadLetter>[1], id: str
 /**
  * Replays dead letters through the normal path: each is published again to
  * its original topic through the outbox, with its original key, headers
- * (message ID included) and bytes, plus `concordat_replay_of: <id>`, and
- * marked replayed in the same transaction. So a dead letter is replayed
- * exactly once even by concurrent callers, and its consumer processes it once
- * (the inbox knows the message ID from then on); other consumer groups of
- * the topic that processed it already skip it within their dedup window.
+ * (message ID included) and bytes, plus `concordat_replay_of: <id>` and
+ * `concordat_replay_for: <consumer group>`, and marked replayed in the same
+ * transaction. So a dead letter is replayed exactly once even by concurrent
+ * callers, and its consumer group processes it once (the inbox knows the
+ * message ID from then on); the other consumer groups of the topic skip it
+ * whatever their inbox remembers ({@link REPLAY_FOR_HEADER}).
+ *
+ * A dead letter that failed longer ago than its group's inbox dedup window
+ * is refused unless `options.force` (see `markDeadLettersReplayed`).
  *
  * @returns the dead letters replayed, oldest first.
+ * @throws ConcordatError DEAD_LETTER_TOO_OLD, nothing replayed
  */
-export async function replayDeadLetters(dataSource: DataSource, filter: DeadLetterFilter): Promise<DeadLetter[]> {
+export async function replayDeadLetters(dataSource: DataSource, filter: DeadLetterFilter, options: ReplayOptions = {}): Promise<DeadLetter[]> {
   return runOutboxTransaction(dataSource, async ({ manager }) => {
-    const replayed = await markDeadLettersReplayed(manager, filter);
+    const replayed = await markDeadLettersReplayed(manager, filter, options);
     const records: OutboxRecord[] = replayed.map((letter) => ({
       messageId: letter.messageId,
       topic: letter.topic,
       key: letter.key,
       payload: letter.payload,
-      headers: { ...letter.headers, [REPLAY_OF_HEADER]: letter.id },
+      headers: { ...letter.headers, [REPLAY_OF_HEADER]: letter.id, [REPLAY_FOR_HEADER]: letter.consumer },
     }));
     return { result: replayed, records };
   });

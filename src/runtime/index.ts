@@ -15,6 +15,7 @@ export {
   DISPATCH_BATCH_RECORDS_DEFAULT,
   DeadLetterHeader,
   Dispatcher,
+  REPLAY_FOR_HEADER,
   REPLAY_OF_HEADER,
   replayDeadLetters,
   type DispatchStats,

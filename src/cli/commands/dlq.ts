@@ -13,11 +13,14 @@ import { replayDeadLetters } from '../../runtime/index.js';
  *   (the original topic), `--all` to include replayed ones, `--limit`;
  * - `replay <id...>` or `replay --all [--consumer c] [--topic t]` — publishes
  *   each again to its original topic through the outbox (original key,
- *   headers, message ID and bytes, plus `concordat_replay_of`) and marks it
- *   replayed, in one transaction: each dead letter is replayed once, even by
- *   two operators at once; its consumer processes it once through the normal
- *   path (the inbox), and other groups that processed it already skip it.
- *   A running app's relay sends the messages.
+ *   headers, message ID and bytes, plus `concordat_replay_of` and
+ *   `concordat_replay_for: <consumer group>`) and marks it replayed, in one
+ *   transaction: each dead letter is replayed once, even by two operators at
+ *   once; the group that dead-lettered it processes it once through the
+ *   normal path (the inbox), and the other groups of the topic skip it.
+ *   Dead letters that failed longer ago than their group's inbox dedup window
+ *   are refused (nothing is replayed) unless `--force`: the inbox may have
+ *   forgotten their message IDs. A running app's relay sends the messages.
  *
  * Where: `--url postgres://...` (default `DATABASE_URL`), or the embedded
  * PostgreSQL of `--data <dir>` (default `./.concordat`, reused if a service
@@ -45,13 +48,23 @@ export function registerDlqCommand(program: Command): void {
       }),
     );
 
-  where(dlq.command('replay').description('publish dead letters again to their original topic, once').argument('[ids...]', 'dead-letter IDs (from dlq list)'))
+  where(
+    dlq
+      .command('replay')
+      .description('publish dead letters again to their original topic, once, for the consumer group that dead-lettered them')
+      .argument('[ids...]', 'dead-letter IDs (from dlq list)'),
+  )
     .option('--all', 'every pending dead letter (narrowed by --consumer and --topic)', false)
+    .option('--force', "also dead letters that failed longer ago than their consumer group's inbox dedup window", false)
     .action((ids: string[], flags: ReplayFlags) => {
       const problem = replaySelectionProblem(ids, flags.all);
       if (problem !== undefined) fail(problem);
       return withDatabase(flags, async (db) => {
-        const replayed = await replayDeadLetters(db.dataSource, { ...filterOf(flags), ...(ids.length > 0 && { ids }), limit: 100_000 });
+        const replayed = await replayDeadLetters(
+          db.dataSource,
+          { ...filterOf(flags), ...(ids.length > 0 && { ids }), limit: 100_000 },
+          { force: flags.force },
+        );
         const missing = ids.filter((id) => !replayed.some((letter) => letter.id === id));
         print(flags.json ? JSON.stringify(replayed.map(toJson), null, 2) : formatReplayed(replayed));
         if (missing.length > 0) throw new Error(`not replayed (already replayed, or no such dead letter): ${missing.join(', ')}`);
@@ -89,6 +102,7 @@ interface ListFlags extends WhereFlags {
 
 interface ReplayFlags extends WhereFlags {
   all: boolean;
+  force: boolean;
 }
 
 function filterOf(flags: WhereFlags): DeadLetterFilter {

@@ -2,6 +2,7 @@ import { ConcordatInitial1795200000000 } from './0001-initial.js';
 import { ConcordatOutboxInbox1795200000200 } from './0002-outbox-inbox.js';
 import { ConcordatGlobalTransactions1795200001000 } from './0010-global-transactions.js';
 import { ConcordatInboxConsumerProcessedAt1795200002000 } from './0020-inbox-consumer-processed-at.js';
+import { ConcordatInboxWindow1795200002100 } from './0021-inbox-window.js';
 
 /** Concordat's migrations, oldest first. */
 export const concordatMigrations = [
@@ -9,4 +10,5 @@ export const concordatMigrations = [
   ConcordatOutboxInbox1795200000200,
   ConcordatGlobalTransactions1795200001000,
   ConcordatInboxConsumerProcessedAt1795200002000,
+  ConcordatInboxWindow1795200002100,
 ];

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nonRetriable } from '../../../src/errors.js';
-import { listDeadLetters } from '../../../src/inbox/index.js';
-import { ConcordatApp, DeadLetterHeader, OnMessage, REPLAY_OF_HEADER, replayDeadLetters, Service, type MessageContext } from '../../../src/runtime/index.js';
+import { listDeadLetters, type DeadLetter } from '../../../src/inbox/index.js';
+import { ConcordatApp, DeadLetterHeader, OnMessage, REPLAY_FOR_HEADER, REPLAY_OF_HEADER, replayDeadLetters, Service, type MessageContext } from '../../../src/runtime/index.js';
 import { until } from '../../../src/testing/index.js';
 import { EmbeddedTransport, type Delivery } from '../../../src/transport/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
@@ -46,6 +46,17 @@ class ShippingService {
   }
 }
 
+/** Another consumer group of the same topic, at-least-once (no inbox): it counts what it receives. */
+const audited = new Map<number, number>();
+
+@Service('audit')
+class AuditTrailService {
+  @OnMessage('orders.placed', { transactional: false })
+  async note(context: MessageContext<Order>): Promise<void> {
+    audited.set(context.data.n, (audited.get(context.data.n) ?? 0) + 1);
+  }
+}
+
 describe('dead letters: the partition moves on, the store keeps everything, concordat dlq replays once (real Postgres, real log)', () => {
   let testDb: TestDatabase;
   let dir: string;
@@ -57,7 +68,7 @@ describe('dead letters: the partition moves on, the store keeps everything, conc
     testDb = await createTestDatabase('dead_letters');
     dir = await mkdtemp(join(tmpdir(), 'concordat-dlq-'));
     transport = new EmbeddedTransport({ dataDir: dir });
-    app = ConcordatApp.create({ name: 'shop', services: [ShippingService], database: { url: testDb.url, poolSize: 4 }, transport, partitions: 1, relay: { pollIntervalMs: 100 } });
+    app = ConcordatApp.create({ name: 'shop', services: [ShippingService, AuditTrailService], database: { url: testDb.url, poolSize: 4 }, transport, partitions: 1, relay: { pollIntervalMs: 100 } });
     await app.start();
     await app.dataSource.query(`CREATE TABLE shipped (n int, at timestamptz DEFAULT clock_timestamp())`);
     await transport.subscribe({ groupId: 'dlq-reader', topics: ['orders.placed.dlq'], handler: async (delivery) => void dlqRecords.push(delivery) });
@@ -173,6 +184,11 @@ describe('dead letters: the partition moves on, the store keeps everything, conc
     expect(await listDeadLetters(app.dataSource)).toEqual([]);
     const history = await listDeadLetters(app.dataSource, { includeReplayed: true });
     expect(history.every((l) => l.replayedAt !== null)).toBe(true);
+    // The replays were for 'shipping' only: the audit group, which has no inbox to skip them, received each order once.
+    await until(async () => audited.size === 6, { message: 'the audit group saw all six' });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(Object.fromEntries(audited)).toEqual({ 1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1 });
+    expect(app.stats().audit!.replaysSkipped).toBe(3);
   });
 
   it('a replayed message that fails again is dead-lettered again, with the replay header', async () => {
@@ -185,5 +201,51 @@ describe('dead letters: the partition moves on, the store keeps everything, conc
     expect(again!.id).not.toBe(letter!.id);
     expect(again!.messageId).toBe('order-7');
     expect(again!.headers[REPLAY_OF_HEADER]).toBe(letter!.id);
+    expect(again!.headers[REPLAY_FOR_HEADER]).toBe('shipping');
+  });
+
+  it("dlq replay refuses a dead letter older than its group's inbox dedup window, unless --force", async () => {
+    healed = false;
+    await app.transaction(async (context) => void context.publish('orders.placed', { n: 8, kind: 'poison' }, { key: 'customer-3', id: 'order-8' }));
+    let letter: DeadLetter | undefined;
+    await until(async () => (letter = (await listDeadLetters(app.dataSource)).find((l) => l.messageId === 'order-8')) !== undefined, { message: 'order 8 dead-lettered' });
+    // The app recorded its groups' window (the embedded log keeps records 7 days, so the window is 7 days).
+    expect(await app.dataSource.query(`SELECT consumer, window_ms FROM concordat.inbox_window ORDER BY consumer`)).toEqual([
+      { consumer: 'audit', window_ms: 604_800_000 },
+      { consumer: 'shipping', window_ms: 604_800_000 },
+    ]);
+    await app.dataSource.query(`UPDATE concordat.dead_letter SET failed_at = now() - interval '8 days' WHERE id = $1`, [letter!.id]);
+    healed = true;
+    const refused = await concordat(['dlq', 'replay', letter!.id, '--url', testDb.url]);
+    expect(refused).toEqual({
+      code: 1,
+      stdout: '',
+      stderr:
+        `concordat: not replayed: 1 dead letter(s) failed longer ago than the inbox dedup window of their consumer group: ` +
+        `${letter!.id} (consumer 'shipping', message order-8, failed 8 d ago, window 7 d). The inbox may have forgotten their message IDs, ` +
+        'so a message processed since (redelivered, or replayed before) would be processed twice. Check that it was not, then replay with --force.\n',
+    });
+    expect((await listDeadLetters(app.dataSource)).map((l) => l.messageId)).toContain('order-8');
+    const forced = await concordat(['dlq', 'replay', letter!.id, '--force', '--url', testDb.url]);
+    expect(forced.code).toBe(0);
+    await until(async () => (await shipped()).includes(8), { message: 'the forced replay is shipped' });
+  });
+
+  it('a group whose app never recorded its window is held to 7 days, and the refusal replays nothing of the selection', async () => {
+    const [{ id: young }] = await app.dataSource.query(
+      `INSERT INTO concordat.dead_letter (consumer, message_id, handler, topic, partition, "offset", headers, error, error_code, attempts, failed_at)
+       VALUES ('ghost', 'g-young', 'Ghost.h', 'ghost.topic', 0, 1, '{}', 'e', 'Error', 1, now() - interval '6 days') RETURNING id`,
+    );
+    const [{ id: old }] = await app.dataSource.query(
+      `INSERT INTO concordat.dead_letter (consumer, message_id, handler, topic, partition, "offset", headers, error, error_code, attempts, failed_at)
+       VALUES ('ghost', 'g-old', 'Ghost.h', 'ghost.topic', 0, 2, '{}', 'e', 'Error', 1, now() - interval '9 days') RETURNING id`,
+    );
+    await expect(replayDeadLetters(app.dataSource, { consumer: 'ghost' })).rejects.toMatchObject({
+      code: 'DEAD_LETTER_TOO_OLD',
+      message: expect.stringContaining(`${old} (consumer 'ghost', message g-old, failed 9 d ago, window 7 d assumed, none recorded)`),
+      context: { ids: [String(old)] },
+    });
+    expect((await listDeadLetters(app.dataSource, { consumer: 'ghost' })).map((l) => l.id)).toEqual([String(young), String(old)]);
+    expect((await replayDeadLetters(app.dataSource, { ids: [String(young)] })).map((l) => l.id)).toEqual([String(young)]);
   });
 });

@@ -108,6 +108,7 @@ describe('dispatcher (real Postgres)', () => {
   });
 
   const count = async (sql: string): Promise<number> => Number((await db.dataSource.query(sql))[0].n);
+  const ledgerOf = async (): Promise<number[]> => (await db.dataSource.query(`SELECT n FROM ledger ORDER BY n`)).map((r: { n: number }) => r.n);
 
   it('a redelivered message has one effect, and publishes once', async () => {
     const delivery = deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 1 } });
@@ -338,6 +339,46 @@ describe('dispatcher (real Postgres)', () => {
       }
       expect(single.stats).toMatchObject({ processed: 1, retries: 0, deadLettered: 0, databaseWaits: 1 });
       expect(calls).toBe(2);
+    });
+  });
+
+  describe('a replayed dead letter (concordat dlq replay) is for the group that dead-lettered it', () => {
+    const replay = (n: number, group: string) => {
+      const delivery = deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n } });
+      delivery.headers.concordat_replay_of = Buffer.from('17');
+      delivery.headers.concordat_replay_for = Buffer.from(group);
+      return delivery;
+    };
+
+    it("another group skips it without running its handler or writing its inbox, so the group's own replay later still runs", async () => {
+      const foreign = replay(40, 'billing');
+      const before = { ...dispatcher.stats };
+      await dispatcher.dispatch(foreign);
+      expect(calls).toBe(0);
+      expect(await count(`SELECT count(*) AS n FROM concordat.inbox`)).toBe(0);
+      expect(dispatcher.stats.replaysSkipped - before.replaysSkipped).toBe(1);
+      // Its own replay of the same message ID is processed.
+      const own = replay(40, 'ledger');
+      own.headers.ce_id = foreign.headers.ce_id!;
+      await dispatcher.dispatch(own);
+      expect(calls).toBe(1);
+      expect(await ledgerOf()).toEqual([40]);
+    });
+
+    it('in a batch: the others are processed in order, the foreign replay skipped', async () => {
+      const batch = [deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 41 } }), replay(42, 'billing'), replay(43, 'ledger')];
+      const before = { ...dispatcher.stats };
+      await dispatcher.dispatchBatch(batch);
+      expect(await ledgerOf()).toEqual([41, 43]);
+      expect(dispatcher.stats.replaysSkipped - before.replaysSkipped).toBe(1);
+      expect(dispatcher.stats.processed - before.processed).toBe(2);
+    });
+
+    it('a foreign replay that is not even a CloudEvent is skipped, not dead-lettered by this group', async () => {
+      const foreign = replay(44, 'billing');
+      delete foreign.headers.ce_specversion;
+      await dispatcher.dispatch(foreign);
+      expect(await count(`SELECT count(*) AS n FROM concordat.dead_letter`)).toBe(0);
     });
   });
 
