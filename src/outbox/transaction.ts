@@ -1,6 +1,6 @@
 import type { PoolClient, QueryResult } from 'pg';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
-import { ConcordatError, ErrorCode } from '../errors.js';
+import { setTransactionState, transactionRolledBack } from '../persistence/transaction.js';
 import { outboxNotifierFor } from './notifier.js';
 import { outboxInsertSql, quoteLiteral, shardsOf, writeOutboxRecords, type OutboxRecord } from './writer.js';
 
@@ -25,12 +25,6 @@ export interface OutboxTransactionOptions {
    * inbox insert. It has no parameters: escape values with `escapeLiteral`.
    */
   prelude?: (escapeLiteral: (value: string) => string) => string;
-}
-
-/** TypeORM keeps the nesting depth in a protected field; savepoints depend on it. */
-interface QueryRunnerInternals {
-  transactionDepth: number;
-  isTransactionActive: boolean;
 }
 
 /**
@@ -86,7 +80,7 @@ export async function runOutboxTransaction<T>(
     }
     const committed = await commit(runner, client, end.records, escape);
     open = false;
-    if (!committed) throw rolledBack();
+    if (!committed) throw transactionRolledBack();
     return end.result;
   } catch (error) {
     if (open) await rollback(runner, client).catch(() => undefined);
@@ -124,16 +118,6 @@ async function commit(runner: QueryRunner, client: PoolClient, records: readonly
   return true;
 }
 
-function rolledBack(): ConcordatError {
-  return new ConcordatError(
-    'the transaction was rolled back, not committed: a statement inside it failed and the error was caught, ' +
-      'which leaves a PostgreSQL transaction aborted (COMMIT then answers ROLLBACK). Let the error propagate, ' +
-      'or run the statement that may fail in a savepoint (manager.transaction(...) inside the transaction) and catch its error there.',
-    // Retriable: what failed may have been transient (a lock timeout, a unique violation a retry does not meet).
-    { code: ErrorCode.TRANSACTION_ROLLED_BACK, retriable: true },
-  );
-}
-
 async function rollback(runner: QueryRunner, client: PoolClient): Promise<void> {
   await runner.broadcaster.broadcast('BeforeTransactionRollback');
   try {
@@ -144,8 +128,3 @@ async function rollback(runner: QueryRunner, client: PoolClient): Promise<void> 
   await runner.broadcaster.broadcast('AfterTransactionRollback');
 }
 
-function setTransactionState(runner: QueryRunner, active: boolean): void {
-  const internals = runner as unknown as QueryRunnerInternals;
-  internals.isTransactionActive = active;
-  internals.transactionDepth = active ? 1 : 0;
-}

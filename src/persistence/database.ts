@@ -7,6 +7,7 @@ import { createLogger } from '../observability/index.js';
 import { ensureDatabase, startEmbeddedPostgres, type RunningPostgres } from './embedded-postgres.js';
 import { concordatEntities } from './entities/index.js';
 import { concordatMigrations } from './migrations/index.js';
+import { runTransaction } from './transaction.js';
 
 /** An open connection pool to Concordat's Postgres, migrated. */
 export interface Database {
@@ -16,7 +17,10 @@ export interface Database {
   /** Set when this process started the embedded PostgreSQL. */
   readonly embedded: RunningPostgres | undefined;
   readonly options: CompiledDatabaseOptions;
-  /** Runs `work` in one transaction (READ COMMITTED). */
+  /**
+   * Runs `work` in one transaction (READ COMMITTED).
+   * @throws ConcordatError TRANSACTION_ROLLED_BACK when `work` caught a failed statement's error and PostgreSQL rolled back (see {@link runTransaction})
+   */
   transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T>;
   /** Closes the pool, then stops the embedded PostgreSQL if this process started it. */
   close(): Promise<void>;
@@ -82,7 +86,7 @@ export async function openDatabase(input: DatabaseOptions = {}): Promise<Databas
     url,
     embedded,
     options,
-    transaction: (work) => dataSource.transaction(work),
+    transaction: (work) => runTransaction(dataSource, work),
     close: async () => {
       if (closed) return;
       closed = true;

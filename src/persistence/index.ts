@@ -9,3 +9,4 @@ export {
   concordatEntities,
 } from './entities/index.js';
 export { concordatMigrations } from './migrations/index.js';
+export { runTransaction, setTransactionState, transactionRolledBack } from './transaction.js';

@@ -1,5 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { ConcordatError, ErrorCode } from '../../errors.js';
+import { runTransaction } from '../../persistence/transaction.js';
 import { TransactionContext } from '../../runtime/index.js';
 import { compileCoordinatorOptions, type CoordinatorOptions } from './coordinator.js';
 import { driveGlobalTx } from './driver.js';
@@ -127,7 +128,7 @@ export async function abortGlobalTx(dataSource: DataSource, id: string, reason: 
 async function operate(dataSource: DataSource, id: string, input: TxInput, options: CoordinatorOptions): Promise<Transition> {
   const compiled = compileCoordinatorOptions(options);
   const timing = { resendIntervalMs: compiled.resendIntervalMs, resendIntervalMaxMs: compiled.resendIntervalMaxMs, random: Math.random };
-  return dataSource.transaction(async (manager) => {
+  return runTransaction(dataSource, async (manager) => {
     const context = new TransactionContext(manager, 'concordat-operator');
     const step = await driveGlobalTx(context, id, input, timing);
     if (step === undefined) {

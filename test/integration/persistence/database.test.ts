@@ -54,4 +54,40 @@ describe('openDatabase', () => {
       await db.close();
     }
   });
+
+  it('transaction() throws TRANSACTION_ROLLED_BACK when the work caught a failed statement, and keeps nothing', async () => {
+    const db = await openDatabase({ url: testDb.url, poolSize: 2 });
+    try {
+      await db.dataSource.query('CREATE TABLE IF NOT EXISTS tx_check (id int PRIMARY KEY)');
+      await expect(
+        db.transaction(async (manager) => {
+          await manager.query('INSERT INTO tx_check VALUES (1)');
+          await manager.query('SELECT 1/0').catch(() => undefined); // swallowed: the transaction is now aborted
+          return 'done';
+        }),
+      ).rejects.toMatchObject({ code: 'TRANSACTION_ROLLED_BACK' });
+      expect(await db.dataSource.query('SELECT count(*)::int AS n FROM tx_check')).toEqual([{ n: 0 }]);
+
+      // A failure caught inside a savepoint leaves the transaction usable, and it commits.
+      await expect(
+        db.transaction(async (manager) => {
+          await manager.query('INSERT INTO tx_check VALUES (2)');
+          await manager.transaction((inner) => inner.query('SELECT 1/0')).catch(() => undefined);
+          return 'done';
+        }),
+      ).resolves.toBe('done');
+      expect(await db.dataSource.query('SELECT id FROM tx_check')).toEqual([{ id: 2 }]);
+
+      // A thrown error rolls back and propagates unchanged.
+      await expect(
+        db.transaction(async (manager) => {
+          await manager.query('INSERT INTO tx_check VALUES (3)');
+          throw new Error('business rule');
+        }),
+      ).rejects.toThrow('business rule');
+      expect(await db.dataSource.query('SELECT id FROM tx_check')).toEqual([{ id: 2 }]);
+    } finally {
+      await db.close();
+    }
+  });
 });
