@@ -123,7 +123,7 @@ function describe(
     serviceClass,
     serviceName,
     topic: handler.topic,
-    group: handler.options.group ?? serviceGroup,
+    group: (handler.options.group ?? serviceGroup) + (handler.groupSuffix ?? ''),
     methodName: handler.methodName,
     label,
     transactional: handler.options.transactional ?? true,

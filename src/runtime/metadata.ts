@@ -57,6 +57,17 @@ export interface HandlerMetadata {
    * hook: the dispatcher runs a batch of them in one transaction itself.
    */
   invokeBatch?(instance: object, contexts: MessageContext[]): Promise<void>;
+  /**
+   * Appended to the handler's consumer group (its own or the service's), so
+   * that it is consumed by a subscription of its own. For a handler whose
+   * messages must never wait behind another handler's slow ones: a Kafka
+   * client fetches all of one consumer's partitions together and fetches
+   * again only when the last batch was handled, so one handler blocked for
+   * seconds holds back every topic of its group (the 2PC participant's
+   * decisions use it: a prepare waiting for a row lock must not hold back
+   * the commit that releases the row).
+   */
+  groupSuffix?: string;
 }
 
 /** Appends a handler to the class's handler list. For decorator authors. */

@@ -43,7 +43,8 @@ export interface XaParticipantOptions {
 /**
  * Declares a 2PC participant named `name` (at most 100 characters) on a
  * `@Service` class. The coordinator sends prepares on `concordat.xa.<name>`
- * and decisions on `concordat.xa-decisions.<name>`: prepare runs the
+ * and decisions on `concordat.xa-decisions.<name>`, the decisions consumed
+ * by a consumer group of their own (`<group>.xa-decisions`): prepare runs the
  * `@Prepare` method in a transaction
  * of its own connection and ends it with `PREPARE TRANSACTION`; commit and
  * rollback run `COMMIT PREPARED` / `ROLLBACK PREPARED`, idempotently (see
@@ -59,6 +60,9 @@ export interface XaParticipantOptions {
  * It must do all its work through the context's `manager` (see
  * {@link Prepare}).
  */
+/** Suffix of the consumer group that takes a 2PC participant's decisions (commit / rollback). */
+export const XA_DECISIONS_GROUP_SUFFIX = '.xa-decisions';
+
 export function XaParticipant(name: string, options: XaParticipantOptions = {}): ClassDecorator {
   const { lockTimeoutMs } = compileOptions(optionsSchema, { lockTimeoutMs: options.lockTimeoutMs }, `xaParticipant(${name})`);
   return (target) => {
@@ -74,7 +78,15 @@ export function XaParticipant(name: string, options: XaParticipantOptions = {}):
     };
     // Prepares and decisions on topics of their own (see ModeActions.decisionTopicPrefix).
     defineMessageHandler(target, { ...handler, topic: commandTopic(TxMode.TWO_PHASE, name, BranchAction.PREPARE) });
-    defineMessageHandler(target, { ...handler, methodName: `xa(${name}).decision`, topic: commandTopic(TxMode.TWO_PHASE, name, BranchAction.COMMIT) });
+    // Decisions in a consumer group of their own: with one group, a Kafka client's fetch of the
+    // decisions waits until a prepare blocked on a row lock gives up, and the commit that would
+    // release that row is in the decisions: a deadlock only lockTimeoutMs breaks.
+    defineMessageHandler(target, {
+      ...handler,
+      methodName: `xa(${name}).decision`,
+      topic: commandTopic(TxMode.TWO_PHASE, name, BranchAction.COMMIT),
+      groupSuffix: XA_DECISIONS_GROUP_SUFFIX,
+    });
     defineStartHook(target, async (_instance, app) => {
       await assertPreparedTransactionsEnabled(app.dataSource);
       await recoverPrepared(app, name);

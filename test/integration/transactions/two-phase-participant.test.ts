@@ -77,8 +77,9 @@ class Ledger {
 describe('2PC participant on PREPARE TRANSACTION (real Postgres)', () => {
   let testDb: TestDatabase;
   let db: Database;
-  let dispatcher: Dispatcher;
-  let careless: Dispatcher;
+  type Router = Pick<Dispatcher, 'dispatch'>;
+  let dispatcher: Router;
+  let careless: Router;
 
   beforeAll(async () => {
     testDb = await createTestDatabase('xa_participant');
@@ -86,9 +87,9 @@ describe('2PC participant on PREPARE TRANSACTION (real Postgres)', () => {
     await db.dataSource.query(`CREATE TABLE postings (global_tx_id uuid, cents int)`);
     await db.dataSource.query(`CREATE TABLE saved (id serial PRIMARY KEY, global_tx_id uuid, cents int)`);
     const instance = new Ledger();
-    dispatcher = new Dispatcher(exploreHandlers([Ledger]).consumers[0]!, { dataSource: db.dataSource, resolve: () => instance, signal: new AbortController().signal });
+    dispatcher = routerFor(Ledger, instance);
     const carelessInstance = new Careless();
-    careless = new Dispatcher(exploreHandlers([Careless]).consumers[0]!, { dataSource: db.dataSource, resolve: () => carelessInstance, signal: new AbortController().signal });
+    careless = routerFor(Careless, carelessInstance);
   });
   afterAll(async () => {
     // Nothing may be left prepared: it would hold locks and keep the database from being dropped.
@@ -103,6 +104,21 @@ describe('2PC participant on PREPARE TRANSACTION (real Postgres)', () => {
     called.length = 0;
   });
   afterEach(() => disarmFaults());
+
+  /** One dispatcher per consumer group of the class (prepares and decisions have groups of their own), routed by topic. */
+  function routerFor(serviceClass: Function, instance: object): Router {
+    const dispatchers = exploreHandlers([serviceClass]).consumers.map((consumer) => ({
+      topics: new Set(consumer.handlers.keys()),
+      dispatcher: new Dispatcher(consumer, { dataSource: db.dataSource, resolve: () => instance, signal: new AbortController().signal }),
+    }));
+    return {
+      dispatch: (delivery) => {
+        const target = dispatchers.find((d) => d.topics.has(delivery.topic));
+        if (target === undefined) throw new Error(`no consumer group of ${serviceClass.name} handles ${delivery.topic}`);
+        return target.dispatcher.dispatch(delivery);
+      },
+    };
+  }
 
   async function prepared(): Promise<string[]> {
     const rows = await db.dataSource.query(`SELECT gid FROM pg_prepared_xacts WHERE database = current_database() ORDER BY gid`);
@@ -258,7 +274,7 @@ describe('2PC participant on PREPARE TRANSACTION (real Postgres)', () => {
         context.publish('somewhere', {});
       }
     }
-    const noisy = new Dispatcher(exploreHandlers([Noisy]).consumers[0]!, { dataSource: db.dataSource, resolve: () => new Noisy(), signal: new AbortController().signal });
+    const noisy = routerFor(Noisy, new Noisy());
     const command: BranchCommand = { globalTxId: tx, branchId: 1, participant: 'noisy.p', action: 'prepare', payload: null };
     await noisy.dispatch(deliveryOf(commandTopic('2PC', 'noisy.p'), { type: 'concordat.xa.prepare', source: 'c', data: command }));
     const [row] = await db.dataSource.query(`SELECT payload FROM concordat.outbox WHERE topic = $1 ORDER BY seq DESC LIMIT 1`, [REPLY_TOPIC]);
