@@ -94,8 +94,12 @@ function nodeCpuUs(): number {
 }
 
 /**
- * utime + stime of the postmaster in `dataDir` and its children, from
- * /proc (Linux; clock ticks of 10 ms, fine over runs of seconds). Measures
+ * utime + stime of the postmaster in `dataDir` and its live children, plus
+ * the postmaster's cutime + cstime (children that ended: backends of closed
+ * connections), from /proc (proc(5); Linux; clock ticks of 10 ms, fine over
+ * runs of seconds). A child that ends between reading its own line and the
+ * postmaster's may be counted twice or not at all: one backend's time, noise
+ * next to a run's total. Measures
  * what the benchmark costs the database whatever else runs on the machine,
  * which wall-clock ratios on a shared 2-core VM do not.
  */
@@ -112,8 +116,13 @@ export function clusterCpuUs(dataDir: string): number | undefined {
         continue;
       }
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(entry) !== postmaster && Number(fields[1]) !== postmaster) continue;
-      ticks += Number(fields[11]) + Number(fields[12]);
+      if (Number(entry) === postmaster) {
+        // Its own time, and (cutime, cstime) that of the children it has reaped: without those a
+        // backend that exits between two samples takes its CPU with it, and a difference can go negative.
+        ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+      } else if (Number(fields[1]) === postmaster) {
+        ticks += Number(fields[11]) + Number(fields[12]);
+      }
     }
     return ticks * 10_000;
   } catch {
