@@ -115,8 +115,10 @@ describe('limits on the wire', () => {
 
   it('running out of descriptors (openFilesMax / ulimit -n) is KAFKA_STORAGE_ERROR, retriable, and the broker goes on', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'concordat-emfile-'));
-    // A broker process that may open 128 files: Node and tsx take about 30, a partition's segment one more.
-    const child = spawn('sh', ['-c', `ulimit -n 128 && exec "${process.execPath}" --import tsx "${MAIN}" broker --data "${dir}" --port 0`], {
+    // A broker process that may open 256 files: Node and tsx take about 30 once loaded, a partition's segment
+    // one more; 128 was too few on a fresh clone, where tsx's first compile of every module opened more at once
+    // and an import failed with EMFILE (reported by Node as a package not found) before the broker listened.
+    const child = spawn('sh', ['-c', `ulimit -n 256 && exec "${process.execPath}" --import tsx "${MAIN}" broker --data "${dir}" --port 0`], {
       env: { ...process.env, CONCORDAT_LOG_LEVEL: 'silent' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });

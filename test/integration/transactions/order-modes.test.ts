@@ -111,10 +111,17 @@ describe.each([Mode.TCC, Mode.TWO_PHASE, Mode.SAGA])('the order example in %s mo
                 count(*) FILTER (WHERE reason LIKE '%insufficient funds%')::int AS funds
            FROM orders.orders`,
       );
-      // Both refusals happen in this slice of orders.csv, so every path of the mode ran.
-      expect(outcomes[0].confirmed, JSON.stringify(outcomes[0])).toBeGreaterThan(0);
-      expect(outcomes[0].stock, JSON.stringify(outcomes[0])).toBeGreaterThan(0);
-      expect(outcomes[0].funds, JSON.stringify(outcomes[0])).toBeGreaterThan(0);
+      // Both kinds of refusal happen in this slice of orders.csv, so every path of the mode ran. In 2PC
+      // both branches vote at once and the first no names the reason: the few orders short of stock in this
+      // slice may be refused for funds first, or time out on a lock, so only some refusal is certain there.
+      const outcome = JSON.stringify(outcomes[0]);
+      expect(outcomes[0].confirmed, outcome).toBeGreaterThan(0);
+      if (mode === Mode.TWO_PHASE) {
+        expect(outcomes[0].stock + outcomes[0].funds, outcome).toBeGreaterThan(0);
+      } else {
+        expect(outcomes[0].stock, outcome).toBeGreaterThan(0);
+        expect(outcomes[0].funds, outcome).toBeGreaterThan(0);
+      }
       expect(await db.dataSource.query(`SELECT gid FROM pg_prepared_xacts WHERE database = current_database()`)).toEqual([]);
     } finally {
       await app.stop();

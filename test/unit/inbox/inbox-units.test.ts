@@ -11,7 +11,7 @@ describe('inbox pieces without I/O', () => {
   });
 
   it('inbox options: defaults, Infinity, and messages naming the option', () => {
-    expect(compileInboxOptions()).toEqual({ cleanupIntervalMs: 60_000, cleanupBatchRowsMax: 5000, cleanupBatchesMax: 200 });
+    expect(compileInboxOptions()).toEqual({ cleanupIntervalMs: 60_000, cleanupBatchRowsMax: 5000, cleanupBatchesMax: 200, allowShorterThanLogRetention: false });
     expect(compileInboxOptions({ dedupWindowMs: Infinity }).dedupWindowMs).toBe(Infinity);
     expect(() => compileInboxOptions({ dedupWindowMs: 59_999 })).toThrow('invalid options: inbox.dedupWindowMs: Too small: expected number to be >=60000 (got 59999)');
     expect(() => compileInboxOptions({ cleanupIntervalMs: 1.5 } as never)).toThrow('invalid options: inbox.cleanupIntervalMs: Invalid input: expected int, received number (got 1.5)');
