@@ -1,3 +1,4 @@
+import './log-level.js';
 import 'reflect-metadata';
 import { randomInt } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';

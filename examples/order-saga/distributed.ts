@@ -86,7 +86,7 @@ export async function runDistributedDemo(options: DistributedDemoOptions): Promi
     });
     // Migrates the demo database once, before any unit connects to it.
     await app.start();
-    const env = { ...process.env, DATABASE_URL: database.url, KAFKA_BROKERS: brokers.join(','), ORDER_SAGA_PARTITIONS: String(options.partitions) };
+    const env = { ...process.env, ...childLogLevel(), DATABASE_URL: database.url, KAFKA_BROKERS: brokers.join(','), ORDER_SAGA_PARTITIONS: String(options.partitions) };
     await Promise.all(
       UNIT_NAMES.map((unit) =>
         supervisor.start({
@@ -121,7 +121,7 @@ async function startBroker(supervisor: Supervisor, options: DemoOptions, logDir:
     name: 'broker',
     command: process.execPath,
     args: args(0),
-    env: process.env,
+    env: { ...process.env, ...childLogLevel() },
     ready: BROKER_READY,
     logFile: join(logDir, 'broker.log'),
   });
@@ -143,4 +143,10 @@ async function countDeadLetters(brokers: string[]): Promise<number> {
   } finally {
     await admin.disconnect();
   }
+}
+
+/** The service processes log at the level the user asked for (see log-level.ts), to their log files. */
+function childLogLevel(): { CONCORDAT_LOG_LEVEL?: string } {
+  const level = process.env.ORDER_SAGA_CHILD_LOG_LEVEL;
+  return level === undefined ? {} : { CONCORDAT_LOG_LEVEL: level };
 }

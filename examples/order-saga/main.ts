@@ -1,3 +1,4 @@
+import './log-level.js';
 import 'reflect-metadata';
 import { Command, Option } from 'commander';
 import { dataFile, defaultDataDir, runDemo, type DemoOptions, type DemoResult, type Progress } from './demo.js';
