@@ -20,8 +20,9 @@ import {
   type RecordInput,
   type TopicPartitions,
 } from '../log/index.js';
-import { createLogger, type Logger } from '../observability/index.js';
+import { createLogger, faultPoint, type Logger } from '../observability/index.js';
 import {
+  CONSUMER_STALLED_FAILURES,
   OffsetReset,
   type Delivery,
   type OutgoingRecord,
@@ -57,6 +58,22 @@ import { chunkDelivery, type ChunkDelivery } from './delivery.js';
  * handler failure, and when it stops (revoke, close). It never commits past
  * a record whose handler has not resolved; a crash redelivers at most the
  * records of one read.
+ *
+ * Supervision: a worker whose loop fails outside a handler (fetching the
+ * committed offset, decoding a read, a commit, its bookkeeping) does not
+ * end, leaving the partition assigned but unconsumed. The failure is logged
+ * at error (group, topic, partition, offset, consecutive failures) and
+ * passed to the subscription's `onConsumerFailure`; after a backoff
+ * (`retryBackoffMs` doubling, capped at the lower of `retryBackoffMaxMs` and
+ * 30 s; a stop ends it at once) the loop starts again from the committed
+ * offset, so records handled since the last commit are delivered again and
+ * none is skipped. The count resets when a round (read, deliver, commit)
+ * completes, and restarts at 1 when the failure comes at another offset.
+ * From CONSUMER_STALLED_FAILURES consecutive failures at one offset (a batch
+ * that can never decode) the report says `stalled` and the log line
+ * "partition stalled"; retries go on at the capped backoff. The log closed
+ * or the partition deleted stop the worker instead, as they do on a read.
+ * The kafkajs transport reports a consumer it must replace the same way.
  */
 
 /** Consumer settings of {@link EmbeddedTransport}. */
@@ -155,6 +172,9 @@ const ASSIGNORS: Readonly<Record<'range' | 'roundrobin', PartitionAssignor>> = {
   range: new RangeAssignor(),
   roundrobin: new RoundRobinAssignor(),
 };
+
+/** Longest wait before a failed partition worker restarts, in ms (below `retryBackoffMaxMs` when that is lower). */
+const WORKER_RESTART_BACKOFF_MAX_MS = 30_000;
 
 /** Estimated bytes of a record in a batch beyond its key, value and headers. */
 const RECORD_OVERHEAD_BYTES = 24;
@@ -579,6 +599,9 @@ class PartitionWorker {
   private readonly abort = new AbortController();
   private running: Promise<void> | null = null;
   private readonly readBuffer: Buffer;
+  /** Consecutive failures of the loop at `failedAt` (the position when it failed), for the backoff and the stalled report. */
+  private failures = 0;
+  private failedAt = -1;
 
   constructor(
     private readonly log: LogManager,
@@ -594,9 +617,7 @@ class PartitionWorker {
   }
 
   start(): void {
-    this.running = this.run().catch((error: unknown) => {
-      this.logger.error({ topic: this.topic, partition: this.partition, err: error }, 'partition worker failed');
-    });
+    this.running = this.supervise();
   }
 
   /** Ends the long poll and any backoff, lets the handler in flight finish, commits. */
@@ -606,21 +627,80 @@ class PartitionWorker {
     await this.running;
   }
 
+  /**
+   * Runs the delivery loop until the worker stops. When the loop fails
+   * outside a handler (fetching the committed offset, decoding a read, a
+   * commit's or the delivery's bookkeeping), the partition must not silently
+   * stop being consumed: the failure is logged at error and reported, and
+   * after a backoff the loop starts again from the committed offset (records
+   * handled since the last commit are delivered again: at least once, nothing
+   * skipped). The log closed or the partition gone stop the worker, as they
+   * do on a read.
+   */
+  private async supervise(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.run();
+      } catch (error) {
+        if (this.stopped) {
+          this.logger.warn({ groupId: this.options.groupId, topic: this.topic, partition: this.partition, err: error }, 'partition worker failed while stopping');
+          break;
+        }
+        if (isGone(error)) {
+          this.stopped = true;
+          break;
+        }
+        await sleep(this.failed(error), this.abort.signal);
+      }
+    }
+    await this.commit();
+  }
+
+  /** Counts and reports a failure of the loop; returns how long to wait before restarting it, in ms. */
+  private failed(error: unknown): number {
+    const offset = this.position;
+    this.failures = offset === this.failedAt ? this.failures + 1 : 1;
+    this.failedAt = offset;
+    const failures = this.failures;
+    const stalled = failures >= CONSUMER_STALLED_FAILURES;
+    const cap = Math.min(this.settings.retryBackoffMaxMs, WORKER_RESTART_BACKOFF_MAX_MS);
+    const retryInMs = Math.min(cap, this.settings.retryBackoffMs * 2 ** Math.min(failures - 1, 20));
+    const { groupId } = this.options;
+    this.logger.error(
+      { groupId, topic: this.topic, partition: this.partition, offset, failures, stalled, retryInMs, err: error },
+      stalled
+        ? 'partition stalled: its worker keeps failing at the same offset; retrying from the committed offset'
+        : 'partition worker failed; restarting from the committed offset',
+    );
+    try {
+      this.options.onConsumerFailure?.({ groupId, topic: this.topic, partition: this.partition, offset, failures, stalled, retryInMs, error });
+    } catch (callbackError) {
+      this.logger.warn({ err: callbackError }, `onConsumerFailure threw: ${describeError(callbackError)}`);
+    }
+    return retryInMs;
+  }
+
+  /** The delivery loop, from the committed offset; returns when the worker stops. */
   private async run(): Promise<void> {
     this.position = await this.startPosition();
     this.committed = this.position;
     while (!this.stopped) {
       const records = await this.readOnce();
-      if (records === null) continue;
-      const { pending, end } = this.decode(records);
-      if (await this.deliverAll(pending)) this.position = Math.max(this.position, end);
-      await this.commit();
+      if (records !== null) {
+        await faultPoint('embedded.before-decode');
+        const { pending, end } = this.decode(records);
+        if (await this.deliverAll(pending)) this.position = Math.max(this.position, end);
+        await this.commit();
+      }
+      // A round completed: a later failure is a new one.
+      this.failures = 0;
+      this.failedAt = -1;
     }
-    await this.commit();
   }
 
   /** The committed offset, or the reset policy's offset when there is none. */
   private async startPosition(): Promise<number> {
+    await faultPoint('embedded.before-fetch-offset');
     const committed = await this.member.committedOffset(this.topic, this.partition);
     return committed >= 0 ? committed : this.resetPosition();
   }
@@ -646,7 +726,7 @@ class PartitionWorker {
         this.resetAfter(error);
         return null;
       }
-      if (error instanceof ConcordatError && (error.code === ErrorCode.LOG_CLOSED || error.code === ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)) {
+      if (isGone(error)) {
         this.stopped = true;
         return null;
       }
@@ -788,6 +868,11 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms);
     signal?.addEventListener('abort', done, { once: true });
   });
+}
+
+/** The log closed or the partition deleted: the worker has nothing left to consume. */
+function isGone(error: unknown): boolean {
+  return error instanceof ConcordatError && (error.code === ErrorCode.LOG_CLOSED || error.code === ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
 }
 
 function transportClosed(): ConcordatError {

@@ -1,4 +1,5 @@
 export type {
+  ConsumerFailureEvent,
   Delivery,
   DeliveryBatchHandler,
   DeliveryHandler,
@@ -9,7 +10,7 @@ export type {
   TopicSpec,
   Transport,
 } from './transport.js';
-export { BATCH_RECORDS, OffsetReset } from './transport.js';
+export { BATCH_RECORDS, CONSUMER_STALLED_FAILURES, OffsetReset } from './transport.js';
 export {
   EmbeddedTransport,
   type EmbeddedConsumerOptions,

@@ -21,6 +21,7 @@ import { ConcordatError, ErrorCode, describeError } from '../errors.js';
 import { murmur2 } from '../log/index.js';
 import { createLogger, type Logger } from '../observability/index.js';
 import {
+  CONSUMER_STALLED_FAILURES,
   OffsetReset,
   type Delivery,
   type OutgoingRecord,
@@ -82,7 +83,10 @@ import { chunkDelivery, type ChunkDelivery } from './delivery.js';
  *   the batch right after that handler, and kafkajs commits and rejoins;
  * - a consumer that crashes with an error kafkajs will not restart on (it
  *   restarts on retriable ones itself) is replaced by a new one after a
- *   backoff, for as long as the subscription is open.
+ *   backoff, for as long as the subscription is open; each such crash is
+ *   logged at error and reported to `onConsumerFailure` (`stalled` after
+ *   CONSUMER_STALLED_FAILURES crashes with no record handled in between),
+ *   as the embedded transport reports a failed partition worker.
  */
 export class KafkaTransport implements Transport {
   readonly kind = 'kafka' as const;
@@ -480,6 +484,8 @@ class KafkaSubscription implements Subscription {
   /** Pending resumes and restart backoffs: cleared (the backoffs woken) on close. */
   private readonly timers = new Map<NodeJS.Timeout, () => void>();
   private restarts = 0;
+  /** Fatal crashes since a record was last handled, for the onConsumerFailure report. */
+  private crashes = 0;
 
   constructor(
     private readonly kafka: Kafka,
@@ -539,7 +545,19 @@ class KafkaSubscription implements Subscription {
       this.firstJoin = null;
       return;
     }
-    this.logger.error({ groupId: this.groupId, err: describeError(error) }, 'consumer crashed; starting a new one');
+    this.crashes += 1;
+    const failures = this.crashes;
+    const stalled = failures >= CONSUMER_STALLED_FAILURES;
+    const retryInMs = backoffMs(this.settings, this.restarts + 1);
+    this.logger.error(
+      { groupId: this.groupId, failures, stalled, retryInMs, err: describeError(error) },
+      stalled ? 'consumer stalled: it keeps crashing without handling a record; starting a new one' : 'consumer crashed; starting a new one',
+    );
+    try {
+      this.options.onConsumerFailure?.({ groupId: this.groupId, failures, stalled, retryInMs, error });
+    } catch (callbackError) {
+      this.logger.warn({ err: describeError(callbackError) }, 'onConsumerFailure threw');
+    }
     void this.replace(consumer);
   }
 
@@ -575,6 +593,7 @@ class KafkaSubscription implements Subscription {
       }
       payload.resolveOffset(messages[messages.length - 1]!.offset);
       this.attempts.delete(partitionKey(chunk[0]!));
+      this.crashes = 0;
       if (outcome.rejoin !== undefined) throw outcome.rejoin;
       await this.heartbeat(payload.heartbeat);
     }

@@ -102,6 +102,41 @@ export interface SubscribeOptions {
   offsetReset?: OffsetReset;
   /** Called when the handler rejects, before the record is retried; for a batch, with its first record. */
   onHandlerError?: (error: unknown, delivery: Delivery) => void;
+  /**
+   * Called when the consumer itself failed (not a handler) and the transport
+   * will restart it after `retryInMs`; also logged at error level. A report
+   * with `stalled` means the same failure keeps coming back without
+   * progress: consumption of that partition (or subscription) is stuck until
+   * someone acts. Must not throw (what it throws is logged and ignored).
+   */
+  onConsumerFailure?: (event: ConsumerFailureEvent) => void;
+}
+
+/**
+ * Consecutive failures without progress after which a consumer failure is
+ * reported `stalled`.
+ */
+export const CONSUMER_STALLED_FAILURES = 5;
+
+/** A consumer failure the transport recovers from by restarting, after a backoff. */
+export interface ConsumerFailureEvent {
+  groupId: string;
+  /** The partition whose worker failed (embedded transport); absent when the whole consumer failed (kafkajs). */
+  topic?: string;
+  partition?: number;
+  /** The partition's position when it failed; delivery restarts from its committed offset. Absent for a whole consumer. */
+  offset?: number;
+  /**
+   * Consecutive failures, this one included (1 for the first): of the
+   * partition at the same offset (embedded), or of the consumer without a
+   * handled record in between (kafkajs).
+   */
+  failures: number;
+  /** `failures >= CONSUMER_STALLED_FAILURES`. */
+  stalled: boolean;
+  /** Wait before the restart, in ms. */
+  retryInMs: number;
+  error: unknown;
 }
 
 export interface Subscription {
