@@ -261,18 +261,48 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
 
   /**
    * A reply for a global transaction this database does not hold. A yes to
-   * phase one of TCC or 2PC means the branch holds something (a reservation,
-   * a prepared transaction and its locks) that nobody would ever release:
-   * presumed abort, the branch is told to roll back (see `presumeAbort`).
+   * phase one means the branch holds something that nobody would ever
+   * release — a TCC reservation, a 2PC prepared transaction and its locks, a
+   * saga step's effect: presumed abort, the branch is told to roll back
+   * (Cancel, rollback, the step's compensation; see `presumeAbort`).
+   *
+   * A saga step is compensated only when its ok says the step ran in that
+   * delivery (not `repeated`) and echoes the payload the compensation needs.
+   * Why not a repeated ok: saga participants are never told that their saga
+   * ended CONFIRMED (sagas have no commit action), so the fence of a step of
+   * a confirmed saga holds TRIED, the same as a step that nobody decided on.
+   * If that saga's history was cleaned up and the step is delivered again,
+   * the fence answers it as a duplicate (`repeated`), and a compensation sent
+   * for it would undo a confirmed step. A step that did run in the delivery
+   * inserted its fence row just then: either no saga this database held ever
+   * counted it, or its earlier run's fence row was cleaned up with its
+   * history, so it ran twice; either way undoing this run leaves the confirmed
+   * effect, if any, as it was. The compensation then finds that fence row
+   * TRIED and undoes it once (a redelivered step is refused after it).
+   * What this does not cover: the first (not repeated) ok of a confirmed
+   * saga's step redelivered to the coordinator itself after its inbox row
+   * and the saga's history were both deleted — the inbox window must exceed
+   * the log's redelivery horizon for that not to happen.
    */
   private onUnknown(context: MessageContext, reply: BranchReply): void {
     const about = { globalTxId: reply.globalTxId, branchId: reply.branchId, participant: reply.participant, action: reply.action, ok: reply.ok };
-    const mode = reply.action === BranchAction.PREPARE ? TxMode.TWO_PHASE : reply.action === BranchAction.TRY ? TxMode.TCC : undefined;
+    const mode =
+      reply.action === BranchAction.PREPARE
+        ? TxMode.TWO_PHASE
+        : reply.action === BranchAction.TRY
+          ? TxMode.TCC
+          : reply.action === BranchAction.EXECUTE && reply.repeated !== true && reply.payload !== undefined
+            ? TxMode.SAGA
+            : undefined;
     if (mode !== undefined && reply.ok && reply.participant !== undefined && UUID.test(reply.globalTxId) && Number.isSafeInteger(reply.branchId)) {
-      const payload = mode === TxMode.TCC ? (reply.payload ?? null) : null;
+      const payload = mode === TxMode.TWO_PHASE ? null : (reply.payload ?? null);
       presumeAbort(context, mode, { globalTxId: reply.globalTxId, branchId: reply.branchId, participant: reply.participant, payload });
-      const what = mode === TxMode.TCC ? 'a tried TCC branch of an unknown global transaction: presumed abort, Cancel sent' : 'a prepared branch of an unknown global transaction: presumed abort, rollback sent';
-      this.log.warn(about, what);
+      this.log.warn(about, PRESUMED_ABORT[mode]);
+      return;
+    }
+    if (reply.action === BranchAction.COMPENSATE && !reply.ok) {
+      // Nobody sends it again: the step's effect stays until an operator undoes it.
+      this.log.error({ ...about, error: reply.error }, 'the compensation of a step of an unknown saga failed; its effect stays, an operator must look');
       return;
     }
     this.log.warn(about, 'reply for an unknown global transaction; ignored');
@@ -298,6 +328,12 @@ defineMessageHandler(TransactionCoordinator, {
   invoke: (instance, context) => (instance as TransactionCoordinator).onReply(context as MessageContext<BranchReply>),
   invokeBatch: (instance, contexts) => (instance as TransactionCoordinator).onReplies(contexts as Array<MessageContext<BranchReply>>),
 });
+
+const PRESUMED_ABORT: Readonly<Record<TxMode, string>> = {
+  [TxMode.TCC]: 'a tried TCC branch of an unknown global transaction: presumed abort, Cancel sent',
+  [TxMode.TWO_PHASE]: 'a prepared branch of an unknown global transaction: presumed abort, rollback sent',
+  [TxMode.SAGA]: 'a saga step that ran for an unknown saga: presumed abort, its compensation sent',
+};
 
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 

@@ -104,19 +104,22 @@ function publishOutcome(context: TransactionContext, tx: GlobalTxRow): void {
  * here, or ended and forgotten by history cleanup) is told to roll back — a
  * 2PC branch its prepared transaction, which would otherwise hold its locks
  * for ever, a TCC branch its reservation (Cancel, with the payload the Try
- * echoed). The participant's fence makes that safe: a branch that committed
- * (or confirmed) long ago refuses the rollback instead of applying it, one
- * that never ran records an empty rollback, which also refuses a Try or
- * prepare that arrives later.
+ * echoed), a saga step its effect (the step's compensation, with the payload
+ * the step echoed; only for a step that ran in the delivery that replied,
+ * see `TransactionCoordinator.onUnknown`). The participant's fence makes that
+ * safe: a branch that committed (or confirmed) long ago refuses the rollback
+ * instead of applying it, one that never ran records an empty rollback,
+ * which also refuses a Try, prepare or step that arrives later.
  */
-export function presumeAbort(context: TransactionContext, mode: typeof TxMode.TCC | typeof TxMode.TWO_PHASE, branch: Omit<BranchCommand, 'action'>): void {
+export function presumeAbort(context: TransactionContext, mode: TxMode, branch: Omit<BranchCommand, 'action'>): void {
   const action = MODE_ACTIONS[mode].rollback;
   const command: BranchCommand = { ...branch, action };
   context.publish(commandTopic(mode, branch.participant, action), command, {
     key: branch.globalTxId,
     type: TxMessageType.COMMAND(mode, action),
     globalTxId: branch.globalTxId,
-    id: decisionMessageId(branch.globalTxId, branch.branchId, action),
+    // A saga compensation keeps a fresh ID, as every saga command does (see decisionMessageId).
+    ...(hasStableMessageId(mode, action) && { id: decisionMessageId(branch.globalTxId, branch.branchId, action) }),
   });
 }
 

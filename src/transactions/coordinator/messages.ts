@@ -107,12 +107,28 @@ export interface BranchReply {
   /** Phase one: what the participant returned (kept on the branch, for the outcome and operators). */
   result?: unknown;
   /**
-   * A TCC Try that voted yes: the command's payload, echoed, so that a
-   * coordinator that does not hold the global transaction can still send a
-   * Cancel that carries it, as every command of a branch does (`@Cancel`
-   * needs it to know what to release; see `presumeAbort`).
+   * A TCC Try that voted yes, or a saga step that succeeded: the command's
+   * payload, echoed, so that a coordinator that does not hold the global
+   * transaction can still send a Cancel (or the step's compensation) that
+   * carries it, as every command of a branch does (`@Cancel` and
+   * `@Compensate` need it to know what to undo; see `presumeAbort`).
    */
   payload?: unknown;
+  /**
+   * A saga step's ok that ran nothing: the step had already run (its fence
+   * row was there), and this repeats that earlier answer. A coordinator that
+   * does not hold the saga compensates only a step that ran in this very
+   * delivery (see `TransactionCoordinator.onUnknown`).
+   */
+  repeated?: boolean;
+  /**
+   * With `ok: false` in phase one: the branch did not prepare, but its work
+   * may have committed outside the global transaction (a 2PC `@Prepare` that
+   * ended the branch transaction itself: `PREPARE_WITHOUT_TRANSACTION`). The
+   * other branches are still rolled back, but this one FAILS and the global
+   * transaction ends FAILED, for an operator, instead of CANCELLED.
+   */
+  heuristic?: boolean;
 }
 
 /** Data of the message published on a global transaction's outcome topic when it ends. */

@@ -36,7 +36,9 @@ import { BranchState, GlobalTxState, TxEventKind, TxMode, type Decision } from '
  * the step never ran, and refuses the step if it arrives later). A refusal
  * marked not retriable, or a compensation that keeps failing past its
  * policy, fails the branch; the global transaction then ends FAILED, for an
- * operator (`concordat tx retry` reopens it).
+ * operator (`concordat tx retry` reopens it). So does a phase-one no marked
+ * heuristic (a 2PC branch that committed its own work instead of preparing
+ * it): the other branches are rolled back, and the end is FAILED.
  */
 
 export interface TxView {
@@ -236,6 +238,7 @@ function onVote(d: Draft, branch: BranchView, reply: BranchReply): void {
   if (branch.state !== BranchState.PENDING) return onRepeatedVote(d, branch, reply);
   d.event(TxEventKind.REPLIED, branch.branchId, null, describeReply(reply));
   const result = reply.result === undefined ? branch.result : reply.result;
+  if (!reply.ok && reply.heuristic === true && d.tx.mode !== TxMode.SAGA) return onHeuristicVote(d, branch, reply, result);
   if (d.tx.state !== GlobalTxState.TRYING) {
     // Decided already (deadline, abort): the rollback command went to this
     // branch with the decision. Record the vote; a saga keeps the step
@@ -253,6 +256,32 @@ function onVote(d: Draft, branch: BranchView, reply: BranchReply): void {
     d.setBranch(branch, { state: BranchState.TRY_FAILED, result, error });
     decide(d, GlobalTxState.CANCELLING, `${branch.participant} refused: ${error}`);
   }
+}
+
+/**
+ * A no vote marked heuristic: the branch prepared nothing, but work of its
+ * own may have committed outside the global transaction (a 2PC `@Prepare`
+ * that ended the branch transaction itself). Rolling the other branches back
+ * is still the decision (this branch cannot take part in a commit), but the
+ * transaction must not end CANCELLED as if nothing happened: the branch
+ * FAILS (no rollback is sent to it: there is nothing prepared, and its fence
+ * may hold the commit), and once the others acknowledge, the transaction
+ * ends FAILED with a reason naming the branch and its error, for an
+ * operator. Decided already (deadline, abort): the same, the rollback it was
+ * sent will find nothing to do.
+ */
+function onHeuristicVote(d: Draft, branch: BranchView, reply: BranchReply, result: unknown): void {
+  const error = reply.error ?? 'no reason given';
+  d.setBranch(branch, { state: BranchState.FAILED, result, error });
+  d.event(TxEventKind.BRANCH_FAILED, branch.branchId, BranchState.FAILED, error);
+  if (d.tx.state === GlobalTxState.TRYING) return decide(d, GlobalTxState.CANCELLING, heuristicReason(branch, error));
+  d.setTx({ reason: heuristicReason(branch, error) });
+  finishIfDone(d);
+}
+
+/** Reason of a global transaction one of whose branches voted no heuristically (see {@link onHeuristicVote}). */
+function heuristicReason(branch: Pick<BranchView, 'participant' | 'branchId'>, error: string): string {
+  return `${branch.participant} (branch ${branch.branchId}) voted no but may have committed work outside the global transaction: ${error}`;
 }
 
 /**
@@ -345,7 +374,7 @@ function decide(d: Draft, decision: Decision, reason: string | null): void {
   for (const b of d.branches) {
     if (decision === GlobalTxState.CONFIRMING) d.send(b, d.actions.commit!);
     else if (b.state === BranchState.TRY_FAILED) d.setBranch(b, { state: BranchState.CANCELLED });
-    else d.send(b, d.actions.rollback);
+    else if (b.state !== BranchState.FAILED) d.send(b, d.actions.rollback); // FAILED: a heuristic no vote, nothing to roll back
   }
   finishIfDone(d);
 }
@@ -369,6 +398,9 @@ function finishIfDone(d: Draft): void {
   if (d.branches.every((b) => b.state === done)) return end(d, done === BranchState.CONFIRMED ? GlobalTxState.CONFIRMED : GlobalTxState.CANCELLED, null);
   const failed = d.branches.filter((b) => b.state === BranchState.FAILED);
   if (failed.length > 0 && d.branches.every((b) => b.state === done || b.state === BranchState.FAILED)) {
+    // A branch that failed at its vote (heuristic) keeps the reason its vote gave the transaction.
+    const heuristic = failed.find((b) => d.tx.reason === heuristicReason(b, b.error ?? 'no reason given'));
+    if (heuristic !== undefined) return end(d, GlobalTxState.FAILED, d.tx.reason);
     const first = failed[0]!;
     const verb = done === BranchState.CONFIRMED ? d.actions.commit : d.actions.rollback;
     end(d, GlobalTxState.FAILED, `${first.participant} (branch ${first.branchId}) could not ${verb}: ${first.error ?? 'no reason given'}`);

@@ -6,8 +6,12 @@ export interface ReplyDetails {
   error?: string;
   retriable?: boolean;
   result?: unknown;
-  /** A TCC Try's yes: the command's payload, echoed (see {@link BranchReply.payload}). */
+  /** A TCC Try's yes, a saga step's ok: the command's payload, echoed (see {@link BranchReply.payload}). */
   payload?: unknown;
+  /** A saga step's ok that repeats an earlier run's (see {@link BranchReply.repeated}). */
+  repeated?: boolean;
+  /** A no vote whose branch may have committed outside the protocol (see {@link BranchReply.heuristic}). */
+  heuristic?: boolean;
 }
 
 /** Publishes a participant's reply to `command` through `context`'s outbox, keyed by the global transaction ID. */
@@ -22,6 +26,8 @@ export function reply(context: TransactionContext, command: BranchCommand, ok: b
     ...(details.retriable !== undefined && { retriable: details.retriable }),
     ...(details.result !== undefined && { result: details.result }),
     ...(details.payload !== undefined && { payload: details.payload }),
+    ...(details.repeated !== undefined && { repeated: details.repeated }),
+    ...(details.heuristic !== undefined && { heuristic: details.heuristic }),
   };
   context.publish(REPLY_TOPIC, data, { key: command.globalTxId, type: TxMessageType.REPLY, globalTxId: command.globalTxId });
 }

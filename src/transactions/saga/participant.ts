@@ -22,12 +22,27 @@ type ParticipantMethod = (context: SagaContext) => Promise<unknown> | unknown;
  *
  * | command    | fence before | does                                   | reply |
  * |------------|--------------|----------------------------------------|-------|
- * | execute    | none         | fence TRIED, run @Step                 | ok, or not ok (retriable as the error) with the step's writes and fence rolled back |
- * | execute    | TRIED        | nothing (duplicate)                    | ok    |
+ * | execute    | none         | fence TRIED, run @Step                 | ok with the payload echoed, or not ok (retriable as the error) with the step's writes and fence rolled back |
+ * | execute    | TRIED        | nothing (duplicate)                    | ok, repeated |
  * | execute    | CANCELLED    | nothing (compensated first: anti-hanging) | not ok, not retriable |
  * | compensate | none         | fence CANCELLED (empty compensation)   | ok    |
  * | compensate | TRIED        | run @Compensate, fence CANCELLED       | ok, or not ok (retriable as the error) with its writes rolled back |
  * | compensate | CANCELLED    | nothing (duplicate)                    | ok    |
+ *
+ * A step's ok that ran the step echoes the command's payload; one that
+ * found the step done already says `repeated`. A coordinator that does not
+ * hold the saga (its history was cleaned up, or it was never begun there)
+ * answers the first with the step's compensation (presumed abort), and only
+ * logs the second. That is what keeps presumed abort from undoing a step of a
+ * saga that ended CONFIRMED: a saga participant is never told of that end
+ * (sagas have no commit action), so its fence row still holds TRIED — exactly
+ * what a step nobody decided on holds — until cleanup deletes it; the fence
+ * cannot tell the two apart, but it does tell a step that runs now (row
+ * inserted by this delivery) from one that ran before (row there: a
+ * duplicate). A repeated ok is never compensated, so a confirmed step whose
+ * fence row is still there is never undone; one whose fence row was cleaned
+ * up runs again on redelivery (a second effect) and the compensation undoes
+ * that second run, through the row it inserted, leaving the confirmed one.
  *
  * Unlike TCC, a failing step or compensation is not retried here: the
  * coordinator owns the saga's retry policies (a step's, the compensations'),
@@ -67,12 +82,14 @@ async function execute(message: MessageContext, command: BranchCommand, key: Fen
     if (!claim.inserted && claim.state === FenceState.CANCELLED) {
       return reply(message, command, false, { error: 'STEP_AFTER_COMPENSATION: the step was compensated before it arrived', retriable: false });
     }
-    if (!claim.inserted) return reply(message, command, true);
+    // Ran before: this ok repeats that run's, and must not make a coordinator that lost the saga compensate it (below).
+    if (!claim.inserted) return reply(message, command, true, { repeated: true });
   }
   try {
     const result = await call('step');
     await faultPoint('saga.after-step');
-    reply(message, command, true, result === undefined ? {} : { result });
+    // The payload echoed: a coordinator that does not hold the saga compensates the step with it (presumed abort).
+    reply(message, command, true, { ...(result !== undefined && { result }), ...(command.payload !== undefined && { payload: command.payload }) });
   } catch (error) {
     await message.manager.query('ROLLBACK TO SAVEPOINT concordat_saga_step');
     reply(message, command, false, { error: describeError(error), retriable: isRetriable(error) });

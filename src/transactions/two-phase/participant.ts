@@ -35,7 +35,7 @@ import { gidFor, isPrepared } from './gid.js';
  *
  * | command  | finds                                 | does                                  | reply |
  * |----------|---------------------------------------|---------------------------------------|-------|
- * | prepare  | nothing                               | work, PREPARE TRANSACTION             | yes (no if @Prepare refused or ended its transaction; fence CANCELLED unless that committed it) |
+ * | prepare  | nothing                               | work, PREPARE TRANSACTION             | yes (no if @Prepare refused or ended its transaction, the latter marked heuristic; fence CANCELLED unless that committed it) |
  * | prepare  | gid prepared, or fence CONFIRMED      | nothing (duplicate, recovery)         | yes   |
  * | prepare  | fence CANCELLED                       | nothing (rolled back first)           | no    |
  * | commit   | gid prepared                          | COMMIT PREPARED                       | ok    |
@@ -199,8 +199,8 @@ async function prepare(
       const refusal = notPreparable(error, method);
       if (refusal === undefined) throw error;
       await client.query('ROLLBACK');
-      log.error({ participant: key.participant, globalTxId: key.globalTxId, branchId: key.branchId, method, err: describeError(error) }, `${refusal}; the branch votes no`);
-      return { ok: false, details: { error: refusal, retriable: false } };
+      log.error({ participant: key.participant, globalTxId: key.globalTxId, branchId: key.branchId, method, err: describeError(error) }, `${refusal.error}; the branch votes no`);
+      return { ok: false, details: { ...refusal, retriable: false } };
     }
     return undefined;
   });
@@ -234,16 +234,28 @@ function stillInTransactionSql(xid: string): string {
   );
 }
 
-/** Why the branch transaction cannot be prepared, when `error` (from the PREPARE round trip) says so; undefined for any other error. */
-function notPreparable(error: unknown, method: string): string | undefined {
+/**
+ * Why the branch transaction cannot be prepared, when `error` (from the
+ * PREPARE round trip) says so; undefined for any other error.
+ *
+ * `heuristic`: the transaction was ended by `@Prepare` itself, so what it
+ * wrote up to its COMMIT (or after a ROLLBACK, in autocommit) may be
+ * committed, outside the global transaction, and no rollback can undo it.
+ * The vote no says so, and the coordinator ends the global transaction
+ * FAILED instead of CANCELLED (an operator must look). An aborted
+ * transaction (`PREPARE_ABORTED`) committed nothing: a plain no.
+ */
+function notPreparable(error: unknown, method: string): { error: string; heuristic?: true } | undefined {
   switch (codeOf(error)) {
     case NO_ACTIVE_SQL_TRANSACTION:
-      return (
-        `PREPARE_WITHOUT_TRANSACTION: @Prepare ${method} ended the branch transaction itself (a COMMIT or ROLLBACK through the manager), ` +
-        'so there is nothing to prepare; whatever it committed is outside the global transaction and a rollback cannot undo it'
-      );
+      return {
+        error:
+          `PREPARE_WITHOUT_TRANSACTION: @Prepare ${method} ended the branch transaction itself (a COMMIT or ROLLBACK through the manager), ` +
+          'so there is nothing to prepare; whatever it committed is outside the global transaction and a rollback cannot undo it',
+        heuristic: true,
+      };
     case IN_FAILED_SQL_TRANSACTION:
-      return `PREPARE_ABORTED: a statement of @Prepare ${method} failed and its error was caught; the branch transaction is aborted, nothing to prepare`;
+      return { error: `PREPARE_ABORTED: a statement of @Prepare ${method} failed and its error was caught; the branch transaction is aborted, nothing to prepare` };
     default:
       return undefined;
   }

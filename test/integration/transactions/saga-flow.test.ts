@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { Container } from 'inversify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nonRetriable } from '../../../src/errors.js';
 import { ConcordatApp, OnMessage, Service, type MessageContext } from '../../../src/runtime/index.js';
 import {
+  BranchAction,
   COORDINATOR_OPTIONS,
   Compensate,
   SagaParticipant,
@@ -12,6 +14,7 @@ import {
   commandTopic,
   retryGlobalTx,
   showGlobalTx,
+  type BranchCommand,
   type GlobalTxOutcome,
   type SagaContext,
   type SagaStep,
@@ -179,5 +182,60 @@ describe('sagas end to end (coordinator, participants, embedded log, Postgres)',
     } finally {
       await late.stop();
     }
+  });
+
+  describe('presumed abort: a step that ran for a saga the coordinator does not hold', () => {
+    const fenceOf = async (id: string): Promise<string | undefined> =>
+      (await f.query<{ state: string }>(`SELECT state FROM concordat.fence WHERE global_tx_id = $1`, [id]))[0]?.state;
+    const consumed = async (consumer: string): Promise<number> =>
+      Number((await f.query<{ n: string }>(`SELECT count(*) AS n FROM concordat.inbox WHERE consumer = $1`, [consumer]))[0]!.n);
+    /** Sends reserve step 1 as the coordinator would, for a saga the coordinator may not hold (a new message ID: a redelivery past the inbox). */
+    const sendStep = (id: string, payload: Script): Promise<string> =>
+      app.transaction(async (context) => {
+        const command: BranchCommand = { globalTxId: id, branchId: 1, participant: 'reserve', action: BranchAction.EXECUTE, payload };
+        return context.publish(commandTopic('SAGA', 'reserve'), command, { key: id, type: 'concordat.saga.execute', globalTxId: id });
+      });
+    const forget = async (id: string): Promise<void> => {
+      await f.query(`DELETE FROM concordat.global_tx_event WHERE global_tx_id = $1`, [id]);
+      await f.query(`DELETE FROM concordat.global_transaction WHERE id = $1`, [id]);
+    };
+
+    it('the step is compensated, with its payload; the step delivered again is then refused', async () => {
+      const id = randomUUID(); // begun nowhere (history cleaned up, or another database)
+      // @Compensate reads context.payload: with a null payload it would throw, and the fence would stay TRIED.
+      await sendStep(id, {});
+      await waitFor(async () => ((await fenceOf(id)) === 'CANCELLED' ? true : undefined), 'the presumed compensation');
+      expect(await effects(id)).toEqual(['reserve:step', 'reserve:compensate']);
+      const replies = await consumed('concordat-coordinator');
+      await sendStep(id, {});
+      // The refusal (STEP_AFTER_COMPENSATION) reaches the coordinator, which ignores it; nothing ran.
+      await waitFor(async () => ((await consumed('concordat-coordinator')) > replies ? true : undefined), 'the refusal');
+      expect(await effects(id)).toEqual(['reserve:step', 'reserve:compensate']);
+      expect(await fenceOf(id)).toBe('CANCELLED');
+    });
+
+    it('is safe after history cleanup: a step of a CONFIRMED saga delivered again is a duplicate (fence TRIED) and is not compensated', async () => {
+      const id = await begin({}, { steps: ['reserve'] });
+      expect(await f.ended(id)).toEqual({ state: 'CONFIRMED', reason: null, ended: true });
+      // Sagas have no commit action: the participant's fence still holds TRIED for the confirmed step.
+      expect(await fenceOf(id)).toBe('TRIED');
+      await forget(id);
+      const replies = await consumed('concordat-coordinator');
+      await sendStep(id, {});
+      await waitFor(async () => ((await consumed('concordat-coordinator')) > replies ? true : undefined), 'the repeated ok');
+      await new Promise((r) => setTimeout(r, 500)); // a compensation, if one were sent, would have run by now
+      expect(await effects(id)).toEqual(['reserve:step']);
+      expect(await fenceOf(id)).toBe('TRIED');
+    });
+
+    it('after history and fence cleanup the redelivered step runs again, and the compensation undoes that second run only', async () => {
+      const id = await begin({}, { steps: ['reserve'] });
+      expect(await f.ended(id)).toEqual({ state: 'CONFIRMED', reason: null, ended: true });
+      await forget(id);
+      await f.query(`DELETE FROM concordat.fence WHERE global_tx_id = $1`, [id]);
+      await sendStep(id, {});
+      await waitFor(async () => ((await fenceOf(id)) === 'CANCELLED' ? true : undefined), 'the presumed compensation');
+      expect(await effects(id)).toEqual(['reserve:step', 'reserve:step', 'reserve:compensate']);
+    });
   });
 });

@@ -67,8 +67,17 @@ describe('saga participant behind its fence (real Postgres)', () => {
 
   it('runs a step once, however often it is sent, and compensates it once', async () => {
     const tx = randomUUID();
-    expect(await send('execute', tx)).toEqual({ globalTxId: tx, branchId: 2, participant: 'shipping.book', action: 'execute', ok: true, result: { booking: 'B-p1' } });
-    expect(await send('execute', tx)).toEqual({ globalTxId: tx, branchId: 2, participant: 'shipping.book', action: 'execute', ok: true });
+    // The step that ran echoes its payload (a coordinator that lost the saga compensates with it); the duplicate says it repeats.
+    expect(await send('execute', tx)).toEqual({
+      globalTxId: tx,
+      branchId: 2,
+      participant: 'shipping.book',
+      action: 'execute',
+      ok: true,
+      result: { booking: 'B-p1' },
+      payload: { parcel: 'p1' },
+    });
+    expect(await send('execute', tx)).toEqual({ globalTxId: tx, branchId: 2, participant: 'shipping.book', action: 'execute', ok: true, repeated: true });
     expect(await fence(tx)).toBe(FenceState.TRIED);
     expect(await send('compensate', tx)).toMatchObject({ action: 'compensate', ok: true });
     expect(await send('compensate', tx)).toMatchObject({ action: 'compensate', ok: true });

@@ -14,6 +14,7 @@ import {
   TxMode,
   gidFor,
   insertGlobalTx,
+  listGlobalTxs,
   showGlobalTx,
   type XaContext,
 } from '../../../src/transactions/index.js';
@@ -24,9 +25,13 @@ function participant(name: string) {
   @XaParticipant(name)
   class Participant {
     @Prepare()
-    async work(context: XaContext<{ refuse?: string[] }>): Promise<void> {
+    async work(context: XaContext<{ refuse?: string[]; commitItself?: string[]; swallow?: string[] }>): Promise<void> {
       await context.manager.query(`INSERT INTO effects VALUES ($1, $2)`, [context.globalTxId, name]);
       if (context.payload.refuse?.includes(name)) throw nonRetriable(new Error(`${name} says no`));
+      // A careless @Prepare: its work is committed outside the global transaction, and the branch votes no (heuristic).
+      if (context.payload.commitItself?.includes(name)) await context.manager.query('COMMIT');
+      // A caught failed statement: the transaction is aborted, nothing committed, a plain no.
+      if (context.payload.swallow?.includes(name)) await context.manager.query('SELECT 1 / 0').catch(() => undefined);
     }
   }
   return Participant;
@@ -88,6 +93,36 @@ describe('2PC global transactions end to end (coordinator, prepared transactions
     expect(await effects(id)).toEqual([]);
     expect(await f.branchStates(id)).toEqual(['CANCELLED', 'CANCELLED']);
     expect(await f.prepared()).toEqual([]);
+    await stopBeta();
+  });
+
+  it('a branch whose @Prepare committed its own work ends the global transaction FAILED, naming it; the other branch is rolled back', async () => {
+    await startBeta();
+    const id = await begin(['alpha', 'beta'], { commitItself: ['beta'] });
+    const reason =
+      'beta (branch 2) voted no but may have committed work outside the global transaction: PREPARE_WITHOUT_TRANSACTION: @Prepare Participant.work ended ' +
+      'the branch transaction itself (a COMMIT or ROLLBACK through the manager), so there is nothing to prepare; whatever it committed is outside the ' +
+      'global transaction and a rollback cannot undo it';
+    expect(await f.ended(id)).toEqual({ state: 'FAILED', reason, ended: true });
+    expect(await f.branchStates(id)).toEqual(['CANCELLED', 'FAILED']);
+    // alpha's prepared work rolled back; beta's committed work stays, for the operator to see.
+    expect(await effects(id)).toEqual(['beta']);
+    expect(await f.prepared()).toEqual([]);
+    const failed = await listGlobalTxs(f.db.dataSource.manager, { states: [GlobalTxState.FAILED] });
+    expect(failed.map((t) => [t.id, t.reason])).toContainEqual([id, reason]);
+    const detail = await showGlobalTx(f.db.dataSource.manager, id);
+    expect(detail!.events.filter((e) => e.kind === 'BRANCH_FAILED').map((e) => e.branchId)).toEqual([2]);
+    await stopBeta();
+  });
+
+  it('a @Prepare that swallowed a failed statement committed nothing: a plain no, CANCELLED', async () => {
+    await startBeta();
+    const id = await begin(['alpha', 'beta'], { swallow: ['beta'] });
+    const ended = await f.ended(id);
+    expect(ended).toMatchObject({ state: 'CANCELLED', ended: true });
+    expect(ended.reason).toMatch(/^beta refused: PREPARE_ABORTED: /);
+    expect(await f.branchStates(id)).toEqual(['CANCELLED', 'CANCELLED']);
+    expect(await effects(id)).toEqual([]);
     await stopBeta();
   });
 

@@ -323,6 +323,7 @@ describe('2PC participant on PREPARE TRANSACTION (real Postgres)', () => {
           'PREPARE_WITHOUT_TRANSACTION: @Prepare Careless.work ended the branch transaction itself (a COMMIT or ROLLBACK through the manager), ' +
           'so there is nothing to prepare; whatever it committed is outside the global transaction and a rollback cannot undo it',
         retriable: false,
+        heuristic: true,
       });
       expect(await prepared()).toEqual([]);
     });

@@ -110,6 +110,51 @@ describe('coordinator protocol: TCC and 2PC votes', () => {
   });
 });
 
+describe('coordinator protocol: a heuristic no vote (a 2PC branch that committed its own work)', () => {
+  const heuristic = { error: 'PREPARE_WITHOUT_TRANSACTION: committed', retriable: false, heuristic: true };
+  const reason = 'p2 (branch 2) voted no but may have committed work outside the global transaction: PREPARE_WITHOUT_TRANSACTION: committed';
+
+  it('fails the branch, rolls back the others, and ends FAILED (not CANCELLED) once they acknowledge', () => {
+    const t = tx(TxMode.TWO_PHASE);
+    const step = transition(t, branches(TRIED, PENDING, PENDING), reply(2, 'prepare', false, heuristic), timing);
+    expect(step.tx).toMatchObject({ state: CANCELLING, decision: CANCELLING, reason, terminal: false });
+    expect(states(step)).toEqual(['2:FAILED']);
+    expect(step.branches[0]!.error).toBe('PREPARE_WITHOUT_TRANSACTION: committed');
+    expect(step.commands).toEqual([
+      { branchId: 1, action: 'rollback' },
+      { branchId: 3, action: 'rollback' },
+    ]);
+    expect(kinds(step)).toEqual(['REPLIED', 'BRANCH_FAILED', 'DECIDED', 'SENT']);
+
+    const decided = { ...t, state: CANCELLING, decision: CANCELLING, reason } as TxView;
+    const after = branches(TRIED, BranchState.FAILED, TRIED).map((b) => (b.branchId === 2 ? { ...b, error: 'PREPARE_WITHOUT_TRANSACTION: committed' } : b));
+    const first = transition(decided, after, reply(1, 'rollback', true), timing);
+    expect(first.tx).toBeUndefined();
+    after[0]!.state = BranchState.CANCELLED;
+    const last = transition(decided, after, reply(3, 'rollback', true), timing);
+    expect(last.tx).toMatchObject({ state: FAILED, reason, terminal: true });
+    expect(last.ended).toBe(true);
+  });
+
+  it('ends FAILED at once when the only branch votes no heuristically; a plain no (PREPARE_ABORTED) still ends CANCELLED', () => {
+    const step = transition(tx(TxMode.TWO_PHASE), branches(PENDING), reply(1, 'prepare', false, { ...heuristic }), timing);
+    expect(step.tx).toMatchObject({ state: FAILED, decision: CANCELLING, reason: reason.replace('p2 (branch 2)', 'p1 (branch 1)'), terminal: true });
+    expect(step.commands).toEqual([]);
+    const plain = transition(tx(TxMode.TWO_PHASE), branches(PENDING), reply(1, 'prepare', false, { error: 'PREPARE_ABORTED: x', retriable: false }), timing);
+    expect(plain.tx).toMatchObject({ state: CANCELLED, reason: 'p1 refused: PREPARE_ABORTED: x' });
+  });
+
+  it('after the deadline decided: the branch fails and the transaction ends FAILED with the heuristic reason', () => {
+    const decided = tx(TxMode.TWO_PHASE, CANCELLING, { reason: 'deadline passed before every branch voted' });
+    const step = transition(decided, branches(BranchState.CANCELLED, PENDING), reply(2, 'prepare', false, heuristic), timing);
+    expect(states(step)).toEqual(['2:FAILED']);
+    expect(step.tx).toMatchObject({ state: FAILED, reason, terminal: true });
+    // The rollback the deadline sent it is then refused (the fence holds the commit) and changes nothing.
+    const late = transition({ ...decided, reason }, branches(BranchState.CANCELLED, BranchState.FAILED), reply(2, 'rollback', false, { error: 'ROLLBACK_AFTER_COMMIT', retriable: false }), timing);
+    expect(late.tx).toBeUndefined();
+  });
+});
+
 describe('coordinator protocol: acknowledgements and failures', () => {
   it('ends CONFIRMED when the last branch confirms', () => {
     const step = transition(tx(TxMode.TCC, CONFIRMING), branches(BranchState.CONFIRMED, TRIED), reply(2, 'confirm', true), timing);
