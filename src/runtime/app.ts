@@ -281,6 +281,7 @@ export class ConcordatApp {
           { err: error instanceof Error ? error.message : String(error), topic: delivery.topic, partition: delivery.partition, offset: delivery.offset },
           'delivery not completed; it will be delivered again',
         ),
+      onConsumerFailure: (event) => dispatcher.consumerFailed(event),
     });
     this.subscriptions.push(subscription);
   }

@@ -14,7 +14,7 @@ import {
 import { envelopeFromDelivery, type Envelope } from '../messaging/index.js';
 import { createLogger, faultPoint, type Logger } from '../observability/index.js';
 import { registeredMetric, runOutboxTransaction, writeOutboxRecords, type OutboxRecord } from '../outbox/index.js';
-import type { Delivery } from '../transport/index.js';
+import type { ConsumerFailureEvent, Delivery } from '../transport/index.js';
 import { MessageContext, type DeliveryInfo } from './context.js';
 import type { ConsumerDescriptor, HandlerDescriptor } from './explorer.js';
 import { storableRecord, withoutNul } from './dead-letter-input.js';
@@ -47,6 +47,14 @@ export interface DispatchStats {
   batchFallbacks: number;
   /** Replayed dead letters of another consumer group, skipped (see {@link REPLAY_FOR_HEADER}). */
   replaysSkipped: number;
+  /**
+   * Failures of the transport's consumer for this group (a partition worker
+   * or the whole consumer failed and is restarting from the committed
+   * offset; see the transport's `onConsumerFailure`).
+   */
+  consumerFailures: number;
+  /** The latest consumer failure, if any: `stalled` when it kept failing without progress. */
+  lastConsumerFailure?: { at: string; topic?: string; partition?: number; offset?: number; failures: number; stalled: boolean; error: string };
 }
 
 /** Options of a {@link Dispatcher}. */
@@ -165,13 +173,33 @@ const DATABASE_WAIT_MS = { first: 100, max: 5000 } as const;
  * `dispatchBatch` resolved.
  */
 export class Dispatcher {
-  readonly stats: DispatchStats = { processed: 0, duplicates: 0, retries: 0, deadLettered: 0, databaseWaits: 0, batches: 0, batchFallbacks: 0, replaysSkipped: 0 };
+  readonly stats: DispatchStats = { processed: 0, duplicates: 0, retries: 0, deadLettered: 0, databaseWaits: 0, batches: 0, batchFallbacks: 0, replaysSkipped: 0, consumerFailures: 0 };
   /** Most messages in one transaction (see {@link DispatcherOptions}). */
   readonly batchRecordsMax: number;
   private readonly log: Logger;
   private readonly messages: Counter<'group' | 'outcome'>;
+  private readonly consumerFailures: Counter<'group' | 'stalled'>;
   private readonly handlerSeconds: Histogram<'group'>;
   private readonly batchRecords: Histogram<'group'>;
+
+  /**
+   * Records a failure the transport reported for this group's consumer (it
+   * restarts on its own): counted in `stats` and in
+   * `concordat_consumer_failures_total{group, stalled}`.
+   */
+  consumerFailed(event: ConsumerFailureEvent): void {
+    this.stats.consumerFailures++;
+    this.stats.lastConsumerFailure = {
+      at: new Date().toISOString(),
+      ...(event.topic !== undefined && { topic: event.topic }),
+      ...(event.partition !== undefined && { partition: event.partition }),
+      ...(event.offset !== undefined && { offset: event.offset }),
+      failures: event.failures,
+      stalled: event.stalled,
+      error: event.error instanceof Error ? event.error.message : String(event.error),
+    };
+    this.consumerFailures.inc({ group: this.consumer.group, stalled: String(event.stalled) });
+  }
 
   /** @throws ConcordatError CONFIG_INVALID for a bad `batchRecordsMax` */
   constructor(
@@ -182,6 +210,14 @@ export class Dispatcher {
     this.batchRecordsMax = compileDispatcherOptions(options).batchRecordsMax;
     this.log = createLogger('dispatcher', { group: consumer.group });
     const registry = deps.metricsRegistry ?? defaultRegistry;
+    this.consumerFailures = registeredMetric(registry, 'concordat_consumer_failures_total', () =>
+      new Counter({
+        name: 'concordat_consumer_failures_total',
+        help: "Failures of the transport's consumer (a partition worker or the whole consumer), each followed by a restart from the committed offset; stalled: it kept failing without progress",
+        labelNames: ['group', 'stalled'],
+        registers: [registry],
+      }),
+    );
     this.messages = registeredMetric(registry, 'concordat_messages_total', () =>
       new Counter({
         name: 'concordat_messages_total',
