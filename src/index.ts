@@ -10,7 +10,7 @@ export {
   nonRetriable,
   type ConcordatErrorOptions,
 } from './errors.js';
-export type { DatabaseOptions, InboxOptions, RelayOptions } from './config/index.js';
+export { kafkaTransportOptionsFromEnv, type DatabaseOptions, type InboxOptions, type KafkaTransportOptions, type RelayOptions } from './config/index.js';
 export { createEnvelope, newMessageId, type Envelope, type EnvelopeInit } from './messaging/index.js';
 export { openDatabase, assertPreparedTransactionsEnabled, startEmbeddedPostgres, type Database } from './persistence/index.js';
 export { OutboxRelay, writeOutbox, type OutboxLag } from './outbox/index.js';
@@ -20,6 +20,7 @@ export {
   ConcordatApp,
   DEAD_LETTER_SUFFIX,
   DeadLetterHeader,
+  REPLAY_FOR_HEADER,
   REPLAY_OF_HEADER,
   replayDeadLetters,
   runTransaction,
@@ -31,6 +32,7 @@ export {
   TransactionContext,
   type AppOptions,
   type DispatcherOptions,
+  type DispatchStats,
   type OnApplicationStart,
   type OnApplicationStop,
   type OnMessageOptions,
@@ -71,4 +73,20 @@ export {
   type GlobalTxOutcome,
 } from './transactions/index.js';
 export { Broker, startBroker } from './broker/index.js';
-export type { Delivery, DeliveryBatchHandler, OutgoingRecord, PublishAck, SubscribeOptions, Subscription, Transport } from './transport/index.js';
+export {
+  CONSUMER_STALLED_FAILURES,
+  EmbeddedTransport,
+  KafkaTransport,
+  OffsetReset,
+  defaultTransport,
+  type ConsumerFailureEvent,
+  type Delivery,
+  type DeliveryBatchHandler,
+  type EmbeddedTransportOptions,
+  type OutgoingRecord,
+  type PublishAck,
+  type SubscribeOptions,
+  type Subscription,
+  type TopicSpec,
+  type Transport,
+} from './transport/index.js';
