@@ -74,6 +74,9 @@ import { chunkDelivery, type ChunkDelivery } from './delivery.js';
  * "partition stalled"; retries go on at the capped backoff. The log closed
  * or the partition deleted stop the worker instead, as they do on a read.
  * The kafkajs transport reports a consumer it must replace the same way.
+ *
+ * The group member (join, sync, heartbeat) is supervised the same way; see
+ * {@link EmbeddedSubscription}.
  */
 
 /** Consumer settings of {@link EmbeddedTransport}. */
@@ -175,6 +178,22 @@ const ASSIGNORS: Readonly<Record<'range' | 'roundrobin', PartitionAssignor>> = {
 
 /** Longest wait before a failed partition worker restarts, in ms (below `retryBackoffMaxMs` when that is lower). */
 const WORKER_RESTART_BACKOFF_MAX_MS = 30_000;
+
+/** The group moved on: the member rejoins (with a fresh member ID after UNKNOWN_MEMBER_ID), as Kafka's clients do. */
+const REJOIN_CODES: ReadonlySet<string> = new Set([ErrorCode.UNKNOWN_MEMBER_ID, ErrorCode.ILLEGAL_GENERATION, ErrorCode.REBALANCE_IN_PROGRESS]);
+
+/**
+ * Refusals of the group coordinator that a configuration mistake causes and
+ * that do not heal by themselves (the subscription's settings, the log's
+ * groups limits, members of one group offering different assignors).
+ */
+const PERMANENT_CODES: ReadonlySet<string> = new Set([
+  ErrorCode.INVALID_SESSION_TIMEOUT,
+  ErrorCode.INCONSISTENT_GROUP_PROTOCOL,
+  ErrorCode.INVALID_GROUP_ID,
+  ErrorCode.GROUP_MAX_SIZE_REACHED,
+  ErrorCode.UNSUPPORTED_VERSION,
+]);
 
 /** Estimated bytes of a record in a batch beyond its key, value and headers. */
 const RECORD_OVERHEAD_BYTES = 24;
@@ -357,6 +376,38 @@ type WakeReason = 'rebalance' | 'close' | 'tick';
 /**
  * One consumer-group member: the join/sync/heartbeat cycle, and the
  * partition workers of its current assignment.
+ *
+ * The cycle never ends on its own while the subscription is open (a member
+ * that stopped would leave the app looking healthy and consuming nothing).
+ * On any failure of joining, syncing or heartbeating, the member first stops
+ * its workers, as a rebalance does (handlers in flight finish, positions
+ * are committed), then:
+ * - the group moved on (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION,
+ *   UNKNOWN_MEMBER_ID — the last with a fresh member ID): it rejoins at
+ *   once, logged at info and not reported, as Kafka's clients do; the same
+ *   again before an assignment counts as a failure (below);
+ * - a refusal that cannot heal by itself, a configuration mistake
+ *   (INVALID_SESSION_TIMEOUT, INCONSISTENT_GROUP_PROTOCOL, INVALID_GROUP_ID,
+ *   GROUP_MAX_SIZE_REACHED, UNSUPPORTED_VERSION; the embedded coordinator
+ *   has no authorization, so no authorization failure): before the first
+ *   assignment `subscribe` rejects with it; after that it is logged at error
+ *   and reported `stalled` from the first time, and the member rejoins at
+ *   the capped backoff for as long as the subscription is open — as the
+ *   kafkajs transport keeps replacing a crashed consumer: the app holding
+ *   the subscription learns of it through `onConsumerFailure` and the error
+ *   log, and a member that stopped instead could only be told apart from a
+ *   healthy one by those same two channels;
+ * - anything else (the coordinator not available, a group being removed,
+ *   the groups limit, an unexpected throw): logged at warn, at error from
+ *   CONSUMER_STALLED_FAILURES consecutive failures (then reported
+ *   `stalled`), reported, and the member rejoins after a backoff.
+ * Reports name the group only (no topic, partition or offset: the failure is
+ * the member's, not a partition's). The backoff doubles from
+ * `retryBackoffMs` up to the lower of `retryBackoffMaxMs` and 30 s; closing
+ * ends it at once. `failures` counts consecutive failures and restarts
+ * after a successful heartbeat. The log closed (the coordinator answering
+ * COORDINATOR_NOT_AVAILABLE because it is closed) ends the member, logged at
+ * warn, as it ends the workers.
  */
 class EmbeddedSubscription implements Subscription {
   readonly groupId: string;
@@ -369,6 +420,12 @@ class EmbeddedSubscription implements Subscription {
   private rebalanceHint = false;
   private unlisten: (() => void) | null = null;
   private firstAssignment: { resolve: () => void; reject: (error: unknown) => void } | null = null;
+  /** Ends a backoff between membership failures when the subscription closes. */
+  private readonly abort = new AbortController();
+  /** Consecutive membership failures since the last successful heartbeat, for the backoff and the stalled report. */
+  private failures = 0;
+  /** Rejoins at once (the group moved on) since the last assignment; a second in a row counts as a failure. */
+  private rejoins = 0;
 
   constructor(
     private readonly log: LogManager,
@@ -405,29 +462,28 @@ class EmbeddedSubscription implements Subscription {
       return;
     }
     this.closing = true;
+    this.abort.abort();
     this.wake?.('close');
     await this.running;
     this.onClosed();
   }
 
   private async run(): Promise<void> {
-    let failures = 0;
     while (!this.closing) {
       try {
         this.rebalanceHint = false;
         await this.joinAndSync();
-        failures = 0;
+        this.rejoins = 0;
         this.firstAssignment?.resolve();
         this.firstAssignment = null;
         await this.heartbeatUntilRebalance();
       } catch (error) {
         if (this.closing) break;
-        const next = this.handleMembershipError(error, failures + 1);
-        if (next === 'stop') break;
+        // As a rebalance would: the workers finish their handlers and commit (under the generation they had) before anything else.
         await this.stopWorkers();
-        if (next === 'rejoin') continue;
-        failures += 1;
-        await sleep(Math.min(this.settings.consumer.retryBackoffMaxMs, this.settings.consumer.retryBackoffMs * 2 ** Math.min(failures, 16)));
+        const next = await this.membershipFailed(error);
+        if (next === 'stop') break;
+        if (next > 0) await sleep(next, this.abort.signal);
         continue;
       }
       await this.stopWorkers();
@@ -439,27 +495,64 @@ class EmbeddedSubscription implements Subscription {
   }
 
   /**
-   * What to do after `error`: rejoin at once (the group moved on, as kafkajs
-   * does on 22, 25 and 27), retry after a backoff, or stop.
+   * Decides what follows a failure of joining, syncing or heartbeating (the
+   * workers are already stopped): 'stop' (the log is closed; or, before the
+   * first assignment, a refusal that cannot heal, which fails `subscribe`),
+   * 0 (rejoin at once: the group moved on), or a backoff in ms before
+   * rejoining, after logging and reporting the failure.
    */
-  private handleMembershipError(error: unknown, failures: number): 'rejoin' | 'retry' | 'stop' {
+  private async membershipFailed(error: unknown): Promise<'stop' | number> {
     const code = error instanceof ConcordatError ? error.code : null;
-    if (code === ErrorCode.UNKNOWN_MEMBER_ID) this.memberId = '';
-    if (code === ErrorCode.UNKNOWN_MEMBER_ID || code === ErrorCode.ILLEGAL_GENERATION || code === ErrorCode.REBALANCE_IN_PROGRESS) {
-      return 'rejoin';
-    }
-    if (code === ErrorCode.COORDINATOR_NOT_AVAILABLE || code === ErrorCode.LOG_CLOSED || code === ErrorCode.INVALID_SESSION_TIMEOUT ||
-      code === ErrorCode.INCONSISTENT_GROUP_PROTOCOL) {
-      this.logger.error({ groupId: this.groupId, err: error }, 'consumer stopped: the group coordinator refused it');
+    const { groupId } = this;
+    if (code === ErrorCode.LOG_CLOSED || (code === ErrorCode.COORDINATOR_NOT_AVAILABLE && (await this.coordinatorClosed()))) {
+      this.logger.warn({ groupId, err: error }, 'consumer stopped: the log is closed');
       this.firstAssignment?.reject(error);
       this.firstAssignment = null;
       return 'stop';
     }
-    this.logger.warn({ groupId: this.groupId, err: error, failures }, 'group membership failed; retrying');
-    return 'retry';
+    if (code === ErrorCode.UNKNOWN_MEMBER_ID) this.memberId = '';
+    if (code !== null && REJOIN_CODES.has(code) && this.rejoins === 0) {
+      this.rejoins += 1;
+      this.logger.info({ groupId, err: error }, 'the group moved on; rejoining');
+      return 0;
+    }
+    const permanent = code !== null && PERMANENT_CODES.has(code);
+    if (permanent && this.firstAssignment !== null) {
+      this.logger.error({ groupId, err: error }, 'consumer failed: the group coordinator refused it');
+      this.firstAssignment.reject(error);
+      this.firstAssignment = null;
+      return 'stop';
+    }
+    this.failures += 1;
+    const failures = this.failures;
+    const stalled = permanent || failures >= CONSUMER_STALLED_FAILURES;
+    const consumer = this.settings.consumer;
+    const cap = Math.min(consumer.retryBackoffMaxMs, WORKER_RESTART_BACKOFF_MAX_MS);
+    const retryInMs = permanent ? cap : Math.min(cap, consumer.retryBackoffMs * 2 ** Math.min(failures - 1, 20));
+    const fields = { groupId, memberId: this.memberId, generationId: this.generationId, failures, stalled, retryInMs, err: error };
+    if (permanent) this.logger.error(fields, 'consumer stalled: the group coordinator refuses it and it cannot heal by itself; rejoining at the capped backoff');
+    else if (stalled) this.logger.error(fields, 'consumer stalled: its group membership keeps failing; rejoining after a backoff');
+    else this.logger.warn(fields, 'group membership failed; rejoining after a backoff');
+    try {
+      this.options.onConsumerFailure?.({ groupId, failures, stalled, retryInMs, error });
+    } catch (callbackError) {
+      this.logger.warn({ err: callbackError }, `onConsumerFailure threw: ${describeError(callbackError)}`);
+    }
+    return retryInMs;
+  }
+
+  /** Whether the coordinator is closed (the log closing): it then answers every request COORDINATOR_NOT_AVAILABLE. */
+  private async coordinatorClosed(): Promise<boolean> {
+    try {
+      await this.coordinator.fetchOffsets({ groupId: this.groupId, topics: [] });
+      return false;
+    } catch (error) {
+      return error instanceof ConcordatError && (error.code === ErrorCode.COORDINATOR_NOT_AVAILABLE || error.code === ErrorCode.LOG_CLOSED);
+    }
   }
 
   private async joinAndSync(): Promise<void> {
+    await faultPoint('embedded.before-join');
     const consumer = this.settings.consumer;
     const metadata = encodeSubscription({ topics: this.options.topics });
     const joined = await this.coordinator.joinGroup({
@@ -508,8 +601,11 @@ class EmbeddedSubscription implements Subscription {
       const reason = this.rebalanceHint ? 'rebalance' : await this.waitForWake(this.settings.consumer.heartbeatIntervalMs);
       if (reason === 'close' || this.closing) return;
       this.rebalanceHint = false;
+      await faultPoint('embedded.before-heartbeat');
       try {
         await this.coordinator.heartbeat({ groupId: this.groupId, generationId: this.generationId, memberId: this.memberId });
+        // A full cycle (assignment, heartbeat) went through: a later failure is a new one.
+        this.failures = 0;
       } catch (error) {
         const code = error instanceof ConcordatError ? error.code : null;
         if (code === ErrorCode.REBALANCE_IN_PROGRESS || code === ErrorCode.ILLEGAL_GENERATION) return;

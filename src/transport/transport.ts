@@ -121,18 +121,29 @@ export const CONSUMER_STALLED_FAILURES = 5;
 /** A consumer failure the transport recovers from by restarting, after a backoff. */
 export interface ConsumerFailureEvent {
   groupId: string;
-  /** The partition whose worker failed (embedded transport); absent when the whole consumer failed (kafkajs). */
+  /**
+   * The partition whose worker failed (embedded transport); absent when the
+   * whole consumer failed: the kafkajs consumer, or the embedded group
+   * member (joining, syncing or heartbeating; its workers are stopped and
+   * it rejoins).
+   */
   topic?: string;
   partition?: number;
   /** The partition's position when it failed; delivery restarts from its committed offset. Absent for a whole consumer. */
   offset?: number;
   /**
    * Consecutive failures, this one included (1 for the first): of the
-   * partition at the same offset (embedded), or of the consumer without a
-   * handled record in between (kafkajs).
+   * partition at the same offset (embedded worker), of the group member
+   * without a successful heartbeat in between (embedded member), or of the
+   * consumer without a handled record in between (kafkajs).
    */
   failures: number;
-  /** `failures >= CONSUMER_STALLED_FAILURES`. */
+  /**
+   * `failures >= CONSUMER_STALLED_FAILURES`; or, for the embedded group
+   * member, a refusal of the coordinator that cannot heal by itself (a
+   * configuration mistake such as INVALID_SESSION_TIMEOUT), from the first
+   * report.
+   */
   stalled: boolean;
   /** Wait before the restart, in ms. */
   retryInMs: number;
