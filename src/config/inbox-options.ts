@@ -4,6 +4,9 @@ import { compileOptions } from './compile.js';
 /** Ten years, in ms: the longest finite dedup window. */
 const WINDOW_MS_MAX = 10 * 365 * 24 * 3600 * 1000;
 
+/** Thirty days, in ms: how long a replayed dead letter is kept by default. */
+export const DEAD_LETTER_RETENTION_MS_DEFAULT = 30 * 24 * 3600 * 1000;
+
 /** How long the inbox remembers processed messages, and how it forgets them (`inbox/`). */
 export interface InboxOptions {
   /**
@@ -27,6 +30,15 @@ export interface InboxOptions {
    * on purpose and never rewind that far. @default false
    */
   allowShorterThanLogRetention?: boolean;
+  /**
+   * How long a dead letter is kept after it was replayed (`concordat dlq
+   * replay`), in ms; the cleanup deletes it then, for this app's consumer
+   * groups. Dead letters not yet replayed are never deleted automatically:
+   * they are the operator's work list (`concordat dlq list`).
+   * `Infinity` keeps replayed dead letters forever.
+   * Range 3600000..315360000000, or Infinity. @default 30 days
+   */
+  deadLetterRetentionMs?: number;
   /** Time between cleanup runs, in ms. Range 1000..86400000. @default 60000 */
   cleanupIntervalMs?: number;
   /** Rows deleted per statement (each its own short transaction). Range 100..100000. @default 5000 */
@@ -42,6 +54,11 @@ const schema = z.strictObject({
     })
     .optional(),
   allowShorterThanLogRetention: z.boolean().default(false),
+  deadLetterRetentionMs: z
+    .union([z.number().int().min(3_600_000).max(WINDOW_MS_MAX), z.literal(Infinity)], {
+      error: `must be a whole number of ms in 3600000..${WINDOW_MS_MAX}, or Infinity`,
+    })
+    .default(DEAD_LETTER_RETENTION_MS_DEFAULT),
   cleanupIntervalMs: z.number().int().min(1000).max(86_400_000).default(60_000),
   cleanupBatchRowsMax: z.number().int().min(100).max(100_000).default(5000),
   cleanupBatchesMax: z.number().int().min(1).max(100_000).default(200),

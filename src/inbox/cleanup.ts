@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import { DEAD_LETTER_RETENTION_MS_DEFAULT } from '../config/inbox-options.js';
 import { describeError } from '../errors.js';
 import { createLogger, type Logger } from '../observability/index.js';
 
@@ -31,6 +32,23 @@ export const INBOX_CLEANUP_BATCH_SQL = `WITH gone AS (
    SELECT count(*)::int AS deleted FROM gone`;
 
 /**
+ * One batch of {@link cleanupDeadLetters}: at most `$3` dead letters of
+ * consumer `$1` replayed more than `$2` ms ago, through the partial index
+ * `dead_letter_replayed` (migration 0022). Pending dead letters
+ * (`replayed_at IS NULL`) never match.
+ */
+export const DEAD_LETTER_CLEANUP_BATCH_SQL = `WITH gone AS (
+     DELETE FROM concordat.dead_letter
+      WHERE ctid = ANY (ARRAY(
+        SELECT ctid FROM concordat.dead_letter
+         WHERE consumer = $1
+           AND replayed_at IS NOT NULL
+           AND replayed_at < statement_timestamp() - make_interval(secs => $2::double precision / 1000)
+         LIMIT $3))
+     RETURNING 1)
+   SELECT count(*)::int AS deleted FROM gone`;
+
+/**
  * Deletes the inbox rows of `consumers` older than the dedup window, in
  * batches of at most `batchRowsMax` rows, each its own short transaction, so
  * cleanup never holds locks on more than one batch and writers are not
@@ -58,6 +76,37 @@ export async function cleanupInbox(
   batchesMax = 1_000,
 ): Promise<number> {
   if (windowMs === Infinity) return 0;
+  return deleteInBatches(dataSource, INBOX_CLEANUP_BATCH_SQL, windowMs, consumers, batchRowsMax, batchesMax);
+}
+
+/**
+ * Deletes the dead letters of `consumers` replayed more than `retentionMs`
+ * ago, in batches as {@link cleanupInbox} does. Dead letters not replayed are
+ * kept whatever their age: they are the operator's work list.
+ *
+ * @param retentionMs Infinity deletes nothing.
+ * @returns dead letters deleted.
+ */
+export async function cleanupDeadLetters(
+  dataSource: DataSource,
+  retentionMs: number,
+  consumers: readonly string[],
+  batchRowsMax = 5_000,
+  batchesMax = 1_000,
+): Promise<number> {
+  if (retentionMs === Infinity) return 0;
+  return deleteInBatches(dataSource, DEAD_LETTER_CLEANUP_BATCH_SQL, retentionMs, consumers, batchRowsMax, batchesMax);
+}
+
+/** Runs a batch statement `(consumer, ageMs, limit) → deleted` round the consumers until each is done or `batchesMax` is reached. */
+async function deleteInBatches(
+  dataSource: DataSource,
+  sql: string,
+  ageMs: number,
+  consumers: readonly string[],
+  batchRowsMax: number,
+  batchesMax: number,
+): Promise<number> {
   let total = 0;
   let pending = [...new Set(consumers)];
   for (let batch = 0; batch < batchesMax && pending.length > 0; ) {
@@ -67,7 +116,7 @@ export async function cleanupInbox(
         stillPending.push(consumer);
         continue;
       }
-      const rows: Array<{ deleted: number }> = await dataSource.query(INBOX_CLEANUP_BATCH_SQL, [consumer, windowMs, batchRowsMax]);
+      const rows: Array<{ deleted: number }> = await dataSource.query(sql, [consumer, ageMs, batchRowsMax]);
       batch++;
       const deleted = rows[0]?.deleted ?? 0;
       total += deleted;
@@ -82,6 +131,8 @@ export interface InboxCleanerOptions {
   /** The consumer groups whose rows this cleaner deletes: the app's own. */
   consumers: readonly string[];
   windowMs: number;
+  /** Replayed dead letters older than this are deleted; Infinity keeps them. @default 30 days */
+  deadLetterRetentionMs?: number;
   intervalMs: number;
   batchRowsMax: number;
   batchesMax: number;
@@ -99,8 +150,10 @@ export class InboxCleaner {
   private running: Promise<void> | undefined;
   private stopped = false;
   private readonly log: Logger = createLogger('inbox-cleanup');
-  /** Rows deleted since start. */
+  /** Inbox rows deleted since start. */
   deleted = 0;
+  /** Replayed dead letters deleted since start. */
+  deadLettersDeleted = 0;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -108,12 +161,17 @@ export class InboxCleaner {
   ) {}
 
   start(): void {
-    if (this.options.windowMs === Infinity) {
-      this.log.info('inbox dedup window is unlimited: inbox rows are kept forever');
-      return;
-    }
-    if (this.options.consumers.length === 0) return;
+    if (this.options.windowMs === Infinity) this.log.info('inbox dedup window is unlimited: inbox rows are kept forever');
+    if (this.nothingToDo()) return;
     this.schedule();
+  }
+
+  private nothingToDo(): boolean {
+    return this.options.consumers.length === 0 || (this.options.windowMs === Infinity && this.deadLetterRetentionMs === Infinity);
+  }
+
+  private get deadLetterRetentionMs(): number {
+    return this.options.deadLetterRetentionMs ?? DEAD_LETTER_RETENTION_MS_DEFAULT;
   }
 
   async stop(): Promise<void> {
@@ -122,9 +180,13 @@ export class InboxCleaner {
     await this.running;
   }
 
-  /** One run now (tests, tools). @returns rows deleted; a group whose turn another process holds is left to it. */
+  /**
+   * One run now (tests, tools): inbox rows past the window, then replayed
+   * dead letters past their retention. @returns inbox rows deleted; a group
+   * whose turn another process holds is left to it.
+   */
   async runOnce(): Promise<number> {
-    if (this.options.windowMs === Infinity || this.options.consumers.length === 0) return 0;
+    if (this.nothingToDo()) return 0;
     const runner = this.dataSource.createQueryRunner();
     await runner.connect();
     const locked: string[] = [];
@@ -137,6 +199,9 @@ export class InboxCleaner {
       if (locked.length === 0) return 0;
       const deleted = await cleanupInbox(this.dataSource, this.options.windowMs, locked, this.options.batchRowsMax, this.options.batchesMax);
       this.deleted += deleted;
+      const letters = await cleanupDeadLetters(this.dataSource, this.deadLetterRetentionMs, locked, this.options.batchRowsMax, this.options.batchesMax);
+      this.deadLettersDeleted += letters;
+      if (letters > 0) this.log.info({ deleted: letters }, 'replayed dead letters past their retention deleted');
       return deleted;
     } finally {
       if (locked.length > 0) {

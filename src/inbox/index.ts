@@ -1,4 +1,4 @@
-export { cleanupInbox, InboxCleaner, type InboxCleanerOptions } from './cleanup.js';
+export { cleanupDeadLetters, cleanupInbox, InboxCleaner, type InboxCleanerOptions } from './cleanup.js';
 export {
   listDeadLetters,
   markDeadLettersReplayed,

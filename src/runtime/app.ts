@@ -233,6 +233,7 @@ export class ConcordatApp {
       // Only this app's groups: other apps on the database clean their own rows, against their own windows.
       consumers: groups,
       windowMs: this.dedup.windowMs,
+      deadLetterRetentionMs: options.deadLetterRetentionMs,
       intervalMs: options.cleanupIntervalMs,
       batchRowsMax: options.cleanupBatchRowsMax,
       batchesMax: options.cleanupBatchesMax,

@@ -3,6 +3,7 @@ import { ConcordatOutboxInbox1795200000200 } from './0002-outbox-inbox.js';
 import { ConcordatGlobalTransactions1795200001000 } from './0010-global-transactions.js';
 import { ConcordatInboxConsumerProcessedAt1795200002000 } from './0020-inbox-consumer-processed-at.js';
 import { ConcordatInboxWindow1795200002100 } from './0021-inbox-window.js';
+import { ConcordatDeadLetterReplayed1795200002200 } from './0022-dead-letter-replayed.js';
 
 /** Concordat's migrations, oldest first. */
 export const concordatMigrations = [
@@ -11,4 +12,5 @@ export const concordatMigrations = [
   ConcordatGlobalTransactions1795200001000,
   ConcordatInboxConsumerProcessedAt1795200002000,
   ConcordatInboxWindow1795200002100,
+  ConcordatDeadLetterReplayed1795200002200,
 ];

@@ -204,6 +204,33 @@ describe('inbox cleanup (real Postgres)', () => {
     expect(await new InboxCleaner(db.dataSource, { consumers: ['theirs'], windowMs: 3_600_000, intervalMs: 60_000, batchRowsMax: 100, batchesMax: 3 }).runOnce()).toBe(150);
   });
 
+  it('deletes replayed dead letters past their retention, for its own groups only; pending ones are kept whatever their age', async () => {
+    await db.dataSource.query(`TRUNCATE concordat.dead_letter`);
+    const letter = (consumer: string, id: string, failedAgo: string, replayedAgo: string | null): string =>
+      `('${consumer}', '${id}', 'h', 't', 0, 0, '{}'::jsonb, 'boom', 'HANDLER_FAILED', 3, now() - interval '${failedAgo}', ` +
+      (replayedAgo === null ? 'NULL' : `now() - interval '${replayedAgo}'`) +
+      ')';
+    await db.dataSource.query(
+      `INSERT INTO concordat.dead_letter (consumer, message_id, handler, topic, partition, "offset", headers, error, error_code, attempts, failed_at, replayed_at) VALUES ` +
+        [
+          letter('mine', 'replayed-long-ago', '40 days', '31 days'),
+          letter('mine', 'replayed-recently', '40 days', '1 day'),
+          letter('mine', 'pending-ancient', '400 days', null),
+          letter('theirs', 'theirs-replayed-long-ago', '40 days', '31 days'),
+        ].join(', '),
+    );
+    const cleaner = new InboxCleaner(db.dataSource, { consumers: ['mine'], windowMs: Infinity, intervalMs: 60_000, batchRowsMax: 100, batchesMax: 5 });
+    await cleaner.runOnce();
+    expect(cleaner.deadLettersDeleted).toBe(1);
+    const left = await db.dataSource.query(`SELECT message_id FROM concordat.dead_letter ORDER BY message_id`);
+    expect(left.map((row: { message_id: string }) => row.message_id)).toEqual(['pending-ancient', 'replayed-recently', 'theirs-replayed-long-ago']);
+    // Infinity keeps even replayed ones.
+    const keeper = new InboxCleaner(db.dataSource, { consumers: ['theirs'], windowMs: Infinity, deadLetterRetentionMs: Infinity, intervalMs: 60_000, batchRowsMax: 100, batchesMax: 5 });
+    await keeper.runOnce();
+    expect(keeper.deadLettersDeleted).toBe(0);
+    expect(await db.dataSource.query(`SELECT count(*)::int AS n FROM concordat.dead_letter`)).toEqual([{ n: 3 }]);
+  });
+
   it('migration 0020 builds the index, and builds again one a failed concurrent build left invalid', async () => {
     const validity = async (): Promise<unknown[]> =>
       db.dataSource.query(`SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = 'concordat.inbox_consumer_processed_at'::regclass`);

@@ -11,7 +11,9 @@ describe('inbox pieces without I/O', () => {
   });
 
   it('inbox options: defaults, Infinity, and messages naming the option', () => {
-    expect(compileInboxOptions()).toEqual({ cleanupIntervalMs: 60_000, cleanupBatchRowsMax: 5000, cleanupBatchesMax: 200, allowShorterThanLogRetention: false });
+    expect(compileInboxOptions()).toEqual({ cleanupIntervalMs: 60_000, cleanupBatchRowsMax: 5000, cleanupBatchesMax: 200, allowShorterThanLogRetention: false, deadLetterRetentionMs: 30 * 86_400_000 });
+    expect(() => compileInboxOptions({ deadLetterRetentionMs: 1000 })).toThrow('invalid options: inbox.deadLetterRetentionMs: Too small: expected number to be >=3600000 (got 1000)');
+    expect(compileInboxOptions({ deadLetterRetentionMs: Infinity }).deadLetterRetentionMs).toBe(Infinity);
     expect(compileInboxOptions({ dedupWindowMs: Infinity }).dedupWindowMs).toBe(Infinity);
     expect(() => compileInboxOptions({ dedupWindowMs: 59_999 })).toThrow('invalid options: inbox.dedupWindowMs: Too small: expected number to be >=60000 (got 59999)');
     expect(() => compileInboxOptions({ cleanupIntervalMs: 1.5 } as never)).toThrow('invalid options: inbox.cleanupIntervalMs: Invalid input: expected int, received number (got 1.5)');
