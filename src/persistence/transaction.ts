@@ -26,6 +26,9 @@ export async function runTransaction<T>(dataSource: DataSource, work: (manager: 
     let result: T;
     try {
       result = await work(runner.manager);
+      // A subscriber that throws before COMMIT is sent must not leave the
+      // pooled connection inside the transaction for its next user.
+      await runner.broadcaster.broadcast('BeforeTransactionCommit');
     } catch (error) {
       if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
       throw error;
@@ -37,10 +40,14 @@ export async function runTransaction<T>(dataSource: DataSource, work: (manager: 
   }
 }
 
+/** Sends COMMIT (the transaction ends whatever the answer) and checks its tag. */
 async function commitChecked(runner: QueryRunner, client: PoolClient): Promise<void> {
-  await runner.broadcaster.broadcast('BeforeTransactionCommit');
-  const result: QueryResult = await client.query('COMMIT');
-  setTransactionState(runner, false);
+  let result: QueryResult;
+  try {
+    result = await client.query('COMMIT');
+  } finally {
+    setTransactionState(runner, false);
+  }
   if (result.command !== 'COMMIT') {
     await runner.broadcaster.broadcast('AfterTransactionRollback');
     throw transactionRolledBack();

@@ -90,4 +90,27 @@ describe('openDatabase', () => {
       await db.close();
     }
   });
+
+  it('transaction() rolls back when a subscriber throws before COMMIT, and leaves no pooled connection inside a transaction', async () => {
+    const db = await openDatabase({ url: testDb.url, poolSize: 1 });
+    try {
+      await db.dataSource.query('CREATE TABLE IF NOT EXISTS tx_subscriber (id int PRIMARY KEY)');
+      const subscriber = {
+        beforeTransactionCommit: () => {
+          throw new Error('subscriber refused');
+        },
+      };
+      db.dataSource.subscribers.push(subscriber);
+      try {
+        await expect(db.transaction((manager) => manager.query('INSERT INTO tx_subscriber VALUES (1)'))).rejects.toThrow('subscriber refused');
+      } finally {
+        db.dataSource.subscribers.splice(db.dataSource.subscribers.indexOf(subscriber), 1);
+      }
+      // The pool's only connection: outside any transaction, and the insert is gone.
+      expect(await db.dataSource.query(`SELECT now() = statement_timestamp() AS outside`)).toEqual([{ outside: true }]);
+      expect(await db.dataSource.query('SELECT count(*)::int AS n FROM tx_subscriber')).toEqual([{ n: 0 }]);
+    } finally {
+      await db.close();
+    }
+  });
 });
