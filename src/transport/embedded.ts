@@ -691,6 +691,8 @@ class EmbeddedSubscription implements Subscription {
 class PartitionWorker {
   private position = -1;
   private committed = -1;
+  /** Where the reset policy put this worker when its group had no committed offset. */
+  private firstPosition: number | undefined;
   private stopped = false;
   private readonly abort = new AbortController();
   private running: Promise<void> | null = null;
@@ -798,7 +800,12 @@ class PartitionWorker {
   private async startPosition(): Promise<number> {
     await faultPoint('embedded.before-fetch-offset');
     const committed = await this.member.committedOffset(this.topic, this.partition);
-    return committed >= 0 ? committed : this.resetPosition();
+    if (committed >= 0) return committed;
+    // No committed offset: the reset policy decides, once. A worker restarted
+    // after a failure before its first commit starts where the first run did,
+    // not at a `latest` that has moved on meanwhile (which would skip records).
+    this.firstPosition ??= this.resetPosition();
+    return this.firstPosition;
   }
 
   private resetPosition(): number {

@@ -68,6 +68,21 @@ describe('EmbeddedTransport partition worker supervision', () => {
     await waitFor(async () => (await committed(log, groupId, topic)) === 20, 5000, () => 'offset 20 not committed');
   });
 
+  it('a worker of a new group (offsetReset latest) restarted before its first commit starts where it first did, skipping nothing', async () => {
+    const log = await openLog(await tempDir());
+    const topic = await topicWith(log, 10); // before the group: not for it
+    const groupId = unique('latest-restart');
+    const seen = recorder();
+    await transportOver(log).subscribe({ groupId, topics: [topic], offsetReset: 'latest', handler: seen.handler });
+    // The first read of the new records fails twice; meanwhile more arrive, moving the latest offset on.
+    armFault('embedded.before-decode', 'throw', { times: 2 });
+    await publish(log, topic, 10, 5);
+    await waitFor(() => (faultHits()['embedded.before-decode'] ?? 0) >= 1, 5000, () => 'the worker never read');
+    await publish(log, topic, 15, 5);
+    await waitFor(() => seen.distinct().length === 10, 10_000, () => `delivered ${JSON.stringify(seen.distinct())}`);
+    expect(seen.distinct()).toEqual(Array.from({ length: 10 }, (_, i) => 10 + i));
+  });
+
   it('restarts from the committed offset after a read fails to decode, skipping nothing', async () => {
     const log = await openLog(await tempDir());
     const topic = await topicWith(log, 10);
