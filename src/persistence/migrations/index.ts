@@ -4,6 +4,7 @@ import { ConcordatGlobalTransactions1795200001000 } from './0010-global-transact
 import { ConcordatInboxConsumerProcessedAt1795200002000 } from './0020-inbox-consumer-processed-at.js';
 import { ConcordatInboxWindow1795200002100 } from './0021-inbox-window.js';
 import { ConcordatDeadLetterReplayed1795200002200 } from './0022-dead-letter-replayed.js';
+import { ConcordatFenceHeuristic1795200002300 } from './0023-fence-heuristic.js';
 
 /** Concordat's migrations, oldest first. */
 export const concordatMigrations = [
@@ -13,4 +14,5 @@ export const concordatMigrations = [
   ConcordatInboxConsumerProcessedAt1795200002000,
   ConcordatInboxWindow1795200002100,
   ConcordatDeadLetterReplayed1795200002200,
+  ConcordatFenceHeuristic1795200002300,
 ];

@@ -20,7 +20,10 @@ import { preparedQuery } from '../../outbox/index.js';
  *   crash, "no prepared transaction and a CONFIRMED row" means committed, "no
  *   prepared transaction and no row" means it never committed. A rollback
  *   that finds nothing prepared inserts CANCELLED, which refuses a prepare
- *   that arrives later (anti-hanging again).
+ *   that arrives later (anti-hanging again). The prepare inserts its row
+ *   with `heuristic` set and clears it just before PREPARE TRANSACTION: a
+ *   row that a `@Prepare` committed itself keeps it, and a prepare delivered
+ *   again answers no, marked heuristic, as the first did.
  *
  * Rows are deleted by `cleanupFences` once their global transaction ended
  * and a retention passed.
@@ -107,13 +110,24 @@ export async function advanceFence(manager: EntityManager, key: FenceKey, from: 
 /**
  * A statement (values as escaped literals, for a simple query that carries
  * several statements in one round trip) that inserts the fence row with
- * `state` unless one exists and returns one row if it inserted.
+ * `state` unless one exists and returns one row if it inserted. With
+ * `heuristic`, the row says the branch may have committed work outside its
+ * global transaction (2PC, see `two-phase/participant.ts`).
  */
-export function fenceInsertSql(key: FenceKey, state: FenceState, escape: (value: string) => string): string {
+export function fenceInsertSql(key: FenceKey, state: FenceState, escape: (value: string) => string, options: { heuristic?: boolean } = {}): string {
+  const heuristic = options.heuristic === true;
   return (
-    `INSERT INTO concordat.fence (participant, global_tx_id, branch_id, state) ` +
-    `VALUES (${escape(key.participant)}, ${escape(checkedUuid(key.globalTxId))}::uuid, ${checkedInteger(key.branchId)}, ${escape(state)}) ` +
+    `INSERT INTO concordat.fence (participant, global_tx_id, branch_id, state${heuristic ? ', heuristic' : ''}) ` +
+    `VALUES (${escape(key.participant)}, ${escape(checkedUuid(key.globalTxId))}::uuid, ${checkedInteger(key.branchId)}, ${escape(state)}${heuristic ? ', true' : ''}) ` +
     `ON CONFLICT DO NOTHING RETURNING 1`
+  );
+}
+
+/** A statement (as {@link fenceInsertSql}) that sets the fence row's `heuristic` flag to `value`. */
+export function fenceHeuristicSql(key: FenceKey, value: boolean, escape: (value: string) => string): string {
+  return (
+    `UPDATE concordat.fence SET heuristic = ${value ? 'true' : 'false'} ` +
+    `WHERE participant = ${escape(key.participant)} AND global_tx_id = ${escape(checkedUuid(key.globalTxId))}::uuid AND branch_id = ${checkedInteger(key.branchId)}`
   );
 }
 

@@ -5,7 +5,7 @@ import { createLogger, faultPoint } from '../../observability/index.js';
 import { outboxInsertSql, outboxNotifierFor, shardFor, writeOutboxRecords, type OutboxRecord } from '../../outbox/index.js';
 import { MessageContext } from '../../runtime/index.js';
 import { BranchAction, type BranchCommand } from '../coordinator/messages.js';
-import { fenceInsertSql, FenceState, type FenceKey } from '../participant/fence.js';
+import { fenceHeuristicSql, fenceInsertSql, FenceState, type FenceKey } from '../participant/fence.js';
 import { reply, type ReplyDetails } from '../participant/reply.js';
 import { XaContext } from './context.js';
 import { gidFor, isPrepared } from './gid.js';
@@ -20,27 +20,31 @@ import { gidFor, isPrepared } from './gid.js';
  * `START TRANSACTION` through the TypeORM query runner (so that TypeORM
  * knows: `repository.save()` and nested `manager.transaction()` calls in
  * `@Prepare` join the transaction as savepoints instead of committing it);
- * insert the fence row as CONFIRMED (refused if a rollback got there first:
- * anti-hanging); run `@Prepare` under a lock timeout (a row held by another
- * branch's prepared transaction for longer makes it vote no); check that
- * the connection is still in that same transaction and `PREPARE TRANSACTION
- * '<gid>'`. Then, in a separate committed transaction, the vote goes out
+ * insert the fence row as CONFIRMED, marked heuristic (refused if a
+ * rollback got there first: anti-hanging); run `@Prepare` under a lock
+ * timeout (a row held by another branch's prepared transaction for longer
+ * makes it vote no); check that the connection is still in that same
+ * transaction, clear the mark and `PREPARE TRANSACTION '<gid>'`. Then, in a separate committed transaction, the vote goes out
  * through the outbox. The fence row is part of the prepared transaction, so
  * it becomes visible exactly when the branch commits. A `@Prepare` that
  * ended the transaction itself (a raw COMMIT or ROLLBACK) or left it aborted
  * (a failed statement whose error it caught) votes no, with the method named
  * in the reason and in an error log: PostgreSQL would answer that PREPARE
  * with a WARNING (or a silent ROLLBACK), and the branch would vote yes with
- * nothing prepared.
+ * nothing prepared. A COMMIT of its own commits the fence row with the
+ * heuristic mark (the vote no also marks it), so the same prepare delivered
+ * again — the dispatcher retrying a vote that failed, a redelivery after a
+ * crash — votes no, marked heuristic, again instead of yes.
  *
  * | command  | finds                                 | does                                  | reply |
  * |----------|---------------------------------------|---------------------------------------|-------|
  * | prepare  | nothing                               | work, PREPARE TRANSACTION             | yes (no if @Prepare refused or ended its transaction, the latter marked heuristic; fence CANCELLED unless that committed it) |
  * | prepare  | gid prepared, or fence CONFIRMED      | nothing (duplicate, recovery)         | yes   |
+ * | prepare  | fence marked heuristic                | nothing (an earlier @Prepare ended its transaction) | no, heuristic, not retriable |
  * | prepare  | fence CANCELLED                       | nothing (rolled back first)           | no    |
  * | commit   | gid prepared                          | COMMIT PREPARED                       | ok    |
- * | commit   | no gid, fence CONFIRMED               | nothing (committed already)           | ok    |
- * | commit   | no gid, no CONFIRMED fence            | nothing: rolled back outside the protocol (heuristic) | not ok, not retriable |
+ * | commit   | no gid, fence CONFIRMED (not heuristic) | nothing (committed already)         | ok    |
+ * | commit   | no gid, no CONFIRMED fence, or one marked heuristic | nothing: resolved outside the protocol (heuristic) | not ok, not retriable |
  * | rollback | gid prepared                          | ROLLBACK PREPARED, fence CANCELLED    | ok    |
  * | rollback | no gid, no fence                      | fence CANCELLED (empty rollback)      | ok    |
  * | rollback | no gid, fence CONFIRMED               | nothing (committed already)           | not ok, not retriable |
@@ -159,7 +163,8 @@ async function prepare(
     try {
       claimed = await run(client, [
         `SET LOCAL lock_timeout = '${FENCE_LOCK_TIMEOUT_MS}ms'`,
-        fenceInsertSql(key, FenceState.CONFIRMED, escape),
+        // Marked heuristic until the round trip of PREPARE TRANSACTION clears it: a row that @Prepare commits itself keeps the mark.
+        fenceInsertSql(key, FenceState.CONFIRMED, escape, { heuristic: true }),
         `SET LOCAL lock_timeout = '${Math.round(lockTimeoutMs)}ms'`,
         // The fence insert assigned the transaction its ID: what PREPARE must still find.
         'SELECT txid_current()::text AS xid',
@@ -172,8 +177,16 @@ async function prepare(
       throw error;
     }
     if (claimed[1]!.rowCount !== 1) {
-      const [row] = (await client.query(`SELECT state FROM concordat.fence WHERE participant = $1 AND global_tx_id = $2 AND branch_id = $3`, [key.participant, key.globalTxId, key.branchId])).rows as Array<{ state: FenceState }>;
+      const [row] = (
+        await client.query(`SELECT state, heuristic FROM concordat.fence WHERE participant = $1 AND global_tx_id = $2 AND branch_id = $3`, [
+          key.participant,
+          key.globalTxId,
+          key.branchId,
+        ])
+      ).rows as Array<{ state: FenceState; heuristic: boolean }>;
       await client.query('ROLLBACK');
+      // An earlier delivery's @Prepare ended the branch transaction itself: nothing is prepared, and its work may be committed.
+      if (row?.heuristic === true) return { ok: false, details: { error: heuristicRepeated(method), retriable: false, heuristic: true } };
       return row?.state === FenceState.CONFIRMED
         ? { ok: true, details: {} }
         : { ok: false, details: { error: 'PREPARE_AFTER_ROLLBACK: the branch was rolled back before its prepare arrived' } };
@@ -194,7 +207,12 @@ async function prepare(
     await faultPoint('xa.before-prepare');
     const details: ReplyDetails = result === undefined ? {} : { result };
     try {
-      await thenPublish(client, runner, [stillInTransactionSql(xid), `PREPARE TRANSACTION '${gid}'`], replyRecords(message, command, true, details));
+      await thenPublish(
+        client,
+        runner,
+        [stillInTransactionSql(xid), fenceHeuristicSql(key, false, escape), `PREPARE TRANSACTION '${gid}'`],
+        replyRecords(message, command, true, details),
+      );
     } catch (error) {
       const refusal = notPreparable(error, method);
       if (refusal === undefined) throw error;
@@ -208,6 +226,14 @@ async function prepare(
 }
 
 const log = createLogger('xa-participant');
+
+/** The reason of a no to a prepare delivered again after its @Prepare ended the branch transaction itself (fence marked heuristic). */
+function heuristicRepeated(method: string): string {
+  return (
+    `PREPARE_WITHOUT_TRANSACTION: an earlier delivery of this prepare found that @Prepare ${method} ended the branch transaction itself, ` +
+    'so nothing is prepared; whatever it committed is outside the global transaction and a rollback cannot undo it'
+  );
+}
 
 /** SQLSTATE of the check before PREPARE (PostgreSQL's own "no active SQL transaction"). */
 const NO_ACTIVE_SQL_TRANSACTION = '25P01';
@@ -278,12 +304,16 @@ async function commitPrepared(dataSource: DataSource, gid: string, key: FenceKey
   });
   if (done) return;
   // Not prepared: its own fence row, visible only if it committed, tells.
-  const rows: Array<{ state: FenceState }> = await dataSource.query(
-    `SELECT state FROM concordat.fence WHERE participant = $1 AND global_tx_id = $2 AND branch_id = $3`,
+  const rows: Array<{ state: FenceState; heuristic: boolean }> = await dataSource.query(
+    `SELECT state, heuristic FROM concordat.fence WHERE participant = $1 AND global_tx_id = $2 AND branch_id = $3`,
     [key.participant, key.globalTxId, key.branchId],
   );
-  const committed = rows[0]?.state === FenceState.CONFIRMED;
-  const details = committed ? {} : { error: `HEURISTIC: ${gid} is neither prepared nor committed (rolled back outside the protocol?)`, retriable: false };
+  const committed = rows[0]?.state === FenceState.CONFIRMED && rows[0].heuristic !== true;
+  const details = committed
+    ? {}
+    : rows[0]?.heuristic === true
+      ? { error: `HEURISTIC: ${gid} was never prepared: its @Prepare ended the branch transaction itself (committed outside the protocol)`, retriable: false }
+      : { error: `HEURISTIC: ${gid} is neither prepared nor committed (rolled back outside the protocol?)`, retriable: false };
   await answer(dataSource, message, command, committed, details);
 }
 
@@ -331,8 +361,10 @@ async function answer(dataSource: DataSource, message: MessageContext, command: 
       const results = await run(client, [
         'BEGIN',
         `SET LOCAL lock_timeout = '${FENCE_LOCK_TIMEOUT_MS}ms'`,
-        fenceInsertSql(fence, FenceState.CANCELLED, escape),
+        fenceInsertSql(fence, FenceState.CANCELLED, escape, { heuristic: details.heuristic === true }),
         `SELECT state FROM concordat.fence WHERE participant = ${escape(fence.participant)} AND global_tx_id = ${escape(fence.globalTxId)}::uuid AND branch_id = ${fence.branchId}`,
+        // With the heuristic vote: a row the @Prepare left (its COMMIT) is marked already, one it rolled back is inserted above.
+        ...(details.heuristic === true ? [fenceHeuristicSql(fence, true, escape)] : []),
       ]);
       state = (results[3]!.rows[0] as { state: FenceState } | undefined)?.state ?? FenceState.CANCELLED;
     }

@@ -37,7 +37,9 @@ class Saved {
 @Service('careless')
 @XaParticipant('careless.p', { retry: { maxAttempts: 1 } })
 class Careless {
-  static how: 'save' | 'nested' | 'commit' | 'swallow' = 'save';
+  static how: 'save' | 'nested' | 'commit' | 'rollback' | 'swallow' = 'save';
+  /** What another session saw of the branch's fence row right after the @Prepare's own COMMIT (before any vote). */
+  static fenceAtCommit: unknown;
   @Prepare()
   async work(context: XaContext<{ cents: number }>): Promise<void> {
     const row = { globalTxId: context.globalTxId, cents: context.payload.cents };
@@ -53,6 +55,14 @@ class Careless {
       case 'commit':
         await context.manager.getRepository(Saved).save(row);
         await context.manager.query('COMMIT');
+        Careless.fenceAtCommit = (
+          await context.manager.connection.query(`SELECT * FROM concordat.fence WHERE global_tx_id = $1`, [context.globalTxId])
+        ).map((r: { state: string; heuristic?: boolean }) => ({ state: r.state, heuristic: r.heuristic }))[0];
+        return;
+      case 'rollback':
+        await context.manager.query('ROLLBACK');
+        // Autocommitted: outside any transaction, and no fence row any more.
+        await context.manager.getRepository(Saved).save(row);
         return;
       case 'swallow':
         await context.manager.getRepository(Saved).save(row);
@@ -138,6 +148,11 @@ describe('2PC participant on PREPARE TRANSACTION (real Postgres)', () => {
     Number((await db.dataSource.query(`SELECT count(*) AS n FROM postings WHERE global_tx_id = $1`, [tx]))[0].n);
   const saved = async (tx: string): Promise<number> =>
     Number((await db.dataSource.query(`SELECT count(*) AS n FROM saved WHERE global_tx_id = $1`, [tx]))[0].n);
+  const fenceRow = async (tx: string): Promise<{ state: string; heuristic: boolean } | undefined> =>
+    (await db.dataSource.query(`SELECT * FROM concordat.fence WHERE global_tx_id = $1`, [tx])).map((r: { state: string; heuristic: boolean }) => ({
+      state: r.state,
+      heuristic: r.heuristic,
+    }))[0];
   const fence = async (tx: string): Promise<string | undefined> =>
     (await db.dataSource.query(`SELECT state FROM concordat.fence WHERE global_tx_id = $1`, [tx]))[0]?.state;
 
@@ -326,6 +341,24 @@ describe('2PC participant on PREPARE TRANSACTION (real Postgres)', () => {
         heuristic: true,
       });
       expect(await prepared()).toEqual([]);
+      // The same prepare again (the dispatcher retrying a failed vote, a redelivery after a crash): not a yes with nothing prepared.
+      expect(await sendCareless(BranchAction.PREPARE, tx)).toMatchObject({ action: 'prepare', ok: false, retriable: false, heuristic: true });
+      // The fence row was committed by that COMMIT, with the heuristic marked already: a vote lost after it cannot lose the mark.
+      expect(Careless.fenceAtCommit).toEqual({ state: FenceState.CONFIRMED, heuristic: true });
+      expect(await fenceRow(tx)).toEqual({ state: FenceState.CONFIRMED, heuristic: true });
+      expect(await prepared()).toEqual([]);
+      expect(await saved(tx)).toBe(1);
+    });
+
+    it('a @Prepare that rolls the transaction back itself and writes on in autocommit votes no (heuristic), also when the prepare comes again', async () => {
+      Careless.how = 'rollback';
+      const tx = randomUUID();
+      expect(await sendCareless(BranchAction.PREPARE, tx)).toMatchObject({ action: 'prepare', ok: false, retriable: false, heuristic: true });
+      expect(await saved(tx)).toBe(1);
+      expect(await sendCareless(BranchAction.PREPARE, tx)).toMatchObject({ action: 'prepare', ok: false, retriable: false, heuristic: true });
+      expect(await fenceRow(tx)).toEqual({ state: FenceState.CANCELLED, heuristic: true });
+      expect(await prepared()).toEqual([]);
+      expect(await saved(tx)).toBe(1);
     });
 
     it('a @Prepare that swallows a failed statement votes no: PREPARE TRANSACTION would roll the aborted transaction back', async () => {
