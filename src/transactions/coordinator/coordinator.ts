@@ -41,7 +41,8 @@ export interface CoordinatorOptions {
   /**
    * Age after which the fence row of an ended global transaction is deleted,
    * in ms. Must exceed how long a command can still be redelivered (log
-   * retention, inbox dedup window). Range 60000..31536000000. @default 604800000 (7 days)
+   * retention, inbox dedup window); the coordinator warns at start when it
+   * is shorter than its app's inbox dedup window. Range 60000..31536000000. @default 604800000 (7 days)
    */
   fenceRetentionMs?: number;
   /** Age after which an ended (not FAILED) global transaction, its branches and timeline are deleted, in ms; at least `fenceRetentionMs`. Range 60000..31536000000. @default 604800000 (7 days) */
@@ -209,6 +210,9 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
   }
 
   onApplicationStart(): void {
+    const dedupWindowMs = this.app.dedupWindow.windowMs;
+    const warning = fenceRetentionWarning(this.options.fenceRetentionMs, dedupWindowMs, this.app.name);
+    if (warning !== undefined) this.log.warn({ fenceRetentionMs: this.options.fenceRetentionMs, dedupWindowMs: Number.isFinite(dedupWindowMs) ? dedupWindowMs : 'Infinity' }, warning);
     this.stopped = false;
     this.schedule();
   }
@@ -294,9 +298,20 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
           : reply.action === BranchAction.EXECUTE && reply.repeated !== true && reply.payload !== undefined
             ? TxMode.SAGA
             : undefined;
-    if (mode !== undefined && reply.ok && reply.participant !== undefined && UUID.test(reply.globalTxId) && Number.isSafeInteger(reply.branchId)) {
-      const payload = mode === TxMode.TWO_PHASE ? null : (reply.payload ?? null);
-      presumeAbort(context, mode, { globalTxId: reply.globalTxId, branchId: reply.branchId, participant: reply.participant, payload });
+    const answerable = reply.ok && reply.participant !== undefined && UUID.test(reply.globalTxId) && Number.isSafeInteger(reply.branchId);
+    if (mode === TxMode.TCC && answerable && reply.payload === undefined) {
+      // A participant of a version that does not echo the payload: a Cancel would reach @Cancel with none to release.
+      this.log.error(
+        about,
+        'a tried TCC branch of an unknown global transaction, but its yes carries no payload (a participant not yet upgraded?): ' +
+          'it cannot be cancelled automatically and its reservation stays; an operator must release it by hand ' +
+          "(what the participant's @Cancel would do) and set its fence row (concordat.fence) to CANCELLED",
+      );
+      return;
+    }
+    if (mode !== undefined && answerable) {
+      const payload = mode === TxMode.TWO_PHASE ? null : reply.payload;
+      presumeAbort(context, mode, { globalTxId: reply.globalTxId, branchId: reply.branchId, participant: reply.participant!, payload }, context.message.id);
       this.log.warn(about, PRESUMED_ABORT[mode]);
       return;
     }
@@ -334,6 +349,29 @@ const PRESUMED_ABORT: Readonly<Record<TxMode, string>> = {
   [TxMode.TWO_PHASE]: 'a prepared branch of an unknown global transaction: presumed abort, rollback sent',
   [TxMode.SAGA]: 'a saga step that ran for an unknown saga: presumed abort, its compensation sent',
 };
+
+/**
+ * Why the coordinator warns at start, or undefined: `fenceRetentionMs` is
+ * shorter than the app's inbox dedup window. A fence row must outlive any
+ * redelivery the inbox could still dedup: the inbox keeps a command's ID
+ * (say, the Cancel that found no Try) for its window, and once the fence row
+ * is gone a late Try reserves again while commands with IDs the inbox still
+ * holds are skipped. Coordinator and participants share the database (and
+ * the fence cleanup), so the coordinator's app's window is the one checked.
+ */
+export function fenceRetentionWarning(fenceRetentionMs: number, dedupWindowMs: number, appName: string): string | undefined {
+  if (fenceRetentionMs >= dedupWindowMs) return undefined;
+  const window = dedupWindowMs === Infinity ? 'Infinity (inbox rows kept for ever)' : `${dedupWindowMs} ms`;
+  const fix =
+    dedupWindowMs === Infinity
+      ? 'bound the window (inbox.dedupWindowMs, which the log retention of the consumed topics must allow) to at most fenceRetentionMs'
+      : `raise fenceRetentionMs (COORDINATOR_OPTIONS) to at least ${dedupWindowMs} (historyRetentionMs with it), or lower inbox.dedupWindowMs`;
+  return (
+    `coordinator option fenceRetentionMs (${fenceRetentionMs} ms) is shorter than the inbox dedup window of app '${appName}' ` +
+    `(inbox.dedupWindowMs: ${window}): a fence row must outlive any redelivery the inbox could still dedup, or a command ` +
+    `delivered late (a Try after its Cancel) can reserve what nobody releases; ${fix}`
+  );
+}
 
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 

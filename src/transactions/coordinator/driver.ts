@@ -7,6 +7,7 @@ import {
   commandTopic,
   decisionMessageId,
   hasStableMessageId,
+  presumedAbortMessageId,
   type BranchCommand,
   type GlobalTxOutcome,
 } from './messages.js';
@@ -110,16 +111,21 @@ function publishOutcome(context: TransactionContext, tx: GlobalTxRow): void {
  * safe: a branch that committed (or confirmed) long ago refuses the rollback
  * instead of applying it, one that never ran records an empty rollback,
  * which also refuses a Try, prepare or step that arrives later.
+ *
+ * Message ID: for TCC and 2PC one of its own, derived from the reply's
+ * (`replyMessageId`, see {@link presumedAbortMessageId}), never the
+ * decision's; a saga compensation a fresh one, as every saga command.
  */
-export function presumeAbort(context: TransactionContext, mode: TxMode, branch: Omit<BranchCommand, 'action'>): void {
+export function presumeAbort(context: TransactionContext, mode: TxMode, branch: Omit<BranchCommand, 'action'>, replyMessageId: string): void {
   const action = MODE_ACTIONS[mode].rollback;
   const command: BranchCommand = { ...branch, action };
   context.publish(commandTopic(mode, branch.participant, action), command, {
     key: branch.globalTxId,
     type: TxMessageType.COMMAND(mode, action),
     globalTxId: branch.globalTxId,
-    // A saga compensation keeps a fresh ID, as every saga command does (see decisionMessageId).
-    ...(hasStableMessageId(mode, action) && { id: decisionMessageId(branch.globalTxId, branch.branchId, action) }),
+    // Not the decision's ID, which the participant's inbox may still hold from a Cancel that found no Try
+    // (see presumedAbortMessageId). A saga compensation keeps a fresh ID, as every saga command does.
+    ...(hasStableMessageId(mode, action) && { id: presumedAbortMessageId(branch.globalTxId, branch.branchId, action, replyMessageId) }),
   });
 }
 

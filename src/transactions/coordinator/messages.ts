@@ -150,8 +150,9 @@ const DECISION_ID_NAMESPACE = '5b0c8f7e-2d5f-4a51-9d0e-3c8a41f6b7a2';
 /**
  * The message ID of a TCC or 2PC decision command (Confirm, Cancel, commit,
  * rollback) sent by the coordinator itself: the same for every send of
- * that action to that branch — the first, each resend, a presumed abort — a
- * name-based UUID (RFC 9562 §5.5, version 5) of `<global tx>:<branch>:<action>`.
+ * that action to that branch — the first and each resend — a name-based
+ * UUID (RFC 9562 §5.5, version 5) of `<global tx>:<branch>:<action>`.
+ * A presumed abort has IDs of its own ({@link presumedAbortMessageId}).
  *
  * Why: a participant whose handler keeps failing dead-letters the command,
  * and the coordinator then sends it again with backoff until it is
@@ -172,6 +173,25 @@ const DECISION_ID_NAMESPACE = '5b0c8f7e-2d5f-4a51-9d0e-3c8a41f6b7a2';
  */
 export function decisionMessageId(globalTxId: string, branchId: number, action: BranchAction): string {
   return uuidv5(`${globalTxId}:${branchId}:${action}`, DECISION_ID_NAMESPACE);
+}
+
+/**
+ * The message ID of a presumed abort (a Cancel or rollback the coordinator
+ * sends for a phase-one yes of a global transaction it does not hold): a
+ * UUIDv5 of `<global tx>:<branch>:<action>:presumed:<reply message ID>`.
+ *
+ * Not {@link decisionMessageId}: the branch may have received that ID
+ * before, when the coordinator did hold the transaction and cancelled it
+ * (an empty rollback: the Try had not arrived yet). The participant's inbox
+ * keeps that ID for its dedup window, which may outlast the fence row (the
+ * fence retention); a Try redelivered in between reserves again, and a
+ * presumed Cancel with the old ID would be skipped as a duplicate, leaving
+ * the reservation held for ever. Derived from the reply: a reply delivered
+ * again yields the same ID (one Cancel), a new run of the Try (a new reply)
+ * a new one.
+ */
+export function presumedAbortMessageId(globalTxId: string, branchId: number, action: BranchAction, replyMessageId: string): string {
+  return uuidv5(`${globalTxId}:${branchId}:${action}:presumed:${replyMessageId}`, DECISION_ID_NAMESPACE);
 }
 
 /** Whether `action` is a decision of `mode` whose sends share one message ID (see {@link decisionMessageId}). */
