@@ -112,10 +112,7 @@ async function deleteInBatches(
   for (let batch = 0; batch < batchesMax && pending.length > 0; ) {
     const stillPending: string[] = [];
     for (const consumer of pending) {
-      if (batch >= batchesMax) {
-        stillPending.push(consumer);
-        continue;
-      }
+      if (batch >= batchesMax) break;
       const rows: Array<{ deleted: number }> = await dataSource.query(sql, [consumer, ageMs, batchRowsMax]);
       batch++;
       const deleted = rows[0]?.deleted ?? 0;

@@ -74,6 +74,11 @@ export const MESSAGE_ID_LENGTH_MAX = 256;
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 export const CONTENT_TYPE_HEADER = 'content-type';
 
+/** Whether `id` can be a message ID from the log: 1..{@link MESSAGE_ID_LENGTH_MAX} characters, no control characters. */
+export function isUsableMessageId(id: string): boolean {
+  return id.length > 0 && id.length <= MESSAGE_ID_LENGTH_MAX && !CONTROL_CHARACTERS.test(id);
+}
+
 /** Builds a complete envelope: a new UUIDv7 `id`, `time` now, JSON content type unless given. */
 export function createEnvelope<T>(init: EnvelopeInit<T>): Envelope<T> {
   const envelope: Envelope<T> = {
@@ -179,7 +184,7 @@ export function envelopeFromDelivery<T = unknown>(delivery: Delivery): Envelope<
     });
   }
   const id = required('id');
-  if (id.length > MESSAGE_ID_LENGTH_MAX || CONTROL_CHARACTERS.test(id)) {
+  if (!isUsableMessageId(id)) {
     throw new ConcordatError(
       `record ${delivery.topic}/${delivery.partition}@${delivery.offset} has an unusable ce_id: at most ${MESSAGE_ID_LENGTH_MAX} characters, no control characters`,
       { code: ErrorCode.ENVELOPE_INVALID, context: { topic: delivery.topic, partition: delivery.partition, offset: delivery.offset } },

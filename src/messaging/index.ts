@@ -5,6 +5,7 @@ export {
   envelopeFromDelivery,
   envelopeHeaders,
   envelopeToRecord,
+  isUsableMessageId,
   type Envelope,
   type EnvelopeInit,
 } from './envelope.js';

@@ -1,4 +1,5 @@
 import { v5 as uuidv5 } from 'uuid';
+import { isUsableMessageId } from '../messaging/index.js';
 import type { Delivery } from '../transport/index.js';
 
 /**
@@ -13,8 +14,8 @@ import type { Delivery } from '../transport/index.js';
  *   written as the six characters `\u0000`; the names of what was changed
  *   (`key` for the key) are listed in the `concordat_dlq_sanitized` header.
  * - A `ce_id` that the inbox would not take as a dedup key (absent, empty,
- *   longer than 256 characters or holding control characters: the bounds
- *   `envelopeFromDelivery` enforces, `MESSAGE_ID_LENGTH_MAX`) is replaced by
+ *   longer than 256 characters or holding control characters:
+ *   `isUsableMessageId`, the bounds `envelopeFromDelivery` enforces) is replaced by
  *   a new ID, in the row, in the `ce_id` header and on `<topic>.dlq`; the
  *   original, escaped and truncated, goes to `concordat_dlq_original_id`.
  *
@@ -34,10 +35,6 @@ export interface StorableRecord {
   sanitized: string[];
 }
 
-/** Longest `ce_id` used as it is (the bound `envelopeFromDelivery` enforces: `MESSAGE_ID_LENGTH_MAX` in messaging/envelope.ts). */
-const MESSAGE_ID_LENGTH_MAX = 256;
-// eslint-disable-next-line no-control-regex
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 /** Characters of the escaped original ID kept in `concordat_dlq_original_id`. */
 const ORIGINAL_ID_CHARS_MAX = 256;
 /** Namespace of the name-based IDs of dead letters (a random UUID, fixed once). */
@@ -61,7 +58,7 @@ export function storableRecord(delivery: Delivery, decodedId: string | undefined
   if (key !== rawKey) sanitized.unshift('key');
 
   const rawId = delivery.headers.ce_id?.toString('utf8');
-  if (decodedId !== undefined || (rawId !== undefined && usableId(rawId))) {
+  if (decodedId !== undefined || (rawId !== undefined && isUsableMessageId(rawId))) {
     return { messageId: decodedId ?? rawId!, key, headers, originalId: undefined, sanitized };
   }
   const messageId = derivedId(delivery);
@@ -73,10 +70,6 @@ export function storableRecord(delivery: Delivery, decodedId: string | undefined
 /** `value` with every NUL written as the six characters `\u0000`. */
 export function withoutNul(value: string): string {
   return value.includes('\0') ? value.replace(/\0/g, '\\u0000') : value;
-}
-
-function usableId(id: string): boolean {
-  return id.length > 0 && id.length <= MESSAGE_ID_LENGTH_MAX && !CONTROL_CHARACTERS.test(id);
 }
 
 /** Control characters, quotes and backslashes escaped as in JSON; cut after {@link ORIGINAL_ID_CHARS_MAX} characters, saying how long it was. */

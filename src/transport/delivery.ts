@@ -1,5 +1,6 @@
-import { ConcordatError, ErrorCode } from '../errors.js';
-import { BATCH_RECORDS, type Delivery, type SubscribeOptions } from './transport.js';
+import { ConcordatError, describeError, ErrorCode } from '../errors.js';
+import type { Logger } from '../observability/index.js';
+import { BATCH_RECORDS, type ConsumerFailureEvent, type Delivery, type SubscribeOptions } from './transport.js';
 
 /**
  * How a subscription hands records to its consumer, whichever of
@@ -34,4 +35,17 @@ export function chunkDelivery(options: SubscribeOptions): ChunkDelivery {
   }
   if (handler !== undefined) return { recordsMax: 1, deliver: (deliveries) => handler(deliveries[0]!) };
   return { recordsMax: batchRecordsMax ?? BATCH_RECORDS.default, deliver: batchHandler! };
+}
+
+/**
+ * Hands `event` to the subscription's `onConsumerFailure`, if any. The
+ * callback must not throw; what it throws is logged and ignored, so that a
+ * faulty callback cannot stop the restart it is told about.
+ */
+export function reportConsumerFailure(options: SubscribeOptions, logger: Logger, event: ConsumerFailureEvent): void {
+  try {
+    options.onConsumerFailure?.(event);
+  } catch (callbackError) {
+    logger.warn({ err: describeError(callbackError) }, 'onConsumerFailure threw; ignored');
+  }
 }

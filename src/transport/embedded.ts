@@ -32,7 +32,7 @@ import {
   type TopicSpec,
   type Transport,
 } from './transport.js';
-import { chunkDelivery, type ChunkDelivery } from './delivery.js';
+import { chunkDelivery, reportConsumerFailure, type ChunkDelivery } from './delivery.js';
 
 /**
  * EmbeddedTransport: the Transport over Concordat's own log, in process.
@@ -176,8 +176,18 @@ const ASSIGNORS: Readonly<Record<'range' | 'roundrobin', PartitionAssignor>> = {
   roundrobin: new RoundRobinAssignor(),
 };
 
-/** Longest wait before a failed partition worker restarts, in ms (below `retryBackoffMaxMs` when that is lower). */
+/** Longest wait before a failed partition worker or group member restarts, in ms (below `retryBackoffMaxMs` when that is lower). */
 const WORKER_RESTART_BACKOFF_MAX_MS = 30_000;
+
+/**
+ * Wait before the `failures`-th consecutive restart of a worker or member,
+ * in ms: `retryBackoffMs` doubling, capped at the lower of
+ * `retryBackoffMaxMs` and 30 s (Infinity: the cap at once).
+ */
+function restartBackoffMs(consumer: { retryBackoffMs: number; retryBackoffMaxMs: number }, failures: number): number {
+  const cap = Math.min(consumer.retryBackoffMaxMs, WORKER_RESTART_BACKOFF_MAX_MS);
+  return Math.min(cap, consumer.retryBackoffMs * 2 ** Math.min(failures - 1, 20));
+}
 
 /** The group moved on: the member rejoins (with a fresh member ID after UNKNOWN_MEMBER_ID), as Kafka's clients do. */
 const REJOIN_CODES: ReadonlySet<string> = new Set([ErrorCode.UNKNOWN_MEMBER_ID, ErrorCode.ILLEGAL_GENERATION, ErrorCode.REBALANCE_IN_PROGRESS]);
@@ -526,18 +536,12 @@ class EmbeddedSubscription implements Subscription {
     this.failures += 1;
     const failures = this.failures;
     const stalled = permanent || failures >= CONSUMER_STALLED_FAILURES;
-    const consumer = this.settings.consumer;
-    const cap = Math.min(consumer.retryBackoffMaxMs, WORKER_RESTART_BACKOFF_MAX_MS);
-    const retryInMs = permanent ? cap : Math.min(cap, consumer.retryBackoffMs * 2 ** Math.min(failures - 1, 20));
+    const retryInMs = restartBackoffMs(this.settings.consumer, permanent ? Infinity : failures);
     const fields = { groupId, memberId: this.memberId, generationId: this.generationId, failures, stalled, retryInMs, err: error };
     if (permanent) this.logger.error(fields, 'consumer stalled: the group coordinator refuses it and it cannot heal by itself; rejoining at the capped backoff');
     else if (stalled) this.logger.error(fields, 'consumer stalled: its group membership keeps failing; rejoining after a backoff');
     else this.logger.warn(fields, 'group membership failed; rejoining after a backoff');
-    try {
-      this.options.onConsumerFailure?.({ groupId, failures, stalled, retryInMs, error });
-    } catch (callbackError) {
-      this.logger.warn({ err: callbackError }, `onConsumerFailure threw: ${describeError(callbackError)}`);
-    }
+    reportConsumerFailure(this.options, this.logger, { groupId, failures, stalled, retryInMs, error });
     return retryInMs;
   }
 
@@ -761,8 +765,7 @@ class PartitionWorker {
     this.failedAt = offset;
     const failures = this.failures;
     const stalled = failures >= CONSUMER_STALLED_FAILURES;
-    const cap = Math.min(this.settings.retryBackoffMaxMs, WORKER_RESTART_BACKOFF_MAX_MS);
-    const retryInMs = Math.min(cap, this.settings.retryBackoffMs * 2 ** Math.min(failures - 1, 20));
+    const retryInMs = restartBackoffMs(this.settings, failures);
     const { groupId } = this.options;
     this.logger.error(
       { groupId, topic: this.topic, partition: this.partition, offset, failures, stalled, retryInMs, err: error },
@@ -770,11 +773,7 @@ class PartitionWorker {
         ? 'partition stalled: its worker keeps failing at the same offset; retrying from the committed offset'
         : 'partition worker failed; restarting from the committed offset',
     );
-    try {
-      this.options.onConsumerFailure?.({ groupId, topic: this.topic, partition: this.partition, offset, failures, stalled, retryInMs, error });
-    } catch (callbackError) {
-      this.logger.warn({ err: callbackError }, `onConsumerFailure threw: ${describeError(callbackError)}`);
-    }
+    reportConsumerFailure(this.options, this.logger, { groupId, topic: this.topic, partition: this.partition, offset, failures, stalled, retryInMs, error });
     return retryInMs;
   }
 

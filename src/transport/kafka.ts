@@ -31,7 +31,7 @@ import {
   type TopicSpec,
   type Transport,
 } from './transport.js';
-import { chunkDelivery, type ChunkDelivery } from './delivery.js';
+import { chunkDelivery, reportConsumerFailure, type ChunkDelivery } from './delivery.js';
 
 /**
  * KafkaTransport: the Transport over kafkajs 2.2.4, against
@@ -553,11 +553,7 @@ class KafkaSubscription implements Subscription {
       { groupId: this.groupId, failures, stalled, retryInMs, err: describeError(error) },
       stalled ? 'consumer stalled: it keeps crashing without handling a record; starting a new one' : 'consumer crashed; starting a new one',
     );
-    try {
-      this.options.onConsumerFailure?.({ groupId: this.groupId, failures, stalled, retryInMs, error });
-    } catch (callbackError) {
-      this.logger.warn({ err: describeError(callbackError) }, 'onConsumerFailure threw');
-    }
+    reportConsumerFailure(this.options, this.logger, { groupId: this.groupId, failures, stalled, retryInMs, error });
     void this.replace(consumer);
   }
 

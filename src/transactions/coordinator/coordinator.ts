@@ -19,7 +19,7 @@ import { GroupCommit } from './group-commit.js';
 import { BranchAction, REPLY_TOPIC, type BranchReply } from './messages.js';
 import type { Timing, Transition, TxInput } from './protocol.js';
 import { TxEventKind, TxMode } from './states.js';
-import { claimDue, inboxAndLockSql, parseInboxAndLock, type DueKind } from './store.js';
+import { claimDue, inboxAndLockSql, isGlobalTxId, parseInboxAndLock, type DueKind } from './store.js';
 
 /** Service name (and consumer group) of the coordinator. */
 export const COORDINATOR_SERVICE = 'concordat-coordinator';
@@ -298,7 +298,7 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
           : reply.action === BranchAction.EXECUTE && reply.repeated !== true && reply.payload !== undefined
             ? TxMode.SAGA
             : undefined;
-    const answerable = reply.ok && reply.participant !== undefined && UUID.test(reply.globalTxId) && Number.isSafeInteger(reply.branchId);
+    const answerable = reply.ok && reply.participant !== undefined && isGlobalTxId(reply.globalTxId) && Number.isSafeInteger(reply.branchId);
     if (mode === TxMode.TCC && answerable && reply.payload === undefined) {
       // A participant of a version that does not echo the payload: a Cancel would reach @Cancel with none to release.
       this.log.error(
@@ -372,8 +372,6 @@ export function fenceRetentionWarning(fenceRetentionMs: number, dedupWindowMs: n
     `delivered late (a Try after its Cancel) can reserve what nobody releases; ${fix}`
   );
 }
-
-const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 function decided(step: Transition): boolean {
   return step.events.some((e) => e.kind === TxEventKind.DECIDED);

@@ -26,12 +26,6 @@ type ParticipantMethod = (context: TccContext) => Promise<unknown> | unknown;
  * | Try     | none           | fence TRIED, run @Try                    | ok (or no, fence TRY_FAILED, writes rolled back) |
  * | Try     | CANCELLED      | nothing (anti-hanging)                   | no    |
  * | Try     | other          | nothing (duplicate)                      | as before |
- *
- * A yes to Try carries the command's payload back (`BranchReply.payload`):
- * a coordinator that does not hold the global transaction (its begin was
- * lost, or history cleanup removed it) answers it with a Cancel carrying that
- * payload (presumed abort), so the reservation does not stay forever; the
- * fence makes that Cancel harmless for a branch that confirmed or cancelled.
  * | Confirm | TRIED          | run @Confirm, fence CONFIRMED            | ok    |
  * | Confirm | CONFIRMED      | nothing (duplicate)                      | ok    |
  * | Confirm | other / none   | nothing (protocol violation)             | no    |
@@ -40,6 +34,12 @@ type ParticipantMethod = (context: TccContext) => Promise<unknown> | unknown;
  * | Cancel  | TRY_FAILED     | fence CANCELLED (nothing was reserved)   | ok    |
  * | Cancel  | CANCELLED      | nothing (duplicate)                      | ok    |
  * | Cancel  | CONFIRMED      | nothing (protocol violation)             | no    |
+ *
+ * A yes to Try carries the command's payload back (`BranchReply.payload`):
+ * a coordinator that does not hold the global transaction (its begin was
+ * lost, or history cleanup removed it) answers it with a Cancel carrying that
+ * payload (presumed abort), so the reservation does not stay forever; the
+ * fence makes that Cancel harmless for a branch that confirmed or cancelled.
  *
  * Errors from @Confirm and @Cancel propagate: the dispatcher retries them
  * and the coordinator resends until they succeed. The refusals marked "no"

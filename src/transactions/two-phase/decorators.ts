@@ -40,6 +40,9 @@ export interface XaParticipantOptions {
   lockTimeoutMs?: number;
 }
 
+/** Suffix of the consumer group that takes a 2PC participant's decisions (commit / rollback). */
+export const XA_DECISIONS_GROUP_SUFFIX = '.xa-decisions';
+
 /**
  * Declares a 2PC participant named `name` (at most 100 characters) on a
  * `@Service` class. The coordinator sends prepares on `concordat.xa.<name>`
@@ -60,9 +63,6 @@ export interface XaParticipantOptions {
  * It must do all its work through the context's `manager` (see
  * {@link Prepare}).
  */
-/** Suffix of the consumer group that takes a 2PC participant's decisions (commit / rollback). */
-export const XA_DECISIONS_GROUP_SUFFIX = '.xa-decisions';
-
 export function XaParticipant(name: string, options: XaParticipantOptions = {}): ClassDecorator {
   const { lockTimeoutMs } = compileOptions(optionsSchema, { lockTimeoutMs: options.lockTimeoutMs }, `xaParticipant(${name})`);
   return (target) => {
