@@ -224,37 +224,50 @@ class ProgressReader {
 }
 
 /**
- * Publishes one `orders.submitted` message per order through the outbox:
- * 100 per transaction as fast as possible, or, with a rate, in ticks of
- * 50 ms; with `inFlightMax`, a batch waits until it would not take the
- * orders submitted but not finished above that bound (or until the demo's
- * timeout: the checks then report what is unfinished).
+ * Publishes one `orders.submitted` message per order through the outbox, at
+ * most 100 per transaction. With `inFlightMax`, it keeps a window: each
+ * transaction submits as many orders as have finished since the last one
+ * (submitted minus finished stays at most `inFlightMax`), as a shop's front
+ * end admitting orders would, rather than waves that drain before the next
+ * starts. With a rate, it submits in ticks of 50 ms. Waits end at the demo's
+ * timeout (the checks then report what is unfinished).
  */
 async function submitOrders(app: ConcordatApp, orders: OrderLine[], options: DemoOptions, progress: ProgressReader): Promise<void> {
   const { ratePerSecond, inFlightMax } = options;
   const tickMs = 50;
-  const batchSize = Math.min(ratePerSecond === undefined ? 100 : Math.max(1, Math.round((ratePerSecond * tickMs) / 1000)), inFlightMax ?? Infinity);
+  const chunkMax = ratePerSecond === undefined ? 100 : Math.max(1, Math.round((ratePerSecond * tickMs) / 1000));
   const startedAt = Date.now();
   const deadline = startedAt + options.timeoutMs;
-  for (let i = 0; i < orders.length; i += batchSize) {
+  for (let i = 0; i < orders.length; ) {
     if (ratePerSecond !== undefined) {
       const dueAt = startedAt + (i / ratePerSecond) * 1000;
       if (dueAt > Date.now()) await sleep(dueAt - Date.now());
     }
-    const batch = orders.slice(i, i + batchSize);
-    const mustFinish = inFlightMax === undefined ? 0 : i + batch.length - inFlightMax;
-    while (mustFinish > 0 && Date.now() < deadline) {
-      const { confirmed, cancelled } = await progress.read();
-      if (confirmed + cancelled >= mustFinish) break;
-      await sleep(50);
+    let size = Math.min(chunkMax, orders.length - i);
+    if (inFlightMax !== undefined) {
+      size = Math.min(size, await freeSlots(progress, i, inFlightMax, deadline));
+      if (size === 0) break; // the deadline passed with the window full
     }
+    const batch = orders.slice(i, i + size);
     await app.transaction(async (context) => {
       for (const order of batch) {
         const message: OrderSubmitted = { orderId: order.orderId, accountId: order.accountId, sku: order.sku, quantity: order.quantity };
         context.publish(Topics.ORDER_SUBMITTED, message, { key: order.orderId });
       }
     });
-    progress.submitted += batch.length;
+    i += batch.length;
+    progress.submitted = i;
+  }
+}
+
+/** How many more orders fit in the window once at least one does (polling every 5 ms), or 0 past the deadline. */
+async function freeSlots(progress: ProgressReader, submitted: number, inFlightMax: number, deadline: number): Promise<number> {
+  for (;;) {
+    const { confirmed, cancelled } = await progress.read();
+    const free = inFlightMax - (submitted - confirmed - cancelled);
+    if (free > 0) return free;
+    if (Date.now() >= deadline) return 0;
+    await sleep(5);
   }
 }
 

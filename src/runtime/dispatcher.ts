@@ -4,7 +4,6 @@ import type { DataSource } from 'typeorm';
 import { ConcordatError, describeError, ErrorCode, isRetriable, RetriesExhaustedError } from '../errors.js';
 import {
   inboxInsertManySql,
-  inboxInsertSql,
   markDeadLettersReplayed,
   recordDeadLetter,
   type DeadLetter,
@@ -18,6 +17,7 @@ import type { ConsumerFailureEvent, Delivery } from '../transport/index.js';
 import { MessageContext, type DeliveryInfo } from './context.js';
 import type { ConsumerDescriptor, HandlerDescriptor } from './explorer.js';
 import { storableRecord, withoutNul } from './dead-letter-input.js';
+import { HandlerGroupCommit } from './group-commit.js';
 import { databaseAnswersNewConnection, isDatabaseUnavailable, retryDelayMs } from './retry.js';
 
 /** What the dispatcher needs from the app. */
@@ -32,6 +32,14 @@ export interface DispatcherDeps {
 }
 
 type Outcome = 'processed' | 'duplicate';
+
+/** One message's attempt, as the group commit runs it in a shared transaction. */
+interface Attempt {
+  handler: HandlerDescriptor;
+  envelope: Envelope;
+  delivery: Delivery;
+  attempt: number;
+}
 
 /** Counters of what the dispatcher did, for tests, the demo and metrics. */
 export interface DispatchStats {
@@ -69,10 +77,25 @@ export interface DispatcherOptions {
    * in `pg_subtrans`; 32 stays under that. Range 1..10000. @default 32
    */
   batchRecordsMax?: number;
+  /**
+   * Most handler transactions of one consumer group in flight at once in
+   * this process. The records its partitions deliver while those run share
+   * the next transaction (group commit, up to `batchRecordsMax` messages;
+   * see `group-commit.ts`). With 1, the group's messages never wait on each
+   * other's row locks and its transactions cannot deadlock with each other,
+   * whatever rows the handlers write; raise it for handlers that spend their
+   * time outside the database (a remote call), knowing that concurrent
+   * transactions of one group that write the same rows in different orders
+   * then wait on each other, and may deadlock. Range 1..64. @default 1
+   */
+  concurrentTransactionsMax?: number;
 }
 
 /** Default of {@link DispatcherOptions.batchRecordsMax}. */
 export const DISPATCH_BATCH_RECORDS_DEFAULT = 32;
+
+/** Default of {@link DispatcherOptions.concurrentTransactionsMax}. */
+export const DISPATCH_CONCURRENT_TRANSACTIONS_DEFAULT = 1;
 
 /** Validates and fills in {@link DispatcherOptions}. @throws ConcordatError CONFIG_INVALID naming the option */
 export function compileDispatcherOptions(options: DispatcherOptions = {}): Required<DispatcherOptions> {
@@ -82,7 +105,14 @@ export function compileDispatcherOptions(options: DispatcherOptions = {}): Requi
       code: ErrorCode.CONFIG_INVALID,
     });
   }
-  return { batchRecordsMax };
+  const concurrentTransactionsMax = options.concurrentTransactionsMax ?? DISPATCH_CONCURRENT_TRANSACTIONS_DEFAULT;
+  if (!Number.isInteger(concurrentTransactionsMax) || concurrentTransactionsMax < 1 || concurrentTransactionsMax > 64) {
+    throw new ConcordatError(
+      `invalid options: dispatcher.concurrentTransactionsMax: must be an integer in 1..64, got ${String(options.concurrentTransactionsMax)}`,
+      { code: ErrorCode.CONFIG_INVALID },
+    );
+  }
+  return { batchRecordsMax, concurrentTransactionsMax };
 }
 
 /** Suffix of the dead-letter topic of a topic. */
@@ -176,6 +206,8 @@ export class Dispatcher {
   readonly stats: DispatchStats = { processed: 0, duplicates: 0, retries: 0, deadLettered: 0, databaseWaits: 0, batches: 0, batchFallbacks: 0, replaysSkipped: 0, consumerFailures: 0 };
   /** Most messages in one transaction (see {@link DispatcherOptions}). */
   readonly batchRecordsMax: number;
+  /** The group's handler transactions: merged across partitions, `concurrentTransactionsMax` in flight. */
+  private readonly committer: HandlerGroupCommit<Attempt, Outcome>;
   private readonly log: Logger;
   private readonly messages: Counter<'group' | 'outcome'>;
   private readonly consumerFailures: Counter<'group' | 'stalled'>;
@@ -207,7 +239,9 @@ export class Dispatcher {
     private readonly deps: DispatcherDeps,
     options: DispatcherOptions = {},
   ) {
-    this.batchRecordsMax = compileDispatcherOptions(options).batchRecordsMax;
+    const compiled = compileDispatcherOptions(options);
+    this.batchRecordsMax = compiled.batchRecordsMax;
+    this.committer = new HandlerGroupCommit((items) => this.runTransaction(items), compiled.batchRecordsMax, compiled.concurrentTransactionsMax);
     this.log = createLogger('dispatcher', { group: consumer.group });
     const registry = deps.metricsRegistry ?? defaultRegistry;
     this.consumerFailures = registeredMetric(registry, 'concordat_consumer_failures_total', () =>
@@ -293,50 +327,23 @@ export class Dispatcher {
         'batch failed; its messages are handled apart',
       );
       if (failure === undefined || causedByBatch(failure.error)) {
-        for (let i = 0; i < deliveries.length; i++) await this.attempts(handler, envelopes[i]!, deliveries[i]!);
+        for (let i = 0; i < deliveries.length; i++) await this.attempts(handler, envelopes[i]!, deliveries[i]!, { alone: true });
         return;
       }
       const k = failure.index;
       if (k > 0) await this.runBatch(handler, deliveries.slice(0, k), envelopes.slice(0, k));
-      await this.attempts(handler, envelopes[k]!, deliveries[k]!, { error: failure.error });
+      await this.attempts(handler, envelopes[k]!, deliveries[k]!, { firstFailure: { error: failure.error }, alone: true });
       if (k + 1 < deliveries.length) await this.runBatch(handler, deliveries.slice(k + 1), envelopes.slice(k + 1));
     }
   }
 
   /**
-   * One transaction for the batch: `BEGIN; <inbox insert of every ID>`,
-   * the handlers of the new ones in order (a repeated ID runs once), the
-   * outbox rows with `COMMIT`. Throws if any handler throws (all rolled back).
+   * The batch's messages in one transaction (with other partitions' messages
+   * when the group commit merges them; see {@link runTransaction}). Throws
+   * if any handler throws (all rolled back).
    */
   private async attemptBatch(handler: HandlerDescriptor, deliveries: readonly Delivery[], envelopes: readonly Envelope[]): Promise<void> {
-    const instance = this.deps.resolve(handler.serviceClass);
-    const startedAt = performance.now();
-    const processed = await runOutboxTransaction(
-      this.deps.dataSource,
-      async ({ manager, preludeRows }) => {
-        const fresh = new Set((preludeRows as Array<{ message_id: string }>).map((row) => row.message_id));
-        const records: OutboxRecord[] = [];
-        let count = 0;
-        for (let i = 0; i < deliveries.length; i++) {
-          // delete: a second copy of an ID inside the batch is a duplicate too.
-          if (!fresh.delete(envelopes[i]!.id)) continue;
-          const context = new MessageContext(manager, this.consumer.serviceName, envelopes[i]!, this.deliveryInfo(handler, deliveries[i]!, 1));
-          try {
-            await handler.invoke(instance, context);
-          } catch (error) {
-            throw new BatchHandlerFailure(i, error);
-          }
-          for (const record of context.takeRecords()) records.push(record);
-          count++;
-        }
-        if (count === 0) return { result: 0, rollback: true as const };
-        return { result: count, records };
-      },
-      { prelude: (escape) => inboxInsertManySql(handler.group, envelopes.map((envelope) => envelope.id), escape) },
-    );
-    this.batchDone(handler, deliveries.length, processed, startedAt);
-    // Committed in the database, offsets not yet committed in the log.
-    await faultPoint('dispatcher.after-commit');
+    await this.committer.submit(deliveries.map((delivery, i) => ({ handler, envelope: envelopes[i]!, delivery, attempt: 1 })));
   }
 
   /** A non-transactional handler with an `invokeBatch` hook: the hook, then what it published, each through the outbox. */
@@ -416,14 +423,22 @@ export class Dispatcher {
   /**
    * Attempts until the message is processed, skipped or dead-lettered.
    * `firstFailure`: the error of an attempt 1 made already (in a batch),
-   * handled as if it had just happened here.
+   * handled as if it had just happened here. `alone`: attempt 1 runs in a
+   * transaction of its own, not shared with other partitions' messages (the
+   * message is being split out of a batch that failed); later attempts
+   * always do.
    */
-  private async attempts(handler: HandlerDescriptor, envelope: Envelope, delivery: Delivery, firstFailure?: { error: unknown }): Promise<void> {
-    let failure = firstFailure;
+  private async attempts(
+    handler: HandlerDescriptor,
+    envelope: Envelope,
+    delivery: Delivery,
+    options: { firstFailure?: { error: unknown }; alone?: boolean } = {},
+  ): Promise<void> {
+    let failure = options.firstFailure;
     for (let attempt = 1; ; ) {
       if (failure === undefined) {
         try {
-          await this.attempt(handler, envelope, delivery, attempt);
+          await this.attempt(handler, envelope, delivery, attempt, attempt > 1 || options.alone === true);
           return;
         } catch (error) {
           failure = { error };
@@ -446,31 +461,82 @@ export class Dispatcher {
     }
   }
 
-  private async attempt(handler: HandlerDescriptor, envelope: Envelope, delivery: Delivery, attempt: number): Promise<void> {
-    const instance = this.deps.resolve(handler.serviceClass);
-    const info = this.deliveryInfo(handler, delivery, attempt);
-    const startedAt = performance.now();
+  private async attempt(handler: HandlerDescriptor, envelope: Envelope, delivery: Delivery, attempt: number, alone: boolean): Promise<void> {
     if (!handler.transactional) {
-      const context = new MessageContext(this.deps.dataSource.manager, this.consumer.serviceName, envelope, info);
+      const instance = this.deps.resolve(handler.serviceClass);
+      const startedAt = performance.now();
+      const context = new MessageContext(this.deps.dataSource.manager, this.consumer.serviceName, envelope, this.deliveryInfo(handler, delivery, attempt));
       await handler.invoke(instance, context);
       await writeOutboxRecords(this.deps.dataSource.manager, context.takeRecords());
       this.done(handler, 'processed', startedAt);
       return;
     }
-    const outcome = await runOutboxTransaction(
+    try {
+      await this.committer.submit([{ handler, envelope, delivery, attempt }], alone);
+    } catch (error) {
+      throw error instanceof BatchHandlerFailure ? error.error : error;
+    }
+  }
+
+  /**
+   * One handler transaction for `items` (several partitions' messages when
+   * the group commit merged them): `BEGIN` with one inbox insert for every
+   * ID, returning the new ones; the handlers of those in order on one
+   * EntityManager (an ID repeated in the transaction runs once); what they
+   * published with `COMMIT`. A transaction whose messages are all
+   * duplicates rolls back. Runs inside the group commit, so never beside
+   * another transaction of this group (at the default concurrency).
+   * @returns each item's outcome, after the commit
+   * @throws BatchHandlerFailure naming the item whose handler threw (all rolled back), or the database's error
+   */
+  private async runTransaction(items: readonly Attempt[]): Promise<Outcome[]> {
+    const startedAt = performance.now();
+    const outcomes = await runOutboxTransaction(
       this.deps.dataSource,
       async ({ manager, preludeRows }) => {
-        if (preludeRows.length === 0) return { result: 'duplicate' as const, rollback: true as const };
-        const context = new MessageContext(manager, this.consumer.serviceName, envelope, info);
-        await handler.invoke(instance, context);
-        return { result: 'processed' as const, records: context.takeRecords() };
+        const fresh = new Set((preludeRows as Array<{ message_id: string }>).map((row) => row.message_id));
+        const records: OutboxRecord[] = [];
+        const outcomes: Outcome[] = [];
+        for (let i = 0; i < items.length; i++) {
+          const { handler, envelope, delivery, attempt } = items[i]!;
+          // delete: a second copy of an ID inside the transaction is a duplicate too.
+          if (!fresh.delete(envelope.id)) {
+            outcomes.push('duplicate');
+            continue;
+          }
+          const context = new MessageContext(manager, this.consumer.serviceName, envelope, this.deliveryInfo(handler, delivery, attempt));
+          try {
+            await handler.invoke(this.deps.resolve(handler.serviceClass), context);
+          } catch (error) {
+            throw new BatchHandlerFailure(i, error);
+          }
+          for (const record of context.takeRecords()) records.push(record);
+          outcomes.push('processed');
+        }
+        if (!outcomes.includes('processed')) return { result: outcomes, rollback: true as const };
+        return { result: outcomes, records };
       },
-      { prelude: (escape) => inboxInsertSql(handler.group, envelope.id, escape) },
+      { prelude: (escape) => inboxInsertManySql(this.consumer.group, items.map((item) => item.envelope.id), escape) },
     );
-    this.done(handler, outcome, startedAt);
-    this.batchRecords.observe({ group: handler.group }, 1);
-    // Committed in the database, offset not yet committed in the log.
+    this.transactionDone(items, outcomes, startedAt);
+    // Committed in the database, offsets not yet committed in the log.
     await faultPoint('dispatcher.after-commit');
+    return outcomes;
+  }
+
+  private transactionDone(items: readonly Attempt[], outcomes: readonly Outcome[], startedAt: number): void {
+    const processed = outcomes.filter((outcome) => outcome === 'processed').length;
+    const duplicates = outcomes.length - processed;
+    const group = this.consumer.group;
+    if (items.length > 1) this.stats.batches++;
+    this.stats.processed += processed;
+    this.stats.duplicates += duplicates;
+    if (processed > 0) {
+      this.messages.inc({ group, outcome: 'processed' }, processed);
+      this.handlerSeconds.observe({ group }, (performance.now() - startedAt) / 1000);
+    }
+    if (duplicates > 0) this.messages.inc({ group, outcome: 'duplicate' }, duplicates);
+    this.batchRecords.observe({ group }, items.length);
   }
 
   private done(handler: HandlerDescriptor, outcome: Outcome, startedAt: number): void {
