@@ -18,7 +18,7 @@ import { MessageContext, type DeliveryInfo } from './context.js';
 import type { ConsumerDescriptor, HandlerDescriptor } from './explorer.js';
 import { storableRecord, withoutNul } from './dead-letter-input.js';
 import { HandlerGroupCommit } from './group-commit.js';
-import { databaseAnswersNewConnection, isDatabaseUnavailable, retryDelayMs } from './retry.js';
+import { databaseAnswersNewConnection, isDatabaseUnavailable, isTransactionConflict, retryDelayMs } from './retry.js';
 
 /** What the dispatcher needs from the app. */
 export interface DispatcherDeps {
@@ -51,6 +51,8 @@ export interface DispatchStats {
   databaseWaits: number;
   /** Batches of several messages handled in one transaction. */
   batches: number;
+  /** Retries of a message whose transaction lost a conflict (deadlock, serialization failure); they run at once. */
+  conflictRetries: number;
   /** Batches that failed and whose messages were then handled one at a time. */
   batchFallbacks: number;
   /** Replayed dead letters of another consumer group, skipped (see {@link REPLAY_FOR_HEADER}). */
@@ -203,7 +205,7 @@ const DATABASE_WAIT_MS = { first: 100, max: 5000 } as const;
  * `dispatchBatch` resolved.
  */
 export class Dispatcher {
-  readonly stats: DispatchStats = { processed: 0, duplicates: 0, retries: 0, deadLettered: 0, databaseWaits: 0, batches: 0, batchFallbacks: 0, replaysSkipped: 0, consumerFailures: 0 };
+  readonly stats: DispatchStats = { processed: 0, duplicates: 0, retries: 0, deadLettered: 0, databaseWaits: 0, batches: 0, conflictRetries: 0, batchFallbacks: 0, replaysSkipped: 0, consumerFailures: 0 };
   /** Most messages in one transaction (see {@link DispatcherOptions}). */
   readonly batchRecordsMax: number;
   /** The group's handler transactions: merged across partitions, `concurrentTransactionsMax` in flight. */
@@ -326,6 +328,7 @@ export class Dispatcher {
         { err: describeError(failure?.error ?? error), handler: handler.label, messages: deliveries.length, failedAt: failure?.index },
         'batch failed; its messages are handled apart',
       );
+      if (isTransactionConflict(failure?.error ?? error)) this.stats.conflictRetries++;
       if (failure === undefined || causedByBatch(failure.error)) {
         for (let i = 0; i < deliveries.length; i++) await this.attempts(handler, envelopes[i]!, deliveries[i]!, { alone: true });
         return;
@@ -454,9 +457,12 @@ export class Dispatcher {
       }
       this.stats.retries++;
       this.messages.inc({ group: handler.group, outcome: 'retried' });
-      const delayMs = retryDelayMs(handler.retry, attempt);
+      // A deadlock or serialization failure is retried at once (and counted): waiting gains nothing.
+      const conflict = isTransactionConflict(error);
+      const delayMs = conflict ? 0 : retryDelayMs(handler.retry, attempt);
+      if (conflict) this.stats.conflictRetries++;
       this.log.warn({ err: describeError(error), handler: handler.label, messageId: envelope.id, attempt, delayMs }, 'handler failed; retrying');
-      await this.sleep(delayMs);
+      if (delayMs > 0) await this.sleep(delayMs);
       attempt++;
     }
   }

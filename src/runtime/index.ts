@@ -41,6 +41,7 @@ export {
   compileRetryPolicy,
   isDatabaseUnavailable,
   retryDelayMs,
+  isTransactionConflict,
   type CompiledRetryPolicy,
   type RetryPolicyOptions,
 } from './retry.js';

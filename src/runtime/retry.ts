@@ -141,3 +141,26 @@ export async function databaseAnswersNewConnection(dataSource: DataSource): Prom
     await client.end().catch(() => undefined);
   }
 }
+
+/**
+ * SQLSTATEs of a transaction that lost a conflict with another and may
+ * succeed if simply run again: 40001 (serialization failure) and 40P01
+ * (deadlock detected). PostgreSQL's documentation (13.4, "Serialization
+ * Failure Handling") asks applications to retry these at once; nothing is
+ * gained by waiting.
+ */
+const TRANSACTION_CONFLICT_SQLSTATES: ReadonlySet<string> = new Set(['40001', '40P01']);
+
+/**
+ * Whether `error` (or an error it wraps, through TypeORM's `driverError` or
+ * `cause`, up to 4 levels) is a serialization failure or a deadlock: a
+ * transient conflict, retried at once rather than after a backoff.
+ */
+export function isTransactionConflict(error: unknown): boolean {
+  for (let current = error, depth = 0; current instanceof Error && depth < 4; depth++) {
+    const withCode = current as Error & { code?: unknown; driverError?: unknown };
+    if (typeof withCode.code === 'string' && TRANSACTION_CONFLICT_SQLSTATES.has(withCode.code)) return true;
+    current = withCode.driverError ?? current.cause;
+  }
+  return false;
+}

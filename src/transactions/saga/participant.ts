@@ -1,6 +1,6 @@
 import { describeError, isRetriable } from '../../errors.js';
 import { faultPoint } from '../../observability/index.js';
-import type { MessageContext } from '../../runtime/index.js';
+import { isTransactionConflict, type MessageContext } from '../../runtime/index.js';
 import { BranchAction, type BranchCommand } from '../coordinator/messages.js';
 import { claimFence, fenceAdvanceSql, fenceInsertSql, FenceState, setFence, type FenceKey } from '../participant/fence.js';
 import { batchOn } from '../participant/sql.js';
@@ -47,6 +47,9 @@ type ParticipantMethod = (context: SagaContext) => Promise<unknown> | unknown;
  * Unlike TCC, a failing step or compensation is not retried here: the
  * coordinator owns the saga's retry policies (a step's, the compensations'),
  * counts attempts in its table and sends the command again after the delay.
+ * The exception is a deadlock or serialization failure: the delivery's
+ * transaction is rolled back and the dispatcher runs it again at once
+ * (until its attempts run out, after which it is answered like any failure).
  *
  * Fault points `saga.after-step`, `saga.after-compensate`: the method ran,
  * nothing is committed yet.
@@ -72,6 +75,17 @@ export async function handleSagaCommand(participant: string, methods: SagaMethod
 
 type Call = (role: keyof SagaMethods) => Promise<unknown>;
 
+/**
+ * Whether a failed step or compensation is retried by the dispatcher, at
+ * once, instead of being answered: a deadlock or a serialization failure
+ * (the step lost a race with another transaction, and would likely succeed
+ * if run again now), while the delivery has attempts left. Answered instead,
+ * the coordinator would retry it only after the step's retry delay.
+ */
+function retryHere(message: MessageContext, error: unknown): boolean {
+  return isTransactionConflict(error) && message.delivery.attempt < message.delivery.maxAttempts;
+}
+
 async function execute(message: MessageContext, command: BranchCommand, key: FenceKey, call: Call): Promise<void> {
   // The savepoint before the fence row, in one round trip: a failed step leaves no trace, so its retry runs afresh.
   const batch = await batchOn(message.manager);
@@ -91,6 +105,7 @@ async function execute(message: MessageContext, command: BranchCommand, key: Fen
     // The payload echoed: a coordinator that does not hold the saga compensates the step with it (presumed abort).
     reply(message, command, true, { ...(result !== undefined && { result }), ...(command.payload !== undefined && { payload: command.payload }) });
   } catch (error) {
+    if (retryHere(message, error)) throw error;
     await message.manager.query('ROLLBACK TO SAVEPOINT concordat_saga_step');
     reply(message, command, false, { error: describeError(error), retriable: isRetriable(error) });
   }
@@ -111,6 +126,7 @@ async function compensate(message: MessageContext, command: BranchCommand, key: 
     await faultPoint('saga.after-compensate');
     reply(message, command, true);
   } catch (error) {
+    if (retryHere(message, error)) throw error;
     await message.manager.query('ROLLBACK TO SAVEPOINT concordat_saga_compensate');
     reply(message, command, false, { error: describeError(error), retriable: isRetriable(error) });
   }
