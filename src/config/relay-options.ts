@@ -14,8 +14,13 @@ export interface RelayOptions {
   batchBytesMax?: number;
   /**
    * Batches published concurrently by one relay: its shards are split over
-   * this many lanes, each with one batch in flight. More lanes share the
-   * log's fsyncs (group commit) and hide round trips. Range 1..64. @default 4
+   * this many lanes, each with one batch in flight. One lane's batch already
+   * takes rows of every shard it owns (up to `batchRowsMax`), so more lanes
+   * help only where the log's acknowledgement is slow against the database
+   * round trip (a remote Kafka cluster); in one process they split what one
+   * claim would take into several claims and appends (measured on the order
+   * demo: 4 lanes cost 19% more round trips and 8% of the throughput).
+   * Range 1..64. @default 1
    */
   lanes?: number;
   /**
