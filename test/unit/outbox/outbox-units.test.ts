@@ -63,7 +63,7 @@ describe('outbox pieces without I/O', () => {
     expect(compileRelayOptions()).toEqual({
       batchRowsMax: 500,
       batchBytesMax: 4 * 1024 * 1024,
-      lanes: 4,
+      lanes: 1,
       pollIntervalMs: 1000,
       notifyIntervalMs: 10,
       retryBackoffMs: 100,
