@@ -1,10 +1,10 @@
 import { performance } from 'node:perf_hooks';
+import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import type { CompiledRelayOptions } from '../config/index.js';
 import { describeError } from '../errors.js';
 import { isPoisonRecordError } from './poison.js';
 import { faultPoint, type Logger } from '../observability/index.js';
-import { preparedQuery } from './prepared.js';
 
 /** An outbox row as a lane reads it. */
 export interface ClaimedRow {
@@ -21,6 +21,8 @@ export interface ClaimedRow {
 export interface LaneHost {
   readonly options: CompiledRelayOptions;
   readonly dataSource: DataSource;
+  /** URL of the database, for the lane's own connection. */
+  readonly databaseUrl: string;
   readonly isRunning: boolean;
   shardsOfLane(index: number): number[];
   publish(rows: readonly ClaimedRow[]): Promise<void>;
@@ -57,6 +59,16 @@ const DELETE_AND_READ = `
 
 const DELETE_BATCH = `DELETE FROM concordat.outbox WHERE seq = ANY($1::bigint[])`;
 
+/**
+ * How long an acknowledged batch's rows wait to be deleted together with the
+ * next batch's read before they are deleted alone, in ms. Deleting them at
+ * once would cost a statement and a commit right when the consumers of the
+ * batch just published start their transactions; a row left a little longer
+ * is at worst published again after a crash (a duplicate, which inboxes
+ * absorb).
+ */
+const DELETE_LINGER_MS = 50;
+
 /** Moves rows the log refused for good out of the outbox, with the log's error. */
 const MOVE_FAILED = `
   WITH failed AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS f(seq, error)),
@@ -89,6 +101,8 @@ export class RelayLane {
   private stopping = false;
   /** The batch acknowledged by the log and not yet deleted. */
   private acknowledged: Acknowledged | undefined;
+  /** The lane's own connection, with asynchronous commit (see {@link query}). */
+  private client: pg.Client | undefined;
 
   constructor(
     readonly index: number,
@@ -107,13 +121,15 @@ export class RelayLane {
     this.wakeUp?.();
     await this.loop;
     const acknowledged = this.acknowledged;
-    if (acknowledged === undefined) return;
     try {
+      if (acknowledged === undefined) return;
       await this.host.dataSource.query(DELETE_BATCH, [acknowledged.seqs]);
       this.acknowledged = undefined;
       this.host.batchDone(acknowledged.seqs.length, acknowledged.startedAt);
     } catch (error) {
       this.log.warn({ err: describeError(error), lane: this.index }, 'could not delete published outbox rows at stop; they will be published again');
+    } finally {
+      await this.disconnect();
     }
   }
 
@@ -133,10 +149,15 @@ export class RelayLane {
   private async run(): Promise<void> {
     let failures = 0;
     while (this.host.isRunning && !this.stopping) {
-      const target = this.takeTarget();
+      let target = this.takeTarget();
       if (target.length === 0 && this.acknowledged === undefined) {
         await this.sleep(this.host.options.pollIntervalMs);
         continue;
+      }
+      if (target.length === 0) {
+        // Only rows to delete: give the next batch a moment to take them along.
+        await this.sleep(DELETE_LINGER_MS, false);
+        target = this.takeTarget();
       }
       try {
         const running = this.cycle(target);
@@ -166,11 +187,7 @@ export class RelayLane {
     const acknowledged = this.acknowledged;
     const rotated = rotate(shards, this.rotation++);
     // Prepared: parsing and planning this statement cost PostgreSQL more than running it.
-    const { rows: read } = await preparedQuery<ClaimedRow>(this.host.dataSource, 'concordat_relay_delete_and_read', DELETE_AND_READ, [
-      rotated,
-      options.batchRowsMax,
-      acknowledged?.seqs ?? [],
-    ]);
+    const { rows: read } = await this.query<ClaimedRow>('concordat_relay_delete_and_read', DELETE_AND_READ, [rotated, options.batchRowsMax, acknowledged?.seqs ?? []]);
     if (acknowledged !== undefined) {
       this.acknowledged = undefined;
       this.host.batchDone(acknowledged.seqs.length, acknowledged.startedAt);
@@ -182,6 +199,52 @@ export class RelayLane {
     this.acknowledged = { seqs: rows.map((row) => row.seq), startedAt };
     // A full batch means more rows wait in these shards: read them again at once.
     if (read.length === options.batchRowsMax || rows.length < read.length) this.markDirty(shards);
+  }
+
+  /**
+   * Runs a named prepared statement on the lane's own connection, opened
+   * outside the app's pool (which it would otherwise hold a slot of for
+   * good, and keep from closing). The connection commits asynchronously
+   * (`synchronous_commit = off`, set when it connects): the relay's only
+   * writes are deletes of rows the log has acknowledged, and losing one in a
+   * crash of PostgreSQL means publishing those rows again (a duplicate,
+   * never a loss), while waiting for its WAL flush would put an fsync on
+   * every message's path. A connection that failed is closed; the next call
+   * opens a new one.
+   */
+  private async query<R>(name: string, text: string, values: unknown[]): Promise<{ rows: R[] }> {
+    const client = await this.connection();
+    try {
+      const result = await client.query({ name, text, values });
+      return { rows: result.rows as R[] };
+    } catch (error) {
+      await this.disconnect();
+      throw error;
+    }
+  }
+
+  private async connection(): Promise<pg.Client> {
+    if (this.client !== undefined) return this.client;
+    const client = new pg.Client({ connectionString: this.host.databaseUrl, options: '-c synchronous_commit=off' });
+    // A connection lost while idle: forget it (the next call opens another).
+    client.on('error', () => {
+      if (this.client === client) this.client = undefined;
+      client.end().catch(() => undefined);
+    });
+    try {
+      await client.connect();
+    } catch (error) {
+      client.end().catch(() => undefined);
+      throw error;
+    }
+    this.client = client;
+    return client;
+  }
+
+  private async disconnect(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => undefined);
   }
 
   /**
@@ -234,15 +297,15 @@ export class RelayLane {
     for (const shard of shards) this.dirty.add(shard);
   }
 
-  /** Waits for a wake-up, `stop()`, or `timeoutMs`; a timeout makes every shard dirty (the fallback poll). */
-  private sleep(timeoutMs: number): Promise<void> {
+  /** Waits for a wake-up, `stop()`, or `timeoutMs`; a timeout of a `poll` makes every shard dirty (the fallback poll). */
+  private sleep(timeoutMs: number, poll = true): Promise<void> {
     if (this.pendingWake || this.stopping || !this.host.isRunning) {
       this.pendingWake = false;
       return Promise.resolve();
     }
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        this.dirty = 'all';
+        if (poll) this.dirty = 'all';
         done();
       }, timeoutMs);
       const done = (): void => {

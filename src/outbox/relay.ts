@@ -171,6 +171,10 @@ export class OutboxRelay implements LaneHost {
     return this.database.dataSource;
   }
 
+  get databaseUrl(): string {
+    return this.database.url;
+  }
+
   get isRunning(): boolean {
     return this.running;
   }

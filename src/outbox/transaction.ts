@@ -8,8 +8,10 @@ import { outboxInsertSql, quoteLiteral, shardsOf, writeOutboxRecords, type Outbo
 export interface OutboxTransactionScope {
   /** The transaction's EntityManager: every business write goes through it. */
   manager: EntityManager;
-  /** Rows returned by the prelude statement (empty without a prelude). */
+  /** Rows returned by the prelude statement (the first, when the prelude is several; empty without a prelude). */
   preludeRows: unknown[];
+  /** Rows returned by each statement of the prelude, in order (empty without a prelude). */
+  preludeResults: unknown[][];
 }
 
 /** How the work ends its transaction. */
@@ -71,8 +73,8 @@ export async function runOutboxTransaction<T>(
     open = true;
     setTransactionState(runner, true);
     await runner.broadcaster.broadcast('AfterTransactionStart');
-    const preludeRows = Array.isArray(begun) ? ((begun[1]?.rows as unknown[] | undefined) ?? []) : [];
-    const end = await work({ manager: runner.manager, preludeRows });
+    const preludeResults = Array.isArray(begun) ? begun.slice(1).map((result) => (result.rows as unknown[] | undefined) ?? []) : [];
+    const end = await work({ manager: runner.manager, preludeRows: preludeResults[0] ?? [], preludeResults });
     if ('rollback' in end) {
       await rollback(runner, client);
       open = false;

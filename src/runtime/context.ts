@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import type { CommitStages } from './commit-stages.js';
 import { createEnvelope, type Envelope } from '../messaging/index.js';
 import { runOutboxTransaction, toOutboxRecords, writeOutbox, type OutboxMessage, type OutboxRecord } from '../outbox/index.js';
 
@@ -28,6 +29,13 @@ export interface PublishOptions {
  */
 export class TransactionContext {
   private readonly outgoing: OutboxMessage[] = [];
+  /**
+   * Work deferred to the end of the transaction (see `commit-stages.ts`):
+   * set by the dispatcher on the contexts of its handler transactions;
+   * undefined elsewhere (`app.transaction`, handlers without a transaction),
+   * where a component must do its work at once instead.
+   */
+  commitStages: CommitStages | undefined;
 
   constructor(
     /** The transaction's EntityManager: use it for every business write. */

@@ -14,6 +14,7 @@ import { envelopeFromDelivery, type Envelope } from '../messaging/index.js';
 import { createLogger, faultPoint, type Logger } from '../observability/index.js';
 import { registeredMetric, runOutboxTransaction, writeOutboxRecords, type OutboxRecord } from '../outbox/index.js';
 import type { ConsumerFailureEvent, Delivery } from '../transport/index.js';
+import { CommitStages } from './commit-stages.js';
 import { MessageContext, type DeliveryInfo } from './context.js';
 import type { ConsumerDescriptor, HandlerDescriptor } from './explorer.js';
 import { storableRecord, withoutNul } from './dead-letter-input.js';
@@ -497,11 +498,12 @@ export class Dispatcher {
    */
   private async runTransaction(items: readonly Attempt[]): Promise<Outcome[]> {
     const startedAt = performance.now();
+    const stages = new CommitStages();
     const outcomes = await runOutboxTransaction(
       this.deps.dataSource,
       async ({ manager, preludeRows }) => {
         const fresh = new Set((preludeRows as Array<{ message_id: string }>).map((row) => row.message_id));
-        const records: OutboxRecord[] = [];
+        const contexts: MessageContext[] = [];
         const outcomes: Outcome[] = [];
         for (let i = 0; i < items.length; i++) {
           const { handler, envelope, delivery, attempt } = items[i]!;
@@ -511,20 +513,24 @@ export class Dispatcher {
             continue;
           }
           const context = new MessageContext(manager, this.consumer.serviceName, envelope, this.deliveryInfo(handler, delivery, attempt));
+          context.commitStages = stages;
           try {
             await handler.invoke(this.deps.resolve(handler.serviceClass), context);
           } catch (error) {
             throw new BatchHandlerFailure(i, error);
           }
-          for (const record of context.takeRecords()) records.push(record);
+          contexts.push(context);
           outcomes.push('processed');
         }
-        if (!outcomes.includes('processed')) return { result: outcomes, rollback: true as const };
-        return { result: outcomes, records };
+        if (contexts.length === 0) return { result: outcomes, rollback: true as const };
+        // What the handlers deferred to the end (a co-located coordinator's transitions), then every message published.
+        await stages.runBeforeCommit(manager);
+        return { result: outcomes, records: contexts.flatMap((context) => context.takeRecords()) };
       },
       { prelude: (escape) => inboxInsertManySql(this.consumer.group, items.map((item) => item.envelope.id), escape) },
     );
     this.transactionDone(items, outcomes, startedAt);
+    await stages.runAfterCommit();
     // Committed in the database, offsets not yet committed in the log.
     await faultPoint('dispatcher.after-commit');
     return outcomes;

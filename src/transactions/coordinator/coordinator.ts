@@ -9,7 +9,9 @@ import {
   MessageContext,
   Service,
   Tokens,
+  type CommitStage,
   type ConcordatApp,
+  type Deferred,
   type OnApplicationStart,
   type OnApplicationStop,
 } from '../../runtime/index.js';
@@ -18,8 +20,11 @@ import { driveGlobalTxs, presumeAbort } from './driver.js';
 import { GroupCommit } from './group-commit.js';
 import { BranchAction, REPLY_TOPIC, type BranchReply } from './messages.js';
 import type { Timing, Transition, TxInput } from './protocol.js';
+import type { EntityManager } from 'typeorm';
 import { TxEventKind, TxMode } from './states.js';
-import { claimDue, inboxAndLockSql, isGlobalTxId, parseInboxAndLock, type DueKind } from './store.js';
+import { claimDue, inboxAndLockSql, isGlobalTxId, lockGlobalTxs, parseInboxAndLock, type DueKind } from './store.js';
+import { registerColocatedCoordinator, unregisterColocatedCoordinator } from './colocated.js';
+import { publishReply } from '../participant/reply.js';
 
 /** Service name (and consumer group) of the coordinator. */
 export const COORDINATOR_SERVICE = 'concordat-coordinator';
@@ -135,6 +140,8 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
   private stopped = true;
   private lastCleanupMs = 0;
   private readonly replies: GroupCommit<MessageContext<BranchReply>, Transition | undefined>;
+  /** Replies of participants that run in this process on this database, applied in their own transactions (`colocated.ts`). */
+  private readonly colocatedReplies: CommitStage<BranchReply> = { beforeCommit: (manager, items) => this.applyColocatedReplies(manager, items) };
 
   constructor(
     @inject(Tokens.App) private readonly app: ConcordatApp,
@@ -171,8 +178,8 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
     const consumer = batch[0]!.delivery.consumer;
     const results = await runOutboxTransaction(
       this.app.dataSource,
-      async ({ manager, preludeRows }) => {
-        const { fresh, txs } = parseInboxAndLock(preludeRows);
+      async ({ manager, preludeResults }) => {
+        const { fresh, txs } = parseInboxAndLock(preludeResults);
         const contexts = new Map<string, MessageContext<BranchReply>>();
         for (const message of batch) {
           if (fresh.has(message.message.id) && !contexts.has(message.message.id)) {
@@ -198,7 +205,40 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
           ),
       },
     );
-    const steps = results.filter((step): step is Transition => step !== undefined);
+    await this.repliesCommitted(results.filter((step): step is Transition => step !== undefined));
+    return results;
+  }
+
+  /**
+   * The stage of a co-located participant's transaction (see `colocated.ts`):
+   * locks the global transactions its replies are for, in ID order, all at
+   * once (so that two participants' transactions cannot deadlock on them),
+   * and drives each the way a reply message would. A reply for a global
+   * transaction this database does not hold is published as a message
+   * instead, for whichever coordinator consumes replies to decide on it
+   * (presumed abort, see `onUnknown`). Commands go out through the
+   * participant's message context, in its transaction.
+   */
+  private async applyColocatedReplies(manager: EntityManager, items: ReadonlyArray<Deferred<BranchReply>>): Promise<() => Promise<void>> {
+    const states = await lockGlobalTxs(manager, items.map(({ item }) => item.globalTxId));
+    const known: Array<Deferred<BranchReply>> = [];
+    for (const deferred of items) {
+      if (states.has(deferred.item.globalTxId)) known.push(deferred);
+      else publishReply(deferred.context, deferred.item);
+    }
+    const steps = await driveGlobalTxs(
+      manager,
+      known.map(({ item, context }) => ({ id: item.globalTxId, input: { kind: 'reply', reply: item } as const, context })),
+      this.timing,
+      states,
+    );
+    const done = steps.filter((step): step is Transition => step !== undefined);
+    if (done.some(decided)) await faultPoint(CoordinatorFault.BEFORE_DECIDE);
+    return () => this.repliesCommitted(done);
+  }
+
+  /** After a commit that applied replies: logs, and the fault points it passed. */
+  private async repliesCommitted(steps: readonly Transition[]): Promise<void> {
     this.logSteps(steps);
     // Every point the batch passed, not only the furthest: with batched
     // delivery one commit often holds a first vote and another transaction's
@@ -206,7 +246,6 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
     if (steps.some((step) => !step.ended && !decided(step))) await faultPoint(CoordinatorFault.AFTER_REPLY);
     if (steps.some((step) => !step.ended && decided(step))) await faultPoint(CoordinatorFault.AFTER_DECIDE);
     if (steps.some((step) => step.ended)) await faultPoint(CoordinatorFault.AFTER_END);
-    return results;
   }
 
   onApplicationStart(): void {
@@ -214,11 +253,13 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
     const warning = fenceRetentionWarning(this.options.fenceRetentionMs, dedupWindowMs, this.app.name);
     if (warning !== undefined) this.log.warn({ fenceRetentionMs: this.options.fenceRetentionMs, dedupWindowMs: Number.isFinite(dedupWindowMs) ? dedupWindowMs : 'Infinity' }, warning);
     this.stopped = false;
+    registerColocatedCoordinator(this.app.dataSource, this.colocatedReplies);
     this.schedule();
   }
 
   async onApplicationStop(): Promise<void> {
     this.stopped = true;
+    unregisterColocatedCoordinator(this.app.dataSource, this.colocatedReplies);
     clearTimeout(this.timer);
     await this.scanning;
   }

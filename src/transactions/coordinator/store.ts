@@ -1,3 +1,4 @@
+import { batchOn } from '../participant/sql.js';
 import type { EntityManager } from 'typeorm';
 import { ConcordatError, ErrorCode } from '../../errors.js';
 import { preparedQuery } from '../../outbox/index.js';
@@ -133,39 +134,57 @@ export async function lockGlobalTx(manager: EntityManager, id: string): Promise<
 }
 
 /**
- * Locks and reads several global transactions in one statement, in ID order
- * (so two batches locking overlapping sets cannot deadlock each other).
+ * Locks several global transactions, in ID order (so two batches locking
+ * overlapping sets cannot deadlock each other), and then reads them with
+ * their branches: two statements in one round trip.
+ *
+ * Why two: under READ COMMITTED, a `SELECT … FOR UPDATE` that waited for
+ * another transaction's lock re-reads the locked row itself, but whatever
+ * else the statement reads (the branches, in a subquery) still comes from
+ * the snapshot it took before waiting. A step that waited for a sibling
+ * branch's reply would then decide on that branch's old state (and never
+ * decide). The second statement takes a new snapshot, after the locks are
+ * held: it sees everything committed before them.
  * @returns the ones that exist, by ID.
  */
 export async function lockGlobalTxs(manager: EntityManager, ids: readonly string[]): Promise<Map<string, LoadedGlobalTx>> {
   const valid = [...new Set(ids)].filter((id) => UUID.test(id));
   if (valid.length === 0) return new Map();
-  const { rows } = await preparedQuery<LoadedRow>(manager, 'concordat_lock_global_txs', LOCK_GLOBAL_TXS, [valid]);
+  const batch = await batchOn(manager);
+  const list = valid.map((id) => `${batch.escape(id)}::uuid`).join(', ');
+  const [, read] = await batch.run([lockStatement(list), `${GLOBAL_TX_SELECT} WHERE g.id IN (${list})`]);
+  return loadedById(read!.rows as LoadedRow[]);
+}
+
+function lockStatement(list: string): string {
+  return `SELECT g.id FROM concordat.global_transaction g WHERE g.id IN (${list}) ORDER BY g.id FOR UPDATE`;
+}
+
+function loadedById(rows: readonly LoadedRow[]): Map<string, LoadedGlobalTx> {
   return new Map(rows.map(({ branches, ...tx }) => [tx.id, { tx, branches: branches ?? [] }]));
 }
 
-const LOCK_GLOBAL_TXS = `${GLOBAL_TX_SELECT} WHERE g.id = ANY($1::uuid[]) ORDER BY g.id FOR UPDATE OF g`;
-
 /**
- * One statement, with its values as escaped literals so that it can travel
- * with `BEGIN` (`runOutboxTransaction`'s prelude): records `messageIds` in
- * the inbox of `consumer` and locks and reads the global transactions `ids`,
- * in ID order. Its single row holds `fresh` (the message IDs that were not in
- * the inbox yet) and `txs` (each global transaction with its branches).
- * Parse it with {@link parseInboxAndLock}.
+ * Two statements, with their values as escaped literals so that they can
+ * travel with `BEGIN` (`runOutboxTransaction`'s prelude): the first records
+ * `messageIds` in the inbox of `consumer` and locks the global transactions
+ * `ids`, in ID order; the second reads them with their branches, under a
+ * snapshot taken after the locks (see {@link lockGlobalTxs} for why). The
+ * first returns `fresh` (the message IDs that were not in the inbox yet),
+ * the second the global transactions. Parse them with {@link parseInboxAndLock}.
  */
 export function inboxAndLockSql(consumer: string, messageIds: readonly string[], ids: readonly string[], escape: (value: string) => string): string {
   const inbox = messageIds.map((m) => `(${escape(consumer)}, ${escape(m)})`).join(', ');
   // Message data is untrusted: only UUIDs reach the SQL text (others are simply not found).
   const txIds = [...new Set(ids)].filter((id) => UUID.test(id)).map((id) => `${escape(id)}::uuid`);
+  const list = txIds.length === 0 ? 'NULL::uuid' : txIds.join(', ');
   return `WITH fresh AS (
             INSERT INTO concordat.inbox (consumer, message_id) VALUES ${inbox}
             ON CONFLICT DO NOTHING RETURNING message_id
-          ), locked AS (
-            ${GLOBAL_TX_SELECT} WHERE ${txIds.length === 0 ? 'false' : `g.id IN (${txIds.join(', ')})`} ORDER BY g.id FOR UPDATE OF g
-          )
+          ), locked AS (${lockStatement(list)})
           SELECT (SELECT coalesce(json_agg(message_id), '[]') FROM fresh) AS fresh,
-                 (SELECT coalesce(json_agg(locked), '[]') FROM locked) AS txs`;
+                 (SELECT count(*) FROM locked) AS locked;
+          ${GLOBAL_TX_SELECT} WHERE g.id IN (${list})`;
 }
 
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
@@ -175,11 +194,12 @@ export function isGlobalTxId(id: unknown): id is string {
   return typeof id === 'string' && UUID.test(id);
 }
 
-/** Reads the row of {@link inboxAndLockSql}. */
-export function parseInboxAndLock(rows: unknown[]): { fresh: Set<string>; txs: Map<string, LoadedGlobalTx> } {
-  const row = rows[0] as { fresh: string[]; txs: LoadedRow[] } | undefined;
-  if (row === undefined) throw new Error('assertion failed: the inbox-and-lock statement returned no row');
-  return { fresh: new Set(row.fresh), txs: new Map(row.txs.map(({ branches, ...tx }) => [tx.id, { tx, branches: branches ?? [] }])) };
+/** Reads the results of {@link inboxAndLockSql}'s two statements. */
+export function parseInboxAndLock(results: readonly unknown[][]): { fresh: Set<string>; txs: Map<string, LoadedGlobalTx> } {
+  const row = results[0]?.[0] as { fresh: string[] } | undefined;
+  const txs = results[1] as LoadedRow[] | undefined;
+  if (row === undefined || txs === undefined) throw new Error('assertion failed: the inbox-and-lock statements returned no rows');
+  return { fresh: new Set(row.fresh), txs: loadedById(txs) };
 }
 
 /** Like {@link lockGlobalTx}, for a row that must exist. @throws ConcordatError GLOBAL_TX_NOT_FOUND */

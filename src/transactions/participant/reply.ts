@@ -1,4 +1,5 @@
 import type { TransactionContext } from '../../runtime/index.js';
+import { deferToColocatedCoordinator } from '../coordinator/colocated.js';
 import { REPLY_TOPIC, TxMessageType, type BranchCommand, type BranchReply } from '../coordinator/messages.js';
 
 /** What a reply says besides its branch and action. */
@@ -14,7 +15,12 @@ export interface ReplyDetails {
   heuristic?: boolean;
 }
 
-/** Publishes a participant's reply to `command` through `context`'s outbox, keyed by the global transaction ID. */
+/**
+ * A participant's reply to `command`: applied by the coordinator at the end
+ * of `context`'s transaction when one runs in this process on the same
+ * database (`coordinator/colocated.ts`), else published through `context`'s
+ * outbox, keyed by the global transaction ID.
+ */
 export function reply(context: TransactionContext, command: BranchCommand, ok: boolean, details: ReplyDetails = {}): void {
   const data: BranchReply = {
     globalTxId: command.globalTxId,
@@ -29,5 +35,10 @@ export function reply(context: TransactionContext, command: BranchCommand, ok: b
     ...(details.repeated !== undefined && { repeated: details.repeated }),
     ...(details.heuristic !== undefined && { heuristic: details.heuristic }),
   };
-  context.publish(REPLY_TOPIC, data, { key: command.globalTxId, type: TxMessageType.REPLY, globalTxId: command.globalTxId });
+  if (!deferToColocatedCoordinator(context, data)) publishReply(context, data);
+}
+
+/** Publishes `data` to the coordinators' reply topic through `context`'s outbox, keyed by the global transaction ID. */
+export function publishReply(context: TransactionContext, data: BranchReply): void {
+  context.publish(REPLY_TOPIC, data, { key: data.globalTxId, type: TxMessageType.REPLY, globalTxId: data.globalTxId });
 }

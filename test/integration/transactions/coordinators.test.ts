@@ -78,7 +78,9 @@ describe('two coordinator instances share the work without driving one global tr
     );
 
   it('replies: 60 global transactions confirmed, one decision each, each action once, both instances working', async () => {
-    const participants = ConcordatApp.create({ name: 'participants', services: [Counter], database: f.db, transport: f.transport, partitions: 4, relay: false });
+    // A pool of their own, as participants in another process have: on the coordinators' own pool
+    // they would hand their replies to a co-located coordinator in their transactions (colocated.ts).
+    const participants = ConcordatApp.create({ name: 'participants', services: [Counter], database: { url: f.url }, transport: f.transport, partitions: 4, relay: false });
     await participants.start();
     try {
       const ids = await begin(60, 30_000);

@@ -12,6 +12,8 @@ import { createTestDatabase, type TestDatabase } from '../../../support/database
  */
 export interface TxFixture {
   db: Database;
+  /** URL of the fixture's database, for an app that opens a pool of its own (as one in another process would). */
+  url: string;
   transport: EmbeddedTransport;
   dir: string;
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
@@ -48,6 +50,7 @@ export async function createTxFixture(name: string, setupSql: string[] = [], poo
     (await query<{ gid: string }>(`SELECT gid FROM pg_prepared_xacts WHERE database = current_database() ORDER BY gid`)).map((r) => r.gid);
   return {
     db,
+    url: testDb.url,
     transport,
     dir,
     query,
