@@ -47,10 +47,12 @@ export interface AppOptions {
   /** Partitions of the topics the app creates for its handlers and their dead letters. Range 1..1024. @default 8 */
   partitions?: number;
   /**
-   * How handlers are dispatched: `batchRecordsMax` messages of one partition
-   * at most share one database transaction (records the transport read
-   * together; nothing waits to fill a batch). `{ batchRecordsMax: 1 }` gives
-   * every message a transaction of its own. @default { batchRecordsMax: 32 }
+   * How handlers are dispatched: each consumer group runs
+   * `concurrentTransactionsMax` handler transactions at a time, and the
+   * records its partitions deliver meanwhile share the next one, up to
+   * `batchRecordsMax` messages (nothing waits to fill a transaction).
+   * `{ batchRecordsMax: 1 }` gives every message a transaction of its own.
+   * See {@link DispatcherOptions}. @default { batchRecordsMax: 32, concurrentTransactionsMax: 1 }
    */
   dispatcher?: DispatcherOptions;
 }
