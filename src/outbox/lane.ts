@@ -69,6 +69,9 @@ const DELETE_BATCH = `DELETE FROM concordat.outbox WHERE seq = ANY($1::bigint[])
  */
 const DELETE_LINGER_MS = 50;
 
+/** Longest wait for the lane's own connection to open, in ms (a failed attempt is retried with the lane's backoff). */
+const LANE_CONNECT_TIMEOUT_MS = 10_000;
+
 /** Moves rows the log refused for good out of the outbox, with the log's error. */
 const MOVE_FAILED = `
   WITH failed AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS f(seq, error)),
@@ -157,6 +160,7 @@ export class RelayLane {
       if (target.length === 0) {
         // Only rows to delete: give the next batch a moment to take them along.
         await this.sleep(DELETE_LINGER_MS, false);
+        if (this.stopping || !this.host.isRunning) break;
         target = this.takeTarget();
       }
       try {
@@ -225,7 +229,12 @@ export class RelayLane {
 
   private async connection(): Promise<pg.Client> {
     if (this.client !== undefined) return this.client;
-    const client = new pg.Client({ connectionString: this.host.databaseUrl, options: '-c synchronous_commit=off' });
+    const client = new pg.Client({
+      connectionString: this.host.databaseUrl,
+      options: '-c synchronous_commit=off',
+      connectionTimeoutMillis: LANE_CONNECT_TIMEOUT_MS,
+      keepAlive: true,
+    });
     // A connection lost while idle: forget it (the next call opens another).
     client.on('error', () => {
       if (this.client === client) this.client = undefined;

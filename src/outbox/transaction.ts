@@ -69,8 +69,10 @@ export async function runOutboxTransaction<T>(
   try {
     await runner.broadcaster.broadcast('BeforeTransactionStart');
     const prelude = options.prelude?.(escape);
-    const begun = await client.query(prelude === undefined ? 'BEGIN' : `BEGIN; ${prelude}`);
+    // Open from here on: a prelude that fails (a lock timeout, a cancel) leaves the connection in
+    // an aborted transaction block, which must be rolled back before it goes back to the pool.
     open = true;
+    const begun = await client.query(prelude === undefined ? 'BEGIN' : `BEGIN; ${prelude}`);
     setTransactionState(runner, true);
     await runner.broadcaster.broadcast('AfterTransactionStart');
     const preludeResults = Array.isArray(begun) ? begun.slice(1).map((result) => (result.rows as unknown[] | undefined) ?? []) : [];

@@ -463,7 +463,9 @@ export class Dispatcher {
       const delayMs = conflict ? 0 : retryDelayMs(handler.retry, attempt);
       if (conflict) this.stats.conflictRetries++;
       this.log.warn({ err: describeError(error), handler: handler.label, messageId: envelope.id, attempt, delayMs }, 'handler failed; retrying');
+      // sleep() throws the stopping error; a retry at once must check for it too.
       if (delayMs > 0) await this.sleep(delayMs);
+      else if (this.deps.signal.aborted) throw stopping();
       attempt++;
     }
   }

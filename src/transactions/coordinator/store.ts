@@ -152,12 +152,18 @@ export async function lockGlobalTxs(manager: EntityManager, ids: readonly string
   if (valid.length === 0) return new Map();
   const batch = await batchOn(manager);
   const list = valid.map((id) => `${batch.escape(id)}::uuid`).join(', ');
-  const [, read] = await batch.run([lockStatement(list), `${GLOBAL_TX_SELECT} WHERE g.id IN (${list})`]);
-  return loadedById(read!.rows as LoadedRow[]);
+  const [locked, read] = await batch.run([lockStatement(list), `${GLOBAL_TX_SELECT} WHERE g.id IN (${list})`]);
+  return loadedById(onlyLocked(read!.rows as LoadedRow[], locked!.rows.map((row: { id: string }) => row.id)));
 }
 
 function lockStatement(list: string): string {
   return `SELECT g.id FROM concordat.global_transaction g WHERE g.id IN (${list}) ORDER BY g.id FOR UPDATE`;
+}
+
+/** The rows of the read whose global transaction the lock statement locked (one begun in between is left out: not locked). */
+function onlyLocked(rows: readonly LoadedRow[], lockedIds: readonly string[]): LoadedRow[] {
+  const locked = new Set(lockedIds);
+  return rows.filter((row) => locked.has(row.id));
 }
 
 function loadedById(rows: readonly LoadedRow[]): Map<string, LoadedGlobalTx> {
@@ -183,7 +189,7 @@ export function inboxAndLockSql(consumer: string, messageIds: readonly string[],
             ON CONFLICT DO NOTHING RETURNING message_id
           ), locked AS (${lockStatement(list)})
           SELECT (SELECT coalesce(json_agg(message_id), '[]') FROM fresh) AS fresh,
-                 (SELECT count(*) FROM locked) AS locked;
+                 (SELECT coalesce(json_agg(id), '[]') FROM locked) AS locked;
           ${GLOBAL_TX_SELECT} WHERE g.id IN (${list})`;
 }
 
@@ -196,10 +202,10 @@ export function isGlobalTxId(id: unknown): id is string {
 
 /** Reads the results of {@link inboxAndLockSql}'s two statements. */
 export function parseInboxAndLock(results: readonly unknown[][]): { fresh: Set<string>; txs: Map<string, LoadedGlobalTx> } {
-  const row = results[0]?.[0] as { fresh: string[] } | undefined;
+  const row = results[0]?.[0] as { fresh: string[]; locked: string[] } | undefined;
   const txs = results[1] as LoadedRow[] | undefined;
   if (row === undefined || txs === undefined) throw new Error('assertion failed: the inbox-and-lock statements returned no rows');
-  return { fresh: new Set(row.fresh), txs: loadedById(txs) };
+  return { fresh: new Set(row.fresh), txs: loadedById(onlyLocked(txs, row.locked)) };
 }
 
 /** Like {@link lockGlobalTx}, for a row that must exist. @throws ConcordatError GLOBAL_TX_NOT_FOUND */
@@ -236,7 +242,7 @@ export async function applyTransitions(manager: EntityManager, writes: ReadonlyA
     'concordat_apply_transitions',
     `WITH b AS (
        UPDATE concordat.branch AS b
-          SET state = u.state, error = u.error, result = u.result, attempts = u.attempts, updated_at = now()
+          SET state = u.state, error = u.error, result = u.result, attempts = u.attempts, updated_at = statement_timestamp()
          FROM (SELECT DISTINCT ON (gid, branch_id) * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::jsonb[], $6::int[])
                  WITH ORDINALITY AS x(gid, branch_id, state, error, result, attempts, n) ORDER BY gid, branch_id, n DESC) AS u
         WHERE b.global_tx_id = u.gid AND b.branch_id = u.branch_id
@@ -248,10 +254,10 @@ export async function applyTransitions(manager: EntityManager, writes: ReadonlyA
      )
      UPDATE concordat.global_transaction AS g
         SET state = u.state, reason = u.reason, decision = u.decision,
-            decided_at = COALESCE(g.decided_at, CASE WHEN u.decision IS NOT NULL THEN now() END),
-            ended_at = CASE WHEN u.terminal THEN now() END,
-            resend_at = now() + make_interval(secs => u.resend_ms / 1000),
-            resend_count = u.resend_count, updated_at = now()
+            decided_at = COALESCE(g.decided_at, CASE WHEN u.decision IS NOT NULL THEN statement_timestamp() END),
+            ended_at = CASE WHEN u.terminal THEN statement_timestamp() END,
+            resend_at = statement_timestamp() + make_interval(secs => u.resend_ms / 1000),
+            resend_count = u.resend_count, updated_at = statement_timestamp()
        FROM (SELECT DISTINCT ON (id) * FROM unnest($12::uuid[], $13::text[], $14::text[], $15::text[], $16::bool[], $17::float8[], $18::int[])
                WITH ORDINALITY AS x(id, state, reason, decision, terminal, resend_ms, resend_count, n) ORDER BY id, n DESC) AS u
       WHERE g.id = u.id`,

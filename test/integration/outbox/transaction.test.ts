@@ -114,6 +114,19 @@ describe('transactions whose outbox rows ride with COMMIT (real Postgres)', () =
     expect(await outbox()).toEqual([]);
   });
 
+  it('a prelude that fails leaves no aborted transaction on the pooled connection', async () => {
+    const single = await openDatabase({ url: testDb.url, poolSize: 1 });
+    try {
+      const failing = runOutboxTransaction(single.dataSource, async () => ({ result: 1, records: [] }), { prelude: () => 'SELECT 1/0' });
+      await expect(failing).rejects.toThrow('division by zero');
+      // The pool's only connection again: it must be out of the aborted block.
+      expect(await single.dataSource.query(`SELECT 2 AS n`)).toEqual([{ n: 2 }]);
+      expect(await runOutboxTransaction(single.dataSource, async ({ preludeRows }) => ({ result: preludeRows, records: [] }), { prelude: () => 'SELECT 3 AS n' })).toEqual([{ n: 3 }]);
+    } finally {
+      await single.close();
+    }
+  });
+
   it('work that throws rolls back: no business row, no message', async () => {
     await expect(
       runTransaction(db.dataSource, 'bank', async (context) => {

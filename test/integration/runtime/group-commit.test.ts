@@ -22,6 +22,8 @@ class HotRows {
 
 let failFirstWith: string | undefined;
 let conflictCalls = 0;
+/** Runs in the first call of the handler (a test stops the app there). */
+let onFirstCall: (() => void) | undefined;
 
 @Service('conflicted')
 class Conflicted {
@@ -29,6 +31,7 @@ class Conflicted {
   @OnMessage('conflicted.entries', { retry: { maxAttempts: 3, strategy: 'fixed', initialDelayMs: 3_600_000, maxDelayMs: 3_600_000 } })
   async handle(context: MessageContext<{ n: number }>): Promise<void> {
     conflictCalls++;
+    if (conflictCalls === 1) onFirstCall?.();
     await context.manager.query(`UPDATE hot SET n = n + $1 WHERE id = 1`, [context.data.n]);
     if (failFirstWith !== undefined && conflictCalls === 1) {
       // What TypeORM throws for a statement PostgreSQL answered with this SQLSTATE (the fault injected at the driver seam).
@@ -53,6 +56,7 @@ describe('group commit of a consumer group\'s handler transactions (real Postgre
   beforeEach(async () => {
     failFirstWith = undefined;
     conflictCalls = 0;
+    onFirstCall = undefined;
     await db.dataSource.query(`TRUNCATE hot, concordat.inbox, concordat.outbox`);
     await db.dataSource.query(`INSERT INTO hot VALUES (1, 0), (2, 0)`);
   });
@@ -96,6 +100,17 @@ describe('group commit of a consumer group\'s handler transactions (real Postgre
     await dispatcher.dispatch(deliveryOf('conflicted.entries', { type: 'entry', source: 'test', data: { n: 7 } }));
     expect(conflictCalls).toBe(2);
     expect(dispatcher.stats).toMatchObject({ processed: 1, retries: 1, conflictRetries: 1 });
+  });
+
+  it('an app stopping during a retry at once leaves the message for redelivery (no further attempt, no dead letter)', async () => {
+    const stopping = new AbortController();
+    const dispatcher = new Dispatcher(exploreHandlers([Conflicted]).consumers[0]!, { dataSource: db.dataSource, resolve: () => new Conflicted(), signal: stopping.signal });
+    failFirstWith = '40P01';
+    onFirstCall = () => stopping.abort();
+    const dispatched = dispatcher.dispatch(deliveryOf('conflicted.entries', { type: 'entry', source: 'test', data: { n: 9 } }));
+    await expect(dispatched).rejects.toThrow('the app is stopping; the message will be delivered again');
+    expect(conflictCalls).toBe(1);
+    expect(dispatcher.stats).toMatchObject({ processed: 0, deadLettered: 0 });
   });
 
   it('refuses a concurrentTransactionsMax out of range, naming the option', () => {
