@@ -42,6 +42,7 @@ export {
   compileRetryPolicy,
   isDatabaseUnavailable,
   retryDelayMs,
+  isLockTimeout,
   isTransactionConflict,
   type CompiledRetryPolicy,
   type RetryPolicyOptions,

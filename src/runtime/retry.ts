@@ -157,9 +157,25 @@ const TRANSACTION_CONFLICT_SQLSTATES: ReadonlySet<string> = new Set(['40001', '4
  * transient conflict, retried at once rather than after a backoff.
  */
 export function isTransactionConflict(error: unknown): boolean {
+  return hasSqlState(error, TRANSACTION_CONFLICT_SQLSTATES);
+}
+
+const LOCK_NOT_AVAILABLE: ReadonlySet<string> = new Set(['55P03']);
+
+/**
+ * Whether `error` (or one it wraps) is 55P03, lock_not_available: a wait for
+ * a row lock ran past `lock_timeout` (or a `NOWAIT` found the row locked).
+ * The dispatcher gives the transactions it runs side by side a short lock
+ * timeout (`group-commit.ts`), and retries such a failure at once, alone.
+ */
+export function isLockTimeout(error: unknown): boolean {
+  return hasSqlState(error, LOCK_NOT_AVAILABLE);
+}
+
+function hasSqlState(error: unknown, codes: ReadonlySet<string>): boolean {
   for (let current = error, depth = 0; current instanceof Error && depth < 4; depth++) {
     const withCode = current as Error & { code?: unknown; driverError?: unknown };
-    if (typeof withCode.code === 'string' && TRANSACTION_CONFLICT_SQLSTATES.has(withCode.code)) return true;
+    if (typeof withCode.code === 'string' && codes.has(withCode.code)) return true;
     current = withCode.driverError ?? current.cause;
   }
   return false;

@@ -1,6 +1,6 @@
 import { describeError, isRetriable } from '../../errors.js';
 import { faultPoint } from '../../observability/index.js';
-import { isTransactionConflict, type MessageContext } from '../../runtime/index.js';
+import { isLockTimeout, isTransactionConflict, type MessageContext } from '../../runtime/index.js';
 import { BranchAction, type BranchCommand } from '../coordinator/messages.js';
 import { claimFence, fenceAdvanceSql, fenceInsertSql, FenceState, setFence, type FenceKey } from '../participant/fence.js';
 import { batchOn } from '../participant/sql.js';
@@ -77,13 +77,15 @@ type Call = (role: keyof SagaMethods) => Promise<unknown>;
 
 /**
  * Whether a failed step or compensation is retried by the dispatcher, at
- * once, instead of being answered: a deadlock or a serialization failure
- * (the step lost a race with another transaction, and would likely succeed
- * if run again now), while the delivery has attempts left. Answered instead,
+ * once, instead of being answered: a deadlock, a serialization failure or a
+ * lock wait past its timeout (the step lost a race with another
+ * transaction — the dispatcher's guarded transactions wait 50 ms at most —
+ * and would likely succeed if run again now), while the delivery has
+ * attempts left. Answered instead,
  * the coordinator would retry it only after the step's retry delay.
  */
 function retryHere(message: MessageContext, error: unknown): boolean {
-  return isTransactionConflict(error) && message.delivery.attempt < message.delivery.maxAttempts;
+  return (isTransactionConflict(error) || isLockTimeout(error)) && message.delivery.attempt < message.delivery.maxAttempts;
 }
 
 async function execute(message: MessageContext, command: BranchCommand, key: FenceKey, call: Call): Promise<void> {

@@ -78,6 +78,46 @@ describe('HandlerGroupCommit', () => {
     expect(runner.inFlightMax()).toBe(2);
   });
 
+  it('adds a transaction in flight after each commit while work waits; a conflict brings it back to one, and guarded transactions are those beside others', async () => {
+    let clock = 0;
+    const guards: boolean[] = [];
+    const failures = new Set<string>();
+    const gates: Array<() => void> = [];
+    const run = async (items: readonly string[], guarded: boolean): Promise<string[]> => {
+      guards.push(guarded);
+      await new Promise<void>((resolve) => gates.push(resolve));
+      if (items.some((item) => failures.has(item))) throw Object.assign(new Error('lock timeout'), { code: '55P03' });
+      return [...items];
+    };
+    const release = async (): Promise<void> => {
+      for (let i = 0; i < 5 && gates.length === 0; i++) await Promise.resolve();
+      gates.shift()?.();
+      for (let i = 0; i < 5; i++) await Promise.resolve();
+    };
+    const commit = new HandlerGroupCommit(run, 1, 3, (error) => (error as { code?: string }).code === '55P03', () => clock);
+    const all = ['a', 'b', 'c', 'd', 'e'].map((item) => commit.submit([item]));
+    expect(commit.concurrency).toBe(1);
+    await release(); // a commits: b waits, so one more
+    expect(commit.concurrency).toBe(2);
+    failures.add('b');
+    await release(); // b fails with a conflict
+    expect(commit.concurrency).toBe(1);
+    expect(commit.conflicts).toBe(1);
+    await expect(all[1]).rejects.toThrow('lock timeout');
+    for (let i = 0; i < 3; i++) await release(); // the rest, one at a time: no increase within the calm period
+    expect(commit.concurrency).toBe(1);
+    await Promise.all([all[0], all[2], all[3], all[4]]);
+    // Only the transactions that ran while more than one was allowed were guarded.
+    expect(guards[0]).toBe(false);
+    expect(guards.slice(1, 3)).toEqual([true, true]);
+    clock += 1000; // the first calm period
+    const later = [commit.submit(['f']), commit.submit(['g'])];
+    await release();
+    expect(commit.concurrency).toBe(2); // calm again: the increase resumes
+    await release();
+    await Promise.all(later);
+  });
+
   it('refuses bounds out of range and empty units', () => {
     expect(() => new HandlerGroupCommit(async () => [], 0, 1)).toThrow('itemsMax must be in 1..10000, got 0');
     expect(() => new HandlerGroupCommit(async () => [], 1, 65)).toThrow('concurrency must be in 1..64, got 65');
