@@ -61,6 +61,7 @@ export {
   beginSaga,
   beginTcc,
   beginTwoPhase,
+  TwoPhasePrepareOrder,
   cleanupFences,
   cleanupHistory,
   listGlobalTxs,

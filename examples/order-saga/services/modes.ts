@@ -55,6 +55,10 @@ export async function beginOrderTransaction(context: TransactionContext, mode: M
     case Mode.TWO_PHASE:
       return beginTwoPhase(context, {
         ...common,
+        // Inventory prepares first, payment once inventory voted yes: every order takes its product row
+        // before its account row, so two orders can never each hold what the other waits for across the
+        // two branches (with parallel prepares such a cycle held both until the 2 s lock timeout).
+        prepare: 'sequential',
         branches: [
           { participant: ModeParticipants.INVENTORY, payload: order.stock },
           { participant: ModeParticipants.PAYMENT, payload: order.payment },

@@ -48,7 +48,8 @@ export interface BranchSpec {
 /**
  * Stores a global transaction of `mode` with its branches, in the caller's
  * transaction, and sends phase one through the caller's outbox: to every
- * branch (TCC, 2PC), or to the first step (saga; the others wait). Nothing
+ * branch (TCC, 2PC), or to the first (saga; 2PC with `sequential`; the
+ * others wait). Nothing
  * happens unless the caller's transaction commits.
  *
  * @returns the global transaction ID.
@@ -56,16 +57,17 @@ export interface BranchSpec {
 export async function beginGlobalTx(
   context: TransactionContext,
   mode: TxMode,
-  options: Omit<BeginOptions, 'timeoutMs'> & { timeoutMs: number; compensationRetry?: CompiledRetryPolicy },
+  options: Omit<BeginOptions, 'timeoutMs'> & { timeoutMs: number; compensationRetry?: CompiledRetryPolicy; sequential?: boolean },
   specs: readonly BranchSpec[],
 ): Promise<string> {
   const id = options.id ?? newMessageId();
-  const saga = mode === TxMode.SAGA;
+  // A saga's steps run one after the other; a 2PC's prepares may (BeginTwoPhaseOptions.prepare).
+  const sequential = mode === TxMode.SAGA || options.sequential === true;
   const branches: Array<NewBranch & BranchRow> = specs.map((spec, index) => ({
     branchId: index + 1,
     participant: spec.participant,
     payload: spec.payload ?? null,
-    state: saga && index > 0 ? BranchState.WAITING : BranchState.PENDING,
+    state: sequential && index > 0 ? BranchState.WAITING : BranchState.PENDING,
     retryPolicy: spec.retryPolicy ?? null,
     attempts: 0,
     error: null,

@@ -250,6 +250,13 @@ function onVote(d: Draft, branch: BranchView, reply: BranchReply): void {
   if (d.tx.mode === TxMode.SAGA) return onStepReply(d, branch, reply, result);
   if (reply.ok) {
     d.setBranch(branch, { state: BranchState.TRIED, result });
+    // Sequential prepares (2PC): the next branch is asked once this one voted yes.
+    const next = d.branches.find((b) => b.state === BranchState.WAITING);
+    if (next !== undefined) {
+      d.setBranch(next, { state: BranchState.PENDING });
+      d.send(next, d.actions.phaseOne);
+      return;
+    }
     if (d.branches.every((b) => b.state === BranchState.TRIED)) decide(d, GlobalTxState.CONFIRMING, null);
   } else {
     const error = reply.error ?? 'no reason given';
@@ -373,7 +380,7 @@ function decide(d: Draft, decision: Decision, reason: string | null): void {
   }
   for (const b of d.branches) {
     if (decision === GlobalTxState.CONFIRMING) d.send(b, d.actions.commit!);
-    else if (b.state === BranchState.TRY_FAILED) d.setBranch(b, { state: BranchState.CANCELLED });
+    else if (b.state === BranchState.TRY_FAILED || b.state === BranchState.WAITING) d.setBranch(b, { state: BranchState.CANCELLED }); // WAITING: never asked
     else if (b.state !== BranchState.FAILED) d.send(b, d.actions.rollback); // FAILED: a heuristic no vote, nothing to roll back
   }
   finishIfDone(d);

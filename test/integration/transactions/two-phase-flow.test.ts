@@ -86,6 +86,32 @@ describe('2PC global transactions end to end (coordinator, prepared transactions
     await stopBeta();
   });
 
+  it("prepare: 'sequential' asks one branch at a time, in order; a no ends phase one and the branches not asked are cancelled without a message", async () => {
+    await startBeta();
+    const sequential = (payload: object): Promise<string> =>
+      main.transaction((context) =>
+        beginTwoPhase(context, { name: 'test', prepare: 'sequential', branches: ['beta', 'alpha'].map((p) => ({ participant: p, payload })) }),
+      );
+    const yes = await sequential({});
+    expect(await f.ended(yes)).toEqual({ state: 'CONFIRMED', reason: null, ended: true });
+    expect(await effects(yes)).toEqual(['alpha', 'beta']);
+    const sent = async (id: string): Promise<string[]> =>
+      (await showGlobalTx(f.db.dataSource.manager, id))!.events.filter((e) => e.kind === 'SENT' || e.kind === 'REPLIED' || e.kind === 'DECIDED').map((e) => `${e.kind} ${e.detail ?? ''}`.trim());
+    const story = await sent(yes);
+    // beta (branch 1) is asked alone; alpha (branch 2) only after beta's yes.
+    expect(story[0]).toBe('SENT prepare → branch 1');
+    expect(story.slice(1, 3)).toEqual(['REPLIED prepare: ok', 'SENT prepare → branch 2']);
+    expect(story[3]).toBe('REPLIED prepare: ok');
+    const no = await sequential({ refuse: ['beta'] });
+    expect(await f.ended(no)).toEqual({ state: 'CANCELLED', reason: 'beta refused: Error: beta says no', ended: true });
+    expect(await f.branchStates(no)).toEqual(['CANCELLED', 'CANCELLED']);
+    // alpha was never asked: no prepare, no rollback, no effect.
+    expect((await sent(no)).filter((line) => line.startsWith('SENT'))).toEqual(['SENT prepare → branch 1']);
+    expect(await effects(no)).toEqual([]);
+    expect(await f.prepared()).toEqual([]);
+    await stopBeta();
+  });
+
   it('rolls back every prepared branch when one votes no', async () => {
     await startBeta();
     const id = await begin(['alpha', 'beta'], { refuse: ['beta'] });
