@@ -16,8 +16,13 @@ export interface OutboxTransactionScope {
 
 /** How the work ends its transaction. */
 export type OutboxTransactionEnd<T> =
-  /** Commit, writing these records to the outbox in the same round trip as `COMMIT`. */
-  | { result: T; records: readonly OutboxRecord[] }
+  /**
+   * Commit, writing these records to the outbox in the same round trip as
+   * `COMMIT`; `statements` (no parameters, values as escaped literals) go
+   * first in that round trip, so that what they write — and the locks the
+   * transaction holds — cost no round trip of their own.
+   */
+  | { result: T; records: readonly OutboxRecord[]; statements?: readonly string[] }
   /** Roll back (nothing to keep), and return `result`. */
   | { result: T; rollback: true };
 
@@ -82,7 +87,7 @@ export async function runOutboxTransaction<T>(
       open = false;
       return end.result;
     }
-    const committed = await commit(runner, client, end.records, escape);
+    const committed = await commit(runner, client, end.records, escape, end.statements ?? []);
     open = false;
     if (!committed) throw transactionRolledBack();
     return end.result;
@@ -99,16 +104,23 @@ export async function runOutboxTransaction<T>(
  * transaction back instead (it was aborted by a failed statement whose error
  * the work caught): the transaction is over either way.
  */
-async function commit(runner: QueryRunner, client: PoolClient, records: readonly OutboxRecord[], escape: (value: string) => string): Promise<boolean> {
+async function commit(
+  runner: QueryRunner,
+  client: PoolClient,
+  records: readonly OutboxRecord[],
+  escape: (value: string) => string,
+  statements: readonly string[],
+): Promise<boolean> {
   await runner.broadcaster.broadcast('BeforeTransactionCommit');
   const insert = outboxInsertSql(records, escape);
   let results: QueryResult | QueryResult[];
   if (insert === undefined) {
-    // Too big to inline: a parameterized insert, then COMMIT (the notifier hears of it at AfterTransactionCommit).
+    // Too big to inline: the statements, a parameterized insert, then COMMIT (the notifier hears of it at AfterTransactionCommit).
+    if (statements.length > 0) await client.query(statements.join('; '));
     await writeOutboxRecords(runner.manager, records);
     results = await client.query('COMMIT');
   } else {
-    results = (await client.query(insert === '' ? 'COMMIT' : `${insert}; COMMIT`)) as QueryResult | QueryResult[];
+    results = (await client.query([...statements, insert, 'COMMIT'].filter((sql) => sql !== '').join('; '))) as QueryResult | QueryResult[];
   }
   setTransactionState(runner, false);
   // A multi-statement query answers one result per statement; COMMIT's is the last.

@@ -19,9 +19,17 @@ export interface CommitStage<T> {
    * Runs with every item deferred to this stage in the transaction, in the
    * order they were deferred; may write through `manager` and publish
    * through the items' contexts. Throwing rolls the whole transaction back.
-   * @returns what to do once the transaction committed (logs, fault points), if anything
+   * @returns statements to send with the `COMMIT` (no parameters: values as escaped literals), and what to do once the transaction committed (logs, fault points), if anything
    */
-  beforeCommit(manager: EntityManager, items: ReadonlyArray<Deferred<T>>): Promise<(() => Promise<void>) | undefined>;
+  beforeCommit(manager: EntityManager, items: ReadonlyArray<Deferred<T>>): Promise<StageResult | undefined>;
+}
+
+/** What a {@link CommitStage} leaves for the end of its transaction. */
+export interface StageResult {
+  /** SQL sent in the `COMMIT` round trip, before the outbox insert, in order. */
+  commitStatements?: readonly string[];
+  /** Run after the `COMMIT` succeeded. */
+  afterCommit?: () => Promise<void>;
 }
 
 /** An item deferred to a {@link CommitStage}, with the context of the message that deferred it. */
@@ -52,13 +60,20 @@ export class CommitStages {
     return this.deferred.size === 0;
   }
 
-  /** Runs every stage, in the order each was first deferred to. @throws what a stage threw (the caller rolls back) */
-  async runBeforeCommit(manager: EntityManager): Promise<void> {
+  /**
+   * Runs every stage, in the order each was first deferred to.
+   * @returns the statements the stages want sent with the `COMMIT`, in order
+   * @throws what a stage threw (the caller rolls back)
+   */
+  async runBeforeCommit(manager: EntityManager): Promise<string[]> {
+    const statements: string[] = [];
     for (const [stage, items] of this.deferred) {
-      const after = await stage.beforeCommit(manager, items);
-      if (after !== undefined) this.afterCommit.push(after);
+      const result = await stage.beforeCommit(manager, items);
+      if (result?.commitStatements !== undefined) statements.push(...result.commitStatements);
+      if (result?.afterCommit !== undefined) this.afterCommit.push(result.afterCommit);
     }
     this.deferred.clear();
+    return statements;
   }
 
   /** Runs what the stages asked for after the commit, in order. */

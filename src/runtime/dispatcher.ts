@@ -551,8 +551,8 @@ export class Dispatcher {
         }
         if (contexts.length === 0) return { result: outcomes, rollback: true as const };
         // What the handlers deferred to the end (a co-located coordinator's transitions), then every message published.
-        await stages.runBeforeCommit(manager);
-        return { result: outcomes, records: contexts.flatMap((context) => context.takeRecords()) };
+        const statements = await stages.runBeforeCommit(manager);
+        return { result: outcomes, records: contexts.flatMap((context) => context.takeRecords()), statements };
       },
       {
         prelude: (escape) =>

@@ -22,7 +22,7 @@ export {
   type DispatcherDeps,
   type DispatcherOptions,
 } from './dispatcher.js';
-export { CommitStages, type CommitStage, type Deferred } from './commit-stages.js';
+export { CommitStages, type CommitStage, type Deferred, type StageResult } from './commit-stages.js';
 export { exploreHandlers, type ConsumerDescriptor, type HandlerDescriptor, type HandlerTable } from './explorer.js';
 export {
   defineDecoratorCheck,

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { compileOptions } from '../../config/index.js';
 import { describeError } from '../../errors.js';
 import { createLogger, faultPoint } from '../../observability/index.js';
-import { runOutboxTransaction } from '../../outbox/index.js';
+import { quoteLiteral, runOutboxTransaction } from '../../outbox/index.js';
 import {
   defineMessageHandler,
   MessageContext,
@@ -12,17 +12,18 @@ import {
   type CommitStage,
   type ConcordatApp,
   type Deferred,
+  type StageResult,
   type OnApplicationStart,
   type OnApplicationStop,
 } from '../../runtime/index.js';
 import { cleanupFences, cleanupHistory } from './cleanup.js';
-import { driveGlobalTxs, presumeAbort } from './driver.js';
+import { driveGlobalTxs, planGlobalTxs, presumeAbort } from './driver.js';
 import { GroupCommit } from './group-commit.js';
 import { BranchAction, REPLY_TOPIC, type BranchReply } from './messages.js';
 import type { Timing, Transition, TxInput } from './protocol.js';
 import type { EntityManager } from 'typeorm';
 import { TxEventKind, TxMode } from './states.js';
-import { claimDue, inboxAndLockSql, isGlobalTxId, lockGlobalTxs, parseInboxAndLock, type DueKind } from './store.js';
+import { claimDue, inboxAndLockSql, isGlobalTxId, lockGlobalTxs, parseInboxAndLock, transitionsSql, type DueKind } from './store.js';
 import { registerColocatedCoordinator, unregisterColocatedCoordinator } from './colocated.js';
 import { publishReply } from '../participant/reply.js';
 
@@ -219,22 +220,23 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
    * (presumed abort, see `onUnknown`). Commands go out through the
    * participant's message context, in its transaction.
    */
-  private async applyColocatedReplies(manager: EntityManager, items: ReadonlyArray<Deferred<BranchReply>>): Promise<() => Promise<void>> {
+  private async applyColocatedReplies(manager: EntityManager, items: ReadonlyArray<Deferred<BranchReply>>): Promise<StageResult> {
     const states = await lockGlobalTxs(manager, items.map(({ item }) => item.globalTxId));
     const known: Array<Deferred<BranchReply>> = [];
     for (const deferred of items) {
       if (states.has(deferred.item.globalTxId)) known.push(deferred);
       else publishReply(deferred.context, deferred.item);
     }
-    const steps = await driveGlobalTxs(
-      manager,
+    const { results, writes } = planGlobalTxs(
       known.map(({ item, context }) => ({ id: item.globalTxId, input: { kind: 'reply', reply: item } as const, context })),
       this.timing,
       states,
     );
-    const done = steps.filter((step): step is Transition => step !== undefined);
+    const done = results.filter((step): step is Transition => step !== undefined);
     if (done.some(decided)) await faultPoint(CoordinatorFault.BEFORE_DECIDE);
-    return () => this.repliesCommitted(done);
+    // The transitions travel with the COMMIT: the locked rows are held one round trip less.
+    const sql = transitionsSql(writes, quoteLiteral);
+    return { ...(sql !== undefined && { commitStatements: [sql] }), afterCommit: () => this.repliesCommitted(done) };
   }
 
   /** After a commit that applied replies: logs, and the fault points it passed. */

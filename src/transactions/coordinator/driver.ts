@@ -42,6 +42,22 @@ export async function driveGlobalTxs(
   loaded?: Map<string, LoadedGlobalTx>,
 ): Promise<Array<Transition | undefined>> {
   const states = loaded ?? (await lockGlobalTxs(manager, items.map((item) => item.id)));
+  const { results, writes } = planGlobalTxs(items, timing, states);
+  await applyTransitions(manager, writes);
+  return results;
+}
+
+/**
+ * {@link driveGlobalTxs} without the write: computes the transitions from
+ * the locked `states` (which it advances), publishes their commands and
+ * outcomes through the items' contexts, and returns what the caller must
+ * write — with `applyTransitions`, or as `transitionsSql` in its `COMMIT`.
+ */
+export function planGlobalTxs(
+  items: readonly DriveItem[],
+  timing: Timing,
+  states: Map<string, LoadedGlobalTx>,
+): { results: Array<Transition | undefined>; writes: Array<{ id: string; step: Transition }> } {
   const results: Array<Transition | undefined> = [];
   const writes: Array<{ id: string; step: Transition }> = [];
   for (const item of items) {
@@ -58,8 +74,7 @@ export async function driveGlobalTxs(
     writes.push({ id: item.id, step });
     results.push(step);
   }
-  await applyTransitions(manager, writes);
-  return results;
+  return { results, writes };
 }
 
 /** {@link driveGlobalTxs} for one global transaction. */

@@ -232,15 +232,13 @@ export async function applyTransition(manager: EntityManager, id: string, step: 
  * transaction are written in order: each carries full new values, so the
  * last one of a row wins and the events keep their order.
  */
-export async function applyTransitions(manager: EntityManager, writes: ReadonlyArray<{ id: string; step: Transition }>): Promise<void> {
+function transitionsQuery(writes: ReadonlyArray<{ id: string; step: Transition }>): { text: string; values: unknown[][] } | undefined {
   const branches = writes.flatMap(({ id, step }) => step.branches.map((b) => ({ id, b })));
   const events = writes.flatMap(({ id, step }) => step.events.map((e) => ({ id, e })));
   const txs = writes.filter(({ step }) => step.tx !== undefined).map(({ id, step }) => ({ id, t: step.tx! }));
-  if (branches.length === 0 && events.length === 0 && txs.length === 0) return;
-  await preparedQuery(
-    manager,
-    'concordat_apply_transitions',
-    `WITH b AS (
+  if (branches.length === 0 && events.length === 0 && txs.length === 0) return undefined;
+  return {
+    text: `WITH b AS (
        UPDATE concordat.branch AS b
           SET state = u.state, error = u.error, result = u.result, attempts = u.attempts, updated_at = statement_timestamp()
          FROM (SELECT DISTINCT ON (gid, branch_id) * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::jsonb[], $6::int[])
@@ -261,7 +259,7 @@ export async function applyTransitions(manager: EntityManager, writes: ReadonlyA
        FROM (SELECT DISTINCT ON (id) * FROM unnest($12::uuid[], $13::text[], $14::text[], $15::text[], $16::bool[], $17::float8[], $18::int[])
                WITH ORDINALITY AS x(id, state, reason, decision, terminal, resend_ms, resend_count, n) ORDER BY id, n DESC) AS u
       WHERE g.id = u.id`,
-    [
+    values: [
       branches.map(({ id }) => id),
       branches.map(({ b }) => b.branchId),
       branches.map(({ b }) => b.state),
@@ -281,7 +279,42 @@ export async function applyTransitions(manager: EntityManager, writes: ReadonlyA
       txs.map(({ t }) => t.resendAfterMs),
       txs.map(({ t }) => t.resendCount),
     ],
-  );
+  };
+}
+
+/**
+ * Writes the transitions of several global transactions in one statement
+ * (data-modifying CTEs over arrays), prepared. Several transitions of one
+ * global transaction are written in order: each carries full new values, so
+ * the last one of a row wins and the events keep their order.
+ */
+export async function applyTransitions(manager: EntityManager, writes: ReadonlyArray<{ id: string; step: Transition }>): Promise<void> {
+  const query = transitionsQuery(writes);
+  if (query !== undefined) await preparedQuery(manager, 'concordat_apply_transitions', query.text, query.values);
+}
+
+/**
+ * The statement of {@link applyTransitions} with its arrays inlined as
+ * escaped literals, to travel in the `COMMIT` round trip of the caller's
+ * transaction (a co-located coordinator's stage: the global transaction rows
+ * it locked are then held for one round trip less). Parsed and planned on
+ * each use, unlike the prepared form. @returns undefined when nothing changed
+ */
+export function transitionsSql(writes: ReadonlyArray<{ id: string; step: Transition }>, escape: (value: string) => string): string | undefined {
+  const query = transitionsQuery(writes);
+  if (query === undefined) return undefined;
+  return query.text.replace(/\$(\d+)/g, (_, n: string) => arrayLiteral(query.values[Number(n) - 1]!, escape));
+}
+
+/** `ARRAY[…]` of literals (the statement casts each array to its type): NULL, numbers, booleans, escaped strings. */
+function arrayLiteral(values: readonly unknown[], escape: (value: string) => string): string {
+  const items = values.map((value) => {
+    if (value === null || value === undefined) return 'NULL';
+    if (typeof value === 'number') return Number.isFinite(value) ? String(value) : 'NULL';
+    if (typeof value === 'boolean') return String(value);
+    return escape(String(value));
+  });
+  return `ARRAY[${items.join(', ')}]`;
 }
 
 /** Appends timeline events without any other change (operators' notes). */

@@ -20,7 +20,8 @@ function participant(name: string) {
       await context.manager.query(`INSERT INTO effects VALUES ($1, $2, 'try')`, [context.globalTxId, name]);
       // Long enough that both participants' transactions are open at once and reach the global transactions together.
       await context.manager.query(`SELECT pg_sleep(0.002)`);
-      if (context.payload.refuse === name) throw nonRetriable(new Error(`${name} says no`));
+      // Quotes and a backslash: the reason travels as an escaped literal in the COMMIT round trip.
+      if (context.payload.refuse === name) throw nonRetriable(new Error(`${name} says "no", it's final \\ really`));
     }
     @Confirm()
     async confirm(context: TccContext): Promise<void> {
@@ -92,6 +93,8 @@ describe('participants co-located with the coordinator (one app, one database)',
       // A Try that refuses rolls its own writes back.
       { participant: 'right', action: 'try', n: count - count / 5 },
     ]);
+    const reasons = await db.dataSource.query(`SELECT DISTINCT reason FROM concordat.global_transaction WHERE id = ANY($1::uuid[]) AND state = 'CANCELLED'`, [ids]);
+    expect(reasons).toEqual([{ reason: 'right refused: Error: right says "no", it\'s final \\ really' }]);
     // One decision each, and the replies are in the timeline as usual.
     const decisions = await db.dataSource.query(
       `SELECT count(*)::int AS n FROM concordat.global_tx_event WHERE global_tx_id = ANY($1::uuid[]) AND kind = 'DECIDED'`,
