@@ -59,6 +59,52 @@ function refusal(mode: CrashMode): (i: number) => number | undefined {
   return (i) => cycle[i % cycle.length];
 }
 
+/**
+ * alpha in the coordinator's process, beta in its own: alpha's replies are
+ * applied by the coordinator inside alpha's transactions (co-located), beta's
+ * travel through the log. The coordinator's points and alpha's are armed on
+ * that one process, beta's on its own.
+ */
+function colocatedPlan(mode: CrashMode): Kill[] {
+  const kills: Kill[] = COORDINATOR_POINTS.map((point, i) => ({ role: 'coordinator' as const, point, hit: 1 + (i % 2) }));
+  for (const point of PARTICIPANT_POINTS[mode]) {
+    // Cancels reach beta (alpha refuses in the cycle); compensations reach alpha (beta refuses).
+    const role = /cancel/.test(point) ? 'beta' : 'coordinator';
+    kills.push({ role, point, hit: 1 });
+  }
+  kills.push({ role: 'beta', point: 'dispatcher.after-commit', hit: 1 });
+  return kills;
+}
+
+describe.each<CrashMode>(['tcc', 'saga'])('%s, alpha in the coordinator\'s process, under crashes at every phase boundary', (mode) => {
+  let cluster: CrashCluster | undefined;
+  afterAll(async () => {
+    await cluster?.close();
+  });
+
+  it('every global transaction ends, the invariants hold', { timeout: 240_000 }, async () => {
+    cluster = await CrashCluster.start(mode, { colocated: true });
+    const c = cluster;
+    await Promise.all((['coordinator', 'beta'] as const).map((role) => c.startService(role)));
+    const killed: string[] = [];
+    for (const role of ['coordinator', 'beta'] as const) {
+      await c.stopService(role);
+      for (const kill of colocatedPlan(mode).filter((k) => k.role === role)) {
+        await c.startService(role, `${kill.point}=kill@${kill.hit}`);
+        await c.begin(BATCH, refusal(mode), 60_000);
+        await c.expectKilled(role, kill.point);
+        killed.push(`${role}@${kill.point}`);
+      }
+      await c.startService(role);
+    }
+    await c.allEnded();
+    const { confirmed, cancelled } = await checkInvariants(c);
+    expect(killed.length).toBe(colocatedPlan(mode).length);
+    expect(confirmed).toBeGreaterThan(0);
+    expect(cancelled).toBeGreaterThan(0);
+  });
+});
+
 describe.each<CrashMode>(['tcc', '2pc', 'saga'])('%s under crashes at every phase boundary', (mode) => {
   let cluster: CrashCluster | undefined;
   afterAll(async () => {

@@ -42,6 +42,8 @@ export class CrashCluster {
 
   private constructor(
     readonly mode: CrashMode,
+    /** alpha runs in the coordinator's process (its replies applied in its own transactions), not in one of its own. */
+    readonly colocated: boolean,
     readonly db: Database,
     private readonly testDb: TestDatabase,
     private readonly log: LogManager,
@@ -50,8 +52,8 @@ export class CrashCluster {
     private readonly bundle: string,
   ) {}
 
-  static async start(mode: CrashMode): Promise<CrashCluster> {
-    const testDb = await createTestDatabase(`crash_${mode}`);
+  static async start(mode: CrashMode, options: { colocated?: boolean } = {}): Promise<CrashCluster> {
+    const testDb = await createTestDatabase(`crash_${mode}${options.colocated === true ? '_colocated' : ''}`);
     const db = await openDatabase({ url: testDb.url, poolSize: 6 });
     await db.dataSource.query(`CREATE TABLE effects (seq bigserial, global_tx_id uuid, branch_id int, participant text, action text)`);
     const dir = await mkdtemp(join(tmpdir(), `concordat-crash-${mode}-`));
@@ -62,7 +64,7 @@ export class CrashCluster {
       if (!log.hasTopic(name)) await log.createTopic(name, { partitions: PARTITIONS });
     }
     const broker = await startBroker({ host: '127.0.0.1', port: 0, dataDir: dir }, { log });
-    return new CrashCluster(mode, db, testDb, log, broker, dir, await bundleService(mode));
+    return new CrashCluster(mode, options.colocated === true, db, testDb, log, broker, dir, await bundleService(mode));
   }
 
   /** Starts a service, with `fault` armed (`<point>=kill@<n>`) if given; resolves once it consumes. */
@@ -74,6 +76,7 @@ export class CrashCluster {
         DATABASE_URL: this.testDb.url,
         BOOTSTRAP: `127.0.0.1:${this.broker.port}`,
         CONCORDAT_FAULTS: fault ?? '',
+        CRASH_COLOCATED: this.colocated ? '1' : '',
         CONCORDAT_LOG_LEVEL: process.env.CRASH_LOG_LEVEL ?? 'warn',
         KAFKAJS_NO_PARTITIONER_WARNING: '1',
       },

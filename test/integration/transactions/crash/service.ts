@@ -10,7 +10,9 @@ import { participantClass, type CrashMode } from './participants.js';
  * One service of the crash tests in its own process:
  * `node --import tsx service.ts <role> <mode>` with DATABASE_URL and
  * BOOTSTRAP (the broker) in the environment, and CONCORDAT_FAULTS to be
- * killed at a named point. `role` is `coordinator` or a participant name.
+ * killed at a named point. `role` is `coordinator` or a participant name;
+ * with CRASH_COLOCATED=1 the coordinator's process runs alpha too, on the
+ * same database (its replies go through the co-located stage, not the log).
  * Prints `ready` once consuming; SIGTERM stops it cleanly.
  */
 const [role, mode] = process.argv.slice(2) as [string, CrashMode];
@@ -23,7 +25,12 @@ const transport = new KafkaTransport({
 });
 const app = ConcordatApp.create({
   name: role,
-  services: [role === 'coordinator' ? TransactionCoordinator : participantClass(mode, role)],
+  services:
+    role !== 'coordinator'
+      ? [participantClass(mode, role)]
+      : process.env.CRASH_COLOCATED === '1'
+        ? [TransactionCoordinator, participantClass(mode, 'alpha')]
+        : [TransactionCoordinator],
   container,
   database: { url: process.env.DATABASE_URL!, poolSize: 8 },
   transport,
