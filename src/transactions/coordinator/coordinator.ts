@@ -88,7 +88,7 @@ export function compileCoordinatorOptions(options: CoordinatorOptions = {}): Com
 
 /**
  * Named fault points of the coordinator (see `observability/fault-points.ts`):
- * - `coordinator.before-decide`: a decision is written but not committed;
+ * - `coordinator.before-decide`: a decision is taken but not committed (written, or, for a co-located reply, about to be written with the participant's `COMMIT`);
  * - `coordinator.after-decide`: a decision and its commands are committed, the reply's offset is not;
  * - `coordinator.after-reply`: a reply that decided nothing is committed;
  * - `coordinator.after-end`: the end of a global transaction (and its outcome message) is committed;
