@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Reader } from '../../../src/broker/codec/reader.js';
 import { Writer } from '../../../src/broker/codec/writer.js';
 import { LONG_MAX } from '../../../src/broker/topic-configs.js';
-import { DEBIAN_PYTHON, requireTool, startTestBroker, uniqueName, type TestBroker } from './helpers/broker.js';
+import { DEBIAN_PYTHON, startTestBroker, testNeedsTools, uniqueName, type TestBroker } from './helpers/broker.js';
 import { RawClient } from './helpers/raw-client.js';
 
 /**
@@ -245,8 +245,8 @@ describe('DescribeConfigs', () => {
     }
   });
 
-  it('librdkafka (confluent-kafka) creates with configs, reads them back with synonyms, and shows the reason of a refusal', async () => {
-    requireTool('confluent-kafka');
+  it('librdkafka (confluent-kafka) creates with configs, reads them back with synonyms, and shows the reason of a refusal', async (context) => {
+    testNeedsTools(context, 'confluent-kafka');
     const topic = uniqueName('rdkafka');
     const script = `
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic

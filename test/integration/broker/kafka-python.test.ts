@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEBIAN_PYTHON, requireTool, startTestBroker, uniqueName, type TestBroker } from './helpers/broker.js';
+import { DEBIAN_PYTHON, fileNeedsTools, startTestBroker, uniqueName, type TestBroker } from './helpers/broker.js';
 import { runOk } from './helpers/process.js';
 
 /**
@@ -9,9 +9,10 @@ import { runOk } from './helpers/process.js';
  * ours well enough to produce and to run a consumer group.
  */
 let t: TestBroker;
+const toolsPresent = fileNeedsTools('kafka-python');
 
 beforeAll(async () => {
-  requireTool('kafka-python');
+  if (!toolsPresent) return;
   t = await startTestBroker();
 });
 

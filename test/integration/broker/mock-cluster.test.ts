@@ -1,6 +1,6 @@
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEBIAN_PYTHON, requireTool, startTestBroker, uniqueName, type TestBroker } from './helpers/broker.js';
+import { DEBIAN_PYTHON, fileNeedsTools, startTestBroker, testNeedsTools, uniqueName, type TestBroker } from './helpers/broker.js';
 import { MOCK_TOPIC_PARTITIONS, startMockCluster, type MockCluster } from './helpers/mock-cluster.js';
 import { runOk } from './helpers/process.js';
 
@@ -21,10 +21,11 @@ interface Target {
 let concordat: TestBroker;
 let mock: MockCluster;
 let targets: Target[];
+// librdkafka's mock cluster is hosted by kcat; one case also needs kafka-python.
+const toolsPresent = fileNeedsTools('kcat');
 
 beforeAll(async () => {
-  requireTool('kcat');
-  requireTool('kafka-python');
+  if (!toolsPresent) return;
   concordat = await startTestBroker({ autoCreateTopics: true, defaultPartitions: MOCK_TOPIC_PARTITIONS });
   mock = await startMockCluster(3);
   targets = [
@@ -133,7 +134,8 @@ describe('the same scenarios against concordat broker and librdkafka mock cluste
     expect(seen.concordat.committed).toEqual(['0:3', '1:3', '2:3', '3:3']);
   });
 
-  it('kafka-python producer and group consumer: the same records and offsets', async () => {
+  it('kafka-python producer and group consumer: the same records and offsets', async (context) => {
+    testNeedsTools(context, 'kafka-python');
     const seen = await onBoth(async (target, topic) => {
       const out = await runOk(DEBIAN_PYTHON, ['-c', `
 from kafka import KafkaProducer, KafkaConsumer

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,26 +35,5 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-/** The Debian Python that has python3-kafka; pyenv's `python3` does not. */
-export const DEBIAN_PYTHON = '/usr/bin/python3';
-
-/**
- * Fails (not skips) when a client tool the test needs is missing, with the
- * command that installs it: CI's `.ci/run` installs them, so a missing tool
- * is a broken machine, not a reason to pass.
- */
-export function requireTool(tool: 'kcat' | 'kafka-python' | 'confluent-kafka' | 'nats-server'): void {
-  const checks: Record<typeof tool, [string, string[]]> = {
-    kcat: ['kcat', ['-V']],
-    'kafka-python': [DEBIAN_PYTHON, ['-c', 'import kafka']],
-    'confluent-kafka': [DEBIAN_PYTHON, ['-c', 'import confluent_kafka']],
-    'nats-server': ['nats-server', ['--version']],
-  };
-  const [command, args] = checks[tool];
-  const result = spawnSync(command, args, { stdio: 'ignore' });
-  if (result.status !== 0) {
-    throw new Error(
-      `${tool} is required by this test and is missing: apt-get install -y kcat python3-kafka python3-confluent-kafka (as .ci/run does)`,
-    );
-  }
-}
+// The client tools some broker tests need, and skipping or failing without them.
+export { DEBIAN_PYTHON, fileNeedsTools, requireTool, testNeedsTools } from '../../../support/tools.js';

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { requireTool } from '../../broker/helpers/broker.js';
+import { requireTool } from '../../../support/tools.js';
 
 /**
  * librdkafka's in-process mock cluster, hosted by a long-running `kcat`

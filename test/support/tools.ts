@@ -1,0 +1,111 @@
+import { spawnSync } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { relative } from 'node:path';
+import { beforeAll, beforeEach, inject, type TestContext } from 'vitest';
+
+/**
+ * Client tools some broker and transport tests run against, which only
+ * Debian ships (kcat/librdkafka, kafka-python, confluent-kafka).
+ *
+ * Without them a test that needs one is skipped (and recorded, so the run
+ * ends with a list of what it did not run and {@link INSTALL_COMMAND}); under
+ * `CI` it fails instead, since `.ci/run` installs them and CI must cover
+ * them. `global-setup.ts` provides the record file and prints the list.
+ */
+export type Tool = 'kcat' | 'kafka-python' | 'confluent-kafka' | 'nats-server';
+
+/** The one command that installs every Debian tool these tests need. */
+export const INSTALL_COMMAND = 'sudo apt-get install -y kcat python3-kafka python3-confluent-kafka';
+
+/** The Debian Python that has python3-kafka; pyenv's `python3` does not. */
+export const DEBIAN_PYTHON = '/usr/bin/python3';
+
+const checks: Record<Tool, [string, string[]]> = {
+  kcat: ['kcat', ['-V']],
+  'kafka-python': [DEBIAN_PYTHON, ['-c', 'import kafka']],
+  'confluent-kafka': [DEBIAN_PYTHON, ['-c', 'import confluent_kafka']],
+  'nats-server': ['nats-server', ['--version']],
+};
+
+const present = new Map<Tool, boolean>();
+
+/** The tools among `tools` that are not installed (each checked once per worker). */
+export function missingTools(tools: readonly Tool[]): Tool[] {
+  return tools.filter((tool) => {
+    if (!present.has(tool)) {
+      const [command, args] = checks[tool];
+      present.set(tool, spawnSync(command, args, { stdio: 'ignore', timeout: 30_000 }).status === 0);
+    }
+    return !present.get(tool);
+  });
+}
+
+/** Whether this run must cover every test (CI sets `CI`; `.ci/run` sets it too). */
+export function inCi(): boolean {
+  const ci = process.env.CI;
+  return ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false';
+}
+
+function missingError(missing: readonly Tool[]): Error {
+  return new Error(`${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} required by this test and missing under CI: ${INSTALL_COMMAND} (as .ci/run does)`);
+}
+
+/** Fails (throws) when `tool` is missing, with the command that installs it. */
+export function requireTool(tool: Tool): void {
+  if (missingTools([tool]).length > 0) throw missingError([tool]);
+}
+
+/** One line of the record file `global-setup.ts` reads at the end of the run. */
+export interface SkippedForTools {
+  /** Relative to the project root. */
+  file: string;
+  /** The test's name, or undefined for the whole file. */
+  test?: string;
+  missing: Tool[];
+}
+
+function record(filepath: string, test: string | undefined, missing: Tool[]): void {
+  const path = inject('toolSkipsFile');
+  if (!path) return;
+  const entry: SkippedForTools = { file: relative(process.cwd(), filepath), test, missing };
+  // One short line per write with O_APPEND: lines from the two forks do not interleave.
+  appendFileSync(path, `${JSON.stringify(entry)}\n`);
+}
+
+const skipNote = (missing: readonly Tool[]): string => `${missing.join(', ')} missing: ${INSTALL_COMMAND}`;
+
+/**
+ * For a test file all of whose tests need `tools`; call it at the file's top
+ * level, before its `beforeAll`. Returns whether they are all there: the
+ * file's `beforeAll` returns early when not. When one is missing, every test
+ * of the file is skipped (under CI: the file fails, naming it).
+ */
+export function fileNeedsTools(...tools: Tool[]): boolean {
+  const missing = missingTools(tools);
+  if (missing.length === 0) return true;
+  if (inCi()) {
+    beforeAll(() => {
+      throw missingError(missing);
+    });
+    return false;
+  }
+  let recorded = false;
+  beforeEach(({ task, skip }) => {
+    if (!recorded) record(task.file.filepath, undefined, missing);
+    recorded = true;
+    skip(skipNote(missing));
+  });
+  return false;
+}
+
+/**
+ * For one test that needs `tools`; call it first in the test. When one is
+ * missing the test is skipped (under CI: it fails, naming it).
+ */
+export function testNeedsTools(context: TestContext, ...tools: Tool[]): void {
+  const missing = missingTools(tools);
+  if (missing.length === 0) return;
+  if (inCi()) throw missingError(missing);
+  record(context.task.file.filepath, context.task.fullTestName ?? context.task.name, missing);
+  context.skip(skipNote(missing));
+}
