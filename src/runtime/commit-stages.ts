@@ -55,11 +55,6 @@ export class CommitStages {
     else items.push({ item, context });
   }
 
-  /** Whether anything was deferred. */
-  get empty(): boolean {
-    return this.deferred.size === 0;
-  }
-
   /**
    * Runs every stage, in the order each was first deferred to.
    * @returns the statements the stages want sent with the `COMMIT`, in order

@@ -19,7 +19,7 @@ import { MessageContext, type DeliveryInfo } from './context.js';
 import type { ConsumerDescriptor, HandlerDescriptor } from './explorer.js';
 import { storableRecord, withoutNul } from './dead-letter-input.js';
 import { HandlerGroupCommit } from './group-commit.js';
-import { databaseAnswersNewConnection, isDatabaseUnavailable, isLockTimeout, isTransactionConflict, retryDelayMs } from './retry.js';
+import { databaseAnswersNewConnection, hasSqlStateMatching, isDatabaseUnavailable, isTransientConflict, retryDelayMs } from './retry.js';
 
 /** What the dispatcher needs from the app. */
 export interface DispatcherDeps {
@@ -268,7 +268,7 @@ export class Dispatcher {
       (items, guarded) => this.runTransaction(items, guarded),
       compiled.batchRecordsMax,
       compiled.concurrentTransactionsMax,
-      isConflict,
+      isTransientConflict,
     );
     this.log = createLogger('dispatcher', { group: consumer.group });
     const registry = deps.metricsRegistry ?? defaultRegistry;
@@ -354,7 +354,7 @@ export class Dispatcher {
         { err: describeError(failure?.error ?? error), handler: handler.label, messages: deliveries.length, failedAt: failure?.index },
         'batch failed; its messages are handled apart',
       );
-      if (isConflict(failure?.error ?? error)) this.stats.conflictRetries++;
+      if (isTransientConflict(failure?.error ?? error)) this.stats.conflictRetries++;
       if (failure === undefined || causedByBatch(failure.error)) {
         for (let i = 0; i < deliveries.length; i++) await this.attempts(handler, envelopes[i]!, deliveries[i]!, { alone: true });
         return;
@@ -385,20 +385,22 @@ export class Dispatcher {
     );
     await handler.invokeBatch!(instance, contexts);
     await writeOutboxRecords(manager, contexts.flatMap((context) => context.takeRecords()));
-    this.batchDone(handler, deliveries.length, deliveries.length, startedAt);
+    this.recordDone(deliveries.length, deliveries.length, startedAt);
   }
 
-  private batchDone(handler: HandlerDescriptor, delivered: number, processed: number, startedAt: number): void {
+  /** Stats and metrics of one transaction (or batch hook) that handled `delivered` messages, `processed` of them new. */
+  private recordDone(delivered: number, processed: number, startedAt: number): void {
     const duplicates = delivered - processed;
-    this.stats.batches++;
+    const group = this.consumer.group;
+    if (delivered > 1) this.stats.batches++;
     this.stats.processed += processed;
     this.stats.duplicates += duplicates;
     if (processed > 0) {
-      this.messages.inc({ group: handler.group, outcome: 'processed' }, processed);
-      this.handlerSeconds.observe({ group: handler.group }, (performance.now() - startedAt) / 1000);
+      this.messages.inc({ group, outcome: 'processed' }, processed);
+      this.handlerSeconds.observe({ group }, (performance.now() - startedAt) / 1000);
     }
-    if (duplicates > 0) this.messages.inc({ group: handler.group, outcome: 'duplicate' }, duplicates);
-    this.batchRecords.observe({ group: handler.group }, delivered);
+    if (duplicates > 0) this.messages.inc({ group, outcome: 'duplicate' }, duplicates);
+    this.batchRecords.observe({ group }, delivered);
   }
 
   private handlerFor(topic: string): HandlerDescriptor {
@@ -484,7 +486,7 @@ export class Dispatcher {
       this.stats.retries++;
       this.messages.inc({ group: handler.group, outcome: 'retried' });
       // A deadlock or serialization failure is retried at once (and counted): waiting gains nothing.
-      const conflict = isConflict(error);
+      const conflict = isTransientConflict(error);
       const delayMs = conflict ? 0 : retryDelayMs(handler.retry, attempt);
       if (conflict) this.stats.conflictRetries++;
       this.log.warn({ err: describeError(error), handler: handler.label, messageId: envelope.id, attempt, delayMs }, 'handler failed; retrying');
@@ -526,6 +528,12 @@ export class Dispatcher {
   private async runTransaction(items: readonly Attempt[], guarded: boolean): Promise<Outcome[]> {
     const startedAt = performance.now();
     const stages = new CommitStages();
+    const instances = new Map<Function, object>();
+    const instanceOf = (serviceClass: Function): object => {
+      let instance = instances.get(serviceClass);
+      if (instance === undefined) instances.set(serviceClass, (instance = this.deps.resolve(serviceClass)));
+      return instance;
+    };
     const outcomes = await runOutboxTransaction(
       this.deps.dataSource,
       async ({ manager, preludeRows }) => {
@@ -542,7 +550,7 @@ export class Dispatcher {
           const context = new MessageContext(manager, this.consumer.serviceName, envelope, this.deliveryInfo(handler, delivery, attempt));
           context.commitStages = stages;
           try {
-            await handler.invoke(this.deps.resolve(handler.serviceClass), context);
+            await handler.invoke(instanceOf(handler.serviceClass), context);
           } catch (error) {
             throw new BatchHandlerFailure(i, error);
           }
@@ -560,26 +568,11 @@ export class Dispatcher {
           (guarded ? `; SET LOCAL lock_timeout = ${GUARDED_LOCK_TIMEOUT_MS}` : ''),
       },
     );
-    this.transactionDone(items, outcomes, startedAt);
+    this.recordDone(items.length, outcomes.filter((outcome) => outcome === 'processed').length, startedAt);
     await stages.runAfterCommit();
     // Committed in the database, offsets not yet committed in the log.
     await faultPoint('dispatcher.after-commit');
     return outcomes;
-  }
-
-  private transactionDone(items: readonly Attempt[], outcomes: readonly Outcome[], startedAt: number): void {
-    const processed = outcomes.filter((outcome) => outcome === 'processed').length;
-    const duplicates = outcomes.length - processed;
-    const group = this.consumer.group;
-    if (items.length > 1) this.stats.batches++;
-    this.stats.processed += processed;
-    this.stats.duplicates += duplicates;
-    if (processed > 0) {
-      this.messages.inc({ group, outcome: 'processed' }, processed);
-      this.handlerSeconds.observe({ group }, (performance.now() - startedAt) / 1000);
-    }
-    if (duplicates > 0) this.messages.inc({ group, outcome: 'duplicate' }, duplicates);
-    this.batchRecords.observe({ group }, items.length);
   }
 
   private done(handler: HandlerDescriptor, outcome: Outcome, startedAt: number): void {
@@ -768,18 +761,8 @@ class BatchHandlerFailure extends Error {
  */
 const BATCH_CAUSED_SQLSTATE = /^(40...|25P02|55P03)$/;
 
-/** A transaction that lost to another (deadlock, serialization failure, a lock wait past its timeout): run again at once. */
-function isConflict(error: unknown): boolean {
-  return isTransactionConflict(error) || isLockTimeout(error);
-}
-
 function causedByBatch(error: unknown): boolean {
-  for (let current = error, depth = 0; current instanceof Error && depth < 4; depth++) {
-    const withCode = current as Error & { code?: unknown; driverError?: unknown };
-    if (typeof withCode.code === 'string' && BATCH_CAUSED_SQLSTATE.test(withCode.code)) return true;
-    current = withCode.driverError ?? current.cause;
-  }
-  return false;
+  return hasSqlStateMatching(error, (code) => BATCH_CAUSED_SQLSTATE.test(code));
 }
 
 /** The envelopes of the records, or undefined if one is not a CloudEvent (the one-at-a-time path dead-letters it). */

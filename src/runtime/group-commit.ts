@@ -88,6 +88,19 @@ export class HandlerGroupCommit<I, R> {
     });
   }
 
+  /**
+   * Runs each of `items` as a unit of its own, mergeable, queued together
+   * before any transaction takes one (what one delivery brought), so an idle
+   * committer does not start with the first alone. @returns the result of each, after its commit
+   */
+  submitEach(items: readonly I[]): Array<Promise<R>> {
+    const results = items.map(
+      (item) => new Promise<R>((resolve, reject) => this.queue.push({ items: [item], alone: false, resolve: ([result]) => resolve(result!), reject })),
+    );
+    if (this.running < this.limit) void this.drain();
+    return results;
+  }
+
   /** Units waiting for a transaction. */
   get waiting(): number {
     return this.queue.length;

@@ -22,6 +22,7 @@ export {
   type DispatcherDeps,
   type DispatcherOptions,
 } from './dispatcher.js';
+export { HandlerGroupCommit } from './group-commit.js';
 export { CommitStages, type CommitStage, type Deferred, type StageResult } from './commit-stages.js';
 export { exploreHandlers, type ConsumerDescriptor, type HandlerDescriptor, type HandlerTable } from './explorer.js';
 export {
@@ -44,6 +45,7 @@ export {
   retryDelayMs,
   isLockTimeout,
   isTransactionConflict,
+  isTransientConflict,
   type CompiledRetryPolicy,
   type RetryPolicyOptions,
 } from './retry.js';

@@ -172,11 +172,28 @@ export function isLockTimeout(error: unknown): boolean {
   return hasSqlState(error, LOCK_NOT_AVAILABLE);
 }
 
-function hasSqlState(error: unknown, codes: ReadonlySet<string>): boolean {
+/**
+ * Whether `error`, or an error it wraps (TypeORM's `driverError`, a `cause`;
+ * up to 4 levels), carries a SQLSTATE `code` that `matches`.
+ */
+export function hasSqlStateMatching(error: unknown, matches: (code: string) => boolean): boolean {
   for (let current = error, depth = 0; current instanceof Error && depth < 4; depth++) {
     const withCode = current as Error & { code?: unknown; driverError?: unknown };
-    if (typeof withCode.code === 'string' && codes.has(withCode.code)) return true;
+    if (typeof withCode.code === 'string' && matches(withCode.code)) return true;
     current = withCode.driverError ?? current.cause;
   }
   return false;
+}
+
+function hasSqlState(error: unknown, codes: ReadonlySet<string>): boolean {
+  return hasSqlStateMatching(error, (code) => codes.has(code));
+}
+
+/**
+ * A transaction that lost to another — a deadlock, a serialization failure,
+ * a lock wait past its timeout — and is run again at once, not after the
+ * retry delay (the dispatcher; a saga step hands it to the dispatcher).
+ */
+export function isTransientConflict(error: unknown): boolean {
+  return isTransactionConflict(error) || isLockTimeout(error);
 }

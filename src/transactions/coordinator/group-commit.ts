@@ -1,3 +1,5 @@
+import { HandlerGroupCommit } from '../../runtime/index.js';
+
 /**
  * Group commit for message handlers (the technique databases use for their
  * log, here for whole transactions): handler calls that arrive while a
@@ -14,31 +16,26 @@
  * When a batch of several fails, each of its items is run again alone, so
  * one poison item fails only its own call (which the dispatcher retries and
  * finally dead-letters) and never its neighbours.
+ *
+ * The coordinator's replies, item by item, on the dispatcher's committer
+ * (`runtime/group-commit.ts`), each item a unit of its own.
  */
 export class GroupCommit<I, R> {
-  private readonly queue: Array<{ item: I; resolve: (result: R) => void; reject: (error: unknown) => void }> = [];
-  private running = 0;
+  private readonly committer: HandlerGroupCommit<I, R>;
 
   /**
    * @param run runs items in one transaction and returns one result per item, in order.
    * @param itemsMax most items in one transaction. Range 1..10000.
-   * @param concurrency transactions in flight at once. Range 1..64.
+   * @param concurrency most transactions in flight at once. Range 1..64.
    */
-  constructor(
-    private readonly run: (items: I[]) => Promise<R[]>,
-    private readonly itemsMax: number,
-    private readonly concurrency = 1,
-  ) {
-    if (!Number.isInteger(itemsMax) || itemsMax < 1 || itemsMax > 10_000) throw new RangeError(`itemsMax must be in 1..10000, got ${itemsMax}`);
-    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new RangeError(`concurrency must be in 1..64, got ${concurrency}`);
+  constructor(run: (items: I[]) => Promise<R[]>, itemsMax: number, concurrency = 1) {
+    this.committer = new HandlerGroupCommit((items) => run([...items]), itemsMax, concurrency);
   }
 
   /** Runs `item` in the next transaction. @returns its result, after the commit. */
-  submit(item: I): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
-      if (this.running < this.concurrency) void this.drain();
-    });
+  async submit(item: I): Promise<R> {
+    const [result] = await this.committer.submit([item]);
+    return result!;
   }
 
   /**
@@ -48,42 +45,11 @@ export class GroupCommit<I, R> {
    * @returns the result of each, after its commit.
    */
   submitAll(items: readonly I[]): Array<Promise<R>> {
-    const results = items.map((item) => new Promise<R>((resolve, reject) => this.queue.push({ item, resolve, reject })));
-    if (this.running < this.concurrency) void this.drain();
-    return results;
+    return this.committer.submitEach(items);
   }
 
   /** Items waiting for a transaction. */
   get waiting(): number {
-    return this.queue.length;
-  }
-
-  private async drain(): Promise<void> {
-    this.running++;
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.itemsMax);
-        try {
-          const results = await this.run(batch.map((entry) => entry.item));
-          batch.forEach((entry, i) => entry.resolve(results[i]!));
-        } catch (error) {
-          if (batch.length === 1) batch[0]!.reject(error);
-          else await this.isolate(batch);
-        }
-      }
-    } finally {
-      this.running--;
-    }
-  }
-
-  private async isolate(batch: typeof this.queue): Promise<void> {
-    for (const entry of batch) {
-      try {
-        const [result] = await this.run([entry.item]);
-        entry.resolve(result!);
-      } catch (error) {
-        entry.reject(error);
-      }
-    }
+    return this.committer.waiting;
   }
 }

@@ -1,6 +1,6 @@
 import { describeError, isRetriable } from '../../errors.js';
 import { faultPoint } from '../../observability/index.js';
-import { isLockTimeout, isTransactionConflict, type MessageContext } from '../../runtime/index.js';
+import { isTransientConflict, type MessageContext } from '../../runtime/index.js';
 import { BranchAction, type BranchCommand } from '../coordinator/messages.js';
 import { claimFence, fenceAdvanceSql, fenceInsertSql, FenceState, setFence, type FenceKey } from '../participant/fence.js';
 import { batchOn } from '../participant/sql.js';
@@ -85,7 +85,7 @@ type Call = (role: keyof SagaMethods) => Promise<unknown>;
  * the coordinator would retry it only after the step's retry delay.
  */
 function retryHere(message: MessageContext, error: unknown): boolean {
-  return (isTransactionConflict(error) || isLockTimeout(error)) && message.delivery.attempt < message.delivery.maxAttempts;
+  return isTransientConflict(error) && message.delivery.attempt < message.delivery.maxAttempts;
 }
 
 async function execute(message: MessageContext, command: BranchCommand, key: FenceKey, call: Call): Promise<void> {
