@@ -86,7 +86,11 @@ import { chunkDelivery, reportConsumerFailure, type ChunkDelivery } from './deli
  *   backoff, for as long as the subscription is open; each such crash is
  *   logged at error and reported to `onConsumerFailure` (`stalled` after
  *   CONSUMER_STALLED_FAILURES crashes with no record handled in between),
- *   as the embedded transport reports a failed partition worker.
+ *   as the embedded transport reports a failed partition worker. Before
+ *   the first assignment the same happens up to CONSUMER_STALLED_FAILURES
+ *   times in a row, then `subscribe` fails with the last error (a
+ *   coordinator may refuse a member mid-rebalance with an error kafkajs
+ *   does not retry, as librdkafka's mock cluster does under load).
  */
 export class KafkaTransport implements Transport {
   readonly kind = 'kafka' as const;
@@ -498,10 +502,17 @@ class KafkaSubscription implements Subscription {
     this.groupId = options.groupId;
   }
 
-  /** Starts the consumer; resolves at the first assignment. */
+  /**
+   * Starts the consumer; resolves at the first assignment.
+   * @throws the last error when CONSUMER_STALLED_FAILURES consumers in a row
+   *   failed before joining (each replaced after a backoff); TRANSPORT_CLOSED
+   *   when the subscription closes first
+   */
   async start(): Promise<void> {
+    // Taken before the consumer starts: a crash during consumer.run() settles and clears firstJoin.
+    const joined = this.firstJoin!;
     await this.startConsumer();
-    await this.firstJoin?.promise;
+    await joined.promise;
   }
 
   private async startConsumer(): Promise<void> {
@@ -518,6 +529,7 @@ class KafkaSubscription implements Subscription {
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       this.logger.debug({ groupId: this.groupId, assigned: event.payload.memberAssignment }, 'assigned');
+      if (this.firstJoin !== null) this.crashes = 0;
       this.firstJoin?.resolve();
       this.firstJoin = null;
     });
@@ -540,9 +552,11 @@ class KafkaSubscription implements Subscription {
   private onFatalCrash(consumer: Consumer, error: unknown): void {
     if (this.closing || consumer !== this.consumer) return;
     if (this.firstJoin !== null) {
-      this.logger.error({ groupId: this.groupId, err: describeError(error) }, 'consumer failed before joining its group');
-      this.firstJoin.reject(error);
-      this.firstJoin = null;
+      // A coordinator can refuse a member mid-rebalance with an error kafkajs does not retry (librdkafka's
+      // mock cluster answers a SyncGroup with INVALID_REQUEST under load): start a new consumer, a few times.
+      if (this.failBeforeJoin(error)) return;
+      this.logger.warn({ groupId: this.groupId, failures: this.crashes, err: describeError(error) }, 'consumer failed before joining its group; starting a new one');
+      void this.replace(consumer);
       return;
     }
     this.crashes += 1;
@@ -557,6 +571,19 @@ class KafkaSubscription implements Subscription {
     void this.replace(consumer);
   }
 
+  /**
+   * Counts a failure before the first join; after CONSUMER_STALLED_FAILURES in a row it fails the
+   * start with `error` and returns true.
+   */
+  private failBeforeJoin(error: unknown): boolean {
+    this.crashes += 1;
+    if (this.crashes < CONSUMER_STALLED_FAILURES || this.firstJoin === null) return false;
+    this.logger.error({ groupId: this.groupId, failures: this.crashes, err: describeError(error) }, 'consumer failed before joining its group; giving up');
+    this.firstJoin.reject(error);
+    this.firstJoin = null;
+    return true;
+  }
+
   private async replace(crashed: Consumer): Promise<void> {
     await crashed.disconnect().catch(() => undefined);
     while (!this.closing) {
@@ -568,8 +595,9 @@ class KafkaSubscription implements Subscription {
         this.restarts = 0;
         return;
       } catch (error) {
-        this.logger.warn({ groupId: this.groupId, err: describeError(error), restarts: this.restarts }, 'starting a new consumer failed; retrying');
         await this.consumer?.disconnect().catch(() => undefined);
+        if (this.firstJoin !== null && this.failBeforeJoin(error)) return;
+        this.logger.warn({ groupId: this.groupId, err: describeError(error), restarts: this.restarts }, 'starting a new consumer failed; retrying');
       }
     }
   }

@@ -6,9 +6,10 @@ import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type Broker } from '../../../src/broker/index.js';
 import { kafkaTransportOptionsFromEnv, type KafkaTransportOptions } from '../../../src/config/index.js';
-import { defaultTransport, EmbeddedTransport, KafkaTransport, type Transport } from '../../../src/transport/index.js';
+import { CONSUMER_STALLED_FAILURES, defaultTransport, EmbeddedTransport, KafkaTransport, type Transport } from '../../../src/transport/index.js';
 import { startTestBroker, type TestBroker } from '../broker/helpers/broker.js';
 import { transportContract, unique, waitFor } from './contract.js';
+import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
 
 /**
  * The transport contract over kafkajs against `concordat broker` in this
@@ -256,6 +257,60 @@ describe('KafkaTransport across a broker restart', () => {
       await server.close();
       await rm(dataDir, { recursive: true, force: true });
     }
+  }, 60_000);
+});
+
+describe('KafkaTransport when the group coordinator refuses a joining member', () => {
+  // SyncGroup (API key 14): the error code follows throttle_time_ms from v1 on.
+  const SYNC_GROUP = 14;
+  const syncGroupErrorOffset = (version: number): number => (version === 0 ? 0 : 4);
+  const INVALID_REQUEST = 42;
+
+  async function behindProxy<T>(run: (t: KafkaTransport, proxy: FaultProxy) => Promise<T>): Promise<T> {
+    const dataDir = await mkdtemp(join(tmpdir(), 'concordat-kafka-refused-'));
+    const proxy = await startFaultProxy();
+    const server = await startBroker({ host: '127.0.0.1', port: 0, dataDir, advertisedPort: proxy.port });
+    proxy.target = server.port;
+    const t = new KafkaTransport({ brokers: [`127.0.0.1:${proxy.port}`], consumer: testConsumer });
+    try {
+      return await run(t, proxy);
+    } finally {
+      await t.close();
+      await proxy.close();
+      await server.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }
+
+  it('starts a new consumer after a refused SyncGroup kafkajs does not retry, joins, and delivers', async () => {
+    await behindProxy(async (t, proxy) => {
+      const topic = unique('refused');
+      await t.ensureTopics([{ name: topic, partitions: 2 }]);
+      const seen: string[] = [];
+      proxy.failNext(SYNC_GROUP, 2, INVALID_REQUEST, syncGroupErrorOffset);
+      await t.subscribe({
+        groupId: unique('refused-group'),
+        topics: [topic],
+        handler: async (delivery) => {
+          seen.push(delivery.value!.toString());
+        },
+      });
+      expect(proxy.rewritten).toBe(2);
+      await t.publish([{ topic, key: 'k', value: Buffer.from('after-refusals'), headers: {} }]);
+      await waitFor(() => seen.includes('after-refusals'), 20_000, () => `seen ${seen.join(',')}`);
+    });
+  }, 60_000);
+
+  it('fails subscribe with the coordinator’s error once CONSUMER_STALLED_FAILURES consumers in a row were refused', async () => {
+    await behindProxy(async (t, proxy) => {
+      const topic = unique('refused-always');
+      await t.ensureTopics([{ name: topic, partitions: 1 }]);
+      proxy.failNext(SYNC_GROUP, 1_000, INVALID_REQUEST, syncGroupErrorOffset);
+      await expect(t.subscribe({ groupId: unique('refused-group'), topics: [topic], handler: async () => undefined })).rejects.toMatchObject({
+        type: 'INVALID_REQUEST',
+      });
+      expect(proxy.rewritten).toBe(CONSUMER_STALLED_FAILURES);
+    });
   }, 60_000);
 });
 
