@@ -63,6 +63,20 @@ describe('exactly once under faults (real Postgres, real log)', () => {
     await until(async () => (await ledger.count()) >= total, { timeoutMs, message: `${total} effects` });
   };
 
+  /**
+   * Publishes one more entry for each of the run's keys (seq perKey + 1) and waits for its effects in both
+   * consumers: each key's records sit in one partition, handled in offset order, so once the sentinels'
+   * effects exist every earlier record of those partitions (a duplicate delivery included) has been handled.
+   * Returns the expected counts including the sentinels.
+   */
+  const settle = async (app: ConcordatApp, ledger: EffectLedger, run: string, keys: number, perKey: number): Promise<Record<string, Record<string, number>>> => {
+    const expected = await produce(app.dataSource, run, keys, 1, { firstSeq: perKey + 1, retryUntilMs: 30_000 });
+    const sentinels = async (): Promise<number> =>
+      (await app.dataSource.query(`SELECT count(*)::int AS n FROM ${LEDGER_TABLE} WHERE seq = $1 AND key LIKE $2`, [perKey + 1, `${run}-%`]))[0].n;
+    await until(async () => (await sentinels()) >= 2 * keys, { timeoutMs: 60_000, message: `the sentinels' ${2 * keys} effects` });
+    return expected;
+  };
+
   // The app dispatches the records of a partition read together in one transaction (batches, the default);
   // batchRecordsMax 1 gives each message its own. Both paths are proved under the same faults.
   for (const batchRecordsMax of [32, 1]) {
@@ -74,14 +88,13 @@ describe('exactly once under faults (real Postgres, real log)', () => {
       const { app, ledger } = await startApp(testDb.url, faulty, { dispatcher: { batchRecordsMax } });
       const expected = await produce(app.dataSource, 'twice', 6, 20);
       await everyEffect(ledger, expected);
-      await new Promise((resolve) => setTimeout(resolve, 200)); // a late second effect would show up now
-      const report = await ledger.assertExactlyOnceInOrder(expected);
-      expect(report.total).toBe(240);
+      const report = await ledger.assertExactlyOnceInOrder(await settle(app, ledger, 'twice', 6, 20));
+      expect(report.total).toBe(252);
       expect(faulty.stats.deliveriesRepeated).toBeGreaterThanOrEqual(240);
       const stats = app.stats();
-      expect(stats.ledger).toMatchObject({ processed: 120, deadLettered: 0 });
+      expect(stats.ledger).toMatchObject({ processed: 126, deadLettered: 0 });
       expect(stats.ledger!.duplicates).toBeGreaterThanOrEqual(120);
-      expect(stats.audit).toMatchObject({ processed: 120, deadLettered: 0 });
+      expect(stats.audit).toMatchObject({ processed: 126, deadLettered: 0 });
       if (batchRecordsMax > 1) expect(stats.ledger!.batches).toBeGreaterThan(0);
       else expect(stats.ledger!.batches + stats.audit!.batches).toBe(0);
     });
@@ -94,13 +107,14 @@ describe('exactly once under faults (real Postgres, real log)', () => {
       const expected = await produce(app.dataSource, 'drop', 6, 20);
       await everyEffect(ledger, expected);
       await until(() => faulty.pending() === 0, { message: 'every armed fault fired' });
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      const report = await ledger.assertExactlyOnceInOrder(expected);
-      expect(report.total).toBe(240);
+      const report = await ledger.assertExactlyOnceInOrder(await settle(app, ledger, 'drop', 6, 20));
+      expect(report.total).toBe(252);
       expect(faulty.stats).toMatchObject({ publishesDroppedMidBatch: 6, acksLost: 4, publishesFailed: 3 });
       // The log holds more records than messages (the retried halves and batches); the inbox made them harmless.
       expect(faulty.stats.recordsWritten).toBeGreaterThan(240);
       expect(app.stats().ledger!.duplicates + app.stats().audit!.duplicates).toBeGreaterThan(0);
+      // Published rows are deleted with the relay's next read: the backlog drains to nothing.
+      await until(async () => (await app.outboxRelay!.lag()).backlogRows === 0, { message: 'the outbox backlog drained' });
       expect(await app.outboxRelay!.lag()).toEqual({ backlogRows: 0, oldestAgeMs: 0 });
     });
 
@@ -111,8 +125,7 @@ describe('exactly once under faults (real Postgres, real log)', () => {
       const expected = await produce(app.dataSource, 'offset', 6, 20);
       await everyEffect(ledger, expected);
       await until(() => faulty.pending() === 0, { message: 'every armed fault fired' });
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      await ledger.assertExactlyOnceInOrder(expected);
+      await ledger.assertExactlyOnceInOrder(await settle(app, ledger, 'offset', 6, 20));
       expect(faulty.stats.deliveriesDropped).toBe(25);
       expect(app.stats().ledger!.duplicates + app.stats().audit!.duplicates).toBeGreaterThanOrEqual(25);
     });
@@ -129,13 +142,12 @@ describe('exactly once under faults (real Postgres, real log)', () => {
     await postgres.restart(1000);
     const expected = await producing;
     await everyEffect(ledger, expected);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    const report = await ledger.assertExactlyOnceInOrder(expected);
-    expect(report.total).toBe(360);
+    const report = await ledger.assertExactlyOnceInOrder(await settle(app, ledger, 'restart', 6, 30));
+    expect(report.total).toBe(372);
     const stats = app.stats();
     expect(stats.ledger!.deadLettered + stats.audit!.deadLettered).toBe(0);
-    expect(stats.ledger!.processed).toBe(180);
-    expect(stats.audit!.processed).toBe(180);
+    expect(stats.ledger!.processed).toBe(186);
+    expect(stats.audit!.processed).toBe(186);
   });
 
   describe('processes killed with SIGKILL at a fault point', () => {

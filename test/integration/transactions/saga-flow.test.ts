@@ -195,6 +195,19 @@ describe('sagas end to end (coordinator, participants, embedded log, Postgres)',
         const command: BranchCommand = { globalTxId: id, branchId: 1, participant: 'reserve', action: BranchAction.EXECUTE, payload };
         return context.publish(commandTopic('SAGA', 'reserve'), command, { key: id, type: 'concordat.saga.execute', globalTxId: id });
       });
+    /**
+     * Sends reserve, on `key` (so to the same partition as that saga's commands), the compensation of another,
+     * unknown saga, and waits until reserve handled it (an empty compensation: fence CANCELLED). Any command
+     * published for `key` before it has then been handled too.
+     */
+    const behindCommandsFor = async (key: string): Promise<void> => {
+      const sentinel = randomUUID();
+      await app.transaction(async (context) => {
+        const command: BranchCommand = { globalTxId: sentinel, branchId: 1, participant: 'reserve', action: BranchAction.COMPENSATE, payload: {} };
+        context.publish(commandTopic('SAGA', 'reserve', BranchAction.COMPENSATE), command, { key, type: 'concordat.saga.compensate', globalTxId: sentinel });
+      });
+      await waitFor(async () => ((await fenceOf(sentinel)) === 'CANCELLED' ? true : undefined), 'the sentinel compensation handled by reserve');
+    };
     const forget = async (id: string): Promise<void> => {
       await f.query(`DELETE FROM concordat.global_tx_event WHERE global_tx_id = $1`, [id]);
       await f.query(`DELETE FROM concordat.global_transaction WHERE id = $1`, [id]);
@@ -223,7 +236,8 @@ describe('sagas end to end (coordinator, participants, embedded log, Postgres)',
       const replies = await consumed('concordat-coordinator');
       await sendStep(id, {});
       await waitFor(async () => ((await consumed('concordat-coordinator')) > replies ? true : undefined), 'the repeated ok');
-      await new Promise((r) => setTimeout(r, 500)); // a compensation, if one were sent, would have run by now
+      // A compensation, had the coordinator sent one, was published with that consumption: handled before the sentinel.
+      await behindCommandsFor(id);
       expect(await effects(id)).toEqual(['reserve:step']);
       expect(await fenceOf(id)).toBe('TRIED');
     });

@@ -189,6 +189,27 @@ describe('TCC global transactions end to end (coordinator, participants, embedde
       await new Promise((r) => setTimeout(r, 25));
     }
   }
+  /** Whether `consumer` has consumed (committed an inbox row for) `messageId`. */
+  const consumedBy = async (consumer: string, messageId: string): Promise<boolean> =>
+    (await db.dataSource.query(`SELECT 1 FROM concordat.inbox WHERE consumer = $1 AND message_id = $2`, [consumer, messageId])).length > 0;
+  /**
+   * Sends alpha, behind whatever the coordinator published for `key`'s global transaction, the Cancel of
+   * another (unknown) one on the same key, hence the same partition, and waits until alpha handled it: any
+   * command for `key` published before it has then been handled too.
+   */
+  const behindCommandsFor = async (key: string): Promise<void> => {
+    const sentinel = randomUUID();
+    await main.transaction(async (context) => {
+      const command: BranchCommand = { globalTxId: sentinel, branchId: 1, participant: 'alpha', action: BranchAction.CANCEL, payload: {} };
+      context.publish(commandTopic('TCC', 'alpha', BranchAction.CANCEL), command, {
+        key,
+        type: TxMessageType.COMMAND('TCC', BranchAction.CANCEL),
+        globalTxId: sentinel,
+        id: decisionMessageId(sentinel, 1, BranchAction.CANCEL),
+      });
+    });
+    await waitFor(async () => ((await fenceOf(sentinel)) === 'CANCELLED' ? true : undefined), 'the sentinel Cancel handled by alpha');
+  };
   const fenceOf = async (id: string): Promise<string | undefined> =>
     (await db.dataSource.query(`SELECT state FROM concordat.fence WHERE global_tx_id = $1`, [id]))[0]?.state;
   /** Sends alpha a Try as the coordinator would, for a global transaction the coordinator may not hold. */
@@ -204,8 +225,8 @@ describe('TCC global transactions end to end (coordinator, participants, embedde
     await waitFor(async () => ((await fenceOf(id)) === 'CANCELLED' ? true : undefined), 'the presumed Cancel');
     expect(await effects(id)).toEqual(['alpha:cancel', 'alpha:try']);
     // Once cancelled, a Try delivered again is refused by the fence (anti-hanging) and reserves nothing.
-    await sendTry(id, { sku: 'A-1' });
-    await new Promise((r) => setTimeout(r, 500));
+    const again = await sendTry(id, { sku: 'A-1' });
+    await waitFor(async () => ((await consumedBy('alpha', again)) ? true : undefined), 'the second Try consumed by alpha');
     expect(await effects(id)).toEqual(['alpha:cancel', 'alpha:try']);
     expect(await fenceOf(id)).toBe('CANCELLED');
   });
@@ -261,7 +282,8 @@ describe('TCC global transactions end to end (coordinator, participants, embedde
       const rows = await db.dataSource.query(`SELECT 1 FROM concordat.inbox WHERE consumer = 'concordat-coordinator' AND message_id = $1`, [messageId]);
       return rows.length > 0 ? true : undefined;
     }, 'the reply consumed by the coordinator');
-    await new Promise((r) => setTimeout(r, 500));
+    // A Cancel, had the coordinator sent one, was published with that consumption: it is handled before the sentinel.
+    await behindCommandsFor(id);
     // Before: a Cancel with a null payload reached @Cancel (alpha records 'cancel without payload').
     // Left for an operator (logged at error), not cancelled through @Cancel without the payload it needs.
     expect(await effects(id)).toEqual(['alpha:try']);

@@ -49,10 +49,12 @@ export async function produce(
   run: string,
   keys: number,
   perKey: number,
-  options: { batch?: number; retryUntilMs?: number } = {},
+  options: { batch?: number; retryUntilMs?: number; firstSeq?: number } = {},
 ): Promise<Record<string, Record<string, number>>> {
   const entries: Entry[] = [];
-  for (let seq = 1; seq <= perKey; seq++) for (let k = 0; k < keys; k++) entries.push({ key: `${run}-k${k}`, seq });
+  const firstSeq = options.firstSeq ?? 1;
+  const lastSeq = firstSeq + perKey - 1;
+  for (let seq = firstSeq; seq <= lastSeq; seq++) for (let k = 0; k < keys; k++) entries.push({ key: `${run}-k${k}`, seq });
   const batch = options.batch ?? 10;
   for (let i = 0; i < entries.length; i += batch) {
     const slice = entries.slice(i, i + batch);
@@ -69,7 +71,7 @@ export async function produce(
     }
   }
   const perConsumer: Record<string, number> = {};
-  for (let k = 0; k < keys; k++) perConsumer[`${run}-k${k}`] = perKey;
+  for (let k = 0; k < keys; k++) perConsumer[`${run}-k${k}`] = lastSeq;
   return { ledger: { ...perConsumer }, audit: { ...perConsumer } };
 }
 
