@@ -5,6 +5,8 @@ export {
   Service,
   hasStartHook,
   hasStopHook,
+  legacyClassDecorator,
+  legacyMethodDecorator,
   type OnApplicationStart,
   type OnApplicationStop,
   type OnMessageOptions,

@@ -1,5 +1,6 @@
 import type { MessageContext } from '../context.js';
 import { defineMessageHandler, type HandlerOptions } from '../metadata.js';
+import { legacyMethodDecorator } from './legacy.js';
 
 export type OnMessageOptions = HandlerOptions;
 
@@ -12,9 +13,12 @@ export type OnMessageOptions = HandlerOptions;
  * A handler that throws is retried with backoff (see `retry`); after the last
  * attempt, or at once for a non-retriable error, the message goes to
  * `<topic>.dlq` with the error in its headers.
+ *
+ * @throws ConcordatError CONFIG_INVALID when compiled as a TC39 standard
+ *   decorator (the tsconfig lacks `experimentalDecorators`).
  */
 export function OnMessage(topic: string, options: OnMessageOptions = {}): MethodDecorator {
-  return (prototype, propertyKey) => {
+  return legacyMethodDecorator('@OnMessage', (prototype, propertyKey) => {
     const methodName = String(propertyKey);
     defineMessageHandler(prototype.constructor, {
       topic,
@@ -25,5 +29,5 @@ export function OnMessage(topic: string, options: OnMessageOptions = {}): Method
         await (method as (context: MessageContext) => unknown).call(instance, context);
       },
     });
-  };
+  });
 }

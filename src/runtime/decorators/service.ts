@@ -1,5 +1,6 @@
 import { injectable } from 'inversify';
 import { SERVICE_METADATA, type ServiceMetadata } from '../metadata.js';
+import { legacyClassDecorator } from './legacy.js';
 
 export interface ServiceOptions {
   /** Consumer group of the service's handlers. @default the service name */
@@ -24,9 +25,9 @@ export interface ServiceOptions {
  * ```
  */
 export function Service(name: string, options: ServiceOptions = {}): ClassDecorator {
-  return (target) => {
+  return legacyClassDecorator('@Service', (target) => {
     const metadata: ServiceMetadata = { name, group: options.group ?? name };
     Reflect.defineMetadata(SERVICE_METADATA, metadata, target);
     injectable()(target);
-  };
+  });
 }

@@ -1,4 +1,4 @@
-import { defineDecoratorCheck, defineMessageHandler, getServiceMetadata } from '../../runtime/index.js';
+import { defineDecoratorCheck, defineMessageHandler, getServiceMetadata, legacyClassDecorator, legacyMethodDecorator } from '../../runtime/index.js';
 import { commandTopic } from '../coordinator/messages.js';
 import { TxMode } from '../coordinator/states.js';
 import { handleSagaCommand, type SagaMethods } from './participant.js';
@@ -27,7 +27,7 @@ export interface SagaParticipantOptions {
  * compensation policy) ends the saga FAILED for an operator.
  */
 export function SagaParticipant(name: string, options: SagaParticipantOptions = {}): ClassDecorator {
-  return (target) => {
+  return legacyClassDecorator('@SagaParticipant', (target) => {
     Reflect.defineMetadata(PARTICIPANT_METADATA, name, target);
     defineMessageHandler(target, {
       topic: commandTopic(TxMode.SAGA, name),
@@ -37,17 +37,17 @@ export function SagaParticipant(name: string, options: SagaParticipantOptions = 
       invoke: (instance, context) => handleSagaCommand(name, getSagaMethods(target), instance, context),
     });
     registerCheck(target);
-  };
+  });
 }
 
 /** Marks the method that runs a saga step. */
 export function Step(): MethodDecorator {
-  return (prototype, key) => recordMethod(prototype.constructor, 'step', String(key));
+  return legacyMethodDecorator('@Step', (prototype, key) => recordMethod(prototype.constructor, 'step', String(key)));
 }
 
 /** Marks the method that undoes what the step did. */
 export function Compensate(): MethodDecorator {
-  return (prototype, key) => recordMethod(prototype.constructor, 'compensate', String(key));
+  return legacyMethodDecorator('@Compensate', (prototype, key) => recordMethod(prototype.constructor, 'compensate', String(key)));
 }
 
 function recordMethod(target: Function, role: keyof SagaMethods, methodName: string): void {

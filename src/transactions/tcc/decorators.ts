@@ -1,4 +1,11 @@
-import { defineDecoratorCheck, defineMessageHandler, getServiceMetadata, type RetryPolicyOptions } from '../../runtime/index.js';
+import {
+  defineDecoratorCheck,
+  defineMessageHandler,
+  getServiceMetadata,
+  legacyClassDecorator,
+  legacyMethodDecorator,
+  type RetryPolicyOptions,
+} from '../../runtime/index.js';
 import { participantTopic } from './messages.js';
 import { handleTccCommand, type TccMethods } from './participant.js';
 
@@ -30,7 +37,7 @@ export interface TccParticipantOptions {
  * rolled back while the vote is recorded.
  */
 export function TccParticipant(name: string, options: TccParticipantOptions = {}): ClassDecorator {
-  return (target) => {
+  return legacyClassDecorator('@TccParticipant', (target) => {
     Reflect.defineMetadata(PARTICIPANT_METADATA, name, target);
     defineMessageHandler(target, {
       topic: participantTopic(name),
@@ -39,22 +46,22 @@ export function TccParticipant(name: string, options: TccParticipantOptions = {}
       invoke: (instance, context) => handleTccCommand(name, getTccMethods(target), instance, context),
     });
     registerCheck(target);
-  };
+  });
 }
 
 /** Marks the method that tries (reserves) a branch. */
 export function Try(): MethodDecorator {
-  return (prototype, key) => recordMethod(prototype.constructor, 'try', String(key));
+  return legacyMethodDecorator('@Try', (prototype, key) => recordMethod(prototype.constructor, 'try', String(key)));
 }
 
 /** Marks the method that confirms (uses) what Try reserved. Must be idempotent only with respect to the fence. */
 export function Confirm(): MethodDecorator {
-  return (prototype, key) => recordMethod(prototype.constructor, 'confirm', String(key));
+  return legacyMethodDecorator('@Confirm', (prototype, key) => recordMethod(prototype.constructor, 'confirm', String(key)));
 }
 
 /** Marks the method that cancels (releases) what Try reserved. */
 export function Cancel(): MethodDecorator {
-  return (prototype, key) => recordMethod(prototype.constructor, 'cancel', String(key));
+  return legacyMethodDecorator('@Cancel', (prototype, key) => recordMethod(prototype.constructor, 'cancel', String(key)));
 }
 
 const DUPLICATES_METADATA = Symbol.for('concordat.tcc.duplicates');

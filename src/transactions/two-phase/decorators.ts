@@ -4,6 +4,8 @@ import {
   defineMessageHandler,
   defineStartHook,
   getServiceMetadata,
+  legacyClassDecorator,
+  legacyMethodDecorator,
   type MessageContext,
   type RetryPolicyOptions,
 } from '../../runtime/index.js';
@@ -65,7 +67,7 @@ export const XA_DECISIONS_GROUP_SUFFIX = '.xa-decisions';
  */
 export function XaParticipant(name: string, options: XaParticipantOptions = {}): ClassDecorator {
   const { lockTimeoutMs } = compileOptions(optionsSchema, { lockTimeoutMs: options.lockTimeoutMs }, `xaParticipant(${name})`);
-  return (target) => {
+  return legacyClassDecorator('@XaParticipant', (target) => {
     Reflect.defineMetadata(PARTICIPANT_METADATA, name, target);
     const handler = {
       methodName: `xa(${name})`,
@@ -92,7 +94,7 @@ export function XaParticipant(name: string, options: XaParticipantOptions = {}):
       await recoverPrepared(app, name);
     });
     registerCheck(target);
-  };
+  });
 }
 
 /**
@@ -112,12 +114,12 @@ export function XaParticipant(name: string, options: XaParticipantOptions = {}):
  * a reason naming the method, and an error is logged.
  */
 export function Prepare(): MethodDecorator {
-  return (prototype, key) => {
+  return legacyMethodDecorator('@Prepare', (prototype, key) => {
     const target = prototype.constructor;
     const existing: string[] = Reflect.getOwnMetadata(PREPARE_METADATA, target) ?? [];
     Reflect.defineMetadata(PREPARE_METADATA, [...existing, String(key)], target);
     registerCheck(target);
-  };
+  });
 }
 
 function getPrepareMethod(target: Function): string | undefined {
