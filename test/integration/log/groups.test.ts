@@ -8,6 +8,7 @@ import {
   type JoinGroupRequest,
 } from '../../../src/log/index.js';
 import { openLog, tempDir } from './helpers.js';
+import { until } from '../../../src/testing/index.js';
 
 const FAST_GROUPS = { groups: { minSessionTimeoutMs: 50 } };
 
@@ -176,7 +177,8 @@ describe('GroupCoordinator membership', () => {
       log.groups.syncGroup({ groupId: 'g7', generationId: 2, memberId: a.memberId, assignments: [] }),
       log.groups.syncGroup({ groupId: 'g7', generationId: 2, memberId: b.memberId, assignments: [] }),
     ]);
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    // b stops heartbeating: its 150 ms session expires and the group drops it.
+    await until(() => log.groups.describeGroup('g7').members.length === 1, { timeoutMs: 5_000, message: 'b expired' });
     expect(log.groups.describeGroup('g7').members.map((m) => m.memberId)).toEqual([a.memberId]);
     expect((await caught(log.groups.heartbeat({ groupId: 'g7', generationId: 2, memberId: a.memberId }))).code).toBe('REBALANCE_IN_PROGRESS');
     expect((await caught(log.groups.heartbeat({ groupId: 'g7', generationId: 2, memberId: b.memberId }))).code).toBe('UNKNOWN_MEMBER_ID');

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConcordatError } from '../../../src/errors.js';
 import { decodeRecordBatches, encodeRecordBatch, LogManager } from '../../../src/log/index.js';
+import { until } from '../../../src/testing/index.js';
 import { openLog, readAll, tempDir } from './helpers.js';
 
 function values(prefix: string, n: number) {
@@ -261,11 +262,13 @@ describe('LogManager append and read', () => {
 
   it('with flushMode interval syncs on its timer and acknowledges before', async () => {
     const log = await openLog(await tempDir());
-    await log.createTopic('timed', { partitions: 1, config: { flushMode: 'interval', flushIntervalMs: 50 } });
+    // An interval far longer than five appends take, even on a loaded machine: they are acknowledged unsynced.
+    await log.createTopic('timed', { partitions: 1, config: { flushMode: 'interval', flushIntervalMs: 1_000 } });
     const before = log.flushStats().syncs;
     for (let i = 0; i < 5; i++) await log.appendRecords('timed', 0, values(`t${i}-`, 1));
     expect(log.flushStats().syncs).toBe(before);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Then the timer syncs them, once.
+    await until(() => log.flushStats().syncs > before, { timeoutMs: 10_000, message: 'the interval sync' });
     expect(log.flushStats().syncs).toBe(before + 1);
   });
 
