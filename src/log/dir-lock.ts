@@ -1,71 +1,84 @@
-import { open, readFile, rm } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { tryLock, unlock } from 'fs-native-extensions';
 import { ConcordatError, ErrorCode } from '../errors.js';
+
+/** Directories this process holds, for a clearer message than the OS lock gives. */
+const HELD = new Set<string>();
 
 /**
  * Keeps two log managers from opening one data directory: they would
  * interleave writes to the same segment files.
  *
- * File `<dataDir>/.lock` holds the owner's PID in decimal. Node has no
- * flock(2), so a lock whose PID no longer runs (the owner was killed) is
- * stale and taken over; within one process a set of held directories does
- * the same job. Two processes racing to take over one stale lock is not
- * prevented; starting two owners of one directory at the same instant after
- * a crash is an operating error this check does not cover.
+ * Like Kafka's `.lock`, this is an OS file lock on `<dataDir>/.lock`, held
+ * from open to close through one open file: an exclusive open-file-
+ * description lock (fcntl F_OFD_SETLK) on Linux, flock(2) on macOS,
+ * LockFileEx on Windows, taken through `fs-native-extensions` (prebuilt
+ * binaries, no install script). The kernel releases it when the owner's
+ * files are closed, which happens when the owner dies and before it becomes
+ * a zombie. Why not a PID check: `kill(pid, 0)` succeeds for a zombie that
+ * nobody has reaped yet (after a group SIGKILL under npx, node waits 1–1.7 s
+ * for PID 1) and for an unrelated process that reused the PID, so a
+ * supervisor restarting at once was refused; comparing /proc start times
+ * would fix Linux only and still race two takers of one stale lock. The
+ * lock has no such race: of two processes starting at once, exactly one
+ * gets it.
+ *
+ * Bytes: the owner's PID in decimal and a newline, written after the lock is
+ * taken; it only names the owner in the error, the lock decides. The file
+ * stays after close (deleting it would let a process that opened the old
+ * file and one that creates a new one both hold "the" lock). Within one
+ * process a second open is refused by a set of held directories (the OFD
+ * lock would refuse it too, with a less precise message).
  */
-const HELD = new Set<string>();
-
 export class DirLock {
   private constructor(
     private readonly dir: string,
-    private readonly path: string,
+    private readonly file: FileHandle,
   ) {}
 
-  /** @throws ConcordatError LOG_DIR_LOCKED */
+  /**
+   * Takes the lock of `dataDir` (an existing directory), creating `.lock`.
+   * @throws ConcordatError LOG_DIR_LOCKED while another process, or this one, has it open
+   */
   static async acquire(dataDir: string): Promise<DirLock> {
     const dir = resolve(dataDir);
     if (HELD.has(dir)) throw locked(dir, `this process (${process.pid}) already has it open`);
-    const path = join(dir, '.lock');
     HELD.add(dir);
     try {
-      await takeLockFile(path, dir);
+      return new DirLock(dir, await takeLock(dir));
     } catch (error) {
       HELD.delete(dir);
       throw error;
     }
-    return new DirLock(dir, path);
   }
 
+  /** Releases the lock (closing the file releases it too); the file stays. */
   async release(): Promise<void> {
-    await rm(this.path, { force: true });
-    HELD.delete(this.dir);
+    try {
+      unlock(this.file.fd);
+    } finally {
+      await this.file.close();
+      HELD.delete(this.dir);
+    }
   }
 }
 
-async function takeLockFile(path: string, dir: string): Promise<void> {
+async function takeLock(dir: string): Promise<FileHandle> {
+  const path = join(dir, '.lock');
+  // 'a+' creates without truncating: the owner's PID stays readable to a loser.
+  const file = await open(path, 'a+');
   try {
-    const file = await open(path, 'wx');
-    await file.writeFile(`${process.pid}\n`);
+    if (!tryLock(file.fd)) {
+      const owner = (await file.readFile('utf8')).trim();
+      throw locked(dir, /^\d+$/.test(owner) ? `process ${owner} has it open` : 'another process has it open');
+    }
+    await file.truncate(0);
+    await file.write(`${process.pid}\n`, 0);
+    return file;
+  } catch (error) {
     await file.close();
-    return;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-  }
-  const owner = Number.parseInt((await readFile(path, 'utf8')).trim(), 10);
-  if (Number.isInteger(owner) && owner !== process.pid && isRunning(owner)) {
-    throw locked(dir, `process ${owner} has it open`);
-  }
-  const file = await open(path, 'w');
-  await file.writeFile(`${process.pid}\n`);
-  await file.close();
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    throw error;
   }
 }
 

@@ -41,7 +41,7 @@ import { TopicRegistry, TOPIC_REGISTRY_FILE, type TopicRecord } from './topic-re
  *
  * Data directory:
  * ```
- * <dataDir>/.lock                             owner's PID (dir-lock.ts)
+ * <dataDir>/.lock                             OS lock while open, owner's PID (dir-lock.ts)
  * <dataDir>/topics.json                       topic registry (topic-registry.ts)
  * <dataDir>/recovery-point-offset-checkpoint  recovery points (recovery-point.ts)
  * <dataDir>/producer-ids                      producer-ID blocks (producer-ids.ts)
@@ -523,7 +523,8 @@ export class LogManager {
    * exists), waiting up to `maxWaitMs` for `minBytes` (long poll). Records
    * of the first batch may precede `offset`: skip them.
    * @throws ConcordatError OFFSET_OUT_OF_RANGE (offset < logStartOffset or > logEndOffset),
-   *   UNKNOWN_TOPIC_OR_PARTITION, LIMIT_EXCEEDED (maxWaitMs > readWaitMsMax, too many waiting reads), LOG_CLOSED
+   *   UNKNOWN_TOPIC_OR_PARTITION, LIMIT_EXCEEDED (maxWaitMs > readWaitMsMax, too many waiting reads,
+   *   openFilesMax), LOG_CLOSED, KAFKA_STORAGE_ERROR (retriable: a file error such as EIO while reading)
    */
   async read(topic: string, partition: number, offset: number, options: ReadOptions): Promise<ReadResult> {
     this.checkOpen();
