@@ -243,7 +243,11 @@ export class ConcordatApp {
     this.inboxCleaner.start();
   }
 
-  /** Publishes one message through the outbox, in a transaction of its own. @returns the message ID. */
+  /**
+   * Publishes one message through the outbox, in a transaction of its own.
+   * @returns the message ID.
+   * @throws ConcordatError INVALID_TOPIC_EXCEPTION when `topic` is not a valid topic name (see `TransactionContext.publish`).
+   */
   async publish<T>(topic: string, data: T, options: PublishOptions = {}): Promise<string> {
     return this.transaction(async (context) => context.publish(topic, data, options));
   }

@@ -1,4 +1,5 @@
 import { ConcordatError, ErrorCode } from '../errors.js';
+import { topicNameProblem } from '../log/index.js';
 import { compileRetryPolicy, type CompiledRetryPolicy } from './retry.js';
 import { getDecoratorChecks, getHandlers, getServiceMetadata, type HandlerMetadata } from './metadata.js';
 
@@ -29,9 +30,6 @@ export interface HandlerTable {
   services: Array<{ serviceClass: Function; serviceName: string }>;
   consumers: ConsumerDescriptor[];
 }
-
-// Kafka's topic rules: 1..249 characters of [a-zA-Z0-9._-], not '.' or '..'.
-const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
 
 /**
  * Reads the decorators of `serviceClasses` and builds the handler table.
@@ -108,8 +106,9 @@ function describe(
   label: string,
   problems: string[],
 ): HandlerDescriptor | undefined {
-  if (!TOPIC_NAME.test(handler.topic) || handler.topic === '.' || handler.topic === '..') {
-    problems.push(`${label}: '${handler.topic}' is not a valid topic name (1-249 characters of a-z, A-Z, 0-9, '.', '_', '-')`);
+  const topicProblem = topicNameProblem(handler.topic);
+  if (topicProblem !== undefined) {
+    problems.push(`${label}: ${topicProblem}`);
     return undefined;
   }
   let retry: CompiledRetryPolicy;

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { ConcordatError, describeError, ErrorCode } from '../../errors.js';
+import { topicNameProblem } from '../../log/index.js';
 import { newMessageId } from '../../messaging/index.js';
 import type { CompiledRetryPolicy, TransactionContext } from '../../runtime/index.js';
 import { sendCommands } from './driver.js';
@@ -28,7 +30,13 @@ const PARTICIPANT_NAME = /^[a-zA-Z0-9._-]{1,200}$/;
 export const beginShape = {
   name: z.string().min(1).max(200),
   timeoutMs: z.number().int().min(100).max(86_400_000).default(30_000),
-  outcomeTopic: z.string().regex(/^[a-zA-Z0-9._-]{1,249}$/, 'must be a valid topic name').optional(),
+  outcomeTopic: z
+    .string()
+    .superRefine((topic, context) => {
+      const problem = topicNameProblem(topic);
+      if (problem !== undefined) context.addIssue({ code: 'custom', message: problem });
+    })
+    .optional(),
   outcomeKey: z.string().min(1).optional(),
   payload: z.unknown().optional(),
   id: z.string().uuid().optional(),
@@ -53,6 +61,8 @@ export interface BranchSpec {
  * happens unless the caller's transaction commits.
  *
  * @returns the global transaction ID.
+ * @throws ConcordatError SERIALIZATION_FAILED naming the branch and its participant (or `payload`)
+ *   when a payload cannot be serialized as JSON (a BigInt, a cycle); nothing is stored then.
  */
 export async function beginGlobalTx(
   context: TransactionContext,
@@ -75,7 +85,7 @@ export async function beginGlobalTx(
   }));
   const first = MODE_ACTIONS[mode].phaseOne;
   const commands = branches.filter((b) => b.state === BranchState.PENDING).map((b) => ({ branchId: b.branchId, action: first }));
-  await insertGlobalTx(context.manager, {
+  const tx = {
     id,
     mode,
     name: options.name,
@@ -87,7 +97,48 @@ export async function beginGlobalTx(
     compensationRetry: options.compensationRetry ?? null,
     branches,
     sent: `${first} → branch ${commands.map((c) => c.branchId).join(', ')}`,
-  });
+  };
+  try {
+    await insertGlobalTx(context.manager, tx);
+  } catch (error) {
+    // The payloads are serialized while the statement is built, before it is sent; looked for only
+    // on failure, so that a good begin serializes each payload once (here) and once (in its command).
+    throw unserializablePayload(mode, options.name, options.payload, branches) ?? error;
+  }
   sendCommands(context, { id, mode }, branches, commands);
   return id;
+}
+
+const JSON_HINT =
+  'Pass JSON data: strings, numbers, booleans, null, arrays and plain objects (a BigInt as a string, a Date as an ISO string, no cycles).';
+
+/** The SERIALIZATION_FAILED error for the first payload that `JSON.stringify` refuses, or undefined when every one serializes. */
+function unserializablePayload(mode: TxMode, name: string, payload: unknown, branches: ReadonlyArray<{ branchId: number; participant: string; payload: unknown }>): ConcordatError | undefined {
+  const refusal = (value: unknown): unknown => {
+    try {
+      JSON.stringify(value);
+      return undefined;
+    } catch (cause) {
+      return cause ?? new Error('JSON.stringify threw');
+    }
+  };
+  const fail = (what: string, cause: unknown, context: Record<string, unknown>): ConcordatError =>
+    new ConcordatError(`${mode.toLowerCase()} '${name}': ${what} cannot be serialized as JSON (${describeError(cause)}). ${JSON_HINT}`, {
+      code: ErrorCode.SERIALIZATION_FAILED,
+      cause,
+      context,
+    });
+  const own = refusal(payload);
+  if (own !== undefined) return fail('payload', own, { name });
+  for (const branch of branches) {
+    const cause = refusal(branch.payload);
+    if (cause !== undefined) {
+      return fail(`branch ${branch.branchId} (participant '${branch.participant}'): its payload`, cause, {
+        name,
+        branchId: branch.branchId,
+        participant: branch.participant,
+      });
+    }
+  }
+  return undefined;
 }

@@ -51,7 +51,7 @@ describe('handler explorer', () => {
         'invalid handler definitions:',
         "- NotAService is not a Concordat service: decorate it with @Service('<name>')",
         "- PaymentsA.first and PaymentsB.second both handle topic 'orders.placed' in consumer group 'payments': merge them, or give one its own group with @OnMessage('orders.placed', { group: '...' })",
-        "- PaymentsB.third: 'bad topic!' is not a valid topic name (1-249 characters of a-z, A-Z, 0-9, '.', '_', '-')",
+        `- PaymentsB.third: Topic name "bad topic!" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'`,
         '- invalid options: PaymentsB.fourth.retry.maxAttempts: Too small: expected number to be >=1 (got 0)',
         '- PaymentsA is listed twice in services',
       ].join('\n'),
