@@ -1,5 +1,12 @@
 export { compileOptions } from './compile.js';
-export { compileDatabaseOptions, type CompiledDatabaseOptions, type DatabaseOptions } from './database-options.js';
+export {
+  compileDatabaseOptions,
+  DatabaseUrlOrigin,
+  redactUrl,
+  type CompiledDatabaseOptions,
+  type DatabaseConnectRetryOptions,
+  type DatabaseOptions,
+} from './database-options.js';
 export {
   compileBrokerOptions,
   isLoopbackHost,
@@ -34,3 +41,4 @@ export {
   type KafkaTlsOptions,
   type KafkaTransportOptions,
 } from './kafka-transport-options.js';
+export { compileMetricsOptions, type CompiledMetricsOptions, type MetricsOptions } from './metrics-options.js';
