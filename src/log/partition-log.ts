@@ -607,7 +607,8 @@ export class PartitionLog {
    * Whole batches from the one holding `offset`, up to `maxBytes` (at least
    * one batch), waiting up to `maxWaitMs` for `minBytes`.
    * @throws ConcordatError OFFSET_OUT_OF_RANGE (offset < logStartOffset or > logEndOffset),
-   *   LOG_CLOSED, LIMIT_EXCEEDED (too many waiting reads)
+   *   LOG_CLOSED, LIMIT_EXCEEDED (too many waiting reads, openFilesMax), KAFKA_STORAGE_ERROR
+   *   (retriable: a file error such as EIO while reading)
    */
   async read(offset: number, options: ReadOptions): Promise<ReadResult> {
     const minBytes = options.minBytes ?? 1;
@@ -622,7 +623,7 @@ export class PartitionLog {
       } catch (error) {
         // Retention removed the segment under the read: look again (the offset may now be out of range).
         if (version !== this.segmentsVersion) continue;
-        throw error;
+        throw readError(this.ctx, offset, error);
       }
       const remaining = deadline - Date.now();
       if (records.length >= minBytes || remaining <= 0 || options.signal?.aborted === true) return this.result(records);
@@ -1139,6 +1140,20 @@ function storageError(ctx: PartitionLogContext, cause: unknown): ConcordatError 
   return new ConcordatError(
     `append to topic '${ctx.topic}' partition ${ctx.partition} failed: ${describe(cause)}; nothing unacknowledged was kept, retry`,
     { code: ErrorCode.KAFKA_STORAGE_ERROR, retriable: true, cause, context: { topic: ctx.topic, partition: ctx.partition } },
+  );
+}
+
+/**
+ * A file error of a read (EIO, ...) as KAFKA_STORAGE_ERROR, retriable, as
+ * Kafka reports an IOException while reading a log: the client backs off
+ * and fetches again, nothing was changed. Typed errors (LIMIT_EXCEEDED for
+ * EMFILE, STORAGE_CORRUPT) and programming errors pass through as they are.
+ */
+function readError(ctx: PartitionLogContext, offset: number, cause: unknown): unknown {
+  if (cause instanceof ConcordatError || typeof (cause as NodeJS.ErrnoException).syscall !== 'string') return cause;
+  return new ConcordatError(
+    `read of topic '${ctx.topic}' partition ${ctx.partition} at offset ${offset} failed: ${describe(cause)}; check the disk, then read again`,
+    { code: ErrorCode.KAFKA_STORAGE_ERROR, retriable: true, cause, context: { topic: ctx.topic, partition: ctx.partition, offset } },
   );
 }
 

@@ -93,7 +93,8 @@ export interface FetchPartitionResponse {
   highWatermark: number;
   lastStableOffset: number;
   logStartOffset: number;
-  records: Buffer | null;
+  /** Never null: an error partition carries an empty set (see {@link failed}). */
+  records: Buffer;
 }
 
 export interface FetchResponse {
@@ -148,7 +149,7 @@ export const fetch = defineApi<FetchRequest, FetchResponse>({
         if (version >= 5) pw.int64(p.logStartOffset);
         pw.int32(0); // aborted_transactions: none
         if (version >= 11) pw.int32(-1); // preferred_read_replica: none
-        pw.nullableBytes(p.records);
+        pw.bytes(p.records);
       });
     });
   },
@@ -161,9 +162,17 @@ export const fetch = defineApi<FetchRequest, FetchResponse>({
   },
 });
 
+/**
+ * A partition that failed: its error code and an empty record set (size 0),
+ * as Kafka answers, never a null one (size -1): librdkafka takes a negative
+ * record-set size as a parse failure, drops the whole response without
+ * seeing the error code, and fetches again at once.
+ */
 function failed(partition: number, errorCode: number): FetchPartitionResponse {
-  return { partition, errorCode, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, records: null };
+  return { partition, errorCode, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, records: NO_RECORDS };
 }
+
+const NO_RECORDS = Buffer.alloc(0);
 
 /** Kafka answers at once when any partition failed. */
 function hasError(topics: FetchResponse['topics']): boolean {
@@ -173,7 +182,7 @@ function hasError(topics: FetchResponse['topics']): boolean {
 /** Bytes of the record data in a response. */
 function recordBytes(topics: FetchResponse['topics']): number {
   let total = 0;
-  for (const topic of topics) for (const p of topic.partitions) total += p.records?.length ?? 0;
+  for (const topic of topics) for (const p of topic.partitions) total += p.records.length;
   return total;
 }
 
@@ -233,7 +242,8 @@ async function readOnce(request: FetchRequest, context: RequestContext): Promise
 
 function readErrorCode(error: unknown, context: RequestContext, topic: string, partition: number): number {
   const code = kafkaErrorCodeOf(error);
-  if (code === KafkaError.UNKNOWN_SERVER_ERROR || !(error instanceof ConcordatError)) {
+  // A disk failure is the operator's to see; the client only backs off and fetches again.
+  if (code === KafkaError.UNKNOWN_SERVER_ERROR || code === KafkaError.KAFKA_STORAGE_ERROR || !(error instanceof ConcordatError)) {
     context.broker.logger.error({ err: error, topic, partition }, 'read failed');
   }
   return code;
@@ -255,8 +265,8 @@ function wholeBatchesWithin(records: Buffer, limit: number): Buffer {
 }
 
 /** Offset just past the last batch in `records` (baseOffset + lastOffsetDelta + 1), or null when empty. */
-function offsetAfter(records: Buffer | null): number | null {
-  if (records === null || records.length < 61) return null;
+function offsetAfter(records: Buffer): number | null {
+  if (records.length < 61) return null;
   let at = 0;
   let next: number | null = null;
   while (at + 61 <= records.length) {
