@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { ConcordatError } from '../../errors.js';
 import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
 import type { RequestContext } from '../context.js';
@@ -302,6 +303,10 @@ async function waitForData(
 ): Promise<void> {
   const done = new AbortController();
   const signal = AbortSignal.any([done.signal, context.connection.signal, context.broker.closing]);
+  // Each partition's long poll (and its refused-wait timer) listens on this one signal: allow one
+  // listener per partition of the request (bounded by arrayLengthMax) instead of Node's default 10,
+  // past which Node prints MaxListenersExceededWarning. They are all removed when the wait ends.
+  setMaxListeners(request.topics.reduce((n, topic) => n + topic.partitions.length, 1), signal);
   const log = context.broker.log;
   const pollMs = Math.min(waitMs, log.options.readWaitMsMax);
   // A log with readWaitMsMax 0 does not long-poll at all: read again after a pause.
