@@ -52,9 +52,21 @@ export interface FlushStats {
 export class GroupCommitFlusher {
   private readonly files = new Map<Syncable, FileState>();
   private readonly counters: FlushStats = { syncs: 0, requests: 0 };
+  private readonly syncListeners = new Set<(seconds: number) => void>();
 
   get stats(): Readonly<FlushStats> {
     return { ...this.counters };
+  }
+
+  /**
+   * Calls `listener` after every fdatasync that succeeded, with its duration
+   * in seconds (for the latency histogram, `log/metrics.ts`). A listener
+   * must not throw.
+   * @returns a function that removes the listener.
+   */
+  onSync(listener: (seconds: number) => void): () => void {
+    this.syncListeners.add(listener);
+    return () => this.syncListeners.delete(listener);
   }
 
   /** Resolves after an fdatasync of `file` that started after this call. */
@@ -79,8 +91,13 @@ export class GroupCommitFlusher {
     state.next = null;
     state.running = true;
     this.counters.syncs += 1;
+    const startedAt = performance.now();
     file.datasync().then(
-      () => this.finish(file, state, current, null),
+      () => {
+        const seconds = (performance.now() - startedAt) / 1000;
+        for (const listener of this.syncListeners) listener(seconds);
+        this.finish(file, state, current, null);
+      },
       (error: unknown) => this.finish(file, state, current, error ?? new Error('fdatasync failed')),
     );
   }

@@ -74,3 +74,4 @@ export {
   type LogManagerOptions,
   type TopicConfig,
 } from '../config/index.js';
+export { attachLogMetrics, FSYNC_BUCKETS_SECONDS } from './metrics.js';

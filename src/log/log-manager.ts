@@ -111,6 +111,8 @@ export class LogManager {
   private maintenanceChain: Promise<unknown> = Promise.resolve();
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
+  /** Records and bytes appended per topic since open (duplicates not counted), for `log/metrics.ts`. */
+  private readonly appended = new Map<string, { records: number; bytes: number }>();
 
   private constructor(
     readonly options: CompiledLogManagerOptions,
@@ -506,7 +508,10 @@ export class LogManager {
    */
   async append(topic: string, partition: number, batches: Buffer): Promise<AppendResult> {
     this.checkOpen();
-    return this.partitionOrThrow(topic, partition).append(batches);
+    const bytes = batches.length;
+    const result = await this.partitionOrThrow(topic, partition).append(batches);
+    this.countAppend(topic, result, bytes);
+    return result;
   }
 
   /** Encodes `records` into one batch (compressed when asked) and appends it. Errors as {@link append}. */
@@ -514,7 +519,34 @@ export class LogManager {
     this.checkOpen();
     const log = this.partitionOrThrow(topic, partition);
     const batch = encodeRecordBatch(records, options.compression === undefined ? {} : { compression: options.compression });
-    return log.append(batch);
+    const result = await log.append(batch);
+    this.countAppend(topic, result, batch.length);
+    return result;
+  }
+
+  private countAppend(topic: string, result: AppendResult, bytes: number): void {
+    if (result.duplicate === true) return;
+    const totals = this.appended.get(topic) ?? { records: 0, bytes: 0 };
+    totals.records += result.lastOffset - result.baseOffset + 1;
+    totals.bytes += bytes;
+    this.appended.set(topic, totals);
+  }
+
+  /**
+   * Records and bytes (RecordBatch bytes as given, headers included) appended
+   * per topic since this log opened; an append that repeated an earlier one
+   * (`duplicate`) counts nothing. Kept after a topic is deleted (totals only grow).
+   */
+  appendTotals(): ReadonlyMap<string, Readonly<{ records: number; bytes: number }>> {
+    return this.appended;
+  }
+
+  /**
+   * Calls `listener` with the duration in seconds of every fdatasync this
+   * log makes (group commit, `flush.ts`). @returns a function that removes it
+   */
+  onSync(listener: (seconds: number) => void): () => void {
+    return this.flusher.onSync(listener);
   }
 
   /**

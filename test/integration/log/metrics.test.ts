@@ -1,0 +1,67 @@
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { attachLogMetrics, encodeRecordBatch } from '../../../src/log/index.js';
+import { metricTypes, parseMetrics, sampleValue } from '../../support/prometheus.js';
+import { openLog, tempDir } from './helpers.js';
+
+/** The log's metrics read from a real log on disk through prom-client's text output. */
+describe('log metrics', () => {
+  it('count records and bytes appended, time every fdatasync, and give partitions, segments and bytes on disk per topic', async () => {
+    const log = await openLog(await tempDir());
+    const registry = new Registry();
+    const detach = attachLogMetrics(log, registry);
+    await log.createTopic('metrics.a', { partitions: 3, config: { segmentBytes: 1024 } });
+    await log.createTopic('metrics.b', { partitions: 1 });
+    const value = Buffer.alloc(300, 7);
+    const batch = encodeRecordBatch([{ key: null, value }, { key: null, value }]);
+    for (let i = 0; i < 5; i++) await log.append('metrics.a', 0, Buffer.from(batch));
+    await log.appendRecords('metrics.b', 0, [{ key: null, value: Buffer.from('x') }]);
+
+    const text = await registry.metrics();
+    const samples = parseMetrics(text);
+    const types = metricTypes(text);
+    expect(types.get('concordat_log_appended_records_total')).toBe('counter');
+    expect(types.get('concordat_log_fsync_duration_seconds')).toBe('histogram');
+    expect(sampleValue(samples, 'concordat_log_appended_records_total', { topic: 'metrics.a' })).toBe(10);
+    expect(sampleValue(samples, 'concordat_log_appended_records_total', { topic: 'metrics.b' })).toBe(1);
+    expect(sampleValue(samples, 'concordat_log_appended_bytes_total', { topic: 'metrics.a' })).toBe(5 * batch.length);
+    expect(sampleValue(samples, 'concordat_log_partitions', { topic: 'metrics.a' })).toBe(3);
+    expect(sampleValue(samples, 'concordat_log_partitions', { topic: 'metrics.b' })).toBe(1);
+    // 1024-byte segments holding one ~650-byte batch each: partition 0 rolled to 5 segments, the two others have one each.
+    const description = log.describeTopic('metrics.a');
+    expect(description.partitions[0]!.segmentCount).toBe(5);
+    expect(sampleValue(samples, 'concordat_log_segments', { topic: 'metrics.a' })).toBe(7);
+    expect(sampleValue(samples, 'concordat_log_size_bytes', { topic: 'metrics.a' })).toBe(5 * batch.length);
+    // Every durable append waited for an fdatasync; each took a positive, plausible time.
+    const syncs = sampleValue(samples, 'concordat_log_fsync_duration_seconds_count');
+    expect(syncs).toBe(log.flushStats().syncs);
+    expect(syncs).toBeGreaterThanOrEqual(6);
+    const seconds = sampleValue(samples, 'concordat_log_fsync_duration_seconds_sum');
+    expect(seconds).toBeGreaterThan(0);
+    expect(seconds / syncs).toBeLessThan(5);
+    expect(sampleValue(samples, 'concordat_log_fsync_duration_seconds_bucket', { le: '+Inf' })).toBe(syncs);
+
+    detach();
+    await log.append('metrics.a', 1, Buffer.from(batch));
+    const after = parseMetrics(await registry.metrics());
+    expect(after.filter((s) => s.name === 'concordat_log_appended_records_total')).toEqual([]);
+    expect(sampleValue(after, 'concordat_log_fsync_duration_seconds_count')).toBe(syncs);
+  });
+
+  it('count a log attached twice to one registry once, and an idempotent repeat not at all', async () => {
+    const log = await openLog(await tempDir());
+    const registry = new Registry();
+    const first = attachLogMetrics(log, registry);
+    const second = attachLogMetrics(log, registry);
+    await log.createTopic('metrics.dup', { partitions: 1 });
+    const batch = encodeRecordBatch([{ key: null, value: Buffer.from('a') }], { producerId: 7, producerEpoch: 0, baseSequence: 0 });
+    await log.append('metrics.dup', 0, Buffer.from(batch));
+    const repeat = await log.append('metrics.dup', 0, Buffer.from(batch));
+    expect(repeat.duplicate).toBe(true);
+    const samples = parseMetrics(await registry.metrics());
+    expect(sampleValue(samples, 'concordat_log_appended_records_total', { topic: 'metrics.dup' })).toBe(1);
+    expect(sampleValue(samples, 'concordat_log_fsync_duration_seconds_count')).toBe(log.flushStats().syncs);
+    second();
+    first();
+  });
+});
