@@ -25,9 +25,12 @@ const HELD = new Set<string>();
  * gets it.
  *
  * Bytes: the owner's PID in decimal and a newline, written after the lock is
- * taken; it only names the owner in the error, the lock decides. The file
- * stays after close (deleting it would let a process that opened the old
- * file and one that creates a new one both hold "the" lock). Within one
+ * taken, emptied by a clean close. It names the owner in the error (the lock
+ * decides, not the PID), and a PID found there by the next owner means the
+ * previous one did not close cleanly ({@link DirLock.previousOwner}, Kafka's
+ * `.kafka_cleanshutdown` the other way round). The file stays after close
+ * (deleting it would let a process that opened the old file and one that
+ * creates a new one both hold "the" lock). Within one
  * process a second open is refused by a set of held directories (the OFD
  * lock would refuse it too, with a less precise message).
  */
@@ -35,6 +38,8 @@ export class DirLock {
   private constructor(
     private readonly dir: string,
     private readonly file: FileHandle,
+    /** PID of the previous owner when it did not close cleanly (it crashed, or its open failed); null after a clean close or on a new directory. */
+    readonly previousOwner: number | null,
   ) {}
 
   /**
@@ -46,15 +51,27 @@ export class DirLock {
     if (HELD.has(dir)) throw locked(dir, `this process (${process.pid}) already has it open`);
     HELD.add(dir);
     try {
-      return new DirLock(dir, await takeLock(dir));
+      const { file, previousOwner } = await takeLock(dir);
+      return new DirLock(dir, file, previousOwner);
     } catch (error) {
       HELD.delete(dir);
       throw error;
     }
   }
 
-  /** Releases the lock (closing the file releases it too); the file stays. */
-  async release(): Promise<void> {
+  /**
+   * Releases the lock (closing the file releases it too); the file stays.
+   * With `clean`, first empties it: the next owner then sees a clean close.
+   */
+  async release(options: { clean: boolean }): Promise<void> {
+    try {
+      if (options.clean) await this.file.truncate(0);
+    } finally {
+      await this.unlockAndClose();
+    }
+  }
+
+  private async unlockAndClose(): Promise<void> {
     try {
       unlock(this.file.fd);
     } finally {
@@ -64,18 +81,19 @@ export class DirLock {
   }
 }
 
-async function takeLock(dir: string): Promise<FileHandle> {
+async function takeLock(dir: string): Promise<{ file: FileHandle; previousOwner: number | null }> {
   const path = join(dir, '.lock');
   // 'a+' creates without truncating: the owner's PID stays readable to a loser.
   const file = await open(path, 'a+');
   try {
-    if (!tryLock(file.fd)) {
-      const owner = (await file.readFile('utf8')).trim();
-      throw locked(dir, /^\d+$/.test(owner) ? `process ${owner} has it open` : 'another process has it open');
-    }
+    const granted = tryLock(file.fd);
+    const owner = (await file.readFile('utf8')).trim();
+    const pid = /^\d+$/.test(owner) ? Number(owner) : null;
+    if (!granted) throw locked(dir, pid === null ? 'another process has it open' : `process ${pid} has it open`);
     await file.truncate(0);
     await file.write(`${process.pid}\n`, 0);
-    return file;
+    await file.datasync();
+    return { file, previousOwner: pid };
   } catch (error) {
     await file.close();
     throw error;

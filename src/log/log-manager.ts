@@ -28,6 +28,7 @@ import {
   type RetentionResult,
 } from './partition-log.js';
 import { partitionForKey, RoundRobinPartitioner } from './partitioner.js';
+import { segmentFileName } from './segment.js';
 import { ProducerIdAllocator } from './producer-ids.js';
 import { decodeRecordBatches, encodeRecordBatch, type RecordInput } from './record-batch.js';
 import { readRecoveryPoints, RECOVERY_POINT_FILE, recoveryPointKey, writeRecoveryPoints, type RecoveryPoint } from './recovery-point.js';
@@ -55,6 +56,12 @@ import { TopicRegistry, TOPIC_REGISTRY_FILE, type TopicRecord } from './topic-re
  * another enforces retention (and expires idempotent producers and
  * committed offsets) every `retentionCheckIntervalMs`; the two never overlap.
  */
+
+/** What {@link LogManager.open} may be given besides its options. */
+export interface LogManagerDependencies {
+  /** Where the log's lines go (a child with `component: 'log'` is made of it). @default the Concordat logger (pino, stderr) */
+  logger?: Logger;
+}
 
 export interface TopicSpec {
   partitions: number;
@@ -100,6 +107,8 @@ const LEGACY_CLEAN_SHUTDOWN_FILE = '.clean-shutdown';
 const OPEN_CONCURRENCY = 16;
 /** Recovery events kept for {@link LogManager.recoveryReport}. */
 const RECOVERY_EVENTS_MAX = 1000;
+/** Partitions named one by one in the start-up log after an unclean shutdown; the summary counts all. */
+const RECOVERY_LOG_PARTITIONS_MAX = 100;
 /** Bytes per read when rebuilding a dedup window. */
 const DEDUP_REBUILD_READ_BYTES = 1024 * 1024;
 
@@ -130,11 +139,12 @@ export class LogManager {
    * Opens (creating when needed) the log in `options.dataDir`.
    * @throws ConcordatError CONFIG_INVALID, LOG_DIR_LOCKED, STORAGE_CORRUPT (damage recovery cannot repair; the message says where and what to do)
    */
-  static async open(options: LogManagerOptions): Promise<LogManager> {
+  static async open(options: LogManagerOptions, dependencies: LogManagerDependencies = {}): Promise<LogManager> {
     const compiled = compileLogManagerOptions(options);
     await mkdir(compiled.dataDir, { recursive: true });
     const lock = await DirLock.acquire(compiled.dataDir);
-    const logger = createLogger('log', { dataDir: compiled.dataDir });
+    const startedMs = performance.now();
+    const logger = dependencies.logger?.child({ component: 'log', dataDir: compiled.dataDir }) ?? createLogger('log', { dataDir: compiled.dataDir });
     try {
       const registry = await TopicRegistry.open(compiled.dataDir);
       const producerIds = await ProducerIdAllocator.open(compiled.dataDir);
@@ -149,15 +159,16 @@ export class LogManager {
         logger,
         null,
       );
-      await manager.load();
+      await manager.load(startedMs);
       return manager;
     } catch (error) {
-      await lock.release();
+      // Not a clean close: the next open is told so.
+      await lock.release({ clean: false });
       throw error;
     }
   }
 
-  private async load(): Promise<void> {
+  private async load(startedMs: number): Promise<void> {
     await this.removeOrphans();
     const points = await this.readRecoveryPoints();
     const records = this.registry.list();
@@ -177,7 +188,50 @@ export class LogManager {
     await rm(join(this.options.dataDir, LEGACY_CLEAN_SHUTDOWN_FILE), { force: true });
     await this.checkpointNow();
     this.startTimers();
-    this.logger.info({ topics: records.length, repairs: this.events.length }, 'log opened');
+    const durationMs = Math.round(performance.now() - startedMs);
+    const unclean = this.logRecovery(durationMs);
+    this.logger.info({ topics: records.length, repairs: this.events.length, cleanShutdown: !unclean, durationMs }, 'log opened');
+  }
+
+  /**
+   * After an unclean shutdown (the lock file still named its owner, or some
+   * partition had bytes past its recovery point), says at info what open
+   * did: one line per partition it validated (at most
+   * RECOVERY_LOG_PARTITIONS_MAX) and a summary with the time it took.
+   * Returns whether the shutdown was unclean.
+   */
+  private logRecovery(durationMs: number): boolean {
+    const recovered = this.allPartitions().filter((log) => log.openRecovery.bytesValidated > 0);
+    const previousOwnerPid = this.lock.previousOwner;
+    if (previousOwnerPid === null && recovered.length === 0) return false;
+    for (const log of recovered.slice(0, RECOVERY_LOG_PARTITIONS_MAX)) this.logPartitionRecovery(log);
+    const total = { segmentsValidated: 0, bytesValidated: 0, truncatedBytes: 0 };
+    for (const log of recovered) {
+      total.segmentsValidated += log.openRecovery.segmentsValidated;
+      total.bytesValidated += log.openRecovery.bytesValidated;
+      total.truncatedBytes += log.openRecovery.truncatedBytes;
+    }
+    const truncatedPartitions = recovered.filter((log) => log.openRecovery.truncatedBytes > 0).length;
+    this.logger.info(
+      { previousOwnerPid, partitions: this.allPartitions().length, partitionsValidated: recovered.length, ...total, truncatedPartitions, repairs: this.events.length, durationMs },
+      `unclean shutdown${previousOwnerPid === null ? '' : ` of process ${previousOwnerPid}`}: validated ${plural(total.segmentsValidated, 'segment')} ` +
+        `(${total.bytesValidated} bytes) past the recovery points of ${plural(recovered.length, 'partition')}, ` +
+        `truncated ${total.truncatedBytes} bytes in ${plural(truncatedPartitions, 'partition')}, ${this.events.length} repairs; recovery took ${durationMs} ms`,
+    );
+    return true;
+  }
+
+  private logPartitionRecovery(log: PartitionLog): void {
+    const r = log.openRecovery;
+    const logEndOffset = log.describe().logEndOffset;
+    const from = r.recoveryPoint === null
+      ? 'the first segment (no recovery point)'
+      : `recovery point offset ${r.recoveryPoint.offset} (${segmentFileName(r.recoveryPoint.segmentBase, '.log')} byte ${r.recoveryPoint.position})`;
+    this.logger.info(
+      { topic: log.topic, partition: log.partition, ...r, logEndOffset },
+      `topic '${log.topic}' partition ${log.partition}: validated ${plural(r.segmentsValidated, 'segment')} (${r.bytesValidated} bytes) from ${from}, ` +
+        `${r.truncatedBytes > 0 ? `truncated ${r.truncatedBytes} bytes` : 'truncated nothing'}; log end offset ${logEndOffset}`,
+    );
   }
 
   /**
@@ -675,7 +729,7 @@ export class LogManager {
     const failures = await this.closePartitions();
     if (failures.length > 0) this.logger.error({ err: failures[0] }, 'closing a partition failed; the next open will validate it');
     await this.pool.closeAll();
-    await this.lock.release();
+    await this.lock.release({ clean: failures.length === 0 });
     this.logger.info('log closed');
   }
 
@@ -730,6 +784,10 @@ export class LogManager {
 }
 
 /** The `keep` entries with the largest timestamps, oldest first. */
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
 function newest<T extends { timestampMs: number }>(entries: T[], keep: number): T[] {
   return [...entries].sort((a, b) => a.timestampMs - b.timestampMs).slice(-keep);
 }

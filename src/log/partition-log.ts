@@ -1,4 +1,4 @@
-import { mkdir, readdir, rm, unlink } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FlushMode, type TopicConfig } from '../config/index.js';
 import { ConcordatError, ErrorCode } from '../errors.js';
@@ -21,7 +21,7 @@ import {
   type AppendBatchesInfo,
 } from './record-batch.js';
 import type { RecoveryPoint } from './recovery-point.js';
-import { Segment, type SegmentConfig, type SegmentEnv, type SegmentEvent } from './segment.js';
+import { Segment, segmentFileName, type SegmentConfig, type SegmentEnv, type SegmentEvent } from './segment.js';
 import { TIME_INDEX_ENTRY_BYTES } from './time-index.js';
 
 /**
@@ -132,6 +132,23 @@ export interface PartitionDescription {
   segmentCount: number;
 }
 
+/**
+ * What opening a partition validated and cut, for the start-up log after an
+ * unclean shutdown. All zero (and no recovery point) after a clean close.
+ */
+export interface PartitionRecovery {
+  /** Where validation started: the recovery point (segment base offset, byte in it, offset of the batch there), or null when there was none and every segment was validated. */
+  recoveryPoint: { segmentBase: number; position: number; offset: number } | null;
+  /** Segments that had bytes past the recovery point, each validated batch by batch. */
+  segmentsValidated: number;
+  /** Bytes validated, truncated ones included. */
+  bytesValidated: number;
+  /** Bytes cut from the active segment's tail (a torn or unsynced write). */
+  truncatedBytes: number;
+}
+
+const NOTHING_RECOVERED: PartitionRecovery = { recoveryPoint: null, segmentsValidated: 0, bytesValidated: 0, truncatedBytes: 0 };
+
 /** A repair or finding while opening or reading a partition. */
 export interface RecoveryEvent extends SegmentEvent {
   topic: string;
@@ -239,6 +256,8 @@ export class PartitionLog {
   /** Offsets of the producer snapshots on disk, oldest first. */
   private snapshots: number[] = [];
   private checkpointing: Promise<RecoveryPoint | null> | null = null;
+  /** What {@link PartitionLog.open} validated and cut. */
+  openRecovery: PartitionRecovery = NOTHING_RECOVERED;
 
   private constructor(
     private readonly ctx: PartitionLogContext,
@@ -287,13 +306,15 @@ export class PartitionLog {
     if (bases.length === 0) return PartitionLog.create(ctx);
     const rpIndex = recoveryPointSegment(ctx, bases, recoveryPoint);
     const segments: Segment[] = [];
+    let recovery: PartitionRecovery;
     try {
-      await openSegments(ctx, bases, rpIndex < 0 ? null : recoveryPoint, rpIndex, segments);
+      recovery = await openSegments(ctx, bases, rpIndex < 0 ? null : recoveryPoint, rpIndex, segments);
     } catch (error) {
       await Promise.allSettled(segments.map((segment) => segment.close()));
       throw error;
     }
     const log = new PartitionLog(ctx, segments, rpIndex < 0 ? null : recoveryPoint);
+    log.openRecovery = recovery;
     try {
       await log.loadProducerState(files, rpIndex < 0 ? null : recoveryPoint);
     } catch (error) {
@@ -1071,7 +1092,7 @@ function segmentEnv(ctx: PartitionLogContext): SegmentEnv {
 /**
  * Opens the segments, validating those past the recovery point (in segment
  * `rpIndex`, or all when it is -1); fills `segments` as it goes so the
- * caller can close them on failure.
+ * caller can close them on failure. Returns what it validated and cut.
  */
 async function openSegments(
   ctx: PartitionLogContext,
@@ -1079,17 +1100,38 @@ async function openSegments(
   point: RecoveryPoint | null,
   rpIndex: number,
   segments: Segment[],
-): Promise<void> {
+): Promise<PartitionRecovery> {
   const config = segmentConfig(ctx.config);
   const env = segmentEnv(ctx);
   const last = bases.length - 1;
+  const recovery: PartitionRecovery = {
+    recoveryPoint: point === null ? null : { segmentBase: point.segmentBase, position: point.position, offset: point.nextOffset },
+    segmentsValidated: 0,
+    bytesValidated: 0,
+    truncatedBytes: 0,
+  };
+  const validated = (bytes: number): void => {
+    if (bytes <= 0) return;
+    recovery.segmentsValidated += 1;
+    recovery.bytesValidated += bytes;
+  };
   for (let i = 0; i < last; i++) {
     const segment = await Segment.openSealed(ctx.dir, bases[i]!, config, env, bases[i + 1]!);
     segments.push(segment);
-    if (i > rpIndex) await segment.validateFrom(0, bases[i]!);
-    else if (i === rpIndex && point!.position < segment.sizeBytes) await segment.validateFrom(point!.position, point!.nextOffset);
+    if (i > rpIndex) {
+      await segment.validateFrom(0, bases[i]!);
+      validated(segment.sizeBytes);
+    } else if (i === rpIndex && point!.position < segment.sizeBytes) {
+      await segment.validateFrom(point!.position, point!.nextOffset);
+      validated(segment.sizeBytes - point!.position);
+    }
   }
-  segments.push(await Segment.openActive(ctx.dir, bases[last]!, config, env, rpIndex === last ? point : null));
+  const activeBytes = (await stat(join(ctx.dir, segmentFileName(bases[last]!, '.log')))).size;
+  const active = await Segment.openActive(ctx.dir, bases[last]!, config, env, rpIndex === last ? point : null);
+  segments.push(active);
+  validated(rpIndex === last ? activeBytes - point!.position : activeBytes);
+  recovery.truncatedBytes = activeBytes - active.sizeBytes;
+  return recovery;
 }
 
 /**
