@@ -340,11 +340,18 @@ describe('old and odd requests', () => {
     client.close();
   });
 
-  it('FindCoordinator for a transaction is refused, saying why', async () => {
+  it('FindCoordinator for a transaction is refused (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), saying why', async () => {
     const client = await RawClient.connect(t.port);
     const r = new Reader(await client.request(10, 1, new Writer().string('tx-1').int8(1).toBuffer()));
-    expect([r.int32(), r.int16(), r.nullableString(), r.int32()]).toEqual([0, 42, 'concordat broker does not serve transactions (key_type 1)', -1]);
-    const group = new Reader(await client.request(10, 1, new Writer().string('g').int8(0).toBuffer(), 2));
+    expect([r.int32(), r.int16(), r.nullableString(), r.int32()]).toEqual([
+      0,
+      53,
+      'concordat broker does not serve Kafka transactions (FindCoordinator key_type 1): produce without a transactional ID (an idempotent producer keeps retries exactly once per partition)',
+      -1,
+    ]);
+    const unknown = new Reader(await client.request(10, 1, new Writer().string('x').int8(7).toBuffer(), 2));
+    expect([unknown.int32(), unknown.int16(), unknown.nullableString(), unknown.int32()]).toEqual([0, 42, 'unknown key_type 7 (0 group, 1 transaction)', -1]);
+    const group = new Reader(await client.request(10, 1, new Writer().string('g').int8(0).toBuffer(), 3));
     expect([group.int32(), group.int16(), group.nullableString(), group.int32(), group.string(), group.int32()]).toEqual([
       0, 0, null, 1, '127.0.0.1', t.port,
     ]);
