@@ -43,6 +43,8 @@ interface Slot {
   bytes: number;
   /** Bytes of the request frame reserved in the broker's request budget until this slot is answered. */
   reserved: number;
+  /** `performance.now()` when its request was dispatched, for the latency histogram. */
+  startedAt?: number;
 }
 
 const SIZE_BYTES = 4;
@@ -268,6 +270,7 @@ export class Connection implements ConnectionContext {
 
   private dispatch(header: RequestHeader, api: AnyApi, request: unknown): void {
     const slot = this.enqueue();
+    slot.startedAt = performance.now();
     const context = this.contextFor(header);
     const fail = (error: unknown) => {
       const code = kafkaErrorCodeOf(error);
@@ -310,6 +313,7 @@ export class Connection implements ConnectionContext {
   }
 
   private complete(slot: Slot, header: RequestHeader, api: AnyApi, response: unknown): void {
+    if (slot.startedAt !== undefined) this.broker.metrics.observeRequest(header.apiKey, api.name, (performance.now() - slot.startedAt) / 1000);
     this.inFlight -= 1;
     slot.done = true;
     this.broker.requestBudget.release(slot.reserved);

@@ -3,6 +3,7 @@ import type { LogManager } from '../log/index.js';
 import type { Logger } from '../observability/index.js';
 import type { AnyApi } from './apis/api.js';
 import type { ByteBudget } from './byte-budget.js';
+import type { BrokerMetrics } from './metrics.js';
 import type { RequestHeader } from './codec/header.js';
 import type { ReaderLimits } from './codec/reader.js';
 import type { SaslSession } from './sasl/session.js';
@@ -26,6 +27,8 @@ export interface BrokerContext {
   readonly requestBudget: ByteBudget;
   /** Aborted when the broker shuts down: long polls return at once. */
   readonly closing: AbortSignal;
+  /** Request latencies and open connections (Prometheus). */
+  readonly metrics: BrokerMetrics;
 }
 
 /** The connection a request came on. */

@@ -3,12 +3,14 @@ import { createServer as createTcpServer, type AddressInfo, type Server, type So
 import { createServer as createTlsServer } from 'node:tls';
 import { compileBrokerOptions, isLoopbackHost, type BrokerOptions, type CompiledBrokerOptions } from '../config/index.js';
 import { ConcordatError, ErrorCode } from '../errors.js';
-import { LogManager } from '../log/index.js';
-import { createLogger, type Logger } from '../observability/index.js';
+import { attachLogMetrics, LogManager } from '../log/index.js';
+import { createLogger, MetricsServer, type MetricsAddress, type Logger } from '../observability/index.js';
+import { register as defaultRegistry } from 'prom-client';
 import { API_TABLE } from './apis/index.js';
 import { ByteBudget } from './byte-budget.js';
 import { Connection } from './connection.js';
 import type { BrokerContext } from './context.js';
+import { brokerMetrics } from './metrics.js';
 import { CredentialStore } from './sasl/credentials.js';
 import { TopicAccess } from './topics.js';
 
@@ -39,6 +41,8 @@ export class Broker {
   private readonly connections = new Set<Connection>();
   private nextConnectionId = 1;
   private closePromise: Promise<void> | null = null;
+  private metricsServer: MetricsServer | null = null;
+  private readonly detachMetrics: Array<() => void> = [];
 
   private constructor(
     private readonly server: Server,
@@ -83,15 +87,41 @@ export class Broker {
       topics: new TopicAccess(log, options),
       requestBudget: new ByteBudget(options.requestBytesInFlightMax),
       closing: closing.signal,
+      metrics: brokerMetrics(options.metrics?.registry ?? defaultRegistry),
     };
     const broker = new Broker(server, options, context, credentials, dependencies.log === undefined, closing, logger);
     try {
       await broker.listen();
+      await broker.serveMetrics();
     } catch (error) {
+      await broker.metricsServer?.close();
+      for (const detach of broker.detachMetrics.splice(0)) detach();
+      broker.server.close();
       if (dependencies.log === undefined) await log.close();
       throw error;
     }
     return broker;
+  }
+
+  /** Where `/metrics`, `/healthz` and `/readyz` listen, or null without the `metrics` option. */
+  get metricsAddress(): MetricsAddress | null {
+    return this.metricsServer?.address ?? null;
+  }
+
+  /** Records the log's and the connections' metrics, and serves them when `options.metrics` asks to. */
+  private async serveMetrics(): Promise<void> {
+    const registry = this.options.metrics?.registry ?? defaultRegistry;
+    this.detachMetrics.push(attachLogMetrics(this.context.log, registry), this.context.metrics.attachConnections(() => this.connections.size));
+    if (this.options.metrics === null) return;
+    this.metricsServer = await MetricsServer.start(
+      this.options.metrics,
+      {
+        log: () => (this.context.log.isOpen ? null : 'the log is closed'),
+        listener: () =>
+          this.closePromise !== null ? 'the broker is shutting down' : this.server.listening ? null : 'the Kafka listener is not accepting connections',
+      },
+      'broker',
+    );
   }
 
   /** The port bound (useful with `port: 0`). */
@@ -173,6 +203,8 @@ export class Broker {
     for (const connection of [...this.connections]) connection.close('broker shutting down', 'info');
     await stopped;
     if (this.ownsLog) await this.context.log.close();
+    for (const detach of this.detachMetrics.splice(0)) detach();
+    await this.metricsServer?.close();
     this.logger.info('broker stopped');
   }
 }

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { compileOptions } from './compile.js';
 import type { LogManagerOptions } from './log-options.js';
+import { compileMetricsOptions, type CompiledMetricsOptions, type MetricsOptions } from './metrics-options.js';
 
 /** SASL mechanisms `concordat broker` implements. */
 export const SaslMechanism = { PLAIN: 'PLAIN', SCRAM_SHA_256: 'SCRAM-SHA-256' } as const;
@@ -92,6 +93,12 @@ export interface BrokerOptions {
   log?: Omit<LogManagerOptions, 'dataDir'>;
   /** Time a graceful shutdown waits for in-flight requests before closing connections, in ms. Range 0..600000. @default 5000 */
   shutdownGraceMs?: number;
+  /**
+   * Serve `/metrics`, `/healthz` and `/readyz` (ready: the log is open and the
+   * listener accepts) on this address (`--metrics-port`, `--metrics-host`).
+   * @default none: no HTTP endpoint (metrics are still recorded in the registry)
+   */
+  metrics?: MetricsOptions;
 }
 
 const INT32_MAX = 2 ** 31 - 1;
@@ -137,6 +144,8 @@ const schema = z.strictObject({
   fetchWaitMsMax: z.number().int().min(0).max(600_000).default(30_000),
   fetchResponseBytesMax: z.number().int().min(1024).max(INT32_MAX).default(50 * 1024 * 1024),
   shutdownGraceMs: z.number().int().min(0).max(600_000).default(5000),
+  // Validated in full by compileMetricsOptions, which names the bad option as `broker.metrics.<name>`.
+  metrics: z.custom<MetricsOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'must be an object').optional(),
   // Validated in full by LogManager.open, which names the bad option as `log.<name>`.
   log: z
     .custom<Omit<LogManagerOptions, 'dataDir'>>(
@@ -152,7 +161,7 @@ const schema = z.strictObject({
 type Parsed = z.output<typeof schema>;
 
 /** {@link BrokerOptions} with every default applied; `advertisedPort` null means "the port bound". */
-export type CompiledBrokerOptions = Omit<Parsed, 'dataDir' | 'advertisedHost' | 'advertisedPort' | 'sasl' | 'tls'> & {
+export type CompiledBrokerOptions = Omit<Parsed, 'dataDir' | 'advertisedHost' | 'advertisedPort' | 'sasl' | 'tls' | 'metrics'> & {
   dataDir: string | null;
   advertisedHost: string;
   advertisedPort: number | null;
@@ -161,6 +170,8 @@ export type CompiledBrokerOptions = Omit<Parsed, 'dataDir' | 'advertisedHost' | 
     users: SaslUserOptions[] | null;
   }) | null;
   tls: BrokerTlsOptions | null;
+  /** Null when no metrics endpoint is asked for. */
+  metrics: CompiledMetricsOptions | null;
 };
 
 /** Whether `host` names only this machine (127.0.0.0/8, ::1, localhost). */
@@ -184,5 +195,6 @@ export function compileBrokerOptions(options: BrokerOptions = {}): CompiledBroke
         ? null
         : { mechanisms: sasl.mechanisms, credentialsFile: sasl.credentialsFile ?? null, users: sasl.users ?? null },
     tls: parsed.tls ?? null,
+    metrics: parsed.metrics === undefined ? null : compileMetricsOptions(parsed.metrics, 'broker.metrics'),
   };
 }

@@ -26,7 +26,7 @@ export interface MetricsOptions {
 const schema = z.strictObject({
   port: z.number().int().min(0).max(65_535).default(9464),
   host: z.string().min(1).default('127.0.0.1'),
-  registry: z.instanceof(Registry, { message: "must be a prom-client Registry (import { Registry } from 'prom-client')" }).optional(),
+  registry: z.custom<Registry>((value) => value instanceof Registry, "must be a prom-client Registry (import { Registry } from 'prom-client')").optional(),
   readyTimeoutMs: z.number().int().min(10).max(60_000).default(2000),
 });
 

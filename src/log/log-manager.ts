@@ -366,6 +366,11 @@ export class LogManager {
     return this.groupCoordinator;
   }
 
+  /** False once {@link close} began (readiness checks: `/readyz` of the broker). */
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
   /** Group-commit counters (syncs made, sync requests served). */
   flushStats(): FlushStats {
     return this.flusher.stats;

@@ -7,7 +7,9 @@ import type { BrokerOptions } from '../../config/index.js';
  * protocol until SIGTERM or SIGINT, then shuts down gracefully (stop
  * accepting, answer in-flight requests, close connections, close the log).
  * Prints one line to stdout once it listens:
- * `concordat broker listening on <host>:<port> (advertised <host>:<port>)`.
+ * `concordat broker listening on <host>:<port> (advertised <host>:<port>)`,
+ * preceded with `--metrics-port` by
+ * `concordat broker metrics on http://<host>:<port>/metrics (/healthz, /readyz)`.
  */
 export function registerBrokerCommand(program: Command): void {
   program
@@ -25,10 +27,14 @@ export function registerBrokerCommand(program: Command): void {
     .option('--tls-cert <file>', 'PEM certificate chain: enables TLS (with --tls-key)')
     .option('--tls-key <file>', 'PEM private key')
     .option('--insecure', 'allow a non-loopback listener without SASL', false)
+    .option('--metrics-port <port>', 'serve /metrics, /healthz and /readyz over HTTP on this port (0 picks a free one)', port)
+    .option('--metrics-host <host>', 'address of the metrics endpoint (with --metrics-port)', '127.0.0.1')
     .action(async (flags: BrokerFlags) => {
       const broker = await startBroker(toOptions(flags)).catch((error: unknown) => exitWith(error));
       // Handlers first: whoever reads the line below may signal at once.
       const stopped = stopOnSignals(broker);
+      const metrics = broker.metricsAddress;
+      if (metrics !== null) process.stdout.write(`concordat broker metrics on http://${metrics.host}:${metrics.port}/metrics (/healthz, /readyz)\n`);
       process.stdout.write(`concordat broker listening on ${broker.host}:${broker.port} (advertised ${broker.bootstrap})\n`);
       // The command lasts as long as the broker: main exits when this resolves.
       await stopped;
@@ -48,6 +54,8 @@ interface BrokerFlags {
   tlsCert?: string;
   tlsKey?: string;
   insecure: boolean;
+  metricsPort?: number;
+  metricsHost: string;
 }
 
 function toOptions(flags: BrokerFlags): BrokerOptions {
@@ -66,6 +74,7 @@ function toOptions(flags: BrokerFlags): BrokerOptions {
     ...(flags.advertisedPort === undefined ? {} : { advertisedPort: flags.advertisedPort }),
     ...(flags.saslCredentials === undefined ? {} : { sasl: { credentialsFile: flags.saslCredentials } }),
     ...(flags.tlsCert === undefined ? {} : { tls: { certFile: flags.tlsCert, keyFile: flags.tlsKey! } }),
+    ...(flags.metricsPort === undefined ? {} : { metrics: { port: flags.metricsPort, host: flags.metricsHost } }),
   };
 }
 
