@@ -67,6 +67,8 @@ export const ErrorCode = {
   EMBEDDED_POSTGRES_FAILED: 'EMBEDDED_POSTGRES_FAILED',
   PREPARED_TRANSACTIONS_DISABLED: 'PREPARED_TRANSACTIONS_DISABLED',
   MIGRATION_FAILED: 'MIGRATION_FAILED',
+  /** The database has no Concordat schema (never migrated): `concordat migrate` creates it. */
+  SCHEMA_MISSING: 'SCHEMA_MISSING',
   /** `COMMIT` answered `ROLLBACK`: a statement inside the transaction failed and its error was caught. */
   TRANSACTION_ROLLED_BACK: 'TRANSACTION_ROLLED_BACK',
 

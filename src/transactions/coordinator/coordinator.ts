@@ -40,6 +40,17 @@ export interface CoordinatorOptions {
   resendIntervalMs?: number;
   /** Longest wait between resends, in ms. Range 10..86400000. @default 60000 */
   resendIntervalMaxMs?: number;
+  /**
+   * Resends of a decision in a row that no branch still waited on
+   * acknowledges before the coordinator gives up: those branches fail and
+   * the global transaction ends FAILED, with a reason naming them, for an
+   * operator (`concordat tx list --state FAILED`; `tx retry` sends it
+   * again). Covers a participant that no running service declares (a typo)
+   * and one down for good; a saga compensation counts from each of its
+   * steps. With the default intervals, 60 resends take about an hour
+   * (5 s, 10 s, 20 s, 40 s, then every 60 s). Range 1..1000000. @default 60
+   */
+  decisionResendsMax?: number;
   /** Most global transactions handled per scan. Range 1..10000. @default 200 */
   scanBatchMax?: number;
   /** How often fence rows and ended global transactions are cleaned up, in ms; 0 turns cleanup off. Range 0 or 1000..86400000. @default 60000 */
@@ -67,6 +78,7 @@ const optionsSchema = z
     scanIntervalMs: z.number().int().min(10).max(60_000).default(250),
     resendIntervalMs: z.number().int().min(10).max(3_600_000).default(5000),
     resendIntervalMaxMs: z.number().int().min(10).max(86_400_000).default(60_000),
+    decisionResendsMax: z.number().int().min(1).max(1_000_000).default(60),
     scanBatchMax: z.number().int().min(1).max(10_000).default(200),
     cleanupIntervalMs: z.union([z.literal(0), z.number().int().min(1000).max(86_400_000)]).default(60_000),
     fenceRetentionMs: z.number().int().min(60_000).max(YEAR_MS).default(WEEK_MS),
@@ -84,6 +96,16 @@ export type CompiledCoordinatorOptions = z.output<typeof optionsSchema>;
 /** Validates and fills in {@link CoordinatorOptions}. @throws ConcordatError CONFIG_INVALID naming the option */
 export function compileCoordinatorOptions(options: CoordinatorOptions = {}): CompiledCoordinatorOptions {
   return compileOptions(optionsSchema, options, 'coordinator');
+}
+
+/** The state machine's {@link Timing} from compiled options (the coordinator's and the operator commands'). */
+export function timingOf(options: CompiledCoordinatorOptions): Timing {
+  return {
+    resendIntervalMs: options.resendIntervalMs,
+    resendIntervalMaxMs: options.resendIntervalMaxMs,
+    decisionResendsMax: options.decisionResendsMax,
+    random: Math.random,
+  };
 }
 
 /**
@@ -150,7 +172,7 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
   ) {
     this.options = compileCoordinatorOptions(options ?? {});
     this.replies = new GroupCommit((batch) => this.handleReplies(batch), this.options.replyBatchMax);
-    this.timing = { resendIntervalMs: this.options.resendIntervalMs, resendIntervalMaxMs: this.options.resendIntervalMaxMs, random: Math.random };
+    this.timing = timingOf(this.options);
   }
 
   /**

@@ -5,6 +5,7 @@ export {
   CoordinatorFault,
   TransactionCoordinator,
   compileCoordinatorOptions,
+  timingOf,
   type CompiledCoordinatorOptions,
   type CoordinatorOptions,
 } from './coordinator.js';
@@ -17,19 +18,22 @@ export {
   commandTopic,
   type BranchCommand,
   type BranchReply,
+  type GlobalTxEndState,
   type GlobalTxOutcome,
   type ModeActions,
 } from './messages.js';
 export {
   abortGlobalTx,
+  endGlobalTx,
   listGlobalTxs,
   retryGlobalTx,
   showGlobalTx,
   type GlobalTxDetail,
+  type EndByHand,
   type GlobalTxSummary,
   type ListFilter,
 } from './operations.js';
-export { advance, transition, type BranchView, type Command, type Timing, type Transition, type TxChange, type TxEvent, type TxInput, type TxView } from './protocol.js';
+export { advance, transition, type BranchView, type EndByHandState, type EndInput, type Command, type Timing, type Transition, type TxChange, type TxEvent, type TxInput, type TxView } from './protocol.js';
 export { BranchState, GlobalTxState, TERMINAL_STATES, TxEventKind, TxMode, type Decision } from './states.js';
 export {
   applyTransition,

@@ -2,9 +2,9 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { ConcordatError, ErrorCode } from '../../errors.js';
 import { runTransaction } from '../../persistence/transaction.js';
 import { TransactionContext } from '../../runtime/index.js';
-import { compileCoordinatorOptions, type CoordinatorOptions } from './coordinator.js';
+import { compileCoordinatorOptions, timingOf, type CoordinatorOptions } from './coordinator.js';
 import { driveGlobalTx } from './driver.js';
-import type { Transition, TxInput } from './protocol.js';
+import type { EndByHandState, Transition, TxInput } from './protocol.js';
 import type { GlobalTxState, TxMode } from './states.js';
 import { isGlobalTxId } from './store.js';
 
@@ -40,7 +40,28 @@ export interface GlobalTxSummary {
   reason: string | null;
   createdAt: Date;
   endedAt: Date | null;
+  /**
+   * Seconds since a coordinator should have acted on it and has not, or
+   * null: an undecided one past its deadline (the deadline scan decides it
+   * within a scan interval), or an active one past its resend time. Large
+   * values mean no coordinator runs on this database (see {@link overdueSql}).
+   */
+  overdueSeconds: number | null;
 }
+
+/**
+ * How long a coordinator is late, on the database clock: since the deadline
+ * for an undecided (TRYING) transaction, since the resend time for any active
+ * one; null for one that ended or is not due. Both are what the coordinator's
+ * scans claim every `scanIntervalMs` (`claimDue`), so a value beyond a scan
+ * interval or two (plus a batch backlog) means none is scanning this
+ * database: begun while no app with `TransactionCoordinator` runs, or its
+ * coordinator stopped.
+ */
+const overdueSql = (g: string): string => `
+  CASE WHEN ${g}.ended_at IS NULL THEN
+    round(extract(epoch FROM now() - LEAST(CASE WHEN ${g}.state = 'TRYING' THEN ${g}.deadline END, ${g}.resend_at))::numeric, 1)::float8
+  END`;
 
 /** Global transactions, oldest first, by state and age. */
 export async function listGlobalTxs(manager: EntityManager, filter: ListFilter = {}): Promise<GlobalTxSummary[]> {
@@ -49,6 +70,7 @@ export async function listGlobalTxs(manager: EntityManager, filter: ListFilter =
     `SELECT g.id, g.mode, g.name, g.state, g.reason, g.created_at AS "createdAt", g.ended_at AS "endedAt",
             round(extract(epoch FROM now() - g.created_at)::numeric, 1)::float8 AS "ageSeconds",
             round(extract(epoch FROM g.deadline - now())::numeric, 1)::float8 AS "deadlineInSeconds",
+            (SELECT CASE WHEN o.s > 0 THEN o.s END FROM (SELECT ${overdueSql('g')} AS s) o) AS "overdueSeconds",
             (SELECT string_agg(s.state || ' ' || s.n, ', ' ORDER BY s.state)
                FROM (SELECT b.state, count(*) AS n FROM concordat.branch b WHERE b.global_tx_id = g.id GROUP BY b.state) s) AS branches
        FROM concordat.global_transaction g
@@ -76,6 +98,8 @@ export interface GlobalTxDetail {
     endedAt: Date | null;
     resendAt: Date | null;
     resendCount: number;
+    /** As in {@link GlobalTxSummary}. */
+    overdueSeconds: number | null;
   };
   branches: Array<{ branchId: number; participant: string; state: string; attempts: number; error: string | null; result: unknown; updatedAt: Date }>;
   events: Array<{ at: Date; kind: string; branchId: number | null; state: string | null; detail: string | null }>;
@@ -86,8 +110,9 @@ export async function showGlobalTx(manager: EntityManager, id: string): Promise<
   if (!isGlobalTxId(id)) return undefined;
   const txs: GlobalTxDetail['tx'][] = await manager.query(
     `SELECT id, mode, name, state, decision, reason, payload, created_at AS "createdAt", deadline, decided_at AS "decidedAt",
-            ended_at AS "endedAt", resend_at AS "resendAt", resend_count AS "resendCount"
-       FROM concordat.global_transaction WHERE id = $1`,
+            ended_at AS "endedAt", resend_at AS "resendAt", resend_count AS "resendCount",
+            (SELECT CASE WHEN o.s > 0 THEN o.s END FROM (SELECT ${overdueSql('g')} AS s) o) AS "overdueSeconds"
+       FROM concordat.global_transaction g WHERE id = $1`,
     [id],
   );
   const tx = txs[0];
@@ -125,9 +150,41 @@ export async function abortGlobalTx(dataSource: DataSource, id: string, reason: 
   return operate(dataSource, id, { kind: 'abort', reason }, options);
 }
 
+/** Who ends a global transaction by hand, and how (see {@link endGlobalTx}). */
+export interface EndByHand {
+  /** The end state: CANCELLED (every branch is settled, by the protocol or by hand) or FAILED (it is not, and a person must look). */
+  as: EndByHandState;
+  /** Why, for the timeline and the reason. 1..1000 characters. */
+  reason: string;
+  /** Who, for the timeline and the reason (`alice@host`). 1..200 characters. */
+  by: string;
+  /** End it even though branches may still act, or as CANCELLED against a CONFIRMING decision. @default false */
+  force?: boolean;
+}
+
+/**
+ * Ends a global transaction by hand, in CANCELLED or FAILED: the coordinator
+ * stops driving it, its outcome is published, its timeline records
+ * `end as <state> by <who>: <why>`, and no command is sent to any branch —
+ * what a branch holds stays held. Refused while branches may still act
+ * unless `force` (see `protocol.ts`, `endByHand`, for the rules).
+ *
+ * @throws ConcordatError GLOBAL_TX_NOT_FOUND; GLOBAL_TX_STATE_INVALID for one that already ended, or whose branches may still act without `force`; CONFIG_INVALID for an empty reason or who.
+ */
+export async function endGlobalTx(dataSource: DataSource, id: string, how: EndByHand, options: CoordinatorOptions = {}): Promise<Transition> {
+  for (const [name, value, max] of [
+    ['reason', how.reason, 1000],
+    ['by', how.by, 200],
+  ] as const) {
+    if (value.trim().length === 0 || value.length > max) {
+      throw new ConcordatError(`ending a global transaction by hand needs a ${name} of 1..${max} characters`, { code: ErrorCode.CONFIG_INVALID, context: { [name]: value } });
+    }
+  }
+  return operate(dataSource, id, { kind: 'end', as: how.as, reason: how.reason, by: how.by, force: how.force ?? false }, options);
+}
+
 async function operate(dataSource: DataSource, id: string, input: TxInput, options: CoordinatorOptions): Promise<Transition> {
-  const compiled = compileCoordinatorOptions(options);
-  const timing = { resendIntervalMs: compiled.resendIntervalMs, resendIntervalMaxMs: compiled.resendIntervalMaxMs, random: Math.random };
+  const timing = timingOf(compileCoordinatorOptions(options));
   return runTransaction(dataSource, async (manager) => {
     const context = new TransactionContext(manager, 'concordat-operator');
     const step = await driveGlobalTx(context, id, input, timing);

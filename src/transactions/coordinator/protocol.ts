@@ -38,7 +38,12 @@ import { BranchState, GlobalTxState, TxEventKind, TxMode, type Decision } from '
  * policy, fails the branch; the global transaction then ends FAILED, for an
  * operator (`concordat tx retry` reopens it). So does a phase-one no marked
  * heuristic (a 2PC branch that committed its own work instead of preparing
- * it): the other branches are rolled back, and the end is FAILED.
+ * it): the other branches are rolled back, and the end is FAILED. So does a
+ * decision that `Timing.decisionResendsMax` resends in a row did not get
+ * acknowledged (a participant no running service declares, a participant
+ * down for good): its silent branches fail and the reason names them (see
+ * {@link giveUp}). An operator can also end any global transaction by hand
+ * (`concordat tx end`, see {@link endByHand}).
  */
 
 export interface TxView {
@@ -72,13 +77,36 @@ export type TxInput =
   /** `resend_at` passed: send again what is not acknowledged (or a saga step's retry). */
   | { kind: 'resend' }
   | { kind: 'abort'; reason: string }
-  | { kind: 'retry' };
+  | { kind: 'retry' }
+  | EndInput;
+
+/** End states an operator may end a global transaction in by hand (`concordat tx end --as`). */
+export type EndByHandState = typeof GlobalTxState.CANCELLED | typeof GlobalTxState.FAILED;
+
+/** An operator's `concordat tx end`: ends the global transaction in `as` without sending anything (see {@link endByHand}). */
+export interface EndInput {
+  kind: 'end';
+  as: EndByHandState;
+  /** Why, for the timeline and the reason. */
+  reason: string;
+  /** Who, for the timeline and the reason (`alice@host`). */
+  by: string;
+  /** End it even though branches may still act, or as CANCELLED against a CONFIRMING decision. */
+  force: boolean;
+}
 
 export interface Timing {
   /** First wait before sending a decision's commands again, in ms; doubles per resend. */
   resendIntervalMs: number;
   /** Longest wait between resends, in ms. */
   resendIntervalMaxMs: number;
+  /**
+   * Resends of a decision (or of one saga compensation) in a row without an
+   * acknowledgement after which the coordinator gives up: the silent
+   * branches fail and the global transaction ends FAILED. Undefined: never
+   * give up.
+   */
+  decisionResendsMax?: number;
   /** [0, 1) random source for retry jitter (injectable for tests). */
   random: () => number;
 }
@@ -140,6 +168,9 @@ export function transition(tx: TxView, branches: readonly BranchView[], input: T
       break;
     case 'retry':
       retry(draft);
+      break;
+    case 'end':
+      endByHand(draft, input);
       break;
   }
   return draft.finish();
@@ -357,7 +388,8 @@ function onRefusal(d: Draft, branch: BranchView, reply: BranchReply): void {
     d.setBranch(branch, { attempts, error });
     if (policy !== null) {
       const delayMs = retryDelayMs(policy, attempts, d.timing.random);
-      d.setTx({ resendAfterMs: delayMs });
+      // The compensation answered: its policy bounds it, not the resends without an answer (decisionResendsMax).
+      d.setTx({ resendAfterMs: delayMs, resendCount: 0 });
       d.event(TxEventKind.RETRY_SCHEDULED, branch.branchId, null, `attempt ${attempts + 1} of ${policy.maxAttempts} in ${delayMs} ms`);
     }
     return;
@@ -436,9 +468,36 @@ function resend(d: Draft): void {
   if (tx.state !== GlobalTxState.CONFIRMING && tx.state !== GlobalTxState.CANCELLING) return;
   const waiting = unacknowledged(d);
   const action = tx.state === GlobalTxState.CONFIRMING ? d.actions.commit! : d.actions.rollback;
+  const max = d.timing.decisionResendsMax;
+  if (waiting.length > 0 && max !== undefined && tx.resendCount >= max) return giveUp(d, waiting, action, tx.resendCount);
   for (const b of waiting) d.send(b, action);
   d.setTx({ resendCount: tx.resendCount + 1, resendAfterMs: d.backoffMs(tx.resendCount + 1) });
   if (waiting.length > 0) d.event(TxEventKind.RESENT, null, null, `${action} → branch ${waiting.map((b) => b.branchId).join(', ')}`);
+}
+
+/**
+ * The decision went out `resends` more times and `waiting` never
+ * acknowledged it: a participant no running service declares (a typo in
+ * its name), or one that is down for good or keeps refusing. Resending for
+ * ever would keep the global transaction active without anyone noticing,
+ * so the coordinator stops: each silent branch FAILS (a BRANCH_FAILED
+ * event, logged as an error) and the global transaction ends FAILED with a
+ * reason naming every such branch, published as its outcome. FAILED stays
+ * in `concordat tx list --state FAILED` for an operator: `tx retry` sends
+ * the decision again (once the participant runs), `tx end --as cancelled`
+ * records that it was settled by hand. A branch that did answer, with a
+ * refusal (`attempts` > 0), is named with its last error.
+ */
+function giveUp(d: Draft, waiting: readonly BranchView[], action: BranchAction, resends: number): void {
+  const named = waiting.map((b) =>
+    b.attempts > 0 ? `${b.participant} (branch ${b.branchId}) refused: ${b.error ?? 'no reason given'}` : `${b.participant} (branch ${b.branchId}) never answered`,
+  );
+  for (const b of waiting) {
+    const error = b.attempts > 0 ? `${action} still refused after ${resends} resends: ${b.error ?? 'no reason given'}` : `no answer to ${action} after ${resends} resends`;
+    d.setBranch(b, { state: BranchState.FAILED, error });
+    d.event(TxEventKind.BRANCH_FAILED, b.branchId, BranchState.FAILED, error);
+  }
+  end(d, GlobalTxState.FAILED, `gave up after ${resends} resends of ${action}: ${named.join('; ')}`);
 }
 
 function unacknowledged(d: Draft): BranchView[] {
@@ -491,6 +550,50 @@ function retry(d: Draft): void {
   const action = d.tx.state === GlobalTxState.CONFIRMING ? d.actions.commit! : d.actions.rollback;
   for (const b of waiting) d.send(b, action);
   d.setTx({ resendAfterMs: d.timing.resendIntervalMs });
+}
+
+/**
+ * An operator ends a global transaction by hand (`concordat tx end <id> --as
+ * cancelled|failed`): it ends in `input.as` with the reason `ended by hand
+ * by <who>: <why>`, its outcome is published, and nothing is sent to any
+ * branch — whatever a branch holds (a reservation, a prepared transaction, a
+ * step's effect) stays until someone releases it. Hence:
+ * - one that already ended CONFIRMED or CANCELLED is refused, and so is a
+ *   FAILED one ended as FAILED again;
+ * - while the coordinator still drives it (TRYING, CONFIRMING, CANCELLING),
+ *   branches that may still act (a command out and no answer, or holding
+ *   something: PENDING, TRIED, FAILED) make it refused unless `force`; an
+ *   undecided one is better aborted (`tx abort`), a decided one left to the
+ *   resends, which give up by themselves ({@link giveUp});
+ * - ending as CANCELLED a transaction decided CONFIRMING (whose branches may
+ *   have confirmed) is refused unless `force`.
+ * A FAILED transaction (the coordinator stopped) ends as CANCELLED without
+ * `force` when its decision was to cancel: the operator says it is settled.
+ */
+function endByHand(d: Draft, input: EndInput): void {
+  const { tx } = d;
+  const refuse = (why: string): never => {
+    throw new ConcordatError(`global transaction ${tx.id} is ${tx.state}: ${why}`, { code: ErrorCode.GLOBAL_TX_STATE_INVALID, context: { id: tx.id, state: tx.state } });
+  };
+  if (tx.state === GlobalTxState.CONFIRMED || tx.state === GlobalTxState.CANCELLED) refuse('it has already ended; there is nothing to end');
+  if (tx.state === GlobalTxState.FAILED && input.as === GlobalTxState.FAILED) refuse('it has already ended FAILED; end it --as cancelled once its branches are settled, or tx retry it');
+  if (!input.force && input.as === GlobalTxState.CANCELLED && tx.decision === GlobalTxState.CONFIRMING) {
+    refuse('its decision was CONFIRMING, so branches may have confirmed; ending it CANCELLED would misstate the outcome (pass --force if every branch was rolled back by hand)');
+  }
+  const active = tx.state !== GlobalTxState.FAILED;
+  const unsettled = d.branches.filter((b) => b.state === BranchState.PENDING || b.state === BranchState.TRIED || b.state === BranchState.FAILED);
+  if (!input.force && active && unsettled.length > 0) {
+    const advice =
+      tx.state === GlobalTxState.TRYING
+        ? 'tx abort rolls it back instead'
+        : `the coordinator sends its decision until they answer, and gives up after its resends (decisionResendsMax), ending it FAILED`;
+    refuse(
+      `branches may still act: ${unsettled.map((b) => `${b.participant} (branch ${b.branchId}, ${b.state})`).join(', ')}. ` +
+        `Ending it by hand sends them nothing more, and what they hold stays held; ${advice}. Pass --force to end it anyway`,
+    );
+  }
+  d.event(TxEventKind.OPERATOR, null, null, `end as ${input.as} by ${input.by}: ${input.reason}`);
+  end(d, input.as, `ended by hand by ${input.by}: ${input.reason}`);
 }
 
 /**

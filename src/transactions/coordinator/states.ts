@@ -11,7 +11,7 @@
  * | CANCELLING | Cancel sent to all       | ROLLBACK PREPARED sent to all | compensating done steps, in reverse |
  * | CONFIRMED  | every branch confirmed   | every branch committed      | every step done                       |
  * | CANCELLED  | every branch cancelled   | every branch rolled back    | every done step compensated           |
- * | FAILED     | a branch could not confirm or cancel (protocol violation); needs an operator |||
+ * | FAILED     | a branch could not confirm or cancel (protocol violation, or no acknowledgement after `decisionResendsMax` resends), or an operator ended it so by hand; needs an operator |||
  */
 
 export const TxMode = {
@@ -32,7 +32,7 @@ export const GlobalTxState = {
   CONFIRMED: 'CONFIRMED',
   /** Terminal: every branch cancelled (rolled back, compensated, or never started). */
   CANCELLED: 'CANCELLED',
-  /** Terminal until an operator acts: a branch could not finish (a compensation that cannot succeed, a heuristic outcome). */
+  /** Terminal until an operator acts: a branch could not finish (a compensation that cannot succeed, a heuristic outcome, a decision never acknowledged), or an operator ended it FAILED by hand. */
   FAILED: 'FAILED',
 } as const;
 export type GlobalTxState = (typeof GlobalTxState)[keyof typeof GlobalTxState];
@@ -73,7 +73,7 @@ export const TxEventKind = {
   /** A branch could not finish. */
   BRANCH_FAILED: 'BRANCH_FAILED',
   ENDED: 'ENDED',
-  /** An operator's `concordat tx retry` or `tx abort`. */
+  /** An operator's `concordat tx retry`, `tx abort` or `tx end` (detail: what, and for `end` who and why). */
   OPERATOR: 'OPERATOR',
 } as const;
 export type TxEventKind = (typeof TxEventKind)[keyof typeof TxEventKind];

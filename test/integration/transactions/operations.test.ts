@@ -31,7 +31,7 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
   });
 }
 
-describe('operating global transactions: concordat tx list|show|retry|abort, cleanup', () => {
+describe('operating global transactions: concordat tx list|show|retry|abort|end, cleanup', () => {
   let testDb: TestDatabase;
   let db: Database;
 
@@ -61,7 +61,7 @@ describe('operating global transactions: concordat tx list|show|retry|abort, cle
     expect(list.stderr).toBe('');
     expect(list.code).toBe(0);
     const lines = list.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^ID\s+MODE\s+NAME\s+STATE\s+AGE\s+DEADLINE IN\s+BRANCHES\s+REASON$/);
+    expect(lines[0]).toMatch(/^ID\s+MODE\s+NAME\s+STATE\s+AGE\s+DEADLINE IN\s+OVERDUE\s+BRANCHES\s+REASON$/);
     expect(lines.find((l) => l.startsWith(id))).toMatch(new RegExp(`^${id}\\s+TCC\\s+stuck-order\\s+TRYING\\s+\\d+\\.\\ds\\s+\\d+\\.\\dm\\s+PENDING 2$`));
 
     const none = await cli(['tx', 'list', '--url', testDb.url, '--state', 'FAILED']);
@@ -102,6 +102,59 @@ describe('operating global transactions: concordat tx list|show|retry|abort, cle
     const detail = JSON.parse(show.stdout);
     expect(detail.events.map((e: { kind: string }) => e.kind)).toEqual(['BEGUN', 'SENT', 'OPERATOR', 'DECIDED', 'SENT', 'OPERATOR', 'SENT']);
     expect(detail.events[2].detail).toBe('abort: customer called');
+  });
+
+  it('end: refused while branches may still act (naming them); --force ends it by hand, sending nothing, with who and why in the timeline', async () => {
+    const id = await stuck('to-end');
+    const refused = await cli(['tx', 'end', id, '--as', 'failed', '--reason', 'order lost', '--url', testDb.url]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe(
+      `concordat: global transaction ${id} is TRYING: branches may still act: nobody (branch 1, PENDING), nobody-else (branch 2, PENDING). ` +
+        'Ending it by hand sends them nothing more, and what they hold stays held; tx abort rolls it back instead. Pass --force to end it anyway\n',
+    );
+    const ended = await cli(['tx', 'end', id, '--as', 'FAILED', '--reason', 'order lost', '--by', 'bob', '--force', '--url', testDb.url]);
+    expect(ended.stderr).toBe('');
+    expect(ended.stdout).toBe(`ended ${id}: now FAILED\n`);
+    const [row] = await db.dataSource.query(`SELECT state, reason, ended_at IS NOT NULL AS ended, resend_at FROM concordat.global_transaction WHERE id = $1`, [id]);
+    expect(row).toEqual({ state: 'FAILED', reason: 'ended by hand by bob: order lost', ended: true, resend_at: null });
+    expect((await commands(id)).map((c: { type: string }) => c.type)).toEqual(['concordat.tcc.try', 'concordat.tcc.try']);
+    const detail = JSON.parse((await cli(['tx', 'show', id, '--url', testDb.url, '--json'])).stdout);
+    expect(detail.events.slice(-2)).toEqual([
+      expect.objectContaining({ kind: 'OPERATOR', detail: 'end as FAILED by bob: order lost' }),
+      expect.objectContaining({ kind: 'ENDED', state: 'FAILED', detail: 'ended by hand by bob: order lost' }),
+    ]);
+
+    const again = await cli(['tx', 'end', id, '--as', 'failed', '--reason', 'again', '--url', testDb.url]);
+    expect(again.stderr).toBe(
+      `concordat: global transaction ${id} is FAILED: it has already ended FAILED; end it --as cancelled once its branches are settled, or tx retry it\n`,
+    );
+    const settled = await cli(['tx', 'end', id, '--as', 'cancelled', '--reason', 'released by hand', '--by', 'bob', '--url', testDb.url]);
+    expect(settled.stdout).toBe(`ended ${id}: now CANCELLED\n`);
+    const bad = await cli(['tx', 'end', id, '--as', 'done', '--reason', 'x', '--url', testDb.url]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("option '--as <state>' argument 'done' is invalid. ends by hand as cancelled or failed, not done");
+  });
+
+  it('list flags the transactions no coordinator acts on (past the deadline, still TRYING) and warns on stderr', async () => {
+    const late = await stuck('no-coordinator');
+    const onTime = await stuck('on-time');
+    await db.dataSource.query(`UPDATE concordat.global_transaction SET deadline = now() - interval '5 minutes' WHERE id = $1`, [late]);
+    const list = await cli(['tx', 'list', '--url', testDb.url, '--state', 'TRYING']);
+    expect(list.code).toBe(0);
+    const lines = list.stdout.trim().split('\n');
+    expect(lines.find((l) => l.startsWith(late))).toMatch(new RegExp(`^${late}\\s+TCC\\s+no-coordinator\\s+TRYING\\s+\\S+\\s+-5\\.\\dm\\s+5\\.\\dm\\s+PENDING 2$`));
+    expect(lines.find((l) => l.startsWith(onTime))).toMatch(new RegExp(`^${onTime}\\s+TCC\\s+on-time\\s+TRYING\\s+\\S+\\s+\\d+\\.\\dm\\s+PENDING 2$`));
+    expect(list.stderr).toBe(
+      'concordat: warning: 1 global transaction(s) overdue by more than 60.0s (undecided past the deadline, or a resend not sent): ' +
+        'no coordinator is acting on them. Is an app with TransactionCoordinator among its services running on this database?\n',
+    );
+    const json = JSON.parse((await cli(['tx', 'list', '--url', testDb.url, '--state', 'TRYING', '--json'])).stdout) as Array<{ id: string; overdueSeconds: number | null }>;
+    expect(json.find((r) => r.id === late)!.overdueSeconds).toBeGreaterThanOrEqual(300);
+    expect(json.find((r) => r.id === onTime)!.overdueSeconds).toBeNull();
+    const show = await cli(['tx', 'show', late, '--url', testDb.url]);
+    expect(show.stdout).toMatch(/\noverdue: a coordinator should have acted 5\.\dm ago\n/);
+    expect(show.stderr).toContain('concordat: warning: 1 global transaction(s) overdue by more than 60.0s');
+    await db.dataSource.query(`UPDATE concordat.global_transaction SET state = 'CANCELLED', ended_at = now() WHERE id = ANY($1::uuid[])`, [[late, onTime]]);
   });
 
   it('names what does not exist, and rejects bad flags with the accepted values', async () => {

@@ -308,3 +308,73 @@ describe('coordinator protocol: operators', () => {
     );
   });
 });
+
+describe('coordinator protocol: a decision nobody acknowledges (a participant no service declares)', () => {
+  const bounded: Timing = { ...timing, decisionResendsMax: 3 };
+
+  it('resends up to decisionResendsMax times, then fails the silent branches and ends FAILED naming them', () => {
+    const typo = branches(CANCELLED, PENDING);
+    typo[1]!.participant = 'roomz.reserve';
+    const last = transition(tx(TxMode.TCC, CANCELLING, { resendCount: 2 }), typo, { kind: 'resend' }, bounded);
+    expect(last.commands).toEqual([{ branchId: 2, action: 'cancel' }]);
+    expect(last.tx).toMatchObject({ state: CANCELLING, resendCount: 3 });
+
+    const giveUp = transition(tx(TxMode.TCC, CANCELLING, { resendCount: 3 }), typo, { kind: 'resend' }, bounded);
+    expect(giveUp.commands).toEqual([]);
+    expect(giveUp.tx).toMatchObject({
+      state: FAILED,
+      terminal: true,
+      resendAfterMs: null,
+      reason: 'gave up after 3 resends of cancel: roomz.reserve (branch 2) never answered',
+    });
+    expect(giveUp.ended).toBe(true);
+    expect(giveUp.branches).toEqual([expect.objectContaining({ branchId: 2, state: BranchState.FAILED, error: 'no answer to cancel after 3 resends' })]);
+    expect(kinds(giveUp)).toEqual(['BRANCH_FAILED', 'ENDED']);
+    // Without a bound (the default of the pure function), it keeps resending.
+    expect(transition(tx(TxMode.TCC, CANCELLING, { resendCount: 3 }), typo, { kind: 'resend' }, timing).tx).toMatchObject({ state: CANCELLING, resendCount: 4 });
+  });
+
+  it('names a branch that kept refusing with its last error, and a saga compensation that answers is bounded by its policy, not by the resends', () => {
+    const refusing = branches(TRIED, TRIED);
+    refusing[0]!.attempts = 4;
+    refusing[0]!.error = 'ledger closed';
+    const step = transition(tx(TxMode.TCC, CONFIRMING, { resendCount: 3 }), refusing, { kind: 'resend' }, bounded);
+    expect(step.tx!.reason).toBe('gave up after 3 resends of confirm: p1 (branch 1) refused: ledger closed; p2 (branch 2) never answered');
+
+    const saga = transition(tx(TxMode.SAGA, CANCELLING, { resendCount: 3 }), branches(TRIED, TRIED), reply(2, 'compensate', false, { error: 'busy' }), bounded);
+    expect(saga.tx).toMatchObject({ state: CANCELLING, resendCount: 0 });
+  });
+});
+
+describe('coordinator protocol: ending by hand (concordat tx end)', () => {
+  const end = (as: 'CANCELLED' | 'FAILED', force = false) => ({ kind: 'end', as, reason: 'typo in the participant name', by: 'alice@ops', force }) as const;
+
+  it('ends a FAILED transaction CANCELLED without sending anything, recording who and why', () => {
+    const step = transition(tx(TxMode.TCC, FAILED, { decision: CANCELLING }), branches(CANCELLED, BranchState.FAILED), end('CANCELLED'), timing);
+    expect(step.commands).toEqual([]);
+    expect(step.tx).toMatchObject({ state: CANCELLED, terminal: true, resendAfterMs: null, reason: 'ended by hand by alice@ops: typo in the participant name' });
+    expect(step.ended).toBe(true);
+    expect(step.events).toEqual([
+      { kind: 'OPERATOR', branchId: null, state: null, detail: 'end as CANCELLED by alice@ops: typo in the participant name' },
+      { kind: 'ENDED', branchId: null, state: CANCELLED, detail: 'ended by hand by alice@ops: typo in the participant name' },
+    ]);
+  });
+
+  it('refuses while branches may still act unless forced, names them, and refuses what already ended', () => {
+    expect(() => transition(tx(TxMode.TCC, CANCELLING), branches(CANCELLED, PENDING), end('FAILED'), timing)).toThrow(
+      'global transaction g1 is CANCELLING: branches may still act: p2 (branch 2, PENDING). Ending it by hand sends them nothing more, and what they hold stays held; ' +
+        'the coordinator sends its decision until they answer, and gives up after its resends (decisionResendsMax), ending it FAILED. Pass --force to end it anyway',
+    );
+    expect(() => transition(tx(TxMode.TCC), branches(TRIED, PENDING), end('CANCELLED'), timing)).toThrow('tx abort rolls it back instead');
+    const forced = transition(tx(TxMode.TCC, CANCELLING), branches(CANCELLED, PENDING), end('FAILED', true), timing);
+    expect(forced.tx).toMatchObject({ state: FAILED, terminal: true });
+    expect(forced.commands).toEqual([]);
+    expect(() => transition(tx(TxMode.TCC, FAILED, { decision: CONFIRMING }), branches(BranchState.FAILED), end('CANCELLED'), timing)).toThrow(
+      'its decision was CONFIRMING, so branches may have confirmed',
+    );
+    expect(() => transition(tx(TxMode.TCC, FAILED, { decision: CANCELLING }), branches(BranchState.FAILED), end('FAILED'), timing)).toThrow('it has already ended FAILED');
+    expect(() => transition(tx(TxMode.TCC, CANCELLED), branches(CANCELLED), end('FAILED', true), timing)).toThrow(
+      'global transaction g1 is CANCELLED: it has already ended; there is nothing to end',
+    );
+  });
+});
