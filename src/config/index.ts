@@ -1,5 +1,12 @@
 export { compileOptions } from './compile.js';
-export { compileDatabaseOptions, type CompiledDatabaseOptions, type DatabaseOptions } from './database-options.js';
+export {
+  compileDatabaseOptions,
+  DatabaseUrlOrigin,
+  redactUrl,
+  type CompiledDatabaseOptions,
+  type DatabaseConnectRetryOptions,
+  type DatabaseOptions,
+} from './database-options.js';
 export {
   compileBrokerOptions,
   isLoopbackHost,

@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import pg from 'pg';
 import { DataSource, type EntityManager } from 'typeorm';
-import { compileDatabaseOptions, type CompiledDatabaseOptions, type DatabaseOptions } from '../config/index.js';
-import { ConcordatError, ErrorCode } from '../errors.js';
-import { createLogger } from '../observability/index.js';
+import { compileDatabaseOptions, DatabaseUrlOrigin, redactUrl, type CompiledDatabaseOptions, type DatabaseOptions } from '../config/index.js';
+import { ConcordatError, describeError, ErrorCode } from '../errors.js';
+import { createLogger, type Logger } from '../observability/index.js';
 import { ensureDatabase, startEmbeddedPostgres, type RunningPostgres } from './embedded-postgres.js';
 import { concordatEntities } from './entities/index.js';
 import { concordatMigrations } from './migrations/index.js';
@@ -33,14 +33,18 @@ const MIGRATION_LOCK_KEY = 0x436f6e63; // "Conc"
  * Opens the database: the configured URL, `DATABASE_URL`, or an embedded
  * PostgreSQL; then runs Concordat's migrations and the application's, one
  * process at a time (advisory lock), so several services starting together
- * migrate once.
+ * migrate once. With `connectRetry.timeoutMs`, waits for a server that
+ * cannot be reached yet (see {@link DatabaseOptions.connectRetry}), logging
+ * each wait on `log`.
  *
- * @throws ConcordatError CONFIG_INVALID for bad options,
+ * @throws ConcordatError CONFIG_INVALID for bad options (naming `DATABASE_URL`
+ *   when the bad URL came from there),
  *   EMBEDDED_POSTGRES_FAILED when the embedded server cannot start,
- *   DATABASE_UNAVAILABLE when the server cannot be reached,
+ *   DATABASE_UNAVAILABLE when the server cannot be reached (after
+ *   `connectRetry.timeoutMs`) or refuses the connection,
  *   MIGRATION_FAILED when a migration fails.
  */
-export async function openDatabase(input: DatabaseOptions = {}): Promise<Database> {
+export async function openDatabase(input: DatabaseOptions = {}, log: Logger = createLogger('persistence')): Promise<Database> {
   const options = compileDatabaseOptions(input);
   let embedded: RunningPostgres | undefined;
   let url = options.url;
@@ -50,30 +54,16 @@ export async function openDatabase(input: DatabaseOptions = {}): Promise<Databas
     url = embedded.url.replace(/\/postgres$/, '/concordat');
   }
 
-  const dataSource = new DataSource({
-    type: 'postgres',
-    url,
-    entities: [...concordatEntities, ...options.entities],
-    migrations: [...concordatMigrations, ...options.migrations],
-    migrationsTableName: 'concordat_migrations',
-    synchronize: false,
-    logging: false,
-    extra: { max: options.poolSize, connectionTimeoutMillis: options.connectTimeoutMs },
-  });
-
+  let dataSource: DataSource;
   try {
-    await dataSource.initialize();
-  } catch (cause) {
+    dataSource = await connect(options, url, embedded === undefined ? options.connectRetry.timeoutMs : 0, log);
+  } catch (error) {
     await embedded?.stop();
-    throw new ConcordatError(`cannot connect to PostgreSQL at ${redact(url)}: ${(cause as Error).message}`, {
-      code: ErrorCode.DATABASE_UNAVAILABLE,
-      retriable: true,
-      cause,
-    });
+    throw error;
   }
 
   try {
-    if (options.runMigrations) await migrate(dataSource, url);
+    if (options.runMigrations) await migrate(dataSource, url, log);
   } catch (cause) {
     await dataSource.destroy();
     await embedded?.stop();
@@ -96,8 +86,98 @@ export async function openDatabase(input: DatabaseOptions = {}): Promise<Databas
   };
 }
 
-async function migrate(dataSource: DataSource, url: string): Promise<void> {
-  const log = createLogger('persistence');
+/**
+ * An initialized DataSource for `url`. A failure that says the server cannot
+ * be reached or is starting up ({@link isServerNotReady}) is tried again
+ * with exponential backoff (`connectRetry`) until `timeoutMs` have passed
+ * since the first attempt, each wait logged; any other failure, or the last
+ * one, throws DATABASE_UNAVAILABLE.
+ */
+async function connect(options: CompiledDatabaseOptions, url: string, timeoutMs: number, log: Logger): Promise<DataSource> {
+  const { initialDelayMs, maxDelayMs } = options.connectRetry;
+  const startedAt = Date.now();
+  for (let attempt = 1, delayMs = initialDelayMs; ; attempt++, delayMs = Math.min(delayMs * 2, maxDelayMs)) {
+    const dataSource = newDataSource(options, url);
+    try {
+      await dataSource.initialize();
+      if (attempt > 1) log.info({ url: redact(url), attempts: attempt, waitedMs: Date.now() - startedAt }, 'database reachable');
+      return dataSource;
+    } catch (cause) {
+      const waitedMs = Date.now() - startedAt;
+      // The last delay is cut to what is left of timeoutMs, so the wait never exceeds it by more than an attempt.
+      const nextDelayMs = Math.min(delayMs, timeoutMs - waitedMs);
+      if (!isServerNotReady(cause) || nextDelayMs <= 0) throw unavailable(url, options, cause, attempt, waitedMs, timeoutMs);
+      log.warn(
+        { err: causeText(cause), url: redact(url), attempt, waitedMs, nextDelayMs, timeoutMs },
+        `database not reachable yet; next attempt in ${nextDelayMs} ms`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, nextDelayMs));
+    }
+  }
+}
+
+function newDataSource(options: CompiledDatabaseOptions, url: string): DataSource {
+  return new DataSource({
+    type: 'postgres',
+    url,
+    entities: [...concordatEntities, ...options.entities],
+    migrations: [...concordatMigrations, ...options.migrations],
+    migrationsTableName: 'concordat_migrations',
+    synchronize: false,
+    logging: false,
+    extra: { max: options.poolSize, connectionTimeoutMillis: options.connectTimeoutMs },
+  });
+}
+
+/**
+ * Socket errors of a server that is not (yet) there: refused, reset, no
+ * route, a name that does not resolve yet (a container's DNS entry appears
+ * with the container), and node-postgres's connect timeout.
+ */
+const NOT_READY_ERRNO: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EPIPE']);
+const NOT_READY_MESSAGES = ['timeout expired', 'Connection terminated unexpectedly', 'Connection terminated due to connection timeout'];
+
+/**
+ * Whether a failed connection attempt may succeed later without anyone
+ * changing the configuration: the server cannot be reached (socket errors
+ * above) or answers that it is starting up or shutting down (SQLSTATE 57P03
+ * cannot_connect_now, 57P01 admin_shutdown). A wrong password (28P01), a
+ * missing database (3D000) or a bad URL are not: waiting would not help.
+ */
+export function isServerNotReady(error: unknown): boolean {
+  for (let current = error, depth = 0; current instanceof Error && depth < 4; depth++) {
+    const code = (current as Error & { code?: unknown }).code;
+    if (typeof code === 'string' && (NOT_READY_ERRNO.has(code) || code === '57P03' || code === '57P01')) return true;
+    if (current instanceof AggregateError && current.errors.some((inner) => isServerNotReady(inner))) return true;
+    if (NOT_READY_MESSAGES.some((text) => (current as Error).message.includes(text))) return true;
+    current = (current as Error & { driverError?: unknown }).driverError ?? current.cause;
+  }
+  return false;
+}
+
+/** A failure's message; an AggregateError's (node's connect to every address of a host) is empty, its errors' are not. */
+function causeText(cause: unknown): string {
+  if (cause instanceof AggregateError && cause.errors.length > 0) return cause.errors.map((inner) => causeText(inner)).join('; ');
+  return cause instanceof Error && cause.message !== '' ? cause.message : describeError(cause);
+}
+
+function unavailable(url: string, options: CompiledDatabaseOptions, cause: unknown, attempts: number, waitedMs: number, timeoutMs: number): ConcordatError {
+  const from = options.urlOrigin === DatabaseUrlOrigin.EMBEDDED ? 'the embedded PostgreSQL' : options.urlOrigin;
+  const waited = attempts > 1 ? ` after ${attempts} attempts in ${waitedMs} ms` : '';
+  const hint = !isServerNotReady(cause)
+    ? `Check the URL in ${from} (user, password, database name).`
+    : timeoutMs > 0
+      ? `Check that PostgreSQL runs and accepts TCP connections there, or wait longer with database.connectRetry.timeoutMs (now ${timeoutMs}).`
+      : 'Check that PostgreSQL runs and accepts TCP connections there; to wait for it at start, set database.connectRetry: { timeoutMs: ... }.';
+  return new ConcordatError(`cannot connect to PostgreSQL at ${redact(url)} (from ${from})${waited}: ${causeText(cause)}. ${hint}`, {
+    code: ErrorCode.DATABASE_UNAVAILABLE,
+    retriable: true,
+    cause,
+    context: { url: redact(url), urlFrom: options.urlOrigin, attempts, waitedMs },
+  });
+}
+
+async function migrate(dataSource: DataSource, url: string, log: Logger): Promise<void> {
   // A session-level advisory lock on a connection of its own: a second process
   // waits here until the first has migrated, then finds nothing pending.
   const lock = new pg.Client({ connectionString: url });
@@ -135,13 +215,7 @@ export async function assertPreparedTransactionsEnabled(dataSource: DataSource):
   );
 }
 
-/** The URL without its password, for messages. */
+/** The URL without its password, for messages (see `redactUrl`). */
 export function redact(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '<unparseable URL>';
-  }
+  return redactUrl(url);
 }

@@ -66,6 +66,8 @@ const optionsSchema = z.object({
 
 export const AppState = {
   CREATED: 'CREATED',
+  /** `start()` failed; what it had opened is closed again, and `start()` may be called again. */
+  FAILED: 'FAILED',
   STARTING: 'STARTING',
   RUNNING: 'RUNNING',
   STOPPING: 'STOPPING',
@@ -98,7 +100,8 @@ export class ConcordatApp {
   private readonly inboxOptions: CompiledInboxOptions;
   private readonly subscriptions: Subscription[] = [];
   private readonly dispatchers = new Map<string, Dispatcher>();
-  private readonly stopping = new AbortController();
+  /** Aborted when the app stops; a new one for each start. */
+  private stopping = new AbortController();
 
   private constructor(private readonly options: AppOptions) {
     const compiled = compileOptions(optionsSchema, { name: options.name, services: options.services, dataDir: options.dataDir, partitions: options.partitions }, 'app');
@@ -154,15 +157,25 @@ export class ConcordatApp {
     return Object.fromEntries([...this.dispatchers].map(([group, dispatcher]) => [group, { ...dispatcher.stats }]));
   }
 
+  /**
+   * Opens the database (waiting for it as `database.connectRetry` says),
+   * connects the transport, creates the topics, starts the relay, runs the
+   * start hooks and subscribes the consumer groups. If any step fails, what
+   * was opened is closed again, the app is FAILED and `start()` may be
+   * called again (start hooks then run again).
+   * @throws ConcordatError APP_STATE_INVALID unless the app is CREATED or FAILED;
+   *   DATABASE_UNAVAILABLE, DEDUP_WINDOW_TOO_SHORT, or whatever a step threw.
+   */
   async start(): Promise<void> {
-    if (this.state !== AppState.CREATED) {
+    if (this.state !== AppState.CREATED && this.state !== AppState.FAILED) {
       throw new ConcordatError(`app '${this.name}' cannot start: it is ${this.state}`, { code: ErrorCode.APP_STATE_INVALID });
     }
     this.state = AppState.STARTING;
+    this.stopping = new AbortController();
     try {
       const database = isDatabase(this.options.database)
         ? this.options.database
-        : await openDatabase({ dataDir: this.dataDir, ...this.options.database });
+        : await openDatabase({ dataDir: this.dataDir, ...this.options.database }, this.log);
       this.database = database;
       const transport = this.options.transport ?? defaultTransport(join(this.dataDir, 'log'));
       this.transportInUse = transport;
@@ -183,14 +196,30 @@ export class ConcordatApp {
       this.log.info({ consumers: this.handlers.consumers.map((c) => c.group) }, 'app started');
     } catch (error) {
       await this.shutdown();
-      this.state = AppState.STOPPED;
+      this.forgetStarted();
+      this.state = AppState.FAILED;
       throw error;
     }
+  }
+
+  /** After a failed start: what the next start opens anew (`shutdown` closed it). */
+  private forgetStarted(): void {
+    this.database = undefined;
+    this.transportInUse = undefined;
+    this.relay = undefined;
+    this.inboxCleaner = undefined;
+    this.dedup = undefined;
+    this.dispatchers.clear();
   }
 
   /** Stops consuming, lets in-flight handlers finish, stops the relay, closes what the app opened. Idempotent. */
   async stop(): Promise<void> {
     if (this.state === AppState.STOPPED || this.state === AppState.STOPPING) return;
+    if (this.state === AppState.FAILED) {
+      // Nothing is open: the failed start closed it.
+      this.state = AppState.STOPPED;
+      return;
+    }
     this.state = AppState.STOPPING;
     await this.shutdown();
     this.state = AppState.STOPPED;
