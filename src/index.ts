@@ -11,10 +11,18 @@ export {
   type ConcordatErrorOptions,
 } from './errors.js';
 export { kafkaTransportOptionsFromEnv, type DatabaseOptions, type InboxOptions, type KafkaTransportOptions, type RelayOptions } from './config/index.js';
-export { createEnvelope, newMessageId, type Envelope, type EnvelopeInit } from './messaging/index.js';
+export {
+  createEnvelope,
+  newMessageId,
+  type Envelope,
+  type EnvelopeInit,
+  type JsonPrimitive,
+  type JsonSafe,
+  type JsonValue,
+} from './messaging/index.js';
 export { openDatabase, assertPreparedTransactionsEnabled, startEmbeddedPostgres, type Database } from './persistence/index.js';
 export { OutboxRelay, writeOutbox, type OutboxLag } from './outbox/index.js';
-export { cleanupInbox, listDeadLetters, recordInInbox, type DeadLetter, type DeadLetterFilter } from './inbox/index.js';
+export { cleanupInbox, listDeadLetters, recordInInbox, type DeadLetter, type DeadLetterFilter, type DedupWindow } from './inbox/index.js';
 export {
   AppState,
   ConcordatApp,
@@ -31,6 +39,7 @@ export {
   Tokens,
   TransactionContext,
   type AppOptions,
+  type DeliveryInfo,
   type DispatcherOptions,
   type DispatchStats,
   type OnApplicationStart,
@@ -38,8 +47,10 @@ export {
   type OnMessageOptions,
   type PublishOptions,
   type RetryPolicyOptions,
+  type ServiceOptions,
 } from './runtime/index.js';
 export {
+  BranchContext,
   BranchState,
   COORDINATOR_OPTIONS,
   Cancel,
@@ -64,6 +75,7 @@ export {
   TwoPhasePrepareOrder,
   cleanupFences,
   cleanupHistory,
+  endGlobalTx,
   listGlobalTxs,
   retryGlobalTx,
   showGlobalTx,
@@ -71,7 +83,14 @@ export {
   type BeginTccOptions,
   type BeginTwoPhaseOptions,
   type CoordinatorOptions,
+  type GlobalTxEndState,
   type GlobalTxOutcome,
+  type SagaParticipantOptions,
+  type SagaStep,
+  type TccBranch,
+  type TccParticipantOptions,
+  type TwoPhaseBranch,
+  type XaParticipantOptions,
 } from './transactions/index.js';
 export { Broker, startBroker } from './broker/index.js';
 export {

@@ -133,6 +133,8 @@ export interface InboxCleanerOptions {
   intervalMs: number;
   batchRowsMax: number;
   batchesMax: number;
+  /** Parent of the cleaner's logger (the app's root). @default Concordat's own */
+  logger?: Logger;
 }
 
 /**
@@ -146,7 +148,7 @@ export class InboxCleaner {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
-  private readonly log: Logger = createLogger('inbox-cleanup');
+  private readonly log: Logger;
   /** Inbox rows deleted since start. */
   deleted = 0;
   /** Replayed dead letters deleted since start. */
@@ -155,7 +157,9 @@ export class InboxCleaner {
   constructor(
     private readonly dataSource: DataSource,
     private readonly options: InboxCleanerOptions,
-  ) {}
+  ) {
+    this.log = createLogger('inbox-cleanup', {}, options.logger);
+  }
 
   start(): void {
     if (this.options.windowMs === Infinity) this.log.info('inbox dedup window is unlimited: inbox rows are kept forever');

@@ -1,6 +1,6 @@
 import { DEDUP_WINDOW_MS_FALLBACK, type CompiledInboxOptions } from '../config/index.js';
 import { ConcordatError, describeError, ErrorCode } from '../errors.js';
-import { createLogger } from '../observability/index.js';
+import { createLogger, type Logger } from '../observability/index.js';
 import type { DataSource } from 'typeorm';
 import type { Transport } from '../transport/index.js';
 
@@ -39,9 +39,15 @@ export interface DedupWindow {
  * @throws ConcordatError DEDUP_WINDOW_TOO_SHORT naming `inbox.dedupWindowMs`,
  *   the topic, both durations and the options that fix it, unless
  *   `inbox.allowShorterThanLogRetention` is set (then it is a warning).
+ * @param parentLog parent of its logger (the app's root). @default Concordat's own
  */
-export async function resolveDedupWindow(transport: Transport, topics: readonly string[], options: CompiledInboxOptions): Promise<DedupWindow> {
-  const log = createLogger('inbox');
+export async function resolveDedupWindow(
+  transport: Transport,
+  topics: readonly string[],
+  options: CompiledInboxOptions,
+  parentLog?: Logger,
+): Promise<DedupWindow> {
+  const log = createLogger('inbox', {}, parentLog);
   const warnings: string[] = [];
   const warn = (fields: Record<string, unknown>, message: string): void => {
     warnings.push(message);

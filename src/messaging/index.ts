@@ -10,4 +10,5 @@ export {
   type EnvelopeInit,
 } from './envelope.js';
 export { isMessageId, newMessageId } from './message-id.js';
+export { type JsonPrimitive, type JsonSafe, type JsonValue } from './json.js';
 export { bytesSerializer, jsonSerializer, serializerFor, type Serializer } from './serializer.js';

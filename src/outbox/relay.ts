@@ -31,6 +31,8 @@ export interface OutboxLag {
 export interface RelayExtras {
   /** Where the relay's Prometheus metrics go. @default prom-client's default registry */
   metricsRegistry?: Registry;
+  /** Parent of the relay's logger (the app's root). @default Concordat's own */
+  logger?: Logger;
 }
 
 /**
@@ -101,7 +103,7 @@ export class OutboxRelay implements LaneHost {
   ) {
     this.options = compileRelayOptions(options);
     this.id = this.options.relayId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-    this.log = createLogger('outbox-relay', { relay: this.id });
+    this.log = createLogger('outbox-relay', { relay: this.id }, extras.logger);
     this.notifier = outboxNotifierFor(database.dataSource);
     this.metrics = outboxMetrics(extras.metricsRegistry);
     this.lanes = Array.from({ length: this.options.lanes }, (_, index) => new RelayLane(index, this, this.log));

@@ -4,11 +4,15 @@ import type { DataSource } from 'typeorm';
 import { compileOptions } from '../config/index.js';
 import { compileInboxOptions, type CompiledInboxOptions, type DatabaseOptions, type InboxOptions, type RelayOptions } from '../config/index.js';
 import { ConcordatError, ErrorCode } from '../errors.js';
-import { createLogger, type Logger } from '../observability/index.js';
+import { createLogger, rootLoggerFrom, type Logger, type LoggerLike } from '../observability/index.js';
 import { InboxCleaner, recordDedupWindow, resolveDedupWindow, type DedupWindow } from '../inbox/index.js';
+import type { JsonSafe } from '../messaging/index.js';
 import { OutboxRelay } from '../outbox/index.js';
 import { openDatabase, type Database } from '../persistence/index.js';
 import { defaultTransport, type Delivery, type Subscription, type Transport } from '../transport/index.js';
+import { compileMetricsOptions, type CompiledMetricsOptions, type MetricsOptions } from '../config/index.js';
+import type { MetricsAddress } from '../observability/index.js';
+import { startAppMetrics, type AppMetricsEndpoint } from './app-metrics.js';
 import { z } from 'zod';
 import { runTransaction, TransactionContext, type PublishOptions } from './context.js';
 import { hasStartHook, hasStopHook } from './decorators/index.js';
@@ -55,13 +59,36 @@ export interface AppOptions {
    * See {@link DispatcherOptions}. @default { batchRecordsMax: 32, concurrentTransactionsMax: 1 }
    */
   dispatcher?: DispatcherOptions;
+  /**
+   * Serve `/metrics` (Prometheus text), `/healthz` and `/readyz` over HTTP
+   * from `start()` until `stop()` (see `runtime/app-metrics.ts`: ready = the
+   * app is RUNNING, the database answers, every consumer group has its
+   * assignment, and the relay runs when the app runs one). Read the port
+   * bound from {@link ConcordatApp.metricsAddress}. @default none
+   */
+  metrics?: MetricsOptions;
+  /**
+   * Your logger, the root of this app's component loggers (each line carries
+   * `component`, and `app` for the app's own): a pino logger, used as it is,
+   * or any object with pino's level methods `trace`..`fatal`, each called as
+   * `(fields, message)`. @default Concordat's pino logger on stderr, level
+   * from `CONCORDAT_LOG_LEVEL` (info)
+   */
+  logger?: LoggerLike;
 }
+
+const LOG_METHODS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 
 const optionsSchema = z.object({
   name: z.string().min(1, 'must be a non-empty service name'),
   services: z.array(z.any()).min(1, 'must list at least one service class'),
   dataDir: z.string().min(1).default('./.concordat'),
   partitions: z.number().int().min(1).max(1024).default(8),
+  logger: z
+    .custom<LoggerLike>((value) => typeof value === 'object' && value !== null && LOG_METHODS.every((method) => typeof (value as Record<string, unknown>)[method] === 'function'), {
+      message: `must be a pino logger or an object with pino's level methods (${LOG_METHODS.join(', ')})`,
+    })
+    .optional(),
 });
 
 export const AppState = {
@@ -89,6 +116,8 @@ export class ConcordatApp {
   readonly container: Container;
   readonly handlers: HandlerTable;
   private state: AppState = AppState.CREATED;
+  /** The root of this app's component loggers: `options.logger`, or Concordat's own. */
+  readonly logger: Logger;
   private readonly log: Logger;
   private readonly dataDir: string;
   private readonly partitions: number;
@@ -100,15 +129,18 @@ export class ConcordatApp {
   private readonly inboxOptions: CompiledInboxOptions;
   private readonly subscriptions: Subscription[] = [];
   private readonly dispatchers = new Map<string, Dispatcher>();
+  private readonly metricsOptions: CompiledMetricsOptions | undefined;
+  private metricsEndpoint: AppMetricsEndpoint | undefined;
   /** Aborted when the app stops; a new one for each start. */
   private stopping = new AbortController();
 
   private constructor(private readonly options: AppOptions) {
-    const compiled = compileOptions(optionsSchema, { name: options.name, services: options.services, dataDir: options.dataDir, partitions: options.partitions }, 'app');
+    const compiled = compileOptions(optionsSchema, { name: options.name, services: options.services, dataDir: options.dataDir, partitions: options.partitions, logger: options.logger }, 'app');
     this.dataDir = compiled.dataDir;
     this.partitions = compiled.partitions;
     this.handlers = exploreHandlers(options.services);
     this.inboxOptions = compileInboxOptions(options.inbox);
+    this.metricsOptions = options.metrics === undefined ? undefined : compileMetricsOptions(options.metrics);
     compileDispatcherOptions(options.dispatcher);
     this.container = options.container ?? new Container();
     for (const { serviceClass } of this.handlers.services) {
@@ -117,7 +149,8 @@ export class ConcordatApp {
     }
     if (!this.container.isBound(Tokens.App)) this.container.bind(Tokens.App).toConstantValue(this);
     if (!this.container.isBound(Tokens.DataSource)) this.container.bind(Tokens.DataSource).toDynamicValue(() => this.dataSource);
-    this.log = createLogger('app', { app: options.name });
+    this.logger = rootLoggerFrom(compiled.logger);
+    this.log = createLogger('app', { app: options.name }, this.logger);
   }
 
   /**
@@ -173,6 +206,10 @@ export class ConcordatApp {
     this.state = AppState.STARTING;
     this.stopping = new AbortController();
     try {
+      if (this.metricsOptions !== undefined) {
+        const source = { app: this, relayExpected: this.options.relay !== false, subscribedGroups: () => this.subscriptions.map((s) => s.groupId) };
+        this.metricsEndpoint = await startAppMetrics(this.metricsOptions, source);
+      }
       const database = isDatabase(this.options.database)
         ? this.options.database
         : await openDatabase({ dataDir: this.dataDir, ...this.options.database }, this.log);
@@ -183,7 +220,7 @@ export class ConcordatApp {
       await transport.ensureTopics(this.topicsToCreate());
       await this.startInbox(database, transport);
       if (this.options.relay !== false) {
-        this.relay = new OutboxRelay(database, transport, { defaultPartitions: this.partitions, ...this.options.relay });
+        this.relay = new OutboxRelay(database, transport, { defaultPartitions: this.partitions, ...this.options.relay }, { logger: this.logger });
         await this.relay.start();
       }
       for (const { serviceClass } of this.handlers.services) {
@@ -237,6 +274,11 @@ export class ConcordatApp {
     return runTransaction(this.requireDatabase().dataSource, this.name, work);
   }
 
+  /** Where `/metrics`, `/healthz` and `/readyz` listen (the real port when 0 was asked), from `start()` until `stop()`; undefined without the `metrics` option. */
+  get metricsAddress(): MetricsAddress | undefined {
+    return this.metricsEndpoint?.address;
+  }
+
   /** The outbox relay this app runs (its `lag()` shows the backlog), or undefined with `relay: false` or before start. */
   get outboxRelay(): OutboxRelay | undefined {
     return this.relay;
@@ -256,7 +298,7 @@ export class ConcordatApp {
   private async startInbox(database: Database, transport: Transport): Promise<void> {
     const options = this.inboxOptions;
     const consumed = [...new Set(this.handlers.consumers.flatMap((consumer) => [...consumer.handlers.keys()]))];
-    this.dedup = await resolveDedupWindow(transport, consumed, options);
+    this.dedup = await resolveDedupWindow(transport, consumed, options, this.logger);
     const groups = this.handlers.consumers.map((consumer) => consumer.group);
     // For `concordat dlq replay`, which runs without these options and refuses dead letters older than the window.
     await recordDedupWindow(database.dataSource, groups, this.dedup.windowMs);
@@ -268,17 +310,19 @@ export class ConcordatApp {
       intervalMs: options.cleanupIntervalMs,
       batchRowsMax: options.cleanupBatchRowsMax,
       batchesMax: options.cleanupBatchesMax,
+      logger: this.logger,
     });
     this.inboxCleaner.start();
   }
 
   /**
    * Publishes one message through the outbox, in a transaction of its own.
+   * `data` must be JSON, checked at compile time (see `TransactionContext.publish`).
    * @returns the message ID.
    * @throws ConcordatError INVALID_TOPIC_EXCEPTION when `topic` is not a valid topic name (see `TransactionContext.publish`).
    */
-  async publish<T>(topic: string, data: T, options: PublishOptions = {}): Promise<string> {
-    return this.transaction(async (context) => context.publish(topic, data, options));
+  async publish<T>(topic: string, data: T & JsonSafe<T>, options: PublishOptions = {}): Promise<string> {
+    return this.transaction(async (context) => context.publish<T>(topic, data, options));
   }
 
   private topicsToCreate(): Array<{ name: string; partitions: number }> {
@@ -300,6 +344,7 @@ export class ConcordatApp {
         dataSource: this.requireDatabase().dataSource,
         resolve: (serviceClass) => this.service(serviceClass),
         signal: this.stopping.signal,
+        logger: this.logger,
       },
       this.options.dispatcher,
     );
@@ -344,6 +389,8 @@ export class ConcordatApp {
     await attempt(() => this.inboxCleaner?.stop());
     if (this.options.transport === undefined) await attempt(() => this.transportInUse?.close());
     if (!isDatabase(this.options.database)) await attempt(() => this.database?.close());
+    await attempt(() => this.metricsEndpoint?.close());
+    this.metricsEndpoint = undefined;
     for (const failure of failures) this.log.error({ err: String(failure) }, 'error while stopping');
   }
 

@@ -1,7 +1,7 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import type { CommitStages } from './commit-stages.js';
 import { validateTopicName } from '../log/index.js';
-import { createEnvelope, type Envelope } from '../messaging/index.js';
+import { createEnvelope, type Envelope, type JsonSafe } from '../messaging/index.js';
 import { runOutboxTransaction, toOutboxRecords, writeOutbox, type OutboxMessage, type OutboxRecord } from '../outbox/index.js';
 
 /** Options of one published message. */
@@ -46,14 +46,16 @@ export class TransactionContext {
   ) {}
 
   /**
-   * Publishes `data` to `topic` when the transaction commits.
+   * Publishes `data` to `topic` when the transaction commits. `data` must be
+   * JSON, checked at compile time ({@link JsonSafe}: a `Map`, `Set`, `Date`,
+   * function or `bigint` does not compile, instead of arriving as `{}` or a string).
    * @returns the message ID.
    * @throws ConcordatError INVALID_TOPIC_EXCEPTION when `topic` is not a valid topic name
    *   (the rule and words of `@OnMessage`: 1..249 characters of a-z, A-Z, 0-9, '.', '_', '-',
    *   not '.' or '..'); nothing is published then.
    * @throws ConcordatError ENVELOPE_INVALID for a bad extension name.
    */
-  publish<T>(topic: string, data: T, options: PublishOptions = {}): string {
+  publish<T>(topic: string, data: T & JsonSafe<T>, options: PublishOptions = {}): string {
     // Here, not at the relay: a name the log refuses would otherwise commit, then fail for ever in the relay.
     validateTopicName(topic);
     const envelope = createEnvelope({

@@ -30,6 +30,8 @@ export interface DispatcherDeps {
   signal: AbortSignal;
   /** Where the dispatcher's Prometheus metrics go. @default prom-client's default registry */
   metricsRegistry?: Registry;
+  /** Parent of the dispatcher's logger (the app's root). @default Concordat's own */
+  logger?: Logger;
 }
 
 type Outcome = 'processed' | 'duplicate';
@@ -270,7 +272,7 @@ export class Dispatcher {
       compiled.concurrentTransactionsMax,
       isTransientConflict,
     );
-    this.log = createLogger('dispatcher', { group: consumer.group });
+    this.log = createLogger('dispatcher', { group: consumer.group }, deps.logger);
     const registry = deps.metricsRegistry ?? defaultRegistry;
     this.consumerFailures = registeredMetric(registry, 'concordat_consumer_failures_total', () =>
       new Counter({

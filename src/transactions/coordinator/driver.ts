@@ -9,6 +9,7 @@ import {
   hasStableMessageId,
   presumedAbortMessageId,
   type BranchCommand,
+  type GlobalTxEndState,
   type GlobalTxOutcome,
 } from './messages.js';
 import { advance, transition, type Command, type Timing, type Transition, type TxInput } from './protocol.js';
@@ -110,7 +111,8 @@ export function sendCommands(
 
 function publishOutcome(context: TransactionContext, tx: GlobalTxRow): void {
   if (tx.outcomeTopic === null) return;
-  const outcome: GlobalTxOutcome = { globalTxId: tx.id, name: tx.name, mode: tx.mode, state: tx.state, reason: tx.reason, payload: tx.payload };
+  // Called only when the transition ended the global transaction (step.ended): its state is terminal.
+  const outcome: GlobalTxOutcome = { globalTxId: tx.id, name: tx.name, mode: tx.mode, state: tx.state as GlobalTxEndState, reason: tx.reason, payload: tx.payload };
   context.publish(tx.outcomeTopic, outcome, { key: tx.outcomeKey ?? tx.id, type: TxMessageType.OUTCOME(tx.state), globalTxId: tx.id });
 }
 

@@ -1,5 +1,5 @@
 import { v5 as uuidv5 } from 'uuid';
-import { TxMode } from './states.js';
+import { GlobalTxState, TxMode } from './states.js';
 
 /**
  * The wire contract between the coordinator and participants of every mode.
@@ -131,13 +131,16 @@ export interface BranchReply {
   heuristic?: boolean;
 }
 
+/** The states a global transaction ends in (an outcome message carries one). */
+export type GlobalTxEndState = typeof GlobalTxState.CONFIRMED | typeof GlobalTxState.CANCELLED | typeof GlobalTxState.FAILED;
+
 /** Data of the message published on a global transaction's outcome topic when it ends. */
 export interface GlobalTxOutcome<P = unknown> {
   globalTxId: string;
   name: string;
-  mode: string;
-  /** CONFIRMED, CANCELLED or FAILED. */
-  state: string;
+  mode: TxMode;
+  /** How it ended: CONFIRMED, CANCELLED or FAILED. */
+  state: GlobalTxEndState;
   /** Why it was cancelled or failed. */
   reason: string | null;
   /** The payload given at begin. */

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { compileOptions } from '../../config/index.js';
 import { compileRetryPolicy, type RetryPolicyOptions, type TransactionContext } from '../../runtime/index.js';
 import { beginGlobalTx, beginShape, participantName, type BeginOptions } from '../coordinator/begin.js';
+import type { BeginInput } from '../coordinator/begin-input.js';
 import { TxMode } from '../coordinator/states.js';
 
 export interface SagaStep<P = unknown> {
@@ -47,10 +48,12 @@ const schema = z.strictObject({
  * one fails for good (or the deadline passes), it compensates the steps done
  * so far, last first.
  *
+ * Every payload must be JSON (checked at compile time: see {@link BeginInput}).
+ *
  * @returns the global transaction ID.
  * @throws ConcordatError CONFIG_INVALID naming the bad option (`saga.steps.1.retry.maxAttempts: ...`).
  */
-export async function beginSaga(context: TransactionContext, input: BeginSagaOptions): Promise<string> {
+export async function beginSaga<I extends BeginSagaOptions>(context: TransactionContext, input: BeginInput<I, BeginSagaOptions>): Promise<string> {
   const { steps, compensationRetry, ...options } = compileOptions(schema, input, 'saga');
   const compiledSteps = steps.map((step, index) => ({
     participant: step.participant,

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { compileOptions } from '../../config/index.js';
 import type { TransactionContext } from '../../runtime/index.js';
 import { beginGlobalTx, beginShape, participantName, type BeginOptions } from '../coordinator/begin.js';
+import type { BeginInput } from '../coordinator/begin-input.js';
 import { TxMode } from '../coordinator/states.js';
 
 export interface TccBranch<P = unknown> {
@@ -28,10 +29,12 @@ const schema = z.strictObject({
  * caller's transaction commits. The coordinator (a `TransactionCoordinator`
  * in some app's services) drives it from there.
  *
+ * Every payload must be JSON (checked at compile time: see {@link BeginInput}).
+ *
  * @returns the global transaction ID.
  * @throws ConcordatError CONFIG_INVALID naming the bad option.
  */
-export async function beginTcc(context: TransactionContext, input: BeginTccOptions): Promise<string> {
+export async function beginTcc<I extends BeginTccOptions>(context: TransactionContext, input: BeginInput<I, BeginTccOptions>): Promise<string> {
   const { branches, ...options } = compileOptions(schema, input, 'tcc');
   return beginGlobalTx(context, TxMode.TCC, options, branches);
 }

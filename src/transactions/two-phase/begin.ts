@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { compileOptions } from '../../config/index.js';
 import type { TransactionContext } from '../../runtime/index.js';
 import { beginGlobalTx, beginShape, participantName, type BeginOptions } from '../coordinator/begin.js';
+import type { BeginInput } from '../coordinator/begin-input.js';
 import { TxMode } from '../coordinator/states.js';
 import { XA_PARTICIPANT_NAME_MAX } from './gid.js';
 
@@ -59,9 +60,11 @@ const schema = z.strictObject({
  * collects the votes until `timeoutMs`, decides, and sends commit or rollback.
  *
  * @returns the global transaction ID.
+ * Every payload must be JSON (checked at compile time: see {@link BeginInput}).
+ *
  * @throws ConcordatError CONFIG_INVALID naming the bad option.
  */
-export async function beginTwoPhase(context: TransactionContext, input: BeginTwoPhaseOptions): Promise<string> {
+export async function beginTwoPhase<I extends BeginTwoPhaseOptions>(context: TransactionContext, input: BeginInput<I, BeginTwoPhaseOptions>): Promise<string> {
   const { branches, prepare, ...options } = compileOptions(schema, input, 'twoPhase');
   return beginGlobalTx(context, TxMode.TWO_PHASE, { ...options, sequential: prepare === TwoPhasePrepareOrder.SEQUENTIAL }, branches);
 }

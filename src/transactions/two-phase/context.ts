@@ -1,5 +1,6 @@
 import { ConcordatError, ErrorCode } from '../../errors.js';
 import type { PublishOptions } from '../../runtime/index.js';
+import type { JsonSafe } from '../../messaging/index.js';
 import { BranchContext } from '../participant/context.js';
 
 /**
@@ -17,7 +18,7 @@ import { BranchContext } from '../participant/context.js';
  * from a handler of the global transaction's outcome instead.
  */
 export class XaContext<P = unknown> extends BranchContext<P> {
-  override publish<T>(_topic: string, _data: T, _options?: PublishOptions): string {
+  override publish<T>(_topic: string, _data: T & JsonSafe<T>, _options?: PublishOptions): string {
     throw new ConcordatError(
       'a 2PC branch cannot publish messages: they would become visible only at COMMIT PREPARED, which no relay hears of; ' +
         'publish from a handler of the global transaction outcome instead',
