@@ -418,17 +418,30 @@ function decide(d: Draft, decision: Decision, reason: string | null): void {
   finishIfDone(d);
 }
 
-/** Saga: the highest step that is done or in flight gets its compensation; none left ends the saga CANCELLED. */
+/**
+ * Saga: the highest step that is done or in flight gets its compensation;
+ * none left ends the saga CANCELLED, or FAILED when a step was given up on
+ * on the way down ({@link giveUp}), with the reason that names it.
+ */
 function compensateNext(d: Draft): void {
   const cursor = sagaCursor(d.branches);
-  if (cursor === undefined) return end(d, GlobalTxState.CANCELLED, null);
+  if (cursor === undefined) {
+    const failed = d.branches.some((b) => b.state === BranchState.FAILED);
+    return failed ? end(d, GlobalTxState.FAILED, d.tx.reason) : end(d, GlobalTxState.CANCELLED, null);
+  }
   if (cursor.attempts !== 0) d.setBranch(cursor, { attempts: 0 });
   d.send(cursor, d.actions.rollback);
   d.setTx({ resendCount: 0, resendAfterMs: d.timing.resendIntervalMs });
 }
 
+/**
+ * The step to compensate next: the highest done or in flight. A FAILED step
+ * is passed over: while compensating, only a step given up on is FAILED (a
+ * compensation that fails ends the saga at once), and `tx retry` turns
+ * FAILED steps back to TRIED before it looks.
+ */
 function sagaCursor(branches: readonly BranchView[]): BranchView | undefined {
-  return [...branches].reverse().find((b) => b.state === BranchState.TRIED || b.state === BranchState.PENDING || b.state === BranchState.FAILED);
+  return [...branches].reverse().find((b) => b.state === BranchState.TRIED || b.state === BranchState.PENDING);
 }
 
 /** TCC/2PC: ends the transaction once every branch acknowledged (or failed). */
@@ -487,6 +500,11 @@ function resend(d: Draft): void {
  * the decision again (once the participant runs), `tx end --as cancelled`
  * records that it was settled by hand. A branch that did answer, with a
  * refusal (`attempts` > 0), is named with its last error.
+ *
+ * A saga goes on compensating the steps below the one given up on, then ends
+ * FAILED with that reason: the commands stay in the silent participant's
+ * topic, so if it ever runs it still compensates its step, and the steps
+ * below should not keep their effects meanwhile.
  */
 function giveUp(d: Draft, waiting: readonly BranchView[], action: BranchAction, resends: number): void {
   const named = waiting.map((b) =>
@@ -497,13 +515,18 @@ function giveUp(d: Draft, waiting: readonly BranchView[], action: BranchAction, 
     d.setBranch(b, { state: BranchState.FAILED, error });
     d.event(TxEventKind.BRANCH_FAILED, b.branchId, BranchState.FAILED, error);
   }
-  end(d, GlobalTxState.FAILED, `gave up after ${resends} resends of ${action}: ${named.join('; ')}`);
+  const reason = `gave up after ${resends} resends of ${action}: ${named.join('; ')}`;
+  if (d.tx.mode === TxMode.SAGA) {
+    d.setTx({ reason });
+    return compensateNext(d);
+  }
+  end(d, GlobalTxState.FAILED, reason);
 }
 
 function unacknowledged(d: Draft): BranchView[] {
   if (d.tx.mode === TxMode.SAGA) {
     const cursor = sagaCursor(d.branches);
-    return cursor === undefined || cursor.state === BranchState.FAILED ? [] : [cursor];
+    return cursor === undefined ? [] : [cursor];
   }
   const done = d.tx.state === GlobalTxState.CONFIRMING ? BranchState.CONFIRMED : BranchState.CANCELLED;
   return d.branches.filter((b) => b.state !== done && b.state !== BranchState.FAILED);

@@ -378,3 +378,20 @@ describe('coordinator protocol: ending by hand (concordat tx end)', () => {
     );
   });
 });
+
+describe('coordinator protocol: a saga step nobody answers', () => {
+  it('gives up on its compensation after decisionResendsMax resends, compensates the steps below, then ends FAILED naming it', () => {
+    const bounded: Timing = { ...timing, decisionResendsMax: 2 };
+    const steps = branches(TRIED, PENDING, CANCELLED);
+    steps[1]!.participant = 'roomz.reserve';
+    const giveUp = transition(tx(TxMode.SAGA, CANCELLING, { resendCount: 2 }), steps, { kind: 'resend' }, bounded);
+    expect(giveUp.tx).toMatchObject({ state: CANCELLING, terminal: false, resendCount: 0, reason: 'gave up after 2 resends of compensate: roomz.reserve (branch 2) never answered' });
+    expect(states(giveUp)).toEqual(['2:FAILED']);
+    expect(giveUp.commands).toEqual([{ branchId: 1, action: 'compensate' }]);
+
+    const after = steps.map((b) => ({ ...b, ...giveUp.branches.find((c) => c.branchId === b.branchId) }));
+    const last = transition(tx(TxMode.SAGA, CANCELLING, { reason: giveUp.tx!.reason }), after, reply(1, 'compensate', true), bounded);
+    expect(last.tx).toMatchObject({ state: FAILED, terminal: true, reason: 'gave up after 2 resends of compensate: roomz.reserve (branch 2) never answered' });
+    expect(states(last)).toEqual(['1:CANCELLED']);
+  });
+});
