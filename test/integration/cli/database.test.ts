@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, realpath, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -99,5 +99,29 @@ describe('concordat tx list / dlq list never create a database; a missing schema
     expect(await cli(['tx', 'list', '--url', testDb.url], { cwd })).toEqual({ code: 0, stdout: 'no global transactions match\n', stderr: '' });
     expect(await cli(['dlq', 'list'], { cwd, databaseUrl: testDb.url })).toEqual({ code: 0, stdout: 'no dead letters match\n', stderr: '' });
     expect(await readdir(cwd)).toEqual([]);
+  });
+
+  it('migrate without DATABASE_URL creates the embedded PostgreSQL under ./.concordat with the schema; tx list then reads it', async () => {
+    const dir = await realpath(await mkdtemp(join(tmpdir(), 'concordat-cli-embedded-')));
+    // As root the embedded server runs as the postgres user, which must reach the data directory.
+    await chmod(dir, 0o755);
+    try {
+      const migrated = await cli(['migrate'], { cwd: dir });
+      expect(migrated.stderr).toBe('');
+      expect(migrated.code).toBe(0);
+      const names = concordatMigrations.map((m) => m.name);
+      expect(migrated.stdout).toBe(
+        [`applied ${names.length} migration(s) to the embedded PostgreSQL in ${dir}/.concordat/postgres (database concordat):`, ...names.map((n) => `  ${n}`)].join('\n') + '\n',
+      );
+      expect(await cli(['tx', 'list'], { cwd: dir })).toEqual({ code: 0, stdout: 'no global transactions match\n', stderr: '' });
+      const other = await cli(['tx', 'list', '--database', 'shop'], { cwd: dir });
+      expect(other.stderr).toBe(
+        `concordat: the embedded PostgreSQL in ${dir}/.concordat/postgres (database shop) does not exist: name the app's database with --database <name> ` +
+          `(the order demo's is order_saga), or create it with its schema by "concordat migrate --data ./.concordat --database shop"\n`,
+      );
+      expect(other.code).toBe(1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
