@@ -3,6 +3,7 @@ import { rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { openFile, readWholeFile } from './open-file.js';
+import { isDiskFull, storageWriteError } from './storage-error.js';
 
 /**
  * Small metadata files replaced atomically: the topic registry
@@ -24,18 +25,31 @@ import { openFile, readWholeFile } from './open-file.js';
 
 const VERSION = 'v1';
 
+/**
+ * Replaces the checkpoint at `path` with `body`: temp file, fdatasync,
+ * rename, directory fsync. On failure the previous content stays and the
+ * temp file is removed (on a full disk it would hold the space the next
+ * try needs).
+ * @throws ConcordatError KAFKA_STORAGE_ERROR (retriable) when the disk is full; other write errors as the OS gave them
+ */
 export async function writeCheckpoint(path: string, kind: string, body: unknown): Promise<void> {
   const json = Buffer.from(JSON.stringify(body), 'utf8');
   const header = `concordat-checkpoint ${kind} ${VERSION} length=${json.length} crc32c=${hex(crc32c(json))}\n`;
   const temp = `${path}.tmp`;
-  const file = await openFile(temp, 'w');
   try {
-    await file.writeFile(Buffer.concat([Buffer.from(header, 'utf8'), json]));
-    await file.datasync();
-  } finally {
-    await file.close();
+    const file = await openFile(temp, 'w');
+    try {
+      await file.writeFile(Buffer.concat([Buffer.from(header, 'utf8'), json]));
+      await file.datasync();
+    } finally {
+      await file.close();
+    }
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true }).catch(() => {});
+    if (isDiskFull(error)) throw storageWriteError(`writing ${kind} checkpoint ${path}`, 'its previous content is kept', dirname(path), error);
+    throw error;
   }
-  await rename(temp, path);
   await fsyncDir(dirname(path));
 }
 

@@ -28,10 +28,11 @@ import {
   type RetentionResult,
 } from './partition-log.js';
 import { partitionForKey, RoundRobinPartitioner } from './partitioner.js';
-import { segmentFileName } from './segment.js';
 import { ProducerIdAllocator } from './producer-ids.js';
 import { decodeRecordBatches, encodeRecordBatch, type RecordInput } from './record-batch.js';
 import { readRecoveryPoints, RECOVERY_POINT_FILE, recoveryPointKey, writeRecoveryPoints, type RecoveryPoint } from './recovery-point.js';
+import { segmentFileName } from './segment.js';
+import { isDiskFull, storageWriteError } from './storage-error.js';
 import { isValidTopicName, topicNamesCollide, validateTopicName } from './topic-name.js';
 import { TopicRegistry, TOPIC_REGISTRY_FILE, type TopicRecord } from './topic-registry.js';
 
@@ -675,18 +676,26 @@ export class LogManager {
     });
   }
 
-  /** Checkpoints every partition's recovery point now (the timer does it every recoveryCheckpointIntervalMs). */
+  /**
+   * Checkpoints every partition's recovery point now (the timer does it every recoveryCheckpointIntervalMs).
+   * @throws ConcordatError KAFKA_STORAGE_ERROR (retriable) when the disk is full: the previous recovery points stay in force
+   */
   checkpointRecoveryPoints(): Promise<void> {
     return this.maintenance(() => this.checkpointNow());
   }
 
   private async checkpointNow(): Promise<void> {
     const points: RecoveryPoint[] = [];
-    for (const log of this.allPartitions()) {
-      const point = await log.checkpoint();
-      if (point !== null) points.push(point);
+    try {
+      for (const log of this.allPartitions()) {
+        const point = await log.checkpoint();
+        if (point !== null) points.push(point);
+      }
+      await writeRecoveryPoints(this.options.dataDir, points);
+    } catch (error) {
+      if (isDiskFull(error)) throw storageWriteError('checkpointing recovery points', 'the previous recovery points are kept', this.options.dataDir, error);
+      throw error;
     }
-    await writeRecoveryPoints(this.options.dataDir, points);
   }
 
   private startTimers(): void {

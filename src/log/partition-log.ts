@@ -22,6 +22,7 @@ import {
 } from './record-batch.js';
 import type { RecoveryPoint } from './recovery-point.js';
 import { Segment, segmentFileName, type SegmentConfig, type SegmentEnv, type SegmentEvent } from './segment.js';
+import { storageWriteError } from './storage-error.js';
 import { TIME_INDEX_ENTRY_BYTES } from './time-index.js';
 
 /**
@@ -1179,10 +1180,10 @@ function closedError(ctx: PartitionLogContext): ConcordatError {
 }
 
 function storageError(ctx: PartitionLogContext, cause: unknown): ConcordatError {
-  return new ConcordatError(
-    `append to topic '${ctx.topic}' partition ${ctx.partition} failed: ${describe(cause)}; nothing unacknowledged was kept, retry`,
-    { code: ErrorCode.KAFKA_STORAGE_ERROR, retriable: true, cause, context: { topic: ctx.topic, partition: ctx.partition } },
-  );
+  return storageWriteError(`append to topic '${ctx.topic}' partition ${ctx.partition}`, 'nothing unacknowledged was kept', ctx.dir, cause, {
+    topic: ctx.topic,
+    partition: ctx.partition,
+  });
 }
 
 /**

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { ConcordatError, ErrorCode } from '../../errors.js';
 import type { Logger } from '../../observability/index.js';
 import { fsyncDir, readCheckpoint, writeCheckpoint } from '../checkpoint-file.js';
+import { storageWriteError } from '../storage-error.js';
 
 /**
  * Durable committed offsets of consumer groups: an append-only log with
@@ -219,11 +220,7 @@ export class OffsetStore {
       try {
         await this.writeRecords(batch.map((w) => w.bytes));
       } catch (error) {
-        const failure = new ConcordatError(`committing offsets failed: ${(error as Error).message}; retry`, {
-          code: ErrorCode.KAFKA_STORAGE_ERROR,
-          retriable: true,
-          cause: error,
-        });
+        const failure = storageWriteError('committing offsets', 'nothing was committed', this.dir, error);
         for (const write of batch) write.reject(failure);
         await this.repair(error);
         continue;

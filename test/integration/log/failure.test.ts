@@ -59,7 +59,7 @@ describe('append failures', () => {
     }
     expect(failure?.code).toBe('KAFKA_STORAGE_ERROR');
     expect(failure?.retriable).toBe(true);
-    expect(failure?.message).toMatch(/^append to topic 'full' partition 0 failed: .*ENOSPC.*; nothing unacknowledged was kept, retry$/);
+    expect(failure?.message).toMatch(/^append to topic 'full' partition 0 failed: the disk is full \(ENOSPC: .*\); nothing unacknowledged was kept\. Free space on the file system holding .*, then retry$/);
     expect(acknowledged).toBeGreaterThan(5);
     expect(log.describePartition('full', 0)).toMatchObject({ highWatermark: acknowledged, logEndOffset: acknowledged });
 
