@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { compileOptions } from '../config/index.js';
 import { ConcordatError, ErrorCode, describeError } from '../errors.js';
 import {
+  attachLogMetrics,
   CompressionType,
   CONSUMER_PROTOCOL_TYPE,
   decodeAssignment,
@@ -24,6 +25,7 @@ import { createLogger, faultPoint, type Logger } from '../observability/index.js
 import {
   CONSUMER_STALLED_FAILURES,
   OffsetReset,
+  type ConsumerLag,
   type Delivery,
   type OutgoingRecord,
   type PublishAck,
@@ -217,6 +219,7 @@ export class EmbeddedTransport implements Transport {
   private readonly subscriptions = new Set<EmbeddedSubscription>();
   private closed = false;
   private readonly logger: Logger;
+  private detachLogMetrics: (() => void) | undefined;
 
   /**
    * @param source `{ dataDir }` to open (and on close, close) a log there, or
@@ -240,9 +243,23 @@ export class EmbeddedTransport implements Transport {
     this.logger = createLogger('transport.embedded');
   }
 
-  /** Opens the log when this transport owns it. Idempotent. */
+  /**
+   * Opens the log when this transport owns it, and adds the log to the
+   * metrics of prom-client's default registry (`log/metrics.ts`) until
+   * `close`. Idempotent.
+   */
   async connect(): Promise<void> {
-    await this.openLog();
+    const log = await this.openLog();
+    this.detachLogMetrics ??= attachLogMetrics(log);
+  }
+
+  /** The lag of `groupId` on the partitions of `topics`, from the log's committed offsets (no I/O). */
+  async consumerLag(groupId: string, topics: readonly string[]): Promise<ConsumerLag[]> {
+    const log = this.log;
+    if (this.closed || log === null) return [];
+    return log.groups
+      .lag(groupId, topics.filter((topic) => log.hasTopic(topic)))
+      .map(({ topic, partition, committedOffset, highWatermark, lag }) => ({ topic, partition, committedOffset, highWatermark, lag }));
   }
 
   private openLog(): Promise<LogManager> {
@@ -371,6 +388,7 @@ export class EmbeddedTransport implements Transport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.detachLogMetrics?.();
     await Promise.allSettled([...this.subscriptions].map((subscription) => subscription.close()));
     const owned = this.ownedLog !== null;
     const log = this.log ?? (this.connecting === null ? null : await this.connecting.catch(() => null));

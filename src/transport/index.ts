@@ -1,5 +1,6 @@
 export type {
   ConsumerFailureEvent,
+  ConsumerLag,
   Delivery,
   DeliveryBatchHandler,
   DeliveryHandler,

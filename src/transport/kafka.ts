@@ -23,6 +23,7 @@ import { createLogger, type Logger } from '../observability/index.js';
 import {
   CONSUMER_STALLED_FAILURES,
   OffsetReset,
+  type ConsumerLag,
   type Delivery,
   type OutgoingRecord,
   type PublishAck,
@@ -407,6 +408,35 @@ export class KafkaTransport implements Transport {
       });
     }
     return Number(value);
+  }
+
+  /**
+   * The lag of `groupId` on the partitions of `topics`, from the brokers:
+   * the group's committed offsets (one OffsetFetch) and each topic's high
+   * watermarks (one ListOffsets per topic), through the admin client.
+   * Topics the brokers do not know are left out. Rejects with kafkajs's
+   * error when the brokers cannot be reached.
+   */
+  async consumerLag(groupId: string, topics: readonly string[]): Promise<ConsumerLag[]> {
+    const admin = this.admin;
+    if (this.closed || admin === null) return [];
+    const known = new Set(await admin.listTopics());
+    const present = topics.filter((topic) => known.has(topic));
+    if (present.length === 0) return [];
+    const committed = await admin.fetchOffsets({ groupId, topics: present });
+    const lags: ConsumerLag[] = [];
+    for (const { topic, partitions } of committed) {
+      const ends = new Map((await admin.fetchTopicOffsets(topic)).map((end) => [end.partition, end]));
+      for (const { partition, offset } of partitions) {
+        const end = ends.get(partition);
+        if (end === undefined) continue;
+        const committedOffset = Number(offset);
+        const highWatermark = Number(end.high);
+        const from = Math.max(committedOffset, Number(end.low));
+        lags.push({ topic, partition, committedOffset, highWatermark, lag: Math.max(0, highWatermark - from) });
+      }
+    }
+    return lags.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
   }
 
   /** Closes the subscriptions (their handlers finish, offsets are committed), waits for publishes, disconnects. Idempotent. */

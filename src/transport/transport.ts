@@ -161,6 +161,18 @@ export interface TopicSpec {
   partitions: number;
 }
 
+/** How far a consumer group trails one partition (Kafka's consumer lag), for the `concordat_consumer_lag` gauge. */
+export interface ConsumerLag {
+  topic: string;
+  partition: number;
+  /** The group's committed offset, -1 when it committed none. */
+  committedOffset: number;
+  /** The partition's high watermark: the offset the next record appended gets. */
+  highWatermark: number;
+  /** Records not consumed yet: highWatermark − committedOffset (from the log start when nothing is committed or it fell below it). */
+  lag: number;
+}
+
 export interface Transport {
   readonly kind: 'embedded' | 'kafka';
   /** Opens the log or the connection. Idempotent. */
@@ -177,6 +189,12 @@ export interface Transport {
    * @throws ConcordatError UNKNOWN_TOPIC_OR_PARTITION
    */
   retentionMs?(topic: string): Promise<number>;
+  /**
+   * The lag of `groupId` on every partition of `topics` (topics that do not
+   * exist are left out). Optional: without it the app exports no lag.
+   * @returns [] before `connect` and after `close`.
+   */
+  consumerLag?(groupId: string, topics: readonly string[]): Promise<ConsumerLag[]>;
   /** Closes subscriptions, then the log or connection. Idempotent. */
   close(): Promise<void>;
 }

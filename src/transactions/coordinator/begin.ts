@@ -7,6 +7,7 @@ import { sendCommands } from './driver.js';
 import { MODE_ACTIONS } from './messages.js';
 import { BranchState, GlobalTxState, TxMode } from './states.js';
 import { insertGlobalTx, type BranchRow, type NewBranch } from './store.js';
+import { txMetrics } from './metrics.js';
 
 /** Options every mode's begin function shares. */
 export interface BeginOptions {
@@ -106,6 +107,7 @@ export async function beginGlobalTx(
     throw unserializablePayload(mode, options.name, options.payload, branches) ?? error;
   }
   sendCommands(context, { id, mode }, branches, commands);
+  txMetrics().begun(mode);
   return id;
 }
 

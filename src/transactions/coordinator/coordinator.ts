@@ -25,6 +25,7 @@ import type { EntityManager } from 'typeorm';
 import { TxEventKind, TxMode } from './states.js';
 import { claimDue, inboxAndLockSql, isGlobalTxId, lockGlobalTxs, parseInboxAndLock, transitionsSql, type DueKind } from './store.js';
 import { registerColocatedCoordinator, unregisterColocatedCoordinator } from './colocated.js';
+import { txMetrics, withModes, type ModeStep } from './metrics.js';
 import { publishReply } from '../participant/reply.js';
 
 /** Service name (and consumer group) of the coordinator. */
@@ -162,6 +163,7 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
   private scanning: Promise<void> | undefined;
   private stopped = true;
   private lastCleanupMs = 0;
+  private detachMetrics: (() => void) | undefined;
   private readonly replies: GroupCommit<MessageContext<BranchReply>, Transition | undefined>;
   /** Replies of participants that run in this process on this database, applied in their own transactions (`colocated.ts`). */
   private readonly colocatedReplies: CommitStage<BranchReply> = { beforeCommit: (manager, items) => this.applyColocatedReplies(manager, items) };
@@ -199,6 +201,7 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
   /** Handles a batch of replies in one transaction. @returns the transition of each (undefined: a duplicate or an unknown transaction). */
   private async handleReplies(batch: Array<MessageContext<BranchReply>>): Promise<Array<Transition | undefined>> {
     const consumer = batch[0]!.delivery.consumer;
+    let committed: ModeStep[] = [];
     const results = await runOutboxTransaction(
       this.app.dataSource,
       async ({ manager, preludeResults }) => {
@@ -211,6 +214,7 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
         }
         const items = [...contexts.values()].map((context) => ({ id: context.data.globalTxId, input: { kind: 'reply', reply: context.data } as const, context }));
         const steps = await driveGlobalTxs(manager, items, this.timing, txs);
+        committed = withModes(items.map((item) => item.id), steps, txs);
         steps.forEach((step, i) => {
           if (step === undefined) this.onUnknown(items[i]!.context, items[i]!.context.data);
         });
@@ -228,6 +232,7 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
           ),
       },
     );
+    txMetrics().committed(committed);
     await this.repliesCommitted(results.filter((step): step is Transition => step !== undefined));
     return results;
   }
@@ -258,7 +263,12 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
     if (done.some(decided)) await faultPoint(CoordinatorFault.BEFORE_DECIDE);
     // The transitions travel with the COMMIT: the locked rows are held one round trip less.
     const sql = transitionsSql(writes, quoteLiteral);
-    return { ...(sql !== undefined && { commitStatements: [sql] }), afterCommit: () => this.repliesCommitted(done) };
+    const committed = withModes(known.map(({ item }) => item.globalTxId), results, states);
+    const afterCommit = (): Promise<void> => {
+      txMetrics().committed(committed);
+      return this.repliesCommitted(done);
+    };
+    return { ...(sql !== undefined && { commitStatements: [sql] }), afterCommit };
   }
 
   /** After a commit that applied replies: logs, and the fault points it passed. */
@@ -278,12 +288,14 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
     if (warning !== undefined) this.log.warn({ fenceRetentionMs: this.options.fenceRetentionMs, dedupWindowMs: Number.isFinite(dedupWindowMs) ? dedupWindowMs : 'Infinity' }, warning);
     this.stopped = false;
     registerColocatedCoordinator(this.app.dataSource, this.colocatedReplies);
+    this.detachMetrics = txMetrics().attachStates(this.app.dataSource);
     this.schedule();
   }
 
   async onApplicationStop(): Promise<void> {
     this.stopped = true;
     unregisterColocatedCoordinator(this.app.dataSource, this.colocatedReplies);
+    this.detachMetrics?.();
     clearTimeout(this.timer);
     await this.scanning;
   }
@@ -308,13 +320,17 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
   }
 
   private async scanDue(kind: DueKind, input: TxInput, point: string): Promise<void> {
+    let committed: ModeStep[] = [];
     const steps = await this.app.transaction(async (context) => {
       const ids = await claimDue(context.manager, kind, this.options.scanBatchMax);
-      const results = await driveGlobalTxs(context.manager, ids.map((id) => ({ id, input, context })), this.timing);
+      const states = await lockGlobalTxs(context.manager, ids);
+      const results = await driveGlobalTxs(context.manager, ids.map((id) => ({ id, input, context })), this.timing, states);
+      committed = withModes(ids, results, states);
       const done = results.filter((step): step is Transition => step !== undefined);
       if (done.some(decided)) await faultPoint(CoordinatorFault.BEFORE_DECIDE);
       return done;
     });
+    txMetrics().committed(committed);
     this.logSteps(steps);
     if (steps.length > 0) await faultPoint(point);
   }
