@@ -43,19 +43,46 @@ export async function isInInbox(manager: EntityManager, consumer: string, messag
   return rows.length === 1;
 }
 
+/** A row of {@link inboxInsertManySql}'s result. */
+export interface InboxClaimRow {
+  message_id: string;
+  /**
+   * Null: the message is new, its inbox row inserted. Otherwise the ID of
+   * the pending dead letter this consumer has for it (bigint as text): it
+   * failed for good before and waits for `concordat dlq replay`; no inbox
+   * row was inserted, so that the replay runs.
+   */
+  dead_letter_id: string | null;
+}
+
 /**
- * The inbox insert of a batch of messages handled in one transaction (the
- * dispatcher's batch path): one statement, values inlined as escaped
- * literals to travel with `BEGIN`, returning the `message_id` of each row
- * it inserted — the messages not processed before. IDs are deduplicated
- * and inserted in sorted order, so that two transactions inserting
- * overlapping sets (two members holding one partition during a rebalance,
- * a duplicate in another partition) wait for each other in one order and
- * cannot deadlock on inbox rows.
+ * The inbox claim of a batch of messages handled in one transaction (the
+ * dispatcher's path, one message or many): one statement, values inlined as
+ * escaped literals to travel with `BEGIN`, returning an {@link InboxClaimRow}
+ * for each message that is new (inbox row inserted) and for each that this
+ * consumer dead-lettered before and that is still pending (no inbox row):
+ * a redelivery of it (the offset was not committed before a restart) is
+ * recognised before any attempt instead of after all of them. A message
+ * with no row was processed before. The dead-letter check is one probe of
+ * the unique index `dead_letter_pending (consumer, message_id) WHERE
+ * replayed_at IS NULL` per message, in the same statement.
+ *
+ * IDs are deduplicated and inserted in sorted order, so that two
+ * transactions inserting overlapping sets (two members holding one
+ * partition during a rebalance, a duplicate in another partition) wait for
+ * each other in one order and cannot deadlock on inbox rows.
  */
 export function inboxInsertManySql(consumer: string, messageIds: readonly string[], escapeLiteral: (value: string) => string): string {
   if (messageIds.length === 0) throw new Error('assertion failed: inboxInsertManySql needs at least one message ID');
   const quotedConsumer = escapeLiteral(consumer);
-  const rows = [...new Set(messageIds)].sort().map((id) => `(${quotedConsumer}, ${escapeLiteral(id)})`);
-  return `INSERT INTO concordat.inbox (consumer, message_id) VALUES ${rows.join(', ')} ON CONFLICT DO NOTHING RETURNING message_id`;
+  const ids = [...new Set(messageIds)].sort().map((id) => escapeLiteral(id));
+  return (
+    `WITH dead AS (SELECT message_id, id FROM concordat.dead_letter ` +
+    `WHERE consumer = ${quotedConsumer} AND message_id IN (${ids.join(', ')}) AND replayed_at IS NULL), ` +
+    `claimed AS (INSERT INTO concordat.inbox (consumer, message_id) ` +
+    `SELECT ${quotedConsumer}, m.id FROM (VALUES (${ids.join('), (')})) AS m(id) ` +
+    `WHERE NOT EXISTS (SELECT 1 FROM dead WHERE dead.message_id = m.id) ORDER BY m.id ` +
+    `ON CONFLICT DO NOTHING RETURNING message_id) ` +
+    `SELECT message_id, NULL::text AS dead_letter_id FROM claimed UNION ALL SELECT message_id, id::text FROM dead`
+  );
 }

@@ -4,6 +4,7 @@ import type { DataSource } from 'typeorm';
 import { ConcordatError, describeError, ErrorCode, isRetriable, RetriesExhaustedError } from '../errors.js';
 import {
   inboxInsertManySql,
+  type InboxClaimRow,
   markDeadLettersReplayed,
   recordDeadLetter,
   type DeadLetter,
@@ -34,7 +35,8 @@ export interface DispatcherDeps {
   logger?: Logger;
 }
 
-type Outcome = 'processed' | 'duplicate';
+/** What a transaction did with a message: ran its handler, found it in the inbox, or found its dead letter pending. */
+type Outcome = 'processed' | 'duplicate' | 'dead_lettered_before';
 
 /** One message's attempt, as the group commit runs it in a shared transaction. */
 interface Attempt {
@@ -60,6 +62,13 @@ export interface DispatchStats {
   batchFallbacks: number;
   /** Replayed dead letters of another consumer group, skipped (see {@link REPLAY_FOR_HEADER}). */
   replaysSkipped: number;
+  /**
+   * Deliveries of a message this group dead-lettered before, its dead letter
+   * still pending (redelivered because the offset was not committed, say
+   * before a restart): skipped before any attempt, without an inbox row, so
+   * that `concordat dlq replay` still runs it.
+   */
+  alreadyDeadLettered: number;
   /**
    * Failures of the transport's consumer for this group (a partition worker
    * or the whole consumer failed and is restarting from the committed
@@ -184,7 +193,10 @@ const DATABASE_WAIT_MS = { first: 100, max: 5000 } as const;
  * 2. in one database transaction (`runOutboxTransaction`): insert
  *    `(consumer, message ID)` into the inbox with the `BEGIN` (one round
  *    trip) — no row inserted means it was processed before: roll back and
- *    skip; otherwise run the handler with the transaction's EntityManager
+ *    skip; a pending dead letter of this group for the message ID (checked
+ *    in the same statement) means it failed for good before a restart
+ *    redelivered it: skip it before any attempt, with no inbox row, so that
+ *    a replay still runs it; otherwise run the handler with the transaction's EntityManager
  *    and write what it published to the outbox with the `COMMIT` (one round
  *    trip);
  * 3. on failure, roll back and retry per the handler's policy (a handler
@@ -228,7 +240,7 @@ const DATABASE_WAIT_MS = { first: 100, max: 5000 } as const;
  * `dispatchBatch` resolved.
  */
 export class Dispatcher {
-  readonly stats: DispatchStats = { processed: 0, duplicates: 0, retries: 0, deadLettered: 0, databaseWaits: 0, batches: 0, conflictRetries: 0, batchFallbacks: 0, replaysSkipped: 0, consumerFailures: 0 };
+  readonly stats: DispatchStats = { processed: 0, duplicates: 0, retries: 0, deadLettered: 0, databaseWaits: 0, batches: 0, conflictRetries: 0, batchFallbacks: 0, replaysSkipped: 0, alreadyDeadLettered: 0, consumerFailures: 0 };
   /** Most messages in one transaction (see {@link DispatcherOptions}). */
   readonly batchRecordsMax: number;
   /** The group's handler transactions: merged across partitions, `concurrentTransactionsMax` in flight. */
@@ -285,7 +297,7 @@ export class Dispatcher {
     this.messages = registeredMetric(registry, 'concordat_messages_total', () =>
       new Counter({
         name: 'concordat_messages_total',
-        help: 'Delivered messages by outcome: processed, duplicate (skipped by the inbox), retried (a failed attempt), dead_lettered, replay_skipped (a replayed dead letter of another group)',
+        help: 'Delivered messages by outcome: processed, duplicate (skipped by the inbox), retried (a failed attempt), dead_lettered, replay_skipped (a replayed dead letter of another group), already_dead_lettered (its dead letter pending: skipped before any attempt)',
         labelNames: ['group', 'outcome'],
         registers: [registry],
       }),
@@ -390,9 +402,13 @@ export class Dispatcher {
     this.recordDone(deliveries.length, deliveries.length, startedAt);
   }
 
-  /** Stats and metrics of one transaction (or batch hook) that handled `delivered` messages, `processed` of them new. */
-  private recordDone(delivered: number, processed: number, startedAt: number): void {
-    const duplicates = delivered - processed;
+  /**
+   * Stats and metrics of one transaction (or batch hook) that handled
+   * `delivered` messages: `processed` of them new, `deadBefore` skipped
+   * because their dead letter is pending, the rest duplicates.
+   */
+  private recordDone(delivered: number, processed: number, startedAt: number, deadBefore = 0): void {
+    const duplicates = delivered - processed - deadBefore;
     const group = this.consumer.group;
     if (delivered > 1) this.stats.batches++;
     this.stats.processed += processed;
@@ -402,6 +418,10 @@ export class Dispatcher {
       this.handlerSeconds.observe({ group }, (performance.now() - startedAt) / 1000);
     }
     if (duplicates > 0) this.messages.inc({ group, outcome: 'duplicate' }, duplicates);
+    if (deadBefore > 0) {
+      this.stats.alreadyDeadLettered += deadBefore;
+      this.messages.inc({ group, outcome: 'already_dead_lettered' }, deadBefore);
+    }
     this.batchRecords.observe({ group }, delivered);
   }
 
@@ -536,14 +556,26 @@ export class Dispatcher {
       if (instance === undefined) instances.set(serviceClass, (instance = this.deps.resolve(serviceClass)));
       return instance;
     };
+    const deadLetters = new Map<number, string>();
     const outcomes = await runOutboxTransaction(
       this.deps.dataSource,
       async ({ manager, preludeRows }) => {
-        const fresh = new Set((preludeRows as Array<{ message_id: string }>).map((row) => row.message_id));
+        const fresh = new Set<string>();
+        const dead = new Map<string, string>();
+        for (const row of preludeRows as InboxClaimRow[]) {
+          if (row.dead_letter_id === null) fresh.add(row.message_id);
+          else dead.set(row.message_id, row.dead_letter_id);
+        }
         const contexts: MessageContext[] = [];
         const outcomes: Outcome[] = [];
         for (let i = 0; i < items.length; i++) {
           const { handler, envelope, delivery, attempt } = items[i]!;
+          const deadLetterId = dead.get(envelope.id);
+          if (deadLetterId !== undefined) {
+            deadLetters.set(i, deadLetterId);
+            outcomes.push('dead_lettered_before');
+            continue;
+          }
           // delete: a second copy of an ID inside the transaction is a duplicate too.
           if (!fresh.delete(envelope.id)) {
             outcomes.push('duplicate');
@@ -570,7 +602,14 @@ export class Dispatcher {
           (guarded ? `; SET LOCAL lock_timeout = ${GUARDED_LOCK_TIMEOUT_MS}` : ''),
       },
     );
-    this.recordDone(items.length, outcomes.filter((outcome) => outcome === 'processed').length, startedAt);
+    this.recordDone(items.length, outcomes.filter((outcome) => outcome === 'processed').length, startedAt, deadLetters.size);
+    for (const [i, deadLetterId] of deadLetters) {
+      const { handler, envelope, delivery } = items[i]!;
+      this.log.warn(
+        { handler: handler.label, messageId: envelope.id, topic: delivery.topic, partition: delivery.partition, offset: delivery.offset, deadLetterId },
+        `message delivered again after it was dead-lettered: skipped (concordat dlq replay ${deadLetterId} runs it again)`,
+      );
+    }
     await stages.runAfterCommit();
     // Committed in the database, offsets not yet committed in the log.
     await faultPoint('dispatcher.after-commit');

@@ -390,9 +390,9 @@ describe('dispatcher (real Postgres)', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
     });
     // After the commit, outside the transaction: the wake-up for relays in other processes (no relay runs in this one).
-    expect(first).toEqual(['BEGIN; INSERT INTO', 'INSERT INTO ledger', 'INSERT INTO concordat.outbox', 'SELECT pg_notify($1, $2)']);
+    expect(first).toEqual(['BEGIN; WITH dead', 'INSERT INTO ledger', 'INSERT INTO concordat.outbox', 'SELECT pg_notify($1, $2)']);
     // A duplicate: the inbox insert finds the row, and the transaction is rolled back.
-    expect(await roundTrips(() => dispatcher.dispatch(delivery))).toEqual(['BEGIN; INSERT INTO', 'ROLLBACK']);
+    expect(await roundTrips(() => dispatcher.dispatch(delivery))).toEqual(['BEGIN; WITH dead', 'ROLLBACK']);
     expect(calls).toBe(1);
   });
 
@@ -436,7 +436,7 @@ describe('dispatcher (real Postgres)', () => {
         await dispatcher.dispatchBatch(batch);
         await new Promise((resolve) => setTimeout(resolve, 50));
       });
-      expect(sent).toEqual(['BEGIN; INSERT INTO', 'INSERT INTO ledger', 'INSERT INTO ledger', 'INSERT INTO ledger', 'INSERT INTO concordat.outbox', 'SELECT pg_notify($1, $2)']);
+      expect(sent).toEqual(['BEGIN; WITH dead', 'INSERT INTO ledger', 'INSERT INTO ledger', 'INSERT INTO ledger', 'INSERT INTO concordat.outbox', 'SELECT pg_notify($1, $2)']);
       expect(await ledger()).toEqual([1, 2, 3]);
       expect(await outboxTopics()).toEqual(['ledger.recorded:1', 'ledger.recorded:2', 'ledger.recorded:3']);
       expect(await count(`SELECT count(*) AS n FROM concordat.inbox WHERE consumer = 'ledger'`)).toBe(3);
@@ -509,7 +509,7 @@ describe('dispatcher (real Postgres)', () => {
       const batch = entries(1, 2);
       await dispatcher.dispatchBatch(batch);
       await new Promise((resolve) => setTimeout(resolve, 50)); // the wake-up after that commit goes out first
-      expect(await roundTrips(() => dispatcher.dispatchBatch(batch))).toEqual(['BEGIN; INSERT INTO', 'ROLLBACK']);
+      expect(await roundTrips(() => dispatcher.dispatchBatch(batch))).toEqual(['BEGIN; WITH dead', 'ROLLBACK']);
     });
   });
 
