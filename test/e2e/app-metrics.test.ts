@@ -13,7 +13,10 @@ import {
   TccParticipant,
   TransactionCoordinator,
   Try,
+  XaParticipant,
+  Prepare,
   beginTcc,
+  beginTwoPhase,
   type TccContext,
 } from '../../src/transactions/index.js';
 import { EmbeddedTransport } from '../../src/transport/index.js';
@@ -38,6 +41,14 @@ class Alpha {
   async confirm(): Promise<void> {}
   @Cancel()
   async cancel(): Promise<void> {}
+}
+
+/** Prepares (PREPARE TRANSACTION) and votes yes. */
+@Service('metrics-xa')
+@XaParticipant('metrics-xa')
+class Xa {
+  @Prepare()
+  async prepare(): Promise<void> {}
 }
 
 /** Holds every message of `metrics.slow` until the test opens the gate, so that the group's lag is visible. */
@@ -85,7 +96,7 @@ describe('app /metrics, /healthz and /readyz (issue 12)', () => {
     container.bind(COORDINATOR_OPTIONS).toConstantValue({ scanIntervalMs: 50, resendIntervalMs: 100, resendIntervalMaxMs: 200 });
     app = ConcordatApp.create({
       name: 'metrics-app',
-      services: [TransactionCoordinator, Alpha, Slow, Probe],
+      services: [TransactionCoordinator, Alpha, Xa, Slow, Probe],
       container,
       database: db,
       transport,
@@ -100,6 +111,10 @@ describe('app /metrics, /healthz and /readyz (issue 12)', () => {
     openGate();
     await app?.stop();
     await transport?.close();
+    // The 2PC branch left prepared on purpose: a prepared transaction would keep the database from being dropped.
+    for (const { gid } of (await db?.dataSource.query(`SELECT gid FROM pg_prepared_xacts WHERE database = current_database()`)) ?? []) {
+      await db.dataSource.query(`ROLLBACK PREPARED '${gid}'`);
+    }
     await db?.close();
     await testDb?.drop();
     await rm(dir, { recursive: true, force: true });
@@ -131,12 +146,12 @@ describe('app /metrics, /healthz and /readyz (issue 12)', () => {
       status: 'not ready',
       notReady: {
         app: 'the app is STARTING',
-        'consumer-groups': "no assignment yet for consumer groups 'concordat-coordinator', 'metrics-alpha', 'metrics-slow'",
+        'consumer-groups': "no assignment yet for consumer groups 'concordat-coordinator', 'metrics-alpha', 'metrics-xa', 'metrics-xa.xa-decisions', 'metrics-slow'",
       },
       checks: {
         app: 'the app is STARTING',
         database: 'ok',
-        'consumer-groups': "no assignment yet for consumer groups 'concordat-coordinator', 'metrics-alpha', 'metrics-slow'",
+        'consumer-groups': "no assignment yet for consumer groups 'concordat-coordinator', 'metrics-alpha', 'metrics-xa', 'metrics-xa.xa-decisions', 'metrics-slow'",
         relay: 'ok',
       },
     });
@@ -182,8 +197,28 @@ describe('app /metrics, /healthz and /readyz (issue 12)', () => {
     expect(sampleValue(samples, 'concordat_global_transactions', { mode: 'TCC', state: 'CANCELLING' })).toBe(1);
     expect(sampleValue(samples, 'concordat_global_transactions', { mode: 'TCC', state: 'TRYING' })).toBe(0);
     expect(sampleValue(samples, 'concordat_two_phase_branches_in_doubt')).toBe(0);
-    const [row] = await db.dataSource.query(`SELECT resend_count AS n FROM concordat.global_transaction WHERE id = $1`, [stuck]);
+    // Each resend round is a RESENT row of the timeline, committed before it was counted (more may have come since the scrape).
+    const [row] = await db.dataSource.query(`SELECT count(*)::int AS n FROM concordat.global_tx_event WHERE kind = 'RESENT'`);
     expect(sampleValue(samples, 'concordat_global_transaction_resends_total', { mode: 'TCC' })).toBeLessThanOrEqual(row.n);
+  });
+
+  it('counts a prepared 2PC branch waiting for its decision as in doubt', async () => {
+    const before = (await scrape()).samples;
+    expect(sampleValue(before, 'concordat_two_phase_branches_in_doubt')).toBe(0);
+    // metrics-xa prepares and votes yes; nobody answers for the second branch, so the decision waits (deadline 60 s).
+    const id = await app.transaction((context) =>
+      beginTwoPhase(context, { name: 'metrics-test', branches: [{ participant: 'metrics-xa', payload: {} }, { participant: 'metrics-nobody-xa', payload: {} }], timeoutMs: 60_000 }),
+    );
+    await waitFor(async () => {
+      const rows = await db.dataSource.query(`SELECT state FROM concordat.branch WHERE global_tx_id = $1 AND branch_id = 1`, [id]);
+      return rows[0]?.state === 'TRIED' ? true : undefined;
+    }, 'the first branch prepared');
+    const { samples } = await scrape();
+    expect(sampleValue(samples, 'concordat_two_phase_branches_in_doubt')).toBe(1);
+    expect(sampleValue(samples, 'concordat_global_transactions', { mode: '2PC', state: 'TRYING' })).toBe(1);
+    expect(sampleValue(samples, 'concordat_global_transactions_begun_total', { mode: '2PC' })).toBe(1);
+    const [prepared] = await db.dataSource.query(`SELECT count(*)::int AS n FROM pg_prepared_xacts WHERE database = current_database()`);
+    expect(prepared.n).toBe(1);
   });
 
   it('gives each group its lag per topic and partition, from the log, while a handler holds the messages and after', async () => {
