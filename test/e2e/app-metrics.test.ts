@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Container } from 'inversify';
@@ -260,6 +260,16 @@ describe('app /metrics, /healthz and /readyz (issue 12)', () => {
       expect(metricTypes(text).has(family), family).toBe(true);
     }
     expect(sampleSum(samples, 'concordat_outbox_published_total')).toBeGreaterThanOrEqual(5);
+  });
+
+  it('serves every family the Grafana dashboard charts (the two broker families are served by concordat broker, test/integration/broker/metrics.test.ts)', async () => {
+    const dashboard = await readFile(new URL('../../docs/grafana/concordat.json', import.meta.url), 'utf8');
+    const charted = new Set([...dashboard.matchAll(/concordat_[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|count|sum)$/, '')));
+    const served = metricTypes((await scrape()).text);
+    const missing = [...charted].filter((family) => !served.has(family) && !family.startsWith('concordat_broker_'));
+    expect(missing).toEqual([]);
+    expect([...charted].filter((family) => family.startsWith('concordat_broker_')).sort()).toEqual(['concordat_broker_connections', 'concordat_broker_request_duration_seconds']);
+    expect(charted.size).toBeGreaterThanOrEqual(20);
   });
 
   it('refuses a metrics port out of range with CONFIG_INVALID naming metrics.port', () => {
