@@ -17,6 +17,7 @@ describe('broker options', () => {
       insecure: false,
       sasl: null,
       tls: null,
+      metrics: null,
       connectionsMax: 1024,
       requestBytesMax: 104_857_600,
       requestBytesInFlightMax: 536_870_912,
