@@ -11,6 +11,9 @@ export {
   type ConcordatErrorOptions,
 } from './errors.js';
 export { kafkaTransportOptionsFromEnv, type DatabaseOptions, type InboxOptions, type KafkaTransportOptions, type RelayOptions } from './config/index.js';
+export type { MetricsOptions } from './config/index.js';
+export type { MetricsAddress, ReadinessReport } from './observability/index.js';
+export type { ConsumerLag } from './transport/index.js';
 export {
   createEnvelope,
   newMessageId,
