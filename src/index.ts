@@ -1,6 +1,9 @@
 /**
  * Concordat's public API. Re-exports only; each folder's index.ts is its door.
  */
+// The one side effect: the decorators (Concordat's, inversify's, TypeORM's) record their metadata
+// through Reflect.defineMetadata, so whoever imports Concordat gets the polyfill without a line of their own.
+import 'reflect-metadata';
 export {
   ConcordatError,
   ErrorCode,
