@@ -32,6 +32,12 @@ export interface DemoOptions {
   /** Keep at most this many orders submitted but not finished (admission control); unbounded by default. */
   inFlightMax?: number;
   onProgress?: (progress: Progress) => void;
+  /** Serve `/metrics`, `/healthz` and `/readyz` on this port while the demo runs (0: a free one; see docs/operations.md). In process only. */
+  metricsPort?: number;
+  /** Called once the app started (the metrics endpoint, if any, is at `app.metricsAddress`). */
+  onStarted?: (app: ConcordatApp) => void;
+  /** Called after every order finished and the checks ran, before the app stops (tests scrape `/metrics` there). */
+  beforeStop?: (app: ConcordatApp) => Promise<void>;
 }
 
 export interface Progress {
@@ -125,11 +131,14 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     database: { url: database.url, migrations: [OrderSagaSchema1795200000001], poolSize: 30 },
     transport,
     partitions: options.partitions,
+    ...(options.metricsPort !== undefined && { metrics: { port: options.metricsPort } }),
   });
 
   try {
     await app.start();
+    options.onStarted?.(app);
     const outcome = await feedAndCheck(app, inputs, options);
+    await options.beforeStop?.(app);
     const deadLettered = Object.values(app.stats()).reduce((sum, stats) => sum + stats.deadLettered, 0);
     return withDeadLetters(outcome, deadLettered);
   } finally {

@@ -1,6 +1,6 @@
 import './log-level.js';
 import 'reflect-metadata';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { dataFile, defaultDataDir, runDemo, type DemoOptions, type DemoResult, type Progress } from './demo.js';
 import { Mode, MODES, parseMode } from './deployment.js';
 import { runDistributedDemo, type DistributedDemoResult } from './distributed.js';
@@ -45,6 +45,11 @@ const program = new Command()
       .argParser((text) => (text === 'all' ? Infinity : positiveInt(text))),
   )
   .option('--processes', 'run concordat broker and each service as its own OS process, talking Kafka protocol over loopback', false)
+  .addOption(
+    new Option('--metrics-port <port>', 'serve /metrics, /healthz and /readyz on this port while the demo runs (docs/operations.md)')
+      .argParser(port)
+      .conflicts('processes'),
+  )
   .action(async (options: CliOptions) => {
     const databaseUrl = process.env.DATABASE_URL || undefined;
     const kafkaBrokers = (process.env.KAFKA_BROKERS ?? '').split(',').map((b) => b.trim()).filter((b) => b !== '');
@@ -70,6 +75,10 @@ const program = new Command()
       ...(options.rate !== undefined && { ratePerSecond: options.rate }),
       ...(Number.isFinite(options.inFlight) && { inFlightMax: options.inFlight }),
       onProgress: printProgress,
+      ...(options.metricsPort !== undefined && {
+        metricsPort: options.metricsPort,
+        onStarted: (app) => console.log(`Metrics: http://${app.metricsAddress!.host}:${app.metricsAddress!.port}/metrics (/healthz, /readyz)`),
+      }),
     };
     const result = options.processes
       ? await runDistributedDemo({ ...demo, ...(kafkaBrokers.length > 0 && { kafkaBrokers }), onProcessEvent: (line) => console.log(`  [process] ${line}`) })
@@ -89,6 +98,7 @@ interface CliOptions {
   rate?: number;
   inFlight: number;
   processes: boolean;
+  metricsPort?: number;
 }
 
 let lastLine = 0;
@@ -131,6 +141,12 @@ function printResult(result: DemoResult | DistributedDemoResult): void {
 function positiveInt(text: string): number {
   const value = Number(text);
   if (!Number.isInteger(value) || value < 1) throw new Error(`expected a positive integer, got '${text}'`);
+  return value;
+}
+
+function port(text: string): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value > 65_535) throw new InvalidArgumentError(`expected a TCP port (0..65535), got '${text}'`);
   return value;
 }
 
