@@ -2,7 +2,7 @@ import { inject, optional } from 'inversify';
 import { z } from 'zod';
 import { compileOptions } from '../../config/index.js';
 import { describeError } from '../../errors.js';
-import { createLogger, faultPoint } from '../../observability/index.js';
+import { createLogger, faultPoint, type Logger } from '../../observability/index.js';
 import { quoteLiteral, runOutboxTransaction } from '../../outbox/index.js';
 import {
   defineMessageHandler,
@@ -157,7 +157,7 @@ export const CoordinatorFault = {
 @Service(COORDINATOR_SERVICE)
 export class TransactionCoordinator implements OnApplicationStart, OnApplicationStop {
   readonly options: CompiledCoordinatorOptions;
-  private readonly log = createLogger('coordinator');
+  private readonly log: Logger;
   private readonly timing: Timing;
   private timer: NodeJS.Timeout | undefined;
   private scanning: Promise<void> | undefined;
@@ -172,6 +172,8 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
     @inject(Tokens.App) private readonly app: ConcordatApp,
     @inject(COORDINATOR_OPTIONS) @optional() options?: CoordinatorOptions,
   ) {
+    // A child of the app's root logger: the user's, when `AppOptions.logger` gave one.
+    this.log = createLogger('coordinator', {}, app.logger);
     this.options = compileCoordinatorOptions(options ?? {});
     this.replies = new GroupCommit((batch) => this.handleReplies(batch), this.options.replyBatchMax);
     this.timing = timingOf(this.options);

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConcordatApp, OnMessage, Service, type MessageContext } from '../../../src/index.js';
+import { randomUUID } from 'node:crypto';
+import { ConcordatApp, OnMessage, Service, TransactionCoordinator, type MessageContext } from '../../../src/index.js';
+import { REPLY_TOPIC } from '../../../src/transactions/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 
 let received: (data: { n: number }) => void = () => {};
@@ -60,6 +62,28 @@ describe("an app logs through its user's logger (issue 10 §2)", () => {
     // The app's own lines and those of a component it creates (the relay).
     for (const component of ['app', 'outbox-relay']) expect(components).toContain(component);
     expect(lines.find((line) => line.msg === 'app stopped')).toMatchObject({ component: 'app', app: 'logger-app' });
+  });
+
+  it("the coordinator, a service of the app, logs through the user's logger too", async () => {
+    const { logger, lines } = capturingPino();
+    const app = ConcordatApp.create({ name: 'logger-coordinator-app', services: [TransactionCoordinator], database: { url: testDb.url }, dataDir, partitions: 1, logger });
+    await app.start();
+    const globalTxId = randomUUID();
+    try {
+      // A reply for a global transaction nobody began: the coordinator ignores it with a warning.
+      await app.publish(REPLY_TOPIC, { globalTxId, branchId: 1, action: 'confirm', ok: true });
+      const deadline = Date.now() + 30_000;
+      while (Date.now() < deadline && !lines.some((line) => line.component === 'coordinator' && line.globalTxId === globalTxId)) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      await app.stop();
+    }
+    expect(lines.find((line) => line.component === 'coordinator' && line.globalTxId === globalTxId)).toMatchObject({
+      level: 40,
+      msg: 'reply for an unknown global transaction; ignored',
+      service: 'users-own',
+    });
   });
 
   it("a logger with pino's level methods (not pino) gets (fields, message) calls", async () => {
