@@ -214,7 +214,7 @@ export class ConcordatApp {
         ? this.options.database
         : await openDatabase({ dataDir: this.dataDir, ...this.options.database }, this.log);
       this.database = database;
-      const transport = this.options.transport ?? defaultTransport(join(this.dataDir, 'log'));
+      const transport = this.options.transport ?? defaultTransport(join(this.dataDir, 'log'), process.env, this.logger);
       this.transportInUse = transport;
       await transport.connect();
       await transport.ensureTopics(this.topicsToCreate());

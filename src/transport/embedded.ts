@@ -134,6 +134,8 @@ export interface EmbeddedTransportOptions {
   dataDir: string;
   /** Further options of the log it opens. */
   log?: Omit<LogManagerOptions, 'dataDir'>;
+  /** Parent of the transport's logger (an app's root). @default Concordat's own */
+  logger?: Logger;
   consumer?: EmbeddedConsumerOptions;
   producer?: EmbeddedProducerOptions;
   /** Client ID reported to the group coordinator. @default 'concordat-embedded' */
@@ -232,7 +234,7 @@ export class EmbeddedTransport implements Transport {
       this.ownedLog = null;
       this.options = compileOptions(schema, options, 'embeddedTransport');
     } else {
-      const { dataDir, log, ...rest } = source;
+      const { dataDir, log, logger: _logger, ...rest } = source;
       if (typeof dataDir !== 'string' || dataDir.length === 0) {
         throw new ConcordatError('invalid options: embeddedTransport.dataDir: must be a non-empty path', { code: ErrorCode.CONFIG_INVALID });
       }
@@ -240,7 +242,7 @@ export class EmbeddedTransport implements Transport {
       this.ownedLog = { dataDir, log: log ?? {} };
       this.options = compileOptions(schema, rest, 'embeddedTransport');
     }
-    this.logger = createLogger('transport.embedded');
+    this.logger = createLogger('transport.embedded', {}, source instanceof LogManager ? undefined : source.logger);
   }
 
   /**

@@ -112,9 +112,10 @@ export class KafkaTransport implements Transport {
   private closed = false;
 
   /** @throws ConcordatError CONFIG_INVALID naming the option */
-  constructor(options: KafkaTransportOptions) {
+  /** @param parentLogger parent of the transport's logger (an app's root). @default Concordat's own */
+  constructor(options: KafkaTransportOptions, parentLogger?: Logger) {
     this.options = compileKafkaTransportOptions(options);
-    this.logger = createLogger('transport.kafka', { brokers: this.options.brokers });
+    this.logger = createLogger('transport.kafka', { brokers: this.options.brokers }, parentLogger);
   }
 
   /** The bootstrap brokers in use. */

@@ -59,8 +59,8 @@ describe("an app logs through its user's logger (issue 10 §2)", () => {
     const started = lines.find((line) => line.msg === 'app started');
     expect(started).toMatchObject({ component: 'app', app: 'logger-app', service: 'users-own' });
     const components = new Set(lines.map((line) => line.component));
-    // The app's own lines and those of a component it creates (the relay).
-    for (const component of ['app', 'outbox-relay']) expect(components).toContain(component);
+    // The app's own lines and those of components it creates: the relay, the embedded transport (at debug).
+    for (const component of ['app', 'outbox-relay', 'transport.embedded']) expect(components).toContain(component);
     expect(lines.find((line) => line.msg === 'app stopped')).toMatchObject({ component: 'app', app: 'logger-app' });
   });
 
