@@ -43,46 +43,69 @@ export async function isInInbox(manager: EntityManager, consumer: string, messag
   return rows.length === 1;
 }
 
+/** A record the dispatcher claims: its message ID and where the log holds it. */
+export interface InboxClaimRecord {
+  messageId: string;
+  topic: string;
+  partition: number;
+  offset: number;
+}
+
 /** A row of {@link inboxInsertManySql}'s result. */
 export interface InboxClaimRow {
   message_id: string;
   /**
    * Null: the message is new, its inbox row inserted. Otherwise the ID of
-   * the pending dead letter this consumer has for it (bigint as text): it
-   * failed for good before and waits for `concordat dlq replay`; no inbox
-   * row was inserted, so that the replay runs.
+   * the pending dead letter this consumer has for this very record (bigint
+   * as text): it failed for good before and waits for `concordat dlq
+   * replay`; no inbox row was inserted, so that the replay runs.
    */
   dead_letter_id: string | null;
+  /** With a dead letter: the record it was made from (`topic`, `partition`, `offset` as text); else null. */
+  topic: string | null;
+  partition: number | null;
+  offset: string | null;
 }
 
 /**
  * The inbox claim of a batch of messages handled in one transaction (the
  * dispatcher's path, one message or many): one statement, values inlined as
  * escaped literals to travel with `BEGIN`, returning an {@link InboxClaimRow}
- * for each message that is new (inbox row inserted) and for each that this
- * consumer dead-lettered before and that is still pending (no inbox row):
- * a redelivery of it (the offset was not committed before a restart) is
- * recognised before any attempt instead of after all of them. A message
- * with no row was processed before. The dead-letter check is one probe of
- * the unique index `dead_letter_pending (consumer, message_id) WHERE
- * replayed_at IS NULL` per message, in the same statement.
+ * for each message that is new (inbox row inserted) and for each record
+ * this consumer dead-lettered before, its dead letter still pending (no
+ * inbox row): a redelivery of that record (its offset was not committed
+ * before a restart) is recognised before any attempt instead of after all
+ * of them. Only the same record counts (topic, partition and offset of the
+ * dead letter): a message sent again as a new record with the same ID — a
+ * coordinator resending a decision — is attempted again, so that it
+ * succeeds once its handler is fixed (and, failing again, finds its dead
+ * letter and is not dead-lettered twice). A message with no row was
+ * processed before. The check is one probe of the unique index
+ * `dead_letter_pending (consumer, message_id) WHERE replayed_at IS NULL`
+ * per message, in the same statement.
  *
  * IDs are deduplicated and inserted in sorted order, so that two
  * transactions inserting overlapping sets (two members holding one
  * partition during a rebalance, a duplicate in another partition) wait for
  * each other in one order and cannot deadlock on inbox rows.
  */
-export function inboxInsertManySql(consumer: string, messageIds: readonly string[], escapeLiteral: (value: string) => string): string {
-  if (messageIds.length === 0) throw new Error('assertion failed: inboxInsertManySql needs at least one message ID');
+export function inboxInsertManySql(consumer: string, records: readonly InboxClaimRecord[], escapeLiteral: (value: string) => string): string {
+  if (records.length === 0) throw new Error('assertion failed: inboxInsertManySql needs at least one record');
   const quotedConsumer = escapeLiteral(consumer);
-  const ids = [...new Set(messageIds)].sort().map((id) => escapeLiteral(id));
+  const ids = [...new Set(records.map((record) => record.messageId))].sort().map((id) => escapeLiteral(id));
+  const located = records.map(
+    (record) => `(${escapeLiteral(record.messageId)}, ${escapeLiteral(record.topic)}, ${Math.trunc(record.partition)}, ${Math.trunc(record.offset)}::bigint)`,
+  );
   return (
-    `WITH dead AS (SELECT message_id, id FROM concordat.dead_letter ` +
-    `WHERE consumer = ${quotedConsumer} AND message_id IN (${ids.join(', ')}) AND replayed_at IS NULL), ` +
+    `WITH dead AS (SELECT d.message_id, d.id, d.topic, d.partition, d."offset" FROM concordat.dead_letter d ` +
+    `JOIN (VALUES ${located.join(', ')}) AS r(message_id, topic, partition, "offset") ` +
+    `ON d.message_id = r.message_id AND d.topic = r.topic AND d.partition = r.partition AND d."offset" = r."offset" ` +
+    `WHERE d.consumer = ${quotedConsumer} AND d.replayed_at IS NULL), ` +
     `claimed AS (INSERT INTO concordat.inbox (consumer, message_id) ` +
     `SELECT ${quotedConsumer}, m.id FROM (VALUES (${ids.join('), (')})) AS m(id) ` +
     `WHERE NOT EXISTS (SELECT 1 FROM dead WHERE dead.message_id = m.id) ORDER BY m.id ` +
     `ON CONFLICT DO NOTHING RETURNING message_id) ` +
-    `SELECT message_id, NULL::text AS dead_letter_id FROM claimed UNION ALL SELECT message_id, id::text FROM dead`
+    `SELECT message_id, NULL::text AS dead_letter_id, NULL::text AS topic, NULL::int AS partition, NULL::text AS "offset" FROM claimed ` +
+    `UNION ALL SELECT message_id, id::text, topic, partition, "offset"::text FROM dead`
   );
 }

@@ -8,5 +8,5 @@ export {
   type DeadLetterFilter,
   type DeadLetterInput,
 } from './dead-letters.js';
-export { inboxInsertManySql, inboxInsertSql, isInInbox, recordInInbox, type InboxClaimRow } from './inbox.js';
+export { inboxInsertManySql, inboxInsertSql, isInInbox, recordInInbox, type InboxClaimRecord, type InboxClaimRow } from './inbox.js';
 export { human, recordDedupWindow, resolveDedupWindow, type DedupWindow } from './window.js';

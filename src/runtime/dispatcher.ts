@@ -193,10 +193,11 @@ const DATABASE_WAIT_MS = { first: 100, max: 5000 } as const;
  * 2. in one database transaction (`runOutboxTransaction`): insert
  *    `(consumer, message ID)` into the inbox with the `BEGIN` (one round
  *    trip) — no row inserted means it was processed before: roll back and
- *    skip; a pending dead letter of this group for the message ID (checked
- *    in the same statement) means it failed for good before a restart
- *    redelivered it: skip it before any attempt, with no inbox row, so that
- *    a replay still runs it; otherwise run the handler with the transaction's EntityManager
+ *    skip; a pending dead letter of this group for this very record (topic,
+ *    partition, offset; checked in the same statement) means it failed for
+ *    good before a restart redelivered it: skip it before any attempt, with
+ *    no inbox row, so that a replay still runs it (a new record with the
+ *    same ID, such as a coordinator's resend, is attempted again); otherwise run the handler with the transaction's EntityManager
  *    and write what it published to the outbox with the `COMMIT` (one round
  *    trip);
  * 3. on failure, roll back and retry per the handler's policy (a handler
@@ -564,13 +565,13 @@ export class Dispatcher {
         const dead = new Map<string, string>();
         for (const row of preludeRows as InboxClaimRow[]) {
           if (row.dead_letter_id === null) fresh.add(row.message_id);
-          else dead.set(row.message_id, row.dead_letter_id);
+          else dead.set(`${row.topic}\u0000${row.partition}\u0000${row.offset}`, row.dead_letter_id);
         }
         const contexts: MessageContext[] = [];
         const outcomes: Outcome[] = [];
         for (let i = 0; i < items.length; i++) {
           const { handler, envelope, delivery, attempt } = items[i]!;
-          const deadLetterId = dead.get(envelope.id);
+          const deadLetterId = dead.get(`${delivery.topic}\u0000${delivery.partition}\u0000${delivery.offset}`);
           if (deadLetterId !== undefined) {
             deadLetters.set(i, deadLetterId);
             outcomes.push('dead_lettered_before');
@@ -598,7 +599,11 @@ export class Dispatcher {
       },
       {
         prelude: (escape) =>
-          inboxInsertManySql(this.consumer.group, items.map((item) => item.envelope.id), escape) +
+          inboxInsertManySql(
+            this.consumer.group,
+            items.map(({ envelope, delivery }) => ({ messageId: envelope.id, topic: delivery.topic, partition: delivery.partition, offset: delivery.offset })),
+            escape,
+          ) +
           (guarded ? `; SET LOCAL lock_timeout = ${GUARDED_LOCK_TIMEOUT_MS}` : ''),
       },
     );

@@ -109,6 +109,24 @@ describe('a message dead-lettered before a restart is recognised before its firs
     expect(after.stats).toMatchObject({ alreadyDeadLettered: 0, processed: 1 });
   });
 
+  it('the same message ID sent again as a new record (a coordinator resending a decision) is attempted again, and dead-lettered once', async () => {
+    const delivery = deliveryOf('billing.charges', { type: 'charge', source: 'test', data: { n: 40, fail: true } });
+    await deadLetterBeforeRestart(delivery);
+    attempts.length = 0;
+    const resent: Delivery = { ...delivery, offset: delivery.offset + 7 };
+    const after = startDispatcher();
+    await after.dispatch(resent);
+    expect(attempts).toEqual([40, 40, 40]);
+    expect(after.stats).toMatchObject({ alreadyDeadLettered: 0, processed: 0 });
+    expect(await count(`SELECT count(*) AS n FROM concordat.dead_letter`)).toBe(1);
+    // Once the handler is fixed, the next resend succeeds.
+    attempts.length = 0;
+    failuresCured = true;
+    await after.dispatch({ ...delivery, offset: delivery.offset + 9 });
+    expect(attempts).toEqual([40]);
+    expect(after.stats).toMatchObject({ alreadyDeadLettered: 0, processed: 1 });
+  });
+
   it('a message dead-lettered by another consumer group is not skipped by this one', async () => {
     const delivery = deliveryOf('billing.charges', { type: 'charge', source: 'test', data: { n: 30 } });
     await db.dataSource.query(
