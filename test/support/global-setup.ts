@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { TestProject } from 'vitest/node';
-import { INSTALL_COMMAND, type SkippedForTools } from './tools.js';
+import { installCommands, type SkippedForTools } from './tools.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -82,7 +82,7 @@ async function reportToolSkips(file: string): Promise<void> {
       '',
       'Not run here, for want of client tools that CI installs (under CI=true they fail instead):',
       ...lines,
-      `To run them: ${INSTALL_COMMAND}`,
+      ...installCommands(entries.flatMap((e) => e.missing)).map((command) => `To run them: ${command}`),
       '',
     ].join('\n'),
   );

@@ -2,30 +2,52 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { beforeAll, beforeEach, inject, type TestContext } from 'vitest';
+import { RDKAFKA_FEATURES, rdKafkaUsable } from './rdkafka.js';
 
 /**
- * Client tools some broker and transport tests run against, which only
- * Debian ships (kcat/librdkafka, kafka-python, confluent-kafka).
+ * Client tools some broker and transport tests run against: those only
+ * Debian ships (kcat/librdkafka, kafka-python, confluent-kafka), and
+ * node-rdkafka, an optional npm dependency that `npm ci` compiles and leaves
+ * out where it cannot (no C/C++ compiler).
  *
  * Without them a test that needs one is skipped (and recorded, so the run
- * ends with a list of what it did not run and {@link INSTALL_COMMAND}); under
- * `CI` it fails instead, since `.ci/run` installs them and CI must cover
- * them. `global-setup.ts` provides the record file and prints the list.
+ * ends with a list of what it did not run and the command that installs
+ * it, {@link installCommands}); under `CI` it fails instead, since `.ci/run`
+ * installs them and CI must cover them. `global-setup.ts` provides the
+ * record file and prints the list.
  */
-export type Tool = 'kcat' | 'kafka-python' | 'confluent-kafka' | 'nats-server';
+export type Tool = 'kcat' | 'kafka-python' | 'confluent-kafka' | 'nats-server' | 'node-rdkafka';
 
 /** The one command that installs every Debian tool these tests need. */
 export const INSTALL_COMMAND = 'sudo apt-get install -y kcat python3-kafka python3-confluent-kafka';
 
+/**
+ * What makes `npm ci` build node-rdkafka with every feature the tests use:
+ * node-gyp's toolchain, and the headers librdkafka's configure looks for
+ * (OpenSSL for SCRAM and TLS, zlib for gzip, libzstd for zstd; snappy and lz4
+ * are built in).
+ */
+export const RDKAFKA_INSTALL_COMMAND = 'sudo apt-get install -y g++ make python3 libssl-dev zlib1g-dev libzstd-dev && npm ci';
+
 /** The Debian Python that has python3-kafka; pyenv's `python3` does not. */
 export const DEBIAN_PYTHON = '/usr/bin/python3';
 
-const checks: Record<Tool, [string, string[]]> = {
-  kcat: ['kcat', ['-V']],
-  'kafka-python': [DEBIAN_PYTHON, ['-c', 'import kafka']],
-  'confluent-kafka': [DEBIAN_PYTHON, ['-c', 'import confluent_kafka']],
-  'nats-server': ['nats-server', ['--version']],
+const command = (file: string, args: string[]) => (): boolean => spawnSync(file, args, { stdio: 'ignore', timeout: 30_000 }).status === 0;
+
+const checks: Record<Tool, () => boolean> = {
+  kcat: command('kcat', ['-V']),
+  'kafka-python': command(DEBIAN_PYTHON, ['-c', 'import kafka']),
+  'confluent-kafka': command(DEBIAN_PYTHON, ['-c', 'import confluent_kafka']),
+  'nats-server': command('nats-server', ['--version']),
+  // Loads in this process: the tests that need it load it anyway.
+  'node-rdkafka': rdKafkaUsable,
 };
+
+/** The commands that install `missing` (one per kind: Debian tools, node-rdkafka). */
+export function installCommands(missing: readonly Tool[]): string[] {
+  const commands = new Set(missing.map((tool) => (tool === 'node-rdkafka' ? `${RDKAFKA_INSTALL_COMMAND} (node-rdkafka with ${RDKAFKA_FEATURES.join(', ')})` : INSTALL_COMMAND)));
+  return [...commands];
+}
 
 const present = new Map<Tool, boolean>();
 
@@ -33,8 +55,7 @@ const present = new Map<Tool, boolean>();
 export function missingTools(tools: readonly Tool[]): Tool[] {
   return tools.filter((tool) => {
     if (!present.has(tool)) {
-      const [command, args] = checks[tool];
-      present.set(tool, spawnSync(command, args, { stdio: 'ignore', timeout: 30_000 }).status === 0);
+      present.set(tool, checks[tool]());
     }
     return !present.get(tool);
   });
@@ -47,7 +68,7 @@ export function inCi(): boolean {
 }
 
 function missingError(missing: readonly Tool[]): Error {
-  return new Error(`${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} required by this test and missing under CI: ${INSTALL_COMMAND} (as .ci/run does)`);
+  return new Error(`${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} required by this test and missing under CI: ${installCommands(missing).join('; ')} (as .ci/run does)`);
 }
 
 /** Fails (throws) when `tool` is missing, with the command that installs it. */
@@ -72,7 +93,7 @@ function record(filepath: string, test: string | undefined, missing: Tool[]): vo
   appendFileSync(path, `${JSON.stringify(entry)}\n`);
 }
 
-const skipNote = (missing: readonly Tool[]): string => `${missing.join(', ')} missing: ${INSTALL_COMMAND}`;
+const skipNote = (missing: readonly Tool[]): string => `${missing.join(', ')} missing: ${installCommands(missing).join('; ')}`;
 
 /**
  * For a test file all of whose tests need `tools`; call it at the file's top
