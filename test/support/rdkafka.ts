@@ -73,6 +73,8 @@ export interface RdProducer extends RdClient {
   produce(topic: string, partition: number | null, value: Buffer | null, key?: Buffer | string | null, timestampMs?: number | null, opaque?: unknown, headers?: RdHeaders): unknown;
   flush(timeoutMs: number, cb: (err?: RdKafkaError | null) => void): this;
   setPollInterval(intervalMs: number): this;
+  /** Serves queued events (delivery reports, errors) without waiting. @throws before the client's handle exists */
+  poll(): this;
 }
 
 export interface RdConsumer extends RdClient {
