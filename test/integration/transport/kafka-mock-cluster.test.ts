@@ -7,19 +7,20 @@ import { fileNeedsTools } from '../../support/tools.js';
 
 /**
  * The kafkajs transport against a cluster of three brokers we did not write:
- * librdkafka's mock cluster. What it cannot do for kafkajs (see
- * helpers/mock-cluster.ts) shapes the run: the producer is not idempotent
- * (no InitProducerId), and topics are auto-created with 4 partitions by a
- * Metadata request instead of CreateTopics, so the contract runs with
- * `fixedPartitions: 4` and skips the one test about requested counts.
+ * librdkafka's mock cluster, hosted in this process by node-rdkafka. What it
+ * cannot do for kafkajs (see helpers/mock-cluster.ts) shapes the run: the
+ * producer is not idempotent (no InitProducerId), and topics are
+ * auto-created with 4 partitions by a Metadata request instead of
+ * CreateTopics, so the contract runs with `fixedPartitions: 4` and skips the
+ * one test about requested counts.
  */
 
 const MOCK_PARTITIONS = 4;
 
 let cluster: MockCluster;
 let admin: Admin;
-// The mock cluster is hosted by kcat.
-const toolsPresent = fileNeedsTools('kcat');
+// The mock cluster is hosted by node-rdkafka.
+const toolsPresent = fileNeedsTools('node-rdkafka');
 
 beforeAll(async () => {
   if (!toolsPresent) return;
@@ -33,11 +34,11 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-/** ensureTopics by auto-creation: a Metadata request for the topics (the mock then creates them with 4 partitions). */
+/** ensureTopics by auto-creation: a Metadata request for each topic (the mock then creates it with 4 partitions). */
 class MockClusterTransport extends KafkaTransport {
   override async ensureTopics(topics: TopicSpec[]): Promise<void> {
     await this.connect();
-    await admin.fetchTopicMetadata({ topics: topics.map((t) => t.name) });
+    await cluster.createTopics(topics.map((t) => t.name));
   }
 }
 
@@ -74,7 +75,7 @@ describe('the mock cluster really has several brokers', () => {
     try {
       await expect(transport.ensureTopics([{ name: unique('create'), partitions: 2 }])).rejects.toThrow('Broker 0 not found in the cached metadata');
       const topic = unique('idempotent');
-      await admin.fetchTopicMetadata({ topics: [topic] });
+      await cluster.createTopics([topic]);
       await expect(transport.publish([{ topic, key: 'k', value: null, headers: {} }])).rejects.toMatchObject({ code: 'PUBLISH_FAILED' });
       // kafkajs sends a topic's DescribeConfigs to the controller too.
       await expect(transport.retentionMs(topic)).rejects.toThrow(`cannot read retention.ms of topic '${topic}': KafkaJSBrokerNotFound: Broker 0 not found in the cached metadata`);

@@ -1,52 +1,43 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import { connect, disconnect, loadRdKafka, metadata, type RdProducer } from '../../../support/rdkafka.js';
 import { requireTool } from '../../../support/tools.js';
 
 /**
- * librdkafka's in-process mock cluster, hosted by a long-running `kcat`
- * consumer (`-X test.mock.num.brokers=N`): a Kafka-protocol cluster of N
- * brokers on loopback, written by librdkafka's authors, not by us. Its
- * topics are auto-created on Metadata with 4 partitions led by its brokers;
- * its Metadata names a controller (ID 0) that is not one of its brokers, so
- * kafkajs's CreateTopics and InitProducerId (both sent to the controller)
- * fail against it.
+ * librdkafka's mock cluster (librdkafka 2.12, through node-rdkafka), hosted
+ * in this process by an idle producer created with
+ * `test.mock.num.brokers=N`: a Kafka-protocol cluster of N brokers on
+ * loopback, written by librdkafka's authors, not by us. It runs on
+ * librdkafka's own threads, so a busy event loop does not stall it, and it
+ * lives as long as that producer. Its brokers are the ones the producer's
+ * first Metadata lists.
+ *
+ * Its topics are created with 4 partitions by a Metadata request that allows
+ * auto-creation ({@link MockCluster.createTopics}; kafkajs's admin client
+ * does not allow it, its producer and consumer do). Its Metadata names a
+ * controller (ID 0) that is not one of its brokers, so kafkajs's
+ * CreateTopics, InitProducerId and DescribeConfigs (all sent to the
+ * controller) fail against it.
  */
 export interface MockCluster {
   /** `host:port` of each mock broker. */
   brokers: string[];
+  /** Creates each topic not there yet, with 4 partitions (the mock's default), one Metadata request per topic. */
+  createTopics(topics: readonly string[]): Promise<void>;
+  /** Destroys the cluster (closes its listeners). */
   stop(): Promise<void>;
 }
 
+/** Starts a mock cluster of `brokers` brokers. @throws when node-rdkafka is missing, or the cluster does not answer within `timeoutMs` */
 export async function startMockCluster(brokers = 3, timeoutMs = 10_000): Promise<MockCluster> {
-  requireTool('kcat');
-  const child = spawn('kcat', ['-X', `test.mock.num.brokers=${brokers}`, '-b', '127.0.0.1:1', '-C', '-t', 'mock-keepalive', '-o', 'end', '-q'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const bootstrap = await new Promise<string[]>((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error(`kcat printed no mock cluster address within ${timeoutMs} ms`)), timeoutMs);
-    const lines = createInterface({ input: child.stderr! });
-    const fail = (error: Error): void => {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      reject(error);
-    };
-    lines.on('line', (line) => {
-      // "%5|...|MOCK|...: Mock cluster enabled: original bootstrap.servers and security.protocol ignored and replaced with 127.0.0.1:33183,..."
-      const match = /replaced with ([0-9.:,]+)/.exec(line);
-      if (match === null) return;
-      clearTimeout(timer);
-      resolve(match[1]!.split(','));
-    });
-    child.once('exit', (code) => fail(new Error(`kcat exited with ${code} before the mock cluster was up`)));
-    child.once('error', fail);
-  });
-  return { brokers: bootstrap, stop: () => stopChild(child) };
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
+  requireTool('node-rdkafka');
+  const { Producer } = loadRdKafka();
+  // The bootstrap address is ignored: librdkafka replaces it with the mock brokers'.
+  const host: RdProducer = new Producer({ 'bootstrap.servers': '127.0.0.1:1', 'test.mock.num.brokers': brokers });
+  const listed = await connect(host, timeoutMs);
+  return {
+    brokers: listed.brokers.sort((a, b) => a.id - b.id).map((b) => `${b.host}:${b.port}`),
+    async createTopics(topics) {
+      for (const topic of topics) await metadata(host, topic, timeoutMs);
+    },
+    stop: () => disconnect(host),
+  };
 }
