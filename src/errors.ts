@@ -91,6 +91,8 @@ export const ErrorCode = {
 
   // log engine and consumer groups, added with src/log/ (names shared with Kafka where one exists)
   LOG_DIR_LOCKED: 'LOG_DIR_LOCKED',
+  /** The embedded log directory was written for another database than the app's (see EmbeddedTransport.pairWithDatabase). */
+  LOG_DATABASE_MISMATCH: 'LOG_DATABASE_MISMATCH',
   INVALID_RECORD: 'INVALID_RECORD',
   INVALID_CONFIG: 'INVALID_CONFIG',
   OFFSET_METADATA_TOO_LARGE: 'OFFSET_METADATA_TOO_LARGE',

@@ -75,3 +75,4 @@ export {
   type TopicConfig,
 } from '../config/index.js';
 export { attachLogMetrics, FSYNC_BUCKETS_SECONDS } from './metrics.js';
+export { readCheckpoint, writeCheckpoint } from './checkpoint-file.js';

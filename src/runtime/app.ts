@@ -197,7 +197,8 @@ export class ConcordatApp {
    * was opened is closed again, the app is FAILED and `start()` may be
    * called again (start hooks then run again).
    * @throws ConcordatError APP_STATE_INVALID unless the app is CREATED or FAILED;
-   *   DATABASE_UNAVAILABLE, DEDUP_WINDOW_TOO_SHORT, or whatever a step threw.
+   *   DATABASE_UNAVAILABLE, DEDUP_WINDOW_TOO_SHORT, LOG_DATABASE_MISMATCH (an embedded
+   *   log directory written for another database), or whatever a step threw.
    */
   async start(): Promise<void> {
     if (this.state !== AppState.CREATED && this.state !== AppState.FAILED) {
@@ -217,6 +218,10 @@ export class ConcordatApp {
       const transport = this.options.transport ?? defaultTransport(join(this.dataDir, 'log'), process.env, this.logger);
       this.transportInUse = transport;
       await transport.connect();
+      if (transport.pairWithDatabase !== undefined) {
+        const [identity] = (await database.dataSource.query(`SELECT id FROM concordat.database_identity`)) as Array<{ id: string }>;
+        if (identity !== undefined) await transport.pairWithDatabase(identity.id);
+      }
       await transport.ensureTopics(this.topicsToCreate());
       await this.startInbox(database, transport);
       if (this.options.relay !== false) {

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { z } from 'zod';
 import { compileOptions } from '../config/index.js';
 import { ConcordatError, ErrorCode, describeError } from '../errors.js';
@@ -20,6 +21,8 @@ import {
   type PartitionAssignor,
   type RecordInput,
   type TopicPartitions,
+  readCheckpoint,
+  writeCheckpoint,
 } from '../log/index.js';
 import { createLogger, faultPoint, type Logger } from '../observability/index.js';
 import {
@@ -253,6 +256,37 @@ export class EmbeddedTransport implements Transport {
   async connect(): Promise<void> {
     const log = await this.openLog();
     this.detachLogMetrics ??= attachLogMetrics(log);
+  }
+
+  /**
+   * Pairs the log directory with the database the app uses: the file
+   * `<dataDir>/database-pairing` (a checkpoint file, kind
+   * `database-pairing`: `{ databaseId, pairedAt }`) names the database the
+   * log's records were written for. Written on the first start; on every
+   * later start the app's database must be that one. A log kept while its
+   * database was re-created (or the app pointed at another database) would
+   * otherwise deliver its records — outbox messages, commands of global
+   * transactions the new database never held — into the wrong database.
+   * @throws ConcordatError LOG_DATABASE_MISMATCH saying how to reset one or the other
+   */
+  async pairWithDatabase(databaseId: string): Promise<void> {
+    const log = await this.openLog();
+    const dataDir = log.options.dataDir;
+    const path = join(dataDir, 'database-pairing');
+    const recorded = (await readCheckpoint(path, 'database-pairing')) as { databaseId?: unknown; pairedAt?: unknown } | null;
+    if (recorded === null) {
+      await writeCheckpoint(path, 'database-pairing', { databaseId, pairedAt: new Date().toISOString() });
+      this.logger.info({ dataDir, databaseId }, 'log directory paired with its database');
+      return;
+    }
+    if (recorded.databaseId === databaseId) return;
+    throw new ConcordatError(
+      `the log directory ${dataDir} was written for database ${String(recorded.databaseId)} (paired ${String(recorded.pairedAt)}), ` +
+        `but the app's database is ${databaseId}: its records would be delivered into the wrong database. ` +
+        `Point the app at the database this log belongs to (database.url / DATABASE_URL), or, if this database replaced it on purpose, ` +
+        `delete the log directory ${dataDir} (its undelivered records are lost) and start again`,
+      { code: ErrorCode.LOG_DATABASE_MISMATCH, context: { dataDir, recordedDatabaseId: recorded.databaseId, databaseId } },
+    );
   }
 
   /** The lag of `groupId` on the partitions of `topics`, from the log's committed offsets (no I/O). */

@@ -195,6 +195,16 @@ export interface Transport {
    * @returns [] before `connect` and after `close`.
    */
   consumerLag?(groupId: string, topics: readonly string[]): Promise<ConsumerLag[]>;
+  /**
+   * Binds the storage this transport owns to the database whose outbox and
+   * inbox it serves, identified by `databaseId` (`concordat.database_identity`):
+   * recorded on first use, refused when the storage was written for another
+   * database (its records would be delivered into this one). Optional: a
+   * transport whose storage is shared (Kafka, `concordat broker`) has none.
+   * Call after `connect`.
+   * @throws ConcordatError LOG_DATABASE_MISMATCH
+   */
+  pairWithDatabase?(databaseId: string): Promise<void>;
   /** Closes subscriptions, then the log or connection. Idempotent. */
   close(): Promise<void>;
 }

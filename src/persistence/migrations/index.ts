@@ -5,6 +5,7 @@ import { ConcordatInboxConsumerProcessedAt1795200002000 } from './0020-inbox-con
 import { ConcordatInboxWindow1795200002100 } from './0021-inbox-window.js';
 import { ConcordatDeadLetterReplayed1795200002200 } from './0022-dead-letter-replayed.js';
 import { ConcordatFenceHeuristic1795200002300 } from './0023-fence-heuristic.js';
+import { ConcordatDatabaseIdentity1795200002400 } from './0024-database-identity.js';
 
 /** Concordat's migrations, oldest first. */
 export const concordatMigrations = [
@@ -15,4 +16,5 @@ export const concordatMigrations = [
   ConcordatInboxWindow1795200002100,
   ConcordatDeadLetterReplayed1795200002200,
   ConcordatFenceHeuristic1795200002300,
+  ConcordatDatabaseIdentity1795200002400,
 ];
