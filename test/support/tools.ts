@@ -7,8 +7,9 @@ import { RDKAFKA_FEATURES, rdKafkaUsable } from './rdkafka.js';
 /**
  * Client tools some broker and transport tests run against: those only
  * Debian ships (kcat/librdkafka, kafka-python, confluent-kafka), and
- * node-rdkafka, an optional npm dependency that `npm ci` compiles and leaves
- * out where it cannot (no C/C++ compiler).
+ * node-rdkafka, a development dependency that `npm ci` compiles (built
+ * without a feature the tests need, such as zstd without libzstd's headers,
+ * it counts as missing).
  *
  * Without them a test that needs one is skipped (and recorded, so the run
  * ends with a list of what it did not run and the command that installs

@@ -80,7 +80,7 @@ describe('a log directory and a database that do not belong together', () => {
     expect(message).toContain(join(dir, 'log'));
     expect(message).toContain('database.url / DATABASE_URL');
     expect(message).toContain('delete the log directory');
-    expect(wrong.state).toBe(AppState.FAILED);
+    expect(wrong.status).toBe(AppState.FAILED);
     expect(handled).toEqual([]);
     await stop(wrong);
 
@@ -94,7 +94,7 @@ describe('a log directory and a database that do not belong together', () => {
     await rm(join(dir, 'log'), { recursive: true, force: true });
     const fresh = appOn(second);
     await fresh.start();
-    expect(fresh.state).toBe(AppState.RUNNING);
+    expect(fresh.status).toBe(AppState.RUNNING);
     await stop(fresh);
     expect(handled).toEqual(['o-1']);
   });
