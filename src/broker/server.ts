@@ -147,6 +147,14 @@ export class Broker {
     return this.connections.size;
   }
 
+  /**
+   * Bytes of the request budget (`requestBytesInFlightMax`) reserved right
+   * now: every frame announced by its size prefix and not yet answered.
+   */
+  get requestBytesInFlight(): number {
+    return this.context.requestBudget.reserved;
+  }
+
   private async listen(): Promise<void> {
     const event = this.options.tls === null ? 'connection' : 'secureConnection';
     this.server.on(event, (socket: Socket) => this.accept(socket));

@@ -131,6 +131,8 @@ export interface PartitionDescription {
   logEndOffset: number;
   sizeBytes: number;
   segmentCount: number;
+  /** Long-poll reads waiting for an append right now (at most the log's `readWaitersMax`). */
+  readsWaiting: number;
 }
 
 /**
@@ -341,6 +343,7 @@ export class PartitionLog {
       logEndOffset: this.logEndOffset,
       sizeBytes: this.segments.reduce((sum, segment) => sum + segment.sizeBytes, 0),
       segmentCount: this.segments.length,
+      readsWaiting: this.waiters.size,
     };
   }
 

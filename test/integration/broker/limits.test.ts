@@ -10,6 +10,7 @@ import { Reader } from '../../../src/broker/codec/reader.js';
 import { Writer } from '../../../src/broker/codec/writer.js';
 import { startTestBroker, uniqueName } from './helpers/broker.js';
 import { RawClient } from './helpers/raw-client.js';
+import { until } from '../../../src/testing/index.js';
 
 /**
  * The log's limits as clients see them (src/broker/codec/error-codes.ts has
@@ -90,7 +91,7 @@ describe('limits on the wire', () => {
     try {
       const first = a.request(1, 11, fetchV11(topic, 0, 10_000));
       // The first fetch holds the partition's one waiting slot before the second asks.
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await until(() => t.broker.log.describePartition(topic, 0).readsWaiting === 1, { timeoutMs: 10_000, message: 'the first fetch waiting' });
       const started = Date.now();
       const cpuBefore = process.cpuUsage();
       const second = b.request(1, 11, fetchV11(topic, 0, 10_000), 2);

@@ -4,6 +4,7 @@ import { Writer } from '../../../src/broker/codec/writer.js';
 import { decodeRecordBatches, encodeRecordBatch } from '../../../src/log/index.js';
 import { RawClient } from './helpers/raw-client.js';
 import { startTestBroker, uniqueName, type TestBroker } from './helpers/broker.js';
+import { until } from '../../../src/testing/index.js';
 
 /**
  * The broker's wire behaviour checked byte by byte with a bare TCP client:
@@ -475,7 +476,7 @@ describe('connection limits', () => {
       // 4090 bytes announced, 12 sent: the broker reserves all 4090 of its 4096 for it.
       const body = Buffer.concat([new Writer().int16(18).int16(0).int32(1).nullableString('big').toBuffer(), Buffer.alloc(4077)]);
       big.write(Buffer.concat([new Writer().int32(body.length).toBuffer(), body.subarray(0, 12)]));
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await until(() => tight.broker.requestBytesInFlight === body.length, { timeoutMs: 10_000, message: 'the big frame reserved' });
       small.send(18, 0, 2, Buffer.alloc(0));
       await expect(small.readFrame(300)).rejects.toThrow('no response within 300 ms');
       big.write(body.subarray(12));
