@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { beforeAll, beforeEach, inject, type TestContext } from 'vitest';
-import { RDKAFKA_FEATURES, rdKafkaUsable } from './rdkafka.js';
+import { RDKAFKA_FEATURES, rdKafkaHasZstd, rdKafkaUsable } from './rdkafka.js';
 
 /**
  * Client tools some broker and transport tests run against: those only
@@ -17,7 +17,7 @@ import { RDKAFKA_FEATURES, rdKafkaUsable } from './rdkafka.js';
  * installs them and CI must cover them. `global-setup.ts` provides the
  * record file and prints the list.
  */
-export type Tool = 'kcat' | 'kafka-python' | 'confluent-kafka' | 'nats-server' | 'node-rdkafka';
+export type Tool = 'kcat' | 'kafka-python' | 'confluent-kafka' | 'nats-server' | 'node-rdkafka' | 'node-rdkafka-zstd';
 
 /** The one command that installs every Debian tool these tests need. */
 export const INSTALL_COMMAND = 'sudo apt-get install -y kcat python3-kafka python3-confluent-kafka';
@@ -29,6 +29,9 @@ export const INSTALL_COMMAND = 'sudo apt-get install -y kcat python3-kafka pytho
  * are built in).
  */
 export const RDKAFKA_INSTALL_COMMAND = 'sudo apt-get install -y g++ make python3 libssl-dev zlib1g-dev libzstd-dev && npm ci';
+
+/** What gives node-rdkafka zstd: libzstd's headers, then a rebuild. */
+export const RDKAFKA_ZSTD_INSTALL_COMMAND = 'sudo apt-get install -y libzstd-dev && npm rebuild node-rdkafka';
 
 /** The Debian Python that has python3-kafka; pyenv's `python3` does not. */
 export const DEBIAN_PYTHON = '/usr/bin/python3';
@@ -42,11 +45,17 @@ const checks: Record<Tool, () => boolean> = {
   'nats-server': command('nats-server', ['--version']),
   // Loads in this process: the tests that need it load it anyway.
   'node-rdkafka': rdKafkaUsable,
+  'node-rdkafka-zstd': rdKafkaHasZstd,
 };
 
 /** The commands that install `missing` (one per kind: Debian tools, node-rdkafka). */
 export function installCommands(missing: readonly Tool[]): string[] {
-  const commands = new Set(missing.map((tool) => (tool === 'node-rdkafka' ? `${RDKAFKA_INSTALL_COMMAND} (node-rdkafka with ${RDKAFKA_FEATURES.join(', ')})` : INSTALL_COMMAND)));
+  const commandFor = (tool: Tool): string => {
+    if (tool === 'node-rdkafka') return `${RDKAFKA_INSTALL_COMMAND} (node-rdkafka with ${RDKAFKA_FEATURES.join(', ')})`;
+    if (tool === 'node-rdkafka-zstd') return `${RDKAFKA_ZSTD_INSTALL_COMMAND} (node-rdkafka with zstd)`;
+    return INSTALL_COMMAND;
+  };
+  const commands = new Set(missing.map(commandFor));
   return [...commands];
 }
 

@@ -14,7 +14,7 @@ import {
   type RdProducer,
   type RdRecord,
 } from '../../support/rdkafka.js';
-import { fileNeedsTools, startTestBroker, uniqueName, type TestBroker } from './helpers/broker.js';
+import { fileNeedsTools, startTestBroker, testNeedsTools, uniqueName, type TestBroker } from './helpers/broker.js';
 
 /**
  * librdkafka through node-rdkafka (librdkafka 2.12, built by `npm ci` from
@@ -98,7 +98,9 @@ describe('node-rdkafka', () => {
   });
 
   for (const codec of ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const satisfies readonly CompressionType[]) {
-    it(`compression.codec=${codec}: the broker stores the batches as sent and serves them back`, async () => {
+    it(`compression.codec=${codec}: the broker stores the batches as sent and serves them back`, async (context) => {
+      // librdkafka has zstd only where libzstd's headers were there when npm built it.
+      if (codec === 'zstd') testNeedsTools(context, 'node-rdkafka-zstd');
       const topic = uniqueName(`rdkafka-${codec}`);
       const records = Array.from({ length: 200 }, (_, i) => ({
         topic,
