@@ -176,6 +176,21 @@ export function isRetriable(error: unknown): boolean {
   return true;
 }
 
+/**
+ * Whether `error`, or an error it wraps — TypeORM's `driverError`, else the
+ * standard `cause`; up to 4 levels — satisfies `test`. The one walk of a
+ * failure's causes for the predicates that classify database errors (a
+ * SQLSTATE, a lost connection, a server not yet ready).
+ */
+export function someCause(error: unknown, test: (error: Error & { code?: unknown }) => boolean): boolean {
+  for (let current = error, depth = 0; current instanceof Error && depth < 4; depth++) {
+    const withCode = current as Error & { code?: unknown; driverError?: unknown };
+    if (test(withCode)) return true;
+    current = withCode.driverError ?? current.cause;
+  }
+  return false;
+}
+
 /** `Name: message` for any thrown value, for logs and dead-letter headers. */
 export function describeError(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}`;

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { DataSource, type EntityManager } from 'typeorm';
 import { compileDatabaseOptions, DatabaseUrlOrigin, redactUrl, type CompiledDatabaseOptions, type DatabaseOptions } from '../config/index.js';
-import { ConcordatError, describeError, ErrorCode } from '../errors.js';
+import { ConcordatError, describeError, ErrorCode, someCause } from '../errors.js';
 import { createLogger, type Logger } from '../observability/index.js';
 import { ensureDatabase, startEmbeddedPostgres, type RunningPostgres } from './embedded-postgres.js';
 import { concordatEntities } from './entities/index.js';
@@ -145,14 +145,13 @@ const NOT_READY_MESSAGES = ['timeout expired', 'Connection terminated unexpected
  * missing database (3D000) or a bad URL are not: waiting would not help.
  */
 export function isServerNotReady(error: unknown): boolean {
-  for (let current = error, depth = 0; current instanceof Error && depth < 4; depth++) {
-    const code = (current as Error & { code?: unknown }).code;
-    if (typeof code === 'string' && (NOT_READY_ERRNO.has(code) || code === '57P03' || code === '57P01')) return true;
-    if (current instanceof AggregateError && current.errors.some((inner) => isServerNotReady(inner))) return true;
-    if (NOT_READY_MESSAGES.some((text) => (current as Error).message.includes(text))) return true;
-    current = (current as Error & { driverError?: unknown }).driverError ?? current.cause;
-  }
-  return false;
+  return someCause(
+    error,
+    (current) =>
+      (typeof current.code === 'string' && (NOT_READY_ERRNO.has(current.code) || current.code === '57P03' || current.code === '57P01')) ||
+      (current instanceof AggregateError && current.errors.some((inner) => isServerNotReady(inner))) ||
+      NOT_READY_MESSAGES.some((text) => current.message.includes(text)),
+  );
 }
 
 /** A failure's message; an AggregateError's (node's connect to every address of a host) is empty, its errors' are not. */

@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { compileOptions } from '../config/index.js';
+import { someCause } from '../errors.js';
 
 export const RetryStrategy = {
   /** Retry at once. */
@@ -103,13 +104,10 @@ const CONNECTION_LOST = [
  * asks the database itself ({@link databaseAnswersNewConnection}).
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  for (let current = error, depth = 0; current instanceof Error && depth < 4; depth++) {
-    const withCode = current as Error & { code?: unknown; driverError?: unknown };
-    if (typeof withCode.code === 'string' && UNAVAILABLE_SQLSTATE.test(withCode.code)) return true;
-    if (CONNECTION_LOST.some((text) => current instanceof Error && current.message.includes(text))) return true;
-    current = withCode.driverError ?? current.cause;
-  }
-  return false;
+  return someCause(
+    error,
+    (current) => (typeof current.code === 'string' && UNAVAILABLE_SQLSTATE.test(current.code)) || CONNECTION_LOST.some((text) => current.message.includes(text)),
+  );
 }
 
 /** Longest wait of {@link databaseAnswersNewConnection} for the connection, then for `SELECT 1`, in ms. */
@@ -177,12 +175,7 @@ export function isLockTimeout(error: unknown): boolean {
  * up to 4 levels), carries a SQLSTATE `code` that `matches`.
  */
 export function hasSqlStateMatching(error: unknown, matches: (code: string) => boolean): boolean {
-  for (let current = error, depth = 0; current instanceof Error && depth < 4; depth++) {
-    const withCode = current as Error & { code?: unknown; driverError?: unknown };
-    if (typeof withCode.code === 'string' && matches(withCode.code)) return true;
-    current = withCode.driverError ?? current.cause;
-  }
-  return false;
+  return someCause(error, (current) => typeof current.code === 'string' && matches(current.code));
 }
 
 function hasSqlState(error: unknown, codes: ReadonlySet<string>): boolean {
