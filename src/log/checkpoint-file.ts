@@ -1,7 +1,7 @@
 import { crc32c } from '@node-rs/crc32';
-import { rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ConcordatError, ErrorCode } from '../errors.js';
+import { logFs } from './file-system.js';
 import { openFile, readWholeFile } from './open-file.js';
 import { isDiskFull, storageWriteError } from './storage-error.js';
 
@@ -44,9 +44,9 @@ export async function writeCheckpoint(path: string, kind: string, body: unknown)
     } finally {
       await file.close();
     }
-    await rename(temp, path);
+    await logFs().rename(temp, path);
   } catch (error) {
-    await rm(temp, { force: true }).catch(() => {});
+    await logFs().rm(temp, { force: true }).catch(() => {});
     if (isDiskFull(error)) throw storageWriteError(`writing ${kind} checkpoint ${path}`, 'its previous content is kept', dirname(path), error);
     throw error;
   }
@@ -79,7 +79,7 @@ export async function readCheckpoint(path: string, kind: string): Promise<unknow
 
 /** Removes a checkpoint and makes the removal durable. */
 export async function removeCheckpoint(path: string): Promise<void> {
-  await rm(path, { force: true });
+  await logFs().rm(path, { force: true });
   await fsyncDir(dirname(path));
 }
 

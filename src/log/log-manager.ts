@@ -1,4 +1,4 @@
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   compileLogManagerOptions,
@@ -10,6 +10,7 @@ import {
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { createLogger, type Logger } from '../observability/index.js';
 import { fsyncDir } from './checkpoint-file.js';
+import { logFs } from './file-system.js';
 import type { CompressionType } from './compression.js';
 import { DedupWindow, messageId } from './dedup-window.js';
 import { DirLock } from './dir-lock.js';
@@ -142,7 +143,7 @@ export class LogManager {
    */
   static async open(options: LogManagerOptions, dependencies: LogManagerDependencies = {}): Promise<LogManager> {
     const compiled = compileLogManagerOptions(options);
-    await mkdir(compiled.dataDir, { recursive: true });
+    await logFs().mkdir(compiled.dataDir, { recursive: true });
     const lock = await DirLock.acquire(compiled.dataDir);
     const startedMs = performance.now();
     const logger = dependencies.logger?.child({ component: 'log', dataDir: compiled.dataDir }) ?? createLogger('log', { dataDir: compiled.dataDir });
@@ -186,7 +187,7 @@ export class LogManager {
       await this.pool.closeAll();
       throw error;
     }
-    await rm(join(this.options.dataDir, LEGACY_CLEAN_SHUTDOWN_FILE), { force: true });
+    await logFs().rm(join(this.options.dataDir, LEGACY_CLEAN_SHUTDOWN_FILE), { force: true });
     await this.checkpointNow();
     this.startTimers();
     const durationMs = Math.round(performance.now() - startedMs);
@@ -329,7 +330,7 @@ export class LogManager {
     }
     for (const name of orphans) {
       this.logger.warn({ dir: name }, 'removing partition directory of a deleted topic');
-      await rm(join(this.options.dataDir, name), { recursive: true, force: true });
+      await logFs().rm(join(this.options.dataDir, name), { recursive: true, force: true });
     }
     await fsyncDir(this.options.dataDir);
   }
@@ -440,7 +441,7 @@ export class LogManager {
     try {
       for (let partition = 0; partition < record.partitions; partition++) {
         const ctx = this.partitionContext(topic, partition);
-        await rm(ctx.dir, { recursive: true, force: true });
+        await logFs().rm(ctx.dir, { recursive: true, force: true });
         topic.partitions.push(await PartitionLog.create(ctx));
       }
       await fsyncDir(this.options.dataDir);

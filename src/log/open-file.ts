@@ -1,5 +1,6 @@
-import { open, readFile, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { ConcordatError, ErrorCode } from '../errors.js';
+import { logFs } from './file-system.js';
 
 /**
  * Opening files in the log, with one answer to running out of descriptors:
@@ -9,7 +10,7 @@ import { ConcordatError, ErrorCode } from '../errors.js';
  */
 export async function openFile(path: string, flags: string, openFilesMax?: number): Promise<FileHandle> {
   try {
-    return await open(path, flags);
+    return await logFs().open(path, flags);
   } catch (error) {
     throw descriptorError(error, path, openFilesMax);
   }
@@ -18,7 +19,7 @@ export async function openFile(path: string, flags: string, openFilesMax?: numbe
 /** Reads a whole file (descriptor exhaustion translated as by {@link openFile}). */
 export async function readWholeFile(path: string): Promise<Buffer> {
   try {
-    return await readFile(path);
+    return await logFs().readFile(path);
   } catch (error) {
     throw descriptorError(error, path);
   }

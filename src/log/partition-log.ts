@@ -1,4 +1,4 @@
-import { mkdir, readdir, rm, stat, unlink } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FlushMode, type TopicConfig } from '../config/index.js';
 import { ConcordatError, ErrorCode } from '../errors.js';
@@ -6,6 +6,7 @@ import type { Logger } from '../observability/index.js';
 import { fsyncDir, readCheckpoint, writeCheckpoint } from './checkpoint-file.js';
 import type { DedupEntry, DedupPlan, DedupWindow, RecordLocation } from './dedup-window.js';
 import type { FilePool } from './file-pool.js';
+import { logFs } from './file-system.js';
 import type { GroupCommitFlusher } from './flush.js';
 import type { IndexCache } from './index-cache.js';
 import { INDEX_ENTRY_BYTES } from './offset-index.js';
@@ -259,6 +260,8 @@ export class PartitionLog {
   /** Offsets of the producer snapshots on disk, oldest first. */
   private snapshots: number[] = [];
   private checkpointing: Promise<RecoveryPoint | null> | null = null;
+  /** The roll under way (its old segment may be sealed before the new one is in `segments`). */
+  private rolling: Promise<void> | null = null;
   /** What {@link PartitionLog.open} validated and cut. */
   openRecovery: PartitionRecovery = NOTHING_RECOVERED;
 
@@ -287,7 +290,7 @@ export class PartitionLog {
 
   /** Creates the partition directory with an empty first segment. */
   static async create(ctx: PartitionLogContext): Promise<PartitionLog> {
-    await mkdir(ctx.dir, { recursive: true });
+    await logFs().mkdir(ctx.dir, { recursive: true });
     const segment = await Segment.create(ctx.dir, 0, segmentConfig(ctx.config), segmentEnv(ctx));
     await fsyncDir(ctx.dir);
     return new PartitionLog(ctx, [segment], null);
@@ -302,7 +305,7 @@ export class PartitionLog {
    * @throws ConcordatError STORAGE_CORRUPT for damage it cannot repair
    */
   static async open(ctx: PartitionLogContext, recoveryPoint: RecoveryPoint | null): Promise<PartitionLog> {
-    await mkdir(ctx.dir, { recursive: true });
+    await logFs().mkdir(ctx.dir, { recursive: true });
     const files = await readdir(ctx.dir);
     const bases = segmentBases(ctx.dir, files);
     await removeStrayFiles(ctx.dir, files, new Set(bases));
@@ -566,7 +569,14 @@ export class PartitionLog {
   }
 
   /** Starts a new active segment at `baseOffset` once every earlier write is durable. */
-  private async roll(baseOffset: number): Promise<void> {
+  private roll(baseOffset: number): Promise<void> {
+    this.rolling = this.rollNow(baseOffset).finally(() => {
+      this.rolling = null;
+    });
+    return this.rolling;
+  }
+
+  private async rollNow(baseOffset: number): Promise<void> {
     await this.waitFor(() => this.syncsInFlight === 0);
     if (this.failure !== null) return;
     const previous = this.active;
@@ -879,14 +889,18 @@ export class PartitionLog {
       return previous;
     }
     if (!point.segment.isSealed) await point.segment.flushIndexes();
-    // Rolled in the meantime: sealing synced it whole, so the point moves to the start of the next segment.
-    if (point.segment.isSealed) {
-      const next = this.segments[this.segments.indexOf(point.segment) + 1];
-      if (next !== undefined) point = { segment: next, position: 0, offset: next.baseOffset };
-      if (!point.segment.isSealed) await point.segment.flushIndexes();
-    }
     const producerState = snapshot === null ? this.keptProducerState(previous, point.offset) : await this.writeSnapshot(snapshot);
-    if (point.segment.isSealed || !this.segments.includes(point.segment)) return this.recoveryPoint;
+    // Rolled during an await above (under load, while the snapshot was written): sealing synced the segment whole and the
+    // roll made the new one's directory entry durable, so everything before the active segment is on disk and the point
+    // moves to its start. (Giving up here instead kept an idempotent partition's point at 0 for whole runs.) No await
+    // follows the choice, so the active segment cannot roll again before the point is recorded; the snapshot, taken at
+    // an earlier offset, stays valid (producerStateOffset ≤ nextOffset; open replays from it).
+    if (point.segment.isSealed) {
+      // Sealed but the new segment not yet in place: wait for the roll (a failed roll leaves the point where it was).
+      while (this.active.isSealed && this.rolling !== null) await this.rolling.catch(() => {});
+      if (this.active.isSealed) return this.recoveryPoint;
+      point = { segment: this.active, position: 0, offset: this.active.baseOffset };
+    }
     this.recoveryPoint = {
       topic: this.ctx.topic,
       partition: this.ctx.partition,
@@ -920,7 +934,7 @@ export class PartitionLog {
     const named = this.recoveryPoint?.producerSnapshot === true ? this.recoveryPoint.producerStateOffset : -1;
     const keep = new Set([...this.snapshots.slice(-2), named]);
     for (const old of this.snapshots.filter((offset) => !keep.has(offset))) {
-      await unlink(join(this.ctx.dir, snapshotFileName(old))).catch(() => {});
+      await logFs().unlink(join(this.ctx.dir, snapshotFileName(old))).catch(() => {});
     }
     this.snapshots = this.snapshots.filter((offset) => keep.has(offset));
     return { producerStateOffset: snapshot.offset, producerSnapshot: true };
@@ -938,7 +952,7 @@ export class PartitionLog {
       const match = /^(\d{20})\.snapshot$/.exec(name);
       if (match === null) continue;
       if (Number(match[1]) === kept && from === kept) this.snapshots.push(kept);
-      else await unlink(join(this.ctx.dir, name)).catch(() => {});
+      else await logFs().unlink(join(this.ctx.dir, name)).catch(() => {});
     }
     await this.replayProducers(Math.max(from, this.logStartOffset));
   }
@@ -1013,7 +1027,7 @@ export class PartitionLog {
   async delete(): Promise<void> {
     this.offline = true;
     await this.close();
-    await rm(this.ctx.dir, { recursive: true, force: true });
+    await logFs().rm(this.ctx.dir, { recursive: true, force: true });
   }
 
   private startFlushTimer(): void {
@@ -1174,7 +1188,7 @@ async function removeStrayFiles(dir: string, names: readonly string[], bases: Re
   for (const name of names) {
     const index = /^(\d{20})\.(index|timeindex)$/.exec(name);
     const stray = (index !== null && !bases.has(Number(index[1]))) || name.endsWith('.tmp');
-    if (stray) await unlink(join(dir, name)).catch(() => {});
+    if (stray) await logFs().unlink(join(dir, name)).catch(() => {});
   }
 }
 

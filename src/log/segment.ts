@@ -1,7 +1,8 @@
-import { stat, unlink, type FileHandle } from 'node:fs/promises';
+import { stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConcordatError, ErrorCode } from '../errors.js';
 import type { FilePool } from './file-pool.js';
+import { logFs } from './file-system.js';
 import type { IndexCache, IndexHolder } from './index-cache.js';
 import { createIndexFile } from './index-file.js';
 import { MAX_RELATIVE_OFFSET, OffsetIndex } from './offset-index.js';
@@ -438,7 +439,7 @@ export class Segment implements IndexHolder {
   async delete(): Promise<void> {
     await this.close();
     for (const path of [this.logPath, this.indexPath, this.timeIndexPath]) {
-      await unlink(path).catch((error: NodeJS.ErrnoException) => {
+      await logFs().unlink(path).catch((error: NodeJS.ErrnoException) => {
         if (error.code !== 'ENOENT') throw error;
       });
     }

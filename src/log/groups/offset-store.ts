@@ -1,9 +1,10 @@
 import { crc32c } from '@node-rs/crc32';
-import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
+import { readdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConcordatError, ErrorCode } from '../../errors.js';
 import type { Logger } from '../../observability/index.js';
 import { fsyncDir, readCheckpoint, writeCheckpoint } from '../checkpoint-file.js';
+import { logFs } from '../file-system.js';
 import { storageWriteError } from '../storage-error.js';
 
 /**
@@ -106,7 +107,7 @@ export class OffsetStore {
 
   static async open(dataDir: string, logBytesMax: number, logger: Logger): Promise<OffsetStore> {
     const dir = join(dataDir, GROUPS_DIR);
-    await mkdir(dir, { recursive: true });
+    await logFs().mkdir(dir, { recursive: true });
     const { snapshots, logs } = await listFiles(dir);
     const snapshotGeneration = snapshots.length > 0 ? snapshots[snapshots.length - 1]! : 0;
     const store = new OffsetStore(dir, logBytesMax, logger, snapshotGeneration);
@@ -122,9 +123,9 @@ export class OffsetStore {
       store.generation = replayed[0] ?? snapshotGeneration;
     }
     await store.openCurrentLog();
-    for (const old of snapshots.filter((g) => g < store.generation)) await unlink(join(dir, snapshotName(old)));
-    for (const old of logs.filter((g) => g < store.generation)) await unlink(join(dir, logName(old)));
-    for (const name of legacy) await unlink(join(dir, name));
+    for (const old of snapshots.filter((g) => g < store.generation)) await logFs().unlink(join(dir, snapshotName(old)));
+    for (const old of logs.filter((g) => g < store.generation)) await logFs().unlink(join(dir, logName(old)));
+    for (const name of legacy) await logFs().unlink(join(dir, name));
     return store;
   }
 
@@ -273,8 +274,8 @@ export class OffsetStore {
     const path = join(this.dir, snapshotName(this.generation));
     await writeCheckpoint(path, SNAPSHOT_KIND, state);
     this.lastSnapshotBytes = Buffer.byteLength(JSON.stringify(state));
-    await unlink(join(this.dir, logName(previous))).catch(() => {});
-    await unlink(join(this.dir, snapshotName(previous))).catch(() => {});
+    await logFs().unlink(join(this.dir, logName(previous))).catch(() => {});
+    await logFs().unlink(join(this.dir, snapshotName(previous))).catch(() => {});
     this.stats.compactions += 1;
     this.logger.debug({ generation: this.generation, snapshotBytes: this.lastSnapshotBytes }, 'compacted the committed-offsets log');
   }
@@ -294,10 +295,10 @@ export class OffsetStore {
     const path = join(this.dir, logName(this.generation));
     let created = false;
     try {
-      this.file = await open(path, 'r+');
+      this.file = await logFs().open(path, 'r+');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      this.file = await open(path, 'w+');
+      this.file = await logFs().open(path, 'w+');
       created = true;
     }
     this.size = (await this.file.stat()).size;
@@ -317,7 +318,7 @@ export class OffsetStore {
   /** Applies every whole record of a log; cuts a torn or damaged tail. */
   private async replayLog(generation: number): Promise<void> {
     const path = join(this.dir, logName(generation));
-    const file = await open(path, 'r+');
+    const file = await logFs().open(path, 'r+');
     try {
       const content = await file.readFile();
       let pos = 0;
