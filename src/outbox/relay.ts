@@ -6,7 +6,18 @@ import type { Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
 import { compileRelayOptions, type CompiledRelayOptions, type RelayOptions } from '../config/index.js';
 import { ConcordatError, describeError, ErrorCode } from '../errors.js';
-import { createLogger, type Logger } from '../observability/index.js';
+import {
+  createLogger,
+  linksOfRecords,
+  MESSAGING_SYSTEM,
+  recordSpanError,
+  ROOT_CONTEXT,
+  SpanKind,
+  startSpan,
+  TraceAttribute,
+  type Logger,
+  type Span,
+} from '../observability/index.js';
 import type { OutgoingRecord, Transport } from '../transport/index.js';
 import { RelayLane, type ClaimedRow, type LaneHost } from './lane.js';
 import { outboxMetrics, type OutboxMetrics } from './metrics.js';
@@ -194,6 +205,18 @@ export class OutboxRelay implements LaneHost {
    * @throws ConcordatError PUBLISH_FAILED (retriable) on timeout; whatever the transport threw
    */
   async publish(rows: readonly ClaimedRow[]): Promise<void> {
+    const span = sendSpan(rows);
+    try {
+      await this.publishRows(rows);
+    } catch (error) {
+      recordSpanError(span, error);
+      throw error;
+    } finally {
+      span.end();
+    }
+  }
+
+  private async publishRows(rows: readonly ClaimedRow[]): Promise<void> {
     await this.ensureTopics(rows);
     const records = rows.map(toRecord);
     let timer: NodeJS.Timeout | undefined;
@@ -311,6 +334,27 @@ export class OutboxRelay implements LaneHost {
       if (this.listener !== undefined) this.wakeShards(undefined);
     });
   }
+}
+
+/**
+ * The `send` span of a batch (OpenTelemetry messaging operation type `send`,
+ * kind CLIENT because its messages have creation contexts of their own):
+ * a root, linked to the `publish` span of each record (its `ce_traceparent`).
+ * Named after the topic when the batch has one, `send` otherwise.
+ */
+function sendSpan(rows: readonly ClaimedRow[]): Span {
+  const topic = rows[0]!.topic;
+  const oneTopic = rows.every((row) => row.topic === topic);
+  const span = startSpan(oneTopic ? `send ${topic}` : 'send', SpanKind.CLIENT, ROOT_CONTEXT, {
+    [TraceAttribute.SYSTEM]: MESSAGING_SYSTEM,
+    [TraceAttribute.OPERATION_NAME]: 'send',
+    [TraceAttribute.OPERATION_TYPE]: 'send',
+    [TraceAttribute.BATCH_COUNT]: rows.length,
+    ...(oneTopic && { [TraceAttribute.DESTINATION]: topic }),
+  });
+  // Links only for a recording span: without an SDK the headers are not even looked at.
+  if (span.isRecording()) span.addLinks(linksOfRecords(rows.map((row) => row.headers)));
+  return span;
 }
 
 function toRecord(row: ClaimedRow): OutgoingRecord {

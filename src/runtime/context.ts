@@ -2,6 +2,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import type { CommitStages } from './commit-stages.js';
 import { validateTopicName } from '../log/index.js';
 import { createEnvelope, type Envelope, type JsonSafe } from '../messaging/index.js';
+import { activeContext, injectTraceContext, MESSAGING_SYSTEM, SpanKind, startSpan, TraceAttribute, withSpan, type Context } from '../observability/index.js';
 import { runOutboxTransaction, toOutboxRecords, writeOutbox, type OutboxMessage, type OutboxRecord } from '../outbox/index.js';
 
 /** Options of one published message. */
@@ -37,6 +38,14 @@ export class TransactionContext {
    * where a component must do its work at once instead.
    */
   commitStages: CommitStages | undefined;
+  /**
+   * Parent of the `publish` spans of this context's messages: set by the
+   * runtime to the handler's `process` span (or a participant's branch span),
+   * so that messages published from work deferred to the end of the
+   * transaction still belong to their message's trace. Undefined: the active
+   * context at each `publish` (the caller's span, if any).
+   */
+  traceContext: Context | undefined;
 
   constructor(
     /** The transaction's EntityManager: use it for every business write. */
@@ -69,8 +78,31 @@ export class TransactionContext {
       ...(options.extensions !== undefined && { extensions: options.extensions }),
       ...this.inherited(options),
     });
+    this.traced(topic, envelope);
     this.outgoing.push({ topic, envelope });
     return envelope.id;
+  }
+
+  /**
+   * The message's creation context: a `publish` span (OpenTelemetry
+   * messaging operation type `create`), child of {@link traceContext}, whose
+   * context the envelope carries in `traceparent` / `tracestate`. Without a
+   * propagator registered the envelope keeps what it inherited.
+   */
+  private traced(topic: string, envelope: Envelope): void {
+    const parent = this.traceContext ?? activeContext();
+    const span = startSpan(`publish ${topic}`, SpanKind.PRODUCER, parent, {
+      [TraceAttribute.SYSTEM]: MESSAGING_SYSTEM,
+      [TraceAttribute.OPERATION_NAME]: 'publish',
+      [TraceAttribute.OPERATION_TYPE]: 'create',
+      [TraceAttribute.DESTINATION]: topic,
+      [TraceAttribute.MESSAGE_ID]: envelope.id,
+      ...(envelope.partitionkey !== undefined && { [TraceAttribute.KAFKA_KEY]: envelope.partitionkey }),
+      ...(envelope.correlationid !== undefined && { [TraceAttribute.CONVERSATION_ID]: envelope.correlationid }),
+      ...(envelope.globaltxid !== undefined && { [TraceAttribute.GLOBAL_TX_ID]: envelope.globaltxid }),
+    });
+    injectTraceContext(withSpan(parent, span), envelope);
+    span.end();
   }
 
   /** Messages published so far and not yet written. */

@@ -12,7 +12,23 @@ import {
   type ReplayOptions,
 } from '../inbox/index.js';
 import { envelopeFromDelivery, type Envelope } from '../messaging/index.js';
-import { createLogger, faultPoint, type Logger } from '../observability/index.js';
+import {
+  createLogger,
+  extractTraceContext,
+  faultPoint,
+  linksOfRecords,
+  MESSAGING_SYSTEM,
+  recordSpanError,
+  ROOT_CONTEXT,
+  runIn,
+  SpanKind,
+  startSpan,
+  TraceAttribute,
+  TraceEvent,
+  withSpan,
+  type Logger,
+  type Span,
+} from '../observability/index.js';
 import { registeredMetric, runOutboxTransaction, writeOutboxRecords, type OutboxRecord } from '../outbox/index.js';
 import type { ConsumerFailureEvent, Delivery } from '../transport/index.js';
 import { CommitStages } from './commit-stages.js';
@@ -44,6 +60,8 @@ interface Attempt {
   envelope: Envelope;
   delivery: Delivery;
   attempt: number;
+  /** The `process` span of the message's attempts; absent in a batch, whose transaction makes one for each message it runs. */
+  span?: Span;
 }
 
 /** Counters of what the dispatcher did, for tests, the demo and metrics. */
@@ -395,12 +413,28 @@ export class Dispatcher {
     const instance = this.deps.resolve(handler.serviceClass);
     const startedAt = performance.now();
     const manager = this.deps.dataSource.manager;
-    const contexts = deliveries.map(
-      (delivery, i) => new MessageContext(manager, this.consumer.serviceName, envelopes[i]!, this.deliveryInfo(handler, delivery, 1)),
-    );
-    await handler.invokeBatch!(instance, contexts);
-    await writeOutboxRecords(manager, contexts.flatMap((context) => context.takeRecords()));
-    this.recordDone(deliveries.length, deliveries.length, startedAt);
+    // One `process` span for the hook's call, linked to each message's creation context.
+    const span = startSpan(`process ${deliveries[0]!.topic}`, SpanKind.CONSUMER, ROOT_CONTEXT, {
+      ...this.spanAttributes(handler, deliveries[0]!),
+      [TraceAttribute.BATCH_COUNT]: deliveries.length,
+    });
+    if (span.isRecording()) span.addLinks(linksOfRecords(envelopes.map((envelope) => ({ ...(envelope.traceparent !== undefined && { ce_traceparent: envelope.traceparent }) }))));
+    const traceContext = withSpan(ROOT_CONTEXT, span);
+    try {
+      const contexts = deliveries.map((delivery, i) => {
+        const context = new MessageContext(manager, this.consumer.serviceName, envelopes[i]!, this.deliveryInfo(handler, delivery, 1));
+        context.traceContext = traceContext;
+        return context;
+      });
+      await runIn(traceContext, () => handler.invokeBatch!(instance, contexts));
+      await writeOutboxRecords(manager, contexts.flatMap((context) => context.takeRecords()));
+      this.recordDone(deliveries.length, deliveries.length, startedAt);
+    } catch (error) {
+      recordSpanError(span, error);
+      throw error;
+    } finally {
+      span.end();
+    }
   }
 
   /**
@@ -435,6 +469,34 @@ export class Dispatcher {
       });
     }
     return handler;
+  }
+
+  /**
+   * The `process` span of one message's run by `handler`: a child of the
+   * creation context the message carries (`traceparent`), so the trace goes
+   * on across services.
+   */
+  private startProcessSpan(handler: HandlerDescriptor, envelope: Envelope, delivery: Delivery): Span {
+    return startSpan(`process ${delivery.topic}`, SpanKind.CONSUMER, extractTraceContext(envelope), {
+      ...this.spanAttributes(handler, delivery),
+      [TraceAttribute.MESSAGE_ID]: envelope.id,
+      ...(envelope.partitionkey !== undefined && { [TraceAttribute.KAFKA_KEY]: envelope.partitionkey }),
+      ...(envelope.correlationid !== undefined && { [TraceAttribute.CONVERSATION_ID]: envelope.correlationid }),
+      ...(envelope.globaltxid !== undefined && { [TraceAttribute.GLOBAL_TX_ID]: envelope.globaltxid }),
+    });
+  }
+
+  private spanAttributes(handler: HandlerDescriptor, delivery: Delivery): Record<string, string | number> {
+    return {
+      [TraceAttribute.SYSTEM]: MESSAGING_SYSTEM,
+      [TraceAttribute.OPERATION_NAME]: 'process',
+      [TraceAttribute.OPERATION_TYPE]: 'process',
+      [TraceAttribute.DESTINATION]: delivery.topic,
+      [TraceAttribute.PARTITION]: String(delivery.partition),
+      [TraceAttribute.KAFKA_OFFSET]: delivery.offset,
+      [TraceAttribute.CONSUMER_GROUP]: this.consumer.group,
+      [TraceAttribute.HANDLER]: handler.label,
+    };
   }
 
   private deliveryInfo(handler: HandlerDescriptor, delivery: Delivery, attempt: number): DeliveryInfo {
@@ -488,11 +550,31 @@ export class Dispatcher {
     delivery: Delivery,
     options: { firstFailure?: { error: unknown }; alone?: boolean } = {},
   ): Promise<void> {
+    // One span for the message's attempts: each retry an event, a dead letter its error.
+    const span = this.startProcessSpan(handler, envelope, delivery);
+    try {
+      await this.attemptsIn(span, handler, envelope, delivery, options);
+    } catch (error) {
+      recordSpanError(span, error);
+      throw error;
+    } finally {
+      span.end();
+    }
+  }
+
+  private async attemptsIn(
+    span: Span,
+    handler: HandlerDescriptor,
+    envelope: Envelope,
+    delivery: Delivery,
+    options: { firstFailure?: { error: unknown }; alone?: boolean },
+  ): Promise<void> {
     let failure = options.firstFailure;
     for (let attempt = 1; ; ) {
       if (failure === undefined) {
         try {
-          await this.attempt(handler, envelope, delivery, attempt, attempt > 1 || options.alone === true);
+          await this.attempt(handler, envelope, delivery, attempt, attempt > 1 || options.alone === true, span);
+          if (attempt > 1) span.setAttribute(TraceAttribute.ATTEMPTS, attempt);
           return;
         } catch (error) {
           failure = { error };
@@ -504,6 +586,9 @@ export class Dispatcher {
       const final = !isRetriable(error) || attempt >= handler.retry.maxAttempts;
       if (final) {
         await this.deadLetter(delivery, envelope, handler, error, attempt);
+        recordSpanError(span, error);
+        span.addEvent(TraceEvent.DEAD_LETTER, { [TraceAttribute.DESTINATION]: delivery.topic + DEAD_LETTER_SUFFIX, [TraceAttribute.ATTEMPTS]: attempt });
+        span.setAttributes({ [TraceAttribute.OUTCOME]: 'dead_lettered', [TraceAttribute.ATTEMPTS]: attempt });
         return;
       }
       this.stats.retries++;
@@ -512,6 +597,14 @@ export class Dispatcher {
       const conflict = isTransientConflict(error);
       const delayMs = conflict ? 0 : retryDelayMs(handler.retry, attempt);
       if (conflict) this.stats.conflictRetries++;
+      if (span.isRecording()) {
+        span.addEvent(TraceEvent.RETRY, {
+          'concordat.attempt': attempt,
+          'concordat.retry.delay_ms': delayMs,
+          'exception.type': error instanceof ConcordatError ? error.code : error instanceof Error ? error.name : 'unknown',
+          'exception.message': describeError(error).slice(0, 1024),
+        });
+      }
       this.log.warn({ err: describeError(error), handler: handler.label, messageId: envelope.id, attempt, delayMs }, 'handler failed; retrying');
       // sleep() throws the stopping error; a retry at once must check for it too.
       if (delayMs > 0) await this.sleep(delayMs);
@@ -520,18 +613,20 @@ export class Dispatcher {
     }
   }
 
-  private async attempt(handler: HandlerDescriptor, envelope: Envelope, delivery: Delivery, attempt: number, alone: boolean): Promise<void> {
+  private async attempt(handler: HandlerDescriptor, envelope: Envelope, delivery: Delivery, attempt: number, alone: boolean, span: Span): Promise<void> {
     if (!handler.transactional) {
       const instance = this.deps.resolve(handler.serviceClass);
       const startedAt = performance.now();
       const context = new MessageContext(this.deps.dataSource.manager, this.consumer.serviceName, envelope, this.deliveryInfo(handler, delivery, attempt));
-      await handler.invoke(instance, context);
+      context.traceContext = withSpan(extractTraceContext(envelope), span);
+      await runIn(context.traceContext, () => handler.invoke(instance, context));
       await writeOutboxRecords(this.deps.dataSource.manager, context.takeRecords());
       this.done(handler, 'processed', startedAt);
+      span.setAttribute(TraceAttribute.OUTCOME, 'processed');
       return;
     }
     try {
-      await this.committer.submit([{ handler, envelope, delivery, attempt }], alone);
+      await this.committer.submit([{ handler, envelope, delivery, attempt, span }], alone);
     } catch (error) {
       throw error instanceof BatchHandlerFailure ? error.error : error;
     }
@@ -558,7 +653,56 @@ export class Dispatcher {
       return instance;
     };
     const deadLetters = new Map<number, string>();
-    const outcomes = await runOutboxTransaction(
+    // Spans this transaction made (batch items have none of their own): ended with it.
+    const ownSpans: Span[] = [];
+    const spanOf = (item: Attempt): Span => {
+      if (item.span !== undefined) return item.span;
+      const span = this.startProcessSpan(item.handler, item.envelope, item.delivery);
+      ownSpans.push(span);
+      return span;
+    };
+    let outcomes: Outcome[];
+    try {
+      outcomes = await this.runItems(items, guarded, stages, instanceOf, deadLetters, spanOf);
+    } catch (error) {
+      if (error instanceof BatchHandlerFailure) {
+        const failed = items[error.index]!;
+        if (failed.span === undefined) recordSpanError(ownSpans[ownSpans.length - 1]!, error.error);
+      }
+      for (const span of ownSpans) span.end();
+      throw error;
+    }
+    items.forEach((item, i) => {
+      if (item.span !== undefined) item.span.setAttribute(TraceAttribute.OUTCOME, outcomes[i]!);
+    });
+    for (const span of ownSpans) {
+      span.setAttribute(TraceAttribute.OUTCOME, 'processed');
+      span.end();
+    }
+    this.recordDone(items.length, outcomes.filter((outcome) => outcome === 'processed').length, startedAt, deadLetters.size);
+    for (const [i, deadLetterId] of deadLetters) {
+      const { handler, envelope, delivery } = items[i]!;
+      this.log.warn(
+        { handler: handler.label, messageId: envelope.id, topic: delivery.topic, partition: delivery.partition, offset: delivery.offset, deadLetterId },
+        `message delivered again after it was dead-lettered: skipped (concordat dlq replay ${deadLetterId} runs it again)`,
+      );
+    }
+    await stages.runAfterCommit();
+    // Committed in the database, offsets not yet committed in the log.
+    await faultPoint('dispatcher.after-commit');
+    return outcomes;
+  }
+
+  /** The transaction of {@link runTransaction}: inbox claim, handlers (each in its `process` span), stages, outbox, `COMMIT`. */
+  private async runItems(
+    items: readonly Attempt[],
+    guarded: boolean,
+    stages: CommitStages,
+    instanceOf: (serviceClass: Function) => object,
+    deadLetters: Map<number, string>,
+    spanOf: (item: Attempt) => Span,
+  ): Promise<Outcome[]> {
+    return runOutboxTransaction(
       this.deps.dataSource,
       async ({ manager, preludeRows }) => {
         const fresh = new Set<string>();
@@ -584,8 +728,9 @@ export class Dispatcher {
           }
           const context = new MessageContext(manager, this.consumer.serviceName, envelope, this.deliveryInfo(handler, delivery, attempt));
           context.commitStages = stages;
+          context.traceContext = withSpan(extractTraceContext(envelope), spanOf(items[i]!));
           try {
-            await handler.invoke(instanceOf(handler.serviceClass), context);
+            await runIn(context.traceContext, () => handler.invoke(instanceOf(handler.serviceClass), context));
           } catch (error) {
             throw new BatchHandlerFailure(i, error);
           }
@@ -607,18 +752,6 @@ export class Dispatcher {
           (guarded ? `; SET LOCAL lock_timeout = ${GUARDED_LOCK_TIMEOUT_MS}` : ''),
       },
     );
-    this.recordDone(items.length, outcomes.filter((outcome) => outcome === 'processed').length, startedAt, deadLetters.size);
-    for (const [i, deadLetterId] of deadLetters) {
-      const { handler, envelope, delivery } = items[i]!;
-      this.log.warn(
-        { handler: handler.label, messageId: envelope.id, topic: delivery.topic, partition: delivery.partition, offset: delivery.offset, deadLetterId },
-        `message delivered again after it was dead-lettered: skipped (concordat dlq replay ${deadLetterId} runs it again)`,
-      );
-    }
-    await stages.runAfterCommit();
-    // Committed in the database, offsets not yet committed in the log.
-    await faultPoint('dispatcher.after-commit');
-    return outcomes;
   }
 
   private done(handler: HandlerDescriptor, outcome: Outcome, startedAt: number): void {
