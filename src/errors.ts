@@ -98,6 +98,10 @@ export const ErrorCode = {
   OFFSET_METADATA_TOO_LARGE: 'OFFSET_METADATA_TOO_LARGE',
   GROUP_MAX_SIZE_REACHED: 'GROUP_MAX_SIZE_REACHED',
   FENCED_INSTANCE_ID: 'FENCED_INSTANCE_ID',
+
+  // operations (src/admin/)
+  /** A broker refused or failed an admin request with an error that has no code of its own here; the message quotes the broker's. */
+  ADMIN_REQUEST_FAILED: 'ADMIN_REQUEST_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

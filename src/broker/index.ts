@@ -4,3 +4,4 @@
  */
 export { Broker, startBroker, type StartBrokerDependencies } from './server.js';
 export { KafkaError, kafkaErrorCodeOf, kafkaErrorName, type KafkaErrorName } from './codec/error-codes.js';
+export { describeTopicConfig, topicConfigFromKafka, TOPIC_CONFIG_NAMES, ConfigSource, type DescribedConfig, type KafkaConfigEntry } from './topic-configs.js';
