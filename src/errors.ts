@@ -61,6 +61,8 @@ export const ErrorCode = {
   ENVELOPE_INVALID: 'ENVELOPE_INVALID',
   TRANSPORT_CLOSED: 'TRANSPORT_CLOSED',
   PUBLISH_FAILED: 'PUBLISH_FAILED',
+  /** A payload does not satisfy the schema of its topic or participant (`defineTopic`, `defineParticipant`). */
+  VALIDATION_FAILED: 'VALIDATION_FAILED',
 
   // persistence
   DATABASE_UNAVAILABLE: 'DATABASE_UNAVAILABLE',
@@ -144,6 +146,29 @@ export class RetriesExhaustedError extends ConcordatError {
       context: { ...context, attempts },
     });
     this.attempts = attempts;
+  }
+}
+
+/** One problem a schema found in a payload: where (`items.0.qty`, empty for the payload itself) and what. */
+export interface ValidationIssue {
+  path: string;
+  message: string;
+}
+
+/**
+ * Thrown (code VALIDATION_FAILED, never retriable) when a payload does not
+ * satisfy its schema: on publishing to a typed topic, on beginning a global
+ * transaction with a typed participant, and on the consumer side for an
+ * incoming message (which is then dead-lettered at once). `issues` lists
+ * every problem the schema reported, in its order.
+ */
+export class ValidationError extends ConcordatError {
+  readonly issues: readonly ValidationIssue[];
+
+  constructor(what: string, issues: readonly ValidationIssue[], context: Record<string, unknown> = {}) {
+    const listed = issues.map((issue) => (issue.path === '' ? issue.message : `${issue.path}: ${issue.message}`)).join('; ');
+    super(`${what} is invalid: ${listed}`, { code: ErrorCode.VALIDATION_FAILED, retriable: false, context: { ...context, issues } });
+    this.issues = issues;
   }
 }
 

@@ -15,6 +15,8 @@ import type { MetricsAddress } from '../observability/index.js';
 import { startAppMetrics, type AppMetricsEndpoint } from './app-metrics.js';
 import { z } from 'zod';
 import { runTransaction, TransactionContext, type PublishOptions } from './context.js';
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import type { Topic, TopicInput } from './topic.js';
 import { hasStartHook, hasStopHook } from './decorators/index.js';
 import { compileDispatcherOptions, Dispatcher, DEAD_LETTER_SUFFIX, type DispatcherOptions, type DispatchStats } from './dispatcher.js';
 import { exploreHandlers, type HandlerTable } from './explorer.js';
@@ -324,10 +326,15 @@ export class ConcordatApp {
    * Publishes one message through the outbox, in a transaction of its own.
    * `data` must be JSON, checked at compile time (see `TransactionContext.publish`).
    * @returns the message ID.
+   * With a typed topic ({@link defineTopic}), `data` is type-checked and validated first.
    * @throws ConcordatError INVALID_TOPIC_EXCEPTION when `topic` is not a valid topic name (see `TransactionContext.publish`).
+   * @throws ValidationError VALIDATION_FAILED when `data` does not satisfy the topic's schema; nothing is published.
    */
-  async publish<T>(topic: string, data: T & JsonSafe<T>, options: PublishOptions = {}): Promise<string> {
-    return this.transaction(async (context) => context.publish<T>(topic, data, options));
+  async publish<S extends StandardSchemaV1>(topic: Topic<S>, data: TopicInput<Topic<S>> & JsonSafe<TopicInput<Topic<S>>>, options?: PublishOptions): Promise<string>;
+  async publish<T>(topic: string, data: T & JsonSafe<T>, options?: PublishOptions): Promise<string>;
+  async publish(topic: string | Topic, data: unknown, options: PublishOptions = {}): Promise<string> {
+    // The implementation signature takes either; `as string` only picks the untyped overload.
+    return this.transaction(async (context) => context.publish(topic as string, data, options));
   }
 
   private topicsToCreate(): Array<{ name: string; partitions: number }> {

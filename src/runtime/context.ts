@@ -4,6 +4,8 @@ import { validateTopicName } from '../log/index.js';
 import { createEnvelope, type Envelope, type JsonSafe } from '../messaging/index.js';
 import { activeContext, injectTraceContext, MESSAGING_SYSTEM, SpanKind, startSpan, TraceAttribute, withSpan, type Context } from '../observability/index.js';
 import { runOutboxTransaction, toOutboxRecords, writeOutbox, type OutboxMessage, type OutboxRecord } from '../outbox/index.js';
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { isTopic, validateNow, type Topic, type TopicData, type TopicInput } from './topic.js';
 
 /** Options of one published message. */
 export interface PublishOptions {
@@ -58,15 +60,31 @@ export class TransactionContext {
    * Publishes `data` to `topic` when the transaction commits. `data` must be
    * JSON, checked at compile time ({@link JsonSafe}: a `Map`, `Set`, `Date`,
    * function or `bigint` does not compile, instead of arriving as `{}` or a string).
+   *
+   * With a typed topic ({@link defineTopic}), `data` must be of the schema's
+   * input type, and is validated here, before anything is written; what is
+   * published is `data` as given (the consumer validates it again and gets
+   * the schema's output).
    * @returns the message ID.
    * @throws ConcordatError INVALID_TOPIC_EXCEPTION when `topic` is not a valid topic name
    *   (the rule and words of `@OnMessage`: 1..249 characters of a-z, A-Z, 0-9, '.', '_', '-',
    *   not '.' or '..'); nothing is published then.
+   * @throws ValidationError VALIDATION_FAILED with the schema's issues when `data` does not
+   *   satisfy the topic's schema; nothing is published then.
+   * @throws ConcordatError CONFIG_INVALID when the topic's schema validates asynchronously.
    * @throws ConcordatError ENVELOPE_INVALID for a bad extension name.
    */
-  publish<T>(topic: string, data: T & JsonSafe<T>, options: PublishOptions = {}): string {
+  publish<S extends StandardSchemaV1>(topic: Topic<S>, data: TopicInput<Topic<S>> & JsonSafe<TopicInput<Topic<S>>>, options?: PublishOptions): string;
+  publish<T>(topic: string, data: T & JsonSafe<T>, options?: PublishOptions): string;
+  publish(topic: string | Topic, data: unknown, options: PublishOptions = {}): string {
+    const name = isTopic(topic) ? topic.name : topic;
     // Here, not at the relay: a name the log refuses would otherwise commit, then fail for ever in the relay.
-    validateTopicName(topic);
+    validateTopicName(name);
+    if (isTopic(topic)) validateNow(topic.schema, data, `the payload of topic '${name}'`, { topic: name });
+    return this.publishTo(name, data, options);
+  }
+
+  private publishTo(topic: string, data: unknown, options: PublishOptions): string {
     const envelope = createEnvelope({
       type: options.type ?? topic,
       source: this.source,
@@ -162,6 +180,7 @@ export class MessageContext<T = unknown> extends TransactionContext {
   constructor(
     manager: EntityManager,
     source: string,
+    /** The message; for a typed topic its `data` is the schema's output (validated before the handler runs). */
     readonly message: Envelope<T>,
     readonly delivery: DeliveryInfo,
   ) {
@@ -184,6 +203,13 @@ export class MessageContext<T = unknown> extends TransactionContext {
     };
   }
 }
+
+/**
+ * The context of a handler of a typed topic ({@link defineTopic}):
+ * `@OnMessage(orderPlaced) placed(context: TopicContext<typeof orderPlaced>)`,
+ * whose `data` is the schema's output type.
+ */
+export type TopicContext<T extends Topic> = MessageContext<TopicData<T>>;
 
 /**
  * Runs `work` in one database transaction; the messages it publishes are

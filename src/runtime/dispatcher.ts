@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { Counter, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
-import { ConcordatError, describeError, ErrorCode, isRetriable, RetriesExhaustedError } from '../errors.js';
+import { ConcordatError, describeError, ErrorCode, isRetriable, RetriesExhaustedError, ValidationError } from '../errors.js';
 import {
   inboxInsertManySql,
   type InboxClaimRow,
@@ -37,6 +37,7 @@ import type { ConsumerDescriptor, HandlerDescriptor } from './explorer.js';
 import { storableRecord, withoutNul } from './dead-letter-input.js';
 import { HandlerGroupCommit } from './group-commit.js';
 import { databaseAnswersNewConnection, hasSqlStateMatching, isDatabaseUnavailable, isTransientConflict, retryDelayMs } from './retry.js';
+import { validateLater } from './topic.js';
 
 /** What the dispatcher needs from the app. */
 export interface DispatcherDeps {
@@ -187,7 +188,16 @@ export const DeadLetterHeader = {
   ORIGINAL_ID: 'concordat_dlq_original_id',
   /** Comma-separated headers (and `key`) whose NUL characters were written as `\u0000` so they could be stored. */
   SANITIZED: 'concordat_dlq_sanitized',
+  /**
+   * For a payload its typed topic's schema refused (error code VALIDATION_FAILED):
+   * the issues as a JSON array of `{ path, message }` (`path` like `items.0.qty`),
+   * at most {@link ISSUES_HEADER_MAX} of them.
+   */
+  ISSUES: 'concordat_dlq_issues',
 } as const;
+
+/** Most schema issues listed in a dead letter's {@link DeadLetterHeader.ISSUES} header (each message cut to 300 characters). */
+export const ISSUES_HEADER_MAX = 20;
 
 /** Header a replayed message carries: the dead letter it replays. */
 export const REPLAY_OF_HEADER = 'concordat_replay_of';
@@ -353,7 +363,7 @@ export class Dispatcher {
     const topic = deliveries[0]!.topic;
     if (deliveries.length === 1 || deliveries.some((delivery) => delivery.topic !== topic)) return this.dispatchEach(deliveries);
     const handler = this.handlerFor(topic);
-    const envelopes = decodeAll(deliveries);
+    const envelopes = await decodeAll(handler, deliveries);
     const batchable = handler.transactional || handler.invokeBatch !== undefined;
     if (envelopes === undefined || !batchable) return this.dispatchEach(deliveries);
     await this.runBatch(handler, deliveries, envelopes);
@@ -513,11 +523,13 @@ export class Dispatcher {
   async dispatch(delivery: Delivery): Promise<void> {
     if (this.skipsForeignReplay(delivery)) return;
     const handler = this.handlerFor(delivery.topic);
-    let envelope: Envelope;
+    let envelope: Envelope | undefined;
     try {
       envelope = envelopeFromDelivery(delivery);
+      envelope = await validated(handler, envelope, delivery);
     } catch (error) {
-      await this.deadLetter(delivery, undefined, handler, error, 0);
+      // Not a CloudEvent, or a payload its topic's schema refuses: no attempt could succeed.
+      await this.deadLetter(delivery, envelope, handler, error, 0);
       return;
     }
     await this.attempts(handler, envelope, delivery);
@@ -807,6 +819,7 @@ export class Dispatcher {
     const headers = { ...record.headers };
     if (record.originalId !== undefined) headers[DeadLetterHeader.ORIGINAL_ID] = record.originalId;
     if (record.sanitized.length > 0) headers[DeadLetterHeader.SANITIZED] = record.sanitized.join(',');
+    if (error instanceof ValidationError) headers[DeadLetterHeader.ISSUES] = issuesHeader(error);
     const messageId = record.messageId;
     const input = {
       consumer: handler.group,
@@ -944,13 +957,35 @@ function causedByBatch(error: unknown): boolean {
   return hasSqlStateMatching(error, (code) => BATCH_CAUSED_SQLSTATE.test(code));
 }
 
-/** The envelopes of the records, or undefined if one is not a CloudEvent (the one-at-a-time path dead-letters it). */
-function decodeAll(deliveries: readonly Delivery[]): Envelope[] | undefined {
+/**
+ * The envelopes of the records, validated for `handler`, or undefined if one
+ * is not a CloudEvent or fails the schema (the one-at-a-time path
+ * dead-letters it).
+ */
+async function decodeAll(handler: HandlerDescriptor, deliveries: readonly Delivery[]): Promise<Envelope[] | undefined> {
   try {
-    return deliveries.map((delivery) => envelopeFromDelivery(delivery));
+    return await Promise.all(deliveries.map((delivery) => validated(handler, envelopeFromDelivery(delivery), delivery)));
   } catch {
     return undefined;
   }
+}
+
+/**
+ * `envelope` with its data validated by the handler's schema (a typed
+ * topic's) and replaced by the schema's output; as it is without a schema.
+ * @throws ValidationError VALIDATION_FAILED (not retriable) with the schema's issues
+ */
+async function validated(handler: HandlerDescriptor, envelope: Envelope, delivery: Delivery): Promise<Envelope> {
+  if (handler.schema === undefined) return envelope;
+  const what = `the payload of message ${envelope.id} on topic '${delivery.topic}'`;
+  const data = await validateLater(handler.schema, envelope.data, what, { topic: delivery.topic, messageId: envelope.id });
+  return { ...envelope, data };
+}
+
+/** The {@link DeadLetterHeader.ISSUES} header: JSON, NUL-free, bounded (see {@link ISSUES_HEADER_MAX}). */
+function issuesHeader(error: ValidationError): string {
+  const issues = error.issues.slice(0, ISSUES_HEADER_MAX).map((issue) => ({ path: issue.path.slice(0, 300), message: issue.message.slice(0, 300) }));
+  return withoutNul(JSON.stringify(issues));
 }
 
 function stopping(): ConcordatError {

@@ -14,6 +14,8 @@ export interface HandlerDescriptor {
   label: string;
   transactional: boolean;
   retry: CompiledRetryPolicy;
+  /** The payload's schema, for a typed topic (see {@link HandlerMetadata.schema}). */
+  schema?: HandlerMetadata['schema'];
   invoke: HandlerMetadata['invoke'];
   invokeBatch?: HandlerMetadata['invokeBatch'];
 }
@@ -127,6 +129,7 @@ function describe(
     label,
     transactional: handler.options.transactional ?? true,
     retry,
+    ...(handler.schema !== undefined && { schema: handler.schema }),
     invoke: handler.invoke,
     ...(handler.invokeBatch !== undefined && { invokeBatch: handler.invokeBatch }),
   };

@@ -1,5 +1,6 @@
 export { AppState, ConcordatApp, Tokens, type AppOptions } from './app.js';
-export { MessageContext, runTransaction, TransactionContext, type DeliveryInfo, type PublishOptions } from './context.js';
+export { MessageContext, runTransaction, TransactionContext, type DeliveryInfo, type PublishOptions, type TopicContext } from './context.js';
+export { assertStandardSchema, defineTopic, isTopic, validateLater, validateNow, type Topic, type TopicData, type TopicInput } from './topic.js';
 export {
   OnMessage,
   Service,
@@ -11,12 +12,14 @@ export {
   type OnApplicationStop,
   type OnMessageOptions,
   type ServiceOptions,
+  type TypedHandlerDecorator,
 } from './decorators/index.js';
 export {
   DEAD_LETTER_SUFFIX,
   DISPATCH_BATCH_RECORDS_DEFAULT,
   DeadLetterHeader,
   Dispatcher,
+  ISSUES_HEADER_MAX,
   REPLAY_FOR_HEADER,
   REPLAY_OF_HEADER,
   replayDeadLetters,

@@ -1,3 +1,4 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { RetryPolicyOptions } from './retry.js';
 import type { MessageContext } from './context.js';
 import type { ConcordatApp } from './app.js';
@@ -40,6 +41,13 @@ export interface HandlerOptions {
 /** One handler as recorded on a class. */
 export interface HandlerMetadata {
   topic: string;
+  /**
+   * The payload's schema (a typed topic's, see `defineTopic`): the
+   * dispatcher validates each incoming message's data with it before the
+   * handler runs, hands the handler the schema's output, and dead-letters a
+   * message that fails at once (not retriable, the issues in its headers).
+   */
+  schema?: StandardSchemaV1;
   /** Property name of the method, for messages and dead-letter headers. */
   methodName: string;
   options: HandlerOptions;

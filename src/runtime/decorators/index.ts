@@ -1,4 +1,4 @@
 export { hasStartHook, hasStopHook, type OnApplicationStart, type OnApplicationStop } from './lifecycle.js';
 export { legacyClassDecorator, legacyMethodDecorator } from './legacy.js';
-export { OnMessage, type OnMessageOptions } from './on-message.js';
+export { OnMessage, type OnMessageOptions, type TypedHandlerDecorator } from './on-message.js';
 export { Service, type ServiceOptions } from './service.js';

@@ -1,14 +1,31 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { MessageContext } from '../context.js';
 import { defineMessageHandler, type HandlerOptions } from '../metadata.js';
+import { isTopic, type Topic, type TopicData } from '../topic.js';
 import { legacyMethodDecorator } from './legacy.js';
 
 export type OnMessageOptions = HandlerOptions;
+
+/**
+ * The decorator `@OnMessage(topic)` returns for a typed topic: it compiles
+ * only on a method whose parameter accepts the topic's context, so a handler
+ * declared `(context: MessageContext<Other>)` is refused at compile time.
+ */
+export type TypedHandlerDecorator<C> = <M extends (context: C) => unknown>(prototype: object, propertyKey: string | symbol, descriptor: TypedPropertyDescriptor<M>) => void;
 
 /**
  * Declares a handler for the messages of `topic`. The method receives a
  * {@link MessageContext}: the message, the data, the transaction's
  * EntityManager and `publish`. It runs once per message, with exactly-once
  * effect unless `transactional: false`.
+ *
+ * With a typed topic (`defineTopic(name, schema)`), declare the parameter
+ * `context: TopicContext<typeof topic>` (or `MessageContext<Payload>`):
+ * `context.data` is then the schema's output type, and the method does not
+ * compile with another payload type. Each incoming message is validated before the handler runs;
+ * one that fails goes to `<topic>.dlq` at once (no attempt, not retriable),
+ * with error code VALIDATION_FAILED and the issues as JSON in the
+ * `concordat_dlq_issues` header.
  *
  * A handler that throws is retried with backoff (see `retry`); after the last
  * attempt, or at once for a non-retriable error, the message goes to
@@ -17,11 +34,15 @@ export type OnMessageOptions = HandlerOptions;
  * @throws ConcordatError CONFIG_INVALID when compiled as a TC39 standard
  *   decorator (the tsconfig lacks `experimentalDecorators`).
  */
-export function OnMessage(topic: string, options: OnMessageOptions = {}): MethodDecorator {
+export function OnMessage<S extends StandardSchemaV1>(topic: Topic<S>, options?: OnMessageOptions): TypedHandlerDecorator<MessageContext<TopicData<Topic<S>>>>;
+export function OnMessage(topic: string, options?: OnMessageOptions): MethodDecorator;
+export function OnMessage(topic: string | Topic, options: OnMessageOptions = {}): MethodDecorator {
   return legacyMethodDecorator('@OnMessage', (prototype, propertyKey) => {
     const methodName = String(propertyKey);
     defineMessageHandler(prototype.constructor, {
-      topic,
+      // A topic that is neither (a JS caller's mistake) stays as given: the explorer names it at start-up.
+      topic: isTopic(topic) ? topic.name : topic,
+      ...(isTopic(topic) && { schema: topic.schema }),
       methodName,
       options,
       invoke: async (instance: object, context: MessageContext) => {

@@ -1,6 +1,5 @@
 import { ConcordatError, ErrorCode } from '../../errors.js';
-import type { PublishOptions } from '../../runtime/index.js';
-import type { JsonSafe } from '../../messaging/index.js';
+import type { PublishOptions, Topic } from '../../runtime/index.js';
 import { BranchContext } from '../participant/context.js';
 
 /**
@@ -18,7 +17,7 @@ import { BranchContext } from '../participant/context.js';
  * from a handler of the global transaction's outcome instead.
  */
 export class XaContext<P = unknown> extends BranchContext<P> {
-  override publish<T>(_topic: string, _data: T & JsonSafe<T>, _options?: PublishOptions): string {
+  override publish(_topic: string | Topic, _data: unknown, _options?: PublishOptions): string {
     throw new ConcordatError(
       'a 2PC branch cannot publish messages: they would become visible only at COMMIT PREPARED, which no relay hears of; ' +
         'publish from a handler of the global transaction outcome instead',
