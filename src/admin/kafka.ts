@@ -1,11 +1,4 @@
-import {
-  AssignerProtocol,
-  ConfigResourceTypes,
-  Kafka,
-  logLevel,
-  type Admin,
-  type KafkaConfig,
-} from 'kafkajs';
+import { AssignerProtocol, Kafka, logLevel, type Admin, type ConfigResourceTypes, type KafkaConfig } from 'kafkajs';
 import { ConcordatError, ErrorCode, describeError } from '../errors.js';
 import type {
   CreateTopicRequest,
@@ -21,6 +14,13 @@ import type {
   TopicSummary,
 } from './log-admin.js';
 import { groupHasMembers, lagOf, partitionsToReset, resetOffsetFor, unknownTopic, type PartitionBounds } from './offsets.js';
+
+/**
+ * DescribeConfigs' resource type of a topic (Kafka's ConfigResource.Type.TOPIC).
+ * kafkajs exports ConfigResourceTypes from its CommonJS entry only, not under
+ * Node's ESM named-export detection.
+ */
+const TOPIC_RESOURCE = 2 as ConfigResourceTypes;
 
 /** What {@link KafkaLogAdmin.connect} is given. */
 export interface KafkaLogAdminOptions {
@@ -79,7 +79,7 @@ export class KafkaLogAdmin implements LogAdmin {
     await this.requireTopic(name);
     const offsets = await this.call(`reading the offsets of '${name}'`, () => this.admin.fetchTopicOffsets(name));
     const described = await this.call(`reading the configs of '${name}'`, () =>
-      this.admin.describeConfigs({ resources: [{ type: ConfigResourceTypes.TOPIC, name }], includeSynonyms: false }),
+      this.admin.describeConfigs({ resources: [{ type: TOPIC_RESOURCE, name }], includeSynonyms: false }),
     );
     const partitions = offsets
       .map((o) => ({ partition: o.partition, logStartOffset: Number(o.low), highWatermark: Number(o.high), sizeBytes: null, segments: null }))
