@@ -53,12 +53,13 @@ export interface AppOptions {
   /** Partitions of the topics the app creates for its handlers and their dead letters. Range 1..1024. @default 8 */
   partitions?: number;
   /**
-   * How handlers are dispatched: each consumer group runs
-   * `concurrentTransactionsMax` handler transactions at a time, and the
-   * records its partitions deliver meanwhile share the next one, up to
-   * `batchRecordsMax` messages (nothing waits to fill a transaction).
+   * How handlers are dispatched: each consumer group runs one handler
+   * transaction at a time, and the records its partitions deliver meanwhile
+   * share the next one, up to `batchRecordsMax` messages (nothing waits to
+   * fill a transaction); while those transactions are full and work waits,
+   * up to `concurrentTransactionsMax` run at once.
    * `{ batchRecordsMax: 1 }` gives every message a transaction of its own.
-   * See {@link DispatcherOptions}. @default { batchRecordsMax: 32, concurrentTransactionsMax: 1 }
+   * See {@link DispatcherOptions}. @default { batchRecordsMax: 32, concurrentTransactionsMax: 4 }
    */
   dispatcher?: DispatcherOptions;
   /**

@@ -116,22 +116,26 @@ export interface DispatcherOptions {
    * the next transaction (group commit, up to `batchRecordsMax` messages;
    * see `group-commit.ts`).
    *
-   * 1 (the default): the group's messages never wait on each other's row
-   * locks and its transactions cannot deadlock with each other, whatever
-   * rows the handlers write, and the transactions are as large, and so as
-   * cheap per message, as the load makes them. Its limit is one connection's
-   * round trips: about 8,500 one-statement messages/s on the development
-   * machine (`bench:outbox`), against 18,000 with 4.
+   * A group runs one transaction at a time until that is not enough: one
+   * more goes in flight only after a *full* transaction (`batchRecordsMax`
+   * messages) committed while more work waited, and one fewer after a
+   * transaction with room. So under a light or moderate load every message
+   * still shares one transaction at a time, which cannot wait on another of
+   * its group's row locks or deadlock with it, and costs the least per
+   * message; a backlog of independent messages (catch-up after a restart, a
+   * burst) spreads over several connections. A transaction running beside
+   * others gets a lock timeout of {@link GUARDED_LOCK_TIMEOUT_MS}, and a
+   * conflict (that timeout, a deadlock, a serialization failure) brings the
+   * group back to one at a time for 1 s, doubling with each conflict up to
+   * 60 s: handlers whose messages write the same few rows fall back to one
+   * transaction at a time.
    *
-   * More: for groups whose handlers write different rows, or wait on
-   * something outside the database. How many run at once then adapts to
-   * conflicts: one at first, one more after each commit while work waits;
-   * a transaction running beside others gets a lock timeout of
-   * {@link GUARDED_LOCK_TIMEOUT_MS}, and a conflict (that timeout, a
-   * deadlock, a serialization failure) brings the group back to one at a
-   * time for 1 s, doubling with each conflict up to 60 s. Smaller
-   * transactions cost more CPU per message: on the order demo, where the
-   * database is the bottleneck, 4 ran slower than 1. Range 1..64. @default 1
+   * Measured (`bench:outbox`, one-insert handlers on 8 partitions, a
+   * backlog): 1 is bound by one connection's round trips, about 8,500
+   * messages/s on the development machine, against 18,000 with 4. On the
+   * order saga at 64 orders in flight the transactions hold 5–6 messages and
+   * stay one at a time whatever this is. Each transaction in flight holds a
+   * connection of the pool (`database.poolSize`). Range 1..64. @default 4
    */
   concurrentTransactionsMax?: number;
 }
@@ -140,7 +144,7 @@ export interface DispatcherOptions {
 export const DISPATCH_BATCH_RECORDS_DEFAULT = 32;
 
 /** Default of {@link DispatcherOptions.concurrentTransactionsMax}. */
-export const DISPATCH_CONCURRENT_TRANSACTIONS_DEFAULT = 1;
+export const DISPATCH_CONCURRENT_TRANSACTIONS_DEFAULT = 4;
 
 /**
  * `lock_timeout` of a handler transaction that runs beside others of its

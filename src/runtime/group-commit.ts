@@ -15,8 +15,12 @@
  * or deadlock, which PostgreSQL finds only after `deadlock_timeout` (1 s by
  * default). When they write different rows, running several at once is what
  * uses the database's cores. So the committer starts with one transaction in
- * flight and adds one more (up to `concurrencyMax`) after each commit while
- * work is waiting, unless a conflict was seen lately; a transaction that runs beside others is
+ * flight and adds one more (up to `concurrencyMax`) after a commit of a *full*
+ * transaction (`itemsMax` items) while work is still waiting, unless a
+ * conflict was seen lately, and takes one away after a commit of a
+ * transaction that had room: more transactions only when merging cannot
+ * absorb the work any more, since one larger transaction costs less per
+ * message than several smaller ones. A transaction that runs beside others is
  * *guarded* (the caller gives it a short lock timeout), so that a wait on
  * another transaction's rows fails within milliseconds instead of stalling.
  * A conflict — a guarded lock wait that timed out, a deadlock, a
@@ -122,8 +126,16 @@ export class HandlerGroupCommit<I, R> {
     }
   }
 
-  /** After a commit: one more transaction in flight, if work waits and no conflict was seen lately. */
-  private committed(): void {
+  /**
+   * After a commit of `items` items: one more transaction in flight if that
+   * one was full, work still waits and no conflict was seen lately; one
+   * fewer if it had room (the extra loop ends at its next turn).
+   */
+  private committed(items: number): void {
+    if (items < this.itemsMax) {
+      if (this.limit > 1) this.limit--;
+      return;
+    }
     if (this.limit >= this.concurrencyMax) {
       this.calmMs = CONFLICT_CALM_MS.min;
       return;
@@ -165,7 +177,7 @@ export class HandlerGroupCommit<I, R> {
   private async runAlone(unit: Unit<I, R>, guarded: boolean): Promise<void> {
     try {
       unit.resolve(await this.run(unit.items, guarded));
-      this.committed();
+      this.committed(unit.items.length);
     } catch (error) {
       this.failed(error);
       unit.reject(error);
@@ -175,8 +187,9 @@ export class HandlerGroupCommit<I, R> {
   private async runMerged(units: Array<Unit<I, R>>, guarded: boolean): Promise<void> {
     let results: R[];
     try {
-      results = await this.run(units.flatMap((unit) => unit.items), guarded);
-      this.committed();
+      const items = units.flatMap((unit) => unit.items);
+      results = await this.run(items, guarded);
+      this.committed(items.length);
     } catch (error) {
       this.failed(error);
       // Rolled back as a whole: each unit again in a transaction of its own, in order.

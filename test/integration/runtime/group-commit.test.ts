@@ -75,7 +75,7 @@ describe('group commit of a consumer group\'s handler transactions (real Postgre
     return rounds * perBatch * 2;
   }
 
-  it('at the default, one transaction at a time: batches of two partitions that take the same rows in opposite orders never wait on each other', async () => {
+  it('at the default, transactions with room run one at a time: batches of two partitions that take the same rows in opposite orders never wait on each other', async () => {
     const dispatcher = dispatcherFor(HotRows);
     const moves = await crossedBatches(dispatcher, 5, 10);
     expect(await rows()).toEqual([
@@ -85,8 +85,9 @@ describe('group commit of a consumer group\'s handler transactions (real Postgre
     expect(dispatcher.stats).toMatchObject({ processed: moves, duplicates: 0, retries: 0, conflictRetries: 0, batchFallbacks: 0, deadLettered: 0 });
   });
 
-  it('with concurrentTransactionsMax 4 (adapting): the same crossed batches cost one guarded lock wait at most, then run one at a time; no deadlock', async () => {
-    const dispatcher = dispatcherFor(HotRows, { concurrentTransactionsMax: 4 });
+  it('with full transactions (adapting up to 4): the same crossed batches cost one guarded lock wait at most, then run one at a time; no deadlock', async () => {
+    // Batches of 10 fill a transaction of batchRecordsMax 10, so the group goes to two in flight.
+    const dispatcher = dispatcherFor(HotRows, { concurrentTransactionsMax: 4, batchRecordsMax: 10 });
     const moves = await crossedBatches(dispatcher, 5, 10);
     expect(await rows()).toEqual([
       { id: 1, n: moves },

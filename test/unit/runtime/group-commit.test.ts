@@ -118,6 +118,34 @@ describe('HandlerGroupCommit', () => {
     await Promise.all(later);
   });
 
+  it('adds a transaction in flight only after a full one, and takes one away after one with room', async () => {
+    const gates: Array<() => void> = [];
+    const run = async (items: readonly string[]): Promise<string[]> => {
+      await new Promise<void>((resolve) => gates.push(resolve));
+      return [...items];
+    };
+    const release = async (): Promise<void> => {
+      for (let i = 0; i < 5 && gates.length === 0; i++) await Promise.resolve();
+      gates.shift()?.();
+      for (let i = 0; i < 5; i++) await Promise.resolve();
+    };
+    const commit = new HandlerGroupCommit(run, 2, 4);
+    const first = commit.submit(['a']); // starts alone, with room for one more
+    const queued = [commit.submit(['b']), commit.submit(['c']), commit.submit(['d']), commit.submit(['e'])];
+    await release(); // [a] had room: work waits, but no increase
+    expect(await first).toEqual(['a']);
+    expect(commit.concurrency).toBe(1);
+    await release(); // [b, c] was full and [d, e] waits: one more
+    expect(commit.concurrency).toBe(2);
+    await release(); // [d, e] full, nothing waits: no increase
+    expect(commit.concurrency).toBe(2);
+    await Promise.all(queued);
+    const late = commit.submit(['f']);
+    await release(); // [f] had room: back to one
+    await late;
+    expect(commit.concurrency).toBe(1);
+  });
+
   it('refuses bounds out of range and empty units', () => {
     expect(() => new HandlerGroupCommit(async () => [], 0, 1)).toThrow('itemsMax must be in 1..10000, got 0');
     expect(() => new HandlerGroupCommit(async () => [], 1, 65)).toThrow('concurrency must be in 1..64, got 65');
