@@ -323,17 +323,24 @@ describe('dispatcher (real Postgres)', () => {
       const admin = new pg.Client({ connectionString: inject('databaseUrl') });
       await admin.connect();
       let failed = false;
+      let reopened: Promise<void> | undefined;
       before = async (context) => {
         if (failed) return;
         failed = true;
         await admin.query(`ALTER DATABASE "${testDb.name}" ALLOW_CONNECTIONS false`);
-        setTimeout(() => void admin.query(`ALTER DATABASE "${testDb.name}" ALLOW_CONNECTIONS true`), 500);
+        // Connections come back once the dispatcher has found them refused and waits (a fixed delay
+        // raced the dispatcher's probe on a loaded machine: the probe got through and counted an attempt).
+        reopened = (async () => {
+          while (single.stats.databaseWaits === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+          await admin.query(`ALTER DATABASE "${testDb.name}" ALLOW_CONNECTIONS true`);
+        })();
         await protocolViolation(context.manager);
       };
       const single = new Dispatcher(exploreHandlers([LedgerService]).consumers[0]!, { dataSource: db.dataSource, resolve: () => new LedgerService(), signal: new AbortController().signal });
       try {
         await single.dispatch(deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 31 } }));
       } finally {
+        await reopened;
         await admin.query(`ALTER DATABASE "${testDb.name}" ALLOW_CONNECTIONS true`);
         await admin.end();
       }
