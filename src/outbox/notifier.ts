@@ -52,6 +52,8 @@ export class OutboxNotifier {
   private timer: NodeJS.Timeout | undefined;
   private sending = false;
   private lastSentAt = 0;
+  /** Callers of {@link idle} waiting for the pending wake-ups to go out. */
+  private idleWaiters: Array<() => void> = [];
   private readonly log = createLogger('outbox-notifier');
 
   constructor(
@@ -68,6 +70,17 @@ export class OutboxNotifier {
   register(relay: LocalRelay): () => void {
     this.relays.add(relay);
     return () => this.relays.delete(relay);
+  }
+
+  /**
+   * Resolves once no wake-up is waiting to be sent or being sent: every
+   * commit reported before the call has been NOTIFYed (or its NOTIFY
+   * failed, which the relays' poll covers). For tests and shutdown; it
+   * never sends anything itself.
+   */
+  idle(): Promise<void> {
+    if (this.timer === undefined && !this.sending && this.pending.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** Whether `notificationPayload` came from this notifier. */
@@ -140,6 +153,7 @@ export class OutboxNotifier {
   private async send(): Promise<void> {
     if (this.pending.size === 0 || !this.dataSource.isInitialized) {
       this.pending.clear();
+      this.settled();
       return;
     }
     const shards = [...this.pending];
@@ -154,7 +168,14 @@ export class OutboxNotifier {
     } finally {
       this.sending = false;
       if (this.pending.size > 0) this.schedule();
+      else this.settled();
     }
+  }
+
+  private settled(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 }
 

@@ -10,6 +10,7 @@ import {
   exploreHandlers,
   type MessageContext,
 } from '../../../src/runtime/index.js';
+import { outboxNotifierFor } from '../../../src/outbox/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import { deliveryOf } from '../../support/deliveries.js';
 
@@ -391,10 +392,10 @@ describe('dispatcher (real Postgres)', () => {
 
   it('an exactly-once handler costs three round trips: BEGIN with the inbox insert, its statement, the outbox insert with COMMIT', async () => {
     const delivery = deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 8 } });
-    await new Promise((resolve) => setTimeout(resolve, 50)); // a wake-up left over from an earlier test goes out first
+    await outboxNotifierFor(db.dataSource).idle(); // a wake-up left over from an earlier test goes out first
     const first = await roundTrips(async () => {
       await dispatcher.dispatch(delivery);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await outboxNotifierFor(db.dataSource).idle();
     });
     // After the commit, outside the transaction: the wake-up for relays in other processes (no relay runs in this one).
     expect(first).toEqual(['BEGIN; WITH dead', 'INSERT INTO ledger', 'INSERT INTO concordat.outbox', 'SELECT pg_notify($1, $2)']);
@@ -438,10 +439,10 @@ describe('dispatcher (real Postgres)', () => {
     it('costs the round trips of one message: BEGIN with one inbox insert for all, the handlers in order, one outbox insert with COMMIT', async () => {
       const batch = entries(1, 2, 3);
       const before = { ...dispatcher.stats };
-      await new Promise((resolve) => setTimeout(resolve, 50)); // a wake-up left over from an earlier test goes out first
+      await outboxNotifierFor(db.dataSource).idle(); // a wake-up left over from an earlier test goes out first
       const sent = await roundTrips(async () => {
         await dispatcher.dispatchBatch(batch);
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await outboxNotifierFor(db.dataSource).idle();
       });
       expect(sent).toEqual(['BEGIN; WITH dead', 'INSERT INTO ledger', 'INSERT INTO ledger', 'INSERT INTO ledger', 'INSERT INTO concordat.outbox', 'SELECT pg_notify($1, $2)']);
       expect(await ledger()).toEqual([1, 2, 3]);
@@ -515,7 +516,7 @@ describe('dispatcher (real Postgres)', () => {
     it('a batch whose new messages all ran before is rolled back, not committed', async () => {
       const batch = entries(1, 2);
       await dispatcher.dispatchBatch(batch);
-      await new Promise((resolve) => setTimeout(resolve, 50)); // the wake-up after that commit goes out first
+      await outboxNotifierFor(db.dataSource).idle(); // the wake-up after that commit goes out first
       expect(await roundTrips(() => dispatcher.dispatchBatch(batch))).toEqual(['BEGIN; WITH dead', 'ROLLBACK']);
     });
   });
