@@ -2,7 +2,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import type { CommitStages } from './commit-stages.js';
 import { validateTopicName } from '../log/index.js';
 import { createEnvelope, type Envelope, type JsonSafe } from '../messaging/index.js';
-import { activeContext, injectTraceContext, MESSAGING_SYSTEM, SpanKind, startSpan, TraceAttribute, withSpan, type Context } from '../observability/index.js';
+import { activeContext, injectTraceContext, MESSAGING_SYSTEM, runIn, SpanKind, startSpan, TraceAttribute, withSpan, type Context } from '../observability/index.js';
 import { runOutboxTransaction, toOutboxRecords, writeOutbox, type OutboxMessage, type OutboxRecord } from '../outbox/index.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { isTopic, validateNow, type Topic, type TopicData, type TopicInput } from './topic.js';
@@ -121,6 +121,31 @@ export class TransactionContext {
     });
     injectTraceContext(withSpan(parent, span), envelope);
     span.end();
+  }
+
+  /**
+   * Runs `work` with `ctx` as this context's {@link traceContext} and as the
+   * active context, so that what it publishes (and the spans it starts) are
+   * children of `ctx`'s span; then restores the previous one (after the
+   * promise settles, for async work).
+   */
+  withTraceContext<R>(ctx: Context, work: () => R): R {
+    const saved = this.traceContext;
+    this.traceContext = ctx;
+    let result: R;
+    try {
+      result = runIn(ctx, work);
+    } catch (error) {
+      this.traceContext = saved;
+      throw error;
+    }
+    if (!(result instanceof Promise)) {
+      this.traceContext = saved;
+      return result;
+    }
+    return result.finally(() => {
+      this.traceContext = saved;
+    }) as R;
   }
 
   /** Messages published so far and not yet written. */

@@ -16,7 +16,6 @@ import {
   createLogger,
   extractTraceContext,
   faultPoint,
-  linksOfRecords,
   MESSAGING_SYSTEM,
   recordSpanError,
   ROOT_CONTEXT,
@@ -427,27 +426,24 @@ export class Dispatcher {
     const instance = this.deps.resolve(handler.serviceClass);
     const startedAt = performance.now();
     const manager = this.deps.dataSource.manager;
-    // One `process` span for the hook's call, linked to each message's creation context.
-    const span = startSpan(`process ${deliveries[0]!.topic}`, SpanKind.CONSUMER, ROOT_CONTEXT, {
-      ...this.spanAttributes(handler, deliveries[0]!),
-      [TraceAttribute.BATCH_COUNT]: deliveries.length,
-    });
-    if (span.isRecording()) span.addLinks(linksOfRecords(envelopes.map((envelope) => ({ ...(envelope.traceparent !== undefined && { ce_traceparent: envelope.traceparent }) }))));
-    const traceContext = withSpan(ROOT_CONTEXT, span);
+    // A `process` span per message, child of its creation context, so that what the hook does for
+    // each (a coordinator's step) stays in that message's trace; the hook itself runs under none.
+    const spans = deliveries.map((delivery, i) => this.startProcessSpan(handler, envelopes[i]!, delivery));
     try {
       const contexts = deliveries.map((delivery, i) => {
         const context = new MessageContext(manager, this.consumer.serviceName, envelopes[i]!, this.deliveryInfo(handler, delivery, 1));
-        context.traceContext = traceContext;
+        context.traceContext = withSpan(extractTraceContext(envelopes[i]!), spans[i]!);
         return context;
       });
-      await runIn(traceContext, () => handler.invokeBatch!(instance, contexts));
+      await runIn(ROOT_CONTEXT, () => handler.invokeBatch!(instance, contexts));
       await writeOutboxRecords(manager, contexts.flatMap((context) => context.takeRecords()));
       this.recordDone(deliveries.length, deliveries.length, startedAt);
+      for (const span of spans) span.setAttributes({ [TraceAttribute.OUTCOME]: 'processed', [TraceAttribute.BATCH_COUNT]: deliveries.length });
     } catch (error) {
-      recordSpanError(span, error);
+      for (const span of spans) recordSpanError(span, error);
       throw error;
     } finally {
-      span.end();
+      for (const span of spans) span.end();
     }
   }
 

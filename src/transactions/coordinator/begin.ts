@@ -8,6 +8,8 @@ import { MODE_ACTIONS } from './messages.js';
 import { BranchState, GlobalTxState, TxMode } from './states.js';
 import { insertGlobalTx, type BranchRow, type NewBranch } from './store.js';
 import { txMetrics } from './metrics.js';
+import { recordSpanError } from '../../observability/index.js';
+import { beginSpan } from './tracing.js';
 
 /** Options every mode's begin function shares. */
 export interface BeginOptions {
@@ -99,14 +101,22 @@ export async function beginGlobalTx(
     branches,
     sent: `${first} → branch ${commands.map((c) => c.branchId).join(', ')}`,
   };
+  const traced = beginSpan(context, { id, mode, name: options.name, branches: branches.length });
   try {
-    await insertGlobalTx(context.manager, tx);
+    try {
+      await insertGlobalTx(context.manager, tx);
+    } catch (error) {
+      // The payloads are serialized while the statement is built, before it is sent; looked for only
+      // on failure, so that a good begin serializes each payload once (here) and once (in its command).
+      throw unserializablePayload(mode, options.name, options.payload, branches) ?? error;
+    }
+    traced.publish(() => sendCommands(context, { id, mode }, branches, commands));
   } catch (error) {
-    // The payloads are serialized while the statement is built, before it is sent; looked for only
-    // on failure, so that a good begin serializes each payload once (here) and once (in its command).
-    throw unserializablePayload(mode, options.name, options.payload, branches) ?? error;
+    recordSpanError(traced.span, error);
+    throw error;
+  } finally {
+    traced.span.end();
   }
-  sendCommands(context, { id, mode }, branches, commands);
   txMetrics().begun(mode);
   return id;
 }

@@ -211,7 +211,10 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
         const contexts = new Map<string, MessageContext<BranchReply>>();
         for (const message of batch) {
           if (fresh.has(message.message.id) && !contexts.has(message.message.id)) {
-            contexts.set(message.message.id, new MessageContext(manager, message.source, message.message, message.delivery));
+            const context = new MessageContext(manager, message.source, message.message, message.delivery);
+            // The reply's process span: the step it drives is its child (see tracing.ts).
+            context.traceContext = message.traceContext;
+            contexts.set(message.message.id, context);
           }
         }
         const items = [...contexts.values()].map((context) => ({ id: context.data.globalTxId, input: { kind: 'reply', reply: context.data } as const, context }));

@@ -14,6 +14,7 @@ import {
 } from './messages.js';
 import { advance, transition, type Command, type Timing, type Transition, type TxInput } from './protocol.js';
 import { TxMode } from './states.js';
+import { traceStep } from './tracing.js';
 import { applyTransitions, lockGlobalTxs, type BranchRow, type GlobalTxRow, type LoadedGlobalTx } from './store.js';
 
 /** One step to drive: which global transaction, on what input, publishing through which context. */
@@ -68,9 +69,11 @@ export function planGlobalTxs(
       continue;
     }
     const step = transition(state.tx, state.branches, item.input, timing);
-    // An operator's retry must reach a participant that answered before: new message IDs (see decisionMessageId).
-    sendCommands(item.context, state.tx, state.branches, step.commands, { freshIds: item.input.kind === 'retry' });
-    if (step.ended && step.tx !== undefined) publishOutcome(item.context, { ...state.tx, state: step.tx.state, reason: step.tx.reason });
+    traceStep(item.context, state.tx, item.input, step, () => {
+      // An operator's retry must reach a participant that answered before: new message IDs (see decisionMessageId).
+      sendCommands(item.context, state.tx, state.branches, step.commands, { freshIds: item.input.kind === 'retry' });
+      if (step.ended && step.tx !== undefined) publishOutcome(item.context, { ...state.tx, state: step.tx.state, reason: step.tx.reason });
+    });
     states.set(item.id, advance(state.tx, state.branches, step));
     writes.push({ id: item.id, step });
     results.push(step);

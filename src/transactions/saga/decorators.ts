@@ -2,6 +2,7 @@ import { defineDecoratorCheck, defineMessageHandler, getServiceMetadata, legacyC
 import { commandTopic } from '../coordinator/messages.js';
 import { TxMode } from '../coordinator/states.js';
 import { handleSagaCommand, type SagaMethods } from './participant.js';
+import { inBranchSpan } from '../participant/tracing.js';
 
 const PARTICIPANT_METADATA = Symbol.for('concordat.saga.participant');
 const METHODS_METADATA = Symbol.for('concordat.saga.methods');
@@ -34,7 +35,7 @@ export function SagaParticipant(name: string, options: SagaParticipantOptions = 
       methodName: `saga(${name})`,
       // The coordinator owns retries; a handler retry here would only cover the database failing.
       options: { ...(options.group !== undefined && { group: options.group }) },
-      invoke: (instance, context) => handleSagaCommand(name, getSagaMethods(target), instance, context),
+      invoke: (instance, context) => inBranchSpan(TxMode.SAGA, name, context, () => handleSagaCommand(name, getSagaMethods(target), instance, context)),
     });
     registerCheck(target);
   });

@@ -8,6 +8,8 @@ import {
 } from '../../runtime/index.js';
 import { participantTopic } from './messages.js';
 import { handleTccCommand, type TccMethods } from './participant.js';
+import { inBranchSpan } from '../participant/tracing.js';
+import { TxMode } from '../coordinator/states.js';
 
 const PARTICIPANT_METADATA = Symbol.for('concordat.tcc.participant');
 const METHODS_METADATA = Symbol.for('concordat.tcc.methods');
@@ -43,7 +45,7 @@ export function TccParticipant(name: string, options: TccParticipantOptions = {}
       topic: participantTopic(name),
       methodName: `tcc(${name})`,
       options: { ...(options.group !== undefined && { group: options.group }), ...(options.retry !== undefined && { retry: options.retry }) },
-      invoke: (instance, context) => handleTccCommand(name, getTccMethods(target), instance, context),
+      invoke: (instance, context) => inBranchSpan(TxMode.TCC, name, context, () => handleTccCommand(name, getTccMethods(target), instance, context)),
     });
     registerCheck(target);
   });

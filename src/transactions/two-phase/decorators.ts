@@ -16,6 +16,7 @@ import { TxMode } from '../coordinator/states.js';
 import { XA_PARTICIPANT_NAME_MAX } from './gid.js';
 import { handleXaCommand } from './participant.js';
 import { recoverPrepared } from './recovery.js';
+import { inBranchSpan } from '../participant/tracing.js';
 
 const PARTICIPANT_METADATA = Symbol.for('concordat.xa.participant');
 const optionsSchema = z.object({ lockTimeoutMs: z.number().int().min(1).max(3_600_000).default(2000) });
@@ -76,7 +77,8 @@ export function XaParticipant(name: string, options: XaParticipantOptions = {}):
         ...(options.group !== undefined && { group: options.group }),
         ...(options.retry !== undefined && { retry: options.retry }),
       },
-      invoke: (instance: object, context: MessageContext) => handleXaCommand(name, getPrepareMethod(target)!, instance, context, lockTimeoutMs),
+      invoke: (instance: object, context: MessageContext) =>
+        inBranchSpan(TxMode.TWO_PHASE, name, context, () => handleXaCommand(name, getPrepareMethod(target)!, instance, context, lockTimeoutMs)),
     };
     // Prepares and decisions on topics of their own (see ModeActions.decisionTopicPrefix).
     defineMessageHandler(target, { ...handler, topic: commandTopic(TxMode.TWO_PHASE, name, BranchAction.PREPARE) });

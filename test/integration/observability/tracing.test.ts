@@ -2,6 +2,7 @@ import { trace } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nonRetriable } from '../../../src/errors.js';
 import { ConcordatApp, OnMessage, Service, type MessageContext } from '../../../src/runtime/index.js';
+import { Cancel, Confirm, TccParticipant, TransactionCoordinator, Try, beginTcc, type TccContext } from '../../../src/transactions/index.js';
 import { createTxFixture, waitFor, type TxFixture } from '../transactions/support/fixture.js';
 import { parentOf, registerTestTracing, spanLike, traceTree, type SpanLike, type TestTracing } from '../../support/tracing.js';
 
@@ -29,6 +30,22 @@ class Billing {
   }
 }
 
+function participant(name: string) {
+  @Service(`tcc-${name}`)
+  @TccParticipant(name)
+  class Participant {
+    @Try()
+    async try(context: TccContext<{ refuse?: string }>): Promise<void> {
+      if (context.payload.refuse === name) throw nonRetriable(new Error(`${name} refuses`));
+    }
+    @Confirm()
+    async confirm(): Promise<void> {}
+    @Cancel()
+    async cancel(): Promise<void> {}
+  }
+  return Participant;
+}
+
 /**
  * Publish and process spans with the real SDK in process: the W3C context
  * travels in each message's `traceparent`, so a chain of handlers is one
@@ -43,7 +60,7 @@ describe('tracing of messages (real OpenTelemetry SDK, in-memory exporter)', () 
   beforeAll(async () => {
     tracing = registerTestTracing();
     fx = await createTxFixture('tracing_messages');
-    app = ConcordatApp.create({ name: 'tracing', services: [Shop, Billing], database: fx.db, transport: fx.transport, partitions: 2 });
+    app = ConcordatApp.create({ name: 'tracing', services: [Shop, Billing, TransactionCoordinator, participant('left'), participant('right')], database: fx.db, transport: fx.transport, partitions: 2 });
     await app.start();
   });
   afterAll(async () => {
@@ -108,5 +125,62 @@ describe('tracing of messages (real OpenTelemetry SDK, in-memory exporter)', () 
     expect(poisoned.attributes).toMatchObject({ 'concordat.outcome': 'dead_lettered', 'error.type': 'Error' });
     const publish = parentOf(poisoned, spans());
     expect(publish?.name).toBe('publish trace.poison');
+  });
+
+  /** Names from `span`'s parent up to its root, participant names as `*`. */
+  const ancestry = (span: SpanLike, all: readonly SpanLike[]): string[] => {
+    const names: string[] = [];
+    for (let parent = parentOf(span, all); parent !== undefined; parent = parentOf(parent, all)) names.push(parent.name.replace(/left|right/, '*'));
+    return names;
+  };
+
+  it.each([
+    { outcome: 'CONFIRMED', refuse: undefined, decision: 'TRYING → CONFIRMING', second: 'Confirm' },
+    { outcome: 'CANCELLED', refuse: 'right', decision: 'TRYING → CANCELLING', second: 'Cancel' },
+  ])('traces a TCC global transaction ($outcome) from its begin through every Try, the decision and every $second', async ({ outcome, refuse, decision, second }) => {
+    const name = `order-${outcome.toLowerCase()}`;
+    const id = await trace.getTracer('test').startActiveSpan('POST /orders', async (root) => {
+      try {
+        return await app.transaction((context) => beginTcc(context, { name, branches: [{ participant: 'left', payload: { refuse } }, { participant: 'right', payload: { refuse } }] }));
+      } finally {
+        root.end();
+      }
+    });
+    expect((await fx.ended(id)).state).toBe(outcome);
+    const ending = `TCC ${second === 'Confirm' ? 'CONFIRMING → CONFIRMED' : 'CANCELLING → CANCELLED'}`;
+    const all = await waitFor(async () => {
+      const all = spans();
+      return all.some((span) => span.name === ending && span.attributes['concordat.global_tx.id'] === id) ? all : undefined;
+    }, 'the span of the last step');
+    const begin = all.find((span) => span.name === `TCC begin ${name}` && span.attributes['concordat.global_tx.id'] === id)!;
+    expect(begin.attributes).toMatchObject({ 'concordat.global_tx.mode': 'TCC', 'concordat.global_tx.name': name, 'concordat.global_tx.branches': 2 });
+    expect(parentOf(begin, all)?.name).toBe('POST /orders');
+    const ofTx = all.filter((span) => span.attributes['concordat.global_tx.id'] === id);
+    // Everything of this global transaction is in the trace of the request that began it.
+    expect(new Set(ofTx.map((span) => span.traceId))).toEqual(new Set([begin.traceId]));
+    const spansNamed = (pattern: RegExp): SpanLike[] => ofTx.filter((span) => pattern.test(span.name));
+    expect(spansNamed(/^TCC Try /).map((span) => span.name).sort()).toEqual(['TCC Try left', 'TCC Try right']);
+    for (const tried of spansNamed(/^TCC Try /)) {
+      expect(ancestry(tried, all)).toEqual(['process concordat.tcc.*', 'publish concordat.tcc.*', `TCC begin ${name}`, 'POST /orders']);
+    }
+    const decided = spansNamed(new RegExp(`^TCC ${decision}$`));
+    expect(decided).toHaveLength(1);
+    // The decision is taken in the transaction of the second vote (its participant's, co-located with the coordinator).
+    expect(ancestry(decided[0]!, all)).toEqual(['process concordat.tcc.*', 'publish concordat.tcc.*', `TCC begin ${name}`, 'POST /orders']);
+    const seconds = spansNamed(new RegExp(`^TCC ${second} `));
+    expect(seconds.map((span) => span.name).sort()).toEqual(refuse === 'right' ? [`TCC ${second} left`] : [`TCC ${second} left`, `TCC ${second} right`]);
+    for (const span of seconds) {
+      expect(ancestry(span, all)).toEqual([
+        'process concordat.tcc.*',
+        'publish concordat.tcc.*',
+        `TCC ${decision}`,
+        'process concordat.tcc.*',
+        'publish concordat.tcc.*',
+        `TCC begin ${name}`,
+        'POST /orders',
+      ]);
+      expect(span.attributes).toMatchObject({ 'concordat.participant': span.name.split(' ')[2], 'concordat.branch.action': second.toLowerCase() });
+    }
+    expect(spansNamed(new RegExp(`^${ending}$`))).toHaveLength(1);
   });
 });
