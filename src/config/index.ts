@@ -26,9 +26,11 @@ export {
   TOPIC_CONFIG_DEFAULTS,
   type CompiledGroupCoordinatorOptions,
   type CompiledLogManagerOptions,
+  type CompiledTransactionCoordinatorOptions,
   type GroupCoordinatorOptions,
   type LogManagerOptions,
   type TopicConfig,
+  type TransactionCoordinatorOptions,
 } from './log-options.js';
 export {
   compileKafkaTransportOptions,

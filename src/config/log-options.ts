@@ -119,6 +119,30 @@ export interface GroupCoordinatorOptions {
   offsetsLogBytesMax?: number;
 }
 
+/** Kafka transaction coordinator settings (Kafka's `transaction.*` and `transactional.id.*` broker configs). */
+export interface TransactionCoordinatorOptions {
+  /**
+   * Longest `transaction.timeout.ms` a transactional producer may ask for, in
+   * ms (`transaction.max.timeout.ms`); a longer one gets INVALID_TRANSACTION_TIMEOUT.
+   * Range 1000..2^31-1. @default 900000 (15 min)
+   */
+  transactionMaxTimeoutMs?: number;
+  /**
+   * How often ongoing transactions past their timeout are looked for and
+   * aborted, in ms (`transaction.abort.timed.out.transaction.cleanup.interval.ms`).
+   * Range 10..3600000. @default 10000
+   */
+  abortTimedOutTransactionsIntervalMs?: number;
+  /**
+   * How long the state of a transactional ID with no transaction in progress
+   * is kept after its last use, in ms (`transactional.id.expiration.ms`).
+   * Range 1000..2^53-1. @default 604800000 (7 days)
+   */
+  transactionalIdExpirationMs?: number;
+  /** Most transactional IDs the coordinator keeps; InitProducerId for one more is refused. Range 1..1000000. @default 10000 */
+  transactionalIdsMax?: number;
+}
+
 /** Options of `LogManager.open`. */
 export interface LogManagerOptions {
   /** Directory holding the topics' partition directories, `topics.json` and `.groups/`. Required. */
@@ -176,6 +200,7 @@ export interface LogManagerOptions {
    */
   producersPerPartitionMax?: number;
   groups?: GroupCoordinatorOptions;
+  transactions?: TransactionCoordinatorOptions;
 }
 
 const INT32_MAX = 2 ** 31 - 1;
@@ -240,6 +265,20 @@ const groupsSchema = z
     message: 'minSessionTimeoutMs must not exceed maxSessionTimeoutMs',
   });
 
+const TRANSACTIONS_DEFAULTS = {
+  transactionMaxTimeoutMs: 900_000,
+  abortTimedOutTransactionsIntervalMs: 10_000,
+  transactionalIdExpirationMs: 7 * DAY_MS,
+  transactionalIdsMax: 10_000,
+} as const;
+
+const transactionsSchema = z.strictObject({
+  transactionMaxTimeoutMs: z.number().int().min(1000).max(INT32_MAX).default(TRANSACTIONS_DEFAULTS.transactionMaxTimeoutMs),
+  abortTimedOutTransactionsIntervalMs: z.number().int().min(10).max(3_600_000).default(TRANSACTIONS_DEFAULTS.abortTimedOutTransactionsIntervalMs),
+  transactionalIdExpirationMs: z.number().int().min(1000).max(SAFE_MAX).default(TRANSACTIONS_DEFAULTS.transactionalIdExpirationMs),
+  transactionalIdsMax: z.number().int().min(1).max(1_000_000).default(TRANSACTIONS_DEFAULTS.transactionalIdsMax),
+});
+
 const schema = z.strictObject({
   dataDir: z.string().min(1),
   topicDefaults: partialTopicConfigSchema.default({}),
@@ -257,9 +296,11 @@ const schema = z.strictObject({
   producerIdExpirationMs: z.number().int().min(1000).max(SAFE_MAX).default(DAY_MS),
   producersPerPartitionMax: z.number().int().min(1).max(1_000_000).default(10_000),
   groups: groupsSchema.default({ ...GROUPS_DEFAULTS }),
+  transactions: transactionsSchema.default({ ...TRANSACTIONS_DEFAULTS }),
 });
 
 export type CompiledGroupCoordinatorOptions = Required<GroupCoordinatorOptions>;
+export type CompiledTransactionCoordinatorOptions = Required<TransactionCoordinatorOptions>;
 
 /** {@link LogManagerOptions} with every default applied. */
 export interface CompiledLogManagerOptions {
@@ -280,13 +321,14 @@ export interface CompiledLogManagerOptions {
   producerIdExpirationMs: number;
   producersPerPartitionMax: number;
   groups: Readonly<CompiledGroupCoordinatorOptions>;
+  transactions: Readonly<CompiledTransactionCoordinatorOptions>;
 }
 
 /** Validates and fills in {@link LogManagerOptions}. @throws ConcordatError CONFIG_INVALID naming the option */
 export function compileLogManagerOptions(options: LogManagerOptions): CompiledLogManagerOptions {
   const parsed = compileOptions(schema, options, 'log');
   const topicDefaults = Object.freeze({ ...TOPIC_CONFIG_DEFAULTS, ...stripUndefined(parsed.topicDefaults) });
-  return { ...parsed, topicDefaults, groups: Object.freeze({ ...parsed.groups }) };
+  return { ...parsed, topicDefaults, groups: Object.freeze({ ...parsed.groups }), transactions: Object.freeze({ ...parsed.transactions }) };
 }
 
 /**

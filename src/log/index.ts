@@ -10,7 +10,16 @@ export {
   type TopicDescription,
   type TopicSpec,
 } from './log-manager.js';
-export type { AppendResult, PartitionDescription, ReadOptions, ReadResult, RecoveryEvent } from './partition-log.js';
+export { IsolationLevel, type AppendResult, type PartitionDescription, type ReadOptions, type ReadResult, type RecoveryEvent } from './partition-log.js';
+export { ControlRecordType, type AbortedTransaction, type TransactionMarker } from './transaction-index.js';
+export {
+  TransactionCoordinator,
+  TransactionState,
+  type PendingOffset,
+  type TopicPartition,
+  type TransactionCoordinatorFaults,
+  type TransactionDescription,
+} from './transactions/coordinator.js';
 export { DEDUP_HEADER, type RecordLocation } from './dedup-window.js';
 export { BATCHES_REMEMBERED } from './producer-state.js';
 export type { FilePoolStats } from './file-pool.js';
@@ -73,6 +82,7 @@ export {
   type GroupCoordinatorOptions,
   type LogManagerOptions,
   type TopicConfig,
+  type TransactionCoordinatorOptions,
 } from '../config/index.js';
 export { attachLogMetrics, FSYNC_BUCKETS_SECONDS } from './metrics.js';
 export { readCheckpoint, writeCheckpoint } from './checkpoint-file.js';

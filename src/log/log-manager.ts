@@ -18,6 +18,7 @@ import { FilePool, type FilePoolStats } from './file-pool.js';
 import { GroupCommitFlusher, type FlushStats } from './flush.js';
 import { GroupCoordinator } from './groups/coordinator.js';
 import { GROUPS_DIR } from './groups/offset-store.js';
+import { TransactionCoordinator, type TransactionCoordinatorFaults } from './transactions/coordinator.js';
 import { IndexCache } from './index-cache.js';
 import {
   PartitionLog,
@@ -36,6 +37,7 @@ import { segmentFileName } from './segment.js';
 import { isDiskFull, storageWriteError } from './storage-error.js';
 import { isValidTopicName, topicNamesCollide, validateTopicName } from './topic-name.js';
 import { TopicRegistry, TOPIC_REGISTRY_FILE, type TopicRecord } from './topic-registry.js';
+import type { TransactionMarker } from './transaction-index.js';
 
 /**
  * The log engine's front door: topics of partitions on disk, appends with
@@ -48,6 +50,7 @@ import { TopicRegistry, TOPIC_REGISTRY_FILE, type TopicRecord } from './topic-re
  * <dataDir>/topics.json                       topic registry (topic-registry.ts)
  * <dataDir>/recovery-point-offset-checkpoint  recovery points (recovery-point.ts)
  * <dataDir>/producer-ids                      producer-ID blocks (producer-ids.ts)
+ * <dataDir>/transactions                      Kafka transaction coordinator state (transactions/state-store.ts)
  * <dataDir>/<topic>-<partition>/              segments (segment.ts), producer snapshots (partition-log.ts)
  * <dataDir>/.groups/                          committed offsets (groups/offset-store.ts)
  * ```
@@ -63,6 +66,8 @@ import { TopicRegistry, TOPIC_REGISTRY_FILE, type TopicRecord } from './topic-re
 export interface LogManagerDependencies {
   /** Where the log's lines go (a child with `component: 'log'` is made of it). @default the Concordat logger (pino, stderr) */
   logger?: Logger;
+  /** Faults injected into the transaction coordinator (crash tests only). */
+  transactionFaults?: TransactionCoordinatorFaults;
 }
 
 export interface TopicSpec {
@@ -122,6 +127,8 @@ export class LogManager {
   private maintenanceChain: Promise<unknown> = Promise.resolve();
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
+  private partitionsClosed = false;
+  private transactionCoordinator: TransactionCoordinator | null = null;
   /** Records and bytes appended per topic since open (duplicates not counted), for `log/metrics.ts`. */
   private readonly appended = new Map<string, { records: number; bytes: number }>();
 
@@ -135,6 +142,7 @@ export class LogManager {
     private readonly producerIds: ProducerIdAllocator,
     private readonly logger: Logger,
     private groupCoordinator: GroupCoordinator | null,
+    private readonly dependencies: LogManagerDependencies,
   ) {}
 
   /**
@@ -160,6 +168,7 @@ export class LogManager {
         producerIds,
         logger,
         null,
+        dependencies,
       );
       await manager.load(startedMs);
       return manager;
@@ -182,7 +191,9 @@ export class LogManager {
       });
       for (const topic of this.topics.values()) if (topic.dedup !== null) await this.rebuildDedupWindow(topic);
       this.groupCoordinator = await GroupCoordinator.open(this.options.dataDir, this.options.groups, this, this.logger);
+      this.transactionCoordinator = await this.openTransactionCoordinator();
     } catch (error) {
+      await this.groupCoordinator?.close().catch(() => {});
       await Promise.allSettled(this.allPartitions().map((log) => log.close()));
       await this.pool.closeAll();
       throw error;
@@ -360,6 +371,32 @@ export class LogManager {
     this.logger.warn(event, event.action === 'truncated' ? 'truncated a torn tail' : 'rebuilt damaged or missing state');
     if (this.events.length >= RECOVERY_EVENTS_MAX) this.events.shift();
     this.events.push(event);
+  }
+
+  /** Opens the Kafka transaction coordinator, which finishes transactions a crash left prepared by appending their markers. */
+  private openTransactionCoordinator(): Promise<TransactionCoordinator> {
+    const access = {
+      partitionCount: (topic: string) => this.partitionCount(topic),
+      appendMarker: (topic: string, partition: number, marker: TransactionMarker) => {
+        this.checkOpenForTransactions();
+        return this.partitionOrThrow(topic, partition).appendMarker(marker);
+      },
+      allocateProducerId: () => this.producerIds.allocate(),
+      commitTransactionalOffsets: (groupId: string, offsets: Parameters<GroupCoordinator['commitTransactionalOffsets']>[1]) =>
+        this.groups.commitTransactionalOffsets(groupId, offsets),
+    };
+    return TransactionCoordinator.open(this.options.dataDir, this.options.transactions, access, this.logger, this.dependencies.transactionFaults);
+  }
+
+  /** Markers are appended until the partitions close (the coordinator closes first). */
+  private checkOpenForTransactions(): void {
+    if (this.partitionsClosed) throw new ConcordatError('the log is closed', { code: ErrorCode.LOG_CLOSED });
+  }
+
+  /** The Kafka transaction coordinator over this log (KIP-98: transactional producers, markers). */
+  get transactions(): TransactionCoordinator {
+    if (this.transactionCoordinator === null) throw new Error('the log is not open');
+    return this.transactionCoordinator;
   }
 
   /** The consumer-group coordinator over this log. */
@@ -740,7 +777,9 @@ export class LogManager {
     for (const timer of this.timers) clearInterval(timer);
     await this.metadataChain.catch(() => {});
     await this.maintenanceChain.catch(() => {});
+    await this.transactionCoordinator?.close();
     await this.groupCoordinator?.close();
+    this.partitionsClosed = true;
     const failures = await this.closePartitions();
     if (failures.length > 0) this.logger.error({ err: failures[0] }, 'closing a partition failed; the next open will validate it');
     await this.pool.closeAll();

@@ -25,6 +25,13 @@ import type { RecoveryPoint } from './recovery-point.js';
 import { Segment, segmentFileName, type SegmentConfig, type SegmentEnv, type SegmentEvent } from './segment.js';
 import { storageWriteError } from './storage-error.js';
 import { TIME_INDEX_ENTRY_BYTES } from './time-index.js';
+import {
+  encodeMarkerBatch,
+  hasTransactionalBatch,
+  PartitionTransactions,
+  type AbortedTransaction,
+  type TransactionMarker,
+} from './transaction-index.js';
 
 /**
  * One partition's log: an ordered list of segments (segment.ts), the last of
@@ -37,8 +44,15 @@ import { TIME_INDEX_ENTRY_BYTES } from './time-index.js';
  * With flushMode `sync` the high watermark trails the log end offset by the
  * writes awaiting their fdatasync; in the other modes they are equal.
  * Files in the partition directory besides the segments:
- * `<20-digit offset>.snapshot`, the idempotent-producer state at that offset
- * (producer-state.ts; the latest two are kept).
+ * `<20-digit offset>.snapshot`, the idempotent-producer state and the
+ * partition's transactions at that offset (producer-state.ts,
+ * transaction-index.ts; the latest two are kept).
+ *
+ * Transactions (KIP-98): transactional batches are appended like any other;
+ * {@link appendMarker} appends the coordinator's COMMIT/ABORT control batch.
+ * Acknowledged appends move the last stable offset (transaction-index.ts);
+ * a read_committed read stops below it and lists the aborted transactions
+ * in what it returns.
  *
  * Append pipeline (no lock, one writer loop per partition): `append`
  * validates the batches, checks idempotent producers' sequences and the
@@ -98,6 +112,10 @@ export interface AppendResult {
   recordLocations?: RecordLocation[];
 }
 
+/** Kafka's isolation levels of a read (Fetch isolation_level 0 and 1). */
+export const IsolationLevel = { READ_UNCOMMITTED: 'read_uncommitted', READ_COMMITTED: 'read_committed' } as const;
+export type IsolationLevel = (typeof IsolationLevel)[keyof typeof IsolationLevel];
+
 export interface ReadOptions {
   /** Byte budget of the result; at least one whole batch is returned when one exists. */
   maxBytes: number;
@@ -113,6 +131,11 @@ export interface ReadOptions {
    * with the previous result, and every view into it, before reading again.
    */
   buffer?: Buffer;
+  /**
+   * read_committed: only batches below the last stable offset, with the
+   * aborted transactions among them in the result. @default 'read_uncommitted'
+   */
+  isolationLevel?: IsolationLevel;
 }
 
 export interface ReadResult {
@@ -120,15 +143,19 @@ export interface ReadResult {
   records: Buffer;
   highWatermark: number;
   logStartOffset: number;
-  /** Equals the high watermark: the log has no transactions. */
+  /** The high watermark, or the first offset of the oldest transaction still open, if lower. */
   lastStableOffset: number;
   logEndOffset: number;
+  /** read_committed reads only: the aborted transactions with data in `records`, by first offset. */
+  abortedTransactions?: AbortedTransaction[];
 }
 
 export interface PartitionDescription {
   partition: number;
   logStartOffset: number;
   highWatermark: number;
+  /** The high watermark, or the first offset of the oldest open transaction, if lower. */
+  lastStableOffset: number;
   logEndOffset: number;
   sizeBytes: number;
   segmentCount: number;
@@ -195,6 +222,8 @@ interface PendingAppend {
   producerBatches: PendingProducerBatch[] | null;
   dedupPlan: DedupPlan | null;
   dedupEntries: DedupEntry[] | null;
+  /** Holds transactional or control batches: the partition's transactions take it when acknowledged. */
+  transactional: boolean;
 }
 
 interface WriteGroup {
@@ -257,6 +286,7 @@ export class PartitionLog {
   private durable: DurablePoint;
   private recoveryPoint: RecoveryPoint | null;
   private readonly producers: ProducerStateManager;
+  private readonly transactions: PartitionTransactions;
   /** Offsets of the producer snapshots on disk, oldest first. */
   private snapshots: number[] = [];
   private checkpointing: Promise<RecoveryPoint | null> | null = null;
@@ -285,6 +315,7 @@ export class PartitionLog {
       producerIdExpirationMs: ctx.producerIdExpirationMs,
       producersPerPartitionMax: ctx.producersPerPartitionMax,
     });
+    this.transactions = new PartitionTransactions(ctx.topic, ctx.partition);
     this.startFlushTimer();
   }
 
@@ -343,6 +374,7 @@ export class PartitionLog {
       partition: this.ctx.partition,
       logStartOffset: this.logStartOffset,
       highWatermark: this.highWatermark,
+      lastStableOffset: this.transactions.lastStableOffset(this.highWatermark),
       logEndOffset: this.logEndOffset,
       sizeBytes: this.segments.reduce((sum, segment) => sum + segment.sizeBytes, 0),
       segmentCount: this.segments.length,
@@ -381,6 +413,7 @@ export class PartitionLog {
     // A failed append is being repaired: this one goes once the repair is done.
     if (this.repairing !== null) return this.repairing.then(() => this.append(batches));
     let info = validateBatchesForAppend(batches, this.batchLimits());
+    this.transactions.checkFence(batches);
     const producerCheck = this.producers.check(batches);
     if (producerCheck.kind === 'duplicate') return this.answerDuplicate(producerCheck);
     const nowMs = Date.now();
@@ -390,6 +423,29 @@ export class PartitionLog {
     if (bytes !== batches) info = validateBatchesForAppend(bytes, this.batchLimits());
     this.checkQueueRoom(bytes.length);
     return this.enqueue(bytes, info, producerCheck.batches, plan, nowMs);
+  }
+
+  /**
+   * Appends a transaction marker (the coordinator's COMMIT or ABORT control
+   * batch for one producer) and resolves once it is acknowledged like any
+   * append. From the call on, the marker's epoch fences older epochs of the
+   * producer. Not subject to appendQueueBytesMax: a marker must not wait
+   * behind the data it closes.
+   * @throws ConcordatError LOG_CLOSED, KAFKA_STORAGE_ERROR
+   */
+  appendMarker(marker: TransactionMarker): Promise<AppendResult> {
+    if (this.closed) return Promise.reject(closedError(this.ctx));
+    if (this.offline) return Promise.reject(this.failure);
+    if (this.repairing !== null) return this.repairing.then(() => this.appendMarker(marker));
+    const nowMs = Date.now();
+    const bytes = encodeMarkerBatch(marker, nowMs);
+    this.transactions.fence(marker.producerId, marker.producerEpoch);
+    return this.enqueue(bytes, { batchCount: 1, offsetCount: 1, recordCount: 1, maxTimestamp: nowMs }, [], null, nowMs);
+  }
+
+  /** The last stable offset: the high watermark, or the first offset of the oldest open transaction. */
+  get lastStableOffset(): number {
+    return this.transactions.lastStableOffset(this.highWatermark);
   }
 
   private enqueue(
@@ -414,6 +470,7 @@ export class PartitionLog {
         producerBatches: null,
         dedupPlan: plan,
         dedupEntries: null,
+        transactional: hasTransactionalBatch(bytes),
       };
     });
     if (idempotent.length > 0) pending.producerBatches = this.producers.addPending(idempotent, bytes, promise);
@@ -563,6 +620,7 @@ export class PartitionLog {
     for (const append of group.appends) {
       if (append.producerBatches !== null) this.producers.confirm(append.producerBatches, nowMs);
       if (append.dedupEntries !== null) this.ctx.dedup!.acknowledge(append.dedupEntries);
+      if (append.transactional) this.transactions.acknowledge(append.chunk);
       append.resolve(resultOf(append, logStartOffset, this.ctx.partition));
     }
     this.wakeReaders();
@@ -646,6 +704,7 @@ export class PartitionLog {
    *   (retriable: a file error such as EIO while reading)
    */
   async read(offset: number, options: ReadOptions): Promise<ReadResult> {
+    const committed = options.isolationLevel === IsolationLevel.READ_COMMITTED;
     const minBytes = options.minBytes ?? 1;
     const deadline = Date.now() + (options.maxWaitMs ?? 0);
     for (;;) {
@@ -654,14 +713,16 @@ export class PartitionLog {
       const version = this.segmentsVersion;
       let records: Buffer = EMPTY;
       try {
-        if (offset < this.highWatermark) records = await this.readNow(offset, options.maxBytes, options.buffer);
+        const upTo = committed ? this.lastStableOffset : this.highWatermark;
+        if (offset < upTo) records = await this.readNow(offset, options.maxBytes, options.buffer);
+        if (committed) records = batchesBelow(records, this.lastStableOffset);
       } catch (error) {
         // Retention removed the segment under the read: look again (the offset may now be out of range).
         if (version !== this.segmentsVersion) continue;
         throw readError(this.ctx, offset, error);
       }
       const remaining = deadline - Date.now();
-      if (records.length >= minBytes || remaining <= 0 || options.signal?.aborted === true) return this.result(records);
+      if (records.length >= minBytes || remaining <= 0 || options.signal?.aborted === true) return this.result(records, offset, committed);
       await this.waitForAppend(remaining, options.signal);
     }
   }
@@ -680,14 +741,19 @@ export class PartitionLog {
     }
   }
 
-  private result(records: Buffer): ReadResult {
-    return {
+  private result(records: Buffer, offset: number, committed: boolean): ReadResult {
+    const result: ReadResult = {
       records,
       highWatermark: this.highWatermark,
       logStartOffset: this.logStartOffset,
-      lastStableOffset: this.highWatermark,
+      lastStableOffset: this.lastStableOffset,
       logEndOffset: this.logEndOffset,
     };
+    if (committed) {
+      const last = lastOffsetIn(records);
+      result.abortedTransactions = last === null ? [] : this.transactions.abortedBetween(offset, last);
+    }
+    return result;
   }
 
   private async readNow(offset: number, maxBytes: number, into: Buffer | undefined): Promise<Buffer> {
@@ -822,6 +888,7 @@ export class PartitionLog {
     this.segmentsVersion += 1;
     for (const [offset, hint] of this.readHints) if (doomed.includes(hint.segment)) this.readHints.delete(offset);
     this.producers.removeBefore(this.logStartOffset);
+    this.transactions.removeBefore(this.logStartOffset);
     let deletedBytes = 0;
     for (const segment of doomed) {
       deletedBytes += segment.sizeBytes;
@@ -880,7 +947,7 @@ export class PartitionLog {
     // What readers see, and the producer state, as of one instant: acknowledge() moves them together.
     let point: DurablePoint = { segment: this.active, position: this.activeReadableBytes, offset: this.highWatermark };
     const previous = this.recoveryPoint;
-    const snapshot = this.producers.hasChanges || previous === null || !previous.producerSnapshot ? this.captureProducers(point.offset) : null;
+    const snapshot = this.producers.hasChanges || this.transactions.hasChanges || previous === null || !previous.producerSnapshot ? this.captureProducers(point.offset) : null;
     if (this.config.flushMode !== FlushMode.SYNC && point.offset > this.durable.offset) {
       await this.ctx.flusher.sync(point.segment);
       if (point.offset > this.durable.offset) this.durable = point;
@@ -913,8 +980,10 @@ export class PartitionLog {
 
   /** The producer state to snapshot, as of `offset`; null when there is none to write (no producers). */
   private captureProducers(offset: number): ProducerSnapshot | null {
-    if (this.producers.producerCount === 0 && !this.producers.hasChanges) return null;
-    return this.producers.snapshot(offset);
+    if (this.producers.producerCount === 0 && !this.producers.hasChanges && this.transactions.isEmpty && !this.transactions.hasChanges) return null;
+    const snapshot = this.producers.snapshot(offset);
+    if (!this.transactions.isEmpty || this.transactions.hasChanges) snapshot.transactions = this.transactions.snapshot();
+    return snapshot;
   }
 
   private keptProducerState(previous: RecoveryPoint | null, offset: number): { producerStateOffset: number; producerSnapshot: boolean } {
@@ -925,7 +994,7 @@ export class PartitionLog {
 
   /** Writes `<offset>.snapshot` and removes all but the two newest. */
   private async writeSnapshot(snapshot: ProducerSnapshot): Promise<{ producerStateOffset: number; producerSnapshot: boolean }> {
-    if (snapshot.producers.length === 0) {
+    if (snapshot.producers.length === 0 && (snapshot.transactions === undefined || isEmptyTransactions(snapshot.transactions))) {
       return { producerStateOffset: snapshot.offset, producerSnapshot: false };
     }
     await writeCheckpoint(join(this.ctx.dir, snapshotFileName(snapshot.offset)), SNAPSHOT_KIND, snapshot);
@@ -965,6 +1034,7 @@ export class PartitionLog {
       if (body === null) throw new Error('the file is missing');
       if (body.offset !== offset || !Array.isArray(body.producers)) throw new Error(`it holds offset ${body.offset}`);
       this.producers.restore(body);
+      this.transactions.restore(body.transactions);
       return offset;
     } catch (error) {
       this.ctx.report({
@@ -975,6 +1045,7 @@ export class PartitionLog {
         detail: `the producer snapshot is unusable (${describe(error)}); producer state rebuilt from the whole log`,
       });
       this.producers.restore({ offset: this.logStartOffset, producers: [] });
+      this.transactions.restore(undefined);
       return this.logStartOffset;
     }
   }
@@ -988,7 +1059,10 @@ export class PartitionLog {
       let pos = 0;
       while (pos + LOG_OVERHEAD <= records.length) {
         const base = readInt64(records, pos);
-        if (base >= offset) this.producers.replay(records, pos);
+        if (base >= offset) {
+          this.producers.replay(records, pos);
+          this.transactions.replay(records, pos);
+        }
         offset = Math.max(offset, base + records.readInt32BE(pos + LAST_OFFSET_DELTA_OFFSET) + 1);
         pos += LOG_OVERHEAD + records.readInt32BE(pos + BATCH_LENGTH_OFFSET);
       }
@@ -1073,6 +1147,30 @@ const SNAPSHOT_KIND = 'producer-state';
 
 function snapshotFileName(offset: number): string {
   return `${String(offset).padStart(20, '0')}.snapshot`;
+}
+
+function isEmptyTransactions(t: { ongoing: unknown[]; aborted: unknown[]; fences: unknown[] }): boolean {
+  return t.ongoing.length === 0 && t.aborted.length === 0 && t.fences.length === 0;
+}
+
+/** The whole batches of `records` whose base offset is below `limit` (the last stable offset falls on a batch start). */
+function batchesBelow(records: Buffer, limit: number): Buffer {
+  let end = 0;
+  while (end + LOG_OVERHEAD <= records.length && readInt64(records, end) < limit) {
+    end += LOG_OVERHEAD + records.readInt32BE(end + BATCH_LENGTH_OFFSET);
+  }
+  return end === records.length ? records : records.subarray(0, end);
+}
+
+/** The last offset of the last batch in `records`, or null when empty. */
+function lastOffsetIn(records: Buffer): number | null {
+  let pos = 0;
+  let last: number | null = null;
+  while (pos + LOG_OVERHEAD <= records.length) {
+    last = readInt64(records, pos) + records.readInt32BE(pos + LAST_OFFSET_DELTA_OFFSET);
+    pos += LOG_OVERHEAD + records.readInt32BE(pos + BATCH_LENGTH_OFFSET);
+  }
+  return last;
 }
 
 /** The answer to an acknowledged append. */

@@ -1,4 +1,5 @@
 import { ConcordatError, ErrorCode } from '../errors.js';
+import { isControlBatch, type TransactionsSnapshot } from './transaction-index.js';
 import {
   BATCH_LENGTH_OFFSET,
   LAST_OFFSET_DELTA_OFFSET,
@@ -99,6 +100,8 @@ export type ProducerSnapshotRow = [number, number, number, [number, number, numb
 export interface ProducerSnapshot {
   offset: number;
   producers: ProducerSnapshotRow[];
+  /** The partition's transactions (transaction-index.ts); absent in snapshots written before transactions were served. */
+  transactions?: TransactionsSnapshot;
 }
 
 export class ProducerStateManager {
@@ -179,10 +182,10 @@ export class ProducerStateManager {
     this.pending.length = 0;
   }
 
-  /** Rebuilds from one batch read back from the log (header only). */
+  /** Rebuilds from one batch read back from the log (header only). Control batches (transaction markers) carry no sequences. */
   replay(buf: Buffer, at: number): void {
     const producerId = readInt64(buf, at + PRODUCER_ID_OFFSET);
-    if (producerId < 0) return;
+    if (producerId < 0 || isControlBatch(buf, at)) return;
     const info = batchInfo(buf, at, producerId);
     const firstOffset = readInt64(buf, at);
     this.remember(producerId, info.epoch, { firstSeq: info.firstSeq, lastSeq: info.lastSeq, firstOffset, lastOffset: firstOffset + info.count - 1 }, info.maxTimestamp);

@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { ConcordatError } from '../../errors.js';
+import { IsolationLevel, type AbortedTransaction } from '../../log/index.js';
 import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
 import type { RequestContext } from '../context.js';
 import { defineApi } from './api.js';
@@ -68,9 +69,16 @@ import { defineApi } from './api.js';
  * batches that fit. max_wait_ms is lowered to fetchWaitMsMax.
  *
  * Incremental fetch sessions (KIP-227) are not kept: every response is a
- * full one with session_id 0, which clients take as "no session". Without
- * transactions, last_stable_offset is the high watermark and there are no
- * aborted transactions.
+ * full one with session_id 0, which clients take as "no session".
+ *
+ * Transactions (KIP-98): last_stable_offset is the partition's (the high
+ * watermark, or the first offset of the oldest open transaction). With
+ * isolation_level 1 (read_committed) a partition returns batches below it
+ * only, and aborted_transactions lists the aborted transactions with data
+ * in what it returns (producer ID, first offset): the client drops that
+ * producer's batches from there until the ABORT marker. With 0
+ * (read_uncommitted) everything up to the high watermark is returned and
+ * the list is empty (Kafka sends null; both clients read either).
  */
 export interface FetchPartitionRequest {
   partition: number;
@@ -94,6 +102,7 @@ export interface FetchPartitionResponse {
   highWatermark: number;
   lastStableOffset: number;
   logStartOffset: number;
+  abortedTransactions: AbortedTransaction[];
   /** Never null: an error partition carries an empty set (see {@link failed}). */
   records: Buffer;
 }
@@ -148,7 +157,7 @@ export const fetch = defineApi<FetchRequest, FetchResponse>({
       w.string(topic.topic).array(topic.partitions, (pw, p) => {
         pw.int32(p.partition).int16(p.errorCode).int64(p.highWatermark).int64(p.lastStableOffset);
         if (version >= 5) pw.int64(p.logStartOffset);
-        pw.int32(0); // aborted_transactions: none
+        pw.array(p.abortedTransactions, (aw, a) => aw.int64(a.producerId).int64(a.firstOffset));
         if (version >= 11) pw.int32(-1); // preferred_read_replica: none
         pw.bytes(p.records);
       });
@@ -170,7 +179,7 @@ export const fetch = defineApi<FetchRequest, FetchResponse>({
  * seeing the error code, and fetches again at once.
  */
 function failed(partition: number, errorCode: number): FetchPartitionResponse {
-  return { partition, errorCode, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, records: NO_RECORDS };
+  return { partition, errorCode, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, abortedTransactions: [], records: NO_RECORDS };
 }
 
 const NO_RECORDS = Buffer.alloc(0);
@@ -214,13 +223,14 @@ async function readOnce(request: FetchRequest, context: RequestContext): Promise
   const log = context.broker.log;
   let budget = Math.max(0, Math.min(request.maxBytes, context.broker.options.fetchResponseBytesMax));
   let first = true;
+  const isolationLevel = isolationOf(request);
   const topics: FetchResponse['topics'] = [];
   for (const topic of request.topics) {
     const partitions: FetchPartitionResponse[] = [];
     for (const p of topic.partitions) {
       const limit = Math.min(Math.max(0, p.partitionMaxBytes), budget);
       try {
-        const result = await log.read(topic.topic, p.partition, p.fetchOffset, { maxBytes: Math.max(1, limit) });
+        const result = await log.read(topic.topic, p.partition, p.fetchOffset, { maxBytes: Math.max(1, limit), isolationLevel });
         const records = first ? result.records : wholeBatchesWithin(result.records, limit);
         if (records.length > 0) first = false;
         budget = Math.max(0, budget - records.length);
@@ -230,6 +240,7 @@ async function readOnce(request: FetchRequest, context: RequestContext): Promise
           highWatermark: result.highWatermark,
           lastStableOffset: result.lastStableOffset,
           logStartOffset: result.logStartOffset,
+          abortedTransactions: abortedWithin(result.abortedTransactions, records),
           records,
         });
       } catch (error) {
@@ -239,6 +250,17 @@ async function readOnce(request: FetchRequest, context: RequestContext): Promise
     topics.push({ topic: topic.topic, partitions });
   }
   return topics;
+}
+
+function isolationOf(request: FetchRequest): IsolationLevel {
+  return request.isolationLevel === 1 ? IsolationLevel.READ_COMMITTED : IsolationLevel.READ_UNCOMMITTED;
+}
+
+/** The aborted transactions with data in `records` (which may have been cut to fewer batches than were read). */
+function abortedWithin(aborted: AbortedTransaction[] | undefined, records: Buffer): AbortedTransaction[] {
+  if (aborted === undefined || aborted.length === 0) return [];
+  const end = offsetAfter(records);
+  return end === null ? [] : aborted.filter((a) => a.firstOffset < end);
 }
 
 function readErrorCode(error: unknown, context: RequestContext, topic: string, partition: number): number {
@@ -320,7 +342,7 @@ async function waitForData(
       const seen = current[t]?.partitions[i];
       if (seen === undefined) return;
       const from = offsetAfter(seen.records) ?? p.fetchOffset;
-      const wait = log.read(topic.topic, p.partition, from, { maxBytes: 1, minBytes: 1, maxWaitMs: pollMs, signal });
+      const wait = log.read(topic.topic, p.partition, from, { maxBytes: 1, minBytes: 1, maxWaitMs: pollMs, signal, isolationLevel: isolationOf(request) });
       waits.push(wait.catch(() => sleep(Math.min(pollMs, REFUSED_WAIT_POLL_MS), signal)));
     });
   });

@@ -1,9 +1,12 @@
 import type { AnyApi } from './api.js';
+import { addOffsetsToTxn } from './add-offsets-to-txn.js';
+import { addPartitionsToTxn } from './add-partitions-to-txn.js';
 import { apiVersions } from './api-versions.js';
 import { createTopics } from './create-topics.js';
 import { deleteTopics } from './delete-topics.js';
 import { describeConfigs } from './describe-configs.js';
 import { describeGroups } from './describe-groups.js';
+import { endTxn } from './end-txn.js';
 import { fetch } from './fetch.js';
 import { findCoordinator } from './find-coordinator.js';
 import { heartbeat } from './heartbeat.js';
@@ -19,6 +22,7 @@ import { produce } from './produce.js';
 import { saslAuthenticate } from './sasl-authenticate.js';
 import { saslHandshake } from './sasl-handshake.js';
 import { syncGroup } from './sync-group.js';
+import { txnOffsetCommit } from './txn-offset-commit.js';
 
 /**
  * The registration table: every wire API the broker serves, by API key.
@@ -44,6 +48,10 @@ const APIS: readonly AnyApi[] = [
   createTopics, // 19
   deleteTopics, // 20
   initProducerId, // 22
+  addPartitionsToTxn, // 24
+  addOffsetsToTxn, // 25
+  endTxn, // 26
+  txnOffsetCommit, // 28
   describeConfigs, // 32
   saslAuthenticate, // 36
 ];

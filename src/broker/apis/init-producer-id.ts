@@ -1,11 +1,20 @@
-import { KafkaError } from '../codec/error-codes.js';
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
 
 /**
  * InitProducerId (key 22), v0-v1: gives an idempotent producer its ID and
  * epoch. The log then checks each batch's producer epoch and sequence, and
  * answers a retried batch with its original offsets without writing it again.
- * Transactional IDs are refused: transactions are not served.
+ *
+ * With a transactional ID (KIP-98) the transaction coordinator
+ * (log/transactions/coordinator.ts) answers: the ID's producer ID with its
+ * epoch bumped, fencing every older producer of that ID (a transaction it
+ * left open is aborted first). transaction_timeout_ms must lie within the
+ * broker's transactions.transactionMaxTimeoutMs, else
+ * INVALID_TRANSACTION_TIMEOUT. A transaction being completed answers
+ * CONCURRENT_TRANSACTIONS only if the coordinator closes meanwhile; otherwise
+ * the request waits for it.
  *
  *   InitProducerId Request (Version: 0-1) => transactional_id transaction_timeout_ms
  *     transactional_id => NULLABLE_STRING
@@ -40,7 +49,15 @@ export const initProducerId = defineApi<InitProducerIdRequest, InitProducerIdRes
   },
 
   async handle(request, context) {
-    if (request.transactionalId !== null) return this.errorResponse(request, KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, context);
+    if (request.transactionalId !== null) {
+      try {
+        const ids = await context.broker.log.transactions.initProducerId(request.transactionalId, request.transactionTimeoutMs);
+        return { errorCode: KafkaError.NONE, ...ids };
+      } catch (error) {
+        if (!(error instanceof ConcordatError)) throw error;
+        return this.errorResponse(request, kafkaErrorCodeOf(error), context);
+      }
+    }
     // The log hands out IDs from blocks it reserves on disk: never the same ID twice, across restarts too.
     return { errorCode: KafkaError.NONE, ...(await context.broker.log.initProducerId()) };
   },

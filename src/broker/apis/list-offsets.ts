@@ -31,6 +31,8 @@ import { defineApi } from './api.js';
  *     throttle_time_ms => INT32
  */
 export interface ListOffsetsRequest {
+  /** isolation_level 1: the latest offset is the last stable offset (open transactions are not yet readable). */
+  readCommitted: boolean;
   topics: { name: string; partitions: { partitionIndex: number; timestamp: number }[] }[];
 }
 
@@ -57,8 +59,10 @@ export const listOffsets = defineApi<ListOffsetsRequest, ListOffsetsResponse>({
 
   decode(reader, version) {
     reader.int32(); // replica_id
-    if (version >= 2) reader.int8(); // isolation_level: no transactions, so both levels see the same offsets
+    // isolation_level: read_committed (1) sees the last stable offset as the latest.
+    const readCommitted = version >= 2 && reader.int8() === 1;
     return {
+      readCommitted,
       topics: reader.array((t) => ({
         name: t.string(),
         partitions: t.array((p) => ({ partitionIndex: p.int32(), timestamp: p.int64() })),
@@ -70,7 +74,7 @@ export const listOffsets = defineApi<ListOffsetsRequest, ListOffsetsResponse>({
     const topics = await Promise.all(
       request.topics.map(async (t) => ({
         name: t.name,
-        partitions: await Promise.all(t.partitions.map((p) => lookUp(context, t.name, p.partitionIndex, p.timestamp))),
+        partitions: await Promise.all(t.partitions.map((p) => lookUp(context, t.name, p.partitionIndex, p.timestamp, request.readCommitted))),
       })),
     );
     return { topics };
@@ -93,12 +97,19 @@ export const listOffsets = defineApi<ListOffsetsRequest, ListOffsetsResponse>({
   },
 });
 
-async function lookUp(context: RequestContext, topic: string, partitionIndex: number, timestamp: number): Promise<ListOffsetsPartition> {
+async function lookUp(
+  context: RequestContext,
+  topic: string,
+  partitionIndex: number,
+  timestamp: number,
+  readCommitted: boolean,
+): Promise<ListOffsetsPartition> {
   const log = context.broker.log;
   try {
     if (timestamp === LATEST || timestamp === EARLIEST) {
       const description = log.describePartition(topic, partitionIndex);
-      const offset = timestamp === LATEST ? description.highWatermark : description.logStartOffset;
+      const latest = readCommitted ? description.lastStableOffset : description.highWatermark;
+      const offset = timestamp === LATEST ? latest : description.logStartOffset;
       return { partitionIndex, errorCode: KafkaError.NONE, timestamp: -1, offset };
     }
     if (timestamp < 0) return failed(partitionIndex, KafkaError.INVALID_REQUEST);

@@ -46,6 +46,12 @@ import { defineApi } from './api.js';
  *       partition_responses => index error_code base_offset log_append_time_ms log_start_offset
  *         log_start_offset => INT64
  *
+ * Transactional producers (transactional_id set, batches with attribute
+ * bit 4) append like idempotent ones; the partition opens their
+ * transaction at the first such batch, and the coordinator's marker closes
+ * it (log/transaction-index.ts). A producer whose epoch a marker fenced
+ * gets INVALID_PRODUCER_EPOCH.
+ *
  * Appends are issued before the handler's first `await` (when the topics
  * exist), in request order, so requests pipelined on one connection land
  * in the order they were sent.
@@ -156,8 +162,6 @@ export const produce = defineApi<ProduceRequest, ProduceResponse>({
 /** A whole-request refusal, or null. */
 function refuse(request: ProduceRequest): number | null {
   if (!ACKS.has(request.acks)) return KafkaError.INVALID_REQUIRED_ACKS;
-  // Transactions are not served: a transactional producer is told so, not silently treated as idempotent.
-  if (request.transactionalId !== null) return KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
   return null;
 }
 

@@ -161,3 +161,20 @@ export function kafkaErrorCodeOf(error: unknown): number {
   if (error.code === ErrorCode.LIMIT_EXCEEDED) return KafkaError[limitExceeded(error)];
   return kafkaErrorCodeOfName(error.code);
 }
+
+/**
+ * {@link kafkaErrorCodeOf} for the transaction APIs at the versions this
+ * broker serves, all older than KIP-588's: PRODUCER_FENCED (90) is sent as
+ * INVALID_PRODUCER_EPOCH (47), as Kafka's API layer does for them. Both
+ * librdkafka and kafkajs treat 47 on these APIs as "this producer is fenced".
+ */
+export function transactionErrorCodeOf(error: unknown): number {
+  const code = kafkaErrorCodeOf(error);
+  return code === KafkaError.PRODUCER_FENCED ? KafkaError.INVALID_PRODUCER_EPOCH : code;
+}
+
+/** {@link kafkaErrorCodeOfName} with the mapping of {@link transactionErrorCodeOf}. */
+export function transactionErrorCodeOfName(code: ErrorCode | null): number {
+  const wire = kafkaErrorCodeOfName(code);
+  return wire === KafkaError.PRODUCER_FENCED ? KafkaError.INVALID_PRODUCER_EPOCH : wire;
+}

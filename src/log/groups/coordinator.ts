@@ -636,6 +636,28 @@ export class GroupCoordinator {
     return { topics };
   }
 
+  /**
+   * Offsets committed by a Kafka transaction (TxnOffsetCommit), written when
+   * the transaction coordinator completes the commit: no membership check
+   * (the producer is not a member; Kafka's TxnOffsetCommit v0-2 carries no
+   * generation either). Resolves after they are durable. Partitions whose
+   * topic no longer exists are skipped.
+   * @throws ConcordatError COORDINATOR_NOT_AVAILABLE (closed), KAFKA_STORAGE_ERROR
+   */
+  async commitTransactionalOffsets(
+    groupId: string,
+    offsets: readonly { topic: string; partition: number; offset: number; leaderEpoch: number; metadata: string }[],
+  ): Promise<void> {
+    this.checkOpen();
+    const now = Date.now();
+    const entries = offsets
+      .filter((o) => this.checkCommittedPartition(o.topic, o.partition, '') === null)
+      .map((o): OffsetEntry => ({ ...o, commitTimestampMs: now }));
+    // A transaction's outcome must not fail on a bound: past groupsMax the group shows up after the next open.
+    if (!this.groups.has(groupId) && this.groups.size < this.options.groupsMax) this.groups.set(groupId, new Group(groupId));
+    if (entries.length > 0) await this.offsets.commit(groupId, entries);
+  }
+
   private checkCommitMembership(request: OffsetCommitRequest): void {
     let group = this.groups.get(request.groupId);
     if (group === undefined) {

@@ -12,7 +12,7 @@ import { until } from '../../../src/testing/index.js';
  * connection and to the others, response order, acks = 0, long polls.
  */
 
-// What KAFKA-PROTOCOL.md says to advertise, key → [min, max], and DescribeConfigs (32) for kafkajs (v2) and librdkafka (v1).
+// What KAFKA-PROTOCOL.md says to advertise, key → [min, max], the transaction APIs (24-26, 28; KIP-98), and DescribeConfigs (32) for kafkajs (v2) and librdkafka (v1).
 const ADVERTISED: [number, number, number][] = [
   [0, 0, 7],
   [1, 4, 11],
@@ -32,6 +32,10 @@ const ADVERTISED: [number, number, number][] = [
   [19, 0, 3],
   [20, 0, 3],
   [22, 0, 1],
+  [24, 0, 1],
+  [25, 0, 1],
+  [26, 0, 1],
+  [28, 0, 2],
   [32, 0, 2],
   [36, 0, 1],
 ];
@@ -341,15 +345,10 @@ describe('old and odd requests', () => {
     client.close();
   });
 
-  it('FindCoordinator for a transaction is refused (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), saying why', async () => {
+  it('FindCoordinator: this broker for groups and transactional IDs; an unknown key_type is INVALID_REQUEST', async () => {
     const client = await RawClient.connect(t.port);
     const r = new Reader(await client.request(10, 1, new Writer().string('tx-1').int8(1).toBuffer()));
-    expect([r.int32(), r.int16(), r.nullableString(), r.int32()]).toEqual([
-      0,
-      53,
-      'concordat broker does not serve Kafka transactions (FindCoordinator key_type 1): produce without a transactional ID (an idempotent producer keeps retries exactly once per partition)',
-      -1,
-    ]);
+    expect([r.int32(), r.int16(), r.nullableString(), r.int32(), r.string(), r.int32()]).toEqual([0, 0, null, 1, '127.0.0.1', t.port]);
     const unknown = new Reader(await client.request(10, 1, new Writer().string('x').int8(7).toBuffer(), 2));
     expect([unknown.int32(), unknown.int16(), unknown.nullableString(), unknown.int32()]).toEqual([0, 42, 'unknown key_type 7 (0 group, 1 transaction)', -1]);
     const group = new Reader(await client.request(10, 1, new Writer().string('g').int8(0).toBuffer(), 3));

@@ -32,7 +32,7 @@ describe('LogManager topics', () => {
     expect(description.config.segmentBytes).toBe(4096);
     expect(description.config.flushMode).toBe('sync');
     expect(description.partitions).toEqual([0, 1, 2].map((partition) => ({
-      partition, logStartOffset: 0, highWatermark: 0, logEndOffset: 0, sizeBytes: 0, segmentCount: 1, readsWaiting: 0,
+      partition, logStartOffset: 0, highWatermark: 0, lastStableOffset: 0, logEndOffset: 0, sizeBytes: 0, segmentCount: 1, readsWaiting: 0,
     })));
     expect((await readdir(join(dir, 'orders-2'))).sort()).toEqual([
       '00000000000000000000.index',

@@ -36,6 +36,10 @@ const KAFKAJS_FOLDER: Record<string, string> = {
   CreateTopics: 'createTopics',
   DeleteTopics: 'deleteTopics',
   InitProducerId: 'initProducerId',
+  AddPartitionsToTxn: 'addPartitionsToTxn',
+  AddOffsetsToTxn: 'addOffsetsToTxn',
+  EndTxn: 'endTxn',
+  TxnOffsetCommit: 'txnOffsetCommit',
   DescribeConfigs: 'describeConfigs',
   SaslAuthenticate: 'saslAuthenticate',
 };
@@ -74,12 +78,28 @@ const CASES: Record<string, { response: unknown; check: (decoded: Decoded, versi
   Fetch: {
     response: {
       errorCode: 0,
-      topics: [{ topic: 'orders', partitions: [{ partition: 2, errorCode: 0, highWatermark: 41, lastStableOffset: 41, logStartOffset: 5, records: batch }] }],
+      topics: [
+        {
+          topic: 'orders',
+          partitions: [
+            {
+              partition: 2,
+              errorCode: 0,
+              highWatermark: 41,
+              lastStableOffset: 38,
+              logStartOffset: 5,
+              abortedTransactions: [{ producerId: 1_700_000_000_000_123, firstOffset: 39 }],
+              records: batch,
+            },
+          ],
+        },
+      ],
     },
     async check(d, v) {
       const p = d.responses[0].partitions[0];
       expect(d.responses[0].topicName).toBe('orders');
-      expect([p.partition, p.errorCode, p.highWatermark, p.lastStableOffset]).toEqual([2, 0, '41', '41']);
+      expect([p.partition, p.errorCode, p.highWatermark, p.lastStableOffset]).toEqual([2, 0, '41', '38']);
+      expect(p.abortedTransactions).toEqual([{ producerId: '1700000000000123', firstOffset: '39' }]);
       if (v >= 5) expect(p.lastStartOffset ?? p.logStartOffset).toBe('5');
       if (v >= 11) expect(p.preferredReadReplica).toBe(-1);
       expect(p.messages.map((m: Decoded) => [m.offset, m.key.toString(), m.value.toString(), m.headers.h.toString()])).toEqual([
@@ -222,6 +242,46 @@ const CASES: Record<string, { response: unknown; check: (decoded: Decoded, versi
       expect([d.errorCode, d.producerId, d.producerEpoch]).toEqual([0, '1700000000000123', 0]);
     },
   },
+  AddPartitionsToTxn: {
+    response: { topics: [{ name: 'orders', partitions: [{ partitionIndex: 3, errorCode: 0 }, { partitionIndex: 4, errorCode: 55 }] }] },
+    check(d) {
+      expect(d.errors).toEqual([
+        {
+          topic: 'orders',
+          partitionErrors: [
+            { partition: 3, errorCode: 0 },
+            { partition: 4, errorCode: 55 },
+          ],
+        },
+      ]);
+    },
+  },
+  AddOffsetsToTxn: {
+    response: { errorCode: 0 },
+    check(d) {
+      expect([d.throttleTime, d.errorCode]).toEqual([0, 0]);
+    },
+  },
+  EndTxn: {
+    response: { errorCode: 0 },
+    check(d) {
+      expect([d.throttleTime, d.errorCode]).toEqual([0, 0]);
+    },
+  },
+  TxnOffsetCommit: {
+    response: { topics: [{ name: 'orders', partitions: [{ partitionIndex: 1, errorCode: 0 }, { partitionIndex: 9, errorCode: 3 }] }] },
+    check(d) {
+      expect(d.topics).toEqual([
+        {
+          topic: 'orders',
+          partitions: [
+            { partition: 1, errorCode: 0 },
+            { partition: 9, errorCode: 3 },
+          ],
+        },
+      ]);
+    },
+  },
   DescribeConfigs: {
     response: {
       results: [
@@ -297,7 +357,7 @@ describe('responses decode with kafkajs 2.2.4', () => {
 
   it('cover every version kafkajs can decode', () => {
     // kafkajs never sends these, so it has no decoder for them; the wire tests and kcat cover ApiVersions v3.
-    expect(unchecked.sort()).toEqual(['ApiVersions-v3', 'DeleteTopics-v2', 'DeleteTopics-v3']);
-    expect(checked.length).toBe(79);
+    expect(unchecked.sort()).toEqual(['ApiVersions-v3', 'DeleteTopics-v2', 'DeleteTopics-v3', 'TxnOffsetCommit-v2']);
+    expect(checked.length).toBe(87);
   });
 });

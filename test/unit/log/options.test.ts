@@ -31,6 +31,12 @@ describe('log options', () => {
         offsetsRetentionMs: 604_800_000,
         offsetsLogBytesMax: 16 * 1024 * 1024,
       },
+      transactions: {
+        transactionMaxTimeoutMs: 900_000,
+        abortTimedOutTransactionsIntervalMs: 10_000,
+        transactionalIdExpirationMs: 604_800_000,
+        transactionalIdsMax: 10_000,
+      },
     });
     expect(TOPIC_CONFIG_DEFAULTS).toEqual({
       segmentBytes: 1024 ** 3,

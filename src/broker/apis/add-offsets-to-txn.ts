@@ -1,0 +1,63 @@
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, transactionErrorCodeOf } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/**
+ * AddOffsetsToTxn (key 25), v0-v1: a transactional producer is about to
+ * commit a consumer group's offsets in its transaction (TxnOffsetCommit),
+ * the consume-transform-produce loop of KIP-98. Kafka adds the group's
+ * `__consumer_offsets` partition to the transaction; here the coordinator
+ * records the group. v1 is v0.
+ *
+ *   AddOffsetsToTxn Request (Version: 0-1) => transactional_id producer_id producer_epoch group_id
+ *     transactional_id => STRING
+ *     producer_id => INT64
+ *     producer_epoch => INT16
+ *     group_id => STRING
+ *
+ *   AddOffsetsToTxn Response (Version: 0-1) => throttle_time_ms error_code
+ *     throttle_time_ms => INT32
+ *     error_code => INT16
+ *
+ * Errors: INVALID_PRODUCER_ID_MAPPING, INVALID_PRODUCER_EPOCH (fenced), CONCURRENT_TRANSACTIONS.
+ */
+export interface AddOffsetsToTxnRequest {
+  transactionalId: string;
+  producerId: number;
+  producerEpoch: number;
+  groupId: string;
+}
+
+export interface AddOffsetsToTxnResponse {
+  errorCode: number;
+}
+
+export const addOffsetsToTxn = defineApi<AddOffsetsToTxnRequest, AddOffsetsToTxnResponse>({
+  key: 25,
+  name: 'AddOffsetsToTxn',
+  minVersion: 0,
+  maxVersion: 1,
+  flexibleVersion: null,
+
+  decode(reader) {
+    return { transactionalId: reader.string(), producerId: reader.int64(), producerEpoch: reader.int16(), groupId: reader.string() };
+  },
+
+  async handle(request, context) {
+    try {
+      await context.broker.log.transactions.addOffsets(request.transactionalId, request.producerId, request.producerEpoch, request.groupId);
+      return { errorCode: KafkaError.NONE };
+    } catch (error) {
+      if (!(error instanceof ConcordatError)) throw error;
+      return { errorCode: transactionErrorCodeOf(error) };
+    }
+  },
+
+  encode(writer, _version, response) {
+    writer.int32(0).int16(response.errorCode);
+  },
+
+  errorResponse(_request, errorCode) {
+    return { errorCode };
+  },
+});

@@ -1,0 +1,90 @@
+import { ConcordatError } from '../../errors.js';
+import { transactionErrorCodeOf, transactionErrorCodeOfName } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/**
+ * AddPartitionsToTxn (key 24), v0-v1: a transactional producer names the
+ * partitions it is about to write in its transaction, before the first
+ * batch to each (KIP-98). The transaction coordinator
+ * (log/transactions/coordinator.ts) records them durably; EndTxn writes its
+ * marker to each. v1 is v0 (it only lets the broker throttle).
+ *
+ *   AddPartitionsToTxn Request (Version: 0-1) => transactional_id producer_id producer_epoch [topics]
+ *     transactional_id => STRING
+ *     producer_id => INT64
+ *     producer_epoch => INT16
+ *     topics => name [partitions]
+ *       name => STRING
+ *       partitions => INT32
+ *
+ *   AddPartitionsToTxn Response (Version: 0-1) => throttle_time_ms [results]
+ *     throttle_time_ms => INT32
+ *     results => name [results]
+ *       name => STRING
+ *       results => partition_index partition_error_code
+ *         partition_index => INT32
+ *         partition_error_code => INT16
+ *
+ * Errors, on every partition: INVALID_PRODUCER_ID_MAPPING (unknown
+ * transactional ID or another producer ID), INVALID_PRODUCER_EPOCH (fenced),
+ * CONCURRENT_TRANSACTIONS (the previous transaction is still completing:
+ * retry); per partition UNKNOWN_TOPIC_OR_PARTITION, and then
+ * OPERATION_NOT_ATTEMPTED on the others (nothing is added).
+ */
+export interface AddPartitionsToTxnRequest {
+  transactionalId: string;
+  producerId: number;
+  producerEpoch: number;
+  topics: { name: string; partitions: number[] }[];
+}
+
+export interface AddPartitionsToTxnResponse {
+  topics: { name: string; partitions: { partitionIndex: number; errorCode: number }[] }[];
+}
+
+export const addPartitionsToTxn = defineApi<AddPartitionsToTxnRequest, AddPartitionsToTxnResponse>({
+  key: 24,
+  name: 'AddPartitionsToTxn',
+  minVersion: 0,
+  maxVersion: 1,
+  flexibleVersion: null,
+
+  decode(reader) {
+    return {
+      transactionalId: reader.string(),
+      producerId: reader.int64(),
+      producerEpoch: reader.int16(),
+      topics: reader.array((t) => ({ name: t.string(), partitions: t.array((p) => p.int32()) })),
+    };
+  },
+
+  async handle(request, context) {
+    try {
+      const partitions = request.topics.flatMap((t) => t.partitions.map((partition) => ({ topic: t.name, partition })));
+      const results = await context.broker.log.transactions.addPartitions(request.transactionalId, request.producerId, request.producerEpoch, partitions);
+      let i = 0;
+      return {
+        topics: request.topics.map((t) => ({
+          name: t.name,
+          partitions: t.partitions.map((partitionIndex) => ({ partitionIndex, errorCode: transactionErrorCodeOfName(results[i++]!.errorCode) })),
+        })),
+      };
+    } catch (error) {
+      if (!(error instanceof ConcordatError)) throw error;
+      return this.errorResponse(request, transactionErrorCodeOf(error), context);
+    }
+  },
+
+  encode(writer, _version, response) {
+    writer.int32(0);
+    writer.array(response.topics, (w, t) => {
+      w.string(t.name).array(t.partitions, (pw, p) => pw.int32(p.partitionIndex).int16(p.errorCode));
+    });
+  },
+
+  errorResponse(request, errorCode) {
+    return {
+      topics: request.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((partitionIndex) => ({ partitionIndex, errorCode })) })),
+    };
+  },
+});
