@@ -1,5 +1,5 @@
 import { crc32c } from '@node-rs/crc32';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { logFs } from './file-system.js';
 import { openFile, readWholeFile } from './open-file.js';
@@ -81,6 +81,24 @@ export async function readCheckpoint(path: string, kind: string): Promise<unknow
 export async function removeCheckpoint(path: string): Promise<void> {
   await logFs().rm(path, { force: true });
   await fsyncDir(dirname(path));
+}
+
+/**
+ * Creates `dir` and any missing parents (mkdir -p), making each new entry
+ * durable by an fsync of the directory that holds it, as Kafka does for a
+ * new log directory: a directory's own entry lives in its parent, so
+ * without that a power loss could take the whole directory, and every
+ * file synced inside it, with it.
+ */
+export async function makeDurableDir(dir: string): Promise<void> {
+  const first = await logFs().mkdir(dir, { recursive: true });
+  if (first === undefined) return;
+  const created: string[] = [];
+  for (let at = resolve(dir); ; at = dirname(at)) {
+    created.unshift(at);
+    if (at === resolve(first) || dirname(at) === at) break;
+  }
+  for (const path of created) await fsyncDir(dirname(path));
 }
 
 /** fsync of a directory, so that creations, renames and removals in it survive a power loss. */

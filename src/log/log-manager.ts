@@ -9,7 +9,7 @@ import {
 } from '../config/index.js';
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { createLogger, type Logger } from '../observability/index.js';
-import { fsyncDir } from './checkpoint-file.js';
+import { fsyncDir, makeDurableDir } from './checkpoint-file.js';
 import { logFs } from './file-system.js';
 import type { CompressionType } from './compression.js';
 import { DedupWindow, messageId } from './dedup-window.js';
@@ -151,7 +151,7 @@ export class LogManager {
    */
   static async open(options: LogManagerOptions, dependencies: LogManagerDependencies = {}): Promise<LogManager> {
     const compiled = compileLogManagerOptions(options);
-    await logFs().mkdir(compiled.dataDir, { recursive: true });
+    await makeDurableDir(compiled.dataDir);
     const lock = await DirLock.acquire(compiled.dataDir);
     const startedMs = performance.now();
     const logger = dependencies.logger?.child({ component: 'log', dataDir: compiled.dataDir }) ?? createLogger('log', { dataDir: compiled.dataDir });

@@ -3,7 +3,7 @@ import { readdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConcordatError, ErrorCode } from '../../errors.js';
 import type { Logger } from '../../observability/index.js';
-import { fsyncDir, readCheckpoint, writeCheckpoint } from '../checkpoint-file.js';
+import { fsyncDir, makeDurableDir, readCheckpoint, writeCheckpoint } from '../checkpoint-file.js';
 import { logFs } from '../file-system.js';
 import { storageWriteError } from '../storage-error.js';
 
@@ -107,7 +107,7 @@ export class OffsetStore {
 
   static async open(dataDir: string, logBytesMax: number, logger: Logger): Promise<OffsetStore> {
     const dir = join(dataDir, GROUPS_DIR);
-    await logFs().mkdir(dir, { recursive: true });
+    await makeDurableDir(dir);
     const { snapshots, logs } = await listFiles(dir);
     const snapshotGeneration = snapshots.length > 0 ? snapshots[snapshots.length - 1]! : 0;
     const store = new OffsetStore(dir, logBytesMax, logger, snapshotGeneration);
