@@ -48,41 +48,22 @@ export interface ChaosResult extends DistributedDemoResult {
  * tested.
  */
 export async function runChaos(demo: DistributedDemoOptions, chaos: ChaosOptions): Promise<ChaosResult> {
-  const kills: Kill[] = [];
   const unexpectedExits: string[] = [];
-  const random = mulberry32(chaos.seed);
-  let supervisor: Supervisor | undefined;
-  let startedAt = 0;
-  let finished = false;
-  let timer: NodeJS.Timeout | undefined;
-
-  const scheduleNext = (): void => {
-    if (finished || kills.length >= chaos.kills) return;
-    timer = setTimeout(killOne, chaos.intervalMs * (0.5 + random()));
-  };
-  const killOne = (): void => {
-    if (finished || supervisor === undefined) return;
-    // A unit between its exit and its restart has no process: choose among those that do.
-    const running = UNIT_NAMES.filter((unit) => supervisor!.pid(unit) !== null);
-    const unit = running[Math.floor(random() * running.length)];
-    const pid = unit === undefined ? null : supervisor.pid(unit);
-    if (unit !== undefined && pid !== null && supervisor.kill(unit, 'SIGKILL')) {
-      const at = Date.now();
-      const kill: Kill = { n: kills.length + 1, unit, pid, at, sinceStartMs: at - startedAt };
-      kills.push(kill);
-      chaos.onKill?.(kill);
-    }
-    scheduleNext();
-  };
+  let monkey: KillLoop | undefined;
+  const stopKilling = (): Kill[] => monkey?.stop() ?? [];
 
   try {
     const result = await runDistributedDemo({
       ...demo,
-      onSupervisor: (s) => {
-        supervisor = s;
-        startedAt = Date.now();
-        demo.onSupervisor?.(s);
-        scheduleNext();
+      onSupervisor: (supervisor, running) => {
+        monkey = startKilling(supervisor, {
+          random: mulberry32(chaos.seed),
+          waitMinMs: chaos.intervalMs * 0.5,
+          waitMaxMs: chaos.intervalMs * 1.5,
+          killsMax: chaos.kills,
+          ...(chaos.onKill !== undefined && { onKill: chaos.onKill }),
+        });
+        demo.onSupervisor?.(supervisor, running);
       },
       onProcessEvent: (line) => {
         // The supervisor reports every exit; ours are the SIGKILLs of service units.
@@ -94,7 +75,7 @@ export async function runChaos(demo: DistributedDemoOptions, chaos: ChaosOptions
         demo.onProgress?.(progress);
       },
     });
-    stopKilling();
+    const kills = stopKilling();
     const checks: Check[] = [
       ...result.checks,
       {
@@ -112,11 +93,63 @@ export async function runChaos(demo: DistributedDemoOptions, chaos: ChaosOptions
   } finally {
     stopKilling();
   }
+}
 
-  function stopKilling(): void {
-    finished = true;
-    if (timer !== undefined) clearTimeout(timer);
-  }
+/** How {@link startKilling} picks its victims and its moments. */
+export interface KillLoopOptions {
+  /** Uniform in [0, 1): draws the victims and the waits (a seeded one replays a run). */
+  random: () => number;
+  /** Each wait before the next kill is uniform in [waitMinMs, waitMaxMs]. */
+  waitMinMs: number;
+  waitMaxMs: number;
+  /** Stop after this many kills. @default no limit */
+  killsMax?: number;
+  /** Called once per kill, as it happens. */
+  onKill?: (kill: Kill) => void;
+}
+
+/** A running kill loop; `stop()` ends it and returns the kills made, in order. */
+export interface KillLoop {
+  stop(): Kill[];
+}
+
+/**
+ * SIGKILLs a randomly chosen running service unit (orders, inventory or
+ * payment; not the broker) through `supervisor` after each wait, until
+ * `killsMax` kills or `stop()`. The supervisor restarts each. A unit between
+ * its exit and its restart has no process and is not chosen; a kill may hit
+ * a unit still starting (its recovery at start-up is part of what is tested).
+ */
+export function startKilling(supervisor: Supervisor, options: KillLoopOptions): KillLoop {
+  const kills: Kill[] = [];
+  const startedAt = Date.now();
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const scheduleNext = (): void => {
+    if (stopped || kills.length >= (options.killsMax ?? Infinity)) return;
+    timer = setTimeout(killOne, options.waitMinMs + (options.waitMaxMs - options.waitMinMs) * options.random());
+  };
+  const killOne = (): void => {
+    if (stopped) return;
+    const running = UNIT_NAMES.filter((unit) => supervisor.pid(unit) !== null);
+    const unit = running[Math.floor(options.random() * running.length)];
+    const pid = unit === undefined ? null : supervisor.pid(unit);
+    if (unit !== undefined && pid !== null && supervisor.kill(unit, 'SIGKILL')) {
+      const at = Date.now();
+      const kill: Kill = { n: kills.length + 1, unit, pid, at, sinceStartMs: at - startedAt };
+      kills.push(kill);
+      options.onKill?.(kill);
+    }
+    scheduleNext();
+  };
+  scheduleNext();
+  return {
+    stop: () => {
+      stopped = true;
+      if (timer !== undefined) clearTimeout(timer);
+      return [...kills];
+    },
+  };
 }
 
 /** Kills per unit, every unit listed. */
@@ -127,7 +160,7 @@ export function killsByUnit(kills: Kill[]): Record<UnitName, number> {
 }
 
 /** A small seeded PRNG (mulberry32): uniform in [0, 1), the same sequence for the same seed. */
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;

@@ -3,7 +3,8 @@ import { join, resolve } from 'node:path';
 import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import { startEmbeddedPostgres, type RunningPostgres } from '../../src/persistence/index.js';
-import { ConcordatApp } from '../../src/runtime/index.js';
+import { ConcordatApp, isDatabaseUnavailable } from '../../src/runtime/index.js';
+import { databaseAnswersNewConnection } from '../../src/runtime/retry.js';
 import { defaultTransport } from '../../src/transport/index.js';
 import { runChecks, type Check } from './checks.js';
 import { readAccounts, readOrders, readProducts, type Account, type OrderLine, type Product } from './data-files.js';
@@ -27,8 +28,21 @@ export interface DemoOptions {
   partitions: number;
   /** Give up waiting for the orders to finish after this long, in ms. */
   timeoutMs: number;
-  /** Submit orders at this steady rate (orders per second) instead of all at once. */
-  ratePerSecond?: number;
+  /**
+   * Submit orders at this steady rate (orders per second) instead of all at
+   * once. A function is asked before each batch (every 50 ms or so): the
+   * rate it returns holds from then on, and `undefined` submits as fast as
+   * `inFlightMax` allows (the soak measures the maximum that way, then feeds
+   * at half of it).
+   */
+  ratePerSecond?: number | (() => number | undefined);
+  /**
+   * Asked before each batch (and while the in-flight window is full): once
+   * it returns true, no more orders are submitted, even if some are left;
+   * the wait, the summary and the checks then cover the orders submitted.
+   * For runs that last a given time rather than a given number of orders.
+   */
+  stopFeed?: () => boolean;
   /** Keep at most this many orders submitted but not finished (admission control); unbounded by default. */
   inFlightMax?: number;
   onProgress?: (progress: Progress) => void;
@@ -36,7 +50,7 @@ export interface DemoOptions {
   metricsPort?: number;
   /** Called once the app started (the metrics endpoint, if any, is at `app.metricsAddress`). */
   onStarted?: (app: ConcordatApp) => void;
-  /** Called after every order finished and the checks ran, before the app stops (tests scrape `/metrics` there). */
+  /** Called after every order finished and the checks ran, before the app (or, with `--processes`, every process) stops: tests scrape `/metrics` there, the soak waits for the lag to drain. */
   beforeStop?: (app: ConcordatApp) => Promise<void>;
 }
 
@@ -95,15 +109,35 @@ export async function readInputs(options: Pick<DemoOptions, 'ordersFile' | 'prod
 export interface DemoDatabase {
   /** URL of the demo's own database. */
   url: string;
+  /** The embedded cluster's data directory (its `postmaster.pid` names the server's PID); undefined with `databaseUrl`. */
+  embeddedDataDir?: string;
+  /**
+   * Restarts the embedded PostgreSQL on the same port and data directory: a
+   * fast shutdown (SIGINT: open sessions are ended, running transactions
+   * roll back), then a start. Every client sees its connections drop.
+   * @throws Error with `databaseUrl`, a server the demo does not own
+   */
+  restart(): Promise<void>;
   /** Stops the embedded PostgreSQL if the demo started one. */
   stop(): Promise<void>;
 }
 
 export async function prepareDatabase(options: Pick<DemoOptions, 'dataDir' | 'databaseUrl' | 'databaseName'>): Promise<DemoDatabase> {
+  const embeddedDataDir = options.databaseUrl === undefined ? join(options.dataDir, 'postgres') : undefined;
   let embedded: RunningPostgres | undefined;
-  const serverUrl = options.databaseUrl ?? (embedded = await startEmbeddedPostgres({ dataDir: join(options.dataDir, 'postgres') })).url;
+  const serverUrl = options.databaseUrl ?? (embedded = await startEmbeddedPostgres({ dataDir: embeddedDataDir! })).url;
   try {
-    return { url: await recreateDatabase(serverUrl, options.databaseName), stop: async () => embedded?.stop() };
+    return {
+      url: await recreateDatabase(serverUrl, options.databaseName),
+      ...(embeddedDataDir !== undefined && { embeddedDataDir }),
+      restart: async () => {
+        if (embedded === undefined || !embedded.owned) throw new Error('only an embedded PostgreSQL that the demo started can be restarted (not DATABASE_URL)');
+        const port = embedded.port;
+        await embedded.stop();
+        embedded = await startEmbeddedPostgres({ dataDir: embeddedDataDir!, port });
+      },
+      stop: async () => embedded?.stop(),
+    };
   } catch (error) {
     await embedded?.stop();
     throw error;
@@ -159,8 +193,9 @@ export async function feedAndCheck(app: ConcordatApp, inputs: DemoInputs, option
   const startedAt = Date.now();
   const progress = new ProgressReader(app.dataSource, orders.length, startedAt, options.onProgress);
   await submitOrders(app, orders, options, progress);
+  if (options.stopFeed !== undefined) progress.total = progress.submitted;
   await waitForOrders(progress, startedAt + options.timeoutMs);
-  const summary = await summarize(app.dataSource, orders.length, startedAt);
+  const summary = await summarize(app.dataSource, progress.total, startedAt);
   const checks = await runChecks(app.dataSource, options.mode);
   return { mode: options.mode, summary, checks, ok: checks.every((check) => check.ok) };
 }
@@ -211,13 +246,16 @@ class ProgressReader {
 
   constructor(
     private readonly dataSource: DataSource,
-    private readonly total: number,
+    /** Orders to wait for: all of them, or those submitted when the feed stopped early (`stopFeed`). */
+    public total: number,
     private readonly startedAt: number,
     private readonly onProgress: ((progress: Progress) => void) | undefined,
   ) {}
 
   async read(): Promise<Progress> {
-    const rows: Array<{ status: string; n: number }> = await this.dataSource.query(`SELECT status, count(*)::int AS n FROM orders.orders GROUP BY status`);
+    const rows: Array<{ status: string; n: number }> = await whileDatabaseRestarts(this.dataSource, () =>
+      this.dataSource.query(`SELECT status, count(*)::int AS n FROM orders.orders GROUP BY status`),
+    );
     const by = (status: string): number => rows.find((r) => r.status === status)?.n ?? 0;
     const progress: Progress = {
       submitted: this.submitted,
@@ -238,44 +276,81 @@ class ProgressReader {
  * transaction submits as many orders as have finished since the last one
  * (submitted minus finished stays at most `inFlightMax`), as a shop's front
  * end admitting orders would, rather than waves that drain before the next
- * starts. With a rate, it submits in ticks of 50 ms. Waits end at the demo's
- * timeout (the checks then report what is unfinished).
+ * starts. With a rate, it submits in ticks of 50 ms, and catches up after a
+ * stall (the window still bounds it). Waits end at the demo's timeout (the
+ * checks then report what is unfinished), submitting when `stopFeed` says so.
+ * A transaction that fails because the database is restarting is tried
+ * again once it answers (see {@link whileDatabaseRestarts}).
  */
 async function submitOrders(app: ConcordatApp, orders: OrderLine[], options: DemoOptions, progress: ProgressReader): Promise<void> {
   const { ratePerSecond, inFlightMax } = options;
   const tickMs = 50;
-  const chunkMax = ratePerSecond === undefined ? 100 : Math.max(1, Math.round((ratePerSecond * tickMs) / 1000));
   const startedAt = Date.now();
   const deadline = startedAt + options.timeoutMs;
+  const stopped = (): boolean => options.stopFeed?.() === true;
+  /** When the next batch is due at the current rate (a steady rate: `startedAt + i / rate`). */
+  let dueAt = startedAt;
+  let paced = false;
   for (let i = 0; i < orders.length; ) {
-    if (ratePerSecond !== undefined) {
-      const dueAt = startedAt + (i / ratePerSecond) * 1000;
+    const rate = typeof ratePerSecond === 'function' ? ratePerSecond() : ratePerSecond;
+    if (rate !== undefined) {
+      if (!paced) dueAt = Date.now();
+      paced = true;
       if (dueAt > Date.now()) await sleep(dueAt - Date.now());
+    } else {
+      paced = false;
     }
-    let size = Math.min(chunkMax, orders.length - i);
+    if (stopped()) break;
+    let size = Math.min(rate === undefined ? 100 : Math.max(1, Math.round((rate * tickMs) / 1000)), orders.length - i);
     if (inFlightMax !== undefined) {
-      size = Math.min(size, await freeSlots(progress, i, inFlightMax, deadline));
-      if (size === 0) break; // the deadline passed with the window full
+      size = Math.min(size, await freeSlots(progress, i, inFlightMax, deadline, stopped));
+      if (size === 0) break; // the deadline passed (or the feed was stopped) with the window full
     }
     const batch = orders.slice(i, i + size);
-    await app.transaction(async (context) => {
-      for (const order of batch) {
-        const message: OrderSubmitted = { orderId: order.orderId, accountId: order.accountId, sku: order.sku, quantity: order.quantity };
-        context.publish(Topics.ORDER_SUBMITTED, message, { key: order.orderId });
-      }
-    });
+    await whileDatabaseRestarts(app.dataSource, () =>
+      app.transaction(async (context) => {
+        for (const order of batch) {
+          const message: OrderSubmitted = { orderId: order.orderId, accountId: order.accountId, sku: order.sku, quantity: order.quantity };
+          context.publish(Topics.ORDER_SUBMITTED, message, { key: order.orderId });
+        }
+      }),
+    );
     i += batch.length;
     progress.submitted = i;
+    if (rate !== undefined) dueAt += (batch.length / rate) * 1000;
   }
 }
 
-/** How many more orders fit in the window once at least one does (polling every 5 ms), or 0 past the deadline. */
-async function freeSlots(progress: ProgressReader, submitted: number, inFlightMax: number, deadline: number): Promise<number> {
+/** Longest database outage the feeder rides out (a restart of PostgreSQL takes seconds), in ms. */
+const DATABASE_OUTAGE_MAX_MS = 120_000;
+
+/**
+ * Runs `work` and, while it fails because the database does not answer (a
+ * restart of PostgreSQL, as `npm run soak` makes), runs it again every
+ * 500 ms, for at most {@link DATABASE_OUTAGE_MAX_MS}; any other failure is
+ * thrown at once. `work` must be safe to repeat: a transaction whose COMMIT
+ * went through but whose answer was lost would run twice (the window is the
+ * instant the server stops).
+ */
+async function whileDatabaseRestarts<T>(dataSource: DataSource, work: () => Promise<T>): Promise<T> {
+  const giveUpAt = Date.now() + DATABASE_OUTAGE_MAX_MS;
+  for (;;) {
+    try {
+      return await work();
+    } catch (error) {
+      if (Date.now() >= giveUpAt || !(isDatabaseUnavailable(error) || !(await databaseAnswersNewConnection(dataSource)))) throw error;
+      await sleep(500);
+    }
+  }
+}
+
+/** How many more orders fit in the window once at least one does (polling every 5 ms), or 0 past the deadline or once the feed is stopped. */
+async function freeSlots(progress: ProgressReader, submitted: number, inFlightMax: number, deadline: number, stopped: () => boolean): Promise<number> {
   for (;;) {
     const { confirmed, cancelled } = await progress.read();
     const free = inFlightMax - (submitted - confirmed - cancelled);
     if (free > 0) return free;
-    if (Date.now() >= deadline) return 0;
+    if (Date.now() >= deadline || stopped()) return 0;
     await sleep(5);
   }
 }

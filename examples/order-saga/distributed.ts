@@ -3,7 +3,8 @@ import { join, resolve } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { ConcordatApp, Service } from '../../src/runtime/index.js';
 import { KafkaTransport } from '../../src/transport/index.js';
-import { feedAndCheck, prepareDatabase, readInputs, withDeadLetters, type DemoOptions, type DemoResult } from './demo.js';
+import { freePort } from '../../src/persistence/index.js';
+import { feedAndCheck, prepareDatabase, readInputs, withDeadLetters, type DemoDatabase, type DemoOptions, type DemoResult } from './demo.js';
 import { READY_LINE, UNIT_NAMES } from './deployment.js';
 import { OrderSagaSchema1795200000001 } from './schema.js';
 import { Supervisor } from './supervisor.js';
@@ -20,10 +21,27 @@ export interface DistributedDemoOptions extends DemoOptions {
    * demo's topics and consumer groups must be fresh there.
    */
   kafkaBrokers?: string[];
-  /** Called with the supervisor once every process is up: a test or a chaos run may kill processes through it. */
-  onSupervisor?: (supervisor: Supervisor) => void;
+  /**
+   * Called with the supervisor once every process is up: a test or a chaos
+   * run may kill processes through it, a soak restart the database too.
+   */
+  onSupervisor?: (supervisor: Supervisor, running: RunningDemo) => void;
+  /**
+   * Serve `/metrics` (docs/operations.md) from the broker and every unit, each
+   * on a free port kept across restarts; `RunningDemo.metricsUrls` lists them.
+   */
+  metrics?: boolean;
   /** Lines about processes starting, exiting and restarting. */
   onProcessEvent?: (line: string) => void;
+}
+
+/** What a caller of {@link runDistributedDemo} may act on while the orders run. */
+export interface RunningDemo {
+  database: DemoDatabase;
+  /** Bootstrap addresses of the broker (or of `kafkaBrokers`). */
+  brokers: string[];
+  /** `http://127.0.0.1:<port>/metrics` of each process by name (broker, orders, ...), with `metrics: true`. */
+  metricsUrls: Record<string, string>;
 }
 
 export interface DistributedDemoResult extends DemoResult {
@@ -75,7 +93,9 @@ export async function runDistributedDemo(options: DistributedDemoOptions): Promi
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
   try {
-    const brokers = options.kafkaBrokers ?? [await startBroker(supervisor, options, logDir)];
+    const metricsPorts = new Map<string, number>();
+    if (options.metrics === true) for (const name of ['broker', ...UNIT_NAMES]) metricsPorts.set(name, await freePort());
+    const brokers = options.kafkaBrokers ?? [await startBroker(supervisor, options, logDir, metricsPorts.get('broker'))];
     transport = new KafkaTransport({ brokers });
     app = ConcordatApp.create({
       name: 'order-feeder',
@@ -93,14 +113,17 @@ export async function runDistributedDemo(options: DistributedDemoOptions): Promi
           name: unit,
           command: process.execPath,
           args: ['--import', 'tsx', SERVICE_PROCESS, unit, options.mode],
-          env,
+          env: { ...env, ...(metricsPorts.has(unit) && { ORDER_SAGA_METRICS_PORT: String(metricsPorts.get(unit)) }) },
           ready: READY_LINE,
           logFile: join(logDir, `${unit}.log`),
         }),
       ),
     );
-    options.onSupervisor?.(supervisor);
+    if (options.kafkaBrokers !== undefined) metricsPorts.delete('broker');
+    const metricsUrls = Object.fromEntries([...metricsPorts].map(([name, port]) => [name, `http://127.0.0.1:${port}/metrics`]));
+    options.onSupervisor?.(supervisor, { database, brokers, metricsUrls });
     const outcome = await feedAndCheck(app, inputs, options);
+    await options.beforeStop?.(app);
     return { ...withDeadLetters(outcome, await countDeadLetters(brokers)), restarts: supervisor.restarts(), logDir };
   } finally {
     process.off('SIGINT', interrupt);
@@ -113,10 +136,11 @@ export async function runDistributedDemo(options: DistributedDemoOptions): Promi
 }
 
 /** `concordat broker` on a free port; restarts (by the supervisor) keep that port and the log. */
-async function startBroker(supervisor: Supervisor, options: DemoOptions, logDir: string): Promise<string> {
+async function startBroker(supervisor: Supervisor, options: DemoOptions, logDir: string, metricsPort: number | undefined): Promise<string> {
   const dataDir = join(options.dataDir, `${options.databaseName}-broker`);
   await rm(dataDir, { recursive: true, force: true });
-  const args = (port: number) => ['--import', 'tsx', CLI, 'broker', '--data', dataDir, '--host', '127.0.0.1', '--port', String(port)];
+  const metrics = metricsPort === undefined ? [] : ['--metrics-port', String(metricsPort)];
+  const args = (port: number) => ['--import', 'tsx', CLI, 'broker', '--data', dataDir, '--host', '127.0.0.1', '--port', String(port), ...metrics];
   const ready = await supervisor.start({
     name: 'broker',
     command: process.execPath,

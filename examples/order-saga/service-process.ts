@@ -11,7 +11,9 @@ import { OrderSagaSchema1795200000001 } from './schema.js';
  *
  * Environment: `DATABASE_URL` (the demo's database, already migrated by the
  * parent) and `KAFKA_BROKERS` (with the other `KAFKA_*` variables, for the
- * kafkajs transport); `ORDER_SAGA_PARTITIONS` for the topics it creates.
+ * kafkajs transport); `ORDER_SAGA_PARTITIONS` for the topics it creates;
+ * `ORDER_SAGA_METRICS_PORT` to serve `/metrics`, `/healthz` and `/readyz` on
+ * 127.0.0.1 at that port (docs/operations.md).
  * Prints `order-saga unit <name> ready (pid <pid>)` on stdout once it
  * consumes; SIGTERM or SIGINT stops it gracefully (in-flight handlers finish,
  * offsets are committed). It may also be SIGKILLed at any moment: the
@@ -46,10 +48,12 @@ async function main(): Promise<void> {
   const app = ConcordatApp.create({
     name: `order-saga-${unit}`,
     services,
-    database: { url, migrations: [OrderSagaSchema1795200000001], poolSize: 10 },
+    // Under a supervisor, a unit that starts while PostgreSQL restarts waits for it rather than exiting.
+    database: { url, migrations: [OrderSagaSchema1795200000001], poolSize: 10, connectRetry: { timeoutMs: 60_000 } },
     transport,
     relay: relay ? UNIT_RELAY : false,
     partitions: Number(process.env.ORDER_SAGA_PARTITIONS ?? 8),
+    ...(process.env.ORDER_SAGA_METRICS_PORT !== undefined && { metrics: { port: Number(process.env.ORDER_SAGA_METRICS_PORT) } }),
   });
   let stopping = false;
   // One graceful stop however many signals arrive (Ctrl-C reaches this process and its supervisor, which
