@@ -4,10 +4,11 @@ import { compileRetryPolicy, type RetryPolicyOptions, type TransactionContext } 
 import { beginGlobalTx, beginShape, participantName, type BeginOptions } from '../coordinator/begin.js';
 import type { BeginInput } from '../coordinator/begin-input.js';
 import { TxMode } from '../coordinator/states.js';
+import { namedBranches, type Participant } from '../participant/definition.js';
 
 export interface SagaStep<P = unknown> {
-  /** Participant name, as in `@SagaParticipant('<name>')`. */
-  participant: string;
+  /** Participant name, as in `@SagaParticipant('<name>')`, or its definition (`defineParticipant`): the payload is then typed and validated. */
+  participant: string | Participant;
   /** What the participant needs to run and to compensate the step (JSON). */
   payload: P;
   /**
@@ -49,12 +50,15 @@ const schema = z.strictObject({
  * so far, last first.
  *
  * Every payload must be JSON (checked at compile time: see {@link BeginInput}).
+ * A step whose participant is given by definition (`defineParticipant`)
+ * has its payload typed from the schema's input and validated here.
  *
  * @returns the global transaction ID.
  * @throws ConcordatError CONFIG_INVALID naming the bad option (`saga.steps.1.retry.maxAttempts: ...`).
+ * @throws ValidationError VALIDATION_FAILED naming the step whose payload its participant's schema refuses; nothing is stored.
  */
 export async function beginSaga<I extends BeginSagaOptions>(context: TransactionContext, input: BeginInput<I, BeginSagaOptions>): Promise<string> {
-  const { steps, compensationRetry, ...options } = compileOptions(schema, input, 'saga');
+  const { steps, compensationRetry, ...options } = compileOptions(schema, { ...(input as object), steps: await namedBranches((input as { steps?: unknown } | undefined)?.steps, 'saga.steps') }, 'saga');
   const compiledSteps = steps.map((step, index) => ({
     participant: step.participant,
     payload: step.payload,

@@ -3,6 +3,7 @@ import { commandTopic } from '../coordinator/messages.js';
 import { TxMode } from '../coordinator/states.js';
 import { handleSagaCommand, type SagaMethods } from './participant.js';
 import { inBranchSpan } from '../participant/tracing.js';
+import { isParticipant, participantNameOf, type Participant } from '../participant/definition.js';
 
 const PARTICIPANT_METADATA = Symbol.for('concordat.saga.participant');
 const METHODS_METADATA = Symbol.for('concordat.saga.methods');
@@ -14,7 +15,10 @@ export interface SagaParticipantOptions {
 }
 
 /**
- * Declares a saga participant named `name` on a `@Service` class: the
+ * Declares a saga participant on a `@Service` class, by name or by
+ * definition (`defineParticipant(name, schema)`: the methods then take
+ * `SagaContext<typeof definition>`, and a step whose payload the schema
+ * refuses fails for good with VALIDATION_FAILED): the
  * coordinator sends it `execute` and `compensate` commands on
  * `concordat.saga.<name>`, which run the methods marked `@Step` and
  * `@Compensate` behind the fence (see `participant.ts`).
@@ -27,7 +31,9 @@ export interface SagaParticipantOptions {
  * succeeds; one that throws a non-retriable error (or keeps failing past the
  * compensation policy) ends the saga FAILED for an operator.
  */
-export function SagaParticipant(name: string, options: SagaParticipantOptions = {}): ClassDecorator {
+export function SagaParticipant(participant: string | Participant, options: SagaParticipantOptions = {}): ClassDecorator {
+  const name = participantNameOf(participant);
+  const schema = isParticipant(participant) ? participant.schema : undefined;
   return legacyClassDecorator('@SagaParticipant', (target) => {
     Reflect.defineMetadata(PARTICIPANT_METADATA, name, target);
     defineMessageHandler(target, {
@@ -35,7 +41,7 @@ export function SagaParticipant(name: string, options: SagaParticipantOptions = 
       methodName: `saga(${name})`,
       // The coordinator owns retries; a handler retry here would only cover the database failing.
       options: { ...(options.group !== undefined && { group: options.group }) },
-      invoke: (instance, context) => inBranchSpan(TxMode.SAGA, name, context, () => handleSagaCommand(name, getSagaMethods(target), instance, context)),
+      invoke: (instance, context) => inBranchSpan(TxMode.SAGA, name, context, () => handleSagaCommand(name, getSagaMethods(target), instance, context, schema)),
     });
     registerCheck(target);
   });

@@ -1,4 +1,6 @@
 import { describeError, isRetriable } from '../../errors.js';
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { validatedCommand } from '../participant/definition.js';
 import { faultPoint } from '../../observability/index.js';
 import { isTransientConflict, type MessageContext } from '../../runtime/index.js';
 import { BranchAction, type BranchCommand } from '../coordinator/messages.js';
@@ -54,11 +56,12 @@ type ParticipantMethod = (context: SagaContext) => Promise<unknown> | unknown;
  * Fault points `saga.after-step`, `saga.after-compensate`: the method ran,
  * nothing is committed yet.
  */
-export async function handleSagaCommand(participant: string, methods: SagaMethods, instance: object, message: MessageContext): Promise<void> {
+export async function handleSagaCommand(participant: string, methods: SagaMethods, instance: object, message: MessageContext, schema?: StandardSchemaV1): Promise<void> {
   const command = message.data as BranchCommand;
   const key: FenceKey = { participant, globalTxId: command.globalTxId, branchId: command.branchId };
   const call = async (role: keyof SagaMethods): Promise<unknown> => {
-    const context = new SagaContext(message.manager, message.source, message.message as never, message.delivery);
+    // A payload the participant's schema refuses throws VALIDATION_FAILED (not retriable): the step fails for good.
+    const context = new SagaContext(message.manager, message.source, (await validatedCommand(schema, participant, message)) as never, message.delivery);
     const result = await (instance as Record<string, ParticipantMethod>)[methods[role]!]!.call(instance, context);
     await context.flush();
     return result;

@@ -7,6 +7,7 @@ import {
   type RetryPolicyOptions,
 } from '../../runtime/index.js';
 import { participantTopic } from './messages.js';
+import { isParticipant, participantNameOf, type Participant } from '../participant/definition.js';
 import { handleTccCommand, type TccMethods } from './participant.js';
 import { inBranchSpan } from '../participant/tracing.js';
 import { TxMode } from '../coordinator/states.js';
@@ -27,7 +28,10 @@ export interface TccParticipantOptions {
 }
 
 /**
- * Declares a TCC participant named `name` on a `@Service` class: the
+ * Declares a TCC participant on a `@Service` class, by name or by
+ * definition (`defineParticipant(name, schema)`: the methods then take
+ * `TccContext<typeof definition>` and the payload is validated before each
+ * runs; see `handleTccCommand`): the
  * coordinator sends its Try, Confirm and Cancel commands on
  * `concordat.tcc.<name>`, and the methods marked `@Try`, `@Confirm` and
  * `@Cancel` run behind a fence (see `fence.ts`) that makes Confirm and Cancel
@@ -38,14 +42,16 @@ export interface TccParticipantOptions {
  * `nonRetriable(new Error('insufficient stock'))`); its writes are then
  * rolled back while the vote is recorded.
  */
-export function TccParticipant(name: string, options: TccParticipantOptions = {}): ClassDecorator {
+export function TccParticipant(participant: string | Participant, options: TccParticipantOptions = {}): ClassDecorator {
+  const name = participantNameOf(participant);
+  const schema = isParticipant(participant) ? participant.schema : undefined;
   return legacyClassDecorator('@TccParticipant', (target) => {
     Reflect.defineMetadata(PARTICIPANT_METADATA, name, target);
     defineMessageHandler(target, {
       topic: participantTopic(name),
       methodName: `tcc(${name})`,
       options: { ...(options.group !== undefined && { group: options.group }), ...(options.retry !== undefined && { retry: options.retry }) },
-      invoke: (instance, context) => inBranchSpan(TxMode.TCC, name, context, () => handleTccCommand(name, getTccMethods(target), instance, context)),
+      invoke: (instance, context) => inBranchSpan(TxMode.TCC, name, context, () => handleTccCommand(name, getTccMethods(target), instance, context, schema)),
     });
     registerCheck(target);
   });

@@ -5,6 +5,8 @@ import { advanceFence, claimFence, fenceInsertSql, FenceState, lockFence, setFen
 import { batchOn } from '../participant/sql.js';
 import { reply as publishReply, type ReplyDetails } from '../participant/reply.js';
 import { TccContext } from './context.js';
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { validatedCommand } from '../participant/definition.js';
 import { TccAction, type TccCommand } from './messages.js';
 
 /** Method names of a participant's three roles. */
@@ -46,17 +48,23 @@ type ParticipantMethod = (context: TccContext) => Promise<unknown> | unknown;
  * above for Confirm and Cancel are protocol violations; they reply not
  * retriable, and the coordinator fails the branch for an operator.
  *
+ * With a participant definition (`@TccParticipant(defineParticipant(name, schema))`),
+ * the payload is validated before each method runs and the method receives
+ * the schema's output; a payload the schema refuses makes the Try vote no
+ * (VALIDATION_FAILED, not retriable).
+ *
  * Fault points `tcc.after-try`, `tcc.after-confirm`, `tcc.after-cancel`: the
  * participant's method ran, nothing is committed yet.
  */
-export async function handleTccCommand(participant: string, methods: TccMethods, instance: object, message: MessageContext): Promise<void> {
+export async function handleTccCommand(participant: string, methods: TccMethods, instance: object, message: MessageContext, schema?: StandardSchemaV1): Promise<void> {
   const command = message.data as TccCommand;
   const key: FenceKey = { participant, globalTxId: command.globalTxId, branchId: command.branchId };
   const reply = (ok: boolean, details: ReplyDetails = {}): void => publishReply(message, command, ok, details);
   // A yes to Try echoes the payload: a coordinator that does not hold the global transaction cancels the branch with it (presumed abort).
   const tried = (details: ReplyDetails = {}): void => reply(true, command.payload === undefined ? details : { ...details, payload: command.payload });
   const call = async (role: keyof TccMethods): Promise<unknown> => {
-    const context = new TccContext(message.manager, message.source, message.message as never, message.delivery);
+    // A payload the participant's schema refuses throws VALIDATION_FAILED (not retriable): a Try votes no.
+    const context = new TccContext(message.manager, message.source, (await validatedCommand(schema, participant, message)) as never, message.delivery);
     const method = (instance as Record<string, ParticipantMethod>)[methods[role]!]!;
     const result = await method.call(instance, context);
     await context.flush();

@@ -4,11 +4,12 @@ import type { TransactionContext } from '../../runtime/index.js';
 import { beginGlobalTx, beginShape, participantName, type BeginOptions } from '../coordinator/begin.js';
 import type { BeginInput } from '../coordinator/begin-input.js';
 import { TxMode } from '../coordinator/states.js';
+import { namedBranches, type Participant } from '../participant/definition.js';
 import { XA_PARTICIPANT_NAME_MAX } from './gid.js';
 
 export interface TwoPhaseBranch<P = unknown> {
-  /** Participant name, as in `@XaParticipant('<name>')`. */
-  participant: string;
+  /** Participant name, as in `@XaParticipant('<name>')`, or its definition (`defineParticipant`): the payload is then typed and validated. */
+  participant: string | Participant;
   /** What the participant needs to do its work (JSON). */
   payload: P;
 }
@@ -61,10 +62,13 @@ const schema = z.strictObject({
  *
  * @returns the global transaction ID.
  * Every payload must be JSON (checked at compile time: see {@link BeginInput}).
+ * A branch whose participant is given by definition (`defineParticipant`)
+ * has its payload typed from the schema's input and validated here.
  *
  * @throws ConcordatError CONFIG_INVALID naming the bad option.
+ * @throws ValidationError VALIDATION_FAILED naming the branch whose payload its participant's schema refuses; nothing is stored.
  */
 export async function beginTwoPhase<I extends BeginTwoPhaseOptions>(context: TransactionContext, input: BeginInput<I, BeginTwoPhaseOptions>): Promise<string> {
-  const { branches, prepare, ...options } = compileOptions(schema, input, 'twoPhase');
+  const { branches, prepare, ...options } = compileOptions(schema, { ...(input as object), branches: await namedBranches((input as { branches?: unknown } | undefined)?.branches, 'twoPhase.branches') }, 'twoPhase');
   return beginGlobalTx(context, TxMode.TWO_PHASE, { ...options, sequential: prepare === TwoPhasePrepareOrder.SEQUENTIAL }, branches);
 }

@@ -15,6 +15,7 @@ import { BranchAction, commandTopic } from '../coordinator/messages.js';
 import { TxMode } from '../coordinator/states.js';
 import { XA_PARTICIPANT_NAME_MAX } from './gid.js';
 import { handleXaCommand } from './participant.js';
+import { isParticipant, participantNameOf, type Participant } from '../participant/definition.js';
 import { recoverPrepared } from './recovery.js';
 import { inBranchSpan } from '../participant/tracing.js';
 
@@ -47,8 +48,10 @@ export interface XaParticipantOptions {
 export const XA_DECISIONS_GROUP_SUFFIX = '.xa-decisions';
 
 /**
- * Declares a 2PC participant named `name` (at most 100 characters) on a
- * `@Service` class. The coordinator sends prepares on `concordat.xa.<name>`
+ * Declares a 2PC participant, by name (at most 100 characters) or by
+ * definition (`defineParticipant(name, schema)`: `@Prepare` then takes
+ * `XaContext<typeof definition>`, and a prepare whose payload the schema
+ * refuses votes no with VALIDATION_FAILED), on a `@Service` class. The coordinator sends prepares on `concordat.xa.<name>`
  * and decisions on `concordat.xa-decisions.<name>`, the decisions consumed
  * by a consumer group of their own (`<group>.xa-decisions`): prepare runs the
  * `@Prepare` method in a transaction
@@ -66,7 +69,9 @@ export const XA_DECISIONS_GROUP_SUFFIX = '.xa-decisions';
  * It must do all its work through the context's `manager` (see
  * {@link Prepare}).
  */
-export function XaParticipant(name: string, options: XaParticipantOptions = {}): ClassDecorator {
+export function XaParticipant(participant: string | Participant, options: XaParticipantOptions = {}): ClassDecorator {
+  const name = participantNameOf(participant);
+  const schema = isParticipant(participant) ? participant.schema : undefined;
   const { lockTimeoutMs } = compileOptions(optionsSchema, { lockTimeoutMs: options.lockTimeoutMs }, `xaParticipant(${name})`);
   return legacyClassDecorator('@XaParticipant', (target) => {
     Reflect.defineMetadata(PARTICIPANT_METADATA, name, target);
@@ -78,7 +83,7 @@ export function XaParticipant(name: string, options: XaParticipantOptions = {}):
         ...(options.retry !== undefined && { retry: options.retry }),
       },
       invoke: (instance: object, context: MessageContext) =>
-        inBranchSpan(TxMode.TWO_PHASE, name, context, () => handleXaCommand(name, getPrepareMethod(target)!, instance, context, lockTimeoutMs)),
+        inBranchSpan(TxMode.TWO_PHASE, name, context, () => handleXaCommand(name, getPrepareMethod(target)!, instance, context, lockTimeoutMs, schema)),
     };
     // Prepares and decisions on topics of their own (see ModeActions.decisionTopicPrefix).
     defineMessageHandler(target, { ...handler, topic: commandTopic(TxMode.TWO_PHASE, name, BranchAction.PREPARE) });

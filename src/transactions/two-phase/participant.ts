@@ -8,6 +8,8 @@ import { BranchAction, type BranchCommand } from '../coordinator/messages.js';
 import { fenceHeuristicSql, fenceInsertSql, FenceState, type FenceKey } from '../participant/fence.js';
 import { reply, type ReplyDetails } from '../participant/reply.js';
 import { XaContext } from './context.js';
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { validatedCommand } from '../participant/definition.js';
 import { gidFor, isPrepared } from './gid.js';
 
 /**
@@ -69,14 +71,21 @@ import { gidFor, isPrepared } from './gid.js';
  * `xa.after-commit` / `xa.after-rollback` (resolved and acknowledged,
  * offset not committed).
  */
-export async function handleXaCommand(participant: string, methodName: string, instance: object, message: MessageContext, lockTimeoutMs = 2000): Promise<void> {
+export async function handleXaCommand(
+  participant: string,
+  methodName: string,
+  instance: object,
+  message: MessageContext,
+  lockTimeoutMs = 2000,
+  schema?: StandardSchemaV1,
+): Promise<void> {
   const command = message.data as BranchCommand;
   const dataSource = message.manager.dataSource;
   const gid = gidFor(participant, command.globalTxId, command.branchId);
   const key: FenceKey = { participant, globalTxId: command.globalTxId, branchId: command.branchId };
   switch (command.action) {
     case BranchAction.PREPARE:
-      await prepare(dataSource, gid, key, methodName, instance, message, lockTimeoutMs);
+      await prepare(dataSource, gid, key, methodName, instance, message, lockTimeoutMs, schema);
       return faultPoint('xa.after-prepare');
     case BranchAction.COMMIT:
       await commitPrepared(dataSource, gid, key, message);
@@ -150,6 +159,7 @@ async function prepare(
   instance: object,
   message: MessageContext,
   lockTimeoutMs: number,
+  schema: StandardSchemaV1 | undefined,
 ): Promise<void> {
   const command = message.data as BranchCommand;
   const method = `${instance.constructor.name}.${methodName}`;
@@ -194,7 +204,8 @@ async function prepare(
     const xid = (claimed[3]!.rows[0] as { xid: string }).xid;
     let result: unknown;
     try {
-      const context = new XaContext(runner.manager, message.source, message.message as never, message.delivery);
+      // A payload the participant's schema refuses throws VALIDATION_FAILED (not retriable): the branch votes no.
+      const context = new XaContext(runner.manager, message.source, (await validatedCommand(schema, key.participant, message)) as never, message.delivery);
       result = await (instance as Record<string, (context: XaContext) => unknown>)[methodName]!.call(instance, context);
     } catch (error) {
       await client.query('ROLLBACK');
