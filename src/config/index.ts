@@ -44,3 +44,12 @@ export {
   type KafkaTransportOptions,
 } from './kafka-transport-options.js';
 export { compileMetricsOptions, type CompiledMetricsOptions, type MetricsOptions } from './metrics-options.js';
+export {
+  compileEmbeddedTransportOptions,
+  type CompiledEmbeddedConsumerOptions,
+  type CompiledEmbeddedTransportOptions,
+  type EmbeddedConsumerOptions,
+  type EmbeddedProducerOptions,
+  type EmbeddedTransportOverLogOptions,
+  type OffsetResetEvent,
+} from './embedded-transport-options.js';

@@ -1,6 +1,6 @@
 import { kafkaTransportOptionsFromEnv } from '../config/index.js';
 import type { Logger } from '../observability/index.js';
-import { EmbeddedTransport } from './embedded.js';
+import { EmbeddedTransport } from './embedded/index.js';
 import { KafkaTransport } from './kafka.js';
 import type { Transport } from './transport.js';
 

@@ -12,13 +12,7 @@ export type {
   Transport,
 } from './transport.js';
 export { BATCH_RECORDS, CONSUMER_STALLED_FAILURES, OffsetReset } from './transport.js';
-export {
-  EmbeddedTransport,
-  type EmbeddedConsumerOptions,
-  type EmbeddedProducerOptions,
-  type EmbeddedTransportOptions,
-  type EmbeddedTransportOverLogOptions,
-  type OffsetResetEvent,
-} from './embedded.js';
+export { EmbeddedTransport, type EmbeddedTransportOptions } from './embedded/index.js';
+export type { EmbeddedConsumerOptions, EmbeddedProducerOptions, EmbeddedTransportOverLogOptions, OffsetResetEvent } from '../config/index.js';
 export { KafkaTransport } from './kafka.js';
 export { defaultTransport } from './default-transport.js';

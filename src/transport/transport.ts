@@ -3,7 +3,7 @@
  *
  * Two strategies implement it and pass one contract suite
  * (`test/integration/transport/contract.ts`):
- * - `EmbeddedTransport` (`embedded.ts`): Concordat's own log engine, in process;
+ * - `EmbeddedTransport` (`embedded/`): Concordat's own log engine, in process;
  * - `KafkaTransport` (`kafka.ts`): kafkajs, against `concordat broker` or any
  *   Kafka cluster.
  *

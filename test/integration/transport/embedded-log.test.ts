@@ -2,7 +2,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import type { ConcordatError } from '../../../src/errors.js';
 import { decodeRecordBatches, encodeSubscription, LogManager } from '../../../src/log/index.js';
 import { EmbeddedTransport } from '../../../src/transport/index.js';
-import type { OffsetResetEvent } from '../../../src/transport/embedded.js';
+import type { OffsetResetEvent } from '../../../src/transport/index.js';
 import type { Delivery } from '../../../src/transport/index.js';
 import { openLog, tempDir } from '../log/helpers.js';
 import { unique, waitFor } from './contract.js';

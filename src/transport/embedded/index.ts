@@ -1,0 +1,1 @@
+export { EmbeddedTransport, type EmbeddedTransportOptions } from './transport.js';

@@ -1,0 +1,317 @@
+import { join } from 'node:path';
+import {
+  compileEmbeddedTransportOptions,
+  type CompiledEmbeddedTransportOptions,
+  type EmbeddedTransportOverLogOptions,
+} from '../../config/index.js';
+import { ConcordatError, ErrorCode, describeError } from '../../errors.js';
+import { attachLogMetrics, encodeRecordBatch, LogManager, readCheckpoint, writeCheckpoint, type LogManagerOptions, type RecordInput } from '../../log/index.js';
+import { createLogger, type Logger } from '../../observability/index.js';
+import type { ConsumerLag, OutgoingRecord, PublishAck, SubscribeOptions, Subscription, TopicSpec, Transport } from '../transport.js';
+import { chunkDelivery } from '../delivery.js';
+import { transportClosed } from './errors.js';
+import { EmbeddedSubscription } from './group-member.js';
+
+/**
+ * EmbeddedTransport: the Transport over Concordat's own log, in process.
+ *
+ * Publish groups records by (topic, partition) — Kafka's default
+ * partitioner for keys, round-robin for null keys — encodes each group into
+ * RecordBatch v2 batches (headers as Kafka record headers), appends the
+ * partitions concurrently, and resolves after every append is durable
+ * (fdatasync with group commit, under the topic's default flushMode).
+ *
+ * Subscribe runs a real consumer-group member against the log's
+ * GroupCoordinator — JoinGroup, the leader's assignment (Kafka's range or
+ * round-robin assignor, ConsumerProtocol bytes, so embedded members and
+ * Kafka clients of one group understand each other), SyncGroup, heartbeats —
+ * and, per assigned partition, a worker: long-poll read → decode → for each
+ * record (or each chunk of up to `batchRecordsMax` records, with a
+ * `batchHandler`) await the handler → commit. The eager protocol: on a
+ * rebalance every worker stops (the handler in flight finishes), commits,
+ * and the member rejoins.
+ *
+ * Commits: a worker commits the position after the last handled record
+ * (or chunk) when it finishes a read's records, before backing off after a
+ * handler failure, and when it stops (revoke, close). It never commits past
+ * a record whose handler has not resolved; a crash redelivers at most the
+ * records of one read.
+ *
+ * Supervision: a worker whose loop fails outside a handler (fetching the
+ * committed offset, decoding a read, a commit, its bookkeeping) does not
+ * end, leaving the partition assigned but unconsumed. The failure is logged
+ * at error (group, topic, partition, offset, consecutive failures) and
+ * passed to the subscription's `onConsumerFailure`; after a backoff
+ * (`retryBackoffMs` doubling, capped at the lower of `retryBackoffMaxMs` and
+ * 30 s; a stop ends it at once) the loop starts again from the committed
+ * offset, so records handled since the last commit are delivered again and
+ * none is skipped. The count resets when a round (read, deliver, commit)
+ * completes, and restarts at 1 when the failure comes at another offset.
+ * From CONSUMER_STALLED_FAILURES consecutive failures at one offset (a batch
+ * that can never decode) the report says `stalled` and the log line
+ * "partition stalled"; retries go on at the capped backoff. The log closed
+ * or the partition deleted stop the worker instead, as they do on a read.
+ * The kafkajs transport reports a consumer it must replace the same way.
+ *
+ * The group member (join, sync, heartbeat) is supervised the same way; see
+ * {@link EmbeddedSubscription}.
+ */
+
+/** Options of an embedded transport that opens (and on close, closes) its own log. */
+export interface EmbeddedTransportOptions extends EmbeddedTransportOverLogOptions {
+  /** Directory of the log this transport opens (and closes). */
+  dataDir: string;
+  /** Further options of the log it opens. */
+  log?: Omit<LogManagerOptions, 'dataDir'>;
+  /** Parent of the transport's logger (an app's root). @default Concordat's own */
+  logger?: Logger;
+}
+
+/** Estimated bytes of a record in a batch beyond its key, value and headers. */
+const RECORD_OVERHEAD_BYTES = 24;
+
+export class EmbeddedTransport implements Transport {
+  readonly kind = 'embedded' as const;
+  private readonly options: CompiledEmbeddedTransportOptions;
+  private readonly ownedLog: { dataDir: string; log: Omit<LogManagerOptions, 'dataDir'> } | null;
+  private log: LogManager | null;
+  private connecting: Promise<LogManager> | null = null;
+  private readonly subscriptions = new Set<EmbeddedSubscription>();
+  private closed = false;
+  private readonly logger: Logger;
+  private detachLogMetrics: (() => void) | undefined;
+
+  /**
+   * @param source `{ dataDir }` to open (and on close, close) a log there, or
+   *   an open LogManager to share (left open on close).
+   * @throws ConcordatError CONFIG_INVALID naming the option
+   */
+  constructor(source: EmbeddedTransportOptions | LogManager, options: EmbeddedTransportOverLogOptions = {}) {
+    if (source instanceof LogManager) {
+      this.log = source;
+      this.ownedLog = null;
+      this.options = compileEmbeddedTransportOptions(options);
+    } else {
+      const { dataDir, log, logger: _logger, ...rest } = source;
+      if (typeof dataDir !== 'string' || dataDir.length === 0) {
+        throw new ConcordatError('invalid options: embeddedTransport.dataDir: must be a non-empty path', { code: ErrorCode.CONFIG_INVALID });
+      }
+      this.log = null;
+      this.ownedLog = { dataDir, log: log ?? {} };
+      this.options = compileEmbeddedTransportOptions(rest);
+    }
+    this.logger = createLogger('transport.embedded', {}, source instanceof LogManager ? undefined : source.logger);
+  }
+
+  /**
+   * Opens the log when this transport owns it, and adds the log to the
+   * metrics of prom-client's default registry (`log/metrics.ts`) until
+   * `close`. Idempotent.
+   */
+  async connect(): Promise<void> {
+    const log = await this.openLog();
+    this.detachLogMetrics ??= attachLogMetrics(log);
+  }
+
+  /**
+   * Pairs the log directory with the database the app uses: the file
+   * `<dataDir>/database-pairing` (a checkpoint file, kind
+   * `database-pairing`: `{ databaseId, pairedAt }`) names the database the
+   * log's records were written for. Written on the first start; on every
+   * later start the app's database must be that one. A log kept while its
+   * database was re-created (or the app pointed at another database) would
+   * otherwise deliver its records — outbox messages, commands of global
+   * transactions the new database never held — into the wrong database.
+   * @throws ConcordatError LOG_DATABASE_MISMATCH saying how to reset one or the other
+   */
+  async pairWithDatabase(databaseId: string): Promise<void> {
+    const log = await this.openLog();
+    const dataDir = log.options.dataDir;
+    const path = join(dataDir, 'database-pairing');
+    const recorded = (await readCheckpoint(path, 'database-pairing')) as { databaseId?: unknown; pairedAt?: unknown } | null;
+    if (recorded === null) {
+      await writeCheckpoint(path, 'database-pairing', { databaseId, pairedAt: new Date().toISOString() });
+      this.logger.info({ dataDir, databaseId }, 'log directory paired with its database');
+      return;
+    }
+    if (recorded.databaseId === databaseId) return;
+    throw new ConcordatError(
+      `the log directory ${dataDir} was written for database ${String(recorded.databaseId)} (paired ${String(recorded.pairedAt)}), ` +
+        `but the app's database is ${databaseId}: its records would be delivered into the wrong database. ` +
+        `Point the app at the database this log belongs to (database.url / DATABASE_URL), or, if this database replaced it on purpose, ` +
+        `delete the log directory ${dataDir} (its undelivered records are lost) and start again`,
+      { code: ErrorCode.LOG_DATABASE_MISMATCH, context: { dataDir, recordedDatabaseId: recorded.databaseId, databaseId } },
+    );
+  }
+
+  /** The lag of `groupId` on the partitions of `topics`, from the log's committed offsets (no I/O). */
+  async consumerLag(groupId: string, topics: readonly string[]): Promise<ConsumerLag[]> {
+    const log = this.log;
+    if (this.closed || log === null) return [];
+    return log.groups
+      .lag(groupId, topics.filter((topic) => log.hasTopic(topic)))
+      .map(({ topic, partition, committedOffset, highWatermark, lag }) => ({ topic, partition, committedOffset, highWatermark, lag }));
+  }
+
+  private openLog(): Promise<LogManager> {
+    if (this.closed) return Promise.reject(transportClosed());
+    if (this.log !== null) return Promise.resolve(this.log);
+    this.connecting ??= LogManager.open({ ...this.ownedLog!.log, dataDir: this.ownedLog!.dataDir }).then(
+      (log) => {
+        this.log = log;
+        return log;
+      },
+      (error: unknown) => {
+        this.connecting = null;
+        throw error;
+      },
+    );
+    return this.connecting;
+  }
+
+  async ensureTopics(topics: TopicSpec[]): Promise<void> {
+    const log = await this.openLog();
+    for (const topic of topics) await log.ensureTopic(topic.name, { partitions: topic.partitions });
+  }
+
+  /**
+   * Appends the records, one append (of one or more batches) per partition,
+   * partitions concurrently; resolves with one ack per record, in input
+   * order, once all are durable.
+   * @throws ConcordatError PUBLISH_FAILED wrapping the log's error (retriable when it is),
+   *   UNKNOWN_TOPIC_OR_PARTITION, TRANSPORT_CLOSED
+   */
+  async publish(records: OutgoingRecord[]): Promise<PublishAck[]> {
+    const log = await this.openLog();
+    if (records.length === 0) return [];
+    const groups = new Map<string, { topic: string; partition: number; indexes: number[] }>();
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i]!;
+      const partition = log.partitionFor(record.topic, record.key);
+      const key = `${record.topic}\u0000${partition}`;
+      let group = groups.get(key);
+      if (group === undefined) {
+        group = { topic: record.topic, partition, indexes: [] };
+        groups.set(key, group);
+      }
+      group.indexes.push(i);
+    }
+    const acks: PublishAck[] = new Array(records.length);
+    const appends = [...groups.values()].map((group) => this.appendGroup(log, records, group, acks));
+    const results = await Promise.allSettled(appends);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw publishFailed(failed.reason);
+    return acks;
+  }
+
+  private async appendGroup(
+    log: LogManager,
+    records: readonly OutgoingRecord[],
+    group: { topic: string; partition: number; indexes: number[] },
+    acks: PublishAck[],
+  ): Promise<void> {
+    const batches: Buffer[] = [];
+    const batchSizes: number[] = [];
+    let current: RecordInput[] = [];
+    let currentBytes = 0;
+    const now = Date.now();
+    const flush = (): void => {
+      if (current.length === 0) return;
+      batches.push(encodeRecordBatch(current, { compression: this.options.producer.compression, timestampMs: now }));
+      batchSizes.push(current.length);
+      current = [];
+      currentBytes = 0;
+    };
+    for (const index of group.indexes) {
+      const input = toRecordInput(records[index]!);
+      const bytes = estimateBytes(input);
+      if (currentBytes + bytes > this.options.producer.batchBytesMax) flush();
+      current.push(input);
+      currentBytes += bytes;
+    }
+    flush();
+    const result = await log.append(group.topic, group.partition, batches.length === 1 ? batches[0]! : Buffer.concat(batches));
+    // On a topic with a dedup window a repeated record is acknowledged where its original is (maybe another partition).
+    group.indexes.forEach((index, i) => {
+      const location = result.recordLocations?.[i];
+      acks[index] =
+        location === undefined
+          ? { topic: group.topic, partition: group.partition, offset: result.baseOffset + i }
+          : { topic: group.topic, partition: location.partition, offset: location.offset };
+    });
+  }
+
+  /**
+   * Joins `groupId` and starts delivering; resolves once the first
+   * assignment is received.
+   * @throws ConcordatError UNKNOWN_TOPIC_OR_PARTITION (a topic does not exist), TRANSPORT_CLOSED
+   */
+  async subscribe(options: SubscribeOptions): Promise<Subscription> {
+    const delivery = chunkDelivery(options);
+    const log = await this.openLog();
+    for (const topic of options.topics) {
+      if (!log.hasTopic(topic)) {
+        throw new ConcordatError(`cannot subscribe to topic '${topic}': it does not exist; create it with ensureTopics first`, {
+          code: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+          context: { topic },
+        });
+      }
+    }
+    const subscription = new EmbeddedSubscription(log, options, delivery, this.options, this.logger, () => this.subscriptions.delete(subscription));
+    this.subscriptions.add(subscription);
+    try {
+      await subscription.start();
+    } catch (error) {
+      await subscription.close();
+      throw error;
+    }
+    return subscription;
+  }
+
+  /** The topic's `retentionMs` from the log's topic config (-1, or no such setting, means forever). */
+  async retentionMs(topic: string): Promise<number> {
+    const log = await this.openLog();
+    const config: { retentionMs?: number } = log.describeTopic(topic).config;
+    return typeof config.retentionMs === 'number' && config.retentionMs >= 0 ? config.retentionMs : Infinity;
+  }
+
+  /** Closes every subscription, then the log when this transport opened it. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.detachLogMetrics?.();
+    await Promise.allSettled([...this.subscriptions].map((subscription) => subscription.close()));
+    const owned = this.ownedLog !== null;
+    const log = this.log ?? (this.connecting === null ? null : await this.connecting.catch(() => null));
+    if (owned && log !== null) await log.close();
+  }
+}
+
+function toRecordInput(record: OutgoingRecord): RecordInput {
+  const headers = Object.entries(record.headers).map(([key, value]) => ({
+    key,
+    value: typeof value === 'string' ? Buffer.from(value, 'utf8') : value,
+  }));
+  return {
+    key: record.key === null ? null : Buffer.from(record.key, 'utf8'),
+    value: record.value,
+    headers,
+    ...(record.timestampMs === undefined ? {} : { timestampMs: record.timestampMs }),
+  };
+}
+
+function estimateBytes(record: RecordInput): number {
+  let bytes = RECORD_OVERHEAD_BYTES + (record.key?.length ?? 0) + (record.value?.length ?? 0);
+  for (const header of record.headers ?? []) bytes += header.key.length * 3 + (header.value?.length ?? 0) + 10;
+  return bytes;
+}
+
+function publishFailed(cause: unknown): ConcordatError {
+  const retriable = cause instanceof ConcordatError ? cause.retriable : true;
+  if (cause instanceof ConcordatError && cause.code === ErrorCode.UNKNOWN_TOPIC_OR_PARTITION) return cause;
+  return new ConcordatError(`publish failed: ${describeError(cause)}; some records may have been written, retry`, {
+    code: ErrorCode.PUBLISH_FAILED,
+    retriable,
+    cause,
+  });
+}
