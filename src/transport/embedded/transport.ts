@@ -153,6 +153,17 @@ export class EmbeddedTransport implements Transport {
       .map(({ topic, partition, committedOffset, highWatermark, lag }) => ({ topic, partition, committedOffset, highWatermark, lag }));
   }
 
+  /**
+   * The log this transport reads and writes, once `connect` opened it (null
+   * before, and after `close`): for operator tools in the same process, such
+   * as the console's topic and consumer-group pages (`admin/`'s
+   * `EmbeddedLogAdmin.over`), since the directory's lock keeps any other
+   * process out while the app runs.
+   */
+  get openedLog(): LogManager | null {
+    return this.closed ? null : this.log;
+  }
+
   private openLog(): Promise<LogManager> {
     if (this.closed) return Promise.reject(transportClosed());
     if (this.log !== null) return Promise.resolve(this.log);
