@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { replaceLogFileSystem } from '../../../src/log/file-system.js';
-import { encodeRecordBatch, LogManager, type LogManagerOptions } from '../../../src/log/index.js';
+import { encodeRecordBatch, LogManager, readCheckpoint, writeCheckpoint, type LogManagerOptions } from '../../../src/log/index.js';
 import { readAll, tempDir } from './helpers.js';
 import { JournalingFileSystem, powerLossCopy, type PowerLossReport } from './power-loss.js';
 
@@ -143,6 +143,17 @@ describe('a power loss right after an acknowledgement', () => {
     const fetched = await after.groups.fetchOffsets({ groupId: 'g3', topics: [{ topic: 't', partitions: [0, 1, 2, 3] }] });
     // g3 commits i = 3, 11, 19, 27, 35: partitions 3, 3, 3, 3, 3 in the last round.
     expect(fetched.topics[0]!.partitions.map((p) => p.offset)).toEqual([-1, -1, -1, 39 * 100 + 35]);
+  });
+
+  it('keeps a checkpoint file replaced in place (topics.json, the transaction state, the transport\'s database pairing all are)', async () => {
+    const m = await machine();
+    const log = await m.open();
+    const path = join(m.dataDir, 'database-pairing');
+    await writeCheckpoint(path, 'database-pairing', { databaseId: 'first' });
+    await writeCheckpoint(path, 'database-pairing', { databaseId: 'second' });
+    const { log: after } = await m.powerLoss();
+    expect(await readCheckpoint(join(after.options.dataDir, 'database-pairing'), 'database-pairing')).toEqual({ databaseId: 'second' });
+    expect(log.options.dataDir).toBe(m.dataDir);
   });
 
   it('keeps a topic created again under the name of a deleted one', async () => {

@@ -7,8 +7,8 @@ import { tempDir } from './helpers.js';
 import { simulatePowerLoss } from './power-loss.js';
 
 const WRITER = fileURLToPath(new URL('./power-loss-writer.ts', import.meta.url));
-/** 6 by default (each is a child process and a reopen); `npm run test:log:power-loss-long` runs more. */
-const CYCLES = Number(process.env.CONCORDAT_POWER_LOSS_CYCLES ?? 6);
+/** 4 by default (each is a child process and a reopen); `npm run test:log:power-loss-long` runs more. */
+const CYCLES = Number(process.env.CONCORDAT_POWER_LOSS_CYCLES ?? 4);
 
 interface Ack {
   partition: number;
