@@ -71,6 +71,12 @@ export const ErrorCode = {
   PUBLISH_FAILED: 'PUBLISH_FAILED',
   /** A payload does not satisfy the schema of its topic or participant (`defineTopic`, `defineParticipant`). */
   VALIDATION_FAILED: 'VALIDATION_FAILED',
+  /** `publish(..., { deliverAt, delayMs })` was given a bad time (both, an invalid Date, a negative or non-finite delay). */
+  SCHEDULE_INVALID: 'SCHEDULE_INVALID',
+  /** `cancelScheduled(id)` came too late: the message is due (or being delivered); it will be delivered. */
+  SCHEDULED_MESSAGE_DUE: 'SCHEDULED_MESSAGE_DUE',
+  /** `cancelScheduled(id)` found no pending scheduled message with that ID: never scheduled, already cancelled, or already delivered. */
+  SCHEDULED_MESSAGE_NOT_FOUND: 'SCHEDULED_MESSAGE_NOT_FOUND',
 
   // persistence
   DATABASE_UNAVAILABLE: 'DATABASE_UNAVAILABLE',

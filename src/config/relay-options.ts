@@ -58,6 +58,13 @@ export interface RelayOptions {
   relayId?: string;
   /** Partitions of a topic the relay creates because it does not exist yet. Range 1..1024. @default 8 */
   defaultPartitions?: number;
+  /**
+   * Shortest time between two passes that move due scheduled messages into
+   * the outbox, in ms (`outbox/scheduled.ts`): the most a scheduled message
+   * waits for others due just after it, so that they are moved together.
+   * Range 1..1000. @default 10
+   */
+  scheduleTickMs?: number;
 }
 
 const schema = z
@@ -74,6 +81,7 @@ const schema = z
     leaseRenewIntervalMs: z.number().int().min(50).max(200_000).default(2000),
     relayId: z.string().min(1).max(200).optional(),
     defaultPartitions: z.number().int().min(1).max(1024).default(8),
+    scheduleTickMs: z.number().int().min(1).max(1000).default(10),
   })
   .refine((o) => o.leaseRenewIntervalMs * 3 <= o.leaseMs, {
     message: 'leaseRenewIntervalMs must be at most a third of leaseMs, so that a late renewal does not lose the lease',

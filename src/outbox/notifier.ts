@@ -15,9 +15,15 @@ export interface LocalRelay {
   owns(shard: number): boolean;
   /** New rows committed in these shards (all owned by this relay). */
   wake(shards: readonly number[]): void;
+  /** Scheduled messages were committed; the earliest is due at about `dueAtMs` (this process's clock). */
+  scheduled?(dueAtMs: number): void;
 }
 
 const QUERY_RUNNER_SHARDS = '__concordatOutboxShards';
+const QUERY_RUNNER_DUE = '__concordatOutboxDueAt';
+
+/** The token a NOTIFY payload ends with (`,s`) when the commit wrote scheduled messages. */
+const SCHEDULED_TOKEN = 's';
 
 /**
  * Wakes outbox relays after a commit that wrote outbox rows.
@@ -49,6 +55,8 @@ export class OutboxNotifier {
   readonly id = randomBytes(6).toString('hex');
   private readonly relays = new Set<LocalRelay>();
   private readonly pending = new Set<number>();
+  /** Scheduled messages were committed since the last NOTIFY. */
+  private pendingScheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private sending = false;
   private lastSentAt = 0;
@@ -79,7 +87,7 @@ export class OutboxNotifier {
    * never sends anything itself.
    */
   idle(): Promise<void> {
-    if (this.timer === undefined && !this.sending && this.pending.size === 0) return Promise.resolve();
+    if (this.timer === undefined && !this.sending && this.pending.size === 0 && !this.pendingScheduled) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -89,20 +97,30 @@ export class OutboxNotifier {
   }
 
   /**
-   * Rows were inserted in these shards through `queryRunner`: if it is in a
+   * Rows were inserted in these shards through `queryRunner` (and, with
+   * `dueAtMs`, scheduled messages due at about that time): if it is in a
    * transaction, wake relays once it commits; otherwise now.
    */
-  written(queryRunner: QueryRunner | undefined, shards: readonly number[]): void {
+  written(queryRunner: QueryRunner | undefined, shards: readonly number[], dueAtMs?: number): void {
     if (queryRunner === undefined || !queryRunner.isTransactionActive) {
-      this.committed(shards);
+      this.committed(shards, dueAtMs);
       return;
     }
     const stash: number[] = (queryRunner.data[QUERY_RUNNER_SHARDS] ??= []);
     stash.push(...shards);
+    if (dueAtMs !== undefined) {
+      const due: number | undefined = queryRunner.data[QUERY_RUNNER_DUE];
+      queryRunner.data[QUERY_RUNNER_DUE] = due === undefined ? dueAtMs : Math.min(due, dueAtMs);
+    }
   }
 
-  /** Rows in these shards were committed: wake their relays. */
-  committed(shards: Iterable<number>): void {
+  /**
+   * Rows in these shards were committed: wake their relays. With
+   * `dueAtMs`, scheduled messages were committed too (the earliest due at
+   * about that time): local relays' schedulers hear of it in memory, others
+   * through the NOTIFY (its payload ends with `,s`).
+   */
+  committed(shards: Iterable<number>, dueAtMs?: number): void {
     const remote: number[] = [];
     const byRelay = new Map<LocalRelay, number[]>();
     for (const shard of new Set(shards)) {
@@ -117,7 +135,12 @@ export class OutboxNotifier {
       if (!local) remote.push(shard);
     }
     for (const [relay, list] of byRelay) relay.wake(list);
-    if (remote.length === 0) return;
+    if (dueAtMs !== undefined) {
+      for (const relay of this.relays) relay.scheduled?.(dueAtMs);
+      // Relays elsewhere own shards too: their schedulers may have a row due sooner than they know.
+      this.pendingScheduled = true;
+    }
+    if (remote.length === 0 && dueAtMs === undefined) return;
     for (const shard of remote) this.pending.add(shard);
     this.schedule();
   }
@@ -126,18 +149,19 @@ export class OutboxNotifier {
   afterCommit(queryRunner: QueryRunner): void {
     const shards: number[] | undefined = queryRunner.data[QUERY_RUNNER_SHARDS];
     if (shards === undefined) return;
-    delete queryRunner.data[QUERY_RUNNER_SHARDS];
     // A savepoint release also broadcasts AfterTransactionCommit: wait for the real commit.
-    if (queryRunner.isTransactionActive) {
-      queryRunner.data[QUERY_RUNNER_SHARDS] = shards;
-      return;
-    }
-    this.committed(shards);
+    if (queryRunner.isTransactionActive) return;
+    const dueAtMs: number | undefined = queryRunner.data[QUERY_RUNNER_DUE];
+    delete queryRunner.data[QUERY_RUNNER_SHARDS];
+    delete queryRunner.data[QUERY_RUNNER_DUE];
+    this.committed(shards, dueAtMs);
   }
 
   /** @internal */
   afterRollback(queryRunner: QueryRunner): void {
-    if (!queryRunner.isTransactionActive) delete queryRunner.data[QUERY_RUNNER_SHARDS];
+    if (queryRunner.isTransactionActive) return;
+    delete queryRunner.data[QUERY_RUNNER_SHARDS];
+    delete queryRunner.data[QUERY_RUNNER_DUE];
   }
 
   private schedule(): void {
@@ -151,23 +175,26 @@ export class OutboxNotifier {
   }
 
   private async send(): Promise<void> {
-    if (this.pending.size === 0 || !this.dataSource.isInitialized) {
+    if ((this.pending.size === 0 && !this.pendingScheduled) || !this.dataSource.isInitialized) {
       this.pending.clear();
+      this.pendingScheduled = false;
       this.settled();
       return;
     }
-    const shards = [...this.pending];
+    const tokens: string[] = [...this.pending].map(String);
+    if (this.pendingScheduled) tokens.push(SCHEDULED_TOKEN);
     this.pending.clear();
+    this.pendingScheduled = false;
     this.sending = true;
     this.lastSentAt = Date.now();
     try {
-      await this.dataSource.query(`SELECT pg_notify($1, $2)`, [OUTBOX_CHANNEL, `${this.id}|${shards.join(',')}`]);
+      await this.dataSource.query(`SELECT pg_notify($1, $2)`, [OUTBOX_CHANNEL, `${this.id}|${tokens.join(',')}`]);
     } catch (error) {
       // Only a hint: the relays' poll picks the rows up.
       this.log.debug({ err: describeError(error) }, 'outbox NOTIFY failed; relays will find the rows by polling');
     } finally {
       this.sending = false;
-      if (this.pending.size > 0) this.schedule();
+      if (this.pending.size > 0 || this.pendingScheduled) this.schedule();
       else this.settled();
     }
   }
@@ -194,6 +221,12 @@ export function shardsOfNotification(payload: string | undefined): number[] | un
     .map(Number)
     .filter((shard) => Number.isInteger(shard) && shard >= 0);
   return shards.length > 0 ? shards : undefined;
+}
+
+/** Whether a NOTIFY payload says that scheduled messages were committed. */
+export function isScheduledNotification(payload: string | undefined): boolean {
+  if (payload === undefined) return false;
+  return payload.endsWith(`|${SCHEDULED_TOKEN}`) || payload.endsWith(`,${SCHEDULED_TOKEN}`);
 }
 
 const notifiers = new WeakMap<DataSource, OutboxNotifier>();

@@ -21,7 +21,8 @@ import {
 import type { OutgoingRecord, Transport } from '../transport/index.js';
 import { RelayLane, type ClaimedRow, type LaneHost } from './lane.js';
 import { outboxMetrics, type OutboxMetrics } from './metrics.js';
-import { OUTBOX_CHANNEL, outboxNotifierFor, shardsOfNotification, type OutboxNotifier } from './notifier.js';
+import { isScheduledNotification, OUTBOX_CHANNEL, outboxNotifierFor, shardsOfNotification, type OutboxNotifier } from './notifier.js';
+import { ScheduledDelivery } from './scheduled.js';
 import { ShardLeases } from './shard-leases.js';
 
 /** What the relay needs of the database: the pool and a URL for its LISTEN connection. */
@@ -86,6 +87,11 @@ export interface RelayExtras {
  * `concordat_outbox_*` metrics); a batch not acknowledged within
  * `publishTimeoutMs` counts as failed.
  *
+ * **Scheduled messages.** Each relay also runs a {@link ScheduledDelivery}
+ * for its shards: it moves rows of `concordat.outbox_scheduled` into the
+ * outbox when they are due, after which they are ordinary rows here
+ * (`scheduled.ts`).
+ *
  * **Wake-up.** Writers in this process wake the lanes owning their shards in
  * memory; writers elsewhere send `NOTIFY concordat_outbox` after their commit
  * (`notifier.ts`); every lane also polls every `pollIntervalMs`.
@@ -96,6 +102,8 @@ export class OutboxRelay implements LaneHost {
   private readonly log: Logger;
   private readonly leases: ShardLeases;
   private readonly lanes: RelayLane[];
+  private readonly scheduler: ScheduledDelivery;
+  private scheduledMovedTotal = 0;
   private readonly knownTopics = new Set<string>();
   private readonly notifier: OutboxNotifier;
   private readonly metrics: OutboxMetrics;
@@ -118,6 +126,22 @@ export class OutboxRelay implements LaneHost {
     this.notifier = outboxNotifierFor(database.dataSource);
     this.metrics = outboxMetrics(extras.metricsRegistry);
     this.lanes = Array.from({ length: this.options.lanes }, (_, index) => new RelayLane(index, this, this.log));
+    const relay = this;
+    this.scheduler = new ScheduledDelivery(
+      {
+        options: this.options,
+        databaseUrl: database.url,
+        get isRunning() {
+          return relay.running;
+        },
+        get ownedShards() {
+          return relay.ownedShards;
+        },
+        wakeShards: (shards) => this.wakeShards(shards),
+        scheduledMoved: (count) => void (this.scheduledMovedTotal += count),
+      },
+      this.log,
+    );
     this.leases = new ShardLeases(
       database.dataSource,
       this.id,
@@ -132,6 +156,11 @@ export class OutboxRelay implements LaneHost {
     return this.publishedTotal;
   }
 
+  /** Scheduled messages this relay moved into the outbox (due) since it started. */
+  get scheduledMoved(): number {
+    return this.scheduledMovedTotal;
+  }
+
   /** Shards this relay owns now, ascending. */
   get ownedShards(): number[] {
     return [...this.leases.owned()].sort((a, b) => a - b);
@@ -142,11 +171,16 @@ export class OutboxRelay implements LaneHost {
     if (this.running) return;
     this.running = true;
     this.notifier.configure(this.options.notifyIntervalMs);
-    this.unregister = this.notifier.register({ owns: (shard) => this.leases.owns(shard), wake: (shards) => this.wakeShards(shards) });
+    this.unregister = this.notifier.register({
+      owns: (shard) => this.leases.owns(shard),
+      wake: (shards) => this.wakeShards(shards),
+      scheduled: (dueAtMs) => this.scheduler.scheduled(dueAtMs),
+    });
     this.detachMetrics = this.metrics.attach(this);
     await this.listen();
     await this.leases.start();
     for (const lane of this.lanes) lane.start();
+    this.scheduler.start();
   }
 
   /** Finishes the batches in flight, releases the shards, stops. Rows left behind wait for another relay or the next start. */
@@ -154,6 +188,7 @@ export class OutboxRelay implements LaneHost {
     if (!this.running) return;
     this.running = false;
     this.unregister?.();
+    await this.scheduler.stop();
     await Promise.all(this.lanes.map((lane) => lane.stop()));
     await this.leases.stop();
     this.detachMetrics?.();
@@ -273,6 +308,7 @@ export class OutboxRelay implements LaneHost {
   /** New ownership: lanes look at every shard they now own; shards given up wait for their lane's batch in flight. */
   private async ownershipChanged(owned: ReadonlySet<number>): Promise<void> {
     this.metrics.shardsOwned.set({ relay: this.id }, owned.size);
+    this.scheduler.poke();
     await Promise.all(this.lanes.map((lane) => lane.settle()));
     for (const lane of this.lanes) lane.wake();
   }
@@ -297,7 +333,10 @@ export class OutboxRelay implements LaneHost {
     const client = new pg.Client({ connectionString: this.database.url });
     client.on('notification', (message) => {
       if (this.notifier.isOwn(message.payload)) return; // this process's writers woke their local lanes already
+      const scheduled = isScheduledNotification(message.payload);
+      if (scheduled) this.scheduler.poke();
       const shards = shardsOfNotification(message.payload);
+      if (scheduled && shards === undefined) return;
       this.wakeShards(shards?.filter((shard) => this.leases.owns(shard)) ?? undefined);
     });
     client.on('error', (error) => {

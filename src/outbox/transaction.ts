@@ -2,7 +2,7 @@ import type { PoolClient, QueryResult } from 'pg';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { setTransactionState, transactionRolledBack } from '../persistence/transaction.js';
 import { outboxNotifierFor } from './notifier.js';
-import { outboxInsertSql, quoteLiteral, shardsOf, writeOutboxRecords, type OutboxRecord } from './writer.js';
+import { outboxInsertSql, quoteLiteral, notifyCommitted, writeOutboxRecords, type OutboxRecord } from './writer.js';
 
 /** What the work of an outbox transaction sees. */
 export interface OutboxTransactionScope {
@@ -129,7 +129,7 @@ async function commit(
     await runner.broadcaster.broadcast('AfterTransactionRollback');
     return false;
   }
-  if (insert !== undefined && records.length > 0) outboxNotifierFor(runner.manager.dataSource).committed(shardsOf(records));
+  if (insert !== undefined) notifyCommitted(outboxNotifierFor(runner.manager.dataSource), records);
   await runner.broadcaster.broadcast('AfterTransactionCommit');
   return true;
 }

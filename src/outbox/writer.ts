@@ -1,12 +1,20 @@
 import type { EntityManager } from 'typeorm';
 import { envelopeHeaders, serializerFor, type Envelope } from '../messaging/index.js';
-import { outboxNotifierFor } from './notifier.js';
+import { outboxNotifierFor, type OutboxNotifier } from './notifier.js';
 import { shardFor } from './shard.js';
 
-/** A message to publish once the surrounding transaction commits. */
+/**
+ * When a scheduled message becomes due: at an instant, or `delayMs` after
+ * its insert (which is written with the transaction's `COMMIT`), by the
+ * database's clock.
+ */
+export type Schedule = { deliverAt: Date } | { delayMs: number };
+
+/** A message to publish once the surrounding transaction commits (and, with `schedule`, once it is due). */
 export interface OutboxMessage {
   topic: string;
   envelope: Envelope;
+  schedule?: Schedule;
 }
 
 /** An outbox row as it will be published: binary-mode headers and value bytes. */
@@ -17,6 +25,8 @@ export interface OutboxRecord {
   key: string | null;
   headers: Record<string, string>;
   payload: Buffer | null;
+  /** Present for a message published for later: it goes to `concordat.outbox_scheduled` (see `scheduled.ts`). */
+  schedule?: Schedule;
 }
 
 /**
@@ -32,12 +42,13 @@ export const OUTBOX_INLINE_BYTES_MAX = 256 * 1024;
  * @throws ConcordatError SERIALIZATION_FAILED when a message's data cannot be serialized.
  */
 export function toOutboxRecords(messages: readonly OutboxMessage[]): OutboxRecord[] {
-  return messages.map(({ topic, envelope }) => ({
+  return messages.map(({ topic, envelope, schedule }) => ({
     messageId: envelope.id,
     topic,
     key: envelope.partitionkey ?? null,
     headers: envelopeHeaders(envelope),
     payload: serializerFor(envelope.datacontenttype).serialize(envelope.data),
+    ...(schedule !== undefined && { schedule }),
   }));
 }
 
@@ -65,16 +76,75 @@ export async function writeOutbox(manager: EntityManager, messages: readonly Out
  */
 export async function writeOutboxRecords(manager: EntityManager, records: readonly OutboxRecord[]): Promise<void> {
   if (records.length === 0) return;
-  const columns = toColumns(records);
-  await manager.query(
-    `INSERT INTO concordat.outbox (message_id, topic, partition_key, shard, headers, payload)
-     SELECT id, topic, key, shard, headers, payload
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::jsonb[], $6::bytea[])
-            WITH ORDINALITY AS r(id, topic, key, shard, headers, payload, n)
-      ORDER BY n`,
-    [columns.ids, columns.topics, columns.keys, columns.shards, columns.headers, columns.payloads],
-  );
-  outboxNotifierFor(manager.dataSource).written(manager.queryRunner, columns.shards);
+  const { immediate, scheduled } = splitScheduled(records);
+  if (immediate.length > 0) {
+    const columns = toColumns(immediate);
+    await manager.query(
+      `INSERT INTO concordat.outbox (message_id, topic, partition_key, shard, headers, payload)
+       SELECT id, topic, key, shard, headers, payload
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::jsonb[], $6::bytea[])
+              WITH ORDINALITY AS r(id, topic, key, shard, headers, payload, n)
+        ORDER BY n`,
+      [columns.ids, columns.topics, columns.keys, columns.shards, columns.headers, columns.payloads],
+    );
+  }
+  if (scheduled.length > 0) {
+    const columns = toColumns(scheduled);
+    await manager.query(
+      `INSERT INTO concordat.outbox_scheduled (message_id, topic, partition_key, shard, headers, payload, deliver_at)
+       SELECT id, topic, key, shard, headers, payload, coalesce(at, clock_timestamp() + delay * interval '1 millisecond')
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::jsonb[], $6::bytea[], $7::timestamptz[], $8::float8[])
+              WITH ORDINALITY AS r(id, topic, key, shard, headers, payload, at, delay, n)
+        ORDER BY n
+       ON CONFLICT (message_id) DO NOTHING`,
+      [
+        columns.ids,
+        columns.topics,
+        columns.keys,
+        columns.shards,
+        columns.headers,
+        columns.payloads,
+        scheduled.map((r) => ('deliverAt' in r.schedule! ? r.schedule.deliverAt.toISOString() : null)),
+        scheduled.map((r) => ('delayMs' in r.schedule! ? r.schedule.delayMs : null)),
+      ],
+    );
+  }
+  const wake = wakeUpOf(records);
+  outboxNotifierFor(manager.dataSource).written(manager.queryRunner, wake.shards, wake.dueAtMs);
+}
+
+/**
+ * What to tell the relays once `records` are committed: the shards of the
+ * immediate ones, and (when some are scheduled) the earliest due time by
+ * this process's clock, an estimate for waking a local relay's scheduler
+ * early enough (the scheduler itself compares with the database's clock).
+ */
+export function wakeUpOf(records: readonly OutboxRecord[]): { shards: number[]; dueAtMs: number | undefined } {
+  const shards: number[] = [];
+  let dueAtMs: number | undefined;
+  for (const record of records) {
+    if (record.schedule === undefined) {
+      shards.push(shardFor(record.key ?? record.messageId));
+      continue;
+    }
+    const at = 'deliverAt' in record.schedule ? record.schedule.deliverAt.getTime() : Date.now() + record.schedule.delayMs;
+    dueAtMs = dueAtMs === undefined ? at : Math.min(dueAtMs, at);
+  }
+  return { shards, dueAtMs };
+}
+
+/** Wakes the relays for `records`, committed just now (outside a TypeORM transaction event). */
+export function notifyCommitted(notifier: OutboxNotifier, records: readonly OutboxRecord[]): void {
+  if (records.length === 0) return;
+  const wake = wakeUpOf(records);
+  notifier.committed(wake.shards, wake.dueAtMs);
+}
+
+function splitScheduled(records: readonly OutboxRecord[]): { immediate: OutboxRecord[]; scheduled: OutboxRecord[] } {
+  const immediate: OutboxRecord[] = [];
+  const scheduled: OutboxRecord[] = [];
+  for (const record of records) (record.schedule === undefined ? immediate : scheduled).push(record);
+  return { immediate, scheduled };
 }
 
 /**
@@ -94,15 +164,36 @@ export function outboxInsertSql(records: readonly OutboxRecord[], escapeLiteral:
   let bytes = 0;
   for (const record of records) bytes += record.payload?.length ?? 0;
   if (bytes > OUTBOX_INLINE_BYTES_MAX) return undefined;
-  const rows = records.map((record) => {
-    const key = record.key === null ? 'NULL' : escapeLiteral(record.key);
-    const payload = record.payload === null ? 'NULL' : `'\\x${record.payload.toString('hex')}'::bytea`;
-    return (
-      `(${escapeLiteral(record.messageId)},${escapeLiteral(record.topic)},${key},` +
-      `${shardFor(record.key ?? record.messageId)},${escapeLiteral(JSON.stringify(record.headers))}::jsonb,${payload})`
+  const { immediate, scheduled } = splitScheduled(records);
+  const statements: string[] = [];
+  if (immediate.length > 0) {
+    const rows = immediate.map((record) => rowLiteral(record, escapeLiteral));
+    statements.push(`INSERT INTO concordat.outbox (message_id, topic, partition_key, shard, headers, payload) VALUES ${rows.join(',')}`);
+  }
+  if (scheduled.length > 0) {
+    const rows = scheduled.map((record) => `${rowLiteral(record, escapeLiteral).slice(0, -1)},${dueLiteral(record.schedule!)})`);
+    statements.push(
+      `INSERT INTO concordat.outbox_scheduled (message_id, topic, partition_key, shard, headers, payload, deliver_at) VALUES ${rows.join(',')} ` +
+        `ON CONFLICT (message_id) DO NOTHING`,
     );
-  });
-  return `INSERT INTO concordat.outbox (message_id, topic, partition_key, shard, headers, payload) VALUES ${rows.join(',')}`;
+  }
+  return statements.join('; ');
+}
+
+/** `(id, topic, key, shard, headers, payload)` as literals. */
+function rowLiteral(record: OutboxRecord, escapeLiteral: (value: string) => string): string {
+  const key = record.key === null ? 'NULL' : escapeLiteral(record.key);
+  const payload = record.payload === null ? 'NULL' : `'\\x${record.payload.toString('hex')}'::bytea`;
+  return (
+    `(${escapeLiteral(record.messageId)},${escapeLiteral(record.topic)},${key},` +
+    `${shardFor(record.key ?? record.messageId)},${escapeLiteral(JSON.stringify(record.headers))}::jsonb,${payload})`
+  );
+}
+
+/** The due time as SQL: an ISO instant, or the insert's clock plus the delay (a finite number, checked at publish). */
+function dueLiteral(schedule: Schedule): string {
+  if ('deliverAt' in schedule) return `'${schedule.deliverAt.toISOString()}'::timestamptz`;
+  return `clock_timestamp() + ${Number(schedule.delayMs)} * interval '1 millisecond'`;
 }
 
 /**

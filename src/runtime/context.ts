@@ -3,7 +3,16 @@ import type { CommitStages } from './commit-stages.js';
 import { validateTopicName } from '../log/index.js';
 import { createEnvelope, type Envelope, type JsonSafe } from '../messaging/index.js';
 import { activeContext, injectTraceContext, MESSAGING_SYSTEM, runIn, SpanKind, startSpan, TraceAttribute, withSpan, type Context } from '../observability/index.js';
-import { runOutboxTransaction, toOutboxRecords, writeOutbox, type OutboxMessage, type OutboxRecord } from '../outbox/index.js';
+import {
+  cancelScheduledMessage,
+  runOutboxTransaction,
+  toOutboxRecords,
+  writeOutbox,
+  type OutboxMessage,
+  type OutboxRecord,
+  type Schedule,
+} from '../outbox/index.js';
+import { ConcordatError, ErrorCode } from '../errors.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { isTopic, validateNow, type Topic, type TopicData, type TopicInput } from './topic.js';
 
@@ -24,6 +33,19 @@ export interface PublishOptions {
   extensions?: Record<string, string>;
   /** Content type of `data`. @default 'application/json' */
   contentType?: string;
+  /**
+   * Deliver at this instant, not at once (compared with the database's
+   * clock). A time already past delivers as soon as the relay sees it.
+   * The message can be cancelled until then with `cancelScheduled(id)`.
+   * Not together with `delayMs`. See docs/scheduling.md. @default at once
+   */
+  deliverAt?: Date;
+  /**
+   * Deliver this many ms after the transaction commits (counted from the
+   * outbox insert, written with the `COMMIT`, by the database's clock).
+   * A finite number ≥ 0. Not together with `deliverAt`. @default at once
+   */
+  delayMs?: number;
 }
 
 /**
@@ -73,6 +95,8 @@ export class TransactionContext {
    *   satisfy the topic's schema; nothing is published then.
    * @throws ConcordatError CONFIG_INVALID when the topic's schema validates asynchronously.
    * @throws ConcordatError ENVELOPE_INVALID for a bad extension name.
+   * @throws ConcordatError SCHEDULE_INVALID when `deliverAt` and `delayMs` are both given,
+   *   `deliverAt` is not a valid Date, or `delayMs` is negative or not finite.
    */
   publish<S extends StandardSchemaV1>(topic: Topic<S>, data: TopicInput<Topic<S>> & JsonSafe<TopicInput<Topic<S>>>, options?: PublishOptions): string;
   publish<T>(topic: string, data: T & JsonSafe<T>, options?: PublishOptions): string;
@@ -85,6 +109,7 @@ export class TransactionContext {
   }
 
   private publishTo(topic: string, data: unknown, options: PublishOptions): string {
+    const schedule = scheduleOf(options);
     const envelope = createEnvelope({
       type: options.type ?? topic,
       source: this.source,
@@ -97,8 +122,27 @@ export class TransactionContext {
       ...this.inherited(options),
     });
     this.traced(topic, envelope);
-    this.outgoing.push({ topic, envelope });
+    this.outgoing.push({ topic, envelope, ...(schedule !== undefined && { schedule }) });
     return envelope.id;
+  }
+
+  /**
+   * Cancels a message published for later (`deliverAt` / `delayMs`), in this
+   * transaction: it is not delivered if and only if this transaction
+   * commits. Works on a message published earlier in this same transaction
+   * too (it is then simply not written). Against the relay, exactly one of
+   * "cancelled" and "delivered" happens (`outbox/cancel.ts` says how).
+   * @throws ConcordatError SCHEDULED_MESSAGE_DUE when the message's time has come; it will be delivered.
+   * @throws ConcordatError SCHEDULED_MESSAGE_NOT_FOUND when no scheduled message with this ID is
+   *   pending: never published for later, already cancelled, or already delivered.
+   */
+  async cancelScheduled(messageId: string): Promise<void> {
+    const index = this.outgoing.findIndex((message) => message.envelope.id === messageId && message.schedule !== undefined);
+    if (index >= 0) {
+      this.outgoing.splice(index, 1);
+      return;
+    }
+    await cancelScheduledMessage(this.manager, messageId);
   }
 
   /**
@@ -180,6 +224,21 @@ export class TransactionContext {
       ...(options.correlationId !== undefined && { correlationid: options.correlationId }),
     };
   }
+}
+
+/** The schedule of `options`, undefined for "at once". @throws ConcordatError SCHEDULE_INVALID */
+function scheduleOf(options: PublishOptions): Schedule | undefined {
+  const { deliverAt, delayMs } = options;
+  if (deliverAt === undefined && delayMs === undefined) return undefined;
+  const invalid = (why: string): ConcordatError =>
+    new ConcordatError(`cannot publish for later: ${why}`, { code: ErrorCode.SCHEDULE_INVALID, context: { deliverAt: String(deliverAt), delayMs } });
+  if (deliverAt !== undefined && delayMs !== undefined) throw invalid('give either deliverAt or delayMs, not both');
+  if (deliverAt !== undefined) {
+    if (!(deliverAt instanceof Date) || Number.isNaN(deliverAt.getTime())) throw invalid(`deliverAt must be a valid Date, got ${String(deliverAt)}`);
+    return { deliverAt };
+  }
+  if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0) throw invalid(`delayMs must be a finite number of ms ≥ 0, got ${String(delayMs)}`);
+  return { delayMs };
 }
 
 /** Where a message came from in the log. */

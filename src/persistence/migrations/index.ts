@@ -6,6 +6,7 @@ import { ConcordatInboxWindow1795200002100 } from './0021-inbox-window.js';
 import { ConcordatDeadLetterReplayed1795200002200 } from './0022-dead-letter-replayed.js';
 import { ConcordatFenceHeuristic1795200002300 } from './0023-fence-heuristic.js';
 import { ConcordatDatabaseIdentity1795200002400 } from './0024-database-identity.js';
+import { ConcordatOutboxScheduled1795200003000 } from './0030-outbox-scheduled.js';
 
 /** Concordat's migrations, oldest first. */
 export const concordatMigrations = [
@@ -17,4 +18,5 @@ export const concordatMigrations = [
   ConcordatDeadLetterReplayed1795200002200,
   ConcordatFenceHeuristic1795200002300,
   ConcordatDatabaseIdentity1795200002400,
+  ConcordatOutboxScheduled1795200003000,
 ];

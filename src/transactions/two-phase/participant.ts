@@ -2,7 +2,7 @@ import type { PoolClient, QueryResult } from 'pg';
 import type { DataSource, QueryRunner } from 'typeorm';
 import { describeError, isRetriable } from '../../errors.js';
 import { createLogger, faultPoint } from '../../observability/index.js';
-import { outboxInsertSql, outboxNotifierFor, shardFor, writeOutboxRecords, type OutboxRecord } from '../../outbox/index.js';
+import { notifyCommitted, outboxInsertSql, outboxNotifierFor, writeOutboxRecords, type OutboxRecord } from '../../outbox/index.js';
 import { MessageContext } from '../../runtime/index.js';
 import { BranchAction, type BranchCommand } from '../coordinator/messages.js';
 import { fenceHeuristicSql, fenceInsertSql, FenceState, type FenceKey } from '../participant/fence.js';
@@ -146,7 +146,7 @@ async function thenPublish(client: PoolClient, runner: QueryRunner, statements: 
   } else {
     results = await run(client, [...statements, 'BEGIN', insert, 'COMMIT']);
   }
-  outboxNotifierFor(runner.manager.dataSource).committed(records.map((r) => shardFor(r.key ?? r.messageId)));
+  notifyCommitted(outboxNotifierFor(runner.manager.dataSource), records);
   return results;
 }
 
@@ -390,6 +390,6 @@ async function answer(dataSource: DataSource, message: MessageContext, command: 
     } else {
       await client.query(`${insert}; COMMIT`);
     }
-    outboxNotifierFor(dataSource).committed(records.map((r) => shardFor(r.key ?? r.messageId)));
+    notifyCommitted(outboxNotifierFor(dataSource), records);
   });
 }

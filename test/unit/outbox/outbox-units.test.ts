@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { compileRelayOptions } from '../../../src/config/index.js';
 import { fairShare, OUTBOX_INLINE_BYTES_MAX, OUTBOX_SHARDS, outboxInsertSql, quoteLiteral, shardFor } from '../../../src/outbox/index.js';
 import { withinBytes } from '../../../src/outbox/lane.js';
-import { shardsOfNotification } from '../../../src/outbox/notifier.js';
+import { isScheduledNotification, shardsOfNotification } from '../../../src/outbox/notifier.js';
 
 describe('outbox pieces without I/O', () => {
   it('inlines records as escaped literals: quotes doubled, backslashes in E-strings, bytes as hex bytea', () => {
@@ -57,6 +57,10 @@ describe('outbox pieces without I/O', () => {
     expect(shardsOfNotification('')).toBeUndefined();
     expect(shardsOfNotification(undefined)).toBeUndefined();
     expect(shardsOfNotification('x|')).toBeUndefined();
+    // Scheduled messages were committed: the token is not a shard.
+    expect(shardsOfNotification('a1b2c3|4,s')).toEqual([4]);
+    expect(shardsOfNotification('a1b2c3|s')).toBeUndefined();
+    expect([isScheduledNotification('a1b2c3|4,s'), isScheduledNotification('a1b2c3|s'), isScheduledNotification('a1b2c3|4,17')]).toEqual([true, true, false]);
   });
 
   it('relay options: defaults, and messages that name the option', () => {
@@ -72,6 +76,7 @@ describe('outbox pieces without I/O', () => {
       leaseMs: 10_000,
       leaseRenewIntervalMs: 2000,
       defaultPartitions: 8,
+      scheduleTickMs: 10,
     });
     expect(() => compileRelayOptions({ leaseMs: 1000, leaseRenewIntervalMs: 500 })).toThrow(
       'invalid options: relay.leaseRenewIntervalMs: leaseRenewIntervalMs must be at most a third of leaseMs, so that a late renewal does not lose the lease (got 500)',
