@@ -923,6 +923,7 @@ export class PartitionLog {
   /** Forgets idempotent producers silent for producerIdExpirationMs. */
   expireProducers(nowMs: number): void {
     this.producers.expire(nowMs);
+    this.transactions.forgetFences((producerId) => this.producers.has(producerId));
   }
 
   // ------------------------------------------------------------------ recovery points

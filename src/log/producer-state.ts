@@ -121,6 +121,11 @@ export class ProducerStateManager {
     return this.changed;
   }
 
+  /** Whether the partition remembers `producerId` (acknowledged state). */
+  has(producerId: number): boolean {
+    return this.producers.has(producerId);
+  }
+
   /**
    * Checks the batches of one append (whole, validated RecordBatch v2 bytes).
    * @throws ConcordatError INVALID_PRODUCER_EPOCH, OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_RECORD,

@@ -11,6 +11,34 @@ import {
 } from './record-batch.js';
 import { cursor, readVarint, readVarlong } from './varint.js';
 
+/** Type of a control record (the key's second INT16): Kafka's ControlRecordType. */
+export const ControlRecordType = { ABORT: 0, COMMIT: 1 } as const;
+export type ControlRecordType = (typeof ControlRecordType)[keyof typeof ControlRecordType];
+
+/** A transaction marker the coordinator writes. */
+export interface TransactionMarker {
+  producerId: number;
+  producerEpoch: number;
+  type: ControlRecordType;
+  coordinatorEpoch: number;
+}
+
+/** What a read_committed Fetch tells the client to drop: the producer's batches from `firstOffset` until its ABORT marker. */
+export interface AbortedTransaction {
+  producerId: number;
+  firstOffset: number;
+}
+
+/** Snapshot body part: `ongoing: [[producerId, firstOffset]]`, `aborted: [[producerId, firstOffset, lastOffset]]`, `fences: [[producerId, epoch]]`. */
+export interface TransactionsSnapshot {
+  ongoing: [number, number][];
+  aborted: [number, number, number][];
+  fences: [number, number][];
+}
+
+const TRANSACTIONAL_BIT = 0x10;
+const CONTROL_BIT = 0x20;
+
 /**
  * Kafka transactions (KIP-98) as one partition sees them: which producers
  * have a transaction open here, which transactions were aborted, and the
@@ -42,35 +70,12 @@ import { cursor, readVarint, readVarlong } from './varint.js';
  * Bounds: one entry per producer with an open transaction (bounded by the
  * coordinator's transactional IDs); aborted entries are dropped once the
  * log start passes their marker (retention), as Kafka drops `.txnindex`
- * files with their segments.
+ * files with their segments; a fence goes when the partition forgets its
+ * producer (producerIdExpirationMs, producersPerPartitionMax).
+ *
+ * Not safe for concurrent use from several partitions; the partition calls
+ * it from its own synchronous paths only (append check, acknowledge, open).
  */
-export const ControlRecordType = { ABORT: 0, COMMIT: 1 } as const;
-export type ControlRecordType = (typeof ControlRecordType)[keyof typeof ControlRecordType];
-
-/** A transaction marker the coordinator writes. */
-export interface TransactionMarker {
-  producerId: number;
-  producerEpoch: number;
-  type: ControlRecordType;
-  coordinatorEpoch: number;
-}
-
-/** What a read_committed Fetch tells the client to drop: the producer's batches from `firstOffset` until its ABORT marker. */
-export interface AbortedTransaction {
-  producerId: number;
-  firstOffset: number;
-}
-
-/** Snapshot body part: `ongoing: [[producerId, firstOffset]]`, `aborted: [[producerId, firstOffset, lastOffset]]`, `fences: [[producerId, epoch]]`. */
-export interface TransactionsSnapshot {
-  ongoing: [number, number][];
-  aborted: [number, number, number][];
-  fences: [number, number][];
-}
-
-const TRANSACTIONAL_BIT = 0x10;
-const CONTROL_BIT = 0x20;
-
 export class PartitionTransactions {
   /** Producer ID → first offset of its open transaction (acknowledged batches only). */
   private readonly ongoing = new Map<number, number>();
@@ -176,6 +181,19 @@ export class PartitionTransactions {
       if (entry.firstOffset <= toOffset) found.push({ producerId: entry.producerId, firstOffset: entry.firstOffset });
     }
     return found.sort((a, b) => a.firstOffset - b.firstOffset);
+  }
+
+  /**
+   * Forgets the fences of producers with no open transaction that `keep`
+   * rejects (the partition forgot them as idempotent producers: expired),
+   * so the fences stay bounded by the producers the partition remembers.
+   */
+  forgetFences(keep: (producerId: number) => boolean): void {
+    for (const producerId of this.fences.keys()) {
+      if (this.ongoing.has(producerId) || keep(producerId)) continue;
+      this.fences.delete(producerId);
+      this.changed = true;
+    }
   }
 
   /** Drops aborted entries whose marker lies below `logStartOffset` (retention deleted them). */

@@ -4,38 +4,7 @@ import type { Logger } from '../../observability/index.js';
 import { ControlRecordType, type TransactionMarker } from '../transaction-index.js';
 import { TransactionStateStore, type StoredTransaction } from './state-store.js';
 
-/**
- * Kafka's transaction coordinator (KIP-98) for this single broker: the
- * state of every transactional ID, and the two-phase commit that writes the
- * COMMIT or ABORT markers into the partitions of a transaction.
- *
- * States (Kafka's `TransactionState`):
- * ```
- * Empty ──AddPartitions/AddOffsets──► Ongoing ──EndTxn──► PrepareCommit ──markers, offsets──► CompleteCommit
- *                                       │                 PrepareAbort  ──markers──────────► CompleteAbort
- *                                       └─ timeout / InitProducerId of a newer producer: PrepareAbort with the epoch bumped
- * ```
- * CompleteCommit and CompleteAbort behave as Empty for the next transaction.
- *
- * Durability: every change is in the state file (state-store.ts) before it
- * is answered. The Prepare state is written before the first marker, so a
- * crash between prepare and complete is finished on the next open: the
- * markers are written again (a second marker for a producer with no open
- * transaction in a partition changes nothing there) and, for a commit, the
- * transaction's consumer offsets are committed again (the same values).
- * Ongoing transactions survive a restart as they are, and time out if the
- * producer does not come back.
- *
- * Fencing: InitProducerId for a transactional ID that already has a
- * producer bumps the epoch (a transaction left open is first aborted with
- * its own bump, so its markers fence the old epoch in each partition); any
- * request with an older epoch gets PRODUCER_FENCED (the broker shows old
- * clients INVALID_PRODUCER_EPOCH, as Kafka does). When the epoch would pass
- * 32766 the producer gets a new producer ID at epoch 0.
- *
- * Concurrency: operations on one transactional ID run one at a time (a
- * promise chain per ID); different IDs run concurrently.
- */
+/** Kafka's TransactionState names; see {@link TransactionCoordinator} for the transitions. */
 export const TransactionState = {
   EMPTY: 'Empty',
   ONGOING: 'Ongoing',
@@ -110,6 +79,38 @@ const COORDINATOR_EPOCH = 0;
 const MARKER_RETRY_MS_MIN = 50;
 const MARKER_RETRY_MS_MAX = 2000;
 
+/**
+ * Kafka's transaction coordinator (KIP-98) for this single broker: the
+ * state of every transactional ID, and the two-phase commit that writes the
+ * COMMIT or ABORT markers into the partitions of a transaction.
+ *
+ * States (Kafka's `TransactionState`):
+ * ```
+ * Empty ──AddPartitions/AddOffsets──► Ongoing ──EndTxn──► PrepareCommit ──markers, offsets──► CompleteCommit
+ *                                       │                 PrepareAbort  ──markers──────────► CompleteAbort
+ *                                       └─ timeout / InitProducerId of a newer producer: PrepareAbort with the epoch bumped
+ * ```
+ * CompleteCommit and CompleteAbort behave as Empty for the next transaction.
+ *
+ * Durability: every change is in the state file (state-store.ts) before it
+ * is answered. The Prepare state is written before the first marker, so a
+ * crash between prepare and complete is finished on the next open: the
+ * markers are written again (a second marker for a producer with no open
+ * transaction in a partition changes nothing there) and, for a commit, the
+ * transaction's consumer offsets are committed again (the same values).
+ * Ongoing transactions survive a restart as they are, and time out if the
+ * producer does not come back.
+ *
+ * Fencing: InitProducerId for a transactional ID that already has a
+ * producer bumps the epoch (a transaction left open is first aborted with
+ * its own bump, so its markers fence the old epoch in each partition); any
+ * request with an older epoch gets PRODUCER_FENCED (the broker shows old
+ * clients INVALID_PRODUCER_EPOCH, as Kafka does). When the epoch would pass
+ * 32766 the producer gets a new producer ID at epoch 0.
+ *
+ * Concurrency: operations on one transactional ID run one at a time (a
+ * promise chain per ID); different IDs run concurrently.
+ */
 export class TransactionCoordinator {
   private readonly transactions = new Map<string, TransactionMetadata>();
   private readonly chains = new Map<string, Promise<unknown>>();

@@ -2,6 +2,24 @@ import { join } from 'node:path';
 import { ConcordatError, ErrorCode } from '../../errors.js';
 import { readCheckpoint, writeCheckpoint } from '../checkpoint-file.js';
 
+export const TRANSACTIONS_FILE = 'transactions';
+/** Kafka's TransactionState names (coordinator.ts). */
+const STATES = new Set(['Empty', 'Ongoing', 'PrepareCommit', 'PrepareAbort', 'CompleteCommit', 'CompleteAbort']);
+const KIND = 'transactions';
+
+export interface StoredTransaction {
+  transactionalId: string;
+  producerId: number;
+  producerEpoch: number;
+  timeoutMs: number;
+  state: string;
+  partitions: [string, number][];
+  groups: string[];
+  pendingOffsets: [string, string, number, number, number, string][];
+  startedMs: number;
+  updatedMs: number;
+}
+
 /**
  * The transaction coordinator's durable state: one checkpoint file
  * `<dataDir>/transactions` (checkpoint-file.ts: written to a temp file,
@@ -23,24 +41,6 @@ import { readCheckpoint, writeCheckpoint } from '../checkpoint-file.js';
  * Writes are coalesced: {@link persist} resolves once a write that started
  * after the call completed, so concurrent state changes share one write.
  */
-export const TRANSACTIONS_FILE = 'transactions';
-/** Kafka's TransactionState names (coordinator.ts). */
-const STATES = new Set(['Empty', 'Ongoing', 'PrepareCommit', 'PrepareAbort', 'CompleteCommit', 'CompleteAbort']);
-const KIND = 'transactions';
-
-export interface StoredTransaction {
-  transactionalId: string;
-  producerId: number;
-  producerEpoch: number;
-  timeoutMs: number;
-  state: string;
-  partitions: [string, number][];
-  groups: string[];
-  pendingOffsets: [string, string, number, number, number, string][];
-  startedMs: number;
-  updatedMs: number;
-}
-
 export class TransactionStateStore {
   private requested = 0;
   private written = 0;
