@@ -1,7 +1,7 @@
 import { kafkaTransportOptionsFromEnv } from '../config/index.js';
 import type { Logger } from '../observability/index.js';
 import { EmbeddedTransport } from './embedded/index.js';
-import { KafkaTransport } from './kafka.js';
+import { KafkaTransport } from './kafka/index.js';
 import type { Transport } from './transport.js';
 
 /**

@@ -14,5 +14,5 @@ export type {
 export { BATCH_RECORDS, CONSUMER_STALLED_FAILURES, OffsetReset } from './transport.js';
 export { EmbeddedTransport, type EmbeddedTransportOptions } from './embedded/index.js';
 export type { EmbeddedConsumerOptions, EmbeddedProducerOptions, EmbeddedTransportOverLogOptions, OffsetResetEvent } from '../config/index.js';
-export { KafkaTransport } from './kafka.js';
+export { KafkaTransport } from './kafka/index.js';
 export { defaultTransport } from './default-transport.js';

@@ -4,7 +4,7 @@
  * Two strategies implement it and pass one contract suite
  * (`test/integration/transport/contract.ts`):
  * - `EmbeddedTransport` (`embedded/`): Concordat's own log engine, in process;
- * - `KafkaTransport` (`kafka.ts`): kafkajs, against `concordat broker` or any
+ * - `KafkaTransport` (`kafka/`): kafkajs, against `concordat broker` or any
  *   Kafka cluster.
  *
  * Semantics every implementation keeps:

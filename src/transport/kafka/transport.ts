@@ -6,33 +6,29 @@ import {
   logLevel,
   type Admin,
   type ConfigResourceTypes,
-  type Consumer,
-  type EachBatchPayload,
   type ICustomPartitioner,
   type KafkaConfig,
-  type KafkaMessage,
   type LogEntry,
   type Message,
   type Producer,
   type RecordMetadata,
 } from 'kafkajs';
-import { compileKafkaTransportOptions, type CompiledKafkaTransportOptions, type KafkaTransportOptions } from '../config/index.js';
-import { ConcordatError, ErrorCode, describeError } from '../errors.js';
-import { murmur2 } from '../log/index.js';
-import { createLogger, type Logger } from '../observability/index.js';
+import { compileKafkaTransportOptions, type CompiledKafkaTransportOptions, type KafkaTransportOptions } from '../../config/index.js';
+import { ConcordatError, ErrorCode, describeError } from '../../errors.js';
+import { murmur2 } from '../../log/index.js';
+import { createLogger, type Logger } from '../../observability/index.js';
 import {
-  CONSUMER_STALLED_FAILURES,
-  OffsetReset,
   type ConsumerLag,
-  type Delivery,
   type OutgoingRecord,
   type PublishAck,
   type SubscribeOptions,
   type Subscription,
   type TopicSpec,
   type Transport,
-} from './transport.js';
-import { chunkDelivery, reportConsumerFailure, type ChunkDelivery } from './delivery.js';
+} from '../transport.js';
+import { chunkDelivery } from '../delivery.js';
+import { isRetriable, kafkaErrorCode, publishFailed, RETENTION_MS, retentionUnknown, topicErrors, transportClosed } from './errors.js';
+import { KafkaSubscription } from './subscription.js';
 
 /**
  * KafkaTransport: the Transport over kafkajs 2.2.4, against
@@ -93,6 +89,7 @@ import { chunkDelivery, reportConsumerFailure, type ChunkDelivery } from './deli
  *   coordinator may refuse a member mid-rebalance with an error kafkajs
  *   does not retry, as librdkafka's mock cluster does under load).
  */
+
 export class KafkaTransport implements Transport {
   readonly kind = 'kafka' as const;
   private readonly options: CompiledKafkaTransportOptions;
@@ -494,269 +491,9 @@ function estimateBytes(record: OutgoingRecord): number {
   return bytes;
 }
 
-// ---------------------------------------------------------------- subscription
-
-type ConsumerSettings = CompiledKafkaTransportOptions['consumer'];
-
 /** kafkajs retry delays: the first, and the cap of the doubling (kafkajs's defaults are 300 ms and 30 s). */
 const RETRY_INITIAL_MS = 100;
 const RETRY_MAX_MS = 2000;
-
-/** kafkajs error types after which the member must rejoin its group. */
-const GROUP_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'NOT_COORDINATOR_FOR_GROUP', 'UNKNOWN_MEMBER_ID']);
-
-type HandlerOutcome = { ok: true; rejoin: unknown } | { ok: false; error: unknown };
-
-/** One consumer-group member over kafkajs; see {@link KafkaTransport} for the commit rules. */
-class KafkaSubscription implements Subscription {
-  readonly groupId: string;
-  private consumer: Consumer | null = null;
-  private closing = false;
-  private closed: Promise<void> | null = null;
-  private firstJoin: Deferred | null = deferred();
-  /** The record of each partition whose handler rejected, and how often. */
-  private readonly attempts = new Map<string, { offset: number; attempt: number }>();
-  /** Pending resumes and restart backoffs: cleared (the backoffs woken) on close. */
-  private readonly timers = new Map<NodeJS.Timeout, () => void>();
-  private restarts = 0;
-  /** Fatal crashes since a record was last handled, for the onConsumerFailure report. */
-  private crashes = 0;
-
-  constructor(
-    private readonly kafka: Kafka,
-    private readonly options: SubscribeOptions,
-    private readonly delivery: ChunkDelivery,
-    private readonly settings: ConsumerSettings,
-    private readonly logger: Logger,
-    private readonly onClosed: () => void,
-  ) {
-    this.groupId = options.groupId;
-  }
-
-  /**
-   * Starts the consumer; resolves at the first assignment.
-   * @throws the last error when CONSUMER_STALLED_FAILURES consumers in a row
-   *   failed before joining (each replaced after a backoff); TRANSPORT_CLOSED
-   *   when the subscription closes first
-   */
-  async start(): Promise<void> {
-    // Taken before the consumer starts: a crash during consumer.run() settles and clears firstJoin.
-    const joined = this.firstJoin!;
-    await this.startConsumer();
-    await joined.promise;
-  }
-
-  private async startConsumer(): Promise<void> {
-    const s = this.settings;
-    const consumer = this.kafka.consumer({
-      groupId: this.groupId,
-      sessionTimeout: s.sessionTimeoutMs,
-      rebalanceTimeout: s.rebalanceTimeoutMs,
-      heartbeatInterval: s.heartbeatIntervalMs,
-      maxBytesPerPartition: s.maxBytesPerPartition,
-      maxWaitTimeInMs: s.maxWaitMs,
-      allowAutoTopicCreation: false,
-    });
-    this.consumer = consumer;
-    consumer.on(consumer.events.GROUP_JOIN, (event) => {
-      this.logger.debug({ groupId: this.groupId, assigned: event.payload.memberAssignment }, 'assigned');
-      if (this.firstJoin !== null) this.crashes = 0;
-      this.firstJoin?.resolve();
-      this.firstJoin = null;
-    });
-    consumer.on(consumer.events.CRASH, (event) => {
-      if (!event.payload.restart) this.onFatalCrash(consumer, event.payload.error);
-    });
-    await consumer.connect();
-    await consumer.subscribe({ topics: this.options.topics, fromBeginning: (this.options.offsetReset ?? OffsetReset.EARLIEST) === OffsetReset.EARLIEST });
-    await consumer.run({
-      autoCommit: true,
-      autoCommitInterval: null,
-      autoCommitThreshold: null,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: s.partitionsConcurrently,
-      eachBatch: (payload) => this.eachBatch(payload),
-    });
-  }
-
-  /** kafkajs gave up on this consumer: fail the start, or replace it while the subscription is open. */
-  private onFatalCrash(consumer: Consumer, error: unknown): void {
-    if (this.closing || consumer !== this.consumer) return;
-    if (this.firstJoin !== null) {
-      // A coordinator can refuse a member mid-rebalance with an error kafkajs does not retry (librdkafka's
-      // mock cluster answers a SyncGroup with INVALID_REQUEST under load): start a new consumer, a few times.
-      if (this.failBeforeJoin(error)) return;
-      this.logger.warn({ groupId: this.groupId, failures: this.crashes, err: describeError(error) }, 'consumer failed before joining its group; starting a new one');
-      void this.replace(consumer);
-      return;
-    }
-    this.crashes += 1;
-    const failures = this.crashes;
-    const stalled = failures >= CONSUMER_STALLED_FAILURES;
-    const retryInMs = backoffMs(this.settings, this.restarts + 1);
-    this.logger.error(
-      { groupId: this.groupId, failures, stalled, retryInMs, err: describeError(error) },
-      stalled ? 'consumer stalled: it keeps crashing without handling a record; starting a new one' : 'consumer crashed; starting a new one',
-    );
-    reportConsumerFailure(this.options, this.logger, { groupId: this.groupId, failures, stalled, retryInMs, error });
-    void this.replace(consumer);
-  }
-
-  /**
-   * Counts a failure before the first join; after CONSUMER_STALLED_FAILURES in a row it fails the
-   * start with `error` and returns true.
-   */
-  private failBeforeJoin(error: unknown): boolean {
-    this.crashes += 1;
-    if (this.crashes < CONSUMER_STALLED_FAILURES || this.firstJoin === null) return false;
-    this.logger.error({ groupId: this.groupId, failures: this.crashes, err: describeError(error) }, 'consumer failed before joining its group; giving up');
-    this.firstJoin.reject(error);
-    this.firstJoin = null;
-    return true;
-  }
-
-  private async replace(crashed: Consumer): Promise<void> {
-    await crashed.disconnect().catch(() => undefined);
-    while (!this.closing) {
-      this.restarts += 1;
-      await this.sleep(backoffMs(this.settings, this.restarts));
-      if (this.closing) return;
-      try {
-        await this.startConsumer();
-        this.restarts = 0;
-        return;
-      } catch (error) {
-        await this.consumer?.disconnect().catch(() => undefined);
-        if (this.firstJoin !== null && this.failBeforeJoin(error)) return;
-        this.logger.warn({ groupId: this.groupId, err: describeError(error), restarts: this.restarts }, 'starting a new consumer failed; retrying');
-      }
-    }
-  }
-
-  /** Hands kafkajs's batch (what one fetch returned for one partition) over in chunks; a chunk that fails pauses the partition. */
-  private async eachBatch(payload: EachBatchPayload): Promise<void> {
-    const { batch } = payload;
-    const chunkMax = this.delivery.recordsMax;
-    for (let from = 0; from < batch.messages.length; from += chunkMax) {
-      if (this.closing || !payload.isRunning() || payload.isStale()) return;
-      const messages = batch.messages.slice(from, from + chunkMax);
-      const chunk = messages.map((message) => toDelivery(batch.topic, batch.partition, message));
-      const outcome = await this.handle(chunk, payload.heartbeat);
-      if (!outcome.ok) {
-        this.retryLater(chunk[0]!, outcome.error, payload.pause);
-        return;
-      }
-      payload.resolveOffset(messages[messages.length - 1]!.offset);
-      this.attempts.delete(partitionKey(chunk[0]!));
-      this.crashes = 0;
-      if (outcome.rejoin !== undefined) throw outcome.rejoin;
-      await this.heartbeat(payload.heartbeat);
-    }
-  }
-
-  /** Runs the handler on a chunk, heartbeating meanwhile; reports a rebalance noticed during it. */
-  private async handle(chunk: readonly Delivery[], heartbeat: () => Promise<void>): Promise<HandlerOutcome> {
-    let rejoin: unknown;
-    const ticker = setInterval(() => {
-      this.heartbeat(heartbeat).catch((error: unknown) => {
-        rejoin ??= error;
-      });
-    }, this.settings.heartbeatIntervalMs);
-    try {
-      await this.delivery.deliver(chunk);
-      return { ok: true, rejoin };
-    } catch (error) {
-      return { ok: false, error };
-    } finally {
-      clearInterval(ticker);
-    }
-  }
-
-  /** A heartbeat; only group errors (rejoin now) are thrown, others surface on the next fetch. */
-  private async heartbeat(heartbeat: () => Promise<void>): Promise<void> {
-    try {
-      await heartbeat();
-    } catch (error) {
-      if (GROUP_ERRORS.has((error as { type?: string }).type ?? '')) throw error;
-      this.logger.debug({ groupId: this.groupId, err: describeError(error) }, 'heartbeat failed');
-    }
-  }
-
-  /** Pauses the partition; after the backoff it resumes at the rejected record (the first of a rejected chunk). */
-  private retryLater(delivery: Delivery, error: unknown, pause: () => () => void): void {
-    const key = partitionKey(delivery);
-    const previous = this.attempts.get(key);
-    const attempt = previous?.offset === delivery.offset ? previous.attempt + 1 : 1;
-    this.attempts.set(key, { offset: delivery.offset, attempt });
-    this.logger.debug({ topic: delivery.topic, partition: delivery.partition, offset: delivery.offset, attempt, err: describeError(error) }, 'handler failed; will retry');
-    try {
-      this.options.onHandlerError?.(error, delivery);
-    } catch (callbackError) {
-      this.logger.warn({ err: describeError(callbackError) }, 'onHandlerError threw');
-    }
-    const resume = pause();
-    // Closing: the record stays unhandled and uncommitted; no resume to wait for.
-    if (this.closing) return;
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      resume();
-    }, backoffMs(this.settings, attempt));
-    this.timers.set(timer, () => undefined);
-  }
-
-  /** Waits `ms`, or less if the subscription closes. */
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        resolve();
-      }, ms);
-      this.timers.set(timer, resolve);
-    });
-  }
-
-  /** Lets the batch in flight finish, commits its handled records, leaves the group. Idempotent. */
-  close(): Promise<void> {
-    this.closed ??= this.shutdown();
-    return this.closed;
-  }
-
-  private async shutdown(): Promise<void> {
-    this.closing = true;
-    for (const [timer, wake] of this.timers) {
-      clearTimeout(timer);
-      wake();
-    }
-    this.timers.clear();
-    try {
-      await this.consumer?.disconnect();
-    } catch (error) {
-      this.logger.warn({ groupId: this.groupId, err: describeError(error) }, 'consumer disconnect failed');
-    }
-    this.firstJoin?.reject(transportClosed());
-    this.firstJoin = null;
-    this.onClosed();
-  }
-}
-
-// ---------------------------------------------------------------- helpers
-
-interface Deferred {
-  promise: Promise<void>;
-  resolve(): void;
-  reject(error: unknown): void;
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => undefined);
-  return { promise, resolve, reject };
-}
 
 /** The kafkajs level whose lines our logger would print (kafkajs INFO maps to debug, DEBUG to trace). */
 function kafkajsLevel(logger: Logger): logLevel {
@@ -767,38 +504,12 @@ function kafkajsLevel(logger: Logger): logLevel {
   return logLevel.NOTHING;
 }
 
-function backoffMs(settings: ConsumerSettings, attempt: number): number {
-  return Math.min(settings.retryBackoffMaxMs, settings.retryBackoffMs * 2 ** Math.min(attempt - 1, 20));
-}
-
-function partitionKey(delivery: Delivery): string {
-  return `${delivery.topic}\u0000${delivery.partition}`;
-}
-
 function toMessage(record: OutgoingRecord): Message {
   return {
     key: record.key,
     value: record.value,
     headers: { ...record.headers },
     ...(record.timestampMs === undefined ? {} : { timestamp: String(record.timestampMs) }),
-  };
-}
-
-/** Header values by key: the last of a repeated key wins; a null value becomes an empty buffer. */
-function toDelivery(topic: string, partition: number, message: KafkaMessage): Delivery {
-  const headers: Record<string, Buffer> = {};
-  for (const [key, raw] of Object.entries(message.headers ?? {})) {
-    const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
-    headers[key] = value === undefined || value === null ? Buffer.alloc(0) : Buffer.isBuffer(value) ? value : Buffer.from(value, 'utf8');
-  }
-  return {
-    topic,
-    partition,
-    offset: Number(message.offset),
-    key: message.key ?? null,
-    value: message.value ?? null,
-    headers,
-    timestampMs: Number(message.timestamp),
   };
 }
 
@@ -814,100 +525,9 @@ async function tlsConfig(tls: true | { caFile?: string | undefined; certFile?: s
   };
 }
 
-/** The per-topic errors of a kafkajs CreateTopics failure (a KafkaJSAggregateError, possibly wrapped). */
-function topicErrors(error: unknown): Array<{ type?: string; message?: string }> {
-  for (let e: unknown = error; e !== null && typeof e === 'object'; e = (e as { cause?: unknown }).cause) {
-    const errors = (e as { errors?: unknown }).errors;
-    if (Array.isArray(errors)) return errors as Array<{ type?: string }>;
-  }
-  return [];
-}
-
-/** kafkajs error types that are Concordat codes too (the names are Kafka's). */
-function kafkaErrorCode(type: string | undefined): ErrorCode | undefined {
-  if (type === undefined) return undefined;
-  return (Object.values(ErrorCode) as string[]).includes(type) ? (type as ErrorCode) : undefined;
-}
-
-function innermostType(error: unknown): string | undefined {
-  let type: string | undefined;
-  for (let e: unknown = error; e !== null && typeof e === 'object'; e = (e as { cause?: unknown }).cause) {
-    type = (e as { type?: string }).type ?? type;
-    if ((e as { cause?: unknown }).cause === e) break;
-  }
-  return type;
-}
-
-function isRetriable(error: unknown): boolean {
-  if (error !== null && typeof error === 'object' && 'retriable' in error) return (error as { retriable: unknown }).retriable !== false;
-  return true;
-}
-
-/** The innermost cause is one of the programmer errors nothing retries (see errors.ts). */
-function isProgrammerError(error: unknown): boolean {
-  let innermost = error;
-  while (innermost !== null && typeof innermost === 'object' && (innermost as { cause?: unknown }).cause !== undefined && (innermost as { cause?: unknown }).cause !== innermost) {
-    innermost = (innermost as { cause?: unknown }).cause;
-  }
-  return innermost instanceof TypeError || innermost instanceof RangeError || innermost instanceof ReferenceError || innermost instanceof SyntaxError;
-}
-
-const RETENTION_MS = 'retention.ms';
-
 /**
  * Kafka's ConfigResource type of a topic. Not kafkajs's `ConfigResourceTypes`
  * value: Node's ESM loader cannot see that export of kafkajs's CommonJS index
  * (its export scan stops before it), so importing it fails outside vitest.
  */
 const TOPIC_RESOURCE = 2 as ConfigResourceTypes;
-
-/** Why `retention.ms` of `topic` could not be read, as a ConcordatError. */
-function retentionUnknown(topic: string, cause: unknown): ConcordatError {
-  if (cause instanceof ConcordatError) return cause;
-  if ((cause as { name?: string } | null)?.name === 'KafkaJSServerDoesNotSupportApiKey') {
-    return new ConcordatError(`cannot read ${RETENTION_MS} of topic '${topic}': the brokers do not serve DescribeConfigs (API key 32)`, {
-      code: ErrorCode.UNSUPPORTED_VERSION,
-      cause,
-      context: { topic },
-    });
-  }
-  const type = innermostType(cause);
-  if (type === 'UNKNOWN_TOPIC_OR_PARTITION') {
-    return new ConcordatError(`cannot read ${RETENTION_MS} of topic '${topic}': it does not exist`, {
-      code: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-      cause,
-      context: { topic },
-    });
-  }
-  const hint = type === 'TOPIC_AUTHORIZATION_FAILED' ? '; the principal needs DescribeConfigs on the topic' : '';
-  return new ConcordatError(`cannot read ${RETENTION_MS} of topic '${topic}': ${describeError(cause)}${hint}`, {
-    code: kafkaErrorCode(type) ?? ErrorCode.CONFIG_INVALID,
-    retriable: isRetriable(cause) && !isProgrammerError(cause),
-    cause,
-    context: { topic },
-  });
-}
-
-function transportClosed(): ConcordatError {
-  return new ConcordatError('the kafka transport is closed', { code: ErrorCode.TRANSPORT_CLOSED });
-}
-
-function publishFailed(cause: unknown): ConcordatError {
-  if (cause instanceof ConcordatError) return cause;
-  const type = innermostType(cause);
-  if (type === 'UNKNOWN_TOPIC_OR_PARTITION') {
-    return new ConcordatError(`publish failed: ${describeError(cause)}; create the topic with ensureTopics first`, {
-      code: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-      retriable: true,
-      cause,
-    });
-  }
-  // kafkajs marks an error non-retriable once its own retries ran out; for the
-  // caller (the outbox relay) a publish is always worth retrying later, unless
-  // the cause is a bug.
-  return new ConcordatError(`publish failed: ${describeError(cause)}; some records may have been written, retry`, {
-    code: ErrorCode.PUBLISH_FAILED,
-    retriable: !isProgrammerError(cause),
-    cause,
-  });
-}

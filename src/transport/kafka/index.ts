@@ -1,0 +1,1 @@
+export { KafkaTransport } from './transport.js';
