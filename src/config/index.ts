@@ -53,3 +53,4 @@ export {
   type EmbeddedTransportOverLogOptions,
   type OffsetResetEvent,
 } from './embedded-transport-options.js';
+export { compileConsoleOptions, type CompiledConsoleOptions, type ConsoleOptions } from './console-options.js';

@@ -39,6 +39,8 @@ export interface DeadLetter extends DeadLetterInput {
   id: string;
   failedAt: Date;
   replayedAt: Date | null;
+  /** Who replayed it (`ReplayOptions.by`), or null. */
+  replayedBy: string | null;
 }
 
 /** Which dead letters a list or replay concerns. */
@@ -52,6 +54,8 @@ export interface DeadLetterFilter {
   includeReplayed?: boolean;
   /** Most rows returned, oldest first. Range 1..100000. @default 1000 */
   limit?: number;
+  /** Cursor (keyset pagination): only dead letters with an ID above this one (a decimal string). */
+  afterId?: string;
 }
 
 interface DeadLetterRow {
@@ -70,6 +74,7 @@ interface DeadLetterRow {
   attempts: number;
   failed_at: Date;
   replayed_at: Date | null;
+  replayed_by: string | null;
 }
 
 /**
@@ -118,6 +123,8 @@ export interface ReplayOptions {
    * inbox dedup window too (`concordat dlq replay --force`). @default false
    */
   force?: boolean;
+  /** Who replays, recorded in `replayed_by` (`alice@host`). 1..200 characters. @default nobody (null) */
+  by?: string;
 }
 
 /**
@@ -137,6 +144,9 @@ export interface ReplayOptions {
  *   nothing is marked then.
  */
 export async function markDeadLettersReplayed(manager: EntityManager, filter: DeadLetterFilter, options: ReplayOptions = {}): Promise<DeadLetter[]> {
+  if (options.by !== undefined && (options.by.trim().length === 0 || options.by.length > 200)) {
+    throw new ConcordatError('replaying dead letters needs a who (by) of 1..200 characters', { code: ErrorCode.CONFIG_INVALID, context: { by: options.by } });
+  }
   const { where, parameters } = whereOf({ ...filter, includeReplayed: false });
   // Locked first: a concurrent replayer waits here, then finds them replayed (READ COMMITTED rechecks the WHERE).
   const candidates: CandidateRow[] = await manager.query(
@@ -155,9 +165,9 @@ export async function markDeadLettersReplayed(manager: EntityManager, filter: De
   // In a CTE: TypeORM returns [rows, count] for a bare UPDATE, plain rows for a SELECT.
   const rows: DeadLetterRow[] = await manager.query(
     `WITH replayed AS (
-       UPDATE concordat.dead_letter SET replayed_at = clock_timestamp() WHERE id = ANY($1::bigint[]) RETURNING *)
+       UPDATE concordat.dead_letter SET replayed_at = clock_timestamp(), replayed_by = $2 WHERE id = ANY($1::bigint[]) RETURNING *)
      SELECT * FROM replayed`,
-    [candidates.map((row) => row.id)],
+    [candidates.map((row) => row.id), options.by ?? null],
   );
   return rows.map(fromRow).sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)));
 }
@@ -203,6 +213,10 @@ function whereOf(filter: DeadLetterFilter): { where: string; parameters: unknown
     parameters.push(filter.topic);
     conditions.push(`topic = $${parameters.length}`);
   }
+  if (filter.afterId !== undefined) {
+    parameters.push(filter.afterId);
+    conditions.push(`id > $${parameters.length}::bigint`);
+  }
   if (filter.includeReplayed !== true) conditions.push('replayed_at IS NULL');
   return { where: conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`, parameters };
 }
@@ -224,5 +238,24 @@ function fromRow(row: DeadLetterRow): DeadLetter {
     attempts: row.attempts,
     failedAt: row.failed_at,
     replayedAt: row.replayed_at,
+    replayedBy: row.replayed_by ?? null,
   };
+}
+
+/**
+ * Which of the dead letters `ids` their consumer group has processed since:
+ * the inbox holds `(consumer, message_id)` (a dead-lettered message never
+ * reached it, so a row there means a replay or a redelivery went through).
+ * One index lookup per ID (the inbox's primary key). Unknown IDs are left out.
+ * @returns the IDs processed
+ */
+export async function processedDeadLetters(dataSource: DataSource, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows: Array<{ id: string }> = await dataSource.query(
+    `SELECT d.id::text AS id FROM concordat.dead_letter d
+      WHERE d.id = ANY($1::bigint[])
+        AND EXISTS (SELECT 1 FROM concordat.inbox i WHERE i.consumer = d.consumer AND i.message_id = d.message_id)`,
+    [ids],
+  );
+  return new Set(rows.map((row) => row.id));
 }

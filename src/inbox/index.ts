@@ -2,6 +2,7 @@ export { cleanupDeadLetters, cleanupInbox, InboxCleaner, type InboxCleanerOption
 export {
   listDeadLetters,
   markDeadLettersReplayed,
+  processedDeadLetters,
   recordDeadLetter,
   type ReplayOptions,
   type DeadLetter,

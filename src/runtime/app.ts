@@ -11,6 +11,7 @@ import { OutboxRelay } from '../outbox/index.js';
 import { openDatabase, type Database } from '../persistence/index.js';
 import { defaultTransport, type Delivery, type Subscription, type Transport } from '../transport/index.js';
 import { compileMetricsOptions, type CompiledMetricsOptions, type MetricsOptions } from '../config/index.js';
+import { compileConsoleOptions, type CompiledConsoleOptions, type ConsoleOptions } from '../config/index.js';
 import type { MetricsAddress } from '../observability/index.js';
 import { startAppMetrics, type AppMetricsEndpoint } from './app-metrics.js';
 import { z } from 'zod';
@@ -70,6 +71,14 @@ export interface AppOptions {
    * bound from {@link ConcordatApp.metricsAddress}. @default none
    */
   metrics?: MetricsOptions;
+  /**
+   * Serve the operator console (global transactions, dead letters, outbox,
+   * consumer groups, topics; see docs/console.md) over HTTP from `start()`
+   * until `stop()`, on 127.0.0.1:9480 unless told otherwise; a non-loopback
+   * `host` needs a `token` (`create` throws INSECURE_LISTENER without one).
+   * Read the address from {@link ConcordatApp.consoleUrl}. @default none
+   */
+  console?: ConsoleOptions;
   /**
    * Your logger, the root of this app's component loggers (each line carries
    * `component`, and `app` for the app's own): a pino logger, used as it is,
@@ -134,6 +143,8 @@ export class ConcordatApp {
   private readonly dispatchers = new Map<string, Dispatcher>();
   private readonly metricsOptions: CompiledMetricsOptions | undefined;
   private metricsEndpoint: AppMetricsEndpoint | undefined;
+  private readonly consoleOptions: CompiledConsoleOptions | undefined;
+  private consoleServer: { url: string; close(): Promise<void> } | undefined;
   /** Aborted when the app stops; a new one for each start. */
   private stopping = new AbortController();
 
@@ -144,6 +155,7 @@ export class ConcordatApp {
     this.handlers = exploreHandlers(options.services);
     this.inboxOptions = compileInboxOptions(options.inbox);
     this.metricsOptions = options.metrics === undefined ? undefined : compileMetricsOptions(options.metrics);
+    this.consoleOptions = options.console === undefined ? undefined : compileConsoleOptions(options.console);
     compileDispatcherOptions(options.dispatcher);
     this.container = options.container ?? new Container();
     for (const { serviceClass } of this.handlers.services) {
@@ -237,6 +249,7 @@ export class ConcordatApp {
         if (hasStartHook(instance)) await instance.onApplicationStart(this);
       }
       for (const consumer of this.handlers.consumers) await this.subscribe(consumer.group);
+      if (this.consoleOptions !== undefined) await this.startConsole(this.consoleOptions, database, transport);
       this.state = AppState.RUNNING;
       this.log.info({ consumers: this.handlers.consumers.map((c) => c.group) }, 'app started');
     } catch (error) {
@@ -245,6 +258,15 @@ export class ConcordatApp {
       this.state = AppState.FAILED;
       throw error;
     }
+  }
+
+  /**
+   * Starts the console on this app's database and transport. Loaded on
+   * demand: an app without the option never loads Fastify and the pages.
+   */
+  private async startConsole(options: CompiledConsoleOptions, database: Database, transport: Transport): Promise<void> {
+    const { ConsoleServer } = await import('../console/index.js');
+    this.consoleServer = await ConsoleServer.start(options, { dataSource: database.dataSource, title: this.name, logger: this.logger, transport });
   }
 
   /** After a failed start: what the next start opens anew (`shutdown` closed it). */
@@ -285,6 +307,11 @@ export class ConcordatApp {
   /** Where `/metrics`, `/healthz` and `/readyz` listen (the real port when 0 was asked), from `start()` until `stop()`; undefined without the `metrics` option. */
   get metricsAddress(): MetricsAddress | undefined {
     return this.metricsEndpoint?.address;
+  }
+
+  /** `http://host:port` of the operator console, from `start()` until `stop()`; undefined without the `console` option. */
+  get consoleUrl(): string | undefined {
+    return this.consoleServer?.url;
   }
 
   /** The outbox relay this app runs (its `lag()` shows the backlog), or undefined with `relay: false` or before start. */
@@ -390,6 +417,8 @@ export class ConcordatApp {
         failures.push(error);
       }
     };
+    await attempt(() => this.consoleServer?.close());
+    this.consoleServer = undefined;
     for (const subscription of this.subscriptions.splice(0)) await attempt(() => subscription.close());
     for (const { serviceClass } of this.handlers.services) {
       await attempt(async () => {

@@ -6,7 +6,8 @@ import { RDKAFKA_FEATURES, rdKafkaHasZstd, rdKafkaUsable } from './rdkafka.js';
 
 /**
  * Client tools some broker and transport tests run against: those only
- * Debian ships (kcat/librdkafka, kafka-python, confluent-kafka), and
+ * Debian ships (kcat/librdkafka, kafka-python, confluent-kafka; chromium for
+ * the console's browser tests, driven by playwright-core), and
  * node-rdkafka, a development dependency that `npm ci` compiles (built
  * without a feature the tests need, such as zstd without libzstd's headers,
  * it counts as missing).
@@ -17,10 +18,13 @@ import { RDKAFKA_FEATURES, rdKafkaHasZstd, rdKafkaUsable } from './rdkafka.js';
  * installs them and CI must cover them. `global-setup.ts` provides the
  * record file and prints the list.
  */
-export type Tool = 'kcat' | 'kafka-python' | 'confluent-kafka' | 'nats-server' | 'node-rdkafka' | 'node-rdkafka-zstd';
+export type Tool = 'kcat' | 'kafka-python' | 'confluent-kafka' | 'nats-server' | 'node-rdkafka' | 'node-rdkafka-zstd' | 'chromium';
 
 /** The one command that installs every Debian tool these tests need. */
-export const INSTALL_COMMAND = 'sudo apt-get install -y kcat python3-kafka python3-confluent-kafka';
+export const INSTALL_COMMAND = 'sudo apt-get install -y kcat python3-kafka python3-confluent-kafka chromium';
+
+/** Debian's Chromium, which playwright-core drives (`npx playwright install` downloads a browser; these machines cannot). */
+export const CHROMIUM_PATH = '/usr/bin/chromium';
 
 /**
  * What makes `npm ci` build node-rdkafka with every feature the tests use:
@@ -43,6 +47,7 @@ const checks: Record<Tool, () => boolean> = {
   'kafka-python': command(DEBIAN_PYTHON, ['-c', 'import kafka']),
   'confluent-kafka': command(DEBIAN_PYTHON, ['-c', 'import confluent_kafka']),
   'nats-server': command('nats-server', ['--version']),
+  chromium: command(CHROMIUM_PATH, ['--headless', '--no-sandbox', '--version']),
   // Loads in this process: the tests that need it load it anyway.
   'node-rdkafka': rdKafkaUsable,
   'node-rdkafka-zstd': rdKafkaHasZstd,

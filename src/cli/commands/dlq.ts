@@ -2,6 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { listDeadLetters, type DeadLetter, type DeadLetterFilter } from '../../inbox/index.js';
 import { replayDeadLetters } from '../../runtime/index.js';
 import { whereOptions, withDatabase, type WhereFlags as DatabaseFlags } from '../database.js';
+import { operator } from '../operator.js';
 import { fail, print, table } from '../output.js';
 
 /**
@@ -61,7 +62,7 @@ export function registerDlqCommand(program: Command): void {
         const replayed = await replayDeadLetters(
           db.dataSource,
           { ...filterOf(flags), ...(ids.length > 0 && { ids }), limit: 100_000 },
-          { force: flags.force },
+          { force: flags.force, by: operator() },
         );
         const missing = ids.filter((id) => !replayed.some((letter) => letter.id === id));
         print(flags.json ? JSON.stringify(replayed.map(toJson), null, 2) : formatReplayed(replayed));

@@ -1,10 +1,10 @@
-import { hostname, userInfo } from 'node:os';
 import { InvalidArgumentError, type Command } from 'commander';
 import { ConcordatError, ErrorCode } from '../../errors.js';
 import {
   GlobalTxState,
   TxMode,
   abortGlobalTx,
+  describeTransition,
   endGlobalTx,
   listGlobalTxs,
   retryGlobalTx,
@@ -12,9 +12,9 @@ import {
   type EndByHandState,
   type GlobalTxDetail,
   type GlobalTxSummary,
-  type Transition,
 } from '../../transactions/index.js';
 import { whereOptions, withDatabase, type WhereFlags as DatabaseFlags } from '../database.js';
+import { operator } from '../operator.js';
 import { print, seconds, table, warn } from '../output.js';
 
 /**
@@ -76,8 +76,8 @@ export function registerTxCommand(program: Command): void {
   where(tx.command('retry').description('send a stuck phase again, or reopen a FAILED transaction').argument('<id>', 'global transaction ID')).action(
     (id: string, flags: WhereFlags) =>
       withDatabase(flags, async ({ db }) => {
-        const step = await retryGlobalTx(db.dataSource, id);
-        print(flags.json ? JSON.stringify(step, null, 2) : `retried ${id}: ${describeStep(step)}`);
+        const step = await retryGlobalTx(db.dataSource, id, {}, operator());
+        print(flags.json ? JSON.stringify(step, null, 2) : `retried ${id}: ${describeTransition(step)}`);
       }),
   );
 
@@ -85,8 +85,8 @@ export function registerTxCommand(program: Command): void {
     .option('--reason <text>', 'why, for the record', 'no reason given')
     .action((id: string, flags: WhereFlags & { reason: string }) =>
       withDatabase(flags, async ({ db }) => {
-        const step = await abortGlobalTx(db.dataSource, id, flags.reason);
-        print(flags.json ? JSON.stringify(step, null, 2) : `aborted ${id}: ${describeStep(step)}`);
+        const step = await abortGlobalTx(db.dataSource, id, flags.reason, {}, operator());
+        print(flags.json ? JSON.stringify(step, null, 2) : `aborted ${id}: ${describeTransition(step)}`);
       }),
     );
 
@@ -103,7 +103,7 @@ export function registerTxCommand(program: Command): void {
     .action((id: string, flags: WhereFlags & { as: EndByHandState; reason: string; by?: string; force: boolean }) =>
       withDatabase(flags, async ({ db }) => {
         const step = await endGlobalTx(db.dataSource, id, { as: flags.as, reason: flags.reason, by: flags.by ?? operator(), force: flags.force });
-        print(flags.json ? JSON.stringify(step, null, 2) : `ended ${id}: ${describeStep(step)}`);
+        print(flags.json ? JSON.stringify(step, null, 2) : `ended ${id}: ${describeTransition(step)}`);
       }),
     );
 }
@@ -131,17 +131,6 @@ function overdueWarning(count: number, afterMs: number): string {
   );
 }
 
-/** `user@host` for the timeline of `tx end`. */
-function operator(): string {
-  let user: string;
-  try {
-    user = userInfo().username;
-  } catch {
-    user = process.env.USER ?? 'unknown';
-  }
-  return `${user}@${hostname()}`;
-}
-
 function endState(value: string): EndByHandState {
   const upper = value.toUpperCase();
   if (upper !== GlobalTxState.CANCELLED && upper !== GlobalTxState.FAILED) throw new InvalidArgumentError(`ends by hand as cancelled or failed, not ${value}`);
@@ -162,13 +151,6 @@ interface ListFlags extends WhereFlags {
 
 function notFound(id: string): ConcordatError {
   return new ConcordatError(`global transaction ${id} does not exist`, { code: ErrorCode.GLOBAL_TX_NOT_FOUND, context: { id } });
-}
-
-function describeStep(step: Transition): string {
-  const parts: string[] = [];
-  if (step.tx !== undefined) parts.push(`now ${step.tx.state}`);
-  if (step.commands.length > 0) parts.push(`sent ${step.commands.map((c) => `${c.action} → branch ${c.branchId}`).join(', ')}`);
-  return parts.length > 0 ? parts.join('; ') : 'nothing to do';
 }
 
 function formatList(rows: GlobalTxSummary[], overdueAfterMs: number): string {

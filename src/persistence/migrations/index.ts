@@ -7,6 +7,7 @@ import { ConcordatDeadLetterReplayed1795200002200 } from './0022-dead-letter-rep
 import { ConcordatFenceHeuristic1795200002300 } from './0023-fence-heuristic.js';
 import { ConcordatDatabaseIdentity1795200002400 } from './0024-database-identity.js';
 import { ConcordatOutboxScheduled1795200003000 } from './0030-outbox-scheduled.js';
+import { ConcordatDeadLetterReplayedBy1795200003100 } from './0031-dead-letter-replayed-by.js';
 
 /** Concordat's migrations, oldest first. */
 export const concordatMigrations = [
@@ -19,4 +20,5 @@ export const concordatMigrations = [
   ConcordatFenceHeuristic1795200002300,
   ConcordatDatabaseIdentity1795200002400,
   ConcordatOutboxScheduled1795200003000,
+  ConcordatDeadLetterReplayedBy1795200003100,
 ];

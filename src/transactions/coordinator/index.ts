@@ -24,11 +24,15 @@ export {
 } from './messages.js';
 export {
   abortGlobalTx,
+  browseGlobalTxs,
+  describeTransition,
   endGlobalTx,
   listGlobalTxs,
   retryGlobalTx,
   showGlobalTx,
+  type BrowseFilter,
   type GlobalTxDetail,
+  type GlobalTxPage,
   type EndByHand,
   type GlobalTxSummary,
   type ListFilter,

@@ -83,6 +83,100 @@ export async function listGlobalTxs(manager: EntityManager, filter: ListFilter =
   );
 }
 
+/** Which global transactions a page of {@link browseGlobalTxs} shows, and where it starts. */
+export interface BrowseFilter {
+  /** Only these states. @default every state */
+  states?: GlobalTxState[];
+  mode?: TxMode;
+  /** Only names containing this text (case-insensitive). */
+  name?: string;
+  /** Only transactions created at least this long ago, in ms. */
+  olderThanMs?: number;
+  /** Only transactions created at most this long ago, in ms. */
+  newerThanMs?: number;
+  /**
+   * A business key in the payload: `field=value` matches a top-level field's
+   * text (`orderId=O-17`), anything else matches the payload's JSON text
+   * containing it (case-insensitive).
+   */
+  key?: string;
+  /** Cursor: the `next` of the previous page; the page starts after this ID. */
+  after?: string;
+  /** Rows per page. Range 1..500. @default 50 */
+  limit?: number;
+  /** Most rows one page examines (the bound on the work of one request). Range 1..100000. @default 5000 */
+  scanMax?: number;
+}
+
+/** One page of {@link browseGlobalTxs}. */
+export interface GlobalTxPage {
+  rows: GlobalTxSummary[];
+  /** Cursor of the next page (`after`), or null at the end. */
+  next: string | null;
+  /** Rows this page examined (at most `scanMax`). */
+  scanned: number;
+}
+
+/**
+ * A page of global transactions, newest first by ID (a UUIDv7 by default,
+ * so by begin time; IDs given at begin sort as UUIDs), for the console.
+ *
+ * Keyset pagination over the primary key: a page walks the index from the
+ * cursor and examines at most `scanMax` rows, whatever the filter, so no
+ * request scans a large table. When the filter matches fewer than `limit`
+ * of the examined rows, `next` continues the search from the last row
+ * examined (the page may then hold fewer rows than `limit`, even none).
+ */
+export async function browseGlobalTxs(manager: EntityManager, filter: BrowseFilter = {}): Promise<GlobalTxPage> {
+  const limit = Math.max(1, Math.min(500, filter.limit ?? 50));
+  const scanMax = Math.max(1, Math.min(100_000, filter.scanMax ?? 5000));
+  const after = filter.after !== undefined && isGlobalTxId(filter.after) ? filter.after : null;
+  const key = parseKey(filter.key);
+  const [result] = (await manager.query(
+    `WITH w AS (
+       SELECT * FROM concordat.global_transaction WHERE ($1::uuid IS NULL OR id < $1::uuid) ORDER BY id DESC LIMIT $2)
+     SELECT (SELECT count(*) FROM w)::int AS scanned, (SELECT min(id::text) FROM w) AS last,
+            (SELECT coalesce(json_agg(m ORDER BY m.id DESC), '[]'::json) FROM (
+               SELECT g.id, g.mode, g.name, g.state, g.reason, g.created_at AS "createdAt", g.ended_at AS "endedAt",
+                      round(extract(epoch FROM now() - g.created_at)::numeric, 1)::float8 AS "ageSeconds",
+                      round(extract(epoch FROM g.deadline - now())::numeric, 1)::float8 AS "deadlineInSeconds",
+                      (SELECT CASE WHEN o.s > 0 THEN o.s END FROM (SELECT ${overdueSql('g')} AS s) o) AS "overdueSeconds",
+                      (SELECT string_agg(s.state || ' ' || s.n, ', ' ORDER BY s.state)
+                         FROM (SELECT b.state, count(*) AS n FROM concordat.branch b WHERE b.global_tx_id = g.id GROUP BY b.state) s) AS branches
+                 FROM w g
+                WHERE ($3::text[] IS NULL OR g.state = ANY($3::text[]))
+                  AND ($4::text IS NULL OR g.mode = $4)
+                  AND ($5::text IS NULL OR strpos(lower(g.name), lower($5)) > 0)
+                  AND ($6::float8 IS NULL OR g.created_at <= now() - make_interval(secs => $6 / 1000))
+                  AND ($7::float8 IS NULL OR g.created_at >= now() - make_interval(secs => $7 / 1000))
+                  AND ($8::text IS NULL OR g.payload ->> $8 = $9)
+                  AND ($10::text IS NULL OR strpos(lower(g.payload::text), lower($10)) > 0)
+                ORDER BY g.id DESC LIMIT $11) m) AS rows`,
+    [
+      after,
+      scanMax,
+      filter.states ?? null,
+      filter.mode ?? null,
+      filter.name === undefined || filter.name === '' ? null : filter.name,
+      filter.olderThanMs ?? null,
+      filter.newerThanMs ?? null,
+      key?.field ?? null,
+      key?.value ?? null,
+      key?.text ?? null,
+      limit,
+    ],
+  )) as Array<{ scanned: number; last: string | null; rows: Array<GlobalTxSummary & { createdAt: string; endedAt: string | null }> }>;
+  const rows = result!.rows.map((row) => ({ ...row, createdAt: new Date(row.createdAt), endedAt: row.endedAt === null ? null : new Date(row.endedAt) }));
+  const next = rows.length === limit ? rows[rows.length - 1]!.id : result!.scanned === scanMax ? result!.last : null;
+  return { rows, next, scanned: result!.scanned };
+}
+
+function parseKey(key: string | undefined): { field?: string; value?: string; text?: string } | undefined {
+  if (key === undefined || key.trim() === '') return undefined;
+  const match = /^\s*([A-Za-z_][\w.-]*)\s*=\s*(.*?)\s*$/.exec(key);
+  return match === null ? { text: key.trim() } : { field: match[1]!, value: match[2]! };
+}
+
 export interface GlobalTxDetail {
   tx: {
     id: string;
@@ -132,22 +226,32 @@ export async function showGlobalTx(manager: EntityManager, id: string): Promise<
 /**
  * Retries a stuck phase: sends phase one again to branches that have not
  * voted, a decision again to branches that have not acknowledged, or reopens
- * a FAILED transaction in its decision.
+ * a FAILED transaction in its decision. The timeline records `retry <state>`,
+ * and `by <who>` when `by` is given (1..200 characters).
  *
  * @throws ConcordatError GLOBAL_TX_NOT_FOUND, or GLOBAL_TX_STATE_INVALID for one that ended CONFIRMED or CANCELLED.
  */
-export async function retryGlobalTx(dataSource: DataSource, id: string, options: CoordinatorOptions = {}): Promise<Transition> {
-  return operate(dataSource, id, { kind: 'retry' }, options);
+export async function retryGlobalTx(dataSource: DataSource, id: string, options: CoordinatorOptions = {}, by?: string): Promise<Transition> {
+  return operate(dataSource, id, { kind: 'retry', ...(by !== undefined && { by: checkedBy(by) }) }, options);
 }
 
 /**
  * Aborts an undecided (TRYING) global transaction: it decides CANCELLING with
- * `aborted by operator: <reason>` and the usual rollback follows.
+ * `aborted by operator: <reason>` and the usual rollback follows. The
+ * timeline records `abort: <reason>`, or `abort by <who>: <reason>` when
+ * `by` is given (1..200 characters).
  *
- * @throws ConcordatError GLOBAL_TX_NOT_FOUND, or GLOBAL_TX_STATE_INVALID once it has decided.
+ * @throws ConcordatError GLOBAL_TX_NOT_FOUND, or GLOBAL_TX_STATE_INVALID once it has decided; CONFIG_INVALID for an empty or too long `by`.
  */
-export async function abortGlobalTx(dataSource: DataSource, id: string, reason: string, options: CoordinatorOptions = {}): Promise<Transition> {
-  return operate(dataSource, id, { kind: 'abort', reason }, options);
+export async function abortGlobalTx(dataSource: DataSource, id: string, reason: string, options: CoordinatorOptions = {}, by?: string): Promise<Transition> {
+  return operate(dataSource, id, { kind: 'abort', reason, ...(by !== undefined && { by: checkedBy(by) }) }, options);
+}
+
+function checkedBy(by: string): string {
+  if (by.trim().length === 0 || by.length > 200) {
+    throw new ConcordatError('an operator action needs a who (by) of 1..200 characters', { code: ErrorCode.CONFIG_INVALID, context: { by } });
+  }
+  return by;
 }
 
 /** Who ends a global transaction by hand, and how (see {@link endGlobalTx}). */
@@ -181,6 +285,14 @@ export async function endGlobalTx(dataSource: DataSource, id: string, how: EndBy
     }
   }
   return operate(dataSource, id, { kind: 'end', as: how.as, reason: how.reason, by: how.by, force: how.force ?? false }, options);
+}
+
+/** What an operator action did, in words: `now CANCELLING; sent CANCEL → branch 1, CANCEL → branch 2`, or `nothing to do`. */
+export function describeTransition(step: Transition): string {
+  const parts: string[] = [];
+  if (step.tx !== undefined) parts.push(`now ${step.tx.state}`);
+  if (step.commands.length > 0) parts.push(`sent ${step.commands.map((c) => `${c.action} → branch ${c.branchId}`).join(', ')}`);
+  return parts.length > 0 ? parts.join('; ') : 'nothing to do';
 }
 
 async function operate(dataSource: DataSource, id: string, input: TxInput, options: CoordinatorOptions): Promise<Transition> {

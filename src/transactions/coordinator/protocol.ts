@@ -76,8 +76,10 @@ export type TxInput =
   | { kind: 'deadline' }
   /** `resend_at` passed: send again what is not acknowledged (or a saga step's retry). */
   | { kind: 'resend' }
-  | { kind: 'abort'; reason: string }
-  | { kind: 'retry' }
+  /** An operator's abort; `by` names who (`alice@host`, `alice (console)`) in the timeline. */
+  | { kind: 'abort'; reason: string; by?: string }
+  /** An operator's retry; `by` names who in the timeline. */
+  | { kind: 'retry'; by?: string }
   | EndInput;
 
 /** End states an operator may end a global transaction in by hand (`concordat tx end --as`). */
@@ -164,10 +166,10 @@ export function transition(tx: TxView, branches: readonly BranchView[], input: T
       resend(draft);
       break;
     case 'abort':
-      abort(draft, input.reason);
+      abort(draft, input.reason, input.by);
       break;
     case 'retry':
-      retry(draft);
+      retry(draft, input.by);
       break;
     case 'end':
       endByHand(draft, input);
@@ -532,14 +534,14 @@ function unacknowledged(d: Draft): BranchView[] {
   return d.branches.filter((b) => b.state !== done && b.state !== BranchState.FAILED);
 }
 
-function abort(d: Draft, reason: string): void {
+function abort(d: Draft, reason: string, by: string | undefined): void {
   if (d.tx.state !== GlobalTxState.TRYING) {
     throw new ConcordatError(`global transaction ${d.tx.id} is ${d.tx.state}: only an undecided (TRYING) one can be aborted`, {
       code: ErrorCode.GLOBAL_TX_STATE_INVALID,
       context: { id: d.tx.id, state: d.tx.state },
     });
   }
-  d.event(TxEventKind.OPERATOR, null, null, `abort: ${reason}`);
+  d.event(TxEventKind.OPERATOR, null, null, by === undefined ? `abort: ${reason}` : `abort by ${by}: ${reason}`);
   decide(d, GlobalTxState.CANCELLING, `aborted by operator: ${reason}`);
 }
 
@@ -549,7 +551,7 @@ function abort(d: Draft, reason: string): void {
  * is sent again now; a FAILED transaction is reopened in its decision, its
  * failed branches back to where they were before failing, and driven again.
  */
-function retry(d: Draft): void {
+function retry(d: Draft, by: string | undefined): void {
   const { tx } = d;
   if (tx.state === GlobalTxState.CONFIRMED || tx.state === GlobalTxState.CANCELLED) {
     throw new ConcordatError(`global transaction ${tx.id} already ended ${tx.state}; there is nothing to retry`, {
@@ -557,7 +559,7 @@ function retry(d: Draft): void {
       context: { id: tx.id, state: tx.state },
     });
   }
-  d.event(TxEventKind.OPERATOR, null, null, `retry ${tx.state}`);
+  d.event(TxEventKind.OPERATOR, null, null, by === undefined ? `retry ${tx.state}` : `retry ${tx.state} by ${by}`);
   if (tx.state === GlobalTxState.TRYING) {
     for (const b of d.branches) if (b.state === BranchState.PENDING) d.send(b, d.actions.phaseOne);
     d.setTx({ resendAfterMs: null });

@@ -1,0 +1,150 @@
+import 'reflect-metadata';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { dataFile, feedAndCheck, readInputs } from '../../examples/order-saga/demo.js';
+import { allServices, Mode } from '../../examples/order-saga/deployment.js';
+import { OrderSagaSchema1795200000001 } from '../../examples/order-saga/schema.js';
+import { ConcordatApp, OnMessage, Service, type MessageContext } from '../../src/runtime/index.js';
+import { EmbeddedTransport } from '../../src/transport/index.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { CHROMIUM_PATH, fileNeedsTools } from '../support/tools.js';
+
+const JOBS_TOPIC = 'console-test.jobs';
+
+/** Fails every message while `failing` is set, with no retry: a dead letter to replay. */
+let failing = true;
+@Service('console-jobs')
+class JobService {
+  @OnMessage(JOBS_TOPIC, { retry: { maxAttempts: 1 } })
+  async run(context: MessageContext<{ job: string }>): Promise<void> {
+    if (failing) throw new Error(`job ${context.data.job} failed: the console test wants a dead letter`);
+    await context.manager.query(`INSERT INTO console_jobs (job) VALUES ($1)`, [context.data.job]);
+  }
+}
+
+/**
+ * The operator console in a real browser (Debian's Chromium driven by
+ * playwright-core) against an app running the order-saga services in TCC
+ * mode with the `console` option, after a few orders, one of which must
+ * cancel (more than the stock of its product).
+ */
+describe('the console in a browser', () => {
+  const present = fileNeedsTools('chromium');
+  let dir: string;
+  let testDb: TestDatabase;
+  let transport: EmbeddedTransport;
+  let app: ConcordatApp;
+  let browser: Browser;
+  let page: Page;
+  let consoleErrors: string[];
+
+  beforeAll(async () => {
+    if (!present) return;
+    dir = await mkdtemp(join(tmpdir(), 'concordat-console-'));
+    testDb = await createTestDatabase('console');
+    const lines = (await readFile(dataFile('orders.csv'), 'utf8')).trim().split('\n').slice(0, 4);
+    lines.push('E2E-STOCK,ACC-0043,SKU-WHISK,300');
+    const ordersFile = join(dir, 'orders.csv');
+    await writeFile(ordersFile, lines.join('\n') + '\n');
+    transport = new EmbeddedTransport({ dataDir: join(dir, 'log') });
+    app = ConcordatApp.create({
+      name: 'order-saga',
+      services: [...allServices(Mode.TCC), JobService],
+      database: { url: testDb.url, migrations: [OrderSagaSchema1795200000001], poolSize: 8 },
+      transport,
+      partitions: 2,
+      console: { port: 0 },
+    });
+    await app.start();
+    await app.dataSource.query(`CREATE TABLE console_jobs (job text PRIMARY KEY)`);
+    const inputs = await readInputs({ ordersFile, productsFile: dataFile('products.csv'), accountsFile: dataFile('accounts.csv') });
+    const result = await feedAndCheck(app, inputs, {
+      mode: Mode.TCC,
+      ordersFile,
+      productsFile: dataFile('products.csv'),
+      accountsFile: dataFile('accounts.csv'),
+      dataDir: dir,
+      databaseName: testDb.name,
+      partitions: 2,
+      timeoutMs: 30_000,
+    });
+    expect(result.summary.cancelledForStock).toBe(1);
+    browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: ['--no-sandbox'] });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await app?.stop();
+    await transport?.close();
+    await testDb?.drop();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  beforeEach(async () => {
+    if (!present) return;
+    consoleErrors = [];
+    page = await browser.newPage();
+    page.on('console', (message) => {
+      if (message.type() === 'error') consoleErrors.push(message.text());
+    });
+    page.on('pageerror', (error) => consoleErrors.push(error.message));
+  });
+
+  afterEach(async () => {
+    if (!present) return;
+    await page.close();
+    expect(consoleErrors, 'errors the page logged to the browser console').toEqual([]);
+  });
+
+  it("finds the cancelled order's global transaction by its business key and shows its branches and timeline", async () => {
+    await page.goto(`${app.consoleUrl}/transactions`);
+    await page.fill('input[name=key]', 'orderId=E2E-STOCK');
+    await page.selectOption('select[name=state]', 'CANCELLED');
+    await page.click('button:has-text("Filter")');
+    const rows = page.locator('#transactions tbody tr[data-tx]');
+    await rows.first().waitFor();
+    expect(await rows.count()).toBe(1);
+    expect(await rows.first().locator('td.state').textContent()).toBe('CANCELLED');
+    await rows.first().locator('a').click();
+
+    await page.locator('#tx-state').waitFor();
+    expect(await page.locator('#tx-state').textContent()).toBe('CANCELLED');
+    const branchStates = await page.locator('#branches tbody tr td.state').allTextContents();
+    expect(branchStates.sort()).toEqual(['CANCELLED', 'CANCELLED']);
+    const timeline = await page.locator('#timeline tbody tr').allTextContents();
+    expect(timeline.length).toBeGreaterThanOrEqual(3);
+    expect(timeline.at(-1)).toContain('CANCELLED');
+    expect(await page.locator('pre').last().textContent()).toContain('"orderId": "E2E-STOCK"');
+    // Ended: no action is offered.
+    expect(await page.locator('form[action$="/retry"]').count()).toBe(0);
+  });
+
+  it('replays a dead letter and shows it processed, with who replayed it', async () => {
+    await app.publish(JOBS_TOPIC, { job: 'J-1' }, { key: 'J-1' });
+    await page.goto(`${app.consoleUrl}/dead-letters?topic=${JOBS_TOPIC}`);
+    // The live view shows the dead letter once the dispatcher gave up on it.
+    const row = page.locator('#dead-letters tr[data-dead-letter]');
+    await row.first().waitFor({ timeout: 20_000 });
+    await row.first().locator('a').click();
+    await page.locator('#dead-letter-state').waitFor();
+    expect(await page.locator('#dead-letter-state').textContent()).toBe('pending');
+    expect(await page.locator('#payload').textContent()).toContain('"job": "J-1"');
+    expect(await page.locator('#headers').textContent()).toContain('ce_id');
+
+    failing = false;
+    await page.click('summary:has-text("Replay")');
+    await page.fill('input[name=by]', 'alice');
+    await page.check('input[name=confirm]');
+    await page.click('button:has-text("Replay")');
+    await page.locator('.flash.done').waitFor();
+    expect(await page.locator('.flash.done').textContent()).toMatch(/^replayed 1 dead letter\(s\) through the outbox: \d+$/);
+    // Processed: the live view turns once the consumer group handled the replayed message.
+    await page.locator('#dead-letter-state:has-text("replayed and processed")').waitFor({ timeout: 20_000 });
+    expect(await page.locator('#dead-letter').textContent()).toMatch(/by alice \(console, 127\.0\.0\.1\)/);
+    const jobs = (await app.dataSource.query(`SELECT job FROM console_jobs`)) as Array<{ job: string }>;
+    expect(jobs).toEqual([{ job: 'J-1' }]);
+  });
+});
