@@ -11,7 +11,11 @@ import { ConcordatError, describeError, ErrorCode } from '../errors.js';
 import { createLogger, type Logger } from '../observability/index.js';
 import type { CoordinatorOptions } from '../transactions/index.js';
 import type { Transport } from '../transport/index.js';
+import type { LogAdmin } from '../admin/index.js';
+import { adminForTransport } from './cluster.js';
 import { LiveViews } from './live.js';
+import { registerClusterPages } from './pages/cluster.js';
+import { registerOutboxPage } from './pages/outbox.js';
 import { registerDeadLetterPages } from './pages/dead-letters.js';
 import { registerTransactionPages } from './pages/transactions.js';
 import { ConsoleGuard, cookie, OPERATOR_COOKIE } from './security.js';
@@ -21,7 +25,9 @@ import { CONSOLE_SCRIPT, CONSOLE_STYLE } from './static.js';
 export interface ConsoleSources {
   /** Concordat's database: global transactions, dead letters, the outbox. */
   dataSource: DataSource;
-  /** The app's transport, when the console runs inside an app: its topics and consumer groups are shown through it. */
+  /** Topics and consumer groups (`admin/`'s LogAdmin over a log directory, a broker or Kafka); the console leaves it open on close. */
+  admin?: LogAdmin;
+  /** The app's transport, when the console runs inside an app and no `admin` is given: topics and groups are shown through it (see `adminForTransport`). */
   transport?: Transport;
   /** Coordinator timing for retry and abort (resend interval); the defaults otherwise. */
   coordinator?: CoordinatorOptions;
@@ -80,10 +86,13 @@ const SECURITY_HEADERS = {
  * tables are read a page at a time by keyset; nothing scans a table whole.
  */
 export class ConsoleServer {
+  private closed = false;
+
   private constructor(
     private readonly app: FastifyInstance,
     private readonly live: LiveViews,
     readonly logger: Logger,
+    private readonly ownedAdmin: LogAdmin | undefined,
   ) {}
 
   /**
@@ -92,6 +101,17 @@ export class ConsoleServer {
    */
   static async start(options: CompiledConsoleOptions, sources: ConsoleSources): Promise<ConsoleServer> {
     const logger = createLogger('console', {}, sources.logger);
+    let ownedAdmin: LogAdmin | undefined;
+    if (sources.admin === undefined && sources.transport !== undefined) {
+      const derived = await adminForTransport(sources.transport).catch((error: unknown) => {
+        logger.warn({ err: describeError(error) }, 'topics and consumer groups are not shown: no admin for the transport');
+        return undefined;
+      });
+      if (derived !== undefined) {
+        sources = { ...sources, admin: derived.admin };
+        if (derived.owned) ownedAdmin = derived.admin;
+      }
+    }
     const guard = new ConsoleGuard(options);
     const live = new LiveViews(options.refreshMs, options.liveViewsMax, logger);
     const app = Fastify({ logger: false, bodyLimit: 64 * 1024, forceCloseConnections: true });
@@ -105,16 +125,19 @@ export class ConsoleServer {
     app.get('/', (_request, reply) => reply.redirect('/transactions', 303));
     registerTransactionPages(app, context);
     registerDeadLetterPages(app, context);
+    registerOutboxPage(app, context);
+    registerClusterPages(app, context);
     try {
       await app.listen({ port: options.port, host: options.host });
     } catch (error) {
+      await ownedAdmin?.close().catch(() => undefined);
       throw new ConcordatError(`cannot serve the console on ${options.host}:${options.port}: ${describeError(error)}; choose another console port or host`, {
         code: ErrorCode.CONFIG_INVALID,
         cause: error,
         context: { host: options.host, port: options.port },
       });
     }
-    const server = new ConsoleServer(app, live, logger);
+    const server = new ConsoleServer(app, live, logger, ownedAdmin);
     logger.info({ ...server.address, token: guard.tokenRequired }, `console at ${server.url}`);
     return server;
   }
@@ -133,8 +156,11 @@ export class ConsoleServer {
 
   /** Ends the live views, stops accepting and closes open connections. Idempotent. */
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     this.live.close();
-    if (this.app.server.listening) await this.app.close();
+    await this.app.close();
+    await this.ownedAdmin?.close();
   }
 }
 

@@ -13,6 +13,8 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { CHROMIUM_PATH, fileNeedsTools } from '../support/tools.js';
 
 const JOBS_TOPIC = 'console-test.jobs';
+const IDLE_TOPIC = 'console-test.idle';
+const IDLE_GROUP = 'console-test-idle';
 
 /** Fails every message while `failing` is set, with no retry: a dead letter to replay. */
 let failing = true;
@@ -29,7 +31,8 @@ class JobService {
  * The operator console in a real browser (Debian's Chromium driven by
  * playwright-core) against an app running the order-saga services in TCC
  * mode with the `console` option, after a few orders, one of which must
- * cancel (more than the stock of its product).
+ * cancel (more than the stock of its product). Every test fails when the
+ * page logs an error to the browser console.
  */
 describe('the console in a browser', () => {
   const present = fileNeedsTools('chromium');
@@ -146,5 +149,64 @@ describe('the console in a browser', () => {
     expect(await page.locator('#dead-letter').textContent()).toMatch(/by alice \(console, 127\.0\.0\.1\)/);
     const jobs = (await app.dataSource.query(`SELECT job FROM console_jobs`)) as Array<{ job: string }>;
     expect(jobs).toEqual([{ job: 'J-1' }]);
+  });
+
+  it('resets the offsets of a consumer group that has no members', async () => {
+    // A group that consumed two records of a one-partition topic, then left: committed offset 2, no members.
+    await transport.ensureTopics([{ name: IDLE_TOPIC, partitions: 1 }]);
+    await transport.publish([1, 2].map((n) => ({ topic: IDLE_TOPIC, key: null, value: Buffer.from(String(n)), headers: {} })));
+    let delivered = 0;
+    let consumedBoth: () => void = () => {};
+    const both = new Promise<void>((resolve) => (consumedBoth = resolve));
+    const subscription = await transport.subscribe({
+      groupId: IDLE_GROUP,
+      topics: [IDLE_TOPIC],
+      handler: async () => {
+        delivered += 1;
+        if (delivered === 2) consumedBoth();
+      },
+    });
+    await both;
+    await subscription.close();
+
+    await page.goto(`${app.consoleUrl}/groups`);
+    await page.click(`tr[data-group="${IDLE_GROUP}"] a`);
+    await page.locator('#group-state').waitFor();
+    const offsets = page.locator(`#offsets tr[data-partition="${IDLE_TOPIC}:0"]`);
+    await page.locator(`#offsets tr[data-partition="${IDLE_TOPIC}:0"] td.committed:text-is("2")`).waitFor();
+    expect(await offsets.locator('td.lag').textContent()).toBe('0');
+    expect(await page.locator('#members').textContent()).toContain('No members.');
+
+    await page.click('summary:has-text("Reset the group")');
+    await page.selectOption('select[name=to]', 'earliest');
+    await page.fill('input[name=by]', 'carol');
+    await page.check('input[name=confirm]');
+    await page.click('button:has-text("Reset offsets")');
+    await page.locator('.flash.done').waitFor();
+    expect(await page.locator('.flash.done').textContent()).toBe(
+      `reset ${IDLE_GROUP} on ${IDLE_TOPIC} (earliest) by carol (console, 127.0.0.1): 0: 2 → 0`,
+    );
+    expect(await offsets.locator('td.committed').textContent()).toBe('0');
+    expect(await offsets.locator('td.lag').textContent()).toBe('2');
+
+    // A group with members cannot be reset: the page says why and offers no form.
+    const jobsGroup = app.handlers.consumers.find((consumer) => consumer.handlers.has(JOBS_TOPIC))!.group;
+    await page.goto(`${app.consoleUrl}/groups`);
+    await page.click(`tr[data-group="${jobsGroup}"] a`);
+    await page.locator('#group-state:text-is("Stable")').waitFor();
+    expect(await page.locator('#members tbody tr').count()).toBe(1);
+    expect(await page.locator('form[action$="/reset-offsets"]').count()).toBe(0);
+    expect(await page.locator('main').textContent()).toContain('Offsets can be reset only while the group has no members');
+  });
+
+  it('shows the outbox, the topics and a topic', async () => {
+    await page.goto(`${app.consoleUrl}/outbox`);
+    await page.locator('#outbox-backlog').waitFor();
+    expect(await page.locator('#relays tbody tr').first().textContent()).toContain('yes');
+    await page.goto(`${app.consoleUrl}/topics`);
+    await page.click(`a:text-is("${JOBS_TOPIC}")`);
+    await page.locator('#partitions').waitFor();
+    expect(await page.locator('#partitions tbody tr').count()).toBe(2);
+    expect(await page.locator('#configs').textContent()).toContain('retention.ms');
   });
 });
