@@ -16,6 +16,17 @@ const JOBS_TOPIC = 'console-test.jobs';
 const IDLE_TOPIC = 'console-test.idle';
 const IDLE_GROUP = 'console-test-idle';
 
+/**
+ * With `CONSOLE_SCREENSHOTS=<dir>`, the tests also save screenshots of the
+ * pages they visit there (how docs/console/*.png are made:
+ * `CONSOLE_SCREENSHOTS=docs/console npx vitest run test/e2e/console-browser.test.ts`).
+ */
+const SCREENSHOTS = process.env.CONSOLE_SCREENSHOTS;
+async function shot(page: Page, name: string): Promise<void> {
+  if (SCREENSHOTS === undefined || SCREENSHOTS === '') return;
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
 /** Fails every message while `failing` is set, with no retry: a dead letter to replay. */
 let failing = true;
 @Service('console-jobs')
@@ -89,7 +100,7 @@ describe('the console in a browser', () => {
   beforeEach(async () => {
     if (!present) return;
     consoleErrors = [];
-    page = await browser.newPage();
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     page.on('console', (message) => {
       if (message.type() === 'error') consoleErrors.push(message.text());
     });
@@ -109,6 +120,7 @@ describe('the console in a browser', () => {
     await page.click('button:has-text("Filter")');
     const rows = page.locator('#transactions tbody tr[data-tx]');
     await rows.first().waitFor();
+    await shot(page, 'transactions');
     expect(await rows.count()).toBe(1);
     expect(await rows.first().locator('td.state').textContent()).toBe('CANCELLED');
     await rows.first().locator('a').click();
@@ -121,6 +133,7 @@ describe('the console in a browser', () => {
     expect(timeline.length).toBeGreaterThanOrEqual(3);
     expect(timeline.at(-1)).toContain('CANCELLED');
     expect(await page.locator('pre').last().textContent()).toContain('"orderId": "E2E-STOCK"');
+    await shot(page, 'transaction');
     // Ended: no action is offered.
     expect(await page.locator('form[action$="/retry"]').count()).toBe(0);
   });
@@ -136,6 +149,7 @@ describe('the console in a browser', () => {
     expect(await page.locator('#dead-letter-state').textContent()).toBe('pending');
     expect(await page.locator('#payload').textContent()).toContain('"job": "J-1"');
     expect(await page.locator('#headers').textContent()).toContain('ce_id');
+    await shot(page, 'dead-letter');
 
     failing = false;
     await page.click('summary:has-text("Replay")');
@@ -147,6 +161,8 @@ describe('the console in a browser', () => {
     // Processed: the live view turns once the consumer group handled the replayed message.
     await page.locator('#dead-letter-state:has-text("replayed and processed")').waitFor({ timeout: 20_000 });
     expect(await page.locator('#dead-letter').textContent()).toMatch(/by alice \(console, 127\.0\.0\.1\)/);
+    await page.goto(`${app.consoleUrl}/dead-letters?all=1`);
+    await shot(page, 'dead-letters');
     const jobs = (await app.dataSource.query(`SELECT job FROM console_jobs`)) as Array<{ job: string }>;
     expect(jobs).toEqual([{ job: 'J-1' }]);
   });
@@ -188,6 +204,7 @@ describe('the console in a browser', () => {
     );
     expect(await offsets.locator('td.committed').textContent()).toBe('0');
     expect(await offsets.locator('td.lag').textContent()).toBe('2');
+    await shot(page, 'group-reset');
 
     // A group with members cannot be reset: the page says why and offers no form.
     const jobsGroup = app.handlers.consumers.find((consumer) => consumer.handlers.has(JOBS_TOPIC))!.group;
@@ -203,10 +220,12 @@ describe('the console in a browser', () => {
     await page.goto(`${app.consoleUrl}/outbox`);
     await page.locator('#outbox-backlog').waitFor();
     expect(await page.locator('#relays tbody tr').first().textContent()).toContain('yes');
+    await shot(page, 'outbox');
     await page.goto(`${app.consoleUrl}/topics`);
     await page.click(`a:text-is("${JOBS_TOPIC}")`);
     await page.locator('#partitions').waitFor();
     expect(await page.locator('#partitions tbody tr').count()).toBe(2);
     expect(await page.locator('#configs').textContent()).toContain('retention.ms');
+    await shot(page, 'topic');
   });
 });

@@ -9,12 +9,14 @@ const BACKLOG_COUNT_MAX = 1000;
 /**
  * `/outbox`: backlog and oldest age per shard, the shards' leases and the
  * relays, from `outboxStatus` (as `concordat outbox status` shows them).
- * Shards with nothing waiting and no live lease are summed up, not listed.
+ * Only shards with rows waiting are listed (the relays' table says which
+ * shards each leases); the rest are counted, leased and unleased.
  */
 export function registerOutboxPage(app: FastifyInstance, context: PageContext): void {
   const view = async (): Promise<Record<string, unknown>> => {
     const status = await outboxStatus(context.sources.dataSource, { backlogCountMax: BACKLOG_COUNT_MAX });
-    const shown = status.shards.filter((s) => s.backlogRows > 0 || s.owner !== null);
+    const shown = status.shards.filter((s) => s.backlogRows > 0);
+    const idle = status.shards.filter((s) => s.backlogRows === 0);
     return {
       at: time(status.at),
       backlog: `${status.backlogRows}${status.backlogCapped ? '+' : ''}`,
@@ -26,7 +28,8 @@ export function registerOutboxPage(app: FastifyInstance, context: PageContext): 
         oldest: s.backlogRows === 0 ? '-' : seconds(s.oldestAgeMs / 1000),
         lease: s.leaseRemainingMs === null ? '-' : seconds(s.leaseRemainingMs / 1000),
       })),
-      idleShards: status.shards.length - shown.length,
+      idleLeased: idle.filter((s) => s.owner !== null).length,
+      idleUnleased: idle.filter((s) => s.owner === null).length,
       relays: status.relays.map((r) => ({ ...r, started: time(r.startedAt), expires: time(r.expiresAt), shardList: compactRanges(r.shards) })),
       countMax: BACKLOG_COUNT_MAX,
     };

@@ -160,6 +160,8 @@ describe('dead letters: the partition moves on, the store keeps everything, conc
     const replay = await concordat(['dlq', 'replay', poisonId, '--url', url]);
     expect(replay).toEqual({ code: 0, stdout: `replayed 1 dead letter(s) through the outbox:\n  ${poisonId}  order-2 → orders.placed (consumer shipping)\n`, stderr: '' });
     await until(async () => (await shipped()).includes(2), { message: 'the replayed order is shipped' });
+    const [replayed] = await listDeadLetters(app.dataSource, { ids: [poisonId], includeReplayed: true });
+    expect(replayed!.replayedBy).toMatch(/^[^@\s]+@\S+$/); // user@host of whoever ran the command
 
     const again = await concordat(['dlq', 'replay', poisonId, '--url', url]);
     expect(again).toEqual({
