@@ -49,6 +49,8 @@ export {
   TransactionContext,
   defineTopic,
   isTopic,
+  type AttributeFilter,
+  type MessageFilter,
   type Topic,
   type TopicContext,
   type TopicData,

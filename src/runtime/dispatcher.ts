@@ -37,6 +37,7 @@ import { storableRecord, withoutNul } from './dead-letter-input.js';
 import { HandlerGroupCommit } from './group-commit.js';
 import { databaseAnswersNewConnection, hasSqlStateMatching, isDatabaseUnavailable, isTransientConflict, retryDelayMs } from './retry.js';
 import { validateLater } from './topic.js';
+import { filterMatches } from './filter.js';
 
 /** What the dispatcher needs from the app. */
 export interface DispatcherDeps {
@@ -80,6 +81,8 @@ export interface DispatchStats {
   batchFallbacks: number;
   /** Replayed dead letters of another consumer group, skipped (see {@link REPLAY_FOR_HEADER}). */
   replaysSkipped: number;
+  /** Messages no handler's filter took (`@OnMessage(topic, { filter })`): acknowledged without a handler transaction or an inbox row. */
+  filtered: number;
   /**
    * Deliveries of a message this group dead-lettered before, its dead letter
    * still pending (redelivered because the offset was not committed, say
@@ -272,7 +275,7 @@ const DATABASE_WAIT_MS = { first: 100, max: 5000 } as const;
  * `dispatchBatch` resolved.
  */
 export class Dispatcher {
-  readonly stats: DispatchStats = { processed: 0, duplicates: 0, retries: 0, deadLettered: 0, databaseWaits: 0, batches: 0, conflictRetries: 0, batchFallbacks: 0, replaysSkipped: 0, alreadyDeadLettered: 0, consumerFailures: 0 };
+  readonly stats: DispatchStats = { processed: 0, duplicates: 0, retries: 0, deadLettered: 0, databaseWaits: 0, batches: 0, conflictRetries: 0, batchFallbacks: 0, replaysSkipped: 0, filtered: 0, alreadyDeadLettered: 0, consumerFailures: 0 };
   /** Most messages in one transaction (see {@link DispatcherOptions}). */
   readonly batchRecordsMax: number;
   /** The group's handler transactions: merged across partitions, `concurrentTransactionsMax` in flight. */
@@ -329,7 +332,7 @@ export class Dispatcher {
     this.messages = registeredMetric(registry, 'concordat_messages_total', () =>
       new Counter({
         name: 'concordat_messages_total',
-        help: 'Delivered messages by outcome: processed, duplicate (skipped by the inbox), retried (a failed attempt), dead_lettered, replay_skipped (a replayed dead letter of another group), already_dead_lettered (its dead letter pending: skipped before any attempt)',
+        help: 'Delivered messages by outcome: processed, duplicate (skipped by the inbox), retried (a failed attempt), dead_lettered, replay_skipped (a replayed dead letter of another group), filtered (no handler filter took it), already_dead_lettered (its dead letter pending: skipped before any attempt)',
         labelNames: ['group', 'outcome'],
         registers: [registry],
       }),
@@ -365,11 +368,71 @@ export class Dispatcher {
     if (deliveries.length === 0) return;
     const topic = deliveries[0]!.topic;
     if (deliveries.length === 1 || deliveries.some((delivery) => delivery.topic !== topic)) return this.dispatchEach(deliveries);
-    const handler = this.handlerFor(topic);
+    if (this.filters(topic)) return this.dispatchFiltered(topic, deliveries);
+    await this.dispatchTo(this.handlerFor(topic), deliveries);
+  }
+
+  /** Records of one handler: in one transaction when they decode and it can batch, else one at a time. */
+  private async dispatchTo(handler: HandlerDescriptor, deliveries: readonly Delivery[]): Promise<void> {
     const envelopes = await decodeAll(handler, deliveries);
     const batchable = handler.transactional || handler.invokeBatch !== undefined;
     if (envelopes === undefined || !batchable) return this.dispatchEach(deliveries);
     await this.runBatch(handler, deliveries, envelopes);
+  }
+
+  /**
+   * Records of a topic whose handlers filter: the ones no filter takes are
+   * acknowledged at once; the rest go to their handler as a batch when one
+   * handler takes them all, else one at a time (in order, routed again).
+   * A record that cannot be decoded or routed stays, for `dispatch` to
+   * dead-letter.
+   */
+  private async dispatchFiltered(topic: string, deliveries: readonly Delivery[]): Promise<void> {
+    const kept: Delivery[] = [];
+    const takers = new Set<HandlerDescriptor>();
+    for (const delivery of deliveries) {
+      let handler: HandlerDescriptor | undefined;
+      try {
+        const envelope = envelopeFromDelivery(delivery);
+        handler = this.route(topic, envelope);
+        if (handler === undefined) {
+          this.filteredOut(delivery, envelope);
+          continue;
+        }
+      } catch {
+        // dispatch() dead-letters it.
+      }
+      kept.push(delivery);
+      if (handler !== undefined) takers.add(handler);
+    }
+    if (kept.length === 0) return;
+    const [only] = takers;
+    if (kept.length === 1 || takers.size !== 1) return this.dispatchEach(kept);
+    await this.dispatchTo(only!, kept);
+  }
+
+  /** Whether a handler of `topic` filters (so each message must be routed). */
+  private filters(topic: string): boolean {
+    const routes = this.consumer.routes.get(topic);
+    return routes !== undefined && (routes.length > 1 || routes[0]!.filter !== undefined);
+  }
+
+  /**
+   * The handler whose filter takes `message`, or undefined when none does.
+   * At most one can (the explorer refuses handlers whose filters may overlap).
+   * @throws what a predicate filter threw
+   */
+  private route(topic: string, message: Envelope): HandlerDescriptor | undefined {
+    const routes = this.consumer.routes.get(topic);
+    if (routes === undefined) return this.handlerFor(topic);
+    return routes.find((handler) => filterMatches(handler.filter, message));
+  }
+
+  /** Counts a message no handler's filter took; its offset is committed with the others. */
+  private filteredOut(delivery: Delivery, message: Envelope): void {
+    this.stats.filtered++;
+    this.messages.inc({ group: this.consumer.group, outcome: 'filtered' });
+    this.log.trace({ topic: delivery.topic, partition: delivery.partition, offset: delivery.offset, messageId: message.id, type: message.type }, 'filtered out');
   }
 
   /** One at a time, in order: the path with retries and dead letters. */
@@ -522,13 +585,16 @@ export class Dispatcher {
 
   async dispatch(delivery: Delivery): Promise<void> {
     if (this.skipsForeignReplay(delivery)) return;
-    const handler = this.handlerFor(delivery.topic);
+    let handler = this.handlerFor(delivery.topic);
     let envelope: Envelope | undefined;
     try {
       envelope = envelopeFromDelivery(delivery);
+      const taker = this.filters(delivery.topic) ? this.route(delivery.topic, envelope) : handler;
+      if (taker === undefined) return this.filteredOut(delivery, envelope);
+      handler = taker;
       envelope = await validated(handler, envelope, delivery);
     } catch (error) {
-      // Not a CloudEvent, or a payload its topic's schema refuses: no attempt could succeed.
+      // Not a CloudEvent, a predicate filter that threw, or a payload its topic's schema refuses: no attempt could succeed.
       await this.deadLetter(delivery, envelope, handler, error, 0);
       return;
     }

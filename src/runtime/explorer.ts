@@ -1,6 +1,7 @@
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { topicNameProblem } from '../log/index.js';
 import { compileRetryPolicy, type CompiledRetryPolicy } from './retry.js';
+import { compileFilter, describeFilter, filtersDisjoint, type CompiledFilter } from './filter.js';
 import { getDecoratorChecks, getHandlers, getServiceMetadata, type HandlerMetadata } from './metadata.js';
 
 /** One handler, resolved and validated. */
@@ -14,6 +15,8 @@ export interface HandlerDescriptor {
   label: string;
   transactional: boolean;
   retry: CompiledRetryPolicy;
+  /** Which messages of the topic it takes (see `HandlerOptions.filter`); undefined: all. */
+  filter?: CompiledFilter;
   /** The payload's schema, for a typed topic (see {@link HandlerMetadata.schema}). */
   schema?: HandlerMetadata['schema'];
   invoke: HandlerMetadata['invoke'];
@@ -25,7 +28,10 @@ export interface ConsumerDescriptor {
   group: string;
   /** Service name used as CloudEvents `source` when a handler of this group publishes. */
   serviceName: string;
+  /** The first handler of each topic (the one that dead-letters a record no handler can decode). */
   handlers: Map<string, HandlerDescriptor>;
+  /** Every handler of each topic, in declaration order; several only when their filters are disjoint. */
+  routes: Map<string, HandlerDescriptor[]>;
 }
 
 export interface HandlerTable {
@@ -39,7 +45,8 @@ export interface HandlerTable {
  *
  * @throws ConcordatError HANDLER_DEFINITION_INVALID listing every problem
  *   found: a class without `@Service`, a topic name Kafka would refuse, two
- *   handlers for one topic in one group, a decorator check that failed (such
+ *   handlers for one topic in one group whose filters can both match a
+ *   message, a bad filter, a decorator check that failed (such
  *   as `@Try` without `@Confirm`), an invalid retry policy, the same class
  *   listed twice.
  */
@@ -76,18 +83,17 @@ export function exploreHandlers(serviceClasses: readonly Function[]): HandlerTab
       if (descriptor === undefined) continue;
       let consumer = consumers.get(descriptor.group);
       if (consumer === undefined) {
-        consumer = { group: descriptor.group, serviceName: service.name, handlers: new Map() };
+        consumer = { group: descriptor.group, serviceName: service.name, handlers: new Map(), routes: new Map() };
         consumers.set(descriptor.group, consumer);
       }
-      const clash = consumer.handlers.get(descriptor.topic);
+      const routes = consumer.routes.get(descriptor.topic) ?? [];
+      const clash = routes.find((other) => !filtersDisjoint(other.filter, descriptor.filter));
       if (clash !== undefined) {
-        problems.push(
-          `${clash.label} and ${label} both handle topic '${descriptor.topic}' in consumer group '${descriptor.group}': ` +
-            `merge them, or give one its own group with @OnMessage('${descriptor.topic}', { group: '...' })`,
-        );
+        problems.push(clashProblem(clash, descriptor));
         continue;
       }
-      consumer.handlers.set(descriptor.topic, descriptor);
+      consumer.routes.set(descriptor.topic, [...routes, descriptor]);
+      if (!consumer.handlers.has(descriptor.topic)) consumer.handlers.set(descriptor.topic, descriptor);
     }
   }
 
@@ -98,6 +104,18 @@ export function exploreHandlers(serviceClasses: readonly Function[]): HandlerTab
     });
   }
   return { services, consumers: [...consumers.values()] };
+}
+
+/** Two handlers of one topic in one group whose filters may both match. */
+function clashProblem(first: HandlerDescriptor, second: HandlerDescriptor): string {
+  const where = `both handle topic '${first.topic}' in consumer group '${first.group}'`;
+  const merge = `merge them, or give one its own group with @OnMessage('${first.topic}', { group: '...' })`;
+  if (first.filter === undefined && second.filter === undefined) return `${first.label} and ${second.label} ${where}: ${merge}`;
+  const why =
+    first.filter?.kind === 'predicate' || second.filter?.kind === 'predicate'
+      ? 'a predicate filter cannot be proven disjoint from another handler, so its handler must be alone on its topic in its group'
+      : `their filters (${describeFilter(first.filter)} and ${describeFilter(second.filter)}) can both match one message`;
+  return `${first.label} and ${second.label} ${where}, and ${why}: give both attribute filters with different values of one attribute (such as type), ${merge}`;
 }
 
 function describe(
@@ -112,6 +130,15 @@ function describe(
   if (topicProblem !== undefined) {
     problems.push(`${label}: ${topicProblem}`);
     return undefined;
+  }
+  let filter: CompiledFilter | undefined;
+  if (handler.options.filter !== undefined) {
+    const compiled = compileFilter(handler.options.filter);
+    if (typeof compiled === 'string') {
+      problems.push(`${label}: ${compiled}`);
+      return undefined;
+    }
+    filter = compiled;
   }
   let retry: CompiledRetryPolicy;
   try {
@@ -130,6 +157,7 @@ function describe(
     transactional: handler.options.transactional ?? true,
     retry,
     ...(handler.schema !== undefined && { schema: handler.schema }),
+    ...(filter !== undefined && { filter }),
     invoke: handler.invoke,
     ...(handler.invokeBatch !== undefined && { invokeBatch: handler.invokeBatch }),
   };

@@ -1,5 +1,6 @@
 export { AppState, ConcordatApp, Tokens, type AppOptions } from './app.js';
 export { MessageContext, runTransaction, TransactionContext, type DeliveryInfo, type PublishOptions, type TopicContext } from './context.js';
+export { compileFilter, describeFilter, filterMatches, filtersDisjoint, type AttributeFilter, type CompiledFilter, type MessageFilter } from './filter.js';
 export { assertStandardSchema, defineTopic, isTopic, validateLater, validateNow, type Topic, type TopicData, type TopicInput } from './topic.js';
 export {
   OnMessage,

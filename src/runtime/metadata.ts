@@ -1,5 +1,6 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { RetryPolicyOptions } from './retry.js';
+import type { MessageFilter } from './filter.js';
 import type { MessageContext } from './context.js';
 import type { ConcordatApp } from './app.js';
 
@@ -36,6 +37,17 @@ export interface HandlerOptions {
    * each in its own transaction.
    */
   transactional?: boolean;
+  /**
+   * Only messages that pass this filter reach the handler: CloudEvents
+   * attributes (`{ type: 'order.placed' }`) or a predicate on the message
+   * (see {@link MessageFilter}). The others are acknowledged without a
+   * handler transaction or an inbox row, and counted as `filtered`.
+   * Several handlers of one topic in one consumer group are allowed when no
+   * message can pass two of their filters (attribute filters with different
+   * values of one attribute); a predicate's handler must be alone.
+   * @default every message of the topic
+   */
+  filter?: MessageFilter;
 }
 
 /** One handler as recorded on a class. */
