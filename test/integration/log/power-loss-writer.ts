@@ -11,17 +11,18 @@
  * idempotent producer, announced first as `PRODUCER <id>`.
  * With `<killAfterAcks>` > 0 it SIGKILLs itself right after printing that
  * many acknowledgements (a crash just after an acknowledgement is where an
- * acknowledgement that came before its sync would show); otherwise the test
- * kills it.
- * Usage: node --import tsx power-loss-writer.ts <dataDir> <journalDir> <cycle> <killAfterAcks>
+ * acknowledgement that came before its sync would show); with
+ * `<killAfterWrites>` > 0, right after that many file writes (a crash with
+ * written bytes not yet synced); otherwise the test kills it.
+ * Usage: node --import tsx power-loss-writer.ts <dataDir> <journalDir> <cycle> <killAfterAcks> <killAfterWrites>
  */
 import { replaceLogFileSystem } from '../../../src/log/file-system.js';
 import { encodeRecordBatch, LogManager } from '../../../src/log/index.js';
 import { JournalingFileSystem } from './power-loss.js';
 
-const [dataDir, journalDir, cycle, killAfter] = process.argv.slice(2);
+const [dataDir, journalDir, cycle, killAfter, killAfterWrites] = process.argv.slice(2);
 const killAfterAcks = Number(killAfter);
-replaceLogFileSystem(new JournalingFileSystem(journalDir!));
+replaceLogFileSystem(new JournalingFileSystem(journalDir!, Number(killAfterWrites)));
 const log = await LogManager.open({
   dataDir: dataDir!,
   recoveryCheckpointIntervalMs: 100,

@@ -25,16 +25,19 @@ interface Run {
 }
 
 /**
- * Runs the writer until it dies: on even cycles it kills itself right after
- * a random acknowledgement, on odd ones the test SIGKILLs it a random time
- * after it is ready (inside a write, a sync, a roll, a checkpoint, a
- * compaction of the offsets log, or before anything).
+ * Runs the writer until it dies. By cycle, mod 3: it kills itself right
+ * after a random acknowledgement; the test SIGKILLs it a random time after
+ * it is ready (inside a write, a sync, a roll, a checkpoint, a compaction
+ * of the offsets log, or before anything); it kills itself right after a
+ * random file write, before that write's sync.
  */
 function runWriterAndKill(dataDir: string, journalDir: string, cycle: number): Promise<Run> {
-  const selfKill = cycle % 2 === 0 ? 20 + Math.floor(Math.random() * 400) : 0;
+  const selfKill = cycle % 3 === 0 ? 20 + Math.floor(Math.random() * 400) : 0;
+  const killAfterWrites = cycle % 3 === 2 ? 50 + Math.floor(Math.random() * 1000) : 0;
   const msAfterReady = Math.floor(Math.random() * 500);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dataDir, journalDir, String(cycle), String(selfKill)], {
+    const args = [WRITER, dataDir, journalDir, String(cycle), String(selfKill), String(killAfterWrites)];
+    const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, CONCORDAT_LOG_LEVEL: 'error' },
     });
@@ -49,7 +52,7 @@ function runWriterAndKill(dataDir: string, journalDir: string, cycle: number): P
       for (const line of lines) {
         const [kind, a, b, c, d] = line.split(' ');
         if (kind === 'PRODUCER') run.producerId = Number(a);
-        if (kind === 'READY' && selfKill === 0) setTimeout(() => child.kill('SIGKILL'), msAfterReady);
+        if (kind === 'READY' && cycle % 3 === 1) setTimeout(() => child.kill('SIGKILL'), msAfterReady);
         if (kind === 'ACK') run.acks.push({ partition: Number(a), baseOffset: Number(b), lastOffset: Number(c), tag: d! });
         if (kind === 'COMMIT') run.commits.set(Number(a), Math.max(run.commits.get(Number(a)) ?? -1, Number(b)));
       }
@@ -61,7 +64,7 @@ function runWriterAndKill(dataDir: string, journalDir: string, cycle: number): P
   });
 }
 
-describe('a power loss at random moments (unsynced writes and directory entries dropped)', () => {
+describe('a power loss at random moments (unsynced writes and directory entries dropped, all or some)', () => {
   it(`loses no acknowledged record or offset commit, and reopens cleanly (${CYCLES} cycles)`, { timeout: 600_000 }, async () => {
     const root = await tempDir('concordat-power-loss-');
     const dataDir = join(root, 'data');
@@ -70,14 +73,17 @@ describe('a power loss at random moments (unsynced writes and directory entries 
     const commits = new Map<number, number>();
     let lostWrites = 0;
     let lostEntries = 0;
+    let tornWrites = 0;
     let retriesChecked = 0;
     for (let cycle = 0; cycle < CYCLES; cycle++) {
       const run = await runWriterAndKill(dataDir, journalDir, cycle);
       acked.push(...run.acks);
       for (const [partition, offset] of run.commits) commits.set(partition, Math.max(commits.get(partition) ?? -1, offset));
-      const lost = simulatePowerLoss(journalDir);
+      // Even cycles: nothing unsynced survives; odd ones: a random part of it does, the last write possibly torn.
+      const lost = simulatePowerLoss(journalDir, { unsynced: cycle % 2 === 0 ? 'none' : 'some' });
       lostWrites += lost.lostWrites;
       lostEntries += lost.lostEntries;
+      tornWrites += lost.tornWrites;
       const log = await LogManager.open({ dataDir });
       try {
         const { values, batches } = await stored(log);
@@ -101,7 +107,7 @@ describe('a power loss at random moments (unsynced writes and directory entries 
     expect(acked.length).toBeGreaterThan(CYCLES * 5);
     expect(commits.size).toBe(3);
     expect(lostWrites).toBeGreaterThan(0);
-    console.log(`acknowledged appends: ${acked.length}; unsynced writes dropped: ${lostWrites}; directory entries undone: ${lostEntries}; idempotent retries checked: ${retriesChecked}`);
+    console.log(`acknowledged appends: ${acked.length}; unsynced writes dropped: ${lostWrites}; directory entries undone: ${lostEntries}; writes torn: ${tornWrites}; idempotent retries checked: ${retriesChecked}`);
   });
 });
 

@@ -38,7 +38,7 @@ import { NODE_FILE_SYSTEM, type LogFileSystem } from '../../../src/log/file-syst
 type EntryBefore = number | 'dir' | null;
 
 type JournalRecord =
-  | { op: 'write'; ino: number; pos: number; oldSize: number; old: string }
+  | { op: 'write'; ino: number; pos: number; len: number; oldSize: number; old: string }
   | { op: 'truncate'; ino: number; size: number; oldSize: number; old: string }
   | { op: 'sync'; ino: number }
   | { op: 'entry'; dir: string; name: string; before: EntryBefore }
@@ -57,7 +57,17 @@ export class JournalingFileSystem implements LogFileSystem {
   private readonly journal: number;
   private readonly links: string;
 
-  constructor(journalDir: string) {
+  private writes = 0;
+
+  /**
+   * @param killAfterWrites when > 0, the process SIGKILLs itself as soon as
+   *   its that-many-th write (or writev) is done: a crash with written bytes
+   *   not yet synced, wherever the writes happen to be.
+   */
+  constructor(
+    journalDir: string,
+    private readonly killAfterWrites = 0,
+  ) {
     mkdirSync(journalDir, { recursive: true });
     this.links = join(journalDir, LINKS_DIR);
     mkdirSync(this.links, { recursive: true });
@@ -174,7 +184,7 @@ export class JournalingFileSystem implements LogFileSystem {
       const overwritten = Math.max(0, Math.min(pos + length, oldSize) - pos);
       const old = Buffer.alloc(overwritten);
       if (overwritten > 0) readSync(fd, old, 0, overwritten, pos);
-      this.record({ op: 'write', ino, pos, oldSize, old: old.toString('base64') });
+      this.record({ op: 'write', ino, pos, len: length, oldSize, old: old.toString('base64') });
     };
     const beforeTruncate = (size: number): void => {
       const oldSize = fstatSync(fd).size;
@@ -183,6 +193,10 @@ export class JournalingFileSystem implements LogFileSystem {
       this.record({ op: 'truncate', ino, size, oldSize, old: old.toString('base64') });
     };
     const synced = (): void => this.record({ op: 'sync', ino });
+    const afterWrite = (): void => {
+      this.writes += 1;
+      if (this.writes === this.killAfterWrites) process.kill(process.pid, 'SIGKILL');
+    };
     let written = false;
     const wrapped: Overrides = {
       async write(buffer: unknown, offset?: unknown, length?: unknown, position?: unknown) {
@@ -191,13 +205,17 @@ export class JournalingFileSystem implements LogFileSystem {
         }
         beforeWrite(position, length);
         written = true;
-        return handle.write(buffer, offset, length, position);
+        const result = await handle.write(buffer, offset, length, position);
+        afterWrite();
+        return result;
       },
       async writev(buffers: NodeJS.ArrayBufferView[], position?: number | null) {
         if (typeof position !== 'number') throw new Error('JournalingFileSystem: only positional writev is modelled');
         beforeWrite(position, buffers.reduce((sum, b) => sum + b.byteLength, 0));
         written = true;
-        return handle.writev(buffers, position);
+        const result = await handle.writev(buffers, position);
+        afterWrite();
+        return result;
       },
       async writeFile(data: unknown) {
         if (!Buffer.isBuffer(data) || written) throw new Error('JournalingFileSystem: only one writeFile of a Buffer on a fresh handle is modelled');
@@ -256,19 +274,37 @@ export interface PowerLossReport {
   lostWrites: number;
   /** Directory entries put back as they were at their directory's last fsync. */
   lostEntries: number;
+  /** Writes that survived only in part (`unsynced: 'some'`). */
+  tornWrites: number;
   /** The journal's marks, in order, with how many records preceded each. */
   marks: { text: string; at: number }[];
 }
 
+/** How a power loss treats what was not made durable. */
+export interface PowerLossOptions {
+  /** Maps the journal's directory paths onto a copy's (see {@link powerLossCopy}). */
+  relocate?: { from: string; to: string };
+  /**
+   * `none` (the default): nothing unsynced survives. `some`: per file, a
+   * random prefix of its unsynced writes survives, the last of them possibly
+   * torn (cut short, or with zeros for its tail, as when the file's size
+   * reached the disk before its data); per directory, a random prefix of
+   * its unsynced entry changes survives. What was synced survives either way.
+   */
+  unsynced?: 'none' | 'some';
+  /** Random numbers in [0, 1) for `some`. @default Math.random */
+  random?: () => number;
+}
+
 /**
  * Cuts the power of the (dead) process that journaled into `journalDir`:
- * undoes every change the journal says was not durable, then deletes the
- * journal. Call it only after the process is gone, or on a copy
- * ({@link powerLossCopy}). `relocate` maps the journal's directory paths
- * onto a copy's.
+ * undoes every change the journal says was not durable (with `unsynced:
+ * 'some'`, only some of them), then deletes the journal. Call it only after
+ * the process is gone, or on a copy ({@link powerLossCopy}).
  */
-export function simulatePowerLoss(journalDir: string, relocate?: { from: string; to: string }): PowerLossReport {
+export function simulatePowerLoss(journalDir: string, options: PowerLossOptions = {}): PowerLossReport {
   const records = readJournal(journalDir);
+  const { relocate, unsynced = 'none', random = Math.random } = options;
   if (relocate !== undefined) {
     const move = (dir: string): string => (dir === relocate.from || dir.startsWith(`${relocate.from}/`) ? relocate.to + dir.slice(relocate.from.length) : dir);
     for (const record of records) if (record.op === 'entry' || record.op === 'dirsync') record.dir = move(record.dir);
@@ -280,33 +316,39 @@ export function simulatePowerLoss(journalDir: string, relocate?: { from: string;
     if (record.op === 'sync') lastSync.set(record.ino, i);
     if (record.op === 'dirsync') lastDirSync.set(record.dir, i);
   });
-  const report: PowerLossReport = { lostWrites: 0, lostEntries: 0, marks: [] };
+  const report: PowerLossReport = { lostWrites: 0, lostEntries: 0, tornWrites: 0, marks: [] };
+  // Unsynced changes, per file and per directory, in order.
+  const contentChanges = new Map<number, number[]>();
+  const entryChanges = new Map<string, number[]>();
   records.forEach((record, i) => {
     if (record.op === 'mark') report.marks.push({ text: record.text, at: i });
+    if ((record.op === 'write' || record.op === 'truncate') && (lastSync.get(record.ino) ?? -1) < i) push(contentChanges, record.ino, i);
+    if (record.op === 'entry' && (lastDirSync.get(record.dir) ?? -1) < i) push(entryChanges, record.dir, i);
   });
+  const survivors = (count: number): number => (unsynced === 'none' ? 0 : Math.floor(random() * (count + 1)));
   // Contents first, through the inodes' links (entries may no longer reach them), newest change first.
-  for (let i = records.length - 1; i >= 0; i--) {
-    const record = records[i]!;
-    if ((record.op !== 'write' && record.op !== 'truncate') || (lastSync.get(record.ino) ?? -1) > i) continue;
-    report.lostWrites += 1;
-    const fd = openSync(join(links, String(record.ino)), 'r+');
+  for (const [ino, changes] of contentChanges) {
+    const kept = survivors(changes.length);
+    const fd = openSync(join(links, String(ino)), 'r+');
     try {
-      const old = Buffer.from(record.old, 'base64');
-      if (record.op === 'write') {
-        if (old.length > 0) writeSync(fd, old, 0, old.length, record.pos);
-        ftruncateSync(fd, record.oldSize);
-      } else {
-        ftruncateSync(fd, record.oldSize);
-        if (old.length > 0) writeSync(fd, old, 0, old.length, record.size);
+      for (let k = changes.length - 1; k >= kept; k--) {
+        undoContent(fd, records[changes[k]!] as Extract<JournalRecord, { op: 'write' | 'truncate' }>);
+        report.lostWrites += 1;
+      }
+      const last = kept > 0 ? records[changes[kept - 1]!]! : null;
+      if (last?.op === 'write' && last.len > 1 && random() < 0.5) {
+        tearWrite(fd, last, 1 + Math.floor(random() * (last.len - 1)), random() < 0.5);
+        report.tornWrites += 1;
       }
     } finally {
       closeSync(fd);
     }
   }
-  // Then directory entries, newest change first, each directory back to its last fsync.
-  for (let i = records.length - 1; i >= 0; i--) {
-    const record = records[i]!;
-    if (record.op !== 'entry' || (lastDirSync.get(record.dir) ?? -1) > i) continue;
+  // Then directory entries, newest change first, each directory back to its last fsync (or a little after).
+  const undone: number[] = [];
+  for (const changes of entryChanges.values()) undone.push(...changes.slice(survivors(changes.length)));
+  for (const i of undone.sort((a, b) => b - a)) {
+    const record = records[i] as Extract<JournalRecord, { op: 'entry' }>;
     if (!existsSync(record.dir)) continue;
     report.lostEntries += 1;
     const path = join(record.dir, record.name);
@@ -316,6 +358,39 @@ export function simulatePowerLoss(journalDir: string, relocate?: { from: string;
   }
   rmSync(journalDir, { recursive: true, force: true });
   return report;
+}
+
+function push<K>(map: Map<K, number[]>, key: K, value: number): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, [value]);
+  else list.push(value);
+}
+
+/** Puts back what a write or truncate changed. */
+function undoContent(fd: number, record: Extract<JournalRecord, { op: 'write' | 'truncate' }>): void {
+  const old = Buffer.from(record.old, 'base64');
+  if (record.op === 'write') {
+    if (old.length > 0) writeSync(fd, old, 0, old.length, record.pos);
+    ftruncateSync(fd, record.oldSize);
+  } else {
+    ftruncateSync(fd, record.oldSize);
+    if (old.length > 0) writeSync(fd, old, 0, old.length, record.size);
+  }
+}
+
+/**
+ * Keeps only the first `kept` bytes of a write (the file is as the write
+ * left it): the rest of the range gets its old bytes back, and past the old
+ * end of the file it is cut off, or with `zeros` it stays as zeros.
+ */
+function tearWrite(fd: number, record: Extract<JournalRecord, { op: 'write' }>, kept: number, zeros: boolean): void {
+  const old = Buffer.from(record.old, 'base64');
+  if (kept < old.length) writeSync(fd, old, kept, old.length - kept, record.pos + kept);
+  const from = Math.max(record.pos + kept, record.oldSize);
+  const to = record.pos + record.len;
+  if (from >= to) return;
+  if (zeros) writeSync(fd, Buffer.alloc(to - from), 0, to - from, from);
+  else ftruncateSync(fd, from);
 }
 
 function readJournal(journalDir: string): JournalRecord[] {
@@ -341,9 +416,9 @@ function readJournal(journalDir: string): JournalRecord[] {
  * applies the power loss to the copy. Call it while the log is idle (every
  * append and commit answered, no checkpoint running).
  */
-export function powerLossCopy(root: string, journalDir: string, copy: string): PowerLossReport {
+export function powerLossCopy(root: string, journalDir: string, copy: string, options: Omit<PowerLossOptions, 'relocate'> = {}): PowerLossReport {
   const from = resolve(root);
   const to = resolve(copy);
   execFileSync('cp', ['-a', `${from}/.`, to]);
-  return simulatePowerLoss(join(to, relative(from, resolve(journalDir))), { from, to });
+  return simulatePowerLoss(join(to, relative(from, resolve(journalDir))), { ...options, relocate: { from, to } });
 }
