@@ -44,6 +44,8 @@ export {
   MessageContext,
   OnMessage,
   RetryStrategy,
+  Scheduled,
+  MissedTick,
   Service,
   Tokens,
   TransactionContext,
@@ -66,6 +68,9 @@ export {
   type PublishOptions,
   type RetryPolicyOptions,
   type ServiceOptions,
+  type CronTick,
+  type ScheduledContext,
+  type ScheduledOptions,
 } from './runtime/index.js';
 export {
   BranchContext,

@@ -3,7 +3,11 @@ export { MessageContext, runTransaction, TransactionContext, type DeliveryInfo, 
 export { compileFilter, describeFilter, filterMatches, filtersDisjoint, type AttributeFilter, type CompiledFilter, type MessageFilter } from './filter.js';
 export { assertStandardSchema, defineTopic, isTopic, validateLater, validateNow, type Topic, type TopicData, type TopicInput } from './topic.js';
 export {
+  CRON_TOPIC_PREFIX,
+  cronTickId,
+  MissedTick,
   OnMessage,
+  Scheduled,
   Service,
   hasStartHook,
   hasStopHook,
@@ -11,10 +15,14 @@ export {
   legacyMethodDecorator,
   type OnApplicationStart,
   type OnApplicationStop,
+  type CronTick,
   type OnMessageOptions,
+  type ScheduledContext,
+  type ScheduledOptions,
   type ServiceOptions,
   type TypedHandlerDecorator,
 } from './decorators/index.js';
+export { CronSchedule } from './cron.js';
 export {
   DEAD_LETTER_SUFFIX,
   DISPATCH_BATCH_RECORDS_DEFAULT,

@@ -2,3 +2,4 @@ export { hasStartHook, hasStopHook, type OnApplicationStart, type OnApplicationS
 export { legacyClassDecorator, legacyMethodDecorator } from './legacy.js';
 export { OnMessage, type OnMessageOptions, type TypedHandlerDecorator } from './on-message.js';
 export { Service, type ServiceOptions } from './service.js';
+export { CRON_TOPIC_PREFIX, cronTickId, MissedTick, Scheduled, type CronTick, type ScheduledContext, type ScheduledOptions } from './scheduled.js';

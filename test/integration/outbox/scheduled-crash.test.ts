@@ -28,6 +28,7 @@ describe('scheduled delivery under SIGKILL (kafkajs → concordat broker)', () =
     testDb = await createTestDatabase('scheduled_crash');
     db = await openDatabase({ url: testDb.url, poolSize: 2 });
     await db.dataSource.query(`CREATE TABLE timer_effects (message_id text NOT NULL, label text NOT NULL, handled_at timestamptz NOT NULL DEFAULT clock_timestamp())`);
+    await db.dataSource.query(`CREATE TABLE cron_effects (tick_at text NOT NULL, handled_at timestamptz NOT NULL DEFAULT clock_timestamp())`);
   });
   afterAll(async () => {
     for (const child of children) await child.stop('SIGKILL');
@@ -36,8 +37,9 @@ describe('scheduled delivery under SIGKILL (kafkajs → concordat broker)', () =
     await broker?.stop();
   });
 
-  const start = (faults?: Record<string, `kill${'' | `@${number}`}`>): ChildRun => {
-    const child = runWithFaults(SERVICE, { env: { DATABASE_URL: testDb.url, BOOTSTRAP: broker.bootstrap, CONCORDAT_LOG_LEVEL: 'warn' }, ...(faults && { faults }), timeoutMs: 200_000 });
+  const start = (faults?: Record<string, `kill${'' | `@${number}`}`>, cron = false): ChildRun => {
+    const env = { DATABASE_URL: testDb.url, BOOTSTRAP: broker.bootstrap, CONCORDAT_LOG_LEVEL: 'warn', CRON: cron ? '1' : '0' };
+    const child = runWithFaults(SERVICE, { env, ...(faults && { faults }), timeoutMs: 200_000 });
     children.push(child);
     return child;
   };
@@ -80,5 +82,25 @@ describe('scheduled delivery under SIGKILL (kafkajs → concordat broker)', () =
       expect(effects.find((e) => e.message_id === id)!.handled_at.getTime()).toBeGreaterThanOrEqual(deliverAt.getTime());
     }
     expect(await count(`SELECT count(*) AS n FROM concordat.outbox_scheduled`)).toBe(0);
+  }, 300_000);
+
+  it('killed around cron ticks (after a tick was moved, after the handler of a tick committed): each tick runs once', async () => {
+    const first = start({ 'scheduled.after-move': 'kill@2' }, true);
+    expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    const second = start({ 'dispatcher.after-commit': 'kill@2' }, true);
+    expect(await second.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    // The second run committed a tick's effect before its kill: the tick is redelivered to the third and must not run again.
+    const before = await count(`SELECT count(*) AS n FROM cron_effects`);
+    expect(before).toBeGreaterThan(0);
+    const third = start(undefined, true);
+    await until(async () => (await count(`SELECT count(*) AS n FROM cron_effects`)) >= before + 3, {
+      timeoutMs: 120_000,
+      intervalMs: 50,
+      message: 'three more ticks ran after the restarts',
+    });
+    expect(await third.stop()).toEqual({ code: 0, signal: null });
+    const ticks: Array<{ tick_at: string; handled_at: Date }> = await db.dataSource.query(`SELECT tick_at, handled_at FROM cron_effects ORDER BY tick_at`);
+    expect(new Set(ticks.map((t) => t.tick_at)).size).toBe(ticks.length);
+    for (const tick of ticks) expect(tick.handled_at.getTime()).toBeGreaterThanOrEqual(new Date(tick.tick_at).getTime());
   }, 300_000);
 });

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { writeSync } from 'node:fs';
-import { ConcordatApp, OnMessage, Service, type MessageContext } from '../../../../src/runtime/index.js';
+import { ConcordatApp, OnMessage, Scheduled, Service, type MessageContext, type ScheduledContext } from '../../../../src/runtime/index.js';
 import { KafkaTransport } from '../../../../src/transport/index.js';
 
 /**
@@ -8,14 +8,23 @@ import { KafkaTransport } from '../../../../src/transport/index.js';
  * `node --import tsx timer-service.ts` with DATABASE_URL and BOOTSTRAP (the
  * broker) in the environment, and CONCORDAT_FAULTS to be killed at a named
  * point. Its handler records each effect in `timer_effects` (no unique key:
- * the inbox alone must keep it to one per message). Prints `ready` once
- * started; SIGTERM stops it cleanly.
+ * the inbox alone must keep it to one per message). With CRON=1 it also
+ * runs a schedule every second that records each tick in `cron_effects`.
+ * Prints `ready` once started; SIGTERM stops it cleanly.
  */
 @Service('timer-crash')
 export class TimerEffects {
   @OnMessage('crash.timers')
   async fire(context: MessageContext<{ label: string }>): Promise<void> {
     await context.manager.query(`INSERT INTO timer_effects (message_id, label) VALUES ($1, $2)`, [context.message.id, context.data.label]);
+  }
+}
+
+@Service('timer-crash')
+export class CronEffects {
+  @Scheduled('* * * * * *')
+  async everySecond(context: ScheduledContext): Promise<void> {
+    await context.manager.query(`INSERT INTO cron_effects (tick_at) VALUES ($1)`, [context.data.tickAt]);
   }
 }
 
@@ -26,7 +35,7 @@ const transport = new KafkaTransport({
 });
 const app = ConcordatApp.create({
   name: 'timer-crash',
-  services: [TimerEffects],
+  services: process.env.CRON === '1' ? [TimerEffects, CronEffects] : [TimerEffects],
   database: { url: process.env.DATABASE_URL!, poolSize: 4 },
   transport,
   partitions: 2,
