@@ -7,7 +7,7 @@ import { messageOf, type PageContext } from '../server.js';
  * `/groups`, `/groups/:id` (members, assignment, committed offsets and lag
  * per partition; reset offsets while the group has no members) and
  * `/topics`, `/topics/:name` (partitions, offsets, sizes, configs), through
- * `admin/`'s LogAdmin, as `concordat groups|topics` runs them. Without an
+ * `admin/`'s LogAdmin (the module the CLI's topic and group commands use). Without an
  * admin (a console started on a database only) the pages say how to get one.
  */
 export function registerClusterPages(app: FastifyInstance, context: PageContext): void {
