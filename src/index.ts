@@ -121,6 +121,22 @@ export {
 } from './transactions/index.js';
 export { Broker, startBroker } from './broker/index.js';
 export {
+  EmbeddedLogAdmin,
+  KafkaLogAdmin,
+  openLogAdmin,
+  outboxStatus,
+  type GroupInfo,
+  type GroupSummary,
+  type LogAdmin,
+  type LogAdminTarget,
+  type OffsetResetPlan,
+  type OffsetResetRequest,
+  type OffsetResetTarget,
+  type OutboxStatus,
+  type TopicInfo,
+  type TopicSummary,
+} from './admin/index.js';
+export {
   CONSUMER_STALLED_FAILURES,
   EmbeddedTransport,
   KafkaTransport,
