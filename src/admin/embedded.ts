@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ConfigSource, describeTopicConfig, topicConfigFromKafka } from '../broker/index.js';
 import { ConcordatError, ErrorCode } from '../errors.js';
@@ -56,7 +56,8 @@ export class EmbeddedLogAdmin implements LogAdmin {
   /**
    * Opens the log in `options.logDir` for this admin alone; close it with {@link close}.
    * @throws ConcordatError LOG_DIR_LOCKED while another process has it open (the message says what to do instead);
-   *   CONFIG_INVALID when the directory does not exist (nothing is created); STORAGE_CORRUPT as LogManager.open
+   *   CONFIG_INVALID when the directory does not exist (nothing is created) or is neither empty nor a log
+   *   (no `.lock`; nothing is written); STORAGE_CORRUPT as LogManager.open
    */
   static async open(options: EmbeddedLogAdminOptions): Promise<EmbeddedLogAdmin> {
     const dir = resolve(options.logDir);
@@ -68,6 +69,7 @@ export class EmbeddedLogAdmin implements LogAdmin {
         { code: ErrorCode.CONFIG_INVALID, context: { logDir: dir } },
       );
     }
+    await assertLogDirectory(dir);
     try {
       const log = await LogManager.open({ dataDir: dir }, options.logger === undefined ? {} : { logger: options.logger });
       return new EmbeddedLogAdmin(log, `log directory ${dir}`, true);
@@ -199,6 +201,21 @@ function memberInfo(group: GroupDescription, member: GroupDescription['members']
       ? decodeAssignment(member.assignment).assignedPartitions.map((a) => ({ topic: a.topic, partitions: [...a.partitions].sort((x, y) => x - y) }))
       : [];
   return { memberId: member.memberId, groupInstanceId: member.groupInstanceId, clientId: member.clientId, clientHost: member.clientHost, assignment };
+}
+
+/**
+ * Refuses a directory that is neither empty nor a log (every log that was
+ * opened once has `.lock`): opening one would write a log's files into, say,
+ * an app's data directory given as --log-dir.
+ */
+async function assertLogDirectory(dir: string): Promise<void> {
+  const entries = await readdir(dir);
+  if (entries.length === 0 || entries.includes('.lock')) return;
+  throw new ConcordatError(
+    `${dir} is not a log directory (it has no .lock; it holds ${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}), and nothing was written to it: ` +
+      "name an app's data directory with --data <dir> (its log is <dir>/log), or a log directory with --log-dir <dir>",
+    { code: ErrorCode.CONFIG_INVALID, context: { logDir: dir } },
+  );
 }
 
 function inUse(dir: string, cause: ConcordatError): ConcordatError {

@@ -123,7 +123,7 @@ describe('on an app\'s embedded log directory', { timeout: 180_000 }, () => {
     }
   });
 
-  it('topics delete; a directory that does not exist is named and not created', async () => {
+  it('topics delete; a directory that does not exist, or is not a log, is named and nothing is written', async () => {
     expect(await cliJson(['topics', 'delete', 'orders', '--log-dir', logDir])).toEqual({ topic: 'orders', deleted: true });
     expect(await cliJson(['topics', 'list', '--log-dir', logDir])).toEqual([]);
     const missing = join(dir, 'nowhere');
@@ -135,6 +135,17 @@ describe('on an app\'s embedded log directory', { timeout: 180_000 }, () => {
         'or a running broker with --bootstrap host:port\n',
     });
     expect(await readdir(dir)).not.toContain('nowhere');
+    // The app's data directory given as the log: refused, and nothing is written there.
+    const before = await readdir(appData);
+    const notLog = await cli(['topics', 'list', '--log-dir', appData]);
+    expect(notLog).toEqual({
+      code: 1,
+      stdout: '',
+      stderr:
+        `concordat: ${appData} is not a log directory (it has no .lock; it holds log), and nothing was written to it: ` +
+        "name an app's data directory with --data <dir> (its log is <dir>/log), or a log directory with --log-dir <dir>\n",
+    });
+    expect(await readdir(appData)).toEqual(before);
   });
 });
 
