@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { dataFile, defaultDataDir, runDemo, type DemoOptions, type DemoResult, type Progress } from './demo.js';
 import { Mode, MODES, parseMode } from './deployment.js';
 import { runDistributedDemo, type DistributedDemoResult } from './distributed.js';
+import { registerTracingFromEnv } from './tracing.js';
 
 /**
  * The feeder's default bound on orders submitted but not finished: admission
@@ -27,6 +28,8 @@ const MODE_NAMES: Record<Mode, string> = { [Mode.TCC]: 'TCC', [Mode.TWO_PHASE]: 
  * a 2PC transaction or a saga instead of TCC (services/modes.ts).
  * `npm start -- --processes`: the same, with the broker and each service in
  * its own OS process (see distributed.ts).
+ * `OTEL_TRACES_EXPORTER=otlp npm start`: every process exports its spans
+ * over OTLP/HTTP (see tracing.ts), so one order is one trace.
  */
 const program = new Command()
   .name('order-saga')
@@ -80,9 +83,15 @@ const program = new Command()
         onStarted: (app) => console.log(`Metrics: http://${app.metricsAddress!.host}:${app.metricsAddress!.port}/metrics (/healthz, /readyz)`),
       }),
     };
-    const result = options.processes
-      ? await runDistributedDemo({ ...demo, ...(kafkaBrokers.length > 0 && { kafkaBrokers }), onProcessEvent: (line) => console.log(`  [process] ${line}`) })
-      : await runDemo(demo);
+    const stopTracing = registerTracingFromEnv(options.processes ? 'order-saga-feeder' : 'order-saga');
+    let result: DemoResult | DistributedDemoResult;
+    try {
+      result = options.processes
+        ? await runDistributedDemo({ ...demo, ...(kafkaBrokers.length > 0 && { kafkaBrokers }), onProcessEvent: (line) => console.log(`  [process] ${line}`) })
+        : await runDemo(demo);
+    } finally {
+      await stopTracing?.();
+    }
     printResult(result);
     process.exitCode = result.ok ? 0 : 1;
   });

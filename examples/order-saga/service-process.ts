@@ -4,6 +4,7 @@ import { ConcordatApp } from '../../src/runtime/index.js';
 import { KafkaTransport } from '../../src/transport/index.js';
 import { deploymentUnits, parseMode, UNIT_NAMES, type UnitName } from './deployment.js';
 import { OrderSagaSchema1795200000001 } from './schema.js';
+import { registerTracingFromEnv } from './tracing.js';
 
 /**
  * One deployment unit of the order saga as its own process:
@@ -18,6 +19,8 @@ import { OrderSagaSchema1795200000001 } from './schema.js';
  * consumes; SIGTERM or SIGINT stops it gracefully (in-flight handlers finish,
  * offsets are committed). It may also be SIGKILLed at any moment: the
  * database and the committed offsets are all it needs to resume.
+ * `OTEL_TRACES_EXPORTER=otlp` (see tracing.ts): the unit exports its spans
+ * as service `order-saga-<unit>`, flushed when it stops gracefully.
  */
 
 /**
@@ -39,6 +42,7 @@ async function main(): Promise<void> {
   const unit = process.argv[2] as UnitName;
   if (!UNIT_NAMES.includes(unit)) throw new Error(`usage: service-process.ts <${UNIT_NAMES.join('|')}> <mode>, got '${process.argv[2] ?? ''}'`);
   const mode = parseMode(process.argv[3] ?? '');
+  const stopTracing = registerTracingFromEnv(`order-saga-${unit}`);
   const url = process.env.DATABASE_URL;
   if (url === undefined || url === '') throw new Error('DATABASE_URL must name the demo database');
   const kafka = kafkaTransportOptionsFromEnv(process.env);
@@ -65,6 +69,7 @@ async function main(): Promise<void> {
     app
       .stop()
       .then(() => transport.close())
+      .then(() => stopTracing?.())
       .then(
         () => process.exit(0),
         (error: unknown) => {

@@ -4,6 +4,7 @@ export { MetricsServer, type MetricsAddress, type ReadinessCheck, type Readiness
 export {
   activeContext,
   extractTraceContext,
+  hasSpan,
   injectTraceContext,
   inSpan,
   linksOfRecords,

@@ -152,6 +152,11 @@ export function runIn<T>(ctx: Context, work: () => T): T {
   return context.with(ctx, work);
 }
 
+/** Whether `ctx` holds a span (a recording one, or a remote parent's). */
+export function hasSpan(ctx: Context): boolean {
+  return trace.getSpan(ctx) !== undefined;
+}
+
 /** The active context. */
 export function activeContext(): Context {
   return context.active();

@@ -88,6 +88,7 @@ export async function beginGlobalTx(
   }));
   const first = MODE_ACTIONS[mode].phaseOne;
   const commands = branches.filter((b) => b.state === BranchState.PENDING).map((b) => ({ branchId: b.branchId, action: first }));
+  const traced = beginSpan(context, { id, mode, name: options.name, branches: branches.length });
   const tx = {
     id,
     mode,
@@ -100,8 +101,8 @@ export async function beginGlobalTx(
     compensationRetry: options.compensationRetry ?? null,
     branches,
     sent: `${first} → branch ${commands.map((c) => c.branchId).join(', ')}`,
+    trace: traced.carrier,
   };
-  const traced = beginSpan(context, { id, mode, name: options.name, branches: branches.length });
   try {
     try {
       await insertGlobalTx(context.manager, tx);

@@ -1,6 +1,7 @@
 import { batchOn } from '../participant/sql.js';
 import type { EntityManager } from 'typeorm';
 import { ConcordatError, ErrorCode } from '../../errors.js';
+import type { TraceCarrier } from '../../observability/index.js';
 import { preparedQuery } from '../../outbox/index.js';
 import type { CompiledRetryPolicy } from '../../runtime/index.js';
 import type { BranchView, Transition, TxEvent, TxView } from './protocol.js';
@@ -28,6 +29,8 @@ export interface GlobalTxRow extends TxView {
   payload: unknown;
   outcomeTopic: string | null;
   outcomeKey: string | null;
+  /** The begin span's W3C trace context (`options.trace`), when a propagator was registered: the parent of the steps the coordinator's scan takes. */
+  trace?: TraceCarrier | null;
 }
 
 export interface BranchRow extends BranchView {
@@ -53,6 +56,8 @@ export interface NewGlobalTx {
   outcomeKey: string | null;
   /** Saga: the compensation retry policy. */
   compensationRetry?: CompiledRetryPolicy | null;
+  /** The begin span's trace context, kept in `options` (see {@link GlobalTxRow.trace}). */
+  trace?: TraceCarrier;
   branches: NewBranch[];
   /** Timeline detail of the commands begin sends (`try → branch 1, 2`). */
   sent: string;
@@ -67,7 +72,9 @@ const json = (value: unknown): string | null => (value === undefined || value ==
  * database clock.
  */
 export async function insertGlobalTx(manager: EntityManager, tx: NewGlobalTx): Promise<void> {
-  const options = tx.compensationRetry === undefined || tx.compensationRetry === null ? null : { compensationRetry: tx.compensationRetry };
+  const traced = tx.trace?.traceparent !== undefined;
+  const retry = tx.compensationRetry !== undefined && tx.compensationRetry !== null;
+  const options = !retry && !traced ? null : { ...(retry && { compensationRetry: tx.compensationRetry }), ...(traced && { trace: tx.trace }) };
   await preparedQuery(
     manager,
     'concordat_insert_global_tx',
@@ -104,7 +111,7 @@ export async function insertGlobalTx(manager: EntityManager, tx: NewGlobalTx): P
 const GLOBAL_TX_SELECT = `
   SELECT g.id, g.mode, g.name, g.state, g.decision, g.reason, g.deadline, g.payload,
          g.outcome_topic AS "outcomeTopic", g.outcome_key AS "outcomeKey", g.resend_count AS "resendCount",
-         g.options -> 'compensationRetry' AS "compensationRetry",
+         g.options -> 'compensationRetry' AS "compensationRetry", g.options -> 'trace' AS "trace",
          (SELECT json_agg(json_build_object(
                    'branchId', b.branch_id, 'participant', b.participant, 'state', b.state, 'payload', b.payload,
                    'result', b.result, 'error', b.error, 'attempts', b.attempts, 'retryPolicy', b.retry_policy)

@@ -1,4 +1,17 @@
-import { activeContext, recordSpanError, SpanKind, startSpan, TraceAttribute, withSpan, type Span } from '../../observability/index.js';
+import {
+  activeContext,
+  extractTraceContext,
+  hasSpan,
+  injectTraceContext,
+  recordSpanError,
+  SpanKind,
+  startSpan,
+  TraceAttribute,
+  withSpan,
+  type Context,
+  type Span,
+  type TraceCarrier,
+} from '../../observability/index.js';
 import type { TransactionContext } from '../../runtime/index.js';
 import type { Transition, TxInput } from './protocol.js';
 import type { GlobalTxRow } from './store.js';
@@ -15,12 +28,21 @@ import type { TxMode } from './states.js';
  * begin, the reply's `process` span for a reply), and the commands they
  * publish are their children: so a global transaction begun under a request
  * is one trace through every participant and back. A step the coordinator's
- * scan takes (deadline, resend) has no message to continue: it is the root
- * of a trace of its own, found by `concordat.global_tx.id`.
+ * scan takes (deadline, resend) or an operator's command has no message to
+ * continue: its parent is the begin span, whose context the global
+ * transaction's row keeps (`options.trace`, written only when a propagator
+ * is registered), so it joins the same trace.
  */
 
-/** Runs the synchronous `work` (which publishes through `context`) inside a begin span. */
-export function beginSpan(context: TransactionContext, tx: { id: string; mode: TxMode; name: string; branches: number }): { span: Span; publish<R>(work: () => R): R } {
+/**
+ * Starts the begin span of a global transaction. `publish` runs the
+ * synchronous `work` (which publishes through `context`) as its child;
+ * `carrier` is its W3C context for the row (empty without a propagator).
+ */
+export function beginSpan(
+  context: TransactionContext,
+  tx: { id: string; mode: TxMode; name: string; branches: number },
+): { span: Span; carrier: TraceCarrier; publish<R>(work: () => R): R } {
   const parent = context.traceContext ?? activeContext();
   const span = startSpan(`${tx.mode} begin ${tx.name}`, SpanKind.INTERNAL, parent, {
     [TraceAttribute.GLOBAL_TX_ID]: tx.id,
@@ -29,7 +51,9 @@ export function beginSpan(context: TransactionContext, tx: { id: string; mode: T
     'concordat.global_tx.branches': tx.branches,
   });
   const ctx = withSpan(parent, span);
-  return { span, publish: (work) => context.withTraceContext(ctx, work) };
+  const carrier: TraceCarrier = {};
+  injectTraceContext(ctx, carrier);
+  return { span, carrier, publish: (work) => context.withTraceContext(ctx, work) };
 }
 
 /**
@@ -38,7 +62,7 @@ export function beginSpan(context: TransactionContext, tx: { id: string; mode: T
  */
 export function traceStep(context: TransactionContext, tx: GlobalTxRow, input: TxInput, step: Transition, publish: () => void): void {
   const to = step.tx?.state ?? tx.state;
-  const parent = context.traceContext ?? activeContext();
+  const parent = stepParent(context, tx, input);
   const span = startSpan(to === tx.state ? `${tx.mode} ${tx.state}` : `${tx.mode} ${tx.state} → ${to}`, SpanKind.INTERNAL, parent, {
     [TraceAttribute.GLOBAL_TX_ID]: tx.id,
     [TraceAttribute.GLOBAL_TX_MODE]: tx.mode,
@@ -65,4 +89,16 @@ export function traceStep(context: TransactionContext, tx: GlobalTxRow, input: T
   } finally {
     span.end();
   }
+}
+
+/**
+ * A reply's step continues the reply's trace (the context's); any other
+ * step continues the caller's active span if there is one (an operator's
+ * traced tool), else the trace of the global transaction's begin.
+ */
+function stepParent(context: TransactionContext, tx: GlobalTxRow, input: TxInput): Context {
+  if (context.traceContext !== undefined) return context.traceContext;
+  const active = activeContext();
+  if (input.kind === 'reply' || tx.trace === undefined || tx.trace === null || hasSpan(active)) return active;
+  return extractTraceContext(tx.trace);
 }

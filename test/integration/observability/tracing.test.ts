@@ -127,6 +127,10 @@ describe('tracing of messages (real OpenTelemetry SDK, in-memory exporter)', () 
     expect(publish?.name).toBe('publish trace.poison');
   });
 
+  /** Whether every span of the trace has its parent exported (a process span ends after its children, with its commit). */
+  const treeComplete = (all: readonly SpanLike[], traceId: string): boolean =>
+    all.filter((span) => span.traceId === traceId).every((span) => span.parentSpanId === undefined || parentOf(span, all) !== undefined);
+
   /** Names from `span`'s parent up to its root, participant names as `*`. */
   const ancestry = (span: SpanLike, all: readonly SpanLike[]): string[] => {
     const names: string[] = [];
@@ -150,7 +154,8 @@ describe('tracing of messages (real OpenTelemetry SDK, in-memory exporter)', () 
     const ending = `TCC ${second === 'Confirm' ? 'CONFIRMING → CONFIRMED' : 'CANCELLING → CANCELLED'}`;
     const all = await waitFor(async () => {
       const all = spans();
-      return all.some((span) => span.name === ending && span.attributes['concordat.global_tx.id'] === id) ? all : undefined;
+      const last = all.find((span) => span.name === ending && span.attributes['concordat.global_tx.id'] === id);
+      return last !== undefined && treeComplete(all, last.traceId) ? all : undefined;
     }, 'the span of the last step');
     const begin = all.find((span) => span.name === `TCC begin ${name}` && span.attributes['concordat.global_tx.id'] === id)!;
     expect(begin.attributes).toMatchObject({ 'concordat.global_tx.mode': 'TCC', 'concordat.global_tx.name': name, 'concordat.global_tx.branches': 2 });
@@ -182,5 +187,28 @@ describe('tracing of messages (real OpenTelemetry SDK, in-memory exporter)', () 
       expect(span.attributes).toMatchObject({ 'concordat.participant': span.name.split(' ')[2], 'concordat.branch.action': second.toLowerCase() });
     }
     expect(spansNamed(new RegExp(`^${ending}$`))).toHaveLength(1);
+  });
+
+  it("continues the begin's trace in a step the coordinator's scan takes (the deadline), from the context kept in the global transaction's row", async () => {
+    const id = await trace.getTracer('test').startActiveSpan('POST /orders', async (root) => {
+      try {
+        // 'ghost' is declared by no service: its Try is never answered, so the deadline cancels.
+        return await app.transaction((context) => beginTcc(context, { name: 'order-deadline', timeoutMs: 200, branches: [{ participant: 'left', payload: {} }, { participant: 'ghost', payload: {} }] }));
+      } finally {
+        root.end();
+      }
+    });
+    const all = await waitFor(async () => {
+      const all = spans();
+      const cancel = all.find((span) => span.name === 'TCC Cancel left' && span.attributes['concordat.global_tx.id'] === id);
+      return cancel !== undefined && treeComplete(all, cancel.traceId) ? all : undefined;
+    }, 'the Cancel the deadline sent, and its process span');
+    const expired = all.filter((span) => span.attributes['concordat.global_tx.id'] === id && span.attributes['concordat.global_tx.input'] === 'deadline');
+    expect(expired.map((span) => span.name)).toEqual(['TCC TRYING → CANCELLING']);
+    expect(ancestry(expired[0]!, all)).toEqual(['TCC begin order-deadline', 'POST /orders']);
+    const cancel = all.find((span) => span.name === 'TCC Cancel left' && span.attributes['concordat.global_tx.id'] === id)!;
+    expect(ancestry(cancel, all)).toEqual(['process concordat.tcc.*', 'publish concordat.tcc.*', 'TCC TRYING → CANCELLING', 'TCC begin order-deadline', 'POST /orders']);
+    const row: Array<{ trace: { traceparent: string } }> = await fx.query(`SELECT options -> 'trace' AS trace FROM concordat.global_transaction WHERE id = $1`, [id]);
+    expect(row[0]!.trace.traceparent).toMatch(new RegExp(`^00-${expired[0]!.traceId}-[0-9a-f]{16}-01$`));
   });
 });
