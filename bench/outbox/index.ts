@@ -2,17 +2,20 @@ import 'reflect-metadata';
 import { benchDrain } from './drain.js';
 import { benchHandlers } from './handlers.js';
 import { benchLatency } from './latency.js';
+import { benchScheduled } from './scheduled.js';
 import { benchEnv, table, type Row } from './support.js';
 import { benchWriter } from './writer.js';
 
 /**
- * `npm run bench:outbox [-- --quick] [-- --only writer,drain,latency,handlers]`:
+ * `npm run bench:outbox [-- --quick] [-- --only=writer,drain,latency,handlers,scheduled]`:
  * the outbox and inbox against baselines measured in the same run
  * (docs/benchmarks.md, "Outbox and inbox"):
  *   1. business transaction + 1 outbox row vs the transaction alone (target ≥ 0.8×)
  *   2. relay drain rate vs outbox insert rate, and a flat backlog over 60 s (target ≥ 1.0×)
  *   3. end-to-end latency commit → handler commit at 1,000 msg/s (target p99 < 50 ms)
  *   4. exactly-once handler vs the same handler at-least-once (target ≥ 0.85×)
+ *   5. scheduled delivery with 1,000,000 pending, 1,000 due per second: lateness
+ *      (target p99 < 100 ms) and CPU per message vs immediate (target ≤ 1.2×)
  * PostgreSQL: DATABASE_URL, or an embedded one in a temporary directory.
  * The log: the embedded log (fdatasync) under BENCH_DIR (default the OS temp dir).
  * --quick: shorter runs (about 1 minute in all), for CI.
@@ -22,8 +25,8 @@ const quick = process.argv.includes('--quick');
 const onlyArg = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
 const only = onlyArg === undefined ? undefined : new Set(onlyArg.split(','));
 const settings = quick
-  ? { clients: 16, sliceMs: 1000, rounds: 3, drainMs: 10_000, backlogRows: 20_000, latencyMs: 6000, warmupMs: 3000, messages: 4000, handlerRounds: 2 }
-  : { clients: 16, sliceMs: 2000, rounds: 7, drainMs: 60_000, backlogRows: 100_000, latencyMs: 30_000, warmupMs: 5000, messages: 20_000, handlerRounds: 3 };
+  ? { clients: 16, sliceMs: 1000, rounds: 3, drainMs: 10_000, backlogRows: 20_000, latencyMs: 6000, warmupMs: 3000, messages: 4000, handlerRounds: 2, pendingRows: 50_000, scheduledMs: 6000 }
+  : { clients: 16, sliceMs: 2000, rounds: 7, drainMs: 60_000, backlogRows: 100_000, latencyMs: 30_000, warmupMs: 5000, messages: 20_000, handlerRounds: 3, pendingRows: 1_000_000, scheduledMs: 20_000 };
 
 const env = await benchEnv();
 console.log(`outbox and inbox benchmarks${quick ? ' (quick)' : ''}: ${new Date().toISOString()}, node ${process.version}, PostgreSQL at ${new URL(env.serverUrl).host}`);
@@ -38,6 +41,9 @@ try {
   await run('drain', '2. relay drain', () => benchDrain(env, { clients: settings.clients, runMs: settings.drainMs, backlogRows: settings.backlogRows }));
   await run('latency', '3. end-to-end latency', () => benchLatency(env, { ratePerSecond: 1000, runMs: settings.latencyMs, warmupMs: settings.warmupMs }));
   await run('handlers', '4. exactly-once vs at-least-once handler', () => benchHandlers(env, { messages: settings.messages, rounds: settings.handlerRounds }));
+  await run('scheduled', '5. scheduled delivery', () =>
+    benchScheduled(env, { pendingRows: settings.pendingRows, ratePerSecond: 1000, runMs: settings.scheduledMs, warmupMs: settings.warmupMs, delayMs: 2000 }),
+  );
 } finally {
   await env.close();
 }
