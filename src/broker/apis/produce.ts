@@ -1,5 +1,6 @@
-import type { AppendResult } from '../../log/index.js';
-import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
+import { ConcordatError, ErrorCode } from '../../errors.js';
+import { readBatchHeader, RECORD_BATCH_HEADER_BYTES, type AppendResult } from '../../log/index.js';
+import { KafkaError, transactionErrorCodeOf } from '../codec/error-codes.js';
 import type { RequestContext } from '../context.js';
 import { defineApi } from './api.js';
 
@@ -50,7 +51,10 @@ import { defineApi } from './api.js';
  * bit 4) append like idempotent ones; the partition opens their
  * transaction at the first such batch, and the coordinator's marker closes
  * it (log/transaction-index.ts). A producer whose epoch a marker fenced
- * gets INVALID_PRODUCER_EPOCH.
+ * gets INVALID_PRODUCER_EPOCH. A transactional batch must name the
+ * transactional ID of an ongoing transaction that added the partition,
+ * else INVALID_TXN_STATE (KIP-890's check: a batch outside the transaction
+ * would hold the partition's last stable offset for good).
  *
  * Appends are issued before the handler's first `await` (when the topics
  * exist), in request order, so requests pipelined on one connection land
@@ -125,8 +129,8 @@ export const produce = defineApi<ProduceRequest, ProduceResponse>({
     const pending = request.topics.map((topic) => {
       const resolved = refusal ?? context.broker.topics.resolve(topic.name, true);
       return typeof resolved === 'number'
-        ? appendTopic(context, topic.name, topic.partitions, resolved)
-        : resolved.then((code) => appendTopic(context, topic.name, topic.partitions, code));
+        ? appendTopic(context, request.transactionalId, topic.name, topic.partitions, resolved)
+        : resolved.then((code) => appendTopic(context, request.transactionalId, topic.name, topic.partitions, code));
     });
     const topics = await Promise.all(pending);
     const response = { topics: request.topics.map((topic, i) => ({ name: topic.name, partitions: topics[i]! })) };
@@ -169,8 +173,27 @@ function failure(index: number, errorCode: number): ProducePartitionResponse {
   return { index, errorCode, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1 };
 }
 
+/**
+ * A transactional batch must come with the transactional ID of the
+ * producer's ongoing transaction, to a partition it added: otherwise it
+ * would open a transaction no marker closes (see
+ * TransactionCoordinator.checkProduce). Runs synchronously just before the
+ * append. Non-transactional batches pass.
+ * @throws ConcordatError INVALID_TXN_STATE, INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED
+ */
+function checkTransactional(context: RequestContext, transactionalId: string | null, topic: string, partition: number, records: Buffer): void {
+  if (records.length < RECORD_BATCH_HEADER_BYTES) return; // the log reports the malformed batch
+  const header = readBatchHeader(records, 0);
+  if (!header.isTransactional) return;
+  if (transactionalId === null) {
+    throw new ConcordatError(`a transactional batch for ${topic}-${partition} came without a transactional_id`, { code: ErrorCode.INVALID_TXN_STATE });
+  }
+  context.broker.log.transactions.checkProduce(transactionalId, header.producerId, header.producerEpoch, topic, partition);
+}
+
 function appendTopic(
   context: RequestContext,
+  transactionalId: string | null,
   topic: string,
   partitions: ProducePartitionData[],
   topicError: number,
@@ -182,6 +205,7 @@ function appendTopic(
       if (p.index < 0 || p.index >= count) return failure(p.index, KafkaError.UNKNOWN_TOPIC_OR_PARTITION);
       if (p.records === null || p.records.length === 0) return failure(p.index, KafkaError.CORRUPT_MESSAGE);
       try {
+        checkTransactional(context, transactionalId, topic, p.index, p.records);
         const result = await context.broker.log.append(topic, p.index, p.records);
         return {
           index: p.index,
@@ -191,7 +215,7 @@ function appendTopic(
           logStartOffset: result.logStartOffset,
         };
       } catch (error) {
-        const errorCode = kafkaErrorCodeOf(error);
+        const errorCode = transactionErrorCodeOf(error);
         if (errorCode === KafkaError.UNKNOWN_SERVER_ERROR) {
           context.broker.logger.error({ err: error, topic, partition: p.index }, 'append failed');
         }

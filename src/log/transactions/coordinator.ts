@@ -321,6 +321,33 @@ export class TransactionCoordinator {
     });
   }
 
+  /**
+   * Checks, synchronously (so that the append that follows at once is
+   * ordered before any marker appended later), that a transactional batch
+   * for `topic`-`partition` belongs to the producer's ongoing transaction
+   * with that partition added. Without this a batch to a partition never
+   * added would open a transaction there that no marker closes, and hold
+   * the partition's last stable offset for good (Kafka's "hanging
+   * transactions", which KIP-890 closes the same way).
+   * @throws ConcordatError INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED, INVALID_TXN_STATE
+   */
+  checkProduce(transactionalId: string, producerId: number, producerEpoch: number, topic: string, partition: number): void {
+    const txn = this.transactions.get(transactionalId);
+    if (txn === undefined || txn.producerId !== producerId) {
+      throw txnError(ErrorCode.INVALID_PRODUCER_ID_MAPPING, `transactional ID '${transactionalId}' does not belong to producer ${producerId}; call InitProducerId first`);
+    }
+    if (producerEpoch < txn.producerEpoch) {
+      throw txnError(ErrorCode.PRODUCER_FENCED, `producer ${producerId} of '${transactionalId}' has epoch ${producerEpoch}, but the current epoch is ${txn.producerEpoch}: it was fenced`);
+    }
+    if (txn.state !== TransactionState.ONGOING || !txn.partitions.has(partitionKey({ topic, partition }))) {
+      throw txnError(
+        ErrorCode.INVALID_TXN_STATE,
+        `transactional ID '${transactionalId}' writes to ${topic}-${partition} outside its transaction (state ${txn.state}); ` +
+          'add the partition with AddPartitionsToTxn first',
+      );
+    }
+  }
+
   // ------------------------------------------------------------------ EndTxn
 
   /**

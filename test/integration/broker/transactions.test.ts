@@ -1,7 +1,10 @@
 import { Kafka, logLevel, type Consumer, type Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { decodeRecordBatches, IsolationLevel, TransactionState } from '../../../src/log/index.js';
+import { Reader } from '../../../src/broker/codec/reader.js';
+import { Writer } from '../../../src/broker/codec/writer.js';
+import { decodeRecordBatches, encodeRecordBatch, IsolationLevel, TransactionState } from '../../../src/log/index.js';
 import { startTestBroker, uniqueName, type TestBroker } from './helpers/broker.js';
+import { RawClient } from './helpers/raw-client.js';
 
 /**
  * Kafka transactions (KIP-98) with kafkajs 2.2.4 against `concordat broker`:
@@ -227,5 +230,27 @@ describe('kafkajs transactional producer', () => {
     await producer.connect();
     onTestFinished(() => producer.disconnect());
     await expect(producer.transaction()).rejects.toMatchObject({ type: 'INVALID_TRANSACTION_TIMEOUT' });
+  });
+
+  it('Produce refuses a transactional batch outside the producer\'s transaction (INVALID_TXN_STATE): it would hold the last stable offset for good', async () => {
+    const topic = await createTopic();
+    const transactionalId = uniqueName('tid');
+    const { producerId, producerEpoch } = await t.broker.log.transactions.initProducerId(transactionalId, 60_000);
+    const client = await RawClient.connect(t.port);
+    onTestFinished(() => client.close());
+    const produce = async (id: string | null, correlation: number) => {
+      const batch = encodeRecordBatch([{ key: null, value: Buffer.from('stray') }], { producerId, producerEpoch, baseSequence: 0, transactional: true });
+      const body = new Writer().nullableString(id).int16(-1).int32(5000);
+      body.array([topic], (tw, name) => tw.string(name).array([0], (pw, index) => pw.int32(index).bytes(batch)));
+      const r = new Reader(await client.request(0, 7, body.toBuffer(), correlation));
+      r.int32(); // topics
+      r.string();
+      r.int32(); // partitions
+      return [r.int32(), r.int16()];
+    };
+    // The partition was never added with AddPartitionsToTxn; and no transactional_id at all.
+    expect(await produce(transactionalId, 1)).toEqual([0, 48]);
+    expect(await produce(null, 2)).toEqual([0, 48]);
+    expect(t.broker.log.describePartition(topic, 0)).toMatchObject({ highWatermark: 0, lastStableOffset: 0 });
   });
 });
