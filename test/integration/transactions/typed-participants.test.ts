@@ -25,6 +25,8 @@ import {
   type XaContext,
 } from '../../../src/transactions/index.js';
 import { createTxFixture, type TxFixture } from './support/fixture.js';
+import { KafkaTransport } from '../../../src/transport/index.js';
+import { startTestBroker, type TestBroker } from '../broker/helpers/broker.js';
 
 /**
  * Typed participants (issue 14): one definition gives the participant's
@@ -89,19 +91,36 @@ class Ledger {
   }
 }
 
-describe('typed participants of global transactions (coordinator, embedded log, Postgres)', () => {
+const testConsumer = { sessionTimeoutMs: 6000, heartbeatIntervalMs: 500, maxWaitMs: 100, retryBackoffMs: 20, retryBackoffMaxMs: 100 };
+
+describe.each(['embedded', 'kafkajs → concordat broker'])('typed participants of global transactions (coordinator, %s, Postgres)', (kind) => {
   let f: TxFixture;
   let app: ConcordatApp;
+  let broker: TestBroker | undefined;
+  let kafka: KafkaTransport | undefined;
 
   beforeAll(async () => {
     f = await createTxFixture('typed_participants', [`CREATE TABLE effects (global_tx_id uuid, what text)`]);
+    if (kind !== 'embedded') {
+      broker = await startTestBroker();
+      kafka = new KafkaTransport({ brokers: [broker.bootstrap], consumer: testConsumer });
+    }
     const container = new Container();
     container.bind(COORDINATOR_OPTIONS).toConstantValue({ scanIntervalMs: 50, resendIntervalMs: 400 });
-    app = ConcordatApp.create({ name: 'typed-tx', services: [TransactionCoordinator, Stock, Charge, Ledger], container, database: f.db, transport: f.transport, partitions: 2 });
+    app = ConcordatApp.create({
+      name: 'typed-tx',
+      services: [TransactionCoordinator, Stock, Charge, Ledger],
+      container,
+      database: f.db,
+      transport: kafka ?? f.transport,
+      partitions: 2,
+    });
     await app.start();
   });
   afterAll(async () => {
     await app?.stop();
+    await kafka?.close();
+    await broker?.stop();
     await f?.close();
   });
 

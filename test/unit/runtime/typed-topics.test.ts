@@ -114,6 +114,14 @@ describe('defineTopic: one object names the topic and types its payload', () => 
     refused(() => context.publish(orderPlaced, { orderId: 'o' }));
     // @ts-expect-error a value outside the enum
     refused(() => context.publish(orderPlaced, { orderId: 'o', lines: [{ sku: 'a', quantity: 1 }], currency: 'GBP' }));
+    // A schema whose input is not JSON cannot be published to: a Date would arrive as a string and fail the consumer's z.date().
+    const dated = defineTopic('orders.dated', z.object({ at: z.date() }));
+    // @ts-expect-error a Date is not JSON
+    refused(() => context.publish(dated, { at: 'not a date' as unknown as Date }));
+    const coerced = defineTopic('orders.coerced', z.object({ at: z.coerce.date() }));
+    context.publish(coerced, { at: '2026-12-07T16:00:00Z' });
+    expect(context.pending.map((message) => message.topic)).toEqual(['orders.coerced']);
+    context.takeRecords(); // clears what was published so far
     // Plain string topics keep their untyped, JSON-checked signature.
     context.publish('orders.legacy', { anything: true });
     expect(context.pending.map((message) => message.topic)).toEqual(['orders.legacy']);
