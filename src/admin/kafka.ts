@@ -36,9 +36,10 @@ export interface KafkaLogAdminOptions {
  * DeleteTopics, ListGroups, DescribeGroups and OffsetFetch. A reset commits
  * as kafkajs's `admin.setOffsets` does (a consumer joins the group alone,
  * seeks, which commits, and leaves), after this class checked with
- * DescribeGroups that the group has no members; a consumer joining between
- * the check and the commit is not excluded (Kafka's own tool has the same
- * window). Sizes on disk are null: kafkajs has no DescribeLogDirs.
+ * DescribeGroups that the group has no members (and again, as setOffsets
+ * does, once its consumer subscribed); a consumer of the group starting
+ * during the reset joins alongside and is rebalanced when this one leaves.
+ * Sizes on disk are null: kafkajs has no DescribeLogDirs.
  */
 export class KafkaLogAdmin implements LogAdmin {
   private constructor(
