@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileConsoleOptions } from '../../../src/config/index.js';
 import { ConsoleServer } from '../../../src/console/index.js';
 import { ErrorCode } from '../../../src/errors.js';
+import { listDeadLetters, recordDeadLetter } from '../../../src/inbox/index.js';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
 import { TransactionContext } from '../../../src/runtime/index.js';
 import { beginTcc, browseGlobalTxs, showGlobalTx } from '../../../src/transactions/index.js';
@@ -135,6 +136,31 @@ describe('console security and paging', () => {
     expect(retried.status).toBe(303);
     const events = (await showGlobalTx(db.dataSource.manager, id))!.events;
     expect(events.at(-2)?.detail).toBe('retry TRYING by bob (console, 127.0.0.1)');
+  });
+
+  it('replays every pending dead letter of a topic, or the selected ones, recording who', async () => {
+    const letter = (messageId: string, topic: string) => ({
+      consumer: 'billing', messageId, handler: 'Billing.charge', topic, partition: 0, offset: 0, key: null,
+      headers: { ce_id: messageId }, payload: Buffer.from('{}'), error: 'Error: refused', errorCode: 'Error', attempts: 3,
+    });
+    await db.transaction(async (manager) => {
+      for (const id of ['m-1', 'm-2']) await recordDeadLetter(manager, letter(id, 'charges'));
+      for (const id of ['m-3', 'm-4']) await recordDeadLetter(manager, letter(id, 'refunds'));
+    });
+    const csrf = await csrfOf(open, '/dead-letters');
+    const byTopic = await post(open, '/dead-letters/replay', { topic: 'charges', by: 'dave', confirm: 'yes', csrf });
+    expect(decodeURIComponent(byTopic.headers.get('location')!.replace(/\+/g, ' '))).toMatch(/^\/dead-letters\?done=replayed 2 dead letter\(s\) through the outbox: \d+, \d+$/);
+    const [m3] = await listDeadLetters(db.dataSource, { topic: 'refunds' });
+    await post(open, '/dead-letters/replay', { id: m3!.id, by: 'erin', confirm: 'yes', csrf });
+    const all = await listDeadLetters(db.dataSource, { includeReplayed: true });
+    expect(all.map((l) => [l.messageId, l.replayedBy])).toEqual([
+      ['m-1', 'dave (console, 127.0.0.1)'],
+      ['m-2', 'dave (console, 127.0.0.1)'],
+      ['m-3', 'erin (console, 127.0.0.1)'],
+      ['m-4', null],
+    ]);
+    const outbox = (await db.dataSource.query(`SELECT message_id FROM concordat.outbox WHERE topic IN ('charges', 'refunds') ORDER BY seq`)) as Array<{ message_id: string }>;
+    expect(outbox.map((r) => r.message_id)).toEqual(['m-1', 'm-2', 'm-3']);
   });
 
   it('pages global transactions by keyset, newest first, examining at most scanMax rows per page', async () => {
