@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { connect } from 'node:net';
 import { kafkaTransportOptionsFromEnv, type KafkaTransportOptions, type RelayOptions } from '../../src/config/index.js';
 import { ConcordatApp } from '../../src/runtime/index.js';
 import { KafkaTransport } from '../../src/transport/index.js';
@@ -37,6 +38,38 @@ import { registerTracingFromEnv } from './tracing.js';
  */
 const UNIT_CONSUMER: NonNullable<KafkaTransportOptions['consumer']> = { sessionTimeoutMs: 6000, heartbeatIntervalMs: 1000 };
 const UNIT_RELAY: RelayOptions = { leaseMs: 3000, leaseRenewIntervalMs: 1000 };
+
+/**
+ * How long a starting unit waits for the broker to accept connections. Under
+ * a supervisor a unit may start while the broker restarts (`npm run soak`
+ * restarts it); kafkajs gives up connecting after a few retries (about a
+ * second) and the start would fail. The database has its own wait
+ * (`database.connectRetry`, below).
+ */
+const BROKER_WAIT_MS = 60_000;
+
+/** Resolves once one of `brokers` (`host:port`) accepts a TCP connection, trying every 250 ms. @throws Error after `timeoutMs` */
+async function waitForBroker(brokers: string[], timeoutMs: number): Promise<void> {
+  const giveUpAt = Date.now() + timeoutMs;
+  const accepts = (broker: string): Promise<boolean> =>
+    new Promise((resolve) => {
+      const colon = broker.lastIndexOf(':');
+      const socket = connect({ host: broker.slice(0, colon), port: Number(broker.slice(colon + 1)) });
+      socket.setTimeout(1000);
+      const settle = (accepted: boolean): void => {
+        socket.destroy();
+        resolve(accepted);
+      };
+      socket.once('connect', () => settle(true));
+      socket.once('error', () => settle(false));
+      socket.once('timeout', () => settle(false));
+    });
+  for (;;) {
+    if ((await Promise.all(brokers.map(accepts))).some(Boolean)) return;
+    if (Date.now() >= giveUpAt) throw new Error(`no broker of ${brokers.join(',')} accepted a connection within ${timeoutMs / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
 
 async function main(): Promise<void> {
   const unit = process.argv[2] as UnitName;
@@ -82,6 +115,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', stop);
   // Started by the demo's supervisor: stop when it goes away, even if it was killed.
   process.on('disconnect', () => stop('SIGHUP'));
+  await waitForBroker(kafka.brokers, BROKER_WAIT_MS);
   await app.start();
   process.stdout.write(`order-saga unit ${unit} ready (pid ${process.pid}, ${mode})\n`);
 }

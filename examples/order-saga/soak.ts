@@ -39,10 +39,12 @@ import type { Supervisor } from './supervisor.js';
  *
  * It passes (exit 0) when:
  * - RSS and file descriptors stay flat: in every process series (a role and
- *   a PID; a restarted unit starts a new one) that lived at least a minute
- *   past its warm-up (2 min, or 40% of a shorter soak), the median of the
- *   last 30 s is under 10% above the median of the first 30 s after the
- *   warm-up (descriptors: and at most 2 more, small counts being coarse);
+ *   a PID; a restarted unit starts a new one) that lived two windows (60 s,
+ *   or a quarter of a shorter soak) past its warm-up (2 min, or 40% of a
+ *   shorter soak), the lowest reading of the last window is under 10% above
+ *   the lowest of the first window after the warm-up (descriptors: and at
+ *   most 2 more, small counts being coarse). The lowest, because V8's
+ *   collections swing a unit's RSS by ±15% within a minute;
  * - lag and backlog stay bounded: no minute's peak above 60 s of the
  *   records the soak produces (records per order, from the broker's
  *   `/metrics`, × rate × 60), both back to 0 after the feed stops, and the
@@ -116,6 +118,7 @@ const program = new Command()
       beforeStop: () => soak.drain(),
     }).finally(() => soak.stop());
     process.exitCode = soak.report(result) ? 0 : 1;
+    await soak.save(join(cli.dataDir, 'soak-samples.json'));
   });
 
 interface CliOptions {
@@ -181,6 +184,9 @@ class Soak {
   private readonly lastLag = new Map<string, number>();
   private readonly events: Array<{ at: number; text: string }> = [];
   private readonly unexpectedExits: string[] = [];
+  /** Exit → ready again, per restarted process, in ms. */
+  private readonly outages: Array<{ name: string; ms: number }> = [];
+  private readonly downSince = new Map<string, number>();
   private readonly timers: NodeJS.Timeout[] = [];
   private sampler: NodeJS.Timeout | undefined;
   private sampling: Promise<void> = Promise.resolve();
@@ -231,6 +237,12 @@ class Soak {
 
   processEvent(line: string): void {
     console.log(`  ${clock()}  [process] ${line}`);
+    const name = line.slice(0, line.indexOf(':'));
+    if (/ exited \(/.test(line)) this.downSince.set(name, Date.now());
+    if (/: ready \(/.test(line) && this.downSince.has(name)) {
+      this.outages.push({ name, ms: Date.now() - this.downSince.get(name)! });
+      this.downSince.delete(name);
+    }
     const exited = / exited \(/.test(line);
     if (!exited || / exited \(SIGKILL\)/.test(line)) return;
     if (line.startsWith('broker:') && this.expectBrokerExit) {
@@ -475,6 +487,13 @@ class Soak {
     return { label, processCells: [label, ...processCells], flowCells };
   }
 
+  /** Writes every sample and event as JSON (`soak-samples.json` in the data directory), to study a run afterwards. */
+  async save(path: string): Promise<void> {
+    const data = { options: this.options, rate: this.soakRate, measured: this.measured, soakStartedAt: this.soakStartedAt, soakEndedAt: this.soakEndedAt, events: this.events, outages: this.outages, processSamples: this.processSamples, flowSamples: this.flowSamples };
+    await writeFile(path, JSON.stringify(data));
+    console.log(`Samples: ${path}`);
+  }
+
   /** Prints the tables and the verdict. @returns whether every condition held */
   report(result: DistributedDemoResult): boolean {
     const rows = this.minuteRows();
@@ -505,6 +524,11 @@ class Soak {
     notes.push(`cancelled for stock ${cancelledForStock}, for funds ${cancelledForFunds}${otherReasons.map(({ reason, count }) => `, ${count}× ${reason}`).join('')}`);
     if (this.unexpectedExits.length > 0) failures.push(`processes exited unasked: ${this.unexpectedExits.slice(0, 5).join('; ')}`);
     const byUnit = Object.fromEntries(UNIT_NAMES.map((u) => [u, this.kills.filter((k) => k.unit === u).length]));
+    const outageLines = ['broker', ...UNIT_NAMES].flatMap((name) => {
+      const times = this.outages.filter((o) => o.name === name).map((o) => o.ms / 1000);
+      return times.length === 0 ? [] : [`${name} ${times.length}× mean ${(times.reduce((a, b) => a + b, 0) / times.length).toFixed(1)} s, max ${Math.max(...times).toFixed(1)} s`];
+    });
+    if (outageLines.length > 0) notes.push(`from exit to ready again: ${outageLines.join('; ')}`);
     notes.push(`${this.kills.length} kills (${Object.entries(byUnit).map(([u, n]) => `${u} ${n}`).join(', ')}); restarts ${Object.entries(result.restarts).map(([n, c]) => `${n} ${c}`).join(', ')}; logs in ${result.logDir}`);
 
     console.log('\nResult');
@@ -530,24 +554,27 @@ class Soak {
       const bornAt = samples[0]!.at;
       const window = samples.filter((s) => s.at - bornAt >= this.options.warmUpMs);
       const spanMs = window.length === 0 ? 0 : window.at(-1)!.at - window[0]!.at;
-      if (spanMs < 60_000) {
+      // Two disjoint windows: the first after the warm-up and the last. Each is judged by its lowest reading, the floor
+      // after garbage collection: a unit's RSS swings ±15% within a minute as V8 collects, a leak raises the floor.
+      const windowMs = Math.min(60_000, this.options.soakMs / 4);
+      if (spanMs < 2 * windowMs) {
         skipped.set(role, (skipped.get(role) ?? 0) + 1);
         continue;
       }
-      const perWindow = Math.max(1, Math.round(30_000 / SAMPLE_MS));
-      const first = window.slice(0, perWindow);
-      const last = window.slice(-perWindow);
-      const rss = [median(first.map((s) => s.rssBytes)), median(last.map((s) => s.rssBytes))] as const;
-      const fds = [median(first.map((s) => s.fds)), median(last.map((s) => s.fds))] as const;
+      const first = window.filter((s) => s.at < window[0]!.at + windowMs);
+      const last = window.filter((s) => s.at > window.at(-1)!.at - windowMs);
+      const rss = [Math.min(...first.map((s) => s.rssBytes)), Math.min(...last.map((s) => s.rssBytes))] as const;
+      const fds = [Math.min(...first.map((s) => s.fds)), Math.min(...last.map((s) => s.fds))] as const;
       const rssGrowth = rss[1] / rss[0] - 1;
       const fdGrowth = fds[1] / fds[0] - 1;
-      const figures = `RSS ${mib(rss[0])} → ${mib(rss[1])} MiB (${percent(rssGrowth)}), fds ${fds[0]} → ${fds[1]} (${percent(fdGrowth)}) over ${minutes(spanMs)} after the warm-up`;
+      const figures = `lowest RSS ${mib(rss[0])} → ${mib(rss[1])} MiB (${percent(rssGrowth)}), fds ${fds[0]} → ${fds[1]} (${percent(fdGrowth)}), first vs last ${windowMs / 1000} s of ${minutes(spanMs)} after the warm-up`;
       judged.push(`${key}: ${figures}`);
       if (rssGrowth >= GROWTH_MAX) failures.push(`RSS of ${key} grew ${percent(rssGrowth)} after its warm-up (limit ${percent(GROWTH_MAX)}): ${figures}`);
       if (fdGrowth >= GROWTH_MAX && fds[1] - fds[0] > FD_SLACK) failures.push(`open file descriptors of ${key} grew ${percent(fdGrowth)} after its warm-up: ${figures}`);
     }
     notes.push(`RSS and descriptors judged in ${judged.length} process series:\n        ${judged.join('\n        ')}`);
-    if (skipped.size > 0) notes.push(`not judged (lived less than ${minutes(this.options.warmUpMs + 60_000)}): ${[...skipped].map(([role, n]) => `${role} ${n}`).join(', ')}`);
+    const judgedAfter = this.options.warmUpMs + 2 * Math.min(60_000, this.options.soakMs / 4);
+    if (skipped.size > 0) notes.push(`not judged (lived less than ${minutes(judgedAfter)}): ${[...skipped].map(([role, n]) => `${role} ${n}`).join(', ')}`);
   }
 
   /** Lag and backlog: every minute's peak under 60 s of records, both 0 after the drain, the feed at most 60 s behind. */
@@ -642,12 +669,6 @@ async function soakInputs(dataDir: string, seconds: number): Promise<{ ordersFil
 
 function finishedOf(progress: Progress | undefined): number {
   return progress === undefined ? 0 : progress.confirmed + progress.cancelled;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);

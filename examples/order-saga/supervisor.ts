@@ -24,7 +24,7 @@ export interface SupervisorOptions {
   restartsMax?: number;
   /** Time a process gets to stop after SIGTERM before SIGKILL, in ms. @default 15000 */
   stopGraceMs?: number;
-  /** Called on starts, exits and restarts (one line each), for the demo's output. */
+  /** Called on starts, ready lines (with the time since the start), exits and restarts (one line each), for the demo's output. */
   onEvent?: (line: string) => void;
 }
 
@@ -128,6 +128,7 @@ export class Supervisor {
   private launch(entry: Supervised): Promise<RegExpMatchArray> {
     const { spec } = entry;
     // The IPC channel closes when this process dies, however it dies: a child may watch it ('disconnect').
+    const spawnedAt = Date.now();
     const child = spawn(spec.command, spec.args, { env: spec.env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     entry.child = child;
     child.stderr!.pipe(entry.log, { end: false });
@@ -145,6 +146,7 @@ export class Supervisor {
         ready = true;
         clearTimeout(timer);
         entry.readyMatch = match;
+        this.options.onEvent?.(`${spec.name}: ready (pid ${child.pid}, ${((Date.now() - spawnedAt) / 1000).toFixed(1)} s after its start)`);
         resolve(match);
       });
       child.once('exit', (code, signal) => {
