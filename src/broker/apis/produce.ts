@@ -181,8 +181,12 @@ function failure(index: number, errorCode: number): ProducePartitionResponse {
  * append. Non-transactional batches pass.
  * @throws ConcordatError INVALID_TXN_STATE, INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED
  */
+/** Byte of the magic in a RecordBatch header (record-batch.ts). */
+const MAGIC_AT = 16;
+
 function checkTransactional(context: RequestContext, transactionalId: string | null, topic: string, partition: number, records: Buffer): void {
-  if (records.length < RECORD_BATCH_HEADER_BYTES) return; // the log reports the malformed batch
+  // A batch too short, or an old message set (magic 0, 1, no such attribute): the log refuses it with the right error.
+  if (records.length < RECORD_BATCH_HEADER_BYTES || records.readInt8(MAGIC_AT) !== 2) return;
   const header = readBatchHeader(records, 0);
   if (!header.isTransactional) return;
   if (transactionalId === null) {
