@@ -2,12 +2,13 @@ import 'reflect-metadata';
 import { benchDrain } from './drain.js';
 import { benchHandlers } from './handlers.js';
 import { benchLatency } from './latency.js';
+import { registerBenchTracing } from './otel.js';
 import { benchScheduled } from './scheduled.js';
 import { benchEnv, table, type Row } from './support.js';
 import { benchWriter } from './writer.js';
 
 /**
- * `npm run bench:outbox [-- --quick] [-- --only=writer,drain,latency,handlers,scheduled]`:
+ * `npm run bench:outbox [-- --quick] [-- --otel] [-- --only=writer,drain,latency,handlers,scheduled]`:
  * the outbox and inbox against baselines measured in the same run
  * (docs/benchmarks.md, "Outbox and inbox"):
  *   1. business transaction + 1 outbox row vs the transaction alone (target ≥ 0.8×)
@@ -19,6 +20,8 @@ import { benchWriter } from './writer.js';
  * PostgreSQL: DATABASE_URL, or an embedded one in a temporary directory.
  * The log: the embedded log (fdatasync) under BENCH_DIR (default the OS temp dir).
  * --quick: shorter runs (about 1 minute in all), for CI.
+ * --otel: with the OpenTelemetry SDK registered (see otel.ts), to compare with a run without:
+ *   the library's spans cost nothing but the API's no-op calls until an SDK is registered.
  * --scheduled-rate=N: messages per second in 5. (default 1,000; a multiple of 100).
  */
 process.env.CONCORDAT_LOG_LEVEL ??= 'warn';
@@ -31,8 +34,11 @@ const settings = quick
 
 // The rate of 5. (default the issue's 1,000/s); a lower one shows lateness where a loaded machine cannot carry 1,000/s even immediately.
 const scheduledRate = Number(process.argv.find((arg) => arg.startsWith('--scheduled-rate='))?.slice('--scheduled-rate='.length) ?? 1000);
+const tracing = process.argv.includes('--otel') ? registerBenchTracing() : undefined;
 const env = await benchEnv();
-console.log(`outbox and inbox benchmarks${quick ? ' (quick)' : ''}: ${new Date().toISOString()}, node ${process.version}, PostgreSQL at ${new URL(env.serverUrl).host}`);
+console.log(
+  `outbox and inbox benchmarks${quick ? ' (quick)' : ''}${tracing === undefined ? '' : ' with the OpenTelemetry SDK registered'}: ${new Date().toISOString()}, node ${process.version}, PostgreSQL at ${new URL(env.serverUrl).host}`,
+);
 const rows: Row[] = [];
 const run = async (key: string, title: string, bench: () => Promise<Row[]>): Promise<void> => {
   if (only !== undefined && !only.has(key)) return;
@@ -49,7 +55,9 @@ try {
   );
 } finally {
   await env.close();
+  await tracing?.close();
 }
+if (tracing !== undefined) console.log(`spans exported: ${tracing.exported().toLocaleString('en-US')}`);
 console.log(`\n${table(rows)}\n`);
 const missed = rows.filter((r) => r.pass === false);
 if (missed.length > 0) console.log(`targets missed: ${missed.map((r) => r.name).join('; ')}`);
