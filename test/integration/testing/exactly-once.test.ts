@@ -186,7 +186,9 @@ describe('exactly once under faults (real Postgres, real log)', () => {
     });
 
     it('consumer killed between its database commit and its offset commit', async () => {
-      await killThenRecover('eo_kill_consumer', FaultPoint.DISPATCHER_AFTER_COMMIT, 9);
+      // The 2nd commit: 160 messages take at least five (a transaction holds at most 32), however many records each
+      // holds (under load group commit fills them, and a later hit such as the 9th was sometimes never reached).
+      await killThenRecover('eo_kill_consumer', FaultPoint.DISPATCHER_AFTER_COMMIT, 2);
     });
   });
 });
