@@ -92,8 +92,8 @@ export async function outboxStatus(dataSource: DataSource, options: OutboxStatus
     throw new RangeError(`backlogCountMax must be an integer in 1..${BACKLOG_COUNT_MAX_LIMIT} (got ${cap})`);
   }
   return dataSource.transaction('REPEATABLE READ', async (manager) => {
-    const [{ at }] = (await manager.query(`SELECT clock_timestamp() AS at`)) as [{ at: Date }];
-    const shardRows = (await manager.query(
+    const [{ at }] = await manager.query<[{ at: Date }]>(`SELECT clock_timestamp() AS at`);
+    const shardRows = await manager.query<ShardRow[]>(
       `SELECT s.shard, b.backlog,
               extract(epoch FROM $2::timestamptz - o.created_at) * 1000 AS age_ms,
               s.owner, s.expires_at > $2::timestamptz AS live,
@@ -104,12 +104,12 @@ export async function outboxStatus(dataSource: DataSource, options: OutboxStatus
          LEFT JOIN LATERAL (SELECT created_at FROM concordat.outbox WHERE shard = s.shard ORDER BY seq LIMIT 1) o ON true
         ORDER BY s.shard`,
       [cap, at],
-    )) as ShardRow[];
-    const relayRows = (await manager.query(
+    );
+    const relayRows = await manager.query<RelayRow[]>(
       `SELECT relay_id, started_at, expires_at, expires_at > $1::timestamptz AS alive FROM concordat.outbox_relay ORDER BY relay_id`,
       [at],
-    )) as RelayRow[];
-    const [{ failed }] = (await manager.query(`SELECT count(*) AS failed FROM (SELECT 1 FROM concordat.outbox_failed LIMIT $1) capped`, [cap])) as [{ failed: string }];
+    );
+    const [{ failed }] = await manager.query<[{ failed: string }]>(`SELECT count(*) AS failed FROM (SELECT 1 FROM concordat.outbox_failed LIMIT $1) capped`, [cap]);
     return summarize(at, shardRows, relayRows, Number(failed), cap);
   });
 }

@@ -272,7 +272,7 @@ export class Connection implements ConnectionContext {
     const slot = this.enqueue();
     slot.startedAt = performance.now();
     const context = this.contextFor(header);
-    const fail = (error: unknown) => {
+    const fail = (error: unknown): unknown => {
       const code = kafkaErrorCodeOf(error);
       if (code === KafkaError.UNKNOWN_SERVER_ERROR) {
         this.logger.error({ err: error, api: api.name, version: header.apiVersion }, 'request failed');

@@ -118,9 +118,9 @@ async function locate(flags: WhereFlags, create: boolean): Promise<Target> {
  */
 export async function migrationState(db: Database): Promise<{ known: string[]; applied: Set<string> | undefined }> {
   const known = concordatMigrations.map((migration) => migration.name);
-  const rows = (await db.dataSource.query(`SELECT to_regclass('concordat_migrations') IS NOT NULL AS present`)) as Array<{ present: boolean }>;
+  const rows = await db.dataSource.query<Array<{ present: boolean }>>(`SELECT to_regclass('concordat_migrations') IS NOT NULL AS present`);
   if (rows[0]?.present !== true) return { known, applied: undefined };
-  const applied = (await db.dataSource.query(`SELECT name FROM concordat_migrations`)) as Array<{ name: string }>;
+  const applied = await db.dataSource.query<Array<{ name: string }>>(`SELECT name FROM concordat_migrations`);
   return { known, applied: new Set(applied.map((row) => row.name)) };
 }
 

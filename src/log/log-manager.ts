@@ -792,7 +792,7 @@ export class LogManager {
     const logs = this.allPartitions();
     const results = await Promise.allSettled(logs.map((log) => log.close()));
     const points = results.flatMap((r) => (r.status === 'fulfilled' && r.value !== null ? [r.value] : []));
-    const failures: unknown[] = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason);
+    const failures: unknown[] = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r): unknown => r.reason);
     if (logs.length > 0) {
       try {
         await writeRecoveryPoints(this.options.dataDir, points);

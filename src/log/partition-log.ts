@@ -409,7 +409,7 @@ export class PartitionLog {
    */
   append(batches: Buffer): Promise<AppendResult> {
     if (this.closed) return Promise.reject(closedError(this.ctx));
-    if (this.offline) return Promise.reject(this.failure);
+    if (this.offline) return Promise.reject(this.failure!);
     // A failed append is being repaired: this one goes once the repair is done.
     if (this.repairing !== null) return this.repairing.then(() => this.append(batches));
     let info = validateBatchesForAppend(batches, this.batchLimits());
@@ -435,7 +435,7 @@ export class PartitionLog {
    */
   appendMarker(marker: TransactionMarker): Promise<AppendResult> {
     if (this.closed) return Promise.reject(closedError(this.ctx));
-    if (this.offline) return Promise.reject(this.failure);
+    if (this.offline) return Promise.reject(this.failure!);
     if (this.repairing !== null) return this.repairing.then(() => this.appendMarker(marker));
     const nowMs = Date.now();
     const bytes = encodeMarkerBatch(marker, nowMs);

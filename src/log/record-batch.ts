@@ -352,7 +352,7 @@ export function encodeRecordBatch(records: readonly RecordInput[], options: Enco
   const now = options.timestampMs ?? Date.now();
   const baseTimestamp = records[0]!.timestampMs ?? now;
   let maxTimestamp = baseTimestamp;
-  const sized: SizedRecord[] = new Array(records.length);
+  const sized: SizedRecord[] = new Array<SizedRecord>(records.length);
   let recordsBytes = 0;
   for (let i = 0; i < records.length; i++) {
     const record = records[i]!;
@@ -475,7 +475,7 @@ function decodeRecords(section: Buffer, header: RecordBatchHeader): DecodedRecor
   if (count < 0 || count > section.length / MIN_RECORD_BYTES + 1) {
     throw invalidRecord(`batch at offset ${header.baseOffset} claims ${count} records in ${section.length} bytes`);
   }
-  const records: DecodedRecord[] = new Array(count);
+  const records: DecodedRecord[] = new Array<DecodedRecord>(count);
   const c = cursor(section);
   for (let i = 0; i < count; i++) {
     const length = readVarint(c);
@@ -508,7 +508,7 @@ function readBytesField(c: Cursor): Buffer | null {
 function readHeaders(c: Cursor): RecordHeader[] {
   const count = readVarint(c);
   if (count < 0 || count > c.end - c.pos) throw invalidRecord(`header count ${count} does not fit in the record`);
-  const headers: RecordHeader[] = new Array(count);
+  const headers: RecordHeader[] = new Array<RecordHeader>(count);
   for (let i = 0; i < count; i++) {
     const key = readBytesField(c);
     if (key === null) throw invalidRecord('a header key is null');

@@ -23,13 +23,13 @@ type NotJson =
   | Function
   | Date
   | RegExp
-  | Map<any, any>
-  | ReadonlyMap<any, any>
-  | Set<any>
-  | ReadonlySet<any>
-  | WeakMap<any, any>
-  | WeakSet<any>
-  | Promise<any>
+  | Map<unknown, unknown>
+  | ReadonlyMap<unknown, unknown>
+  | Set<unknown>
+  | ReadonlySet<unknown>
+  | WeakMap<WeakKey, unknown>
+  | WeakSet<WeakKey>
+  | Promise<unknown>
   | ArrayBuffer
   | ArrayBufferView;
 

@@ -21,6 +21,11 @@ export interface LocalRelay {
 
 const QUERY_RUNNER_SHARDS = '__concordatOutboxShards';
 const QUERY_RUNNER_DUE = '__concordatOutboxDueAt';
+/** What this module keeps in a query runner's `data` (TypeORM types it `any`) until the transaction ends. */
+interface RunnerData {
+  [QUERY_RUNNER_SHARDS]?: number[];
+  [QUERY_RUNNER_DUE]?: number;
+}
 
 /** The token a NOTIFY payload ends with (`,s`) when the commit wrote scheduled messages. */
 const SCHEDULED_TOKEN = 's';
@@ -106,11 +111,11 @@ export class OutboxNotifier {
       this.committed(shards, dueAtMs);
       return;
     }
-    const stash: number[] = (queryRunner.data[QUERY_RUNNER_SHARDS] ??= []);
+    const stash = ((queryRunner.data as RunnerData)[QUERY_RUNNER_SHARDS] ??= []);
     stash.push(...shards);
     if (dueAtMs !== undefined) {
-      const due: number | undefined = queryRunner.data[QUERY_RUNNER_DUE];
-      queryRunner.data[QUERY_RUNNER_DUE] = due === undefined ? dueAtMs : Math.min(due, dueAtMs);
+      const due = (queryRunner.data as RunnerData)[QUERY_RUNNER_DUE];
+      (queryRunner.data as RunnerData)[QUERY_RUNNER_DUE] = due === undefined ? dueAtMs : Math.min(due, dueAtMs);
     }
   }
 
@@ -147,11 +152,11 @@ export class OutboxNotifier {
 
   /** @internal the TypeORM subscriber's hooks */
   afterCommit(queryRunner: QueryRunner): void {
-    const shards: number[] | undefined = queryRunner.data[QUERY_RUNNER_SHARDS];
+    const shards = (queryRunner.data as RunnerData)[QUERY_RUNNER_SHARDS];
     if (shards === undefined) return;
     // A savepoint release also broadcasts AfterTransactionCommit: wait for the real commit.
     if (queryRunner.isTransactionActive) return;
-    const dueAtMs: number | undefined = queryRunner.data[QUERY_RUNNER_DUE];
+    const dueAtMs = (queryRunner.data as RunnerData)[QUERY_RUNNER_DUE];
     delete queryRunner.data[QUERY_RUNNER_SHARDS];
     delete queryRunner.data[QUERY_RUNNER_DUE];
     this.committed(shards, dueAtMs);
@@ -238,8 +243,8 @@ export function outboxNotifierFor(dataSource: DataSource): OutboxNotifier {
   notifier = new OutboxNotifier(dataSource);
   notifiers.set(dataSource, notifier);
   const subscriber: EntitySubscriberInterface = {
-    afterTransactionCommit: (event: TransactionCommitEvent) => notifier!.afterCommit(event.queryRunner),
-    afterTransactionRollback: (event: TransactionRollbackEvent) => notifier!.afterRollback(event.queryRunner),
+    afterTransactionCommit: (event: TransactionCommitEvent) => notifier.afterCommit(event.queryRunner),
+    afterTransactionRollback: (event: TransactionRollbackEvent) => notifier.afterRollback(event.queryRunner),
   };
   // DataSource.subscribers is built at initialize; the broadcaster reads the array at each event.
   dataSource.subscribers.push(subscriber);

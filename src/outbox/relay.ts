@@ -126,16 +126,17 @@ export class OutboxRelay implements LaneHost {
     this.notifier = outboxNotifierFor(database.dataSource);
     this.metrics = outboxMetrics(extras.metricsRegistry);
     this.lanes = Array.from({ length: this.options.lanes }, (_, index) => new RelayLane(index, this, this.log));
-    const relay = this;
+    const isRunning = (): boolean => this.running;
+    const ownedShards = (): typeof this.ownedShards => this.ownedShards;
     this.scheduler = new ScheduledDelivery(
       {
         options: this.options,
         databaseUrl: database.url,
         get isRunning() {
-          return relay.running;
+          return isRunning();
         },
         get ownedShards() {
-          return relay.ownedShards;
+          return ownedShards();
         },
         wakeShards: (shards) => this.wakeShards(shards),
         scheduledMoved: (count) => void (this.scheduledMovedTotal += count),

@@ -80,7 +80,7 @@ export async function runOutboxTransaction<T>(
     const begun = await client.query(prelude === undefined ? 'BEGIN' : `BEGIN; ${prelude}`);
     setTransactionState(runner, true);
     await runner.broadcaster.broadcast('AfterTransactionStart');
-    const preludeResults = Array.isArray(begun) ? begun.slice(1).map((result) => (result.rows as unknown[] | undefined) ?? []) : [];
+    const preludeResults = Array.isArray(begun) ? begun.slice(1).map((result) => ((result as { rows?: unknown[] }).rows) ?? []) : [];
     const end = await work({ manager: runner.manager, preludeRows: preludeResults[0] ?? [], preludeResults });
     if ('rollback' in end) {
       await rollback(runner, client);

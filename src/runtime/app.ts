@@ -234,7 +234,7 @@ export class ConcordatApp {
       this.transportInUse = transport;
       await transport.connect();
       if (transport.pairWithDatabase !== undefined) {
-        const [identity] = (await database.dataSource.query(`SELECT id FROM concordat.database_identity`)) as Array<{ id: string }>;
+        const [identity] = await database.dataSource.query<Array<{ id: string }>>(`SELECT id FROM concordat.database_identity`);
         if (identity !== undefined) await transport.pairWithDatabase(identity.id);
       }
       await transport.ensureTopics(this.topicsToCreate());

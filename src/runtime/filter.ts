@@ -48,7 +48,7 @@ export function compileFilter(filter: unknown): CompiledFilter | string {
   for (const [name, value] of entries) {
     if (name === 'data') return "filter: 'data' is not an attribute; filter on the payload with a function of the message";
     if (!ATTRIBUTE_NAME.test(name)) return `filter: '${name}' is not a CloudEvents attribute name (1..20 lower-case letters and digits)`;
-    const values = typeof value === 'string' ? [value] : value;
+    const values: unknown = typeof value === 'string' ? [value] : value;
     if (!Array.isArray(values) || values.length === 0 || values.some((v) => typeof v !== 'string')) {
       return `filter: '${name}' must be a string or a non-empty array of strings, got ${JSON.stringify(value)}`;
     }

@@ -46,6 +46,7 @@ export {
   getHandlers,
   getServiceMetadata,
   getStartHooks,
+  ownMetadata,
   type DecoratorCheck,
   type StartHook,
   type HandlerMetadata,

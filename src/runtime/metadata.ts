@@ -67,7 +67,7 @@ export interface HandlerMetadata {
    * Calls the handler on the service instance. `@OnMessage` calls the method;
    * other decorators (TCC participants) supply their own protocol here.
    */
-  invoke(instance: object, context: MessageContext): Promise<void>;
+  invoke: (instance: object, context: MessageContext) => Promise<void>;
   /**
    * For a handler that is not `transactional` and knows how to handle
    * several messages at once (the coordinator's replies): called with the
@@ -76,7 +76,7 @@ export interface HandlerMetadata {
    * `invoke` (retries, dead letters). Transactional handlers need no such
    * hook: the dispatcher runs a batch of them in one transaction itself.
    */
-  invokeBatch?(instance: object, contexts: MessageContext[]): Promise<void>;
+  invokeBatch?: (instance: object, contexts: MessageContext[]) => Promise<void>;
   /**
    * Appended to the handler's consumer group (its own or the service's), so
    * that it is consumed by a subscription of its own. For a handler whose
@@ -90,18 +90,26 @@ export interface HandlerMetadata {
   groupSuffix?: string;
 }
 
+/**
+ * The class's own metadata under `key` (reflect-metadata's `getOwnMetadata`,
+ * which types it `any`), as the type its writer stored. For decorator authors.
+ */
+export function ownMetadata<T>(key: symbol | string, target: Function): T | undefined {
+  return Reflect.getOwnMetadata(key, target) as T | undefined;
+}
+
 /** Appends a handler to the class's handler list. For decorator authors. */
 export function defineMessageHandler(target: Function, handler: HandlerMetadata): void {
-  const existing: HandlerMetadata[] = Reflect.getOwnMetadata(HANDLERS_METADATA, target) ?? [];
+  const existing = ownMetadata<HandlerMetadata[]>(HANDLERS_METADATA, target) ?? [];
   Reflect.defineMetadata(HANDLERS_METADATA, [...existing, handler], target);
 }
 
 export function getHandlers(target: Function): HandlerMetadata[] {
-  return Reflect.getOwnMetadata(HANDLERS_METADATA, target) ?? [];
+  return ownMetadata<HandlerMetadata[]>(HANDLERS_METADATA, target) ?? [];
 }
 
 export function getServiceMetadata(target: Function): ServiceMetadata | undefined {
-  return Reflect.getOwnMetadata(SERVICE_METADATA, target);
+  return ownMetadata<ServiceMetadata>(SERVICE_METADATA, target);
 }
 
 /**
@@ -113,12 +121,12 @@ export type DecoratorCheck = (target: Function) => string | undefined;
 
 /** Registers a check the explorer runs on the class at start-up. For decorator authors. */
 export function defineDecoratorCheck(target: Function, check: DecoratorCheck): void {
-  const existing: DecoratorCheck[] = Reflect.getOwnMetadata(CHECKS_METADATA, target) ?? [];
+  const existing = ownMetadata<DecoratorCheck[]>(CHECKS_METADATA, target) ?? [];
   Reflect.defineMetadata(CHECKS_METADATA, [...existing, check], target);
 }
 
 export function getDecoratorChecks(target: Function): DecoratorCheck[] {
-  return Reflect.getOwnMetadata(CHECKS_METADATA, target) ?? [];
+  return ownMetadata<DecoratorCheck[]>(CHECKS_METADATA, target) ?? [];
 }
 
 /**
@@ -131,10 +139,10 @@ export type StartHook = (instance: object, app: ConcordatApp) => Promise<void>;
 
 /** Registers a start hook on the class. For decorator authors. */
 export function defineStartHook(target: Function, hook: StartHook): void {
-  const existing: StartHook[] = Reflect.getOwnMetadata(START_HOOKS_METADATA, target) ?? [];
+  const existing = ownMetadata<StartHook[]>(START_HOOKS_METADATA, target) ?? [];
   Reflect.defineMetadata(START_HOOKS_METADATA, [...existing, hook], target);
 }
 
 export function getStartHooks(target: Function): StartHook[] {
-  return Reflect.getOwnMetadata(START_HOOKS_METADATA, target) ?? [];
+  return ownMetadata<StartHook[]>(START_HOOKS_METADATA, target) ?? [];
 }

@@ -37,7 +37,7 @@ export function registerDeadLetterPages(app: FastifyInstance, context: PageConte
       nextHref: letters.length === PAGE_ROWS ? `/dead-letters${query({ ...q, after: letters[letters.length - 1]!.id })}` : null,
     };
   };
-  context.live.add('dead-letters', async (q) => context.fragment('dead-letters-table', { ...(await listView(q as DlqQuery)), csrf: context.guard.csrf }));
+  context.live.add('dead-letters', async (q) => context.fragment('dead-letters-table', { ...(await listView(q)), csrf: context.guard.csrf }));
   app.get<{ Querystring: DlqQuery }>('/dead-letters', async (request, reply) => {
     const q = request.query;
     await context.page(request, reply, 'dead-letters', {
@@ -80,7 +80,7 @@ export function registerDeadLetterPages(app: FastifyInstance, context: PageConte
     if (ids.length === 0 && topic === undefined) return context.redirect(reply, back, { error: 'replay not done: select dead letters, or name a topic to replay all of its pending ones' });
     let by: string;
     try {
-      by = context.operatorOf(request, body as Record<string, unknown>);
+      by = context.operatorOf(request, body);
     } catch (error) {
       return context.redirect(reply, back, { error: messageOf(error) });
     }

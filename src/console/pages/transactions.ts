@@ -47,7 +47,7 @@ export function registerTransactionPages(app: FastifyInstance, context: PageCont
       filtered: Object.entries(q).some(([k, v]) => k !== 'after' && v !== undefined && v !== ''),
     };
   };
-  context.live.add('transactions', async (q) => context.fragment('transactions-table', await listView(q as TxQuery)));
+  context.live.add('transactions', async (q) => context.fragment('transactions-table', await listView(q)));
   app.get<{ Querystring: TxQuery }>('/transactions', async (request, reply) => {
     const q = request.query;
     await context.page(request, reply, 'transactions', {

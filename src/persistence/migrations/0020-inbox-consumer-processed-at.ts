@@ -31,11 +31,11 @@ export class ConcordatInboxConsumerProcessedAt1795200002000 implements Migration
   name = 'ConcordatInboxConsumerProcessedAt1795200002000';
 
   async up(runner: QueryRunner): Promise<void> {
-    const [existing]: Array<{ valid: boolean }> = await runner.query(
+    const [existing] = (await runner.query(
       `SELECT i.indisvalid AS valid
          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = 'concordat' AND c.relname = 'inbox_consumer_processed_at'`,
-    );
+    )) as Array<{ valid: boolean }>;
     if (existing?.valid === true) return;
     if (existing !== undefined) await runner.query(`DROP INDEX concordat.inbox_consumer_processed_at`);
     await runner.query(`CREATE INDEX inbox_consumer_processed_at ON concordat.inbox (consumer, processed_at)`);

@@ -34,7 +34,7 @@ export function legacyClassDecorator(decorator: string, apply: (target: Function
   return ((target: Function, context?: unknown) => {
     assertLegacyCall(decorator, context);
     apply(target);
-  }) as ClassDecorator;
+  });
 }
 
 /**
@@ -45,5 +45,5 @@ export function legacyMethodDecorator(decorator: string, apply: (prototype: obje
   return ((prototype: object, propertyKey: string | symbol | object) => {
     assertLegacyCall(decorator, propertyKey);
     apply(prototype, propertyKey as string | symbol);
-  }) as MethodDecorator;
+  });
 }

@@ -132,7 +132,7 @@ export async function browseGlobalTxs(manager: EntityManager, filter: BrowseFilt
   const scanMax = Math.max(1, Math.min(100_000, filter.scanMax ?? 5000));
   const after = filter.after !== undefined && isGlobalTxId(filter.after) ? filter.after : null;
   const key = parseKey(filter.key);
-  const [result] = (await manager.query(
+  const [result] = await manager.query<Array<{ scanned: number; last: string | null; rows: Array<GlobalTxSummary & { createdAt: string; endedAt: string | null }> }>>(
     `WITH w AS (
        SELECT * FROM concordat.global_transaction WHERE ($1::uuid IS NULL OR id < $1::uuid) ORDER BY id DESC LIMIT $2)
      SELECT (SELECT count(*) FROM w)::int AS scanned, (SELECT min(id::text) FROM w) AS last,
@@ -165,7 +165,7 @@ export async function browseGlobalTxs(manager: EntityManager, filter: BrowseFilt
       key?.text ?? null,
       limit,
     ],
-  )) as Array<{ scanned: number; last: string | null; rows: Array<GlobalTxSummary & { createdAt: string; endedAt: string | null }> }>;
+  );
   const rows = result!.rows.map((row) => ({ ...row, createdAt: new Date(row.createdAt), endedAt: row.endedAt === null ? null : new Date(row.endedAt) }));
   const next = rows.length === limit ? rows[rows.length - 1]!.id : result!.scanned === scanMax ? result!.last : null;
   return { rows, next, scanned: result!.scanned };

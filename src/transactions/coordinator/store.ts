@@ -313,13 +313,14 @@ export function transitionsSql(writes: ReadonlyArray<{ id: string; step: Transit
   return query.text.replace(/\$(\d+)/g, (_, n: string) => arrayLiteral(query.values[Number(n) - 1]!, escape));
 }
 
-/** `ARRAY[…]` of literals (the statement casts each array to its type): NULL, numbers, booleans, escaped strings. */
+/** `ARRAY[…]` of literals (the statement casts each array to its type): NULL, numbers, booleans, escaped strings (anything else as escaped JSON). */
 function arrayLiteral(values: readonly unknown[], escape: (value: string) => string): string {
   const items = values.map((value) => {
     if (value === null || value === undefined) return 'NULL';
     if (typeof value === 'number') return Number.isFinite(value) ? String(value) : 'NULL';
     if (typeof value === 'boolean') return String(value);
-    return escape(String(value));
+    if (typeof value === 'bigint') return String(value);
+    return escape(typeof value === 'string' ? value : JSON.stringify(value));
   });
   return `ARRAY[${items.join(', ')}]`;
 }

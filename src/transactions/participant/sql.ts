@@ -13,7 +13,7 @@ import type { EntityManager } from 'typeorm';
  * transaction.
  */
 export interface Batch {
-  escape(value: string): string;
+  escape: (value: string) => string;
   /** Runs `statements` in one round trip. @returns one result per statement. */
   run(statements: readonly string[]): Promise<QueryResult[]>;
 }

@@ -1,4 +1,4 @@
-import { defineDecoratorCheck, defineMessageHandler, getServiceMetadata, legacyClassDecorator, legacyMethodDecorator } from '../../runtime/index.js';
+import { defineDecoratorCheck, defineMessageHandler, getServiceMetadata, legacyClassDecorator, ownMetadata, legacyMethodDecorator } from '../../runtime/index.js';
 import { commandTopic } from '../coordinator/messages.js';
 import { TxMode } from '../coordinator/states.js';
 import { handleSagaCommand, type SagaMethods } from './participant.js';
@@ -58,10 +58,10 @@ export function Compensate(): MethodDecorator {
 }
 
 function recordMethod(target: Function, role: keyof SagaMethods, methodName: string): void {
-  const methods: SagaMethods = Reflect.getOwnMetadata(METHODS_METADATA, target) ?? {};
+  const methods = ownMetadata<SagaMethods>(METHODS_METADATA, target) ?? {};
   const previous = methods[role];
   if (previous !== undefined && previous !== methodName) {
-    const duplicates: string[] = Reflect.getOwnMetadata(DUPLICATES_METADATA, target) ?? [];
+    const duplicates = ownMetadata<string[]>(DUPLICATES_METADATA, target) ?? [];
     Reflect.defineMetadata(DUPLICATES_METADATA, [...duplicates, `${previous} and ${methodName} are both @${role === 'step' ? 'Step' : 'Compensate'}`], target);
   }
   Reflect.defineMetadata(METHODS_METADATA, { ...methods, [role]: methodName }, target);
@@ -69,7 +69,7 @@ function recordMethod(target: Function, role: keyof SagaMethods, methodName: str
 }
 
 export function getSagaMethods(target: Function): SagaMethods {
-  return Reflect.getOwnMetadata(METHODS_METADATA, target) ?? {};
+  return ownMetadata<SagaMethods>(METHODS_METADATA, target) ?? {};
 }
 
 const checked = new WeakSet<Function>();
@@ -78,9 +78,9 @@ function registerCheck(target: Function): void {
   if (checked.has(target)) return;
   checked.add(target);
   defineDecoratorCheck(target, (cls) => {
-    const name: string | undefined = Reflect.getOwnMetadata(PARTICIPANT_METADATA, cls);
+    const name = ownMetadata<string>(PARTICIPANT_METADATA, cls);
     const methods = getSagaMethods(cls);
-    const duplicates: string[] = Reflect.getOwnMetadata(DUPLICATES_METADATA, cls) ?? [];
+    const duplicates = ownMetadata<string[]>(DUPLICATES_METADATA, cls) ?? [];
     if (name === undefined) return `@Step/@Compensate need @SagaParticipant('<name>') on the class`;
     const missing = [methods.step === undefined ? '@Step' : undefined, methods.compensate === undefined ? '@Compensate' : undefined].filter(Boolean);
     if (missing.length > 0) return `saga participant '${name}' lacks ${missing.join(', ')}`;

@@ -15,7 +15,8 @@ export interface SagaMethods {
   compensate?: string;
 }
 
-type ParticipantMethod = (context: SagaContext) => Promise<unknown> | unknown;
+/** A participant's method: returns its result, or a Promise of it. */
+type ParticipantMethod = (context: SagaContext) => unknown;
 
 /**
  * Runs one saga command on a participant, inside the delivery's transaction

@@ -4,6 +4,7 @@ import {
   getServiceMetadata,
   legacyClassDecorator,
   legacyMethodDecorator,
+  ownMetadata,
   type RetryPolicyOptions,
 } from '../../runtime/index.js';
 import { participantTopic } from './messages.js';
@@ -75,10 +76,10 @@ export function Cancel(): MethodDecorator {
 const DUPLICATES_METADATA = Symbol.for('concordat.tcc.duplicates');
 
 function recordMethod(target: Function, role: keyof TccMethods, methodName: string): void {
-  const methods: Partial<TccMethods> = Reflect.getOwnMetadata(METHODS_METADATA, target) ?? {};
+  const methods = ownMetadata<Partial<TccMethods>>(METHODS_METADATA, target) ?? {};
   const previous = methods[role];
   if (previous !== undefined && previous !== methodName) {
-    const duplicates: string[] = Reflect.getOwnMetadata(DUPLICATES_METADATA, target) ?? [];
+    const duplicates = ownMetadata<string[]>(DUPLICATES_METADATA, target) ?? [];
     Reflect.defineMetadata(DUPLICATES_METADATA, [...duplicates, `${previous} and ${methodName} are both @${capitalize(role)}`], target);
   }
   Reflect.defineMetadata(METHODS_METADATA, { ...methods, [role]: methodName }, target);
@@ -90,7 +91,7 @@ function capitalize(role: string): string {
 }
 
 export function getTccMethods(target: Function): TccMethods {
-  return Reflect.getOwnMetadata(METHODS_METADATA, target) ?? {};
+  return ownMetadata<TccMethods>(METHODS_METADATA, target) ?? {};
 }
 
 const checked = new WeakSet<Function>();
@@ -100,10 +101,10 @@ function registerCheck(target: Function): void {
   if (checked.has(target)) return;
   checked.add(target);
   defineDecoratorCheck(target, (cls) => {
-    const name: string | undefined = Reflect.getOwnMetadata(PARTICIPANT_METADATA, cls);
+    const name = ownMetadata<string>(PARTICIPANT_METADATA, cls);
     const methods = getTccMethods(cls);
     const missing = (['try', 'confirm', 'cancel'] as const).filter((role) => methods[role] === undefined);
-    const duplicates: string[] = Reflect.getOwnMetadata(DUPLICATES_METADATA, cls) ?? [];
+    const duplicates = ownMetadata<string[]>(DUPLICATES_METADATA, cls) ?? [];
     if (name === undefined) return `@Try/@Confirm/@Cancel need @TccParticipant('<name>') on the class`;
     if (missing.length > 0) return `TCC participant '${name}' lacks ${missing.map((role) => `@${capitalize(role)}`).join(', ')}`;
     if (duplicates.length > 0) return `TCC participant '${name}': ${duplicates.join('; ')}`;

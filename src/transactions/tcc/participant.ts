@@ -16,7 +16,8 @@ export interface TccMethods {
   cancel?: string;
 }
 
-type ParticipantMethod = (context: TccContext) => Promise<unknown> | unknown;
+/** A participant's method: returns its result, or a Promise of it. */
+type ParticipantMethod = (context: TccContext) => unknown;
 
 /**
  * Runs one TCC command on a participant, inside the delivery's transaction

@@ -6,6 +6,7 @@ import {
   getServiceMetadata,
   legacyClassDecorator,
   legacyMethodDecorator,
+  ownMetadata,
   type MessageContext,
   type RetryPolicyOptions,
 } from '../../runtime/index.js';
@@ -123,14 +124,14 @@ export function XaParticipant(participant: string | Participant, options: XaPart
 export function Prepare(): MethodDecorator {
   return legacyMethodDecorator('@Prepare', (prototype, key) => {
     const target = prototype.constructor;
-    const existing: string[] = Reflect.getOwnMetadata(PREPARE_METADATA, target) ?? [];
+    const existing = ownMetadata<string[]>(PREPARE_METADATA, target) ?? [];
     Reflect.defineMetadata(PREPARE_METADATA, [...existing, String(key)], target);
     registerCheck(target);
   });
 }
 
 function getPrepareMethod(target: Function): string | undefined {
-  const methods: string[] = Reflect.getOwnMetadata(PREPARE_METADATA, target) ?? [];
+  const methods = ownMetadata<string[]>(PREPARE_METADATA, target) ?? [];
   return methods[0];
 }
 
@@ -141,8 +142,8 @@ function registerCheck(target: Function): void {
   if (checked.has(target)) return;
   checked.add(target);
   defineDecoratorCheck(target, (cls) => {
-    const name: string | undefined = Reflect.getOwnMetadata(PARTICIPANT_METADATA, cls);
-    const methods: string[] = Reflect.getOwnMetadata(PREPARE_METADATA, cls) ?? [];
+    const name = ownMetadata<string>(PARTICIPANT_METADATA, cls);
+    const methods = ownMetadata<string[]>(PREPARE_METADATA, cls) ?? [];
     if (name === undefined) return `@Prepare needs @XaParticipant('<name>') on the class`;
     if (name.length > XA_PARTICIPANT_NAME_MAX) return `2PC participant '${name}': the name must be at most ${XA_PARTICIPANT_NAME_MAX} characters (it is part of the prepared transaction's gid)`;
     if (methods.length === 0) return `2PC participant '${name}' lacks @Prepare`;

@@ -207,7 +207,7 @@ export class EmbeddedTransport implements Transport {
       }
       group.indexes.push(i);
     }
-    const acks: PublishAck[] = new Array(records.length);
+    const acks = new Array<PublishAck>(records.length);
     const appends = [...groups.values()].map((group) => this.appendGroup(log, records, group, acks));
     const results = await Promise.allSettled(appends);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -32,7 +32,7 @@ export function innermostType(error: unknown): string | undefined {
 }
 
 export function isRetriable(error: unknown): boolean {
-  if (error !== null && typeof error === 'object' && 'retriable' in error) return (error as { retriable: unknown }).retriable !== false;
+  if (error !== null && typeof error === 'object' && 'retriable' in error) return (error).retriable !== false;
   return true;
 }
 

@@ -147,16 +147,16 @@ export class KafkaSubscription implements Subscription {
       if (this.closing || !payload.isRunning() || payload.isStale()) return;
       const messages = batch.messages.slice(from, from + chunkMax);
       const chunk = messages.map((message) => toDelivery(batch.topic, batch.partition, message));
-      const outcome = await this.handle(chunk, payload.heartbeat);
+      const outcome = await this.handle(chunk, () => payload.heartbeat());
       if (!outcome.ok) {
-        this.retryLater(chunk[0]!, outcome.error, payload.pause);
+        this.retryLater(chunk[0]!, outcome.error, () => payload.pause());
         return;
       }
       payload.resolveOffset(messages[messages.length - 1]!.offset);
       this.attempts.delete(partitionKey(chunk[0]!));
       this.crashes = 0;
-      if (outcome.rejoin !== undefined) throw outcome.rejoin;
-      await this.heartbeat(payload.heartbeat);
+      if (outcome.rejoin !== undefined) throw outcome.rejoin as Error; // a kafkajs error, kept as thrown so kafkajs rejoins
+      await this.heartbeat(() => payload.heartbeat());
     }
   }
 
