@@ -1,13 +1,17 @@
-import { defineDecoratorCheck, defineMessageHandler, getServiceMetadata, legacyClassDecorator, ownMetadata, legacyMethodDecorator } from '../../runtime/index.js';
+import { defineMessageHandler, legacyClassDecorator, legacyMethodDecorator } from '../../runtime/index.js';
+import { ParticipantDecoratorKit } from '../participant/decorator-kit.js';
 import { commandTopic } from '../coordinator/messages.js';
 import { TxMode } from '../coordinator/states.js';
 import { handleSagaCommand, type SagaMethods } from './participant.js';
 import { inBranchSpan } from '../participant/tracing.js';
 import { isParticipant, participantNameOf, type Participant } from '../participant/definition.js';
 
-const PARTICIPANT_METADATA = Symbol.for('concordat.saga.participant');
-const METHODS_METADATA = Symbol.for('concordat.saga.methods');
-const DUPLICATES_METADATA = Symbol.for('concordat.saga.duplicates');
+const kit = new ParticipantDecoratorKit<keyof SagaMethods>('saga', {
+  label: 'saga',
+  classDecorator: '@SagaParticipant',
+  roles: ['step', 'compensate'],
+  decoratorOf: (role) => (role === 'step' ? '@Step' : '@Compensate'),
+});
 
 export interface SagaParticipantOptions {
   /** Consumer group of the participant's command handler. @default the service's group */
@@ -35,7 +39,7 @@ export function SagaParticipant(participant: string | Participant, options: Saga
   const name = participantNameOf(participant);
   const schema = isParticipant(participant) ? participant.schema : undefined;
   return legacyClassDecorator('@SagaParticipant', (target) => {
-    Reflect.defineMetadata(PARTICIPANT_METADATA, name, target);
+    kit.declareParticipant(target, name);
     defineMessageHandler(target, {
       topic: commandTopic(TxMode.SAGA, name),
       methodName: `saga(${name})`,
@@ -43,49 +47,19 @@ export function SagaParticipant(participant: string | Participant, options: Saga
       options: { ...(options.group !== undefined && { group: options.group }) },
       invoke: (instance, context) => inBranchSpan(TxMode.SAGA, name, context, () => handleSagaCommand(name, getSagaMethods(target), instance, context, schema)),
     });
-    registerCheck(target);
   });
 }
 
 /** Marks the method that runs a saga step. */
 export function Step(): MethodDecorator {
-  return legacyMethodDecorator('@Step', (prototype, key) => recordMethod(prototype.constructor, 'step', String(key)));
+  return legacyMethodDecorator('@Step', (prototype, key) => kit.recordMethod(prototype.constructor, 'step', String(key)));
 }
 
 /** Marks the method that undoes what the step did. */
 export function Compensate(): MethodDecorator {
-  return legacyMethodDecorator('@Compensate', (prototype, key) => recordMethod(prototype.constructor, 'compensate', String(key)));
-}
-
-function recordMethod(target: Function, role: keyof SagaMethods, methodName: string): void {
-  const methods = ownMetadata<SagaMethods>(METHODS_METADATA, target) ?? {};
-  const previous = methods[role];
-  if (previous !== undefined && previous !== methodName) {
-    const duplicates = ownMetadata<string[]>(DUPLICATES_METADATA, target) ?? [];
-    Reflect.defineMetadata(DUPLICATES_METADATA, [...duplicates, `${previous} and ${methodName} are both @${role === 'step' ? 'Step' : 'Compensate'}`], target);
-  }
-  Reflect.defineMetadata(METHODS_METADATA, { ...methods, [role]: methodName }, target);
-  registerCheck(target);
+  return legacyMethodDecorator('@Compensate', (prototype, key) => kit.recordMethod(prototype.constructor, 'compensate', String(key)));
 }
 
 export function getSagaMethods(target: Function): SagaMethods {
-  return ownMetadata<SagaMethods>(METHODS_METADATA, target) ?? {};
-}
-
-const checked = new WeakSet<Function>();
-
-function registerCheck(target: Function): void {
-  if (checked.has(target)) return;
-  checked.add(target);
-  defineDecoratorCheck(target, (cls) => {
-    const name = ownMetadata<string>(PARTICIPANT_METADATA, cls);
-    const methods = getSagaMethods(cls);
-    const duplicates = ownMetadata<string[]>(DUPLICATES_METADATA, cls) ?? [];
-    if (name === undefined) return `@Step/@Compensate need @SagaParticipant('<name>') on the class`;
-    const missing = [methods.step === undefined ? '@Step' : undefined, methods.compensate === undefined ? '@Compensate' : undefined].filter(Boolean);
-    if (missing.length > 0) return `saga participant '${name}' lacks ${missing.join(', ')}`;
-    if (duplicates.length > 0) return `saga participant '${name}': ${duplicates.join('; ')}`;
-    if (getServiceMetadata(cls) === undefined) return `saga participant '${name}' needs @Service('<name>') on the class`;
-    return undefined;
-  });
+  return kit.methods(target);
 }

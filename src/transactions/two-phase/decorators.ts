@@ -1,12 +1,9 @@
 import { assertPreparedTransactionsEnabled } from '../../persistence/index.js';
 import {
-  defineDecoratorCheck,
   defineMessageHandler,
   defineStartHook,
-  getServiceMetadata,
   legacyClassDecorator,
   legacyMethodDecorator,
-  ownMetadata,
   type MessageContext,
   type RetryPolicyOptions,
 } from '../../runtime/index.js';
@@ -19,10 +16,17 @@ import { handleXaCommand } from './participant.js';
 import { isParticipant, participantNameOf, type Participant } from '../participant/definition.js';
 import { recoverPrepared } from './recovery.js';
 import { inBranchSpan } from '../participant/tracing.js';
+import { ParticipantDecoratorKit } from '../participant/decorator-kit.js';
 
-const PARTICIPANT_METADATA = Symbol.for('concordat.xa.participant');
 const optionsSchema = z.object({ lockTimeoutMs: z.number().int().min(1).max(3_600_000).default(2000) });
-const PREPARE_METADATA = Symbol.for('concordat.xa.prepare');
+const kit = new ParticipantDecoratorKit<'prepare'>('xa', {
+  label: '2PC',
+  classDecorator: '@XaParticipant',
+  roles: ['prepare'],
+  decoratorOf: () => '@Prepare',
+  checkName: (name) =>
+    name.length > XA_PARTICIPANT_NAME_MAX ? `the name must be at most ${XA_PARTICIPANT_NAME_MAX} characters (it is part of the prepared transaction's gid)` : undefined,
+});
 
 export interface XaParticipantOptions {
   /** Consumer group of the participant's command handler. @default the service's group */
@@ -75,7 +79,7 @@ export function XaParticipant(participant: string | Participant, options: XaPart
   const schema = isParticipant(participant) ? participant.schema : undefined;
   const { lockTimeoutMs } = compileOptions(optionsSchema, { lockTimeoutMs: options.lockTimeoutMs }, `xaParticipant(${name})`);
   return legacyClassDecorator('@XaParticipant', (target) => {
-    Reflect.defineMetadata(PARTICIPANT_METADATA, name, target);
+    kit.declareParticipant(target, name);
     const handler = {
       methodName: `xa(${name})`,
       options: {
@@ -101,7 +105,6 @@ export function XaParticipant(participant: string | Participant, options: XaPart
       await assertPreparedTransactionsEnabled(app.dataSource);
       await recoverPrepared(app, name);
     });
-    registerCheck(target);
   });
 }
 
@@ -122,33 +125,9 @@ export function XaParticipant(participant: string | Participant, options: XaPart
  * a reason naming the method, and an error is logged.
  */
 export function Prepare(): MethodDecorator {
-  return legacyMethodDecorator('@Prepare', (prototype, key) => {
-    const target = prototype.constructor;
-    const existing = ownMetadata<string[]>(PREPARE_METADATA, target) ?? [];
-    Reflect.defineMetadata(PREPARE_METADATA, [...existing, String(key)], target);
-    registerCheck(target);
-  });
+  return legacyMethodDecorator('@Prepare', (prototype, key) => kit.recordMethod(prototype.constructor, 'prepare', String(key)));
 }
 
 function getPrepareMethod(target: Function): string | undefined {
-  const methods = ownMetadata<string[]>(PREPARE_METADATA, target) ?? [];
-  return methods[0];
-}
-
-const checked = new WeakSet<Function>();
-
-/** One start-up check per class: a name that fits a gid, one @Prepare, and @Service. */
-function registerCheck(target: Function): void {
-  if (checked.has(target)) return;
-  checked.add(target);
-  defineDecoratorCheck(target, (cls) => {
-    const name = ownMetadata<string>(PARTICIPANT_METADATA, cls);
-    const methods = ownMetadata<string[]>(PREPARE_METADATA, cls) ?? [];
-    if (name === undefined) return `@Prepare needs @XaParticipant('<name>') on the class`;
-    if (name.length > XA_PARTICIPANT_NAME_MAX) return `2PC participant '${name}': the name must be at most ${XA_PARTICIPANT_NAME_MAX} characters (it is part of the prepared transaction's gid)`;
-    if (methods.length === 0) return `2PC participant '${name}' lacks @Prepare`;
-    if (methods.length > 1) return `2PC participant '${name}': ${methods.join(' and ')} are both @Prepare`;
-    if (getServiceMetadata(cls) === undefined) return `2PC participant '${name}' needs @Service('<name>') on the class`;
-    return undefined;
-  });
+  return kit.methods(target).prepare;
 }
