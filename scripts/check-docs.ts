@@ -1,0 +1,270 @@
+/**
+ * Lists the exported declarations under `src/` that have no JSDoc attached
+ * (issue 11, "Docs attach to the wrong symbols"), and prints counts.
+ *
+ *   npx tsx scripts/check-docs.ts [--list] [--public] [--members] [srcDir]
+ *
+ * Parses each file with the TypeScript compiler API (no type checking, no
+ * Program: a second on this tree). "Attached" means what TypeScript itself
+ * shows on hover: the *last* `/** ... *\/` block directly before the
+ * declaration (TypeScript ignores the earlier ones but for `@overload`). A
+ * block tagged `@module` is a file header and does not count as the doc of
+ * the declaration under it.
+ *
+ * Counted as exported declarations: top-level classes, functions,
+ * interfaces, type aliases, enums and each name of a variable statement
+ * marked `export` (or `export default`), and local declarations exported
+ * through `export { name }`. Re-exports (`export ... from`) are not
+ * declarations and are not counted; `--public` follows them from
+ * `src/index.ts` to mark which undocumented declarations are public API.
+ * Overloads of one function count once, documented when any is.
+ *
+ * Options:
+ *   --list     print every undocumented declaration (file:line kind name)
+ *   --public   only those reachable from src/index.ts
+ *   --members  also count the public methods, getters and constructors of
+ *              exported classes without a doc
+ *
+ * Prints also "file headers on the first declaration": files whose first
+ * declaration carries a long doc (8 lines or more) that does not name it in
+ * its first line, the usual sign of a file comment TypeScript gives to the
+ * first type of the file. A heuristic: review what it lists.
+ *
+ * Not part of `npm test`; the exit code is 0 whatever the counts.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import ts from 'typescript';
+
+interface Decl {
+  file: string;
+  line: number;
+  kind: string;
+  name: string;
+  documented: boolean;
+}
+
+interface FileInfo {
+  decls: Decl[];
+  /** Exported name → the declaration's name in this file, or a file and name it re-exports. */
+  exports: Map<string, { local: string } | { from: string; name: string }>;
+  /** `export * from` targets. */
+  star: string[];
+  suspect?: string;
+  undocumentedMembers: string[];
+  members: number;
+}
+
+const args = process.argv.slice(2);
+const flag = (name: string): boolean => args.includes(name);
+const srcDir = resolve(args.find((a) => !a.startsWith('--')) ?? 'src');
+
+function walk(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir)) {
+    const path = join(dir, entry);
+    if (statSync(path).isDirectory()) out.push(...walk(path));
+    else if (path.endsWith('.ts') && !path.endsWith('.d.ts')) out.push(path);
+  }
+  return out.sort();
+}
+
+/** The last JSDoc block TypeScript attaches to a node, if any. */
+function lastJsDoc(node: ts.Node): ts.JSDoc | undefined {
+  const docs = (node as { jsDoc?: ts.JSDoc[] }).jsDoc;
+  return docs && docs.length > 0 ? docs[docs.length - 1] : undefined;
+}
+
+function isModuleHeader(doc: ts.JSDoc): boolean {
+  return (doc.tags ?? []).some((t) => t.tagName.text === 'module' || t.tagName.text === 'packageDocumentation');
+}
+
+function hasDoc(node: ts.Node): boolean {
+  const doc = lastJsDoc(node);
+  return doc !== undefined && !isModuleHeader(doc);
+}
+
+function hasModifier(node: ts.Node, kind: ts.SyntaxKind): boolean {
+  return ts.canHaveModifiers(node) && (ts.getModifiers(node) ?? []).some((m) => m.kind === kind);
+}
+
+const KINDS: Partial<Record<ts.SyntaxKind, string>> = {
+  [ts.SyntaxKind.ClassDeclaration]: 'class',
+  [ts.SyntaxKind.FunctionDeclaration]: 'function',
+  [ts.SyntaxKind.InterfaceDeclaration]: 'interface',
+  [ts.SyntaxKind.TypeAliasDeclaration]: 'type',
+  [ts.SyntaxKind.EnumDeclaration]: 'enum',
+  [ts.SyntaxKind.ModuleDeclaration]: 'namespace',
+};
+
+function resolveModule(fromFile: string, spec: string): string | undefined {
+  if (!spec.startsWith('.')) return undefined;
+  const base = resolve(dirname(fromFile), spec.replace(/\.js$/, ''));
+  for (const candidate of [`${base}.ts`, join(base, 'index.ts')]) {
+    try {
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not this one
+    }
+  }
+  return undefined;
+}
+
+function analyse(path: string): FileInfo {
+  const text = readFileSync(path, 'utf8');
+  const sf = ts.createSourceFile(path, text, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
+  const info: FileInfo = { decls: [], exports: new Map(), star: [], undocumentedMembers: [], members: 0 };
+  const rel = relative(process.cwd(), path);
+  const lineOf = (node: ts.Node): number => sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1;
+  // Local declarations by name (exported or not), for `export { name }` lists.
+  const locals = new Map<string, { node: ts.Node; kind: string }[]>();
+  const exportedLocal = new Set<string>();
+  let first: ts.Statement | undefined;
+
+  for (const stmt of sf.statements) {
+    if (!first && !ts.isImportDeclaration(stmt) && !ts.isImportEqualsDeclaration(stmt) && !ts.isExportDeclaration(stmt) && !ts.isExpressionStatement(stmt)) {
+      first = stmt;
+    }
+    if (ts.isExportDeclaration(stmt)) {
+      const spec = stmt.moduleSpecifier && ts.isStringLiteral(stmt.moduleSpecifier) ? stmt.moduleSpecifier.text : undefined;
+      const target = spec ? resolveModule(path, spec) : undefined;
+      if (!stmt.exportClause) {
+        if (target) info.star.push(target);
+        continue;
+      }
+      if (ts.isNamedExports(stmt.exportClause)) {
+        for (const el of stmt.exportClause.elements) {
+          const local = (el.propertyName ?? el.name).text;
+          if (target) info.exports.set(el.name.text, { from: target, name: local });
+          else if (!spec) {
+            info.exports.set(el.name.text, { local });
+            exportedLocal.add(local);
+          }
+        }
+      }
+      continue;
+    }
+    if (ts.isExportAssignment(stmt)) continue;
+    const exported = hasModifier(stmt, ts.SyntaxKind.ExportKeyword);
+    if (ts.isVariableStatement(stmt)) {
+      for (const d of stmt.declarationList.declarations) {
+        if (!ts.isIdentifier(d.name)) continue;
+        const entry = { node: stmt as ts.Node, kind: stmt.declarationList.flags & ts.NodeFlags.Const ? 'const' : 'let' };
+        locals.set(d.name.text, [...(locals.get(d.name.text) ?? []), entry]);
+        if (exported) {
+          exportedLocal.add(d.name.text);
+          info.exports.set(d.name.text, { local: d.name.text });
+        }
+      }
+      continue;
+    }
+    const kind = KINDS[stmt.kind];
+    if (!kind) continue;
+    const nameNode = (stmt as ts.DeclarationStatement).name;
+    const name = nameNode && ts.isIdentifier(nameNode) ? nameNode.text : 'default';
+    locals.set(name, [...(locals.get(name) ?? []), { node: stmt, kind }]);
+    if (exported) {
+      exportedLocal.add(name);
+      info.exports.set(hasModifier(stmt, ts.SyntaxKind.DefaultKeyword) ? 'default' : name, { local: name });
+    }
+  }
+
+  for (const name of exportedLocal) {
+    const entries = locals.get(name);
+    if (!entries) continue;
+    // Interfaces merge and functions overload: one count per name and kind.
+    const byKind = new Map<string, ts.Node[]>();
+    for (const e of entries) byKind.set(e.kind, [...(byKind.get(e.kind) ?? []), e.node]);
+    for (const [kind, nodes] of byKind) {
+      info.decls.push({ file: rel, line: lineOf(nodes[0]!), kind, name, documented: nodes.some(hasDoc) });
+    }
+    if (flag('--members')) {
+      for (const { node } of entries) {
+        if (!ts.isClassDeclaration(node)) continue;
+        for (const m of node.members) {
+          const isPublicMethod =
+            (ts.isMethodDeclaration(m) || ts.isGetAccessorDeclaration(m) || ts.isConstructorDeclaration(m)) &&
+            !hasModifier(m, ts.SyntaxKind.PrivateKeyword) &&
+            !hasModifier(m, ts.SyntaxKind.ProtectedKeyword) &&
+            !(m.name && ts.isPrivateIdentifier(m.name));
+          if (!isPublicMethod) continue;
+          // An overload's implementation shares the overloads' doc.
+          if (ts.isMethodDeclaration(m) && m.body && node.members.some((o) => o !== m && ts.isMethodDeclaration(o) && !o.body && o.name.getText(sf) === m.name.getText(sf))) continue;
+          info.members++;
+          if (!hasDoc(m)) {
+            const memberName = ts.isConstructorDeclaration(m) ? 'constructor' : m.name.getText(sf);
+            info.undocumentedMembers.push(`${rel}:${lineOf(m)} ${name}.${memberName}`);
+          }
+        }
+      }
+    }
+  }
+
+  if (first && !ts.isClassDeclaration(first)) {
+    const doc = lastJsDoc(first);
+    const nameNode = (first as ts.DeclarationStatement).name;
+    const name = nameNode && ts.isIdentifier(nameNode) ? nameNode.text : ts.isVariableStatement(first) ? first.declarationList.declarations[0]?.name.getText(sf) ?? '' : '';
+    if (doc && !isModuleHeader(doc)) {
+      const lines = doc.getText(sf).split('\n').length;
+      const firstLine = doc.getText(sf).split('\n').slice(0, 2).join(' ');
+      if (lines >= 8 && name && !firstLine.includes(name)) info.suspect = `${rel}:${lineOf(first)} ${name} (${lines}-line doc)`;
+    }
+  }
+  return info;
+}
+
+const files = walk(srcDir);
+const infos = new Map(files.map((f) => [f, analyse(f)]));
+
+/** Marks the declarations reachable from src/index.ts. */
+function publicDecls(): Set<Decl> {
+  const out = new Set<Decl>();
+  const seen = new Set<string>();
+  const visit = (file: string, name: string): void => {
+    const key = `${file}#${name}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    const info = infos.get(file);
+    if (!info) return;
+    const exp = info.exports.get(name);
+    if (exp && 'local' in exp) {
+      for (const d of info.decls) if (d.name === exp.local) out.add(d);
+      return;
+    }
+    if (exp) return visit(exp.from, exp.name);
+    for (const target of info.star) visit(target, name);
+  };
+  const index = join(srcDir, 'index.ts');
+  const root = infos.get(index);
+  if (!root) return out;
+  const names = new Set(root.exports.keys());
+  for (const name of names) visit(index, name);
+  return out;
+}
+
+const all = [...infos.values()].flatMap((i) => i.decls);
+const scope = flag('--public') ? publicDecls() : undefined;
+const inScope = (d: Decl): boolean => !scope || scope.has(d);
+const undocumented = all.filter((d) => inScope(d) && !d.documented);
+const classes = all.filter((d) => inScope(d) && d.kind === 'class');
+const undocumentedClasses = classes.filter((d) => !d.documented);
+
+if (flag('--list')) {
+  for (const d of undocumented) console.log(`${d.file}:${d.line} ${d.kind} ${d.name}`);
+  console.log('');
+}
+const suspects = [...infos.values()].flatMap((i) => (i.suspect ? [i.suspect] : []));
+if (suspects.length > 0) {
+  console.log('file headers on the first declaration (review):');
+  for (const s of suspects) console.log(`  ${s}`);
+}
+if (flag('--members')) {
+  const members = [...infos.values()].flatMap((i) => i.undocumentedMembers);
+  if (flag('--list')) for (const m of members) console.log(`  member ${m}`);
+  const total = [...infos.values()].reduce((n, i) => n + i.members, 0);
+  console.log(`public methods of exported classes without a doc: ${members.length} of ${total}`);
+}
+console.log(`files: ${files.length}${scope ? ' (public API only: reachable from src/index.ts)' : ''}`);
+console.log(`exported declarations without a doc: ${undocumented.length} of ${all.filter(inScope).length}`);
+console.log(`exported classes without a doc: ${undocumentedClasses.length} of ${classes.length}${undocumentedClasses.length ? ` (${undocumentedClasses.map((d) => d.name).join(', ')})` : ''}`);
+console.log(`file headers on the first declaration (heuristic): ${suspects.length}`);
