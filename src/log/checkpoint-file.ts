@@ -1,10 +1,3 @@
-import { crc32c } from '@node-rs/crc32';
-import { dirname, resolve } from 'node:path';
-import { ConcordatError, ErrorCode } from '../errors.js';
-import { logFs } from './file-system.js';
-import { openFile, readWholeFile } from './open-file.js';
-import { isDiskFull, storageWriteError } from './storage-error.js';
-
 /**
  * Small metadata files replaced atomically: the topic registry
  * (`topics.json`) and the consumer groups' committed offsets
@@ -21,7 +14,16 @@ import { isDiskFull, storageWriteError } from './storage-error.js';
  * the rename itself durable). The header's length and CRC catch what
  * atomicity cannot: a file damaged on disk or edited by hand is reported
  * (STORAGE_CORRUPT), never half-read. A leftover `.tmp` is ignored.
+ *
+ * @module
  */
+
+import { crc32c } from '@node-rs/crc32';
+import { dirname, resolve } from 'node:path';
+import { ConcordatError, ErrorCode } from '../errors.js';
+import { logFs } from './file-system.js';
+import { openFile, readWholeFile } from './open-file.js';
+import { isDiskFull, storageWriteError } from './storage-error.js';
 
 const VERSION = 'v1';
 

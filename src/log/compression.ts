@@ -52,6 +52,11 @@ export function compressionFromCode(code: number): CompressionType {
   return type;
 }
 
+/**
+ * Compresses a batch's records section with `type`, in the wire format the
+ * file header gives (xerial framing for snappy, LZ4 frame, zstd frame).
+ * @throws ConcordatError UNSUPPORTED_COMPRESSION_TYPE for a value not in {@link CompressionType}
+ */
 export function compress(type: CompressionType, data: Buffer): Buffer {
   switch (type) {
     case CompressionType.NONE:

@@ -11,6 +11,39 @@ import {
   type DecodedRecord,
 } from './record-batch.js';
 
+/** The record header whose value is the message ID: CloudEvents' `ce_id` in Kafka binary mode. */
+export const DEDUP_HEADER = 'ce_id';
+
+/** Where a record landed: its partition and offset. */
+export interface RecordLocation {
+  partition: number;
+  offset: number;
+}
+
+/** A registered message ID: where its record is, when it was appended, and whether it is acknowledged. */
+export interface DedupEntry extends RecordLocation {
+  timestampMs: number;
+  /** Settles with the append that wrote it; null once acknowledged (or when rebuilt from disk). */
+  acked: Promise<unknown> | null;
+}
+
+/**
+ * What became of one input record: written (null), a repeat of a record
+ * appended before (`entry`), or a repeat of a record written earlier in the
+ * same append (`writtenIndex`, its index among the written records).
+ */
+export type DedupOriginal = null | { entry: DedupEntry } | { writtenIndex: number };
+
+/** What an append does with its records, decided before its offsets are assigned. */
+export interface DedupPlan {
+  /** What to append: the input, the input rebuilt without duplicates, or null when every record repeats. */
+  bytes: Buffer | null;
+  /** Per input record, in order. */
+  originals: DedupOriginal[];
+  /** Per written record, in order: its ID, or null. */
+  writtenIds: (string | null)[];
+}
+
 /**
  * The per-topic message-ID dedup window (NATS JetStream's `Nats-Msg-Id`
  * with `duplicate_window`, on CloudEvents' `ce_id` header).
@@ -37,36 +70,6 @@ import {
  * of the last `dedupWindowMs` (found with the time index), in timestamp
  * order, by the log manager.
  */
-export const DEDUP_HEADER = 'ce_id';
-
-export interface RecordLocation {
-  partition: number;
-  offset: number;
-}
-
-export interface DedupEntry extends RecordLocation {
-  timestampMs: number;
-  /** Settles with the append that wrote it; null once acknowledged (or when rebuilt from disk). */
-  acked: Promise<unknown> | null;
-}
-
-/**
- * What became of one input record: written (null), a repeat of a record
- * appended before (`entry`), or a repeat of a record written earlier in the
- * same append (`writtenIndex`, its index among the written records).
- */
-export type DedupOriginal = null | { entry: DedupEntry } | { writtenIndex: number };
-
-/** What an append does with its records, decided before its offsets are assigned. */
-export interface DedupPlan {
-  /** What to append: the input, the input rebuilt without duplicates, or null when every record repeats. */
-  bytes: Buffer | null;
-  /** Per input record, in order. */
-  originals: DedupOriginal[];
-  /** Per written record, in order: its ID, or null. */
-  writtenIds: (string | null)[];
-}
-
 export class DedupWindow {
   /** Insertion order is (about) time order: the oldest go first. */
   private readonly ids = new Map<string, DedupEntry>();
@@ -78,6 +81,7 @@ export class DedupWindow {
     private readonly decompressedBytesMax: number,
   ) {}
 
+  /** Message IDs registered now (at most `dedupWindowIdsMax`). */
   get size(): number {
     return this.ids.size;
   }

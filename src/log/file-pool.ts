@@ -1,6 +1,22 @@
 import type { FileHandle } from 'node:fs/promises';
 import { openFile as openLogFile } from './open-file.js';
 
+interface Entry {
+  path: string;
+  handle: Promise<FileHandle>;
+  users: number;
+  /** Close when the last user releases it (the file was discarded). */
+  doomed: boolean;
+}
+
+/** Counters for tests and benchmarks. */
+export interface FilePoolStats {
+  open: number;
+  opened: number;
+  closed: number;
+  waits: number;
+}
+
 /**
  * The open segment files of the whole log, bounded by `openFilesMax`.
  *
@@ -23,23 +39,6 @@ import { openFile as openLogFile } from './open-file.js';
  * unlinked inode alive while it is open. Running out of descriptors anyway
  * (EMFILE) is LIMIT_EXCEEDED naming openFilesMax (open-file.ts).
  */
-
-interface Entry {
-  path: string;
-  handle: Promise<FileHandle>;
-  users: number;
-  /** Close when the last user releases it (the file was discarded). */
-  doomed: boolean;
-}
-
-/** Counters for tests and benchmarks. */
-export interface FilePoolStats {
-  open: number;
-  opened: number;
-  closed: number;
-  waits: number;
-}
-
 export class FilePool {
   /** Insertion order is recency: an entry is moved to the end on every use. */
   private readonly entries = new Map<string, Entry>();
@@ -49,6 +48,7 @@ export class FilePool {
 
   constructor(readonly openFilesMax: number) {}
 
+  /** Descriptors open now and the counters since the pool was made (a copy). */
   get stats(): FilePoolStats {
     return { open: this.openCount, ...this.counters };
   }

@@ -1,3 +1,28 @@
+/** Anything with fdatasync: a segment (segment.ts), whose datasync goes through the file pool. */
+export interface Syncable {
+  /** fdatasync(2) of the whole file: every write made before the call is on disk when it resolves. */
+  datasync(): Promise<void>;
+}
+
+interface Waiter {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+interface FileState {
+  running: boolean;
+  next: Waiter | null;
+}
+
+/** Counters, for tests and benchmarks that prove the sharing. */
+export interface FlushStats {
+  /** fdatasync calls made. */
+  syncs: number;
+  /** Sync requests served. */
+  requests: number;
+}
+
 /**
  * Group commit: every durable append asks for an fdatasync of its segment
  * file, and appends that ask while a sync of that file is running or
@@ -24,36 +49,12 @@
  * threads unless UV_THREADPOOL_SIZE says otherwise; more concurrent
  * partitions queue there.
  */
-
-/** Anything with fdatasync: a segment (segment.ts), whose datasync goes through the file pool. */
-export interface Syncable {
-  datasync(): Promise<void>;
-}
-
-interface Waiter {
-  promise: Promise<void>;
-  resolve: () => void;
-  reject: (error: unknown) => void;
-}
-
-interface FileState {
-  running: boolean;
-  next: Waiter | null;
-}
-
-/** Counters, for tests and benchmarks that prove the sharing. */
-export interface FlushStats {
-  /** fdatasync calls made. */
-  syncs: number;
-  /** Sync requests served. */
-  requests: number;
-}
-
 export class GroupCommitFlusher {
   private readonly files = new Map<Syncable, FileState>();
   private readonly counters: FlushStats = { syncs: 0, requests: 0 };
   private readonly syncListeners = new Set<(seconds: number) => void>();
 
+  /** Syncs made and sync requests served since the log opened (a copy). */
   get stats(): Readonly<FlushStats> {
     return { ...this.counters };
   }

@@ -1,3 +1,9 @@
+/** A rolled segment whose loaded indexes the cache may drop (segment.ts). */
+export interface IndexHolder {
+  /** Forgets the loaded indexes (a later lookup loads them again). */
+  dropIndexes(): void;
+}
+
 /**
  * Bounds the memory taken by the indexes of rolled segments.
  *
@@ -8,11 +14,6 @@
  * again when next needed. Kafka memory-maps its index files and lets the
  * page cache do this; Node has no mmap, so the bound is explicit.
  */
-export interface IndexHolder {
-  /** Forgets the loaded indexes (a later lookup loads them again). */
-  dropIndexes(): void;
-}
-
 export class IndexCache {
   /** Insertion order is recency. */
   private readonly holders = new Map<IndexHolder, number>();
@@ -20,10 +21,12 @@ export class IndexCache {
 
   constructor(readonly bytesMax: number) {}
 
+  /** Bytes of the indexes held now (at most `bytesMax`, but for one holder bigger than it). */
   get usedBytes(): number {
     return this.bytes;
   }
 
+  /** Rolled segments whose indexes are held now. */
   get size(): number {
     return this.holders.size;
   }

@@ -41,6 +41,7 @@ export abstract class IndexEntries {
     this.persisted = this.count;
   }
 
+  /** Entries in memory (the file may hold fewer until the next flush). */
   get entryCount(): number {
     return this.count;
   }
@@ -50,6 +51,7 @@ export abstract class IndexEntries {
     return this.entries.length;
   }
 
+  /** Whether the index holds `maxEntries`: the segment must roll before another entry. */
   isFull(): boolean {
     return this.count >= this.maxEntries;
   }

@@ -39,29 +39,6 @@ import { isValidTopicName, topicNamesCollide, validateTopicName } from './topic-
 import { TopicRegistry, TOPIC_REGISTRY_FILE, type TopicRecord } from './topic-registry.js';
 import type { TransactionMarker } from './transaction-index.js';
 
-/**
- * The log engine's front door: topics of partitions on disk, appends with
- * group commit, long-poll reads, retention, idempotent producers, the
- * message-ID dedup window, and the consumer-group coordinator.
- *
- * Data directory:
- * ```
- * <dataDir>/.lock                             OS lock while open, owner's PID (dir-lock.ts)
- * <dataDir>/topics.json                       topic registry (topic-registry.ts)
- * <dataDir>/recovery-point-offset-checkpoint  recovery points (recovery-point.ts)
- * <dataDir>/producer-ids                      producer-ID blocks (producer-ids.ts)
- * <dataDir>/transactions                      Kafka transaction coordinator state (transactions/state-store.ts)
- * <dataDir>/<topic>-<partition>/              segments (segment.ts), producer snapshots (partition-log.ts)
- * <dataDir>/.groups/                          committed offsets (groups/offset-store.ts)
- * ```
- * Open validates, in each partition, only what lies past its recovery
- * point; close records recovery points at every partition's end, so an
- * open after a clean close validates nothing. In between, a timer
- * checkpoints recovery points every `recoveryCheckpointIntervalMs` and
- * another enforces retention (and expires idempotent producers and
- * committed offsets) every `retentionCheckIntervalMs`; the two never overlap.
- */
-
 /** What {@link LogManager.open} may be given besides its options. */
 export interface LogManagerDependencies {
   /** Where the log's lines go (a child with `component: 'log'` is made of it). @default the Concordat logger (pino, stderr) */
@@ -70,17 +47,24 @@ export interface LogManagerDependencies {
   transactionFaults?: TransactionCoordinatorFaults;
 }
 
+/** What {@link LogManager.createTopic} and {@link LogManager.ensureTopic} create. */
 export interface TopicSpec {
+  /** Number of partitions, 1..`partitionsPerTopicMax`; fixed for the topic's life. */
   partitions: number;
+  /** Overrides of the log's topic defaults (`topicDefaults`); validated as the log options are. */
   config?: Partial<TopicConfig>;
 }
 
+/** A topic as {@link LogManager.describeTopic} reports it. */
 export interface TopicDescription {
   name: string;
+  /** The topic's config, defaults filled in (a copy). */
   config: TopicConfig;
+  /** One entry per partition, in partition order. */
   partitions: PartitionDescription[];
 }
 
+/** Options of {@link LogManager.appendRecords}. */
 export interface AppendRecordsOptions {
   /** Codec of the batch. @default 'none' */
   compression?: CompressionType;
@@ -88,7 +72,9 @@ export interface AppendRecordsOptions {
 
 /** What one run of retention did. */
 export interface RetentionSummary {
+  /** Segments deleted in every partition together. */
   deletedSegments: number;
+  /** Bytes of their `.log` files. */
   deletedBytes: number;
   /** Groups whose committed offsets expired. */
   expiredGroups: string[];
@@ -119,6 +105,46 @@ const RECOVERY_LOG_PARTITIONS_MAX = 100;
 /** Bytes per read when rebuilding a dedup window. */
 const DEDUP_REBUILD_READ_BYTES = 1024 * 1024;
 
+/**
+ * The log engine's front door: topics of partitions on disk, appends with
+ * group commit, long-poll reads, retention, idempotent producers, the
+ * message-ID dedup window, and the consumer-group coordinator.
+ *
+ * Data directory:
+ * ```
+ * <dataDir>/.lock                             OS lock while open, owner's PID (dir-lock.ts)
+ * <dataDir>/topics.json                       topic registry (topic-registry.ts)
+ * <dataDir>/recovery-point-offset-checkpoint  recovery points (recovery-point.ts)
+ * <dataDir>/producer-ids                      producer-ID blocks (producer-ids.ts)
+ * <dataDir>/transactions                      Kafka transaction coordinator state (transactions/state-store.ts)
+ * <dataDir>/<topic>-<partition>/              segments (segment.ts), producer snapshots (partition-log.ts)
+ * <dataDir>/.groups/                          committed offsets (groups/offset-store.ts)
+ * ```
+ * Open validates, in each partition, only what lies past its recovery
+ * point; close records recovery points at every partition's end, so an
+ * open after a clean close validates nothing. In between, a timer
+ * checkpoints recovery points every `recoveryCheckpointIntervalMs` and
+ * another enforces retention (and expires idempotent producers and
+ * committed offsets) every `retentionCheckIntervalMs`; the two never overlap.
+ *
+ * Concurrency (one event loop, but calls interleave at every await): every
+ * public method may be called while others are pending. Topic creations and
+ * deletions run one at a time in call order; retention and recovery-point
+ * checkpoints run one at a time, never beside a topic change's checkpoint
+ * of the same file. Appends to one partition take their offsets in call
+ * order (assigned synchronously, before the first await); appends to
+ * different partitions, reads and offset lookups overlap freely. A read of
+ * a partition whose topic is deleted meanwhile fails with LOG_CLOSED.
+ * `close` may overlap anything: it waits for the topic change and the
+ * maintenance in flight, lets queued appends finish, fails waiting reads,
+ * and every later call fails with LOG_CLOSED.
+ *
+ * Errors: operating errors are {@link ConcordatError}s whose codes each
+ * method lists (Kafka's error names where Kafka has one: the broker answers
+ * them as they are); a programmer error (a `maxBytes` below 1) is a
+ * RangeError. Layout and recovery follow Kafka's `LogManager` and
+ * `UnifiedLog` (recovery-point-offset-checkpoint, KIP-98 transactions).
+ */
 export class LogManager {
   private readonly topics = new Map<string, Topic>();
   private readonly nullKeyPartitioner = new RoundRobinPartitioner();
@@ -415,6 +441,7 @@ export class LogManager {
     return this.flusher.stats;
   }
 
+  /** Group commit, file-pool and index-cache use now (a snapshot; cheap). */
   stats(): LogStats {
     return {
       flush: this.flusher.stats,
@@ -551,10 +578,12 @@ export class LogManager {
     });
   }
 
+  /** Whether the topic exists now (a creation in flight counts once it resolved). */
   hasTopic(name: string): boolean {
     return this.topics.has(name);
   }
 
+  /** Names of the topics, sorted. */
   listTopics(): string[] {
     return [...this.topics.keys()].sort();
   }
@@ -564,7 +593,11 @@ export class LogManager {
     return this.topics.get(name)?.partitions.length;
   }
 
-  /** @throws ConcordatError UNKNOWN_TOPIC_OR_PARTITION */
+  /**
+   * The topic's config and each partition's offsets (log start, high
+   * watermark, log end, last stable) as they are now.
+   * @throws ConcordatError UNKNOWN_TOPIC_OR_PARTITION
+   */
   describeTopic(name: string): TopicDescription {
     const topic = this.topicOrThrow(name);
     return { name, config: { ...topic.record.config }, partitions: topic.partitions.map((log) => log.describe()) };
@@ -837,15 +870,17 @@ export class LogManager {
   }
 }
 
-/** The `keep` entries with the largest timestamps, oldest first. */
+/** `1 segment`, `2 segments`. */
 function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
 
+/** The `keep` entries with the largest timestamps, oldest first. */
 function newest<T extends { timestampMs: number }>(entries: T[], keep: number): T[] {
   return [...entries].sort((a, b) => a.timestampMs - b.timestampMs).slice(-keep);
 }
 
+/** Runs `work` on each item, at most `limit` at once. */
 async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {

@@ -1,6 +1,3 @@
-import { Counter, Gauge, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
-import type { LogManager } from './log-manager.js';
-
 /**
  * Prometheus metrics of the log engine, on prom-client: one set per
  * registry, summed over the logs attached to it (an embedded transport's
@@ -18,7 +15,13 @@ import type { LogManager } from './log-manager.js';
  *
  * The counters restart from zero when a log is reopened (Prometheus's
  * `rate()` handles that as a counter reset).
+ *
+ * @module
  */
+
+import { Counter, Gauge, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
+import type { LogManager } from './log-manager.js';
+
 interface LogMetricsSet {
   logs: Map<LogManager, { count: number; detach: () => void }>;
   fsyncSeconds: Histogram;

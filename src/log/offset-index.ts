@@ -1,5 +1,16 @@
 import { IndexEntries, readIndexFile } from './index-file.js';
 
+/** Bytes of one offset-index entry: relative offset u32 and position u32. */
+export const INDEX_ENTRY_BYTES = 8;
+/** Relative offsets fit in Kafka's int32. */
+export const MAX_RELATIVE_OFFSET = 0x7fffffff;
+
+/** One offset-index entry: an absolute offset (a batch's lastOffset) and the byte where its batch starts. */
+export interface IndexEntry {
+  offset: number;
+  position: number;
+}
+
 /**
  * The sparse offset index of one segment (Kafka's `OffsetIndex`).
  *
@@ -23,15 +34,6 @@ import { IndexEntries, readIndexFile } from './index-file.js';
  * caught when used, since the segment checks the batch header an entry
  * points at (segment.ts) and rebuilds the index when it disagrees.
  */
-export const INDEX_ENTRY_BYTES = 8;
-/** Relative offsets fit in Kafka's int32. */
-export const MAX_RELATIVE_OFFSET = 0x7fffffff;
-
-export interface IndexEntry {
-  offset: number;
-  position: number;
-}
-
 export class OffsetIndex extends IndexEntries {
   private constructor(path: string, baseOffset: number, maxEntries: number, initial: Buffer) {
     super(path, baseOffset, maxEntries, INDEX_ENTRY_BYTES, 0, initial);

@@ -1,12 +1,20 @@
-import type { FileHandle } from 'node:fs/promises';
-import { ConcordatError, ErrorCode } from '../errors.js';
-import { logFs } from './file-system.js';
-
 /**
  * Opening files in the log, with one answer to running out of descriptors:
  * EMFILE/ENFILE become LIMIT_EXCEEDED naming `openFilesMax` (the file pool
  * holds most of the log's descriptors, file-pool.ts) and `ulimit -n`, so
  * the caller sees which limit to change rather than a bare errno.
+ *
+ * @module
+ */
+
+import type { FileHandle } from 'node:fs/promises';
+import { ConcordatError, ErrorCode } from '../errors.js';
+import { logFs } from './file-system.js';
+
+/**
+ * `logFs().open(path, flags)`, flags as `fs.promises.open`'s.
+ * @throws ConcordatError LIMIT_EXCEEDED when the process is out of descriptors (naming `openFilesMax` when given);
+ *   other errors as the OS gave them
  */
 export async function openFile(path: string, flags: string, openFilesMax?: number): Promise<FileHandle> {
   try {

@@ -33,6 +33,183 @@ import {
   type TransactionMarker,
 } from './transaction-index.js';
 
+/** What an append resolves with (Kafka's ProduceResponse partition fields). */
+export interface AppendResult {
+  /** Offset of the first record appended (for a duplicate: of the original). */
+  baseOffset: number;
+  /** Offset of the last record appended (for a duplicate: of the original). */
+  lastOffset: number;
+  /** Kafka's logAppendTime: -1, since timestamps are the producer's (CreateTime). */
+  logAppendTimeMs: number;
+  /** The partition's log start offset when the append was acknowledged. */
+  logStartOffset: number;
+  /** Present and true when nothing was written: the append repeated an earlier one (idempotent retry, or every record within the dedup window). */
+  duplicate?: true;
+  /**
+   * Where each input record is, in input order, on topics with a dedup
+   * window: a repeated record's location is its original's (possibly on
+   * another partition of the topic).
+   */
+  recordLocations?: RecordLocation[];
+}
+
+/** Kafka's isolation levels of a read (Fetch isolation_level 0 and 1). */
+export const IsolationLevel = { READ_UNCOMMITTED: 'read_uncommitted', READ_COMMITTED: 'read_committed' } as const;
+/** `read_uncommitted` or `read_committed`. */
+export type IsolationLevel = (typeof IsolationLevel)[keyof typeof IsolationLevel];
+
+/** Options of a read ({@link PartitionLog.read}, LogManager.read): Kafka's Fetch fields for one partition. */
+export interface ReadOptions {
+  /** Byte budget of the result; at least one whole batch is returned when one exists. */
+  maxBytes: number;
+  /** Wait until at least this many bytes are available. @default 1 */
+  minBytes?: number;
+  /** Longest wait for minBytes, in ms. @default 0 */
+  maxWaitMs?: number;
+  /** Ends the wait early; the read then returns what is there (possibly nothing). */
+  signal?: AbortSignal;
+  /**
+   * Read into this buffer when the result fits (the result is then a view
+   * of it), sparing an allocation per read. Only for a caller that is done
+   * with the previous result, and every view into it, before reading again.
+   */
+  buffer?: Buffer;
+  /**
+   * read_committed: only batches below the last stable offset, with the
+   * aborted transactions among them in the result. @default 'read_uncommitted'
+   */
+  isolationLevel?: IsolationLevel;
+}
+
+/** What a read returns: the bytes and the partition's offsets as the read saw them. */
+export interface ReadResult {
+  /** Whole RecordBatch v2 batches, starting with the one that holds the requested offset. */
+  records: Buffer;
+  /** Offset after the last acknowledged record. */
+  highWatermark: number;
+  /** First offset still stored. */
+  logStartOffset: number;
+  /** The high watermark, or the first offset of the oldest transaction still open, if lower. */
+  lastStableOffset: number;
+  /** Offset after the last record written (acknowledged or not). */
+  logEndOffset: number;
+  /** read_committed reads only: the aborted transactions with data in `records`, by first offset. */
+  abortedTransactions?: AbortedTransaction[];
+}
+
+/** One partition's offsets and size now ({@link PartitionLog.describe}). */
+export interface PartitionDescription {
+  partition: number;
+  /** First offset still stored (ListOffsets earliest). */
+  logStartOffset: number;
+  /** Offset after the last acknowledged record (ListOffsets latest). */
+  highWatermark: number;
+  /** The high watermark, or the first offset of the oldest open transaction, if lower. */
+  lastStableOffset: number;
+  /** Offset after the last record written (acknowledged or not). */
+  logEndOffset: number;
+  /** Bytes of the partition's `.log` files. */
+  sizeBytes: number;
+  /** Segments, the active one included. */
+  segmentCount: number;
+  /** Long-poll reads waiting for an append right now (at most the log's `readWaitersMax`). */
+  readsWaiting: number;
+}
+
+/**
+ * What opening a partition validated and cut, for the start-up log after an
+ * unclean shutdown. All zero (and no recovery point) after a clean close.
+ */
+export interface PartitionRecovery {
+  /** Where validation started: the recovery point (segment base offset, byte in it, offset of the batch there), or null when there was none and every segment was validated. */
+  recoveryPoint: { segmentBase: number; position: number; offset: number } | null;
+  /** Segments that had bytes past the recovery point, each validated batch by batch. */
+  segmentsValidated: number;
+  /** Bytes validated, truncated ones included. */
+  bytesValidated: number;
+  /** Bytes cut from the active segment's tail (a torn or unsynced write). */
+  truncatedBytes: number;
+}
+
+const NOTHING_RECOVERED: PartitionRecovery = { recoveryPoint: null, segmentsValidated: 0, bytesValidated: 0, truncatedBytes: 0 };
+
+/** A repair or finding while opening or reading a partition. */
+export interface RecoveryEvent extends SegmentEvent {
+  topic: string;
+  partition: number;
+}
+
+/** What a partition gets from LogManager: where it lives, its config, and the log's shared resources. */
+export interface PartitionLogContext {
+  topic: string;
+  partition: number;
+  dir: string;
+  config: TopicConfig;
+  flusher: GroupCommitFlusher;
+  pool: FilePool;
+  indexCache: IndexCache;
+  appendQueueBytesMax: number;
+  readWaitersMax: number;
+  decompressedBatchBytesMax: number;
+  producerIdExpirationMs: number;
+  producersPerPartitionMax: number;
+  /** The topic's message-ID dedup window, or null when the topic has none. */
+  dedup: DedupWindow | null;
+  logger: Logger;
+  report(event: RecoveryEvent): void;
+}
+
+/** Retention's work on one partition. */
+export interface RetentionResult {
+  /** Segments deleted. */
+  deletedSegments: number;
+  /** Bytes of their `.log` files. */
+  deletedBytes: number;
+  /** The log start offset after the deletion. */
+  logStartOffset: number;
+}
+
+interface PendingAppend {
+  chunk: Buffer;
+  baseOffset: number;
+  lastOffset: number;
+  maxTimestamp: number;
+  resolve: (result: AppendResult) => void;
+  reject: (error: unknown) => void;
+  producerBatches: PendingProducerBatch[] | null;
+  dedupPlan: DedupPlan | null;
+  dedupEntries: DedupEntry[] | null;
+  /** Holds transactional or control batches: the partition's transactions take it when acknowledged. */
+  transactional: boolean;
+}
+
+interface WriteGroup {
+  appends: PendingAppend[];
+  bytes: number;
+  endOffset: number;
+  epoch: number;
+  segment: Segment;
+}
+
+interface ReadWaiter {
+  wake: () => void;
+}
+
+/** A point up to which the log is on disk: `position` in `segment`, where the batch of `offset` starts. */
+interface DurablePoint {
+  segment: Segment;
+  position: number;
+  offset: number;
+}
+
+/** Read positions remembered per partition. */
+const READ_HINTS_MAX = 8;
+/** Most buffers in one writev (Linux's IOV_MAX). */
+const WRITEV_BUFFERS_MAX = 1024;
+/** Bytes per read when replaying producer state. */
+const REPLAY_READ_BYTES = 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
+
 /**
  * One partition's log: an ordered list of segments (segment.ts), the last of
  * which takes appends, and the offsets that describe it:
@@ -92,167 +269,20 @@ import {
  * The log start offset moves past them; a read below it gets
  * OFFSET_OUT_OF_RANGE. A read racing with the deletion of its segment
  * retries and gets the same.
+ *
+ * Concurrency (one event loop; calls interleave at every await): `append`,
+ * `appendMarker`, `read` and `offsetForTimestamp` may overlap each other
+ * and anything else, in any number; appends take their offsets in call
+ * order. `checkpoint` may overlap anything: concurrent calls share the one
+ * in flight. `enforceRetention` may overlap reads, appends and checkpoints,
+ * but callers run one at a time (LogManager's maintenance chain); a second
+ * concurrent call deletes only what the first left, as each takes its
+ * segments before its first await. `close` and `delete` may overlap
+ * anything and end it: queued appends finish first, waiting reads fail,
+ * and later appends and reads fail with LOG_CLOSED. Only
+ * LogManager creates, opens, closes and deletes partitions; it reaches
+ * them through its own methods, which check the topic and partition.
  */
-
-export interface AppendResult {
-  /** Offset of the first record appended (for a duplicate: of the original). */
-  baseOffset: number;
-  /** Offset of the last record appended (for a duplicate: of the original). */
-  lastOffset: number;
-  /** Kafka's logAppendTime: -1, since timestamps are the producer's (CreateTime). */
-  logAppendTimeMs: number;
-  logStartOffset: number;
-  /** Present and true when nothing was written: the append repeated an earlier one (idempotent retry, or every record within the dedup window). */
-  duplicate?: true;
-  /**
-   * Where each input record is, in input order, on topics with a dedup
-   * window: a repeated record's location is its original's (possibly on
-   * another partition of the topic).
-   */
-  recordLocations?: RecordLocation[];
-}
-
-/** Kafka's isolation levels of a read (Fetch isolation_level 0 and 1). */
-export const IsolationLevel = { READ_UNCOMMITTED: 'read_uncommitted', READ_COMMITTED: 'read_committed' } as const;
-export type IsolationLevel = (typeof IsolationLevel)[keyof typeof IsolationLevel];
-
-export interface ReadOptions {
-  /** Byte budget of the result; at least one whole batch is returned when one exists. */
-  maxBytes: number;
-  /** Wait until at least this many bytes are available. @default 1 */
-  minBytes?: number;
-  /** Longest wait for minBytes, in ms. @default 0 */
-  maxWaitMs?: number;
-  /** Ends the wait early; the read then returns what is there (possibly nothing). */
-  signal?: AbortSignal;
-  /**
-   * Read into this buffer when the result fits (the result is then a view
-   * of it), sparing an allocation per read. Only for a caller that is done
-   * with the previous result, and every view into it, before reading again.
-   */
-  buffer?: Buffer;
-  /**
-   * read_committed: only batches below the last stable offset, with the
-   * aborted transactions among them in the result. @default 'read_uncommitted'
-   */
-  isolationLevel?: IsolationLevel;
-}
-
-export interface ReadResult {
-  /** Whole RecordBatch v2 batches, starting with the one that holds the requested offset. */
-  records: Buffer;
-  highWatermark: number;
-  logStartOffset: number;
-  /** The high watermark, or the first offset of the oldest transaction still open, if lower. */
-  lastStableOffset: number;
-  logEndOffset: number;
-  /** read_committed reads only: the aborted transactions with data in `records`, by first offset. */
-  abortedTransactions?: AbortedTransaction[];
-}
-
-export interface PartitionDescription {
-  partition: number;
-  logStartOffset: number;
-  highWatermark: number;
-  /** The high watermark, or the first offset of the oldest open transaction, if lower. */
-  lastStableOffset: number;
-  logEndOffset: number;
-  sizeBytes: number;
-  segmentCount: number;
-  /** Long-poll reads waiting for an append right now (at most the log's `readWaitersMax`). */
-  readsWaiting: number;
-}
-
-/**
- * What opening a partition validated and cut, for the start-up log after an
- * unclean shutdown. All zero (and no recovery point) after a clean close.
- */
-export interface PartitionRecovery {
-  /** Where validation started: the recovery point (segment base offset, byte in it, offset of the batch there), or null when there was none and every segment was validated. */
-  recoveryPoint: { segmentBase: number; position: number; offset: number } | null;
-  /** Segments that had bytes past the recovery point, each validated batch by batch. */
-  segmentsValidated: number;
-  /** Bytes validated, truncated ones included. */
-  bytesValidated: number;
-  /** Bytes cut from the active segment's tail (a torn or unsynced write). */
-  truncatedBytes: number;
-}
-
-const NOTHING_RECOVERED: PartitionRecovery = { recoveryPoint: null, segmentsValidated: 0, bytesValidated: 0, truncatedBytes: 0 };
-
-/** A repair or finding while opening or reading a partition. */
-export interface RecoveryEvent extends SegmentEvent {
-  topic: string;
-  partition: number;
-}
-
-export interface PartitionLogContext {
-  topic: string;
-  partition: number;
-  dir: string;
-  config: TopicConfig;
-  flusher: GroupCommitFlusher;
-  pool: FilePool;
-  indexCache: IndexCache;
-  appendQueueBytesMax: number;
-  readWaitersMax: number;
-  decompressedBatchBytesMax: number;
-  producerIdExpirationMs: number;
-  producersPerPartitionMax: number;
-  /** The topic's message-ID dedup window, or null when the topic has none. */
-  dedup: DedupWindow | null;
-  logger: Logger;
-  report(event: RecoveryEvent): void;
-}
-
-/** Retention's work on one partition. */
-export interface RetentionResult {
-  deletedSegments: number;
-  deletedBytes: number;
-  logStartOffset: number;
-}
-
-interface PendingAppend {
-  chunk: Buffer;
-  baseOffset: number;
-  lastOffset: number;
-  maxTimestamp: number;
-  resolve: (result: AppendResult) => void;
-  reject: (error: unknown) => void;
-  producerBatches: PendingProducerBatch[] | null;
-  dedupPlan: DedupPlan | null;
-  dedupEntries: DedupEntry[] | null;
-  /** Holds transactional or control batches: the partition's transactions take it when acknowledged. */
-  transactional: boolean;
-}
-
-interface WriteGroup {
-  appends: PendingAppend[];
-  bytes: number;
-  endOffset: number;
-  epoch: number;
-  segment: Segment;
-}
-
-interface ReadWaiter {
-  wake: () => void;
-}
-
-/** A point up to which the log is on disk: `position` in `segment`, where the batch of `offset` starts. */
-interface DurablePoint {
-  segment: Segment;
-  position: number;
-  offset: number;
-}
-
-/** Read positions remembered per partition. */
-const READ_HINTS_MAX = 8;
-/** Most buffers in one writev (Linux's IOV_MAX). */
-const WRITEV_BUFFERS_MAX = 1024;
-/** Bytes per read when replaying producer state. */
-const REPLAY_READ_BYTES = 1024 * 1024;
-const EMPTY = Buffer.alloc(0);
-
 export class PartitionLog {
   private readonly segments: Segment[];
   private config: TopicConfig;
@@ -361,14 +391,17 @@ export class PartitionLog {
     return log;
   }
 
+  /** The topic's name. */
   get topic(): string {
     return this.ctx.topic;
   }
 
+  /** The partition's number, 0-based. */
   get partition(): number {
     return this.ctx.partition;
   }
 
+  /** The offsets, size and waiting reads now; also after close. Never throws. */
   describe(): PartitionDescription {
     return {
       partition: this.ctx.partition,
@@ -382,6 +415,7 @@ export class PartitionLog {
     };
   }
 
+  /** First offset still stored: the base offset of the oldest segment. */
   get logStartOffset(): number {
     return this.segments[0]!.baseOffset;
   }
@@ -406,6 +440,18 @@ export class PartitionLog {
    * producers and the dedup window, rewrites their baseOffset in `batches`
    * itself (the caller must not reuse the buffer until the promise settles)
    * and resolves after the acknowledgement the topic's flushMode defines.
+   * Offsets are assigned before it returns: the offset order of overlapping
+   * appends is their call order. An append made while a failed write is
+   * being repaired waits for the repair.
+   * @returns the offsets taken; for a repeat of an acknowledged append
+   *   (`duplicate: true`) the original's, with nothing written
+   * @throws ConcordatError, synchronously (not a rejected promise: the
+   *   batches were refused before anything was queued): CORRUPT_MESSAGE,
+   *   INVALID_RECORD, UNSUPPORTED_FOR_MESSAGE_FORMAT, UNSUPPORTED_COMPRESSION_TYPE,
+   *   MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, OUT_OF_ORDER_SEQUENCE_NUMBER,
+   *   INVALID_PRODUCER_EPOCH, DUPLICATE_SEQUENCE_NUMBER, LIMIT_EXCEEDED (appendQueueBytesMax);
+   *   as a rejection: LOG_CLOSED, KAFKA_STORAGE_ERROR (retriable: the write or
+   *   sync failed; nothing of this append is kept)
    */
   append(batches: Buffer): Promise<AppendResult> {
     if (this.closed) return Promise.reject(closedError(this.ctx));
@@ -1076,6 +1122,10 @@ export class PartitionLog {
    * Stops taking appends, finishes the queued ones, fails waiting reads with
    * LOG_CLOSED, syncs the active segment and flushes its indexes, records
    * the final recovery point (returned: the partition's end) and closes files.
+   * Returns null when the partition was offline (a failed repair): the next
+   * open validates it. A second call returns at once with the recovery point
+   * known then, without waiting for the first to finish.
+   * @throws the file error of the final sync or checkpoint (the files are closed anyway)
    */
   async close(): Promise<RecoveryPoint | null> {
     if (this.closed) return this.recoveryPoint;
@@ -1098,7 +1148,11 @@ export class PartitionLog {
     return this.offline ? null : this.recoveryPoint;
   }
 
-  /** Closes and removes the partition directory. */
+  /**
+   * Closes the partition without a final checkpoint (as if offline) and
+   * removes its directory, every segment, index and snapshot in it.
+   * Queued appends still finish first.
+   */
   async delete(): Promise<void> {
     this.offline = true;
     await this.close();

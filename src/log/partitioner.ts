@@ -8,6 +8,8 @@
  *
  * Source: Apache Kafka, clients/src/main/java/org/apache/kafka/common/utils/Utils.java
  * (`murmur2`, `toPositive`) and BuiltInPartitioner.partitionForKey.
+ *
+ * @module
  */
 
 const SEED = 0x9747b28c;
@@ -63,12 +65,14 @@ export function partitionForKey(key: Uint8Array, partitions: number): number {
 export class RoundRobinPartitioner {
   private readonly next = new Map<string, number>();
 
+  /** The next partition of `topic` in turn, 0..partitions-1. */
   partition(topic: string, partitions: number): number {
     const current = this.next.get(topic) ?? 0;
     this.next.set(topic, (current + 1) % partitions);
     return current % partitions;
   }
 
+  /** Drops `topic`'s counter (the topic was deleted). */
   forget(topic: string): void {
     this.next.delete(topic);
   }

@@ -2,6 +2,11 @@ import { join } from 'node:path';
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint-file.js';
 
+/** Name of the producer-ID block file in the data directory. */
+export const PRODUCER_IDS_FILE = 'producer-ids';
+const KIND = 'producer-ids';
+const BLOCK_SIZE = 1000;
+
 /**
  * Producer IDs for InitProducerId (idempotent producers, KIP-98), never
  * handed out twice, across restarts too: partitions remember each
@@ -15,10 +20,6 @@ import { readCheckpoint, writeCheckpoint } from './checkpoint-file.js';
  * the unused rest of a block, never reuses an ID. Epochs start at 0;
  * transactions, which bump epochs, are not served.
  */
-export const PRODUCER_IDS_FILE = 'producer-ids';
-const KIND = 'producer-ids';
-const BLOCK_SIZE = 1000;
-
 export class ProducerIdAllocator {
   private next: number;
   private blockEnd: number;
@@ -32,6 +33,10 @@ export class ProducerIdAllocator {
     this.blockEnd = nextBlockStart;
   }
 
+  /**
+   * Reads `<dataDir>/producer-ids` (none: IDs start at 0).
+   * @throws ConcordatError STORAGE_CORRUPT when the file is damaged
+   */
   static async open(dataDir: string): Promise<ProducerIdAllocator> {
     const path = join(dataDir, PRODUCER_IDS_FILE);
     const body = (await readCheckpoint(path, KIND)) as { nextBlockStart?: unknown } | null;

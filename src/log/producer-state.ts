@@ -11,44 +11,11 @@ import {
   readInt64,
 } from './record-batch.js';
 
-/**
- * Idempotent producers (KIP-98), per partition: Kafka's `ProducerStateManager`.
- *
- * A batch with `producerId ≥ 0` carries the producer's epoch and the
- * sequence number of its first record; its records take the sequences
- * `baseSequence .. baseSequence + lastOffsetDelta` (wrapping from 2^31-1 to 0).
- * For each producer the partition remembers its epoch and its last
- * {@link BATCHES_REMEMBERED} batches (sequences and offsets), and checks
- * every new batch against them, in Kafka's order:
- * 1. a batch equal (same epoch, first and last sequence) to a remembered one
- *    is a retry: it is acknowledged with the original's offsets and not
- *    written again (if the original is still waiting for its sync, the
- *    retry waits with it);
- * 2. an epoch below the producer's is refused: INVALID_PRODUCER_EPOCH;
- * 3. a higher epoch must start at sequence 0, else OUT_OF_ORDER_SEQUENCE_NUMBER;
- * 4. the same epoch must continue at last sequence + 1, else OUT_OF_ORDER_SEQUENCE_NUMBER;
- * 5. a producer the partition does not know (never seen, expired, or its
- *    batches deleted by retention) is accepted at any sequence, as Kafka ≥ 2.5 does.
- *
- * Appends are checked when they are accepted, before their sync, so the
- * state has two layers: `producers` holds what acknowledged batches left,
- * `pending` the batches accepted and not yet acknowledged, in offset order.
- * An acknowledgement moves a batch down; a failed append (the partition
- * truncates back to its high watermark) drops every pending batch.
- *
- * Across restarts the state is rebuilt from a snapshot plus the batches
- * after it (Kafka's `<offset>.snapshot` files and log replay): the partition
- * writes a snapshot at each recovery checkpoint and on close
- * (partition-log.ts), and on open replays the batch headers from the
- * snapshot's offset to the log end. Snapshot body:
- * `{ offset, producers: [[producerId, epoch, lastAppendMs, [[firstSeq, lastSeq, firstOffset, lastOffset], ...]], ...] }`.
- *
- * Bounds: a producer silent for `producerIdExpirationMs` is forgotten, and
- * beyond `producersPerPartitionMax` the least recently appending one is.
- */
+/** Batches remembered per producer for spotting retries: Kafka's 5 (a producer has at most 5 requests in flight). */
 export const BATCHES_REMEMBERED = 5;
 const INT32_MAX = 0x7fffffff;
 
+/** One remembered batch of a producer: its sequence range and offset range (inclusive). */
 export interface ProducerBatch {
   firstSeq: number;
   lastSeq: number;
@@ -88,6 +55,7 @@ export type ProducerCheck =
   | { kind: 'append'; batches: IdempotentBatchInfo[] }
   | { kind: 'duplicate'; original: ProducerBatch; acked: Promise<unknown> | null };
 
+/** The partition a {@link ProducerStateManager} serves and its bounds. */
 export interface ProducerStateOptions {
   topic: string;
   partition: number;
@@ -95,8 +63,10 @@ export interface ProducerStateOptions {
   producersPerPartitionMax: number;
 }
 
+/** A producer in a snapshot: `[producerId, epoch, lastAppendMs, [[firstSeq, lastSeq, firstOffset, lastOffset], ...]]`. */
 export type ProducerSnapshotRow = [number, number, number, [number, number, number, number][]];
 
+/** The body of a `<offset>.snapshot` file: every producer's state as of `offset`. */
 export interface ProducerSnapshot {
   offset: number;
   producers: ProducerSnapshotRow[];
@@ -104,6 +74,41 @@ export interface ProducerSnapshot {
   transactions?: TransactionsSnapshot;
 }
 
+/**
+ * Idempotent producers (KIP-98), per partition: Kafka's `ProducerStateManager`.
+ *
+ * A batch with `producerId ≥ 0` carries the producer's epoch and the
+ * sequence number of its first record; its records take the sequences
+ * `baseSequence .. baseSequence + lastOffsetDelta` (wrapping from 2^31-1 to 0).
+ * For each producer the partition remembers its epoch and its last
+ * {@link BATCHES_REMEMBERED} batches (sequences and offsets), and checks
+ * every new batch against them, in Kafka's order:
+ * 1. a batch equal (same epoch, first and last sequence) to a remembered one
+ *    is a retry: it is acknowledged with the original's offsets and not
+ *    written again (if the original is still waiting for its sync, the
+ *    retry waits with it);
+ * 2. an epoch below the producer's is refused: INVALID_PRODUCER_EPOCH;
+ * 3. a higher epoch must start at sequence 0, else OUT_OF_ORDER_SEQUENCE_NUMBER;
+ * 4. the same epoch must continue at last sequence + 1, else OUT_OF_ORDER_SEQUENCE_NUMBER;
+ * 5. a producer the partition does not know (never seen, expired, or its
+ *    batches deleted by retention) is accepted at any sequence, as Kafka ≥ 2.5 does.
+ *
+ * Appends are checked when they are accepted, before their sync, so the
+ * state has two layers: `producers` holds what acknowledged batches left,
+ * `pending` the batches accepted and not yet acknowledged, in offset order.
+ * An acknowledgement moves a batch down; a failed append (the partition
+ * truncates back to its high watermark) drops every pending batch.
+ *
+ * Across restarts the state is rebuilt from a snapshot plus the batches
+ * after it (Kafka's `<offset>.snapshot` files and log replay): the partition
+ * writes a snapshot at each recovery checkpoint and on close
+ * (partition-log.ts), and on open replays the batch headers from the
+ * snapshot's offset to the log end. Snapshot body:
+ * `{ offset, producers: [[producerId, epoch, lastAppendMs, [[firstSeq, lastSeq, firstOffset, lastOffset], ...]], ...] }`.
+ *
+ * Bounds: a producer silent for `producerIdExpirationMs` is forgotten, and
+ * beyond `producersPerPartitionMax` the least recently appending one is.
+ */
 export class ProducerStateManager {
   /** Acknowledged state; insertion order is recency of the last append. */
   private readonly producers = new Map<number, ProducerEntry>();
@@ -113,10 +118,12 @@ export class ProducerStateManager {
 
   constructor(private readonly options: ProducerStateOptions) {}
 
+  /** Producers remembered (acknowledged state). */
   get producerCount(): number {
     return this.producers.size;
   }
 
+  /** Whether the state changed since the last snapshot was taken: the next checkpoint writes one. */
   get hasChanges(): boolean {
     return this.changed;
   }

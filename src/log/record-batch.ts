@@ -1,17 +1,3 @@
-import { crc32c } from '@node-rs/crc32';
-import { ConcordatError, ErrorCode } from '../errors.js';
-import { compress, compressionCode, compressionFromCode, CompressionType, decompress } from './compression.js';
-import {
-  cursor,
-  readVarint,
-  readVarlong,
-  sizeOfVarint,
-  sizeOfVarlong,
-  writeVarint,
-  writeVarlong,
-  type Cursor,
-} from './varint.js';
-
 /**
  * Kafka's RecordBatch v2 (magic 2), the log's storage format byte for byte
  * (https://kafka.apache.org/documentation/#recordbatch).
@@ -43,25 +29,58 @@ import {
  * rewriting `baseOffset` (and the leader epoch) in place and stores the
  * producer's bytes unchanged: no re-encoding on append, a file-range read on
  * fetch.
+ *
+ * @module
  */
 
+import { crc32c } from '@node-rs/crc32';
+import { ConcordatError, ErrorCode } from '../errors.js';
+import { compress, compressionCode, compressionFromCode, CompressionType, decompress } from './compression.js';
+import {
+  cursor,
+  readVarint,
+  readVarlong,
+  sizeOfVarint,
+  sizeOfVarlong,
+  writeVarint,
+  writeVarlong,
+  type Cursor,
+} from './varint.js';
+
+/** Bytes before `batchLength`'s count starts: baseOffset (8) and batchLength (4). A batch's size is LOG_OVERHEAD + batchLength. */
 export const LOG_OVERHEAD = 12;
+/** Bytes of a v2 batch header, up to the first record. */
 export const RECORD_BATCH_HEADER_BYTES = 61;
+/** The `magic` of RecordBatch v2, the only format the log stores. */
 export const MAGIC_V2 = 2;
 
+/** Byte offset of `baseOffset` (int64) in a batch. */
 export const BASE_OFFSET_OFFSET = 0;
+/** Byte offset of `batchLength` (int32): bytes after this field. */
 export const BATCH_LENGTH_OFFSET = 8;
+/** Byte offset of `partitionLeaderEpoch` (int32). */
 export const PARTITION_LEADER_EPOCH_OFFSET = 12;
+/** Byte offset of `magic` (int8). */
 export const MAGIC_OFFSET = 16;
+/** Byte offset of `crc` (uint32, CRC-32C of the bytes from `attributes` to the end). */
 export const CRC_OFFSET = 17;
+/** Byte offset of `attributes` (int16), where the CRC starts. */
 export const ATTRIBUTES_OFFSET = 21;
+/** Byte offset of `lastOffsetDelta` (int32). */
 export const LAST_OFFSET_DELTA_OFFSET = 23;
+/** Byte offset of `baseTimestamp` (int64, epoch ms). */
 export const BASE_TIMESTAMP_OFFSET = 27;
+/** Byte offset of `maxTimestamp` (int64, epoch ms). */
 export const MAX_TIMESTAMP_OFFSET = 35;
+/** Byte offset of `producerId` (int64, -1 for none). */
 export const PRODUCER_ID_OFFSET = 43;
+/** Byte offset of `producerEpoch` (int16). */
 export const PRODUCER_EPOCH_OFFSET = 51;
+/** Byte offset of `baseSequence` (int32). */
 export const BASE_SEQUENCE_OFFSET = 53;
+/** Byte offset of `recordsCount` (int32). */
 export const RECORDS_COUNT_OFFSET = 57;
+/** Byte offset of the first record (or of the compressed records section). */
 export const RECORDS_OFFSET = 61;
 
 const COMPRESSION_MASK = 0x07;
@@ -72,6 +91,7 @@ const CONTROL_BIT = 0x20;
 /** Smallest encoded record: length, attributes, timestampDelta, offsetDelta, key -1, value -1, headerCount. */
 const MIN_RECORD_BYTES = 7;
 
+/** A batch's timestamp type, attribute bit 3: the producer's CreateTime or the broker's LogAppendTime. */
 export const TimestampType = { CREATE_TIME: 'CreateTime', LOG_APPEND_TIME: 'LogAppendTime' } as const;
 export type TimestampType = (typeof TimestampType)[keyof typeof TimestampType];
 
@@ -90,6 +110,7 @@ export interface RecordInput {
   timestampMs?: number;
 }
 
+/** Options of {@link encodeRecordBatch}: the header fields a producer sets. */
 export interface EncodeBatchOptions {
   /** Codec of the records section. @default 'none' */
   compression?: CompressionType;
@@ -109,8 +130,11 @@ export interface EncodeBatchOptions {
   partitionLeaderEpoch?: number;
 }
 
+/** One record of a decoded batch, offsets and timestamps made absolute. */
 export interface DecodedRecord {
+  /** baseOffset + offsetDelta. */
   offset: number;
+  /** baseTimestamp + timestampDelta, epoch ms. */
   timestampMs: number;
   key: Buffer | null;
   value: Buffer | null;
@@ -140,10 +164,12 @@ export interface RecordBatchHeader {
   recordsCount: number;
 }
 
+/** A batch's header and its records, decompressed. */
 export interface DecodedBatch extends RecordBatchHeader {
   records: DecodedRecord[];
 }
 
+/** Options of {@link decodeRecordBatches}. */
 export interface DecodeOptions {
   /** Check each batch's CRC-32C. @default true */
   verifyCrc?: boolean;

@@ -1,8 +1,3 @@
-import { join } from 'node:path';
-import { ConcordatError, ErrorCode } from '../errors.js';
-import { readCheckpoint, writeCheckpoint } from './checkpoint-file.js';
-import type { SegmentCheckpoint } from './segment.js';
-
 /**
  * Recovery points (Kafka's `recovery-point-offset-checkpoint`): for every
  * partition, the point up to which its log is known to be on disk — synced,
@@ -26,10 +21,20 @@ import type { SegmentCheckpoint } from './segment.js';
  * empty when it is 0; the batches after it are replayed on open. The log manager writes it every
  * `recoveryCheckpointIntervalMs` and on close; a partition missing from it
  * (created since) is validated whole after a crash.
+ *
+ * @module
  */
+
+import { join } from 'node:path';
+import { ConcordatError, ErrorCode } from '../errors.js';
+import { readCheckpoint, writeCheckpoint } from './checkpoint-file.js';
+import type { SegmentCheckpoint } from './segment.js';
+
+/** Name of the recovery-point file in the data directory (Kafka's). */
 export const RECOVERY_POINT_FILE = 'recovery-point-offset-checkpoint';
 const KIND = 'recovery-points';
 
+/** One partition's recovery point: the segment it lies in (`segmentBase`) and where its producer state was snapshotted. */
 export interface RecoveryPoint extends SegmentCheckpoint {
   topic: string;
   partition: number;
@@ -40,6 +45,10 @@ export interface RecoveryPoint extends SegmentCheckpoint {
 
 type Row = [string, number, number, number, number, number, number, number, number, number, number];
 
+/**
+ * The recovery points in `dataDir`, by {@link recoveryPointKey}; empty when the file does not exist (a new log).
+ * @throws ConcordatError STORAGE_CORRUPT when the file is damaged (the log then validates every partition in full)
+ */
 export async function readRecoveryPoints(dataDir: string): Promise<Map<string, RecoveryPoint>> {
   const path = join(dataDir, RECOVERY_POINT_FILE);
   const body = (await readCheckpoint(path, KIND)) as { partitions?: unknown } | null;
@@ -67,6 +76,10 @@ export async function readRecoveryPoints(dataDir: string): Promise<Map<string, R
   return points;
 }
 
+/**
+ * Replaces the recovery-point file with `points` (atomically: checkpoint-file.ts). Partitions not in `points` lose theirs.
+ * @throws ConcordatError KAFKA_STORAGE_ERROR (retriable) when the disk is full; other write errors as the OS gave them
+ */
 export async function writeRecoveryPoints(dataDir: string, points: Iterable<RecoveryPoint>): Promise<void> {
   const rows: Row[] = [];
   for (const p of points) {
@@ -87,6 +100,7 @@ export async function writeRecoveryPoints(dataDir: string, points: Iterable<Reco
   await writeCheckpoint(join(dataDir, RECOVERY_POINT_FILE), KIND, { partitions: rows });
 }
 
+/** The map key of a partition's recovery point: topic and partition joined by a NUL (no topic name contains one). */
 export function recoveryPointKey(topic: string, partition: number): string {
   return `${topic}\u0000${partition}`;
 }

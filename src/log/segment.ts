@@ -21,6 +21,91 @@ import {
 } from './record-batch.js';
 import { TimeIndex } from './time-index.js';
 
+/** Settings a segment reads; the partition may change them (topic config updates). */
+export interface SegmentConfig {
+  /** Roll when an append would take the `.log` past this many bytes. */
+  segmentBytes: number;
+  /** Roll when the segment's records span more than this many ms (Kafka's `segment.ms`). */
+  segmentMs: number;
+  /** Bytes of batches between two offset-index entries. */
+  indexIntervalBytes: number;
+  /** segmentIndexBytes / 8. */
+  maxIndexEntries: number;
+  /** segmentIndexBytes / 12. */
+  maxTimeIndexEntries: number;
+}
+
+/** A repair or finding, reported to the partition (which logs it and keeps it for `LogManager.recoveryReport`). */
+export interface SegmentEvent {
+  /** Path of the file repaired or found damaged. */
+  file: string;
+  /** 'truncated': a torn tail was cut; 'index-rebuilt': damaged or missing derived state (an index, a snapshot, the recovery points) was rebuilt from the log. */
+  action: 'truncated' | 'index-rebuilt';
+  /** What was found and done, in a sentence. */
+  detail: string;
+}
+
+/** What a segment needs from the log around it. */
+export interface SegmentEnv {
+  /** Descriptors of `.log` files, shared by the whole log (openFilesMax). */
+  pool: FilePool;
+  /** Bounds the memory of rolled segments' loaded indexes. */
+  indexCache: IndexCache;
+  /** Told of each repair or damage found. */
+  report(event: SegmentEvent): void;
+}
+
+/** Where the recovery point lies inside the active segment: everything before `position` was synced, with its index entries. */
+export interface SegmentCheckpoint {
+  /** Byte in the `.log` up to which it was synced (a batch boundary). */
+  position: number;
+  /** Offset of the batch starting at `position`. */
+  nextOffset: number;
+  /** Offset-index entries flushed, all below `position`. */
+  indexEntries: number;
+  /** Time-index entries flushed, all below `nextOffset`. */
+  timeIndexEntries: number;
+  /** Largest record timestamp (ms) before `position`, -1 when none. */
+  maxTimestamp: number;
+  /** lastOffset of the batch holding it, -1 when none. */
+  offsetOfMaxTimestamp: number;
+}
+
+/** One batch seen by a scan: its bytes are `buf[at, at + total)`, at file `position`. */
+export interface ScannedBatch {
+  buf: Buffer;
+  at: number;
+  total: number;
+  position: number;
+}
+
+interface Indexes {
+  offset: OffsetIndex;
+  time: TimeIndex;
+}
+
+interface ScanOutcome {
+  end: number;
+  nextOffset: number;
+  batches: number;
+  /** Why the scan stopped before `to`, or null. */
+  stopReason: string | null;
+}
+
+/** Bytes of a batch header up to and including maxTimestamp. */
+const HEADER_PROBE_BYTES = MAX_TIMESTAMP_OFFSET + 8;
+const SCAN_WINDOW_BYTES = 16 * 1024;
+const RECOVERY_CHUNK_BYTES = 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+/** The three files of a segment. */
+export type SegmentFileExtension = '.log' | '.index' | '.timeindex';
+
+/** `<baseOffset in 20 digits, zero-padded><extension>`, Kafka's file naming (`00000000000000001048.log`). */
+export function segmentFileName(baseOffset: number, extension: SegmentFileExtension): string {
+  return `${String(baseOffset).padStart(20, '0')}${extension}`;
+}
+
 /**
  * One segment of a partition's log (Kafka's `LogSegment`).
  *
@@ -60,77 +145,21 @@ import { TimeIndex } from './time-index.js';
  * rolled, so a bad batch there is damage, not a torn write: it is reported
  * (STORAGE_CORRUPT), never truncated. A missing or inconsistent index is
  * rebuilt from its log.
+ *
+ * Concurrency (one event loop; calls interleave at every await): a segment
+ * has one writer, its partition's writer loop, which never overlaps
+ * {@link append}, {@link truncateTo}, {@link seal} and {@link datasync} of
+ * one segment with each other. Reads ({@link findBatchPosition},
+ * {@link readBatches}, {@link searchTimestamp}) may overlap the writer and
+ * each other in any number: each is bounded by a `limit` (the bytes the
+ * partition made readable), so it never sees a write in progress.
+ * {@link flushIndexes} may overlap reads and an append (it writes the
+ * entries present when it starts). A read overlapping {@link delete} may
+ * fail with a file error; the partition then retries against its new
+ * segment list. Programmer errors (appending to a sealed segment) throw a
+ * plain Error; file errors are passed on as Node gives them (the partition
+ * turns write errors into KAFKA_STORAGE_ERROR).
  */
-
-/** Settings a segment reads; the partition may change them (topic config updates). */
-export interface SegmentConfig {
-  segmentBytes: number;
-  segmentMs: number;
-  indexIntervalBytes: number;
-  /** segmentIndexBytes / 8. */
-  maxIndexEntries: number;
-  /** segmentIndexBytes / 12. */
-  maxTimeIndexEntries: number;
-}
-
-/** A repair or finding, reported to the partition (which logs it and keeps it for `LogManager.recoveryReport`). */
-export interface SegmentEvent {
-  file: string;
-  /** 'truncated': a torn tail was cut; 'index-rebuilt': damaged or missing derived state (an index, a snapshot, the recovery points) was rebuilt from the log. */
-  action: 'truncated' | 'index-rebuilt';
-  detail: string;
-}
-
-/** What a segment needs from the log around it. */
-export interface SegmentEnv {
-  pool: FilePool;
-  indexCache: IndexCache;
-  report(event: SegmentEvent): void;
-}
-
-/** Where the recovery point lies inside the active segment: everything before `position` was synced, with its index entries. */
-export interface SegmentCheckpoint {
-  position: number;
-  nextOffset: number;
-  indexEntries: number;
-  timeIndexEntries: number;
-  maxTimestamp: number;
-  offsetOfMaxTimestamp: number;
-}
-
-/** One batch seen by a scan: its bytes are `buf[at, at + total)`, at file `position`. */
-export interface ScannedBatch {
-  buf: Buffer;
-  at: number;
-  total: number;
-  position: number;
-}
-
-interface Indexes {
-  offset: OffsetIndex;
-  time: TimeIndex;
-}
-
-interface ScanOutcome {
-  end: number;
-  nextOffset: number;
-  batches: number;
-  /** Why the scan stopped before `to`, or null. */
-  stopReason: string | null;
-}
-
-/** Bytes of a batch header up to and including maxTimestamp. */
-const HEADER_PROBE_BYTES = MAX_TIMESTAMP_OFFSET + 8;
-const SCAN_WINDOW_BYTES = 16 * 1024;
-const RECOVERY_CHUNK_BYTES = 1024 * 1024;
-const EMPTY = Buffer.alloc(0);
-
-export type SegmentFileExtension = '.log' | '.index' | '.timeindex';
-
-export function segmentFileName(baseOffset: number, extension: SegmentFileExtension): string {
-  return `${String(baseOffset).padStart(20, '0')}${extension}`;
-}
-
 export class Segment implements IndexHolder {
   readonly logPath: string;
   readonly indexPath: string;
@@ -272,6 +301,7 @@ export class Segment implements IndexHolder {
     return this.next;
   }
 
+  /** True once rolled ({@link seal}ed): never written again. */
   get isSealed(): boolean {
     return this.sealed;
   }
@@ -281,6 +311,7 @@ export class Segment implements IndexHolder {
     return this.maxTimestamp >= 0 ? this.maxTimestamp : this.lastModifiedMs;
   }
 
+  /** Takes a changed topic config; the next roll decision and index entry use it. */
   setConfig(config: SegmentConfig): void {
     this.config = config;
   }
@@ -321,6 +352,8 @@ export class Segment implements IndexHolder {
    * Writes whole batches (offsets already assigned) at the end of the file
    * and indexes them in memory. Does not sync. On failure the file may hold
    * part of the bytes: the caller truncates back with {@link truncateTo}.
+   * `bytes` is the chunks' total length, checked against the batches' own.
+   * @throws Error on a sealed segment or a length mismatch (programmer errors); the file error of the write
    */
   async append(chunks: readonly Buffer[], bytes: number): Promise<void> {
     if (this.sealed) throw new Error(`segment ${this.logPath} is sealed`);
@@ -396,7 +429,9 @@ export class Segment implements IndexHolder {
 
   /**
    * Cuts the active segment at `position` (a batch boundary) whose batch
-   * starts at `nextOffset`, and recomputes its largest timestamp.
+   * starts at `nextOffset`, and recomputes its largest timestamp. Deletes
+   * every byte from `position` on and the index entries at or past it; does
+   * not sync (the partition syncs after a repair).
    */
   async truncateTo(position: number, nextOffset: number): Promise<void> {
     await this.env.pool.use(this.logPath, (file) => file.truncate(position));
@@ -429,7 +464,7 @@ export class Segment implements IndexHolder {
     if (this.sealed && this.loading === null) this.indexes = null;
   }
 
-  /** Closes the segment's descriptor and forgets its indexes. */
+  /** Closes the segment's descriptor and forgets its indexes; the files stay. Unsynced bytes stay in the OS's cache. */
   async close(): Promise<void> {
     this.env.indexCache.remove(this);
     await this.env.pool.discard(this.logPath);

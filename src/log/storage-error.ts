@@ -1,5 +1,3 @@
-import { ConcordatError, ErrorCode } from '../errors.js';
-
 /**
  * One home for a failed write of the log (an operating error, not a bug):
  * the partition's append pipeline, the committed-offsets log and the
@@ -11,7 +9,11 @@ import { ConcordatError, ErrorCode } from '../errors.js';
  * A full file system (ENOSPC) or a used-up quota (EDQUOT) is named as such,
  * with what the operator can do about it; any other cause (EIO, ...) keeps
  * its own text.
+ *
+ * @module
  */
+
+import { ConcordatError, ErrorCode } from '../errors.js';
 
 /** Whether `error` is the OS saying the file system is full (ENOSPC) or the quota is used up (EDQUOT). */
 export function isDiskFull(error: unknown): boolean {

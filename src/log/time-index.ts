@@ -3,6 +3,15 @@ import { IndexEntries, readIndexFile } from './index-file.js';
 import { openFile } from './open-file.js';
 import { MAX_RELATIVE_OFFSET } from './offset-index.js';
 
+/** Bytes of one time-index entry: timestamp i64 and relative offset u32. */
+export const TIME_INDEX_ENTRY_BYTES = 12;
+
+/** One time-index entry: the segment's largest timestamp (epoch ms) up to the batch ending at `offset` (absolute). */
+export interface TimeIndexEntry {
+  timestampMs: number;
+  offset: number;
+}
+
 /**
  * The time index of one segment (Kafka's `TimeIndex`): from a timestamp to
  * the region of the segment where records reach it.
@@ -32,18 +41,12 @@ import { MAX_RELATIVE_OFFSET } from './offset-index.js';
  * passes but is wrong is caught when used, since the batch its offset points
  * into must have exactly the entry's timestamp as its maxTimestamp.
  */
-export const TIME_INDEX_ENTRY_BYTES = 12;
-
-export interface TimeIndexEntry {
-  timestampMs: number;
-  offset: number;
-}
-
 export class TimeIndex extends IndexEntries {
   private constructor(path: string, baseOffset: number, maxEntries: number, initial: Buffer) {
     super(path, baseOffset, maxEntries, TIME_INDEX_ENTRY_BYTES, 1, initial);
   }
 
+  /** An index with no entries (a new segment); the file is created by the segment. */
   static empty(path: string, baseOffset: number, maxEntries: number): TimeIndex {
     return new TimeIndex(path, baseOffset, maxEntries, Buffer.alloc(0));
   }
@@ -89,6 +92,7 @@ export class TimeIndex extends IndexEntries {
     }
   }
 
+  /** The newest entry (the largest timestamp indexed), or null when empty. */
   lastEntry(): TimeIndexEntry | null {
     return this.count === 0 ? null : this.entryAt(this.count - 1);
   }

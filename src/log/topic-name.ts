@@ -1,5 +1,3 @@
-import { ConcordatError, ErrorCode } from '../errors.js';
-
 /**
  * The one topic-name rule of Concordat, Kafka's
  * (`org.apache.kafka.common.internals.Topic.validate`): 1..249 characters of
@@ -10,7 +8,13 @@ import { ConcordatError, ErrorCode } from '../errors.js';
  * (broker, transport, outbox, runtime, transactions) checks names with it
  * through `log/index.ts`: `@OnMessage`, `publish`, an outcome topic and the
  * log's own topic creation refuse the same names with the same words.
+ *
+ * @module
  */
+
+import { ConcordatError, ErrorCode } from '../errors.js';
+
+/** Longest topic name, in characters (Kafka's 249). */
 export const TOPIC_NAME_LENGTH_MAX = 249;
 const LEGAL = /^[a-zA-Z0-9._-]+$/;
 
@@ -38,6 +42,7 @@ export function validateTopicName(name: string): void {
   if (problem !== undefined) throw new ConcordatError(problem, { code: ErrorCode.INVALID_TOPIC_EXCEPTION, context: { topic: name } });
 }
 
+/** Whether `name` passes Kafka's topic-name rule ({@link topicNameProblem} says why not). */
 export function isValidTopicName(name: string): boolean {
   return topicNameProblem(name) === undefined;
 }

@@ -3,6 +3,18 @@ import type { TopicConfig } from '../config/index.js';
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint-file.js';
 
+/** One topic in `topics.json`: its name, partition count, config and creation time (epoch ms). */
+export interface TopicRecord {
+  name: string;
+  partitions: number;
+  config: TopicConfig;
+  createdAtMs: number;
+}
+
+const KIND = 'topics';
+/** Name of the topic registry in the data directory. */
+export const TOPIC_REGISTRY_FILE = 'topics.json';
+
 /**
  * The list of topics, their partition counts and configs: `<dataDir>/topics.json`,
  * a checkpoint file (checkpoint-file.ts) replaced atomically on every
@@ -14,16 +26,6 @@ import { readCheckpoint, writeCheckpoint } from './checkpoint-file.js';
  *
  * Body: `{ "topics": [{ "name", "partitions", "config": TopicConfig, "createdAtMs" }] }`.
  */
-export interface TopicRecord {
-  name: string;
-  partitions: number;
-  config: TopicConfig;
-  createdAtMs: number;
-}
-
-const KIND = 'topics';
-export const TOPIC_REGISTRY_FILE = 'topics.json';
-
 export class TopicRegistry {
   private constructor(
     private readonly path: string,
@@ -32,6 +34,10 @@ export class TopicRegistry {
     readonly existed: boolean,
   ) {}
 
+  /**
+   * Reads `<dataDir>/topics.json` (none: no topics, and {@link existed} is false).
+   * @throws ConcordatError STORAGE_CORRUPT when the file is damaged
+   */
   static async open(dataDir: string): Promise<TopicRegistry> {
     const path = join(dataDir, TOPIC_REGISTRY_FILE);
     const body = await readCheckpoint(path, KIND);
@@ -45,22 +51,31 @@ export class TopicRegistry {
     return new TopicRegistry(path, records, true);
   }
 
+  /** Every topic, in the order they were created or last replaced. */
   list(): TopicRecord[] {
     return [...this.records.values()];
   }
 
+  /** The topic's record, or undefined. */
   get(name: string): TopicRecord | undefined {
     return this.records.get(name);
   }
 
-  /** Adds or replaces a topic, durably. */
+  /**
+   * Adds or replaces a topic, durably (the file is replaced atomically;
+   * checkpoint-file.ts). Not to be overlapped with another put or remove:
+   * each writes the list as it was when called, so one would undo the
+   * other; LogManager runs topic changes one at a time. On failure the file
+   * and the in-memory list stay as they were.
+   * @throws ConcordatError KAFKA_STORAGE_ERROR (retriable) when the disk is full; other write errors as the OS gave them
+   */
   async put(record: TopicRecord): Promise<void> {
     const next = new Map(this.records);
     next.set(record.name, record);
     await this.persist(next);
   }
 
-  /** Removes a topic, durably. */
+  /** Removes a topic, durably; the same contract as {@link put}. */
   async remove(name: string): Promise<void> {
     const next = new Map(this.records);
     next.delete(name);

@@ -90,6 +90,7 @@ export class PartitionTransactions {
     private readonly partition: number,
   ) {}
 
+  /** Whether the state changed since the last {@link snapshot}. */
   get hasChanges(): boolean {
     return this.changed;
   }
@@ -204,6 +205,7 @@ export class PartitionTransactions {
     this.changed = true;
   }
 
+  /** The state to store in the partition's producer snapshot; clears {@link hasChanges}. */
   snapshot(): TransactionsSnapshot {
     this.changed = false;
     return {

@@ -1,5 +1,3 @@
-import { ConcordatError, ErrorCode } from '../errors.js';
-
 /**
  * Zigzag variable-length integers as Kafka's records use them (protobuf's
  * encoding: https://protobuf.dev/programming-guides/encoding/#signed-ints;
@@ -9,7 +7,11 @@ import { ConcordatError, ErrorCode } from '../errors.js';
  * Varlongs are JS numbers here: the fields that use them (timestamp deltas)
  * stay far inside ±2^52, and a value outside the safe range is reported as an
  * invalid record rather than silently rounded.
+ *
+ * @module
  */
+
+import { ConcordatError, ErrorCode } from '../errors.js';
 
 /** A read position in a buffer, advanced by the readers below (one object per decode, not per field). */
 export interface Cursor {
@@ -19,6 +21,7 @@ export interface Cursor {
   end: number;
 }
 
+/** A cursor over `buf[pos, end)`. */
 export function cursor(buf: Buffer, pos = 0, end = buf.length): Cursor {
   return { buf, pos, end };
 }
