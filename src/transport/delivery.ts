@@ -12,7 +12,9 @@ import { BATCH_RECORDS, type ConsumerFailureEvent, type Delivery, type Subscribe
  * code path.
  */
 export interface ChunkDelivery {
+  /** Most records in one chunk: 1 for `handler`, `batchRecordsMax` for `batchHandler`. */
   readonly recordsMax: number;
+  /** Hands one chunk (1..recordsMax records of one partition, in offset order) to the consumer; rejects with what it rejected. */
   deliver(deliveries: readonly Delivery[]): Promise<void>;
 }
 

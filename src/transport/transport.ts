@@ -1,36 +1,3 @@
-/**
- * The Transport seam: how Concordat moves records between services.
- *
- * Two strategies implement it and pass one contract suite
- * (`test/integration/transport/contract.ts`):
- * - `EmbeddedTransport` (`embedded/`): Concordat's own log engine, in process;
- * - `KafkaTransport` (`kafka/`): kafkajs, against `concordat broker` or any
- *   Kafka cluster.
- *
- * Semantics every implementation keeps:
- * - `publish` resolves only after every record is durably acknowledged by the
- *   log (fdatasync on the embedded log, acks = all on Kafka); a rejected
- *   promise means some records may or may not have been written, so the
- *   caller (the outbox relay) must retry and tolerate duplicates.
- * - Records with the same non-null key go to the same partition, in publish
- *   order (Kafka's default partitioner: murmur2(key) % partitions).
- * - Delivery is at-least-once: a record's offset is committed only after its
- *   handler's promise resolved. A handler that rejects is retried on the same
- *   record, after a backoff, without skipping it and without delivering later
- *   records of that partition first.
- * - Records of one partition are handled one at a time, in offset order;
- *   different partitions may be handled concurrently.
- * - Batch delivery (`batchHandler`): the records of one partition that one
- *   read (fetch) returned are handed over together, in offset order, at most
- *   `batchRecordsMax` at a time. The transport never waits for more records
- *   to fill a batch, so a lone record goes at once. A batch's offsets are
- *   committed only after its promise resolved; a batch that rejects is
- *   delivered again from its first record, after a backoff, before any later
- *   record of its partition. A batch is all or nothing for the offsets: a
- *   handler that did part of a batch before rejecting gets those records
- *   again.
- */
-
 /** One record to publish. CloudEvents travel in Kafka binary mode: `ce_*` headers. */
 export interface OutgoingRecord {
   topic: string;
@@ -74,6 +41,7 @@ export type DeliveryBatchHandler = (deliveries: readonly Delivery[]) => Promise<
 /** Bounds of {@link SubscribeOptions.batchRecordsMax}. */
 export const BATCH_RECORDS = { default: 64, max: 10_000 } as const;
 
+/** Where a consumer group with no committed offset (or one below the log start) starts: Kafka's `auto.offset.reset`. */
 export const OffsetReset = { EARLIEST: 'earliest', LATEST: 'latest' } as const;
 export type OffsetReset = (typeof OffsetReset)[keyof typeof OffsetReset];
 
@@ -150,12 +118,14 @@ export interface ConsumerFailureEvent {
   error: unknown;
 }
 
+/** A running consumer-group member; close it to leave the group. */
 export interface Subscription {
   readonly groupId: string;
   /** Leaves the group after the in-flight handlers finish and their offsets are committed. */
   close(): Promise<void>;
 }
 
+/** A topic to create: its name (Kafka's rule, 1..249 of `[a-zA-Z0-9._-]`) and partition count (≥ 1, fixed once created). */
 export interface TopicSpec {
   name: string;
   partitions: number;
@@ -173,6 +143,47 @@ export interface ConsumerLag {
   lag: number;
 }
 
+/**
+ * The Transport seam: how Concordat moves records between services.
+ *
+ * Two strategies implement it and pass one contract suite
+ * (`test/integration/transport/contract.ts`):
+ * - `EmbeddedTransport` (`embedded/`): Concordat's own log engine, in process;
+ * - `KafkaTransport` (`kafka/`): kafkajs, against `concordat broker` or any
+ *   Kafka cluster.
+ *
+ * Semantics every implementation keeps:
+ * - `publish` resolves only after every record is durably acknowledged by the
+ *   log (fdatasync on the embedded log, acks = all on Kafka); a rejected
+ *   promise means some records may or may not have been written, so the
+ *   caller (the outbox relay) must retry and tolerate duplicates.
+ * - Records with the same non-null key go to the same partition, in publish
+ *   order (Kafka's default partitioner: murmur2(key) % partitions).
+ * - Delivery is at-least-once: a record's offset is committed only after its
+ *   handler's promise resolved. A handler that rejects is retried on the same
+ *   record, after a backoff, without skipping it and without delivering later
+ *   records of that partition first.
+ * - Records of one partition are handled one at a time, in offset order;
+ *   different partitions may be handled concurrently.
+ * - Batch delivery (`batchHandler`): the records of one partition that one
+ *   read (fetch) returned are handed over together, in offset order, at most
+ *   `batchRecordsMax` at a time. The transport never waits for more records
+ *   to fill a batch, so a lone record goes at once. A batch's offsets are
+ *   committed only after its promise resolved; a batch that rejects is
+ *   delivered again from its first record, after a backoff, before any later
+ *   record of its partition. A batch is all or nothing for the offsets: a
+ *   handler that did part of a batch before rejecting gets those records
+ *   again.
+ *
+ * Concurrency (one event loop; calls interleave at every await): a
+ * transport's methods may be called while others are pending. Records of
+ * one `publish` call keep their order within a partition, and both
+ * transports write overlapping calls in call order; but a call that fails
+ * is retried after calls that succeeded meanwhile, so await one publish
+ * before the next when the order of their records must survive a failure.
+ * `close` may overlap anything and waits for the subscriptions' handlers in
+ * flight; calls after it fail with TRANSPORT_CLOSED.
+ */
 export interface Transport {
   readonly kind: 'embedded' | 'kafka';
   /** Opens the log or the connection. Idempotent. */
@@ -181,6 +192,10 @@ export interface Transport {
   ensureTopics(topics: TopicSpec[]): Promise<void>;
   /** Publishes records; resolves with one ack per record, in input order, after a durable acknowledgement. */
   publish(records: OutgoingRecord[]): Promise<PublishAck[]>;
+  /**
+   * Joins `options.groupId` and starts delivering to the handler; resolves once the member has its first assignment.
+   * @throws ConcordatError CONFIG_INVALID (the handler options), UNKNOWN_TOPIC_OR_PARTITION (a topic does not exist), TRANSPORT_CLOSED
+   */
   subscribe(options: SubscribeOptions): Promise<Subscription>;
   /**
    * How long the log keeps a topic's records, in ms; `Infinity` when it keeps

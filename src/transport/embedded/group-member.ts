@@ -79,6 +79,11 @@ type WakeReason = 'rebalance' | 'close' | 'tick';
  * after a successful heartbeat. The log closed (the coordinator answering
  * COORDINATOR_NOT_AVAILABLE because it is closed) ends the member, logged at
  * warn, as it ends the workers.
+ *
+ * Concurrency: one member loop per subscription; its partition workers run
+ * beside it and call {@link commit} and {@link committedOffset} while it
+ * heartbeats, and {@link requestRejoin} from anywhere. `close` may overlap
+ * everything, also itself: every call waits for the one stop.
  */
 export class EmbeddedSubscription implements Subscription {
   readonly groupId: string;
@@ -313,7 +318,11 @@ export class EmbeddedSubscription implements Subscription {
     await Promise.all(workers.map((worker) => worker.stop()));
   }
 
-  /** Commits one partition's position under the current generation. */
+  /**
+   * Commits one partition's position under the current generation.
+   * @throws ConcordatError ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS when the group
+   *   moved on (the worker then asks for a rejoin), COORDINATOR_NOT_AVAILABLE when the log closed
+   */
   async commit(topic: string, partition: number, offset: number): Promise<void> {
     await this.coordinator.commitOffsets({
       groupId: this.groupId,
@@ -323,6 +332,7 @@ export class EmbeddedSubscription implements Subscription {
     });
   }
 
+  /** The group's committed offset of the partition, -1 when none. */
   async committedOffset(topic: string, partition: number): Promise<number> {
     const fetched = await this.coordinator.fetchOffsets({ groupId: this.groupId, topics: [{ topic, partitions: [partition] }] });
     return fetched.topics[0]!.partitions[0]!.offset;

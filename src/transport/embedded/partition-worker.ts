@@ -55,6 +55,7 @@ export class PartitionWorker {
     this.readBuffer = Buffer.allocUnsafe(settings.maxBytesPerPartition);
   }
 
+  /** Starts the delivery loop in the background; call once. Failures are handled inside (see supervise); nothing is thrown. */
   start(): void {
     this.running = this.supervise();
   }

@@ -12,6 +12,19 @@ import { chunkDelivery } from '../delivery.js';
 import { transportClosed } from './errors.js';
 import { EmbeddedSubscription } from './group-member.js';
 
+/** Options of an embedded transport that opens (and on close, closes) its own log. */
+export interface EmbeddedTransportOptions extends EmbeddedTransportOverLogOptions {
+  /** Directory of the log this transport opens (and closes). */
+  dataDir: string;
+  /** Further options of the log it opens. */
+  log?: Omit<LogManagerOptions, 'dataDir'>;
+  /** Parent of the transport's logger (an app's root). @default Concordat's own */
+  logger?: Logger;
+}
+
+/** Estimated bytes of a record in a batch beyond its key, value and headers. */
+const RECORD_OVERHEAD_BYTES = 24;
+
 /**
  * EmbeddedTransport: the Transport over Concordat's own log, in process.
  *
@@ -55,21 +68,19 @@ import { EmbeddedSubscription } from './group-member.js';
  *
  * The group member (join, sync, heartbeat) is supervised the same way; see
  * {@link EmbeddedSubscription}.
+ *
+ * Concurrency (one event loop; calls interleave at every await): every
+ * method may be called while others are pending. Overlapping `publish`
+ * calls append in call order once connected (each call's appends are made
+ * before its first await past `connect`), so records of one key keep the
+ * order of the calls; their partitions are appended concurrently.
+ * `connect` calls share one log open. `subscribe` may overlap anything; a
+ * subscription's workers run beside publishes. `close` may overlap
+ * anything: it marks the transport closed at once (later calls fail with
+ * TRANSPORT_CLOSED), waits for every subscription to stop (handlers in
+ * flight finish, their offsets are committed), then closes the log it
+ * owns, which lets appends in flight finish and fails waiting reads.
  */
-
-/** Options of an embedded transport that opens (and on close, closes) its own log. */
-export interface EmbeddedTransportOptions extends EmbeddedTransportOverLogOptions {
-  /** Directory of the log this transport opens (and closes). */
-  dataDir: string;
-  /** Further options of the log it opens. */
-  log?: Omit<LogManagerOptions, 'dataDir'>;
-  /** Parent of the transport's logger (an app's root). @default Concordat's own */
-  logger?: Logger;
-}
-
-/** Estimated bytes of a record in a batch beyond its key, value and headers. */
-const RECORD_OVERHEAD_BYTES = 24;
-
 export class EmbeddedTransport implements Transport {
   readonly kind = 'embedded' as const;
   private readonly options: CompiledEmbeddedTransportOptions;
@@ -180,6 +191,10 @@ export class EmbeddedTransport implements Transport {
     return this.connecting;
   }
 
+  /**
+   * Creates the topics the log does not have, one after the other; an existing topic keeps its partitions and config.
+   * @throws ConcordatError INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS, LIMIT_EXCEEDED (the log's topicsMax), TRANSPORT_CLOSED
+   */
   async ensureTopics(topics: TopicSpec[]): Promise<void> {
     const log = await this.openLog();
     for (const topic of topics) await log.ensureTopic(topic.name, { partitions: topic.partitions });

@@ -1,11 +1,13 @@
-import { ConcordatError, ErrorCode, describeError } from '../../errors.js';
-
 /**
  * How kafkajs's errors become Concordat's: kafkajs names an error by its
  * Kafka error type (`type`, on the error or a cause), which is also the name
  * of the matching ErrorCode; whether it may be retried comes from kafkajs's
  * `retriable`, unless the innermost cause is a programmer error.
+ *
+ * @module
  */
+
+import { ConcordatError, ErrorCode, describeError } from '../../errors.js';
 
 /** The per-topic errors of a kafkajs CreateTopics failure (a KafkaJSAggregateError, possibly wrapped). */
 export function topicErrors(error: unknown): Array<{ type?: string; message?: string }> {
@@ -22,6 +24,7 @@ export function kafkaErrorCode(type: string | undefined): ErrorCode | undefined 
   return (Object.values(ErrorCode) as string[]).includes(type) ? (type as ErrorCode) : undefined;
 }
 
+/** The Kafka error type (`type`) of the innermost error in `error`'s cause chain that has one. */
 export function innermostType(error: unknown): string | undefined {
   let type: string | undefined;
   for (let e: unknown = error; e !== null && typeof e === 'object'; e = (e as { cause?: unknown }).cause) {
@@ -31,6 +34,7 @@ export function innermostType(error: unknown): string | undefined {
   return type;
 }
 
+/** kafkajs's `retriable` flag of `error`; true when the error has none. */
 export function isRetriable(error: unknown): boolean {
   if (error !== null && typeof error === 'object' && 'retriable' in error) return (error).retriable !== false;
   return true;
@@ -45,6 +49,7 @@ export function isProgrammerError(error: unknown): boolean {
   return innermost instanceof TypeError || innermost instanceof RangeError || innermost instanceof ReferenceError || innermost instanceof SyntaxError;
 }
 
+/** Kafka's topic config name for time retention. */
 export const RETENTION_MS = 'retention.ms';
 
 /** Why `retention.ms` of `topic` could not be read, as a ConcordatError. */
@@ -79,6 +84,7 @@ export function transportClosed(): ConcordatError {
   return new ConcordatError('the kafka transport is closed', { code: ErrorCode.TRANSPORT_CLOSED });
 }
 
+/** The error of a failed publish: a ConcordatError as it is; UNKNOWN_TOPIC_OR_PARTITION as itself; anything else PUBLISH_FAILED, retriable unless the innermost cause is a programmer error. */
 export function publishFailed(cause: unknown): ConcordatError {
   if (cause instanceof ConcordatError) return cause;
   const type = innermostType(cause);

@@ -88,8 +88,17 @@ import { KafkaSubscription } from './subscription.js';
  *   times in a row, then `subscribe` fails with the last error (a
  *   coordinator may refuse a member mid-rebalance with an error kafkajs
  *   does not retry, as librdkafka's mock cluster does under load).
+ *
+ * Concurrency (one event loop; calls interleave at every await): every
+ * method may be called while others are pending. Overlapping `publish`
+ * calls queue and are sent in call order, several per round; `connect`
+ * calls share one connection; `ensureTopics`, `retentionMs` and
+ * `consumerLag` use the admin client beside publishes and subscriptions.
+ * `close` may overlap anything: it marks the transport closed, waits for
+ * the subscriptions to stop (handlers in flight finish, offsets are
+ * committed), lets the round in flight end (queued publishes fail with
+ * TRANSPORT_CLOSED) and disconnects.
  */
-
 export class KafkaTransport implements Transport {
   readonly kind = 'kafka' as const;
   private readonly options: CompiledKafkaTransportOptions;
@@ -108,8 +117,11 @@ export class KafkaTransport implements Transport {
   private readonly roundRobin = new Map<string, number>();
   private closed = false;
 
-  /** @throws ConcordatError CONFIG_INVALID naming the option */
-  /** @param parentLogger parent of the transport's logger (an app's root). @default Concordat's own */
+  /**
+   * Checks and compiles the options; connects nothing (see {@link connect}).
+   * @param parentLogger parent of the transport's logger (an app's root). @default Concordat's own
+   * @throws ConcordatError CONFIG_INVALID naming the option
+   */
   constructor(options: KafkaTransportOptions, parentLogger?: Logger) {
     this.options = compileKafkaTransportOptions(options);
     this.logger = createLogger('transport.kafka', { brokers: this.options.brokers }, parentLogger);
