@@ -15,6 +15,7 @@ export class ByteBudget {
 
   constructor(readonly capacity: number) {}
 
+  /** Bytes reserved now, granted waiters included. */
   get reserved(): number {
     return this.used;
   }
@@ -38,6 +39,10 @@ export class ByteBudget {
     };
   }
 
+  /**
+   * Returns `bytes` reserved earlier and grants waiters that now fit, first come first served.
+   * @throws Error when more is released than was reserved (a bug in the caller)
+   */
   release(bytes: number): void {
     this.used -= bytes;
     if (this.used < 0) throw new Error(`released more request bytes than were reserved (${this.used})`);

@@ -17,6 +17,18 @@ import type { BrokerContext, ConnectionContext, RequestContext } from './context
 import { SaslSession } from './sasl/session.js';
 import type { CredentialStore } from './sasl/credentials.js';
 
+interface Slot {
+  done: boolean;
+  chunks: Buffer[];
+  bytes: number;
+  /** Bytes of the request frame reserved in the broker's request budget until this slot is answered. */
+  reserved: number;
+  /** `performance.now()` when its request was dispatched, for the latency histogram. */
+  startedAt?: number;
+}
+
+const SIZE_BYTES = 4;
+
 /**
  * One client connection: size-prefixed framing, request dispatch, and
  * responses written in request order.
@@ -37,18 +49,6 @@ import type { CredentialStore } from './sasl/credentials.js';
  * socket, or the next frame does not fit the broker-wide request budget
  * (`requestBytesInFlightMax`, byte-budget.ts) until it is answered.
  */
-interface Slot {
-  done: boolean;
-  chunks: Buffer[];
-  bytes: number;
-  /** Bytes of the request frame reserved in the broker's request budget until this slot is answered. */
-  reserved: number;
-  /** `performance.now()` when its request was dispatched, for the latency histogram. */
-  startedAt?: number;
-}
-
-const SIZE_BYTES = 4;
-
 export class Connection implements ConnectionContext {
   readonly sasl: SaslSession | null;
   private readonly logger: Logger;
@@ -98,10 +98,12 @@ export class Connection implements ConnectionContext {
     }
   }
 
+  /** Aborted when this connection closes: its long polls stop waiting. */
   get signal(): AbortSignal {
     return this.abort.signal;
   }
 
+  /** True once the connection closed (or began closing). */
   get isClosed(): boolean {
     return this.closed;
   }
@@ -111,6 +113,7 @@ export class Connection implements ConnectionContext {
     return this.inFlight;
   }
 
+  /** Closes the connection once the responses already queued (and the current one) are written; the first reason given is logged. */
   closeAfterResponse(reason: string): void {
     this.closeReason ??= reason;
   }

@@ -46,6 +46,7 @@ export interface ConnectionContext {
   close(reason: string): void;
 }
 
+/** What an API handler is given with its request: the request's header, the broker's state and the connection it came on. */
 export interface RequestContext {
   readonly header: RequestHeader;
   readonly broker: BrokerContext;

@@ -1,5 +1,3 @@
-import { Gauge, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
-
 /**
  * Prometheus metrics of `concordat broker`, on prom-client, one set per
  * registry (brokers in one process share it):
@@ -11,7 +9,13 @@ import { Gauge, Histogram, register as defaultRegistry, type Registry } from 'pr
  *
  * The log's own metrics (appends, fdatasync, partitions, segments, bytes)
  * are `log/metrics.ts`'s, attached by the broker to the same registry.
+ *
+ * @module
  */
+
+import { Gauge, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
+
+/** The broker's metrics of one prom-client registry (see the file header). */
 export interface BrokerMetrics {
   /** Records one request's duration. */
   observeRequest(apiKey: number, api: string, seconds: number): void;
@@ -24,6 +28,7 @@ export const REQUEST_BUCKETS_SECONDS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.
 
 const sets = new WeakMap<Registry, BrokerMetrics>();
 
+/** The broker metrics registered in `registry`, created on first call; later calls (brokers sharing the registry) get the same set. */
 export function brokerMetrics(registry: Registry = defaultRegistry): BrokerMetrics {
   const existing = sets.get(registry);
   if (existing !== undefined) return existing;

@@ -14,6 +14,17 @@ import { brokerMetrics } from './metrics.js';
 import { CredentialStore } from './sasl/credentials.js';
 import { TopicAccess } from './topics.js';
 
+/** The broker's own view of its context: it learns the port it advertises once bound. */
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** What {@link Broker.start} may be given besides its options. */
+export interface StartBrokerDependencies {
+  /** Serve this already open log instead of opening `dataDir`; the caller keeps closing it. */
+  log?: LogManager;
+  /** Where the broker logs. @default createLogger('broker') */
+  logger?: Logger;
+}
+
 /**
  * `concordat broker`: a TCP (or TLS) listener that serves a {@link LogManager}
  * over Kafka's wire protocol.
@@ -26,17 +37,15 @@ import { TopicAccess } from './topics.js';
  * Shutdown ({@link Broker.close}) stops accepting, wakes long polls, waits up
  * to `shutdownGraceMs` for in-flight requests to be answered, closes the
  * connections, then closes the log if the broker opened it.
+ *
+ * Concurrency: connections are served side by side, their requests
+ * interleaving at every await on the one event loop; within a connection
+ * handlers start in frame order and responses leave in that order
+ * (connection.ts). Ordering across connections is the log's: appends to
+ * one partition take offsets in the order their handlers reached the log.
+ * The getters may be read at any time; `close` may be called at any time
+ * and more than once, every call sharing the one shutdown.
  */
-/** The broker's own view of its context: it learns the port it advertises once bound. */
-type Writable<T> = { -readonly [K in keyof T]: T[K] };
-
-export interface StartBrokerDependencies {
-  /** Serve this already open log instead of opening `dataDir`; the caller keeps closing it. */
-  log?: LogManager;
-  /** Where the broker logs. @default createLogger('broker') */
-  logger?: Logger;
-}
-
 export class Broker {
   private readonly connections = new Set<Connection>();
   private nextConnectionId = 1;
@@ -129,6 +138,7 @@ export class Broker {
     return (this.server.address() as AddressInfo).port;
   }
 
+  /** The address listened on, as given (`host` option). */
   get host(): string {
     return this.options.host;
   }
@@ -138,6 +148,7 @@ export class Broker {
     return `${this.context.advertisedHost}:${this.context.advertisedPort}`;
   }
 
+  /** The log served (opened by the broker, or the one it was given). */
   get log(): LogManager {
     return this.context.log;
   }

@@ -87,6 +87,7 @@ export const KafkaError = {
   PRODUCER_FENCED: 90,
 } as const;
 
+/** A Kafka error name, e.g. `NOT_LEADER_OR_FOLLOWER`. */
 export type KafkaErrorName = keyof typeof KafkaError;
 
 /**

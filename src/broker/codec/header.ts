@@ -1,6 +1,3 @@
-import type { Reader } from './reader.js';
-import type { Writer } from './writer.js';
-
 /**
  * Request and response headers (https://kafka.apache.org/protocol#protocol_messages).
  *
@@ -19,7 +16,14 @@ import type { Writer } from './writer.js';
  * an API's flexible versions (KIP-482). The client_id stays a classic
  * NULLABLE_STRING even in v2. The ApiVersions response header is always v0,
  * so a client that does not yet know the broker's versions can read it.
+ *
+ * @module
  */
+
+import type { Reader } from './reader.js';
+import type { Writer } from './writer.js';
+
+/** The fields of a request header Concordat uses (v1 and v2 alike; v2's tagged fields are skipped). */
 export interface RequestHeader {
   apiKey: number;
   apiVersion: number;
@@ -46,6 +50,7 @@ export function readRequestHeaderTail(reader: Reader, headerVersion: 1 | 2): voi
   if (headerVersion === 2) reader.taggedFields();
 }
 
+/** Writes a response header: the request's correlation ID, then, for v1 (flexible versions), an empty tagged-field section. */
 export function writeResponseHeader(writer: Writer, correlationId: number, headerVersion: 0 | 1): void {
   writer.int32(correlationId);
   if (headerVersion === 1) writer.emptyTaggedFields();

@@ -14,6 +14,7 @@ export interface ReaderLimits {
   taggedFieldsMax: number;
 }
 
+/** The limits of a Reader given none: Kafka's INT16 string bound, 100 000 array elements, 64 tagged fields. */
 export const DEFAULT_READER_LIMITS: ReaderLimits = Object.freeze({
   stringBytesMax: 32_767,
   arrayLengthMax: 100_000,

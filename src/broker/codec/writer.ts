@@ -1,3 +1,7 @@
+const INITIAL_BYTES = 256;
+/** Byte fields at least this long become their own chunk instead of being copied. */
+const CHUNK_THRESHOLD_BYTES = 4096;
+
 /**
  * Encodes Kafka's primitive types into a response
  * (https://kafka.apache.org/protocol#protocol_types).
@@ -7,10 +11,6 @@
  * is written to the socket with `writev` and the log's buffers are never
  * copied.
  */
-const INITIAL_BYTES = 256;
-/** Byte fields at least this long become their own chunk instead of being copied. */
-const CHUNK_THRESHOLD_BYTES = 4096;
-
 export class Writer {
   private readonly chunks: Buffer[] = [];
   private chunksBytes = 0;

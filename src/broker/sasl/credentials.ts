@@ -1,9 +1,3 @@
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
-import { z } from 'zod';
-import { ConcordatError, ErrorCode } from '../../errors.js';
-import type { SaslUserOptions } from '../../config/index.js';
-
 /**
  * SASL users and what the broker keeps of them.
  *
@@ -19,7 +13,17 @@ import type { SaslUserOptions } from '../../config/index.js';
  * SCRAM keys (RFC 5802 §3: StoredKey = H(HMAC(SaltedPassword, "Client Key")),
  * ServerKey = HMAC(SaltedPassword, "Server Key")) can log in with SCRAM only,
  * and the file then holds no password.
+ *
+ * @module
  */
+
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { z } from 'zod';
+import { ConcordatError, ErrorCode } from '../../errors.js';
+import type { SaslUserOptions } from '../../config/index.js';
+
+/** What the broker keeps to check a SCRAM-SHA-256 login (RFC 5802 §3): never the password itself. */
 export interface ScramCredential {
   salt: Buffer;
   iterations: number;
@@ -27,6 +31,7 @@ export interface ScramCredential {
   serverKey: Buffer;
 }
 
+/** One user the broker accepts. */
 export interface SaslUser {
   username: string;
   /** Null when the user was given only as SCRAM keys. */
@@ -34,6 +39,7 @@ export interface SaslUser {
   scramSha256: ScramCredential;
 }
 
+/** Largest credentials file read, in bytes. */
 export const CREDENTIALS_FILE_BYTES_MAX = 1024 * 1024;
 /** RFC 7677 §4: at least 4096 iterations for SCRAM-SHA-256. */
 export const SCRAM_ITERATIONS_DEFAULT = 4096;
@@ -79,14 +85,17 @@ export class CredentialStore {
     }
   }
 
+  /** The user, or undefined when unknown. */
   get(username: string): SaslUser | undefined {
     return this.users.get(username);
   }
 
+  /** Users known. */
   get size(): number {
     return this.users.size;
   }
 
+  /** Users given with passwords (the broker's options): their SCRAM keys are derived now, with a random 16-byte salt and 4096 iterations. */
   static fromPasswords(users: readonly SaslUserOptions[]): CredentialStore {
     return new CredentialStore(
       users.map((user) => ({

@@ -1,7 +1,4 @@
-/**
- * One SASL exchange on one connection: the broker feeds it each client
- * message and sends back what it returns.
- */
+/** What an exchange answers to one client message. */
 export type SaslStep =
   /** More messages are needed; send `response` and wait for the next one. */
   | { kind: 'continue'; response: Buffer }
@@ -10,6 +7,11 @@ export type SaslStep =
   /** Authentication failed; `reason` goes to the client and the log. */
   | { kind: 'failed'; reason: string };
 
+/**
+ * One SASL exchange on one connection: the broker feeds it each client
+ * message and sends back what it returns.
+ */
 export interface SaslExchange {
+  /** Takes the client's next message; never throws (a malformed message is a `failed` step). */
   step(message: Buffer): SaslStep;
 }

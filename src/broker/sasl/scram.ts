@@ -2,6 +2,23 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { SCRAM_ITERATIONS_DEFAULT, type CredentialStore, type ScramCredential } from './credentials.js';
 import type { SaslExchange, SaslStep } from './mechanism.js';
 
+const SERVER_SECRET = randomBytes(32);
+const NONCE_BYTES = 24;
+const MESSAGE_BYTES_MAX = 4096;
+
+type State =
+  | { phase: 'first' }
+  | {
+      phase: 'final';
+      username: string;
+      credential: ScramCredential | null;
+      clientNonce: string;
+      nonce: string;
+      gs2Header: string;
+      authPrefix: string;
+    }
+  | { phase: 'done' };
+
 /**
  * Server side of SCRAM-SHA-256 (RFC 5802, with SHA-256 per RFC 7677), without
  * channel binding:
@@ -27,23 +44,6 @@ import type { SaslExchange, SaslStep } from './mechanism.js';
  * and fails only at the proof, so the exchange does not reveal which users
  * exist (RFC 5802 §9 suggests this).
  */
-const SERVER_SECRET = randomBytes(32);
-const NONCE_BYTES = 24;
-const MESSAGE_BYTES_MAX = 4096;
-
-type State =
-  | { phase: 'first' }
-  | {
-      phase: 'final';
-      username: string;
-      credential: ScramCredential | null;
-      clientNonce: string;
-      nonce: string;
-      gs2Header: string;
-      authPrefix: string;
-    }
-  | { phase: 'done' };
-
 export class ScramSha256Exchange implements SaslExchange {
   private state: State = { phase: 'first' };
 

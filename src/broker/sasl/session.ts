@@ -5,6 +5,17 @@ import type { SaslExchange } from './mechanism.js';
 import { PlainExchange } from './plain.js';
 import { ScramSha256Exchange } from './scram.js';
 
+/** Where a connection is in its SASL exchange (the diagram on {@link SaslSession}). */
+export const SaslState = { HANDSHAKE: 'handshake', AUTHENTICATE: 'authenticate', COMPLETE: 'complete', FAILED: 'failed' } as const;
+export type SaslState = (typeof SaslState)[keyof typeof SaslState];
+
+/** What a SaslAuthenticate answers: a Kafka error code (0 on success), its message, and the server's token. */
+export interface SaslAuthenticateOutcome {
+  errorCode: number;
+  errorMessage: string | null;
+  authBytes: Buffer;
+}
+
 /**
  * SASL state of one connection (KIP-43, KIP-152):
  *
@@ -16,15 +27,6 @@ import { ScramSha256Exchange } from './scram.js';
  * frames with no Kafka header (kafka-python does this); after v1 it wraps
  * each in SaslAuthenticate. {@link raw} tells the connection which to expect.
  */
-export const SaslState = { HANDSHAKE: 'handshake', AUTHENTICATE: 'authenticate', COMPLETE: 'complete', FAILED: 'failed' } as const;
-export type SaslState = (typeof SaslState)[keyof typeof SaslState];
-
-export interface SaslAuthenticateOutcome {
-  errorCode: number;
-  errorMessage: string | null;
-  authBytes: Buffer;
-}
-
 export class SaslSession {
   private current: SaslState = SaslState.HANDSHAKE;
   private exchange: SaslExchange | null = null;
@@ -36,6 +38,7 @@ export class SaslSession {
     private readonly credentials: CredentialStore,
   ) {}
 
+  /** Where the exchange stands. */
   get state(): SaslState {
     return this.current;
   }
@@ -45,14 +48,17 @@ export class SaslSession {
     return this.rawTokens && this.current === SaslState.AUTHENTICATE;
   }
 
+  /** The authenticated user, null until the exchange completes. */
   get principal(): string | null {
     return this.authenticatedAs;
   }
 
+  /** Whether the exchange completed: requests other than SASL's are served only then. */
   get authenticated(): boolean {
     return this.current === SaslState.COMPLETE;
   }
 
+  /** The mechanisms the broker offers, as SaslHandshake lists them. */
   get offered(): readonly SaslMechanism[] {
     return this.mechanisms;
   }
