@@ -1,5 +1,14 @@
+/** The protocol of a global transaction: TCC (Try-Confirm-Cancel), 2PC (PostgreSQL's PREPARE TRANSACTION), or a saga (steps with compensations). */
+export const TxMode = {
+  TCC: 'TCC',
+  TWO_PHASE: '2PC',
+  SAGA: 'SAGA',
+} as const;
+export type TxMode = (typeof TxMode)[keyof typeof TxMode];
+
 /**
- * One state model for TCC, 2PC and sagas (see DESIGN.md, "Transactions").
+ * One state model for TCC, 2PC and sagas (docs/transactions.md, "The model"
+ * and "States", gives each protocol's transitions).
  * Each global transaction row moves through these states; every transition
  * is written in the same database transaction as the commands it sends
  * (outbox) and the reply it consumed (inbox), so it happens exactly once.
@@ -13,14 +22,6 @@
  * | CANCELLED  | every branch cancelled   | every branch rolled back    | every done step compensated           |
  * | FAILED     | a branch could not confirm or cancel (protocol violation, or no acknowledgement after `decisionResendsMax` resends), or an operator ended it so by hand; needs an operator |||
  */
-
-export const TxMode = {
-  TCC: 'TCC',
-  TWO_PHASE: '2PC',
-  SAGA: 'SAGA',
-} as const;
-export type TxMode = (typeof TxMode)[keyof typeof TxMode];
-
 export const GlobalTxState = {
   /** Phase one: Try / prepare sent to every branch, or saga steps running; votes being collected. */
   TRYING: 'TRYING',
@@ -37,11 +38,13 @@ export const GlobalTxState = {
 } as const;
 export type GlobalTxState = (typeof GlobalTxState)[keyof typeof GlobalTxState];
 
+/** The states a global transaction does not leave by itself (FAILED only through an operator's `concordat tx retry` or `tx end`). */
 export const TERMINAL_STATES: readonly GlobalTxState[] = [GlobalTxState.CONFIRMED, GlobalTxState.CANCELLED, GlobalTxState.FAILED];
 
 /** The two decisions a global transaction can take. */
 export type Decision = typeof GlobalTxState.CONFIRMING | typeof GlobalTxState.CANCELLING;
 
+/** The state of one branch (participant) of a global transaction; the table in docs/transactions.md, "States". */
 export const BranchState = {
   /** Saga only: a later step, not started yet. */
   WAITING: 'WAITING',
