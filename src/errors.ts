@@ -1,18 +1,8 @@
 /**
- * One error base class for all of Concordat, with a stable code, a retriable
- * flag and structured context.
- *
- * Retry logic anywhere in Concordat reads only {@link isRetriable}: it never
- * parses messages. Programmer errors (`TypeError`, `RangeError`,
- * `ReferenceError`, `SyntaxError`) are never retried; a handler can mark its
- * own error as final with {@link nonRetriable} or by throwing a
- * `ConcordatError` with `retriable: false`.
- *
- * Where a condition has a name in Kafka's protocol (OFFSET_OUT_OF_RANGE,
- * ILLEGAL_GENERATION, ...), the code is that name, so the broker maps codes to
- * Kafka's numeric error codes through one table (`broker/codec/error-codes.ts`).
+ * Every code a {@link ConcordatError} carries, grouped by the part of
+ * Concordat that throws it. Codes that name a condition of Kafka's protocol
+ * are Kafka's names (the broker answers them with Kafka's numbers).
  */
-
 export const ErrorCode = {
   // configuration
   CONFIG_INVALID: 'CONFIG_INVALID',
@@ -122,6 +112,7 @@ export const ErrorCode = {
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/** What a {@link ConcordatError} is made of besides its message. */
 export interface ConcordatErrorOptions {
   /** Stable, machine-readable code. */
   code: ErrorCode;
@@ -133,10 +124,26 @@ export interface ConcordatErrorOptions {
   context?: Record<string, unknown>;
 }
 
-/** Base class of every error Concordat throws on purpose. */
+/**
+ * Base class of every error Concordat throws on purpose: one class for all
+ * of Concordat, with a stable code, a retriable flag and structured context.
+ *
+ * Retry logic anywhere in Concordat reads only {@link isRetriable}: it never
+ * parses messages. Programmer errors (`TypeError`, `RangeError`,
+ * `ReferenceError`, `SyntaxError`) are never retried; a handler can mark its
+ * own error as final with {@link nonRetriable} or by throwing a
+ * `ConcordatError` with `retriable: false`.
+ *
+ * Where a condition has a name in Kafka's protocol (OFFSET_OUT_OF_RANGE,
+ * ILLEGAL_GENERATION, ...), the code is that name, so the broker maps codes to
+ * Kafka's numeric error codes through one table (`broker/codec/error-codes.ts`).
+ */
 export class ConcordatError extends Error {
+  /** Stable, machine-readable code; branch on it, never on the message. */
   readonly code: ErrorCode;
+  /** Whether trying the same operation again may succeed (what {@link isRetriable} returns for it). */
   readonly retriable: boolean;
+  /** Structured facts (topic, partition, offset, option name...), frozen. */
   readonly context: Readonly<Record<string, unknown>>;
 
   constructor(message: string, options: ConcordatErrorOptions) {
@@ -150,6 +157,7 @@ export class ConcordatError extends Error {
 
 /** Thrown when a handler (or any retried operation) failed on every attempt. */
 export class RetriesExhaustedError extends ConcordatError {
+  /** Attempts made, the first included. */
   readonly attempts: number;
 
   constructor(attempts: number, cause: unknown, context: Record<string, unknown> = {}) {
@@ -165,7 +173,9 @@ export class RetriesExhaustedError extends ConcordatError {
 
 /** One problem a schema found in a payload: where (`items.0.qty`, empty for the payload itself) and what. */
 export interface ValidationIssue {
+  /** Dotted path into the payload, e.g. `items.0.qty`; empty for the payload itself. */
   path: string;
+  /** What is wrong there, in the schema library's words. */
   message: string;
 }
 
