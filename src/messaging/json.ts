@@ -4,6 +4,8 @@
  * `Set` silently becomes `{}`, a `Date` a string, a function or `undefined`
  * in an array `null`, and a `bigint` throws. {@link JsonSafe} turns each of
  * these into `never`, so the call that would lose data does not compile.
+ *
+ * @module
  */
 
 /** A JSON primitive. */

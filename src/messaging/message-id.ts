@@ -1,6 +1,12 @@
 import { randomFillSync } from 'node:crypto';
 import { v7 as uuidv7, validate, version } from 'uuid';
 
+const POOL_IDS = 256;
+const pool = Buffer.allocUnsafe(16 * POOL_IDS);
+let nextInPool = POOL_IDS;
+let lastMs = -Infinity;
+let counter = 0;
+
 /**
  * Message IDs are UUIDv7 (RFC 9562 §5.7): 48 bits of Unix-epoch milliseconds
  * then random bits, so IDs sort by creation time, which keeps the inbox's
@@ -14,12 +20,6 @@ import { v7 as uuidv7, validate, version } from 'uuid';
  * (RFC 9562 §6.2, method 1, as `uuid` does itself), so IDs of one process
  * still increase.
  */
-const POOL_IDS = 256;
-const pool = Buffer.allocUnsafe(16 * POOL_IDS);
-let nextInPool = POOL_IDS;
-let lastMs = -Infinity;
-let counter = 0;
-
 export function newMessageId(): string {
   if (nextInPool === POOL_IDS) {
     randomFillSync(pool);
