@@ -10,8 +10,11 @@
  * `<point>=<action>[@<hit>]`: `relay.after-publish=kill@3` SIGKILLs the
  * process the third time the point is reached; actions are `kill` and
  * `throw`. The public test kit (`concordat/testing`) builds on this.
+ *
+ * @module
  */
 
+/** What an armed fault point does when hit: SIGKILL the process (`kill`), throw an {@link InjectedFault} (`throw`), or call the function given (which may wait, to pause the code at the point). */
 export type FaultAction = 'kill' | 'throw' | ((point: string) => void | Promise<void>);
 
 interface Armed {

@@ -1,5 +1,3 @@
-import { pino, type Logger as PinoLogger } from 'pino';
-
 /**
  * Structured logging for every Concordat component, on pino.
  *
@@ -11,7 +9,13 @@ import { pino, type Logger as PinoLogger } from 'pino';
  * An app given its user's logger (`ConcordatApp.create({ logger })`) uses it
  * as the root instead: its components' loggers are children of it
  * ({@link rootLoggerFrom}, then {@link createLogger} with that root).
+ *
+ * @module
  */
+
+import { pino, type Logger as PinoLogger } from 'pino';
+
+/** Concordat's logger: pino's. Every component logs through a child made by {@link createLogger}. */
 export type Logger = PinoLogger;
 
 /** One of pino's level methods: `(fields, message)` or `(message)`. */

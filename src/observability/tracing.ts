@@ -1,18 +1,3 @@
-import {
-  context,
-  propagation,
-  ROOT_CONTEXT,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  type Attributes,
-  type Context,
-  type Link,
-  type Span,
-  type TextMapGetter,
-  type TextMapSetter,
-} from '@opentelemetry/api';
-
 /**
  * Concordat's spans, through `@opentelemetry/api` only: without an SDK
  * registered (a `TracerProvider` and a propagator, see docs/operations.md
@@ -36,7 +21,26 @@ import {
  * `ce_tracestate` headers), written and read by the registered propagator
  * (`propagation.inject/extract`), which for these attributes must be W3C
  * Trace Context (https://www.w3.org/TR/trace-context/), as the extension says.
+ *
+ * @module
  */
+
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Context,
+  type Link,
+  type Span,
+  type TextMapGetter,
+  type TextMapSetter,
+} from '@opentelemetry/api';
+
+/** Concordat's tracer (`@opentelemetry/api`'s, instrumentation scope `concordat`); a no-op until an SDK is registered. */
 export const tracer = trace.getTracer('concordat');
 
 /** Attribute names: OpenTelemetry's messaging conventions, then Concordat's own (`concordat.*`). */
