@@ -1,14 +1,16 @@
+/**
+ * Metadata the decorators record on classes. Decorators only record; the
+ * explorer (`explorer.ts`) reads it at start-up, validates it and builds the
+ * handler table.
+ *
+ * @module
+ */
+
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { RetryPolicyOptions } from './retry.js';
 import type { MessageFilter } from './filter.js';
 import type { MessageContext } from './context.js';
 import type { ConcordatApp } from './app.js';
-
-/**
- * Metadata the decorators record on classes. Decorators only record; the
- * explorer (`explorer.ts`) reads it at start-up, validates it and builds the
- * handler table.
- */
 
 export const SERVICE_METADATA = Symbol.for('concordat.service');
 export const HANDLERS_METADATA = Symbol.for('concordat.handlers');

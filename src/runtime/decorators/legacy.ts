@@ -1,5 +1,3 @@
-import { ConcordatError, ErrorCode } from '../../errors.js';
-
 /**
  * Concordat's decorators (and inversify's, and TypeORM's) are TypeScript's
  * *legacy* decorators: they record metadata on the class with
@@ -12,7 +10,12 @@ import { ConcordatError, ErrorCode } from '../../errors.js';
  * recognise the standard call — its second argument is a context object with
  * a `kind` (TC39 proposal-decorators, "Decorator context") — and refuse it at
  * once.
+ *
+ * @module
  */
+
+import { ConcordatError, ErrorCode } from '../../errors.js';
+
 function assertLegacyCall(decorator: string, second: unknown): void {
   if (typeof second !== 'object' || second === null || typeof (second as { kind?: unknown }).kind !== 'string') return;
   const { kind, name } = second as { kind: string; name?: unknown };
