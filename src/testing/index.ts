@@ -15,7 +15,10 @@
  *   transaction and checks exactly once and per-key order.
  *
  * See docs/testing.md for a walk-through.
+ *
+ * @module
  */
+
 export { armFault, disarmFaults, faultHits, InjectedFault, type FaultAction } from '../observability/index.js';
 export { EffectLedger, type Effect, type LedgerReport } from './effect-ledger.js';
 export { FaultyTransport, InjectedTransportFault, type FaultyTransportStats } from './faulty-transport.js';
