@@ -13,7 +13,10 @@
  *
  * See docs/cli.md for the commands and their JSON shapes (which are these
  * types, dates as ISO strings).
+ *
+ * @module
  */
+
 export type {
   CreateTopicRequest,
   GroupInfo,

@@ -6,6 +6,8 @@
  * topics|groups` commands and the console call these and only format the
  * results; both implementations answer in the same shapes, with Kafka's
  * names and units (offsets, bytes, ms since the epoch).
+ *
+ * @module
  */
 
 /** One topic in a listing. */
