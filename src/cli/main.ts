@@ -1,13 +1,16 @@
+/**
+ * The `concordat` command. Each subcommand lives in `commands/<name>.ts` and
+ * registers itself through `commands/index.ts`, which loads only the one
+ * named on the command line.
+ *
+ * @module
+ */
+
 #!/usr/bin/env node
 import 'reflect-metadata';
 import { Command } from 'commander';
 import { registerCommands } from './commands/index.js';
 
-/**
- * The `concordat` command. Each subcommand lives in `commands/<name>.ts` and
- * registers itself through `commands/index.ts`, which loads only the one
- * named on the command line.
- */
 const program = new Command()
   .name('concordat')
   .description('Concordat: reliable messaging and distributed transactions over a Kafka-compatible log')

@@ -2,6 +2,8 @@
  * What every `concordat` command prints, in one place: lines on stdout,
  * failures on stderr with the exit code 1, fixed-width tables for a
  * terminal.
+ *
+ * @module
  */
 
 /** Writes `text` and a newline to stdout. */
