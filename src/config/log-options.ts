@@ -1,6 +1,3 @@
-import { z } from 'zod';
-import { compileOptions } from './compile.js';
-
 /**
  * Options of the log engine (`src/log/`), in STYLE.md's four steps:
  * public options with TSDoc ({@link LogManagerOptions}, {@link TopicConfig},
@@ -9,7 +6,12 @@ import { compileOptions } from './compile.js';
  * ({@link compileLogManagerOptions}, {@link compileTopicConfig}) → compiled
  * options with every field present ({@link CompiledLogManagerOptions}).
  * Every duration is in ms, every size in bytes.
+ *
+ * @module
  */
+
+import { z } from 'zod';
+import { compileOptions } from './compile.js';
 
 /**
  * When an append is acknowledged. What each loses on power failure:
