@@ -17,7 +17,9 @@
  * through `export { name }`. Re-exports (`export ... from`) are not
  * declarations and are not counted; `--public` follows them from
  * `src/index.ts` to mark which undocumented declarations are public API.
- * Overloads of one function count once, documented when any is.
+ * A name counts once, documented when any of its declarations is: overloads,
+ * merged interfaces, and an `as const` object with the type derived from it
+ * (TypeScript shows the docs of all of a symbol's declarations).
  *
  * Options:
  *   --list     print every undocumented declaration (file:line kind name)
@@ -172,12 +174,10 @@ function analyse(path: string): FileInfo {
   for (const name of exportedLocal) {
     const entries = locals.get(name);
     if (!entries) continue;
-    // Interfaces merge and functions overload: one count per name and kind.
-    const byKind = new Map<string, ts.Node[]>();
-    for (const e of entries) byKind.set(e.kind, [...(byKind.get(e.kind) ?? []), e.node]);
-    for (const [kind, nodes] of byKind) {
-      info.decls.push({ file: rel, line: lineOf(nodes[0]!), kind, name, documented: nodes.some(hasDoc) });
-    }
+    // One count per name: interfaces merge, functions overload, and an `as const` object and its
+    // derived type of the same name are one symbol, whose hover shows the docs of every declaration.
+    const kind = [...new Set(entries.map((e) => e.kind))].join('+');
+    info.decls.push({ file: rel, line: lineOf(entries[0]!.node), kind, name, documented: entries.some((e) => hasDoc(e.node)) });
     if (flag('--members')) {
       for (const { node } of entries) {
         if (!ts.isClassDeclaration(node)) continue;
@@ -246,7 +246,7 @@ const all = [...infos.values()].flatMap((i) => i.decls);
 const scope = flag('--public') ? publicDecls() : undefined;
 const inScope = (d: Decl): boolean => !scope || scope.has(d);
 const undocumented = all.filter((d) => inScope(d) && !d.documented);
-const classes = all.filter((d) => inScope(d) && d.kind === 'class');
+const classes = all.filter((d) => inScope(d) && d.kind.split('+').includes('class'));
 const undocumentedClasses = classes.filter((d) => !d.documented);
 
 if (flag('--list')) {
