@@ -1,5 +1,3 @@
-import type { DataSource } from 'typeorm';
-
 /**
  * Batched deletion of what global transactions leave behind, so that the
  * fence, branch and timeline tables stay small without a long transaction or
@@ -7,8 +5,13 @@ import type { DataSource } from 'typeorm';
  * picks at most `batchRowsMax` rows by `ctid`, skips rows another session has
  * locked (`SKIP LOCKED`), and the loop stops after `batchesMax` batches.
  * Several coordinator instances can run it at once.
+ *
+ * @module
  */
 
+import type { DataSource } from 'typeorm';
+
+/** Bounds of one cleanup call (see the file header). */
 export interface CleanupLimits {
   /** Rows per batch. */
   batchRowsMax: number;

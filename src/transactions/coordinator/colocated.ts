@@ -1,7 +1,3 @@
-import type { DataSource } from 'typeorm';
-import type { CommitStage, TransactionContext } from '../../runtime/index.js';
-import type { BranchReply } from './messages.js';
-
 /**
  * Coordinators that run in this process, by the database they keep their
  * global transactions in.
@@ -17,7 +13,14 @@ import type { BranchReply } from './messages.js';
  * relay, append, fetch and handle in a transaction of its own. A global
  * transaction the database does not hold (begun by a coordinator elsewhere)
  * still gets its reply as a message (see `TransactionCoordinator`).
+ *
+ * @module
  */
+
+import type { DataSource } from 'typeorm';
+import type { CommitStage, TransactionContext } from '../../runtime/index.js';
+import type { BranchReply } from './messages.js';
+
 const coordinators = new WeakMap<DataSource, CommitStage<BranchReply>>();
 
 /** Registers the reply stage of a coordinator working on `dataSource` (at its start). */

@@ -1,6 +1,3 @@
-import { v5 as uuidv5 } from 'uuid';
-import { GlobalTxState, TxMode } from './states.js';
-
 /**
  * The wire contract between the coordinator and participants of every mode.
  * Commands travel on the participant's topic (`concordat.<tcc|xa|saga>.<name>`),
@@ -8,8 +5,14 @@ import { GlobalTxState, TxMode } from './states.js';
  * so that everything about one global transaction stays in one partition, in
  * order, and replies of one global transaction reach one coordinator
  * instance at a time (the consumer group gives each partition one owner).
+ *
+ * @module
  */
 
+import { v5 as uuidv5 } from 'uuid';
+import { GlobalTxState, TxMode } from './states.js';
+
+/** The command a coordinator sends a branch; each mode uses its own (see {@link MODE_ACTIONS}). */
 export const BranchAction = {
   /** TCC phase one: reserve. */
   TRY: 'try',

@@ -1,9 +1,3 @@
-import { Counter, Gauge, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
-import type { DataSource } from 'typeorm';
-import type { Transition } from './protocol.js';
-import { GlobalTxState, TxEventKind, TxMode } from './states.js';
-import type { LoadedGlobalTx } from './store.js';
-
 /**
  * Prometheus metrics of global transactions, on prom-client (prom-client's
  * default registry unless given one):
@@ -21,7 +15,17 @@ import type { LoadedGlobalTx } from './store.js';
  * only (the partial index `global_transaction_active`); ended transactions (kept for `historyRetentionMs`)
  * are counted by the ended counter instead. Operator actions (`concordat tx
  * retry|abort|end`, in their own process) are not counted.
+ *
+ * @module
  */
+
+import { Counter, Gauge, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
+import type { DataSource } from 'typeorm';
+import type { Transition } from './protocol.js';
+import { GlobalTxState, TxEventKind, TxMode } from './states.js';
+import type { LoadedGlobalTx } from './store.js';
+
+/** The global-transaction metrics of one prom-client registry (the table in the file header). */
 export interface TxMetrics {
   /** A global transaction of `mode` was written by begin. */
   begun(mode: TxMode): void;

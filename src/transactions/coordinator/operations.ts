@@ -1,3 +1,13 @@
+/**
+ * What operators do to global transactions (`concordat tx list|show|retry|abort`),
+ * as functions over a DataSource so that tools and tests use the same code.
+ * Retry and abort go through the coordinator's own state machine, under the
+ * row lock, with their commands in the outbox of the same transaction: a
+ * running coordinator and an operator can never both drive one step.
+ *
+ * @module
+ */
+
 import type { DataSource, EntityManager } from 'typeorm';
 import { ConcordatError, ErrorCode } from '../../errors.js';
 import { runTransaction } from '../../persistence/transaction.js';
@@ -8,14 +18,7 @@ import type { EndByHandState, Transition, TxInput } from './protocol.js';
 import type { GlobalTxState, TxMode } from './states.js';
 import { isGlobalTxId } from './store.js';
 
-/**
- * What operators do to global transactions (`concordat tx list|show|retry|abort`),
- * as functions over a DataSource so that tools and tests use the same code.
- * Retry and abort go through the coordinator's own state machine, under the
- * row lock, with their commands in the outbox of the same transaction: a
- * running coordinator and an operator can never both drive one step.
- */
-
+/** What `concordat tx list` ({@link listGlobalTxs}) selects. */
 export interface ListFilter {
   /** Only these states. @default every state */
   states?: GlobalTxState[];

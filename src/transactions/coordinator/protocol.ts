@@ -1,8 +1,3 @@
-import { ConcordatError, ErrorCode } from '../../errors.js';
-import { retryDelayMs, type CompiledRetryPolicy } from '../../runtime/index.js';
-import { MODE_ACTIONS, type BranchAction, type BranchReply } from './messages.js';
-import { BranchState, GlobalTxState, TxEventKind, TxMode, type Decision } from './states.js';
-
 /**
  * The coordinator's state machine for TCC, 2PC and sagas, as a pure
  * function: `transition(tx, branches, input, timing)` returns what to write
@@ -44,8 +39,16 @@ import { BranchState, GlobalTxState, TxEventKind, TxMode, type Decision } from '
  * down for good): its silent branches fail and the reason names them (see
  * {@link giveUp}). An operator can also end any global transaction by hand
  * (`concordat tx end`, see {@link endByHand}).
+ *
+ * @module
  */
 
+import { ConcordatError, ErrorCode } from '../../errors.js';
+import { retryDelayMs, type CompiledRetryPolicy } from '../../runtime/index.js';
+import { MODE_ACTIONS, type BranchAction, type BranchReply } from './messages.js';
+import { BranchState, GlobalTxState, TxEventKind, TxMode, type Decision } from './states.js';
+
+/** What the state machine reads of a global transaction row. */
 export interface TxView {
   id: string;
   mode: TxMode;

@@ -1,12 +1,3 @@
-import { batchOn } from '../participant/sql.js';
-import type { EntityManager } from 'typeorm';
-import { ConcordatError, ErrorCode } from '../../errors.js';
-import type { TraceCarrier } from '../../observability/index.js';
-import { preparedQuery } from '../../outbox/index.js';
-import type { CompiledRetryPolicy } from '../../runtime/index.js';
-import type { BranchView, Transition, TxEvent, TxView } from './protocol.js';
-import { TxEventKind, type BranchState, type Decision, type GlobalTxState, type TxMode } from './states.js';
-
 /**
  * SQL over `concordat.global_transaction`, `concordat.branch` and
  * `concordat.global_tx_event`, always through the caller's EntityManager so
@@ -21,8 +12,20 @@ import { TxEventKind, type BranchState, type Decision, type GlobalTxState, type 
  * every global transaction or reply batch are named prepared statements
  * (`preparedQuery`): their CTEs cost PostgreSQL more to parse and plan than
  * to run.
+ *
+ * @module
  */
 
+import { batchOn } from '../participant/sql.js';
+import type { EntityManager } from 'typeorm';
+import { ConcordatError, ErrorCode } from '../../errors.js';
+import type { TraceCarrier } from '../../observability/index.js';
+import { preparedQuery } from '../../outbox/index.js';
+import type { CompiledRetryPolicy } from '../../runtime/index.js';
+import type { BranchView, Transition, TxEvent, TxView } from './protocol.js';
+import { TxEventKind, type BranchState, type Decision, type GlobalTxState, type TxMode } from './states.js';
+
+/** A `concordat.global_transaction` row as the coordinator reads it. */
 export interface GlobalTxRow extends TxView {
   name: string;
   deadline: Date;

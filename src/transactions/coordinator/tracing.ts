@@ -1,3 +1,22 @@
+/**
+ * The coordinator's spans (see `observability/tracing.ts` for the messaging
+ * ones around them). A global transaction's begin is a span
+ * `<MODE> begin <name>`; each step the coordinator takes on it — a reply, a
+ * deadline, a resend, an operator's command — a span
+ * `<MODE> <STATE>` or `<MODE> <STATE> → <NEW STATE>` whose events are the
+ * timeline entries the step wrote (`concordat.global_tx_event` kinds).
+ * Both are children of the context's trace context (the caller's span for a
+ * begin, the reply's `process` span for a reply), and the commands they
+ * publish are their children: so a global transaction begun under a request
+ * is one trace through every participant and back. A step the coordinator's
+ * scan takes (deadline, resend) or an operator's command has no message to
+ * continue: its parent is the begin span, whose context the global
+ * transaction's row keeps (`options.trace`, written only when a propagator
+ * is registered), so it joins the same trace.
+ *
+ * @module
+ */
+
 import {
   activeContext,
   extractTraceContext,
@@ -16,23 +35,6 @@ import type { TransactionContext } from '../../runtime/index.js';
 import type { Transition, TxInput } from './protocol.js';
 import type { GlobalTxRow } from './store.js';
 import type { TxMode } from './states.js';
-
-/**
- * The coordinator's spans (see `observability/tracing.ts` for the messaging
- * ones around them). A global transaction's begin is a span
- * `<MODE> begin <name>`; each step the coordinator takes on it — a reply, a
- * deadline, a resend, an operator's command — a span
- * `<MODE> <STATE>` or `<MODE> <STATE> → <NEW STATE>` whose events are the
- * timeline entries the step wrote (`concordat.global_tx_event` kinds).
- * Both are children of the context's trace context (the caller's span for a
- * begin, the reply's `process` span for a reply), and the commands they
- * publish are their children: so a global transaction begun under a request
- * is one trace through every participant and back. A step the coordinator's
- * scan takes (deadline, resend) or an operator's command has no message to
- * continue: its parent is the begin span, whose context the global
- * transaction's row keeps (`options.trace`, written only when a propagator
- * is registered), so it joins the same trace.
- */
 
 /**
  * Starts the begin span of a global transaction. `publish` runs the

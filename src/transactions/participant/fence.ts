@@ -1,7 +1,3 @@
-import type { EntityManager } from 'typeorm';
-import { ConcordatError, ErrorCode } from '../../errors.js';
-import { preparedQuery } from '../../outbox/index.js';
-
 /**
  * The participant-side fence (`concordat.fence`): one row per (participant,
  * global transaction, branch) recording what the participant did, written in
@@ -27,7 +23,15 @@ import { preparedQuery } from '../../outbox/index.js';
  *
  * Rows are deleted by `cleanupFences` once their global transaction ended
  * and a retention passed.
+ *
+ * @module
  */
+
+import type { EntityManager } from 'typeorm';
+import { ConcordatError, ErrorCode } from '../../errors.js';
+import { preparedQuery } from '../../outbox/index.js';
+
+/** What a participant did for one branch, as its fence row records it (see the file header). */
 export const FenceState = {
   /** TCC Try done (reserved) / saga step done. */
   TRIED: 'TRIED',

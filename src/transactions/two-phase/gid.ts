@@ -1,5 +1,3 @@
-import type { EntityManager } from 'typeorm';
-
 /**
  * Global identifiers of prepared transactions (`PREPARE TRANSACTION '<gid>'`):
  * `concordat:<participant>:<global transaction ID>:<branch ID>`. The
@@ -8,15 +6,26 @@ import type { EntityManager } from 'typeorm';
  * prepared transactions are cluster-wide. PostgreSQL allows 199 bytes; with
  * participant names of at most {@link XA_PARTICIPANT_NAME_MAX} characters a
  * gid is at most 160.
+ *
+ * @module
  */
+
+import type { EntityManager } from 'typeorm';
+
+/** Longest 2PC participant name, in characters (`[a-zA-Z0-9._-]`), so that a gid stays within PostgreSQL's 199 bytes. */
 export const XA_PARTICIPANT_NAME_MAX = 100;
 
 const GID = /^concordat:([a-zA-Z0-9._-]{1,100}):([0-9a-f-]{36}):(\d{1,9})$/;
 
+/** `concordat:<participant>:`, the prefix of every gid of `participant`. */
 export function gidPrefix(participant: string): string {
   return `concordat:${participant}:`;
 }
 
+/**
+ * The gid of a branch's prepared transaction.
+ * @throws Error when the parts do not make a well-formed gid (a participant name or ID that escaped validation: a bug)
+ */
 export function gidFor(participant: string, globalTxId: string, branchId: number): string {
   const gid = `${gidPrefix(participant)}${globalTxId}:${branchId}`;
   // Inlined in SQL (PREPARE TRANSACTION takes no parameters): the pattern admits no quote.
@@ -24,6 +33,7 @@ export function gidFor(participant: string, globalTxId: string, branchId: number
   return gid;
 }
 
+/** The parts of a Concordat gid; undefined for any other prepared transaction's gid (not Concordat's, or malformed). */
 export function parseGid(gid: string): { participant: string; globalTxId: string; branchId: number } | undefined {
   const match = GID.exec(gid);
   if (match === null) return undefined;
