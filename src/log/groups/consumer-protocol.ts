@@ -1,5 +1,3 @@
-import { ConcordatError, ErrorCode } from '../../errors.js';
-
 /**
  * The bytes consumer-group members exchange through the coordinator when
  * their protocolType is `consumer` (Kafka's `ConsumerProtocol`; schemas
@@ -18,8 +16,13 @@ import { ConcordatError, ErrorCode } from '../../errors.js';
  * Arrays are int32 count + elements; strings int16 length + UTF-8; bytes
  * int32 length (-1 = null) + data. A version newer than these is read as far
  * as the known fields go (Kafka's rule: later versions only append fields).
+ *
+ * @module
  */
 
+import { ConcordatError, ErrorCode } from '../../errors.js';
+
+/** Partitions of one topic, as subscriptions and assignments list them. */
 export interface TopicPartitions {
   topic: string;
   partitions: number[];

@@ -14,6 +14,152 @@ import {
 } from './group.js';
 import { OffsetStore, type OffsetEntry } from './offset-store.js';
 
+/** Kafka's NewMemberJoinTimeoutMs: a new member waiting in JoinGroup is dropped after this. */
+export const NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000;
+const GROUP_ID_LENGTH_MAX = 32_767;
+const INT32_MAX = 2 ** 31 - 1;
+
+/** Kafka's JoinGroup request (v0-v5), as {@link GroupCoordinator.joinGroup} takes it. */
+export interface JoinGroupRequest {
+  groupId: string;
+  /** '' for a member joining for the first time. */
+  memberId: string;
+  groupInstanceId?: string | null;
+  /** 'consumer' for consumers. */
+  protocolType: string;
+  protocols: GroupProtocol[];
+  sessionTimeoutMs: number;
+  /** JoinGroup v0 has none: pass sessionTimeoutMs. */
+  rebalanceTimeoutMs: number;
+  clientId?: string;
+  clientHost?: string;
+  /**
+   * JoinGroup v4+: a member with no ID is first answered MEMBER_ID_REQUIRED
+   * (its new ID in the error's `context.memberId`) and must join again with it.
+   * @default false
+   */
+  requireKnownMemberId?: boolean;
+}
+
+/** Kafka's SyncGroup request (v0-v5). */
+export interface SyncGroupRequest {
+  groupId: string;
+  generationId: number;
+  memberId: string;
+  groupInstanceId?: string | null;
+  /** SyncGroup v5: checked against the group's when given. */
+  protocolType?: string | null;
+  protocolName?: string | null;
+  /** The leader's assignment; followers send []. */
+  assignments: { memberId: string; assignment: Buffer }[];
+}
+
+/** Kafka's Heartbeat request (v0-v4). */
+export interface HeartbeatRequest {
+  groupId: string;
+  generationId: number;
+  memberId: string;
+  groupInstanceId?: string | null;
+}
+
+/** Kafka's LeaveGroup request (v0-v4). */
+export interface LeaveGroupRequest {
+  groupId: string;
+  /** LeaveGroup v3+ may name several members; v0-v2 name one. */
+  members: { memberId: string; groupInstanceId?: string | null }[];
+}
+
+/** LeaveGroup's answer: one entry per member named, with its error (null: it left). */
+export interface LeaveGroupResult {
+  members: { memberId: string; groupInstanceId: string | null; errorCode: ErrorCode | null }[];
+}
+
+/** Kafka's OffsetCommit request (v0-v8). */
+export interface OffsetCommitRequest {
+  groupId: string;
+  /** -1 with memberId '' for a commit outside group management. */
+  generationId: number;
+  memberId: string;
+  groupInstanceId?: string | null;
+  topics: {
+    topic: string;
+    partitions: { partition: number; offset: number; leaderEpoch?: number; metadata?: string | null }[];
+  }[];
+}
+
+/** OffsetCommit's answer: each partition's error, null when committed. */
+export interface OffsetCommitResult {
+  topics: { topic: string; partitions: { partition: number; errorCode: ErrorCode | null }[] }[];
+}
+
+/** Kafka's OffsetFetch request (v0-v7). */
+export interface OffsetFetchRequest {
+  groupId: string;
+  /** null: every partition the group has committed. */
+  topics: { topic: string; partitions: number[] }[] | null;
+}
+
+/** OffsetFetch's answer: each partition's committed offset (-1 when none), leader epoch (-1), metadata and error. */
+export interface OffsetFetchResult {
+  topics: {
+    topic: string;
+    partitions: { partition: number; offset: number; leaderEpoch: number; metadata: string; errorCode: ErrorCode | null }[];
+  }[];
+}
+
+/** One member as DescribeGroups reports it; `metadata` and `assignment` are ConsumerProtocol bytes (consumer-protocol.ts). */
+export interface GroupMemberDescription {
+  memberId: string;
+  groupInstanceId: string | null;
+  clientId: string;
+  clientHost: string;
+  /** Metadata for the chosen protocol; empty unless the group is Stable (as Kafka). */
+  metadata: Buffer;
+  assignment: Buffer;
+}
+
+/** One group as DescribeGroups reports it. */
+export interface GroupDescription {
+  groupId: string;
+  state: GroupState;
+  protocolType: string;
+  protocolName: string;
+  generationId: number;
+  leaderId: string | null;
+  members: GroupMemberDescription[];
+}
+
+/** One group as ListGroups reports it. */
+export interface GroupOverview {
+  groupId: string;
+  protocolType: string;
+  state: GroupState;
+}
+
+/** What the coordinator needs to know about topics. */
+export interface TopicLookup {
+  /** Partition count of a topic, or undefined when it does not exist. */
+  partitionCount(topic: string): number | undefined;
+  /** Offsets of one partition (for lag). */
+  describePartition(topic: string, partition: number): { logStartOffset: number; highWatermark: number; logEndOffset: number };
+}
+
+/** How far a group's committed offset trails one partition's end (Kafka's consumer lag). */
+export interface PartitionLag {
+  topic: string;
+  partition: number;
+  /** The committed offset, -1 when the group committed none for the partition. */
+  committedOffset: number;
+  logStartOffset: number;
+  highWatermark: number;
+  /**
+   * Records the group has yet to consume: highWatermark − committedOffset,
+   * counted from the log start when nothing is committed or the committed
+   * offset fell below it (retention deleted those records).
+   */
+  lag: number;
+}
+
 /**
  * The consumer-group coordinator (Kafka's classic `GroupCoordinator`, the
  * protocol of JoinGroup v0-v5, SyncGroup, Heartbeat, LeaveGroup,
@@ -46,142 +192,19 @@ import { OffsetStore, type OffsetEntry } from './offset-store.js';
  * coordinator failover does); committed offsets are durable (offset-store.ts).
  * Static membership (groupInstanceId, KIP-345) is not implemented: a join
  * that names one is refused with UNSUPPORTED_VERSION.
+ *
+ * Concurrency (one event loop; calls interleave at every await): every
+ * method may be called while others are pending, from any number of
+ * members and connections; group state changes happen synchronously
+ * between awaits, so each request sees and leaves a consistent group.
+ * joinGroup and syncGroup stay pending for as long as the protocol makes
+ * them wait (the rebalance, the leader's assignment); a later JoinGroup of
+ * the same member answers the earlier one REBALANCE_IN_PROGRESS. Commits
+ * resolve after their offsets are durable (offset-store.ts); concurrent
+ * commits share one write and fdatasync. `close` may overlap anything: waiting joins
+ * and syncs fail with COORDINATOR_NOT_AVAILABLE, and so does every later
+ * call.
  */
-
-/** Kafka's NewMemberJoinTimeoutMs: a new member waiting in JoinGroup is dropped after this. */
-export const NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000;
-const GROUP_ID_LENGTH_MAX = 32_767;
-const INT32_MAX = 2 ** 31 - 1;
-
-export interface JoinGroupRequest {
-  groupId: string;
-  /** '' for a member joining for the first time. */
-  memberId: string;
-  groupInstanceId?: string | null;
-  /** 'consumer' for consumers. */
-  protocolType: string;
-  protocols: GroupProtocol[];
-  sessionTimeoutMs: number;
-  /** JoinGroup v0 has none: pass sessionTimeoutMs. */
-  rebalanceTimeoutMs: number;
-  clientId?: string;
-  clientHost?: string;
-  /**
-   * JoinGroup v4+: a member with no ID is first answered MEMBER_ID_REQUIRED
-   * (its new ID in the error's `context.memberId`) and must join again with it.
-   * @default false
-   */
-  requireKnownMemberId?: boolean;
-}
-
-export interface SyncGroupRequest {
-  groupId: string;
-  generationId: number;
-  memberId: string;
-  groupInstanceId?: string | null;
-  /** SyncGroup v5: checked against the group's when given. */
-  protocolType?: string | null;
-  protocolName?: string | null;
-  /** The leader's assignment; followers send []. */
-  assignments: { memberId: string; assignment: Buffer }[];
-}
-
-export interface HeartbeatRequest {
-  groupId: string;
-  generationId: number;
-  memberId: string;
-  groupInstanceId?: string | null;
-}
-
-export interface LeaveGroupRequest {
-  groupId: string;
-  /** LeaveGroup v3+ may name several members; v0-v2 name one. */
-  members: { memberId: string; groupInstanceId?: string | null }[];
-}
-
-export interface LeaveGroupResult {
-  members: { memberId: string; groupInstanceId: string | null; errorCode: ErrorCode | null }[];
-}
-
-export interface OffsetCommitRequest {
-  groupId: string;
-  /** -1 with memberId '' for a commit outside group management. */
-  generationId: number;
-  memberId: string;
-  groupInstanceId?: string | null;
-  topics: {
-    topic: string;
-    partitions: { partition: number; offset: number; leaderEpoch?: number; metadata?: string | null }[];
-  }[];
-}
-
-export interface OffsetCommitResult {
-  topics: { topic: string; partitions: { partition: number; errorCode: ErrorCode | null }[] }[];
-}
-
-export interface OffsetFetchRequest {
-  groupId: string;
-  /** null: every partition the group has committed. */
-  topics: { topic: string; partitions: number[] }[] | null;
-}
-
-export interface OffsetFetchResult {
-  topics: {
-    topic: string;
-    partitions: { partition: number; offset: number; leaderEpoch: number; metadata: string; errorCode: ErrorCode | null }[];
-  }[];
-}
-
-export interface GroupMemberDescription {
-  memberId: string;
-  groupInstanceId: string | null;
-  clientId: string;
-  clientHost: string;
-  /** Metadata for the chosen protocol; empty unless the group is Stable (as Kafka). */
-  metadata: Buffer;
-  assignment: Buffer;
-}
-
-export interface GroupDescription {
-  groupId: string;
-  state: GroupState;
-  protocolType: string;
-  protocolName: string;
-  generationId: number;
-  leaderId: string | null;
-  members: GroupMemberDescription[];
-}
-
-export interface GroupOverview {
-  groupId: string;
-  protocolType: string;
-  state: GroupState;
-}
-
-/** What the coordinator needs to know about topics. */
-export interface TopicLookup {
-  /** Partition count of a topic, or undefined when it does not exist. */
-  partitionCount(topic: string): number | undefined;
-  /** Offsets of one partition (for lag). */
-  describePartition(topic: string, partition: number): { logStartOffset: number; highWatermark: number; logEndOffset: number };
-}
-
-/** How far a group's committed offset trails one partition's end (Kafka's consumer lag). */
-export interface PartitionLag {
-  topic: string;
-  partition: number;
-  /** The committed offset, -1 when the group committed none for the partition. */
-  committedOffset: number;
-  logStartOffset: number;
-  highWatermark: number;
-  /**
-   * Records the group has yet to consume: highWatermark − committedOffset,
-   * counted from the log start when nothing is committed or the committed
-   * offset fell below it (retention deleted those records).
-   */
-  lag: number;
-}
-
 export class GroupCoordinator {
   private readonly groups = new Map<string, Group>();
   private readonly listeners = new Map<string, Set<() => void>>();
@@ -808,6 +831,7 @@ export class GroupCoordinator {
     };
   }
 
+  /** Kafka's ListGroups: every group the coordinator knows (members now, or committed offsets), in no particular order. */
   listGroups(): GroupOverview[] {
     return [...this.groups.values()].map((group) => ({ groupId: group.groupId, protocolType: group.protocolType ?? '', state: group.state }));
   }

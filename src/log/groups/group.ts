@@ -1,9 +1,8 @@
 import { ConcordatError } from '../../errors.js';
 
 /**
- * One consumer group's membership state (Kafka's `GroupMetadata` and
- * `MemberMetadata`). The coordinator (coordinator.ts) drives the
- * transitions; this file holds the data and the rules that only look at it.
+ * The states of a consumer group (Kafka's `GroupState`), and the moves the
+ * coordinator (coordinator.ts) makes between them:
  *
  * ```
  *            join (new member / changed metadata / leader rejoins)
@@ -35,6 +34,7 @@ const VALID_PREVIOUS: Readonly<Record<GroupState, readonly GroupState[]>> = {
   [GroupState.EMPTY]: [GroupState.PREPARING_REBALANCE],
 };
 
+/** One protocol a member offers in JoinGroup: its name (`range`, `roundrobin`) and its metadata (ConsumerProtocol Subscription bytes). */
 export interface GroupProtocol {
   name: string;
   metadata: Buffer;
@@ -65,6 +65,7 @@ export interface SyncGroupResult {
   assignment: Buffer;
 }
 
+/** A promise with its resolve and reject at hand: a JoinGroup or SyncGroup waiting for the rebalance. */
 export class Deferred<T> {
   readonly promise: Promise<T>;
   resolve!: (value: T) => void;
@@ -78,8 +79,10 @@ export class Deferred<T> {
   }
 }
 
+/** The empty assignment or metadata. */
 export const EMPTY_BYTES = Buffer.alloc(0);
 
+/** One member of a group (Kafka's `MemberMetadata`): its protocols, timeouts, assignment and pending JoinGroup or SyncGroup. */
 export class Member {
   assignment: Buffer = EMPTY_BYTES;
   joinWaiter: Deferred<JoinGroupResult> | null = null;
@@ -107,18 +110,26 @@ export class Member {
     );
   }
 
+  /** The member's metadata for `protocolName`. @throws Error when it does not offer that protocol (the coordinator checks first) */
   metadataFor(protocolName: string): Buffer {
     const protocol = this.protocols.find((p) => p.name === protocolName);
     if (protocol === undefined) throw new Error(`member ${this.memberId} does not support protocol ${protocolName}`);
     return protocol.metadata;
   }
 
+  /** Stops the session-timeout timer. */
   clearExpiry(): void {
     if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
     this.expiryTimer = null;
   }
 }
 
+/**
+ * One consumer group's membership state (Kafka's `GroupMetadata`). The
+ * coordinator (coordinator.ts) drives the transitions; this class holds the
+ * data and the rules that only look at it, and is used by the coordinator
+ * alone, synchronously.
+ */
 export class Group {
   state: GroupState = GroupState.EMPTY;
   generationId = 0;
@@ -138,6 +149,7 @@ export class Group {
   /** When the group last became Empty (or was loaded, Empty, at open): where offset retention starts counting (KIP-211). */
   emptySinceMs = Date.now();
 
+  /** Moves to `state`. @throws Error when Kafka's state machine does not allow the move from the current state (a coordinator bug) */
   transitionTo(state: GroupState): void {
     if (!VALID_PREVIOUS[state].includes(this.state)) {
       throw new Error(`group ${this.groupId} cannot go from ${this.state} to ${state}`);
@@ -146,16 +158,19 @@ export class Group {
     if (state === GroupState.EMPTY) this.emptySinceMs = Date.now();
   }
 
+  /** Whether the group is in `state`. */
   is(state: GroupState): boolean {
     return this.state === state;
   }
 
+  /** Adds a member; the first one fixes the group's protocol type and becomes leader if there is none. */
   add(member: Member): void {
     if (this.members.size === 0) this.protocolType = member.protocolType;
     this.members.set(member.memberId, member);
     this.leaderId ??= member.memberId;
   }
 
+  /** Removes a member; when it led, the next member in join order leads. */
   remove(memberId: string): void {
     this.members.delete(memberId);
     if (this.leaderId === memberId) this.leaderId = this.members.keys().next().value ?? null;
@@ -232,6 +247,7 @@ export class Group {
     }
   }
 
+  /** Every member with its metadata for the group's chosen protocol: what the leader's JoinGroup response lists. */
   currentMemberMetadata(): JoinGroupMember[] {
     const protocol = this.protocolName!;
     return [...this.members.values()].map((member) => ({

@@ -7,6 +7,43 @@ import { fsyncDir, makeDurableDir, readCheckpoint, writeCheckpoint } from '../ch
 import { logFs } from '../file-system.js';
 import { storageWriteError } from '../storage-error.js';
 
+/** One partition's committed offset as a group stored it (Kafka's OffsetAndMetadata); the commit time is epoch ms. */
+export interface CommittedOffset {
+  offset: number;
+  leaderEpoch: number;
+  metadata: string;
+  commitTimestampMs: number;
+}
+
+/** A committed offset with its topic and partition. */
+export interface OffsetEntry extends CommittedOffset {
+  topic: string;
+  partition: number;
+}
+
+type StoredRow = [string, number, number, number, string, number];
+
+interface Payload {
+  g: string;
+  o?: StoredRow[];
+  x?: [string, number][];
+  d?: 1;
+}
+
+interface PendingWrite {
+  payload: Payload;
+  bytes: Buffer;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** Directory of the committed offsets, under the log's data directory. */
+export const GROUPS_DIR = '.groups';
+const SNAPSHOT_KIND = 'group-offsets';
+const RECORD_HEADER_BYTES = 8;
+/** Most commits in one write (each is one record). */
+const WRITE_RECORDS_MAX = 4096;
+
 /**
  * Durable committed offsets of consumer groups: an append-only log with
  * group commit and periodic compaction into a snapshot — Kafka's
@@ -47,42 +84,15 @@ import { storageWriteError } from '../storage-error.js';
  * there. A write or sync failure (disk full) rejects the commits it carried
  * (KAFKA_STORAGE_ERROR, retriable) and cuts the log back to its last good
  * byte, so later commits are not hidden behind a broken record.
+ *
+ * Concurrency (one event loop; calls interleave at every await): reads
+ * (`get`, `list`, ...) answer from memory at any time and see only durable
+ * offsets. `commit`, `deleteGroup` and `removeTopic` may overlap each other
+ * in any number: each queues a record, and one writer takes what is queued
+ * (up to WRITE_RECORDS_MAX records a round) into one write and one
+ * fdatasync, in queue order. `close` waits for the writes under way; later
+ * writes fail with COORDINATOR_NOT_AVAILABLE (retriable).
  */
-
-export interface CommittedOffset {
-  offset: number;
-  leaderEpoch: number;
-  metadata: string;
-  commitTimestampMs: number;
-}
-
-export interface OffsetEntry extends CommittedOffset {
-  topic: string;
-  partition: number;
-}
-
-type StoredRow = [string, number, number, number, string, number];
-
-interface Payload {
-  g: string;
-  o?: StoredRow[];
-  x?: [string, number][];
-  d?: 1;
-}
-
-interface PendingWrite {
-  payload: Payload;
-  bytes: Buffer;
-  resolve: () => void;
-  reject: (error: unknown) => void;
-}
-
-export const GROUPS_DIR = '.groups';
-const SNAPSHOT_KIND = 'group-offsets';
-const RECORD_HEADER_BYTES = 8;
-/** Most commits in one write (each is one record). */
-const WRITE_RECORDS_MAX = 4096;
-
 export class OffsetStore {
   private readonly groups = new Map<string, Map<string, OffsetEntry>>();
   private readonly queue: PendingWrite[] = [];
@@ -105,6 +115,11 @@ export class OffsetStore {
     this.generation = generation;
   }
 
+  /**
+   * Opens `<dataDir>/.groups/`: loads the newest snapshot, replays the logs after it (cutting a torn tail),
+   * finishes a compaction a crash interrupted, and removes the files it superseded.
+   * @throws ConcordatError STORAGE_CORRUPT when a snapshot is damaged; file errors as the OS gave them
+   */
   static async open(dataDir: string, logBytesMax: number, logger: Logger): Promise<OffsetStore> {
     const dir = join(dataDir, GROUPS_DIR);
     await makeDurableDir(dir);
@@ -146,10 +161,12 @@ export class OffsetStore {
     return names;
   }
 
+  /** Groups that have at least one committed offset. */
   groupIds(): string[] {
     return [...this.groups.keys()].filter((groupId) => this.hasOffsets(groupId));
   }
 
+  /** Whether the group has at least one committed offset. */
   hasOffsets(groupId: string): boolean {
     return (this.groups.get(groupId)?.size ?? 0) > 0;
   }
