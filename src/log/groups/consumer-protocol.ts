@@ -28,6 +28,7 @@ export interface TopicPartitions {
   partitions: number[];
 }
 
+/** A decoded Subscription (v0-v3; fields a version lacks get their defaults: [], -1, null). */
 export interface ConsumerSubscription {
   version: number;
   topics: string[];
@@ -37,14 +38,20 @@ export interface ConsumerSubscription {
   rackId: string | null;
 }
 
+/** A decoded Assignment. */
 export interface ConsumerAssignment {
   version: number;
   assignedPartitions: TopicPartitions[];
   userData: Buffer | null;
 }
 
+/** The protocolType of consumer groups whose metadata is ConsumerProtocol bytes. */
 export const CONSUMER_PROTOCOL_TYPE = 'consumer';
 
+/**
+ * Subscription bytes for JoinGroup's protocol metadata; v0 by default (v1+ written with no owned partitions: the eager protocol).
+ * @throws RangeError for a topic name over 32767 UTF-8 bytes
+ */
 export function encodeSubscription(subscription: {
   topics: readonly string[];
   userData?: Buffer | null;
@@ -59,6 +66,10 @@ export function encodeSubscription(subscription: {
   return writer.finish();
 }
 
+/**
+ * Decodes Subscription bytes of any version (fields of later versions are ignored).
+ * @throws ConcordatError INVALID_RECORD when the bytes are truncated or malformed
+ */
 export function decodeSubscription(bytes: Buffer): ConsumerSubscription {
   const reader = new Reader(bytes, 'subscription');
   const version = reader.int16();
@@ -70,6 +81,10 @@ export function decodeSubscription(bytes: Buffer): ConsumerSubscription {
   return { version, topics, userData, ownedPartitions, generationId, rackId };
 }
 
+/**
+ * Assignment bytes for SyncGroup; v0 by default.
+ * @throws RangeError for a topic name over 32767 UTF-8 bytes
+ */
 export function encodeAssignment(assignment: {
   assignedPartitions: readonly TopicPartitions[];
   userData?: Buffer | null;
