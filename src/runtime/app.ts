@@ -31,6 +31,7 @@ export const Tokens = {
   DataSource: Symbol.for('concordat.DataSource'),
 } as const;
 
+/** Options of `ConcordatApp.create`: what the app runs and where its database, transport, relay, inbox and dispatcher settings come from; every field is checked at create (CONFIG_INVALID naming the option). */
 export interface AppOptions {
   /** Name of this deployment unit: the CloudEvents `source` of messages published outside handlers. */
   name: string;
@@ -103,6 +104,7 @@ const optionsSchema = z.object({
     .optional(),
 });
 
+/** Where an app is in its life: CREATED → STARTING → RUNNING → STOPPING → STOPPED; a failed start leaves FAILED, from which `start()` may be called again (or `stop()` ends it STOPPED). */
 export const AppState = {
   CREATED: 'CREATED',
   /** `start()` failed; what it had opened is closed again, and `start()` may be called again. */

@@ -34,6 +34,7 @@ export interface ConsumerDescriptor {
   routes: Map<string, HandlerDescriptor[]>;
 }
 
+/** What the explorer builds at start-up: the services, and one consumer per consumer group with its handlers by topic. */
 export interface HandlerTable {
   services: Array<{ serviceClass: Function; serviceName: string }>;
   consumers: ConsumerDescriptor[];

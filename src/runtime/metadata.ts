@@ -12,11 +12,16 @@ import type { MessageFilter } from './filter.js';
 import type { MessageContext } from './context.js';
 import type { ConcordatApp } from './app.js';
 
+/** Metadata key of a class's {@link ServiceMetadata} (`@Service`). */
 export const SERVICE_METADATA = Symbol.for('concordat.service');
+/** Metadata key of a class's message handlers ({@link HandlerMetadata}[]). */
 export const HANDLERS_METADATA = Symbol.for('concordat.handlers');
+/** Metadata key of a class's {@link DecoratorCheck}s. */
 export const CHECKS_METADATA = Symbol.for('concordat.checks');
+/** Metadata key of a class's {@link StartHook}s. */
 export const START_HOOKS_METADATA = Symbol.for('concordat.startHooks');
 
+/** What `@Service` records on a class. */
 export interface ServiceMetadata {
   /** Service name: CloudEvents `source` of what it publishes, default consumer group. */
   name: string;
@@ -106,10 +111,12 @@ export function defineMessageHandler(target: Function, handler: HandlerMetadata)
   Reflect.defineMetadata(HANDLERS_METADATA, [...existing, handler], target);
 }
 
+/** The handlers recorded on `target` itself (not its base classes), in declaration order; [] when none. */
 export function getHandlers(target: Function): HandlerMetadata[] {
   return ownMetadata<HandlerMetadata[]>(HANDLERS_METADATA, target) ?? [];
 }
 
+/** What `@Service` recorded on `target`, or undefined for a class that is not a service. */
 export function getServiceMetadata(target: Function): ServiceMetadata | undefined {
   return ownMetadata<ServiceMetadata>(SERVICE_METADATA, target);
 }
@@ -127,6 +134,7 @@ export function defineDecoratorCheck(target: Function, check: DecoratorCheck): v
   Reflect.defineMetadata(CHECKS_METADATA, [...existing, check], target);
 }
 
+/** The checks registered on `target` itself, in registration order. */
 export function getDecoratorChecks(target: Function): DecoratorCheck[] {
   return ownMetadata<DecoratorCheck[]>(CHECKS_METADATA, target) ?? [];
 }
@@ -145,6 +153,7 @@ export function defineStartHook(target: Function, hook: StartHook): void {
   Reflect.defineMetadata(START_HOOKS_METADATA, [...existing, hook], target);
 }
 
+/** The start hooks registered on `target` itself, in registration order. */
 export function getStartHooks(target: Function): StartHook[] {
   return ownMetadata<StartHook[]>(START_HOOKS_METADATA, target) ?? [];
 }

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { compileOptions } from '../config/index.js';
 import { someCause } from '../errors.js';
 
+/** How the delay before a handler's next attempt grows. */
 export const RetryStrategy = {
   /** Retry at once. */
   IMMEDIATE: 'immediate',
@@ -45,6 +46,7 @@ const schema = z
   })
   .refine((p) => p.initialDelayMs <= p.maxDelayMs, { message: 'initialDelayMs must not exceed maxDelayMs', path: ['initialDelayMs'] });
 
+/** A retry policy with every field present and checked (every delay in ms). */
 export type CompiledRetryPolicy = z.output<typeof schema>;
 
 /** Validates and fills in a retry policy. @throws ConcordatError CONFIG_INVALID */

@@ -10,10 +10,12 @@ export interface OnApplicationStop {
   onApplicationStop(app: ConcordatApp): Promise<void> | void;
 }
 
+/** Whether the service instance implements {@link OnApplicationStart}. */
 export function hasStartHook(instance: object): instance is OnApplicationStart {
   return typeof (instance as Partial<OnApplicationStart>).onApplicationStart === 'function';
 }
 
+/** Whether the service instance implements {@link OnApplicationStop}. */
 export function hasStopHook(instance: object): instance is OnApplicationStop {
   return typeof (instance as Partial<OnApplicationStop>).onApplicationStop === 'function';
 }

@@ -4,6 +4,7 @@ import { defineMessageHandler, type HandlerOptions } from '../metadata.js';
 import { isTopic, type Topic, type TopicData } from '../topic.js';
 import { legacyMethodDecorator } from './legacy.js';
 
+/** Options of `@OnMessage(topic, options)`: consumer group, retry policy, filter, transactional, ... (see {@link HandlerOptions}). */
 export type OnMessageOptions = HandlerOptions;
 
 /**

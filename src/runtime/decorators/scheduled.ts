@@ -21,6 +21,7 @@ export type ScheduledContext = MessageContext<CronTick>;
 export const MissedTick = { RUN: 'run', SKIP: 'skip' } as const;
 export type MissedTick = (typeof MissedTick)[keyof typeof MissedTick];
 
+/** Options of `@Scheduled(expression, options)`. */
 export interface ScheduledOptions {
   /** IANA time zone the expression is read in (daylight saving time included). @default 'UTC' */
   timezone?: string;

@@ -2,6 +2,7 @@ import { injectable } from 'inversify';
 import { SERVICE_METADATA, type ServiceMetadata } from '../metadata.js';
 import { legacyClassDecorator } from './legacy.js';
 
+/** Options of `@Service(name, options)`. */
 export interface ServiceOptions {
   /** Consumer group of the service's handlers. @default the service name */
   group?: string;
