@@ -1,7 +1,3 @@
-import { ConcordatError } from '../../errors.js';
-import { KafkaError, transactionErrorCodeOf } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * AddOffsetsToTxn (key 25), v0-v1: a transactional producer is about to
  * commit a consumer group's offsets in its transaction (TxnOffsetCommit),
@@ -20,7 +16,15 @@ import { defineApi } from './api.js';
  *     error_code => INT16
  *
  * Errors: INVALID_PRODUCER_ID_MAPPING, INVALID_PRODUCER_EPOCH (fenced), CONCURRENT_TRANSACTIONS.
+ *
+ * @module
  */
+
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, transactionErrorCodeOf } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** An AddOffsetsToTxn request body, decoded (grammar in the file header). */
 export interface AddOffsetsToTxnRequest {
   transactionalId: string;
   producerId: number;
@@ -28,10 +32,12 @@ export interface AddOffsetsToTxnRequest {
   groupId: string;
 }
 
+/** An AddOffsetsToTxn response body, to encode (grammar in the file header). */
 export interface AddOffsetsToTxnResponse {
   errorCode: number;
 }
 
+/** The AddOffsetsToTxn API (key 25): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const addOffsetsToTxn = defineApi<AddOffsetsToTxnRequest, AddOffsetsToTxnResponse>({
   key: 25,
   name: 'AddOffsetsToTxn',

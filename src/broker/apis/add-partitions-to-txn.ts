@@ -1,7 +1,3 @@
-import { ConcordatError } from '../../errors.js';
-import { transactionErrorCodeOf, transactionErrorCodeOfName } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * AddPartitionsToTxn (key 24), v0-v1: a transactional producer names the
  * partitions it is about to write in its transaction, before the first
@@ -30,7 +26,15 @@ import { defineApi } from './api.js';
  * CONCURRENT_TRANSACTIONS (the previous transaction is still completing:
  * retry); per partition UNKNOWN_TOPIC_OR_PARTITION, and then
  * OPERATION_NOT_ATTEMPTED on the others (nothing is added).
+ *
+ * @module
  */
+
+import { ConcordatError } from '../../errors.js';
+import { transactionErrorCodeOf, transactionErrorCodeOfName } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** An AddPartitionsToTxn request body, decoded (grammar in the file header). */
 export interface AddPartitionsToTxnRequest {
   transactionalId: string;
   producerId: number;
@@ -38,10 +42,12 @@ export interface AddPartitionsToTxnRequest {
   topics: { name: string; partitions: number[] }[];
 }
 
+/** An AddPartitionsToTxn response body, to encode (grammar in the file header). */
 export interface AddPartitionsToTxnResponse {
   topics: { name: string; partitions: { partitionIndex: number; errorCode: number }[] }[];
 }
 
+/** The AddPartitionsToTxn API (key 24): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const addPartitionsToTxn = defineApi<AddPartitionsToTxnRequest, AddPartitionsToTxnResponse>({
   key: 24,
   name: 'AddPartitionsToTxn',

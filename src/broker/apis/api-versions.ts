@@ -1,6 +1,3 @@
-import { KafkaError } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * ApiVersions (key 18), v0-v3. The first request of every client: which
  * APIs and versions this broker serves.
@@ -23,12 +20,20 @@ import { defineApi } from './api.js';
  * A request for a version above 3 is answered (by the connection) with a v0
  * body, UNSUPPORTED_VERSION and the full list, so the client retries with a
  * version both sides know (KIP-511). The response header is always v0.
+ *
+ * @module
  */
+
+import { KafkaError } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** An ApiVersions request body, decoded (grammar in the file header). */
 export interface ApiVersionsRequest {
   clientSoftwareName: string | null;
   clientSoftwareVersion: string | null;
 }
 
+/** An ApiVersions response body, to encode (grammar in the file header). */
 export interface ApiVersionsResponse {
   errorCode: number;
   apiKeys: { apiKey: number; minVersion: number; maxVersion: number }[];
@@ -37,6 +42,7 @@ export interface ApiVersionsResponse {
 /** KIP-511: what a client_software_name or _version may look like. */
 const SOFTWARE_PATTERN = /^[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?$/;
 
+/** The ApiVersions API (key 18): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const apiVersions = defineApi<ApiVersionsRequest | null, ApiVersionsResponse>({
   key: 18,
   name: 'ApiVersions',

@@ -13,17 +13,30 @@ import type { RequestContext } from '../context.js';
  * with that error code on every part, as Kafka's `getErrorResponse` does.
  */
 export interface Api<Request, Response> {
+  /** Kafka's API key (Produce 0, Fetch 1, ...). */
   readonly key: number;
+  /** Kafka's name of the API, for logs and the latency histogram's `api` label. */
   readonly name: string;
+  /** Lowest version served; ApiVersions advertises minVersion..maxVersion. */
   readonly minVersion: number;
+  /** Highest version served; a request outside the range closes the connection. */
   readonly maxVersion: number;
   /** First flexible version (KIP-482), or null when every served version is classic. */
   readonly flexibleVersion: number | null;
   /** May be sent before SASL authentication completes (ApiVersions, the SASL APIs). */
   readonly beforeAuthentication?: boolean;
+  /** Reads the request body of `version`. @throws ConcordatError FRAME_INVALID when the body breaks the grammar or a reader limit */
   decode(reader: Reader, version: number): Request;
+  /**
+   * Serves the request. Called synchronously in frame order per connection:
+   * what it does before its first await follows the order of the requests.
+   * Errors meant for the client go in the response; what it throws is
+   * answered with {@link errorResponse}.
+   */
   handle(request: Request, context: RequestContext): Promise<Response | null> | Response | null;
+  /** Writes the response body of `version` (the header is the connection's). */
   encode(writer: Writer, version: number, response: Response): void;
+  /** The response to a request whose handler threw: `errorCode` (the thrown error's Kafka code) on every part. */
   errorResponse(request: Request, errorCode: number, context: RequestContext): Response;
 }
 

@@ -1,10 +1,3 @@
-import type { TopicConfig } from '../../log/index.js';
-import { ConcordatError } from '../../errors.js';
-import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
-import type { RequestContext } from '../context.js';
-import { topicConfigFromKafka } from '../topic-configs.js';
-import { defineApi } from './api.js';
-
 /**
  * CreateTopics (key 19), v0-v3.
  *
@@ -39,7 +32,18 @@ import { defineApi } from './api.js';
  * name, a value the log does not support or a value out of the log's range
  * is refused with INVALID_CONFIG and a message naming the config (v1+
  * carry it), and nothing is created. validate_only checks all of that too.
+ *
+ * @module
  */
+
+import type { TopicConfig } from '../../log/index.js';
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
+import type { RequestContext } from '../context.js';
+import { topicConfigFromKafka } from '../topic-configs.js';
+import { defineApi } from './api.js';
+
+/** One topic of a CreateTopics request (numPartitions -1: the broker's default; a manual assignment may name only this broker). */
 export interface CreatableTopic {
   name: string;
   numPartitions: number;
@@ -48,22 +52,26 @@ export interface CreatableTopic {
   configs: { name: string; value: string | null }[];
 }
 
+/** A CreateTopics request body, decoded (grammar in the file header). */
 export interface CreateTopicsRequest {
   topics: CreatableTopic[];
   timeoutMs: number;
   validateOnly: boolean;
 }
 
+/** One topic's outcome in the response: error code 0 and null message when created. */
 export interface CreateTopicsResult {
   name: string;
   errorCode: number;
   errorMessage: string | null;
 }
 
+/** A CreateTopics response body, to encode (grammar in the file header). */
 export interface CreateTopicsResponse {
   topics: CreateTopicsResult[];
 }
 
+/** The CreateTopics API (key 19): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const createTopics = defineApi<CreateTopicsRequest, CreateTopicsResponse>({
   key: 19,
   name: 'CreateTopics',

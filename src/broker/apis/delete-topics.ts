@@ -1,7 +1,3 @@
-import { ConcordatError } from '../../errors.js';
-import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * DeleteTopics (key 20), v0-v3.
  *
@@ -15,16 +11,26 @@ import { defineApi } from './api.js';
  *       error_code => INT16
  *   DeleteTopics Response (Version: 1-3) => throttle_time_ms [responses]
  *     throttle_time_ms => INT32
+ *
+ * @module
  */
+
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** A DeleteTopics request body, decoded (grammar in the file header). */
 export interface DeleteTopicsRequest {
   topicNames: string[];
   timeoutMs: number;
 }
 
+/** A DeleteTopics response body, to encode (grammar in the file header). */
 export interface DeleteTopicsResponse {
   responses: { name: string; errorCode: number }[];
 }
 
+/** The DeleteTopics API (key 20): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const deleteTopics = defineApi<DeleteTopicsRequest, DeleteTopicsResponse>({
   key: 20,
   name: 'DeleteTopics',

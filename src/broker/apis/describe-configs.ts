@@ -1,10 +1,3 @@
-import { compileBrokerOptions, type CompiledBrokerOptions } from '../../config/index.js';
-import { isValidTopicName } from '../../log/index.js';
-import { KafkaError } from '../codec/error-codes.js';
-import type { RequestContext } from '../context.js';
-import { ConfigSource, describeTopicConfig, describeTopicDefaults, type DescribedConfig } from '../topic-configs.js';
-import { defineApi } from './api.js';
-
 /**
  * DescribeConfigs (key 32), v0-v2: the configs of topics and of this broker.
  * kafkajs 2.2.4 (`admin.describeConfigs`) sends v2, librdkafka 2.0.2
@@ -50,24 +43,38 @@ import { defineApi } from './api.js';
  * names in configuration_keys are left out, as Kafka does. v0's is_default
  * means "not set on this resource": for a topic, any value that is not a
  * topic override.
+ *
+ * @module
  */
+
+import { compileBrokerOptions, type CompiledBrokerOptions } from '../../config/index.js';
+import { isValidTopicName } from '../../log/index.js';
+import { KafkaError } from '../codec/error-codes.js';
+import type { RequestContext } from '../context.js';
+import { ConfigSource, describeTopicConfig, describeTopicDefaults, type DescribedConfig } from '../topic-configs.js';
+import { defineApi } from './api.js';
+
+/** One resource asked about: its type ({@link ConfigResourceType}: 2 topic, 4 broker, 8 broker logger), name, and the config keys wanted (null: all). */
 export interface DescribeConfigsResource {
   resourceType: number;
   resourceName: string;
   configurationKeys: string[] | null;
 }
 
+/** A DescribeConfigs request body, decoded (grammar in the file header). */
 export interface DescribeConfigsRequest {
   resources: DescribeConfigsResource[];
   includeSynonyms: boolean;
 }
 
+/** One config in the answer, with its flags (v0's read_only and is_default; is_sensitive). */
 export interface DescribeConfigsEntry extends DescribedConfig {
   readOnly: boolean;
   isDefault: boolean;
   isSensitive: boolean;
 }
 
+/** One resource's answer: its error and its configs. */
 export interface DescribeConfigsResult {
   errorCode: number;
   errorMessage: string | null;
@@ -76,6 +83,7 @@ export interface DescribeConfigsResult {
   configs: DescribeConfigsEntry[];
 }
 
+/** A DescribeConfigs response body, to encode (grammar in the file header). */
 export interface DescribeConfigsResponse {
   results: DescribeConfigsResult[];
 }
@@ -83,6 +91,7 @@ export interface DescribeConfigsResponse {
 /** Kafka's ConfigResource.Type codes. */
 export const ConfigResourceType = { TOPIC: 2, BROKER: 4, BROKER_LOGGER: 8 } as const;
 
+/** The DescribeConfigs API (key 32): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const describeConfigs = defineApi<DescribeConfigsRequest, DescribeConfigsResponse>({
   key: 32,
   name: 'DescribeConfigs',

@@ -1,6 +1,3 @@
-import { KafkaError } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * DescribeGroups (key 15), v0-v2: state, protocol and members of groups.
  *
@@ -25,7 +22,14 @@ import { defineApi } from './api.js';
  *
  * An unknown group is described as Dead with no members and no error, as
  * Kafka does.
+ *
+ * @module
  */
+
+import { KafkaError } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** One group in the response (GroupCoordinator.describeGroup's answer on the wire; an unknown group is Dead with no members). */
 export interface DescribedGroup {
   errorCode: number;
   groupId: string;
@@ -35,14 +39,17 @@ export interface DescribedGroup {
   members: { memberId: string; clientId: string; clientHost: string; memberMetadata: Buffer; memberAssignment: Buffer }[];
 }
 
+/** A DescribeGroups request body, decoded (grammar in the file header). */
 export interface DescribeGroupsRequest {
   groups: string[];
 }
 
+/** A DescribeGroups response body, to encode (grammar in the file header). */
 export interface DescribeGroupsResponse {
   groups: DescribedGroup[];
 }
 
+/** The DescribeGroups API (key 15): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const describeGroups = defineApi<DescribeGroupsRequest, DescribeGroupsResponse>({
   key: 15,
   name: 'DescribeGroups',

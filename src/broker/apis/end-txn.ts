@@ -1,7 +1,3 @@
-import { ConcordatError } from '../../errors.js';
-import { KafkaError, transactionErrorCodeOf } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * EndTxn (key 26), v0-v1: commits (committed = true) or aborts the
  * producer's transaction. The coordinator (log/transactions/coordinator.ts)
@@ -22,7 +18,15 @@ import { defineApi } from './api.js';
  * Errors: INVALID_PRODUCER_ID_MAPPING, INVALID_PRODUCER_EPOCH (fenced, or
  * the transaction timed out and was aborted), INVALID_TXN_STATE (no
  * transaction open, or the retry of an EndTxn with the other outcome).
+ *
+ * @module
  */
+
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, transactionErrorCodeOf } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** An EndTxn request body, decoded (grammar in the file header). */
 export interface EndTxnRequest {
   transactionalId: string;
   producerId: number;
@@ -30,10 +34,12 @@ export interface EndTxnRequest {
   committed: boolean;
 }
 
+/** An EndTxn response body, to encode (grammar in the file header). */
 export interface EndTxnResponse {
   errorCode: number;
 }
 
+/** The EndTxn API (key 26): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const endTxn = defineApi<EndTxnRequest, EndTxnResponse>({
   key: 26,
   name: 'EndTxn',

@@ -1,10 +1,3 @@
-import { setMaxListeners } from 'node:events';
-import { ConcordatError } from '../../errors.js';
-import { IsolationLevel, type AbortedTransaction } from '../../log/index.js';
-import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
-import type { RequestContext } from '../context.js';
-import { defineApi } from './api.js';
-
 /**
  * Fetch (key 1), v4-v11: serves the record batches the log returns (a file
  * range read, sent with writev, never re-encoded), waiting up to
@@ -79,13 +72,25 @@ import { defineApi } from './api.js';
  * producer's batches from there until the ABORT marker. With 0
  * (read_uncommitted) everything up to the high watermark is returned and
  * the list is empty (Kafka sends null; both clients read either).
+ *
+ * @module
  */
+
+import { setMaxListeners } from 'node:events';
+import { ConcordatError } from '../../errors.js';
+import { IsolationLevel, type AbortedTransaction } from '../../log/index.js';
+import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
+import type { RequestContext } from '../context.js';
+import { defineApi } from './api.js';
+
+/** One partition of a Fetch: where to read from and how many bytes at most. */
 export interface FetchPartitionRequest {
   partition: number;
   fetchOffset: number;
   partitionMaxBytes: number;
 }
 
+/** A Fetch request body, decoded (grammar in the file header). */
 export interface FetchRequest {
   maxWaitMs: number;
   minBytes: number;
@@ -96,6 +101,7 @@ export interface FetchRequest {
   topics: { topic: string; partitions: FetchPartitionRequest[] }[];
 }
 
+/** One partition's answer: its offsets, aborted transactions (read_committed) and whole record batches. */
 export interface FetchPartitionResponse {
   partition: number;
   errorCode: number;
@@ -107,11 +113,13 @@ export interface FetchPartitionResponse {
   records: Buffer;
 }
 
+/** A Fetch response body, to encode (grammar in the file header). */
 export interface FetchResponse {
   errorCode: number;
   topics: { topic: string; partitions: FetchPartitionResponse[] }[];
 }
 
+/** The Fetch API (key 1): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const fetch = defineApi<FetchRequest, FetchResponse>({
   key: 1,
   name: 'Fetch',

@@ -1,6 +1,3 @@
-import { KafkaError } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * FindCoordinator (key 10), v0-v2: which broker coordinates a consumer
  * group (key_type 0) or a transactional ID (key_type 1, KIP-98). With one
@@ -19,12 +16,20 @@ import { defineApi } from './api.js';
  *   FindCoordinator Response (Version: 1-2) => throttle_time_ms error_code error_message node_id host port
  *     throttle_time_ms => INT32
  *     error_message => NULLABLE_STRING
+ *
+ * @module
  */
+
+import { KafkaError } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** A FindCoordinator request body, decoded (grammar in the file header). */
 export interface FindCoordinatorRequest {
   key: string;
   keyType: number;
 }
 
+/** A FindCoordinator response body, to encode (grammar in the file header). */
 export interface FindCoordinatorResponse {
   errorCode: number;
   errorMessage: string | null;
@@ -36,6 +41,7 @@ export interface FindCoordinatorResponse {
 const KEY_TYPE_GROUP = 0;
 const KEY_TYPE_TRANSACTION = 1;
 
+/** The FindCoordinator API (key 10): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const findCoordinator = defineApi<FindCoordinatorRequest, FindCoordinatorResponse>({
   key: 10,
   name: 'FindCoordinator',

@@ -1,7 +1,3 @@
-import { ConcordatError } from '../../errors.js';
-import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * Heartbeat (key 12), v0-v3: keeps a member's session alive; during a
  * rebalance the answer is REBALANCE_IN_PROGRESS, telling it to rejoin.
@@ -17,7 +13,15 @@ import { defineApi } from './api.js';
  *     error_code => INT16
  *   Heartbeat Response (Version: 1-3) => throttle_time_ms error_code
  *     throttle_time_ms => INT32
+ *
+ * @module
  */
+
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** A Heartbeat request body, decoded (grammar in the file header). */
 export interface HeartbeatRequest {
   groupId: string;
   generationId: number;
@@ -25,10 +29,12 @@ export interface HeartbeatRequest {
   groupInstanceId: string | null;
 }
 
+/** A Heartbeat response body, to encode (grammar in the file header). */
 export interface HeartbeatResponse {
   errorCode: number;
 }
 
+/** The Heartbeat API (key 12): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const heartbeat = defineApi<HeartbeatRequest, HeartbeatResponse>({
   key: 12,
   name: 'Heartbeat',

@@ -56,6 +56,7 @@ const APIS: readonly AnyApi[] = [
   saslAuthenticate, // 36
 ];
 
+/** Every API the broker serves, by key: the one registration table the connection and ApiVersions read. */
 export const API_TABLE: ReadonlyMap<number, AnyApi> = new Map(APIS.map((api) => [api.key, api]));
 
 if (API_TABLE.size !== APIS.length) throw new Error('two wire APIs share one API key');

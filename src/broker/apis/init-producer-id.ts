@@ -1,7 +1,3 @@
-import { ConcordatError } from '../../errors.js';
-import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * InitProducerId (key 22), v0-v1: gives an idempotent producer its ID and
  * epoch. The log then checks each batch's producer epoch and sequence, and
@@ -25,18 +21,28 @@ import { defineApi } from './api.js';
  *     error_code => INT16
  *     producer_id => INT64
  *     producer_epoch => INT16
+ *
+ * @module
  */
+
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** An InitProducerId request body, decoded (grammar in the file header). */
 export interface InitProducerIdRequest {
   transactionalId: string | null;
   transactionTimeoutMs: number;
 }
 
+/** An InitProducerId response body, to encode (grammar in the file header). */
 export interface InitProducerIdResponse {
   errorCode: number;
   producerId: number;
   producerEpoch: number;
 }
 
+/** The InitProducerId API (key 22): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const initProducerId = defineApi<InitProducerIdRequest, InitProducerIdResponse>({
   key: 22,
   name: 'InitProducerId',

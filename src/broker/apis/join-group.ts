@@ -1,7 +1,3 @@
-import { ConcordatError } from '../../errors.js';
-import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * JoinGroup (key 11), v0-v5: a member joins (or rejoins) a consumer group;
  * the call returns when the rebalance completes. The leader alone gets the
@@ -40,7 +36,15 @@ import { defineApi } from './api.js';
  * From v4 a first join with an empty member_id is answered MEMBER_ID_REQUIRED
  * with the member ID to rejoin with (KIP-394); before v4 the member ID is
  * given at once, as the protocol expects.
+ *
+ * @module
  */
+
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** A JoinGroup request body, decoded (grammar in the file header). */
 export interface JoinGroupRequest {
   groupId: string;
   sessionTimeoutMs: number;
@@ -51,6 +55,7 @@ export interface JoinGroupRequest {
   protocols: { name: string; metadata: Buffer }[];
 }
 
+/** A JoinGroup response body, to encode (grammar in the file header). */
 export interface JoinGroupResponse {
   errorCode: number;
   generationId: number;
@@ -60,6 +65,7 @@ export interface JoinGroupResponse {
   members: { memberId: string; groupInstanceId: string | null; metadata: Buffer }[];
 }
 
+/** The JoinGroup API (key 11): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const joinGroup = defineApi<JoinGroupRequest, JoinGroupResponse>({
   key: 11,
   name: 'JoinGroup',

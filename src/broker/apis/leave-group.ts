@@ -1,6 +1,3 @@
-import { KafkaError, kafkaErrorCodeOfName } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * LeaveGroup (key 13), v0-v3: members leave at once instead of timing out,
  * so the group rebalances without waiting for their sessions to expire.
@@ -22,17 +19,26 @@ import { defineApi } from './api.js';
  *       member_id => STRING
  *       group_instance_id => NULLABLE_STRING
  *       error_code => INT16
+ *
+ * @module
  */
+
+import { KafkaError, kafkaErrorCodeOfName } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** A LeaveGroup request body, decoded (grammar in the file header). */
 export interface LeaveGroupRequest {
   groupId: string;
   members: { memberId: string; groupInstanceId: string | null }[];
 }
 
+/** A LeaveGroup response body, to encode (grammar in the file header). */
 export interface LeaveGroupResponse {
   errorCode: number;
   members: { memberId: string; groupInstanceId: string | null; errorCode: number }[];
 }
 
+/** The LeaveGroup API (key 13): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const leaveGroup = defineApi<LeaveGroupRequest, LeaveGroupResponse>({
   key: 13,
   name: 'LeaveGroup',

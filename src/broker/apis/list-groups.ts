@@ -1,6 +1,3 @@
-import { KafkaError } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * ListGroups (key 16), v0-v2: every group the coordinator knows.
  *
@@ -13,12 +10,20 @@ import { defineApi } from './api.js';
  *       protocol_type => STRING
  *   ListGroups Response (Version: 1-2) => throttle_time_ms error_code [groups]
  *     throttle_time_ms => INT32
+ *
+ * @module
  */
+
+import { KafkaError } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** A ListGroups response body, to encode (grammar in the file header). */
 export interface ListGroupsResponse {
   errorCode: number;
   groups: { groupId: string; protocolType: string }[];
 }
 
+/** The ListGroups API (key 16): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const listGroups = defineApi<null, ListGroupsResponse>({
   key: 16,
   name: 'ListGroups',

@@ -1,8 +1,3 @@
-import { ConcordatError } from '../../errors.js';
-import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
-import type { RequestContext } from '../context.js';
-import { defineApi } from './api.js';
-
 /**
  * ListOffsets (key 2), v1-v3: the offset for a timestamp: -1 latest (the
  * high watermark), -2 earliest (the log start offset), otherwise the first
@@ -29,13 +24,23 @@ import { defineApi } from './api.js';
  *         offset => INT64
  *   ListOffsets Response (Version: 2-3) => throttle_time_ms [topics]
  *     throttle_time_ms => INT32
+ *
+ * @module
  */
+
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
+import type { RequestContext } from '../context.js';
+import { defineApi } from './api.js';
+
+/** A ListOffsets request body, decoded (grammar in the file header). */
 export interface ListOffsetsRequest {
   /** isolation_level 1: the latest offset is the last stable offset (open transactions are not yet readable). */
   readCommitted: boolean;
   topics: { name: string; partitions: { partitionIndex: number; timestamp: number }[] }[];
 }
 
+/** One partition's answer: the offset found and its timestamp (-1, -1 when no record is that late). */
 export interface ListOffsetsPartition {
   partitionIndex: number;
   errorCode: number;
@@ -43,6 +48,7 @@ export interface ListOffsetsPartition {
   offset: number;
 }
 
+/** A ListOffsets response body, to encode (grammar in the file header). */
 export interface ListOffsetsResponse {
   topics: { name: string; partitions: ListOffsetsPartition[] }[];
 }
@@ -50,6 +56,7 @@ export interface ListOffsetsResponse {
 const LATEST = -1;
 const EARLIEST = -2;
 
+/** The ListOffsets API (key 2): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const listOffsets = defineApi<ListOffsetsRequest, ListOffsetsResponse>({
   key: 2,
   name: 'ListOffsets',

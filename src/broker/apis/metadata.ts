@@ -1,7 +1,3 @@
-import { KafkaError } from '../codec/error-codes.js';
-import type { RequestContext } from '../context.js';
-import { defineApi } from './api.js';
-
 /**
  * Metadata (key 3), v0-v6: brokers, controller and topics. One broker, the
  * leader and only replica of every partition and its own controller (kafkajs
@@ -42,19 +38,29 @@ import { defineApi } from './api.js';
  *   Metadata Response (Version: 5-6) => throttle_time_ms [brokers] cluster_id controller_id [topics]
  *       partitions => error_code partition_index leader_id [replica_nodes] [isr_nodes] [offline_replicas]
  *         offline_replicas => INT32
+ *
+ * @module
  */
+
+import { KafkaError } from '../codec/error-codes.js';
+import type { RequestContext } from '../context.js';
+import { defineApi } from './api.js';
+
+/** A Metadata request body, decoded (grammar in the file header). */
 export interface MetadataRequest {
   /** null: every topic. */
   topics: string[] | null;
   allowAutoTopicCreation: boolean;
 }
 
+/** One topic in the response: its error and partition count (every partition led by this broker). */
 export interface MetadataTopic {
   errorCode: number;
   name: string;
   partitions: number;
 }
 
+/** A Metadata response body, to encode (grammar in the file header). */
 export interface MetadataResponse {
   nodeId: number;
   host: string;
@@ -63,6 +69,7 @@ export interface MetadataResponse {
   topics: MetadataTopic[];
 }
 
+/** The Metadata API (key 3): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const metadata = defineApi<MetadataRequest, MetadataResponse>({
   key: 3,
   name: 'Metadata',

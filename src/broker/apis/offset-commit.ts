@@ -1,7 +1,3 @@
-import { ConcordatError } from '../../errors.js';
-import { kafkaErrorCodeOf, kafkaErrorCodeOfName } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * OffsetCommit (key 8), v2-v5: stores a group's consumed positions durably.
  * A member of an active generation commits with its generation and member
@@ -33,7 +29,15 @@ import { defineApi } from './api.js';
  *
  * retention_time_ms is ignored: committed offsets are kept until the group
  * is deleted.
+ *
+ * @module
  */
+
+import { ConcordatError } from '../../errors.js';
+import { kafkaErrorCodeOf, kafkaErrorCodeOfName } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** An OffsetCommit request body, decoded (grammar in the file header). */
 export interface OffsetCommitRequest {
   groupId: string;
   generationId: number;
@@ -41,10 +45,12 @@ export interface OffsetCommitRequest {
   topics: { name: string; partitions: { partitionIndex: number; committedOffset: number; committedMetadata: string | null }[] }[];
 }
 
+/** An OffsetCommit response body, to encode (grammar in the file header). */
 export interface OffsetCommitResponse {
   topics: { name: string; partitions: { partitionIndex: number; errorCode: number }[] }[];
 }
 
+/** The OffsetCommit API (key 8): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const offsetCommit = defineApi<OffsetCommitRequest, OffsetCommitResponse>({
   key: 8,
   name: 'OffsetCommit',

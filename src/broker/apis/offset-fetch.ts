@@ -1,7 +1,3 @@
-import { ConcordatError } from '../../errors.js';
-import { KafkaError, kafkaErrorCodeOf, kafkaErrorCodeOfName } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * OffsetFetch (key 9), v1-v4: a group's committed offsets; -1 with empty
  * metadata where none is committed.
@@ -25,12 +21,21 @@ import { defineApi } from './api.js';
  *     error_code => INT16
  *   OffsetFetch Response (Version: 3-4) => throttle_time_ms [topics] error_code
  *     throttle_time_ms => INT32
+ *
+ * @module
  */
+
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, kafkaErrorCodeOf, kafkaErrorCodeOfName } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** An OffsetFetch request body, decoded (grammar in the file header). */
 export interface OffsetFetchRequest {
   groupId: string;
   topics: { name: string; partitionIndexes: number[] }[] | null;
 }
 
+/** One partition's committed offset (-1 when none) and metadata. */
 export interface OffsetFetchPartition {
   partitionIndex: number;
   committedOffset: number;
@@ -38,11 +43,13 @@ export interface OffsetFetchPartition {
   errorCode: number;
 }
 
+/** An OffsetFetch response body, to encode (grammar in the file header). */
 export interface OffsetFetchResponse {
   topics: { name: string; partitions: OffsetFetchPartition[] }[];
   errorCode: number;
 }
 
+/** The OffsetFetch API (key 9): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const offsetFetch = defineApi<OffsetFetchRequest, OffsetFetchResponse>({
   key: 9,
   name: 'OffsetFetch',

@@ -1,9 +1,3 @@
-import { ConcordatError, ErrorCode } from '../../errors.js';
-import { readBatchHeader, RECORD_BATCH_HEADER_BYTES, type AppendResult } from '../../log/index.js';
-import { KafkaError, transactionErrorCodeOf } from '../codec/error-codes.js';
-import type { RequestContext } from '../context.js';
-import { defineApi } from './api.js';
-
 /**
  * Produce (key 0), v0-v7: appends the client's record batches (RecordBatch
  * v2, as they came: the log checks them and rewrites only baseOffset) and
@@ -78,12 +72,23 @@ import { defineApi } from './api.js';
  *   for acks=0; kafkajs passes -1 through.
  * Batches of idempotent producers are never cut by the window (their
  * sequences would break), so they always get their real base offset.
+ *
+ * @module
  */
+
+import { ConcordatError, ErrorCode } from '../../errors.js';
+import { readBatchHeader, RECORD_BATCH_HEADER_BYTES, type AppendResult } from '../../log/index.js';
+import { KafkaError, transactionErrorCodeOf } from '../codec/error-codes.js';
+import type { RequestContext } from '../context.js';
+import { defineApi } from './api.js';
+
+/** One partition's record batches in a Produce request. */
 export interface ProducePartitionData {
   index: number;
   records: Buffer | null;
 }
 
+/** A Produce request body, decoded (grammar in the file header). */
 export interface ProduceRequest {
   transactionalId: string | null;
   acks: number;
@@ -91,6 +96,7 @@ export interface ProduceRequest {
   topics: { name: string; partitions: ProducePartitionData[] }[];
 }
 
+/** One partition's answer: its error, the base offset of the appended batches, logAppendTime (-1) and log start offset. */
 export interface ProducePartitionResponse {
   index: number;
   errorCode: number;
@@ -99,12 +105,14 @@ export interface ProducePartitionResponse {
   logStartOffset: number;
 }
 
+/** A Produce response body, to encode (grammar in the file header). */
 export interface ProduceResponse {
   topics: { name: string; partitions: ProducePartitionResponse[] }[];
 }
 
 const ACKS = new Set([0, 1, -1]);
 
+/** The Produce API (key 0): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const produce = defineApi<ProduceRequest, ProduceResponse>({
   key: 0,
   name: 'Produce',

@@ -1,6 +1,3 @@
-import { KafkaError } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * SaslAuthenticate (key 36), v0-v1: one SASL token each way (KIP-152).
  *
@@ -17,17 +14,26 @@ import { defineApi } from './api.js';
  * A failure is answered with SASL_AUTHENTICATION_FAILED and its reason, then
  * the connection is closed, as Kafka does. Sessions do not expire
  * (session_lifetime_ms 0: no re-authentication, KIP-368).
+ *
+ * @module
  */
+
+import { KafkaError } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** A SaslAuthenticate request body, decoded (grammar in the file header). */
 export interface SaslAuthenticateRequest {
   authBytes: Buffer;
 }
 
+/** A SaslAuthenticate response body, to encode (grammar in the file header). */
 export interface SaslAuthenticateResponse {
   errorCode: number;
   errorMessage: string | null;
   authBytes: Buffer;
 }
 
+/** The SaslAuthenticate API (key 36): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const saslAuthenticate = defineApi<SaslAuthenticateRequest, SaslAuthenticateResponse>({
   key: 36,
   name: 'SaslAuthenticate',

@@ -1,6 +1,3 @@
-import { KafkaError } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * SaslHandshake (key 17), v0-v1: the client names its SASL mechanism.
  *
@@ -14,16 +11,25 @@ import { defineApi } from './api.js';
  * After v0 the client sends bare SASL tokens; after v1 it sends
  * SaslAuthenticate requests (KIP-152). A broker without SASL answers
  * ILLEGAL_SASL_STATE, as Kafka does on a PLAINTEXT listener.
+ *
+ * @module
  */
+
+import { KafkaError } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** A SaslHandshake request body, decoded (grammar in the file header). */
 export interface SaslHandshakeRequest {
   mechanism: string;
 }
 
+/** A SaslHandshake response body, to encode (grammar in the file header). */
 export interface SaslHandshakeResponse {
   errorCode: number;
   mechanisms: readonly string[];
 }
 
+/** The SaslHandshake API (key 17): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const saslHandshake = defineApi<SaslHandshakeRequest, SaslHandshakeResponse>({
   key: 17,
   name: 'SaslHandshake',

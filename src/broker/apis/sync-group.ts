@@ -1,7 +1,3 @@
-import { ConcordatError } from '../../errors.js';
-import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * SyncGroup (key 14), v0-v3: the leader sends every member's assignment;
  * followers wait for it. Each gets its own assignment back.
@@ -21,7 +17,15 @@ import { defineApi } from './api.js';
  *     assignment => BYTES
  *   SyncGroup Response (Version: 1-3) => throttle_time_ms error_code assignment
  *     throttle_time_ms => INT32
+ *
+ * @module
  */
+
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** A SyncGroup request body, decoded (grammar in the file header). */
 export interface SyncGroupRequest {
   groupId: string;
   generationId: number;
@@ -30,11 +34,13 @@ export interface SyncGroupRequest {
   assignments: { memberId: string; assignment: Buffer }[];
 }
 
+/** A SyncGroup response body, to encode (grammar in the file header). */
 export interface SyncGroupResponse {
   errorCode: number;
   assignment: Buffer;
 }
 
+/** The SyncGroup API (key 14): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const syncGroup = defineApi<SyncGroupRequest, SyncGroupResponse>({
   key: 14,
   name: 'SyncGroup',

@@ -1,7 +1,3 @@
-import { ConcordatError } from '../../errors.js';
-import { transactionErrorCodeOf, transactionErrorCodeOfName } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * TxnOffsetCommit (key 28), v0-v2: consumer offsets committed inside a
  * transaction (after AddOffsetsToTxn for the group). They are held by the
@@ -36,7 +32,15 @@ import { defineApi } from './api.js';
  * INVALID_PRODUCER_EPOCH (fenced), INVALID_TXN_STATE (the group was not
  * added to an open transaction), CONCURRENT_TRANSACTIONS; per partition
  * UNKNOWN_TOPIC_OR_PARTITION.
+ *
+ * @module
  */
+
+import { ConcordatError } from '../../errors.js';
+import { transactionErrorCodeOf, transactionErrorCodeOfName } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** A TxnOffsetCommit request body, decoded (grammar in the file header). */
 export interface TxnOffsetCommitRequest {
   transactionalId: string;
   groupId: string;
@@ -45,10 +49,12 @@ export interface TxnOffsetCommitRequest {
   topics: { name: string; partitions: { partitionIndex: number; committedOffset: number; committedLeaderEpoch: number; committedMetadata: string | null }[] }[];
 }
 
+/** A TxnOffsetCommit response body, to encode (grammar in the file header). */
 export interface TxnOffsetCommitResponse {
   topics: { name: string; partitions: { partitionIndex: number; errorCode: number }[] }[];
 }
 
+/** The TxnOffsetCommit API (key 28): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const txnOffsetCommit = defineApi<TxnOffsetCommitRequest, TxnOffsetCommitResponse>({
   key: 28,
   name: 'TxnOffsetCommit',
