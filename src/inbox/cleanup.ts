@@ -124,6 +124,7 @@ async function deleteInBatches(
   return total;
 }
 
+/** Options of the inbox cleaner: whose rows it deletes, how old they must be (ms), and its pace (interval in ms, rows per batch, batches per run). */
 export interface InboxCleanerOptions {
   /** The consumer groups whose rows this cleaner deletes: the app's own. */
   consumers: readonly string[];

@@ -1,8 +1,3 @@
-import type { DataSource, EntityManager } from 'typeorm';
-import { DEDUP_WINDOW_MS_FALLBACK } from '../config/index.js';
-import { ConcordatError, ErrorCode } from '../errors.js';
-import { human } from './window.js';
-
 /**
  * The dead-letter store: `concordat.dead_letter` keeps every message a
  * consumer gave up on, with what is needed to understand it (error, error
@@ -13,7 +8,14 @@ import { human } from './window.js';
  * At most one pending (not yet replayed) row per (consumer, message ID), so a
  * redelivered message that fails again is not dead-lettered twice; once
  * replayed, a new failure makes a new row.
+ *
+ * @module
  */
+
+import type { DataSource, EntityManager } from 'typeorm';
+import { DEDUP_WINDOW_MS_FALLBACK } from '../config/index.js';
+import { ConcordatError, ErrorCode } from '../errors.js';
+import { human } from './window.js';
 
 /** A dead letter to record. */
 export interface DeadLetterInput {
