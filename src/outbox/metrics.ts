@@ -1,11 +1,13 @@
-import { Counter, Gauge, Histogram, register as defaultRegistry, type Metric, type Registry } from 'prom-client';
-
 /**
  * Prometheus metrics of the outbox relay, on prom-client. One set per
  * registry (the default registry unless the relay is given one); several
  * relays in one process share it, labelled by relay ID, and the lag gauges
  * are computed on scrape by the first relay attached.
+ *
+ * @module
  */
+
+import { Counter, Gauge, Histogram, register as defaultRegistry, type Metric, type Registry } from 'prom-client';
 
 /** Gets a metric from `registry`, creating it with `create` the first time. */
 export function registeredMetric<M extends Metric>(registry: Registry, name: string, create: () => M): M {
@@ -17,6 +19,7 @@ export interface LagSource {
   lag(): Promise<{ backlogRows: number; oldestAgeMs: number }>;
 }
 
+/** The relay's metrics of one prom-client registry, labelled by relay ID. */
 export interface OutboxMetrics {
   published: Counter<'relay'>;
   failures: Counter<'relay'>;
@@ -28,6 +31,7 @@ export interface OutboxMetrics {
 
 const sets = new WeakMap<Registry, OutboxMetrics>();
 
+/** The outbox metrics registered in `registry`, created on first call; later calls (relays sharing the registry) get the same set. */
 export function outboxMetrics(registry: Registry = defaultRegistry): OutboxMetrics {
   const existing = sets.get(registry);
   if (existing !== undefined) return existing;

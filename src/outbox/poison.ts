@@ -1,3 +1,5 @@
+const POISON = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_TOPIC_EXCEPTION', 'INVALID_RECORD']);
+
 /**
  * Errors that say a record can never be written, whatever the retries:
  * Kafka's names for a record or batch over the topic's limit, an illegal
@@ -7,8 +9,6 @@
  * Deliberately a short list: anything else (a closed transport, a full
  * disk, a lost connection) may pass, and its rows must wait in the outbox.
  */
-const POISON = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_TOPIC_EXCEPTION', 'INVALID_RECORD']);
-
 export function isPoisonRecordError(error: unknown): boolean {
   for (let current = error, depth = 0; current !== null && typeof current === 'object' && depth < 5; depth++) {
     const { code, type, cause } = current as { code?: unknown; type?: unknown; cause?: unknown };

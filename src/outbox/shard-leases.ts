@@ -4,6 +4,7 @@ import { describeError } from '../errors.js';
 import type { Logger } from '../observability/index.js';
 import { OUTBOX_SHARDS } from './shard.js';
 
+/** How a relay holds its outbox shards: lease length and renewal interval, in ms. */
 export interface ShardLeaseOptions {
   /** How long a lease lasts unless renewed, in ms. */
   leaseMs: number;

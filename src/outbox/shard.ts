@@ -7,9 +7,14 @@
  *
  * FNV-1a, 32-bit (http://www.isthe.com/chongo/tech/comp/fnv/): fast, stable
  * across processes and releases, which is all a shard function needs.
+ *
+ * @module
  */
+
+/** Number of outbox shards; a row's shard is 0..OUTBOX_SHARDS-1. */
 export const OUTBOX_SHARDS = 256;
 
+/** The shard of a partition key: FNV-1a 32-bit over the key's UTF-16 code units, mod {@link OUTBOX_SHARDS}. */
 export function shardFor(key: string): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) {

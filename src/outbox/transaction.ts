@@ -26,6 +26,7 @@ export type OutboxTransactionEnd<T> =
   /** Roll back (nothing to keep), and return `result`. */
   | { result: T; rollback: true };
 
+/** Options of an outbox transaction. */
 export interface OutboxTransactionOptions {
   /**
    * One SQL statement sent with `BEGIN` in the same round trip, such as the
