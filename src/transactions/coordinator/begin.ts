@@ -50,6 +50,7 @@ export function participantName(max = 200): z.ZodString {
   return z.string().max(max, `must be at most ${max} characters`).regex(PARTICIPANT_NAME, 'must be 1-200 characters of a-z, A-Z, 0-9, ., _, -');
 }
 
+/** One branch (or saga step) to begin: its participant, payload and, for a saga step, retry policy. */
 export interface BranchSpec {
   participant: string;
   payload: unknown;

@@ -34,6 +34,7 @@ export const COORDINATOR_SERVICE = 'concordat-coordinator';
 /** inversify token for {@link CoordinatorOptions}. */
 export const COORDINATOR_OPTIONS = Symbol.for('concordat.CoordinatorOptions');
 
+/** Options of the {@link TransactionCoordinator} (bind them to {@link COORDINATOR_OPTIONS}); every duration in ms. */
 export interface CoordinatorOptions {
   /** How often the coordinator looks for expired deadlines and due resends, in ms. Range 10..60000. @default 250 */
   scanIntervalMs?: number;
@@ -92,6 +93,7 @@ const optionsSchema = z
     message: 'must be at least fenceRetentionMs (a fence outliving its global transaction could not tell it ended)',
     path: ['historyRetentionMs'],
   });
+/** {@link CoordinatorOptions} with every field present and checked. */
 export type CompiledCoordinatorOptions = z.output<typeof optionsSchema>;
 
 /** Validates and fills in {@link CoordinatorOptions}. @throws ConcordatError CONFIG_INVALID naming the option */

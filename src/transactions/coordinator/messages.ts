@@ -49,6 +49,7 @@ export interface ModeActions {
   decisionTopicPrefix: string | null;
 }
 
+/** Each mode's actions and command topic prefixes. */
 export const MODE_ACTIONS: Readonly<Record<TxMode, ModeActions>> = {
   [TxMode.TCC]: { phaseOne: BranchAction.TRY, commit: BranchAction.CONFIRM, rollback: BranchAction.CANCEL, topicPrefix: 'concordat.tcc.', decisionTopicPrefix: null },
   [TxMode.TWO_PHASE]: {

@@ -61,6 +61,7 @@ interface StateCounts {
 
 const sets = new WeakMap<Registry, TxMetrics>();
 
+/** The global-transaction metrics registered in `registry`, created on first call; later calls get the same set. */
 export function txMetrics(registry: Registry = defaultRegistry): TxMetrics {
   const existing = sets.get(registry);
   if (existing !== undefined) return existing;

@@ -29,6 +29,7 @@ export interface ListFilter {
   limit?: number;
 }
 
+/** One global transaction as `concordat tx list` shows it. */
 export interface GlobalTxSummary {
   id: string;
   mode: string;
@@ -180,6 +181,7 @@ function parseKey(key: string | undefined): { field?: string; value?: string; te
   return match === null ? { text: key.trim() } : { field: match[1]!, value: match[2]! };
 }
 
+/** One global transaction as `concordat tx show` shows it: its row, branches and timeline. */
 export interface GlobalTxDetail {
   tx: {
     id: string;

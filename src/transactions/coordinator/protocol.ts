@@ -61,6 +61,7 @@ export interface TxView {
   compensationRetry: CompiledRetryPolicy | null;
 }
 
+/** What the state machine reads of a branch row. */
 export interface BranchView {
   branchId: number;
   participant: string;
@@ -73,6 +74,7 @@ export interface BranchView {
   retryPolicy: CompiledRetryPolicy | null;
 }
 
+/** What drives one transition: a branch's reply, the deadline, a resend, or an operator's abort, retry or end. */
 export type TxInput =
   | { kind: 'reply'; reply: BranchReply }
   /** The deadline passed (the scan saw it on the database clock). */
@@ -100,6 +102,7 @@ export interface EndInput {
   force: boolean;
 }
 
+/** The timing the state machine applies (from the compiled coordinator options; see timingOf). */
 export interface Timing {
   /** First wait before sending a decision's commands again, in ms; doubles per resend. */
   resendIntervalMs: number;
@@ -116,6 +119,7 @@ export interface Timing {
   random: () => number;
 }
 
+/** The global transaction row's new values after a transition. */
 export interface TxChange {
   state: GlobalTxState;
   reason: string | null;
@@ -126,6 +130,7 @@ export interface TxChange {
   terminal: boolean;
 }
 
+/** One timeline row (`concordat.global_tx_event`) a transition writes. */
 export interface TxEvent {
   kind: TxEventKind;
   branchId: number | null;
@@ -133,11 +138,13 @@ export interface TxEvent {
   detail: string | null;
 }
 
+/** One command a transition sends: `action` to branch `branchId`. */
 export interface Command {
   branchId: number;
   action: BranchAction;
 }
 
+/** What a transition writes and sends; the coordinator applies all of it in one database transaction. */
 export interface Transition {
   /** New values of the branches that changed. */
   branches: BranchView[];

@@ -36,10 +36,12 @@ export interface GlobalTxRow extends TxView {
   trace?: TraceCarrier | null;
 }
 
+/** A `concordat.branch` row as the coordinator reads it: the state machine's view and the branch's payload. */
 export interface BranchRow extends BranchView {
   payload: unknown;
 }
 
+/** A branch to insert at begin. */
 export interface NewBranch {
   branchId: number;
   participant: string;
@@ -48,6 +50,7 @@ export interface NewBranch {
   retryPolicy?: CompiledRetryPolicy | null;
 }
 
+/** A global transaction to insert at begin (its deadline is `timeoutMs` from now on the database clock). */
 export interface NewGlobalTx {
   id: string;
   mode: TxMode;

@@ -43,6 +43,7 @@ export const FenceState = {
 } as const;
 export type FenceState = (typeof FenceState)[keyof typeof FenceState];
 
+/** The key of a fence row: one branch of one global transaction, at one participant. */
 export interface FenceKey {
   participant: string;
   globalTxId: string;
@@ -85,6 +86,7 @@ export async function lockFence(manager: EntityManager, key: FenceKey): Promise<
   return rows[0]?.state;
 }
 
+/** Sets the state of the branch's existing fence row, in the caller's transaction (no row: nothing changes). */
 export async function setFence(manager: EntityManager, key: FenceKey, state: FenceState): Promise<void> {
   await preparedQuery(
     manager,

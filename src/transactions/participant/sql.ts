@@ -18,6 +18,10 @@ export interface Batch {
   run(statements: readonly string[]): Promise<QueryResult[]>;
 }
 
+/**
+ * A {@link Batch} on the connection of `manager`'s transaction.
+ * @throws Error when `manager` is not bound to a transaction's query runner (a bug in the caller)
+ */
 export async function batchOn(manager: EntityManager): Promise<Batch> {
   const runner = manager.queryRunner;
   if (runner === undefined) throw new Error('assertion failed: batchOn needs an EntityManager bound to a query runner (a transaction)');

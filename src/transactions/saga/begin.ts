@@ -6,6 +6,7 @@ import type { BeginInput } from '../coordinator/begin-input.js';
 import { TxMode } from '../coordinator/states.js';
 import { namedBranches, type Participant } from '../participant/definition.js';
 
+/** One step of a saga: which participant runs it and with what payload. */
 export interface SagaStep<P = unknown> {
   /** Participant name, as in `@SagaParticipant('<name>')`, or its definition (`defineParticipant`): the payload is then typed and validated. */
   participant: string | Participant;
@@ -18,6 +19,7 @@ export interface SagaStep<P = unknown> {
   retry?: RetryPolicyOptions;
 }
 
+/** Options of `beginSaga`: the common begin options and the saga's steps. */
 export interface BeginSagaOptions extends BeginOptions {
   /** The steps, run in this order, one at a time; 1..100 steps. */
   steps: SagaStep[];

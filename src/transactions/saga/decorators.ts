@@ -13,6 +13,7 @@ const kit = new ParticipantDecoratorKit<keyof SagaMethods>('saga', {
   decoratorOf: (role) => (role === 'step' ? '@Step' : '@Compensate'),
 });
 
+/** Options of `@SagaParticipant(name, options)`. */
 export interface SagaParticipantOptions {
   /** Consumer group of the participant's command handler. @default the service's group */
   group?: string;
@@ -60,6 +61,7 @@ export function Compensate(): MethodDecorator {
   return legacyMethodDecorator('@Compensate', (prototype, key) => kit.recordMethod(prototype.constructor, 'compensate', String(key)));
 }
 
+/** The `@Step` and `@Compensate` methods recorded on `target`, by role. */
 export function getSagaMethods(target: Function): SagaMethods {
   return kit.methods(target);
 }

@@ -6,6 +6,7 @@ import type { BeginInput } from '../coordinator/begin-input.js';
 import { TxMode } from '../coordinator/states.js';
 import { namedBranches, type Participant } from '../participant/definition.js';
 
+/** One branch of a TCC transaction: which participant and with what payload. */
 export interface TccBranch<P = unknown> {
   /** Participant name, as in `@TccParticipant('<name>')`, or its definition (`defineParticipant`): the payload is then typed and validated. */
   participant: string | Participant;
@@ -13,6 +14,7 @@ export interface TccBranch<P = unknown> {
   payload: P;
 }
 
+/** Options of `beginTcc`: the common begin options and the branches. */
 export interface BeginTccOptions extends BeginOptions {
   /** One branch per participant call; 1..100 branches. */
   branches: TccBranch[];

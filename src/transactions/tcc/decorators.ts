@@ -14,6 +14,7 @@ const kit = new ParticipantDecoratorKit<keyof TccMethods>('tcc', {
   decoratorOf: (role) => ROLE_DECORATORS[role],
 });
 
+/** Options of `@TccParticipant(name, options)`. */
 export interface TccParticipantOptions {
   /** Consumer group of the participant's command handler. @default the service's group */
   group?: string;
@@ -70,6 +71,7 @@ export function Cancel(): MethodDecorator {
   return legacyMethodDecorator('@Cancel', (prototype, key) => kit.recordMethod(prototype.constructor, 'cancel', String(key)));
 }
 
+/** The `@Try`, `@Confirm` and `@Cancel` methods recorded on `target`, by role. */
 export function getTccMethods(target: Function): TccMethods {
   return kit.methods(target);
 }

@@ -7,6 +7,7 @@ import { TxMode } from '../coordinator/states.js';
 
 export { REPLY_TOPIC, type GlobalTxOutcome } from '../coordinator/messages.js';
 
+/** The commands a TCC participant receives. */
 export const TccAction = {
   TRY: BranchAction.TRY,
   CONFIRM: BranchAction.CONFIRM,

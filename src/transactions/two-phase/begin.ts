@@ -7,6 +7,7 @@ import { TxMode } from '../coordinator/states.js';
 import { namedBranches, type Participant } from '../participant/definition.js';
 import { XA_PARTICIPANT_NAME_MAX } from './gid.js';
 
+/** One branch of a 2PC transaction: which participant and with what payload. */
 export interface TwoPhaseBranch<P = unknown> {
   /** Participant name, as in `@XaParticipant('<name>')`, or its definition (`defineParticipant`): the payload is then typed and validated. */
   participant: string | Participant;
@@ -14,6 +15,7 @@ export interface TwoPhaseBranch<P = unknown> {
   payload: P;
 }
 
+/** Options of `beginTwoPhase`: the common begin options, the branches and how prepares are sent. */
 export interface BeginTwoPhaseOptions extends BeginOptions {
   /** One branch per participant call; 1..100 branches. */
   branches: TwoPhaseBranch[];

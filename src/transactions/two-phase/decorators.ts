@@ -28,6 +28,7 @@ const kit = new ParticipantDecoratorKit<'prepare'>('xa', {
     name.length > XA_PARTICIPANT_NAME_MAX ? `the name must be at most ${XA_PARTICIPANT_NAME_MAX} characters (it is part of the prepared transaction's gid)` : undefined,
 });
 
+/** Options of `@XaParticipant(name, options)`. */
 export interface XaParticipantOptions {
   /** Consumer group of the participant's command handler. @default the service's group */
   group?: string;
