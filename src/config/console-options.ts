@@ -36,6 +36,7 @@ const schema = z.strictObject({
   liveViewsMax: z.number().int().min(1).max(1000).default(32),
 });
 
+/** {@link ConsoleOptions} with every field present and checked (durations in ms, sizes in bytes). */
 export type CompiledConsoleOptions = z.output<typeof schema>;
 
 /**

@@ -79,6 +79,7 @@ export const DatabaseUrlOrigin = {
 } as const;
 export type DatabaseUrlOrigin = (typeof DatabaseUrlOrigin)[keyof typeof DatabaseUrlOrigin];
 
+/** {@link DatabaseOptions} with every field present and checked (durations in ms, sizes in bytes). */
 export type CompiledDatabaseOptions = z.output<typeof schema> & {
   /** Where `url` came from, so that an error about it names what the user set. */
   urlOrigin: DatabaseUrlOrigin;

@@ -163,6 +163,7 @@ const schema = z.strictObject({
     }),
 });
 
+/** {@link KafkaTransportOptions} with every field present and checked (durations in ms, sizes in bytes). */
 export type CompiledKafkaTransportOptions = z.output<typeof schema>;
 
 /** Validates and fills in {@link KafkaTransportOptions}. @throws ConcordatError CONFIG_INVALID naming the option */

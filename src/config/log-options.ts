@@ -301,7 +301,9 @@ const schema = z.strictObject({
   transactions: transactionsSchema.default({ ...TRANSACTIONS_DEFAULTS }),
 });
 
+/** {@link GroupCoordinatorOptions} with every field present and checked. */
 export type CompiledGroupCoordinatorOptions = Required<GroupCoordinatorOptions>;
+/** {@link TransactionCoordinatorOptions} with every field present and checked. */
 export type CompiledTransactionCoordinatorOptions = Required<TransactionCoordinatorOptions>;
 
 /** {@link LogManagerOptions} with every default applied. */

@@ -30,6 +30,7 @@ const schema = z.strictObject({
   readyTimeoutMs: z.number().int().min(10).max(60_000).default(2000),
 });
 
+/** {@link MetricsOptions} with every field present and checked (durations in ms, sizes in bytes). */
 export type CompiledMetricsOptions = z.output<typeof schema>;
 
 /** Validates and fills in {@link MetricsOptions}. @throws ConcordatError CONFIG_INVALID naming the option, e.g. `metrics.port` */

@@ -88,6 +88,7 @@ const schema = z
     path: ['leaseRenewIntervalMs'],
   });
 
+/** {@link RelayOptions} with every field present and checked (durations in ms, sizes in bytes). */
 export type CompiledRelayOptions = z.output<typeof schema>;
 
 /** Validates and fills in {@link RelayOptions}. @throws ConcordatError CONFIG_INVALID naming the option */
