@@ -19,6 +19,7 @@ for (const region of document.querySelectorAll('[data-live]')) {
 }
 `;
 
+/** The console's style sheet, served as `/static/console.css`. */
 export const CONSOLE_STYLE = `
 :root { --fg: #1d2330; --muted: #5d6778; --line: #d9dee7; --bg: #f7f8fb; --accent: #2456c7; --bad: #b42318; --good: #177245; --warn: #9a6700; }
 * { box-sizing: border-box; }
