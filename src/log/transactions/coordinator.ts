@@ -35,11 +35,13 @@ export interface TransactionCoordinatorFaults {
   afterPrepare?: (transactionalId: string, state: TransactionState) => Promise<void> | void;
 }
 
+/** A topic and partition. */
 export interface TopicPartition {
   topic: string;
   partition: number;
 }
 
+/** An offset a transactional producer sent with TxnOffsetCommit: committed for its group when the transaction commits, dropped when it aborts. */
 export interface PendingOffset extends TopicPartition {
   offset: number;
   leaderEpoch: number;
@@ -63,6 +65,7 @@ interface TransactionMetadata {
   updatedMs: number;
 }
 
+/** One transactional ID's state as {@link TransactionCoordinator.describe} and `list` report it; times are epoch ms. */
 export interface TransactionDescription {
   transactionalId: string;
   producerId: number;

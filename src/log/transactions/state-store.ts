@@ -2,11 +2,13 @@ import { join } from 'node:path';
 import { ConcordatError, ErrorCode } from '../../errors.js';
 import { readCheckpoint, writeCheckpoint } from '../checkpoint-file.js';
 
+/** Name of the transaction coordinator's state file in the data directory (a checkpoint file). */
 export const TRANSACTIONS_FILE = 'transactions';
 /** Kafka's TransactionState names (coordinator.ts). */
 const STATES = new Set(['Empty', 'Ongoing', 'PrepareCommit', 'PrepareAbort', 'CompleteCommit', 'CompleteAbort']);
 const KIND = 'transactions';
 
+/** One transactional ID's state as the file stores it (partitions as `[topic, partition]`, pending offsets as `[group, topic, partition, offset, leaderEpoch, metadata]`). */
 export interface StoredTransaction {
   transactionalId: string;
   producerId: number;
