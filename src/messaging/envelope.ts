@@ -67,11 +67,13 @@ const RESERVED = new Set<string>(['specversion', 'id', 'type', 'source', 'time',
 /** The optional attributes copied one by one (one array for every envelope, not one per call). */
 const OPTIONAL_ATTRIBUTES = [...CORE_OPTIONAL, ...KNOWN_EXTENSIONS] as const;
 
+/** Prefix of the record headers that carry CloudEvents attributes in Kafka binary mode (`ce_id`, `ce_type`, ...). */
 export const HEADER_PREFIX = 'ce_';
 /** Longest `ce_id` accepted from the log: the inbox's dedup key, so it stays a short printable string. */
 export const MESSAGE_ID_LENGTH_MAX = 256;
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+/** The record header that carries `datacontenttype` in Kafka binary mode. */
 export const CONTENT_TYPE_HEADER = 'content-type';
 
 /** Whether `id` can be a message ID from the log: 1..{@link MESSAGE_ID_LENGTH_MAX} characters, no control characters. */
