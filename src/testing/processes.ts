@@ -20,6 +20,7 @@ export interface ChildRun {
   stop(signal?: NodeJS.Signals): Promise<ChildExit>;
 }
 
+/** Options of {@link runWithFaults}: the fault points armed in the child, and its environment. */
 export interface RunWithFaultsOptions {
   /**
    * Fault points to arm in the child, as `CONCORDAT_FAULTS` takes them:
