@@ -11,9 +11,13 @@ interface Entry {
 
 /** Counters for tests and benchmarks. */
 export interface FilePoolStats {
+  /** Descriptors open now. */
   open: number;
+  /** Opens since the pool was made. */
   opened: number;
+  /** Closes since the pool was made (evictions, discards, closeAll). */
   closed: number;
+  /** Uses that had to wait for a descriptor (every one busy at openFilesMax). */
   waits: number;
 }
 
@@ -38,6 +42,13 @@ export interface FilePoolStats {
  * ({@link discard}); its bytes stay readable until then, as POSIX keeps an
  * unlinked inode alive while it is open. Running out of descriptors anyway
  * (EMFILE) is LIMIT_EXCEEDED naming openFilesMax (open-file.ts).
+ *
+ * Concurrency (one event loop; calls interleave at every await): any number
+ * of `use` calls may overlap, on one path or many; one path's users share
+ * one descriptor. `discard` and `closeAll` may overlap uses: a descriptor in
+ * use is closed when its last user releases it. Callers must not nest `use`
+ * calls (hold one file while waiting for another): that is what keeps a
+ * full pool from deadlocking.
  */
 export class FilePool {
   /** Insertion order is recency: an entry is moved to the end on every use. */
@@ -54,8 +65,10 @@ export class FilePool {
   }
 
   /**
-   * Runs `fn` with an open handle of `path`, opening it when needed.
-   * `create` opens with `w+` (create or truncate) instead of `r+`.
+   * Runs `fn` with an open handle of `path`, opening it when needed, and
+   * returns what `fn` returns. `create` opens with `w+` (create or truncate)
+   * instead of `r+`. Waits while every descriptor is in use. `fn` must not
+   * close the handle, nor call `use` itself.
    * @throws ConcordatError LIMIT_EXCEEDED when the process has no descriptor left (EMFILE/ENFILE)
    */
   async use<T>(path: string, fn: (file: FileHandle) => Promise<T>, create = false): Promise<T> {

@@ -70,7 +70,12 @@ export class GroupCommitFlusher {
     return () => this.syncListeners.delete(listener);
   }
 
-  /** Resolves after an fdatasync of `file` that started after this call. */
+  /**
+   * Resolves after an fdatasync of `file` that started after this call.
+   * Any number of calls may overlap, on one file or many: those waiting on
+   * one file share its next sync. Rejects with the sync's error (every
+   * caller that shared that sync gets it); the next call starts a new sync.
+   */
   sync(file: Syncable): Promise<void> {
     this.counters.requests += 1;
     let state = this.files.get(file);

@@ -72,7 +72,16 @@ export abstract class IndexEntries {
     this.fileDirty = true;
   }
 
-  /** Writes the entries not yet in the file, cuts the file to the entries, fdatasyncs it. */
+  /**
+   * Writes the entries not yet in the file, cuts the file to the entries,
+   * fdatasyncs it, and closes it. Everything else here is synchronous, so
+   * only a flush can interleave with other calls: reads of the entries may
+   * overlap it; appends and truncations should not, since the entries added
+   * meanwhile are counted as persisted without being written (the file is
+   * cut or zero-extended to the new count) and the next load of the file
+   * fails its checks and rebuilds the index from the log.
+   * @throws the file error of the write, truncate or sync (the entries stay unpersisted and the next flush writes them again)
+   */
   async flush(): Promise<void> {
     if (this.persisted === this.count && !this.fileDirty) return;
     const file = await openIndexFile(this.path);
