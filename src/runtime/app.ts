@@ -178,10 +178,12 @@ export class ConcordatApp {
     return new ConcordatApp(options);
   }
 
+  /** The app's name (`AppOptions.name`): the CloudEvents `source` of what it publishes outside handlers. */
   get name(): string {
     return this.options.name;
   }
 
+  /** Where the app is in its life ({@link AppState}). */
   get status(): AppState {
     return this.state;
   }

@@ -271,6 +271,7 @@ export class MessageContext<T = unknown> extends TransactionContext {
     super(manager, source);
   }
 
+  /** The message's payload (`message.data`), validated against the topic's schema when the topic is typed. */
   get data(): T {
     return this.message.data;
   }
