@@ -289,6 +289,7 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
     if (steps.some((step) => step.ended)) await faultPoint(CoordinatorFault.AFTER_END);
   }
 
+  /** Starts the deadline and resend scans and takes co-located replies; warns when `fenceRetentionMs` is shorter than the inbox's dedup window. */
   onApplicationStart(): void {
     const dedupWindowMs = this.app.dedupWindow.windowMs;
     const warning = fenceRetentionWarning(this.options.fenceRetentionMs, dedupWindowMs, this.app.name);
@@ -299,6 +300,7 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
     this.schedule();
   }
 
+  /** Stops the scans (the scan in flight finishes) and stops taking co-located replies. */
   async onApplicationStop(): Promise<void> {
     this.stopped = true;
     unregisterColocatedCoordinator(this.app.dataSource, this.colocatedReplies);

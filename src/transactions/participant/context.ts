@@ -11,18 +11,22 @@ import type { ParticipantPayload } from './definition.js';
  * see `defineParticipant`), whose schema's output is then the payload type.
  */
 export class BranchContext<P = unknown> extends MessageContext<BranchCommand<ParticipantPayload<P>>> {
+  /** The branch's payload, as given at begin (validated and typed when the participant is a definition). */
   get payload(): ParticipantPayload<P> {
     return this.data.payload;
   }
 
+  /** The global transaction's ID (a UUIDv7). */
   get globalTxId(): string {
     return this.data.globalTxId;
   }
 
+  /** The branch's number within its global transaction: 1 for the first branch (or saga step) given at begin, in order. */
   get branchId(): number {
     return this.data.branchId;
   }
 
+  /** The command this delivery carries (try, confirm, cancel, prepare, commit, rollback, execute, compensate). */
   get action(): BranchAction {
     return this.data.action;
   }
