@@ -1,7 +1,3 @@
-import { v5 as uuidv5 } from 'uuid';
-import { isUsableMessageId } from '../messaging/index.js';
-import type { Delivery } from '../transport/index.js';
-
 /**
  * What a dead letter can store of a delivered record, whatever its bytes.
  *
@@ -24,7 +20,15 @@ import type { Delivery } from '../transport/index.js';
  * again (its offset commit was lost) gets the same ID, so the dead-letter
  * store's one-pending-row-per-(consumer, message ID) rule still keeps it
  * from being dead-lettered twice.
+ *
+ * @module
  */
+
+import { v5 as uuidv5 } from 'uuid';
+import { isUsableMessageId } from '../messaging/index.js';
+import type { Delivery } from '../transport/index.js';
+
+/** What a dead letter stores of a delivered record: an ID the inbox takes, the key and headers without NULs, and what was changed. */
 export interface StorableRecord {
   messageId: string;
   key: string | null;
@@ -41,7 +45,7 @@ const ORIGINAL_ID_CHARS_MAX = 256;
 const DEAD_LETTER_ID_NAMESPACE = '5f0c2b1e-8d7a-4c39-a1e6-b2d4c8f09a17';
 
 /**
- * The storable form of `delivery` (see the file comment).
+ * The storable form of `delivery` (see the file header).
  * @param decodedId the envelope's ID when the record decoded (it is usable then).
  */
 export function storableRecord(delivery: Delivery, decodedId: string | undefined): StorableRecord {
