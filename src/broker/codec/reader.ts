@@ -50,10 +50,12 @@ export class Reader {
     this.position = offset;
   }
 
+  /** Bytes read so far, from the start of the buffer. */
   get offset(): number {
     return this.position;
   }
 
+  /** Bytes left to read. */
   get remaining(): number {
     return this.buffer.length - this.position;
   }
@@ -67,26 +69,32 @@ export class Reader {
     return at;
   }
 
+  /** INT8. Every read below throws FRAME_INVALID when the frame ends before the field. */
   int8(): number {
     return this.buffer.readInt8(this.need(1, 'INT8'));
   }
 
+  /** BOOLEAN: any non-zero byte is true. */
   boolean(): boolean {
     return this.buffer.readUInt8(this.need(1, 'BOOLEAN')) !== 0;
   }
 
+  /** INT16, big-endian. */
   int16(): number {
     return this.buffer.readInt16BE(this.need(2, 'INT16'));
   }
 
+  /** INT32, big-endian. */
   int32(): number {
     return this.buffer.readInt32BE(this.need(4, 'INT32'));
   }
 
+  /** UINT32, big-endian. */
   uint32(): number {
     return this.buffer.readUInt32BE(this.need(4, 'UINT32'));
   }
 
+  /** INT64, big-endian, as a bigint. */
   int64Big(): bigint {
     return this.buffer.readBigInt64BE(this.need(8, 'INT64'));
   }
@@ -101,6 +109,7 @@ export class Reader {
     return Number(value);
   }
 
+  /** UUID: 16 bytes (a view into the frame). */
   uuid(): Buffer {
     const at = this.need(16, 'UUID');
     return this.buffer.subarray(at, at + 16);
@@ -204,12 +213,14 @@ export class Reader {
     return this.slice(length, 'NULLABLE_BYTES');
   }
 
+  /** COMPACT_BYTES: UNSIGNED_VARINT length + 1, then the bytes (a view); null is refused. */
   compactBytes(): Buffer {
     const length = this.uvarint() - 1;
     if (length < 0) throw frameInvalid(`COMPACT_BYTES ending at ${this.position} is null`);
     return this.slice(length, 'COMPACT_BYTES');
   }
 
+  /** COMPACT_NULLABLE_BYTES: UNSIGNED_VARINT length + 1 (0 for null), then the bytes (a view). */
   compactNullableBytes(): Buffer | null {
     const length = this.uvarint() - 1;
     if (length < 0) return null;
@@ -255,6 +266,7 @@ export class Reader {
     return this.elements(count, 'COMPACT_ARRAY', element);
   }
 
+  /** Nullable COMPACT_ARRAY: UNSIGNED_VARINT count + 1, 0 for null. */
   compactNullableArray<T>(element: (reader: Reader) => T): T[] | null {
     const count = this.uvarint() - 1;
     if (count < 0) return null;

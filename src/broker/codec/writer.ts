@@ -37,30 +37,35 @@ export class Writer {
     return at;
   }
 
+  /** INT8. Every writer returns `this`, for chaining. */
   int8(value: number): this {
     const at = this.ensure(1);
     this.scratch.writeInt8(value, at);
     return this;
   }
 
+  /** BOOLEAN: 1 or 0. */
   boolean(value: boolean): this {
     const at = this.ensure(1);
     this.scratch.writeUInt8(value ? 1 : 0, at);
     return this;
   }
 
+  /** INT16, big-endian. */
   int16(value: number): this {
     const at = this.ensure(2);
     this.scratch.writeInt16BE(value, at);
     return this;
   }
 
+  /** INT32, big-endian. */
   int32(value: number): this {
     const at = this.ensure(4);
     this.scratch.writeInt32BE(value, at);
     return this;
   }
 
+  /** UINT32, big-endian. */
   uint32(value: number): this {
     const at = this.ensure(4);
     this.scratch.writeUInt32BE(value, at);
@@ -74,11 +79,13 @@ export class Writer {
     return this;
   }
 
+  /** UUID. @throws RangeError unless `value` is 16 bytes */
   uuid(value: Buffer): this {
     if (value.length !== 16) throw new RangeError(`UUID must be 16 bytes, got ${value.length}`);
     return this.raw(value);
   }
 
+  /** UNSIGNED_VARINT (7 bits a byte, low first). @throws RangeError outside 0..2^32-1 */
   uvarint(value: number): this {
     if (!Number.isInteger(value) || value < 0 || value > 0xffff_ffff) {
       throw new RangeError(`UNSIGNED_VARINT out of range: ${value}`);
@@ -136,57 +143,69 @@ export class Writer {
     this.position = 0;
   }
 
+  /** STRING: INT16 length, then UTF-8. @throws RangeError over 32767 bytes */
   string(value: string): this {
     const bytes = Buffer.from(value, 'utf8');
     if (bytes.length > 0x7fff) throw new RangeError(`STRING too long: ${bytes.length} bytes`);
     return this.int16(bytes.length).raw(bytes);
   }
 
+  /** NULLABLE_STRING: INT16 length (-1 for null), then UTF-8. */
   nullableString(value: string | null): this {
     return value === null ? this.int16(-1) : this.string(value);
   }
 
+  /** COMPACT_STRING: UNSIGNED_VARINT length + 1, then UTF-8. */
   compactString(value: string): this {
     const bytes = Buffer.from(value, 'utf8');
     return this.uvarint(bytes.length + 1).raw(bytes);
   }
 
+  /** COMPACT_NULLABLE_STRING: UNSIGNED_VARINT length + 1 (0 for null), then UTF-8. */
   compactNullableString(value: string | null): this {
     return value === null ? this.uvarint(0) : this.compactString(value);
   }
 
+  /** BYTES: INT32 length, then the bytes (kept by reference when large). */
   bytes(value: Buffer): this {
     return this.int32(value.length).raw(value);
   }
 
+  /** NULLABLE_BYTES: INT32 length (-1 for null), then the bytes. */
   nullableBytes(value: Buffer | null): this {
     return value === null ? this.int32(-1) : this.bytes(value);
   }
 
+  /** COMPACT_BYTES: UNSIGNED_VARINT length + 1, then the bytes. */
   compactBytes(value: Buffer): this {
     return this.uvarint(value.length + 1).raw(value);
   }
 
+  /** COMPACT_NULLABLE_BYTES: UNSIGNED_VARINT length + 1 (0 for null), then the bytes. */
   compactNullableBytes(value: Buffer | null): this {
     return value === null ? this.uvarint(0) : this.compactBytes(value);
   }
 
+  /** ARRAY: INT32 count, then each element as `element` writes it. */
   array<T>(items: readonly T[], element: (writer: Writer, item: T) => void): this {
     this.int32(items.length);
     for (const item of items) element(this, item);
     return this;
   }
 
+  /** Nullable ARRAY: INT32 count (-1 for null), then the elements. */
   nullableArray<T>(items: readonly T[] | null, element: (writer: Writer, item: T) => void): this {
     return items === null ? this.int32(-1) : this.array(items, element);
   }
 
+  /** COMPACT_ARRAY: UNSIGNED_VARINT count + 1, then the elements. */
   compactArray<T>(items: readonly T[], element: (writer: Writer, item: T) => void): this {
     this.uvarint(items.length + 1);
     for (const item of items) element(this, item);
     return this;
   }
 
+  /** Nullable COMPACT_ARRAY: UNSIGNED_VARINT count + 1 (0 for null), then the elements. */
   compactNullableArray<T>(items: readonly T[] | null, element: (writer: Writer, item: T) => void): this {
     return items === null ? this.uvarint(0) : this.compactArray(items, element);
   }
