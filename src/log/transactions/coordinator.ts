@@ -160,6 +160,7 @@ export class TransactionCoordinator {
     return this.transactions.size;
   }
 
+  /** The state of one transactional ID, or undefined when the coordinator does not know it. */
   describe(transactionalId: string): TransactionDescription | undefined {
     const t = this.transactions.get(transactionalId);
     if (t === undefined) return undefined;
@@ -175,6 +176,7 @@ export class TransactionCoordinator {
     };
   }
 
+  /** The state of every transactional ID the coordinator knows. */
   list(): TransactionDescription[] {
     return [...this.transactions.keys()].map((id) => this.describe(id)!);
   }

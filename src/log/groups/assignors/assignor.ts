@@ -30,6 +30,7 @@ export class AssignmentBuilder {
     for (const memberId of memberIds) this.byMember.set(memberId, new Map());
   }
 
+  /** Gives `partition` of `topic` to `memberId` (one of the IDs the builder was made with). */
   add(memberId: string, topic: string, partition: number): void {
     const topics = this.byMember.get(memberId)!;
     const partitions = topics.get(topic);
@@ -37,6 +38,7 @@ export class AssignmentBuilder {
     else partitions.push(partition);
   }
 
+  /** Every member's partitions, topics sorted by name and partitions ascending; members given nothing get []. */
   build(): Map<string, TopicPartitions[]> {
     const result = new Map<string, TopicPartitions[]>();
     for (const [memberId, topics] of this.byMember) {
