@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * The `concordat` command. Each subcommand lives in `commands/<name>.ts` and
  * registers itself through `commands/index.ts`, which loads only the one
@@ -6,7 +7,6 @@
  * @module
  */
 
-#!/usr/bin/env node
 import 'reflect-metadata';
 import { Command } from 'commander';
 import { registerCommands } from './commands/index.js';
