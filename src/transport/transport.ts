@@ -182,7 +182,8 @@ export interface ConsumerLag {
  * is retried after calls that succeeded meanwhile, so await one publish
  * before the next when the order of their records must survive a failure.
  * `close` may overlap anything and waits for the subscriptions' handlers in
- * flight; calls after it fail with TRANSPORT_CLOSED.
+ * flight; `connect`, `ensureTopics`, `publish` and `subscribe` after it
+ * fail with TRANSPORT_CLOSED (`consumerLag` answers []).
  */
 export interface Transport {
   readonly kind: 'embedded' | 'kafka';

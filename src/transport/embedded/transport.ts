@@ -76,7 +76,8 @@ const RECORD_OVERHEAD_BYTES = 24;
  * order of the calls; their partitions are appended concurrently.
  * `connect` calls share one log open. `subscribe` may overlap anything; a
  * subscription's workers run beside publishes. `close` may overlap
- * anything: it marks the transport closed at once (later calls fail with
+ * anything: it marks the transport closed at once (later calls but
+ * `consumerLag`, which answers [], fail with
  * TRANSPORT_CLOSED), waits for every subscription to stop (handlers in
  * flight finish, their offsets are committed), then closes the log it
  * owns, which lets appends in flight finish and fails waiting reads.
