@@ -137,7 +137,8 @@ const DEDUP_REBUILD_READ_BYTES = 1024 * 1024;
  * a partition whose topic is deleted meanwhile fails with LOG_CLOSED.
  * `close` may overlap anything: it waits for the topic change and the
  * maintenance in flight, lets queued appends finish, fails waiting reads,
- * and every later call fails with LOG_CLOSED.
+ * and later appends, reads, topic changes and maintenance fail with
+ * LOG_CLOSED (the getters and `describe*` still answer).
  *
  * Errors: operating errors are {@link ConcordatError}s whose codes each
  * method lists (Kafka's error names where Kafka has one: the broker answers
