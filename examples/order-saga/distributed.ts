@@ -140,7 +140,10 @@ async function startBroker(supervisor: Supervisor, options: DemoOptions, logDir:
   const dataDir = join(options.dataDir, `${options.databaseName}-broker`);
   await rm(dataDir, { recursive: true, force: true });
   const metrics = metricsPort === undefined ? [] : ['--metrics-port', String(metricsPort)];
-  const args = (port: number) => ['--import', 'tsx', CLI, 'broker', '--data', dataDir, '--host', '127.0.0.1', '--port', String(port), ...metrics];
+  // No initial rebalance delay (Kafka's default is 3 s): each unit runs one consumer per group, so waiting for
+  // more members would only delay the demo's start and every recovery after a unit's restart.
+  const noDelay = ['--group-initial-rebalance-delay-ms', '0'];
+  const args = (port: number) => ['--import', 'tsx', CLI, 'broker', '--data', dataDir, '--host', '127.0.0.1', '--port', String(port), ...noDelay, ...metrics];
   const ready = await supervisor.start({
     name: 'broker',
     command: process.execPath,

@@ -79,7 +79,7 @@ export class Connection implements ConnectionContext {
   ) {
     this.logger = broker.logger.child({ connection: id, remote });
     const sasl = broker.options.sasl;
-    this.sasl = sasl !== null && credentials !== null ? new SaslSession(sasl.mechanisms, credentials) : null;
+    this.sasl = sasl !== null && credentials !== null ? new SaslSession(sasl.mechanisms, credentials, broker.options.connectionsMaxReauthMs) : null;
     socket.setNoDelay(true);
     socket.setTimeout(broker.options.connectionIdleMs);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -255,6 +255,11 @@ export class Connection implements ConnectionContext {
       }
       if (this.sasl !== null && !this.sasl.authenticated && api.beforeAuthentication !== true) {
         throw this.refuse(`${api.name} before SASL authentication completed`);
+      }
+      if (this.sasl?.expired && api.beforeAuthentication !== true) {
+        // KIP-368: the session's lifetime (connectionsMaxReauthMs) ended without a re-authentication.
+        this.close(`SASL session expired (connectionsMaxReauthMs ${this.broker.options.connectionsMaxReauthMs} ms) and the client sent ${api.name} instead of re-authenticating`, 'info');
+        return;
       }
       readRequestHeaderTail(reader, requestHeaderVersion(api, header.apiVersion));
       const request: unknown = api.decode(reader, header.apiVersion);

@@ -6,7 +6,7 @@ import type { LogManagerOptions } from './log-options.js';
 import { compileMetricsOptions, type CompiledMetricsOptions, type MetricsOptions } from './metrics-options.js';
 
 /** SASL mechanisms `concordat broker` implements. */
-export const SaslMechanism = { PLAIN: 'PLAIN', SCRAM_SHA_256: 'SCRAM-SHA-256' } as const;
+export const SaslMechanism = { PLAIN: 'PLAIN', SCRAM_SHA_256: 'SCRAM-SHA-256', SCRAM_SHA_512: 'SCRAM-SHA-512' } as const;
 export type SaslMechanism = (typeof SaslMechanism)[keyof typeof SaslMechanism];
 
 /** One SASL user given inline (tests, embedding) instead of in a credentials file. */
@@ -19,13 +19,18 @@ export interface SaslUserOptions {
 export interface BrokerSaslOptions {
   /**
    * JSON credentials file (see docs/broker.md): `{ "users": [{ "username", "password" }
-   * | { "username", "scramSha256": { "salt", "iterations", "storedKey", "serverKey" } }] }`.
+   * | { "username", "scramSha256"?: { "salt", "iterations", "storedKey", "serverKey" },
+   *     "scramSha512"?: { the same, 64-byte keys } }] }`.
    * Exactly one of `credentialsFile` and `users` is required.
    */
   credentialsFile?: string;
   /** Users given inline. */
   users?: SaslUserOptions[];
-  /** Mechanisms offered, in order. @default ['SCRAM-SHA-256', 'PLAIN'] */
+  /**
+   * Mechanisms offered, in order (Kafka's `sasl.enabled.mechanisms`); a
+   * client naming another one in SaslHandshake gets UNSUPPORTED_SASL_MECHANISM
+   * with this list. @default ['SCRAM-SHA-256', 'SCRAM-SHA-512', 'PLAIN']
+   */
   mechanisms?: SaslMechanism[];
 }
 
@@ -85,11 +90,29 @@ export interface BrokerOptions {
   connectionIdleMs?: number;
   /** With SASL on, a connection must authenticate within this time, in ms. Range 100..600000. @default 30000 */
   authenticationTimeoutMs?: number;
+  /**
+   * With SASL on, how long an authentication lasts, in ms (Kafka's
+   * `connections.max.reauth.ms`, KIP-368): SaslAuthenticate v1 tells the
+   * client this session lifetime, the client authenticates again on the same
+   * connection before it ends (as the same principal, with the same
+   * mechanism), and a connection whose session ended is closed on its next
+   * request other than SaslHandshake, SaslAuthenticate or ApiVersions.
+   * 0: sessions never end. Range 0..2^53-1. @default 0
+   */
+  connectionsMaxReauthMs?: number;
   /** Upper bound on a Fetch's maxWaitMs, in ms. Range 0..600000. @default 30000 */
   fetchWaitMsMax?: number;
   /** Upper bound on the bytes of one Fetch response (the request's maxBytes is lowered to it). Range 1 KiB..2^31-1. @default 52428800 */
   fetchResponseBytesMax?: number;
-  /** Options of the log the broker opens (not used when a log is handed to `startBroker`). @default {} */
+  /**
+   * Options of the log the broker opens (not used when a log is handed to
+   * `startBroker`). One default differs from the log's own: the broker's
+   * consumer groups wait `groups.initialRebalanceDelayMs` =
+   * {@link BROKER_INITIAL_REBALANCE_DELAY_MS} (3000 ms, Kafka's
+   * `group.initial.rebalance.delay.ms`) before an empty group's first
+   * rebalance, as Kafka clients expect; the in-process log defaults to 0.
+   * @default { groups: { initialRebalanceDelayMs: 3000 } }
+   */
   log?: Omit<LogManagerOptions, 'dataDir'>;
   /** Time a graceful shutdown waits for in-flight requests before closing connections, in ms. Range 0..600000. @default 5000 */
   shutdownGraceMs?: number;
@@ -101,6 +124,13 @@ export interface BrokerOptions {
   metrics?: MetricsOptions;
 }
 
+/**
+ * The broker's default `group.initial.rebalance.delay.ms`, in ms: Kafka's
+ * broker default. Kafka clients' group tests (librdkafka's 0113, 0118)
+ * count on several consumers that start together landing in one generation.
+ */
+export const BROKER_INITIAL_REBALANCE_DELAY_MS = 3000;
+
 const INT32_MAX = 2 ** 31 - 1;
 const WILDCARDS = new Set(['0.0.0.0', '::', '']);
 
@@ -111,9 +141,9 @@ const saslSchema = z
     credentialsFile: z.string().min(1).optional(),
     users: z.array(userSchema).min(1).max(10_000).optional(),
     mechanisms: z
-      .array(z.enum([SaslMechanism.PLAIN, SaslMechanism.SCRAM_SHA_256]))
+      .array(z.enum([SaslMechanism.PLAIN, SaslMechanism.SCRAM_SHA_256, SaslMechanism.SCRAM_SHA_512]))
       .min(1)
-      .default([SaslMechanism.SCRAM_SHA_256, SaslMechanism.PLAIN]),
+      .default([SaslMechanism.SCRAM_SHA_256, SaslMechanism.SCRAM_SHA_512, SaslMechanism.PLAIN]),
   })
   .refine((sasl) => (sasl.credentialsFile === undefined) !== (sasl.users === undefined), {
     message: 'give exactly one of credentialsFile and users',
@@ -141,6 +171,7 @@ const schema = z.strictObject({
   queuedResponseBytesMax: z.number().int().min(65_536).max(INT32_MAX).default(64 * 1024 * 1024),
   connectionIdleMs: z.number().int().min(1000).max(86_400_000).default(600_000),
   authenticationTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+  connectionsMaxReauthMs: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
   fetchWaitMsMax: z.number().int().min(0).max(600_000).default(30_000),
   fetchResponseBytesMax: z.number().int().min(1024).max(INT32_MAX).default(50 * 1024 * 1024),
   shutdownGraceMs: z.number().int().min(0).max(600_000).default(5000),
@@ -195,6 +226,7 @@ export function compileBrokerOptions(options: BrokerOptions = {}): CompiledBroke
         ? null
         : { mechanisms: sasl.mechanisms, credentialsFile: sasl.credentialsFile ?? null, users: sasl.users ?? null },
     tls: parsed.tls ?? null,
+    log: { ...parsed.log, groups: { initialRebalanceDelayMs: BROKER_INITIAL_REBALANCE_DELAY_MS, ...parsed.log.groups } },
     metrics: parsed.metrics === undefined ? null : compileMetricsOptions(parsed.metrics, 'broker.metrics'),
   };
 }

@@ -8,6 +8,7 @@ export {
   type DatabaseOptions,
 } from './database-options.js';
 export {
+  BROKER_INITIAL_REBALANCE_DELAY_MS,
   compileBrokerOptions,
   isLoopbackHost,
   SaslMechanism,

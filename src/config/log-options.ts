@@ -97,8 +97,12 @@ export interface GroupCoordinatorOptions {
   maxSessionTimeoutMs?: number;
   /**
    * How long the first rebalance of an empty group waits for more members,
-   * in ms (`group.initial.rebalance.delay.ms`; Kafka's broker default is 3000,
-   * 0 suits a log used by one process). Range 0..600000. @default 0
+   * in ms (`group.initial.rebalance.delay.ms`): the wait starts again, by
+   * this much, whenever another member joins meanwhile, up to the members'
+   * longest rebalance timeout. Kafka's broker default is 3000, and
+   * `concordat broker` (a log served to Kafka clients) defaults to 3000 too;
+   * 0 here suits a log used in process, whose consumers start together
+   * anyway. Range 0..600000. @default 0
    */
   initialRebalanceDelayMs?: number;
   /** Most members in one group (`group.max.size`). Range 1..100000. @default 1000 */

@@ -1,5 +1,5 @@
 /**
- * OffsetCommit (key 8), v2-v5: stores a group's consumed positions durably.
+ * OffsetCommit (key 8), v2-v7: stores a group's consumed positions durably.
  * A member of an active generation commits with its generation and member
  * ID; a client that manages partitions itself (no group membership)
  * commits with generation -1 and an empty member ID, allowed while the group
@@ -17,6 +17,12 @@
  *         committed_offset => INT64
  *         committed_metadata => NULLABLE_STRING
  *   OffsetCommit Request (Version: 5) => group_id generation_id member_id [topics]
+ *   OffsetCommit Request (Version: 6) => group_id generation_id member_id [topics]
+ *     topics => name [partitions]
+ *       partitions => partition_index committed_offset committed_leader_epoch committed_metadata
+ *         committed_leader_epoch => INT32
+ *   OffsetCommit Request (Version: 7) => group_id generation_id member_id group_instance_id [topics]
+ *     group_instance_id => NULLABLE_STRING
  *
  *   OffsetCommit Response (Version: 2) => [topics]
  *     topics => name [partitions]
@@ -24,11 +30,14 @@
  *       partitions => partition_index error_code
  *         partition_index => INT32
  *         error_code => INT16
- *   OffsetCommit Response (Version: 3-5) => throttle_time_ms [topics]
+ *   OffsetCommit Response (Version: 3-7) => throttle_time_ms [topics]
  *     throttle_time_ms => INT32
  *
  * retention_time_ms is ignored: committed offsets are kept until the group
- * is deleted.
+ * is deleted. v7's group_instance_id is checked against the group's static
+ * members: a member ID that a restarted instance replaced gets
+ * FENCED_INSTANCE_ID (KIP-345). v6's leader epoch is stored and returned by
+ * OffsetFetch. v8 (flexible) is not served.
  *
  * @module
  */
@@ -42,7 +51,11 @@ export interface OffsetCommitRequest {
   groupId: string;
   generationId: number;
   memberId: string;
-  topics: { name: string; partitions: { partitionIndex: number; committedOffset: number; committedMetadata: string | null }[] }[];
+  groupInstanceId: string | null;
+  topics: {
+    name: string;
+    partitions: { partitionIndex: number; committedOffset: number; committedLeaderEpoch: number; committedMetadata: string | null }[];
+  }[];
 }
 
 /** An OffsetCommit response body, to encode (grammar in the file header). */
@@ -55,19 +68,25 @@ export const offsetCommit = defineApi<OffsetCommitRequest, OffsetCommitResponse>
   key: 8,
   name: 'OffsetCommit',
   minVersion: 2,
-  maxVersion: 5,
+  maxVersion: 7,
   flexibleVersion: null,
 
   decode(reader, version) {
     const groupId = reader.string();
     const generationId = reader.int32();
     const memberId = reader.string();
+    const groupInstanceId = version >= 7 ? reader.nullableString() : null;
     if (version <= 4) reader.int64(); // retention_time_ms
     const topics = reader.array((t) => ({
       name: t.string(),
-      partitions: t.array((p) => ({ partitionIndex: p.int32(), committedOffset: p.int64(), committedMetadata: p.nullableString() })),
+      partitions: t.array((p) => ({
+        partitionIndex: p.int32(),
+        committedOffset: p.int64(),
+        committedLeaderEpoch: version >= 6 ? p.int32() : -1,
+        committedMetadata: p.nullableString(),
+      })),
     }));
-    return { groupId, generationId, memberId, topics };
+    return { groupId, generationId, memberId, groupInstanceId, topics };
   },
 
   async handle(request, context) {
@@ -77,9 +96,15 @@ export const offsetCommit = defineApi<OffsetCommitRequest, OffsetCommitResponse>
         groupId: request.groupId,
         generationId: request.generationId,
         memberId: request.memberId,
+        groupInstanceId: request.groupInstanceId,
         topics: request.topics.map((t) => ({
           topic: t.name,
-          partitions: t.partitions.map((p) => ({ partition: p.partitionIndex, offset: p.committedOffset, metadata: p.committedMetadata })),
+          partitions: t.partitions.map((p) => ({
+            partition: p.partitionIndex,
+            offset: p.committedOffset,
+            leaderEpoch: p.committedLeaderEpoch,
+            metadata: p.committedMetadata,
+          })),
         })),
       });
       return {

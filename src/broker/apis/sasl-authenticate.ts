@@ -12,8 +12,10 @@
  *     session_lifetime_ms => INT64
  *
  * A failure is answered with SASL_AUTHENTICATION_FAILED and its reason, then
- * the connection is closed, as Kafka does. Sessions do not expire
- * (session_lifetime_ms 0: no re-authentication, KIP-368).
+ * the connection is closed, as Kafka does. session_lifetime_ms (KIP-368) is
+ * the broker's `connectionsMaxReauthMs` when this token completed an
+ * authentication (0, the default: sessions never end); the client must
+ * authenticate again on the connection within it (session.ts).
  *
  * @module
  */
@@ -31,6 +33,8 @@ export interface SaslAuthenticateResponse {
   errorCode: number;
   errorMessage: string | null;
   authBytes: Buffer;
+  /** v1: ms the session lasts from now; 0: forever, or not completed yet. */
+  sessionLifetimeMs: number;
 }
 
 /** The SaslAuthenticate API (key 36): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
@@ -49,23 +53,26 @@ export const saslAuthenticate = defineApi<SaslAuthenticateRequest, SaslAuthentic
   handle(request, context) {
     const sasl = context.connection.sasl;
     if (sasl === null) {
-      return { errorCode: KafkaError.ILLEGAL_SASL_STATE, errorMessage: 'SASL is not enabled', authBytes: Buffer.alloc(0) };
+      return { errorCode: KafkaError.ILLEGAL_SASL_STATE, errorMessage: 'SASL is not enabled', authBytes: Buffer.alloc(0), sessionLifetimeMs: 0 };
     }
     const outcome = sasl.authenticate(request.authBytes);
     if (outcome.errorCode !== KafkaError.NONE) {
       context.connection.closeAfterResponse(`SASL authentication failed: ${outcome.errorMessage ?? ''}`);
-    } else if (sasl.authenticated) {
-      context.broker.logger.debug({ connection: context.connection.id, principal: sasl.principal }, 'SASL authenticated');
+    } else if (sasl.state === 'complete') {
+      context.broker.logger.debug(
+        { connection: context.connection.id, principal: sasl.principal, authentications: sasl.authentications, sessionLifetimeMs: outcome.sessionLifetimeMs },
+        sasl.authentications > 1 ? 'SASL re-authenticated' : 'SASL authenticated',
+      );
     }
     return outcome;
   },
 
   encode(writer, version, response) {
     writer.int16(response.errorCode).nullableString(response.errorMessage).bytes(response.authBytes);
-    if (version >= 1) writer.int64(0);
+    if (version >= 1) writer.int64(response.sessionLifetimeMs);
   },
 
   errorResponse(_request, errorCode) {
-    return { errorCode, errorMessage: null, authBytes: Buffer.alloc(0) };
+    return { errorCode, errorMessage: null, authBytes: Buffer.alloc(0), sessionLifetimeMs: 0 };
   },
 });

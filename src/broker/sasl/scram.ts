@@ -1,5 +1,5 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { SCRAM_ITERATIONS_DEFAULT, type CredentialStore, type ScramCredential } from './credentials.js';
+import { SCRAM_DIGEST_BYTES, SCRAM_ITERATIONS_DEFAULT, type CredentialStore, type ScramCredential, type ScramHash } from './credentials.js';
 import type { SaslExchange, SaslStep } from './mechanism.js';
 
 const SERVER_SECRET = randomBytes(32);
@@ -20,8 +20,9 @@ type State =
   | { phase: 'done' };
 
 /**
- * Server side of SCRAM-SHA-256 (RFC 5802, with SHA-256 per RFC 7677), without
- * channel binding:
+ * Server side of SCRAM-SHA-256 (RFC 5802, with SHA-256 per RFC 7677) and
+ * SCRAM-SHA-512 (the same exchange with SHA-512: HMAC-SHA-512, 64-byte
+ * keys and proofs), without channel binding:
  *
  *   C: n,,n=<user>,r=<cnonce>                          client-first-message
  *   S: r=<cnonce><snonce>,s=<salt b64>,i=<iterations>  server-first-message
@@ -40,18 +41,28 @@ type State =
  * the RFC form and librdkafka's form, nothing else. The proof is computed
  * over the message as sent, so it still binds the server's random part.
  *
- * An unknown user is answered with a salt derived from a per-process secret
- * and fails only at the proof, so the exchange does not reveal which users
- * exist (RFC 5802 §9 suggests this).
+ * An unknown user, and a user without keys for this mechanism's hash (a
+ * credentials file may give SCRAM-SHA-256 keys only), is answered with a
+ * salt derived from a per-process secret and fails only at the proof, so the
+ * exchange does not reveal which users exist (RFC 5802 §9 suggests this).
  */
-export class ScramSha256Exchange implements SaslExchange {
+export class ScramExchange implements SaslExchange {
   private state: State = { phase: 'first' };
 
-  /** @param serverNonce the server's part of the nonce; tests pass RFC 7677's fixed one. */
+  /**
+   * @param hash 'sha256' for SCRAM-SHA-256, 'sha512' for SCRAM-SHA-512
+   * @param serverNonce the server's part of the nonce; tests pass RFC 7677's fixed one.
+   */
   constructor(
     private readonly credentials: CredentialStore,
+    private readonly hash: ScramHash,
     private readonly serverNonce: () => string = () => randomBytes(NONCE_BYTES).toString('base64'),
   ) {}
+
+  /** The mechanism's name as SaslHandshake carries it. */
+  get mechanism(): string {
+    return this.hash === 'sha256' ? 'SCRAM-SHA-256' : 'SCRAM-SHA-512';
+  }
 
   step(message: Buffer): SaslStep {
     if (message.length > MESSAGE_BYTES_MAX) return this.fail(`SCRAM message of ${message.length} bytes is too long`);
@@ -88,8 +99,10 @@ export class ScramSha256Exchange implements SaslExchange {
     if (match[2] !== undefined && unescapeName(match[2].slice(2)) !== name) {
       return this.fail('SCRAM authorization identity must equal the username');
     }
-    const credential = this.credentials.get(name)?.scramSha256 ?? null;
-    const salt = credential?.salt ?? createHmac('sha256', SERVER_SECRET).update(name).digest().subarray(0, 16);
+    const user = this.credentials.get(name);
+    const credential = (this.hash === 'sha256' ? user?.scramSha256 : user?.scramSha512) ?? null;
+    // Salted by mechanism too, so an unknown user's fake salts differ per hash as a real user's do.
+    const salt = credential?.salt ?? createHmac('sha256', SERVER_SECRET).update(`${this.hash}\0${name}`).digest().subarray(0, 16);
     const iterations = credential?.iterations ?? SCRAM_ITERATIONS_DEFAULT;
     const nonce = clientNonce + this.serverNonce();
     const serverFirst = `r=${nonce},s=${salt.toString('base64')},i=${iterations}`;
@@ -111,19 +124,33 @@ export class ScramSha256Exchange implements SaslExchange {
     const proof = Buffer.from(text.slice(proofAt + 3), 'base64');
     const credential = state.credential;
     const failed = `authentication failed for user "${state.username}"`;
-    if (credential === null || proof.length !== 32) return this.fail(failed);
+    if (credential === null || proof.length !== SCRAM_DIGEST_BYTES[this.hash]) return this.fail(failed);
     const authMessage = `${state.authPrefix},${withoutProof}`;
-    const clientSignature = createHmac('sha256', credential.storedKey).update(authMessage).digest();
+    const clientSignature = createHmac(this.hash, credential.storedKey).update(authMessage).digest();
     const clientKey = xor(proof, clientSignature);
-    const storedKey = createHash('sha256').update(clientKey).digest();
+    const storedKey = createHash(this.hash).update(clientKey).digest();
     if (!timingSafeEqual(storedKey, credential.storedKey)) return this.fail(failed);
-    const serverSignature = createHmac('sha256', credential.serverKey).update(authMessage).digest();
+    const serverSignature = createHmac(this.hash, credential.serverKey).update(authMessage).digest();
     this.state = { phase: 'done' };
     return {
       kind: 'complete',
       principal: state.username,
       response: Buffer.from(`v=${serverSignature.toString('base64')}`, 'utf8'),
     };
+  }
+}
+
+/** SCRAM-SHA-256 (RFC 7677). */
+export class ScramSha256Exchange extends ScramExchange {
+  constructor(credentials: CredentialStore, serverNonce?: () => string) {
+    super(credentials, 'sha256', serverNonce);
+  }
+}
+
+/** SCRAM-SHA-512. */
+export class ScramSha512Exchange extends ScramExchange {
+  constructor(credentials: CredentialStore, serverNonce?: () => string) {
+    super(credentials, 'sha512', serverNonce);
   }
 }
 

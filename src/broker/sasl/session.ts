@@ -3,7 +3,7 @@ import { KafkaError } from '../codec/error-codes.js';
 import type { CredentialStore } from './credentials.js';
 import type { SaslExchange } from './mechanism.js';
 import { PlainExchange } from './plain.js';
-import { ScramSha256Exchange } from './scram.js';
+import { ScramExchange } from './scram.js';
 
 /** Where a connection is in its SASL exchange (the diagram on {@link SaslSession}). */
 export const SaslState = { HANDSHAKE: 'handshake', AUTHENTICATE: 'authenticate', COMPLETE: 'complete', FAILED: 'failed' } as const;
@@ -14,28 +14,50 @@ export interface SaslAuthenticateOutcome {
   errorCode: number;
   errorMessage: string | null;
   authBytes: Buffer;
+  /** SaslAuthenticate v1: ms until the session ends once this step completed it; 0 for none (or not completed). */
+  sessionLifetimeMs: number;
 }
 
 /**
- * SASL state of one connection (KIP-43, KIP-152):
+ * SASL state of one connection (KIP-43, KIP-152, KIP-368):
  *
  *   handshake ──SaslHandshake(mechanism)──► authenticate ──tokens──► complete
- *        │                                        │
- *        └────── anything else: connection closed  └─ failure: error sent, connection closed
+ *        │                                        │    ▲                  │
+ *        └────── anything else: connection closed  │    └─ SaslHandshake v1 (re-authentication)
+ *                                                  └─ failure: error sent, connection closed
  *
  * After SaslHandshake v0 the client sends bare SASL tokens in size-prefixed
  * frames with no Kafka header (kafka-python does this); after v1 it wraps
  * each in SaslAuthenticate. {@link raw} tells the connection which to expect.
+ *
+ * Re-authentication (KIP-368, Kafka's `connections.max.reauth.ms`): with
+ * `reauthMs` > 0 a session lasts that long from each completed
+ * authentication, and SaslAuthenticate v1's session_lifetime_ms tells the
+ * client so; the client authenticates again on the same connection
+ * (SaslHandshake v1 with the same mechanism, then SaslAuthenticate, as the
+ * same principal) before it ends. The connection closes a connection whose
+ * session {@link expired} on its next request other than SaslHandshake,
+ * SaslAuthenticate or ApiVersions. Requests keep being served while a
+ * re-authentication is under way.
  */
 export class SaslSession {
   private current: SaslState = SaslState.HANDSHAKE;
   private exchange: SaslExchange | null = null;
   private rawTokens = false;
   private authenticatedAs: string | null = null;
+  private mechanism: string | null = null;
+  private reauthenticating = false;
+  private expiresAtMs: number | null = null;
 
+  /**
+   * @param reauthMs session lifetime in ms (`connections.max.reauth.ms`); 0: sessions never end
+   * @param now clock in ms (tests)
+   */
   constructor(
     private readonly mechanisms: readonly SaslMechanism[],
     private readonly credentials: CredentialStore,
+    private readonly reauthMs = 0,
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** Where the exchange stands. */
@@ -53,10 +75,18 @@ export class SaslSession {
     return this.authenticatedAs;
   }
 
-  /** Whether the exchange completed: requests other than SASL's are served only then. */
+  /** Authenticated: the first authentication completed (and, during a re-authentication, the previous session stands). */
   get authenticated(): boolean {
-    return this.current === SaslState.COMPLETE;
+    return this.current === SaslState.COMPLETE || (this.reauthenticating && this.current === SaslState.AUTHENTICATE);
   }
+
+  /** The session's lifetime ended (with `reauthMs` > 0) and no re-authentication completed since. */
+  get expired(): boolean {
+    return this.expiresAtMs !== null && this.now() >= this.expiresAtMs;
+  }
+
+  /** Completed authentications on this connection, the first one included. */
+  authentications = 0;
 
   /** The mechanisms the broker offers, as SaslHandshake lists them. */
   get offered(): readonly SaslMechanism[] {
@@ -65,9 +95,17 @@ export class SaslSession {
 
   /** SaslHandshake: picks the mechanism. Returns the Kafka error code. */
   handshake(mechanism: string, version: number): number {
-    if (this.current !== SaslState.HANDSHAKE) return KafkaError.ILLEGAL_SASL_STATE;
+    const reauthenticate = this.current === SaslState.COMPLETE && this.reauthMs > 0 && version >= 1;
+    if (this.current !== SaslState.HANDSHAKE && !reauthenticate) return KafkaError.ILLEGAL_SASL_STATE;
     if (!(this.mechanisms as readonly string[]).includes(mechanism)) return KafkaError.UNSUPPORTED_SASL_MECHANISM;
-    this.exchange = mechanism === 'PLAIN' ? new PlainExchange(this.credentials) : new ScramSha256Exchange(this.credentials);
+    // KIP-368: a re-authentication keeps the mechanism of the first authentication.
+    if (reauthenticate && mechanism !== this.mechanism) return KafkaError.UNSUPPORTED_SASL_MECHANISM;
+    this.reauthenticating = reauthenticate;
+    this.mechanism = mechanism;
+    this.exchange =
+      mechanism === 'PLAIN'
+        ? new PlainExchange(this.credentials)
+        : new ScramExchange(this.credentials, mechanism === 'SCRAM-SHA-512' ? 'sha512' : 'sha256');
     this.rawTokens = version === 0;
     this.current = SaslState.AUTHENTICATE;
     return KafkaError.NONE;
@@ -77,18 +115,28 @@ export class SaslSession {
   authenticate(token: Buffer): SaslAuthenticateOutcome {
     if (this.current !== SaslState.AUTHENTICATE || this.exchange === null) {
       const errorMessage = `unexpected SASL token in state ${this.current}`;
-      this.current = SaslState.FAILED;
-      return { errorCode: KafkaError.ILLEGAL_SASL_STATE, errorMessage, authBytes: Buffer.alloc(0) };
+      return this.failed(KafkaError.ILLEGAL_SASL_STATE, errorMessage);
     }
     const step = this.exchange.step(token);
-    if (step.kind === 'failed') {
-      this.current = SaslState.FAILED;
-      return { errorCode: KafkaError.SASL_AUTHENTICATION_FAILED, errorMessage: step.reason, authBytes: Buffer.alloc(0) };
+    if (step.kind === 'failed') return this.failed(KafkaError.SASL_AUTHENTICATION_FAILED, step.reason);
+    if (step.kind === 'continue') return { errorCode: KafkaError.NONE, errorMessage: null, authBytes: step.response, sessionLifetimeMs: 0 };
+    if (this.reauthenticating && step.principal !== this.authenticatedAs) {
+      return this.failed(
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        `re-authentication as "${step.principal}" on a connection authenticated as "${this.authenticatedAs}": a connection keeps its principal`,
+      );
     }
-    if (step.kind === 'complete') {
-      this.current = SaslState.COMPLETE;
-      this.authenticatedAs = step.principal;
-    }
-    return { errorCode: KafkaError.NONE, errorMessage: null, authBytes: step.response };
+    this.current = SaslState.COMPLETE;
+    this.reauthenticating = false;
+    this.authenticatedAs = step.principal;
+    this.authentications += 1;
+    this.expiresAtMs = this.reauthMs > 0 ? this.now() + this.reauthMs : null;
+    return { errorCode: KafkaError.NONE, errorMessage: null, authBytes: step.response, sessionLifetimeMs: this.reauthMs };
+  }
+
+  private failed(errorCode: number, errorMessage: string): SaslAuthenticateOutcome {
+    this.current = SaslState.FAILED;
+    this.reauthenticating = false;
+    return { errorCode, errorMessage, authBytes: Buffer.alloc(0), sessionLifetimeMs: 0 };
   }
 }

@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { startBroker, type Broker } from '../../broker/index.js';
-import type { BrokerOptions } from '../../config/index.js';
+import { BROKER_INITIAL_REBALANCE_DELAY_MS, type BrokerOptions } from '../../config/index.js';
 
 /**
  * `concordat broker`: serves the log in `--data` over the Kafka wire
@@ -23,10 +23,17 @@ export function registerBrokerCommand(program: Command): void {
     .option('--node-id <id>', 'broker node ID, also reported as controller', integer, 1)
     .option('--auto-create-topics', 'create unknown topics named by Metadata or Produce', false)
     .option('--default-partitions <n>', 'partitions of auto-created topics', integer, 1)
-    .option('--sasl-credentials <file>', 'JSON credentials file: enables SASL PLAIN and SCRAM-SHA-256')
+    .option('--sasl-credentials <file>', 'JSON credentials file: enables SASL SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN')
+    .option('--connections-max-reauth-ms <ms>', 'with SASL: session lifetime clients must re-authenticate within (KIP-368); 0: never', integer, 0)
     .option('--tls-cert <file>', 'PEM certificate chain: enables TLS (with --tls-key)')
     .option('--tls-key <file>', 'PEM private key')
     .option('--insecure', 'allow a non-loopback listener without SASL', false)
+    .option(
+      '--group-initial-rebalance-delay-ms <ms>',
+      "how long an empty consumer group's first rebalance waits for more members, extended while they keep joining (Kafka's group.initial.rebalance.delay.ms)",
+      integer,
+      BROKER_INITIAL_REBALANCE_DELAY_MS,
+    )
     .option('--metrics-port <port>', 'serve /metrics, /healthz and /readyz over HTTP on this port (0 picks a free one)', port)
     .option('--metrics-host <host>', 'address of the metrics endpoint (with --metrics-port)', '127.0.0.1')
     .action(async (flags: BrokerFlags) => {
@@ -51,9 +58,11 @@ interface BrokerFlags {
   autoCreateTopics: boolean;
   defaultPartitions: number;
   saslCredentials?: string;
+  connectionsMaxReauthMs: number;
   tlsCert?: string;
   tlsKey?: string;
   insecure: boolean;
+  groupInitialRebalanceDelayMs: number;
   metricsPort?: number;
   metricsHost: string;
 }
@@ -70,6 +79,8 @@ function toOptions(flags: BrokerFlags): BrokerOptions {
     autoCreateTopics: flags.autoCreateTopics,
     defaultPartitions: flags.defaultPartitions,
     insecure: flags.insecure,
+    connectionsMaxReauthMs: flags.connectionsMaxReauthMs,
+    log: { groups: { initialRebalanceDelayMs: flags.groupInitialRebalanceDelayMs } },
     ...(flags.advertisedHost === undefined ? {} : { advertisedHost: flags.advertisedHost }),
     ...(flags.advertisedPort === undefined ? {} : { advertisedPort: flags.advertisedPort }),
     ...(flags.saslCredentials === undefined ? {} : { sasl: { credentialsFile: flags.saslCredentials } }),

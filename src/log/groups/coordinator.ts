@@ -12,7 +12,7 @@ import {
   type JoinGroupResult,
   type SyncGroupResult,
 } from './group.js';
-import { OffsetStore, type OffsetEntry } from './offset-store.js';
+import { OffsetStore, type OffsetEntry, type StoredGroupMetadata } from './offset-store.js';
 
 /** Kafka's NewMemberJoinTimeoutMs: a new member waiting in JoinGroup is dropped after this. */
 export const NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000;
@@ -188,10 +188,35 @@ export interface PartitionLag {
  *   membership (standalone consumers, admin tools); otherwise member and
  *   generation must match; commits are accepted during PreparingRebalance
  *   (members commit before rejoining) and refused in CompletingRebalance.
- * Group membership is held in memory (a restart makes members rejoin, as a
- * coordinator failover does); committed offsets are durable (offset-store.ts).
- * Static membership (groupInstanceId, KIP-345) is not implemented: a join
- * that names one is refused with UNSUPPORTED_VERSION.
+ *
+ * Static membership (KIP-345, `group.instance.id`), as Kafka ≥ 2.4:
+ * - A static member that joins again with no member ID (it restarted) while
+ *   the group knows its instance ID gets a new member ID in place of the old
+ *   one, and its old assignment: in a Stable group without a rebalance (the
+ *   JoinGroup answer carries the current generation and the current leader,
+ *   so it does not act as leader; its SyncGroup returns the stored
+ *   assignment), unless the group's protocol would change; in
+ *   CompletingRebalance with a rebalance (the leader may have assigned the
+ *   old ID). Static members skip MEMBER_ID_REQUIRED.
+ * - The old member ID is fenced: JoinGroup, SyncGroup, Heartbeat,
+ *   OffsetCommit and LeaveGroup naming the instance ID with another member ID
+ *   get FENCED_INSTANCE_ID, and its waiting JoinGroup or SyncGroup is
+ *   answered so.
+ * - A static member that does not rejoin during a rebalance stays in the
+ *   group (with an assignment) until its session expires; the leader is
+ *   chosen among members that rejoined.
+ * - LeaveGroup v3 naming an instance ID (member ID '' allowed) removes that
+ *   member. Clients do not send LeaveGroup for a static member on close: its
+ *   session timeout decides.
+ * Durability: committed offsets always (offset-store.ts). Membership is kept
+ * in memory, and, for a group that has static members, also in the offset
+ * store when a generation becomes Stable and when a static member is
+ * replaced (Kafka's GroupMetadata record): after a restart such a group is
+ * Stable again with its generation, members and assignments, each member's
+ * session counting from the open, so a static member restarting with the
+ * broker gets its assignment back without a rebalance. Groups of dynamic
+ * members only start Empty after a restart, and their members rejoin, as
+ * after a coordinator failover.
  *
  * Concurrency (one event loop; calls interleave at every await): every
  * method may be called while others are pending, from any number of
@@ -217,6 +242,7 @@ export class GroupCoordinator {
     private readonly logger: Logger,
   ) {
     for (const groupId of offsets.groupIds()) this.groups.set(groupId, new Group(groupId));
+    for (const [groupId, stored] of offsets.storedGroups()) this.loadStoredGroup(groupId, stored);
   }
 
   /** Opens the offset store under `dataDir` and recreates the groups that have offsets, Empty. */
@@ -238,7 +264,9 @@ export class GroupCoordinator {
    * @throws ConcordatError INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, INCONSISTENT_GROUP_PROTOCOL,
    *   UNKNOWN_MEMBER_ID, MEMBER_ID_REQUIRED (context.memberId), GROUP_MAX_SIZE_REACHED,
    *   REBALANCE_IN_PROGRESS (a newer JoinGroup of the same member replaced this one),
-   *   COORDINATOR_NOT_AVAILABLE (closed), UNSUPPORTED_VERSION (groupInstanceId), LIMIT_EXCEEDED (groupsMax)
+   *   FENCED_INSTANCE_ID (the groupInstanceId belongs to another member ID now),
+   *   COORDINATOR_NOT_AVAILABLE (closed; or the membership of a static group could not be stored),
+   *   LIMIT_EXCEEDED (groupsMax)
    */
   joinGroup(request: JoinGroupRequest): Promise<JoinGroupResult> {
     try {
@@ -250,7 +278,8 @@ export class GroupCoordinator {
         group = this.createGroup(request.groupId);
       }
       if (group.is(GroupState.DEAD)) throw groupError(ErrorCode.COORDINATOR_NOT_AVAILABLE, `group '${request.groupId}' is being removed; retry`);
-      if (isNew && group.members.size + group.pendingMembers.size >= this.options.groupMaxSize) {
+      const returning = group.staticMember(request.groupInstanceId) !== undefined;
+      if (isNew && !returning && group.members.size + group.pendingMembers.size >= this.options.groupMaxSize) {
         throw groupError(
           ErrorCode.GROUP_MAX_SIZE_REACHED,
           `group '${request.groupId}' has ${this.options.groupMaxSize} members (groupMaxSize); raise the log option groups.groupMaxSize`,
@@ -267,8 +296,8 @@ export class GroupCoordinator {
   private checkJoinRequest(request: JoinGroupRequest): void {
     this.checkOpen();
     checkGroupId(request.groupId);
-    if (request.groupInstanceId !== undefined && request.groupInstanceId !== null) {
-      throw groupError(ErrorCode.UNSUPPORTED_VERSION, 'static group membership (groupInstanceId) is not supported; leave group.instance.id unset');
+    if (request.groupInstanceId === '') {
+      throw groupError(ErrorCode.INVALID_GROUP_ID, 'group.instance.id must not be empty: give one, or none (null) for a dynamic member');
     }
     const { minSessionTimeoutMs, maxSessionTimeoutMs } = this.options;
     if (request.sessionTimeoutMs < minSessionTimeoutMs || request.sessionTimeoutMs > maxSessionTimeoutMs) {
@@ -300,8 +329,12 @@ export class GroupCoordinator {
 
   private joinNewMember(group: Group, request: JoinGroupRequest): Promise<JoinGroupResult> {
     this.checkProtocols(group, request);
-    const memberId = `${request.clientId || 'member'}-${randomUUID()}`;
-    if (request.requireKnownMemberId === true) {
+    const instanceId = request.groupInstanceId ?? null;
+    // As Kafka: a static member's ID starts with its instance ID, a dynamic one's with its client ID.
+    const memberId = `${instanceId ?? (request.clientId || 'member')}-${randomUUID()}`;
+    const previous = group.staticMember(instanceId);
+    if (previous !== undefined) return this.replaceStaticMember(group, previous, memberId, request);
+    if (request.requireKnownMemberId === true && instanceId === null) {
       const timer = setTimeout(() => this.expirePendingMember(group, memberId), request.sessionTimeoutMs);
       timer.unref();
       group.pendingMembers.set(memberId, timer);
@@ -315,9 +348,17 @@ export class GroupCoordinator {
 
   private joinKnownMember(group: Group, request: JoinGroupRequest): Promise<JoinGroupResult> {
     this.checkProtocols(group, request);
+    this.checkFenced(group, request.memberId, request.groupInstanceId);
     if (group.pendingMembers.has(request.memberId)) return this.addMemberAndRebalance(group, request.memberId, request);
     const member = group.members.get(request.memberId);
     if (member === undefined) throw unknownMember(group, request.memberId);
+    if (request.groupInstanceId != null && group.staticMember(request.groupInstanceId) === undefined) {
+      // A static member the group does not know under this instance ID: it must join afresh (Kafka's groupInstanceIdNotFound).
+      throw groupError(
+        ErrorCode.UNKNOWN_MEMBER_ID,
+        `group '${group.groupId}' has no static member '${request.groupInstanceId}' with ID ${request.memberId}; join again without a member ID`,
+      );
+    }
     switch (group.state) {
       case GroupState.PREPARING_REBALANCE:
         return this.updateMemberAndRebalance(group, member, request);
@@ -348,7 +389,7 @@ export class GroupCoordinator {
   private addMemberAndRebalance(group: Group, memberId: string, request: JoinGroupRequest): Promise<JoinGroupResult> {
     const member = new Member(
       memberId,
-      null,
+      request.groupInstanceId ?? null,
       request.clientId ?? '',
       request.clientHost ?? '',
       request.sessionTimeoutMs,
@@ -380,6 +421,63 @@ export class GroupCoordinator {
     member.joinWaiter = new Deferred<JoinGroupResult>();
     const joined = member.joinWaiter.promise;
     this.maybePrepareRebalance(group, `member ${member.memberId} rejoined`);
+    return joined;
+  }
+
+  /**
+   * Kafka's updateStaticMemberAndRebalance: a static member that restarted
+   * takes its old member's place and assignment under a new member ID; the
+   * old ID is fenced.
+   */
+  private replaceStaticMember(group: Group, previous: Member, memberId: string, request: JoinGroupRequest): Promise<JoinGroupResult> {
+    const member = new Member(
+      memberId,
+      previous.groupInstanceId,
+      request.clientId ?? '',
+      request.clientHost ?? '',
+      request.sessionTimeoutMs,
+      request.rebalanceTimeoutMs,
+      request.protocolType,
+      request.protocols,
+    );
+    member.assignment = previous.assignment;
+    const leaderBefore = group.leaderId;
+    previous.clearExpiry();
+    const fenced = fencedError(group, previous.memberId, previous.groupInstanceId!);
+    previous.joinWaiter?.reject(fenced);
+    previous.syncWaiter?.reject(fenced);
+    previous.joinWaiter = null;
+    previous.syncWaiter = null;
+    group.replaceStaticMember(previous.memberId, member);
+    this.scheduleExpiry(group, member, member.sessionTimeoutMs);
+    this.logger.info(
+      { groupId: group.groupId, groupInstanceId: member.groupInstanceId, memberId, replaced: previous.memberId, state: group.state },
+      'static member rejoined under a new member ID; the old one is fenced',
+    );
+    if (group.is(GroupState.STABLE) && group.selectProtocol() === group.protocolName) {
+      // No rebalance: the current generation, and the current leader so that this member does not assign.
+      const result: JoinGroupResult = {
+        generationId: group.generationId,
+        protocolType: group.protocolType,
+        protocolName: group.protocolName,
+        leader: leaderBefore ?? '',
+        memberId,
+        members: [],
+      };
+      const generation = group.generationId;
+      return this.storeMembership(group).then(
+        () => result,
+        (error: unknown) => {
+          throw this.membershipStoreFailed(group, generation, error);
+        },
+      );
+    }
+    member.joinWaiter = new Deferred<JoinGroupResult>();
+    const joined = member.joinWaiter.promise;
+    if (group.is(GroupState.STABLE) || group.is(GroupState.COMPLETING_REBALANCE)) {
+      // Stable with a protocol change, or CompletingRebalance (the leader may be assigning the old member ID).
+      this.prepareRebalance(group, `static member '${member.groupInstanceId}' rejoined as ${memberId}`);
+    }
     return joined;
   }
 
@@ -451,25 +549,33 @@ export class GroupCoordinator {
     group.joinTimer = null;
     group.initialDelayActive = false;
     for (const member of [...group.members.values()]) {
-      if (member.joinWaiter === null) {
+      // A static member that did not rejoin stays, with its assignment, until its session expires (KIP-345).
+      if (member.joinWaiter === null && !member.isStatic) {
         member.clearExpiry();
         member.syncWaiter?.reject(unknownMember(group, member.memberId));
         group.remove(member.memberId);
         this.logger.info({ groupId: group.groupId, memberId: member.memberId }, 'member did not rejoin in time; removed');
       }
     }
+    if (group.members.size > 0 && !group.electJoinedLeader()) {
+      // Only static members that have not rejoined are left: wait again, until they rejoin or their sessions expire.
+      this.logger.info({ groupId: group.groupId, members: group.members.size }, 'no member rejoined; waiting another rebalance timeout');
+      this.setJoinTimer(group, group.rebalanceTimeoutMs(), () => this.completeJoin(group));
+      return;
+    }
     group.initNextGeneration();
     this.logger.info({ groupId: group.groupId, generationId: group.generationId, members: group.members.size, state: group.state }, 'rebalance complete');
     if (group.is(GroupState.EMPTY)) {
-      if (!this.offsets.hasOffsets(group.groupId)) this.groups.delete(group.groupId);
+      if (group.metadataStored) this.forgetMembership(group);
+      if (!this.offsets.hasOffsets(group.groupId) && !group.metadataStored) this.groups.delete(group.groupId);
       return;
     }
     for (const member of group.members.values()) {
-      const waiter = member.joinWaiter!;
+      const waiter = member.joinWaiter;
       member.joinWaiter = null;
       member.isNew = false;
       this.scheduleExpiry(group, member, member.sessionTimeoutMs);
-      waiter.resolve(this.joinResult(group, member));
+      waiter?.resolve(this.joinResult(group, member));
     }
   }
 
@@ -494,6 +600,7 @@ export class GroupCoordinator {
     try {
       this.checkOpen();
       checkGroupId(request.groupId);
+      this.checkFenced(this.groups.get(request.groupId), request.memberId, request.groupInstanceId);
       const { group, member } = this.memberOf(request.groupId, request.memberId, request.generationId);
       if (
         (request.protocolType != null && request.protocolType !== group.protocolType) ||
@@ -526,18 +633,118 @@ export class GroupCoordinator {
     const promise = member.syncWaiter.promise;
     if (group.leaderId === member.memberId) {
       const assignments = new Map(request.assignments.map((a) => [a.memberId, a.assignment]));
-      for (const each of group.members.values()) each.assignment = assignments.get(each.memberId) ?? EMPTY_BYTES;
-      group.transitionTo(GroupState.STABLE);
-      for (const each of group.members.values()) {
-        const waiter = each.syncWaiter;
-        each.syncWaiter = null;
-        if (waiter !== null) {
-          this.scheduleExpiry(group, each, each.sessionTimeoutMs);
-          waiter.resolve(this.syncResult(group, each));
-        }
+      if (!group.hasStaticMembers() && !group.metadataStored) {
+        this.completeSync(group, assignments);
+        return promise;
       }
+      // A group with static members: its membership is stored before the generation becomes Stable (Kafka's storeGroup).
+      const generation = group.generationId;
+      this.storeMembership(group, assignments).then(
+        () => {
+          if (group.is(GroupState.COMPLETING_REBALANCE) && group.generationId === generation) this.completeSync(group, assignments);
+        },
+        (error: unknown) => {
+          if (!group.is(GroupState.COMPLETING_REBALANCE) || group.generationId !== generation) return;
+          const failure = this.membershipStoreFailed(group, generation, error);
+          for (const each of group.members.values()) {
+            const waiter = each.syncWaiter;
+            each.syncWaiter = null;
+            waiter?.reject(failure);
+          }
+          this.prepareRebalance(group, 'the assignment could not be stored');
+        },
+      );
     }
     return promise;
+  }
+
+  /** Sets every member's assignment, makes the group Stable and answers the waiting SyncGroups. */
+  private completeSync(group: Group, assignments: ReadonlyMap<string, Buffer>): void {
+    for (const each of group.members.values()) each.assignment = assignments.get(each.memberId) ?? EMPTY_BYTES;
+    group.transitionTo(GroupState.STABLE);
+    for (const each of group.members.values()) {
+      const waiter = each.syncWaiter;
+      each.syncWaiter = null;
+      if (waiter !== null) {
+        this.scheduleExpiry(group, each, each.sessionTimeoutMs);
+        waiter.resolve(this.syncResult(group, each));
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ stored membership (static groups)
+
+  /**
+   * Writes the group's membership to the offset store: its members with
+   * `assignments` (default: their current ones). Resolves once durable.
+   */
+  private async storeMembership(group: Group, assignments?: ReadonlyMap<string, Buffer>): Promise<void> {
+    const metadata: StoredGroupMetadata = {
+      gen: group.generationId,
+      pt: group.protocolType ?? '',
+      pn: group.protocolName ?? '',
+      l: group.leaderId ?? '',
+      mem: [...group.members.values()].map((m) => [
+        m.memberId,
+        m.groupInstanceId,
+        m.clientId,
+        m.clientHost,
+        m.sessionTimeoutMs,
+        m.rebalanceTimeoutMs,
+        m.protocols.map((p): [string, string] => [p.name, p.metadata.toString('base64')]),
+        (assignments === undefined ? m.assignment : (assignments.get(m.memberId) ?? EMPTY_BYTES)).toString('base64'),
+      ]),
+    };
+    group.metadataStored = true;
+    await this.offsets.storeGroupMetadata(group.groupId, metadata);
+  }
+
+  /** The group has no members any more: its stored membership goes (in the background; a failure is logged). */
+  private forgetMembership(group: Group): void {
+    group.metadataStored = false;
+    this.offsets.storeGroupMetadata(group.groupId, null).catch((error: unknown) => {
+      this.logger.warn({ groupId: group.groupId, error: (error as Error).message }, 'could not remove the stored membership of an empty group');
+    });
+  }
+
+  private membershipStoreFailed(group: Group, generation: number, error: unknown): ConcordatError {
+    this.logger.error({ groupId: group.groupId, generationId: generation, error: (error as Error).message }, 'could not store group membership');
+    return new ConcordatError(`group '${group.groupId}': its membership could not be stored (${(error as Error).message}); join again`, {
+      code: ErrorCode.COORDINATOR_NOT_AVAILABLE,
+      retriable: true,
+      cause: error,
+    });
+  }
+
+  /** Rebuilds a group stored with its membership: Stable, each member's session counting from now. */
+  private loadStoredGroup(groupId: string, stored: StoredGroupMetadata): void {
+    const group = new Group(groupId);
+    if (stored.mem.length === 0) {
+      this.groups.set(groupId, group);
+      return;
+    }
+    group.generationId = stored.gen;
+    group.protocolType = stored.pt;
+    group.protocolName = stored.pn;
+    for (const [memberId, instanceId, clientId, clientHost, sessionTimeoutMs, rebalanceTimeoutMs, protocols, assignment] of stored.mem) {
+      const member = new Member(
+        memberId,
+        instanceId,
+        clientId,
+        clientHost,
+        sessionTimeoutMs,
+        rebalanceTimeoutMs,
+        stored.pt,
+        protocols.map(([name, metadata]) => ({ name, metadata: Buffer.from(metadata, 'base64') })),
+      );
+      member.assignment = Buffer.from(assignment, 'base64');
+      group.add(member);
+      this.scheduleExpiry(group, member, sessionTimeoutMs);
+    }
+    group.leaderId = group.members.has(stored.l) ? stored.l : group.leaderId;
+    group.state = GroupState.STABLE;
+    group.metadataStored = true;
+    this.groups.set(groupId, group);
   }
 
   private syncResult(group: Group, member: Member): SyncGroupResult {
@@ -554,6 +761,7 @@ export class GroupCoordinator {
   async heartbeat(request: HeartbeatRequest): Promise<void> {
     this.checkOpen();
     checkGroupId(request.groupId);
+    this.checkFenced(this.groups.get(request.groupId), request.memberId, request.groupInstanceId);
     const { group, member } = this.memberOf(request.groupId, request.memberId, request.generationId);
     if (group.is(GroupState.EMPTY)) throw unknownMember(group, member.memberId);
     this.scheduleExpiry(group, member, member.sessionTimeoutMs);
@@ -562,7 +770,12 @@ export class GroupCoordinator {
     }
   }
 
-  /** Kafka's LeaveGroup (v3: several members). Per-member errors in the result. */
+  /**
+   * Kafka's LeaveGroup (v3: several members). Per-member errors in the
+   * result: UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID (the instance ID belongs to
+   * another member ID). A member named by groupInstanceId (member ID '' or
+   * its current one) is the static member holding it.
+   */
   async leaveGroup(request: LeaveGroupRequest): Promise<LeaveGroupResult> {
     this.checkOpen();
     checkGroupId(request.groupId);
@@ -570,12 +783,19 @@ export class GroupCoordinator {
     const members = request.members.map(({ memberId, groupInstanceId }) => ({
       memberId,
       groupInstanceId: groupInstanceId ?? null,
-      errorCode: group === undefined ? ErrorCode.UNKNOWN_MEMBER_ID : this.leaveOne(group, memberId),
+      errorCode: group === undefined ? ErrorCode.UNKNOWN_MEMBER_ID : this.leaveOne(group, memberId, groupInstanceId ?? null),
     }));
     return { members };
   }
 
-  private leaveOne(group: Group, memberId: string): ErrorCode | null {
+  private leaveOne(group: Group, memberId: string, groupInstanceId: string | null): ErrorCode | null {
+    if (memberId !== '' && group.isStaticMemberFenced(memberId, groupInstanceId)) return ErrorCode.FENCED_INSTANCE_ID;
+    const byInstance = group.staticMember(groupInstanceId);
+    if (byInstance !== undefined) {
+      this.logger.info({ groupId: group.groupId, memberId: byInstance.memberId, groupInstanceId }, 'static member left');
+      this.removeMember(group, byInstance);
+      return null;
+    }
     const pending = group.pendingMembers.get(memberId);
     if (pending !== undefined) {
       clearTimeout(pending);
@@ -691,6 +911,7 @@ export class GroupCoordinator {
     }
     if (group.is(GroupState.DEAD)) throw groupError(ErrorCode.COORDINATOR_NOT_AVAILABLE, `group '${request.groupId}' is being removed; retry`);
     if (request.generationId < 0 && group.is(GroupState.EMPTY)) return;
+    this.checkFenced(group, request.memberId, request.groupInstanceId);
     const { member } = this.memberOf(request.groupId, request.memberId, request.generationId);
     if (group.is(GroupState.COMPLETING_REBALANCE)) {
       throw groupError(ErrorCode.REBALANCE_IN_PROGRESS, `group '${group.groupId}' is completing a rebalance; commit after SyncGroup`);
@@ -895,6 +1116,13 @@ export class GroupCoordinator {
     await this.offsets.close();
   }
 
+  /** FENCED_INSTANCE_ID when `groupInstanceId` belongs to another member ID of the group (Kafka's isStaticMemberFenced). */
+  private checkFenced(group: Group | undefined, memberId: string, groupInstanceId: string | null | undefined): void {
+    if (group !== undefined && group.isStaticMemberFenced(memberId, groupInstanceId)) {
+      throw fencedError(group, memberId, groupInstanceId!);
+    }
+  }
+
   private checkOpen(): void {
     if (this.closed) throw groupError(ErrorCode.COORDINATOR_NOT_AVAILABLE, 'the group coordinator is closed');
   }
@@ -921,6 +1149,14 @@ function checkGroupId(groupId: string, allowEmpty = false): void {
 
 function unknownMember(group: Group, memberId: string): ConcordatError {
   return groupError(ErrorCode.UNKNOWN_MEMBER_ID, `member ${memberId} is not in group '${group.groupId}'`);
+}
+
+function fencedError(group: Group, memberId: string, groupInstanceId: string): ConcordatError {
+  return groupError(
+    ErrorCode.FENCED_INSTANCE_ID,
+    `member ${memberId} of group '${group.groupId}' is fenced: static member '${groupInstanceId}' has rejoined as ` +
+      `${group.staticMembers.get(groupInstanceId) ?? 'another member'} (a restarted or duplicate instance); stop this one`,
+  );
 }
 
 function groupError(code: ErrorCode, message: string): ConcordatError {

@@ -122,6 +122,11 @@ export class Member {
     if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
     this.expiryTimer = null;
   }
+
+  /** A static member (KIP-345): it names a group.instance.id, kept across its restarts. */
+  get isStatic(): boolean {
+    return this.groupInstanceId !== null;
+  }
 }
 
 /**
@@ -137,6 +142,10 @@ export class Group {
   protocolName: string | null = null;
   leaderId: string | null = null;
   readonly members = new Map<string, Member>();
+  /** Static members: group.instance.id → the member ID it currently has (Kafka's staticMembers). */
+  readonly staticMembers = new Map<string, string>();
+  /** The offset store holds this group's membership (it has or had static members): keep it current. */
+  metadataStored = false;
   /** Members given an ID with MEMBER_ID_REQUIRED, expected to join again with it. */
   readonly pendingMembers = new Map<string, NodeJS.Timeout>();
   joinTimer: NodeJS.Timeout | null = null;
@@ -167,13 +176,65 @@ export class Group {
   add(member: Member): void {
     if (this.members.size === 0) this.protocolType = member.protocolType;
     this.members.set(member.memberId, member);
+    if (member.groupInstanceId !== null) this.staticMembers.set(member.groupInstanceId, member.memberId);
     this.leaderId ??= member.memberId;
   }
 
   /** Removes a member; when it led, the next member in join order leads. */
   remove(memberId: string): void {
+    const member = this.members.get(memberId);
     this.members.delete(memberId);
+    if (member?.groupInstanceId != null && this.staticMembers.get(member.groupInstanceId) === memberId) {
+      this.staticMembers.delete(member.groupInstanceId);
+    }
     if (this.leaderId === memberId) this.leaderId = this.members.keys().next().value ?? null;
+  }
+
+  /** The member that holds `groupInstanceId`, if any. */
+  staticMember(groupInstanceId: string | null | undefined): Member | undefined {
+    if (groupInstanceId == null) return undefined;
+    const memberId = this.staticMembers.get(groupInstanceId);
+    return memberId === undefined ? undefined : this.members.get(memberId);
+  }
+
+  /**
+   * Kafka's isStaticMemberFenced: the request names a group.instance.id that
+   * this group knows under another member ID (an older incarnation of a
+   * restarted static member, or a duplicate instance).
+   */
+  isStaticMemberFenced(memberId: string, groupInstanceId: string | null | undefined): boolean {
+    if (groupInstanceId == null) return false;
+    const current = this.staticMembers.get(groupInstanceId);
+    return current !== undefined && current !== memberId;
+  }
+
+  /** Puts `member` (a static member's new incarnation) in the place of `oldMemberId`, leadership included. */
+  replaceStaticMember(oldMemberId: string, member: Member): void {
+    this.members.delete(oldMemberId);
+    this.members.set(member.memberId, member);
+    this.staticMembers.set(member.groupInstanceId!, member.memberId);
+    if (this.leaderId === oldMemberId) this.leaderId = member.memberId;
+  }
+
+  hasStaticMembers(): boolean {
+    return this.staticMembers.size > 0;
+  }
+
+  /**
+   * Kafka's maybeElectNewJoinedLeader: the leader of the next generation must
+   * be a member that rejoined (a static member may stay in the group without
+   * rejoining). False when no member rejoined.
+   */
+  electJoinedLeader(): boolean {
+    const leader = this.leaderId === null ? undefined : this.members.get(this.leaderId);
+    if (leader?.joinWaiter != null) return true;
+    for (const member of this.members.values()) {
+      if (member.joinWaiter !== null) {
+        this.leaderId = member.memberId;
+        return true;
+      }
+    }
+    return false;
   }
 
   /**

@@ -23,11 +23,28 @@ export interface OffsetEntry extends CommittedOffset {
 
 type StoredRow = [string, number, number, number, string, number];
 
+/** One member as stored: [memberId, groupInstanceId, clientId, clientHost, sessionTimeoutMs, rebalanceTimeoutMs, [[protocol, metadata base64]], assignment base64]. */
+export type StoredMember = [string, string | null, string, string, number, number, [string, string][], string];
+
+/** A group's membership as of its last stable generation (Kafka's GroupMetadataValue). */
+export interface StoredGroupMetadata {
+  /** Generation. */
+  gen: number;
+  /** Protocol type ('consumer'). */
+  pt: string;
+  /** Chosen protocol (the assignor). */
+  pn: string;
+  /** Leader's member ID. */
+  l: string;
+  mem: StoredMember[];
+}
+
 interface Payload {
   g: string;
   o?: StoredRow[];
   x?: [string, number][];
   d?: 1;
+  m?: StoredGroupMetadata | null;
 }
 
 interface PendingWrite {
@@ -45,22 +62,29 @@ const RECORD_HEADER_BYTES = 8;
 const WRITE_RECORDS_MAX = 4096;
 
 /**
- * Durable committed offsets of consumer groups: an append-only log with
- * group commit and periodic compaction into a snapshot — Kafka's
- * `__consumer_offsets` idea, without a partitioned topic.
+ * Durable committed offsets of consumer groups, and the membership of groups
+ * with static members (KIP-345): an append-only log with group commit and
+ * periodic compaction into a snapshot — Kafka's `__consumer_offsets` idea
+ * (which holds both), without a partitioned topic.
  *
  * Files in `<dataDir>/.groups/`, numbered by generation G (20 digits):
  * ```
  * offsets-G.log        records appended since generation G began
  * offsets-G.snapshot   the offsets as of the start of generation G (a
  *                      checkpoint file, checkpoint-file.ts; body
- *                      { "groups": [[groupId, [[topic, partition, offset, leaderEpoch, metadata, commitTimestampMs], ...]], ...] })
+ *                      { "groups": [[groupId, [[topic, partition, offset, leaderEpoch, metadata, commitTimestampMs], ...]], ...],
+ *                        "members": [[groupId, <group metadata>], ...] }; "members" may be absent)
  * ```
  * A log record: `length u32 | crc32c u32 (of the payload) | payload`, the
  * payload JSON: `{ "g": groupId, "o": [[topic, partition, offset,
  * leaderEpoch, metadata, commitTimestampMs], ...] }` for a commit,
  * `{ "g", "x": [[topic, partition], ...] }` to remove offsets, `{ "g", "d": 1 }`
- * to delete a group's offsets.
+ * to delete a group's offsets and metadata, `{ "g", "m": <group metadata> }`
+ * to store a group's membership and `{ "g", "m": null }` to forget it.
+ * Group metadata ({@link StoredGroupMetadata}, Kafka's GroupMetadataValue):
+ * `{ "gen", "pt", "pn", "l", "mem": [[memberId, groupInstanceId, clientId,
+ * clientHost, sessionTimeoutMs, rebalanceTimeoutMs, [[protocol, metadata
+ * base64], ...], assignment base64], ...] }`.
  *
  * Why a log and not a checkpoint file per group (phase A): a commit then
  * cost a rewrite of the group's file plus two syncs and a rename (measured
@@ -95,6 +119,7 @@ const WRITE_RECORDS_MAX = 4096;
  */
 export class OffsetStore {
   private readonly groups = new Map<string, Map<string, OffsetEntry>>();
+  private readonly metadata = new Map<string, StoredGroupMetadata>();
   private readonly queue: PendingWrite[] = [];
   private writing: Promise<void> | null = null;
   private file: FileHandle | null = null;
@@ -194,10 +219,24 @@ export class OffsetStore {
     return this.enqueue({ g: groupId, o: rows });
   }
 
-  /** Removes every offset of a group, durably. */
+  /** Removes every offset of a group, and its stored membership, durably. */
   deleteGroup(groupId: string): Promise<void> {
-    if (!this.hasOffsets(groupId)) return Promise.resolve();
+    if (!this.hasOffsets(groupId) && !this.metadata.has(groupId)) return Promise.resolve();
     return this.enqueue({ g: groupId, d: 1 });
+  }
+
+  /**
+   * Stores a group's membership (null: forgets it); resolves once on disk.
+   * @throws ConcordatError KAFKA_STORAGE_ERROR
+   */
+  storeGroupMetadata(groupId: string, metadata: StoredGroupMetadata | null): Promise<void> {
+    if (metadata === null && !this.metadata.has(groupId)) return Promise.resolve();
+    return this.enqueue({ g: groupId, m: metadata });
+  }
+
+  /** Every stored group membership, as of the last write. */
+  storedGroups(): [string, StoredGroupMetadata][] {
+    return [...this.metadata];
   }
 
   /** Removes the offsets of a deleted topic from every group. */
@@ -297,13 +336,13 @@ export class OffsetStore {
     this.logger.debug({ generation: this.generation, snapshotBytes: this.lastSnapshotBytes }, 'compacted the committed-offsets log');
   }
 
-  private snapshotBody(): { groups: [string, StoredRow[]][] } {
+  private snapshotBody(): { groups: [string, StoredRow[]][]; members: [string, StoredGroupMetadata][] } {
     const groups: [string, StoredRow[]][] = [];
     for (const [groupId, offsets] of this.groups) {
       if (offsets.size === 0) continue;
       groups.push([groupId, [...offsets.values()].map((e): StoredRow => [e.topic, e.partition, e.offset, e.leaderEpoch, e.metadata, e.commitTimestampMs])]);
     }
-    return { groups };
+    return { groups, members: [...this.metadata] };
   }
 
   // ------------------------------------------------------------------ reading
@@ -324,11 +363,12 @@ export class OffsetStore {
 
   private async loadSnapshot(generation: number): Promise<void> {
     const path = join(this.dir, snapshotName(generation));
-    const body = (await readCheckpoint(path, SNAPSHOT_KIND)) as { groups?: unknown } | null;
-    if (body === null || !Array.isArray(body.groups)) {
+    const body = (await readCheckpoint(path, SNAPSHOT_KIND)) as { groups?: unknown; members?: unknown } | null;
+    if (body === null || !Array.isArray(body.groups) || (body.members !== undefined && !Array.isArray(body.members))) {
       throw new ConcordatError(`checkpoint ${path} is corrupt: no groups array`, { code: ErrorCode.STORAGE_CORRUPT });
     }
     for (const [groupId, rows] of body.groups as [string, StoredRow[]][]) this.apply({ g: groupId, o: rows });
+    for (const [groupId, metadata] of (body.members ?? []) as [string, StoredGroupMetadata][]) this.apply({ g: groupId, m: metadata });
     this.lastSnapshotBytes = Buffer.byteLength(JSON.stringify(body));
   }
 
@@ -358,9 +398,15 @@ export class OffsetStore {
   }
 
   private apply(payload: Payload): void {
+    if (payload.m !== undefined) {
+      if (payload.m === null) this.metadata.delete(payload.g);
+      else this.metadata.set(payload.g, payload.m);
+      return;
+    }
     let offsets = this.groups.get(payload.g);
     if (payload.d === 1) {
       this.groups.delete(payload.g);
+      this.metadata.delete(payload.g);
       return;
     }
     if (offsets === undefined) {

@@ -179,6 +179,8 @@ export class EmbeddedTransport implements Transport {
   private openLog(): Promise<LogManager> {
     if (this.closed) return Promise.reject(transportClosed());
     if (this.log !== null) return Promise.resolve(this.log);
+    // The log's own defaults apply, among them groups.initialRebalanceDelayMs 0: the in-process consumers of one app need
+    // no wait for more members (concordat broker, serving Kafka clients, waits Kafka's 3000 ms).
     this.connecting ??= LogManager.open({ ...this.ownedLog!.log, dataDir: this.ownedLog!.dataDir }).then(
       (log) => {
         this.log = log;

@@ -3,13 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, consumeCount, disconnect, loadRdKafka, messageLine, produceAll, type RdConfig, type RdKafkaError } from '../../support/rdkafka.js';
+import { pino } from 'pino';
+import { until } from '../../../src/testing/index.js';
 import { fileNeedsTools, startTestBroker, uniqueName, type TestBroker } from './helpers/broker.js';
 import { runOk } from './helpers/process.js';
 
 /**
  * librdkafka (node-rdkafka) against `concordat broker` with SASL and TLS:
- * security.test.ts's kcat cases without Debian's kcat. SCRAM-SHA-256 and
- * PLAIN with a credentials file, a wrong password refused with the broker's
+ * security.test.ts's kcat cases without Debian's kcat. SCRAM-SHA-256,
+ * SCRAM-SHA-512 and PLAIN with a credentials file, a wrong password refused with the broker's
  * reason, and SASL_SSL with the broker's certificate.
  */
 let dir: string;
@@ -69,13 +71,19 @@ async function roundTrip(broker: TestBroker, auth: RdConfig): Promise<string[]> 
 }
 
 describe('SASL with librdkafka (node-rdkafka)', () => {
-  for (const [mechanism, user] of [['SCRAM-SHA-256', 'alice'], ['PLAIN', 'bob']] as const) {
+  for (const [mechanism, user] of [['SCRAM-SHA-256', 'alice'], ['SCRAM-SHA-512', 'alice'], ['PLAIN', 'bob']] as const) {
     it(`${mechanism} with the right password produces and consumes`, async () => {
       expect(await roundTrip(sasl, credentials(mechanism, user, `${user}-secret`))).toEqual(['0|0|k|one|', '0|1|∅|two|h=x']);
     });
   }
 
-  for (const [mechanism, user, password] of [['SCRAM-SHA-256', 'alice', 'nope'], ['PLAIN', 'alice', 'nope'], ['SCRAM-SHA-256', 'mallory', 'alice-secret']] as const) {
+  for (const [mechanism, user, password] of [
+    ['SCRAM-SHA-256', 'alice', 'nope'],
+    ['SCRAM-SHA-512', 'alice', 'nope'],
+    ['PLAIN', 'alice', 'nope'],
+    ['SCRAM-SHA-256', 'mallory', 'alice-secret'],
+    ['SCRAM-SHA-512', 'mallory', 'alice-secret'],
+  ] as const) {
     it(`${mechanism} as ${user} with a wrong password is refused, with the broker's reason`, async () => {
       const { Producer } = loadRdKafka();
       const producer = new Producer({ 'bootstrap.servers': sasl.bootstrap, ...credentials(mechanism, user, password) });
@@ -109,6 +117,31 @@ describe('SASL with librdkafka (node-rdkafka)', () => {
       }
     });
   }
+});
+
+describe('re-authentication with librdkafka (node-rdkafka, KIP-368)', () => {
+  it('re-authenticates within connectionsMaxReauthMs and keeps producing on the same connection', async () => {
+    const lines: { msg: string; reason?: string }[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const broker = await startTestBroker({ sasl: { credentialsFile: join(dir, 'users.json') }, connectionsMaxReauthMs: 2000 }, { logger });
+    const topic = uniqueName('rdkafka-reauth');
+    await broker.broker.log.createTopic(topic, { partitions: 1 });
+    const { Producer } = loadRdKafka();
+    const producer = new Producer({ 'bootstrap.servers': broker.bootstrap, dr_cb: true, acks: 'all', ...credentials('SCRAM-SHA-512', 'alice', 'alice-secret') });
+    try {
+      await connect(producer);
+      await produceAll(producer, [{ topic, partition: 0, value: 'before' }]);
+      // librdkafka re-authenticates ahead of the session's end (2 s) on each of its connections.
+      await until(() => lines.some((l) => l.msg === 'SASL re-authenticated'), { timeoutMs: 10_000, message: 'librdkafka re-authenticates' });
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      await produceAll(producer, [{ topic, partition: 0, value: 'after' }]);
+      expect(broker.broker.log.describePartition(topic, 0).highWatermark).toBe(2);
+      expect(lines.filter((l) => l.reason?.startsWith('SASL session expired'))).toEqual([]);
+    } finally {
+      await disconnect(producer);
+      await broker.stop();
+    }
+  }, 30_000);
 });
 
 describe('TLS with librdkafka (node-rdkafka)', () => {

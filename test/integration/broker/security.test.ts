@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Reader } from '../../../src/broker/codec/reader.js';
 import { Writer } from '../../../src/broker/codec/writer.js';
@@ -12,7 +13,7 @@ import { run, runOk } from './helpers/process.js';
 import { RawClient } from './helpers/raw-client.js';
 
 /**
- * SASL/PLAIN and SASL/SCRAM-SHA-256 with a credentials file, TLS with a
+ * SASL/PLAIN, SASL/SCRAM-SHA-256 and SCRAM-SHA-512 with a credentials file, TLS with a
  * certificate and key, and the rule that a non-loopback listener needs SASL
  * or --insecure; with kafkajs, kcat and kafka-python.
  */
@@ -84,11 +85,18 @@ describe('SASL with kafkajs', () => {
     expect(await roundTrip(kafka, sasl)).toEqual(['one', 'two']);
   });
 
+  it('SCRAM-SHA-512 with the right password produces', async () => {
+    const kafka = kafkaWith(sasl, { sasl: { mechanism: 'scram-sha-512', username: 'alice', password: 'alice-secret' } });
+    expect(await roundTrip(kafka, sasl)).toEqual(['one', 'two']);
+  });
+
   it('a wrong password or an unknown user is refused with SASL_AUTHENTICATION_FAILED', async () => {
     for (const options of [
       { mechanism: 'plain', username: 'alice', password: 'wrong' },
       { mechanism: 'scram-sha-256', username: 'bob', password: 'wrong' },
       { mechanism: 'scram-sha-256', username: 'mallory', password: 'bob-secret' },
+      { mechanism: 'scram-sha-512', username: 'bob', password: 'wrong' },
+      { mechanism: 'scram-sha-512', username: 'mallory', password: 'bob-secret' },
     ] as SASLOptions[]) {
       const admin = kafkaWith(sasl, { sasl: options }).admin();
       await expect(admin.connect()).rejects.toMatchObject({ name: 'KafkaJSSASLAuthenticationError' });
@@ -96,8 +104,13 @@ describe('SASL with kafkajs', () => {
   });
 
   it('a mechanism not offered is refused, and without SASL the client gets nowhere', async () => {
-    const wrongMechanism = kafkaWith(sasl, { sasl: { mechanism: 'scram-sha-512', username: 'bob', password: 'bob-secret' } }).admin();
-    await expect(wrongMechanism.connect()).rejects.toThrow('The broker does not support the requested SASL mechanism');
+    const only256 = await startTestBroker({ sasl: { users: [{ username: 'bob', password: 'bob-secret' }], mechanisms: ['SCRAM-SHA-256', 'PLAIN'] } });
+    try {
+      const wrongMechanism = kafkaWith(only256, { sasl: { mechanism: 'scram-sha-512', username: 'bob', password: 'bob-secret' } }).admin();
+      await expect(wrongMechanism.connect()).rejects.toThrow('The broker does not support the requested SASL mechanism');
+    } finally {
+      await only256.stop();
+    }
     const anonymous = kafkaWith(sasl, {}).admin();
     // kafkajs connects with ApiVersions only (allowed); its first Metadata closes the connection.
     await anonymous.connect();
@@ -125,7 +138,7 @@ describe('SASL on the wire', () => {
     const client = await RawClient.connect(sasl.port);
     const r = new Reader(await client.request(17, 1, new Writer().string('GSSAPI').toBuffer()));
     expect(r.int16()).toBe(33);
-    expect(r.array((x) => x.string())).toEqual(['SCRAM-SHA-256', 'PLAIN']);
+    expect(r.array((x) => x.string())).toEqual(['SCRAM-SHA-256', 'SCRAM-SHA-512', 'PLAIN']);
     await client.waitClosed();
   });
 
@@ -143,9 +156,9 @@ describe('SASL on the wire', () => {
 });
 
 describe('SASL with other clients', () => {
-  it('kcat authenticates with SCRAM-SHA-256 and PLAIN', async (context) => {
+  it('kcat authenticates with SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN', async (context) => {
     testNeedsTools(context, 'kcat');
-    for (const mechanism of ['SCRAM-SHA-256', 'PLAIN']) {
+    for (const mechanism of ['SCRAM-SHA-256', 'SCRAM-SHA-512', 'PLAIN']) {
       const topic = uniqueName('kcat-sasl');
       await sasl.broker.log.createTopic(topic, { partitions: 1 });
       const auth = ['-X', 'security.protocol=SASL_PLAINTEXT', '-X', `sasl.mechanisms=${mechanism}`, '-X', 'sasl.username=alice', '-X', 'sasl.password=alice-secret'];
@@ -170,6 +183,110 @@ print(p.send('${topic}', value=b'from python').get(timeout=10).offset)
 p.close()
 `], { timeoutMs: 60_000 });
     expect(out.trim()).toBe('0');
+  });
+
+  it('kafka-python authenticates with SCRAM-SHA-512', async (context) => {
+    testNeedsTools(context, 'kafka-python');
+    const topic = uniqueName('python-scram');
+    await sasl.broker.log.createTopic(topic, { partitions: 1 });
+    const out = await runOk(DEBIAN_PYTHON, ['-c', `
+from kafka import KafkaProducer
+p = KafkaProducer(bootstrap_servers='${sasl.bootstrap}', security_protocol='SASL_PLAINTEXT', sasl_mechanism='SCRAM-SHA-512',
+                  sasl_plain_username='alice', sasl_plain_password='alice-secret')
+print(p.send('${topic}', value=b'scram 512').get(timeout=10).offset)
+p.close()
+`], { timeoutMs: 60_000 });
+    expect(out.trim()).toBe('0');
+  });
+});
+
+describe('re-authentication (KIP-368, connectionsMaxReauthMs)', () => {
+  const REAUTH_MS = 1500;
+  let reauth: TestBroker;
+  const lines: { msg: string; reason?: string; authentications?: number }[] = [];
+
+  beforeAll(async () => {
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    reauth = await startTestBroker({ sasl: { credentialsFile: join(dir, 'users.json') }, connectionsMaxReauthMs: REAUTH_MS }, { logger });
+  });
+
+  afterAll(async () => {
+    await reauth?.stop();
+  });
+
+  /** SaslHandshake v1 + SaslAuthenticate v1 with PLAIN on `client`; returns session_lifetime_ms. */
+  async function plainLogin(client: RawClient, user: string, password: string): Promise<number> {
+    const handshake = new Reader(await client.request(17, 1, new Writer().string('PLAIN').toBuffer()));
+    expect(handshake.int16()).toBe(0);
+    const r = new Reader(await client.request(36, 1, new Writer().bytes(Buffer.from(`\0${user}\0${password}`)).toBuffer()));
+    expect([r.int16(), r.nullableString(), r.bytes().length]).toEqual([0, null, 0]);
+    return r.int64();
+  }
+
+  const metadataV1 = new Writer().int32(0).toBuffer();
+
+  it('SaslAuthenticate v1 reports the session lifetime; a client that does not re-authenticate is closed on its next request', async () => {
+    const client = await RawClient.connect(reauth.port);
+    expect(await plainLogin(client, 'alice', 'alice-secret')).toBe(REAUTH_MS);
+    await client.request(3, 1, metadataV1);
+    await new Promise((resolve) => setTimeout(resolve, REAUTH_MS + 100));
+    client.send(3, 1, 2, metadataV1);
+    await client.waitClosed();
+    expect(lines.some((l) => l.reason === `SASL session expired (connectionsMaxReauthMs ${REAUTH_MS} ms) and the client sent Metadata instead of re-authenticating`)).toBe(true);
+  });
+
+  it('a client that re-authenticates in time keeps its connection past the first lifetime', async () => {
+    const client = await RawClient.connect(reauth.port);
+    try {
+      await plainLogin(client, 'alice', 'alice-secret');
+      await new Promise((resolve) => setTimeout(resolve, REAUTH_MS / 2));
+      expect(await plainLogin(client, 'alice', 'alice-secret')).toBe(REAUTH_MS);
+      await new Promise((resolve) => setTimeout(resolve, REAUTH_MS / 2 + 200));
+      // Past the first session's end, inside the second's.
+      await client.request(3, 1, metadataV1, 3);
+      expect(client.isClosed).toBe(false);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('a re-authentication as another user is refused and closes the connection', async () => {
+    const client = await RawClient.connect(reauth.port);
+    await plainLogin(client, 'alice', 'alice-secret');
+    expect(new Reader(await client.request(17, 1, new Writer().string('PLAIN').toBuffer())).int16()).toBe(0);
+    const r = new Reader(await client.request(36, 1, new Writer().bytes(Buffer.from('\0bob\0bob-secret')).toBuffer()));
+    expect([r.int16(), r.nullableString()]).toEqual([58, 're-authentication as "bob" on a connection authenticated as "alice": a connection keeps its principal']);
+    await client.waitClosed();
+  });
+
+  it('kafkajs re-authenticates on the same connection (SCRAM-SHA-512) and keeps producing', async () => {
+    const kafka = new Kafka({
+      brokers: [reauth.bootstrap],
+      clientId: 'reauth-test',
+      logLevel: logLevel.NOTHING,
+      retry: { retries: 0 },
+      // kafkajs re-authenticates before a request once the session has less than this left.
+      reauthenticationThreshold: 1000,
+      sasl: { mechanism: 'scram-sha-512', username: 'bob', password: 'bob-secret' },
+    });
+    const topic = uniqueName('reauth');
+    await reauth.broker.log.createTopic(topic, { partitions: 1 });
+    const producer = kafka.producer();
+    await producer.connect();
+    try {
+      const count = (match: (l: (typeof lines)[number]) => boolean) => lines.filter(match).length;
+      const reauthenticated = count((l) => l.msg === 'SASL re-authenticated');
+      const expired = count((l) => l.reason?.startsWith('SASL session expired') === true);
+      for (let i = 0; i < 4; i += 1) {
+        await producer.send({ topic, acks: -1, messages: [{ value: `m${i}` }] });
+        await new Promise((resolve) => setTimeout(resolve, 700));
+      }
+      expect(count((l) => l.msg === 'SASL re-authenticated')).toBeGreaterThan(reauthenticated);
+      expect(count((l) => l.reason?.startsWith('SASL session expired') === true)).toBe(expired);
+      expect(reauth.broker.log.describePartition(topic, 0).highWatermark).toBe(4);
+    } finally {
+      await producer.disconnect();
+    }
   });
 });
 

@@ -48,9 +48,14 @@ export interface RunningBroker {
   stop(): Promise<void>;
 }
 
-/** `concordat broker --data <dataDir> --port 0` as a process, once it prints where it listens. */
+/**
+ * `concordat broker --data <dataDir> --port 0` as a process, once it prints
+ * where it listens; without Kafka's 3 s initial rebalance delay, so its
+ * groups' first rebalance does not hold the tests up.
+ */
 export function startBrokerProcess(dataDir: string): Promise<RunningBroker> {
-  const child = spawn(process.execPath, ['--import', TSX, MAIN, 'broker', '--data', dataDir, '--port', '0'], { env: env({}), stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = ['--import', TSX, MAIN, 'broker', '--data', dataDir, '--port', '0', '--group-initial-rebalance-delay-ms', '0'];
+  const child = spawn(process.execPath, args, { env: env({}), stdio: ['ignore', 'pipe', 'pipe'] });
   const stderr: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

@@ -217,15 +217,6 @@ describe('GroupCoordinator membership', () => {
     expect([a.generationId, b.generationId]).toEqual([1, 1]);
     expect(a.leader).toBe(b.leader);
   });
-
-  it('refuses static membership, which it does not implement', async () => {
-    const log = await logWithTopic();
-    const error = await caught(log.groups.joinGroup(joinRequest('g11', '', { groupInstanceId: 'pod-1' })));
-    expect([error.code, error.message]).toEqual([
-      'UNSUPPORTED_VERSION',
-      'static group membership (groupInstanceId) is not supported; leave group.instance.id unset',
-    ]);
-  });
 });
 
 describe('GroupCoordinator offsets', () => {

@@ -29,6 +29,8 @@ afterAll(async () => {
   await broker?.stop();
 });
 
+/** As startTestBroker: no 3 s wait for more members before a group's first rebalance. */
+const NO_INITIAL_DELAY = { groups: { initialRebalanceDelayMs: 0 } };
 const testConsumer = { sessionTimeoutMs: 6000, heartbeatIntervalMs: 500, maxWaitMs: 100, retryBackoffMs: 20, retryBackoffMaxMs: 100 };
 
 transportContract('kafka (kafkajs → concordat broker)', async () => new KafkaTransport({ brokers: [broker.bootstrap], consumer: testConsumer }));
@@ -209,7 +211,7 @@ describe('KafkaTransport over TLS', () => {
 describe('KafkaTransport across a broker restart', () => {
   it('fails a publish while the broker is down, then publishes and keeps delivering once it is back on the same log', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'concordat-kafka-restart-'));
-    let server: Broker = await startBroker({ host: '127.0.0.1', port: 0, dataDir });
+    let server: Broker = await startBroker({ host: '127.0.0.1', port: 0, dataDir, log: NO_INITIAL_DELAY });
     const port = server.port;
     const t = new KafkaTransport({
       brokers: [`127.0.0.1:${port}`],
@@ -237,7 +239,7 @@ describe('KafkaTransport across a broker restart', () => {
         retriable: true,
       });
 
-      server = await startBroker({ host: '127.0.0.1', port, dataDir });
+      server = await startBroker({ host: '127.0.0.1', port, dataDir, log: NO_INITIAL_DELAY });
       let acked = false;
       await waitFor(
         async () => {
@@ -269,7 +271,7 @@ describe('KafkaTransport when the group coordinator refuses a joining member', (
   async function behindProxy<T>(run: (t: KafkaTransport, proxy: FaultProxy) => Promise<T>): Promise<T> {
     const dataDir = await mkdtemp(join(tmpdir(), 'concordat-kafka-refused-'));
     const proxy = await startFaultProxy();
-    const server = await startBroker({ host: '127.0.0.1', port: 0, dataDir, advertisedPort: proxy.port });
+    const server = await startBroker({ host: '127.0.0.1', port: 0, dataDir, advertisedPort: proxy.port, log: NO_INITIAL_DELAY });
     proxy.target = server.port;
     const t = new KafkaTransport({ brokers: [`127.0.0.1:${proxy.port}`], consumer: testConsumer });
     try {
