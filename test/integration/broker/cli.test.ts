@@ -149,6 +149,29 @@ describe('concordat broker', () => {
     );
   });
 
+  it("waits Kafka's group.initial.rebalance.delay.ms (3000 ms) before an empty group's first rebalance, unless the flag says 0", async () => {
+    /** How long a lone member's first JoinGroup (v0) takes to be answered by a broker started with `flags`. */
+    const firstJoinMs = async (name: string, flags: string[]): Promise<number> => {
+      const broker = await startCli(['--data', join(dir, name), '--port', '0', ...flags]);
+      try {
+        const client = await RawClient.connect(broker.port);
+        const join = new Writer().string('delay-group').int32(10_000).string('').string('consumer')
+          .array(['range'], (w, name) => w.string(name).bytes(Buffer.alloc(0))).toBuffer();
+        const started = performance.now();
+        const answer = await client.request(11, 0, join);
+        const took = performance.now() - started;
+        expect(answer.readInt16BE(0)).toBe(0);
+        client.close();
+        return took;
+      } finally {
+        broker.child.kill('SIGTERM');
+        await broker.exited;
+      }
+    };
+    expect(await firstJoinMs('delay-default', [])).toBeGreaterThanOrEqual(2900);
+    expect(await firstJoinMs('delay-zero', ['--group-initial-rebalance-delay-ms', '0'])).toBeLessThan(2000);
+  }, 60_000);
+
   it('names a bad flag', async () => {
     const result = await run(process.execPath, ['--import', 'tsx', MAIN, 'broker', '--data', join(dir, 'flags'), '--port', 'x']);
     expect(result.code).not.toBe(0);

@@ -27,11 +27,21 @@ describe('broker options', () => {
       queuedResponseBytesMax: 67_108_864,
       connectionIdleMs: 600_000,
       authenticationTimeoutMs: 30_000,
+      connectionsMaxReauthMs: 0,
       fetchWaitMsMax: 30_000,
       fetchResponseBytesMax: 52_428_800,
       shutdownGraceMs: 5000,
-      log: {},
+      // Kafka's group.initial.rebalance.delay.ms default, where the log's own is 0.
+      log: { groups: { initialRebalanceDelayMs: 3000 } },
     });
+  });
+
+  it('keeps a given initial rebalance delay and the other log options', () => {
+    expect(compileBrokerOptions({ log: { groups: { initialRebalanceDelayMs: 0, groupMaxSize: 5 }, topicsMax: 9 } }).log).toEqual({
+      groups: { initialRebalanceDelayMs: 0, groupMaxSize: 5 },
+      topicsMax: 9,
+    });
+    expect(compileBrokerOptions({ log: { groups: { groupMaxSize: 5 } } }).log).toEqual({ groups: { initialRebalanceDelayMs: 3000, groupMaxSize: 5 } });
   });
 
   it('names the bad option, the rule and the value', () => {
@@ -53,7 +63,7 @@ describe('broker options', () => {
   it('compiles SASL with the default mechanisms', () => {
     const compiled = compileBrokerOptions({ sasl: { users: [{ username: 'a', password: 'b' }] } });
     expect(compiled.sasl).toEqual({
-      mechanisms: ['SCRAM-SHA-256', 'PLAIN'],
+      mechanisms: ['SCRAM-SHA-256', 'SCRAM-SHA-512', 'PLAIN'],
       credentialsFile: null,
       users: [{ username: 'a', password: 'b' }],
     });
