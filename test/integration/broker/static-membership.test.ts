@@ -63,7 +63,13 @@ async function staticMember(group: string, topic: string, instance: string): Pro
   let running = true;
   const polling = (async () => {
     while (running) {
-      await new Promise<void>((resolve) => consumer.consume(10, () => resolve()));
+      await new Promise<void>((resolve) =>
+        consumer.consume(10, (err) => {
+          // A fatal error (FENCED_INSTANCE_ID) comes back from consume, as from librdkafka's consumer poll.
+          if (err && !member.errors.includes(err)) member.errors.push(err);
+          resolve();
+        }),
+      );
     }
   })();
   member.stop = async () => {

@@ -188,6 +188,21 @@ describe('static membership (KIP-345)', () => {
     expect((await caught(log.groups.heartbeat({ groupId: 's7', generationId: 1, memberId: b.memberId, groupInstanceId: 'pod-b' }))).code).toBe('FENCED_INSTANCE_ID');
   });
 
+  it('keeps the stored membership through a compaction of the offsets log', async () => {
+    const dir = await tempDir();
+    const options = { groups: { ...GROUPS.groups, offsetsLogBytesMax: 64 * 1024 } };
+    const first = await LogManager.open({ dataDir: dir, ...options });
+    await first.createTopic('t', { partitions: 4 });
+    const { a } = await stableGroup(first, 's9');
+    for (let i = 0; i < 1500; i++) {
+      await first.groups.commitOffsets({ groupId: 'other', generationId: -1, memberId: '', topics: [{ topic: 't', partitions: [{ partition: i % 4, offset: i }] }] });
+    }
+    expect(first.groups.offsetStoreStats().compactions).toBeGreaterThan(0);
+    await first.close();
+    const log = await openLog(dir, options);
+    expect(log.groups.describeGroup('s9')).toMatchObject({ state: 'Stable', generationId: 1, leaderId: a.leader });
+  });
+
   it('after a reopen, stored members that never come back expire by session timeout and the group empties', async () => {
     const dir = await tempDir();
     const first = await LogManager.open({ dataDir: dir, ...GROUPS });
