@@ -363,6 +363,7 @@ export class ConcordatApp {
    * @throws ValidationError VALIDATION_FAILED when `data` does not satisfy the topic's schema; nothing is published.
    */
   async publish<S extends StandardSchemaV1>(topic: Topic<S>, data: TopicInput<Topic<S>> & JsonSafe<TopicInput<Topic<S>>>, options?: PublishOptions): Promise<string>;
+  /** Publishes `data` on topic `topic` (by name, untyped: `data` is only checked to be JSON); otherwise as the overload above. */
   async publish<T>(topic: string, data: T & JsonSafe<T>, options?: PublishOptions): Promise<string>;
   async publish(topic: string | Topic, data: unknown, options: PublishOptions = {}): Promise<string> {
     // The implementation signature takes either; `as string` only picks the untyped overload.

@@ -48,6 +48,7 @@ export class CommitStages {
   private readonly deferred = new Map<CommitStage<unknown>, Array<Deferred<unknown>>>();
   private afterCommit: Array<() => Promise<void>> = [];
 
+  /** Queues `item` for `stage`, to run before the handler transaction's `COMMIT` with the other items deferred to it. */
   defer<T>(stage: CommitStage<T>, item: T, context: TransactionContext): void {
     const key = stage as CommitStage<unknown>;
     const items = this.deferred.get(key);

@@ -99,6 +99,7 @@ export class TransactionContext {
    *   `deliverAt` is not a valid Date, or `delayMs` is negative or not finite.
    */
   publish<S extends StandardSchemaV1>(topic: Topic<S>, data: TopicInput<Topic<S>> & JsonSafe<TopicInput<Topic<S>>>, options?: PublishOptions): string;
+  /** Writes `data` for topic `topic` (by name, untyped: `data` is only checked to be JSON); otherwise as the overload above. */
   publish<T>(topic: string, data: T & JsonSafe<T>, options?: PublishOptions): string;
   publish(topic: string | Topic, data: unknown, options: PublishOptions = {}): string {
     const name = isTopic(topic) ? topic.name : topic;
