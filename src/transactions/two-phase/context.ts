@@ -17,6 +17,10 @@ import { BranchContext } from '../participant/context.js';
  * from a handler of the global transaction's outcome instead.
  */
 export class XaContext<P = unknown> extends BranchContext<P> {
+  /**
+   * Refused: see the class comment.
+   * @throws ConcordatError HANDLER_DEFINITION_INVALID, always
+   */
   override publish(_topic: string | Topic, _data: unknown, _options?: PublishOptions): string {
     throw new ConcordatError(
       'a 2PC branch cannot publish messages: they would become visible only at COMMIT PREPARED, which no relay hears of; ' +
