@@ -146,6 +146,10 @@ export class ConcordatError extends Error {
   /** Structured facts (topic, partition, offset, option name...), frozen. */
   readonly context: Readonly<Record<string, unknown>>;
 
+  /**
+   * @param message what went wrong and, for an operating error, what to do about it
+   * @param options the code, the retriable flag (default false), the cause and the context
+   */
   constructor(message: string, options: ConcordatErrorOptions) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
@@ -160,6 +164,11 @@ export class RetriesExhaustedError extends ConcordatError {
   /** Attempts made, the first included. */
   readonly attempts: number;
 
+  /**
+   * @param attempts attempts made, the first included
+   * @param cause the last attempt's error (the message quotes it)
+   * @param context facts for logs; `attempts` is added
+   */
   constructor(attempts: number, cause: unknown, context: Record<string, unknown> = {}) {
     super(`gave up after ${attempts} attempt(s): ${describeError(cause)}`, {
       code: ErrorCode.RETRIES_EXHAUSTED,
@@ -187,8 +196,14 @@ export interface ValidationIssue {
  * every problem the schema reported, in its order.
  */
 export class ValidationError extends ConcordatError {
+  /** Every problem the schema reported, in its order. */
   readonly issues: readonly ValidationIssue[];
 
+  /**
+   * @param what what was validated, e.g. `the payload of topic 'orders'` (the message reads "<what> is invalid: ...")
+   * @param issues what the schema reported
+   * @param context facts for logs; `issues` is added
+   */
   constructor(what: string, issues: readonly ValidationIssue[], context: Record<string, unknown> = {}) {
     const listed = issues.map((issue) => (issue.path === '' ? issue.message : `${issue.path}: ${issue.message}`)).join('; ');
     super(`${what} is invalid: ${listed}`, { code: ErrorCode.VALIDATION_FAILED, retriable: false, context: { ...context, issues } });
