@@ -162,6 +162,7 @@ export class InboxCleaner {
     this.log = createLogger('inbox-cleanup', {}, options.logger);
   }
 
+  /** Starts deleting expired inbox rows and old replayed dead letters every `intervalMs`, in the background; does nothing when there is nothing to delete (no consumers, or both kept forever). Call once. */
   start(): void {
     if (this.options.windowMs === Infinity) this.log.info('inbox dedup window is unlimited: inbox rows are kept forever');
     if (this.nothingToDo()) return;
@@ -176,6 +177,7 @@ export class InboxCleaner {
     return this.options.deadLetterRetentionMs ?? DEAD_LETTER_RETENTION_MS_DEFAULT;
   }
 
+  /** Stops the timer and waits for the run in flight (its current batch commits). May be called more than once. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
