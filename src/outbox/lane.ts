@@ -113,6 +113,7 @@ export class RelayLane {
     private readonly log: Logger,
   ) {}
 
+  /** Starts the lane's publish loop in the background (failures are handled inside it); {@link stop} ends it. */
   start(): void {
     this.stopping = false;
     this.loop = this.run();

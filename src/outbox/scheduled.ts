@@ -121,6 +121,7 @@ export class ScheduledDelivery {
     private readonly log: Logger,
   ) {}
 
+  /** Starts the loop that moves due scheduled messages into the outbox, in the background; {@link stop} ends it. */
   start(): void {
     this.stopping = false;
     this.loop = this.run();

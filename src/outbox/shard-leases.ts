@@ -72,6 +72,7 @@ export class ShardLeases {
     return performance.now() < this.validUntil ? this.current : EMPTY;
   }
 
+  /** Whether this relay owns `shard` now (false once the last renewal is older than a lease). */
   owns(shard: number): boolean {
     return performance.now() < this.validUntil && this.current.has(shard);
   }
