@@ -34,6 +34,7 @@ export class ConsoleGuard {
     this.csrf = createHmac('sha256', this.secret).update('concordat-console-csrf').digest('base64url');
   }
 
+  /** Whether requests must carry the console's token (one was configured). */
   get tokenRequired(): boolean {
     return this.options.token !== undefined;
   }
