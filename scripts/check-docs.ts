@@ -24,8 +24,11 @@
  * Options:
  *   --list     print every undocumented declaration (file:line kind name)
  *   --public   only those reachable from src/index.ts
- *   --members  also count the public methods, getters and constructors of
- *              exported classes without a doc
+ *   --members  also count the public methods and getters of exported classes
+ *              without a doc, their own or one inherited from an interface or
+ *              class they implement or extend (looked up by name in src/;
+ *              types from packages are not looked into). Constructors are
+ *              not counted: the class's doc and the parameters' say it.
  *
  * Prints also "file headers on the first declaration": files whose first
  * declaration carries a long doc (8 lines or more) that does not name it in
@@ -53,9 +56,14 @@ interface FileInfo {
   /** `export * from` targets. */
   star: string[];
   suspect?: string;
-  undocumentedMembers: string[];
-  members: number;
+  /** Public methods and getters of exported classes; `bases` are the names the class implements or extends. */
+  members: { where: string; member: string; bases: string[]; documented: boolean }[];
 }
+
+/** Class and interface members by type name, and whether each has a doc (merged over declarations of one name). */
+const typeMembers = new Map<string, Map<string, boolean>>();
+/** What each class or interface extends or implements, by name. */
+const typeBases = new Map<string, string[]>();
 
 const args = process.argv.slice(2);
 const flag = (name: string): boolean => args.includes(name);
@@ -115,7 +123,7 @@ function resolveModule(fromFile: string, spec: string): string | undefined {
 function analyse(path: string): FileInfo {
   const text = readFileSync(path, 'utf8');
   const sf = ts.createSourceFile(path, text, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
-  const info: FileInfo = { decls: [], exports: new Map(), star: [], undocumentedMembers: [], members: 0 };
+  const info: FileInfo = { decls: [], exports: new Map(), star: [], members: [] };
   const rel = relative(process.cwd(), path);
   const lineOf = (node: ts.Node): number => sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1;
   // Local declarations by name (exported or not), for `export { name }` lists.
@@ -181,24 +189,37 @@ function analyse(path: string): FileInfo {
     if (flag('--members')) {
       for (const { node } of entries) {
         if (!ts.isClassDeclaration(node)) continue;
+        const bases = (node.heritageClauses ?? []).flatMap((clause) => clause.types.map((t) => t.expression.getText(sf).split('.').pop()!));
         for (const m of node.members) {
           const isPublicMethod =
-            (ts.isMethodDeclaration(m) || ts.isGetAccessorDeclaration(m) || ts.isConstructorDeclaration(m)) &&
+            (ts.isMethodDeclaration(m) || ts.isGetAccessorDeclaration(m)) &&
             !hasModifier(m, ts.SyntaxKind.PrivateKeyword) &&
             !hasModifier(m, ts.SyntaxKind.ProtectedKeyword) &&
-            !(m.name && ts.isPrivateIdentifier(m.name));
+            !ts.isPrivateIdentifier(m.name);
           if (!isPublicMethod) continue;
           // An overload's implementation shares the overloads' doc.
           if (ts.isMethodDeclaration(m) && m.body && node.members.some((o) => o !== m && ts.isMethodDeclaration(o) && !o.body && o.name.getText(sf) === m.name.getText(sf))) continue;
-          info.members++;
-          if (!hasDoc(m)) {
-            const memberName = ts.isConstructorDeclaration(m) ? 'constructor' : m.name.getText(sf);
-            info.undocumentedMembers.push(`${rel}:${lineOf(m)} ${name}.${memberName}`);
-          }
+          info.members.push({ where: `${rel}:${lineOf(m)} ${name}.${m.name.getText(sf)}`, member: m.name.getText(sf), bases, documented: hasDoc(m) });
         }
       }
     }
   }
+
+  // Every class's and interface's members, by type name, for docs a member inherits from what it implements or extends.
+  const visitTypes = (n: ts.Node): void => {
+    if ((ts.isClassDeclaration(n) || ts.isInterfaceDeclaration(n)) && n.name) {
+      const members = typeMembers.get(n.name.text) ?? new Map<string, boolean>();
+      for (const m of n.members) {
+        const memberName = m.name && !ts.isComputedPropertyName(m.name) ? m.name.getText(sf) : undefined;
+        if (memberName !== undefined) members.set(memberName, (members.get(memberName) ?? false) || hasDoc(m));
+      }
+      typeMembers.set(n.name.text, members);
+      const bases = (n.heritageClauses ?? []).flatMap((clause) => clause.types.map((t) => t.expression.getText(sf).split('.').pop()!));
+      typeBases.set(n.name.text, [...(typeBases.get(n.name.text) ?? []), ...bases]);
+    }
+    ts.forEachChild(n, visitTypes);
+  };
+  visitTypes(sf);
 
   if (first && !ts.isClassDeclaration(first)) {
     const doc = lastJsDoc(first);
@@ -259,10 +280,17 @@ if (suspects.length > 0) {
   for (const s of suspects) console.log(`  ${s}`);
 }
 if (flag('--members')) {
-  const members = [...infos.values()].flatMap((i) => i.undocumentedMembers);
-  if (flag('--list')) for (const m of members) console.log(`  member ${m}`);
-  const total = [...infos.values()].reduce((n, i) => n + i.members, 0);
-  console.log(`public methods of exported classes without a doc: ${members.length} of ${total}`);
+  // TypeScript shows a member without a doc of its own the doc of the member it implements or overrides.
+  const inherited = (bases: readonly string[], member: string, seen = new Set<string>()): boolean =>
+    bases.some((base) => {
+      if (seen.has(base)) return false;
+      seen.add(base);
+      return typeMembers.get(base)?.get(member) === true || inherited(typeBases.get(base) ?? [], member, seen);
+    });
+  const members = [...infos.values()].flatMap((i) => i.members);
+  const undocumented = members.filter((m) => !m.documented && !inherited(m.bases, m.member));
+  if (flag('--list')) for (const m of undocumented) console.log(`  member ${m.where}`);
+  console.log(`public methods and getters of exported classes without a doc (own or inherited): ${undocumented.length} of ${members.length}`);
 }
 console.log(`files: ${files.length}${scope ? ' (public API only: reachable from src/index.ts)' : ''}`);
 console.log(`exported declarations without a doc: ${undocumented.length} of ${all.filter(inScope).length}`);
