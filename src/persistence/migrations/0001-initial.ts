@@ -18,6 +18,7 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 export class ConcordatInitial1795200000000 implements MigrationInterface {
   name = 'ConcordatInitial1795200000000';
 
+  /** Applies the migration (what the class comment says), in a transaction of its own (`runMigrations({ transaction: 'each' })`, database.ts). */
   async up(runner: QueryRunner): Promise<void> {
     await runner.query(`CREATE SCHEMA IF NOT EXISTS concordat`);
     await runner.query(`
@@ -99,6 +100,7 @@ export class ConcordatInitial1795200000000 implements MigrationInterface {
     await runner.query(`CREATE INDEX fence_updated_at ON concordat.fence (updated_at)`);
   }
 
+  /** Undoes {@link up}: what it created is dropped, with its data. */
   async down(runner: QueryRunner): Promise<void> {
     await runner.query(`DROP SCHEMA concordat CASCADE`);
   }

@@ -29,6 +29,7 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 export class ConcordatOutboxInbox1795200000200 implements MigrationInterface {
   name = 'ConcordatOutboxInbox1795200000200';
 
+  /** Applies the migration (what the class comment says), in a transaction of its own (`runMigrations({ transaction: 'each' })`, database.ts). */
   async up(runner: QueryRunner): Promise<void> {
     await runner.query(`DROP TRIGGER IF EXISTS outbox_notify ON concordat.outbox`);
     await runner.query(`DROP FUNCTION IF EXISTS concordat.notify_outbox()`);
@@ -95,6 +96,7 @@ export class ConcordatOutboxInbox1795200000200 implements MigrationInterface {
     await runner.query(`CREATE INDEX dead_letter_failed_at ON concordat.dead_letter (failed_at)`);
   }
 
+  /** Undoes {@link up}: what it created is dropped, with its data. */
   async down(runner: QueryRunner): Promise<void> {
     await runner.query(`DROP TABLE concordat.dead_letter`);
     await runner.query(`DROP TABLE concordat.outbox_failed`);

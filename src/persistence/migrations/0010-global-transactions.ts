@@ -21,6 +21,7 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 export class ConcordatGlobalTransactions1795200001000 implements MigrationInterface {
   name = 'ConcordatGlobalTransactions1795200001000';
 
+  /** Applies the migration (what the class comment says), in a transaction of its own (`runMigrations({ transaction: 'each' })`, database.ts). */
   async up(runner: QueryRunner): Promise<void> {
     await runner.query(`
       ALTER TABLE concordat.global_transaction
@@ -47,6 +48,7 @@ export class ConcordatGlobalTransactions1795200001000 implements MigrationInterf
       )`);
   }
 
+  /** Undoes {@link up}: what it created is dropped, with its data. */
   async down(runner: QueryRunner): Promise<void> {
     await runner.query(`DROP TABLE concordat.global_tx_event`);
     await runner.query(`DROP INDEX concordat.global_transaction_ended`);

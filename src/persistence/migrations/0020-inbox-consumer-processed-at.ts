@@ -30,6 +30,7 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 export class ConcordatInboxConsumerProcessedAt1795200002000 implements MigrationInterface {
   name = 'ConcordatInboxConsumerProcessedAt1795200002000';
 
+  /** Applies the migration (what the class comment says), in a transaction of its own (`runMigrations({ transaction: 'each' })`, database.ts). */
   async up(runner: QueryRunner): Promise<void> {
     const [existing] = (await runner.query(
       `SELECT i.indisvalid AS valid
@@ -41,6 +42,7 @@ export class ConcordatInboxConsumerProcessedAt1795200002000 implements Migration
     await runner.query(`CREATE INDEX inbox_consumer_processed_at ON concordat.inbox (consumer, processed_at)`);
   }
 
+  /** Undoes {@link up}: what it created is dropped, with its data. */
   async down(runner: QueryRunner): Promise<void> {
     await runner.query(`DROP INDEX IF EXISTS concordat.inbox_consumer_processed_at`);
   }

@@ -12,6 +12,7 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 export class ConcordatInboxWindow1795200002100 implements MigrationInterface {
   name = 'ConcordatInboxWindow1795200002100';
 
+  /** Applies the migration (what the class comment says), in a transaction of its own (`runMigrations({ transaction: 'each' })`, database.ts). */
   async up(runner: QueryRunner): Promise<void> {
     await runner.query(`
       CREATE TABLE concordat.inbox_window (
@@ -21,6 +22,7 @@ export class ConcordatInboxWindow1795200002100 implements MigrationInterface {
       )`);
   }
 
+  /** Undoes {@link up}: what it created is dropped, with its data. */
   async down(runner: QueryRunner): Promise<void> {
     await runner.query(`DROP TABLE concordat.inbox_window`);
   }

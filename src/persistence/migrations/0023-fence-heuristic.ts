@@ -13,10 +13,12 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 export class ConcordatFenceHeuristic1795200002300 implements MigrationInterface {
   name = 'ConcordatFenceHeuristic1795200002300';
 
+  /** Applies the migration (what the class comment says), in a transaction of its own (`runMigrations({ transaction: 'each' })`, database.ts). */
   async up(runner: QueryRunner): Promise<void> {
     await runner.query(`ALTER TABLE concordat.fence ADD COLUMN IF NOT EXISTS heuristic boolean NOT NULL DEFAULT false`);
   }
 
+  /** Undoes {@link up}: what it created is dropped, with its data. */
   async down(runner: QueryRunner): Promise<void> {
     await runner.query(`ALTER TABLE concordat.fence DROP COLUMN IF EXISTS heuristic`);
   }

@@ -12,6 +12,7 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 export class ConcordatDatabaseIdentity1795200002400 implements MigrationInterface {
   name = 'ConcordatDatabaseIdentity1795200002400';
 
+  /** Applies the migration (what the class comment says), in a transaction of its own (`runMigrations({ transaction: 'each' })`, database.ts). */
   async up(runner: QueryRunner): Promise<void> {
     await runner.query(
       `CREATE TABLE IF NOT EXISTS concordat.database_identity (
@@ -23,6 +24,7 @@ export class ConcordatDatabaseIdentity1795200002400 implements MigrationInterfac
     await runner.query(`INSERT INTO concordat.database_identity (id) SELECT gen_random_uuid() WHERE NOT EXISTS (SELECT 1 FROM concordat.database_identity)`);
   }
 
+  /** Undoes {@link up}: what it created is dropped, with its data. */
   async down(runner: QueryRunner): Promise<void> {
     await runner.query(`DROP TABLE IF EXISTS concordat.database_identity`);
   }

@@ -17,6 +17,7 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 export class ConcordatOutboxScheduled1795200003000 implements MigrationInterface {
   name = 'ConcordatOutboxScheduled1795200003000';
 
+  /** Applies the migration (what the class comment says), in a transaction of its own (`runMigrations({ transaction: 'each' })`, database.ts). */
   async up(runner: QueryRunner): Promise<void> {
     await runner.query(`
       CREATE TABLE concordat.outbox_scheduled (
@@ -40,6 +41,7 @@ export class ConcordatOutboxScheduled1795200003000 implements MigrationInterface
         autovacuum_vacuum_cost_delay = 0)`);
   }
 
+  /** Undoes {@link up}: what it created is dropped, with its data. */
   async down(runner: QueryRunner): Promise<void> {
     await runner.query(`DROP TABLE concordat.outbox_scheduled`);
   }

@@ -10,10 +10,12 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 export class ConcordatDeadLetterReplayedBy1795200003100 implements MigrationInterface {
   name = 'ConcordatDeadLetterReplayedBy1795200003100';
 
+  /** Applies the migration (what the class comment says), in a transaction of its own (`runMigrations({ transaction: 'each' })`, database.ts). */
   async up(runner: QueryRunner): Promise<void> {
     await runner.query(`ALTER TABLE concordat.dead_letter ADD COLUMN IF NOT EXISTS replayed_by text`);
   }
 
+  /** Undoes {@link up}: what it created is dropped, with its data. */
   async down(runner: QueryRunner): Promise<void> {
     await runner.query(`ALTER TABLE concordat.dead_letter DROP COLUMN IF EXISTS replayed_by`);
   }
