@@ -19,16 +19,23 @@ export interface ClaimedRow {
 
 /** What a lane needs from its relay. */
 export interface LaneHost {
+  /** The relay's options. */
   readonly options: CompiledRelayOptions;
+  /** The database whose outbox the relay drains. */
   readonly dataSource: DataSource;
   /** URL of the database, for the lane's own connection. */
   readonly databaseUrl: string;
+  /** False once the relay began stopping: lanes finish their batch and end. */
   readonly isRunning: boolean;
+  /** The owned shards lane `index` serves now. */
   shardsOfLane(index: number): number[];
+  /** Publishes a batch's rows through the transport; resolves once the log acknowledged every one (at most `publishTimeoutMs`, then PUBLISH_FAILED). */
   publish(rows: readonly ClaimedRow[]): Promise<void>;
+  /** Counts a published batch of `rows` rows that started at `startedAt` (performance.now() ms). */
   batchDone(rows: number, startedAt: number): void;
   /** Rows the log refused for good were moved to `concordat.outbox_failed`. */
   rowsFailed(rows: ReadonlyArray<{ row: ClaimedRow; error: unknown }>): void;
+  /** Counts a batch whose publish failed (its rows stay in the outbox for the next try). */
   batchFailed(): void;
 }
 
