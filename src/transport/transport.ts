@@ -186,6 +186,7 @@ export interface ConsumerLag {
  * fail with TRANSPORT_CLOSED (`consumerLag` answers []).
  */
 export interface Transport {
+  /** Which strategy this is: Concordat's own log in process, or kafkajs against brokers. */
   readonly kind: 'embedded' | 'kafka';
   /** Opens the log or the connection. Idempotent. */
   connect(): Promise<void>;
