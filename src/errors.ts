@@ -86,6 +86,14 @@ export const ErrorCode = {
   /** A dead letter to replay failed longer ago than its consumer group's inbox dedup window (replay it with force). */
   DEAD_LETTER_TOO_OLD: 'DEAD_LETTER_TOO_OLD',
   APP_STATE_INVALID: 'APP_STATE_INVALID',
+  /** `app.request()` / `pending.reply()`: no reply within `timeoutMs` of the request's commit (retriable: the responder may only be slow). */
+  REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
+  /** The responder's handler failed for good on a request (its message was dead-lettered): the error reply it sent. */
+  REQUEST_FAILED: 'REQUEST_FAILED',
+  /** `pending.reply()` on a request whose transaction rolled back: it was never sent. */
+  REQUEST_NOT_SENT: 'REQUEST_NOT_SENT',
+  /** Request-reply misused: requests not enabled, `ctx.request` in a message handler, a reply awaited before its transaction committed, a bad `timeoutMs`. */
+  REQUEST_INVALID: 'REQUEST_INVALID',
 
   // global transactions
   GLOBAL_TX_NOT_FOUND: 'GLOBAL_TX_NOT_FOUND',

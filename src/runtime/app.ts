@@ -17,7 +17,9 @@ import { startAppMetrics, type AppMetricsEndpoint } from './app-metrics.js';
 import { z } from 'zod';
 import { runTransaction, TransactionContext, type PublishOptions } from './context.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
-import type { Topic, TopicInput } from './topic.js';
+import type { Topic, TopicInput, TopicReply } from './topic.js';
+import type { RequestOptions, RequestReplyOptions, RequestStats } from './request-options.js';
+import { Requester } from './request-reply.js';
 import { hasStartHook, hasStopHook } from './decorators/index.js';
 import { compileDispatcherOptions, Dispatcher, DEAD_LETTER_SUFFIX, type DispatcherOptions, type DispatchStats } from './dispatcher.js';
 import { exploreHandlers, type HandlerTable } from './explorer.js';
@@ -35,7 +37,7 @@ export const Tokens = {
 export interface AppOptions {
   /** Name of this deployment unit: the CloudEvents `source` of messages published outside handlers. */
   name: string;
-  /** Service classes (decorated with `@Service`) this app runs. */
+  /** Service classes (decorated with `@Service`) this app runs; none for an app that only sends requests (with `requests`). */
   services: Function[];
   /** Your inversify container; services not bound yet are bound as singletons. @default a new Container */
   container?: Container;
@@ -88,21 +90,35 @@ export interface AppOptions {
    * from `CONCORDAT_LOG_LEVEL` (info)
    */
   logger?: LoggerLike;
+  /**
+   * Enables request-reply (`app.request`, `ctx.request` in `app.transaction`):
+   * the app then reads a reply topic of its own, `<name>.replies.<instanceId>`,
+   * with a consumer group of that name (created and subscribed at start).
+   * See {@link RequestReplyOptions} and docs/request-reply.md. @default disabled
+   */
+  requests?: RequestReplyOptions;
 }
 
 const LOG_METHODS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 
-const optionsSchema = z.object({
-  name: z.string().min(1, 'must be a non-empty service name'),
-  services: z.array(z.any()).min(1, 'must list at least one service class'),
-  dataDir: z.string().min(1).default('./.concordat'),
-  partitions: z.number().int().min(1).max(1024).default(8),
-  logger: z
-    .custom<LoggerLike>((value) => typeof value === 'object' && value !== null && LOG_METHODS.every((method) => typeof (value as Record<string, unknown>)[method] === 'function'), {
-      message: `must be a pino logger or an object with pino's level methods (${LOG_METHODS.join(', ')})`,
-    })
-    .optional(),
-});
+const optionsSchema = z
+  .object({
+    name: z.string().min(1, 'must be a non-empty service name'),
+    services: z.array(z.any()),
+    /** Only whether it is there: an app that sends requests needs no service of its own. */
+    requests: z.unknown().optional(),
+    dataDir: z.string().min(1).default('./.concordat'),
+    partitions: z.number().int().min(1).max(1024).default(8),
+    logger: z
+      .custom<LoggerLike>((value) => typeof value === 'object' && value !== null && LOG_METHODS.every((method) => typeof (value as Record<string, unknown>)[method] === 'function'), {
+        message: `must be a pino logger or an object with pino's level methods (${LOG_METHODS.join(', ')})`,
+      })
+      .optional(),
+  })
+  .refine((options) => options.services.length > 0 || options.requests !== undefined, {
+    message: "must list at least one service class (an app without any only sends requests: give it the 'requests' option)",
+    path: ['services'],
+  });
 
 /** Where an app is in its life: CREATED → STARTING → RUNNING → STOPPING → STOPPED; a failed start leaves FAILED, from which `start()` may be called again (or `stop()` ends it STOPPED). */
 export const AppState = {
@@ -149,9 +165,11 @@ export class ConcordatApp {
   private consoleServer: { url: string; close(): Promise<void> } | undefined;
   /** Aborted when the app stops; a new one for each start. */
   private stopping = new AbortController();
+  /** Request-reply, when the `requests` option enables it. */
+  private readonly requester: Requester | undefined;
 
   private constructor(private readonly options: AppOptions) {
-    const compiled = compileOptions(optionsSchema, { name: options.name, services: options.services, dataDir: options.dataDir, partitions: options.partitions, logger: options.logger }, 'app');
+    const compiled = compileOptions(optionsSchema, { name: options.name, services: options.services, dataDir: options.dataDir, partitions: options.partitions, logger: options.logger, requests: options.requests }, 'app');
     this.dataDir = compiled.dataDir;
     this.partitions = compiled.partitions;
     this.handlers = exploreHandlers(options.services);
@@ -168,6 +186,12 @@ export class ConcordatApp {
     if (!this.container.isBound(Tokens.DataSource)) this.container.bind(Tokens.DataSource).toDynamicValue(() => this.dataSource);
     this.logger = rootLoggerFrom(compiled.logger);
     this.log = createLogger('app', { app: options.name }, this.logger);
+    if (options.requests !== undefined) {
+      this.requester = new Requester(options.name, options.requests, this.logger);
+      // Its reply topic's consumer group, created, subscribed and cleaned up like the services' groups.
+      this.handlers.consumers.push(this.requester.consumer());
+      this.container.bind(this.requester.receiverClass).toConstantValue(new this.requester.receiverClass());
+    }
   }
 
   /**
@@ -225,6 +249,7 @@ export class ConcordatApp {
     }
     this.state = AppState.STARTING;
     this.stopping = new AbortController();
+    this.requester?.open();
     try {
       if (this.metricsOptions !== undefined) {
         const source = { app: this, relayExpected: this.options.relay !== false, subscribedGroups: () => this.subscriptions.map((s) => s.groupId) };
@@ -305,7 +330,43 @@ export class ConcordatApp {
    *   statement: PostgreSQL aborted the transaction and rolled it back at `COMMIT`.
    */
   async transaction<T>(work: (context: TransactionContext) => Promise<T>): Promise<T> {
-    return runTransaction(this.requireDatabase().dataSource, this.name, work);
+    return runTransaction(this.requireDatabase().dataSource, this.name, work, this.requester);
+  }
+
+  /**
+   * Sends a request and waits for its reply: publishes it through the
+   * outbox in a transaction of its own, then waits, from that commit, up to
+   * `timeoutMs` for the reply of the handler that handles `topic` (what it
+   * returned; for a topic with a reply schema, the schema's output). Needs
+   * the `requests` option. See `TransactionContext.request` to send a
+   * request with other writes, and docs/request-reply.md.
+   * @throws ConcordatError REQUEST_TIMEOUT (retriable) when no reply came in time: the request
+   *   was sent and may still be handled (its reply then counts as late)
+   * @throws RequestFailedError REQUEST_FAILED when the responder's handler failed for good (the request is its dead letter)
+   * @throws ValidationError VALIDATION_FAILED when `data` (nothing is sent) or the reply does not satisfy the topic's schemas
+   * @throws ConcordatError REQUEST_INVALID without the `requests` option or for a bad `timeoutMs`;
+   *   LIMIT_EXCEEDED with `requests.pendingMax` requests waiting; APP_STATE_INVALID when the app stops first
+   */
+  async request<S extends StandardSchemaV1, R extends StandardSchemaV1 | undefined>(
+    topic: Topic<S, R>,
+    data: TopicInput<Topic<S>> & JsonSafe<TopicInput<Topic<S>>>,
+    options?: RequestOptions,
+  ): Promise<TopicReply<Topic<S, R>>>;
+  async request<Reply = unknown, T = unknown>(topic: string, data: T & JsonSafe<T>, options?: RequestOptions): Promise<Reply>;
+  async request(topic: string | Topic, data: unknown, options: RequestOptions = {}): Promise<unknown> {
+    // The implementation signature takes either; `as string` only picks the untyped overload.
+    const pending = await this.transaction(async (context) => context.request(topic as string, data, options));
+    return pending.reply();
+  }
+
+  /** What request-reply did so far; undefined without the `requests` option. */
+  requestStats(): RequestStats | undefined {
+    return this.requester?.stats;
+  }
+
+  /** The topic this instance's replies come on; undefined without the `requests` option. */
+  get replyTopic(): string | undefined {
+    return this.requester?.replyTopic;
   }
 
   /** Where `/metrics`, `/healthz` and `/readyz` listen (the real port when 0 was asked), from `start()` until `stop()`; undefined without the `metrics` option. */
@@ -425,6 +486,8 @@ export class ConcordatApp {
     await attempt(() => this.consoleServer?.close());
     this.consoleServer = undefined;
     for (const subscription of this.subscriptions.splice(0)) await attempt(() => subscription.close());
+    // After the reply topic's consumer stopped: what still waits will not get its reply from this process.
+    this.requester?.close();
     for (const { serviceClass } of this.handlers.services) {
       await attempt(async () => {
         if (this.database === undefined) return;

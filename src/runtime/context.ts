@@ -14,7 +14,9 @@ import {
 } from '../outbox/index.js';
 import { ConcordatError, ErrorCode } from '../errors.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
-import { isTopic, validateNow, type Topic, type TopicData, type TopicInput } from './topic.js';
+import { isTopic, validateNow, type Topic, type TopicData, type TopicInput, type TopicReply } from './topic.js';
+import type { RequestOptions } from './request-options.js';
+import type { PendingRequest, Requester } from './request-reply.js';
 
 /** Options of one published message. */
 export interface PublishOptions {
@@ -70,6 +72,13 @@ export class TransactionContext {
    * context at each `publish` (the caller's span, if any).
    */
   traceContext: Context | undefined;
+  /**
+   * Sends this context's requests ({@link request}): the app's request-reply
+   * (its `requests` option), set on the contexts of `app.transaction`;
+   * undefined elsewhere.
+   */
+  requester: Requester | undefined;
+  private readonly sentRequests: SentRequest[] = [];
 
   constructor(
     /** The transaction's EntityManager: use it for every business write. */
@@ -125,6 +134,60 @@ export class TransactionContext {
     this.traced(topic, envelope);
     this.outgoing.push({ topic, envelope, ...(schedule !== undefined && { schedule }) });
     return envelope.id;
+  }
+
+  /**
+   * Publishes a request to `topic` when the transaction commits, and
+   * returns its pending reply: `await pending.reply()` **after** the
+   * transaction committed (after `app.transaction()` returned) resolves with
+   * what the responder's handler returned. The request is an ordinary
+   * message (see {@link publish}: typed, validated, written to the outbox in
+   * this transaction, so it is sent if and only if the transaction commits)
+   * carrying the `replyto` extension, the app's reply topic; its timeout
+   * counts from the commit. `app.request()` is the short form for a request
+   * alone. See docs/request-reply.md.
+   *
+   * With a topic defined with a reply schema (`defineTopic(name, schema, { reply })`)
+   * the reply is typed and validated as the schema's output.
+   * @throws ConcordatError REQUEST_INVALID when the app has no `requests` option, in a
+   *   message handler (nothing durable could wait for the reply there), for a bad `timeoutMs`
+   *   or an `id` already waiting; LIMIT_EXCEEDED with `requests.pendingMax` requests waiting;
+   *   what {@link publish} throws. Nothing is published then.
+   */
+  request<S extends StandardSchemaV1, R extends StandardSchemaV1 | undefined>(
+    topic: Topic<S, R>,
+    data: TopicInput<Topic<S>> & JsonSafe<TopicInput<Topic<S>>>,
+    options?: RequestOptions,
+  ): PendingRequest<TopicReply<Topic<S, R>>>;
+  request<Reply = unknown, T = unknown>(topic: string, data: T & JsonSafe<T>, options?: RequestOptions): PendingRequest<Reply>;
+  request(topic: string | Topic, data: unknown, options: RequestOptions = {}): PendingRequest {
+    const refusal = this.requestRefusal(isTopic(topic) ? topic.name : topic);
+    if (refusal !== undefined) throw refusal;
+    const { pending, sent } = this.requester!.send(this, topic, data, options);
+    this.sentRequests.push(sent);
+    return pending;
+  }
+
+  /** Why this context cannot send a request, if it cannot. */
+  protected requestRefusal(topic: string): ConcordatError | undefined {
+    if (this.requester !== undefined) return undefined;
+    return new ConcordatError(
+      `cannot send a request to topic '${topic}': request-reply is not enabled in this app. Create it with the 'requests' option ` +
+        '(ConcordatApp.create({ ..., requests: {} })), which gives it a reply topic and a consumer group that reads it (docs/request-reply.md)',
+      { code: ErrorCode.REQUEST_INVALID, context: { topic } },
+    );
+  }
+
+  /**
+   * For the runtime, once the transaction ended: the requests it published
+   * start waiting for their replies (`committed`), or fail with
+   * REQUEST_NOT_SENT.
+   */
+  requestsEnded(committed: boolean, cause?: unknown): void {
+    for (const sent of this.sentRequests.splice(0)) {
+      if (committed) sent.committed();
+      else sent.rolledBack(cause);
+    }
   }
 
   /**
@@ -227,6 +290,12 @@ export class TransactionContext {
   }
 }
 
+/** A request published in a transaction, told how its transaction ended (see `request-reply.ts`). */
+export interface SentRequest {
+  committed(): void;
+  rolledBack(cause: unknown): void;
+}
+
 /** The schedule of `options`, undefined for "at once". @throws ConcordatError SCHEDULE_INVALID */
 function scheduleOf(options: PublishOptions): Schedule | undefined {
   const { deliverAt, delayMs } = options;
@@ -277,6 +346,17 @@ export class MessageContext<T = unknown> extends TransactionContext {
     return this.message.data;
   }
 
+  /** A handler cannot wait for a reply: its request would be sent at its commit, when its own message is acknowledged. */
+  protected override requestRefusal(topic: string): ConcordatError {
+    return new ConcordatError(
+      `cannot send a request to topic '${topic}' from the handler of message ${this.message.id} on topic '${this.delivery.topic}': ` +
+        "a handler's request is sent only when the handler's transaction commits, and its own message is acknowledged then, so nothing durable " +
+        'could wait for the reply. Publish the request as a message (ctx.publish) and handle the answer in a handler of its own, or run a saga ' +
+        '(docs/request-reply.md#from-a-handler)',
+      { code: ErrorCode.REQUEST_INVALID, context: { topic, messageId: this.message.id } },
+    );
+  }
+
   protected override inherited(options: PublishOptions): Partial<Envelope> {
     const message = this.message;
     const globaltxid = options.globalTxId ?? message.globaltxid;
@@ -304,14 +384,31 @@ export type TopicContext<T extends Topic> = MessageContext<TopicData<T>>;
  * commits.
  *
  * @param source CloudEvents `source` of the published messages (the service or app name).
+ * @param requester sends the requests of `context.request` (the app's request-reply); without it they throw REQUEST_INVALID.
  * @returns what `work` returned, after the commit.
  * @throws ConcordatError TRANSACTION_ROLLED_BACK when `work` caught the error of a failed
  *   statement (PostgreSQL rolled the aborted transaction back at `COMMIT`).
  */
-export async function runTransaction<T>(dataSource: DataSource, source: string, work: (context: TransactionContext) => Promise<T>): Promise<T> {
-  return runOutboxTransaction(dataSource, async ({ manager }) => {
-    const context = new TransactionContext(manager, source);
-    const result = await work(context);
-    return { result, records: context.takeRecords() };
-  });
+export async function runTransaction<T>(
+  dataSource: DataSource,
+  source: string,
+  work: (context: TransactionContext) => Promise<T>,
+  requester?: Requester,
+): Promise<T> {
+  // Kept out here, to tell the requests it published how the transaction ended.
+  const contexts: TransactionContext[] = [];
+  try {
+    const result = await runOutboxTransaction(dataSource, async ({ manager }) => {
+      const context = new TransactionContext(manager, source);
+      context.requester = requester;
+      contexts.push(context);
+      const result = await work(context);
+      return { result, records: context.takeRecords() };
+    });
+    contexts[0]?.requestsEnded(true);
+    return result;
+  } catch (error) {
+    contexts[0]?.requestsEnded(false, error);
+    throw error;
+  }
 }

@@ -38,6 +38,7 @@ import { HandlerGroupCommit } from './group-commit.js';
 import { databaseAnswersNewConnection, hasSqlStateMatching, isDatabaseUnavailable, isTransientConflict, retryDelayMs } from './retry.js';
 import { validateLater } from './topic.js';
 import { filterMatches } from './filter.js';
+import { failedReplyRecords } from './reply.js';
 
 /** What the dispatcher needs from the app. */
 export interface DispatcherDeps {
@@ -906,7 +907,9 @@ export class Dispatcher {
         const id = await runOutboxTransaction(this.deps.dataSource, async ({ manager }) => {
           const id = await recordDeadLetter(manager, input);
           if (id === undefined) return { result: undefined, rollback: true as const };
-          return { result: id, records: [deadLetterRecord(input, id)] };
+          // A request's requester gets a failed reply with the dead letter, rather than waiting for its timeout.
+          const failure = { code: input.errorCode, message: input.error, handler: input.handler, consumer: input.consumer, attempts, deadLetterId: id };
+          return { result: id, records: [deadLetterRecord(input, id), ...failedReplyRecords(envelope, this.consumer.serviceName, failure)] };
         });
         if (id !== undefined) {
           this.stats.deadLettered++;

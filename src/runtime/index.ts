@@ -1,7 +1,22 @@
 export { AppState, ConcordatApp, Tokens, type AppOptions } from './app.js';
 export { MessageContext, runTransaction, TransactionContext, type DeliveryInfo, type PublishOptions, type TopicContext } from './context.js';
 export { compileFilter, describeFilter, filterMatches, filtersDisjoint, type AttributeFilter, type CompiledFilter, type MessageFilter } from './filter.js';
-export { assertStandardSchema, defineTopic, isTopic, validateLater, validateNow, type Topic, type TopicData, type TopicInput } from './topic.js';
+export {
+  assertStandardSchema,
+  defineTopic,
+  isTopic,
+  validateLater,
+  validateNow,
+  type Topic,
+  type TopicData,
+  type TopicInput,
+  type TopicOptions,
+  type TopicReply,
+  type TopicReplyInput,
+} from './topic.js';
+export { PendingRequest, Requester } from './request-reply.js';
+export { REQUEST_TIMEOUT_MS_MAX, type RequestOptions, type RequestReplyOptions, type RequestStats, type UnmatchedReply } from './request-options.js';
+export { ReplyAttribute, ReplyType, RequestFailedError, failedReplyRecords, sendReply, type FailedReplyData } from './reply.js';
 export {
   CRON_TOPIC_PREFIX,
   cronTickId,

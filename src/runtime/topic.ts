@@ -15,12 +15,27 @@ const TOPIC = Symbol.for('concordat.topic');
  * what the schema's validation returned (its *output* type: defaults filled
  * in, transforms applied).
  */
-export interface Topic<S extends StandardSchemaV1 = StandardSchemaV1> {
+export interface Topic<S extends StandardSchemaV1 = StandardSchemaV1, R extends StandardSchemaV1 | undefined = StandardSchemaV1 | undefined> {
   /** The topic name in the log. */
   readonly name: string;
   /** The payload's schema. */
   readonly schema: S;
+  /**
+   * For a request topic (see `app.request`, docs/request-reply.md): the
+   * schema of the reply, which is what its handler returns. The handler's
+   * return value is checked against it before the reply is written
+   * (VALIDATION_FAILED otherwise: the request is dead-lettered and the
+   * requester gets an error reply), and the requester receives the schema's
+   * output. Undefined: the reply is untyped.
+   */
+  readonly reply: R;
   readonly [TOPIC]: true;
+}
+
+/** Options of {@link defineTopic}. */
+export interface TopicOptions<R extends StandardSchemaV1 | undefined> {
+  /** The schema of the reply of a request topic (see {@link Topic.reply}). @default none */
+  reply?: R;
 }
 
 /** What `publish(topic, data)` takes as `data`: the schema's input type. */
@@ -33,16 +48,38 @@ export type TopicInput<T> = T extends Topic<infer S> ? StandardSchemaV1.InferInp
 export type TopicData<T> = T extends Topic<infer S> ? StandardSchemaV1.InferOutput<S> : T;
 
 /**
+ * What a request to a topic resolves with: for a {@link Topic} defined with
+ * a `reply` schema, that schema's output; otherwise `unknown` (a plain
+ * string topic's request names its reply type itself).
+ */
+export type TopicReply<T> = T extends Topic<StandardSchemaV1, infer R> ? ReplyOutput<R> : unknown;
+
+// Distributive on purpose: the default `StandardSchemaV1 | undefined` (a topic typed `Topic<S>`) gives `unknown`.
+type ReplyOutput<R> = R extends StandardSchemaV1 ? StandardSchemaV1.InferOutput<R> : unknown;
+type ReplyInput<R> = R extends StandardSchemaV1 ? StandardSchemaV1.InferInput<R> | Promise<StandardSchemaV1.InferInput<R>> : unknown;
+
+/**
+ * What the handler of a topic may return: for a {@link Topic} defined with a
+ * `reply` schema, that schema's input (or a promise of it); otherwise
+ * anything (a handler that returns `undefined` sends no reply).
+ */
+export type TopicReplyInput<T> = T extends Topic<StandardSchemaV1, infer R> ? ReplyInput<R> : unknown;
+
+/**
  * Defines a typed topic: `defineTopic('orders.placed', z.object({ orderId: z.string() }))`.
+ * A request topic can type its reply too:
+ * `defineTopic('prices.quote', z.object({ sku: z.string() }), { reply: z.object({ cents: z.number() }) })`.
  *
  * @param name the topic: 1..249 characters of a-z, A-Z, 0-9, '.', '_', '-' (Kafka's rule), not '.' or '..'.
  * @param schema a Standard Schema v1 (an object with a `~standard` property of version 1).
- * @throws ConcordatError INVALID_TOPIC_EXCEPTION for a bad name; CONFIG_INVALID when `schema` is not a Standard Schema.
+ * @param options.reply the reply's schema, a Standard Schema v1 too.
+ * @throws ConcordatError INVALID_TOPIC_EXCEPTION for a bad name; CONFIG_INVALID when `schema` or `reply` is not a Standard Schema.
  */
-export function defineTopic<S extends StandardSchemaV1>(name: string, schema: S): Topic<S> {
+export function defineTopic<S extends StandardSchemaV1, R extends StandardSchemaV1 | undefined = undefined>(name: string, schema: S, options: TopicOptions<R> = {}): Topic<S, R> {
   validateTopicName(name);
   assertStandardSchema(schema, `the schema of topic '${name}'`);
-  return Object.freeze({ name, schema, [TOPIC]: true as const });
+  if (options.reply !== undefined) assertStandardSchema(options.reply, `the reply schema of topic '${name}'`);
+  return Object.freeze({ name, schema, reply: options.reply as R, [TOPIC]: true as const });
 }
 
 /** Whether `value` was made by {@link defineTopic}. */
