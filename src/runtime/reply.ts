@@ -1,11 +1,3 @@
-import type { StandardSchemaV1 } from '@standard-schema/spec';
-import { ConcordatError, ErrorCode } from '../errors.js';
-import { topicNameProblem } from '../log/index.js';
-import { createEnvelope, type Envelope } from '../messaging/index.js';
-import { toOutboxRecords, type OutboxRecord } from '../outbox/index.js';
-import type { MessageContext } from './context.js';
-import { validateNow } from './topic.js';
-
 /**
  * The wire format of request-reply (docs/request-reply.md), shared by the
  * responder (a handler's return value, `@OnMessage`) and the requester
@@ -19,7 +11,18 @@ import { validateNow } from './topic.js';
  *   `id`. It also inherits what any message published by a handler inherits
  *   (`causationid` = the request's ID, its `correlationid`, `globaltxid` and
  *   trace context). Its `type` says how the request ended: {@link ReplyType}.
+ *
+ * @module
  */
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { ConcordatError, ErrorCode } from '../errors.js';
+import { topicNameProblem } from '../log/index.js';
+import { createEnvelope, type Envelope } from '../messaging/index.js';
+import { toOutboxRecords, type OutboxRecord } from '../outbox/index.js';
+import type { MessageContext } from './context.js';
+import { validateNow } from './topic.js';
+
+/** The CloudEvents extension attributes of request-reply (see the module comment). */
 export const ReplyAttribute = {
   /** On a request: the topic of its reply. */
   REPLY_TO: 'replyto',
@@ -75,7 +78,10 @@ export function sendReply(context: MessageContext, result: unknown, schema: Stan
   if (replyTo === undefined || result === undefined) return;
   const request = context.message;
   if (schema !== undefined) {
-    validateNow(schema, result, `the reply to request ${request.id} on topic '${context.delivery.topic}'`, { topic: context.delivery.topic, requestId: request.id });
+    validateNow(schema, result, `the reply to request ${request.id} on topic '${context.delivery.topic}'`, {
+      topic: context.delivery.topic,
+      requestId: request.id,
+    });
   }
   context.publish(replyTo, result, { type: ReplyType.OK, extensions: { [ReplyAttribute.IN_REPLY_TO]: request.id } });
 }
@@ -115,6 +121,7 @@ export class RequestFailedError extends ConcordatError {
   /** What the responder reported. */
   readonly failure: FailedReplyData;
 
+  /** @param failure the failed reply's data (see {@link asFailedReply}) */
   constructor(topic: string, requestId: string, failure: FailedReplyData) {
     super(
       `request ${requestId} on topic '${topic}' failed in its responder ${failure.handler} (consumer group '${failure.consumer}') ` +

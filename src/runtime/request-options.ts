@@ -1,13 +1,14 @@
-import { hostname } from 'node:os';
-import { z } from 'zod';
-import type { Envelope } from '../messaging/index.js';
-import type { MessageContext, PublishOptions } from './context.js';
-
 /**
  * The options and the reports of request-reply (`request-reply.ts`,
  * docs/request-reply.md): the app's `requests` option, a request's own
  * options, and what the app reports (stats, unmatched replies).
+ *
+ * @module
  */
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import type { Envelope } from '../messaging/index.js';
+import type { MessageContext, PublishOptions } from './context.js';
 
 /** Longest `timeoutMs` of a request: one day. */
 export const REQUEST_TIMEOUT_MS_MAX = 86_400_000;
@@ -45,6 +46,7 @@ export interface RequestReplyOptions {
   onUnmatchedReply?: (reply: UnmatchedReply, context: MessageContext) => Promise<void>;
 }
 
+/** Validates {@link RequestReplyOptions} (through `compileOptions`, which names the option in its error) and fills in the defaults. */
 export const requestReplyOptionsSchema = z.strictObject({
   instanceId: z
     .string()
@@ -53,10 +55,14 @@ export const requestReplyOptionsSchema = z.strictObject({
   timeoutMs: z.number().int().min(1).max(REQUEST_TIMEOUT_MS_MAX).default(30_000),
   pendingMax: z.number().int().min(1).max(1_000_000).default(10_000),
   onUnmatchedReply: z
-    .custom<NonNullable<RequestReplyOptions['onUnmatchedReply']>>((value) => typeof value === 'function', 'must be a function (reply, context) => Promise<void>')
+    .custom<NonNullable<RequestReplyOptions['onUnmatchedReply']>>(
+      (value) => typeof value === 'function',
+      'must be a function (reply, context) => Promise<void>',
+    )
     .optional(),
 });
 
+/** {@link RequestReplyOptions} validated, every default filled in (`instanceId` too). */
 export type CompiledRequestReplyOptions = z.output<typeof requestReplyOptionsSchema>;
 
 /** Options of one request: those of a published message, and its timeout. Not `deliverAt` / `delayMs`. */

@@ -42,6 +42,7 @@ export interface Waiter {
  * awaited once that transaction committed.
  */
 export class PendingRequest<R = unknown> {
+  /** Made by `Requester.send` (through `ctx.request`), which settles `settled` as the request ends. */
   constructor(
     private readonly waiter: Waiter,
     private readonly settled: Promise<R>,
@@ -119,19 +120,37 @@ export class Requester {
     this.replyTopic = `${appName}.replies.${this.options.instanceId}`;
     const problem = topicNameProblem(this.replyTopic);
     if (problem !== undefined) {
-      throw new ConcordatError(`invalid options: requests: the reply topic '${this.replyTopic}' (<app name>.replies.<requests.instanceId>) is not a valid topic name: ${problem}`, {
-        code: ErrorCode.CONFIG_INVALID,
-      });
+      throw new ConcordatError(
+        `invalid options: requests: the reply topic '${this.replyTopic}' (<app name>.replies.<requests.instanceId>) is not a valid topic name: ${problem}`,
+        {
+          code: ErrorCode.CONFIG_INVALID,
+        },
+      );
     }
     this.log = createLogger('requests', { app: appName, replyTopic: this.replyTopic }, logger);
-    this.requestsTotal = registeredMetric(defaultRegistry, 'concordat_requests_total', () =>
-      new Counter({ name: 'concordat_requests_total', help: 'Requests (app.request, ctx.request) by how they ended: answered, failed, timed_out, not_sent, stopped', labelNames: ['topic', 'outcome'] }),
+    this.requestsTotal = registeredMetric(
+      defaultRegistry,
+      'concordat_requests_total',
+      () =>
+        new Counter({
+          name: 'concordat_requests_total',
+          help: 'Requests (app.request, ctx.request) by how they ended: answered, failed, timed_out, not_sent, stopped',
+          labelNames: ['topic', 'outcome'],
+        }),
     );
-    this.unmatchedTotal = registeredMetric(defaultRegistry, 'concordat_replies_unmatched_total', () =>
-      new Counter({ name: 'concordat_replies_unmatched_total', help: 'Replies no waiting request took: late (after its timeout), extra (a second reply), unknown (sent before a restart, or forgotten)', labelNames: ['reason'] }),
+    this.unmatchedTotal = registeredMetric(
+      defaultRegistry,
+      'concordat_replies_unmatched_total',
+      () =>
+        new Counter({
+          name: 'concordat_replies_unmatched_total',
+          help: 'Replies no waiting request took: late (after its timeout), extra (a second reply), unknown (sent before a restart, or forgotten)',
+          labelNames: ['reason'],
+        }),
     );
   }
 
+  /** What this requester did so far: a copy, taken now. */
   get stats(): RequestStats {
     return { ...this.counts, unmatched: { ...this.counts.unmatched }, pending: this.waiting.size };
   }
@@ -162,17 +181,26 @@ export class Requester {
       throw invalid(`the request to topic '${name}': timeoutMs must be an integer number of ms in 1..${REQUEST_TIMEOUT_MS_MAX}, got ${String(timeoutMs)}`);
     }
     if (publish.deliverAt !== undefined || publish.delayMs !== undefined) {
-      throw invalid(`the request to topic '${name}' cannot be published for later (deliverAt, delayMs): its timeout counts from its commit; publish a scheduled message instead and handle its answer as a message`);
+      throw invalid(
+        `the request to topic '${name}' cannot be published for later (deliverAt, delayMs): its timeout counts from its commit; publish a scheduled message instead and handle its answer as a message`,
+      );
     }
-    if (this.closed) throw new ConcordatError(`cannot send a request to topic '${name}': app '${this.appName}' is not running, so nothing reads its reply topic`, { code: ErrorCode.APP_STATE_INVALID });
-    if (this.waiting.size >= this.options.pendingMax) {
-      throw new ConcordatError(`cannot send a request to topic '${name}': ${this.waiting.size} requests are waiting for their replies (requests.pendingMax): wait for some to end, or raise it`, {
-        code: ErrorCode.LIMIT_EXCEEDED,
-        retriable: true,
-        context: { topic: name, pendingMax: this.options.pendingMax },
+    if (this.closed)
+      throw new ConcordatError(`cannot send a request to topic '${name}': app '${this.appName}' is not running, so nothing reads its reply topic`, {
+        code: ErrorCode.APP_STATE_INVALID,
       });
+    if (this.waiting.size >= this.options.pendingMax) {
+      throw new ConcordatError(
+        `cannot send a request to topic '${name}': ${this.waiting.size} requests are waiting for their replies (requests.pendingMax): wait for some to end, or raise it`,
+        {
+          code: ErrorCode.LIMIT_EXCEEDED,
+          retriable: true,
+          context: { topic: name, pendingMax: this.options.pendingMax },
+        },
+      );
     }
-    if (publish.id !== undefined && this.waiting.has(publish.id)) throw invalid(`a request with id ${publish.id} is waiting for its reply already: give each request its own id`);
+    if (publish.id !== undefined && this.waiting.has(publish.id))
+      throw invalid(`a request with id ${publish.id} is waiting for its reply already: give each request its own id`);
     const id = context.publish(topic as string, data, { ...publish, extensions: { ...publish.extensions, [ReplyAttribute.REPLY_TO]: this.replyTopic } });
     let resolve!: (value: unknown) => void;
     let reject!: (error: unknown) => void;
@@ -207,7 +235,12 @@ export class Requester {
       retry: compileRetryPolicy({}, 'requests.retry'),
       invoke: (_instance, context) => this.receive(context),
     };
-    return { group: this.replyTopic, serviceName: this.appName, handlers: new Map([[this.replyTopic, handler]]), routes: new Map([[this.replyTopic, [handler]]]) };
+    return {
+      group: this.replyTopic,
+      serviceName: this.appName,
+      handlers: new Map([[this.replyTopic, handler]]),
+      routes: new Map([[this.replyTopic, [handler]]]),
+    };
   }
 
   /** Its transaction committed: the request is on its way; its timer starts now. */
@@ -278,11 +311,19 @@ export class Requester {
   private reportUnmatched(reply: UnmatchedReply): void {
     this.counts.unmatched[reply.reason]++;
     this.unmatchedTotal.inc({ reason: reply.reason });
-    const fields = { requestId: reply.requestId, topic: reply.topic, lateMs: reply.lateMs, failed: reply.failed, replyId: reply.message.id, handedToHook: this.options.onUnmatchedReply !== undefined };
+    const fields = {
+      requestId: reply.requestId,
+      topic: reply.topic,
+      lateMs: reply.lateMs,
+      failed: reply.failed,
+      replyId: reply.message.id,
+      handedToHook: this.options.onUnmatchedReply !== undefined,
+    };
     const why = {
       late: `a reply came ${reply.lateMs} ms after its request timed out (or its app stopped): nobody waits for it any more`,
       extra: 'a second reply to a request that had its reply already (more than one consumer group answers its topic, or a replayed dead letter)',
-      unknown: 'a reply to a request this process does not know: sent before a restart with the same requests.instanceId, forgotten, or by another live process with this instanceId',
+      unknown:
+        'a reply to a request this process does not know: sent before a restart with the same requests.instanceId, forgotten, or by another live process with this instanceId',
     }[reply.reason];
     if (reply.reason === 'extra') this.log.info(fields, why);
     else this.log.warn(fields, why);

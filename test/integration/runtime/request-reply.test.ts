@@ -165,7 +165,10 @@ describe.each(['embedded', 'kafkajs → concordat broker'])('request-reply end t
     expect(error).toMatchObject({ code: ErrorCode.REQUEST_TIMEOUT, retriable: true });
     expect((error as Error).message).toContain(`no reply to request ${pending.id} on topic 'rr.slow' within 300 ms of its commit`);
     slowGate.open();
-    await until(async () => (await count(`SELECT count(*) AS n FROM unmatched`)) >= 1, { timeoutMs: 30_000, message: 'the late reply handed to onUnmatchedReply' });
+    await until(async () => (await count(`SELECT count(*) AS n FROM unmatched`)) >= 1, {
+      timeoutMs: 30_000,
+      message: 'the late reply handed to onUnmatchedReply',
+    });
     const rows = await app.dataSource.query(`SELECT request_id, reason, late_ms FROM unmatched`);
     expect(rows).toEqual([{ request_id: pending.id, reason: 'late', late_ms: expect.any(Number) }]);
     expect(rows[0].late_ms).toBeGreaterThanOrEqual(0);
@@ -243,7 +246,7 @@ describe('a requester that restarts (embedded)', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('pending waiters fail when it stops; the reply sent meanwhile lands in the restarted instance\'s inbox as unknown', async () => {
+  it("pending waiters fail when it stops; the reply sent meanwhile lands in the restarted instance's inbox as unknown", async () => {
     const database = { url: testDb.url, poolSize: 4 };
     const common = { database, transport, partitions: 1, relay: { pollIntervalMs: 50 } };
     const responder = ConcordatApp.create({ ...common, name: 'rr-responder', services: [Pricing] });
@@ -268,7 +271,10 @@ describe('a requester that restarts (embedded)', () => {
     apps.push(second);
     await second.start();
     slowGate.open();
-    await until(async () => (await countIn(second, `SELECT count(*) AS n FROM unmatched`)) >= 1, { timeoutMs: 30_000, message: 'the reply read by the restarted instance' });
+    await until(async () => (await countIn(second, `SELECT count(*) AS n FROM unmatched`)) >= 1, {
+      timeoutMs: 30_000,
+      message: 'the reply read by the restarted instance',
+    });
     expect(await second.dataSource.query(`SELECT request_id, reason FROM unmatched`)).toEqual([{ request_id: pending.id, reason: 'unknown' }]);
     await until(async () => (await countIn(second, `SELECT count(*) AS n FROM concordat.inbox WHERE consumer = 'rr-gateway.replies.gateway-0'`)) === 1, {
       message: "the reply in the gateway's inbox",
@@ -290,6 +296,8 @@ describe('misuse fails at app creation, before any I/O', () => {
   });
 
   it('an app with no services and no requests', () => {
-    expect(() => ConcordatApp.create({ name: 'rr', services: [] })).toThrow("app.services: must list at least one service class (an app without any only sends requests: give it the 'requests' option)");
+    expect(() => ConcordatApp.create({ name: 'rr', services: [] })).toThrow(
+      "app.services: must list at least one service class (an app without any only sends requests: give it the 'requests' option)",
+    );
   });
 });

@@ -56,7 +56,14 @@ function newContext(): TransactionContext {
 
 function messageContext(): MessageContext {
   const message = createEnvelope({ type: 'orders.placed', source: 'shop', data: {} });
-  return new MessageContext(undefined as unknown as EntityManager, 'rr-test', message, { topic: 'orders.placed', partition: 0, offset: 7, attempt: 1, maxAttempts: 5, consumer: 'shop' });
+  return new MessageContext(undefined as unknown as EntityManager, 'rr-test', message, {
+    topic: 'orders.placed',
+    partition: 0,
+    offset: 7,
+    attempt: 1,
+    maxAttempts: 5,
+    consumer: 'shop',
+  });
 }
 
 describe('request-reply types', () => {
@@ -95,11 +102,15 @@ describe('request-reply refusals without I/O', () => {
   });
 
   it('ctx.request in a message handler is refused: nothing could wait for the reply', () => {
-    expect(() => messageContext().request(quote, { sku: 'a' })).toThrow(/from the handler of message .* on topic 'orders\.placed': a handler's request is sent only when/);
+    expect(() => messageContext().request(quote, { sku: 'a' })).toThrow(
+      /from the handler of message .* on topic 'orders\.placed': a handler's request is sent only when/,
+    );
   });
 
   it('a reply schema that is not a Standard Schema is refused by defineTopic', () => {
-    expect(() => defineTopic('prices.bad', z.object({}), { reply: { parse: () => 1 } as never })).toThrow("the reply schema of topic 'prices.bad' is not a Standard Schema v1");
+    expect(() => defineTopic('prices.bad', z.object({}), { reply: { parse: () => 1 } as never })).toThrow(
+      "the reply schema of topic 'prices.bad' is not a Standard Schema v1",
+    );
   });
 
   it('a failed reply goes to the reply topic the request names, and only to a valid one', () => {
@@ -108,7 +119,13 @@ describe('request-reply refusals without I/O', () => {
     const [record, ...rest] = failedReplyRecords(request, 'svc', failure);
     expect(rest).toEqual([]);
     expect(record).toMatchObject({ topic: 'app.replies.x', key: null });
-    expect(record!.headers).toMatchObject({ ce_type: ReplyType.FAILED, ce_source: 'svc', ce_inreplyto: request.id, ce_causationid: request.id, ce_correlationid: 'c-1' });
+    expect(record!.headers).toMatchObject({
+      ce_type: ReplyType.FAILED,
+      ce_source: 'svc',
+      ce_inreplyto: request.id,
+      ce_causationid: request.id,
+      ce_correlationid: 'c-1',
+    });
     expect(JSON.parse(record!.payload!.toString('utf8'))).toEqual(failure);
     expect(failedReplyRecords({ ...request, extensions: { [ReplyAttribute.REPLY_TO]: 'bad topic!' } }, 'svc', failure)).toEqual([]);
     expect(failedReplyRecords(createEnvelope({ type: 't', source: 's', data: {} }), 'svc', failure)).toEqual([]);
