@@ -216,6 +216,7 @@ export class Group {
     if (this.leaderId === oldMemberId) this.leaderId = member.memberId;
   }
 
+  /** Whether any member joined with a `groupInstanceId` (static membership, KIP-345). */
   hasStaticMembers(): boolean {
     return this.staticMembers.size > 0;
   }
