@@ -19,7 +19,7 @@ export interface Api<Request, Response> {
   readonly name: string;
   /** Lowest version served; ApiVersions advertises minVersion..maxVersion. */
   readonly minVersion: number;
-  /** Highest version served; a request outside the range closes the connection. */
+  /** Highest version served; a request outside the range closes the connection (but a newer ApiVersions gets a v0 UNSUPPORTED_VERSION answer, KIP-511). */
   readonly maxVersion: number;
   /** First flexible version (KIP-482), or null when every served version is classic. */
   readonly flexibleVersion: number | null;
@@ -36,7 +36,11 @@ export interface Api<Request, Response> {
   handle(request: Request, context: RequestContext): Promise<Response | null> | Response | null;
   /** Writes the response body of `version` (the header is the connection's). */
   encode(writer: Writer, version: number, response: Response): void;
-  /** The response to a request whose handler threw: `errorCode` (the thrown error's Kafka code) on every part. */
+  /**
+   * The response to a request whose handler threw: `errorCode` (the thrown
+   * error's Kafka code) on every part. `request` is null for ApiVersions
+   * answered UNSUPPORTED_VERSION before its body was read.
+   */
   errorResponse(request: Request, errorCode: number, context: RequestContext): Response;
 }
 

@@ -19,7 +19,7 @@ export const NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000;
 const GROUP_ID_LENGTH_MAX = 32_767;
 const INT32_MAX = 2 ** 31 - 1;
 
-/** Kafka's JoinGroup request (v0-v5), as {@link GroupCoordinator.joinGroup} takes it. */
+/** Kafka's JoinGroup request, the fields of every version the broker serves (broker/apis/join-group.ts), as {@link GroupCoordinator.joinGroup} takes it. */
 export interface JoinGroupRequest {
   groupId: string;
   /** '' for a member joining for the first time. */
@@ -41,7 +41,7 @@ export interface JoinGroupRequest {
   requireKnownMemberId?: boolean;
 }
 
-/** Kafka's SyncGroup request (v0-v5). */
+/** Kafka's SyncGroup request, the fields of every version the broker serves (broker/apis/sync-group.ts). */
 export interface SyncGroupRequest {
   groupId: string;
   generationId: number;
@@ -54,7 +54,7 @@ export interface SyncGroupRequest {
   assignments: { memberId: string; assignment: Buffer }[];
 }
 
-/** Kafka's Heartbeat request (v0-v4). */
+/** Kafka's Heartbeat request, the fields of every version the broker serves (broker/apis/heartbeat.ts). */
 export interface HeartbeatRequest {
   groupId: string;
   generationId: number;
@@ -62,7 +62,7 @@ export interface HeartbeatRequest {
   groupInstanceId?: string | null;
 }
 
-/** Kafka's LeaveGroup request (v0-v4). */
+/** Kafka's LeaveGroup request, the fields of every version the broker serves (broker/apis/leave-group.ts). */
 export interface LeaveGroupRequest {
   groupId: string;
   /** LeaveGroup v3+ may name several members; v0-v2 name one. */
@@ -74,7 +74,7 @@ export interface LeaveGroupResult {
   members: { memberId: string; groupInstanceId: string | null; errorCode: ErrorCode | null }[];
 }
 
-/** Kafka's OffsetCommit request (v0-v8). */
+/** Kafka's OffsetCommit request, the fields of every version the broker serves (broker/apis/offset-commit.ts). */
 export interface OffsetCommitRequest {
   groupId: string;
   /** -1 with memberId '' for a commit outside group management. */
@@ -92,14 +92,14 @@ export interface OffsetCommitResult {
   topics: { topic: string; partitions: { partition: number; errorCode: ErrorCode | null }[] }[];
 }
 
-/** Kafka's OffsetFetch request (v0-v7). */
+/** Kafka's OffsetFetch request, the fields of every version the broker serves (broker/apis/offset-fetch.ts). */
 export interface OffsetFetchRequest {
   groupId: string;
   /** null: every partition the group has committed. */
   topics: { topic: string; partitions: number[] }[] | null;
 }
 
-/** OffsetFetch's answer: each partition's committed offset (-1 when none), leader epoch (-1), metadata and error. */
+/** OffsetFetch's answer: each partition's committed offset (-1 when none), leader epoch, metadata and error. */
 export interface OffsetFetchResult {
   topics: {
     topic: string;
@@ -107,7 +107,7 @@ export interface OffsetFetchResult {
   }[];
 }
 
-/** One member as DescribeGroups reports it; `metadata` and `assignment` are ConsumerProtocol bytes (consumer-protocol.ts). */
+/** One member as DescribeGroups reports it; `metadata` and `assignment` are the protocol's bytes (ConsumerProtocol for `consumer` groups, consumer-protocol.ts). */
 export interface GroupMemberDescription {
   memberId: string;
   groupInstanceId: string | null;
