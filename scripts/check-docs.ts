@@ -30,10 +30,11 @@
  *              types from packages are not looked into). Constructors are
  *              not counted: the class's doc and the parameters' say it.
  *
- * Prints also "file headers on the first declaration": files whose first
- * declaration carries a long doc (8 lines or more) that does not name it in
- * its first line, the usual sign of a file comment TypeScript gives to the
- * first type of the file. A heuristic: review what it lists.
+ * Prints also the files whose first declaration carries a long doc (8
+ * lines or more) that does not name it in its first lines, the usual sign
+ * of a file comment TypeScript gives to the first type of the file; those
+ * where an exported class of the file has no doc are listed always (the
+ * comment almost surely describes it), the others with --list, to review.
  *
  * Not part of `npm test`; the exit code is 0 whatever the counts.
  */
@@ -55,7 +56,10 @@ interface FileInfo {
   exports: Map<string, { local: string } | { from: string; name: string }>;
   /** `export * from` targets. */
   star: string[];
+  /** The first declaration carries a long doc that does not name it (a possible file comment). */
   suspect?: string;
+  /** ...and an exported class of the same file has no doc: almost surely the class the comment describes. */
+  misplaced?: string;
   /** Public methods and getters of exported classes; `bases` are the names the class implements or extends. */
   members: { where: string; member: string; bases: string[]; documented: boolean }[];
 }
@@ -228,7 +232,11 @@ function analyse(path: string): FileInfo {
     if (doc && !isModuleHeader(doc)) {
       const lines = doc.getText(sf).split('\n').length;
       const firstLine = doc.getText(sf).split('\n').slice(0, 2).join(' ');
-      if (lines >= 8 && name && !firstLine.includes(name)) info.suspect = `${rel}:${lineOf(first)} ${name} (${lines}-line doc)`;
+      if (lines >= 8 && name && !firstLine.includes(name)) {
+        info.suspect = `${rel}:${lineOf(first)} ${name} (${lines}-line doc)`;
+        const orphan = info.decls.find((d) => d.kind.split('+').includes('class') && !d.documented);
+        if (orphan !== undefined) info.misplaced = `${info.suspect}; class ${orphan.name} (line ${orphan.line}) has none`;
+      }
     }
   }
   return info;
@@ -275,8 +283,13 @@ if (flag('--list')) {
   console.log('');
 }
 const suspects = [...infos.values()].flatMap((i) => (i.suspect ? [i.suspect] : []));
-if (suspects.length > 0) {
-  console.log('file headers on the first declaration (review):');
+const misplaced = [...infos.values()].flatMap((i) => (i.misplaced ? [i.misplaced] : []));
+if (misplaced.length > 0) {
+  console.log('file comments on the first declaration while the class of the file has no doc:');
+  for (const s of misplaced) console.log(`  ${s}`);
+}
+if (flag('--list') && suspects.length > 0) {
+  console.log('long docs on a first declaration that do not name it (review; most describe it):');
   for (const s of suspects) console.log(`  ${s}`);
 }
 if (flag('--members')) {
@@ -295,4 +308,5 @@ if (flag('--members')) {
 console.log(`files: ${files.length}${scope ? ' (public API only: reachable from src/index.ts)' : ''}`);
 console.log(`exported declarations without a doc: ${undocumented.length} of ${all.filter(inScope).length}`);
 console.log(`exported classes without a doc: ${undocumentedClasses.length} of ${classes.length}${undocumentedClasses.length ? ` (${undocumentedClasses.map((d) => d.name).join(', ')})` : ''}`);
-console.log(`file headers on the first declaration (heuristic): ${suspects.length}`);
+console.log(`file comments on the first declaration while the file's class has no doc: ${misplaced.length}`);
+console.log(`long docs on a first declaration that do not name it (heuristic, --list shows them): ${suspects.length}`);
