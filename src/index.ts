@@ -30,16 +30,23 @@ export {
 } from './messaging/index.js';
 export { openDatabase, assertPreparedTransactionsEnabled, startEmbeddedPostgres, type Database } from './persistence/index.js';
 export { OutboxRelay, writeOutbox, type OutboxLag } from './outbox/index.js';
-export { cleanupInbox, listDeadLetters, recordInInbox, type DeadLetter, type DeadLetterFilter, type DedupWindow } from './inbox/index.js';
 export {
-  AppState,
-  ConcordatApp,
   DEAD_LETTER_SUFFIX,
   DeadLetterHeader,
   ISSUES_HEADER_MAX,
   REPLAY_FOR_HEADER,
   REPLAY_OF_HEADER,
+  cleanupInbox,
+  listDeadLetters,
+  recordInInbox,
   replayDeadLetters,
+  type DeadLetter,
+  type DeadLetterFilter,
+  type DedupWindow,
+} from './inbox/index.js';
+export {
+  AppState,
+  ConcordatApp,
   runTransaction,
   MessageContext,
   OnMessage,

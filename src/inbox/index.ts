@@ -1,13 +1,22 @@
 export { cleanupDeadLetters, cleanupInbox, InboxCleaner, type InboxCleanerOptions } from './cleanup.js';
 export {
+  DEAD_LETTER_SUFFIX,
+  DeadLetterHeader,
+  ISSUES_HEADER_MAX,
+  REPLAY_FOR_HEADER,
+  REPLAY_OF_HEADER,
+  deadLetterInput,
   listDeadLetters,
   markDeadLettersReplayed,
   processedDeadLetters,
   recordDeadLetter,
-  type ReplayOptions,
+  replayDeadLetters,
+  sendDeadLetter,
   type DeadLetter,
+  type DeadLetterCause,
   type DeadLetterFilter,
   type DeadLetterInput,
-} from './dead-letters.js';
+  type ReplayOptions,
+} from './dead-letters/index.js';
 export { inboxInsertManySql, inboxInsertSql, isInInbox, recordInInbox, type InboxClaimRecord, type InboxClaimRow } from './inbox.js';
 export { human, recordDedupWindow, resolveDedupWindow, type DedupWindow } from './window.js';

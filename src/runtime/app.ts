@@ -5,7 +5,7 @@ import { compileOptions } from '../config/index.js';
 import { compileInboxOptions, type CompiledInboxOptions, type DatabaseOptions, type InboxOptions, type RelayOptions } from '../config/index.js';
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { createLogger, rootLoggerFrom, type Logger, type LoggerLike } from '../observability/index.js';
-import { InboxCleaner, recordDedupWindow, resolveDedupWindow, type DedupWindow } from '../inbox/index.js';
+import { DEAD_LETTER_SUFFIX, InboxCleaner, recordDedupWindow, resolveDedupWindow, type DedupWindow } from '../inbox/index.js';
 import type { JsonSafe } from '../messaging/index.js';
 import { OutboxRelay } from '../outbox/index.js';
 import { openDatabase, type Database } from '../persistence/index.js';
@@ -21,7 +21,7 @@ import type { Topic, TopicInput, TopicReply } from './topic.js';
 import type { RequestOptions, RequestReplyOptions, RequestStats } from './request-options.js';
 import { Requester } from './request-reply.js';
 import { hasStartHook, hasStopHook } from './decorators/index.js';
-import { compileDispatcherOptions, Dispatcher, DEAD_LETTER_SUFFIX, type DispatcherOptions, type DispatchStats } from './dispatcher.js';
+import { compileDispatcherOptions, Dispatcher, type DispatcherOptions, type DispatchStats } from './dispatcher.js';
 import { exploreHandlers, type HandlerTable } from './explorer.js';
 import { getStartHooks } from './metadata.js';
 

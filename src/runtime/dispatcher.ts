@@ -1,15 +1,14 @@
 import { performance } from 'node:perf_hooks';
 import { Counter, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
-import { ConcordatError, describeError, ErrorCode, isRetriable, RetriesExhaustedError, ValidationError } from '../errors.js';
+import { ConcordatError, describeError, ErrorCode, isRetriable, RetriesExhaustedError } from '../errors.js';
 import {
+  DEAD_LETTER_SUFFIX,
+  deadLetterInput,
   inboxInsertManySql,
+  REPLAY_FOR_HEADER,
+  sendDeadLetter,
   type InboxClaimRow,
-  markDeadLettersReplayed,
-  recordDeadLetter,
-  type DeadLetter,
-  type DeadLetterFilter,
-  type ReplayOptions,
 } from '../inbox/index.js';
 import { envelopeFromDelivery, type Envelope } from '../messaging/index.js';
 import {
@@ -28,12 +27,11 @@ import {
   type Logger,
   type Span,
 } from '../observability/index.js';
-import { registeredMetric, runOutboxTransaction, writeOutboxRecords, type OutboxRecord } from '../outbox/index.js';
+import { registeredMetric, runOutboxTransaction, writeOutboxRecords } from '../outbox/index.js';
 import type { ConsumerFailureEvent, Delivery } from '../transport/index.js';
 import { CommitStages } from './commit-stages.js';
 import { MessageContext, type DeliveryInfo } from './context.js';
 import type { ConsumerDescriptor, HandlerDescriptor } from './explorer.js';
-import { storableRecord, withoutNul } from './dead-letter-input.js';
 import { HandlerGroupCommit } from './group-commit.js';
 import { databaseAnswersNewConnection, hasSqlStateMatching, isDatabaseUnavailable, isTransientConflict, retryDelayMs } from './retry.js';
 import { validateLater } from './topic.js';
@@ -174,48 +172,6 @@ export function compileDispatcherOptions(options: DispatcherOptions = {}): Requi
   }
   return { batchRecordsMax, concurrentTransactionsMax };
 }
-
-/** Suffix of the dead-letter topic of a topic. */
-export const DEAD_LETTER_SUFFIX = '.dlq';
-
-/** Header names a dead letter carries besides the original record's headers. */
-export const DeadLetterHeader = {
-  ERROR: 'concordat_dlq_error',
-  ERROR_CODE: 'concordat_dlq_error_code',
-  ATTEMPTS: 'concordat_dlq_attempts',
-  HANDLER: 'concordat_dlq_handler',
-  CONSUMER: 'concordat_dlq_consumer',
-  TOPIC: 'concordat_dlq_topic',
-  PARTITION: 'concordat_dlq_partition',
-  OFFSET: 'concordat_dlq_offset',
-  FAILED_AT: 'concordat_dlq_failed_at',
-  /** ID of the row in `concordat.dead_letter` (what `concordat dlq replay` takes). */
-  ID: 'concordat_dlq_id',
-  /** The record's `ce_id`, escaped and truncated, when it could not be used and the dead letter got a new ID. */
-  ORIGINAL_ID: 'concordat_dlq_original_id',
-  /** Comma-separated headers (and `key`) whose NUL characters were written as `\u0000` so they could be stored. */
-  SANITIZED: 'concordat_dlq_sanitized',
-  /**
-   * For a payload its typed topic's schema refused (error code VALIDATION_FAILED):
-   * the issues as a JSON array of `{ path, message }` (`path` like `items.0.qty`),
-   * at most {@link ISSUES_HEADER_MAX} of them.
-   */
-  ISSUES: 'concordat_dlq_issues',
-} as const;
-
-/** Most schema issues listed in a dead letter's {@link DeadLetterHeader.ISSUES} header (each message cut to 300 characters). */
-export const ISSUES_HEADER_MAX = 20;
-
-/** Header a replayed message carries: the dead letter it replays. */
-export const REPLAY_OF_HEADER = 'concordat_replay_of';
-
-/**
- * Header a replayed message carries: the consumer group that dead-lettered
- * it, the only one meant to handle it. A replay goes to the original topic,
- * which every group of the topic reads; the others skip it (and commit its
- * offset) without running a handler or writing their inbox.
- */
-export const REPLAY_FOR_HEADER = 'concordat_replay_for';
 
 /** Backoff while the database is unreachable: first and longest delay, in ms. */
 const DATABASE_WAIT_MS = { first: 100, max: 5000 } as const;
@@ -876,41 +832,28 @@ export class Dispatcher {
   }
 
   /**
-   * Records the dead letter and sends it to `<topic>.dlq`, waiting for the
-   * database if it is down. Whatever the record holds is made storable first
-   * (`storableRecord`: NULs escaped, an unusable `ce_id` replaced), so that
-   * recording it cannot fail on its bytes and stall the partition.
+   * Records the dead letter and sends it to `<topic>.dlq` (`sendDeadLetter`),
+   * waiting for the database if it is down. Whatever the record holds is
+   * made storable first (`deadLetterInput`: NULs escaped, an unusable `ce_id`
+   * replaced), so that recording it cannot fail on its bytes and stall the
+   * partition.
    */
   private async deadLetter(delivery: Delivery, envelope: Envelope | undefined, handler: HandlerDescriptor, error: unknown, attempts: number): Promise<void> {
-    const record = storableRecord(delivery, envelope?.id);
-    const headers = { ...record.headers };
-    if (record.originalId !== undefined) headers[DeadLetterHeader.ORIGINAL_ID] = record.originalId;
-    if (record.sanitized.length > 0) headers[DeadLetterHeader.SANITIZED] = record.sanitized.join(',');
-    if (error instanceof ValidationError) headers[DeadLetterHeader.ISSUES] = issuesHeader(error);
-    const messageId = record.messageId;
-    const input = {
-      consumer: handler.group,
-      messageId,
-      handler: handler.label,
-      topic: delivery.topic,
-      partition: delivery.partition,
-      offset: delivery.offset,
-      key: record.key,
-      headers,
-      payload: delivery.value,
-      error: withoutNul(describeError(error).slice(0, 4096)),
-      errorCode: withoutNul(error instanceof ConcordatError ? error.code : error instanceof Error ? error.name : 'unknown'),
-      attempts,
-    };
+    const input = deadLetterInput({ delivery, decodedId: envelope?.id, consumer: handler.group, handler: handler.label, error, attempts });
+    const messageId = input.messageId;
     for (;;) {
       try {
-        const id = await runOutboxTransaction(this.deps.dataSource, async ({ manager }) => {
-          const id = await recordDeadLetter(manager, input);
-          if (id === undefined) return { result: undefined, rollback: true as const };
-          // A request's requester gets a failed reply with the dead letter, rather than waiting for its timeout.
-          const failure = { code: input.errorCode, message: input.error, handler: input.handler, consumer: input.consumer, attempts, deadLetterId: id };
-          return { result: id, records: [deadLetterRecord(input, id), ...failedReplyRecords(envelope, this.consumer.serviceName, failure)] };
-        });
+        // A request's requester gets a failed reply with the dead letter, rather than waiting for its timeout.
+        const id = await sendDeadLetter(this.deps.dataSource, input, (deadLetterId) =>
+          failedReplyRecords(envelope, this.consumer.serviceName, {
+            code: input.errorCode,
+            message: input.error,
+            handler: input.handler,
+            consumer: input.consumer,
+            attempts,
+            deadLetterId,
+          }),
+        );
         if (id !== undefined) {
           this.stats.deadLettered++;
           this.messages.inc({ group: handler.group, outcome: 'dead_lettered' });
@@ -944,59 +887,6 @@ export class Dispatcher {
       signal.addEventListener('abort', onAbort, { once: true });
     });
   }
-}
-
-/** The record sent to `<topic>.dlq`: the original key, headers and bytes, plus the dead-letter headers. */
-function deadLetterRecord(input: Parameters<typeof recordDeadLetter>[1], id: string): OutboxRecord {
-  return {
-    messageId: input.messageId,
-    topic: input.topic + DEAD_LETTER_SUFFIX,
-    key: input.key,
-    payload: input.payload,
-    headers: {
-      ...input.headers,
-      [DeadLetterHeader.ERROR]: input.error,
-      [DeadLetterHeader.ERROR_CODE]: input.errorCode,
-      [DeadLetterHeader.ATTEMPTS]: String(input.attempts),
-      [DeadLetterHeader.HANDLER]: input.handler,
-      [DeadLetterHeader.CONSUMER]: input.consumer,
-      [DeadLetterHeader.TOPIC]: input.topic,
-      [DeadLetterHeader.PARTITION]: String(input.partition),
-      [DeadLetterHeader.OFFSET]: String(input.offset),
-      [DeadLetterHeader.FAILED_AT]: new Date().toISOString(),
-      [DeadLetterHeader.ID]: id,
-    },
-  };
-}
-
-/**
- * Replays dead letters through the normal path: each is published again to
- * its original topic through the outbox, with its original key, headers
- * (message ID included) and bytes, plus `concordat_replay_of: <id>` and
- * `concordat_replay_for: <consumer group>`, and marked replayed in the same
- * transaction. So a dead letter is replayed exactly once even by concurrent
- * callers, and its consumer group processes it once (the inbox knows the
- * message ID from then on); the other consumer groups of the topic skip it
- * whatever their inbox remembers ({@link REPLAY_FOR_HEADER}).
- *
- * A dead letter that failed longer ago than its group's inbox dedup window
- * is refused unless `options.force` (see `markDeadLettersReplayed`).
- *
- * @returns the dead letters replayed, oldest first.
- * @throws ConcordatError DEAD_LETTER_TOO_OLD, nothing replayed
- */
-export async function replayDeadLetters(dataSource: DataSource, filter: DeadLetterFilter, options: ReplayOptions = {}): Promise<DeadLetter[]> {
-  return runOutboxTransaction(dataSource, async ({ manager }) => {
-    const replayed = await markDeadLettersReplayed(manager, filter, options);
-    const records: OutboxRecord[] = replayed.map((letter) => ({
-      messageId: letter.messageId,
-      topic: letter.topic,
-      key: letter.key,
-      payload: letter.payload,
-      headers: { ...letter.headers, [REPLAY_OF_HEADER]: letter.id, [REPLAY_FOR_HEADER]: letter.consumer },
-    }));
-    return { result: replayed, records };
-  });
 }
 
 /** The handler of the batch's `index`-th message threw `error`; the batch's transaction rolled back. */
@@ -1049,12 +939,6 @@ async function validated(handler: HandlerDescriptor, envelope: Envelope, deliver
   const what = `the payload of message ${envelope.id} on topic '${delivery.topic}'`;
   const data = await validateLater(handler.schema, envelope.data, what, { topic: delivery.topic, messageId: envelope.id });
   return { ...envelope, data };
-}
-
-/** The {@link DeadLetterHeader.ISSUES} header: JSON, NUL-free, bounded (see {@link ISSUES_HEADER_MAX}). */
-function issuesHeader(error: ValidationError): string {
-  const issues = error.issues.slice(0, ISSUES_HEADER_MAX).map((issue) => ({ path: issue.path.slice(0, 300), message: issue.message.slice(0, 300) }));
-  return withoutNul(JSON.stringify(issues));
 }
 
 function stopping(): ConcordatError {

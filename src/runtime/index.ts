@@ -39,14 +39,8 @@ export {
 } from './decorators/index.js';
 export { CronSchedule } from './cron.js';
 export {
-  DEAD_LETTER_SUFFIX,
   DISPATCH_BATCH_RECORDS_DEFAULT,
-  DeadLetterHeader,
   Dispatcher,
-  ISSUES_HEADER_MAX,
-  REPLAY_FOR_HEADER,
-  REPLAY_OF_HEADER,
-  replayDeadLetters,
   type DispatchStats,
   type DispatcherDeps,
   type DispatcherOptions,

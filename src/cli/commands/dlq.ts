@@ -1,6 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { listDeadLetters, type DeadLetter, type DeadLetterFilter } from '../../inbox/index.js';
-import { replayDeadLetters } from '../../runtime/index.js';
+import { listDeadLetters, replayDeadLetters, type DeadLetter, type DeadLetterFilter } from '../../inbox/index.js';
 import { whereOptions, withDatabase, type WhereFlags as DatabaseFlags } from '../database.js';
 import { operator } from '../operator.js';
 import { fail, print, table } from '../output.js';

@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { listDeadLetters, processedDeadLetters, type DeadLetter } from '../../inbox/index.js';
-import { replayDeadLetters } from '../../runtime/index.js';
+import { listDeadLetters, processedDeadLetters, replayDeadLetters, type DeadLetter } from '../../inbox/index.js';
 import { payloadText, query, time } from '../format.js';
 import { messageOf, type PageContext } from '../server.js';
 

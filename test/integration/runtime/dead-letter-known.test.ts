@@ -1,16 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { nonRetriable } from '../../../src/errors.js';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
-import {
-  Dispatcher,
-  exploreHandlers,
-  OnMessage,
-  REPLAY_FOR_HEADER,
-  REPLAY_OF_HEADER,
-  replayDeadLetters,
-  Service,
-  type MessageContext,
-} from '../../../src/runtime/index.js';
+import { REPLAY_FOR_HEADER, REPLAY_OF_HEADER, replayDeadLetters } from '../../../src/inbox/index.js';
+import { Dispatcher, exploreHandlers, OnMessage, Service, type MessageContext } from '../../../src/runtime/index.js';
 import type { Delivery } from '../../../src/transport/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import { deliveryOf } from '../../support/deliveries.js';

@@ -2,8 +2,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { ErrorCode, nonRetriable } from '../../../src/errors.js';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
+import { DeadLetterHeader } from '../../../src/inbox/index.js';
 import {
-  DeadLetterHeader,
   Dispatcher,
   OnMessage,
   Service,

@@ -5,9 +5,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ErrorCode, ValidationError } from '../../../src/errors.js';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
+import { DeadLetterHeader } from '../../../src/inbox/index.js';
 import {
   ConcordatApp,
-  DeadLetterHeader,
   Dispatcher,
   OnMessage,
   Service,

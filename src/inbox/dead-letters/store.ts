@@ -2,8 +2,9 @@
  * The dead-letter store: `concordat.dead_letter` keeps every message a
  * consumer gave up on, with what is needed to understand it (error, error
  * code, attempts, handler, where it was in the log) and to replay it (topic,
- * key, original headers and bytes). The dispatcher writes a row in the same
- * transaction as the record it sends to `<topic>.dlq` through the outbox.
+ * key, original headers and bytes). `sendDeadLetter` (`send.ts`) writes a
+ * row in the same transaction as the record it sends to `<topic>.dlq`
+ * through the outbox.
  *
  * At most one pending (not yet replayed) row per (consumer, message ID), so a
  * redelivered message that fails again is not dead-lettered twice; once
@@ -13,9 +14,9 @@
  */
 
 import type { DataSource, EntityManager } from 'typeorm';
-import { DEDUP_WINDOW_MS_FALLBACK } from '../config/index.js';
-import { ConcordatError, ErrorCode } from '../errors.js';
-import { human } from './window.js';
+import { DEDUP_WINDOW_MS_FALLBACK } from '../../config/index.js';
+import { ConcordatError, ErrorCode } from '../../errors.js';
+import { human } from '../window.js';
 
 /** A dead letter to record. */
 export interface DeadLetterInput {
