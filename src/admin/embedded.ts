@@ -98,7 +98,7 @@ export class EmbeddedLogAdmin implements LogAdmin {
       sizeBytes: p.sizeBytes,
       segments: p.segmentCount,
     }));
-    const configs = describeTopicConfig(described.config, this.log.options.topicDefaults).map((c) => ({
+    const configs = describeTopicConfig(described.config, this.log.options.topicDefaults, described.extraConfigs).map((c) => ({
       name: c.name,
       value: c.value,
       isDefault: c.source !== ConfigSource.TOPIC_CONFIG,
@@ -112,7 +112,7 @@ export class EmbeddedLogAdmin implements LogAdmin {
     if ('refusal' in parsed) {
       throw new ConcordatError(`topic '${request.name}': ${parsed.refusal}`, { code: ErrorCode.INVALID_CONFIG, context: { topic: request.name } });
     }
-    await this.log.createTopic(request.name, { partitions: request.partitions, config: parsed.config });
+    await this.log.createTopic(request.name, { partitions: request.partitions, config: parsed.config, extraConfigs: parsed.extraConfigs });
   }
 
   async deleteTopic(name: string): Promise<void> {

@@ -1,27 +1,15 @@
 import { compileTopicConfig, FlushMode, TOPIC_CONFIG_DEFAULTS, type TopicConfig } from '../config/index.js';
 import { ConcordatError } from '../errors.js';
+import { COMPRESSION_VALUES, LONG_MAX, SETTINGS, TOPIC_CONFIG_NAMES, type IntegerKey, type Setting } from './topic-config-table.js';
+
+export { LIST_CONFIGS, LONG_MAX, TOPIC_CONFIG_NAMES } from './topic-config-table.js';
 
 /**
- * Kafka's topic config names and the log's {@link TopicConfig}, in one
- * table, so that what CreateTopics accepts and what DescribeConfigs reports
- * are the same names with the same meaning.
- *
- * | Kafka topic config | log's TopicConfig | broker-level synonym (Kafka's) |
- * |---|---|---|
- * | retention.ms (-1: forever) | retentionMs | log.retention.ms |
- * | retention.bytes (-1: no bound) | retentionBytes | log.retention.bytes |
- * | segment.ms | segmentMs | log.roll.ms |
- * | segment.bytes | segmentBytes | log.segment.bytes |
- * | segment.index.bytes | segmentIndexBytes | log.index.size.max.bytes |
- * | index.interval.bytes | indexIntervalBytes | log.index.interval.bytes |
- * | max.message.bytes | maxMessageBytes | message.max.bytes |
- * | flush.messages, flush.ms | flushMode, flushIntervalMs (below) | log.flush.interval.messages, log.flush.interval.ms |
- * | concordat.dedup.window.ms | dedupWindowMs | (same name) |
- * | concordat.dedup.window.ids.max | dedupWindowIdsMax | (same name) |
- * | cleanup.policy = delete | (the log only deletes) | log.cleanup.policy |
- * | compression.type = producer | (batches stored as sent) | compression.type |
- * | message.timestamp.type = CreateTime | (producer timestamps) | log.message.timestamp.type |
- * | min.insync.replicas = 1 | (one replica) | min.insync.replicas |
+ * Kafka's topic configs ↔ the log's {@link TopicConfig} and the configs the
+ * broker stores with a topic (the table and what each config is:
+ * ./topic-config-table.ts), so that what CreateTopics and AlterConfigs
+ * accept and what DescribeConfigs reports are the same names with the same
+ * meaning.
  *
  * Flushing in Kafka's terms: `flush.messages=1` is "sync after every
  * append" (flushMode `sync`, the log's default); `flush.ms=N` with
@@ -30,15 +18,13 @@ import { ConcordatError } from '../errors.js';
  * roll and checkpoint) is flushMode `os`. Those three pairs are what
  * DescribeConfigs reports, and what CreateTopics accepts.
  *
- * The `concordat.*` names are Concordat's own (Kafka has no message-ID dedup
- * window): Apache Kafka refuses them as unknown, as it should.
- *
  * The log stores a topic's complete config, not which fields its creator
  * set, so DescribeConfigs calls a value that equals the log's current
  * default a default (source DEFAULT_CONFIG when that default is Kafka's /
  * the log's built-in one, STATIC_BROKER_CONFIG when the log was opened with
  * another `topicDefaults`), and any other value a topic override
- * (TOPIC_CONFIG).
+ * (TOPIC_CONFIG). A stored config is kept only when it differs from its
+ * default, by the same rule.
  */
 
 /** Kafka's config sources (DescribeConfigs v1+ `config_source`). */
@@ -52,100 +38,62 @@ export const ConfigSource = {
 } as const;
 export type ConfigSource = (typeof ConfigSource)[keyof typeof ConfigSource];
 
-/** Java's Long.MAX_VALUE: Kafka's "never" for its flush settings. */
-export const LONG_MAX = '9223372036854775807';
-
 /** One config as DescribeConfigs reports it. */
 export interface DescribedConfig {
   name: string;
   value: string;
   source: ConfigSource;
+  /** True when it cannot be changed (a config with one possible value here, a broker option). */
+  readOnly: boolean;
   /** Kafka's synonyms, most specific first: this entry's own level, then the broker default it falls back to. */
   synonyms: { name: string; value: string; source: ConfigSource }[];
 }
 
-type IntegerKey = 'retentionMs' | 'retentionBytes' | 'segmentMs' | 'segmentBytes' | 'segmentIndexBytes' | 'indexIntervalBytes' | 'maxMessageBytes' | 'dedupWindowMs' | 'dedupWindowIdsMax';
-
-type Setting =
-  | { kind: 'integer'; key: IntegerKey; brokerName: string }
-  | { kind: 'flush'; brokerName: string; describe: (config: TopicConfig) => string }
-  | { kind: 'fixed'; value: string; brokerName: string; refusal: string };
-
-/** Every topic config the broker knows, by Kafka name, sorted by name (DescribeConfigs answers in this order). */
-const SETTINGS: Readonly<Record<string, Setting>> = {
-  'cleanup.policy': {
-    kind: 'fixed',
-    value: 'delete',
-    brokerName: 'log.cleanup.policy',
-    refusal: 'the log deletes whole segments by age and size (retention.ms, retention.bytes) and does not compact; use "delete"',
-  },
-  'compression.type': {
-    kind: 'fixed',
-    value: 'producer',
-    brokerName: 'compression.type',
-    refusal: 'the log stores batches as the producer compressed them; use "producer"',
-  },
-  'concordat.dedup.window.ids.max': { kind: 'integer', key: 'dedupWindowIdsMax', brokerName: 'concordat.dedup.window.ids.max' },
-  'concordat.dedup.window.ms': { kind: 'integer', key: 'dedupWindowMs', brokerName: 'concordat.dedup.window.ms' },
-  'flush.messages': {
-    kind: 'flush',
-    brokerName: 'log.flush.interval.messages',
-    describe: (config) => (config.flushMode === FlushMode.SYNC ? '1' : LONG_MAX),
-  },
-  'flush.ms': {
-    kind: 'flush',
-    brokerName: 'log.flush.interval.ms',
-    describe: (config) => (config.flushMode === FlushMode.INTERVAL ? String(config.flushIntervalMs) : LONG_MAX),
-  },
-  'index.interval.bytes': { kind: 'integer', key: 'indexIntervalBytes', brokerName: 'log.index.interval.bytes' },
-  'max.message.bytes': { kind: 'integer', key: 'maxMessageBytes', brokerName: 'message.max.bytes' },
-  'message.timestamp.type': {
-    kind: 'fixed',
-    value: 'CreateTime',
-    brokerName: 'log.message.timestamp.type',
-    refusal: "records keep their producer's timestamps; use \"CreateTime\"",
-  },
-  'min.insync.replicas': {
-    kind: 'fixed',
-    value: '1',
-    brokerName: 'min.insync.replicas',
-    refusal: 'concordat broker is the one replica of every partition; use "1"',
-  },
-  'retention.bytes': { kind: 'integer', key: 'retentionBytes', brokerName: 'log.retention.bytes' },
-  'retention.ms': { kind: 'integer', key: 'retentionMs', brokerName: 'log.retention.ms' },
-  'segment.bytes': { kind: 'integer', key: 'segmentBytes', brokerName: 'log.segment.bytes' },
-  'segment.index.bytes': { kind: 'integer', key: 'segmentIndexBytes', brokerName: 'log.index.size.max.bytes' },
-  'segment.ms': { kind: 'integer', key: 'segmentMs', brokerName: 'log.roll.ms' },
-};
-
-/** The Kafka topic config names the broker knows, sorted. */
-export const TOPIC_CONFIG_NAMES: readonly string[] = Object.keys(SETTINGS).sort();
-
-/** A topic config given to CreateTopics. */
+/** A topic config given to CreateTopics or AlterConfigs. */
 export interface KafkaConfigEntry {
   name: string;
   value: string | null;
 }
 
+/** A topic's configs as the log takes them: its {@link TopicConfig} fields and the configs stored beside them. */
+export interface TopicConfigs {
+  config: Partial<TopicConfig>;
+  extraConfigs: Record<string, string>;
+}
+
 /**
- * The log's topic config for the Kafka configs of a CreateTopics request,
- * validated against the log's ranges (with `defaults`, the log's topic
- * defaults), or the reason to refuse it with INVALID_CONFIG. Every reason
- * names the config.
+ * The log's topic config for a complete set of Kafka topic configs (those
+ * of a CreateTopics request, or the new set of AlterConfigs), validated
+ * against the log's ranges (with `defaults`, the log's topic defaults), or
+ * the reason to refuse it with INVALID_CONFIG. Every reason names the
+ * config. A config given twice is refused, unless `lastWins` (AlterConfigs
+ * as Kafka before 3.2 took it: librdkafka's own test helper sends every
+ * config read back plus the one it changes).
  */
-export function topicConfigFromKafka(entries: readonly KafkaConfigEntry[], defaults: Readonly<TopicConfig>): { config: Partial<TopicConfig> } | { refusal: string } {
+export function topicConfigFromKafka(entries: readonly KafkaConfigEntry[], defaults: Readonly<TopicConfig>, lastWins = false): TopicConfigs | { refusal: string } {
   const given = new Map<string, string>();
   for (const entry of entries) {
-    if (given.has(entry.name)) return { refusal: `config ${entry.name} is given more than once` };
+    if (given.has(entry.name) && !lastWins) return { refusal: `config ${entry.name} is given more than once` };
     // As Kafka: a null value is not "the default", it is refused.
     if (entry.value === null) return { refusal: `config ${entry.name} has a null value` };
     given.set(entry.name, entry.value.trim());
   }
-  const config: Partial<Record<IntegerKey, number>> = {};
+  const config: Partial<Record<IntegerKey, number>> & Partial<Pick<TopicConfig, 'compression'>> = {};
+  const extraConfigs: Record<string, string> = {};
   for (const [name, value] of given) {
     const setting = SETTINGS[name];
     if (setting === undefined) return { refusal: `config ${name} is not supported by concordat broker (it knows ${TOPIC_CONFIG_NAMES.join(', ')})` };
     if (setting.kind === 'fixed' && value !== setting.value) return { refusal: `config ${name}="${value}" is not supported: ${setting.refusal}` };
+    if (setting.kind === 'compression') {
+      const compression = COMPRESSION_VALUES[value];
+      if (compression === undefined) return { refusal: invalid(name, value, `not one of ${Object.keys(COMPRESSION_VALUES).join(', ')}`) };
+      config.compression = compression;
+    }
+    if (setting.kind === 'stored') {
+      const problem = setting.check(value);
+      if (problem !== null) return { refusal: invalid(name, value, problem) };
+      if (value !== setting.defaultValue) extraConfigs[name] = value;
+    }
     if (setting.kind !== 'integer') continue;
     const parsed = integer(value);
     if (parsed === null) return { refusal: invalid(name, value, 'not an integer') };
@@ -161,7 +109,17 @@ export function topicConfigFromKafka(entries: readonly KafkaConfigEntry[], defau
       return { refusal: invalid(name, given.get(name) ?? String(value), reason) };
     }
   }
-  return { config: result };
+  return { config: result, extraConfigs };
+}
+
+/**
+ * The configs set on a topic (source TOPIC_CONFIG in DescribeConfigs), by
+ * Kafka name: what IncrementalAlterConfigs starts from and AlterConfigs
+ * replaces.
+ */
+export function topicOverrides(config: Readonly<TopicConfig>, defaults: Readonly<TopicConfig>, extraConfigs: Readonly<Record<string, string>>): Map<string, string> {
+  const described = describeTopicConfig(config, defaults, extraConfigs);
+  return new Map(described.filter((c) => c.source === ConfigSource.TOPIC_CONFIG).map((c) => [c.name, c.value]));
 }
 
 /** flushMode (and flushIntervalMs) from Kafka's pair; see the file comment. */
@@ -201,6 +159,7 @@ function rangeProblem(key: keyof TopicConfig, value: unknown, defaults: Readonly
 }
 
 function kafkaNameOf(key: keyof TopicConfig): string {
+  if (key === 'compression') return 'compression.type';
   const found = Object.entries(SETTINGS).find(([, setting]) => setting.kind === 'integer' && setting.key === key);
   if (found === undefined) throw new Error(`no Kafka config name for topic config ${key}`);
   return found[0];
@@ -218,6 +177,8 @@ function invalid(name: string, value: string, reason: string): string {
 function describe(setting: Setting, config: Readonly<TopicConfig>): string {
   if (setting.kind === 'integer') return String(config[setting.key]);
   if (setting.kind === 'flush') return setting.describe(config);
+  if (setting.kind === 'stored') return setting.defaultValue;
+  if (setting.kind === 'compression') return config.compression === 'none' ? 'uncompressed' : config.compression;
   return setting.value;
 }
 
@@ -228,25 +189,28 @@ function defaultSource(setting: Setting, defaults: Readonly<TopicConfig>): Confi
 
 /**
  * A topic's configs as DescribeConfigs reports them, sorted by name; `defaults`
- * is the log's topic defaults (see the file comment for the sources).
+ * is the log's topic defaults, `extraConfigs` the stored configs the topic
+ * has (see the file comment for the sources).
  */
-export function describeTopicConfig(config: Readonly<TopicConfig>, defaults: Readonly<TopicConfig>): DescribedConfig[] {
+export function describeTopicConfig(config: Readonly<TopicConfig>, defaults: Readonly<TopicConfig>, extraConfigs: Readonly<Record<string, string>> = {}): DescribedConfig[] {
   return TOPIC_CONFIG_NAMES.map((name) => {
     const setting = SETTINGS[name]!;
-    const value = describe(setting, config);
+    const value = setting.kind === 'stored' ? (extraConfigs[name] ?? setting.defaultValue) : describe(setting, config);
     const fallback = describe(setting, defaults);
     const fallbackSource = defaultSource(setting, defaults);
-    const brokerLevel = { name: setting.brokerName, value: fallback, source: fallbackSource };
-    if (value === fallback) return { name, value, source: fallbackSource, synonyms: [brokerLevel] };
-    return { name, value, source: ConfigSource.TOPIC_CONFIG, synonyms: [{ name, value, source: ConfigSource.TOPIC_CONFIG }, brokerLevel] };
+    const readOnly = setting.kind === 'fixed';
+    const brokerLevel = setting.brokerName === null ? [] : [{ name: setting.brokerName, value: fallback, source: fallbackSource }];
+    if (value === fallback) return { name, value, source: fallbackSource, readOnly, synonyms: brokerLevel };
+    return { name, value, source: ConfigSource.TOPIC_CONFIG, readOnly, synonyms: [{ name, value, source: ConfigSource.TOPIC_CONFIG }, ...brokerLevel] };
   });
 }
 
 /** The log's topic defaults under Kafka's broker-level names (`log.retention.ms`, ...), for a broker resource. */
 export function describeTopicDefaults(defaults: Readonly<TopicConfig>): DescribedConfig[] {
-  return TOPIC_CONFIG_NAMES.map((name) => {
+  return TOPIC_CONFIG_NAMES.flatMap((name) => {
     const setting = SETTINGS[name]!;
+    if (setting.brokerName === null) return [];
     const entry = { name: setting.brokerName, value: describe(setting, defaults), source: defaultSource(setting, defaults) };
-    return { ...entry, synonyms: [entry] };
+    return [{ ...entry, readOnly: true, synonyms: [entry] }];
   });
 }

@@ -30,6 +30,7 @@ export {
   type CompiledTransactionCoordinatorOptions,
   type GroupCoordinatorOptions,
   type LogManagerOptions,
+  type TopicCompression,
   type TopicConfig,
   type TransactionCoordinatorOptions,
 } from './log-options.js';

@@ -87,7 +87,17 @@ export interface TopicConfig {
   dedupWindowMs: number;
   /** Most message IDs the dedup window remembers per topic; the oldest go first. Range 1..10000000. @default 100000 */
   dedupWindowIdsMax: number;
+  /**
+   * Codec batches are stored in (Kafka's `compression.type`): `producer`
+   * keeps each batch as the producer compressed it; `none`, `gzip`,
+   * `snappy`, `lz4` or `zstd` recompresses every batch in another codec on
+   * append (CPU on the append path, as in Kafka). @default 'producer'
+   */
+  compression: TopicCompression;
 }
+
+/** A topic's {@link TopicConfig.compression}: `producer`, or the codec every batch is stored in. */
+export type TopicCompression = 'producer' | 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
 
 /** Consumer-group coordinator settings (Kafka's `group.*` and `offsets.*` broker configs). */
 export interface GroupCoordinatorOptions {
@@ -226,6 +236,7 @@ export const TOPIC_CONFIG_DEFAULTS: Readonly<TopicConfig> = Object.freeze({
   retentionBytes: -1,
   dedupWindowMs: 0,
   dedupWindowIdsMax: 100_000,
+  compression: 'producer',
 });
 
 const topicConfigShape = {
@@ -240,6 +251,7 @@ const topicConfigShape = {
   retentionBytes: z.number().int().min(-1).max(SAFE_MAX),
   dedupWindowMs: z.number().int().min(0).max(7 * DAY_MS),
   dedupWindowIdsMax: z.number().int().min(1).max(10_000_000),
+  compression: z.enum(['producer', 'none', 'gzip', 'snappy', 'lz4', 'zstd']),
 };
 
 const partialTopicConfigSchema = z.strictObject(topicConfigShape).partial();

@@ -53,6 +53,8 @@ export interface TopicSpec {
   partitions: number;
   /** Overrides of the log's topic defaults (`topicDefaults`); validated as the log options are. */
   config?: Partial<TopicConfig>;
+  /** Configs stored with the topic that the log does not act on (see {@link TopicRecord.extraConfigs}). @default {} */
+  extraConfigs?: Readonly<Record<string, string>>;
 }
 
 /** A topic as {@link LogManager.describeTopic} reports it. */
@@ -60,6 +62,8 @@ export interface TopicDescription {
   name: string;
   /** The topic's config, defaults filled in (a copy). */
   config: TopicConfig;
+  /** Configs stored with the topic that the log does not act on, by name. */
+  extraConfigs: Record<string, string>;
   /** One entry per partition, in partition order. */
   partitions: PartitionDescription[];
 }
@@ -501,6 +505,7 @@ export class LogManager {
       });
     }
     const record: TopicRecord = { name, partitions: spec.partitions, config: this.topicConfig(name, spec.config), createdAtMs: Date.now() };
+    if (spec.extraConfigs !== undefined && Object.keys(spec.extraConfigs).length > 0) record.extraConfigs = { ...spec.extraConfigs };
     await this.registry.put(record);
     const topic = this.newTopic(record);
     try {
@@ -559,6 +564,73 @@ export class LogManager {
   }
 
   /**
+   * Grows a topic to `partitions` partitions (Kafka's CreatePartitions):
+   * the new ones start empty, the existing ones are not touched. The
+   * registry write is the commit point: after a crash that follows it, open
+   * creates the directories still missing.
+   * @throws ConcordatError UNKNOWN_TOPIC_OR_PARTITION, INVALID_PARTITIONS (not more than today, or above
+   *   partitionsPerTopicMax), LOG_CLOSED, KAFKA_STORAGE_ERROR (disk full: nothing changed)
+   */
+  createPartitions(name: string, partitions: number): Promise<void> {
+    return this.serialized(async () => {
+      this.checkOpen();
+      const topic = this.topicOrThrow(name);
+      const current = topic.partitions.length;
+      if (Number.isInteger(partitions) && partitions <= current) {
+        const message = partitions === current ? `Topic '${name}' already has ${current} partitions` : `Topic '${name}' has ${current} partitions, more than the ${partitions} asked for: partitions can only be added`;
+        throw new ConcordatError(message, { code: ErrorCode.INVALID_PARTITIONS, context: { topic: name, partitions } });
+      }
+      this.checkPartitionCount(name, partitions);
+      const record: TopicRecord = { ...topic.record, partitions };
+      await this.registry.put(record);
+      topic.record = record;
+      for (let partition = current; partition < partitions; partition++) {
+        const ctx = this.partitionContext(topic, partition);
+        await logFs().rm(ctx.dir, { recursive: true, force: true });
+        topic.partitions.push(await PartitionLog.create(ctx));
+      }
+      await fsyncDir(this.options.dataDir);
+      await this.recordTopicChange();
+      this.logger.info({ topic: name, from: current, partitions }, 'partitions added');
+    });
+  }
+
+  /**
+   * Replaces a topic's config (Kafka's AlterConfigs and
+   * IncrementalAlterConfigs, which compute the whole new config):
+   * `config` over the log's topic defaults, and `extraConfigs`. Durable
+   * (registry) before it applies; partitions apply it at once — retention
+   * at its next run, segment settings at the next roll, flushMode to the
+   * next append. The dedup window can be resized but not switched on or off
+   * after creation (its IDs would be missing, or kept for nothing).
+   * @throws ConcordatError UNKNOWN_TOPIC_OR_PARTITION, INVALID_CONFIG (out of range; the dedup window switched), LOG_CLOSED,
+   *   KAFKA_STORAGE_ERROR (disk full: the old config stays)
+   */
+  alterTopicConfig(name: string, config: Partial<TopicConfig>, extraConfigs: Readonly<Record<string, string>> = {}): Promise<void> {
+    return this.serialized(async () => {
+      this.checkOpen();
+      const topic = this.topicOrThrow(name);
+      const next = this.topicConfig(name, config);
+      const before = topic.record.config;
+      if ((before.dedupWindowMs > 0) !== (next.dedupWindowMs > 0)) {
+        throw new ConcordatError(
+          `Topic '${name}': the dedup window is ${before.dedupWindowMs > 0 ? 'on' : 'off'} and cannot be switched ${before.dedupWindowMs > 0 ? 'off' : 'on'} after creation; ` +
+            'create a new topic with the window you want',
+          { code: ErrorCode.INVALID_CONFIG, context: { topic: name } },
+        );
+      }
+      const record: TopicRecord = { ...topic.record, config: next };
+      delete record.extraConfigs;
+      if (Object.keys(extraConfigs).length > 0) record.extraConfigs = { ...extraConfigs };
+      await this.registry.put(record);
+      topic.record = record;
+      topic.dedup?.configure(next.dedupWindowMs, next.dedupWindowIdsMax);
+      for (const log of topic.partitions) log.updateConfig(next);
+      this.logger.info({ topic: name, config: next, extraConfigs }, 'topic config changed');
+    });
+  }
+
+  /**
    * Deletes a topic: its partitions, files and the groups' committed offsets
    * for it. Appends waiting for their sync finish first; waiting reads fail
    * with LOG_CLOSED.
@@ -601,7 +673,7 @@ export class LogManager {
    */
   describeTopic(name: string): TopicDescription {
     const topic = this.topicOrThrow(name);
-    return { name, config: { ...topic.record.config }, partitions: topic.partitions.map((log) => log.describe()) };
+    return { name, config: { ...topic.record.config }, extraConfigs: { ...topic.record.extraConfigs }, partitions: topic.partitions.map((log) => log.describe()) };
   }
 
   /** Offsets of one partition (ListOffsets: earliest = logStartOffset, latest = highWatermark). */
@@ -745,6 +817,26 @@ export class LogManager {
       summary.expiredGroups = await this.groups.expireOffsets(nowMs);
       if (summary.deletedSegments > 0) await this.checkpointNow();
       return summary;
+    });
+  }
+
+  /**
+   * Kafka's DeleteRecords on one partition: moves its log start offset up
+   * to `offset` (-1: its high watermark), durably, and deletes the segments
+   * wholly below it. Reads below the new start get OFFSET_OUT_OF_RANGE and
+   * ListOffsets' earliest answers it. Runs as maintenance (never alongside
+   * retention or a checkpoint).
+   * @returns the log start offset after the call (Kafka's low watermark)
+   * @throws ConcordatError UNKNOWN_TOPIC_OR_PARTITION, OFFSET_OUT_OF_RANGE (above the high watermark),
+   *   LOG_CLOSED, KAFKA_STORAGE_ERROR
+   */
+  deleteRecords(topic: string, partition: number, offset: number): Promise<number> {
+    return this.maintenance(async () => {
+      const log = this.partitionOrThrow(topic, partition);
+      const segments = log.describe().segmentCount;
+      const logStartOffset = await log.deleteRecordsBefore(offset);
+      if (log.describe().segmentCount < segments) await this.checkpointNow();
+      return logStartOffset;
     });
   }
 

@@ -10,6 +10,8 @@ import { logFs } from './file-system.js';
 import type { GroupCommitFlusher } from './flush.js';
 import type { IndexCache } from './index-cache.js';
 import { INDEX_ENTRY_BYTES } from './offset-index.js';
+import { readLogStartOffset, writeLogStartOffset } from './log-start-offset.js';
+import { recompressBatches } from './recompress.js';
 import { ProducerStateManager, type PendingProducerBatch, type ProducerCheck, type ProducerSnapshot } from './producer-state.js';
 import {
   assignOffsets,
@@ -214,7 +216,8 @@ const EMPTY = Buffer.alloc(0);
  * One partition's log: an ordered list of segments (segment.ts), the last of
  * which takes appends, and the offsets that describe it:
  * ```
- * logStartOffset  first offset still stored (base offset of the first segment)
+ * logStartOffset  first offset readers may read: the first segment's base offset, or
+ *                 later within it after DeleteRecords (log-start-offset.ts)
  * highWatermark   offset after the last acknowledged batch: what readers see
  * logEndOffset    offset after the last batch written to the file
  * ```
@@ -270,12 +273,18 @@ const EMPTY = Buffer.alloc(0);
  * OFFSET_OUT_OF_RANGE. A read racing with the deletion of its segment
  * retries and gets the same.
  *
+ * DeleteRecords ({@link deleteRecordsBefore}): the log start offset moves
+ * to a given offset, recorded durably first (log-start-offset.ts); segments
+ * wholly below it are deleted as retention deletes them, and the records of
+ * the first segment below it stay on disk, unreadable, until retention
+ * deletes that segment.
+ *
  * Concurrency (one event loop; calls interleave at every await): `append`,
  * `appendMarker`, `read` and `offsetForTimestamp` may overlap each other
  * and anything else, in any number; appends take their offsets in call
  * order. `checkpoint` may overlap anything: concurrent calls share the one
- * in flight. `enforceRetention` may overlap reads, appends and checkpoints,
- * but callers run one at a time (LogManager's maintenance chain); a second
+ * in flight. `enforceRetention` and `deleteRecordsBefore` may overlap reads, appends and
+ * checkpoints, but callers run them one at a time (LogManager's maintenance chain); a second
  * concurrent call deletes only what the first left, as each takes its
  * segments before its first await. `close` and `delete` may overlap
  * anything and end it: queued appends finish first, waiting reads fail,
@@ -299,6 +308,8 @@ export class PartitionLog {
   private syncsInFlight = 0;
   private readsInFlight = 0;
   private epoch = 0;
+  /** The log start offset DeleteRecords set (0: none); the first segment's base offset when that is later. */
+  private recordedStartOffset = 0;
   /** Bumped when retention removes segments, so that a read that raced with it retries. */
   private segmentsVersion = 0;
   /** Set while a failure is being repaired, or for good when the repair failed. */
@@ -383,6 +394,7 @@ export class PartitionLog {
     const log = new PartitionLog(ctx, segments, rpIndex < 0 ? null : recoveryPoint);
     log.openRecovery = recovery;
     try {
+      await log.restoreStartOffset();
       await log.loadProducerState(files, rpIndex < 0 ? null : recoveryPoint);
     } catch (error) {
       await log.close().catch(() => {});
@@ -417,7 +429,27 @@ export class PartitionLog {
 
   /** First offset still stored: the base offset of the oldest segment. */
   get logStartOffset(): number {
-    return this.segments[0]!.baseOffset;
+    return Math.max(this.segments[0]!.baseOffset, this.recordedStartOffset);
+  }
+
+  /**
+   * Reads the start offset DeleteRecords recorded. One past the log end
+   * (a crash lost the tail it pointed into, possible with flushMode `os`
+   * or `interval`) is lowered to the log end offset and reported.
+   */
+  private async restoreStartOffset(): Promise<void> {
+    const recorded = await readLogStartOffset(this.ctx.dir);
+    if (recorded === null) return;
+    if (recorded > this.logEndOffset) {
+      this.ctx.report({
+        topic: this.ctx.topic,
+        partition: this.ctx.partition,
+        file: this.ctx.dir,
+        action: 'index-rebuilt',
+        detail: `the recorded log start offset ${recorded} is past the log end offset ${this.logEndOffset} (an unsynced tail was lost); the log starts at ${this.logEndOffset}`,
+      });
+    }
+    this.recordedStartOffset = Math.min(recorded, this.logEndOffset);
   }
 
   /** Idempotent producers this partition remembers. */
@@ -436,7 +468,8 @@ export class PartitionLog {
   // ------------------------------------------------------------------ append
 
   /**
-   * Appends whole RecordBatch v2 batches. Validates them, checks idempotent
+   * Appends whole RecordBatch v2 batches. Validates them, recompresses them
+   * when the topic's `compression` says so (recompress.ts), checks idempotent
    * producers and the dedup window, rewrites their baseOffset in `batches`
    * itself (the caller must not reuse the buffer until the promise settles)
    * and resolves after the acknowledgement the topic's flushMode defines.
@@ -459,6 +492,11 @@ export class PartitionLog {
     // A failed append is being repaired: this one goes once the repair is done.
     if (this.repairing !== null) return this.repairing.then(() => this.append(batches));
     let info = validateBatchesForAppend(batches, this.batchLimits());
+    if (this.config.compression !== 'producer') {
+      const stored = recompressBatches(batches, this.config.compression, this.ctx.decompressedBatchBytesMax);
+      if (stored !== batches) info = validateBatchesForAppend(stored, this.batchLimits());
+      batches = stored;
+    }
     this.transactions.checkFence(batches);
     const producerCheck = this.producers.check(batches);
     if (producerCheck.kind === 'duplicate') return this.answerDuplicate(producerCheck);
@@ -879,9 +917,9 @@ export class PartitionLog {
     const highWatermark = this.highWatermark;
     for (const segment of [...this.segments]) {
       if (segment.maxTimestamp < timestampMs) continue;
-      const found = await segment.searchTimestamp(timestampMs, segment.baseOffset, this.readLimit(segment), (batch) => {
+      const found = await segment.searchTimestamp(timestampMs, Math.max(segment.baseOffset, this.logStartOffset), this.readLimit(segment), (batch) => {
         const [decoded] = decodeRecordBatches(batch, { verifyCrc: false, decompressedBytesMax: this.ctx.decompressedBatchBytesMax });
-        const record = decoded?.records.find((r) => r.timestampMs >= timestampMs && r.offset < highWatermark);
+        const record = decoded?.records.find((r) => r.timestampMs >= timestampMs && r.offset < highWatermark && r.offset >= this.logStartOffset);
         return record === undefined ? null : { offset: record.offset, timestampMs: record.timestampMs };
       });
       if (found !== null) return found;
@@ -929,6 +967,48 @@ export class PartitionLog {
    */
   async enforceRetention(nowMs: number): Promise<RetentionResult> {
     const count = this.closed || this.offline ? 0 : this.retentionBreaches(nowMs);
+    return this.deleteOldestSegments(count, 'retention deleted segments');
+  }
+
+  /**
+   * Kafka's DeleteRecords on this partition: moves the log start offset up
+   * to `offset` (-1: the high watermark), durably, then deletes the
+   * segments wholly below it. An offset at or below the log start offset
+   * changes nothing. Not to run concurrently with itself or
+   * {@link enforceRetention} (the log manager runs both as maintenance).
+   * @returns the log start offset after the call (Kafka's low watermark)
+   * @throws ConcordatError OFFSET_OUT_OF_RANGE (offset above the high watermark, or negative other than -1),
+   *   LOG_CLOSED, KAFKA_STORAGE_ERROR (offline; or the disk is full: the start offset stays where it was)
+   */
+  async deleteRecordsBefore(offset: number): Promise<number> {
+    if (this.closed) throw closedError(this.ctx);
+    if (this.offline) throw this.failure!;
+    const target = offset === -1 ? this.highWatermark : offset;
+    if (!Number.isSafeInteger(target) || target < 0 || target > this.highWatermark) {
+      throw new ConcordatError(
+        `cannot delete records of topic '${this.ctx.topic}' partition ${this.ctx.partition} before offset ${offset}: ` +
+          `it must be -1 (the high watermark) or 0..${this.highWatermark} (the high watermark)`,
+        { code: ErrorCode.OFFSET_OUT_OF_RANGE, context: { topic: this.ctx.topic, partition: this.ctx.partition, offset, highWatermark: this.highWatermark } },
+      );
+    }
+    if (target <= this.logStartOffset) return this.logStartOffset;
+    await writeLogStartOffset(this.ctx.dir, target);
+    this.recordedStartOffset = target;
+    // Reads and timestamp searches under way look again and see the new start.
+    this.segmentsVersion += 1;
+    let below = 0;
+    while (below < this.segments.length - 1 && this.segments[below + 1]!.baseOffset <= target) below += 1;
+    await this.deleteOldestSegments(below, 'DeleteRecords deleted segments');
+    if (below === 0) {
+      this.producers.removeBefore(this.logStartOffset);
+      this.transactions.removeBefore(this.logStartOffset);
+    }
+    this.ctx.logger.info({ topic: this.ctx.topic, partition: this.ctx.partition, logStartOffset: this.logStartOffset }, 'log start offset moved (DeleteRecords)');
+    return this.logStartOffset;
+  }
+
+  /** Deletes the `count` oldest segments (never the active one), with their indexes. */
+  private async deleteOldestSegments(count: number, what: string): Promise<RetentionResult> {
     if (count === 0) return { deletedSegments: 0, deletedBytes: 0, logStartOffset: this.logStartOffset };
     const doomed = this.segments.splice(0, count);
     this.segmentsVersion += 1;
@@ -943,7 +1023,7 @@ export class PartitionLog {
     await fsyncDir(this.ctx.dir);
     this.ctx.logger.info(
       { topic: this.ctx.topic, partition: this.ctx.partition, segments: count, bytes: deletedBytes, logStartOffset: this.logStartOffset },
-      'retention deleted segments',
+      what,
     );
     return { deletedSegments: count, deletedBytes, logStartOffset: this.logStartOffset };
   }

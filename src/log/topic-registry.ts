@@ -3,12 +3,18 @@ import type { TopicConfig } from '../config/index.js';
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint-file.js';
 
-/** One topic in `topics.json`: its name, partition count, config and creation time (epoch ms). */
+/** One topic in `topics.json`: its name, partition count, config, creation time (epoch ms) and stored configs. */
 export interface TopicRecord {
   name: string;
   partitions: number;
   config: TopicConfig;
   createdAtMs: number;
+  /**
+   * Configs kept with the topic that the log does not act on, by name: the
+   * broker stores here the Kafka topic configs it accepts without a
+   * {@link TopicConfig} field (e.g. `delete.retention.ms`). Absent when none.
+   */
+  extraConfigs?: Record<string, string>;
 }
 
 const KIND = 'topics';
@@ -24,7 +30,8 @@ export const TOPIC_REGISTRY_FILE = 'topics.json';
  * a partition directory of an unlisted topic is removed (a crash between
  * the registry write and the removal).
  *
- * Body: `{ "topics": [{ "name", "partitions", "config": TopicConfig, "createdAtMs" }] }`.
+ * Body: `{ "topics": [{ "name", "partitions", "config": TopicConfig, "createdAtMs", "extraConfigs"? }] }`.
+ * CreatePartitions and config changes replace a topic's entry the same way.
  */
 export class TopicRegistry {
   private constructor(

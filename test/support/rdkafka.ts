@@ -87,7 +87,19 @@ export interface RdConsumer extends RdClient {
   committed(partitions: Array<{ topic: string; partition: number }>, timeoutMs: number, cb: (err: RdKafkaError | null, offsets: RdTopicPartitionOffset[]) => void): this;
 }
 
+/** node-rdkafka's AdminClient: the admin calls it exposes (CreateTopics, DeleteTopics, CreatePartitions). */
+export interface RdAdminClient {
+  createTopic(
+    topic: { topic: string; num_partitions: number; replication_factor: number; config?: Record<string, string> },
+    timeoutMs: number,
+    cb: (err?: RdKafkaError) => void,
+  ): void;
+  createPartitions(topic: string, totalPartitions: number, timeoutMs: number, cb: (err?: RdKafkaError) => void): void;
+  disconnect(): void;
+}
+
 export interface RdKafka {
+  AdminClient: { create(conf: RdConfig): RdAdminClient };
   Producer: new (conf: RdConfig, topicConf?: RdConfig) => RdProducer;
   KafkaConsumer: new (conf: RdConfig, topicConf?: RdConfig) => RdConsumer;
   /** Features librdkafka was built with: `gzip`, `snappy`, `lz4`, `zstd`, `ssl`, `sasl_scram`, … */

@@ -1,5 +1,6 @@
 /**
- * CreateTopics (key 19), v0-v3.
+ * CreateTopics (key 19), v0-v5 (v5 flexible, KIP-482). kafkajs sends up to
+ * v3, librdkafka 2.x v4.
  *
  *   CreateTopics Request (Version: 0) => [topics] timeout_ms
  *     topics => name num_partitions replication_factor [assignments] [configs]
@@ -13,8 +14,9 @@
  *         name => STRING
  *         value => NULLABLE_STRING
  *     timeout_ms => INT32
- *   CreateTopics Request (Version: 1-3) => [topics] timeout_ms validate_only
+ *   CreateTopics Request (Version: 1-4) => [topics] timeout_ms validate_only
  *     validate_only => BOOLEAN
+ *   CreateTopics Request (Version: 5) => the same in compact strings and arrays, with a TAG_BUFFER after each struct
  *
  *   CreateTopics Response (Version: 0) => [topics]
  *     topics => name error_code
@@ -23,8 +25,17 @@
  *   CreateTopics Response (Version: 1) => [topics]
  *     topics => name error_code error_message
  *       error_message => NULLABLE_STRING
- *   CreateTopics Response (Version: 2-3) => throttle_time_ms [topics]
+ *   CreateTopics Response (Version: 2-4) => throttle_time_ms [topics]
  *     throttle_time_ms => INT32
+ *   CreateTopics Response (Version: 5) => throttle_time_ms [topics] TAG_BUFFER
+ *     topics => name error_code error_message num_partitions replication_factor [configs] TAG_BUFFER
+ *       num_partitions => INT32            -1 on error
+ *       replication_factor => INT16        -1 on error
+ *       configs => name value read_only config_source is_sensitive TAG_BUFFER   null on error
+ *
+ * v4 is v3 with KIP-464's meaning, which every version here has:
+ * num_partitions and replication_factor -1 mean the broker's defaults
+ * (`defaultPartitions`, and 1).
  *
  * One broker: replication_factor must be 1 or -1 (the default), and a manual
  * assignment may only name this broker. Topic configs use Kafka's names,
@@ -36,11 +47,14 @@
  * @module
  */
 
+import { compileTopicConfig } from '../../config/index.js';
 import type { TopicConfig } from '../../log/index.js';
+import type { Reader } from '../codec/reader.js';
+import type { Writer } from '../codec/writer.js';
 import { ConcordatError } from '../../errors.js';
 import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
 import type { RequestContext } from '../context.js';
-import { topicConfigFromKafka } from '../topic-configs.js';
+import { describeTopicConfig, topicConfigFromKafka, type DescribedConfig } from '../topic-configs.js';
 import { defineApi } from './api.js';
 
 /** One topic of a CreateTopics request (numPartitions -1: the broker's default; a manual assignment may name only this broker). */
@@ -64,6 +78,8 @@ export interface CreateTopicsResult {
   name: string;
   errorCode: number;
   errorMessage: string | null;
+  /** v5: what the topic has (or would have, with validate_only); absent on error. */
+  created?: { numPartitions: number; configs: DescribedConfig[] };
 }
 
 /** A CreateTopics response body, to encode (grammar in the file header). */
@@ -76,10 +92,11 @@ export const createTopics = defineApi<CreateTopicsRequest, CreateTopicsResponse>
   key: 19,
   name: 'CreateTopics',
   minVersion: 0,
-  maxVersion: 3,
-  flexibleVersion: null,
+  maxVersion: 5,
+  flexibleVersion: 5,
 
   decode(reader, version) {
+    if (version >= 5) return decodeFlexible(reader);
     const topics = reader.array((t) => ({
       name: t.string(),
       numPartitions: t.int32(),
@@ -107,6 +124,10 @@ export const createTopics = defineApi<CreateTopicsRequest, CreateTopicsResponse>
   },
 
   encode(writer, version, response) {
+    if (version >= 5) {
+      encodeFlexible(writer, response);
+      return;
+    }
     if (version >= 2) writer.int32(0);
     writer.array(response.topics, (w, topic) => {
       w.string(topic.name).int16(topic.errorCode);
@@ -119,7 +140,45 @@ export const createTopics = defineApi<CreateTopicsRequest, CreateTopicsResponse>
   },
 });
 
-type Plan = { partitions: number; config: Partial<TopicConfig> } | CreateTopicsResult;
+function decodeFlexible(reader: Reader): CreateTopicsRequest {
+  const topics = reader.compactArray((t) => {
+    const topic = {
+      name: t.compactString(),
+      numPartitions: t.int32(),
+      replicationFactor: t.int16(),
+      assignments: t.compactArray((a) => {
+        const assignment = { partitionIndex: a.int32(), brokerIds: a.compactArray((b) => b.int32()) };
+        a.taggedFields();
+        return assignment;
+      }),
+      configs: t.compactArray((c) => {
+        const config = { name: c.compactString(), value: c.compactNullableString() };
+        c.taggedFields();
+        return config;
+      }),
+    };
+    t.taggedFields();
+    return topic;
+  });
+  const request = { topics, timeoutMs: reader.int32(), validateOnly: reader.boolean() };
+  reader.taggedFields();
+  return request;
+}
+
+function encodeFlexible(writer: Writer, response: CreateTopicsResponse): void {
+  writer.int32(0);
+  writer.compactArray(response.topics, (w, topic) => {
+    w.compactString(topic.name).int16(topic.errorCode).compactNullableString(topic.errorMessage);
+    w.int32(topic.created?.numPartitions ?? -1).int16(topic.created === undefined ? -1 : 1);
+    w.compactNullableArray(topic.created?.configs ?? null, (cw, config) => {
+      cw.compactString(config.name).compactNullableString(config.value).boolean(config.readOnly).int8(config.source).boolean(false).emptyTaggedFields();
+    });
+    w.emptyTaggedFields();
+  });
+  writer.emptyTaggedFields();
+}
+
+type Plan = { partitions: number; config: Partial<TopicConfig>; extraConfigs: Record<string, string> } | CreateTopicsResult;
 
 function plan(topic: CreatableTopic, context: RequestContext): Plan {
   const nodeId = context.broker.options.nodeId;
@@ -139,22 +198,29 @@ function plan(topic: CreatableTopic, context: RequestContext): Plan {
   }
   const configs = topicConfigFromKafka(topic.configs, context.broker.log.options.topicDefaults);
   if ('refusal' in configs) return refuse(KafkaError.INVALID_CONFIG, configs.refusal);
-  return { partitions, config: configs.config };
+  return { partitions, config: configs.config, extraConfigs: configs.extraConfigs };
 }
 
 async function createOne(topic: CreatableTopic, validateOnly: boolean, context: RequestContext): Promise<CreateTopicsResult> {
   const planned = plan(topic, context);
   if ('errorCode' in planned) return planned;
   const log = context.broker.log;
+  const defaults = log.options.topicDefaults;
+  const created = (): CreateTopicsResult => ({
+    name: topic.name,
+    errorCode: KafkaError.NONE,
+    errorMessage: null,
+    created: { numPartitions: planned.partitions, configs: describeTopicConfig(compileTopicConfig(planned.config, defaults), defaults, planned.extraConfigs) },
+  });
   try {
     if (validateOnly) {
       if (log.hasTopic(topic.name)) {
         return { name: topic.name, errorCode: KafkaError.TOPIC_ALREADY_EXISTS, errorMessage: `topic '${topic.name}' already exists` };
       }
-      return { name: topic.name, errorCode: KafkaError.NONE, errorMessage: null };
+      return created();
     }
     await log.createTopic(topic.name, planned);
-    return { name: topic.name, errorCode: KafkaError.NONE, errorMessage: null };
+    return created();
   } catch (error) {
     if (!(error instanceof ConcordatError)) throw error;
     return { name: topic.name, errorCode: kafkaErrorCodeOf(error), errorMessage: error.message };

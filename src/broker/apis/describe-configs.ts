@@ -38,8 +38,10 @@
  * broker-level name it falls back to). Broker `nodeId`: the log's topic
  * defaults under Kafka's broker names plus the few broker options Kafka
  * has names for — nothing is invented. Broker `""` (the cluster-wide
- * dynamic defaults): none, since nothing here is dynamic. Every config is
- * read-only (AlterConfigs is not served) and none is sensitive. Unknown
+ * dynamic defaults): none, since nothing here is dynamic. Topic configs
+ * can be changed (AlterConfigs, IncrementalAlterConfigs) except those with
+ * one possible value here, which are read-only, as are all broker configs;
+ * none is sensitive. Unknown
  * names in configuration_keys are left out, as Kafka does. v0's is_default
  * means "not set on this resource": for a topic, any value that is not a
  * topic override.
@@ -50,6 +52,7 @@
 import { compileBrokerOptions, type CompiledBrokerOptions } from '../../config/index.js';
 import { isValidTopicName } from '../../log/index.js';
 import { KafkaError } from '../codec/error-codes.js';
+import { ConfigResourceType } from '../config-change.js';
 import type { RequestContext } from '../context.js';
 import { ConfigSource, describeTopicConfig, describeTopicDefaults, type DescribedConfig } from '../topic-configs.js';
 import { defineApi } from './api.js';
@@ -88,8 +91,6 @@ export interface DescribeConfigsResponse {
   results: DescribeConfigsResult[];
 }
 
-/** Kafka's ConfigResource.Type codes. */
-export const ConfigResourceType = { TOPIC: 2, BROKER: 4, BROKER_LOGGER: 8 } as const;
 
 /** The DescribeConfigs API (key 32): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const describeConfigs = defineApi<DescribeConfigsRequest, DescribeConfigsResponse>({
@@ -146,7 +147,6 @@ function describeResource(resource: DescribeConfigsResource, includeSynonyms: bo
         .map((config) => ({
           ...config,
           synonyms: includeSynonyms ? config.synonyms : [],
-          readOnly: true,
           isDefault: isDefault(config),
           isSensitive: false,
         })),
@@ -165,7 +165,8 @@ function describeResource(resource: DescribeConfigsResource, includeSynonyms: bo
     case ConfigResourceType.TOPIC: {
       if (!isValidTopicName(name)) return refuse(KafkaError.INVALID_TOPIC_EXCEPTION, `'${name}' is not a valid topic name`);
       if (!log.hasTopic(name)) return refuse(KafkaError.UNKNOWN_TOPIC_OR_PARTITION, `topic '${name}' does not exist`);
-      const configs = describeTopicConfig(log.describeTopic(name).config, log.options.topicDefaults);
+      const topic = log.describeTopic(name);
+      const configs = describeTopicConfig(topic.config, log.options.topicDefaults, topic.extraConfigs);
       return answer(configs, (config) => config.source !== ConfigSource.TOPIC_CONFIG);
     }
     case ConfigResourceType.BROKER: {
@@ -199,7 +200,7 @@ const BROKER_CONFIGS: readonly { name: string; value: (options: CompiledBrokerOp
 function describeBroker(options: CompiledBrokerOptions, topicDefaults: Parameters<typeof describeTopicDefaults>[0]): DescribedConfig[] {
   const own = BROKER_CONFIGS.map(({ name, value }) => {
     const entry = { name, value: value(options), source: value(options) === value(BROKER_DEFAULTS) ? ConfigSource.DEFAULT_CONFIG : ConfigSource.STATIC_BROKER_CONFIG };
-    return { ...entry, synonyms: [entry] };
+    return { ...entry, readOnly: true, synonyms: [entry] };
   });
   return [...own, ...describeTopicDefaults(topicDefaults)].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

@@ -1,15 +1,22 @@
 import type { AnyApi } from './api.js';
 import { addOffsetsToTxn } from './add-offsets-to-txn.js';
 import { addPartitionsToTxn } from './add-partitions-to-txn.js';
+import { alterConfigs } from './alter-configs.js';
 import { apiVersions } from './api-versions.js';
+import { createPartitions } from './create-partitions.js';
 import { createTopics } from './create-topics.js';
+import { deleteGroups } from './delete-groups.js';
+import { deleteRecords } from './delete-records.js';
 import { deleteTopics } from './delete-topics.js';
+import { describeCluster } from './describe-cluster.js';
 import { describeConfigs } from './describe-configs.js';
 import { describeGroups } from './describe-groups.js';
+import { describeLogDirs } from './describe-log-dirs.js';
 import { endTxn } from './end-txn.js';
 import { fetch } from './fetch.js';
 import { findCoordinator } from './find-coordinator.js';
 import { heartbeat } from './heartbeat.js';
+import { incrementalAlterConfigs } from './incremental-alter-configs.js';
 import { initProducerId } from './init-producer-id.js';
 import { joinGroup } from './join-group.js';
 import { leaveGroup } from './leave-group.js';
@@ -17,6 +24,7 @@ import { listGroups } from './list-groups.js';
 import { listOffsets } from './list-offsets.js';
 import { metadata } from './metadata.js';
 import { offsetCommit } from './offset-commit.js';
+import { offsetDelete } from './offset-delete.js';
 import { offsetFetch } from './offset-fetch.js';
 import { produce } from './produce.js';
 import { saslAuthenticate } from './sasl-authenticate.js';
@@ -47,13 +55,21 @@ const APIS: readonly AnyApi[] = [
   apiVersions, // 18
   createTopics, // 19
   deleteTopics, // 20
+  deleteRecords, // 21
   initProducerId, // 22
   addPartitionsToTxn, // 24
   addOffsetsToTxn, // 25
   endTxn, // 26
   txnOffsetCommit, // 28
   describeConfigs, // 32
+  alterConfigs, // 33
+  describeLogDirs, // 35
   saslAuthenticate, // 36
+  createPartitions, // 37
+  deleteGroups, // 42
+  incrementalAlterConfigs, // 44
+  offsetDelete, // 47
+  describeCluster, // 60
 ];
 
 /** Every API the broker serves, by key: the one registration table the connection and ApiVersions read. */

@@ -12,6 +12,7 @@ import {
   type JoinGroupResult,
   type SyncGroupResult,
 } from './group.js';
+import { CONSUMER_PROTOCOL_TYPE, decodeSubscription } from './consumer-protocol.js';
 import { OffsetStore, type OffsetEntry, type StoredGroupMetadata } from './offset-store.js';
 
 /** Kafka's NewMemberJoinTimeoutMs: a new member waiting in JoinGroup is dropped after this. */
@@ -1078,6 +1079,35 @@ export class GroupCoordinator {
   }
 
   /**
+   * Kafka's OffsetDelete: removes a group's committed offsets of some
+   * partitions. An Empty group loses them all; a consumer group with
+   * members keeps those of topics a member subscribes to
+   * (GROUP_SUBSCRIBED_TO_TOPIC for each; a member whose subscription cannot
+   * be decoded counts as subscribed to everything); any other group with
+   * members is refused whole (NON_EMPTY_GROUP, thrown).
+   * @throws ConcordatError GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, COORDINATOR_NOT_AVAILABLE, KAFKA_STORAGE_ERROR
+   */
+  async deleteOffsets(
+    groupId: string,
+    partitions: readonly { topic: string; partition: number }[],
+  ): Promise<{ topic: string; partition: number; errorCode: ErrorCode | null }[]> {
+    this.checkOpen();
+    const group = this.groups.get(groupId);
+    if (group === undefined || group.is(GroupState.DEAD)) throw groupError(ErrorCode.GROUP_ID_NOT_FOUND, `group '${groupId}' does not exist`);
+    let subscribed = (_topic: string): boolean => false;
+    if (!group.is(GroupState.EMPTY)) {
+      if (group.protocolType !== CONSUMER_PROTOCOL_TYPE) {
+        throw groupError(ErrorCode.NON_EMPTY_GROUP, `group '${groupId}' has members and is not a consumer group; its offsets can be deleted once it is empty`);
+      }
+      const topics = subscribedTopics(group);
+      subscribed = (topic) => topics === null || topics.has(topic);
+    }
+    const eligible = partitions.filter((p) => !subscribed(p.topic));
+    await this.offsets.removeOffsets(groupId, eligible);
+    return partitions.map((p) => ({ ...p, errorCode: subscribed(p.topic) ? ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC : null }));
+  }
+
+  /**
    * In-process hint: `listener` runs when the group starts a rebalance, so a
    * member in this process can rejoin without waiting for its next
    * heartbeat. Returns the unsubscribe function. Network members learn it
@@ -1139,6 +1169,21 @@ export class GroupCoordinator {
     }
     return { group, member };
   }
+}
+
+/** The topics a consumer group's members subscribe to, or null when some member's subscription cannot be decoded. */
+function subscribedTopics(group: Group): Set<string> | null {
+  const topics = new Set<string>();
+  for (const member of group.members.values()) {
+    try {
+      const metadata = group.protocolName === null ? member.protocols[0]?.metadata : member.metadataFor(group.protocolName);
+      if (metadata === undefined) return null;
+      for (const topic of decodeSubscription(metadata).topics) topics.add(topic);
+    } catch {
+      return null;
+    }
+  }
+  return topics;
 }
 
 function checkGroupId(groupId: string, allowEmpty = false): void {

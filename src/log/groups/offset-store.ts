@@ -239,6 +239,13 @@ export class OffsetStore {
     return [...this.metadata];
   }
 
+  /** Removes some offsets of a group, durably (Kafka's OffsetDelete). */
+  removeOffsets(groupId: string, partitions: readonly { topic: string; partition: number }[]): Promise<void> {
+    const doomed = partitions.filter((p) => this.get(groupId, p.topic, p.partition) !== undefined).map((p): [string, number] => [p.topic, p.partition]);
+    if (doomed.length === 0) return Promise.resolve();
+    return this.enqueue({ g: groupId, x: doomed });
+  }
+
   /** Removes the offsets of a deleted topic from every group. */
   async removeTopic(topic: string): Promise<void> {
     const writes: Promise<void>[] = [];

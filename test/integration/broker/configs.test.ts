@@ -65,20 +65,33 @@ describe('CreateTopics with configs', () => {
     expect(described).toMatchObject({ errorCode: 0, resourceType: TOPIC, resourceName: topic });
     expect(described.configEntries.map((e) => [e.configName, e.configValue, e.configSource, e.isDefault, e.readOnly])).toEqual([
       ['cleanup.policy', 'delete', 5, true, true],
-      ['compression.type', 'producer', 5, true, true],
-      ['concordat.dedup.window.ids.max', '100000', 5, true, true],
-      ['concordat.dedup.window.ms', '0', 5, true, true],
-      ['flush.messages', LONG_MAX, 1, false, true],
-      ['flush.ms', '500', 1, false, true],
-      ['index.interval.bytes', '4096', 5, true, true],
-      ['max.message.bytes', '1048588', 5, true, true],
+      ['compression.type', 'producer', 5, true, false],
+      ['concordat.dedup.window.ids.max', '100000', 5, true, false],
+      ['concordat.dedup.window.ms', '0', 5, true, false],
+      ['delete.retention.ms', '86400000', 5, true, false],
+      ['file.delete.delay.ms', '60000', 5, true, false],
+      ['flush.messages', LONG_MAX, 1, false, false],
+      ['flush.ms', '500', 1, false, false],
+      ['follower.replication.throttled.replicas', '', 5, true, false],
+      ['index.interval.bytes', '4096', 5, true, false],
+      ['leader.replication.throttled.replicas', '', 5, true, false],
+      ['max.compaction.lag.ms', LONG_MAX, 5, true, false],
+      ['max.message.bytes', '1048588', 5, true, false],
+      ['message.downconversion.enable', 'true', 5, true, false],
+      ['message.format.version', '3.0-IV1', 5, true, false],
+      ['message.timestamp.difference.max.ms', LONG_MAX, 5, true, true],
       ['message.timestamp.type', 'CreateTime', 5, true, true],
+      ['min.cleanable.dirty.ratio', '0.5', 5, true, false],
+      ['min.compaction.lag.ms', '0', 5, true, false],
       ['min.insync.replicas', '1', 5, true, true],
-      ['retention.bytes', '1048576', 1, false, true],
-      ['retention.ms', '60000', 1, false, true],
-      ['segment.bytes', '2097152', 1, false, true],
-      ['segment.index.bytes', '10485760', 5, true, true],
-      ['segment.ms', '3600000', 1, false, true],
+      ['preallocate', 'false', 5, true, false],
+      ['retention.bytes', '1048576', 1, false, false],
+      ['retention.ms', '60000', 1, false, false],
+      ['segment.bytes', '2097152', 1, false, false],
+      ['segment.index.bytes', '10485760', 5, true, false],
+      ['segment.jitter.ms', '0', 5, true, true],
+      ['segment.ms', '3600000', 1, false, false],
+      ['unclean.leader.election.enable', 'false', 5, true, false],
     ]);
     expect(described.configEntries.find((e) => e.configName === 'retention.ms')!.configSynonyms).toEqual([
       { configName: 'retention.ms', configValue: '60000', configSource: 1 },
@@ -166,7 +179,7 @@ describe('DescribeConfigs', () => {
       {
         configName: 'retention.ms',
         configValue: '604800000',
-        readOnly: true,
+        readOnly: false,
         isDefault: true,
         configSource: 5,
         isSensitive: false,
@@ -190,22 +203,33 @@ describe('DescribeConfigs', () => {
       ['concordat.dedup.window.ms', '0', 5],
       ['connections.max.idle.ms', '600000', 5],
       ['default.replication.factor', '1', 5],
+      ['log.cleaner.delete.retention.ms', '86400000', 5],
+      ['log.cleaner.max.compaction.lag.ms', LONG_MAX, 5],
+      ['log.cleaner.min.cleanable.ratio', '0.5', 5],
+      ['log.cleaner.min.compaction.lag.ms', '0', 5],
       ['log.cleanup.policy', 'delete', 5],
       ['log.flush.interval.messages', '1', 5],
       ['log.flush.interval.ms', LONG_MAX, 5],
       ['log.index.interval.bytes', '4096', 5],
       ['log.index.size.max.bytes', '10485760', 5],
+      ['log.message.downconversion.enable', 'true', 5],
+      ['log.message.format.version', '3.0-IV1', 5],
+      ['log.message.timestamp.difference.max.ms', LONG_MAX, 5],
       ['log.message.timestamp.type', 'CreateTime', 5],
+      ['log.preallocate', 'false', 5],
       ['log.retention.bytes', '-1', 5],
       ['log.retention.ms', '604800000', 5],
+      ['log.roll.jitter.ms', '0', 5],
       ['log.roll.ms', '604800000', 5],
       ['log.segment.bytes', '1073741824', 5],
+      ['log.segment.delete.delay.ms', '60000', 5],
       ['max.connections', '1024', 5],
       ['message.max.bytes', '1048588', 5],
       ['min.insync.replicas', '1', 5],
       ['num.partitions', '1', 5],
       ['queued.max.request.bytes', '536870912', 5],
       ['socket.request.max.bytes', '104857600', 5],
+      ['unclean.leader.election.enable', 'false', 5],
     ]);
     expect(resources[0]!.configEntries.every((e) => e.readOnly && !e.isSensitive && e.configSynonyms.length === 0)).toBe(true);
   });
@@ -236,8 +260,8 @@ describe('DescribeConfigs', () => {
         [42, 'unsupported resource type 3 (2 topic, 4 broker)', 3, 'x'],
       ]);
       expect(decoded.resources[0].configEntries).toEqual([
-        { configName: 'retention.ms', configValue: '60000', readOnly: true, isDefault: false, configSource: 1, isSensitive: false },
-        { configName: 'segment.ms', configValue: '604800000', readOnly: true, isDefault: true, configSource: 5, isSensitive: false },
+        { configName: 'retention.ms', configValue: '60000', readOnly: false, isDefault: false, configSource: 1, isSensitive: false },
+        { configName: 'segment.ms', configValue: '604800000', readOnly: false, isDefault: true, configSource: 5, isSensitive: false },
       ]);
       expect(decoded.resources[2].configEntries).toEqual([]);
     } finally {
@@ -265,9 +289,9 @@ for f in a.create_topics([NewTopic('${topic}-bad', 1, 1, config={'segment.ms': '
 `;
     const { stdout } = await run(DEBIAN_PYTHON, ['-c', script], { timeout: 60_000 });
     expect(stdout.trim().split('\n')).toEqual([
-      "retention.bytes -1 5 True True [('log.retention.bytes', '-1', 5)]",
-      "retention.ms 60000 1 False True [('retention.ms', '60000', 1), ('log.retention.ms', '604800000', 5)]",
-      "segment.ms 3600000 1 False True [('segment.ms', '3600000', 1), ('log.roll.ms', '604800000', 5)]",
+      "retention.bytes -1 5 True False [('log.retention.bytes', '-1', 5)]",
+      "retention.ms 60000 1 False False [('retention.ms', '60000', 1), ('log.retention.ms', '604800000', 5)]",
+      "segment.ms 3600000 1 False False [('segment.ms', '3600000', 1), ('log.roll.ms', '604800000', 5)]",
       'INVALID_CONFIG invalid value "abc" for config segment.ms: not an integer',
     ]);
     expect(t.broker.log.describeTopic(topic).config).toMatchObject({ retentionMs: 60_000, segmentMs: 3_600_000 });

@@ -12,7 +12,9 @@ import { until } from '../../../src/testing/index.js';
  * connection and to the others, response order, acks = 0, long polls.
  */
 
-// What KAFKA-PROTOCOL.md says to advertise, key → [min, max], the transaction APIs (24-26, 28; KIP-98), and DescribeConfigs (32) for kafkajs (v2) and librdkafka (v1).
+// What KAFKA-PROTOCOL.md says to advertise, key → [min, max], the transaction APIs (24-26, 28; KIP-98), DescribeConfigs (32) for kafkajs (v2) and
+// librdkafka (v1), and the admin APIs of issue 13 (CreateTopics to v5, DeleteRecords 21, AlterConfigs 33, DescribeLogDirs 35, CreatePartitions 37,
+// DeleteGroups 42, IncrementalAlterConfigs 44, OffsetDelete 47, DescribeCluster 60).
 const ADVERTISED: [number, number, number][] = [
   [0, 0, 7],
   [1, 4, 11],
@@ -29,15 +31,23 @@ const ADVERTISED: [number, number, number][] = [
   [16, 0, 2],
   [17, 0, 1],
   [18, 0, 3],
-  [19, 0, 3],
+  [19, 0, 5],
   [20, 0, 3],
+  [21, 0, 1],
   [22, 0, 1],
   [24, 0, 1],
   [25, 0, 1],
   [26, 0, 1],
   [28, 0, 2],
   [32, 0, 2],
+  [33, 0, 1],
+  [35, 0, 1],
   [36, 0, 1],
+  [37, 0, 1],
+  [42, 0, 1],
+  [44, 0, 1],
+  [47, 0, 0],
+  [60, 0, 0],
 ];
 
 let t: TestBroker;

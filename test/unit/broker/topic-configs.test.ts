@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigSource, describeTopicConfig, describeTopicDefaults, LONG_MAX, topicConfigFromKafka, TOPIC_CONFIG_NAMES } from '../../../src/broker/topic-configs.js';
+import { ConfigSource, describeTopicConfig, describeTopicDefaults, LONG_MAX, topicConfigFromKafka, topicOverrides, TOPIC_CONFIG_NAMES } from '../../../src/broker/topic-configs.js';
 import { compileTopicConfig, FlushMode, TOPIC_CONFIG_DEFAULTS, type TopicConfig } from '../../../src/config/index.js';
 
 /**
@@ -37,12 +37,13 @@ describe('CreateTopics configs → the log', () => {
         dedupWindowMs: 120_000,
         dedupWindowIdsMax: 10,
       },
+      extraConfigs: {},
     });
-    expect(read({ 'retention.ms': '-1', 'retention.bytes': '-1' })).toEqual({ config: { retentionMs: -1, retentionBytes: -1 } });
+    expect(read({ 'retention.ms': '-1', 'retention.bytes': '-1' })).toEqual({ config: { retentionMs: -1, retentionBytes: -1 }, extraConfigs: {} });
   });
 
   it('accepts the fixed configs only with the value the log has', () => {
-    expect(read({ 'cleanup.policy': 'delete', 'compression.type': 'producer', 'message.timestamp.type': 'CreateTime', 'min.insync.replicas': '1' })).toEqual({ config: {} });
+    expect(read({ 'cleanup.policy': 'delete', 'compression.type': 'producer', 'message.timestamp.type': 'CreateTime', 'min.insync.replicas': '1' })).toEqual({ config: { compression: 'producer' }, extraConfigs: {} });
     expect(read({ 'cleanup.policy': 'compact' })).toEqual({
       refusal:
         'config cleanup.policy="compact" is not supported: the log deletes whole segments by age and size (retention.ms, retention.bytes) and does not compact; use "delete"',
@@ -51,14 +52,51 @@ describe('CreateTopics configs → the log', () => {
     expect(read({ 'min.insync.replicas': '2' })).toEqual({
       refusal: 'config min.insync.replicas="2" is not supported: concordat broker is the one replica of every partition; use "1"',
     });
-    expect(read({ 'compression.type': 'zstd' })).toEqual({
-      refusal: 'config compression.type="zstd" is not supported: the log stores batches as the producer compressed them; use "producer"',
+    expect(read({ 'segment.jitter.ms': '10' })).toEqual({ refusal: 'config segment.jitter.ms="10" is not supported: segments roll at segment.ms exactly; use "0"' });
+  });
+
+  it("maps compression.type to the log's compression, uncompressed to none, and refuses other values", () => {
+    expect(read({ 'compression.type': 'zstd' })).toEqual({ config: { compression: 'zstd' }, extraConfigs: {} });
+    expect(read({ 'compression.type': 'uncompressed' })).toEqual({ config: { compression: 'none' }, extraConfigs: {} });
+    expect(read({ 'compression.type': 'lz5' })).toEqual({
+      refusal: 'invalid value "lz5" for config compression.type: not one of uncompressed, zstd, lz4, snappy, gzip, producer',
+    });
+    const described = describeTopicConfig(compileTopicConfig({ compression: 'none' }, DEFAULTS), DEFAULTS).find((c) => c.name === 'compression.type');
+    expect(described).toMatchObject({ value: 'uncompressed', source: ConfigSource.TOPIC_CONFIG, readOnly: false });
+  });
+
+  it("stores the configs Kafka accepts that the log does not act on, checked with Kafka's validators, keeping only non-defaults", () => {
+    expect(
+      read({
+        'delete.retention.ms': '900',
+        'min.cleanable.dirty.ratio': '0.1',
+        'message.format.version': '0.10.0.0',
+        'unclean.leader.election.enable': 'false',
+        'leader.replication.throttled.replicas': '0:1, 1:1',
+        preallocate: 'true',
+      }),
+    ).toEqual({
+      config: {},
+      extraConfigs: { 'delete.retention.ms': '900', 'min.cleanable.dirty.ratio': '0.1', 'message.format.version': '0.10.0.0', 'leader.replication.throttled.replicas': '0:1, 1:1', preallocate: 'true' },
+    });
+    expect(read({ 'delete.retention.ms': '-1' })).toEqual({ refusal: 'invalid value "-1" for config delete.retention.ms: below 0' });
+    expect(read({ 'max.compaction.lag.ms': '0' })).toEqual({ refusal: 'invalid value "0" for config max.compaction.lag.ms: below 1' });
+    expect(read({ 'min.compaction.lag.ms': '9223372036854775808' })).toEqual({
+      refusal: 'invalid value "9223372036854775808" for config min.compaction.lag.ms: above 9223372036854775807',
+    });
+    expect(read({ 'min.cleanable.dirty.ratio': '1.5' })).toEqual({ refusal: 'invalid value "1.5" for config min.cleanable.dirty.ratio: not a number from 0 to 1' });
+    expect(read({ preallocate: 'yes' })).toEqual({ refusal: 'invalid value "yes" for config preallocate: not true or false' });
+    expect(read({ 'message.format.version': 'latest' })).toEqual({
+      refusal: 'invalid value "latest" for config message.format.version: not a Kafka version such as 2.8 or 3.0-IV1',
+    });
+    expect(read({ 'follower.replication.throttled.replicas': 'all' })).toEqual({
+      refusal: 'invalid value "all" for config follower.replication.throttled.replicas: not "", "*" or a list of partition:broker pairs',
     });
   });
 
   it('refuses what it does not know, null values and a config given twice, naming the config', () => {
-    expect(read({ 'unclean.leader.election.enable': 'false' })).toEqual({
-      refusal: `config unclean.leader.election.enable is not supported by concordat broker (it knows ${TOPIC_CONFIG_NAMES.join(', ')})`,
+    expect(read({ 'retention.hours': '1' })).toEqual({
+      refusal: `config retention.hours is not supported by concordat broker (it knows ${TOPIC_CONFIG_NAMES.join(', ')})`,
     });
     expect(read({ 'retention.ms': null })).toEqual({ refusal: 'config retention.ms has a null value' });
     expect(
@@ -70,6 +108,17 @@ describe('CreateTopics configs → the log', () => {
         DEFAULTS,
       ),
     ).toEqual({ refusal: 'config retention.ms is given more than once' });
+    // AlterConfigs: the last value wins (Kafka before 3.2).
+    expect(
+      topicConfigFromKafka(
+        [
+          { name: 'retention.ms', value: '1000' },
+          { name: 'retention.ms', value: '2000' },
+        ],
+        DEFAULTS,
+        true,
+      ),
+    ).toEqual({ config: { retentionMs: 2000 }, extraConfigs: {} });
   });
 
   it("refuses values that are not integers or outside the log's range, with the range", () => {
@@ -88,13 +137,13 @@ describe('CreateTopics configs → the log', () => {
   });
 
   it("reads Kafka's flush.messages / flush.ms pairs as the log's flush modes", () => {
-    expect(read({ 'flush.messages': '1' })).toEqual({ config: { flushMode: FlushMode.SYNC } });
-    expect(read({ 'flush.messages': '1', 'flush.ms': LONG_MAX })).toEqual({ config: { flushMode: FlushMode.SYNC } });
-    expect(read({ 'flush.ms': '250' })).toEqual({ config: { flushMode: FlushMode.INTERVAL, flushIntervalMs: 250 } });
-    expect(read({ 'flush.messages': LONG_MAX, 'flush.ms': '250' })).toEqual({ config: { flushMode: FlushMode.INTERVAL, flushIntervalMs: 250 } });
-    expect(read({ 'flush.messages': LONG_MAX, 'flush.ms': LONG_MAX })).toEqual({ config: { flushMode: FlushMode.OS } });
-    expect(read({ 'flush.messages': LONG_MAX })).toEqual({ config: { flushMode: FlushMode.OS } });
-    expect(read({ 'flush.ms': LONG_MAX })).toEqual({ config: {} });
+    expect(read({ 'flush.messages': '1' })).toEqual({ config: { flushMode: FlushMode.SYNC }, extraConfigs: {} });
+    expect(read({ 'flush.messages': '1', 'flush.ms': LONG_MAX })).toEqual({ config: { flushMode: FlushMode.SYNC }, extraConfigs: {} });
+    expect(read({ 'flush.ms': '250' })).toEqual({ config: { flushMode: FlushMode.INTERVAL, flushIntervalMs: 250 }, extraConfigs: {} });
+    expect(read({ 'flush.messages': LONG_MAX, 'flush.ms': '250' })).toEqual({ config: { flushMode: FlushMode.INTERVAL, flushIntervalMs: 250 }, extraConfigs: {} });
+    expect(read({ 'flush.messages': LONG_MAX, 'flush.ms': LONG_MAX })).toEqual({ config: { flushMode: FlushMode.OS }, extraConfigs: {} });
+    expect(read({ 'flush.messages': LONG_MAX })).toEqual({ config: { flushMode: FlushMode.OS }, extraConfigs: {} });
+    expect(read({ 'flush.ms': LONG_MAX })).toEqual({ config: {}, extraConfigs: {} });
     expect(read({ 'flush.messages': '1', 'flush.ms': '250' })).toEqual({
       refusal: 'configs flush.messages=1 and flush.ms=250 contradict: give flush.messages=1 (sync every append) or flush.ms (sync on a timer)',
     });
@@ -116,17 +165,30 @@ describe('the log → DescribeConfigs', () => {
       ['compression.type', 'producer', ConfigSource.DEFAULT_CONFIG],
       ['concordat.dedup.window.ids.max', '100000', ConfigSource.DEFAULT_CONFIG],
       ['concordat.dedup.window.ms', '0', ConfigSource.DEFAULT_CONFIG],
+      ['delete.retention.ms', '86400000', ConfigSource.DEFAULT_CONFIG],
+      ['file.delete.delay.ms', '60000', ConfigSource.DEFAULT_CONFIG],
       ['flush.messages', '1', ConfigSource.DEFAULT_CONFIG],
       ['flush.ms', LONG_MAX, ConfigSource.DEFAULT_CONFIG],
+      ['follower.replication.throttled.replicas', '', ConfigSource.DEFAULT_CONFIG],
       ['index.interval.bytes', '4096', ConfigSource.DEFAULT_CONFIG],
+      ['leader.replication.throttled.replicas', '', ConfigSource.DEFAULT_CONFIG],
+      ['max.compaction.lag.ms', LONG_MAX, ConfigSource.DEFAULT_CONFIG],
       ['max.message.bytes', '1048588', ConfigSource.DEFAULT_CONFIG],
+      ['message.downconversion.enable', 'true', ConfigSource.DEFAULT_CONFIG],
+      ['message.format.version', '3.0-IV1', ConfigSource.DEFAULT_CONFIG],
+      ['message.timestamp.difference.max.ms', LONG_MAX, ConfigSource.DEFAULT_CONFIG],
       ['message.timestamp.type', 'CreateTime', ConfigSource.DEFAULT_CONFIG],
+      ['min.cleanable.dirty.ratio', '0.5', ConfigSource.DEFAULT_CONFIG],
+      ['min.compaction.lag.ms', '0', ConfigSource.DEFAULT_CONFIG],
       ['min.insync.replicas', '1', ConfigSource.DEFAULT_CONFIG],
+      ['preallocate', 'false', ConfigSource.DEFAULT_CONFIG],
       ['retention.bytes', '-1', ConfigSource.DEFAULT_CONFIG],
       ['retention.ms', '604800000', ConfigSource.DEFAULT_CONFIG],
       ['segment.bytes', '1073741824', ConfigSource.DEFAULT_CONFIG],
       ['segment.index.bytes', '10485760', ConfigSource.DEFAULT_CONFIG],
+      ['segment.jitter.ms', '0', ConfigSource.DEFAULT_CONFIG],
       ['segment.ms', '604800000', ConfigSource.DEFAULT_CONFIG],
+      ['unclean.leader.election.enable', 'false', ConfigSource.DEFAULT_CONFIG],
     ]);
   });
 
@@ -137,6 +199,7 @@ describe('the log → DescribeConfigs', () => {
       name: 'retention.ms',
       value: '60000',
       source: ConfigSource.TOPIC_CONFIG,
+      readOnly: false,
       synonyms: [
         { name: 'retention.ms', value: '60000', source: ConfigSource.TOPIC_CONFIG },
         { name: 'log.retention.ms', value: '604800000', source: ConfigSource.DEFAULT_CONFIG },
@@ -150,8 +213,38 @@ describe('the log → DescribeConfigs', () => {
       name: 'segment.ms',
       value: '604800000',
       source: ConfigSource.DEFAULT_CONFIG,
+      readOnly: false,
       synonyms: [{ name: 'log.roll.ms', value: '604800000', source: ConfigSource.DEFAULT_CONFIG }],
     });
+  });
+
+  it('a stored config set on the topic is TOPIC_CONFIG; one without a broker-level name has no synonym', () => {
+    const described = describeTopicConfig(DEFAULTS, DEFAULTS, { 'delete.retention.ms': '900', 'leader.replication.throttled.replicas': '*' });
+    expect(described.find((c) => c.name === 'delete.retention.ms')).toEqual({
+      name: 'delete.retention.ms',
+      value: '900',
+      source: ConfigSource.TOPIC_CONFIG,
+      readOnly: false,
+      synonyms: [
+        { name: 'delete.retention.ms', value: '900', source: ConfigSource.TOPIC_CONFIG },
+        { name: 'log.cleaner.delete.retention.ms', value: '86400000', source: ConfigSource.DEFAULT_CONFIG },
+      ],
+    });
+    expect(described.find((c) => c.name === 'leader.replication.throttled.replicas')).toEqual({
+      name: 'leader.replication.throttled.replicas',
+      value: '*',
+      source: ConfigSource.TOPIC_CONFIG,
+      readOnly: false,
+      synonyms: [{ name: 'leader.replication.throttled.replicas', value: '*', source: ConfigSource.TOPIC_CONFIG }],
+    });
+    expect(described.filter((c) => c.readOnly).map((c) => c.name)).toEqual([
+      'cleanup.policy',
+      'message.timestamp.difference.max.ms',
+      'message.timestamp.type',
+      'min.insync.replicas',
+      'segment.jitter.ms',
+    ]);
+    expect(topicOverrides(DEFAULTS, DEFAULTS, { 'delete.retention.ms': '900' })).toEqual(new Map([['delete.retention.ms', '900']]));
   });
 
   it("defaults the log was opened with (topicDefaults) are STATIC_BROKER_CONFIG, Kafka's source for a broker's own setting", () => {
@@ -161,6 +254,7 @@ describe('the log → DescribeConfigs', () => {
       name: 'retention.ms',
       value: '3600000',
       source: ConfigSource.STATIC_BROKER_CONFIG,
+      readOnly: false,
       synonyms: [{ name: 'log.retention.ms', value: '3600000', source: ConfigSource.STATIC_BROKER_CONFIG }],
     });
     expect(describeTopicDefaults(defaults).map((c) => [c.name, c.value, c.source])).toEqual([
@@ -168,17 +262,28 @@ describe('the log → DescribeConfigs', () => {
       ['compression.type', 'producer', ConfigSource.DEFAULT_CONFIG],
       ['concordat.dedup.window.ids.max', '100000', ConfigSource.DEFAULT_CONFIG],
       ['concordat.dedup.window.ms', '0', ConfigSource.DEFAULT_CONFIG],
+      ['log.cleaner.delete.retention.ms', '86400000', ConfigSource.DEFAULT_CONFIG],
+      ['log.segment.delete.delay.ms', '60000', ConfigSource.DEFAULT_CONFIG],
       ['log.flush.interval.messages', '1', ConfigSource.DEFAULT_CONFIG],
       ['log.flush.interval.ms', LONG_MAX, ConfigSource.DEFAULT_CONFIG],
       ['log.index.interval.bytes', '4096', ConfigSource.DEFAULT_CONFIG],
+      ['log.cleaner.max.compaction.lag.ms', LONG_MAX, ConfigSource.DEFAULT_CONFIG],
       ['message.max.bytes', '1048588', ConfigSource.DEFAULT_CONFIG],
+      ['log.message.downconversion.enable', 'true', ConfigSource.DEFAULT_CONFIG],
+      ['log.message.format.version', '3.0-IV1', ConfigSource.DEFAULT_CONFIG],
+      ['log.message.timestamp.difference.max.ms', LONG_MAX, ConfigSource.DEFAULT_CONFIG],
       ['log.message.timestamp.type', 'CreateTime', ConfigSource.DEFAULT_CONFIG],
+      ['log.cleaner.min.cleanable.ratio', '0.5', ConfigSource.DEFAULT_CONFIG],
+      ['log.cleaner.min.compaction.lag.ms', '0', ConfigSource.DEFAULT_CONFIG],
       ['min.insync.replicas', '1', ConfigSource.DEFAULT_CONFIG],
+      ['log.preallocate', 'false', ConfigSource.DEFAULT_CONFIG],
       ['log.retention.bytes', '-1', ConfigSource.DEFAULT_CONFIG],
       ['log.retention.ms', '3600000', ConfigSource.STATIC_BROKER_CONFIG],
       ['log.segment.bytes', '1073741824', ConfigSource.DEFAULT_CONFIG],
       ['log.index.size.max.bytes', '10485760', ConfigSource.DEFAULT_CONFIG],
+      ['log.roll.jitter.ms', '0', ConfigSource.DEFAULT_CONFIG],
       ['log.roll.ms', '604800000', ConfigSource.DEFAULT_CONFIG],
+      ['unclean.leader.election.enable', 'false', ConfigSource.DEFAULT_CONFIG],
     ]);
   });
 
@@ -190,10 +295,12 @@ describe('the log → DescribeConfigs', () => {
     ];
     for (const overrides of topics) {
       const config = compileTopicConfig(overrides, DEFAULTS);
-      const entries = describeTopicConfig(config, DEFAULTS).map((c) => ({ name: c.name, value: c.value }));
+      const extras = { 'delete.retention.ms': '900' };
+      const entries = describeTopicConfig(config, DEFAULTS, extras).map((c) => ({ name: c.name, value: c.value }));
       const readBack = topicConfigFromKafka(entries, DEFAULTS);
       if (!('config' in readBack)) throw new Error(readBack.refusal);
       expect(compileTopicConfig(readBack.config, DEFAULTS)).toEqual(config);
+      expect(readBack.extraConfigs).toEqual(extras);
     }
   });
 });

@@ -50,6 +50,7 @@ describe('log options', () => {
       retentionBytes: -1,
       dedupWindowMs: 0,
       dedupWindowIdsMax: 100_000,
+      compression: 'producer',
     });
   });
 

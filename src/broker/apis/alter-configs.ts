@@ -1,0 +1,89 @@
+import { nonTopicResource, replaceTopicConfigs, type ConfigChangeResult } from '../config-change.js';
+import { defineApi } from './api.js';
+
+/**
+ * AlterConfigs (key 33), v0-v1: replaces the whole set of configs of topics.
+ * kafkajs 2.2.4 (`admin.alterConfigs`) sends v0-v1, librdkafka
+ * (`rd_kafka_AlterConfigs`) v0-v1, kafka-python 2.0.2 (`alter_configs`) v0.
+ *
+ *   AlterConfigs Request (Version: 0-1) => [resources] validate_only
+ *     resources => resource_type resource_name [configs]
+ *       resource_type => INT8               2 topic, 4 broker, 8 broker logger
+ *       resource_name => STRING
+ *       configs => name value
+ *         name => STRING
+ *         value => NULLABLE_STRING
+ *     validate_only => BOOLEAN
+ *
+ *   AlterConfigs Response (Version: 0-1) => throttle_time_ms [responses]
+ *     throttle_time_ms => INT32
+ *     responses => error_code error_message resource_type resource_name
+ *       error_code => INT16
+ *       error_message => NULLABLE_STRING
+ *       resource_type => INT8
+ *       resource_name => STRING
+ *
+ * Kafka's semantics: the configs given become the topic's configs; every
+ * config not given goes back to its default. Refusals, each with a message
+ * naming the config: INVALID_CONFIG (unknown name, invalid value, a value
+ * the log has no behaviour for), UNKNOWN_TOPIC_OR_PARTITION,
+ * INVALID_TOPIC_EXCEPTION, INVALID_REQUEST (broker resources: nothing is
+ * dynamic). Each resource succeeds or fails alone; validate_only checks
+ * without changing anything. See ../config-change.ts.
+ */
+export interface AlterConfigsResource {
+  resourceType: number;
+  resourceName: string;
+  configs: { name: string; value: string | null }[];
+}
+
+export interface AlterConfigsRequest {
+  resources: AlterConfigsResource[];
+  validateOnly: boolean;
+}
+
+export interface AlterConfigsResult extends ConfigChangeResult {
+  resourceType: number;
+  resourceName: string;
+}
+
+export interface AlterConfigsResponse {
+  responses: AlterConfigsResult[];
+}
+
+export const alterConfigs = defineApi<AlterConfigsRequest, AlterConfigsResponse>({
+  key: 33,
+  name: 'AlterConfigs',
+  minVersion: 0,
+  maxVersion: 1,
+  flexibleVersion: null,
+
+  decode(reader) {
+    const resources = reader.array((r) => ({
+      resourceType: r.int8(),
+      resourceName: r.string(),
+      configs: r.array((c) => ({ name: c.string(), value: c.nullableString() })),
+    }));
+    return { resources, validateOnly: reader.boolean() };
+  },
+
+  async handle(request, context) {
+    const responses: AlterConfigsResult[] = [];
+    for (const resource of request.resources) {
+      const { resourceType, resourceName, configs } = resource;
+      const result =
+        nonTopicResource(resourceType, resourceName, configs.length, context) ?? (await replaceTopicConfigs(resourceName, configs, request.validateOnly, context));
+      responses.push({ ...result, resourceType, resourceName });
+    }
+    return { responses };
+  },
+
+  encode(writer, _version, response) {
+    writer.int32(0);
+    writer.array(response.responses, (w, r) => w.int16(r.errorCode).nullableString(r.errorMessage).int8(r.resourceType).string(r.resourceName));
+  },
+
+  errorResponse(request, errorCode) {
+    return { responses: request.resources.map((r) => ({ errorCode, errorMessage: null, resourceType: r.resourceType, resourceName: r.resourceName })) };
+  },
+});

@@ -1,0 +1,61 @@
+import { ConcordatError } from '../../errors.js';
+import { kafkaErrorCodeOf, kafkaErrorCodeOfName } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/**
+ * DeleteGroups (key 42), v0-v1: removes consumer groups and their committed
+ * offsets. kafkajs 2.2.4 (`admin.deleteGroups`) sends v0-v1, librdkafka
+ * (`rd_kafka_DeleteGroups`) v0-v1, kafka-python 2.0.2
+ * (`delete_consumer_groups`) v0-v1.
+ *
+ *   DeleteGroups Request (Version: 0-1) => [groups_names]
+ *     groups_names => STRING
+ *
+ *   DeleteGroups Response (Version: 0-1) => throttle_time_ms [results]
+ *     throttle_time_ms => INT32
+ *     results => group_id error_code
+ *       group_id => STRING
+ *       error_code => INT16
+ *
+ * Only a group without members (Empty) is deleted, with its offsets,
+ * durably; a group with members gets NON_EMPTY_GROUP, an unknown one
+ * GROUP_ID_NOT_FOUND (GroupCoordinator.deleteGroups, Kafka's rules).
+ */
+export interface DeleteGroupsRequest {
+  groupsNames: string[];
+}
+
+export interface DeleteGroupsResponse {
+  results: { groupId: string; errorCode: number }[];
+}
+
+export const deleteGroups = defineApi<DeleteGroupsRequest, DeleteGroupsResponse>({
+  key: 42,
+  name: 'DeleteGroups',
+  minVersion: 0,
+  maxVersion: 1,
+  flexibleVersion: null,
+
+  decode(reader) {
+    return { groupsNames: reader.array((r) => r.string()) };
+  },
+
+  async handle(request, context) {
+    try {
+      const results = await context.broker.log.groups.deleteGroups([...new Set(request.groupsNames)]);
+      return { results: results.map((r) => ({ groupId: r.groupId, errorCode: kafkaErrorCodeOfName(r.errorCode) })) };
+    } catch (error) {
+      if (!(error instanceof ConcordatError)) throw error;
+      return this.errorResponse(request, kafkaErrorCodeOf(error), context);
+    }
+  },
+
+  encode(writer, _version, response) {
+    writer.int32(0);
+    writer.array(response.results, (w, r) => w.string(r.groupId).int16(r.errorCode));
+  },
+
+  errorResponse(request, errorCode) {
+    return { results: request.groupsNames.map((groupId) => ({ groupId, errorCode })) };
+  },
+});

@@ -1,0 +1,97 @@
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
+import type { RequestContext } from '../context.js';
+import { defineApi } from './api.js';
+
+/**
+ * DeleteRecords (key 21), v0-v1: moves partitions' log start offsets
+ * forward. kafkajs 2.2.4 (`admin.deleteTopicRecords`) sends v0-v1,
+ * librdkafka (`rd_kafka_DeleteRecords`) v0-v1.
+ *
+ *   DeleteRecords Request (Version: 0-1) => [topics] timeout_ms
+ *     topics => name [partitions]
+ *       name => STRING
+ *       partitions => partition_index offset
+ *         partition_index => INT32
+ *         offset => INT64                   delete the records before it; -1: the high watermark
+ *     timeout_ms => INT32
+ *
+ *   DeleteRecords Response (Version: 0-1) => throttle_time_ms [topics]
+ *     throttle_time_ms => INT32
+ *     topics => name [partitions]
+ *       name => STRING
+ *       partitions => partition_index low_watermark error_code
+ *         partition_index => INT32
+ *         low_watermark => INT64            the log start offset after the call; -1 on error
+ *         error_code => INT16
+ *
+ * The new log start offset is durable before the answer
+ * (LogManager.deleteRecords); a Fetch below it gets OFFSET_OUT_OF_RANGE,
+ * ListOffsets' earliest answers it, and segments wholly below it are
+ * deleted. An offset at or below the current start changes nothing and
+ * answers the current start, as Kafka's. Errors: OFFSET_OUT_OF_RANGE
+ * (above the high watermark), UNKNOWN_TOPIC_OR_PARTITION.
+ */
+export interface DeleteRecordsRequest {
+  topics: { name: string; partitions: { partitionIndex: number; offset: number }[] }[];
+  timeoutMs: number;
+}
+
+export interface DeleteRecordsPartitionResult {
+  partitionIndex: number;
+  lowWatermark: number;
+  errorCode: number;
+}
+
+export interface DeleteRecordsResponse {
+  topics: { name: string; partitions: DeleteRecordsPartitionResult[] }[];
+}
+
+export const deleteRecords = defineApi<DeleteRecordsRequest, DeleteRecordsResponse>({
+  key: 21,
+  name: 'DeleteRecords',
+  minVersion: 0,
+  maxVersion: 1,
+  flexibleVersion: null,
+
+  decode(reader) {
+    const topics = reader.array((t) => ({
+      name: t.string(),
+      partitions: t.array((p) => ({ partitionIndex: p.int32(), offset: p.int64() })),
+    }));
+    return { topics, timeoutMs: reader.int32() };
+  },
+
+  async handle(request, context) {
+    const topics: DeleteRecordsResponse['topics'] = [];
+    for (const topic of request.topics) {
+      const partitions: DeleteRecordsPartitionResult[] = [];
+      for (const p of topic.partitions) partitions.push(await deleteOne(topic.name, p.partitionIndex, p.offset, context));
+      topics.push({ name: topic.name, partitions });
+    }
+    return { topics };
+  },
+
+  encode(writer, _version, response) {
+    writer.int32(0);
+    writer.array(response.topics, (w, topic) => {
+      w.string(topic.name).array(topic.partitions, (pw, p) => pw.int32(p.partitionIndex).int64(p.lowWatermark).int16(p.errorCode));
+    });
+  },
+
+  errorResponse(request, errorCode) {
+    return {
+      topics: request.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, lowWatermark: -1, errorCode })) })),
+    };
+  },
+});
+
+async function deleteOne(topic: string, partition: number, offset: number, context: RequestContext): Promise<DeleteRecordsPartitionResult> {
+  try {
+    const lowWatermark = await context.broker.log.deleteRecords(topic, partition, offset);
+    return { partitionIndex: partition, lowWatermark, errorCode: KafkaError.NONE };
+  } catch (error) {
+    if (!(error instanceof ConcordatError)) throw error;
+    return { partitionIndex: partition, lowWatermark: -1, errorCode: kafkaErrorCodeOf(error) };
+  }
+}

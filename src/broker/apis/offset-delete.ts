@@ -1,0 +1,85 @@
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, kafkaErrorCodeOf, kafkaErrorCodeOfName } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/**
+ * OffsetDelete (key 47), v0: removes a consumer group's committed offsets of
+ * some partitions (KIP-496). librdkafka 1.6+ (`rd_kafka_DeleteConsumerGroupOffsets`)
+ * sends v0; kafkajs 2.2.4 and kafka-python 2.0.2 do not have it.
+ *
+ *   OffsetDelete Request (Version: 0) => group_id [topics]
+ *     group_id => STRING
+ *     topics => name [partitions]
+ *       name => STRING
+ *       partitions => partition_index
+ *         partition_index => INT32
+ *
+ *   OffsetDelete Response (Version: 0) => error_code throttle_time_ms [topics]
+ *     error_code => INT16
+ *     throttle_time_ms => INT32
+ *     topics => name [partitions]
+ *       name => STRING
+ *       partitions => partition_index error_code
+ *         partition_index => INT32
+ *         error_code => INT16
+ *
+ * Kafka's rules (GroupCoordinator.deleteOffsets): an Empty group loses the
+ * offsets named; a consumer group with members keeps those of the topics
+ * its members subscribe to (GROUP_SUBSCRIBED_TO_TOPIC per partition);
+ * another group with members is refused whole (NON_EMPTY_GROUP); an unknown
+ * group is GROUP_ID_NOT_FOUND. A partition of a topic that does not exist
+ * is UNKNOWN_TOPIC_OR_PARTITION.
+ */
+export interface OffsetDeleteRequest {
+  groupId: string;
+  topics: { name: string; partitions: number[] }[];
+}
+
+export interface OffsetDeleteResponse {
+  errorCode: number;
+  topics: { name: string; partitions: { partitionIndex: number; errorCode: number }[] }[];
+}
+
+export const offsetDelete = defineApi<OffsetDeleteRequest, OffsetDeleteResponse>({
+  key: 47,
+  name: 'OffsetDelete',
+  minVersion: 0,
+  maxVersion: 0,
+  flexibleVersion: null,
+
+  decode(reader) {
+    const groupId = reader.string();
+    const topics = reader.array((t) => ({ name: t.string(), partitions: t.array((p) => p.int32()) }));
+    return { groupId, topics };
+  },
+
+  async handle(request, context) {
+    const log = context.broker.log;
+    const exists = (topic: string, partition: number): boolean => partition >= 0 && partition < (log.partitionCount(topic) ?? 0);
+    const known = request.topics.flatMap((t) => t.partitions.filter((p) => exists(t.name, p)).map((partition) => ({ topic: t.name, partition })));
+    let deleted: Awaited<ReturnType<typeof log.groups.deleteOffsets>>;
+    try {
+      deleted = await log.groups.deleteOffsets(request.groupId, known);
+    } catch (error) {
+      if (!(error instanceof ConcordatError)) throw error;
+      return { errorCode: kafkaErrorCodeOf(error), topics: [] };
+    }
+    const errorOf = (topic: string, partition: number): number => {
+      if (!exists(topic, partition)) return KafkaError.UNKNOWN_TOPIC_OR_PARTITION;
+      return kafkaErrorCodeOfName(deleted.find((d) => d.topic === topic && d.partition === partition)?.errorCode ?? null);
+    };
+    return {
+      errorCode: KafkaError.NONE,
+      topics: request.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partitionIndex: p, errorCode: errorOf(t.name, p) })) })),
+    };
+  },
+
+  encode(writer, _version, response) {
+    writer.int16(response.errorCode).int32(0);
+    writer.array(response.topics, (w, t) => w.string(t.name).array(t.partitions, (pw, p) => pw.int32(p.partitionIndex).int16(p.errorCode)));
+  },
+
+  errorResponse(_request, errorCode) {
+    return { errorCode, topics: [] };
+  },
+});
