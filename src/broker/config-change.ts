@@ -1,9 +1,3 @@
-import { ConcordatError } from '../errors.js';
-import { isValidTopicName } from '../log/index.js';
-import { KafkaError, kafkaErrorCodeOf } from './codec/error-codes.js';
-import type { RequestContext } from './context.js';
-import { describeTopicConfig, LIST_CONFIGS, topicConfigFromKafka, topicOverrides, type KafkaConfigEntry } from './topic-configs.js';
-
 /**
  * What AlterConfigs and IncrementalAlterConfigs share: which resources can
  * change, and the change of one topic's configs.
@@ -14,7 +8,15 @@ import { describeTopicConfig, LIST_CONFIGS, topicConfigFromKafka, topicOverrides
  * the broker's start-up options here: none is dynamic, so a change is
  * refused with INVALID_REQUEST (Kafka's answer to a config that cannot be
  * updated dynamically).
+ *
+ * @module
  */
+
+import { ConcordatError } from '../errors.js';
+import { isValidTopicName } from '../log/index.js';
+import { KafkaError, kafkaErrorCodeOf } from './codec/error-codes.js';
+import type { RequestContext } from './context.js';
+import { describeTopicConfig, LIST_CONFIGS, topicConfigFromKafka, topicOverrides, type KafkaConfigEntry } from './topic-configs.js';
 
 /** Kafka's ConfigResource.Type codes. */
 export const ConfigResourceType = { TOPIC: 2, BROKER: 4, BROKER_LOGGER: 8 } as const;
@@ -22,11 +24,13 @@ export const ConfigResourceType = { TOPIC: 2, BROKER: 4, BROKER_LOGGER: 8 } as c
 /** Kafka's AlterConfigOp.OpType (IncrementalAlterConfigs' config_operation). */
 export const ConfigOperation = { SET: 0, DELETE: 1, APPEND: 2, SUBTRACT: 3 } as const;
 
+/** The outcome of changing one resource's configs: Kafka's error code and message. */
 export interface ConfigChangeResult {
   errorCode: number;
   errorMessage: string | null;
 }
 
+/** One config of an IncrementalAlterConfigs resource: its name, operation ({@link ConfigOperation}) and value. */
 export interface IncrementalConfig {
   name: string;
   operation: number;

@@ -1,5 +1,3 @@
-import { FlushMode, type TopicCompression, type TopicConfig } from '../config/index.js';
-
 /**
  * Every Kafka topic config the broker knows, and what it is here: a field
  * of the log's {@link TopicConfig} (`integer`, `flush`), a config with one
@@ -33,13 +31,19 @@ import { FlushMode, type TopicCompression, type TopicConfig } from '../config/in
  *
  * The `concordat.*` names are Concordat's own (Kafka has no message-ID dedup
  * window): Apache Kafka refuses them as unknown, as it should.
+ *
+ * @module
  */
+
+import { FlushMode, type TopicCompression, type TopicConfig } from '../config/index.js';
 
 /** Java's Long.MAX_VALUE: Kafka's "never" for its flush settings. */
 export const LONG_MAX = '9223372036854775807';
 
+/** The integer fields of {@link TopicConfig} a Kafka config maps to one to one. */
 export type IntegerKey = 'retentionMs' | 'retentionBytes' | 'segmentMs' | 'segmentBytes' | 'segmentIndexBytes' | 'indexIntervalBytes' | 'maxMessageBytes' | 'dedupWindowMs' | 'dedupWindowIdsMax';
 
+/** What one Kafka topic config is here (see the file header for each kind). */
 export type Setting =
   | { kind: 'integer'; key: IntegerKey; brokerName: string }
   | { kind: 'flush'; brokerName: string; describe: (config: TopicConfig) => string }

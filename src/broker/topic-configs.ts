@@ -1,9 +1,3 @@
-import { compileTopicConfig, FlushMode, TOPIC_CONFIG_DEFAULTS, type TopicConfig } from '../config/index.js';
-import { ConcordatError } from '../errors.js';
-import { COMPRESSION_VALUES, LONG_MAX, SETTINGS, TOPIC_CONFIG_NAMES, type IntegerKey, type Setting } from './topic-config-table.js';
-
-export { LIST_CONFIGS, LONG_MAX, TOPIC_CONFIG_NAMES } from './topic-config-table.js';
-
 /**
  * Kafka's topic configs ↔ the log's {@link TopicConfig} and the configs the
  * broker stores with a topic (the table and what each config is:
@@ -25,7 +19,15 @@ export { LIST_CONFIGS, LONG_MAX, TOPIC_CONFIG_NAMES } from './topic-config-table
  * another `topicDefaults`), and any other value a topic override
  * (TOPIC_CONFIG). A stored config is kept only when it differs from its
  * default, by the same rule.
+ *
+ * @module
  */
+
+import { compileTopicConfig, FlushMode, TOPIC_CONFIG_DEFAULTS, type TopicConfig } from '../config/index.js';
+import { ConcordatError } from '../errors.js';
+import { COMPRESSION_VALUES, LONG_MAX, SETTINGS, TOPIC_CONFIG_NAMES, type IntegerKey, type Setting } from './topic-config-table.js';
+
+export { LIST_CONFIGS, LONG_MAX, TOPIC_CONFIG_NAMES } from './topic-config-table.js';
 
 /** Kafka's config sources (DescribeConfigs v1+ `config_source`). */
 export const ConfigSource = {

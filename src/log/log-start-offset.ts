@@ -1,7 +1,3 @@
-import { join } from 'node:path';
-import { ConcordatError, ErrorCode } from '../errors.js';
-import { readCheckpoint, writeCheckpoint } from './checkpoint-file.js';
-
 /**
  * A partition's log start offset when it lies inside its first segment
  * (Kafka's `log-start-offset-checkpoint`, kept per partition here): set by
@@ -14,9 +10,16 @@ import { readCheckpoint, writeCheckpoint } from './checkpoint-file.js';
  * header), body `{ "offset": <log start offset> }`. It is written, and
  * synced, before DeleteRecords answers, so a start offset a client was told
  * survives a crash. An offset at or below the first segment's base offset
- * (retention has since deleted past it) means nothing; the partition
- * removes the file once that is so.
+ * (retention has since deleted past it) means nothing and is left as it is.
+ *
+ * @module
  */
+
+import { join } from 'node:path';
+import { ConcordatError, ErrorCode } from '../errors.js';
+import { readCheckpoint, writeCheckpoint } from './checkpoint-file.js';
+
+/** Name of the file in a partition directory. */
 export const LOG_START_OFFSET_FILE = 'log-start-offset';
 const KIND = 'log-start-offset';
 

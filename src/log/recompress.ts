@@ -1,6 +1,3 @@
-import { compress, compressionCode, compressionFromCode, decompress, type CompressionType } from './compression.js';
-import { ATTRIBUTES_OFFSET, BATCH_LENGTH_OFFSET, computeBatchCrc, CRC_OFFSET, LOG_OVERHEAD, RECORDS_OFFSET } from './record-batch.js';
-
 /**
  * A topic's `compression` other than `producer` (Kafka's topic config
  * `compression.type`): the batches of an append are stored with that codec
@@ -13,7 +10,12 @@ import { ATTRIBUTES_OFFSET, BATCH_LENGTH_OFFSET, computeBatchCrc, CRC_OFFSET, LO
  * the transactional bit and every record byte stay as the producer sent
  * them, so idempotent producers, transactions and the dedup window see the
  * same batch. Batches already in the target codec are not touched (no copy).
+ *
+ * @module
  */
+
+import { compress, compressionCode, compressionFromCode, decompress, type CompressionType } from './compression.js';
+import { ATTRIBUTES_OFFSET, BATCH_LENGTH_OFFSET, computeBatchCrc, CRC_OFFSET, LOG_OVERHEAD, RECORDS_OFFSET } from './record-batch.js';
 
 /**
  * `bytes` (validated whole batches) with every batch in `target`; `bytes`

@@ -1,6 +1,3 @@
-import { nonTopicResource, replaceTopicConfigs, type ConfigChangeResult } from '../config-change.js';
-import { defineApi } from './api.js';
-
 /**
  * AlterConfigs (key 33), v0-v1: replaces the whole set of configs of topics.
  * kafkajs 2.2.4 (`admin.alterConfigs`) sends v0-v1, librdkafka
@@ -30,27 +27,38 @@ import { defineApi } from './api.js';
  * INVALID_TOPIC_EXCEPTION, INVALID_REQUEST (broker resources: nothing is
  * dynamic). Each resource succeeds or fails alone; validate_only checks
  * without changing anything. See ../config-change.ts.
+ *
+ * @module
  */
+
+import { nonTopicResource, replaceTopicConfigs, type ConfigChangeResult } from '../config-change.js';
+import { defineApi } from './api.js';
+
+/** One resource of a AlterConfigs request. */
 export interface AlterConfigsResource {
   resourceType: number;
   resourceName: string;
   configs: { name: string; value: string | null }[];
 }
 
+/** A AlterConfigs request body, decoded (grammar in the file header). */
 export interface AlterConfigsRequest {
   resources: AlterConfigsResource[];
   validateOnly: boolean;
 }
 
+/** One resource's or topic's result in a AlterConfigs response. */
 export interface AlterConfigsResult extends ConfigChangeResult {
   resourceType: number;
   resourceName: string;
 }
 
+/** A AlterConfigs response body, to encode (grammar in the file header). */
 export interface AlterConfigsResponse {
   responses: AlterConfigsResult[];
 }
 
+/** The AlterConfigs API (key 33): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const alterConfigs = defineApi<AlterConfigsRequest, AlterConfigsResponse>({
   key: 33,
   name: 'AlterConfigs',

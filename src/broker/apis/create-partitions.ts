@@ -1,8 +1,3 @@
-import { ConcordatError } from '../../errors.js';
-import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
-import type { RequestContext } from '../context.js';
-import { defineApi } from './api.js';
-
 /**
  * CreatePartitions (key 37), v0-v1: grows topics to a new partition count.
  * kafkajs 2.2.4 (`admin.createPartitions`) sends v0-v1, librdkafka
@@ -32,29 +27,42 @@ import { defineApi } from './api.js';
  * UNKNOWN_TOPIC_OR_PARTITION, INVALID_REPLICA_ASSIGNMENT (an assignment per
  * new partition, each naming this broker alone), INVALID_REQUEST (a topic
  * named twice).
+ *
+ * @module
  */
+
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
+import type { RequestContext } from '../context.js';
+import { defineApi } from './api.js';
+
+/** One topic of a CreatePartitions request. */
 export interface CreatePartitionsTopic {
   name: string;
   count: number;
   assignments: number[][] | null;
 }
 
+/** A CreatePartitions request body, decoded (grammar in the file header). */
 export interface CreatePartitionsRequest {
   topics: CreatePartitionsTopic[];
   timeoutMs: number;
   validateOnly: boolean;
 }
 
+/** One resource's or topic's result in a CreatePartitions response. */
 export interface CreatePartitionsResult {
   name: string;
   errorCode: number;
   errorMessage: string | null;
 }
 
+/** A CreatePartitions response body, to encode (grammar in the file header). */
 export interface CreatePartitionsResponse {
   results: CreatePartitionsResult[];
 }
 
+/** The CreatePartitions API (key 37): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const createPartitions = defineApi<CreatePartitionsRequest, CreatePartitionsResponse>({
   key: 37,
   name: 'CreatePartitions',

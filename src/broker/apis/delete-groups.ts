@@ -1,7 +1,3 @@
-import { ConcordatError } from '../../errors.js';
-import { kafkaErrorCodeOf, kafkaErrorCodeOfName } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * DeleteGroups (key 42), v0-v1: removes consumer groups and their committed
  * offsets. kafkajs 2.2.4 (`admin.deleteGroups`) sends v0-v1, librdkafka
@@ -20,15 +16,25 @@ import { defineApi } from './api.js';
  * Only a group without members (Empty) is deleted, with its offsets,
  * durably; a group with members gets NON_EMPTY_GROUP, an unknown one
  * GROUP_ID_NOT_FOUND (GroupCoordinator.deleteGroups, Kafka's rules).
+ *
+ * @module
  */
+
+import { ConcordatError } from '../../errors.js';
+import { kafkaErrorCodeOf, kafkaErrorCodeOfName } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** A DeleteGroups request body, decoded (grammar in the file header). */
 export interface DeleteGroupsRequest {
   groupsNames: string[];
 }
 
+/** A DeleteGroups response body, to encode (grammar in the file header). */
 export interface DeleteGroupsResponse {
   results: { groupId: string; errorCode: number }[];
 }
 
+/** The DeleteGroups API (key 42): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const deleteGroups = defineApi<DeleteGroupsRequest, DeleteGroupsResponse>({
   key: 42,
   name: 'DeleteGroups',

@@ -1,8 +1,3 @@
-import { ConcordatError } from '../../errors.js';
-import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
-import type { RequestContext } from '../context.js';
-import { defineApi } from './api.js';
-
 /**
  * DeleteRecords (key 21), v0-v1: moves partitions' log start offsets
  * forward. kafkajs 2.2.4 (`admin.deleteTopicRecords`) sends v0-v1,
@@ -31,22 +26,34 @@ import { defineApi } from './api.js';
  * deleted. An offset at or below the current start changes nothing and
  * answers the current start, as Kafka's. Errors: OFFSET_OUT_OF_RANGE
  * (above the high watermark), UNKNOWN_TOPIC_OR_PARTITION.
+ *
+ * @module
  */
+
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
+import type { RequestContext } from '../context.js';
+import { defineApi } from './api.js';
+
+/** A DeleteRecords request body, decoded (grammar in the file header). */
 export interface DeleteRecordsRequest {
   topics: { name: string; partitions: { partitionIndex: number; offset: number }[] }[];
   timeoutMs: number;
 }
 
+/** One partition's result in a DeleteRecords response. */
 export interface DeleteRecordsPartitionResult {
   partitionIndex: number;
   lowWatermark: number;
   errorCode: number;
 }
 
+/** A DeleteRecords response body, to encode (grammar in the file header). */
 export interface DeleteRecordsResponse {
   topics: { name: string; partitions: DeleteRecordsPartitionResult[] }[];
 }
 
+/** The DeleteRecords API (key 21): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const deleteRecords = defineApi<DeleteRecordsRequest, DeleteRecordsResponse>({
   key: 21,
   name: 'DeleteRecords',

@@ -1,6 +1,3 @@
-import { KafkaError } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * DescribeCluster (key 60), v0 (flexible, KIP-700): the cluster ID, the
  * controller and the brokers, without Metadata's topics. librdkafka 2.2+
@@ -27,11 +24,19 @@ import { defineApi } from './api.js';
  * advertises. Nothing is authorized per principal here, so the operations,
  * when asked for, are every operation Kafka defines on the cluster
  * resource (what Kafka answers without an authorizer).
+ *
+ * @module
  */
+
+import { KafkaError } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** A DescribeCluster request body, decoded (grammar in the file header). */
 export interface DescribeClusterRequest {
   includeClusterAuthorizedOperations: boolean;
 }
 
+/** A DescribeCluster response body, to encode (grammar in the file header). */
 export interface DescribeClusterResponse {
   errorCode: number;
   clusterId: string;
@@ -46,6 +51,7 @@ const OPERATIONS_OMITTED = -2147483648;
 /** AclOperation codes Kafka defines on the cluster resource: CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12. */
 const CLUSTER_OPERATIONS = [5, 7, 8, 9, 10, 11, 12].reduce((bits, op) => bits | (1 << op), 0);
 
+/** The DescribeCluster API (key 60): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const describeCluster = defineApi<DescribeClusterRequest, DescribeClusterResponse>({
   key: 60,
   name: 'DescribeCluster',

@@ -1,6 +1,3 @@
-import { KafkaError } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * DescribeLogDirs (key 35), v0-v1: the broker's log directories and the
  * size of each partition in them. kafka-python 2.0.2
@@ -26,11 +23,19 @@ import { defineApi } from './api.js';
  *
  * One log directory, the log's `dataDir`. Partitions that do not exist are
  * left out, as Kafka leaves out those a directory does not hold.
+ *
+ * @module
  */
+
+import { KafkaError } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** A DescribeLogDirs request body, decoded (grammar in the file header). */
 export interface DescribeLogDirsRequest {
   topics: { topic: string; partitions: number[] }[] | null;
 }
 
+/** A DescribeLogDirs response body, to encode (grammar in the file header). */
 export interface DescribeLogDirsResponse {
   results: {
     errorCode: number;
@@ -39,6 +44,7 @@ export interface DescribeLogDirsResponse {
   }[];
 }
 
+/** The DescribeLogDirs API (key 35): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const describeLogDirs = defineApi<DescribeLogDirsRequest, DescribeLogDirsResponse>({
   key: 35,
   name: 'DescribeLogDirs',

@@ -1,7 +1,3 @@
-import type { Reader } from '../codec/reader.js';
-import { changeTopicConfigs, nonTopicResource, type ConfigChangeResult, type IncrementalConfig } from '../config-change.js';
-import { defineApi } from './api.js';
-
 /**
  * IncrementalAlterConfigs (key 44), v0-v1 (v1 flexible, KIP-482): changes
  * some configs of topics and keeps the others (KIP-339). librdkafka 2.2+
@@ -30,27 +26,39 @@ import { defineApi } from './api.js';
  * Errors as AlterConfigs (./alter-configs.ts), plus INVALID_REQUEST for a
  * config named twice or an unknown operation and INVALID_CONFIG for APPEND
  * or SUBTRACT on a config that is not a list. See ../config-change.ts.
+ *
+ * @module
  */
+
+import type { Reader } from '../codec/reader.js';
+import { changeTopicConfigs, nonTopicResource, type ConfigChangeResult, type IncrementalConfig } from '../config-change.js';
+import { defineApi } from './api.js';
+
+/** One resource of a IncrementalAlterConfigs request. */
 export interface IncrementalAlterConfigsResource {
   resourceType: number;
   resourceName: string;
   configs: IncrementalConfig[];
 }
 
+/** A IncrementalAlterConfigs request body, decoded (grammar in the file header). */
 export interface IncrementalAlterConfigsRequest {
   resources: IncrementalAlterConfigsResource[];
   validateOnly: boolean;
 }
 
+/** One resource's or topic's result in a IncrementalAlterConfigs response. */
 export interface IncrementalAlterConfigsResult extends ConfigChangeResult {
   resourceType: number;
   resourceName: string;
 }
 
+/** A IncrementalAlterConfigs response body, to encode (grammar in the file header). */
 export interface IncrementalAlterConfigsResponse {
   responses: IncrementalAlterConfigsResult[];
 }
 
+/** The IncrementalAlterConfigs API (key 44): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const incrementalAlterConfigs = defineApi<IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse>({
   key: 44,
   name: 'IncrementalAlterConfigs',

@@ -1,7 +1,3 @@
-import { ConcordatError } from '../../errors.js';
-import { KafkaError, kafkaErrorCodeOf, kafkaErrorCodeOfName } from '../codec/error-codes.js';
-import { defineApi } from './api.js';
-
 /**
  * OffsetDelete (key 47), v0: removes a consumer group's committed offsets of
  * some partitions (KIP-496). librdkafka 1.6+ (`rd_kafka_DeleteConsumerGroupOffsets`)
@@ -29,17 +25,27 @@ import { defineApi } from './api.js';
  * another group with members is refused whole (NON_EMPTY_GROUP); an unknown
  * group is GROUP_ID_NOT_FOUND. A partition of a topic that does not exist
  * is UNKNOWN_TOPIC_OR_PARTITION.
+ *
+ * @module
  */
+
+import { ConcordatError } from '../../errors.js';
+import { KafkaError, kafkaErrorCodeOf, kafkaErrorCodeOfName } from '../codec/error-codes.js';
+import { defineApi } from './api.js';
+
+/** A OffsetDelete request body, decoded (grammar in the file header). */
 export interface OffsetDeleteRequest {
   groupId: string;
   topics: { name: string; partitions: number[] }[];
 }
 
+/** A OffsetDelete response body, to encode (grammar in the file header). */
 export interface OffsetDeleteResponse {
   errorCode: number;
   topics: { name: string; partitions: { partitionIndex: number; errorCode: number }[] }[];
 }
 
+/** The OffsetDelete API (key 47): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const offsetDelete = defineApi<OffsetDeleteRequest, OffsetDeleteResponse>({
   key: 47,
   name: 'OffsetDelete',
