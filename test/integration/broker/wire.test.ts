@@ -13,14 +13,14 @@ import { until } from '../../../src/testing/index.js';
  */
 
 // What KAFKA-PROTOCOL.md says to advertise, key → [min, max], the transaction APIs (24-26, 28; KIP-98), DescribeConfigs (32) for kafkajs (v2) and
-// librdkafka (v1), and the admin APIs of issue 13 (CreateTopics to v5, DeleteRecords 21, AlterConfigs 33, DescribeLogDirs 35, CreatePartitions 37,
+// librdkafka (v1), OffsetCommit to v7 (static members), and the admin APIs of issue 13 (CreateTopics to v5, DeleteRecords 21, AlterConfigs 33, DescribeLogDirs 35, CreatePartitions 37,
 // DeleteGroups 42, IncrementalAlterConfigs 44, OffsetDelete 47, DescribeCluster 60).
 const ADVERTISED: [number, number, number][] = [
   [0, 0, 7],
   [1, 4, 11],
   [2, 1, 3],
   [3, 0, 6],
-  [8, 2, 5],
+  [8, 2, 7],
   [9, 1, 4],
   [10, 0, 2],
   [11, 0, 5],
