@@ -29,7 +29,7 @@ export {
   type JsonValue,
 } from './messaging/index.js';
 export { openDatabase, assertPreparedTransactionsEnabled, startEmbeddedPostgres, type Database } from './persistence/index.js';
-export { OutboxRelay, writeOutbox, type OutboxLag } from './outbox/index.js';
+export { OutboxRelay, writeOutbox, type OutboxLag, type ScheduledLag } from './outbox/index.js';
 export {
   DEAD_LETTER_SUFFIX,
   DeadLetterHeader,

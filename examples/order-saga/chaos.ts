@@ -127,7 +127,7 @@ function printMode(result: ChaosResult, killsAsked: number, wallMs: number): voi
   const { summary } = result;
   const byUnit = killsByUnit(result.kills);
   const lines = [
-    `orders             ${summary.orders}: confirmed ${summary.confirmed}, cancelled ${summary.cancelled} (stock ${summary.cancelledForStock}, funds ${summary.cancelledForFunds}, other ${summary.cancelledOther})`,
+    `orders             ${summary.orders}: confirmed ${summary.confirmed}, cancelled ${summary.cancelled} (stock ${summary.cancelledForStock}, funds ${summary.cancelledForFunds}, payment deadline ${summary.cancelledForDeadline}, other ${summary.cancelledOther})`,
     ...summary.otherReasons.map(({ reason, count }) => `  other reason     ${count}× ${reason}`),
     `kills              ${result.kills.length} of ${killsAsked}: ${Object.entries(byUnit).map(([unit, n]) => `${unit} ${n}`).join(', ')}` +
       (result.kills.length > 0 ? `, the last at +${(result.kills.at(-1)!.sinceStartMs / 1000).toFixed(1)} s` : ''),

@@ -1,6 +1,8 @@
 import type { DataSource } from 'typeorm';
 import { TxMode } from '../../src/transactions/index.js';
+import { paymentDeadlineId } from './services/messages.js';
 import { Mode } from './services/modes.js';
+import { PAYMENT_DEADLINE_REASON } from './services/order.modes.js';
 
 export interface Check {
   name: string;
@@ -12,8 +14,11 @@ export interface Check {
 /**
  * The demo's invariants, read straight from each service's tables and
  * Concordat's coordinator table after every order has finished. The first
- * seven hold in every mode (a 2PC or saga participant never uses the
- * reserved and held columns, so they must be 0 there too). Given the `mode`
+ * eight hold in every mode (a 2PC or saga participant never uses the
+ * reserved and held columns, so they must be 0 there too). An order never
+ * paid has no global transaction: it must have been cancelled by its payment
+ * deadline, and taken nothing (the stock, money and cancelled-order checks
+ * cover that). Given the `mode`
  * the demo ran in, two more: every order's global transaction ran in that
  * mode, and in 2PC, where a prepared transaction holds its row locks until
  * the coordinator's decision reaches it, none is left.
@@ -77,18 +82,28 @@ export async function runChecks(dataSource: DataSource, mode?: Mode): Promise<Ch
     'all ended',
   );
   add(
-    "each order's status matches its global transaction's end state",
-    await rows(`SELECT o.order_id, o.status, g.state FROM orders.orders o
+    "each order's status matches its global transaction's end state (an order never paid: cancelled by its payment deadline)",
+    await rows(`SELECT o.order_id, o.status, o.reason, g.state FROM orders.orders o
                   LEFT JOIN concordat.global_transaction g ON g.id = o.global_tx_id
-                 WHERE g.state IS DISTINCT FROM o.status`),
+                 WHERE (o.global_tx_id IS NOT NULL AND g.state IS DISTINCT FROM o.status)
+                    OR (o.global_tx_id IS NULL AND (o.status <> 'CANCELLED' OR o.reason IS NULL OR o.reason NOT LIKE '${PAYMENT_DEADLINE_REASON}:%'))`),
     'orders and global transactions agree',
+  );
+  // Every order has ended: a deadline not yet due is one its order's end failed to cancel. (A due one may
+  // still be waiting for the relay's move: the order ended just as it fell due, and its handler will find
+  // the order ended.) The ID prefix of every order's deadline (services/messages.ts), escaped for LIKE.
+  const deadlinePrefix = paymentDeadlineId('').replace(/[\\%_]/g, (c) => `\\${c}`);
+  add(
+    "no payment deadline still ahead: each order's end cancelled its deadline, or it was delivered",
+    await rows(`SELECT message_id, deliver_at FROM concordat.outbox_scheduled WHERE message_id LIKE '${deadlinePrefix}%' AND deliver_at > now()`),
+    'none left ahead',
   );
   if (mode === undefined) return checks;
   const txMode = TX_MODES[mode];
   add(
-    `every order ran as one ${txMode} global transaction, and every global transaction is an order's`,
+    `every paid order ran as one ${txMode} global transaction, and every global transaction is an order's`,
     await rows(`SELECT 'order' AS what, o.order_id AS id, g.mode FROM orders.orders o LEFT JOIN concordat.global_transaction g ON g.id = o.global_tx_id
-                 WHERE g.mode IS DISTINCT FROM '${txMode}'
+                 WHERE o.global_tx_id IS NOT NULL AND g.mode IS DISTINCT FROM '${txMode}'
                 UNION ALL
                 SELECT 'global transaction', g.id::text, g.mode FROM concordat.global_transaction g
                  WHERE NOT EXISTS (SELECT 1 FROM orders.orders o WHERE o.global_tx_id = g.id)`),

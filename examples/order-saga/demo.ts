@@ -11,6 +11,7 @@ import { readAccounts, readOrders, readProducts, type Account, type OrderLine, t
 import { allServices, type Mode } from './deployment.js';
 import { OrderSagaSchema1795200000001 } from './schema.js';
 import { Topics, type OrderSubmitted } from './services/messages.js';
+import { PAYMENT_DEADLINE_REASON } from './services/order.modes.js';
 
 export interface DemoOptions {
   /** How each order's global transaction runs: TCC, 2PC or a saga (services/modes.ts). */
@@ -43,8 +44,26 @@ export interface DemoOptions {
    * For runs that last a given time rather than a given number of orders.
    */
   stopFeed?: () => boolean;
-  /** Keep at most this many orders submitted but not finished (admission control); unbounded by default. */
+  /**
+   * Keep at most this many orders in flight (admission control): submitted
+   * and not finished, not counting those awaiting a payment (a customer's
+   * wait costs the shop nothing). Unbounded by default.
+   */
   inFlightMax?: number;
+  /**
+   * How long after it is placed an order's payment must have gone through,
+   * in ms; past it the order is cancelled (`services/order.modes.ts`).
+   * @default 5000
+   */
+  paymentTimeoutMs?: number;
+  /**
+   * The fraction (0..1) of accounts whose customers choose to pay later and
+   * never pay: their orders are placed with `payLater` and cancelled by their
+   * payment deadline. Accounts are chosen by a hash of their ID
+   * ({@link isUnpaidAccount}), so a fraction picks the same ones in every run.
+   * @default 0
+   */
+  unpaidFraction?: number;
   onProgress?: (progress: Progress) => void;
   /** Serve `/metrics`, `/healthz` and `/readyz` on this port while the demo runs (0: a free one; see docs/operations.md). In process only. */
   metricsPort?: number;
@@ -57,7 +76,10 @@ export interface DemoOptions {
 export interface Progress {
   submitted: number;
   total: number;
+  /** Orders whose global transaction is taking stock and payment. */
   pending: number;
+  /** Orders placed to be paid later, not paid yet. */
+  awaitingPayment: number;
   confirmed: number;
   cancelled: number;
   elapsedMs: number;
@@ -69,9 +91,19 @@ export interface Summary {
   cancelled: number;
   cancelledForStock: number;
   cancelledForFunds: number;
+  /** Cancelled by their payment deadline: never paid, or paid but not through in time (both counted in `cancelled`). */
+  cancelledForDeadline: number;
+  /** Of {@link cancelledForDeadline}: never paid (nothing was taken). */
+  cancelledUnpaid: number;
   cancelledOther: number;
   /** The commonest reasons of the other cancellations (numbers and IDs masked), most frequent first, at most 3. */
   otherReasons: Array<{ reason: string; count: number }>;
+  /**
+   * From the first submission to the last paid order's end, in ms. The
+   * throughput and latencies cover the orders that were paid (that began a
+   * global transaction): one never paid ends at its deadline, which says
+   * nothing about the system's speed.
+   */
   elapsedMs: number;
   ordersPerSecond: number;
   latencyP50Ms: number;
@@ -161,7 +193,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const transport = defaultTransport(logDir);
   const app = ConcordatApp.create({
     name: 'order-saga',
-    services: allServices(options.mode),
+    services: allServices(options.mode, options.paymentTimeoutMs === undefined ? {} : { paymentTimeoutMs: options.paymentTimeoutMs }),
     database: { url: database.url, migrations: [OrderSagaSchema1795200000001], poolSize: 30 },
     transport,
     partitions: options.partitions,
@@ -253,6 +285,7 @@ class ProgressReader {
   ) {}
 
   async read(): Promise<Progress> {
+    // AWAITING_PAYMENT and PENDING are the only other statuses (services/order.modes.ts).
     const rows: Array<{ status: string; n: number }> = await whileDatabaseRestarts(this.dataSource, () =>
       this.dataSource.query(`SELECT status, count(*)::int AS n FROM orders.orders GROUP BY status`),
     );
@@ -261,6 +294,7 @@ class ProgressReader {
       submitted: this.submitted,
       total: this.total,
       pending: by('PENDING'),
+      awaitingPayment: by('AWAITING_PAYMENT'),
       confirmed: by('CONFIRMED'),
       cancelled: by('CANCELLED'),
       elapsedMs: Date.now() - this.startedAt,
@@ -284,6 +318,8 @@ class ProgressReader {
  */
 async function submitOrders(app: ConcordatApp, orders: OrderLine[], options: DemoOptions, progress: ProgressReader): Promise<void> {
   const { ratePerSecond, inFlightMax } = options;
+  const unpaidFraction = options.unpaidFraction ?? 0;
+  if (!(unpaidFraction >= 0 && unpaidFraction <= 1)) throw new RangeError(`unpaidFraction must be between 0 and 1; got ${unpaidFraction}`);
   const tickMs = 50;
   const startedAt = Date.now();
   const deadline = startedAt + options.timeoutMs;
@@ -310,7 +346,13 @@ async function submitOrders(app: ConcordatApp, orders: OrderLine[], options: Dem
     await whileDatabaseRestarts(app.dataSource, () =>
       app.transaction(async (context) => {
         for (const order of batch) {
-          const message: OrderSubmitted = { orderId: order.orderId, accountId: order.accountId, sku: order.sku, quantity: order.quantity };
+          const message: OrderSubmitted = {
+            orderId: order.orderId,
+            accountId: order.accountId,
+            sku: order.sku,
+            quantity: order.quantity,
+            ...(isUnpaidAccount(order.accountId, unpaidFraction) && { payLater: true }),
+          };
           context.publish(Topics.ORDER_SUBMITTED, message, { key: order.orderId });
         }
       }),
@@ -344,11 +386,28 @@ async function whileDatabaseRestarts<T>(dataSource: DataSource, work: () => Prom
   }
 }
 
+/**
+ * Whether the customer of `accountId` is one of the `fraction` who pay later
+ * and never do: FNV-1a (32 bits) of the ID, mixed by MurmurHash3's
+ * finalizer (FNV alone leaves IDs that differ in their last digits close
+ * together), scaled to [0, 1), below `fraction`. The same accounts in every
+ * run; a larger fraction adds to them.
+ */
+export function isUnpaidAccount(accountId: string, fraction: number): boolean {
+  if (fraction <= 0) return false;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < accountId.length; i++) hash = Math.imul(hash ^ accountId.charCodeAt(i), 0x01000193);
+  hash = Math.imul(hash ^ (hash >>> 16), 0x85ebca6b);
+  hash = Math.imul(hash ^ (hash >>> 13), 0xc2b2ae35);
+  hash ^= hash >>> 16;
+  return (hash >>> 0) / 2 ** 32 < fraction;
+}
+
 /** How many more orders fit in the window once at least one does (polling every 5 ms), or 0 past the deadline or once the feed is stopped. */
 async function freeSlots(progress: ProgressReader, submitted: number, inFlightMax: number, deadline: number, stopped: () => boolean): Promise<number> {
   for (;;) {
-    const { confirmed, cancelled } = await progress.read();
-    const free = inFlightMax - (submitted - confirmed - cancelled);
+    const { confirmed, cancelled, awaitingPayment } = await progress.read();
+    const free = inFlightMax - (submitted - confirmed - cancelled - awaitingPayment);
     if (free > 0) return free;
     if (Date.now() >= deadline || stopped()) return 0;
     await sleep(5);
@@ -367,33 +426,39 @@ async function waitForOrders(progress: ProgressReader, deadline: number): Promis
 const sleep = (ms: number): Promise<void> => new Promise((resolveSleep) => setTimeout(resolveSleep, ms));
 
 async function summarize(dataSource: DataSource, total: number, startedAt: number): Promise<Summary> {
+  // Throughput and latency over the paid orders (global_tx_id set): an unpaid one ends at its deadline.
   const [row] = await dataSource.query(`
     SELECT count(*) FILTER (WHERE status = 'CONFIRMED')::int AS confirmed,
            count(*) FILTER (WHERE status = 'CANCELLED')::int AS cancelled,
            count(*) FILTER (WHERE status = 'CANCELLED' AND reason LIKE '%insufficient stock%')::int AS stock,
            count(*) FILTER (WHERE status = 'CANCELLED' AND reason LIKE '%insufficient funds%')::int AS funds,
-           COALESCE(extract(epoch FROM max(completed_at)) * 1000, 0)::float8 AS last_ms,
-           COALESCE(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at) * 1000), 0)::float8 AS p50,
-           COALESCE(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at) * 1000), 0)::float8 AS p99
+           count(*) FILTER (WHERE status = 'CANCELLED' AND reason LIKE '%${PAYMENT_DEADLINE_REASON}%')::int AS deadline,
+           count(*) FILTER (WHERE status = 'CANCELLED' AND reason LIKE '%${PAYMENT_DEADLINE_REASON}%' AND global_tx_id IS NULL)::int AS unpaid,
+           count(*) FILTER (WHERE status IN ('CONFIRMED', 'CANCELLED') AND global_tx_id IS NOT NULL)::int AS paid_finished,
+           COALESCE(extract(epoch FROM max(completed_at) FILTER (WHERE global_tx_id IS NOT NULL)) * 1000, 0)::float8 AS last_ms,
+           COALESCE(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at) * 1000) FILTER (WHERE global_tx_id IS NOT NULL), 0)::float8 AS p50,
+           COALESCE(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at) * 1000) FILTER (WHERE global_tx_id IS NOT NULL), 0)::float8 AS p99
       FROM orders.orders`);
-  // A 2PC lock timeout, a deadline: what cancelled an order other than its stock or its funds.
+  // A 2PC lock timeout, a coordinator's deadline: what cancelled an order other than its stock, its funds or its payment deadline.
   const otherReasons: Array<{ reason: string; count: number }> = await dataSource.query(`
     SELECT left(regexp_replace(COALESCE(reason, 'no reason'), '[0-9a-f]{8}-[0-9a-f-]{27}|[0-9]+', '#', 'g'), 100) AS reason, count(*)::int AS count
       FROM orders.orders
      WHERE status = 'CANCELLED' AND COALESCE(reason, '') NOT LIKE '%insufficient stock%' AND COALESCE(reason, '') NOT LIKE '%insufficient funds%'
+       AND COALESCE(reason, '') NOT LIKE '%${PAYMENT_DEADLINE_REASON}%'
      GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3`);
   const elapsedMs = Math.max(1, (row.last_ms > 0 ? row.last_ms : Date.now()) - startedAt);
-  const finished = row.confirmed + row.cancelled;
   return {
     orders: total,
     confirmed: row.confirmed,
     cancelled: row.cancelled,
     cancelledForStock: row.stock,
     cancelledForFunds: row.funds,
-    cancelledOther: row.cancelled - row.stock - row.funds,
+    cancelledForDeadline: row.deadline,
+    cancelledUnpaid: row.unpaid,
+    cancelledOther: row.cancelled - row.stock - row.funds - row.deadline,
     otherReasons,
     elapsedMs,
-    ordersPerSecond: (finished * 1000) / elapsedMs,
+    ordersPerSecond: (row.paid_finished * 1000) / elapsedMs,
     latencyP50Ms: row.p50,
     latencyP99Ms: row.p99,
     deadLettered: 0,

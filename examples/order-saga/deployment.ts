@@ -3,7 +3,7 @@ import { InventorySagaService } from './services/inventory.saga.js';
 import { InventoryService } from './services/inventory.service.js';
 import { InventoryTwoPhaseService } from './services/inventory.two-phase.js';
 import { Mode } from './services/modes.js';
-import { orderServiceFor } from './services/order.modes.js';
+import { orderServiceFor, type OrderServiceOptions } from './services/order.modes.js';
 import { PaymentSagaService } from './services/payment.saga.js';
 import { PaymentService } from './services/payment.service.js';
 import { PaymentTwoPhaseService } from './services/payment.two-phase.js';
@@ -44,20 +44,21 @@ export interface DeploymentUnit {
  * false to leave its rows to the others.
  *
  * Call it once per app: `orderServiceFor` makes a new class each time.
+ * `orders` configures the order service (its payment deadline).
  */
-export function deploymentUnits(mode: Mode): Record<UnitName, DeploymentUnit> {
+export function deploymentUnits(mode: Mode, orders: OrderServiceOptions = {}): Record<UnitName, DeploymentUnit> {
   const { inventory, payment } = PARTICIPANTS[mode];
   return {
-    orders: { services: [orderServiceFor(mode), TransactionCoordinator], relay: true },
+    orders: { services: [orderServiceFor(mode, orders), TransactionCoordinator], relay: true },
     inventory: { services: [inventory], relay: true },
     payment: { services: [payment], relay: true },
   };
 }
 
-/** Every service of `mode` and the coordinator, for the demo in one process. */
-export function allServices(mode: Mode): Function[] {
+/** Every service of `mode` and the coordinator, for the demo in one process; `orders` configures the order service. */
+export function allServices(mode: Mode, orders: OrderServiceOptions = {}): Function[] {
   const { inventory, payment } = PARTICIPANTS[mode];
-  return [orderServiceFor(mode), inventory, payment, TransactionCoordinator];
+  return [orderServiceFor(mode, orders), inventory, payment, TransactionCoordinator];
 }
 
 export const UNIT_NAMES = ['orders', 'inventory', 'payment'] as const;

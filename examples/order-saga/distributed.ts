@@ -106,7 +106,14 @@ export async function runDistributedDemo(options: DistributedDemoOptions): Promi
     });
     // Migrates the demo database once, before any unit connects to it.
     await app.start();
-    const env = { ...process.env, ...childLogLevel(), DATABASE_URL: database.url, KAFKA_BROKERS: brokers.join(','), ORDER_SAGA_PARTITIONS: String(options.partitions) };
+    const env = {
+      ...process.env,
+      ...childLogLevel(),
+      DATABASE_URL: database.url,
+      KAFKA_BROKERS: brokers.join(','),
+      ORDER_SAGA_PARTITIONS: String(options.partitions),
+      ...(options.paymentTimeoutMs !== undefined && { ORDER_SAGA_PAYMENT_TIMEOUT_MS: String(options.paymentTimeoutMs) }),
+    };
     await Promise.all(
       UNIT_NAMES.map((unit) =>
         supervisor.start({

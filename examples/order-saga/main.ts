@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { dataFile, defaultDataDir, runDemo, type DemoOptions, type DemoResult, type Progress } from './demo.js';
 import { Mode, MODES, parseMode } from './deployment.js';
 import { runDistributedDemo, type DistributedDemoResult } from './distributed.js';
+import { PAYMENT_TIMEOUT_MS_DEFAULT } from './services/order.modes.js';
 import { registerTracingFromEnv } from './tracing.js';
 
 /**
@@ -18,6 +19,14 @@ import { registerTracingFromEnv } from './tracing.js';
  * queue.
  */
 const IN_FLIGHT_DEFAULT = 100;
+
+/**
+ * The CLI's default share of accounts whose customers pay later and never
+ * do (`--unpaid-fraction`): enough that every run shows the payment
+ * deadline cancelling orders (about 4 of the 200 accounts, 2% of the
+ * orders), few enough that the stock and funds refusals stay the story.
+ */
+const UNPAID_FRACTION_DEFAULT = 0.02;
 
 const MODE_NAMES: Record<Mode, string> = { [Mode.TCC]: 'TCC', [Mode.TWO_PHASE]: '2PC', [Mode.SAGA]: 'saga' };
 
@@ -47,6 +56,16 @@ const program = new Command()
       .default(IN_FLIGHT_DEFAULT)
       .argParser((text) => (text === 'all' ? Infinity : positiveInt(text))),
   )
+  .addOption(
+    new Option('--payment-timeout-ms <ms>', "cancel an order whose payment has not gone through this long after it was placed (a scheduled message)")
+      .default(PAYMENT_TIMEOUT_MS_DEFAULT)
+      .argParser(wholeNumber),
+  )
+  .addOption(
+    new Option('--unpaid-fraction <0..1>', 'share of accounts whose customers pay later and never do: their orders end at the payment deadline')
+      .default(UNPAID_FRACTION_DEFAULT)
+      .argParser(fraction),
+  )
   .option('--processes', 'run concordat broker and each service as its own OS process, talking Kafka protocol over loopback', false)
   .addOption(
     new Option('--metrics-port <port>', 'serve /metrics, /healthz and /readyz on this port while the demo runs (docs/operations.md)')
@@ -65,6 +84,9 @@ const program = new Command()
     );
     const bound = Number.isFinite(options.inFlight) ? `, at most ${options.inFlight} in flight` : '';
     console.log(`Orders are submitted ${options.rate === undefined ? `as fast as they are taken${bound} (try --rate 40)` : `at ${options.rate}/s${bound}`}.`);
+    console.log(
+      `Each must be paid within ${options.paymentTimeoutMs} ms (--payment-timeout-ms); customers of ${(options.unpaidFraction * 100).toFixed(1)}% of the accounts pay later and never do (--unpaid-fraction).`,
+    );
     const demo: DemoOptions = {
       mode: options.mode,
       ordersFile: options.orders,
@@ -75,6 +97,8 @@ const program = new Command()
       databaseName: 'order_saga',
       partitions: options.partitions,
       timeoutMs: options.timeout * 1000,
+      paymentTimeoutMs: options.paymentTimeoutMs,
+      unpaidFraction: options.unpaidFraction,
       ...(options.rate !== undefined && { ratePerSecond: options.rate }),
       ...(Number.isFinite(options.inFlight) && { inFlightMax: options.inFlight }),
       onProgress: printProgress,
@@ -106,6 +130,8 @@ interface CliOptions {
   timeout: number;
   rate?: number;
   inFlight: number;
+  paymentTimeoutMs: number;
+  unpaidFraction: number;
   processes: boolean;
   metricsPort?: number;
 }
@@ -118,7 +144,8 @@ function printProgress(progress: Progress): void {
   lastLine = now;
   console.log(
     `  ${(progress.elapsedMs / 1000).toFixed(1).padStart(6)} s  submitted ${progress.submitted}/${progress.total}` +
-      `  confirmed ${progress.confirmed}  cancelled ${progress.cancelled}  in flight ${progress.pending}`,
+      `  confirmed ${progress.confirmed}  cancelled ${progress.cancelled}  in flight ${progress.pending}` +
+      (progress.awaitingPayment > 0 ? `  awaiting payment ${progress.awaitingPayment}` : ''),
   );
 }
 
@@ -128,7 +155,14 @@ function printResult(result: DemoResult | DistributedDemoResult): void {
     ['mode', MODE_NAMES[result.mode]],
     ['orders', String(summary.orders)],
     ['confirmed', String(summary.confirmed)],
-    ['cancelled', `${summary.cancelled} (stock ${summary.cancelledForStock}, funds ${summary.cancelledForFunds}, other ${summary.cancelledOther})`],
+    [
+      'cancelled',
+      `${summary.cancelled} (stock ${summary.cancelledForStock}, funds ${summary.cancelledForFunds}, payment deadline ${summary.cancelledForDeadline}, other ${summary.cancelledOther})`,
+    ],
+    [
+      'payment deadline',
+      `${summary.cancelledForDeadline} cancelled (${summary.cancelledUnpaid} never paid, ${summary.cancelledForDeadline - summary.cancelledUnpaid} paid but not through in time)`,
+    ],
     ...summary.otherReasons.map(({ reason, count }): [string, string] => ['  other reason', `${count}× ${reason}`]),
     ['elapsed', `${(summary.elapsedMs / 1000).toFixed(2)} s`],
     ['orders per second', summary.ordersPerSecond.toFixed(1)],
@@ -150,6 +184,18 @@ function printResult(result: DemoResult | DistributedDemoResult): void {
 function positiveInt(text: string): number {
   const value = Number(text);
   if (!Number.isInteger(value) || value < 1) throw new Error(`expected a positive integer, got '${text}'`);
+  return value;
+}
+
+function wholeNumber(text: string): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(value)) throw new InvalidArgumentError(`expected a whole number of ms (0 or more), got '${text}'`);
+  return value;
+}
+
+function fraction(text: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !(value >= 0 && value <= 1)) throw new InvalidArgumentError(`expected a fraction between 0 and 1 (0.02 is 2%), got '${text}'`);
   return value;
 }
 

@@ -15,7 +15,8 @@ import { registerTracingFromEnv } from './tracing.js';
  * parent) and `KAFKA_BROKERS` (with the other `KAFKA_*` variables, for the
  * kafkajs transport); `ORDER_SAGA_PARTITIONS` for the topics it creates;
  * `ORDER_SAGA_METRICS_PORT` to serve `/metrics`, `/healthz` and `/readyz` on
- * 127.0.0.1 at that port (docs/operations.md).
+ * 127.0.0.1 at that port (docs/operations.md); `ORDER_SAGA_PAYMENT_TIMEOUT_MS`
+ * for the orders unit's payment deadline (`services/order.modes.ts`).
  * Prints `order-saga unit <name> ready (pid <pid>)` on stdout once it
  * consumes; SIGTERM or SIGINT stops it gracefully (in-flight handlers finish,
  * offsets are committed). It may also be SIGKILLed at any moment: the
@@ -81,7 +82,8 @@ async function main(): Promise<void> {
   const kafka = kafkaTransportOptionsFromEnv(process.env);
   if (kafka === undefined) throw new Error('KAFKA_BROKERS must name the broker (a service process talks to the log over Kafka)');
   const transport = new KafkaTransport({ ...kafka, consumer: { ...kafka.consumer, ...UNIT_CONSUMER } });
-  const { services, relay } = deploymentUnits(mode)[unit];
+  const paymentTimeout = process.env.ORDER_SAGA_PAYMENT_TIMEOUT_MS;
+  const { services, relay } = deploymentUnits(mode, paymentTimeout === undefined ? {} : { paymentTimeoutMs: Number(paymentTimeout) })[unit];
   const app = ConcordatApp.create({
     name: `order-saga-${unit}`,
     services,

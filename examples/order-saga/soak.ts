@@ -520,8 +520,8 @@ class Soak {
     else notes.push(`every global transaction ended: ${tx.CONFIRMED ?? 0} confirmed, ${tx.CANCELLED ?? 0} cancelled`);
     for (const check of result.checks.filter((c) => !c.ok)) failures.push(`demo check failed: ${check.name}: ${check.detail}`);
     if (result.checks.every((c) => c.ok)) notes.push(`the demo's ${result.checks.length} checks passed (${result.summary.orders} orders: ${result.summary.confirmed} confirmed, ${result.summary.cancelled} cancelled; p50 ${(result.summary.latencyP50Ms / 1000).toFixed(2)} s, p99 ${(result.summary.latencyP99Ms / 1000).toFixed(2)} s)`);
-    const { cancelledForStock, cancelledForFunds, otherReasons } = result.summary;
-    notes.push(`cancelled for stock ${cancelledForStock}, for funds ${cancelledForFunds}${otherReasons.map(({ reason, count }) => `, ${count}× ${reason}`).join('')}`);
+    const { cancelledForStock, cancelledForFunds, cancelledForDeadline, otherReasons } = result.summary;
+    notes.push(`cancelled for stock ${cancelledForStock}, for funds ${cancelledForFunds}, by the payment deadline ${cancelledForDeadline}${otherReasons.map(({ reason, count }) => `, ${count}× ${reason}`).join('')}`);
     if (this.unexpectedExits.length > 0) failures.push(`processes exited unasked: ${this.unexpectedExits.slice(0, 5).join('; ')}`);
     const byUnit = Object.fromEntries(UNIT_NAMES.map((u) => [u, this.kills.filter((k) => k.unit === u).length]));
     const outageLines = ['broker', ...UNIT_NAMES].flatMap((name) => {

@@ -3,7 +3,7 @@ export { outboxMetrics, registeredMetric, type OutboxMetrics } from './metrics.j
 export { isScheduledNotification, OUTBOX_CHANNEL, OutboxNotifier, outboxNotifierFor, type LocalRelay } from './notifier.js';
 export { preparedQuery } from './prepared.js';
 export { ScheduledDelivery } from './scheduled.js';
-export { OutboxRelay, type OutboxLag, type RelayDatabase, type RelayExtras } from './relay.js';
+export { OutboxRelay, SCHEDULED_COUNT_EXACT_MAX, type OutboxLag, type RelayDatabase, type RelayExtras, type ScheduledLag } from './relay.js';
 export { OUTBOX_SHARDS, shardFor } from './shard.js';
 export { fairShare } from './shard-leases.js';
 export { runOutboxTransaction, type OutboxTransactionEnd, type OutboxTransactionOptions, type OutboxTransactionScope } from './transaction.js';

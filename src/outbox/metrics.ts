@@ -2,7 +2,8 @@
  * Prometheus metrics of the outbox relay, on prom-client. One set per
  * registry (the default registry unless the relay is given one); several
  * relays in one process share it, labelled by relay ID, and the lag gauges
- * are computed on scrape by the first relay attached.
+ * (the outbox's and the scheduled messages') are computed on scrape by the
+ * first relay attached.
  *
  * @module
  */
@@ -17,6 +18,7 @@ export function registeredMetric<M extends Metric>(registry: Registry, name: str
 /** What a relay exposes to the lag gauges. */
 export interface LagSource {
   lag(): Promise<{ backlogRows: number; oldestAgeMs: number }>;
+  scheduledLag(): Promise<{ pendingMessages: number; oldestDueLatenessMs: number }>;
 }
 
 /** The relay's metrics of one prom-client registry, labelled by relay ID. */
@@ -26,7 +28,27 @@ export interface OutboxMetrics {
   rowsFailed: Counter<'relay'>;
   batchSeconds: Histogram<'relay'>;
   shardsOwned: Gauge<'relay'>;
+  /** Scheduled messages moved into the outbox when due. */
+  scheduledMoved: Counter<'relay'>;
   attach(source: LagSource): () => void;
+}
+
+/** Reads `read` of the first attached source at most once a second; undefined without a source or when the read fails. */
+function cachedRead<T>(sources: Set<LagSource>, read: (source: LagSource) => Promise<T>): { get(): Promise<T | undefined>; clear(): void } {
+  let cached: { at: number; value: Promise<T | undefined> } | undefined;
+  return {
+    get() {
+      const source = sources.values().next().value;
+      if (source === undefined) return Promise.resolve(undefined);
+      if (cached === undefined || Date.now() - cached.at > 1000) {
+        cached = { at: Date.now(), value: read(source).catch(() => undefined) };
+      }
+      return cached.value;
+    },
+    clear() {
+      cached = undefined;
+    },
+  };
 }
 
 const sets = new WeakMap<Registry, OutboxMetrics>();
@@ -36,16 +58,9 @@ export function outboxMetrics(registry: Registry = defaultRegistry): OutboxMetri
   const existing = sets.get(registry);
   if (existing !== undefined) return existing;
   const sources = new Set<LagSource>();
-  let cached: { at: number; value: Promise<{ backlogRows: number; oldestAgeMs: number } | undefined> } | undefined;
-  // Both lag gauges read one query, at most once a second.
-  const lag = (): Promise<{ backlogRows: number; oldestAgeMs: number } | undefined> => {
-    const source = sources.values().next().value;
-    if (source === undefined) return Promise.resolve(undefined);
-    if (cached === undefined || Date.now() - cached.at > 1000) {
-      cached = { at: Date.now(), value: source.lag().catch(() => undefined) };
-    }
-    return cached.value;
-  };
+  // Each pair of gauges reads one query, at most once a second.
+  const lag = cachedRead(sources, (source) => source.lag());
+  const scheduled = cachedRead(sources, (source) => source.scheduledLag());
   const set: OutboxMetrics = {
     published: registeredMetric(registry, 'concordat_outbox_published_total', () =>
       new Counter({ name: 'concordat_outbox_published_total', help: 'Outbox rows published to the log and removed', labelNames: ['relay'], registers: [registry] }),
@@ -68,11 +83,20 @@ export function outboxMetrics(registry: Registry = defaultRegistry): OutboxMetri
     shardsOwned: registeredMetric(registry, 'concordat_outbox_shards_owned', () =>
       new Gauge({ name: 'concordat_outbox_shards_owned', help: 'Outbox shards whose lease this relay holds', labelNames: ['relay'], registers: [registry] }),
     ),
+    scheduledMoved: registeredMetric(registry, 'concordat_outbox_scheduled_moved_total', () =>
+      new Counter({
+        name: 'concordat_outbox_scheduled_moved_total',
+        help: 'Scheduled messages moved into the outbox when due (then published like any outbox row)',
+        labelNames: ['relay'],
+        registers: [registry],
+      }),
+    ),
     attach(source) {
       sources.add(source);
       return () => {
         sources.delete(source);
-        cached = undefined;
+        lag.clear();
+        scheduled.clear();
       };
     },
   };
@@ -82,7 +106,7 @@ export function outboxMetrics(registry: Registry = defaultRegistry): OutboxMetri
       help: 'Rows in the outbox not yet published',
       registers: [registry],
       async collect() {
-        const value = await lag();
+        const value = await lag.get();
         if (value !== undefined) this.set(value.backlogRows);
       },
     }),
@@ -93,8 +117,30 @@ export function outboxMetrics(registry: Registry = defaultRegistry): OutboxMetri
       help: 'Age of the oldest unpublished outbox row (0 when the outbox is empty)',
       registers: [registry],
       async collect() {
-        const value = await lag();
+        const value = await lag.get();
         if (value !== undefined) this.set(value.oldestAgeMs / 1000);
+      },
+    }),
+  );
+  registeredMetric(registry, 'concordat_outbox_scheduled_pending', () =>
+    new Gauge({
+      name: 'concordat_outbox_scheduled_pending',
+      help: 'Messages published for later (deliverAt/delayMs) not yet moved into the outbox; exact up to 10000, above that PostgreSQL\'s live-row estimate',
+      registers: [registry],
+      async collect() {
+        const value = await scheduled.get();
+        if (value !== undefined) this.set(value.pendingMessages);
+      },
+    }),
+  );
+  registeredMetric(registry, 'concordat_outbox_scheduled_lateness_seconds', () =>
+    new Gauge({
+      name: 'concordat_outbox_scheduled_lateness_seconds',
+      help: 'How long the earliest due scheduled message has been due without being moved into the outbox (0 when none is due)',
+      registers: [registry],
+      async collect() {
+        const value = await scheduled.get();
+        if (value !== undefined) this.set(value.oldestDueLatenessMs / 1000);
       },
     }),
   );

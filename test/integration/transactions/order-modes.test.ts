@@ -104,7 +104,7 @@ describe.each([Mode.TCC, Mode.TWO_PHASE, Mode.SAGA])('the order example in %s mo
       // The last outcome's global transaction ended before its order row changed: every check can run now.
       const checks = await runChecks(db.dataSource);
       expect(checks.filter((check) => !check.ok)).toEqual([]);
-      expect(checks).toHaveLength(7);
+      expect(checks).toHaveLength(8);
       const outcomes = await db.dataSource.query(
         `SELECT count(*) FILTER (WHERE status = 'CONFIRMED')::int AS confirmed,
                 count(*) FILTER (WHERE reason LIKE '%insufficient stock%')::int AS stock,
