@@ -159,14 +159,8 @@ describe('the payment deadline against the payment, one order at a time (TCC, ga
     const message: OrderSubmitted = { orderId, accountId: 'ACC-0002', sku: 'SKU-KETTLE', quantity: 1, ...(payLater && { payLater: true }) };
     await app.publish(Topics.ORDER_SUBMITTED, message, { key: orderId });
   };
-  const pay = async (orderId: string): Promise<string> => {
-    const message: OrderPaid = { orderId };
-    let id = '';
-    await app.transaction(async (context) => {
-      id = context.publish(Topics.ORDER_PAID, message, { key: orderId });
-    });
-    return id;
-  };
+  /** Publishes the customer's payment; resolves with its message ID. */
+  const pay = (orderId: string): Promise<string> => app.publish(Topics.ORDER_PAID, { orderId } satisfies OrderPaid, { key: orderId });
   const order = async (orderId: string): Promise<OrderRow | undefined> =>
     (await db.dataSource.query(`SELECT status, reason, global_tx_id FROM orders.orders WHERE order_id = $1`, [orderId]))[0];
   const statusIs = (orderId: string, status: string) => async () => (await order(orderId))?.status === status;
