@@ -9,7 +9,14 @@ import { OrderSagaSchema1795200000001 } from '../../../examples/order-saga/schem
 import { InventorySagaService } from '../../../examples/order-saga/services/inventory.saga.js';
 import { InventoryService } from '../../../examples/order-saga/services/inventory.service.js';
 import { InventoryTwoPhaseService } from '../../../examples/order-saga/services/inventory.two-phase.js';
-import { Participants, paymentDeadlineId, Topics, type OrderPaid, type OrderSubmitted, type PaymentHold } from '../../../examples/order-saga/services/messages.js';
+import {
+  Participants,
+  paymentDeadlineId,
+  Topics,
+  type OrderPaid,
+  type OrderSubmitted,
+  type PaymentHold,
+} from '../../../examples/order-saga/services/messages.js';
 import { Mode } from '../../../examples/order-saga/services/modes.js';
 import { orderServiceFor } from '../../../examples/order-saga/services/order.modes.js';
 import { PaymentSagaService } from '../../../examples/order-saga/services/payment.saga.js';
@@ -193,7 +200,11 @@ describe('the payment deadline against the payment, one order at a time (TCC, ga
     expect(await scheduled('D-NEVER-PAID')).toBe(true);
     await dueNow('D-NEVER-PAID');
     await until(statusIs('D-NEVER-PAID', 'CANCELLED'), { message: 'the deadline cancels the order' });
-    expect(await order('D-NEVER-PAID')).toEqual({ status: 'CANCELLED', reason: `payment deadline: not paid within ${PAYMENT_TIMEOUT_MS} ms`, global_tx_id: null });
+    expect(await order('D-NEVER-PAID')).toEqual({
+      status: 'CANCELLED',
+      reason: `payment deadline: not paid within ${PAYMENT_TIMEOUT_MS} ms`,
+      global_tx_id: null,
+    });
 
     const late = await pay('D-NEVER-PAID');
     await until(() => handled(late), { message: 'the late payment is handled' });
@@ -304,7 +315,8 @@ describe.each([Mode.TCC, Mode.TWO_PHASE, Mode.SAGA])('deadlines falling due whil
       for (const orderId of awaiting) context.publish(Topics.ORDER_PAID, { orderId } satisfies OrderPaid, { key: orderId });
     });
     await until(
-      async () => (await db!.dataSource.query(`SELECT count(*)::int AS n FROM orders.orders WHERE status IN ('CONFIRMED', 'CANCELLED')`))[0].n === orders.length,
+      async () =>
+        (await db!.dataSource.query(`SELECT count(*)::int AS n FROM orders.orders WHERE status IN ('CONFIRMED', 'CANCELLED')`))[0].n === orders.length,
       { timeoutMs: 90_000, message: 'every order ended' },
     );
     const checks = await runChecks(db.dataSource, mode);
