@@ -38,6 +38,7 @@ export const ConfigSource = {
   STATIC_BROKER_CONFIG: 4,
   DEFAULT_CONFIG: 5,
 } as const;
+/** One of the {@link ConfigSource} values. */
 export type ConfigSource = (typeof ConfigSource)[keyof typeof ConfigSource];
 
 /** One config as DescribeConfigs reports it. */

@@ -7,6 +7,7 @@ import { ScramExchange } from './scram.js';
 
 /** Where a connection is in its SASL exchange (the diagram on {@link SaslSession}). */
 export const SaslState = { HANDSHAKE: 'handshake', AUTHENTICATE: 'authenticate', COMPLETE: 'complete', FAILED: 'failed' } as const;
+/** One of the {@link SaslState} values. */
 export type SaslState = (typeof SaslState)[keyof typeof SaslState];
 
 /** What a SaslAuthenticate answers: a Kafka error code (0 on success), its message, and the server's token. */
