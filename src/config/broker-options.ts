@@ -7,6 +7,7 @@ import { compileMetricsOptions, type CompiledMetricsOptions, type MetricsOptions
 
 /** SASL mechanisms `concordat broker` implements. */
 export const SaslMechanism = { PLAIN: 'PLAIN', SCRAM_SHA_256: 'SCRAM-SHA-256', SCRAM_SHA_512: 'SCRAM-SHA-512' } as const;
+/** One of the {@link SaslMechanism} values. */
 export type SaslMechanism = (typeof SaslMechanism)[keyof typeof SaslMechanism];
 
 /** One SASL user given inline (tests, embedding) instead of in a credentials file. */

@@ -77,6 +77,7 @@ export const DatabaseUrlOrigin = {
   ENV: 'DATABASE_URL',
   EMBEDDED: 'embedded',
 } as const;
+/** One of the {@link DatabaseUrlOrigin} values. */
 export type DatabaseUrlOrigin = (typeof DatabaseUrlOrigin)[keyof typeof DatabaseUrlOrigin];
 
 /** {@link DatabaseOptions} with every field present and checked (durations in ms, sizes in bytes). */

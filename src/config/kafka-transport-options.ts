@@ -4,6 +4,7 @@ import { compileOptions } from './compile.js';
 
 /** SASL mechanisms the kafkajs transport can use (kafkajs 2.2.4 built-ins, AWS and OAuth left out). */
 export const KafkaSaslMechanism = { PLAIN: 'plain', SCRAM_SHA_256: 'scram-sha-256', SCRAM_SHA_512: 'scram-sha-512' } as const;
+/** One of the {@link KafkaSaslMechanism} values. */
 export type KafkaSaslMechanism = (typeof KafkaSaslMechanism)[keyof typeof KafkaSaslMechanism];
 
 /** SASL authentication (username and password) against the brokers. */

@@ -26,6 +26,7 @@ import { compileOptions } from './compile.js';
  * survives the process.
  */
 export const FlushMode = { SYNC: 'sync', INTERVAL: 'interval', OS: 'os' } as const;
+/** One of the {@link FlushMode} values. */
 export type FlushMode = (typeof FlushMode)[keyof typeof FlushMode];
 
 /** Per-topic storage settings (Kafka's topic-level configs, renamed with units last). */
