@@ -119,6 +119,7 @@ export const ErrorCode = {
   ADMIN_REQUEST_FAILED: 'ADMIN_REQUEST_FAILED',
 } as const;
 
+/** One of the {@link ErrorCode} values. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /** What a {@link ConcordatError} is made of besides its message. */
