@@ -28,6 +28,7 @@ export const CompressionType = {
   LZ4: 'lz4',
   ZSTD: 'zstd',
 } as const;
+/** One of the {@link CompressionType} values. */
 export type CompressionType = (typeof CompressionType)[keyof typeof CompressionType];
 
 const BY_CODE: readonly CompressionType[] = [

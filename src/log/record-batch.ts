@@ -93,6 +93,7 @@ const MIN_RECORD_BYTES = 7;
 
 /** A batch's timestamp type, attribute bit 3: the producer's CreateTime or the broker's LogAppendTime. */
 export const TimestampType = { CREATE_TIME: 'CreateTime', LOG_APPEND_TIME: 'LogAppendTime' } as const;
+/** One of the {@link TimestampType} values. */
 export type TimestampType = (typeof TimestampType)[keyof typeof TimestampType];
 
 /** A record header. Kafka allows repeated keys; order is kept. */

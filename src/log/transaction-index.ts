@@ -13,6 +13,7 @@ import { cursor, readVarint, readVarlong } from './varint.js';
 
 /** Type of a control record (the key's second INT16): Kafka's ControlRecordType. */
 export const ControlRecordType = { ABORT: 0, COMMIT: 1 } as const;
+/** One of the {@link ControlRecordType} values. */
 export type ControlRecordType = (typeof ControlRecordType)[keyof typeof ControlRecordType];
 
 /** A transaction marker the coordinator writes. */

@@ -23,6 +23,7 @@ export const GroupState = {
   STABLE: 'Stable',
   DEAD: 'Dead',
 } as const;
+/** One of the {@link GroupState} values. */
 export type GroupState = (typeof GroupState)[keyof typeof GroupState];
 
 /** Kafka's `GroupMetadata.validPreviousStates`. */

@@ -13,6 +13,7 @@ export const TransactionState = {
   COMPLETE_COMMIT: 'CompleteCommit',
   COMPLETE_ABORT: 'CompleteAbort',
 } as const;
+/** One of the {@link TransactionState} values. */
 export type TransactionState = (typeof TransactionState)[keyof typeof TransactionState];
 
 /** What the coordinator needs of the log. */
