@@ -130,6 +130,7 @@ export const AppState = {
   STOPPING: 'STOPPING',
   STOPPED: 'STOPPED',
 } as const;
+/** One of the {@link AppState} values. */
 export type AppState = (typeof AppState)[keyof typeof AppState];
 
 /**

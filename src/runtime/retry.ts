@@ -13,6 +13,7 @@ export const RetryStrategy = {
   /** Wait `initialDelayMs × multiplier^(attempt−1)`, capped at `maxDelayMs`, with jitter. */
   EXPONENTIAL: 'exponential',
 } as const;
+/** One of the {@link RetryStrategy} values. */
 export type RetryStrategy = (typeof RetryStrategy)[keyof typeof RetryStrategy];
 
 /** How a failing handler is retried before its message is dead-lettered. */

@@ -19,6 +19,7 @@ export type ScheduledContext = MessageContext<CronTick>;
 
 /** What to do with a missed tick (one that arrives more than `misfireThresholdMs` after its time): run it, or skip it. */
 export const MissedTick = { RUN: 'run', SKIP: 'skip' } as const;
+/** One of the {@link MissedTick} values. */
 export type MissedTick = (typeof MissedTick)[keyof typeof MissedTick];
 
 /** Options of `@Scheduled(expression, options)`. */
