@@ -40,4 +40,5 @@ export const FaultPoint = {
   /** A handler's transaction (effects, inbox row, outgoing messages) committed; the offset is not committed yet. A kill here yields a redelivery the inbox skips. */
   DISPATCHER_AFTER_COMMIT: 'dispatcher.after-commit',
 } as const;
+/** One of the {@link FaultPoint} values. */
 export type FaultPoint = (typeof FaultPoint)[keyof typeof FaultPoint];
