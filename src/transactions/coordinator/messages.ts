@@ -29,6 +29,7 @@ export const BranchAction = {
   /** Saga: undo a step. */
   COMPENSATE: 'compensate',
 } as const;
+/** One of the {@link BranchAction} values. */
 export type BranchAction = (typeof BranchAction)[keyof typeof BranchAction];
 
 /** The three actions of each mode: phase one, commit, roll back (sagas have no commit action). */

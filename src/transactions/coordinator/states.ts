@@ -4,6 +4,7 @@ export const TxMode = {
   TWO_PHASE: '2PC',
   SAGA: 'SAGA',
 } as const;
+/** One of the {@link TxMode} values. */
 export type TxMode = (typeof TxMode)[keyof typeof TxMode];
 
 /**
@@ -36,6 +37,7 @@ export const GlobalTxState = {
   /** Terminal until an operator acts: a branch could not finish (a compensation that cannot succeed, a heuristic outcome, a decision never acknowledged), or an operator ended it FAILED by hand. */
   FAILED: 'FAILED',
 } as const;
+/** One of the {@link GlobalTxState} values. */
 export type GlobalTxState = (typeof GlobalTxState)[keyof typeof GlobalTxState];
 
 /** The states a global transaction does not leave by itself (FAILED only through an operator's `concordat tx retry` or `tx end`). */
@@ -59,6 +61,7 @@ export const BranchState = {
   /** Could not confirm, cancel or compensate; the global transaction is FAILED and an operator must look. */
   FAILED: 'FAILED',
 } as const;
+/** One of the {@link BranchState} values. */
 export type BranchState = (typeof BranchState)[keyof typeof BranchState];
 
 /** Kinds of the rows of `concordat.global_tx_event`, the timeline of a global transaction. */
@@ -79,4 +82,5 @@ export const TxEventKind = {
   /** An operator's `concordat tx retry`, `tx abort` or `tx end` (detail: what, and for `end` who and why). */
   OPERATOR: 'OPERATOR',
 } as const;
+/** One of the {@link TxEventKind} values. */
 export type TxEventKind = (typeof TxEventKind)[keyof typeof TxEventKind];

@@ -41,6 +41,7 @@ export const FenceState = {
   /** TCC Cancel, saga compensation, or 2PC rollback done (possibly empty). */
   CANCELLED: 'CANCELLED',
 } as const;
+/** One of the {@link FenceState} values. */
 export type FenceState = (typeof FenceState)[keyof typeof FenceState];
 
 /** The key of a fence row: one branch of one global transaction, at one participant. */

@@ -13,6 +13,7 @@ export const TccAction = {
   CONFIRM: BranchAction.CONFIRM,
   CANCEL: BranchAction.CANCEL,
 } as const;
+/** One of the {@link TccAction} values. */
 export type TccAction = (typeof TccAction)[keyof typeof TccAction];
 
 /** Topic of a TCC participant's commands. */

@@ -43,6 +43,7 @@ export const TwoPhasePrepareOrder = {
   PARALLEL: 'parallel',
   SEQUENTIAL: 'sequential',
 } as const;
+/** One of the {@link TwoPhasePrepareOrder} values. */
 export type TwoPhasePrepareOrder = (typeof TwoPhasePrepareOrder)[keyof typeof TwoPhasePrepareOrder];
 
 const schema = z.strictObject({
