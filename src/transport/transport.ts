@@ -43,6 +43,7 @@ export const BATCH_RECORDS = { default: 64, max: 10_000 } as const;
 
 /** Where a consumer group with no committed offset (or one below the log start) starts: Kafka's `auto.offset.reset`. */
 export const OffsetReset = { EARLIEST: 'earliest', LATEST: 'latest' } as const;
+/** One of the {@link OffsetReset} values. */
 export type OffsetReset = (typeof OffsetReset)[keyof typeof OffsetReset];
 
 /**
