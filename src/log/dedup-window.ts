@@ -69,6 +69,12 @@ export interface DedupPlan {
  * 150 bytes per ID. After a restart the window is rebuilt from the records
  * of the last `dedupWindowMs` (found with the time index), in timestamp
  * order, by the log manager.
+ *
+ * Concurrency: one window per topic, shared by its partitions; every
+ * method is synchronous, so calls from different partitions never
+ * interleave. `plan` and `register` of one append run in the same
+ * synchronous stretch of the partition's `append`, so no other append can
+ * register an ID between them.
  */
 export class DedupWindow {
   /** Insertion order is (about) time order: the oldest go first. */

@@ -13,6 +13,10 @@ export interface IndexHolder {
  * `indexCacheBytesMax` the least recently used are dropped, to be loaded
  * again when next needed. Kafka memory-maps its index files and lets the
  * page cache do this; Node has no mmap, so the bound is explicit.
+ *
+ * Concurrency: synchronous and shared by every partition of the log; a
+ * holder dropped while one of its lookups is loading keeps that load (the
+ * segment drops only indexes that are loaded and not loading).
  */
 export class IndexCache {
   /** Insertion order is recency. */

@@ -108,6 +108,10 @@ export interface ProducerSnapshot {
  *
  * Bounds: a producer silent for `producerIdExpirationMs` is forgotten, and
  * beyond `producersPerPartitionMax` the least recently appending one is.
+ *
+ * Concurrency: every method is synchronous, so no two calls interleave; the
+ * partition calls them from its append check, its acknowledgement and its
+ * failure path, in offset order. One instance per partition.
  */
 export class ProducerStateManager {
   /** Acknowledged state; insertion order is recency of the last append. */
