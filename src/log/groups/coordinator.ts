@@ -227,9 +227,10 @@ export interface PartitionLag {
  * them wait (the rebalance, the leader's assignment); a later JoinGroup of
  * the same member answers the earlier one REBALANCE_IN_PROGRESS. Commits
  * resolve after their offsets are durable (offset-store.ts); concurrent
- * commits share one write and fdatasync. `close` may overlap anything: waiting joins
- * and syncs fail with COORDINATOR_NOT_AVAILABLE, and so does every later
- * call.
+ * commits share one write and fdatasync. `close` may overlap anything:
+ * waiting joins and syncs fail with COORDINATOR_NOT_AVAILABLE, and so do
+ * later joins, syncs, heartbeats, leaves, commits, fetches and deletions
+ * (the descriptions and lag still answer from memory).
  */
 export class GroupCoordinator {
   private readonly groups = new Map<string, Group>();
