@@ -18,5 +18,13 @@ export {
   type DeadLetterInput,
   type ReplayOptions,
 } from './dead-letters/index.js';
-export { inboxInsertManySql, inboxInsertSql, isInInbox, recordInInbox, type InboxClaimRecord, type InboxClaimRow } from './inbox.js';
+export {
+  InboxClaim,
+  inboxClaimCheckingDeadLettersSql,
+  inboxClaimSql,
+  isInInbox,
+  readInboxClaim,
+  recordInInbox,
+  type InboxClaimRecord,
+} from './inbox.js';
 export { human, recordDedupWindow, resolveDedupWindow, type DedupWindow } from './window.js';

@@ -5,10 +5,10 @@ import { ConcordatError, describeError, ErrorCode, isRetriable, RetriesExhausted
 import {
   DEAD_LETTER_SUFFIX,
   deadLetterInput,
-  inboxInsertManySql,
+  inboxClaimCheckingDeadLettersSql,
+  readInboxClaim,
   REPLAY_FOR_HEADER,
   sendDeadLetter,
-  type InboxClaimRow,
 } from '../inbox/index.js';
 import { envelopeFromDelivery, type Envelope } from '../messaging/index.js';
 import {
@@ -740,24 +740,19 @@ export class Dispatcher {
     return runOutboxTransaction(
       this.deps.dataSource,
       async ({ manager, preludeRows }) => {
-        const fresh = new Set<string>();
-        const dead = new Map<string, string>();
-        for (const row of preludeRows as InboxClaimRow[]) {
-          if (row.dead_letter_id === null) fresh.add(row.message_id);
-          else dead.set(`${row.topic}\u0000${row.partition}\u0000${row.offset}`, row.dead_letter_id);
-        }
+        const claim = readInboxClaim(preludeRows);
         const contexts: MessageContext[] = [];
         const outcomes: Outcome[] = [];
         for (let i = 0; i < items.length; i++) {
           const { handler, envelope, delivery, attempt } = items[i]!;
-          const deadLetterId = dead.get(`${delivery.topic}\u0000${delivery.partition}\u0000${delivery.offset}`);
+          const deadLetterId = claim.deadLetterAt(delivery.topic, delivery.partition, delivery.offset);
           if (deadLetterId !== undefined) {
             deadLetters.set(i, deadLetterId);
             outcomes.push('dead_lettered_before');
             continue;
           }
-          // delete: a second copy of an ID inside the transaction is a duplicate too.
-          if (!fresh.delete(envelope.id)) {
+          // take: a second copy of an ID inside the transaction is a duplicate too.
+          if (!claim.take(envelope.id)) {
             outcomes.push('duplicate');
             continue;
           }
@@ -779,7 +774,7 @@ export class Dispatcher {
       },
       {
         prelude: (escape) =>
-          inboxInsertManySql(
+          inboxClaimCheckingDeadLettersSql(
             this.consumer.group,
             items.map(({ envelope, delivery }) => ({ messageId: envelope.id, topic: delivery.topic, partition: delivery.partition, offset: delivery.offset })),
             escape,

@@ -209,10 +209,11 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
     const results = await runOutboxTransaction(
       this.app.dataSource,
       async ({ manager, preludeResults }) => {
-        const { fresh, txs } = parseInboxAndLock(preludeResults);
+        const { claim, txs } = parseInboxAndLock(preludeResults);
         const contexts = new Map<string, MessageContext<BranchReply>>();
         for (const message of batch) {
-          if (fresh.has(message.message.id) && !contexts.has(message.message.id)) {
+          // take: a reply delivered twice in one batch runs once.
+          if (claim.take(message.message.id)) {
             const context = new MessageContext(manager, message.source, message.message, message.delivery);
             // The reply's process span: the step it drives is its child (see tracing.ts).
             context.traceContext = message.traceContext;

@@ -19,6 +19,7 @@
 import { batchOn } from '../participant/sql.js';
 import type { EntityManager } from 'typeorm';
 import { ConcordatError, ErrorCode } from '../../errors.js';
+import { inboxClaimSql, readInboxClaim, type InboxClaim } from '../../inbox/index.js';
 import type { TraceCarrier } from '../../observability/index.js';
 import { preparedQuery } from '../../outbox/index.js';
 import type { CompiledRetryPolicy } from '../../runtime/index.js';
@@ -184,26 +185,18 @@ function loadedById(rows: readonly LoadedRow[]): Map<string, LoadedGlobalTx> {
 }
 
 /**
- * Two statements, with their values as escaped literals so that they can
- * travel with `BEGIN` (`runOutboxTransaction`'s prelude): the first records
- * `messageIds` in the inbox of `consumer` and locks the global transactions
- * `ids`, in ID order; the second reads them with their branches, under a
- * snapshot taken after the locks (see {@link lockGlobalTxs} for why). The
- * first returns `fresh` (the message IDs that were not in the inbox yet),
- * the second the global transactions. Parse them with {@link parseInboxAndLock}.
+ * Three statements, with their values as escaped literals so that they can
+ * travel with `BEGIN` (`runOutboxTransaction`'s prelude): the inbox claim
+ * of `messageIds` for `consumer` (`inboxClaimSql`); the lock of the global
+ * transactions `ids`, in ID order; their read with their branches, under a
+ * snapshot taken after the locks (see {@link lockGlobalTxs} for why). Parse
+ * their results with {@link parseInboxAndLock}.
  */
 export function inboxAndLockSql(consumer: string, messageIds: readonly string[], ids: readonly string[], escape: (value: string) => string): string {
-  const inbox = messageIds.map((m) => `(${escape(consumer)}, ${escape(m)})`).join(', ');
   // Message data is untrusted: only UUIDs reach the SQL text (others are simply not found).
   const txIds = [...new Set(ids)].filter((id) => UUID.test(id)).map((id) => `${escape(id)}::uuid`);
   const list = txIds.length === 0 ? 'NULL::uuid' : txIds.join(', ');
-  return `WITH fresh AS (
-            INSERT INTO concordat.inbox (consumer, message_id) VALUES ${inbox}
-            ON CONFLICT DO NOTHING RETURNING message_id
-          ), locked AS (${lockStatement(list)})
-          SELECT (SELECT coalesce(json_agg(message_id), '[]') FROM fresh) AS fresh,
-                 (SELECT coalesce(json_agg(id), '[]') FROM locked) AS locked;
-          ${GLOBAL_TX_SELECT} WHERE g.id IN (${list})`;
+  return `${inboxClaimSql(consumer, messageIds, escape)}; ${lockStatement(list)}; ${GLOBAL_TX_SELECT} WHERE g.id IN (${list})`;
 }
 
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
@@ -213,12 +206,14 @@ export function isGlobalTxId(id: unknown): id is string {
   return typeof id === 'string' && UUID.test(id);
 }
 
-/** Reads the results of {@link inboxAndLockSql}'s two statements. */
-export function parseInboxAndLock(results: readonly unknown[][]): { fresh: Set<string>; txs: Map<string, LoadedGlobalTx> } {
-  const row = results[0]?.[0] as { fresh: string[]; locked: string[] } | undefined;
-  const txs = results[1] as LoadedRow[] | undefined;
-  if (row === undefined || txs === undefined) throw new Error('assertion failed: the inbox-and-lock statements returned no rows');
-  return { fresh: new Set(row.fresh), txs: loadedById(onlyLocked(txs, row.locked)) };
+/**
+ * Reads the results of {@link inboxAndLockSql}'s three statements: the
+ * inbox claim (which reply IDs are new) and the global transactions locked.
+ */
+export function parseInboxAndLock(results: readonly unknown[][]): { claim: InboxClaim; txs: Map<string, LoadedGlobalTx> } {
+  const [claimed, locked, txs] = results as [unknown[] | undefined, Array<{ id: string }> | undefined, LoadedRow[] | undefined];
+  if (claimed === undefined || locked === undefined || txs === undefined) throw new Error('assertion failed: the inbox-and-lock statements returned fewer than three results');
+  return { claim: readInboxClaim(claimed), txs: loadedById(onlyLocked(txs, locked.map((row) => row.id))) };
 }
 
 /** Like {@link lockGlobalTx}, for a row that must exist. @throws ConcordatError GLOBAL_TX_NOT_FOUND */
