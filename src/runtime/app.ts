@@ -353,6 +353,7 @@ export class ConcordatApp {
     data: TopicInput<Topic<S>> & JsonSafe<TopicInput<Topic<S>>>,
     options?: RequestOptions,
   ): Promise<TopicReply<Topic<S, R>>>;
+  /** Sends a request on topic `topic` (by name, untyped: `data` is only checked to be JSON, the reply is `Reply` unchecked); otherwise as the overload above. */
   async request<Reply = unknown, T = unknown>(topic: string, data: T & JsonSafe<T>, options?: RequestOptions): Promise<Reply>;
   async request(topic: string | Topic, data: unknown, options: RequestOptions = {}): Promise<unknown> {
     // The implementation signature takes either; `as string` only picks the untyped overload.

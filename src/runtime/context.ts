@@ -159,6 +159,7 @@ export class TransactionContext {
     data: TopicInput<Topic<S>> & JsonSafe<TopicInput<Topic<S>>>,
     options?: RequestOptions,
   ): PendingRequest<TopicReply<Topic<S, R>>>;
+  /** Requests on topic `topic` (by name, untyped: `data` is only checked to be JSON, the reply is `Reply` unchecked); otherwise as the overload above. */
   request<Reply = unknown, T = unknown>(topic: string, data: T & JsonSafe<T>, options?: RequestOptions): PendingRequest<Reply>;
   request(topic: string | Topic, data: unknown, options: RequestOptions = {}): PendingRequest {
     const refusal = this.requestRefusal(isTopic(topic) ? topic.name : topic);
