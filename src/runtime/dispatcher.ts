@@ -540,6 +540,16 @@ export class Dispatcher {
     };
   }
 
+  /**
+   * Handles one delivered record: decodes its envelope, routes it by filter,
+   * validates its payload, then runs its handler with retries. Resolves once the
+   * record is processed, skipped (a duplicate, filtered out) or dead-lettered:
+   * the transport may then commit its offset. A record that cannot be decoded
+   * or validated is dead-lettered at once, without an attempt. Rejects only
+   * with what the dispatcher cannot handle, such as recording a dead letter
+   * failing for another reason than an unavailable database (which it waits
+   * for); the transport then delivers the record again.
+   */
   async dispatch(delivery: Delivery): Promise<void> {
     if (this.skipsForeignReplay(delivery)) return;
     let handler = this.handlerFor(delivery.topic);
