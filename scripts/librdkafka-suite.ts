@@ -75,12 +75,8 @@ export const SINGLE_BROKER_LIMITS: Readonly<Record<string, string>> = {
   // APIs and behaviour the broker does not have yet (issue 13).
   '0081_admin':
     'AlterConfigs of a broker config (sasl.kerberos.min.time.before.relogin) is refused: no broker config is dynamic here; later steps need ACLs (CreateAcls)',
-  '0102_static_group_rebalance': 'static membership not served: JoinGroup with group.instance.id (KIP-345) is refused (UNSUPPORTED_VERSION)',
   '0055_producer_latency':
     "latency bounds per case (5 to 35 ms plus a margin) that an fdatasync per acknowledged append misses on a loaded machine: on 2026-12-07 (load average 26) its first case, standard settings, averaged 28 ms (allowed 5 + 16 ms); its transactions case is served now: check the bounds before removing",
-  // Group-coordinator behaviour the broker does not have yet.
-  '0118_commit_rebalance':
-    "needs Kafka's group.initial.rebalance.delay.ms (default 3000 ms): both consumers must land in one generation; with no delay the first member gets generation 1 alone and, never polled, blocks the rebalance the second one starts",
 };
 
 type Scenario = 'default' | 'noautocreate';
