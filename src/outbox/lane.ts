@@ -1,9 +1,9 @@
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import type { CompiledRelayOptions } from '../config/index.js';
 import { describeError } from '../errors.js';
 import { isPoisonRecordError } from './poison.js';
+import { RelayConnection } from './relay-connection.js';
 import { faultPoint, type Logger } from '../observability/index.js';
 
 /** An outbox row as a lane reads it. */
@@ -76,9 +76,6 @@ const DELETE_BATCH = `DELETE FROM concordat.outbox WHERE seq = ANY($1::bigint[])
  */
 const DELETE_LINGER_MS = 50;
 
-/** Longest wait for the lane's own connection to open, in ms (a failed attempt is retried with the lane's backoff). */
-const LANE_CONNECT_TIMEOUT_MS = 10_000;
-
 /** Moves rows the log refused for good out of the outbox, with the log's error. */
 const MOVE_FAILED = `
   WITH failed AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS f(seq, error)),
@@ -111,14 +108,16 @@ export class RelayLane {
   private stopping = false;
   /** The batch acknowledged by the log and not yet deleted. */
   private acknowledged: Acknowledged | undefined;
-  /** The lane's own connection, with asynchronous commit (see {@link query}). */
-  private client: pg.Client | undefined;
+  /** The lane's own connection, with asynchronous commit (see `relay-connection.ts`). */
+  private readonly connection: RelayConnection;
 
   constructor(
     readonly index: number,
     private readonly host: LaneHost,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.connection = new RelayConnection(host);
+  }
 
   /** Starts the lane's publish loop in the background (failures are handled inside it); {@link stop} ends it. */
   start(): void {
@@ -140,7 +139,7 @@ export class RelayLane {
     } catch (error) {
       this.log.warn({ err: describeError(error), lane: this.index }, 'could not delete published outbox rows at stop; they will be published again');
     } finally {
-      await this.disconnect();
+      await this.connection.close();
     }
   }
 
@@ -199,7 +198,11 @@ export class RelayLane {
     const acknowledged = this.acknowledged;
     const rotated = rotate(shards, this.rotation++);
     // Prepared: parsing and planning this statement cost PostgreSQL more than running it.
-    const { rows: read } = await this.query<ClaimedRow>('concordat_relay_delete_and_read', DELETE_AND_READ, [rotated, options.batchRowsMax, acknowledged?.seqs ?? []]);
+    const { rows: read } = await this.connection.query<ClaimedRow>('concordat_relay_delete_and_read', DELETE_AND_READ, [
+      rotated,
+      options.batchRowsMax,
+      acknowledged?.seqs ?? [],
+    ]);
     if (acknowledged !== undefined) {
       this.acknowledged = undefined;
       this.host.batchDone(acknowledged.seqs.length, acknowledged.startedAt);
@@ -211,57 +214,6 @@ export class RelayLane {
     this.acknowledged = { seqs: rows.map((row) => row.seq), startedAt };
     // A full batch means more rows wait in these shards: read them again at once.
     if (read.length === options.batchRowsMax || rows.length < read.length) this.markDirty(shards);
-  }
-
-  /**
-   * Runs a named prepared statement on the lane's own connection, opened
-   * outside the app's pool (which it would otherwise hold a slot of for
-   * good, and keep from closing). The connection commits asynchronously
-   * (`synchronous_commit = off`, set when it connects): the relay's only
-   * writes are deletes of rows the log has acknowledged, and losing one in a
-   * crash of PostgreSQL means publishing those rows again (a duplicate,
-   * never a loss), while waiting for its WAL flush would put an fsync on
-   * every message's path. A connection that failed is closed; the next call
-   * opens a new one.
-   */
-  private async query<R>(name: string, text: string, values: unknown[]): Promise<{ rows: R[] }> {
-    const client = await this.connection();
-    try {
-      const result = await client.query({ name, text, values });
-      return { rows: result.rows as R[] };
-    } catch (error) {
-      await this.disconnect();
-      throw error;
-    }
-  }
-
-  private async connection(): Promise<pg.Client> {
-    if (this.client !== undefined) return this.client;
-    const client = new pg.Client({
-      connectionString: this.host.databaseUrl,
-      options: '-c synchronous_commit=off',
-      connectionTimeoutMillis: LANE_CONNECT_TIMEOUT_MS,
-      keepAlive: true,
-    });
-    // A connection lost while idle: forget it (the next call opens another).
-    client.on('error', () => {
-      if (this.client === client) this.client = undefined;
-      client.end().catch(() => undefined);
-    });
-    try {
-      await client.connect();
-    } catch (error) {
-      client.end().catch(() => undefined);
-      throw error;
-    }
-    this.client = client;
-    return client;
-  }
-
-  private async disconnect(): Promise<void> {
-    const client = this.client;
-    this.client = undefined;
-    await client?.end().catch(() => undefined);
   }
 
   /**

@@ -1,6 +1,6 @@
-import pg from 'pg';
 import { describeError } from '../errors.js';
 import { faultPoint, type Logger } from '../observability/index.js';
+import { RelayConnection } from './relay-connection.js';
 
 /** What the scheduler needs from its relay. */
 export interface SchedulerHost {
@@ -51,9 +51,6 @@ const MOVE_DUE = `
                    WHERE deliver_at > statement_timestamp() AND shard = ANY($1::smallint[])
                    ORDER BY deliver_at, seq
                    LIMIT 1) AS n)::float8 AS next_due_ms`;
-
-/** Longest wait for the scheduler's own connection to open, in ms. */
-const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
  * Delivery of scheduled messages (`publish(..., { deliverAt | delayMs })`):
@@ -106,7 +103,8 @@ const CONNECT_TIMEOUT_MS = 10_000;
 export class ScheduledDelivery {
   private loop: Promise<void> | undefined;
   private stopping = false;
-  private client: pg.Client | undefined;
+  /** The scheduler's own connection, with asynchronous commit as the lanes' (`relay-connection.ts` says why): a move lost in a crash of PostgreSQL leaves the row scheduled, to be moved again. */
+  private readonly connection: RelayConnection;
   private timer: NodeJS.Timeout | undefined;
   private wakeUp: (() => void) | undefined;
   /** When the current sleep ends, by this process's clock (ms since the epoch); 0 when not sleeping. */
@@ -119,7 +117,9 @@ export class ScheduledDelivery {
   constructor(
     private readonly host: SchedulerHost,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.connection = new RelayConnection(host);
+  }
 
   /** Starts the loop that moves due scheduled messages into the outbox, in the background; {@link stop} ends it. */
   start(): void {
@@ -132,7 +132,7 @@ export class ScheduledDelivery {
     this.stopping = true;
     this.wake();
     await this.loop;
-    await this.disconnect();
+    await this.connection.close();
   }
 
   /** A scheduled message due at about `dueAtMs` (this process's clock) was committed: wake in time for it. */
@@ -182,8 +182,11 @@ export class ScheduledDelivery {
     this.lastPassAtMs = Date.now();
     if (shards.length === 0) return options.pollIntervalMs;
     await faultPoint('scheduled.before-move');
-    const result = await this.query(MOVE_DUE, [shards, options.batchRowsMax]);
-    const row = result.rows[0] as { shards: number[] | null; moved: number; next_due_ms: number | null };
+    const result = await this.connection.query<{ shards: number[] | null; moved: number; next_due_ms: number | null }>('concordat_scheduled_move_due', MOVE_DUE, [
+      shards,
+      options.batchRowsMax,
+    ]);
+    const row = result.rows[0]!;
     if (row.moved > 0) {
       await faultPoint('scheduled.after-move');
       this.host.scheduledMoved(row.moved);
@@ -225,49 +228,5 @@ export class ScheduledDelivery {
   private wake(): void {
     if (this.wakeUp !== undefined) this.wakeUp();
     else this.pendingWake = true;
-  }
-
-  /**
-   * Runs a statement on the scheduler's own connection, opened outside the
-   * app's pool, with asynchronous commit as the lanes' (`lane.ts` says why):
-   * a move lost in a crash of PostgreSQL leaves the row scheduled, to be
-   * moved again.
-   */
-  private async query(text: string, values: unknown[]): Promise<pg.QueryResult> {
-    const client = await this.connection();
-    try {
-      return await client.query({ name: 'concordat_scheduled_move_due', text, values });
-    } catch (error) {
-      await this.disconnect();
-      throw error;
-    }
-  }
-
-  private async connection(): Promise<pg.Client> {
-    if (this.client !== undefined) return this.client;
-    const client = new pg.Client({
-      connectionString: this.host.databaseUrl,
-      options: '-c synchronous_commit=off',
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-      keepAlive: true,
-    });
-    client.on('error', () => {
-      if (this.client === client) this.client = undefined;
-      client.end().catch(() => undefined);
-    });
-    try {
-      await client.connect();
-    } catch (error) {
-      client.end().catch(() => undefined);
-      throw error;
-    }
-    this.client = client;
-    return client;
-  }
-
-  private async disconnect(): Promise<void> {
-    const client = this.client;
-    this.client = undefined;
-    await client?.end().catch(() => undefined);
   }
 }
