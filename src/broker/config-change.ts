@@ -52,9 +52,13 @@ export function nonTopicResource(resourceType: number, resourceName: string, con
     case ConfigResourceType.TOPIC:
       return null;
     case ConfigResourceType.BROKER:
-      if (resourceName !== '' && resourceName !== String(nodeId)) return refuse(KafkaError.INVALID_REQUEST, `this is broker ${nodeId}; alter broker '${nodeId}' or '', not '${resourceName}'`);
+      if (resourceName !== '' && resourceName !== String(nodeId))
+        return refuse(KafkaError.INVALID_REQUEST, `this is broker ${nodeId}; alter broker '${nodeId}' or '', not '${resourceName}'`);
       if (configCount === 0) return OK;
-      return refuse(KafkaError.INVALID_REQUEST, 'broker configs of concordat broker are not dynamic: set them as its start-up options (see docs/broker.md) and restart it');
+      return refuse(
+        KafkaError.INVALID_REQUEST,
+        'broker configs of concordat broker are not dynamic: set them as its start-up options (see docs/broker.md) and restart it',
+      );
     case ConfigResourceType.BROKER_LOGGER:
       return refuse(KafkaError.INVALID_REQUEST, 'broker loggers cannot be altered: concordat broker sets its log level with CONCORDAT_LOG_LEVEL');
     default:
@@ -63,14 +67,24 @@ export function nonTopicResource(resourceType: number, resourceName: string, con
 }
 
 /** AlterConfigs of one topic: `entries` become its whole set of configs. */
-export function replaceTopicConfigs(topic: string, entries: readonly KafkaConfigEntry[], validateOnly: boolean, context: RequestContext): Promise<ConfigChangeResult> {
+export function replaceTopicConfigs(
+  topic: string,
+  entries: readonly KafkaConfigEntry[],
+  validateOnly: boolean,
+  context: RequestContext,
+): Promise<ConfigChangeResult> {
   const missing = topicRefusal(topic, context);
   if (missing !== null) return Promise.resolve(missing);
   return apply(topic, entries, validateOnly, context);
 }
 
 /** IncrementalAlterConfigs of one topic: SET, DELETE, APPEND or SUBTRACT each named config, keep the others. */
-export function changeTopicConfigs(topic: string, changes: readonly IncrementalConfig[], validateOnly: boolean, context: RequestContext): Promise<ConfigChangeResult> {
+export function changeTopicConfigs(
+  topic: string,
+  changes: readonly IncrementalConfig[],
+  validateOnly: boolean,
+  context: RequestContext,
+): Promise<ConfigChangeResult> {
   const missing = topicRefusal(topic, context);
   if (missing !== null) return Promise.resolve(missing);
   const log = context.broker.log;
@@ -83,7 +97,12 @@ export function changeTopicConfigs(topic: string, changes: readonly IncrementalC
     const problem = applyOperation(current, change, () => currentValue(topic, change.name, context));
     if (problem !== null) return Promise.resolve(problem);
   }
-  return apply(topic, [...current].map(([name, value]) => ({ name, value })), validateOnly, context);
+  return apply(
+    topic,
+    [...current].map(([name, value]) => ({ name, value })),
+    validateOnly,
+    context,
+  );
 }
 
 function applyOperation(current: Map<string, string>, change: IncrementalConfig, valueNow: () => string | null): ConfigChangeResult | null {
@@ -101,11 +120,15 @@ function applyOperation(current: Map<string, string>, change: IncrementalConfig,
     return null;
   }
   if (!LIST_CONFIGS.has(name)) {
-    return refuse(KafkaError.INVALID_CONFIG, `config ${name} is not a list: ${operation === ConfigOperation.APPEND ? 'APPEND' : 'SUBTRACT'} works on ${[...LIST_CONFIGS].join(', ')}; use SET`);
+    return refuse(
+      KafkaError.INVALID_CONFIG,
+      `config ${name} is not a list: ${operation === ConfigOperation.APPEND ? 'APPEND' : 'SUBTRACT'} works on ${[...LIST_CONFIGS].join(', ')}; use SET`,
+    );
   }
   const items = listItems(current.get(name) ?? valueNow() ?? '');
   const given = listItems(value);
-  const next = operation === ConfigOperation.APPEND ? [...items, ...given.filter((item) => !items.includes(item))] : items.filter((item) => !given.includes(item));
+  const next =
+    operation === ConfigOperation.APPEND ? [...items, ...given.filter((item) => !items.includes(item))] : items.filter((item) => !given.includes(item));
   current.set(name, next.join(','));
   return null;
 }

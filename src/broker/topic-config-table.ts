@@ -41,7 +41,16 @@ import { FlushMode, type TopicCompression, type TopicConfig } from '../config/in
 export const LONG_MAX = '9223372036854775807';
 
 /** The integer fields of {@link TopicConfig} a Kafka config maps to one to one. */
-export type IntegerKey = 'retentionMs' | 'retentionBytes' | 'segmentMs' | 'segmentBytes' | 'segmentIndexBytes' | 'indexIntervalBytes' | 'maxMessageBytes' | 'dedupWindowMs' | 'dedupWindowIdsMax';
+export type IntegerKey =
+  | 'retentionMs'
+  | 'retentionBytes'
+  | 'segmentMs'
+  | 'segmentBytes'
+  | 'segmentIndexBytes'
+  | 'indexIntervalBytes'
+  | 'maxMessageBytes'
+  | 'dedupWindowMs'
+  | 'dedupWindowIdsMax';
 
 /** What one Kafka topic config is here (see the file header for each kind). */
 export type Setting =
@@ -58,11 +67,13 @@ export type Setting =
       check: (value: string) => string | null;
     };
 
-const long = (min: number) => (value: string): string | null => {
-  if (!/^-?\d+$/.test(value)) return 'not an integer';
-  if (BigInt(value) > BigInt(LONG_MAX)) return `above ${LONG_MAX}`;
-  return BigInt(value) < BigInt(min) ? `below ${min}` : null;
-};
+const long =
+  (min: number) =>
+  (value: string): string | null => {
+    if (!/^-?\d+$/.test(value)) return 'not an integer';
+    if (BigInt(value) > BigInt(LONG_MAX)) return `above ${LONG_MAX}`;
+    return BigInt(value) < BigInt(min) ? `below ${min}` : null;
+  };
 const boolean = (value: string): string | null => (value === 'true' || value === 'false' ? null : 'not true or false');
 const ratio = (value: string): string | null => {
   const n = Number(value);
@@ -112,7 +123,7 @@ export const SETTINGS: Readonly<Record<string, Setting>> = {
     kind: 'fixed',
     value: 'CreateTime',
     brokerName: 'log.message.timestamp.type',
-    refusal: "records keep their producer's timestamps; use \"CreateTime\"",
+    refusal: 'records keep their producer\'s timestamps; use "CreateTime"',
   },
   'min.cleanable.dirty.ratio': { kind: 'stored', defaultValue: '0.5', brokerName: 'log.cleaner.min.cleanable.ratio', check: ratio },
   'min.compaction.lag.ms': { kind: 'stored', defaultValue: '0', brokerName: 'log.cleaner.min.compaction.lag.ms', check: long(0) },
@@ -146,4 +157,8 @@ export const COMPRESSION_VALUES: Readonly<Record<string, TopicCompression>> = {
 };
 
 /** Kafka's LIST-typed topic configs (IncrementalAlterConfigs may APPEND to and SUBTRACT from them). */
-export const LIST_CONFIGS: ReadonlySet<string> = new Set(['cleanup.policy', 'follower.replication.throttled.replicas', 'leader.replication.throttled.replicas']);
+export const LIST_CONFIGS: ReadonlySet<string> = new Set([
+  'cleanup.policy',
+  'follower.replication.throttled.replicas',
+  'leader.replication.throttled.replicas',
+]);

@@ -80,7 +80,8 @@ export const alterConfigs = defineApi<AlterConfigsRequest, AlterConfigsResponse>
     for (const resource of request.resources) {
       const { resourceType, resourceName, configs } = resource;
       const result =
-        nonTopicResource(resourceType, resourceName, configs.length, context) ?? (await replaceTopicConfigs(resourceName, configs, request.validateOnly, context));
+        nonTopicResource(resourceType, resourceName, configs.length, context) ??
+        (await replaceTopicConfigs(resourceName, configs, request.validateOnly, context));
       responses.push({ ...result, resourceType, resourceName });
     }
     return { responses };

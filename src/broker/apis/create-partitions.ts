@@ -135,7 +135,11 @@ async function growOne(topic: CreatePartitionsTopic, validateOnly: boolean, cont
   if (refused !== null) return refused;
   const max = log.options.partitionsPerTopicMax;
   if (topic.count > max) {
-    return { name: topic.name, errorCode: KafkaError.INVALID_PARTITIONS, errorMessage: `topic '${topic.name}' cannot have ${topic.count} partitions: at most ${max} (log option partitionsPerTopicMax)` };
+    return {
+      name: topic.name,
+      errorCode: KafkaError.INVALID_PARTITIONS,
+      errorMessage: `topic '${topic.name}' cannot have ${topic.count} partitions: at most ${max} (log option partitionsPerTopicMax)`,
+    };
   }
   if (validateOnly) return { name: topic.name, errorCode: KafkaError.NONE, errorMessage: null };
   try {

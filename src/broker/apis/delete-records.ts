@@ -88,7 +88,10 @@ export const deleteRecords = defineApi<DeleteRecordsRequest, DeleteRecordsRespon
 
   errorResponse(request, errorCode) {
     return {
-      topics: request.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, lowWatermark: -1, errorCode })) })),
+      topics: request.topics.map((t) => ({
+        name: t.name,
+        partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, lowWatermark: -1, errorCode })),
+      })),
     };
   },
 });

@@ -81,7 +81,8 @@ export const incrementalAlterConfigs = defineApi<IncrementalAlterConfigsRequest,
     for (const resource of request.resources) {
       const { resourceType, resourceName, configs } = resource;
       const result =
-        nonTopicResource(resourceType, resourceName, configs.length, context) ?? (await changeTopicConfigs(resourceName, configs, request.validateOnly, context));
+        nonTopicResource(resourceType, resourceName, configs.length, context) ??
+        (await changeTopicConfigs(resourceName, configs, request.validateOnly, context));
       responses.push({ ...result, resourceType, resourceName });
     }
     return { responses };

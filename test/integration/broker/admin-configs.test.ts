@@ -48,7 +48,16 @@ describe('AlterConfigs with kafkajs', () => {
     await admin.createTopics({ topics: [{ topic, configEntries: [{ name: 'retention.ms', value: '60000' }] }] });
     await admin.alterConfigs({
       validateOnly: false,
-      resources: [{ type: TOPIC, name: topic, configEntries: [{ name: 'segment.ms', value: '120000' }, { name: 'delete.retention.ms', value: '900' }] }],
+      resources: [
+        {
+          type: TOPIC,
+          name: topic,
+          configEntries: [
+            { name: 'segment.ms', value: '120000' },
+            { name: 'delete.retention.ms', value: '900' },
+          ],
+        },
+      ],
     });
     expect(await described(topic, ['delete.retention.ms', 'retention.ms', 'segment.ms', 'cleanup.policy'])).toEqual([
       ['cleanup.policy', 'delete', 5, true],
@@ -56,7 +65,10 @@ describe('AlterConfigs with kafkajs', () => {
       ['retention.ms', '604800000', 5, false],
       ['segment.ms', '120000', 1, false],
     ]);
-    expect(t.broker.log.describeTopic(topic)).toMatchObject({ config: { retentionMs: 604_800_000, segmentMs: 120_000 }, extraConfigs: { 'delete.retention.ms': '900' } });
+    expect(t.broker.log.describeTopic(topic)).toMatchObject({
+      config: { retentionMs: 604_800_000, segmentMs: 120_000 },
+      extraConfigs: { 'delete.retention.ms': '900' },
+    });
   });
 
   it('retention.ms changed after creation deletes old segments at the next retention run; ListOffsets earliest follows', async () => {
@@ -75,7 +87,19 @@ describe('AlterConfigs with kafkajs', () => {
     // With the default retention (7 days) nothing is old enough.
     await t.broker.log.enforceRetention();
     expect(t.broker.log.describePartition(topic, 0).segmentCount).toBe(segments);
-    await admin.alterConfigs({ validateOnly: false, resources: [{ type: TOPIC, name: topic, configEntries: [{ name: 'segment.bytes', value: '1024' }, { name: 'retention.ms', value: '60000' }] }] });
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [
+        {
+          type: TOPIC,
+          name: topic,
+          configEntries: [
+            { name: 'segment.bytes', value: '1024' },
+            { name: 'retention.ms', value: '60000' },
+          ],
+        },
+      ],
+    });
     await t.broker.log.enforceRetention();
     const after = t.broker.log.describePartition(topic, 0);
     expect(after.segmentCount).toBe(1);
@@ -91,7 +115,10 @@ describe('AlterConfigs with kafkajs', () => {
     await producer.connect();
     try {
       await producer.send({ topic, messages: [{ value: 'y'.repeat(2000) }] });
-      await admin.alterConfigs({ validateOnly: false, resources: [{ type: TOPIC, name: topic, configEntries: [{ name: 'max.message.bytes', value: '1000' }] }] });
+      await admin.alterConfigs({
+        validateOnly: false,
+        resources: [{ type: TOPIC, name: topic, configEntries: [{ name: 'max.message.bytes', value: '1000' }] }],
+      });
       await expect(producer.send({ topic, messages: [{ value: 'y'.repeat(2000) }] })).rejects.toMatchObject({ type: 'MESSAGE_TOO_LARGE' });
       await producer.send({ topic, messages: [{ value: 'small' }] });
     } finally {
@@ -119,7 +146,19 @@ describe('AlterConfigs with kafkajs', () => {
     try {
       await client.connect();
       await client.createTopics({ topics: [{ topic }] });
-      await client.alterConfigs({ validateOnly: false, resources: [{ type: TOPIC, name: topic, configEntries: [{ name: 'retention.bytes', value: '4096' }, { name: 'min.cleanable.dirty.ratio', value: '0.2' }] }] });
+      await client.alterConfigs({
+        validateOnly: false,
+        resources: [
+          {
+            type: TOPIC,
+            name: topic,
+            configEntries: [
+              { name: 'retention.bytes', value: '4096' },
+              { name: 'min.cleanable.dirty.ratio', value: '0.2' },
+            ],
+          },
+        ],
+      });
       await client.disconnect();
       await restarting.broker.close();
       const again = await startTestBroker({ dataDir: restarting.dataDir });
@@ -154,7 +193,12 @@ describe('AlterConfigs and IncrementalAlterConfigs on the raw wire', () => {
   type Resource = [type: number, name: string, configs: [string, string | null][]];
   const alterBody = (resources: Resource[], validateOnly = false) =>
     new Writer()
-      .array(resources, (w, [type, name, configs]) => w.int8(type).string(name).array(configs, (cw, [n, v]) => cw.string(n).nullableString(v)))
+      .array(resources, (w, [type, name, configs]) =>
+        w
+          .int8(type)
+          .string(name)
+          .array(configs, (cw, [n, v]) => cw.string(n).nullableString(v)),
+      )
       .boolean(validateOnly)
       .toBuffer();
   const readResults = (r: Reader) => {
@@ -167,7 +211,14 @@ describe('AlterConfigs and IncrementalAlterConfigs on the raw wire', () => {
     await admin.createTopics({ topics: [{ topic }] });
     const absent = uniqueName('absent');
     const body = alterBody([
-      [2, topic, [['retention.ms', '5000'], ['retention.ms', '6000']]],
+      [
+        2,
+        topic,
+        [
+          ['retention.ms', '5000'],
+          ['retention.ms', '6000'],
+        ],
+      ],
       [2, absent, [['retention.ms', '5000']]],
       [2, 'not valid!', []],
       [4, '1', [['log.retention.ms', '1']]],
@@ -209,20 +260,47 @@ describe('AlterConfigs and IncrementalAlterConfigs on the raw wire', () => {
 
   const incrementalV0 = (topic: string, configs: [string, number, string | null][], validateOnly = false) =>
     new Writer()
-      .array([topic], (w, name) => w.int8(2).string(name).array(configs, (cw, [n, op, v]) => cw.string(n).int8(op).nullableString(v)))
+      .array([topic], (w, name) =>
+        w
+          .int8(2)
+          .string(name)
+          .array(configs, (cw, [n, op, v]) => cw.string(n).int8(op).nullableString(v)),
+      )
       .boolean(validateOnly)
       .toBuffer();
 
   it('IncrementalAlterConfigs v0: SET and DELETE change only the configs named; APPEND/SUBTRACT only on lists', async () => {
     const topic = uniqueName('incremental');
-    await admin.createTopics({ topics: [{ topic, configEntries: [{ name: 'retention.ms', value: '60000' }, { name: 'segment.ms', value: '90000' }] }] });
-    const answer = async (configs: [string, number, string | null][], validateOnly = false) => readResults(new Reader(await client.request(44, 0, incrementalV0(topic, configs, validateOnly))))[0];
-    expect(await answer([['retention.bytes', 0, '1048576'], ['segment.ms', 1, null], ['preallocate', 0, 'true']])).toEqual([0, null, 2, topic]);
+    await admin.createTopics({
+      topics: [
+        {
+          topic,
+          configEntries: [
+            { name: 'retention.ms', value: '60000' },
+            { name: 'segment.ms', value: '90000' },
+          ],
+        },
+      ],
+    });
+    const answer = async (configs: [string, number, string | null][], validateOnly = false) =>
+      readResults(new Reader(await client.request(44, 0, incrementalV0(topic, configs, validateOnly))))[0];
+    expect(
+      await answer([
+        ['retention.bytes', 0, '1048576'],
+        ['segment.ms', 1, null],
+        ['preallocate', 0, 'true'],
+      ]),
+    ).toEqual([0, null, 2, topic]);
     expect(t.broker.log.describeTopic(topic)).toMatchObject({
       config: { retentionMs: 60_000, retentionBytes: 1_048_576, segmentMs: 604_800_000 },
       extraConfigs: { preallocate: 'true' },
     });
-    expect(await answer([['leader.replication.throttled.replicas', 2, '0:1'], ['follower.replication.throttled.replicas', 2, '*']])).toEqual([0, null, 2, topic]);
+    expect(
+      await answer([
+        ['leader.replication.throttled.replicas', 2, '0:1'],
+        ['follower.replication.throttled.replicas', 2, '*'],
+      ]),
+    ).toEqual([0, null, 2, topic]);
     expect(await answer([['leader.replication.throttled.replicas', 2, '1:1']])).toEqual([0, null, 2, topic]);
     expect(await answer([['leader.replication.throttled.replicas', 3, '0:1']])).toEqual([0, null, 2, topic]);
     expect(t.broker.log.describeTopic(topic).extraConfigs).toEqual({
@@ -242,8 +320,18 @@ describe('AlterConfigs and IncrementalAlterConfigs on the raw wire', () => {
       2,
       topic,
     ]);
-    expect(await answer([['retention.ms', 0, '1'], ['retention.ms', 1, null]])).toEqual([42, 'config retention.ms is named more than once', 2, topic]);
-    expect(await answer([['retention.ms', 9, '1']])).toEqual([42, 'config retention.ms: unknown operation 9 (0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT)', 2, topic]);
+    expect(
+      await answer([
+        ['retention.ms', 0, '1'],
+        ['retention.ms', 1, null],
+      ]),
+    ).toEqual([42, 'config retention.ms is named more than once', 2, topic]);
+    expect(await answer([['retention.ms', 9, '1']])).toEqual([
+      42,
+      'config retention.ms: unknown operation 9 (0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT)',
+      2,
+      topic,
+    ]);
     expect(await answer([['retention.ms', 1, null]], true)).toEqual([0, null, 2, topic]);
     expect(t.broker.log.describeTopic(topic).config.retentionMs).toBe(60_000);
   });
@@ -252,8 +340,17 @@ describe('AlterConfigs and IncrementalAlterConfigs on the raw wire', () => {
     const topic = uniqueName('flexible');
     const create = new Writer()
       .compactArray([topic], (w, name) => {
-        w.compactString(name).int32(-1).int16(-1).compactArray([], () => {});
-        w.compactArray([['delete.retention.ms', '900'], ['flush.ms', '500']] as const, (cw, [n, v]) => cw.compactString(n).compactNullableString(v).emptyTaggedFields());
+        w.compactString(name)
+          .int32(-1)
+          .int16(-1)
+          .compactArray([], () => {});
+        w.compactArray(
+          [
+            ['delete.retention.ms', '900'],
+            ['flush.ms', '500'],
+          ] as const,
+          (cw, [n, v]) => cw.compactString(n).compactNullableString(v).emptyTaggedFields(),
+        );
         w.emptyTaggedFields();
       })
       .int32(5000)
@@ -303,7 +400,10 @@ describe('AlterConfigs and IncrementalAlterConfigs on the raw wire', () => {
         return row;
       }),
     ).toEqual([[0, null, 2, topic]]);
-    expect(t.broker.log.describeTopic(topic)).toMatchObject({ config: { retentionMs: 120_000, flushMode: 'interval', flushIntervalMs: 500 }, extraConfigs: { 'delete.retention.ms': '900' } });
+    expect(t.broker.log.describeTopic(topic)).toMatchObject({
+      config: { retentionMs: 120_000, flushMode: 'interval', flushIntervalMs: 500 },
+      extraConfigs: { 'delete.retention.ms': '900' },
+    });
   });
 });
 
@@ -318,7 +418,11 @@ describe('CreateTopics with the configs Kafka accepts', () => {
     ];
     expect(await admin.createTopics({ topics: [{ topic, configEntries }] })).toBe(true);
     // unclean.leader.election.enable=false is the default: not kept as an override.
-    expect(t.broker.log.describeTopic(topic).extraConfigs).toEqual({ 'delete.retention.ms': '900', 'min.compaction.lag.ms': '1000', 'message.format.version': '0.10.0.0' });
+    expect(t.broker.log.describeTopic(topic).extraConfigs).toEqual({
+      'delete.retention.ms': '900',
+      'min.compaction.lag.ms': '1000',
+      'message.format.version': '0.10.0.0',
+    });
     expect(await described(topic, ['delete.retention.ms', 'message.format.version', 'unclean.leader.election.enable'])).toEqual([
       ['delete.retention.ms', '900', 1, false],
       ['message.format.version', '0.10.0.0', 1, false],
@@ -353,7 +457,13 @@ describe('CreateTopics with the configs Kafka accepts', () => {
     const producer = kafka.producer();
     await producer.connect();
     try {
-      await producer.send({ topic, messages: [{ key: 'a', value: 'first' }, { key: 'b', value: 'second', headers: { h: 'x' } }] });
+      await producer.send({
+        topic,
+        messages: [
+          { key: 'a', value: 'first' },
+          { key: 'b', value: 'second', headers: { h: 'x' } },
+        ],
+      });
     } finally {
       await producer.disconnect();
     }
@@ -364,7 +474,10 @@ describe('CreateTopics with the configs Kafka accepts', () => {
     await consumer.connect();
     try {
       await consumer.subscribe({ topic, fromBeginning: true });
-      await consumer.run({ eachMessage: async ({ message }) => void seen.push(`${message.offset}:${message.key?.toString()}:${message.value?.toString()}:${message.headers?.h?.toString() ?? ''}`) });
+      await consumer.run({
+        eachMessage: async ({ message }) =>
+          void seen.push(`${message.offset}:${message.key?.toString()}:${message.value?.toString()}:${message.headers?.h?.toString() ?? ''}`),
+      });
       await until(() => seen.length >= 2, { timeoutMs: 20_000, message: 'both records consumed' });
     } finally {
       await consumer.disconnect();
@@ -398,7 +511,13 @@ except Exception as e:
     print(e.args[0].name())
 `;
     const { stdout } = await run(DEBIAN_PYTHON, ['-c', script], { timeout: 60_000 });
-    expect(stdout.trim().split('\n')).toEqual(['compression.type lz4 1', 'delete.retention.ms 900 1', 'message.format.version 0.10.0.0 1', 'retention.ms 90000 1', 'INVALID_CONFIG']);
+    expect(stdout.trim().split('\n')).toEqual([
+      'compression.type lz4 1',
+      'delete.retention.ms 900 1',
+      'message.format.version 0.10.0.0 1',
+      'retention.ms 90000 1',
+      'INVALID_CONFIG',
+    ]);
     expect(t.broker.log.partitionCount(topic)).toBe(4);
     expect(t.broker.log.describeTopic(topic)).toMatchObject({ config: { compression: 'lz4', retentionMs: 90_000 } });
   });

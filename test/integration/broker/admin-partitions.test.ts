@@ -59,7 +59,11 @@ describe('CreatePartitions with kafkajs', () => {
   it('grows a topic: old partitions keep their records and offsets, new ones take records, Metadata shows the count', async () => {
     const topic = uniqueName('grow');
     await admin.createTopics({ topics: [{ topic, numPartitions: 2 }] });
-    await send(topic, [{ value: 'a', partition: 0 }, { value: 'b', partition: 1 }, { value: 'c', partition: 1 }]);
+    await send(topic, [
+      { value: 'a', partition: 0 },
+      { value: 'b', partition: 1 },
+      { value: 'c', partition: 1 },
+    ]);
     await admin.createPartitions({ topicPartitions: [{ topic, count: 5 }] });
     expect(await partitionCount(topic)).toBe(5);
     expect(t.broker.log.partitionCount(topic)).toBe(5);
@@ -90,7 +94,11 @@ describe('CreatePartitions with kafkajs', () => {
             [topic, 5, [[1]]],
             [topic, 4, [[7]]],
           ] as [string, number, number[][] | null][],
-          (w, [name, count, assignments]) => w.string(name).int32(count).nullableArray(assignments, (aw, brokers) => aw.array(brokers, (bw, b) => bw.int32(b))),
+          (w, [name, count, assignments]) =>
+            w
+              .string(name)
+              .int32(count)
+              .nullableArray(assignments, (aw, brokers) => aw.array(brokers, (bw, b) => bw.int32(b))),
         )
         .int32(5000)
         .boolean(true)
@@ -106,7 +114,12 @@ describe('CreatePartitions with kafkajs', () => {
       ]);
       const single = (name: string, count: number, assignments: number[][] | null) =>
         new Writer()
-          .array([0], (w) => w.string(name).int32(count).nullableArray(assignments, (aw, brokers) => aw.array(brokers, (bw, b) => bw.int32(b))))
+          .array([0], (w) =>
+            w
+              .string(name)
+              .int32(count)
+              .nullableArray(assignments, (aw, brokers) => aw.array(brokers, (bw, b) => bw.int32(b))),
+          )
           .int32(5000)
           .boolean(true)
           .toBuffer();
@@ -118,7 +131,10 @@ describe('CreatePartitions with kafkajs', () => {
       expect(await answer(single(topic, 2, null))).toEqual([37, `topic '${topic}' has 3 partitions, more than the 2 asked for: partitions can only be added`]);
       expect(await answer(single(topic, 5, [[1]]))).toEqual([39, '1 assignments given for 2 new partitions']);
       expect(await answer(single(topic, 4, [[7]]))).toEqual([39, 'every new partition must be assigned to broker 1 alone (the one broker)']);
-      expect(await answer(single(topic, 100_000, null))).toEqual([37, `topic '${topic}' cannot have 100000 partitions: at most 1000 (log option partitionsPerTopicMax)`]);
+      expect(await answer(single(topic, 100_000, null))).toEqual([
+        37,
+        `topic '${topic}' cannot have 100000 partitions: at most 1000 (log option partitionsPerTopicMax)`,
+      ]);
       // validate_only changes nothing.
       expect(await answer(single(topic, 4, [[1]]))).toEqual([0, null]);
       expect(t.broker.log.partitionCount(topic)).toBe(3);
@@ -131,7 +147,12 @@ describe('CreatePartitions with kafkajs', () => {
     const topic = uniqueName('group-grow');
     await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] });
     const consumerKafka = new Kafka({ brokers: [t.bootstrap], clientId: 'grow-consumer', logLevel: logLevel.NOTHING });
-    const consumer: Consumer = consumerKafka.consumer({ groupId: uniqueName('grow-group'), metadataMaxAge: 300, rebalanceTimeout: 10_000, sessionTimeout: 10_000 });
+    const consumer: Consumer = consumerKafka.consumer({
+      groupId: uniqueName('grow-group'),
+      metadataMaxAge: 300,
+      rebalanceTimeout: 10_000,
+      sessionTimeout: 10_000,
+    });
     const seen: string[] = [];
     await consumer.connect();
     try {
@@ -140,7 +161,12 @@ describe('CreatePartitions with kafkajs', () => {
       await send(topic, [{ value: 'before', partition: 0 }]);
       await until(() => seen.includes('0:before'), { timeoutMs: 20_000, message: 'the record on partition 0' });
       await admin.createPartitions({ topicPartitions: [{ topic, count: 3 }] });
-      expect(await send(topic, [{ value: 'new-1', partition: 1 }, { value: 'new-2', partition: 2 }])).toHaveLength(2);
+      expect(
+        await send(topic, [
+          { value: 'new-1', partition: 1 },
+          { value: 'new-2', partition: 2 },
+        ]),
+      ).toHaveLength(2);
       await until(() => seen.includes('1:new-1') && seen.includes('2:new-2'), { timeoutMs: 30_000, message: 'the records on the new partitions' });
     } finally {
       await consumer.disconnect();
@@ -214,10 +240,13 @@ describe('CreatePartitions with librdkafka (node-rdkafka)', () => {
       await send(topic, [{ value: 'p1', partition: 1 }]);
       // The rebalance hands partition 0 over again, and nothing was committed: its record may come again before p1.
       const got: string[] = [];
-      await until(async () => {
-        got.push(...(await consumeCount(consumer, 1)).map((m) => `${m.partition}:${m.offset}:${m.value?.toString()}`));
-        return got.includes('1:0:p1');
-      }, { timeoutMs: 30_000, message: 'the record on partition 1' });
+      await until(
+        async () => {
+          got.push(...(await consumeCount(consumer, 1)).map((m) => `${m.partition}:${m.offset}:${m.value?.toString()}`));
+          return got.includes('1:0:p1');
+        },
+        { timeoutMs: 30_000, message: 'the record on partition 1' },
+      );
       expect(got.filter((line) => !line.startsWith('0:'))).toEqual(['1:0:p1']);
     } finally {
       await disconnect(consumer);

@@ -83,7 +83,14 @@ describe('DeleteRecords', () => {
         expect(r.int32()).toBe(0);
         return r.array((x) => [x.string(), x.array((p) => [p.int32(), p.int64(), p.int16()])]);
       };
-      expect(await answer([[0, 2], [1, -1], [2, 1], [7, 0]])).toEqual([
+      expect(
+        await answer([
+          [0, 2],
+          [1, -1],
+          [2, 1],
+          [7, 0],
+        ]),
+      ).toEqual([
         [
           topic,
           [
@@ -223,10 +230,21 @@ print(sorted((g, e.__name__) for g, e in a.delete_consumer_groups(['${group}']))
         return [errorCode, r.array((x) => [x.string(), x.array((p) => [p.int32(), p.int16()])])];
       };
       const missing = uniqueName('no-topic');
-      expect(await answer(group, [[topic, [0, 5]], [missing, [0]]])).toEqual([
+      expect(
+        await answer(group, [
+          [topic, [0, 5]],
+          [missing, [0]],
+        ]),
+      ).toEqual([
         0,
         [
-          [topic, [[0, 0], [5, 3]]],
+          [
+            topic,
+            [
+              [0, 0],
+              [5, 3],
+            ],
+          ],
           [missing, [[0, 3]]],
         ],
       ]);
@@ -320,9 +338,20 @@ describe('DescribeCluster and DescribeLogDirs', () => {
         expect(r.int32()).toBe(0);
         return r.array((x) => [x.int16(), x.string(), x.array((tr) => [tr.string(), tr.array((p) => [p.int32(), p.int64(), p.int64(), p.boolean()])])]);
       };
-      expect(await ask([[topic, [1, 9]], [uniqueName('absent'), [0]]])).toEqual([[0, t.dataDir, [[topic, [[1, size, 0, false]]]]]]);
+      expect(
+        await ask([
+          [topic, [1, 9]],
+          [uniqueName('absent'), [0]],
+        ]),
+      ).toEqual([[0, t.dataDir, [[topic, [[1, size, 0, false]]]]]]);
       const all = (await ask(null))[0]![2] as [string, unknown[]][];
-      expect(all.find(([name]) => name === topic)).toEqual([topic, [[0, 0, 0, false], [1, size, 0, false]]]);
+      expect(all.find(([name]) => name === topic)).toEqual([
+        topic,
+        [
+          [0, 0, 0, false],
+          [1, size, 0, false],
+        ],
+      ]);
     } finally {
       client.close();
     }

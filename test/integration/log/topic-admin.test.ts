@@ -62,7 +62,7 @@ describe('createPartitions', () => {
     expect((await readdir(dir)).filter((name) => name.startsWith('half-')).sort()).toEqual(['half-0', 'half-1', 'half-2']);
   });
 
-  it("refuses what Kafka refuses: no more than today, above partitionsPerTopicMax, an unknown topic", async () => {
+  it('refuses what Kafka refuses: no more than today, above partitionsPerTopicMax, an unknown topic', async () => {
     const log = await openLog(await tempDir(), { partitionsPerTopicMax: 8 });
     await log.createTopic('t', { partitions: 3 });
     const same = await caught(log.createPartitions('t', 3));
@@ -70,7 +70,10 @@ describe('createPartitions', () => {
     const fewer = await caught(log.createPartitions('t', 2));
     expect([fewer.code, fewer.message]).toEqual(['INVALID_PARTITIONS', "Topic 't' has 3 partitions, more than the 2 asked for: partitions can only be added"]);
     const many = await caught(log.createPartitions('t', 9));
-    expect([many.code, many.message]).toEqual(['INVALID_PARTITIONS', "Topic 't' cannot have 9 partitions: the number must be 1..8 (log option partitionsPerTopicMax)"]);
+    expect([many.code, many.message]).toEqual([
+      'INVALID_PARTITIONS',
+      "Topic 't' cannot have 9 partitions: the number must be 1..8 (log option partitionsPerTopicMax)",
+    ]);
     expect((await caught(log.createPartitions('absent', 2))).code).toBe('UNKNOWN_TOPIC_OR_PARTITION');
     expect(log.partitionCount('t')).toBe(3);
   });
@@ -86,10 +89,16 @@ describe('alterTopicConfig', () => {
     await log.alterTopicConfig('cfg', { segmentBytes: 1024 }, { 'delete.retention.ms': '900' });
     for (let i = 0; i < 6; i++) await log.appendRecords('cfg', 0, values('y'.repeat(400), 1));
     expect(log.describePartition('cfg', 0).segmentCount).toBeGreaterThan(2);
-    expect(log.describeTopic('cfg')).toMatchObject({ config: { segmentBytes: 1024, retentionMs: 604_800_000 }, extraConfigs: { 'delete.retention.ms': '900' } });
+    expect(log.describeTopic('cfg')).toMatchObject({
+      config: { segmentBytes: 1024, retentionMs: 604_800_000 },
+      extraConfigs: { 'delete.retention.ms': '900' },
+    });
     await log.close();
     const again = await openLog(dir);
-    expect(again.describeTopic('cfg')).toMatchObject({ config: { segmentBytes: 1024, retentionMs: 604_800_000 }, extraConfigs: { 'delete.retention.ms': '900' } });
+    expect(again.describeTopic('cfg')).toMatchObject({
+      config: { segmentBytes: 1024, retentionMs: 604_800_000 },
+      extraConfigs: { 'delete.retention.ms': '900' },
+    });
     await again.alterTopicConfig('cfg', { segmentBytes: 1024 });
     expect(again.describeTopic('cfg').extraConfigs).toEqual({});
   });
@@ -127,7 +136,10 @@ describe('deleteRecords', () => {
     expect(after.logStartOffset).toBe(start);
     expect(after.segmentCount).toBeLessThan(before.segmentCount);
     const below = await caught(log.read('dr', 0, start - 1, { maxBytes: 1024 }));
-    expect([below.code, below.message]).toEqual(['OFFSET_OUT_OF_RANGE', `offset ${start - 1} is out of range for topic 'dr' partition 0 (log start ${start}, log end 10)`]);
+    expect([below.code, below.message]).toEqual([
+      'OFFSET_OUT_OF_RANGE',
+      `offset ${start - 1} is out of range for topic 'dr' partition 0 (log start ${start}, log end 10)`,
+    ]);
     expect((await readAll(log, 'dr', 0, start)).map(([offset]) => offset)).toEqual([7, 8, 9]);
     // Lower than the start: nothing changes.
     expect(await log.deleteRecords('dr', 0, 2)).toBe(start);
@@ -178,7 +190,7 @@ describe('deleteRecords', () => {
   });
 });
 
-describe('compression (Kafka\'s compression.type)', () => {
+describe("compression (Kafka's compression.type)", () => {
   it('stores every batch in the topic codec, keeping records, timestamps and the producer fields; producer keeps them as sent', async () => {
     const log = await openLog(await tempDir());
     await log.createTopic('lz4', { partitions: 1, config: { compression: 'lz4' } });
@@ -195,8 +207,17 @@ describe('compression (Kafka\'s compression.type)', () => {
     await log.append('as-sent', 0, batch());
     const stored = async (topic: string) => (await log.read(topic, 0, 0, { maxBytes: 4096 })).records;
     const [lz4] = decodeRecordBatches(await stored('lz4'));
-    expect(readBatchHeader(await stored('lz4'))).toMatchObject({ compression: 'lz4', producerId: 7, producerEpoch: 0, baseSequence: 0, baseTimestamp: 1000, maxTimestamp: 2000 });
-    expect(lz4!.records.map((r) => [r.offset, r.key?.toString() ?? null, r.value?.toString(), r.timestampMs, r.headers.map((h) => `${h.key}=${h.value}`)])).toEqual([
+    expect(readBatchHeader(await stored('lz4'))).toMatchObject({
+      compression: 'lz4',
+      producerId: 7,
+      producerEpoch: 0,
+      baseSequence: 0,
+      baseTimestamp: 1000,
+      maxTimestamp: 2000,
+    });
+    expect(
+      lz4!.records.map((r) => [r.offset, r.key?.toString() ?? null, r.value?.toString(), r.timestampMs, r.headers.map((h) => `${h.key}=${h.value}`)]),
+    ).toEqual([
       [0, 'k', 'v0', 1000, ['h=x']],
       [1, null, 'v1', 2000, []],
     ]);
