@@ -49,7 +49,7 @@
  * @module
  */
 
-import { compileBrokerOptions, type CompiledBrokerOptions } from '../../config/index.js';
+import { BROKER_INITIAL_REBALANCE_DELAY_MS, compileBrokerOptions, type CompiledBrokerOptions } from '../../config/index.js';
 import { isValidTopicName } from '../../log/index.js';
 import { KafkaError } from '../codec/error-codes.js';
 import { ConfigResourceType } from '../config-change.js';
@@ -173,7 +173,10 @@ function describeResource(resource: DescribeConfigsResource, includeSynonyms: bo
       const nodeId = context.broker.options.nodeId;
       if (name === '') return answer([], () => true);
       if (name !== String(nodeId)) return refuse(KafkaError.INVALID_REQUEST, `this is broker ${nodeId}; describe broker '${nodeId}' or '' (cluster defaults), not '${name}'`);
-      return answer(describeBroker(context.broker.options, log.options.topicDefaults), (config) => config.source === ConfigSource.DEFAULT_CONFIG);
+      return answer(
+        describeBroker(context.broker.options, log.options.topicDefaults, log.options.groups.initialRebalanceDelayMs),
+        (config) => config.source === ConfigSource.DEFAULT_CONFIG,
+      );
     }
     case ConfigResourceType.BROKER_LOGGER:
       return refuse(KafkaError.INVALID_REQUEST, 'broker loggers are not described: concordat broker sets its log level with CONCORDAT_LOG_LEVEL');
@@ -190,6 +193,7 @@ const BROKER_CONFIGS: readonly { name: string; value: (options: CompiledBrokerOp
   { name: 'auto.create.topics.enable', value: (o) => String(o.autoCreateTopics) },
   { name: 'broker.id', value: (o) => String(o.nodeId) },
   { name: 'connections.max.idle.ms', value: (o) => String(o.connectionIdleMs) },
+  { name: 'connections.max.reauth.ms', value: (o) => String(o.connectionsMaxReauthMs) },
   { name: 'default.replication.factor', value: () => '1' },
   { name: 'max.connections', value: (o) => String(o.connectionsMax) },
   { name: 'num.partitions', value: (o) => String(o.defaultPartitions) },
@@ -197,10 +201,20 @@ const BROKER_CONFIGS: readonly { name: string; value: (options: CompiledBrokerOp
   { name: 'socket.request.max.bytes', value: (o) => String(o.requestBytesMax) },
 ];
 
-function describeBroker(options: CompiledBrokerOptions, topicDefaults: Parameters<typeof describeTopicDefaults>[0]): DescribedConfig[] {
+/**
+ * @param initialRebalanceDelayMs the served log's `groups.initialRebalanceDelayMs`
+ *   (`group.initial.rebalance.delay.ms`; the broker's default is {@link BROKER_INITIAL_REBALANCE_DELAY_MS})
+ */
+function describeBroker(options: CompiledBrokerOptions, topicDefaults: Parameters<typeof describeTopicDefaults>[0], initialRebalanceDelayMs: number): DescribedConfig[] {
   const own = BROKER_CONFIGS.map(({ name, value }) => {
     const entry = { name, value: value(options), source: value(options) === value(BROKER_DEFAULTS) ? ConfigSource.DEFAULT_CONFIG : ConfigSource.STATIC_BROKER_CONFIG };
     return { ...entry, readOnly: true, synonyms: [entry] };
   });
+  const delay = {
+    name: 'group.initial.rebalance.delay.ms',
+    value: String(initialRebalanceDelayMs),
+    source: initialRebalanceDelayMs === BROKER_INITIAL_REBALANCE_DELAY_MS ? ConfigSource.DEFAULT_CONFIG : ConfigSource.STATIC_BROKER_CONFIG,
+  };
+  own.push({ ...delay, readOnly: true, synonyms: [delay] });
   return [...own, ...describeTopicDefaults(topicDefaults)].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

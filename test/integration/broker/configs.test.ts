@@ -202,7 +202,10 @@ describe('DescribeConfigs', () => {
       ['concordat.dedup.window.ids.max', '100000', 5],
       ['concordat.dedup.window.ms', '0', 5],
       ['connections.max.idle.ms', '600000', 5],
+      ['connections.max.reauth.ms', '0', 5],
       ['default.replication.factor', '1', 5],
+      // startTestBroker sets 0 where concordat broker defaults to Kafka's 3000: a static broker config (4).
+      ['group.initial.rebalance.delay.ms', '0', 4],
       ['log.cleaner.delete.retention.ms', '86400000', 5],
       ['log.cleaner.max.compaction.lag.ms', LONG_MAX, 5],
       ['log.cleaner.min.cleanable.ratio', '0.5', 5],
