@@ -254,17 +254,46 @@ export function isRetriable(error: unknown): boolean {
   return true;
 }
 
+/** Most values {@link causeChain} yields by default. */
+const CAUSE_CHAIN_DEPTH_MAX = 16;
+
 /**
- * Whether `error`, or an error it wraps — TypeORM's `driverError`, else the
- * standard `cause`; up to 4 levels — satisfies `test`. The one walk of a
- * failure's causes for the predicates that classify database errors (a
- * SQLSTATE, a lost connection, a server not yet ready).
+ * `error` and the values it wraps, outermost first: after each, its
+ * TypeORM `driverError` when it has one, else its standard `cause`. The one
+ * walk of a failure's causes, for everything that looks inside a failure
+ * (a SQLSTATE, a lost connection, a Kafka error type, a record the log
+ * refuses for good, a programmer error at the root).
+ *
+ * Yields objects only: it stops at a value that is not one (undefined, a
+ * string given as a cause), at one it yielded before (a cause cycle, such as
+ * an error that is its own cause), and after `depthMax` values.
+ */
+export function* causeChain(error: unknown, depthMax: number = CAUSE_CHAIN_DEPTH_MAX): Generator<object, void, undefined> {
+  const seen = new Set<unknown>();
+  for (let current = error; current !== null && typeof current === 'object' && seen.size < depthMax && !seen.has(current); ) {
+    seen.add(current);
+    yield current;
+    const { driverError, cause } = current as { driverError?: unknown; cause?: unknown };
+    current = driverError ?? cause;
+  }
+}
+
+/** The innermost value of {@link causeChain} (`error` itself when it wraps nothing), or `error` when it is not an object. */
+export function rootCause(error: unknown): unknown {
+  let root = error;
+  for (const current of causeChain(error)) root = current;
+  return root;
+}
+
+/**
+ * Whether `error`, or an error it wraps (see {@link causeChain}; up to 4
+ * levels, Errors only), satisfies `test`: for the predicates that classify
+ * database errors (a SQLSTATE, a lost connection, a server not yet ready).
  */
 export function someCause(error: unknown, test: (error: Error & { code?: unknown }) => boolean): boolean {
-  for (let current = error, depth = 0; current instanceof Error && depth < 4; depth++) {
-    const withCode = current as Error & { code?: unknown; driverError?: unknown };
-    if (test(withCode)) return true;
-    current = withCode.driverError ?? current.cause;
+  for (const current of causeChain(error, 4)) {
+    if (!(current instanceof Error)) return false;
+    if (test(current)) return true;
   }
   return false;
 }

@@ -1,5 +1,5 @@
 import { AssignerProtocol, Kafka, logLevel, type Admin, type ConfigResourceTypes, type KafkaConfig } from 'kafkajs';
-import { ConcordatError, ErrorCode, describeError } from '../errors.js';
+import { ConcordatError, ErrorCode, causeChain, describeError } from '../errors.js';
 import type {
   CreateTopicRequest,
   GroupInfo,
@@ -250,13 +250,15 @@ const KNOWN_CODES = new Set<string>(Object.values(ErrorCode));
 
 /** The Kafka error name kafkajs reports (`type` of a protocol error, or of the first in an aggregate), if it is one of ours. */
 function codeOf(error: unknown): ErrorCode | undefined {
-  const e = error as { type?: unknown; errors?: unknown[]; cause?: unknown };
-  if (typeof e?.type === 'string' && KNOWN_CODES.has(e.type)) return e.type as ErrorCode;
-  if (Array.isArray(e?.errors)) for (const inner of e.errors) {
-    const code = codeOf(inner);
-    if (code !== undefined) return code;
+  for (const current of causeChain(error)) {
+    const e = current as { type?: unknown; errors?: unknown[] };
+    if (typeof e.type === 'string' && KNOWN_CODES.has(e.type)) return e.type as ErrorCode;
+    if (Array.isArray(e.errors)) for (const inner of e.errors) {
+      const code = codeOf(inner);
+      if (code !== undefined) return code;
+    }
   }
-  return e?.cause === undefined ? undefined : codeOf(e.cause);
+  return undefined;
 }
 
 function fromKafkajs(what: string, error: unknown): ConcordatError {

@@ -16,7 +16,14 @@ import { ConcordatError, ErrorCode } from '../errors.js';
 
 /** Longest topic name, in characters (Kafka's 249). */
 export const TOPIC_NAME_LENGTH_MAX = 249;
-const LEGAL = /^[a-zA-Z0-9._-]+$/;
+
+/**
+ * The characters a topic name may hold, as a regular-expression character
+ * class (without brackets): ASCII alphanumerics, `.`, `_` and `-`. For names
+ * that become part of a topic name (a participant's, in its command topics).
+ */
+export const TOPIC_NAME_CHARACTERS = 'a-zA-Z0-9._-';
+const LEGAL = new RegExp(`^[${TOPIC_NAME_CHARACTERS}]+$`);
 
 /**
  * What is wrong with `name` as a topic name, in Kafka's wording, or

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { DataSource } from 'typeorm';
 import type { CompiledRelayOptions } from '../config/index.js';
 import { describeError } from '../errors.js';
+import { backoffMs } from '../util/index.js';
 import { isPoisonRecordError } from './poison.js';
 import { RelayConnection } from './relay-connection.js';
 import { faultPoint, type Logger } from '../observability/index.js';
@@ -180,7 +181,7 @@ export class RelayLane {
         this.host.batchFailed();
         this.markDirty(target);
         const options = this.host.options;
-        const delayMs = Math.min(options.retryBackoffMs * 2 ** Math.min(failures - 1, 20), options.retryBackoffMaxMs);
+        const delayMs = backoffMs({ firstMs: options.retryBackoffMs, maxMs: options.retryBackoffMaxMs }, failures);
         this.log.warn({ err: describeError(error), lane: this.index, failures, delayMs }, 'outbox batch failed; its rows stay in the outbox and will be published again');
         await this.sleep(delayMs);
       }

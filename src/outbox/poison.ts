@@ -1,3 +1,6 @@
+import { causeChain } from '../errors.js';
+
+/** Kafka error names of a record that can never be written (see {@link isPoisonRecordError}). */
 const POISON = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_TOPIC_EXCEPTION', 'INVALID_RECORD']);
 
 /**
@@ -10,10 +13,9 @@ const POISON = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_T
  * disk, a lost connection) may pass, and its rows must wait in the outbox.
  */
 export function isPoisonRecordError(error: unknown): boolean {
-  for (let current = error, depth = 0; current !== null && typeof current === 'object' && depth < 5; depth++) {
-    const { code, type, cause } = current as { code?: unknown; type?: unknown; cause?: unknown };
+  for (const current of causeChain(error, 5)) {
+    const { code, type } = current as { code?: unknown; type?: unknown };
     if ((typeof code === 'string' && POISON.has(code)) || (typeof type === 'string' && POISON.has(type))) return true;
-    current = cause;
   }
   return false;
 }

@@ -1,4 +1,5 @@
 import { describeError } from '../errors.js';
+import { backoffMs } from '../util/index.js';
 import { faultPoint, type Logger } from '../observability/index.js';
 import { RelayConnection } from './relay-connection.js';
 
@@ -168,7 +169,7 @@ export class ScheduledDelivery {
       } catch (error) {
         failures++;
         const options = this.host.options;
-        waitMs = Math.min(options.retryBackoffMs * 2 ** Math.min(failures - 1, 20), options.retryBackoffMaxMs);
+        waitMs = backoffMs({ firstMs: options.retryBackoffMs, maxMs: options.retryBackoffMaxMs }, failures);
         this.log.warn({ err: describeError(error), failures, delayMs: waitMs }, 'moving due scheduled messages failed; trying again');
       }
       if (waitMs > 0) await this.sleep(waitMs);

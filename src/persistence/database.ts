@@ -4,6 +4,7 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { compileDatabaseOptions, DatabaseUrlOrigin, redactUrl, type CompiledDatabaseOptions, type DatabaseOptions } from '../config/index.js';
 import { ConcordatError, describeError, ErrorCode, someCause } from '../errors.js';
 import { createLogger, type Logger } from '../observability/index.js';
+import { backoffMs, sleep } from '../util/index.js';
 import { ensureDatabase, startEmbeddedPostgres, type RunningPostgres } from './embedded-postgres.js';
 import { concordatEntities } from './entities/index.js';
 import { concordatMigrations } from './migrations/index.js';
@@ -94,9 +95,9 @@ export async function openDatabase(input: DatabaseOptions = {}, log: Logger = cr
  * one, throws DATABASE_UNAVAILABLE.
  */
 async function connect(options: CompiledDatabaseOptions, url: string, timeoutMs: number, log: Logger): Promise<DataSource> {
-  const { initialDelayMs, maxDelayMs } = options.connectRetry;
+  const retry = { firstMs: options.connectRetry.initialDelayMs, maxMs: options.connectRetry.maxDelayMs };
   const startedAt = Date.now();
-  for (let attempt = 1, delayMs = initialDelayMs; ; attempt++, delayMs = Math.min(delayMs * 2, maxDelayMs)) {
+  for (let attempt = 1; ; attempt++) {
     const dataSource = newDataSource(options, url);
     try {
       await dataSource.initialize();
@@ -105,13 +106,13 @@ async function connect(options: CompiledDatabaseOptions, url: string, timeoutMs:
     } catch (cause) {
       const waitedMs = Date.now() - startedAt;
       // The last delay is cut to what is left of timeoutMs, so the wait never exceeds it by more than an attempt.
-      const nextDelayMs = Math.min(delayMs, timeoutMs - waitedMs);
+      const nextDelayMs = Math.min(backoffMs(retry, attempt), timeoutMs - waitedMs);
       if (!isServerNotReady(cause) || nextDelayMs <= 0) throw unavailable(url, options, cause, attempt, waitedMs, timeoutMs);
       log.warn(
         { err: causeText(cause), url: redact(url), attempt, waitedMs, nextDelayMs, timeoutMs },
         `database not reachable yet; next attempt in ${nextDelayMs} ms`,
       );
-      await new Promise((resolve) => setTimeout(resolve, nextDelayMs));
+      await sleep(nextDelayMs);
     }
   }
 }

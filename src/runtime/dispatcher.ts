@@ -37,6 +37,7 @@ import { databaseAnswersNewConnection, hasSqlStateMatching, isDatabaseUnavailabl
 import { validateLater } from './topic.js';
 import { filterMatches } from './filter.js';
 import { failedReplyRecords } from './reply.js';
+import { backoffMs, sleep, type Backoff } from '../util/index.js';
 
 /** What the dispatcher needs from the app. */
 export interface DispatcherDeps {
@@ -174,7 +175,7 @@ export function compileDispatcherOptions(options: DispatcherOptions = {}): Requi
 }
 
 /** Backoff while the database is unreachable: first and longest delay, in ms. */
-const DATABASE_WAIT_MS = { first: 100, max: 5000 } as const;
+const DATABASE_WAIT: Backoff = { firstMs: 100, maxMs: 5000 };
 
 /**
  * Runs one consumer group's handlers on delivered records, with
@@ -830,8 +831,8 @@ export class Dispatcher {
   /** Waits, with backoff, until the database answers. @throws the stopping error when the app stops */
   private async waitForDatabase(cause: unknown): Promise<void> {
     this.log.warn({ err: describeError(cause) }, 'database unreachable; the message waits for it (not counted as an attempt)');
-    for (let delayMs: number = DATABASE_WAIT_MS.first; ; delayMs = Math.min(delayMs * 2, DATABASE_WAIT_MS.max)) {
-      await this.sleep(delayMs);
+    for (let waits = 1; ; waits++) {
+      await this.sleep(backoffMs(DATABASE_WAIT, waits));
       if (await this.databaseAnswers()) return;
     }
   }
@@ -877,20 +878,11 @@ export class Dispatcher {
     }
   }
 
-  private sleep(delayMs: number): Promise<void> {
+  /** Waits `delayMs`. @throws the stopping error when the app stops (before or during the wait) */
+  private async sleep(delayMs: number): Promise<void> {
     const signal = this.deps.signal;
-    return new Promise((resolve, reject) => {
-      if (signal.aborted) return reject(stopping());
-      const timer = setTimeout(() => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      }, delayMs);
-      const onAbort = (): void => {
-        clearTimeout(timer);
-        reject(stopping());
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
+    if (!signal.aborted) await sleep(delayMs, signal);
+    if (signal.aborted) throw stopping();
   }
 }
 

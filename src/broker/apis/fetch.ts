@@ -79,6 +79,7 @@
 import { setMaxListeners } from 'node:events';
 import { ConcordatError } from '../../errors.js';
 import { IsolationLevel, type AbortedTransaction } from '../../log/index.js';
+import { sleep } from '../../util/index.js';
 import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
 import type { RequestContext } from '../context.js';
 import { defineApi } from './api.js';
@@ -364,16 +365,4 @@ async function waitForData(
     done.abort();
     await Promise.allSettled(waits);
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

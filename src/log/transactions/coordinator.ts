@@ -1,6 +1,7 @@
 import type { CompiledTransactionCoordinatorOptions } from '../../config/index.js';
 import { ConcordatError, ErrorCode } from '../../errors.js';
 import type { Logger } from '../../observability/index.js';
+import { backoffMs, sleep, type Backoff } from '../../util/index.js';
 import { ControlRecordType, type TransactionMarker } from '../transaction-index.js';
 import { TransactionStateStore, type StoredTransaction } from './state-store.js';
 
@@ -80,8 +81,8 @@ export interface TransactionDescription {
 
 const EPOCH_MAX = 32766;
 const COORDINATOR_EPOCH = 0;
-const MARKER_RETRY_MS_MIN = 50;
-const MARKER_RETRY_MS_MAX = 2000;
+/** Backoff between attempts to write a transaction's markers: 50 ms doubling up to 2 s. */
+const MARKER_RETRY: Backoff = { firstMs: 50, maxMs: 2000 };
 
 /**
  * Kafka's transaction coordinator (KIP-98) for this single broker: the
@@ -492,8 +493,7 @@ export class TransactionCoordinator {
    * Gives up only when the log closes (the next open completes it).
    */
   private async retrying(what: string, txn: TransactionMetadata, task: () => Promise<unknown>): Promise<void> {
-    let waitMs = MARKER_RETRY_MS_MIN;
-    for (;;) {
+    for (let failures = 1; ; failures++) {
       try {
         await task();
         return;
@@ -502,9 +502,9 @@ export class TransactionCoordinator {
         if (closing || this.closing.signal.aborted) {
           throw txnError(ErrorCode.COORDINATOR_NOT_AVAILABLE, `the log closed while ${what}; the transaction completes when it reopens`, error);
         }
+        const waitMs = backoffMs(MARKER_RETRY, failures);
         this.logger.error({ err: error, transactionalId: txn.transactionalId, retryInMs: waitMs }, `${what} failed; retrying`);
-        await new Promise((resolve) => setTimeout(resolve, waitMs));
-        waitMs = Math.min(waitMs * 2, MARKER_RETRY_MS_MAX);
+        await sleep(waitMs);
       }
     }
   }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ConcordatError, describeError, ErrorCode } from '../../errors.js';
-import { topicNameProblem } from '../../log/index.js';
+import { TOPIC_NAME_CHARACTERS, topicNameProblem } from '../../log/index.js';
 import { newMessageId } from '../../messaging/index.js';
 import type { CompiledRetryPolicy, TransactionContext } from '../../runtime/index.js';
 import { sendCommands } from './driver.js';
@@ -27,7 +27,8 @@ export interface BeginOptions {
   id?: string;
 }
 
-const PARTICIPANT_NAME = /^[a-zA-Z0-9._-]{1,200}$/;
+/** A participant's name ends its command topics' names (`commandTopic`): the characters of a topic name, 1..200 of them (a prefix still fits in 249). */
+const PARTICIPANT_NAME = new RegExp(`^[${TOPIC_NAME_CHARACTERS}]{1,200}$`);
 
 /** The zod shape of {@link BeginOptions} without branches; each mode adds its own. */
 export const beginShape = {

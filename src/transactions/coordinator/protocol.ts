@@ -45,6 +45,7 @@
 
 import { ConcordatError, ErrorCode } from '../../errors.js';
 import { retryDelayMs, type CompiledRetryPolicy } from '../../runtime/index.js';
+import { backoffMs as cappedBackoffMs } from '../../util/index.js';
 import { MODE_ACTIONS, type BranchAction, type BranchReply } from './messages.js';
 import { BranchState, GlobalTxState, TxEventKind, TxMode, type Decision } from './states.js';
 
@@ -236,7 +237,7 @@ class Draft {
 
   /** Resend backoff after `resends` resends: resendIntervalMs × 2^resends, capped. */
   backoffMs(resends: number): number {
-    return Math.min(this.timing.resendIntervalMaxMs, this.timing.resendIntervalMs * 2 ** Math.min(resends, 20));
+    return cappedBackoffMs({ firstMs: this.timing.resendIntervalMs, maxMs: this.timing.resendIntervalMaxMs }, resends + 1);
   }
 
   finish(): Transition {

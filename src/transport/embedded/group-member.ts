@@ -18,7 +18,8 @@ import { CONSUMER_STALLED_FAILURES, type SubscribeOptions, type Subscription } f
 import { reportConsumerFailure, type ChunkDelivery } from '../delivery.js';
 import { transportClosed } from './errors.js';
 import { PartitionWorker } from './partition-worker.js';
-import { restartBackoffMs, sleep } from './supervision.js';
+import { sleep } from '../../util/index.js';
+import { restartBackoffMs } from './supervision.js';
 
 const ASSIGNORS: Readonly<Record<'range' | 'roundrobin', PartitionAssignor>> = {
   range: new RangeAssignor(),

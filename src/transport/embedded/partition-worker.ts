@@ -5,7 +5,8 @@ import { faultPoint, type Logger } from '../../observability/index.js';
 import { CONSUMER_STALLED_FAILURES, OffsetReset, type Delivery, type SubscribeOptions } from '../transport.js';
 import { reportConsumerFailure, type ChunkDelivery } from '../delivery.js';
 import { isGone } from './errors.js';
-import { restartBackoffMs, sleep } from './supervision.js';
+import { backoffMs, sleep } from '../../util/index.js';
+import { restartBackoffMs } from './supervision.js';
 
 /** What a partition worker needs of the group member that owns it. */
 export interface PartitionOwner {
@@ -233,7 +234,7 @@ export class PartitionWorker {
       } catch (error) {
         this.reportHandlerError(error, chunk[0]!, attempt);
         await this.commit();
-        await sleep(Math.min(this.settings.retryBackoffMaxMs, this.settings.retryBackoffMs * 2 ** Math.min(attempt - 1, 20)), this.abort.signal);
+        await sleep(backoffMs({ firstMs: this.settings.retryBackoffMs, maxMs: this.settings.retryBackoffMaxMs }, attempt), this.abort.signal);
       }
     }
   }

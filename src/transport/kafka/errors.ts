@@ -7,11 +7,11 @@
  * @module
  */
 
-import { ConcordatError, ErrorCode, describeError } from '../../errors.js';
+import { ConcordatError, ErrorCode, causeChain, describeError, rootCause } from '../../errors.js';
 
 /** The per-topic errors of a kafkajs CreateTopics failure (a KafkaJSAggregateError, possibly wrapped). */
 export function topicErrors(error: unknown): Array<{ type?: string; message?: string }> {
-  for (let e: unknown = error; e !== null && typeof e === 'object'; e = (e as { cause?: unknown }).cause) {
+  for (const e of causeChain(error)) {
     const errors = (e as { errors?: unknown }).errors;
     if (Array.isArray(errors)) return errors as Array<{ type?: string }>;
   }
@@ -27,10 +27,7 @@ export function kafkaErrorCode(type: string | undefined): ErrorCode | undefined 
 /** The Kafka error type (`type`) of the innermost error in `error`'s cause chain that has one. */
 export function innermostType(error: unknown): string | undefined {
   let type: string | undefined;
-  for (let e: unknown = error; e !== null && typeof e === 'object'; e = (e as { cause?: unknown }).cause) {
-    type = (e as { type?: string }).type ?? type;
-    if ((e as { cause?: unknown }).cause === e) break;
-  }
+  for (const e of causeChain(error)) type = (e as { type?: string }).type ?? type;
   return type;
 }
 
@@ -42,10 +39,7 @@ export function isRetriable(error: unknown): boolean {
 
 /** The innermost cause is one of the programmer errors nothing retries (see errors.ts). */
 export function isProgrammerError(error: unknown): boolean {
-  let innermost = error;
-  while (innermost !== null && typeof innermost === 'object' && (innermost as { cause?: unknown }).cause !== undefined && (innermost as { cause?: unknown }).cause !== innermost) {
-    innermost = (innermost as { cause?: unknown }).cause;
-  }
+  const innermost = rootCause(error);
   return innermost instanceof TypeError || innermost instanceof RangeError || innermost instanceof ReferenceError || innermost instanceof SyntaxError;
 }
 

@@ -1,6 +1,7 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { CompiledKafkaTransportOptions } from '../../config/index.js';
 import { describeError } from '../../errors.js';
+import { backoffMs } from '../../util/index.js';
 import type { Logger } from '../../observability/index.js';
 import { CONSUMER_STALLED_FAILURES, OffsetReset, type Delivery, type SubscribeOptions, type Subscription } from '../transport.js';
 import { reportConsumerFailure, type ChunkDelivery } from '../delivery.js';
@@ -99,7 +100,7 @@ export class KafkaSubscription implements Subscription {
     this.crashes += 1;
     const failures = this.crashes;
     const stalled = failures >= CONSUMER_STALLED_FAILURES;
-    const retryInMs = backoffMs(this.settings, this.restarts + 1);
+    const retryInMs = retryDelayMs(this.settings, this.restarts + 1);
     this.logger.error(
       { groupId: this.groupId, failures, stalled, retryInMs, err: describeError(error) },
       stalled ? 'consumer stalled: it keeps crashing without handling a record; starting a new one' : 'consumer crashed; starting a new one',
@@ -125,7 +126,7 @@ export class KafkaSubscription implements Subscription {
     await crashed.disconnect().catch(() => undefined);
     while (!this.closing) {
       this.restarts += 1;
-      await this.sleep(backoffMs(this.settings, this.restarts));
+      await this.sleep(retryDelayMs(this.settings, this.restarts));
       if (this.closing) return;
       try {
         await this.startConsumer();
@@ -206,7 +207,7 @@ export class KafkaSubscription implements Subscription {
     const timer = setTimeout(() => {
       this.timers.delete(timer);
       resume();
-    }, backoffMs(this.settings, attempt));
+    }, retryDelayMs(this.settings, attempt));
     this.timers.set(timer, () => undefined);
   }
 
@@ -262,8 +263,9 @@ function deferred(): Deferred {
   return { promise, resolve, reject };
 }
 
-function backoffMs(settings: ConsumerSettings, attempt: number): number {
-  return Math.min(settings.retryBackoffMaxMs, settings.retryBackoffMs * 2 ** Math.min(attempt - 1, 20));
+/** The wait before the `attempt`-th retry (a restart, a resume), in ms: the consumer's `retryBackoffMs` doubling up to `retryBackoffMaxMs`. */
+function retryDelayMs(settings: ConsumerSettings, attempt: number): number {
+  return backoffMs({ firstMs: settings.retryBackoffMs, maxMs: settings.retryBackoffMaxMs }, attempt);
 }
 
 function partitionKey(delivery: Delivery): string {

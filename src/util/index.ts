@@ -1,0 +1,6 @@
+/**
+ * Waiting, shared by every layer (`log/` included, so this folder imports
+ * nothing of Concordat's): capped exponential backoff and an abortable sleep.
+ */
+export { backoffMs, type Backoff } from './backoff.js';
+export { sleep } from './sleep.js';
