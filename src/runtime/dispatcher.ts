@@ -37,7 +37,7 @@ import { databaseAnswersNewConnection, hasSqlStateMatching, isDatabaseUnavailabl
 import { validateLater } from './topic.js';
 import { filterMatches } from './filter.js';
 import { failedReplyRecords } from './reply.js';
-import { backoffMs, sleep, type Backoff } from '../util/index.js';
+import { backoffMs, sleep as abortableSleep, type Backoff } from '../util/index.js';
 
 /** What the dispatcher needs from the app. */
 export interface DispatcherDeps {
@@ -881,7 +881,7 @@ export class Dispatcher {
   /** Waits `delayMs`. @throws the stopping error when the app stops (before or during the wait) */
   private async sleep(delayMs: number): Promise<void> {
     const signal = this.deps.signal;
-    if (!signal.aborted) await sleep(delayMs, signal);
+    if (!signal.aborted) await abortableSleep(delayMs, signal);
     if (signal.aborted) throw stopping();
   }
 }
