@@ -1,7 +1,7 @@
 /**
  * AlterConfigs (key 33), v0-v1: replaces the whole set of configs of topics.
  * kafkajs 2.2.4 (`admin.alterConfigs`) sends v0-v1, librdkafka
- * (`rd_kafka_AlterConfigs`) v0-v1, kafka-python 2.0.2 (`alter_configs`) v0.
+ * (`rd_kafka_AlterConfigs`) v0-v1, kafka-python 2.0.2 (`alter_configs`) v0-v1.
  *
  *   AlterConfigs Request (Version: 0-1) => [resources] validate_only
  *     resources => resource_type resource_name [configs]

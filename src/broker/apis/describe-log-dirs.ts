@@ -1,7 +1,8 @@
 /**
  * DescribeLogDirs (key 35), v0-v1: the broker's log directories and the
- * size of each partition in them. kafka-python 2.0.2
- * (`describe_log_dirs`) sends v0; librdkafka and kafkajs 2.2.4 do not have it.
+ * size of each partition in them. Kafka's own tools send it (the Java
+ * AdminClient's `describeLogDirs`, kafka-log-dirs.sh); kafkajs 2.2.4,
+ * librdkafka 2.0.2 and kafka-python 2.0.2 do not have it.
  *
  *   DescribeLogDirs Request (Version: 0-1) => [topics]
  *     topics => topic [partitions]          nullable array: null asks for every partition

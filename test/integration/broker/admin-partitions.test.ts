@@ -254,6 +254,23 @@ describe('CreatePartitions with librdkafka (node-rdkafka)', () => {
   });
 });
 
+describe('CreatePartitions seen by kcat (librdkafka 2.0.2)', () => {
+  it('Metadata lists the new partitions, and kcat produces to one and reads it back', async (context) => {
+    testNeedsTools(context, 'kcat');
+    const topic = uniqueName('kcat-grow');
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] });
+    await admin.createPartitions({ topicPartitions: [{ topic, count: 3 }] });
+    const listed = await run('kcat', ['-b', t.bootstrap, '-L', '-t', topic, '-J'], { timeout: 30_000 });
+    const parsed = JSON.parse(listed.stdout) as { topics: { topic: string; partitions: { partition: number }[] }[] };
+    expect(parsed.topics.find((x) => x.topic === topic)!.partitions.map((p) => p.partition)).toEqual([0, 1, 2]);
+    const produce = run('kcat', ['-b', t.bootstrap, '-P', '-t', topic, '-p', '2'], { timeout: 30_000 });
+    produce.child.stdin!.end('on-two\n');
+    await produce;
+    const consumed = await run('kcat', ['-b', t.bootstrap, '-C', '-t', topic, '-p', '2', '-o', 'beginning', '-e', '-f', '%p %o %s\\n'], { timeout: 30_000 });
+    expect(consumed.stdout).toBe('2 0 on-two\n');
+  });
+});
+
 describe('CreatePartitions with kafka-python', () => {
   it('create_partitions grows a topic', async (context) => {
     testNeedsTools(context, 'kafka-python');

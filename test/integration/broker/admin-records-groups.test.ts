@@ -156,6 +156,22 @@ describe('DeleteRecords', () => {
   });
 });
 
+describe('DeleteRecords with kcat (librdkafka 2.0.2)', () => {
+  it('a consumer at an offset below the new start gets OFFSET_OUT_OF_RANGE, resets to the start and reads from there', async (context) => {
+    testNeedsTools(context, 'kcat');
+    const topic = uniqueName('kcat-below-start');
+    await admin.createTopics({ topics: [{ topic }] });
+    await produceValues(topic, ['k0', 'k1', 'k2', 'k3']);
+    await admin.fetchTopicMetadata({ topics: [topic] });
+    await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '2' }] });
+    const { stdout, stderr } = await run('kcat', ['-b', t.bootstrap, '-C', '-t', topic, '-p', '0', '-o', '0', '-e', '-d', 'fetch', '-f', '%o %s\\n', '-X', 'auto.offset.reset=earliest'], {
+      timeout: 30_000,
+    });
+    expect(stderr).toContain('offset reset (at offset 0, broker 1) to BEGINNING');
+    expect(stdout).toBe('2 k2\n3 k3\n');
+  });
+});
+
 describe('DeleteGroups and OffsetDelete', () => {
   async function commitAsGroup(groupId: string, topic: string, partitions: number[]): Promise<void> {
     await admin.setOffsets({ groupId, topic, partitions: partitions.map((partition) => ({ partition, offset: '1' })) });
