@@ -22,7 +22,7 @@ import type { RequestOptions, RequestReplyOptions, RequestStats } from './reques
 import { Requester } from './request-reply.js';
 import { hasStartHook, hasStopHook } from './decorators/index.js';
 import { compileDispatcherOptions, Dispatcher, type DispatcherOptions, type DispatchStats } from './dispatcher.js';
-import { exploreHandlers, type HandlerTable } from './explorer.js';
+import { exploreHandlers, type ConsumerDescriptor, type HandlerTable } from './explorer.js';
 import { getStartHooks } from './metadata.js';
 
 /** inversify tokens Concordat binds in the container. */
@@ -461,10 +461,12 @@ export class ConcordatApp {
       dispatcher.batchRecordsMax === 1
         ? { handler: (delivery: Delivery) => dispatcher.dispatch(delivery) }
         : { batchHandler: (deliveries: readonly Delivery[]) => dispatcher.dispatchBatch(deliveries), batchRecordsMax: dispatcher.batchRecordsMax };
+    const perPartition = perPartitionByTopic(consumer);
     const subscription = await this.transport.subscribe({
       groupId: group,
       topics: [...consumer.handlers.keys()],
       ...handlers,
+      ...(perPartition !== undefined && { concurrency: { perPartition } }),
       onHandlerError: (error, delivery) =>
         this.log.warn(
           { err: error instanceof Error ? error.message : String(error), topic: delivery.topic, partition: delivery.partition, offset: delivery.offset },
@@ -523,4 +525,16 @@ function isDatabase(value: DatabaseOptions | Database | undefined): value is Dat
 
 function notStarted(what: string): ConcordatError {
   return new ConcordatError(`the app's ${what} is not available before start()`, { code: ErrorCode.APP_STATE_INVALID });
+}
+
+/**
+ * The topics of a consumer group whose handlers run several keys of a
+ * partition at once (`@OnMessage(topic, { concurrency: { perPartition } })`),
+ * for the subscription; undefined when none does (the transport's
+ * one-at-a-time path, unchanged).
+ */
+function perPartitionByTopic(consumer: ConsumerDescriptor): Record<string, number> | undefined {
+  const byTopic: Record<string, number> = {};
+  for (const [topic, handler] of consumer.handlers) if (handler.perPartition > 1) byTopic[topic] = handler.perPartition;
+  return Object.keys(byTopic).length > 0 ? byTopic : undefined;
 }

@@ -439,7 +439,25 @@ export class Dispatcher {
    * if any handler throws (all rolled back).
    */
   private async attemptBatch(handler: HandlerDescriptor, deliveries: readonly Delivery[], envelopes: readonly Envelope[]): Promise<void> {
-    await this.committer.submit(deliveries.map((delivery, i) => ({ handler, envelope: envelopes[i]!, delivery, attempt: 1 })));
+    await this.submit(handler, deliveries.map((delivery, i) => ({ handler, envelope: envelopes[i]!, delivery, attempt: 1 })));
+  }
+
+  /**
+   * Runs a unit of attempts in a handler transaction: through the group
+   * commit, or, for a handler with parallel keys (`perPartition` > 1), in a
+   * transaction of its own at once. The transport's key scheduler
+   * (`transport/key-scheduler.ts`) hands such a handler up to `perPartition`
+   * units of one partition at once, each holding keys no other one holds;
+   * the group commit would merge them into one transaction and run their
+   * handlers one after another, undoing the concurrency the handler asked
+   * for. The scheduler bounds them instead of the group commit's limit, and
+   * a unit's records still share its one transaction. Not guarded (no short
+   * lock timeout): such handlers are declared to write rows of their own
+   * key, and a deadlock between them is retried at once like any conflict.
+   */
+  private submit(handler: HandlerDescriptor, items: readonly Attempt[], alone = false): Promise<Outcome[]> {
+    if (handler.perPartition > 1) return this.runTransaction(items, false);
+    return this.committer.submit(items, alone);
   }
 
   /** A non-transactional handler with an `invokeBatch` hook: the hook, then what it published, each through the outbox. */
@@ -672,7 +690,7 @@ export class Dispatcher {
       return;
     }
     try {
-      await this.committer.submit([{ handler, envelope, delivery, attempt, span }], alone);
+      await this.submit(handler, [{ handler, envelope, delivery, attempt, span }], alone);
     } catch (error) {
       throw error instanceof BatchHandlerFailure ? error.error : error;
     }
@@ -685,7 +703,8 @@ export class Dispatcher {
    * EntityManager (an ID repeated in the transaction runs once); what they
    * published with `COMMIT`. A transaction whose messages are all
    * duplicates rolls back. Runs inside the group commit, so never beside
-   * another transaction of this group (at the default concurrency).
+   * another transaction of this group (at the default concurrency), or,
+   * for a handler with parallel keys, directly (see {@link submit}).
    * @returns each item's outcome, after the commit
    * @throws BatchHandlerFailure naming the item whose handler threw (all rolled back), or the database's error
    */

@@ -1,5 +1,6 @@
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { topicNameProblem } from '../log/index.js';
+import { PER_PARTITION_CONCURRENCY } from '../transport/index.js';
 import { compileRetryPolicy, type CompiledRetryPolicy } from './retry.js';
 import { compileFilter, describeFilter, filtersDisjoint, type CompiledFilter } from './filter.js';
 import { getDecoratorChecks, getHandlers, getServiceMetadata, type HandlerMetadata } from './metadata.js';
@@ -15,6 +16,8 @@ export interface HandlerDescriptor {
   label: string;
   transactional: boolean;
   retry: CompiledRetryPolicy;
+  /** Transactions of one partition in flight at once, for different keys (see `HandlerOptions.concurrency`); 1 by default. */
+  perPartition: number;
   /** Which messages of the topic it takes (see `HandlerOptions.filter`); undefined: all. */
   filter?: CompiledFilter;
   /** The payload's schema, for a typed topic (see {@link HandlerMetadata.schema}). */
@@ -88,6 +91,13 @@ export function exploreHandlers(serviceClasses: readonly Function[]): HandlerTab
         consumers.set(descriptor.group, consumer);
       }
       const routes = consumer.routes.get(descriptor.topic) ?? [];
+      const disagrees = routes.find((other) => other.perPartition !== descriptor.perPartition);
+      if (disagrees !== undefined) {
+        problems.push(
+          `${disagrees.label} and ${descriptor.label} both handle topic '${descriptor.topic}' in consumer group '${descriptor.group}' with different concurrency.perPartition (${disagrees.perPartition} and ${descriptor.perPartition}): a partition is consumed one way, give both the same value`,
+        );
+        continue;
+      }
       const clash = routes.find((other) => !filtersDisjoint(other.filter, descriptor.filter));
       if (clash !== undefined) {
         problems.push(clashProblem(clash, descriptor));
@@ -141,6 +151,11 @@ function describe(
     }
     filter = compiled;
   }
+  const perPartition = handler.options.concurrency?.perPartition ?? PER_PARTITION_CONCURRENCY.default;
+  if (!Number.isInteger(perPartition) || perPartition < 1 || perPartition > PER_PARTITION_CONCURRENCY.max) {
+    problems.push(`${label}.concurrency.perPartition: must be an integer in 1..${PER_PARTITION_CONCURRENCY.max}, got ${String(perPartition)}`);
+    return undefined;
+  }
   let retry: CompiledRetryPolicy;
   try {
     retry = compileRetryPolicy(handler.options.retry, `${label}.retry`);
@@ -157,6 +172,7 @@ function describe(
     label,
     transactional: handler.options.transactional ?? true,
     retry,
+    perPartition,
     ...(handler.schema !== undefined && { schema: handler.schema }),
     ...(filter !== undefined && { filter }),
     invoke: handler.invoke,

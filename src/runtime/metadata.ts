@@ -55,6 +55,29 @@ export interface HandlerOptions {
    * @default every message of the topic
    */
   filter?: MessageFilter;
+  /**
+   * Records of one partition this handler may handle at once, for
+   * different keys (Confluent parallel consumer's key ordering): a
+   * service with few partitions and slow handlers (a call to another
+   * system, a few ms of I/O) scales without repartitioning.
+   *
+   * `perPartition` N > 1: up to N handler transactions of one partition run
+   * at once, each on its own connection, each holding records of keys no
+   * other one holds; the records of one key still run one after another,
+   * in offset order, with exactly-once effect. Records without a key are
+   * each a key of their own (no order among them). The offset committed
+   * is the lowest one not handled yet; after a restart or a rebalance the
+   * records handled above it are delivered again and the inbox skips them.
+   * Handlers of different keys must not depend on each other's order: what
+   * they write for one key must not be what they write for another (else
+   * they wait on each other's row locks). Each transaction in flight holds
+   * a connection of `database.poolSize`: N per partition this process
+   * consumes. See docs/messaging.md, "Parallel keys within a partition".
+   *
+   * Handlers of one topic in one consumer group (several, with filters)
+   * must declare the same value. Range 1..256. @default { perPartition: 1 }
+   */
+  concurrency?: { perPartition?: number };
 }
 
 /** One handler as recorded on a class. */

@@ -1,4 +1,5 @@
 export type {
+  ConcurrencyOptions,
   ConsumerFailureEvent,
   ConsumerLag,
   Delivery,
@@ -11,7 +12,7 @@ export type {
   TopicSpec,
   Transport,
 } from './transport.js';
-export { BATCH_RECORDS, CONSUMER_STALLED_FAILURES, OffsetReset } from './transport.js';
+export { BATCH_RECORDS, CONSUMER_STALLED_FAILURES, OffsetReset, PER_PARTITION_CONCURRENCY } from './transport.js';
 export { EmbeddedTransport, type EmbeddedTransportOptions } from './embedded/index.js';
 export type { EmbeddedConsumerOptions, EmbeddedProducerOptions, EmbeddedTransportOverLogOptions, OffsetResetEvent } from '../config/index.js';
 export { KafkaTransport } from './kafka/index.js';

@@ -41,6 +41,28 @@ export type DeliveryBatchHandler = (deliveries: readonly Delivery[]) => Promise<
 /** Bounds of {@link SubscribeOptions.batchRecordsMax}. */
 export const BATCH_RECORDS = { default: 64, max: 10_000 } as const;
 
+/** Bounds of {@link ConcurrencyOptions.perPartition}. */
+export const PER_PARTITION_CONCURRENCY = { default: 1, max: 256 } as const;
+
+/**
+ * How many calls of the handler one partition may have in flight at once,
+ * for records of different keys (Confluent parallel consumer's key
+ * ordering; see `key-scheduler.ts`).
+ */
+export interface ConcurrencyOptions {
+  /**
+   * Most calls of `handler` (or `batchHandler`) in flight at once for one
+   * partition: a number for every topic of the subscription, or one per
+   * topic (topics not listed: 1). Records of one key are handed over one
+   * call after another, in offset order, never in two calls at once;
+   * records without a key are each a key of their own (no order among
+   * them). The offset committed is the lowest one not handled yet, so a
+   * restart delivers again what was handled above it. 1 is one call at a
+   * time in offset order, whatever the keys. Range 1..256. @default 1
+   */
+  perPartition?: number | Readonly<Record<string, number>>;
+}
+
 /** Where a consumer group with no committed offset (or one below the log start) starts: Kafka's `auto.offset.reset`. */
 export const OffsetReset = { EARLIEST: 'earliest', LATEST: 'latest' } as const;
 /** One of the {@link OffsetReset} values. */
@@ -67,6 +89,8 @@ export interface SubscribeOptions {
   batchHandler?: DeliveryBatchHandler;
   /** Most records in one call of `batchHandler`. Range 1..10000. @default 64 */
   batchRecordsMax?: number;
+  /** Records of different keys of one partition handled at once. @default { perPartition: 1 } */
+  concurrency?: ConcurrencyOptions;
   /** Where a group with no committed offset starts. @default 'earliest' */
   offsetReset?: OffsetReset;
   /** Called when the handler rejects, before the record is retried; for a batch, with its first record. */
@@ -165,7 +189,12 @@ export interface ConsumerLag {
  *   record, after a backoff, without skipping it and without delivering later
  *   records of that partition first.
  * - Records of one partition are handled one at a time, in offset order;
- *   different partitions may be handled concurrently.
+ *   different partitions may be handled concurrently. With
+ *   `concurrency.perPartition` N > 1 for a topic, records of one partition
+ *   with different keys may be handled concurrently, up to N calls at once,
+ *   while records of one key still go one after another in offset order,
+ *   and the committed offset is the lowest offset not handled yet (see
+ *   `key-scheduler.ts`).
  * - Batch delivery (`batchHandler`): the records of one partition that one
  *   read (fetch) returned are handed over together, in offset order, at most
  *   `batchRecordsMax` at a time. The transport never waits for more records

@@ -4,6 +4,7 @@ import { decodeRecordBatches, type DecodedRecord, type LogManager } from '../../
 import { faultPoint, type Logger } from '../../observability/index.js';
 import { CONSUMER_STALLED_FAILURES, OffsetReset, type Delivery, type SubscribeOptions } from '../transport.js';
 import { reportConsumerFailure, type ChunkDelivery } from '../delivery.js';
+import { KeyScheduler } from '../key-scheduler.js';
 import { isGone } from './errors.js';
 import { backoffMs, sleep } from '../../util/index.js';
 import { restartBackoffMs } from './supervision.js';
@@ -29,6 +30,11 @@ export interface PartitionOwner {
  * its read's copy alive: at most `maxBytesPerPartition`). One copy per read
  * instead of one per key, value and header: a record carries a dozen
  * CloudEvents headers.
+ *
+ * With `concurrency.perPartition` N > 1 for its topic the worker reads
+ * ahead into a {@link KeyScheduler} instead, which runs up to N chunks of
+ * records of different keys at once, and commits the scheduler's
+ * committable offset (the lowest record not done) as chunks finish.
  */
 export class PartitionWorker {
   private position = -1;
@@ -42,6 +48,11 @@ export class PartitionWorker {
   /** Consecutive failures of the loop at `failedAt` (the position when it failed), for the backoff and the stalled report. */
   private failures = 0;
   private failedAt = -1;
+  /** What {@link commit} commits: the position, or the key scheduler's committable offset while one runs. */
+  private commitOffset: () => number = () => this.position;
+  /** The commit running on behalf of the key scheduler, and whether another was asked for meanwhile. */
+  private committing: Promise<void> | null = null;
+  private commitAgain = false;
 
   constructor(
     private readonly log: LogManager,
@@ -118,6 +129,8 @@ export class PartitionWorker {
 
   /** The delivery loop, from the committed offset; returns when the worker stops. */
   private async run(): Promise<void> {
+    const perPartition = this.delivery.perPartition(this.topic);
+    if (perPartition > 1) return this.runKeyed(perPartition);
     this.position = await this.startPosition();
     this.committed = this.position;
     while (!this.stopped) {
@@ -132,6 +145,76 @@ export class PartitionWorker {
       this.failures = 0;
       this.failedAt = -1;
     }
+  }
+
+  /**
+   * The delivery loop with parallel keys: reads ahead while the scheduler
+   * holds fewer than {@link keyedWindowRecords} records not done, and
+   * commits its committable offset whenever a chunk finishes. On the way out
+   * (stopping, or a failure the supervisor restarts from the committed
+   * offset) it lets the chunks in flight finish first, so that a restarted
+   * loop never delivers a record that is still being handled, and commits
+   * what they finished.
+   */
+  private async runKeyed(unitsMax: number): Promise<void> {
+    this.position = await this.startPosition();
+    this.committed = this.position;
+    const scheduler = new KeyScheduler({
+      unitsMax,
+      recordsMax: this.delivery.recordsMax,
+      startOffset: this.position,
+      deliver: (unit) => this.delivery.deliver(unit),
+      onUnitFailed: (error, first, attempt) => this.reportHandlerError(error, first, attempt),
+      backoffMs: (attempt) => Math.min(this.settings.retryBackoffMaxMs, this.settings.retryBackoffMs * 2 ** Math.min(attempt - 1, 20)),
+      onProgress: () => this.commitSoon(),
+    });
+    this.commitOffset = () => scheduler.committable();
+    const windowRecords = keyedWindowRecords(unitsMax, this.delivery.recordsMax);
+    // Stopping the worker stops the scheduler at once: no new chunk starts, backoffs end, a wait for progress ends.
+    const stopScheduler = (): void => void scheduler.stop();
+    this.abort.signal.addEventListener('abort', stopScheduler, { once: true });
+    try {
+      while (!this.stopped) {
+        if (scheduler.buffered >= windowRecords) {
+          await scheduler.whenProgress();
+          continue;
+        }
+        const records = await this.readOnce();
+        if (records !== null) {
+          await faultPoint('embedded.before-decode');
+          const { pending, end } = this.decode(records);
+          scheduler.add(pending, end);
+          this.position = end;
+        } else {
+          // An offset reset moved the position past what the scheduler holds.
+          scheduler.advanceTo(this.position);
+        }
+        this.failures = 0;
+        this.failedAt = -1;
+      }
+    } finally {
+      this.abort.signal.removeEventListener('abort', stopScheduler);
+      await scheduler.stop();
+      await this.committing;
+      this.position = scheduler.committable();
+      this.commitOffset = () => this.position;
+      await this.commit();
+    }
+  }
+
+  /** Commits the scheduler's committable offset now, or right after the commit running; never two at once. */
+  private commitSoon(): void {
+    if (this.committing !== null) {
+      this.commitAgain = true;
+      return;
+    }
+    this.committing = (async () => {
+      do {
+        this.commitAgain = false;
+        await this.commit();
+      } while (this.commitAgain && !this.stopped);
+      this.committing = null;
+    })();
   }
 
   /** The committed offset, or the reset policy's offset when there is none. */
@@ -250,8 +333,8 @@ export class PartitionWorker {
 
   /** Commits the position if it moved; a refusal (the group moved on) asks the member to rejoin. */
   private async commit(): Promise<void> {
-    if (this.position <= this.committed) return;
-    const offset = this.position;
+    const offset = this.commitOffset();
+    if (offset <= this.committed) return;
     try {
       await this.member.commit(this.topic, this.partition, offset);
       this.committed = offset;
@@ -263,6 +346,16 @@ export class PartitionWorker {
       this.logger.warn({ topic: this.topic, partition: this.partition, offset, err: error }, 'offset commit failed; records may be redelivered');
     }
   }
+}
+
+/**
+ * Records a worker with parallel keys holds before it reads more: twice what
+ * its chunks in flight can take at once, at least 1,000, so that chunks
+ * finishing find the next records read already. A read adds at most
+ * `maxBytesPerPartition` more.
+ */
+function keyedWindowRecords(unitsMax: number, recordsMax: number): number {
+  return Math.max(1000, 2 * unitsMax * recordsMax);
 }
 
 /** Header values by key (the last of a repeated key wins; a null value becomes an empty buffer). */

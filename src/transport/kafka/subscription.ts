@@ -5,6 +5,7 @@ import { backoffMs } from '../../util/index.js';
 import type { Logger } from '../../observability/index.js';
 import { CONSUMER_STALLED_FAILURES, OffsetReset, type Delivery, type SubscribeOptions, type Subscription } from '../transport.js';
 import { reportConsumerFailure, type ChunkDelivery } from '../delivery.js';
+import { KeyScheduler } from '../key-scheduler.js';
 import { transportClosed } from './errors.js';
 
 type ConsumerSettings = CompiledKafkaTransportOptions['consumer'];
@@ -28,6 +29,8 @@ export class KafkaSubscription implements Subscription {
   private restarts = 0;
   /** Fatal crashes since a record was last handled, for the onConsumerFailure report. */
   private crashes = 0;
+  /** Key schedulers running a batch (parallel keys): stopped on close. */
+  private readonly schedulers = new Set<KeyScheduler>();
 
   constructor(
     private readonly kafka: Kafka,
@@ -143,6 +146,8 @@ export class KafkaSubscription implements Subscription {
   /** Hands kafkajs's batch (what one fetch returned for one partition) over in chunks; a chunk that fails pauses the partition. */
   private async eachBatch(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
+    const perPartition = this.delivery.perPartition(batch.topic);
+    if (perPartition > 1) return this.eachBatchKeyed(payload, perPartition);
     const chunkMax = this.delivery.recordsMax;
     for (let from = 0; from < batch.messages.length; from += chunkMax) {
       if (this.closing || !payload.isRunning() || payload.isStale()) return;
@@ -158,6 +163,86 @@ export class KafkaSubscription implements Subscription {
       this.crashes = 0;
       if (outcome.rejoin !== undefined) throw outcome.rejoin as Error; // a kafkajs error, kept as thrown so kafkajs rejoins
       await this.heartbeat(() => payload.heartbeat());
+    }
+  }
+
+  /**
+   * kafkajs's batch with parallel keys: a {@link KeyScheduler} runs up to
+   * `unitsMax` chunks of different keys at once; as chunks finish, the
+   * offset below the lowest record not done is resolved and committed. A
+   * chunk that fails is retried in place after a backoff while the other
+   * keys go on (no pause: the partition's other keys must not wait for it).
+   * Returns when every record is done, or, when the subscription closes,
+   * the batch goes stale or a heartbeat says the group is rebalancing,
+   * after the chunks in flight finished: kafkajs then fetches again from the
+   * lowest record not done, and the inbox skips what was done above it.
+   * kafkajs fetches a partition again only after its batch returned, so the
+   * window of keys is one fetch (`maxBytesPerPartition`).
+   */
+  private async eachBatchKeyed(payload: EachBatchPayload, unitsMax: number): Promise<void> {
+    const { batch } = payload;
+    if (batch.messages.length === 0) return;
+    const deliveries = batch.messages.map((message) => toDelivery(batch.topic, batch.partition, message));
+    const first = deliveries[0]!.offset;
+    let rejoin: unknown;
+    let resolved = first;
+    let committing: Promise<void> | null = null;
+    const commit = async (): Promise<void> => {
+      // Committed from here: kafkajs commits only when the batch returns, and a batch can run for long.
+      while (scheduler.committable() > resolved) {
+        resolved = scheduler.committable();
+        payload.resolveOffset(String(resolved - 1));
+        try {
+          await payload.commitOffsetsIfNecessary(payload.uncommittedOffsets());
+        } catch (error) {
+          if (GROUP_ERRORS.has((error as { type?: string }).type ?? '')) {
+            rejoin ??= error;
+            void scheduler.stop();
+          } else this.logger.debug({ groupId: this.groupId, err: describeError(error) }, 'offset commit failed; it is retried with the next one');
+          return;
+        }
+      }
+    };
+    const scheduler: KeyScheduler = new KeyScheduler({
+      unitsMax,
+      recordsMax: this.delivery.recordsMax,
+      startOffset: first,
+      deliver: (unit) => this.delivery.deliver(unit),
+      onUnitFailed: (error, delivery, attempt) => this.reportHandlerError(error, delivery, attempt),
+      backoffMs: (attempt) => backoffMs(this.settings, attempt),
+      onProgress: () => {
+        this.crashes = 0;
+        if (committing === null) committing = commit().finally(() => (committing = null));
+      },
+    });
+    this.schedulers.add(scheduler);
+    const ticker = setInterval(() => {
+      if (this.closing || !payload.isRunning() || payload.isStale()) void scheduler.stop();
+      this.heartbeat(payload.heartbeat).catch((error: unknown) => {
+        rejoin ??= error;
+        void scheduler.stop();
+      });
+    }, this.settings.heartbeatIntervalMs);
+    try {
+      scheduler.add(deliveries);
+      await scheduler.whenIdle();
+    } finally {
+      clearInterval(ticker);
+      await scheduler.stop();
+      this.schedulers.delete(scheduler);
+      await committing;
+    }
+    if (scheduler.committable() > resolved) payload.resolveOffset(String(scheduler.committable() - 1));
+    if (rejoin !== undefined) throw rejoin;
+  }
+
+  /** Logs a failed chunk and tells `onHandlerError`. */
+  private reportHandlerError(error: unknown, delivery: Delivery, attempt: number): void {
+    this.logger.debug({ topic: delivery.topic, partition: delivery.partition, offset: delivery.offset, attempt, err: describeError(error) }, 'handler failed; will retry');
+    try {
+      this.options.onHandlerError?.(error, delivery);
+    } catch (callbackError) {
+      this.logger.warn({ err: describeError(callbackError) }, 'onHandlerError threw');
     }
   }
 
@@ -195,12 +280,7 @@ export class KafkaSubscription implements Subscription {
     const previous = this.attempts.get(key);
     const attempt = previous?.offset === delivery.offset ? previous.attempt + 1 : 1;
     this.attempts.set(key, { offset: delivery.offset, attempt });
-    this.logger.debug({ topic: delivery.topic, partition: delivery.partition, offset: delivery.offset, attempt, err: describeError(error) }, 'handler failed; will retry');
-    try {
-      this.options.onHandlerError?.(error, delivery);
-    } catch (callbackError) {
-      this.logger.warn({ err: describeError(callbackError) }, 'onHandlerError threw');
-    }
+    this.reportHandlerError(error, delivery, attempt);
     const resume = pause();
     // Closing: the record stays unhandled and uncommitted; no resume to wait for.
     if (this.closing) return;
@@ -230,6 +310,8 @@ export class KafkaSubscription implements Subscription {
 
   private async shutdown(): Promise<void> {
     this.closing = true;
+    // Batches with parallel keys start no more chunks; the chunks in flight finish before the consumer disconnects.
+    for (const scheduler of this.schedulers) void scheduler.stop();
     for (const [timer, wake] of this.timers) {
       clearTimeout(timer);
       wake();
