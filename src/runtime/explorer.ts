@@ -91,16 +91,16 @@ export function exploreHandlers(serviceClasses: readonly Function[]): HandlerTab
         consumers.set(descriptor.group, consumer);
       }
       const routes = consumer.routes.get(descriptor.topic) ?? [];
+      const clash = routes.find((other) => !filtersDisjoint(other.filter, descriptor.filter));
+      if (clash !== undefined) {
+        problems.push(clashProblem(clash, descriptor));
+        continue;
+      }
       const disagrees = routes.find((other) => other.perPartition !== descriptor.perPartition);
       if (disagrees !== undefined) {
         problems.push(
           `${disagrees.label} and ${descriptor.label} both handle topic '${descriptor.topic}' in consumer group '${descriptor.group}' with different concurrency.perPartition (${disagrees.perPartition} and ${descriptor.perPartition}): a partition is consumed one way, give both the same value`,
         );
-        continue;
-      }
-      const clash = routes.find((other) => !filtersDisjoint(other.filter, descriptor.filter));
-      if (clash !== undefined) {
-        problems.push(clashProblem(clash, descriptor));
         continue;
       }
       consumer.routes.set(descriptor.topic, [...routes, descriptor]);

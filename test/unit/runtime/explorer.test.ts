@@ -58,6 +58,42 @@ describe('handler explorer', () => {
     );
   });
 
+  it('concurrency.perPartition: 1 by default, the handler\'s value otherwise, in 1..256, the same for the handlers of one topic in one group', () => {
+    @Service('slow')
+    class Slow {
+      @OnMessage('calls.made', { concurrency: { perPartition: 16 } })
+      async call(_ctx: MessageContext): Promise<void> {}
+      @OnMessage('calls.logged')
+      async log(_ctx: MessageContext): Promise<void> {}
+    }
+    const handlers = exploreHandlers([Slow]).consumers[0]!.handlers;
+    expect(handlers.get('calls.made')!.perPartition).toBe(16);
+    expect(handlers.get('calls.logged')!.perPartition).toBe(1);
+
+    @Service('bad-concurrency')
+    class BadConcurrency {
+      @OnMessage('a', { concurrency: { perPartition: 0 } })
+      async zero(): Promise<void> {}
+      @OnMessage('b', { concurrency: { perPartition: 2.5 } })
+      async fraction(): Promise<void> {}
+      @OnMessage('c', { concurrency: { perPartition: 257 } })
+      async tooMany(): Promise<void> {}
+      @OnMessage('d', { filter: { type: 'x' }, concurrency: { perPartition: 4 } })
+      async four(): Promise<void> {}
+      @OnMessage('d', { filter: { type: 'y' }, concurrency: { perPartition: 8 } })
+      async eight(): Promise<void> {}
+    }
+    expect(() => exploreHandlers([BadConcurrency])).toThrow(
+      [
+        'invalid handler definitions:',
+        '- BadConcurrency.zero.concurrency.perPartition: must be an integer in 1..256, got 0',
+        '- BadConcurrency.fraction.concurrency.perPartition: must be an integer in 1..256, got 2.5',
+        '- BadConcurrency.tooMany.concurrency.perPartition: must be an integer in 1..256, got 257',
+        "- BadConcurrency.four and BadConcurrency.eight both handle topic 'd' in consumer group 'bad-concurrency' with different concurrency.perPartition (4 and 8): a partition is consumed one way, give both the same value",
+      ].join('\n'),
+    );
+  });
+
   it('refuses @Service on top of @injectable, as inversify does', () => {
     expect(() => {
       @Service('twice')
