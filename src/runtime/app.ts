@@ -462,6 +462,7 @@ export class ConcordatApp {
         ? { handler: (delivery: Delivery) => dispatcher.dispatch(delivery) }
         : { batchHandler: (deliveries: readonly Delivery[]) => dispatcher.dispatchBatch(deliveries), batchRecordsMax: dispatcher.batchRecordsMax };
     const perPartition = perPartitionByTopic(consumer);
+    this.warnPoolTooSmall(perPartition);
     const subscription = await this.transport.subscribe({
       groupId: group,
       topics: [...consumer.handlers.keys()],
@@ -475,6 +476,24 @@ export class ConcordatApp {
       onConsumerFailure: (event) => dispatcher.consumerFailed(event),
     });
     this.subscriptions.push(subscription);
+  }
+
+  /**
+   * Each transaction of a handler with parallel keys holds a connection:
+   * a pool smaller than `perPartition` makes them wait for connections, and
+   * one that waits past `database.connectTimeoutMs` fails as an attempt.
+   * Said once at start rather than found as timeouts under load.
+   */
+  private warnPoolTooSmall(perPartition: Record<string, number> | undefined): void {
+    if (perPartition === undefined) return;
+    const poolSize = (this.requireDatabase().dataSource.options as { extra?: { max?: number } }).extra?.max;
+    for (const [topic, n] of Object.entries(perPartition)) {
+      if (poolSize === undefined || n < poolSize) continue;
+      this.log.warn(
+        { topic, perPartition: n, poolSize },
+        `concurrency.perPartition ${n} on topic '${topic}' needs up to ${n} connections per partition, and the database pool holds ${poolSize}: transactions will wait for connections; raise database.poolSize`,
+      );
+    }
   }
 
   private async shutdown(): Promise<void> {

@@ -72,7 +72,7 @@ export interface HandlerOptions {
    * they write for one key must not be what they write for another (else
    * they wait on each other's row locks). Each transaction in flight holds
    * a connection of `database.poolSize`: N per partition this process
-   * consumes. See docs/messaging.md, "Parallel keys within a partition".
+   * consumes. See docs/outbox.md, "Parallel keys within a partition".
    *
    * Handlers of one topic in one consumer group (several, with filters)
    * must declare the same value. Range 1..256. @default { perPartition: 1 }

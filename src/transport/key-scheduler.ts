@@ -118,6 +118,11 @@ export class KeyScheduler {
     return this.added - this.completed;
   }
 
+  /** The offset after the last record added (or the position given to {@link advanceTo}): the next record added must be at or after it. */
+  get endOffset(): number {
+    return this.end;
+  }
+
   /** Units in flight (delivering, or waiting for their backoff). */
   get inFlight(): number {
     return this.running.size;

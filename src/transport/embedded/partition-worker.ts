@@ -159,15 +159,7 @@ export class PartitionWorker {
   private async runKeyed(unitsMax: number): Promise<void> {
     this.position = await this.startPosition();
     this.committed = this.position;
-    const scheduler = new KeyScheduler({
-      unitsMax,
-      recordsMax: this.delivery.recordsMax,
-      startOffset: this.position,
-      deliver: (unit) => this.delivery.deliver(unit),
-      onUnitFailed: (error, first, attempt) => this.reportHandlerError(error, first, attempt),
-      backoffMs: (attempt) => Math.min(this.settings.retryBackoffMaxMs, this.settings.retryBackoffMs * 2 ** Math.min(attempt - 1, 20)),
-      onProgress: () => this.commitSoon(),
-    });
+    let scheduler = this.keyScheduler(unitsMax);
     this.commitOffset = () => scheduler.committable();
     const windowRecords = keyedWindowRecords(unitsMax, this.delivery.recordsMax);
     // Stopping the worker stops the scheduler at once: no new chunk starts, backoffs end, a wait for progress ends.
@@ -185,9 +177,14 @@ export class PartitionWorker {
           const { pending, end } = this.decode(records);
           scheduler.add(pending, end);
           this.position = end;
-        } else {
-          // An offset reset moved the position past what the scheduler holds.
+        } else if (this.position >= scheduler.endOffset) {
+          // An offset reset may have moved the position past what the scheduler holds.
           scheduler.advanceTo(this.position);
+        } else {
+          // An offset reset moved it back (the log lost its tail): start over from there once the chunks in flight finished.
+          await scheduler.stop();
+          await this.committing;
+          scheduler = this.keyScheduler(unitsMax);
         }
         this.failures = 0;
         this.failedAt = -1;
@@ -200,6 +197,19 @@ export class PartitionWorker {
       this.commitOffset = () => this.position;
       await this.commit();
     }
+  }
+
+  /** A key scheduler from the position, committing as its chunks finish. */
+  private keyScheduler(unitsMax: number): KeyScheduler {
+    return new KeyScheduler({
+      unitsMax,
+      recordsMax: this.delivery.recordsMax,
+      startOffset: this.position,
+      deliver: (unit) => this.delivery.deliver(unit),
+      onUnitFailed: (error, first, attempt) => this.reportHandlerError(error, first, attempt),
+      backoffMs: (attempt) => Math.min(this.settings.retryBackoffMaxMs, this.settings.retryBackoffMs * 2 ** Math.min(attempt - 1, 20)),
+      onProgress: () => this.commitSoon(),
+    });
   }
 
   /** Commits the scheduler's committable offset now, or right after the commit running; never two at once. */

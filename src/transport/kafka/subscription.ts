@@ -186,22 +186,37 @@ export class KafkaSubscription implements Subscription {
     const first = deliveries[0]!.offset;
     let rejoin: unknown;
     let resolved = first;
-    let committing: Promise<void> | null = null;
-    const commit = async (): Promise<void> => {
-      // Committed from here: kafkajs commits only when the batch returns, and a batch can run for long.
-      while (scheduler.committable() > resolved) {
-        resolved = scheduler.committable();
-        payload.resolveOffset(String(resolved - 1));
-        try {
-          await payload.commitOffsetsIfNecessary(payload.uncommittedOffsets());
-        } catch (error) {
-          if (GROUP_ERRORS.has((error as { type?: string }).type ?? '')) {
-            rejoin ??= error;
-            void scheduler.stop();
-          } else this.logger.debug({ groupId: this.groupId, err: describeError(error) }, 'offset commit failed; it is retried with the next one');
+    // Committed from here as records finish: kafkajs commits only when the batch returns, and a batch can run for long.
+    const commitOnce = async (): Promise<void> => {
+      if (scheduler.committable() <= resolved) return;
+      resolved = scheduler.committable();
+      payload.resolveOffset(String(resolved - 1));
+      try {
+        await payload.commitOffsetsIfNecessary(payload.uncommittedOffsets());
+      } catch (error) {
+        if (!GROUP_ERRORS.has((error as { type?: string }).type ?? '')) {
+          this.logger.debug({ groupId: this.groupId, err: describeError(error) }, 'offset commit failed; the next one commits it');
           return;
         }
+        rejoin ??= error;
+        void scheduler.stop();
       }
+    };
+    // One commit at a time; progress made while one runs is committed right after it.
+    let committing: Promise<void> | null = null;
+    let commitAgain = false;
+    const commitSoon = (): void => {
+      if (committing !== null) {
+        commitAgain = true;
+        return;
+      }
+      committing = (async () => {
+        do {
+          commitAgain = false;
+          await commitOnce();
+        } while (commitAgain);
+        committing = null;
+      })();
     };
     const scheduler: KeyScheduler = new KeyScheduler({
       unitsMax,
@@ -212,7 +227,7 @@ export class KafkaSubscription implements Subscription {
       backoffMs: (attempt) => backoffMs(this.settings, attempt),
       onProgress: () => {
         this.crashes = 0;
-        if (committing === null) committing = commit().finally(() => (committing = null));
+        commitSoon();
       },
     });
     this.schedulers.add(scheduler);
