@@ -145,10 +145,13 @@ describe.each(['embedded', 'kafkajs → concordat broker'])('parallel keys withi
     const app = await startApp([GateService], testDb.url, await newTransport('gate'));
     const keys = Array.from({ length: 3 * PER_PARTITION }, (_, i) => `g${i}`);
     await publish(app, 'parkeys.gate', keys, 1, 'gate');
-    // One partition: with one handler at a time this never holds, and `until` fails.
-    await until(() => gate.inFlight >= PER_PARTITION, { timeoutMs: 30_000, message: `${PER_PARTITION} handlers in flight at once` });
-    gate.open = true;
-    for (const release of gate.waiters.splice(0)) release();
+    try {
+      // One partition: with one handler at a time this never holds, and `until` fails.
+      await until(() => gate.inFlight >= PER_PARTITION, { timeoutMs: 30_000, message: `${PER_PARTITION} handlers in flight at once` });
+    } finally {
+      gate.open = true;
+      for (const release of gate.waiters.splice(0)) release();
+    }
     await until(() => app.stats()['parkeys-gate']!.processed === keys.length, { message: 'every message handled' });
     expect(gate.inFlightMax).toBe(PER_PARTITION);
   });
