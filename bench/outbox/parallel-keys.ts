@@ -77,7 +77,8 @@ export async function benchParallelKeys(env: BenchEnv, settings: { slowMessages:
     cpu[perPartition]!.push(cpuPerOp(cpuBefore, env.cpu(), done));
     await subscription.close();
     const [effects] = await db.dataSource.query(`SELECT count(*)::int AS n FROM bench.effects`);
-    if (effects.n !== dispatcher.stats.processed) throw new Error(`perPartition ${perPartition}: ${effects.n} effects for ${dispatcher.stats.processed} messages`);
+    if (effects.n !== dispatcher.stats.processed)
+      throw new Error(`perPartition ${perPartition}: ${effects.n} effects for ${dispatcher.stats.processed} messages`);
   };
   try {
     for (let r = 0; r < settings.rounds; r++) for (const perPartition of [1, PER_PARTITION]) await drain(perPartition);

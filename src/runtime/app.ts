@@ -554,6 +554,6 @@ function notStarted(what: string): ConcordatError {
  */
 function perPartitionByTopic(consumer: ConsumerDescriptor): Record<string, number> | undefined {
   const byTopic: Record<string, number> = {};
-  for (const [topic, handler] of consumer.handlers) if (handler.perPartition > 1) byTopic[topic] = handler.perPartition;
+  for (const [topic, handler] of consumer.handlers) if ((handler.perPartition ?? 1) > 1) byTopic[topic] = handler.perPartition!;
   return Object.keys(byTopic).length > 0 ? byTopic : undefined;
 }

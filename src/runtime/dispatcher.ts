@@ -456,7 +456,7 @@ export class Dispatcher {
    * key, and a deadlock between them is retried at once like any conflict.
    */
   private submit(handler: HandlerDescriptor, items: readonly Attempt[], alone = false): Promise<Outcome[]> {
-    if (handler.perPartition > 1) return this.runTransaction(items, false);
+    if ((handler.perPartition ?? 1) > 1) return this.runTransaction(items, false);
     return this.committer.submit(items, alone);
   }
 

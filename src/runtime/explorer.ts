@@ -16,8 +16,8 @@ export interface HandlerDescriptor {
   label: string;
   transactional: boolean;
   retry: CompiledRetryPolicy;
-  /** Transactions of one partition in flight at once, for different keys (see `HandlerOptions.concurrency`); 1 by default. */
-  perPartition: number;
+  /** Transactions of one partition in flight at once, for different keys (see `HandlerOptions.concurrency`); absent: 1. */
+  perPartition?: number;
   /** Which messages of the topic it takes (see `HandlerOptions.filter`); undefined: all. */
   filter?: CompiledFilter;
   /** The payload's schema, for a typed topic (see {@link HandlerMetadata.schema}). */
@@ -96,10 +96,10 @@ export function exploreHandlers(serviceClasses: readonly Function[]): HandlerTab
         problems.push(clashProblem(clash, descriptor));
         continue;
       }
-      const disagrees = routes.find((other) => other.perPartition !== descriptor.perPartition);
+      const disagrees = routes.find((other) => (other.perPartition ?? 1) !== (descriptor.perPartition ?? 1));
       if (disagrees !== undefined) {
         problems.push(
-          `${disagrees.label} and ${descriptor.label} both handle topic '${descriptor.topic}' in consumer group '${descriptor.group}' with different concurrency.perPartition (${disagrees.perPartition} and ${descriptor.perPartition}): a partition is consumed one way, give both the same value`,
+          `${disagrees.label} and ${descriptor.label} both handle topic '${descriptor.topic}' in consumer group '${descriptor.group}' with different concurrency.perPartition (${disagrees.perPartition ?? 1} and ${descriptor.perPartition ?? 1}): a partition is consumed one way, give both the same value`,
         );
         continue;
       }

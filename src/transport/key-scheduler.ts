@@ -301,7 +301,7 @@ export class KeyScheduler {
   private pushCandidate(state: KeyState): void {
     const heap = this.candidates;
     heap.push({ offset: state.queue[state.head]!.delivery.offset, state });
-    for (let i = heap.length - 1; i > 0; ) {
+    for (let i = heap.length - 1; i > 0;) {
       const parent = (i - 1) >> 1;
       if (heap[parent]!.offset <= heap[i]!.offset) break;
       [heap[parent], heap[i]] = [heap[i]!, heap[parent]!];
@@ -317,7 +317,7 @@ export class KeyScheduler {
       const last = heap.pop()!;
       if (heap.length > 0) {
         heap[0] = last;
-        for (let i = 0; ; ) {
+        for (let i = 0; ;) {
           const left = 2 * i + 1;
           const right = left + 1;
           let least = i;

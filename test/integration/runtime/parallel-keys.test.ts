@@ -69,7 +69,10 @@ const stuck = { blocked: true, offset: -1, done: new Map<string, number>() };
 
 @Service('parkeys-stuck')
 class StuckService {
-  @OnMessage('parkeys.stuck', { concurrency: { perPartition: PER_PARTITION }, retry: { maxAttempts: 100, strategy: 'fixed', initialDelayMs: 200, maxDelayMs: 200 } })
+  @OnMessage('parkeys.stuck', {
+    concurrency: { perPartition: PER_PARTITION },
+    retry: { maxAttempts: 100, strategy: 'fixed', initialDelayMs: 200, maxDelayMs: 200 },
+  })
   async record(context: MessageContext<Entry>): Promise<void> {
     const { key, seq } = context.data;
     if (key === 'stuck' && seq === 1) {
@@ -88,7 +91,14 @@ const testConsumer = { sessionTimeoutMs: 6000, heartbeatIntervalMs: 500, maxWait
  * interleaved, 50 per transaction; returns the expected counts of `consumer`
  * (`lastSeq` per key).
  */
-async function publish(app: ConcordatApp, topic: string, keys: string[], lastSeq: number, consumer: string, firstSeq = 1): Promise<Record<string, Record<string, number>>> {
+async function publish(
+  app: ConcordatApp,
+  topic: string,
+  keys: string[],
+  lastSeq: number,
+  consumer: string,
+  firstSeq = 1,
+): Promise<Record<string, Record<string, number>>> {
   const entries: Entry[] = [];
   for (let seq = firstSeq; seq <= lastSeq; seq++) for (const key of keys) entries.push({ key, seq });
   for (let i = 0; i < entries.length; i += 50) {
@@ -120,7 +130,10 @@ describe.each(['embedded', 'kafkajs → concordat broker'])('parallel keys withi
   async function newTransport(name: string): Promise<Transport> {
     const transport =
       kind === 'embedded'
-        ? new EmbeddedTransport({ dataDir: join(dir, name), consumer: { heartbeatIntervalMs: 200, maxWaitMs: 100, retryBackoffMs: 20, retryBackoffMaxMs: 200 } })
+        ? new EmbeddedTransport({
+            dataDir: join(dir, name),
+            consumer: { heartbeatIntervalMs: 200, maxWaitMs: 100, retryBackoffMs: 20, retryBackoffMaxMs: 200 },
+          })
         : new KafkaTransport({ brokers: [broker!.bootstrap], consumer: testConsumer });
     cleanups.push(() => transport.close());
     return transport;
@@ -133,7 +146,15 @@ describe.each(['embedded', 'kafkajs → concordat broker'])('parallel keys withi
   }
 
   async function startApp(services: Function[], url: string, transport: Transport, extra: Partial<AppOptions> = {}): Promise<ConcordatApp> {
-    const app = ConcordatApp.create({ name: 'parkeys', services, database: { url, poolSize: PER_PARTITION + 8 }, transport, partitions: 1, relay: { pollIntervalMs: 50 }, ...extra });
+    const app = ConcordatApp.create({
+      name: 'parkeys',
+      services,
+      database: { url, poolSize: PER_PARTITION + 8 },
+      transport,
+      partitions: 1,
+      relay: { pollIntervalMs: 50 },
+      ...extra,
+    });
     await app.start();
     cleanups.push(() => app.stop());
     return app;

@@ -58,7 +58,7 @@ describe('handler explorer', () => {
     );
   });
 
-  it('concurrency.perPartition: 1 by default, the handler\'s value otherwise, in 1..256, the same for the handlers of one topic in one group', () => {
+  it("concurrency.perPartition: 1 by default, the handler's value otherwise, in 1..256, the same for the handlers of one topic in one group", () => {
     @Service('slow')
     class Slow {
       @OnMessage('calls.made', { concurrency: { perPartition: 16 } })

@@ -71,7 +71,10 @@ describe('KeyScheduler (parallel keys within a partition)', () => {
   it('never holds one key in two units at once; a unit takes a prefix of each key; the committed offset stops at the lowest record not done', async () => {
     const h = harness({ unitsMax: 3, recordsMax: 2 });
     const keys = ['A', 'B', 'A', 'C', 'A', 'D', 'E', 'A', 'F', 'G'];
-    h.scheduler.add(keys.map((key, offset) => record(offset, key)), 12);
+    h.scheduler.add(
+      keys.map((key, offset) => record(offset, key)),
+      12,
+    );
     // 10 ready over 3 units: 2 each (recordsMax); A and B busy, then C D, then E F.
     expect(h.calls.map(h.offsets)).toEqual([
       [0, 1],
