@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { chunkDelivery } from '../../../src/transport/delivery.js';
 import { KeyScheduler, type KeySchedulerOptions } from '../../../src/transport/key-scheduler.js';
+import { until } from '../../../src/testing/index.js';
 import type { Delivery } from '../../../src/transport/index.js';
 
 function record(offset: number, key: string | null): Delivery {
@@ -115,7 +116,8 @@ describe('KeyScheduler (parallel keys within a partition)', () => {
     expect(h.calls.map(h.offsets)).toEqual([[0], [1]]);
     h.calls[0]!.reject(new Error('boom'));
     h.calls[1]!.resolve();
-    await flush();
+    // The retry comes after a timer (a backoff of 0 ms): wait for it rather than for a number of turns.
+    await until(() => h.calls.length === 4, { timeoutMs: 5000, intervalMs: 1, message: 'the retry and the next unit' });
     expect(h.failures).toEqual([{ offset: 0, attempt: 1 }]);
     // Offset 0 again, and C; not A's offset 2.
     expect(h.calls.slice(2).map(h.offsets).sort()).toEqual([[0], [3]]);
