@@ -203,19 +203,18 @@ export class KafkaSubscription implements Subscription {
       }
     };
     // One commit at a time; progress made while one runs is committed right after it.
-    let committing: Promise<void> | null = null;
-    let commitAgain = false;
+    const commits: { running: Promise<void> | null; again: boolean } = { running: null, again: false };
     const commitSoon = (): void => {
-      if (committing !== null) {
-        commitAgain = true;
+      if (commits.running !== null) {
+        commits.again = true;
         return;
       }
-      committing = (async () => {
+      commits.running = (async () => {
         do {
-          commitAgain = false;
+          commits.again = false;
           await commitOnce();
-        } while (commitAgain);
-        committing = null;
+        } while (commits.again);
+        commits.running = null;
       })();
     };
     const scheduler: KeyScheduler = new KeyScheduler({
@@ -233,7 +232,7 @@ export class KafkaSubscription implements Subscription {
     this.schedulers.add(scheduler);
     const ticker = setInterval(() => {
       if (this.closing || !payload.isRunning() || payload.isStale()) void scheduler.stop();
-      this.heartbeat(payload.heartbeat).catch((error: unknown) => {
+      this.heartbeat(() => payload.heartbeat()).catch((error: unknown) => {
         rejoin ??= error;
         void scheduler.stop();
       });
@@ -245,10 +244,10 @@ export class KafkaSubscription implements Subscription {
       clearInterval(ticker);
       await scheduler.stop();
       this.schedulers.delete(scheduler);
-      await committing;
+      await commits.running;
     }
     if (scheduler.committable() > resolved) payload.resolveOffset(String(scheduler.committable() - 1));
-    if (rejoin !== undefined) throw rejoin;
+    if (rejoin !== undefined) throw rejoin as Error; // a kafkajs error, kept as thrown so kafkajs rejoins
   }
 
   /** Logs a failed chunk and tells `onHandlerError`. */
