@@ -1,3 +1,4 @@
+import { sleep } from '../util/index.js';
 import type { Delivery } from './transport.js';
 
 /** Options of a {@link KeyScheduler}. */
@@ -338,18 +339,4 @@ export class KeyScheduler {
 /** The ordering key of a record: its key's bytes, or for a record without a key its offset (a key of its own). */
 function keyId(delivery: Delivery): string | number {
   return delivery.key === null ? delivery.offset : delivery.key.toString('latin1');
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -207,7 +207,7 @@ export class PartitionWorker {
       startOffset: this.position,
       deliver: (unit) => this.delivery.deliver(unit),
       onUnitFailed: (error, first, attempt) => this.reportHandlerError(error, first, attempt),
-      backoffMs: (attempt) => Math.min(this.settings.retryBackoffMaxMs, this.settings.retryBackoffMs * 2 ** Math.min(attempt - 1, 20)),
+      backoffMs: (attempt) => backoffMs({ firstMs: this.settings.retryBackoffMs, maxMs: this.settings.retryBackoffMaxMs }, attempt),
       onProgress: () => this.commitSoon(),
     });
   }

@@ -223,7 +223,7 @@ export class KafkaSubscription implements Subscription {
       startOffset: first,
       deliver: (unit) => this.delivery.deliver(unit),
       onUnitFailed: (error, delivery, attempt) => this.reportHandlerError(error, delivery, attempt),
-      backoffMs: (attempt) => backoffMs(this.settings, attempt),
+      backoffMs: (attempt) => retryDelayMs(this.settings, attempt),
       onProgress: () => {
         this.crashes = 0;
         commitSoon();
