@@ -158,9 +158,8 @@ async function apply(topic: string, entries: readonly KafkaConfigEntry[], valida
   // AlterConfigs may name a config twice, the last value winning (Kafka before 3.2); IncrementalAlterConfigs never gets here with one.
   const configs = topicConfigFromKafka(entries, log.options.topicDefaults, true);
   if ('refusal' in configs) return refuse(KafkaError.INVALID_CONFIG, configs.refusal);
-  if (validateOnly) return OK;
   try {
-    await log.alterTopicConfig(topic, configs.config, configs.extraConfigs);
+    await log.alterTopicConfig(topic, configs.config, configs.extraConfigs, { validateOnly });
     return OK;
   } catch (error) {
     if (!(error instanceof ConcordatError)) throw error;

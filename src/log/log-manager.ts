@@ -602,11 +602,17 @@ export class LogManager {
    * (registry) before it applies; partitions apply it at once — retention
    * at its next run, segment settings at the next roll, flushMode to the
    * next append. The dedup window can be resized but not switched on or off
-   * after creation (its IDs would be missing, or kept for nothing).
+   * after creation (its IDs would be missing, or kept for nothing). With
+   * `validateOnly`, every check runs and nothing changes.
    * @throws ConcordatError UNKNOWN_TOPIC_OR_PARTITION, INVALID_CONFIG (out of range; the dedup window switched), LOG_CLOSED,
    *   KAFKA_STORAGE_ERROR (disk full: the old config stays)
    */
-  alterTopicConfig(name: string, config: Partial<TopicConfig>, extraConfigs: Readonly<Record<string, string>> = {}): Promise<void> {
+  alterTopicConfig(
+    name: string,
+    config: Partial<TopicConfig>,
+    extraConfigs: Readonly<Record<string, string>> = {},
+    options: { validateOnly?: boolean } = {},
+  ): Promise<void> {
     return this.serialized(async () => {
       this.checkOpen();
       const topic = this.topicOrThrow(name);
@@ -619,6 +625,7 @@ export class LogManager {
           { code: ErrorCode.INVALID_CONFIG, context: { topic: name } },
         );
       }
+      if (options.validateOnly === true) return;
       const record: TopicRecord = { ...topic.record, config: next };
       delete record.extraConfigs;
       if (Object.keys(extraConfigs).length > 0) record.extraConfigs = { ...extraConfigs };

@@ -250,9 +250,12 @@ describe('AlterConfigs and IncrementalAlterConfigs on the raw wire', () => {
     expect(t.broker.log.describeTopic(topic).config.retentionMs).toBe(6000);
   });
 
-  it('the dedup window can be resized but not switched on after creation', async () => {
+  it('the dedup window can be resized but not switched on after creation; validate_only says so too', async () => {
     const topic = uniqueName('dedup-switch');
     await admin.createTopics({ topics: [{ topic }] });
+    expect(readResults(new Reader(await client.request(33, 1, alterBody([[2, topic, [['concordat.dedup.window.ms', '60000']]]], true))))).toEqual([
+      [40, `Topic '${topic}': the dedup window is off and cannot be switched on after creation; create a new topic with the window you want`, 2, topic],
+    ]);
     expect(readResults(new Reader(await client.request(33, 1, alterBody([[2, topic, [['concordat.dedup.window.ms', '60000']]]]))))).toEqual([
       [40, `Topic '${topic}': the dedup window is off and cannot be switched on after creation; create a new topic with the window you want`, 2, topic],
     ]);
