@@ -23,7 +23,7 @@ export default tseslint.config(
       // A leading underscore marks a parameter or a destructured field left out on purpose.
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true }],
       'jsdoc/require-jsdoc': [
-        'warn',
+        'error',
         {
           publicOnly: { esm: true, cjs: false },
           require: { ClassDeclaration: true, FunctionDeclaration: true, MethodDefinition: false },
