@@ -138,18 +138,37 @@ export async function startRestartablePostgres(dataDir: string): Promise<Restart
   return handle;
 }
 
+/** What {@link until} takes as "not yet": the condition's falsy results. */
+type NotYet = false | 0 | '' | null | undefined;
+
 /**
- * Polls `condition` every `intervalMs` until it holds.
+ * Polls `condition` every `intervalMs` (default 25) until it returns a
+ * truthy value, and resolves with that value: a boolean condition resolves
+ * `true`, a probe that returns a row (or `undefined` while there is none)
+ * resolves with the row. A condition that throws rejects at once.
+ *
+ * Tests wait with it for something observable (a row, a counter, a
+ * sentinel message handled after the ones under test) instead of sleeping
+ * for a fixed time: a fixed sleep is too short on a loaded machine and
+ * proves nothing when what it waits for never happens.
+ *
+ * @param options.timeoutMs how long to poll, in ms (default 30000)
+ * @param options.message what was awaited, for the error; a function is called at the timeout, to describe what was seen instead
  * @throws Error `<message> (not met within <timeoutMs> ms)` on timeout
  */
-export async function until(
-  condition: () => boolean | Promise<boolean>,
-  options: { timeoutMs?: number; intervalMs?: number; message?: string } = {},
-): Promise<void> {
+export async function until<T>(
+  condition: () => T | Promise<T>,
+  options: { timeoutMs?: number; intervalMs?: number; message?: string | (() => string) } = {},
+): Promise<Exclude<T, NotYet>> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`${options.message ?? 'condition'} (not met within ${timeoutMs} ms)`);
+  for (;;) {
+    const value = await condition();
+    if (value) return value as Exclude<T, NotYet>;
+    if (Date.now() > deadline) {
+      const message = typeof options.message === 'function' ? options.message() : (options.message ?? 'condition');
+      throw new Error(`${message} (not met within ${timeoutMs} ms)`);
+    }
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 25));
   }
 }
