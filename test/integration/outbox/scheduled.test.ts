@@ -37,8 +37,9 @@ class Timers {
 
 const labels = (): string[] => seen.map((s) => s.label);
 const seenOf = (label: string): Seen[] => seen.filter((s) => s.label === label);
-const waitFor = (label: string, message: string): Promise<void> =>
-  until(() => seenOf(label).length > 0, { timeoutMs: 30_000, intervalMs: 10, message });
+const waitFor = async (label: string, message: string): Promise<void> => {
+  await until(() => seenOf(label).length > 0, { timeoutMs: 30_000, intervalMs: 10, message });
+};
 
 const testConsumer = { sessionTimeoutMs: 6000, heartbeatIntervalMs: 500, maxWaitMs: 50, retryBackoffMs: 20, retryBackoffMaxMs: 100 };
 

@@ -1,6 +1,7 @@
 import { Container } from 'inversify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConcordatApp, Service } from '../../../src/runtime/index.js';
+import { until } from '../../../src/testing/index.js';
 import {
   COORDINATOR_OPTIONS,
   COORDINATOR_SERVICE,
@@ -14,7 +15,7 @@ import {
   type CoordinatorOptions,
   type TccContext,
 } from '../../../src/transactions/index.js';
-import { createTxFixture, waitFor, type TxFixture } from './support/fixture.js';
+import { createTxFixture, type TxFixture } from './support/fixture.js';
 
 @Service('counter')
 @TccParticipant('counter')
@@ -105,8 +106,10 @@ describe('two coordinator instances share the work without driving one global tr
   it('deadlines: both instances scan at once; 40 expired global transactions are each decided once', async () => {
     // No participant runs: every transaction expires and is cancelled by whichever scan claims it first.
     const ids = await begin(40, 150);
-    await waitFor(async () => ((await decisions(ids)).every((row) => row.n === 1) ? true : undefined), 'every deadline decision');
-    await new Promise((r) => setTimeout(r, 300)); // more scans, which must find nothing left to decide
+    await until(async () => (await decisions(ids)).every((row) => row.n === 1), { message: 'every deadline decision' });
+    // More scans, by both instances at once, must find nothing left to decide.
+    const coordinators = apps.map((app) => app.service<TransactionCoordinator>(TransactionCoordinator));
+    for (let round = 0; round < 2; round++) await Promise.all(coordinators.map((coordinator) => coordinator.scan()));
     const rows = await decisions(ids);
     expect(rows).toHaveLength(40);
     expect(rows.every((row) => row.n === 1)).toBe(true);
@@ -124,10 +127,10 @@ describe('two coordinator instances share the work without driving one global tr
       { globalTxId: '00000000-0000-7000-8000-000000000000', branchId: 1, action: 'confirm', ok: true },
     ];
     const ids = await apps[0]!.transaction(async (context) => junk.map((data) => context.publish(REPLY_TOPIC, data, { key: data.globalTxId })));
-    await waitFor(async () => {
-      const rows = await f.query<{ n: number }>(`SELECT count(*)::int AS n FROM concordat.inbox WHERE consumer = $1 AND message_id = ANY($2)`, [COORDINATOR_SERVICE, ids]);
-      return rows[0]!.n === 2 ? true : undefined;
-    }, 'both replies consumed');
+    await until(
+      async () => (await f.query<{ n: number }>(`SELECT count(*)::int AS n FROM concordat.inbox WHERE consumer = $1 AND message_id = ANY($2)`, [COORDINATOR_SERVICE, ids]))[0]!.n === 2,
+      { message: 'both replies consumed' },
+    );
     const after = apps.map((app) => app.stats()[COORDINATOR_SERVICE]!);
     expect(after.reduce((n, s) => n + s.deadLettered, 0)).toBe(before.reduce((n, s) => n + s.deadLettered, 0));
     expect(after.reduce((n, s) => n + s.retries, 0)).toBe(before.reduce((n, s) => n + s.retries, 0));

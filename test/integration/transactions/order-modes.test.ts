@@ -14,6 +14,7 @@ import { PaymentTwoPhaseService } from '../../../examples/order-saga/services/pa
 import { PaymentService } from '../../../examples/order-saga/services/payment.service.js';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
 import { ConcordatApp } from '../../../src/runtime/index.js';
+import { until } from '../../../src/testing/index.js';
 import { COORDINATOR_OPTIONS, TransactionCoordinator } from '../../../src/transactions/index.js';
 import { EmbeddedTransport } from '../../../src/transport/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
@@ -94,12 +95,15 @@ describe.each([Mode.TCC, Mode.TWO_PHASE, Mode.SAGA])('the order example in %s mo
           }
         });
         const target = Math.min(from + SLICE, ORDERS);
-        for (;;) {
-          const [row] = await db.dataSource.query(`SELECT count(*) FILTER (WHERE status <> 'PENDING')::int AS done FROM orders.orders`);
-          if (row.done === target) break;
-          if (Date.now() > deadline) throw new Error(`only ${row.done} of ${target} orders finished`);
-          await new Promise((r) => setTimeout(r, 100));
-        }
+        let done = 0;
+        const database = db;
+        await until(
+          async () => {
+            done = (await database.dataSource.query(`SELECT count(*) FILTER (WHERE status <> 'PENDING')::int AS done FROM orders.orders`))[0].done;
+            return done === target;
+          },
+          { timeoutMs: Math.max(0, deadline - Date.now()), intervalMs: 100, message: () => `only ${done} of ${target} orders finished` },
+        );
       }
       // The last outcome's global transaction ended before its order row changed: every check can run now.
       const checks = await runChecks(db.dataSource);

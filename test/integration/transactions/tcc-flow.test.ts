@@ -25,8 +25,10 @@ import {
   type TccContext,
 } from '../../../src/transactions/index.js';
 import { decisionMessageId } from '../../../src/transactions/coordinator/messages.js';
+import { until } from '../../../src/testing/index.js';
 import { EmbeddedTransport } from '../../../src/transport/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
+import { tccSentinelBehind } from './support/sentinel.js';
 
 /** Each participant logs what it did, in its own table, so the test sees committed effects only. */
 function participant(name: string) {
@@ -111,16 +113,15 @@ describe('TCC global transactions end to end (coordinator, participants, embedde
     );
   }
   async function outcome(id: string, timeoutMs = 20_000): Promise<{ state: string; reason: string | null }> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const rows = await db.dataSource.query(`SELECT state, reason FROM outcomes WHERE global_tx_id = $1`, [id]);
-      if (rows.length > 0) {
-        expect(rows).toHaveLength(1);
-        return rows[0];
-      }
-      if (Date.now() > deadline) throw new Error(`no outcome for ${id}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    const rows = await until(
+      async () => {
+        const found: Array<{ state: string; reason: string | null }> = await db.dataSource.query(`SELECT state, reason FROM outcomes WHERE global_tx_id = $1`, [id]);
+        return found.length > 0 ? found : undefined;
+      },
+      { timeoutMs, message: `the outcome of ${id}` },
+    );
+    expect(rows).toHaveLength(1);
+    return rows[0]!;
   }
   const effects = async (id: string): Promise<string[]> =>
     (await db.dataSource.query(`SELECT participant || ':' || action AS e FROM effects WHERE global_tx_id = $1 ORDER BY 1`, [id])).map(
@@ -158,20 +159,20 @@ describe('TCC global transactions end to end (coordinator, participants, embedde
   it('cancels at the deadline when a participant is down; when it comes back it tries, then cancels, once', async () => {
     const id = await begin(['alpha', 'beta'], {}, 300);
     // Decided at the deadline: alpha cancelled, beta (down) not acknowledged yet, so not ended.
-    const deadline = Date.now() + 10_000;
-    while ((await branches(id))[0] !== 'CANCELLED') {
-      if (Date.now() > deadline) throw new Error('alpha was not cancelled');
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await until(async () => (await branches(id))[0] === 'CANCELLED', { timeoutMs: 10_000, message: 'alpha cancelled' });
     const [decided] = await db.dataSource.query(`SELECT state, reason, ended_at FROM concordat.global_transaction WHERE id = $1`, [id]);
     expect(decided).toEqual({ state: 'CANCELLING', reason: 'deadline passed before every branch voted', ended_at: null });
     expect(await branches(id)).toEqual(['CANCELLED', 'PENDING']);
-    // Let the coordinator resend Cancel to beta a few times while beta is down.
-    await new Promise((r) => setTimeout(r, 1_600));
+    // The coordinator sends beta its Cancel again (500 ms, then 1 s later) while beta is down: two resends wait in its partition.
+    const resends = async (): Promise<number> =>
+      (await db.dataSource.query(`SELECT resend_count AS n FROM concordat.global_transaction WHERE id = $1`, [id]))[0].n;
+    await until(async () => (await resends()) >= 2, { timeoutMs: 10_000, message: 'two resends of the Cancel to beta' });
 
     late = ConcordatApp.create({ name: 'beta-app', services: [Beta], database: db, transport, partitions: 2, relay: false });
     await late.start();
     expect(await outcome(id)).toEqual({ state: 'CANCELLED', reason: 'deadline passed before every branch voted' });
+    // Every Cancel sent to beta (the first and the resends) is handled before a sentinel behind them.
+    await tccSentinelBehind(main, 'beta', id);
     // beta's Try came first in its partition, then the Cancels: it reserved, then released once.
     expect(await effects(id)).toEqual(['alpha:cancel', 'alpha:try', 'beta:cancel', 'beta:try']);
     expect(await branches(id)).toEqual(['CANCELLED', 'CANCELLED']);
@@ -179,37 +180,9 @@ describe('TCC global transactions end to end (coordinator, participants, embedde
     expect(fences.n).toBe(2);
   });
 
-  /** Waits until `check` returns a value. */
-  async function waitFor<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = await check();
-      if (value !== undefined) return value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
   /** Whether `consumer` has consumed (committed an inbox row for) `messageId`. */
   const consumedBy = async (consumer: string, messageId: string): Promise<boolean> =>
     (await db.dataSource.query(`SELECT 1 FROM concordat.inbox WHERE consumer = $1 AND message_id = $2`, [consumer, messageId])).length > 0;
-  /**
-   * Sends alpha, behind whatever the coordinator published for `key`'s global transaction, the Cancel of
-   * another (unknown) one on the same key, hence the same partition, and waits until alpha handled it: any
-   * command for `key` published before it has then been handled too.
-   */
-  const behindCommandsFor = async (key: string): Promise<void> => {
-    const sentinel = randomUUID();
-    await main.transaction(async (context) => {
-      const command: BranchCommand = { globalTxId: sentinel, branchId: 1, participant: 'alpha', action: BranchAction.CANCEL, payload: {} };
-      context.publish(commandTopic('TCC', 'alpha', BranchAction.CANCEL), command, {
-        key,
-        type: TxMessageType.COMMAND('TCC', BranchAction.CANCEL),
-        globalTxId: sentinel,
-        id: decisionMessageId(sentinel, 1, BranchAction.CANCEL),
-      });
-    });
-    await waitFor(async () => ((await fenceOf(sentinel)) === 'CANCELLED' ? true : undefined), 'the sentinel Cancel handled by alpha');
-  };
   const fenceOf = async (id: string): Promise<string | undefined> =>
     (await db.dataSource.query(`SELECT state FROM concordat.fence WHERE global_tx_id = $1`, [id]))[0]?.state;
   /** Sends alpha a Try as the coordinator would, for a global transaction the coordinator may not hold. */
@@ -222,11 +195,11 @@ describe('TCC global transactions end to end (coordinator, participants, embedde
   it('presumed abort: a Try that reserved for a global transaction the coordinator does not hold is cancelled, with its payload', async () => {
     const id = randomUUID(); // begun nowhere (a lost begin, or history cleaned up)
     await sendTry(id, { sku: 'A-1' });
-    await waitFor(async () => ((await fenceOf(id)) === 'CANCELLED' ? true : undefined), 'the presumed Cancel');
+    await until(async () => (await fenceOf(id)) === 'CANCELLED', { message: 'the presumed Cancel' });
     expect(await effects(id)).toEqual(['alpha:cancel', 'alpha:try']);
     // Once cancelled, a Try delivered again is refused by the fence (anti-hanging) and reserves nothing.
     const again = await sendTry(id, { sku: 'A-1' });
-    await waitFor(async () => ((await consumedBy('alpha', again)) ? true : undefined), 'the second Try consumed by alpha');
+    await until(() => consumedBy('alpha', again), { message: 'the second Try consumed by alpha' });
     expect(await effects(id)).toEqual(['alpha:cancel', 'alpha:try']);
     expect(await fenceOf(id)).toBe('CANCELLED');
   });
@@ -240,10 +213,10 @@ describe('TCC global transactions end to end (coordinator, participants, embedde
     const before = Number((await db.dataSource.query(`SELECT count(*) AS n FROM concordat.inbox WHERE consumer = 'alpha'`))[0].n);
     await sendTry(id, {});
     // The Try (a duplicate: fence CONFIRMED, so it votes yes again) and the presumed Cancel (refused: Cancel after Confirm) both consumed.
-    await waitFor(async () => {
-      const n = Number((await db.dataSource.query(`SELECT count(*) AS n FROM concordat.inbox WHERE consumer = 'alpha'`))[0].n);
-      return n >= before + 2 ? true : undefined;
-    }, 'the Try and the presumed Cancel consumed by alpha');
+    await until(
+      async () => Number((await db.dataSource.query(`SELECT count(*) AS n FROM concordat.inbox WHERE consumer = 'alpha'`))[0].n) >= before + 2,
+      { message: 'the Try and the presumed Cancel consumed by alpha' },
+    );
     expect(await effects(id)).toEqual(['alpha:confirm', 'alpha:try']);
     expect(await fenceOf(id)).toBe('CONFIRMED');
   });
@@ -260,12 +233,12 @@ describe('TCC global transactions end to end (coordinator, participants, embedde
         id: decisionMessageId(id, 1, BranchAction.CANCEL),
       });
     });
-    await waitFor(async () => ((await fenceOf(id)) === 'CANCELLED' ? true : undefined), 'the empty rollback');
+    await until(async () => (await fenceOf(id)) === 'CANCELLED', { message: 'the empty rollback' });
     // The fence retention passed (the inbox's dedup window did not), then the Try is delivered late (a replayed dead letter).
     await db.dataSource.query(`DELETE FROM concordat.fence WHERE global_tx_id = $1`, [id]);
     await sendTry(id, { sku: 'A-2' });
     // It reserves and votes yes; the coordinator does not hold the transaction and presumes abort: the Cancel must reach @Cancel.
-    await waitFor(async () => ((await fenceOf(id)) === 'CANCELLED' ? true : undefined), 'the presumed Cancel of the late Try', 10_000);
+    await until(async () => (await fenceOf(id)) === 'CANCELLED', { timeoutMs: 10_000, message: 'the presumed Cancel of the late Try' });
     expect(await effects(id)).toEqual(['alpha:cancel', 'alpha:try']);
   });
 
@@ -278,12 +251,12 @@ describe('TCC global transactions end to end (coordinator, participants, embedde
       const reply: BranchReply = { globalTxId: id, branchId: 1, participant: 'alpha', action: BranchAction.TRY, ok: true };
       return context.publish(REPLY_TOPIC, reply, { key: id, type: TxMessageType.REPLY, globalTxId: id });
     });
-    await waitFor(async () => {
-      const rows = await db.dataSource.query(`SELECT 1 FROM concordat.inbox WHERE consumer = 'concordat-coordinator' AND message_id = $1`, [messageId]);
-      return rows.length > 0 ? true : undefined;
-    }, 'the reply consumed by the coordinator');
+    await until(
+      async () => (await db.dataSource.query(`SELECT 1 FROM concordat.inbox WHERE consumer = 'concordat-coordinator' AND message_id = $1`, [messageId])).length > 0,
+      { message: 'the reply consumed by the coordinator' },
+    );
     // A Cancel, had the coordinator sent one, was published with that consumption: it is handled before the sentinel.
-    await behindCommandsFor(id);
+    await tccSentinelBehind(main, 'alpha', id);
     // Before: a Cancel with a null payload reached @Cancel (alpha records 'cancel without payload').
     // Left for an operator (logged at error), not cancelled through @Cancel without the payload it needs.
     expect(await effects(id)).toEqual(['alpha:try']);

@@ -7,8 +7,10 @@ import { nonRetriable } from '../../../src/errors.js';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
 import { ConcordatApp, Service } from '../../../src/runtime/index.js';
 import { COORDINATOR_OPTIONS, Cancel, Confirm, TccParticipant, TransactionCoordinator, Try, beginTcc, retryGlobalTx, type TccContext } from '../../../src/transactions/index.js';
+import { until } from '../../../src/testing/index.js';
 import { EmbeddedTransport } from '../../../src/transport/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
+import { tccSentinelBehind } from './support/sentinel.js';
 
 /** A participant whose Confirm fails until told otherwise (a bug being fixed, a dependency down). */
 @Service('flaky')
@@ -60,15 +62,6 @@ describe('TCC decisions sent again to a participant whose handler fails (dead le
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function waitFor<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = await check();
-      if (value !== undefined) return value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
   const deadLetters = async (id: string): Promise<number> =>
     Number((await db.dataSource.query(`SELECT count(*) AS n FROM concordat.dead_letter WHERE topic = 'concordat.tcc.flaky' AND partition_key = $1`, [id]))[0].n);
   const resends = async (id: string): Promise<number> =>
@@ -80,15 +73,15 @@ describe('TCC decisions sent again to a participant whose handler fails (dead le
   it('a Confirm that keeps failing is dead-lettered once however often it is sent again; once the handler works, a resend confirms', async () => {
     Flaky.confirmFails = true;
     const id = await app.transaction((context) => beginTcc(context, { name: 'flaky', branches: [{ participant: 'flaky', payload: {} }], timeoutMs: 60_000 }));
-    await waitFor(async () => ((await deadLetters(id)) > 0 ? true : undefined), 'the first dead letter');
-    // Many resends reach the participant and fail again.
-    await waitFor(async () => ((await resends(id)) >= 8 ? true : undefined), '8 resends');
-    await new Promise((r) => setTimeout(r, 300)); // the last resends are consumed
+    await until(async () => (await deadLetters(id)) > 0, { message: 'the first dead letter' });
+    // Many resends reach the participant and fail again: at least 8 sent, and handled before a sentinel behind them.
+    await until(async () => (await resends(id)) >= 8, { message: '8 resends' });
+    await tccSentinelBehind(app, 'flaky', id);
     expect(await state(id)).toBe('CONFIRMING');
     expect(await deadLetters(id)).toBe(1);
 
     Flaky.confirmFails = false;
-    await waitFor(async () => ((await state(id)) === 'CONFIRMED' ? true : undefined), 'the confirmation');
+    await until(async () => (await state(id)) === 'CONFIRMED', { message: 'the confirmation' });
     expect(await effects(id)).toEqual(['confirm', 'try']);
     expect(await deadLetters(id)).toBe(1);
   });
@@ -98,12 +91,12 @@ describe('TCC decisions sent again to a participant whose handler fails (dead le
     Flaky.confirmFails = false;
     Flaky.loseFence = true;
     const id = await app.transaction((context) => beginTcc(context, { name: 'flaky', branches: [{ participant: 'flaky', payload: {} }], timeoutMs: 60_000 }));
-    await waitFor(async () => ((await state(id)) === 'FAILED' ? true : undefined), 'the branch to fail');
+    await until(async () => (await state(id)) === 'FAILED', { message: 'the branch to fail' });
     // The operator repairs the fence and retries: the Confirm must run, not be skipped as a duplicate.
     await db.dataSource.query(`INSERT INTO concordat.fence (participant, global_tx_id, branch_id, state) VALUES ('flaky', $1, 1, 'TRIED')`, [id]);
     Flaky.loseFence = false;
     await retryGlobalTx(db.dataSource, id);
-    await waitFor(async () => ((await state(id)) === 'CONFIRMED' ? true : undefined), 'the confirmation after the retry');
+    await until(async () => (await state(id)) === 'CONFIRMED', { message: 'the confirmation after the retry' });
     expect(await effects(id)).toEqual(['confirm', 'try']);
   });
 });

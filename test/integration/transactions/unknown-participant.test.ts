@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
 import { ConcordatApp, Service } from '../../../src/runtime/index.js';
 import { COORDINATOR_OPTIONS, Cancel, Confirm, TccParticipant, TransactionCoordinator, Try, beginTcc, type TccContext } from '../../../src/transactions/index.js';
+import { until } from '../../../src/testing/index.js';
 import { EmbeddedTransport } from '../../../src/transport/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 
@@ -68,15 +69,6 @@ describe('a branch for a participant no service declares (a typo) does not keep 
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function waitFor<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = await check();
-      if (value !== undefined) return value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
   const row = async (id: string): Promise<{ state: string; reason: string | null }> =>
     (await db.dataSource.query(`SELECT state, reason FROM concordat.global_transaction WHERE id = $1`, [id]))[0];
 
@@ -91,10 +83,13 @@ describe('a branch for a participant no service declares (a typo) does not keep 
         timeoutMs: 300,
       }),
     );
-    const failed = await waitFor(async () => {
-      const r = await row(id);
-      return r.state === 'FAILED' ? r : undefined;
-    }, 'the coordinator to give up');
+    const failed = await until(
+      async () => {
+        const r = await row(id);
+        return r.state === 'FAILED' ? r : undefined;
+      },
+      { message: 'the coordinator to give up' },
+    );
     expect(failed.reason).toBe('gave up after 3 resends of cancel: roomz.reserve (branch 2) never answered');
     const branches = await db.dataSource.query(`SELECT branch_id AS id, state, error FROM concordat.branch WHERE global_tx_id = $1 ORDER BY branch_id`, [id]);
     expect(branches).toEqual([

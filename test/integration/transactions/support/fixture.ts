@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase, type Database } from '../../../../src/persistence/index.js';
+import { until } from '../../../../src/testing/index.js';
 import { EmbeddedTransport } from '../../../../src/transport/index.js';
 import { createTestDatabase, type TestDatabase } from '../../../support/database.js';
 
@@ -58,13 +59,14 @@ export async function createTxFixture(name: string, setupSql: string[] = [], poo
     branchStates: async (id) =>
       (await query<{ state: string }>(`SELECT state FROM concordat.branch WHERE global_tx_id = $1 ORDER BY branch_id`, [id])).map((r) => r.state),
     ended: async (id, timeoutMs = 20_000) => {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const row = await txRow(id);
-        if (row.ended) return row;
-        if (Date.now() > deadline) throw new Error(`global transaction ${id} did not end: ${JSON.stringify(row)}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
+      let last: Awaited<ReturnType<typeof txRow>> | undefined;
+      return until(
+        async () => {
+          last = await txRow(id);
+          return last.ended ? last : undefined;
+        },
+        { timeoutMs, message: () => `global transaction ${id} to end (last seen: ${JSON.stringify(last)})` },
+      );
     },
     prepared,
     close: async () => {
@@ -79,13 +81,7 @@ export async function createTxFixture(name: string, setupSql: string[] = [], poo
   };
 }
 
-/** Polls `probe` until it returns something other than undefined. */
-export async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** `until` with this directory's habits: `probe` returns undefined for "not yet", `what` names what is awaited, 20 s. */
+export function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
+  return until(probe, { timeoutMs, message: `waiting for ${what}` }) as Promise<T>;
 }
