@@ -176,18 +176,29 @@ describe('outbox relays sharing shards (real Postgres, real log)', () => {
     await runTransaction(db.dataSource, 'test', async (context) => {
       for (let i = 0; i < 5; i++) context.publish(topic, { i }, { key: 'lag' });
     });
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const lag = await r.lag();
+    // No relay runs yet: the five rows wait, and the age of the oldest grows with the database clock.
+    const lag = await until(
+      async () => {
+        const current = await r.lag();
+        return current.oldestAgeMs >= 250 ? current : undefined;
+      },
+      { timeoutMs: 10_000, message: 'the oldest row 250 ms old' },
+    );
     expect(lag.backlogRows).toBe(5);
-    expect(lag.oldestAgeMs).toBeGreaterThanOrEqual(250);
     expect(lag.oldestAgeMs).toBeLessThan(10_000);
 
     await r.start();
     await until(() => received.length === 5, { message: 'the backlog is published' });
     await until(async () => (await r.lag()).backlogRows === 0, { message: 'rows deleted' });
     expect(await r.lag()).toEqual({ backlogRows: 0, oldestAgeMs: 0 });
-    await new Promise((resolve) => setTimeout(resolve, 1100)); // the lag gauges cache their query for 1 s
-    const text = await registry.metrics();
+    // The lag gauges cache their query for 1 s: they read 0 once the cache has expired.
+    const text = await until(
+      async () => {
+        const current = await registry.metrics();
+        return current.includes('concordat_outbox_backlog_rows 0') ? current : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 100, message: 'the backlog gauge at 0' },
+    );
     expect(text).toContain('concordat_outbox_published_total{relay="relay-metrics"} 5');
     expect(text).toContain('concordat_outbox_shards_owned{relay="relay-metrics"} 256');
     expect(text).toContain('concordat_outbox_backlog_rows 0');

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { OutboxRelay } from '../../../src/outbox/index.js';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
 import { TransactionContext } from '../../../src/runtime/index.js';
+import { until } from '../../../src/testing/index.js';
 import { EmbeddedTransport, type Delivery, type OutgoingRecord, type PublishAck, type Transport } from '../../../src/transport/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 
@@ -88,13 +89,6 @@ describe('outbox relay (real Postgres, real log)', () => {
       return ids;
     });
   }
-  async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await condition())) {
-      if (Date.now() > deadline) throw new Error('condition not met in time');
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
   const outboxRows = async (): Promise<number> => Number((await db.dataSource.query(`SELECT count(*) AS n FROM concordat.outbox`))[0].n);
   const payloads = (key: string): number[] =>
     received.filter((d) => d.key?.toString() === key).map((d) => JSON.parse(d.value!.toString()).n);
@@ -104,13 +98,13 @@ describe('outbox relay (real Postgres, real log)', () => {
     await relay.start();
     const started = Date.now();
     const ids = await publish(Array.from({ length: 30 }, (_, i) => ({ key: `k${i % 3}`, n: i })));
-    await until(() => received.length === 30);
+    await until(() => received.length === 30, { message: '30 delivered' });
     expect(Date.now() - started).toBeLessThan(5_000); // far below the 60 s poll: NOTIFY woke it
     expect(payloads('k0')).toEqual([0, 3, 6, 9, 12, 15, 18, 21, 24, 27]);
     expect(payloads('k1')).toEqual([1, 4, 7, 10, 13, 16, 19, 22, 25, 28]);
     expect(received.map((d) => d.headers.ce_id!.toString()).sort()).toEqual([...ids].sort());
     expect(received[0]!.headers.ce_source!.toString()).toBe('relay-test');
-    await until(async () => (await outboxRows()) === 0);
+    await until(async () => (await outboxRows()) === 0, { message: 'the outbox emptied' });
   });
 
   it('keeps rows when the log is unreachable, and publishes them once it is back', async () => {
@@ -118,10 +112,10 @@ describe('outbox relay (real Postgres, real log)', () => {
     relay = new OutboxRelay(db, faulty, { pollIntervalMs: 50, retryBackoffMs: 10 });
     await publish([{ key: 'a', n: 1 }, { key: 'a', n: 2 }]);
     await relay.start();
-    await until(() => received.length === 2);
+    await until(() => received.length === 2, { message: 'both delivered' });
     expect(faulty.failBeforePublish).toBe(0);
     expect(payloads('a')).toEqual([1, 2]);
-    await until(async () => (await outboxRows()) === 0);
+    await until(async () => (await outboxRows()) === 0, { message: 'the outbox emptied' });
   });
 
   it('a lost acknowledgement yields a duplicate, never a loss', async () => {
@@ -129,8 +123,8 @@ describe('outbox relay (real Postgres, real log)', () => {
     relay = new OutboxRelay(db, faulty, { pollIntervalMs: 50, retryBackoffMs: 10 });
     const [id] = await publish([{ key: 'b', n: 7 }]);
     await relay.start();
-    await until(() => received.length === 2);
+    await until(() => received.length === 2, { message: 'both delivered' });
     expect(received.map((d) => d.headers.ce_id!.toString())).toEqual([id, id]);
-    await until(async () => (await outboxRows()) === 0);
+    await until(async () => (await outboxRows()) === 0, { message: 'the outbox emptied' });
   });
 });
