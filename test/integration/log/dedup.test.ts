@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { ConcordatError } from '../../../src/errors.js';
 import { decodeRecordBatches, encodeRecordBatch, LogManager } from '../../../src/log/index.js';
 import { openLog, readAll, tempDir } from './helpers.js';
@@ -70,11 +70,17 @@ describe('message-ID dedup window', () => {
 
   it('forgets IDs older than dedupWindowMs and beyond dedupWindowIdsMax', async () => {
     const { log } = await dedupLog({ dedupWindowMs: 300, dedupWindowIdsMax: 3 });
+    // The window ages by Date.now(): a fake clock (Date only; file I/O and timers stay real) moves it to the edge exactly.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    onTestFinished(() => void vi.useRealTimers());
+    const appendedAt = Date.now();
     await log.appendRecords('dd', 0, withIds(['a', 'b', 'c', 'd']));
     // 'a' was pushed out by the bound of three IDs.
     expect(await log.appendRecords('dd', 0, withIds(['a']))).toMatchObject({ baseOffset: 4, recordLocations: [{ partition: 0, offset: 4 }] });
     expect(await log.appendRecords('dd', 0, withIds(['d']))).toMatchObject({ duplicate: true, recordLocations: [{ partition: 0, offset: 3 }] });
-    await new Promise((resolve) => setTimeout(resolve, 350));
+    vi.setSystemTime(appendedAt + 300);
+    expect(await log.appendRecords('dd', 0, withIds(['d']))).toMatchObject({ duplicate: true, recordLocations: [{ partition: 0, offset: 3 }] });
+    vi.setSystemTime(appendedAt + 301);
     expect(await log.appendRecords('dd', 0, withIds(['d']))).toMatchObject({ baseOffset: 5 });
   });
 

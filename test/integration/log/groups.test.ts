@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { ConcordatError } from '../../../src/errors.js';
 import {
   decodeAssignment,
@@ -8,7 +8,6 @@ import {
   type JoinGroupRequest,
 } from '../../../src/log/index.js';
 import { openLog, tempDir } from './helpers.js';
-import { until } from '../../../src/testing/index.js';
 
 const FAST_GROUPS = { groups: { minSessionTimeoutMs: 50 } };
 
@@ -37,9 +36,20 @@ async function caught(promise: Promise<unknown>): Promise<ConcordatError> {
   throw new Error('expected a rejection');
 }
 
-/** Resolves to 'pending' if `promise` has not settled after `ms`. */
-async function settledWithin<T>(promise: Promise<T>, ms: number): Promise<T | 'pending'> {
-  return Promise.race([promise, new Promise<'pending'>((resolve) => setTimeout(() => resolve('pending'), ms))]);
+/**
+ * Whether `promise` has settled once everything already queued (promise callbacks, I/O callbacks) has
+ * run. The coordinator answers a join or a sync in the call that completes the round, or from a timer
+ * (seconds away in these tests): one still waiting for another member's call is pending here, whatever
+ * the machine's speed, and one answered early (the bug) has settled.
+ */
+async function settledNow(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  promise.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  return settled;
 }
 
 async function logWithTopic(options = {}): Promise<LogManager> {
@@ -68,7 +78,7 @@ describe('GroupCoordinator membership', () => {
     const a = await log.groups.joinGroup(joinRequest('g2'));
     await log.groups.syncGroup({ groupId: 'g2', generationId: 1, memberId: a.memberId, assignments: [] });
     const bJoin = log.groups.joinGroup(joinRequest('g2'));
-    expect(await settledWithin(bJoin, 50)).toBe('pending');
+    expect(await settledNow(bJoin)).toBe(false);
     expect(log.groups.describeGroup('g2').state).toBe('PreparingRebalance');
     const heartbeat = await caught(log.groups.heartbeat({ groupId: 'g2', generationId: 1, memberId: a.memberId }));
     expect([heartbeat.code, heartbeat.message]).toEqual(['REBALANCE_IN_PROGRESS', "group 'g2' is rebalancing; join again"]);
@@ -79,7 +89,7 @@ describe('GroupCoordinator membership', () => {
     expect(b).toMatchObject({ generationId: 2, leader: a.memberId, members: [] });
 
     const bSync = log.groups.syncGroup({ groupId: 'g2', generationId: 2, memberId: b.memberId, assignments: [] });
-    expect(await settledWithin(bSync, 30)).toBe('pending');
+    expect(await settledNow(bSync)).toBe(false);
     const forB = encodeAssignment({ assignedPartitions: [{ topic: 't', partitions: [2, 3] }] });
     const forA = encodeAssignment({ assignedPartitions: [{ topic: 't', partitions: [0, 1] }] });
     const aSync = await log.groups.syncGroup({
@@ -169,6 +179,10 @@ describe('GroupCoordinator membership', () => {
 
   it('removes a member whose session expires and rebalances the others', async () => {
     const log = await logWithTopic(FAST_GROUPS);
+    // The coordinator's timers on a fake clock: b's 150 ms session expires when the test moves the clock,
+    // not during the joins and syncs below when a loaded machine runs them slowly.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    onTestFinished(() => void vi.useRealTimers());
     const a = await log.groups.joinGroup(joinRequest('g7', '', { sessionTimeoutMs: 5000 }));
     const bJoin = log.groups.joinGroup(joinRequest('g7', '', { sessionTimeoutMs: 150 }));
     await log.groups.joinGroup(joinRequest('g7', a.memberId, { sessionTimeoutMs: 5000 }));
@@ -177,8 +191,10 @@ describe('GroupCoordinator membership', () => {
       log.groups.syncGroup({ groupId: 'g7', generationId: 2, memberId: a.memberId, assignments: [] }),
       log.groups.syncGroup({ groupId: 'g7', generationId: 2, memberId: b.memberId, assignments: [] }),
     ]);
-    // b stops heartbeating: its 150 ms session expires and the group drops it.
-    await until(() => log.groups.describeGroup('g7').members.length === 1, { timeoutMs: 5_000, message: 'b expired' });
+    // b stops heartbeating: the group drops it when its 150 ms session is over, not before.
+    await vi.advanceTimersByTimeAsync(149);
+    expect(log.groups.describeGroup('g7')).toMatchObject({ state: 'Stable', members: [expect.anything(), expect.anything()] });
+    await vi.advanceTimersByTimeAsync(1);
     expect(log.groups.describeGroup('g7').members.map((m) => m.memberId)).toEqual([a.memberId]);
     expect((await caught(log.groups.heartbeat({ groupId: 'g7', generationId: 2, memberId: a.memberId }))).code).toBe('REBALANCE_IN_PROGRESS');
     expect((await caught(log.groups.heartbeat({ groupId: 'g7', generationId: 2, memberId: b.memberId }))).code).toBe('UNKNOWN_MEMBER_ID');
@@ -210,9 +226,18 @@ describe('GroupCoordinator membership', () => {
 
   it('waits group.initial.rebalance.delay.ms for more members before the first generation', async () => {
     const log = await logWithTopic({ groups: { initialRebalanceDelayMs: 150 } });
-    const aJoin = log.groups.joinGroup(joinRequest('g10'));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The delay's timer on a fake clock: b joins 100 ms into it, however slow the machine.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    onTestFinished(() => void vi.useRealTimers());
+    let aAnswered = false;
+    const aJoin = log.groups.joinGroup(joinRequest('g10')).finally(() => (aAnswered = true));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(aAnswered).toBe(false);
     const bJoin = log.groups.joinGroup(joinRequest('g10'));
+    // A member that joined during the delay starts another one: 150 + 150 ms in all.
+    await vi.advanceTimersByTimeAsync(199);
+    expect(aAnswered).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
     const [a, b] = await Promise.all([aJoin, bJoin]);
     expect([a.generationId, b.generationId]).toEqual([1, 1]);
     expect(a.leader).toBe(b.leader);

@@ -1,6 +1,6 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { ConcordatError } from '../../../src/errors.js';
 import { decodeRecordBatches, encodeRecordBatch, LogManager } from '../../../src/log/index.js';
 import { until } from '../../../src/testing/index.js';
@@ -178,20 +178,29 @@ describe('LogManager append and read', () => {
     await log.createTopic('lp', { partitions: 1 });
     const started = Date.now();
     const waiting = log.read('lp', 0, 0, { maxBytes: 1000, maxWaitMs: 5000 });
-    setTimeout(() => void log.appendRecords('lp', 0, values('late', 1)), 100);
+    // Appended once the read waits (not after a fixed delay, which a loaded machine can outlast).
+    await until(() => log.describePartition('lp', 0).readsWaiting === 1, { timeoutMs: 5000, message: 'the read waiting' });
+    await log.appendRecords('lp', 0, values('late', 1));
     const result = await waiting;
     expect(decodeRecordBatches(result.records)[0]!.records[0]!.value!.toString()).toBe('late0');
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(log.describePartition('lp', 0).readsWaiting).toBe(0);
 
+    // maxWaitMs must elapse: the one wait here that is about time.
     const timedStart = Date.now();
     const empty = await log.read('lp', 0, 1, { maxBytes: 1000, maxWaitMs: 150 });
     expect(empty.records.length).toBe(0);
     expect(Date.now() - timedStart).toBeGreaterThanOrEqual(140);
 
     const controller = new AbortController();
+    const abortStart = Date.now();
     const aborted = log.read('lp', 0, 1, { maxBytes: 1000, maxWaitMs: 10_000, signal: controller.signal });
-    setTimeout(() => controller.abort(), 50);
+    await until(() => log.describePartition('lp', 0).readsWaiting === 1, { timeoutMs: 5000, message: 'the read waiting' });
+    controller.abort();
     expect((await aborted).records.length).toBe(0);
+    // Ended by the abort, long before its 10 s.
+    expect(Date.now() - abortStart).toBeLessThan(5000);
+    expect(log.describePartition('lp', 0).readsWaiting).toBe(0);
 
     const tooLong = await caught(log.read('lp', 0, 1, { maxBytes: 1000, maxWaitMs: 700_000 }));
     expect(tooLong.message).toBe('maxWaitMs 700000 exceeds readWaitMsMax (600000); raise the log option readWaitMsMax');
@@ -262,12 +271,17 @@ describe('LogManager append and read', () => {
 
   it('with flushMode interval syncs on its timer and acknowledges before', async () => {
     const log = await openLog(await tempDir());
-    // An interval far longer than five appends take, even on a loaded machine: they are acknowledged unsynced.
+    // The partition's flush timer on a fake clock (setInterval only; file I/O stays real): it fires when
+    // the test moves the clock, so the appends below are acknowledged unsynced however slow the machine.
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    onTestFinished(() => void vi.useRealTimers());
     await log.createTopic('timed', { partitions: 1, config: { flushMode: 'interval', flushIntervalMs: 1_000 } });
     const before = log.flushStats().syncs;
     for (let i = 0; i < 5; i++) await log.appendRecords('timed', 0, values(`t${i}-`, 1));
+    vi.advanceTimersByTime(999);
     expect(log.flushStats().syncs).toBe(before);
     // Then the timer syncs them, once.
+    vi.advanceTimersByTime(1);
     await until(() => log.flushStats().syncs > before, { timeoutMs: 10_000, message: 'the interval sync' });
     expect(log.flushStats().syncs).toBe(before + 1);
   });
@@ -276,7 +290,7 @@ describe('LogManager append and read', () => {
     const log = await LogManager.open({ dataDir: await tempDir() });
     await log.createTopic('c', { partitions: 1 });
     const waiting = caught(log.read('c', 0, 0, { maxBytes: 10, maxWaitMs: 10_000 }));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await until(() => log.describePartition('c', 0).readsWaiting === 1, { timeoutMs: 5000, message: 'the read waiting' });
     await log.close();
     expect((await waiting).code).toBe('LOG_CLOSED');
     expect((await caught(log.appendRecords('c', 0, values('x', 1)))).message).toBe('the log is closed');
