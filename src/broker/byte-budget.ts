@@ -20,6 +20,11 @@ export class ByteBudget {
     return this.used;
   }
 
+  /** Frames waiting for room, each with its connection paused. */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
   /** Takes `bytes` now if they fit and nobody waits before us. */
   tryReserve(bytes: number): boolean {
     if (this.waiters.length > 0 || this.used + bytes > this.capacity) return false;

@@ -166,6 +166,16 @@ export class Broker {
     return this.context.requestBudget.reserved;
   }
 
+  /**
+   * Request frames whose size prefix arrived but that do not fit the request
+   * budget yet: their connections are paused until earlier requests are
+   * answered. Above zero for long, `requestBytesInFlightMax` is too small for
+   * the load (or a client sends frames faster than the log answers).
+   */
+  get requestsWaiting(): number {
+    return this.context.requestBudget.waiting;
+  }
+
   private async listen(): Promise<void> {
     const event = this.options.tls === null ? 'connection' : 'secureConnection';
     this.server.on(event, (socket: Socket) => this.accept(socket));

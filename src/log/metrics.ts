@@ -12,6 +12,7 @@
  * | `concordat_log_partitions`                  | gauge     | topic  | partitions of the topic                               |
  * | `concordat_log_segments`                    | gauge     | topic  | segment files (`.log`) of the topic's partitions      |
  * | `concordat_log_size_bytes`                  | gauge     | topic  | bytes of the topic's segment files on disk (indexes excluded) |
+ * | `concordat_log_reads_waiting`               | gauge     | topic  | long-poll reads (consumers' fetches) waiting for an append now; at `readWaitersMax` per partition more fetches poll instead |
  *
  * The counters restart from zero when a log is reopened (Prometheus's
  * `rate()` handles that as a counter reset).
@@ -71,15 +72,16 @@ function metricsSet(registry: Registry): LogMetricsSet {
     }
     return sums;
   };
-  const inventory = (): Map<string, { partitions: number; segments: number; bytes: number }> => {
-    const sums = new Map<string, { partitions: number; segments: number; bytes: number }>();
+  const inventory = (): Map<string, { partitions: number; segments: number; bytes: number; readsWaiting: number }> => {
+    const sums = new Map<string, { partitions: number; segments: number; bytes: number; readsWaiting: number }>();
     for (const log of logs.keys()) {
       for (const topic of safeTopics(log)) {
-        const sum = sums.get(topic) ?? { partitions: 0, segments: 0, bytes: 0 };
+        const sum = sums.get(topic) ?? { partitions: 0, segments: 0, bytes: 0, readsWaiting: 0 };
         for (const partition of safeDescribe(log, topic)) {
           sum.partitions += 1;
           sum.segments += partition.segmentCount;
           sum.bytes += partition.sizeBytes;
+          sum.readsWaiting += partition.readsWaiting;
         }
         sums.set(topic, sum);
       }
@@ -98,7 +100,7 @@ function metricsSet(registry: Registry): LogMetricsSet {
       },
     });
   };
-  const gauge = (name: string, help: string, field: 'partitions' | 'segments' | 'bytes'): void => {
+  const gauge = (name: string, help: string, field: 'partitions' | 'segments' | 'bytes' | 'readsWaiting'): void => {
     new Gauge({
       name,
       help,
@@ -115,6 +117,7 @@ function metricsSet(registry: Registry): LogMetricsSet {
   gauge('concordat_log_partitions', 'Partitions of each topic in the log', 'partitions');
   gauge('concordat_log_segments', 'Segment files of each topic in the log', 'segments');
   gauge('concordat_log_size_bytes', 'Bytes of the segment files of each topic on disk', 'bytes');
+  gauge('concordat_log_reads_waiting', 'Long-poll reads waiting for an append to each topic now', 'readsWaiting');
   const fsyncSeconds = new Histogram({
     name: 'concordat_log_fsync_duration_seconds',
     help: 'Duration of each fdatasync of a segment (one per group commit)',
@@ -136,7 +139,7 @@ function safeTopics(log: LogManager): string[] {
 }
 
 /** A topic's partitions, or none when it was deleted between listing and describing. */
-function safeDescribe(log: LogManager, topic: string): Array<{ segmentCount: number; sizeBytes: number }> {
+function safeDescribe(log: LogManager, topic: string): Array<{ segmentCount: number; sizeBytes: number; readsWaiting: number }> {
   try {
     return log.describeTopic(topic).partitions;
   } catch {

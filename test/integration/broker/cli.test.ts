@@ -8,6 +8,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Writer } from '../../../src/broker/codec/writer.js';
 import { LogManager } from '../../../src/log/index.js';
+import { until } from '../../../src/testing/index.js';
 import { RawClient } from './helpers/raw-client.js';
 import { run, runOk } from './helpers/process.js';
 
@@ -22,6 +23,8 @@ const MAIN = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url))
 interface Running {
   child: ChildProcess;
   port: number;
+  /** `http://<host>:<port>/metrics` when started with `--metrics-port`. */
+  metricsUrl: string | undefined;
   stderr: string[];
   exited: Promise<number | null>;
 }
@@ -34,14 +37,18 @@ function startCli(args: string[]): Promise<Running> {
   const stderr: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let metricsUrl: string | undefined;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`broker did not start: ${stderr.join('\n')}`)), 20_000);
     createInterface({ input: child.stdout! }).on('line', (line) => {
+      // Printed before the listening line.
+      const metrics = /^concordat broker metrics on (http:\/\/\S+\/metrics) /.exec(line);
+      if (metrics !== null) metricsUrl = metrics[1];
       const match = /^concordat broker listening on 127\.0\.0\.1:(\d+) \(advertised 127\.0\.0\.1:(\d+)\)$/.exec(line);
       if (match === null) return;
       clearTimeout(timer);
       expect(match[2]).toBe(match[1]);
-      resolve({ child, port: Number(match[1]), stderr, exited });
+      resolve({ child, port: Number(match[1]), metricsUrl, stderr, exited });
     });
     void exited.then((code) => reject(new Error(`broker exited ${code}: ${stderr.join('\n')}`)));
   });
@@ -60,7 +67,7 @@ afterAll(async () => {
 describe('concordat broker', () => {
   it('serves, logs why it closed a bad connection, and on SIGTERM answers in-flight requests, then closes the log cleanly', async () => {
     const dataDir = join(dir, 'serve');
-    const broker = await startCli(['--data', dataDir, '--port', '0', '--auto-create-topics', '--default-partitions', '2']);
+    const broker = await startCli(['--data', dataDir, '--port', '0', '--auto-create-topics', '--default-partitions', '2', '--metrics-port', '0']);
     try {
       await serveThenStop(broker, dataDir);
     } finally {
@@ -82,11 +89,15 @@ describe('concordat broker', () => {
     // A long poll in flight when SIGTERM arrives still gets its answer: Fetch v11 for offset 1 of
     // partition 1 (the end of the log), waiting up to 10 s.
     const polling = await RawClient.connect(broker.port);
-    const fetch = new Writer().int32(-1).int32(10_000).int32(1).int32(1 << 20).int8(0).int32(0).int32(-1);
-    fetch.array(['cli-topic'], (w, topic) => w.string(topic).array([1], (pw, p) => pw.int32(p).int32(-1).int64(1).int64(-1).int32(1 << 20)));
-    fetch.array([], () => {}).string('');
-    polling.send(1, 11, 7, fetch.toBuffer());
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    const fetchRequest = new Writer().int32(-1).int32(10_000).int32(1).int32(1 << 20).int8(0).int32(0).int32(-1);
+    fetchRequest.array(['cli-topic'], (w, topic) => w.string(topic).array([1], (pw, p) => pw.int32(p).int32(-1).int64(1).int64(-1).int32(1 << 20)));
+    fetchRequest.array([], () => {}).string('');
+    polling.send(1, 11, 7, fetchRequest.toBuffer());
+    // SIGTERM once the fetch waits in the broker's log (its metrics say so), not after a guessed delay.
+    await until(async () => (await (await fetch(broker.metricsUrl!)).text()).includes('concordat_log_reads_waiting{topic="cli-topic"} 1'), {
+      timeoutMs: 10_000,
+      message: 'the fetch waiting in the broker',
+    });
     const started = Date.now();
     broker.child.kill('SIGTERM');
     const answer = await polling.readFrame();

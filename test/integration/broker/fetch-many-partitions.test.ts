@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Reader } from '../../../src/broker/codec/reader.js';
 import { Writer } from '../../../src/broker/codec/writer.js';
 import { startTestBroker, uniqueName, type TestBroker } from './helpers/broker.js';
+import { until } from '../../../src/testing/index.js';
 import { RawClient } from './helpers/raw-client.js';
 
 /**
@@ -61,7 +62,10 @@ describe('Fetch across many partitions', () => {
       await t.broker.log.createTopic(topic, { partitions: partitions.length });
       const response = client.request(1, 11, fetchV11(topic, partitions, 10_000));
       // The fetch finds nothing and waits on all 16 partitions; an append to the last one wakes it.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await until(() => partitions.every((p) => t.broker.log.describePartition(topic, p).readsWaiting === 1), {
+        timeoutMs: 10_000,
+        message: 'the fetch waiting on all 16 partitions',
+      });
       await t.broker.log.appendRecords(topic, 15, [{ key: null, value: Buffer.from('wake'), headers: [] }]);
       const result = fetched(await response);
       expect(result.slice(0, 15)).toEqual(partitions.slice(0, 15).map((p) => [p, 0, 0]));

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel, type Admin, type Consumer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeRecordBatches } from '../../../src/log/index.js';
+import { until } from '../../../src/testing/index.js';
 import { startTestBroker, uniqueName, type TestBroker } from './helpers/broker.js';
 import { startMember, type MemberEvent } from './helpers/group-member.js';
 
@@ -67,14 +68,6 @@ async function consume(topic: string, count: number, timeoutMs = 20_000): Promis
   return received.sort((a, b) => a.partition - b.partition || a.offset - b.offset);
 }
 
-async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 describe('producing', () => {
   it('acks 1 and all answer with the offsets assigned, and the records read back exactly', async () => {
     const topic = uniqueName('acks');
@@ -112,7 +105,7 @@ describe('producing', () => {
     for (let i = 0; i < 5; i += 1) {
       expect(await producer.send({ topic, acks: 0, messages: [{ key: `k${i}`, value: `v${i}` }] })).toEqual([]);
     }
-    await until(() => t.broker.log.describePartition(topic, 0).highWatermark === 5, 'five acks-0 records');
+    await until(() => t.broker.log.describePartition(topic, 0).highWatermark === 5, { timeoutMs: 20_000, message: 'five acks-0 records' });
     await producer.disconnect();
     expect((await consume(topic, 5)).map((r) => [r.offset, r.key, r.value])).toEqual(
       [0, 1, 2, 3, 4].map((i) => [i, `k${i}`, `v${i}`]),
@@ -192,11 +185,11 @@ describe('admin', () => {
     await consumer.subscribe({ topic, fromBeginning: true });
     let seen = 0;
     await consumer.run({ ...autoCommit, eachMessage: async () => void (seen += 1) });
-    await until(() => seen === 3, 'three records');
+    await until(() => seen === 3, { timeoutMs: 20_000, message: 'three records' });
     await until(async () => {
       const offsets = await admin.fetchOffsets({ groupId, topics: [topic] });
       return JSON.stringify(offsets[0]!.partitions.map((p) => p.offset).sort()) === JSON.stringify(['1', '2']);
-    }, 'committed offsets 2 and 1');
+    }, { timeoutMs: 20_000, message: 'committed offsets 2 and 1' });
     const { groups } = await admin.describeGroups([groupId]);
     expect(groups[0]).toMatchObject({ groupId, state: 'Stable', protocolType: 'consumer', protocol: 'RoundRobinAssigner' });
     expect(groups[0]!.members.map((m) => m.clientId)).toEqual(['kafkajs-test']);
@@ -257,7 +250,7 @@ describe('consuming', () => {
         }
       },
     });
-    await until(() => offsets.length === 15, 'ten records and five again');
+    await until(() => offsets.length === 15, { timeoutMs: 20_000, message: 'ten records and five again' });
     await consumer.disconnect();
     expect(offsets).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 5, 6, 7, 8, 9]);
   });
@@ -284,22 +277,21 @@ describe('consuming', () => {
     const committed = (member: string) => events.filter((e) => e.member === member && e.event === 'committed').length;
     try {
       // All three own partitions and have made progress: kill c without a goodbye.
-      await until(() => committed('c') >= 5 && committed('a') >= 3 && committed('b') >= 3, 'three members committing', 40_000);
+      await until(() => committed('c') >= 5 && committed('a') >= 3 && committed('b') >= 3, { timeoutMs: 40_000, message: 'three members committing' });
       child.kill('SIGKILL');
       const killedAt = events.length;
       // c's session expires (6 s), the group rebalances, a and b take its partitions over.
       await until(
         () => events.slice(killedAt).filter((e) => e.event === 'assigned').reduce((n, e) => n + (e.partitions?.length ?? 0), 0) >= partitions,
-        'a and b to share all partitions after c was killed',
-        40_000,
+        { timeoutMs: 40_000, message: 'a and b to share all partitions after c was killed' },
       );
       const rebalancedAt = events.length;
-      await until(() => events.slice(rebalancedAt).filter((e) => e.member === 'b' && e.event === 'committed').length >= 3, 'b committing again', 40_000);
+      await until(() => events.slice(rebalancedAt).filter((e) => e.member === 'b' && e.event === 'committed').length >= 3, { timeoutMs: 40_000, message: 'b committing again' });
       await b.stop(); // LeaveGroup: a gets everything at once
       await until(async () => {
         const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
         return offsets!.partitions.every((p) => p.offset === String(perPartition));
-      }, 'the group to commit every record', 60_000);
+      }, { timeoutMs: 60_000, message: 'the group to commit every record' });
     } finally {
       child.kill('SIGKILL');
       await a.stop();

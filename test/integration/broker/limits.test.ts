@@ -92,9 +92,14 @@ describe('limits on the wire', () => {
       const first = a.request(1, 11, fetchV11(topic, 0, 10_000));
       // The first fetch holds the partition's one waiting slot before the second asks.
       await until(() => t.broker.log.describePartition(topic, 0).readsWaiting === 1, { timeoutMs: 10_000, message: 'the first fetch waiting' });
+      const inFlight = t.broker.requestBytesInFlight;
       const started = Date.now();
       const cpuBefore = process.cpuUsage();
       const second = b.request(1, 11, fetchV11(topic, 0, 10_000), 2);
+      // The second fetch is in the broker (its frame holds budget until answered), refused the waiting slot.
+      await until(() => t.broker.requestBytesInFlight > inFlight, { timeoutMs: 10_000, message: 'the second fetch received' });
+      expect(t.broker.log.describePartition(topic, 0).readsWaiting).toBe(1);
+      // A window of time is what this measures: the CPU the refused fetch burns while it has nothing to read.
       await new Promise((resolve) => setTimeout(resolve, 600));
       const cpu = process.cpuUsage(cpuBefore);
       await t.broker.log.appendRecords(topic, 0, [{ key: null, value: Buffer.from('wake up'), headers: [] }]);

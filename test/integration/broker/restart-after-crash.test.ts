@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { ConcordatError } from '../../../src/errors.js';
 import { LogManager } from '../../../src/log/index.js';
+import { until } from '../../../src/testing/index.js';
 
 /**
  * Restarting `concordat broker` at once after its process group was
@@ -53,11 +54,7 @@ function accepts(port: number): Promise<boolean> {
 }
 
 async function untilAccepts(port: number, why: () => string): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  while (!(await accepts(port))) {
-    if (Date.now() > deadline) throw new Error(`port ${port} did not accept connections within ${START_TIMEOUT_MS} ms: ${why()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await until(() => accepts(port), { timeoutMs: START_TIMEOUT_MS, intervalMs: 50, message: () => `port ${port} accepting connections: ${why()}` });
 }
 
 /** State letter of /proc/<pid>/stat (R, S, Z, ...), or null when the PID is gone. */
@@ -124,9 +121,7 @@ describe('concordat broker restarted right after a crash', () => {
     expect(refused?.message).toBe(`log directory ${dataDir} is locked: process ${first.pid} has it open`);
 
     process.kill(-first.pid, 'SIGKILL');
-    const deadline = Date.now() + 10_000;
-    while ((await procState(first.pid)) !== 'Z' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(await procState(first.pid)).toBe('Z');
+    await until(async () => (await procState(first.pid)) === 'Z', { timeoutMs: 10_000, intervalMs: 10, message: 'the killed broker a zombie' });
 
     const second = startBroker(dataDir, port);
     onTestFinished(() => {

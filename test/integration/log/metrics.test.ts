@@ -1,6 +1,7 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { attachLogMetrics, encodeRecordBatch } from '../../../src/log/index.js';
+import { until } from '../../../src/testing/index.js';
 import { metricTypes, parseMetrics, sampleValue } from '../../support/prometheus.js';
 import { openLog, tempDir } from './helpers.js';
 
@@ -46,6 +47,25 @@ describe('log metrics', () => {
     const after = parseMetrics(await registry.metrics());
     expect(after.filter((s) => s.name === 'concordat_log_appended_records_total')).toEqual([]);
     expect(sampleValue(after, 'concordat_log_fsync_duration_seconds_count')).toBe(syncs);
+  });
+
+  it('give the long-poll reads waiting for an append per topic', async () => {
+    const log = await openLog(await tempDir());
+    const registry = new Registry();
+    const detach = attachLogMetrics(log, registry);
+    await log.createTopic('metrics.poll', { partitions: 2 });
+    const waitingNow = async (): Promise<number> => sampleValue(parseMetrics(await registry.metrics()), 'concordat_log_reads_waiting', { topic: 'metrics.poll' });
+    expect(await waitingNow()).toBe(0);
+    const reads = [0, 1].map((partition) => log.read('metrics.poll', partition, 0, { maxBytes: 1000, maxWaitMs: 10_000 }));
+    await until(() => [0, 1].every((partition) => log.describePartition('metrics.poll', partition).readsWaiting === 1), { timeoutMs: 5000, message: 'both reads waiting' });
+    expect(await waitingNow()).toBe(2);
+    await log.appendRecords('metrics.poll', 1, [{ key: null, value: Buffer.from('wake') }]);
+    await reads[1];
+    expect(await waitingNow()).toBe(1);
+    await log.appendRecords('metrics.poll', 0, [{ key: null, value: Buffer.from('wake') }]);
+    await reads[0];
+    expect(await waitingNow()).toBe(0);
+    detach();
   });
 
   it('count a log attached twice to one registry once, and an idempotent repeat not at all', async () => {
