@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '../../../src/testing/index.js';
 import { EmbeddedTransport, KafkaTransport, type Delivery, type Transport } from '../../../src/transport/index.js';
 import { startTestBroker, uniqueName, type TestBroker } from '../broker/helpers/broker.js';
 
@@ -28,16 +29,6 @@ const transports: Record<string, () => Transport> = {
   kafka: () => new KafkaTransport({ brokers: [broker.bootstrap], retries: 1 }),
 };
 
-async function waitFor<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe.each(Object.keys(transports))('%s transport: consumerLag', (kind) => {
   it('counts from the log start before the group commits, falls to 0 once it consumed, and leaves out unknown topics', async () => {
     const transport = transports[kind]!();
@@ -62,10 +53,13 @@ describe.each(Object.keys(transports))('%s transport: consumerLag', (kind) => {
           seen.push(delivery);
         },
       });
-      const after = await waitFor(async () => {
-        const current = await transport.consumerLag!(group, [topic]);
-        return current.every((lag) => lag.lag === 0) ? current : undefined;
-      }, 'the lag to fall to 0');
+      const after = await until(
+        async () => {
+          const current = await transport.consumerLag!(group, [topic]);
+          return current.every((lag) => lag.lag === 0) ? current : undefined;
+        },
+        { intervalMs: 50, message: 'the lag to fall to 0' },
+      );
       expect(seen).toHaveLength(3);
       expect(after.find((lag) => lag.partition === partition)).toEqual({ topic, partition, committedOffset: 3, highWatermark: 3, lag: 0 });
       await subscription.close();

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Delivery, Subscription, Transport } from '../../../src/transport/index.js';
 import { murmur2 } from '../../../src/log/index.js';
+import { until } from '../../../src/testing/index.js';
 
 /**
  * The contract every Transport keeps (src/transport/transport.ts), as one
@@ -454,12 +455,7 @@ function keysCoveringPartitions(partitions: number): string[] {
   return [...perPartition.values()].flat();
 }
 
-/** Polls `condition` every 25 ms until it holds; fails with `describe()` after `timeoutMs`. */
+/** `until` in the transport tests' shape: fails with `describe()`, what was seen, after `timeoutMs`. */
 export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, describe: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await condition()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${describe()}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  await until(condition, { timeoutMs, message: describe });
 }

@@ -127,13 +127,17 @@ describe('KafkaTransport against concordat broker', () => {
       topics: [topic],
       handler: async (delivery) => {
         const value = delivery.value!.toString();
+        // The handler must outlast the session timeout: this wait is the point of the test.
         if (value === 'slow') await new Promise((resolve) => setTimeout(resolve, testConsumer.sessionTimeoutMs + 1500));
         handled.push(value);
       },
     });
     await waitFor(() => handled.includes('next'), 20_000, () => `handled ${handled.join(',')}`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(handled).toEqual(['slow', 'next']);
+    // Had the session expired, the rebalance would deliver 'slow' again from the last commit, before anything
+    // published after it in this one partition: once a sentinel published now is handled, nothing else came.
+    await t.publish([{ topic, key: 'k', value: Buffer.from('sentinel'), headers: {} }]);
+    await waitFor(() => handled.includes('sentinel'), 20_000, () => `handled ${handled.join(',')}`);
+    expect(handled).toEqual(['slow', 'next', 'sentinel']);
   }, 30_000);
 
   it('commits on revoke: a member joining while another is busy sees no record handled twice, and none lost', async () => {
