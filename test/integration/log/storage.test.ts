@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ConcordatError } from '../../../src/errors.js';
 import { decodeRecordBatches, LogManager } from '../../../src/log/index.js';
+import { until } from '../../../src/testing/index.js';
 import { openLog, readAll, tempDir } from './helpers.js';
 
 const DAY = 86_400_000;
@@ -144,8 +145,7 @@ describe('retention', () => {
     await first.createTopic('tick', { partitions: 1 });
     for (let i = 0; i < 20; i++) await first.appendRecords('tick', 0, [{ key: null, value: Buffer.alloc(200), timestampMs: Date.now() - 5000 }]);
     await first.appendRecords('tick', 0, [{ key: null, value: Buffer.alloc(200) }]);
-    const deadline = Date.now() + 5000;
-    while (first.describePartition('tick', 0).segmentCount > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await until(() => first.describePartition('tick', 0).segmentCount === 1, { timeoutMs: 5000, intervalMs: 50, message: 'retention on its timer' });
     const start = first.describePartition('tick', 0).logStartOffset;
     expect(start).toBeGreaterThan(0);
     await first.close();

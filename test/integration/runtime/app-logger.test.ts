@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { ConcordatApp, OnMessage, Service, TransactionCoordinator, type MessageContext } from '../../../src/index.js';
+import { until } from '../../../src/testing/index.js';
 import { REPLY_TOPIC } from '../../../src/transactions/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 
@@ -72,10 +73,7 @@ describe("an app logs through its user's logger (issue 10 §2)", () => {
     try {
       // A reply for a global transaction nobody began: the coordinator ignores it with a warning.
       await app.publish(REPLY_TOPIC, { globalTxId, branchId: 1, action: 'confirm', ok: true });
-      const deadline = Date.now() + 30_000;
-      while (Date.now() < deadline && !lines.some((line) => line.component === 'coordinator' && line.globalTxId === globalTxId)) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await until(() => lines.some((line) => line.component === 'coordinator' && line.globalTxId === globalTxId), { message: "the coordinator's line" });
     } finally {
       await app.stop();
     }

@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { armFault, disarmFaults } from '../../../src/observability/index.js';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
 import { ConcordatApp, OnMessage, Service, type MessageContext } from '../../../src/runtime/index.js';
+import { until } from '../../../src/testing/index.js';
 import { EmbeddedTransport } from '../../../src/transport/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 
@@ -51,10 +52,12 @@ describe('consumer failures reach the app', () => {
     armFault('embedded.before-decode', 'throw', { times: 3 });
     await app.start();
     for (let n = 1; n <= 10; n++) await app.publish('ledger.entries', { n }, { key: 'k' });
-    const deadline = Date.now() + 20_000;
-    while (handled.length < 10 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    await until(() => handled.length >= 10, { timeoutMs: 20_000, message: () => `handled ${handled.join(',')}` });
+    // A sentinel behind them in the one partition: once it is handled, any redelivery of the ten would have shown.
+    await app.publish('ledger.entries', { n: 11 }, { key: 'k' });
+    await until(() => handled.includes(11), { timeoutMs: 20_000, message: () => `handled ${handled.join(',')}` });
 
-    expect(handled).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(handled).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     const stats = app.stats()['ledger-watch']!;
     expect(stats.consumerFailures).toBe(3);
     expect(stats.lastConsumerFailure).toMatchObject({ topic: 'ledger.entries', partition: 0, failures: 3, stalled: false });

@@ -11,6 +11,7 @@ import {
   type MessageContext,
 } from '../../../src/runtime/index.js';
 import { outboxNotifierFor } from '../../../src/outbox/index.js';
+import { until } from '../../../src/testing/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import { deliveryOf } from '../../support/deliveries.js';
 
@@ -332,7 +333,7 @@ describe('dispatcher (real Postgres)', () => {
         // Connections come back once the dispatcher has found them refused and waits (a fixed delay
         // raced the dispatcher's probe on a loaded machine: the probe got through and counted an attempt).
         reopened = (async () => {
-          while (single.stats.databaseWaits === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+          await until(() => single.stats.databaseWaits > 0, { timeoutMs: 20_000, intervalMs: 10, message: 'the dispatcher waiting for the database' });
           await admin.query(`ALTER DATABASE "${testDb.name}" ALLOW_CONNECTIONS true`);
         })();
         await protocolViolation(context.manager);
