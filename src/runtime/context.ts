@@ -151,7 +151,7 @@ export class TransactionContext {
    * the reply is typed and validated as the schema's output.
    * @throws ConcordatError REQUEST_INVALID when the app has no `requests` option, in a
    *   message handler (nothing durable could wait for the reply there), for a bad `timeoutMs`
-   *   or an `id` already waiting; LIMIT_EXCEEDED with `requests.pendingMax` requests waiting;
+   *   or an `id` already waiting or being sent; LIMIT_EXCEEDED with `requests.pendingMax` requests waiting;
    *   what {@link publish} throws. Nothing is published then.
    */
   request<S extends StandardSchemaV1, R extends StandardSchemaV1 | undefined>(

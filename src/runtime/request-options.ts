@@ -26,7 +26,9 @@ export interface RequestReplyOptions {
    * unmatched replies (see `onUnmatchedReply`); with the default, a
    * restarted process reads a new topic and leaves the old one (delete it
    * with `concordat topics delete`). 1..100 characters of a-z, A-Z, 0-9,
-   * '_', '-'. @default `<hostname>-<pid>`, other characters replaced by '-'
+   * '_', '-'. @default `<hostname>-<pid>`, other characters replaced by '-';
+   * `<hostname>-<pid>-<n>` for the n-th app of the same name created in one
+   * process
    */
   instanceId?: string;
   /** How long a request waits for its reply, from its commit, in ms, unless the request says otherwise. Range 1..86400000. @default 30000 */
@@ -46,12 +48,25 @@ export interface RequestReplyOptions {
   onUnmatchedReply?: (reply: UnmatchedReply, context: MessageContext) => Promise<void>;
 }
 
+/**
+ * The default `instanceId`: `<hostname>-<pid>` (other characters replaced by
+ * '-', at most 100 characters); for the `n`-th requester of one app name in
+ * this process (n > 1), `<hostname>-<pid>-<n>`, so that two apps of one name
+ * in one process (tests, several instances side by side) do not share a reply
+ * topic and its consumer group.
+ */
+export function defaultInstanceId(n: number): string {
+  const base = `${hostname()}-${process.pid}`.replace(/[^A-Za-z0-9_-]/g, '-');
+  const suffix = n > 1 ? `-${n}` : '';
+  return base.slice(-(100 - suffix.length)) + suffix;
+}
+
 /** Validates {@link RequestReplyOptions} (through `compileOptions`, which names the option in its error) and fills in the defaults. */
 export const requestReplyOptionsSchema = z.strictObject({
   instanceId: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,100}$/, "must be 1..100 characters of a-z, A-Z, 0-9, '_' and '-'")
-    .default(() => `${hostname()}-${process.pid}`.replace(/[^A-Za-z0-9_-]/g, '-').slice(-100)),
+    .default(() => defaultInstanceId(1)),
   timeoutMs: z.number().int().min(1).max(REQUEST_TIMEOUT_MS_MAX).default(30_000),
   pendingMax: z.number().int().min(1).max(1_000_000).default(10_000),
   onUnmatchedReply: z

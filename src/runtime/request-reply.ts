@@ -9,6 +9,7 @@ import { registeredMetric } from '../outbox/index.js';
 import type { CommitStage } from './commit-stages.js';
 import type { MessageContext, PublishOptions, SentRequest, TransactionContext } from './context.js';
 import {
+  defaultInstanceId,
   REQUEST_TIMEOUT_MS_MAX,
   requestReplyOptionsSchema,
   type CompiledRequestReplyOptions,
@@ -100,8 +101,10 @@ export class Requester {
   readonly replyTopic: string;
   /** The class the reply handler's descriptor names (one per requester), for the app's container. */
   readonly receiverClass: new () => object = class ReplyReceiver {};
-  private readonly options: CompiledRequestReplyOptions;
+  private options: CompiledRequestReplyOptions;
   private readonly waiting = new Map<string, Waiter>();
+  /** Requests whose transaction has not ended yet, by ID: an ID is refused while one of them or a waiting one holds it. */
+  private readonly opening = new Map<string, Waiter>();
   /** Requests that ended, oldest first, at most `pendingMax`. */
   private readonly ended = new Map<string, Ended>();
   private closed = true;
@@ -117,6 +120,12 @@ export class Requester {
     logger: Logger,
   ) {
     this.options = compileOptions(requestReplyOptionsSchema, options, 'requests');
+    if (options.instanceId === undefined) {
+      // A second app of this name in this process gets a reply topic (and consumer group) of its own.
+      const n = (defaultsTaken.get(appName) ?? 0) + 1;
+      defaultsTaken.set(appName, n);
+      this.options = { ...this.options, instanceId: defaultInstanceId(n) };
+    }
     this.replyTopic = `${appName}.replies.${this.options.instanceId}`;
     const problem = topicNameProblem(this.replyTopic);
     if (problem !== undefined) {
@@ -170,7 +179,7 @@ export class Requester {
    * Publishes a request through `context` (to the outbox, in its
    * transaction) and returns its pending reply; `sent` is for the context
    * to report how its transaction ended.
-   * @throws ConcordatError REQUEST_INVALID for a bad `timeoutMs`, `deliverAt`/`delayMs`, or an `id` already waiting;
+   * @throws ConcordatError REQUEST_INVALID for a bad `timeoutMs`, `deliverAt`/`delayMs`, or an `id` already waiting or being sent;
    *   LIMIT_EXCEEDED with `pendingMax` requests waiting; APP_STATE_INVALID when the app is not running;
    *   what `publish` throws (VALIDATION_FAILED, INVALID_TOPIC_EXCEPTION...). Nothing is published then.
    */
@@ -199,8 +208,8 @@ export class Requester {
         },
       );
     }
-    if (publish.id !== undefined && this.waiting.has(publish.id))
-      throw invalid(`a request with id ${publish.id} is waiting for its reply already: give each request its own id`);
+    if (publish.id !== undefined && (this.waiting.has(publish.id) || this.opening.has(publish.id)))
+      throw invalid(`a request with id ${publish.id} is waiting for its reply already (or being sent): give each request its own id`);
     const id = context.publish(topic as string, data, { ...publish, extensions: { ...publish.extensions, [ReplyAttribute.REPLY_TO]: this.replyTopic } });
     let resolve!: (value: unknown) => void;
     let reject!: (error: unknown) => void;
@@ -212,6 +221,7 @@ export class Requester {
     settled.catch(() => undefined);
     const replySchema = isTopic(topic) ? topic.reply : undefined;
     const waiter: Waiter = { id, topic: name, replySchema, timeoutMs, state: 'open', resolve, reject };
+    this.opening.set(id, waiter);
     return {
       pending: new PendingRequest(waiter, settled),
       sent: { committed: () => this.committed(waiter), rolledBack: (cause) => this.rolledBack(waiter, cause) },
@@ -246,6 +256,7 @@ export class Requester {
   /** Its transaction committed: the request is on its way; its timer starts now. */
   private committed(waiter: Waiter): void {
     if (waiter.state !== 'open') return;
+    this.opening.delete(waiter.id);
     this.counts.sent++;
     if (this.closed) return this.settle(waiter, 'stopped', { error: stoppedWhileWaiting(waiter, this.replyTopic) });
     waiter.state = 'waiting';
@@ -267,7 +278,9 @@ export class Requester {
   private settle(waiter: Waiter, outcome: Outcome, result: { value: unknown } | { error: unknown }, replyId?: string): void {
     waiter.state = 'settled';
     clearTimeout(waiter.timer);
-    this.waiting.delete(waiter.id);
+    // Only its own entries: another request may hold the ID by then (sent again after this one timed out).
+    if (this.waiting.get(waiter.id) === waiter) this.waiting.delete(waiter.id);
+    if (this.opening.get(waiter.id) === waiter) this.opening.delete(waiter.id);
     this.ended.set(waiter.id, { topic: waiter.topic, outcome, atMs: Date.now(), ...(replyId !== undefined && { replyId }) });
     if (this.ended.size > this.options.pendingMax) this.ended.delete(this.ended.keys().next().value!);
     this.counts[COUNT_OF[outcome]]++;
@@ -329,6 +342,9 @@ export class Requester {
     else this.log.warn(fields, why);
   }
 }
+
+/** Requesters made with the default `instanceId`, by app name, in this process (see `defaultInstanceId`). */
+const defaultsTaken = new Map<string, number>();
 
 const COUNT_OF = { answered: 'answered', failed: 'failed', timed_out: 'timedOut', not_sent: 'notSent', stopped: 'stopped' } as const;
 

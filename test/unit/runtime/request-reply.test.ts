@@ -14,7 +14,9 @@ import {
   type TopicContext,
   type TopicReply,
 } from '../../../src/index.js';
+import { createLogger } from '../../../src/observability/index.js';
 import { ReplyAttribute, ReplyType, failedReplyRecords } from '../../../src/runtime/index.js';
+import { Requester } from '../../../src/runtime/request-reply.js';
 
 /**
  * Request-reply's types and its refusals that need no I/O (issue 14). The
@@ -130,5 +132,56 @@ describe('request-reply refusals without I/O', () => {
     expect(failedReplyRecords({ ...request, extensions: { [ReplyAttribute.REPLY_TO]: 'bad topic!' } }, 'svc', failure)).toEqual([]);
     expect(failedReplyRecords(createEnvelope({ type: 't', source: 's', data: {} }), 'svc', failure)).toEqual([]);
     expect(failedReplyRecords(undefined, 'svc', failure)).toEqual([]);
+  });
+});
+
+describe('requester bookkeeping without I/O', () => {
+  /** A reply to `requestId` as the reply topic's handler gets it. */
+  function replyContext(requestId: string, data: unknown): MessageContext {
+    const message = createEnvelope({ type: ReplyType.OK, source: 'pricing', data, extensions: { [ReplyAttribute.IN_REPLY_TO]: requestId } });
+    return new MessageContext(undefined as unknown as EntityManager, 'rr-test', message, {
+      topic: 'app.replies.x',
+      partition: 0,
+      offset: 1,
+      attempt: 1,
+      maxAttempts: 5,
+      consumer: 'app.replies.x',
+    });
+  }
+
+  it('refuses an id held by a request whose transaction is still open, so that its rollback cannot drop the waiting one', async () => {
+    const requester = new Requester('rr-dup', { instanceId: 'dup', timeoutMs: 60_000 }, createLogger('test'));
+    requester.open();
+    try {
+      const first = requester.send(newContext(), 'prices.quote', { sku: 'a' }, { id: 'req-1' });
+      // Before its transaction committed: not waiting yet, but the id is taken.
+      expect(() => requester.send(newContext(), 'prices.quote', { sku: 'a' }, { id: 'req-1' })).toThrow(
+        'a request with id req-1 is waiting for its reply already (or being sent)',
+      );
+      first.sent.committed();
+      expect(requester.stats.pending).toBe(1);
+      const handler = requester.consumer().handlers.get(requester.replyTopic)!;
+      await handler.invoke({}, replyContext('req-1', { cents: 5 }));
+      await expect(first.pending.reply()).resolves.toEqual({ cents: 5 });
+      expect(requester.stats).toMatchObject({ answered: 1, pending: 0, unmatched: { late: 0, extra: 0, unknown: 0 } });
+      // Ended: the id may be used again.
+      const again = requester.send(newContext(), 'prices.quote', { sku: 'a' }, { id: 'req-1' });
+      again.sent.rolledBack(new Error('rolled back'));
+      await expect(again.pending.reply()).rejects.toMatchObject({ code: ErrorCode.REQUEST_NOT_SENT });
+    } finally {
+      requester.close();
+    }
+  });
+
+  it('gives two apps of one name in one process, both with the default instanceId, reply topics of their own', () => {
+    const logger = createLogger('test');
+    const first = new Requester('rr-default-id', {}, logger);
+    const second = new Requester('rr-default-id', {}, logger);
+    expect(first.replyTopic).toBe(`rr-default-id.replies.${first.replyTopic.split('.replies.')[1]}`);
+    expect(first.replyTopic.endsWith(`-${process.pid}`)).toBe(true);
+    expect(second.replyTopic).toBe(`${first.replyTopic}-2`);
+    expect(second.consumer().group).toBe(second.replyTopic);
+    // An explicit instanceId is taken as given.
+    expect(new Requester('rr-default-id', { instanceId: 'pod-0' }, logger).replyTopic).toBe('rr-default-id.replies.pod-0');
   });
 });
