@@ -67,11 +67,6 @@ export const SINGLE_BROKER_LIMITS: Readonly<Record<string, string>> = {
   '0109_auto_create_topics': "Kafka's CLI tools (kafka-acls.sh to deny a topic); then ACLs (CreateAcls)",
   '0115_producer_auth': "Kafka's CLI tools (kafka-acls.sh); then ACLs (CreateAcls)",
   '0119_consumer_auth': "Kafka's CLI tools (kafka-acls.sh); then ACLs (CreateAcls)",
-  // Served since 2026-12-07 (CreatePartitions, AlterConfigs) but not yet confirmed by a suite run: remove each entry once a run passes it.
-  '0044_partition_cnt': 'unconfirmed: CreatePartitions (37) is served now; remove once a suite run passes it',
-  '0069_consumer_add_parts': 'unconfirmed: CreatePartitions (37) is served now; remove once a suite run passes it',
-  '0112_assign_unknown_part': 'unconfirmed: CreatePartitions (37) is served now; remove once a suite run passes it',
-  '0092_mixed_msgver': 'unconfirmed: AlterConfigs (33) is served now and message.format.version is accepted (ignored, as Kafka >= 3.0 does); remove once a suite run passes it',
   // APIs and behaviour the broker does not have yet (issue 13).
   '0081_admin':
     'AlterConfigs of a broker config (sasl.kerberos.min.time.before.relogin) is refused: no broker config is dynamic here; later steps need ACLs (CreateAcls)',
