@@ -139,8 +139,9 @@ export type AppState = (typeof AppState)[keyof typeof AppState];
  *
  * `create` validates options and decorators without any I/O; `start` opens
  * the database (migrating it), connects the transport, creates the topics,
- * starts the relay, runs `onApplicationStart` hooks and subscribes the
- * consumer groups; `stop` undoes it in reverse, letting in-flight handlers
+ * starts the relay, subscribes the reply topic's group (with `requests`),
+ * runs `onApplicationStart` hooks and subscribes the other consumer groups;
+ * `stop` undoes it in reverse, letting in-flight handlers
  * finish.
  */
 export class ConcordatApp {
@@ -236,8 +237,10 @@ export class ConcordatApp {
 
   /**
    * Opens the database (waiting for it as `database.connectRetry` says),
-   * connects the transport, creates the topics, starts the relay, runs the
-   * start hooks and subscribes the consumer groups. If any step fails, what
+   * connects the transport, creates the topics, starts the relay, subscribes
+   * the reply topic's group (with `requests`, so that a start hook may await
+   * a reply), runs the start hooks and subscribes the other consumer groups.
+   * If any step fails, what
    * was opened is closed again, the app is FAILED and `start()` may be
    * called again (start hooks then run again).
    * @throws ConcordatError APP_STATE_INVALID unless the app is CREATED or FAILED;
@@ -273,12 +276,15 @@ export class ConcordatApp {
         this.relay = new OutboxRelay(database, transport, { defaultPartitions: this.partitions, ...this.options.relay }, { logger: this.logger });
         await this.relay.start();
       }
+      // The reply topic is read before the start hooks run: a hook may send a request and await its reply.
+      const replyGroup = this.requester?.replyTopic;
+      if (replyGroup !== undefined) await this.subscribe(replyGroup);
       for (const { serviceClass } of this.handlers.services) {
         const instance = this.service(serviceClass);
         for (const hook of getStartHooks(serviceClass)) await hook(instance, this);
         if (hasStartHook(instance)) await instance.onApplicationStart(this);
       }
-      for (const consumer of this.handlers.consumers) await this.subscribe(consumer.group);
+      for (const consumer of this.handlers.consumers) if (consumer.group !== replyGroup) await this.subscribe(consumer.group);
       if (this.consoleOptions !== undefined) await this.startConsole(this.consoleOptions, database, transport);
       this.state = AppState.RUNNING;
       this.log.info({ consumers: this.handlers.consumers.map((c) => c.group) }, 'app started');

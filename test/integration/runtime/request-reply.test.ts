@@ -67,6 +67,17 @@ class Pricing {
   }
 }
 
+/** What {@link StartupQuoter}'s start hook got for its request. */
+let startupQuote: unknown;
+
+/** Asks for a quote while its app starts, and waits for the reply there. */
+@Service('rr-startup')
+class StartupQuoter {
+  async onApplicationStart(started: ConcordatApp): Promise<void> {
+    startupQuote = await started.request(quote, { sku: 'boot', quantity: 2 }, { timeoutMs: 8000 });
+  }
+}
+
 const tables = `CREATE TABLE quoted (message_id text, sku text); CREATE TABLE unmatched (request_id text, reason text, late_ms int)`;
 const recordUnmatched = async (reply: UnmatchedReply, context: MessageContext): Promise<void> => {
   await context.manager.query(`INSERT INTO unmatched (request_id, reason, late_ms) VALUES ($1, $2, $3)`, [reply.requestId, reply.reason, reply.lateMs ?? null]);
@@ -224,6 +235,25 @@ describe.each(['embedded', 'kafkajs → concordat broker'])('request-reply end t
     await expect(app.request(quote, { sku: 'e', quantity: 0 })).rejects.toMatchObject({ code: ErrorCode.VALIDATION_FAILED });
     // None of these wrote a request: only the requests of the tests above reached the responder.
     expect(await count(`SELECT count(*) AS n FROM quoted WHERE sku IN ('c', 'd', 'e')`)).toBe(0);
+  });
+
+  it('a start hook may send a request and await its reply: the reply topic is read before the hooks run', async () => {
+    startupQuote = undefined;
+    const gateway = ConcordatApp.create({
+      name: 'rr-startup',
+      services: [StartupQuoter],
+      database: { url: testDb.url, poolSize: 4 },
+      transport: faulty,
+      partitions: 1,
+      relay: false, // rr-app's relay publishes the shared database's outbox
+      requests: { instanceId: 'boot-0' },
+    });
+    try {
+      await gateway.start();
+    } finally {
+      await gateway.stop();
+    }
+    expect(startupQuote).toEqual({ cents: 200, currency: 'EUR' });
   });
 });
 
