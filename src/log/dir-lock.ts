@@ -48,7 +48,13 @@ export class DirLock {
    */
   static async acquire(dataDir: string): Promise<DirLock> {
     const dir = resolve(dataDir);
-    if (HELD.has(dir)) throw locked(dir, `this process (${process.pid}) already has it open`);
+    if (HELD.has(dir)) {
+      throw locked(
+        dir,
+        `this process (${process.pid}) already has it open: one log directory serves one log at a time. For several apps in one process, ` +
+          `create one EmbeddedTransport and pass it to each app as \`transport\`, or give each app its own dataDir`,
+      );
+    }
     HELD.add(dir);
     try {
       const { file, previousOwner } = await takeLock(dir);

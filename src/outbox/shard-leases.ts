@@ -126,7 +126,7 @@ export class ShardLeases {
     try {
       await this.tick();
     } catch (error) {
-      this.log.warn({ err: describeError(error), relay: this.relayId }, 'outbox shard lease renewal failed; will retry');
+      this.log.warn({ err: describeError(error) }, 'outbox shard lease renewal failed; will retry');
     }
   }
 
@@ -188,7 +188,7 @@ export class ShardLeases {
     if (same) return;
     const before = this.current.size;
     this.current = owned;
-    this.log.info({ relay: this.relayId, shards: owned.size, before }, 'outbox shard ownership changed');
+    this.log.info({ shards: owned.size, before }, 'outbox shard ownership changed');
     await this.onChange(owned);
   }
 }

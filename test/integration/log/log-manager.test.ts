@@ -93,7 +93,7 @@ describe('LogManager topics', () => {
     await openLog(dir);
     const error = await caught(LogManager.open({ dataDir: dir }));
     expect(error.code).toBe('LOG_DIR_LOCKED');
-    expect(error.message).toMatch(/^log directory .* is locked: this process \(\d+\) already has it open$/);
+    expect(error.message).toMatch(/^log directory .* is locked: this process \(\d+\) already has it open: one log directory serves one log at a time\. For several apps in one process, create one EmbeddedTransport and pass it to each app as `transport`, or give each app its own dataDir$/);
   });
 });
 
