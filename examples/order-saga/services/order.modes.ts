@@ -120,8 +120,15 @@ export function orderServiceFor(mode: OrderMode, options: OrderServiceOptions = 
         [orderId, OrderStatus.AWAITING_PAYMENT],
       );
       const order = rows[0];
-      // Not awaiting payment: cancelled by its deadline (the payment came too late and takes nothing), or paid already.
-      if (order === undefined) return;
+      if (order === undefined) {
+        const placed: unknown[] = await context.manager.query(`SELECT 1 FROM orders.orders WHERE order_id = $1`, [orderId]);
+        // Not placed yet: orders.paid and orders.submitted are two topics, with no order between them. Retried until the
+        // order is placed (then dead-lettered, for `concordat dlq replay`), never dropped: the order would wait for it and be
+        // cancelled at its deadline, paid.
+        if (placed.length === 0) throw new Error(`order ${orderId} is paid but not placed yet`);
+        // Not awaiting payment: cancelled by its deadline (the payment came too late and takes nothing), or paid already.
+        return;
+      }
       const globalTxId = await beginOrderTransaction(context, mode, {
         orderId,
         stock: { orderId, sku: order.sku, quantity: order.quantity },

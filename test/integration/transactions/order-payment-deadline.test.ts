@@ -187,6 +187,16 @@ describe('the payment deadline against the payment, one order at a time (TCC, ga
   const captures = async (orderId: string): Promise<number> =>
     (await db.dataSource.query(`SELECT count(*)::int AS n FROM payment.captures WHERE order_id = $1`, [orderId]))[0].n;
 
+  it('a payment handled before its order is placed is retried until the order is, not dropped', async () => {
+    const retries = app.stats()['orders']?.retries ?? 0;
+    await pay('D-PAID-BEFORE-PLACED');
+    // The payment's handler ran first and found no order (a retry counted), then the order is placed.
+    await until(() => (app.stats()['orders']?.retries ?? 0) > retries, { message: 'the payment tried before its order exists' });
+    await submit('D-PAID-BEFORE-PLACED', true);
+    await until(statusIs('D-PAID-BEFORE-PLACED', 'CONFIRMED'), { timeoutMs: 30_000, message: 'the early payment confirms the order' });
+    expect(await scheduled('D-PAID-BEFORE-PLACED')).toBe(false);
+  });
+
   it('placing an order schedules its deadline; the order ending cancels it', async () => {
     await submit('D-PAID-AT-CHECKOUT');
     await until(statusIs('D-PAID-AT-CHECKOUT', 'CONFIRMED'), { message: 'the order is confirmed' });
