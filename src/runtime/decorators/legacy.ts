@@ -23,8 +23,9 @@ function assertLegacyCall(decorator: string, second: unknown): void {
   throw new ConcordatError(
     `${decorator}${where} was compiled as a TC39 standard decorator, but Concordat's decorators are TypeScript's legacy ` +
       `decorators: set "experimentalDecorators": true and "emitDecoratorMetadata": true in the compilerOptions of your ` +
-      `tsconfig.json (and make sure your build tool reads it: tsx and esbuild take the tsconfig next to the code, or ` +
-      `esbuild's tsconfigRaw), then build again. See docs/getting-started.md.`,
+      `tsconfig.json (and make sure your build tool reads it: tsx reads the tsconfig.json of the directory it runs in, or the ` +
+      `one --tsconfig names; esbuild's build API the nearest one above each file, or its tsconfigRaw), then build again. ` +
+      `See docs/getting-started.md.`,
     { code: ErrorCode.CONFIG_INVALID, context: { decorator, kind } },
   );
 }
