@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { expect, it } from 'vitest';
 import { Reader } from '../../../src/broker/codec/reader.js';
 import { decodeRecordBatches, LogManager } from '../../../src/log/index.js';
+import { until } from '../../../src/testing/index.js';
 import { startTestBroker, uniqueName } from './helpers/broker.js';
 import { fuzz, loadCorpus } from './helpers/fuzzer.js';
 import { RawClient } from './helpers/raw-client.js';
@@ -77,10 +78,11 @@ it(`survives ${SECONDS} s of fuzzed frames while a producer and a consumer work 
     await producer.disconnect();
 
     // The consumer catches up with everything the producer was told was written.
-    const deadline = Date.now() + 20_000;
-    while (received.some((r, p) => r.length < sent[p]!.length) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await until(() => received.every((r, p) => r.length >= sent[p]!.length), {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      message: () => `received ${received.map((r) => r.length).join('+')} of ${sent.map((s) => s.length).join('+')}`,
+    });
     await consumer.disconnect();
     expect(errors).toEqual([]);
     expect(received).toEqual(sent);
