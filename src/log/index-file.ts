@@ -23,6 +23,8 @@ export abstract class IndexEntries {
   private persisted = 0;
   /** The file may hold more (or other) bytes than the persisted entries: cut it on the next flush. */
   private fileDirty = false;
+  /** Truncations so far (a flush that saw one happen while it ran does not count its entries as persisted). */
+  private truncations = 0;
 
   protected constructor(
     readonly path: string,
@@ -60,6 +62,7 @@ export abstract class IndexEntries {
   truncateToEntries(count: number): void {
     if (count >= this.count) return;
     this.count = Math.max(0, count);
+    this.truncations++;
     if (this.persisted > this.count) {
       this.persisted = this.count;
       this.fileDirty = true;
@@ -72,28 +75,56 @@ export abstract class IndexEntries {
     this.fileDirty = true;
   }
 
+  /** The flush running now, if any: flushes run one at a time (two cutting the file to different lengths would race). */
+  private flushing: Promise<void> | null = null;
+
   /**
    * Writes the entries not yet in the file, cuts the file to the entries,
    * fdatasyncs it, and closes it. Everything else here is synchronous, so
-   * only a flush can interleave with other calls: reads of the entries may
-   * overlap it; appends and truncations should not, since the entries added
-   * meanwhile are counted as persisted without being written (the file is
-   * cut or zero-extended to the new count) and the next load of the file
-   * fails its checks and rebuilds the index from the log.
+   * only a flush can interleave with other calls, and any call may overlap
+   * it: the flush writes the entries as they were when it began, and an
+   * entry appended meanwhile stays unpersisted for the next flush (an
+   * entry truncated meanwhile makes the next flush cut the file again).
+   * Flushes are serialized: one called while another runs starts after it.
    * @throws the file error of the write, truncate or sync (the entries stay unpersisted and the next flush writes them again)
    */
-  async flush(): Promise<void> {
+  flush(): Promise<void> {
+    const previous = this.flushing ?? Promise.resolve();
+    const run = previous.then(
+      () => this.flushNow(),
+      () => this.flushNow(),
+    );
+    const settled = run.finally(() => {
+      if (this.flushing === settled) this.flushing = null;
+    });
+    this.flushing = settled;
+    return settled;
+  }
+
+  private async flushNow(): Promise<void> {
     if (this.persisted === this.count && !this.fileDirty) return;
+    // What this flush writes: the entries present now. Appends and truncations may run while it awaits.
+    const from = this.persisted;
+    const target = this.count;
+    const truncations = this.truncations;
+    // A copy: an append may grow (replace) the buffer, a truncation and appends may rewrite its tail, while this flush awaits.
+    const bytes = Buffer.from(this.entries.subarray(from * this.entryBytes, target * this.entryBytes));
+    this.fileDirty = false;
     const file = await openIndexFile(this.path);
     try {
-      if (this.persisted < this.count) {
-        const from = this.persisted * this.entryBytes;
-        await writeFully(file, this.entries.subarray(from, this.count * this.entryBytes), from);
-      }
-      await file.truncate(this.count * this.entryBytes);
+      if (bytes.length > 0) await writeFully(file, bytes, from * this.entryBytes);
+      await file.truncate(target * this.entryBytes);
       await file.datasync();
-      this.persisted = this.count;
-      this.fileDirty = false;
+      if (this.truncations === truncations) {
+        this.persisted = Math.max(this.persisted, target); // entries appended meanwhile stay for the next flush
+      } else {
+        // Truncated while this flush ran: what it wrote may no longer be the entries; the next flush rewrites and cuts from the new count.
+        this.persisted = Math.min(this.persisted, this.count);
+        this.fileDirty = true;
+      }
+    } catch (error) {
+      this.fileDirty = true;
+      throw error;
     } finally {
       await file.close();
     }

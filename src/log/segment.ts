@@ -153,11 +153,10 @@ export function segmentFileName(baseOffset: number, extension: SegmentFileExtens
  * {@link readBatches}, {@link searchTimestamp}) may overlap the writer and
  * each other in any number: each is bounded by a `limit` (the bytes the
  * partition made readable), so it never sees a write in progress.
- * {@link flushIndexes} may overlap reads. It should not overlap an append
- * (index-file.ts: entries added during a flush are counted as flushed
- * without being written, so the next load finds the file inconsistent and
- * rebuilds it from the log: a cost, no loss); the partition's recovery
- * checkpoint does call it while appends run. A read overlapping {@link delete} may
+ * {@link flushIndexes} may overlap reads and appends (the partition's
+ * recovery checkpoint calls it while appends run): it writes the index
+ * entries present when it began, and an entry added meanwhile waits for the
+ * next flush (index-file.ts). A read overlapping {@link delete} may
  * fail with a file error; the partition then retries against its new
  * segment list. Programmer errors (appending to a sealed segment) throw a
  * plain Error; file errors are passed on as Node gives them (the partition

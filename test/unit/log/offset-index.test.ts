@@ -157,3 +157,55 @@ function entry(timestamp: number, relativeOffset: number): Buffer {
   buf.writeUInt32BE(relativeOffset, 8);
   return buf;
 }
+
+describe('IndexEntries.flush while the index changes', () => {
+  it('keeps entries appended during a flush for the next one, so the file always loads', async () => {
+    const path = join(dir, '00000000000000000000.index');
+    const index = OffsetIndex.empty(path, 0, 1_000_000);
+    for (let i = 0; i < 10; i++) index.append(i * 10, i * 4096);
+    // Appends one entry per event-loop turn while the flush awaits its file operations, as a partition's writer does
+    // while its recovery checkpoint flushes (before the fix, these entries were counted as written without being written).
+    let done = false;
+    const flushing = index.flush().then(() => (done = true));
+    let next = 10;
+    while (!done) {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (!done) index.append(next * 10, next++ * 4096);
+    }
+    await flushing;
+    expect(next).toBeGreaterThan(10); // the race happened
+    await index.flush();
+    const bytes = await readFile(path);
+    expect(bytes.length).toBe(next * 8);
+    for (let i = 1; i < next; i++) expect([bytes.readUInt32BE(i * 8), bytes.readUInt32BE(i * 8 + 4)]).toEqual([i * 10, i * 4096]);
+    const loaded = await OffsetIndex.load(path, 0, 1_000_000, next * 4096);
+    expect(loaded?.entryCount).toBe(next);
+  });
+
+  it('runs overlapping flushes one after the other, so the file is never cut below what was written', async () => {
+    const path = join(dir, '00000000000000000000.index');
+    const index = OffsetIndex.empty(path, 0, 1_000_000);
+    const flushes: Promise<void>[] = [];
+    for (let i = 0; i < 50; i++) {
+      index.append(i * 10, i * 4096);
+      flushes.push(index.flush());
+    }
+    await Promise.all(flushes);
+    expect((await readFile(path)).length).toBe(50 * 8);
+    expect((await OffsetIndex.load(path, 0, 1_000_000, 50 * 4096))?.entryCount).toBe(50);
+  });
+
+  it('cuts the file again after a truncation that happened during a flush', async () => {
+    const path = join(dir, '00000000000000000000.index');
+    const index = OffsetIndex.empty(path, 0, 1_000_000);
+    for (let i = 0; i < 20; i++) index.append(i * 10, i * 4096);
+    const flushing = index.flush();
+    index.truncateToEntries(5);
+    index.append(500, 5 * 4096);
+    await flushing;
+    await index.flush();
+    const bytes = await readFile(path);
+    expect(bytes.length).toBe(6 * 8);
+    expect([bytes.readUInt32BE(5 * 8), bytes.readUInt32BE(5 * 8 + 4)]).toEqual([500, 5 * 4096]);
+  });
+});
