@@ -202,7 +202,12 @@ function analyse(path: string): FileInfo {
             !ts.isPrivateIdentifier(m.name);
           if (!isPublicMethod) continue;
           // An overload's implementation shares the overloads' doc.
-          if (ts.isMethodDeclaration(m) && m.body && node.members.some((o) => o !== m && ts.isMethodDeclaration(o) && !o.body && o.name.getText(sf) === m.name.getText(sf))) continue;
+          if (
+            ts.isMethodDeclaration(m) &&
+            m.body &&
+            node.members.some((o) => o !== m && ts.isMethodDeclaration(o) && !o.body && o.name.getText(sf) === m.name.getText(sf))
+          )
+            continue;
           info.members.push({ where: `${rel}:${lineOf(m)} ${name}.${m.name.getText(sf)}`, member: m.name.getText(sf), bases, documented: hasDoc(m) });
         }
       }
@@ -228,7 +233,12 @@ function analyse(path: string): FileInfo {
   if (first && !ts.isClassDeclaration(first)) {
     const doc = lastJsDoc(first);
     const nameNode = (first as ts.DeclarationStatement).name;
-    const name = nameNode && ts.isIdentifier(nameNode) ? nameNode.text : ts.isVariableStatement(first) ? first.declarationList.declarations[0]?.name.getText(sf) ?? '' : '';
+    const name =
+      nameNode && ts.isIdentifier(nameNode)
+        ? nameNode.text
+        : ts.isVariableStatement(first)
+          ? (first.declarationList.declarations[0]?.name.getText(sf) ?? '')
+          : '';
     if (doc && !isModuleHeader(doc)) {
       const lines = doc.getText(sf).split('\n').length;
       const firstLine = doc.getText(sf).split('\n').slice(0, 2).join(' ');
@@ -307,6 +317,8 @@ if (flag('--members')) {
 }
 console.log(`files: ${files.length}${scope ? ' (public API only: reachable from src/index.ts)' : ''}`);
 console.log(`exported declarations without a doc: ${undocumented.length} of ${all.filter(inScope).length}`);
-console.log(`exported classes without a doc: ${undocumentedClasses.length} of ${classes.length}${undocumentedClasses.length ? ` (${undocumentedClasses.map((d) => d.name).join(', ')})` : ''}`);
+console.log(
+  `exported classes without a doc: ${undocumentedClasses.length} of ${classes.length}${undocumentedClasses.length ? ` (${undocumentedClasses.map((d) => d.name).join(', ')})` : ''}`,
+);
 console.log(`file comments on the first declaration while the file's class has no doc: ${misplaced.length}`);
 console.log(`long docs on a first declaration that do not name it (heuristic, --list shows them): ${suspects.length}`);

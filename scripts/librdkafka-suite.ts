@@ -71,7 +71,7 @@ export const SINGLE_BROKER_LIMITS: Readonly<Record<string, string>> = {
   '0081_admin':
     'AlterConfigs of a broker config (sasl.kerberos.min.time.before.relogin) is refused: no broker config is dynamic here; later steps need ACLs (CreateAcls)',
   '0055_producer_latency':
-    "latency bounds per case (5 to 35 ms plus a margin) that an fdatasync per acknowledged append misses on a loaded machine: on 2026-12-07 (load average 26) its first case, standard settings, averaged 28 ms (allowed 5 + 16 ms); its transactions case is served now: check the bounds before removing",
+    'latency bounds per case (5 to 35 ms plus a margin) that an fdatasync per acknowledged append misses on a loaded machine: on 2026-12-07 (load average 26) its first case, standard settings, averaged 28 ms (allowed 5 + 16 ms); its transactions case is served now: check the bounds before removing',
 };
 
 type Scenario = 'default' | 'noautocreate';
@@ -133,8 +133,21 @@ function parseOptions(): Options {
   const retries = Number(values.retries);
   if (!Number.isInteger(retries) || retries < 0 || retries > 3) throw new Error(`--retries must be 0, 1, 2 or 3, got "${values.retries}"`);
   const cacheDir = values.cache ?? process.env.LIBRDKAFKA_SUITE_CACHE ?? join(homedir(), '.cache', 'concordat', `librdkafka-${LIBRDKAFKA_VERSION}`);
-  const only = values.only?.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  return { cacheDir: resolve(cacheDir), only, timeoutMs: timeoutS * 1000, kafkaVersion: values['kafka-version']!, ifCached: values['if-cached']!, buildOnly: values['build-only']!, skipListed: values['skip-listed']!, quick: values.quick!, retries };
+  const only = values.only
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  return {
+    cacheDir: resolve(cacheDir),
+    only,
+    timeoutMs: timeoutS * 1000,
+    kafkaVersion: values['kafka-version']!,
+    ifCached: values['if-cached']!,
+    buildOnly: values['build-only']!,
+    skipListed: values['skip-listed']!,
+    quick: values.quick!,
+    retries,
+  };
 }
 
 // ---------------------------------------------------------------- source and build
@@ -169,7 +182,9 @@ function debSrcStanzas(): string[] {
       const m = /^deb\s+(?:\[([^\]]*)\]\s+)?(\S+)\s+(\S+)\s+(.+)$/.exec(raw.trim());
       if (m === null || !isDebian(m[2]!)) continue;
       const signedBy = /signed-by=(\S+)/.exec(m[1] ?? '')?.[1];
-      stanzas.push([`Types: deb-src`, `URIs: ${m[2]}`, `Suites: ${m[3]}`, `Components: ${m[4]!.trim()}`, ...(signedBy ? [`Signed-By: ${signedBy}`] : [])].join('\n'));
+      stanzas.push(
+        [`Types: deb-src`, `URIs: ${m[2]}`, `Suites: ${m[3]}`, `Components: ${m[4]!.trim()}`, ...(signedBy ? [`Signed-By: ${signedBy}`] : [])].join('\n'),
+      );
     }
   }
   for (const file of listDir('/etc/apt/sources.list.d', '.sources')) {
@@ -192,21 +207,28 @@ function debSrcStanzas(): string[] {
 
 function listDir(dir: string, suffix: string): string[] {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((f) => f.endsWith(suffix)).map((f) => join(dir, f));
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(suffix))
+    .map((f) => join(dir, f));
 }
 
 function ensureDebSrc(log: string): void {
   if (debianKnowsSource()) return;
   const stanzas = debSrcStanzas();
   if (stanzas.length === 0) {
-    throw new Error('no Debian "deb" entry in /etc/apt/sources.list or /etc/apt/sources.list.d/ to mirror as deb-src; add a deb-src entry for your suite by hand');
+    throw new Error(
+      'no Debian "deb" entry in /etc/apt/sources.list or /etc/apt/sources.list.d/ to mirror as deb-src; add a deb-src entry for your suite by hand',
+    );
   }
   const tmp = join(mkdtempSync(join(tmpdir(), 'concordat-apt-')), 'concordat-deb-src.sources');
   writeFileSync(tmp, `# Added by concordat's scripts/librdkafka-suite.ts: Debian source packages (apt-get source librdkafka).\n${stanzas.join('\n\n')}\n`);
   console.log(`adding ${DEB_SRC_FILE} (${stanzas.length} deb-src entr${stanzas.length === 1 ? 'y' : 'ies'}) and running apt-get update`);
   asRoot('install', ['-m', '0644', tmp, DEB_SRC_FILE], tmpdir(), log);
   asRoot('apt-get', ['update', '-qq'], tmpdir(), log);
-  if (!debianKnowsSource()) throw new Error(`apt-cache showsrc librdkafka has no version ${LIBRDKAFKA_VERSION} even with ${DEB_SRC_FILE}; this suite's list is for Debian bookworm's librdkafka ${LIBRDKAFKA_VERSION}`);
+  if (!debianKnowsSource())
+    throw new Error(
+      `apt-cache showsrc librdkafka has no version ${LIBRDKAFKA_VERSION} even with ${DEB_SRC_FILE}; this suite's list is for Debian bookworm's librdkafka ${LIBRDKAFKA_VERSION}`,
+    );
 }
 
 /** Gets and builds the suite once; returns librdkafka's source directory. */
@@ -274,7 +296,10 @@ async function startBroker(scenario: Scenario, runDir: string, restarts = 0): Pr
   child.stderr!.pipe(log);
   const port = await new Promise<number>((resolvePort, reject) => {
     let seen = '';
-    const timer = setTimeout(() => reject(new Error(`broker (${scenario}) did not report "listening" within ${BROKER_START_TIMEOUT_MS} ms; see ${logFile}`)), BROKER_START_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`broker (${scenario}) did not report "listening" within ${BROKER_START_TIMEOUT_MS} ms; see ${logFile}`)),
+      BROKER_START_TIMEOUT_MS,
+    );
     child.stdout!.on('data', (chunk: Buffer) => {
       log.write(chunk);
       seen += chunk.toString('utf8');
@@ -414,7 +439,9 @@ function report(results: readonly Result[], notRun: number): number {
     console.log(`  ${'test'.padEnd(47)} ${'time'.padStart(7)}  first error`);
     for (const r of failed) console.log(`  ${r.test.name.padEnd(47)} ${`${r.seconds.toFixed(1)}s`.padStart(7)}  ${r.detail}`);
   }
-  console.log(`\n${passed.length} passed, ${failed.length} failed, ${skipped.length} skipped, ${listed.length + notRun} listed${notRun > 0 ? ` (${notRun} not run)` : ''}`);
+  console.log(
+    `\n${passed.length} passed, ${failed.length} failed, ${skipped.length} skipped, ${listed.length + notRun} listed${notRun > 0 ? ` (${notRun} not run)` : ''}`,
+  );
   return failed.length === 0 ? 0 : 1;
 }
 
@@ -436,7 +463,8 @@ async function main(): Promise<number> {
   if (opts.buildOnly) return 0;
   const all = brokerTests(join(srcDir, 'tests'));
   for (const name of Object.keys(SINGLE_BROKER_LIMITS)) {
-    if (!all.some((t) => t.name === name)) throw new Error(`SINGLE_BROKER_LIMITS names ${name}, which is not a broker test of librdkafka ${LIBRDKAFKA_VERSION}`);
+    if (!all.some((t) => t.name === name))
+      throw new Error(`SINGLE_BROKER_LIMITS names ${name}, which is not a broker test of librdkafka ${LIBRDKAFKA_VERSION}`);
   }
   let tests = opts.only === undefined ? all : all.filter((t) => opts.only!.some((o) => t.name.startsWith(o)));
   const notRun = opts.skipListed ? tests.filter((t) => t.name in SINGLE_BROKER_LIMITS).length : 0;

@@ -221,12 +221,7 @@ export class ValidationError extends ConcordatError {
   }
 }
 
-const PROGRAMMER_ERRORS: ReadonlyArray<new (...args: never[]) => Error> = [
-  TypeError,
-  RangeError,
-  ReferenceError,
-  SyntaxError,
-];
+const PROGRAMMER_ERRORS: ReadonlyArray<new (...args: never[]) => Error> = [TypeError, RangeError, ReferenceError, SyntaxError];
 
 const NON_RETRIABLE = Symbol.for('concordat.nonRetriable');
 
@@ -270,7 +265,7 @@ const CAUSE_CHAIN_DEPTH_MAX = 16;
  */
 export function* causeChain(error: unknown, depthMax: number = CAUSE_CHAIN_DEPTH_MAX): Generator<object, void, undefined> {
   const seen = new Set<unknown>();
-  for (let current = error; current !== null && typeof current === 'object' && seen.size < depthMax && !seen.has(current); ) {
+  for (let current = error; current !== null && typeof current === 'object' && seen.size < depthMax && !seen.has(current);) {
     seen.add(current);
     yield current;
     const { driverError, cause } = current as { driverError?: unknown; cause?: unknown };

@@ -19,15 +19,7 @@ export { kafkaTransportOptionsFromEnv, type DatabaseOptions, type InboxOptions, 
 export type { MetricsOptions } from './config/index.js';
 export type { MetricsAddress, ReadinessReport } from './observability/index.js';
 export type { ConsumerLag } from './transport/index.js';
-export {
-  createEnvelope,
-  newMessageId,
-  type Envelope,
-  type EnvelopeInit,
-  type JsonPrimitive,
-  type JsonSafe,
-  type JsonValue,
-} from './messaging/index.js';
+export { createEnvelope, newMessageId, type Envelope, type EnvelopeInit, type JsonPrimitive, type JsonSafe, type JsonValue } from './messaging/index.js';
 export { openDatabase, assertPreparedTransactionsEnabled, startEmbeddedPostgres, type Database } from './persistence/index.js';
 export { OutboxRelay, writeOutbox, type OutboxLag, type ScheduledLag } from './outbox/index.js';
 export {

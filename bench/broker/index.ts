@@ -31,9 +31,18 @@ try {
   const file = join(dir, 'records.txt');
   await writeRecordsFile(file, KCAT_RECORDS);
   const logDir = join(dir, 'kcat-log');
-  print(`1. kcat producing ${KCAT_RECORDS.toLocaleString('en-US')} records of 100 B`, (await benchKcatProduce({ dataDir: logDir, file, records: KCAT_RECORDS, topic: TOPIC, rounds: ROUNDS })).lines);
-  print(`2. Node producer, ${NODE_RECORDS.toLocaleString('en-US')} records of 100 B`, (await benchNodeProduce({ dataDir: join(dir, 'node-log'), records: NODE_RECORDS, rounds: ROUNDS })).lines);
-  print(`3. Consumer catching up on ${KCAT_RECORDS.toLocaleString('en-US')} records`, (await benchCatchUp({ dataDir: logDir, topic: TOPIC, records: KCAT_RECORDS, rounds: ROUNDS })).lines);
+  print(
+    `1. kcat producing ${KCAT_RECORDS.toLocaleString('en-US')} records of 100 B`,
+    (await benchKcatProduce({ dataDir: logDir, file, records: KCAT_RECORDS, topic: TOPIC, rounds: ROUNDS })).lines,
+  );
+  print(
+    `2. Node producer, ${NODE_RECORDS.toLocaleString('en-US')} records of 100 B`,
+    (await benchNodeProduce({ dataDir: join(dir, 'node-log'), records: NODE_RECORDS, rounds: ROUNDS })).lines,
+  );
+  print(
+    `3. Consumer catching up on ${KCAT_RECORDS.toLocaleString('en-US')} records`,
+    (await benchCatchUp({ dataDir: logDir, topic: TOPIC, records: KCAT_RECORDS, rounds: ROUNDS })).lines,
+  );
 } finally {
   await rm(dir, { recursive: true, force: true });
 }

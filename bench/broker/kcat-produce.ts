@@ -47,9 +47,7 @@ async function intoConcordat(dataDir: string, file: string, records: number, top
 }
 
 async function intoMock(file: string, records: number, topic: string): Promise<Measured> {
-  const { ms } = await timed(() =>
-    kcatProduce(['-X', 'test.mock.num.brokers=1', '-b', '127.0.0.1:1', '-P', '-t', topic, '-p', '0', '-l', ...PRODUCER, file]),
-  );
+  const { ms } = await timed(() => kcatProduce(['-X', 'test.mock.num.brokers=1', '-b', '127.0.0.1:1', '-P', '-t', topic, '-p', '0', '-l', ...PRODUCER, file]));
   return { records, bytes: records * RECORD_BYTES, ms };
 }
 

@@ -46,9 +46,7 @@ async function kafkajsProduce(bootstrap: string, records: number): Promise<Measu
   await producer.connect();
   const values = Array.from({ length: records }, (_, i) => value(i));
   const { ms } = await timed(() =>
-    window(records, (from, to) =>
-      producer.send({ topic: 'bench-node', acks: -1, messages: values.slice(from, to).map((v) => ({ partition: 0, value: v })) }),
-    ),
+    window(records, (from, to) => producer.send({ topic: 'bench-node', acks: -1, messages: values.slice(from, to).map((v) => ({ partition: 0, value: v })) })),
   );
   await producer.disconnect();
   return { records, bytes: records * RECORD_BYTES, ms };
@@ -68,9 +66,7 @@ async function jetstreamPublish(records: number): Promise<Measured> {
     await jsm.streams.add({ name: stream, subjects: [subject], storage: StorageType.File });
     const js = nc.jetstream();
     const values = Array.from({ length: records }, (_, i) => value(i));
-    const { ms } = await timed(() =>
-      window(records, (from, to) => Promise.all(values.slice(from, to).map((v) => js.publish(subject, v)))),
-    );
+    const { ms } = await timed(() => window(records, (from, to) => Promise.all(values.slice(from, to).map((v) => js.publish(subject, v)))));
     const info = await jsm.streams.info(stream);
     if (info.state.messages !== records) throw new Error(`JetStream stored ${info.state.messages} of ${records} messages`);
     await jsm.streams.delete(stream);

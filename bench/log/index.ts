@@ -32,7 +32,9 @@ if (free < needed) {
   console.error(`bench:log needs ${(needed / GiB).toFixed(1)} GiB free in ${dir}; ${(free / GiB).toFixed(1)} GiB are (set BENCH_DIR elsewhere)`);
   process.exit(1);
 }
-console.log(`log engine benchmarks${quick ? ' (quick)' : ''}: ${new Date().toISOString()}, node ${process.version}, data in ${dir} (${(free / GiB).toFixed(0)} GiB free)`);
+console.log(
+  `log engine benchmarks${quick ? ' (quick)' : ''}: ${new Date().toISOString()}, node ${process.version}, data in ${dir} (${(free / GiB).toFixed(0)} GiB free)`,
+);
 const rows: Row[] = [];
 const run = async (title: string, bench: () => Promise<Row | Row[]>): Promise<void> => {
   process.stdout.write(`  ${title}…\n`);

@@ -108,7 +108,10 @@ export function table(rows: readonly Row[]): string {
   const lines = [
     '| benchmark | baseline (same run) | measured | ratio | target | met |',
     '|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.name} | ${r.baseline} | ${r.measured} | ${r.ratio === null ? '—' : `${r.ratio.toFixed(2)}×`} | ${r.target} | ${r.pass === null ? '—' : r.pass ? 'yes' : '**no**'} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.name} | ${r.baseline} | ${r.measured} | ${r.ratio === null ? '—' : `${r.ratio.toFixed(2)}×`} | ${r.target} | ${r.pass === null ? '—' : r.pass ? 'yes' : '**no**'} |`,
+    ),
   ];
   return lines.join('\n');
 }

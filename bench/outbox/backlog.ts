@@ -46,7 +46,9 @@ const connect = async (): Promise<pg.Client> => {
   return client;
 };
 const admin = await connect();
-console.log(`outbox backlog: ${n(rows)} rows, ${seconds} s per strategy, ${WRITERS} writers, ${LANES} drainers of ${BATCH}, partitions of ${n(partitionRows)} rows`);
+console.log(
+  `outbox backlog: ${n(rows)} rows, ${seconds} s per strategy, ${WRITERS} writers, ${LANES} drainers of ${BATCH}, partitions of ${n(partitionRows)} rows`,
+);
 
 const COLUMNS = `message_id text NOT NULL, topic text NOT NULL, partition_key text, shard smallint NOT NULL,
   headers jsonb NOT NULL, payload bytea, created_at timestamptz NOT NULL DEFAULT now()`;
@@ -62,7 +64,9 @@ async function fill(table: string): Promise<number> {
   const start = performance.now();
   for (let from = 1; from <= rows; from += 1_000_000) {
     const to = Math.min(rows, from + 999_999);
-    await admin.query(`INSERT INTO ${table} (message_id, topic, partition_key, shard, headers, payload) SELECT ${ROW('i')} FROM generate_series(${from}, ${to}) AS i`);
+    await admin.query(
+      `INSERT INTO ${table} (message_id, topic, partition_key, shard, headers, payload) SELECT ${ROW('i')} FROM generate_series(${from}, ${to}) AS i`,
+    );
     process.stdout.write(`    ${table}: ${n(to)} rows\r`);
   }
   await admin.query(`VACUUM ANALYZE ${table}`);
@@ -188,7 +192,9 @@ async function dropper(phase: Phase, cursors: bigint[], dropped: Array<{ name: s
 }
 
 async function walLsn(): Promise<bigint> {
-  const { rows: [row] } = await admin.query(`SELECT pg_current_wal_lsn() - '0/0'::pg_lsn AS bytes`);
+  const {
+    rows: [row],
+  } = await admin.query(`SELECT pg_current_wal_lsn() - '0/0'::pg_lsn AS bytes`);
   return BigInt(row.bytes);
 }
 
@@ -202,7 +208,9 @@ async function run(label: string, start: (phase: Phase) => Promise<void>[], dead
   await Promise.all(tasks);
   const elapsed = (performance.now() - t0) / 1000;
   const wal = Number((await walLsn()) - wal0);
-  const { rows: [dead] } = await admin.query(
+  const {
+    rows: [dead],
+  } = await admin.query(
     `SELECT coalesce(sum(n_dead_tup), 0)::bigint AS dead, coalesce(sum(n_live_tup), 0)::bigint AS live FROM pg_stat_user_tables WHERE relname LIKE $1`,
     [`${deadTable}%`],
   );
@@ -233,15 +241,25 @@ try {
   // B: partitioned by seq range; published rows are left in place and whole partitions dropped.
   if (only === undefined || only === 'B') {
     await admin.query(`CREATE SEQUENCE b_outbox_seq`);
-    await admin.query(`CREATE TABLE b_outbox (seq bigint NOT NULL DEFAULT nextval('b_outbox_seq'), ${COLUMNS}, PRIMARY KEY (shard, seq)) PARTITION BY RANGE (seq)`);
+    await admin.query(
+      `CREATE TABLE b_outbox (seq bigint NOT NULL DEFAULT nextval('b_outbox_seq'), ${COLUMNS}, PRIMARY KEY (shard, seq)) PARTITION BY RANGE (seq)`,
+    );
     const partitions = Math.ceil((rows * 1.5 + 5_000_000) / partitionRows);
     for (let p = 0; p < partitions; p++) {
-      await admin.query(`CREATE TABLE b_outbox_${p} PARTITION OF b_outbox FOR VALUES FROM (${p * partitionRows + 1}) TO (${(p + 1) * partitionRows + 1}) WITH ${QUEUE_SETTINGS}`);
+      await admin.query(
+        `CREATE TABLE b_outbox_${p} PARTITION OF b_outbox FOR VALUES FROM (${p * partitionRows + 1}) TO (${(p + 1) * partitionRows + 1}) WITH ${QUEUE_SETTINGS}`,
+      );
     }
     console.log(`  filled B in ${n(await fill('b_outbox'))} s`);
     const cursors = Array.from({ length: 256 }, () => 0n);
     const dropped: Array<{ name: string; detachMs: number; dropMs: number }> = [];
-    results.push(await run('B. partition drop', (phase) => [...writers('b_outbox', phase), ...cursorDrainers(phase, cursors), dropper(phase, cursors, dropped)], 'b_outbox'));
+    results.push(
+      await run(
+        'B. partition drop',
+        (phase) => [...writers('b_outbox', phase), ...cursorDrainers(phase, cursors), dropper(phase, cursors, dropped)],
+        'b_outbox',
+      ),
+    );
     const detach = dropped.map((d) => d.detachMs);
     const drop = dropped.map((d) => d.dropMs);
     console.log(
@@ -249,7 +267,14 @@ try {
     );
   }
   console.log('\n| | ' + Object.keys(results[0]!).slice(1).join(' | ') + ' |');
-  console.log('|---|' + Object.keys(results[0]!).slice(1).map(() => '---').join('|') + '|');
+  console.log(
+    '|---|' +
+      Object.keys(results[0]!)
+        .slice(1)
+        .map(() => '---')
+        .join('|') +
+      '|',
+  );
   for (const r of results) console.log(`| ${r.strategy} | ${Object.values(r).slice(1).join(' | ')} |`);
 } finally {
   await admin.end();

@@ -32,8 +32,38 @@ const quick = process.argv.includes('--quick');
 const onlyArg = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
 const only = onlyArg === undefined ? undefined : new Set(onlyArg.split(','));
 const settings = quick
-  ? { clients: 16, sliceMs: 1000, rounds: 3, drainMs: 10_000, backlogRows: 20_000, latencyMs: 6000, warmupMs: 3000, messages: 4000, handlerRounds: 2, pendingRows: 50_000, scheduledMs: 6000, slowMessages: 400, fastMessages: 4000, parallelRounds: 2 }
-  : { clients: 16, sliceMs: 2000, rounds: 7, drainMs: 60_000, backlogRows: 100_000, latencyMs: 30_000, warmupMs: 5000, messages: 20_000, handlerRounds: 3, pendingRows: 1_000_000, scheduledMs: 20_000, slowMessages: 1000, fastMessages: 12_000, parallelRounds: 3 };
+  ? {
+      clients: 16,
+      sliceMs: 1000,
+      rounds: 3,
+      drainMs: 10_000,
+      backlogRows: 20_000,
+      latencyMs: 6000,
+      warmupMs: 3000,
+      messages: 4000,
+      handlerRounds: 2,
+      pendingRows: 50_000,
+      scheduledMs: 6000,
+      slowMessages: 400,
+      fastMessages: 4000,
+      parallelRounds: 2,
+    }
+  : {
+      clients: 16,
+      sliceMs: 2000,
+      rounds: 7,
+      drainMs: 60_000,
+      backlogRows: 100_000,
+      latencyMs: 30_000,
+      warmupMs: 5000,
+      messages: 20_000,
+      handlerRounds: 3,
+      pendingRows: 1_000_000,
+      scheduledMs: 20_000,
+      slowMessages: 1000,
+      fastMessages: 12_000,
+      parallelRounds: 3,
+    };
 
 // The rate of 5. (default the 1,000/s); a lower one shows lateness where a loaded machine cannot carry 1,000/s even immediately.
 const scheduledRate = Number(process.argv.find((arg) => arg.startsWith('--scheduled-rate='))?.slice('--scheduled-rate='.length) ?? 1000);
@@ -54,7 +84,13 @@ try {
   await run('latency', '3. end-to-end latency', () => benchLatency(env, { ratePerSecond: 1000, runMs: settings.latencyMs, warmupMs: settings.warmupMs }));
   await run('handlers', '4. exactly-once vs at-least-once handler', () => benchHandlers(env, { messages: settings.messages, rounds: settings.handlerRounds }));
   await run('scheduled', '5. scheduled delivery', () =>
-    benchScheduled(env, { pendingRows: settings.pendingRows, ratePerSecond: scheduledRate, runMs: settings.scheduledMs, warmupMs: settings.warmupMs, delayMs: 2000 }),
+    benchScheduled(env, {
+      pendingRows: settings.pendingRows,
+      ratePerSecond: scheduledRate,
+      runMs: settings.scheduledMs,
+      warmupMs: settings.warmupMs,
+      delayMs: 2000,
+    }),
   );
   await run('parallel-keys', '6. parallel keys within a partition', () =>
     benchParallelKeys(env, { slowMessages: settings.slowMessages, fastMessages: settings.fastMessages, rounds: settings.parallelRounds }),

@@ -90,7 +90,10 @@ export async function benchLatency(env: BenchEnv, settings: { ratePerSecond: num
       {
         name: `end-to-end latency, producer COMMIT → handler COMMIT, at ${n(sent / seconds)} msg/s for ${n(seconds)} s after ${n(settings.warmupMs / 1000)} s of warm-up (${n(sent)} messages, ${latencies.length} handled)`,
         baseline: `handler transaction alone: p50 ${n(quantile(handlerMs, 0.5), 1)} ms, p99 ${n(quantile(handlerMs, 0.99), 1)} ms`,
-        measured: `p50 ${n(p50, 1)} ms, p90 ${n(quantile(steady, 0.9), 1)} ms, p99 ${n(p99, 1)} ms, max ${n(steady.reduce((a, b) => Math.max(a, b), 0), 1)} ms`,
+        measured: `p50 ${n(p50, 1)} ms, p90 ${n(quantile(steady, 0.9), 1)} ms, p99 ${n(p99, 1)} ms, max ${n(
+          steady.reduce((a, b) => Math.max(a, b), 0),
+          1,
+        )} ms`,
         ratio: null,
         target: 'p99 < 50 ms',
         pass: p99 < 50 && latencies.length === sent,

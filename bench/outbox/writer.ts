@@ -34,7 +34,12 @@ export async function benchWriter(env: BenchEnv, settings: { clients: number; sl
   const typeormPath = (client: number): Promise<void> =>
     db.dataSource.transaction(async (manager) => {
       const customer = await business(manager, client, i++);
-      const envelope = createEnvelope({ type: 'orders.placed', source: 'bench', data: { customer, amount: 42, sku: 'sku-1', quantity: 2 }, partitionkey: `customer-${customer}` });
+      const envelope = createEnvelope({
+        type: 'orders.placed',
+        source: 'bench',
+        data: { customer, amount: 42, sku: 'sku-1', quantity: 2 },
+        partitionkey: `customer-${customer}`,
+      });
       await writeOutbox(manager, [{ topic: 'orders.placed', envelope }]);
     });
 

@@ -31,10 +31,9 @@ async function start(config: ChildConfig, _workload: Workload): Promise<RunningS
   const sqlErrors = watchSqlStateClass40(pg.Client);
   const app = new DrizzleDataSource('orders', { connectionString: config.databaseUrl });
   const execute: Execute = async (text, params) => (await app.client.execute(statement(text, params) as unknown as DrizzleQuery)) as unknown as StatementResult;
-  const placeOrder = DBOS.registerWorkflow(
-    (o: Order) => orderSaga(o, (name, work) => app.runTransaction(() => work(execute), { name })),
-    { name: 'placeOrder' },
-  );
+  const placeOrder = DBOS.registerWorkflow((o: Order) => orderSaga(o, (name, work) => app.runTransaction(() => work(execute), { name })), {
+    name: 'placeOrder',
+  });
   DBOS.setConfig({ name: 'bench-peers', systemDatabaseUrl: config.systemDatabaseUrl, logLevel: 'warn' });
   await DBOS.launch();
   return {

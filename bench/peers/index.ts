@@ -109,7 +109,9 @@ function parseOptions(args: string[]): Options {
   };
   const known = new Set(['--orders', '--in-flight', '--only', '--quick']);
   for (const arg of args) if (arg.startsWith('--') && !known.has(arg)) usage(`unknown option ${arg}`);
-  const only = value('--only')?.split(',').map((s) => s.trim()) ?? [...SYSTEMS];
+  const only = value('--only')
+    ?.split(',')
+    .map((s) => s.trim()) ?? [...SYSTEMS];
   for (const name of only) if (!(SYSTEMS as readonly string[]).includes(name)) usage(`--only: unknown system '${name}'`);
   return {
     systems: SYSTEMS.filter((s) => only.includes(s)),
@@ -451,7 +453,13 @@ function printSystem(run: SystemRun): void {
       `  ${label}: ${((t.orders * 1000) / t.elapsedMs).toFixed(1)} orders/s, p50 ${t.p50Ms.toFixed(1)} ms, p99 ${t.p99Ms.toFixed(1)} ms ` +
         `(${t.orders} orders, ${(t.elapsedMs / 1000).toFixed(1)} s); idle p50 ${r.idle.p50Ms.toFixed(1)} ms; warm-up ${r.warmup.orders} in ${(r.warmup.elapsedMs / 1000).toFixed(1)} s`,
     );
-    console.log(`  counters: ${Object.entries(r.counters).map(([k, v]) => `${k} ${v}`).join(', ') || 'no SQLSTATE 40P01/40001 error'}`);
+    console.log(
+      `  counters: ${
+        Object.entries(r.counters)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ') || 'no SQLSTATE 40P01/40001 error'
+      }`,
+    );
   }
   const o = run.outcomes;
   if (o !== undefined) {
@@ -460,7 +468,8 @@ function printSystem(run: SystemRun): void {
         (o.otherReasons.length > 0 ? ` (${o.otherReasons.join('; ')})` : ''),
     );
   }
-  if (run.resends !== undefined) console.log(`  coordinator: ${run.resends.resent} decision commands re-sent, ${run.resends.retried} saga steps/compensations retried from its timer`);
+  if (run.resends !== undefined)
+    console.log(`  coordinator: ${run.resends.resent} decision commands re-sent, ${run.resends.retried} saga steps/compensations retried from its timer`);
   for (const check of run.checks) console.log(`  ${check.ok ? 'PASS' : 'FAIL'}  ${check.name}${check.ok ? '' : `: ${check.detail}`}`);
 }
 
@@ -526,10 +535,14 @@ function printTable(runs: SystemRun[], options: Options): Row[] {
   const best = bestPeer(rows);
   console.log(
     `\nbench:peers — ${options.phases.throughput} orders, ${options.inFlight} in flight (warm-up ${options.phases.warmup}, idle ${options.phases.idle} one at a time); ` +
-      `node ${process.version}, ${cpus().length} cores, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
+      `node ${process.version}, ${cpus().length} cores, load ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
   );
   console.log(`ratios: to the best peer row (DBOS/Restate) for each figure${best === undefined ? ' — no peer row ran' : ''}\n`);
-  console.log('| system | orders/s | p50 ms | p99 ms | idle p50 ms | CPU ms/order (node + server + pg) | deadlocks | deadlock retries | resends | × orders/s | × p99 | × idle p50 | × CPU |');
+  console.log(
+    '| system | orders/s | p50 ms | p99 ms | idle p50 ms | CPU ms/order (node + server + pg) | deadlocks | deadlock retries | resends | × orders/s | × p99 | × idle p50 | × CPU |',
+  );
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const run of runs) {
     const row = rows.find((r) => r.run === run);
@@ -545,8 +558,8 @@ function printTable(runs: SystemRun[], options: Options): Row[] {
     );
   }
   console.log(
-    '\ndeadlocks: pg_stat_database.deadlocks of the system\'s databases over its run; deadlock retries: SQLSTATE 40P01/40001 errors its transactions got ' +
-      '(each rolled back and run again); resends: commands Concordat\'s coordinator sent again from its timer (decisions re-sent + saga steps retried). ' +
+    "\ndeadlocks: pg_stat_database.deadlocks of the system's databases over its run; deadlock retries: SQLSTATE 40P01/40001 errors its transactions got " +
+      "(each rolled back and run again); resends: commands Concordat's coordinator sent again from its timer (decisions re-sent + saga steps retried). " +
       (rows.some((r) => r.cpu.pg === undefined) ? 'pg ?: PostgreSQL is not on this machine (or not readable): its CPU is not counted. ' : ''),
   );
   printGoals(rows, best);

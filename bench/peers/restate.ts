@@ -47,10 +47,11 @@ async function exactlyOnce<T>(pool: pg.Pool, orderId: string, step: string, work
     await client.query('BEGIN');
     open = true;
     const result = await work((text, params) => client.query(text, params as unknown[]));
-    const recorded = await client.query(
-      `INSERT INTO peers.step_results (order_id, step, result) VALUES ($1, $2, $3) ON CONFLICT (order_id, step) DO NOTHING`,
-      [orderId, step, JSON.stringify(result ?? null)],
-    );
+    const recorded = await client.query(`INSERT INTO peers.step_results (order_id, step, result) VALUES ($1, $2, $3) ON CONFLICT (order_id, step) DO NOTHING`, [
+      orderId,
+      step,
+      JSON.stringify(result ?? null),
+    ]);
     if (recorded.rowCount === 1) {
       await client.query('COMMIT');
       open = false;
@@ -82,7 +83,11 @@ function orderService(pool: pg.Pool) {
 /** Tells restate-server where this process serves the services (its admin API), as `restate deployments register` does. */
 async function register(adminUrl: string, endpointUrl: string): Promise<void> {
   const response = await withTimeout(
-    fetch(`${adminUrl}/deployments`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ uri: endpointUrl, force: true }) }),
+    fetch(`${adminUrl}/deployments`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ uri: endpointUrl, force: true }),
+    }),
     30_000,
     'registering the deployment with restate-server',
   );

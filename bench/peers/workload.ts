@@ -69,7 +69,12 @@ export function makeWorkload(products: readonly Product[], accounts: readonly Ac
   const total = phases.warmup + phases.idle + phases.throughput;
   const random = mulberry32(seed);
   const demand = (total * MEAN_QUANTITY) / products.length;
-  const scarcest = new Set([...products].sort((a, b) => a.stock - b.stock).slice(0, 2).map((p) => p.sku));
+  const scarcest = new Set(
+    [...products]
+      .sort((a, b) => a.stock - b.stock)
+      .slice(0, 2)
+      .map((p) => p.sku),
+  );
   const stocked = products.map((p) => ({ ...p, stock: Math.max(1, Math.round(demand * (scarcest.has(p.sku) ? 0.6 : 1.2))) }));
   const funded = accounts.map((a) => ({ ...a, balanceCents: Math.max(1, Math.round((a.balanceCents * total) / EXAMPLE_ORDERS)) }));
   const orders: Order[] = [];
@@ -155,10 +160,10 @@ export const steps = {
 
   /** payment: captures the amount (balance → captured) and records the capture; false when the balance is short. */
   async charge(execute: Execute, o: Order): Promise<boolean> {
-    const { rowCount } = await execute(
-      `UPDATE payment.accounts SET balance = balance - $2, captured = captured + $2 WHERE account_id = $1 AND balance >= $2`,
-      [o.accountId, o.amountCents],
-    );
+    const { rowCount } = await execute(`UPDATE payment.accounts SET balance = balance - $2, captured = captured + $2 WHERE account_id = $1 AND balance >= $2`, [
+      o.accountId,
+      o.amountCents,
+    ]);
     if (rowCount === 0) return false;
     await execute(`INSERT INTO payment.captures (order_id, global_tx_id, account_id, amount_cents) VALUES ($1, $2, $3, $4)`, [
       o.orderId,

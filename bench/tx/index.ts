@@ -94,7 +94,13 @@ const pgCpuUs = (): number => (pgData === undefined ? NaN : (clusterCpuUs(pgData
 
 function order(): Order {
   const quantity = 1 + Math.floor(Math.random() * 3);
-  return { orderId: newMessageId(), sku: 1 + Math.floor(Math.random() * ROWS), account: 1 + Math.floor(Math.random() * ROWS), quantity, cents: quantity * 1999 };
+  return {
+    orderId: newMessageId(),
+    sku: 1 + Math.floor(Math.random() * ROWS),
+    account: 1 + Math.floor(Math.random() * ROWS),
+    quantity,
+    cents: quantity * 1999,
+  };
 }
 
 async function insertOrder(context: Pick<TransactionContext, 'manager'>, o: Order): Promise<void> {
@@ -129,7 +135,14 @@ async function runMode(db: Database, mode: Mode): Promise<Result> {
   const transport = new EmbeddedTransport({ dataDir: join(dir, `log-${mode}`) });
   const container = new Container();
   container.bind(COORDINATOR_OPTIONS).toConstantValue({ cleanupIntervalMs: 0 });
-  const app = ConcordatApp.create({ name: `bench-${mode}`, services: [TransactionCoordinator, Outcomes, ...SERVICES[mode]], container, database: db, transport, partitions: 8 });
+  const app = ConcordatApp.create({
+    name: `bench-${mode}`,
+    services: [TransactionCoordinator, Outcomes, ...SERVICES[mode]],
+    container,
+    database: db,
+    transport,
+    partitions: 8,
+  });
   await app.start();
   try {
     return await withBatching(() => measure(`${NAMES[mode]}, 3 participants`, () => globalOrder(app, mode)));
@@ -148,16 +161,18 @@ async function runChain(db: Database): Promise<Result> {
   const app = ConcordatApp.create({ name: 'bench-chain', services: [Chain], database: db, transport, partitions: 8 });
   await app.start();
   try {
-    return await withBatching(() => measure(`floor: ${TCC_MESSAGES} plain handler hops`, async () => {
-      const o = order();
-      const id = newMessageId();
-      const done = new Promise<void>((resolve) => chainWaiters.set(id, resolve));
-      await app.transaction(async (context) => {
-        await insertOrder(context, o);
-        context.publish('bench.chain', { id, left: TCC_MESSAGES - 1 }, { key: id });
-      });
-      await done;
-    }));
+    return await withBatching(() =>
+      measure(`floor: ${TCC_MESSAGES} plain handler hops`, async () => {
+        const o = order();
+        const id = newMessageId();
+        const done = new Promise<void>((resolve) => chainWaiters.set(id, resolve));
+        await app.transaction(async (context) => {
+          await insertOrder(context, o);
+          context.publish('bench.chain', { id, left: TCC_MESSAGES - 1 }, { key: id });
+        });
+        await done;
+      }),
+    );
   } finally {
     await app.stop();
     await transport.close();
@@ -236,7 +251,11 @@ async function measure(name: string, one: () => Promise<void>): Promise<Result> 
 }
 
 function report(results: Result[], baseline: Result): void {
-  console.log(`\nload average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} cores`);
+  console.log(
+    `\nload average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')} on ${cpus().length} cores`,
+  );
   console.log(`\n| | per second | ratio | target | p50 ms | p99 ms | CPU ms each: Node + PostgreSQL | CPU ratio | messages per dispatcher transaction |`);
   console.log('|---|---:|---:|---|---:|---:|---:|---:|---:|');
   for (const r of results) {
@@ -277,7 +296,8 @@ async function main(): Promise<void> {
         `${concurrency} concurrent clients, ${seconds} s measured after ${warmupSeconds} s warm-up`,
     );
     const serverUrl =
-      process.env.DATABASE_URL ?? (embedded = await startEmbeddedPostgres({ dataDir: join(dir, 'postgres'), maxPreparedTransactions: 512, maxConnections: 400 })).url;
+      process.env.DATABASE_URL ??
+      (embedded = await startEmbeddedPostgres({ dataDir: join(dir, 'postgres'), maxPreparedTransactions: 512, maxConnections: 400 })).url;
     if (embedded !== undefined) pgData = join(dir, 'postgres');
     const url = await freshDatabase(serverUrl, 'bench_tx');
     const db = await openDatabase({ url, poolSize: 80 });

@@ -94,7 +94,11 @@ export class PaymentTcc {
 export class ShippingTcc {
   @Try()
   async book(c: TccContext<Order>): Promise<void> {
-    await c.manager.query(`INSERT INTO bench_shipments (order_id, sku, quantity, state) VALUES ($1, $2, $3, 'TENTATIVE')`, [c.payload.orderId, c.payload.sku, c.payload.quantity]);
+    await c.manager.query(`INSERT INTO bench_shipments (order_id, sku, quantity, state) VALUES ($1, $2, $3, 'TENTATIVE')`, [
+      c.payload.orderId,
+      c.payload.sku,
+      c.payload.quantity,
+    ]);
   }
   @Confirm()
   async confirm(c: TccContext<Order>): Promise<void> {
@@ -155,7 +159,10 @@ export class PaymentSaga {
   }
   @Compensate()
   async refund(c: SagaContext<Order>): Promise<void> {
-    await c.manager.query(`UPDATE bench_accounts SET balance = balance + $2, captured = captured - $2 WHERE account = $1`, [c.payload.account, c.payload.cents]);
+    await c.manager.query(`UPDATE bench_accounts SET balance = balance + $2, captured = captured - $2 WHERE account = $1`, [
+      c.payload.account,
+      c.payload.cents,
+    ]);
   }
 }
 

@@ -81,7 +81,10 @@ export async function runChaos(demo: DistributedDemoOptions, chaos: ChaosOptions
       {
         name: `${chaos.kills} service processes SIGKILLed while orders ran`,
         ok: kills.length >= chaos.kills,
-        detail: kills.length >= chaos.kills ? `${kills.length} kills` : `only ${kills.length} kills before every order ended: feed more slowly (--rate) or kill more often`,
+        detail:
+          kills.length >= chaos.kills
+            ? `${kills.length} kills`
+            : `only ${kills.length} kills before every order ended: feed more slowly (--rate) or kill more often`,
       },
       {
         name: 'no process exited without being killed',

@@ -32,11 +32,15 @@ const program = new Command()
   .addOption(new Option('--mode <modes>', `modes to run, comma-separated, or 'all' (${MODES.join(', ')})`).default([...MODES], 'all').argParser(parseModes))
   .option('--quick', `short run for CI: ${QUICK.orders} orders and ${QUICK.kills} kills per mode, one every ~${QUICK.intervalMs / 1000} s`, false)
   .addOption(new Option('--kills <n>', `kills per mode (default: ${FULL.kills}, --quick ${QUICK.kills})`).argParser(positiveInt))
-  .addOption(new Option('--interval <seconds>', `mean time between kills (default: ${FULL.intervalMs / 1000}, --quick ${QUICK.intervalMs / 1000})`).argParser(positiveNumber))
-  .option('--orders <file>', 'orders CSV (default: the demo\'s orders.csv; --quick: its first 300 orders)')
+  .addOption(
+    new Option('--interval <seconds>', `mean time between kills (default: ${FULL.intervalMs / 1000}, --quick ${QUICK.intervalMs / 1000})`).argParser(
+      positiveNumber,
+    ),
+  )
+  .option('--orders <file>', "orders CSV (default: the demo's orders.csv; --quick: its first 300 orders)")
   .addOption(new Option('--rate <orders-per-second>', 'feed rate (default: orders / (kills × interval))').argParser(positiveInt))
   .addOption(new Option('--seed <n>', 'seed of the victims and waits (default: random, printed)').argParser(nonNegativeInt))
-  .option('--data-dir <dir>', 'where the embedded PostgreSQL, the broker\'s log and the process logs live', defaultDataDir)
+  .option('--data-dir <dir>', "where the embedded PostgreSQL, the broker's log and the process logs live", defaultDataDir)
   .addOption(new Option('--timeout <seconds>', 'give up waiting for the orders of one mode after this long').default(600).argParser(positiveInt))
   .action(async (cli: CliOptions) => {
     if ((process.env.KAFKA_BROKERS ?? '') !== '') throw new Error('npm run chaos starts its own concordat broker per mode (fresh topics); unset KAFKA_BROKERS');
@@ -77,7 +81,15 @@ const program = new Command()
               onProcessEvent: (line) => console.log(`  ${clock()}  [process] ${line}`),
               onProgress: progressPrinter(),
             },
-            { kills, intervalMs, seed, onKill: (kill) => console.log(`  ${clock(kill.at)}  [chaos]   kill ${kill.n}/${kills}: ${kill.unit} (pid ${kill.pid}) at +${(kill.sinceStartMs / 1000).toFixed(1)} s`) },
+            {
+              kills,
+              intervalMs,
+              seed,
+              onKill: (kill) =>
+                console.log(
+                  `  ${clock(kill.at)}  [chaos]   kill ${kill.n}/${kills}: ${kill.unit} (pid ${kill.pid}) at +${(kill.sinceStartMs / 1000).toFixed(1)} s`,
+                ),
+            },
           ),
         );
         printMode(results.at(-1)!, kills, Date.now() - startedAt);
@@ -129,9 +141,12 @@ function printMode(result: ChaosResult, killsAsked: number, wallMs: number): voi
   const lines = [
     `orders             ${summary.orders}: confirmed ${summary.confirmed}, cancelled ${summary.cancelled} (stock ${summary.cancelledForStock}, funds ${summary.cancelledForFunds}, payment deadline ${summary.cancelledForDeadline}, other ${summary.cancelledOther})`,
     ...summary.otherReasons.map(({ reason, count }) => `  other reason     ${count}× ${reason}`),
-    `kills              ${result.kills.length} of ${killsAsked}: ${Object.entries(byUnit).map(([unit, n]) => `${unit} ${n}`).join(', ')}` +
-      (result.kills.length > 0 ? `, the last at +${(result.kills.at(-1)!.sinceStartMs / 1000).toFixed(1)} s` : ''),
-    `restarts           ${Object.entries(result.restarts).map(([name, n]) => `${name} ${n}`).join(', ')}`,
+    `kills              ${result.kills.length} of ${killsAsked}: ${Object.entries(byUnit)
+      .map(([unit, n]) => `${unit} ${n}`)
+      .join(', ')}` + (result.kills.length > 0 ? `, the last at +${(result.kills.at(-1)!.sinceStartMs / 1000).toFixed(1)} s` : ''),
+    `restarts           ${Object.entries(result.restarts)
+      .map(([name, n]) => `${name} ${n}`)
+      .join(', ')}`,
     `orders finished in ${(summary.elapsedMs / 1000).toFixed(1)} s (${summary.ordersPerSecond.toFixed(1)}/s, latency p50 ${summary.latencyP50Ms.toFixed(0)} ms, p99 ${summary.latencyP99Ms.toFixed(0)} ms); mode took ${(wallMs / 1000).toFixed(1)} s in all`,
     `dead letters       ${summary.deadLettered}`,
     `process logs       ${result.logDir}`,
@@ -145,7 +160,9 @@ function printMode(result: ChaosResult, killsAsked: number, wallMs: number): voi
 
 function printTable(results: ChaosResult[]): void {
   console.log('\nChaos summary');
-  console.log(`  ${'mode'.padEnd(5)} ${'kills'.padStart(5)} ${'orders'.padStart(6)} ${'confirmed'.padStart(9)} ${'cancelled'.padStart(9)} ${'elapsed'.padStart(8)}  result`);
+  console.log(
+    `  ${'mode'.padEnd(5)} ${'kills'.padStart(5)} ${'orders'.padStart(6)} ${'confirmed'.padStart(9)} ${'cancelled'.padStart(9)} ${'elapsed'.padStart(8)}  result`,
+  );
   for (const r of results) {
     const failed = r.checks.filter((check) => !check.ok).length;
     console.log(

@@ -327,7 +327,7 @@ async function submitOrders(app: ConcordatApp, orders: OrderLine[], options: Dem
   /** When the next batch is due at the current rate (a steady rate: `startedAt + i / rate`). */
   let dueAt = startedAt;
   let paced = false;
-  for (let i = 0; i < orders.length; ) {
+  for (let i = 0; i < orders.length;) {
     const rate = typeof ratePerSecond === 'function' ? ratePerSecond() : ratePerSecond;
     if (rate !== undefined) {
       if (!paced) dueAt = Date.now();

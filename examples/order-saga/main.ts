@@ -57,7 +57,7 @@ const program = new Command()
       .argParser((text) => (text === 'all' ? Infinity : positiveInt(text))),
   )
   .addOption(
-    new Option('--payment-timeout-ms <ms>', "cancel an order whose payment has not gone through this long after it was placed (a scheduled message)")
+    new Option('--payment-timeout-ms <ms>', 'cancel an order whose payment has not gone through this long after it was placed (a scheduled message)')
       .default(PAYMENT_TIMEOUT_MS_DEFAULT)
       .argParser(wholeNumber),
   )
@@ -74,12 +74,23 @@ const program = new Command()
   )
   .action(async (options: CliOptions) => {
     const databaseUrl = process.env.DATABASE_URL || undefined;
-    const kafkaBrokers = (process.env.KAFKA_BROKERS ?? '').split(',').map((b) => b.trim()).filter((b) => b !== '');
-    const log = kafkaBrokers.length > 0 ? `Kafka at ${kafkaBrokers.join(',')} (KAFKA_BROKERS)` : options.processes ? 'concordat broker (a process)' : `embedded (${options.dataDir})`;
-    console.log(`Concordat order saga, ${MODE_NAMES[options.mode]} — Postgres: ${databaseUrl === undefined ? `embedded (${options.dataDir}/postgres)` : 'DATABASE_URL'}, log: ${log}`);
+    const kafkaBrokers = (process.env.KAFKA_BROKERS ?? '')
+      .split(',')
+      .map((b) => b.trim())
+      .filter((b) => b !== '');
+    const log =
+      kafkaBrokers.length > 0
+        ? `Kafka at ${kafkaBrokers.join(',')} (KAFKA_BROKERS)`
+        : options.processes
+          ? 'concordat broker (a process)'
+          : `embedded (${options.dataDir})`;
+    console.log(
+      `Concordat order saga, ${MODE_NAMES[options.mode]} — Postgres: ${databaseUrl === undefined ? `embedded (${options.dataDir}/postgres)` : 'DATABASE_URL'}, log: ${log}`,
+    );
     const units = 'orders (+ coordinator), inventory, payment, each with an outbox relay';
     console.log(
-      !options.processes ? 'One process: all services, the coordinator and the relay.'
+      !options.processes
+        ? 'One process: all services, the coordinator and the relay.'
         : `Processes: ${kafkaBrokers.length > 0 ? '' : 'concordat broker, '}${units}; feeder and checks in this one.`,
     );
     const bound = Number.isFinite(options.inFlight) ? `, at most ${options.inFlight} in flight` : '';
@@ -171,7 +182,12 @@ function printResult(result: DemoResult | DistributedDemoResult): void {
     ['dead letters', String(summary.deadLettered)],
   ];
   if ('restarts' in result) {
-    rows.push(['process restarts', Object.entries(result.restarts).map(([name, count]) => `${name} ${count}`).join(', ')]);
+    rows.push([
+      'process restarts',
+      Object.entries(result.restarts)
+        .map(([name, count]) => `${name} ${count}`)
+        .join(', '),
+    ]);
     rows.push(['process logs', result.logDir]);
   }
   console.log('\nSummary');

@@ -76,9 +76,17 @@ const program = new Command()
   .description('the distributed order demo at half its maximum rate for minutes, with kills and restarts; checks for leaks and stuck transactions')
   .addOption(new Option('--minutes <n>', 'length of the soak, after the measurement').default(10).argParser(positiveNumber))
   .addOption(new Option('--rate <orders-per-second>', 'feed rate (default: half the maximum, measured first)').argParser(positiveNumber))
-  .addOption(new Option('--measure <seconds>', 'length of the measurement of the maximum rate (default: 30, or 10 for a soak of 3 minutes or less)').argParser(positiveNumber))
+  .addOption(
+    new Option('--measure <seconds>', 'length of the measurement of the maximum rate (default: 30, or 10 for a soak of 3 minutes or less)').argParser(
+      positiveNumber,
+    ),
+  )
   .addOption(new Option('--mode <mode>', `global transactions: ${MODES.join(', ')}`).default(Mode.TCC).argParser(parseMode))
-  .addOption(new Option('--warm-up <seconds>', 'age of a process before its RSS and descriptors must stay flat (default: 120, or 40% of a shorter soak)').argParser(positiveNumber))
+  .addOption(
+    new Option('--warm-up <seconds>', 'age of a process before its RSS and descriptors must stay flat (default: 120, or 40% of a shorter soak)').argParser(
+      positiveNumber,
+    ),
+  )
   .addOption(new Option('--seed <n>', 'seed of the victims and waits (default: random, printed)').argParser(nonNegativeInt))
   .option('--data-dir <dir>', "where the embedded PostgreSQL, the broker's log and the process logs live", defaultDataDir)
   .action(async (cli: CliOptions) => {
@@ -261,7 +269,9 @@ class Soak {
       const maxRate = ((finishedOf(this.lastProgress) - start.finished) * 1000) / Math.max(1, now - start.at);
       this.measured = { maxRate, from: start.at, to: now };
       if (maxRate === 0) {
-        this.failures.push(`no order finished in the ${this.options.measureMs / 1000} s of the measurement after the first: the demo does not run (see the process logs)`);
+        this.failures.push(
+          `no order finished in the ${this.options.measureMs / 1000} s of the measurement after the first: the demo does not run (see the process logs)`,
+        );
         this.soakStartedAt = now;
         this.endSoak();
         return;
@@ -272,7 +282,8 @@ class Soak {
           `${IN_FLIGHT_MAX} in flight); soaking at ${this.soakRate} orders/s for ${minutes(this.options.soakMs)}`,
       );
     }
-    if (this.options.rate !== undefined) console.log(`  ${clock()}  [soak]    soaking at ${this.soakRate} orders/s (--rate) for ${minutes(this.options.soakMs)}`);
+    if (this.options.rate !== undefined)
+      console.log(`  ${clock()}  [soak]    soaking at ${this.soakRate} orders/s (--rate) for ${minutes(this.options.soakMs)}`);
     this.soakStartedAt = now;
     this.submittedAtSoakStart = this.lastProgress?.submitted ?? 0;
     this.killLoop = startKilling(this.supervisor!, {
@@ -295,7 +306,9 @@ class Soak {
     this.soakEndedAt = Date.now();
     this.kills = this.killLoop?.stop() ?? [];
     this.submittedAtSoakEnd = this.lastProgress?.submitted ?? 0;
-    console.log(`  ${clock()}  [soak]    feed stopped after ${minutes(this.soakEndedAt - this.soakStartedAt!)}; no more kills; waiting for the orders and the queues to drain`);
+    console.log(
+      `  ${clock()}  [soak]    feed stopped after ${minutes(this.soakEndedAt - this.soakStartedAt!)}; no more kills; waiting for the orders and the queues to drain`,
+    );
   }
 
   private async restartPostgres(): Promise<void> {
@@ -310,7 +323,9 @@ class Soak {
       } else {
         const admin = new pg.Client({ connectionString: database.url });
         await admin.connect();
-        const { rowCount } = await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+        const { rowCount } = await admin.query(
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+        );
         await admin.end();
         console.log(`  ${clock()}  [soak]    ended ${rowCount} sessions of the demo database (DATABASE_URL: no restart)`);
       }
@@ -345,7 +360,11 @@ class Soak {
       if ((last.lag === 0 && last.backlog === 0) || Date.now() - startedAt > DRAIN_TIMEOUT_MS) break;
       await sleep(1000);
     }
-    this.drained = { ...(last.lag !== undefined && { lag: last.lag }), ...(last.backlog !== undefined && { backlog: last.backlog }), waitedMs: Date.now() - startedAt };
+    this.drained = {
+      ...(last.lag !== undefined && { lag: last.lag }),
+      ...(last.backlog !== undefined && { backlog: last.backlog }),
+      waitedMs: Date.now() - startedAt,
+    };
     this.flowSamples.push(last);
     await this.printMinutes();
   }
@@ -402,12 +421,17 @@ class Soak {
     const broker = urls.broker === undefined ? null : await scrape(urls.broker);
     if (broker !== null) sample.brokerRecords = sum(broker, 'concordat_log_appended_records_total');
     try {
-      const [counts] = (await this.monitor!.query(`
+      const [counts] = (
+        await this.monitor!.query(`
         SELECT (SELECT count(*) FROM concordat.inbox)::int AS inbox,
                (SELECT count(*) FROM concordat.dead_letter)::int AS dead_letters,
                (SELECT count(*) FROM concordat.outbox_failed)::int AS outbox_failed,
-               (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database())::int AS connections`)).rows;
-      const states = (await this.monitor!.query(`SELECT state, count(*)::int AS n FROM concordat.global_transaction GROUP BY state`)).rows as Array<{ state: string; n: number }>;
+               (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database())::int AS connections`)
+      ).rows;
+      const states = (await this.monitor!.query(`SELECT state, count(*)::int AS n FROM concordat.global_transaction GROUP BY state`)).rows as Array<{
+        state: string;
+        n: number;
+      }>;
       Object.assign(sample, {
         inbox: counts.inbox,
         deadLetters: counts.dead_letters,
@@ -445,7 +469,8 @@ class Soak {
     const count = Math.floor((Math.min(Date.now(), end + 1000) - start) / 60_000 + 0.0001);
     const bounds: Array<[string, number, number]> = [];
     for (let m = 1; m <= count; m++) bounds.push([String(m), start + (m - 1) * 60_000, Math.min(start + m * 60_000, end)]);
-    if (this.soakEndedAt !== undefined && end - (start + count * 60_000) > 5000) bounds.push([`${((end - start) / 60_000).toFixed(1)}`, start + count * 60_000, end]);
+    if (this.soakEndedAt !== undefined && end - (start + count * 60_000) > 5000)
+      bounds.push([`${((end - start) / 60_000).toFixed(1)}`, start + count * 60_000, end]);
     if (this.drained !== undefined) bounds.push(['end', end, Date.now()]);
     for (const [label, from, to] of bounds) rows.push(this.row(label, from, to));
     return rows;
@@ -470,7 +495,17 @@ class Soak {
     const tx = last?.transactions ?? {};
     const events = this.events.filter((e) => e.at >= from && e.at < to).map((e) => e.text);
     const killCount = events.filter((e) => e.startsWith('kill ')).length;
-    const eventText = [...(killCount > 0 ? [`${killCount} kill${killCount > 1 ? 's' : ''} (${events.filter((e) => e.startsWith('kill ')).map((e) => e.slice(5)).join(', ')})`] : []), ...events.filter((e) => !e.startsWith('kill '))].join('; ');
+    const eventText = [
+      ...(killCount > 0
+        ? [
+            `${killCount} kill${killCount > 1 ? 's' : ''} (${events
+              .filter((e) => e.startsWith('kill '))
+              .map((e) => e.slice(5))
+              .join(', ')})`,
+          ]
+        : []),
+      ...events.filter((e) => !e.startsWith('kill ')),
+    ].join('; ');
     const flowCells = [
       label,
       finished === undefined ? '–' : ((finished * 1000) / Math.max(1, to - from)).toFixed(1),
@@ -489,7 +524,17 @@ class Soak {
 
   /** Writes every sample and event as JSON (`soak-samples.json` in the data directory), to study a run afterwards. */
   async save(path: string): Promise<void> {
-    const data = { options: this.options, rate: this.soakRate, measured: this.measured, soakStartedAt: this.soakStartedAt, soakEndedAt: this.soakEndedAt, events: this.events, outages: this.outages, processSamples: this.processSamples, flowSamples: this.flowSamples };
+    const data = {
+      options: this.options,
+      rate: this.soakRate,
+      measured: this.measured,
+      soakStartedAt: this.soakStartedAt,
+      soakEndedAt: this.soakEndedAt,
+      events: this.events,
+      outages: this.outages,
+      processSamples: this.processSamples,
+      flowSamples: this.flowSamples,
+    };
     await writeFile(path, JSON.stringify(data));
     console.log(`Samples: ${path}`);
   }
@@ -498,8 +543,10 @@ class Soak {
   report(result: DistributedDemoResult): boolean {
     const rows = this.minuteRows();
     const rate = this.soakRate ?? 0;
-    console.log(`\nSoak: ${rate} orders/s (${this.measured === undefined ? '--rate' : `half the measured maximum of ${this.measured.maxRate.toFixed(1)} orders/s`}), ` +
-      `${minutes((this.soakEndedAt ?? Date.now()) - (this.soakStartedAt ?? Date.now()))}, load average ${loadLine()}`);
+    console.log(
+      `\nSoak: ${rate} orders/s (${this.measured === undefined ? '--rate' : `half the measured maximum of ${this.measured.maxRate.toFixed(1)} orders/s`}), ` +
+        `${minutes((this.soakEndedAt ?? Date.now()) - (this.soakStartedAt ?? Date.now()))}, load average ${loadLine()}`,
+    );
     console.log('\nProcesses, at the end of each minute: RSS MiB / open file descriptors (* a new process in that minute)');
     console.log(`| ${PROCESS_HEADER_CELLS.join(' | ')} |\n|${PROCESS_HEADER_CELLS.map(() => '---').join('|')}|`);
     for (const row of rows) console.log(`| ${row.processCells.join(' | ')} |`);
@@ -516,20 +563,36 @@ class Soak {
     this.judgeBounds(rate, failures, notes);
     const tx = [...this.flowSamples].reverse().find((s) => s.transactions !== undefined)?.transactions ?? {};
     const open = (tx.TRYING ?? 0) + (tx.CONFIRMING ?? 0) + (tx.CANCELLING ?? 0);
-    if (open > 0 || (tx.FAILED ?? 0) > 0) failures.push(`global transactions did not all end: ${open} open (TRYING ${tx.TRYING ?? 0}, CONFIRMING ${tx.CONFIRMING ?? 0}, CANCELLING ${tx.CANCELLING ?? 0}), ${tx.FAILED ?? 0} FAILED`);
+    if (open > 0 || (tx.FAILED ?? 0) > 0)
+      failures.push(
+        `global transactions did not all end: ${open} open (TRYING ${tx.TRYING ?? 0}, CONFIRMING ${tx.CONFIRMING ?? 0}, CANCELLING ${tx.CANCELLING ?? 0}), ${tx.FAILED ?? 0} FAILED`,
+      );
     else notes.push(`every global transaction ended: ${tx.CONFIRMED ?? 0} confirmed, ${tx.CANCELLED ?? 0} cancelled`);
     for (const check of result.checks.filter((c) => !c.ok)) failures.push(`demo check failed: ${check.name}: ${check.detail}`);
-    if (result.checks.every((c) => c.ok)) notes.push(`the demo's ${result.checks.length} checks passed (${result.summary.orders} orders: ${result.summary.confirmed} confirmed, ${result.summary.cancelled} cancelled; p50 ${(result.summary.latencyP50Ms / 1000).toFixed(2)} s, p99 ${(result.summary.latencyP99Ms / 1000).toFixed(2)} s)`);
+    if (result.checks.every((c) => c.ok))
+      notes.push(
+        `the demo's ${result.checks.length} checks passed (${result.summary.orders} orders: ${result.summary.confirmed} confirmed, ${result.summary.cancelled} cancelled; p50 ${(result.summary.latencyP50Ms / 1000).toFixed(2)} s, p99 ${(result.summary.latencyP99Ms / 1000).toFixed(2)} s)`,
+      );
     const { cancelledForStock, cancelledForFunds, cancelledForDeadline, otherReasons } = result.summary;
-    notes.push(`cancelled for stock ${cancelledForStock}, for funds ${cancelledForFunds}, by the payment deadline ${cancelledForDeadline}${otherReasons.map(({ reason, count }) => `, ${count}× ${reason}`).join('')}`);
+    notes.push(
+      `cancelled for stock ${cancelledForStock}, for funds ${cancelledForFunds}, by the payment deadline ${cancelledForDeadline}${otherReasons.map(({ reason, count }) => `, ${count}× ${reason}`).join('')}`,
+    );
     if (this.unexpectedExits.length > 0) failures.push(`processes exited unasked: ${this.unexpectedExits.slice(0, 5).join('; ')}`);
     const byUnit = Object.fromEntries(UNIT_NAMES.map((u) => [u, this.kills.filter((k) => k.unit === u).length]));
     const outageLines = ['broker', ...UNIT_NAMES].flatMap((name) => {
       const times = this.outages.filter((o) => o.name === name).map((o) => o.ms / 1000);
-      return times.length === 0 ? [] : [`${name} ${times.length}× mean ${(times.reduce((a, b) => a + b, 0) / times.length).toFixed(1)} s, max ${Math.max(...times).toFixed(1)} s`];
+      return times.length === 0
+        ? []
+        : [`${name} ${times.length}× mean ${(times.reduce((a, b) => a + b, 0) / times.length).toFixed(1)} s, max ${Math.max(...times).toFixed(1)} s`];
     });
     if (outageLines.length > 0) notes.push(`from exit to ready again: ${outageLines.join('; ')}`);
-    notes.push(`${this.kills.length} kills (${Object.entries(byUnit).map(([u, n]) => `${u} ${n}`).join(', ')}); restarts ${Object.entries(result.restarts).map(([n, c]) => `${n} ${c}`).join(', ')}; logs in ${result.logDir}`);
+    notes.push(
+      `${this.kills.length} kills (${Object.entries(byUnit)
+        .map(([u, n]) => `${u} ${n}`)
+        .join(', ')}); restarts ${Object.entries(result.restarts)
+        .map(([n, c]) => `${n} ${c}`)
+        .join(', ')}; logs in ${result.logDir}`,
+    );
 
     console.log('\nResult');
     for (const note of notes) console.log(`  ok    ${note}`);
@@ -570,7 +633,8 @@ class Soak {
       const figures = `lowest RSS ${mib(rss[0])} → ${mib(rss[1])} MiB (${percent(rssGrowth)}), fds ${fds[0]} → ${fds[1]} (${percent(fdGrowth)}), first vs last ${windowMs / 1000} s of ${minutes(spanMs)} after the warm-up`;
       judged.push(`${key}: ${figures}`);
       if (rssGrowth >= GROWTH_MAX) failures.push(`RSS of ${key} grew ${percent(rssGrowth)} after its warm-up (limit ${percent(GROWTH_MAX)}): ${figures}`);
-      if (fdGrowth >= GROWTH_MAX && fds[1] - fds[0] > FD_SLACK) failures.push(`open file descriptors of ${key} grew ${percent(fdGrowth)} after its warm-up: ${figures}`);
+      if (fdGrowth >= GROWTH_MAX && fds[1] - fds[0] > FD_SLACK)
+        failures.push(`open file descriptors of ${key} grew ${percent(fdGrowth)} after its warm-up: ${figures}`);
     }
     notes.push(`RSS and descriptors judged in ${judged.length} process series:\n        ${judged.join('\n        ')}`);
     const judgedAfter = this.options.warmUpMs + 2 * Math.min(60_000, this.options.soakMs / 4);
@@ -579,7 +643,9 @@ class Soak {
 
   /** Lag and backlog: every minute's peak under 60 s of records, both 0 after the drain, the feed at most 60 s behind. */
   private judgeBounds(rate: number, failures: string[], notes: string[]): void {
-    const beforeRestart = this.flowSamples.filter((s) => s.brokerRecords !== undefined && s.finished > 0 && (this.brokerRestartAt === undefined || s.at < this.brokerRestartAt)).at(-1);
+    const beforeRestart = this.flowSamples
+      .filter((s) => s.brokerRecords !== undefined && s.finished > 0 && (this.brokerRestartAt === undefined || s.at < this.brokerRestartAt))
+      .at(-1);
     const recordsPerOrder = beforeRestart === undefined ? undefined : beforeRestart.brokerRecords! / Math.max(1, beforeRestart.submitted);
     const start = this.soakStartedAt ?? 0;
     const end = this.soakEndedAt ?? Date.now();
@@ -598,7 +664,9 @@ class Soak {
     }
     const drained = this.drained;
     if (drained === undefined || drained.lag !== 0 || drained.backlog !== 0) {
-      failures.push(`lag and backlog did not drain after the feed stopped: lag ${drained?.lag ?? '?'}, backlog ${drained?.backlog ?? '?'} after ${((drained?.waitedMs ?? 0) / 1000).toFixed(0)} s`);
+      failures.push(
+        `lag and backlog did not drain after the feed stopped: lag ${drained?.lag ?? '?'}, backlog ${drained?.backlog ?? '?'} after ${((drained?.waitedMs ?? 0) / 1000).toFixed(0)} s`,
+      );
     } else {
       notes.push(`lag and backlog back to 0 after the feed stopped`);
     }
@@ -606,13 +674,26 @@ class Soak {
     const submitted = this.submittedAtSoakEnd - this.submittedAtSoakStart;
     const behind = peak((s) => s.feedBehindSeconds);
     const feed = `${submitted} orders submitted in ${soakSeconds.toFixed(0)} s (${(submitted / soakSeconds).toFixed(1)}/s of ${rate}/s), at most ${behind.toFixed(0)} s behind schedule`;
-    if (behind > LAG_LIMIT_SECONDS) failures.push(`the feed fell more than ${LAG_LIMIT_SECONDS} s behind its rate (the in-flight window held it back): ${feed}`);
+    if (behind > LAG_LIMIT_SECONDS)
+      failures.push(`the feed fell more than ${LAG_LIMIT_SECONDS} s behind its rate (the in-flight window held it back): ${feed}`);
     else notes.push(`the feed kept up: ${feed}`);
   }
 }
 
 const PROCESS_HEADER_CELLS = ['min', ...ROLES];
-const FLOW_HEADER_CELLS = ['min', 'orders/s', 'lag', 'backlog', 'feed behind (s)', 'inbox', 'dead letters', 'open tx (T / Cf / Ca)', 'ended tx (Cf / Ca / F)', 'pg conns', 'events'];
+const FLOW_HEADER_CELLS = [
+  'min',
+  'orders/s',
+  'lag',
+  'backlog',
+  'feed behind (s)',
+  'inbox',
+  'dead letters',
+  'open tx (T / Cf / Ca)',
+  'ended tx (Cf / Ca / F)',
+  'pg conns',
+  'events',
+];
 
 /** RSS (VmRSS) and open descriptors of a process, or null if it is gone. */
 async function readProcess(pid: number): Promise<{ rssBytes: number; fds: number } | null> {
@@ -653,14 +734,24 @@ function sum(samples: Array<{ name: string; value: number }>, name: string): num
  * feed stops at the soak's end, not when the orders run out.
  */
 async function soakInputs(dataDir: string, seconds: number): Promise<{ ordersFile: string; productsFile: string; accountsFile: string }> {
-  const [products, accounts, orders] = await Promise.all([readProducts(dataFile('products.csv')), readAccounts(dataFile('accounts.csv')), readOrders(dataFile('orders.csv'))]);
+  const [products, accounts, orders] = await Promise.all([
+    readProducts(dataFile('products.csv')),
+    readAccounts(dataFile('accounts.csv')),
+    readOrders(dataFile('orders.csv')),
+  ]);
   const scale = Math.max(1, Math.ceil((ORDERS_PER_SECOND_STOCKED * seconds) / orders.length));
   const copies = Math.max(1, Math.ceil((ORDERS_PER_SECOND_MAX * seconds) / orders.length));
   const dir = join(dataDir, 'soak-inputs');
   await mkdir(dir, { recursive: true });
   const files = { ordersFile: join(dir, 'orders.csv'), productsFile: join(dir, 'products.csv'), accountsFile: join(dir, 'accounts.csv') };
-  await writeFile(files.productsFile, ['sku,name,price_cents,stock', ...products.map((p) => `${p.sku},"${p.name}",${p.priceCents},${p.stock * scale}`)].join('\n') + '\n');
-  await writeFile(files.accountsFile, ['account_id,email,balance_cents', ...accounts.map((a) => `${a.accountId},${a.email},${a.balanceCents * scale}`)].join('\n') + '\n');
+  await writeFile(
+    files.productsFile,
+    ['sku,name,price_cents,stock', ...products.map((p) => `${p.sku},"${p.name}",${p.priceCents},${p.stock * scale}`)].join('\n') + '\n',
+  );
+  await writeFile(
+    files.accountsFile,
+    ['account_id,email,balance_cents', ...accounts.map((a) => `${a.accountId},${a.email},${a.balanceCents * scale}`)].join('\n') + '\n',
+  );
   const lines = ['order_id,account_id,sku,quantity'];
   for (let copy = 0; copy < copies; copy++) for (const o of orders) lines.push(`${o.orderId}-${copy},${o.accountId},${o.sku},${o.quantity}`);
   await writeFile(files.ordersFile, lines.join('\n') + '\n');
@@ -674,7 +765,10 @@ function finishedOf(progress: Progress | undefined): number {
 const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
 const percent = (fraction: number): string => `${fraction >= 0 ? '+' : ''}${(fraction * 100).toFixed(1)}%`;
 const minutes = (ms: number): string => `${Math.floor(ms / 60_000)}:${String(Math.floor((ms % 60_000) / 1000)).padStart(2, '0')}`;
-const loadLine = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
+const loadLine = (): string =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 const clock = (ms: number = Date.now()): string => new Date(ms).toISOString().slice(11, 23);
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -61,7 +61,10 @@ export class EmbeddedLogAdmin implements LogAdmin {
    */
   static async open(options: EmbeddedLogAdminOptions): Promise<EmbeddedLogAdmin> {
     const dir = resolve(options.logDir);
-    const isDir = await stat(dir).then((s) => s.isDirectory(), () => false);
+    const isDir = await stat(dir).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
     if (!isDir) {
       throw new ConcordatError(
         `no log directory ${dir}: name an app's log with --data <app data dir> (its log is <dir>/log) or a broker's with --log-dir <dir>, ` +

@@ -97,7 +97,10 @@ export class KafkaLogAdmin implements LogAdmin {
       this.admin.createTopics({ topics: [{ topic: request.name, numPartitions: request.partitions, configEntries }], waitForLeaders: true }),
     );
     if (!created) {
-      throw new ConcordatError(`topic '${request.name}' already exists in ${this.target}`, { code: ErrorCode.TOPIC_ALREADY_EXISTS, context: { topic: request.name } });
+      throw new ConcordatError(`topic '${request.name}' already exists in ${this.target}`, {
+        code: ErrorCode.TOPIC_ALREADY_EXISTS,
+        context: { topic: request.name },
+      });
     }
   }
 
@@ -172,12 +175,23 @@ export class KafkaLogAdmin implements LogAdmin {
     const current = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
     const atTime =
       request.to.kind === 'datetime'
-        ? new Map((await this.call(`finding offsets of '${topic}' by time`, () => this.admin.fetchTopicOffsetsByTimestamp(topic, (request.to as { timestampMs: number }).timestampMs))).map((o) => [o.partition, Number(o.offset)]))
+        ? new Map(
+            (
+              await this.call(`finding offsets of '${topic}' by time`, () =>
+                this.admin.fetchTopicOffsetsByTimestamp(topic, (request.to as { timestampMs: number }).timestampMs),
+              )
+            ).map((o) => [o.partition, Number(o.offset)]),
+          )
         : new Map<number, number>();
     const partitions: OffsetResetPartition[] = wanted.map((partition) => {
       const b = bounds.get(partition)!;
       const currentOffset = current.get(partition) ?? -1;
-      return { partition, currentOffset: currentOffset < 0 ? -1 : currentOffset, newOffset: resetOffsetFor(request.to, b, atTime.get(partition) ?? null), ...b };
+      return {
+        partition,
+        currentOffset: currentOffset < 0 ? -1 : currentOffset,
+        newOffset: resetOffsetFor(request.to, b, atTime.get(partition) ?? null),
+        ...b,
+      };
     });
     const dryRun = request.dryRun === true;
     if (!dryRun) {
@@ -217,7 +231,9 @@ export class KafkaLogAdmin implements LogAdmin {
 
   private async bounds(topic: string): Promise<Map<number, PartitionBounds>> {
     const offsets = await this.call(`reading the offsets of '${topic}'`, () => this.admin.fetchTopicOffsets(topic));
-    return new Map(offsets.sort((a, b) => a.partition - b.partition).map((o) => [o.partition, { logStartOffset: Number(o.low), highWatermark: Number(o.high) }]));
+    return new Map(
+      offsets.sort((a, b) => a.partition - b.partition).map((o) => [o.partition, { logStartOffset: Number(o.low), highWatermark: Number(o.high) }]),
+    );
   }
 
   /** Metadata for an unknown topic is retried by kafkajs for seconds; a listing answers at once. */
@@ -253,10 +269,11 @@ function codeOf(error: unknown): ErrorCode | undefined {
   for (const current of causeChain(error)) {
     const e = current as { type?: unknown; errors?: unknown[] };
     if (typeof e.type === 'string' && KNOWN_CODES.has(e.type)) return e.type as ErrorCode;
-    if (Array.isArray(e.errors)) for (const inner of e.errors) {
-      const code = codeOf(inner);
-      if (code !== undefined) return code;
-    }
+    if (Array.isArray(e.errors))
+      for (const inner of e.errors) {
+        const code = codeOf(inner);
+        if (code !== undefined) return code;
+      }
   }
   return undefined;
 }
@@ -272,7 +289,9 @@ function fromKafkajs(what: string, error: unknown): ConcordatError {
 
 function isConnectionFailure(error: unknown): boolean {
   const name = (error as { name?: unknown })?.name;
-  return name === 'KafkaJSConnectionError' || name === 'KafkaJSNumberOfRetriesExceeded' || name === 'KafkaJSBrokerNotFound' || name === 'KafkaJSRequestTimeoutError';
+  return (
+    name === 'KafkaJSConnectionError' || name === 'KafkaJSNumberOfRetriesExceeded' || name === 'KafkaJSBrokerNotFound' || name === 'KafkaJSRequestTimeoutError'
+  );
 }
 
 function unreachable(where: string, error: unknown): ConcordatError {

@@ -20,7 +20,9 @@ export function resetOffsetFor(to: OffsetResetTarget, bounds: PartitionBounds, d
     case 'latest':
       return bounds.highWatermark;
     case 'datetime':
-      return datetimeOffset === null || datetimeOffset < 0 ? bounds.highWatermark : Math.min(Math.max(datetimeOffset, bounds.logStartOffset), bounds.highWatermark);
+      return datetimeOffset === null || datetimeOffset < 0
+        ? bounds.highWatermark
+        : Math.min(Math.max(datetimeOffset, bounds.logStartOffset), bounds.highWatermark);
     case 'offset':
       return Math.min(Math.max(to.offset, bounds.logStartOffset), bounds.highWatermark);
   }

@@ -4,9 +4,7 @@ import { KafkaLogAdmin, type KafkaLogAdminOptions } from './kafka.js';
 import type { LogAdmin } from './log-admin.js';
 
 /** Where a {@link LogAdmin} works: a log directory, or brokers. */
-export type LogAdminTarget =
-  | { logDir: string; logger?: Logger }
-  | { bootstrap: readonly string[]; kafka?: KafkaLogAdminOptions['kafka'] };
+export type LogAdminTarget = { logDir: string; logger?: Logger } | { bootstrap: readonly string[]; kafka?: KafkaLogAdminOptions['kafka'] };
 
 /**
  * Opens the admin for `target`: {@link EmbeddedLogAdmin.open} for a log

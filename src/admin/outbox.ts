@@ -109,7 +109,9 @@ export async function outboxStatus(dataSource: DataSource, options: OutboxStatus
       `SELECT relay_id, started_at, expires_at, expires_at > $1::timestamptz AS alive FROM concordat.outbox_relay ORDER BY relay_id`,
       [at],
     );
-    const [{ failed }] = await manager.query<[{ failed: string }]>(`SELECT count(*) AS failed FROM (SELECT 1 FROM concordat.outbox_failed LIMIT $1) capped`, [cap]);
+    const [{ failed }] = await manager.query<[{ failed: string }]>(`SELECT count(*) AS failed FROM (SELECT 1 FROM concordat.outbox_failed LIMIT $1) capped`, [
+      cap,
+    ]);
     return summarize(at, shardRows, relayRows, Number(failed), cap);
   });
 }

@@ -3,14 +3,7 @@ import { ConcordatError, describeError, ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/index.js';
 import { requestHeaderVersion, responseHeaderVersion, type AnyApi } from './apis/api.js';
 import { KafkaError, kafkaErrorCodeOf } from './codec/error-codes.js';
-import {
-  peekApi,
-  readRequestHeader,
-  readRequestHeaderTail,
-  REQUEST_HEADER_MIN_BYTES,
-  writeResponseHeader,
-  type RequestHeader,
-} from './codec/header.js';
+import { peekApi, readRequestHeader, readRequestHeaderTail, REQUEST_HEADER_MIN_BYTES, writeResponseHeader, type RequestHeader } from './codec/header.js';
 import { Reader } from './codec/reader.js';
 import { Writer } from './codec/writer.js';
 import type { BrokerContext, ConnectionContext, RequestContext } from './context.js';
@@ -258,7 +251,10 @@ export class Connection implements ConnectionContext {
       }
       if (this.sasl?.expired && api.beforeAuthentication !== true) {
         // KIP-368: the session's lifetime (connectionsMaxReauthMs) ended without a re-authentication.
-        this.close(`SASL session expired (connectionsMaxReauthMs ${this.broker.options.connectionsMaxReauthMs} ms) and the client sent ${api.name} instead of re-authenticating`, 'info');
+        this.close(
+          `SASL session expired (connectionsMaxReauthMs ${this.broker.options.connectionsMaxReauthMs} ms) and the client sent ${api.name} instead of re-authenticating`,
+          'info',
+        );
         return;
       }
       readRequestHeaderTail(reader, requestHeaderVersion(api, header.apiVersion));
@@ -393,11 +389,7 @@ export class Connection implements ConnectionContext {
   private pauseIfFull(): void {
     if (this.closed || this.paused) return;
     const options = this.broker.options;
-    if (
-      this.waitingForBudget ||
-      this.inFlight >= options.inFlightRequestsMax ||
-      this.socket.writableLength >= options.queuedResponseBytesMax
-    ) {
+    if (this.waitingForBudget || this.inFlight >= options.inFlightRequestsMax || this.socket.writableLength >= options.queuedResponseBytesMax) {
       this.paused = true;
       this.socket.pause();
     }
@@ -406,12 +398,7 @@ export class Connection implements ConnectionContext {
   private resumeIfRoom(): void {
     if (this.closed) return;
     const options = this.broker.options;
-    if (
-      this.paused &&
-      !this.waitingForBudget &&
-      this.inFlight < options.inFlightRequestsMax &&
-      this.socket.writableLength < options.queuedResponseBytesMax
-    ) {
+    if (this.paused && !this.waitingForBudget && this.inFlight < options.inFlightRequestsMax && this.socket.writableLength < options.queuedResponseBytesMax) {
       this.paused = false;
       this.socket.resume();
       this.readFrames();

@@ -73,10 +73,10 @@ export class Broker {
     const options = compileBrokerOptions(input);
     const logger = dependencies.logger ?? createLogger('broker');
     if (!isLoopbackHost(options.host) && options.sasl === null && !options.insecure) {
-      throw new ConcordatError(
-        `refusing to listen on ${options.host} without SASL: give SASL credentials, listen on 127.0.0.1, or pass --insecure`,
-        { code: ErrorCode.INSECURE_LISTENER, context: { host: options.host } },
-      );
+      throw new ConcordatError(`refusing to listen on ${options.host} without SASL: give SASL credentials, listen on 127.0.0.1, or pass --insecure`, {
+        code: ErrorCode.INSECURE_LISTENER,
+        context: { host: options.host },
+      });
     }
     if (dependencies.log === undefined && options.dataDir === null) {
       throw new ConcordatError('invalid options: broker.dataDir: required when no log is given', { code: ErrorCode.CONFIG_INVALID });
@@ -120,7 +120,10 @@ export class Broker {
   /** Records the log's and the connections' metrics, and serves them when `options.metrics` asks to. */
   private async serveMetrics(): Promise<void> {
     const registry = this.options.metrics?.registry ?? defaultRegistry;
-    this.detachMetrics.push(attachLogMetrics(this.context.log, registry), this.context.metrics.attachConnections(() => this.connections.size));
+    this.detachMetrics.push(
+      attachLogMetrics(this.context.log, registry),
+      this.context.metrics.attachConnections(() => this.connections.size),
+    );
     if (this.options.metrics === null) return;
     this.metricsServer = await MetricsServer.start(
       this.options.metrics,
@@ -208,9 +211,7 @@ export class Broker {
       socket.destroy();
       return;
     }
-    const connection = new Connection(socket, this.nextConnectionId, remote, this.context, this.credentials, (closed) =>
-      this.connections.delete(closed),
-    );
+    const connection = new Connection(socket, this.nextConnectionId, remote, this.context, this.credentials, (closed) => this.connections.delete(closed));
     this.nextConnectionId += 1;
     this.connections.add(connection);
   }

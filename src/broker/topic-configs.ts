@@ -73,7 +73,11 @@ export interface TopicConfigs {
  * as Kafka before 3.2 took it: librdkafka's own test helper sends every
  * config read back plus the one it changes).
  */
-export function topicConfigFromKafka(entries: readonly KafkaConfigEntry[], defaults: Readonly<TopicConfig>, lastWins = false): TopicConfigs | { refusal: string } {
+export function topicConfigFromKafka(
+  entries: readonly KafkaConfigEntry[],
+  defaults: Readonly<TopicConfig>,
+  lastWins = false,
+): TopicConfigs | { refusal: string } {
   const given = new Map<string, string>();
   for (const entry of entries) {
     if (given.has(entry.name) && !lastWins) return { refusal: `config ${entry.name} is given more than once` };
@@ -120,7 +124,11 @@ export function topicConfigFromKafka(entries: readonly KafkaConfigEntry[], defau
  * Kafka name: what IncrementalAlterConfigs starts from and AlterConfigs
  * replaces.
  */
-export function topicOverrides(config: Readonly<TopicConfig>, defaults: Readonly<TopicConfig>, extraConfigs: Readonly<Record<string, string>>): Map<string, string> {
+export function topicOverrides(
+  config: Readonly<TopicConfig>,
+  defaults: Readonly<TopicConfig>,
+  extraConfigs: Readonly<Record<string, string>>,
+): Map<string, string> {
   const described = describeTopicConfig(config, defaults, extraConfigs);
   return new Map(described.filter((c) => c.source === ConfigSource.TOPIC_CONFIG).map((c) => [c.name, c.value]));
 }
@@ -138,7 +146,8 @@ function flushFromKafka(messages: string | undefined, ms: string | undefined): {
     if (intervalMs === null) return { refusal: invalid('flush.ms', ms, 'not an integer') };
   }
   if (messages === '1') {
-    if (intervalMs !== null) return { refusal: `configs flush.messages=1 and flush.ms=${ms} contradict: give flush.messages=1 (sync every append) or flush.ms (sync on a timer)` };
+    if (intervalMs !== null)
+      return { refusal: `configs flush.messages=1 and flush.ms=${ms} contradict: give flush.messages=1 (sync every append) or flush.ms (sync on a timer)` };
     return { config: { flushMode: FlushMode.SYNC } };
   }
   if (intervalMs !== null) return { config: { flushMode: FlushMode.INTERVAL, flushIntervalMs: intervalMs } };
@@ -195,7 +204,11 @@ function defaultSource(setting: Setting, defaults: Readonly<TopicConfig>): Confi
  * is the log's topic defaults, `extraConfigs` the stored configs the topic
  * has (see the file comment for the sources).
  */
-export function describeTopicConfig(config: Readonly<TopicConfig>, defaults: Readonly<TopicConfig>, extraConfigs: Readonly<Record<string, string>> = {}): DescribedConfig[] {
+export function describeTopicConfig(
+  config: Readonly<TopicConfig>,
+  defaults: Readonly<TopicConfig>,
+  extraConfigs: Readonly<Record<string, string>> = {},
+): DescribedConfig[] {
   return TOPIC_CONFIG_NAMES.map((name) => {
     const setting = SETTINGS[name]!;
     const value = setting.kind === 'stored' ? (extraConfigs[name] ?? setting.defaultValue) : describe(setting, config);

@@ -3,15 +3,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import pg from 'pg';
 import { ConcordatError, ErrorCode } from '../errors.js';
-import {
-  concordatMigrations,
-  ensureDatabase,
-  openDatabase,
-  redact,
-  startEmbeddedPostgres,
-  type Database,
-  type RunningPostgres,
-} from '../persistence/index.js';
+import { concordatMigrations, ensureDatabase, openDatabase, redact, startEmbeddedPostgres, type Database, type RunningPostgres } from '../persistence/index.js';
 import { fail } from './output.js';
 
 /** Where a command finds Concordat's database (the options {@link whereOptions} adds). */
@@ -81,7 +73,8 @@ interface Target {
 async function locate(flags: WhereFlags, create: boolean): Promise<Target> {
   if (flags.url !== undefined) return { url: flags.url, embedded: undefined, where: redact(flags.url), sameFlags: '--url' };
   const fromEnv = process.env.DATABASE_URL;
-  if (fromEnv !== undefined && fromEnv !== '') return { url: fromEnv, embedded: undefined, where: `${redact(fromEnv)} (DATABASE_URL)`, sameFlags: 'DATABASE_URL' };
+  if (fromEnv !== undefined && fromEnv !== '')
+    return { url: fromEnv, embedded: undefined, where: `${redact(fromEnv)} (DATABASE_URL)`, sameFlags: 'DATABASE_URL' };
   const dataDir = resolve(flags.data, 'postgres');
   const where = `the embedded PostgreSQL in ${dataDir} (database ${flags.database})`;
   const sameFlags = `--data ${flags.data} --database ${flags.database}`;

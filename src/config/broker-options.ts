@@ -150,45 +150,67 @@ const saslSchema = z
     message: 'give exactly one of credentialsFile and users',
   });
 
-const schema = z.strictObject({
-  dataDir: z.string().min(1).optional(),
-  host: z.string().default('127.0.0.1'),
-  port: z.number().int().min(0).max(65_535).default(9092),
-  advertisedHost: z.string().min(1).optional(),
-  advertisedPort: z.number().int().min(1).max(65_535).optional(),
-  nodeId: z.number().int().min(0).max(INT32_MAX).default(1),
-  clusterId: z.string().min(1).max(255).default('concordat'),
-  autoCreateTopics: z.boolean().default(false),
-  defaultPartitions: z.number().int().min(1).max(10_000).default(1),
-  insecure: z.boolean().default(false),
-  sasl: saslSchema.optional(),
-  tls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
-  connectionsMax: z.number().int().min(1).max(100_000).default(1024),
-  requestBytesMax: z.number().int().min(1024).max(INT32_MAX).default(100 * 1024 * 1024),
-  requestBytesInFlightMax: z.number().int().min(1024).max(2 ** 40).default(512 * 1024 * 1024),
-  stringBytesMax: z.number().int().min(1).max(32_767).default(32_767),
-  arrayLengthMax: z.number().int().min(1).max(10_000_000).default(100_000),
-  inFlightRequestsMax: z.number().int().min(1).max(10_000).default(100),
-  queuedResponseBytesMax: z.number().int().min(65_536).max(INT32_MAX).default(64 * 1024 * 1024),
-  connectionIdleMs: z.number().int().min(1000).max(86_400_000).default(600_000),
-  authenticationTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
-  connectionsMaxReauthMs: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
-  fetchWaitMsMax: z.number().int().min(0).max(600_000).default(30_000),
-  fetchResponseBytesMax: z.number().int().min(1024).max(INT32_MAX).default(50 * 1024 * 1024),
-  shutdownGraceMs: z.number().int().min(0).max(600_000).default(5000),
-  // Validated in full by compileMetricsOptions, which names the bad option as `broker.metrics.<name>`.
-  metrics: z.custom<MetricsOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'must be an object').optional(),
-  // Validated in full by LogManager.open, which names the bad option as `log.<name>`.
-  log: z
-    .custom<Omit<LogManagerOptions, 'dataDir'>>(
-      (value) => typeof value === 'object' && value !== null && !Array.isArray(value) && !('dataDir' in value),
-      'must be log options without dataDir (give broker.dataDir)',
-    )
-    .default({}),
-}).refine((options) => options.requestBytesInFlightMax >= options.requestBytesMax, {
-  message: 'requestBytesInFlightMax must be at least requestBytesMax, or a largest frame could never be read',
-  path: ['requestBytesInFlightMax'],
-});
+const schema = z
+  .strictObject({
+    dataDir: z.string().min(1).optional(),
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65_535).default(9092),
+    advertisedHost: z.string().min(1).optional(),
+    advertisedPort: z.number().int().min(1).max(65_535).optional(),
+    nodeId: z.number().int().min(0).max(INT32_MAX).default(1),
+    clusterId: z.string().min(1).max(255).default('concordat'),
+    autoCreateTopics: z.boolean().default(false),
+    defaultPartitions: z.number().int().min(1).max(10_000).default(1),
+    insecure: z.boolean().default(false),
+    sasl: saslSchema.optional(),
+    tls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
+    connectionsMax: z.number().int().min(1).max(100_000).default(1024),
+    requestBytesMax: z
+      .number()
+      .int()
+      .min(1024)
+      .max(INT32_MAX)
+      .default(100 * 1024 * 1024),
+    requestBytesInFlightMax: z
+      .number()
+      .int()
+      .min(1024)
+      .max(2 ** 40)
+      .default(512 * 1024 * 1024),
+    stringBytesMax: z.number().int().min(1).max(32_767).default(32_767),
+    arrayLengthMax: z.number().int().min(1).max(10_000_000).default(100_000),
+    inFlightRequestsMax: z.number().int().min(1).max(10_000).default(100),
+    queuedResponseBytesMax: z
+      .number()
+      .int()
+      .min(65_536)
+      .max(INT32_MAX)
+      .default(64 * 1024 * 1024),
+    connectionIdleMs: z.number().int().min(1000).max(86_400_000).default(600_000),
+    authenticationTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+    connectionsMaxReauthMs: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+    fetchWaitMsMax: z.number().int().min(0).max(600_000).default(30_000),
+    fetchResponseBytesMax: z
+      .number()
+      .int()
+      .min(1024)
+      .max(INT32_MAX)
+      .default(50 * 1024 * 1024),
+    shutdownGraceMs: z.number().int().min(0).max(600_000).default(5000),
+    // Validated in full by compileMetricsOptions, which names the bad option as `broker.metrics.<name>`.
+    metrics: z.custom<MetricsOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value), 'must be an object').optional(),
+    // Validated in full by LogManager.open, which names the bad option as `log.<name>`.
+    log: z
+      .custom<Omit<LogManagerOptions, 'dataDir'>>(
+        (value) => typeof value === 'object' && value !== null && !Array.isArray(value) && !('dataDir' in value),
+        'must be log options without dataDir (give broker.dataDir)',
+      )
+      .default({}),
+  })
+  .refine((options) => options.requestBytesInFlightMax >= options.requestBytesMax, {
+    message: 'requestBytesInFlightMax must be at least requestBytesMax, or a largest frame could never be read',
+    path: ['requestBytesInFlightMax'],
+  });
 
 type Parsed = z.output<typeof schema>;
 
@@ -197,10 +219,12 @@ export type CompiledBrokerOptions = Omit<Parsed, 'dataDir' | 'advertisedHost' | 
   dataDir: string | null;
   advertisedHost: string;
   advertisedPort: number | null;
-  sasl: (Omit<NonNullable<Parsed['sasl']>, 'credentialsFile' | 'users'> & {
-    credentialsFile: string | null;
-    users: SaslUserOptions[] | null;
-  }) | null;
+  sasl:
+    | (Omit<NonNullable<Parsed['sasl']>, 'credentialsFile' | 'users'> & {
+        credentialsFile: string | null;
+        users: SaslUserOptions[] | null;
+      })
+    | null;
   tls: BrokerTlsOptions | null;
   /** Null when no metrics endpoint is asked for. */
   metrics: CompiledMetricsOptions | null;
@@ -222,10 +246,7 @@ export function compileBrokerOptions(options: BrokerOptions = {}): CompiledBroke
     dataDir: parsed.dataDir ?? null,
     advertisedHost: parsed.advertisedHost ?? (WILDCARDS.has(parsed.host) ? hostname() : parsed.host),
     advertisedPort: parsed.advertisedPort ?? null,
-    sasl:
-      sasl === undefined
-        ? null
-        : { mechanisms: sasl.mechanisms, credentialsFile: sasl.credentialsFile ?? null, users: sasl.users ?? null },
+    sasl: sasl === undefined ? null : { mechanisms: sasl.mechanisms, credentialsFile: sasl.credentialsFile ?? null, users: sasl.users ?? null },
     tls: parsed.tls ?? null,
     log: { ...parsed.log, groups: { initialRebalanceDelayMs: BROKER_INITIAL_REBALANCE_DELAY_MS, ...parsed.log.groups } },
     metrics: parsed.metrics === undefined ? null : compileMetricsOptions(parsed.metrics, 'broker.metrics'),

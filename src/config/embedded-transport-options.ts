@@ -71,18 +71,32 @@ const schema = z.strictObject({
       sessionTimeoutMs: z.number().int().min(1).max(86_400_000).default(10_000),
       heartbeatIntervalMs: z.number().int().min(1).max(3_600_000).default(3000),
       rebalanceTimeoutMs: z.number().int().min(1).max(3_600_000).default(60_000),
-      maxBytesPerPartition: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+      maxBytesPerPartition: z
+        .number()
+        .int()
+        .min(1024)
+        .max(64 * 1024 * 1024)
+        .default(1024 * 1024),
       maxWaitMs: z.number().int().min(1).max(600_000).default(5000),
       retryBackoffMs: z.number().int().min(1).max(600_000).default(100),
       retryBackoffMaxMs: z.number().int().min(1).max(3_600_000).default(10_000),
-      assignors: z.array(z.enum(['range', 'roundrobin'])).min(1).max(2).default(['range', 'roundrobin']),
+      assignors: z
+        .array(z.enum(['range', 'roundrobin']))
+        .min(1)
+        .max(2)
+        .default(['range', 'roundrobin']),
       onOffsetReset: z.custom<(event: OffsetResetEvent) => void>((value) => typeof value === 'function', 'must be a function').optional(),
     })
     .prefault({}),
   producer: z
     .strictObject({
       compression: z.enum(COMPRESSION_TYPES).default('none'),
-      batchBytesMax: z.number().int().min(1024).max(64 * 1024 * 1024).default(512 * 1024),
+      batchBytesMax: z
+        .number()
+        .int()
+        .min(1024)
+        .max(64 * 1024 * 1024)
+        .default(512 * 1024),
     })
     .prefault({}),
   clientId: z.string().min(1).max(255).default('concordat-embedded'),

@@ -144,7 +144,12 @@ const schema = z.strictObject({
       ackTimeoutMs: z.number().int().min(1).max(600_000).default(30_000),
       retries: z.number().int().min(0).max(100).default(3),
       compression: z.enum(['none', 'gzip']).default('none'),
-      batchBytesMax: z.number().int().min(1024).max(64 * 1024 * 1024).default(900_000),
+      batchBytesMax: z
+        .number()
+        .int()
+        .min(1024)
+        .max(64 * 1024 * 1024)
+        .default(900_000),
     })
     .prefault({}),
   consumer: z
@@ -152,7 +157,12 @@ const schema = z.strictObject({
       sessionTimeoutMs: z.number().int().min(1000).max(3_600_000).default(10_000),
       heartbeatIntervalMs: z.number().int().min(100).max(600_000).default(3000),
       rebalanceTimeoutMs: z.number().int().min(1000).max(3_600_000).default(60_000),
-      maxBytesPerPartition: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+      maxBytesPerPartition: z
+        .number()
+        .int()
+        .min(1024)
+        .max(64 * 1024 * 1024)
+        .default(1024 * 1024),
       maxWaitMs: z.number().int().min(1).max(60_000).default(1000),
       retryBackoffMs: z.number().int().min(1).max(600_000).default(100),
       retryBackoffMaxMs: z.number().int().min(1).max(3_600_000).default(10_000),

@@ -250,7 +250,11 @@ const topicConfigShape = {
   flushIntervalMs: z.number().int().min(1).max(86_400_000),
   retentionMs: z.number().int().min(-1).max(SAFE_MAX),
   retentionBytes: z.number().int().min(-1).max(SAFE_MAX),
-  dedupWindowMs: z.number().int().min(0).max(7 * DAY_MS),
+  dedupWindowMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(7 * DAY_MS),
   dedupWindowIdsMax: z.number().int().min(1).max(10_000_000),
   compression: z.enum(['producer', 'none', 'gzip', 'snappy', 'lz4', 'zstd']),
 };
@@ -278,7 +282,12 @@ const groupsSchema = z
     groupsMax: z.number().int().min(1).max(1_000_000).default(GROUPS_DEFAULTS.groupsMax),
     offsetMetadataMaxBytes: z.number().int().min(0).max(1_048_576).default(GROUPS_DEFAULTS.offsetMetadataMaxBytes),
     offsetsRetentionMs: z.number().int().min(60_000).max(SAFE_MAX).default(GROUPS_DEFAULTS.offsetsRetentionMs),
-    offsetsLogBytesMax: z.number().int().min(64 * 1024).max(INT32_MAX).default(GROUPS_DEFAULTS.offsetsLogBytesMax),
+    offsetsLogBytesMax: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .max(INT32_MAX)
+      .default(GROUPS_DEFAULTS.offsetsLogBytesMax),
   })
   .refine((groups) => groups.minSessionTimeoutMs <= groups.maxSessionTimeoutMs, {
     message: 'minSessionTimeoutMs must not exceed maxSessionTimeoutMs',
@@ -303,13 +312,33 @@ const schema = z.strictObject({
   topicDefaults: partialTopicConfigSchema.default({}),
   partitionsPerTopicMax: z.number().int().min(1).max(100_000).default(1000),
   topicsMax: z.number().int().min(1).max(1_000_000).default(10_000),
-  appendQueueBytesMax: z.number().int().min(1024 * 1024).max(INT32_MAX).default(64 * 1024 * 1024),
-  readBytesMax: z.number().int().min(1024).max(INT32_MAX).default(50 * 1024 * 1024),
+  appendQueueBytesMax: z
+    .number()
+    .int()
+    .min(1024 * 1024)
+    .max(INT32_MAX)
+    .default(64 * 1024 * 1024),
+  readBytesMax: z
+    .number()
+    .int()
+    .min(1024)
+    .max(INT32_MAX)
+    .default(50 * 1024 * 1024),
   readWaitMsMax: z.number().int().min(0).max(3_600_000).default(600_000),
   readWaitersMax: z.number().int().min(1).max(1_000_000).default(10_000),
-  decompressedBatchBytesMax: z.number().int().min(1024).max(INT32_MAX).default(256 * 1024 * 1024),
+  decompressedBatchBytesMax: z
+    .number()
+    .int()
+    .min(1024)
+    .max(INT32_MAX)
+    .default(256 * 1024 * 1024),
   openFilesMax: z.number().int().min(8).max(1_000_000).default(4096),
-  indexCacheBytesMax: z.number().int().min(1024 * 1024).max(INT32_MAX).default(64 * 1024 * 1024),
+  indexCacheBytesMax: z
+    .number()
+    .int()
+    .min(1024 * 1024)
+    .max(INT32_MAX)
+    .default(64 * 1024 * 1024),
   recoveryCheckpointIntervalMs: z.number().int().min(100).max(86_400_000).default(60_000),
   retentionCheckIntervalMs: z.number().int().min(100).max(86_400_000).default(300_000),
   producerIdExpirationMs: z.number().int().min(1000).max(SAFE_MAX).default(DAY_MS),

@@ -70,7 +70,12 @@ export interface RelayOptions {
 const schema = z
   .strictObject({
     batchRowsMax: z.number().int().min(1).max(10_000).default(500),
-    batchBytesMax: z.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+    batchBytesMax: z
+      .number()
+      .int()
+      .min(1024)
+      .max(64 * 1024 * 1024)
+      .default(4 * 1024 * 1024),
     lanes: z.number().int().min(1).max(64).default(1),
     pollIntervalMs: z.number().int().min(10).max(60_000).default(1000),
     notifyIntervalMs: z.number().int().min(1).max(10_000).default(10),

@@ -10,7 +10,14 @@ export function time(value: Date | string | null | undefined): string {
 export function seconds(value: number | null | undefined): string {
   if (value === null || value === undefined) return '-';
   const abs = Math.abs(value);
-  const text = abs < 120 ? `${abs.toFixed(1)}s` : abs < 7200 ? `${(abs / 60).toFixed(1)}m` : abs < 172_800 ? `${(abs / 3600).toFixed(1)}h` : `${(abs / 86_400).toFixed(1)}d`;
+  const text =
+    abs < 120
+      ? `${abs.toFixed(1)}s`
+      : abs < 7200
+        ? `${(abs / 60).toFixed(1)}m`
+        : abs < 172_800
+          ? `${(abs / 3600).toFixed(1)}h`
+          : `${(abs / 86_400).toFixed(1)}d`;
   return value < 0 ? `-${text}` : text;
 }
 

@@ -43,7 +43,11 @@ export class LiveViews {
     this.streams.clear();
   }
 
-  private serve(request: FastifyRequest<{ Params: { view: string }; Querystring: Record<string, string> }>, reply: FastifyReply, headers: Record<string, string>): void {
+  private serve(
+    request: FastifyRequest<{ Params: { view: string }; Querystring: Record<string, string> }>,
+    reply: FastifyReply,
+    headers: Record<string, string>,
+  ): void {
     const render = this.renderers.get(request.params.view);
     if (render === undefined) {
       void reply.code(404).type('text/plain; charset=utf-8').send(`no live view ${request.params.view}\n`);
@@ -73,7 +77,12 @@ export class LiveViews {
         if (!open) return;
         if (html !== last) {
           last = html;
-          raw.write(`event: update\n${html.split('\n').map((line) => `data: ${line}`).join('\n')}\n\n`);
+          raw.write(
+            `event: update\n${html
+              .split('\n')
+              .map((line) => `data: ${line}`)
+              .join('\n')}\n\n`,
+          );
         } else {
           raw.write(': unchanged\n\n');
         }

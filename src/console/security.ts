@@ -50,7 +50,10 @@ export class ConsoleGuard {
     if (this.options.token === undefined) {
       const host = hostName(request.headers.host);
       if (host === undefined || !isLoopbackHost(host)) {
-        return { status: 421, message: `this console answers only to a loopback Host header (127.0.0.1, localhost, [::1]), not ${request.headers.host ?? 'none'}` };
+        return {
+          status: 421,
+          message: `this console answers only to a loopback Host header (127.0.0.1, localhost, [::1]), not ${request.headers.host ?? 'none'}`,
+        };
       }
       return null;
     }

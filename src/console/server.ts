@@ -60,7 +60,8 @@ export interface PageContext {
 }
 
 const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
@@ -201,7 +202,8 @@ function pageContext(app: FastifyInstance, sources: ConsoleSources, guard: Conso
     },
     operatorOf(request, body) {
       const name = typeof body.by === 'string' ? body.by.trim().slice(0, 100) : '';
-      if (name === '') throw new ConcordatError('say who you are (the "your name" field): actions are recorded with who did them', { code: ErrorCode.CONFIG_INVALID });
+      if (name === '')
+        throw new ConcordatError('say who you are (the "your name" field): actions are recorded with who did them', { code: ErrorCode.CONFIG_INVALID });
       return `${name} (console, ${request.ip})`;
     },
     redirect(reply, path, message, _request, operatorName) {
@@ -248,7 +250,8 @@ function installGuards(app: FastifyInstance, guard: ConsoleGuard): void {
     const body = (request.body ?? {}) as Record<string, unknown>;
     const next = safeNext(typeof body.next === 'string' ? body.next : undefined);
     if (!guard.tokenRequired) return reply.redirect(next, 303);
-    if (!guard.isToken(typeof body.token === 'string' ? body.token : undefined)) return reply.redirect(`/sign-in?failed=1&next=${encodeURIComponent(next)}`, 303);
+    if (!guard.isToken(typeof body.token === 'string' ? body.token : undefined))
+      return reply.redirect(`/sign-in?failed=1&next=${encodeURIComponent(next)}`, 303);
     guard.signIn(reply);
     return reply.redirect(next, 303);
   });
@@ -271,7 +274,8 @@ function installErrors(app: FastifyInstance, context: PageContext): void {
     await context.page(request, reply, 'error', { status: 404, message: `no page at ${request.url}` });
   });
   app.setErrorHandler(async (error, request, reply) => {
-    const status = error instanceof ConcordatError ? (error.code === ErrorCode.GLOBAL_TX_NOT_FOUND ? 404 : 409) : ((error as { statusCode?: number }).statusCode ?? 500);
+    const status =
+      error instanceof ConcordatError ? (error.code === ErrorCode.GLOBAL_TX_NOT_FOUND ? 404 : 409) : ((error as { statusCode?: number }).statusCode ?? 500);
     if (status >= 500) context.logger.warn({ err: describeError(error), url: request.url }, 'console request failed');
     reply.code(status);
     await context.page(request, reply, 'error', { status, message: messageOf(error) });

@@ -109,7 +109,7 @@ async function deleteInBatches(
 ): Promise<number> {
   let total = 0;
   let pending = [...new Set(consumers)];
-  for (let batch = 0; batch < batchesMax && pending.length > 0; ) {
+  for (let batch = 0; batch < batchesMax && pending.length > 0;) {
     const stillPending: string[] = [];
     for (const consumer of pending) {
       if (batch >= batchesMax) break;
@@ -195,10 +195,10 @@ export class InboxCleaner {
     await runner.connect();
     const locked: string[] = [];
     try {
-      const rows = (await runner.query(
-        `SELECT consumer, pg_try_advisory_lock($1, hashtext(consumer)) AS ok FROM unnest($2::text[]) AS consumer`,
-        [CLEANUP_LOCK_KEY, [...new Set(this.options.consumers)]],
-      )) as Array<{ consumer: string; ok: boolean }>;
+      const rows = (await runner.query(`SELECT consumer, pg_try_advisory_lock($1, hashtext(consumer)) AS ok FROM unnest($2::text[]) AS consumer`, [
+        CLEANUP_LOCK_KEY,
+        [...new Set(this.options.consumers)],
+      ])) as Array<{ consumer: string; ok: boolean }>;
       for (const row of rows) if (row.ok) locked.push(row.consumer);
       if (locked.length === 0) return 0;
       const deleted = await cleanupInbox(this.dataSource, this.options.windowMs, locked, this.options.batchRowsMax, this.options.batchesMax);

@@ -142,7 +142,12 @@ export function inboxClaimCheckingDeadLettersSql(consumer: string, records: read
     `JOIN (VALUES ${located.join(', ')}) AS r(message_id, topic, partition, "offset") ` +
     `ON d.message_id = r.message_id AND d.topic = r.topic AND d.partition = r.partition AND d."offset" = r."offset" ` +
     `WHERE d.consumer = ${quotedConsumer} AND d.replayed_at IS NULL), ` +
-    `claimed AS (${claimInsert(quotedConsumer, records.map((record) => record.messageId), escapeLiteral, true)}) ` +
+    `claimed AS (${claimInsert(
+      quotedConsumer,
+      records.map((record) => record.messageId),
+      escapeLiteral,
+      true,
+    )}) ` +
     `SELECT message_id, NULL::text AS dead_letter_id, NULL::text AS topic, NULL::int AS partition, NULL::text AS "offset" FROM claimed ` +
     `UNION ALL SELECT message_id, id::text, topic, partition, "offset"::text FROM dead`
   );
@@ -176,9 +181,6 @@ export async function recordInInbox(manager: EntityManager, consumer: string, me
 
 /** Whether `consumer` has processed `messageId` (outside any handler, for tools and tests). */
 export async function isInInbox(manager: EntityManager, consumer: string, messageId: string): Promise<boolean> {
-  const rows: unknown[] = await manager.query(
-    `SELECT 1 FROM concordat.inbox WHERE consumer = $1 AND message_id = $2`,
-    [consumer, messageId],
-  );
+  const rows: unknown[] = await manager.query(`SELECT 1 FROM concordat.inbox WHERE consumer = $1 AND message_id = $2`, [consumer, messageId]);
   return rows.length === 1;
 }

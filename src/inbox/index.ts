@@ -18,13 +18,5 @@ export {
   type DeadLetterInput,
   type ReplayOptions,
 } from './dead-letters/index.js';
-export {
-  InboxClaim,
-  inboxClaimCheckingDeadLettersSql,
-  inboxClaimSql,
-  isInInbox,
-  readInboxClaim,
-  recordInInbox,
-  type InboxClaimRecord,
-} from './inbox.js';
+export { InboxClaim, inboxClaimCheckingDeadLettersSql, inboxClaimSql, isInInbox, readInboxClaim, recordInInbox, type InboxClaimRecord } from './inbox.js';
 export { human, recordDedupWindow, resolveDedupWindow, type DedupWindow } from './window.js';

@@ -56,7 +56,10 @@ export async function resolveDedupWindow(
   const { retentionMs, unreported } = await reportedRetention(transport, topics);
   if (unreported.length > 0) {
     const configured = options.dedupWindowMs ?? DEDUP_WINDOW_MS_FALLBACK;
-    const why = transport.retentionMs === undefined ? `the ${transport.kind} transport does not report topic retention` : `the retention of ${list(unreported.map((u) => u.topic))} could not be read (${describeError(unreported[0]!.error)})`;
+    const why =
+      transport.retentionMs === undefined
+        ? `the ${transport.kind} transport does not report topic retention`
+        : `the retention of ${list(unreported.map((u) => u.topic))} could not be read (${describeError(unreported[0]!.error)})`;
     warn(
       { transport: transport.kind, topics: unreported.map((u) => u.topic), dedupWindowMs: configured },
       `${why}, so inbox.dedupWindowMs (${configured} ms, ${human(configured)}) cannot be checked against it; make sure it is at least the retention of every consumed topic`,
@@ -139,14 +142,22 @@ function fix(topic: string, retention: number): string {
 }
 
 function list(topics: readonly string[]): string {
-  const shown = topics.slice(0, 5).map((topic) => `'${topic}'`).join(', ');
+  const shown = topics
+    .slice(0, 5)
+    .map((topic) => `'${topic}'`)
+    .join(', ');
   return topics.length > 5 ? `${shown} and ${topics.length - 5} more` : shown;
 }
 
 /** `90000` → `1.5 min`, for messages. */
 export function human(ms: number): string {
   if (ms === Infinity) return 'forever';
-  const units: Array<[string, number]> = [['d', 86_400_000], ['h', 3_600_000], ['min', 60_000], ['s', 1000]];
+  const units: Array<[string, number]> = [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['min', 60_000],
+    ['s', 1000],
+  ];
   for (const [unit, size] of units) if (ms >= size) return `${Number((ms / size).toFixed(1))} ${unit}`;
   return `${ms} ms`;
 }

@@ -48,7 +48,9 @@ export async function writeCheckpoint(path: string, kind: string, body: unknown)
     }
     await logFs().rename(temp, path);
   } catch (error) {
-    await logFs().rm(temp, { force: true }).catch(() => {});
+    await logFs()
+      .rm(temp, { force: true })
+      .catch(() => {});
     if (isDiskFull(error)) throw storageWriteError(`writing ${kind} checkpoint ${path}`, 'its previous content is kept', dirname(path), error);
     throw error;
   }

@@ -31,13 +31,7 @@ export const CompressionType = {
 /** One of the {@link CompressionType} values. */
 export type CompressionType = (typeof CompressionType)[keyof typeof CompressionType];
 
-const BY_CODE: readonly CompressionType[] = [
-  CompressionType.NONE,
-  CompressionType.GZIP,
-  CompressionType.SNAPPY,
-  CompressionType.LZ4,
-  CompressionType.ZSTD,
-];
+const BY_CODE: readonly CompressionType[] = [CompressionType.NONE, CompressionType.GZIP, CompressionType.SNAPPY, CompressionType.LZ4, CompressionType.ZSTD];
 
 /** Attribute code (0..4) of a compression type. */
 export function compressionCode(type: CompressionType): number {
@@ -190,10 +184,10 @@ function isRangeErrorForLimit(error: unknown): boolean {
 }
 
 function tooLarge(type: CompressionType, maxBytes: number): ConcordatError {
-  return new ConcordatError(
-    `${type} batch decompresses to more than ${maxBytes} bytes; raise the log option decompressedBatchBytesMax to accept it`,
-    { code: ErrorCode.LIMIT_EXCEEDED, context: { limit: 'decompressedBatchBytesMax', maxBytes } },
-  );
+  return new ConcordatError(`${type} batch decompresses to more than ${maxBytes} bytes; raise the log option decompressedBatchBytesMax to accept it`, {
+    code: ErrorCode.LIMIT_EXCEEDED,
+    context: { limit: 'decompressedBatchBytesMax', maxBytes },
+  });
 }
 
 function corrupt(type: CompressionType, detail: string): ConcordatError {

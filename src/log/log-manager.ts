@@ -1,12 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  compileLogManagerOptions,
-  compileTopicConfig,
-  type CompiledLogManagerOptions,
-  type LogManagerOptions,
-  type TopicConfig,
-} from '../config/index.js';
+import { compileLogManagerOptions, compileTopicConfig, type CompiledLogManagerOptions, type LogManagerOptions, type TopicConfig } from '../config/index.js';
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { createLogger, type Logger } from '../observability/index.js';
 import { fsyncDir, makeDurableDir } from './checkpoint-file.js';
@@ -257,7 +251,15 @@ export class LogManager {
     }
     const truncatedPartitions = recovered.filter((log) => log.openRecovery.truncatedBytes > 0).length;
     this.logger.info(
-      { previousOwnerPid, partitions: this.allPartitions().length, partitionsValidated: recovered.length, ...total, truncatedPartitions, repairs: this.events.length, durationMs },
+      {
+        previousOwnerPid,
+        partitions: this.allPartitions().length,
+        partitionsValidated: recovered.length,
+        ...total,
+        truncatedPartitions,
+        repairs: this.events.length,
+        durationMs,
+      },
       `unclean shutdown${previousOwnerPid === null ? '' : ` of process ${previousOwnerPid}`}: validated ${plural(total.segmentsValidated, 'segment')} ` +
         `(${total.bytesValidated} bytes) past the recovery points of ${plural(recovered.length, 'partition')}, ` +
         `truncated ${total.truncatedBytes} bytes in ${plural(truncatedPartitions, 'partition')}, ${this.events.length} repairs; recovery took ${durationMs} ms`,
@@ -268,9 +270,10 @@ export class LogManager {
   private logPartitionRecovery(log: PartitionLog): void {
     const r = log.openRecovery;
     const logEndOffset = log.describe().logEndOffset;
-    const from = r.recoveryPoint === null
-      ? 'the first segment (no recovery point)'
-      : `recovery point offset ${r.recoveryPoint.offset} (${segmentFileName(r.recoveryPoint.segmentBase, '.log')} byte ${r.recoveryPoint.position})`;
+    const from =
+      r.recoveryPoint === null
+        ? 'the first segment (no recovery point)'
+        : `recovery point offset ${r.recoveryPoint.offset} (${segmentFileName(r.recoveryPoint.segmentBase, '.log')} byte ${r.recoveryPoint.position})`;
     this.logger.info(
       { topic: log.topic, partition: log.partition, ...r, logEndOffset },
       `topic '${log.topic}' partition ${log.partition}: validated ${plural(r.segmentsValidated, 'segment')} (${r.bytesValidated} bytes) from ${from}, ` +
@@ -287,7 +290,13 @@ export class LogManager {
       return await readRecoveryPoints(this.options.dataDir);
     } catch (error) {
       if (!(error instanceof ConcordatError && error.code === ErrorCode.STORAGE_CORRUPT)) throw error;
-      this.report({ topic: '', partition: -1, file: join(this.options.dataDir, RECOVERY_POINT_FILE), action: 'index-rebuilt', detail: `${error.message}; validating every partition in full` });
+      this.report({
+        topic: '',
+        partition: -1,
+        file: join(this.options.dataDir, RECOVERY_POINT_FILE),
+        action: 'index-rebuilt',
+        detail: `${error.message}; validating every partition in full`,
+      });
       return new Map();
     }
   }
@@ -299,7 +308,8 @@ export class LogManager {
 
   private newTopic(record: TopicRecord): Topic {
     const config = record.config;
-    const dedup = config.dedupWindowMs > 0 ? new DedupWindow(record.name, config.dedupWindowMs, config.dedupWindowIdsMax, this.options.decompressedBatchBytesMax) : null;
+    const dedup =
+      config.dedupWindowMs > 0 ? new DedupWindow(record.name, config.dedupWindowMs, config.dedupWindowIdsMax, this.options.decompressedBatchBytesMax) : null;
     return { record, partitions: [], dedup };
   }
 
@@ -543,10 +553,10 @@ export class LogManager {
   private checkPartitionCount(name: string, partitions: number): void {
     const max = this.options.partitionsPerTopicMax;
     if (!Number.isInteger(partitions) || partitions < 1 || partitions > max) {
-      throw new ConcordatError(
-        `Topic '${name}' cannot have ${partitions} partitions: the number must be 1..${max} (log option partitionsPerTopicMax)`,
-        { code: ErrorCode.INVALID_PARTITIONS, context: { topic: name, partitions, limit: 'partitionsPerTopicMax' } },
-      );
+      throw new ConcordatError(`Topic '${name}' cannot have ${partitions} partitions: the number must be 1..${max} (log option partitionsPerTopicMax)`, {
+        code: ErrorCode.INVALID_PARTITIONS,
+        context: { topic: name, partitions, limit: 'partitionsPerTopicMax' },
+      });
     }
   }
 
@@ -577,7 +587,10 @@ export class LogManager {
       const topic = this.topicOrThrow(name);
       const current = topic.partitions.length;
       if (Number.isInteger(partitions) && partitions <= current) {
-        const message = partitions === current ? `Topic '${name}' already has ${current} partitions` : `Topic '${name}' has ${current} partitions, more than the ${partitions} asked for: partitions can only be added`;
+        const message =
+          partitions === current
+            ? `Topic '${name}' already has ${current} partitions`
+            : `Topic '${name}' has ${current} partitions, more than the ${partitions} asked for: partitions can only be added`;
         throw new ConcordatError(message, { code: ErrorCode.INVALID_PARTITIONS, context: { topic: name, partitions } });
       }
       this.checkPartitionCount(name, partitions);
@@ -618,7 +631,7 @@ export class LogManager {
       const topic = this.topicOrThrow(name);
       const next = this.topicConfig(name, config);
       const before = topic.record.config;
-      if ((before.dedupWindowMs > 0) !== (next.dedupWindowMs > 0)) {
+      if (before.dedupWindowMs > 0 !== next.dedupWindowMs > 0) {
         throw new ConcordatError(
           `Topic '${name}': the dedup window is ${before.dedupWindowMs > 0 ? 'on' : 'off'} and cannot be switched ${before.dedupWindowMs > 0 ? 'off' : 'on'} after creation; ` +
             'create a new topic with the window you want',
@@ -680,7 +693,12 @@ export class LogManager {
    */
   describeTopic(name: string): TopicDescription {
     const topic = this.topicOrThrow(name);
-    return { name, config: { ...topic.record.config }, extraConfigs: { ...topic.record.extraConfigs }, partitions: topic.partitions.map((log) => log.describe()) };
+    return {
+      name,
+      config: { ...topic.record.config },
+      extraConfigs: { ...topic.record.extraConfigs },
+      partitions: topic.partitions.map((log) => log.describe()),
+    };
   }
 
   /** Offsets of one partition (ListOffsets: earliest = logStartOffset, latest = highWatermark). */

@@ -27,13 +27,7 @@ import type { RecoveryPoint } from './recovery-point.js';
 import { Segment, segmentFileName, type SegmentConfig, type SegmentEnv, type SegmentEvent } from './segment.js';
 import { storageWriteError } from './storage-error.js';
 import { TIME_INDEX_ENTRY_BYTES } from './time-index.js';
-import {
-  encodeMarkerBatch,
-  hasTransactionalBatch,
-  PartitionTransactions,
-  type AbortedTransaction,
-  type TransactionMarker,
-} from './transaction-index.js';
+import { encodeMarkerBatch, hasTransactionalBatch, PartitionTransactions, type AbortedTransaction, type TransactionMarker } from './transaction-index.js';
 
 /** What an append resolves with (Kafka's ProduceResponse partition fields). */
 export interface AppendResult {
@@ -1003,7 +997,10 @@ export class PartitionLog {
       this.producers.removeBefore(this.logStartOffset);
       this.transactions.removeBefore(this.logStartOffset);
     }
-    this.ctx.logger.info({ topic: this.ctx.topic, partition: this.ctx.partition, logStartOffset: this.logStartOffset }, 'log start offset moved (DeleteRecords)');
+    this.ctx.logger.info(
+      { topic: this.ctx.topic, partition: this.ctx.partition, logStartOffset: this.logStartOffset },
+      'log start offset moved (DeleteRecords)',
+    );
     return this.logStartOffset;
   }
 
@@ -1074,7 +1071,8 @@ export class PartitionLog {
     // What readers see, and the producer state, as of one instant: acknowledge() moves them together.
     let point: DurablePoint = { segment: this.active, position: this.activeReadableBytes, offset: this.highWatermark };
     const previous = this.recoveryPoint;
-    const snapshot = this.producers.hasChanges || this.transactions.hasChanges || previous === null || !previous.producerSnapshot ? this.captureProducers(point.offset) : null;
+    const snapshot =
+      this.producers.hasChanges || this.transactions.hasChanges || previous === null || !previous.producerSnapshot ? this.captureProducers(point.offset) : null;
     if (this.config.flushMode !== FlushMode.SYNC && point.offset > this.durable.offset) {
       await this.ctx.flusher.sync(point.segment);
       if (point.offset > this.durable.offset) this.durable = point;
@@ -1130,7 +1128,9 @@ export class PartitionLog {
     const named = this.recoveryPoint?.producerSnapshot === true ? this.recoveryPoint.producerStateOffset : -1;
     const keep = new Set([...this.snapshots.slice(-2), named]);
     for (const old of this.snapshots.filter((offset) => !keep.has(offset))) {
-      await logFs().unlink(join(this.ctx.dir, snapshotFileName(old))).catch(() => {});
+      await logFs()
+        .unlink(join(this.ctx.dir, snapshotFileName(old)))
+        .catch(() => {});
     }
     this.snapshots = this.snapshots.filter((offset) => keep.has(offset));
     return { producerStateOffset: snapshot.offset, producerSnapshot: true };
@@ -1148,7 +1148,10 @@ export class PartitionLog {
       const match = /^(\d{20})\.snapshot$/.exec(name);
       if (match === null) continue;
       if (Number(match[1]) === kept && from === kept) this.snapshots.push(kept);
-      else await logFs().unlink(join(this.ctx.dir, name)).catch(() => {});
+      else
+        await logFs()
+          .unlink(join(this.ctx.dir, name))
+          .catch(() => {});
     }
     await this.replayProducers(Math.max(from, this.logStartOffset));
   }
@@ -1421,7 +1424,10 @@ async function removeStrayFiles(dir: string, names: readonly string[], bases: Re
   for (const name of names) {
     const index = /^(\d{20})\.(index|timeindex)$/.exec(name);
     const stray = (index !== null && !bases.has(Number(index[1]))) || name.endsWith('.tmp');
-    if (stray) await logFs().unlink(join(dir, name)).catch(() => {});
+    if (stray)
+      await logFs()
+        .unlink(join(dir, name))
+        .catch(() => {});
   }
 }
 

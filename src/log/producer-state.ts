@@ -51,9 +51,7 @@ export interface IdempotentBatchInfo {
 }
 
 /** The result of checking an append: write it (with these batches to remember), or it repeats `original`. */
-export type ProducerCheck =
-  | { kind: 'append'; batches: IdempotentBatchInfo[] }
-  | { kind: 'duplicate'; original: ProducerBatch; acked: Promise<unknown> | null };
+export type ProducerCheck = { kind: 'append'; batches: IdempotentBatchInfo[] } | { kind: 'duplicate'; original: ProducerBatch; acked: Promise<unknown> | null };
 
 /** The partition a {@link ProducerStateManager} serves and its bounds. */
 export interface ProducerStateOptions {
@@ -204,7 +202,12 @@ export class ProducerStateManager {
     if (producerId < 0 || isControlBatch(buf, at)) return;
     const info = batchInfo(buf, at, producerId);
     const firstOffset = readInt64(buf, at);
-    this.remember(producerId, info.epoch, { firstSeq: info.firstSeq, lastSeq: info.lastSeq, firstOffset, lastOffset: firstOffset + info.count - 1 }, info.maxTimestamp);
+    this.remember(
+      producerId,
+      info.epoch,
+      { firstSeq: info.firstSeq, lastSeq: info.lastSeq, firstOffset, lastOffset: firstOffset + info.count - 1 },
+      info.maxTimestamp,
+    );
   }
 
   /** Forgets producers whose last batch lies below `logStartOffset` (deleted by retention), as Kafka does. */

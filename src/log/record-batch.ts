@@ -36,16 +36,7 @@
 import { crc32c } from '@node-rs/crc32';
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { compress, compressionCode, compressionFromCode, CompressionType, decompress } from './compression.js';
-import {
-  cursor,
-  readVarint,
-  readVarlong,
-  sizeOfVarint,
-  sizeOfVarlong,
-  writeVarint,
-  writeVarlong,
-  type Cursor,
-} from './varint.js';
+import { cursor, readVarint, readVarlong, sizeOfVarint, sizeOfVarlong, writeVarint, writeVarlong, type Cursor } from './varint.js';
 
 /** Bytes before `batchLength`'s count starts: baseOffset (8) and batchLength (4). A batch's size is LOG_OVERHEAD + batchLength. */
 export const LOG_OVERHEAD = 12;
@@ -301,9 +292,7 @@ function checkBatchFrame(bytes: Buffer, pos: number, total: number, where: strin
   const stored = bytes.readUInt32BE(pos + CRC_OFFSET);
   const computed = computeBatchCrc(bytes, pos, total);
   if (stored !== computed) {
-    throw corrupt(
-      `${where}: batch at byte ${pos} fails its CRC-32C check (stored ${hex(stored)}, computed ${hex(computed)})`,
-    );
+    throw corrupt(`${where}: batch at byte ${pos} fails its CRC-32C check (stored ${hex(stored)}, computed ${hex(computed)})`);
   }
 }
 
@@ -317,8 +306,7 @@ function checkBatchLimits(total: number, limits: BatchLimits, where: string): vo
   }
   if (total > limits.segmentBytes) {
     throw new ConcordatError(
-      `${where}: record batch of ${total} bytes does not fit in a segment of segmentBytes ${limits.segmentBytes}; ` +
-        'raise the topic config segmentBytes',
+      `${where}: record batch of ${total} bytes does not fit in a segment of segmentBytes ${limits.segmentBytes}; ` + 'raise the topic config segmentBytes',
       { code: ErrorCode.RECORD_LIST_TOO_LARGE, context: { limit: 'segmentBytes', bytes: total, max: limits.segmentBytes } },
     );
   }
@@ -334,9 +322,7 @@ function checkBatchContent(bytes: Buffer, pos: number, total: number, where: str
   const lastOffsetDelta = bytes.readInt32BE(pos + LAST_OFFSET_DELTA_OFFSET);
   if (count < 1) throw invalidRecord(`${where}: batch at byte ${pos} has recordsCount ${count}; a batch needs a record`);
   if (lastOffsetDelta !== count - 1) {
-    throw invalidRecord(
-      `${where}: batch at byte ${pos} has lastOffsetDelta ${lastOffsetDelta} but ${count} records (expected ${count - 1})`,
-    );
+    throw invalidRecord(`${where}: batch at byte ${pos} has lastOffsetDelta ${lastOffsetDelta} but ${count} records (expected ${count - 1})`);
   }
   const uncompressed = (attributes & COMPRESSION_MASK) === 0;
   if (uncompressed && count > (total - RECORD_BATCH_HEADER_BYTES) / MIN_RECORD_BYTES) {

@@ -58,7 +58,19 @@ export async function readRecoveryPoints(dataDir: string): Promise<Map<string, R
     throw new ConcordatError(`checkpoint ${path} is corrupt: no partitions array`, { code: ErrorCode.STORAGE_CORRUPT });
   }
   for (const row of body.partitions as Row[]) {
-    const [topic, partition, segmentBase, position, nextOffset, indexEntries, timeIndexEntries, maxTimestamp, offsetOfMaxTimestamp, producerStateOffset, snapshot] = row;
+    const [
+      topic,
+      partition,
+      segmentBase,
+      position,
+      nextOffset,
+      indexEntries,
+      timeIndexEntries,
+      maxTimestamp,
+      offsetOfMaxTimestamp,
+      producerStateOffset,
+      snapshot,
+    ] = row;
     points.set(recoveryPointKey(topic, partition), {
       topic,
       partition,

@@ -476,9 +476,11 @@ export class Segment implements IndexHolder {
   async delete(): Promise<void> {
     await this.close();
     for (const path of [this.logPath, this.indexPath, this.timeIndexPath]) {
-      await logFs().unlink(path).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'ENOENT') throw error;
-      });
+      await logFs()
+        .unlink(path)
+        .catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT') throw error;
+        });
     }
   }
 

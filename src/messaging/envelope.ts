@@ -63,7 +63,18 @@ const CORE_OPTIONAL = ['subject'] as const;
 const KNOWN_EXTENSIONS = ['partitionkey', 'correlationid', 'causationid', 'globaltxid', 'traceparent', 'tracestate'] as const;
 const REQUIRED = ['id', 'source', 'type'] as const;
 const EXTENSION_NAME = /^[a-z0-9]{1,20}$/;
-const RESERVED = new Set<string>(['specversion', 'id', 'type', 'source', 'time', 'datacontenttype', 'data', 'dataschema', ...CORE_OPTIONAL, ...KNOWN_EXTENSIONS]);
+const RESERVED = new Set<string>([
+  'specversion',
+  'id',
+  'type',
+  'source',
+  'time',
+  'datacontenttype',
+  'data',
+  'dataschema',
+  ...CORE_OPTIONAL,
+  ...KNOWN_EXTENSIONS,
+]);
 /** The optional attributes copied one by one (one array for every envelope, not one per call). */
 const OPTIONAL_ATTRIBUTES = [...CORE_OPTIONAL, ...KNOWN_EXTENSIONS] as const;
 
@@ -213,9 +224,8 @@ export function envelopeFromDelivery<T = unknown>(delivery: Delivery): Envelope<
 
 function assertExtensionName(name: string): void {
   if (!EXTENSION_NAME.test(name) || RESERVED.has(name)) {
-    throw new ConcordatError(
-      `'${name}' is not a valid CloudEvents extension attribute name: use 1-20 lower-case letters or digits, not a reserved attribute`,
-      { code: ErrorCode.ENVELOPE_INVALID },
-    );
+    throw new ConcordatError(`'${name}' is not a valid CloudEvents extension attribute name: use 1-20 lower-case letters or digits, not a reserved attribute`, {
+      code: ErrorCode.ENVELOPE_INVALID,
+    });
   }
 }

@@ -41,10 +41,7 @@ export interface LoggerLike {
 let root: PinoLogger | undefined;
 
 function defaultRoot(): PinoLogger {
-  root ??= pino(
-    { level: process.env.CONCORDAT_LOG_LEVEL ?? 'info', base: { pid: process.pid } },
-    pino.destination({ fd: 2, sync: true }),
-  );
+  root ??= pino({ level: process.env.CONCORDAT_LOG_LEVEL ?? 'info', base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
   return root;
 }
 

@@ -173,7 +173,10 @@ export class RelayLane {
       }
       try {
         const running = this.cycle(target);
-        this.inFlight = running.then(() => undefined, () => undefined);
+        this.inFlight = running.then(
+          () => undefined,
+          () => undefined,
+        );
         await running;
         failures = 0;
       } catch (error) {
@@ -182,7 +185,10 @@ export class RelayLane {
         this.markDirty(target);
         const options = this.host.options;
         const delayMs = backoffMs({ firstMs: options.retryBackoffMs, maxMs: options.retryBackoffMaxMs }, failures);
-        this.log.warn({ err: describeError(error), lane: this.index, failures, delayMs }, 'outbox batch failed; its rows stay in the outbox and will be published again');
+        this.log.warn(
+          { err: describeError(error), lane: this.index, failures, delayMs },
+          'outbox batch failed; its rows stay in the outbox and will be published again',
+        );
         await this.sleep(delayMs);
       }
     }

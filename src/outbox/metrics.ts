@@ -62,34 +62,67 @@ export function outboxMetrics(registry: Registry = defaultRegistry): OutboxMetri
   const lag = cachedRead(sources, (source) => source.lag());
   const scheduled = cachedRead(sources, (source) => source.scheduledLag());
   const set: OutboxMetrics = {
-    published: registeredMetric(registry, 'concordat_outbox_published_total', () =>
-      new Counter({ name: 'concordat_outbox_published_total', help: 'Outbox rows published to the log and removed', labelNames: ['relay'], registers: [registry] }),
+    published: registeredMetric(
+      registry,
+      'concordat_outbox_published_total',
+      () =>
+        new Counter({
+          name: 'concordat_outbox_published_total',
+          help: 'Outbox rows published to the log and removed',
+          labelNames: ['relay'],
+          registers: [registry],
+        }),
     ),
-    failures: registeredMetric(registry, 'concordat_outbox_batch_failures_total', () =>
-      new Counter({ name: 'concordat_outbox_batch_failures_total', help: 'Outbox batches that failed (rows kept, retried)', labelNames: ['relay'], registers: [registry] }),
+    failures: registeredMetric(
+      registry,
+      'concordat_outbox_batch_failures_total',
+      () =>
+        new Counter({
+          name: 'concordat_outbox_batch_failures_total',
+          help: 'Outbox batches that failed (rows kept, retried)',
+          labelNames: ['relay'],
+          registers: [registry],
+        }),
     ),
-    rowsFailed: registeredMetric(registry, 'concordat_outbox_failed_total', () =>
-      new Counter({ name: 'concordat_outbox_failed_total', help: 'Outbox rows the log refused for good, moved to concordat.outbox_failed', labelNames: ['relay'], registers: [registry] }),
+    rowsFailed: registeredMetric(
+      registry,
+      'concordat_outbox_failed_total',
+      () =>
+        new Counter({
+          name: 'concordat_outbox_failed_total',
+          help: 'Outbox rows the log refused for good, moved to concordat.outbox_failed',
+          labelNames: ['relay'],
+          registers: [registry],
+        }),
     ),
-    batchSeconds: registeredMetric(registry, 'concordat_outbox_batch_duration_seconds', () =>
-      new Histogram({
-        name: 'concordat_outbox_batch_duration_seconds',
-        help: 'Time from reading a batch to removing its rows, publish included',
-        labelNames: ['relay'],
-        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
-        registers: [registry],
-      }),
+    batchSeconds: registeredMetric(
+      registry,
+      'concordat_outbox_batch_duration_seconds',
+      () =>
+        new Histogram({
+          name: 'concordat_outbox_batch_duration_seconds',
+          help: 'Time from reading a batch to removing its rows, publish included',
+          labelNames: ['relay'],
+          buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+          registers: [registry],
+        }),
     ),
-    shardsOwned: registeredMetric(registry, 'concordat_outbox_shards_owned', () =>
-      new Gauge({ name: 'concordat_outbox_shards_owned', help: 'Outbox shards whose lease this relay holds', labelNames: ['relay'], registers: [registry] }),
+    shardsOwned: registeredMetric(
+      registry,
+      'concordat_outbox_shards_owned',
+      () =>
+        new Gauge({ name: 'concordat_outbox_shards_owned', help: 'Outbox shards whose lease this relay holds', labelNames: ['relay'], registers: [registry] }),
     ),
-    scheduledMoved: registeredMetric(registry, 'concordat_outbox_scheduled_moved_total', () =>
-      new Counter({
-        name: 'concordat_outbox_scheduled_moved_total',
-        help: 'Scheduled messages moved into the outbox when due (then published like any outbox row)',
-        labelNames: ['relay'],
-        registers: [registry],
-      }),
+    scheduledMoved: registeredMetric(
+      registry,
+      'concordat_outbox_scheduled_moved_total',
+      () =>
+        new Counter({
+          name: 'concordat_outbox_scheduled_moved_total',
+          help: 'Scheduled messages moved into the outbox when due (then published like any outbox row)',
+          labelNames: ['relay'],
+          registers: [registry],
+        }),
     ),
     attach(source) {
       sources.add(source);
@@ -100,49 +133,61 @@ export function outboxMetrics(registry: Registry = defaultRegistry): OutboxMetri
       };
     },
   };
-  registeredMetric(registry, 'concordat_outbox_backlog_rows', () =>
-    new Gauge({
-      name: 'concordat_outbox_backlog_rows',
-      help: 'Rows in the outbox not yet published',
-      registers: [registry],
-      async collect() {
-        const value = await lag.get();
-        if (value !== undefined) this.set(value.backlogRows);
-      },
-    }),
+  registeredMetric(
+    registry,
+    'concordat_outbox_backlog_rows',
+    () =>
+      new Gauge({
+        name: 'concordat_outbox_backlog_rows',
+        help: 'Rows in the outbox not yet published',
+        registers: [registry],
+        async collect() {
+          const value = await lag.get();
+          if (value !== undefined) this.set(value.backlogRows);
+        },
+      }),
   );
-  registeredMetric(registry, 'concordat_outbox_oldest_age_seconds', () =>
-    new Gauge({
-      name: 'concordat_outbox_oldest_age_seconds',
-      help: 'Age of the oldest unpublished outbox row (0 when the outbox is empty)',
-      registers: [registry],
-      async collect() {
-        const value = await lag.get();
-        if (value !== undefined) this.set(value.oldestAgeMs / 1000);
-      },
-    }),
+  registeredMetric(
+    registry,
+    'concordat_outbox_oldest_age_seconds',
+    () =>
+      new Gauge({
+        name: 'concordat_outbox_oldest_age_seconds',
+        help: 'Age of the oldest unpublished outbox row (0 when the outbox is empty)',
+        registers: [registry],
+        async collect() {
+          const value = await lag.get();
+          if (value !== undefined) this.set(value.oldestAgeMs / 1000);
+        },
+      }),
   );
-  registeredMetric(registry, 'concordat_outbox_scheduled_pending', () =>
-    new Gauge({
-      name: 'concordat_outbox_scheduled_pending',
-      help: 'Messages published for later (deliverAt/delayMs) not yet moved into the outbox; exact up to 10000, above that PostgreSQL\'s live-row estimate',
-      registers: [registry],
-      async collect() {
-        const value = await scheduled.get();
-        if (value !== undefined) this.set(value.pendingMessages);
-      },
-    }),
+  registeredMetric(
+    registry,
+    'concordat_outbox_scheduled_pending',
+    () =>
+      new Gauge({
+        name: 'concordat_outbox_scheduled_pending',
+        help: "Messages published for later (deliverAt/delayMs) not yet moved into the outbox; exact up to 10000, above that PostgreSQL's live-row estimate",
+        registers: [registry],
+        async collect() {
+          const value = await scheduled.get();
+          if (value !== undefined) this.set(value.pendingMessages);
+        },
+      }),
   );
-  registeredMetric(registry, 'concordat_outbox_scheduled_lateness_seconds', () =>
-    new Gauge({
-      name: 'concordat_outbox_scheduled_lateness_seconds',
-      help: 'How long the earliest due scheduled message has been due without being moved into the outbox (0 when none is due)',
-      registers: [registry],
-      async collect() {
-        const value = await scheduled.get();
-        if (value !== undefined) this.set(value.oldestDueLatenessMs / 1000);
-      },
-    }),
+  registeredMetric(
+    registry,
+    'concordat_outbox_scheduled_lateness_seconds',
+    () =>
+      new Gauge({
+        name: 'concordat_outbox_scheduled_lateness_seconds',
+        help: 'How long the earliest due scheduled message has been due without being moved into the outbox (0 when none is due)',
+        registers: [registry],
+        async collect() {
+          const value = await scheduled.get();
+          if (value !== undefined) this.set(value.oldestDueLatenessMs / 1000);
+        },
+      }),
   );
   sets.set(registry, set);
   return set;

@@ -264,9 +264,10 @@ export class OutboxRelay implements LaneHost {
    * once a second.
    */
   async scheduledLag(): Promise<ScheduledLag> {
-    const [row]: Array<{ counted: number; estimated: number | null; earliest_due_ago_ms: number | null }> = await this.database.dataSource.query(SCHEDULED_LAG, [
-      SCHEDULED_COUNT_EXACT_MAX + 1,
-    ]);
+    const [row]: Array<{ counted: number; estimated: number | null; earliest_due_ago_ms: number | null }> = await this.database.dataSource.query(
+      SCHEDULED_LAG,
+      [SCHEDULED_COUNT_EXACT_MAX + 1],
+    );
     const counted = row?.counted ?? 0;
     const pendingMessages = counted <= SCHEDULED_COUNT_EXACT_MAX ? counted : Math.max(counted, Math.round(row?.estimated ?? 0));
     return { pendingMessages, oldestDueLatenessMs: Math.max(0, Math.round(row?.earliest_due_ago_ms ?? 0)) };

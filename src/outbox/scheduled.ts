@@ -183,10 +183,11 @@ export class ScheduledDelivery {
     this.lastPassAtMs = Date.now();
     if (shards.length === 0) return options.pollIntervalMs;
     await faultPoint('scheduled.before-move');
-    const result = await this.connection.query<{ shards: number[] | null; moved: number; next_due_ms: number | null }>('concordat_scheduled_move_due', MOVE_DUE, [
-      shards,
-      options.batchRowsMax,
-    ]);
+    const result = await this.connection.query<{ shards: number[] | null; moved: number; next_due_ms: number | null }>(
+      'concordat_scheduled_move_due',
+      MOVE_DUE,
+      [shards, options.batchRowsMax],
+    );
     const row = result.rows[0]!;
     if (row.moved > 0) {
       await faultPoint('scheduled.after-move');

@@ -97,10 +97,7 @@ export class ShardLeases {
     await this.setOwned(EMPTY);
     this.validUntil = 0;
     try {
-      await this.dataSource.query(
-        `UPDATE concordat.outbox_shard SET owner = NULL, expires_at = '-infinity' WHERE owner = $1`,
-        [this.relayId],
-      );
+      await this.dataSource.query(`UPDATE concordat.outbox_shard SET owner = NULL, expires_at = '-infinity' WHERE owner = $1`, [this.relayId]);
       await this.dataSource.query(`DELETE FROM concordat.outbox_relay WHERE relay_id = $1`, [this.relayId]);
     } catch (error) {
       this.log.warn({ err: describeError(error) }, 'could not release outbox shard leases; they expire by themselves');
@@ -156,10 +153,10 @@ export class ShardLeases {
       const excess = [...renewed].sort((a, b) => a - b).slice(quota);
       const keep = new Set(renewed.filter((shard) => !excess.includes(shard)));
       await this.setOwned(keep);
-      await this.dataSource.query(
-        `UPDATE concordat.outbox_shard SET owner = NULL, expires_at = '-infinity' WHERE owner = $1 AND shard = ANY($2::smallint[])`,
-        [this.relayId, excess],
-      );
+      await this.dataSource.query(`UPDATE concordat.outbox_shard SET owner = NULL, expires_at = '-infinity' WHERE owner = $1 AND shard = ANY($2::smallint[])`, [
+        this.relayId,
+        excess,
+      ]);
       return;
     }
     const acquired =

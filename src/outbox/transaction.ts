@@ -81,7 +81,7 @@ export async function runOutboxTransaction<T>(
     const begun = await client.query(prelude === undefined ? 'BEGIN' : `BEGIN; ${prelude}`);
     setTransactionState(runner, true);
     await runner.broadcaster.broadcast('AfterTransactionStart');
-    const preludeResults = Array.isArray(begun) ? begun.slice(1).map((result) => ((result as { rows?: unknown[] }).rows) ?? []) : [];
+    const preludeResults = Array.isArray(begun) ? begun.slice(1).map((result) => (result as { rows?: unknown[] }).rows ?? []) : [];
     const end = await work({ manager: runner.manager, preludeRows: preludeResults[0] ?? [], preludeResults });
     if ('rollback' in end) {
       await rollback(runner, client);
@@ -144,4 +144,3 @@ async function rollback(runner: QueryRunner, client: PoolClient): Promise<void> 
   }
   await runner.broadcaster.broadcast('AfterTransactionRollback');
 }
-

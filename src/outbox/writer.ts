@@ -220,7 +220,14 @@ function toColumns(records: readonly OutboxRecord[]): {
   headers: string[];
   payloads: Array<Buffer | null>;
 } {
-  const columns = { ids: [] as string[], topics: [] as string[], keys: [] as Array<string | null>, shards: [] as number[], headers: [] as string[], payloads: [] as Array<Buffer | null> };
+  const columns = {
+    ids: [] as string[],
+    topics: [] as string[],
+    keys: [] as Array<string | null>,
+    shards: [] as number[],
+    headers: [] as string[],
+    payloads: [] as Array<Buffer | null>,
+  };
   for (const record of records) {
     columns.ids.push(record.messageId);
     columns.topics.push(record.topic);

@@ -135,7 +135,16 @@ function newDataSource(options: CompiledDatabaseOptions, url: string): DataSourc
  * route, a name that does not resolve yet (a container's DNS entry appears
  * with the container), and node-postgres's connect timeout.
  */
-const NOT_READY_ERRNO: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EPIPE']);
+const NOT_READY_ERRNO: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EPIPE',
+]);
 const NOT_READY_MESSAGES = ['timeout expired', 'Connection terminated unexpectedly', 'Connection terminated due to connection timeout'];
 
 /**

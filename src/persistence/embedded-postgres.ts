@@ -114,10 +114,14 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     onLog: remember,
     onError: remember,
     postgresFlags: [
-      '-c', `max_prepared_transactions=${maxPrepared}`,
-      '-c', `max_connections=${maxConnections}`,
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'unix_socket_directories=',
+      '-c',
+      `max_prepared_transactions=${maxPrepared}`,
+      '-c',
+      `max_connections=${maxConnections}`,
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
     ],
   });
 

@@ -101,10 +101,14 @@ function consumerLagGauge(registry: Registry): LagGauge {
     labelNames: ['group', 'topic', 'partition'],
     registers: [registry],
     async collect() {
-      const results = await Promise.all([...sources].map((source) => appLag(source).catch((error: unknown) => {
-        logger.debug({ app: source.app.name, err: describeError(error) }, 'consumer lag not available for this scrape');
-        return [];
-      })));
+      const results = await Promise.all(
+        [...sources].map((source) =>
+          appLag(source).catch((error: unknown) => {
+            logger.debug({ app: source.app.name, err: describeError(error) }, 'consumer lag not available for this scrape');
+            return [];
+          }),
+        ),
+      );
       this.reset();
       for (const lags of results) {
         for (const { group, lag } of lags) this.set({ group, topic: lag.topic, partition: String(lag.partition) }, lag.lag);

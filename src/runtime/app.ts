@@ -110,9 +110,13 @@ const optionsSchema = z
     dataDir: z.string().min(1).default('./.concordat'),
     partitions: z.number().int().min(1).max(1024).default(8),
     logger: z
-      .custom<LoggerLike>((value) => typeof value === 'object' && value !== null && LOG_METHODS.every((method) => typeof (value as Record<string, unknown>)[method] === 'function'), {
-        message: `must be a pino logger or an object with pino's level methods (${LOG_METHODS.join(', ')})`,
-      })
+      .custom<LoggerLike>(
+        (value) =>
+          typeof value === 'object' && value !== null && LOG_METHODS.every((method) => typeof (value as Record<string, unknown>)[method] === 'function'),
+        {
+          message: `must be a pino logger or an object with pino's level methods (${LOG_METHODS.join(', ')})`,
+        },
+      )
       .optional(),
   })
   .refine((options) => options.services.length > 0 || options.requests !== undefined, {
@@ -171,7 +175,18 @@ export class ConcordatApp {
   private readonly requester: Requester | undefined;
 
   private constructor(private readonly options: AppOptions) {
-    const compiled = compileOptions(optionsSchema, { name: options.name, services: options.services, dataDir: options.dataDir, partitions: options.partitions, logger: options.logger, requests: options.requests }, 'app');
+    const compiled = compileOptions(
+      optionsSchema,
+      {
+        name: options.name,
+        services: options.services,
+        dataDir: options.dataDir,
+        partitions: options.partitions,
+        logger: options.logger,
+        requests: options.requests,
+      },
+      'app',
+    );
     this.dataDir = compiled.dataDir;
     this.partitions = compiled.partitions;
     this.handlers = exploreHandlers(options.services);
@@ -431,7 +446,11 @@ export class ConcordatApp {
    * @throws ConcordatError INVALID_TOPIC_EXCEPTION when `topic` is not a valid topic name (see `TransactionContext.publish`).
    * @throws ValidationError VALIDATION_FAILED when `data` does not satisfy the topic's schema; nothing is published.
    */
-  async publish<S extends StandardSchemaV1>(topic: Topic<S>, data: TopicInput<Topic<S>> & JsonSafe<TopicInput<Topic<S>>>, options?: PublishOptions): Promise<string>;
+  async publish<S extends StandardSchemaV1>(
+    topic: Topic<S>,
+    data: TopicInput<Topic<S>> & JsonSafe<TopicInput<Topic<S>>>,
+    options?: PublishOptions,
+  ): Promise<string>;
   /** Publishes `data` on topic `topic` (by name, untyped: `data` is only checked to be JSON); otherwise as the overload above. */
   async publish<T>(topic: string, data: T & JsonSafe<T>, options?: PublishOptions): Promise<string>;
   async publish(topic: string | Topic, data: unknown, options: PublishOptions = {}): Promise<string> {

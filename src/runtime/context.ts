@@ -2,7 +2,17 @@ import type { DataSource, EntityManager } from 'typeorm';
 import type { CommitStages } from './commit-stages.js';
 import { validateTopicName } from '../log/index.js';
 import { createEnvelope, type Envelope, type JsonSafe } from '../messaging/index.js';
-import { activeContext, injectTraceContext, MESSAGING_SYSTEM, runIn, SpanKind, startSpan, TraceAttribute, withSpan, type Context } from '../observability/index.js';
+import {
+  activeContext,
+  injectTraceContext,
+  MESSAGING_SYSTEM,
+  runIn,
+  SpanKind,
+  startSpan,
+  TraceAttribute,
+  withSpan,
+  type Context,
+} from '../observability/index.js';
 import {
   cancelScheduledMessage,
   runOutboxTransaction,
@@ -308,7 +318,8 @@ function scheduleOf(options: PublishOptions): Schedule | undefined {
     if (!(deliverAt instanceof Date) || Number.isNaN(deliverAt.getTime())) throw invalid(`deliverAt must be a valid Date, got ${String(deliverAt)}`);
     return { deliverAt };
   }
-  if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0) throw invalid(`delayMs must be a finite number of ms ≥ 0, got ${String(delayMs)}`);
+  if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0)
+    throw invalid(`delayMs must be a finite number of ms ≥ 0, got ${String(delayMs)}`);
   return { delayMs };
 }
 

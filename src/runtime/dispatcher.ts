@@ -2,14 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { Counter, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
 import { ConcordatError, describeError, ErrorCode, isRetriable, RetriesExhaustedError } from '../errors.js';
-import {
-  DEAD_LETTER_SUFFIX,
-  deadLetterInput,
-  inboxClaimCheckingDeadLettersSql,
-  readInboxClaim,
-  REPLAY_FOR_HEADER,
-  sendDeadLetter,
-} from '../inbox/index.js';
+import { DEAD_LETTER_SUFFIX, deadLetterInput, inboxClaimCheckingDeadLettersSql, readInboxClaim, REPLAY_FOR_HEADER, sendDeadLetter } from '../inbox/index.js';
 import { envelopeFromDelivery, type Envelope } from '../messaging/index.js';
 import {
   createLogger,
@@ -233,7 +226,20 @@ const DATABASE_WAIT: Backoff = { firstMs: 100, maxMs: 5000 };
  * `dispatchBatch` resolved.
  */
 export class Dispatcher {
-  readonly stats: DispatchStats = { processed: 0, duplicates: 0, retries: 0, deadLettered: 0, databaseWaits: 0, batches: 0, conflictRetries: 0, batchFallbacks: 0, replaysSkipped: 0, filtered: 0, alreadyDeadLettered: 0, consumerFailures: 0 };
+  readonly stats: DispatchStats = {
+    processed: 0,
+    duplicates: 0,
+    retries: 0,
+    deadLettered: 0,
+    databaseWaits: 0,
+    batches: 0,
+    conflictRetries: 0,
+    batchFallbacks: 0,
+    replaysSkipped: 0,
+    filtered: 0,
+    alreadyDeadLettered: 0,
+    consumerFailures: 0,
+  };
   /** Most messages in one transaction (see {@link DispatcherOptions}). */
   readonly batchRecordsMax: number;
   /** The group's handler transactions: merged across partitions, `concurrentTransactionsMax` in flight. */
@@ -279,39 +285,51 @@ export class Dispatcher {
     );
     this.log = createLogger('dispatcher', { group: consumer.group }, deps.logger);
     const registry = deps.metricsRegistry ?? defaultRegistry;
-    this.consumerFailures = registeredMetric(registry, 'concordat_consumer_failures_total', () =>
-      new Counter({
-        name: 'concordat_consumer_failures_total',
-        help: "Failures of the transport's consumer (a partition worker or the whole consumer), each followed by a restart from the committed offset; stalled: it kept failing without progress",
-        labelNames: ['group', 'stalled'],
-        registers: [registry],
-      }),
+    this.consumerFailures = registeredMetric(
+      registry,
+      'concordat_consumer_failures_total',
+      () =>
+        new Counter({
+          name: 'concordat_consumer_failures_total',
+          help: "Failures of the transport's consumer (a partition worker or the whole consumer), each followed by a restart from the committed offset; stalled: it kept failing without progress",
+          labelNames: ['group', 'stalled'],
+          registers: [registry],
+        }),
     );
-    this.messages = registeredMetric(registry, 'concordat_messages_total', () =>
-      new Counter({
-        name: 'concordat_messages_total',
-        help: 'Delivered messages by outcome: processed, duplicate (skipped by the inbox), retried (a failed attempt), dead_lettered, replay_skipped (a replayed dead letter of another group), filtered (no handler filter took it), already_dead_lettered (its dead letter pending: skipped before any attempt)',
-        labelNames: ['group', 'outcome'],
-        registers: [registry],
-      }),
+    this.messages = registeredMetric(
+      registry,
+      'concordat_messages_total',
+      () =>
+        new Counter({
+          name: 'concordat_messages_total',
+          help: 'Delivered messages by outcome: processed, duplicate (skipped by the inbox), retried (a failed attempt), dead_lettered, replay_skipped (a replayed dead letter of another group), filtered (no handler filter took it), already_dead_lettered (its dead letter pending: skipped before any attempt)',
+          labelNames: ['group', 'outcome'],
+          registers: [registry],
+        }),
     );
-    this.handlerSeconds = registeredMetric(registry, 'concordat_handler_duration_seconds', () =>
-      new Histogram({
-        name: 'concordat_handler_duration_seconds',
-        help: 'Time of a successful handler transaction, from BEGIN to COMMIT',
-        labelNames: ['group'],
-        buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
-        registers: [registry],
-      }),
+    this.handlerSeconds = registeredMetric(
+      registry,
+      'concordat_handler_duration_seconds',
+      () =>
+        new Histogram({
+          name: 'concordat_handler_duration_seconds',
+          help: 'Time of a successful handler transaction, from BEGIN to COMMIT',
+          labelNames: ['group'],
+          buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+          registers: [registry],
+        }),
     );
-    this.batchRecords = registeredMetric(registry, 'concordat_dispatch_batch_records', () =>
-      new Histogram({
-        name: 'concordat_dispatch_batch_records',
-        help: 'Messages per dispatcher transaction (or per batch given to a batch-aware handler): more than 1 when the transport delivered them together',
-        labelNames: ['group'],
-        buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
-        registers: [registry],
-      }),
+    this.batchRecords = registeredMetric(
+      registry,
+      'concordat_dispatch_batch_records',
+      () =>
+        new Histogram({
+          name: 'concordat_dispatch_batch_records',
+          help: 'Messages per dispatcher transaction (or per batch given to a batch-aware handler): more than 1 when the transport delivered them together',
+          labelNames: ['group'],
+          buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+          registers: [registry],
+        }),
     );
   }
 
@@ -390,7 +408,10 @@ export class Dispatcher {
   private filteredOut(delivery: Delivery, message: Envelope): void {
     this.stats.filtered++;
     this.messages.inc({ group: this.consumer.group, outcome: 'filtered' });
-    this.log.trace({ topic: delivery.topic, partition: delivery.partition, offset: delivery.offset, messageId: message.id, type: message.type }, 'filtered out');
+    this.log.trace(
+      { topic: delivery.topic, partition: delivery.partition, offset: delivery.offset, messageId: message.id, type: message.type },
+      'filtered out',
+    );
   }
 
   /** One at a time, in order: the path with retries and dead letters. */
@@ -439,7 +460,10 @@ export class Dispatcher {
    * if any handler throws (all rolled back).
    */
   private async attemptBatch(handler: HandlerDescriptor, deliveries: readonly Delivery[], envelopes: readonly Envelope[]): Promise<void> {
-    await this.submit(handler, deliveries.map((delivery, i) => ({ handler, envelope: envelopes[i]!, delivery, attempt: 1 })));
+    await this.submit(
+      handler,
+      deliveries.map((delivery, i) => ({ handler, envelope: envelopes[i]!, delivery, attempt: 1 })),
+    );
   }
 
   /**
@@ -475,7 +499,10 @@ export class Dispatcher {
         return context;
       });
       await runIn(ROOT_CONTEXT, () => handler.invokeBatch!(instance, contexts));
-      await writeOutboxRecords(manager, contexts.flatMap((context) => context.takeRecords()));
+      await writeOutboxRecords(
+        manager,
+        contexts.flatMap((context) => context.takeRecords()),
+      );
       this.recordDone(deliveries.length, deliveries.length, startedAt);
       for (const span of spans) span.setAttributes({ [TraceAttribute.OUTCOME]: 'processed', [TraceAttribute.BATCH_COUNT]: deliveries.length });
     } catch (error) {
@@ -595,7 +622,7 @@ export class Dispatcher {
     this.messages.inc({ group: this.consumer.group, outcome: 'replay_skipped' });
     this.log.debug(
       { topic: delivery.topic, partition: delivery.partition, offset: delivery.offset, replayFor: replayFor.toString('utf8') },
-      "a replayed dead letter of another consumer group: skipped",
+      'a replayed dead letter of another consumer group: skipped',
     );
     return true;
   }
@@ -634,7 +661,7 @@ export class Dispatcher {
     options: { firstFailure?: { error: unknown }; alone?: boolean },
   ): Promise<void> {
     let failure = options.firstFailure;
-    for (let attempt = 1; ; ) {
+    for (let attempt = 1; ;) {
       if (failure === undefined) {
         try {
           await this.attempt(handler, envelope, delivery, attempt, attempt > 1 || options.alone === true, span);
@@ -808,8 +835,7 @@ export class Dispatcher {
             this.consumer.group,
             items.map(({ envelope, delivery }) => ({ messageId: envelope.id, topic: delivery.topic, partition: delivery.partition, offset: delivery.offset })),
             escape,
-          ) +
-          (guarded ? `; SET LOCAL lock_timeout = ${GUARDED_LOCK_TIMEOUT_MS}` : ''),
+          ) + (guarded ? `; SET LOCAL lock_timeout = ${GUARDED_LOCK_TIMEOUT_MS}` : ''),
       },
     );
   }

@@ -27,7 +27,8 @@ export type MessageFilter = AttributeFilter | ((message: Envelope) => boolean);
 export type AttributeFilter = Readonly<Record<string, string | readonly string[]>>;
 
 /** A filter as the dispatcher runs it: attribute names to allowed values, or a predicate. */
-export type CompiledFilter = { kind: 'attributes'; attributes: ReadonlyMap<string, ReadonlySet<string>> } | { kind: 'predicate'; test: (message: Envelope) => boolean };
+export type CompiledFilter =
+  { kind: 'attributes'; attributes: ReadonlyMap<string, ReadonlySet<string>> } | { kind: 'predicate'; test: (message: Envelope) => boolean };
 
 const ATTRIBUTE_NAME = /^[a-z0-9]{1,20}$/;
 const CORE = new Set(['id', 'type', 'source', 'subject', 'datacontenttype', 'specversion', 'time']);

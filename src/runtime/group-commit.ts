@@ -71,7 +71,8 @@ export class HandlerGroupCommit<I, R> {
     private readonly now: () => number = Date.now,
   ) {
     if (!Number.isInteger(itemsMax) || itemsMax < 1 || itemsMax > 10_000) throw new RangeError(`itemsMax must be in 1..10000, got ${itemsMax}`);
-    if (!Number.isInteger(concurrencyMax) || concurrencyMax < 1 || concurrencyMax > 64) throw new RangeError(`concurrency must be in 1..64, got ${concurrencyMax}`);
+    if (!Number.isInteger(concurrencyMax) || concurrencyMax < 1 || concurrencyMax > 64)
+      throw new RangeError(`concurrency must be in 1..64, got ${concurrencyMax}`);
   }
 
   /** Transactions allowed in flight at the moment. */
@@ -161,7 +162,7 @@ export class HandlerGroupCommit<I, R> {
     const units = [first];
     if (first.alone) return units;
     let items = first.items.length;
-    for (let i = 0; i < this.queue.length && items < this.itemsMax; ) {
+    for (let i = 0; i < this.queue.length && items < this.itemsMax;) {
       const unit = this.queue[i]!;
       if (unit.alone || items + unit.items.length > this.itemsMax) {
         i++;

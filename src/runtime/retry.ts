@@ -109,7 +109,8 @@ const CONNECTION_LOST = [
 export function isDatabaseUnavailable(error: unknown): boolean {
   return someCause(
     error,
-    (current) => (typeof current.code === 'string' && UNAVAILABLE_SQLSTATE.test(current.code)) || CONNECTION_LOST.some((text) => current.message.includes(text)),
+    (current) =>
+      (typeof current.code === 'string' && UNAVAILABLE_SQLSTATE.test(current.code)) || CONNECTION_LOST.some((text) => current.message.includes(text)),
   );
 }
 

@@ -75,7 +75,11 @@ export type TopicReplyInput<T> = T extends Topic<StandardSchemaV1, infer R> ? Re
  * @param options.reply the reply's schema, a Standard Schema v1 too.
  * @throws ConcordatError INVALID_TOPIC_EXCEPTION for a bad name; CONFIG_INVALID when `schema` or `reply` is not a Standard Schema.
  */
-export function defineTopic<S extends StandardSchemaV1, R extends StandardSchemaV1 | undefined = undefined>(name: string, schema: S, options: TopicOptions<R> = {}): Topic<S, R> {
+export function defineTopic<S extends StandardSchemaV1, R extends StandardSchemaV1 | undefined = undefined>(
+  name: string,
+  schema: S,
+  options: TopicOptions<R> = {},
+): Topic<S, R> {
   validateTopicName(name);
   assertStandardSchema(schema, `the schema of topic '${name}'`);
   if (options.reply !== undefined) assertStandardSchema(options.reply, `the reply schema of topic '${name}'`);
@@ -105,7 +109,12 @@ export function assertStandardSchema(schema: unknown, what: string): asserts sch
  * @throws ValidationError VALIDATION_FAILED (not retriable) with every issue, naming `what`.
  * @throws ConcordatError CONFIG_INVALID when the schema validates asynchronously (a zod async refinement).
  */
-export function validateNow<S extends StandardSchemaV1>(schema: S, value: unknown, what: string, context: Record<string, unknown> = {}): StandardSchemaV1.InferOutput<S> {
+export function validateNow<S extends StandardSchemaV1>(
+  schema: S,
+  value: unknown,
+  what: string,
+  context: Record<string, unknown> = {},
+): StandardSchemaV1.InferOutput<S> {
   const result = schema['~standard'].validate(value);
   if (result instanceof Promise) {
     // The promise's own rejection, if any, has nobody to hear it.
@@ -124,7 +133,12 @@ export function validateNow<S extends StandardSchemaV1>(schema: S, value: unknow
  * @returns the schema's output.
  * @throws ValidationError VALIDATION_FAILED (not retriable) with every issue, naming `what`.
  */
-export async function validateLater<S extends StandardSchemaV1>(schema: S, value: unknown, what: string, context: Record<string, unknown> = {}): Promise<StandardSchemaV1.InferOutput<S>> {
+export async function validateLater<S extends StandardSchemaV1>(
+  schema: S,
+  value: unknown,
+  what: string,
+  context: Record<string, unknown> = {},
+): Promise<StandardSchemaV1.InferOutput<S>> {
   return outputOf(await schema['~standard'].validate(value), what, context);
 }
 

@@ -76,9 +76,7 @@ export class EffectLedger {
    * @param expected consumer → key → number of messages sent for that key
    */
   async verify(expected: Record<string, Record<string, number>>): Promise<LedgerReport> {
-    const rows: Array<{ consumer: string; key: string; seq: number }> = await this.dataSource.query(
-      `SELECT consumer, key, seq FROM ${this.table} ORDER BY n`,
-    );
+    const rows: Array<{ consumer: string; key: string; seq: number }> = await this.dataSource.query(`SELECT consumer, key, seq FROM ${this.table} ORDER BY n`);
     const seen = new Map<string, number[]>();
     for (const row of rows) {
       const id = `${row.consumer}\u0000${row.key}`;

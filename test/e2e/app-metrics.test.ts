@@ -146,12 +146,14 @@ describe('app /metrics, /healthz and /readyz (issue 12)', () => {
       status: 'not ready',
       notReady: {
         app: 'the app is STARTING',
-        'consumer-groups': "no assignment yet for consumer groups 'concordat-coordinator', 'metrics-alpha', 'metrics-xa', 'metrics-xa.xa-decisions', 'metrics-slow'",
+        'consumer-groups':
+          "no assignment yet for consumer groups 'concordat-coordinator', 'metrics-alpha', 'metrics-xa', 'metrics-xa.xa-decisions', 'metrics-slow'",
       },
       checks: {
         app: 'the app is STARTING',
         database: 'ok',
-        'consumer-groups': "no assignment yet for consumer groups 'concordat-coordinator', 'metrics-alpha', 'metrics-xa', 'metrics-xa.xa-decisions', 'metrics-slow'",
+        'consumer-groups':
+          "no assignment yet for consumer groups 'concordat-coordinator', 'metrics-alpha', 'metrics-xa', 'metrics-xa.xa-decisions', 'metrics-slow'",
         relay: 'ok',
       },
     });
@@ -207,7 +209,14 @@ describe('app /metrics, /healthz and /readyz (issue 12)', () => {
     expect(sampleValue(before, 'concordat_two_phase_branches_in_doubt')).toBe(0);
     // metrics-xa prepares and votes yes; nobody answers for the second branch, so the decision waits (deadline 60 s).
     const id = await app.transaction((context) =>
-      beginTwoPhase(context, { name: 'metrics-test', branches: [{ participant: 'metrics-xa', payload: {} }, { participant: 'metrics-nobody-xa', payload: {} }], timeoutMs: 60_000 }),
+      beginTwoPhase(context, {
+        name: 'metrics-test',
+        branches: [
+          { participant: 'metrics-xa', payload: {} },
+          { participant: 'metrics-nobody-xa', payload: {} },
+        ],
+        timeoutMs: 60_000,
+      }),
     );
     await waitFor(async () => {
       const rows = await db.dataSource.query(`SELECT state FROM concordat.branch WHERE global_tx_id = $1 AND branch_id = 1`, [id]);
@@ -227,12 +236,19 @@ describe('app /metrics, /healthz and /readyz (issue 12)', () => {
     const partition = transport['log']!.partitionFor('metrics.slow', 'one-key');
     const held = await waitFor(async () => {
       const { samples } = await scrape();
-      const lag = samples.find((s) => s.name === 'concordat_consumer_lag' && s.labels.group === group && s.labels.topic === 'metrics.slow' && s.labels.partition === String(partition));
+      const lag = samples.find(
+        (s) => s.name === 'concordat_consumer_lag' && s.labels.group === group && s.labels.topic === 'metrics.slow' && s.labels.partition === String(partition),
+      );
       return lag !== undefined && lag.value === 5 ? samples : undefined;
     }, 'a lag of 5 on the held partition');
     expect(sampleValue(held, 'concordat_consumer_lag', { group, topic: 'metrics.slow', partition: String(1 - partition) })).toBe(0);
     // Every group of the app, on every partition of the topics it consumes.
-    expect(held.filter((s) => s.name === 'concordat_consumer_lag' && s.labels.group === 'concordat-coordinator').map((s) => s.labels.partition).sort()).toEqual(['0', '1']);
+    expect(
+      held
+        .filter((s) => s.name === 'concordat_consumer_lag' && s.labels.group === 'concordat-coordinator')
+        .map((s) => s.labels.partition)
+        .sort(),
+    ).toEqual(['0', '1']);
     openGate();
     await waitFor(async () => (slowHandled.length === 5 ? true : undefined), 'the five slow messages handled');
     await waitFor(async () => {
@@ -252,7 +268,9 @@ describe('app /metrics, /healthz and /readyz (issue 12)', () => {
     const commands = samples.filter((s) => s.name === 'concordat_log_appended_records_total' && s.labels.topic!.startsWith('concordat.tcc.metrics-alpha'));
     expect(commands.reduce((sum, s) => sum + s.value, 0)).toBeGreaterThanOrEqual(5);
     expect(sampleValue(samples, 'concordat_log_segments', { topic: 'metrics.slow' })).toBe(2);
-    expect(sampleValue(samples, 'concordat_log_size_bytes', { topic: 'metrics.slow' })).toBe(sampleValue(samples, 'concordat_log_appended_bytes_total', { topic: 'metrics.slow' }));
+    expect(sampleValue(samples, 'concordat_log_size_bytes', { topic: 'metrics.slow' })).toBe(
+      sampleValue(samples, 'concordat_log_appended_bytes_total', { topic: 'metrics.slow' }),
+    );
     const syncs = sampleValue(samples, 'concordat_log_fsync_duration_seconds_count');
     expect(syncs).toBeGreaterThan(0);
     expect(sampleValue(samples, 'concordat_log_fsync_duration_seconds_sum') / syncs).toBeLessThan(5);
@@ -268,12 +286,17 @@ describe('app /metrics, /healthz and /readyz (issue 12)', () => {
     const served = metricTypes((await scrape()).text);
     const missing = [...charted].filter((family) => !served.has(family) && !family.startsWith('concordat_broker_'));
     expect(missing).toEqual([]);
-    expect([...charted].filter((family) => family.startsWith('concordat_broker_')).sort()).toEqual(['concordat_broker_connections', 'concordat_broker_request_duration_seconds']);
+    expect([...charted].filter((family) => family.startsWith('concordat_broker_')).sort()).toEqual([
+      'concordat_broker_connections',
+      'concordat_broker_request_duration_seconds',
+    ]);
     expect(charted.size).toBeGreaterThanOrEqual(20);
   });
 
   it('refuses a metrics port out of range with CONFIG_INVALID naming metrics.port', () => {
-    expect(() => ConcordatApp.create({ name: 'bad', services: [Alpha], metrics: { port: 65_536 } })).toThrow(/invalid options: metrics\.port: .*65535.*\(got 65536\)/);
+    expect(() => ConcordatApp.create({ name: 'bad', services: [Alpha], metrics: { port: 65_536 } })).toThrow(
+      /invalid options: metrics\.port: .*65535.*\(got 65536\)/,
+    );
   });
 
   it('closes the endpoint on stop', async () => {

@@ -199,9 +199,7 @@ describe('the console in a browser', () => {
     await page.check('input[name=confirm]');
     await page.click('button:has-text("Reset offsets")');
     await page.locator('.flash.done').waitFor();
-    expect(await page.locator('.flash.done').textContent()).toBe(
-      `reset ${IDLE_GROUP} on ${IDLE_TOPIC} (earliest) by carol (console, 127.0.0.1): 0: 2 → 0`,
-    );
+    expect(await page.locator('.flash.done').textContent()).toBe(`reset ${IDLE_GROUP} on ${IDLE_TOPIC} (earliest) by carol (console, 127.0.0.1): 0: 2 → 0`);
     expect(await offsets.locator('td.committed').textContent()).toBe('0');
     expect(await offsets.locator('td.lag').textContent()).toBe('2');
     await shot(page, 'group-reset');

@@ -22,7 +22,10 @@ describe('order saga demo in separate processes under chaos (2PC)', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'concordat-e2e-chaos-'));
-    const lines = (await readFile(dataFile('orders.csv'), 'utf8')).trim().split('\n').slice(0, ORDERS + 1);
+    const lines = (await readFile(dataFile('orders.csv'), 'utf8'))
+      .trim()
+      .split('\n')
+      .slice(0, ORDERS + 1);
     ordersFile = join(dir, 'orders.csv');
     await writeFile(ordersFile, lines.join('\n') + '\n');
   });

@@ -21,7 +21,10 @@ describe('order demo /metrics', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'concordat-demo-metrics-'));
-    const lines = (await readFile(dataFile('orders.csv'), 'utf8')).trim().split('\n').slice(0, ORDERS + 1);
+    const lines = (await readFile(dataFile('orders.csv'), 'utf8'))
+      .trim()
+      .split('\n')
+      .slice(0, ORDERS + 1);
     ordersFile = join(dir, 'orders.csv');
     await writeFile(ordersFile, lines.join('\n') + '\n');
   });
@@ -51,13 +54,21 @@ describe('order demo /metrics', () => {
         const base = `http://127.0.0.1:${app.metricsAddress!.port}`;
         const ready = await fetch(`${base}/readyz`);
         const text = await (await fetch(`${base}/metrics`)).text();
-        scraped = { text, samples: parseMetrics(text), ready: { status: ready.status, body: await ready.json() }, groups: app.handlers.consumers.map((c) => c.group) };
+        scraped = {
+          text,
+          samples: parseMetrics(text),
+          ready: { status: ready.status, body: await ready.json() },
+          groups: app.handlers.consumers.map((c) => c.group),
+        };
       },
     });
     expect(result.ok).toBe(true);
     expect(startedAt?.host).toBe('127.0.0.1');
     const { text, samples, ready, groups } = scraped!;
-    expect(ready).toEqual({ status: 200, body: { status: 'ready', notReady: {}, checks: { app: 'ok', database: 'ok', 'consumer-groups': 'ok', relay: 'ok' } } });
+    expect(ready).toEqual({
+      status: 200,
+      body: { status: 'ready', notReady: {}, checks: { app: 'ok', database: 'ok', 'consumer-groups': 'ok', relay: 'ok' } },
+    });
     const { confirmed, cancelled } = result.summary;
     expect(confirmed + cancelled).toBe(ORDERS);
 

@@ -51,7 +51,10 @@ describe('order saga demo in separate processes, end to end on a small orders fi
       onProcessEvent: (line) => events.push(line),
       onProgress: (progress) => {
         const done = progress.confirmed + progress.cancelled;
-        for (const [unit, after] of [['inventory', 10], ['orders', 40]] as const) {
+        for (const [unit, after] of [
+          ['inventory', 10],
+          ['orders', 40],
+        ] as const) {
           if (done >= after && !killed.includes(unit) && supervisor?.kill(unit, 'SIGKILL') === true) killed.push(unit);
         }
       },

@@ -61,7 +61,7 @@ describe('order saga demo, end to end on a small orders file', () => {
     expect(result.summary.cancelledForDeadline).toBe(0); // everyone pays at checkout, well within the default 5 s
   });
 
-  it("cancels the orders of customers who never pay at their payment deadline (--unpaid-fraction), with every check passing", async () => {
+  it('cancels the orders of customers who never pay at their payment deadline (--unpaid-fraction), with every check passing', async () => {
     const unpaidFraction = 0.1;
     const lines = (await readFile(ordersFile, 'utf8')).trim().split('\n').slice(1);
     const unpaid = lines.filter((line) => isUnpaidAccount(line.split(',')[1]!, unpaidFraction)).length;

@@ -60,7 +60,8 @@ interface OtlpExport {
 
 function parseOtlpJson(body: OtlpExport): SpanLike[] {
   const value = (v: OtlpValue): unknown => v.stringValue ?? (v.intValue !== undefined ? Number(v.intValue) : (v.boolValue ?? v.doubleValue));
-  const attributes = (list: Array<{ key: string; value: OtlpValue }> = []): Record<string, unknown> => Object.fromEntries(list.map((a) => [a.key, value(a.value)]));
+  const attributes = (list: Array<{ key: string; value: OtlpValue }> = []): Record<string, unknown> =>
+    Object.fromEntries(list.map((a) => [a.key, value(a.value)]));
   return body.resourceSpans.flatMap((resourceSpans) => {
     const service = attributes(resourceSpans.resource?.attributes)['service.name'] as string | undefined;
     return resourceSpans.scopeSpans.flatMap((scope) =>
@@ -161,13 +162,23 @@ describe('one trace per TCC order across processes (OTLP/HTTP from every process
       // Every span of the global transaction, in whichever process, is in this one trace.
       const ofTx = spans.filter((span) => span.attributes['concordat.global_tx.id'] === id);
       expect(new Set(ofTx.map((span) => span.traceId))).toEqual(new Set([begin.traceId]));
-      expect(new Set(trace.map((span) => span.service))).toEqual(new Set(['order-saga-feeder', 'order-saga-orders', 'order-saga-inventory', 'order-saga-payment']));
+      expect(new Set(trace.map((span) => span.service))).toEqual(
+        new Set(['order-saga-feeder', 'order-saga-orders', 'order-saga-inventory', 'order-saga-payment']),
+      );
       const beginChain = ['process orders.submitted @order-saga-orders', 'publish orders.submitted @order-saga-feeder'];
       expect(ancestry(begin)).toEqual(beginChain);
-      const tryChain = ['process concordat.tcc.* @order-saga-*', 'publish concordat.tcc.* @order-saga-orders', 'TCC begin place-order @order-saga-orders', ...beginChain];
+      const tryChain = [
+        'process concordat.tcc.* @order-saga-*',
+        'publish concordat.tcc.* @order-saga-orders',
+        'TCC begin place-order @order-saga-orders',
+        ...beginChain,
+      ];
       // A command the coordinator sent again (its resend step, under the begin span) would add spans of its own: not these.
       const tries = trace.filter((span) => span.name.startsWith('TCC Try ') && ancestry(span)[2] === 'TCC begin place-order @order-saga-orders');
-      expect(tries.map((span) => `${span.name} @${span.service}`).sort()).toEqual(['TCC Try inventory.reserve @order-saga-inventory', 'TCC Try payment.hold @order-saga-payment']);
+      expect(tries.map((span) => `${span.name} @${span.service}`).sort()).toEqual([
+        'TCC Try inventory.reserve @order-saga-inventory',
+        'TCC Try payment.hold @order-saga-payment',
+      ]);
       for (const tried of tries) expect(ancestry(tried)).toEqual(tryChain);
       // The decision: a step of the coordinator (in the orders process) on the reply of the second vote.
       const decision = trace.filter((span) => /^TCC TRYING → (CONFIRMING|CANCELLING)$/.test(span.name));
@@ -182,7 +193,12 @@ describe('one trace per TCC order across processes (OTLP/HTTP from every process
       if (begin === confirmed) expect(phaseTwo.map((span) => span.service).sort()).toEqual(['order-saga-inventory', 'order-saga-payment']);
       else expect(phaseTwo.length).toBeGreaterThanOrEqual(1);
       for (const span of phaseTwo) {
-        expect(ancestry(span)).toEqual(['process concordat.tcc.* @order-saga-*', 'publish concordat.tcc.* @order-saga-orders', `${label(decision[0]!)}`, ...decisionChain]);
+        expect(ancestry(span)).toEqual([
+          'process concordat.tcc.* @order-saga-*',
+          'publish concordat.tcc.* @order-saga-orders',
+          `${label(decision[0]!)}`,
+          ...decisionChain,
+        ]);
       }
       // The end: the coordinator's last step publishes the outcome, which the order service handles.
       // Whatever the scan did for this global transaction (a resend when an answer was slow) is in this trace too, under the begin.
@@ -190,7 +206,11 @@ describe('one trace per TCC order across processes (OTLP/HTTP from every process
         expect(ancestry(step)).toEqual(['TCC begin place-order @order-saga-orders', ...beginChain]);
       }
       const end = trace.find((span) => span.name === (begin === confirmed ? 'TCC CONFIRMING → CONFIRMED' : 'TCC CANCELLING → CANCELLED'))!;
-      expect(ancestry(end).slice(0, 3)).toEqual([`process ${REPLY_TOPIC} @order-saga-orders`, `publish ${REPLY_TOPIC} @order-saga-*`, `TCC ${second} * @order-saga-*`]);
+      expect(ancestry(end).slice(0, 3)).toEqual([
+        `process ${REPLY_TOPIC} @order-saga-orders`,
+        `publish ${REPLY_TOPIC} @order-saga-*`,
+        `TCC ${second} * @order-saga-*`,
+      ]);
       const outcome = trace.find((span) => span.name === 'process orders.tx-outcome')!;
       expect(ancestry(outcome).slice(0, 2)).toEqual(['publish orders.tx-outcome @order-saga-orders', label(end)]);
     }

@@ -25,7 +25,13 @@ const ROOT = resolve(import.meta.dirname, '../..');
 const EXAMPLE = join(ROOT, 'examples/room-booking');
 const MINUTE = 60_000;
 
-async function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}, timeout = 10 * MINUTE): Promise<{ stdout: string; stderr: string }> {
+async function run(
+  command: string,
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv = {},
+  timeout = 10 * MINUTE,
+): Promise<{ stdout: string; stderr: string }> {
   try {
     return await exec(command, args, { cwd, env: { ...process.env, ...env }, timeout, maxBuffer: 64 * 1024 * 1024 });
   } catch (error) {
@@ -88,7 +94,15 @@ describe('the packed package in a fresh project', () => {
     // The registry through the local cache: packages the checkout installed are not downloaded again.
     await run(
       'npm',
-      ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball, `typescript@${await versionOf('typescript')}`, `@types/node@${await versionOf('@types/node')}`],
+      [
+        'install',
+        '--prefer-offline',
+        '--no-audit',
+        '--no-fund',
+        tarball,
+        `typescript@${await versionOf('typescript')}`,
+        `@types/node@${await versionOf('@types/node')}`,
+      ],
       project,
     );
     packageDir = join(project, 'node_modules', manifest.name);
@@ -108,36 +122,57 @@ describe('the packed package in a fresh project', () => {
       const { sources, sourceRoot } = JSON.parse(await readFile(map, 'utf8')) as { sources: string[]; sourceRoot?: string };
       for (const source of sources) {
         const target = resolve(dirname(map), sourceRoot ?? '', source);
-        if (!(await stat(target).then(() => true, () => false))) missing.push(`${relative(packageDir, map)} → ${source}`);
+        if (
+          !(await stat(target).then(
+            () => true,
+            () => false,
+          ))
+        )
+          missing.push(`${relative(packageDir, map)} → ${source}`);
       }
     }
     expect(missing).toEqual([]);
   });
 
   for (const type of ['module', 'commonjs'] as const) {
-    it(`examples/room-booking compiles with tsc and runs with node as ${type === 'module' ? 'ESM' : 'CommonJS'}`, async () => {
-      const dir = join(project, type);
-      await mkdir(dir);
-      // The subproject's type decides ESM or CommonJS; node_modules is the project's, one level up.
-      await writeFile(join(dir, 'package.json'), JSON.stringify({ name: `room-booking-${type}`, private: true, type }, null, 2));
-      await writeFile(join(dir, 'tsconfig.json'), JSON.stringify(USER_TSCONFIG, null, 2));
-      for (const file of ['schema.ts', 'services.ts', 'main.ts']) await cp(join(EXAMPLE, file), join(dir, file));
-      await run(process.execPath, [join(project, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], dir);
-      const compiled = await readFile(join(dir, 'dist/main.js'), 'utf8');
-      // The compilation is the one asked for: require() in CommonJS, import in ESM.
-      if (type === 'commonjs') expect(compiled).toContain('require("concordat")');
-      else expect(compiled).toContain('from \'concordat\'');
+    it(
+      `examples/room-booking compiles with tsc and runs with node as ${type === 'module' ? 'ESM' : 'CommonJS'}`,
+      async () => {
+        const dir = join(project, type);
+        await mkdir(dir);
+        // The subproject's type decides ESM or CommonJS; node_modules is the project's, one level up.
+        await writeFile(join(dir, 'package.json'), JSON.stringify({ name: `room-booking-${type}`, private: true, type }, null, 2));
+        await writeFile(join(dir, 'tsconfig.json'), JSON.stringify(USER_TSCONFIG, null, 2));
+        for (const file of ['schema.ts', 'services.ts', 'main.ts']) await cp(join(EXAMPLE, file), join(dir, file));
+        await run(process.execPath, [join(project, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], dir);
+        const compiled = await readFile(join(dir, 'dist/main.js'), 'utf8');
+        // The compilation is the one asked for: require() in CommonJS, import in ESM.
+        if (type === 'commonjs') expect(compiled).toContain('require("concordat")');
+        else expect(compiled).toContain("from 'concordat'");
 
-      const database = await createTestDatabase(`package_${type}`);
-      databases.push(database);
-      const { stdout } = await run(process.execPath, ['dist/main.js'], dir, {
-        DATABASE_URL: database.url,
-        CONCORDAT_DATA_DIR: join(dir, '.concordat'),
-        CONCORDAT_LOG_LEVEL: 'warn',
-      }, 3 * MINUTE);
-      const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { statuses: string[]; confirmations: number; free: number; reasons: Array<string | null> };
-      expect(result).toMatchObject({ statuses: ['CANCELLED', 'CONFIRMED'], confirmations: 1, free: 0 });
-      expect(result.reasons[0]).toMatch(/^rooms\.hold refused: Error: room room-[0-9a-f]{8} is full$/);
-    }, 10 * MINUTE);
+        const database = await createTestDatabase(`package_${type}`);
+        databases.push(database);
+        const { stdout } = await run(
+          process.execPath,
+          ['dist/main.js'],
+          dir,
+          {
+            DATABASE_URL: database.url,
+            CONCORDAT_DATA_DIR: join(dir, '.concordat'),
+            CONCORDAT_LOG_LEVEL: 'warn',
+          },
+          3 * MINUTE,
+        );
+        const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+          statuses: string[];
+          confirmations: number;
+          free: number;
+          reasons: Array<string | null>;
+        };
+        expect(result).toMatchObject({ statuses: ['CANCELLED', 'CONFIRMED'], confirmations: 1, free: 0 });
+        expect(result.reasons[0]).toMatch(/^rooms\.hold refused: Error: room room-[0-9a-f]{8} is full$/);
+      },
+      10 * MINUTE,
+    );
   }
 });

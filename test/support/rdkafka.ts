@@ -70,7 +70,15 @@ interface RdClient {
 
 export interface RdProducer extends RdClient {
   /** Queues one record; `partition` null or -1: librdkafka's partitioner. Throws when the local queue is full. */
-  produce(topic: string, partition: number | null, value: Buffer | null, key?: Buffer | string | null, timestampMs?: number | null, opaque?: unknown, headers?: RdHeaders): unknown;
+  produce(
+    topic: string,
+    partition: number | null,
+    value: Buffer | null,
+    key?: Buffer | string | null,
+    timestampMs?: number | null,
+    opaque?: unknown,
+    headers?: RdHeaders,
+  ): unknown;
   flush(timeoutMs: number, cb: (err?: RdKafkaError | null) => void): this;
   setPollInterval(intervalMs: number): this;
   /** Serves queued events (delivery reports, errors) without waiting. @throws before the client's handle exists */
@@ -84,7 +92,11 @@ export interface RdConsumer extends RdClient {
   setDefaultConsumeTimeout(timeoutMs: number): void;
   /** Up to `count` messages, or fewer after the consume timeout. */
   consume(count: number, cb: (err: RdKafkaError | null, messages: RdMessage[]) => void): void;
-  committed(partitions: Array<{ topic: string; partition: number }>, timeoutMs: number, cb: (err: RdKafkaError | null, offsets: RdTopicPartitionOffset[]) => void): this;
+  committed(
+    partitions: Array<{ topic: string; partition: number }>,
+    timeoutMs: number,
+    cb: (err: RdKafkaError | null, offsets: RdTopicPartitionOffset[]) => void,
+  ): this;
 }
 
 /** node-rdkafka's AdminClient: the admin calls it exposes (CreateTopics, DeleteTopics, CreatePartitions). */
@@ -191,7 +203,8 @@ export function produceAll(producer: RdProducer, records: readonly RdRecord[], t
     const onReport = (err: RdKafkaError | null, report: RdDeliveryReport): void => {
       if (err) return done(err);
       const index = report.opaque as number;
-      if (reports[index] !== undefined) return done(new Error(`record ${index} reported delivered twice (offsets ${reports[index]!.offset} and ${report.offset})`));
+      if (reports[index] !== undefined)
+        return done(new Error(`record ${index} reported delivered twice (offsets ${reports[index]!.offset} and ${report.offset})`));
       reports[index] = report;
       delivered += 1;
       if (delivered === records.length) done();
@@ -200,7 +213,15 @@ export function produceAll(producer: RdProducer, records: readonly RdRecord[], t
     producer.setPollInterval(10);
     records.forEach((r, index) => {
       const headers = Object.entries(r.headers ?? {}).map(([k, v]) => ({ [k]: v }));
-      producer.produce(r.topic, r.partition ?? null, r.value === null ? null : Buffer.from(r.value), r.key ?? null, null, index, headers.length > 0 ? headers : undefined);
+      producer.produce(
+        r.topic,
+        r.partition ?? null,
+        r.value === null ? null : Buffer.from(r.value),
+        r.key ?? null,
+        null,
+        index,
+        headers.length > 0 ? headers : undefined,
+      );
     });
   });
 }
@@ -221,7 +242,9 @@ export async function consumeCount(consumer: RdConsumer, count: number, timeoutM
   consumer.setDefaultConsumeTimeout(100);
   while (messages.length < count) {
     if (Date.now() > deadline) throw new Error(`${messages.length} of ${count} messages within ${timeoutMs} ms`);
-    const batch = await new Promise<RdMessage[]>((resolve, reject) => consumer.consume(count - messages.length, (err, got) => (err ? reject(err) : resolve(got))));
+    const batch = await new Promise<RdMessage[]>((resolve, reject) =>
+      consumer.consume(count - messages.length, (err, got) => (err ? reject(err) : resolve(got))),
+    );
     messages.push(...batch);
   }
   return messages;

@@ -83,7 +83,9 @@ export function inCi(): boolean {
 }
 
 function missingError(missing: readonly Tool[]): Error {
-  return new Error(`${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} required by this test and missing under CI, which must run it: ${installCommands(missing).join('; ')}`);
+  return new Error(
+    `${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} required by this test and missing under CI, which must run it: ${installCommands(missing).join('; ')}`,
+  );
 }
 
 /** Fails (throws) when `tool` is missing, with the command that installs it. */

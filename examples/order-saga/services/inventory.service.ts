@@ -28,10 +28,12 @@ export class InventoryService {
   async deduct(context: TccContext<StockReservation>): Promise<void> {
     const { orderId, sku, quantity } = context.payload;
     await context.manager.query(`UPDATE inventory.products SET reserved = reserved - $2, sold = sold + $2 WHERE sku = $1`, [sku, quantity]);
-    await context.manager.query(
-      `INSERT INTO inventory.deductions (order_id, global_tx_id, sku, quantity) VALUES ($1, $2, $3, $4)`,
-      [orderId, context.globalTxId, sku, quantity],
-    );
+    await context.manager.query(`INSERT INTO inventory.deductions (order_id, global_tx_id, sku, quantity) VALUES ($1, $2, $3, $4)`, [
+      orderId,
+      context.globalTxId,
+      sku,
+      quantity,
+    ]);
   }
 
   @Cancel()

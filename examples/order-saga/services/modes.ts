@@ -75,4 +75,3 @@ export async function beginOrderTransaction(context: TransactionContext, mode: M
       });
   }
 }
-

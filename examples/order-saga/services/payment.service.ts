@@ -27,10 +27,12 @@ export class PaymentService {
   async capture(context: TccContext<PaymentHold>): Promise<void> {
     const { orderId, accountId, amountCents } = context.payload;
     await context.manager.query(`UPDATE payment.accounts SET held = held - $2, captured = captured + $2 WHERE account_id = $1`, [accountId, amountCents]);
-    await context.manager.query(
-      `INSERT INTO payment.captures (order_id, global_tx_id, account_id, amount_cents) VALUES ($1, $2, $3, $4)`,
-      [orderId, context.globalTxId, accountId, amountCents],
-    );
+    await context.manager.query(`INSERT INTO payment.captures (order_id, global_tx_id, account_id, amount_cents) VALUES ($1, $2, $3, $4)`, [
+      orderId,
+      context.globalTxId,
+      accountId,
+      amountCents,
+    ]);
   }
 
   @Cancel()

@@ -91,7 +91,6 @@ export interface DescribeConfigsResponse {
   results: DescribeConfigsResult[];
 }
 
-
 /** The DescribeConfigs API (key 32): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const describeConfigs = defineApi<DescribeConfigsRequest, DescribeConfigsResponse>({
   key: 32,
@@ -172,7 +171,8 @@ function describeResource(resource: DescribeConfigsResource, includeSynonyms: bo
     case ConfigResourceType.BROKER: {
       const nodeId = context.broker.options.nodeId;
       if (name === '') return answer([], () => true);
-      if (name !== String(nodeId)) return refuse(KafkaError.INVALID_REQUEST, `this is broker ${nodeId}; describe broker '${nodeId}' or '' (cluster defaults), not '${name}'`);
+      if (name !== String(nodeId))
+        return refuse(KafkaError.INVALID_REQUEST, `this is broker ${nodeId}; describe broker '${nodeId}' or '' (cluster defaults), not '${name}'`);
       return answer(
         describeBroker(context.broker.options, log.options.topicDefaults, log.options.groups.initialRebalanceDelayMs),
         (config) => config.source === ConfigSource.DEFAULT_CONFIG,
@@ -205,9 +205,17 @@ const BROKER_CONFIGS: readonly { name: string; value: (options: CompiledBrokerOp
  * @param initialRebalanceDelayMs the served log's `groups.initialRebalanceDelayMs`
  *   (`group.initial.rebalance.delay.ms`; the broker's default is {@link BROKER_INITIAL_REBALANCE_DELAY_MS})
  */
-function describeBroker(options: CompiledBrokerOptions, topicDefaults: Parameters<typeof describeTopicDefaults>[0], initialRebalanceDelayMs: number): DescribedConfig[] {
+function describeBroker(
+  options: CompiledBrokerOptions,
+  topicDefaults: Parameters<typeof describeTopicDefaults>[0],
+  initialRebalanceDelayMs: number,
+): DescribedConfig[] {
   const own = BROKER_CONFIGS.map(({ name, value }) => {
-    const entry = { name, value: value(options), source: value(options) === value(BROKER_DEFAULTS) ? ConfigSource.DEFAULT_CONFIG : ConfigSource.STATIC_BROKER_CONFIG };
+    const entry = {
+      name,
+      value: value(options),
+      source: value(options) === value(BROKER_DEFAULTS) ? ConfigSource.DEFAULT_CONFIG : ConfigSource.STATIC_BROKER_CONFIG,
+    };
     return { ...entry, readOnly: true, synonyms: [entry] };
   });
   const delay = {

@@ -326,18 +326,16 @@ const REFUSED_WAIT_POLL_MS = 100;
  * {@link REFUSED_WAIT_POLL_MS}, after which the fetch reads again (and
  * answers the partition's error, if it has one).
  */
-async function waitForData(
-  request: FetchRequest,
-  current: FetchResponse['topics'],
-  context: RequestContext,
-  waitMs: number,
-): Promise<void> {
+async function waitForData(request: FetchRequest, current: FetchResponse['topics'], context: RequestContext, waitMs: number): Promise<void> {
   const done = new AbortController();
   const signal = AbortSignal.any([done.signal, context.connection.signal, context.broker.closing]);
   // Each partition's long poll (and its refused-wait timer) listens on this one signal: allow one
   // listener per partition of the request (bounded by arrayLengthMax) instead of Node's default 10,
   // past which Node prints MaxListenersExceededWarning. They are all removed when the wait ends.
-  setMaxListeners(request.topics.reduce((n, topic) => n + topic.partitions.length, 1), signal);
+  setMaxListeners(
+    request.topics.reduce((n, topic) => n + topic.partitions.length, 1),
+    signal,
+  );
   const log = context.broker.log;
   const pollMs = Math.min(waitMs, log.options.readWaitMsMax);
   // A log with readWaitMsMax 0 does not long-poll at all: read again after a pause.

@@ -56,7 +56,13 @@ export const findCoordinator = defineApi<FindCoordinatorRequest, FindCoordinator
 
   handle(request, context) {
     if (request.keyType !== KEY_TYPE_GROUP && request.keyType !== KEY_TYPE_TRANSACTION) {
-      return { errorCode: KafkaError.INVALID_REQUEST, errorMessage: `unknown key_type ${request.keyType} (0 group, 1 transaction)`, nodeId: -1, host: '', port: -1 };
+      return {
+        errorCode: KafkaError.INVALID_REQUEST,
+        errorMessage: `unknown key_type ${request.keyType} (0 group, 1 transaction)`,
+        nodeId: -1,
+        host: '',
+        port: -1,
+      };
     }
     const broker = context.broker;
     return { errorCode: KafkaError.NONE, errorMessage: null, nodeId: broker.options.nodeId, host: broker.advertisedHost, port: broker.advertisedPort };

@@ -89,7 +89,10 @@ export const metadata = defineApi<MetadataRequest, MetadataResponse>({
     const unique = [...new Set(names)];
     // eslint-disable-next-line @typescript-eslint/await-thenable -- values and Promises mixed on purpose: a known topic resolves without waiting
     const resolved = await Promise.all(unique.map((name) => topics.resolve(name, request.allowAutoTopicCreation)));
-    return shell(context, unique.map((name, i) => topicEntry(context, name, resolved[i]!)));
+    return shell(
+      context,
+      unique.map((name, i) => topicEntry(context, name, resolved[i]!)),
+    );
   },
 
   encode(writer, version, response) {
@@ -114,7 +117,10 @@ export const metadata = defineApi<MetadataRequest, MetadataResponse>({
   },
 
   errorResponse(request, errorCode, context) {
-    return shell(context, (request.topics ?? []).map((name) => ({ errorCode, name, partitions: 0 })));
+    return shell(
+      context,
+      (request.topics ?? []).map((name) => ({ errorCode, name, partitions: 0 })),
+    );
   },
 });
 

@@ -130,9 +130,7 @@ function limitExceeded(error: ConcordatError): KafkaErrorName {
   return (typeof limit === 'string' ? RETRIABLE_LIMITS[limit] : undefined) ?? 'KAFKA_STORAGE_ERROR';
 }
 
-const BY_CODE = new Map<number, KafkaErrorName>(
-  (Object.entries(KafkaError) as [KafkaErrorName, number][]).map(([name, code]) => [code, name]),
-);
+const BY_CODE = new Map<number, KafkaErrorName>((Object.entries(KafkaError) as [KafkaErrorName, number][]).map(([name, code]) => [code, name]));
 
 /** The Kafka name of a numeric error code (`UNKNOWN_SERVER_ERROR` for codes not in the table). */
 export function kafkaErrorName(code: number): KafkaErrorName {

@@ -104,9 +104,7 @@ export class SaslSession {
     this.reauthenticating = reauthenticate;
     this.mechanism = mechanism;
     this.exchange =
-      mechanism === 'PLAIN'
-        ? new PlainExchange(this.credentials)
-        : new ScramExchange(this.credentials, mechanism === 'SCRAM-SHA-512' ? 'sha512' : 'sha256');
+      mechanism === 'PLAIN' ? new PlainExchange(this.credentials) : new ScramExchange(this.credentials, mechanism === 'SCRAM-SHA-512' ? 'sha512' : 'sha256');
     this.rawTokens = version === 0;
     this.current = SaslState.AUTHENTICATE;
     return KafkaError.NONE;

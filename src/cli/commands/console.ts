@@ -30,11 +30,19 @@ export function registerConsoleCommand(program: Command): void {
     .action((flags: ConsoleFlags) =>
       withDatabase(flags, async ({ db, where }) => {
         const token = flags.token ?? nonEmpty(process.env.CONCORDAT_CONSOLE_TOKEN);
-        const options = compileConsoleOptions({ host: flags.host, port: flags.port, refreshMs: flags.refresh, ...(token !== undefined && { token }) }, 'console');
+        const options = compileConsoleOptions(
+          { host: flags.host, port: flags.port, refreshMs: flags.refresh, ...(token !== undefined && { token }) },
+          'console',
+        );
         if (flags.bootstrap !== undefined && flags.logDir !== undefined) throw new InvalidArgumentError('give --bootstrap or --log-dir, not both');
         const admin: LogAdmin | undefined =
           flags.bootstrap !== undefined
-            ? await openLogAdmin({ bootstrap: flags.bootstrap.split(',').map((b) => b.trim()).filter((b) => b !== '') })
+            ? await openLogAdmin({
+                bootstrap: flags.bootstrap
+                  .split(',')
+                  .map((b) => b.trim())
+                  .filter((b) => b !== ''),
+              })
             : flags.logDir !== undefined
               ? await openLogAdmin({ logDir: flags.logDir })
               : undefined;

@@ -51,7 +51,13 @@ export function registerGroupsCommand(program: Command): void {
     .action((group: string, flags: ResetFlags) => {
       const to = targetOf(flags);
       return withLogAdmin(flags, async (admin) => {
-        const plan = await admin.resetOffsets({ groupId: group, topic: flags.topic, to, dryRun: flags.dryRun, ...(flags.partitions !== undefined && { partitions: flags.partitions }) });
+        const plan = await admin.resetOffsets({
+          groupId: group,
+          topic: flags.topic,
+          to,
+          dryRun: flags.dryRun,
+          ...(flags.partitions !== undefined && { partitions: flags.partitions }),
+        });
         print(flags.json ? JSON.stringify(plan, null, 2) : formatPlan(plan));
       });
     });
@@ -83,7 +89,10 @@ function targetOf(flags: ResetFlags): OffsetResetTarget {
 
 function formatList(list: GroupSummary[]): string {
   if (list.length === 0) return 'no consumer groups';
-  return table(['GROUP', 'STATE', 'PROTOCOL-TYPE'], list.map((g) => [g.groupId, g.state, g.protocolType || '-']));
+  return table(
+    ['GROUP', 'STATE', 'PROTOCOL-TYPE'],
+    list.map((g) => [g.groupId, g.state, g.protocolType || '-']),
+  );
 }
 
 function formatGroup(info: GroupInfo): string {
@@ -118,7 +127,13 @@ function formatPlan(plan: OffsetResetPlan): string {
   const head = plan.dryRun
     ? `dry run: group ${plan.groupId} would move on ${plan.topic} as below (nothing committed)`
     : `reset group ${plan.groupId} on ${plan.topic}:`;
-  const rows = plan.partitions.map((p) => [plan.groupId, plan.topic, String(p.partition), p.currentOffset < 0 ? '-' : String(p.currentOffset), String(p.newOffset)]);
+  const rows = plan.partitions.map((p) => [
+    plan.groupId,
+    plan.topic,
+    String(p.partition),
+    p.currentOffset < 0 ? '-' : String(p.currentOffset),
+    String(p.newOffset),
+  ]);
   return [head, table(['GROUP', 'TOPIC', 'PARTITION', 'CURRENT-OFFSET', 'NEW-OFFSET'], rows)].join('\n');
 }
 

@@ -66,7 +66,7 @@ function formatStatus(status: OutboxStatus, allShards: boolean): string {
 /** `0-127,200` for ascending shard numbers; `-` for none. */
 function ranges(shards: number[]): string {
   const parts: string[] = [];
-  for (let i = 0; i < shards.length; ) {
+  for (let i = 0; i < shards.length;) {
     let j = i;
     while (j + 1 < shards.length && shards[j + 1] === shards[j]! + 1) j++;
     parts.push(i === j ? String(shards[i]) : `${shards[i]}-${shards[j]}`);

@@ -30,11 +30,12 @@ export function registerTopicsCommand(program: Command): void {
     }),
   );
 
-  options(topics.command('describe').description('partitions, offsets, sizes and configs of a topic').argument('<topic>')).action((topic: string, flags: Flags) =>
-    withLogAdmin(flags, async (admin) => {
-      const info = await admin.describeTopic(topic);
-      print(flags.json ? JSON.stringify(info, null, 2) : formatTopic(info));
-    }),
+  options(topics.command('describe').description('partitions, offsets, sizes and configs of a topic').argument('<topic>')).action(
+    (topic: string, flags: Flags) =>
+      withLogAdmin(flags, async (admin) => {
+        const info = await admin.describeTopic(topic);
+        print(flags.json ? JSON.stringify(info, null, 2) : formatTopic(info));
+      }),
   );
 
   options(topics.command('create').description('create a topic').argument('<topic>'))
@@ -43,7 +44,11 @@ export function registerTopicsCommand(program: Command): void {
     .action((topic: string, flags: CreateFlags) =>
       withLogAdmin(flags, async (admin) => {
         await admin.createTopic({ name: topic, partitions: flags.partitions, configs: flags.config });
-        print(flags.json ? JSON.stringify({ topic, partitions: flags.partitions, created: true }) : `created topic ${topic} with ${flags.partitions} partition(s) in ${admin.target}`);
+        print(
+          flags.json
+            ? JSON.stringify({ topic, partitions: flags.partitions, created: true })
+            : `created topic ${topic} with ${flags.partitions} partition(s) in ${admin.target}`,
+        );
       }),
     );
 
@@ -67,7 +72,10 @@ interface CreateFlags extends Flags {
 
 function formatList(list: TopicSummary[]): string {
   if (list.length === 0) return 'no topics';
-  return table(['TOPIC', 'PARTITIONS'], list.map((t) => [t.name, String(t.partitions)]));
+  return table(
+    ['TOPIC', 'PARTITIONS'],
+    list.map((t) => [t.name, String(t.partitions)]),
+  );
 }
 
 function formatTopic(info: TopicInfo): string {

@@ -64,13 +64,14 @@ export function registerTxCommand(program: Command): void {
       }),
     );
 
-  where(tx.command('show').description("a global transaction's branches and timeline").argument('<id>', 'global transaction ID')).action((id: string, flags: WhereFlags) =>
-    withDatabase(flags, async ({ db }) => {
-      const detail = await showGlobalTx(db.dataSource.manager, id);
-      if (detail === undefined) throw notFound(id);
-      print(flags.json ? JSON.stringify(detail, null, 2) : formatDetail(detail));
-      if (isOverdue(detail.tx.overdueSeconds, OVERDUE_AFTER_MS)) warn(overdueWarning(1, OVERDUE_AFTER_MS));
-    }),
+  where(tx.command('show').description("a global transaction's branches and timeline").argument('<id>', 'global transaction ID')).action(
+    (id: string, flags: WhereFlags) =>
+      withDatabase(flags, async ({ db }) => {
+        const detail = await showGlobalTx(db.dataSource.manager, id);
+        if (detail === undefined) throw notFound(id);
+        print(flags.json ? JSON.stringify(detail, null, 2) : formatDetail(detail));
+        if (isOverdue(detail.tx.overdueSeconds, OVERDUE_AFTER_MS)) warn(overdueWarning(1, OVERDUE_AFTER_MS));
+      }),
   );
 
   where(tx.command('retry').description('send a stuck phase again, or reopen a FAILED transaction').argument('<id>', 'global transaction ID')).action(

@@ -12,8 +12,7 @@ import { messageOf, type PageContext } from '../server.js';
  */
 export function registerClusterPages(app: FastifyInstance, context: PageContext): void {
   const admin = (): LogAdmin | undefined => context.sources.admin;
-  const none = (request: FastifyRequest, reply: FastifyReply, heading: string): Promise<void> =>
-    context.page(request, reply, 'no-cluster', { heading });
+  const none = (request: FastifyRequest, reply: FastifyReply, heading: string): Promise<void> => context.page(request, reply, 'no-cluster', { heading });
 
   const groupsView = async (): Promise<Record<string, unknown>> => ({ groups: await admin()!.listGroups(), target: admin()!.target });
   context.live.add('groups', async () => (admin() === undefined ? '' : context.fragment('groups-table', await groupsView())));

@@ -30,7 +30,10 @@ export function registerDeadLetterPages(app: FastifyInstance, context: PageConte
       includeReplayed: q.all === '1',
       limit: PAGE_ROWS,
     });
-    const processed = await processedDeadLetters(dataSource, letters.filter((l) => l.replayedAt !== null).map((l) => l.id));
+    const processed = await processedDeadLetters(
+      dataSource,
+      letters.filter((l) => l.replayedAt !== null).map((l) => l.id),
+    );
     return {
       rows: letters.map((l) => ({ ...summary(l), processed: processed.has(l.id) })),
       nextHref: letters.length === PAGE_ROWS ? `/dead-letters${query({ ...q, after: letters[letters.length - 1]!.id })}` : null,
@@ -53,12 +56,19 @@ export function registerDeadLetterPages(app: FastifyInstance, context: PageConte
     if (letter === undefined) return undefined;
     const processed = letter.replayedAt !== null && (await processedDeadLetters(dataSource, [id])).has(id);
     return {
-      letter: { ...summary(letter), headers: Object.entries(letter.headers).sort(([a], [b]) => a.localeCompare(b)), payload: payloadText(letter.payload), processed },
+      letter: {
+        ...summary(letter),
+        headers: Object.entries(letter.headers).sort(([a], [b]) => a.localeCompare(b)),
+        payload: payloadText(letter.payload),
+        processed,
+      },
     };
   };
   context.live.add('dead-letter', async (q) => {
     const view = await detailView(q.id ?? '');
-    return view === undefined ? '<p>This dead letter no longer exists (replayed ones are deleted after their retention).</p>' : context.fragment('dead-letter-status', view);
+    return view === undefined
+      ? '<p>This dead letter no longer exists (replayed ones are deleted after their retention).</p>'
+      : context.fragment('dead-letter-status', view);
   });
   app.get<{ Params: { id: string } }>('/dead-letters/:id', async (request, reply) => {
     const view = await detailView(request.params.id);
@@ -76,7 +86,8 @@ export function registerDeadLetterPages(app: FastifyInstance, context: PageConte
     const consumer = typeof body.consumer === 'string' ? nonEmpty(body.consumer) : undefined;
     const back = typeof body.back === 'string' && body.back.startsWith('/dead-letters') ? body.back : '/dead-letters';
     if (body.confirm !== 'yes') return context.redirect(reply, back, { error: 'replay not done: tick the confirmation box' });
-    if (ids.length === 0 && topic === undefined) return context.redirect(reply, back, { error: 'replay not done: select dead letters, or name a topic to replay all of its pending ones' });
+    if (ids.length === 0 && topic === undefined)
+      return context.redirect(reply, back, { error: 'replay not done: select dead letters, or name a topic to replay all of its pending ones' });
     let by: string;
     try {
       by = context.operatorOf(request, body);
@@ -91,7 +102,13 @@ export function registerDeadLetterPages(app: FastifyInstance, context: PageConte
       const missing = ids.filter((id) => !replayed.some((l) => l.id === id));
       const done = `replayed ${replayed.length} dead letter(s) through the outbox${replayed.length > 0 ? `: ${replayed.map((l) => l.id).join(', ')}` : ''}`;
       const target = ids.length === 1 && replayed.length === 1 ? `/dead-letters/${ids[0]}` : back;
-      return context.redirect(reply, target, missing.length > 0 ? { done, error: `not replayed (already replayed, or no such dead letter): ${missing.join(', ')}` } : { done }, request, name);
+      return context.redirect(
+        reply,
+        target,
+        missing.length > 0 ? { done, error: `not replayed (already replayed, or no such dead letter): ${missing.join(', ')}` } : { done },
+        request,
+        name,
+      );
     } catch (error) {
       return context.redirect(reply, back, { error: `replay refused: ${messageOf(error)}` }, request, name);
     }

@@ -43,7 +43,7 @@ export function registerOutboxPage(app: FastifyInstance, context: PageContext): 
 /** `0-63, 128, 130-131` for a sorted list of shard numbers. */
 function compactRanges(values: readonly number[]): string {
   const parts: string[] = [];
-  for (let i = 0; i < values.length; ) {
+  for (let i = 0; i < values.length;) {
     let j = i;
     while (j + 1 < values.length && values[j + 1] === values[j]! + 1) j += 1;
     parts.push(i === j ? String(values[i]) : `${values[i]}-${values[j]}`);

@@ -41,7 +41,12 @@ export function registerTransactionPages(app: FastifyInstance, context: PageCont
   const listView = async (q: TxQuery): Promise<Record<string, unknown>> => {
     const page = await browseGlobalTxs(context.sources.dataSource.manager, filterOf(q));
     return {
-      rows: page.rows.map((r) => ({ ...r, age: seconds(r.ageSeconds), deadlineIn: r.endedAt === null ? seconds(r.deadlineInSeconds) : '-', overdue: r.overdueSeconds === null ? '' : seconds(r.overdueSeconds) })),
+      rows: page.rows.map((r) => ({
+        ...r,
+        age: seconds(r.ageSeconds),
+        deadlineIn: r.endedAt === null ? seconds(r.deadlineInSeconds) : '-',
+        overdue: r.overdueSeconds === null ? '' : seconds(r.overdueSeconds),
+      })),
       scanned: page.scanned,
       nextHref: page.next === null ? null : `/transactions${query({ ...q, after: page.next })}`,
       filtered: Object.entries(q).some(([k, v]) => k !== 'after' && v !== undefined && v !== ''),
@@ -85,13 +90,18 @@ export function registerTransactionPages(app: FastifyInstance, context: PageCont
   };
   context.live.add('transaction', async (q) => {
     const view = await detailView(q.id ?? '');
-    return view === undefined ? '<p>This global transaction no longer exists (history cleanup deletes ended ones after their retention).</p>' : context.fragment('transaction-live', view);
+    return view === undefined
+      ? '<p>This global transaction no longer exists (history cleanup deletes ended ones after their retention).</p>'
+      : context.fragment('transaction-live', view);
   });
   app.get<{ Params: { id: string } }>('/transactions/:id', async (request, reply) => {
     const view = await detailView(request.params.id);
     if (view === undefined) {
       reply.code(404);
-      return context.page(request, reply, 'error', { status: 404, message: `global transaction ${request.params.id} does not exist (or history cleanup deleted it)` });
+      return context.page(request, reply, 'error', {
+        status: 404,
+        message: `global transaction ${request.params.id} does not exist (or history cleanup deleted it)`,
+      });
     }
     await context.page(request, reply, 'transaction', { ...view, liveSrc: `/live/transaction${query({ id: request.params.id })}` });
   });
@@ -154,4 +164,3 @@ function durationMs(value: string | undefined): number | undefined {
 function endState(value: string | undefined): EndByHandState {
   return value === GlobalTxState.FAILED ? GlobalTxState.FAILED : GlobalTxState.CANCELLED;
 }
-

@@ -112,10 +112,10 @@ export async function recordDeadLetter(manager: EntityManager, input: DeadLetter
 /** Dead letters matching `filter`, oldest first. */
 export async function listDeadLetters(dataSource: DataSource, filter: DeadLetterFilter = {}): Promise<DeadLetter[]> {
   const { where, parameters } = whereOf(filter);
-  const rows: DeadLetterRow[] = await dataSource.query(
-    `SELECT * FROM concordat.dead_letter ${where} ORDER BY id LIMIT $${parameters.length + 1}`,
-    [...parameters, filter.limit ?? 1000],
-  );
+  const rows: DeadLetterRow[] = await dataSource.query(`SELECT * FROM concordat.dead_letter ${where} ORDER BY id LIMIT $${parameters.length + 1}`, [
+    ...parameters,
+    filter.limit ?? 1000,
+  ]);
   return rows.map(fromRow);
 }
 

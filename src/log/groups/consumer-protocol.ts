@@ -52,11 +52,7 @@ export const CONSUMER_PROTOCOL_TYPE = 'consumer';
  * Subscription bytes for JoinGroup's protocol metadata; v0 by default (v1+ written with no owned partitions: the eager protocol).
  * @throws RangeError for a topic name over 32767 UTF-8 bytes
  */
-export function encodeSubscription(subscription: {
-  topics: readonly string[];
-  userData?: Buffer | null;
-  version?: number;
-}): Buffer {
+export function encodeSubscription(subscription: { topics: readonly string[]; userData?: Buffer | null; version?: number }): Buffer {
   const writer = new Writer();
   writer.int16(subscription.version ?? 0);
   writer.int32(subscription.topics.length);
@@ -85,11 +81,7 @@ export function decodeSubscription(bytes: Buffer): ConsumerSubscription {
  * Assignment bytes for SyncGroup; v0 by default.
  * @throws RangeError for a topic name over 32767 UTF-8 bytes
  */
-export function encodeAssignment(assignment: {
-  assignedPartitions: readonly TopicPartitions[];
-  userData?: Buffer | null;
-  version?: number;
-}): Buffer {
+export function encodeAssignment(assignment: { assignedPartitions: readonly TopicPartitions[]; userData?: Buffer | null; version?: number }): Buffer {
   const writer = new Writer();
   writer.int16(assignment.version ?? 0);
   writer.int32(assignment.assignedPartitions.length);

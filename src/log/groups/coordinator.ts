@@ -2,16 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { CompiledGroupCoordinatorOptions } from '../../config/index.js';
 import { ConcordatError, ErrorCode } from '../../errors.js';
 import type { Logger } from '../../observability/index.js';
-import {
-  Deferred,
-  EMPTY_BYTES,
-  Group,
-  GroupState,
-  Member,
-  type GroupProtocol,
-  type JoinGroupResult,
-  type SyncGroupResult,
-} from './group.js';
+import { Deferred, EMPTY_BYTES, Group, GroupState, Member, type GroupProtocol, type JoinGroupResult, type SyncGroupResult } from './group.js';
 import { CONSUMER_PROTOCOL_TYPE, decodeSubscription } from './consumer-protocol.js';
 import { OffsetStore, type OffsetEntry, type StoredGroupMetadata } from './offset-store.js';
 
@@ -248,12 +239,7 @@ export class GroupCoordinator {
   }
 
   /** Opens the offset store under `dataDir` and recreates the groups that have offsets, Empty. */
-  static async open(
-    dataDir: string,
-    options: CompiledGroupCoordinatorOptions,
-    topics: TopicLookup,
-    logger: Logger,
-  ): Promise<GroupCoordinator> {
+  static async open(dataDir: string, options: CompiledGroupCoordinatorOptions, topics: TopicLookup, logger: Logger): Promise<GroupCoordinator> {
     const offsets = await OffsetStore.open(dataDir, options.offsetsLogBytesMax, logger);
     return new GroupCoordinator(options, offsets, topics, logger);
   }
@@ -872,7 +858,14 @@ export class GroupCoordinator {
         const errorCode = this.checkCommittedPartition(topic, p.partition, p.metadata ?? '');
         if (errorCode === null) {
           if (!Number.isSafeInteger(p.offset)) throw new RangeError(`committed offset ${p.offset} is not a safe integer`);
-          entries.push({ topic, partition: p.partition, offset: p.offset, leaderEpoch: p.leaderEpoch ?? -1, metadata: p.metadata ?? '', commitTimestampMs: now });
+          entries.push({
+            topic,
+            partition: p.partition,
+            offset: p.offset,
+            leaderEpoch: p.leaderEpoch ?? -1,
+            metadata: p.metadata ?? '',
+            commitTimestampMs: now,
+          });
         }
         return { partition: p.partition, errorCode };
       }),

@@ -337,8 +337,12 @@ export class OffsetStore {
     const path = join(this.dir, snapshotName(this.generation));
     await writeCheckpoint(path, SNAPSHOT_KIND, state);
     this.lastSnapshotBytes = Buffer.byteLength(JSON.stringify(state));
-    await logFs().unlink(join(this.dir, logName(previous))).catch(() => {});
-    await logFs().unlink(join(this.dir, snapshotName(previous))).catch(() => {});
+    await logFs()
+      .unlink(join(this.dir, logName(previous)))
+      .catch(() => {});
+    await logFs()
+      .unlink(join(this.dir, snapshotName(previous)))
+      .catch(() => {});
     this.stats.compactions += 1;
     this.logger.debug({ generation: this.generation, snapshotBytes: this.lastSnapshotBytes }, 'compacted the committed-offsets log');
   }
@@ -443,7 +447,7 @@ function recordProblem(content: Buffer, pos: number): string | null {
   const length = content.readUInt32BE(pos);
   if (length === 0 || pos + RECORD_HEADER_BYTES + length > content.length) return `record at byte ${pos} claims ${length} bytes`;
   const body = content.subarray(pos + RECORD_HEADER_BYTES, pos + RECORD_HEADER_BYTES + length);
-  if ((crc32c(body) >>> 0) !== content.readUInt32BE(pos + 4)) return `record at byte ${pos} fails its CRC-32C check`;
+  if (crc32c(body) >>> 0 !== content.readUInt32BE(pos + 4)) return `record at byte ${pos} fails its CRC-32C check`;
   return null;
 }
 

@@ -148,9 +148,14 @@ export class TransactionCoordinator {
     const coordinator = new TransactionCoordinator(options, log, logger, faults, store);
     holder.coordinator = coordinator;
     for (const record of stored) coordinator.transactions.set(record.transactionalId, fromStored(record));
-    const prepared = [...coordinator.transactions.values()].filter((t) => t.state === TransactionState.PREPARE_COMMIT || t.state === TransactionState.PREPARE_ABORT);
+    const prepared = [...coordinator.transactions.values()].filter(
+      (t) => t.state === TransactionState.PREPARE_COMMIT || t.state === TransactionState.PREPARE_ABORT,
+    );
     for (const txn of prepared) {
-      logger.info({ transactionalId: txn.transactionalId, producerId: txn.producerId, state: txn.state }, 'completing a transaction prepared before the restart');
+      logger.info(
+        { transactionalId: txn.transactionalId, producerId: txn.producerId, state: txn.state },
+        'completing a transaction prepared before the restart',
+      );
       await coordinator.writeMarkersAndComplete(txn);
     }
     coordinator.startTimer();
@@ -199,7 +204,7 @@ export class TransactionCoordinator {
       throw txnError(
         ErrorCode.INVALID_TRANSACTION_TIMEOUT,
         `transaction timeout ${timeoutMs} ms of '${transactionalId}' is outside 1..${this.options.transactionMaxTimeoutMs} ms; ` +
-          'lower the producer\'s transaction.timeout.ms or raise the broker\'s transactions.transactionMaxTimeoutMs',
+          "lower the producer's transaction.timeout.ms or raise the broker's transactions.transactionMaxTimeoutMs",
       );
     }
     return this.serialized(transactionalId, async () => {
@@ -231,7 +236,10 @@ export class TransactionCoordinator {
       txn.state = TransactionState.EMPTY;
       txn.updatedMs = Date.now();
       await this.store.persist();
-      this.logger.info({ transactionalId, producerId: txn.producerId, producerEpoch: txn.producerEpoch }, 'transactional producer (re)initialised; older epochs fenced');
+      this.logger.info(
+        { transactionalId, producerId: txn.producerId, producerEpoch: txn.producerEpoch },
+        'transactional producer (re)initialised; older epochs fenced',
+      );
       return { producerId: txn.producerId, producerEpoch: txn.producerEpoch };
     });
   }
@@ -341,10 +349,16 @@ export class TransactionCoordinator {
   checkProduce(transactionalId: string, producerId: number, producerEpoch: number, topic: string, partition: number): void {
     const txn = this.transactions.get(transactionalId);
     if (txn === undefined || txn.producerId !== producerId) {
-      throw txnError(ErrorCode.INVALID_PRODUCER_ID_MAPPING, `transactional ID '${transactionalId}' does not belong to producer ${producerId}; call InitProducerId first`);
+      throw txnError(
+        ErrorCode.INVALID_PRODUCER_ID_MAPPING,
+        `transactional ID '${transactionalId}' does not belong to producer ${producerId}; call InitProducerId first`,
+      );
     }
     if (producerEpoch < txn.producerEpoch) {
-      throw txnError(ErrorCode.PRODUCER_FENCED, `producer ${producerId} of '${transactionalId}' has epoch ${producerEpoch}, but the current epoch is ${txn.producerEpoch}: it was fenced`);
+      throw txnError(
+        ErrorCode.PRODUCER_FENCED,
+        `producer ${producerId} of '${transactionalId}' has epoch ${producerEpoch}, but the current epoch is ${txn.producerEpoch}: it was fenced`,
+      );
     }
     if (txn.state !== TransactionState.ONGOING || !txn.partitions.has(partitionKey({ topic, partition }))) {
       throw txnError(

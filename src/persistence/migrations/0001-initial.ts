@@ -69,12 +69,8 @@ export class ConcordatInitial1795200000000 implements MigrationInterface {
         resend_at     timestamptz,
         resend_count  integer     NOT NULL DEFAULT 0
       )`);
-    await runner.query(
-      `CREATE INDEX global_transaction_active ON concordat.global_transaction (deadline) WHERE ended_at IS NULL`,
-    );
-    await runner.query(
-      `CREATE INDEX global_transaction_resend ON concordat.global_transaction (resend_at) WHERE ended_at IS NULL`,
-    );
+    await runner.query(`CREATE INDEX global_transaction_active ON concordat.global_transaction (deadline) WHERE ended_at IS NULL`);
+    await runner.query(`CREATE INDEX global_transaction_resend ON concordat.global_transaction (resend_at) WHERE ended_at IS NULL`);
     await runner.query(`
       CREATE TABLE concordat.branch (
         global_tx_id uuid        NOT NULL REFERENCES concordat.global_transaction (id) ON DELETE CASCADE,

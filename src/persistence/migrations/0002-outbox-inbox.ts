@@ -90,9 +90,7 @@ export class ConcordatOutboxInbox1795200000200 implements MigrationInterface {
         failed_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
         replayed_at   timestamptz
       )`);
-    await runner.query(
-      `CREATE UNIQUE INDEX dead_letter_pending ON concordat.dead_letter (consumer, message_id) WHERE replayed_at IS NULL`,
-    );
+    await runner.query(`CREATE UNIQUE INDEX dead_letter_pending ON concordat.dead_letter (consumer, message_id) WHERE replayed_at IS NULL`);
     await runner.query(`CREATE INDEX dead_letter_failed_at ON concordat.dead_letter (failed_at)`);
   }
 

@@ -32,9 +32,7 @@ export class ConcordatGlobalTransactions1795200001000 implements MigrationInterf
       ALTER TABLE concordat.branch
         ADD COLUMN attempts     integer NOT NULL DEFAULT 0,
         ADD COLUMN retry_policy jsonb`);
-    await runner.query(
-      `CREATE INDEX global_transaction_ended ON concordat.global_transaction (ended_at) WHERE ended_at IS NOT NULL`,
-    );
+    await runner.query(`CREATE INDEX global_transaction_ended ON concordat.global_transaction (ended_at) WHERE ended_at IS NOT NULL`);
     await runner.query(`
       CREATE TABLE concordat.global_tx_event (
         global_tx_id uuid        NOT NULL,

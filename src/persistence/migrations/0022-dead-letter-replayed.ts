@@ -11,9 +11,7 @@ export class ConcordatDeadLetterReplayed1795200002200 implements MigrationInterf
 
   /** Applies the migration (what the class comment says), in a transaction of its own (`runMigrations({ transaction: 'each' })`, database.ts). */
   async up(runner: QueryRunner): Promise<void> {
-    await runner.query(
-      `CREATE INDEX IF NOT EXISTS dead_letter_replayed ON concordat.dead_letter (consumer, replayed_at) WHERE replayed_at IS NOT NULL`,
-    );
+    await runner.query(`CREATE INDEX IF NOT EXISTS dead_letter_replayed ON concordat.dead_letter (consumer, replayed_at) WHERE replayed_at IS NOT NULL`);
   }
 
   /** Undoes {@link up}: what it created is dropped, with its data. */

@@ -35,10 +35,10 @@ function assertLegacyCall(decorator: string, second: unknown): void {
  * @throws ConcordatError CONFIG_INVALID when compiled as a TC39 standard decorator.
  */
 export function legacyClassDecorator(decorator: string, apply: (target: Function) => void): ClassDecorator {
-  return ((target: Function, context?: unknown) => {
+  return (target: Function, context?: unknown) => {
     assertLegacyCall(decorator, context);
     apply(target);
-  });
+  };
 }
 
 /**
@@ -46,8 +46,8 @@ export function legacyClassDecorator(decorator: string, apply: (target: Function
  * @throws ConcordatError CONFIG_INVALID when compiled as a TC39 standard decorator.
  */
 export function legacyMethodDecorator(decorator: string, apply: (prototype: object, propertyKey: string | symbol) => void): MethodDecorator {
-  return ((prototype: object, propertyKey: string | symbol | object) => {
+  return (prototype: object, propertyKey: string | symbol | object) => {
     assertLegacyCall(decorator, propertyKey);
     apply(prototype, propertyKey as string | symbol);
-  });
+  };
 }

@@ -15,7 +15,11 @@ export type OnMessageOptions = HandlerOptions;
  * for a topic with a reply schema, only on a method that returns the
  * reply's input type (`Ret`).
  */
-export type TypedHandlerDecorator<C, Ret = unknown> = <M extends (context: C) => Ret>(prototype: object, propertyKey: string | symbol, descriptor: TypedPropertyDescriptor<M>) => void;
+export type TypedHandlerDecorator<C, Ret = unknown> = <M extends (context: C) => Ret>(
+  prototype: object,
+  propertyKey: string | symbol,
+  descriptor: TypedPropertyDescriptor<M>,
+) => void;
 
 /**
  * Declares a handler for the messages of `topic`. The method receives a

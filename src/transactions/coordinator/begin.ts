@@ -124,11 +124,15 @@ export async function beginGlobalTx(
   return id;
 }
 
-const JSON_HINT =
-  'Pass JSON data: strings, numbers, booleans, null, arrays and plain objects (a BigInt as a string, a Date as an ISO string, no cycles).';
+const JSON_HINT = 'Pass JSON data: strings, numbers, booleans, null, arrays and plain objects (a BigInt as a string, a Date as an ISO string, no cycles).';
 
 /** The SERIALIZATION_FAILED error for the first payload that `JSON.stringify` refuses, or undefined when every one serializes. */
-function unserializablePayload(mode: TxMode, name: string, payload: unknown, branches: ReadonlyArray<{ branchId: number; participant: string; payload: unknown }>): ConcordatError | undefined {
+function unserializablePayload(
+  mode: TxMode,
+  name: string,
+  payload: unknown,
+  branches: ReadonlyArray<{ branchId: number; participant: string; payload: unknown }>,
+): ConcordatError | undefined {
   const refusal = (value: unknown): unknown => {
     try {
       JSON.stringify(value);

@@ -220,9 +220,17 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
             contexts.set(message.message.id, context);
           }
         }
-        const items = [...contexts.values()].map((context) => ({ id: context.data.globalTxId, input: { kind: 'reply', reply: context.data } as const, context }));
+        const items = [...contexts.values()].map((context) => ({
+          id: context.data.globalTxId,
+          input: { kind: 'reply', reply: context.data } as const,
+          context,
+        }));
         const steps = await driveGlobalTxs(manager, items, this.timing, txs);
-        committed = withModes(items.map((item) => item.id), steps, txs);
+        committed = withModes(
+          items.map((item) => item.id),
+          steps,
+          txs,
+        );
         steps.forEach((step, i) => {
           if (step === undefined) this.onUnknown(items[i]!.context, items[i]!.context.data);
         });
@@ -256,7 +264,10 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
    * participant's message context, in its transaction.
    */
   private async applyColocatedReplies(manager: EntityManager, items: ReadonlyArray<Deferred<BranchReply>>): Promise<StageResult> {
-    const states = await lockGlobalTxs(manager, items.map(({ item }) => item.globalTxId));
+    const states = await lockGlobalTxs(
+      manager,
+      items.map(({ item }) => item.globalTxId),
+    );
     const known: Array<Deferred<BranchReply>> = [];
     for (const deferred of items) {
       if (states.has(deferred.item.globalTxId)) known.push(deferred);
@@ -271,7 +282,11 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
     if (done.some(decided)) await faultPoint(CoordinatorFault.BEFORE_DECIDE);
     // The transitions travel with the COMMIT: the locked rows are held one round trip less.
     const sql = transitionsSql(writes, quoteLiteral);
-    const committed = withModes(known.map(({ item }) => item.globalTxId), results, states);
+    const committed = withModes(
+      known.map(({ item }) => item.globalTxId),
+      results,
+      states,
+    );
     const afterCommit = (): Promise<void> => {
       txMetrics().committed(committed);
       return this.repliesCommitted(done);
@@ -294,7 +309,8 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
   onApplicationStart(): void {
     const dedupWindowMs = this.app.dedupWindow.windowMs;
     const warning = fenceRetentionWarning(this.options.fenceRetentionMs, dedupWindowMs, this.app.name);
-    if (warning !== undefined) this.log.warn({ fenceRetentionMs: this.options.fenceRetentionMs, dedupWindowMs: Number.isFinite(dedupWindowMs) ? dedupWindowMs : 'Infinity' }, warning);
+    if (warning !== undefined)
+      this.log.warn({ fenceRetentionMs: this.options.fenceRetentionMs, dedupWindowMs: Number.isFinite(dedupWindowMs) ? dedupWindowMs : 'Infinity' }, warning);
     this.stopped = false;
     registerColocatedCoordinator(this.app.dataSource, this.colocatedReplies);
     this.detachMetrics = txMetrics().attachStates(this.app.dataSource);
@@ -334,7 +350,12 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
     const steps = await this.app.transaction(async (context) => {
       const ids = await claimDue(context.manager, kind, this.options.scanBatchMax);
       const states = await lockGlobalTxs(context.manager, ids);
-      const results = await driveGlobalTxs(context.manager, ids.map((id) => ({ id, input, context })), this.timing, states);
+      const results = await driveGlobalTxs(
+        context.manager,
+        ids.map((id) => ({ id, input, context })),
+        this.timing,
+        states,
+      );
       committed = withModes(ids, results, states);
       const done = results.filter((step): step is Transition => step !== undefined);
       if (done.some(decided)) await faultPoint(CoordinatorFault.BEFORE_DECIDE);

@@ -43,7 +43,12 @@ export async function driveGlobalTxs(
   timing: Timing,
   loaded?: Map<string, LoadedGlobalTx>,
 ): Promise<Array<Transition | undefined>> {
-  const states = loaded ?? (await lockGlobalTxs(manager, items.map((item) => item.id)));
+  const states =
+    loaded ??
+    (await lockGlobalTxs(
+      manager,
+      items.map((item) => item.id),
+    ));
   const { results, writes } = planGlobalTxs(items, timing, states);
   await applyTransitions(manager, writes);
   return results;
@@ -115,7 +120,14 @@ export function sendCommands(
 function publishOutcome(context: TransactionContext, tx: GlobalTxRow): void {
   if (tx.outcomeTopic === null) return;
   // Called only when the transition ended the global transaction (step.ended): its state is terminal.
-  const outcome: GlobalTxOutcome = { globalTxId: tx.id, name: tx.name, mode: tx.mode, state: tx.state as GlobalTxEndState, reason: tx.reason, payload: tx.payload };
+  const outcome: GlobalTxOutcome = {
+    globalTxId: tx.id,
+    name: tx.name,
+    mode: tx.mode,
+    state: tx.state as GlobalTxEndState,
+    reason: tx.reason,
+    payload: tx.payload,
+  };
   context.publish(tx.outcomeTopic, outcome, { key: tx.outcomeKey ?? tx.id, type: TxMessageType.OUTCOME(tx.state), globalTxId: tx.id });
 }
 

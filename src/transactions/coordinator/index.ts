@@ -37,7 +37,20 @@ export {
   type GlobalTxSummary,
   type ListFilter,
 } from './operations.js';
-export { advance, transition, type BranchView, type EndByHandState, type EndInput, type Command, type Timing, type Transition, type TxChange, type TxEvent, type TxInput, type TxView } from './protocol.js';
+export {
+  advance,
+  transition,
+  type BranchView,
+  type EndByHandState,
+  type EndInput,
+  type Command,
+  type Timing,
+  type Transition,
+  type TxChange,
+  type TxEvent,
+  type TxInput,
+  type TxView,
+} from './protocol.js';
 export { BranchState, GlobalTxState, TERMINAL_STATES, TxEventKind, TxMode, type Decision } from './states.js';
 export {
   applyTransition,

@@ -52,7 +52,13 @@ export interface ModeActions {
 
 /** Each mode's actions and command topic prefixes. */
 export const MODE_ACTIONS: Readonly<Record<TxMode, ModeActions>> = {
-  [TxMode.TCC]: { phaseOne: BranchAction.TRY, commit: BranchAction.CONFIRM, rollback: BranchAction.CANCEL, topicPrefix: 'concordat.tcc.', decisionTopicPrefix: null },
+  [TxMode.TCC]: {
+    phaseOne: BranchAction.TRY,
+    commit: BranchAction.CONFIRM,
+    rollback: BranchAction.CANCEL,
+    topicPrefix: 'concordat.tcc.',
+    decisionTopicPrefix: null,
+  },
   [TxMode.TWO_PHASE]: {
     phaseOne: BranchAction.PREPARE,
     commit: BranchAction.COMMIT,

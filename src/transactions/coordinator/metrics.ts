@@ -80,7 +80,12 @@ export function txMetrics(registry: Registry = defaultRegistry): TxMetrics {
       });
     return pending;
   };
-  const begun = new Counter({ name: 'concordat_global_transactions_begun_total', help: 'Global transactions begun (written by begin)', labelNames: ['mode'], registers: [registry] });
+  const begun = new Counter({
+    name: 'concordat_global_transactions_begun_total',
+    help: 'Global transactions begun (written by begin)',
+    labelNames: ['mode'],
+    registers: [registry],
+  });
   const ended = new Counter({
     name: 'concordat_global_transactions_ended_total',
     help: 'Global transactions ended, by end state',

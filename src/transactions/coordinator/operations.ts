@@ -136,7 +136,9 @@ export async function browseGlobalTxs(manager: EntityManager, filter: BrowseFilt
   const scanMax = Math.max(1, Math.min(100_000, filter.scanMax ?? 5000));
   const after = filter.after !== undefined && isGlobalTxId(filter.after) ? filter.after : null;
   const key = parseKey(filter.key);
-  const [result] = await manager.query<Array<{ scanned: number; last: string | null; rows: Array<GlobalTxSummary & { createdAt: string; endedAt: string | null }> }>>(
+  const [result] = await manager.query<
+    Array<{ scanned: number; last: string | null; rows: Array<GlobalTxSummary & { createdAt: string; endedAt: string | null }> }>
+  >(
     `WITH w AS (
        SELECT * FROM concordat.global_transaction WHERE ($1::uuid IS NULL OR id < $1::uuid) ORDER BY id DESC LIMIT $2)
      SELECT (SELECT count(*) FROM w)::int AS scanned, (SELECT min(id::text) FROM w) AS last,
@@ -286,7 +288,10 @@ export async function endGlobalTx(dataSource: DataSource, id: string, how: EndBy
     ['by', how.by, 200],
   ] as const) {
     if (value.trim().length === 0 || value.length > max) {
-      throw new ConcordatError(`ending a global transaction by hand needs a ${name} of 1..${max} characters`, { code: ErrorCode.CONFIG_INVALID, context: { [name]: value } });
+      throw new ConcordatError(`ending a global transaction by hand needs a ${name} of 1..${max} characters`, {
+        code: ErrorCode.CONFIG_INVALID,
+        context: { [name]: value },
+      });
     }
   }
   return operate(dataSource, id, { kind: 'end', as: how.as, reason: how.reason, by: how.by, force: how.force ?? false }, options);

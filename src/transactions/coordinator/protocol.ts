@@ -425,7 +425,8 @@ function decide(d: Draft, decision: Decision, reason: string | null): void {
   }
   for (const b of d.branches) {
     if (decision === GlobalTxState.CONFIRMING) d.send(b, d.actions.commit!);
-    else if (b.state === BranchState.TRY_FAILED || b.state === BranchState.WAITING) d.setBranch(b, { state: BranchState.CANCELLED }); // WAITING: never asked
+    else if (b.state === BranchState.TRY_FAILED || b.state === BranchState.WAITING)
+      d.setBranch(b, { state: BranchState.CANCELLED }); // WAITING: never asked
     else if (b.state !== BranchState.FAILED) d.send(b, d.actions.rollback); // FAILED: a heuristic no vote, nothing to roll back
   }
   finishIfDone(d);
@@ -521,10 +522,13 @@ function resend(d: Draft): void {
  */
 function giveUp(d: Draft, waiting: readonly BranchView[], action: BranchAction, resends: number): void {
   const named = waiting.map((b) =>
-    b.attempts > 0 ? `${b.participant} (branch ${b.branchId}) refused: ${b.error ?? 'no reason given'}` : `${b.participant} (branch ${b.branchId}) never answered`,
+    b.attempts > 0
+      ? `${b.participant} (branch ${b.branchId}) refused: ${b.error ?? 'no reason given'}`
+      : `${b.participant} (branch ${b.branchId}) never answered`,
   );
   for (const b of waiting) {
-    const error = b.attempts > 0 ? `${action} still refused after ${resends} resends: ${b.error ?? 'no reason given'}` : `no answer to ${action} after ${resends} resends`;
+    const error =
+      b.attempts > 0 ? `${action} still refused after ${resends} resends: ${b.error ?? 'no reason given'}` : `no answer to ${action} after ${resends} resends`;
     d.setBranch(b, { state: BranchState.FAILED, error });
     d.event(TxEventKind.BRANCH_FAILED, b.branchId, BranchState.FAILED, error);
   }
@@ -609,12 +613,18 @@ function retry(d: Draft, by: string | undefined): void {
 function endByHand(d: Draft, input: EndInput): void {
   const { tx } = d;
   const refuse = (why: string): never => {
-    throw new ConcordatError(`global transaction ${tx.id} is ${tx.state}: ${why}`, { code: ErrorCode.GLOBAL_TX_STATE_INVALID, context: { id: tx.id, state: tx.state } });
+    throw new ConcordatError(`global transaction ${tx.id} is ${tx.state}: ${why}`, {
+      code: ErrorCode.GLOBAL_TX_STATE_INVALID,
+      context: { id: tx.id, state: tx.state },
+    });
   };
   if (tx.state === GlobalTxState.CONFIRMED || tx.state === GlobalTxState.CANCELLED) refuse('it has already ended; there is nothing to end');
-  if (tx.state === GlobalTxState.FAILED && input.as === GlobalTxState.FAILED) refuse('it has already ended FAILED; end it --as cancelled once its branches are settled, or tx retry it');
+  if (tx.state === GlobalTxState.FAILED && input.as === GlobalTxState.FAILED)
+    refuse('it has already ended FAILED; end it --as cancelled once its branches are settled, or tx retry it');
   if (!input.force && input.as === GlobalTxState.CANCELLED && tx.decision === GlobalTxState.CONFIRMING) {
-    refuse('its decision was CONFIRMING, so branches may have confirmed; ending it CANCELLED would misstate the outcome (pass --force if every branch was rolled back by hand)');
+    refuse(
+      'its decision was CONFIRMING, so branches may have confirmed; ending it CANCELLED would misstate the outcome (pass --force if every branch was rolled back by hand)',
+    );
   }
   const active = tx.state !== GlobalTxState.FAILED;
   const unsettled = d.branches.filter((b) => b.state === BranchState.PENDING || b.state === BranchState.TRIED || b.state === BranchState.FAILED);
@@ -638,7 +648,8 @@ function endByHand(d: Draft, input: EndInput): void {
  * one global transaction applies them one after the other).
  */
 export function advance<T extends TxView, B extends BranchView>(tx: T, branches: readonly B[], step: Transition): { tx: T; branches: B[] } {
-  const next = step.tx === undefined ? tx : { ...tx, state: step.tx.state, reason: step.tx.reason, decision: step.tx.decision, resendCount: step.tx.resendCount };
+  const next =
+    step.tx === undefined ? tx : { ...tx, state: step.tx.state, reason: step.tx.reason, decision: step.tx.decision, resendCount: step.tx.resendCount };
   const changed = new Map(step.branches.map((b) => [b.branchId, b]));
   return { tx: next, branches: branches.map((b) => ({ ...b, ...changed.get(b.branchId) })) };
 }

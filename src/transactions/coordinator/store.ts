@@ -167,7 +167,12 @@ export async function lockGlobalTxs(manager: EntityManager, ids: readonly string
   const batch = await batchOn(manager);
   const list = valid.map((id) => `${batch.escape(id)}::uuid`).join(', ');
   const [locked, read] = await batch.run([lockStatement(list), `${GLOBAL_TX_SELECT} WHERE g.id IN (${list})`]);
-  return loadedById(onlyLocked(read!.rows as LoadedRow[], locked!.rows.map((row: { id: string }) => row.id)));
+  return loadedById(
+    onlyLocked(
+      read!.rows as LoadedRow[],
+      locked!.rows.map((row: { id: string }) => row.id),
+    ),
+  );
 }
 
 function lockStatement(list: string): string {
@@ -212,8 +217,17 @@ export function isGlobalTxId(id: unknown): id is string {
  */
 export function parseInboxAndLock(results: readonly unknown[][]): { claim: InboxClaim; txs: Map<string, LoadedGlobalTx> } {
   const [claimed, locked, txs] = results as [unknown[] | undefined, Array<{ id: string }> | undefined, LoadedRow[] | undefined];
-  if (claimed === undefined || locked === undefined || txs === undefined) throw new Error('assertion failed: the inbox-and-lock statements returned fewer than three results');
-  return { claim: readInboxClaim(claimed), txs: loadedById(onlyLocked(txs, locked.map((row) => row.id))) };
+  if (claimed === undefined || locked === undefined || txs === undefined)
+    throw new Error('assertion failed: the inbox-and-lock statements returned fewer than three results');
+  return {
+    claim: readInboxClaim(claimed),
+    txs: loadedById(
+      onlyLocked(
+        txs,
+        locked.map((row) => row.id),
+      ),
+    ),
+  };
 }
 
 /** Like {@link lockGlobalTx}, for a row that must exist. @throws ConcordatError GLOBAL_TX_NOT_FOUND */
@@ -356,10 +370,7 @@ export type DueKind = 'deadline' | 'resend';
  * is working on is left for the next scan.
  */
 export async function claimDue(manager: EntityManager, kind: DueKind, limit: number): Promise<string[]> {
-  const where =
-    kind === 'deadline'
-      ? `ended_at IS NULL AND state = 'TRYING' AND deadline < now()`
-      : `ended_at IS NULL AND resend_at < now()`;
+  const where = kind === 'deadline' ? `ended_at IS NULL AND state = 'TRYING' AND deadline < now()` : `ended_at IS NULL AND resend_at < now()`;
   const order = kind === 'deadline' ? 'deadline' : 'resend_at';
   const { rows } = await preparedQuery<{ id: string }>(
     manager,

@@ -60,7 +60,11 @@ const schema = z.strictObject({
  * @throws ValidationError VALIDATION_FAILED naming the step whose payload its participant's schema refuses; nothing is stored.
  */
 export async function beginSaga<I extends BeginSagaOptions>(context: TransactionContext, input: BeginInput<I, BeginSagaOptions>): Promise<string> {
-  const { steps, compensationRetry, ...options } = compileOptions(schema, { ...(input as object), steps: await namedBranches((input as { steps?: unknown } | undefined)?.steps, 'saga.steps') }, 'saga');
+  const { steps, compensationRetry, ...options } = compileOptions(
+    schema,
+    { ...(input as object), steps: await namedBranches((input as { steps?: unknown } | undefined)?.steps, 'saga.steps') },
+    'saga',
+  );
   const compiledSteps = steps.map((step, index) => ({
     participant: step.participant,
     payload: step.payload,

@@ -57,7 +57,13 @@ type ParticipantMethod = (context: SagaContext) => unknown;
  * Fault points `saga.after-step`, `saga.after-compensate`: the method ran,
  * nothing is committed yet.
  */
-export async function handleSagaCommand(participant: string, methods: SagaMethods, instance: object, message: MessageContext, schema?: StandardSchemaV1): Promise<void> {
+export async function handleSagaCommand(
+  participant: string,
+  methods: SagaMethods,
+  instance: object,
+  message: MessageContext,
+  schema?: StandardSchemaV1,
+): Promise<void> {
   const command = message.data as BranchCommand;
   const key: FenceKey = { participant, globalTxId: command.globalTxId, branchId: command.branchId };
   const call = async (role: keyof SagaMethods): Promise<unknown> => {

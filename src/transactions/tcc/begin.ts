@@ -22,7 +22,10 @@ export interface BeginTccOptions extends BeginOptions {
 
 const schema = z.strictObject({
   ...beginShape,
-  branches: z.array(z.strictObject({ participant: participantName(), payload: z.unknown() })).min(1, 'needs at least one branch').max(100),
+  branches: z
+    .array(z.strictObject({ participant: participantName(), payload: z.unknown() }))
+    .min(1, 'needs at least one branch')
+    .max(100),
 });
 
 /**
@@ -41,6 +44,10 @@ const schema = z.strictObject({
  * @throws ValidationError VALIDATION_FAILED naming the branch whose payload its participant's schema refuses; nothing is stored.
  */
 export async function beginTcc<I extends BeginTccOptions>(context: TransactionContext, input: BeginInput<I, BeginTccOptions>): Promise<string> {
-  const { branches, ...options } = compileOptions(schema, { ...(input as object), branches: await namedBranches((input as { branches?: unknown } | undefined)?.branches, 'tcc.branches') }, 'tcc');
+  const { branches, ...options } = compileOptions(
+    schema,
+    { ...(input as object), branches: await namedBranches((input as { branches?: unknown } | undefined)?.branches, 'tcc.branches') },
+    'tcc',
+  );
   return beginGlobalTx(context, TxMode.TCC, options, branches);
 }

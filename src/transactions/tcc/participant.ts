@@ -57,7 +57,13 @@ type ParticipantMethod = (context: TccContext) => unknown;
  * Fault points `tcc.after-try`, `tcc.after-confirm`, `tcc.after-cancel`: the
  * participant's method ran, nothing is committed yet.
  */
-export async function handleTccCommand(participant: string, methods: TccMethods, instance: object, message: MessageContext, schema?: StandardSchemaV1): Promise<void> {
+export async function handleTccCommand(
+  participant: string,
+  methods: TccMethods,
+  instance: object,
+  message: MessageContext,
+  schema?: StandardSchemaV1,
+): Promise<void> {
   const command = message.data as TccCommand;
   const key: FenceKey = { participant, globalTxId: command.globalTxId, branchId: command.branchId };
   const reply = (ok: boolean, details: ReplyDetails = {}): void => publishReply(message, command, ok, details);

@@ -72,6 +72,10 @@ const schema = z.strictObject({
  * @throws ValidationError VALIDATION_FAILED naming the branch whose payload its participant's schema refuses; nothing is stored.
  */
 export async function beginTwoPhase<I extends BeginTwoPhaseOptions>(context: TransactionContext, input: BeginInput<I, BeginTwoPhaseOptions>): Promise<string> {
-  const { branches, prepare, ...options } = compileOptions(schema, { ...(input as object), branches: await namedBranches((input as { branches?: unknown } | undefined)?.branches, 'twoPhase.branches') }, 'twoPhase');
+  const { branches, prepare, ...options } = compileOptions(
+    schema,
+    { ...(input as object), branches: await namedBranches((input as { branches?: unknown } | undefined)?.branches, 'twoPhase.branches') },
+    'twoPhase',
+  );
   return beginGlobalTx(context, TxMode.TWO_PHASE, { ...options, sequential: prepare === TwoPhasePrepareOrder.SEQUENTIAL }, branches);
 }

@@ -25,7 +25,9 @@ const kit = new ParticipantDecoratorKit<'prepare'>('xa', {
   roles: ['prepare'],
   decoratorOf: () => '@Prepare',
   checkName: (name) =>
-    name.length > XA_PARTICIPANT_NAME_MAX ? `the name must be at most ${XA_PARTICIPANT_NAME_MAX} characters (it is part of the prepared transaction's gid)` : undefined,
+    name.length > XA_PARTICIPANT_NAME_MAX
+      ? `the name must be at most ${XA_PARTICIPANT_NAME_MAX} characters (it is part of the prepared transaction's gid)`
+      : undefined,
 });
 
 /** Options of `@XaParticipant(name, options)`. */

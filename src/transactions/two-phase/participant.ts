@@ -210,7 +210,8 @@ async function prepare(
     } catch (error) {
       await client.query('ROLLBACK');
       // Waiting longer would hold the partition behind it; voting no frees the lock holder's peers at once.
-      if (codeOf(error) === LOCK_NOT_AVAILABLE) return { ok: false, details: { error: `LOCK_TIMEOUT: a row stayed locked for ${lockTimeoutMs} ms (${describeError(error)})` } };
+      if (codeOf(error) === LOCK_NOT_AVAILABLE)
+        return { ok: false, details: { error: `LOCK_TIMEOUT: a row stayed locked for ${lockTimeoutMs} ms (${describeError(error)})` } };
       const last = message.delivery.attempt >= message.delivery.maxAttempts;
       if (isRetriable(error) && !last) throw error;
       return { ok: false, details: { error: describeError(error) } };
@@ -228,7 +229,10 @@ async function prepare(
       const refusal = notPreparable(error, method);
       if (refusal === undefined) throw error;
       await client.query('ROLLBACK');
-      log.error({ participant: key.participant, globalTxId: key.globalTxId, branchId: key.branchId, method, err: describeError(error) }, `${refusal.error}; the branch votes no`);
+      log.error(
+        { participant: key.participant, globalTxId: key.globalTxId, branchId: key.branchId, method, err: describeError(error) },
+        `${refusal.error}; the branch votes no`,
+      );
       return { ok: false, details: { ...refusal, retriable: false } };
     }
     return undefined;
@@ -292,7 +296,9 @@ function notPreparable(error: unknown, method: string): { error: string; heurist
         heuristic: true,
       };
     case IN_FAILED_SQL_TRANSACTION:
-      return { error: `PREPARE_ABORTED: a statement of @Prepare ${method} failed and its error was caught; the branch transaction is aborted, nothing to prepare` };
+      return {
+        error: `PREPARE_ABORTED: a statement of @Prepare ${method} failed and its error was caught; the branch transaction is aborted, nothing to prepare`,
+      };
     default:
       return undefined;
   }
@@ -362,7 +368,14 @@ const ROLLBACK_ROUNDS_MAX = 20;
  * CANCELLED, so a prepare that arrives later is refused; a rollback that
  * finds the branch committed answers not ok instead.
  */
-async function answer(dataSource: DataSource, message: MessageContext, command: BranchCommand, ok: boolean, details: ReplyDetails, fence?: FenceKey): Promise<void> {
+async function answer(
+  dataSource: DataSource,
+  message: MessageContext,
+  command: BranchCommand,
+  ok: boolean,
+  details: ReplyDetails,
+  fence?: FenceKey,
+): Promise<void> {
   await withConnection(dataSource, async (client, runner) => {
     const escape = (value: string): string => client.escapeLiteral(value);
     let state: FenceState = FenceState.CANCELLED;

@@ -205,7 +205,8 @@ export class EmbeddedSubscription implements Subscription {
     const stalled = permanent || failures >= CONSUMER_STALLED_FAILURES;
     const retryInMs = restartBackoffMs(this.settings.consumer, permanent ? Infinity : failures);
     const fields = { groupId, memberId: this.memberId, generationId: this.generationId, failures, stalled, retryInMs, err: error };
-    if (permanent) this.logger.error(fields, 'consumer stalled: the group coordinator refuses it and it cannot heal by itself; rejoining at the capped backoff');
+    if (permanent)
+      this.logger.error(fields, 'consumer stalled: the group coordinator refuses it and it cannot heal by itself; rejoining at the capped backoff');
     else if (stalled) this.logger.error(fields, 'consumer stalled: its group membership keeps failing; rejoining after a backoff');
     else this.logger.warn(fields, 'group membership failed; rejoining after a backoff');
     reportConsumerFailure(this.options, this.logger, { groupId, failures, stalled, retryInMs, error });

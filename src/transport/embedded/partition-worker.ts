@@ -95,7 +95,10 @@ export class PartitionWorker {
         await this.run();
       } catch (error) {
         if (this.stopped) {
-          this.logger.warn({ groupId: this.options.groupId, topic: this.topic, partition: this.partition, err: error }, 'partition worker failed while stopping');
+          this.logger.warn(
+            { groupId: this.options.groupId, topic: this.topic, partition: this.partition, err: error },
+            'partition worker failed while stopping',
+          );
           break;
         }
         if (isGone(error)) {

@@ -1,9 +1,5 @@
 import { join } from 'node:path';
-import {
-  compileEmbeddedTransportOptions,
-  type CompiledEmbeddedTransportOptions,
-  type EmbeddedTransportOverLogOptions,
-} from '../../config/index.js';
+import { compileEmbeddedTransportOptions, type CompiledEmbeddedTransportOptions, type EmbeddedTransportOverLogOptions } from '../../config/index.js';
 import { ConcordatError, ErrorCode, describeError } from '../../errors.js';
 import { attachLogMetrics, encodeRecordBatch, LogManager, readCheckpoint, writeCheckpoint, type LogManagerOptions, type RecordInput } from '../../log/index.js';
 import { createLogger, type Logger } from '../../observability/index.js';
@@ -161,7 +157,10 @@ export class EmbeddedTransport implements Transport {
     const log = this.log;
     if (this.closed || log === null) return [];
     return log.groups
-      .lag(groupId, topics.filter((topic) => log.hasTopic(topic)))
+      .lag(
+        groupId,
+        topics.filter((topic) => log.hasTopic(topic)),
+      )
       .map(({ topic, partition, committedOffset, highWatermark, lag }) => ({ topic, partition, committedOffset, highWatermark, lag }));
   }
 

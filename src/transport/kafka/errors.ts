@@ -33,7 +33,7 @@ export function innermostType(error: unknown): string | undefined {
 
 /** kafkajs's `retriable` flag of `error`; true when the error has none. */
 export function isRetriable(error: unknown): boolean {
-  if (error !== null && typeof error === 'object' && 'retriable' in error) return (error).retriable !== false;
+  if (error !== null && typeof error === 'object' && 'retriable' in error) return error.retriable !== false;
   return true;
 }
 

@@ -96,7 +96,10 @@ export class KafkaSubscription implements Subscription {
       // A coordinator can refuse a member mid-rebalance with an error kafkajs does not retry (librdkafka's
       // mock cluster answers a SyncGroup with INVALID_REQUEST under load): start a new consumer, a few times.
       if (this.failBeforeJoin(error)) return;
-      this.logger.warn({ groupId: this.groupId, failures: this.crashes, err: describeError(error) }, 'consumer failed before joining its group; starting a new one');
+      this.logger.warn(
+        { groupId: this.groupId, failures: this.crashes, err: describeError(error) },
+        'consumer failed before joining its group; starting a new one',
+      );
       void this.replace(consumer);
       return;
     }
@@ -252,7 +255,10 @@ export class KafkaSubscription implements Subscription {
 
   /** Logs a failed chunk and tells `onHandlerError`. */
   private reportHandlerError(error: unknown, delivery: Delivery, attempt: number): void {
-    this.logger.debug({ topic: delivery.topic, partition: delivery.partition, offset: delivery.offset, attempt, err: describeError(error) }, 'handler failed; will retry');
+    this.logger.debug(
+      { topic: delivery.topic, partition: delivery.partition, offset: delivery.offset, attempt, err: describeError(error) },
+      'handler failed; will retry',
+    );
     try {
       this.options.onHandlerError?.(error, delivery);
     } catch (callbackError) {
@@ -298,10 +304,13 @@ export class KafkaSubscription implements Subscription {
     const resume = pause();
     // Closing: the record stays unhandled and uncommitted; no resume to wait for.
     if (this.closing) return;
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      resume();
-    }, retryDelayMs(this.settings, attempt));
+    const timer = setTimeout(
+      () => {
+        this.timers.delete(timer);
+        resume();
+      },
+      retryDelayMs(this.settings, attempt),
+    );
     this.timers.set(timer, () => undefined);
   }
 

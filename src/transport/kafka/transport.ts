@@ -340,21 +340,23 @@ export class KafkaTransport implements Transport {
   }
 
   /** Kafka's default partitioner, remembering each message's partition. */
-  private readonly partitioner: ICustomPartitioner = () => ({ topic, partitionMetadata, message }) => {
-    const chosen = this.chosenPartition.get(message);
-    if (chosen !== undefined) return chosen;
-    const count = partitionMetadata.length;
-    let partition: number;
-    if (message.key === null || message.key === undefined) {
-      partition = (this.roundRobin.get(topic) ?? 0) % count;
-      this.roundRobin.set(topic, (partition + 1) % count);
-    } else {
-      const key = typeof message.key === 'string' ? Buffer.from(message.key, 'utf8') : message.key;
-      partition = (murmur2(key) & 0x7fffffff) % count;
-    }
-    this.chosenPartition.set(message, partition);
-    return partition;
-  };
+  private readonly partitioner: ICustomPartitioner =
+    () =>
+    ({ topic, partitionMetadata, message }) => {
+      const chosen = this.chosenPartition.get(message);
+      if (chosen !== undefined) return chosen;
+      const count = partitionMetadata.length;
+      let partition: number;
+      if (message.key === null || message.key === undefined) {
+        partition = (this.roundRobin.get(topic) ?? 0) % count;
+        this.roundRobin.set(topic, (partition + 1) % count);
+      } else {
+        const key = typeof message.key === 'string' ? Buffer.from(message.key, 'utf8') : message.key;
+        partition = (murmur2(key) & 0x7fffffff) % count;
+      }
+      this.chosenPartition.set(message, partition);
+      return partition;
+    };
 
   /**
    * Joins `groupId` and starts delivering; resolves once the group assigned
@@ -374,7 +376,9 @@ export class KafkaTransport implements Transport {
         });
       }
     }
-    const subscription = new KafkaSubscription(this.kafka!, options, delivery, this.options.consumer, this.logger, () => this.subscriptions.delete(subscription));
+    const subscription = new KafkaSubscription(this.kafka!, options, delivery, this.options.consumer, this.logger, () =>
+      this.subscriptions.delete(subscription),
+    );
     this.subscriptions.add(subscription);
     try {
       await subscription.start();
@@ -525,7 +529,9 @@ function toMessage(record: OutgoingRecord): Message {
   };
 }
 
-async function tlsConfig(tls: true | { caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined; rejectUnauthorized: boolean }): Promise<ConnectionOptions | boolean> {
+async function tlsConfig(
+  tls: true | { caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined; rejectUnauthorized: boolean },
+): Promise<ConnectionOptions | boolean> {
   if (tls === true) return true;
   const read = (file: string | undefined) => (file === undefined ? undefined : readFile(file, 'utf8'));
   const [ca, cert, key] = await Promise.all([read(tls.caFile), read(tls.certFile), read(tls.keyFile)]);

@@ -62,7 +62,10 @@ function scenario(name: string, side: () => Side): void {
 
       const toOffset = await admin.resetOffsets({ groupId, topic, partitions: [0], to: { kind: 'offset', offset: 1 } });
       expect(toOffset).toEqual({
-        groupId, topic, dryRun: false, applied: true,
+        groupId,
+        topic,
+        dryRun: false,
+        applied: true,
         partitions: [{ partition: 0, currentOffset: -1, newOffset: 1, logStartOffset: 0, highWatermark: 4 }],
       });
       let group = await admin.describeGroup(groupId);
@@ -118,7 +121,11 @@ describe('EmbeddedLogAdmin', () => {
     admin,
     sizesKnown: true,
     append: async (topic, partition, timestamps) => {
-      await log.appendRecords(topic, partition, timestamps.map((timestampMs) => ({ key: null, value: Buffer.from('v'), timestampMs })));
+      await log.appendRecords(
+        topic,
+        partition,
+        timestamps.map((timestampMs) => ({ key: null, value: Buffer.from('v'), timestampMs })),
+      );
     },
   }));
 
@@ -188,7 +195,9 @@ describe('KafkaLogAdmin', () => {
       for (const dryRun of [false, true]) {
         await expect(admin.resetOffsets({ groupId, topic, to: { kind: 'earliest' }, dryRun })).rejects.toMatchObject({
           code: ErrorCode.NON_EMPTY_GROUP,
-          message: expect.stringContaining(`consumer group '${groupId}' has 1 member(s) (state Stable): offsets can be reset only while the group has no members`),
+          message: expect.stringContaining(
+            `consumer group '${groupId}' has 1 member(s) (state Stable): offsets can be reset only while the group has no members`,
+          ),
         });
       }
     } finally {
@@ -197,6 +206,8 @@ describe('KafkaLogAdmin', () => {
   });
 
   it('says which broker it cannot reach', async () => {
-    await expect(KafkaLogAdmin.connect({ brokers: ['127.0.0.1:1'], kafka: { retry: { retries: 0 } } })).rejects.toThrow(/^cannot reach broker 127\.0\.0\.1:1: /);
+    await expect(KafkaLogAdmin.connect({ brokers: ['127.0.0.1:1'], kafka: { retry: { retries: 0 } } })).rejects.toThrow(
+      /^cannot reach broker 127\.0\.0\.1:1: /,
+    );
   });
 });

@@ -65,10 +65,13 @@ describe('outboxStatus', () => {
     const relay = new OutboxRelay(db, transport, { pollIntervalMs: 100 }, { metricsRegistry: new Registry() });
     await relay.start();
     try {
-      await until(async () => {
-        const s = await outboxStatus(db.dataSource);
-        return s.backlogRows === 0 && s.relays.length === 1 && s.relays[0]!.shards.length === 256;
-      }, { message: 'the relay owns every shard and drained the outbox' });
+      await until(
+        async () => {
+          const s = await outboxStatus(db.dataSource);
+          return s.backlogRows === 0 && s.relays.length === 1 && s.relays[0]!.shards.length === 256;
+        },
+        { message: 'the relay owns every shard and drained the outbox' },
+      );
       const running = await outboxStatus(db.dataSource);
       expect(running.relays[0]).toMatchObject({ alive: true, shards: Array.from({ length: 256 }, (_, i) => i) });
       expect(running.shards[a]!.owner).toBe(running.relays[0]!.relayId);

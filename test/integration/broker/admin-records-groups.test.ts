@@ -164,9 +164,13 @@ describe('DeleteRecords with kcat (librdkafka 2.0.2)', () => {
     await produceValues(topic, ['k0', 'k1', 'k2', 'k3']);
     await admin.fetchTopicMetadata({ topics: [topic] });
     await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '2' }] });
-    const { stdout, stderr } = await run('kcat', ['-b', t.bootstrap, '-C', '-t', topic, '-p', '0', '-o', '0', '-e', '-d', 'fetch', '-f', '%o %s\\n', '-X', 'auto.offset.reset=earliest'], {
-      timeout: 30_000,
-    });
+    const { stdout, stderr } = await run(
+      'kcat',
+      ['-b', t.bootstrap, '-C', '-t', topic, '-p', '0', '-o', '0', '-e', '-d', 'fetch', '-f', '%o %s\\n', '-X', 'auto.offset.reset=earliest'],
+      {
+        timeout: 30_000,
+      },
+    );
     expect(stderr).toContain('offset reset (at offset 0, broker 1) to BEGINNING');
     expect(stdout).toBe('2 k2\n3 k3\n');
   });

@@ -89,8 +89,24 @@ describe('concordat broker', () => {
     // A long poll in flight when SIGTERM arrives still gets its answer: Fetch v11 for offset 1 of
     // partition 1 (the end of the log), waiting up to 10 s.
     const polling = await RawClient.connect(broker.port);
-    const fetchRequest = new Writer().int32(-1).int32(10_000).int32(1).int32(1 << 20).int8(0).int32(0).int32(-1);
-    fetchRequest.array(['cli-topic'], (w, topic) => w.string(topic).array([1], (pw, p) => pw.int32(p).int32(-1).int64(1).int64(-1).int32(1 << 20)));
+    const fetchRequest = new Writer()
+      .int32(-1)
+      .int32(10_000)
+      .int32(1)
+      .int32(1 << 20)
+      .int8(0)
+      .int32(0)
+      .int32(-1);
+    fetchRequest.array(['cli-topic'], (w, topic) =>
+      w.string(topic).array([1], (pw, p) =>
+        pw
+          .int32(p)
+          .int32(-1)
+          .int64(1)
+          .int64(-1)
+          .int32(1 << 20),
+      ),
+    );
     fetchRequest.array([], () => {}).string('');
     polling.send(1, 11, 7, fetchRequest.toBuffer());
     // SIGTERM once the fetch waits in the broker's log (its metrics say so), not after a guessed delay.
@@ -106,9 +122,7 @@ describe('concordat broker', () => {
     expect(Date.now() - started).toBeLessThan(5000);
 
     const lines = broker.stderr.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines).toContainEqual(
-      expect.objectContaining({ component: 'broker', msg: 'closing connection', reason: 'API key 32767 is not served' }),
-    );
+    expect(lines).toContainEqual(expect.objectContaining({ component: 'broker', msg: 'closing connection', reason: 'API key 32767 is not served' }));
     expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['broker shutting down', 'log closed', 'broker stopped']));
     const log = await LogManager.open({ dataDir });
     try {
@@ -124,14 +138,35 @@ describe('concordat broker', () => {
     const tlsDir = join(dir, 'tls');
     await mkdir(tlsDir, { recursive: true });
     await runOk('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(tlsDir, 'key.pem'), '-out', join(tlsDir, 'cert.pem'),
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      join(tlsDir, 'key.pem'),
+      '-out',
+      join(tlsDir, 'cert.pem'),
     ]);
     await writeFile(join(tlsDir, 'users.json'), JSON.stringify({ users: [{ username: 'ops', password: 'ops-secret' }] }));
     const broker = await startCli([
-      '--data', join(dir, 'secure'), '--port', '0', '--auto-create-topics',
-      '--sasl-credentials', join(tlsDir, 'users.json'),
-      '--tls-cert', join(tlsDir, 'cert.pem'), '--tls-key', join(tlsDir, 'key.pem'),
+      '--data',
+      join(dir, 'secure'),
+      '--port',
+      '0',
+      '--auto-create-topics',
+      '--sasl-credentials',
+      join(tlsDir, 'users.json'),
+      '--tls-cert',
+      join(tlsDir, 'cert.pem'),
+      '--tls-key',
+      join(tlsDir, 'key.pem'),
     ]);
     try {
       const kafka = new Kafka({
@@ -155,9 +190,7 @@ describe('concordat broker', () => {
   it('refuses to listen beyond loopback without SASL, and says how to', async () => {
     const result = await run(process.execPath, ['--import', 'tsx', MAIN, 'broker', '--data', join(dir, 'open'), '--host', '0.0.0.0', '--port', '0']);
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain(
-      'concordat: refusing to listen on 0.0.0.0 without SASL: give SASL credentials, listen on 127.0.0.1, or pass --insecure',
-    );
+    expect(result.stderr).toContain('concordat: refusing to listen on 0.0.0.0 without SASL: give SASL credentials, listen on 127.0.0.1, or pass --insecure');
   });
 
   it("waits Kafka's group.initial.rebalance.delay.ms (3000 ms) before an empty group's first rebalance, unless the flag says 0", async () => {
@@ -166,8 +199,13 @@ describe('concordat broker', () => {
       const broker = await startCli(['--data', join(dir, name), '--port', '0', ...flags]);
       try {
         const client = await RawClient.connect(broker.port);
-        const join = new Writer().string('delay-group').int32(10_000).string('').string('consumer')
-          .array(['range'], (w, name) => w.string(name).bytes(Buffer.alloc(0))).toBuffer();
+        const join = new Writer()
+          .string('delay-group')
+          .int32(10_000)
+          .string('')
+          .string('consumer')
+          .array(['range'], (w, name) => w.string(name).bytes(Buffer.alloc(0)))
+          .toBuffer();
         const started = performance.now();
         const answer = await client.request(11, 0, join);
         const took = performance.now() - started;

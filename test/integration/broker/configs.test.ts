@@ -35,7 +35,10 @@ afterAll(async () => {
 });
 
 async function describeTopic(topic: string, configNames?: string[]) {
-  const { resources } = await admin.describeConfigs({ resources: [{ type: TOPIC, name: topic, ...(configNames ? { configNames } : {}) }], includeSynonyms: true });
+  const { resources } = await admin.describeConfigs({
+    resources: [{ type: TOPIC, name: topic, ...(configNames ? { configNames } : {}) }],
+    includeSynonyms: true,
+  });
   expect(resources).toHaveLength(1);
   return resources[0]!;
 }
@@ -101,11 +104,7 @@ describe('CreateTopics with configs', () => {
 
   it('kafkajs gets INVALID_CONFIG for an unknown config, an unsupported value and one out of range, and nothing is created', async () => {
     const names = [uniqueName('unknown-config'), uniqueName('compact'), uniqueName('negative')];
-    const configs = [
-      [{ name: 'retention.hours', value: '1' }],
-      [{ name: 'cleanup.policy', value: 'compact' }],
-      [{ name: 'retention.ms', value: '-5' }],
-    ];
+    const configs = [[{ name: 'retention.hours', value: '1' }], [{ name: 'cleanup.policy', value: 'compact' }], [{ name: 'retention.ms', value: '-5' }]];
     for (const [i, topic] of names.entries()) {
       await expect(admin.createTopics({ topics: [{ topic, configEntries: configs[i]! }] })).rejects.toMatchObject({
         errors: [{ type: 'INVALID_CONFIG', topic }],
@@ -128,7 +127,10 @@ describe('CreateTopics with configs', () => {
       const body = (validateOnly: boolean) =>
         new Writer()
           .array(topics, (w, topic) => {
-            w.string(topic.name).int32(1).int16(-1).array([], () => {});
+            w.string(topic.name)
+              .int32(1)
+              .int16(-1)
+              .array([], () => {});
             w.array(topic.configs, (cw, [name, value]) => cw.string(name!).nullableString(value ?? null));
           })
           .int32(5000)
@@ -250,12 +252,24 @@ describe('DescribeConfigs', () => {
         [3, 'x', null],
       ];
       const body = new Writer()
-        .array(resources, (w, [type, name, keys]) => w.int8(type).string(name).nullableArray(keys, (kw, key) => kw.string(key)))
+        .array(resources, (w, [type, name, keys]) =>
+          w
+            .int8(type)
+            .string(name)
+            .nullableArray(keys, (kw, key) => kw.string(key)),
+        )
         .toBuffer();
       const raw = await client.request(32, 0, body);
       // kafkajs's own v0 decoder reads it.
       const decoded = await require('kafkajs/src/protocol/requests/describeConfigs/v0/response.js').decode(raw);
-      expect(decoded.resources.map((r: { errorCode: number; errorMessage: string | null; resourceType: number; resourceName: string }) => [r.errorCode, r.errorMessage, r.resourceType, r.resourceName])).toEqual([
+      expect(
+        decoded.resources.map((r: { errorCode: number; errorMessage: string | null; resourceType: number; resourceName: string }) => [
+          r.errorCode,
+          r.errorMessage,
+          r.resourceType,
+          r.resourceName,
+        ]),
+      ).toEqual([
         [0, null, 2, topic],
         [42, "this is broker 1; describe broker '1' or '' (cluster defaults), not '7'", 4, '7'],
         [0, null, 4, ''],

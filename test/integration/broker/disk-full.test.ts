@@ -67,61 +67,65 @@ function rootCause(error: unknown): { type?: string; retriable?: boolean; name?:
 }
 
 describe('concordat broker on a full disk', () => {
-  it('answers produce with KAFKA_STORAGE_ERROR (retriable) and accepts it again once space returns; nothing acknowledged is lost', { timeout: 90_000 }, async (ctx) => {
-    if (mountRefused !== null) return ctx.skip(mountRefused);
-    const dataDir = join(mountPoint, 'data');
-    const filler = join(mountPoint, 'filler');
-    const broker = await startBroker(dataDir);
-    onTestFinished(() => {
-      broker.child.kill('SIGKILL');
-    });
-    const kafka = new Kafka({ brokers: [`127.0.0.1:${broker.port}`], clientId: 'disk-full', logLevel: logLevel.NOTHING, retry: { retries: 0 } });
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.createTopics({ topics: [{ topic: 'full', numPartitions: 1 }] });
-    await admin.disconnect();
-    const producer = kafka.producer({ retry: { retries: 0 } });
-    await producer.connect();
-    onTestFinished(() => producer.disconnect());
-    const fs = await statfs(mountPoint);
-    await writeFile(filler, Buffer.alloc(Math.max(0, fs.bavail * fs.bsize - HEADROOM_BYTES)));
+  it(
+    'answers produce with KAFKA_STORAGE_ERROR (retriable) and accepts it again once space returns; nothing acknowledged is lost',
+    { timeout: 90_000 },
+    async (ctx) => {
+      if (mountRefused !== null) return ctx.skip(mountRefused);
+      const dataDir = join(mountPoint, 'data');
+      const filler = join(mountPoint, 'filler');
+      const broker = await startBroker(dataDir);
+      onTestFinished(() => {
+        broker.child.kill('SIGKILL');
+      });
+      const kafka = new Kafka({ brokers: [`127.0.0.1:${broker.port}`], clientId: 'disk-full', logLevel: logLevel.NOTHING, retry: { retries: 0 } });
+      const admin = kafka.admin();
+      await admin.connect();
+      await admin.createTopics({ topics: [{ topic: 'full', numPartitions: 1 }] });
+      await admin.disconnect();
+      const producer = kafka.producer({ retry: { retries: 0 } });
+      await producer.connect();
+      onTestFinished(() => producer.disconnect());
+      const fs = await statfs(mountPoint);
+      await writeFile(filler, Buffer.alloc(Math.max(0, fs.bavail * fs.bsize - HEADROOM_BYTES)));
 
-    const acknowledged: string[] = [];
-    let failure: unknown = null;
-    for (let i = 0; i < 200 && failure === null; i++) {
-      const value = `k${i}`.padEnd(RECORD_BYTES, '.');
-      try {
-        const [meta] = await producer.send({ topic: 'full', acks: -1, messages: [{ partition: 0, value }] });
-        expect(Number(meta!.baseOffset)).toBe(acknowledged.length);
-        acknowledged.push(value);
-      } catch (error) {
-        failure = error;
+      const acknowledged: string[] = [];
+      let failure: unknown = null;
+      for (let i = 0; i < 200 && failure === null; i++) {
+        const value = `k${i}`.padEnd(RECORD_BYTES, '.');
+        try {
+          const [meta] = await producer.send({ topic: 'full', acks: -1, messages: [{ partition: 0, value }] });
+          expect(Number(meta!.baseOffset)).toBe(acknowledged.length);
+          acknowledged.push(value);
+        } catch (error) {
+          failure = error;
+        }
       }
-    }
-    expect(failure).not.toBeNull();
-    const cause = rootCause(failure);
-    expect([cause.type, cause.retriable], String(failure)).toEqual(['KAFKA_STORAGE_ERROR', true]);
-    expect(acknowledged.length).toBeGreaterThan(3);
+      expect(failure).not.toBeNull();
+      const cause = rootCause(failure);
+      expect([cause.type, cause.retriable], String(failure)).toEqual(['KAFKA_STORAGE_ERROR', true]);
+      expect(acknowledged.length).toBeGreaterThan(3);
 
-    await rm(filler);
-    const [after] = await producer.send({ topic: 'full', acks: -1, messages: [{ partition: 0, value: 'after' }] });
-    expect(Number(after!.baseOffset)).toBe(acknowledged.length);
-    await producer.disconnect();
-    broker.child.kill('SIGTERM');
-    expect(await broker.exited).toBe(0);
+      await rm(filler);
+      const [after] = await producer.send({ topic: 'full', acks: -1, messages: [{ partition: 0, value: 'after' }] });
+      expect(Number(after!.baseOffset)).toBe(acknowledged.length);
+      await producer.disconnect();
+      broker.child.kill('SIGTERM');
+      expect(await broker.exited).toBe(0);
 
-    const log = await LogManager.open({ dataDir });
-    onTestFinished(() => log.close());
-    const values: string[] = [];
-    let offset = 0;
-    while (offset < log.describePartition('full', 0).highWatermark) {
-      const { records } = await log.read('full', 0, offset, { maxBytes: 1 << 20 });
-      for (const batch of decodeRecordBatches(records)) {
-        for (const record of batch.records) values.push(record.value!.toString());
-        offset = batch.lastOffset + 1;
+      const log = await LogManager.open({ dataDir });
+      onTestFinished(() => log.close());
+      const values: string[] = [];
+      let offset = 0;
+      while (offset < log.describePartition('full', 0).highWatermark) {
+        const { records } = await log.read('full', 0, offset, { maxBytes: 1 << 20 });
+        for (const batch of decodeRecordBatches(records)) {
+          for (const record of batch.records) values.push(record.value!.toString());
+          offset = batch.lastOffset + 1;
+        }
       }
-    }
-    expect(values).toEqual([...acknowledged, 'after']);
-    expect((await readdir(dataDir, { recursive: true })).map(String).filter((name) => name.endsWith('.tmp'))).toEqual([]);
-  });
+      expect(values).toEqual([...acknowledged, 'after']);
+      expect((await readdir(dataDir, { recursive: true })).map(String).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+    },
+  );
 });

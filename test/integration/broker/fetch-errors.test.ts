@@ -64,7 +64,12 @@ process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 async function topicWith(prefix: string, values: string[]): Promise<string> {
   const topic = uniqueName(prefix);
   await log.createTopic(topic, { partitions: 1 });
-  if (values.length > 0) await log.appendRecords(topic, 0, values.map((v) => ({ key: null, value: Buffer.from(v), headers: [] })));
+  if (values.length > 0)
+    await log.appendRecords(
+      topic,
+      0,
+      values.map((v) => ({ key: null, value: Buffer.from(v), headers: [] })),
+    );
   return topic;
 }
 

@@ -21,8 +21,24 @@ afterAll(async () => {
 });
 
 function fetchV11(topic: string, partitions: number[], maxWaitMs: number): Buffer {
-  const w = new Writer().int32(-1).int32(maxWaitMs).int32(1).int32(1024 * 1024).int8(0).int32(0).int32(-1);
-  w.array([topic], (tw, name) => tw.string(name).array(partitions, (pw, index) => pw.int32(index).int32(-1).int64(0).int64(-1).int32(1024 * 1024)));
+  const w = new Writer()
+    .int32(-1)
+    .int32(maxWaitMs)
+    .int32(1)
+    .int32(1024 * 1024)
+    .int8(0)
+    .int32(0)
+    .int32(-1);
+  w.array([topic], (tw, name) =>
+    tw.string(name).array(partitions, (pw, index) =>
+      pw
+        .int32(index)
+        .int32(-1)
+        .int64(0)
+        .int64(-1)
+        .int32(1024 * 1024),
+    ),
+  );
   w.array([], () => {}).string('');
   return w.toBuffer();
 }

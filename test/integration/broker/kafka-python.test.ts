@@ -44,7 +44,11 @@ p.close()
     const group = uniqueName('py-group');
     await t.broker.log.createTopic(topic, { partitions: 4 });
     for (let p = 0; p < 4; p += 1) {
-      await t.broker.log.appendRecords(topic, p, Array.from({ length: 10 }, (_, i) => ({ key: null, value: Buffer.from(`${p}-${i}`) })));
+      await t.broker.log.appendRecords(
+        topic,
+        p,
+        Array.from({ length: 10 }, (_, i) => ({ key: null, value: Buffer.from(`${p}-${i}`) })),
+      );
     }
     const consumer = `
 from kafka import KafkaConsumer
@@ -58,7 +62,9 @@ c.close()
     const [a, b] = await Promise.all([python(consumer), python(consumer)]);
     const lines = `${a}${b}`.trim().split('\n').filter(Boolean);
     const values = lines.map((l) => l.split(' ')[2]!).sort();
-    const expected = Array.from({ length: 4 }, (_, p) => Array.from({ length: 10 }, (_, i) => `${p}-${i}`)).flat().sort();
+    const expected = Array.from({ length: 4 }, (_, p) => Array.from({ length: 10 }, (_, i) => `${p}-${i}`))
+      .flat()
+      .sort();
     // A record may be read twice only if a rebalance moved its partition between reading and
     // committing it: at most one record per partition.
     expect([...new Set(values)]).toEqual(expected);

@@ -83,11 +83,24 @@ describe('producing', () => {
         { partition: 1, key: 'c', value: '3' },
       ],
     });
-    const all = await producer.send({ topic, acks: -1, messages: [{ partition: 0, key: null, value: '4' }, { partition: 1, key: 'd', value: null }] });
+    const all = await producer.send({
+      topic,
+      acks: -1,
+      messages: [
+        { partition: 0, key: null, value: '4' },
+        { partition: 1, key: 'd', value: null },
+      ],
+    });
     await producer.disconnect();
     const byPartition = (r: typeof one) => r.map((p) => [p.partition, p.errorCode, p.baseOffset]).sort();
-    expect(byPartition(one)).toEqual([[0, 0, '0'], [1, 0, '0']]);
-    expect(byPartition(all)).toEqual([[0, 0, '2'], [1, 0, '1']]);
+    expect(byPartition(one)).toEqual([
+      [0, 0, '0'],
+      [1, 0, '0'],
+    ]);
+    expect(byPartition(all)).toEqual([
+      [0, 0, '2'],
+      [1, 0, '1'],
+    ]);
     expect(await consume(topic, 5)).toEqual([
       { partition: 0, offset: 0, key: 'a', value: '1' },
       { partition: 0, offset: 1, key: 'b', value: '2' },
@@ -107,9 +120,7 @@ describe('producing', () => {
     }
     await until(() => t.broker.log.describePartition(topic, 0).highWatermark === 5, { timeoutMs: 20_000, message: 'five acks-0 records' });
     await producer.disconnect();
-    expect((await consume(topic, 5)).map((r) => [r.offset, r.key, r.value])).toEqual(
-      [0, 1, 2, 3, 4].map((i) => [i, `k${i}`, `v${i}`]),
-    );
+    expect((await consume(topic, 5)).map((r) => [r.offset, r.key, r.value])).toEqual([0, 1, 2, 3, 4].map((i) => [i, `k${i}`, `v${i}`]));
   });
 
   it('an idempotent producer gets an ID and its batches carry it with consecutive sequences', async () => {
@@ -155,9 +166,9 @@ describe('admin', () => {
     ]);
     expect(await admin.listTopics()).toContain(topic);
     const compacted = uniqueName('compacted');
-    await expect(
-      admin.createTopics({ topics: [{ topic: compacted, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }] }),
-    ).rejects.toMatchObject({ errors: [{ type: 'INVALID_CONFIG', topic: compacted }] });
+    await expect(admin.createTopics({ topics: [{ topic: compacted, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }] })).rejects.toMatchObject({
+      errors: [{ type: 'INVALID_CONFIG', topic: compacted }],
+    });
     expect(t.broker.log.hasTopic(compacted)).toBe(false);
     await expect(admin.createTopics({ topics: [{ topic: 'not valid!' }] })).rejects.toMatchObject({
       errors: [{ type: 'INVALID_TOPIC_EXCEPTION' }],
@@ -176,7 +187,14 @@ describe('admin', () => {
     await admin.createTopics({ topics: [{ topic, numPartitions: 2 }] });
     const producer = kafka.producer();
     await producer.connect();
-    await producer.send({ topic, messages: [{ partition: 0, value: 'a' }, { partition: 0, value: 'b' }, { partition: 1, value: 'c' }] });
+    await producer.send({
+      topic,
+      messages: [
+        { partition: 0, value: 'a' },
+        { partition: 0, value: 'b' },
+        { partition: 1, value: 'c' },
+      ],
+    });
     await producer.disconnect();
     const consumer = kafka.consumer({ groupId, heartbeatInterval: 300, maxWaitTimeInMs: 100 });
     // Commits after every record (kafkajs's default waits 5 s).
@@ -186,10 +204,13 @@ describe('admin', () => {
     let seen = 0;
     await consumer.run({ ...autoCommit, eachMessage: async () => void (seen += 1) });
     await until(() => seen === 3, { timeoutMs: 20_000, message: 'three records' });
-    await until(async () => {
-      const offsets = await admin.fetchOffsets({ groupId, topics: [topic] });
-      return JSON.stringify(offsets[0]!.partitions.map((p) => p.offset).sort()) === JSON.stringify(['1', '2']);
-    }, { timeoutMs: 20_000, message: 'committed offsets 2 and 1' });
+    await until(
+      async () => {
+        const offsets = await admin.fetchOffsets({ groupId, topics: [topic] });
+        return JSON.stringify(offsets[0]!.partitions.map((p) => p.offset).sort()) === JSON.stringify(['1', '2']);
+      },
+      { timeoutMs: 20_000, message: 'committed offsets 2 and 1' },
+    );
     const { groups } = await admin.describeGroups([groupId]);
     expect(groups[0]).toMatchObject({ groupId, state: 'Stable', protocolType: 'consumer', protocol: 'RoundRobinAssigner' });
     expect(groups[0]!.members.map((m) => m.clientId)).toEqual(['kafkajs-test']);
@@ -214,7 +235,13 @@ describe('admin', () => {
     const producer = kafka.producer();
     await producer.connect();
     for (let i = 0; i < 4; i += 1) {
-      await producer.send({ topic, messages: [{ value: `${i}`, timestamp: String(base + i * 1000) }, { value: `${i}'`, timestamp: String(base + i * 1000 + 500) }] });
+      await producer.send({
+        topic,
+        messages: [
+          { value: `${i}`, timestamp: String(base + i * 1000) },
+          { value: `${i}'`, timestamp: String(base + i * 1000 + 500) },
+        ],
+      });
     }
     await producer.disconnect();
     const at = async (ts: number) => (await admin.fetchTopicOffsetsByTimestamp(topic, ts))[0]!.offset;
@@ -282,16 +309,26 @@ describe('consuming', () => {
       const killedAt = events.length;
       // c's session expires (6 s), the group rebalances, a and b take its partitions over.
       await until(
-        () => events.slice(killedAt).filter((e) => e.event === 'assigned').reduce((n, e) => n + (e.partitions?.length ?? 0), 0) >= partitions,
+        () =>
+          events
+            .slice(killedAt)
+            .filter((e) => e.event === 'assigned')
+            .reduce((n, e) => n + (e.partitions?.length ?? 0), 0) >= partitions,
         { timeoutMs: 40_000, message: 'a and b to share all partitions after c was killed' },
       );
       const rebalancedAt = events.length;
-      await until(() => events.slice(rebalancedAt).filter((e) => e.member === 'b' && e.event === 'committed').length >= 3, { timeoutMs: 40_000, message: 'b committing again' });
+      await until(() => events.slice(rebalancedAt).filter((e) => e.member === 'b' && e.event === 'committed').length >= 3, {
+        timeoutMs: 40_000,
+        message: 'b committing again',
+      });
       await b.stop(); // LeaveGroup: a gets everything at once
-      await until(async () => {
-        const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
-        return offsets!.partitions.every((p) => p.offset === String(perPartition));
-      }, { timeoutMs: 60_000, message: 'the group to commit every record' });
+      await until(
+        async () => {
+          const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
+          return offsets!.partitions.every((p) => p.offset === String(perPartition));
+        },
+        { timeoutMs: 60_000, message: 'the group to commit every record' },
+      );
     } finally {
       child.kill('SIGKILL');
       await a.stop();
@@ -310,7 +347,10 @@ describe('consuming', () => {
       if (!reported && !redone) views.set(e.partition!, [...(views.get(e.partition!) ?? []), e.offset!]);
     }
     for (let p = 0; p < partitions; p += 1) {
-      expect((views.get(p) ?? []).sort((x, y) => x - y), `partition ${p}`).toEqual(Array.from({ length: perPartition }, (_, i) => i));
+      expect(
+        (views.get(p) ?? []).sort((x, y) => x - y),
+        `partition ${p}`,
+      ).toEqual(Array.from({ length: perPartition }, (_, i) => i));
     }
     // All three really took part, and the kill and the leave both caused reassignments.
     expect(['a', 'b', 'c'].map((m) => committed(m) > 0)).toEqual([true, true, true]);
@@ -318,7 +358,10 @@ describe('consuming', () => {
   }, 150_000);
 });
 
-function spawnMember(options: { bootstrap: string; topic: string; groupId: string; delayMs: number; name: string }, record: (event: MemberEvent) => void): ChildProcess {
+function spawnMember(
+  options: { bootstrap: string; topic: string; groupId: string; delayMs: number; name: string },
+  record: (event: MemberEvent) => void,
+): ChildProcess {
   const script = fileURLToPath(new URL('./helpers/group-member-child.ts', import.meta.url));
   const child = spawn(process.execPath, ['--import', 'tsx', script, options.bootstrap, options.topic, options.groupId, options.name, String(options.delayMs)], {
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -22,7 +22,14 @@ const MAIN = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url))
 
 function createTopicsV3(name: string, partitions: number): Buffer {
   return new Writer()
-    .array([name], (w, topic) => w.string(topic).int32(partitions).int16(-1).array([], () => {}).array([], () => {}))
+    .array([name], (w, topic) =>
+      w
+        .string(topic)
+        .int32(partitions)
+        .int16(-1)
+        .array([], () => {})
+        .array([], () => {}),
+    )
     .int32(5000)
     .boolean(false)
     .toBuffer();
@@ -35,8 +42,24 @@ async function createTopic(client: RawClient, name: string, partitions: number):
 }
 
 function fetchV11(topic: string, offset: number, maxWaitMs: number): Buffer {
-  const w = new Writer().int32(-1).int32(maxWaitMs).int32(1).int32(1024 * 1024).int8(0).int32(0).int32(-1);
-  w.array([topic], (tw, name) => tw.string(name).array([0], (pw, index) => pw.int32(index).int32(-1).int64(offset).int64(-1).int32(1024 * 1024)));
+  const w = new Writer()
+    .int32(-1)
+    .int32(maxWaitMs)
+    .int32(1)
+    .int32(1024 * 1024)
+    .int8(0)
+    .int32(0)
+    .int32(-1);
+  w.array([topic], (tw, name) =>
+    tw.string(name).array([0], (pw, index) =>
+      pw
+        .int32(index)
+        .int32(-1)
+        .int64(offset)
+        .int64(-1)
+        .int32(1024 * 1024),
+    ),
+  );
   w.array([], () => {}).string('');
   return w.toBuffer();
 }
@@ -143,7 +166,13 @@ describe('limits on the wire', () => {
       try {
         const big = uniqueName('many-partitions');
         expect(await createTopic(client, big, 400)).toEqual([
-          [big, 56, expect.stringMatching(/^opening .+ failed: the process has no file descriptor left \(EMFILE\); lower the log option openFilesMax.* or raise the process.s limit \(ulimit -n\)$/)],
+          [
+            big,
+            56,
+            expect.stringMatching(
+              /^opening .+ failed: the process has no file descriptor left \(EMFILE\); lower the log option openFilesMax.* or raise the process.s limit \(ulimit -n\)$/,
+            ),
+          ],
         ]);
         // Nothing was created, and a topic that fits is.
         const small = uniqueName('few-partitions');
@@ -151,7 +180,14 @@ describe('limits on the wire', () => {
         const r = new Reader(await client.request(3, 1, new Writer().array([big, small], (w, topic) => w.string(topic)).toBuffer()));
         r.array((broker) => [broker.int32(), broker.string(), broker.int32(), broker.nullableString()]);
         r.int32();
-        expect(r.array((topic) => [topic.int16(), topic.string(), topic.boolean(), topic.array((p) => [p.int16(), p.int32(), p.int32(), p.array((x) => x.int32()), p.array((x) => x.int32())]).length])).toEqual([
+        expect(
+          r.array((topic) => [
+            topic.int16(),
+            topic.string(),
+            topic.boolean(),
+            topic.array((p) => [p.int16(), p.int32(), p.int32(), p.array((x) => x.int32()), p.array((x) => x.int32())]).length,
+          ]),
+        ).toEqual([
           [3, big, false, 0],
           [0, small, false, 2],
         ]);

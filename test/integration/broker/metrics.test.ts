@@ -42,7 +42,13 @@ describe('broker metrics endpoint', () => {
       await admin.createTopics({ topics: [{ topic: 'metrics.orders', numPartitions: 2 }] });
       await producer.connect();
       for (let i = 0; i < 4; i++) {
-        await producer.send({ topic: 'metrics.orders', messages: [{ key: `k${i}`, value: 'x'.repeat(100) }, { key: `k${i}`, value: 'y'.repeat(100) }] });
+        await producer.send({
+          topic: 'metrics.orders',
+          messages: [
+            { key: `k${i}`, value: 'x'.repeat(100) },
+            { key: `k${i}`, value: 'y'.repeat(100) },
+          ],
+        });
       }
 
       const response = await fetch(`${base}/metrics`);

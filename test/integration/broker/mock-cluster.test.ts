@@ -58,7 +58,9 @@ async function kafkajsConsume(bootstrap: string, topic: string, count: number): 
       const timer = setTimeout(() => reject(new Error(`${bootstrap}: ${seen.length} of ${count} records`)), 30_000);
       void consumer.run({
         eachMessage: async ({ partition, message }) => {
-          const headers = Object.entries(message.headers ?? {}).map(([k, v]) => `${k}=${v?.toString()}`).join(',');
+          const headers = Object.entries(message.headers ?? {})
+            .map(([k, v]) => `${k}=${v?.toString()}`)
+            .join(',');
           seen.push(`${partition}|${message.offset}|${message.key?.toString() ?? '∅'}|${message.value?.toString() ?? '∅'}|${headers}`);
           if (seen.length === count) {
             clearTimeout(timer);
@@ -137,7 +139,11 @@ describe('the same scenarios against concordat broker and librdkafka mock cluste
   it('kafka-python producer and group consumer: the same records and offsets', async (context) => {
     testNeedsTools(context, 'kafka-python');
     const seen = await onBoth(async (target, topic) => {
-      const out = await runOk(DEBIAN_PYTHON, ['-c', `
+      const out = await runOk(
+        DEBIAN_PYTHON,
+        [
+          '-c',
+          `
 from kafka import KafkaProducer, KafkaConsumer
 p = KafkaProducer(bootstrap_servers='${target.bootstrap}', acks='all')
 for i in range(8):
@@ -149,13 +155,15 @@ c = KafkaConsumer('${topic}', bootstrap_servers='${target.bootstrap}', group_id=
 rows = sorted('%d|%d|%s|%s' % (m.partition, m.offset, m.key.decode(), m.value.decode()) for m in c)
 c.close()
 print('\\n'.join(rows))
-`], { timeoutMs: 60_000 });
+`,
+        ],
+        { timeoutMs: 60_000 },
+      );
       return out.trim().split('\n');
     });
     expect(seen.concordat).toEqual(seen.mock);
     expect(seen.concordat).toHaveLength(8);
   });
-
 });
 
 describe('where the two differ', () => {
@@ -188,11 +196,18 @@ describe('where the two differ', () => {
       const kafka = new Kafka({ brokers: target.bootstrap.split(','), clientId: 'diff', logLevel: logLevel.NOTHING, retry: { retries: 1 } });
       const admin = kafka.admin();
       await admin.connect();
-      const created = await admin.createTopics({ topics: [{ topic, numPartitions: 2 }] }).then(() => 'created', () => 'failed');
+      const created = await admin.createTopics({ topics: [{ topic, numPartitions: 2 }] }).then(
+        () => 'created',
+        () => 'failed',
+      );
       await admin.disconnect();
       const producer = kafka.producer({ idempotent: true });
       const produced = await producer.connect().then(
-        () => producer.send({ topic: `${topic}-idem`, acks: -1, messages: [{ value: 'x' }] }).then(() => 'produced', () => 'failed'),
+        () =>
+          producer.send({ topic: `${topic}-idem`, acks: -1, messages: [{ value: 'x' }] }).then(
+            () => 'produced',
+            () => 'failed',
+          ),
         () => 'failed',
       );
       await producer.disconnect().catch(() => {});

@@ -90,11 +90,18 @@ describe('node-rdkafka against concordat broker and librdkafka mock cluster', ()
 
   it('a group consumer: the same records and the same committed offsets', async () => {
     const seen = await onBoth(async (target, topic) => {
-      await produce(target, {}, Array.from({ length: 12 }, (_, i) => ({ topic, partition: i % PARTITIONS, value: `p${i % PARTITIONS}-${i}` })));
+      await produce(
+        target,
+        {},
+        Array.from({ length: 12 }, (_, i) => ({ topic, partition: i % PARTITIONS, value: `p${i % PARTITIONS}-${i}` })),
+      );
       const group = uniqueName('diff-group');
       const { KafkaConsumer } = loadRdKafka();
       // Auto commit: librdkafka commits what was read when the consumer closes.
-      const consumer = new KafkaConsumer({ 'bootstrap.servers': target.bootstrap, 'group.id': group, 'session.timeout.ms': 6000 }, { 'auto.offset.reset': 'earliest' });
+      const consumer = new KafkaConsumer(
+        { 'bootstrap.servers': target.bootstrap, 'group.id': group, 'session.timeout.ms': 6000 },
+        { 'auto.offset.reset': 'earliest' },
+      );
       let records: string[];
       try {
         await connect(consumer);

@@ -23,13 +23,30 @@ beforeAll(async () => {
   if (!toolsPresent) return;
   dir = await mkdtemp(join(tmpdir(), 'concordat-rdkafka-security-'));
   await runOk('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=localhost',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    '-keyout',
+    join(dir, 'key.pem'),
+    '-out',
+    join(dir, 'cert.pem'),
   ]);
   await writeFile(
     join(dir, 'users.json'),
-    JSON.stringify({ users: [{ username: 'alice', password: 'alice-secret' }, { username: 'bob', password: 'bob-secret' }] }),
+    JSON.stringify({
+      users: [
+        { username: 'alice', password: 'alice-secret' },
+        { username: 'bob', password: 'bob-secret' },
+      ],
+    }),
   );
   sasl = await startTestBroker({ sasl: { credentialsFile: join(dir, 'users.json') } });
   tls = await startTestBroker({ tls: { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') }, sasl: { credentialsFile: join(dir, 'users.json') } });
@@ -56,7 +73,10 @@ async function roundTrip(broker: TestBroker, auth: RdConfig): Promise<string[]> 
   const producer = new Producer({ 'bootstrap.servers': broker.bootstrap, dr_cb: true, acks: 'all', ...auth });
   try {
     await connect(producer);
-    await produceAll(producer, [{ topic, partition: 0, key: 'k', value: 'one' }, { topic, partition: 0, value: 'two', headers: { h: 'x' } }]);
+    await produceAll(producer, [
+      { topic, partition: 0, key: 'k', value: 'one' },
+      { topic, partition: 0, value: 'two', headers: { h: 'x' } },
+    ]);
   } finally {
     await disconnect(producer);
   }
@@ -71,7 +91,11 @@ async function roundTrip(broker: TestBroker, auth: RdConfig): Promise<string[]> 
 }
 
 describe('SASL with librdkafka (node-rdkafka)', () => {
-  for (const [mechanism, user] of [['SCRAM-SHA-256', 'alice'], ['SCRAM-SHA-512', 'alice'], ['PLAIN', 'bob']] as const) {
+  for (const [mechanism, user] of [
+    ['SCRAM-SHA-256', 'alice'],
+    ['SCRAM-SHA-512', 'alice'],
+    ['PLAIN', 'bob'],
+  ] as const) {
     it(`${mechanism} with the right password produces and consumes`, async () => {
       expect(await roundTrip(sasl, credentials(mechanism, user, `${user}-secret`))).toEqual(['0|0|k|one|', '0|1|∅|two|h=x']);
     });
@@ -127,7 +151,12 @@ describe('re-authentication with librdkafka (node-rdkafka, KIP-368)', () => {
     const topic = uniqueName('rdkafka-reauth');
     await broker.broker.log.createTopic(topic, { partitions: 1 });
     const { Producer } = loadRdKafka();
-    const producer = new Producer({ 'bootstrap.servers': broker.bootstrap, dr_cb: true, acks: 'all', ...credentials('SCRAM-SHA-512', 'alice', 'alice-secret') });
+    const producer = new Producer({
+      'bootstrap.servers': broker.bootstrap,
+      dr_cb: true,
+      acks: 'all',
+      ...credentials('SCRAM-SHA-512', 'alice', 'alice-secret'),
+    });
     try {
       await connect(producer);
       await produceAll(producer, [{ topic, partition: 0, value: 'before' }]);

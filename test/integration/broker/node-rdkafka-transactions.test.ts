@@ -1,14 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import {
-  connect,
-  disconnect,
-  loadRdKafka,
-  type RdConfig,
-  type RdConsumer,
-  type RdKafkaError,
-  type RdMessage,
-  type RdProducer,
-} from '../../support/rdkafka.js';
+import { connect, disconnect, loadRdKafka, type RdConfig, type RdConsumer, type RdKafkaError, type RdMessage, type RdProducer } from '../../support/rdkafka.js';
 import { fileNeedsTools, startTestBroker, uniqueName, type TestBroker } from './helpers/broker.js';
 import { readCommittedValues } from './helpers/read-committed.js';
 
@@ -37,7 +28,12 @@ interface RdTransactionalProducer extends RdProducer {
   beginTransaction(cb: (err: RdKafkaError | null) => void): void;
   commitTransaction(timeoutMs: number, cb: (err: RdKafkaError | null) => void): void;
   abortTransaction(timeoutMs: number, cb: (err: RdKafkaError | null) => void): void;
-  sendOffsetsToTransaction(offsets: { topic: string; partition: number; offset: number }[], consumer: RdConsumer, timeoutMs: number, cb: (err: RdKafkaError | null) => void): void;
+  sendOffsetsToTransaction(
+    offsets: { topic: string; partition: number; offset: number }[],
+    consumer: RdConsumer,
+    timeoutMs: number,
+    cb: (err: RdKafkaError | null) => void,
+  ): void;
 }
 
 function call(fn: (cb: (err?: RdKafkaError | null) => void) => void): Promise<void> {
@@ -46,7 +42,12 @@ function call(fn: (cb: (err?: RdKafkaError | null) => void) => void): Promise<vo
 
 async function transactionalProducer(transactionalId: string, config: RdConfig = {}): Promise<RdTransactionalProducer> {
   const { Producer } = loadRdKafka();
-  const producer = new Producer({ 'bootstrap.servers': t.bootstrap, 'transactional.id': transactionalId, 'socket.timeout.ms': 10_000, ...config }) as RdTransactionalProducer;
+  const producer = new Producer({
+    'bootstrap.servers': t.bootstrap,
+    'transactional.id': transactionalId,
+    'socket.timeout.ms': 10_000,
+    ...config,
+  }) as RdTransactionalProducer;
   await connect(producer);
   producer.setPollInterval(10);
   onTestFinished(() => disconnect(producer));
@@ -96,7 +97,8 @@ describe.skipIf(!toolsPresent)('node-rdkafka transactional producer', () => {
     for (const m of batch) producer.produce(output, 0, Buffer.from(`aborted-${m.value!.toString()}`));
     await call((cb) => producer.sendOffsetsToTransaction([{ topic: input, partition: 0, offset: batch[2]!.offset + 1 }], source, 10_000, cb));
     await call((cb) => producer.abortTransaction(10_000, cb));
-    const fetchOffset = async () => (await t.broker.log.groups.fetchOffsets({ groupId, topics: [{ topic: input, partitions: [0] }] })).topics[0]!.partitions[0]!.offset;
+    const fetchOffset = async () =>
+      (await t.broker.log.groups.fetchOffsets({ groupId, topics: [{ topic: input, partitions: [0] }] })).topics[0]!.partitions[0]!.offset;
     expect(await fetchOffset()).toBe(-1);
 
     // Round 2 (committed): all six from the start.

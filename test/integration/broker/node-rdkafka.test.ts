@@ -90,9 +90,7 @@ describe('node-rdkafka', () => {
     const reports = await withProducer({ acks: 'all' }, (producer) => produceAll(producer, records));
     expect(reports.map((r) => `${r.partition}:${r.offset}`)).toEqual(records.map((_, i) => `1:${i}`));
     const lines = await readPartition(topic, 1, 30);
-    expect(lines).toEqual(
-      records.map((r, i) => `1|${i}|${r.key ?? '∅'}|${r.value ?? '∅'}|${i % 2 === 0 ? `ce_id=id-${i},ce_type=test` : ''}`),
-    );
+    expect(lines).toEqual(records.map((r, i) => `1|${i}|${r.key ?? '∅'}|${r.value ?? '∅'}|${i % 2 === 0 ? `ce_id=id-${i},ce_type=test` : ''}`));
     // Auto-created with the broker's default partition count; the other partitions stay empty.
     expect(t.broker.log.describeTopic(topic).partitions.map((p) => p.highWatermark)).toEqual([0, 30, 0]);
   });
@@ -114,9 +112,11 @@ describe('node-rdkafka', () => {
       const batches = await storedBatches(topic, 0);
       expect(batches.length).toBeGreaterThan(0);
       expect(new Set(batches.map((b) => b.compression))).toEqual(new Set([codec]));
-      expect(batches.flatMap((b) => b.records.map((r) => `${r.offset}|${r.key?.toString()}|${r.value?.toString()}|${r.headers.map((h) => `${h.key}=${h.value?.toString()}`).join(',')}`))).toEqual(
-        records.map((r, i) => `${i}|${r.key}|${r.value}|n=${i}`),
-      );
+      expect(
+        batches.flatMap((b) =>
+          b.records.map((r) => `${r.offset}|${r.key?.toString()}|${r.value?.toString()}|${r.headers.map((h) => `${h.key}=${h.value?.toString()}`).join(',')}`),
+        ),
+      ).toEqual(records.map((r, i) => `${i}|${r.key}|${r.value}|n=${i}`));
       expect(await readPartition(topic, 0, 200)).toEqual(records.map((r, i) => `0|${i}|${r.key}|${r.value}|n=${i}`));
     });
   }
@@ -152,7 +152,12 @@ describe('node-rdkafka', () => {
     const topic = uniqueName('rdkafka-group');
     const group = uniqueName('rdkafka-group');
     const values = Array.from({ length: 90 }, (_, i) => `v${i}`);
-    await withProducer({}, (producer) => produceAll(producer, values.map((value, i) => ({ topic, partition: i % 3, value }))));
+    await withProducer({}, (producer) =>
+      produceAll(
+        producer,
+        values.map((value, i) => ({ topic, partition: i % 3, value })),
+      ),
+    );
     const assignments: string[][] = [[], []];
     const { KafkaConsumer } = loadRdKafka();
     const members = [0, 1].map(
@@ -222,9 +227,11 @@ describe('node-rdkafka', () => {
     await t.broker.log.createTopic(topic, { partitions: 2 });
     const described = await withProducer({}, (producer) => metadata(producer, topic));
     expect(described.brokers).toEqual([{ id: 1, host: '127.0.0.1', port: t.port }]);
-    expect(described.topics.find((x) => x.name === topic)?.partitions.map((p) => ({ id: p.id, leader: p.leader, replicas: p.replicas, isrs: p.isrs }))).toEqual([
-      { id: 0, leader: 1, replicas: [1], isrs: [1] },
-      { id: 1, leader: 1, replicas: [1], isrs: [1] },
-    ]);
+    expect(described.topics.find((x) => x.name === topic)?.partitions.map((p) => ({ id: p.id, leader: p.leader, replicas: p.replicas, isrs: p.isrs }))).toEqual(
+      [
+        { id: 0, leader: 1, replicas: [1], isrs: [1] },
+        { id: 1, leader: 1, replicas: [1], isrs: [1] },
+      ],
+    );
   });
 });

@@ -28,14 +28,31 @@ let cert: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'concordat-security-'));
   await runOk('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=localhost',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    '-keyout',
+    join(dir, 'key.pem'),
+    '-out',
+    join(dir, 'cert.pem'),
   ]);
   cert = await readFile(join(dir, 'cert.pem'), 'utf8');
   await writeFile(
     join(dir, 'users.json'),
-    JSON.stringify({ users: [{ username: 'alice', password: 'alice-secret' }, { username: 'bob', password: 'bob-secret' }] }),
+    JSON.stringify({
+      users: [
+        { username: 'alice', password: 'alice-secret' },
+        { username: 'bob', password: 'bob-secret' },
+      ],
+    }),
   );
   sasl = await startTestBroker({ sasl: { credentialsFile: join(dir, 'users.json') }, authenticationTimeoutMs: 1000 });
   tls = await startTestBroker({
@@ -161,11 +178,38 @@ describe('SASL with other clients', () => {
     for (const mechanism of ['SCRAM-SHA-256', 'SCRAM-SHA-512', 'PLAIN']) {
       const topic = uniqueName('kcat-sasl');
       await sasl.broker.log.createTopic(topic, { partitions: 1 });
-      const auth = ['-X', 'security.protocol=SASL_PLAINTEXT', '-X', `sasl.mechanisms=${mechanism}`, '-X', 'sasl.username=alice', '-X', 'sasl.password=alice-secret'];
+      const auth = [
+        '-X',
+        'security.protocol=SASL_PLAINTEXT',
+        '-X',
+        `sasl.mechanisms=${mechanism}`,
+        '-X',
+        'sasl.username=alice',
+        '-X',
+        'sasl.password=alice-secret',
+      ];
       await runOk('kcat', ['-b', sasl.bootstrap, ...auth, '-P', '-t', topic], { input: 'hello\n' });
       expect(await runOk('kcat', ['-b', sasl.bootstrap, ...auth, '-C', '-t', topic, '-e', '-q'])).toBe('hello\n');
     }
-    const refused = await run('kcat', ['-b', sasl.bootstrap, '-X', 'security.protocol=SASL_PLAINTEXT', '-X', 'sasl.mechanisms=SCRAM-SHA-256', '-X', 'sasl.username=alice', '-X', 'sasl.password=nope', '-L', '-m', '2'], { timeoutMs: 20_000 });
+    const refused = await run(
+      'kcat',
+      [
+        '-b',
+        sasl.bootstrap,
+        '-X',
+        'security.protocol=SASL_PLAINTEXT',
+        '-X',
+        'sasl.mechanisms=SCRAM-SHA-256',
+        '-X',
+        'sasl.username=alice',
+        '-X',
+        'sasl.password=nope',
+        '-L',
+        '-m',
+        '2',
+      ],
+      { timeoutMs: 20_000 },
+    );
     expect(refused.code).not.toBe(0);
     // The reason the broker gave in SaslAuthenticate reaches the client.
     expect(refused.stderr).toContain('SASL authentication error: authentication failed for user "alice"');
@@ -175,13 +219,20 @@ describe('SASL with other clients', () => {
     testNeedsTools(context, 'kafka-python');
     const topic = uniqueName('python-sasl');
     await sasl.broker.log.createTopic(topic, { partitions: 1 });
-    const out = await runOk(DEBIAN_PYTHON, ['-c', `
+    const out = await runOk(
+      DEBIAN_PYTHON,
+      [
+        '-c',
+        `
 from kafka import KafkaProducer
 p = KafkaProducer(bootstrap_servers='${sasl.bootstrap}', security_protocol='SASL_PLAINTEXT', sasl_mechanism='PLAIN',
                   sasl_plain_username='bob', sasl_plain_password='bob-secret')
 print(p.send('${topic}', value=b'from python').get(timeout=10).offset)
 p.close()
-`], { timeoutMs: 60_000 });
+`,
+      ],
+      { timeoutMs: 60_000 },
+    );
     expect(out.trim()).toBe('0');
   });
 
@@ -189,13 +240,20 @@ p.close()
     testNeedsTools(context, 'kafka-python');
     const topic = uniqueName('python-scram');
     await sasl.broker.log.createTopic(topic, { partitions: 1 });
-    const out = await runOk(DEBIAN_PYTHON, ['-c', `
+    const out = await runOk(
+      DEBIAN_PYTHON,
+      [
+        '-c',
+        `
 from kafka import KafkaProducer
 p = KafkaProducer(bootstrap_servers='${sasl.bootstrap}', security_protocol='SASL_PLAINTEXT', sasl_mechanism='SCRAM-SHA-512',
                   sasl_plain_username='alice', sasl_plain_password='alice-secret')
 print(p.send('${topic}', value=b'scram 512').get(timeout=10).offset)
 p.close()
-`], { timeoutMs: 60_000 });
+`,
+      ],
+      { timeoutMs: 60_000 },
+    );
     expect(out.trim()).toBe('0');
   });
 });
@@ -232,7 +290,9 @@ describe('re-authentication (KIP-368, connectionsMaxReauthMs)', () => {
     await new Promise((resolve) => setTimeout(resolve, REAUTH_MS + 100));
     client.send(3, 1, 2, metadataV1);
     await client.waitClosed();
-    expect(lines.some((l) => l.reason === `SASL session expired (connectionsMaxReauthMs ${REAUTH_MS} ms) and the client sent Metadata instead of re-authenticating`)).toBe(true);
+    expect(
+      lines.some((l) => l.reason === `SASL session expired (connectionsMaxReauthMs ${REAUTH_MS} ms) and the client sent Metadata instead of re-authenticating`),
+    ).toBe(true);
   });
 
   it('a client that re-authenticates in time keeps its connection past the first lifetime', async () => {
@@ -255,7 +315,10 @@ describe('re-authentication (KIP-368, connectionsMaxReauthMs)', () => {
     await plainLogin(client, 'alice', 'alice-secret');
     expect(new Reader(await client.request(17, 1, new Writer().string('PLAIN').toBuffer())).int16()).toBe(0);
     const r = new Reader(await client.request(36, 1, new Writer().bytes(Buffer.from('\0bob\0bob-secret')).toBuffer()));
-    expect([r.int16(), r.nullableString()]).toEqual([58, 're-authentication as "bob" on a connection authenticated as "alice": a connection keeps its principal']);
+    expect([r.int16(), r.nullableString()]).toEqual([
+      58,
+      're-authentication as "bob" on a connection authenticated as "alice": a connection keeps its principal',
+    ]);
     await client.waitClosed();
   });
 
@@ -301,8 +364,16 @@ describe('TLS', () => {
     const topic = uniqueName('kcat-tls');
     await tls.broker.log.createTopic(topic, { partitions: 1 });
     const opts = [
-      '-X', 'security.protocol=SASL_SSL', '-X', `ssl.ca.location=${join(dir, 'cert.pem')}`,
-      '-X', 'sasl.mechanisms=PLAIN', '-X', 'sasl.username=bob', '-X', 'sasl.password=bob-secret',
+      '-X',
+      'security.protocol=SASL_SSL',
+      '-X',
+      `ssl.ca.location=${join(dir, 'cert.pem')}`,
+      '-X',
+      'sasl.mechanisms=PLAIN',
+      '-X',
+      'sasl.username=bob',
+      '-X',
+      'sasl.password=bob-secret',
     ];
     await runOk('kcat', ['-b', tls.bootstrap, ...opts, '-P', '-t', topic], { input: 'secret\n' });
     expect(await runOk('kcat', ['-b', tls.bootstrap, ...opts, '-C', '-t', topic, '-e', '-q'])).toBe('secret\n');
@@ -321,9 +392,7 @@ describe('listening beyond loopback', () => {
   it('is refused without SASL unless insecure is set', async () => {
     const dataDir = join(dir, 'wide');
     const refused = startBroker({ dataDir, host: '0.0.0.0', port: 0 });
-    await expect(refused).rejects.toThrow(
-      'refusing to listen on 0.0.0.0 without SASL: give SASL credentials, listen on 127.0.0.1, or pass --insecure',
-    );
+    await expect(refused).rejects.toThrow('refusing to listen on 0.0.0.0 without SASL: give SASL credentials, listen on 127.0.0.1, or pass --insecure');
     await expect(refused).rejects.toMatchObject({ code: 'INSECURE_LISTENER' } satisfies Partial<ConcordatError>);
     const insecure = await startBroker({ dataDir, host: '0.0.0.0', port: 0, insecure: true, advertisedHost: '127.0.0.1' });
     await insecure.close();

@@ -54,7 +54,12 @@ async function staticMember(group: string, topic: string, instance: string): Pro
   );
   const member: Member = { consumer, events: [], errors: [], stop: async () => {} };
   consumer.on('rebalance', ((err: RdKafkaError, partitions: Array<{ partition: number }>) => {
-    member.events.push(`${err.code === ASSIGN_PARTITIONS ? 'assign' : 'revoke'}:${partitions.map((p) => p.partition).sort().join(',')}`);
+    member.events.push(
+      `${err.code === ASSIGN_PARTITIONS ? 'assign' : 'revoke'}:${partitions
+        .map((p) => p.partition)
+        .sort()
+        .join(',')}`,
+    );
   }) as (...args: never[]) => void);
   consumer.on('event.error', ((err: RdKafkaError) => member.errors.push(err)) as (...args: never[]) => void);
   await connect(consumer);
@@ -93,7 +98,10 @@ describe('static membership with librdkafka (node-rdkafka)', () => {
     const { Producer } = loadRdKafka();
     const producer = new Producer({ 'bootstrap.servers': t.bootstrap, dr_cb: true });
     await connect(producer);
-    await produceAll(producer, [0, 1, 2, 3].map((partition) => ({ topic, partition, value: `p${partition}` })));
+    await produceAll(
+      producer,
+      [0, 1, 2, 3].map((partition) => ({ topic, partition, value: `p${partition}` })),
+    );
     await disconnect(producer);
 
     const a = await staticMember(group, topic, 'pod-a');
@@ -118,7 +126,12 @@ describe('static membership with librdkafka (node-rdkafka)', () => {
       // b's process stops: a static member sends no LeaveGroup, so the group keeps it (its session runs).
       await b.stop();
       expect(t.broker.log.groups.describeGroup(group)).toMatchObject({ state: 'Stable', generationId: before.generationId });
-      expect(t.broker.log.groups.describeGroup(group).members.map((m) => m.memberId).sort()).toEqual([aMemberId, bMemberId].sort());
+      expect(
+        t.broker.log.groups
+          .describeGroup(group)
+          .members.map((m) => m.memberId)
+          .sort(),
+      ).toEqual([aMemberId, bMemberId].sort());
 
       // It comes back with the same group.instance.id: a new member ID, the same partitions, the same generation.
       b = await staticMember(group, topic, 'pod-b');
@@ -197,8 +210,13 @@ describe('static membership on the wire', () => {
       const first = readJoin(await client.request(11, 5, joinV5(groupId, '', 'wire-a')));
       expect(first).toMatchObject({ errorCode: 0, generationId: 1, protocolName: 'range' });
       expect(first.memberId).toMatch(/^wire-a-/);
-      const sync = new Writer().string(groupId).int32(1).string(first.memberId).nullableString('wire-a')
-        .array([{ memberId: first.memberId, assignment: Buffer.from('A') }], (w, a) => w.string(a.memberId).bytes(a.assignment)).toBuffer();
+      const sync = new Writer()
+        .string(groupId)
+        .int32(1)
+        .string(first.memberId)
+        .nullableString('wire-a')
+        .array([{ memberId: first.memberId, assignment: Buffer.from('A') }], (w, a) => w.string(a.memberId).bytes(a.assignment))
+        .toBuffer();
       const synced = new Reader(await client.request(14, 3, sync));
       synced.int32();
       expect([synced.int16(), synced.bytes().toString()]).toEqual([0, 'A']);
@@ -214,7 +232,11 @@ describe('static membership on the wire', () => {
       beat.int32();
       expect(beat.int16()).toBe(82);
       const commit = (memberId: string) =>
-        new Writer().string(groupId).int32(1).string(memberId).nullableString('wire-a')
+        new Writer()
+          .string(groupId)
+          .int32(1)
+          .string(memberId)
+          .nullableString('wire-a')
           .array([topic], (w, name) => w.string(name).array([0], (pw, partition) => pw.int32(partition).int64(7).int32(3).nullableString('m')))
           .toBuffer();
       const commitError = async (memberId: string) => {
@@ -228,8 +250,15 @@ describe('static membership on the wire', () => {
       expect(fetched.topics[0]!.partitions[0]).toMatchObject({ offset: 7, leaderEpoch: 3, metadata: 'm' });
 
       // LeaveGroup v3 by instance ID alone (member ID ''), and with the old member ID (fenced).
-      const leave = new Writer().string(groupId)
-        .array([{ memberId: first.memberId, instance: 'wire-a' }, { memberId: '', instance: 'wire-a' }], (w, m) => w.string(m.memberId).nullableString(m.instance))
+      const leave = new Writer()
+        .string(groupId)
+        .array(
+          [
+            { memberId: first.memberId, instance: 'wire-a' },
+            { memberId: '', instance: 'wire-a' },
+          ],
+          (w, m) => w.string(m.memberId).nullableString(m.instance),
+        )
         .toBuffer();
       const left = new Reader(await client.request(13, 3, leave));
       left.int32();

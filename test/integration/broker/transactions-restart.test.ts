@@ -27,7 +27,12 @@ const CRASH_BROKER = fileURLToPath(new URL('./helpers/txn-crash-broker.ts', impo
 
 function kafka(bootstrap: string): Kafka {
   // Retries that outlast a restart: kafkajs reconnects to the same address.
-  return new Kafka({ brokers: [bootstrap], clientId: 'txn-restart', logLevel: logLevel.NOTHING, retry: { retries: 20, initialRetryTime: 100, maxRetryTime: 1000 } });
+  return new Kafka({
+    brokers: [bootstrap],
+    clientId: 'txn-restart',
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 20, initialRetryTime: 100, maxRetryTime: 1000 },
+  });
 }
 
 /** The transactional calls node-rdkafka adds to its Producer. */
@@ -169,7 +174,11 @@ describe('Kafka transactions across broker restarts', () => {
     const output = uniqueName('rd-crash-out');
     await createTopics(bootstrap, [output]);
     const { Producer } = loadRdKafka();
-    const producer = new Producer({ 'bootstrap.servers': bootstrap, 'transactional.id': uniqueName('rd-crash-tid'), 'reconnect.backoff.max.ms': 200 }) as RdTransactionalProducer;
+    const producer = new Producer({
+      'bootstrap.servers': bootstrap,
+      'transactional.id': uniqueName('rd-crash-tid'),
+      'reconnect.backoff.max.ms': 200,
+    }) as RdTransactionalProducer;
     await connect(producer);
     producer.setPollInterval(10);
     onTestFinished(() => disconnect(producer));

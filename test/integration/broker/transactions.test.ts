@@ -95,10 +95,22 @@ describe('kafkajs transactional producer', () => {
     const topic = await createTopic(2);
     const producer = await transactionalProducer();
     let tx = await producer.transaction();
-    await tx.send({ topic, messages: [{ key: 'a', value: 'aborted-1', partition: 0 }, { key: 'b', value: 'aborted-2', partition: 1 }] });
+    await tx.send({
+      topic,
+      messages: [
+        { key: 'a', value: 'aborted-1', partition: 0 },
+        { key: 'b', value: 'aborted-2', partition: 1 },
+      ],
+    });
     await tx.abort();
     tx = await producer.transaction();
-    await tx.send({ topic, messages: [{ key: 'a', value: 'committed-1', partition: 0 }, { key: 'b', value: 'committed-2', partition: 1 }] });
+    await tx.send({
+      topic,
+      messages: [
+        { key: 'a', value: 'committed-1', partition: 0 },
+        { key: 'b', value: 'committed-2', partition: 1 },
+      ],
+    });
     await tx.send({ topic, messages: [{ key: 'c', value: 'committed-3', partition: 0 }] });
     await tx.commit();
     const sentinel = await produceSentinel(topic);
@@ -157,13 +169,14 @@ describe('kafkajs transactional producer', () => {
     expect(await consumeUntil(topic, sentinel)).toEqual(['keep-1', 'keep-2']);
   });
 
-  it('sendOffsets: the offsets become the group\'s committed offsets when the transaction commits, never when it aborts', async () => {
+  it("sendOffsets: the offsets become the group's committed offsets when the transaction commits, never when it aborts", async () => {
     const input = await createTopic();
     const output = await createTopic();
     const groupId = uniqueName('ctp');
     for (const value of ['in-0', 'in-1', 'in-2']) await t.broker.log.appendRecords(input, 0, [{ key: null, value: Buffer.from(value) }]);
     const producer = await transactionalProducer();
-    const committed = async () => (await t.broker.log.groups.fetchOffsets({ groupId, topics: [{ topic: input, partitions: [0] }] })).topics[0]!.partitions[0]!.offset;
+    const committed = async () =>
+      (await t.broker.log.groups.fetchOffsets({ groupId, topics: [{ topic: input, partitions: [0] }] })).topics[0]!.partitions[0]!.offset;
 
     const aborted = await producer.transaction();
     await aborted.send({ topic: output, messages: [{ value: 'out-aborted' }] });
@@ -199,7 +212,11 @@ describe('kafkajs transactional producer', () => {
     // kafkajs sends InitProducerId with its first transaction.
     const tx = await second.transaction();
     // The open transaction was aborted with the epoch bumped (its markers fence epoch 0), then bumped again for the new producer.
-    expect(t.broker.log.transactions.describe(transactionalId)).toMatchObject({ state: TransactionState.EMPTY, producerId: before.producerId, producerEpoch: 2 });
+    expect(t.broker.log.transactions.describe(transactionalId)).toMatchObject({
+      state: TransactionState.EMPTY,
+      producerId: before.producerId,
+      producerEpoch: 2,
+    });
     expect(await markers(topic)).toEqual([`ABORT:${before.producerId}`]);
 
     await expect(zombie.send({ topic, messages: [{ value: 'zombie-2' }] })).rejects.toMatchObject({ type: 'INVALID_PRODUCER_EPOCH' });
@@ -218,7 +235,9 @@ describe('kafkajs transactional producer', () => {
     const tx = await producer.transaction();
     await tx.send({ topic, messages: [{ value: 'timed-out' }] });
     expect(t.broker.log.describePartition(topic, 0).lastStableOffset).toBe(0);
-    await expect.poll(() => t.broker.log.transactions.describe(transactionalId)?.state, { timeout: 10_000, interval: 50 }).toBe(TransactionState.COMPLETE_ABORT);
+    await expect
+      .poll(() => t.broker.log.transactions.describe(transactionalId)?.state, { timeout: 10_000, interval: 50 })
+      .toBe(TransactionState.COMPLETE_ABORT);
     expect(t.broker.log.describePartition(topic, 0)).toMatchObject({ highWatermark: 2, lastStableOffset: 2 });
     await expect(tx.commit()).rejects.toMatchObject({ type: 'INVALID_PRODUCER_EPOCH' });
     const sentinel = await produceSentinel(topic);
@@ -232,7 +251,7 @@ describe('kafkajs transactional producer', () => {
     await expect(producer.transaction()).rejects.toMatchObject({ type: 'INVALID_TRANSACTION_TIMEOUT' });
   });
 
-  it('Produce refuses a transactional batch outside the producer\'s transaction (INVALID_TXN_STATE): it would hold the last stable offset for good', async () => {
+  it("Produce refuses a transactional batch outside the producer's transaction (INVALID_TXN_STATE): it would hold the last stable offset for good", async () => {
     const topic = await createTopic();
     const transactionalId = uniqueName('tid');
     const { producerId, producerEpoch } = await t.broker.log.transactions.initProducerId(transactionalId, 60_000);

@@ -83,9 +83,23 @@ function produceV7(topic: string, partition: number, acks: number, batch: Buffer
 }
 
 function fetchV11(topic: string, partition: number, offset: number, maxWaitMs: number): Buffer {
-  const w = new Writer().int32(-1).int32(maxWaitMs).int32(1).int32(1024 * 1024).int8(0).int32(0).int32(-1);
+  const w = new Writer()
+    .int32(-1)
+    .int32(maxWaitMs)
+    .int32(1)
+    .int32(1024 * 1024)
+    .int8(0)
+    .int32(0)
+    .int32(-1);
   w.array([topic], (tw, name) => {
-    tw.string(name).array([partition], (pw, index) => pw.int32(index).int32(-1).int64(offset).int64(-1).int32(1024 * 1024));
+    tw.string(name).array([partition], (pw, index) =>
+      pw
+        .int32(index)
+        .int32(-1)
+        .int64(offset)
+        .int64(-1)
+        .int32(1024 * 1024),
+    );
   });
   w.array([], () => {}).string('');
   return w.toBuffer();
@@ -111,9 +125,7 @@ describe('ApiVersions', () => {
     const r = new Reader(await client.readFrame());
     expect(r.int32()).toBe(77); // response header v0: no tagged fields after the correlation ID
     expect(r.int16()).toBe(0);
-    expect(r.compactArray((e) => [e.int16(), e.int16(), e.int16(), e.taggedFields().size])).toEqual(
-      ADVERTISED.map((entry) => [...entry, 0]),
-    );
+    expect(r.compactArray((e) => [e.int16(), e.int16(), e.int16(), e.taggedFields().size])).toEqual(ADVERTISED.map((entry) => [...entry, 0]));
     expect(r.int32()).toBe(0);
     expect(r.taggedFields().size).toBe(0);
     expect(r.remaining).toBe(0);
@@ -234,7 +246,10 @@ describe('responses', () => {
     const client = await RawClient.connect(t.port);
     const sent: Buffer[] = [];
     for (let i = 0; i < 3; i += 1) {
-      const batch = encodeRecordBatch([{ key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) }, { key: null, value: null }]);
+      const batch = encodeRecordBatch([
+        { key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) },
+        { key: null, value: null },
+      ]);
       sent.push(Buffer.from(batch));
       const r = new Reader(await client.request(0, 7, produceV7(topic, 1, -1, batch), 10 + i));
       r.int32();
@@ -250,11 +265,13 @@ describe('responses', () => {
     expect([r.int32(), r.int16(), r.int64(), r.int64(), r.int64(), r.int32(), r.int32()]).toEqual([1, 0, 6, 6, 0, 0, -1]);
     const records = r.nullableBytes()!;
     // The stored batches are the client's bytes with baseOffset rewritten.
-    const expected = Buffer.concat(sent.slice(1).map((b, i) => {
-      const copy = Buffer.from(b);
-      copy.writeBigInt64BE(BigInt((i + 1) * 2), 0);
-      return copy;
-    }));
+    const expected = Buffer.concat(
+      sent.slice(1).map((b, i) => {
+        const copy = Buffer.from(b);
+        copy.writeBigInt64BE(BigInt((i + 1) * 2), 0);
+        return copy;
+      }),
+    );
     expect(records.equals(expected)).toBe(true);
     client.close();
   });
@@ -267,8 +284,16 @@ describe('old and odd requests', () => {
     const client = await RawClient.connect(t.port);
     // A Kafka 0.10 message: offset, size, crc, magic 1, attributes, timestamp, key -1, value of 64 bytes.
     const message = new Writer().int8(1).int8(0).int64(Date.now()).int32(-1).bytes(Buffer.alloc(64, 0x61)).toBuffer();
-    const messageSet = new Writer().int64(0).int32(4 + message.length).uint32(0).raw(message).toBuffer();
-    const v2 = new Writer().int16(-1).int32(5000).array([topic], (w, name) => w.string(name).array([0], (pw) => pw.int32(0).bytes(messageSet)));
+    const messageSet = new Writer()
+      .int64(0)
+      .int32(4 + message.length)
+      .uint32(0)
+      .raw(message)
+      .toBuffer();
+    const v2 = new Writer()
+      .int16(-1)
+      .int32(5000)
+      .array([topic], (w, name) => w.string(name).array([0], (pw) => pw.int32(0).bytes(messageSet)));
     const r = new Reader(await client.request(0, 2, v2.toBuffer()));
     r.int32();
     expect(r.string()).toBe(topic);
@@ -318,20 +343,37 @@ describe('old and odd requests', () => {
     try {
       const client = await RawClient.connect(auto.port);
       const ask = async (topic: string, allow: boolean) => {
-        const body = new Writer().nullableArray([topic], (w, name) => w.string(name)).boolean(allow).toBuffer();
+        const body = new Writer()
+          .nullableArray([topic], (w, name) => w.string(name))
+          .boolean(allow)
+          .toBuffer();
         const r = new Reader(await client.request(3, 4, body));
         r.int32();
         r.array((b) => [b.int32(), b.string(), b.int32(), b.nullableString()]);
         r.nullableString();
         r.int32();
-        return r.array((x) => [x.int16(), x.string(), x.boolean(), x.array((p) => [p.int16(), p.int32(), p.int32(), p.array((n) => n.int32()), p.array((n) => n.int32())])]);
+        return r.array((x) => [
+          x.int16(),
+          x.string(),
+          x.boolean(),
+          x.array((p) => [p.int16(), p.int32(), p.int32(), p.array((n) => n.int32()), p.array((n) => n.int32())]),
+        ]);
       };
       const denied = uniqueName('denied');
       expect(await ask(denied, false)).toEqual([[3, denied, false, []]]);
       expect(auto.broker.log.hasTopic(denied)).toBe(false);
       const created = uniqueName('created');
       expect(await ask(created, true)).toEqual([
-        [0, created, false, [[0, 0, 1, [1], [1]], [0, 1, 1, [1], [1]], [0, 2, 1, [1], [1]]]],
+        [
+          0,
+          created,
+          false,
+          [
+            [0, 0, 1, [1], [1]],
+            [0, 1, 1, [1], [1]],
+            [0, 2, 1, [1], [1]],
+          ],
+        ],
       ]);
       expect(auto.broker.log.describeTopic(created).partitions).toHaveLength(3);
       client.close();
@@ -344,7 +386,10 @@ describe('old and odd requests', () => {
     const topic = uniqueName('doomed');
     await t.broker.log.createTopic(topic, { partitions: 1 });
     const client = await RawClient.connect(t.port);
-    const body = new Writer().array([topic, 'never-was'], (w, name) => w.string(name)).int32(1000).toBuffer();
+    const body = new Writer()
+      .array([topic, 'never-was'], (w, name) => w.string(name))
+      .int32(1000)
+      .toBuffer();
     const r = new Reader(await client.request(20, 1, body));
     expect(r.int32()).toBe(0);
     expect(r.array((x) => [x.string(), x.int16()])).toEqual([
@@ -362,9 +407,7 @@ describe('old and odd requests', () => {
     const unknown = new Reader(await client.request(10, 1, new Writer().string('x').int8(7).toBuffer(), 2));
     expect([unknown.int32(), unknown.int16(), unknown.nullableString(), unknown.int32()]).toEqual([0, 42, 'unknown key_type 7 (0 group, 1 transaction)', -1]);
     const group = new Reader(await client.request(10, 1, new Writer().string('g').int8(0).toBuffer(), 3));
-    expect([group.int32(), group.int16(), group.nullableString(), group.int32(), group.string(), group.int32()]).toEqual([
-      0, 0, null, 1, '127.0.0.1', t.port,
-    ]);
+    expect([group.int32(), group.int16(), group.nullableString(), group.int32(), group.string(), group.int32()]).toEqual([0, 0, null, 1, '127.0.0.1', t.port]);
     client.close();
   });
 });
@@ -380,7 +423,10 @@ describe('idempotent producers', () => {
     expect(init.int16()).toBe(0);
     let correlation = 10;
     const produce = async (producerEpoch: number, baseSequence: number, values: string[]) => {
-      const batch = encodeRecordBatch(values.map((v) => ({ key: null, value: Buffer.from(v) })), { producerId, producerEpoch, baseSequence });
+      const batch = encodeRecordBatch(
+        values.map((v) => ({ key: null, value: Buffer.from(v) })),
+        { producerId, producerEpoch, baseSequence },
+      );
       const r = new Reader(await client.request(0, 7, produceV7(topic, 0, -1, batch), (correlation += 1)));
       r.int32();
       r.string();
@@ -422,10 +468,20 @@ describe('long poll', () => {
     await t.broker.log.createTopic(topic, { partitions: 1 });
     const client = await RawClient.connect(t.port);
     const started = Date.now();
-    const r = new Reader(await client.request(1, 4, new Writer()
-      .int32(-1).int32(300).int32(1).int32(1024).int8(0)
-      .array([topic], (w, name) => w.string(name).array([0], (pw) => pw.int32(0).int64(0).int32(1024)))
-      .toBuffer()));
+    const r = new Reader(
+      await client.request(
+        1,
+        4,
+        new Writer()
+          .int32(-1)
+          .int32(300)
+          .int32(1)
+          .int32(1024)
+          .int8(0)
+          .array([topic], (w, name) => w.string(name).array([0], (pw) => pw.int32(0).int64(0).int32(1024)))
+          .toBuffer(),
+      ),
+    );
     expect(Date.now() - started).toBeGreaterThanOrEqual(280);
     expect(r.int32()).toBe(0);
     r.int32();

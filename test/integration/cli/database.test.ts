@@ -91,7 +91,9 @@ describe('concordat tx list / dlq list never create a database; a missing schema
     const client = new pg.Client({ connectionString: testDb.url });
     await client.connect();
     try {
-      const { rows } = await client.query(`SELECT to_regclass('concordat.global_transaction') IS NOT NULL AS tx, to_regclass('concordat.dead_letter') IS NOT NULL AS dlq`);
+      const { rows } = await client.query(
+        `SELECT to_regclass('concordat.global_transaction') IS NOT NULL AS tx, to_regclass('concordat.dead_letter') IS NOT NULL AS dlq`,
+      );
       expect(rows).toEqual([{ tx: true, dlq: true }]);
     } finally {
       await client.end();
@@ -111,7 +113,10 @@ describe('concordat tx list / dlq list never create a database; a missing schema
       expect(migrated.code).toBe(0);
       const names = concordatMigrations.map((m) => m.name);
       expect(migrated.stdout).toBe(
-        [`applied ${names.length} migration(s) to the embedded PostgreSQL in ${dir}/.concordat/postgres (database concordat):`, ...names.map((n) => `  ${n}`)].join('\n') + '\n',
+        [
+          `applied ${names.length} migration(s) to the embedded PostgreSQL in ${dir}/.concordat/postgres (database concordat):`,
+          ...names.map((n) => `  ${n}`),
+        ].join('\n') + '\n',
       );
       expect(await cli(['tx', 'list'], { cwd: dir })).toEqual({ code: 0, stdout: 'no global transactions match\n', stderr: '' });
       const other = await cli(['tx', 'list', '--database', 'shop'], { cwd: dir });

@@ -25,7 +25,10 @@ function env(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 /** Runs `concordat <args>` to its end. */
 export function cli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], { env: env(options.env ?? {}), ...(options.cwd !== undefined && { cwd: options.cwd }) });
+    const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], {
+      env: env(options.env ?? {}),
+      ...(options.cwd !== undefined && { cwd: options.cwd }),
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

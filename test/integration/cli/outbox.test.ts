@@ -36,7 +36,9 @@ describe('concordat outbox status', { timeout: 180_000 }, () => {
     );
     // A relay's membership and its lease on shard a, as shard-leases.ts writes them.
     await db.dataSource.query(`INSERT INTO concordat.outbox_relay (relay_id, expires_at) VALUES ('relay-test', now() + interval '1 hour')`);
-    await db.dataSource.query(`UPDATE concordat.outbox_shard SET owner = 'relay-test', expires_at = now() + interval '1 hour', epoch = 1 WHERE shard = $1`, [a]);
+    await db.dataSource.query(`UPDATE concordat.outbox_shard SET owner = 'relay-test', expires_at = now() + interval '1 hour', epoch = 1 WHERE shard = $1`, [
+      a,
+    ]);
 
     const json = await cli(['outbox', 'status', '--url', testDb.url, '--json']);
     expect(json.stderr).toBe('');

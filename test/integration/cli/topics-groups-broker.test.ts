@@ -41,12 +41,16 @@ describe('against a concordat broker process (--bootstrap)', { timeout: 180_000 
     await broker?.stop();
   });
 
-  it('topics create, list, describe and delete; the broker\'s log directory is refused with the advice to use --bootstrap', async () => {
+  it("topics create, list, describe and delete; the broker's log directory is refused with the advice to use --bootstrap", async () => {
     const on = ['--bootstrap', broker.bootstrap];
     expect(await cliJson(['topics', 'create', 'payments', '--partitions', '2', ...on])).toEqual({ topic: 'payments', partitions: 2, created: true });
     const producer = kafka.producer();
     await producer.connect();
-    await producer.send({ topic: 'payments', acks: -1, messages: [0, 1, 2, 3].map((i) => ({ partition: 0, value: `p${i}`, timestamp: String(T0 + i * 1000) })) });
+    await producer.send({
+      topic: 'payments',
+      acks: -1,
+      messages: [0, 1, 2, 3].map((i) => ({ partition: 0, value: `p${i}`, timestamp: String(T0 + i * 1000) })),
+    });
     await producer.send({ topic: 'payments', acks: -1, messages: [{ partition: 1, value: 'q', timestamp: String(T0) }] });
     await producer.disconnect();
 
@@ -61,9 +65,10 @@ describe('against a concordat broker process (--bootstrap)', { timeout: 180_000 
 
     const locked = await cli(['topics', 'list', '--log-dir', brokerDir]);
     expect(locked.code).toBe(1);
-    expect(locked.stderr).toContain(`concordat: log directory ${brokerDir} is locked: process ${broker.child.pid} has it open (a running concordat broker or app).`);
+    expect(locked.stderr).toContain(
+      `concordat: log directory ${brokerDir} is locked: process ${broker.child.pid} has it open (a running concordat broker or app).`,
+    );
     expect(locked.stderr).toContain('run the same command with --bootstrap <its host:port>');
-
   });
 
   it('groups describe shows a member and its assignment; reset-offsets is refused while it is in the group, then resets once it left', async () => {
@@ -76,9 +81,21 @@ describe('against a concordat broker process (--bootstrap)', { timeout: 180_000 
       await consumer.run({ autoCommit: false, eachMessage: async () => {} });
       await joined;
       const group = await cliJson<GroupInfo>(['groups', 'describe', 'payment-readers', ...on]);
-      expect(group).toMatchObject({ groupId: 'payment-readers', state: 'Stable', protocolType: 'consumer', protocol: 'RoundRobinAssigner', generationId: null });
+      expect(group).toMatchObject({
+        groupId: 'payment-readers',
+        state: 'Stable',
+        protocolType: 'consumer',
+        protocol: 'RoundRobinAssigner',
+        generationId: null,
+      });
       expect(group.members).toEqual([
-        { memberId: expect.any(String), groupInstanceId: null, clientId: 'cli-admin-test', clientHost: expect.any(String), assignment: [{ topic: 'payments', partitions: [0, 1] }] },
+        {
+          memberId: expect.any(String),
+          groupInstanceId: null,
+          clientId: 'cli-admin-test',
+          clientHost: expect.any(String),
+          assignment: [{ topic: 'payments', partitions: [0, 1] }],
+        },
       ]);
       const memberId = group.members[0]!.memberId;
       expect(group.offsets).toEqual([
@@ -91,19 +108,44 @@ describe('against a concordat broker process (--bootstrap)', { timeout: 180_000 
         "concordat: consumer group 'payment-readers' has 1 member(s) (state Stable): offsets can be reset only while the group has no members, " +
         'since a running member\'s next commit would overwrite the reset. Stop the group\'s consumers (see "concordat groups describe payment-readers"), then run the reset again\n';
       for (const extra of [[], ['--dry-run']]) {
-        expect(await cli(['groups', 'reset-offsets', 'payment-readers', '--topic', 'payments', '--to-earliest', ...extra, ...on])).toEqual({ code: 1, stdout: '', stderr: refusal });
+        expect(await cli(['groups', 'reset-offsets', 'payment-readers', '--topic', 'payments', '--to-earliest', ...extra, ...on])).toEqual({
+          code: 1,
+          stdout: '',
+          stderr: refusal,
+        });
       }
     } finally {
       await consumer.disconnect();
     }
 
-    const dry = await cliJson<OffsetResetPlan>(['groups', 'reset-offsets', 'payment-readers', '--topic', 'payments', '--to-datetime', new Date(T0 + 2500).toISOString(), '--dry-run', ...on]);
+    const dry = await cliJson<OffsetResetPlan>([
+      'groups',
+      'reset-offsets',
+      'payment-readers',
+      '--topic',
+      'payments',
+      '--to-datetime',
+      new Date(T0 + 2500).toISOString(),
+      '--dry-run',
+      ...on,
+    ]);
     expect(dry.partitions).toEqual([
       { partition: 0, currentOffset: -1, newOffset: 3, logStartOffset: 0, highWatermark: 4 },
       { partition: 1, currentOffset: -1, newOffset: 1, logStartOffset: 0, highWatermark: 1 },
     ]);
     expect(dry.applied).toBe(false);
-    const applied = await cliJson<OffsetResetPlan>(['groups', 'reset-offsets', 'payment-readers', '--topic', 'payments', '--partitions', '0', '--to-offset', '2', ...on]);
+    const applied = await cliJson<OffsetResetPlan>([
+      'groups',
+      'reset-offsets',
+      'payment-readers',
+      '--topic',
+      'payments',
+      '--partitions',
+      '0',
+      '--to-offset',
+      '2',
+      ...on,
+    ]);
     expect(applied).toEqual({
       groupId: 'payment-readers',
       topic: 'payments',
@@ -121,6 +163,10 @@ describe('against a concordat broker process (--bootstrap)', { timeout: 180_000 
     const on = ['--bootstrap', broker.bootstrap];
     expect(await cliJson(['topics', 'delete', 'payments', ...on])).toEqual({ topic: 'payments', deleted: true });
     const unknown = await cli(['topics', 'describe', 'payments', ...on]);
-    expect(unknown).toEqual({ code: 1, stdout: '', stderr: `concordat: topic 'payments' does not exist in broker ${broker.bootstrap} (see "concordat topics list")\n` });
+    expect(unknown).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `concordat: topic 'payments' does not exist in broker ${broker.bootstrap} (see "concordat topics list")\n`,
+    });
   });
 });

@@ -27,7 +27,7 @@ afterAll(async () => {
 });
 
 // Generous bounds: each step starts several CLI processes, slow on a loaded machine.
-describe('on an app\'s embedded log directory', { timeout: 180_000 }, () => {
+describe("on an app's embedded log directory", { timeout: 180_000 }, () => {
   let appData: string;
   let logDir: string;
 
@@ -44,7 +44,11 @@ describe('on an app\'s embedded log directory', { timeout: 180_000 }, () => {
       created: true,
     });
     const log = await LogManager.open({ dataDir: logDir });
-    await log.appendRecords('orders', 0, [T0, T0 + 1000, T0 + 2000].map((timestampMs) => ({ key: null, value: Buffer.from('order'), timestampMs })));
+    await log.appendRecords(
+      'orders',
+      0,
+      [T0, T0 + 1000, T0 + 2000].map((timestampMs) => ({ key: null, value: Buffer.from('order'), timestampMs })),
+    );
     await log.close();
 
     expect(await cliJson<TopicSummary[]>(['topics', 'list', '--log-dir', logDir])).toEqual([{ name: 'orders', partitions: 2 }]);
@@ -69,7 +73,9 @@ describe('on an app\'s embedded log directory', { timeout: 180_000 }, () => {
   });
 
   it('groups reset-offsets (to an offset, by time as a dry run), describe and list', async () => {
-    expect(await cliJson<OffsetResetPlan>(['groups', 'reset-offsets', 'billing', '--topic', 'orders', '--partitions', '0', '--to-offset', '1', '--log-dir', logDir])).toEqual({
+    expect(
+      await cliJson<OffsetResetPlan>(['groups', 'reset-offsets', 'billing', '--topic', 'orders', '--partitions', '0', '--to-offset', '1', '--log-dir', logDir]),
+    ).toEqual({
       groupId: 'billing',
       topic: 'orders',
       dryRun: false,
@@ -77,7 +83,18 @@ describe('on an app\'s embedded log directory', { timeout: 180_000 }, () => {
       partitions: [{ partition: 0, currentOffset: -1, newOffset: 1, logStartOffset: 0, highWatermark: 3 }],
     });
     // By time, as a dry run: partition 0's first record at or after T0+1.5 s is offset 2; partition 1 is empty (its high watermark, 0).
-    const dryText = await cli(['groups', 'reset-offsets', 'billing', '--topic', 'orders', '--to-datetime', new Date(T0 + 1500).toISOString(), '--dry-run', '--log-dir', logDir]);
+    const dryText = await cli([
+      'groups',
+      'reset-offsets',
+      'billing',
+      '--topic',
+      'orders',
+      '--to-datetime',
+      new Date(T0 + 1500).toISOString(),
+      '--dry-run',
+      '--log-dir',
+      logDir,
+    ]);
     expect(dryText.stdout).toBe(
       'dry run: group billing would move on orders as below (nothing committed)\n' +
         'GROUP    TOPIC   PARTITION  CURRENT-OFFSET  NEW-OFFSET\n' +
@@ -99,7 +116,11 @@ describe('on an app\'s embedded log directory', { timeout: 180_000 }, () => {
     expect(await cliJson<GroupSummary[]>(['groups', 'list', '--log-dir', logDir])).toEqual([{ groupId: 'billing', state: 'Empty', protocolType: '' }]);
 
     const noTarget = await cli(['groups', 'reset-offsets', 'billing', '--topic', 'orders', '--log-dir', logDir]);
-    expect(noTarget).toEqual({ code: 1, stdout: '', stderr: 'concordat: give exactly one of --to-earliest, --to-latest, --to-datetime <ISO 8601> and --to-offset <n>\n' });
+    expect(noTarget).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'concordat: give exactly one of --to-earliest, --to-latest, --to-datetime <ISO 8601> and --to-offset <n>\n',
+    });
   });
 
   it('refuses every command while another process has the directory open, and changes nothing', async () => {
@@ -148,4 +169,3 @@ describe('on an app\'s embedded log directory', { timeout: 180_000 }, () => {
     expect(await readdir(appData)).toEqual(before);
   });
 });
-

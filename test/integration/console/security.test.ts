@@ -51,11 +51,19 @@ describe('console security and paging', () => {
     return match[1]!;
   };
   const post = (server: ConsoleServer, path: string, form: Record<string, string>, headers: Record<string, string> = {}): Promise<Response> =>
-    fetch(`${server.url}${path}`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(form).toString() });
+    fetch(`${server.url}${path}`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body: new URLSearchParams(form).toString(),
+    });
 
   it('refuses to listen on a non-loopback address without a token', () => {
     expect(() => compileConsoleOptions({ host: '0.0.0.0' })).toThrow(
-      expect.objectContaining({ code: ErrorCode.INSECURE_LISTENER, message: expect.stringMatching(/^the console refuses to listen on 0\.0\.0\.0 without a token/) }),
+      expect.objectContaining({
+        code: ErrorCode.INSECURE_LISTENER,
+        message: expect.stringMatching(/^the console refuses to listen on 0\.0\.0\.0 without a token/),
+      }),
     );
     expect(() => compileConsoleOptions({ host: '0.0.0.0', token: 'short' })).toThrow(/console\.token: must be at least 16 characters/);
     expect(compileConsoleOptions({ host: '0.0.0.0', token: TOKEN }).host).toBe('0.0.0.0');
@@ -103,7 +111,9 @@ describe('console security and paging', () => {
 
     const done = await post(withToken, `/transactions/${id}/abort`, { ...form, csrf }, { ...auth, origin: withToken.url });
     expect(done.status).toBe(303);
-    expect(decodeURIComponent(done.headers.get('location')!.replace(/\+/g, ' '))).toBe(`/transactions/${id}?done=abort: now CANCELLING; sent cancel → branch 1`);
+    expect(decodeURIComponent(done.headers.get('location')!.replace(/\+/g, ' '))).toBe(
+      `/transactions/${id}?done=abort: now CANCELLING; sent cancel → branch 1`,
+    );
     const detail = (await showGlobalTx(db.dataSource.manager, id))!;
     expect(detail.tx.state).toBe('CANCELLING');
     expect(detail.events.find((e) => e.kind === 'OPERATOR')?.detail).toBe('abort by alice (console, 127.0.0.1): customer called');
@@ -140,8 +150,18 @@ describe('console security and paging', () => {
 
   it('replays every pending dead letter of a topic, or the selected ones, recording who', async () => {
     const letter = (messageId: string, topic: string) => ({
-      consumer: 'billing', messageId, handler: 'Billing.charge', topic, partition: 0, offset: 0, key: null,
-      headers: { ce_id: messageId }, payload: Buffer.from('{}'), error: 'Error: refused', errorCode: 'Error', attempts: 3,
+      consumer: 'billing',
+      messageId,
+      handler: 'Billing.charge',
+      topic,
+      partition: 0,
+      offset: 0,
+      key: null,
+      headers: { ce_id: messageId },
+      payload: Buffer.from('{}'),
+      error: 'Error: refused',
+      errorCode: 'Error',
+      attempts: 3,
     });
     await db.transaction(async (manager) => {
       for (const id of ['m-1', 'm-2']) await recordDeadLetter(manager, letter(id, 'charges'));
@@ -149,7 +169,9 @@ describe('console security and paging', () => {
     });
     const csrf = await csrfOf(open, '/dead-letters');
     const byTopic = await post(open, '/dead-letters/replay', { topic: 'charges', by: 'dave', confirm: 'yes', csrf });
-    expect(decodeURIComponent(byTopic.headers.get('location')!.replace(/\+/g, ' '))).toMatch(/^\/dead-letters\?done=replayed 2 dead letter\(s\) through the outbox: \d+, \d+$/);
+    expect(decodeURIComponent(byTopic.headers.get('location')!.replace(/\+/g, ' '))).toMatch(
+      /^\/dead-letters\?done=replayed 2 dead letter\(s\) through the outbox: \d+, \d+$/,
+    );
     const [m3] = await listDeadLetters(db.dataSource, { topic: 'refunds' });
     await post(open, '/dead-letters/replay', { id: m3!.id, by: 'erin', confirm: 'yes', csrf });
     const all = await listDeadLetters(db.dataSource, { includeReplayed: true });
@@ -159,7 +181,9 @@ describe('console security and paging', () => {
       ['m-3', 'erin (console, 127.0.0.1)'],
       ['m-4', null],
     ]);
-    const outbox = (await db.dataSource.query(`SELECT message_id FROM concordat.outbox WHERE topic IN ('charges', 'refunds') ORDER BY seq`)) as Array<{ message_id: string }>;
+    const outbox = (await db.dataSource.query(`SELECT message_id FROM concordat.outbox WHERE topic IN ('charges', 'refunds') ORDER BY seq`)) as Array<{
+      message_id: string;
+    }>;
     expect(outbox.map((r) => r.message_id)).toEqual(['m-1', 'm-2', 'm-3']);
   });
 

@@ -68,7 +68,14 @@ describe('dead letters: the partition moves on, the store keeps everything, conc
     testDb = await createTestDatabase('dead_letters');
     dir = await mkdtemp(join(tmpdir(), 'concordat-dlq-'));
     transport = new EmbeddedTransport({ dataDir: dir });
-    app = ConcordatApp.create({ name: 'shop', services: [ShippingService, AuditTrailService], database: { url: testDb.url, poolSize: 4 }, transport, partitions: 1, relay: { pollIntervalMs: 100 } });
+    app = ConcordatApp.create({
+      name: 'shop',
+      services: [ShippingService, AuditTrailService],
+      database: { url: testDb.url, poolSize: 4 },
+      transport,
+      partitions: 1,
+      relay: { pollIntervalMs: 100 },
+    });
     await app.start();
     await app.dataSource.query(`CREATE TABLE shipped (n int, at timestamptz DEFAULT clock_timestamp())`);
     await transport.subscribe({ groupId: 'dlq-reader', topics: ['orders.placed.dlq'], handler: async (delivery) => void dlqRecords.push(delivery) });
@@ -109,7 +116,14 @@ describe('dead letters: the partition moves on, the store keeps everything, conc
       { messageId: 'order-5', attempts: 1, error: "TypeError: Cannot read properties of undefined (reading 'field')", errorCode: 'TypeError' },
     ]);
     const [poison] = letters;
-    expect(poison).toMatchObject({ consumer: 'shipping', handler: 'ShippingService.ship', topic: 'orders.placed', partition: 0, key: 'customer-1', replayedAt: null });
+    expect(poison).toMatchObject({
+      consumer: 'shipping',
+      handler: 'ShippingService.ship',
+      topic: 'orders.placed',
+      partition: 0,
+      key: 'customer-1',
+      replayedAt: null,
+    });
     expect(poison!.headers.ce_id).toBe('order-2');
     expect(JSON.parse(poison!.payload!.toString())).toEqual({ n: 2, kind: 'poison' });
 
@@ -151,14 +165,29 @@ describe('dead letters: the partition moves on, the store keeps everything, conc
     ]);
     const table = await concordat(['dlq', 'list', '--url', url, '--consumer', 'shipping']);
     const lines = table.stdout.trimEnd().split('\n');
-    expect(lines[0]!.split(/\s{2,}/)).toEqual(['ID', 'FAILED AT', 'CONSUMER', 'TOPIC', 'PARTITION:OFFSET', 'MESSAGE ID', 'ATTEMPTS', 'HANDLER', 'ERROR', 'REPLAYED AT']);
+    expect(lines[0]!.split(/\s{2,}/)).toEqual([
+      'ID',
+      'FAILED AT',
+      'CONSUMER',
+      'TOPIC',
+      'PARTITION:OFFSET',
+      'MESSAGE ID',
+      'ATTEMPTS',
+      'HANDLER',
+      'ERROR',
+      'REPLAYED AT',
+    ]);
     expect(lines.slice(1).map((line) => line.split(/\s{2,}/)[5])).toEqual(['order-2', 'order-4', 'order-5']);
     expect(table.stdout).toContain(`Error: cannot ship order 2`);
 
     healed = true;
     const poisonId = pending[0]!.id;
     const replay = await concordat(['dlq', 'replay', poisonId, '--url', url]);
-    expect(replay).toEqual({ code: 0, stdout: `replayed 1 dead letter(s) through the outbox:\n  ${poisonId}  order-2 → orders.placed (consumer shipping)\n`, stderr: '' });
+    expect(replay).toEqual({
+      code: 0,
+      stdout: `replayed 1 dead letter(s) through the outbox:\n  ${poisonId}  order-2 → orders.placed (consumer shipping)\n`,
+      stderr: '',
+    });
     await until(async () => (await shipped()).includes(2), { message: 'the replayed order is shipped' });
     const [replayed] = await listDeadLetters(app.dataSource, { ids: [poisonId], includeReplayed: true });
     expect(replayed!.replayedBy).toMatch(/^[^@\s]+@\S+$/); // user@host of whoever ran the command
@@ -170,7 +199,11 @@ describe('dead letters: the partition moves on, the store keeps everything, conc
       stderr: `concordat: not replayed (already replayed, or no such dead letter): ${poisonId}\n`,
     });
     const bad = await concordat(['dlq', 'replay', '--url', url]);
-    expect(bad).toEqual({ code: 1, stdout: '', stderr: 'concordat: name the dead letters to replay (IDs from dlq list), or pass --all (narrowed by --consumer and --topic)\n' });
+    expect(bad).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'concordat: name the dead letters to replay (IDs from dlq list), or pass --all (narrowed by --consumer and --topic)\n',
+    });
 
     // Two operators replaying everything at once: each remaining dead letter goes out once.
     const [first, second] = await Promise.all([
@@ -211,7 +244,9 @@ describe('dead letters: the partition moves on, the store keeps everything, conc
     healed = false;
     await app.transaction(async (context) => void context.publish('orders.placed', { n: 8, kind: 'poison' }, { key: 'customer-3', id: 'order-8' }));
     let letter: DeadLetter | undefined;
-    await until(async () => (letter = (await listDeadLetters(app.dataSource)).find((l) => l.messageId === 'order-8')) !== undefined, { message: 'order 8 dead-lettered' });
+    await until(async () => (letter = (await listDeadLetters(app.dataSource)).find((l) => l.messageId === 'order-8')) !== undefined, {
+      message: 'order 8 dead-lettered',
+    });
     // The app recorded its groups' window (the embedded log keeps records 7 days, so the window is 7 days).
     expect(await app.dataSource.query(`SELECT consumer, window_ms FROM concordat.inbox_window ORDER BY consumer`)).toEqual([
       { consumer: 'audit', window_ms: 604_800_000 },

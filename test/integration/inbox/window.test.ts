@@ -39,7 +39,11 @@ describe('the inbox dedup window against the log retention (real Postgres, real 
   });
 
   /** Starts an app whose log gives its topics `retentionMs`; returns the app or the start error. */
-  async function start(retentionMs: number | undefined, inbox: InboxOptions, adjust?: (transport: EmbeddedTransport) => void): Promise<ConcordatApp | ConcordatError> {
+  async function start(
+    retentionMs: number | undefined,
+    inbox: InboxOptions,
+    adjust?: (transport: EmbeddedTransport) => void,
+  ): Promise<ConcordatApp | ConcordatError> {
     const dir = await mkdtemp(join(tmpdir(), 'concordat-window-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const transport = new EmbeddedTransport({ dataDir: dir, log: retentionMs === undefined ? {} : { topicDefaults: { retentionMs } } });
@@ -183,7 +187,9 @@ describe('inbox cleanup (real Postgres)', () => {
 
   it('an unlimited window deletes nothing', async () => {
     await db.dataSource.query(`INSERT INTO concordat.inbox (consumer, message_id, processed_at) VALUES ('c', 'ancient', now() - interval '10 years')`);
-    expect(await new InboxCleaner(db.dataSource, { consumers: ['c'], windowMs: Infinity, intervalMs: 60_000, batchRowsMax: 100, batchesMax: 5 }).runOnce()).toBe(0);
+    expect(
+      await new InboxCleaner(db.dataSource, { consumers: ['c'], windowMs: Infinity, intervalMs: 60_000, batchRowsMax: 100, batchesMax: 5 }).runOnce(),
+    ).toBe(0);
     expect(await db.dataSource.query(`SELECT message_id FROM concordat.inbox WHERE message_id = 'ancient'`)).toEqual([{ message_id: 'ancient' }]);
   });
 
@@ -194,14 +200,25 @@ describe('inbox cleanup (real Postgres)', () => {
        SELECT c, c || '-old-' || i, now() - interval '2 hours' FROM unnest(ARRAY['mine-a', 'mine-b', 'theirs']) AS c, generate_series(1, 150) AS i
        UNION ALL SELECT 'mine-a', 'mine-a-new-' || i, now() FROM generate_series(1, 10) AS i`,
     );
-    const cleaner = new InboxCleaner(db.dataSource, { consumers: ['mine-a', 'mine-b'], windowMs: 3_600_000, intervalMs: 60_000, batchRowsMax: 100, batchesMax: 3 });
+    const cleaner = new InboxCleaner(db.dataSource, {
+      consumers: ['mine-a', 'mine-b'],
+      windowMs: 3_600_000,
+      intervalMs: 60_000,
+      batchRowsMax: 100,
+      batchesMax: 3,
+    });
     expect(await cleaner.runOnce()).toBe(250); // three batches: 100 of each, then 50 of mine-a
     expect(await cleaner.runOnce()).toBe(50);
     expect(await cleaner.runOnce()).toBe(0);
     const left = await db.dataSource.query(`SELECT consumer, count(*)::int AS n FROM concordat.inbox GROUP BY consumer ORDER BY consumer`);
-    expect(left).toEqual([{ consumer: 'mine-a', n: 10 }, { consumer: 'theirs', n: 150 }]);
+    expect(left).toEqual([
+      { consumer: 'mine-a', n: 10 },
+      { consumer: 'theirs', n: 150 },
+    ]);
     // The other app's own cleaner deletes its rows.
-    expect(await new InboxCleaner(db.dataSource, { consumers: ['theirs'], windowMs: 3_600_000, intervalMs: 60_000, batchRowsMax: 100, batchesMax: 3 }).runOnce()).toBe(150);
+    expect(
+      await new InboxCleaner(db.dataSource, { consumers: ['theirs'], windowMs: 3_600_000, intervalMs: 60_000, batchRowsMax: 100, batchesMax: 3 }).runOnce(),
+    ).toBe(150);
   });
 
   it('deletes replayed dead letters past their retention, for its own groups only; pending ones are kept whatever their age', async () => {
@@ -225,7 +242,14 @@ describe('inbox cleanup (real Postgres)', () => {
     const left = await db.dataSource.query(`SELECT message_id FROM concordat.dead_letter ORDER BY message_id`);
     expect(left.map((row: { message_id: string }) => row.message_id)).toEqual(['pending-ancient', 'replayed-recently', 'theirs-replayed-long-ago']);
     // Infinity keeps even replayed ones.
-    const keeper = new InboxCleaner(db.dataSource, { consumers: ['theirs'], windowMs: Infinity, deadLetterRetentionMs: Infinity, intervalMs: 60_000, batchRowsMax: 100, batchesMax: 5 });
+    const keeper = new InboxCleaner(db.dataSource, {
+      consumers: ['theirs'],
+      windowMs: Infinity,
+      deadLetterRetentionMs: Infinity,
+      intervalMs: 60_000,
+      batchRowsMax: 100,
+      batchesMax: 5,
+    });
     await keeper.runOnce();
     expect(keeper.deadLettersDeleted).toBe(0);
     expect(await db.dataSource.query(`SELECT count(*)::int AS n FROM concordat.dead_letter`)).toEqual([{ n: 3 }]);

@@ -67,38 +67,42 @@ function runWriterAndKill(dataDir: string, cycle: number): Promise<Run> {
 }
 
 describe('a writer killed with SIGKILL at random moments', () => {
-  it(`loses no acknowledged record, keeps offsets contiguous, duplicates nothing, remembers its producer (${CYCLES} cycles)`, { timeout: 600_000 }, async () => {
-    const dataDir = await tempDir('concordat-crash-');
-    const acked: Ack[] = [];
-    let truncatedBytes = 0;
-    let retriesChecked = 0;
-    for (let cycle = 0; cycle < CYCLES; cycle++) {
-      const run = await runWriterAndKill(dataDir, cycle);
-      acked.push(...run.acks);
-      const bytesOnDisk = await partitionBytes(dataDir);
-      const log = await LogManager.open({ dataDir });
-      try {
-        const kept = [0, 1, 2].map((p) => log.describePartition('crash', p).sizeBytes);
-        truncatedBytes += kept.reduce((sum, bytes, p) => sum + (bytesOnDisk[p]! - bytes), 0);
-        const { values, batches } = await stored(log);
-        const missing: string[] = [];
-        for (const ack of acked) {
-          for (let i = 0; i <= ack.lastOffset - ack.baseOffset; i++) {
-            const value = values[ack.partition]!.get(ack.baseOffset + i);
-            if (value !== `${ack.tag}/${i}`) missing.push(`partition ${ack.partition} offset ${ack.baseOffset + i}: ${value} instead of ${ack.tag}/${i}`);
+  it(
+    `loses no acknowledged record, keeps offsets contiguous, duplicates nothing, remembers its producer (${CYCLES} cycles)`,
+    { timeout: 600_000 },
+    async () => {
+      const dataDir = await tempDir('concordat-crash-');
+      const acked: Ack[] = [];
+      let truncatedBytes = 0;
+      let retriesChecked = 0;
+      for (let cycle = 0; cycle < CYCLES; cycle++) {
+        const run = await runWriterAndKill(dataDir, cycle);
+        acked.push(...run.acks);
+        const bytesOnDisk = await partitionBytes(dataDir);
+        const log = await LogManager.open({ dataDir });
+        try {
+          const kept = [0, 1, 2].map((p) => log.describePartition('crash', p).sizeBytes);
+          truncatedBytes += kept.reduce((sum, bytes, p) => sum + (bytesOnDisk[p]! - bytes), 0);
+          const { values, batches } = await stored(log);
+          const missing: string[] = [];
+          for (const ack of acked) {
+            for (let i = 0; i <= ack.lastOffset - ack.baseOffset; i++) {
+              const value = values[ack.partition]!.get(ack.baseOffset + i);
+              if (value !== `${ack.tag}/${i}`) missing.push(`partition ${ack.partition} offset ${ack.baseOffset + i}: ${value} instead of ${ack.tag}/${i}`);
+            }
           }
+          expect(missing).toEqual([]);
+          if (await retryLastIdempotentBatch(log, batches, run.producerId, cycle)) retriesChecked += 1;
+        } finally {
+          await log.close();
         }
-        expect(missing).toEqual([]);
-        if (await retryLastIdempotentBatch(log, batches, run.producerId, cycle)) retriesChecked += 1;
-      } finally {
-        await log.close();
       }
-    }
-    expect(acked.length).toBeGreaterThan(CYCLES * 5);
-    expect(retriesChecked).toBeGreaterThan(CYCLES / 4);
-    // Whether a kill tore a write is up to timing; recovery.test.ts tears tails on purpose.
-    console.log(`acknowledged appends: ${acked.length}; torn bytes truncated on reopen: ${truncatedBytes}; idempotent retries checked: ${retriesChecked}`);
-  });
+      expect(acked.length).toBeGreaterThan(CYCLES * 5);
+      expect(retriesChecked).toBeGreaterThan(CYCLES / 4);
+      // Whether a kill tore a write is up to timing; recovery.test.ts tears tails on purpose.
+      console.log(`acknowledged appends: ${acked.length}; torn bytes truncated on reopen: ${truncatedBytes}; idempotent retries checked: ${retriesChecked}`);
+    },
+  );
 });
 
 /**
@@ -115,7 +119,11 @@ async function retryLastIdempotentBatch(log: LogManager, batches: DecodedBatch[]
   const highWatermark = log.describePartition('crash', 2).highWatermark;
   expect(await log.append('crash', 2, again)).toMatchObject({ baseOffset: last.baseOffset, lastOffset: last.lastOffset, duplicate: true });
   const nextSequence = last.baseSequence + last.records.length;
-  const next = encodeRecordBatch([{ key: null, value: Buffer.from(`retry-${cycle}`) }], { producerId, producerEpoch: last.producerEpoch, baseSequence: nextSequence });
+  const next = encodeRecordBatch([{ key: null, value: Buffer.from(`retry-${cycle}`) }], {
+    producerId,
+    producerEpoch: last.producerEpoch,
+    baseSequence: nextSequence,
+  });
   expect(await log.append('crash', 2, next)).toMatchObject({ baseOffset: highWatermark, lastOffset: highWatermark });
   return true;
 }

@@ -147,7 +147,9 @@ describe('a full disk under the log', () => {
     expect((await readFile(join(dataDir, RECOVERY_POINT_FILE))).equals(pointsBefore)).toBe(true);
     const commitFailure = await caught(commit(2));
     expect([commitFailure.code, commitFailure.retriable]).toEqual(['KAFKA_STORAGE_ERROR', true]);
-    expect(commitFailure.message).toMatch(/^committing offsets failed: the disk is full \(ENOSPC: no space left on device, \w+\); nothing was committed\. Free space on the file system holding /);
+    expect(commitFailure.message).toMatch(
+      /^committing offsets failed: the disk is full \(ENOSPC: no space left on device, \w+\); nothing was committed\. Free space on the file system holding /,
+    );
     expect((await log.groups.fetchOffsets({ groupId: 'g', topics: null })).topics[0]!.partitions[0]!.offset).toBe(1);
     expect((await filesUnder(dataDir)).filter((name) => name.endsWith('.tmp'))).toEqual([]);
 

@@ -59,7 +59,9 @@ describe('append failures', () => {
     }
     expect(failure?.code).toBe('KAFKA_STORAGE_ERROR');
     expect(failure?.retriable).toBe(true);
-    expect(failure?.message).toMatch(/^append to topic 'full' partition 0 failed: the disk is full \(ENOSPC: .*\); nothing unacknowledged was kept\. Free space on the file system holding .*, then retry$/);
+    expect(failure?.message).toMatch(
+      /^append to topic 'full' partition 0 failed: the disk is full \(ENOSPC: .*\); nothing unacknowledged was kept\. Free space on the file system holding .*, then retry$/,
+    );
     expect(acknowledged).toBeGreaterThan(5);
     expect(log.describePartition('full', 0)).toMatchObject({ highWatermark: acknowledged, logEndOffset: acknowledged });
 
@@ -73,51 +75,55 @@ describe('append failures', () => {
     expect(stored[acknowledged]![1]).toBe('after');
   });
 
-  it.skipIf(!canMountTmpfs())('disk full across segment rolls, checkpoints and offset commits: what failed is refused, what was acknowledged stays', async () => {
-    const mountPoint = await tempDir('concordat-full-');
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mountPoint]);
-    onTestFinished(() => {
-      execFileSync('umount', ['-l', mountPoint]);
-    });
-    const filler = join(mountPoint, 'filler');
-    const dataDir = join(mountPoint, 'log');
-    await mkdir(dataDir);
-    const log = await LogManager.open({ dataDir, topicDefaults: { segmentBytes: 64 * 1024 } });
-    onTestFinished(() => log.close().catch(() => {}));
-    await log.createTopic('rolls', { partitions: 1 });
-    await writeFile(filler, Buffer.alloc(1024 * 1024));
-    let acknowledged = 0;
-    let failure: ConcordatError | null = null;
-    for (let i = 0; i < 200 && failure === null; i++) {
-      try {
-        await log.appendRecords('rolls', 0, [{ key: null, value: Buffer.alloc(20 * 1024, i % 256) }]);
-        acknowledged += 1;
-      } catch (error) {
-        failure = error as ConcordatError;
+  it.skipIf(!canMountTmpfs())(
+    'disk full across segment rolls, checkpoints and offset commits: what failed is refused, what was acknowledged stays',
+    async () => {
+      const mountPoint = await tempDir('concordat-full-');
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mountPoint]);
+      onTestFinished(() => {
+        execFileSync('umount', ['-l', mountPoint]);
+      });
+      const filler = join(mountPoint, 'filler');
+      const dataDir = join(mountPoint, 'log');
+      await mkdir(dataDir);
+      const log = await LogManager.open({ dataDir, topicDefaults: { segmentBytes: 64 * 1024 } });
+      onTestFinished(() => log.close().catch(() => {}));
+      await log.createTopic('rolls', { partitions: 1 });
+      await writeFile(filler, Buffer.alloc(1024 * 1024));
+      let acknowledged = 0;
+      let failure: ConcordatError | null = null;
+      for (let i = 0; i < 200 && failure === null; i++) {
+        try {
+          await log.appendRecords('rolls', 0, [{ key: null, value: Buffer.alloc(20 * 1024, i % 256) }]);
+          acknowledged += 1;
+        } catch (error) {
+          failure = error as ConcordatError;
+        }
       }
-    }
-    expect([failure?.code, failure?.retriable]).toEqual(['KAFKA_STORAGE_ERROR', true]);
-    expect(log.describePartition('rolls', 0).segmentCount).toBeGreaterThan(2);
-    const commit = () => log.groups.commitOffsets({ groupId: 'g', generationId: -1, memberId: '', topics: [{ topic: 'rolls', partitions: [{ partition: 0, offset: 1 }] }] });
-    // Fill what is left, so that even a small commit finds no room.
-    await writeFile(join(mountPoint, 'rest'), Buffer.alloc(4096)).catch(() => {});
-    for (let k = 0; k < 64; k++) await writeFile(join(mountPoint, `crumb-${k}`), Buffer.alloc(4096)).catch(() => {});
-    const refused = await caught(commit());
-    expect([refused.code, refused.retriable]).toEqual(['KAFKA_STORAGE_ERROR', true]);
-    await expect(log.checkpointRecoveryPoints()).rejects.toThrow(/ENOSPC/);
+      expect([failure?.code, failure?.retriable]).toEqual(['KAFKA_STORAGE_ERROR', true]);
+      expect(log.describePartition('rolls', 0).segmentCount).toBeGreaterThan(2);
+      const commit = () =>
+        log.groups.commitOffsets({ groupId: 'g', generationId: -1, memberId: '', topics: [{ topic: 'rolls', partitions: [{ partition: 0, offset: 1 }] }] });
+      // Fill what is left, so that even a small commit finds no room.
+      await writeFile(join(mountPoint, 'rest'), Buffer.alloc(4096)).catch(() => {});
+      for (let k = 0; k < 64; k++) await writeFile(join(mountPoint, `crumb-${k}`), Buffer.alloc(4096)).catch(() => {});
+      const refused = await caught(commit());
+      expect([refused.code, refused.retriable]).toEqual(['KAFKA_STORAGE_ERROR', true]);
+      await expect(log.checkpointRecoveryPoints()).rejects.toThrow(/ENOSPC/);
 
-    await rm(filler);
-    await commit();
-    await log.checkpointRecoveryPoints();
-    const next = await log.appendRecords('rolls', 0, [{ key: null, value: Buffer.from('after') }]);
-    expect(next.baseOffset).toBe(acknowledged);
-    await log.close();
-    const reopened = await openLog(dataDir);
-    expect(reopened.recoveryReport()).toEqual([]);
-    const stored = await readAll(reopened, 'rolls', 0);
-    expect(stored.map(([offset]) => offset)).toEqual(Array.from({ length: acknowledged + 1 }, (_, i) => i));
-    expect((await reopened.groups.fetchOffsets({ groupId: 'g', topics: null })).topics[0]!.partitions[0]!.offset).toBe(1);
-  });
+      await rm(filler);
+      await commit();
+      await log.checkpointRecoveryPoints();
+      const next = await log.appendRecords('rolls', 0, [{ key: null, value: Buffer.from('after') }]);
+      expect(next.baseOffset).toBe(acknowledged);
+      await log.close();
+      const reopened = await openLog(dataDir);
+      expect(reopened.recoveryReport()).toEqual([]);
+      const stored = await readAll(reopened, 'rolls', 0);
+      expect(stored.map(([offset]) => offset)).toEqual(Array.from({ length: acknowledged + 1 }, (_, i) => i));
+      expect((await reopened.groups.fetchOffsets({ groupId: 'g', topics: null })).topics[0]!.partitions[0]!.offset).toBe(1);
+    },
+  );
 
   it('a failed fdatasync rejects the unacknowledged appends, truncates them, and the partition goes on', async () => {
     const dir = await tempDir();
@@ -156,7 +162,9 @@ describe('append failures', () => {
     const error = await third;
     expect(error.code).toBe('LIMIT_EXCEEDED');
     expect(error.retriable).toBe(true);
-    expect(error.message).toMatch(/^topic 'q' partition 0 has \d+ bytes of appends queued; one more of \d+ bytes would pass appendQueueBytesMax \(1048576\); retry later or raise the log option appendQueueBytesMax$/);
+    expect(error.message).toMatch(
+      /^topic 'q' partition 0 has \d+ bytes of appends queued; one more of \d+ bytes would pass appendQueueBytesMax \(1048576\); retry later or raise the log option appendQueueBytesMax$/,
+    );
     await Promise.all([first, second]);
   });
 });

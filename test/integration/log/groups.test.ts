@@ -1,12 +1,6 @@
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { ConcordatError } from '../../../src/errors.js';
-import {
-  decodeAssignment,
-  encodeAssignment,
-  encodeSubscription,
-  LogManager,
-  type JoinGroupRequest,
-} from '../../../src/log/index.js';
+import { decodeAssignment, encodeAssignment, encodeSubscription, LogManager, type JoinGroupRequest } from '../../../src/log/index.js';
 import { openLog, tempDir } from './helpers.js';
 
 const FAST_GROUPS = { groups: { minSessionTimeoutMs: 50 } };
@@ -67,7 +61,12 @@ describe('GroupCoordinator membership', () => {
     expect(joined.members).toEqual([{ memberId: joined.memberId, groupInstanceId: null, metadata: encodeSubscription({ topics: ['t'] }) }]);
     expect(log.groups.describeGroup('g1').state).toBe('CompletingRebalance');
     const assignment = encodeAssignment({ assignedPartitions: [{ topic: 't', partitions: [0, 1, 2, 3] }] });
-    const synced = await log.groups.syncGroup({ groupId: 'g1', generationId: 1, memberId: joined.memberId, assignments: [{ memberId: joined.memberId, assignment }] });
+    const synced = await log.groups.syncGroup({
+      groupId: 'g1',
+      generationId: 1,
+      memberId: joined.memberId,
+      assignments: [{ memberId: joined.memberId, assignment }],
+    });
     expect(synced).toEqual({ protocolType: 'consumer', protocolName: 'range', assignment });
     expect(log.groups.describeGroup('g1')).toMatchObject({ state: 'Stable', generationId: 1, leaderId: joined.memberId });
     await log.groups.heartbeat({ groupId: 'g1', generationId: 1, memberId: joined.memberId });
@@ -118,9 +117,7 @@ describe('GroupCoordinator membership', () => {
     expect([unknown.code, unknown.message]).toEqual(['UNKNOWN_MEMBER_ID', "member nobody is not in group 'g3'"]);
     const unknownJoin = await caught(log.groups.joinGroup(joinRequest('g3', 'nobody')));
     expect(unknownJoin.code).toBe('UNKNOWN_MEMBER_ID');
-    const protocol = await caught(
-      log.groups.joinGroup(joinRequest('g3', '', { protocols: [{ name: 'sticky', metadata: Buffer.alloc(0) }] })),
-    );
+    const protocol = await caught(log.groups.joinGroup(joinRequest('g3', '', { protocols: [{ name: 'sticky', metadata: Buffer.alloc(0) }] })));
     expect([protocol.code, protocol.message]).toEqual([
       'INCONSISTENT_GROUP_PROTOCOL',
       "group 'g3' uses protocol type 'consumer' with protocols [range, roundrobin]; the member offers 'consumer' [sticky]",
@@ -256,13 +253,25 @@ describe('GroupCoordinator offsets', () => {
       generationId: 1,
       memberId: a.memberId,
       topics: [
-        { topic: 't', partitions: [{ partition: 0, offset: 42, metadata: 'm' }, { partition: 9, offset: 1 }] },
+        {
+          topic: 't',
+          partitions: [
+            { partition: 0, offset: 42, metadata: 'm' },
+            { partition: 9, offset: 1 },
+          ],
+        },
         { topic: 'nope', partitions: [{ partition: 0, offset: 1 }] },
       ],
     });
     expect(result).toEqual({
       topics: [
-        { topic: 't', partitions: [{ partition: 0, errorCode: null }, { partition: 9, errorCode: 'UNKNOWN_TOPIC_OR_PARTITION' }] },
+        {
+          topic: 't',
+          partitions: [
+            { partition: 0, errorCode: null },
+            { partition: 9, errorCode: 'UNKNOWN_TOPIC_OR_PARTITION' },
+          ],
+        },
         { topic: 'nope', partitions: [{ partition: 0, errorCode: 'UNKNOWN_TOPIC_OR_PARTITION' }] },
       ],
     });
@@ -305,13 +314,23 @@ describe('GroupCoordinator offsets', () => {
       groupId: 'standalone',
       generationId: -1,
       memberId: '',
-      topics: [{ topic: 't', partitions: [{ partition: 1, offset: 5 }, { partition: 2, offset: 6, metadata: 'too long' }] }],
+      topics: [
+        {
+          topic: 't',
+          partitions: [
+            { partition: 1, offset: 5 },
+            { partition: 2, offset: 6, metadata: 'too long' },
+          ],
+        },
+      ],
     });
     expect(result.topics[0]!.partitions).toEqual([
       { partition: 1, errorCode: null },
       { partition: 2, errorCode: 'OFFSET_METADATA_TOO_LARGE' },
     ]);
-    expect((await log.groups.fetchOffsets({ groupId: 'standalone', topics: [{ topic: 't', partitions: [1, 2] }] })).topics[0]!.partitions.map((p) => p.offset)).toEqual([5, -1]);
+    expect(
+      (await log.groups.fetchOffsets({ groupId: 'standalone', topics: [{ topic: 't', partitions: [1, 2] }] })).topics[0]!.partitions.map((p) => p.offset),
+    ).toEqual([5, -1]);
   });
 
   it('coalesces concurrent commits and keeps the last of each partition', async () => {
@@ -328,7 +347,15 @@ describe('GroupCoordinator offsets', () => {
   it('deletes only Empty groups, with their offsets, and drops offsets of a deleted topic', async () => {
     const log = await logWithTopic();
     await log.createTopic('other', { partitions: 1 });
-    await log.groups.commitOffsets({ groupId: 'd1', generationId: -1, memberId: '', topics: [{ topic: 't', partitions: [{ partition: 0, offset: 3 }] }, { topic: 'other', partitions: [{ partition: 0, offset: 4 }] }] });
+    await log.groups.commitOffsets({
+      groupId: 'd1',
+      generationId: -1,
+      memberId: '',
+      topics: [
+        { topic: 't', partitions: [{ partition: 0, offset: 3 }] },
+        { topic: 'other', partitions: [{ partition: 0, offset: 4 }] },
+      ],
+    });
     await log.groups.joinGroup(joinRequest('busy'));
     expect(await log.groups.deleteGroups(['busy', 'missing'])).toEqual([
       { groupId: 'busy', errorCode: 'NON_EMPTY_GROUP' },

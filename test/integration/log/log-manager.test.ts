@@ -31,14 +31,19 @@ describe('LogManager topics', () => {
     const description = log.describeTopic('orders');
     expect(description.config.segmentBytes).toBe(4096);
     expect(description.config.flushMode).toBe('sync');
-    expect(description.partitions).toEqual([0, 1, 2].map((partition) => ({
-      partition, logStartOffset: 0, highWatermark: 0, lastStableOffset: 0, logEndOffset: 0, sizeBytes: 0, segmentCount: 1, readsWaiting: 0,
-    })));
-    expect((await readdir(join(dir, 'orders-2'))).sort()).toEqual([
-      '00000000000000000000.index',
-      '00000000000000000000.log',
-      '00000000000000000000.timeindex',
-    ]);
+    expect(description.partitions).toEqual(
+      [0, 1, 2].map((partition) => ({
+        partition,
+        logStartOffset: 0,
+        highWatermark: 0,
+        lastStableOffset: 0,
+        logEndOffset: 0,
+        sizeBytes: 0,
+        segmentCount: 1,
+        readsWaiting: 0,
+      })),
+    );
+    expect((await readdir(join(dir, 'orders-2'))).sort()).toEqual(['00000000000000000000.index', '00000000000000000000.log', '00000000000000000000.timeindex']);
     await log.deleteTopic('orders');
     expect(log.hasTopic('orders')).toBe(false);
     expect((await readdir(dir)).filter((name) => name.startsWith('orders'))).toEqual([]);
@@ -93,7 +98,9 @@ describe('LogManager topics', () => {
     await openLog(dir);
     const error = await caught(LogManager.open({ dataDir: dir }));
     expect(error.code).toBe('LOG_DIR_LOCKED');
-    expect(error.message).toMatch(/^log directory .* is locked: this process \(\d+\) already has it open: one log directory serves one log at a time\. For several apps in one process, create one EmbeddedTransport and pass it to each app as `transport`, or give each app its own dataDir$/);
+    expect(error.message).toMatch(
+      /^log directory .* is locked: this process \(\d+\) already has it open: one log directory serves one log at a time\. For several apps in one process, create one EmbeddedTransport and pass it to each app as `transport`, or give each app its own dataDir$/,
+    );
   });
 });
 
@@ -106,9 +113,7 @@ describe('LogManager append and read', () => {
     expect(batch.readInt32BE(4)).toBe(0);
     const two = Buffer.concat([encodeRecordBatch(values('y', 2)), encodeRecordBatch(values('z', 4))]);
     expect(await log.append('p', 0, two)).toEqual({ baseOffset: 3, lastOffset: 8, logAppendTimeMs: -1, logStartOffset: 0 });
-    expect((await readAll(log, 'p', 0)).map(([o, v]) => `${o}:${v}`)).toEqual([
-      '0:x0', '1:x1', '2:x2', '3:y0', '4:y1', '5:z0', '6:z1', '7:z2', '8:z3',
-    ]);
+    expect((await readAll(log, 'p', 0)).map(([o, v]) => `${o}:${v}`)).toEqual(['0:x0', '1:x1', '2:x2', '3:y0', '4:y1', '5:z0', '6:z1', '7:z2', '8:z3']);
   });
 
   it('stores the producer’s bytes unchanged apart from baseOffset and leader epoch', async () => {
@@ -167,10 +172,7 @@ describe('LogManager append and read', () => {
     await log.appendRecords('o', 0, values('v', 2));
     expect((await log.read('o', 0, 2, { maxBytes: 100 })).records.length).toBe(0);
     const error = await caught(log.read('o', 0, 3, { maxBytes: 100 }));
-    expect([error.code, error.message]).toEqual([
-      'OFFSET_OUT_OF_RANGE',
-      "offset 3 is out of range for topic 'o' partition 0 (log start 0, log end 2)",
-    ]);
+    expect([error.code, error.message]).toEqual(['OFFSET_OUT_OF_RANGE', "offset 3 is out of range for topic 'o' partition 0 (log start 0, log end 2)"]);
   });
 
   it('long-polls: a read at the end waits for the next durable append, or for maxWaitMs, or until aborted', async () => {

@@ -14,7 +14,10 @@ describe('log metrics', () => {
     await log.createTopic('metrics.a', { partitions: 3, config: { segmentBytes: 1024 } });
     await log.createTopic('metrics.b', { partitions: 1 });
     const value = Buffer.alloc(300, 7);
-    const batch = encodeRecordBatch([{ key: null, value }, { key: null, value }]);
+    const batch = encodeRecordBatch([
+      { key: null, value },
+      { key: null, value },
+    ]);
     for (let i = 0; i < 5; i++) await log.append('metrics.a', 0, Buffer.from(batch));
     await log.appendRecords('metrics.b', 0, [{ key: null, value: Buffer.from('x') }]);
 
@@ -54,10 +57,14 @@ describe('log metrics', () => {
     const registry = new Registry();
     const detach = attachLogMetrics(log, registry);
     await log.createTopic('metrics.poll', { partitions: 2 });
-    const waitingNow = async (): Promise<number> => sampleValue(parseMetrics(await registry.metrics()), 'concordat_log_reads_waiting', { topic: 'metrics.poll' });
+    const waitingNow = async (): Promise<number> =>
+      sampleValue(parseMetrics(await registry.metrics()), 'concordat_log_reads_waiting', { topic: 'metrics.poll' });
     expect(await waitingNow()).toBe(0);
     const reads = [0, 1].map((partition) => log.read('metrics.poll', partition, 0, { maxBytes: 1000, maxWaitMs: 10_000 }));
-    await until(() => [0, 1].every((partition) => log.describePartition('metrics.poll', partition).readsWaiting === 1), { timeoutMs: 5000, message: 'both reads waiting' });
+    await until(() => [0, 1].every((partition) => log.describePartition('metrics.poll', partition).readsWaiting === 1), {
+      timeoutMs: 5000,
+      message: 'both reads waiting',
+    });
     expect(await waitingNow()).toBe(2);
     await log.appendRecords('metrics.poll', 1, [{ key: null, value: Buffer.from('wake') }]);
     await reads[1];

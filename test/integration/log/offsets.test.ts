@@ -111,7 +111,12 @@ describe('consumer lag and offset retention', () => {
       rebalanceTimeoutMs: 10_000,
     });
     await log.groups.syncGroup({ groupId: 'busy', generationId: member.generationId, memberId: member.memberId, assignments: [] });
-    await log.groups.commitOffsets({ groupId: 'busy', generationId: member.generationId, memberId: member.memberId, topics: [{ topic: 't', partitions: [{ partition: 0, offset: 1 }] }] });
+    await log.groups.commitOffsets({
+      groupId: 'busy',
+      generationId: member.generationId,
+      memberId: member.memberId,
+      topics: [{ topic: 't', partitions: [{ partition: 0, offset: 1 }] }],
+    });
     expect((await log.enforceRetention(Date.now() + 30_000)).expiredGroups).toEqual([]);
     expect((await log.enforceRetention(Date.now() + 61_000)).expiredGroups).toEqual(['idle']);
     expect(await log.groups.fetchOffsets({ groupId: 'idle', topics: null })).toEqual({ topics: [] });

@@ -106,9 +106,7 @@ describe('a power loss right after an acknowledgement', () => {
     for (let i = 12; i < 24; i++) await log.appendRecords('t', 0, [value(`r${i}`, 1000)]);
     expect(log.describePartition('t', 0).segmentCount).toBeGreaterThan(5);
     const { log: after } = await m.powerLoss();
-    expect((await readAll(after, 't', 0)).map(([offset, v]) => [offset, v!.replace(/\.+$/, '')])).toEqual(
-      Array.from({ length: 24 }, (_, i) => [i, `r${i}`]),
-    );
+    expect((await readAll(after, 't', 0)).map(([offset, v]) => [offset, v!.replace(/\.+$/, '')])).toEqual(Array.from({ length: 24 }, (_, i) => [i, `r${i}`]));
   });
 
   it("keeps an idempotent producer's state: its last batch is still recognised as a retry", async () => {
@@ -134,7 +132,12 @@ describe('a power loss right after an acknowledgement', () => {
     for (let round = 0; round < 40; round++) {
       await Promise.all(
         Array.from({ length: 40 }, (_, i) =>
-          log.groups.commitOffsets({ groupId: `g${i % 8}`, generationId: -1, memberId: '', topics: [{ topic: 't', partitions: [{ partition: i % 4, offset: round * 100 + i }] }] }),
+          log.groups.commitOffsets({
+            groupId: `g${i % 8}`,
+            generationId: -1,
+            memberId: '',
+            topics: [{ topic: 't', partitions: [{ partition: i % 4, offset: round * 100 + i }] }],
+          }),
         ),
       );
     }
@@ -145,7 +148,7 @@ describe('a power loss right after an acknowledgement', () => {
     expect(fetched.topics[0]!.partitions.map((p) => p.offset)).toEqual([-1, -1, -1, 39 * 100 + 35]);
   });
 
-  it('keeps a checkpoint file replaced in place (topics.json, the transaction state, the transport\'s database pairing all are)', async () => {
+  it("keeps a checkpoint file replaced in place (topics.json, the transaction state, the transport's database pairing all are)", async () => {
     const m = await machine();
     const log = await m.open();
     const path = join(m.dataDir, 'database-pairing');

@@ -66,7 +66,12 @@ let commitOffset = Number(cycle) * 1_000_000;
 async function commitOne(): Promise<void> {
   const offset = commitOffset++;
   const partition = offset % 3;
-  const result = await log.groups.commitOffsets({ groupId: 'g', generationId: -1, memberId: '', topics: [{ topic: 'crash', partitions: [{ partition, offset }] }] });
+  const result = await log.groups.commitOffsets({
+    groupId: 'g',
+    generationId: -1,
+    memberId: '',
+    topics: [{ topic: 'crash', partitions: [{ partition, offset }] }],
+  });
   if (result.topics[0]!.partitions[0]!.errorCode !== null) throw new Error(`commit failed: ${result.topics[0]!.partitions[0]!.errorCode}`);
   acknowledged(`COMMIT ${partition} ${offset}`);
 }

@@ -91,7 +91,8 @@ describe('a power loss at random moments (unsynced writes and directory entries 
         for (const ack of acked) {
           for (let i = 0; i <= ack.lastOffset - ack.baseOffset; i++) {
             const value = values[ack.partition]!.get(ack.baseOffset + i);
-            if (value !== `${ack.tag}/${i}`) missing.push(`cycle ${cycle}: partition ${ack.partition} offset ${ack.baseOffset + i}: ${value} instead of ${ack.tag}/${i}`);
+            if (value !== `${ack.tag}/${i}`)
+              missing.push(`cycle ${cycle}: partition ${ack.partition} offset ${ack.baseOffset + i}: ${value} instead of ${ack.tag}/${i}`);
           }
         }
         expect(missing.slice(0, 20)).toEqual([]);
@@ -107,7 +108,9 @@ describe('a power loss at random moments (unsynced writes and directory entries 
     expect(acked.length).toBeGreaterThan(CYCLES * 5);
     expect(commits.size).toBe(3);
     expect(lostWrites).toBeGreaterThan(0);
-    console.log(`acknowledged appends: ${acked.length}; unsynced writes dropped: ${lostWrites}; directory entries undone: ${lostEntries}; writes torn: ${tornWrites}; idempotent retries checked: ${retriesChecked}`);
+    console.log(
+      `acknowledged appends: ${acked.length}; unsynced writes dropped: ${lostWrites}; directory entries undone: ${lostEntries}; writes torn: ${tornWrites}; idempotent retries checked: ${retriesChecked}`,
+    );
   });
 });
 
@@ -124,7 +127,11 @@ async function retryLastIdempotentBatch(log: LogManager, batches: DecodedBatch[]
   const highWatermark = log.describePartition('crash', 2).highWatermark;
   expect(await log.append('crash', 2, again)).toMatchObject({ baseOffset: last.baseOffset, lastOffset: last.lastOffset, duplicate: true });
   const nextSequence = last.baseSequence + last.records.length;
-  const next = encodeRecordBatch([{ key: null, value: Buffer.from(`retry-${cycle}`) }], { producerId, producerEpoch: last.producerEpoch, baseSequence: nextSequence });
+  const next = encodeRecordBatch([{ key: null, value: Buffer.from(`retry-${cycle}`) }], {
+    producerId,
+    producerEpoch: last.producerEpoch,
+    baseSequence: nextSequence,
+  });
   expect(await log.append('crash', 2, next)).toMatchObject({ baseOffset: highWatermark, lastOffset: highWatermark });
   return true;
 }

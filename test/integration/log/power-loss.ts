@@ -29,7 +29,22 @@
  * last close was clean, is the exception and is left as it is).
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  ftruncateSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { NODE_FILE_SYSTEM, type LogFileSystem } from '../../../src/log/file-system.js';
@@ -211,7 +226,10 @@ export class JournalingFileSystem implements LogFileSystem {
       },
       async writev(buffers: NodeJS.ArrayBufferView[], position?: number | null) {
         if (typeof position !== 'number') throw new Error('JournalingFileSystem: only positional writev is modelled');
-        beforeWrite(position, buffers.reduce((sum, b) => sum + b.byteLength, 0));
+        beforeWrite(
+          position,
+          buffers.reduce((sum, b) => sum + b.byteLength, 0),
+        );
         written = true;
         const result = await handle.writev(buffers, position);
         afterWrite();
@@ -406,7 +424,6 @@ function readJournal(journalDir: string): JournalRecord[] {
   if (!text.endsWith('\n')) lines.pop();
   return lines.filter((line) => line.length > 0).map((line) => JSON.parse(line) as JournalRecord);
 }
-
 
 /**
  * What a power loss now would leave, without stopping the log that runs in

@@ -37,7 +37,10 @@ function writeAndKill(dataDir: string): Promise<number> {
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.stdout.on('data', (chunk: Buffer) => {
-      acks += chunk.toString().split('\n').filter((line) => line.startsWith('ACK ')).length;
+      acks += chunk
+        .toString()
+        .split('\n')
+        .filter((line) => line.startsWith('ACK ')).length;
       if (acks >= ACKS_BEFORE_KILL) child.kill('SIGKILL');
     });
     child.on('exit', (code, signal) => {
@@ -110,9 +113,10 @@ describe('start-up log after an unclean shutdown', () => {
           truncatedBytes: cut,
           logEndOffset,
         });
-        const from = point === undefined
-          ? 'the first segment (no recovery point)'
-          : `recovery point offset ${point.nextOffset} (${String(point.segmentBase).padStart(20, '0')}.log byte ${point.position})`;
+        const from =
+          point === undefined
+            ? 'the first segment (no recovery point)'
+            : `recovery point offset ${point.nextOffset} (${String(point.segmentBase).padStart(20, '0')}.log byte ${point.position})`;
         const s = expected.segmentsValidated === 1 ? '' : 's';
         expect(line!.msg).toBe(
           `topic 'crash' partition ${p}: validated ${expected.segmentsValidated} segment${s} (${expected.bytesValidated} bytes) from ${from}, ` +
@@ -128,7 +132,9 @@ describe('start-up log after an unclean shutdown', () => {
       const durationMs = summary!.durationMs as number;
       expect(durationMs).toBeGreaterThanOrEqual(0);
       expect(summary!.msg).toMatch(
-        new RegExp(`^unclean shutdown of process ${writerPid}: validated ${segments} segments? \\(${bytes} bytes\\) past the recovery points of ${partitionsValidated} partitions?, truncated ${truncated} bytes in \\d+ partitions?, \\d+ repairs; recovery took ${durationMs} ms$`),
+        new RegExp(
+          `^unclean shutdown of process ${writerPid}: validated ${segments} segments? \\(${bytes} bytes\\) past the recovery points of ${partitionsValidated} partitions?, truncated ${truncated} bytes in \\d+ partitions?, \\d+ repairs; recovery took ${durationMs} ms$`,
+        ),
       );
       expect(info.find((line) => line.msg === 'log opened')).toMatchObject({ cleanShutdown: false, durationMs });
       // The torn bytes are gone and every batch before them is readable.

@@ -134,7 +134,9 @@ describe('recovery after an unclean shutdown', () => {
     const size = (await stat(active)).size;
     const log = await openLog(dir);
     expect(log.describePartition('t', 0)).toMatchObject({ highWatermark: 15, sizeBytes: after });
-    expect(log.recoveryReport().map((e) => e.detail)).toEqual([`batch at byte ${after}: CRC-32C mismatch; cut ${size - after} bytes at byte ${after} (offset 15)`]);
+    expect(log.recoveryReport().map((e) => e.detail)).toEqual([
+      `batch at byte ${after}: CRC-32C mismatch; cut ${size - after} bytes at byte ${after} (offset 15)`,
+    ]);
     // The flipped byte before the recovery point was not looked at: the batch is served as it is, and a consumer's CRC check reports it.
     const { records } = await log.read('t', 0, 4, { maxBytes: 1 });
     expect(() => decodeRecordBatches(records)).toThrow(/^batch at byte 0 fails its CRC-32C check \(stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\)$/);
@@ -144,14 +146,19 @@ describe('recovery after an unclean shutdown', () => {
     const { dir, active } = await crashedLog(20, {}, 20);
     const position = await batchPosition(active, 5);
     await flipByte(active, position + 16);
-    const error = await caught(LogManager.open({ dataDir: dir }).then(async (log) => {
-      try {
-        await log.read('t', 0, 10, { maxBytes: 100 });
-      } finally {
-        await log.close();
-      }
-    }));
-    expect([error.code, error.message]).toEqual(['STORAGE_CORRUPT', `${active}: the batch header at byte ${position} is damaged; restore the partition from a backup`]);
+    const error = await caught(
+      LogManager.open({ dataDir: dir }).then(async (log) => {
+        try {
+          await log.read('t', 0, 10, { maxBytes: 100 });
+        } finally {
+          await log.close();
+        }
+      }),
+    );
+    expect([error.code, error.message]).toEqual([
+      'STORAGE_CORRUPT',
+      `${active}: the batch header at byte ${position} is damaged; restore the partition from a backup`,
+    ]);
   });
 
   it('reports, and does not truncate, a bad batch inside a rolled segment past the recovery point', async () => {
@@ -273,10 +280,19 @@ describe('damaged index files', () => {
     const log = await openLog(dir);
     // The time index is needed at open (the segment's largest timestamp); the offset index when first read.
     expect(log.recoveryReport()).toEqual([
-      { topic: 't', partition: 0, file: secondTime.replace('.timeindex', '.index'), action: 'index-rebuilt', detail: 'the time index is missing or inconsistent; rebuilt both indexes from the log' },
+      {
+        topic: 't',
+        partition: 0,
+        file: secondTime.replace('.timeindex', '.index'),
+        action: 'index-rebuilt',
+        detail: 'the time index is missing or inconsistent; rebuilt both indexes from the log',
+      },
     ]);
     expect((await readAll(log, 't', 0)).map(([, v]) => v)).toEqual(values(60));
-    expect(log.recoveryReport().map((e) => [e.file, e.detail])).toContainEqual([firstIndex, 'the offset index is missing or inconsistent; rebuilt both indexes from the log']);
+    expect(log.recoveryReport().map((e) => [e.file, e.detail])).toContainEqual([
+      firstIndex,
+      'the offset index is missing or inconsistent; rebuilt both indexes from the log',
+    ]);
     await log.close();
     expect((await readFile(firstIndex)).equals(original)).toBe(true);
   });
@@ -327,7 +343,9 @@ describe('damaged index files', () => {
     // A timestamp whose lookup lands on the first entry: the second entry's (record i has timestamp 1_000_000 + i).
     const target = Number(bytes.readBigInt64BE(12));
     expect(await log.offsetForTimestamp('t', 0, target)).toEqual({ offset: target - 1_000_000, timestampMs: target });
-    expect(log.recoveryReport().map((e) => e.detail)[0]).toMatch(/^time index entry \(\d+, \d+\) does not match the batch holding offset \d+; rebuilt both indexes from the log$/);
+    expect(log.recoveryReport().map((e) => e.detail)[0]).toMatch(
+      /^time index entry \(\d+, \d+\) does not match the batch holding offset \d+; rebuilt both indexes from the log$/,
+    );
   });
 });
 

@@ -95,14 +95,27 @@ describe('static membership (KIP-345)', () => {
     expect(described).toMatchObject({ state: 'Stable', generationId: 1 });
     expect(described.members.map((m) => m.memberId).sort()).toEqual([a.memberId, again.memberId].sort());
 
-    const fenced = (error: ConcordatError) => [error.code, error.message.startsWith(`member ${b.memberId} of group 's2' is fenced: static member 'pod-b' has rejoined as ${again.memberId}`)];
+    const fenced = (error: ConcordatError) => [
+      error.code,
+      error.message.startsWith(`member ${b.memberId} of group 's2' is fenced: static member 'pod-b' has rejoined as ${again.memberId}`),
+    ];
     const expected = ['FENCED_INSTANCE_ID', true];
     expect(fenced(await caught(log.groups.heartbeat({ groupId: 's2', generationId: 1, memberId: b.memberId, groupInstanceId: 'pod-b' })))).toEqual(expected);
-    expect(fenced(await caught(log.groups.syncGroup({ groupId: 's2', generationId: 1, memberId: b.memberId, groupInstanceId: 'pod-b', assignments: [] })))).toEqual(expected);
+    expect(
+      fenced(await caught(log.groups.syncGroup({ groupId: 's2', generationId: 1, memberId: b.memberId, groupInstanceId: 'pod-b', assignments: [] }))),
+    ).toEqual(expected);
     expect(fenced(await caught(log.groups.joinGroup(joinRequest('s2', 'pod-b', b.memberId))))).toEqual(expected);
-    const commit = { groupId: 's2', generationId: 1, memberId: b.memberId, groupInstanceId: 'pod-b', topics: [{ topic: 't', partitions: [{ partition: 2, offset: 5 }] }] };
+    const commit = {
+      groupId: 's2',
+      generationId: 1,
+      memberId: b.memberId,
+      groupInstanceId: 'pod-b',
+      topics: [{ topic: 't', partitions: [{ partition: 2, offset: 5 }] }],
+    };
     expect(fenced(await caught(log.groups.commitOffsets(commit)))).toEqual(expected);
-    expect((await log.groups.leaveGroup({ groupId: 's2', members: [{ memberId: b.memberId, groupInstanceId: 'pod-b' }] })).members[0]!.errorCode).toBe('FENCED_INSTANCE_ID');
+    expect((await log.groups.leaveGroup({ groupId: 's2', members: [{ memberId: b.memberId, groupInstanceId: 'pod-b' }] })).members[0]!.errorCode).toBe(
+      'FENCED_INSTANCE_ID',
+    );
     // The new incarnation commits.
     await log.groups.commitOffsets({ ...commit, memberId: again.memberId });
     expect(rebalances).toEqual([]);
@@ -135,7 +148,13 @@ describe('static membership (KIP-345)', () => {
   it('LeaveGroup by instance ID (member ID empty) removes the static member and rebalances the rest', async () => {
     const log = await logWithTopic();
     const { a, b } = await stableGroup(log, 's5');
-    const left = await log.groups.leaveGroup({ groupId: 's5', members: [{ memberId: '', groupInstanceId: 'pod-b' }, { memberId: '', groupInstanceId: 'pod-z' }] });
+    const left = await log.groups.leaveGroup({
+      groupId: 's5',
+      members: [
+        { memberId: '', groupInstanceId: 'pod-b' },
+        { memberId: '', groupInstanceId: 'pod-z' },
+      ],
+    });
     expect(left.members.map((m) => m.errorCode)).toEqual([null, 'UNKNOWN_MEMBER_ID']);
     expect(log.groups.describeGroup('s5').state).toBe('PreparingRebalance');
     const rejoined = await log.groups.joinGroup(joinRequest('s5', 'pod-a', a.memberId));
@@ -185,7 +204,9 @@ describe('static membership (KIP-345)', () => {
     expect(again.generationId).toBe(1);
     const synced = await log.groups.syncGroup({ groupId: 's7', generationId: 1, memberId: again.memberId, groupInstanceId: 'pod-b', assignments: [] });
     expect(synced.assignment.equals(forB)).toBe(true);
-    expect((await caught(log.groups.heartbeat({ groupId: 's7', generationId: 1, memberId: b.memberId, groupInstanceId: 'pod-b' }))).code).toBe('FENCED_INSTANCE_ID');
+    expect((await caught(log.groups.heartbeat({ groupId: 's7', generationId: 1, memberId: b.memberId, groupInstanceId: 'pod-b' }))).code).toBe(
+      'FENCED_INSTANCE_ID',
+    );
   });
 
   it('keeps the stored membership through a compaction of the offsets log', async () => {
@@ -195,7 +216,12 @@ describe('static membership (KIP-345)', () => {
     await first.createTopic('t', { partitions: 4 });
     const { a } = await stableGroup(first, 's9');
     for (let i = 0; i < 1500; i++) {
-      await first.groups.commitOffsets({ groupId: 'other', generationId: -1, memberId: '', topics: [{ topic: 't', partitions: [{ partition: i % 4, offset: i }] }] });
+      await first.groups.commitOffsets({
+        groupId: 'other',
+        generationId: -1,
+        memberId: '',
+        topics: [{ topic: 't', partitions: [{ partition: i % 4, offset: i }] }],
+      });
     }
     expect(first.groups.offsetStoreStats().compactions).toBeGreaterThan(0);
     await first.close();

@@ -216,7 +216,12 @@ describe('limits', () => {
     const dir = await tempDir();
     const first = await LogManager.open({ dataDir: dir, topicDefaults: { segmentBytes: 64 * 1024, indexIntervalBytes: 0 } });
     await first.createTopic('idx', { partitions: 1 });
-    for (let i = 0; i < 400; i++) await first.appendRecords('idx', 0, Array.from({ length: 20 }, () => ({ key: null, value: Buffer.alloc(200) })));
+    for (let i = 0; i < 400; i++)
+      await first.appendRecords(
+        'idx',
+        0,
+        Array.from({ length: 20 }, () => ({ key: null, value: Buffer.alloc(200) })),
+      );
     await first.close();
     const log = await openLog(dir, { indexCacheBytesMax: 1024 * 1024 });
     expect(log.stats().indexCache).toEqual({ bytes: 0, segments: 0 });

@@ -63,7 +63,7 @@ describe('log transactions', () => {
     await log.close();
   });
 
-  it('an ABORT marker fences the producer\'s older epoch in the partition', async () => {
+  it("an ABORT marker fences the producer's older epoch in the partition", async () => {
     const log = await openLog(await tempDir());
     await log.createTopic('f', { partitions: 1 });
     const first = await begin(log, 'fenced', 'f');

@@ -57,7 +57,12 @@ describe('MetricsServer', () => {
     expect(await before.json()).toEqual({
       status: 'not ready',
       notReady: { 'consumer-groups': "consumer group 'orders' has no assignment yet", slow: 'no answer within 100 ms', broken: 'Error: connection refused' },
-      checks: { database: 'ok', 'consumer-groups': "consumer group 'orders' has no assignment yet", slow: 'no answer within 100 ms', broken: 'Error: connection refused' },
+      checks: {
+        database: 'ok',
+        'consumer-groups': "consumer group 'orders' has no assignment yet",
+        slow: 'no answer within 100 ms',
+        broken: 'Error: connection refused',
+      },
     });
     groupReady = true;
     const after = await fetch(`${base}/readyz`);

@@ -60,7 +60,13 @@ describe('tracing of messages (real OpenTelemetry SDK, in-memory exporter)', () 
   beforeAll(async () => {
     tracing = registerTestTracing();
     fx = await createTxFixture('tracing_messages');
-    app = ConcordatApp.create({ name: 'tracing', services: [Shop, Billing, TransactionCoordinator, participant('left'), participant('right')], database: fx.db, transport: fx.transport, partitions: 2 });
+    app = ConcordatApp.create({
+      name: 'tracing',
+      services: [Shop, Billing, TransactionCoordinator, participant('left'), participant('right')],
+      database: fx.db,
+      transport: fx.transport,
+      partitions: 2,
+    });
     await app.start();
   });
   afterAll(async () => {
@@ -116,11 +122,14 @@ describe('tracing of messages (real OpenTelemetry SDK, in-memory exporter)', () 
     }
   });
 
-  it('marks a dead-lettered message\'s process span as an error with a dead_letter event', async () => {
+  it("marks a dead-lettered message's process span as an error with a dead_letter event", async () => {
     await app.transaction(async (context) => {
       context.publish('trace.poison', { order: 2 });
     });
-    const poisoned = await waitFor(async () => named('process trace.poison').find((span) => span.events.includes('dead_letter')), 'the poison message was dead-lettered');
+    const poisoned = await waitFor(
+      async () => named('process trace.poison').find((span) => span.events.includes('dead_letter')),
+      'the poison message was dead-lettered',
+    );
     expect(poisoned.statusCode).toBe(2);
     expect(poisoned.attributes).toMatchObject({ 'concordat.outcome': 'dead_lettered', 'error.type': 'Error' });
     const publish = parentOf(poisoned, spans());
@@ -141,59 +150,83 @@ describe('tracing of messages (real OpenTelemetry SDK, in-memory exporter)', () 
   it.each([
     { outcome: 'CONFIRMED', refuse: undefined, decision: 'TRYING → CONFIRMING', second: 'Confirm' },
     { outcome: 'CANCELLED', refuse: 'right', decision: 'TRYING → CANCELLING', second: 'Cancel' },
-  ])('traces a TCC global transaction ($outcome) from its begin through every Try, the decision and every $second', async ({ outcome, refuse, decision, second }) => {
-    const name = `order-${outcome.toLowerCase()}`;
-    const id = await trace.getTracer('test').startActiveSpan('POST /orders', async (root) => {
-      try {
-        return await app.transaction((context) => beginTcc(context, { name, branches: [{ participant: 'left', payload: { refuse } }, { participant: 'right', payload: { refuse } }] }));
-      } finally {
-        root.end();
+  ])(
+    'traces a TCC global transaction ($outcome) from its begin through every Try, the decision and every $second',
+    async ({ outcome, refuse, decision, second }) => {
+      const name = `order-${outcome.toLowerCase()}`;
+      const id = await trace.getTracer('test').startActiveSpan('POST /orders', async (root) => {
+        try {
+          return await app.transaction((context) =>
+            beginTcc(context, {
+              name,
+              branches: [
+                { participant: 'left', payload: { refuse } },
+                { participant: 'right', payload: { refuse } },
+              ],
+            }),
+          );
+        } finally {
+          root.end();
+        }
+      });
+      expect((await fx.ended(id)).state).toBe(outcome);
+      const ending = `TCC ${second === 'Confirm' ? 'CONFIRMING → CONFIRMED' : 'CANCELLING → CANCELLED'}`;
+      const all = await waitFor(async () => {
+        const all = spans();
+        const last = all.find((span) => span.name === ending && span.attributes['concordat.global_tx.id'] === id);
+        return last !== undefined && treeComplete(all, last.traceId) ? all : undefined;
+      }, 'the span of the last step');
+      const begin = all.find((span) => span.name === `TCC begin ${name}` && span.attributes['concordat.global_tx.id'] === id)!;
+      expect(begin.attributes).toMatchObject({ 'concordat.global_tx.mode': 'TCC', 'concordat.global_tx.name': name, 'concordat.global_tx.branches': 2 });
+      expect(parentOf(begin, all)?.name).toBe('POST /orders');
+      const ofTx = all.filter((span) => span.attributes['concordat.global_tx.id'] === id);
+      // Everything of this global transaction is in the trace of the request that began it.
+      expect(new Set(ofTx.map((span) => span.traceId))).toEqual(new Set([begin.traceId]));
+      const spansNamed = (pattern: RegExp): SpanLike[] => ofTx.filter((span) => pattern.test(span.name));
+      expect(
+        spansNamed(/^TCC Try /)
+          .map((span) => span.name)
+          .sort(),
+      ).toEqual(['TCC Try left', 'TCC Try right']);
+      for (const tried of spansNamed(/^TCC Try /)) {
+        expect(ancestry(tried, all)).toEqual(['process concordat.tcc.*', 'publish concordat.tcc.*', `TCC begin ${name}`, 'POST /orders']);
       }
-    });
-    expect((await fx.ended(id)).state).toBe(outcome);
-    const ending = `TCC ${second === 'Confirm' ? 'CONFIRMING → CONFIRMED' : 'CANCELLING → CANCELLED'}`;
-    const all = await waitFor(async () => {
-      const all = spans();
-      const last = all.find((span) => span.name === ending && span.attributes['concordat.global_tx.id'] === id);
-      return last !== undefined && treeComplete(all, last.traceId) ? all : undefined;
-    }, 'the span of the last step');
-    const begin = all.find((span) => span.name === `TCC begin ${name}` && span.attributes['concordat.global_tx.id'] === id)!;
-    expect(begin.attributes).toMatchObject({ 'concordat.global_tx.mode': 'TCC', 'concordat.global_tx.name': name, 'concordat.global_tx.branches': 2 });
-    expect(parentOf(begin, all)?.name).toBe('POST /orders');
-    const ofTx = all.filter((span) => span.attributes['concordat.global_tx.id'] === id);
-    // Everything of this global transaction is in the trace of the request that began it.
-    expect(new Set(ofTx.map((span) => span.traceId))).toEqual(new Set([begin.traceId]));
-    const spansNamed = (pattern: RegExp): SpanLike[] => ofTx.filter((span) => pattern.test(span.name));
-    expect(spansNamed(/^TCC Try /).map((span) => span.name).sort()).toEqual(['TCC Try left', 'TCC Try right']);
-    for (const tried of spansNamed(/^TCC Try /)) {
-      expect(ancestry(tried, all)).toEqual(['process concordat.tcc.*', 'publish concordat.tcc.*', `TCC begin ${name}`, 'POST /orders']);
-    }
-    const decided = spansNamed(new RegExp(`^TCC ${decision}$`));
-    expect(decided).toHaveLength(1);
-    // The decision is taken in the transaction of the second vote (its participant's, co-located with the coordinator).
-    expect(ancestry(decided[0]!, all)).toEqual(['process concordat.tcc.*', 'publish concordat.tcc.*', `TCC begin ${name}`, 'POST /orders']);
-    const seconds = spansNamed(new RegExp(`^TCC ${second} `));
-    expect(seconds.map((span) => span.name).sort()).toEqual(refuse === 'right' ? [`TCC ${second} left`] : [`TCC ${second} left`, `TCC ${second} right`]);
-    for (const span of seconds) {
-      expect(ancestry(span, all)).toEqual([
-        'process concordat.tcc.*',
-        'publish concordat.tcc.*',
-        `TCC ${decision}`,
-        'process concordat.tcc.*',
-        'publish concordat.tcc.*',
-        `TCC begin ${name}`,
-        'POST /orders',
-      ]);
-      expect(span.attributes).toMatchObject({ 'concordat.participant': span.name.split(' ')[2], 'concordat.branch.action': second.toLowerCase() });
-    }
-    expect(spansNamed(new RegExp(`^${ending}$`))).toHaveLength(1);
-  });
+      const decided = spansNamed(new RegExp(`^TCC ${decision}$`));
+      expect(decided).toHaveLength(1);
+      // The decision is taken in the transaction of the second vote (its participant's, co-located with the coordinator).
+      expect(ancestry(decided[0]!, all)).toEqual(['process concordat.tcc.*', 'publish concordat.tcc.*', `TCC begin ${name}`, 'POST /orders']);
+      const seconds = spansNamed(new RegExp(`^TCC ${second} `));
+      expect(seconds.map((span) => span.name).sort()).toEqual(refuse === 'right' ? [`TCC ${second} left`] : [`TCC ${second} left`, `TCC ${second} right`]);
+      for (const span of seconds) {
+        expect(ancestry(span, all)).toEqual([
+          'process concordat.tcc.*',
+          'publish concordat.tcc.*',
+          `TCC ${decision}`,
+          'process concordat.tcc.*',
+          'publish concordat.tcc.*',
+          `TCC begin ${name}`,
+          'POST /orders',
+        ]);
+        expect(span.attributes).toMatchObject({ 'concordat.participant': span.name.split(' ')[2], 'concordat.branch.action': second.toLowerCase() });
+      }
+      expect(spansNamed(new RegExp(`^${ending}$`))).toHaveLength(1);
+    },
+  );
 
   it("continues the begin's trace in a step the coordinator's scan takes (the deadline), from the context kept in the global transaction's row", async () => {
     const id = await trace.getTracer('test').startActiveSpan('POST /orders', async (root) => {
       try {
         // 'ghost' is declared by no service: its Try is never answered, so the deadline cancels.
-        return await app.transaction((context) => beginTcc(context, { name: 'order-deadline', timeoutMs: 200, branches: [{ participant: 'left', payload: {} }, { participant: 'ghost', payload: {} }] }));
+        return await app.transaction((context) =>
+          beginTcc(context, {
+            name: 'order-deadline',
+            timeoutMs: 200,
+            branches: [
+              { participant: 'left', payload: {} },
+              { participant: 'ghost', payload: {} },
+            ],
+          }),
+        );
       } finally {
         root.end();
       }
@@ -207,8 +240,17 @@ describe('tracing of messages (real OpenTelemetry SDK, in-memory exporter)', () 
     expect(expired.map((span) => span.name)).toEqual(['TCC TRYING → CANCELLING']);
     expect(ancestry(expired[0]!, all)).toEqual(['TCC begin order-deadline', 'POST /orders']);
     const cancel = all.find((span) => span.name === 'TCC Cancel left' && span.attributes['concordat.global_tx.id'] === id)!;
-    expect(ancestry(cancel, all)).toEqual(['process concordat.tcc.*', 'publish concordat.tcc.*', 'TCC TRYING → CANCELLING', 'TCC begin order-deadline', 'POST /orders']);
-    const row: Array<{ trace: { traceparent: string } }> = await fx.query(`SELECT options -> 'trace' AS trace FROM concordat.global_transaction WHERE id = $1`, [id]);
+    expect(ancestry(cancel, all)).toEqual([
+      'process concordat.tcc.*',
+      'publish concordat.tcc.*',
+      'TCC TRYING → CANCELLING',
+      'TCC begin order-deadline',
+      'POST /orders',
+    ]);
+    const row: Array<{ trace: { traceparent: string } }> = await fx.query(
+      `SELECT options -> 'trace' AS trace FROM concordat.global_transaction WHERE id = $1`,
+      [id],
+    );
     expect(row[0]!.trace.traceparent).toMatch(new RegExp(`^00-${expired[0]!.traceId}-[0-9a-f]{16}-01$`));
   });
 });

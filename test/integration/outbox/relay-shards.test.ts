@@ -66,7 +66,12 @@ describe('outbox relays sharing shards (real Postgres, real log)', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  function relay(options: ConstructorParameters<typeof OutboxRelay>[2] = {}, on: Transport = transport, database: Database = db, registry?: Registry): OutboxRelay {
+  function relay(
+    options: ConstructorParameters<typeof OutboxRelay>[2] = {},
+    on: Transport = transport,
+    database: Database = db,
+    registry?: Registry,
+  ): OutboxRelay {
     const created = new OutboxRelay(database, on, { pollIntervalMs: 100, ...options }, registry === undefined ? {} : { metricsRegistry: registry });
     relays.push(created);
     return created;
@@ -89,9 +94,19 @@ describe('outbox relays sharing shards (real Postgres, real log)', () => {
 
   it('three relays split the 256 shards fairly; the per-key order holds while all three publish', async () => {
     const { topic, received } = await newTopic(6);
-    const [a, b, c] = [relay({ relayId: 'relay-a', leaseRenewIntervalMs: 100, leaseMs: 3000 }), relay({ relayId: 'relay-b', leaseRenewIntervalMs: 100, leaseMs: 3000 }), relay({ relayId: 'relay-c', leaseRenewIntervalMs: 100, leaseMs: 3000 })];
+    const [a, b, c] = [
+      relay({ relayId: 'relay-a', leaseRenewIntervalMs: 100, leaseMs: 3000 }),
+      relay({ relayId: 'relay-b', leaseRenewIntervalMs: 100, leaseMs: 3000 }),
+      relay({ relayId: 'relay-c', leaseRenewIntervalMs: 100, leaseMs: 3000 }),
+    ];
     await Promise.all([a!.start(), b!.start(), c!.start()]);
-    await until(async () => Object.values(await owners()).sort().join() === '85,85,86', { message: 'a fair split' });
+    await until(
+      async () =>
+        Object.values(await owners())
+          .sort()
+          .join() === '85,85,86',
+      { message: 'a fair split' },
+    );
     expect(await owners()).toEqual({ 'relay-a': 86, 'relay-b': 85, 'relay-c': 85 });
     expect(new Set([...a!.ownedShards, ...b!.ownedShards, ...c!.ownedShards]).size).toBe(256);
 
@@ -240,7 +255,13 @@ describe('outbox relays sharing shards (real Postgres, real log)', () => {
     const { topic, received } = await newTopic(1);
     const registry = new Registry();
     const r = relay({ relayId: 'relay-poison', lanes: 1 }, transport, db, registry);
-    const row = (id: string, key: string, bytes: number, to = topic): OutboxRecord => ({ messageId: id, topic: to, key, headers: { ce_id: id }, payload: Buffer.alloc(bytes, 120) });
+    const row = (id: string, key: string, bytes: number, to = topic): OutboxRecord => ({
+      messageId: id,
+      topic: to,
+      key,
+      headers: { ce_id: id },
+      payload: Buffer.alloc(bytes, 120),
+    });
     await db.transaction((manager) =>
       writeOutboxRecords(manager, [
         row('a1', 'a', 10),
@@ -254,7 +275,9 @@ describe('outbox relays sharing shards (real Postgres, real log)', () => {
     await until(() => received.length === 3, { message: 'the three good rows published' });
     expect(received.map((d) => d.headers.ce_id!.toString())).toEqual(['a1', 'a3', 'b2']);
     await until(async () => (await r.lag()).backlogRows === 0, { message: 'the outbox is empty' });
-    const failed = await db.dataSource.query(`SELECT message_id, topic, partition_key, octet_length(payload) AS bytes, error FROM concordat.outbox_failed ORDER BY seq`);
+    const failed = await db.dataSource.query(
+      `SELECT message_id, topic, partition_key, octet_length(payload) AS bytes, error FROM concordat.outbox_failed ORDER BY seq`,
+    );
     expect(failed).toEqual([
       {
         message_id: 'a2-too-big',
@@ -274,4 +297,3 @@ describe('outbox relays sharing shards (real Postgres, real log)', () => {
     expect(await registry.metrics()).toContain('concordat_outbox_failed_total{relay="relay-poison"} 2');
   });
 });
-

@@ -90,8 +90,7 @@ describe('outbox relay (real Postgres, real log)', () => {
     });
   }
   const outboxRows = async (): Promise<number> => Number((await db.dataSource.query(`SELECT count(*) AS n FROM concordat.outbox`))[0].n);
-  const payloads = (key: string): number[] =>
-    received.filter((d) => d.key?.toString() === key).map((d) => JSON.parse(d.value!.toString()).n);
+  const payloads = (key: string): number[] => received.filter((d) => d.key?.toString() === key).map((d) => JSON.parse(d.value!.toString()).n);
 
   it('is woken by NOTIFY at commit, publishes in key order, and deletes rows only after the durable ack', async () => {
     relay = new OutboxRelay(db, transport, { pollIntervalMs: 60_000, batchRowsMax: 7 });
@@ -110,7 +109,10 @@ describe('outbox relay (real Postgres, real log)', () => {
   it('keeps rows when the log is unreachable, and publishes them once it is back', async () => {
     faulty.failBeforePublish = 3;
     relay = new OutboxRelay(db, faulty, { pollIntervalMs: 50, retryBackoffMs: 10 });
-    await publish([{ key: 'a', n: 1 }, { key: 'a', n: 2 }]);
+    await publish([
+      { key: 'a', n: 1 },
+      { key: 'a', n: 2 },
+    ]);
     await relay.start();
     await until(() => received.length === 2, { message: 'both delivered' });
     expect(faulty.failBeforePublish).toBe(0);

@@ -27,7 +27,9 @@ describe('scheduled delivery under SIGKILL (kafkajs → concordat broker)', () =
     broker = await startTestBroker({ log: { groups: { minSessionTimeoutMs: 500 } } });
     testDb = await createTestDatabase('scheduled_crash');
     db = await openDatabase({ url: testDb.url, poolSize: 2 });
-    await db.dataSource.query(`CREATE TABLE timer_effects (message_id text NOT NULL, label text NOT NULL, handled_at timestamptz NOT NULL DEFAULT clock_timestamp())`);
+    await db.dataSource.query(
+      `CREATE TABLE timer_effects (message_id text NOT NULL, label text NOT NULL, handled_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+    );
     await db.dataSource.query(`CREATE TABLE cron_effects (tick_at text NOT NULL, handled_at timestamptz NOT NULL DEFAULT clock_timestamp())`);
   });
   afterAll(async () => {

@@ -59,7 +59,14 @@ describe.each(['embedded', 'kafkajs → concordat broker'])('scheduled delivery 
       broker = await startTestBroker();
       transport = new KafkaTransport({ brokers: [broker.bootstrap], consumer: testConsumer });
     }
-    app = ConcordatApp.create({ name: 'scheduled-app', services: [Timers], database: { url: testDb.url, poolSize: 4 }, transport, partitions: 1, relay: { pollIntervalMs: 200 } });
+    app = ConcordatApp.create({
+      name: 'scheduled-app',
+      services: [Timers],
+      database: { url: testDb.url, poolSize: 4 },
+      transport,
+      partitions: 1,
+      relay: { pollIntervalMs: 200 },
+    });
     await app.start();
     // The consumer is up before the timed parts: its first join is not what they measure.
     await app.publish('sched.events', { label: 'warm-up' });

@@ -48,8 +48,9 @@ describe('transactions whose outbox rows ride with COMMIT (real Postgres)', () =
     await db.dataSource.query(`TRUNCATE transfers, accounts, concordat.outbox`);
   });
 
-  const outbox = async (): Promise<Array<{ message_id: string; topic: string; partition_key: string | null; shard: number; headers: unknown; payload: Buffer | null }>> =>
-    db.dataSource.query(`SELECT message_id, topic, partition_key, shard, headers, payload FROM concordat.outbox ORDER BY seq`);
+  const outbox = async (): Promise<
+    Array<{ message_id: string; topic: string; partition_key: string | null; shard: number; headers: unknown; payload: Buffer | null }>
+  > => db.dataSource.query(`SELECT message_id, topic, partition_key, shard, headers, payload FROM concordat.outbox ORDER BY seq`);
 
   it('takes three round trips: BEGIN, the business statement, the outbox insert with COMMIT', async () => {
     const sent = await roundTrips(() =>
@@ -59,7 +60,7 @@ describe('transactions whose outbox rows ride with COMMIT (real Postgres)', () =
         context.publish('accounts.opened', { id: 'a2' }, { key: 'a' });
       }),
     );
-    expect(sent).toEqual(['BEGIN', "INSERT INTO accounts", 'INSERT INTO concordat.outbox']);
+    expect(sent).toEqual(['BEGIN', 'INSERT INTO accounts', 'INSERT INTO concordat.outbox']);
     const rows = await outbox();
     expect(rows.map((row) => row.payload!.toString())).toEqual(['{"id":"a"}', '{"id":"a2"}']);
   });
@@ -121,7 +122,9 @@ describe('transactions whose outbox rows ride with COMMIT (real Postgres)', () =
       await expect(failing).rejects.toThrow('division by zero');
       // The pool's only connection again: it must be out of the aborted block.
       expect(await single.dataSource.query(`SELECT 2 AS n`)).toEqual([{ n: 2 }]);
-      expect(await runOutboxTransaction(single.dataSource, async ({ preludeRows }) => ({ result: preludeRows, records: [] }), { prelude: () => 'SELECT 3 AS n' })).toEqual([{ n: 3 }]);
+      expect(
+        await runOutboxTransaction(single.dataSource, async ({ preludeRows }) => ({ result: preludeRows, records: [] }), { prelude: () => 'SELECT 3 AS n' }),
+      ).toEqual([{ n: 3 }]);
     } finally {
       await single.close();
     }
@@ -139,7 +142,7 @@ describe('transactions whose outbox rows ride with COMMIT (real Postgres)', () =
     expect(await db.dataSource.query(`SELECT * FROM accounts`)).toEqual([]);
   });
 
-  it("nested manager.transaction() calls are savepoints of the outer transaction", async () => {
+  it('nested manager.transaction() calls are savepoints of the outer transaction', async () => {
     await runTransaction(db.dataSource, 'bank', async (context) => {
       await context.manager.query(`INSERT INTO accounts VALUES ('outer', 1)`);
       await expect(
@@ -159,17 +162,37 @@ describe('transactions whose outbox rows ride with COMMIT (real Postgres)', () =
     const awkward = `O'Brien \\ "quoted" \\x00 é 漢字 🚀 $1 $$ ; COMMIT; --`;
     const payload = Buffer.from([0, 1, 2, 39, 92, 255, 254, 10, 13]);
     const record: OutboxRecord = { messageId: `id-${awkward}`, topic: 'awkward.topic', key: awkward, headers: { ce_id: awkward, 'x-quote': "'" }, payload };
-    await runOutboxTransaction(db.dataSource, async () => ({ result: undefined, records: [record, { ...record, messageId: 'no-key', key: null, payload: null }] }));
+    await runOutboxTransaction(db.dataSource, async () => ({
+      result: undefined,
+      records: [record, { ...record, messageId: 'no-key', key: null, payload: null }],
+    }));
     expect(await outbox()).toEqual([
-      { message_id: `id-${awkward}`, topic: 'awkward.topic', partition_key: awkward, shard: shardFor(awkward), headers: { ce_id: awkward, 'x-quote': "'" }, payload },
-      { message_id: 'no-key', topic: 'awkward.topic', partition_key: null, shard: shardFor('no-key'), headers: { ce_id: awkward, 'x-quote': "'" }, payload: null },
+      {
+        message_id: `id-${awkward}`,
+        topic: 'awkward.topic',
+        partition_key: awkward,
+        shard: shardFor(awkward),
+        headers: { ce_id: awkward, 'x-quote': "'" },
+        payload,
+      },
+      {
+        message_id: 'no-key',
+        topic: 'awkward.topic',
+        partition_key: null,
+        shard: shardFor('no-key'),
+        headers: { ce_id: awkward, 'x-quote': "'" },
+        payload: null,
+      },
     ]);
   });
 
   it(`over ${OUTBOX_INLINE_BYTES_MAX} payload bytes, inserts with parameters, then commits`, async () => {
     const big = Buffer.alloc(OUTBOX_INLINE_BYTES_MAX + 1, 7);
     const sent = await roundTrips(() =>
-      runOutboxTransaction(db.dataSource, async () => ({ result: undefined, records: [{ messageId: 'big', topic: 't', key: 'k', headers: {}, payload: big }] })),
+      runOutboxTransaction(db.dataSource, async () => ({
+        result: undefined,
+        records: [{ messageId: 'big', topic: 't', key: 'k', headers: {}, payload: big }],
+      })),
     );
     expect(sent).toEqual(['BEGIN', 'INSERT INTO concordat.outbox', 'COMMIT']);
     const [row] = await outbox();

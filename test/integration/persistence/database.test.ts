@@ -34,9 +34,9 @@ describe('openDatabase', () => {
   });
 
   it('says where it could not connect, without the password', async () => {
-    await expect(
-      openDatabase({ url: 'postgres://someone:secret@127.0.0.1:1/nowhere', connectTimeoutMs: 500 }),
-    ).rejects.toThrow(/^cannot connect to PostgreSQL at postgres:\/\/someone:\*\*\*@127\.0\.0\.1:1\/nowhere \(from database\.url\): /);
+    await expect(openDatabase({ url: 'postgres://someone:secret@127.0.0.1:1/nowhere', connectTimeoutMs: 500 })).rejects.toThrow(
+      /^cannot connect to PostgreSQL at postgres:\/\/someone:\*\*\*@127\.0\.0\.1:1\/nowhere \(from database\.url\): /,
+    );
   });
 
   it('checks max_prepared_transactions with a message naming the setting', async () => {

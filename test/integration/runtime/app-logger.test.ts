@@ -67,7 +67,14 @@ describe("an app logs through its user's logger (issue 10 §2)", () => {
 
   it("the coordinator, a service of the app, logs through the user's logger too", async () => {
     const { logger, lines } = capturingPino();
-    const app = ConcordatApp.create({ name: 'logger-coordinator-app', services: [TransactionCoordinator], database: { url: testDb.url }, dataDir, partitions: 1, logger });
+    const app = ConcordatApp.create({
+      name: 'logger-coordinator-app',
+      services: [TransactionCoordinator],
+      database: { url: testDb.url },
+      dataDir,
+      partitions: 1,
+      logger,
+    });
     await app.start();
     const globalTxId = randomUUID();
     try {
@@ -87,7 +94,15 @@ describe("an app logs through its user's logger (issue 10 §2)", () => {
   it("a logger with pino's level methods (not pino) gets (fields, message) calls", async () => {
     const calls: Array<[string, Record<string, unknown>, string | undefined]> = [];
     const method = (level: string) => (fields: unknown, message?: string) => calls.push([level, fields as Record<string, unknown>, message]);
-    const logger = { trace: method('trace'), debug: method('debug'), info: method('info'), warn: method('warn'), error: method('error'), fatal: method('fatal'), level: 'info' };
+    const logger = {
+      trace: method('trace'),
+      debug: method('debug'),
+      info: method('info'),
+      warn: method('warn'),
+      error: method('error'),
+      fatal: method('fatal'),
+      level: 'info',
+    };
     const app = ConcordatApp.create({ name: 'plain-logger-app', services: [Greeter], database: { url: testDb.url }, dataDir, partitions: 1, logger });
     await app.start();
     await app.stop();
@@ -98,8 +113,8 @@ describe("an app logs through its user's logger (issue 10 §2)", () => {
   });
 
   it('refuses a logger without the level methods, naming the option', () => {
-    expect(() =>
-      ConcordatApp.create({ name: 'bad-logger-app', services: [Greeter], logger: { info: () => undefined } as never }),
-    ).toThrow("app.logger: must be a pino logger or an object with pino's level methods (trace, debug, info, warn, error, fatal)");
+    expect(() => ConcordatApp.create({ name: 'bad-logger-app', services: [Greeter], logger: { info: () => undefined } as never })).toThrow(
+      "app.logger: must be a pino logger or an object with pino's level methods (trace, debug, info, warn, error, fatal)",
+    );
   });
 });

@@ -202,7 +202,9 @@ describe('starting against a database that is not there yet (issue 10 §3)', () 
     const elapsedMs = Date.now() - startedAt;
     expect(error.code).toBe(ErrorCode.DATABASE_UNAVAILABLE);
     expect(error.message).toMatch(
-      new RegExp(`^cannot connect to PostgreSQL at ${late.shown().replace(/[*]/g, '\\*').replace(/[.?/]/g, '\\$&')} \\(from database\\.url\\) after \\d+ attempts in \\d+ ms: connect ECONNREFUSED`),
+      new RegExp(
+        `^cannot connect to PostgreSQL at ${late.shown().replace(/[*]/g, '\\*').replace(/[.?/]/g, '\\$&')} \\(from database\\.url\\) after \\d+ attempts in \\d+ ms: connect ECONNREFUSED`,
+      ),
     );
     expect(error.message).toContain('or wait longer with database.connectRetry.timeoutMs (now 800)');
     expect(error.context.attempts).toBe(lines.length + 1);

@@ -3,13 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'v
 import { ErrorCode, nonRetriable } from '../../../src/errors.js';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
 import { DeadLetterHeader } from '../../../src/inbox/index.js';
-import {
-  Dispatcher,
-  OnMessage,
-  Service,
-  exploreHandlers,
-  type MessageContext,
-} from '../../../src/runtime/index.js';
+import { Dispatcher, OnMessage, Service, exploreHandlers, type MessageContext } from '../../../src/runtime/index.js';
 import { outboxNotifierFor } from '../../../src/outbox/index.js';
 import { until } from '../../../src/testing/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
@@ -202,7 +196,11 @@ describe('dispatcher (real Postgres)', () => {
 
   describe('a handler that catches a failed statement (its transaction is aborted; COMMIT answers ROLLBACK)', () => {
     const auditDispatcher = (): Dispatcher =>
-      new Dispatcher(exploreHandlers([AuditService]).consumers[0]!, { dataSource: db.dataSource, resolve: () => new AuditService(), signal: new AbortController().signal });
+      new Dispatcher(exploreHandlers([AuditService]).consumers[0]!, {
+        dataSource: db.dataSource,
+        resolve: () => new AuditService(),
+        signal: new AbortController().signal,
+      });
 
     it('is a failed attempt, retried; the message takes effect once when a later attempt commits', async () => {
       const audit = auditDispatcher();
@@ -212,7 +210,9 @@ describe('dispatcher (real Postgres)', () => {
       expect(audits).toBe(2);
       expect(audit.stats).toMatchObject({ processed: 1, retries: 1, deadLettered: 0 });
       expect(await count(`SELECT count(*) AS n FROM ledger`)).toBe(1);
-      expect(await count(`SELECT count(*) AS n FROM concordat.inbox WHERE consumer = 'audit' AND message_id = '${delivery.headers.ce_id!.toString()}'`)).toBe(1);
+      expect(await count(`SELECT count(*) AS n FROM concordat.inbox WHERE consumer = 'audit' AND message_id = '${delivery.headers.ce_id!.toString()}'`)).toBe(
+        1,
+      );
     });
 
     it('is dead-lettered after the last attempt with TRANSACTION_ROLLED_BACK, never counted as processed', async () => {
@@ -302,13 +302,20 @@ describe('dispatcher (real Postgres)', () => {
     /** A statement PostgreSQL answers with SQLSTATE 08P01 (protocol violation): more than 65535 parameters. */
     const protocolViolation = async (manager: MessageContext['manager']): Promise<void> => {
       const n = 70_000;
-      await manager.query(`SELECT 1 WHERE 1 = ANY(ARRAY[${Array.from({ length: n }, (_, i) => `$${i + 1}::int`).join(',')}])`, Array.from({ length: n }, (_, i) => i));
+      await manager.query(
+        `SELECT 1 WHERE 1 = ANY(ARRAY[${Array.from({ length: n }, (_, i) => `$${i + 1}::int`).join(',')}])`,
+        Array.from({ length: n }, (_, i) => i),
+      );
     };
 
     it('08P01 from a bad statement, the database answering a fresh connection: attempts count, and the message is dead-lettered', async () => {
       before = async (context) => protocolViolation(context.manager);
       const stop = new AbortController();
-      const single = new Dispatcher(exploreHandlers([LedgerService]).consumers[0]!, { dataSource: db.dataSource, resolve: () => new LedgerService(), signal: stop.signal });
+      const single = new Dispatcher(exploreHandlers([LedgerService]).consumers[0]!, {
+        dataSource: db.dataSource,
+        resolve: () => new LedgerService(),
+        signal: stop.signal,
+      });
       const timer = setTimeout(() => stop.abort(), 10_000);
       try {
         await single.dispatch(deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 30 } }));
@@ -338,7 +345,11 @@ describe('dispatcher (real Postgres)', () => {
         })();
         await protocolViolation(context.manager);
       };
-      const single = new Dispatcher(exploreHandlers([LedgerService]).consumers[0]!, { dataSource: db.dataSource, resolve: () => new LedgerService(), signal: new AbortController().signal });
+      const single = new Dispatcher(exploreHandlers([LedgerService]).consumers[0]!, {
+        dataSource: db.dataSource,
+        resolve: () => new LedgerService(),
+        signal: new AbortController().signal,
+      });
       try {
         await single.dispatch(deliveryOf('ledger.entries', { type: 'entry', source: 'test', data: { n: 31 } }));
       } finally {
@@ -445,7 +456,14 @@ describe('dispatcher (real Postgres)', () => {
         await dispatcher.dispatchBatch(batch);
         await outboxNotifierFor(db.dataSource).idle();
       });
-      expect(sent).toEqual(['BEGIN; WITH dead', 'INSERT INTO ledger', 'INSERT INTO ledger', 'INSERT INTO ledger', 'INSERT INTO concordat.outbox', 'SELECT pg_notify($1, $2)']);
+      expect(sent).toEqual([
+        'BEGIN; WITH dead',
+        'INSERT INTO ledger',
+        'INSERT INTO ledger',
+        'INSERT INTO ledger',
+        'INSERT INTO concordat.outbox',
+        'SELECT pg_notify($1, $2)',
+      ]);
       expect(await ledger()).toEqual([1, 2, 3]);
       expect(await outboxTopics()).toEqual(['ledger.recorded:1', 'ledger.recorded:2', 'ledger.recorded:3']);
       expect(await count(`SELECT count(*) AS n FROM concordat.inbox WHERE consumer = 'ledger'`)).toBe(3);

@@ -68,7 +68,14 @@ describe.each(['embedded', 'kafkajs → concordat broker'])('filtering and routi
       broker = await startTestBroker();
       transport = new KafkaTransport({ brokers: [broker.bootstrap], consumer: testConsumer });
     }
-    app = ConcordatApp.create({ name: 'filters-app', services: [Router], database: { url: testDb.url, poolSize: 4 }, transport, partitions: 1, relay: { pollIntervalMs: 50 } });
+    app = ConcordatApp.create({
+      name: 'filters-app',
+      services: [Router],
+      database: { url: testDb.url, poolSize: 4 },
+      transport,
+      partitions: 1,
+      relay: { pollIntervalMs: 50 },
+    });
     await app.start();
     await app.dataSource.query(`CREATE TABLE routed (handler text, order_id text)`);
   });
@@ -95,12 +102,19 @@ describe.each(['embedded', 'kafkajs → concordat broker'])('filtering and routi
       context.publish('filtered.orders', { orderId: 'o-end', cents: 1 }, { ...key, type: 'order.placed' });
       context.publish('filtered.audit', { orderId: 'a-end', cents: 100 }, key);
     });
-    const routed = async () => (await app.dataSource.query(`SELECT handler, order_id FROM routed ORDER BY handler, order_id`)) as Array<{ handler: string; order_id: string }>;
+    const routed = async () =>
+      (await app.dataSource.query(`SELECT handler, order_id FROM routed ORDER BY handler, order_id`)) as Array<{ handler: string; order_id: string }>;
     await until(async () => (await routed()).some((row) => row.order_id === 'o-end') && (await routed()).some((row) => row.order_id === 'a-end'), {
       timeoutMs: 30_000,
       message: 'both sentinels handled',
     });
-    expect((await routed()).map((row) => `${row.handler}:${row.order_id}`)).toEqual(['audit:a-2', 'audit:a-end', 'cancelled:o-3', 'placed:o-1', 'placed:o-end']);
+    expect((await routed()).map((row) => `${row.handler}:${row.order_id}`)).toEqual([
+      'audit:a-2',
+      'audit:a-end',
+      'cancelled:o-3',
+      'placed:o-1',
+      'placed:o-end',
+    ]);
     // Only the handled messages have inbox rows.
     expect(Number((await app.dataSource.query(`SELECT count(*) AS n FROM concordat.inbox WHERE consumer = 'filtering'`))[0].n)).toBe(5);
     const stats = app.stats().filtering!;

@@ -35,12 +35,15 @@ class Conflicted {
     await context.manager.query(`UPDATE hot SET n = n + $1 WHERE id = 1`, [context.data.n]);
     if (failFirstWith !== undefined && conflictCalls === 1) {
       // What TypeORM throws for a statement PostgreSQL answered with this SQLSTATE (the fault injected at the driver seam).
-      throw Object.assign(new Error('deadlock detected'), { name: 'QueryFailedError', driverError: Object.assign(new Error('deadlock detected'), { code: failFirstWith }) });
+      throw Object.assign(new Error('deadlock detected'), {
+        name: 'QueryFailedError',
+        driverError: Object.assign(new Error('deadlock detected'), { code: failFirstWith }),
+      });
     }
   }
 }
 
-describe('group commit of a consumer group\'s handler transactions (real Postgres)', () => {
+describe("group commit of a consumer group's handler transactions (real Postgres)", () => {
   let testDb: TestDatabase;
   let db: Database;
 
@@ -62,7 +65,11 @@ describe('group commit of a consumer group\'s handler transactions (real Postgre
   });
 
   const dispatcherFor = (service: Function, options: DispatcherOptions = {}): Dispatcher =>
-    new Dispatcher(exploreHandlers([service]).consumers[0]!, { dataSource: db.dataSource, resolve: () => new (service as new () => object)(), signal: new AbortController().signal }, options);
+    new Dispatcher(
+      exploreHandlers([service]).consumers[0]!,
+      { dataSource: db.dataSource, resolve: () => new (service as new () => object)(), signal: new AbortController().signal },
+      options,
+    );
   const rows = async (): Promise<Array<{ id: number; n: number }>> => db.dataSource.query(`SELECT id, n FROM hot ORDER BY id`);
 
   /** Two partitions' batches, `rounds` times, each message taking rows 1 and 2 — in opposite orders in the two partitions. */
@@ -122,7 +129,11 @@ describe('group commit of a consumer group\'s handler transactions (real Postgre
 
   it('an app stopping during a retry at once leaves the message for redelivery (no further attempt, no dead letter)', async () => {
     const stopping = new AbortController();
-    const dispatcher = new Dispatcher(exploreHandlers([Conflicted]).consumers[0]!, { dataSource: db.dataSource, resolve: () => new Conflicted(), signal: stopping.signal });
+    const dispatcher = new Dispatcher(exploreHandlers([Conflicted]).consumers[0]!, {
+      dataSource: db.dataSource,
+      resolve: () => new Conflicted(),
+      signal: stopping.signal,
+    });
     failFirstWith = '40P01';
     onFirstCall = () => stopping.abort();
     const dispatched = dispatcher.dispatch(deliveryOf('conflicted.entries', { type: 'entry', source: 'test', data: { n: 9 } }));

@@ -100,17 +100,34 @@ describe("a newcomer's mistakes get a clear error at the call (issue 10 §3)", (
     cyclic.self = cyclic;
 
     it.each([
-      ['beginTcc', 'a BigInt', (context: Parameters<typeof beginTcc>[0]) =>
-        // @ts-expect-error a BigInt is not JSON: refused at compile time; here the check at run time (an untyped payload)
-        beginTcc(context, { name: 'book', branches: [{ participant: 'rooms.reserve', payload: { nights: 2 } }, { participant: 'payments.charge', payload: { cents: 10n } }] }),
-        "branch 2 (participant 'payments.charge'): its payload cannot be serialized as JSON (TypeError: Do not know how to serialize a BigInt)"],
-      ['beginSaga', 'a cycle', (context: Parameters<typeof beginSaga>[0]) =>
-        beginSaga(context, { name: 'book', steps: [{ participant: 'rooms.reserve', payload: cyclic }] }),
-        "branch 1 (participant 'rooms.reserve'): its payload cannot be serialized as JSON (TypeError: Converting circular structure to JSON"],
-      ['beginTwoPhase', 'a BigInt', (context: Parameters<typeof beginTwoPhase>[0]) =>
-        // @ts-expect-error a BigInt is not JSON: refused at compile time; here the check at run time (an untyped payload)
-        beginTwoPhase(context, { name: 'book', branches: [{ participant: 'ledger.post', payload: [1n] }] }),
-        "branch 1 (participant 'ledger.post'): its payload cannot be serialized as JSON (TypeError: Do not know how to serialize a BigInt)"],
+      [
+        'beginTcc',
+        'a BigInt',
+        (context: Parameters<typeof beginTcc>[0]) =>
+          beginTcc(context, {
+            name: 'book',
+            branches: [
+              { participant: 'rooms.reserve', payload: { nights: 2 } },
+              // @ts-expect-error a BigInt is not JSON: refused at compile time; here the check at run time (an untyped payload)
+              { participant: 'payments.charge', payload: { cents: 10n } },
+            ],
+          }),
+        "branch 2 (participant 'payments.charge'): its payload cannot be serialized as JSON (TypeError: Do not know how to serialize a BigInt)",
+      ],
+      [
+        'beginSaga',
+        'a cycle',
+        (context: Parameters<typeof beginSaga>[0]) => beginSaga(context, { name: 'book', steps: [{ participant: 'rooms.reserve', payload: cyclic }] }),
+        "branch 1 (participant 'rooms.reserve'): its payload cannot be serialized as JSON (TypeError: Converting circular structure to JSON",
+      ],
+      [
+        'beginTwoPhase',
+        'a BigInt',
+        (context: Parameters<typeof beginTwoPhase>[0]) =>
+          // @ts-expect-error a BigInt is not JSON: refused at compile time; here the check at run time (an untyped payload)
+          beginTwoPhase(context, { name: 'book', branches: [{ participant: 'ledger.post', payload: [1n] }] }),
+        "branch 1 (participant 'ledger.post'): its payload cannot be serialized as JSON (TypeError: Do not know how to serialize a BigInt)",
+      ],
     ] as const)('%s with %s: SERIALIZATION_FAILED naming the branch and its participant, nothing stored', async (_name, _what, begin, message) => {
       const before = await globalTxRows();
       const error = await thrown(() => runTransaction(db.dataSource, 'newcomer', (context) => begin(context)));

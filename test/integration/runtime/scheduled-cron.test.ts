@@ -71,7 +71,10 @@ describe('@Scheduled cron schedules', () => {
   async function embedded(): Promise<EmbeddedTransport> {
     const dir = await mkdtemp(join(tmpdir(), 'concordat-cron-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const transport = new EmbeddedTransport({ dataDir: dir, consumer: { heartbeatIntervalMs: 200, maxWaitMs: 50, retryBackoffMs: 20, retryBackoffMaxMs: 200 } });
+    const transport = new EmbeddedTransport({
+      dataDir: dir,
+      consumer: { heartbeatIntervalMs: 200, maxWaitMs: 50, retryBackoffMs: 20, retryBackoffMaxMs: 200 },
+    });
     cleanups.push(() => transport.close());
     return transport;
   }
@@ -105,7 +108,10 @@ describe('@Scheduled cron schedules', () => {
   it('every second on the embedded log: each tick runs once, at or after its time', async () => {
     const testDb = await database('cron_embedded');
     const app = await started(testDb.url, await embedded(), [EverySecond]);
-    await until(async () => (await app.dataSource.query(`SELECT count(*)::int AS n FROM cron_effects`))[0].n >= 3, { timeoutMs: 30_000, message: '3 ticks ran' });
+    await until(async () => (await app.dataSource.query(`SELECT count(*)::int AS n FROM cron_effects`))[0].n >= 3, {
+      timeoutMs: 30_000,
+      message: '3 ticks ran',
+    });
     await app.stop();
     expectOncePerTick(await effects(testDb.url));
   });
@@ -117,7 +123,10 @@ describe('@Scheduled cron schedules', () => {
     const transports = [0, 1].map((i) => new KafkaTransport({ brokers: [broker.bootstrap], clientId: `cron-${i}`, consumer: testConsumer }));
     for (const transport of transports) cleanups.push(() => transport.close());
     const apps = [await started(testDb.url, transports[0]!, [EverySecond]), await started(testDb.url, transports[1]!, [EverySecond])];
-    await until(async () => (await apps[0]!.dataSource.query(`SELECT count(*)::int AS n FROM cron_effects`))[0].n >= 4, { timeoutMs: 45_000, message: '4 ticks ran' });
+    await until(async () => (await apps[0]!.dataSource.query(`SELECT count(*)::int AS n FROM cron_effects`))[0].n >= 4, {
+      timeoutMs: 45_000,
+      message: '4 ticks ran',
+    });
     for (const app of apps) await app.stop();
     const rows = await effects(testDb.url);
     expectOncePerTick(rows);
@@ -160,8 +169,9 @@ describe('@Scheduled cron schedules', () => {
       @Scheduled('* * * * *', { timezone: 'Mars/Olympus_Mons' })
       async mars(): Promise<void> {}
     }
-    expect(() => exploreHandlers([Bad])).toThrow(/Bad: @Scheduled on minute: .*invalid cron schedule '61 \* \* \* \*' \(time zone 'UTC'\): Constraint error, got value 61 expected range 0-59/);
+    expect(() => exploreHandlers([Bad])).toThrow(
+      /Bad: @Scheduled on minute: .*invalid cron schedule '61 \* \* \* \*' \(time zone 'UTC'\): Constraint error, got value 61 expected range 0-59/,
+    );
     expect(() => exploreHandlers([Bad])).toThrow(/Bad: @Scheduled on mars: .*unknown time zone 'Mars\/Olympus_Mons'/);
   });
 });
-

@@ -6,15 +6,7 @@ import { z } from 'zod';
 import { ErrorCode, ValidationError } from '../../../src/errors.js';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
 import { DeadLetterHeader } from '../../../src/inbox/index.js';
-import {
-  ConcordatApp,
-  Dispatcher,
-  OnMessage,
-  Service,
-  defineTopic,
-  exploreHandlers,
-  type TopicContext,
-} from '../../../src/runtime/index.js';
+import { ConcordatApp, Dispatcher, OnMessage, Service, defineTopic, exploreHandlers, type TopicContext } from '../../../src/runtime/index.js';
 import { EmbeddedTransport, KafkaTransport, type Transport } from '../../../src/transport/index.js';
 import { until } from '../../../src/testing/index.js';
 import { startTestBroker, type TestBroker } from '../broker/helpers/broker.js';
@@ -43,7 +35,11 @@ class Billing {
   @OnMessage(payments, { retry: { maxAttempts: 3, strategy: 'fixed', initialDelayMs: 5 } })
   async pay(context: TopicContext<typeof payments>): Promise<void> {
     seen.push(context.data);
-    await context.manager.query(`INSERT INTO paid (order_id, cents, currency) VALUES ($1, $2, $3)`, [context.data.orderId, context.data.cents, context.data.currency]);
+    await context.manager.query(`INSERT INTO paid (order_id, cents, currency) VALUES ($1, $2, $3)`, [
+      context.data.orderId,
+      context.data.cents,
+      context.data.currency,
+    ]);
   }
 }
 
@@ -59,7 +55,11 @@ describe('typed topics on the dispatcher (real Postgres)', () => {
     db = await openDatabase({ url: testDb.url, poolSize: 4 });
     await db.dataSource.query(paidTable);
     const instance = new Billing();
-    dispatcher = new Dispatcher(exploreHandlers([Billing]).consumers[0]!, { dataSource: db.dataSource, resolve: () => instance, signal: new AbortController().signal });
+    dispatcher = new Dispatcher(exploreHandlers([Billing]).consumers[0]!, {
+      dataSource: db.dataSource,
+      resolve: () => instance,
+      signal: new AbortController().signal,
+    });
   });
   afterAll(async () => {
     await db?.close();
@@ -130,7 +130,14 @@ describe.each(['embedded', 'kafkajs → concordat broker'])('typed topics end to
       broker = await startTestBroker();
       transport = new KafkaTransport({ brokers: [broker.bootstrap], consumer: testConsumer });
     }
-    app = ConcordatApp.create({ name: 'typed-app', services: [Billing], database: { url: testDb.url, poolSize: 4 }, transport, partitions: 1, relay: { pollIntervalMs: 50 } });
+    app = ConcordatApp.create({
+      name: 'typed-app',
+      services: [Billing],
+      database: { url: testDb.url, poolSize: 4 },
+      transport,
+      partitions: 1,
+      relay: { pollIntervalMs: 50 },
+    });
     await app.start();
     await app.dataSource.query(paidTable);
     seen.length = 0;
@@ -143,7 +150,7 @@ describe.each(['embedded', 'kafkajs → concordat broker'])('typed topics end to
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('a valid message is handled; an invalid publish is refused before the outbox; an untyped publisher\'s bad payload is dead-lettered', async () => {
+  it("a valid message is handled; an invalid publish is refused before the outbox; an untyped publisher's bad payload is dead-lettered", async () => {
     await expect(app.publish(payments, { orderId: 'o-1', cents: -5 })).rejects.toBeInstanceOf(ValidationError);
     // A publisher that uses the plain name skips the check: the consumer's schema catches it.
     const bad = await app.publish('typed.payments', { orderId: 'o-2', cents: 'ten' }, { key: 'k' });

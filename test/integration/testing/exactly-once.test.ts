@@ -35,7 +35,11 @@ describe('exactly once under faults (real Postgres, real log)', () => {
   }
 
   /** The ledger app over `transport`, started, with a fresh ledger. */
-  async function startApp(url: string, transport: FaultyTransport | EmbeddedTransport, extra: Partial<AppOptions> = {}): Promise<{ app: ConcordatApp; ledger: EffectLedger }> {
+  async function startApp(
+    url: string,
+    transport: FaultyTransport | EmbeddedTransport,
+    extra: Partial<AppOptions> = {},
+  ): Promise<{ app: ConcordatApp; ledger: EffectLedger }> {
     const app = ConcordatApp.create({
       name: 'ledger-test',
       services: [LedgerService, AuditService],
@@ -69,7 +73,13 @@ describe('exactly once under faults (real Postgres, real log)', () => {
    * effects exist every earlier record of those partitions (a duplicate delivery included) has been handled.
    * Returns the expected counts including the sentinels.
    */
-  const settle = async (app: ConcordatApp, ledger: EffectLedger, run: string, keys: number, perKey: number): Promise<Record<string, Record<string, number>>> => {
+  const settle = async (
+    app: ConcordatApp,
+    ledger: EffectLedger,
+    run: string,
+    keys: number,
+    perKey: number,
+  ): Promise<Record<string, Record<string, number>>> => {
     const expected = await produce(app.dataSource, run, keys, 1, { firstSeq: perKey + 1, retryUntilMs: 30_000 });
     const sentinels = async (): Promise<number> =>
       (await app.dataSource.query(`SELECT count(*)::int AS n FROM ${LEDGER_TABLE} WHERE seq = $1 AND key LIKE $2`, [perKey + 1, `${run}-%`]))[0].n;

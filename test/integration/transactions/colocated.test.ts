@@ -56,7 +56,13 @@ describe('participants co-located with the coordinator (one app, one database)',
     dir = await mkdtemp(join(tmpdir(), 'concordat-colocated-'));
     log = await LogManager.open({ dataDir: dir });
     const transport = new EmbeddedTransport(log);
-    app = ConcordatApp.create({ name: 'colocated', services: [TransactionCoordinator, participant('left'), participant('right')], database: db, transport, partitions: 4 });
+    app = ConcordatApp.create({
+      name: 'colocated',
+      services: [TransactionCoordinator, participant('left'), participant('right')],
+      database: db,
+      transport,
+      partitions: 4,
+    });
     await app.start();
   });
   afterAll(async () => {
@@ -67,18 +73,30 @@ describe('participants co-located with the coordinator (one app, one database)',
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('decides every global transaction from replies applied in the participants\' transactions; no reply goes through the log', async () => {
+  it("decides every global transaction from replies applied in the participants' transactions; no reply goes through the log", async () => {
     const count = 60;
     const ids = await app.transaction(async (context) => {
       const ids: string[] = [];
       for (let i = 0; i < count; i++) {
         const refuse = i % 5 === 0 ? 'right' : undefined;
-        ids.push(await beginTcc(context, { name: 'colocated', branches: [{ participant: 'left', payload: { refuse } }, { participant: 'right', payload: { refuse } }], timeoutMs: 60_000 }));
+        ids.push(
+          await beginTcc(context, {
+            name: 'colocated',
+            branches: [
+              { participant: 'left', payload: { refuse } },
+              { participant: 'right', payload: { refuse } },
+            ],
+            timeoutMs: 60_000,
+          }),
+        );
       }
       return ids;
     });
     const ended = async (): Promise<Array<{ state: string; n: number }>> =>
-      db.dataSource.query(`SELECT state, count(*)::int AS n FROM concordat.global_transaction WHERE id = ANY($1::uuid[]) AND ended_at IS NOT NULL GROUP BY state ORDER BY state`, [ids]);
+      db.dataSource.query(
+        `SELECT state, count(*)::int AS n FROM concordat.global_transaction WHERE id = ANY($1::uuid[]) AND ended_at IS NOT NULL GROUP BY state ORDER BY state`,
+        [ids],
+      );
     await waitFor(async () => ((await ended()).reduce((sum, row) => sum + row.n, 0) === count ? true : undefined), `all ${count} global transactions ended`);
     expect(await ended()).toEqual([
       { state: 'CANCELLED', n: count / 5 },
@@ -93,7 +111,9 @@ describe('participants co-located with the coordinator (one app, one database)',
       // A Try that refuses rolls its own writes back.
       { participant: 'right', action: 'try', n: count - count / 5 },
     ]);
-    const reasons = await db.dataSource.query(`SELECT DISTINCT reason FROM concordat.global_transaction WHERE id = ANY($1::uuid[]) AND state = 'CANCELLED'`, [ids]);
+    const reasons = await db.dataSource.query(`SELECT DISTINCT reason FROM concordat.global_transaction WHERE id = ANY($1::uuid[]) AND state = 'CANCELLED'`, [
+      ids,
+    ]);
     expect(reasons).toEqual([{ reason: 'right refused: Error: right says "no", it\'s final \\ really' }]);
     // One decision each, and the replies are in the timeline as usual.
     const decisions = await db.dataSource.query(
@@ -102,7 +122,10 @@ describe('participants co-located with the coordinator (one app, one database)',
     );
     expect(decisions).toEqual([{ n: count }]);
     // Everything the transactions published has been relayed (the outbox is empty): none of it was a reply.
-    await waitFor(async () => (Number((await db.dataSource.query(`SELECT count(*) AS n FROM concordat.outbox`))[0].n) === 0 ? true : undefined), 'the outbox drained');
+    await waitFor(
+      async () => (Number((await db.dataSource.query(`SELECT count(*) AS n FROM concordat.outbox`))[0].n) === 0 ? true : undefined),
+      'the outbox drained',
+    );
     const replies = [0, 1, 2, 3].map((p) => log.describePartition(REPLY_TOPIC, p).highWatermark);
     expect(replies).toEqual([0, 0, 0, 0]);
   });

@@ -67,7 +67,16 @@ describe('two coordinator instances share the work without driving one global tr
     apps[0]!.transaction(async (context) => {
       const ids: string[] = [];
       for (let i = 0; i < count; i++) {
-        ids.push(await beginTcc(context, { name: 'shared', branches: [{ participant: 'counter', payload: {} }, { participant: 'counter', payload: {} }], timeoutMs }));
+        ids.push(
+          await beginTcc(context, {
+            name: 'shared',
+            branches: [
+              { participant: 'counter', payload: {} },
+              { participant: 'counter', payload: {} },
+            ],
+            timeoutMs,
+          }),
+        );
       }
       return ids;
     });
@@ -81,7 +90,14 @@ describe('two coordinator instances share the work without driving one global tr
   it('replies: 60 global transactions confirmed, one decision each, each action once, both instances working', async () => {
     // A pool of their own, as participants in another process have: on the coordinators' own pool
     // they would hand their replies to a co-located coordinator in their transactions (colocated.ts).
-    const participants = ConcordatApp.create({ name: 'participants', services: [Counter], database: { url: f.url }, transport: f.transport, partitions: 4, relay: false });
+    const participants = ConcordatApp.create({
+      name: 'participants',
+      services: [Counter],
+      database: { url: f.url },
+      transport: f.transport,
+      partitions: 4,
+      relay: false,
+    });
     await participants.start();
     try {
       const ids = await begin(60, 30_000);
@@ -128,7 +144,13 @@ describe('two coordinator instances share the work without driving one global tr
     ];
     const ids = await apps[0]!.transaction(async (context) => junk.map((data) => context.publish(REPLY_TOPIC, data, { key: data.globalTxId })));
     await until(
-      async () => (await f.query<{ n: number }>(`SELECT count(*)::int AS n FROM concordat.inbox WHERE consumer = $1 AND message_id = ANY($2)`, [COORDINATOR_SERVICE, ids]))[0]!.n === 2,
+      async () =>
+        (
+          await f.query<{ n: number }>(`SELECT count(*)::int AS n FROM concordat.inbox WHERE consumer = $1 AND message_id = ANY($2)`, [
+            COORDINATOR_SERVICE,
+            ids,
+          ])
+        )[0]!.n === 2,
       { message: 'both replies consumed' },
     );
     const after = apps.map((app) => app.stats()[COORDINATOR_SERVICE]!);

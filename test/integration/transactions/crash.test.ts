@@ -76,7 +76,7 @@ function colocatedPlan(mode: CrashMode): Kill[] {
   return kills;
 }
 
-describe.each<CrashMode>(['tcc', 'saga'])('%s, alpha in the coordinator\'s process, under crashes at every phase boundary', (mode) => {
+describe.each<CrashMode>(['tcc', 'saga'])("%s, alpha in the coordinator's process, under crashes at every phase boundary", (mode) => {
   let cluster: CrashCluster | undefined;
   afterAll(async () => {
     await cluster?.close();

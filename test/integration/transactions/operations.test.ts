@@ -6,15 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
 import { ConcordatApp, Service, TransactionContext } from '../../../src/runtime/index.js';
-import {
-  Prepare,
-  TransactionCoordinator,
-  XaParticipant,
-  beginTcc,
-  cleanupFences,
-  cleanupHistory,
-  type XaContext,
-} from '../../../src/transactions/index.js';
+import { Prepare, TransactionCoordinator, XaParticipant, beginTcc, cleanupFences, cleanupHistory, type XaContext } from '../../../src/transactions/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 
 const MAIN = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url));
@@ -48,7 +40,14 @@ describe('operating global transactions: concordat tx list|show|retry|abort|end,
   const stuck = (name: string, timeoutMs = 3_600_000): Promise<string> =>
     db.transaction(async (manager) => {
       const context = new TransactionContext(manager, 'test');
-      const id = await beginTcc(context, { name, branches: [{ participant: 'nobody', payload: { n: 1 } }, { participant: 'nobody-else', payload: {} }], timeoutMs });
+      const id = await beginTcc(context, {
+        name,
+        branches: [
+          { participant: 'nobody', payload: { n: 1 } },
+          { participant: 'nobody-else', payload: {} },
+        ],
+        timeoutMs,
+      });
       await context.flush();
       return id;
     });
@@ -117,7 +116,9 @@ describe('operating global transactions: concordat tx list|show|retry|abort|end,
     const ended = await cli(['tx', 'end', id, '--as', 'FAILED', '--reason', 'order lost', '--by', 'bob', '--force', '--url', testDb.url]);
     expect(ended.stderr).toBe('');
     expect(ended.stdout).toBe(`ended ${id}: now FAILED\n`);
-    const [row] = await db.dataSource.query(`SELECT state, reason, ended_at IS NOT NULL AS ended, resend_at FROM concordat.global_transaction WHERE id = $1`, [id]);
+    const [row] = await db.dataSource.query(`SELECT state, reason, ended_at IS NOT NULL AS ended, resend_at FROM concordat.global_transaction WHERE id = $1`, [
+      id,
+    ]);
     expect(row).toEqual({ state: 'FAILED', reason: 'ended by hand by bob: order lost', ended: true, resend_at: null });
     expect((await commands(id)).map((c: { type: string }) => c.type)).toEqual(['concordat.tcc.try', 'concordat.tcc.try']);
     const detail = JSON.parse((await cli(['tx', 'show', id, '--url', testDb.url, '--json'])).stdout);
@@ -144,13 +145,18 @@ describe('operating global transactions: concordat tx list|show|retry|abort|end,
     const list = await cli(['tx', 'list', '--url', testDb.url, '--state', 'TRYING']);
     expect(list.code).toBe(0);
     const lines = list.stdout.trim().split('\n');
-    expect(lines.find((l) => l.startsWith(late))).toMatch(new RegExp(`^${late}\\s+TCC\\s+no-coordinator\\s+TRYING\\s+\\S+\\s+-5\\.\\dm\\s+5\\.\\dm\\s+PENDING 2$`));
+    expect(lines.find((l) => l.startsWith(late))).toMatch(
+      new RegExp(`^${late}\\s+TCC\\s+no-coordinator\\s+TRYING\\s+\\S+\\s+-5\\.\\dm\\s+5\\.\\dm\\s+PENDING 2$`),
+    );
     expect(lines.find((l) => l.startsWith(onTime))).toMatch(new RegExp(`^${onTime}\\s+TCC\\s+on-time\\s+TRYING\\s+\\S+\\s+\\d+\\.\\dm\\s+PENDING 2$`));
     expect(list.stderr).toBe(
       'concordat: warning: 1 global transaction(s) overdue by more than 60.0s (undecided past the deadline, or a resend not sent): ' +
         'no coordinator is acting on them. Is an app with TransactionCoordinator among its services running on this database?\n',
     );
-    const json = JSON.parse((await cli(['tx', 'list', '--url', testDb.url, '--state', 'TRYING', '--json'])).stdout) as Array<{ id: string; overdueSeconds: number | null }>;
+    const json = JSON.parse((await cli(['tx', 'list', '--url', testDb.url, '--state', 'TRYING', '--json'])).stdout) as Array<{
+      id: string;
+      overdueSeconds: number | null;
+    }>;
     expect(json.find((r) => r.id === late)!.overdueSeconds).toBeGreaterThanOrEqual(300);
     expect(json.find((r) => r.id === onTime)!.overdueSeconds).toBeNull();
     const show = await cli(['tx', 'show', late, '--url', testDb.url]);
@@ -200,12 +206,11 @@ describe('operating global transactions: concordat tx list|show|retry|abort|end,
     const hourMs = 3_600_000;
     expect(await cleanupFences(db.dataSource, hourMs, { batchRowsMax: 1, batchesMax: 100 })).toBe(3);
     const left = await db.dataSource.query(`SELECT global_tx_id AS id, branch_id AS b FROM concordat.fence WHERE participant = 'p' ORDER BY 1, 2`);
-    expect(left.map((r: { id: string; b: number }) => `${r.id === active ? 'active' : r.id === orphan ? 'orphan' : r.id === young ? 'young' : 'ended'}:${r.b}`).sort()).toEqual([
-      'active:1',
-      'active:2',
-      'orphan:2',
-      'young:1',
-    ]);
+    expect(
+      left
+        .map((r: { id: string; b: number }) => `${r.id === active ? 'active' : r.id === orphan ? 'orphan' : r.id === young ? 'young' : 'ended'}:${r.b}`)
+        .sort(),
+    ).toEqual(['active:1', 'active:2', 'orphan:2', 'young:1']);
     expect(await cleanupHistory(db.dataSource, hourMs, { batchRowsMax: 10, batchesMax: 10 })).toBe(1);
     const txs = await db.dataSource.query(`SELECT id FROM concordat.global_transaction WHERE id = ANY($1::uuid[])`, [[active, ended, failed]]);
     expect(txs.map((r: { id: string }) => r.id).sort()).toEqual([active, failed].sort());
@@ -241,7 +246,14 @@ describe.runIf(local === '0')('start-up check of max_prepared_transactions', () 
     await admin.query(`CREATE DATABASE ${name}`);
     const url = new URL(LOCAL_URL);
     url.pathname = `/${name}`;
-    const app = ConcordatApp.create({ name: 'xa-check', services: [Participant, TransactionCoordinator], database: { url: url.toString(), poolSize: 2 }, transport: undefined, relay: false, dataDir: `/tmp/${name}` });
+    const app = ConcordatApp.create({
+      name: 'xa-check',
+      services: [Participant, TransactionCoordinator],
+      database: { url: url.toString(), poolSize: 2 },
+      transport: undefined,
+      relay: false,
+      dataDir: `/tmp/${name}`,
+    });
     try {
       await expect(app.start()).rejects.toThrow(
         'PostgreSQL has max_prepared_transactions = 0, so 2PC participants cannot PREPARE TRANSACTION. Set max_prepared_transactions',

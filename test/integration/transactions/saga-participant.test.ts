@@ -3,7 +3,16 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { nonRetriable } from '../../../src/errors.js';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
 import { Dispatcher, Service, exploreHandlers } from '../../../src/runtime/index.js';
-import { Compensate, FenceState, REPLY_TOPIC, SagaParticipant, Step, commandTopic, type BranchCommand, type SagaContext } from '../../../src/transactions/index.js';
+import {
+  Compensate,
+  FenceState,
+  REPLY_TOPIC,
+  SagaParticipant,
+  Step,
+  commandTopic,
+  type BranchCommand,
+  type SagaContext,
+} from '../../../src/transactions/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import { deliveryOf } from '../../support/deliveries.js';
 
@@ -41,7 +50,11 @@ describe('saga participant behind its fence (real Postgres)', () => {
     db = await openDatabase({ url: testDb.url, poolSize: 4 });
     await db.dataSource.query(`CREATE TABLE bookings (global_tx_id uuid, parcel text)`);
     const instance = new Shipping();
-    dispatcher = new Dispatcher(exploreHandlers([Shipping]).consumers[0]!, { dataSource: db.dataSource, resolve: () => instance, signal: new AbortController().signal });
+    dispatcher = new Dispatcher(exploreHandlers([Shipping]).consumers[0]!, {
+      dataSource: db.dataSource,
+      resolve: () => instance,
+      signal: new AbortController().signal,
+    });
   });
   afterAll(async () => {
     await db.close();
@@ -56,14 +69,19 @@ describe('saga participant behind its fence (real Postgres)', () => {
   async function send(action: 'execute' | 'compensate', globalTxId: string): Promise<Record<string, unknown>> {
     const command: BranchCommand = { globalTxId, branchId: 2, participant: 'shipping.book', action, payload: { parcel: 'p1' } };
     const before = Number((await db.dataSource.query(`SELECT coalesce(max(seq), 0) AS s FROM concordat.outbox`))[0].s);
-    await dispatcher.dispatch(deliveryOf(commandTopic('SAGA', 'shipping.book'), { type: `concordat.saga.${action}`, source: 'c', data: command, partitionkey: globalTxId }));
+    await dispatcher.dispatch(
+      deliveryOf(commandTopic('SAGA', 'shipping.book'), { type: `concordat.saga.${action}`, source: 'c', data: command, partitionkey: globalTxId }),
+    );
     const replies = await db.dataSource.query(`SELECT payload FROM concordat.outbox WHERE topic = $1 AND seq > $2`, [REPLY_TOPIC, before]);
     expect(replies).toHaveLength(1);
     return JSON.parse(replies[0].payload.toString());
   }
-  const bookings = async (tx: string): Promise<number> => Number((await db.dataSource.query(`SELECT count(*) AS n FROM bookings WHERE global_tx_id = $1`, [tx]))[0].n);
-  const fence = async (tx: string): Promise<string | undefined> => (await db.dataSource.query(`SELECT state FROM concordat.fence WHERE global_tx_id = $1`, [tx]))[0]?.state;
-  const audits = async (): Promise<number> => Number((await db.dataSource.query(`SELECT count(*) AS n FROM concordat.outbox WHERE topic = 'shipping.audit'`))[0].n);
+  const bookings = async (tx: string): Promise<number> =>
+    Number((await db.dataSource.query(`SELECT count(*) AS n FROM bookings WHERE global_tx_id = $1`, [tx]))[0].n);
+  const fence = async (tx: string): Promise<string | undefined> =>
+    (await db.dataSource.query(`SELECT state FROM concordat.fence WHERE global_tx_id = $1`, [tx]))[0]?.state;
+  const audits = async (): Promise<number> =>
+    Number((await db.dataSource.query(`SELECT count(*) AS n FROM concordat.outbox WHERE topic = 'shipping.audit'`))[0].n);
 
   it('runs a step once, however often it is sent, and compensates it once', async () => {
     const tx = randomUUID();
@@ -90,7 +108,15 @@ describe('saga participant behind its fence (real Postgres)', () => {
     const tx = randomUUID();
     const auditsBefore = await audits();
     stepError = new Error('carrier timeout');
-    expect(await send('execute', tx)).toEqual({ globalTxId: tx, branchId: 2, participant: 'shipping.book', action: 'execute', ok: false, error: 'Error: carrier timeout', retriable: true });
+    expect(await send('execute', tx)).toEqual({
+      globalTxId: tx,
+      branchId: 2,
+      participant: 'shipping.book',
+      action: 'execute',
+      ok: false,
+      error: 'Error: carrier timeout',
+      retriable: true,
+    });
     expect(await bookings(tx)).toBe(0);
     expect(await audits()).toBe(auditsBefore);
     expect(await fence(tx)).toBeUndefined();

@@ -115,7 +115,9 @@ describe('TCC global transactions end to end (coordinator, participants, embedde
   async function outcome(id: string, timeoutMs = 20_000): Promise<{ state: string; reason: string | null }> {
     const rows = await until(
       async () => {
-        const found: Array<{ state: string; reason: string | null }> = await db.dataSource.query(`SELECT state, reason FROM outcomes WHERE global_tx_id = $1`, [id]);
+        const found: Array<{ state: string; reason: string | null }> = await db.dataSource.query(`SELECT state, reason FROM outcomes WHERE global_tx_id = $1`, [
+          id,
+        ]);
         return found.length > 0 ? found : undefined;
       },
       { timeoutMs, message: `the outcome of ${id}` },
@@ -128,9 +130,7 @@ describe('TCC global transactions end to end (coordinator, participants, embedde
       (r: { e: string }) => r.e,
     );
   const branches = async (id: string): Promise<string[]> =>
-    (await db.dataSource.query(`SELECT state FROM concordat.branch WHERE global_tx_id = $1 ORDER BY branch_id`, [id])).map(
-      (r: { state: string }) => r.state,
-    );
+    (await db.dataSource.query(`SELECT state FROM concordat.branch WHERE global_tx_id = $1 ORDER BY branch_id`, [id])).map((r: { state: string }) => r.state);
 
   it('confirms every branch when all vote yes', async () => {
     const late2 = ConcordatApp.create({ name: 'beta-app', services: [Beta], database: db, transport, partitions: 2, relay: false });
@@ -213,10 +213,9 @@ describe('TCC global transactions end to end (coordinator, participants, embedde
     const before = Number((await db.dataSource.query(`SELECT count(*) AS n FROM concordat.inbox WHERE consumer = 'alpha'`))[0].n);
     await sendTry(id, {});
     // The Try (a duplicate: fence CONFIRMED, so it votes yes again) and the presumed Cancel (refused: Cancel after Confirm) both consumed.
-    await until(
-      async () => Number((await db.dataSource.query(`SELECT count(*) AS n FROM concordat.inbox WHERE consumer = 'alpha'`))[0].n) >= before + 2,
-      { message: 'the Try and the presumed Cancel consumed by alpha' },
-    );
+    await until(async () => Number((await db.dataSource.query(`SELECT count(*) AS n FROM concordat.inbox WHERE consumer = 'alpha'`))[0].n) >= before + 2, {
+      message: 'the Try and the presumed Cancel consumed by alpha',
+    });
     expect(await effects(id)).toEqual(['alpha:confirm', 'alpha:try']);
     expect(await fenceOf(id)).toBe('CONFIRMED');
   });
@@ -252,7 +251,8 @@ describe('TCC global transactions end to end (coordinator, participants, embedde
       return context.publish(REPLY_TOPIC, reply, { key: id, type: TxMessageType.REPLY, globalTxId: id });
     });
     await until(
-      async () => (await db.dataSource.query(`SELECT 1 FROM concordat.inbox WHERE consumer = 'concordat-coordinator' AND message_id = $1`, [messageId])).length > 0,
+      async () =>
+        (await db.dataSource.query(`SELECT 1 FROM concordat.inbox WHERE consumer = 'concordat-coordinator' AND message_id = $1`, [messageId])).length > 0,
       { message: 'the reply consumed by the coordinator' },
     );
     // A Cancel, had the coordinator sent one, was published with that consumption: it is handled before the sentinel.

@@ -86,7 +86,15 @@ describe('TCC participant behind its fence (real Postgres)', () => {
   it('confirm path: Try reserves and votes yes; Confirm runs once however often it is sent', async () => {
     const tx = randomUUID();
     // The yes echoes the payload, for a coordinator that would have to cancel without holding the global transaction.
-    expect(await send('try', tx)).toEqual({ globalTxId: tx, branchId: 1, participant: 'warehouse.hold', action: 'try', ok: true, result: { held: 2 }, payload: { units: 2 } });
+    expect(await send('try', tx)).toEqual({
+      globalTxId: tx,
+      branchId: 1,
+      participant: 'warehouse.hold',
+      action: 'try',
+      ok: true,
+      result: { held: 2 },
+      payload: { units: 2 },
+    });
     expect(await fence(tx)).toBe(FenceState.TRIED);
     expect(await send('try', tx)).toEqual({ globalTxId: tx, branchId: 1, participant: 'warehouse.hold', action: 'try', ok: true, payload: { units: 2 } });
     expect(await send('confirm', tx)).toMatchObject({ action: 'confirm', ok: true });

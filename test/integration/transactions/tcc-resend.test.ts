@@ -6,7 +6,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nonRetriable } from '../../../src/errors.js';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
 import { ConcordatApp, Service } from '../../../src/runtime/index.js';
-import { COORDINATOR_OPTIONS, Cancel, Confirm, TccParticipant, TransactionCoordinator, Try, beginTcc, retryGlobalTx, type TccContext } from '../../../src/transactions/index.js';
+import {
+  COORDINATOR_OPTIONS,
+  Cancel,
+  Confirm,
+  TccParticipant,
+  TransactionCoordinator,
+  Try,
+  beginTcc,
+  retryGlobalTx,
+  type TccContext,
+} from '../../../src/transactions/index.js';
 import { until } from '../../../src/testing/index.js';
 import { EmbeddedTransport } from '../../../src/transport/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
@@ -63,10 +73,13 @@ describe('TCC decisions sent again to a participant whose handler fails (dead le
   });
 
   const deadLetters = async (id: string): Promise<number> =>
-    Number((await db.dataSource.query(`SELECT count(*) AS n FROM concordat.dead_letter WHERE topic = 'concordat.tcc.flaky' AND partition_key = $1`, [id]))[0].n);
+    Number(
+      (await db.dataSource.query(`SELECT count(*) AS n FROM concordat.dead_letter WHERE topic = 'concordat.tcc.flaky' AND partition_key = $1`, [id]))[0].n,
+    );
   const resends = async (id: string): Promise<number> =>
     Number((await db.dataSource.query(`SELECT count(*) AS n FROM concordat.global_tx_event WHERE global_tx_id = $1 AND kind = 'RESENT'`, [id]))[0].n);
-  const state = async (id: string): Promise<string> => (await db.dataSource.query(`SELECT state FROM concordat.global_transaction WHERE id = $1`, [id]))[0].state;
+  const state = async (id: string): Promise<string> =>
+    (await db.dataSource.query(`SELECT state FROM concordat.global_transaction WHERE id = $1`, [id]))[0].state;
   const effects = async (id: string): Promise<string[]> =>
     (await db.dataSource.query(`SELECT action FROM effects WHERE global_tx_id = $1 ORDER BY action`, [id])).map((r: { action: string }) => r.action);
 

@@ -50,7 +50,14 @@ describe('2PC global transactions end to end (coordinator, prepared transactions
     await f.transport.ensureTopics([{ name: 'concordat.xa.beta', partitions: 2 }]);
     const container = new Container();
     container.bind(COORDINATOR_OPTIONS).toConstantValue({ scanIntervalMs: 50, resendIntervalMs: 400 });
-    main = ConcordatApp.create({ name: 'xa-flow', services: [TransactionCoordinator, Alpha], container, database: f.db, transport: f.transport, partitions: 2 });
+    main = ConcordatApp.create({
+      name: 'xa-flow',
+      services: [TransactionCoordinator, Alpha],
+      container,
+      database: f.db,
+      transport: f.transport,
+      partitions: 2,
+    });
     await main.start();
   });
   afterAll(async () => {
@@ -96,7 +103,9 @@ describe('2PC global transactions end to end (coordinator, prepared transactions
     expect(await f.ended(yes)).toEqual({ state: 'CONFIRMED', reason: null, ended: true });
     expect(await effects(yes)).toEqual(['alpha', 'beta']);
     const sent = async (id: string): Promise<string[]> =>
-      (await showGlobalTx(f.db.dataSource.manager, id))!.events.filter((e) => e.kind === 'SENT' || e.kind === 'REPLIED' || e.kind === 'DECIDED').map((e) => `${e.kind} ${e.detail ?? ''}`.trim());
+      (await showGlobalTx(f.db.dataSource.manager, id))!.events
+        .filter((e) => e.kind === 'SENT' || e.kind === 'REPLIED' || e.kind === 'DECIDED')
+        .map((e) => `${e.kind} ${e.detail ?? ''}`.trim());
     const story = await sent(yes);
     // beta (branch 1) is asked alone; alpha (branch 2) only after beta's yes.
     expect(story[0]).toBe('SENT prepare → branch 1');
@@ -161,7 +170,9 @@ describe('2PC global transactions end to end (coordinator, prepared transactions
     expect(await f.ended(id)).toEqual({ state: 'CANCELLED', reason: 'deadline passed before every branch voted', ended: true });
     expect(await effects(id)).toEqual([]);
     expect(await f.prepared()).toEqual([]);
-    const fences = await f.query<{ participant: string; state: string }>(`SELECT participant, state FROM concordat.fence WHERE global_tx_id = $1 ORDER BY 1`, [id]);
+    const fences = await f.query<{ participant: string; state: string }>(`SELECT participant, state FROM concordat.fence WHERE global_tx_id = $1 ORDER BY 1`, [
+      id,
+    ]);
     expect(fences).toEqual([
       { participant: 'alpha', state: 'CANCELLED' },
       { participant: 'beta', state: 'CANCELLED' },
@@ -187,7 +198,10 @@ describe('2PC global transactions end to end (coordinator, prepared transactions
         sent: 'nothing',
       }),
     );
-    await f.query(`UPDATE concordat.global_transaction SET state = 'CONFIRMING', decision = 'CONFIRMING', resend_at = now() + interval '1 hour' WHERE id = $1`, [id]);
+    await f.query(
+      `UPDATE concordat.global_transaction SET state = 'CONFIRMING', decision = 'CONFIRMING', resend_at = now() + interval '1 hour' WHERE id = $1`,
+      [id],
+    );
     await prepareByHand(id, 'beta');
     await startBeta();
     expect(await f.ended(id)).toEqual({ state: 'CONFIRMED', reason: null, ended: true });
@@ -204,7 +218,10 @@ describe('2PC global transactions end to end (coordinator, prepared transactions
     expect(await f.prepared()).toEqual([gidFor('beta', id, 1)]);
     await startBeta();
     // The rollback's acknowledgement commits with the fence row, after ROLLBACK PREPARED: wait for that.
-    const fence = await waitFor(async () => (await f.query<{ state: string }>(`SELECT state FROM concordat.fence WHERE global_tx_id = $1`, [id]))[0], 'the rollback recorded');
+    const fence = await waitFor(
+      async () => (await f.query<{ state: string }>(`SELECT state FROM concordat.fence WHERE global_tx_id = $1`, [id]))[0],
+      'the rollback recorded',
+    );
     expect(fence).toEqual({ state: 'CANCELLED' });
     expect(await f.prepared()).toEqual([]);
     expect(await effects(id)).toEqual([]);

@@ -55,9 +55,9 @@ class Careless {
       case 'commit':
         await context.manager.getRepository(Saved).save(row);
         await context.manager.query('COMMIT');
-        Careless.fenceAtCommit = (
-          await context.manager.connection.query(`SELECT * FROM concordat.fence WHERE global_tx_id = $1`, [context.globalTxId])
-        ).map((r: { state: string; heuristic?: boolean }) => ({ state: r.state, heuristic: r.heuristic }))[0];
+        Careless.fenceAtCommit = (await context.manager.connection.query(`SELECT * FROM concordat.fence WHERE global_tx_id = $1`, [context.globalTxId])).map(
+          (r: { state: string; heuristic?: boolean }) => ({ state: r.state, heuristic: r.heuristic }),
+        )[0];
         return;
       case 'rollback':
         await context.manager.query('ROLLBACK');
@@ -135,7 +135,12 @@ describe('2PC participant on PREPARE TRANSACTION (real Postgres)', () => {
     return rows.map((r: { gid: string }) => r.gid);
   }
   /** Sends a command as the coordinator would and returns the reply the participant wrote to the outbox. */
-  async function send(action: BranchCommand['action'], globalTxId: string, cents = 500, to = { dispatcher, participant: 'ledger.post' }): Promise<Record<string, unknown> | undefined> {
+  async function send(
+    action: BranchCommand['action'],
+    globalTxId: string,
+    cents = 500,
+    to = { dispatcher, participant: 'ledger.post' },
+  ): Promise<Record<string, unknown> | undefined> {
     const command: BranchCommand = { globalTxId, branchId: 1, participant: to.participant, action, payload: { cents } };
     const before = Number((await db.dataSource.query(`SELECT coalesce(max(seq), 0) AS s FROM concordat.outbox`))[0].s);
     const topic = commandTopic('2PC', to.participant, action);
@@ -158,7 +163,14 @@ describe('2PC participant on PREPARE TRANSACTION (real Postgres)', () => {
 
   it('prepares: the work is in a prepared transaction, invisible, and the vote is yes; a repeated prepare votes yes without working again', async () => {
     const tx = randomUUID();
-    expect(await send(BranchAction.PREPARE, tx)).toEqual({ globalTxId: tx, branchId: 1, participant: 'ledger.post', action: 'prepare', ok: true, result: { posted: 500 } });
+    expect(await send(BranchAction.PREPARE, tx)).toEqual({
+      globalTxId: tx,
+      branchId: 1,
+      participant: 'ledger.post',
+      action: 'prepare',
+      ok: true,
+      result: { posted: 500 },
+    });
     expect(await prepared()).toEqual([gidFor('ledger.post', tx, 1)]);
     expect(await postings(tx)).toBe(0);
     expect(await fence(tx)).toBeUndefined();

@@ -39,7 +39,10 @@ import { startTestBroker, type TestBroker } from '../broker/helpers/broker.js';
  * `@ts-expect-error` lines must not compile (`tsc --noEmit` checks them).
  */
 
-const stock = defineParticipant('typed-stock', z.object({ sku: z.string().min(1), quantity: z.number().int().positive(), warehouse: z.string().default('main') }));
+const stock = defineParticipant(
+  'typed-stock',
+  z.object({ sku: z.string().min(1), quantity: z.number().int().positive(), warehouse: z.string().default('main') }),
+);
 const charge = defineParticipant('typed-charge', z.object({ cents: z.number().int().positive() }));
 const ledger = defineParticipant('typed-ledger', z.object({ account: z.string(), cents: z.number().int() }));
 
@@ -136,10 +139,22 @@ describe.each(['embedded', 'kafkajs → concordat broker'])('typed participants 
         await beginTcc(context, { name: 'ok', branches: [{ participant: stock, payload: { sku: 'a', quantity: 1 } }] });
         // @ts-expect-error quantity must be a number
         await beginTcc(context, { name: 'bad', branches: [{ participant: stock, payload: { sku: 'a', quantity: '1' } }] });
-        // @ts-expect-error a payload of another participant
-        await beginTcc(context, { name: 'bad', branches: [{ participant: stock, payload: { cents: 5 } }, { participant: 'untyped', payload: {} }] });
+        await beginTcc(context, {
+          name: 'bad',
+          branches: [
+            // @ts-expect-error a payload of another participant
+            { participant: stock, payload: { cents: 5 } },
+            { participant: 'untyped', payload: {} },
+          ],
+        });
         // A saga mixing a typed step, an untyped one and a retry policy; a 2PC branch.
-        await beginSaga(context, { name: 'ok', steps: [{ participant: charge, payload: { cents: 5 }, retry: { maxAttempts: 2 } }, { participant: 'ship', payload: { any: 1 } }] });
+        await beginSaga(context, {
+          name: 'ok',
+          steps: [
+            { participant: charge, payload: { cents: 5 }, retry: { maxAttempts: 2 } },
+            { participant: 'ship', payload: { any: 1 } },
+          ],
+        });
         // @ts-expect-error cents is missing
         await beginSaga(context, { name: 'bad', steps: [{ participant: charge, payload: {} }] });
         await beginTwoPhase(context, { name: 'ok', branches: [{ participant: ledger, payload: { account: 'x', cents: -3 } }] });
@@ -161,15 +176,30 @@ describe.each(['embedded', 'kafkajs → concordat broker'])('typed participants 
     const before = await globalTxCount();
     for (const begin of [
       (context: Parameters<Parameters<ConcordatApp['transaction']>[0]>[0]) =>
-        beginTcc(context, { name: 'bad', branches: [{ participant: 'other', payload: {} }, { participant: stock, payload: { sku: '', quantity: 0 } }] }),
-      (context: Parameters<Parameters<ConcordatApp['transaction']>[0]>[0]) => beginSaga(context, { name: 'bad', steps: [{ participant: charge, payload: { cents: -1 } }] }),
+        beginTcc(context, {
+          name: 'bad',
+          branches: [
+            { participant: 'other', payload: {} },
+            { participant: stock, payload: { sku: '', quantity: 0 } },
+          ],
+        }),
+      (context: Parameters<Parameters<ConcordatApp['transaction']>[0]>[0]) =>
+        beginSaga(context, { name: 'bad', steps: [{ participant: charge, payload: { cents: -1 } }] }),
       (context: Parameters<Parameters<ConcordatApp['transaction']>[0]>[0]) =>
         beginTwoPhase(context, { name: 'bad', branches: [{ participant: ledger, payload: { account: 'x', cents: 1.5 } }] }),
     ]) {
       await expect(app.transaction(begin)).rejects.toBeInstanceOf(ValidationError);
     }
     const error = (await app
-      .transaction((context) => beginTcc(context, { name: 'bad', branches: [{ participant: 'other', payload: {} }, { participant: stock, payload: { sku: '', quantity: 0 } }] }))
+      .transaction((context) =>
+        beginTcc(context, {
+          name: 'bad',
+          branches: [
+            { participant: 'other', payload: {} },
+            { participant: stock, payload: { sku: '', quantity: 0 } },
+          ],
+        }),
+      )
       .catch((caught: unknown) => caught)) as ValidationError;
     expect(error).toMatchObject({ code: ErrorCode.VALIDATION_FAILED, retriable: false });
     expect(error.message).toMatch(/^tcc\.branches\.1\.payload \(participant 'typed-stock'\) is invalid: sku: .+; quantity: .+$/);
@@ -182,7 +212,8 @@ describe.each(['embedded', 'kafkajs → concordat broker'])('typed participants 
       await beginSaga(context, { name: 'untyped', steps: [{ participant: 'typed-charge', payload: { cents: 'five' }, retry: { maxAttempts: 1 } }] }),
       await beginTwoPhase(context, { name: 'untyped', branches: [{ participant: 'typed-ledger', payload: { cents: 3 } }] }),
     ]);
-    const validation = /ValidationError: the payload of branch 1 of global transaction \S+ \(participant '(typed-stock|typed-charge|typed-ledger)'\) is invalid: /;
+    const validation =
+      /ValidationError: the payload of branch 1 of global transaction \S+ \(participant '(typed-stock|typed-charge|typed-ledger)'\) is invalid: /;
     for (const id of [tcc!, saga!, xa!]) {
       const ended = await f.ended(id);
       expect(ended.state).toBe('CANCELLED');

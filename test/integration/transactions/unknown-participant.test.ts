@@ -7,7 +7,16 @@ import { Container } from 'inversify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../../src/persistence/index.js';
 import { ConcordatApp, Service } from '../../../src/runtime/index.js';
-import { COORDINATOR_OPTIONS, Cancel, Confirm, TccParticipant, TransactionCoordinator, Try, beginTcc, type TccContext } from '../../../src/transactions/index.js';
+import {
+  COORDINATOR_OPTIONS,
+  Cancel,
+  Confirm,
+  TccParticipant,
+  TransactionCoordinator,
+  Try,
+  beginTcc,
+  type TccContext,
+} from '../../../src/transactions/index.js';
 import { until } from '../../../src/testing/index.js';
 import { EmbeddedTransport } from '../../../src/transport/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';

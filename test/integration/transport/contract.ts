@@ -49,9 +49,7 @@ export function transportContract(name: string, makeTransport: () => Promise<Tra
       const topic = unique('acks');
       await t.ensureTopics([{ name: topic, partitions: 3 }]);
       const keys = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta'];
-      const acks = await t.publish(
-        keys.map((key, i) => ({ topic, key, value: Buffer.from(`v${i}`), headers: { ce_id: `id-${i}` } })),
-      );
+      const acks = await t.publish(keys.map((key, i) => ({ topic, key, value: Buffer.from(`v${i}`), headers: { ce_id: `id-${i}` } })));
       expect(acks).toHaveLength(keys.length);
       const nextOffset = new Map<number, number>();
       acks.forEach((ack, i) => {
@@ -101,7 +99,11 @@ export function transportContract(name: string, makeTransport: () => Promise<Tra
           seen.set(key, [...(seen.get(key) ?? []), delivery.value!.toString()]);
         },
       });
-      await waitFor(() => deliveries.length === 20, waitMs, () => `${deliveries.length} of 20 delivered`);
+      await waitFor(
+        () => deliveries.length === 20,
+        waitMs,
+        () => `${deliveries.length} of 20 delivered`,
+      );
       for (const key of keys) expect(seen.get(key)).toEqual([0, 1, 2, 3].map((round) => `${key}-${round}`));
       const first = deliveries.find((d) => d.value!.toString() === 'c-2')!;
       expect(first.headers.ce_id!.toString()).toBe('c-2');
@@ -131,7 +133,11 @@ export function transportContract(name: string, makeTransport: () => Promise<Tra
         },
         onHandlerError: (error, delivery) => errors.push(`${(error as Error).message}@${delivery.offset}`),
       });
-      await waitFor(() => attempts.includes('r3'), waitMs, () => `attempts so far: ${attempts.join(',')}`);
+      await waitFor(
+        () => attempts.includes('r3'),
+        waitMs,
+        () => `attempts so far: ${attempts.join(',')}`,
+      );
       expect(attempts).toEqual(['r0', 'r1', 'r1', 'r1', 'r2', 'r3']);
       expect(errors).toEqual(['transient failure of r1@1', 'transient failure of r1@1']);
     });
@@ -156,7 +162,11 @@ export function transportContract(name: string, makeTransport: () => Promise<Tra
           handled.push(value);
         },
       });
-      await waitFor(() => blockedAttempts >= 2, waitMs, () => `handled ${handled.join(',')}`);
+      await waitFor(
+        () => blockedAttempts >= 2,
+        waitMs,
+        () => `handled ${handled.join(',')}`,
+      );
       await first.close();
       expect(handled).toEqual(['m0', 'm1', 'm2', 'm3', 'm4']);
 
@@ -169,7 +179,11 @@ export function transportContract(name: string, makeTransport: () => Promise<Tra
           resumed.push(delivery.value!.toString());
         },
       });
-      await waitFor(() => resumed.length >= 3, waitMs, () => `resumed ${resumed.join(',')}`);
+      await waitFor(
+        () => resumed.length >= 3,
+        waitMs,
+        () => `resumed ${resumed.join(',')}`,
+      );
       expect(resumed).toEqual(['m5', 'm6', 'm7']);
     });
 
@@ -206,7 +220,10 @@ export function transportContract(name: string, makeTransport: () => Promise<Tra
       await a.ensureTopics([{ name: topic, partitions: 4 }]);
       const byMember: Record<'a' | 'b', Delivery[]> = { a: [], b: [] };
       const subscriptions: Subscription[] = [];
-      for (const [member, t] of [['a', a], ['b', b]] as const) {
+      for (const [member, t] of [
+        ['a', a],
+        ['b', b],
+      ] as const) {
         subscriptions.push(
           await t.subscribe({
             groupId,
@@ -230,10 +247,18 @@ export function transportContract(name: string, makeTransport: () => Promise<Tra
         () => `a got ${byMember.a.length}, b got ${byMember.b.length}`,
       );
       const total = () => byMember.a.length + byMember.b.length;
-      await waitFor(() => total() >= keys.length * round, waitMs, () => `${total()} of ${keys.length * round}`);
+      await waitFor(
+        () => total() >= keys.length * round,
+        waitMs,
+        () => `${total()} of ${keys.length * round}`,
+      );
       const before = { a: byMember.a.length, b: byMember.b.length };
       await a.publish(keys.map((key) => ({ topic, key, value: Buffer.from('final'), headers: {} })));
-      await waitFor(() => total() >= keys.length * (round + 1), waitMs, () => `${total()} of ${keys.length * (round + 1)}`);
+      await waitFor(
+        () => total() >= keys.length * (round + 1),
+        waitMs,
+        () => `${total()} of ${keys.length * (round + 1)}`,
+      );
       const partitionsOf = (member: 'a' | 'b') => new Set(byMember[member].slice(before[member]).map((d) => d.partition));
       const pa = partitionsOf('a');
       const pb = partitionsOf('b');
@@ -273,11 +298,19 @@ export function transportContract(name: string, makeTransport: () => Promise<Tra
         () => `a got ${got.a.length}, b got ${got.b.length}`,
       );
       const published = keys.length * round;
-      await waitFor(() => new Set([...got.a, ...got.b]).size === published, waitMs, () => `${new Set([...got.a, ...got.b]).size} of ${published}`);
+      await waitFor(
+        () => new Set([...got.a, ...got.b]).size === published,
+        waitMs,
+        () => `${new Set([...got.a, ...got.b]).size} of ${published}`,
+      );
       await bSubscription.close();
       const bCount = got.b.length;
       await a.publish(keys.map((key) => ({ topic, key, value: Buffer.from(`after-${key}`), headers: {} })));
-      await waitFor(() => keys.every((key) => got.a.includes(`after-${key}`)), waitMs, () => `a got ${got.a.filter((v) => v.startsWith('after-')).length} of ${keys.length}`);
+      await waitFor(
+        () => keys.every((key) => got.a.includes(`after-${key}`)),
+        waitMs,
+        () => `a got ${got.a.filter((v) => v.startsWith('after-')).length} of ${keys.length}`,
+      );
       expect(got.b.length).toBe(bCount);
       // Nothing b handled (and committed on close) is handed to a again.
       const handledByB = new Set(got.b);
@@ -300,7 +333,11 @@ export function transportContract(name: string, makeTransport: () => Promise<Tra
           },
         });
       }
-      await waitFor(() => got.one!.length >= 30 && got.two!.length >= 30, waitMs, () => `one ${got.one!.length}, two ${got.two!.length}`);
+      await waitFor(
+        () => got.one!.length >= 30 && got.two!.length >= 30,
+        waitMs,
+        () => `one ${got.one!.length}, two ${got.two!.length}`,
+      );
       expect([...got.one!].sort()).toEqual([...values].sort());
       expect([...got.two!].sort()).toEqual([...values].sort());
     });
@@ -323,7 +360,11 @@ export function transportContract(name: string, makeTransport: () => Promise<Tra
         },
       });
       const total = () => batches.reduce((sum, batch) => sum + batch.length, 0);
-      await waitFor(() => total() >= 30, waitMs, () => `${total()} of 30 delivered`);
+      await waitFor(
+        () => total() >= 30,
+        waitMs,
+        () => `${total()} of 30 delivered`,
+      );
       for (const batch of batches) {
         expect(batch.length).toBeGreaterThanOrEqual(1);
         expect(batch.length).toBeLessThanOrEqual(4);
@@ -337,7 +378,7 @@ export function transportContract(name: string, makeTransport: () => Promise<Tra
       for (const key of keys) expect(values.filter((v) => v.startsWith(`${key}-`))).toEqual([0, 1, 2, 3, 4].map((round) => `${key}-${round}`));
     });
 
-    it('commits a batch\'s offsets only after it resolved: a reopened group resumes at the first record of a batch that rejected', async () => {
+    it("commits a batch's offsets only after it resolved: a reopened group resumes at the first record of a batch that rejected", async () => {
       const t = await transport();
       const topic = unique('batch-resume');
       const groupId = unique('batch-resume-group');
@@ -362,7 +403,11 @@ export function transportContract(name: string, makeTransport: () => Promise<Tra
           }
         },
       });
-      await waitFor(() => rejections >= 2, waitMs, () => `handled ${handled.join(',')}`);
+      await waitFor(
+        () => rejections >= 2,
+        waitMs,
+        () => `handled ${handled.join(',')}`,
+      );
       await first.close();
       expect(handled.slice(0, 5)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4']);
       expect(handled.filter((v) => v === 'm0' || v === 'm1' || v === 'm2')).toEqual(['m0', 'm1', 'm2']);
@@ -376,7 +421,11 @@ export function transportContract(name: string, makeTransport: () => Promise<Tra
           resumed.push(...deliveries.map((d) => d.value!.toString()));
         },
       });
-      await waitFor(() => resumed.length >= 5, waitMs, () => `resumed ${resumed.join(',')}`);
+      await waitFor(
+        () => resumed.length >= 5,
+        waitMs,
+        () => `resumed ${resumed.join(',')}`,
+      );
       expect(resumed).toEqual(['m3', 'm4', 'm5', 'm6', 'm7']);
     });
 
@@ -403,7 +452,11 @@ export function transportContract(name: string, makeTransport: () => Promise<Tra
         },
         onHandlerError: (error, delivery) => errors.push(`${(error as Error).message}@${delivery.offset}`),
       });
-      await waitFor(() => calls.some((c) => c.includes('r7')), waitMs, () => `calls so far: ${calls.join(' | ')}`);
+      await waitFor(
+        () => calls.some((c) => c.includes('r7')),
+        waitMs,
+        () => `calls so far: ${calls.join(' | ')}`,
+      );
       expect(calls).toEqual(['r0 r1 r2', 'r3 r4 r5', 'r3 r4 r5', 'r3 r4 r5', 'r6 r7']);
       expect(errors).toEqual(['transient failure of the batch@3', 'transient failure of the batch@3']);
       // A backoff (20 ms in these suites) before the redelivery.

@@ -40,7 +40,11 @@ describe('EmbeddedTransport over the log engine', () => {
       const seen: string[] = [];
       const transport = transportOver(log, { onOffsetReset: (event: OffsetResetEvent) => resets.push(event) });
       await transport.subscribe({ groupId, topics: [topic], offsetReset, handler: async (d) => void seen.push(d.value!.toString().replace(/\.+$/, '')) });
-      await waitFor(() => resets.length === 1, 10_000, () => 'no reset');
+      await waitFor(
+        () => resets.length === 1,
+        10_000,
+        () => 'no reset',
+      );
       const to = offsetReset === 'earliest' ? logStartOffset : 40;
       expect(resets[0]).toMatchObject({ groupId, topic, partition: 0, from: 3, to });
       expect([resets[0]!.error.code, resets[0]!.error.message]).toEqual([
@@ -48,14 +52,26 @@ describe('EmbeddedTransport over the log engine', () => {
         `offset 3 is out of range for topic '${topic}' partition 0 (log start ${logStartOffset}, log end 40)`,
       ]);
       if (offsetReset === 'earliest') {
-        await waitFor(() => seen.length === 40 - logStartOffset, 10_000, () => `${seen.length} delivered`);
+        await waitFor(
+          () => seen.length === 40 - logStartOffset,
+          10_000,
+          () => `${seen.length} delivered`,
+        );
         expect(seen).toEqual(Array.from({ length: 40 - logStartOffset }, (_, i) => `r${logStartOffset + i}`));
       } else {
         await transport.publish([{ topic, key: null, value: Buffer.from('fresh'), headers: {} }]);
-        await waitFor(() => seen.length === 1, 10_000, () => 'nothing delivered');
+        await waitFor(
+          () => seen.length === 1,
+          10_000,
+          () => 'nothing delivered',
+        );
         expect(seen).toEqual(['fresh']);
       }
-      await waitFor(async () => (await log.groups.fetchOffsets({ groupId, topics: [{ topic, partitions: [0] }] })).topics[0]!.partitions[0]!.offset >= to, 5000, () => 'not committed');
+      await waitFor(
+        async () => (await log.groups.fetchOffsets({ groupId, topics: [{ topic, partitions: [0] }] })).topics[0]!.partitions[0]!.offset >= to,
+        5000,
+        () => 'not committed',
+      );
     });
   }
 
@@ -78,31 +94,67 @@ describe('EmbeddedTransport over the log engine', () => {
     const a = transportOver(log, { sessionTimeoutMs: 2000 });
     const subA = await a.subscribe({ groupId, topics: [topic], handler: handler('a') });
     await publish(0, 30);
-    await waitFor(() => seen.size === 30, 10_000, () => `${seen.size} of 30`);
+    await waitFor(
+      () => seen.size === 30,
+      10_000,
+      () => `${seen.size} of 30`,
+    );
     // B joins: a rebalance hands it some partitions.
     const b = transportOver(log, { sessionTimeoutMs: 2000 });
     await b.subscribe({ groupId, topics: [topic], handler: handler('b') });
-    await waitFor(() => log.groups.describeGroup(groupId).members.length === 2 && log.groups.describeGroup(groupId).state === 'Stable', 10_000, () => 'B did not join');
+    await waitFor(
+      () => log.groups.describeGroup(groupId).members.length === 2 && log.groups.describeGroup(groupId).state === 'Stable',
+      10_000,
+      () => 'B did not join',
+    );
     // A raw member that joins and then never heartbeats: the group rebalances when its session times out.
     const ghost = await joinWithoutHeartbeats(log, groupId, topic);
-    await waitFor(() => log.groups.describeGroup(groupId).members.some((m) => m.memberId === ghost), 10_000, () => 'ghost not in the group');
+    await waitFor(
+      () => log.groups.describeGroup(groupId).members.some((m) => m.memberId === ghost),
+      10_000,
+      () => 'ghost not in the group',
+    );
     const generationWithGhost = log.groups.describeGroup(groupId).generationId;
-    await waitFor(() => !log.groups.describeGroup(groupId).members.some((m) => m.memberId === ghost), 10_000, () => 'ghost never timed out');
-    await waitFor(() => log.groups.describeGroup(groupId).state === 'Stable', 10_000, () => 'not stable after the timeout');
+    await waitFor(
+      () => !log.groups.describeGroup(groupId).members.some((m) => m.memberId === ghost),
+      10_000,
+      () => 'ghost never timed out',
+    );
+    await waitFor(
+      () => log.groups.describeGroup(groupId).state === 'Stable',
+      10_000,
+      () => 'not stable after the timeout',
+    );
     expect(log.groups.describeGroup(groupId).generationId).toBeGreaterThan(generationWithGhost);
     await publish(30, 30);
-    await waitFor(() => seen.size === 60, 10_000, () => `${seen.size} of 60`);
+    await waitFor(
+      () => seen.size === 60,
+      10_000,
+      () => `${seen.size} of 60`,
+    );
     expect(new Set([...owners.values()].flatMap((names) => [...names]))).toEqual(new Set(['a', 'b']));
     // A leaves: B takes every partition.
     await subA.close();
-    await waitFor(() => log.groups.describeGroup(groupId).members.length === 1 && log.groups.describeGroup(groupId).state === 'Stable', 10_000, () => 'A did not leave');
+    await waitFor(
+      () => log.groups.describeGroup(groupId).members.length === 1 && log.groups.describeGroup(groupId).state === 'Stable',
+      10_000,
+      () => 'A did not leave',
+    );
     owners.clear();
     await publish(60, 30);
-    await waitFor(() => seen.size === 90, 10_000, () => `${seen.size} of 90`);
+    await waitFor(
+      () => seen.size === 90,
+      10_000,
+      () => `${seen.size} of 90`,
+    );
     expect(new Set([...owners.values()].flatMap((names) => [...names]))).toEqual(new Set(['b']));
     expect([...seen.values()].every((count) => count === 1)).toBe(true);
     // Every partition's offset is committed up to its end: no lag.
-    await waitFor(() => log.groups.lag(groupId, [topic]).every((p) => p.lag === 0), 5000, () => JSON.stringify(log.groups.lag(groupId, [topic])));
+    await waitFor(
+      () => log.groups.lag(groupId, [topic]).every((p) => p.lag === 0),
+      5000,
+      () => JSON.stringify(log.groups.lag(groupId, [topic])),
+    );
   });
 
   it('acknowledges a republished message ID where the first copy is, and delivers it once (dedup window)', async () => {
@@ -119,7 +171,11 @@ describe('EmbeddedTransport over the log engine', () => {
     // The log holds the three records only: no copy exists that could be delivered later.
     const ends = await Promise.all([0, 1, 2].map(async (partition) => (await log.read(topic, partition, 0, { maxBytes: 1 << 20 })).highWatermark));
     expect(ends.reduce((a, b) => a + b, 0)).toBe(3);
-    await waitFor(() => seen.length === 3, 10_000, () => `${seen.length} delivered`);
+    await waitFor(
+      () => seen.length === 3,
+      10_000,
+      () => `${seen.length} delivered`,
+    );
     expect(seen.sort()).toEqual(['m1', 'm2', 'm3']);
   });
 
@@ -131,10 +187,16 @@ describe('EmbeddedTransport over the log engine', () => {
     const kept: Delivery[] = [];
     const raw = transportOver(log, { maxBytesPerPartition: 4096 });
     await raw.subscribe({ groupId: unique('keep'), topics: [topic], handler: async (d) => void kept.push(d) });
-    await transport.publish(Array.from({ length: 50 }, (_, i) => ({ topic, key: `k${i}`, value: Buffer.from(`value-${i}`.repeat(20)), headers: { h: `h${i}` } })));
+    await transport.publish(
+      Array.from({ length: 50 }, (_, i) => ({ topic, key: `k${i}`, value: Buffer.from(`value-${i}`.repeat(20)), headers: { h: `h${i}` } })),
+    );
     const { records } = await log.read(topic, 0, 0, { maxBytes: 1 });
     expect(decodeRecordBatches(records)[0]!.compression).toBe('zstd');
-    await waitFor(() => kept.length === 50, 10_000, () => `${kept.length} of 50`);
+    await waitFor(
+      () => kept.length === 50,
+      10_000,
+      () => `${kept.length} of 50`,
+    );
     kept.forEach((d, i) => {
       expect(d.value!.toString()).toBe(`value-${i}`.repeat(20));
       expect(d.key!.toString()).toBe(`k${i}`);
@@ -150,7 +212,11 @@ describe('EmbeddedTransport over the log engine', () => {
     const kept: Delivery[] = [];
     await transport.subscribe({ groupId: unique('keep'), topics: [topic], handler: async (d) => void kept.push(d) });
     for (let i = 0; i < 100; i++) await transport.publish([{ topic, key: null, value: Buffer.from(`v${i}`.padEnd(300, '#')), headers: {} }]);
-    await waitFor(() => kept.length === 100, 10_000, () => `${kept.length} of 100`);
+    await waitFor(
+      () => kept.length === 100,
+      10_000,
+      () => `${kept.length} of 100`,
+    );
     kept.forEach((d, i) => expect(d.value!.toString()).toBe(`v${i}`.padEnd(300, '#')));
   });
 });

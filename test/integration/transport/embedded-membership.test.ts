@@ -29,7 +29,11 @@ async function topicWith(log: LogManager, records: number): Promise<string> {
 }
 
 async function publish(log: LogManager, topic: string, from: number, count: number): Promise<void> {
-  await log.appendRecords(topic, 0, Array.from({ length: count }, (_, i) => ({ key: null, value: Buffer.from(`r${from + i}`) })));
+  await log.appendRecords(
+    topic,
+    0,
+    Array.from({ length: count }, (_, i) => ({ key: null, value: Buffer.from(`r${from + i}`) })),
+  );
 }
 
 async function committed(log: LogManager, groupId: string, topic: string): Promise<number> {
@@ -38,7 +42,13 @@ async function committed(log: LogManager, groupId: string, topic: string): Promi
 }
 
 /** Offsets delivered (with repeats), and the most handlers of the partition ever running at once. */
-function recorder(): { offsets: number[]; handler: (d: Delivery) => Promise<void>; distinct: () => number[]; firsts: () => number[]; maxInFlight: () => number } {
+function recorder(): {
+  offsets: number[];
+  handler: (d: Delivery) => Promise<void>;
+  distinct: () => number[];
+  firsts: () => number[];
+  maxInFlight: () => number;
+} {
   const offsets: number[] = [];
   let inFlight = 0;
   let maxInFlight = 0;
@@ -76,11 +86,23 @@ describe('EmbeddedTransport group member supervision', () => {
     const failures: ConsumerFailureEvent[] = [];
     const seen = recorder();
     await transportOver(log).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
-    await waitFor(async () => (await committed(log, groupId, topic)) === 10, 10_000, () => `${seen.distinct().length} of 10 delivered`);
+    await waitFor(
+      async () => (await committed(log, groupId, topic)) === 10,
+      10_000,
+      () => `${seen.distinct().length} of 10 delivered`,
+    );
     armFault('embedded.before-heartbeat', coordinatorError(ErrorCode.COORDINATOR_NOT_AVAILABLE), { times: 2 });
-    await waitFor(() => failures.length === 2, 10_000, () => `${failures.length} failures; hits ${JSON.stringify(faultHits())}`);
+    await waitFor(
+      () => failures.length === 2,
+      10_000,
+      () => `${failures.length} failures; hits ${JSON.stringify(faultHits())}`,
+    );
     await publish(log, topic, 10, 10);
-    await waitFor(() => seen.distinct().length === 20, 10_000, () => `${seen.distinct().length} of 20 delivered; hits ${JSON.stringify(faultHits())}`);
+    await waitFor(
+      () => seen.distinct().length === 20,
+      10_000,
+      () => `${seen.distinct().length} of 20 delivered; hits ${JSON.stringify(faultHits())}`,
+    );
     expect(seen.firsts()).toEqual(range(20));
     expect(seen.maxInFlight()).toBe(1);
     expect(failures.map((f) => [f.groupId, f.topic, f.partition, f.offset, f.failures, f.stalled, f.retryInMs])).toEqual([
@@ -88,7 +110,11 @@ describe('EmbeddedTransport group member supervision', () => {
       [groupId, undefined, undefined, undefined, 2, false, 40],
     ]);
     expect((failures[0]!.error as ConcordatError).code).toBe(ErrorCode.COORDINATOR_NOT_AVAILABLE);
-    await waitFor(async () => (await committed(log, groupId, topic)) === 20, 5000, () => 'offset 20 not committed');
+    await waitFor(
+      async () => (await committed(log, groupId, topic)) === 20,
+      5000,
+      () => 'offset 20 not committed',
+    );
   });
 
   it('stops the workers before rejoining after a heartbeat fails, so the partition is never consumed twice at once', async () => {
@@ -103,14 +129,22 @@ describe('EmbeddedTransport group member supervision', () => {
       await publish(log, topic, i * 10, 10);
       await new Promise((resolve) => setTimeout(resolve, 15));
     }
-    await waitFor(() => seen.distinct().length === 300, 20_000, () => `${seen.distinct().length} of 300 delivered; hits ${JSON.stringify(faultHits())}`);
+    await waitFor(
+      () => seen.distinct().length === 300,
+      20_000,
+      () => `${seen.distinct().length} of 300 delivered; hits ${JSON.stringify(faultHits())}`,
+    );
     expect(seen.firsts()).toEqual(range(300));
     expect(seen.maxInFlight()).toBe(1);
     expect(failures.map((f) => f.failures)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(failures.map((f) => f.stalled)).toEqual([false, false, false, false, true, true]);
     expect(failures.map((f) => f.retryInMs)).toEqual([20, 40, 80, 100, 100, 100]);
     expect(failures.every((f) => f.error instanceof InjectedFault)).toBe(true);
-    await waitFor(async () => (await committed(log, groupId, topic)) === 300, 5000, () => 'offset 300 not committed');
+    await waitFor(
+      async () => (await committed(log, groupId, topic)) === 300,
+      5000,
+      () => 'offset 300 not committed',
+    );
   });
 
   it('retries a join that fails before the first assignment; subscribe resolves and every record comes', async () => {
@@ -121,7 +155,11 @@ describe('EmbeddedTransport group member supervision', () => {
     const seen = recorder();
     armFault('embedded.before-join', 'throw', { times: 3 });
     await transportOver(log).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
-    await waitFor(() => seen.distinct().length === 20, 10_000, () => `${seen.distinct().length} of 20 delivered`);
+    await waitFor(
+      () => seen.distinct().length === 20,
+      10_000,
+      () => `${seen.distinct().length} of 20 delivered`,
+    );
     expect(seen.offsets).toEqual(range(20));
     expect(failures.map((f) => [f.failures, f.stalled, f.retryInMs, f.error instanceof InjectedFault])).toEqual([
       [1, false, 20, true],
@@ -137,7 +175,11 @@ describe('EmbeddedTransport group member supervision', () => {
     const failures: ConsumerFailureEvent[] = [];
     const seen = recorder();
     await transportOver(log).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
-    await waitFor(async () => (await committed(log, groupId, topic)) === 5, 10_000, () => `${seen.distinct().length} of 5 delivered`);
+    await waitFor(
+      async () => (await committed(log, groupId, topic)) === 5,
+      10_000,
+      () => `${seen.distinct().length} of 5 delivered`,
+    );
     // The coordinator forgets the member for real (as when its session expired): the heartbeat answers UNKNOWN_MEMBER_ID.
     const removed: string[] = [];
     armFault(
@@ -149,9 +191,17 @@ describe('EmbeddedTransport group member supervision', () => {
       },
       { times: 1 },
     );
-    await waitFor(() => faultHits()['embedded.before-heartbeat']! >= 3, 10_000, () => `hits ${JSON.stringify(faultHits())}`);
+    await waitFor(
+      () => faultHits()['embedded.before-heartbeat']! >= 3,
+      10_000,
+      () => `hits ${JSON.stringify(faultHits())}`,
+    );
     await publish(log, topic, 5, 5);
-    await waitFor(() => seen.distinct().length === 10, 10_000, () => `${seen.distinct().length} of 10 delivered`);
+    await waitFor(
+      () => seen.distinct().length === 10,
+      10_000,
+      () => `${seen.distinct().length} of 10 delivered`,
+    );
     expect(seen.firsts()).toEqual(range(10));
     expect(failures).toEqual([]);
     expect(removed).toHaveLength(1);
@@ -165,12 +215,24 @@ describe('EmbeddedTransport group member supervision', () => {
     const failures: ConsumerFailureEvent[] = [];
     const seen = recorder();
     await transportOver(log).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
-    await waitFor(async () => (await committed(log, groupId, topic)) === 5, 10_000, () => `${seen.distinct().length} of 5 delivered`);
+    await waitFor(
+      async () => (await committed(log, groupId, topic)) === 5,
+      10_000,
+      () => `${seen.distinct().length} of 5 delivered`,
+    );
     armFault('embedded.before-join', coordinatorError(ErrorCode.INVALID_SESSION_TIMEOUT), { times: 3 });
     armFault('embedded.before-heartbeat', 'throw', { times: 1 });
-    await waitFor(() => failures.length === 4, 10_000, () => `${failures.length} failures; hits ${JSON.stringify(faultHits())}`);
+    await waitFor(
+      () => failures.length === 4,
+      10_000,
+      () => `${failures.length} failures; hits ${JSON.stringify(faultHits())}`,
+    );
     await publish(log, topic, 5, 5);
-    await waitFor(() => seen.distinct().length === 10, 10_000, () => `${seen.distinct().length} of 10 delivered`);
+    await waitFor(
+      () => seen.distinct().length === 10,
+      10_000,
+      () => `${seen.distinct().length} of 10 delivered`,
+    );
     expect(seen.firsts()).toEqual(range(10));
     expect(failures.map((f) => [f.failures, f.stalled, f.retryInMs])).toEqual([
       [1, false, 20],
@@ -188,7 +250,12 @@ describe('EmbeddedTransport group member supervision', () => {
     const transport = transportOver(log, { sessionTimeoutMs: 1000 });
     const started = performance.now();
     await expect(
-      transport.subscribe({ groupId: unique('bad-session'), topics: [topic], handler: async () => undefined, onConsumerFailure: (event) => failures.push(event) }),
+      transport.subscribe({
+        groupId: unique('bad-session'),
+        topics: [topic],
+        handler: async () => undefined,
+        onConsumerFailure: (event) => failures.push(event),
+      }),
     ).rejects.toMatchObject({ code: ErrorCode.INVALID_SESSION_TIMEOUT });
     expect(performance.now() - started).toBeLessThan(2000);
     expect(failures).toEqual([]);
@@ -200,10 +267,23 @@ describe('EmbeddedTransport group member supervision', () => {
     const groupId = unique('close-in-backoff');
     const failures: ConsumerFailureEvent[] = [];
     const transport = transportOver(log, { retryBackoffMs: 20_000, retryBackoffMaxMs: 60_000 });
-    const subscription = await transport.subscribe({ groupId, topics: [topic], handler: async () => undefined, onConsumerFailure: (event) => failures.push(event) });
-    await waitFor(async () => (await committed(log, groupId, topic)) === 3, 10_000, () => 'offset 3 not committed');
+    const subscription = await transport.subscribe({
+      groupId,
+      topics: [topic],
+      handler: async () => undefined,
+      onConsumerFailure: (event) => failures.push(event),
+    });
+    await waitFor(
+      async () => (await committed(log, groupId, topic)) === 3,
+      10_000,
+      () => 'offset 3 not committed',
+    );
     armFault('embedded.before-heartbeat', 'throw', { times: 1_000 });
-    await waitFor(() => failures.length === 1, 5000, () => 'no failure reported');
+    await waitFor(
+      () => failures.length === 1,
+      5000,
+      () => 'no failure reported',
+    );
     expect(failures[0]!.retryInMs).toBe(20_000);
     const started = performance.now();
     await subscription.close();

@@ -27,7 +27,11 @@ async function topicWith(log: LogManager, records: number): Promise<string> {
 }
 
 async function publish(log: LogManager, topic: string, from: number, count: number): Promise<void> {
-  await log.appendRecords(topic, 0, Array.from({ length: count }, (_, i) => ({ key: null, value: Buffer.from(`r${from + i}`) })));
+  await log.appendRecords(
+    topic,
+    0,
+    Array.from({ length: count }, (_, i) => ({ key: null, value: Buffer.from(`r${from + i}`) })),
+  );
 }
 
 async function committed(log: LogManager, groupId: string, topic: string): Promise<number> {
@@ -56,7 +60,11 @@ describe('EmbeddedTransport partition worker supervision', () => {
     armFault('embedded.before-fetch-offset', 'throw', { times: 3 });
     const seen = recorder();
     await transportOver(log).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
-    await waitFor(() => seen.distinct().length === 20, 10_000, () => `${seen.distinct().length} of 20 delivered; hits ${JSON.stringify(faultHits())}`);
+    await waitFor(
+      () => seen.distinct().length === 20,
+      10_000,
+      () => `${seen.distinct().length} of 20 delivered; hits ${JSON.stringify(faultHits())}`,
+    );
     expect(seen.offsets).toEqual(Array.from({ length: 20 }, (_, i) => i));
     expect(failures.map((f) => [f.groupId, f.topic, f.partition, f.failures, f.stalled])).toEqual([
       [groupId, topic, 0, 1, false],
@@ -65,7 +73,11 @@ describe('EmbeddedTransport partition worker supervision', () => {
     ]);
     expect(failures[0]!.error).toBeInstanceOf(InjectedFault);
     expect(failures.map((f) => f.retryInMs)).toEqual([20, 40, 80]);
-    await waitFor(async () => (await committed(log, groupId, topic)) === 20, 5000, () => 'offset 20 not committed');
+    await waitFor(
+      async () => (await committed(log, groupId, topic)) === 20,
+      5000,
+      () => 'offset 20 not committed',
+    );
   });
 
   it('a worker of a new group (offsetReset latest) restarted before its first commit starts where it first did, skipping nothing', async () => {
@@ -77,9 +89,17 @@ describe('EmbeddedTransport partition worker supervision', () => {
     // The first read of the new records fails twice; meanwhile more arrive, moving the latest offset on.
     armFault('embedded.before-decode', 'throw', { times: 2 });
     await publish(log, topic, 10, 5);
-    await waitFor(() => (faultHits()['embedded.before-decode'] ?? 0) >= 1, 5000, () => 'the worker never read');
+    await waitFor(
+      () => (faultHits()['embedded.before-decode'] ?? 0) >= 1,
+      5000,
+      () => 'the worker never read',
+    );
     await publish(log, topic, 15, 5);
-    await waitFor(() => seen.distinct().length === 10, 10_000, () => `delivered ${JSON.stringify(seen.distinct())}`);
+    await waitFor(
+      () => seen.distinct().length === 10,
+      10_000,
+      () => `delivered ${JSON.stringify(seen.distinct())}`,
+    );
     expect(seen.distinct()).toEqual(Array.from({ length: 10 }, (_, i) => 10 + i));
   });
 
@@ -90,11 +110,23 @@ describe('EmbeddedTransport partition worker supervision', () => {
     const failures: ConsumerFailureEvent[] = [];
     const seen = recorder();
     await transportOver(log).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
-    await waitFor(() => seen.distinct().length === 10, 10_000, () => `${seen.distinct().length} of 10 delivered`);
-    await waitFor(async () => (await committed(log, groupId, topic)) === 10, 5000, () => 'offset 10 not committed');
+    await waitFor(
+      () => seen.distinct().length === 10,
+      10_000,
+      () => `${seen.distinct().length} of 10 delivered`,
+    );
+    await waitFor(
+      async () => (await committed(log, groupId, topic)) === 10,
+      5000,
+      () => 'offset 10 not committed',
+    );
     armFault('embedded.before-decode', 'throw', { times: 4 });
     await publish(log, topic, 10, 10);
-    await waitFor(() => seen.distinct().length === 20, 10_000, () => `${seen.distinct().length} of 20 delivered; hits ${JSON.stringify(faultHits())}`);
+    await waitFor(
+      () => seen.distinct().length === 20,
+      10_000,
+      () => `${seen.distinct().length} of 20 delivered; hits ${JSON.stringify(faultHits())}`,
+    );
     expect(faultHits()['embedded.before-decode']).toBeGreaterThanOrEqual(5);
     expect(seen.distinct()).toEqual(Array.from({ length: 20 }, (_, i) => i));
     // Each offset's first delivery comes in order: nothing overtook a record that was not yet handled.
@@ -105,7 +137,11 @@ describe('EmbeddedTransport partition worker supervision', () => {
       [10, 3],
       [10, 4],
     ]);
-    await waitFor(async () => (await committed(log, groupId, topic)) === 20, 5000, () => 'offset 20 not committed');
+    await waitFor(
+      async () => (await committed(log, groupId, topic)) === 20,
+      5000,
+      () => 'offset 20 not committed',
+    );
   });
 
   it('keeps retrying a failure that never heals at the capped backoff, reports it stalled, and a new round resets the count', async () => {
@@ -116,17 +152,33 @@ describe('EmbeddedTransport partition worker supervision', () => {
     const seen = recorder();
     armFault('embedded.before-decode', 'throw', { times: 8 });
     await transportOver(log).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
-    await waitFor(() => failures.length === 8, 10_000, () => `${failures.length} failures`);
+    await waitFor(
+      () => failures.length === 8,
+      10_000,
+      () => `${failures.length} failures`,
+    );
     expect(seen.offsets).toEqual([]);
     expect(failures.map((f) => f.stalled)).toEqual([false, false, false, false, true, true, true, true]);
     expect(failures.map((f) => f.retryInMs)).toEqual([20, 40, 80, 100, 100, 100, 100, 100]);
     expect(failures.every((f) => f.offset === 0)).toBe(true);
-    await waitFor(() => seen.distinct().length === 5, 10_000, () => `${seen.distinct().length} of 5 delivered`);
+    await waitFor(
+      () => seen.distinct().length === 5,
+      10_000,
+      () => `${seen.distinct().length} of 5 delivered`,
+    );
     armFault('embedded.before-decode', 'throw', { times: 1 });
     await publish(log, topic, 5, 1);
-    await waitFor(() => failures.length === 9, 10_000, () => `${failures.length} failures`);
+    await waitFor(
+      () => failures.length === 9,
+      10_000,
+      () => `${failures.length} failures`,
+    );
     expect([failures[8]!.failures, failures[8]!.offset, failures[8]!.stalled]).toEqual([1, 5, false]);
-    await waitFor(() => seen.distinct().length === 6, 10_000, () => `${seen.distinct().length} of 6 delivered`);
+    await waitFor(
+      () => seen.distinct().length === 6,
+      10_000,
+      () => `${seen.distinct().length} of 6 delivered`,
+    );
   });
 
   it('closes promptly while a failed worker waits to restart', async () => {
@@ -136,8 +188,17 @@ describe('EmbeddedTransport partition worker supervision', () => {
     const failures: ConsumerFailureEvent[] = [];
     armFault('embedded.before-fetch-offset', 'throw', { times: 1_000 });
     const transport = transportOver(log, { retryBackoffMs: 20_000, retryBackoffMaxMs: 60_000 });
-    const subscription = await transport.subscribe({ groupId, topics: [topic], handler: async () => undefined, onConsumerFailure: (event) => failures.push(event) });
-    await waitFor(() => failures.length === 1, 5000, () => 'no failure reported');
+    const subscription = await transport.subscribe({
+      groupId,
+      topics: [topic],
+      handler: async () => undefined,
+      onConsumerFailure: (event) => failures.push(event),
+    });
+    await waitFor(
+      () => failures.length === 1,
+      5000,
+      () => 'no failure reported',
+    );
     expect(failures[0]!.retryInMs).toBe(20_000);
     const started = performance.now();
     await subscription.close();

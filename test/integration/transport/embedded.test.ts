@@ -20,8 +20,9 @@ afterAll(async () => {
 });
 
 // Every transport of the suite shares the one log, as members on one broker would.
-transportContract('embedded', async () =>
-  new EmbeddedTransport(log, { consumer: { heartbeatIntervalMs: 200, maxWaitMs: 500, retryBackoffMs: 20, retryBackoffMaxMs: 100 } }),
+transportContract(
+  'embedded',
+  async () => new EmbeddedTransport(log, { consumer: { heartbeatIntervalMs: 200, maxWaitMs: 500, retryBackoffMs: 20, retryBackoffMaxMs: 100 } }),
 );
 
 describe('EmbeddedTransport over its own log', () => {
@@ -50,9 +51,9 @@ describe('EmbeddedTransport over its own log', () => {
   it('refuses to subscribe to a topic that does not exist', async () => {
     const transport = new EmbeddedTransport(log);
     const topic = unique('missing');
-    await expect(
-      transport.subscribe({ groupId: unique('g'), topics: [topic], handler: async () => {} }),
-    ).rejects.toThrow(`cannot subscribe to topic '${topic}': it does not exist; create it with ensureTopics first`);
+    await expect(transport.subscribe({ groupId: unique('g'), topics: [topic], handler: async () => {} })).rejects.toThrow(
+      `cannot subscribe to topic '${topic}': it does not exist; create it with ensureTopics first`,
+    );
     await transport.close();
   });
 

@@ -63,7 +63,9 @@ describe('the mock cluster really has several brokers', () => {
       const leaders = new Set(metadata.topics.flatMap((t) => t.partitions.map((p) => p.leader)));
       expect(leaders.size).toBeGreaterThan(1);
       for (const t of metadata.topics) expect(t.partitions).toHaveLength(MOCK_PARTITIONS);
-      const acks = await transport.publish(topics.flatMap((topic) => ['a', 'b', 'c', 'd'].map((key) => ({ topic, key, value: Buffer.from(key), headers: {} }))));
+      const acks = await transport.publish(
+        topics.flatMap((topic) => ['a', 'b', 'c', 'd'].map((key) => ({ topic, key, value: Buffer.from(key), headers: {} }))),
+      );
       expect(acks).toHaveLength(24);
     } finally {
       await transport.close();
@@ -78,7 +80,9 @@ describe('the mock cluster really has several brokers', () => {
       await cluster.createTopics([topic]);
       await expect(transport.publish([{ topic, key: 'k', value: null, headers: {} }])).rejects.toMatchObject({ code: 'PUBLISH_FAILED' });
       // kafkajs sends a topic's DescribeConfigs to the controller too.
-      await expect(transport.retentionMs(topic)).rejects.toThrow(`cannot read retention.ms of topic '${topic}': KafkaJSBrokerNotFound: Broker 0 not found in the cached metadata`);
+      await expect(transport.retentionMs(topic)).rejects.toThrow(
+        `cannot read retention.ms of topic '${topic}': KafkaJSBrokerNotFound: Broker 0 not found in the cached metadata`,
+      );
     } finally {
       await transport.close();
     }

@@ -39,7 +39,9 @@ async function open(bootstrap = broker.bootstrap, options: Partial<ConstructorPa
 }
 
 async function createTopic(topic: string, configs: Record<string, string>, partitions = 1): Promise<void> {
-  await admin.createTopics({ topics: [{ topic, numPartitions: partitions, configEntries: Object.entries(configs).map(([name, value]) => ({ name, value })) }] });
+  await admin.createTopics({
+    topics: [{ topic, numPartitions: partitions, configEntries: Object.entries(configs).map(([name, value]) => ({ name, value })) }],
+  });
 }
 
 describe('KafkaTransport.retentionMs', () => {
@@ -88,7 +90,12 @@ describe('KafkaTransport.retentionMs', () => {
       code: 'DEDUP_WINDOW_TOO_SHORT',
       context: { option: 'inbox.dedupWindowMs', windowMs: 60_000, topic, retentionMs: 120_000 },
     });
-    expect(await resolveDedupWindow(t, [topic], compileInboxOptions({}))).toEqual({ windowMs: 120_000, retentionMs: { [topic]: 120_000 }, derived: true, warnings: [] });
+    expect(await resolveDedupWindow(t, [topic], compileInboxOptions({}))).toEqual({
+      windowMs: 120_000,
+      retentionMs: { [topic]: 120_000 },
+      derived: true,
+      warnings: [],
+    });
   });
 });
 

@@ -67,7 +67,11 @@ describe('KafkaTransport against concordat broker', () => {
       topics: [topic],
       handler: async (d) => void got.set(`${d.partition}:${d.offset}`, d.value!.toString()),
     });
-    await waitFor(() => got.size >= count, 20_000, () => `${got.size} of ${count}`);
+    await waitFor(
+      () => got.size >= count,
+      20_000,
+      () => `${got.size} of ${count}`,
+    );
     await subscription.close();
     return got;
   }
@@ -76,7 +80,9 @@ describe('KafkaTransport against concordat broker', () => {
     const t = await open();
     const topic = unique('concurrent');
     await t.ensureTopics([{ name: topic, partitions: 3 }]);
-    const calls = Array.from({ length: 6 }, (_, c) => Array.from({ length: 7 }, (_, i) => ({ topic, key: `k${(c + i) % 5}`, value: Buffer.from(`c${c}-r${i}`), headers: {} })));
+    const calls = Array.from({ length: 6 }, (_, c) =>
+      Array.from({ length: 7 }, (_, i) => ({ topic, key: `k${(c + i) % 5}`, value: Buffer.from(`c${c}-r${i}`), headers: {} })),
+    );
     const acks = await Promise.all(calls.map((records) => t.publish(records)));
     const stored = await readBack(t, topic, 42);
     expect(stored.size).toBe(42);
@@ -132,11 +138,19 @@ describe('KafkaTransport against concordat broker', () => {
         handled.push(value);
       },
     });
-    await waitFor(() => handled.includes('next'), 20_000, () => `handled ${handled.join(',')}`);
+    await waitFor(
+      () => handled.includes('next'),
+      20_000,
+      () => `handled ${handled.join(',')}`,
+    );
     // Had the session expired, the rebalance would deliver 'slow' again from the last commit, before anything
     // published after it in this one partition: once a sentinel published now is handled, nothing else came.
     await t.publish([{ topic, key: 'k', value: Buffer.from('sentinel'), headers: {} }]);
-    await waitFor(() => handled.includes('sentinel'), 20_000, () => `handled ${handled.join(',')}`);
+    await waitFor(
+      () => handled.includes('sentinel'),
+      20_000,
+      () => `handled ${handled.join(',')}`,
+    );
     expect(handled).toEqual(['slow', 'next', 'sentinel']);
   }, 30_000);
 
@@ -154,9 +168,17 @@ describe('KafkaTransport against concordat broker', () => {
       handled.push(delivery.value!.toString());
     };
     await a.subscribe({ groupId, topics: [topic], handler });
-    await waitFor(() => handled.length >= 20, 20_000, () => `handled ${handled.length}`);
+    await waitFor(
+      () => handled.length >= 20,
+      20_000,
+      () => `handled ${handled.length}`,
+    );
     await b.subscribe({ groupId, topics: [topic], handler });
-    await waitFor(() => new Set(handled).size === values.length, 30_000, () => `${new Set(handled).size} of ${values.length}`);
+    await waitFor(
+      () => new Set(handled).size === values.length,
+      30_000,
+      () => `${new Set(handled).size} of ${values.length}`,
+    );
     expect(handled.length).toBe(values.length);
     expect([...handled].sort()).toEqual([...values].sort());
   }, 45_000);
@@ -187,10 +209,27 @@ describe('KafkaTransport over TLS', () => {
     const dir = await mkdtemp(join(tmpdir(), 'concordat-kafka-tls-'));
     const certFile = join(dir, 'cert.pem');
     const keyFile = join(dir, 'key.pem');
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', keyFile, '-out', certFile,
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
+      ],
+      { stdio: 'ignore' },
+    );
     const secured = await startTestBroker({ tls: { certFile, keyFile }, sasl: { users: [{ username: 'svc', password: 'tls-password' }] } });
     const sasl = { mechanism: 'scram-sha-256', username: 'svc', password: 'tls-password' } as const;
     const trusted = new KafkaTransport({ brokers: [secured.bootstrap], tls: { caFile: certFile }, sasl, consumer: testConsumer });
@@ -201,7 +240,11 @@ describe('KafkaTransport over TLS', () => {
       const seen: string[] = [];
       await trusted.subscribe({ groupId: unique('tls-group'), topics: [topic], handler: async (d) => void seen.push(d.value!.toString()) });
       expect(await trusted.publish([{ topic, key: 'k', value: Buffer.from('over tls'), headers: {} }])).toEqual([{ topic, partition: 0, offset: 0 }]);
-      await waitFor(() => seen.length === 1, 20_000, () => `seen ${seen.join(',')}`);
+      await waitFor(
+        () => seen.length === 1,
+        20_000,
+        () => `seen ${seen.join(',')}`,
+      );
       expect(seen).toEqual(['over tls']);
       await expect(untrusted.connect()).rejects.toThrow(/self[- ]signed certificate/);
     } finally {
@@ -235,7 +278,11 @@ describe('KafkaTransport across a broker restart', () => {
         },
       });
       await t.publish([{ topic, key: 'a', value: Buffer.from('before'), headers: {} }]);
-      await waitFor(() => seen.includes('before'), 20_000, () => `seen ${seen.join(',')}`);
+      await waitFor(
+        () => seen.includes('before'),
+        20_000,
+        () => `seen ${seen.join(',')}`,
+      );
 
       await server.close();
       await expect(t.publish([{ topic, key: 'a', value: Buffer.from('while-down'), headers: {} }])).rejects.toMatchObject({
@@ -303,7 +350,11 @@ describe('KafkaTransport when the group coordinator refuses a joining member', (
       });
       expect(proxy.rewritten).toBe(2);
       await t.publish([{ topic, key: 'k', value: Buffer.from('after-refusals'), headers: {} }]);
-      await waitFor(() => seen.includes('after-refusals'), 20_000, () => `seen ${seen.join(',')}`);
+      await waitFor(
+        () => seen.includes('after-refusals'),
+        20_000,
+        () => `seen ${seen.join(',')}`,
+      );
     });
   }, 60_000);
 
@@ -368,7 +419,9 @@ describe('KafkaTransport options and selection', () => {
     try {
       const topic = unique('interop');
       await t.ensureTopics([{ name: topic, partitions: 1 }]);
-      await t.publish([{ topic, key: 'order-1', value: Buffer.from('{"a":1}'), headers: { ce_id: 'id-1', ce_type: Buffer.from('t') }, timestampMs: 1_700_000_000_123 }]);
+      await t.publish([
+        { topic, key: 'order-1', value: Buffer.from('{"a":1}'), headers: { ce_id: 'id-1', ce_type: Buffer.from('t') }, timestampMs: 1_700_000_000_123 },
+      ]);
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: true });
       const got = await new Promise<{ key: string; value: string; headers: Record<string, string>; timestamp: string }>((resolve) => {

@@ -45,15 +45,11 @@ describe('broker options', () => {
   });
 
   it('names the bad option, the rule and the value', () => {
-    expect(() => compileBrokerOptions({ port: 70_000 })).toThrow(
-      'invalid options: broker.port: Too big: expected number to be <=65535 (got 70000)',
-    );
+    expect(() => compileBrokerOptions({ port: 70_000 })).toThrow('invalid options: broker.port: Too big: expected number to be <=65535 (got 70000)');
     expect(() => compileBrokerOptions({ requestBytesMax: 10 })).toThrow(
       'invalid options: broker.requestBytesMax: Too small: expected number to be >=1024 (got 10)',
     );
-    expect(() => compileBrokerOptions({ sasl: {} })).toThrow(
-      'invalid options: broker.sasl: give exactly one of credentialsFile and users (got {})',
-    );
+    expect(() => compileBrokerOptions({ sasl: {} })).toThrow('invalid options: broker.sasl: give exactly one of credentialsFile and users (got {})');
     expect(() => compileBrokerOptions({ portt: 1 } as never)).toThrow('invalid options: broker: Unrecognized key: "portt"');
     expect(() => compileBrokerOptions({ requestBytesMax: 4096, requestBytesInFlightMax: 2048 })).toThrow(
       'invalid options: broker.requestBytesInFlightMax: requestBytesInFlightMax must be at least requestBytesMax, or a largest frame could never be read (got 2048)',

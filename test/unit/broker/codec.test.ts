@@ -25,11 +25,27 @@ function frameError(read: () => unknown): string {
 describe('Writer → Reader round trips', () => {
   it('fixed-width integers at their edges', () => {
     const w = new Writer(1);
-    w.int8(-128).int8(127).int16(-32768).int16(32767).int32(-(2 ** 31)).int32(2 ** 31 - 1);
-    w.uint32(0xffff_ffff).int64(Number.MAX_SAFE_INTEGER).int64(-1).int64(-(2n ** 63n)).boolean(true).boolean(false);
+    w.int8(-128)
+      .int8(127)
+      .int16(-32768)
+      .int16(32767)
+      .int32(-(2 ** 31))
+      .int32(2 ** 31 - 1);
+    w.uint32(0xffff_ffff)
+      .int64(Number.MAX_SAFE_INTEGER)
+      .int64(-1)
+      .int64(-(2n ** 63n))
+      .boolean(true)
+      .boolean(false);
     const r = reader(w.toBuffer());
     expect([r.int8(), r.int8(), r.int16(), r.int16(), r.int32(), r.int32(), r.uint32()]).toEqual([
-      -128, 127, -32768, 32767, -(2 ** 31), 2 ** 31 - 1, 0xffff_ffff,
+      -128,
+      127,
+      -32768,
+      32767,
+      -(2 ** 31),
+      2 ** 31 - 1,
+      0xffff_ffff,
     ]);
     expect(r.int64()).toBe(Number.MAX_SAFE_INTEGER);
     expect(r.int64()).toBe(-1);
@@ -75,7 +91,10 @@ describe('Writer → Reader round trips', () => {
   it('classic and compact strings, bytes and arrays, including null', () => {
     const w = new Writer();
     w.string('héllo').nullableString(null).nullableString('').compactString('abc').compactNullableString(null);
-    w.bytes(Buffer.from([1, 2])).nullableBytes(null).compactBytes(Buffer.alloc(0)).compactNullableBytes(null);
+    w.bytes(Buffer.from([1, 2]))
+      .nullableBytes(null)
+      .compactBytes(Buffer.alloc(0))
+      .compactNullableBytes(null);
     w.array([1, 2, 3], (x, v) => x.int32(v)).nullableArray(null, (x, v: number) => x.int8(v));
     w.compactArray(['x', 'y'], (x, v) => x.compactString(v)).compactNullableArray(null, (x, v: number) => x.int8(v));
     w.emptyTaggedFields();
@@ -129,60 +148,38 @@ describe('Reader limits and malformed input', () => {
   });
 
   it('rejects strings over the limit before reading them', () => {
-    expect(frameError(() => reader([0, 17, ...Buffer.alloc(17)]).string())).toBe(
-      'STRING at offset 2 is 17 bytes, limit 16',
-    );
-    expect(frameError(() => reader([18, ...Buffer.alloc(17)]).compactString())).toBe(
-      'COMPACT_STRING at offset 1 is 17 bytes, limit 16',
-    );
+    expect(frameError(() => reader([0, 17, ...Buffer.alloc(17)]).string())).toBe('STRING at offset 2 is 17 bytes, limit 16');
+    expect(frameError(() => reader([18, ...Buffer.alloc(17)]).compactString())).toBe('COMPACT_STRING at offset 1 is 17 bytes, limit 16');
   });
 
   it('rejects invalid UTF-8 and negative lengths', () => {
     expect(frameError(() => reader([0, 1, 0xff]).string())).toBe('STRING at offset 2 is not valid UTF-8');
     expect(frameError(() => reader([0xff, 0xfe]).string())).toBe('STRING at offset 0 has negative length -2');
     expect(frameError(() => reader([0xff, 0xff]).string())).toBe('STRING at offset 0 has negative length -1');
-    expect(frameError(() => reader([0xff, 0xff, 0xff, 0xfe]).nullableBytes())).toBe(
-      'NULLABLE_BYTES at offset 0 has length -2',
-    );
+    expect(frameError(() => reader([0xff, 0xff, 0xff, 0xfe]).nullableBytes())).toBe('NULLABLE_BYTES at offset 0 has length -2');
     expect(frameError(() => reader([0]).compactString())).toBe('COMPACT_STRING ending at 1 is null');
   });
 
   it('rejects array counts over the limit or beyond the bytes left', () => {
-    expect(frameError(() => reader([0, 0, 0, 5, 1, 2, 3, 4, 5]).array((x) => x.int8()))).toBe(
-      'ARRAY at offset 4 has 5 elements, limit 4',
-    );
-    expect(frameError(() => reader([0, 0, 0, 3, 1]).array((x) => x.int8()))).toBe(
-      'ARRAY at offset 4 claims 3 elements with 1 byte(s) left',
-    );
-    expect(frameError(() => reader([0x7f, 0xff, 0xff, 0xff]).array((x) => x.int8()))).toBe(
-      'ARRAY at offset 4 has 2147483647 elements, limit 4',
-    );
+    expect(frameError(() => reader([0, 0, 0, 5, 1, 2, 3, 4, 5]).array((x) => x.int8()))).toBe('ARRAY at offset 4 has 5 elements, limit 4');
+    expect(frameError(() => reader([0, 0, 0, 3, 1]).array((x) => x.int8()))).toBe('ARRAY at offset 4 claims 3 elements with 1 byte(s) left');
+    expect(frameError(() => reader([0x7f, 0xff, 0xff, 0xff]).array((x) => x.int8()))).toBe('ARRAY at offset 4 has 2147483647 elements, limit 4');
   });
 
   it('rejects varints that are too long or too large', () => {
-    expect(frameError(() => reader([0xff, 0xff, 0xff, 0xff, 0xff, 0x01]).uvarint())).toBe(
-      'UNSIGNED_VARINT ending at 5 is longer than 5 bytes',
-    );
-    expect(frameError(() => reader([0xff, 0xff, 0xff, 0xff, 0x1f]).uvarint())).toBe(
-      'UNSIGNED_VARINT ending at 5 exceeds 32 bits',
-    );
+    expect(frameError(() => reader([0xff, 0xff, 0xff, 0xff, 0xff, 0x01]).uvarint())).toBe('UNSIGNED_VARINT ending at 5 is longer than 5 bytes');
+    expect(frameError(() => reader([0xff, 0xff, 0xff, 0xff, 0x1f]).uvarint())).toBe('UNSIGNED_VARINT ending at 5 exceeds 32 bits');
     expect(frameError(() => reader(Buffer.alloc(11, 0xff)).varlong())).toBe('VARLONG ending at 10 is longer than 10 bytes');
   });
 
   it('rejects INT64 values a JavaScript number cannot hold exactly', () => {
     const bytes = new Writer().int64(2n ** 60n).toBuffer();
-    expect(frameError(() => reader(bytes).int64())).toBe(
-      'INT64 at offset 0 is outside the safe integer range: 1152921504606846976',
-    );
+    expect(frameError(() => reader(bytes).int64())).toBe('INT64 at offset 0 is outside the safe integer range: 1152921504606846976');
   });
 
   it('rejects tagged fields out of order or too many', () => {
-    expect(frameError(() => reader([2, 5, 0, 5, 0]).taggedFields())).toBe(
-      'TAGGED_FIELDS tag 5 after 5 is not ascending',
-    );
-    expect(frameError(() => reader([3, 0, 0, 1, 0, 2, 0]).taggedFields())).toBe(
-      'TAGGED_FIELDS at offset 1 has 3 fields, limit 2',
-    );
+    expect(frameError(() => reader([2, 5, 0, 5, 0]).taggedFields())).toBe('TAGGED_FIELDS tag 5 after 5 is not ascending');
+    expect(frameError(() => reader([3, 0, 0, 1, 0, 2, 0]).taggedFields())).toBe('TAGGED_FIELDS at offset 1 has 3 fields, limit 2');
   });
 });
 

@@ -26,7 +26,9 @@ interface Fixture {
 
 function fixtures(): Fixture[] {
   const out: Fixture[] = [];
-  for (const client of readdirSync(here, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name)) {
+  for (const client of readdirSync(here, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)) {
     for (const file of readdirSync(join(here, client)).filter((f) => f.endsWith('.hex'))) {
       out.push({ client, name: file.replace('.hex', ''), frame: Buffer.from(readFileSync(join(here, client, file), 'utf8').trim(), 'hex') });
     }
@@ -69,14 +71,23 @@ const EXPECT: Record<string, (request: Decoded, client: string, version: number)
     const records = batches.flatMap((b: Decoded) => b.records).map((r: Decoded) => [r.key?.toString() ?? null, r.value?.toString() ?? null]);
     if (client === 'kafkajs') {
       expect(request.acks).toBe(-1);
-      expect(records.sort()).toEqual([['k1', 'v1'], ['k2', 'v2'], [null, null]].sort());
+      expect(records.sort()).toEqual(
+        [
+          ['k1', 'v1'],
+          ['k2', 'v2'],
+          [null, null],
+        ].sort(),
+      );
       expect(batches[0].producerId).toBeGreaterThan(0);
       expect(batches.every((b: Decoded) => b.baseSequence === 0)).toBe(true);
       const withHeader = batches.flatMap((b: Decoded) => b.records).find((r: Decoded) => r.headers.length > 0);
       expect(withHeader.headers).toEqual([{ key: 'ce_id', value: Buffer.from('id-1') }]);
     } else if (client === 'kcat') {
       expect(batches[0].compression).toBe('gzip');
-      expect(records.sort()).toEqual([['a', '1'.repeat(200)], ['b', '2'.repeat(200)]]);
+      expect(records.sort()).toEqual([
+        ['a', '1'.repeat(200)],
+        ['b', '2'.repeat(200)],
+      ]);
     } else {
       expect(request.acks).toBe(-1);
       expect(records).toEqual([['py', 'thon']]);
@@ -183,19 +194,58 @@ describe('request fixtures from real clients', () => {
   const all = fixtures();
 
   it('cover every client and the APIs each uses', () => {
-    const names = (client: string) => all.filter((f) => f.client === client).map((f) => f.name).sort();
+    const names = (client: string) =>
+      all
+        .filter((f) => f.client === client)
+        .map((f) => f.name)
+        .sort();
     expect(names('kafkajs')).toEqual([
-      'ApiVersions-v2', 'CreateTopics-v3', 'DeleteTopics-v1', 'DescribeConfigs-v2', 'DescribeGroups-v2', 'Fetch-v11', 'FindCoordinator-v2',
-      'InitProducerId-v1', 'JoinGroup-v5', 'LeaveGroup-v3', 'ListGroups-v2', 'ListOffsets-v3', 'Metadata-v6',
-      'OffsetCommit-v5', 'OffsetFetch-v4', 'Produce-v7', 'SyncGroup-v3',
+      'ApiVersions-v2',
+      'CreateTopics-v3',
+      'DeleteTopics-v1',
+      'DescribeConfigs-v2',
+      'DescribeGroups-v2',
+      'Fetch-v11',
+      'FindCoordinator-v2',
+      'InitProducerId-v1',
+      'JoinGroup-v5',
+      'LeaveGroup-v3',
+      'ListGroups-v2',
+      'ListOffsets-v3',
+      'Metadata-v6',
+      'OffsetCommit-v5',
+      'OffsetFetch-v4',
+      'Produce-v7',
+      'SyncGroup-v3',
     ]);
     expect(names('kcat')).toEqual([
-      'ApiVersions-v3', 'Fetch-v11', 'FindCoordinator-v2', 'Heartbeat-v3', 'JoinGroup-v5', 'LeaveGroup-v1', 'ListOffsets-v2',
-      'Metadata-v4', 'OffsetCommit-v5', 'OffsetFetch-v4', 'Produce-v7', 'SyncGroup-v3',
+      'ApiVersions-v3',
+      'Fetch-v11',
+      'FindCoordinator-v2',
+      'Heartbeat-v3',
+      'JoinGroup-v5',
+      'LeaveGroup-v1',
+      'ListOffsets-v2',
+      'Metadata-v4',
+      'OffsetCommit-v5',
+      'OffsetFetch-v4',
+      'Produce-v7',
+      'SyncGroup-v3',
     ]);
     expect(names('kafka-python')).toEqual([
-      'ApiVersions-v0', 'Fetch-v4', 'FindCoordinator-v0', 'Heartbeat-v1', 'JoinGroup-v2', 'LeaveGroup-v1', 'ListOffsets-v1',
-      'Metadata-v0', 'Metadata-v1', 'OffsetCommit-v2', 'OffsetFetch-v1', 'Produce-v7', 'SyncGroup-v1',
+      'ApiVersions-v0',
+      'Fetch-v4',
+      'FindCoordinator-v0',
+      'Heartbeat-v1',
+      'JoinGroup-v2',
+      'LeaveGroup-v1',
+      'ListOffsets-v1',
+      'Metadata-v0',
+      'Metadata-v1',
+      'OffsetCommit-v2',
+      'OffsetFetch-v1',
+      'Produce-v7',
+      'SyncGroup-v1',
     ]);
     expect(names('confluent-kafka')).toEqual(['CreateTopics-v3', 'DescribeConfigs-v1']);
   });

@@ -108,9 +108,7 @@ const CASES: Record<string, { response: unknown; check: (decoded: Decoded, versi
       expect(p.abortedTransactions).toEqual([{ producerId: '1700000000000123', firstOffset: '39' }]);
       if (v >= 5) expect(p.lastStartOffset ?? p.logStartOffset).toBe('5');
       if (v >= 11) expect(p.preferredReadReplica).toBe(-1);
-      expect(p.messages.map((m: Decoded) => [m.offset, m.key.toString(), m.value.toString(), m.headers.h.toString()])).toEqual([
-        ['40', 'key', 'value', 'x'],
-      ]);
+      expect(p.messages.map((m: Decoded) => [m.offset, m.key.toString(), m.value.toString(), m.headers.h.toString()])).toEqual([['40', 'key', 'value', 'x']]);
     },
   },
   ListOffsets: {
@@ -221,7 +219,13 @@ const CASES: Record<string, { response: unknown; check: (decoded: Decoded, versi
     },
   },
   ApiVersions: {
-    response: { errorCode: 0, apiKeys: [{ apiKey: 0, minVersion: 0, maxVersion: 7 }, { apiKey: 18, minVersion: 0, maxVersion: 3 }] },
+    response: {
+      errorCode: 0,
+      apiKeys: [
+        { apiKey: 0, minVersion: 0, maxVersion: 7 },
+        { apiKey: 18, minVersion: 0, maxVersion: 3 },
+      ],
+    },
     check(d) {
       expect(d.apiVersions).toEqual([
         { apiKey: 0, minVersion: 0, maxVersion: 7 },
@@ -249,7 +253,17 @@ const CASES: Record<string, { response: unknown; check: (decoded: Decoded, versi
     },
   },
   AddPartitionsToTxn: {
-    response: { topics: [{ name: 'orders', partitions: [{ partitionIndex: 3, errorCode: 0 }, { partitionIndex: 4, errorCode: 55 }] }] },
+    response: {
+      topics: [
+        {
+          name: 'orders',
+          partitions: [
+            { partitionIndex: 3, errorCode: 0 },
+            { partitionIndex: 4, errorCode: 55 },
+          ],
+        },
+      ],
+    },
     check(d) {
       expect(d.errors).toEqual([
         {
@@ -275,7 +289,17 @@ const CASES: Record<string, { response: unknown; check: (decoded: Decoded, versi
     },
   },
   TxnOffsetCommit: {
-    response: { topics: [{ name: 'orders', partitions: [{ partitionIndex: 1, errorCode: 0 }, { partitionIndex: 9, errorCode: 3 }] }] },
+    response: {
+      topics: [
+        {
+          name: 'orders',
+          partitions: [
+            { partitionIndex: 1, errorCode: 0 },
+            { partitionIndex: 9, errorCode: 3 },
+          ],
+        },
+      ],
+    },
     check(d) {
       expect(d.topics).toEqual([
         {
@@ -322,8 +346,22 @@ const CASES: Record<string, { response: unknown; check: (decoded: Decoded, versi
       ]);
       const [retention, segment] = d.resources[0].configEntries;
       // v0 carries is_default; kafkajs derives the source from it (TOPIC_CONFIG for a topic's own value).
-      expect(retention).toMatchObject({ configName: 'retention.ms', configValue: '60000', readOnly: true, isDefault: false, configSource: 1, isSensitive: false });
-      expect(segment).toMatchObject({ configName: 'segment.ms', configValue: '604800000', readOnly: true, isDefault: true, configSource: 5, isSensitive: false });
+      expect(retention).toMatchObject({
+        configName: 'retention.ms',
+        configValue: '60000',
+        readOnly: true,
+        isDefault: false,
+        configSource: 1,
+        isSensitive: false,
+      });
+      expect(segment).toMatchObject({
+        configName: 'segment.ms',
+        configValue: '604800000',
+        readOnly: true,
+        isDefault: true,
+        configSource: 5,
+        isSensitive: false,
+      });
       if (v >= 1) {
         expect(retention.configSynonyms).toEqual([
           { configName: 'retention.ms', configValue: '60000', configSource: 1 },
@@ -346,7 +384,17 @@ const CASES: Record<string, { response: unknown; check: (decoded: Decoded, versi
     },
   },
   DeleteRecords: {
-    response: { topics: [{ name: 'orders', partitions: [{ partitionIndex: 2, lowWatermark: 1_700_000_000_001, errorCode: 0 }, { partitionIndex: 3, lowWatermark: -1, errorCode: 1 }] }] },
+    response: {
+      topics: [
+        {
+          name: 'orders',
+          partitions: [
+            { partitionIndex: 2, lowWatermark: 1_700_000_000_001, errorCode: 0 },
+            { partitionIndex: 3, lowWatermark: -1, errorCode: 1 },
+          ],
+        },
+      ],
+    },
     check(d) {
       expect(d.topics).toEqual([
         {
@@ -360,7 +408,12 @@ const CASES: Record<string, { response: unknown; check: (decoded: Decoded, versi
     },
   },
   DeleteGroups: {
-    response: { results: [{ groupId: 'g1', errorCode: 0 }, { groupId: 'g2', errorCode: 68 }] },
+    response: {
+      results: [
+        { groupId: 'g1', errorCode: 0 },
+        { groupId: 'g2', errorCode: 68 },
+      ],
+    },
     check(d) {
       expect(d.results.map((r: { groupId: string; errorCode: number }) => [r.groupId, r.errorCode])).toEqual([
         ['g1', 0],

@@ -20,9 +20,7 @@ const RFC = {
 };
 
 function rfcStore(): CredentialStore {
-  return new CredentialStore([
-    { username: 'user', password: 'pencil', scramSha256: scramSha256Credential('pencil', RFC.salt, 4096), scramSha512: null },
-  ]);
+  return new CredentialStore([{ username: 'user', password: 'pencil', scramSha256: scramSha256Credential('pencil', RFC.salt, 4096), scramSha512: null }]);
 }
 
 describe('SCRAM-SHA-256', () => {
@@ -94,9 +92,7 @@ describe('SCRAM-SHA-256', () => {
   });
 
   it('unescapes =2C and =3D in usernames', () => {
-    const store = new CredentialStore([
-      { username: 'a,b=c', password: 'p', scramSha256: scramSha256Credential('p', RFC.salt, 4096), scramSha512: null },
-    ]);
+    const store = new CredentialStore([{ username: 'a,b=c', password: 'p', scramSha256: scramSha256Credential('p', RFC.salt, 4096), scramSha512: null }]);
     const exchange = new ScramSha256Exchange(store);
     expect(exchange.step(Buffer.from('n,,n=a=2Cb=3Dc,r=x')).kind).toBe('continue');
   });
@@ -128,7 +124,12 @@ function scramLogin(exchange: SaslExchange, hash: 'sha256' | 'sha512', username:
 describe('SCRAM-SHA-512', () => {
   const salt = Buffer.from('W22ZaJ0SNY7soEsUEjb6gQ==', 'base64');
   const store = new CredentialStore([
-    { username: 'both', password: 'pencil', scramSha256: scramSha256Credential('pencil', salt, 4096), scramSha512: scramSha512Credential('pencil', salt, 4096) },
+    {
+      username: 'both',
+      password: 'pencil',
+      scramSha256: scramSha256Credential('pencil', salt, 4096),
+      scramSha512: scramSha512Credential('pencil', salt, 4096),
+    },
     { username: 'only256', password: null, scramSha256: scramSha256Credential('pencil', salt, 4096), scramSha512: null },
   ]);
 
@@ -194,7 +195,12 @@ describe('SASL session', () => {
     expect(session.handshake('PLAIN', 1)).toBe(0);
     expect(session.raw).toBe(false);
     expect(session.handshake('PLAIN', 1)).toBe(34);
-    expect(session.authenticate(Buffer.from('\0alice\0s3cret'))).toEqual({ errorCode: 0, errorMessage: null, authBytes: Buffer.alloc(0), sessionLifetimeMs: 0 });
+    expect(session.authenticate(Buffer.from('\0alice\0s3cret'))).toEqual({
+      errorCode: 0,
+      errorMessage: null,
+      authBytes: Buffer.alloc(0),
+      sessionLifetimeMs: 0,
+    });
     expect([session.authenticated, session.principal]).toEqual([true, 'alice']);
     expect(session.authenticate(Buffer.from('x')).errorCode).toBe(34);
   });
@@ -213,7 +219,10 @@ describe('SASL session', () => {
   });
 
   it('re-authentication (KIP-368): a session lifetime, a handshake again with the same mechanism and principal', () => {
-    const two = CredentialStore.fromPasswords([{ username: 'alice', password: 's3cret' }, { username: 'bob', password: 'b0b' }]);
+    const two = CredentialStore.fromPasswords([
+      { username: 'alice', password: 's3cret' },
+      { username: 'bob', password: 'b0b' },
+    ]);
     let now = 1000;
     const session = new SaslSession(['PLAIN', 'SCRAM-SHA-256'], two, 5000, () => now);
     expect(session.handshake('PLAIN', 1)).toBe(0);
@@ -283,7 +292,12 @@ describe('credentials file', () => {
 
   it('loads SCRAM-SHA-512 keys, alone or beside SCRAM-SHA-256 keys', async () => {
     const keys = scramSha512Credential('pencil', RFC.salt, 4096);
-    const encoded = { salt: RFC.salt.toString('base64'), iterations: 4096, storedKey: keys.storedKey.toString('base64'), serverKey: keys.serverKey.toString('base64') };
+    const encoded = {
+      salt: RFC.salt.toString('base64'),
+      iterations: 4096,
+      storedKey: keys.storedKey.toString('base64'),
+      serverKey: keys.serverKey.toString('base64'),
+    };
     const path = join(dir, 'sha512.json');
     await writeFile(path, JSON.stringify({ users: [{ username: 'user', scramSha512: encoded }] }));
     const store = await CredentialStore.fromFile(path);
@@ -306,7 +320,15 @@ describe('credentials file', () => {
     await expect(CredentialStore.fromFile(join(dir, 'missing.json'))).rejects.toThrow(
       `SASL credentials file ${join(dir, 'missing.json')}: cannot be read (ENOENT`,
     );
-    await writeFile(path, JSON.stringify({ users: [{ username: 'a', password: 'b' }, { username: 'a', password: 'c' }] }));
+    await writeFile(
+      path,
+      JSON.stringify({
+        users: [
+          { username: 'a', password: 'b' },
+          { username: 'a', password: 'c' },
+        ],
+      }),
+    );
     await expect(CredentialStore.fromFile(path)).rejects.toThrow('SASL user "a" is listed twice');
   });
 });

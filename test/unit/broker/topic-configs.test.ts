@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigSource, describeTopicConfig, describeTopicDefaults, LONG_MAX, topicConfigFromKafka, topicOverrides, TOPIC_CONFIG_NAMES } from '../../../src/broker/topic-configs.js';
+import {
+  ConfigSource,
+  describeTopicConfig,
+  describeTopicDefaults,
+  LONG_MAX,
+  topicConfigFromKafka,
+  topicOverrides,
+  TOPIC_CONFIG_NAMES,
+} from '../../../src/broker/topic-configs.js';
 import { compileTopicConfig, FlushMode, TOPIC_CONFIG_DEFAULTS, type TopicConfig } from '../../../src/config/index.js';
 
 /**
@@ -9,7 +17,10 @@ import { compileTopicConfig, FlushMode, TOPIC_CONFIG_DEFAULTS, type TopicConfig 
  */
 const DEFAULTS = TOPIC_CONFIG_DEFAULTS;
 const read = (entries: Record<string, string | null>, defaults: Readonly<TopicConfig> = DEFAULTS) =>
-  topicConfigFromKafka(Object.entries(entries).map(([name, value]) => ({ name, value })), defaults);
+  topicConfigFromKafka(
+    Object.entries(entries).map(([name, value]) => ({ name, value })),
+    defaults,
+  );
 
 describe('CreateTopics configs → the log', () => {
   it('maps every integer config to its TopicConfig field, trimming spaces as Kafka does', () => {
@@ -43,16 +54,23 @@ describe('CreateTopics configs → the log', () => {
   });
 
   it('accepts the fixed configs only with the value the log has', () => {
-    expect(read({ 'cleanup.policy': 'delete', 'compression.type': 'producer', 'message.timestamp.type': 'CreateTime', 'min.insync.replicas': '1' })).toEqual({ config: { compression: 'producer' }, extraConfigs: {} });
+    expect(read({ 'cleanup.policy': 'delete', 'compression.type': 'producer', 'message.timestamp.type': 'CreateTime', 'min.insync.replicas': '1' })).toEqual({
+      config: { compression: 'producer' },
+      extraConfigs: {},
+    });
     expect(read({ 'cleanup.policy': 'compact' })).toEqual({
       refusal:
         'config cleanup.policy="compact" is not supported: the log deletes whole segments by age and size (retention.ms, retention.bytes) and does not compact; use "delete"',
     });
-    expect(read({ 'cleanup.policy': 'compact,delete' })).toMatchObject({ refusal: expect.stringMatching(/^config cleanup.policy="compact,delete" is not supported: /) });
+    expect(read({ 'cleanup.policy': 'compact,delete' })).toMatchObject({
+      refusal: expect.stringMatching(/^config cleanup.policy="compact,delete" is not supported: /),
+    });
     expect(read({ 'min.insync.replicas': '2' })).toEqual({
       refusal: 'config min.insync.replicas="2" is not supported: concordat broker is the one replica of every partition; use "1"',
     });
-    expect(read({ 'segment.jitter.ms': '10' })).toEqual({ refusal: 'config segment.jitter.ms="10" is not supported: segments roll at segment.ms exactly; use "0"' });
+    expect(read({ 'segment.jitter.ms': '10' })).toEqual({
+      refusal: 'config segment.jitter.ms="10" is not supported: segments roll at segment.ms exactly; use "0"',
+    });
   });
 
   it("maps compression.type to the log's compression, uncompressed to none, and refuses other values", () => {
@@ -77,14 +95,22 @@ describe('CreateTopics configs → the log', () => {
       }),
     ).toEqual({
       config: {},
-      extraConfigs: { 'delete.retention.ms': '900', 'min.cleanable.dirty.ratio': '0.1', 'message.format.version': '0.10.0.0', 'leader.replication.throttled.replicas': '0:1, 1:1', preallocate: 'true' },
+      extraConfigs: {
+        'delete.retention.ms': '900',
+        'min.cleanable.dirty.ratio': '0.1',
+        'message.format.version': '0.10.0.0',
+        'leader.replication.throttled.replicas': '0:1, 1:1',
+        preallocate: 'true',
+      },
     });
     expect(read({ 'delete.retention.ms': '-1' })).toEqual({ refusal: 'invalid value "-1" for config delete.retention.ms: below 0' });
     expect(read({ 'max.compaction.lag.ms': '0' })).toEqual({ refusal: 'invalid value "0" for config max.compaction.lag.ms: below 1' });
     expect(read({ 'min.compaction.lag.ms': '9223372036854775808' })).toEqual({
       refusal: 'invalid value "9223372036854775808" for config min.compaction.lag.ms: above 9223372036854775807',
     });
-    expect(read({ 'min.cleanable.dirty.ratio': '1.5' })).toEqual({ refusal: 'invalid value "1.5" for config min.cleanable.dirty.ratio: not a number from 0 to 1' });
+    expect(read({ 'min.cleanable.dirty.ratio': '1.5' })).toEqual({
+      refusal: 'invalid value "1.5" for config min.cleanable.dirty.ratio: not a number from 0 to 1',
+    });
     expect(read({ preallocate: 'yes' })).toEqual({ refusal: 'invalid value "yes" for config preallocate: not true or false' });
     expect(read({ 'message.format.version': 'latest' })).toEqual({
       refusal: 'invalid value "latest" for config message.format.version: not a Kafka version such as 2.8 or 3.0-IV1',
@@ -140,7 +166,10 @@ describe('CreateTopics configs → the log', () => {
     expect(read({ 'flush.messages': '1' })).toEqual({ config: { flushMode: FlushMode.SYNC }, extraConfigs: {} });
     expect(read({ 'flush.messages': '1', 'flush.ms': LONG_MAX })).toEqual({ config: { flushMode: FlushMode.SYNC }, extraConfigs: {} });
     expect(read({ 'flush.ms': '250' })).toEqual({ config: { flushMode: FlushMode.INTERVAL, flushIntervalMs: 250 }, extraConfigs: {} });
-    expect(read({ 'flush.messages': LONG_MAX, 'flush.ms': '250' })).toEqual({ config: { flushMode: FlushMode.INTERVAL, flushIntervalMs: 250 }, extraConfigs: {} });
+    expect(read({ 'flush.messages': LONG_MAX, 'flush.ms': '250' })).toEqual({
+      config: { flushMode: FlushMode.INTERVAL, flushIntervalMs: 250 },
+      extraConfigs: {},
+    });
     expect(read({ 'flush.messages': LONG_MAX, 'flush.ms': LONG_MAX })).toEqual({ config: { flushMode: FlushMode.OS }, extraConfigs: {} });
     expect(read({ 'flush.messages': LONG_MAX })).toEqual({ config: { flushMode: FlushMode.OS }, extraConfigs: {} });
     expect(read({ 'flush.ms': LONG_MAX })).toEqual({ config: {}, extraConfigs: {} });

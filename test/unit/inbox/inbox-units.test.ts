@@ -13,11 +13,15 @@ describe('inbox pieces without I/O', () => {
   });
 
   it("the dispatcher's claim uses the same insert, leaving out the records dead-lettered before", () => {
-    const sql = inboxClaimCheckingDeadLettersSql('g', [
-      { messageId: 'b', topic: 't', partition: 0, offset: 7 },
-      { messageId: 'a', topic: 't', partition: 1, offset: 3 },
-      { messageId: 'b', topic: 't', partition: 2, offset: 9 },
-    ], pg.escapeLiteral);
+    const sql = inboxClaimCheckingDeadLettersSql(
+      'g',
+      [
+        { messageId: 'b', topic: 't', partition: 0, offset: 7 },
+        { messageId: 'a', topic: 't', partition: 1, offset: 3 },
+        { messageId: 'b', topic: 't', partition: 2, offset: 9 },
+      ],
+      pg.escapeLiteral,
+    );
     expect(sql).toContain(
       `claimed AS (INSERT INTO concordat.inbox (consumer, message_id) SELECT 'g', m.id FROM (VALUES ('a'), ('b')) AS m(id) ` +
         `WHERE NOT EXISTS (SELECT 1 FROM dead WHERE dead.message_id = m.id) ORDER BY m.id ON CONFLICT DO NOTHING RETURNING message_id)`,
@@ -36,12 +40,24 @@ describe('inbox pieces without I/O', () => {
   });
 
   it('inbox options: defaults, Infinity, and messages naming the option', () => {
-    expect(compileInboxOptions()).toEqual({ cleanupIntervalMs: 60_000, cleanupBatchRowsMax: 5000, cleanupBatchesMax: 200, allowShorterThanLogRetention: false, deadLetterRetentionMs: 30 * 86_400_000 });
-    expect(() => compileInboxOptions({ deadLetterRetentionMs: 1000 })).toThrow('invalid options: inbox.deadLetterRetentionMs: Too small: expected number to be >=3600000 (got 1000)');
+    expect(compileInboxOptions()).toEqual({
+      cleanupIntervalMs: 60_000,
+      cleanupBatchRowsMax: 5000,
+      cleanupBatchesMax: 200,
+      allowShorterThanLogRetention: false,
+      deadLetterRetentionMs: 30 * 86_400_000,
+    });
+    expect(() => compileInboxOptions({ deadLetterRetentionMs: 1000 })).toThrow(
+      'invalid options: inbox.deadLetterRetentionMs: Too small: expected number to be >=3600000 (got 1000)',
+    );
     expect(compileInboxOptions({ deadLetterRetentionMs: Infinity }).deadLetterRetentionMs).toBe(Infinity);
     expect(compileInboxOptions({ dedupWindowMs: Infinity }).dedupWindowMs).toBe(Infinity);
-    expect(() => compileInboxOptions({ dedupWindowMs: 59_999 })).toThrow('invalid options: inbox.dedupWindowMs: Too small: expected number to be >=60000 (got 59999)');
-    expect(() => compileInboxOptions({ cleanupIntervalMs: 1.5 } as never)).toThrow('invalid options: inbox.cleanupIntervalMs: Invalid input: expected int, received number (got 1.5)');
+    expect(() => compileInboxOptions({ dedupWindowMs: 59_999 })).toThrow(
+      'invalid options: inbox.dedupWindowMs: Too small: expected number to be >=60000 (got 59999)',
+    );
+    expect(() => compileInboxOptions({ cleanupIntervalMs: 1.5 } as never)).toThrow(
+      'invalid options: inbox.cleanupIntervalMs: Invalid input: expected int, received number (got 1.5)',
+    );
   });
 
   it('says durations the way people read them', () => {

@@ -1,11 +1,6 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import {
-  decodeAssignment,
-  decodeSubscription,
-  encodeAssignment,
-  encodeSubscription,
-} from '../../../src/log/groups/consumer-protocol.js';
+import { decodeAssignment, decodeSubscription, encodeAssignment, encodeSubscription } from '../../../src/log/groups/consumer-protocol.js';
 import { RangeAssignor, RoundRobinAssignor } from '../../../src/log/groups/assignors/index.js';
 
 const require = createRequire(import.meta.url);
@@ -53,9 +48,7 @@ describe('ConsumerProtocol bytes', () => {
   });
 
   it('reports truncated bytes', () => {
-    expect(() => decodeSubscription(Buffer.from([0, 0, 0, 0, 0, 5]))).toThrow(
-      'malformed consumer protocol subscription: array count 5 with 0 bytes left',
-    );
+    expect(() => decodeSubscription(Buffer.from([0, 0, 0, 0, 0, 5]))).toThrow('malformed consumer protocol subscription: array count 5 with 0 bytes left');
   });
 });
 
@@ -114,7 +107,13 @@ describe('RoundRobinAssignor (Kafka semantics)', () => {
   });
 
   it('skips members not subscribed to a topic', () => {
-    const plan = new RoundRobinAssignor().assign([member('a', ['x']), member('b', ['x', 'y'])], new Map([['x', 2], ['y', 2]]));
+    const plan = new RoundRobinAssignor().assign(
+      [member('a', ['x']), member('b', ['x', 'y'])],
+      new Map([
+        ['x', 2],
+        ['y', 2],
+      ]),
+    );
     expect(Object.fromEntries(plan)).toEqual({
       a: [{ topic: 'x', partitions: [0] }],
       b: [

@@ -2,13 +2,7 @@ import { crc32c } from '@node-rs/crc32';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { ConcordatError } from '../../../src/errors.js';
-import {
-  assignOffsets,
-  decodeRecordBatches,
-  encodeRecordBatch,
-  readBatchHeader,
-  validateBatchesForAppend,
-} from '../../../src/log/record-batch.js';
+import { assignOffsets, decodeRecordBatches, encodeRecordBatch, readBatchHeader, validateBatchesForAppend } from '../../../src/log/record-batch.js';
 
 // kafkajs's own RecordBatch v2 encoder and decoder: an independent implementation to check bytes against.
 const require = createRequire(import.meta.url);
@@ -23,9 +17,22 @@ const LIMITS = { maxBatchBytes: 1_048_588, segmentBytes: 1 << 30, topic: 'orders
 function sampleBatch(): Buffer {
   return encodeRecordBatch(
     [
-      { key: Buffer.from('order-1'), value: Buffer.from('{"total":12}'), headers: [{ key: 'ce_id', value: Buffer.from('0190-a') }], timestampMs: 1_700_000_000_000 },
+      {
+        key: Buffer.from('order-1'),
+        value: Buffer.from('{"total":12}'),
+        headers: [{ key: 'ce_id', value: Buffer.from('0190-a') }],
+        timestampMs: 1_700_000_000_000,
+      },
       { key: null, value: null, timestampMs: 1_700_000_000_005 },
-      { key: Buffer.from('order-2'), value: Buffer.alloc(0), headers: [{ key: 'h', value: null }, { key: 'h', value: Buffer.from('2') }], timestampMs: 1_699_999_999_990 },
+      {
+        key: Buffer.from('order-2'),
+        value: Buffer.alloc(0),
+        headers: [
+          { key: 'h', value: null },
+          { key: 'h', value: Buffer.from('2') },
+        ],
+        timestampMs: 1_699_999_999_990,
+      },
     ],
     { baseOffset: 0 },
   );
@@ -44,7 +51,16 @@ describe('encodeRecordBatch / decodeRecordBatches', () => {
     expect(batch!.records.map((r) => ({ ...r, key: r.key?.toString() ?? null, value: r.value?.toString() ?? null }))).toEqual([
       { offset: 0, timestampMs: 1_700_000_000_000, key: 'order-1', value: '{"total":12}', headers: [{ key: 'ce_id', value: Buffer.from('0190-a') }] },
       { offset: 1, timestampMs: 1_700_000_000_005, key: null, value: null, headers: [] },
-      { offset: 2, timestampMs: 1_699_999_999_990, key: 'order-2', value: '', headers: [{ key: 'h', value: null }, { key: 'h', value: Buffer.from('2') }] },
+      {
+        offset: 2,
+        timestampMs: 1_699_999_999_990,
+        key: 'order-2',
+        value: '',
+        headers: [
+          { key: 'h', value: null },
+          { key: 'h', value: Buffer.from('2') },
+        ],
+      },
     ]);
   });
 
@@ -158,9 +174,7 @@ describe('validateBatchesForAppend', () => {
 
   it('rejects control batches from producers', () => {
     const control = encodeRecordBatch([{ key: null, value: null }], { control: true });
-    expect(validationError(control).message).toBe(
-      "topic 'orders' partition 2: batch at byte 0 is a control batch; producers may not send control batches",
-    );
+    expect(validationError(control).message).toBe("topic 'orders' partition 2: batch at byte 0 is a control batch; producers may not send control batches");
   });
 
   it('rejects compression codes Kafka does not define', () => {

@@ -1,13 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  cursor,
-  readVarint,
-  readVarlong,
-  sizeOfVarint,
-  sizeOfVarlong,
-  writeVarint,
-  writeVarlong,
-} from '../../../src/log/varint.js';
+import { cursor, readVarint, readVarlong, sizeOfVarint, sizeOfVarlong, writeVarint, writeVarlong } from '../../../src/log/varint.js';
 
 function encodeVarint(value: number): number[] {
   const buf = Buffer.alloc(10);

@@ -1,12 +1,6 @@
 import { CloudEvent, Kafka, type KafkaMessage } from 'cloudevents';
 import { describe, expect, it } from 'vitest';
-import {
-  createEnvelope,
-  envelopeFromDelivery,
-  envelopeToRecord,
-  isMessageId,
-  type Envelope,
-} from '../../../src/messaging/index.js';
+import { createEnvelope, envelopeFromDelivery, envelopeToRecord, isMessageId, type Envelope } from '../../../src/messaging/index.js';
 import type { Delivery } from '../../../src/transport/index.js';
 
 function deliver(record: ReturnType<typeof envelopeToRecord>): Delivery {
@@ -84,9 +78,7 @@ describe('CloudEvents envelope in Kafka binary mode', () => {
   it('rejects a record that is not a binary-mode CloudEvent', () => {
     const delivery = deliver(envelopeToRecord(envelope, 'orders'));
     delete delivery.headers.ce_specversion;
-    expect(() => envelopeFromDelivery(delivery)).toThrow(
-      'record orders/0@42 is not a CloudEvent 1.0 in binary mode (ce_specversion=absent)',
-    );
+    expect(() => envelopeFromDelivery(delivery)).toThrow('record orders/0@42 is not a CloudEvent 1.0 in binary mode (ce_specversion=absent)');
     const noId = deliver(envelopeToRecord(envelope, 'orders'));
     delete noId.headers.ce_id;
     expect(() => envelopeFromDelivery(noId)).toThrow('record orders/0@42 lacks the ce_id header');

@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { createEnvelope } from '../../../src/messaging/index.js';
 import { ConcordatError, ErrorCode } from '../../../src/errors.js';
-import { compileFilter, exploreHandlers, filterMatches, filtersDisjoint, OnMessage, Service, type CompiledFilter, type MessageContext } from '../../../src/runtime/index.js';
+import {
+  compileFilter,
+  exploreHandlers,
+  filterMatches,
+  filtersDisjoint,
+  OnMessage,
+  Service,
+  type CompiledFilter,
+  type MessageContext,
+} from '../../../src/runtime/index.js';
 
 /** Filters of `@OnMessage(topic, { filter })` (issue 14): matching, and the start-up checks of several handlers on one topic. */
 
@@ -35,7 +44,12 @@ describe('message filters', () => {
     expect(filterMatches(compiled({ subject: 'o-1', source: 'shop', correlationid: 'c-1' }), placedEu)).toBe(true);
     // A message without the attribute does not match.
     expect(filterMatches(compiled({ tenant: 'a' }), placedEu)).toBe(false);
-    expect(filterMatches(compiled((m: { data: unknown }) => (m.data as { cents: number }).cents > 1), placedEu)).toBe(true);
+    expect(
+      filterMatches(
+        compiled((m: { data: unknown }) => (m.data as { cents: number }).cents > 1),
+        placedEu,
+      ),
+    ).toBe(true);
     expect(filterMatches(undefined, placedEu)).toBe(true);
   });
 
@@ -45,7 +59,12 @@ describe('message filters', () => {
     expect(filtersDisjoint(compiled({ type: ['a', 'b'] }), compiled({ type: 'b' }))).toBe(false);
     expect(filtersDisjoint(compiled({ type: 'a' }), compiled({ region: 'eu' }))).toBe(false);
     expect(filtersDisjoint(compiled({ type: 'a' }), undefined)).toBe(false);
-    expect(filtersDisjoint(compiled(() => false), compiled({ type: 'a' }))).toBe(false);
+    expect(
+      filtersDisjoint(
+        compiled(() => false),
+        compiled({ type: 'a' }),
+      ),
+    ).toBe(false);
   });
 
   it('refuse malformed filters, naming the handler and what is wrong', () => {
@@ -64,7 +83,7 @@ describe('message filters', () => {
       async kind(_context: MessageContext): Promise<void> {}
     }
     expect(problems([BadFilters])).toEqual([
-      "BadFilters.empty: filter {} names no attribute (it would match every message): name one, or leave the filter out",
+      'BadFilters.empty: filter {} names no attribute (it would match every message): name one, or leave the filter out',
       "BadFilters.name: filter: 'Type' is not a CloudEvents attribute name (1..20 lower-case letters and digits)",
       "BadFilters.data: filter: 'data' is not an attribute; filter on the payload with a function of the message",
       "BadFilters.value: filter: 'type' must be a string or a non-empty array of strings, got []",

@@ -94,7 +94,13 @@ describe('HandlerGroupCommit', () => {
       gates.shift()?.();
       for (let i = 0; i < 5; i++) await Promise.resolve();
     };
-    const commit = new HandlerGroupCommit(run, 1, 3, (error) => (error as { code?: string }).code === '55P03', () => clock);
+    const commit = new HandlerGroupCommit(
+      run,
+      1,
+      3,
+      (error) => (error as { code?: string }).code === '55P03',
+      () => clock,
+    );
     const all = ['a', 'b', 'c', 'd', 'e'].map((item) => commit.submit([item]));
     expect(commit.concurrency).toBe(1);
     await release(); // a commits: b waits, so one more

@@ -24,7 +24,9 @@ describe('retry policies', () => {
     expect(() => compileRetryPolicy({ initialDelayMs: 5000, maxDelayMs: 100 })).toThrow(
       'invalid options: retry.initialDelayMs: initialDelayMs must not exceed maxDelayMs (got 5000)',
     );
-    expect(() => compileRetryPolicy({ strategy: 'linear' as never })).toThrow(/retry\.strategy: Invalid option: expected one of "immediate"\|"fixed"\|"exponential" \(got "linear"\)/);
+    expect(() => compileRetryPolicy({ strategy: 'linear' as never })).toThrow(
+      /retry\.strategy: Invalid option: expected one of "immediate"\|"fixed"\|"exponential" \(got "linear"\)/,
+    );
   });
 });
 
@@ -32,7 +34,14 @@ describe('what counts as the database being unreachable', () => {
   it('reads SQLSTATE classes 08, 57P01-57P03 and 53300, through TypeORM wrappers and causes', async () => {
     const { isDatabaseUnavailable } = await import('../../../src/runtime/index.js');
     const withCode = (code: string): Error => Object.assign(new Error('x'), { code });
-    expect(['08006', '08001', '57P01', '57P02', '57P03', '53300'].map((code) => isDatabaseUnavailable(withCode(code)))).toEqual([true, true, true, true, true, true]);
+    expect(['08006', '08001', '57P01', '57P02', '57P03', '53300'].map((code) => isDatabaseUnavailable(withCode(code)))).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
     expect(['23505', '40001', '40P01', '42P01', '57014'].map((code) => isDatabaseUnavailable(withCode(code)))).toEqual([false, false, false, false, false]);
     // 08P01 (protocol violation) answers a malformed statement on a connection that stays usable: the dispatcher asks the database.
     expect(isDatabaseUnavailable(withCode('08P01'))).toBe(false);

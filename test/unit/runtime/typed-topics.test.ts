@@ -75,7 +75,11 @@ describe('defineTopic: one object names the topic and types its payload', () => 
       lines: Array<{ sku: string; quantity: number }>;
       currency?: 'EUR' | 'USD' | undefined;
     }>();
-    expectTypeOf<TopicData<typeof orderPlaced>>().toEqualTypeOf<{ orderId: string; lines: Array<{ sku: string; quantity: number }>; currency: 'EUR' | 'USD' }>();
+    expectTypeOf<TopicData<typeof orderPlaced>>().toEqualTypeOf<{
+      orderId: string;
+      lines: Array<{ sku: string; quantity: number }>;
+      currency: 'EUR' | 'USD';
+    }>();
     // Any other type stands for itself.
     expectTypeOf<TopicData<{ n: number }>>().toEqualTypeOf<{ n: number }>();
     expectTypeOf(orderPlaced).toExtend<Topic>();
@@ -87,7 +91,10 @@ describe('defineTopic: one object names the topic and types its payload', () => 
     const id = context.publish(orderPlaced, { orderId: 'o-1', lines: [{ sku: 'a', quantity: 2 }] });
     // What travels is the payload as given (the consumer applies the schema's defaults).
     expect(context.pending).toHaveLength(1);
-    expect(context.pending[0]!).toMatchObject({ topic: 'orders.placed', envelope: { id, type: 'orders.placed', data: { orderId: 'o-1', lines: [{ sku: 'a', quantity: 2 }] } } });
+    expect(context.pending[0]!).toMatchObject({
+      topic: 'orders.placed',
+      envelope: { id, type: 'orders.placed', data: { orderId: 'o-1', lines: [{ sku: 'a', quantity: 2 }] } },
+    });
 
     const invalid = { orderId: '', lines: [{ sku: 'a', quantity: -1 }] };
     let thrown: unknown;
@@ -145,7 +152,10 @@ describe('defineTopic: one object names the topic and types its payload', () => 
     expect(() => defineTopic('orders.raw', { parse: (value: unknown) => value })).toThrow(
       expect.objectContaining({ code: ErrorCode.CONFIG_INVALID, message: expect.stringContaining('is not a Standard Schema v1') }),
     );
-    const slow = defineTopic('orders.slow', z.object({ id: z.string() }).refine(async () => true));
+    const slow = defineTopic(
+      'orders.slow',
+      z.object({ id: z.string() }).refine(async () => true),
+    );
     expect(() => newContext().publish(slow, { id: 'x' })).toThrow(
       expect.objectContaining({ code: ErrorCode.CONFIG_INVALID, message: expect.stringContaining('validates asynchronously') }),
     );

@@ -63,7 +63,15 @@ describe('GroupCommit', () => {
 describe('advance: two replies of one global transaction in one batch', () => {
   it('computes the second transition from the state the first left', () => {
     const tx: TxView = { id: 'g', mode: TxMode.TCC, state: GlobalTxState.TRYING, decision: null, reason: null, resendCount: 0, compensationRetry: null };
-    const branches: BranchView[] = [1, 2].map((branchId) => ({ branchId, participant: `p${branchId}`, state: BranchState.PENDING, attempts: 0, error: null, result: null, retryPolicy: null }));
+    const branches: BranchView[] = [1, 2].map((branchId) => ({
+      branchId,
+      participant: `p${branchId}`,
+      state: BranchState.PENDING,
+      attempts: 0,
+      error: null,
+      result: null,
+      retryPolicy: null,
+    }));
     const timing = { resendIntervalMs: 1000, resendIntervalMaxMs: 5000, random: () => 0 };
     const first = transition(tx, branches, { kind: 'reply', reply: { globalTxId: 'g', branchId: 1, action: 'try', ok: true } }, timing);
     const after = advance(tx, branches, first);

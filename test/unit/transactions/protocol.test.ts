@@ -150,7 +150,12 @@ describe('coordinator protocol: a heuristic no vote (a 2PC branch that committed
     expect(states(step)).toEqual(['2:FAILED']);
     expect(step.tx).toMatchObject({ state: FAILED, reason, terminal: true });
     // The rollback the deadline sent it is then refused (the fence holds the commit) and changes nothing.
-    const late = transition({ ...decided, reason }, branches(BranchState.CANCELLED, BranchState.FAILED), reply(2, 'rollback', false, { error: 'ROLLBACK_AFTER_COMMIT', retriable: false }), timing);
+    const late = transition(
+      { ...decided, reason },
+      branches(BranchState.CANCELLED, BranchState.FAILED),
+      reply(2, 'rollback', false, { error: 'ROLLBACK_AFTER_COMMIT', retriable: false }),
+      timing,
+    );
     expect(late.tx).toBeUndefined();
   });
 });
@@ -176,7 +181,12 @@ describe('coordinator protocol: acknowledgements and failures', () => {
 
   it('fails a branch refused as not retriable, and ends FAILED once the others finished', () => {
     const heuristic = 'HEURISTIC: gone';
-    const first = transition(tx(TxMode.TWO_PHASE, CONFIRMING), branches(TRIED, TRIED), reply(1, 'commit', false, { error: heuristic, retriable: false }), timing);
+    const first = transition(
+      tx(TxMode.TWO_PHASE, CONFIRMING),
+      branches(TRIED, TRIED),
+      reply(1, 'commit', false, { error: heuristic, retriable: false }),
+      timing,
+    );
     expect(states(first)).toEqual(['1:FAILED']);
     expect(first.tx).toBeUndefined();
     expect(kinds(first)).toEqual(['REPLIED', 'BRANCH_FAILED']);
@@ -228,7 +238,12 @@ describe('coordinator protocol: sagas', () => {
     expect(retried.tx).toMatchObject({ state: TRYING, resendAfterMs: 200 });
     expect(retried.branches).toEqual([expect.objectContaining({ branchId: 2, state: PENDING, attempts: 1, error: 'timeout' })]);
     expect(retried.events.map((e) => e.detail)).toEqual(['execute: timeout', 'attempt 2 of 3 in 200 ms']);
-    const resent = transition(tx(TxMode.SAGA), retried.branches.length === 1 ? [branches(TRIED)[0]!, retried.branches[0]!, branches(TRIED, TRIED, WAITING)[2]!] : [], { kind: 'resend' }, timing);
+    const resent = transition(
+      tx(TxMode.SAGA),
+      retried.branches.length === 1 ? [branches(TRIED)[0]!, retried.branches[0]!, branches(TRIED, TRIED, WAITING)[2]!] : [],
+      { kind: 'resend' },
+      timing,
+    );
     expect(resent.commands).toEqual([{ branchId: 2, action: 'execute' }]);
     expect(resent.tx).toMatchObject({ state: TRYING, resendAfterMs: null });
 
@@ -269,14 +284,24 @@ describe('coordinator protocol: sagas', () => {
     const once = transition(tx(TxMode.SAGA, CANCELLING), branches(TRIED, CANCELLED), reply(1, 'compensate', false, { error: 'ledger down' }), timing);
     expect(once.tx).toMatchObject({ state: CANCELLING, resendAfterMs: 700 });
     expect(once.branches).toEqual([expect.objectContaining({ state: TRIED, attempts: 1 })]);
-    const twice = transition(tx(TxMode.SAGA, CANCELLING), [once.branches[0]!, branches(TRIED, CANCELLED)[1]!], reply(1, 'compensate', false, { error: 'ledger down' }), timing);
+    const twice = transition(
+      tx(TxMode.SAGA, CANCELLING),
+      [once.branches[0]!, branches(TRIED, CANCELLED)[1]!],
+      reply(1, 'compensate', false, { error: 'ledger down' }),
+      timing,
+    );
     expect(twice.tx).toMatchObject({ state: FAILED, terminal: true, reason: 'compensation of p1 failed: ledger down' });
     expect(twice.ended).toBe(true);
     expect(kinds(twice)).toEqual(['REPLIED', 'BRANCH_FAILED', 'ENDED']);
   });
 
   it('fails at once on a compensation refused as not retriable', () => {
-    const step = transition(tx(TxMode.SAGA, CANCELLING), branches(TRIED), reply(1, 'compensate', false, { error: 'refund window closed', retriable: false }), timing);
+    const step = transition(
+      tx(TxMode.SAGA, CANCELLING),
+      branches(TRIED),
+      reply(1, 'compensate', false, { error: 'refund window closed', retriable: false }),
+      timing,
+    );
     expect(step.tx).toMatchObject({ state: FAILED, reason: 'compensation of p1 failed: refund window closed' });
   });
 });
@@ -331,7 +356,10 @@ describe('coordinator protocol: a decision nobody acknowledges (a participant no
     expect(giveUp.branches).toEqual([expect.objectContaining({ branchId: 2, state: BranchState.FAILED, error: 'no answer to cancel after 3 resends' })]);
     expect(kinds(giveUp)).toEqual(['BRANCH_FAILED', 'ENDED']);
     // Without a bound (the default of the pure function), it keeps resending.
-    expect(transition(tx(TxMode.TCC, CANCELLING, { resendCount: 3 }), typo, { kind: 'resend' }, timing).tx).toMatchObject({ state: CANCELLING, resendCount: 4 });
+    expect(transition(tx(TxMode.TCC, CANCELLING, { resendCount: 3 }), typo, { kind: 'resend' }, timing).tx).toMatchObject({
+      state: CANCELLING,
+      resendCount: 4,
+    });
   });
 
   it('names a branch that kept refusing with its last error, and a saga compensation that answers is bounded by its policy, not by the resends', () => {
@@ -352,7 +380,12 @@ describe('coordinator protocol: ending by hand (concordat tx end)', () => {
   it('ends a FAILED transaction CANCELLED without sending anything, recording who and why', () => {
     const step = transition(tx(TxMode.TCC, FAILED, { decision: CANCELLING }), branches(CANCELLED, BranchState.FAILED), end('CANCELLED'), timing);
     expect(step.commands).toEqual([]);
-    expect(step.tx).toMatchObject({ state: CANCELLED, terminal: true, resendAfterMs: null, reason: 'ended by hand by alice@ops: typo in the participant name' });
+    expect(step.tx).toMatchObject({
+      state: CANCELLED,
+      terminal: true,
+      resendAfterMs: null,
+      reason: 'ended by hand by alice@ops: typo in the participant name',
+    });
     expect(step.ended).toBe(true);
     expect(step.events).toEqual([
       { kind: 'OPERATOR', branchId: null, state: null, detail: 'end as CANCELLED by alice@ops: typo in the participant name' },
@@ -372,7 +405,9 @@ describe('coordinator protocol: ending by hand (concordat tx end)', () => {
     expect(() => transition(tx(TxMode.TCC, FAILED, { decision: CONFIRMING }), branches(BranchState.FAILED), end('CANCELLED'), timing)).toThrow(
       'its decision was CONFIRMING, so branches may have confirmed',
     );
-    expect(() => transition(tx(TxMode.TCC, FAILED, { decision: CANCELLING }), branches(BranchState.FAILED), end('FAILED'), timing)).toThrow('it has already ended FAILED');
+    expect(() => transition(tx(TxMode.TCC, FAILED, { decision: CANCELLING }), branches(BranchState.FAILED), end('FAILED'), timing)).toThrow(
+      'it has already ended FAILED',
+    );
     expect(() => transition(tx(TxMode.TCC, CANCELLED), branches(CANCELLED), end('FAILED', true), timing)).toThrow(
       'global transaction g1 is CANCELLED: it has already ended; there is nothing to end',
     );
@@ -385,7 +420,12 @@ describe('coordinator protocol: a saga step nobody answers', () => {
     const steps = branches(TRIED, PENDING, CANCELLED);
     steps[1]!.participant = 'roomz.reserve';
     const giveUp = transition(tx(TxMode.SAGA, CANCELLING, { resendCount: 2 }), steps, { kind: 'resend' }, bounded);
-    expect(giveUp.tx).toMatchObject({ state: CANCELLING, terminal: false, resendCount: 0, reason: 'gave up after 2 resends of compensate: roomz.reserve (branch 2) never answered' });
+    expect(giveUp.tx).toMatchObject({
+      state: CANCELLING,
+      terminal: false,
+      resendCount: 0,
+      reason: 'gave up after 2 resends of compensate: roomz.reserve (branch 2) never answered',
+    });
     expect(states(giveUp)).toEqual(['2:FAILED']);
     expect(giveUp.commands).toEqual([{ branchId: 1, action: 'compensate' }]);
 

@@ -14,9 +14,7 @@ export class RoundRobinAssignor implements PartitionAssignor {
     const sorted = [...members].sort((a, b) => compareStrings(a.memberId, b.memberId));
     const builder = new AssignmentBuilder(sorted.map((member) => member.memberId));
     const subscribed = sorted.map((member) => new Set(member.subscription.topics));
-    const topics = [...new Set(sorted.flatMap((member) => member.subscription.topics))]
-      .filter((topic) => partitionsPerTopic.has(topic))
-      .sort(compareStrings);
+    const topics = [...new Set(sorted.flatMap((member) => member.subscription.topics))].filter((topic) => partitionsPerTopic.has(topic)).sort(compareStrings);
     let next = 0;
     for (const topic of topics) {
       const partitions = partitionsPerTopic.get(topic)!;

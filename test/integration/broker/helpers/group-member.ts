@@ -73,17 +73,17 @@ export async function startMember(options: MemberOptions, report: (event: Member
     },
   });
   async function processAndCommit(partition: number, offset: number): Promise<void> {
-      report({ event: 'processed', member: options.name, partition, offset });
-      await new Promise((resolve) => setTimeout(resolve, options.delayMs));
-      try {
-        await consumer.commitOffsets([{ topic: options.topic, partition, offset: String(offset + 1) }]);
-        report({ event: 'committed', member: options.name, partition, offset });
-      } catch (error) {
-        // Lost the partition to a rebalance: the next owner starts from the last committed offset.
-        // kafkajs rejoins on the rebalance errors it gets back, so hand it the original one.
-        report({ event: 'commit-failed', member: options.name, partition, offset });
-        throw error;
-      }
+    report({ event: 'processed', member: options.name, partition, offset });
+    await new Promise((resolve) => setTimeout(resolve, options.delayMs));
+    try {
+      await consumer.commitOffsets([{ topic: options.topic, partition, offset: String(offset + 1) }]);
+      report({ event: 'committed', member: options.name, partition, offset });
+    } catch (error) {
+      // Lost the partition to a rebalance: the next owner starts from the last committed offset.
+      // kafkajs rejoins on the rebalance errors it gets back, so hand it the original one.
+      report({ event: 'commit-failed', member: options.name, partition, offset });
+      throw error;
+    }
   }
   return {
     consumer,

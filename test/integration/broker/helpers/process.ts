@@ -12,7 +12,11 @@ export interface RunResult {
  * lives in this process), feeding `input` to stdin; kills it after
  * `timeoutMs`. Resolves with its exit status and output either way.
  */
-export function run(command: string, args: string[], options: { input?: string | Buffer; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+export function run(
+  command: string,
+  args: string[],
+  options: { input?: string | Buffer; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env });
     const stdout: Buffer[] = [];

@@ -58,7 +58,7 @@ export async function produce(
   const batch = options.batch ?? 10;
   for (let i = 0; i < entries.length; i += batch) {
     const slice = entries.slice(i, i + batch);
-    for (const deadline = Date.now() + (options.retryUntilMs ?? 0); ; ) {
+    for (const deadline = Date.now() + (options.retryUntilMs ?? 0); ;) {
       try {
         await runTransaction(dataSource, 'producer', async (context) => {
           for (const entry of slice) context.publish(ENTRIES, entry, { key: entry.key, id: `${run}-${entry.key}-${entry.seq}` });

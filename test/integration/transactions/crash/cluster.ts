@@ -111,10 +111,7 @@ export class CrashCluster {
     const running = this.running.get(role);
     if (running === undefined) throw new Error(`${role} is not running`);
     let timer: NodeJS.Timeout | undefined;
-    const how = await Promise.race([
-      running.exited,
-      new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs))),
-    ]);
+    const how = await Promise.race([running.exited, new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)))]);
     clearTimeout(timer);
     if (how !== 'SIGKILL') throw new Error(`${role} was not killed at ${point} (${String(how)}):\n${running.output.slice(-30).join('\n')}`);
     this.running.delete(role);
@@ -148,7 +145,11 @@ export class CrashCluster {
               ? await beginTwoPhase(context, { ...common, branches: PARTICIPANTS.map((participant) => ({ participant, payload })) })
               : await beginSaga(context, {
                   ...common,
-                  steps: ['alpha', 'beta', 'alpha'].map((participant) => ({ participant, payload, retry: { maxAttempts: 2, initialDelayMs: 50, maxDelayMs: 50 } })),
+                  steps: ['alpha', 'beta', 'alpha'].map((participant) => ({
+                    participant,
+                    payload,
+                    retry: { maxAttempts: 2, initialDelayMs: 50, maxDelayMs: 50 },
+                  })),
                 });
         await context.flush();
         return txId;
