@@ -136,7 +136,6 @@ export class RelayLane {
       if (acknowledged === undefined) return;
       await this.host.dataSource.query(DELETE_BATCH, [acknowledged.seqs]);
       this.acknowledged = undefined;
-      this.host.batchDone(acknowledged.seqs.length, acknowledged.startedAt);
     } catch (error) {
       this.log.warn({ err: describeError(error), lane: this.index }, 'could not delete published outbox rows at stop; they will be published again');
     } finally {
@@ -210,13 +209,11 @@ export class RelayLane {
       options.batchRowsMax,
       acknowledged?.seqs ?? [],
     ]);
-    if (acknowledged !== undefined) {
-      this.acknowledged = undefined;
-      this.host.batchDone(acknowledged.seqs.length, acknowledged.startedAt);
-    }
+    if (acknowledged !== undefined) this.acknowledged = undefined;
     if (read.length === 0) return;
     const rows = withinBytes(read, options.batchBytesMax);
-    await this.publishIsolatingPoison(rows);
+    // Counted once the log acknowledged them (their delete comes with the next read): a consumer may already have handled them.
+    this.host.batchDone(await this.publishIsolatingPoison(rows), startedAt);
     await faultPoint('relay.after-publish');
     this.acknowledged = { seqs: rows.map((row) => row.seq), startedAt };
     // A full batch means more rows wait in these shards: read them again at once.
@@ -230,11 +227,12 @@ export class RelayLane {
    * moves them to `concordat.outbox_failed`, so that they do not hold back
    * every key of this lane forever. The rows around them are published as
    * usual. A retriable failure propagates (the whole batch is retried).
+   * @returns how many rows the log acknowledged
    */
-  private async publishIsolatingPoison(rows: ClaimedRow[]): Promise<void> {
+  private async publishIsolatingPoison(rows: ClaimedRow[]): Promise<number> {
     try {
       await this.host.publish(rows);
-      return;
+      return rows.length;
     } catch (error) {
       if (!isPoisonRecordError(error)) throw error;
     }
@@ -242,6 +240,7 @@ export class RelayLane {
     await this.bisect(rows, failed);
     await this.host.dataSource.query(MOVE_FAILED, [failed.map((f) => f.row.seq), failed.map((f) => describeError(f.error).slice(0, 4096))]);
     this.host.rowsFailed(failed);
+    return rows.length - failed.length;
   }
 
   private async bisect(rows: ClaimedRow[], failed: Array<{ row: ClaimedRow; error: unknown }>): Promise<void> {
