@@ -194,7 +194,7 @@ export class OutboxRelay implements LaneHost {
     );
   }
 
-  /** Rows this relay published (and removed) since it started. */
+  /** Rows this relay published since it started (counted when the log acknowledged them; their delete follows with the next read). */
   get published(): number {
     return this.publishedTotal;
   }
