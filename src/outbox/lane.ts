@@ -88,7 +88,6 @@ const MOVE_FAILED = `
 /** A batch published and acknowledged, whose rows are still to be deleted. */
 interface Acknowledged {
   seqs: string[];
-  startedAt: number;
 }
 
 /**
@@ -209,13 +208,13 @@ export class RelayLane {
       options.batchRowsMax,
       acknowledged?.seqs ?? [],
     ]);
-    if (acknowledged !== undefined) this.acknowledged = undefined;
+    this.acknowledged = undefined;
     if (read.length === 0) return;
     const rows = withinBytes(read, options.batchBytesMax);
     // Counted once the log acknowledged them (their delete comes with the next read): a consumer may already have handled them.
     this.host.batchDone(await this.publishIsolatingPoison(rows), startedAt);
     await faultPoint('relay.after-publish');
-    this.acknowledged = { seqs: rows.map((row) => row.seq), startedAt };
+    this.acknowledged = { seqs: rows.map((row) => row.seq) };
     // A full batch means more rows wait in these shards: read them again at once.
     if (read.length === options.batchRowsMax || rows.length < read.length) this.markDirty(shards);
   }
