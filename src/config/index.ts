@@ -56,3 +56,5 @@ export {
   type OffsetResetEvent,
 } from './embedded-transport-options.js';
 export { compileConsoleOptions, type CompiledConsoleOptions, type ConsoleOptions } from './console-options.js';
+export { compileCoordinatorOptions, type CompiledCoordinatorOptions, type CoordinatorOptions } from './coordinator-options.js';
+export { compileRetryPolicy, RetryStrategy, type CompiledRetryPolicy, type RetryPolicyOptions } from './retry-options.js';

@@ -1,7 +1,7 @@
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { topicNameProblem } from '../log/index.js';
 import { PER_PARTITION_CONCURRENCY } from '../transport/index.js';
-import { compileRetryPolicy, type CompiledRetryPolicy } from './retry.js';
+import { compileRetryPolicy, type CompiledRetryPolicy } from '../config/index.js';
 import { compileFilter, describeFilter, filtersDisjoint, type CompiledFilter } from './filter.js';
 import { getDecoratorChecks, getHandlers, getServiceMetadata, type HandlerMetadata } from './metadata.js';
 

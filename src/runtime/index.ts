@@ -56,14 +56,5 @@ export {
   type HandlerOptions,
   type ServiceMetadata,
 } from './metadata.js';
-export {
-  RetryStrategy,
-  compileRetryPolicy,
-  isDatabaseUnavailable,
-  retryDelayMs,
-  isLockTimeout,
-  isTransactionConflict,
-  isTransientConflict,
-  type CompiledRetryPolicy,
-  type RetryPolicyOptions,
-} from './retry.js';
+export { isDatabaseUnavailable, retryDelayMs, isLockTimeout, isTransactionConflict, isTransientConflict } from './retry.js';
+export { RetryStrategy, compileRetryPolicy, type CompiledRetryPolicy, type RetryPolicyOptions } from '../config/index.js';

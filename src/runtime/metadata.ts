@@ -7,7 +7,7 @@
  */
 
 import type { StandardSchemaV1 } from '@standard-schema/spec';
-import type { RetryPolicyOptions } from './retry.js';
+import type { RetryPolicyOptions } from '../config/index.js';
 import type { MessageFilter } from './filter.js';
 import type { MessageContext } from './context.js';
 import type { ConcordatApp } from './app.js';

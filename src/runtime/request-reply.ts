@@ -20,7 +20,7 @@ import {
 } from './request-options.js';
 import type { ConsumerDescriptor, HandlerDescriptor } from './explorer.js';
 import { asFailedReply, ReplyAttribute, ReplyType, RequestFailedError } from './reply.js';
-import { compileRetryPolicy } from './retry.js';
+import { compileRetryPolicy } from '../config/index.js';
 import { isTopic, validateNow, type Topic } from './topic.js';
 
 type Outcome = 'answered' | 'failed' | 'timed_out' | 'not_sent' | 'stopped';

@@ -3,7 +3,7 @@ import { validateTopicName } from '../../log/index.js';
 import { runTransaction, type MessageContext, type TransactionContext } from '../context.js';
 import { CronSchedule } from '../cron.js';
 import { defineDecoratorCheck, defineMessageHandler, defineStartHook } from '../metadata.js';
-import type { RetryPolicyOptions } from '../retry.js';
+import type { RetryPolicyOptions } from '../../config/index.js';
 import { legacyMethodDecorator } from './legacy.js';
 
 /** What a tick of a schedule carries. */

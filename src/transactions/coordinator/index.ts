@@ -1,14 +1,6 @@
 export { cleanupFences, cleanupHistory, type CleanupLimits } from './cleanup.js';
-export {
-  COORDINATOR_OPTIONS,
-  COORDINATOR_SERVICE,
-  CoordinatorFault,
-  TransactionCoordinator,
-  compileCoordinatorOptions,
-  timingOf,
-  type CompiledCoordinatorOptions,
-  type CoordinatorOptions,
-} from './coordinator.js';
+export { COORDINATOR_OPTIONS, COORDINATOR_SERVICE, CoordinatorFault, TransactionCoordinator, timingOf } from './coordinator.js';
+export { compileCoordinatorOptions, type CompiledCoordinatorOptions, type CoordinatorOptions } from '../../config/index.js';
 export { driveGlobalTx, sendCommands } from './driver.js';
 export {
   BranchAction,
