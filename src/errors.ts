@@ -1,132 +1,13 @@
-/**
- * Every code a {@link ConcordatError} carries, grouped by the part of
- * Concordat that throws it. Codes that name a condition of Kafka's protocol
- * are Kafka's names (the broker answers them with Kafka's numbers).
- */
-export const ErrorCode = {
-  // configuration
-  CONFIG_INVALID: 'CONFIG_INVALID',
+import { ERROR_CODES, ErrorCode } from './error-codes.js';
 
-  // log engine (names shared with Kafka where one exists)
-  INVALID_TOPIC_EXCEPTION: 'INVALID_TOPIC_EXCEPTION',
-  TOPIC_ALREADY_EXISTS: 'TOPIC_ALREADY_EXISTS',
-  UNKNOWN_TOPIC_OR_PARTITION: 'UNKNOWN_TOPIC_OR_PARTITION',
-  INVALID_PARTITIONS: 'INVALID_PARTITIONS',
-  OFFSET_OUT_OF_RANGE: 'OFFSET_OUT_OF_RANGE',
-  CORRUPT_MESSAGE: 'CORRUPT_MESSAGE',
-  UNSUPPORTED_FOR_MESSAGE_FORMAT: 'UNSUPPORTED_FOR_MESSAGE_FORMAT',
-  UNSUPPORTED_COMPRESSION_TYPE: 'UNSUPPORTED_COMPRESSION_TYPE',
-  MESSAGE_TOO_LARGE: 'MESSAGE_TOO_LARGE',
-  RECORD_LIST_TOO_LARGE: 'RECORD_LIST_TOO_LARGE',
-  LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
-  KAFKA_STORAGE_ERROR: 'KAFKA_STORAGE_ERROR',
-  STORAGE_CORRUPT: 'STORAGE_CORRUPT',
-  LOG_CLOSED: 'LOG_CLOSED',
-  OUT_OF_ORDER_SEQUENCE_NUMBER: 'OUT_OF_ORDER_SEQUENCE_NUMBER',
-  DUPLICATE_SEQUENCE_NUMBER: 'DUPLICATE_SEQUENCE_NUMBER',
-  INVALID_PRODUCER_EPOCH: 'INVALID_PRODUCER_EPOCH',
-  UNKNOWN_PRODUCER_ID: 'UNKNOWN_PRODUCER_ID',
-
-  // Kafka transactions (KIP-98)
-  INVALID_TXN_STATE: 'INVALID_TXN_STATE',
-  INVALID_PRODUCER_ID_MAPPING: 'INVALID_PRODUCER_ID_MAPPING',
-  INVALID_TRANSACTION_TIMEOUT: 'INVALID_TRANSACTION_TIMEOUT',
-  CONCURRENT_TRANSACTIONS: 'CONCURRENT_TRANSACTIONS',
-  PRODUCER_FENCED: 'PRODUCER_FENCED',
-  OPERATION_NOT_ATTEMPTED: 'OPERATION_NOT_ATTEMPTED',
-
-  // consumer groups
-  ILLEGAL_GENERATION: 'ILLEGAL_GENERATION',
-  UNKNOWN_MEMBER_ID: 'UNKNOWN_MEMBER_ID',
-  MEMBER_ID_REQUIRED: 'MEMBER_ID_REQUIRED',
-  REBALANCE_IN_PROGRESS: 'REBALANCE_IN_PROGRESS',
-  INCONSISTENT_GROUP_PROTOCOL: 'INCONSISTENT_GROUP_PROTOCOL',
-  INVALID_SESSION_TIMEOUT: 'INVALID_SESSION_TIMEOUT',
-  INVALID_GROUP_ID: 'INVALID_GROUP_ID',
-  GROUP_ID_NOT_FOUND: 'GROUP_ID_NOT_FOUND',
-  NON_EMPTY_GROUP: 'NON_EMPTY_GROUP',
-  GROUP_SUBSCRIBED_TO_TOPIC: 'GROUP_SUBSCRIBED_TO_TOPIC',
-  COORDINATOR_NOT_AVAILABLE: 'COORDINATOR_NOT_AVAILABLE',
-
-  // broker / wire protocol
-  FRAME_INVALID: 'FRAME_INVALID',
-  FRAME_TOO_LARGE: 'FRAME_TOO_LARGE',
-  UNSUPPORTED_VERSION: 'UNSUPPORTED_VERSION',
-  SASL_AUTHENTICATION_FAILED: 'SASL_AUTHENTICATION_FAILED',
-  INSECURE_LISTENER: 'INSECURE_LISTENER',
-
-  // messaging / transport
-  SERIALIZATION_FAILED: 'SERIALIZATION_FAILED',
-  ENVELOPE_INVALID: 'ENVELOPE_INVALID',
-  TRANSPORT_CLOSED: 'TRANSPORT_CLOSED',
-  PUBLISH_FAILED: 'PUBLISH_FAILED',
-  /** A payload does not satisfy the schema of its topic or participant (`defineTopic`, `defineParticipant`). */
-  VALIDATION_FAILED: 'VALIDATION_FAILED',
-  /** `publish(..., { deliverAt, delayMs })` was given a bad time (both, an invalid Date, a negative or non-finite delay). */
-  SCHEDULE_INVALID: 'SCHEDULE_INVALID',
-  /** `cancelScheduled(id)` came too late: the message is due (or being delivered); it will be delivered. */
-  SCHEDULED_MESSAGE_DUE: 'SCHEDULED_MESSAGE_DUE',
-  /** `cancelScheduled(id)` found no pending scheduled message with that ID: never scheduled, already cancelled, or already delivered. */
-  SCHEDULED_MESSAGE_NOT_FOUND: 'SCHEDULED_MESSAGE_NOT_FOUND',
-
-  // persistence
-  DATABASE_UNAVAILABLE: 'DATABASE_UNAVAILABLE',
-  EMBEDDED_POSTGRES_FAILED: 'EMBEDDED_POSTGRES_FAILED',
-  PREPARED_TRANSACTIONS_DISABLED: 'PREPARED_TRANSACTIONS_DISABLED',
-  MIGRATION_FAILED: 'MIGRATION_FAILED',
-  /** The database has no Concordat schema (never migrated): `concordat migrate` creates it. */
-  SCHEMA_MISSING: 'SCHEMA_MISSING',
-  /** `COMMIT` answered `ROLLBACK`: a statement inside the transaction failed and its error was caught. */
-  TRANSACTION_ROLLED_BACK: 'TRANSACTION_ROLLED_BACK',
-
-  // runtime
-  HANDLER_DEFINITION_INVALID: 'HANDLER_DEFINITION_INVALID',
-  HANDLER_FAILED: 'HANDLER_FAILED',
-  RETRIES_EXHAUSTED: 'RETRIES_EXHAUSTED',
-  DEDUP_WINDOW_TOO_SHORT: 'DEDUP_WINDOW_TOO_SHORT',
-  /** A dead letter to replay failed longer ago than its consumer group's inbox dedup window (replay it with force). */
-  DEAD_LETTER_TOO_OLD: 'DEAD_LETTER_TOO_OLD',
-  APP_STATE_INVALID: 'APP_STATE_INVALID',
-  /** `app.request()` / `pending.reply()`: no reply within `timeoutMs` of the request's commit (retriable: the responder may only be slow). */
-  REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
-  /** The responder's handler failed for good on a request (its message was dead-lettered): the error reply it sent. */
-  REQUEST_FAILED: 'REQUEST_FAILED',
-  /** `pending.reply()` on a request whose transaction rolled back: it was never sent. */
-  REQUEST_NOT_SENT: 'REQUEST_NOT_SENT',
-  /** Request-reply misused: requests not enabled, `ctx.request` in a message handler, a reply awaited before its transaction committed, a bad `timeoutMs`. */
-  REQUEST_INVALID: 'REQUEST_INVALID',
-
-  // global transactions
-  GLOBAL_TX_NOT_FOUND: 'GLOBAL_TX_NOT_FOUND',
-  GLOBAL_TX_STATE_INVALID: 'GLOBAL_TX_STATE_INVALID',
-  GLOBAL_TX_TIMED_OUT: 'GLOBAL_TX_TIMED_OUT',
-  BRANCH_REJECTED: 'BRANCH_REJECTED',
-  TRY_AFTER_CANCEL: 'TRY_AFTER_CANCEL',
-  PARTICIPANT_UNKNOWN: 'PARTICIPANT_UNKNOWN',
-
-  // log engine and consumer groups, added with src/log/ (names shared with Kafka where one exists)
-  LOG_DIR_LOCKED: 'LOG_DIR_LOCKED',
-  /** The embedded log directory was written for another database than the app's (see EmbeddedTransport.pairWithDatabase). */
-  LOG_DATABASE_MISMATCH: 'LOG_DATABASE_MISMATCH',
-  INVALID_RECORD: 'INVALID_RECORD',
-  INVALID_CONFIG: 'INVALID_CONFIG',
-  OFFSET_METADATA_TOO_LARGE: 'OFFSET_METADATA_TOO_LARGE',
-  GROUP_MAX_SIZE_REACHED: 'GROUP_MAX_SIZE_REACHED',
-  FENCED_INSTANCE_ID: 'FENCED_INSTANCE_ID',
-
-  // operations (src/admin/)
-  /** A broker refused or failed an admin request with an error that has no code of its own here; the message quotes the broker's. */
-  ADMIN_REQUEST_FAILED: 'ADMIN_REQUEST_FAILED',
-} as const;
-
-/** One of the {@link ErrorCode} values. */
-export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+export { ERROR_CODES, ErrorCode, errorCodeOfKafka, isErrorCode, type ErrorCodeSpec } from './error-codes.js';
+export { KAFKA_ERRORS, KafkaError, isKafkaErrorName, kafkaErrorName, kafkaErrorOf, type KafkaErrorName, type KafkaErrorSpec } from './kafka-errors.js';
 
 /** What a {@link ConcordatError} is made of besides its message. */
 export interface ConcordatErrorOptions {
   /** Stable, machine-readable code. */
   code: ErrorCode;
-  /** Whether trying the same operation again may succeed. @default false */
+  /** Whether trying the same operation again may succeed. @default the code's `retriable` in {@link ERROR_CODES} */
   retriable?: boolean;
   /** The error this one wraps. */
   cause?: unknown;
@@ -144,9 +25,11 @@ export interface ConcordatErrorOptions {
  * own error as final with {@link nonRetriable} or by throwing a
  * `ConcordatError` with `retriable: false`.
  *
- * Where a condition has a name in Kafka's protocol (OFFSET_OUT_OF_RANGE,
- * ILLEGAL_GENERATION, ...), the code is that name, so the broker maps codes to
- * Kafka's numeric error codes through one table (`broker/codec/error-codes.ts`).
+ * Each code's meaning, default `retriable` and Kafka error are one row of
+ * {@link ERROR_CODES} (`error-codes.ts`); an error says `retriable` only where
+ * it differs from its code's default. Where a condition has a name in Kafka's
+ * protocol (OFFSET_OUT_OF_RANGE, ILLEGAL_GENERATION, ...), the code is that
+ * name, and its number is in Kafka's table (`kafka-errors.ts`).
  */
 export class ConcordatError extends Error {
   /** Stable, machine-readable code; branch on it, never on the message. */
@@ -158,13 +41,13 @@ export class ConcordatError extends Error {
 
   /**
    * @param message what went wrong and, for an operating error, what to do about it
-   * @param options the code, the retriable flag (default false), the cause and the context
+   * @param options the code, the retriable flag (default: the code's in {@link ERROR_CODES}), the cause and the context
    */
   constructor(message: string, options: ConcordatErrorOptions) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = options.code;
-    this.retriable = options.retriable ?? false;
+    this.retriable = options.retriable ?? ERROR_CODES[options.code].retriable;
     this.context = Object.freeze({ ...(options.context ?? {}) });
   }
 }
@@ -182,7 +65,6 @@ export class RetriesExhaustedError extends ConcordatError {
   constructor(attempts: number, cause: unknown, context: Record<string, unknown> = {}) {
     super(`gave up after ${attempts} attempt(s): ${describeError(cause)}`, {
       code: ErrorCode.RETRIES_EXHAUSTED,
-      retriable: false,
       cause,
       context: { ...context, attempts },
     });
@@ -216,12 +98,22 @@ export class ValidationError extends ConcordatError {
    */
   constructor(what: string, issues: readonly ValidationIssue[], context: Record<string, unknown> = {}) {
     const listed = issues.map((issue) => (issue.path === '' ? issue.message : `${issue.path}: ${issue.message}`)).join('; ');
-    super(`${what} is invalid: ${listed}`, { code: ErrorCode.VALIDATION_FAILED, retriable: false, context: { ...context, issues } });
+    super(`${what} is invalid: ${listed}`, { code: ErrorCode.VALIDATION_FAILED, context: { ...context, issues } });
     this.issues = issues;
   }
 }
 
 const PROGRAMMER_ERRORS: ReadonlyArray<new (...args: never[]) => Error> = [TypeError, RangeError, ReferenceError, SyntaxError];
+
+/**
+ * Whether the innermost cause of `error` ({@link rootCause}) is a programmer
+ * error (`TypeError`, `RangeError`, `ReferenceError`, `SyntaxError`, or a
+ * subclass): what nothing retries, however a library wrapped it.
+ */
+export function isProgrammerError(error: unknown): boolean {
+  const innermost = rootCause(error);
+  return PROGRAMMER_ERRORS.some((kind) => innermost instanceof kind);
+}
 
 const NON_RETRIABLE = Symbol.for('concordat.nonRetriable');
 

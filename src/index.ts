@@ -6,13 +6,19 @@
 import 'reflect-metadata';
 export {
   ConcordatError,
+  ERROR_CODES,
   ErrorCode,
+  KAFKA_ERRORS,
+  KafkaError,
   RetriesExhaustedError,
   ValidationError,
   describeError,
   isRetriable,
   nonRetriable,
   type ConcordatErrorOptions,
+  type ErrorCodeSpec,
+  type KafkaErrorName,
+  type KafkaErrorSpec,
   type ValidationIssue,
 } from './errors.js';
 export { kafkaTransportOptionsFromEnv, type DatabaseOptions, type InboxOptions, type KafkaTransportOptions, type RelayOptions } from './config/index.js';

@@ -1,5 +1,5 @@
 import { AssignerProtocol, Kafka, logLevel, type Admin, type ConfigResourceTypes, type KafkaConfig } from 'kafkajs';
-import { ConcordatError, ErrorCode, causeChain, describeError } from '../errors.js';
+import { ConcordatError, ErrorCode, causeChain, describeError, errorCodeOfKafka, kafkaErrorOf } from '../errors.js';
 import type {
   CreateTopicRequest,
   GroupInfo,
@@ -262,13 +262,12 @@ function decodeMemberAssignment(bytes: Buffer): GroupMemberInfo['assignment'] {
     .sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0));
 }
 
-const KNOWN_CODES = new Set<string>(Object.values(ErrorCode));
-
-/** The Kafka error name kafkajs reports (`type` of a protocol error, or of the first in an aggregate), if it is one of ours. */
+/** The Concordat code of the Kafka error kafkajs reports (of a protocol error, or of the first in an aggregate), if it has one (see errorCodeOfKafka). */
 function codeOf(error: unknown): ErrorCode | undefined {
   for (const current of causeChain(error)) {
-    const e = current as { type?: unknown; errors?: unknown[] };
-    if (typeof e.type === 'string' && KNOWN_CODES.has(e.type)) return e.type as ErrorCode;
+    const code = errorCodeOfKafka(kafkaErrorOf(current));
+    if (code !== undefined) return code;
+    const e = current as { errors?: unknown[] };
     if (Array.isArray(e.errors))
       for (const inner of e.errors) {
         const code = codeOf(inner);
@@ -297,7 +296,6 @@ function isConnectionFailure(error: unknown): boolean {
 function unreachable(where: string, error: unknown): ConcordatError {
   return new ConcordatError(`cannot reach ${where}: ${describeError(error)}; is the broker running, and is --bootstrap host:port right?`, {
     code: ErrorCode.COORDINATOR_NOT_AVAILABLE,
-    retriable: true,
     cause: error,
   });
 }

@@ -225,7 +225,7 @@ export class Broker {
   private async shutdown(): Promise<void> {
     this.logger.info({ connections: this.connections.size }, 'broker shutting down');
     const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.closing.abort(new ConcordatError('broker shutting down', { code: ErrorCode.LOG_CLOSED, retriable: true }));
+    this.closing.abort(new ConcordatError('broker shutting down', { code: ErrorCode.LOG_CLOSED }));
     const deadline = Date.now() + this.options.shutdownGraceMs;
     while (Date.now() < deadline && [...this.connections].some((c) => c.pendingRequests > 0)) {
       await new Promise((resolve) => setTimeout(resolve, 10));

@@ -83,7 +83,7 @@ async function locate(flags: WhereFlags, create: boolean): Promise<Target> {
       `no embedded PostgreSQL in ${dataDir}: no Concordat app has run with the data directory ${resolve(flags.data)}, and this command creates none. ` +
         `Point it at your database with --url postgres://user@host:5432/db or DATABASE_URL, or at an app's data directory with --data <dir> ` +
         `(to create an embedded database and its schema there, run "concordat migrate")`,
-      { code: ErrorCode.DATABASE_UNAVAILABLE, context: { dataDir } },
+      { code: ErrorCode.DATABASE_UNAVAILABLE, retriable: false, context: { dataDir } },
     );
   }
   const embedded = await startEmbeddedPostgres({ dataDir });
@@ -94,7 +94,7 @@ async function locate(flags: WhereFlags, create: boolean): Promise<Target> {
       throw new ConcordatError(
         `${where} does not exist: name the app's database with --database <name> (the order demo's is order_saga), ` +
           `or create it with its schema by "concordat migrate ${sameFlags}"`,
-        { code: ErrorCode.DATABASE_UNAVAILABLE, context: { dataDir, database: flags.database } },
+        { code: ErrorCode.DATABASE_UNAVAILABLE, retriable: false, context: { dataDir, database: flags.database } },
       );
     }
     return { url: admin.replace(/\/postgres$/, `/${encodeURIComponent(flags.database)}`), embedded, where, sameFlags };

@@ -173,7 +173,7 @@ export async function writeFully(file: FileHandle, data: Buffer, position: numbe
   while (done < data.length) {
     const { bytesWritten } = await file.write(data, done, data.length - done, position + done);
     if (bytesWritten <= 0) {
-      throw new ConcordatError(`short write to ${position + done}`, { code: ErrorCode.KAFKA_STORAGE_ERROR, retriable: true });
+      throw new ConcordatError(`short write to ${position + done}`, { code: ErrorCode.KAFKA_STORAGE_ERROR });
     }
     done += bytesWritten;
   }

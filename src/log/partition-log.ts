@@ -1452,7 +1452,7 @@ function readError(ctx: PartitionLogContext, offset: number, cause: unknown): un
   if (cause instanceof ConcordatError || typeof (cause as NodeJS.ErrnoException).syscall !== 'string') return cause;
   return new ConcordatError(
     `read of topic '${ctx.topic}' partition ${ctx.partition} at offset ${offset} failed: ${describe(cause)}; check the disk, then read again`,
-    { code: ErrorCode.KAFKA_STORAGE_ERROR, retriable: true, cause, context: { topic: ctx.topic, partition: ctx.partition, offset } },
+    { code: ErrorCode.KAFKA_STORAGE_ERROR, cause, context: { topic: ctx.topic, partition: ctx.partition, offset } },
   );
 }
 

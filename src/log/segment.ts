@@ -864,7 +864,7 @@ async function writevFully(file: FileHandle, chunks: readonly Buffer[], position
   while (pending.length > 0) {
     const { bytesWritten } = await file.writev(pending, at);
     if (bytesWritten <= 0) {
-      throw new ConcordatError(`short write at byte ${at}`, { code: ErrorCode.KAFKA_STORAGE_ERROR, retriable: true });
+      throw new ConcordatError(`short write at byte ${at}`, { code: ErrorCode.KAFKA_STORAGE_ERROR });
     }
     at += bytesWritten;
     let skip = bytesWritten;

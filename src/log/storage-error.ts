@@ -30,11 +30,11 @@ export function isDiskFull(error: unknown): boolean {
 export function storageWriteError(what: string, kept: string, dir: string, cause: unknown, context: Record<string, unknown> = {}): ConcordatError {
   const text = cause instanceof Error ? cause.message : String(cause);
   if (!isDiskFull(cause)) {
-    return new ConcordatError(`${what} failed: ${text}; ${kept}, retry`, { code: ErrorCode.KAFKA_STORAGE_ERROR, retriable: true, cause, context });
+    return new ConcordatError(`${what} failed: ${text}; ${kept}, retry`, { code: ErrorCode.KAFKA_STORAGE_ERROR, cause, context });
   }
   return new ConcordatError(
     `${what} failed: the disk is full (${text}); ${kept}. Free space on the file system holding ${dir} ` +
       `(delete other files there, lower the topics' retentionMs or retentionBytes, or grow the volume), then retry`,
-    { code: ErrorCode.KAFKA_STORAGE_ERROR, retriable: true, cause, context: { ...context, diskFull: true, dir } },
+    { code: ErrorCode.KAFKA_STORAGE_ERROR, cause, context: { ...context, diskFull: true, dir } },
   );
 }

@@ -321,7 +321,6 @@ export class OutboxRelay implements LaneHost {
           reject(
             new ConcordatError(`the log did not acknowledge ${rows.length} outbox row(s) within relay.publishTimeoutMs (${this.options.publishTimeoutMs} ms)`, {
               code: ErrorCode.PUBLISH_FAILED,
-              retriable: true,
             }),
           ),
         this.options.publishTimeoutMs,

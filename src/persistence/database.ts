@@ -180,7 +180,6 @@ function unavailable(url: string, options: CompiledDatabaseOptions, cause: unkno
       : 'Check that PostgreSQL runs and accepts TCP connections there; to wait for it at start, set database.connectRetry: { timeoutMs: ... }.';
   return new ConcordatError(`cannot connect to PostgreSQL at ${redact(url)} (from ${from})${waited}: ${causeText(cause)}. ${hint}`, {
     code: ErrorCode.DATABASE_UNAVAILABLE,
-    retriable: true,
     cause,
     context: { url: redact(url), urlFrom: options.urlOrigin, attempts, waitedMs },
   });

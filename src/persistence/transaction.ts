@@ -61,8 +61,8 @@ export function transactionRolledBack(): ConcordatError {
     'the transaction was rolled back, not committed: a statement inside it failed and the error was caught, ' +
       'which leaves a PostgreSQL transaction aborted (COMMIT then answers ROLLBACK). Let the error propagate, ' +
       'or run the statement that may fail in a savepoint (manager.transaction(...) inside the transaction) and catch its error there.',
-    // Retriable: what failed may have been transient (a lock timeout, a unique violation a retry does not meet).
-    { code: ErrorCode.TRANSACTION_ROLLED_BACK, retriable: true },
+    // Retriable (the code's default): what failed may have been transient (a lock timeout, a unique violation a retry does not meet).
+    { code: ErrorCode.TRANSACTION_ROLLED_BACK },
   );
 }
 

@@ -387,7 +387,7 @@ function requestTimedOut(waiter: Waiter): ConcordatError {
       `(the consumer group that handles '${waiter.topic}') is down, behind or still retrying. The request stays in the log and will still be handled, once; ` +
       'a reply that comes later is counted as late (concordat_replies_unmatched_total) and given to requests.onUnmatchedReply, not to this call. ' +
       `Look at the responder's lag (concordat groups describe <group>), or give a longer timeoutMs; calling again sends a new request`,
-    { code: ErrorCode.REQUEST_TIMEOUT, retriable: true, context: { topic: waiter.topic, requestId: waiter.id, timeoutMs: waiter.timeoutMs } },
+    { code: ErrorCode.REQUEST_TIMEOUT, context: { topic: waiter.topic, requestId: waiter.id, timeoutMs: waiter.timeoutMs } },
   );
 }
 

@@ -699,7 +699,6 @@ export class GroupCoordinator {
     this.logger.error({ groupId: group.groupId, generationId: generation, error: (error as Error).message }, 'could not store group membership');
     return new ConcordatError(`group '${group.groupId}': its membership could not be stored (${(error as Error).message}); join again`, {
       code: ErrorCode.COORDINATOR_NOT_AVAILABLE,
-      retriable: true,
       cause: error,
     });
   }
@@ -1198,7 +1197,7 @@ function fencedError(group: Group, memberId: string, groupInstanceId: string): C
   );
 }
 
+/** A ConcordatError with `code`, retriable as the error table says for it (REBALANCE_IN_PROGRESS and COORDINATOR_NOT_AVAILABLE are). */
 function groupError(code: ErrorCode, message: string): ConcordatError {
-  const retriable = code === ErrorCode.REBALANCE_IN_PROGRESS || code === ErrorCode.COORDINATOR_NOT_AVAILABLE;
-  return new ConcordatError(message, { code, retriable });
+  return new ConcordatError(message, { code });
 }

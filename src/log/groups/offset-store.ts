@@ -267,7 +267,7 @@ export class OffsetStore {
   // ------------------------------------------------------------------ writing
 
   private enqueue(payload: Payload): Promise<void> {
-    if (this.closed) return Promise.reject(new ConcordatError('the offset store is closed', { code: ErrorCode.COORDINATOR_NOT_AVAILABLE, retriable: true }));
+    if (this.closed) return Promise.reject(new ConcordatError('the offset store is closed', { code: ErrorCode.COORDINATOR_NOT_AVAILABLE }));
     if (this.broken !== null) return Promise.reject(this.broken);
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ payload, bytes: encodeRecord(payload), resolve, reject });

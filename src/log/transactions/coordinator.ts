@@ -653,7 +653,7 @@ function fromStored(s: StoredTransaction): TransactionMetadata {
   };
 }
 
+/** A ConcordatError with `code`, retriable as the error table says for it (CONCURRENT_TRANSACTIONS and COORDINATOR_NOT_AVAILABLE are). */
 function txnError(code: ErrorCode, message: string, cause?: unknown): ConcordatError {
-  const retriable = code === ErrorCode.CONCURRENT_TRANSACTIONS || code === ErrorCode.COORDINATOR_NOT_AVAILABLE;
-  return new ConcordatError(message, { code, retriable, ...(cause === undefined ? {} : { cause }) });
+  return new ConcordatError(message, { code, ...(cause === undefined ? {} : { cause }) });
 }

@@ -25,7 +25,7 @@ export class XaContext<P = unknown> extends BranchContext<P> {
     throw new ConcordatError(
       'a 2PC branch cannot publish messages: they would become visible only at COMMIT PREPARED, which no relay hears of; ' +
         'publish from a handler of the global transaction outcome instead',
-      { code: ErrorCode.HANDLER_DEFINITION_INVALID, retriable: false },
+      { code: ErrorCode.HANDLER_DEFINITION_INVALID },
     );
   }
 }

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { compileEmbeddedTransportOptions, type CompiledEmbeddedTransportOptions, type EmbeddedTransportOverLogOptions } from '../../config/index.js';
-import { ConcordatError, ErrorCode, describeError } from '../../errors.js';
+import { ConcordatError, ErrorCode, describeError, isProgrammerError } from '../../errors.js';
 import { attachLogMetrics, encodeRecordBatch, LogManager, readCheckpoint, writeCheckpoint, type LogManagerOptions, type RecordInput } from '../../log/index.js';
 import { createLogger, type Logger } from '../../observability/index.js';
 import type { ConsumerLag, OutgoingRecord, PublishAck, SubscribeOptions, Subscription, TopicSpec, Transport } from '../transport.js';
@@ -206,7 +206,7 @@ export class EmbeddedTransport implements Transport {
    * Appends the records, one append (of one or more batches) per partition,
    * partitions concurrently; resolves with one ack per record, in input
    * order, once all are durable.
-   * @throws ConcordatError PUBLISH_FAILED wrapping the log's error (retriable when it is),
+   * @throws ConcordatError PUBLISH_FAILED wrapping the log's error (retriable unless it is final),
    *   UNKNOWN_TOPIC_OR_PARTITION, TRANSPORT_CLOSED
    */
   async publish(records: OutgoingRecord[]): Promise<PublishAck[]> {
@@ -334,12 +334,13 @@ function estimateBytes(record: RecordInput): number {
   return bytes;
 }
 
+/** PUBLISH_FAILED wrapping the log's error: retriable (the code's default) unless the log's error is final, or a programmer error. */
 function publishFailed(cause: unknown): ConcordatError {
-  const retriable = cause instanceof ConcordatError ? cause.retriable : true;
   if (cause instanceof ConcordatError && cause.code === ErrorCode.UNKNOWN_TOPIC_OR_PARTITION) return cause;
+  const final = cause instanceof ConcordatError ? !cause.retriable : isProgrammerError(cause);
   return new ConcordatError(`publish failed: ${describeError(cause)}; some records may have been written, retry`, {
     code: ErrorCode.PUBLISH_FAILED,
-    retriable,
+    ...(final && { retriable: false }),
     cause,
   });
 }

@@ -1,16 +1,19 @@
 /**
- * How kafkajs's errors become Concordat's: kafkajs names an error by its
- * Kafka error type (`type`, on the error or a cause), which is also the name
- * of the matching ErrorCode; whether it may be retried comes from kafkajs's
- * `retriable`, unless the innermost cause is a programmer error.
+ * How kafkajs's errors become Concordat's, through the error tables: the
+ * Kafka error a kafkajs error carries (its number, else its `type`; see
+ * kafkaErrorOf in src/kafka-errors.ts) is a row of Kafka's table, and the
+ * Concordat code of the same name (errorCodeOfKafka) is the code; such an
+ * error takes that code's default `retriable` from ERROR_CODES. Only an
+ * error with no Concordat code keeps kafkajs's own `retriable`, and never
+ * when the innermost cause is a programmer error.
  *
  * @module
  */
 
-import { ConcordatError, ErrorCode, causeChain, describeError, rootCause } from '../../errors.js';
+import { ConcordatError, ErrorCode, causeChain, describeError, errorCodeOfKafka, isProgrammerError, kafkaErrorOf, type KafkaErrorName } from '../../errors.js';
 
 /** The per-topic errors of a kafkajs CreateTopics failure (a KafkaJSAggregateError, possibly wrapped). */
-export function topicErrors(error: unknown): Array<{ type?: string; message?: string }> {
+export function topicErrors(error: unknown): Array<{ type?: string; code?: unknown; message?: string }> {
   for (const e of causeChain(error)) {
     const errors = (e as { errors?: unknown }).errors;
     if (Array.isArray(errors)) return errors as Array<{ type?: string }>;
@@ -18,29 +21,38 @@ export function topicErrors(error: unknown): Array<{ type?: string; message?: st
   return [];
 }
 
-/** kafkajs error types that are Concordat codes too (the names are Kafka's). */
-export function kafkaErrorCode(type: string | undefined): ErrorCode | undefined {
-  if (type === undefined) return undefined;
-  return (Object.values(ErrorCode) as string[]).includes(type) ? (type as ErrorCode) : undefined;
+/** The Kafka error of the innermost error in `error`'s cause chain that carries one (see kafkaErrorOf). */
+export function innermostKafkaError(error: unknown): KafkaErrorName | undefined {
+  let kafka: KafkaErrorName | undefined;
+  for (const e of causeChain(error)) kafka = kafkaErrorOf(e) ?? kafka;
+  return kafka;
 }
 
-/** The Kafka error type (`type`) of the innermost error in `error`'s cause chain that has one. */
-export function innermostType(error: unknown): string | undefined {
-  let type: string | undefined;
-  for (const e of causeChain(error)) type = (e as { type?: string }).type ?? type;
-  return type;
-}
-
-/** kafkajs's `retriable` flag of `error`; true when the error has none. */
-export function isRetriable(error: unknown): boolean {
+/** kafkajs's own `retriable` flag of `error` (true when it has none), for errors with no Concordat code. */
+function kafkajsRetriable(error: unknown): boolean {
   if (error !== null && typeof error === 'object' && 'retriable' in error) return error.retriable !== false;
   return true;
 }
 
-/** The innermost cause is one of the programmer errors nothing retries (see errors.ts). */
-export function isProgrammerError(error: unknown): boolean {
-  const innermost = rootCause(error);
-  return innermost instanceof TypeError || innermost instanceof RangeError || innermost instanceof ReferenceError || innermost instanceof SyntaxError;
+/**
+ * A ConcordatError for a kafkajs failure: `kafka`'s Concordat code with its
+ * default retriability when there is one, else `fallback` with kafkajs's
+ * flag of `cause` (false for a programmer error at the root).
+ */
+export function fromKafkajs(
+  message: string,
+  kafka: KafkaErrorName | undefined,
+  fallback: ErrorCode,
+  cause: unknown,
+  context?: Record<string, unknown>,
+): ConcordatError {
+  const code = errorCodeOfKafka(kafka);
+  return new ConcordatError(message, {
+    code: code ?? fallback,
+    ...(code === undefined && { retriable: kafkajsRetriable(cause) && !isProgrammerError(cause) }),
+    cause,
+    ...(context !== undefined && { context }),
+  });
 }
 
 /** Kafka's topic config name for time retention. */
@@ -56,21 +68,16 @@ export function retentionUnknown(topic: string, cause: unknown): ConcordatError 
       context: { topic },
     });
   }
-  const type = innermostType(cause);
-  if (type === 'UNKNOWN_TOPIC_OR_PARTITION') {
+  const kafka = innermostKafkaError(cause);
+  if (kafka === 'UNKNOWN_TOPIC_OR_PARTITION') {
     return new ConcordatError(`cannot read ${RETENTION_MS} of topic '${topic}': it does not exist`, {
       code: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
       cause,
       context: { topic },
     });
   }
-  const hint = type === 'TOPIC_AUTHORIZATION_FAILED' ? '; the principal needs DescribeConfigs on the topic' : '';
-  return new ConcordatError(`cannot read ${RETENTION_MS} of topic '${topic}': ${describeError(cause)}${hint}`, {
-    code: kafkaErrorCode(type) ?? ErrorCode.CONFIG_INVALID,
-    retriable: isRetriable(cause) && !isProgrammerError(cause),
-    cause,
-    context: { topic },
-  });
+  const hint = kafka === 'TOPIC_AUTHORIZATION_FAILED' ? '; the principal needs DescribeConfigs on the topic' : '';
+  return fromKafkajs(`cannot read ${RETENTION_MS} of topic '${topic}': ${describeError(cause)}${hint}`, kafka, ErrorCode.CONFIG_INVALID, cause, { topic });
 }
 
 /** The error of an operation on a closed kafka transport or subscription. */
@@ -78,23 +85,26 @@ export function transportClosed(): ConcordatError {
   return new ConcordatError('the kafka transport is closed', { code: ErrorCode.TRANSPORT_CLOSED });
 }
 
-/** The error of a failed publish: a ConcordatError as it is; UNKNOWN_TOPIC_OR_PARTITION as itself; anything else PUBLISH_FAILED, retriable unless the innermost cause is a programmer error. */
+/**
+ * The error of a failed publish: a ConcordatError as it is;
+ * UNKNOWN_TOPIC_OR_PARTITION as itself; anything else PUBLISH_FAILED
+ * (retriable by default), final only when the innermost cause is a
+ * programmer error.
+ */
 export function publishFailed(cause: unknown): ConcordatError {
   if (cause instanceof ConcordatError) return cause;
-  const type = innermostType(cause);
-  if (type === 'UNKNOWN_TOPIC_OR_PARTITION') {
+  if (innermostKafkaError(cause) === 'UNKNOWN_TOPIC_OR_PARTITION') {
     return new ConcordatError(`publish failed: ${describeError(cause)}; create the topic with ensureTopics first`, {
       code: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-      retriable: true,
       cause,
     });
   }
   // kafkajs marks an error non-retriable once its own retries ran out; for the
   // caller (the outbox relay) a publish is always worth retrying later, unless
-  // the cause is a bug.
+  // the cause is a bug: kafkajs's flag is not read here.
   return new ConcordatError(`publish failed: ${describeError(cause)}; some records may have been written, retry`, {
     code: ErrorCode.PUBLISH_FAILED,
-    retriable: !isProgrammerError(cause),
+    ...(isProgrammerError(cause) && { retriable: false }),
     cause,
   });
 }

@@ -1,6 +1,6 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { CompiledKafkaTransportOptions } from '../../config/index.js';
-import { describeError } from '../../errors.js';
+import { describeError, kafkaErrorOf, type KafkaErrorName } from '../../errors.js';
 import { backoffMs } from '../../util/index.js';
 import type { Logger } from '../../observability/index.js';
 import { CONSUMER_STALLED_FAILURES, OffsetReset, type Delivery, type SubscribeOptions, type Subscription } from '../transport.js';
@@ -10,8 +10,13 @@ import { transportClosed } from './errors.js';
 
 type ConsumerSettings = CompiledKafkaTransportOptions['consumer'];
 
-/** kafkajs error types after which the member must rejoin its group. */
-const GROUP_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'NOT_COORDINATOR_FOR_GROUP', 'UNKNOWN_MEMBER_ID']);
+/** Kafka errors after which the member must rejoin its group (kafkajs calls NOT_COORDINATOR by its older name, NOT_COORDINATOR_FOR_GROUP: read by number). */
+const GROUP_ERRORS: ReadonlySet<KafkaErrorName | undefined> = new Set<KafkaErrorName>([
+  'REBALANCE_IN_PROGRESS',
+  'ILLEGAL_GENERATION',
+  'NOT_COORDINATOR',
+  'UNKNOWN_MEMBER_ID',
+]);
 
 type HandlerOutcome = { ok: true; rejoin: unknown } | { ok: false; error: unknown };
 
@@ -197,7 +202,7 @@ export class KafkaSubscription implements Subscription {
       try {
         await payload.commitOffsetsIfNecessary(payload.uncommittedOffsets());
       } catch (error) {
-        if (!GROUP_ERRORS.has((error as { type?: string }).type ?? '')) {
+        if (!GROUP_ERRORS.has(kafkaErrorOf(error))) {
           this.logger.debug({ groupId: this.groupId, err: describeError(error) }, 'offset commit failed; the next one commits it');
           return;
         }
@@ -289,7 +294,7 @@ export class KafkaSubscription implements Subscription {
     try {
       await heartbeat();
     } catch (error) {
-      if (GROUP_ERRORS.has((error as { type?: string }).type ?? '')) throw error;
+      if (GROUP_ERRORS.has(kafkaErrorOf(error))) throw error;
       this.logger.debug({ groupId: this.groupId, err: describeError(error) }, 'heartbeat failed');
     }
   }

@@ -14,7 +14,7 @@ import {
   type RecordMetadata,
 } from 'kafkajs';
 import { compileKafkaTransportOptions, type CompiledKafkaTransportOptions, type KafkaTransportOptions } from '../../config/index.js';
-import { ConcordatError, ErrorCode, describeError } from '../../errors.js';
+import { ConcordatError, ErrorCode, describeError, kafkaErrorOf } from '../../errors.js';
 import { murmur2 } from '../../log/index.js';
 import { createLogger, type Logger } from '../../observability/index.js';
 import {
@@ -27,7 +27,7 @@ import {
   type Transport,
 } from '../transport.js';
 import { chunkDelivery } from '../delivery.js';
-import { isRetriable, kafkaErrorCode, publishFailed, RETENTION_MS, retentionUnknown, topicErrors, transportClosed } from './errors.js';
+import { fromKafkajs, publishFailed, RETENTION_MS, retentionUnknown, topicErrors, transportClosed } from './errors.js';
 import { KafkaSubscription } from './subscription.js';
 
 /**
@@ -186,14 +186,15 @@ export class KafkaTransport implements Transport {
         timeout: this.options.requestTimeoutMs,
       });
     } catch (error) {
-      const refusals = topicErrors(error).filter((e) => e.type !== 'TOPIC_ALREADY_EXISTS');
+      const refusals = topicErrors(error).filter((e) => kafkaErrorOf(e) !== 'TOPIC_ALREADY_EXISTS');
       if (refusals.length === 0 && topicErrors(error).length > 0) return;
       const first = refusals[0];
-      throw new ConcordatError(`cannot create topics ${[...wanted.keys()].join(', ')}: ${describeError(first ?? error)}`, {
-        code: kafkaErrorCode(first?.type) ?? ErrorCode.INVALID_CONFIG,
-        retriable: isRetriable(error),
-        cause: error,
-      });
+      throw fromKafkajs(
+        `cannot create topics ${[...wanted.keys()].join(', ')}: ${describeError(first ?? error)}`,
+        kafkaErrorOf(first),
+        ErrorCode.INVALID_CONFIG,
+        error,
+      );
     }
   }
 
@@ -201,8 +202,8 @@ export class KafkaTransport implements Transport {
    * Publishes with acks = all; resolves with one ack per record, in input
    * order, once every partition leader (and its in-sync replicas) has the
    * records.
-   * @throws ConcordatError PUBLISH_FAILED (retriable when kafkajs's error is; some
-   *   records may have been written), UNKNOWN_TOPIC_OR_PARTITION, TRANSPORT_CLOSED
+   * @throws ConcordatError PUBLISH_FAILED (retriable unless the cause is a programmer
+   *   error; some records may have been written), UNKNOWN_TOPIC_OR_PARTITION, TRANSPORT_CLOSED
    */
   async publish(records: OutgoingRecord[]): Promise<PublishAck[]> {
     await this.connect();
@@ -308,7 +309,6 @@ export class KafkaTransport implements Transport {
       if (partition === undefined || offset === undefined || !Number.isSafeInteger(offset)) {
         throw new ConcordatError(`publish to ${record.topic} was acknowledged without an offset for partition ${partition}`, {
           code: ErrorCode.PUBLISH_FAILED,
-          retriable: true,
         });
       }
       if (offset === -1) return { topic: record.topic, partition, offset };
@@ -400,7 +400,8 @@ export class KafkaTransport implements Transport {
    *   brokers do not serve DescribeConfigs; CONFIG_INVALID when the retention cannot
    *   be established otherwise — no usable value came back, or kafkajs failed (brokers
    *   unreachable, TOPIC_AUTHORIZATION_FAILED: the principal needs DescribeConfigs on
-   *   the topic; retriable when kafkajs's error is); TRANSPORT_CLOSED
+   *   the topic; retriable when kafkajs's error is), or the code of the Kafka error when
+   *   Concordat has one (retriable as the error table says); TRANSPORT_CLOSED
    */
   async retentionMs(topic: string): Promise<number> {
     await this.connect();
