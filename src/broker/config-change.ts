@@ -12,6 +12,7 @@
  * @module
  */
 
+import { AclOperation, clusterAuthorized, topicAuthorized } from './acl/index.js';
 import { ConcordatError } from '../errors.js';
 import { isValidTopicName } from '../log/index.js';
 import { KafkaError, kafkaErrorCodeOf } from './codec/error-codes.js';
@@ -40,6 +41,28 @@ export interface IncrementalConfig {
 const OK: ConfigChangeResult = { errorCode: KafkaError.NONE, errorMessage: null };
 
 const refuse = (errorCode: number, errorMessage: string): ConfigChangeResult => ({ errorCode, errorMessage });
+
+/**
+ * The ACL refusal of a config resource, or null when the principal may
+ * perform `operation` (AlterConfigs or DescribeConfigs) on it: a topic is
+ * checked on the topic (TOPIC_AUTHORIZATION_FAILED), a broker or broker
+ * logger on the cluster (CLUSTER_AUTHORIZATION_FAILED), as Kafka does.
+ * Other resource types are left to the handler's own refusal.
+ */
+export function configAuthorizationRefusal(
+  resourceType: number,
+  resourceName: string,
+  operation: typeof AclOperation.ALTER_CONFIGS | typeof AclOperation.DESCRIBE_CONFIGS,
+  context: RequestContext,
+): ConfigChangeResult | null {
+  if (resourceType === ConfigResourceType.TOPIC) {
+    return topicAuthorized(context, operation, resourceName) ? null : { errorCode: KafkaError.TOPIC_AUTHORIZATION_FAILED, errorMessage: null };
+  }
+  if (resourceType === ConfigResourceType.BROKER || resourceType === ConfigResourceType.BROKER_LOGGER) {
+    return clusterAuthorized(context, operation) ? null : { errorCode: KafkaError.CLUSTER_AUTHORIZATION_FAILED, errorMessage: null };
+  }
+  return null;
+}
 
 /**
  * The refusal for a resource that is not a topic, or null for a topic.

@@ -21,6 +21,13 @@ interface Slot {
 }
 
 const SIZE_BYTES = 4;
+/** Kafka's principal of an unauthenticated connection. */
+const ANONYMOUS = 'User:ANONYMOUS';
+
+/** `::ffff:10.0.0.1` as `10.0.0.1`: ACL hosts name IPv4 clients by their IPv4 address, as Kafka does. */
+function plainAddress(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice('::ffff:'.length) : address;
+}
 
 /**
  * One client connection: size-prefixed framing, request dispatch, and
@@ -44,6 +51,7 @@ const SIZE_BYTES = 4;
  */
 export class Connection implements ConnectionContext {
   readonly sasl: SaslSession | null;
+  readonly clientHost: string;
   private readonly logger: Logger;
   private readonly abort = new AbortController();
   private readonly incoming: Buffer[] = [];
@@ -69,8 +77,11 @@ export class Connection implements ConnectionContext {
     private readonly broker: BrokerContext,
     credentials: CredentialStore | null,
     private readonly onClosed: (connection: Connection) => void,
+    /** `User:<subject>` of a verified TLS client certificate (mutual TLS), or null. */
+    private readonly certificatePrincipal: string | null = null,
   ) {
     this.logger = broker.logger.child({ connection: id, remote });
+    this.clientHost = plainAddress(socket.remoteAddress ?? '');
     const sasl = broker.options.sasl;
     this.sasl = sasl !== null && credentials !== null ? new SaslSession(sasl.mechanisms, credentials, broker.options.connectionsMaxReauthMs) : null;
     socket.setNoDelay(true);
@@ -89,6 +100,13 @@ export class Connection implements ConnectionContext {
       }, timeoutMs);
       this.authTimer.unref();
     }
+  }
+
+  /** Who the connection acts as (see {@link ConnectionContext.principal}). */
+  get principal(): string {
+    const user = this.sasl?.principal ?? null;
+    if (user !== null) return `User:${user}`;
+    return this.certificatePrincipal ?? ANONYMOUS;
   }
 
   /** Aborted when this connection closes: its long polls stop waiting. */

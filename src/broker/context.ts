@@ -1,6 +1,7 @@
 import type { CompiledBrokerOptions } from '../config/index.js';
 import type { LogManager } from '../log/index.js';
 import type { Logger } from '../observability/index.js';
+import type { Authorizer } from './acl/index.js';
 import type { AnyApi } from './apis/api.js';
 import type { ByteBudget } from './byte-budget.js';
 import type { BrokerMetrics } from './metrics.js';
@@ -29,6 +30,8 @@ export interface BrokerContext {
   readonly closing: AbortSignal;
   /** Request latencies and open connections (Prometheus). */
   readonly metrics: BrokerMetrics;
+  /** ACL decisions, or null when the broker runs without an authorizer (every request is allowed, as before ACLs). */
+  readonly authorizer: Authorizer | null;
 }
 
 /** The connection a request came on. */
@@ -36,6 +39,14 @@ export interface ConnectionContext {
   readonly id: number;
   /** `address:port` of the peer, for logs and DescribeGroups' client_host. */
   readonly remote: string;
+  /**
+   * Who the connection acts as, in Kafka's `Type:name` form: `User:<name>`
+   * once SASL authenticated, else `User:<certificate subject>` with a
+   * verified TLS client certificate, else `User:ANONYMOUS`.
+   */
+  readonly principal: string;
+  /** The client's IP address (an IPv4-mapped IPv6 address as plain IPv4), which ACL hosts match. */
+  readonly clientHost: string;
   /** SASL state, or null when the broker does not use SASL. */
   readonly sasl: SaslSession | null;
   /** Aborted when this connection closes: its long polls stop waiting. */

@@ -1,11 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
-import { compileBrokerOptions, isLoopbackHost, type BrokerOptions, type CompiledBrokerOptions } from '../config/index.js';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { compileBrokerOptions, isLoopbackHost, TlsClientAuth, type BrokerOptions, type CompiledBrokerOptions } from '../config/index.js';
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { attachLogMetrics, LogManager } from '../log/index.js';
 import { createLogger, MetricsServer, type MetricsAddress, type Logger } from '../observability/index.js';
 import { register as defaultRegistry } from 'prom-client';
+import { AclStore, Authorizer } from './acl/index.js';
 import { API_TABLE } from './apis/index.js';
 import { ByteBudget } from './byte-budget.js';
 import { Connection } from './connection.js';
@@ -72,11 +73,15 @@ export class Broker {
   static async start(input: BrokerOptions, dependencies: StartBrokerDependencies = {}): Promise<Broker> {
     const options = compileBrokerOptions(input);
     const logger = dependencies.logger ?? createLogger('broker');
-    if (!isLoopbackHost(options.host) && options.sasl === null && !options.insecure) {
-      throw new ConcordatError(`refusing to listen on ${options.host} without SASL: give SASL credentials, listen on 127.0.0.1, or pass --insecure`, {
-        code: ErrorCode.INSECURE_LISTENER,
-        context: { host: options.host },
-      });
+    const mutualTls = options.tls?.clientAuth === TlsClientAuth.REQUIRED;
+    if (!isLoopbackHost(options.host) && options.sasl === null && !mutualTls && !options.insecure) {
+      throw new ConcordatError(
+        `refusing to listen on ${options.host} without SASL: give SASL credentials, require TLS client certificates, listen on 127.0.0.1, or pass --insecure`,
+        {
+          code: ErrorCode.INSECURE_LISTENER,
+          context: { host: options.host },
+        },
+      );
     }
     if (dependencies.log === undefined && options.dataDir === null) {
       throw new ConcordatError('invalid options: broker.dataDir: required when no log is given', { code: ErrorCode.CONFIG_INVALID });
@@ -84,6 +89,14 @@ export class Broker {
     const credentials = await loadCredentials(options);
     const server = await createListener(options);
     const log = dependencies.log ?? (await LogManager.open({ dataDir: options.dataDir!, ...options.log }));
+    let authorizer: Authorizer | null;
+    try {
+      authorizer = options.authorizer === null ? null : new Authorizer(await AclStore.open(log.options.dataDir), options.authorizer.superUsers);
+    } catch (error) {
+      server.close();
+      if (dependencies.log === undefined) await log.close();
+      throw error;
+    }
     const closing = new AbortController();
     const context = {
       log,
@@ -97,6 +110,7 @@ export class Broker {
       requestBudget: new ByteBudget(options.requestBytesInFlightMax),
       closing: closing.signal,
       metrics: brokerMetrics(options.metrics?.registry ?? defaultRegistry),
+      authorizer,
     };
     const broker = new Broker(server, options, context, credentials, dependencies.log === undefined, closing, logger);
     try {
@@ -195,7 +209,15 @@ export class Broker {
     this.server.on('error', (error) => this.logger.error({ err: error }, 'listener error'));
     if (this.options.advertisedPort === null) this.context.advertisedPort = this.port;
     this.logger.info(
-      { host: this.options.host, port: this.port, advertised: this.bootstrap, tls: this.options.tls !== null, sasl: this.options.sasl !== null },
+      {
+        host: this.options.host,
+        port: this.port,
+        advertised: this.bootstrap,
+        tls: this.options.tls !== null,
+        clientAuth: this.options.tls?.clientAuth ?? null,
+        sasl: this.options.sasl !== null,
+        authorizer: this.context.authorizer !== null,
+      },
       'broker listening',
     );
   }
@@ -211,7 +233,15 @@ export class Broker {
       socket.destroy();
       return;
     }
-    const connection = new Connection(socket, this.nextConnectionId, remote, this.context, this.credentials, (closed) => this.connections.delete(closed));
+    const connection = new Connection(
+      socket,
+      this.nextConnectionId,
+      remote,
+      this.context,
+      this.credentials,
+      (closed) => this.connections.delete(closed),
+      this.options.tls === null ? null : certificatePrincipal(socket as TLSSocket),
+    );
     this.nextConnectionId += 1;
     this.connections.add(connection);
   }
@@ -263,10 +293,46 @@ async function createListener(options: CompiledBrokerOptions): Promise<Server> {
       });
     }
   };
-  const [cert, key] = await Promise.all([read(options.tls.certFile, 'certFile'), read(options.tls.keyFile, 'keyFile')]);
+  const tls = options.tls;
+  const [cert, key, ca] = await Promise.all([
+    read(tls.certFile, 'certFile'),
+    read(tls.keyFile, 'keyFile'),
+    tls.caFile === null ? undefined : read(tls.caFile, 'caFile'),
+  ]);
+  const requestCert = tls.clientAuth !== TlsClientAuth.NONE;
   try {
-    return createTlsServer({ cert, key, minVersion: 'TLSv1.2' });
+    // rejectUnauthorized refuses a certificate that does not chain to `ca`; with
+    // `requested`, a client sending none is still accepted (Node sets no peer certificate).
+    return createTlsServer({ cert, key, ca, requestCert, rejectUnauthorized: tls.clientAuth === TlsClientAuth.REQUIRED, minVersion: 'TLSv1.2' });
   } catch (error) {
     throw new ConcordatError(`invalid options: broker.tls: ${(error as Error).message}`, { code: ErrorCode.CONFIG_INVALID, cause: error });
   }
+}
+
+/**
+ * `User:<subject>` of the verified client certificate of a TLS connection,
+ * or null without one. The subject is written as RFC 2253 does (Java's
+ * `X500Principal.getName()`, Kafka's default principal): the relative
+ * distinguished names from the last to the first, comma-separated
+ * (`CN=alice,OU=eng,O=acme,C=DE`). With `clientAuth: requested` a
+ * certificate that does not verify gives no principal.
+ */
+export function certificatePrincipal(socket: TLSSocket): string | null {
+  if (!socket.authorized) return null;
+  const certificate = socket.getPeerX509Certificate();
+  if (certificate === undefined) return null;
+  return `User:${rfc2253Subject(certificate.subject)}`;
+}
+
+/** Node's subject (one `KEY=value` per line, first RDN first) in RFC 2253 order, with `,`, `+`, `"`, `\\`, `<`, `>`, `;` escaped. */
+function rfc2253Subject(subject: string): string {
+  return subject
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .reverse()
+    .map((line) => {
+      const equals = line.indexOf('=');
+      return `${line.slice(0, equals)}=${line.slice(equals + 1).replace(/([,+"\\<>;])/g, '\\$1')}`;
+    })
+    .join(',');
 }

@@ -35,10 +35,40 @@ export interface BrokerSaslOptions {
   mechanisms?: SaslMechanism[];
 }
 
-/** TLS on the listener: PEM certificate chain and private key files. */
+/** Kafka's `ssl.client.auth`: whether the TLS listener asks clients for a certificate. */
+export const TlsClientAuth = { NONE: 'none', REQUESTED: 'requested', REQUIRED: 'required' } as const;
+/** One of the {@link TlsClientAuth} values. */
+export type TlsClientAuth = (typeof TlsClientAuth)[keyof typeof TlsClientAuth];
+
+/** TLS on the listener: PEM certificate chain and private key files, and mutual TLS. */
 export interface BrokerTlsOptions {
   certFile: string;
   keyFile: string;
+  /**
+   * PEM file of the certificate authorities a client certificate must chain
+   * to (Kafka's `ssl.truststore`). Required when `clientAuth` is not `none`.
+   */
+  caFile?: string;
+  /**
+   * Mutual TLS (Kafka's `ssl.client.auth`): `required` refuses a handshake
+   * without a client certificate signed by `caFile`; `requested` asks for
+   * one and accepts a client without (a certificate that does not verify
+   * is refused either way). A verified certificate makes the connection's
+   * principal `User:<subject>` in RFC 2253 order (`User:CN=alice,OU=eng,O=acme`,
+   * Kafka's default `ssl.principal.mapping.rules`), unless SASL names one.
+   * @default 'none'
+   */
+  clientAuth?: TlsClientAuth;
+}
+
+/**
+ * The ACL authorizer (Kafka's `authorizer.class.name`): once given, every
+ * request is checked against the ACLs (CreateAcls, DescribeAcls, DeleteAcls),
+ * and what no ACL allows is refused.
+ */
+export interface BrokerAuthorizerOptions {
+  /** Principals allowed everything without ACLs (Kafka's `super.users`), e.g. `User:admin`. @default [] */
+  superUsers?: string[];
 }
 
 /** Options of `concordat broker` (and of `startBroker` in process). */
@@ -68,6 +98,8 @@ export interface BrokerOptions {
   insecure?: boolean;
   sasl?: BrokerSaslOptions;
   tls?: BrokerTlsOptions;
+  /** Enables ACLs with deny by default; absent, every request is allowed (no authorizer). */
+  authorizer?: BrokerAuthorizerOptions;
   /** Open connections at once; more are closed on accept. Range 1..100000. @default 1024 */
   connectionsMax?: number;
   /** Largest request frame, in bytes (Kafka's socket.request.max.bytes). Range 1024..2^31-1. @default 104857600 */
@@ -163,7 +195,23 @@ const schema = z
     defaultPartitions: z.number().int().min(1).max(10_000).default(1),
     insecure: z.boolean().default(false),
     sasl: saslSchema.optional(),
-    tls: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1) }).optional(),
+    tls: z
+      .strictObject({
+        certFile: z.string().min(1),
+        keyFile: z.string().min(1),
+        caFile: z.string().min(1).optional(),
+        clientAuth: z.enum([TlsClientAuth.NONE, TlsClientAuth.REQUESTED, TlsClientAuth.REQUIRED]).default(TlsClientAuth.NONE),
+      })
+      .refine((tls) => tls.clientAuth === TlsClientAuth.NONE || tls.caFile !== undefined, {
+        message: 'clientAuth requested or required needs caFile (the CA certificates client certificates must chain to)',
+        path: ['caFile'],
+      })
+      .optional(),
+    authorizer: z
+      .strictObject({
+        superUsers: z.array(z.string().regex(/^[^:]+:.+$/, 'a principal is Type:name, e.g. User:admin')).default([]),
+      })
+      .optional(),
     connectionsMax: z.number().int().min(1).max(100_000).default(1024),
     requestBytesMax: z
       .number()
@@ -215,7 +263,7 @@ const schema = z
 type Parsed = z.output<typeof schema>;
 
 /** {@link BrokerOptions} with every default applied; `advertisedPort` null means "the port bound". */
-export type CompiledBrokerOptions = Omit<Parsed, 'dataDir' | 'advertisedHost' | 'advertisedPort' | 'sasl' | 'tls' | 'metrics'> & {
+export type CompiledBrokerOptions = Omit<Parsed, 'dataDir' | 'advertisedHost' | 'advertisedPort' | 'sasl' | 'tls' | 'authorizer' | 'metrics'> & {
   dataDir: string | null;
   advertisedHost: string;
   advertisedPort: number | null;
@@ -225,7 +273,9 @@ export type CompiledBrokerOptions = Omit<Parsed, 'dataDir' | 'advertisedHost' | 
         users: SaslUserOptions[] | null;
       })
     | null;
-  tls: BrokerTlsOptions | null;
+  tls: (Omit<NonNullable<Parsed['tls']>, 'caFile'> & { caFile: string | null }) | null;
+  /** Null without an authorizer (no ACLs: every request is allowed). */
+  authorizer: { superUsers: string[] } | null;
   /** Null when no metrics endpoint is asked for. */
   metrics: CompiledMetricsOptions | null;
 };
@@ -247,7 +297,8 @@ export function compileBrokerOptions(options: BrokerOptions = {}): CompiledBroke
     advertisedHost: parsed.advertisedHost ?? (WILDCARDS.has(parsed.host) ? hostname() : parsed.host),
     advertisedPort: parsed.advertisedPort ?? null,
     sasl: sasl === undefined ? null : { mechanisms: sasl.mechanisms, credentialsFile: sasl.credentialsFile ?? null, users: sasl.users ?? null },
-    tls: parsed.tls ?? null,
+    tls: parsed.tls === undefined ? null : { ...parsed.tls, caFile: parsed.tls.caFile ?? null },
+    authorizer: parsed.authorizer ?? null,
     log: { ...parsed.log, groups: { initialRebalanceDelayMs: BROKER_INITIAL_REBALANCE_DELAY_MS, ...parsed.log.groups } },
     metrics: parsed.metrics === undefined ? null : compileMetricsOptions(parsed.metrics, 'broker.metrics'),
   };

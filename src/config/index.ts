@@ -12,6 +12,8 @@ export {
   compileBrokerOptions,
   isLoopbackHost,
   SaslMechanism,
+  TlsClientAuth,
+  type BrokerAuthorizerOptions,
   type BrokerOptions,
   type BrokerSaslOptions,
   type BrokerTlsOptions,

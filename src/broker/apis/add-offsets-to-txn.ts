@@ -20,6 +20,7 @@
  * @module
  */
 
+import { AclOperation, groupAuthorized, transactionalIdAuthorized } from '../acl/index.js';
 import { ConcordatError } from '../../errors.js';
 import { KafkaError, transactionErrorCodeOf } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
@@ -50,6 +51,9 @@ export const addOffsetsToTxn = defineApi<AddOffsetsToTxnRequest, AddOffsetsToTxn
   },
 
   async handle(request, context) {
+    if (!transactionalIdAuthorized(context, AclOperation.WRITE, request.transactionalId))
+      return { errorCode: KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED };
+    if (!groupAuthorized(context, AclOperation.READ, request.groupId)) return { errorCode: KafkaError.GROUP_AUTHORIZATION_FAILED };
     try {
       await context.broker.log.transactions.addOffsets(request.transactionalId, request.producerId, request.producerEpoch, request.groupId);
       return { errorCode: KafkaError.NONE };

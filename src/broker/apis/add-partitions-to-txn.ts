@@ -30,8 +30,9 @@
  * @module
  */
 
+import { AclOperation, topicAuthorized, transactionalIdAuthorized } from '../acl/index.js';
 import { ConcordatError } from '../../errors.js';
-import { transactionErrorCodeOf, transactionErrorCodeOfName } from '../codec/error-codes.js';
+import { KafkaError, transactionErrorCodeOf, transactionErrorCodeOfName } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
 
 /** An AddPartitionsToTxn request body, decoded (grammar in the file header). */
@@ -65,6 +66,23 @@ export const addPartitionsToTxn = defineApi<AddPartitionsToTxnRequest, AddPartit
   },
 
   async handle(request, context) {
+    // ACLs: Write on the transactional ID (else every partition fails with it); Write on each topic, else
+    // TOPIC_AUTHORIZATION_FAILED for its partitions and OPERATION_NOT_ATTEMPTED for the others (nothing added).
+    if (!transactionalIdAuthorized(context, AclOperation.WRITE, request.transactionalId)) {
+      return this.errorResponse(request, KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, context);
+    }
+    const refused = new Set(request.topics.filter((t) => !topicAuthorized(context, AclOperation.WRITE, t.name)).map((t) => t.name));
+    if (refused.size > 0) {
+      return {
+        topics: request.topics.map((t) => ({
+          name: t.name,
+          partitions: t.partitions.map((partitionIndex) => ({
+            partitionIndex,
+            errorCode: refused.has(t.name) ? KafkaError.TOPIC_AUTHORIZATION_FAILED : KafkaError.OPERATION_NOT_ATTEMPTED,
+          })),
+        })),
+      };
+    }
     try {
       const partitions = request.topics.flatMap((t) => t.partitions.map((partition) => ({ topic: t.name, partition })));
       const results = await context.broker.log.transactions.addPartitions(request.transactionalId, request.producerId, request.producerEpoch, partitions);

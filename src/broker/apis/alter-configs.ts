@@ -31,7 +31,8 @@
  * @module
  */
 
-import { nonTopicResource, replaceTopicConfigs, type ConfigChangeResult } from '../config-change.js';
+import { AclOperation } from '../acl/index.js';
+import { configAuthorizationRefusal, nonTopicResource, replaceTopicConfigs, type ConfigChangeResult } from '../config-change.js';
 import { defineApi } from './api.js';
 
 /** One resource of a AlterConfigs request. */
@@ -80,6 +81,7 @@ export const alterConfigs = defineApi<AlterConfigsRequest, AlterConfigsResponse>
     for (const resource of request.resources) {
       const { resourceType, resourceName, configs } = resource;
       const result =
+        configAuthorizationRefusal(resourceType, resourceName, AclOperation.ALTER_CONFIGS, context) ??
         nonTopicResource(resourceType, resourceName, configs.length, context) ??
         (await replaceTopicConfigs(resourceName, configs, request.validateOnly, context));
       responses.push({ ...result, resourceType, resourceName });

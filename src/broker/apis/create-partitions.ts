@@ -31,6 +31,7 @@
  * @module
  */
 
+import { AclOperation, topicAuthorized } from '../acl/index.js';
 import { ConcordatError } from '../../errors.js';
 import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
 import type { RequestContext } from '../context.js';
@@ -127,6 +128,8 @@ function refusal(topic: CreatePartitionsTopic, current: number, context: Request
 
 async function growOne(topic: CreatePartitionsTopic, validateOnly: boolean, context: RequestContext): Promise<CreatePartitionsResult> {
   const log = context.broker.log;
+  if (!topicAuthorized(context, AclOperation.ALTER, topic.name))
+    return { name: topic.name, errorCode: KafkaError.TOPIC_AUTHORIZATION_FAILED, errorMessage: null };
   const current = log.partitionCount(topic.name);
   if (current === undefined) {
     return { name: topic.name, errorCode: KafkaError.UNKNOWN_TOPIC_OR_PARTITION, errorMessage: `topic '${topic.name}' does not exist` };

@@ -47,6 +47,7 @@
  * @module
  */
 
+import { topicCreateAuthorized } from '../acl/index.js';
 import { compileTopicConfig } from '../../config/index.js';
 import type { TopicConfig } from '../../log/index.js';
 import type { Reader } from '../codec/reader.js';
@@ -202,6 +203,8 @@ function plan(topic: CreatableTopic, context: RequestContext): Plan {
 }
 
 async function createOne(topic: CreatableTopic, validateOnly: boolean, context: RequestContext): Promise<CreateTopicsResult> {
+  // ACLs: Create on the cluster or on the topic.
+  if (!topicCreateAuthorized(context, topic.name)) return { name: topic.name, errorCode: KafkaError.TOPIC_AUTHORIZATION_FAILED, errorMessage: null };
   const planned = plan(topic, context);
   if ('errorCode' in planned) return planned;
   const log = context.broker.log;

@@ -20,8 +20,9 @@
  * @module
  */
 
+import { AclOperation, groupAuthorized } from '../acl/index.js';
 import { ConcordatError } from '../../errors.js';
-import { kafkaErrorCodeOf, kafkaErrorCodeOfName } from '../codec/error-codes.js';
+import { KafkaError, kafkaErrorCodeOf, kafkaErrorCodeOfName } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
 
 /** A DeleteGroups request body, decoded (grammar in the file header). */
@@ -47,9 +48,13 @@ export const deleteGroups = defineApi<DeleteGroupsRequest, DeleteGroupsResponse>
   },
 
   async handle(request, context) {
+    // ACLs: Delete on each group, else GROUP_AUTHORIZATION_FAILED for it (not deleted).
+    const names = [...new Set(request.groupsNames)];
+    const allowed = names.filter((group) => groupAuthorized(context, AclOperation.DELETE, group));
+    const refused = names.filter((group) => !allowed.includes(group)).map((groupId) => ({ groupId, errorCode: KafkaError.GROUP_AUTHORIZATION_FAILED }));
     try {
-      const results = await context.broker.log.groups.deleteGroups([...new Set(request.groupsNames)]);
-      return { results: results.map((r) => ({ groupId: r.groupId, errorCode: kafkaErrorCodeOfName(r.errorCode) })) };
+      const results = await context.broker.log.groups.deleteGroups(allowed);
+      return { results: [...results.map((r) => ({ groupId: r.groupId, errorCode: kafkaErrorCodeOfName(r.errorCode) })), ...refused] };
     } catch (error) {
       if (!(error instanceof ConcordatError)) throw error;
       return this.errorResponse(request, kafkaErrorCodeOf(error), context);

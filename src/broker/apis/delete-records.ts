@@ -30,6 +30,7 @@
  * @module
  */
 
+import { AclOperation, topicAuthorized } from '../acl/index.js';
 import { ConcordatError } from '../../errors.js';
 import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
 import type { RequestContext } from '../context.js';
@@ -97,6 +98,8 @@ export const deleteRecords = defineApi<DeleteRecordsRequest, DeleteRecordsRespon
 });
 
 async function deleteOne(topic: string, partition: number, offset: number, context: RequestContext): Promise<DeleteRecordsPartitionResult> {
+  if (!topicAuthorized(context, AclOperation.DELETE, topic))
+    return { partitionIndex: partition, lowWatermark: -1, errorCode: KafkaError.TOPIC_AUTHORIZATION_FAILED };
   try {
     const lowWatermark = await context.broker.log.deleteRecords(topic, partition, offset);
     return { partitionIndex: partition, lowWatermark, errorCode: KafkaError.NONE };

@@ -15,6 +15,7 @@
  * @module
  */
 
+import { AclOperation, topicAuthorized } from '../acl/index.js';
 import { ConcordatError } from '../../errors.js';
 import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
@@ -45,6 +46,10 @@ export const deleteTopics = defineApi<DeleteTopicsRequest, DeleteTopicsResponse>
   async handle(request, context) {
     const responses: DeleteTopicsResponse['responses'] = [];
     for (const name of new Set(request.topicNames)) {
+      if (!topicAuthorized(context, AclOperation.DELETE, name)) {
+        responses.push({ name, errorCode: KafkaError.TOPIC_AUTHORIZATION_FAILED });
+        continue;
+      }
       try {
         await context.broker.log.deleteTopic(name);
         responses.push({ name, errorCode: KafkaError.NONE });

@@ -21,13 +21,15 @@
  *     cluster_authorized_operations => INT32   a bit per AclOperation; INT32 min when not asked for
  *
  * One broker, its own controller, with the host and port Metadata
- * advertises. Nothing is authorized per principal here, so the operations,
- * when asked for, are every operation Kafka defines on the cluster
- * resource (what Kafka answers without an authorizer).
+ * advertises. The cluster's authorized operations, when asked for, are
+ * those the principal's ACLs allow (acl/authorizer.ts), or every operation
+ * Kafka defines on the cluster resource without an authorizer. Without
+ * Describe on the cluster: CLUSTER_AUTHORIZATION_FAILED.
  *
  * @module
  */
 
+import { AclOperation, authorizedOperations, CLUSTER_RESOURCE_NAME, clusterAuthorized, ResourceType } from '../acl/index.js';
 import { KafkaError } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
 
@@ -48,9 +50,6 @@ export interface DescribeClusterResponse {
 /** Kafka's "not asked for" value of an authorized-operations field. */
 const OPERATIONS_OMITTED = -2147483648;
 
-/** AclOperation codes Kafka defines on the cluster resource: CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12. */
-const CLUSTER_OPERATIONS = [5, 7, 8, 9, 10, 11, 12].reduce((bits, op) => bits | (1 << op), 0);
-
 /** The DescribeCluster API (key 60): its versions, request decoder, handler and response encoder; the grammar is in the file header. */
 export const describeCluster = defineApi<DescribeClusterRequest, DescribeClusterResponse>({
   key: 60,
@@ -67,12 +66,15 @@ export const describeCluster = defineApi<DescribeClusterRequest, DescribeCluster
 
   handle(request, context) {
     const { options, advertisedHost, advertisedPort } = context.broker;
+    if (!clusterAuthorized(context, AclOperation.DESCRIBE)) return this.errorResponse(request, KafkaError.CLUSTER_AUTHORIZATION_FAILED, context);
     return {
       errorCode: KafkaError.NONE,
       clusterId: options.clusterId,
       controllerId: options.nodeId,
       brokers: [{ brokerId: options.nodeId, host: advertisedHost, port: advertisedPort }],
-      clusterAuthorizedOperations: request.includeClusterAuthorizedOperations ? CLUSTER_OPERATIONS : OPERATIONS_OMITTED,
+      clusterAuthorizedOperations: request.includeClusterAuthorizedOperations
+        ? authorizedOperations(context, ResourceType.CLUSTER, CLUSTER_RESOURCE_NAME)
+        : OPERATIONS_OMITTED,
     };
   },
 

@@ -49,10 +49,11 @@
  * @module
  */
 
+import { AclOperation } from '../acl/index.js';
 import { BROKER_INITIAL_REBALANCE_DELAY_MS, compileBrokerOptions, type CompiledBrokerOptions } from '../../config/index.js';
 import { isValidTopicName } from '../../log/index.js';
 import { KafkaError } from '../codec/error-codes.js';
-import { ConfigResourceType } from '../config-change.js';
+import { configAuthorizationRefusal, ConfigResourceType } from '../config-change.js';
 import type { RequestContext } from '../context.js';
 import { ConfigSource, describeTopicConfig, describeTopicDefaults, type DescribedConfig } from '../topic-configs.js';
 import { defineApi } from './api.js';
@@ -134,6 +135,8 @@ export const describeConfigs = defineApi<DescribeConfigsRequest, DescribeConfigs
 });
 
 function describeResource(resource: DescribeConfigsResource, includeSynonyms: boolean, context: RequestContext): DescribeConfigsResult {
+  const refused = configAuthorizationRefusal(resource.resourceType, resource.resourceName, AclOperation.DESCRIBE_CONFIGS, context);
+  if (refused !== null) return { ...refused, resourceType: resource.resourceType, resourceName: resource.resourceName, configs: [] };
   const answer = (configs: DescribedConfig[], isDefault: (config: DescribedConfig) => boolean): DescribeConfigsResult => {
     const wanted = resource.configurationKeys === null ? null : new Set(resource.configurationKeys);
     return {

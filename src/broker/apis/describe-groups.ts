@@ -26,6 +26,7 @@
  * @module
  */
 
+import { AclOperation, groupAuthorized } from '../acl/index.js';
 import { KafkaError } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
 
@@ -63,6 +64,9 @@ export const describeGroups = defineApi<DescribeGroupsRequest, DescribeGroupsRes
 
   handle(request, context) {
     const groups = request.groups.map((groupId): DescribedGroup => {
+      if (!groupAuthorized(context, AclOperation.DESCRIBE, groupId)) {
+        return { errorCode: KafkaError.GROUP_AUTHORIZATION_FAILED, groupId, groupState: '', protocolType: '', protocolData: '', members: [] };
+      }
       const described = context.broker.log.groups.describeGroup(groupId);
       return {
         errorCode: KafkaError.NONE,

@@ -28,6 +28,7 @@
  * @module
  */
 
+import { AclOperation, clusterAuthorized } from '../acl/index.js';
 import { KafkaError } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
 
@@ -59,6 +60,8 @@ export const describeLogDirs = defineApi<DescribeLogDirsRequest, DescribeLogDirs
 
   handle(request, context) {
     const log = context.broker.log;
+    // ACLs: Describe on the cluster; v0-v1 have no error field, so Kafka answers an empty list.
+    if (!clusterAuthorized(context, AclOperation.DESCRIBE)) return { results: [] };
     const wanted = request.topics ?? log.listTopics().map((topic) => ({ topic, partitions: null }));
     const topics: DescribeLogDirsResponse['results'][number]['topics'] = [];
     for (const { topic, partitions } of wanted) {

@@ -22,6 +22,7 @@
  * @module
  */
 
+import { AclOperation, transactionalIdAuthorized } from '../acl/index.js';
 import { ConcordatError } from '../../errors.js';
 import { KafkaError, transactionErrorCodeOf } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
@@ -52,6 +53,8 @@ export const endTxn = defineApi<EndTxnRequest, EndTxnResponse>({
   },
 
   async handle(request, context) {
+    if (!transactionalIdAuthorized(context, AclOperation.WRITE, request.transactionalId))
+      return { errorCode: KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED };
     try {
       await context.broker.log.transactions.endTransaction(request.transactionalId, request.producerId, request.producerEpoch, request.committed);
       return { errorCode: KafkaError.NONE };

@@ -76,6 +76,7 @@
  * @module
  */
 
+import { AclOperation, topicAuthorized } from '../acl/index.js';
 import { setMaxListeners } from 'node:events';
 import { ConcordatError } from '../../errors.js';
 import { IsolationLevel, type AbortedTransaction } from '../../log/index.js';
@@ -236,6 +237,10 @@ async function readOnce(request: FetchRequest, context: RequestContext): Promise
   const topics: FetchResponse['topics'] = [];
   for (const topic of request.topics) {
     const partitions: FetchPartitionResponse[] = [];
+    if (!topicAuthorized(context, AclOperation.READ, topic.topic)) {
+      topics.push({ topic: topic.topic, partitions: topic.partitions.map((p) => failed(p.partition, KafkaError.TOPIC_AUTHORIZATION_FAILED)) });
+      continue;
+    }
     for (const p of topic.partitions) {
       const limit = Math.min(Math.max(0, p.partitionMaxBytes), budget);
       try {

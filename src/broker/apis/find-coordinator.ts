@@ -20,6 +20,7 @@
  * @module
  */
 
+import { AclOperation, groupAuthorized, transactionalIdAuthorized } from '../acl/index.js';
 import { KafkaError } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
 
@@ -63,6 +64,15 @@ export const findCoordinator = defineApi<FindCoordinatorRequest, FindCoordinator
         host: '',
         port: -1,
       };
+    }
+    // ACLs: Describe on the group or the transactional ID.
+    const allowed =
+      request.keyType === KEY_TYPE_GROUP
+        ? groupAuthorized(context, AclOperation.DESCRIBE, request.key)
+        : transactionalIdAuthorized(context, AclOperation.DESCRIBE, request.key);
+    if (!allowed) {
+      const errorCode = request.keyType === KEY_TYPE_GROUP ? KafkaError.GROUP_AUTHORIZATION_FAILED : KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+      return { errorCode, errorMessage: null, nodeId: -1, host: '', port: -1 };
     }
     const broker = context.broker;
     return { errorCode: KafkaError.NONE, errorMessage: null, nodeId: broker.options.nodeId, host: broker.advertisedHost, port: broker.advertisedPort };

@@ -17,6 +17,7 @@
  * @module
  */
 
+import { AclOperation, groupAuthorized } from '../acl/index.js';
 import { ConcordatError } from '../../errors.js';
 import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
@@ -50,6 +51,7 @@ export const heartbeat = defineApi<HeartbeatRequest, HeartbeatResponse>({
   },
 
   async handle(request, context) {
+    if (!groupAuthorized(context, AclOperation.READ, request.groupId)) return { errorCode: KafkaError.GROUP_AUTHORIZATION_FAILED };
     try {
       await context.broker.log.groups.heartbeat(request);
       return { errorCode: KafkaError.NONE };

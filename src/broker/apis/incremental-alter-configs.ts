@@ -30,8 +30,9 @@
  * @module
  */
 
+import { AclOperation } from '../acl/index.js';
 import type { Reader } from '../codec/reader.js';
-import { changeTopicConfigs, nonTopicResource, type ConfigChangeResult, type IncrementalConfig } from '../config-change.js';
+import { changeTopicConfigs, configAuthorizationRefusal, nonTopicResource, type ConfigChangeResult, type IncrementalConfig } from '../config-change.js';
 import { defineApi } from './api.js';
 
 /** One resource of a IncrementalAlterConfigs request. */
@@ -81,6 +82,7 @@ export const incrementalAlterConfigs = defineApi<IncrementalAlterConfigsRequest,
     for (const resource of request.resources) {
       const { resourceType, resourceName, configs } = resource;
       const result =
+        configAuthorizationRefusal(resourceType, resourceName, AclOperation.ALTER_CONFIGS, context) ??
         nonTopicResource(resourceType, resourceName, configs.length, context) ??
         (await changeTopicConfigs(resourceName, configs, request.validateOnly, context));
       responses.push({ ...result, resourceType, resourceName });

@@ -25,6 +25,7 @@
  * @module
  */
 
+import { AclOperation, idempotentWriteAuthorized, transactionalIdAuthorized } from '../acl/index.js';
 import { ConcordatError } from '../../errors.js';
 import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
@@ -56,6 +57,9 @@ export const initProducerId = defineApi<InitProducerIdRequest, InitProducerIdRes
 
   async handle(request, context) {
     if (request.transactionalId !== null) {
+      if (!transactionalIdAuthorized(context, AclOperation.WRITE, request.transactionalId)) {
+        return this.errorResponse(request, KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, context);
+      }
       try {
         const ids = await context.broker.log.transactions.initProducerId(request.transactionalId, request.transactionTimeoutMs);
         return { errorCode: KafkaError.NONE, ...ids };
@@ -64,6 +68,7 @@ export const initProducerId = defineApi<InitProducerIdRequest, InitProducerIdRes
         return this.errorResponse(request, kafkaErrorCodeOf(error), context);
       }
     }
+    if (!idempotentWriteAuthorized(context)) return this.errorResponse(request, KafkaError.CLUSTER_AUTHORIZATION_FAILED, context);
     // The log hands out IDs from blocks it reserves on disk: never the same ID twice, across restarts too.
     return { errorCode: KafkaError.NONE, ...(await context.broker.log.initProducerId()) };
   },

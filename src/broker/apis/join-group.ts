@@ -40,6 +40,7 @@
  * @module
  */
 
+import { AclOperation, groupAuthorized } from '../acl/index.js';
 import { ConcordatError } from '../../errors.js';
 import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
@@ -87,6 +88,7 @@ export const joinGroup = defineApi<JoinGroupRequest, JoinGroupResponse>({
   async handle(request, context) {
     // The coordinator asserts what a well-behaved client always sends; a frame that breaks it is refused here.
     if (request.rebalanceTimeoutMs < 0) return this.errorResponse(request, KafkaError.INVALID_REQUEST, context);
+    if (!groupAuthorized(context, AclOperation.READ, request.groupId)) return this.errorResponse(request, KafkaError.GROUP_AUTHORIZATION_FAILED, context);
     try {
       const joined = await context.broker.log.groups.joinGroup({
         groupId: request.groupId,

@@ -23,6 +23,7 @@
  * @module
  */
 
+import { AclOperation, groupAuthorized } from '../acl/index.js';
 import { KafkaError, kafkaErrorCodeOfName } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
 
@@ -53,6 +54,7 @@ export const leaveGroup = defineApi<LeaveGroupRequest, LeaveGroupResponse>({
   },
 
   async handle(request, context) {
+    if (!groupAuthorized(context, AclOperation.READ, request.groupId)) return this.errorResponse(request, KafkaError.GROUP_AUTHORIZATION_FAILED, context);
     const result = await context.broker.log.groups.leaveGroup(request);
     const members = result.members.map((m) => ({ ...m, errorCode: kafkaErrorCodeOfName(m.errorCode) }));
     // v0-v2 carry one member: its error is the response's. v3 reports per member.

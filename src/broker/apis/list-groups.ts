@@ -14,6 +14,7 @@
  * @module
  */
 
+import { AclOperation, clusterAuthorized, groupAuthorized } from '../acl/index.js';
 import { KafkaError } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
 
@@ -36,7 +37,12 @@ export const listGroups = defineApi<null, ListGroupsResponse>({
   },
 
   handle(_request, context) {
-    const groups = context.broker.log.groups.listGroups().map((g) => ({ groupId: g.groupId, protocolType: g.protocolType }));
+    // ACLs: Describe on the cluster lists every group, else only the groups the principal may Describe.
+    const everyGroup = clusterAuthorized(context, AclOperation.DESCRIBE);
+    const groups = context.broker.log.groups
+      .listGroups()
+      .filter((g) => everyGroup || groupAuthorized(context, AclOperation.DESCRIBE, g.groupId))
+      .map((g) => ({ groupId: g.groupId, protocolType: g.protocolType }));
     return { errorCode: KafkaError.NONE, groups };
   },
 

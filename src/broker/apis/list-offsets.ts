@@ -29,6 +29,7 @@
  */
 
 import { ConcordatError } from '../../errors.js';
+import { AclOperation, topicAuthorized } from '../acl/index.js';
 import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
 import type { RequestContext } from '../context.js';
 import { defineApi } from './api.js';
@@ -112,6 +113,7 @@ async function lookUp(
   readCommitted: boolean,
 ): Promise<ListOffsetsPartition> {
   const log = context.broker.log;
+  if (!topicAuthorized(context, AclOperation.DESCRIBE, topic)) return failed(partitionIndex, KafkaError.TOPIC_AUTHORIZATION_FAILED);
   try {
     if (timestamp === LATEST || timestamp === EARLIEST) {
       const description = log.describePartition(topic, partitionIndex);

@@ -42,6 +42,7 @@
  * @module
  */
 
+import { AclOperation, topicAuthorized, topicCreateAuthorized } from '../acl/index.js';
 import { KafkaError } from '../codec/error-codes.js';
 import type { RequestContext } from '../context.js';
 import { defineApi } from './api.js';
@@ -84,11 +85,11 @@ export const metadata = defineApi<MetadataRequest, MetadataResponse>({
   },
 
   async handle(request, context) {
-    const topics = context.broker.topics;
-    const names = request.topics ?? context.broker.log.listTopics();
+    // Every topic: only those the principal may Describe (Kafka leaves the others out silently).
+    const names = request.topics ?? context.broker.log.listTopics().filter((name) => topicAuthorized(context, AclOperation.DESCRIBE, name));
     const unique = [...new Set(names)];
     // eslint-disable-next-line @typescript-eslint/await-thenable -- values and Promises mixed on purpose: a known topic resolves without waiting
-    const resolved = await Promise.all(unique.map((name) => topics.resolve(name, request.allowAutoTopicCreation)));
+    const resolved = await Promise.all(unique.map((name) => resolveAuthorized(context, name, request.allowAutoTopicCreation)));
     return shell(
       context,
       unique.map((name, i) => topicEntry(context, name, resolved[i]!)),
@@ -127,6 +128,21 @@ export const metadata = defineApi<MetadataRequest, MetadataResponse>({
 function shell(context: RequestContext, topics: MetadataTopic[]): MetadataResponse {
   const broker = context.broker;
   return { nodeId: broker.options.nodeId, host: broker.advertisedHost, port: broker.advertisedPort, clusterId: broker.options.clusterId, topics };
+}
+
+/**
+ * A named topic's error, as Kafka's authorizer decides it: a topic the
+ * principal may not Describe is TOPIC_AUTHORIZATION_FAILED (whether it
+ * exists or not); an unknown one it may not create (Create on the cluster
+ * or the topic) is TOPIC_AUTHORIZATION_FAILED where auto-creation would
+ * have created it, else not created.
+ */
+function resolveAuthorized(context: RequestContext, name: string, allowAutoCreate: boolean): number | Promise<number> {
+  const topics = context.broker.topics;
+  if (!topicAuthorized(context, AclOperation.DESCRIBE, name)) return KafkaError.TOPIC_AUTHORIZATION_FAILED;
+  if (!allowAutoCreate || topicCreateAuthorized(context, name)) return topics.resolve(name, allowAutoCreate);
+  const code = topics.resolve(name, false) as number;
+  return code === KafkaError.UNKNOWN_TOPIC_OR_PARTITION && context.broker.options.autoCreateTopics ? KafkaError.TOPIC_AUTHORIZATION_FAILED : code;
 }
 
 function topicEntry(context: RequestContext, name: string, errorCode: number): MetadataTopic {

@@ -42,8 +42,9 @@
  * @module
  */
 
+import { AclOperation, groupAuthorized, topicAuthorized } from '../acl/index.js';
 import { ConcordatError } from '../../errors.js';
-import { kafkaErrorCodeOf, kafkaErrorCodeOfName } from '../codec/error-codes.js';
+import { KafkaError, kafkaErrorCodeOf, kafkaErrorCodeOfName } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
 
 /** An OffsetCommit request body, decoded (grammar in the file header). */
@@ -90,6 +91,15 @@ export const offsetCommit = defineApi<OffsetCommitRequest, OffsetCommitResponse>
   },
 
   async handle(request, context) {
+    // ACLs: Read on the group (else GROUP_AUTHORIZATION_FAILED everywhere), Read on each topic (else TOPIC_AUTHORIZATION_FAILED, not committed).
+    if (!groupAuthorized(context, AclOperation.READ, request.groupId)) return this.errorResponse(request, KafkaError.GROUP_AUTHORIZATION_FAILED, context);
+    const allowed = request.topics.filter((t) => topicAuthorized(context, AclOperation.READ, t.name));
+    const refused = request.topics
+      .filter((t) => !allowed.includes(t))
+      .map((t) => ({
+        name: t.name,
+        partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: KafkaError.TOPIC_AUTHORIZATION_FAILED })),
+      }));
     try {
       // Errors of the whole request (member, generation) are thrown; per-partition ones come back.
       const result = await context.broker.log.groups.commitOffsets({
@@ -97,7 +107,7 @@ export const offsetCommit = defineApi<OffsetCommitRequest, OffsetCommitResponse>
         generationId: request.generationId,
         memberId: request.memberId,
         groupInstanceId: request.groupInstanceId,
-        topics: request.topics.map((t) => ({
+        topics: allowed.map((t) => ({
           topic: t.name,
           partitions: t.partitions.map((p) => ({
             partition: p.partitionIndex,
@@ -108,10 +118,13 @@ export const offsetCommit = defineApi<OffsetCommitRequest, OffsetCommitResponse>
         })),
       });
       return {
-        topics: result.topics.map((t) => ({
-          name: t.topic,
-          partitions: t.partitions.map((p) => ({ partitionIndex: p.partition, errorCode: kafkaErrorCodeOfName(p.errorCode) })),
-        })),
+        topics: [
+          ...result.topics.map((t) => ({
+            name: t.topic,
+            partitions: t.partitions.map((p) => ({ partitionIndex: p.partition, errorCode: kafkaErrorCodeOfName(p.errorCode) })),
+          })),
+          ...refused,
+        ],
       };
     } catch (error) {
       if (!(error instanceof ConcordatError)) throw error;

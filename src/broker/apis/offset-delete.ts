@@ -29,6 +29,7 @@
  * @module
  */
 
+import { AclOperation, groupAuthorized, topicAuthorized } from '../acl/index.js';
 import { ConcordatError } from '../../errors.js';
 import { KafkaError, kafkaErrorCodeOf, kafkaErrorCodeOfName } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
@@ -61,8 +62,13 @@ export const offsetDelete = defineApi<OffsetDeleteRequest, OffsetDeleteResponse>
 
   async handle(request, context) {
     const log = context.broker.log;
+    // ACLs: Delete on the group (else GROUP_AUTHORIZATION_FAILED), Read on each topic (else TOPIC_AUTHORIZATION_FAILED, kept).
+    if (!groupAuthorized(context, AclOperation.DELETE, request.groupId)) return { errorCode: KafkaError.GROUP_AUTHORIZATION_FAILED, topics: [] };
+    const readable = new Set(request.topics.filter((t) => topicAuthorized(context, AclOperation.READ, t.name)).map((t) => t.name));
     const exists = (topic: string, partition: number): boolean => partition >= 0 && partition < (log.partitionCount(topic) ?? 0);
-    const known = request.topics.flatMap((t) => t.partitions.filter((p) => exists(t.name, p)).map((partition) => ({ topic: t.name, partition })));
+    const known = request.topics
+      .filter((t) => readable.has(t.name))
+      .flatMap((t) => t.partitions.filter((p) => exists(t.name, p)).map((partition) => ({ topic: t.name, partition })));
     let deleted: Awaited<ReturnType<typeof log.groups.deleteOffsets>>;
     try {
       deleted = await log.groups.deleteOffsets(request.groupId, known);
@@ -71,6 +77,7 @@ export const offsetDelete = defineApi<OffsetDeleteRequest, OffsetDeleteResponse>
       return { errorCode: kafkaErrorCodeOf(error), topics: [] };
     }
     const errorOf = (topic: string, partition: number): number => {
+      if (!readable.has(topic)) return KafkaError.TOPIC_AUTHORIZATION_FAILED;
       if (!exists(topic, partition)) return KafkaError.UNKNOWN_TOPIC_OR_PARTITION;
       return kafkaErrorCodeOfName(deleted.find((d) => d.topic === topic && d.partition === partition)?.errorCode ?? null);
     };

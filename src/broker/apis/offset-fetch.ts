@@ -25,6 +25,7 @@
  * @module
  */
 
+import { AclOperation, groupAuthorized, topicAuthorized } from '../acl/index.js';
 import { ConcordatError } from '../../errors.js';
 import { KafkaError, kafkaErrorCodeOf, kafkaErrorCodeOfName } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
@@ -65,21 +66,38 @@ export const offsetFetch = defineApi<OffsetFetchRequest, OffsetFetchResponse>({
   },
 
   async handle(request, context) {
+    // ACLs: Describe on the group (else GROUP_AUTHORIZATION_FAILED); Describe on each topic named (else
+    // TOPIC_AUTHORIZATION_FAILED); every topic (null): those it may not Describe are left out.
+    if (!groupAuthorized(context, AclOperation.DESCRIBE, request.groupId)) return this.errorResponse(request, KafkaError.GROUP_AUTHORIZATION_FAILED, context);
+    const describable = (topic: string) => topicAuthorized(context, AclOperation.DESCRIBE, topic);
+    const refused = (request.topics ?? [])
+      .filter((t) => !describable(t.name))
+      .map((t) => ({
+        name: t.name,
+        partitions: t.partitionIndexes.map((partitionIndex) => ({
+          partitionIndex,
+          committedOffset: -1,
+          metadata: '',
+          errorCode: KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        })),
+      }));
     try {
       const result = await context.broker.log.groups.fetchOffsets({
         groupId: request.groupId,
-        topics: request.topics?.map((t) => ({ topic: t.name, partitions: t.partitionIndexes })) ?? null,
+        topics: request.topics?.filter((t) => describable(t.name)).map((t) => ({ topic: t.name, partitions: t.partitionIndexes })) ?? null,
       });
-      const topics = result.topics.map((t) => ({
-        name: t.topic,
-        partitions: t.partitions.map((p) => ({
-          partitionIndex: p.partition,
-          committedOffset: p.offset,
-          metadata: p.metadata,
-          errorCode: kafkaErrorCodeOfName(p.errorCode),
-        })),
-      }));
-      return { topics, errorCode: KafkaError.NONE };
+      const topics = result.topics
+        .filter((t) => describable(t.topic))
+        .map((t) => ({
+          name: t.topic,
+          partitions: t.partitions.map((p) => ({
+            partitionIndex: p.partition,
+            committedOffset: p.offset,
+            metadata: p.metadata,
+            errorCode: kafkaErrorCodeOfName(p.errorCode),
+          })),
+        }));
+      return { topics: [...topics, ...refused], errorCode: KafkaError.NONE };
     } catch (error) {
       if (!(error instanceof ConcordatError)) throw error;
       return this.errorResponse(request, kafkaErrorCodeOf(error), context);

@@ -76,6 +76,7 @@
  * @module
  */
 
+import { AclOperation, topicAuthorized, topicCreateAuthorized, transactionalIdAuthorized } from '../acl/index.js';
 import { ConcordatError, ErrorCode } from '../../errors.js';
 import { readBatchHeader, RECORD_BATCH_HEADER_BYTES, type AppendResult } from '../../log/index.js';
 import { KafkaError, transactionErrorCodeOf } from '../codec/error-codes.js';
@@ -133,9 +134,9 @@ export const produce = defineApi<ProduceRequest, ProduceResponse>({
   },
 
   async handle(request, context) {
-    const refusal = refuse(request);
+    const refusal = refuse(request) ?? transactionalIdRefusal(context, request.transactionalId);
     const pending = request.topics.map((topic) => {
-      const resolved = refusal ?? context.broker.topics.resolve(topic.name, true);
+      const resolved = refusal ?? resolveAuthorized(context, topic.name);
       return typeof resolved === 'number'
         ? appendTopic(context, request.transactionalId, topic.name, topic.partitions, resolved)
         : resolved.then((code) => appendTopic(context, request.transactionalId, topic.name, topic.partitions, code));
@@ -171,6 +172,22 @@ export const produce = defineApi<ProduceRequest, ProduceResponse>({
     };
   },
 });
+
+/** TRANSACTIONAL_ID_AUTHORIZATION_FAILED for the whole request when its transactional ID may not be written, else null. */
+function transactionalIdRefusal(context: RequestContext, transactionalId: string | null): number | null {
+  if (transactionalId === null || transactionalIdAuthorized(context, AclOperation.WRITE, transactionalId)) return null;
+  return KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+}
+
+/**
+ * A topic's error: TOPIC_AUTHORIZATION_FAILED without Write on it; an
+ * unknown topic is auto-created only if the principal may also create it.
+ * Synchronous for a known topic (appends keep the order of the requests).
+ */
+function resolveAuthorized(context: RequestContext, topic: string): number | Promise<number> {
+  if (!topicAuthorized(context, AclOperation.WRITE, topic)) return KafkaError.TOPIC_AUTHORIZATION_FAILED;
+  return context.broker.topics.resolve(topic, topicCreateAuthorized(context, topic));
+}
 
 /** A whole-request refusal, or null. */
 function refuse(request: ProduceRequest): number | null {

@@ -21,6 +21,7 @@
  * @module
  */
 
+import { AclOperation, groupAuthorized } from '../acl/index.js';
 import { ConcordatError } from '../../errors.js';
 import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
@@ -58,6 +59,7 @@ export const syncGroup = defineApi<SyncGroupRequest, SyncGroupResponse>({
   },
 
   async handle(request, context) {
+    if (!groupAuthorized(context, AclOperation.READ, request.groupId)) return this.errorResponse(request, KafkaError.GROUP_AUTHORIZATION_FAILED, context);
     try {
       const { assignment } = await context.broker.log.groups.syncGroup({
         groupId: request.groupId,

@@ -36,8 +36,9 @@
  * @module
  */
 
+import { AclOperation, groupAuthorized, topicAuthorized, transactionalIdAuthorized } from '../acl/index.js';
 import { ConcordatError } from '../../errors.js';
-import { transactionErrorCodeOf, transactionErrorCodeOfName } from '../codec/error-codes.js';
+import { KafkaError, transactionErrorCodeOf, transactionErrorCodeOfName } from '../codec/error-codes.js';
 import { defineApi } from './api.js';
 
 /** A TxnOffsetCommit request body, decoded (grammar in the file header). */
@@ -81,8 +82,21 @@ export const txnOffsetCommit = defineApi<TxnOffsetCommitRequest, TxnOffsetCommit
   },
 
   async handle(request, context) {
+    // ACLs: Write on the transactional ID, Read on the group (else the whole request fails with it);
+    // Read on each topic, else TOPIC_AUTHORIZATION_FAILED for its partitions (the others are committed).
+    if (!transactionalIdAuthorized(context, AclOperation.WRITE, request.transactionalId)) {
+      return this.errorResponse(request, KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, context);
+    }
+    if (!groupAuthorized(context, AclOperation.READ, request.groupId)) return this.errorResponse(request, KafkaError.GROUP_AUTHORIZATION_FAILED, context);
+    const allowed = request.topics.filter((t) => topicAuthorized(context, AclOperation.READ, t.name));
+    const refused = request.topics
+      .filter((t) => !allowed.includes(t))
+      .map((t) => ({
+        name: t.name,
+        partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: KafkaError.TOPIC_AUTHORIZATION_FAILED })),
+      }));
     try {
-      const offsets = request.topics.flatMap((t) =>
+      const offsets = allowed.flatMap((t) =>
         t.partitions.map((p) => ({
           topic: t.name,
           partition: p.partitionIndex,
@@ -100,10 +114,13 @@ export const txnOffsetCommit = defineApi<TxnOffsetCommitRequest, TxnOffsetCommit
       );
       let i = 0;
       return {
-        topics: request.topics.map((t) => ({
-          name: t.name,
-          partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: transactionErrorCodeOfName(results[i++]!.errorCode) })),
-        })),
+        topics: [
+          ...allowed.map((t) => ({
+            name: t.name,
+            partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: transactionErrorCodeOfName(results[i++]!.errorCode) })),
+          })),
+          ...refused,
+        ],
       };
     } catch (error) {
       if (!(error instanceof ConcordatError)) throw error;

@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { startBroker, type Broker } from '../../broker/index.js';
-import { BROKER_INITIAL_REBALANCE_DELAY_MS, type BrokerOptions } from '../../config/index.js';
+import { BROKER_INITIAL_REBALANCE_DELAY_MS, TlsClientAuth, type BrokerOptions } from '../../config/index.js';
 
 /**
  * `concordat broker`: serves the log in `--data` over the Kafka wire
@@ -27,7 +27,19 @@ export function registerBrokerCommand(program: Command): void {
     .option('--connections-max-reauth-ms <ms>', 'with SASL: session lifetime clients must re-authenticate within (KIP-368); 0: never', integer, 0)
     .option('--tls-cert <file>', 'PEM certificate chain: enables TLS (with --tls-key)')
     .option('--tls-key <file>', 'PEM private key')
-    .option('--insecure', 'allow a non-loopback listener without SASL', false)
+    .option('--tls-ca <file>', 'PEM CA certificates client certificates must chain to (with --tls-client-auth)')
+    .option(
+      '--tls-client-auth <mode>',
+      'mutual TLS: none, requested or required; a verified certificate makes the principal User:<subject>',
+      tlsClientAuth,
+      'none',
+    )
+    .option('--authorizer', 'enforce ACLs (CreateAcls/DescribeAcls/DeleteAcls), denying what no ACL allows', false)
+    .option(
+      '--super-users <principals>',
+      "with --authorizer: principals allowed everything, separated by ';' (Kafka's super.users), e.g. 'User:admin;User:CN=ops'",
+    )
+    .option('--insecure', 'allow a non-loopback listener without SASL or required client certificates', false)
     .option(
       '--group-initial-rebalance-delay-ms <ms>',
       "how long an empty consumer group's first rebalance waits for more members, extended while they keep joining (Kafka's group.initial.rebalance.delay.ms)",
@@ -61,6 +73,10 @@ interface BrokerFlags {
   connectionsMaxReauthMs: number;
   tlsCert?: string;
   tlsKey?: string;
+  tlsCa?: string;
+  tlsClientAuth: TlsClientAuth;
+  authorizer: boolean;
+  superUsers?: string;
   insecure: boolean;
   groupInitialRebalanceDelayMs: number;
   metricsPort?: number;
@@ -71,6 +87,14 @@ function toOptions(flags: BrokerFlags): BrokerOptions {
   if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
     throw new InvalidArgumentError('--tls-cert and --tls-key go together');
   }
+  if (flags.tlsCert === undefined && (flags.tlsCa !== undefined || flags.tlsClientAuth !== TlsClientAuth.NONE)) {
+    throw new InvalidArgumentError('--tls-ca and --tls-client-auth need TLS: give --tls-cert and --tls-key');
+  }
+  if (flags.superUsers !== undefined && !flags.authorizer) throw new InvalidArgumentError('--super-users needs --authorizer');
+  const superUsers = (flags.superUsers ?? '')
+    .split(';')
+    .map((principal) => principal.trim())
+    .filter((principal) => principal.length > 0);
   return {
     dataDir: flags.data,
     host: flags.host,
@@ -84,7 +108,17 @@ function toOptions(flags: BrokerFlags): BrokerOptions {
     ...(flags.advertisedHost === undefined ? {} : { advertisedHost: flags.advertisedHost }),
     ...(flags.advertisedPort === undefined ? {} : { advertisedPort: flags.advertisedPort }),
     ...(flags.saslCredentials === undefined ? {} : { sasl: { credentialsFile: flags.saslCredentials } }),
-    ...(flags.tlsCert === undefined ? {} : { tls: { certFile: flags.tlsCert, keyFile: flags.tlsKey! } }),
+    ...(flags.tlsCert === undefined
+      ? {}
+      : {
+          tls: {
+            certFile: flags.tlsCert,
+            keyFile: flags.tlsKey!,
+            clientAuth: flags.tlsClientAuth,
+            ...(flags.tlsCa === undefined ? {} : { caFile: flags.tlsCa }),
+          },
+        }),
+    ...(flags.authorizer ? { authorizer: { superUsers } } : {}),
     ...(flags.metricsPort === undefined ? {} : { metrics: { port: flags.metricsPort, host: flags.metricsHost } }),
   };
 }
@@ -139,4 +173,11 @@ function port(value: string): number {
   const parsed = integer(value);
   if (parsed < 0 || parsed > 65_535) throw new InvalidArgumentError(`not a port: ${value}`);
   return parsed;
+}
+
+/** Parses `--tls-client-auth`. */
+function tlsClientAuth(value: string): TlsClientAuth {
+  const modes: readonly string[] = Object.values(TlsClientAuth);
+  if (!modes.includes(value)) throw new InvalidArgumentError(`expected one of ${modes.join(', ')}`);
+  return value as TlsClientAuth;
 }

@@ -392,7 +392,9 @@ describe('listening beyond loopback', () => {
   it('is refused without SASL unless insecure is set', async () => {
     const dataDir = join(dir, 'wide');
     const refused = startBroker({ dataDir, host: '0.0.0.0', port: 0 });
-    await expect(refused).rejects.toThrow('refusing to listen on 0.0.0.0 without SASL: give SASL credentials, listen on 127.0.0.1, or pass --insecure');
+    await expect(refused).rejects.toThrow(
+      'refusing to listen on 0.0.0.0 without SASL: give SASL credentials, require TLS client certificates, listen on 127.0.0.1, or pass --insecure',
+    );
     await expect(refused).rejects.toMatchObject({ code: 'INSECURE_LISTENER' } satisfies Partial<ConcordatError>);
     const insecure = await startBroker({ dataDir, host: '0.0.0.0', port: 0, insecure: true, advertisedHost: '127.0.0.1' });
     await insecure.close();

@@ -17,6 +17,7 @@ describe('broker options', () => {
       insecure: false,
       sasl: null,
       tls: null,
+      authorizer: null,
       metrics: null,
       connectionsMax: 1024,
       requestBytesMax: 104_857_600,
@@ -34,6 +35,30 @@ describe('broker options', () => {
       // Kafka's group.initial.rebalance.delay.ms default, where the log's own is 0.
       log: { groups: { initialRebalanceDelayMs: 3000 } },
     });
+  });
+
+  it('compiles mutual TLS and the authorizer, and names what is wrong', () => {
+    const compiled = compileBrokerOptions({
+      tls: { certFile: 'c.pem', keyFile: 'k.pem', caFile: 'ca.pem', clientAuth: 'required' },
+      authorizer: { superUsers: ['User:admin', 'User:CN=ops,O=acme'] },
+    });
+    expect([compiled.tls, compiled.authorizer]).toEqual([
+      { certFile: 'c.pem', keyFile: 'k.pem', caFile: 'ca.pem', clientAuth: 'required' },
+      { superUsers: ['User:admin', 'User:CN=ops,O=acme'] },
+    ]);
+    expect(compileBrokerOptions({ tls: { certFile: 'c.pem', keyFile: 'k.pem' } }).tls).toEqual({
+      certFile: 'c.pem',
+      keyFile: 'k.pem',
+      caFile: null,
+      clientAuth: 'none',
+    });
+    expect(compileBrokerOptions({ authorizer: {} }).authorizer).toEqual({ superUsers: [] });
+    expect(() => compileBrokerOptions({ tls: { certFile: 'c.pem', keyFile: 'k.pem', clientAuth: 'requested' } })).toThrow(
+      'broker.tls.caFile: clientAuth requested or required needs caFile',
+    );
+    expect(() => compileBrokerOptions({ authorizer: { superUsers: ['admin'] } })).toThrow(
+      'broker.authorizer.superUsers.0: a principal is Type:name, e.g. User:admin',
+    );
   });
 
   it('keeps a given initial rebalance delay and the other log options', () => {

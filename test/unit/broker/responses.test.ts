@@ -46,6 +46,9 @@ const KAFKAJS_FOLDER: Record<string, string> = {
   AlterConfigs: 'alterConfigs',
   DeleteRecords: 'deleteRecords',
   DeleteGroups: 'deleteGroups',
+  CreateAcls: 'createAcls',
+  DescribeAcls: 'describeAcls',
+  DeleteAcls: 'deleteAcls',
 };
 
 function kafkajsDecoder(apiName: string, version: number): ((raw: Buffer) => Promise<Decoded>) | null {
@@ -421,6 +424,59 @@ const CASES: Record<string, { response: unknown; check: (decoded: Decoded, versi
       ]);
     },
   },
+  CreateAcls: {
+    response: {
+      results: [
+        { errorCode: 0, errorMessage: null },
+        { errorCode: 42, errorMessage: 'bad principal' },
+      ],
+    },
+    check(d) {
+      expect(d.creationResponses).toEqual([
+        { errorCode: 0, errorMessage: null },
+        { errorCode: 42, errorMessage: 'bad principal' },
+      ]);
+    },
+  },
+  DescribeAcls: {
+    response: {
+      errorCode: 0,
+      errorMessage: null,
+      resources: [{ resourceType: 2, resourceName: 'orders', patternType: 4, acls: [{ principal: 'User:alice', host: '*', operation: 3, permission: 3 }] }],
+    },
+    check(d, v) {
+      expect([d.errorCode, d.resources.length]).toEqual([0, 1]);
+      const r = d.resources[0];
+      expect([r.resourceType, r.resourceName]).toEqual([2, 'orders']);
+      if (v >= 1) expect(r.resourcePatternType).toBe(4);
+      expect(r.acls).toEqual([{ principal: 'User:alice', host: '*', operation: 3, permissionType: 3 }]);
+    },
+  },
+  DeleteAcls: {
+    response: {
+      filterResults: [
+        {
+          errorCode: 0,
+          errorMessage: null,
+          matchingAcls: [{ resourceType: 3, resourceName: 'g1', patternType: 3, principal: 'User:*', host: '10.0.0.1', operation: 6, permission: 2 }],
+        },
+      ],
+    },
+    check(d, v) {
+      const m = d.filterResponses[0].matchingAcls[0];
+      expect([d.filterResponses[0].errorCode, m.errorCode, m.resourceType, m.resourceName, m.principal, m.host, m.operation, m.permissionType]).toEqual([
+        0,
+        0,
+        3,
+        'g1',
+        'User:*',
+        '10.0.0.1',
+        6,
+        2,
+      ]);
+      if (v >= 1) expect(m.resourcePatternType).toBe(3);
+    },
+  },
   SaslAuthenticate: {
     response: { errorCode: 0, errorMessage: null, authBytes: Buffer.from('v=abc'), sessionLifetimeMs: 3_600_000 },
     check(d, v) {
@@ -452,13 +508,19 @@ describe('responses decode with kafkajs 2.2.4', () => {
   it('cover every version kafkajs can decode', () => {
     // kafkajs never sends these, so it has no decoder for them; the wire tests and kcat cover ApiVersions v3,
     // broker/static-membership.test.ts OffsetCommit v7 (librdkafka's static members send v6-v7).
-    // Nor these, served for librdkafka, kafka-python and newer clients; their tests decode them by hand (admin-*.test.ts).
+    // Nor these, served for librdkafka, kafka-python and newer clients; their tests decode them by hand (admin-*.test.ts, acls.test.ts).
     expect(unchecked.sort()).toEqual([
       'ApiVersions-v3',
+      'CreateAcls-v2',
+      'CreateAcls-v3',
       'CreateTopics-v4',
       'CreateTopics-v5',
+      'DeleteAcls-v2',
+      'DeleteAcls-v3',
       'DeleteTopics-v2',
       'DeleteTopics-v3',
+      'DescribeAcls-v2',
+      'DescribeAcls-v3',
       'DescribeCluster-v0',
       'DescribeLogDirs-v0',
       'DescribeLogDirs-v1',
@@ -469,6 +531,6 @@ describe('responses decode with kafkajs 2.2.4', () => {
       'OffsetDelete-v0',
       'TxnOffsetCommit-v2',
     ]);
-    expect(checked.length).toBe(95);
+    expect(checked.length).toBe(101);
   });
 });
