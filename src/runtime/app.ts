@@ -21,7 +21,7 @@ import type { Topic, TopicInput, TopicReply } from './topic.js';
 import type { RequestOptions, RequestReplyOptions, RequestStats } from './request-options.js';
 import { Requester } from './request-reply.js';
 import { hasStartHook, hasStopHook } from './decorators/index.js';
-import { compileDispatcherOptions, Dispatcher, type DispatcherOptions, type DispatchStats } from './dispatcher.js';
+import { compileDispatcherOptions, Dispatcher, type DispatcherOptions, type DispatchStats } from './dispatcher/index.js';
 import { exploreHandlers, type ConsumerDescriptor, type HandlerTable } from './explorer.js';
 import { getStartHooks } from './metadata.js';
 

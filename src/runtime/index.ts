@@ -38,7 +38,7 @@ export {
   type TypedHandlerDecorator,
 } from './decorators/index.js';
 export { CronSchedule } from './cron.js';
-export { DISPATCH_BATCH_RECORDS_DEFAULT, Dispatcher, type DispatchStats, type DispatcherDeps, type DispatcherOptions } from './dispatcher.js';
+export { DISPATCH_BATCH_RECORDS_DEFAULT, Dispatcher, type DispatchStats, type DispatcherDeps, type DispatcherOptions } from './dispatcher/index.js';
 export { HandlerGroupCommit } from './group-commit.js';
 export { CommitStages, type CommitStage, type Deferred, type StageResult } from './commit-stages.js';
 export { exploreHandlers, type ConsumerDescriptor, type HandlerDescriptor, type HandlerTable } from './explorer.js';

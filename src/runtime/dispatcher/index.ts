@@ -1,0 +1,11 @@
+/** The dispatcher: runs a consumer group's handlers on delivered records with exactly-once effect. */
+export { Dispatcher } from './dispatcher.js';
+export {
+  compileDispatcherOptions,
+  DISPATCH_BATCH_RECORDS_DEFAULT,
+  DISPATCH_CONCURRENT_TRANSACTIONS_DEFAULT,
+  GUARDED_LOCK_TIMEOUT_MS,
+  type DispatcherDeps,
+  type DispatcherOptions,
+} from './options.js';
+export type { DispatchStats } from './stats.js';
