@@ -39,23 +39,23 @@ export { CompressionType, compress, decompress, compressionCode, compressionFrom
 export { murmur2, partitionForKey, toPositive } from './partitioner.js';
 export { validateTopicName, isValidTopicName, topicNameProblem, TOPIC_NAME_CHARACTERS, TOPIC_NAME_LENGTH_MAX } from './topic-name.js';
 export type { FlushStats } from './flush.js';
-export {
-  GroupCoordinator,
-  NEW_MEMBER_JOIN_TIMEOUT_MS,
-  type GroupDescription,
-  type GroupMemberDescription,
-  type GroupOverview,
-  type HeartbeatRequest,
-  type JoinGroupRequest,
-  type LeaveGroupRequest,
-  type LeaveGroupResult,
-  type OffsetCommitRequest,
-  type OffsetCommitResult,
-  type OffsetFetchRequest,
-  type OffsetFetchResult,
-  type PartitionLag,
-  type SyncGroupRequest,
-} from './groups/coordinator.js';
+export { GroupCoordinator } from './groups/coordinator.js';
+export { NEW_MEMBER_JOIN_TIMEOUT_MS } from './groups/join-group.js';
+export type {
+  GroupDescription,
+  GroupMemberDescription,
+  GroupOverview,
+  HeartbeatRequest,
+  JoinGroupRequest,
+  LeaveGroupRequest,
+  LeaveGroupResult,
+  OffsetCommitRequest,
+  OffsetCommitResult,
+  OffsetFetchRequest,
+  OffsetFetchResult,
+  PartitionLag,
+  SyncGroupRequest,
+} from './groups/requests.js';
 export { GroupState, type GroupProtocol, type JoinGroupMember, type JoinGroupResult, type SyncGroupResult } from './groups/group.js';
 export {
   CONSUMER_PROTOCOL_TYPE,

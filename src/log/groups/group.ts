@@ -2,7 +2,7 @@ import { ConcordatError } from '../../errors.js';
 
 /**
  * The states of a consumer group (Kafka's `GroupState`), and the moves the
- * coordinator (coordinator.ts) makes between them:
+ * coordinator makes between them (rebalance.ts, join-group.ts, sync-group.ts):
  *
  * ```
  *            join (new member / changed metadata / leader rejoins)
@@ -132,7 +132,7 @@ export class Member {
 
 /**
  * One consumer group's membership state (Kafka's `GroupMetadata`). The
- * coordinator (coordinator.ts) drives the transitions; this class holds the
+ * coordinator (rebalance.ts and the request files beside it) drives the transitions; this class holds the
  * data and the rules that only look at it, and is used by the coordinator
  * alone, synchronously.
  */

@@ -1,3 +1,9 @@
+/**
+ * The committed-offsets log of all consumer groups (with the stored
+ * membership of static groups): its append-only file with group commit, its
+ * snapshot and compaction, and its recovery on open. One concept, kept in
+ * one file although it is over 400 lines.
+ */
 import { crc32c } from '@node-rs/crc32';
 import { readdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
