@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Kafka, logLevel } from 'kafkajs';
+import { AclOperationTypes, AclPermissionTypes, AclResourceTypes, Kafka, logLevel, ResourcePatternTypes } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Writer } from '../../../src/broker/codec/writer.js';
 import { LogManager } from '../../../src/log/index.js';
 import { until } from '../../../src/testing/index.js';
+import { makeCertificates } from './helpers/certificates.js';
 import { RawClient } from './helpers/raw-client.js';
 import { run, runOk } from './helpers/process.js';
 
@@ -187,10 +188,85 @@ describe('concordat broker', () => {
     }
   });
 
+  it('with --authorizer and mutual TLS: a super user creates ACLs with kafkajs, and the principal of a client certificate is refused until one allows it', async () => {
+    const certs = await makeCertificates(await mkdtemp(join(dir, 'mtls-')), { admin: '/CN=admin', alice: '/O=acme/CN=alice' });
+    const broker = await startCli([
+      '--data',
+      join(dir, 'mtls'),
+      '--port',
+      '0',
+      '--tls-cert',
+      certs.certFile,
+      '--tls-key',
+      certs.keyFile,
+      '--tls-ca',
+      certs.caFile,
+      '--tls-client-auth',
+      'required',
+      '--authorizer',
+      '--super-users',
+      'User:CN=admin; User:nobody',
+    ]);
+    const kafkaAs = (client: { cert: string; key: string } | null) =>
+      new Kafka({
+        brokers: [`127.0.0.1:${broker.port}`],
+        clientId: 'cli-mtls-test',
+        logLevel: logLevel.NOTHING,
+        retry: { retries: 0 },
+        ssl: { ca: [certs.ca], ...(client ?? {}) },
+      });
+    try {
+      const admin = kafkaAs(certs.clients.admin!).admin();
+      await admin.connect();
+      await admin.createTopics({ topics: [{ topic: 'mtls-topic' }] });
+      const producer = kafkaAs(certs.clients.alice!).producer({ allowAutoTopicCreation: false });
+      await producer.connect();
+      await expect(producer.send({ topic: 'mtls-topic', acks: -1, messages: [{ value: 'denied' }] })).rejects.toMatchObject({
+        // No Describe either: Metadata refuses the topic, and kafkajs wraps that error.
+        cause: { type: 'TOPIC_AUTHORIZATION_FAILED' },
+      });
+      // Kafka's default principal of the subject /O=acme/CN=alice: RFC 2253 order.
+      await admin.createAcls({
+        acl: [
+          {
+            resourceType: AclResourceTypes.TOPIC,
+            resourceName: 'mtls-topic',
+            resourcePatternType: ResourcePatternTypes.LITERAL,
+            principal: 'User:CN=alice,O=acme',
+            host: '*',
+            operation: AclOperationTypes.WRITE,
+            permissionType: AclPermissionTypes.ALLOW,
+          },
+        ],
+      });
+      const [ack] = await producer.send({ topic: 'mtls-topic', acks: -1, messages: [{ value: 'allowed' }] });
+      expect([ack?.errorCode, ack?.baseOffset]).toEqual([0, '0']);
+      await producer.disconnect();
+      await admin.disconnect();
+      // Without a client certificate the TLS handshake is refused.
+      const anonymous = kafkaAs(null).admin();
+      await expect(anonymous.connect()).rejects.toThrow();
+    } finally {
+      broker.child.kill('SIGTERM');
+      expect(await broker.exited).toBe(0);
+    }
+  });
+
+  it('names a wrong --tls-client-auth and refuses mutual TLS without TLS', async () => {
+    const wrong = await run(process.execPath, ['--import', 'tsx', MAIN, 'broker', '--data', join(dir, 'flags'), '--tls-client-auth', 'always']);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toContain("option '--tls-client-auth <mode>' argument 'always' is invalid. expected one of none, requested, required");
+    const noTls = await run(process.execPath, ['--import', 'tsx', MAIN, 'broker', '--data', join(dir, 'flags'), '--tls-client-auth', 'required']);
+    expect(noTls.code).not.toBe(0);
+    expect(noTls.stderr).toContain('--tls-ca and --tls-client-auth need TLS: give --tls-cert and --tls-key');
+  });
+
   it('refuses to listen beyond loopback without SASL, and says how to', async () => {
     const result = await run(process.execPath, ['--import', 'tsx', MAIN, 'broker', '--data', join(dir, 'open'), '--host', '0.0.0.0', '--port', '0']);
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain('concordat: refusing to listen on 0.0.0.0 without SASL: give SASL credentials, listen on 127.0.0.1, or pass --insecure');
+    expect(result.stderr).toContain(
+      'concordat: refusing to listen on 0.0.0.0 without SASL: give SASL credentials, require TLS client certificates, listen on 127.0.0.1, or pass --insecure',
+    );
   });
 
   it("waits Kafka's group.initial.rebalance.delay.ms (3000 ms) before an empty group's first rebalance, unless the flag says 0", async () => {
