@@ -3,8 +3,8 @@
  * of the log's {@link TopicConfig} (`integer`, `flush`), a config with one
  * possible value (`fixed`: the log has no other behaviour), or a config
  * the broker stores with the topic and the log does not act on (`stored`),
- * because with one replica and `cleanup.policy=delete` Kafka itself does
- * not act on it either. Read with ./topic-configs.ts, which converts.
+ * because with one replica Kafka itself does not act on it either, or
+ * because the log does not implement it (said in the table). Read with ./topic-configs.ts, which converts.
  *
  * | Kafka topic config | here | broker-level synonym (Kafka's) |
  * |---|---|---|
@@ -17,13 +17,16 @@
  * | max.message.bytes | maxMessageBytes | message.max.bytes |
  * | flush.messages, flush.ms | flushMode, flushIntervalMs | log.flush.interval.messages, log.flush.interval.ms |
  * | concordat.dedup.window.ms, .ids.max | dedupWindowMs, dedupWindowIdsMax | (same names) |
- * | cleanup.policy = delete | fixed: the log does not compact | log.cleanup.policy |
+ * | cleanup.policy (delete, compact, or both) | cleanupPolicy | log.cleanup.policy |
+ * | delete.retention.ms | deleteRetentionMs | log.cleaner.delete.retention.ms |
+ * | min.cleanable.dirty.ratio | minCleanableDirtyRatio | log.cleaner.min.cleanable.ratio |
+ * | min.compaction.lag.ms | minCompactionLagMs | log.cleaner.min.compaction.lag.ms |
  * | compression.type | compression (`uncompressed` is the log's `none`) | compression.type |
  * | message.timestamp.type = CreateTime | fixed: producer timestamps | log.message.timestamp.type |
  * | message.timestamp.difference.max.ms = Long.MAX | fixed: timestamps are not checked | log.message.timestamp.difference.max.ms |
  * | min.insync.replicas = 1 | fixed: one replica | min.insync.replicas |
  * | segment.jitter.ms = 0 | fixed: rolls are not jittered | log.roll.jitter.ms |
- * | delete.retention.ms, min/max.compaction.lag.ms, min.cleanable.dirty.ratio | stored: compaction only | log.cleaner.* |
+ * | max.compaction.lag.ms | stored: the cleaner takes a partition by its dirty ratio only | log.cleaner.max.compaction.lag.ms |
  * | message.format.version | stored: ignored, as Kafka ≥ 3.0 ignores it (batches are v2) | log.message.format.version |
  * | message.downconversion.enable | stored: Fetch v4+ only, nothing to down-convert | log.message.downconversion.enable |
  * | unclean.leader.election.enable, leader/follower.replication.throttled.replicas | stored: one replica | unclean.leader.election.enable |
@@ -35,7 +38,7 @@
  * @module
  */
 
-import { FlushMode, type TopicCompression, type TopicConfig } from '../config/index.js';
+import { FlushMode, type CleanupPolicy, type TopicCompression, type TopicConfig } from '../config/index.js';
 
 /** Java's Long.MAX_VALUE: Kafka's "never" for its flush settings. */
 export const LONG_MAX = '9223372036854775807';
@@ -50,13 +53,17 @@ export type IntegerKey =
   | 'indexIntervalBytes'
   | 'maxMessageBytes'
   | 'dedupWindowMs'
-  | 'dedupWindowIdsMax';
+  | 'dedupWindowIdsMax'
+  | 'deleteRetentionMs'
+  | 'minCompactionLagMs';
 
 /** What one Kafka topic config is here (see the file header for each kind). */
 export type Setting =
   | { kind: 'integer'; key: IntegerKey; brokerName: string }
   | { kind: 'flush'; brokerName: string; describe: (config: TopicConfig) => string }
   | { kind: 'compression'; brokerName: string }
+  | { kind: 'policy'; brokerName: string }
+  | { kind: 'ratio'; key: 'minCleanableDirtyRatio'; brokerName: string }
   | { kind: 'fixed'; value: string; brokerName: string; refusal: string }
   | {
       kind: 'stored';
@@ -75,26 +82,17 @@ const long =
     return BigInt(value) < BigInt(min) ? `below ${min}` : null;
   };
 const boolean = (value: string): string | null => (value === 'true' || value === 'false' ? null : 'not true or false');
-const ratio = (value: string): string | null => {
-  const n = Number(value);
-  return value !== '' && Number.isFinite(n) && n >= 0 && n <= 1 ? null : 'not a number from 0 to 1';
-};
 const version = (value: string): string | null => (/^\d+\.\d+(\.\d+){0,2}(-IV\d+)?$/.test(value) ? null : 'not a Kafka version such as 2.8 or 3.0-IV1');
 const replicas = (value: string): string | null =>
   value === '' || value === '*' || /^\d+:\d+(\s*,\s*\d+:\d+)*$/.test(value) ? null : 'not "", "*" or a list of partition:broker pairs';
 
 /** The table, by Kafka name, sorted by name (DescribeConfigs answers in this order). */
 export const SETTINGS: Readonly<Record<string, Setting>> = {
-  'cleanup.policy': {
-    kind: 'fixed',
-    value: 'delete',
-    brokerName: 'log.cleanup.policy',
-    refusal: 'the log deletes whole segments by age and size (retention.ms, retention.bytes) and does not compact; use "delete"',
-  },
+  'cleanup.policy': { kind: 'policy', brokerName: 'log.cleanup.policy' },
   'compression.type': { kind: 'compression', brokerName: 'compression.type' },
   'concordat.dedup.window.ids.max': { kind: 'integer', key: 'dedupWindowIdsMax', brokerName: 'concordat.dedup.window.ids.max' },
   'concordat.dedup.window.ms': { kind: 'integer', key: 'dedupWindowMs', brokerName: 'concordat.dedup.window.ms' },
-  'delete.retention.ms': { kind: 'stored', defaultValue: '86400000', brokerName: 'log.cleaner.delete.retention.ms', check: long(0) },
+  'delete.retention.ms': { kind: 'integer', key: 'deleteRetentionMs', brokerName: 'log.cleaner.delete.retention.ms' },
   'file.delete.delay.ms': { kind: 'stored', defaultValue: '60000', brokerName: 'log.segment.delete.delay.ms', check: long(0) },
   'flush.messages': {
     kind: 'flush',
@@ -125,8 +123,8 @@ export const SETTINGS: Readonly<Record<string, Setting>> = {
     brokerName: 'log.message.timestamp.type',
     refusal: 'records keep their producer\'s timestamps; use "CreateTime"',
   },
-  'min.cleanable.dirty.ratio': { kind: 'stored', defaultValue: '0.5', brokerName: 'log.cleaner.min.cleanable.ratio', check: ratio },
-  'min.compaction.lag.ms': { kind: 'stored', defaultValue: '0', brokerName: 'log.cleaner.min.compaction.lag.ms', check: long(0) },
+  'min.cleanable.dirty.ratio': { kind: 'ratio', key: 'minCleanableDirtyRatio', brokerName: 'log.cleaner.min.cleanable.ratio' },
+  'min.compaction.lag.ms': { kind: 'integer', key: 'minCompactionLagMs', brokerName: 'log.cleaner.min.compaction.lag.ms' },
   'min.insync.replicas': {
     kind: 'fixed',
     value: '1',
@@ -155,6 +153,19 @@ export const COMPRESSION_VALUES: Readonly<Record<string, TopicCompression>> = {
   gzip: 'gzip',
   producer: 'producer',
 };
+
+/**
+ * The log's {@link CleanupPolicy} for a value of Kafka's `cleanup.policy` (a
+ * list of `delete` and `compact` in any order, as Kafka takes it), or the
+ * reason it is not one.
+ */
+export function cleanupPolicyFromKafka(value: string): CleanupPolicy | { problem: string } {
+  const items = new Set(value.split(',').map((item) => item.trim()));
+  const unknown = [...items].filter((item) => item !== 'delete' && item !== 'compact');
+  if (unknown.length > 0 || items.size === 0) return { problem: 'not a list of "delete" and "compact"' };
+  if (items.has('compact')) return items.has('delete') ? 'compact,delete' : 'compact';
+  return 'delete';
+}
 
 /** Kafka's LIST-typed topic configs (IncrementalAlterConfigs may APPEND to and SUBTRACT from them). */
 export const LIST_CONFIGS: ReadonlySet<string> = new Set([

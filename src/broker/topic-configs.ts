@@ -25,7 +25,7 @@
 
 import { compileTopicConfig, FlushMode, TOPIC_CONFIG_DEFAULTS, type TopicConfig } from '../config/index.js';
 import { ConcordatError } from '../errors.js';
-import { COMPRESSION_VALUES, LONG_MAX, SETTINGS, TOPIC_CONFIG_NAMES, type IntegerKey, type Setting } from './topic-config-table.js';
+import { cleanupPolicyFromKafka, COMPRESSION_VALUES, LONG_MAX, SETTINGS, TOPIC_CONFIG_NAMES, type IntegerKey, type Setting } from './topic-config-table.js';
 
 export { LIST_CONFIGS, LONG_MAX, TOPIC_CONFIG_NAMES } from './topic-config-table.js';
 
@@ -85,7 +85,7 @@ export function topicConfigFromKafka(
     if (entry.value === null) return { refusal: `config ${entry.name} has a null value` };
     given.set(entry.name, entry.value.trim());
   }
-  const config: Partial<Record<IntegerKey, number>> & Partial<Pick<TopicConfig, 'compression'>> = {};
+  const config: Partial<Record<IntegerKey, number>> & Partial<Pick<TopicConfig, 'compression' | 'cleanupPolicy' | 'minCleanableDirtyRatio'>> = {};
   const extraConfigs: Record<string, string> = {};
   for (const [name, value] of given) {
     const setting = SETTINGS[name];
@@ -95,6 +95,16 @@ export function topicConfigFromKafka(
       const compression = COMPRESSION_VALUES[value];
       if (compression === undefined) return { refusal: invalid(name, value, `not one of ${Object.keys(COMPRESSION_VALUES).join(', ')}`) };
       config.compression = compression;
+    }
+    if (setting.kind === 'policy') {
+      const policy = cleanupPolicyFromKafka(value);
+      if (typeof policy !== 'string') return { refusal: invalid(name, value, policy.problem) };
+      config.cleanupPolicy = policy;
+    }
+    if (setting.kind === 'ratio') {
+      const ratio = value === '' ? NaN : Number(value);
+      if (!Number.isFinite(ratio)) return { refusal: invalid(name, value, 'not a number') };
+      config[setting.key] = ratio;
     }
     if (setting.kind === 'stored') {
       const problem = setting.check(value);
@@ -172,7 +182,8 @@ function rangeProblem(key: keyof TopicConfig, value: unknown, defaults: Readonly
 
 function kafkaNameOf(key: keyof TopicConfig): string {
   if (key === 'compression') return 'compression.type';
-  const found = Object.entries(SETTINGS).find(([, setting]) => setting.kind === 'integer' && setting.key === key);
+  if (key === 'cleanupPolicy') return 'cleanup.policy';
+  const found = Object.entries(SETTINGS).find(([, setting]) => (setting.kind === 'integer' || setting.kind === 'ratio') && setting.key === key);
   if (found === undefined) throw new Error(`no Kafka config name for topic config ${key}`);
   return found[0];
 }
@@ -187,7 +198,8 @@ function invalid(name: string, value: string, reason: string): string {
 }
 
 function describe(setting: Setting, config: Readonly<TopicConfig>): string {
-  if (setting.kind === 'integer') return String(config[setting.key]);
+  if (setting.kind === 'integer' || setting.kind === 'ratio') return String(config[setting.key]);
+  if (setting.kind === 'policy') return config.cleanupPolicy;
   if (setting.kind === 'flush') return setting.describe(config);
   if (setting.kind === 'stored') return setting.defaultValue;
   if (setting.kind === 'compression') return config.compression === 'none' ? 'uncompressed' : config.compression;

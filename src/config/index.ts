@@ -33,6 +33,7 @@ export {
   type GroupCoordinatorOptions,
   type LogManagerOptions,
   type TopicCompression,
+  type CleanupPolicy,
   type TopicConfig,
   type TransactionCoordinatorOptions,
 } from './log-options.js';

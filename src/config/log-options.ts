@@ -95,7 +95,37 @@ export interface TopicConfig {
    * append (CPU on the append path, as in Kafka). @default 'producer'
    */
   compression: TopicCompression;
+  /**
+   * What happens to old records (Kafka's `cleanup.policy`): `delete` removes
+   * whole segments by age and size (retentionMs, retentionBytes); `compact`
+   * keeps, in the segments behind the active one, only the latest record of
+   * each key, and never deletes by age or size; `compact,delete` does both
+   * (src/log/cleaner/). @default 'delete'
+   */
+  cleanupPolicy: CleanupPolicy;
+  /**
+   * How long a tombstone (a record with a null value) of a compacted topic is
+   * kept after the cleaner first reached the segment holding it, in ms
+   * (`delete.retention.ms`): consumers that read the topic from the start
+   * within this time see the delete. Range 0..2^53-1. @default 86400000 (1 day)
+   */
+  deleteRetentionMs: number;
+  /**
+   * Share of a compacted partition's cleanable bytes that must be dirty (not
+   * yet cleaned) before the cleaner takes it (`min.cleanable.dirty.ratio`).
+   * Range 0..1. @default 0.5
+   */
+  minCleanableDirtyRatio: number;
+  /**
+   * Youngest a record may be (by its segment's largest timestamp) to be
+   * compacted away, in ms (`min.compaction.lag.ms`): segments with newer
+   * records are left dirty. Range 0..2^53-1. @default 0
+   */
+  minCompactionLagMs: number;
 }
+
+/** A topic's {@link TopicConfig.cleanupPolicy}, Kafka's `cleanup.policy` with its two values in a fixed order. */
+export type CleanupPolicy = 'delete' | 'compact' | 'compact,delete';
 
 /** A topic's {@link TopicConfig.compression}: `producer`, or the codec every batch is stored in. */
 export type TopicCompression = 'producer' | 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
@@ -216,6 +246,18 @@ export interface LogManagerOptions {
    * recently appending one is forgotten (as if expired). Range 1..1000000. @default 10000
    */
   producersPerPartitionMax?: number;
+  /**
+   * Memory of the log cleaner's offset map, in bytes (Kafka's
+   * `log.cleaner.dedupe.buffer.size`): 24 bytes per distinct key, filled to
+   * 90%; a dirty section with more keys is cleaned in several passes.
+   * Range 1 KiB..2^31-1. @default 33554432 (32 MiB, about 1.4 million keys)
+   */
+  cleanerOffsetMapBytes?: number;
+  /**
+   * How often the log cleaner looks for compacted partitions to clean, in ms
+   * (`log.cleaner.backoff.ms`). Range 100..86400000. @default 15000
+   */
+  cleanerBackoffMs?: number;
   groups?: GroupCoordinatorOptions;
   transactions?: TransactionCoordinatorOptions;
 }
@@ -238,6 +280,10 @@ export const TOPIC_CONFIG_DEFAULTS: Readonly<TopicConfig> = Object.freeze({
   dedupWindowMs: 0,
   dedupWindowIdsMax: 100_000,
   compression: 'producer',
+  cleanupPolicy: 'delete',
+  deleteRetentionMs: DAY_MS,
+  minCleanableDirtyRatio: 0.5,
+  minCompactionLagMs: 0,
 });
 
 const topicConfigShape = {
@@ -257,6 +303,10 @@ const topicConfigShape = {
     .max(7 * DAY_MS),
   dedupWindowIdsMax: z.number().int().min(1).max(10_000_000),
   compression: z.enum(['producer', 'none', 'gzip', 'snappy', 'lz4', 'zstd']),
+  cleanupPolicy: z.enum(['delete', 'compact', 'compact,delete']),
+  deleteRetentionMs: z.number().int().min(0).max(SAFE_MAX),
+  minCleanableDirtyRatio: z.number().min(0).max(1),
+  minCompactionLagMs: z.number().int().min(0).max(SAFE_MAX),
 };
 
 const partialTopicConfigSchema = z.strictObject(topicConfigShape).partial();
@@ -343,6 +393,13 @@ const schema = z.strictObject({
   retentionCheckIntervalMs: z.number().int().min(100).max(86_400_000).default(300_000),
   producerIdExpirationMs: z.number().int().min(1000).max(SAFE_MAX).default(DAY_MS),
   producersPerPartitionMax: z.number().int().min(1).max(1_000_000).default(10_000),
+  cleanerOffsetMapBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(INT32_MAX)
+    .default(32 * 1024 * 1024),
+  cleanerBackoffMs: z.number().int().min(100).max(86_400_000).default(15_000),
   groups: groupsSchema.default({ ...GROUPS_DEFAULTS }),
   transactions: transactionsSchema.default({ ...TRANSACTIONS_DEFAULTS }),
 });
@@ -370,6 +427,8 @@ export interface CompiledLogManagerOptions {
   retentionCheckIntervalMs: number;
   producerIdExpirationMs: number;
   producersPerPartitionMax: number;
+  cleanerOffsetMapBytes: number;
+  cleanerBackoffMs: number;
   groups: Readonly<CompiledGroupCoordinatorOptions>;
   transactions: Readonly<CompiledTransactionCoordinatorOptions>;
 }

@@ -7,6 +7,7 @@ import { fsyncDir, makeDurableDir } from './checkpoint-file.js';
 import { logFs } from './file-system.js';
 import type { CompressionType } from './compression.js';
 import { DedupWindow, messageId } from './dedup-window.js';
+import { LogCleaner, type CleanResult } from './cleaner/index.js';
 import { DirLock } from './dir-lock.js';
 import { FilePool, type FilePoolStats } from './file-pool.js';
 import { GroupCommitFlusher, type FlushStats } from './flush.js';
@@ -150,6 +151,10 @@ export class LogManager {
   private readonly events: RecoveryEvent[] = [];
   private metadataChain: Promise<unknown> = Promise.resolve();
   private maintenanceChain: Promise<unknown> = Promise.resolve();
+  /** Cleans run one at a time, beside maintenance (the partition keeps them apart from retention: swapSegments). */
+  private cleanerChain: Promise<unknown> = Promise.resolve();
+  /** Made on the first clean of a compacted topic (its offset map is cleanerOffsetMapBytes). */
+  private cleaner: LogCleaner | null = null;
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
   private partitionsClosed = false;
@@ -900,6 +905,52 @@ export class LogManager {
     };
     every(this.options.recoveryCheckpointIntervalMs, () => this.checkpointRecoveryPoints());
     every(this.options.retentionCheckIntervalMs, () => this.enforceRetention());
+    every(this.options.cleanerBackoffMs, () => this.cleanLogs());
+  }
+
+  /**
+   * Runs the log cleaner (cleaner/log-cleaner.ts) over the partitions of
+   * every topic whose cleanupPolicy compacts (or of `topic` only), one
+   * partition at a time; the timer does it every cleanerBackoffMs. A
+   * partition is cleaned when its dirty ratio reaches the topic's
+   * minCleanableDirtyRatio, or whenever it has dirty records with `force`.
+   * A failure on one partition is logged and the others are still cleaned;
+   * the first failure is then thrown.
+   * @returns what was done, one entry per partition cleaned
+   * @throws ConcordatError LOG_CLOSED, UNKNOWN_TOPIC_OR_PARTITION (`topic` unknown), and the first partition's failure
+   */
+  cleanLogs(options: { nowMs?: number; force?: boolean; topic?: string } = {}): Promise<CleanResult[]> {
+    const run = async (): Promise<CleanResult[]> => {
+      this.checkOpen();
+      const topics = options.topic === undefined ? [...this.topics.values()] : [this.topicOrThrow(options.topic)];
+      const results: CleanResult[] = [];
+      let failure: unknown = null;
+      const logs = topics.flatMap((topic) => (topic.record.config.cleanupPolicy.includes('compact') ? topic.partitions : []));
+      if (logs.length === 0) return results;
+      // A crash after a clean reopens from the recovery points in the file: record them now, and clean only below them.
+      const recorded = await this.maintenance(async () => {
+        await this.checkpointNow();
+        return new Map(logs.map((log) => [log, log.cleanerView().recoveryPointBase]));
+      });
+      for (const log of logs) {
+        if (this.closed) break;
+        this.cleaner ??= new LogCleaner({ offsetMapBytes: this.options.cleanerOffsetMapBytes, decompressedBatchBytesMax: this.options.decompressedBatchBytesMax });
+        try {
+          const result = await this.cleaner.clean(log, options.nowMs ?? Date.now(), options.force === true, recorded.get(log) ?? -1);
+          if (result === null) continue;
+          results.push(result);
+          this.logger.info({ ...result }, 'log cleaner cleaned a partition');
+        } catch (error) {
+          this.logger.error({ topic: log.topic, partition: log.partition, err: error }, 'log cleaner failed on a partition; its segments are unchanged');
+          failure ??= error;
+        }
+      }
+      if (failure !== null) throw failure;
+      return results;
+    };
+    const result = this.cleanerChain.then(run, run);
+    this.cleanerChain = result.catch(() => {});
+    return result;
   }
 
   /** Runs maintenance tasks one at a time, never after close began. */
@@ -926,6 +977,8 @@ export class LogManager {
     if (this.closed) return;
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
+    this.cleaner?.stop();
+    await this.cleanerChain.catch(() => {});
     await this.metadataChain.catch(() => {});
     await this.maintenanceChain.catch(() => {});
     await this.transactionCoordinator?.close();

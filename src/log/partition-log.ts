@@ -27,6 +27,7 @@ import type { RecoveryPoint } from './recovery-point.js';
 import { Segment, segmentFileName, type SegmentConfig, type SegmentEnv, type SegmentEvent } from './segment.js';
 import { storageWriteError } from './storage-error.js';
 import { TIME_INDEX_ENTRY_BYTES } from './time-index.js';
+import { recoverSwap } from './cleaner/swap.js';
 import { encodeMarkerBatch, hasTransactionalBatch, PartitionTransactions, type AbortedTransaction, type TransactionMarker } from './transaction-index.js';
 
 /** What an append resolves with (Kafka's ProduceResponse partition fields). */
@@ -327,6 +328,8 @@ export class PartitionLog {
   private checkpointing: Promise<RecoveryPoint | null> | null = null;
   /** The roll under way (its old segment may be sealed before the new one is in `segments`). */
   private rolling: Promise<void> | null = null;
+  /** Set while the log cleaner swaps segments: reads and segment deletions wait for it (see swapSegments). */
+  private swapGate: Promise<void> | null = null;
   /** What {@link PartitionLog.open} validated and cut. */
   openRecovery: PartitionRecovery = NOTHING_RECOVERED;
 
@@ -372,6 +375,9 @@ export class PartitionLog {
    */
   static async open(ctx: PartitionLogContext, recoveryPoint: RecoveryPoint | null): Promise<PartitionLog> {
     await logFs().mkdir(ctx.dir, { recursive: true });
+    // A log cleaner swap cut short by a crash: finish it (committed) or drop its files (not committed). See cleaner/swap.ts.
+    const swapped = await recoverSwap(ctx.dir);
+    if (swapped !== null) ctx.logger.info({ topic: ctx.topic, partition: ctx.partition, ...swapped }, 'finished a cleaner swap a crash interrupted');
     const files = await readdir(ctx.dir);
     const bases = segmentBases(ctx.dir, files);
     await removeStrayFiles(ctx.dir, files, new Set(bases));
@@ -835,6 +841,7 @@ export class PartitionLog {
   }
 
   private async readNow(offset: number, maxBytes: number, into: Buffer | undefined): Promise<Buffer> {
+    while (this.swapGate !== null) await this.swapGate;
     this.readsInFlight += 1;
     try {
       for (let i = this.segmentIndexFor(offset); i < this.segments.length; i++) {
@@ -907,7 +914,18 @@ export class PartitionLog {
   }
 
   private async searchTimestamp(timestampMs: number): Promise<{ offset: number; timestampMs: number } | null> {
+    while (this.swapGate !== null) await this.swapGate;
     if (this.closed) throw closedError(this.ctx);
+    this.readsInFlight += 1;
+    try {
+      return await this.searchSegments(timestampMs);
+    } finally {
+      this.readsInFlight -= 1;
+      this.notifyIdle();
+    }
+  }
+
+  private async searchSegments(timestampMs: number): Promise<{ offset: number; timestampMs: number } | null> {
     const highWatermark = this.highWatermark;
     for (const segment of [...this.segments]) {
       if (segment.maxTimestamp < timestampMs) continue;
@@ -1006,6 +1024,7 @@ export class PartitionLog {
 
   /** Deletes the `count` oldest segments (never the active one), with their indexes. */
   private async deleteOldestSegments(count: number, what: string): Promise<RetentionResult> {
+    while (this.swapGate !== null) await this.swapGate;
     if (count === 0) return { deletedSegments: 0, deletedBytes: 0, logStartOffset: this.logStartOffset };
     const doomed = this.segments.splice(0, count);
     this.segmentsVersion += 1;
@@ -1025,8 +1044,9 @@ export class PartitionLog {
     return { deletedSegments: count, deletedBytes, logStartOffset: this.logStartOffset };
   }
 
-  /** How many of the oldest segments retention deletes now. */
+  /** How many of the oldest segments retention deletes now (none when the cleanup policy is `compact` alone). */
   private retentionBreaches(nowMs: number): number {
+    if (this.config.cleanupPolicy === 'compact') return 0;
     const rolled = this.segments.length - 1;
     let byTime = 0;
     if (this.config.retentionMs >= 0) {
@@ -1047,6 +1067,91 @@ export class PartitionLog {
   expireProducers(nowMs: number): void {
     this.producers.expire(nowMs);
     this.transactions.forgetFences((producerId) => this.producers.has(producerId));
+  }
+
+  // ------------------------------------------------------------------ log cleaner hooks (cleaner/)
+
+  /**
+   * What the log cleaner may rewrite now (cleaner/log-cleaner.ts): the
+   * rolled segments, oldest first, before the first of these that it must
+   * not touch: the active segment; the segment holding the recovery point
+   * (opening validates it from a byte position the cleaner would move); any
+   * segment reaching past the last stable offset (an open transaction).
+   * `recordedPointBase` is the recovery point's segment in the file that
+   * the log manager last wrote, when it may lag the partition's own (the
+   * cleaner stops before the older of the two).
+   * Also the topic config, the log start offset, and the lastOffset of each
+   * idempotent producer's latest batch (kept, possibly emptied, so that a
+   * replay finds every producer's last sequence). Empty when closed or offline.
+   */
+  cleanerView(recordedPointBase = Infinity): {
+    dir: string;
+    config: TopicConfig;
+    logStartOffset: number;
+    segments: Segment[];
+    producerLastOffsets: Set<number>;
+    recoveryPointBase: number;
+  } {
+    const recoveryPointBase = this.recoveryPoint?.segmentBase ?? Infinity;
+    const view = {
+      dir: this.ctx.dir,
+      config: this.config,
+      logStartOffset: this.logStartOffset,
+      segments: [] as Segment[],
+      producerLastOffsets: new Set<number>(),
+      recoveryPointBase,
+    };
+    if (this.closed || this.offline) return view;
+    const stable = this.lastStableOffset;
+    const pointBase = Math.min(recoveryPointBase, recordedPointBase);
+    for (const segment of this.segments.slice(0, -1)) {
+      if (segment.baseOffset >= pointBase || segment.nextOffset > stable || !segment.isSealed) break;
+      view.segments.push(segment);
+    }
+    view.producerLastOffsets = this.producers.lastBatchOffsets();
+    return view;
+  }
+
+  /**
+   * Replaces the consecutive rolled segments `old` by their cleaned copy:
+   * new reads, timestamp searches and segment deletions wait; once the
+   * reads under way have finished, the old segments' descriptors are
+   * closed, `commit` swaps the files on disk (cleaner/swap.ts), and the
+   * segment it made (base offset: the first old one's) takes their place.
+   * Returns false, with nothing done, when `old` is no longer in the log as
+   * given (retention or DeleteRecords removed some; the partition closed).
+   * If `commit` fails the partition goes offline (the files may be half
+   * swapped; reopening the log finishes the swap).
+   * @throws the error of `commit`, or of opening the new segment
+   */
+  async swapSegments(old: readonly Segment[], commit: () => Promise<void>): Promise<boolean> {
+    while (this.swapGate !== null) await this.swapGate;
+    let release!: () => void;
+    this.swapGate = new Promise<void>((resolve) => (release = resolve));
+    try {
+      await this.waitFor(() => this.readsInFlight === 0);
+      const first = this.segments.indexOf(old[0]!);
+      const intact = first >= 0 && first + old.length < this.segments.length && old.every((segment, i) => this.segments[first + i] === segment);
+      if (!intact || this.closed || this.offline) return false;
+      const nextBase = this.segments[first + old.length]!.baseOffset;
+      for (const segment of old) await segment.close();
+      let segment: Segment;
+      try {
+        await commit();
+        segment = await Segment.openSealed(this.ctx.dir, old[0]!.baseOffset, segmentConfig(this.config), segmentEnv(this.ctx), nextBase);
+      } catch (error) {
+        this.offline = true;
+        this.failure = storageError(this.ctx, error);
+        throw error;
+      }
+      this.segments.splice(first, old.length, segment);
+      this.segmentsVersion += 1;
+      this.readHints.clear();
+      return true;
+    } finally {
+      this.swapGate = null;
+      release();
+    }
   }
 
   // ------------------------------------------------------------------ recovery points

@@ -220,6 +220,17 @@ export class ProducerStateManager {
     }
   }
 
+  /**
+   * The lastOffset of each remembered producer's latest batch: the batches
+   * the log cleaner keeps (possibly emptied) so that a replay of the log
+   * still finds every producer's last sequence (cleaner/).
+   */
+  lastBatchOffsets(): Set<number> {
+    const offsets = new Set<number>();
+    for (const entry of this.producers.values()) offsets.add(entry.batches[entry.batches.length - 1]!.lastOffset);
+    return offsets;
+  }
+
   /** Forgets producers that appended nothing for producerIdExpirationMs. */
   expire(nowMs: number): void {
     for (const [producerId, entry] of this.producers) {

@@ -119,7 +119,11 @@ export function segmentFileName(baseOffset: number, extension: SegmentFileExtens
  * 00000000000001048576.log        next segment, whose first offset is 1048576
  * ```
  * Offsets inside a segment are contiguous: each batch's baseOffset is the
- * previous batch's lastOffset + 1, the first equals the segment's base.
+ * previous batch's lastOffset + 1, the first equals the segment's base;
+ * except in a rolled segment the log cleaner compacted (cleaner/), where
+ * batches keep their offsets with gaps between them (and inside them: a
+ * batch keeps its baseOffset and lastOffsetDelta with fewer records), the
+ * first may start after the base and the last end before the next segment.
  * Only the last (active) segment is appended to. It is rolled when the next
  * append would pass `segmentBytes`, when it is older than `segmentMs` (the
  * append's largest timestamp minus the first batch's, as Kafka measures it),
@@ -576,7 +580,8 @@ export class Segment implements IndexHolder {
     if (pos !== this.size) {
       throw storageCorrupt(`${this.logPath}: its batches end at byte ${pos} but the file has ${this.size} bytes; restore the partition from a backup`);
     }
-    if (end !== this.next) throw storageCorrupt(this.gapMessage(end));
+    // A compacted segment may end before the next one starts (cleaner/), never after.
+    if (end > this.next) throw storageCorrupt(this.gapMessage(end));
   }
 
   /** Rebuilds a rolled segment's indexes from its log (validating every batch) and writes them. */
@@ -602,9 +607,9 @@ export class Segment implements IndexHolder {
     this.maxTimestamp = -1;
     this.offsetOfMaxTimestamp = -1;
     try {
-      const outcome = await this.scan(0, end, this.baseOffset, (batch) => this.indexScanned(batch));
+      const outcome = await this.scan(0, end, this.baseOffset, (batch) => this.indexScanned(batch), this.sealed);
       if (outcome.stopReason !== null) throw storageCorrupt(this.damageMessage(outcome));
-      if (outcome.nextOffset !== this.next) throw storageCorrupt(this.gapMessage(outcome.nextOffset));
+      if (this.sealed ? outcome.nextOffset > this.next : outcome.nextOffset !== this.next) throw storageCorrupt(this.gapMessage(outcome.nextOffset));
     } catch (error) {
       this.indexes = previous;
       throw error;
@@ -705,12 +710,15 @@ export class Segment implements IndexHolder {
    * @throws ConcordatError STORAGE_CORRUPT naming the file, the byte and what to do
    */
   async validateFrom(position: number, nextOffset: number, onBatch?: (batch: ScannedBatch) => void): Promise<void> {
-    const outcome = await this.scan(position, this.size, nextOffset, (batch) => onBatch?.(batch));
+    const outcome = await this.scan(position, this.size, nextOffset, (batch) => onBatch?.(batch), true);
     if (outcome.stopReason !== null) throw storageCorrupt(this.damageMessage(outcome));
-    if (outcome.nextOffset !== this.next) throw storageCorrupt(this.gapMessage(outcome.nextOffset));
+    if (outcome.nextOffset > this.next) throw storageCorrupt(this.gapMessage(outcome.nextOffset));
   }
 
   private gapMessage(endOffset: number): string {
+    if (endOffset > this.next) {
+      return `${this.logPath} ends at offset ${endOffset}, past the next segment's base offset ${this.next}: the segments overlap; restore the partition from a backup`;
+    }
     return (
       `${this.logPath} ends at offset ${endOffset} but the next segment starts at ${this.next}: ` +
       `offsets ${endOffset}..${this.next - 1} are missing; restore the partition from a backup`
@@ -730,8 +738,12 @@ export class Segment implements IndexHolder {
     this.indexBatch(lastOffset, readInt64(buf, at + MAX_TIMESTAMP_OFFSET), position, total);
   }
 
-  /** Validates batches in [from, to) read in 1 MiB chunks; stops at the first bad one. */
-  private async scan(from: number, to: number, nextOffset: number, onBatch: (batch: ScannedBatch) => void): Promise<ScanOutcome> {
+  /**
+   * Validates batches in [from, to) read in 1 MiB chunks; stops at the first bad one.
+   * With `gaps` (rolled segments, which the log cleaner may have compacted:
+   * cleaner/) a batch may start after the previous one's end, never before.
+   */
+  private async scan(from: number, to: number, nextOffset: number, onBatch: (batch: ScannedBatch) => void, gaps = false): Promise<ScanOutcome> {
     let pos = from;
     let expected = nextOffset;
     let batches = 0;
@@ -751,10 +763,10 @@ export class Segment implements IndexHolder {
         chunkStart = pos;
         chunk = await this.readAt(pos, Math.max(total, Math.min(RECOVERY_CHUNK_BYTES, to - pos)));
       }
-      const problem = checkStoredBatch(chunk, pos - chunkStart, total, expected);
+      const problem = checkStoredBatch(chunk, pos - chunkStart, total, expected, gaps);
       if (problem !== null) return { end: pos, nextOffset: expected, batches, stopReason: `batch at byte ${pos}: ${problem}` };
       onBatch({ buf: chunk, at: pos - chunkStart, total, position: pos });
-      expected += chunk.readInt32BE(pos - chunkStart + LAST_OFFSET_DELTA_OFFSET) + 1;
+      expected = readInt64(chunk, pos - chunkStart + BASE_OFFSET_OFFSET) + chunk.readInt32BE(pos - chunkStart + LAST_OFFSET_DELTA_OFFSET) + 1;
       batches += 1;
       pos += total;
     }
@@ -824,14 +836,14 @@ export class Segment implements IndexHolder {
   }
 }
 
-/** Why the stored batch at `at` is not valid, or null. */
-function checkStoredBatch(buf: Buffer, at: number, total: number, expectedBase: number): string | null {
+/** Why the stored batch at `at` is not valid, or null. With `gaps` its base offset may be above `expectedBase` (a compacted segment). */
+function checkStoredBatch(buf: Buffer, at: number, total: number, expectedBase: number, gaps: boolean): string | null {
   const magic = buf.readInt8(at + MAGIC_OFFSET);
   if (magic !== MAGIC_V2) return `magic ${magic}`;
   const stored = buf.readUInt32BE(at + CRC_OFFSET);
   if (stored !== computeBatchCrc(buf, at, total)) return 'CRC-32C mismatch';
   const base = buf.readInt32BE(at + BASE_OFFSET_OFFSET) * 0x1_0000_0000 + buf.readUInt32BE(at + BASE_OFFSET_OFFSET + 4);
-  if (base !== expectedBase) return `baseOffset ${base}, expected ${expectedBase}`;
+  if (gaps ? base < expectedBase || !Number.isSafeInteger(base) : base !== expectedBase) return `baseOffset ${base}, expected ${gaps ? 'at least ' : ''}${expectedBase}`;
   if (buf.readInt32BE(at + LAST_OFFSET_DELTA_OFFSET) < 0) return 'negative lastOffsetDelta';
   return null;
 }
