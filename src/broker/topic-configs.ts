@@ -103,7 +103,7 @@ export function topicConfigFromKafka(
     }
     if (setting.kind === 'ratio') {
       const ratio = value === '' ? NaN : Number(value);
-      if (!Number.isFinite(ratio)) return { refusal: invalid(name, value, 'not a number') };
+      if (!Number.isFinite(ratio) || ratio < 0 || ratio > 1) return { refusal: invalid(name, value, 'not a number from 0 to 1') };
       config[setting.key] = ratio;
     }
     if (setting.kind === 'stored') {

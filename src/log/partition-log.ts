@@ -27,6 +27,7 @@ import type { RecoveryPoint } from './recovery-point.js';
 import { Segment, segmentFileName, type SegmentConfig, type SegmentEnv, type SegmentEvent } from './segment.js';
 import { storageWriteError } from './storage-error.js';
 import { TIME_INDEX_ENTRY_BYTES } from './time-index.js';
+import { readCleanerPoint } from './cleaner/cleaner-point.js';
 import { recoverSwap } from './cleaner/swap.js';
 import { encodeMarkerBatch, hasTransactionalBatch, PartitionTransactions, type AbortedTransaction, type TransactionMarker } from './transaction-index.js';
 
@@ -386,7 +387,8 @@ export class PartitionLog {
     const segments: Segment[] = [];
     let recovery: PartitionRecovery;
     try {
-      recovery = await openSegments(ctx, bases, rpIndex < 0 ? null : recoveryPoint, rpIndex, segments);
+      const compactedBelow = (await readCleanerPoint(ctx.dir))?.compactedBelow ?? 0;
+      recovery = await openSegments(ctx, bases, rpIndex < 0 ? null : recoveryPoint, rpIndex, segments, compactedBelow);
     } catch (error) {
       await Promise.allSettled(segments.map((segment) => segment.close()));
       throw error;
@@ -1138,7 +1140,7 @@ export class PartitionLog {
       let segment: Segment;
       try {
         await commit();
-        segment = await Segment.openSealed(this.ctx.dir, old[0]!.baseOffset, segmentConfig(this.config), segmentEnv(this.ctx), nextBase);
+        segment = await Segment.openSealed(this.ctx.dir, old[0]!.baseOffset, segmentConfig(this.config), segmentEnv(this.ctx), nextBase, true);
       } catch (error) {
         this.offline = true;
         this.failure = storageError(this.ctx, error);
@@ -1459,6 +1461,7 @@ async function openSegments(
   point: RecoveryPoint | null,
   rpIndex: number,
   segments: Segment[],
+  compactedBelow: number,
 ): Promise<PartitionRecovery> {
   const config = segmentConfig(ctx.config);
   const env = segmentEnv(ctx);
@@ -1475,7 +1478,8 @@ async function openSegments(
     recovery.bytesValidated += bytes;
   };
   for (let i = 0; i < last; i++) {
-    const segment = await Segment.openSealed(ctx.dir, bases[i]!, config, env, bases[i + 1]!);
+    // Segments the log cleaner may have rewritten (cleaner/cleaner-point.ts) may have offset gaps.
+    const segment = await Segment.openSealed(ctx.dir, bases[i]!, config, env, bases[i + 1]!, bases[i + 1]! <= compactedBelow);
     segments.push(segment);
     if (i > rpIndex) {
       await segment.validateFrom(0, bases[i]!);

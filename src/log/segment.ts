@@ -120,10 +120,13 @@ export function segmentFileName(baseOffset: number, extension: SegmentFileExtens
  * ```
  * Offsets inside a segment are contiguous: each batch's baseOffset is the
  * previous batch's lastOffset + 1, the first equals the segment's base;
- * except in a rolled segment the log cleaner compacted (cleaner/), where
- * batches keep their offsets with gaps between them (and inside them: a
- * batch keeps its baseOffset and lastOffsetDelta with fewer records), the
- * first may start after the base and the last end before the next segment.
+ * except in a rolled segment the log cleaner rewrote ({@link compacted},
+ * cleaner/), where batches keep their offsets with gaps between them (and
+ * inside them: a batch keeps its baseOffset and lastOffsetDelta with fewer
+ * records), the first may start after the base and the last end before the
+ * next segment. The partition knows which segments those are from the
+ * cleaner point file (cleaner/cleaner-point.ts); in any other segment a
+ * gap is damage, reported as such.
  * Only the last (active) segment is appended to. It is rolled when the next
  * append would pass `segmentBytes`, when it is older than `segmentMs` (the
  * append's largest timestamp minus the first batch's, as Kafka measures it),
@@ -174,6 +177,8 @@ export class Segment implements IndexHolder {
   maxTimestamp = -1;
   /** lastOffset of the batch holding maxTimestamp. */
   offsetOfMaxTimestamp = -1;
+  /** Rewritten by the log cleaner (cleaner/): its batches may have offset gaps, checked as the class comment says. */
+  compacted = false;
   private size: number;
   private next: number;
   private sealed: boolean;
@@ -221,11 +226,13 @@ export class Segment implements IndexHolder {
    * Opens a rolled segment that ends where the next one begins, without
    * reading it: its largest timestamp comes from its time index's final
    * entry; its indexes are loaded on first use. A missing or bad time index
-   * is rebuilt now (that reads the whole segment).
+   * is rebuilt now (that reads the whole segment). `compacted`: the log
+   * cleaner may have rewritten it (offset gaps allowed).
    * @throws ConcordatError STORAGE_CORRUPT when a rebuild finds a bad batch
    */
-  static async openSealed(dir: string, baseOffset: number, config: SegmentConfig, env: SegmentEnv, nextBase: number): Promise<Segment> {
+  static async openSealed(dir: string, baseOffset: number, config: SegmentConfig, env: SegmentEnv, nextBase: number, compacted = false): Promise<Segment> {
     const segment = new Segment(dir, baseOffset, config, env, 0, nextBase, true);
+    segment.compacted = compacted;
     const info = await stat(segment.logPath);
     segment.size = info.size;
     segment.lastModifiedMs = info.mtimeMs;
@@ -581,7 +588,7 @@ export class Segment implements IndexHolder {
       throw storageCorrupt(`${this.logPath}: its batches end at byte ${pos} but the file has ${this.size} bytes; restore the partition from a backup`);
     }
     // A compacted segment may end before the next one starts (cleaner/), never after.
-    if (end > this.next) throw storageCorrupt(this.gapMessage(end));
+    if (this.compacted ? end > this.next : end !== this.next) throw storageCorrupt(this.gapMessage(end));
   }
 
   /** Rebuilds a rolled segment's indexes from its log (validating every batch) and writes them. */
@@ -607,9 +614,9 @@ export class Segment implements IndexHolder {
     this.maxTimestamp = -1;
     this.offsetOfMaxTimestamp = -1;
     try {
-      const outcome = await this.scan(0, end, this.baseOffset, (batch) => this.indexScanned(batch), this.sealed);
+      const outcome = await this.scan(0, end, this.baseOffset, (batch) => this.indexScanned(batch), this.compacted);
       if (outcome.stopReason !== null) throw storageCorrupt(this.damageMessage(outcome));
-      if (this.sealed ? outcome.nextOffset > this.next : outcome.nextOffset !== this.next) throw storageCorrupt(this.gapMessage(outcome.nextOffset));
+      if (this.compacted ? outcome.nextOffset > this.next : outcome.nextOffset !== this.next) throw storageCorrupt(this.gapMessage(outcome.nextOffset));
     } catch (error) {
       this.indexes = previous;
       throw error;
@@ -710,9 +717,9 @@ export class Segment implements IndexHolder {
    * @throws ConcordatError STORAGE_CORRUPT naming the file, the byte and what to do
    */
   async validateFrom(position: number, nextOffset: number, onBatch?: (batch: ScannedBatch) => void): Promise<void> {
-    const outcome = await this.scan(position, this.size, nextOffset, (batch) => onBatch?.(batch), true);
+    const outcome = await this.scan(position, this.size, nextOffset, (batch) => onBatch?.(batch), this.compacted);
     if (outcome.stopReason !== null) throw storageCorrupt(this.damageMessage(outcome));
-    if (outcome.nextOffset > this.next) throw storageCorrupt(this.gapMessage(outcome.nextOffset));
+    if (this.compacted ? outcome.nextOffset > this.next : outcome.nextOffset !== this.next) throw storageCorrupt(this.gapMessage(outcome.nextOffset));
   }
 
   private gapMessage(endOffset: number): string {
@@ -740,8 +747,8 @@ export class Segment implements IndexHolder {
 
   /**
    * Validates batches in [from, to) read in 1 MiB chunks; stops at the first bad one.
-   * With `gaps` (rolled segments, which the log cleaner may have compacted:
-   * cleaner/) a batch may start after the previous one's end, never before.
+   * With `gaps` (a segment the log cleaner rewrote: cleaner/) a batch may
+   * start after the previous one's end, never before.
    */
   private async scan(from: number, to: number, nextOffset: number, onBatch: (batch: ScannedBatch) => void, gaps = false): Promise<ScanOutcome> {
     let pos = from;

@@ -1,7 +1,5 @@
-import { join } from 'node:path';
 import type { TopicConfig } from '../../config/index.js';
 import { ConcordatError, ErrorCode } from '../../errors.js';
-import { readCheckpoint, writeCheckpoint } from '../checkpoint-file.js';
 import { INDEX_ENTRY_BYTES, MAX_RELATIVE_OFFSET } from '../offset-index.js';
 import type { PartitionLog } from '../partition-log.js';
 import {
@@ -16,14 +14,12 @@ import type { Segment, SegmentConfig } from '../segment.js';
 import { TIME_INDEX_ENTRY_BYTES } from '../time-index.js';
 import { filterBatch, forEachRecord, isTransactionalOrControl } from './batch-filter.js';
 import { CleanedSegmentWriter } from './cleaned-segment.js';
+import { readCleanerPoint, writeCleanerPoint, type CleanerPoint } from './cleaner-point.js';
 import { OffsetMap } from './offset-map.js';
 import { commitSwap } from './swap.js';
 
 /** Bytes read from a segment at a time (grown for a larger batch). */
 const READ_BUFFER_BYTES = 1024 * 1024;
-/** The cleaner point of a partition: `<partition dir>/cleaner-offset.checkpoint`. */
-export const CLEANER_CHECKPOINT_FILE = 'cleaner-offset.checkpoint';
-const CLEANER_CHECKPOINT_KIND = 'cleaner-offset';
 
 /** Settings of a {@link LogCleaner}. */
 export interface LogCleanerOptions {
@@ -136,7 +132,8 @@ export class LogCleaner {
   async clean(log: PartitionLog, nowMs: number, force = false, recordedPointBase = Infinity): Promise<CleanResult | null> {
     const view = log.cleanerView(recordedPointBase);
     if (!view.config.cleanupPolicy.includes('compact')) return null;
-    let firstDirty = Math.max(view.logStartOffset, (await readCleanerPoint(view.dir)) ?? 0);
+    const point: CleanerPoint = (await readCleanerPoint(view.dir)) ?? { offset: 0, compactedBelow: 0 };
+    let firstDirty = Math.max(view.logStartOffset, point.offset);
     const skip = this.whyNot(cleanable(view.segments, view.config, nowMs), firstDirty, view.config, force);
     if (skip !== null) return null;
     const result: CleanResult = {
@@ -161,11 +158,17 @@ export class LogCleaner {
       this.map.clear();
       const passEnd = await this.buildOffsetMap(segments, firstDirty, end);
       result.passes += 1;
+      const rewriteEnd = segments[lastSegmentOfPass(segments, passEnd)]!.nextOffset;
+      if (rewriteEnd > point.compactedBelow) {
+        point.compactedBelow = rewriteEnd;
+        await writeCleanerPoint(pass.dir, point);
+      }
       const done = await this.rewrite(log, pass, segments, passEnd, nowMs, result);
       if (!done) return { ...result, interrupted: true };
       firstDirty = passEnd;
       result.cleanedThrough = passEnd;
-      await writeCheckpoint(join(pass.dir, CLEANER_CHECKPOINT_FILE), CLEANER_CHECKPOINT_KIND, { offset: passEnd });
+      point.offset = passEnd;
+      await writeCleanerPoint(pass.dir, point);
     }
     return result.passes === 0 ? null : result;
   }
@@ -233,8 +236,7 @@ export class LogCleaner {
     nowMs: number,
     result: CleanResult,
   ): Promise<boolean> {
-    let last = segments.findIndex((segment) => segment.nextOffset >= passEnd);
-    if (last < 0) last = segments.length - 1;
+    const last = lastSegmentOfPass(segments, passEnd);
     const config = segmentConfigOf(view.config);
     for (const group of groups(segments.slice(0, last + 1), view.config.segmentBytes)) {
       if (this.stopped) return false;
@@ -310,6 +312,12 @@ function cleanable(segments: readonly Segment[], config: TopicConfig, nowMs: num
   return young < 0 ? [...segments] : segments.slice(0, young);
 }
 
+/** Index of the last segment a pass ending at `passEnd` rewrites: the one holding offset passEnd - 1. */
+function lastSegmentOfPass(segments: readonly Segment[], passEnd: number): number {
+  const last = segments.findIndex((segment) => segment.nextOffset >= passEnd);
+  return last < 0 ? segments.length - 1 : last;
+}
+
 /** Consecutive segments whose sizes together fit `segmentBytes` and whose offsets fit one index (Kafka's groupSegmentsBySize). */
 function groups(segments: readonly Segment[], segmentBytes: number): Segment[][] {
   const out: Segment[][] = [];
@@ -362,12 +370,6 @@ async function eachBatch(
     position += chunk.length;
   }
   return 0;
-}
-
-/** The cleaner point recorded for the partition in `dir`, or null. */
-async function readCleanerPoint(dir: string): Promise<number | null> {
-  const body = (await readCheckpoint(join(dir, CLEANER_CHECKPOINT_FILE), CLEANER_CHECKPOINT_KIND)) as { offset?: unknown } | null;
-  return body !== null && typeof body.offset === 'number' ? body.offset : null;
 }
 
 function segmentConfigOf(config: TopicConfig): SegmentConfig {

@@ -60,7 +60,7 @@ describe('AlterConfigs with kafkajs', () => {
       ],
     });
     expect(await described(topic, ['delete.retention.ms', 'retention.ms', 'segment.ms', 'cleanup.policy'])).toEqual([
-      ['cleanup.policy', 'delete', 5, true],
+      ['cleanup.policy', 'delete', 5, false],
       ['delete.retention.ms', '900', 1, false],
       ['retention.ms', '604800000', 5, false],
       ['segment.ms', '120000', 1, false],
@@ -133,7 +133,7 @@ describe('AlterConfigs with kafkajs', () => {
       admin.alterConfigs({ validateOnly, resources: [{ type: TOPIC, name, configEntries }] });
     await expect(alter(topic, [{ name: 'retention.hours', value: '1' }])).rejects.toMatchObject({ type: 'INVALID_CONFIG' });
     await expect(alter(topic, [{ name: 'retention.ms', value: 'soon' }])).rejects.toMatchObject({ type: 'INVALID_CONFIG' });
-    await expect(alter(topic, [{ name: 'cleanup.policy', value: 'compact' }])).rejects.toMatchObject({ type: 'INVALID_CONFIG' });
+    await expect(alter(topic, [{ name: 'cleanup.policy', value: 'shred' }])).rejects.toMatchObject({ type: 'INVALID_CONFIG' });
     await expect(alter(uniqueName('absent'), [{ name: 'retention.ms', value: '1000' }])).rejects.toMatchObject({ type: 'UNKNOWN_TOPIC_OR_PARTITION' });
     await alter(topic, [{ name: 'retention.ms', value: '1000' }], true);
     expect(t.broker.log.describeTopic(topic).config.retentionMs).toBe(604_800_000);
@@ -311,12 +311,8 @@ describe('AlterConfigs and IncrementalAlterConfigs on the raw wire', () => {
       'leader.replication.throttled.replicas': '1:1',
       'follower.replication.throttled.replicas': '*',
     });
-    expect(await answer([['cleanup.policy', 2, 'compact']])).toEqual([
-      40,
-      'config cleanup.policy="delete,compact" is not supported: the log deletes whole segments by age and size (retention.ms, retention.bytes) and does not compact; use "delete"',
-      2,
-      topic,
-    ]);
+    expect(await answer([['cleanup.policy', 2, 'compact']])).toEqual([0, null, 2, topic]);
+    expect(t.broker.log.describeTopic(topic).config.cleanupPolicy).toBe('compact,delete');
     expect(await answer([['retention.ms', 2, '5']])).toEqual([
       40,
       'config retention.ms is not a list: APPEND works on cleanup.policy, follower.replication.throttled.replicas, leader.replication.throttled.replicas; use SET',
@@ -380,7 +376,7 @@ describe('AlterConfigs and IncrementalAlterConfigs on the raw wire', () => {
     });
     expect(result).toMatchObject({ name: topic, errorCode: 0, errorMessage: null, numPartitions: 1, replicationFactor: 1 });
     expect(result!.configs!.filter(([name]) => ['delete.retention.ms', 'flush.ms', 'retention.ms', 'cleanup.policy'].includes(name))).toEqual([
-      ['cleanup.policy', 'delete', true, 5, false],
+      ['cleanup.policy', 'delete', false, 5, false],
       ['delete.retention.ms', '900', false, 1, false],
       ['flush.ms', '500', false, 1, false],
       ['retention.ms', '604800000', false, 5, false],
@@ -509,7 +505,7 @@ after = a.describe_configs([res])[res].result()
 for name in ('compression.type', 'delete.retention.ms', 'message.format.version', 'retention.ms'):
     print(name, after[name].value, after[name].source)
 try:
-    a.alter_configs([ConfigResource('topic', '${topic}', set_config={'cleanup.policy': 'compact'})])[ConfigResource('topic', '${topic}')].result()
+    a.alter_configs([ConfigResource('topic', '${topic}', set_config={'cleanup.policy': 'shred'})])[ConfigResource('topic', '${topic}')].result()
 except Exception as e:
     print(e.args[0].name())
 `;

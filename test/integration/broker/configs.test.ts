@@ -67,7 +67,7 @@ describe('CreateTopics with configs', () => {
     const described = await describeTopic(topic);
     expect(described).toMatchObject({ errorCode: 0, resourceType: TOPIC, resourceName: topic });
     expect(described.configEntries.map((e) => [e.configName, e.configValue, e.configSource, e.isDefault, e.readOnly])).toEqual([
-      ['cleanup.policy', 'delete', 5, true, true],
+      ['cleanup.policy', 'delete', 5, true, false],
       ['compression.type', 'producer', 5, true, false],
       ['concordat.dedup.window.ids.max', '100000', 5, true, false],
       ['concordat.dedup.window.ms', '0', 5, true, false],
@@ -104,7 +104,7 @@ describe('CreateTopics with configs', () => {
 
   it('kafkajs gets INVALID_CONFIG for an unknown config, an unsupported value and one out of range, and nothing is created', async () => {
     const names = [uniqueName('unknown-config'), uniqueName('compact'), uniqueName('negative')];
-    const configs = [[{ name: 'retention.hours', value: '1' }], [{ name: 'cleanup.policy', value: 'compact' }], [{ name: 'retention.ms', value: '-5' }]];
+    const configs = [[{ name: 'retention.hours', value: '1' }], [{ name: 'cleanup.policy', value: 'shred' }], [{ name: 'retention.ms', value: '-5' }]];
     for (const [i, topic] of names.entries()) {
       await expect(admin.createTopics({ topics: [{ topic, configEntries: configs[i]! }] })).rejects.toMatchObject({
         errors: [{ type: 'INVALID_CONFIG', topic }],
@@ -119,7 +119,7 @@ describe('CreateTopics with configs', () => {
       const topics = [
         { name: uniqueName('bad-ms'), configs: [['retention.ms', '1h']] },
         { name: uniqueName('bad-bytes'), configs: [['segment.bytes', '100']] },
-        { name: uniqueName('bad-policy'), configs: [['cleanup.policy', 'compact']] },
+        { name: uniqueName('bad-policy'), configs: [['cleanup.policy', 'shred']] },
         { name: uniqueName('bad-name'), configs: [['retention.hours', '1']] },
         { name: uniqueName('bad-null'), configs: [['segment.ms', null]] },
         { name: uniqueName('good'), configs: [['segment.ms', '60000']] },
@@ -147,7 +147,7 @@ describe('CreateTopics with configs', () => {
         [
           topics[2]!.name,
           40,
-          'config cleanup.policy="compact" is not supported: the log deletes whole segments by age and size (retention.ms, retention.bytes) and does not compact; use "delete"',
+          'invalid value "shred" for config cleanup.policy: not a list of "delete" and "compact"',
         ],
         [topics[3]!.name, 40, expect.stringMatching(/^config retention\.hours is not supported by concordat broker \(it knows cleanup\.policy, /)],
         [topics[4]!.name, 40, 'config segment.ms has a null value'],
@@ -172,7 +172,7 @@ describe('DescribeConfigs', () => {
       {
         configName: 'cleanup.policy',
         configValue: 'delete',
-        readOnly: true,
+        readOnly: false,
         isDefault: true,
         configSource: 5,
         isSensitive: false,

@@ -166,7 +166,7 @@ describe('admin', () => {
     ]);
     expect(await admin.listTopics()).toContain(topic);
     const compacted = uniqueName('compacted');
-    await expect(admin.createTopics({ topics: [{ topic: compacted, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] }] })).rejects.toMatchObject({
+    await expect(admin.createTopics({ topics: [{ topic: compacted, configEntries: [{ name: 'cleanup.policy', value: 'shred' }] }] })).rejects.toMatchObject({
       errors: [{ type: 'INVALID_CONFIG', topic: compacted }],
     });
     expect(t.broker.log.hasTopic(compacted)).toBe(false);

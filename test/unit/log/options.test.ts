@@ -21,6 +21,8 @@ describe('log options', () => {
       retentionCheckIntervalMs: 300_000,
       producerIdExpirationMs: 86_400_000,
       producersPerPartitionMax: 10_000,
+      cleanerOffsetMapBytes: 32 * 1024 * 1024,
+      cleanerBackoffMs: 15_000,
       groups: {
         minSessionTimeoutMs: 6000,
         maxSessionTimeoutMs: 1_800_000,
@@ -51,6 +53,10 @@ describe('log options', () => {
       dedupWindowMs: 0,
       dedupWindowIdsMax: 100_000,
       compression: 'producer',
+      cleanupPolicy: 'delete',
+      deleteRetentionMs: 86_400_000,
+      minCleanableDirtyRatio: 0.5,
+      minCompactionLagMs: 0,
     });
   });
 
