@@ -924,7 +924,7 @@ export class LogManager {
       this.checkOpen();
       const topics = options.topic === undefined ? [...this.topics.values()] : [this.topicOrThrow(options.topic)];
       const results: CleanResult[] = [];
-      let failure: unknown = null;
+      let failure: Error | null = null;
       const logs = topics.flatMap((topic) => (topic.record.config.cleanupPolicy.includes('compact') ? topic.partitions : []));
       if (logs.length === 0) return results;
       // A crash after a clean reopens from the recovery points in the file: record them now, and clean only below them.
@@ -934,7 +934,10 @@ export class LogManager {
       });
       for (const log of logs) {
         if (this.closed) break;
-        this.cleaner ??= new LogCleaner({ offsetMapBytes: this.options.cleanerOffsetMapBytes, decompressedBatchBytesMax: this.options.decompressedBatchBytesMax });
+        this.cleaner ??= new LogCleaner({
+          offsetMapBytes: this.options.cleanerOffsetMapBytes,
+          decompressedBatchBytesMax: this.options.decompressedBatchBytesMax,
+        });
         try {
           const result = await this.cleaner.clean(log, options.nowMs ?? Date.now(), options.force === true, recorded.get(log) ?? -1);
           if (result === null) continue;
@@ -942,7 +945,7 @@ export class LogManager {
           this.logger.info({ ...result }, 'log cleaner cleaned a partition');
         } catch (error) {
           this.logger.error({ topic: log.topic, partition: log.partition, err: error }, 'log cleaner failed on a partition; its segments are unchanged');
-          failure ??= error;
+          failure ??= error instanceof Error ? error : new Error(String(error));
         }
       }
       if (failure !== null) throw failure;

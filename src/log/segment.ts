@@ -850,7 +850,8 @@ function checkStoredBatch(buf: Buffer, at: number, total: number, expectedBase: 
   const stored = buf.readUInt32BE(at + CRC_OFFSET);
   if (stored !== computeBatchCrc(buf, at, total)) return 'CRC-32C mismatch';
   const base = buf.readInt32BE(at + BASE_OFFSET_OFFSET) * 0x1_0000_0000 + buf.readUInt32BE(at + BASE_OFFSET_OFFSET + 4);
-  if (gaps ? base < expectedBase || !Number.isSafeInteger(base) : base !== expectedBase) return `baseOffset ${base}, expected ${gaps ? 'at least ' : ''}${expectedBase}`;
+  if (gaps ? base < expectedBase || !Number.isSafeInteger(base) : base !== expectedBase)
+    return `baseOffset ${base}, expected ${gaps ? 'at least ' : ''}${expectedBase}`;
   if (buf.readInt32BE(at + LAST_OFFSET_DELTA_OFFSET) < 0) return 'negative lastOffsetDelta';
   return null;
 }

@@ -2,14 +2,7 @@ import type { TopicConfig } from '../../config/index.js';
 import { ConcordatError, ErrorCode } from '../../errors.js';
 import { INDEX_ENTRY_BYTES, MAX_RELATIVE_OFFSET } from '../offset-index.js';
 import type { PartitionLog } from '../partition-log.js';
-import {
-  BATCH_LENGTH_OFFSET,
-  LAST_OFFSET_DELTA_OFFSET,
-  LOG_OVERHEAD,
-  PRODUCER_ID_OFFSET,
-  readInt64,
-  RECORDS_COUNT_OFFSET,
-} from '../record-batch.js';
+import { BATCH_LENGTH_OFFSET, LAST_OFFSET_DELTA_OFFSET, LOG_OVERHEAD, PRODUCER_ID_OFFSET, readInt64, RECORDS_COUNT_OFFSET } from '../record-batch.js';
 import type { Segment, SegmentConfig } from '../segment.js';
 import { TIME_INDEX_ENTRY_BYTES } from '../time-index.js';
 import { filterBatch, forEachRecord, isTransactionalOrControl } from './batch-filter.js';
@@ -280,24 +273,29 @@ export class LogCleaner {
       return kept;
     };
     const pending: Buffer[] = [];
-    const stop = await eachBatch(segment, 0, (buf, at, total) => {
-      if (this.stopped) return -1;
-      const base = readInt64(buf, at);
-      if (base >= passEnd || isTransactionalOrControl(buf, at)) {
-        result.recordsRead += buf.readInt32BE(at + RECORDS_COUNT_OFFSET);
-        pending.push(Buffer.from(buf.subarray(at, at + total)));
+    const stop = await eachBatch(
+      segment,
+      0,
+      (buf, at, total) => {
+        if (this.stopped) return -1;
+        const base = readInt64(buf, at);
+        if (base >= passEnd || isTransactionalOrControl(buf, at)) {
+          result.recordsRead += buf.readInt32BE(at + RECORDS_COUNT_OFFSET);
+          pending.push(Buffer.from(buf.subarray(at, at + total)));
+          return 0;
+        }
+        const lastOffset = base + buf.readInt32BE(at + LAST_OFFSET_DELTA_OFFSET);
+        const keepEmpty = readInt64(buf, at + PRODUCER_ID_OFFSET) >= 0 && producerLastOffsets.has(lastOffset);
+        const filtered = filterBatch(buf, at, total, keep, keepEmpty, this.options.decompressedBatchBytesMax);
+        if (filtered.kind === 'unchanged') pending.push(Buffer.from(buf.subarray(at, at + total)));
+        else if (filtered.kind === 'rewritten') pending.push(filtered.bytes);
         return 0;
-      }
-      const lastOffset = base + buf.readInt32BE(at + LAST_OFFSET_DELTA_OFFSET);
-      const keepEmpty = readInt64(buf, at + PRODUCER_ID_OFFSET) >= 0 && producerLastOffsets.has(lastOffset);
-      const filtered = filterBatch(buf, at, total, keep, keepEmpty, this.options.decompressedBatchBytesMax);
-      if (filtered.kind === 'unchanged') pending.push(Buffer.from(buf.subarray(at, at + total)));
-      else if (filtered.kind === 'rewritten') pending.push(filtered.bytes);
-      return 0;
-    }, async () => {
-      for (const bytes of pending) await writer.append(bytes);
-      pending.length = 0;
-    });
+      },
+      async () => {
+        for (const bytes of pending) await writer.append(bytes);
+        pending.length = 0;
+      },
+    );
     return stop !== -1;
   }
 }

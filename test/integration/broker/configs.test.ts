@@ -144,11 +144,7 @@ describe('CreateTopics with configs', () => {
       const refusals = [
         [topics[0]!.name, 40, 'invalid value "1h" for config retention.ms: not an integer'],
         [topics[1]!.name, 40, 'invalid value "100" for config segment.bytes: Too small: expected number to be >=1024'],
-        [
-          topics[2]!.name,
-          40,
-          'invalid value "shred" for config cleanup.policy: not a list of "delete" and "compact"',
-        ],
+        [topics[2]!.name, 40, 'invalid value "shred" for config cleanup.policy: not a list of "delete" and "compact"'],
         [topics[3]!.name, 40, expect.stringMatching(/^config retention\.hours is not supported by concordat broker \(it knows cleanup\.policy, /)],
         [topics[4]!.name, 40, 'config segment.ms has a null value'],
       ];

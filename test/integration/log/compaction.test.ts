@@ -146,7 +146,11 @@ describe('log compaction', () => {
     const { encodeRecordBatch } = await import('../../../src/log/index.js');
     const { producerId, producerEpoch } = await log.initProducerId();
     for (let seq = 0; seq < 3; seq++) {
-      await log.append('idempotent', 0, encodeRecordBatch([{ key: Buffer.from('p'), value: Buffer.from(`p${seq}`) }], { producerId, producerEpoch, baseSequence: seq }));
+      await log.append(
+        'idempotent',
+        0,
+        encodeRecordBatch([{ key: Buffer.from('p'), value: Buffer.from(`p${seq}`) }], { producerId, producerEpoch, baseSequence: seq }),
+      );
     }
     for (let i = 0; i < 30; i++) await log.appendRecords('idempotent', 0, [{ key: Buffer.from('p'), value: Buffer.alloc(100) }]);
     await log.cleanLogs({ force: true });
@@ -255,4 +259,3 @@ describe('a crash in the middle of a clean', () => {
     });
   }
 });
-

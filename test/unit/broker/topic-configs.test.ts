@@ -98,7 +98,9 @@ describe('CreateTopics configs → the log', () => {
         preallocate: 'true',
       },
     });
-    expect(read({ 'delete.retention.ms': '-1' })).toEqual({ refusal: 'invalid value "-1" for config delete.retention.ms: Too small: expected number to be >=0' });
+    expect(read({ 'delete.retention.ms': '-1' })).toEqual({
+      refusal: 'invalid value "-1" for config delete.retention.ms: Too small: expected number to be >=0',
+    });
     expect(read({ 'max.compaction.lag.ms': '0' })).toEqual({ refusal: 'invalid value "0" for config max.compaction.lag.ms: below 1' });
     expect(read({ 'min.compaction.lag.ms': '9223372036854775808' })).toMatchObject({
       refusal: expect.stringMatching(/^invalid value "9223372036854775808" for config min.compaction.lag.ms: /),
