@@ -66,8 +66,8 @@ describe('AlterConfigs with kafkajs', () => {
       ['segment.ms', '120000', 1, false],
     ]);
     expect(t.broker.log.describeTopic(topic)).toMatchObject({
-      config: { retentionMs: 604_800_000, segmentMs: 120_000 },
-      extraConfigs: { 'delete.retention.ms': '900' },
+      config: { retentionMs: 604_800_000, segmentMs: 120_000, deleteRetentionMs: 900 },
+      extraConfigs: {},
     });
   });
 
@@ -163,7 +163,7 @@ describe('AlterConfigs with kafkajs', () => {
       await restarting.broker.close();
       const again = await startTestBroker({ dataDir: restarting.dataDir });
       try {
-        expect(again.broker.log.describeTopic(topic)).toMatchObject({ config: { retentionBytes: 4096 }, extraConfigs: { 'min.cleanable.dirty.ratio': '0.2' } });
+        expect(again.broker.log.describeTopic(topic)).toMatchObject({ config: { retentionBytes: 4096, minCleanableDirtyRatio: 0.2 } });
       } finally {
         await again.stop();
       }
@@ -400,14 +400,13 @@ describe('AlterConfigs and IncrementalAlterConfigs on the raw wire', () => {
       }),
     ).toEqual([[0, null, 2, topic]]);
     expect(t.broker.log.describeTopic(topic)).toMatchObject({
-      config: { retentionMs: 120_000, flushMode: 'interval', flushIntervalMs: 500 },
-      extraConfigs: { 'delete.retention.ms': '900' },
+      config: { retentionMs: 120_000, flushMode: 'interval', flushIntervalMs: 500, deleteRetentionMs: 900 },
     });
   });
 });
 
 describe('CreateTopics with the configs Kafka accepts', () => {
-  it('kafkajs: compaction, replication and format configs are stored and described (topics here are cleanup.policy=delete)', async () => {
+  it("kafkajs: compaction configs are the log's, replication and format configs are stored, all described", async () => {
     const topic = uniqueName('kafka-configs');
     const configEntries = [
       { name: 'delete.retention.ms', value: '900' },
@@ -417,10 +416,9 @@ describe('CreateTopics with the configs Kafka accepts', () => {
     ];
     expect(await admin.createTopics({ topics: [{ topic, configEntries }] })).toBe(true);
     // unclean.leader.election.enable=false is the default: not kept as an override.
-    expect(t.broker.log.describeTopic(topic).extraConfigs).toEqual({
-      'delete.retention.ms': '900',
-      'min.compaction.lag.ms': '1000',
-      'message.format.version': '0.10.0.0',
+    expect(t.broker.log.describeTopic(topic)).toMatchObject({
+      config: { deleteRetentionMs: 900, minCompactionLagMs: 1000 },
+      extraConfigs: { 'message.format.version': '0.10.0.0' },
     });
     expect(await described(topic, ['delete.retention.ms', 'message.format.version', 'unclean.leader.election.enable'])).toEqual([
       ['delete.retention.ms', '900', 1, false],
@@ -443,7 +441,7 @@ describe('CreateTopics with the configs Kafka accepts', () => {
     const topic = uniqueName('rd-configs');
     // The configs librdkafka's test 0081 creates topics with.
     await create(topic, { 'compression.type': 'lz4', 'delete.retention.ms': '900' });
-    expect(t.broker.log.describeTopic(topic)).toMatchObject({ config: { compression: 'lz4' }, extraConfigs: { 'delete.retention.ms': '900' } });
+    expect(t.broker.log.describeTopic(topic)).toMatchObject({ config: { compression: 'lz4', deleteRetentionMs: 900 } });
     await expect(create(uniqueName('rd-bad'), { 'min.cleanable.dirty.ratio': '2' })).rejects.toMatchObject({
       code: 40,
       message: 'invalid value "2" for config min.cleanable.dirty.ratio: not a number from 0 to 1',
