@@ -5,7 +5,8 @@ import { AclOperationTypes, AclPermissionTypes, AclResourceTypes, Kafka, logLeve
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type Broker } from '../../../src/broker/index.js';
 import { until } from '../../../src/testing/index.js';
-import { startTestBroker, uniqueName, type TestBroker } from './helpers/broker.js';
+import { DEBIAN_PYTHON, startTestBroker, testNeedsTools, uniqueName, type TestBroker } from './helpers/broker.js';
+import { run, runOk } from './helpers/process.js';
 
 /**
  * ACLs with kafkajs: CreateAcls, DescribeAcls and DeleteAcls from its
@@ -305,6 +306,73 @@ async function consumeOnce(topic: string, groupId: string): Promise<unknown> {
     await consumer.disconnect();
   }
 }
+
+describe('other clients', () => {
+  it('kcat (librdkafka) is refused Produce and Fetch without ACLs, then produces and consumes once they allow it', async (context) => {
+    testNeedsTools(context, 'kcat');
+    const topic = uniqueName('acl-kcat');
+    await createTopic(topic);
+    const kcat = (args: string[], input?: string) =>
+      run(
+        'kcat',
+        [
+          '-b',
+          broker.bootstrap,
+          '-X',
+          'security.protocol=SASL_PLAINTEXT',
+          '-X',
+          'sasl.mechanisms=PLAIN',
+          '-X',
+          'sasl.username=alice',
+          '-X',
+          'sasl.password=alice-secret',
+          ...args,
+        ],
+        { input, timeoutMs: 30_000 },
+      );
+    const refused = await kcat(['-P', '-t', topic, '-p', '0'], 'denied\n');
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('Topic authorization failed');
+    expect(broker.log.describePartition(topic, 0).highWatermark).toBe(0);
+    await asAdmin((admin) => admin.createAcls({ acl: [acl(AclResourceTypes.TOPIC, topic, AclOperationTypes.WRITE)] }));
+    expect((await kcat(['-P', '-t', topic, '-p', '0'], 'allowed\n')).code).toBe(0);
+    // Write implies Describe, not Read: the fetch is refused.
+    const noRead = await kcat(['-C', '-t', topic, '-p', '0', '-o', 'beginning', '-e']);
+    expect(noRead.code).not.toBe(0);
+    expect(noRead.stderr).toContain('Topic authorization failed');
+    await asAdmin((admin) => admin.createAcls({ acl: [acl(AclResourceTypes.TOPIC, topic, AclOperationTypes.READ)] }));
+    const read = await kcat(['-C', '-t', topic, '-p', '0', '-o', 'beginning', '-e', '-q']);
+    expect([read.code, read.stdout]).toEqual([0, 'allowed\n']);
+  });
+
+  it('kafka-python creates, describes and deletes ACLs with its admin client', async (context) => {
+    testNeedsTools(context, 'kafka-python');
+    const topic = uniqueName('acl-py');
+    const out = await runOk(
+      DEBIAN_PYTHON,
+      [
+        '-c',
+        `
+from kafka.admin import KafkaAdminClient, ACL, ACLFilter, ResourcePattern, ResourcePatternFilter, ResourceType, ACLOperation, ACLPermissionType, ACLResourcePatternType
+a = KafkaAdminClient(bootstrap_servers='${broker.bootstrap}', security_protocol='SASL_PLAINTEXT', sasl_mechanism='PLAIN',
+                     sasl_plain_username='admin', sasl_plain_password='admin-secret')
+acl = ACL('User:alice', '*', ACLOperation.READ, ACLPermissionType.ALLOW, ResourcePattern(ResourceType.TOPIC, '${topic}', ACLResourcePatternType.PREFIXED))
+r = a.create_acls([acl])
+print('created', len(r['succeeded']), len(r['failed']))
+f = ACLFilter(None, None, ACLOperation.ANY, ACLPermissionType.ANY, ResourcePatternFilter(ResourceType.TOPIC, '${topic}', ACLResourcePatternType.ANY))
+acls, error = a.describe_acls(f)
+print('described', [(x.principal, x.host, x.operation.name, x.permission_type.name, x.resource_pattern.pattern_type.name) for x in acls])
+d = a.delete_acls([f])
+print('deleted', [len(m) for _, m, _ in d])
+print('left', len(a.describe_acls(f)[0]))
+a.close()
+`,
+      ],
+      { timeoutMs: 60_000 },
+    );
+    expect(out.trim().split('\n')).toEqual(['created 1 0', "described [('User:alice', '*', 'READ', 'ALLOW', 'PREFIXED')]", 'deleted [1]', 'left 0']);
+  });
+});
 
 describe('durability and the authorizer switch', () => {
   it('keeps ACLs across a broker restart', async () => {
