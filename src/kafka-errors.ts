@@ -105,6 +105,7 @@ export const KAFKA_ERRORS = {
   UNSTABLE_OFFSET_COMMIT: { code: 88, retriable: true, message: 'Offsets of an open transaction are pending for the partition.' },
   THROTTLING_QUOTA_EXCEEDED: { code: 89, retriable: true, message: 'The request went over a throttling quota.' },
   PRODUCER_FENCED: { code: 90, retriable: false, message: 'A newer producer with the same transactional ID has fenced this one.' },
+  UNKNOWN_TOPIC_ID: { code: 100, retriable: true, message: 'No topic has the topic ID asked for (topics here have no IDs).' },
 } as const satisfies Record<string, KafkaErrorSpec>;
 
 /** A Kafka error name, e.g. `NOT_LEADER_OR_FOLLOWER`. */

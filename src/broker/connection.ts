@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { ConcordatError, describeError, ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/index.js';
-import { requestHeaderVersion, responseHeaderVersion, type AnyApi } from './apis/api.js';
+import { isFlexible, requestHeaderVersion, responseHeaderVersion, type AnyApi } from './apis/api.js';
 import { KafkaError, kafkaErrorCodeOf } from './codec/error-codes.js';
 import { peekApi, readRequestHeader, readRequestHeaderTail, REQUEST_HEADER_MIN_BYTES, writeResponseHeader, type RequestHeader } from './codec/header.js';
 import { Reader } from './codec/reader.js';
@@ -276,6 +276,7 @@ export class Connection implements ConnectionContext {
         return;
       }
       readRequestHeaderTail(reader, requestHeaderVersion(api, header.apiVersion));
+      reader.flexible = isFlexible(api, header.apiVersion);
       const request: unknown = api.decode(reader, header.apiVersion);
       this.dispatch(header, api, request);
     } catch (error) {
@@ -345,6 +346,7 @@ export class Connection implements ConnectionContext {
         const writer = new Writer();
         writer.int32(0); // size, filled in below
         writeResponseHeader(writer, header.correlationId, responseHeaderVersion(api, header.apiVersion));
+        writer.flexible = isFlexible(api, header.apiVersion);
         api.encode(writer, header.apiVersion, response);
         this.fill(slot, writer);
       } catch (error) {

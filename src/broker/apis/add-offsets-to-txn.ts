@@ -1,9 +1,11 @@
 /**
- * AddOffsetsToTxn (key 25), v0-v1: a transactional producer is about to
+ * AddOffsetsToTxn (key 25), v0-v4 (v3+ flexible, KIP-482): a transactional producer is about to
  * commit a consumer group's offsets in its transaction (TxnOffsetCommit),
  * the consume-transform-produce loop of KIP-98. Kafka adds the group's
  * `__consumer_offsets` partition to the transaction; here the coordinator
- * records the group. v1 is v0.
+ * records the group. v1 is v0; v2 lets the broker answer PRODUCER_FENCED
+ * (KIP-588); v3 is v2, flexible (a TAG_BUFFER ends each struct); v4 lets it
+ * answer TRANSACTION_ABORTABLE (KIP-890), which this one never does.
  *
  *   AddOffsetsToTxn Request (Version: 0-1) => transactional_id producer_id producer_epoch group_id
  *     transactional_id => STRING
@@ -15,7 +17,8 @@
  *     throttle_time_ms => INT32
  *     error_code => INT16
  *
- * Errors: INVALID_PRODUCER_ID_MAPPING, INVALID_PRODUCER_EPOCH (fenced), CONCURRENT_TRANSACTIONS.
+ * Errors: INVALID_PRODUCER_ID_MAPPING, INVALID_PRODUCER_EPOCH (fenced; PRODUCER_FENCED from v2), CONCURRENT_TRANSACTIONS.
+ * Source: clients/src/main/resources/common/message/AddOffsetsToTxn{Request,Response}.json.
  *
  * @module
  */
@@ -43,11 +46,13 @@ export const addOffsetsToTxn = defineApi<AddOffsetsToTxnRequest, AddOffsetsToTxn
   key: 25,
   name: 'AddOffsetsToTxn',
   minVersion: 0,
-  maxVersion: 1,
-  flexibleVersion: null,
+  maxVersion: 4,
+  flexibleVersion: 3,
 
   decode(reader) {
-    return { transactionalId: reader.string(), producerId: reader.int64(), producerEpoch: reader.int16(), groupId: reader.string() };
+    const request = { transactionalId: reader.flexString(), producerId: reader.int64(), producerEpoch: reader.int16(), groupId: reader.flexString() };
+    reader.flexTags();
+    return request;
   },
 
   async handle(request, context) {
@@ -59,12 +64,12 @@ export const addOffsetsToTxn = defineApi<AddOffsetsToTxnRequest, AddOffsetsToTxn
       return { errorCode: KafkaError.NONE };
     } catch (error) {
       if (!(error instanceof ConcordatError)) throw error;
-      return { errorCode: transactionErrorCodeOf(error) };
+      return { errorCode: transactionErrorCodeOf(error, context.header.apiVersion >= 2) };
     }
   },
 
   encode(writer, _version, response) {
-    writer.int32(0).int16(response.errorCode);
+    writer.int32(0).int16(response.errorCode).flexTags();
   },
 
   errorResponse(_request, errorCode) {

@@ -1,9 +1,12 @@
 /**
- * AddPartitionsToTxn (key 24), v0-v1: a transactional producer names the
+ * AddPartitionsToTxn (key 24), v0-v3 (v3 flexible, KIP-482): a transactional producer names the
  * partitions it is about to write in its transaction, before the first
  * batch to each (KIP-98). The transaction coordinator
  * (log/transactions/coordinator.ts) records them durably; EndTxn writes its
- * marker to each. v1 is v0 (it only lets the broker throttle).
+ * marker to each. v1 is v0 (it only lets the broker throttle); v2 lets the
+ * broker answer PRODUCER_FENCED (KIP-588) instead of INVALID_PRODUCER_EPOCH;
+ * v3 is v2, flexible (compact strings and arrays, a TAG_BUFFER after each
+ * struct). v4+ (several transactions, verify_only) are for brokers only.
  *
  *   AddPartitionsToTxn Request (Version: 0-1) => transactional_id producer_id producer_epoch [topics]
  *     transactional_id => STRING
@@ -22,10 +25,11 @@
  *         partition_error_code => INT16
  *
  * Errors, on every partition: INVALID_PRODUCER_ID_MAPPING (unknown
- * transactional ID or another producer ID), INVALID_PRODUCER_EPOCH (fenced),
+ * transactional ID or another producer ID), INVALID_PRODUCER_EPOCH (fenced; PRODUCER_FENCED from v2),
  * CONCURRENT_TRANSACTIONS (the previous transaction is still completing:
  * retry); per partition UNKNOWN_TOPIC_OR_PARTITION, and then
  * OPERATION_NOT_ATTEMPTED on the others (nothing is added).
+ * Source: clients/src/main/resources/common/message/AddPartitionsToTxn{Request,Response}.json.
  *
  * @module
  */
@@ -53,16 +57,22 @@ export const addPartitionsToTxn = defineApi<AddPartitionsToTxnRequest, AddPartit
   key: 24,
   name: 'AddPartitionsToTxn',
   minVersion: 0,
-  maxVersion: 1,
-  flexibleVersion: null,
+  maxVersion: 3,
+  flexibleVersion: 3,
 
   decode(reader) {
-    return {
-      transactionalId: reader.string(),
+    const request = {
+      transactionalId: reader.flexString(),
       producerId: reader.int64(),
       producerEpoch: reader.int16(),
-      topics: reader.array((t) => ({ name: t.string(), partitions: t.array((p) => p.int32()) })),
+      topics: reader.flexArray((t) => {
+        const topic = { name: t.flexString(), partitions: t.flexArray((p) => p.int32()) };
+        t.flexTags();
+        return topic;
+      }),
     };
+    reader.flexTags();
+    return request;
   },
 
   async handle(request, context) {
@@ -85,25 +95,28 @@ export const addPartitionsToTxn = defineApi<AddPartitionsToTxnRequest, AddPartit
     }
     try {
       const partitions = request.topics.flatMap((t) => t.partitions.map((partition) => ({ topic: t.name, partition })));
+      const fenced = context.header.apiVersion >= 2;
       const results = await context.broker.log.transactions.addPartitions(request.transactionalId, request.producerId, request.producerEpoch, partitions);
       let i = 0;
       return {
         topics: request.topics.map((t) => ({
           name: t.name,
-          partitions: t.partitions.map((partitionIndex) => ({ partitionIndex, errorCode: transactionErrorCodeOfName(results[i++]!.errorCode) })),
+          partitions: t.partitions.map((partitionIndex) => ({ partitionIndex, errorCode: transactionErrorCodeOfName(results[i++]!.errorCode, fenced) })),
         })),
       };
     } catch (error) {
       if (!(error instanceof ConcordatError)) throw error;
-      return this.errorResponse(request, transactionErrorCodeOf(error), context);
+      return this.errorResponse(request, transactionErrorCodeOf(error, context.header.apiVersion >= 2), context);
     }
   },
 
   encode(writer, _version, response) {
     writer.int32(0);
-    writer.array(response.topics, (w, t) => {
-      w.string(t.name).array(t.partitions, (pw, p) => pw.int32(p.partitionIndex).int16(p.errorCode));
+    writer.flexArray(response.topics, (w, t) => {
+      w.flexString(t.name).flexArray(t.partitions, (pw, p) => pw.int32(p.partitionIndex).int16(p.errorCode).flexTags());
+      w.flexTags();
     });
+    writer.flexTags();
   },
 
   errorResponse(request, errorCode) {

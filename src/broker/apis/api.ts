@@ -25,7 +25,7 @@ export interface Api<Request, Response> {
   readonly flexibleVersion: number | null;
   /** May be sent before SASL authentication completes (ApiVersions, the SASL APIs). */
   readonly beforeAuthentication?: boolean;
-  /** Reads the request body of `version`. @throws ConcordatError FRAME_INVALID when the body breaks the grammar or a reader limit */
+  /** Reads the request body of `version` (the reader's `flexible` is already set for it). @throws ConcordatError FRAME_INVALID when the body breaks the grammar or a reader limit */
   decode(reader: Reader, version: number): Request;
   /**
    * Serves the request. Called synchronously in frame order per connection:
@@ -34,7 +34,7 @@ export interface Api<Request, Response> {
    * answered with {@link errorResponse}.
    */
   handle(request: Request, context: RequestContext): Promise<Response | null> | Response | null;
-  /** Writes the response body of `version` (the header is the connection's). */
+  /** Writes the response body of `version` (the header is the connection's; the writer's `flexible` is already set for it). */
   encode(writer: Writer, version: number, response: Response): void;
   /**
    * The response to a request whose handler threw: `errorCode` (the thrown
@@ -52,13 +52,18 @@ export function defineApi<Request, Response>(api: Api<Request, Response>): Api<R
   return api;
 }
 
+/** Whether `version` of `api` is a flexible version (KIP-482: compact strings, arrays and bytes, tagged fields). */
+export function isFlexible(api: AnyApi, version: number): boolean {
+  return api.flexibleVersion !== null && version >= api.flexibleVersion;
+}
+
 /** The request header version for `version` of `api`. */
 export function requestHeaderVersion(api: AnyApi, version: number): 1 | 2 {
-  return api.flexibleVersion !== null && version >= api.flexibleVersion ? 2 : 1;
+  return isFlexible(api, version) ? 2 : 1;
 }
 
 /** The response header version: 1 for flexible versions, except ApiVersions which always answers with v0. */
 export function responseHeaderVersion(api: AnyApi, version: number): 0 | 1 {
   if (api.key === 18) return 0;
-  return api.flexibleVersion !== null && version >= api.flexibleVersion ? 1 : 0;
+  return isFlexible(api, version) ? 1 : 0;
 }

@@ -1,5 +1,5 @@
 /**
- * Fetch (key 1), v4-v11: serves the record batches the log returns (a file
+ * Fetch (key 1), v4-v12 (v12 flexible, KIP-482): serves the record batches the log returns (a file
  * range read, sent with writev, never re-encoded), waiting up to
  * max_wait_ms until min_bytes are available.
  *
@@ -30,6 +30,10 @@
  *         current_leader_epoch => INT32
  *   Fetch Request (Version: 11) => (as 9) rack_id
  *     rack_id => STRING
+ *   Fetch Request (Version: 12) => (as 11, flexible: compact strings and arrays, a TAG_BUFFER after each struct)
+ *       partitions => partition current_leader_epoch fetch_offset last_fetched_epoch log_start_offset partition_max_bytes
+ *         last_fetched_epoch => INT32     a follower's (KIP-595), ignored
+ *     TAG_BUFFER: cluster_id (tag 0), ignored
  *
  *   Fetch Response (Version: 4) => throttle_time_ms [responses]
  *     throttle_time_ms => INT32
@@ -54,6 +58,13 @@
  *   Fetch Response (Version: 11) => (as 7)
  *       partitions => ... [aborted_transactions] preferred_read_replica records
  *         preferred_read_replica => INT32
+ *   Fetch Response (Version: 12) => (as 11, flexible; records => COMPACT_RECORDS); no partition
+ *                                   tagged field is written (diverging_epoch, current_leader and
+ *                                   snapshot_id concern followers and leader changes)
+ *
+ * v13+ name topics by topic ID (KIP-516), which the log does not have;
+ * Metadata answers zero topic IDs, so librdkafka 2.4+ stays on v12.
+ * Source: clients/src/main/resources/common/message/Fetch{Request,Response}.json.
  *
  * Limits: partition_max_bytes per partition and max_bytes (lowered to the
  * broker's fetchResponseBytesMax) for the response; as in Kafka (KIP-74) the
@@ -126,8 +137,8 @@ export const fetch = defineApi<FetchRequest, FetchResponse>({
   key: 1,
   name: 'Fetch',
   minVersion: 4,
-  maxVersion: 11,
-  flexibleVersion: null,
+  maxVersion: 12,
+  flexibleVersion: 12,
 
   decode(reader, version) {
     reader.int32(); // replica_id: always a consumer (-1) for a single broker
@@ -137,18 +148,31 @@ export const fetch = defineApi<FetchRequest, FetchResponse>({
     const isolationLevel = reader.int8();
     const sessionId = version >= 7 ? reader.int32() : 0;
     const sessionEpoch = version >= 7 ? reader.int32() : -1;
-    const topics = reader.array((t) => ({
-      topic: t.string(),
-      partitions: t.array((p) => {
+    const topics = reader.flexArray((t) => {
+      const topic = t.flexString();
+      const partitions = t.flexArray((p) => {
         const partition = p.int32();
         if (version >= 9) p.int32(); // current_leader_epoch
         const fetchOffset = p.int64();
+        if (version >= 12) p.int32(); // last_fetched_epoch: a follower's, not used
         if (version >= 5) p.int64(); // log_start_offset: a follower's, not used
-        return { partition, fetchOffset, partitionMaxBytes: p.int32() };
-      }),
-    }));
-    if (version >= 7) reader.array((t) => [t.string(), t.array((p) => p.int32())]); // forgotten_topics_data
-    if (version >= 11) reader.string(); // rack_id
+        const partitionMaxBytes = p.int32();
+        p.flexTags();
+        return { partition, fetchOffset, partitionMaxBytes };
+      });
+      t.flexTags();
+      return { topic, partitions };
+    });
+    if (version >= 7) {
+      // forgotten_topics_data: only for fetch sessions, which are not kept
+      reader.flexArray((t) => {
+        t.flexString();
+        t.flexArray((p) => p.int32());
+        t.flexTags();
+      });
+    }
+    if (version >= 11) reader.flexString(); // rack_id
+    reader.flexTags(); // cluster_id (tag 0)
     return { maxWaitMs, minBytes, maxBytes, isolationLevel, sessionId, sessionEpoch, topics };
   },
 
@@ -163,15 +187,18 @@ export const fetch = defineApi<FetchRequest, FetchResponse>({
   encode(writer, version, response) {
     writer.int32(0);
     if (version >= 7) writer.int16(response.errorCode).int32(0);
-    writer.array(response.topics, (w, topic) => {
-      w.string(topic.topic).array(topic.partitions, (pw, p) => {
+    writer.flexArray(response.topics, (w, topic) => {
+      w.flexString(topic.topic).flexArray(topic.partitions, (pw, p) => {
         pw.int32(p.partition).int16(p.errorCode).int64(p.highWatermark).int64(p.lastStableOffset);
         if (version >= 5) pw.int64(p.logStartOffset);
-        pw.array(p.abortedTransactions, (aw, a) => aw.int64(a.producerId).int64(a.firstOffset));
+        pw.flexArray(p.abortedTransactions, (aw, a) => aw.int64(a.producerId).int64(a.firstOffset).flexTags());
         if (version >= 11) pw.int32(-1); // preferred_read_replica: none
-        pw.bytes(p.records);
+        pw.flexBytes(p.records);
+        pw.flexTags();
       });
+      w.flexTags();
     });
+    writer.flexTags();
   },
 
   errorResponse(request, errorCode) {

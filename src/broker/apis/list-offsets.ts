@@ -1,5 +1,5 @@
 /**
- * ListOffsets (key 2), v1-v3: the offset for a timestamp: -1 latest (the
+ * ListOffsets (key 2), v1-v6 (v6 flexible, KIP-482): the offset for a timestamp: -1 latest (the
  * high watermark), -2 earliest (the log start offset), otherwise the first
  * offset whose record timestamp is at or after it (from the time index), or
  * -1 when there is none (the log's time index answers).
@@ -24,6 +24,17 @@
  *         offset => INT64
  *   ListOffsets Response (Version: 2-3) => throttle_time_ms [topics]
  *     throttle_time_ms => INT32
+ *   ListOffsets Request (Version: 4-5) => replica_id isolation_level [topics]
+ *       partitions => partition_index current_leader_epoch timestamp
+ *         current_leader_epoch => INT32      not checked: Metadata answers leader epoch -1 (unknown)
+ *   ListOffsets Response (Version: 4-5) => throttle_time_ms [topics]
+ *       partitions => partition_index error_code timestamp offset leader_epoch
+ *         leader_epoch => INT32              -1 (unknown)
+ *   ListOffsets (Version: 6) => as v5, flexible (compact strings and arrays, a TAG_BUFFER after each struct)
+ *
+ * v7 (KIP-734: timestamp -3, the record with the largest timestamp) is not
+ * served: the log keeps each segment's largest timestamp but not the
+ * offset that has it. Source: clients/src/main/resources/common/message/ListOffsets{Request,Response}.json.
  *
  * @module
  */
@@ -62,20 +73,27 @@ export const listOffsets = defineApi<ListOffsetsRequest, ListOffsetsResponse>({
   key: 2,
   name: 'ListOffsets',
   minVersion: 1,
-  maxVersion: 3,
-  flexibleVersion: null,
+  maxVersion: 6,
+  flexibleVersion: 6,
 
   decode(reader, version) {
     reader.int32(); // replica_id
     // isolation_level: read_committed (1) sees the last stable offset as the latest.
     const readCommitted = version >= 2 && reader.int8() === 1;
-    return {
-      readCommitted,
-      topics: reader.array((t) => ({
-        name: t.string(),
-        partitions: t.array((p) => ({ partitionIndex: p.int32(), timestamp: p.int64() })),
-      })),
-    };
+    const topics = reader.flexArray((t) => {
+      const name = t.flexString();
+      const partitions = t.flexArray((p) => {
+        const partitionIndex = p.int32();
+        if (version >= 4) p.int32(); // current_leader_epoch
+        const partition = { partitionIndex, timestamp: p.int64() };
+        p.flexTags();
+        return partition;
+      });
+      t.flexTags();
+      return { name, partitions };
+    });
+    reader.flexTags();
+    return { readCommitted, topics };
   },
 
   async handle(request, context) {
@@ -90,9 +108,15 @@ export const listOffsets = defineApi<ListOffsetsRequest, ListOffsetsResponse>({
 
   encode(writer, version, response) {
     if (version >= 2) writer.int32(0);
-    writer.array(response.topics, (w, t) => {
-      w.string(t.name).array(t.partitions, (pw, p) => pw.int32(p.partitionIndex).int16(p.errorCode).int64(p.timestamp).int64(p.offset));
+    writer.flexArray(response.topics, (w, t) => {
+      w.flexString(t.name).flexArray(t.partitions, (pw, p) => {
+        pw.int32(p.partitionIndex).int16(p.errorCode).int64(p.timestamp).int64(p.offset);
+        if (version >= 4) pw.int32(-1); // leader_epoch: unknown
+        pw.flexTags();
+      });
+      w.flexTags();
     });
+    writer.flexTags();
   },
 
   errorResponse(request, errorCode) {

@@ -1,5 +1,5 @@
 /**
- * OffsetCommit (key 8), v2-v7: stores a group's consumed positions durably.
+ * OffsetCommit (key 8), v2-v9 (v8+ flexible, KIP-482): stores a group's consumed positions durably.
  * A member of an active generation commits with its generation and member
  * ID; a client that manages partitions itself (no group membership)
  * commits with generation -1 and an empty member ID, allowed while the group
@@ -37,7 +37,10 @@
  * is deleted. v7's group_instance_id is checked against the group's static
  * members: a member ID that a restarted instance replaced gets
  * FENCED_INSTANCE_ID (KIP-345). v6's leader epoch is stored and returned by
- * OffsetFetch. v8 (flexible) is not served.
+ * OffsetFetch. v8 is v7, flexible (compact strings and arrays, a TAG_BUFFER
+ * after each struct); v9 is v8 for KIP-848's consumer groups too, which are
+ * not served, so for classic groups it means v8.
+ * Source: clients/src/main/resources/common/message/OffsetCommit{Request,Response}.json.
  *
  * @module
  */
@@ -69,24 +72,31 @@ export const offsetCommit = defineApi<OffsetCommitRequest, OffsetCommitResponse>
   key: 8,
   name: 'OffsetCommit',
   minVersion: 2,
-  maxVersion: 7,
-  flexibleVersion: null,
+  maxVersion: 9,
+  flexibleVersion: 8,
 
   decode(reader, version) {
-    const groupId = reader.string();
+    const groupId = reader.flexString();
     const generationId = reader.int32();
-    const memberId = reader.string();
-    const groupInstanceId = version >= 7 ? reader.nullableString() : null;
+    const memberId = reader.flexString();
+    const groupInstanceId = version >= 7 ? reader.flexNullableString() : null;
     if (version <= 4) reader.int64(); // retention_time_ms
-    const topics = reader.array((t) => ({
-      name: t.string(),
-      partitions: t.array((p) => ({
-        partitionIndex: p.int32(),
-        committedOffset: p.int64(),
-        committedLeaderEpoch: version >= 6 ? p.int32() : -1,
-        committedMetadata: p.nullableString(),
-      })),
-    }));
+    const topics = reader.flexArray((t) => {
+      const name = t.flexString();
+      const partitions = t.flexArray((p) => {
+        const partition = {
+          partitionIndex: p.int32(),
+          committedOffset: p.int64(),
+          committedLeaderEpoch: version >= 6 ? p.int32() : -1,
+          committedMetadata: p.flexNullableString(),
+        };
+        p.flexTags();
+        return partition;
+      });
+      t.flexTags();
+      return { name, partitions };
+    });
+    reader.flexTags();
     return { groupId, generationId, memberId, groupInstanceId, topics };
   },
 
@@ -134,9 +144,11 @@ export const offsetCommit = defineApi<OffsetCommitRequest, OffsetCommitResponse>
 
   encode(writer, version, response) {
     if (version >= 3) writer.int32(0);
-    writer.array(response.topics, (w, t) => {
-      w.string(t.name).array(t.partitions, (pw, p) => pw.int32(p.partitionIndex).int16(p.errorCode));
+    writer.flexArray(response.topics, (w, t) => {
+      w.flexString(t.name).flexArray(t.partitions, (pw, p) => pw.int32(p.partitionIndex).int16(p.errorCode).flexTags());
+      w.flexTags();
     });
+    writer.flexTags();
   },
 
   errorResponse(request, errorCode) {

@@ -1,5 +1,5 @@
 /**
- * Produce (key 0), v0-v7: appends the client's record batches (RecordBatch
+ * Produce (key 0), v0-v11 (v9+ flexible, KIP-482): appends the client's record batches (RecordBatch
  * v2, as they came: the log checks them and rewrites only baseOffset) and
  * answers once they are durable (after fdatasync, shared by concurrent
  * appends). acks 1 and -1 both wait for that; acks 0 gets no response, and
@@ -40,6 +40,20 @@
  *   Produce Response (Version: 5-7) => [responses] throttle_time_ms
  *       partition_responses => index error_code base_offset log_append_time_ms log_start_offset
  *         log_start_offset => INT64
+ *   Produce Response (Version: 8) => [responses] throttle_time_ms
+ *       partition_responses => index error_code base_offset log_append_time_ms log_start_offset
+ *                              [record_errors] error_message
+ *         record_errors => batch_index batch_index_error_message     (KIP-467; always empty here)
+ *           batch_index => INT32
+ *           batch_index_error_message => NULLABLE_STRING
+ *         error_message => NULLABLE_STRING                         the reason of a partition's error
+ *   Produce Request and Response (Version: 9-11) => as v8, flexible (compact strings, arrays and
+ *     records, a TAG_BUFFER after each struct). v10 adds tagged fields for a new leader
+ *     (current_leader, node_endpoints, KIP-951): never written, there is one leader. v11 lets
+ *     the broker answer TRANSACTION_ABORTABLE (KIP-890), which this one never does.
+ *
+ * v12 (KIP-890 part 2: the broker adds a partition to the transaction on
+ * Produce) is not served. Source: clients/src/main/resources/common/message/Produce{Request,Response}.json.
  *
  * Transactional producers (transactional_id set, batches with attribute
  * bit 4) append like idempotent ones; the partition opens their
@@ -104,6 +118,8 @@ export interface ProducePartitionResponse {
   baseOffset: number;
   logAppendTimeMs: number;
   logStartOffset: number;
+  /** v8+: why the partition failed, or null. */
+  errorMessage?: string | null;
 }
 
 /** A Produce response body, to encode (grammar in the file header). */
@@ -118,19 +134,27 @@ export const produce = defineApi<ProduceRequest, ProduceResponse>({
   key: 0,
   name: 'Produce',
   minVersion: 0,
-  maxVersion: 7,
-  flexibleVersion: null,
+  maxVersion: 11,
+  flexibleVersion: 9,
 
   decode(reader, version) {
-    return {
-      transactionalId: version >= 3 ? reader.nullableString() : null,
+    const request = {
+      transactionalId: version >= 3 ? reader.flexNullableString() : null,
       acks: reader.int16(),
       timeoutMs: reader.int32(),
-      topics: reader.array((t) => ({
-        name: t.string(),
-        partitions: t.array((p) => ({ index: p.int32(), records: p.nullableBytes() })),
-      })),
+      topics: reader.flexArray((t) => {
+        const name = t.flexString();
+        const partitions = t.flexArray((p) => {
+          const partition = { index: p.int32(), records: p.flexNullableBytes() };
+          p.flexTags();
+          return partition;
+        });
+        t.flexTags();
+        return { name, partitions };
+      }),
     };
+    reader.flexTags();
+    return request;
   },
 
   async handle(request, context) {
@@ -153,14 +177,18 @@ export const produce = defineApi<ProduceRequest, ProduceResponse>({
   },
 
   encode(writer, version, response) {
-    writer.array(response.topics, (w, topic) => {
-      w.string(topic.name).array(topic.partitions, (pw, p) => {
+    writer.flexArray(response.topics, (w, topic) => {
+      w.flexString(topic.name).flexArray(topic.partitions, (pw, p) => {
         pw.int32(p.index).int16(p.errorCode).int64(p.baseOffset);
         if (version >= 2) pw.int64(p.logAppendTimeMs);
         if (version >= 5) pw.int64(p.logStartOffset);
+        if (version >= 8) pw.flexArray([], () => undefined).flexNullableString(p.errorMessage ?? null); // record_errors, error_message
+        pw.flexTags();
       });
+      w.flexTags();
     });
     if (version >= 1) writer.int32(0);
+    writer.flexTags();
   },
 
   errorResponse(request, errorCode) {
@@ -249,7 +277,9 @@ function appendTopic(
         if (errorCode === KafkaError.UNKNOWN_SERVER_ERROR) {
           context.broker.logger.error({ err: error, topic, partition: p.index }, 'append failed');
         }
-        return failure(p.index, errorCode);
+        // A server error is the operator's to read in the log, not the client's.
+        const errorMessage = errorCode !== KafkaError.UNKNOWN_SERVER_ERROR && error instanceof ConcordatError ? error.message : null;
+        return { ...failure(p.index, errorCode), errorMessage };
       }
     }),
   );

@@ -58,18 +58,20 @@ export function kafkaErrorCodeOf(error: unknown): number {
 }
 
 /**
- * {@link kafkaErrorCodeOf} for the transaction APIs at the versions this
- * broker serves, all older than KIP-588's: PRODUCER_FENCED (90) is sent as
- * INVALID_PRODUCER_EPOCH (47), as Kafka's API layer does for them. Both
- * librdkafka and kafkajs treat 47 on these APIs as "this producer is fenced".
+ * {@link kafkaErrorCodeOf} for the transaction APIs (and Produce): at a
+ * version older than KIP-588's (`producerFencedSupported` false: InitProducerId
+ * v0-v3, AddPartitionsToTxn, AddOffsetsToTxn and EndTxn v0-v1, TxnOffsetCommit
+ * v0-v2, every Produce) PRODUCER_FENCED (90) is sent as INVALID_PRODUCER_EPOCH
+ * (47), as Kafka's API layer does. Both librdkafka and kafkajs treat 47 on
+ * these APIs as "this producer is fenced".
  */
-export function transactionErrorCodeOf(error: unknown): number {
+export function transactionErrorCodeOf(error: unknown, producerFencedSupported = false): number {
   const code = kafkaErrorCodeOf(error);
-  return code === KafkaError.PRODUCER_FENCED ? KafkaError.INVALID_PRODUCER_EPOCH : code;
+  return code === KafkaError.PRODUCER_FENCED && !producerFencedSupported ? KafkaError.INVALID_PRODUCER_EPOCH : code;
 }
 
-/** {@link kafkaErrorCodeOfName} with the mapping of {@link transactionErrorCodeOf}. */
-export function transactionErrorCodeOfName(code: ErrorCode | null): number {
+/** {@link kafkaErrorCodeOfName} with the mapping of {@link transactionErrorCodeOf} (`producerFencedSupported` as there). */
+export function transactionErrorCodeOfName(code: ErrorCode | null, producerFencedSupported = false): number {
   const wire = kafkaErrorCodeOfName(code);
-  return wire === KafkaError.PRODUCER_FENCED ? KafkaError.INVALID_PRODUCER_EPOCH : wire;
+  return wire === KafkaError.PRODUCER_FENCED && !producerFencedSupported ? KafkaError.INVALID_PRODUCER_EPOCH : wire;
 }

@@ -42,6 +42,14 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 export class Reader {
   private position: number;
 
+  /**
+   * Whether the body being read is a flexible version (KIP-482). The
+   * `flex*` reads below pick the compact encoding (and read tagged-field
+   * sections) when set, the classic one otherwise, so one decoder serves
+   * both; the connection sets it from the API's first flexible version.
+   */
+  flexible = false;
+
   constructor(
     private readonly buffer: Buffer,
     private readonly limits: ReaderLimits = DEFAULT_READER_LIMITS,
@@ -293,5 +301,40 @@ export class Reader {
       fields.set(tag, this.slice(size, 'TAGGED_FIELD'));
     }
     return fields;
+  }
+
+  /** STRING, or COMPACT_STRING in a flexible version. */
+  flexString(): string {
+    return this.flexible ? this.compactString() : this.string();
+  }
+
+  /** NULLABLE_STRING, or COMPACT_NULLABLE_STRING in a flexible version. */
+  flexNullableString(): string | null {
+    return this.flexible ? this.compactNullableString() : this.nullableString();
+  }
+
+  /** BYTES, or COMPACT_BYTES in a flexible version (a view on the frame). */
+  flexBytes(): Buffer {
+    return this.flexible ? this.compactBytes() : this.bytes();
+  }
+
+  /** NULLABLE_BYTES (and RECORDS), or their compact forms in a flexible version (a view on the frame). */
+  flexNullableBytes(): Buffer | null {
+    return this.flexible ? this.compactNullableBytes() : this.nullableBytes();
+  }
+
+  /** ARRAY, or COMPACT_ARRAY in a flexible version. */
+  flexArray<T>(element: (reader: Reader) => T): T[] {
+    return this.flexible ? this.compactArray(element) : this.array(element);
+  }
+
+  /** Nullable ARRAY, or nullable COMPACT_ARRAY in a flexible version. */
+  flexNullableArray<T>(element: (reader: Reader) => T): T[] | null {
+    return this.flexible ? this.compactNullableArray(element) : this.nullableArray(element);
+  }
+
+  /** The tagged-field section that ends a structure in a flexible version (nothing in a classic one); returned raw, empty when classic. */
+  flexTags(): Map<number, Buffer> {
+    return this.flexible ? this.taggedFields() : new Map<number, Buffer>();
   }
 }

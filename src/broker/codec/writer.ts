@@ -17,6 +17,14 @@ export class Writer {
   private scratch: Buffer;
   private position = 0;
 
+  /**
+   * Whether the body being written is a flexible version (KIP-482): the
+   * `flex*` writers below then use the compact encodings and write the
+   * tagged-field sections. The connection sets it from the API's first
+   * flexible version.
+   */
+  flexible = false;
+
   constructor(initialBytes = INITIAL_BYTES) {
     this.scratch = Buffer.allocUnsafe(initialBytes);
   }
@@ -213,6 +221,57 @@ export class Writer {
   /** TAGGED_FIELDS: Concordat writes no tagged field yet, only the empty section. */
   emptyTaggedFields(): this {
     return this.uvarint(0);
+  }
+
+  /**
+   * TAGGED_FIELDS with the fields given (tag ascending, each value already
+   * encoded), for the few tagged fields Concordat answers (e.g. Fetch's
+   * current leader). @throws RangeError when the tags do not ascend
+   */
+  taggedFields(fields: readonly { tag: number; value: Buffer }[]): this {
+    this.uvarint(fields.length);
+    let previous = -1;
+    for (const field of fields) {
+      if (field.tag <= previous) throw new RangeError(`tagged field ${field.tag} after ${previous} is not ascending`);
+      previous = field.tag;
+      this.uvarint(field.tag).uvarint(field.value.length).raw(field.value);
+    }
+    return this;
+  }
+
+  /** STRING, or COMPACT_STRING in a flexible version. */
+  flexString(value: string): this {
+    return this.flexible ? this.compactString(value) : this.string(value);
+  }
+
+  /** NULLABLE_STRING, or COMPACT_NULLABLE_STRING in a flexible version. */
+  flexNullableString(value: string | null): this {
+    return this.flexible ? this.compactNullableString(value) : this.nullableString(value);
+  }
+
+  /** BYTES, or COMPACT_BYTES in a flexible version. */
+  flexBytes(value: Buffer): this {
+    return this.flexible ? this.compactBytes(value) : this.bytes(value);
+  }
+
+  /** NULLABLE_BYTES (and RECORDS), or their compact forms in a flexible version. */
+  flexNullableBytes(value: Buffer | null): this {
+    return this.flexible ? this.compactNullableBytes(value) : this.nullableBytes(value);
+  }
+
+  /** ARRAY, or COMPACT_ARRAY in a flexible version. */
+  flexArray<T>(items: readonly T[], element: (writer: Writer, item: T) => void): this {
+    return this.flexible ? this.compactArray(items, element) : this.array(items, element);
+  }
+
+  /** Nullable ARRAY, or nullable COMPACT_ARRAY in a flexible version. */
+  flexNullableArray<T>(items: readonly T[] | null, element: (writer: Writer, item: T) => void): this {
+    return this.flexible ? this.compactNullableArray(items, element) : this.nullableArray(items, element);
+  }
+
+  /** The empty tagged-field section that ends a structure in a flexible version (nothing in a classic one). */
+  flexTags(): this {
+    return this.flexible ? this.emptyTaggedFields() : this;
   }
 
   /** Everything written, as the chunks to hand to `writev`. */

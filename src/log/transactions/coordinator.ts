@@ -183,6 +183,21 @@ export class TransactionCoordinator {
     };
   }
 
+  /**
+   * The partitions of `groupId` whose offsets an open transaction has
+   * committed (TxnOffsetCommit) but not yet completed: KIP-447's unstable
+   * offsets, which OffsetFetch with require_stable answers with
+   * UNSTABLE_OFFSET_COMMIT. Keys are `topic\0partition`. Scans every
+   * transactional ID (at most transactionalIdsMax).
+   */
+  pendingOffsetPartitions(groupId: string): Set<string> {
+    const keys = new Set<string>();
+    for (const t of this.transactions.values()) {
+      for (const key of t.pendingOffsets.get(groupId)?.keys() ?? []) keys.add(key);
+    }
+    return keys;
+  }
+
   /** The state of every transactional ID the coordinator knows. */
   list(): TransactionDescription[] {
     return [...this.transactions.keys()].map((id) => this.describe(id)!);
@@ -195,10 +210,18 @@ export class TransactionCoordinator {
    * bumped epoch (a new ID at epoch 0 the first time). A transaction left
    * open by an older producer is aborted first; one being completed is
    * waited for.
+   * `current` (KIP-360, InitProducerId v3+): the producer's own ID and
+   * epoch; the ID must have exactly that producer ID and epoch, else
+   * PRODUCER_FENCED (a zombie must not fence the live producer). null: any
+   * producer may (re)initialise the ID.
    * @throws ConcordatError INVALID_TRANSACTION_TIMEOUT, LIMIT_EXCEEDED (transactionalIdsMax),
-   *   COORDINATOR_NOT_AVAILABLE (closed), KAFKA_STORAGE_ERROR
+   *   PRODUCER_FENCED, COORDINATOR_NOT_AVAILABLE (closed), KAFKA_STORAGE_ERROR
    */
-  initProducerId(transactionalId: string, timeoutMs: number): Promise<{ producerId: number; producerEpoch: number }> {
+  initProducerId(
+    transactionalId: string,
+    timeoutMs: number,
+    current: { producerId: number; producerEpoch: number } | null = null,
+  ): Promise<{ producerId: number; producerEpoch: number }> {
     this.checkOpen();
     if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > this.options.transactionMaxTimeoutMs) {
       throw txnError(
@@ -223,6 +246,13 @@ export class TransactionCoordinator {
         await this.persistOrForget(txn);
         this.logger.info({ transactionalId, producerId }, 'new transactional producer');
         return { producerId, producerEpoch: 0 };
+      }
+      if (current !== null && (current.producerId !== txn.producerId || current.producerEpoch !== txn.producerEpoch)) {
+        throw txnError(
+          ErrorCode.PRODUCER_FENCED,
+          `producer ${current.producerId} epoch ${current.producerEpoch} of '${transactionalId}' is not the current one ` +
+            `(${txn.producerId} epoch ${txn.producerEpoch}): it was fenced; start a new producer`,
+        );
       }
       if (txn.state === TransactionState.PREPARE_COMMIT || txn.state === TransactionState.PREPARE_ABORT) await this.writeMarkersAndComplete(txn);
       if (txn.state === TransactionState.ONGOING) await this.prepareAndComplete(txn, false, true, 'a newer producer with the same transactional ID started');

@@ -200,11 +200,11 @@ describe('static membership on the wire', () => {
     await t.broker.log.createTopic(topic, { partitions: 1 });
     const client = await RawClient.connect(t.port);
     try {
-      // ApiVersions: OffsetCommit up to v7.
+      // ApiVersions: OffsetCommit up to v9 (v7 brought group_instance_id).
       const versions = new Reader(await client.request(18, 0, Buffer.alloc(0)));
       versions.int16();
       const offsetCommit = versions.array((r) => ({ key: r.int16(), min: r.int16(), max: r.int16() })).find((api) => api.key === 8);
-      expect(offsetCommit).toEqual({ key: 8, min: 2, max: 7 });
+      expect(offsetCommit).toEqual({ key: 8, min: 2, max: 9 });
 
       // A static member joins at once (no MEMBER_ID_REQUIRED) and syncs.
       const first = readJoin(await client.request(11, 5, joinV5(groupId, '', 'wire-a')));

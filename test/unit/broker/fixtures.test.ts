@@ -137,14 +137,16 @@ const EXPECT: Record<string, (request: Decoded, client: string, version: number)
     for (const p of request.topics[0].partitions) expect(p.committedOffset).toBeGreaterThanOrEqual(0);
   },
   OffsetFetch(request, client) {
-    expect(request.groupId).toBe(groupOf(client));
-    expect(request.topics.map((t: Decoded) => t.name)).toEqual([TOPIC]);
+    expect(request.groups).toHaveLength(1);
+    expect(request.groups[0].groupId).toBe(groupOf(client));
+    expect(request.groups[0].topics.map((t: Decoded) => t.name)).toEqual([TOPIC]);
+    expect(request.requireStable).toBe(false);
   },
   DescribeGroups(request) {
-    expect(request).toEqual({ groups: ['fixture-group'] });
+    expect(request).toEqual({ groups: ['fixture-group'], includeAuthorizedOperations: false });
   },
   ListGroups(request) {
-    expect(request).toBeNull();
+    expect(request).toEqual({ statesFilter: [], typesFilter: [] });
   },
   CreateTopics(request, client) {
     expect(request.validateOnly).toBe(false);
