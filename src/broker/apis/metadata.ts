@@ -145,7 +145,9 @@ export const metadata = defineApi<MetadataRequest, MetadataResponse>({
     const byId = named.filter((name) => name === null).map(() => ({ errorCode: KafkaError.UNKNOWN_TOPIC_ID, name: null, partitions: 0 }));
     const topics = unique.map((name, i) => topicEntry(context, name, resolved[i]!)).concat(byId);
     if (request.includeTopicAuthorizedOperations) {
-      for (const topic of topics) if (topic.name !== null && topic.errorCode === KafkaError.NONE) topic.authorizedOperations = authorizedOperations(context, ResourceType.TOPIC, topic.name);
+      for (const topic of topics)
+        if (topic.name !== null && topic.errorCode === KafkaError.NONE)
+          topic.authorizedOperations = authorizedOperations(context, ResourceType.TOPIC, topic.name);
     }
     return shell(context, request, topics);
   },
