@@ -266,8 +266,7 @@ describe('flexible versions against the byte layouts of Kafka’s message specs'
     host: 'h',
     port: 9092,
     clusterId: 'c',
-    topics: [{ errorCode: 0, name: 't', partitions: 1 }],
-    topicAuthorizedOperations: 0b1101_1111_1000,
+    topics: [{ errorCode: 0, name: 't', partitions: 1, authorizedOperations: 0b1101_1111_1000 }],
     clusterAuthorizedOperations: -2147483648,
   };
 
