@@ -68,7 +68,8 @@ try {
   const result = results[0]!;
   const after = log.describePartition('compacted', 0);
   const live = Math.min(keys, result.cleanedThrough);
-  if (result.recordsRead - result.recordsRemoved < live) throw new Error(`the clean kept ${result.recordsRead - result.recordsRemoved} records, fewer than the ${live} keys`);
+  if (result.recordsRead - result.recordsRemoved < live)
+    throw new Error(`the clean kept ${result.recordsRead - result.recordsRemoved} records, fewer than the ${live} keys`);
   console.log(
     `  cleaned ${mib(result.bytesRead)} → ${mib(result.bytesWritten)} in ${seconds.toFixed(1)} s, ${result.passes} pass(es), ` +
       `${result.recordsRemoved.toLocaleString('en-US')} of ${result.recordsRead.toLocaleString('en-US')} records removed; partition ${mib(before.sizeBytes)} → ${mib(after.sizeBytes)}`,
