@@ -48,7 +48,7 @@ export interface EmbeddedLogAdminOptions {
  */
 export class EmbeddedLogAdmin implements LogAdmin {
   private constructor(
-    private readonly log: LogManager,
+    private readonly logManager: LogManager,
     readonly target: string,
     private readonly owned: boolean,
   ) {}
@@ -74,8 +74,8 @@ export class EmbeddedLogAdmin implements LogAdmin {
     }
     await assertLogDirectory(dir);
     try {
-      const log = await LogManager.open({ dataDir: dir }, options.logger === undefined ? {} : { logger: options.logger });
-      return new EmbeddedLogAdmin(log, `log directory ${dir}`, true);
+      const logManager = await LogManager.open({ dataDir: dir }, options.logger === undefined ? {} : { logger: options.logger });
+      return new EmbeddedLogAdmin(logManager, `log directory ${dir}`, true);
     } catch (error) {
       if (error instanceof ConcordatError && error.code === ErrorCode.LOG_DIR_LOCKED) throw inUse(dir, error);
       throw error;
@@ -83,17 +83,17 @@ export class EmbeddedLogAdmin implements LogAdmin {
   }
 
   /** An admin over a log this process has open; {@link close} leaves the log open. */
-  static over(log: LogManager): EmbeddedLogAdmin {
-    return new EmbeddedLogAdmin(log, `log directory ${log.options.dataDir}`, false);
+  static over(logManager: LogManager): EmbeddedLogAdmin {
+    return new EmbeddedLogAdmin(logManager, `log directory ${logManager.options.dataDir}`, false);
   }
 
   async listTopics(): Promise<TopicSummary[]> {
-    return this.log.listTopics().map((name) => ({ name, partitions: this.log.partitionCount(name) ?? 0 }));
+    return this.logManager.listTopics().map((name) => ({ name, partitions: this.logManager.partitionCount(name) ?? 0 }));
   }
 
   async describeTopic(name: string): Promise<TopicInfo> {
-    if (!this.log.hasTopic(name)) throw unknownTopic(name, this.target);
-    const described = this.log.describeTopic(name);
+    if (!this.logManager.hasTopic(name)) throw unknownTopic(name, this.target);
+    const described = this.logManager.describeTopic(name);
     const partitions = described.partitions.map((p) => ({
       partition: p.partition,
       logStartOffset: p.logStartOffset,
@@ -101,7 +101,7 @@ export class EmbeddedLogAdmin implements LogAdmin {
       sizeBytes: p.sizeBytes,
       segments: p.segmentCount,
     }));
-    const configs = describeTopicConfig(described.config, this.log.options.topicDefaults, described.extraConfigs).map((c) => ({
+    const configs = describeTopicConfig(described.config, this.logManager.options.topicDefaults, described.extraConfigs).map((c) => ({
       name: c.name,
       value: c.value,
       isDefault: c.source !== ConfigSource.TOPIC_CONFIG,
@@ -111,27 +111,27 @@ export class EmbeddedLogAdmin implements LogAdmin {
 
   async createTopic(request: CreateTopicRequest): Promise<void> {
     const entries = Object.entries(request.configs ?? {}).map(([name, value]) => ({ name, value }));
-    const parsed = topicConfigFromKafka(entries, this.log.options.topicDefaults);
+    const parsed = topicConfigFromKafka(entries, this.logManager.options.topicDefaults);
     if ('refusal' in parsed) {
       throw new ConcordatError(`topic '${request.name}': ${parsed.refusal}`, { code: ErrorCode.INVALID_CONFIG, context: { topic: request.name } });
     }
-    await this.log.createTopic(request.name, { partitions: request.partitions, config: parsed.config, extraConfigs: parsed.extraConfigs });
+    await this.logManager.createTopic(request.name, { partitions: request.partitions, config: parsed.config, extraConfigs: parsed.extraConfigs });
   }
 
   async deleteTopic(name: string): Promise<void> {
-    if (!this.log.hasTopic(name)) throw unknownTopic(name, this.target);
-    await this.log.deleteTopic(name);
+    if (!this.logManager.hasTopic(name)) throw unknownTopic(name, this.target);
+    await this.logManager.deleteTopic(name);
   }
 
   async listGroups(): Promise<GroupSummary[]> {
-    return this.log.groups
+    return this.logManager.groups
       .listGroups()
       .map((g) => ({ groupId: g.groupId, state: g.state, protocolType: g.protocolType }))
       .sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0));
   }
 
   async describeGroup(groupId: string): Promise<GroupInfo> {
-    const group = this.log.groups.describeGroup(groupId);
+    const group = this.logManager.groups.describeGroup(groupId);
     const members = group.members.map((m) => memberInfo(group, m));
     return {
       groupId,
@@ -148,9 +148,9 @@ export class EmbeddedLogAdmin implements LogAdmin {
   private groupOffsets(groupId: string, members: GroupMemberInfo[]): GroupPartitionOffset[] {
     const owner = new Map<string, string>();
     for (const m of members) for (const a of m.assignment) for (const p of a.partitions) owner.set(`${a.topic}\u0000${p}`, m.memberId);
-    const assignedTopics = [...new Set(members.flatMap((m) => m.assignment.map((a) => a.topic)))].filter((t) => this.log.hasTopic(t));
+    const assignedTopics = [...new Set(members.flatMap((m) => m.assignment.map((a) => a.topic)))].filter((t) => this.logManager.hasTopic(t));
     const rows = new Map<string, GroupPartitionOffset>();
-    for (const lag of [...this.log.groups.lag(groupId), ...this.log.groups.lag(groupId, assignedTopics)]) {
+    for (const lag of [...this.logManager.groups.lag(groupId), ...this.logManager.groups.lag(groupId, assignedTopics)]) {
       const key = `${lag.topic}\u0000${lag.partition}`;
       rows.set(key, { ...lag, lag: lagOf(lag.committedOffset, lag), memberId: owner.get(key) ?? null });
     }
@@ -159,15 +159,18 @@ export class EmbeddedLogAdmin implements LogAdmin {
 
   async resetOffsets(request: OffsetResetRequest): Promise<OffsetResetPlan> {
     const { groupId, topic } = request;
-    const group = this.log.groups.describeGroup(groupId);
+    const group = this.logManager.groups.describeGroup(groupId);
     if (group.members.length > 0) throw groupHasMembers(groupId, group.state, group.members.length);
-    const count = this.log.partitionCount(topic);
+    const count = this.logManager.partitionCount(topic);
     if (count === undefined) throw unknownTopic(topic, this.target);
-    const committed = await this.log.groups.fetchOffsets({ groupId, topics: [{ topic, partitions: partitionsToReset(topic, count, request.partitions) }] });
+    const committed = await this.logManager.groups.fetchOffsets({
+      groupId,
+      topics: [{ topic, partitions: partitionsToReset(topic, count, request.partitions) }],
+    });
     const partitions = [];
     for (const { partition, offset } of committed.topics[0]!.partitions) {
-      const bounds = this.log.describePartition(topic, partition);
-      const atTime = request.to.kind === 'datetime' ? await this.log.offsetForTimestamp(topic, partition, request.to.timestampMs) : null;
+      const bounds = this.logManager.describePartition(topic, partition);
+      const atTime = request.to.kind === 'datetime' ? await this.logManager.offsetForTimestamp(topic, partition, request.to.timestampMs) : null;
       const newOffset = resetOffsetFor(request.to, bounds, atTime?.offset ?? null);
       partitions.push({ partition, currentOffset: offset, newOffset, logStartOffset: bounds.logStartOffset, highWatermark: bounds.highWatermark });
     }
@@ -178,7 +181,7 @@ export class EmbeddedLogAdmin implements LogAdmin {
 
   /** A commit outside group management (generation -1, no member), as Kafka's tool does for an empty group. */
   private async commit(groupId: string, topic: string, partitions: { partition: number; newOffset: number }[]): Promise<void> {
-    const result = await this.log.groups.commitOffsets({
+    const result = await this.logManager.groups.commitOffsets({
       groupId,
       generationId: -1,
       memberId: '',
@@ -194,7 +197,7 @@ export class EmbeddedLogAdmin implements LogAdmin {
   }
 
   async close(): Promise<void> {
-    if (this.owned) await this.log.close();
+    if (this.owned) await this.logManager.close();
   }
 }
 

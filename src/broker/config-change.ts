@@ -110,9 +110,9 @@ export function changeTopicConfigs(
 ): Promise<ConfigChangeResult> {
   const missing = topicRefusal(topic, context);
   if (missing !== null) return Promise.resolve(missing);
-  const log = context.broker.log;
-  const described = log.describeTopic(topic);
-  const current = topicOverrides(described.config, log.options.topicDefaults, described.extraConfigs);
+  const logManager = context.broker.log;
+  const described = logManager.describeTopic(topic);
+  const current = topicOverrides(described.config, logManager.options.topicDefaults, described.extraConfigs);
   const seen = new Set<string>();
   for (const change of changes) {
     if (seen.has(change.name)) return Promise.resolve(refuse(KafkaError.INVALID_REQUEST, `config ${change.name} is named more than once`));
@@ -165,9 +165,9 @@ function listItems(value: string): string[] {
 
 /** The value DescribeConfigs would report for a topic config now (its default when not set on the topic). */
 function currentValue(topic: string, name: string, context: RequestContext): string | null {
-  const log = context.broker.log;
-  const described = log.describeTopic(topic);
-  return describeTopicConfig(described.config, log.options.topicDefaults, described.extraConfigs).find((c) => c.name === name)?.value ?? null;
+  const logManager = context.broker.log;
+  const described = logManager.describeTopic(topic);
+  return describeTopicConfig(described.config, logManager.options.topicDefaults, described.extraConfigs).find((c) => c.name === name)?.value ?? null;
 }
 
 function topicRefusal(topic: string, context: RequestContext): ConfigChangeResult | null {
@@ -177,12 +177,12 @@ function topicRefusal(topic: string, context: RequestContext): ConfigChangeResul
 }
 
 async function apply(topic: string, entries: readonly KafkaConfigEntry[], validateOnly: boolean, context: RequestContext): Promise<ConfigChangeResult> {
-  const log = context.broker.log;
+  const logManager = context.broker.log;
   // AlterConfigs may name a config twice, the last value winning (Kafka before 3.2); IncrementalAlterConfigs never gets here with one.
-  const configs = topicConfigFromKafka(entries, log.options.topicDefaults, true);
+  const configs = topicConfigFromKafka(entries, logManager.options.topicDefaults, true);
   if ('refusal' in configs) return refuse(KafkaError.INVALID_CONFIG, configs.refusal);
   try {
-    await log.alterTopicConfig(topic, configs.config, configs.extraConfigs, { validateOnly });
+    await logManager.alterTopicConfig(topic, configs.config, configs.extraConfigs, { validateOnly });
     return OK;
   } catch (error) {
     if (!(error instanceof ConcordatError)) throw error;

@@ -88,25 +88,25 @@ export class Broker {
     }
     const credentials = await loadCredentials(options);
     const server = await createListener(options);
-    const log = dependencies.log ?? (await LogManager.open({ dataDir: options.dataDir!, ...options.log }));
+    const logManager = dependencies.log ?? (await LogManager.open({ dataDir: options.dataDir!, ...options.log }));
     let authorizer: Authorizer | null;
     try {
-      authorizer = options.authorizer === null ? null : new Authorizer(await AclStore.open(log.options.dataDir), options.authorizer.superUsers);
+      authorizer = options.authorizer === null ? null : new Authorizer(await AclStore.open(logManager.options.dataDir), options.authorizer.superUsers);
     } catch (error) {
       server.close();
-      if (dependencies.log === undefined) await log.close();
+      if (dependencies.log === undefined) await logManager.close();
       throw error;
     }
     const closing = new AbortController();
     const context = {
-      log,
+      log: logManager,
       options,
       logger,
       readerLimits: { stringBytesMax: options.stringBytesMax, arrayLengthMax: options.arrayLengthMax, taggedFieldsMax: 64 },
       advertisedHost: options.advertisedHost,
       advertisedPort: options.advertisedPort ?? options.port,
       apis: API_TABLE,
-      topics: new TopicAccess(log, options),
+      topics: new TopicAccess(logManager, options),
       requestBudget: new ByteBudget(options.requestBytesInFlightMax),
       closing: closing.signal,
       metrics: brokerMetrics(options.metrics?.registry ?? defaultRegistry),
@@ -120,7 +120,7 @@ export class Broker {
       await broker.metricsServer?.close();
       for (const detach of broker.detachMetrics.splice(0)) detach();
       broker.server.close();
-      if (dependencies.log === undefined) await log.close();
+      if (dependencies.log === undefined) await logManager.close();
       throw error;
     }
     return broker;

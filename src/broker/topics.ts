@@ -16,13 +16,13 @@ export class TopicAccess {
   private readonly creating = new Map<string, Promise<number>>();
 
   constructor(
-    private readonly log: LogManager,
+    private readonly logManager: LogManager,
     private readonly options: CompiledBrokerOptions,
   ) {}
 
   /** Partition count of an existing topic, or null. */
   partitions(name: string): number | null {
-    return this.log.partitionCount(name) ?? null;
+    return this.logManager.partitionCount(name) ?? null;
   }
 
   /**
@@ -31,7 +31,7 @@ export class TopicAccess {
    * Synchronous (a number) when no creation is needed.
    */
   resolve(name: string, allowAutoCreate: boolean): number | Promise<number> {
-    if (this.log.hasTopic(name)) return KafkaError.NONE;
+    if (this.logManager.hasTopic(name)) return KafkaError.NONE;
     if (!isValidTopicName(name)) return KafkaError.INVALID_TOPIC_EXCEPTION;
     if (!allowAutoCreate || !this.options.autoCreateTopics) return KafkaError.UNKNOWN_TOPIC_OR_PARTITION;
     let pending = this.creating.get(name);
@@ -44,7 +44,7 @@ export class TopicAccess {
 
   private async create(name: string): Promise<number> {
     try {
-      await this.log.ensureTopic(name, { partitions: this.options.defaultPartitions });
+      await this.logManager.ensureTopic(name, { partitions: this.options.defaultPartitions });
       return KafkaError.NONE;
     } catch (error) {
       if (!(error instanceof ConcordatError)) throw error;

@@ -13,8 +13,8 @@ import { EmbeddedTransport, KafkaTransport, type Transport } from '../transport/
  */
 export async function adminForTransport(transport: Transport): Promise<{ admin: LogAdmin; owned: boolean } | undefined> {
   if (transport instanceof EmbeddedTransport) {
-    const log = transport.openedLog;
-    return log === null ? undefined : { admin: EmbeddedLogAdmin.over(log), owned: false };
+    const logManager = transport.openedLog;
+    return logManager === null ? undefined : { admin: EmbeddedLogAdmin.over(logManager), owned: false };
   }
   if (transport instanceof KafkaTransport) return { admin: await KafkaLogAdmin.connect({ brokers: transport.brokers }), owned: true };
   return undefined;

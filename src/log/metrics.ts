@@ -38,25 +38,25 @@ export const FSYNC_BUCKETS_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.
  * called (call it before or after closing the log). Attaching one log twice
  * counts it once; each attach needs its own detach.
  */
-export function attachLogMetrics(log: LogManager, registry: Registry = defaultRegistry): () => void {
+export function attachLogMetrics(logManager: LogManager, registry: Registry = defaultRegistry): () => void {
   const set = metricsSet(registry);
-  const existing = set.logs.get(log);
+  const existing = set.logs.get(logManager);
   if (existing !== undefined) {
     existing.count += 1;
   } else {
-    const detach = log.onSync((seconds) => set.fsyncSeconds.observe(seconds));
-    set.logs.set(log, { count: 1, detach });
+    const detach = logManager.onSync((seconds) => set.fsyncSeconds.observe(seconds));
+    set.logs.set(logManager, { count: 1, detach });
   }
   let attached = true;
   return () => {
     if (!attached) return;
     attached = false;
-    const entry = set.logs.get(log);
+    const entry = set.logs.get(logManager);
     if (entry === undefined) return;
     entry.count -= 1;
     if (entry.count === 0) {
       entry.detach();
-      set.logs.delete(log);
+      set.logs.delete(logManager);
     }
   };
 }
@@ -130,18 +130,18 @@ function metricsSet(registry: Registry): LogMetricsSet {
 }
 
 /** Topics of a log that may have closed meanwhile (a closed log reports none). */
-function safeTopics(log: LogManager): string[] {
+function safeTopics(logManager: LogManager): string[] {
   try {
-    return log.listTopics();
+    return logManager.listTopics();
   } catch {
     return [];
   }
 }
 
 /** A topic's partitions, or none when it was deleted between listing and describing. */
-function safeDescribe(log: LogManager, topic: string): Array<{ segmentCount: number; sizeBytes: number; readsWaiting: number }> {
+function safeDescribe(logManager: LogManager, topic: string): Array<{ segmentCount: number; sizeBytes: number; readsWaiting: number }> {
   try {
-    return log.describeTopic(topic).partitions;
+    return logManager.describeTopic(topic).partitions;
   } catch {
     return [];
   }

@@ -233,7 +233,7 @@ describe('app /metrics, /healthz and /readyz (issue 12)', () => {
   it('gives each group its lag per topic and partition, from the log, while a handler holds the messages and after', async () => {
     const group = app.handlers.consumers.find((consumer) => consumer.handlers.has('metrics.slow'))!.group;
     for (let n = 0; n < 5; n++) await app.publish('metrics.slow', { n }, { key: 'one-key' });
-    const partition = transport['log']!.partitionFor('metrics.slow', 'one-key');
+    const partition = transport['logManager']!.partitionFor('metrics.slow', 'one-key');
     const held = await waitFor(async () => {
       const { samples } = await scrape();
       const lag = samples.find(

@@ -105,7 +105,7 @@ export class EmbeddedSubscription implements Subscription {
   private rejoins = 0;
 
   constructor(
-    private readonly log: LogManager,
+    private readonly logManager: LogManager,
     private readonly options: SubscribeOptions,
     private readonly delivery: ChunkDelivery,
     private readonly settings: CompiledEmbeddedTransportOptions,
@@ -116,7 +116,7 @@ export class EmbeddedSubscription implements Subscription {
   }
 
   private get coordinator(): GroupCoordinator {
-    return this.log.groups;
+    return this.logManager.groups;
   }
 
   /** Starts the member; resolves after the first successful join and sync. */
@@ -259,7 +259,7 @@ export class EmbeddedSubscription implements Subscription {
     const partitionsPerTopic = new Map<string, number>();
     for (const { subscription } of subscribed) {
       for (const topic of subscription.topics) {
-        const count = this.log.partitionCount(topic);
+        const count = this.logManager.partitionCount(topic);
         if (count !== undefined) partitionsPerTopic.set(topic, count);
       }
     }
@@ -307,7 +307,7 @@ export class EmbeddedSubscription implements Subscription {
   private startWorkers(assigned: readonly TopicPartitions[]): void {
     for (const { topic, partitions } of assigned) {
       for (const partition of partitions) {
-        const worker = new PartitionWorker(this.log, this, topic, partition, this.options, this.delivery, this.settings.consumer, this.logger);
+        const worker = new PartitionWorker(this.logManager, this, topic, partition, this.options, this.delivery, this.settings.consumer, this.logger);
         this.workers.set(`${topic}\u0000${partition}`, worker);
         worker.start();
       }

@@ -55,7 +55,7 @@ export class PartitionWorker {
   private commitAgain = false;
 
   constructor(
-    private readonly log: LogManager,
+    private readonly logManager: LogManager,
     private readonly member: PartitionOwner,
     private readonly topic: string,
     private readonly partition: number,
@@ -243,14 +243,14 @@ export class PartitionWorker {
   }
 
   private resetPosition(): number {
-    const state = this.log.describePartition(this.topic, this.partition);
+    const state = this.logManager.describePartition(this.topic, this.partition);
     return (this.options.offsetReset ?? OffsetReset.EARLIEST) === OffsetReset.LATEST ? state.highWatermark : state.logStartOffset;
   }
 
   /** One long-poll read; null when there is nothing (or the read failed and was dealt with). */
   private async readOnce(): Promise<Buffer | null> {
     try {
-      const result = await this.log.read(this.topic, this.partition, this.position, {
+      const result = await this.logManager.read(this.topic, this.partition, this.position, {
         maxBytes: this.settings.maxBytesPerPartition,
         maxWaitMs: this.settings.maxWaitMs,
         signal: this.abort.signal,

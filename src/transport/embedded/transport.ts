@@ -82,7 +82,7 @@ export class EmbeddedTransport implements Transport {
   readonly kind = 'embedded' as const;
   private readonly options: CompiledEmbeddedTransportOptions;
   private readonly ownedLog: { dataDir: string; log: Omit<LogManagerOptions, 'dataDir'> } | null;
-  private log: LogManager | null;
+  private logManager: LogManager | null;
   private connecting: Promise<LogManager> | null = null;
   private readonly subscriptions = new Set<EmbeddedSubscription>();
   private closed = false;
@@ -96,7 +96,7 @@ export class EmbeddedTransport implements Transport {
    */
   constructor(source: EmbeddedTransportOptions | LogManager, options: EmbeddedTransportOverLogOptions = {}) {
     if (source instanceof LogManager) {
-      this.log = source;
+      this.logManager = source;
       this.ownedLog = null;
       this.options = compileEmbeddedTransportOptions(options);
     } else {
@@ -104,7 +104,7 @@ export class EmbeddedTransport implements Transport {
       if (typeof dataDir !== 'string' || dataDir.length === 0) {
         throw new ConcordatError('invalid options: embeddedTransport.dataDir: must be a non-empty path', { code: ErrorCode.CONFIG_INVALID });
       }
-      this.log = null;
+      this.logManager = null;
       this.ownedLog = { dataDir, log: log ?? {} };
       this.options = compileEmbeddedTransportOptions(rest);
     }
@@ -117,8 +117,8 @@ export class EmbeddedTransport implements Transport {
    * `close`. Idempotent.
    */
   async connect(): Promise<void> {
-    const log = await this.openLog();
-    this.detachLogMetrics ??= attachLogMetrics(log);
+    const logManager = await this.openLog();
+    this.detachLogMetrics ??= attachLogMetrics(logManager);
   }
 
   /**
@@ -133,8 +133,8 @@ export class EmbeddedTransport implements Transport {
    * @throws ConcordatError LOG_DATABASE_MISMATCH saying how to reset one or the other
    */
   async pairWithDatabase(databaseId: string): Promise<void> {
-    const log = await this.openLog();
-    const dataDir = log.options.dataDir;
+    const logManager = await this.openLog();
+    const dataDir = logManager.options.dataDir;
     const path = join(dataDir, 'database-pairing');
     const recorded = (await readCheckpoint(path, 'database-pairing')) as { databaseId?: unknown; pairedAt?: unknown } | null;
     if (recorded === null) {
@@ -154,12 +154,12 @@ export class EmbeddedTransport implements Transport {
 
   /** The lag of `groupId` on the partitions of `topics`, from the log's committed offsets (no I/O). */
   async consumerLag(groupId: string, topics: readonly string[]): Promise<ConsumerLag[]> {
-    const log = this.log;
-    if (this.closed || log === null) return [];
-    return log.groups
+    const logManager = this.logManager;
+    if (this.closed || logManager === null) return [];
+    return logManager.groups
       .lag(
         groupId,
-        topics.filter((topic) => log.hasTopic(topic)),
+        topics.filter((topic) => logManager.hasTopic(topic)),
       )
       .map(({ topic, partition, committedOffset, highWatermark, lag }) => ({ topic, partition, committedOffset, highWatermark, lag }));
   }
@@ -172,18 +172,18 @@ export class EmbeddedTransport implements Transport {
    * process out while the app runs.
    */
   get openedLog(): LogManager | null {
-    return this.closed ? null : this.log;
+    return this.closed ? null : this.logManager;
   }
 
   private openLog(): Promise<LogManager> {
     if (this.closed) return Promise.reject(transportClosed());
-    if (this.log !== null) return Promise.resolve(this.log);
+    if (this.logManager !== null) return Promise.resolve(this.logManager);
     // The log's own defaults apply, among them groups.initialRebalanceDelayMs 0: the in-process consumers of one app need
     // no wait for more members (concordat broker, serving Kafka clients, waits Kafka's 3000 ms).
     this.connecting ??= LogManager.open({ ...this.ownedLog!.log, dataDir: this.ownedLog!.dataDir }).then(
-      (log) => {
-        this.log = log;
-        return log;
+      (logManager) => {
+        this.logManager = logManager;
+        return logManager;
       },
       (error: unknown) => {
         this.connecting = null;
@@ -198,8 +198,8 @@ export class EmbeddedTransport implements Transport {
    * @throws ConcordatError INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS, LIMIT_EXCEEDED (the log's topicsMax), TRANSPORT_CLOSED
    */
   async ensureTopics(topics: TopicSpec[]): Promise<void> {
-    const log = await this.openLog();
-    for (const topic of topics) await log.ensureTopic(topic.name, { partitions: topic.partitions });
+    const logManager = await this.openLog();
+    for (const topic of topics) await logManager.ensureTopic(topic.name, { partitions: topic.partitions });
   }
 
   /**
@@ -210,12 +210,12 @@ export class EmbeddedTransport implements Transport {
    *   UNKNOWN_TOPIC_OR_PARTITION, TRANSPORT_CLOSED
    */
   async publish(records: OutgoingRecord[]): Promise<PublishAck[]> {
-    const log = await this.openLog();
+    const logManager = await this.openLog();
     if (records.length === 0) return [];
     const groups = new Map<string, { topic: string; partition: number; indexes: number[] }>();
     for (let i = 0; i < records.length; i++) {
       const record = records[i]!;
-      const partition = log.partitionFor(record.topic, record.key);
+      const partition = logManager.partitionFor(record.topic, record.key);
       const key = `${record.topic}\u0000${partition}`;
       let group = groups.get(key);
       if (group === undefined) {
@@ -225,7 +225,7 @@ export class EmbeddedTransport implements Transport {
       group.indexes.push(i);
     }
     const acks = new Array<PublishAck>(records.length);
-    const appends = [...groups.values()].map((group) => this.appendGroup(log, records, group, acks));
+    const appends = [...groups.values()].map((group) => this.appendGroup(logManager, records, group, acks));
     const results = await Promise.allSettled(appends);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed !== undefined) throw publishFailed(failed.reason);
@@ -233,7 +233,7 @@ export class EmbeddedTransport implements Transport {
   }
 
   private async appendGroup(
-    log: LogManager,
+    logManager: LogManager,
     records: readonly OutgoingRecord[],
     group: { topic: string; partition: number; indexes: number[] },
     acks: PublishAck[],
@@ -258,7 +258,7 @@ export class EmbeddedTransport implements Transport {
       currentBytes += bytes;
     }
     flush();
-    const result = await log.append(group.topic, group.partition, batches.length === 1 ? batches[0]! : Buffer.concat(batches));
+    const result = await logManager.append(group.topic, group.partition, batches.length === 1 ? batches[0]! : Buffer.concat(batches));
     // On a topic with a dedup window a repeated record is acknowledged where its original is (maybe another partition).
     group.indexes.forEach((index, i) => {
       const location = result.recordLocations?.[i];
@@ -276,16 +276,16 @@ export class EmbeddedTransport implements Transport {
    */
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
     const delivery = chunkDelivery(options);
-    const log = await this.openLog();
+    const logManager = await this.openLog();
     for (const topic of options.topics) {
-      if (!log.hasTopic(topic)) {
+      if (!logManager.hasTopic(topic)) {
         throw new ConcordatError(`cannot subscribe to topic '${topic}': it does not exist; create it with ensureTopics first`, {
           code: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
           context: { topic },
         });
       }
     }
-    const subscription = new EmbeddedSubscription(log, options, delivery, this.options, this.logger, () => this.subscriptions.delete(subscription));
+    const subscription = new EmbeddedSubscription(logManager, options, delivery, this.options, this.logger, () => this.subscriptions.delete(subscription));
     this.subscriptions.add(subscription);
     try {
       await subscription.start();
@@ -298,8 +298,8 @@ export class EmbeddedTransport implements Transport {
 
   /** The topic's `retentionMs` from the log's topic config (-1, or no such setting, means forever). */
   async retentionMs(topic: string): Promise<number> {
-    const log = await this.openLog();
-    const config: { retentionMs?: number } = log.describeTopic(topic).config;
+    const logManager = await this.openLog();
+    const config: { retentionMs?: number } = logManager.describeTopic(topic).config;
     return typeof config.retentionMs === 'number' && config.retentionMs >= 0 ? config.retentionMs : Infinity;
   }
 
@@ -310,8 +310,8 @@ export class EmbeddedTransport implements Transport {
     this.detachLogMetrics?.();
     await Promise.allSettled([...this.subscriptions].map((subscription) => subscription.close()));
     const owned = this.ownedLog !== null;
-    const log = this.log ?? (this.connecting === null ? null : await this.connecting.catch(() => null));
-    if (owned && log !== null) await log.close();
+    const logManager = this.logManager ?? (this.connecting === null ? null : await this.connecting.catch(() => null));
+    if (owned && logManager !== null) await logManager.close();
   }
 }
 
