@@ -20,6 +20,8 @@ process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 const USERS = [
   { username: 'admin', password: 'admin-secret' },
   { username: 'alice', password: 'alice-secret' },
+  // Has no ACL but those one test gives it (alice collects Write ACLs on topics as the tests run).
+  { username: 'carol', password: 'carol-secret' },
 ];
 
 let dataDir: string;
@@ -277,6 +279,48 @@ describe('enforcement with kafkajs', () => {
     );
     // The group lets alice join; the topic does not let her read (the offset lookup and the fetch are refused).
     expect(errorType(await consumeOnce(topic, groupId))).toBe('TOPIC_AUTHORIZATION_FAILED');
+  });
+});
+
+describe('transactions and idempotence with kafkajs', () => {
+  const producerAs = (options: { transactionalId?: string } = {}, user = 'alice') =>
+    kafkaAs(user).producer({ ...options, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, retry: { retries: 1 } });
+
+  it('refuses an idempotent producer an ID (CLUSTER_AUTHORIZATION_FAILED) until it may Write some topic', async () => {
+    const topic = uniqueName('acl-idempotent');
+    await createTopic(topic);
+    // kafkajs asks for the producer ID on connect.
+    await expect(producerAs({}, 'carol').connect()).rejects.toSatisfy((error: unknown) => errorType(error) === 'CLUSTER_AUTHORIZATION_FAILED');
+    await asAdmin((admin) => admin.createAcls({ acl: [acl(AclResourceTypes.TOPIC, topic, AclOperationTypes.WRITE, { principal: 'User:carol' })] }));
+    const producer = producerAs({}, 'carol');
+    await producer.connect();
+    try {
+      const [sent] = await producer.send({ topic, acks: -1, messages: [{ value: 'once' }] });
+      expect(sent?.errorCode).toBe(0);
+    } finally {
+      await producer.disconnect();
+    }
+  });
+
+  it('refuses a transaction without Write on its transactional ID (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), then commits once an ACL allows it', async () => {
+    const topic = uniqueName('acl-txn');
+    const transactionalId = uniqueName('acl-txn-id');
+    await createTopic(topic);
+    await asAdmin((admin) => admin.createAcls({ acl: [acl(AclResourceTypes.TOPIC, topic, AclOperationTypes.WRITE)] }));
+    const producer = producerAs({ transactionalId });
+    await producer.connect();
+    try {
+      // FindCoordinator answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED; kafkajs reports any refusal there as this.
+      await expect(producer.transaction()).rejects.toMatchObject({ name: 'KafkaJSGroupCoordinatorNotFound' });
+      await asAdmin((admin) => admin.createAcls({ acl: [acl(AclResourceTypes.TRANSACTIONAL_ID, transactionalId, AclOperationTypes.WRITE)] }));
+      const transaction = await producer.transaction();
+      await transaction.send({ topic, messages: [{ value: 'committed' }] });
+      await transaction.commit();
+      // The record and the COMMIT marker.
+      expect(broker.log.describePartition(topic, 0).highWatermark).toBe(2);
+    } finally {
+      await producer.disconnect();
+    }
   });
 });
 
