@@ -235,6 +235,9 @@ export class LogCleaner {
       if (this.stopped) return false;
       const writer = await CleanedSegmentWriter.create(view.dir, group[0]!.baseOffset, config);
       let swapped = false;
+      // Once the commit began, the `.cleaned` files may be all that is left of the group: never remove them then
+      // (the partition goes offline and reopening finishes the swap: swap.ts).
+      let committing = false;
       try {
         for (const segment of group) {
           const tombstonesExpire = segment.sizeBytes > 0 && segment.largestTimestamp < nowMs - view.config.deleteRetentionMs;
@@ -243,12 +246,15 @@ export class LogCleaner {
         }
         await writer.finish();
         const record = { base: group[0]!.baseOffset, replaced: group.map((segment) => segment.baseOffset) };
-        swapped = await log.swapSegments(group, () => commitSwap(view.dir, record));
+        swapped = await log.swapSegments(group, () => {
+          committing = true;
+          return commitSwap(view.dir, record);
+        });
         if (!swapped) return false;
         result.segmentsCleaned += group.length;
         result.bytesWritten += writer.sizeBytes;
       } finally {
-        if (!swapped) await writer.abort();
+        if (!swapped && !committing) await writer.abort();
       }
     }
     return true;

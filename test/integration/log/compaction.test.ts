@@ -179,11 +179,25 @@ describe('log compaction', () => {
   });
 });
 
+/** The log as before a clean or as a clean (maybe partial) left it, with nothing of the clean left over. */
+async function expectBeforeOrAfter(log: LogManager, partitionDir: string, before: readonly [number, string, string | null][]): Promise<void> {
+  expect(readdirSync(partitionDir).filter((f) => f.endsWith('.cleaned') || f.startsWith('cleaner-swap'))).toEqual([]);
+  const after = await readKeyed(log, 'crash');
+  // Every record kept is one of before's, in offset order; every one gone has a later record of its key.
+  const beforeByOffset = new Map(before.map((r) => [r[0], r]));
+  expect(after.every((r) => JSON.stringify(beforeByOffset.get(r[0])) === JSON.stringify(r))).toBe(true);
+  expect(after.map(([o]) => o)).toEqual(after.map(([o]) => o).sort((a, b) => a - b));
+  const kept = new Set(after.map(([o]) => o));
+  expect(before.filter(([o]) => !kept.has(o)).every(([o, k]) => after.some(([o2, k2]) => k2 === k && o2 > o))).toBe(true);
+  expect(new Map(after.map(([, k, v]) => [k, v]))).toEqual(new Map(before.map(([, k, v]) => [k, v])));
+}
+
 /**
  * Crashes mid-clean, with the power-loss model of power-loss.ts: at the
  * chosen file-system call the data directory is copied as a power loss at
  * that instant would leave it, the clean is made to fail, and the copy is
- * reopened. Whatever the step, the reopened log holds either the records
+ * reopened; so is the directory the process left (a restart without a
+ * power loss). Whatever the step, the reopened log holds either the records
  * before the clean or the records after it, no `.cleaned` file and no swap
  * record, and cleans again to the same result.
  */
@@ -229,7 +243,11 @@ describe('a crash in the middle of a clean', () => {
       onTestFinished(() => log.close().catch(() => {}));
       await log.createTopic('crash', { partitions: 1, config: COMPACT });
       // A first clean leaves small segments, which the second (crashing) clean merges: its swaps replace several segments.
-      const written = await fill(log, 'crash', 6, 25);
+      // A key written once, in the second segment: the first group of the second clean holds its only record, in a
+      // segment that group replaces (not the one whose base offset the group keeps).
+      const written: Written[] = await fill(log, 'crash', 6, 3);
+      const once = await log.appendRecords('crash', 0, [{ key: Buffer.from('once'), value: Buffer.from('only'), timestampMs: T0 }]);
+      written.push({ offset: once.baseOffset, key: 'once', value: 'only' }, ...(await fill(log, 'crash', 6, 22)));
       await log.cleanLogs({ nowMs: T0 + 10_000 });
       for (const w of await fill(log, 'crash', 6, 10)) written.push(w);
       const before = await readKeyed(log, 'crash');
@@ -238,22 +256,20 @@ describe('a crash in the middle of a clean', () => {
       expect(copy).not.toBeNull();
       restore();
 
+      // The process going on after the failed swap (its partition offline), then restarting on the same files.
+      await log.close().catch(() => {});
+      const restarted = await openLog(dataDir, QUIET);
+      await expectBeforeOrAfter(restarted, join(dataDir, 'crash-0'), before);
+      await restarted.close();
+
+      // The machine losing power at that instant instead.
       const reopened = await openLog(join(copy!, 'data'), QUIET);
-      const files = readdirSync(join(copy!, 'data', 'crash-0'));
-      expect(files.filter((f) => f.endsWith('.cleaned') || f.startsWith('cleaner-swap'))).toEqual([]);
-      const after = await readKeyed(reopened, 'crash');
-      // Every record kept is one of before's, in offset order; every one gone has a later record of its key.
-      const beforeByOffset = new Map(before.map((r) => [r[0], r]));
-      expect(after.every((r) => JSON.stringify(beforeByOffset.get(r[0])) === JSON.stringify(r))).toBe(true);
-      expect(after.map(([o]) => o)).toEqual(after.map(([o]) => o).sort((a, b) => a - b));
-      const kept = new Set(after.map(([o]) => o));
-      expect(before.filter(([o]) => !kept.has(o)).every(([o, k]) => after.some(([o2, k2]) => k2 === k && o2 > o))).toBe(true);
-      expect(new Map(after.map(([, k, v]) => [k, v]))).toEqual(new Map(before.map(([, k, v]) => [k, v])));
+      await expectBeforeOrAfter(reopened, join(copy!, 'data', 'crash-0'), before);
 
       // Cleaning again reaches the state of a clean that never crashed.
       await reopened.cleanLogs({ nowMs: T0 + 10_000, force: true });
       const point = Number(/"offset":(\d+)/.exec(readFileSync(join(copy!, 'data', 'crash-0', 'cleaner-offset.checkpoint'), 'utf8'))![1]);
-      expect(point).toBeGreaterThan(written[6 * 25]!.offset);
+      expect(point).toBeGreaterThan(written[6 * 25 + 1]!.offset);
       expect(await readKeyed(reopened, 'crash')).toEqual(expectedAfterClean(written, point));
       expect(existsSync(join(copy!, 'data', 'crash-0', 'cleaner-swap.checkpoint'))).toBe(false);
     });
