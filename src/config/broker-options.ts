@@ -51,9 +51,9 @@ export interface BrokerTlsOptions {
   caFile?: string;
   /**
    * Mutual TLS (Kafka's `ssl.client.auth`): `required` refuses a handshake
-   * without a client certificate signed by `caFile`; `requested` asks for
-   * one and accepts a client without (a certificate that does not verify
-   * is refused either way). A verified certificate makes the connection's
+   * without a client certificate that chains to `caFile`; `requested` asks
+   * for one and also accepts a client without, or with one that does not
+   * verify, as `User:ANONYMOUS`. A verified certificate makes the connection's
    * principal `User:<subject>` in RFC 2253 order (`User:CN=alice,OU=eng,O=acme`,
    * Kafka's default `ssl.principal.mapping.rules`), unless SASL names one.
    * @default 'none'

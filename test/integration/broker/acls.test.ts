@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AclOperationTypes, AclPermissionTypes, AclResourceTypes, Kafka, logLevel, ResourcePatternTypes, type AclEntry, type Consumer } from 'kafkajs';
@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type Broker } from '../../../src/broker/index.js';
 import { until } from '../../../src/testing/index.js';
 import { DEBIAN_PYTHON, startTestBroker, testNeedsTools, uniqueName, type TestBroker } from './helpers/broker.js';
+import { makeCertificates } from './helpers/certificates.js';
 import { run, runOk } from './helpers/process.js';
 
 /**
@@ -324,10 +325,10 @@ describe('transactions and idempotence with kafkajs', () => {
   });
 });
 
-/** The Kafka error name of a kafkajs error (a crash wraps the protocol error in `cause`). */
+/** The Kafka error name of a kafkajs error (a crash wraps the protocol error in `cause`, createTopics in `errors`). */
 function errorType(error: unknown): string | undefined {
-  const e = error as { type?: string; cause?: { type?: string } };
-  return e.type ?? e.cause?.type;
+  const e = error as { type?: string; cause?: { type?: string }; errors?: { type?: string }[] };
+  return e.type ?? e.cause?.type ?? e.errors?.[0]?.type;
 }
 
 /** Runs a kafkajs consumer as alice until it gets one message (its value) or crashes (the error). */
@@ -415,6 +416,62 @@ a.close()
       { timeoutMs: 60_000 },
     );
     expect(out.trim().split('\n')).toEqual(['created 1 0', "described [('User:alice', '*', 'READ', 'ALLOW', 'PREFIXED')]", 'deleted [1]', 'left 0']);
+  });
+});
+
+describe('mutual TLS principals', () => {
+  it('with clientAuth requested: a verified certificate is User:<subject>, no certificate or an unverified one User:ANONYMOUS', async () => {
+    const certDir = await mkdtemp(join(tmpdir(), 'concordat-acls-mtls-'));
+    const certs = await makeCertificates(certDir, { admin: '/CN=admin' });
+    // The same subject, self-signed: not from the broker's CA.
+    await runOk('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=admin',
+      '-keyout',
+      join(certDir, 'fake.key'),
+      '-out',
+      join(certDir, 'fake.pem'),
+    ]);
+    const fake = { cert: await readFile(join(certDir, 'fake.pem'), 'utf8'), key: await readFile(join(certDir, 'fake.key'), 'utf8') };
+    const tls: TestBroker = await startTestBroker({
+      tls: { certFile: certs.certFile, keyFile: certs.keyFile, caFile: certs.caFile, clientAuth: 'requested' },
+      authorizer: { superUsers: ['User:CN=admin'] },
+    });
+    const createAs = async (client: { cert: string; key: string } | null) => {
+      const kafka = new Kafka({
+        brokers: [tls.bootstrap],
+        clientId: 'acl-mtls',
+        logLevel: logLevel.NOTHING,
+        retry: { retries: 0 },
+        ssl: { ca: [certs.ca], ...(client ?? {}) },
+      });
+      const admin = kafka.admin();
+      await admin.connect();
+      try {
+        const topic = uniqueName('acl-mtls');
+        return await admin.createTopics({ topics: [{ topic }] }).then(
+          () => 'created',
+          (error: unknown) => errorType(error) ?? String(error),
+        );
+      } finally {
+        await admin.disconnect();
+      }
+    };
+    try {
+      expect(await createAs(certs.clients.admin!)).toBe('created');
+      expect(await createAs(null)).toBe('TOPIC_AUTHORIZATION_FAILED');
+      expect(await createAs(fake)).toBe('TOPIC_AUTHORIZATION_FAILED');
+    } finally {
+      await tls.stop();
+      await rm(certDir, { recursive: true, force: true });
+    }
   });
 });
 
