@@ -63,7 +63,7 @@ export const SINGLE_BROKER_LIMITS: Readonly<Record<string, string>> = {
   '0045_subscribe_update_topic_remove': "Kafka's CLI tools / ZooKeeper (kafka-topics.sh --delete)",
   '0045_subscribe_update_non_exist_and_partchange': "Kafka's CLI tools / ZooKeeper (kafka-topics.sh --alter --partitions)",
   '0052_msg_timestamps': "Kafka's CLI tools / ZooKeeper (kafka-topics.sh --create with message.timestamp.type)",
-  '0077_compaction': "Kafka's CLI tools / ZooKeeper (kafka-topics.sh --create with cleanup.policy=compact); then log compaction",
+  '0077_compaction': "Kafka's CLI tools / ZooKeeper (kafka-topics.sh --create with cleanup.policy=compact; the broker itself compacts: src/log/cleaner/)",
   '0109_auto_create_topics': "Kafka's CLI tools (kafka-acls.sh to deny a topic); then ACLs (CreateAcls)",
   '0115_producer_auth': "Kafka's CLI tools (kafka-acls.sh); then ACLs (CreateAcls)",
   '0119_consumer_auth': "Kafka's CLI tools (kafka-acls.sh); then ACLs (CreateAcls)",
