@@ -1,20 +1,23 @@
-import { readdir } from 'node:fs/promises';
+/**
+ * The log manager: the log engine's front door (see {@link LogManager});
+ * opening is in log-loader.ts, the API's shapes in log-manager-types.ts.
+ */
 import { join } from 'node:path';
 import { compileLogManagerOptions, compileTopicConfig, type CompiledLogManagerOptions, type LogManagerOptions, type TopicConfig } from '../config/index.js';
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { createLogger, type Logger } from '../observability/index.js';
 import { fsyncDir, makeDurableDir } from './checkpoint-file.js';
 import { logFs } from './file-system.js';
-import type { CompressionType } from './compression.js';
-import { DedupWindow, messageId } from './dedup-window.js';
+import { DedupWindow } from './dedup-window.js';
 import { LogCleaner, type CleanResult } from './cleaner/index.js';
 import { DirLock } from './dir-lock.js';
-import { FilePool, type FilePoolStats } from './file-pool.js';
+import { FilePool } from './file-pool.js';
 import { GroupCommitFlusher, type FlushStats } from './flush.js';
 import { GroupCoordinator } from './groups/coordinator.js';
-import { GROUPS_DIR } from './groups/offset-store.js';
-import { TransactionCoordinator, type TransactionCoordinatorFaults } from './transactions/coordinator.js';
+import { TransactionCoordinator } from './transactions/coordinator.js';
 import { IndexCache } from './index-cache.js';
+import { forEachLimited, logRecovery, OPEN_CONCURRENCY, openPartitions, readRecoveryPointsForOpen, rebuildDedupWindow, removeOrphans } from './log-loader.js';
+import type { AppendRecordsOptions, LogManagerDependencies, LogStats, RetentionSummary, Topic, TopicDescription, TopicSpec } from './log-manager-types.js';
 import {
   PartitionLog,
   type AppendResult,
@@ -26,83 +29,17 @@ import {
 } from './partition-log.js';
 import { partitionForKey, RoundRobinPartitioner } from './partitioner.js';
 import { ProducerIdAllocator } from './producer-ids.js';
-import { decodeRecordBatches, encodeRecordBatch, type RecordInput } from './record-batch.js';
-import { readRecoveryPoints, RECOVERY_POINT_FILE, recoveryPointKey, writeRecoveryPoints, type RecoveryPoint } from './recovery-point.js';
-import { segmentFileName } from './segment.js';
+import { encodeRecordBatch, type RecordInput } from './record-batch.js';
+import { writeRecoveryPoints, type RecoveryPoint } from './recovery-point.js';
 import { isDiskFull, storageWriteError } from './storage-error.js';
-import { isValidTopicName, topicNamesCollide, validateTopicName } from './topic-name.js';
-import { TopicRegistry, TOPIC_REGISTRY_FILE, type TopicRecord } from './topic-registry.js';
+import { topicNamesCollide, validateTopicName } from './topic-name.js';
+import { TopicRegistry, type TopicRecord } from './topic-registry.js';
 import type { TransactionMarker } from './transaction-index.js';
-
-/** What {@link LogManager.open} may be given besides its options. */
-export interface LogManagerDependencies {
-  /** Where the log's lines go (a child with `component: 'log'` is made of it). @default the Concordat logger (pino, stderr) */
-  logger?: Logger;
-  /** Faults injected into the transaction coordinator (crash tests only). */
-  transactionFaults?: TransactionCoordinatorFaults;
-}
-
-/** What {@link LogManager.createTopic} and {@link LogManager.ensureTopic} create. */
-export interface TopicSpec {
-  /** Number of partitions, 1..`partitionsPerTopicMax`; fixed for the topic's life. */
-  partitions: number;
-  /** Overrides of the log's topic defaults (`topicDefaults`); validated as the log options are. */
-  config?: Partial<TopicConfig>;
-  /** Configs stored with the topic that the log does not act on (see {@link TopicRecord.extraConfigs}). @default {} */
-  extraConfigs?: Readonly<Record<string, string>>;
-}
-
-/** A topic as {@link LogManager.describeTopic} reports it. */
-export interface TopicDescription {
-  name: string;
-  /** The topic's config, defaults filled in (a copy). */
-  config: TopicConfig;
-  /** Configs stored with the topic that the log does not act on, by name. */
-  extraConfigs: Record<string, string>;
-  /** One entry per partition, in partition order. */
-  partitions: PartitionDescription[];
-}
-
-/** Options of {@link LogManager.appendRecords}. */
-export interface AppendRecordsOptions {
-  /** Codec of the batch. @default 'none' */
-  compression?: CompressionType;
-}
-
-/** What one run of retention did. */
-export interface RetentionSummary {
-  /** Segments deleted in every partition together. */
-  deletedSegments: number;
-  /** Bytes of their `.log` files. */
-  deletedBytes: number;
-  /** Groups whose committed offsets expired. */
-  expiredGroups: string[];
-}
-
-/** Resource use, for tests, benchmarks and operators. */
-export interface LogStats {
-  flush: FlushStats;
-  files: FilePoolStats;
-  /** Bytes and segments of rolled segments' indexes held in memory. */
-  indexCache: { bytes: number; segments: number };
-}
-
-interface Topic {
-  record: TopicRecord;
-  partitions: PartitionLog[];
-  dedup: DedupWindow | null;
-}
 
 /** Left by phase A's close; the recovery points replace it. */
 const LEGACY_CLEAN_SHUTDOWN_FILE = '.clean-shutdown';
-/** Partitions opened at once when the log opens. */
-const OPEN_CONCURRENCY = 16;
 /** Recovery events kept for {@link LogManager.recoveryReport}. */
 const RECOVERY_EVENTS_MAX = 1000;
-/** Partitions named one by one in the start-up log after an unclean shutdown; the summary counts all. */
-const RECOVERY_LOG_PARTITIONS_MAX = 100;
-/** Bytes per read when rebuilding a dedup window. */
-const DEDUP_REBUILD_READ_BYTES = 1024 * 1024;
 
 /**
  * The log engine's front door: topics of partitions on disk, appends with
@@ -210,16 +147,16 @@ export class LogManager {
   }
 
   private async load(startedMs: number): Promise<void> {
-    await this.removeOrphans();
-    const points = await this.readRecoveryPoints();
+    await removeOrphans(this.options.dataDir, this.registry, this.logger);
+    const points = await readRecoveryPointsForOpen(this.options.dataDir, (event) => this.report(event));
     const records = this.registry.list();
     try {
       await forEachLimited(records, OPEN_CONCURRENCY, async (record) => {
         const topic = this.newTopic(this.withCurrentDefaults(record));
-        topic.partitions = await this.openPartitions(topic, points);
+        topic.partitions = await openPartitions(topic, points, (partition) => this.partitionContext(topic, partition));
         this.topics.set(record.name, topic);
       });
-      for (const topic of this.topics.values()) if (topic.dedup !== null) await this.rebuildDedupWindow(topic);
+      for (const topic of this.topics.values()) if (topic.dedup !== null) await rebuildDedupWindow(topic, this.options.decompressedBatchBytesMax);
       this.groupCoordinator = await GroupCoordinator.open(this.options.dataDir, this.options.groups, this, this.logger);
       this.transactionCoordinator = await this.openTransactionCoordinator();
     } catch (error) {
@@ -232,78 +169,8 @@ export class LogManager {
     await this.checkpointNow();
     this.startTimers();
     const durationMs = Math.round(performance.now() - startedMs);
-    const unclean = this.logRecovery(durationMs);
+    const unclean = logRecovery(this.logger, this.lock.previousOwner, this.allPartitions(), this.events.length, durationMs);
     this.logger.info({ topics: records.length, repairs: this.events.length, cleanShutdown: !unclean, durationMs }, 'log opened');
-  }
-
-  /**
-   * After an unclean shutdown (the lock file still named its owner, or some
-   * partition had bytes past its recovery point), says at info what open
-   * did: one line per partition it validated (at most
-   * RECOVERY_LOG_PARTITIONS_MAX) and a summary with the time it took.
-   * Returns whether the shutdown was unclean.
-   */
-  private logRecovery(durationMs: number): boolean {
-    const recovered = this.allPartitions().filter((log) => log.openRecovery.bytesValidated > 0);
-    const previousOwnerPid = this.lock.previousOwner;
-    if (previousOwnerPid === null && recovered.length === 0) return false;
-    for (const log of recovered.slice(0, RECOVERY_LOG_PARTITIONS_MAX)) this.logPartitionRecovery(log);
-    const total = { segmentsValidated: 0, bytesValidated: 0, truncatedBytes: 0 };
-    for (const log of recovered) {
-      total.segmentsValidated += log.openRecovery.segmentsValidated;
-      total.bytesValidated += log.openRecovery.bytesValidated;
-      total.truncatedBytes += log.openRecovery.truncatedBytes;
-    }
-    const truncatedPartitions = recovered.filter((log) => log.openRecovery.truncatedBytes > 0).length;
-    this.logger.info(
-      {
-        previousOwnerPid,
-        partitions: this.allPartitions().length,
-        partitionsValidated: recovered.length,
-        ...total,
-        truncatedPartitions,
-        repairs: this.events.length,
-        durationMs,
-      },
-      `unclean shutdown${previousOwnerPid === null ? '' : ` of process ${previousOwnerPid}`}: validated ${plural(total.segmentsValidated, 'segment')} ` +
-        `(${total.bytesValidated} bytes) past the recovery points of ${plural(recovered.length, 'partition')}, ` +
-        `truncated ${total.truncatedBytes} bytes in ${plural(truncatedPartitions, 'partition')}, ${this.events.length} repairs; recovery took ${durationMs} ms`,
-    );
-    return true;
-  }
-
-  private logPartitionRecovery(log: PartitionLog): void {
-    const r = log.openRecovery;
-    const logEndOffset = log.describe().logEndOffset;
-    const from =
-      r.recoveryPoint === null
-        ? 'the first segment (no recovery point)'
-        : `recovery point offset ${r.recoveryPoint.offset} (${segmentFileName(r.recoveryPoint.segmentBase, '.log')} byte ${r.recoveryPoint.position})`;
-    this.logger.info(
-      { topic: log.topic, partition: log.partition, ...r, logEndOffset },
-      `topic '${log.topic}' partition ${log.partition}: validated ${plural(r.segmentsValidated, 'segment')} (${r.bytesValidated} bytes) from ${from}, ` +
-        `${r.truncatedBytes > 0 ? `truncated ${r.truncatedBytes} bytes` : 'truncated nothing'}; log end offset ${logEndOffset}`,
-    );
-  }
-
-  /**
-   * The recovery points; a damaged file is not fatal — every partition is
-   * then validated in full, as if the log had never been checkpointed.
-   */
-  private async readRecoveryPoints(): Promise<Map<string, RecoveryPoint>> {
-    try {
-      return await readRecoveryPoints(this.options.dataDir);
-    } catch (error) {
-      if (!(error instanceof ConcordatError && error.code === ErrorCode.STORAGE_CORRUPT)) throw error;
-      this.report({
-        topic: '',
-        partition: -1,
-        file: join(this.options.dataDir, RECOVERY_POINT_FILE),
-        action: 'index-rebuilt',
-        detail: `${error.message}; validating every partition in full`,
-      });
-      return new Map();
-    }
   }
 
   /** A registry record whose config lacks options added since it was written gets today's defaults for them. */
@@ -316,80 +183,6 @@ export class LogManager {
     const dedup =
       config.dedupWindowMs > 0 ? new DedupWindow(record.name, config.dedupWindowMs, config.dedupWindowIdsMax, this.options.decompressedBatchBytesMax) : null;
     return { record, partitions: [], dedup };
-  }
-
-  private async openPartitions(topic: Topic, points: ReadonlyMap<string, RecoveryPoint>): Promise<PartitionLog[]> {
-    const partitions: PartitionLog[] = [];
-    try {
-      for (let partition = 0; partition < topic.record.partitions; partition++) {
-        const point = points.get(recoveryPointKey(topic.record.name, partition)) ?? null;
-        partitions.push(await PartitionLog.open(this.partitionContext(topic, partition), point));
-      }
-    } catch (error) {
-      await Promise.allSettled(partitions.map((log) => log.close()));
-      throw error;
-    }
-    return partitions;
-  }
-
-  /**
-   * Refills a topic's dedup window from the records of its last
-   * dedupWindowMs (each partition read from the offset its time index gives),
-   * in timestamp order, keeping the newest dedupWindowIdsMax.
-   */
-  private async rebuildDedupWindow(topic: Topic): Promise<void> {
-    const window = topic.dedup!;
-    const horizon = Date.now() - topic.record.config.dedupWindowMs;
-    const found: { id: string; partition: number; offset: number; timestampMs: number }[] = [];
-    const keep = topic.record.config.dedupWindowIdsMax;
-    for (const log of topic.partitions) {
-      const start = await log.offsetForTimestamp(horizon);
-      let offset = start?.offset ?? log.describe().highWatermark;
-      while (offset < log.describe().highWatermark) {
-        const { records } = await log.read(offset, { maxBytes: DEDUP_REBUILD_READ_BYTES });
-        if (records.length === 0) break;
-        for (const batch of decodeRecordBatches(records, { verifyCrc: false, decompressedBytesMax: this.options.decompressedBatchBytesMax })) {
-          for (const record of batch.records) {
-            const id = record.offset >= offset && record.timestampMs >= horizon ? messageId(record) : null;
-            if (id !== null) found.push({ id, partition: log.partition, offset: record.offset, timestampMs: record.timestampMs });
-          }
-          offset = Math.max(offset, batch.lastOffset + 1);
-        }
-        // Bound the memory of the rebuild: keep the newest `keep` seen so far.
-        if (found.length > 2 * keep) found.splice(0, found.length, ...newest(found, keep));
-      }
-    }
-    for (const entry of newest(found, keep)) window.restore(entry.id, { partition: entry.partition, offset: entry.offset }, entry.timestampMs);
-  }
-
-  /**
-   * Removes partition directories the registry does not list: leftovers of
-   * a crash during deleteTopic. Refuses to touch anything when the registry
-   * is missing but partition directories exist (a damaged data directory).
-   */
-  private async removeOrphans(): Promise<void> {
-    const entries = await readdir(this.options.dataDir, { withFileTypes: true });
-    const orphans: string[] = [];
-    for (const entry of entries) {
-      if (!entry.isDirectory() || entry.name === GROUPS_DIR) continue;
-      const match = /^(.+)-(\d+)$/.exec(entry.name);
-      if (match === null || !isValidTopicName(match[1]!)) continue;
-      const record = this.registry.get(match[1]!);
-      if (record === undefined || Number(match[2]) >= record.partitions) orphans.push(entry.name);
-    }
-    if (orphans.length === 0) return;
-    if (!this.registry.existed) {
-      throw new ConcordatError(
-        `${join(this.options.dataDir, TOPIC_REGISTRY_FILE)} is missing but partition directories exist (${orphans.slice(0, 5).join(', ')}); ` +
-          'restore the file or remove the directories',
-        { code: ErrorCode.STORAGE_CORRUPT },
-      );
-    }
-    for (const name of orphans) {
-      this.logger.warn({ dir: name }, 'removing partition directory of a deleted topic');
-      await logFs().rm(join(this.options.dataDir, name), { recursive: true, force: true });
-    }
-    await fsyncDir(this.options.dataDir);
   }
 
   private partitionContext(topic: Topic, partition: number) {
@@ -1042,23 +835,4 @@ export class LogManager {
     this.metadataChain = result.catch(() => {});
     return result;
   }
-}
-
-/** `1 segment`, `2 segments`. */
-function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? '' : 's'}`;
-}
-
-/** The `keep` entries with the largest timestamps, oldest first. */
-function newest<T extends { timestampMs: number }>(entries: T[], keep: number): T[] {
-  return [...entries].sort((a, b) => a.timestampMs - b.timestampMs).slice(-keep);
-}
-
-/** Runs `work` on each item, at most `limit` at once. */
-async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  });
-  await Promise.all(workers);
 }
