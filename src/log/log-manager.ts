@@ -1,12 +1,18 @@
 /**
- * The log manager: the log engine's front door (see {@link LogManager});
- * opening is in log-loader.ts, the API's shapes in log-manager-types.ts.
+ * The log manager: the log engine's front door (see {@link LogManager}),
+ * its lifecycle (open, close) and its public API with each method's
+ * contract. The work is in the files beside it: opening in log-loader.ts,
+ * topic changes in topic-admin.ts, retention and checkpoints in
+ * log-maintenance.ts, a partition's log in partition-log.ts, compaction in
+ * cleaner/ (its run over the compacted topics, cleanLogs, is here), the
+ * API's shapes in log-manager-types.ts. One concept, over 400 lines because the
+ * contracts of its ~35 public methods are here.
  */
 import { join } from 'node:path';
-import { compileLogManagerOptions, compileTopicConfig, type CompiledLogManagerOptions, type LogManagerOptions, type TopicConfig } from '../config/index.js';
+import { compileLogManagerOptions, type CompiledLogManagerOptions, type LogManagerOptions, type TopicConfig } from '../config/index.js';
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { createLogger, type Logger } from '../observability/index.js';
-import { fsyncDir, makeDurableDir } from './checkpoint-file.js';
+import { makeDurableDir } from './checkpoint-file.js';
 import { logFs } from './file-system.js';
 import { DedupWindow } from './dedup-window.js';
 import { LogCleaner, type CleanResult } from './cleaner/index.js';
@@ -16,23 +22,15 @@ import { GroupCommitFlusher, type FlushStats } from './flush.js';
 import { GroupCoordinator } from './groups/coordinator.js';
 import { TransactionCoordinator } from './transactions/coordinator.js';
 import { IndexCache } from './index-cache.js';
+import { LogMaintenance } from './log-maintenance.js';
 import { forEachLimited, logRecovery, OPEN_CONCURRENCY, openPartitions, readRecoveryPointsForOpen, rebuildDedupWindow, removeOrphans } from './log-loader.js';
 import type { AppendRecordsOptions, LogManagerDependencies, LogStats, RetentionSummary, Topic, TopicDescription, TopicSpec } from './log-manager-types.js';
-import {
-  PartitionLog,
-  type AppendResult,
-  type PartitionDescription,
-  type ReadOptions,
-  type ReadResult,
-  type RecoveryEvent,
-  type RetentionResult,
-} from './partition-log.js';
+import { PartitionLog, type AppendResult, type PartitionDescription, type ReadOptions, type ReadResult, type RecoveryEvent } from './partition-log.js';
 import { partitionForKey, RoundRobinPartitioner } from './partitioner.js';
 import { ProducerIdAllocator } from './producer-ids.js';
 import { encodeRecordBatch, type RecordInput } from './record-batch.js';
-import { writeRecoveryPoints, type RecoveryPoint } from './recovery-point.js';
-import { isDiskFull, storageWriteError } from './storage-error.js';
-import { topicNamesCollide, validateTopicName } from './topic-name.js';
+import { writeRecoveryPoints } from './recovery-point.js';
+import { TopicAdmin } from './topic-admin.js';
 import { TopicRegistry, type TopicRecord } from './topic-registry.js';
 import type { TransactionMarker } from './transaction-index.js';
 
@@ -86,13 +84,14 @@ export class LogManager {
   private readonly topics = new Map<string, Topic>();
   private readonly nullKeyPartitioner = new RoundRobinPartitioner();
   private readonly events: RecoveryEvent[] = [];
-  private metadataChain: Promise<unknown> = Promise.resolve();
-  private maintenanceChain: Promise<unknown> = Promise.resolve();
+  /** Topic creations, config changes and deletions (one at a time). */
+  private readonly topicAdmin: TopicAdmin;
+  /** Retention, DeleteRecords, checkpoints and their timers (one at a time). */
+  private readonly maintenanceJobs: LogMaintenance;
   /** Cleans run one at a time, beside maintenance (the partition keeps them apart from retention: swapSegments). */
   private cleanerChain: Promise<unknown> = Promise.resolve();
   /** Made on the first clean of a compacted topic (its offset map is cleanerOffsetMapBytes). */
   private cleaner: LogCleaner | null = null;
-  private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
   private partitionsClosed = false;
   private transactionCoordinator: TransactionCoordinator | null = null;
@@ -110,7 +109,32 @@ export class LogManager {
     private readonly logger: Logger,
     private groupCoordinator: GroupCoordinator | null,
     private readonly dependencies: LogManagerDependencies,
-  ) {}
+  ) {
+    const checkOpen = (): void => this.checkOpen();
+    const groups = (): GroupCoordinator => this.groups;
+    this.topicAdmin = new TopicAdmin({
+      options,
+      topics: this.topics,
+      registry,
+      logger,
+      nullKeyPartitioner: this.nullKeyPartitioner,
+      groups,
+      newTopic: (record) => this.newTopic(record),
+      partitionContext: (topic, partition) => this.partitionContext(topic, partition),
+      checkOpen,
+      topicOrThrow: (name) => this.topicOrThrow(name),
+      checkpointRecoveryPoints: () => this.checkpointRecoveryPoints(),
+    });
+    this.maintenanceJobs = new LogMaintenance({
+      options,
+      logger,
+      groups,
+      allPartitions: () => this.allPartitions(),
+      partitionOrThrow: (name, partition) => this.partitionOrThrow(name, partition),
+      checkOpen,
+      cleanLogs: () => this.cleanLogs(),
+    });
+  }
 
   /**
    * Opens (creating when needed) the log in `options.dataDir`.
@@ -166,8 +190,8 @@ export class LogManager {
       throw error;
     }
     await logFs().rm(join(this.options.dataDir, LEGACY_CLEAN_SHUTDOWN_FILE), { force: true });
-    await this.checkpointNow();
-    this.startTimers();
+    await this.maintenanceJobs.checkpointNow();
+    this.maintenanceJobs.startTimers();
     const durationMs = Math.round(performance.now() - startedMs);
     const unclean = logRecovery(this.logger, this.lock.previousOwner, this.allPartitions(), this.events.length, durationMs);
     this.logger.info({ topics: records.length, repairs: this.events.length, cleanShutdown: !unclean, durationMs }, 'log opened');
@@ -280,95 +304,12 @@ export class LogManager {
    *   INVALID_PARTITIONS (outside 1..partitionsPerTopicMax), INVALID_CONFIG, LIMIT_EXCEEDED (topicsMax)
    */
   createTopic(name: string, spec: TopicSpec): Promise<void> {
-    return this.serialized(async () => {
-      if (this.topics.has(name)) {
-        throw new ConcordatError(`Topic '${name}' already exists.`, { code: ErrorCode.TOPIC_ALREADY_EXISTS, context: { topic: name } });
-      }
-      await this.doCreateTopic(name, spec);
-    });
+    return this.topicAdmin.createTopic(name, spec);
   }
 
   /** Creates the topic unless it exists (an existing topic keeps its partitions and config). */
   ensureTopic(name: string, spec: TopicSpec): Promise<void> {
-    return this.serialized(async () => {
-      if (!this.topics.has(name)) await this.doCreateTopic(name, spec);
-    });
-  }
-
-  private async doCreateTopic(name: string, spec: TopicSpec): Promise<void> {
-    this.checkOpen();
-    validateTopicName(name);
-    const collision = [...this.topics.keys()].find((existing) => topicNamesCollide(existing, name));
-    if (collision !== undefined) {
-      throw new ConcordatError(`Topic '${name}' collides with existing topics: ${collision}`, {
-        code: ErrorCode.INVALID_TOPIC_EXCEPTION,
-        context: { topic: name },
-      });
-    }
-    this.checkPartitionCount(name, spec.partitions);
-    if (this.topics.size >= this.options.topicsMax) {
-      throw new ConcordatError(`the log already has ${this.topics.size} topics (topicsMax); raise the log option topicsMax`, {
-        code: ErrorCode.LIMIT_EXCEEDED,
-        context: { limit: 'topicsMax' },
-      });
-    }
-    const record: TopicRecord = { name, partitions: spec.partitions, config: this.topicConfig(name, spec.config), createdAtMs: Date.now() };
-    if (spec.extraConfigs !== undefined && Object.keys(spec.extraConfigs).length > 0) record.extraConfigs = { ...spec.extraConfigs };
-    await this.registry.put(record);
-    const topic = this.newTopic(record);
-    try {
-      for (let partition = 0; partition < record.partitions; partition++) {
-        const ctx = this.partitionContext(topic, partition);
-        await logFs().rm(ctx.dir, { recursive: true, force: true });
-        topic.partitions.push(await PartitionLog.create(ctx));
-      }
-      await fsyncDir(this.options.dataDir);
-    } catch (error) {
-      // Undo: the registry entry is the commit point, so it goes first; the directories follow (or go at the next open).
-      await Promise.allSettled(topic.partitions.map((log) => log.delete()));
-      await this.registry.remove(name).catch(() => {});
-      throw error;
-    }
-    this.topics.set(name, topic);
-    await this.recordTopicChange();
-    this.logger.info({ topic: name, partitions: record.partitions }, 'topic created');
-  }
-
-  /**
-   * Rewrites the recovery points after a topic was created or deleted, so
-   * that the file never holds a deleted topic's points when a topic of the
-   * same name is created again (they would name segments it does not have).
-   * Best effort: a failure is logged, and the timer writes them again.
-   */
-  private async recordTopicChange(): Promise<void> {
-    await this.checkpointRecoveryPoints().catch((error: unknown) => {
-      if (!(error instanceof ConcordatError && error.code === ErrorCode.LOG_CLOSED)) {
-        this.logger.warn({ err: error }, 'writing recovery points after a topic change failed; the next checkpoint retries');
-      }
-    });
-  }
-
-  private checkPartitionCount(name: string, partitions: number): void {
-    const max = this.options.partitionsPerTopicMax;
-    if (!Number.isInteger(partitions) || partitions < 1 || partitions > max) {
-      throw new ConcordatError(`Topic '${name}' cannot have ${partitions} partitions: the number must be 1..${max} (log option partitionsPerTopicMax)`, {
-        code: ErrorCode.INVALID_PARTITIONS,
-        context: { topic: name, partitions, limit: 'partitionsPerTopicMax' },
-      });
-    }
-  }
-
-  private topicConfig(name: string, overrides: Partial<TopicConfig> | undefined): TopicConfig {
-    try {
-      return compileTopicConfig(overrides, this.options.topicDefaults);
-    } catch (error) {
-      if (!(error instanceof ConcordatError)) throw error;
-      throw new ConcordatError(`Topic '${name}': ${error.message}`, {
-        code: ErrorCode.INVALID_CONFIG,
-        cause: error,
-        context: { topic: name, ...error.context },
-      });
-    }
+    return this.topicAdmin.ensureTopic(name, spec);
   }
 
   /**
@@ -380,30 +321,7 @@ export class LogManager {
    *   partitionsPerTopicMax), LOG_CLOSED, KAFKA_STORAGE_ERROR (disk full: nothing changed)
    */
   createPartitions(name: string, partitions: number): Promise<void> {
-    return this.serialized(async () => {
-      this.checkOpen();
-      const topic = this.topicOrThrow(name);
-      const current = topic.partitions.length;
-      if (Number.isInteger(partitions) && partitions <= current) {
-        const message =
-          partitions === current
-            ? `Topic '${name}' already has ${current} partitions`
-            : `Topic '${name}' has ${current} partitions, more than the ${partitions} asked for: partitions can only be added`;
-        throw new ConcordatError(message, { code: ErrorCode.INVALID_PARTITIONS, context: { topic: name, partitions } });
-      }
-      this.checkPartitionCount(name, partitions);
-      const record: TopicRecord = { ...topic.record, partitions };
-      await this.registry.put(record);
-      topic.record = record;
-      for (let partition = current; partition < partitions; partition++) {
-        const ctx = this.partitionContext(topic, partition);
-        await logFs().rm(ctx.dir, { recursive: true, force: true });
-        topic.partitions.push(await PartitionLog.create(ctx));
-      }
-      await fsyncDir(this.options.dataDir);
-      await this.recordTopicChange();
-      this.logger.info({ topic: name, from: current, partitions }, 'partitions added');
-    });
+    return this.topicAdmin.createPartitions(name, partitions);
   }
 
   /**
@@ -424,28 +342,7 @@ export class LogManager {
     extraConfigs: Readonly<Record<string, string>> = {},
     options: { validateOnly?: boolean } = {},
   ): Promise<void> {
-    return this.serialized(async () => {
-      this.checkOpen();
-      const topic = this.topicOrThrow(name);
-      const next = this.topicConfig(name, config);
-      const before = topic.record.config;
-      if (before.dedupWindowMs > 0 !== next.dedupWindowMs > 0) {
-        throw new ConcordatError(
-          `Topic '${name}': the dedup window is ${before.dedupWindowMs > 0 ? 'on' : 'off'} and cannot be switched ${before.dedupWindowMs > 0 ? 'off' : 'on'} after creation; ` +
-            'create a new topic with the window you want',
-          { code: ErrorCode.INVALID_CONFIG, context: { topic: name } },
-        );
-      }
-      if (options.validateOnly === true) return;
-      const record: TopicRecord = { ...topic.record, config: next };
-      delete record.extraConfigs;
-      if (Object.keys(extraConfigs).length > 0) record.extraConfigs = { ...extraConfigs };
-      await this.registry.put(record);
-      topic.record = record;
-      topic.dedup?.configure(next.dedupWindowMs, next.dedupWindowIdsMax);
-      for (const log of topic.partitions) log.updateConfig(next);
-      this.logger.info({ topic: name, config: next, extraConfigs }, 'topic config changed');
-    });
+    return this.topicAdmin.alterTopicConfig(name, config, extraConfigs, options);
   }
 
   /**
@@ -455,18 +352,7 @@ export class LogManager {
    * @throws ConcordatError UNKNOWN_TOPIC_OR_PARTITION
    */
   deleteTopic(name: string): Promise<void> {
-    return this.serialized(async () => {
-      this.checkOpen();
-      const topic = this.topicOrThrow(name);
-      this.topics.delete(name);
-      this.nullKeyPartitioner.forget(name);
-      await this.registry.remove(name);
-      await Promise.all(topic.partitions.map((log) => log.delete()));
-      await fsyncDir(this.options.dataDir);
-      await this.groups.removeTopicOffsets(name);
-      await this.recordTopicChange();
-      this.logger.info({ topic: name }, 'topic deleted');
-    });
+    return this.topicAdmin.deleteTopic(name);
   }
 
   /** Whether the topic exists now (a creation in flight counts once it resolved). */
@@ -629,18 +515,7 @@ export class LogManager {
    * committed offsets past offsetsRetentionMs, and checkpoints recovery points when segments went.
    */
   enforceRetention(nowMs = Date.now()): Promise<RetentionSummary> {
-    return this.maintenance(async () => {
-      const summary: RetentionSummary = { deletedSegments: 0, deletedBytes: 0, expiredGroups: [] };
-      for (const log of this.allPartitions()) {
-        const result: RetentionResult = await log.enforceRetention(nowMs);
-        summary.deletedSegments += result.deletedSegments;
-        summary.deletedBytes += result.deletedBytes;
-        log.expireProducers(nowMs);
-      }
-      summary.expiredGroups = await this.groups.expireOffsets(nowMs);
-      if (summary.deletedSegments > 0) await this.checkpointNow();
-      return summary;
-    });
+    return this.maintenanceJobs.enforceRetention(nowMs);
   }
 
   /**
@@ -654,13 +529,7 @@ export class LogManager {
    *   LOG_CLOSED, KAFKA_STORAGE_ERROR
    */
   deleteRecords(topic: string, partition: number, offset: number): Promise<number> {
-    return this.maintenance(async () => {
-      const log = this.partitionOrThrow(topic, partition);
-      const segments = log.describe().segmentCount;
-      const logStartOffset = await log.deleteRecordsBefore(offset);
-      if (log.describe().segmentCount < segments) await this.checkpointNow();
-      return logStartOffset;
-    });
+    return this.maintenanceJobs.deleteRecords(topic, partition, offset);
   }
 
   /**
@@ -668,37 +537,7 @@ export class LogManager {
    * @throws ConcordatError KAFKA_STORAGE_ERROR (retriable) when the disk is full: the previous recovery points stay in force
    */
   checkpointRecoveryPoints(): Promise<void> {
-    return this.maintenance(() => this.checkpointNow());
-  }
-
-  private async checkpointNow(): Promise<void> {
-    const points: RecoveryPoint[] = [];
-    try {
-      for (const log of this.allPartitions()) {
-        const point = await log.checkpoint();
-        if (point !== null) points.push(point);
-      }
-      await writeRecoveryPoints(this.options.dataDir, points);
-    } catch (error) {
-      if (isDiskFull(error)) throw storageWriteError('checkpointing recovery points', 'the previous recovery points are kept', this.options.dataDir, error);
-      throw error;
-    }
-  }
-
-  private startTimers(): void {
-    const every = (ms: number, task: () => Promise<unknown>): void => {
-      const timer = setInterval(() => {
-        task().catch((error: unknown) => {
-          if (error instanceof ConcordatError && error.code === ErrorCode.LOG_CLOSED) return;
-          this.logger.error({ err: error }, 'log maintenance failed; will retry');
-        });
-      }, ms);
-      timer.unref();
-      this.timers.push(timer);
-    };
-    every(this.options.recoveryCheckpointIntervalMs, () => this.checkpointRecoveryPoints());
-    every(this.options.retentionCheckIntervalMs, () => this.enforceRetention());
-    every(this.options.cleanerBackoffMs, () => this.cleanLogs());
+    return this.maintenanceJobs.checkpointRecoveryPoints();
   }
 
   /**
@@ -721,8 +560,8 @@ export class LogManager {
       const logs = topics.flatMap((topic) => (topic.record.config.cleanupPolicy.includes('compact') ? topic.partitions : []));
       if (logs.length === 0) return results;
       // A crash after a clean reopens from the recovery points in the file: record them now, and clean only below them.
-      const recorded = await this.maintenance(async () => {
-        await this.checkpointNow();
+      const recorded = await this.maintenanceJobs.run(async () => {
+        await this.maintenanceJobs.checkpointNow();
         return new Map(logs.map((log) => [log, log.cleanerView().recoveryPointBase]));
       });
       for (const log of logs) {
@@ -749,17 +588,6 @@ export class LogManager {
     return result;
   }
 
-  /** Runs maintenance tasks one at a time, never after close began. */
-  private maintenance<T>(task: () => Promise<T>): Promise<T> {
-    const run = async (): Promise<T> => {
-      this.checkOpen();
-      return task();
-    };
-    const result = this.maintenanceChain.then(run, run);
-    this.maintenanceChain = result.catch(() => {});
-    return result;
-  }
-
   private allPartitions(): PartitionLog[] {
     return [...this.topics.values()].flatMap((topic) => topic.partitions);
   }
@@ -772,11 +600,11 @@ export class LogManager {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const timer of this.timers) clearInterval(timer);
+    this.maintenanceJobs.stopTimers();
     this.cleaner?.stop();
     await this.cleanerChain.catch(() => {});
-    await this.metadataChain.catch(() => {});
-    await this.maintenanceChain.catch(() => {});
+    await this.topicAdmin.idle();
+    await this.maintenanceJobs.idle();
     await this.transactionCoordinator?.close();
     await this.groupCoordinator?.close();
     this.partitionsClosed = true;
@@ -827,12 +655,5 @@ export class LogManager {
       });
     }
     return log;
-  }
-
-  /** Runs topic creations and deletions one at a time. */
-  private serialized<T>(operation: () => Promise<T>): Promise<T> {
-    const result = this.metadataChain.then(operation, operation);
-    this.metadataChain = result.catch(() => {});
-    return result;
   }
 }
