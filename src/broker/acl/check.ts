@@ -11,11 +11,16 @@ export function requester(context: RequestContext): RequestPrincipal {
  * Whether the request may perform `operation` on the resource: always when
  * the broker runs without an authorizer (the behaviour before ACLs),
  * otherwise the {@link Authorizer}'s decision for the connection's
- * principal and host.
+ * principal and host. A denial is logged at `debug`.
  */
 export function authorized(context: RequestContext, operation: AclOperation, resourceType: ResourceType, name: string): boolean {
   const authorizer = context.broker.authorizer;
-  return authorizer === null || authorizer.authorize(requester(context), operation, resourceType, name);
+  if (authorizer === null) return true;
+  const who = requester(context);
+  if (authorizer.authorize(who, operation, resourceType, name)) return true;
+  // Kafka's authorizer logs denials too (kafka-authorizer.log): who, from where, what, on which resource.
+  context.broker.logger.debug({ ...who, operation, resourceType, resource: name, api: context.header.apiKey }, 'authorization denied');
+  return false;
 }
 
 /** {@link authorized} for a topic. */
