@@ -1,5 +1,5 @@
 /**
- * Heartbeat (key 12), v0-v3: keeps a member's session alive; during a
+ * Heartbeat (key 12), v0-v4 (v4 flexible, KIP-482): keeps a member's session alive; during a
  * rebalance the answer is REBALANCE_IN_PROGRESS, telling it to rejoin.
  *
  *   Heartbeat Request (Version: 0-2) => group_id generation_id member_id
@@ -13,6 +13,8 @@
  *     error_code => INT16
  *   Heartbeat Response (Version: 1-3) => throttle_time_ms error_code
  *     throttle_time_ms => INT32
+ *   Heartbeat (Version: 4) => as v3, flexible (compact strings, a TAG_BUFFER ends each struct)
+ * Source: clients/src/main/resources/common/message/Heartbeat{Request,Response}.json.
  *
  * @module
  */
@@ -40,14 +42,16 @@ export const heartbeat = defineApi<HeartbeatRequest, HeartbeatResponse>({
   key: 12,
   name: 'Heartbeat',
   minVersion: 0,
-  maxVersion: 3,
-  flexibleVersion: null,
+  maxVersion: 4,
+  flexibleVersion: 4,
 
   decode(reader, version) {
-    const groupId = reader.string();
+    const groupId = reader.flexString();
     const generationId = reader.int32();
-    const memberId = reader.string();
-    return { groupId, generationId, memberId, groupInstanceId: version >= 3 ? reader.nullableString() : null };
+    const memberId = reader.flexString();
+    const groupInstanceId = version >= 3 ? reader.flexNullableString() : null;
+    reader.flexTags();
+    return { groupId, generationId, memberId, groupInstanceId };
   },
 
   async handle(request, context) {
@@ -63,7 +67,7 @@ export const heartbeat = defineApi<HeartbeatRequest, HeartbeatResponse>({
 
   encode(writer, version, response) {
     if (version >= 1) writer.int32(0);
-    writer.int16(response.errorCode);
+    writer.int16(response.errorCode).flexTags();
   },
 
   errorResponse(_request, errorCode) {

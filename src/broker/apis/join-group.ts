@@ -32,10 +32,19 @@
  *   JoinGroup Response (Version: 5) => (as 2)
  *     members => member_id group_instance_id metadata
  *       group_instance_id => NULLABLE_STRING
+ *   JoinGroup (Version: 6) => as v5, flexible (compact strings, arrays and bytes, a TAG_BUFFER after each struct)
+ *   JoinGroup Response (Version: 7-8) => throttle_time_ms error_code generation_id protocol_type protocol_name leader member_id [members] TAG_BUFFER
+ *     protocol_type, protocol_name => COMPACT_NULLABLE_STRING   the group's
+ *   JoinGroup Request (Version: 8-9) => ... [protocols] reason TAG_BUFFER
+ *     reason => COMPACT_NULLABLE_STRING      why the member joins (KIP-800), ignored
+ *   JoinGroup Response (Version: 9) => ... protocol_name leader skip_assignment member_id [members] TAG_BUFFER
+ *     skip_assignment => BOOLEAN             always false (KIP-814): a static leader that rejoins
+ *                                            without a rebalance gets no members, as before v9
  *
  * From v4 a first join with an empty member_id is answered MEMBER_ID_REQUIRED
  * with the member ID to rejoin with (KIP-394); before v4 the member ID is
  * given at once, as the protocol expects.
+ * Source: clients/src/main/resources/common/message/JoinGroup{Request,Response}.json.
  *
  * @module
  */
@@ -60,6 +69,8 @@ export interface JoinGroupRequest {
 export interface JoinGroupResponse {
   errorCode: number;
   generationId: number;
+  /** v7+: the group's protocol type (null on error). */
+  protocolType?: string | null;
   protocolName: string;
   leader: string;
   memberId: string;
@@ -71,17 +82,23 @@ export const joinGroup = defineApi<JoinGroupRequest, JoinGroupResponse>({
   key: 11,
   name: 'JoinGroup',
   minVersion: 0,
-  maxVersion: 5,
-  flexibleVersion: null,
+  maxVersion: 9,
+  flexibleVersion: 6,
 
   decode(reader, version) {
-    const groupId = reader.string();
+    const groupId = reader.flexString();
     const sessionTimeoutMs = reader.int32();
     const rebalanceTimeoutMs = version >= 1 ? reader.int32() : sessionTimeoutMs;
-    const memberId = reader.string();
-    const groupInstanceId = version >= 5 ? reader.nullableString() : null;
-    const protocolType = reader.string();
-    const protocols = reader.array((p) => ({ name: p.string(), metadata: p.bytes() }));
+    const memberId = reader.flexString();
+    const groupInstanceId = version >= 5 ? reader.flexNullableString() : null;
+    const protocolType = reader.flexString();
+    const protocols = reader.flexArray((p) => {
+      const protocol = { name: p.flexString(), metadata: p.flexBytes() };
+      p.flexTags();
+      return protocol;
+    });
+    if (version >= 8) reader.flexNullableString(); // reason
+    reader.flexTags();
     return { groupId, sessionTimeoutMs, rebalanceTimeoutMs, memberId, groupInstanceId, protocolType, protocols };
   },
 
@@ -105,6 +122,7 @@ export const joinGroup = defineApi<JoinGroupRequest, JoinGroupResponse>({
       return {
         errorCode: KafkaError.NONE,
         generationId: joined.generationId,
+        protocolType: joined.protocolType,
         protocolName: joined.protocolName ?? '',
         leader: joined.leader,
         memberId: joined.memberId,
@@ -119,13 +137,18 @@ export const joinGroup = defineApi<JoinGroupRequest, JoinGroupResponse>({
 
   encode(writer, version, response) {
     if (version >= 2) writer.int32(0);
-    writer.int16(response.errorCode).int32(response.generationId).string(response.protocolName);
-    writer.string(response.leader).string(response.memberId);
-    writer.array(response.members, (w, m) => {
-      w.string(m.memberId);
-      if (version >= 5) w.nullableString(m.groupInstanceId);
-      w.bytes(m.metadata);
+    writer.int16(response.errorCode).int32(response.generationId);
+    if (version >= 7) writer.flexNullableString(response.protocolType ?? null).flexNullableString(response.protocolName === '' ? null : response.protocolName);
+    else writer.flexString(response.protocolName);
+    writer.flexString(response.leader);
+    if (version >= 9) writer.boolean(false); // skip_assignment
+    writer.flexString(response.memberId);
+    writer.flexArray(response.members, (w, m) => {
+      w.flexString(m.memberId);
+      if (version >= 5) w.flexNullableString(m.groupInstanceId);
+      w.flexBytes(m.metadata).flexTags();
     });
+    writer.flexTags();
   },
 
   errorResponse(request, errorCode) {

@@ -1,5 +1,5 @@
 /**
- * LeaveGroup (key 13), v0-v3: members leave at once instead of timing out,
+ * LeaveGroup (key 13), v0-v5 (v4+ flexible, KIP-482): members leave at once instead of timing out,
  * so the group rebalances without waiting for their sessions to expire.
  *
  *   LeaveGroup Request (Version: 0-2) => group_id member_id
@@ -19,6 +19,11 @@
  *       member_id => STRING
  *       group_instance_id => NULLABLE_STRING
  *       error_code => INT16
+ *   LeaveGroup (Version: 4) => as v3, flexible (compact strings and arrays, a TAG_BUFFER after each struct)
+ *   LeaveGroup Request (Version: 5) => group_id [members] TAG_BUFFER
+ *     members => member_id group_instance_id reason TAG_BUFFER
+ *       reason => COMPACT_NULLABLE_STRING     why the member leaves (KIP-800), ignored
+ * Source: clients/src/main/resources/common/message/LeaveGroup{Request,Response}.json.
  *
  * @module
  */
@@ -44,13 +49,20 @@ export const leaveGroup = defineApi<LeaveGroupRequest, LeaveGroupResponse>({
   key: 13,
   name: 'LeaveGroup',
   minVersion: 0,
-  maxVersion: 3,
-  flexibleVersion: null,
+  maxVersion: 5,
+  flexibleVersion: 4,
 
   decode(reader, version) {
-    const groupId = reader.string();
+    const groupId = reader.flexString();
     if (version < 3) return { groupId, members: [{ memberId: reader.string(), groupInstanceId: null }] };
-    return { groupId, members: reader.array((m) => ({ memberId: m.string(), groupInstanceId: m.nullableString() })) };
+    const members = reader.flexArray((m) => {
+      const member = { memberId: m.flexString(), groupInstanceId: m.flexNullableString() };
+      if (version >= 5) m.flexNullableString(); // reason (KIP-800): for the broker's log only
+      m.flexTags();
+      return member;
+    });
+    reader.flexTags();
+    return { groupId, members };
   },
 
   async handle(request, context) {
@@ -66,8 +78,9 @@ export const leaveGroup = defineApi<LeaveGroupRequest, LeaveGroupResponse>({
     if (version >= 1) writer.int32(0);
     writer.int16(response.errorCode);
     if (version >= 3) {
-      writer.array(response.members, (w, m) => w.string(m.memberId).nullableString(m.groupInstanceId).int16(m.errorCode));
+      writer.flexArray(response.members, (w, m) => w.flexString(m.memberId).flexNullableString(m.groupInstanceId).int16(m.errorCode).flexTags());
     }
+    writer.flexTags();
   },
 
   errorResponse(request, errorCode) {

@@ -105,7 +105,7 @@ const EXPECT: Record<string, (request: Decoded, client: string, version: number)
     expect(request.topics[0].partitions.length).toBe(client === 'kafkajs' ? 2 : 1);
   },
   FindCoordinator(request, client) {
-    expect(request).toEqual({ key: groupOf(client), keyType: 0 });
+    expect(request).toEqual({ keys: [groupOf(client)], keyType: 0 });
   },
   JoinGroup(request, client) {
     expect(request.groupId).toBe(groupOf(client));

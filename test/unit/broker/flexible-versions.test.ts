@@ -112,6 +112,11 @@ describe('flexible versions against the byte layouts of Kafka’s message specs'
       Produce: 9,
       Fetch: 12,
       ListOffsets: 6,
+      FindCoordinator: 3,
+      JoinGroup: 6,
+      Heartbeat: 4,
+      LeaveGroup: 4,
+      SyncGroup: 4,
       Metadata: 9,
       OffsetCommit: 8,
       OffsetFetch: 6,
@@ -571,6 +576,121 @@ describe('flexible versions against the byte layouts of Kafka’s message specs'
     });
     const response = { topics: [{ name: 'orders', partitions: [{ partitionIndex: 0, errorCode: 22 }] }] };
     expect(encode('TxnOffsetCommit', 3, response)).toEqual(new Bytes().i32(0).carr(1).cstr('orders').carr(1).i32(0).i16(22).tags().tags().tags().buffer);
+  });
+
+  it('FindCoordinator v3-v5: one key (v3), several keys and a coordinator each (v4+)', () => {
+    expect(decode('FindCoordinator', 3, new Bytes().cstr('g').i8(0).tags())).toEqual({ keys: ['g'], keyType: 0 });
+    expect(decode('FindCoordinator', 4, new Bytes().i8(1).carr(2).cstr('tx-a').cstr('tx-b').tags())).toEqual({ keys: ['tx-a', 'tx-b'], keyType: 1 });
+    const c = (key: string) => ({ key, errorCode: 0, errorMessage: null, nodeId: 1, host: 'h', port: 9092 });
+    expect(encode('FindCoordinator', 3, { coordinators: [c('g')] })).toEqual(new Bytes().i32(0).i16(0).cstr(null).i32(1).cstr('h').i32(9092).tags().buffer);
+    const v4 = new Bytes().i32(0).carr(2);
+    for (const key of ['tx-a', 'tx-b']) v4.cstr(key).i32(1).cstr('h').i32(9092).i16(0).cstr(null).tags();
+    expect(encode('FindCoordinator', 5, { coordinators: [c('tx-a'), c('tx-b')] })).toEqual(v4.tags().buffer);
+  });
+
+  it('JoinGroup v6-v9: reason (v8) in, protocol type (v7) and skip_assignment (v9) out', () => {
+    const request = (version: number): Bytes => {
+      const b = new Bytes()
+        .cstr('g')
+        .i32(45_000)
+        .i32(300_000)
+        .cstr('')
+        .cstr(null)
+        .cstr('consumer')
+        .carr(1)
+        .cstr('range')
+        .cbytes(Buffer.from([0, 1]))
+        .tags();
+      if (version >= 8) b.cstr('rejoin');
+      return b.tags();
+    };
+    const decoded = {
+      groupId: 'g',
+      sessionTimeoutMs: 45_000,
+      rebalanceTimeoutMs: 300_000,
+      memberId: '',
+      groupInstanceId: null,
+      protocolType: 'consumer',
+      protocols: [{ name: 'range', metadata: Buffer.from([0, 1]) }],
+    };
+    expect(decode('JoinGroup', 6, request(6))).toEqual(decoded);
+    expect(decode('JoinGroup', 8, request(8))).toEqual(decoded);
+    const response = {
+      errorCode: 0,
+      generationId: 2,
+      protocolType: 'consumer',
+      protocolName: 'range',
+      leader: 'm-1',
+      memberId: 'm-1',
+      members: [{ memberId: 'm-1', groupInstanceId: null, metadata: Buffer.from([5]) }],
+    };
+    const members = (b: Bytes): Bytes =>
+      b
+        .cstr('m-1')
+        .carr(1)
+        .cstr('m-1')
+        .cstr(null)
+        .cbytes(Buffer.from([5]))
+        .tags()
+        .tags();
+    expect(encode('JoinGroup', 6, response)).toEqual(members(new Bytes().i32(0).i16(0).i32(2).cstr('range').cstr('m-1')).buffer);
+    expect(encode('JoinGroup', 7, response)).toEqual(members(new Bytes().i32(0).i16(0).i32(2).cstr('consumer').cstr('range').cstr('m-1')).buffer);
+    expect(encode('JoinGroup', 9, response)).toEqual(members(new Bytes().i32(0).i16(0).i32(2).cstr('consumer').cstr('range').cstr('m-1').bool(false)).buffer);
+  });
+
+  it('SyncGroup v4-v5: protocol type and name (v5) both ways, compact assignments', () => {
+    const body = new Bytes()
+      .cstr('g')
+      .i32(2)
+      .cstr('m-1')
+      .cstr(null)
+      .cstr('consumer')
+      .cstr('range')
+      .carr(1)
+      .cstr('m-1')
+      .cbytes(Buffer.from([7]))
+      .tags()
+      .tags();
+    expect(decode('SyncGroup', 5, body)).toEqual({
+      groupId: 'g',
+      generationId: 2,
+      memberId: 'm-1',
+      groupInstanceId: null,
+      protocolType: 'consumer',
+      protocolName: 'range',
+      assignments: [{ memberId: 'm-1', assignment: Buffer.from([7]) }],
+    });
+    const response = { errorCode: 0, protocolType: 'consumer', protocolName: 'range', assignment: Buffer.from([7]) };
+    expect(encode('SyncGroup', 4, response)).toEqual(
+      new Bytes()
+        .i32(0)
+        .i16(0)
+        .cbytes(Buffer.from([7]))
+        .tags().buffer,
+    );
+    expect(encode('SyncGroup', 5, response)).toEqual(
+      new Bytes()
+        .i32(0)
+        .i16(0)
+        .cstr('consumer')
+        .cstr('range')
+        .cbytes(Buffer.from([7]))
+        .tags().buffer,
+    );
+  });
+
+  it('Heartbeat v4 and LeaveGroup v4-v5 (a reason per member from v5)', () => {
+    expect(decode('Heartbeat', 4, new Bytes().cstr('g').i32(2).cstr('m-1').cstr('i-1').tags())).toEqual({
+      groupId: 'g',
+      generationId: 2,
+      memberId: 'm-1',
+      groupInstanceId: 'i-1',
+    });
+    expect(encode('Heartbeat', 4, { errorCode: 27 })).toEqual(new Bytes().i32(0).i16(27).tags().buffer);
+    const leave = new Bytes().cstr('g').carr(1).cstr('m-1').cstr(null).cstr('shutting down').tags().tags();
+    expect(decode('LeaveGroup', 5, leave)).toEqual({ groupId: 'g', members: [{ memberId: 'm-1', groupInstanceId: null }] });
+    const left = { errorCode: 0, members: [{ memberId: 'm-1', groupInstanceId: null, errorCode: 0 }] };
+    expect(encode('LeaveGroup', 4, left)).toEqual(new Bytes().i32(0).i16(0).carr(1).cstr('m-1').cstr(null).i16(0).tags().tags().buffer);
   });
 
   it('a tagged field a client sends is skipped, whatever its tag, and the fields after it are read', () => {

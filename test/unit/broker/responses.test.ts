@@ -158,7 +158,7 @@ const CASES: Record<string, { response: unknown; check: (decoded: Decoded, versi
     },
   },
   FindCoordinator: {
-    response: { errorCode: 0, errorMessage: null, nodeId: 7, host: 'broker.example', port: 9093 },
+    response: { coordinators: [{ key: 'g', errorCode: 0, errorMessage: null, nodeId: 7, host: 'broker.example', port: 9093 }] },
     check(d) {
       expect(d.coordinator).toEqual({ nodeId: 7, host: 'broker.example', port: 9093 });
     },
@@ -542,6 +542,16 @@ describe('responses decode with kafkajs 2.2.4', () => {
       'EndTxn-v3',
       'EndTxn-v4',
       'Fetch-v12',
+      'FindCoordinator-v3',
+      'FindCoordinator-v4',
+      'FindCoordinator-v5',
+      'Heartbeat-v4',
+      'JoinGroup-v6',
+      'JoinGroup-v7',
+      'JoinGroup-v8',
+      'JoinGroup-v9',
+      'LeaveGroup-v4',
+      'LeaveGroup-v5',
       'InitProducerId-v2',
       'InitProducerId-v3',
       'InitProducerId-v4',
@@ -569,6 +579,8 @@ describe('responses decode with kafkajs 2.2.4', () => {
       'Produce-v11',
       'Produce-v8',
       'Produce-v9',
+      'SyncGroup-v4',
+      'SyncGroup-v5',
       'TxnOffsetCommit-v3',
       'TxnOffsetCommit-v4',
     ];
