@@ -557,7 +557,20 @@ export class LogManager {
       const topics = options.topic === undefined ? [...this.topics.values()] : [this.topicOrThrow(options.topic)];
       const results: CleanResult[] = [];
       let failure: Error | null = null;
-      const logs = topics.flatMap((topic) => (topic.record.config.cleanupPolicy.includes('compact') ? topic.partitions : []));
+      const nowMs = options.nowMs ?? Date.now();
+      const compacted = topics.filter((topic) => topic.record.config.cleanupPolicy.includes('compact'));
+      if (compacted.length === 0) return results;
+      // Made on the first compacted topic only: its offset map is cleanerOffsetMapBytes of memory.
+      this.cleaner ??= new LogCleaner({
+        offsetMapBytes: this.options.cleanerOffsetMapBytes,
+        decompressedBatchBytesMax: this.options.decompressedBatchBytesMax,
+      });
+      const cleaner = this.cleaner;
+      const logs: PartitionLog[] = [];
+      for (const topic of compacted) {
+        for (const log of topic.partitions) if (await cleaner.hasWork(log, nowMs, options.force === true)) logs.push(log);
+      }
+      // Nothing to clean: no recovery points to record either (the timer runs every cleanerBackoffMs).
       if (logs.length === 0) return results;
       // A crash after a clean reopens from the recovery points in the file: record them now, and clean only below them.
       const recorded = await this.maintenanceJobs.run(async () => {
@@ -566,12 +579,8 @@ export class LogManager {
       });
       for (const log of logs) {
         if (this.closed) break;
-        this.cleaner ??= new LogCleaner({
-          offsetMapBytes: this.options.cleanerOffsetMapBytes,
-          decompressedBatchBytesMax: this.options.decompressedBatchBytesMax,
-        });
         try {
-          const result = await this.cleaner.clean(log, options.nowMs ?? Date.now(), options.force === true, recorded.get(log) ?? -1);
+          const result = await cleaner.clean(log, nowMs, options.force === true, recorded.get(log) ?? -1);
           if (result === null) continue;
           results.push(result);
           this.logger.info({ ...result }, 'log cleaner cleaned a partition');

@@ -1086,7 +1086,11 @@ export class PartitionLog {
    * idempotent producer's latest batch (kept, possibly emptied, so that a
    * replay finds every producer's last sequence). Empty when closed or offline.
    */
-  cleanerView(recordedPointBase = Infinity): {
+  cleanerView(
+    recordedPointBase = Infinity,
+    /** False: ignore the recovery point (to estimate the work a clean would have once the point is recorded anew). */
+    recoveryPointApplies = true,
+  ): {
     dir: string;
     config: TopicConfig;
     logStartOffset: number;
@@ -1105,7 +1109,7 @@ export class PartitionLog {
     };
     if (this.closed || this.offline) return view;
     const stable = this.lastStableOffset;
-    const pointBase = Math.min(recoveryPointBase, recordedPointBase);
+    const pointBase = recoveryPointApplies ? Math.min(recoveryPointBase, recordedPointBase) : Infinity;
     for (const segment of this.segments.slice(0, -1)) {
       if (segment.baseOffset >= pointBase || segment.nextOffset > stable || !segment.isSealed) break;
       view.segments.push(segment);

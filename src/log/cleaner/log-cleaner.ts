@@ -116,6 +116,21 @@ export class LogCleaner {
   }
 
   /**
+   * Whether {@link clean} would find work on `log` once its recovery point
+   * is recorded anew (the recovery point is left out: the log manager
+   * records it only when some partition has work, so as not to checkpoint
+   * every cleanerBackoffMs for nothing).
+   * @throws ConcordatError STORAGE_CORRUPT when the cleaner point file is damaged
+   */
+  async hasWork(log: PartitionLog, nowMs: number, force = false): Promise<boolean> {
+    const view = log.cleanerView(Infinity, false);
+    if (!view.config.cleanupPolicy.includes('compact') || view.segments.length === 0) return false;
+    const point = await readCleanerPoint(view.dir);
+    const firstDirty = Math.max(view.logStartOffset, point?.offset ?? 0);
+    return this.whyNot(cleanable(view.segments, view.config, nowMs), firstDirty, view.config, force) === null;
+  }
+
+  /**
    * Cleans one partition if its topic compacts and it has enough dirty bytes
    * (any, with `force`). `recordedPointBase`: see PartitionLog.cleanerView.
    * Returns what it did, or null when there was nothing to do.
