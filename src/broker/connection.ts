@@ -1,3 +1,7 @@
+/*
+ * One client connection to the broker: framing (a 4-byte size, then the request), the request header, authentication
+ * state, and in-order responses with back-pressure. One concept.
+ */
 import type { Socket } from 'node:net';
 import { ConcordatError, describeError, ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/index.js';

@@ -1,3 +1,8 @@
+/*
+ * One partition's log: offsets, segments, the high watermark, idempotent producers' state and its snapshots, the open and
+ * recovery path, retention and the cleaner's segment swap. Over 400 lines and more than one concept: Kafka splits the
+ * producer-state snapshots (ProducerStateManager) and the open path (LogLoader) out of it, and so should this file.
+ */
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FlushMode, type TopicConfig } from '../config/index.js';

@@ -1,3 +1,7 @@
+/*
+ * One log segment: its .log, .index and .timeindex files, appends, reads by offset and time, and recovery after a crash.
+ * One concept, over 400 lines because a segment's file format and its recovery checks stay together.
+ */
 import { stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConcordatError, ErrorCode } from '../errors.js';

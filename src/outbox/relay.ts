@@ -1,3 +1,7 @@
+/*
+ * The outbox relay of one process: the shards it owns (leases), its lanes, its wake-ups (in memory and LISTEN), and turning
+ * claimed rows into transport records. One concept, over 400 lines with the contracts of its lag and status readings.
+ */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';

@@ -1,3 +1,7 @@
+/*
+ * ConcordatApp: an app's life (create, start, stop), what it binds in the container and the entry points users call
+ * (transaction, request, stats). One concept, over 400 lines with the contracts of its public methods.
+ */
 import { join } from 'node:path';
 import { Container, type Newable } from 'inversify';
 import type { DataSource } from 'typeorm';

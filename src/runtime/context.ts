@@ -1,3 +1,7 @@
+/*
+ * The contexts a handler or a transaction sees: TransactionContext (publish, request, cancelScheduled) and MessageContext
+ * (the delivered message), and runTransaction. One concept, over 400 lines with the overloads of publish and request.
+ */
 import type { DataSource, EntityManager } from 'typeorm';
 import type { CommitStages } from './commit-stages.js';
 import { validateTopicName } from '../log/index.js';

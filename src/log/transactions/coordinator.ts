@@ -1,3 +1,7 @@
+/*
+ * Kafka's transaction coordinator (KIP-98) for the log: each transactional ID's state machine, markers, timeouts, and
+ * its durable state. One concept, over 400 lines because the state machine's transitions stay together.
+ */
 import type { CompiledTransactionCoordinatorOptions } from '../../config/index.js';
 import { ConcordatError, ErrorCode } from '../../errors.js';
 import type { Logger } from '../../observability/index.js';

@@ -1,3 +1,7 @@
+/*
+ * The global-transaction coordinator service: its reply handler, its scans (deadlines, resends, cleanup) and its
+ * co-located replies; the state machine itself is protocol.ts. One concept.
+ */
 import { inject, optional } from 'inversify';
 import { compileCoordinatorOptions, type CompiledCoordinatorOptions, type CoordinatorOptions } from '../../config/index.js';
 import { describeError } from '../../errors.js';

@@ -1,3 +1,7 @@
+/*
+ * A 2PC participant: prepare (PREPARE TRANSACTION), commit and rollback of prepared transactions, behind the fence. One
+ * concept.
+ */
 import type { PoolClient, QueryResult } from 'pg';
 import type { DataSource, QueryRunner } from 'typeorm';
 import { describeError, isRetriable } from '../../errors.js';

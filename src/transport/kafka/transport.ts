@@ -1,3 +1,7 @@
+/*
+ * The kafkajs transport's producer side and its admin (topics, retention, lag); the subscription is in subscription.ts,
+ * kafkajs error translation in errors.ts. One concept, over 400 lines with the option mapping onto kafkajs.
+ */
 import { readFile } from 'node:fs/promises';
 import type { ConnectionOptions } from 'node:tls';
 import {
