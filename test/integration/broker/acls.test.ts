@@ -3,11 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AclOperationTypes, AclPermissionTypes, AclResourceTypes, Kafka, logLevel, ResourcePatternTypes, type AclEntry, type Consumer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Reader } from '../../../src/broker/codec/reader.js';
+import { Writer } from '../../../src/broker/codec/writer.js';
 import { startBroker, type Broker } from '../../../src/broker/index.js';
 import { until } from '../../../src/testing/index.js';
 import { DEBIAN_PYTHON, startTestBroker, testNeedsTools, uniqueName, type TestBroker } from './helpers/broker.js';
 import { makeCertificates } from './helpers/certificates.js';
 import { run, runOk } from './helpers/process.js';
+import { RawClient } from './helpers/raw-client.js';
 
 /**
  * ACLs with kafkajs: CreateAcls, DescribeAcls and DeleteAcls from its
@@ -471,6 +474,77 @@ describe('mutual TLS principals', () => {
     } finally {
       await tls.stop();
       await rm(certDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the flexible versions on the wire (no client at hand sends them)', () => {
+  it('CreateAcls v3, DescribeAcls v2 and DeleteAcls v3 round-trip, and a bad binding gets INVALID_REQUEST with the reason', async () => {
+    // No SASL: the connection is User:ANONYMOUS, made a super user here.
+    const wire: TestBroker = await startTestBroker({ authorizer: { superUsers: ['User:ANONYMOUS'] } });
+    const client = await RawClient.connect(wire.port);
+    const exchange = async (apiKey: number, version: number, body: Writer): Promise<Reader> => {
+      client.send(apiKey, version, 7, body.toBuffer(), true);
+      const r = new Reader(await client.readFrame());
+      expect(r.int32()).toBe(7);
+      r.taggedFields(); // response header v1
+      expect(r.int32()).toBe(0); // throttle_time_ms
+      return r;
+    };
+    const filter = (w: Writer) => w.int8(2).compactNullableString('wire-topic').int8(1).compactNullableString(null).compactNullableString(null).int8(1).int8(1);
+    try {
+      const creations = new Writer().compactArray(
+        [
+          ['wire-topic', 'User:alice'],
+          ['wire-topic', 'alice'],
+        ],
+        (w, [name, principal]) => w.int8(2).compactString(name!).int8(3).compactString(principal!).compactString('*').int8(3).int8(3).emptyTaggedFields(),
+      );
+      const created = await exchange(30, 3, creations.emptyTaggedFields());
+      expect(
+        created.compactArray((r) => {
+          const result = [r.int16(), r.compactNullableString()];
+          r.taggedFields();
+          return result;
+        }),
+      ).toEqual([
+        [0, null],
+        [42, 'principal "alice" is not of the form Type:name (e.g. User:alice)'],
+      ]);
+
+      const described = await exchange(29, 2, filter(new Writer()).emptyTaggedFields());
+      expect([described.int16(), described.compactNullableString()]).toEqual([0, null]);
+      const resources = described.compactArray((r) => {
+        const resource = [r.int8(), r.compactString(), r.int8()] as unknown[];
+        resource.push(
+          r.compactArray((a) => {
+            const entry = [a.compactString(), a.compactString(), a.int8(), a.int8()];
+            a.taggedFields();
+            return entry;
+          }),
+        );
+        r.taggedFields();
+        return resource;
+      });
+      expect(resources).toEqual([[2, 'wire-topic', 3, [['User:alice', '*', 3, 3]]]]);
+
+      const deleted = await exchange(31, 3, new Writer().compactArray([0], (w) => filter(w).emptyTaggedFields()).emptyTaggedFields());
+      const results = deleted.compactArray((r) => {
+        const result = [r.int16(), r.compactNullableString()] as unknown[];
+        result.push(
+          r.compactArray((m) => {
+            const acl = [m.int16(), m.compactNullableString(), m.int8(), m.compactString(), m.int8(), m.compactString(), m.compactString(), m.int8(), m.int8()];
+            m.taggedFields();
+            return acl;
+          }),
+        );
+        r.taggedFields();
+        return result;
+      });
+      expect(results).toEqual([[0, null, [[0, null, 2, 'wire-topic', 3, 'User:alice', '*', 3, 3]]]]);
+    } finally {
+      client.close();
+      await wire.stop();
     }
   });
 });
