@@ -290,10 +290,14 @@ describe('consuming', () => {
     await admin.createTopics({ topics: [{ topic, numPartitions: partitions }] });
     const producer = kafka.producer();
     await producer.connect();
-    for (let p = 0; p < partitions; p += 1) {
-      await producer.send({ topic, messages: Array.from({ length: perPartition }, (_, i) => ({ partition: p, value: `${p}:${i}` })) });
-    }
-    await producer.disconnect();
+    // Two rounds of records: the second after the rebalance that follows the kill, so that a and b both have work then
+    // (under load c may have finished its partitions before it was killed, and b would have nothing left to commit).
+    const produceRound = async (round: number): Promise<void> => {
+      for (let p = 0; p < partitions; p += 1) {
+        await producer.send({ topic, messages: Array.from({ length: perPartition }, (_, i) => ({ partition: p, value: `${p}:${round}:${i}` })) });
+      }
+    };
+    await produceRound(0);
 
     const events: MemberEvent[] = [];
     const record = (event: MemberEvent) => events.push(event);
@@ -317,6 +321,7 @@ describe('consuming', () => {
         { timeoutMs: 40_000, message: 'a and b to share all partitions after c was killed' },
       );
       const rebalancedAt = events.length;
+      await produceRound(1);
       await until(() => events.slice(rebalancedAt).filter((e) => e.member === 'b' && e.event === 'committed').length >= 3, {
         timeoutMs: 40_000,
         message: 'b committing again',
@@ -325,13 +330,14 @@ describe('consuming', () => {
       await until(
         async () => {
           const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
-          return offsets!.partitions.every((p) => p.offset === String(perPartition));
+          return offsets!.partitions.every((p) => p.offset === String(2 * perPartition));
         },
         { timeoutMs: 60_000, message: 'the group to commit every record' },
       );
     } finally {
       child.kill('SIGKILL');
       await a.stop();
+      await producer.disconnect();
     }
 
     // The committed view: for each partition, every offset committed by exactly one member.
@@ -350,7 +356,7 @@ describe('consuming', () => {
       expect(
         (views.get(p) ?? []).sort((x, y) => x - y),
         `partition ${p}`,
-      ).toEqual(Array.from({ length: perPartition }, (_, i) => i));
+      ).toEqual(Array.from({ length: 2 * perPartition }, (_, i) => i));
     }
     // All three really took part, and the kill and the leave both caused reassignments.
     expect(['a', 'b', 'c'].map((m) => committed(m) > 0)).toEqual([true, true, true]);
