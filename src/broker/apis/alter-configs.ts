@@ -1,5 +1,5 @@
 /**
- * AlterConfigs (key 33), v0-v1: replaces the whole set of configs of topics.
+ * AlterConfigs (key 33), v0-v2 (v2 flexible, KIP-482): replaces the whole set of configs of topics.
  * kafkajs 2.2.4 (`admin.alterConfigs`) sends v0-v1, librdkafka
  * (`rd_kafka_AlterConfigs`) v0-v1, kafka-python 2.0.2 (`alter_configs`) v0-v1.
  *
@@ -27,6 +27,10 @@
  * INVALID_TOPIC_EXCEPTION, INVALID_REQUEST (broker resources: nothing is
  * dynamic). Each resource succeeds or fails alone; validate_only checks
  * without changing anything. See ../config-change.ts.
+ *
+ * v2 is v1, flexible (compact strings and arrays, a TAG_BUFFER after each struct);
+ * librdkafka 2.12 sends it.
+ * Source: clients/src/main/resources/common/message/AlterConfigs{Request,Response}.json.
  *
  * @module
  */
@@ -64,16 +68,24 @@ export const alterConfigs = defineApi<AlterConfigsRequest, AlterConfigsResponse>
   key: 33,
   name: 'AlterConfigs',
   minVersion: 0,
-  maxVersion: 1,
-  flexibleVersion: null,
+  maxVersion: 2,
+  flexibleVersion: 2,
 
   decode(reader) {
-    const resources = reader.array((r) => ({
-      resourceType: r.int8(),
-      resourceName: r.string(),
-      configs: r.array((c) => ({ name: c.string(), value: c.nullableString() })),
-    }));
-    return { resources, validateOnly: reader.boolean() };
+    const resources = reader.flexArray((r) => {
+      const resourceType = r.int8();
+      const resourceName = r.flexString();
+      const configs = r.flexArray((c) => {
+        const config = { name: c.flexString(), value: c.flexNullableString() };
+        c.flexTags();
+        return config;
+      });
+      r.flexTags();
+      return { resourceType, resourceName, configs };
+    });
+    const request = { resources, validateOnly: reader.boolean() };
+    reader.flexTags();
+    return request;
   },
 
   async handle(request, context) {
@@ -91,7 +103,10 @@ export const alterConfigs = defineApi<AlterConfigsRequest, AlterConfigsResponse>
 
   encode(writer, _version, response) {
     writer.int32(0);
-    writer.array(response.responses, (w, r) => w.int16(r.errorCode).nullableString(r.errorMessage).int8(r.resourceType).string(r.resourceName));
+    writer.flexArray(response.responses, (w, r) =>
+      w.int16(r.errorCode).flexNullableString(r.errorMessage).int8(r.resourceType).flexString(r.resourceName).flexTags(),
+    );
+    writer.flexTags();
   },
 
   errorResponse(request, errorCode) {

@@ -1,5 +1,5 @@
 /**
- * CreateTopics (key 19), v0-v5 (v5 flexible, KIP-482). kafkajs sends up to
+ * CreateTopics (key 19), v0-v6 (v5+ flexible, KIP-482). kafkajs sends up to
  * v3, librdkafka 2.x v4.
  *
  *   CreateTopics Request (Version: 0) => [topics] timeout_ms
@@ -33,6 +33,8 @@
  *       replication_factor => INT16        -1 on error
  *       configs => name value read_only config_source is_sensitive TAG_BUFFER   null on error
  *
+ * v6 is v5 (KIP-599: it lets the broker answer THROTTLING_QUOTA_EXCEEDED,
+ * which this one never does).
  * v4 is v3 with KIP-464's meaning, which every version here has:
  * num_partitions and replication_factor -1 mean the broker's defaults
  * (`defaultPartitions`, and 1).
@@ -93,7 +95,7 @@ export const createTopics = defineApi<CreateTopicsRequest, CreateTopicsResponse>
   key: 19,
   name: 'CreateTopics',
   minVersion: 0,
-  maxVersion: 5,
+  maxVersion: 6,
   flexibleVersion: 5,
 
   decode(reader, version) {

@@ -1,5 +1,5 @@
 /**
- * DeleteGroups (key 42), v0-v1: removes consumer groups and their committed
+ * DeleteGroups (key 42), v0-v2 (v2 flexible, KIP-482): removes consumer groups and their committed
  * offsets. kafkajs 2.2.4 (`admin.deleteGroups`) sends v0-v1, librdkafka
  * (`rd_kafka_DeleteGroups`) v0-v1, kafka-python 2.0.2
  * (`delete_consumer_groups`) v0-v1.
@@ -16,6 +16,9 @@
  * Only a group without members (Empty) is deleted, with its offsets,
  * durably; a group with members gets NON_EMPTY_GROUP, an unknown one
  * GROUP_ID_NOT_FOUND (GroupCoordinator.deleteGroups, Kafka's rules).
+ *
+ * v2 is v1, flexible (compact strings and arrays, a TAG_BUFFER after each struct).
+ * Source: clients/src/main/resources/common/message/DeleteGroups{Request,Response}.json.
  *
  * @module
  */
@@ -40,11 +43,13 @@ export const deleteGroups = defineApi<DeleteGroupsRequest, DeleteGroupsResponse>
   key: 42,
   name: 'DeleteGroups',
   minVersion: 0,
-  maxVersion: 1,
-  flexibleVersion: null,
+  maxVersion: 2,
+  flexibleVersion: 2,
 
   decode(reader) {
-    return { groupsNames: reader.array((r) => r.string()) };
+    const request = { groupsNames: reader.flexArray((r) => r.flexString()) };
+    reader.flexTags();
+    return request;
   },
 
   async handle(request, context) {
@@ -63,7 +68,8 @@ export const deleteGroups = defineApi<DeleteGroupsRequest, DeleteGroupsResponse>
 
   encode(writer, _version, response) {
     writer.int32(0);
-    writer.array(response.results, (w, r) => w.string(r.groupId).int16(r.errorCode));
+    writer.flexArray(response.results, (w, r) => w.flexString(r.groupId).int16(r.errorCode).flexTags());
+    writer.flexTags();
   },
 
   errorResponse(request, errorCode) {

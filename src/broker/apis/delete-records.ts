@@ -1,5 +1,5 @@
 /**
- * DeleteRecords (key 21), v0-v1: moves partitions' log start offsets
+ * DeleteRecords (key 21), v0-v2 (v2 flexible, KIP-482): moves partitions' log start offsets
  * forward. kafkajs 2.2.4 (`admin.deleteTopicRecords`) sends v0-v1,
  * librdkafka (`rd_kafka_DeleteRecords`) v0-v1.
  *
@@ -26,6 +26,9 @@
  * deleted. An offset at or below the current start changes nothing and
  * answers the current start, as Kafka's. Errors: OFFSET_OUT_OF_RANGE
  * (above the high watermark), UNKNOWN_TOPIC_OR_PARTITION.
+ *
+ * v2 is v1, flexible (compact strings and arrays, a TAG_BUFFER after each struct).
+ * Source: clients/src/main/resources/common/message/DeleteRecords{Request,Response}.json.
  *
  * @module
  */
@@ -59,15 +62,23 @@ export const deleteRecords = defineApi<DeleteRecordsRequest, DeleteRecordsRespon
   key: 21,
   name: 'DeleteRecords',
   minVersion: 0,
-  maxVersion: 1,
-  flexibleVersion: null,
+  maxVersion: 2,
+  flexibleVersion: 2,
 
   decode(reader) {
-    const topics = reader.array((t) => ({
-      name: t.string(),
-      partitions: t.array((p) => ({ partitionIndex: p.int32(), offset: p.int64() })),
-    }));
-    return { topics, timeoutMs: reader.int32() };
+    const topics = reader.flexArray((t) => {
+      const name = t.flexString();
+      const partitions = t.flexArray((p) => {
+        const partition = { partitionIndex: p.int32(), offset: p.int64() };
+        p.flexTags();
+        return partition;
+      });
+      t.flexTags();
+      return { name, partitions };
+    });
+    const request = { topics, timeoutMs: reader.int32() };
+    reader.flexTags();
+    return request;
   },
 
   async handle(request, context) {
@@ -82,9 +93,11 @@ export const deleteRecords = defineApi<DeleteRecordsRequest, DeleteRecordsRespon
 
   encode(writer, _version, response) {
     writer.int32(0);
-    writer.array(response.topics, (w, topic) => {
-      w.string(topic.name).array(topic.partitions, (pw, p) => pw.int32(p.partitionIndex).int64(p.lowWatermark).int16(p.errorCode));
+    writer.flexArray(response.topics, (w, topic) => {
+      w.flexString(topic.name).flexArray(topic.partitions, (pw, p) => pw.int32(p.partitionIndex).int64(p.lowWatermark).int16(p.errorCode).flexTags());
+      w.flexTags();
     });
+    writer.flexTags();
   },
 
   errorResponse(request, errorCode) {

@@ -1,5 +1,5 @@
 /**
- * SaslAuthenticate (key 36), v0-v1: one SASL token each way (KIP-152).
+ * SaslAuthenticate (key 36), v0-v2 (v2 flexible, KIP-482): one SASL token each way (KIP-152).
  *
  *   SaslAuthenticate Request (Version: 0-1) => auth_bytes
  *     auth_bytes => BYTES
@@ -16,6 +16,9 @@
  * the broker's `connectionsMaxReauthMs` when this token completed an
  * authentication (0, the default: sessions never end); the client must
  * authenticate again on the connection within it (session.ts).
+ *
+ * v2 is v1, flexible (compact bytes and strings, a TAG_BUFFER ends each struct).
+ * Source: clients/src/main/resources/common/message/SaslAuthenticate{Request,Response}.json.
  *
  * @module
  */
@@ -42,12 +45,14 @@ export const saslAuthenticate = defineApi<SaslAuthenticateRequest, SaslAuthentic
   key: 36,
   name: 'SaslAuthenticate',
   minVersion: 0,
-  maxVersion: 1,
-  flexibleVersion: null,
+  maxVersion: 2,
+  flexibleVersion: 2,
   beforeAuthentication: true,
 
   decode(reader) {
-    return { authBytes: reader.bytes() };
+    const request = { authBytes: reader.flexBytes() };
+    reader.flexTags();
+    return request;
   },
 
   handle(request, context) {
@@ -68,8 +73,9 @@ export const saslAuthenticate = defineApi<SaslAuthenticateRequest, SaslAuthentic
   },
 
   encode(writer, version, response) {
-    writer.int16(response.errorCode).nullableString(response.errorMessage).bytes(response.authBytes);
+    writer.int16(response.errorCode).flexNullableString(response.errorMessage).flexBytes(response.authBytes);
     if (version >= 1) writer.int64(response.sessionLifetimeMs);
+    writer.flexTags();
   },
 
   errorResponse(_request, errorCode) {

@@ -125,6 +125,11 @@ describe('flexible versions against the byte layouts of Kafka’s message specs'
       ApiVersions: 3,
       CreateTopics: 5,
       InitProducerId: 2,
+      SaslAuthenticate: 2,
+      DeleteTopics: 4,
+      DeleteGroups: 2,
+      DeleteRecords: 2,
+      AlterConfigs: 2,
       AddPartitionsToTxn: 3,
       AddOffsetsToTxn: 3,
       EndTxn: 3,
@@ -691,6 +696,45 @@ describe('flexible versions against the byte layouts of Kafka’s message specs'
     expect(decode('LeaveGroup', 5, leave)).toEqual({ groupId: 'g', members: [{ memberId: 'm-1', groupInstanceId: null }] });
     const left = { errorCode: 0, members: [{ memberId: 'm-1', groupInstanceId: null, errorCode: 0 }] };
     expect(encode('LeaveGroup', 4, left)).toEqual(new Bytes().i32(0).i16(0).carr(1).cstr('m-1').cstr(null).i16(0).tags().tags().buffer);
+  });
+
+  it('SaslAuthenticate v2, DeleteGroups v2, DeleteRecords v2, AlterConfigs v2: the v1 fields, compact', () => {
+    expect(decode('SaslAuthenticate', 2, new Bytes().cbytes(Buffer.from('n,,n=u,r=x')).tags())).toEqual({ authBytes: Buffer.from('n,,n=u,r=x') });
+    expect(encode('SaslAuthenticate', 2, { errorCode: 0, errorMessage: null, authBytes: Buffer.from('r=xy'), sessionLifetimeMs: 0 })).toEqual(
+      new Bytes().i16(0).cstr(null).cbytes(Buffer.from('r=xy')).i64(0).tags().buffer,
+    );
+    expect(decode('DeleteGroups', 2, new Bytes().carr(1).cstr('g').tags())).toEqual({ groupsNames: ['g'] });
+    expect(encode('DeleteGroups', 2, { results: [{ groupId: 'g', errorCode: 69 }] })).toEqual(
+      new Bytes().i32(0).carr(1).cstr('g').i16(69).tags().tags().buffer,
+    );
+    expect(decode('DeleteRecords', 2, new Bytes().carr(1).cstr('t').carr(1).i32(0).i64(5).tags().tags().i32(1000).tags())).toEqual({
+      topics: [{ name: 't', partitions: [{ partitionIndex: 0, offset: 5 }] }],
+      timeoutMs: 1000,
+    });
+    expect(encode('DeleteRecords', 2, { topics: [{ name: 't', partitions: [{ partitionIndex: 0, lowWatermark: 5, errorCode: 0 }] }] })).toEqual(
+      new Bytes().i32(0).carr(1).cstr('t').carr(1).i32(0).i64(5).i16(0).tags().tags().tags().buffer,
+    );
+    expect(decode('AlterConfigs', 2, new Bytes().carr(1).i8(2).cstr('t').carr(1).cstr('retention.ms').cstr('1000').tags().tags().bool(true).tags())).toEqual({
+      resources: [{ resourceType: 2, resourceName: 't', configs: [{ name: 'retention.ms', value: '1000' }] }],
+      validateOnly: true,
+    });
+    expect(encode('AlterConfigs', 2, { responses: [{ errorCode: 40, errorMessage: 'no', resourceType: 2, resourceName: 't' }] })).toEqual(
+      new Bytes().i32(0).carr(1).i16(40).cstr('no').i8(2).cstr('t').tags().tags().buffer,
+    );
+  });
+
+  it('DeleteTopics v4-v5: compact; an error message per topic from v5', () => {
+    expect(decode('DeleteTopics', 4, new Bytes().carr(1).cstr('t').i32(1000).tags())).toEqual({ topicNames: ['t'], timeoutMs: 1000 });
+    const response = { responses: [{ name: 't', errorCode: 3, errorMessage: 'unknown topic' }] };
+    expect(encode('DeleteTopics', 4, response)).toEqual(new Bytes().i32(0).carr(1).cstr('t').i16(3).tags().tags().buffer);
+    expect(encode('DeleteTopics', 5, response)).toEqual(new Bytes().i32(0).carr(1).cstr('t').i16(3).cstr('unknown topic').tags().tags().buffer);
+  });
+
+  it('CreateTopics v6 is v5 on the wire', () => {
+    const response = { topics: [{ name: 't', errorCode: 36, errorMessage: 'exists', created: undefined }] };
+    const expected = new Bytes().i32(0).carr(1).cstr('t').i16(36).cstr('exists').i32(-1).i16(-1).carr(null).tags().tags();
+    expect(encode('CreateTopics', 5, response)).toEqual(expected.buffer);
+    expect(encode('CreateTopics', 6, response)).toEqual(expected.buffer);
   });
 
   it('a tagged field a client sends is skipped, whatever its tag, and the fields after it are read', () => {
