@@ -1,5 +1,5 @@
 /**
- * CreatePartitions (key 37), v0-v1: grows topics to a new partition count.
+ * CreatePartitions (key 37), v0-v3 (v2+ flexible, KIP-482): grows topics to a new partition count.
  * kafkajs 2.2.4 (`admin.createPartitions`) sends v0-v1, librdkafka
  * (`rd_kafka_CreatePartitions`, node-rdkafka's `createPartitions`) v0.
  *
@@ -27,6 +27,11 @@
  * UNKNOWN_TOPIC_OR_PARTITION, INVALID_REPLICA_ASSIGNMENT (an assignment per
  * new partition, each naming this broker alone), INVALID_REQUEST (a topic
  * named twice).
+ *
+ * v2 is v1, flexible (compact strings and arrays, a TAG_BUFFER after each
+ * struct, also after each assignment); v3 is v2 (KIP-599: it allows
+ * THROTTLING_QUOTA_EXCEEDED, never sent).
+ * Source: clients/src/main/resources/common/message/CreatePartitions{Request,Response}.json.
  *
  * @module
  */
@@ -68,16 +73,24 @@ export const createPartitions = defineApi<CreatePartitionsRequest, CreatePartiti
   key: 37,
   name: 'CreatePartitions',
   minVersion: 0,
-  maxVersion: 1,
-  flexibleVersion: null,
+  maxVersion: 3,
+  flexibleVersion: 2,
 
   decode(reader) {
-    const topics = reader.array((t) => ({
-      name: t.string(),
-      count: t.int32(),
-      assignments: t.nullableArray((a) => a.array((b) => b.int32())),
-    }));
-    return { topics, timeoutMs: reader.int32(), validateOnly: reader.boolean() };
+    const topics = reader.flexArray((t) => {
+      const name = t.flexString();
+      const count = t.int32();
+      const assignments = t.flexNullableArray((a) => {
+        const brokerIds = a.flexArray((b) => b.int32());
+        a.flexTags();
+        return brokerIds;
+      });
+      t.flexTags();
+      return { name, count, assignments };
+    });
+    const request = { topics, timeoutMs: reader.int32(), validateOnly: reader.boolean() };
+    reader.flexTags();
+    return request;
   },
 
   async handle(request, context) {
@@ -96,7 +109,8 @@ export const createPartitions = defineApi<CreatePartitionsRequest, CreatePartiti
 
   encode(writer, _version, response) {
     writer.int32(0);
-    writer.array(response.results, (w, r) => w.string(r.name).int16(r.errorCode).nullableString(r.errorMessage));
+    writer.flexArray(response.results, (w, r) => w.flexString(r.name).int16(r.errorCode).flexNullableString(r.errorMessage).flexTags());
+    writer.flexTags();
   },
 
   errorResponse(request, errorCode) {

@@ -130,6 +130,7 @@ describe('flexible versions against the byte layouts of Kafka’s message specs'
       DeleteGroups: 2,
       DeleteRecords: 2,
       AlterConfigs: 2,
+      CreatePartitions: 2,
       AddPartitionsToTxn: 3,
       AddOffsetsToTxn: 3,
       EndTxn: 3,
@@ -735,6 +736,19 @@ describe('flexible versions against the byte layouts of Kafka’s message specs'
     const expected = new Bytes().i32(0).carr(1).cstr('t').i16(36).cstr('exists').i32(-1).i16(-1).carr(null).tags().tags();
     expect(encode('CreateTopics', 5, response)).toEqual(expected.buffer);
     expect(encode('CreateTopics', 6, response)).toEqual(expected.buffer);
+  });
+
+  it('CreatePartitions v2-v3: compact, a tag buffer after each assignment', () => {
+    const body = new Bytes().carr(1).cstr('t').i32(3).carr(1).carr(1).i32(1).tags().tags().i32(1000).bool(false).tags();
+    expect(decode('CreatePartitions', 3, body)).toEqual({ topics: [{ name: 't', count: 3, assignments: [[1]] }], timeoutMs: 1000, validateOnly: false });
+    expect(decode('CreatePartitions', 2, new Bytes().carr(1).cstr('t').i32(3).carr(null).tags().i32(1000).bool(true).tags())).toEqual({
+      topics: [{ name: 't', count: 3, assignments: null }],
+      timeoutMs: 1000,
+      validateOnly: true,
+    });
+    expect(encode('CreatePartitions', 2, { results: [{ name: 't', errorCode: 37, errorMessage: 'no' }] })).toEqual(
+      new Bytes().i32(0).carr(1).cstr('t').i16(37).cstr('no').tags().tags().buffer,
+    );
   });
 
   it('a tagged field a client sends is skipped, whatever its tag, and the fields after it are read', () => {

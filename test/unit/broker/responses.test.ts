@@ -536,6 +536,8 @@ describe('responses decode with kafkajs 2.2.4', () => {
       'AddPartitionsToTxn-v2',
       'AddPartitionsToTxn-v3',
       'AlterConfigs-v2',
+      'CreatePartitions-v2',
+      'CreatePartitions-v3',
       'CreateTopics-v6',
       'DeleteGroups-v2',
       'DeleteRecords-v2',
