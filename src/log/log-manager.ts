@@ -573,6 +573,9 @@ export class LogManager {
       // Nothing to clean: no recovery points to record either (the timer runs every cleanerBackoffMs).
       if (logs.length === 0) return results;
       // A crash after a clean reopens from the recovery points in the file: record them now, and clean only below them.
+      // Only checkpointNow moves a partition's in-memory point, after open it runs only in this queue, and a point's
+      // segment never moves back: so from this task's end until the clean's, the file (or a write of it under way) holds
+      // these points or later ones, even while a later checkpoint, ahead in memory, is being written (compaction.test.ts).
       const recorded = await this.maintenanceJobs.run(async () => {
         await this.maintenanceJobs.checkpointNow();
         return new Map(logs.map((log) => [log, log.cleanerView().recoveryPointBase]));

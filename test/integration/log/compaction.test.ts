@@ -2,7 +2,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { replaceLogFileSystem, type LogFileSystem } from '../../../src/log/file-system.js';
-import { decodeRecordBatches, LogManager, type LogManagerOptions } from '../../../src/log/index.js';
+import { CLEANER_CHECKPOINT_FILE, decodeRecordBatches, LogManager, type LogManagerOptions } from '../../../src/log/index.js';
+import { readRecoveryPoints, recoveryPointKey, RECOVERY_POINT_FILE } from '../../../src/log/recovery-point.js';
 import { openLog, tempDir } from './helpers.js';
 import { JournalingFileSystem, powerLossCopy } from './power-loss.js';
 
@@ -274,4 +275,99 @@ describe('a crash in the middle of a clean', () => {
       expect(existsSync(join(copy!, 'data', 'crash-0', 'cleaner-swap.checkpoint'))).toBe(false);
     });
   }
+});
+
+/**
+ * The recovery-point file may lag the partitions' in-memory recovery points
+ * while a checkpoint is being written (checkpointNow moves the points, then
+ * writes the file). A clean must stop below the point in the file, not the
+ * one in memory: otherwise a crash right after the clean finds the file
+ * naming a segment the clean removed or rewrote (STORAGE_CORRUPT). cleanLogs
+ * records the points in the maintenance queue, where every checkpoint
+ * write runs, and cleans below what it recorded; this drives the window:
+ * a periodic checkpoint, moved ahead in memory but held before its rename,
+ * while the clean takes its view and swaps.
+ */
+describe('a clean and a checkpoint being written', () => {
+  it('the clean stops at the recovery point in the file, so a power loss right after it reopens the log', async () => {
+    const root = await tempDir('concordat-clean-rp-');
+    const journalDir = join(root, 'journal');
+    const dataDir = join(root, 'data');
+    const journaling = new JournalingFileSystem(journalDir);
+    const POINTS_TMP = `${RECOVERY_POINT_FILE}.tmp`;
+    let stage: 'idle' | 'recording' | 'recorded' | 'late' = 'idle';
+    let log!: LogManager;
+    const written: Written[] = [];
+    let late: Promise<void> | null = null;
+    let lateAtRename!: () => void;
+    const lateReachedRename = new Promise<void>((resolve) => (lateAtRename = resolve));
+    let releaseLate!: () => void;
+    const lateReleased = new Promise<void>((resolve) => (releaseLate = resolve));
+    const seam: LogFileSystem = {
+      open: (path, flags) => journaling.open(path, flags),
+      unlink: (path) => journaling.unlink(path),
+      rm: (path, options) => journaling.rm(path, options),
+      mkdir: (path, options) => journaling.mkdir(path, options),
+      async rename(from, to) {
+        if (from.endsWith(POINTS_TMP) && stage === 'recording') {
+          await journaling.rename(from, to);
+          stage = 'recorded';
+          return;
+        }
+        if (from.endsWith(POINTS_TMP) && stage === 'late') {
+          lateAtRename();
+          await lateReleased;
+        }
+        return journaling.rename(from, to);
+      },
+      async readFile(path) {
+        // The clean reads its cleaner point right before it takes the view of its first pass: the log grows meanwhile,
+        // and a periodic checkpoint moves the in-memory recovery point past the recorded one (its file write held).
+        if (stage === 'recorded' && path.endsWith(CLEANER_CHECKPOINT_FILE)) {
+          stage = 'late';
+          written.push(...(await fill(log, 'rp', 6, 12)));
+          // Larger groups: a swap then removes every segment of its group but the first.
+          await log.alterTopicConfig('rp', { segmentBytes: 16 * 1024 });
+          late = log.checkpointRecoveryPoints();
+          await lateReachedRename;
+        }
+        return journaling.readFile(path);
+      },
+    };
+    const restore = replaceLogFileSystem(seam);
+    onTestFinished(() => {
+      releaseLate();
+      restore();
+      journaling.close();
+    });
+    log = await LogManager.open({ ...QUIET, dataDir });
+    onTestFinished(() => log.close().catch(() => {}));
+    await log.createTopic('rp', { partitions: 1, config: COMPACT });
+    // A first clean, then more records: the clean under test has cleaned and dirty segments.
+    written.push(...(await fill(log, 'rp', 6, 25)));
+    await log.cleanLogs({ nowMs: T0 + 10_000 });
+    written.push(...(await fill(log, 'rp', 6, 10)));
+
+    stage = 'recording';
+    const [result] = await log.cleanLogs({ nowMs: T0 + 10_000 });
+    expect(stage).toBe('late');
+    // Power lost right after the clean, the checkpoint still being written: the file holds the recorded points.
+    const copy = await tempDir('concordat-clean-rp-after-');
+    powerLossCopy(root, journalDir, copy);
+    releaseLate();
+    await late;
+    restore();
+    const recorded = (await readRecoveryPoints(join(copy, 'data'))).get(recoveryPointKey('rp', 0))!;
+    const latest = (await readRecoveryPoints(dataDir)).get(recoveryPointKey('rp', 0))!;
+    // The clean stopped at the recorded point: the window was open (the in-memory point, now in the file, was segments
+    // ahead of it during the clean), and cleaning up to the in-memory point would have removed the recorded point's segment.
+    expect(latest.segmentBase).toBeGreaterThan(recorded.segmentBase);
+    expect(result!.cleanedThrough).toBe(recorded.segmentBase);
+    expect(existsSync(join(copy, 'data', 'rp-0', `${String(recorded.segmentBase).padStart(20, '0')}.log`))).toBe(true);
+    // It reopens with the records the clean left (a clean up to the in-memory point made this open fail with STORAGE_CORRUPT).
+    const records = await readKeyed(log, 'rp');
+    expect(records).toEqual(expectedAfterClean(written, result!.cleanedThrough));
+    const reopened = await openLog(join(copy, 'data'), QUIET);
+    expect(await readKeyed(reopened, 'rp')).toEqual(records);
+  });
 });
