@@ -14,7 +14,6 @@ import type { FilePool } from './file-pool.js';
 import { logFs } from './file-system.js';
 import type { GroupCommitFlusher } from './flush.js';
 import type { IndexCache } from './index-cache.js';
-import { INDEX_ENTRY_BYTES } from './offset-index.js';
 import { readLogStartOffset, writeLogStartOffset } from './log-start-offset.js';
 import { recompressBatches } from './recompress.js';
 import { ProducerStateManager, type PendingProducerBatch, type ProducerCheck, type ProducerSnapshot } from './producer-state.js';
@@ -29,9 +28,8 @@ import {
   type AppendBatchesInfo,
 } from './record-batch.js';
 import type { RecoveryPoint } from './recovery-point.js';
-import { Segment, segmentFileName, type SegmentConfig, type SegmentEnv, type SegmentEvent } from './segment.js';
+import { Segment, segmentConfigOf, segmentFileName, type SegmentEnv, type SegmentEvent } from './segment.js';
 import { storageWriteError } from './storage-error.js';
-import { TIME_INDEX_ENTRY_BYTES } from './time-index.js';
 import { readCleanerPoint } from './cleaner/cleaner-point.js';
 import { recoverSwap } from './cleaner/swap.js';
 import { encodeMarkerBatch, hasTransactionalBatch, PartitionTransactions, type AbortedTransaction, type TransactionMarker } from './transaction-index.js';
@@ -366,7 +364,7 @@ export class PartitionLog {
   /** Creates the partition directory with an empty first segment. */
   static async create(ctx: PartitionLogContext): Promise<PartitionLog> {
     await logFs().mkdir(ctx.dir, { recursive: true });
-    const segment = await Segment.create(ctx.dir, 0, segmentConfig(ctx.config), segmentEnv(ctx));
+    const segment = await Segment.create(ctx.dir, 0, segmentConfigOf(ctx.config), segmentEnv(ctx));
     await fsyncDir(ctx.dir);
     return new PartitionLog(ctx, [segment], null);
   }
@@ -467,7 +465,7 @@ export class PartitionLog {
   /** Applies a changed topic config to this partition (segments keep their files). */
   updateConfig(config: TopicConfig): void {
     this.config = config;
-    for (const segment of this.segments) segment.setConfig(segmentConfig(config));
+    for (const segment of this.segments) segment.setConfig(segmentConfigOf(config));
     this.stopFlushTimer();
     this.startFlushTimer();
   }
@@ -730,7 +728,7 @@ export class PartitionLog {
     if (this.failure !== null) return;
     const previous = this.active;
     await previous.seal();
-    const segment = await Segment.create(this.ctx.dir, baseOffset, segmentConfig(this.config), segmentEnv(this.ctx));
+    const segment = await Segment.create(this.ctx.dir, baseOffset, segmentConfigOf(this.config), segmentEnv(this.ctx));
     try {
       await fsyncDir(this.ctx.dir);
     } catch (error) {
@@ -1149,7 +1147,7 @@ export class PartitionLog {
       let segment: Segment;
       try {
         await commit();
-        segment = await Segment.openSealed(this.ctx.dir, old[0]!.baseOffset, segmentConfig(this.config), segmentEnv(this.ctx), nextBase, true);
+        segment = await Segment.openSealed(this.ctx.dir, old[0]!.baseOffset, segmentConfigOf(this.config), segmentEnv(this.ctx), nextBase, true);
       } catch (error) {
         this.offline = true;
         this.failure = storageError(this.ctx, error);
@@ -1441,16 +1439,6 @@ function resultOf(append: PendingAppend, logStartOffset: number, partition: numb
   return result;
 }
 
-function segmentConfig(config: TopicConfig): SegmentConfig {
-  return {
-    segmentBytes: config.segmentBytes,
-    segmentMs: config.segmentMs,
-    indexIntervalBytes: config.indexIntervalBytes,
-    maxIndexEntries: Math.max(1, Math.floor(config.segmentIndexBytes / INDEX_ENTRY_BYTES)),
-    maxTimeIndexEntries: Math.max(1, Math.floor(config.segmentIndexBytes / TIME_INDEX_ENTRY_BYTES)),
-  };
-}
-
 function segmentEnv(ctx: PartitionLogContext): SegmentEnv {
   return {
     pool: ctx.pool,
@@ -1472,7 +1460,7 @@ async function openSegments(
   segments: Segment[],
   compactedBelow: number,
 ): Promise<PartitionRecovery> {
-  const config = segmentConfig(ctx.config);
+  const config = segmentConfigOf(ctx.config);
   const env = segmentEnv(ctx);
   const last = bases.length - 1;
   const recovery: PartitionRecovery = {

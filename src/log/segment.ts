@@ -4,12 +4,13 @@
  */
 import { stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { TopicConfig } from '../config/index.js';
 import { ConcordatError, ErrorCode } from '../errors.js';
 import type { FilePool } from './file-pool.js';
 import { logFs } from './file-system.js';
 import type { IndexCache, IndexHolder } from './index-cache.js';
 import { createIndexFile } from './index-file.js';
-import { MAX_RELATIVE_OFFSET, OffsetIndex } from './offset-index.js';
+import { INDEX_ENTRY_BYTES, MAX_RELATIVE_OFFSET, OffsetIndex } from './offset-index.js';
 import {
   BASE_OFFSET_OFFSET,
   BATCH_LENGTH_OFFSET,
@@ -23,7 +24,7 @@ import {
   readInt64,
   RECORD_BATCH_HEADER_BYTES,
 } from './record-batch.js';
-import { TimeIndex } from './time-index.js';
+import { TIME_INDEX_ENTRY_BYTES, TimeIndex } from './time-index.js';
 
 /** Settings a segment reads; the partition may change them (topic config updates). */
 export interface SegmentConfig {
@@ -37,6 +38,17 @@ export interface SegmentConfig {
   maxIndexEntries: number;
   /** segmentIndexBytes / 12. */
   maxTimeIndexEntries: number;
+}
+
+/** A topic's segment settings: its config's sizes and times, and its index size in entries of each index. */
+export function segmentConfigOf(config: TopicConfig): SegmentConfig {
+  return {
+    segmentBytes: config.segmentBytes,
+    segmentMs: config.segmentMs,
+    indexIntervalBytes: config.indexIntervalBytes,
+    maxIndexEntries: Math.max(1, Math.floor(config.segmentIndexBytes / INDEX_ENTRY_BYTES)),
+    maxTimeIndexEntries: Math.max(1, Math.floor(config.segmentIndexBytes / TIME_INDEX_ENTRY_BYTES)),
+  };
 }
 
 /** A repair or finding, reported to the partition (which logs it and keeps it for `LogManager.recoveryReport`). */

@@ -1,10 +1,9 @@
 import type { TopicConfig } from '../../config/index.js';
 import { ConcordatError, ErrorCode } from '../../errors.js';
-import { INDEX_ENTRY_BYTES, MAX_RELATIVE_OFFSET } from '../offset-index.js';
+import { MAX_RELATIVE_OFFSET } from '../offset-index.js';
 import type { PartitionLog } from '../partition-log.js';
 import { BATCH_LENGTH_OFFSET, LAST_OFFSET_DELTA_OFFSET, LOG_OVERHEAD, PRODUCER_ID_OFFSET, readInt64, RECORDS_COUNT_OFFSET } from '../record-batch.js';
-import type { Segment, SegmentConfig } from '../segment.js';
-import { TIME_INDEX_ENTRY_BYTES } from '../time-index.js';
+import { segmentConfigOf, type Segment } from '../segment.js';
 import { filterBatch, forEachRecord, isTransactionalOrControl } from './batch-filter.js';
 import { CleanedSegmentWriter } from './cleaned-segment.js';
 import { readCleanerPoint, writeCleanerPoint, type CleanerPoint } from './cleaner-point.js';
@@ -389,14 +388,4 @@ async function eachBatch(
     position += chunk.length;
   }
   return 0;
-}
-
-function segmentConfigOf(config: TopicConfig): SegmentConfig {
-  return {
-    segmentBytes: config.segmentBytes,
-    segmentMs: config.segmentMs,
-    indexIntervalBytes: config.indexIntervalBytes,
-    maxIndexEntries: Math.max(1, Math.floor(config.segmentIndexBytes / INDEX_ENTRY_BYTES)),
-    maxTimeIndexEntries: Math.max(1, Math.floor(config.segmentIndexBytes / TIME_INDEX_ENTRY_BYTES)),
-  };
 }
