@@ -45,6 +45,9 @@ describe('order saga demo in separate processes, end to end on a small orders fi
       partitions: 4,
       timeoutMs: 150_000,
       ratePerSecond: 10,
+      // Longer than a killed unit's restart (about 6 s): with the default 5 s, orders stalled by a kill could be cancelled by
+      // their payment deadline first, and the run could end with no order cancelled for stock (seen once in CI).
+      paymentTimeoutMs: 60_000,
       onSupervisor: (s) => {
         supervisor = s;
       },
