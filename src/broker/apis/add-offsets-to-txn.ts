@@ -24,8 +24,8 @@
  */
 
 import { AclOperation, groupAuthorized, transactionalIdAuthorized } from '../acl/index.js';
-import { ConcordatError } from '../../errors.js';
-import { KafkaError, transactionErrorCodeOf } from '../codec/error-codes.js';
+import { KafkaError } from '../codec/error-codes.js';
+import { transactionCallErrorCode } from './answers.js';
 import { defineApi } from './api.js';
 
 /** An AddOffsetsToTxn request body, decoded (grammar in the file header). */
@@ -59,13 +59,11 @@ export const addOffsetsToTxn = defineApi<AddOffsetsToTxnRequest, AddOffsetsToTxn
     if (!transactionalIdAuthorized(context, AclOperation.WRITE, request.transactionalId))
       return { errorCode: KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED };
     if (!groupAuthorized(context, AclOperation.READ, request.groupId)) return { errorCode: KafkaError.GROUP_AUTHORIZATION_FAILED };
-    try {
-      await context.broker.log.transactions.addOffsets(request.transactionalId, request.producerId, request.producerEpoch, request.groupId);
-      return { errorCode: KafkaError.NONE };
-    } catch (error) {
-      if (!(error instanceof ConcordatError)) throw error;
-      return { errorCode: transactionErrorCodeOf(error, context.header.apiVersion >= 2) };
-    }
+    const errorCode = await transactionCallErrorCode(
+      () => context.broker.log.transactions.addOffsets(request.transactionalId, request.producerId, request.producerEpoch, request.groupId),
+      context.header.apiVersion >= 2,
+    );
+    return { errorCode };
   },
 
   encode(writer, _version, response) {

@@ -37,6 +37,7 @@
 import { AclOperation, topicAuthorized, transactionalIdAuthorized } from '../acl/index.js';
 import { ConcordatError } from '../../errors.js';
 import { KafkaError, transactionErrorCodeOf, transactionErrorCodeOfName } from '../codec/error-codes.js';
+import { answerEachPartition } from './answers.js';
 import { defineApi } from './api.js';
 
 /** An AddPartitionsToTxn request body, decoded (grammar in the file header). */
@@ -84,12 +85,9 @@ export const addPartitionsToTxn = defineApi<AddPartitionsToTxnRequest, AddPartit
     const refused = new Set(request.topics.filter((t) => !topicAuthorized(context, AclOperation.WRITE, t.name)).map((t) => t.name));
     if (refused.size > 0) {
       return {
-        topics: request.topics.map((t) => ({
-          name: t.name,
-          partitions: t.partitions.map((partitionIndex) => ({
-            partitionIndex,
-            errorCode: refused.has(t.name) ? KafkaError.TOPIC_AUTHORIZATION_FAILED : KafkaError.OPERATION_NOT_ATTEMPTED,
-          })),
+        topics: answerEachPartition(request.topics, (partitionIndex, topic) => ({
+          partitionIndex,
+          errorCode: refused.has(topic) ? KafkaError.TOPIC_AUTHORIZATION_FAILED : KafkaError.OPERATION_NOT_ATTEMPTED,
         })),
       };
     }
@@ -99,9 +97,9 @@ export const addPartitionsToTxn = defineApi<AddPartitionsToTxnRequest, AddPartit
       const results = await context.broker.log.transactions.addPartitions(request.transactionalId, request.producerId, request.producerEpoch, partitions);
       let i = 0;
       return {
-        topics: request.topics.map((t) => ({
-          name: t.name,
-          partitions: t.partitions.map((partitionIndex) => ({ partitionIndex, errorCode: transactionErrorCodeOfName(results[i++]!.errorCode, fenced) })),
+        topics: answerEachPartition(request.topics, (partitionIndex) => ({
+          partitionIndex,
+          errorCode: transactionErrorCodeOfName(results[i++]!.errorCode, fenced),
         })),
       };
     } catch (error) {
@@ -120,8 +118,6 @@ export const addPartitionsToTxn = defineApi<AddPartitionsToTxnRequest, AddPartit
   },
 
   errorResponse(request, errorCode) {
-    return {
-      topics: request.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((partitionIndex) => ({ partitionIndex, errorCode })) })),
-    };
+    return { topics: answerEachPartition(request.topics, (partitionIndex) => ({ partitionIndex, errorCode })) };
   },
 });

@@ -37,6 +37,7 @@ import { AclOperation, topicAuthorized } from '../acl/index.js';
 import { ConcordatError } from '../../errors.js';
 import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
 import type { RequestContext } from '../context.js';
+import { answerEachPartition } from './answers.js';
 import { defineApi } from './api.js';
 
 /** A DeleteRecords request body, decoded (grammar in the file header). */
@@ -101,12 +102,7 @@ export const deleteRecords = defineApi<DeleteRecordsRequest, DeleteRecordsRespon
   },
 
   errorResponse(request, errorCode) {
-    return {
-      topics: request.topics.map((t) => ({
-        name: t.name,
-        partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, lowWatermark: -1, errorCode })),
-      })),
-    };
+    return { topics: answerEachPartition(request.topics, (p) => ({ partitionIndex: p.partitionIndex, lowWatermark: -1, errorCode })) };
   },
 });
 

@@ -28,8 +28,8 @@
  */
 
 import { AclOperation, transactionalIdAuthorized } from '../acl/index.js';
-import { ConcordatError } from '../../errors.js';
-import { KafkaError, transactionErrorCodeOf } from '../codec/error-codes.js';
+import { KafkaError } from '../codec/error-codes.js';
+import { transactionCallErrorCode } from './answers.js';
 import { defineApi } from './api.js';
 
 /** An EndTxn request body, decoded (grammar in the file header). */
@@ -62,13 +62,11 @@ export const endTxn = defineApi<EndTxnRequest, EndTxnResponse>({
   async handle(request, context) {
     if (!transactionalIdAuthorized(context, AclOperation.WRITE, request.transactionalId))
       return { errorCode: KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED };
-    try {
-      await context.broker.log.transactions.endTransaction(request.transactionalId, request.producerId, request.producerEpoch, request.committed);
-      return { errorCode: KafkaError.NONE };
-    } catch (error) {
-      if (!(error instanceof ConcordatError)) throw error;
-      return { errorCode: transactionErrorCodeOf(error, context.header.apiVersion >= 2) };
-    }
+    const errorCode = await transactionCallErrorCode(
+      () => context.broker.log.transactions.endTransaction(request.transactionalId, request.producerId, request.producerEpoch, request.committed),
+      context.header.apiVersion >= 2,
+    );
+    return { errorCode };
   },
 
   encode(writer, _version, response) {

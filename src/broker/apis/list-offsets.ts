@@ -43,6 +43,7 @@ import { ConcordatError } from '../../errors.js';
 import { AclOperation, topicAuthorized } from '../acl/index.js';
 import { KafkaError, kafkaErrorCodeOf } from '../codec/error-codes.js';
 import type { RequestContext } from '../context.js';
+import { answerEachPartition } from './answers.js';
 import { defineApi } from './api.js';
 
 /** A ListOffsets request body, decoded (grammar in the file header). */
@@ -120,12 +121,7 @@ export const listOffsets = defineApi<ListOffsetsRequest, ListOffsetsResponse>({
   },
 
   errorResponse(request, errorCode) {
-    return {
-      topics: request.topics.map((t) => ({
-        name: t.name,
-        partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode, timestamp: -1, offset: -1 })),
-      })),
-    };
+    return { topics: answerEachPartition(request.topics, (p) => failed(p.partitionIndex, errorCode)) };
   },
 });
 

@@ -45,9 +45,10 @@
  * @module
  */
 
-import { AclOperation, groupAuthorized, topicAuthorized } from '../acl/index.js';
+import { AclOperation, groupAuthorized } from '../acl/index.js';
 import { ConcordatError } from '../../errors.js';
 import { KafkaError, kafkaErrorCodeOf, kafkaErrorCodeOfName } from '../codec/error-codes.js';
+import { answerEachPartition, splitByTopicAuthorization } from './answers.js';
 import { defineApi } from './api.js';
 
 /** An OffsetCommit request body, decoded (grammar in the file header). */
@@ -103,13 +104,7 @@ export const offsetCommit = defineApi<OffsetCommitRequest, OffsetCommitResponse>
   async handle(request, context) {
     // ACLs: Read on the group (else GROUP_AUTHORIZATION_FAILED everywhere), Read on each topic (else TOPIC_AUTHORIZATION_FAILED, not committed).
     if (!groupAuthorized(context, AclOperation.READ, request.groupId)) return this.errorResponse(request, KafkaError.GROUP_AUTHORIZATION_FAILED, context);
-    const allowed = request.topics.filter((t) => topicAuthorized(context, AclOperation.READ, t.name));
-    const refused = request.topics
-      .filter((t) => !allowed.includes(t))
-      .map((t) => ({
-        name: t.name,
-        partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: KafkaError.TOPIC_AUTHORIZATION_FAILED })),
-      }));
+    const { allowed, refused } = splitByTopicAuthorization(context, AclOperation.READ, request.topics);
     try {
       // Errors of the whole request (member, generation) are thrown; per-partition ones come back.
       const result = await context.broker.log.groups.commitOffsets({
@@ -152,11 +147,6 @@ export const offsetCommit = defineApi<OffsetCommitRequest, OffsetCommitResponse>
   },
 
   errorResponse(request, errorCode) {
-    return {
-      topics: request.topics.map((t) => ({
-        name: t.name,
-        partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode })),
-      })),
-    };
+    return { topics: answerEachPartition(request.topics, (p) => ({ partitionIndex: p.partitionIndex, errorCode })) };
   },
 });

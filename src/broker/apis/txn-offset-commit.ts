@@ -53,10 +53,11 @@
  * @module
  */
 
-import { AclOperation, groupAuthorized, topicAuthorized, transactionalIdAuthorized } from '../acl/index.js';
+import { AclOperation, groupAuthorized, transactionalIdAuthorized } from '../acl/index.js';
 import { ConcordatError } from '../../errors.js';
 import { KafkaError, transactionErrorCodeOf, transactionErrorCodeOfName } from '../codec/error-codes.js';
 import type { RequestContext } from '../context.js';
+import { answerEachPartition, splitByTopicAuthorization } from './answers.js';
 import { defineApi } from './api.js';
 
 /** A TxnOffsetCommit request body, decoded (grammar in the file header). */
@@ -122,13 +123,7 @@ export const txnOffsetCommit = defineApi<TxnOffsetCommitRequest, TxnOffsetCommit
     if (!groupAuthorized(context, AclOperation.READ, request.groupId)) return this.errorResponse(request, KafkaError.GROUP_AUTHORIZATION_FAILED, context);
     const membership = membershipError(request, context);
     if (membership !== null) return this.errorResponse(request, membership, context);
-    const allowed = request.topics.filter((t) => topicAuthorized(context, AclOperation.READ, t.name));
-    const refused = request.topics
-      .filter((t) => !allowed.includes(t))
-      .map((t) => ({
-        name: t.name,
-        partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: KafkaError.TOPIC_AUTHORIZATION_FAILED })),
-      }));
+    const { allowed, refused } = splitByTopicAuthorization(context, AclOperation.READ, request.topics);
     try {
       const offsets = allowed.flatMap((t) =>
         t.partitions.map((p) => ({
@@ -149,9 +144,9 @@ export const txnOffsetCommit = defineApi<TxnOffsetCommitRequest, TxnOffsetCommit
       let i = 0;
       return {
         topics: [
-          ...allowed.map((t) => ({
-            name: t.name,
-            partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode: transactionErrorCodeOfName(results[i++]!.errorCode, fenced) })),
+          ...answerEachPartition(allowed, (p) => ({
+            partitionIndex: p.partitionIndex,
+            errorCode: transactionErrorCodeOfName(results[i++]!.errorCode, fenced),
           })),
           ...refused,
         ],
@@ -172,9 +167,7 @@ export const txnOffsetCommit = defineApi<TxnOffsetCommitRequest, TxnOffsetCommit
   },
 
   errorResponse(request, errorCode) {
-    return {
-      topics: request.topics.map((t) => ({ name: t.name, partitions: t.partitions.map((p) => ({ partitionIndex: p.partitionIndex, errorCode })) })),
-    };
+    return { topics: answerEachPartition(request.topics, (p) => ({ partitionIndex: p.partitionIndex, errorCode })) };
   },
 });
 
