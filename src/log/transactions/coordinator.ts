@@ -294,9 +294,7 @@ export class TransactionCoordinator {
     producerEpoch: number,
     partitions: readonly TopicPartition[],
   ): Promise<{ topic: string; partition: number; errorCode: ErrorCode | null }[]> {
-    this.checkOpen();
-    return this.serialized(transactionalId, async () => {
-      const txn = this.producerTransaction(transactionalId, producerId, producerEpoch);
+    return this.inProducerTransaction({ transactionalId, producerId, producerEpoch }, async (txn) => {
       const unknown = partitions.filter((p) => !this.partitionExists(p.topic, p.partition));
       if (unknown.length > 0) {
         return partitions.map((p) => ({
@@ -322,9 +320,7 @@ export class TransactionCoordinator {
    *   COORDINATOR_NOT_AVAILABLE, KAFKA_STORAGE_ERROR
    */
   addOffsets(transactionalId: string, producerId: number, producerEpoch: number, groupId: string): Promise<void> {
-    this.checkOpen();
-    return this.serialized(transactionalId, async () => {
-      const txn = this.producerTransaction(transactionalId, producerId, producerEpoch);
+    return this.inProducerTransaction({ transactionalId, producerId, producerEpoch }, async (txn) => {
       if (txn.groups.has(groupId) && txn.state === TransactionState.ONGOING) return;
       this.begin(txn);
       txn.groups.add(groupId);
@@ -347,9 +343,7 @@ export class TransactionCoordinator {
     groupId: string,
     offsets: readonly PendingOffset[],
   ): Promise<{ topic: string; partition: number; errorCode: ErrorCode | null }[]> {
-    this.checkOpen();
-    return this.serialized(transactionalId, async () => {
-      const txn = this.producerTransaction(transactionalId, producerId, producerEpoch);
+    return this.inProducerTransaction({ transactionalId, producerId, producerEpoch }, async (txn) => {
       if (txn.state !== TransactionState.ONGOING || !txn.groups.has(groupId)) {
         throw txnError(
           ErrorCode.INVALID_TXN_STATE,
@@ -414,9 +408,7 @@ export class TransactionCoordinator {
    *   COORDINATOR_NOT_AVAILABLE, KAFKA_STORAGE_ERROR
    */
   endTransaction(transactionalId: string, producerId: number, producerEpoch: number, commit: boolean): Promise<void> {
-    this.checkOpen();
-    return this.serialized(transactionalId, async () => {
-      const txn = this.producerTransaction(transactionalId, producerId, producerEpoch, true);
+    return this.inProducerTransaction({ transactionalId, producerId, producerEpoch, ending: true }, async (txn) => {
       if (txn.state === TransactionState.ONGOING) {
         await this.prepareAndComplete(txn, commit, false, null);
         return;
@@ -597,6 +589,21 @@ export class TransactionCoordinator {
   private partitionExists(topic: string, partition: number): boolean {
     const count = this.log.partitionCount(topic);
     return count !== undefined && Number.isInteger(partition) && partition >= 0 && partition < count;
+  }
+
+  /**
+   * Runs `task` on the producer's transaction, checked by {@link producerTransaction}
+   * (`ending` as there), after every earlier operation on the same
+   * transactional ID. Throws COORDINATOR_NOT_AVAILABLE at once when closed;
+   * the other checks reject the returned promise.
+   */
+  private inProducerTransaction<T>(
+    request: { transactionalId: string; producerId: number; producerEpoch: number; ending?: boolean },
+    task: (txn: TransactionMetadata) => Promise<T>,
+  ): Promise<T> {
+    const { transactionalId, producerId, producerEpoch, ending = false } = request;
+    this.checkOpen();
+    return this.serialized(transactionalId, () => task(this.producerTransaction(transactionalId, producerId, producerEpoch, ending)));
   }
 
   /** Runs `task` after every earlier operation on the same transactional ID. */
