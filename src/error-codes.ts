@@ -226,6 +226,11 @@ const ROWS = {
   },
   MIGRATION_FAILED: { retriable: false, meaning: 'A migration of the Concordat schema failed.' },
   SCHEMA_MISSING: { retriable: false, meaning: 'The database has no Concordat schema (never migrated): `concordat migrate` creates it.' },
+  TRANSACTION_OUTCOME_UNKNOWN: {
+    retriable: true,
+    meaning:
+      'The connection to PostgreSQL failed while the `COMMIT` was on its way: the transaction (with the messages it published) may or may not have committed. Check for its effect before doing its work again; a message handler needs nothing: its delivery is retried and the inbox skips it if it had committed.',
+  },
   TRANSACTION_ROLLED_BACK: {
     retriable: true,
     meaning:

@@ -1,6 +1,6 @@
 import type { PoolClient, QueryResult } from 'pg';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
-import { setTransactionState, transactionRolledBack } from '../persistence/transaction.js';
+import { sendCommit, setTransactionState, transactionRolledBack } from '../persistence/transaction.js';
 import { outboxNotifierFor } from './notifier.js';
 import { outboxInsertSql, quoteLiteral, notifyCommitted, writeOutboxRecords, type OutboxRecord } from './writer.js';
 
@@ -58,8 +58,10 @@ export interface OutboxTransactionOptions {
  * If the statement with `COMMIT` fails, PostgreSQL runs nothing after the
  * failing statement and the transaction is rolled back: the business rows and
  * the outbox rows are kept together or not at all. A lost connection during
- * `COMMIT` leaves the outcome unknown, as with any client; callers that must
- * know (the dispatcher) make the retry harmless (the inbox).
+ * `COMMIT` leaves the outcome unknown, as with any client: that is thrown as
+ * a ConcordatError TRANSACTION_OUTCOME_UNKNOWN (retriable, the connection's
+ * error as its cause), never as a rollback; callers that must know (the
+ * dispatcher) make the retry harmless (the inbox).
  *
  * After the commit, relays are woken for the shards written.
  */
@@ -119,9 +121,10 @@ async function commit(
     // Too big to inline: the statements, a parameterized insert, then COMMIT (the notifier hears of it at AfterTransactionCommit).
     if (statements.length > 0) await client.query(statements.join('; '));
     await writeOutboxRecords(runner.manager, records);
-    results = await client.query('COMMIT');
+    results = await sendCommit(() => client.query('COMMIT'));
   } else {
-    results = (await client.query([...statements, insert, 'COMMIT'].filter((sql) => sql !== '').join('; '))) as QueryResult | QueryResult[];
+    const sql = [...statements, insert, 'COMMIT'].filter((part) => part !== '').join('; ');
+    results = await sendCommit(async () => (await client.query(sql)) as QueryResult | QueryResult[]);
   }
   setTransactionState(runner, false);
   // A multi-statement query answers one result per statement; COMMIT's is the last.

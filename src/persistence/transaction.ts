@@ -1,6 +1,6 @@
 import type { PoolClient, QueryResult } from 'pg';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
-import { ConcordatError, ErrorCode } from '../errors.js';
+import { causeChain, ConcordatError, ErrorCode } from '../errors.js';
 
 /**
  * Runs `work` in one database transaction (READ COMMITTED) on a TypeORM query
@@ -15,8 +15,9 @@ import { ConcordatError, ErrorCode } from '../errors.js';
  * savepoints, as with TypeORM.
  *
  * @throws ConcordatError TRANSACTION_ROLLED_BACK (retriable) when PostgreSQL
- *   rolled back instead of committing; whatever `work` throws (after a
- *   rollback).
+ *   rolled back instead of committing; TRANSACTION_OUTCOME_UNKNOWN
+ *   (retriable) when the connection failed with the `COMMIT` on its way;
+ *   whatever `work` throws (after a rollback).
  */
 export async function runTransaction<T>(dataSource: DataSource, work: (manager: EntityManager) => Promise<T>): Promise<T> {
   const runner = dataSource.createQueryRunner();
@@ -40,11 +41,47 @@ export async function runTransaction<T>(dataSource: DataSource, work: (manager: 
   }
 }
 
+/**
+ * SQLSTATEs with which PostgreSQL itself ends a connection (class 08, connection exception; 57P01..57P03, a shutdown
+ * or restart): arriving in answer to a `COMMIT`, they do not say whether it took effect.
+ */
+const CONNECTION_ENDED_SQLSTATE = /^(08...|57P0[123])$/;
+
+/**
+ * Whether `error`, thrown by the round trip that carried `COMMIT`, leaves the commit's outcome unknown: anything
+ * but an error PostgreSQL answered for a statement (a SQLSTATE outside {@link CONNECTION_ENDED_SQLSTATE}), after
+ * which nothing of the transaction was kept. A socket reset, node-postgres's "Connection terminated", a query
+ * timeout: the `COMMIT` may have been applied before the answer was lost.
+ */
+function commitOutcomeUnknown(error: unknown): boolean {
+  for (const current of causeChain(error)) {
+    const { code } = current as { code?: unknown };
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return CONNECTION_ENDED_SQLSTATE.test(code);
+  }
+  return true;
+}
+
+/**
+ * Runs the round trip that carries `COMMIT` (alone, or after the statements sent with it).
+ * @throws ConcordatError TRANSACTION_OUTCOME_UNKNOWN when its answer was lost ({@link commitOutcomeUnknown}) */
+export async function sendCommit<R>(send: () => Promise<R>): Promise<R> {
+  try {
+    return await send();
+  } catch (error) {
+    if (!commitOutcomeUnknown(error)) throw error;
+    throw new ConcordatError(
+      `the connection to PostgreSQL failed while COMMIT was on its way (${error instanceof Error ? error.message : String(error)}): ` +
+        'the transaction and the messages it published may or may not have committed. Check for its effect before doing its work again',
+      { code: ErrorCode.TRANSACTION_OUTCOME_UNKNOWN, cause: error },
+    );
+  }
+}
+
 /** Sends COMMIT (the transaction ends whatever the answer) and checks its tag. */
 async function commitChecked(runner: QueryRunner, client: PoolClient): Promise<void> {
   let result: QueryResult;
   try {
-    result = await client.query('COMMIT');
+    result = await sendCommit(() => client.query('COMMIT'));
   } finally {
     setTransactionState(runner, false);
   }

@@ -195,12 +195,14 @@ export class TransactionContext {
 
   /**
    * For the runtime, once the transaction ended: the requests it published
-   * start waiting for their replies (`committed`), or fail with
-   * REQUEST_NOT_SENT.
+   * start waiting for their replies (`committed`, and also when the
+   * `COMMIT`'s outcome is unknown: they may have been sent), or fail with
+   * REQUEST_NOT_SENT (`rolled-back`).
    */
-  requestsEnded(committed: boolean, cause?: unknown): void {
+  requestsEnded(outcome: TransactionOutcome, cause?: unknown): void {
     for (const sent of this.sentRequests.splice(0)) {
-      if (committed) sent.committed();
+      if (outcome === 'committed') sent.committed();
+      else if (outcome === 'unknown') sent.outcomeUnknown(cause);
       else sent.rolledBack(cause);
     }
   }
@@ -309,7 +311,12 @@ export class TransactionContext {
 export interface SentRequest {
   committed(): void;
   rolledBack(cause: unknown): void;
+  /** The `COMMIT` got no answer (TRANSACTION_OUTCOME_UNKNOWN): the request may have been sent. */
+  outcomeUnknown(cause: unknown): void;
 }
+
+/** How the transaction that published requests ended, for {@link TransactionContext.requestsEnded}. */
+export type TransactionOutcome = 'committed' | 'rolled-back' | 'unknown';
 
 /** The schedule of `options`, undefined for "at once". @throws ConcordatError SCHEDULE_INVALID */
 function scheduleOf(options: PublishOptions): Schedule | undefined {
@@ -403,7 +410,10 @@ export type TopicContext<T extends Topic> = MessageContext<TopicData<T>>;
  * @param requester sends the requests of `context.request` (the app's request-reply); without it they throw REQUEST_INVALID.
  * @returns what `work` returned, after the commit.
  * @throws ConcordatError TRANSACTION_ROLLED_BACK when `work` caught the error of a failed
- *   statement (PostgreSQL rolled the aborted transaction back at `COMMIT`).
+ *   statement (PostgreSQL rolled the aborted transaction back at `COMMIT`);
+ *   TRANSACTION_OUTCOME_UNKNOWN when the connection failed with the `COMMIT`
+ *   on its way (the requests it published then wait for their replies: they
+ *   may have been sent).
  */
 export async function runTransaction<T>(
   dataSource: DataSource,
@@ -421,10 +431,11 @@ export async function runTransaction<T>(
       const result = await work(context);
       return { result, records: context.takeRecords() };
     });
-    contexts[0]?.requestsEnded(true);
+    contexts[0]?.requestsEnded('committed');
     return result;
   } catch (error) {
-    contexts[0]?.requestsEnded(false, error);
+    const unknown = error instanceof ConcordatError && error.code === ErrorCode.TRANSACTION_OUTCOME_UNKNOWN;
+    contexts[0]?.requestsEnded(unknown ? 'unknown' : 'rolled-back', error);
     throw error;
   }
 }

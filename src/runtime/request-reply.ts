@@ -31,8 +31,10 @@ export interface Waiter {
   readonly topic: string;
   readonly replySchema: StandardSchemaV1 | undefined;
   readonly timeoutMs: number;
-  /** open: its transaction has not committed; waiting: committed, its timer runs; settled: over. */
+  /** open: its transaction has not committed; waiting: committed (or its outcome unknown), its timer runs; settled: over. */
   state: 'open' | 'waiting' | 'settled';
+  /** The error of its transaction's `COMMIT` when that got no answer (TRANSACTION_OUTCOME_UNKNOWN): it may never have been sent. */
+  commitUnanswered?: unknown;
   timer?: NodeJS.Timeout;
   resolve(value: unknown): void;
   reject(error: unknown): void;
@@ -66,7 +68,8 @@ export class PendingRequest<R = unknown> {
    * @throws ConcordatError REQUEST_TIMEOUT (retriable) when no reply came within `timeoutMs` of the commit
    * @throws RequestFailedError REQUEST_FAILED when the responder dead-lettered the request
    * @throws ValidationError VALIDATION_FAILED when the reply does not satisfy the topic's reply schema
-   * @throws ConcordatError REQUEST_NOT_SENT when the transaction rolled back
+   * @throws ConcordatError REQUEST_NOT_SENT when the transaction rolled back (not when its `COMMIT` got no
+   *   answer, TRANSACTION_OUTCOME_UNKNOWN: the request may have been sent, so it waits for its reply)
    * @throws ConcordatError APP_STATE_INVALID when the app stopped first
    */
   reply(): Promise<R> {
@@ -224,7 +227,15 @@ export class Requester {
     this.opening.set(id, waiter);
     return {
       pending: new PendingRequest(waiter, settled),
-      sent: { committed: () => this.committed(waiter), rolledBack: (cause) => this.rolledBack(waiter, cause) },
+      sent: {
+        committed: () => this.committed(waiter),
+        rolledBack: (cause) => this.rolledBack(waiter, cause),
+        outcomeUnknown: (cause) => {
+          // It may have committed: wait for its reply as if it had, and say so if none comes.
+          waiter.commitUnanswered = cause;
+          this.committed(waiter);
+        },
+      },
     };
   }
 
@@ -382,6 +393,18 @@ function awaitedInTransaction(waiter: Waiter): ConcordatError {
 }
 
 function requestTimedOut(waiter: Waiter): ConcordatError {
+  if (waiter.commitUnanswered !== undefined) {
+    return new ConcordatError(
+      `no reply to request ${waiter.id} on topic '${waiter.topic}' within ${waiter.timeoutMs} ms, and the COMMIT of the transaction that ` +
+        'sends it got no answer (the connection failed): the request may never have been sent. Look for the effect of that transaction ' +
+        'before sending it again',
+      {
+        code: ErrorCode.REQUEST_TIMEOUT,
+        cause: waiter.commitUnanswered,
+        context: { topic: waiter.topic, requestId: waiter.id, timeoutMs: waiter.timeoutMs, commitOutcome: 'unknown' },
+      },
+    );
+  }
   return new ConcordatError(
     `no reply to request ${waiter.id} on topic '${waiter.topic}' within ${waiter.timeoutMs} ms of its commit: its responder ` +
       `(the consumer group that handles '${waiter.topic}') is down, behind or still retrying. The request stays in the log and will still be handled, once; ` +

@@ -75,6 +75,7 @@ describe("Concordat's error table", () => {
       'COORDINATOR_NOT_AVAILABLE',
       'PUBLISH_FAILED',
       'DATABASE_UNAVAILABLE',
+      'TRANSACTION_OUTCOME_UNKNOWN',
       'TRANSACTION_ROLLED_BACK',
       'REQUEST_TIMEOUT',
     ]);
