@@ -2,18 +2,8 @@ import type { TransactionContext } from '../../runtime/index.js';
 import { deferToColocatedCoordinator } from '../coordinator/colocated.js';
 import { REPLY_TOPIC, TxMessageType, type BranchCommand, type BranchReply } from '../coordinator/messages.js';
 
-/** What a reply says besides its branch and action. */
-export interface ReplyDetails {
-  error?: string;
-  retriable?: boolean;
-  result?: unknown;
-  /** A TCC Try's yes, a saga step's ok: the command's payload, echoed (see {@link BranchReply.payload}). */
-  payload?: unknown;
-  /** A saga step's ok that repeats an earlier run's (see {@link BranchReply.repeated}). */
-  repeated?: boolean;
-  /** A no vote whose branch may have committed outside the protocol (see {@link BranchReply.heuristic}). */
-  heuristic?: boolean;
-}
+/** What a reply says besides its branch, action and vote: the optional fields of {@link BranchReply}, documented there. */
+export type ReplyDetails = Pick<BranchReply, 'error' | 'retriable' | 'result' | 'payload' | 'repeated' | 'heuristic'>;
 
 /**
  * A participant's reply to `command`: applied by the coordinator at the end
