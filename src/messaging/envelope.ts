@@ -41,23 +41,15 @@ export interface Envelope<T = unknown> {
   extensions?: Record<string, string>;
 }
 
-/** What a caller gives to build an envelope; the rest is filled in. */
-export interface EnvelopeInit<T = unknown> {
-  type: string;
-  source: string;
-  data: T;
-  id?: string;
-  time?: string;
-  datacontenttype?: string;
-  subject?: string;
-  partitionkey?: string;
-  correlationid?: string;
-  causationid?: string;
-  globaltxid?: string;
-  traceparent?: string;
-  tracestate?: string;
-  extensions?: Record<string, string>;
-}
+/**
+ * What a caller gives to build an envelope: the attributes of an
+ * {@link Envelope} but `specversion`; `id`, `time` and `datacontenttype`
+ * may be left out, and are then filled in ({@link createEnvelope}).
+ */
+export type EnvelopeInit<T = unknown> = Omit<Envelope<T>, 'specversion' | FilledIn> & Partial<Pick<Envelope<T>, FilledIn>>;
+
+/** The attributes {@link createEnvelope} fills in when the caller leaves them out. */
+type FilledIn = 'id' | 'time' | 'datacontenttype';
 
 const CORE_OPTIONAL = ['subject'] as const;
 const KNOWN_EXTENSIONS = ['partitionkey', 'correlationid', 'causationid', 'globaltxid', 'traceparent', 'tracestate'] as const;
