@@ -37,8 +37,8 @@ async function kafkajsCatchUp(bootstrap: string, topic: string, records: number)
   return { records: seen, bytes: seen * RECORD_BYTES, ms };
 }
 
-async function embeddedCatchUp(log: LogManager, topic: string, records: number): Promise<Measured> {
-  const transport = new EmbeddedTransport(log, { consumer: { maxBytesPerPartition: 10 * 1024 * 1024 } });
+async function embeddedCatchUp(logManager: LogManager, topic: string, records: number): Promise<Measured> {
+  const transport = new EmbeddedTransport(logManager, { consumer: { maxBytesPerPartition: 10 * 1024 * 1024 } });
   await transport.connect();
   let seen = 0;
   const { ms } = await timed(async () => {
@@ -56,20 +56,20 @@ async function embeddedCatchUp(log: LogManager, topic: string, records: number):
 }
 
 export async function benchCatchUp(options: { dataDir: string; topic: string; records: number; rounds: number }): Promise<{ lines: string[] }> {
-  const log = await LogManager.open({ dataDir: options.dataDir });
+  const logManager = await LogManager.open({ dataDir: options.dataDir });
   try {
-    const stored = log.describePartition(options.topic, 0).highWatermark;
+    const stored = logManager.describePartition(options.topic, 0).highWatermark;
     if (stored !== options.records) throw new Error(`expected ${options.records} records in ${options.topic}, found ${stored}`);
     const viaKafkajs: Measured[] = [];
     const embedded: Measured[] = [];
     for (let round = 0; round < options.rounds; round += 1) {
-      const broker = await startBroker({ port: 0 }, { log });
+      const broker = await startBroker({ port: 0 }, { logManager });
       try {
         viaKafkajs.push(await kafkajsCatchUp(broker.bootstrap, options.topic, options.records));
       } finally {
         await broker.close();
       }
-      embedded.push(await embeddedCatchUp(log, options.topic, options.records));
+      embedded.push(await embeddedCatchUp(logManager, options.topic, options.records));
     }
     return {
       lines: [
@@ -79,6 +79,6 @@ export async function benchCatchUp(options: { dataDir: string; topic: string; re
       ],
     };
   } finally {
-    await log.close();
+    await logManager.close();
   }
 }

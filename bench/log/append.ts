@@ -62,8 +62,8 @@ async function alternate(options: AppendBenchOptions, baseline: (untilMs: number
  */
 export async function benchBatchAppend(options: AppendBenchOptions): Promise<Row> {
   const batch = encodedBatch(100);
-  const log = await openBenchLog(join(options.dir, 'append-log'));
-  await log.createTopic('append', { partitions: 1 });
+  const logManager = await openBenchLog(join(options.dir, 'append-log'));
+  await logManager.createTopic('append', { partitions: 1 });
   const raw = await RawFile.create(join(options.dir, 'append-raw'));
   let rawMs = 0;
   let logMs = 0;
@@ -76,13 +76,13 @@ export async function benchBatchAppend(options: AppendBenchOptions): Promise<Row
       rawMs += performance.now() - start;
       start = performance.now();
       // The log rewrites baseOffset in place; one append at a time, so each may reuse the buffer of the last.
-      await log.append('append', 0, batch);
+      await logManager.append('append', 0, batch);
       logMs += performance.now() - start;
       ops += 1;
     }
   } finally {
     await raw.close();
-    await log.close();
+    await logManager.close();
   }
   const ratio = rawMs / logMs;
   return {
@@ -102,10 +102,10 @@ export async function benchBatchAppend(options: AppendBenchOptions): Promise<Row
  */
 export async function benchGroupCommit(options: AppendBenchOptions): Promise<Row> {
   const record = encodedBatch(1);
-  const log = await openBenchLog(join(options.dir, 'group-log'));
-  await log.createTopic('group', { partitions: 1 });
+  const logManager = await openBenchLog(join(options.dir, 'group-log'));
+  await logManager.createTopic('group', { partitions: 1 });
   const raw = await RawFile.create(join(options.dir, 'group-raw'));
-  const before = log.flushStats();
+  const before = logManager.flushStats();
   let appended = 0;
   try {
     const result = await alternate(
@@ -119,12 +119,12 @@ export async function benchGroupCommit(options: AppendBenchOptions): Promise<Row
         return ops;
       },
       async (until) => {
-        const done = await lanes(log, record, until);
+        const done = await lanes(logManager, record, until);
         appended += done;
         return done;
       },
     );
-    const perSync = appended / (log.flushStats().syncs - before.syncs);
+    const perSync = appended / (logManager.flushStats().syncs - before.syncs);
     return {
       name: 'group commit: 64 concurrent single-record (1 KiB) appenders',
       baseline: `one fdatasync per record: ${perSecond(result.baseRate, 'records')}`,
@@ -135,18 +135,18 @@ export async function benchGroupCommit(options: AppendBenchOptions): Promise<Row
     };
   } finally {
     await raw.close();
-    await log.close();
+    await logManager.close();
   }
 }
 
 /** 64 closed-loop appenders of `record` until `until`; returns how many appends were acknowledged. */
-async function lanes(log: LogManager, record: Buffer, until: number): Promise<number> {
+async function lanes(logManager: LogManager, record: Buffer, until: number): Promise<number> {
   let appended = 0;
   const lane = async (): Promise<void> => {
     // The log rewrites baseOffset in place: a buffer per lane, reused once its append is acknowledged.
     const own = Buffer.from(record);
     while (performance.now() < until) {
-      await log.append('group', 0, own);
+      await logManager.append('group', 0, own);
       appended += 1;
     }
   };

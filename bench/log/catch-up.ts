@@ -20,17 +20,17 @@ const TOPIC = 'catchup';
 
 /** Fills one partition with `bytes` of 100 × 1 KiB batches (flushMode os: the fill is not what is measured). */
 async function fill(dataDir: string, bytes: number): Promise<void> {
-  const log = await openBenchLog(dataDir);
-  await log.createTopic(TOPIC, { partitions: 1, config: { flushMode: 'os' } });
+  const logManager = await openBenchLog(dataDir);
+  await logManager.createTopic(TOPIC, { partitions: 1, config: { flushMode: 'os' } });
   const records = Array.from({ length: 100 }, (_, i) => ({ key: null, value: Buffer.alloc(1024, i) }));
   const batch = encodeRecordBatch(records);
   const pending: Promise<unknown>[] = [];
   for (let written = 0; written < bytes; written += batch.length) {
-    pending.push(log.append(TOPIC, 0, Buffer.from(batch)));
+    pending.push(logManager.append(TOPIC, 0, Buffer.from(batch)));
     if (pending.length >= 64) await Promise.all(pending.splice(0));
   }
   await Promise.all(pending);
-  await log.close();
+  await logManager.close();
 }
 
 /** Reads the segment files of a partition in order, one chunk per call (the raw baseline). */
@@ -64,11 +64,11 @@ class RawReader {
 class LogReader {
   private offset = 0;
 
-  constructor(private readonly log: LogManager) {}
+  constructor(private readonly logManager: LogManager) {}
 
   async read(buffer: Buffer): Promise<number> {
-    if (this.offset >= this.log.describePartition(TOPIC, 0).highWatermark) return 0;
-    const { records } = await this.log.read(TOPIC, 0, this.offset, { maxBytes: READ_BYTES, buffer });
+    if (this.offset >= this.logManager.describePartition(TOPIC, 0).highWatermark) return 0;
+    const { records } = await this.logManager.read(TOPIC, 0, this.offset, { maxBytes: READ_BYTES, buffer });
     let pos = 0;
     while (pos < records.length) {
       this.offset = Number(records.readBigInt64BE(pos)) + records.readInt32BE(pos + LAST_OFFSET_DELTA_AT) + 1;
@@ -93,7 +93,7 @@ export async function benchCatchUp(options: CatchUpOptions): Promise<Row[]> {
   const logBuffer = Buffer.allocUnsafe(READ_BYTES);
   const warm = await RawReader.open(partitionDir);
   while ((await warm.read(rawBuffer)) > 0);
-  const log = await LogManager.open({ dataDir });
+  const logManager = await LogManager.open({ dataDir });
   let rawMs = 0;
   let logMs = 0;
   let bytes = 0;
@@ -101,7 +101,7 @@ export async function benchCatchUp(options: CatchUpOptions): Promise<Row[]> {
   try {
     for (let round = 0; round < options.rounds; round++) {
       const raw = await RawReader.open(partitionDir);
-      const reader = new LogReader(log);
+      const reader = new LogReader(logManager);
       let roundRaw = 0;
       let roundLog = 0;
       let rawBytes = 0;
@@ -123,8 +123,8 @@ export async function benchCatchUp(options: CatchUpOptions): Promise<Row[]> {
       logMs += roundLog;
       ratios.push(roundRaw / roundLog);
     }
-    const cold = await coldRounds(log, partitionDir, join(options.dir, 'catchup-copy'), options.rounds, rawBuffer, logBuffer);
-    const delivered = await embeddedConsumer(log);
+    const cold = await coldRounds(logManager, partitionDir, join(options.dir, 'catchup-copy'), options.rounds, rawBuffer, logBuffer);
+    const delivered = await embeddedConsumer(logManager);
     const rawRate = (bytes * options.rounds) / (rawMs / 1000);
     const ratio = rawMs / logMs;
     return [
@@ -154,7 +154,7 @@ export async function benchCatchUp(options: CatchUpOptions): Promise<Row[]> {
       },
     ];
   } finally {
-    await log.close();
+    await logManager.close();
   }
 }
 
@@ -165,7 +165,7 @@ export async function benchCatchUp(options: CatchUpOptions): Promise<Row[]> {
  * page cache (`dd iflag=nocache count=0`, which drops one file's pages and
  * nobody else's).
  */
-async function coldRounds(log: LogManager, partitionDir: string, copyDir: string, rounds: number, rawBuffer: Buffer, logBuffer: Buffer) {
+async function coldRounds(logManager: LogManager, partitionDir: string, copyDir: string, rounds: number, rawBuffer: Buffer, logBuffer: Buffer) {
   await mkdir(copyDir, { recursive: true });
   const names = (await readdir(partitionDir)).filter((f) => f.endsWith('.log'));
   for (const name of names) await copyFile(join(partitionDir, name), join(copyDir, name));
@@ -178,7 +178,7 @@ async function coldRounds(log: LogManager, partitionDir: string, copyDir: string
       execFileSync('sync');
       for (const file of files) execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
       const raw = await RawReader.open(copyDir);
-      const reader = new LogReader(log);
+      const reader = new LogReader(logManager);
       let roundRaw = 0;
       let roundLog = 0;
       for (;;) {
@@ -201,9 +201,9 @@ async function coldRounds(log: LogManager, partitionDir: string, copyDir: string
 }
 
 /** A group member of the embedded transport handed every record (decoded, copied out) by a handler that counts. */
-async function embeddedConsumer(log: LogManager): Promise<{ records: number; seconds: number }> {
-  const total = log.describePartition(TOPIC, 0).highWatermark;
-  const transport = new EmbeddedTransport(log, { consumer: { maxBytesPerPartition: READ_BYTES, maxWaitMs: 100 } });
+async function embeddedConsumer(logManager: LogManager): Promise<{ records: number; seconds: number }> {
+  const total = logManager.describePartition(TOPIC, 0).highWatermark;
+  const transport = new EmbeddedTransport(logManager, { consumer: { maxBytesPerPartition: READ_BYTES, maxWaitMs: 100 } });
   let count = 0;
   let finish!: () => void;
   const done = new Promise<void>((resolve) => (finish = resolve));

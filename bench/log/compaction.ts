@@ -34,10 +34,10 @@ if (freeBytes(dir) < 3 * totalBytes) {
 }
 console.log(`log cleaner benchmark${quick ? ' (quick)' : ''}: ${new Date().toISOString()}, node ${process.version}, data in ${dir}`);
 
-const log = await openBenchLog(join(dir, 'log'), { cleanerOffsetMapBytes: offsetMapBytes, cleanerBackoffMs: 86_400_000 });
+const logManager = await openBenchLog(join(dir, 'log'), { cleanerOffsetMapBytes: offsetMapBytes, cleanerBackoffMs: 86_400_000 });
 let row: Row;
 try {
-  await log.createTopic('compacted', {
+  await logManager.createTopic('compacted', {
     partitions: 1,
     config: { cleanupPolicy: 'compact', segmentBytes, flushMode: 'os', minCleanableDirtyRatio: 0.01 },
   });
@@ -51,10 +51,10 @@ try {
       key: Buffer.from(`key-${(first + i) % keys}`),
       value,
     }));
-    await log.append('compacted', 0, encodeRecordBatch(batch));
+    await logManager.append('compacted', 0, encodeRecordBatch(batch));
   }
   appendMs = performance.now() - appendMs;
-  const before = log.describePartition('compacted', 0);
+  const before = logManager.describePartition('compacted', 0);
   console.log(
     `  wrote ${mib(before.sizeBytes)} (${records.toLocaleString('en-US')} records, ${keys.toLocaleString('en-US')} keys) in ${before.segmentCount} segments at ${(before.sizeBytes / MiB / (appendMs / 1000)).toFixed(0)} MiB/s`,
   );
@@ -62,11 +62,11 @@ try {
   const rssBefore = process.memoryUsage.rss();
   const rss = sampleRss(20);
   const started = performance.now();
-  const results = await log.cleanLogs({ force: true });
+  const results = await logManager.cleanLogs({ force: true });
   const seconds = (performance.now() - started) / 1000;
   const peak = rss.stop();
   const result = results[0]!;
-  const after = log.describePartition('compacted', 0);
+  const after = logManager.describePartition('compacted', 0);
   const live = Math.min(keys, result.cleanedThrough);
   if (result.recordsRead - result.recordsRemoved < live)
     throw new Error(`the clean kept ${result.recordsRead - result.recordsRemoved} records, fewer than the ${live} keys`);
@@ -83,7 +83,7 @@ try {
     pass: peak <= RSS_MAX,
   };
 } finally {
-  await log.close();
+  await logManager.close();
   await rm(dir, { recursive: true, force: true });
 }
 console.log(table([row]));

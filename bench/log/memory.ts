@@ -17,13 +17,13 @@ const RSS_MAX = 300 * MiB;
  * start with 1 MiB reads into one buffer; sampled every 50 ms.
  */
 export async function benchMemory(options: MemoryOptions): Promise<Row> {
-  const log = await openBenchLog(join(options.dir, 'memory-log'));
+  const logManager = await openBenchLog(join(options.dir, 'memory-log'));
   const rss = sampleRss();
   const before = process.memoryUsage.rss();
   let appendSeconds = 0;
   let readSeconds = 0;
   try {
-    await log.createTopic('memory', { partitions: PARTITIONS });
+    await logManager.createTopic('memory', { partitions: PARTITIONS });
     const records = Array.from({ length: 100 }, (_, i) => ({ key: null, value: Buffer.alloc(1024, i) }));
     const batch = encodeRecordBatch(records);
     const perPartition = Math.ceil(options.bytes / PARTITIONS / batch.length);
@@ -31,17 +31,17 @@ export async function benchMemory(options: MemoryOptions): Promise<Row> {
     await Promise.all(
       Array.from({ length: PARTITIONS * IN_FLIGHT_PER_PARTITION }, async (_, lane) => {
         const partition = lane % PARTITIONS;
-        for (let i = 0; i < perPartition / IN_FLIGHT_PER_PARTITION; i++) await log.append('memory', partition, Buffer.from(batch));
+        for (let i = 0; i < perPartition / IN_FLIGHT_PER_PARTITION; i++) await logManager.append('memory', partition, Buffer.from(batch));
       }),
     );
     appendSeconds = (performance.now() - start) / 1000;
     start = performance.now();
     const buffer = Buffer.allocUnsafe(MiB);
     for (let partition = 0; partition < PARTITIONS; partition++) {
-      const end = log.describePartition('memory', partition).highWatermark;
+      const end = logManager.describePartition('memory', partition).highWatermark;
       let offset = 0;
       while (offset < end) {
-        const { records: bytes } = await log.read('memory', partition, offset, { maxBytes: MiB, buffer });
+        const { records: bytes } = await logManager.read('memory', partition, offset, { maxBytes: MiB, buffer });
         let pos = 0;
         while (pos < bytes.length) {
           offset = Number(bytes.readBigInt64BE(pos)) + bytes.readInt32BE(pos + 23) + 1;
@@ -51,7 +51,7 @@ export async function benchMemory(options: MemoryOptions): Promise<Row> {
     }
     readSeconds = (performance.now() - start) / 1000;
   } finally {
-    await log.close();
+    await logManager.close();
   }
   const peak = rss.stop();
   return {

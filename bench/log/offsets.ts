@@ -15,8 +15,8 @@ export interface OffsetsOptions {
  * alternating commit by commit.
  */
 export async function benchOffsetCommits(options: OffsetsOptions): Promise<Row> {
-  const log = await openBenchLog(join(options.dir, 'offsets-log'));
-  await log.createTopic('t', { partitions: 1 });
+  const logManager = await openBenchLog(join(options.dir, 'offsets-log'));
+  await logManager.createTopic('t', { partitions: 1 });
   const body = Buffer.from(JSON.stringify({ groupId: 'g', offsets: [['t', 0, 123456, -1, '', Date.now()]] }));
   let rawMs = 0;
   let logMs = 0;
@@ -27,12 +27,12 @@ export async function benchOffsetCommits(options: OffsetsOptions): Promise<Row> 
       await atomicRewrite(join(options.dir, 'group.offsets'), body);
       rawMs += performance.now() - start;
       start = performance.now();
-      await commit(log, commits);
+      await commit(logManager, commits);
       logMs += performance.now() - start;
       commits += 1;
     }
   } finally {
-    await log.close();
+    await logManager.close();
   }
   return {
     name: 'offset commits, one at a time',
@@ -44,6 +44,6 @@ export async function benchOffsetCommits(options: OffsetsOptions): Promise<Row> 
   };
 }
 
-function commit(log: LogManager, offset: number) {
-  return log.groups.commitOffsets({ groupId: 'g', generationId: -1, memberId: '', topics: [{ topic: 't', partitions: [{ partition: 0, offset }] }] });
+function commit(logManager: LogManager, offset: number) {
+  return logManager.groups.commitOffsets({ groupId: 'g', generationId: -1, memberId: '', topics: [{ topic: 't', partitions: [{ partition: 0, offset }] }] });
 }

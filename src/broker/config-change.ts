@@ -110,7 +110,7 @@ export function changeTopicConfigs(
 ): Promise<ConfigChangeResult> {
   const missing = topicRefusal(topic, context);
   if (missing !== null) return Promise.resolve(missing);
-  const logManager = context.broker.log;
+  const logManager = context.broker.logManager;
   const described = logManager.describeTopic(topic);
   const current = topicOverrides(described.config, logManager.options.topicDefaults, described.extraConfigs);
   const seen = new Set<string>();
@@ -165,19 +165,19 @@ function listItems(value: string): string[] {
 
 /** The value DescribeConfigs would report for a topic config now (its default when not set on the topic). */
 function currentValue(topic: string, name: string, context: RequestContext): string | null {
-  const logManager = context.broker.log;
+  const logManager = context.broker.logManager;
   const described = logManager.describeTopic(topic);
   return describeTopicConfig(described.config, logManager.options.topicDefaults, described.extraConfigs).find((c) => c.name === name)?.value ?? null;
 }
 
 function topicRefusal(topic: string, context: RequestContext): ConfigChangeResult | null {
   if (!isValidTopicName(topic)) return refuse(KafkaError.INVALID_TOPIC_EXCEPTION, `'${topic}' is not a valid topic name`);
-  if (!context.broker.log.hasTopic(topic)) return refuse(KafkaError.UNKNOWN_TOPIC_OR_PARTITION, `topic '${topic}' does not exist`);
+  if (!context.broker.logManager.hasTopic(topic)) return refuse(KafkaError.UNKNOWN_TOPIC_OR_PARTITION, `topic '${topic}' does not exist`);
   return null;
 }
 
 async function apply(topic: string, entries: readonly KafkaConfigEntry[], validateOnly: boolean, context: RequestContext): Promise<ConfigChangeResult> {
-  const logManager = context.broker.log;
+  const logManager = context.broker.logManager;
   // AlterConfigs may name a config twice, the last value winning (Kafka before 3.2); IncrementalAlterConfigs never gets here with one.
   const configs = topicConfigFromKafka(entries, logManager.options.topicDefaults, true);
   if ('refusal' in configs) return refuse(KafkaError.INVALID_CONFIG, configs.refusal);

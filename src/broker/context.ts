@@ -12,7 +12,7 @@ import type { TopicAccess } from './topics.js';
 
 /** What every request handler may use, shared by all connections of one broker. */
 export interface BrokerContext {
-  readonly log: LogManager;
+  readonly logManager: LogManager;
   readonly options: CompiledBrokerOptions;
   readonly logger: Logger;
   /** Bounds applied to every decoded request. */

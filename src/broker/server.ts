@@ -21,6 +21,12 @@ type Writable<T> = { -readonly [K in keyof T]: T[K] };
 /** What {@link Broker.start} may be given besides its options. */
 export interface StartBrokerDependencies {
   /** Serve this already open log instead of opening `dataDir`; the caller keeps closing it. */
+  logManager?: LogManager;
+  /**
+   * The former name of {@link StartBrokerDependencies.logManager}, read when
+   * `logManager` is not given.
+   * @deprecated Use `logManager`; `log` will be removed in the next release.
+   */
   log?: LogManager;
   /** Where the broker logs. @default createLogger('broker') */
   logger?: Logger;
@@ -83,23 +89,24 @@ export class Broker {
         },
       );
     }
-    if (dependencies.log === undefined && options.dataDir === null) {
+    const given = dependencies.logManager ?? dependencies.log;
+    if (given === undefined && options.dataDir === null) {
       throw new ConcordatError('invalid options: broker.dataDir: required when no log is given', { code: ErrorCode.CONFIG_INVALID });
     }
     const credentials = await loadCredentials(options);
     const server = await createListener(options);
-    const logManager = dependencies.log ?? (await LogManager.open({ dataDir: options.dataDir!, ...options.log }));
+    const logManager = given ?? (await LogManager.open({ dataDir: options.dataDir!, ...options.log }));
     let authorizer: Authorizer | null;
     try {
       authorizer = options.authorizer === null ? null : new Authorizer(await AclStore.open(logManager.options.dataDir), options.authorizer.superUsers);
     } catch (error) {
       server.close();
-      if (dependencies.log === undefined) await logManager.close();
+      if (given === undefined) await logManager.close();
       throw error;
     }
     const closing = new AbortController();
     const context = {
-      log: logManager,
+      logManager,
       options,
       logger,
       readerLimits: { stringBytesMax: options.stringBytesMax, arrayLengthMax: options.arrayLengthMax, taggedFieldsMax: 64 },
@@ -112,7 +119,7 @@ export class Broker {
       metrics: brokerMetrics(options.metrics?.registry ?? defaultRegistry),
       authorizer,
     };
-    const broker = new Broker(server, options, context, credentials, dependencies.log === undefined, closing, logger);
+    const broker = new Broker(server, options, context, credentials, given === undefined, closing, logger);
     try {
       await broker.listen();
       await broker.serveMetrics();
@@ -120,7 +127,7 @@ export class Broker {
       await broker.metricsServer?.close();
       for (const detach of broker.detachMetrics.splice(0)) detach();
       broker.server.close();
-      if (dependencies.log === undefined) await logManager.close();
+      if (given === undefined) await logManager.close();
       throw error;
     }
     return broker;
@@ -135,14 +142,14 @@ export class Broker {
   private async serveMetrics(): Promise<void> {
     const registry = this.options.metrics?.registry ?? defaultRegistry;
     this.detachMetrics.push(
-      attachLogMetrics(this.context.log, registry),
+      attachLogMetrics(this.context.logManager, registry),
       this.context.metrics.attachConnections(() => this.connections.size),
     );
     if (this.options.metrics === null) return;
     this.metricsServer = await MetricsServer.start(
       this.options.metrics,
       {
-        log: () => (this.context.log.isOpen ? null : 'the log is closed'),
+        log: () => (this.context.logManager.isOpen ? null : 'the log is closed'),
         listener: () =>
           this.closePromise !== null ? 'the broker is shutting down' : this.server.listening ? null : 'the Kafka listener is not accepting connections',
       },
@@ -166,8 +173,16 @@ export class Broker {
   }
 
   /** The log served (opened by the broker, or the one it was given). */
+  get logManager(): LogManager {
+    return this.context.logManager;
+  }
+
+  /**
+   * The former name of {@link Broker.logManager}.
+   * @deprecated Use `logManager`; `log` will be removed in the next release.
+   */
   get log(): LogManager {
-    return this.context.log;
+    return this.context.logManager;
   }
 
   /** Connections open right now. */
@@ -262,7 +277,7 @@ export class Broker {
     }
     for (const connection of [...this.connections]) connection.close('broker shutting down', 'info');
     await stopped;
-    if (this.ownsLog) await this.context.log.close();
+    if (this.ownsLog) await this.context.logManager.close();
     for (const detach of this.detachMetrics.splice(0)) detach();
     await this.metricsServer?.close();
     this.logger.info('broker stopped');

@@ -149,7 +149,7 @@ export class InboxCleaner {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
-  private readonly log: Logger;
+  private readonly logger: Logger;
   /** Inbox rows deleted since start. */
   deleted = 0;
   /** Replayed dead letters deleted since start. */
@@ -159,12 +159,12 @@ export class InboxCleaner {
     private readonly dataSource: DataSource,
     private readonly options: InboxCleanerOptions,
   ) {
-    this.log = createLogger('inbox-cleanup', {}, options.logger);
+    this.logger = createLogger('inbox-cleanup', {}, options.logger);
   }
 
   /** Starts deleting expired inbox rows and old replayed dead letters every `intervalMs`, in the background; does nothing when there is nothing to delete (no consumers, or both kept forever). Call once. */
   start(): void {
-    if (this.options.windowMs === Infinity) this.log.info('inbox dedup window is unlimited: inbox rows are kept forever');
+    if (this.options.windowMs === Infinity) this.logger.info('inbox dedup window is unlimited: inbox rows are kept forever');
     if (this.nothingToDo()) return;
     this.schedule();
   }
@@ -205,7 +205,7 @@ export class InboxCleaner {
       this.deleted += deleted;
       const letters = await cleanupDeadLetters(this.dataSource, this.deadLetterRetentionMs, locked, this.options.batchRowsMax, this.options.batchesMax);
       this.deadLettersDeleted += letters;
-      if (letters > 0) this.log.info({ deleted: letters }, 'replayed dead letters past their retention deleted');
+      if (letters > 0) this.logger.info({ deleted: letters }, 'replayed dead letters past their retention deleted');
       return deleted;
     } finally {
       if (locked.length > 0) {
@@ -222,9 +222,9 @@ export class InboxCleaner {
     this.timer = setTimeout(() => {
       this.running = this.runOnce().then(
         (deleted) => {
-          if (deleted > 0) this.log.debug({ deleted }, 'inbox rows past the dedup window deleted');
+          if (deleted > 0) this.logger.debug({ deleted }, 'inbox rows past the dedup window deleted');
         },
-        (error: unknown) => this.log.warn({ err: describeError(error) }, 'inbox cleanup failed; will retry'),
+        (error: unknown) => this.logger.warn({ err: describeError(error) }, 'inbox cleanup failed; will retry'),
       );
       void this.running.finally(() => this.schedule());
     }, this.options.intervalMs);

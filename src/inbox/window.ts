@@ -39,19 +39,19 @@ export interface DedupWindow {
  * @throws ConcordatError DEDUP_WINDOW_TOO_SHORT naming `inbox.dedupWindowMs`,
  *   the topic, both durations and the options that fix it, unless
  *   `inbox.allowShorterThanLogRetention` is set (then it is a warning).
- * @param parentLog parent of its logger (the app's root). @default Concordat's own
+ * @param parentLogger parent of its logger (the app's root). @default Concordat's own
  */
 export async function resolveDedupWindow(
   transport: Transport,
   topics: readonly string[],
   options: CompiledInboxOptions,
-  parentLog?: Logger,
+  parentLogger?: Logger,
 ): Promise<DedupWindow> {
-  const log = createLogger('inbox', {}, parentLog);
+  const logger = createLogger('inbox', {}, parentLogger);
   const warnings: string[] = [];
   const warn = (fields: Record<string, unknown>, message: string): void => {
     warnings.push(message);
-    log.warn(fields, message);
+    logger.warn(fields, message);
   };
   const { retentionMs, unreported } = await reportedRetention(transport, topics);
   if (unreported.length > 0) {

@@ -41,16 +41,16 @@ export function logRecovery(
   repairs: number,
   durationMs: number,
 ): boolean {
-  const recovered = partitions.filter((log) => log.openRecovery.bytesValidated > 0);
+  const recovered = partitions.filter((partitionLog) => partitionLog.openRecovery.bytesValidated > 0);
   if (previousOwnerPid === null && recovered.length === 0) return false;
-  for (const log of recovered.slice(0, RECOVERY_LOG_PARTITIONS_MAX)) logPartitionRecovery(logger, log);
+  for (const partitionLog of recovered.slice(0, RECOVERY_LOG_PARTITIONS_MAX)) logPartitionRecovery(logger, partitionLog);
   const total = { segmentsValidated: 0, bytesValidated: 0, truncatedBytes: 0 };
-  for (const log of recovered) {
-    total.segmentsValidated += log.openRecovery.segmentsValidated;
-    total.bytesValidated += log.openRecovery.bytesValidated;
-    total.truncatedBytes += log.openRecovery.truncatedBytes;
+  for (const partitionLog of recovered) {
+    total.segmentsValidated += partitionLog.openRecovery.segmentsValidated;
+    total.bytesValidated += partitionLog.openRecovery.bytesValidated;
+    total.truncatedBytes += partitionLog.openRecovery.truncatedBytes;
   }
-  const truncatedPartitions = recovered.filter((log) => log.openRecovery.truncatedBytes > 0).length;
+  const truncatedPartitions = recovered.filter((partitionLog) => partitionLog.openRecovery.truncatedBytes > 0).length;
   logger.info(
     {
       previousOwnerPid,
@@ -69,16 +69,16 @@ export function logRecovery(
 }
 
 /** The start-up line of one partition that open validated past its recovery point. */
-function logPartitionRecovery(logger: Logger, log: PartitionLog): void {
-  const r = log.openRecovery;
-  const logEndOffset = log.describe().logEndOffset;
+function logPartitionRecovery(logger: Logger, partitionLog: PartitionLog): void {
+  const r = partitionLog.openRecovery;
+  const logEndOffset = partitionLog.describe().logEndOffset;
   const from =
     r.recoveryPoint === null
       ? 'the first segment (no recovery point)'
       : `recovery point offset ${r.recoveryPoint.offset} (${segmentFileName(r.recoveryPoint.segmentBase, '.log')} byte ${r.recoveryPoint.position})`;
   logger.info(
-    { topic: log.topic, partition: log.partition, ...r, logEndOffset },
-    `topic '${log.topic}' partition ${log.partition}: validated ${plural(r.segmentsValidated, 'segment')} (${r.bytesValidated} bytes) from ${from}, ` +
+    { topic: partitionLog.topic, partition: partitionLog.partition, ...r, logEndOffset },
+    `topic '${partitionLog.topic}' partition ${partitionLog.partition}: validated ${plural(r.segmentsValidated, 'segment')} (${r.bytesValidated} bytes) from ${from}, ` +
       `${r.truncatedBytes > 0 ? `truncated ${r.truncatedBytes} bytes` : 'truncated nothing'}; log end offset ${logEndOffset}`,
   );
 }
@@ -116,7 +116,7 @@ export async function openPartitions(
       partitions.push(await PartitionLog.open(contextOf(partition), point));
     }
   } catch (error) {
-    await Promise.allSettled(partitions.map((log) => log.close()));
+    await Promise.allSettled(partitions.map((partitionLog) => partitionLog.close()));
     throw error;
   }
   return partitions;
@@ -132,16 +132,16 @@ export async function rebuildDedupWindow(topic: Topic, decompressedBatchBytesMax
   const horizon = Date.now() - topic.record.config.dedupWindowMs;
   const found: { id: string; partition: number; offset: number; timestampMs: number }[] = [];
   const keep = topic.record.config.dedupWindowIdsMax;
-  for (const log of topic.partitions) {
-    const start = await log.offsetForTimestamp(horizon);
-    let offset = start?.offset ?? log.describe().highWatermark;
-    while (offset < log.describe().highWatermark) {
-      const { records } = await log.read(offset, { maxBytes: DEDUP_REBUILD_READ_BYTES });
+  for (const partitionLog of topic.partitions) {
+    const start = await partitionLog.offsetForTimestamp(horizon);
+    let offset = start?.offset ?? partitionLog.describe().highWatermark;
+    while (offset < partitionLog.describe().highWatermark) {
+      const { records } = await partitionLog.read(offset, { maxBytes: DEDUP_REBUILD_READ_BYTES });
       if (records.length === 0) break;
       for (const batch of decodeRecordBatches(records, { verifyCrc: false, decompressedBytesMax: decompressedBatchBytesMax })) {
         for (const record of batch.records) {
           const id = record.offset >= offset && record.timestampMs >= horizon ? messageId(record) : null;
-          if (id !== null) found.push({ id, partition: log.partition, offset: record.offset, timestampMs: record.timestampMs });
+          if (id !== null) found.push({ id, partition: partitionLog.partition, offset: record.offset, timestampMs: record.timestampMs });
         }
         offset = Math.max(offset, batch.lastOffset + 1);
       }

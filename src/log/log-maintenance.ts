@@ -40,11 +40,11 @@ export class LogMaintenance {
   enforceRetention(nowMs = Date.now()): Promise<RetentionSummary> {
     return this.run(async () => {
       const summary: RetentionSummary = { deletedSegments: 0, deletedBytes: 0, expiredGroups: [] };
-      for (const log of this.host.allPartitions()) {
-        const result: RetentionResult = await log.enforceRetention(nowMs);
+      for (const partitionLog of this.host.allPartitions()) {
+        const result: RetentionResult = await partitionLog.enforceRetention(nowMs);
         summary.deletedSegments += result.deletedSegments;
         summary.deletedBytes += result.deletedBytes;
-        log.expireProducers(nowMs);
+        partitionLog.expireProducers(nowMs);
       }
       summary.expiredGroups = await this.host.groups().expireOffsets(nowMs);
       if (summary.deletedSegments > 0) await this.checkpointNow();
@@ -55,10 +55,10 @@ export class LogMaintenance {
   /** `LogManager.deleteRecords` (its doc there is the contract). */
   deleteRecords(topic: string, partition: number, offset: number): Promise<number> {
     return this.run(async () => {
-      const log = this.host.partitionOrThrow(topic, partition);
-      const segments = log.describe().segmentCount;
-      const logStartOffset = await log.deleteRecordsBefore(offset);
-      if (log.describe().segmentCount < segments) await this.checkpointNow();
+      const partitionLog = this.host.partitionOrThrow(topic, partition);
+      const segments = partitionLog.describe().segmentCount;
+      const logStartOffset = await partitionLog.deleteRecordsBefore(offset);
+      if (partitionLog.describe().segmentCount < segments) await this.checkpointNow();
       return logStartOffset;
     });
   }
@@ -72,8 +72,8 @@ export class LogMaintenance {
   async checkpointNow(): Promise<void> {
     const points: RecoveryPoint[] = [];
     try {
-      for (const log of this.host.allPartitions()) {
-        const point = await log.checkpoint();
+      for (const partitionLog of this.host.allPartitions()) {
+        const point = await partitionLog.checkpoint();
         if (point !== null) points.push(point);
       }
       await writeRecoveryPoints(this.host.options.dataDir, points);

@@ -185,7 +185,7 @@ export class LogManager {
       this.transactionCoordinator = await this.openTransactionCoordinator();
     } catch (error) {
       await this.groupCoordinator?.close().catch(() => {});
-      await Promise.allSettled(this.allPartitions().map((log) => log.close()));
+      await Promise.allSettled(this.allPartitions().map((partitionLog) => partitionLog.close()));
       await this.pool.closeAll();
       throw error;
     }
@@ -381,7 +381,7 @@ export class LogManager {
       name,
       config: { ...topic.record.config },
       extraConfigs: { ...topic.record.extraConfigs },
-      partitions: topic.partitions.map((log) => log.describe()),
+      partitions: topic.partitions.map((partitionLog) => partitionLog.describe()),
     };
   }
 
@@ -430,9 +430,9 @@ export class LogManager {
   /** Encodes `records` into one batch (compressed when asked) and appends it. Errors as {@link append}. */
   async appendRecords(topic: string, partition: number, records: readonly RecordInput[], options: AppendRecordsOptions = {}): Promise<AppendResult> {
     this.checkOpen();
-    const log = this.partitionOrThrow(topic, partition);
+    const partitionLog = this.partitionOrThrow(topic, partition);
     const batch = encodeRecordBatch(records, options.compression === undefined ? {} : { compression: options.compression });
-    const result = await log.append(batch);
+    const result = await partitionLog.append(batch);
     this.countAppend(topic, result, batch.length);
     return result;
   }
@@ -473,7 +473,7 @@ export class LogManager {
    */
   async read(topic: string, partition: number, offset: number, options: ReadOptions): Promise<ReadResult> {
     this.checkOpen();
-    const log = this.partitionOrThrow(topic, partition);
+    const partitionLog = this.partitionOrThrow(topic, partition);
     if (!Number.isInteger(options.maxBytes) || options.maxBytes < 1) throw new RangeError(`maxBytes must be an integer ≥ 1, got ${options.maxBytes}`);
     const maxWaitMs = options.maxWaitMs ?? 0;
     if (maxWaitMs > this.options.readWaitMsMax) {
@@ -482,7 +482,7 @@ export class LogManager {
         context: { limit: 'readWaitMsMax' },
       });
     }
-    return log.read(offset, { ...options, maxBytes: Math.min(options.maxBytes, this.options.readBytesMax), maxWaitMs });
+    return partitionLog.read(offset, { ...options, maxBytes: Math.min(options.maxBytes, this.options.readBytesMax), maxWaitMs });
   }
 
   /**
@@ -566,29 +566,32 @@ export class LogManager {
         decompressedBatchBytesMax: this.options.decompressedBatchBytesMax,
       });
       const cleaner = this.cleaner;
-      const logs: PartitionLog[] = [];
+      const partitionLogs: PartitionLog[] = [];
       for (const topic of compacted) {
-        for (const log of topic.partitions) if (await cleaner.hasWork(log, nowMs, options.force === true)) logs.push(log);
+        for (const partitionLog of topic.partitions) if (await cleaner.hasWork(partitionLog, nowMs, options.force === true)) partitionLogs.push(partitionLog);
       }
       // Nothing to clean: no recovery points to record either (the timer runs every cleanerBackoffMs).
-      if (logs.length === 0) return results;
+      if (partitionLogs.length === 0) return results;
       // A crash after a clean reopens from the recovery points in the file: record them now, and clean only below them.
       // Only checkpointNow moves a partition's in-memory point, after open it runs only in this queue, and a point's
       // segment never moves back: so from this task's end until the clean's, the file (or a write of it under way) holds
       // these points or later ones, even while a later checkpoint, ahead in memory, is being written (compaction.test.ts).
       const recorded = await this.maintenanceJobs.run(async () => {
         await this.maintenanceJobs.checkpointNow();
-        return new Map(logs.map((log) => [log, log.cleanerView().recoveryPointBase]));
+        return new Map(partitionLogs.map((partitionLog) => [partitionLog, partitionLog.cleanerView().recoveryPointBase]));
       });
-      for (const log of logs) {
+      for (const partitionLog of partitionLogs) {
         if (this.closed) break;
         try {
-          const result = await cleaner.clean(log, nowMs, options.force === true, recorded.get(log) ?? -1);
+          const result = await cleaner.clean(partitionLog, nowMs, options.force === true, recorded.get(partitionLog) ?? -1);
           if (result === null) continue;
           results.push(result);
           this.logger.info({ ...result }, 'log cleaner cleaned a partition');
         } catch (error) {
-          this.logger.error({ topic: log.topic, partition: log.partition, err: error }, 'log cleaner failed on a partition; its segments are unchanged');
+          this.logger.error(
+            { topic: partitionLog.topic, partition: partitionLog.partition, err: error },
+            'log cleaner failed on a partition; its segments are unchanged',
+          );
           failure ??= error instanceof Error ? error : new Error(String(error));
         }
       }
@@ -629,11 +632,11 @@ export class LogManager {
 
   /** Closes every partition and records the recovery points of those that closed cleanly. */
   private async closePartitions(): Promise<unknown[]> {
-    const logs = this.allPartitions();
-    const results = await Promise.allSettled(logs.map((log) => log.close()));
+    const partitionLogs = this.allPartitions();
+    const results = await Promise.allSettled(partitionLogs.map((partitionLog) => partitionLog.close()));
     const points = results.flatMap((r) => (r.status === 'fulfilled' && r.value !== null ? [r.value] : []));
     const failures: unknown[] = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r): unknown => r.reason);
-    if (logs.length > 0) {
+    if (partitionLogs.length > 0) {
       try {
         await writeRecoveryPoints(this.options.dataDir, points);
       } catch (error) {
@@ -659,13 +662,13 @@ export class LogManager {
   }
 
   private partitionOrThrow(name: string, partition: number): PartitionLog {
-    const log = this.topicOrThrow(name).partitions[partition];
-    if (log === undefined) {
+    const partitionLog = this.topicOrThrow(name).partitions[partition];
+    if (partitionLog === undefined) {
       throw new ConcordatError(`This server does not host this topic-partition: topic '${name}' has no partition ${partition}`, {
         code: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
         context: { topic: name, partition },
       });
     }
-    return log;
+    return partitionLog;
   }
 }

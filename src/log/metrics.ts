@@ -34,7 +34,7 @@ const sets = new WeakMap<Registry, LogMetricsSet>();
 export const FSYNC_BUCKETS_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 
 /**
- * Adds `log` to the metrics of `registry` until the returned function is
+ * Adds `logManager` to the metrics of `registry` until the returned function is
  * called (call it before or after closing the log). Attaching one log twice
  * counts it once; each attach needs its own detach.
  */
@@ -67,17 +67,17 @@ function metricsSet(registry: Registry): LogMetricsSet {
   const logs = new Map<LogManager, { count: number; detach: () => void }>();
   const appended = (field: 'records' | 'bytes'): Map<string, number> => {
     const sums = new Map<string, number>();
-    for (const log of logs.keys()) {
-      for (const [topic, totals] of log.appendTotals()) sums.set(topic, (sums.get(topic) ?? 0) + totals[field]);
+    for (const logManager of logs.keys()) {
+      for (const [topic, totals] of logManager.appendTotals()) sums.set(topic, (sums.get(topic) ?? 0) + totals[field]);
     }
     return sums;
   };
   const inventory = (): Map<string, { partitions: number; segments: number; bytes: number; readsWaiting: number }> => {
     const sums = new Map<string, { partitions: number; segments: number; bytes: number; readsWaiting: number }>();
-    for (const log of logs.keys()) {
-      for (const topic of safeTopics(log)) {
+    for (const logManager of logs.keys()) {
+      for (const topic of safeTopics(logManager)) {
         const sum = sums.get(topic) ?? { partitions: 0, segments: 0, bytes: 0, readsWaiting: 0 };
-        for (const partition of safeDescribe(log, topic)) {
+        for (const partition of safeDescribe(logManager, topic)) {
           sum.partitions += 1;
           sum.segments += partition.segmentCount;
           sum.bytes += partition.sizeBytes;

@@ -89,7 +89,7 @@ export class TopicAdmin {
       await fsyncDir(this.host.options.dataDir);
     } catch (error) {
       // Undo: the registry entry is the commit point, so it goes first; the directories follow (or go at the next open).
-      await Promise.allSettled(topic.partitions.map((log) => log.delete()));
+      await Promise.allSettled(topic.partitions.map((partitionLog) => partitionLog.delete()));
       await this.host.registry.remove(name).catch(() => {});
       throw error;
     }
@@ -189,7 +189,7 @@ export class TopicAdmin {
       await this.host.registry.put(record);
       topic.record = record;
       topic.dedup?.configure(next.dedupWindowMs, next.dedupWindowIdsMax);
-      for (const log of topic.partitions) log.updateConfig(next);
+      for (const partitionLog of topic.partitions) partitionLog.updateConfig(next);
       this.host.logger.info({ topic: name, config: next, extraConfigs }, 'topic config changed');
     });
   }
@@ -202,7 +202,7 @@ export class TopicAdmin {
       this.host.topics.delete(name);
       this.host.nullKeyPartitioner.forget(name);
       await this.host.registry.remove(name);
-      await Promise.all(topic.partitions.map((log) => log.delete()));
+      await Promise.all(topic.partitions.map((partitionLog) => partitionLog.delete()));
       await fsyncDir(this.host.options.dataDir);
       await this.host.groups().removeTopicOffsets(name);
       await this.recordTopicChange();

@@ -114,7 +114,7 @@ export class RelayLane {
   constructor(
     readonly index: number,
     private readonly host: LaneHost,
-    private readonly log: Logger,
+    private readonly logger: Logger,
   ) {
     this.connection = new RelayConnection(host);
   }
@@ -136,7 +136,7 @@ export class RelayLane {
       await this.host.dataSource.query(DELETE_BATCH, [acknowledged.seqs]);
       this.acknowledged = undefined;
     } catch (error) {
-      this.log.warn({ err: describeError(error), lane: this.index }, 'could not delete published outbox rows at stop; they will be published again');
+      this.logger.warn({ err: describeError(error), lane: this.index }, 'could not delete published outbox rows at stop; they will be published again');
     } finally {
       await this.connection.close();
     }
@@ -183,7 +183,7 @@ export class RelayLane {
         this.markDirty(target);
         const options = this.host.options;
         const delayMs = backoffMs({ firstMs: options.retryBackoffMs, maxMs: options.retryBackoffMaxMs }, failures);
-        this.log.warn(
+        this.logger.warn(
           { err: describeError(error), lane: this.index, failures, delayMs },
           'outbox batch failed; its rows stay in the outbox and will be published again',
         );

@@ -67,7 +67,7 @@ export class OutboxNotifier {
   private lastSentAt = 0;
   /** Callers of {@link idle} waiting for the pending wake-ups to go out. */
   private idleWaiters: Array<() => void> = [];
-  private readonly log = createLogger('outbox-notifier');
+  private readonly logger = createLogger('outbox-notifier');
 
   constructor(
     private readonly dataSource: DataSource,
@@ -196,7 +196,7 @@ export class OutboxNotifier {
       await this.dataSource.query(`SELECT pg_notify($1, $2)`, [OUTBOX_CHANNEL, `${this.id}|${tokens.join(',')}`]);
     } catch (error) {
       // Only a hint: the relays' poll picks the rows up.
-      this.log.debug({ err: describeError(error) }, 'outbox NOTIFY failed; relays will find the rows by polling');
+      this.logger.debug({ err: describeError(error) }, 'outbox NOTIFY failed; relays will find the rows by polling');
     } finally {
       this.sending = false;
       if (this.pending.size > 0 || this.pendingScheduled) this.schedule();

@@ -142,7 +142,7 @@ export interface RelayExtras {
 export class OutboxRelay implements LaneHost {
   readonly id: string;
   readonly options: CompiledRelayOptions;
-  private readonly log: Logger;
+  private readonly logger: Logger;
   private readonly leases: ShardLeases;
   private readonly lanes: RelayLane[];
   private readonly scheduler: ScheduledDelivery;
@@ -165,10 +165,10 @@ export class OutboxRelay implements LaneHost {
   ) {
     this.options = compileRelayOptions(options);
     this.id = this.options.relayId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-    this.log = createLogger('outbox-relay', { relay: this.id }, extras.logger);
+    this.logger = createLogger('outbox-relay', { relay: this.id }, extras.logger);
     this.notifier = outboxNotifierFor(database.dataSource);
     this.metrics = outboxMetrics(extras.metricsRegistry);
-    this.lanes = Array.from({ length: this.options.lanes }, (_, index) => new RelayLane(index, this, this.log));
+    this.lanes = Array.from({ length: this.options.lanes }, (_, index) => new RelayLane(index, this, this.logger));
     const isRunning = (): boolean => this.running;
     const ownedShards = (): typeof this.ownedShards => this.ownedShards;
     this.scheduler = new ScheduledDelivery(
@@ -187,14 +187,14 @@ export class OutboxRelay implements LaneHost {
           this.metrics.scheduledMoved.inc({ relay: this.id }, count);
         },
       },
-      this.log,
+      this.logger,
     );
     this.leases = new ShardLeases(
       database.dataSource,
       this.id,
       { leaseMs: this.options.leaseMs, renewIntervalMs: this.options.leaseRenewIntervalMs },
       (owned) => this.ownershipChanged(owned),
-      this.log,
+      this.logger,
     );
   }
 
@@ -352,7 +352,7 @@ export class OutboxRelay implements LaneHost {
   rowsFailed(failed: ReadonlyArray<{ row: ClaimedRow; error: unknown }>): void {
     this.metrics.rowsFailed.inc({ relay: this.id }, failed.length);
     for (const { row, error } of failed) {
-      this.log.error(
+      this.logger.error(
         { err: describeError(error), seq: row.seq, messageId: row.headers.ce_id, topic: row.topic, key: row.partition_key },
         'the log refuses this outbox row for good; moved to concordat.outbox_failed',
       );
@@ -403,7 +403,7 @@ export class OutboxRelay implements LaneHost {
       this.wakeShards(shards?.filter((shard) => this.leases.owns(shard)) ?? undefined);
     });
     client.on('error', (error) => {
-      this.log.warn({ err: describeError(error) }, 'outbox LISTEN connection lost; polling until it is back');
+      this.logger.warn({ err: describeError(error) }, 'outbox LISTEN connection lost; polling until it is back');
       if (this.listener === client) this.listener = undefined;
       client.end().catch(() => undefined);
       this.scheduleRelisten();
@@ -415,7 +415,7 @@ export class OutboxRelay implements LaneHost {
     } catch (error) {
       // Start anyway: the poll relays rows until LISTEN works.
       client.end().catch(() => undefined);
-      this.log.warn({ err: describeError(error) }, 'outbox LISTEN failed; polling until it works');
+      this.logger.warn({ err: describeError(error) }, 'outbox LISTEN failed; polling until it works');
       this.scheduleRelisten();
     }
   }

@@ -117,7 +117,7 @@ export class ScheduledDelivery {
 
   constructor(
     private readonly host: SchedulerHost,
-    private readonly log: Logger,
+    private readonly logger: Logger,
   ) {
     this.connection = new RelayConnection(host);
   }
@@ -170,7 +170,7 @@ export class ScheduledDelivery {
         failures++;
         const options = this.host.options;
         waitMs = backoffMs({ firstMs: options.retryBackoffMs, maxMs: options.retryBackoffMaxMs }, failures);
-        this.log.warn({ err: describeError(error), failures, delayMs: waitMs }, 'moving due scheduled messages failed; trying again');
+        this.logger.warn({ err: describeError(error), failures, delayMs: waitMs }, 'moving due scheduled messages failed; trying again');
       }
       if (waitMs > 0) await this.sleep(waitMs);
     }

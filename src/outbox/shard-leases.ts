@@ -64,7 +64,7 @@ export class ShardLeases {
     readonly relayId: string,
     private readonly options: ShardLeaseOptions,
     private readonly onChange: OwnershipListener,
-    private readonly log: Logger,
+    private readonly logger: Logger,
   ) {}
 
   /** Shards owned, or none when the last renewal is older than a lease. */
@@ -100,7 +100,7 @@ export class ShardLeases {
       await this.dataSource.query(`UPDATE concordat.outbox_shard SET owner = NULL, expires_at = '-infinity' WHERE owner = $1`, [this.relayId]);
       await this.dataSource.query(`DELETE FROM concordat.outbox_relay WHERE relay_id = $1`, [this.relayId]);
     } catch (error) {
-      this.log.warn({ err: describeError(error) }, 'could not release outbox shard leases; they expire by themselves');
+      this.logger.warn({ err: describeError(error) }, 'could not release outbox shard leases; they expire by themselves');
     }
   }
 
@@ -123,7 +123,7 @@ export class ShardLeases {
     try {
       await this.tick();
     } catch (error) {
-      this.log.warn({ err: describeError(error) }, 'outbox shard lease renewal failed; will retry');
+      this.logger.warn({ err: describeError(error) }, 'outbox shard lease renewal failed; will retry');
     }
   }
 
@@ -185,7 +185,7 @@ export class ShardLeases {
     if (same) return;
     const before = this.current.size;
     this.current = owned;
-    this.log.info({ shards: owned.size, before }, 'outbox shard ownership changed');
+    this.logger.info({ shards: owned.size, before }, 'outbox shard ownership changed');
     await this.onChange(owned);
   }
 }

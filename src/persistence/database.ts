@@ -36,7 +36,7 @@ const MIGRATION_LOCK_KEY = 0x436f6e63; // "Conc"
  * process at a time (advisory lock), so several services starting together
  * migrate once. With `connectRetry.timeoutMs`, waits for a server that
  * cannot be reached yet (see {@link DatabaseOptions.connectRetry}), logging
- * each wait on `log`.
+ * each wait on `logger`.
  *
  * @throws ConcordatError CONFIG_INVALID for bad options (naming `DATABASE_URL`
  *   when the bad URL came from there),
@@ -45,7 +45,7 @@ const MIGRATION_LOCK_KEY = 0x436f6e63; // "Conc"
  *   `connectRetry.timeoutMs`) or refuses the connection,
  *   MIGRATION_FAILED when a migration fails.
  */
-export async function openDatabase(input: DatabaseOptions = {}, log: Logger = createLogger('persistence')): Promise<Database> {
+export async function openDatabase(input: DatabaseOptions = {}, logger: Logger = createLogger('persistence')): Promise<Database> {
   const options = compileDatabaseOptions(input);
   let embedded: RunningPostgres | undefined;
   let url = options.url;
@@ -57,14 +57,14 @@ export async function openDatabase(input: DatabaseOptions = {}, log: Logger = cr
 
   let dataSource: DataSource;
   try {
-    dataSource = await connect(options, url, embedded === undefined ? options.connectRetry.timeoutMs : 0, log);
+    dataSource = await connect(options, url, embedded === undefined ? options.connectRetry.timeoutMs : 0, logger);
   } catch (error) {
     await embedded?.stop();
     throw error;
   }
 
   try {
-    if (options.runMigrations) await migrate(dataSource, url, log);
+    if (options.runMigrations) await migrate(dataSource, url, logger);
   } catch (cause) {
     await dataSource.destroy();
     await embedded?.stop();
@@ -94,21 +94,21 @@ export async function openDatabase(input: DatabaseOptions = {}, log: Logger = cr
  * since the first attempt, each wait logged; any other failure, or the last
  * one, throws DATABASE_UNAVAILABLE.
  */
-async function connect(options: CompiledDatabaseOptions, url: string, timeoutMs: number, log: Logger): Promise<DataSource> {
+async function connect(options: CompiledDatabaseOptions, url: string, timeoutMs: number, logger: Logger): Promise<DataSource> {
   const retry = { firstMs: options.connectRetry.initialDelayMs, maxMs: options.connectRetry.maxDelayMs };
   const startedAt = Date.now();
   for (let attempt = 1; ; attempt++) {
     const dataSource = newDataSource(options, url);
     try {
       await dataSource.initialize();
-      if (attempt > 1) log.info({ url: redact(url), attempts: attempt, waitedMs: Date.now() - startedAt }, 'database reachable');
+      if (attempt > 1) logger.info({ url: redact(url), attempts: attempt, waitedMs: Date.now() - startedAt }, 'database reachable');
       return dataSource;
     } catch (cause) {
       const waitedMs = Date.now() - startedAt;
       // The last delay is cut to what is left of timeoutMs, so the wait never exceeds it by more than an attempt.
       const nextDelayMs = Math.min(backoffMs(retry, attempt), timeoutMs - waitedMs);
       if (!isServerNotReady(cause) || nextDelayMs <= 0) throw unavailable(url, options, cause, attempt, waitedMs, timeoutMs);
-      log.warn(
+      logger.warn(
         { err: causeText(cause), url: redact(url), attempt, waitedMs, nextDelayMs, timeoutMs },
         `database not reachable yet; next attempt in ${nextDelayMs} ms`,
       );
@@ -185,7 +185,7 @@ function unavailable(url: string, options: CompiledDatabaseOptions, cause: unkno
   });
 }
 
-async function migrate(dataSource: DataSource, url: string, log: Logger): Promise<void> {
+async function migrate(dataSource: DataSource, url: string, logger: Logger): Promise<void> {
   // A session-level advisory lock on a connection of its own: a second process
   // waits here until the first has migrated, then finds nothing pending.
   const lock = new pg.Client({ connectionString: url });
@@ -193,7 +193,7 @@ async function migrate(dataSource: DataSource, url: string, log: Logger): Promis
   try {
     await lock.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
     const applied = await dataSource.runMigrations({ transaction: 'each' });
-    if (applied.length > 0) log.info({ migrations: applied.map((m) => m.name) }, 'migrations applied');
+    if (applied.length > 0) logger.info({ migrations: applied.map((m) => m.name) }, 'migrations applied');
   } catch (cause) {
     throw new ConcordatError(`database migration failed: ${(cause as Error).message}`, {
       code: ErrorCode.MIGRATION_FAILED,

@@ -77,7 +77,7 @@ const PASSWORD = 'concordat';
  *   `postgres` user cannot write).
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<RunningPostgres> {
-  const log = createLogger('embedded-postgres');
+  const logger = createLogger('embedded-postgres');
   const dataDir = resolve(options.dataDir);
   const maxPrepared = options.maxPreparedTransactions ?? 200;
   const maxConnections = options.maxConnections ?? 200;
@@ -89,7 +89,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 
   const runningPort = await livePostmasterPort(dataDir);
   if (runningPort !== undefined) {
-    log.info({ dataDir, port: runningPort }, 'reusing the embedded Postgres already running on this data directory');
+    logger.info({ dataDir, port: runningPort }, 'reusing the embedded Postgres already running on this data directory');
     return { url: urlFor(runningPort), port: runningPort, owned: false, stop: async () => {} };
   }
 
@@ -139,7 +139,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       { code: ErrorCode.EMBEDDED_POSTGRES_FAILED, cause, context: { dataDir, port } },
     );
   }
-  log.info({ dataDir, port }, 'embedded Postgres started');
+  logger.info({ dataDir, port }, 'embedded Postgres started');
   let stopped = false;
   return {
     url: urlFor(port),

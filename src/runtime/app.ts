@@ -158,7 +158,7 @@ export class ConcordatApp {
   private state: AppState = AppState.CREATED;
   /** The root of this app's component loggers: `options.logger`, or Concordat's own. */
   readonly logger: Logger;
-  private readonly log: Logger;
+  private readonly appLogger: Logger;
   private readonly dataDir: string;
   private readonly partitions: number;
   private database: Database | undefined;
@@ -206,7 +206,7 @@ export class ConcordatApp {
     if (!this.container.isBound(Tokens.App)) this.container.bind(Tokens.App).toConstantValue(this);
     if (!this.container.isBound(Tokens.DataSource)) this.container.bind(Tokens.DataSource).toDynamicValue(() => this.dataSource);
     this.logger = rootLoggerFrom(compiled.logger);
-    this.log = createLogger('app', { app: options.name }, this.logger);
+    this.appLogger = createLogger('app', { app: options.name }, this.logger);
     if (options.requests !== undefined) {
       this.requester = new Requester(options.name, options.requests, this.logger);
       // Its reply topic's consumer group, created, subscribed and cleaned up like the services' groups.
@@ -280,7 +280,7 @@ export class ConcordatApp {
       }
       const database = isDatabase(this.options.database)
         ? this.options.database
-        : await openDatabase({ dataDir: this.dataDir, ...this.options.database }, this.log);
+        : await openDatabase({ dataDir: this.dataDir, ...this.options.database }, this.appLogger);
       this.database = database;
       const transport = this.options.transport ?? defaultTransport(join(this.dataDir, 'log'), process.env, this.logger);
       this.transportInUse = transport;
@@ -306,7 +306,7 @@ export class ConcordatApp {
       for (const consumer of this.handlers.consumers) if (consumer.group !== replyGroup) await this.subscribe(consumer.group);
       if (this.consoleOptions !== undefined) await this.startConsole(this.consoleOptions, database, transport);
       this.state = AppState.RUNNING;
-      this.log.info({ consumers: this.handlers.consumers.map((c) => c.group) }, 'app started');
+      this.appLogger.info({ consumers: this.handlers.consumers.map((c) => c.group) }, 'app started');
     } catch (error) {
       await this.shutdown();
       this.forgetStarted();
@@ -345,7 +345,7 @@ export class ConcordatApp {
     this.state = AppState.STOPPING;
     await this.shutdown();
     this.state = AppState.STOPPED;
-    this.log.info('app stopped');
+    this.appLogger.info('app stopped');
   }
 
   /**
@@ -498,7 +498,7 @@ export class ConcordatApp {
       ...handlers,
       ...(perPartition !== undefined && { concurrency: { perPartition } }),
       onHandlerError: (error, delivery) =>
-        this.log.warn(
+        this.appLogger.warn(
           { err: error instanceof Error ? error.message : String(error), topic: delivery.topic, partition: delivery.partition, offset: delivery.offset },
           'delivery not completed; it will be delivered again',
         ),
@@ -518,7 +518,7 @@ export class ConcordatApp {
     const poolSize = (this.requireDatabase().dataSource.options as { extra?: { max?: number } }).extra?.max;
     for (const [topic, n] of Object.entries(perPartition)) {
       if (poolSize === undefined || n < poolSize) continue;
-      this.log.warn(
+      this.appLogger.warn(
         { topic, perPartition: n, poolSize },
         `concurrency.perPartition ${n} on topic '${topic}' needs up to ${n} connections per partition, and the database pool holds ${poolSize}: transactions will wait for connections; raise database.poolSize`,
       );
@@ -553,7 +553,7 @@ export class ConcordatApp {
     if (!isDatabase(this.options.database)) await attempt(() => this.database?.close());
     await attempt(() => this.metricsEndpoint?.close());
     this.metricsEndpoint = undefined;
-    for (const failure of failures) this.log.error({ err: String(failure) }, 'error while stopping');
+    for (const failure of failures) this.appLogger.error({ err: String(failure) }, 'error while stopping');
   }
 
   /** The container's instance of a service class. */

@@ -112,7 +112,7 @@ export class Requester {
   private readonly ended = new Map<string, Ended>();
   private closed = true;
   private readonly counts = { sent: 0, answered: 0, failed: 0, timedOut: 0, notSent: 0, stopped: 0, unmatched: { late: 0, extra: 0, unknown: 0 } };
-  private readonly log: Logger;
+  private readonly logger: Logger;
   private readonly requestsTotal: Counter<'topic' | 'outcome'>;
   private readonly unmatchedTotal: Counter<'reason'>;
 
@@ -139,7 +139,7 @@ export class Requester {
         },
       );
     }
-    this.log = createLogger('requests', { app: appName, replyTopic: this.replyTopic }, logger);
+    this.logger = createLogger('requests', { app: appName, replyTopic: this.replyTopic }, logger);
     this.requestsTotal = registeredMetric(
       defaultRegistry,
       'concordat_requests_total',
@@ -349,8 +349,8 @@ export class Requester {
       unknown:
         'a reply to a request this process does not know: sent before a restart with the same requests.instanceId, forgotten, or by another live process with this instanceId',
     }[reply.reason];
-    if (reply.reason === 'extra') this.log.info(fields, why);
-    else this.log.warn(fields, why);
+    if (reply.reason === 'extra') this.logger.info(fields, why);
+    else this.logger.warn(fields, why);
   }
 }
 

@@ -60,7 +60,7 @@ export const addOffsetsToTxn = defineApi<AddOffsetsToTxnRequest, AddOffsetsToTxn
       return { errorCode: KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED };
     if (!groupAuthorized(context, AclOperation.READ, request.groupId)) return { errorCode: KafkaError.GROUP_AUTHORIZATION_FAILED };
     const errorCode = await transactionCallErrorCode(
-      () => context.broker.log.transactions.addOffsets(request.transactionalId, request.producerId, request.producerEpoch, request.groupId),
+      () => context.broker.logManager.transactions.addOffsets(request.transactionalId, request.producerId, request.producerEpoch, request.groupId),
       context.header.apiVersion >= 2,
     );
     return { errorCode };

@@ -94,7 +94,12 @@ export const addPartitionsToTxn = defineApi<AddPartitionsToTxnRequest, AddPartit
     try {
       const partitions = request.topics.flatMap((t) => t.partitions.map((partition) => ({ topic: t.name, partition })));
       const fenced = context.header.apiVersion >= 2;
-      const results = await context.broker.log.transactions.addPartitions(request.transactionalId, request.producerId, request.producerEpoch, partitions);
+      const results = await context.broker.logManager.transactions.addPartitions(
+        request.transactionalId,
+        request.producerId,
+        request.producerEpoch,
+        partitions,
+      );
       let i = 0;
       return {
         topics: answerEachPartition(request.topics, (partitionIndex) => ({

@@ -141,16 +141,16 @@ function refusal(topic: CreatePartitionsTopic, current: number, context: Request
 }
 
 async function growOne(topic: CreatePartitionsTopic, validateOnly: boolean, context: RequestContext): Promise<CreatePartitionsResult> {
-  const log = context.broker.log;
+  const logManager = context.broker.logManager;
   if (!topicAuthorized(context, AclOperation.ALTER, topic.name))
     return { name: topic.name, errorCode: KafkaError.TOPIC_AUTHORIZATION_FAILED, errorMessage: null };
-  const current = log.partitionCount(topic.name);
+  const current = logManager.partitionCount(topic.name);
   if (current === undefined) {
     return { name: topic.name, errorCode: KafkaError.UNKNOWN_TOPIC_OR_PARTITION, errorMessage: `topic '${topic.name}' does not exist` };
   }
   const refused = refusal(topic, current, context);
   if (refused !== null) return refused;
-  const max = log.options.partitionsPerTopicMax;
+  const max = logManager.options.partitionsPerTopicMax;
   if (topic.count > max) {
     return {
       name: topic.name,
@@ -160,7 +160,7 @@ async function growOne(topic: CreatePartitionsTopic, validateOnly: boolean, cont
   }
   if (validateOnly) return { name: topic.name, errorCode: KafkaError.NONE, errorMessage: null };
   try {
-    await log.createPartitions(topic.name, topic.count);
+    await logManager.createPartitions(topic.name, topic.count);
     return { name: topic.name, errorCode: KafkaError.NONE, errorMessage: null };
   } catch (error) {
     if (!(error instanceof ConcordatError)) throw error;

@@ -199,7 +199,7 @@ function plan(topic: CreatableTopic, context: RequestContext): Plan {
     if (!valid) return refuse(KafkaError.INVALID_REPLICA_ASSIGNMENT, `assignments must be partitions 0..n-1 on broker ${nodeId}`);
     partitions = topic.assignments.length;
   }
-  const configs = topicConfigFromKafka(topic.configs, context.broker.log.options.topicDefaults);
+  const configs = topicConfigFromKafka(topic.configs, context.broker.logManager.options.topicDefaults);
   if ('refusal' in configs) return refuse(KafkaError.INVALID_CONFIG, configs.refusal);
   return { partitions, config: configs.config, extraConfigs: configs.extraConfigs };
 }
@@ -209,8 +209,8 @@ async function createOne(topic: CreatableTopic, validateOnly: boolean, context: 
   if (!topicCreateAuthorized(context, topic.name)) return { name: topic.name, errorCode: KafkaError.TOPIC_AUTHORIZATION_FAILED, errorMessage: null };
   const planned = plan(topic, context);
   if ('errorCode' in planned) return planned;
-  const log = context.broker.log;
-  const defaults = log.options.topicDefaults;
+  const logManager = context.broker.logManager;
+  const defaults = logManager.options.topicDefaults;
   const created = (): CreateTopicsResult => ({
     name: topic.name,
     errorCode: KafkaError.NONE,
@@ -219,12 +219,12 @@ async function createOne(topic: CreatableTopic, validateOnly: boolean, context: 
   });
   try {
     if (validateOnly) {
-      if (log.hasTopic(topic.name)) {
+      if (logManager.hasTopic(topic.name)) {
         return { name: topic.name, errorCode: KafkaError.TOPIC_ALREADY_EXISTS, errorMessage: `topic '${topic.name}' already exists` };
       }
       return created();
     }
-    await log.createTopic(topic.name, planned);
+    await logManager.createTopic(topic.name, planned);
     return created();
   } catch (error) {
     if (!(error instanceof ConcordatError)) throw error;

@@ -58,7 +58,7 @@ export const deleteGroups = defineApi<DeleteGroupsRequest, DeleteGroupsResponse>
     const allowed = names.filter((group) => groupAuthorized(context, AclOperation.DELETE, group));
     const refused = names.filter((group) => !allowed.includes(group)).map((groupId) => ({ groupId, errorCode: KafkaError.GROUP_AUTHORIZATION_FAILED }));
     try {
-      const results = await context.broker.log.groups.deleteGroups(allowed);
+      const results = await context.broker.logManager.groups.deleteGroups(allowed);
       return { results: [...results.map((r) => ({ groupId: r.groupId, errorCode: kafkaErrorCodeOfName(r.errorCode) })), ...refused] };
     } catch (error) {
       if (!(error instanceof ConcordatError)) throw error;

@@ -110,7 +110,7 @@ async function deleteOne(topic: string, partition: number, offset: number, conte
   if (!topicAuthorized(context, AclOperation.DELETE, topic))
     return { partitionIndex: partition, lowWatermark: -1, errorCode: KafkaError.TOPIC_AUTHORIZATION_FAILED };
   try {
-    const lowWatermark = await context.broker.log.deleteRecords(topic, partition, offset);
+    const lowWatermark = await context.broker.logManager.deleteRecords(topic, partition, offset);
     return { partitionIndex: partition, lowWatermark, errorCode: KafkaError.NONE };
   } catch (error) {
     if (!(error instanceof ConcordatError)) throw error;

@@ -62,7 +62,7 @@ export const deleteTopics = defineApi<DeleteTopicsRequest, DeleteTopicsResponse>
         continue;
       }
       try {
-        await context.broker.log.deleteTopic(name);
+        await context.broker.logManager.deleteTopic(name);
         responses.push({ name, errorCode: KafkaError.NONE });
       } catch (error) {
         if (!(error instanceof ConcordatError)) throw error;

@@ -161,14 +161,14 @@ function describeResource(resource: DescribeConfigsResource, includeSynonyms: bo
     resourceName: resource.resourceName,
     configs: [],
   });
-  const log = context.broker.log;
+  const logManager = context.broker.logManager;
   const name = resource.resourceName;
   switch (resource.resourceType) {
     case ConfigResourceType.TOPIC: {
       if (!isValidTopicName(name)) return refuse(KafkaError.INVALID_TOPIC_EXCEPTION, `'${name}' is not a valid topic name`);
-      if (!log.hasTopic(name)) return refuse(KafkaError.UNKNOWN_TOPIC_OR_PARTITION, `topic '${name}' does not exist`);
-      const topic = log.describeTopic(name);
-      const configs = describeTopicConfig(topic.config, log.options.topicDefaults, topic.extraConfigs);
+      if (!logManager.hasTopic(name)) return refuse(KafkaError.UNKNOWN_TOPIC_OR_PARTITION, `topic '${name}' does not exist`);
+      const topic = logManager.describeTopic(name);
+      const configs = describeTopicConfig(topic.config, logManager.options.topicDefaults, topic.extraConfigs);
       return answer(configs, (config) => config.source !== ConfigSource.TOPIC_CONFIG);
     }
     case ConfigResourceType.BROKER: {
@@ -177,7 +177,7 @@ function describeResource(resource: DescribeConfigsResource, includeSynonyms: bo
       if (name !== String(nodeId))
         return refuse(KafkaError.INVALID_REQUEST, `this is broker ${nodeId}; describe broker '${nodeId}' or '' (cluster defaults), not '${name}'`);
       return answer(
-        describeBroker(context.broker.options, log.options.topicDefaults, log.options.groups.initialRebalanceDelayMs),
+        describeBroker(context.broker.options, logManager.options.topicDefaults, logManager.options.groups.initialRebalanceDelayMs),
         (config) => config.source === ConfigSource.DEFAULT_CONFIG,
       );
     }

@@ -96,7 +96,7 @@ export const describeGroups = defineApi<DescribeGroupsRequest, DescribeGroupsRes
           authorizedOperations: OPERATIONS_OMITTED,
         };
       }
-      const described = context.broker.log.groups.describeGroup(groupId);
+      const described = context.broker.logManager.groups.describeGroup(groupId);
       return {
         errorCode: KafkaError.NONE,
         groupId,

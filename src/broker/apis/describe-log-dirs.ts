@@ -59,19 +59,19 @@ export const describeLogDirs = defineApi<DescribeLogDirsRequest, DescribeLogDirs
   },
 
   handle(request, context) {
-    const log = context.broker.log;
+    const logManager = context.broker.logManager;
     // ACLs: Describe on the cluster; v0-v1 have no error field, so Kafka answers an empty list.
     if (!clusterAuthorized(context, AclOperation.DESCRIBE)) return { results: [] };
-    const wanted = request.topics ?? log.listTopics().map((topic) => ({ topic, partitions: null }));
+    const wanted = request.topics ?? logManager.listTopics().map((topic) => ({ topic, partitions: null }));
     const topics: DescribeLogDirsResponse['results'][number]['topics'] = [];
     for (const { topic, partitions } of wanted) {
-      const count = log.partitionCount(topic);
+      const count = logManager.partitionCount(topic);
       if (count === undefined) continue;
       const indexes = (partitions ?? Array.from({ length: count }, (_, i) => i)).filter((p) => p >= 0 && p < count);
       if (indexes.length === 0) continue;
-      topics.push({ name: topic, partitions: indexes.map((p) => ({ partitionIndex: p, partitionSize: log.describePartition(topic, p).sizeBytes })) });
+      topics.push({ name: topic, partitions: indexes.map((p) => ({ partitionIndex: p, partitionSize: logManager.describePartition(topic, p).sizeBytes })) });
     }
-    return { results: [{ errorCode: KafkaError.NONE, logDir: log.options.dataDir, topics }] };
+    return { results: [{ errorCode: KafkaError.NONE, logDir: logManager.options.dataDir, topics }] };
   },
 
   encode(writer, _version, response) {
@@ -83,6 +83,6 @@ export const describeLogDirs = defineApi<DescribeLogDirsRequest, DescribeLogDirs
   },
 
   errorResponse(_request, errorCode, context) {
-    return { results: [{ errorCode, logDir: context.broker.log.options.dataDir, topics: [] }] };
+    return { results: [{ errorCode, logDir: context.broker.logManager.options.dataDir, topics: [] }] };
   },
 });

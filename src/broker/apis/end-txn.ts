@@ -63,7 +63,7 @@ export const endTxn = defineApi<EndTxnRequest, EndTxnResponse>({
     if (!transactionalIdAuthorized(context, AclOperation.WRITE, request.transactionalId))
       return { errorCode: KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED };
     const errorCode = await transactionCallErrorCode(
-      () => context.broker.log.transactions.endTransaction(request.transactionalId, request.producerId, request.producerEpoch, request.committed),
+      () => context.broker.logManager.transactions.endTransaction(request.transactionalId, request.producerId, request.producerEpoch, request.committed),
       context.header.apiVersion >= 2,
     );
     return { errorCode };

@@ -257,7 +257,7 @@ function stopped(context: RequestContext): boolean {
 }
 
 async function readOnce(request: FetchRequest, context: RequestContext): Promise<FetchResponse['topics']> {
-  const log = context.broker.log;
+  const logManager = context.broker.logManager;
   let budget = Math.max(0, Math.min(request.maxBytes, context.broker.options.fetchResponseBytesMax));
   let first = true;
   const isolationLevel = isolationOf(request);
@@ -271,7 +271,7 @@ async function readOnce(request: FetchRequest, context: RequestContext): Promise
     for (const p of topic.partitions) {
       const limit = Math.min(Math.max(0, p.partitionMaxBytes), budget);
       try {
-        const result = await log.read(topic.topic, p.partition, p.fetchOffset, { maxBytes: Math.max(1, limit), isolationLevel });
+        const result = await logManager.read(topic.topic, p.partition, p.fetchOffset, { maxBytes: Math.max(1, limit), isolationLevel });
         const records = first ? result.records : wholeBatchesWithin(result.records, limit);
         if (records.length > 0) first = false;
         budget = Math.max(0, budget - records.length);
@@ -368,8 +368,8 @@ async function waitForData(request: FetchRequest, current: FetchResponse['topics
     request.topics.reduce((n, topic) => n + topic.partitions.length, 1),
     signal,
   );
-  const log = context.broker.log;
-  const pollMs = Math.min(waitMs, log.options.readWaitMsMax);
+  const logManager = context.broker.logManager;
+  const pollMs = Math.min(waitMs, logManager.options.readWaitMsMax);
   // A log with readWaitMsMax 0 does not long-poll at all: read again after a pause.
   if (pollMs === 0) {
     await sleep(Math.min(waitMs, REFUSED_WAIT_POLL_MS), signal);
@@ -381,7 +381,13 @@ async function waitForData(request: FetchRequest, current: FetchResponse['topics
       const seen = current[t]?.partitions[i];
       if (seen === undefined) return;
       const from = offsetAfter(seen.records) ?? p.fetchOffset;
-      const wait = log.read(topic.topic, p.partition, from, { maxBytes: 1, minBytes: 1, maxWaitMs: pollMs, signal, isolationLevel: isolationOf(request) });
+      const wait = logManager.read(topic.topic, p.partition, from, {
+        maxBytes: 1,
+        minBytes: 1,
+        maxWaitMs: pollMs,
+        signal,
+        isolationLevel: isolationOf(request),
+      });
       waits.push(wait.catch(() => sleep(Math.min(pollMs, REFUSED_WAIT_POLL_MS), signal)));
     });
   });

@@ -57,7 +57,7 @@ export const heartbeat = defineApi<HeartbeatRequest, HeartbeatResponse>({
   async handle(request, context) {
     if (!groupAuthorized(context, AclOperation.READ, request.groupId)) return { errorCode: KafkaError.GROUP_AUTHORIZATION_FAILED };
     try {
-      await context.broker.log.groups.heartbeat(request);
+      await context.broker.logManager.groups.heartbeat(request);
       return { errorCode: KafkaError.NONE };
     } catch (error) {
       if (!(error instanceof ConcordatError)) throw error;

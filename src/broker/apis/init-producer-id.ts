@@ -88,7 +88,7 @@ export const initProducerId = defineApi<InitProducerIdRequest, InitProducerIdRes
       try {
         const current =
           request.producerId === -1 && request.producerEpoch === -1 ? null : { producerId: request.producerId, producerEpoch: request.producerEpoch };
-        const ids = await context.broker.log.transactions.initProducerId(request.transactionalId, request.transactionTimeoutMs, current);
+        const ids = await context.broker.logManager.transactions.initProducerId(request.transactionalId, request.transactionTimeoutMs, current);
         return { errorCode: KafkaError.NONE, ...ids };
       } catch (error) {
         if (!(error instanceof ConcordatError)) throw error;
@@ -97,7 +97,7 @@ export const initProducerId = defineApi<InitProducerIdRequest, InitProducerIdRes
     }
     if (!idempotentWriteAuthorized(context)) return this.errorResponse(request, KafkaError.CLUSTER_AUTHORIZATION_FAILED, context);
     // The log hands out IDs from blocks it reserves on disk: never the same ID twice, across restarts too.
-    return { errorCode: KafkaError.NONE, ...(await context.broker.log.initProducerId()) };
+    return { errorCode: KafkaError.NONE, ...(await context.broker.logManager.initProducerId()) };
   },
 
   encode(writer, _version, response) {

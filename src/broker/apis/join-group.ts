@@ -107,7 +107,7 @@ export const joinGroup = defineApi<JoinGroupRequest, JoinGroupResponse>({
     if (request.rebalanceTimeoutMs < 0) return this.errorResponse(request, KafkaError.INVALID_REQUEST, context);
     if (!groupAuthorized(context, AclOperation.READ, request.groupId)) return this.errorResponse(request, KafkaError.GROUP_AUTHORIZATION_FAILED, context);
     try {
-      const joined = await context.broker.log.groups.joinGroup({
+      const joined = await context.broker.logManager.groups.joinGroup({
         groupId: request.groupId,
         memberId: request.memberId,
         groupInstanceId: request.groupInstanceId,

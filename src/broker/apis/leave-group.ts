@@ -67,7 +67,7 @@ export const leaveGroup = defineApi<LeaveGroupRequest, LeaveGroupResponse>({
 
   async handle(request, context) {
     if (!groupAuthorized(context, AclOperation.READ, request.groupId)) return this.errorResponse(request, KafkaError.GROUP_AUTHORIZATION_FAILED, context);
-    const result = await context.broker.log.groups.leaveGroup(request);
+    const result = await context.broker.logManager.groups.leaveGroup(request);
     const members = result.members.map((m) => ({ ...m, errorCode: kafkaErrorCodeOfName(m.errorCode) }));
     // v0-v2 carry one member: its error is the response's. v3 reports per member.
     const errorCode = context.header.apiVersion < 3 ? (members[0]?.errorCode ?? KafkaError.NONE) : KafkaError.NONE;

@@ -70,7 +70,7 @@ export const listGroups = defineApi<ListGroupsRequest, ListGroupsResponse>({
     if (types.size > 0 && !types.has(CLASSIC)) return { errorCode: KafkaError.NONE, groups: [] };
     // ACLs: Describe on the cluster lists every group, else only the groups the principal may Describe.
     const everyGroup = clusterAuthorized(context, AclOperation.DESCRIBE);
-    const groups = context.broker.log.groups
+    const groups = context.broker.logManager.groups
       .listGroups()
       .filter((g) => everyGroup || groupAuthorized(context, AclOperation.DESCRIBE, g.groupId))
       .filter((g) => states.size === 0 || states.has(g.state.toLowerCase()))

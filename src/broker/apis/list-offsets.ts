@@ -132,17 +132,17 @@ async function lookUp(
   timestamp: number,
   readCommitted: boolean,
 ): Promise<ListOffsetsPartition> {
-  const log = context.broker.log;
+  const logManager = context.broker.logManager;
   if (!topicAuthorized(context, AclOperation.DESCRIBE, topic)) return failed(partitionIndex, KafkaError.TOPIC_AUTHORIZATION_FAILED);
   try {
     if (timestamp === LATEST || timestamp === EARLIEST) {
-      const description = log.describePartition(topic, partitionIndex);
+      const description = logManager.describePartition(topic, partitionIndex);
       const latest = readCommitted ? description.lastStableOffset : description.highWatermark;
       const offset = timestamp === LATEST ? latest : description.logStartOffset;
       return { partitionIndex, errorCode: KafkaError.NONE, timestamp: -1, offset };
     }
     if (timestamp < 0) return failed(partitionIndex, KafkaError.INVALID_REQUEST);
-    const found = await log.offsetForTimestamp(topic, partitionIndex, timestamp);
+    const found = await logManager.offsetForTimestamp(topic, partitionIndex, timestamp);
     if (found === null) return { partitionIndex, errorCode: KafkaError.NONE, timestamp: -1, offset: -1 };
     return { partitionIndex, errorCode: KafkaError.NONE, timestamp: found.timestampMs, offset: found.offset };
   } catch (error) {

@@ -137,7 +137,7 @@ export const metadata = defineApi<MetadataRequest, MetadataResponse>({
 
   async handle(request, context) {
     // Every topic: only those the principal may Describe (Kafka leaves the others out silently).
-    const named = request.topics ?? context.broker.log.listTopics().filter((name) => topicAuthorized(context, AclOperation.DESCRIBE, name));
+    const named = request.topics ?? context.broker.logManager.listTopics().filter((name) => topicAuthorized(context, AclOperation.DESCRIBE, name));
     const unique = [...new Set(named.filter((name): name is string => name !== null))];
     // eslint-disable-next-line @typescript-eslint/await-thenable -- values and Promises mixed on purpose: a known topic resolves without waiting
     const resolved = await Promise.all(unique.map((name) => resolveAuthorized(context, name, request.allowAutoTopicCreation)));

@@ -107,7 +107,7 @@ export const offsetCommit = defineApi<OffsetCommitRequest, OffsetCommitResponse>
     const { allowed, refused } = splitByTopicAuthorization(context, AclOperation.READ, request.topics);
     try {
       // Errors of the whole request (member, generation) are thrown; per-partition ones come back.
-      const result = await context.broker.log.groups.commitOffsets({
+      const result = await context.broker.logManager.groups.commitOffsets({
         groupId: request.groupId,
         generationId: request.generationId,
         memberId: request.memberId,

@@ -61,17 +61,17 @@ export const offsetDelete = defineApi<OffsetDeleteRequest, OffsetDeleteResponse>
   },
 
   async handle(request, context) {
-    const log = context.broker.log;
+    const logManager = context.broker.logManager;
     // ACLs: Delete on the group (else GROUP_AUTHORIZATION_FAILED), Read on each topic (else TOPIC_AUTHORIZATION_FAILED, kept).
     if (!groupAuthorized(context, AclOperation.DELETE, request.groupId)) return { errorCode: KafkaError.GROUP_AUTHORIZATION_FAILED, topics: [] };
     const readable = new Set(request.topics.filter((t) => topicAuthorized(context, AclOperation.READ, t.name)).map((t) => t.name));
-    const exists = (topic: string, partition: number): boolean => partition >= 0 && partition < (log.partitionCount(topic) ?? 0);
+    const exists = (topic: string, partition: number): boolean => partition >= 0 && partition < (logManager.partitionCount(topic) ?? 0);
     const known = request.topics
       .filter((t) => readable.has(t.name))
       .flatMap((t) => t.partitions.filter((p) => exists(t.name, p)).map((partition) => ({ topic: t.name, partition })));
-    let deleted: Awaited<ReturnType<typeof log.groups.deleteOffsets>>;
+    let deleted: Awaited<ReturnType<typeof logManager.groups.deleteOffsets>>;
     try {
-      deleted = await log.groups.deleteOffsets(request.groupId, known);
+      deleted = await logManager.groups.deleteOffsets(request.groupId, known);
     } catch (error) {
       if (!(error instanceof ConcordatError)) throw error;
       return { errorCode: kafkaErrorCodeOf(error), topics: [] };

@@ -192,11 +192,11 @@ async function fetchGroup(groupId: string, topics: OffsetFetchTopics, requireSta
       })),
     }));
   try {
-    const result = await context.broker.log.groups.fetchOffsets({
+    const result = await context.broker.logManager.groups.fetchOffsets({
       groupId,
       topics: topics?.filter((t) => describable(t.name)).map((t) => ({ topic: t.name, partitions: t.partitionIndexes })) ?? null,
     });
-    const unstable = requireStable ? context.broker.log.transactions.pendingOffsetPartitions(groupId) : new Set<string>();
+    const unstable = requireStable ? context.broker.logManager.transactions.pendingOffsetPartitions(groupId) : new Set<string>();
     const fetched = result.topics
       .filter((t) => describable(t.topic))
       .map((t) => ({

@@ -246,7 +246,7 @@ function checkTransactional(context: RequestContext, transactionalId: string | n
   if (transactionalId === null) {
     throw new ConcordatError(`a transactional batch for ${topic}-${partition} came without a transactional_id`, { code: ErrorCode.INVALID_TXN_STATE });
   }
-  context.broker.log.transactions.checkProduce(transactionalId, header.producerId, header.producerEpoch, topic, partition);
+  context.broker.logManager.transactions.checkProduce(transactionalId, header.producerId, header.producerEpoch, topic, partition);
 }
 
 function appendTopic(
@@ -264,7 +264,7 @@ function appendTopic(
       if (p.records === null || p.records.length === 0) return failure(p.index, KafkaError.CORRUPT_MESSAGE);
       try {
         checkTransactional(context, transactionalId, topic, p.index, p.records);
-        const result = await context.broker.log.append(topic, p.index, p.records);
+        const result = await context.broker.logManager.append(topic, p.index, p.records);
         return {
           index: p.index,
           errorCode: KafkaError.NONE,

@@ -81,20 +81,20 @@ export const syncGroup = defineApi<SyncGroupRequest, SyncGroupResponse>({
 
   async handle(request, context) {
     if (!groupAuthorized(context, AclOperation.READ, request.groupId)) return this.errorResponse(request, KafkaError.GROUP_AUTHORIZATION_FAILED, context);
-    const group = context.broker.log.groups.describeGroup(request.groupId);
+    const group = context.broker.logManager.groups.describeGroup(request.groupId);
     const differs = (asked: string | null, has: string): boolean => asked !== null && has !== '' && asked !== has;
     if (differs(request.protocolType, group.protocolType) || differs(request.protocolName, group.protocolName)) {
       return this.errorResponse(request, KafkaError.INCONSISTENT_GROUP_PROTOCOL, context);
     }
     try {
-      const { assignment } = await context.broker.log.groups.syncGroup({
+      const { assignment } = await context.broker.logManager.groups.syncGroup({
         groupId: request.groupId,
         generationId: request.generationId,
         memberId: request.memberId,
         groupInstanceId: request.groupInstanceId,
         assignments: request.assignments.map((a) => ({ memberId: a.memberId, assignment: Buffer.from(a.assignment) })),
       });
-      const synced = context.broker.log.groups.describeGroup(request.groupId);
+      const synced = context.broker.logManager.groups.describeGroup(request.groupId);
       return { errorCode: KafkaError.NONE, protocolType: synced.protocolType, protocolName: synced.protocolName, assignment };
     } catch (error) {
       if (!(error instanceof ConcordatError)) throw error;

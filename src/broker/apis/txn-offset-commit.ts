@@ -134,7 +134,7 @@ export const txnOffsetCommit = defineApi<TxnOffsetCommitRequest, TxnOffsetCommit
           metadata: p.committedMetadata ?? '',
         })),
       );
-      const results = await context.broker.log.transactions.commitOffsets(
+      const results = await context.broker.logManager.transactions.commitOffsets(
         request.transactionalId,
         request.producerId,
         request.producerEpoch,
@@ -180,7 +180,7 @@ export const txnOffsetCommit = defineApi<TxnOffsetCommitRequest, TxnOffsetCommit
  */
 function membershipError(request: TxnOffsetCommitRequest, context: RequestContext): number | null {
   if (request.generationId < 0 && request.memberId === '' && request.groupInstanceId === null) return null;
-  const group = context.broker.log.groups.describeGroup(request.groupId);
+  const group = context.broker.logManager.groups.describeGroup(request.groupId);
   if (request.groupInstanceId !== null) {
     const holder = group.members.find((m) => m.groupInstanceId === request.groupInstanceId);
     if (holder !== undefined && holder.memberId !== request.memberId) return KafkaError.FENCED_INSTANCE_ID;

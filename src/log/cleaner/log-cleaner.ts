@@ -115,14 +115,14 @@ export class LogCleaner {
   }
 
   /**
-   * Whether {@link clean} would find work on `log` once its recovery point
+   * Whether {@link clean} would find work on `partitionLog` once its recovery point
    * is recorded anew (the recovery point is left out: the log manager
    * records it only when some partition has work, so as not to checkpoint
    * every cleanerBackoffMs for nothing).
    * @throws ConcordatError STORAGE_CORRUPT when the cleaner point file is damaged
    */
-  async hasWork(log: PartitionLog, nowMs: number, force = false): Promise<boolean> {
-    const view = log.cleanerView(Infinity, false);
+  async hasWork(partitionLog: PartitionLog, nowMs: number, force = false): Promise<boolean> {
+    const view = partitionLog.cleanerView(Infinity, false);
     if (!view.config.cleanupPolicy.includes('compact') || view.segments.length === 0) return false;
     const point = await readCleanerPoint(view.dir);
     const firstDirty = Math.max(view.logStartOffset, point?.offset ?? 0);
@@ -136,16 +136,16 @@ export class LogCleaner {
    * @throws file errors, ConcordatError KAFKA_STORAGE_ERROR; ConcordatError
    *   LIMIT_EXCEEDED when one batch has more records than the offset map holds
    */
-  async clean(log: PartitionLog, nowMs: number, force = false, recordedPointBase = Infinity): Promise<CleanResult | null> {
-    const view = log.cleanerView(recordedPointBase);
+  async clean(partitionLog: PartitionLog, nowMs: number, force = false, recordedPointBase = Infinity): Promise<CleanResult | null> {
+    const view = partitionLog.cleanerView(recordedPointBase);
     if (!view.config.cleanupPolicy.includes('compact')) return null;
     const point: CleanerPoint = (await readCleanerPoint(view.dir)) ?? { offset: 0, compactedBelow: 0 };
     let firstDirty = Math.max(view.logStartOffset, point.offset);
     const skip = this.whyNot(cleanable(view.segments, view.config, nowMs), firstDirty, view.config, force);
     if (skip !== null) return null;
     const result: CleanResult = {
-      topic: log.topic,
-      partition: log.partition,
+      topic: partitionLog.topic,
+      partition: partitionLog.partition,
       passes: 0,
       segmentsCleaned: 0,
       bytesRead: 0,
@@ -157,7 +157,7 @@ export class LogCleaner {
     };
     for (;;) {
       if (this.stopped) return { ...result, interrupted: true };
-      const pass = log.cleanerView(recordedPointBase);
+      const pass = partitionLog.cleanerView(recordedPointBase);
       const segments = cleanable(pass.segments, pass.config, nowMs);
       const end = segments.length === 0 ? firstDirty : segments[segments.length - 1]!.nextOffset;
       firstDirty = Math.max(firstDirty, pass.logStartOffset);
@@ -170,7 +170,7 @@ export class LogCleaner {
         point.compactedBelow = rewriteEnd;
         await writeCleanerPoint(pass.dir, point);
       }
-      const done = await this.rewrite(log, pass, segments, passEnd, nowMs, result);
+      const done = await this.rewrite(partitionLog, pass, segments, passEnd, nowMs, result);
       if (!done) return { ...result, interrupted: true };
       firstDirty = passEnd;
       result.cleanedThrough = passEnd;
@@ -236,7 +236,7 @@ export class LogCleaner {
    * (the log changed, or the cleaner was stopped).
    */
   private async rewrite(
-    log: PartitionLog,
+    partitionLog: PartitionLog,
     view: ReturnType<PartitionLog['cleanerView']>,
     segments: readonly Segment[],
     passEnd: number,
@@ -260,7 +260,7 @@ export class LogCleaner {
         }
         await writer.finish();
         const record = { base: group[0]!.baseOffset, replaced: group.map((segment) => segment.baseOffset) };
-        swapped = await log.swapSegments(group, () => {
+        swapped = await partitionLog.swapSegments(group, () => {
           committing = true;
           return commitSwap(view.dir, record);
         });

@@ -129,7 +129,7 @@ export class TransactionCoordinator {
 
   private constructor(
     private readonly options: CompiledTransactionCoordinatorOptions,
-    private readonly log: TransactionLogAccess,
+    private readonly transactionLog: TransactionLogAccess,
     private readonly logger: Logger,
     private readonly faults: TransactionCoordinatorFaults,
     private readonly store: TransactionStateStore,
@@ -143,13 +143,13 @@ export class TransactionCoordinator {
   static async open(
     dataDir: string,
     options: CompiledTransactionCoordinatorOptions,
-    log: TransactionLogAccess,
+    transactionLog: TransactionLogAccess,
     logger: Logger,
     faults: TransactionCoordinatorFaults = {},
   ): Promise<TransactionCoordinator> {
     const holder: { coordinator?: TransactionCoordinator } = {};
     const { store, stored } = await TransactionStateStore.open(dataDir, () => [...holder.coordinator!.transactions.values()].map(toStored));
-    const coordinator = new TransactionCoordinator(options, log, logger, faults, store);
+    const coordinator = new TransactionCoordinator(options, transactionLog, logger, faults, store);
     holder.coordinator = coordinator;
     for (const record of stored) coordinator.transactions.set(record.transactionalId, fromStored(record));
     const prepared = [...coordinator.transactions.values()].filter(
@@ -244,7 +244,7 @@ export class TransactionCoordinator {
             { code: ErrorCode.LIMIT_EXCEEDED, context: { limit: 'transactions.transactionalIdsMax' } },
           );
         }
-        const { producerId } = await this.log.allocateProducerId();
+        const { producerId } = await this.transactionLog.allocateProducerId();
         txn = newTransaction(transactionalId, producerId, timeoutMs);
         this.transactions.set(transactionalId, txn);
         await this.persistOrForget(txn);
@@ -261,7 +261,7 @@ export class TransactionCoordinator {
       if (txn.state === TransactionState.PREPARE_COMMIT || txn.state === TransactionState.PREPARE_ABORT) await this.writeMarkersAndComplete(txn);
       if (txn.state === TransactionState.ONGOING) await this.prepareAndComplete(txn, false, true, 'a newer producer with the same transactional ID started');
       if (txn.producerEpoch >= EPOCH_MAX) {
-        txn.producerId = (await this.log.allocateProducerId()).producerId;
+        txn.producerId = (await this.transactionLog.allocateProducerId()).producerId;
         txn.producerEpoch = 0;
       } else {
         txn.producerEpoch += 1;
@@ -504,7 +504,9 @@ export class TransactionCoordinator {
     await Promise.all([...txn.partitions.values()].map((p) => this.writeMarker(txn, p, marker)));
     if (commit) {
       for (const [groupId, offsets] of txn.pendingOffsets) {
-        await this.retrying(`committing the offsets of group '${groupId}'`, txn, () => this.log.commitTransactionalOffsets(groupId, [...offsets.values()]));
+        await this.retrying(`committing the offsets of group '${groupId}'`, txn, () =>
+          this.transactionLog.commitTransactionalOffsets(groupId, [...offsets.values()]),
+        );
       }
     }
     txn.state = commit ? TransactionState.COMPLETE_COMMIT : TransactionState.COMPLETE_ABORT;
@@ -518,7 +520,7 @@ export class TransactionCoordinator {
   private async writeMarker(txn: TransactionMetadata, p: TopicPartition, marker: TransactionMarker): Promise<void> {
     await this.retrying(`writing the ${commitWord(marker)} marker to ${p.topic}-${p.partition}`, txn, async () => {
       try {
-        await this.log.appendMarker(p.topic, p.partition, marker);
+        await this.transactionLog.appendMarker(p.topic, p.partition, marker);
       } catch (error) {
         // A topic deleted during the transaction has no partition to mark.
         if (error instanceof ConcordatError && error.code === ErrorCode.UNKNOWN_TOPIC_OR_PARTITION) return;
@@ -587,7 +589,7 @@ export class TransactionCoordinator {
   }
 
   private partitionExists(topic: string, partition: number): boolean {
-    const count = this.log.partitionCount(topic);
+    const count = this.transactionLog.partitionCount(topic);
     return count !== undefined && Number.isInteger(partition) && partition >= 0 && partition < count;
   }
 

@@ -32,7 +32,7 @@ export class MessageAttempts {
     private readonly consumer: ConsumerDescriptor,
     private readonly deps: DispatcherDeps,
     private readonly metrics: DispatchMetrics,
-    private readonly log: Logger,
+    private readonly logger: Logger,
     private readonly transactions: HandlerTransactions,
   ) {}
 
@@ -105,7 +105,7 @@ export class MessageAttempts {
           'exception.message': describeError(error).slice(0, 1024),
         });
       }
-      this.log.warn({ err: describeError(error), handler: handler.label, messageId: envelope.id, attempt, delayMs }, 'handler failed; retrying');
+      this.logger.warn({ err: describeError(error), handler: handler.label, messageId: envelope.id, attempt, delayMs }, 'handler failed; retrying');
       // sleep() throws the stopping error; a retry at once must check for it too.
       if (delayMs > 0) await this.sleep(delayMs);
       else if (this.deps.signal.aborted) throw stopping();
@@ -161,7 +161,7 @@ export class MessageAttempts {
 
   /** Waits, with backoff, until the database answers. @throws the stopping error when the app stops */
   private async waitForDatabase(cause: unknown): Promise<void> {
-    this.log.warn({ err: describeError(cause) }, 'database unreachable; the message waits for it (not counted as an attempt)');
+    this.logger.warn({ err: describeError(cause) }, 'database unreachable; the message waits for it (not counted as an attempt)');
     for (let waits = 1; ; waits++) {
       await this.sleep(backoffMs(DATABASE_WAIT, waits));
       if (await this.databaseAnswers()) return;
@@ -196,7 +196,7 @@ export class MessageAttempts {
           this.metrics.messages.inc({ group: handler.group, outcome: 'dead_lettered' });
         }
         const reason = attempts > 1 ? new RetriesExhaustedError(attempts, error) : error;
-        this.log.error(
+        this.logger.error(
           { err: describeError(reason), handler: handler.label, messageId, attempts, topic: delivery.topic + DEAD_LETTER_SUFFIX, deadLetterId: id },
           id === undefined ? 'message failed again; it is already dead-lettered' : 'message dead-lettered',
         );

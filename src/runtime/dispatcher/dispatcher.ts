@@ -81,7 +81,7 @@ export class Dispatcher {
   readonly stats: DispatchStats;
   /** Most messages in one transaction (see {@link DispatcherOptions}). */
   readonly batchRecordsMax: number;
-  private readonly log: Logger;
+  private readonly logger: Logger;
   private readonly metrics: DispatchMetrics;
   private readonly transactions: HandlerTransactions;
   private readonly attempts: MessageAttempts;
@@ -103,11 +103,11 @@ export class Dispatcher {
   ) {
     const compiled = compileDispatcherOptions(options);
     this.batchRecordsMax = compiled.batchRecordsMax;
-    this.log = createLogger('dispatcher', { group: consumer.group }, deps.logger);
+    this.logger = createLogger('dispatcher', { group: consumer.group }, deps.logger);
     this.metrics = new DispatchMetrics(consumer.group, deps.metricsRegistry ?? defaultRegistry);
     this.stats = this.metrics.stats;
-    this.transactions = new HandlerTransactions(consumer, deps, this.metrics, this.log, compiled.batchRecordsMax, compiled.concurrentTransactionsMax);
-    this.attempts = new MessageAttempts(consumer, deps, this.metrics, this.log, this.transactions);
+    this.transactions = new HandlerTransactions(consumer, deps, this.metrics, this.logger, compiled.batchRecordsMax, compiled.concurrentTransactionsMax);
+    this.attempts = new MessageAttempts(consumer, deps, this.metrics, this.logger, this.transactions);
   }
 
   /**
@@ -168,7 +168,7 @@ export class Dispatcher {
   private filteredOut(delivery: Delivery, message: Envelope): void {
     this.stats.filtered++;
     this.metrics.messages.inc({ group: this.consumer.group, outcome: 'filtered' });
-    this.log.trace(
+    this.logger.trace(
       { topic: delivery.topic, partition: delivery.partition, offset: delivery.offset, messageId: message.id, type: message.type },
       'filtered out',
     );
@@ -198,7 +198,7 @@ export class Dispatcher {
       if (this.deps.signal.aborted) throw stopping();
       this.stats.batchFallbacks++;
       const failure = error instanceof BatchHandlerFailure ? error : undefined;
-      this.log.debug(
+      this.logger.debug(
         { err: describeError(failure?.error ?? error), handler: handler.label, messages: deliveries.length, failedAt: failure?.index },
         'batch failed; its messages are handled apart',
       );
@@ -287,7 +287,7 @@ export class Dispatcher {
     if (replayFor === undefined || replayFor.toString('utf8') === this.consumer.group) return false;
     this.stats.replaysSkipped++;
     this.metrics.messages.inc({ group: this.consumer.group, outcome: 'replay_skipped' });
-    this.log.debug(
+    this.logger.debug(
       { topic: delivery.topic, partition: delivery.partition, offset: delivery.offset, replayFor: replayFor.toString('utf8') },
       'a replayed dead letter of another consumer group: skipped',
     );

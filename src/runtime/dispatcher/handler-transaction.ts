@@ -44,7 +44,7 @@ export class HandlerTransactions {
     private readonly consumer: ConsumerDescriptor,
     private readonly deps: DispatcherDeps,
     private readonly metrics: DispatchMetrics,
-    private readonly log: Logger,
+    private readonly logger: Logger,
     batchRecordsMax: number,
     concurrentTransactionsMax: number,
   ) {
@@ -125,7 +125,7 @@ export class HandlerTransactions {
     this.metrics.recordDone(items.length, outcomes.filter((outcome) => outcome === 'processed').length, startedAt, deadLetters.size);
     for (const [i, deadLetterId] of deadLetters) {
       const { handler, envelope, delivery } = items[i]!;
-      this.log.warn(
+      this.logger.warn(
         { handler: handler.label, messageId: envelope.id, topic: delivery.topic, partition: delivery.partition, offset: delivery.offset, deadLetterId },
         `message delivered again after it was dead-lettered: skipped (concordat dlq replay ${deadLetterId} runs it again)`,
       );

@@ -95,7 +95,7 @@ export const CoordinatorFault = {
 @Service(COORDINATOR_SERVICE)
 export class TransactionCoordinator implements OnApplicationStart, OnApplicationStop {
   readonly options: CompiledCoordinatorOptions;
-  private readonly log: Logger;
+  private readonly logger: Logger;
   private readonly timing: Timing;
   private timer: NodeJS.Timeout | undefined;
   private scanning: Promise<void> | undefined;
@@ -111,7 +111,7 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
     @inject(COORDINATOR_OPTIONS) @optional() options?: CoordinatorOptions,
   ) {
     // A child of the app's root logger: the user's, when `AppOptions.logger` gave one.
-    this.log = createLogger('coordinator', {}, app.logger);
+    this.logger = createLogger('coordinator', {}, app.logger);
     this.options = compileCoordinatorOptions(options ?? {});
     this.replies = new GroupCommit((batch) => this.handleReplies(batch), this.options.replyBatchMax);
     this.timing = timingOf(this.options);
@@ -246,7 +246,10 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
     const dedupWindowMs = this.app.dedupWindow.windowMs;
     const warning = fenceRetentionWarning(this.options.fenceRetentionMs, dedupWindowMs, this.app.name);
     if (warning !== undefined)
-      this.log.warn({ fenceRetentionMs: this.options.fenceRetentionMs, dedupWindowMs: Number.isFinite(dedupWindowMs) ? dedupWindowMs : 'Infinity' }, warning);
+      this.logger.warn(
+        { fenceRetentionMs: this.options.fenceRetentionMs, dedupWindowMs: Number.isFinite(dedupWindowMs) ? dedupWindowMs : 'Infinity' },
+        warning,
+      );
     this.stopped = false;
     registerColocatedCoordinator(this.app.dataSource, this.colocatedReplies);
     this.detachMetrics = txMetrics().attachStates(this.app.dataSource);
@@ -277,7 +280,7 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
     const limits = { batchRowsMax: this.options.cleanupBatchRows, batchesMax: 100 };
     const fences = await cleanupFences(this.app.dataSource, this.options.fenceRetentionMs, limits);
     const transactions = await cleanupHistory(this.app.dataSource, this.options.historyRetentionMs, limits);
-    if (fences + transactions > 0) this.log.info({ fences, transactions }, 'cleaned up ended global transactions');
+    if (fences + transactions > 0) this.logger.info({ fences, transactions }, 'cleaned up ended global transactions');
     return { fences, transactions };
   }
 
@@ -305,9 +308,9 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
   private logSteps(steps: readonly Transition[]): void {
     for (const step of steps) {
       if (step.events.some((e) => e.kind === TxEventKind.BRANCH_FAILED)) {
-        this.log.error({ events: step.events }, 'a branch could not finish; an operator must look (concordat tx show)');
+        this.logger.error({ events: step.events }, 'a branch could not finish; an operator must look (concordat tx show)');
       }
-      if (step.ended && step.tx?.state === 'FAILED') this.log.error({ reason: step.tx.reason }, 'global transaction FAILED');
+      if (step.ended && step.tx?.state === 'FAILED') this.logger.error({ reason: step.tx.reason }, 'global transaction FAILED');
     }
   }
 
@@ -349,7 +352,7 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
     const answerable = reply.ok && reply.participant !== undefined && isGlobalTxId(reply.globalTxId) && Number.isSafeInteger(reply.branchId);
     if (mode === TxMode.TCC && answerable && reply.payload === undefined) {
       // A participant of a version that does not echo the payload: a Cancel would reach @Cancel with none to release.
-      this.log.error(
+      this.logger.error(
         about,
         'a tried TCC branch of an unknown global transaction, but its yes carries no payload (a participant not yet upgraded?): ' +
           'it cannot be cancelled automatically and its reservation stays; an operator must release it by hand ' +
@@ -360,22 +363,22 @@ export class TransactionCoordinator implements OnApplicationStart, OnApplication
     if (mode !== undefined && answerable) {
       const payload = mode === TxMode.TWO_PHASE ? null : reply.payload;
       presumeAbort(context, mode, { globalTxId: reply.globalTxId, branchId: reply.branchId, participant: reply.participant!, payload }, context.message.id);
-      this.log.warn(about, PRESUMED_ABORT[mode]);
+      this.logger.warn(about, PRESUMED_ABORT[mode]);
       return;
     }
     if (reply.action === BranchAction.COMPENSATE && !reply.ok) {
       // Nobody sends it again: the step's effect stays until an operator undoes it.
-      this.log.error({ ...about, error: reply.error }, 'the compensation of a step of an unknown saga failed; its effect stays, an operator must look');
+      this.logger.error({ ...about, error: reply.error }, 'the compensation of a step of an unknown saga failed; its effect stays, an operator must look');
       return;
     }
-    this.log.warn(about, 'reply for an unknown global transaction; ignored');
+    this.logger.warn(about, 'reply for an unknown global transaction; ignored');
   }
 
   private schedule(): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       this.scanning = this.scan()
-        .catch((error: unknown) => this.log.warn({ err: describeError(error) }, 'coordinator scan failed; will retry'))
+        .catch((error: unknown) => this.logger.warn({ err: describeError(error) }, 'coordinator scan failed; will retry'))
         .finally(() => {
           this.scanning = undefined;
           this.schedule();

@@ -233,7 +233,7 @@ async function prepare(
       const refusal = notPreparable(error, method);
       if (refusal === undefined) throw error;
       await client.query('ROLLBACK');
-      log.error(
+      logger.error(
         { participant: key.participant, globalTxId: key.globalTxId, branchId: key.branchId, method, err: describeError(error) },
         `${refusal.error}; the branch votes no`,
       );
@@ -244,7 +244,7 @@ async function prepare(
   if (vote !== undefined) await answer(dataSource, message, command, vote.ok, vote.details, vote.ok ? undefined : key);
 }
 
-const log = createLogger('xa-participant');
+const logger = createLogger('xa-participant');
 
 /** The reason of a no to a prepare delivered again after its @Prepare ended the branch transaction itself (fence marked heuristic). */
 function heuristicRepeated(method: string): string {

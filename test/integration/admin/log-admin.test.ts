@@ -103,17 +103,17 @@ function scenario(name: string, side: () => Side): void {
 
 describe('EmbeddedLogAdmin', () => {
   let dir: string;
-  let log: LogManager;
+  let logManager: LogManager;
   let admin: EmbeddedLogAdmin;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'concordat-admin-'));
-    log = await LogManager.open({ dataDir: dir });
-    admin = EmbeddedLogAdmin.over(log);
+    logManager = await LogManager.open({ dataDir: dir });
+    admin = EmbeddedLogAdmin.over(logManager);
   });
   afterAll(async () => {
     await admin?.close();
-    await log?.close();
+    await logManager?.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -121,7 +121,7 @@ describe('EmbeddedLogAdmin', () => {
     admin,
     sizesKnown: true,
     append: async (topic, partition, timestamps) => {
-      await log.appendRecords(
+      await logManager.appendRecords(
         topic,
         partition,
         timestamps.map((timestampMs) => ({ key: null, value: Buffer.from('v'), timestampMs })),

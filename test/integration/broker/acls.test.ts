@@ -199,11 +199,11 @@ describe('enforcement with kafkajs', () => {
     await producer.connect();
     try {
       await expect(producer.send({ topic, acks: -1, messages: [{ value: 'denied' }] })).rejects.toMatchObject({ type: 'TOPIC_AUTHORIZATION_FAILED' });
-      expect(broker.log.describePartition(topic, 0).highWatermark).toBe(0);
+      expect(broker.logManager.describePartition(topic, 0).highWatermark).toBe(0);
       await asAdmin((admin) => admin.createAcls({ acl: [acl(AclResourceTypes.TOPIC, topic, AclOperationTypes.WRITE)] }));
       const [sent] = await producer.send({ topic, acks: -1, messages: [{ value: 'allowed' }] });
       expect(sent).toMatchObject({ topicName: topic, errorCode: 0, baseOffset: '0' });
-      expect(broker.log.describePartition(topic, 0).highWatermark).toBe(1);
+      expect(broker.logManager.describePartition(topic, 0).highWatermark).toBe(1);
     } finally {
       await producer.disconnect();
     }
@@ -228,7 +228,7 @@ describe('enforcement with kafkajs', () => {
     try {
       await producer.send({ topic: open, acks: -1, messages: [{ value: 'in' }] });
       await expect(producer.send({ topic: closed, acks: -1, messages: [{ value: 'out' }] })).rejects.toMatchObject({ type: 'TOPIC_AUTHORIZATION_FAILED' });
-      expect([broker.log.describePartition(open, 0).highWatermark, broker.log.describePartition(closed, 0).highWatermark]).toEqual([1, 0]);
+      expect([broker.logManager.describePartition(open, 0).highWatermark, broker.logManager.describePartition(closed, 0).highWatermark]).toEqual([1, 0]);
     } finally {
       await producer.disconnect();
     }
@@ -321,7 +321,7 @@ describe('transactions and idempotence with kafkajs', () => {
       await transaction.send({ topic, messages: [{ value: 'committed' }] });
       await transaction.commit();
       // The record and the COMMIT marker.
-      expect(broker.log.describePartition(topic, 0).highWatermark).toBe(2);
+      expect(broker.logManager.describePartition(topic, 0).highWatermark).toBe(2);
     } finally {
       await producer.disconnect();
     }
@@ -381,7 +381,7 @@ describe('other clients', () => {
     const refused = await kcat(['-P', '-t', topic, '-p', '0'], 'denied\n');
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain('Topic authorization failed');
-    expect(broker.log.describePartition(topic, 0).highWatermark).toBe(0);
+    expect(broker.logManager.describePartition(topic, 0).highWatermark).toBe(0);
     await asAdmin((admin) => admin.createAcls({ acl: [acl(AclResourceTypes.TOPIC, topic, AclOperationTypes.WRITE)] }));
     expect((await kcat(['-P', '-t', topic, '-p', '0'], 'allowed\n')).code).toBe(0);
     // Write implies Describe, not Read: the fetch is refused.

@@ -65,7 +65,7 @@ describe('AlterConfigs with kafkajs', () => {
       ['retention.ms', '604800000', 5, false],
       ['segment.ms', '120000', 1, false],
     ]);
-    expect(t.broker.log.describeTopic(topic)).toMatchObject({
+    expect(t.broker.logManager.describeTopic(topic)).toMatchObject({
       config: { retentionMs: 604_800_000, segmentMs: 120_000, deleteRetentionMs: 900 },
       extraConfigs: {},
     });
@@ -82,11 +82,11 @@ describe('AlterConfigs with kafkajs', () => {
     } finally {
       await producer.disconnect();
     }
-    const segments = t.broker.log.describePartition(topic, 0).segmentCount;
+    const segments = t.broker.logManager.describePartition(topic, 0).segmentCount;
     expect(segments).toBeGreaterThan(3);
     // With the default retention (7 days) nothing is old enough.
-    await t.broker.log.enforceRetention();
-    expect(t.broker.log.describePartition(topic, 0).segmentCount).toBe(segments);
+    await t.broker.logManager.enforceRetention();
+    expect(t.broker.logManager.describePartition(topic, 0).segmentCount).toBe(segments);
     await admin.alterConfigs({
       validateOnly: false,
       resources: [
@@ -100,8 +100,8 @@ describe('AlterConfigs with kafkajs', () => {
         },
       ],
     });
-    await t.broker.log.enforceRetention();
-    const after = t.broker.log.describePartition(topic, 0);
+    await t.broker.logManager.enforceRetention();
+    const after = t.broker.logManager.describePartition(topic, 0);
     expect(after.segmentCount).toBe(1);
     const [offsets] = await admin.fetchTopicOffsets(topic);
     expect(offsets).toMatchObject({ partition: 0, low: String(after.logStartOffset), high: '20' });
@@ -136,7 +136,7 @@ describe('AlterConfigs with kafkajs', () => {
     await expect(alter(topic, [{ name: 'cleanup.policy', value: 'shred' }])).rejects.toMatchObject({ type: 'INVALID_CONFIG' });
     await expect(alter(uniqueName('absent'), [{ name: 'retention.ms', value: '1000' }])).rejects.toMatchObject({ type: 'UNKNOWN_TOPIC_OR_PARTITION' });
     await alter(topic, [{ name: 'retention.ms', value: '1000' }], true);
-    expect(t.broker.log.describeTopic(topic).config.retentionMs).toBe(604_800_000);
+    expect(t.broker.logManager.describeTopic(topic).config.retentionMs).toBe(604_800_000);
   });
 
   it('a change is durable: the restarted broker describes and applies it', async () => {
@@ -163,7 +163,7 @@ describe('AlterConfigs with kafkajs', () => {
       await restarting.broker.close();
       const again = await startTestBroker({ dataDir: restarting.dataDir });
       try {
-        expect(again.broker.log.describeTopic(topic)).toMatchObject({ config: { retentionBytes: 4096, minCleanableDirtyRatio: 0.2 } });
+        expect(again.broker.logManager.describeTopic(topic)).toMatchObject({ config: { retentionBytes: 4096, minCleanableDirtyRatio: 0.2 } });
       } finally {
         await again.stop();
       }
@@ -234,7 +234,7 @@ describe('AlterConfigs and IncrementalAlterConfigs on the raw wire', () => {
       [42, "this is broker 1; alter broker '1' or '', not '9'", 4, '9'],
     ]);
     // A config named twice: the last value wins (Kafka before 3.2; librdkafka's test helper relies on it).
-    expect(t.broker.log.describeTopic(topic).config.retentionMs).toBe(6000);
+    expect(t.broker.logManager.describeTopic(topic).config.retentionMs).toBe(6000);
     const refusals = alterBody([
       [2, topic, [['segment.bytes', '10']]],
       [2, topic, [['no.such.config', '1']]],
@@ -247,7 +247,7 @@ describe('AlterConfigs and IncrementalAlterConfigs on the raw wire', () => {
       [40, 'invalid value "maybe" for config unclean.leader.election.enable: not true or false', 2, topic],
       [40, 'config retention.ms has a null value', 2, topic],
     ]);
-    expect(t.broker.log.describeTopic(topic).config.retentionMs).toBe(6000);
+    expect(t.broker.logManager.describeTopic(topic).config.retentionMs).toBe(6000);
   });
 
   it('the dedup window can be resized but not switched on after creation; validate_only says so too', async () => {
@@ -294,7 +294,7 @@ describe('AlterConfigs and IncrementalAlterConfigs on the raw wire', () => {
         ['preallocate', 0, 'true'],
       ]),
     ).toEqual([0, null, 2, topic]);
-    expect(t.broker.log.describeTopic(topic)).toMatchObject({
+    expect(t.broker.logManager.describeTopic(topic)).toMatchObject({
       config: { retentionMs: 60_000, retentionBytes: 1_048_576, segmentMs: 604_800_000 },
       extraConfigs: { preallocate: 'true' },
     });
@@ -306,13 +306,13 @@ describe('AlterConfigs and IncrementalAlterConfigs on the raw wire', () => {
     ).toEqual([0, null, 2, topic]);
     expect(await answer([['leader.replication.throttled.replicas', 2, '1:1']])).toEqual([0, null, 2, topic]);
     expect(await answer([['leader.replication.throttled.replicas', 3, '0:1']])).toEqual([0, null, 2, topic]);
-    expect(t.broker.log.describeTopic(topic).extraConfigs).toEqual({
+    expect(t.broker.logManager.describeTopic(topic).extraConfigs).toEqual({
       preallocate: 'true',
       'leader.replication.throttled.replicas': '1:1',
       'follower.replication.throttled.replicas': '*',
     });
     expect(await answer([['cleanup.policy', 2, 'compact']])).toEqual([0, null, 2, topic]);
-    expect(t.broker.log.describeTopic(topic).config.cleanupPolicy).toBe('compact,delete');
+    expect(t.broker.logManager.describeTopic(topic).config.cleanupPolicy).toBe('compact,delete');
     expect(await answer([['retention.ms', 2, '5']])).toEqual([
       40,
       'config retention.ms is not a list: APPEND works on cleanup.policy, follower.replication.throttled.replicas, leader.replication.throttled.replicas; use SET',
@@ -332,7 +332,7 @@ describe('AlterConfigs and IncrementalAlterConfigs on the raw wire', () => {
       topic,
     ]);
     expect(await answer([['retention.ms', 1, null]], true)).toEqual([0, null, 2, topic]);
-    expect(t.broker.log.describeTopic(topic).config.retentionMs).toBe(60_000);
+    expect(t.broker.logManager.describeTopic(topic).config.retentionMs).toBe(60_000);
   });
 
   it('IncrementalAlterConfigs v1 (flexible) and CreateTopics v5 (flexible) answer in compact form', async () => {
@@ -399,7 +399,7 @@ describe('AlterConfigs and IncrementalAlterConfigs on the raw wire', () => {
         return row;
       }),
     ).toEqual([[0, null, 2, topic]]);
-    expect(t.broker.log.describeTopic(topic)).toMatchObject({
+    expect(t.broker.logManager.describeTopic(topic)).toMatchObject({
       config: { retentionMs: 120_000, flushMode: 'interval', flushIntervalMs: 500, deleteRetentionMs: 900 },
     });
   });
@@ -416,7 +416,7 @@ describe('CreateTopics with the configs Kafka accepts', () => {
     ];
     expect(await admin.createTopics({ topics: [{ topic, configEntries }] })).toBe(true);
     // unclean.leader.election.enable=false is the default: not kept as an override.
-    expect(t.broker.log.describeTopic(topic)).toMatchObject({
+    expect(t.broker.logManager.describeTopic(topic)).toMatchObject({
       config: { deleteRetentionMs: 900, minCompactionLagMs: 1000 },
       extraConfigs: { 'message.format.version': '0.10.0.0' },
     });
@@ -441,7 +441,7 @@ describe('CreateTopics with the configs Kafka accepts', () => {
     const topic = uniqueName('rd-configs');
     // The configs librdkafka's test 0081 creates topics with.
     await create(topic, { 'compression.type': 'lz4', 'delete.retention.ms': '900' });
-    expect(t.broker.log.describeTopic(topic)).toMatchObject({ config: { compression: 'lz4', deleteRetentionMs: 900 } });
+    expect(t.broker.logManager.describeTopic(topic)).toMatchObject({ config: { compression: 'lz4', deleteRetentionMs: 900 } });
     await expect(create(uniqueName('rd-bad'), { 'min.cleanable.dirty.ratio': '2' })).rejects.toMatchObject({
       code: 40,
       message: 'invalid value "2" for config min.cleanable.dirty.ratio: not a number from 0 to 1',
@@ -464,7 +464,7 @@ describe('CreateTopics with the configs Kafka accepts', () => {
     } finally {
       await producer.disconnect();
     }
-    const stored = await t.broker.log.read(topic, 0, 0, { maxBytes: 4096 });
+    const stored = await t.broker.logManager.read(topic, 0, 0, { maxBytes: 4096 });
     expect(readBatchHeader(stored.records).compression).toBe('gzip');
     const consumer = kafka.consumer({ groupId: uniqueName('gzip-reader') });
     const seen: string[] = [];
@@ -515,8 +515,8 @@ except Exception as e:
       'retention.ms 90000 1',
       'INVALID_CONFIG',
     ]);
-    expect(t.broker.log.partitionCount(topic)).toBe(4);
-    expect(t.broker.log.describeTopic(topic)).toMatchObject({ config: { compression: 'lz4', retentionMs: 90_000 } });
+    expect(t.broker.logManager.partitionCount(topic)).toBe(4);
+    expect(t.broker.logManager.describeTopic(topic)).toMatchObject({ config: { compression: 'lz4', retentionMs: 90_000 } });
   });
 
   it('kafka-python: alter_configs then describe_configs', async (context) => {
@@ -533,6 +533,6 @@ print([e[:2] for e in d[0].resources[0][4]])
 `;
     const { stdout } = await run(DEBIAN_PYTHON, ['-c', script], { timeout: 60_000 });
     expect(stdout.trim().split('\n')).toEqual([`[(0, '${topic}')]`, "[('retention.ms', '90000')]"]);
-    expect(t.broker.log.describeTopic(topic).config.retentionMs).toBe(90_000);
+    expect(t.broker.logManager.describeTopic(topic).config.retentionMs).toBe(90_000);
   });
 });

@@ -66,7 +66,7 @@ describe('CreatePartitions with kafkajs', () => {
     ]);
     await admin.createPartitions({ topicPartitions: [{ topic, count: 5 }] });
     expect(await partitionCount(topic)).toBe(5);
-    expect(t.broker.log.partitionCount(topic)).toBe(5);
+    expect(t.broker.logManager.partitionCount(topic)).toBe(5);
     expect(await send(topic, [{ value: 'd', partition: 4 }])).toMatchObject([{ partition: 4, baseOffset: '0' }]);
     const offsets = await admin.fetchTopicOffsets(topic);
     expect(offsets.map((o) => [o.partition, o.low, o.high])).toEqual([
@@ -137,7 +137,7 @@ describe('CreatePartitions with kafkajs', () => {
       ]);
       // validate_only changes nothing.
       expect(await answer(single(topic, 4, [[1]]))).toEqual([0, null]);
-      expect(t.broker.log.partitionCount(topic)).toBe(3);
+      expect(t.broker.logManager.partitionCount(topic)).toBe(3);
     } finally {
       client.close();
     }
@@ -185,8 +185,8 @@ describe('CreatePartitions with kafkajs', () => {
       await restarting.broker.close();
       const again = await startTestBroker({ dataDir: restarting.dataDir });
       try {
-        expect(again.broker.log.partitionCount(topic)).toBe(4);
-        expect(again.broker.log.describeTopic(topic).partitions.map((p) => p.logEndOffset)).toEqual([0, 0, 0, 0]);
+        expect(again.broker.logManager.partitionCount(topic)).toBe(4);
+        expect(again.broker.logManager.describeTopic(topic).partitions.map((p) => p.logEndOffset)).toEqual([0, 0, 0, 0]);
       } finally {
         await again.stop();
       }
@@ -213,7 +213,7 @@ describe('CreatePartitions with librdkafka (node-rdkafka)', () => {
     const topic = uniqueName('rd-grow');
     await callAdmin((a, cb) => a.createTopic({ topic, num_partitions: 2, replication_factor: 1 }, 10_000, cb));
     await callAdmin((a, cb) => a.createPartitions(topic, 6, 10_000, cb));
-    expect(t.broker.log.partitionCount(topic)).toBe(6);
+    expect(t.broker.logManager.partitionCount(topic)).toBe(6);
     expect(await partitionCount(topic)).toBe(6);
     await expect(callAdmin((a, cb) => a.createPartitions(topic, 6, 10_000, cb))).rejects.toMatchObject({
       code: 37,
@@ -284,6 +284,6 @@ print([(name, code) for name, code, message in r.topic_errors])
 `;
     const { stdout } = await run(DEBIAN_PYTHON, ['-c', script], { timeout: 60_000 });
     expect(stdout.trim()).toBe(`[('${topic}', 0)]`);
-    expect(t.broker.log.partitionCount(topic)).toBe(3);
+    expect(t.broker.logManager.partitionCount(topic)).toBe(3);
   });
 });

@@ -70,9 +70,9 @@ describe('DeleteRecords', () => {
     const topic = uniqueName('raw-delete');
     const client = await RawClient.connect(broker.port);
     try {
-      await broker.broker.log.createTopic(topic, { partitions: 3 });
-      for (const value of ['a', 'b', 'c', 'd']) await broker.broker.log.appendRecords(topic, 0, [{ key: null, value: Buffer.from(value) }]);
-      await broker.broker.log.appendRecords(topic, 1, [{ key: null, value: Buffer.from('e') }]);
+      await broker.broker.logManager.createTopic(topic, { partitions: 3 });
+      for (const value of ['a', 'b', 'c', 'd']) await broker.broker.logManager.appendRecords(topic, 0, [{ key: null, value: Buffer.from(value) }]);
+      await broker.broker.logManager.appendRecords(topic, 1, [{ key: null, value: Buffer.from('e') }]);
       const body = (partitions: [number, number][]) =>
         new Writer()
           .array([topic], (w, name) => w.string(name).array(partitions, (pw, [p, offset]) => pw.int32(p).int64(offset)))
@@ -103,13 +103,13 @@ describe('DeleteRecords', () => {
       ]);
       expect(await answer([[0, 1]])).toEqual([[topic, [[0, 2, 0]]]]);
       // A Fetch below the new start gets OFFSET_OUT_OF_RANGE.
-      await expect(broker.broker.log.read(topic, 0, 1, { maxBytes: 1024 })).rejects.toMatchObject({ code: 'OFFSET_OUT_OF_RANGE' });
+      await expect(broker.broker.logManager.read(topic, 0, 1, { maxBytes: 1024 })).rejects.toMatchObject({ code: 'OFFSET_OUT_OF_RANGE' });
       client.close();
       await broker.broker.close();
       const again = await startTestBroker({ dataDir: broker.dataDir });
       try {
-        expect(again.broker.log.describePartition(topic, 0)).toMatchObject({ logStartOffset: 2, highWatermark: 4 });
-        expect(again.broker.log.describePartition(topic, 1)).toMatchObject({ logStartOffset: 1, highWatermark: 1 });
+        expect(again.broker.logManager.describePartition(topic, 0)).toMatchObject({ logStartOffset: 2, highWatermark: 4 });
+        expect(again.broker.logManager.describePartition(topic, 1)).toMatchObject({ logStartOffset: 1, highWatermark: 1 });
         const offsets = await new Kafka({ brokers: [again.bootstrap], logLevel: logLevel.NOTHING }).admin();
         await offsets.connect();
         try {
@@ -203,16 +203,16 @@ describe('DeleteGroups and OffsetDelete', () => {
         name: 'KafkaJSDeleteGroupsError',
         groups: [{ groupId: active, errorCode: 68 }],
       });
-      expect(t.broker.log.groups.describeGroup(empty).state).toBe('Dead');
+      expect(t.broker.logManager.groups.describeGroup(empty).state).toBe('Dead');
       expect(await admin.fetchOffsets({ groupId: empty, topics: [topic] })).toEqual([{ topic, partitions: [{ partition: 0, offset: '-1', metadata: null }] }]);
       await expect(admin.deleteGroups([uniqueName('never')])).rejects.toMatchObject({ groups: [{ errorCode: 69 }] });
     } finally {
       await consumer.disconnect();
     }
     // Its last member left; it committed offsets, so it stays, Empty (a group without offsets would be gone, Dead).
-    expect(t.broker.log.groups.describeGroup(active).state).toBe('Empty');
+    expect(t.broker.logManager.groups.describeGroup(active).state).toBe('Empty');
     expect(await admin.deleteGroups([active])).toEqual([{ groupId: active, errorCode: 0 }]);
-    expect(t.broker.log.groups.describeGroup(active).state).toBe('Dead');
+    expect(t.broker.logManager.groups.describeGroup(active).state).toBe('Dead');
   });
 
   it('kafka-python delete_consumer_groups', async (context) => {
@@ -228,7 +228,7 @@ print(sorted((g, e.__name__) for g, e in a.delete_consumer_groups(['${group}']))
 `;
     const { stdout } = await run(DEBIAN_PYTHON, ['-c', script], { timeout: 60_000 });
     expect(stdout.trim()).toBe(`[('${group}', 'NoError')]`);
-    expect(t.broker.log.groups.describeGroup(group).state).toBe('Dead');
+    expect(t.broker.logManager.groups.describeGroup(group).state).toBe('Dead');
   });
 
   it('OffsetDelete v0: removes an empty group offsets durably per partition; unknown group and topic are refused', async () => {
@@ -348,7 +348,7 @@ describe('DescribeCluster and DescribeLogDirs', () => {
     const topic = uniqueName('log-dirs');
     await admin.createTopics({ topics: [{ topic, numPartitions: 2 }] });
     await produceValues(topic, ['some bytes'], 1);
-    const size = t.broker.log.describePartition(topic, 1).sizeBytes;
+    const size = t.broker.logManager.describePartition(topic, 1).sizeBytes;
     expect(size).toBeGreaterThan(0);
     const client = await RawClient.connect(t.port);
     try {

@@ -125,13 +125,13 @@ describe('concordat broker', () => {
     const lines = broker.stderr.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toContainEqual(expect.objectContaining({ component: 'broker', msg: 'closing connection', reason: 'API key 32767 is not served' }));
     expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['broker shutting down', 'log closed', 'broker stopped']));
-    const log = await LogManager.open({ dataDir });
+    const logManager = await LogManager.open({ dataDir });
     try {
       // Closed cleanly: reopening repairs nothing, and the acknowledged record is there.
-      expect(log.recoveryReport()).toEqual([]);
-      expect(log.describePartition('cli-topic', 1).highWatermark).toBe(1);
+      expect(logManager.recoveryReport()).toEqual([]);
+      expect(logManager.describePartition('cli-topic', 1).highWatermark).toBe(1);
     } finally {
-      await log.close();
+      await logManager.close();
     }
   }
 

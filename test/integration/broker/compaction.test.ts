@@ -64,11 +64,11 @@ describe('a compacted topic with kafkajs', () => {
       }
     }
 
-    const [result] = await t.broker.log.cleanLogs({ topic });
+    const [result] = await t.broker.logManager.cleanLogs({ topic });
     expect(result).toMatchObject({ topic, partition: 0, interrupted: false });
     const cleanedThrough = result!.cleanedThrough;
     expect(cleanedThrough).toBeGreaterThan(100);
-    const stored = decodeRecordBatches((await t.broker.log.read(topic, 0, 0, { maxBytes: 1 << 20 })).records);
+    const stored = decodeRecordBatches((await t.broker.logManager.read(topic, 0, 0, { maxBytes: 1 << 20 })).records);
     expect(stored.filter((b) => b.producerId >= 0).map((b) => [b.baseOffset, b.records.length])).toEqual([[90, 0]]);
 
     const seen: { key: string; value: string; offset: number }[] = [];

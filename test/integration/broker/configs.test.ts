@@ -55,8 +55,8 @@ describe('CreateTopics with configs', () => {
       { name: 'flush.ms', value: '500' },
     ];
     expect(await admin.createTopics({ topics: [{ topic, numPartitions: 2, configEntries }] })).toBe(true);
-    expect(t.broker.log.describeTopic(topic).config).toEqual({
-      ...t.broker.log.options.topicDefaults,
+    expect(t.broker.logManager.describeTopic(topic).config).toEqual({
+      ...t.broker.logManager.options.topicDefaults,
       retentionMs: 60_000,
       retentionBytes: 1_048_576,
       segmentMs: 3_600_000,
@@ -109,7 +109,7 @@ describe('CreateTopics with configs', () => {
       await expect(admin.createTopics({ topics: [{ topic, configEntries: configs[i]! }] })).rejects.toMatchObject({
         errors: [{ type: 'INVALID_CONFIG', topic }],
       });
-      expect(t.broker.log.hasTopic(topic)).toBe(false);
+      expect(t.broker.logManager.hasTopic(topic)).toBe(false);
     }
   });
 
@@ -149,10 +149,10 @@ describe('CreateTopics with configs', () => {
         [topics[4]!.name, 40, 'config segment.ms has a null value'],
       ];
       expect(await answer(true)).toEqual([...refusals, [topics[5]!.name, 0, null]]);
-      expect(t.broker.log.hasTopic(topics[5]!.name)).toBe(false);
+      expect(t.broker.logManager.hasTopic(topics[5]!.name)).toBe(false);
       expect(await answer(false)).toEqual([...refusals, [topics[5]!.name, 0, null]]);
-      expect(topics.map((topic) => t.broker.log.hasTopic(topic.name))).toEqual([false, false, false, false, false, true]);
-      expect(t.broker.log.describeTopic(topics[5]!.name).config.segmentMs).toBe(60_000);
+      expect(topics.map((topic) => t.broker.logManager.hasTopic(topic.name))).toEqual([false, false, false, false, false, true]);
+      expect(t.broker.logManager.describeTopic(topics[5]!.name).config.segmentMs).toBe(60_000);
     } finally {
       client.close();
     }
@@ -307,7 +307,7 @@ for f in a.create_topics([NewTopic('${topic}-bad', 1, 1, config={'segment.ms': '
       "segment.ms 3600000 1 False False [('segment.ms', '3600000', 1), ('log.roll.ms', '604800000', 5)]",
       'INVALID_CONFIG invalid value "abc" for config segment.ms: not an integer',
     ]);
-    expect(t.broker.log.describeTopic(topic).config).toMatchObject({ retentionMs: 60_000, segmentMs: 3_600_000 });
-    expect(t.broker.log.hasTopic(`${topic}-bad`)).toBe(false);
+    expect(t.broker.logManager.describeTopic(topic).config).toMatchObject({ retentionMs: 60_000, segmentMs: 3_600_000 });
+    expect(t.broker.logManager.hasTopic(`${topic}-bad`)).toBe(false);
   });
 });

@@ -44,7 +44,7 @@ async function send(topic: string, partition: number, ids: (string | null)[], p:
 
 /** `offset:value` of every record stored in one partition. */
 async function stored(topic: string, partition: number): Promise<string[]> {
-  const { records } = await t.broker.log.read(topic, partition, 0, { maxBytes: 1024 * 1024 });
+  const { records } = await t.broker.logManager.read(topic, partition, 0, { maxBytes: 1024 * 1024 });
   return decodeRecordBatches(records).flatMap((batch) => batch.records.map((r) => `${r.offset}:${r.value!.toString()}`));
 }
 
@@ -52,7 +52,7 @@ describe('Produce to a topic with a dedup window', () => {
   it('answers the real base offset when every record lies at base + i in the partition, -1 when not', async () => {
     const topic = uniqueName('dedup');
     await admin.createTopics({ topics: [{ topic, numPartitions: 2, configEntries: [{ name: 'concordat.dedup.window.ms', value: '60000' }] }] });
-    expect(t.broker.log.describeTopic(topic).config.dedupWindowMs).toBe(60_000);
+    expect(t.broker.logManager.describeTopic(topic).config.dedupWindowMs).toBe(60_000);
 
     expect(await send(topic, 0, ['a'])).toBe('0');
     // The same batch again (a retry): its original's offset, nothing written.
@@ -69,7 +69,7 @@ describe('Produce to a topic with a dedup window', () => {
 
     expect(await stored(topic, 0)).toEqual(['0:v-a', '1:v-b', '2:v-c', '3:v-d', '4:v-e', '5:v-none', '6:v-none']);
     expect(await stored(topic, 1)).toEqual([]);
-    expect(t.broker.log.describePartition(topic, 1).highWatermark).toBe(0);
+    expect(t.broker.logManager.describePartition(topic, 1).highWatermark).toBe(0);
   });
 
   it("an idempotent producer's batches are never cut, so they always get their real base offset", async () => {

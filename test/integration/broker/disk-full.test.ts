@@ -113,12 +113,12 @@ describe('concordat broker on a full disk', () => {
       broker.child.kill('SIGTERM');
       expect(await broker.exited).toBe(0);
 
-      const log = await LogManager.open({ dataDir });
-      onTestFinished(() => log.close());
+      const logManager = await LogManager.open({ dataDir });
+      onTestFinished(() => logManager.close());
       const values: string[] = [];
       let offset = 0;
-      while (offset < log.describePartition('full', 0).highWatermark) {
-        const { records } = await log.read('full', 0, offset, { maxBytes: 1 << 20 });
+      while (offset < logManager.describePartition('full', 0).highWatermark) {
+        const { records } = await logManager.read('full', 0, offset, { maxBytes: 1 << 20 });
         for (const batch of decodeRecordBatches(records)) {
           for (const record of batch.records) values.push(record.value!.toString());
           offset = batch.lastOffset + 1;

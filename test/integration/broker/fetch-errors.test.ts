@@ -27,7 +27,7 @@ import { run } from './helpers/process.js';
  * real log); a disk error is a real `FileHandle.read` failing with EIO.
  */
 let t: TestBroker;
-let log: LogManager;
+let logManager: LogManager;
 let logDir: string;
 
 interface ReadFault {
@@ -39,9 +39,9 @@ const faults = new Map<string, ReadFault>();
 
 beforeAll(async () => {
   logDir = await mkdtemp(join(tmpdir(), 'concordat-fetch-errors-'));
-  log = await LogManager.open({ dataDir: logDir });
-  const read = log.read.bind(log);
-  log.read = async (topic, partition, offset, options) => {
+  logManager = await LogManager.open({ dataDir: logDir });
+  const read = logManager.read.bind(logManager);
+  logManager.read = async (topic, partition, offset, options) => {
     const fault = faults.get(topic);
     if (fault !== undefined && fault.left > 0) {
       fault.left -= 1;
@@ -49,12 +49,12 @@ beforeAll(async () => {
     }
     return read(topic, partition, offset, options);
   };
-  t = await startTestBroker({}, { log });
+  t = await startTestBroker({}, { logManager });
 });
 
 afterAll(async () => {
   await t?.stop();
-  await log?.close();
+  await logManager?.close();
   if (logDir !== undefined) await rm(logDir, { recursive: true, force: true });
 });
 
@@ -63,9 +63,9 @@ process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 /** A topic of one partition holding `values` at offsets 0, 1, ... */
 async function topicWith(prefix: string, values: string[]): Promise<string> {
   const topic = uniqueName(prefix);
-  await log.createTopic(topic, { partitions: 1 });
+  await logManager.createTopic(topic, { partitions: 1 });
   if (values.length > 0)
-    await log.appendRecords(
+    await logManager.appendRecords(
       topic,
       0,
       values.map((v) => ({ key: null, value: Buffer.from(v), headers: [] })),
@@ -177,7 +177,7 @@ describe('Fetch errors with librdkafka (kcat)', () => {
     });
     await Promise.race([consumed, exited]);
     expect(stdout).toBe('0 only\n');
-    await log.deleteTopic(topic);
+    await logManager.deleteTopic(topic);
     // Before the fix, kcat fetched the deleted partition in a tight loop until killed.
     expect(await exited).toBe(1);
     expect(parseFailures(stderr)).toBe(0);

@@ -75,14 +75,14 @@ describe('Fetch across many partitions', () => {
     try {
       const topic = uniqueName('many');
       const partitions = Array.from({ length: 16 }, (_, i) => i);
-      await t.broker.log.createTopic(topic, { partitions: partitions.length });
+      await t.broker.logManager.createTopic(topic, { partitions: partitions.length });
       const response = client.request(1, 11, fetchV11(topic, partitions, 10_000));
       // The fetch finds nothing and waits on all 16 partitions; an append to the last one wakes it.
-      await until(() => partitions.every((p) => t.broker.log.describePartition(topic, p).readsWaiting === 1), {
+      await until(() => partitions.every((p) => t.broker.logManager.describePartition(topic, p).readsWaiting === 1), {
         timeoutMs: 10_000,
         message: 'the fetch waiting on all 16 partitions',
       });
-      await t.broker.log.appendRecords(topic, 15, [{ key: null, value: Buffer.from('wake'), headers: [] }]);
+      await t.broker.logManager.appendRecords(topic, 15, [{ key: null, value: Buffer.from('wake'), headers: [] }]);
       const result = fetched(await response);
       expect(result.slice(0, 15)).toEqual(partitions.slice(0, 15).map((p) => [p, 0, 0]));
       expect(result[15]).toEqual([15, 0, expect.any(Number)]);

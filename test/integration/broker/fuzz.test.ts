@@ -39,9 +39,9 @@ it(
     let stopped = false;
     try {
       // The topics the captured frames name, so mutated Produce and Fetch frames reach the log.
-      await t.broker.log.createTopic('fixture-topic', { partitions: 2 });
+      await t.broker.logManager.createTopic('fixture-topic', { partitions: 2 });
       const work = uniqueName('work-topic-for-the-fuzz-test');
-      await t.broker.log.createTopic(work, { partitions: 2 });
+      await t.broker.logManager.createTopic(work, { partitions: 2 });
       const kafka = new Kafka({ brokers: [t.bootstrap], clientId: 'fuzz-bystander', logLevel: logLevel.NOTHING });
       const errors: unknown[] = [];
 
@@ -116,14 +116,14 @@ it(
 
 /** Reopens the log and reads every batch of every partition back, checking CRCs and offsets. */
 async function verifyLog(dataDir: string, work: string, sent: string[][]): Promise<void> {
-  const log = await LogManager.open({ dataDir });
+  const logManager = await LogManager.open({ dataDir });
   try {
-    for (const topic of log.listTopics()) {
-      for (const partition of log.describeTopic(topic).partitions) {
+    for (const topic of logManager.listTopics()) {
+      for (const partition of logManager.describeTopic(topic).partitions) {
         let offset = partition.logStartOffset;
         const values: string[] = [];
         while (offset < partition.highWatermark) {
-          const { records } = await log.read(topic, partition.partition, offset, { maxBytes: 4 * 1024 * 1024 });
+          const { records } = await logManager.read(topic, partition.partition, offset, { maxBytes: 4 * 1024 * 1024 });
           const batches = decodeRecordBatches(records, { verifyCrc: true });
           expect(batches.length, `${topic}-${partition.partition} at ${offset}`).toBeGreaterThan(0);
           for (const batch of batches) {
@@ -138,6 +138,6 @@ async function verifyLog(dataDir: string, work: string, sent: string[][]): Promi
       }
     }
   } finally {
-    await log.close();
+    await logManager.close();
   }
 }

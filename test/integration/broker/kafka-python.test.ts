@@ -25,7 +25,7 @@ const python = (script: string) => runOk(DEBIAN_PYTHON, ['-c', script], { timeou
 describe('kafka-python', () => {
   it('produces with acks=all and gets the offsets back', async () => {
     const topic = uniqueName('py');
-    await t.broker.log.createTopic(topic, { partitions: 2 });
+    await t.broker.logManager.createTopic(topic, { partitions: 2 });
     const out = await python(`
 from kafka import KafkaProducer
 p = KafkaProducer(bootstrap_servers='${t.bootstrap}', acks='all', linger_ms=0)
@@ -35,16 +35,16 @@ for i in range(6):
 p.close()
 `);
     expect(out.trim().split('\n')).toEqual(['0 0', '1 0', '0 1', '1 1', '0 2', '1 2']);
-    const { records } = await t.broker.log.read(topic, 1, 0, { maxBytes: 1 << 20 });
+    const { records } = await t.broker.logManager.read(topic, 1, 0, { maxBytes: 1 << 20 });
     expect(records.includes(Buffer.from('v5'))).toBe(true);
   });
 
   it('a group of two consumers reads every record and commits every offset', async () => {
     const topic = uniqueName('py-group');
     const group = uniqueName('py-group');
-    await t.broker.log.createTopic(topic, { partitions: 4 });
+    await t.broker.logManager.createTopic(topic, { partitions: 4 });
     for (let p = 0; p < 4; p += 1) {
-      await t.broker.log.appendRecords(
+      await t.broker.logManager.appendRecords(
         topic,
         p,
         Array.from({ length: 10 }, (_, i) => ({ key: null, value: Buffer.from(`${p}-${i}`) })),
@@ -69,9 +69,9 @@ c.close()
     // committing it: at most one record per partition.
     expect([...new Set(values)]).toEqual(expected);
     expect(values.length - expected.length).toBeLessThanOrEqual(4);
-    const committed = await t.broker.log.groups.fetchOffsets({ groupId: group, topics: [{ topic, partitions: [0, 1, 2, 3] }] });
+    const committed = await t.broker.logManager.groups.fetchOffsets({ groupId: group, topics: [{ topic, partitions: [0, 1, 2, 3] }] });
     expect(committed.topics[0]!.partitions.map((p) => p.offset)).toEqual([10, 10, 10, 10]);
-    const described = t.broker.log.groups.describeGroup(group);
+    const described = t.broker.logManager.groups.describeGroup(group);
     expect([described.state, described.members.length, described.protocolType]).toEqual(['Empty', 0, 'consumer']);
   });
 });

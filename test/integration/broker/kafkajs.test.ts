@@ -118,7 +118,7 @@ describe('producing', () => {
     for (let i = 0; i < 5; i += 1) {
       expect(await producer.send({ topic, acks: 0, messages: [{ key: `k${i}`, value: `v${i}` }] })).toEqual([]);
     }
-    await until(() => t.broker.log.describePartition(topic, 0).highWatermark === 5, { timeoutMs: 20_000, message: 'five acks-0 records' });
+    await until(() => t.broker.logManager.describePartition(topic, 0).highWatermark === 5, { timeoutMs: 20_000, message: 'five acks-0 records' });
     await producer.disconnect();
     expect((await consume(topic, 5)).map((r) => [r.offset, r.key, r.value])).toEqual([0, 1, 2, 3, 4].map((i) => [i, `k${i}`, `v${i}`]));
   });
@@ -133,7 +133,7 @@ describe('producing', () => {
       expect([result?.errorCode, result?.baseOffset]).toEqual([0, String(i * 2)]);
     }
     await producer.disconnect();
-    const { records } = await t.broker.log.read(topic, 0, 0, { maxBytes: 1024 * 1024 });
+    const { records } = await t.broker.logManager.read(topic, 0, 0, { maxBytes: 1024 * 1024 });
     const batches = decodeRecordBatches(records);
     expect(batches.map((b) => [b.baseOffset, b.producerEpoch, b.baseSequence, b.records.map((r) => r.value?.toString())])).toEqual([
       [0, 0, 0, ['0a', '0b']],
@@ -147,7 +147,7 @@ describe('producing', () => {
     await other.connect();
     await other.send({ topic, acks: -1, messages: [{ value: 'other' }] });
     await other.disconnect();
-    const { records: all } = await t.broker.log.read(topic, 0, 6, { maxBytes: 1024 * 1024 });
+    const { records: all } = await t.broker.logManager.read(topic, 0, 6, { maxBytes: 1024 * 1024 });
     expect(decodeRecordBatches(all)[0]!.producerId).not.toBe(batches[0]!.producerId);
   });
 });
@@ -157,7 +157,7 @@ describe('admin', () => {
     const topic = uniqueName('admin');
     expect(await admin.createTopics({ topics: [{ topic, numPartitions: 3, configEntries: [{ name: 'segment.bytes', value: '1048576' }] }] })).toBe(true);
     expect(await admin.createTopics({ topics: [{ topic, numPartitions: 3 }] })).toBe(false);
-    expect(t.broker.log.describeTopic(topic).config.segmentBytes).toBe(1_048_576);
+    expect(t.broker.logManager.describeTopic(topic).config.segmentBytes).toBe(1_048_576);
     const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
     expect(metadata.topics[0]!.partitions.map((p) => [p.partitionId, p.leader, p.replicas, p.isr]).sort()).toEqual([
       [0, 1, [1], [1]],
@@ -169,7 +169,7 @@ describe('admin', () => {
     await expect(admin.createTopics({ topics: [{ topic: compacted, configEntries: [{ name: 'cleanup.policy', value: 'shred' }] }] })).rejects.toMatchObject({
       errors: [{ type: 'INVALID_CONFIG', topic: compacted }],
     });
-    expect(t.broker.log.hasTopic(compacted)).toBe(false);
+    expect(t.broker.logManager.hasTopic(compacted)).toBe(false);
     await expect(admin.createTopics({ topics: [{ topic: 'not valid!' }] })).rejects.toMatchObject({
       errors: [{ type: 'INVALID_TOPIC_EXCEPTION' }],
     });
@@ -178,7 +178,7 @@ describe('admin', () => {
     });
     await admin.deleteTopics({ topics: [topic] });
     expect(await admin.listTopics()).not.toContain(topic);
-    expect(t.broker.log.hasTopic(topic)).toBe(false);
+    expect(t.broker.logManager.hasTopic(topic)).toBe(false);
   });
 
   it('describes and lists groups, and fetches their offsets', async () => {

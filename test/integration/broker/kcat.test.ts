@@ -23,7 +23,7 @@ afterAll(async () => {
 const kcat = (args: string[], input?: string) => runOk('kcat', ['-b', t.bootstrap, ...args], { input, timeoutMs: 30_000 });
 
 async function storedBatches(topic: string, partition: number) {
-  const { records } = await t.broker.log.read(topic, partition, 0, { maxBytes: 10 * 1024 * 1024 });
+  const { records } = await t.broker.logManager.read(topic, partition, 0, { maxBytes: 10 * 1024 * 1024 });
   return decodeRecordBatches(records);
 }
 
@@ -35,7 +35,7 @@ describe('kcat', () => {
     const out = await kcat(['-C', '-t', topic, '-p', '1', '-o', 'beginning', '-e', '-q', '-f', '%p|%o|%k|%s\\n']);
     expect(out.trim().split('\n')).toEqual(lines.map((line, i) => `1|${i}|${line.replace(':', '|')}`));
     // Auto-created with the broker's default partition count; the other partitions stay empty.
-    expect(t.broker.log.describeTopic(topic).partitions.map((p) => p.highWatermark)).toEqual([0, 30, 0]);
+    expect(t.broker.logManager.describeTopic(topic).partitions.map((p) => p.highWatermark)).toEqual([0, 30, 0]);
   });
 
   for (const codec of ['gzip', 'snappy', 'lz4', 'zstd'] as const satisfies readonly CompressionType[]) {
@@ -68,7 +68,7 @@ describe('kcat', () => {
     expect(seen.map((line) => line.split('|')[2]).sort()).toEqual([...values].sort());
     expect(new Set(seen).size).toBe(90);
     // The group committed its position at the end of each partition.
-    const offsets = await t.broker.log.groups.fetchOffsets({ groupId: group, topics: [{ topic, partitions: [0, 1, 2] }] });
+    const offsets = await t.broker.logManager.groups.fetchOffsets({ groupId: group, topics: [{ topic, partitions: [0, 1, 2] }] });
     expect(offsets.topics[0]!.partitions.map((p) => p.offset)).toEqual([30, 30, 30]);
     // A new member of the same group starts from the committed offsets: nothing left to read.
     await kcat(['-P', '-t', topic, '-p', '2'], 'late\n');
@@ -78,7 +78,7 @@ describe('kcat', () => {
 
   it('-L lists the broker as its own controller and the topics', async () => {
     const topic = uniqueName('kcat-meta');
-    await t.broker.log.createTopic(topic, { partitions: 2 });
+    await t.broker.logManager.createTopic(topic, { partitions: 2 });
     const out = await kcat(['-L', '-t', topic]);
     expect(out).toContain(`broker 1 at ${t.bootstrap} (controller)`);
     expect(out).toContain(`topic "${topic}" with 2 partitions:`);

@@ -98,7 +98,7 @@ describe('limits on the wire', () => {
       expect(await createTopic(client, second, 1)).toEqual([[second, 44, 'the log already has 1 topics (topicsMax); raise the log option topicsMax']]);
       await admin.connect();
       await expect(admin.createTopics({ topics: [{ topic: second }] })).rejects.toMatchObject({ errors: [{ type: 'POLICY_VIOLATION', retriable: false }] });
-      expect(t.broker.log.listTopics()).toEqual([first]);
+      expect(t.broker.logManager.listTopics()).toEqual([first]);
     } finally {
       await admin.disconnect();
       client.close();
@@ -109,23 +109,23 @@ describe('limits on the wire', () => {
   it('a fetch beyond readWaitersMax polls instead of waiting: it still gets the record, and burns no CPU meanwhile', async () => {
     const t = await startTestBroker({ log: { readWaitersMax: 1 } });
     const topic = uniqueName('waiters');
-    await t.broker.log.createTopic(topic, { partitions: 1 });
+    await t.broker.logManager.createTopic(topic, { partitions: 1 });
     const [a, b] = await Promise.all([RawClient.connect(t.port), RawClient.connect(t.port)]);
     try {
       const first = a.request(1, 11, fetchV11(topic, 0, 10_000));
       // The first fetch holds the partition's one waiting slot before the second asks.
-      await until(() => t.broker.log.describePartition(topic, 0).readsWaiting === 1, { timeoutMs: 10_000, message: 'the first fetch waiting' });
+      await until(() => t.broker.logManager.describePartition(topic, 0).readsWaiting === 1, { timeoutMs: 10_000, message: 'the first fetch waiting' });
       const inFlight = t.broker.requestBytesInFlight;
       const started = Date.now();
       const cpuBefore = process.cpuUsage();
       const second = b.request(1, 11, fetchV11(topic, 0, 10_000), 2);
       // The second fetch is in the broker (its frame holds budget until answered), refused the waiting slot.
       await until(() => t.broker.requestBytesInFlight > inFlight, { timeoutMs: 10_000, message: 'the second fetch received' });
-      expect(t.broker.log.describePartition(topic, 0).readsWaiting).toBe(1);
+      expect(t.broker.logManager.describePartition(topic, 0).readsWaiting).toBe(1);
       // A window of time is what this measures: the CPU the refused fetch burns while it has nothing to read.
       await new Promise((resolve) => setTimeout(resolve, 600));
       const cpu = process.cpuUsage(cpuBefore);
-      await t.broker.log.appendRecords(topic, 0, [{ key: null, value: Buffer.from('wake up'), headers: [] }]);
+      await t.broker.logManager.appendRecords(topic, 0, [{ key: null, value: Buffer.from('wake up'), headers: [] }]);
       const [one, two] = await Promise.all([first, second]);
       const elapsed = Date.now() - started;
       expect(fetchedPartition(one)).toEqual({ errorCode: 0, recordBytes: expect.any(Number) });

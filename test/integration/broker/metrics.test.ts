@@ -71,7 +71,7 @@ describe('broker metrics endpoint', () => {
       expect(sampleValue(samples, 'concordat_log_appended_bytes_total', { topic: 'metrics.orders' })).toBeGreaterThan(8 * 100);
       expect(sampleValue(samples, 'concordat_log_partitions', { topic: 'metrics.orders' })).toBe(2);
       expect(sampleValue(samples, 'concordat_log_segments', { topic: 'metrics.orders' })).toBe(2);
-      const describedBytes = broker.log.describeTopic('metrics.orders').partitions.reduce((sum, p) => sum + p.sizeBytes, 0);
+      const describedBytes = broker.logManager.describeTopic('metrics.orders').partitions.reduce((sum, p) => sum + p.sizeBytes, 0);
       expect(sampleValue(samples, 'concordat_log_size_bytes', { topic: 'metrics.orders' })).toBe(describedBytes);
       expect(sampleValue(samples, 'concordat_log_fsync_duration_seconds_count')).toBeGreaterThanOrEqual(4);
       expect(sampleSum(samples, 'concordat_log_fsync_duration_seconds_sum')).toBeGreaterThan(0);

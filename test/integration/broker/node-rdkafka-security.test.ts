@@ -68,7 +68,7 @@ const credentials = (mechanism: string, username: string, password: string, prot
 /** Produces two records with `auth` and reads them back with a consumer using the same `auth`. */
 async function roundTrip(broker: TestBroker, auth: RdConfig): Promise<string[]> {
   const topic = uniqueName('rdkafka-secure');
-  await broker.broker.log.createTopic(topic, { partitions: 1 });
+  await broker.broker.logManager.createTopic(topic, { partitions: 1 });
   const { Producer, KafkaConsumer } = loadRdKafka();
   const producer = new Producer({ 'bootstrap.servers': broker.bootstrap, dr_cb: true, acks: 'all', ...auth });
   try {
@@ -149,7 +149,7 @@ describe('re-authentication with librdkafka (node-rdkafka, KIP-368)', () => {
     const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
     const broker = await startTestBroker({ sasl: { credentialsFile: join(dir, 'users.json') }, connectionsMaxReauthMs: 2000 }, { logger });
     const topic = uniqueName('rdkafka-reauth');
-    await broker.broker.log.createTopic(topic, { partitions: 1 });
+    await broker.broker.logManager.createTopic(topic, { partitions: 1 });
     const { Producer } = loadRdKafka();
     const producer = new Producer({
       'bootstrap.servers': broker.bootstrap,
@@ -164,7 +164,7 @@ describe('re-authentication with librdkafka (node-rdkafka, KIP-368)', () => {
       await until(() => lines.some((l) => l.msg === 'SASL re-authenticated'), { timeoutMs: 10_000, message: 'librdkafka re-authenticates' });
       await new Promise((resolve) => setTimeout(resolve, 2500));
       await produceAll(producer, [{ topic, partition: 0, value: 'after' }]);
-      expect(broker.broker.log.describePartition(topic, 0).highWatermark).toBe(2);
+      expect(broker.broker.logManager.describePartition(topic, 0).highWatermark).toBe(2);
       expect(lines.filter((l) => l.reason?.startsWith('SASL session expired'))).toEqual([]);
     } finally {
       await disconnect(producer);

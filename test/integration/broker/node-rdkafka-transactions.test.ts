@@ -83,9 +83,9 @@ describe.skipIf(!toolsPresent)('node-rdkafka transactional producer', () => {
     const input = uniqueName('ctp-in');
     const output = uniqueName('ctp-out');
     const groupId = uniqueName('ctp');
-    await t.broker.log.createTopic(input, { partitions: 1 });
-    await t.broker.log.createTopic(output, { partitions: 1 });
-    for (let i = 0; i < 6; i++) await t.broker.log.appendRecords(input, 0, [{ key: null, value: Buffer.from(`in-${i}`) }]);
+    await t.broker.logManager.createTopic(input, { partitions: 1 });
+    await t.broker.logManager.createTopic(output, { partitions: 1 });
+    for (let i = 0; i < 6; i++) await t.broker.logManager.appendRecords(input, 0, [{ key: null, value: Buffer.from(`in-${i}`) }]);
 
     const source = await consumer(groupId);
     source.assign([{ topic: input, partition: 0, offset: 0 }]);
@@ -98,7 +98,7 @@ describe.skipIf(!toolsPresent)('node-rdkafka transactional producer', () => {
     await call((cb) => producer.sendOffsetsToTransaction([{ topic: input, partition: 0, offset: batch[2]!.offset + 1 }], source, 10_000, cb));
     await call((cb) => producer.abortTransaction(10_000, cb));
     const fetchOffset = async () =>
-      (await t.broker.log.groups.fetchOffsets({ groupId, topics: [{ topic: input, partitions: [0] }] })).topics[0]!.partitions[0]!.offset;
+      (await t.broker.logManager.groups.fetchOffsets({ groupId, topics: [{ topic: input, partitions: [0] }] })).topics[0]!.partitions[0]!.offset;
     expect(await fetchOffset()).toBe(-1);
 
     // Round 2 (committed): all six from the start.
@@ -110,7 +110,7 @@ describe.skipIf(!toolsPresent)('node-rdkafka transactional producer', () => {
     await call((cb) => producer.commitTransaction(10_000, cb));
 
     expect(await fetchOffset()).toBe(6);
-    expect(await readCommittedValues(t.broker.log, output)).toEqual(['out-in-0', 'out-in-1', 'out-in-2', 'out-in-3', 'out-in-4', 'out-in-5']);
+    expect(await readCommittedValues(t.broker.logManager, output)).toEqual(['out-in-0', 'out-in-1', 'out-in-2', 'out-in-3', 'out-in-4', 'out-in-5']);
     // A read_committed librdkafka consumer of the output gets the six committed records and none of the aborted ones.
     const reader = await consumer(uniqueName('reader'));
     reader.assign([{ topic: output, partition: 0, offset: 0 }]);
@@ -119,13 +119,13 @@ describe.skipIf(!toolsPresent)('node-rdkafka transactional producer', () => {
     // The group resumes where the transaction committed.
     const resumed = await consumer(groupId);
     resumed.subscribe([input]);
-    await t.broker.log.appendRecords(input, 0, [{ key: null, value: Buffer.from('in-6') }]);
+    await t.broker.logManager.appendRecords(input, 0, [{ key: null, value: Buffer.from('in-6') }]);
     expect((await consumeCount(resumed, 1)).map((m) => m.value!.toString())).toEqual(['in-6']);
   });
 
   it('a second producer with the same transactional.id fences the first: its transaction is aborted and it gets a fatal fencing error', async () => {
     const topic = uniqueName('fence');
-    await t.broker.log.createTopic(topic, { partitions: 1 });
+    await t.broker.logManager.createTopic(topic, { partitions: 1 });
     const transactionalId = uniqueName('fence-tid');
     const first = await transactionalProducer(transactionalId);
     await call((cb) => first.beginTransaction(cb));
@@ -139,6 +139,6 @@ describe.skipIf(!toolsPresent)('node-rdkafka transactional producer', () => {
     await call((cb) => second.beginTransaction(cb));
     second.produce(topic, 0, Buffer.from('winner'));
     await call((cb) => second.commitTransaction(10_000, cb));
-    expect(await readCommittedValues(t.broker.log, topic)).toEqual(['winner']);
+    expect(await readCommittedValues(t.broker.logManager, topic)).toEqual(['winner']);
   });
 });

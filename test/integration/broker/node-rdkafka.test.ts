@@ -73,7 +73,7 @@ function readPartition(topic: string, partition: number, count: number): Promise
 }
 
 async function storedBatches(topic: string, partition: number) {
-  const { records } = await t.broker.log.read(topic, partition, 0, { maxBytes: 10 * 1024 * 1024 });
+  const { records } = await t.broker.logManager.read(topic, partition, 0, { maxBytes: 10 * 1024 * 1024 });
   return decodeRecordBatches(records);
 }
 
@@ -92,7 +92,7 @@ describe('node-rdkafka', () => {
     const lines = await readPartition(topic, 1, 30);
     expect(lines).toEqual(records.map((r, i) => `1|${i}|${r.key ?? '∅'}|${r.value ?? '∅'}|${i % 2 === 0 ? `ce_id=id-${i},ce_type=test` : ''}`));
     // Auto-created with the broker's default partition count; the other partitions stay empty.
-    expect(t.broker.log.describeTopic(topic).partitions.map((p) => p.highWatermark)).toEqual([0, 30, 0]);
+    expect(t.broker.logManager.describeTopic(topic).partitions.map((p) => p.highWatermark)).toEqual([0, 30, 0]);
   });
 
   for (const codec of ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const satisfies readonly CompressionType[]) {
@@ -211,7 +211,7 @@ describe('node-rdkafka', () => {
       await Promise.all(members.map((c) => disconnect(c)));
     }
     // The group committed its position at the end of each partition.
-    const offsets = await t.broker.log.groups.fetchOffsets({ groupId: group, topics: [{ topic, partitions: [0, 1, 2] }] });
+    const offsets = await t.broker.logManager.groups.fetchOffsets({ groupId: group, topics: [{ topic, partitions: [0, 1, 2] }] });
     expect(offsets.topics[0]!.partitions.map((p) => p.offset)).toEqual([30, 30, 30]);
     // A new member of the same group starts from the committed offsets: only the late record is left.
     await withProducer({}, (producer) => produceAll(producer, [{ topic, partition: 2, value: 'late' }]));
@@ -224,7 +224,7 @@ describe('node-rdkafka', () => {
 
   it('metadata lists the broker and the topic with its partitions', async () => {
     const topic = uniqueName('rdkafka-meta');
-    await t.broker.log.createTopic(topic, { partitions: 2 });
+    await t.broker.logManager.createTopic(topic, { partitions: 2 });
     const described = await withProducer({}, (producer) => metadata(producer, topic));
     expect(described.brokers).toEqual([{ id: 1, host: '127.0.0.1', port: t.port }]);
     expect(described.topics.find((x) => x.name === topic)?.partitions.map((p) => ({ id: p.id, leader: p.leader, replicas: p.replicas, isrs: p.isrs }))).toEqual(

@@ -111,8 +111,8 @@ describe('concordat broker restarted right after a crash', () => {
 
     // While it runs, the directory is locked: another process cannot open it.
     const refused = await LogManager.open({ dataDir }).then(
-      async (log) => {
-        await log.close();
+      async (logManager) => {
+        await logManager.close();
         return null;
       },
       (error: unknown) => error as ConcordatError,

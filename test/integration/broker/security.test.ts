@@ -77,7 +77,7 @@ async function roundTrip(kafka: Kafka, broker: TestBroker): Promise<string[]> {
   await producer.connect();
   await producer.send({ topic, acks: -1, messages: [{ value: 'one' }, { value: 'two' }] });
   await producer.disconnect();
-  const { records } = await broker.broker.log.read(topic, 0, 0, { maxBytes: 1 << 20 });
+  const { records } = await broker.broker.logManager.read(topic, 0, 0, { maxBytes: 1 << 20 });
   return ['one', 'two'].filter((v) => records.includes(Buffer.from(v)));
 }
 
@@ -177,7 +177,7 @@ describe('SASL with other clients', () => {
     testNeedsTools(context, 'kcat');
     for (const mechanism of ['SCRAM-SHA-256', 'SCRAM-SHA-512', 'PLAIN']) {
       const topic = uniqueName('kcat-sasl');
-      await sasl.broker.log.createTopic(topic, { partitions: 1 });
+      await sasl.broker.logManager.createTopic(topic, { partitions: 1 });
       const auth = [
         '-X',
         'security.protocol=SASL_PLAINTEXT',
@@ -218,7 +218,7 @@ describe('SASL with other clients', () => {
   it('kafka-python authenticates with PLAIN through SaslHandshake v0 and bare tokens', async (context) => {
     testNeedsTools(context, 'kafka-python');
     const topic = uniqueName('python-sasl');
-    await sasl.broker.log.createTopic(topic, { partitions: 1 });
+    await sasl.broker.logManager.createTopic(topic, { partitions: 1 });
     const out = await runOk(
       DEBIAN_PYTHON,
       [
@@ -239,7 +239,7 @@ p.close()
   it('kafka-python authenticates with SCRAM-SHA-512', async (context) => {
     testNeedsTools(context, 'kafka-python');
     const topic = uniqueName('python-scram');
-    await sasl.broker.log.createTopic(topic, { partitions: 1 });
+    await sasl.broker.logManager.createTopic(topic, { partitions: 1 });
     const out = await runOk(
       DEBIAN_PYTHON,
       [
@@ -333,7 +333,7 @@ describe('re-authentication (KIP-368, connectionsMaxReauthMs)', () => {
       sasl: { mechanism: 'scram-sha-512', username: 'bob', password: 'bob-secret' },
     });
     const topic = uniqueName('reauth');
-    await reauth.broker.log.createTopic(topic, { partitions: 1 });
+    await reauth.broker.logManager.createTopic(topic, { partitions: 1 });
     const producer = kafka.producer();
     await producer.connect();
     try {
@@ -346,7 +346,7 @@ describe('re-authentication (KIP-368, connectionsMaxReauthMs)', () => {
       }
       expect(count((l) => l.msg === 'SASL re-authenticated')).toBeGreaterThan(reauthenticated);
       expect(count((l) => l.reason?.startsWith('SASL session expired') === true)).toBe(expired);
-      expect(reauth.broker.log.describePartition(topic, 0).highWatermark).toBe(4);
+      expect(reauth.broker.logManager.describePartition(topic, 0).highWatermark).toBe(4);
     } finally {
       await producer.disconnect();
     }
@@ -362,7 +362,7 @@ describe('TLS', () => {
   it('kcat produces and consumes over TLS', async (context) => {
     testNeedsTools(context, 'kcat');
     const topic = uniqueName('kcat-tls');
-    await tls.broker.log.createTopic(topic, { partitions: 1 });
+    await tls.broker.logManager.createTopic(topic, { partitions: 1 });
     const opts = [
       '-X',
       'security.protocol=SASL_SSL',

@@ -94,7 +94,7 @@ describe('static membership with librdkafka (node-rdkafka)', () => {
     testNeedsTools(context, 'node-rdkafka');
     const topic = uniqueName('static');
     const group = uniqueName('static');
-    await t.broker.log.createTopic(topic, { partitions: 4 });
+    await t.broker.logManager.createTopic(topic, { partitions: 4 });
     const { Producer } = loadRdKafka();
     const producer = new Producer({ 'bootstrap.servers': t.bootstrap, dr_cb: true });
     await connect(producer);
@@ -111,13 +111,13 @@ describe('static membership with librdkafka (node-rdkafka)', () => {
       // (The first may hold all four in a generation of its own before the second joins: wait for the split.)
       await until(
         () => {
-          const g = t.broker.log.groups.describeGroup(group);
+          const g = t.broker.logManager.groups.describeGroup(group);
           const [pa, pb] = [partitionsOf(a), partitionsOf(b)];
           return g.state === 'Stable' && g.members.length === 2 && pa.length > 0 && pb.length > 0 && pa.length + pb.length === 4;
         },
         { timeoutMs: 30_000, message: 'two static members share the four partitions' },
       );
-      const before = t.broker.log.groups.describeGroup(group);
+      const before = t.broker.logManager.groups.describeGroup(group);
       const aMemberId = before.members.find((m) => m.groupInstanceId === 'pod-a')!.memberId;
       const bMemberId = before.members.find((m) => m.groupInstanceId === 'pod-b')!.memberId;
       const aEvents = [...a.events];
@@ -125,9 +125,9 @@ describe('static membership with librdkafka (node-rdkafka)', () => {
 
       // b's process stops: a static member sends no LeaveGroup, so the group keeps it (its session runs).
       await b.stop();
-      expect(t.broker.log.groups.describeGroup(group)).toMatchObject({ state: 'Stable', generationId: before.generationId });
+      expect(t.broker.logManager.groups.describeGroup(group)).toMatchObject({ state: 'Stable', generationId: before.generationId });
       expect(
-        t.broker.log.groups
+        t.broker.logManager.groups
           .describeGroup(group)
           .members.map((m) => m.memberId)
           .sort(),
@@ -137,7 +137,7 @@ describe('static membership with librdkafka (node-rdkafka)', () => {
       b = await staticMember(group, topic, 'pod-b');
       await until(() => assigned(b) !== undefined, { timeoutMs: 30_000, message: 'the restarted member is assigned' });
       expect(assigned(b)).toBe(bPartitions);
-      const after = t.broker.log.groups.describeGroup(group);
+      const after = t.broker.logManager.groups.describeGroup(group);
       expect(after).toMatchObject({ state: 'Stable', generationId: before.generationId });
       const bAgain = after.members.find((m) => m.groupInstanceId === 'pod-b')!.memberId;
       expect(bAgain).not.toBe(bMemberId);
@@ -145,7 +145,7 @@ describe('static membership with librdkafka (node-rdkafka)', () => {
       // a went on undisturbed: no revoke, no new assignment, a few heartbeats later.
       await new Promise((resolve) => setTimeout(resolve, 1000));
       expect(a.events).toEqual(aEvents);
-      expect(t.broker.log.groups.describeGroup(group).generationId).toBe(before.generationId);
+      expect(t.broker.logManager.groups.describeGroup(group).generationId).toBe(before.generationId);
     } finally {
       await a.stop();
       await b.stop();
@@ -156,7 +156,7 @@ describe('static membership with librdkafka (node-rdkafka)', () => {
     testNeedsTools(context, 'node-rdkafka');
     const topic = uniqueName('fenced');
     const group = uniqueName('fenced');
-    await t.broker.log.createTopic(topic, { partitions: 2 });
+    await t.broker.logManager.createTopic(topic, { partitions: 2 });
     const first = await staticMember(group, topic, 'pod-x');
     let second: Member | undefined;
     try {
@@ -197,7 +197,7 @@ describe('static membership on the wire', () => {
   it('JoinGroup v5, SyncGroup v3, Heartbeat v3, OffsetCommit v7 and LeaveGroup v3 with group_instance_id', async () => {
     const groupId = uniqueName('wire-static');
     const topic = uniqueName('wire-static');
-    await t.broker.log.createTopic(topic, { partitions: 1 });
+    await t.broker.logManager.createTopic(topic, { partitions: 1 });
     const client = await RawClient.connect(t.port);
     try {
       // ApiVersions: OffsetCommit up to v9 (v7 brought group_instance_id).
@@ -246,7 +246,7 @@ describe('static membership on the wire', () => {
       };
       expect(await commitError(first.memberId)).toBe(82);
       expect(await commitError(again.memberId)).toBe(0);
-      const fetched = await t.broker.log.groups.fetchOffsets({ groupId, topics: [{ topic, partitions: [0] }] });
+      const fetched = await t.broker.logManager.groups.fetchOffsets({ groupId, topics: [{ topic, partitions: [0] }] });
       expect(fetched.topics[0]!.partitions[0]).toMatchObject({ offset: 7, leaderEpoch: 3, metadata: 'm' });
 
       // LeaveGroup v3 by instance ID alone (member ID ''), and with the old member ID (fenced).
@@ -267,7 +267,7 @@ describe('static membership on the wire', () => {
         [first.memberId, 'wire-a', 82],
         ['', 'wire-a', 0],
       ]);
-      expect(t.broker.log.groups.describeGroup(groupId).members).toEqual([]);
+      expect(t.broker.logManager.groups.describeGroup(groupId).members).toEqual([]);
     } finally {
       client.close();
     }

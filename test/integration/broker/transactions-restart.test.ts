@@ -91,11 +91,11 @@ async function createTopics(bootstrap: string, topics: string[]): Promise<void> 
 }
 
 async function committedOffset(t: TestBroker, groupId: string, topic: string): Promise<number> {
-  return (await t.broker.log.groups.fetchOffsets({ groupId, topics: [{ topic, partitions: [0] }] })).topics[0]!.partitions[0]!.offset;
+  return (await t.broker.logManager.groups.fetchOffsets({ groupId, topics: [{ topic, partitions: [0] }] })).topics[0]!.partitions[0]!.offset;
 }
 
 async function markerCount(t: TestBroker, topic: string): Promise<number> {
-  const { records } = await t.broker.log.read(topic, 0, 0, { maxBytes: 1 << 20 });
+  const { records } = await t.broker.logManager.read(topic, 0, 0, { maxBytes: 1 << 20 });
   return decodeRecordBatches(records).filter((b) => b.isControl).length;
 }
 
@@ -105,7 +105,7 @@ describe('Kafka transactions across broker restarts', () => {
     let t = await startTestBroker({ dataDir });
     const port = t.port;
     const topic = uniqueName('restart');
-    await t.broker.log.createTopic(topic, { partitions: 1 });
+    await t.broker.logManager.createTopic(topic, { partitions: 1 });
     const producer = await connectedProducer(kafka(t.bootstrap));
     const tx = await producer.transaction();
     await tx.send({ topic, messages: [{ value: 'before-restart' }] });
@@ -114,14 +114,14 @@ describe('Kafka transactions across broker restarts', () => {
 
     t = await startTestBroker({ dataDir, port });
     onTestFinished(() => t.stop());
-    expect(t.broker.log.describePartition(topic, 0)).toMatchObject({ highWatermark: 1, lastStableOffset: 0 });
-    const [txn] = t.broker.log.transactions.list();
+    expect(t.broker.logManager.describePartition(topic, 0)).toMatchObject({ highWatermark: 1, lastStableOffset: 0 });
+    const [txn] = t.broker.logManager.transactions.list();
     expect(txn).toMatchObject({ state: TransactionState.ONGOING, partitions: [{ topic, partition: 0 }], groups: ['restart-group'] });
 
     await tx.send({ topic, messages: [{ value: 'after-restart' }] });
     await tx.commit();
-    expect(await readCommittedValues(t.broker.log, topic)).toEqual(['before-restart', 'after-restart']);
-    expect(t.broker.log.describePartition(topic, 0)).toMatchObject({ highWatermark: 3, lastStableOffset: 3 });
+    expect(await readCommittedValues(t.broker.logManager, topic)).toEqual(['before-restart', 'after-restart']);
+    expect(t.broker.logManager.describePartition(topic, 0)).toMatchObject({ highWatermark: 3, lastStableOffset: 3 });
     expect(await committedOffset(t, 'restart-group', topic)).toBe(1);
   });
 
@@ -151,19 +151,19 @@ describe('Kafka transactions across broker restarts', () => {
     const t = await startTestBroker({ dataDir, port });
     onTestFinished(() => t.stop());
     // Opening finished the prepared commit before serving: one COMMIT marker, the offsets committed.
-    expect(t.broker.log.transactions.list()).toMatchObject([{ state: TransactionState.COMPLETE_COMMIT, partitions: [] }]);
+    expect(t.broker.logManager.transactions.list()).toMatchObject([{ state: TransactionState.COMPLETE_COMMIT, partitions: [] }]);
     expect(await markerCount(t, output)).toBe(1);
     expect(await committedOffset(t, groupId, input)).toBe(7);
     // kafkajs does not retry EndTxn on a lost connection: commit() fails, retriable, and its producer is stuck in
     // COMMITTING. An application makes a new producer with the same transactional ID.
     expect(await commit).toMatchObject({ name: 'KafkaJSConnectionClosedError', retriable: true });
-    expect(await readCommittedValues(t.broker.log, output)).toEqual(['out-0', 'out-1', 'out-2']);
+    expect(await readCommittedValues(t.broker.logManager, output)).toEqual(['out-0', 'out-1', 'out-2']);
 
     const successor = await connectedProducer(client, transactionalId);
     const next = await successor.transaction();
     await next.send({ topic: output, messages: [{ value: 'out-3' }] });
     await next.commit();
-    expect(await readCommittedValues(t.broker.log, output)).toEqual(['out-0', 'out-1', 'out-2', 'out-3']);
+    expect(await readCommittedValues(t.broker.logManager, output)).toEqual(['out-0', 'out-1', 'out-2', 'out-3']);
   });
 
   it('kill -9 between PrepareCommit and the markers: librdkafka retries commit_transaction against the reopened broker, which answers it as done', async (context) => {
@@ -204,7 +204,7 @@ describe('Kafka transactions across broker restarts', () => {
       );
     }
     expect(outcome).toBeNull();
-    expect(await readCommittedValues(t.broker.log, output)).toEqual(['rd-0', 'rd-1', 'rd-2']);
+    expect(await readCommittedValues(t.broker.logManager, output)).toEqual(['rd-0', 'rd-1', 'rd-2']);
     expect(await markerCount(t, output)).toBe(1);
   });
 });

@@ -31,7 +31,7 @@ function kafka(): Kafka {
 
 async function createTopic(partitions = 1): Promise<string> {
   const topic = uniqueName('txn');
-  await t.broker.log.createTopic(topic, { partitions });
+  await t.broker.logManager.createTopic(topic, { partitions });
   return topic;
 }
 
@@ -51,7 +51,7 @@ async function transactionalProducer(transactionalId = uniqueName('tid'), option
  * it ended.
  */
 async function consumeUntil(topic: string, sentinel: string, readUncommitted = false): Promise<string[]> {
-  const partitions = t.broker.log.partitionCount(topic)!;
+  const partitions = t.broker.logManager.partitionCount(topic)!;
   const sentinelsSeen = new Set<number>();
   const consumer: Consumer = kafka().consumer({ groupId: uniqueName('reader'), maxWaitTimeInMs: 100, readUncommitted });
   await consumer.connect();
@@ -76,15 +76,15 @@ async function consumeUntil(topic: string, sentinel: string, readUncommitted = f
 /** Appends the same sentinel value to every partition of `topic` (see {@link consumeUntil}). */
 async function produceSentinel(topic: string): Promise<string> {
   const sentinel = uniqueName('sentinel');
-  for (let partition = 0; partition < t.broker.log.partitionCount(topic)!; partition++) {
-    await t.broker.log.appendRecords(topic, partition, [{ key: null, value: Buffer.from(sentinel) }]);
+  for (let partition = 0; partition < t.broker.logManager.partitionCount(topic)!; partition++) {
+    await t.broker.logManager.appendRecords(topic, partition, [{ key: null, value: Buffer.from(sentinel) }]);
   }
   return sentinel;
 }
 
 /** Control batches (transaction markers) of a partition: [type, producer ID]. */
 async function markers(topic: string, partition = 0): Promise<string[]> {
-  const { records } = await t.broker.log.read(topic, partition, 0, { maxBytes: 10 * 1024 * 1024 });
+  const { records } = await t.broker.logManager.read(topic, partition, 0, { maxBytes: 10 * 1024 * 1024 });
   return decodeRecordBatches(records)
     .filter((b) => b.isControl)
     .map((b) => `${b.records[0]!.key!.readInt16BE(2) === 1 ? 'COMMIT' : 'ABORT'}:${b.producerId}`);
@@ -118,23 +118,23 @@ describe('kafkajs transactional producer', () => {
     expect((await consumeUntil(topic, sentinel)).sort()).toEqual(['committed-1', 'committed-2', 'committed-3']);
     expect((await consumeUntil(topic, sentinel, true)).sort()).toEqual(['aborted-1', 'aborted-2', 'committed-1', 'committed-2', 'committed-3']);
     // One marker per partition and transaction, in the partition's log.
-    const { producerId } = t.broker.log.transactions.list().find((d) => d.state === TransactionState.COMPLETE_COMMIT && d.producerId >= 0)!;
+    const { producerId } = t.broker.logManager.transactions.list().find((d) => d.state === TransactionState.COMPLETE_COMMIT && d.producerId >= 0)!;
     expect(await markers(topic, 0)).toEqual([`ABORT:${producerId}`, `COMMIT:${producerId}`]);
     expect(await markers(topic, 1)).toEqual([`ABORT:${producerId}`, `COMMIT:${producerId}`]);
   });
 
   it('an open transaction holds the last stable offset: read_committed reads stop at its first record until it ends', async () => {
     const topic = await createTopic();
-    await t.broker.log.appendRecords(topic, 0, [{ key: null, value: Buffer.from('before') }]);
+    await t.broker.logManager.appendRecords(topic, 0, [{ key: null, value: Buffer.from('before') }]);
     const producer = await transactionalProducer();
     const tx = await producer.transaction();
     await tx.send({ topic, messages: [{ value: 'in-transaction' }] });
-    await t.broker.log.appendRecords(topic, 0, [{ key: null, value: Buffer.from('after') }]);
+    await t.broker.logManager.appendRecords(topic, 0, [{ key: null, value: Buffer.from('after') }]);
 
-    expect(t.broker.log.describePartition(topic, 0)).toMatchObject({ highWatermark: 3, lastStableOffset: 1 });
-    const committedRead = await t.broker.log.read(topic, 0, 0, { maxBytes: 1 << 20, isolationLevel: IsolationLevel.READ_COMMITTED });
+    expect(t.broker.logManager.describePartition(topic, 0)).toMatchObject({ highWatermark: 3, lastStableOffset: 1 });
+    const committedRead = await t.broker.logManager.read(topic, 0, 0, { maxBytes: 1 << 20, isolationLevel: IsolationLevel.READ_COMMITTED });
     expect(decodeRecordBatches(committedRead.records).flatMap((b) => b.records.map((r) => r.value!.toString()))).toEqual(['before']);
-    expect((await t.broker.log.read(topic, 0, 1, { maxBytes: 1 << 20, isolationLevel: IsolationLevel.READ_COMMITTED })).records.length).toBe(0);
+    expect((await t.broker.logManager.read(topic, 0, 1, { maxBytes: 1 << 20, isolationLevel: IsolationLevel.READ_COMMITTED })).records.length).toBe(0);
     const admin = kafka().admin();
     await admin.connect();
     onTestFinished(() => admin.disconnect());
@@ -142,7 +142,7 @@ describe('kafkajs transactional producer', () => {
     expect(await admin.fetchTopicOffsets(topic)).toMatchObject([{ partition: 0, offset: '1', high: '1' }]);
 
     await tx.commit();
-    expect(t.broker.log.describePartition(topic, 0)).toMatchObject({ highWatermark: 4, lastStableOffset: 4 });
+    expect(t.broker.logManager.describePartition(topic, 0)).toMatchObject({ highWatermark: 4, lastStableOffset: 4 });
     const sentinel = await produceSentinel(topic);
     expect(await consumeUntil(topic, sentinel)).toEqual(['before', 'in-transaction', 'after']);
   });
@@ -160,11 +160,11 @@ describe('kafkajs transactional producer', () => {
     await drop.send({ topic, messages: [{ value: 'drop-2' }] });
     await drop.abort();
     await keep.commit();
-    const read = await t.broker.log.read(topic, 0, 0, { maxBytes: 1 << 20, isolationLevel: IsolationLevel.READ_COMMITTED });
-    const dropId = t.broker.log.transactions.list().find((d) => d.state === TransactionState.COMPLETE_ABORT)!.producerId;
+    const read = await t.broker.logManager.read(topic, 0, 0, { maxBytes: 1 << 20, isolationLevel: IsolationLevel.READ_COMMITTED });
+    const dropId = t.broker.logManager.transactions.list().find((d) => d.state === TransactionState.COMPLETE_ABORT)!.producerId;
     expect(read.abortedTransactions).toEqual([{ producerId: dropId, firstOffset: 1 }]);
     // A read that starts after the aborted transaction's marker is not told about it.
-    expect((await t.broker.log.read(topic, 0, 5, { maxBytes: 1 << 20, isolationLevel: IsolationLevel.READ_COMMITTED })).abortedTransactions).toEqual([]);
+    expect((await t.broker.logManager.read(topic, 0, 5, { maxBytes: 1 << 20, isolationLevel: IsolationLevel.READ_COMMITTED })).abortedTransactions).toEqual([]);
     const sentinel = await produceSentinel(topic);
     expect(await consumeUntil(topic, sentinel)).toEqual(['keep-1', 'keep-2']);
   });
@@ -173,10 +173,10 @@ describe('kafkajs transactional producer', () => {
     const input = await createTopic();
     const output = await createTopic();
     const groupId = uniqueName('ctp');
-    for (const value of ['in-0', 'in-1', 'in-2']) await t.broker.log.appendRecords(input, 0, [{ key: null, value: Buffer.from(value) }]);
+    for (const value of ['in-0', 'in-1', 'in-2']) await t.broker.logManager.appendRecords(input, 0, [{ key: null, value: Buffer.from(value) }]);
     const producer = await transactionalProducer();
     const committed = async () =>
-      (await t.broker.log.groups.fetchOffsets({ groupId, topics: [{ topic: input, partitions: [0] }] })).topics[0]!.partitions[0]!.offset;
+      (await t.broker.logManager.groups.fetchOffsets({ groupId, topics: [{ topic: input, partitions: [0] }] })).topics[0]!.partitions[0]!.offset;
 
     const aborted = await producer.transaction();
     await aborted.send({ topic: output, messages: [{ value: 'out-aborted' }] });
@@ -205,14 +205,14 @@ describe('kafkajs transactional producer', () => {
     const first = await transactionalProducer(transactionalId);
     const zombie = await first.transaction();
     await zombie.send({ topic, messages: [{ value: 'zombie-1' }] });
-    const before = t.broker.log.transactions.describe(transactionalId)!;
+    const before = t.broker.logManager.transactions.describe(transactionalId)!;
     expect(before).toMatchObject({ state: TransactionState.ONGOING, producerEpoch: 0 });
 
     const second = await transactionalProducer(transactionalId);
     // kafkajs sends InitProducerId with its first transaction.
     const tx = await second.transaction();
     // The open transaction was aborted with the epoch bumped (its markers fence epoch 0), then bumped again for the new producer.
-    expect(t.broker.log.transactions.describe(transactionalId)).toMatchObject({
+    expect(t.broker.logManager.transactions.describe(transactionalId)).toMatchObject({
       state: TransactionState.EMPTY,
       producerId: before.producerId,
       producerEpoch: 2,
@@ -234,11 +234,11 @@ describe('kafkajs transactional producer', () => {
     const producer = await transactionalProducer(transactionalId, { transactionTimeout: 1000 });
     const tx = await producer.transaction();
     await tx.send({ topic, messages: [{ value: 'timed-out' }] });
-    expect(t.broker.log.describePartition(topic, 0).lastStableOffset).toBe(0);
+    expect(t.broker.logManager.describePartition(topic, 0).lastStableOffset).toBe(0);
     await expect
-      .poll(() => t.broker.log.transactions.describe(transactionalId)?.state, { timeout: 10_000, interval: 50 })
+      .poll(() => t.broker.logManager.transactions.describe(transactionalId)?.state, { timeout: 10_000, interval: 50 })
       .toBe(TransactionState.COMPLETE_ABORT);
-    expect(t.broker.log.describePartition(topic, 0)).toMatchObject({ highWatermark: 2, lastStableOffset: 2 });
+    expect(t.broker.logManager.describePartition(topic, 0)).toMatchObject({ highWatermark: 2, lastStableOffset: 2 });
     await expect(tx.commit()).rejects.toMatchObject({ type: 'INVALID_PRODUCER_EPOCH' });
     const sentinel = await produceSentinel(topic);
     expect(await consumeUntil(topic, sentinel)).toEqual([]);
@@ -254,7 +254,7 @@ describe('kafkajs transactional producer', () => {
   it("Produce refuses a transactional batch outside the producer's transaction (INVALID_TXN_STATE): it would hold the last stable offset for good", async () => {
     const topic = await createTopic();
     const transactionalId = uniqueName('tid');
-    const { producerId, producerEpoch } = await t.broker.log.transactions.initProducerId(transactionalId, 60_000);
+    const { producerId, producerEpoch } = await t.broker.logManager.transactions.initProducerId(transactionalId, 60_000);
     const client = await RawClient.connect(t.port);
     onTestFinished(() => client.close());
     const produce = async (id: string | null, correlation: number) => {
@@ -270,6 +270,6 @@ describe('kafkajs transactional producer', () => {
     // The partition was never added with AddPartitionsToTxn; and no transactional_id at all.
     expect(await produce(transactionalId, 1)).toEqual([0, 48]);
     expect(await produce(null, 2)).toEqual([0, 48]);
-    expect(t.broker.log.describePartition(topic, 0)).toMatchObject({ highWatermark: 0, lastStableOffset: 0 });
+    expect(t.broker.logManager.describePartition(topic, 0)).toMatchObject({ highWatermark: 0, lastStableOffset: 0 });
   });
 });

@@ -203,7 +203,7 @@ describe('bad frames close only their own connection', () => {
 describe('responses', () => {
   it('leave in request order even when an earlier request waits (Fetch long poll, then Metadata)', async () => {
     const topic = uniqueName('order');
-    await t.broker.log.createTopic(topic, { partitions: 1 });
+    await t.broker.logManager.createTopic(topic, { partitions: 1 });
     const client = await RawClient.connect(t.port);
     const started = Date.now();
     client.send(1, 11, 1, fetchV11(topic, 0, 0, 600));
@@ -218,19 +218,19 @@ describe('responses', () => {
 
   it('acks = 0 gets no response, and the records are stored', async () => {
     const topic = uniqueName('acks0');
-    await t.broker.log.createTopic(topic, { partitions: 1 });
+    await t.broker.logManager.createTopic(topic, { partitions: 1 });
     const client = await RawClient.connect(t.port);
     const batch = encodeRecordBatch([{ key: null, value: Buffer.from('fire and forget') }]);
     client.send(0, 7, 1, produceV7(topic, 0, 0, batch));
     client.send(18, 0, 2, Buffer.alloc(0));
     expect((await client.readFrame()).readInt32BE(0)).toBe(2);
-    expect(t.broker.log.describePartition(topic, 0).highWatermark).toBe(1);
+    expect(t.broker.logManager.describePartition(topic, 0).highWatermark).toBe(1);
     client.close();
   });
 
   it('a batch with a bad CRC is refused with CORRUPT_MESSAGE, nothing is stored, the connection stays open', async () => {
     const topic = uniqueName('crc');
-    await t.broker.log.createTopic(topic, { partitions: 1 });
+    await t.broker.logManager.createTopic(topic, { partitions: 1 });
     const client = await RawClient.connect(t.port);
     const batch = encodeRecordBatch([{ key: null, value: Buffer.from('payload') }]);
     batch.writeUInt8(batch.readUInt8(batch.length - 1) ^ 0xff, batch.length - 1);
@@ -239,14 +239,14 @@ describe('responses', () => {
     expect(r.string()).toBe(topic);
     r.int32(); // one partition
     expect([r.int32(), r.int16(), r.int64(), r.int64(), r.int64()]).toEqual([0, 2, -1, -1, -1]);
-    expect(t.broker.log.describePartition(topic, 0).highWatermark).toBe(0);
+    expect(t.broker.logManager.describePartition(topic, 0).highWatermark).toBe(0);
     expect(new Reader(await client.request(18, 0, Buffer.alloc(0), 2)).int16()).toBe(0);
     client.close();
   });
 
   it('Produce answers with the offsets assigned and Fetch serves the bytes back', async () => {
     const topic = uniqueName('roundtrip');
-    await t.broker.log.createTopic(topic, { partitions: 2 });
+    await t.broker.logManager.createTopic(topic, { partitions: 2 });
     const client = await RawClient.connect(t.port);
     const sent: Buffer[] = [];
     for (let i = 0; i < 3; i += 1) {
@@ -284,7 +284,7 @@ describe('responses', () => {
 describe('old and odd requests', () => {
   it('Produce v2 is answered in its own format; a magic-1 message set is refused with UNSUPPORTED_FOR_MESSAGE_FORMAT', async () => {
     const topic = uniqueName('v2');
-    await t.broker.log.createTopic(topic, { partitions: 1 });
+    await t.broker.logManager.createTopic(topic, { partitions: 1 });
     const client = await RawClient.connect(t.port);
     // A Kafka 0.10 message: offset, size, crc, magic 1, attributes, timestamp, key -1, value of 64 bytes.
     const message = new Writer().int8(1).int8(0).int64(Date.now()).int32(-1).bytes(Buffer.alloc(64, 0x61)).toBuffer();
@@ -304,7 +304,7 @@ describe('old and odd requests', () => {
     r.int32();
     // v2: index, error, base_offset, log_append_time; then throttle_time_ms.
     expect([r.int32(), r.int16(), r.int64(), r.int64(), r.int32(), r.remaining]).toEqual([0, 43, -1, -1, 0, 0]);
-    expect(t.broker.log.describePartition(topic, 0).highWatermark).toBe(0);
+    expect(t.broker.logManager.describePartition(topic, 0).highWatermark).toBe(0);
     // v0 of the same: no transactional_id in the request, nothing after base_offset in the response.
     const v0 = new Reader(await client.request(0, 0, v2.toBuffer(), 2));
     v0.int32();
@@ -316,7 +316,7 @@ describe('old and odd requests', () => {
 
   it('Produce with acks 2 is refused with INVALID_REQUIRED_ACKS and stores nothing', async () => {
     const topic = uniqueName('acks2');
-    await t.broker.log.createTopic(topic, { partitions: 1 });
+    await t.broker.logManager.createTopic(topic, { partitions: 1 });
     const client = await RawClient.connect(t.port);
     const batch = encodeRecordBatch([{ key: null, value: Buffer.from('x') }]);
     const r = new Reader(await client.request(0, 7, produceV7(topic, 0, 2, batch)));
@@ -324,7 +324,7 @@ describe('old and odd requests', () => {
     r.string();
     r.int32();
     expect([r.int32(), r.int16()]).toEqual([0, 21]);
-    expect(t.broker.log.describePartition(topic, 0).highWatermark).toBe(0);
+    expect(t.broker.logManager.describePartition(topic, 0).highWatermark).toBe(0);
     client.close();
   });
 
@@ -338,7 +338,7 @@ describe('old and odd requests', () => {
       [3, topic, false, []],
       [17, 'bad name!', false, []],
     ]);
-    expect(t.broker.log.hasTopic(topic)).toBe(false);
+    expect(t.broker.logManager.hasTopic(topic)).toBe(false);
     client.close();
   });
 
@@ -365,7 +365,7 @@ describe('old and odd requests', () => {
       };
       const denied = uniqueName('denied');
       expect(await ask(denied, false)).toEqual([[3, denied, false, []]]);
-      expect(auto.broker.log.hasTopic(denied)).toBe(false);
+      expect(auto.broker.logManager.hasTopic(denied)).toBe(false);
       const created = uniqueName('created');
       expect(await ask(created, true)).toEqual([
         [
@@ -379,7 +379,7 @@ describe('old and odd requests', () => {
           ],
         ],
       ]);
-      expect(auto.broker.log.describeTopic(created).partitions).toHaveLength(3);
+      expect(auto.broker.logManager.describeTopic(created).partitions).toHaveLength(3);
       client.close();
     } finally {
       await auto.stop();
@@ -388,7 +388,7 @@ describe('old and odd requests', () => {
 
   it('DeleteTopics of an unknown topic answers UNKNOWN_TOPIC_OR_PARTITION for it alone', async () => {
     const topic = uniqueName('doomed');
-    await t.broker.log.createTopic(topic, { partitions: 1 });
+    await t.broker.logManager.createTopic(topic, { partitions: 1 });
     const client = await RawClient.connect(t.port);
     const body = new Writer()
       .array([topic, 'never-was'], (w, name) => w.string(name))
@@ -400,7 +400,7 @@ describe('old and odd requests', () => {
       [topic, 0],
       ['never-was', 3],
     ]);
-    expect(t.broker.log.hasTopic(topic)).toBe(false);
+    expect(t.broker.logManager.hasTopic(topic)).toBe(false);
     client.close();
   });
 
@@ -419,7 +419,7 @@ describe('old and odd requests', () => {
 describe('idempotent producers', () => {
   it('a retried batch gets its original offsets and is not written again; gaps and old epochs are refused', async () => {
     const topic = uniqueName('idempotent');
-    await t.broker.log.createTopic(topic, { partitions: 1 });
+    await t.broker.logManager.createTopic(topic, { partitions: 1 });
     const client = await RawClient.connect(t.port);
     const init = new Reader(await client.request(22, 1, new Writer().nullableString(null).int32(60_000).toBuffer()));
     expect([init.int32(), init.int16()]).toEqual([0, 0]);
@@ -444,8 +444,8 @@ describe('idempotent producers', () => {
     expect(await produce(0, 2, ['c'])).toEqual([0, 2]);
     expect(await produce(1, 0, ['d'])).toEqual([0, 3]); // a new epoch starts again at 0
     expect(await produce(0, 3, ['stale'])).toEqual([47, -1]); // INVALID_PRODUCER_EPOCH
-    expect(t.broker.log.describePartition(topic, 0).highWatermark).toBe(4);
-    const { records } = await t.broker.log.read(topic, 0, 0, { maxBytes: 1 << 20 });
+    expect(t.broker.logManager.describePartition(topic, 0).highWatermark).toBe(4);
+    const { records } = await t.broker.logManager.read(topic, 0, 0, { maxBytes: 1 << 20 });
     expect(decodeRecordBatches(records).flatMap((b) => b.records.map((r) => r.value!.toString()))).toEqual(['a', 'b', 'c', 'd']);
     client.close();
   });
@@ -454,13 +454,13 @@ describe('idempotent producers', () => {
 describe('long poll', () => {
   it('Fetch returns as soon as records arrive', async () => {
     const topic = uniqueName('poll');
-    await t.broker.log.createTopic(topic, { partitions: 1 });
+    await t.broker.logManager.createTopic(topic, { partitions: 1 });
     const client = await RawClient.connect(t.port);
     client.send(1, 11, 1, fetchV11(topic, 0, 0, 5000));
     // The fetch found nothing and waits in the log; the append wakes it, long before its 5 s.
-    await until(() => t.broker.log.describePartition(topic, 0).readsWaiting === 1, { timeoutMs: 5000, message: 'the fetch waiting' });
+    await until(() => t.broker.logManager.describePartition(topic, 0).readsWaiting === 1, { timeoutMs: 5000, message: 'the fetch waiting' });
     const appended = Date.now();
-    await t.broker.log.appendRecords(topic, 0, [{ key: null, value: Buffer.from('late') }]);
+    await t.broker.logManager.appendRecords(topic, 0, [{ key: null, value: Buffer.from('late') }]);
     const frame = await client.readFrame();
     expect(Date.now() - appended).toBeLessThan(2500);
     expect(frame.includes(Buffer.from('late'))).toBe(true);
@@ -469,7 +469,7 @@ describe('long poll', () => {
 
   it('Fetch with nothing to return waits max_wait_ms, then answers with no records', async () => {
     const topic = uniqueName('empty');
-    await t.broker.log.createTopic(topic, { partitions: 1 });
+    await t.broker.logManager.createTopic(topic, { partitions: 1 });
     const client = await RawClient.connect(t.port);
     const started = Date.now();
     const r = new Reader(
@@ -499,7 +499,7 @@ describe('long poll', () => {
 
   it('Fetch past the log end answers OFFSET_OUT_OF_RANGE at once', async () => {
     const topic = uniqueName('oor');
-    await t.broker.log.createTopic(topic, { partitions: 1 });
+    await t.broker.logManager.createTopic(topic, { partitions: 1 });
     const client = await RawClient.connect(t.port);
     const started = Date.now();
     const r = new Reader(await client.request(1, 11, fetchV11(topic, 0, 5, 5000)));
@@ -577,10 +577,10 @@ describe('connection limits', () => {
   it('a shutdown wakes a long poll and answers it before closing', async () => {
     const closing = await startTestBroker();
     const topic = uniqueName('shutdown');
-    await closing.broker.log.createTopic(topic, { partitions: 1 });
+    await closing.broker.logManager.createTopic(topic, { partitions: 1 });
     const client = await RawClient.connect(closing.port);
     client.send(1, 11, 1, fetchV11(topic, 0, 0, 20_000));
-    await until(() => closing.broker.log.describePartition(topic, 0).readsWaiting === 1, { timeoutMs: 5000, message: 'the fetch waiting' });
+    await until(() => closing.broker.logManager.describePartition(topic, 0).readsWaiting === 1, { timeoutMs: 5000, message: 'the fetch waiting' });
     const started = Date.now();
     await closing.stop();
     expect(Date.now() - started).toBeLessThan(3000);

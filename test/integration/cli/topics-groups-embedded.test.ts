@@ -43,13 +43,13 @@ describe("on an app's embedded log directory", { timeout: 180_000 }, () => {
       partitions: 2,
       created: true,
     });
-    const log = await LogManager.open({ dataDir: logDir });
-    await log.appendRecords(
+    const logManager = await LogManager.open({ dataDir: logDir });
+    await logManager.appendRecords(
       'orders',
       0,
       [T0, T0 + 1000, T0 + 2000].map((timestampMs) => ({ key: null, value: Buffer.from('order'), timestampMs })),
     );
-    await log.close();
+    await logManager.close();
 
     expect(await cliJson<TopicSummary[]>(['topics', 'list', '--log-dir', logDir])).toEqual([{ name: 'orders', partitions: 2 }]);
     const info = await cliJson<TopicInfo>(['topics', 'describe', 'orders', '--data', appData]);
@@ -124,7 +124,7 @@ describe("on an app's embedded log directory", { timeout: 180_000 }, () => {
   });
 
   it('refuses every command while another process has the directory open, and changes nothing', async () => {
-    const log = await LogManager.open({ dataDir: logDir });
+    const logManager = await LogManager.open({ dataDir: logDir });
     try {
       const expected =
         `concordat: log directory ${logDir} is locked: process ${process.pid} has it open (a running concordat broker or app). ` +
@@ -137,10 +137,12 @@ describe("on an app's embedded log directory", { timeout: 180_000 }, () => {
       ]) {
         expect(await cli([...args, '--data', appData])).toEqual({ code: 1, stdout: '', stderr: expected });
       }
-      expect(log.listTopics()).toEqual(['orders']);
-      expect((await log.groups.fetchOffsets({ groupId: 'billing', topics: [{ topic: 'orders', partitions: [0] }] })).topics[0]!.partitions[0]!.offset).toBe(1);
+      expect(logManager.listTopics()).toEqual(['orders']);
+      expect(
+        (await logManager.groups.fetchOffsets({ groupId: 'billing', topics: [{ topic: 'orders', partitions: [0] }] })).topics[0]!.partitions[0]!.offset,
+      ).toBe(1);
     } finally {
-      await log.close();
+      await logManager.close();
     }
   });
 

@@ -26,13 +26,13 @@ interface Written {
 }
 
 /** Appends `rounds` rounds of `keys` keys, one record per batch, value `<key>@<round>`; timestamps T0 + i. */
-async function fill(log: LogManager, topic: string, keys: number, rounds: number): Promise<Written[]> {
+async function fill(logManager: LogManager, topic: string, keys: number, rounds: number): Promise<Written[]> {
   const written: Written[] = [];
   for (let round = 0; round < rounds; round++) {
     for (let k = 0; k < keys; k++) {
       const key = `key-${k}`;
       const value = `${key}@${round}`;
-      const result = await log.appendRecords(topic, 0, [{ key: Buffer.from(key), value: Buffer.from(value), timestampMs: T0 + written.length }]);
+      const result = await logManager.appendRecords(topic, 0, [{ key: Buffer.from(key), value: Buffer.from(value), timestampMs: T0 + written.length }]);
       written.push({ offset: result.baseOffset, key, value });
     }
   }
@@ -40,12 +40,12 @@ async function fill(log: LogManager, topic: string, keys: number, rounds: number
 }
 
 /** Every record from offset 0 with its key: [offset, key, value]. */
-async function readKeyed(log: LogManager, topic: string): Promise<[number, string, string | null][]> {
+async function readKeyed(logManager: LogManager, topic: string): Promise<[number, string, string | null][]> {
   const out: [number, string, string | null][] = [];
   let offset = 0;
-  const end = log.describePartition(topic, 0).highWatermark;
+  const end = logManager.describePartition(topic, 0).highWatermark;
   while (offset < end) {
-    const result = await log.read(topic, 0, offset, { maxBytes: 64 * 1024 });
+    const result = await logManager.read(topic, 0, offset, { maxBytes: 64 * 1024 });
     for (const batch of decodeRecordBatches(result.records)) {
       for (const record of batch.records) if (record.offset >= offset) out.push([record.offset, record.key!.toString(), record.value?.toString() ?? null]);
       offset = batch.lastOffset + 1;
@@ -63,15 +63,15 @@ function expectedAfterClean(written: readonly Written[], cleanedThrough: number)
 
 describe('log compaction', () => {
   it('keeps the latest value of each key, in offset order, with offsets unchanged; the active segment is not cleaned', async () => {
-    const log = await openLog(await tempDir(), QUIET);
-    await log.createTopic('compacted', { partitions: 1, config: COMPACT });
-    const written = await fill(log, 'compacted', 10, 30);
-    const before = log.describePartition('compacted', 0);
+    const logManager = await openLog(await tempDir(), QUIET);
+    await logManager.createTopic('compacted', { partitions: 1, config: COMPACT });
+    const written = await fill(logManager, 'compacted', 10, 30);
+    const before = logManager.describePartition('compacted', 0);
     expect(before.segmentCount).toBeGreaterThan(5);
 
-    const [result] = await log.cleanLogs({ nowMs: T0 + 10_000 });
+    const [result] = await logManager.cleanLogs({ nowMs: T0 + 10_000 });
     expect(result).toMatchObject({ topic: 'compacted', partition: 0, passes: 1, interrupted: false });
-    const records = await readKeyed(log, 'compacted');
+    const records = await readKeyed(logManager, 'compacted');
     expect(records).toEqual(expectedAfterClean(written, result!.cleanedThrough));
     // Cleaned through the last rolled segment: everything below the active segment.
     const activeBase = written.find((w) => w.offset >= result!.cleanedThrough)!.offset;
@@ -80,27 +80,27 @@ describe('log compaction', () => {
     // The latest value of every key is what a consumer ends with.
     const latest = new Map(records.map(([, key, value]) => [key, value]));
     expect([...latest.values()].sort()).toEqual(Array.from({ length: 10 }, (_, k) => `key-${k}@29`).sort());
-    const after = log.describePartition('compacted', 0);
+    const after = logManager.describePartition('compacted', 0);
     expect(after).toMatchObject({ logStartOffset: 0, highWatermark: before.highWatermark });
     expect(after.sizeBytes).toBeLessThan(before.sizeBytes / 2);
     expect(result!.recordsRemoved).toBe(written.filter((w) => w.offset < activeBase).length - 10);
 
     // A second clean with nothing dirty does nothing; a read from a removed offset gets the next batch kept.
-    expect(await log.cleanLogs({ nowMs: T0 + 10_000, force: true })).toEqual([]);
+    expect(await logManager.cleanLogs({ nowMs: T0 + 10_000, force: true })).toEqual([]);
     const removed = written.find((w) => !records.some(([offset]) => offset === w.offset))!.offset;
-    const read = await log.read('compacted', 0, removed, { maxBytes: 1 });
+    const read = await logManager.read('compacted', 0, removed, { maxBytes: 1 });
     const [first] = decodeRecordBatches(read.records);
     expect(first!.records[0]!.offset).toBe(records.find(([offset]) => offset > removed)![0]);
   });
 
   it('survives a reopen: the compacted segments have gaps and open without complaint', async () => {
     const dir = await tempDir();
-    const log = await LogManager.open({ ...QUIET, dataDir: dir });
-    await log.createTopic('reopened', { partitions: 1, config: COMPACT });
-    const written = await fill(log, 'reopened', 5, 40);
-    const [result] = await log.cleanLogs({ nowMs: T0 + 10_000 });
-    const records = await readKeyed(log, 'reopened');
-    await log.close();
+    const logManager = await LogManager.open({ ...QUIET, dataDir: dir });
+    await logManager.createTopic('reopened', { partitions: 1, config: COMPACT });
+    const written = await fill(logManager, 'reopened', 5, 40);
+    const [result] = await logManager.cleanLogs({ nowMs: T0 + 10_000 });
+    const records = await readKeyed(logManager, 'reopened');
+    await logManager.close();
     // Without the recovery points every segment is validated from its first byte.
     const again = await openLog(dir, QUIET);
     expect(again.recoveryReport()).toEqual([]);
@@ -109,56 +109,58 @@ describe('log compaction', () => {
   });
 
   it('removes a tombstone only once its segment is older than deleteRetentionMs, and the values it deleted at once', async () => {
-    const log = await openLog(await tempDir(), QUIET);
-    await log.createTopic('tombstones', { partitions: 1, config: { ...COMPACT, deleteRetentionMs: 60_000 } });
-    await log.appendRecords('tombstones', 0, [{ key: Buffer.from('gone'), value: Buffer.from('v1'), timestampMs: T0 }]);
-    await log.appendRecords('tombstones', 0, [{ key: Buffer.from('kept'), value: Buffer.from('v1'), timestampMs: T0 }]);
-    const tombstone = await log.appendRecords('tombstones', 0, [{ key: Buffer.from('gone'), value: null, timestampMs: T0 + 1 }]);
+    const logManager = await openLog(await tempDir(), QUIET);
+    await logManager.createTopic('tombstones', { partitions: 1, config: { ...COMPACT, deleteRetentionMs: 60_000 } });
+    await logManager.appendRecords('tombstones', 0, [{ key: Buffer.from('gone'), value: Buffer.from('v1'), timestampMs: T0 }]);
+    await logManager.appendRecords('tombstones', 0, [{ key: Buffer.from('kept'), value: Buffer.from('v1'), timestampMs: T0 }]);
+    const tombstone = await logManager.appendRecords('tombstones', 0, [{ key: Buffer.from('gone'), value: null, timestampMs: T0 + 1 }]);
     // Fill past two rolls so the tombstone's segment is a rolled one.
-    for (let i = 0; i < 40; i++) await log.appendRecords('tombstones', 0, [{ key: Buffer.from(`other-${i}`), value: Buffer.alloc(100), timestampMs: T0 + 2 }]);
+    for (let i = 0; i < 40; i++)
+      await logManager.appendRecords('tombstones', 0, [{ key: Buffer.from(`other-${i}`), value: Buffer.alloc(100), timestampMs: T0 + 2 }]);
 
-    await log.cleanLogs({ nowMs: T0 + 1000, force: true });
-    const early = await readKeyed(log, 'tombstones');
+    await logManager.cleanLogs({ nowMs: T0 + 1000, force: true });
+    const early = await readKeyed(logManager, 'tombstones');
     expect(early.filter(([, key]) => key === 'gone')).toEqual([[tombstone.baseOffset, 'gone', null]]);
     expect(early.filter(([, key]) => key === 'kept')).toEqual([[1, 'kept', 'v1']]);
 
     // Past deleteRetentionMs (by the segment's largest timestamp) the next clean drops it.
-    for (let i = 0; i < 3; i++) await log.appendRecords('tombstones', 0, [{ key: Buffer.from('other-0'), value: Buffer.alloc(500), timestampMs: T0 + 3 }]);
-    await log.cleanLogs({ nowMs: T0 + 120_000, force: true });
-    const late = await readKeyed(log, 'tombstones');
+    for (let i = 0; i < 3; i++)
+      await logManager.appendRecords('tombstones', 0, [{ key: Buffer.from('other-0'), value: Buffer.alloc(500), timestampMs: T0 + 3 }]);
+    await logManager.cleanLogs({ nowMs: T0 + 120_000, force: true });
+    const late = await readKeyed(logManager, 'tombstones');
     expect(late.filter(([, key]) => key === 'gone')).toEqual([]);
     expect(late.filter(([, key]) => key === 'kept')).toEqual([[1, 'kept', 'v1']]);
   });
 
   it('with an offset map smaller than the dirty keys, cleans in several passes to the same result', async () => {
     // 1 KiB: 42 slots, 37 keys per pass.
-    const log = await openLog(await tempDir(), { ...QUIET, cleanerOffsetMapBytes: 1024 });
-    await log.createTopic('passes', { partitions: 1, config: { ...COMPACT, segmentBytes: 4096 } });
-    const written = await fill(log, 'passes', 120, 3);
-    const [result] = await log.cleanLogs({ nowMs: T0 + 10_000 });
+    const logManager = await openLog(await tempDir(), { ...QUIET, cleanerOffsetMapBytes: 1024 });
+    await logManager.createTopic('passes', { partitions: 1, config: { ...COMPACT, segmentBytes: 4096 } });
+    const written = await fill(logManager, 'passes', 120, 3);
+    const [result] = await logManager.cleanLogs({ nowMs: T0 + 10_000 });
     expect(result!.passes).toBeGreaterThanOrEqual(3);
-    expect(await readKeyed(log, 'passes')).toEqual(expectedAfterClean(written, result!.cleanedThrough));
+    expect(await readKeyed(logManager, 'passes')).toEqual(expectedAfterClean(written, result!.cleanedThrough));
   });
 
   it('keeps the latest batch of an idempotent producer, emptied, so that its sequence survives a reopen', async () => {
     const dir = await tempDir();
-    const log = await LogManager.open({ ...QUIET, dataDir: dir });
-    await log.createTopic('idempotent', { partitions: 1, config: COMPACT });
+    const logManager = await LogManager.open({ ...QUIET, dataDir: dir });
+    await logManager.createTopic('idempotent', { partitions: 1, config: COMPACT });
     const { encodeRecordBatch } = await import('../../../src/log/index.js');
-    const { producerId, producerEpoch } = await log.initProducerId();
+    const { producerId, producerEpoch } = await logManager.initProducerId();
     for (let seq = 0; seq < 3; seq++) {
-      await log.append(
+      await logManager.append(
         'idempotent',
         0,
         encodeRecordBatch([{ key: Buffer.from('p'), value: Buffer.from(`p${seq}`) }], { producerId, producerEpoch, baseSequence: seq }),
       );
     }
-    for (let i = 0; i < 30; i++) await log.appendRecords('idempotent', 0, [{ key: Buffer.from('p'), value: Buffer.alloc(100) }]);
-    await log.cleanLogs({ force: true });
-    const batches = decodeRecordBatches((await log.read('idempotent', 0, 0, { maxBytes: 1 << 20 })).records);
+    for (let i = 0; i < 30; i++) await logManager.appendRecords('idempotent', 0, [{ key: Buffer.from('p'), value: Buffer.alloc(100) }]);
+    await logManager.cleanLogs({ force: true });
+    const batches = decodeRecordBatches((await logManager.read('idempotent', 0, 0, { maxBytes: 1 << 20 })).records);
     const producerBatches = batches.filter((b) => b.producerId === producerId);
     expect(producerBatches.map((b) => [b.baseOffset, b.baseSequence, b.records.length])).toEqual([[2, 2, 0]]);
-    await log.close();
+    await logManager.close();
     const again = await openLog(dir, QUIET);
     // The next sequence is accepted and a repeat of sequence 2 is a duplicate, as before the clean.
     const next = encodeRecordBatch([{ key: Buffer.from('p'), value: Buffer.from('p3') }], { producerId, producerEpoch, baseSequence: 3 });
@@ -168,22 +170,22 @@ describe('log compaction', () => {
   });
 
   it('leaves a topic with cleanupPolicy delete alone, and retention does not delete segments of a compact-only topic', async () => {
-    const log = await openLog(await tempDir(), QUIET);
-    await log.createTopic('deleting', { partitions: 1, config: { segmentBytes: 1024 } });
-    await log.createTopic('compacting', { partitions: 1, config: { ...COMPACT, retentionMs: 1 } });
-    await fill(log, 'deleting', 3, 20);
-    await fill(log, 'compacting', 3, 20);
-    expect(await log.cleanLogs({ force: true })).toMatchObject([{ topic: 'compacting' }]);
-    const segments = log.describePartition('compacting', 0).segmentCount;
-    await log.enforceRetention(T0 + 86_400_000);
-    expect(log.describePartition('compacting', 0).segmentCount).toBe(segments);
+    const logManager = await openLog(await tempDir(), QUIET);
+    await logManager.createTopic('deleting', { partitions: 1, config: { segmentBytes: 1024 } });
+    await logManager.createTopic('compacting', { partitions: 1, config: { ...COMPACT, retentionMs: 1 } });
+    await fill(logManager, 'deleting', 3, 20);
+    await fill(logManager, 'compacting', 3, 20);
+    expect(await logManager.cleanLogs({ force: true })).toMatchObject([{ topic: 'compacting' }]);
+    const segments = logManager.describePartition('compacting', 0).segmentCount;
+    await logManager.enforceRetention(T0 + 86_400_000);
+    expect(logManager.describePartition('compacting', 0).segmentCount).toBe(segments);
   });
 });
 
 /** The log as before a clean or as a clean (maybe partial) left it, with nothing of the clean left over. */
-async function expectBeforeOrAfter(log: LogManager, partitionDir: string, before: readonly [number, string, string | null][]): Promise<void> {
+async function expectBeforeOrAfter(logManager: LogManager, partitionDir: string, before: readonly [number, string, string | null][]): Promise<void> {
   expect(readdirSync(partitionDir).filter((f) => f.endsWith('.cleaned') || f.startsWith('cleaner-swap'))).toEqual([]);
-  const after = await readKeyed(log, 'crash');
+  const after = await readKeyed(logManager, 'crash');
   // Every record kept is one of before's, in offset order; every one gone has a later record of its key.
   const beforeByOffset = new Map(before.map((r) => [r[0], r]));
   expect(after.every((r) => JSON.stringify(beforeByOffset.get(r[0])) === JSON.stringify(r))).toBe(true);
@@ -240,25 +242,25 @@ describe('a crash in the middle of a clean', () => {
         restore();
         journaling.close();
       });
-      const log = await LogManager.open({ ...QUIET, dataDir });
-      onTestFinished(() => log.close().catch(() => {}));
-      await log.createTopic('crash', { partitions: 1, config: COMPACT });
+      const logManager = await LogManager.open({ ...QUIET, dataDir });
+      onTestFinished(() => logManager.close().catch(() => {}));
+      await logManager.createTopic('crash', { partitions: 1, config: COMPACT });
       // A first clean leaves small segments, which the second (crashing) clean merges: its swaps replace several segments.
       // A key written once, in the second segment: the first group of the second clean holds its only record, in a
       // segment that group replaces (not the one whose base offset the group keeps).
-      const written: Written[] = await fill(log, 'crash', 6, 3);
-      const once = await log.appendRecords('crash', 0, [{ key: Buffer.from('once'), value: Buffer.from('only'), timestampMs: T0 }]);
-      written.push({ offset: once.baseOffset, key: 'once', value: 'only' }, ...(await fill(log, 'crash', 6, 22)));
-      await log.cleanLogs({ nowMs: T0 + 10_000 });
-      for (const w of await fill(log, 'crash', 6, 10)) written.push(w);
-      const before = await readKeyed(log, 'crash');
+      const written: Written[] = await fill(logManager, 'crash', 6, 3);
+      const once = await logManager.appendRecords('crash', 0, [{ key: Buffer.from('once'), value: Buffer.from('only'), timestampMs: T0 }]);
+      written.push({ offset: once.baseOffset, key: 'once', value: 'only' }, ...(await fill(logManager, 'crash', 6, 22)));
+      await logManager.cleanLogs({ nowMs: T0 + 10_000 });
+      for (const w of await fill(logManager, 'crash', 6, 10)) written.push(w);
+      const before = await readKeyed(logManager, 'crash');
       armed = true;
-      await expect(log.cleanLogs({ nowMs: T0 + 10_000 })).rejects.toThrow(/power cut/);
+      await expect(logManager.cleanLogs({ nowMs: T0 + 10_000 })).rejects.toThrow(/power cut/);
       expect(copy).not.toBeNull();
       restore();
 
       // The process going on after the failed swap (its partition offline), then restarting on the same files.
-      await log.close().catch(() => {});
+      await logManager.close().catch(() => {});
       const restarted = await openLog(dataDir, QUIET);
       await expectBeforeOrAfter(restarted, join(dataDir, 'crash-0'), before);
       await restarted.close();
@@ -296,7 +298,7 @@ describe('a clean and a checkpoint being written', () => {
     const journaling = new JournalingFileSystem(journalDir);
     const POINTS_TMP = `${RECOVERY_POINT_FILE}.tmp`;
     let stage: 'idle' | 'recording' | 'recorded' | 'late' = 'idle';
-    let log!: LogManager;
+    let logManager!: LogManager;
     const written: Written[] = [];
     let late: Promise<void> | null = null;
     let lateAtRename!: () => void;
@@ -325,10 +327,10 @@ describe('a clean and a checkpoint being written', () => {
         // and a periodic checkpoint moves the in-memory recovery point past the recorded one (its file write held).
         if (stage === 'recorded' && path.endsWith(CLEANER_CHECKPOINT_FILE)) {
           stage = 'late';
-          written.push(...(await fill(log, 'rp', 6, 12)));
+          written.push(...(await fill(logManager, 'rp', 6, 12)));
           // Larger groups: a swap then removes every segment of its group but the first.
-          await log.alterTopicConfig('rp', { segmentBytes: 16 * 1024 });
-          late = log.checkpointRecoveryPoints();
+          await logManager.alterTopicConfig('rp', { segmentBytes: 16 * 1024 });
+          late = logManager.checkpointRecoveryPoints();
           await lateReachedRename;
         }
         return journaling.readFile(path);
@@ -340,16 +342,16 @@ describe('a clean and a checkpoint being written', () => {
       restore();
       journaling.close();
     });
-    log = await LogManager.open({ ...QUIET, dataDir });
-    onTestFinished(() => log.close().catch(() => {}));
-    await log.createTopic('rp', { partitions: 1, config: COMPACT });
+    logManager = await LogManager.open({ ...QUIET, dataDir });
+    onTestFinished(() => logManager.close().catch(() => {}));
+    await logManager.createTopic('rp', { partitions: 1, config: COMPACT });
     // A first clean, then more records: the clean under test has cleaned and dirty segments.
-    written.push(...(await fill(log, 'rp', 6, 25)));
-    await log.cleanLogs({ nowMs: T0 + 10_000 });
-    written.push(...(await fill(log, 'rp', 6, 10)));
+    written.push(...(await fill(logManager, 'rp', 6, 25)));
+    await logManager.cleanLogs({ nowMs: T0 + 10_000 });
+    written.push(...(await fill(logManager, 'rp', 6, 10)));
 
     stage = 'recording';
-    const [result] = await log.cleanLogs({ nowMs: T0 + 10_000 });
+    const [result] = await logManager.cleanLogs({ nowMs: T0 + 10_000 });
     expect(stage).toBe('late');
     // Power lost right after the clean, the checkpoint still being written: the file holds the recorded points.
     const copy = await tempDir('concordat-clean-rp-after-');
@@ -365,7 +367,7 @@ describe('a clean and a checkpoint being written', () => {
     expect(result!.cleanedThrough).toBe(recorded.segmentBase);
     expect(existsSync(join(copy, 'data', 'rp-0', `${String(recorded.segmentBase).padStart(20, '0')}.log`))).toBe(true);
     // It reopens with the records the clean left (a clean up to the in-memory point made this open fail with STORAGE_CORRUPT).
-    const records = await readKeyed(log, 'rp');
+    const records = await readKeyed(logManager, 'rp');
     expect(records).toEqual(expectedAfterClean(written, result!.cleanedThrough));
     const reopened = await openLog(join(copy, 'data'), QUIET);
     expect(await readKeyed(reopened, 'rp')).toEqual(records);

@@ -11,13 +11,13 @@
 import { encodeRecordBatch, LogManager } from '../../../src/log/index.js';
 
 const [dataDir, cycle] = process.argv.slice(2);
-const log = await LogManager.open({
+const logManager = await LogManager.open({
   dataDir: dataDir!,
   recoveryCheckpointIntervalMs: 100,
   topicDefaults: { segmentBytes: 256 * 1024 },
 });
-await log.ensureTopic('crash', { partitions: 3 });
-const { producerId, producerEpoch } = await log.initProducerId();
+await logManager.ensureTopic('crash', { partitions: 3 });
+const { producerId, producerEpoch } = await logManager.initProducerId();
 process.stdout.write(`PRODUCER ${producerId}\nREADY\n`);
 
 let sequence = 0;
@@ -37,9 +37,9 @@ async function appendOne(): Promise<void> {
     // Sequences are taken in call order, which is the order the log accepts appends in.
     const baseSequence = producerSequence;
     producerSequence += count;
-    ack = await log.append('crash', 2, encodeRecordBatch(records, { compression, producerId, producerEpoch, baseSequence }));
+    ack = await logManager.append('crash', 2, encodeRecordBatch(records, { compression, producerId, producerEpoch, baseSequence }));
   } else {
-    ack = await log.appendRecords('crash', partition, records, { compression });
+    ack = await logManager.appendRecords('crash', partition, records, { compression });
   }
   process.stdout.write(`ACK ${partition} ${ack.baseOffset} ${ack.lastOffset} ${tag}\n`);
 }

@@ -79,11 +79,11 @@ describe('a writer killed with SIGKILL at random moments', () => {
         const run = await runWriterAndKill(dataDir, cycle);
         acked.push(...run.acks);
         const bytesOnDisk = await partitionBytes(dataDir);
-        const log = await LogManager.open({ dataDir });
+        const logManager = await LogManager.open({ dataDir });
         try {
-          const kept = [0, 1, 2].map((p) => log.describePartition('crash', p).sizeBytes);
+          const kept = [0, 1, 2].map((p) => logManager.describePartition('crash', p).sizeBytes);
           truncatedBytes += kept.reduce((sum, bytes, p) => sum + (bytesOnDisk[p]! - bytes), 0);
-          const { values, batches } = await stored(log);
+          const { values, batches } = await stored(logManager);
           const missing: string[] = [];
           for (const ack of acked) {
             for (let i = 0; i <= ack.lastOffset - ack.baseOffset; i++) {
@@ -92,9 +92,9 @@ describe('a writer killed with SIGKILL at random moments', () => {
             }
           }
           expect(missing).toEqual([]);
-          if (await retryLastIdempotentBatch(log, batches, run.producerId, cycle)) retriesChecked += 1;
+          if (await retryLastIdempotentBatch(logManager, batches, run.producerId, cycle)) retriesChecked += 1;
         } finally {
-          await log.close();
+          await logManager.close();
         }
       }
       expect(acked.length).toBeGreaterThan(CYCLES * 5);
@@ -111,25 +111,25 @@ describe('a writer killed with SIGKILL at random moments', () => {
  * original offsets, and the next sequence is taken. False when the
  * producer stored nothing before the kill.
  */
-async function retryLastIdempotentBatch(log: LogManager, batches: DecodedBatch[], producerId: number, cycle: number): Promise<boolean> {
+async function retryLastIdempotentBatch(logManager: LogManager, batches: DecodedBatch[], producerId: number, cycle: number): Promise<boolean> {
   const last = batches.filter((b) => b.producerId === producerId).at(-1);
   if (last === undefined) return false;
   const records = last.records.map((r) => ({ key: r.key, value: r.value, timestampMs: r.timestampMs }));
   const again = encodeRecordBatch(records, { compression: last.compression, producerId, producerEpoch: last.producerEpoch, baseSequence: last.baseSequence });
-  const highWatermark = log.describePartition('crash', 2).highWatermark;
-  expect(await log.append('crash', 2, again)).toMatchObject({ baseOffset: last.baseOffset, lastOffset: last.lastOffset, duplicate: true });
+  const highWatermark = logManager.describePartition('crash', 2).highWatermark;
+  expect(await logManager.append('crash', 2, again)).toMatchObject({ baseOffset: last.baseOffset, lastOffset: last.lastOffset, duplicate: true });
   const nextSequence = last.baseSequence + last.records.length;
   const next = encodeRecordBatch([{ key: null, value: Buffer.from(`retry-${cycle}`) }], {
     producerId,
     producerEpoch: last.producerEpoch,
     baseSequence: nextSequence,
   });
-  expect(await log.append('crash', 2, next)).toMatchObject({ baseOffset: highWatermark, lastOffset: highWatermark });
+  expect(await logManager.append('crash', 2, next)).toMatchObject({ baseOffset: highWatermark, lastOffset: highWatermark });
   return true;
 }
 
 /** Per partition: offset → value (trimmed of padding), asserting contiguity from 0 and no value twice; and partition 2's batches. */
-async function stored(log: LogManager): Promise<{ values: Map<number, string>[]; batches: DecodedBatch[] }> {
+async function stored(logManager: LogManager): Promise<{ values: Map<number, string>[]; batches: DecodedBatch[] }> {
   const values: Map<number, string>[] = [];
   const batches: DecodedBatch[] = [];
   const problems: string[] = [];
@@ -137,9 +137,9 @@ async function stored(log: LogManager): Promise<{ values: Map<number, string>[];
     const byOffset = new Map<number, string>();
     const seen = new Set<string>();
     let offset = 0;
-    const end = log.describePartition('crash', partition).highWatermark;
+    const end = logManager.describePartition('crash', partition).highWatermark;
     while (offset < end) {
-      const read = await log.read('crash', partition, offset, { maxBytes: 1 << 20 });
+      const read = await logManager.read('crash', partition, offset, { maxBytes: 1 << 20 });
       for (const batch of decodeRecordBatches(read.records)) {
         if (partition === 2) batches.push({ ...batch, records: batch.records.map((r) => ({ ...r, value: Buffer.from(r.value!) })) });
         for (const record of batch.records) {

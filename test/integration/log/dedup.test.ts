@@ -16,15 +16,15 @@ function withIds(ids: (string | null)[], tag = 'v', timestampMs?: number) {
 
 async function dedupLog(config: { dedupWindowMs?: number; dedupWindowIdsMax?: number } = {}, partitions = 2) {
   const dir = await tempDir();
-  const log = await openLog(dir);
-  await log.createTopic('dd', { partitions, config: { dedupWindowMs: 120_000, ...config } });
-  return { dir, log };
+  const logManager = await openLog(dir);
+  await logManager.createTopic('dd', { partitions, config: { dedupWindowMs: 120_000, ...config } });
+  return { dir, logManager };
 }
 
 describe('message-ID dedup window', () => {
   it('acknowledges a record whose ce_id was appended within the window with the original’s location, writing nothing', async () => {
-    const { log } = await dedupLog();
-    const first = await log.appendRecords('dd', 0, withIds(['a', 'b', 'c']));
+    const { logManager } = await dedupLog();
+    const first = await logManager.appendRecords('dd', 0, withIds(['a', 'b', 'c']));
     expect(first).toEqual({
       baseOffset: 0,
       lastOffset: 2,
@@ -32,18 +32,18 @@ describe('message-ID dedup window', () => {
       logStartOffset: 0,
       recordLocations: [0, 1, 2].map((offset) => ({ partition: 0, offset })),
     });
-    const again = await log.appendRecords('dd', 0, withIds(['a', 'b', 'c'], 'retry'));
+    const again = await logManager.appendRecords('dd', 0, withIds(['a', 'b', 'c'], 'retry'));
     expect(again).toEqual({ ...first, duplicate: true });
     // A retry that landed on another partition (a null key goes round-robin) is found there too.
-    const elsewhere = await log.appendRecords('dd', 1, withIds(['b'], 'moved'));
+    const elsewhere = await logManager.appendRecords('dd', 1, withIds(['b'], 'moved'));
     expect(elsewhere).toMatchObject({ duplicate: true, recordLocations: [{ partition: 0, offset: 1 }] });
-    expect(log.describeTopic('dd').partitions.map((p) => p.highWatermark)).toEqual([3, 0]);
+    expect(logManager.describeTopic('dd').partitions.map((p) => p.highWatermark)).toEqual([3, 0]);
   });
 
   it('rebuilds a batch that repeats only some IDs, keeping its codec and timestamps; records without ce_id always go', async () => {
-    const { log } = await dedupLog();
-    await log.appendRecords('dd', 0, withIds(['a', 'b']));
-    const mixed = await log.appendRecords('dd', 0, withIds(['a', 'x', null, 'b', 'y', 'x'], 'm', 1_700_000_000_123), { compression: 'snappy' });
+    const { logManager } = await dedupLog();
+    await logManager.appendRecords('dd', 0, withIds(['a', 'b']));
+    const mixed = await logManager.appendRecords('dd', 0, withIds(['a', 'x', null, 'b', 'y', 'x'], 'm', 1_700_000_000_123), { compression: 'snappy' });
     expect(mixed).toEqual({
       baseOffset: 2,
       lastOffset: 4,
@@ -58,7 +58,7 @@ describe('message-ID dedup window', () => {
         { partition: 0, offset: 2 },
       ],
     });
-    const { records } = await log.read('dd', 0, 2, { maxBytes: 10_000 });
+    const { records } = await logManager.read('dd', 0, 2, { maxBytes: 10_000 });
     const [stored] = decodeRecordBatches(records);
     expect(stored!.compression).toBe('snappy');
     expect(stored!.records.map((r) => [r.offset, r.value!.toString(), r.timestampMs])).toEqual([
@@ -69,24 +69,24 @@ describe('message-ID dedup window', () => {
   });
 
   it('forgets IDs older than dedupWindowMs and beyond dedupWindowIdsMax', async () => {
-    const { log } = await dedupLog({ dedupWindowMs: 300, dedupWindowIdsMax: 3 });
+    const { logManager } = await dedupLog({ dedupWindowMs: 300, dedupWindowIdsMax: 3 });
     // The window ages by Date.now(): a fake clock (Date only; file I/O and timers stay real) moves it to the edge exactly.
     vi.useFakeTimers({ toFake: ['Date'] });
     onTestFinished(() => void vi.useRealTimers());
     const appendedAt = Date.now();
-    await log.appendRecords('dd', 0, withIds(['a', 'b', 'c', 'd']));
+    await logManager.appendRecords('dd', 0, withIds(['a', 'b', 'c', 'd']));
     // 'a' was pushed out by the bound of three IDs.
-    expect(await log.appendRecords('dd', 0, withIds(['a']))).toMatchObject({ baseOffset: 4, recordLocations: [{ partition: 0, offset: 4 }] });
-    expect(await log.appendRecords('dd', 0, withIds(['d']))).toMatchObject({ duplicate: true, recordLocations: [{ partition: 0, offset: 3 }] });
+    expect(await logManager.appendRecords('dd', 0, withIds(['a']))).toMatchObject({ baseOffset: 4, recordLocations: [{ partition: 0, offset: 4 }] });
+    expect(await logManager.appendRecords('dd', 0, withIds(['d']))).toMatchObject({ duplicate: true, recordLocations: [{ partition: 0, offset: 3 }] });
     vi.setSystemTime(appendedAt + 300);
-    expect(await log.appendRecords('dd', 0, withIds(['d']))).toMatchObject({ duplicate: true, recordLocations: [{ partition: 0, offset: 3 }] });
+    expect(await logManager.appendRecords('dd', 0, withIds(['d']))).toMatchObject({ duplicate: true, recordLocations: [{ partition: 0, offset: 3 }] });
     vi.setSystemTime(appendedAt + 301);
-    expect(await log.appendRecords('dd', 0, withIds(['d']))).toMatchObject({ baseOffset: 5 });
+    expect(await logManager.appendRecords('dd', 0, withIds(['d']))).toMatchObject({ baseOffset: 5 });
   });
 
   it('waits for an original still being synced, and forgets the IDs of a failed append so that its retry is written', async () => {
-    const { dir, log } = await dedupLog();
-    const [first, second] = await Promise.all([log.appendRecords('dd', 0, withIds(['p'])), log.appendRecords('dd', 1, withIds(['p']))]);
+    const { dir, logManager } = await dedupLog();
+    const [first, second] = await Promise.all([logManager.appendRecords('dd', 0, withIds(['p'])), logManager.appendRecords('dd', 1, withIds(['p']))]);
     expect(first).toMatchObject({ baseOffset: 0 });
     expect(second).toMatchObject({ duplicate: true, recordLocations: [{ partition: 0, offset: 0 }] });
 
@@ -101,18 +101,18 @@ describe('message-ID dedup window', () => {
     onTestFinished(() => {
       prototype.datasync = original;
     });
-    const failed = await log.appendRecords('dd', 0, withIds(['q'])).catch((e: ConcordatError) => e);
+    const failed = await logManager.appendRecords('dd', 0, withIds(['q'])).catch((e: ConcordatError) => e);
     expect((failed as ConcordatError).code).toBe('KAFKA_STORAGE_ERROR');
-    expect(await log.appendRecords('dd', 0, withIds(['q']))).toMatchObject({ baseOffset: 1, recordLocations: [{ partition: 0, offset: 1 }] });
+    expect(await logManager.appendRecords('dd', 0, withIds(['q']))).toMatchObject({ baseOffset: 1, recordLocations: [{ partition: 0, offset: 1 }] });
   });
 
   it('does not drop records of idempotent batches (their sequences would break) but registers their IDs', async () => {
-    const { log } = await dedupLog();
+    const { logManager } = await dedupLog();
     const batch = encodeRecordBatch(withIds(['i1', 'i2']), { producerId: 5, producerEpoch: 0, baseSequence: 0 });
-    await log.append('dd', 0, batch);
+    await logManager.append('dd', 0, batch);
     const next = encodeRecordBatch(withIds(['i1', 'i3']), { producerId: 5, producerEpoch: 0, baseSequence: 2 });
-    expect(await log.append('dd', 0, next)).toMatchObject({ baseOffset: 2, lastOffset: 3 });
-    expect(await log.appendRecords('dd', 1, withIds(['i3']))).toMatchObject({ duplicate: true, recordLocations: [{ partition: 0, offset: 3 }] });
+    expect(await logManager.append('dd', 0, next)).toMatchObject({ baseOffset: 2, lastOffset: 3 });
+    expect(await logManager.appendRecords('dd', 1, withIds(['i3']))).toMatchObject({ duplicate: true, recordLocations: [{ partition: 0, offset: 3 }] });
   });
 
   it('rebuilds the window from the log after a restart', async () => {
@@ -123,8 +123,8 @@ describe('message-ID dedup window', () => {
     await first.appendRecords('dd', 0, withIds(['r0', 'r1']));
     await first.appendRecords('dd', 1, withIds(['r2']));
     await first.close();
-    const log = await openLog(dir);
-    expect(await log.appendRecords('dd', 1, withIds(['r1', 'r2']))).toMatchObject({
+    const logManager = await openLog(dir);
+    expect(await logManager.appendRecords('dd', 1, withIds(['r1', 'r2']))).toMatchObject({
       duplicate: true,
       recordLocations: [
         { partition: 0, offset: 2 },
@@ -132,15 +132,15 @@ describe('message-ID dedup window', () => {
       ],
     });
     // Its record is older than the window: not in the rebuilt window.
-    expect(await log.appendRecords('dd', 0, withIds(['old']))).toMatchObject({ baseOffset: 3 });
-    expect((await readAll(log, 'dd', 0)).map(([, v]) => v)).toEqual(['o0', 'v0', 'v1', 'v0']);
+    expect(await logManager.appendRecords('dd', 0, withIds(['old']))).toMatchObject({ baseOffset: 3 });
+    expect((await readAll(logManager, 'dd', 0)).map(([, v]) => v)).toEqual(['o0', 'v0', 'v1', 'v0']);
   });
 
   it('leaves a topic without a window alone', async () => {
-    const log = await openLog(await tempDir());
-    await log.createTopic('plain', { partitions: 1 });
-    await log.appendRecords('plain', 0, withIds(['a']));
-    const second = await log.appendRecords('plain', 0, withIds(['a']));
+    const logManager = await openLog(await tempDir());
+    await logManager.createTopic('plain', { partitions: 1 });
+    await logManager.appendRecords('plain', 0, withIds(['a']));
+    const second = await logManager.appendRecords('plain', 0, withIds(['a']));
     expect(second).toEqual({ baseOffset: 1, lastOffset: 1, logAppendTimeMs: -1, logStartOffset: 0 });
   });
 });

@@ -93,19 +93,19 @@ describe('a full disk under the log', () => {
     if (skipReason() !== null) return ctx.skip(skipReason()!);
     const root = await scratch('log');
     const dataDir = join(root, 'data');
-    const log = await LogManager.open({ dataDir });
-    onTestFinished(() => log.close().catch(() => {}));
-    await log.createTopic('full', { partitions: 1 });
+    const logManager = await LogManager.open({ dataDir });
+    onTestFinished(() => logManager.close().catch(() => {}));
+    await logManager.createTopic('full', { partitions: 1 });
     // 4 KiB of metadata: a commit record never fits in what is left of the offsets log's last page.
     const commit = (offset: number) =>
-      log.groups.commitOffsets({
+      logManager.groups.commitOffsets({
         groupId: 'g',
         generationId: -1,
         memberId: '',
         topics: [{ topic: 'full', partitions: [{ partition: 0, offset, metadata: 'm'.repeat(4096) }] }],
       });
     await commit(1);
-    await log.checkpointRecoveryPoints();
+    await logManager.checkpointRecoveryPoints();
     await fill(join(root, 'filler'), HEADROOM_BYTES);
 
     const values: string[] = [];
@@ -113,7 +113,7 @@ describe('a full disk under the log', () => {
     for (let i = 0; i < 200 && failure === null; i++) {
       const value = `r${i}`.padEnd(RECORD_BYTES, '.');
       try {
-        const ack = await log.appendRecords('full', 0, [{ key: null, value: Buffer.from(value) }]);
+        const ack = await logManager.appendRecords('full', 0, [{ key: null, value: Buffer.from(value) }]);
         expect(ack.baseOffset).toBe(values.length);
         values.push(value);
       } catch (error) {
@@ -129,12 +129,12 @@ describe('a full disk under the log', () => {
       ),
     );
     expect(values.length).toBeGreaterThan(3);
-    expect(log.describePartition('full', 0)).toMatchObject({ highWatermark: values.length, logEndOffset: values.length });
+    expect(logManager.describePartition('full', 0)).toMatchObject({ highWatermark: values.length, logEndOffset: values.length });
 
     // Nothing small fits either: the recovery-point checkpoint and an offset commit fail, typed, and change nothing.
     await fillTheRest(root);
     const pointsBefore = await readFile(join(dataDir, RECOVERY_POINT_FILE));
-    const checkpointFailure = await caught(log.checkpointRecoveryPoints());
+    const checkpointFailure = await caught(logManager.checkpointRecoveryPoints());
     expect([checkpointFailure.code, checkpointFailure.retriable]).toEqual(['KAFKA_STORAGE_ERROR', true]);
     // Where the space ran out decides the first words: flushing a partition's indexes, or writing the file.
     expect(checkpointFailure.message).toMatch(
@@ -150,16 +150,16 @@ describe('a full disk under the log', () => {
     expect(commitFailure.message).toMatch(
       /^committing offsets failed: the disk is full \(ENOSPC: no space left on device, \w+\); nothing was committed\. Free space on the file system holding /,
     );
-    expect((await log.groups.fetchOffsets({ groupId: 'g', topics: null })).topics[0]!.partitions[0]!.offset).toBe(1);
+    expect((await logManager.groups.fetchOffsets({ groupId: 'g', topics: null })).topics[0]!.partitions[0]!.offset).toBe(1);
     expect((await filesUnder(dataDir)).filter((name) => name.endsWith('.tmp'))).toEqual([]);
 
     // Space returns: everything works again, and everything acknowledged is there after a reopen.
     for (const name of await readdir(root)) if (name !== 'data') await rm(join(root, name));
-    const next = await log.appendRecords('full', 0, [{ key: null, value: Buffer.from('after') }]);
+    const next = await logManager.appendRecords('full', 0, [{ key: null, value: Buffer.from('after') }]);
     expect(next.baseOffset).toBe(values.length);
     await commit(2);
-    await log.checkpointRecoveryPoints();
-    await log.close();
+    await logManager.checkpointRecoveryPoints();
+    await logManager.close();
     const reopened = await LogManager.open({ dataDir });
     onTestFinished(() => reopened.close());
     expect(reopened.recoveryReport()).toEqual([]);
@@ -222,8 +222,8 @@ describe('a full disk under the log', () => {
     const [ack] = await transport.publish([{ topic: 'orders', key: null, value: Buffer.from('after'), headers: {} }]);
     expect(ack!.offset).toBe(published.length);
     await transport.close();
-    const log = await LogManager.open({ dataDir });
-    onTestFinished(() => log.close());
-    expect(await readAll(log, 'orders', 0)).toEqual([...published, 'after'].map((value, offset) => [offset, value]));
+    const logManager = await LogManager.open({ dataDir });
+    onTestFinished(() => logManager.close());
+    expect(await readAll(logManager, 'orders', 0)).toEqual([...published, 'after'].map((value, offset) => [offset, value]));
   });
 });

@@ -9,15 +9,15 @@ import type { ConcordatError } from '../../../src/errors.js';
 import { LogManager } from '../../../src/log/index.js';
 
 const [dataDir] = process.argv.slice(2);
-const log = await LogManager.open({ dataDir: dataDir!, openFilesMax: 1000 });
+const logManager = await LogManager.open({ dataDir: dataDir!, openFilesMax: 1000 });
 let reported: unknown = 'OK';
 try {
-  await log.createTopic('wide', { partitions: 200 });
+  await logManager.createTopic('wide', { partitions: 200 });
 } catch (error) {
   const e = error as ConcordatError;
   reported = { code: e.code, message: e.message, limit: e.context?.limit };
 }
-await log.createTopic('small', { partitions: 1 });
-await log.appendRecords('small', 0, [{ key: null, value: Buffer.from('x') }]);
-process.stdout.write(`${JSON.stringify({ reported, wideExists: log.hasTopic('wide'), topics: log.listTopics() })}\n`);
-await log.close();
+await logManager.createTopic('small', { partitions: 1 });
+await logManager.appendRecords('small', 0, [{ key: null, value: Buffer.from('x') }]);
+process.stdout.write(`${JSON.stringify({ reported, wideExists: logManager.hasTopic('wide'), topics: logManager.listTopics() })}\n`);
+await logManager.close();

@@ -42,15 +42,15 @@ describe('append failures', () => {
     await writeFile(filler, Buffer.alloc(512 * 1024));
     const dataDir = join(mountPoint, 'log');
     await mkdir(dataDir);
-    const log = await LogManager.open({ dataDir });
-    onTestFinished(() => log.close().catch(() => {}));
-    await log.createTopic('full', { partitions: 1 });
+    const logManager = await LogManager.open({ dataDir });
+    onTestFinished(() => logManager.close().catch(() => {}));
+    await logManager.createTopic('full', { partitions: 1 });
     const record = (i: number) => [{ key: null, value: Buffer.alloc(100 * 1024, i % 256) }];
     let acknowledged = 0;
     let failure: ConcordatError | null = null;
     for (let i = 0; i < 100 && failure === null; i++) {
       try {
-        const ack = await log.appendRecords('full', 0, record(i));
+        const ack = await logManager.appendRecords('full', 0, record(i));
         expect(ack.baseOffset).toBe(acknowledged);
         acknowledged += 1;
       } catch (error) {
@@ -63,12 +63,12 @@ describe('append failures', () => {
       /^append to topic 'full' partition 0 failed: the disk is full \(ENOSPC: .*\); nothing unacknowledged was kept\. Free space on the file system holding .*, then retry$/,
     );
     expect(acknowledged).toBeGreaterThan(5);
-    expect(log.describePartition('full', 0)).toMatchObject({ highWatermark: acknowledged, logEndOffset: acknowledged });
+    expect(logManager.describePartition('full', 0)).toMatchObject({ highWatermark: acknowledged, logEndOffset: acknowledged });
 
     await rm(filler);
-    const next = await log.appendRecords('full', 0, [{ key: null, value: Buffer.from('after') }]);
+    const next = await logManager.appendRecords('full', 0, [{ key: null, value: Buffer.from('after') }]);
     expect(next.baseOffset).toBe(acknowledged);
-    await log.close();
+    await logManager.close();
     const reopened = await openLog(dataDir);
     const stored = await readAll(reopened, 'full', 0);
     expect(stored.map(([offset]) => offset)).toEqual(Array.from({ length: acknowledged + 1 }, (_, i) => i));
@@ -86,37 +86,42 @@ describe('append failures', () => {
       const filler = join(mountPoint, 'filler');
       const dataDir = join(mountPoint, 'log');
       await mkdir(dataDir);
-      const log = await LogManager.open({ dataDir, topicDefaults: { segmentBytes: 64 * 1024 } });
-      onTestFinished(() => log.close().catch(() => {}));
-      await log.createTopic('rolls', { partitions: 1 });
+      const logManager = await LogManager.open({ dataDir, topicDefaults: { segmentBytes: 64 * 1024 } });
+      onTestFinished(() => logManager.close().catch(() => {}));
+      await logManager.createTopic('rolls', { partitions: 1 });
       await writeFile(filler, Buffer.alloc(1024 * 1024));
       let acknowledged = 0;
       let failure: ConcordatError | null = null;
       for (let i = 0; i < 200 && failure === null; i++) {
         try {
-          await log.appendRecords('rolls', 0, [{ key: null, value: Buffer.alloc(20 * 1024, i % 256) }]);
+          await logManager.appendRecords('rolls', 0, [{ key: null, value: Buffer.alloc(20 * 1024, i % 256) }]);
           acknowledged += 1;
         } catch (error) {
           failure = error as ConcordatError;
         }
       }
       expect([failure?.code, failure?.retriable]).toEqual(['KAFKA_STORAGE_ERROR', true]);
-      expect(log.describePartition('rolls', 0).segmentCount).toBeGreaterThan(2);
+      expect(logManager.describePartition('rolls', 0).segmentCount).toBeGreaterThan(2);
       const commit = () =>
-        log.groups.commitOffsets({ groupId: 'g', generationId: -1, memberId: '', topics: [{ topic: 'rolls', partitions: [{ partition: 0, offset: 1 }] }] });
+        logManager.groups.commitOffsets({
+          groupId: 'g',
+          generationId: -1,
+          memberId: '',
+          topics: [{ topic: 'rolls', partitions: [{ partition: 0, offset: 1 }] }],
+        });
       // Fill what is left, so that even a small commit finds no room.
       await writeFile(join(mountPoint, 'rest'), Buffer.alloc(4096)).catch(() => {});
       for (let k = 0; k < 64; k++) await writeFile(join(mountPoint, `crumb-${k}`), Buffer.alloc(4096)).catch(() => {});
       const refused = await caught(commit());
       expect([refused.code, refused.retriable]).toEqual(['KAFKA_STORAGE_ERROR', true]);
-      await expect(log.checkpointRecoveryPoints()).rejects.toThrow(/ENOSPC/);
+      await expect(logManager.checkpointRecoveryPoints()).rejects.toThrow(/ENOSPC/);
 
       await rm(filler);
       await commit();
-      await log.checkpointRecoveryPoints();
-      const next = await log.appendRecords('rolls', 0, [{ key: null, value: Buffer.from('after') }]);
+      await logManager.checkpointRecoveryPoints();
+      const next = await logManager.appendRecords('rolls', 0, [{ key: null, value: Buffer.from('after') }]);
       expect(next.baseOffset).toBe(acknowledged);
-      await log.close();
+      await logManager.close();
       const reopened = await openLog(dataDir);
       expect(reopened.recoveryReport()).toEqual([]);
       const stored = await readAll(reopened, 'rolls', 0);
@@ -127,9 +132,9 @@ describe('append failures', () => {
 
   it('a failed fdatasync rejects the unacknowledged appends, truncates them, and the partition goes on', async () => {
     const dir = await tempDir();
-    const log = await openLog(dir);
-    await log.createTopic('sync', { partitions: 1 });
-    await log.appendRecords('sync', 0, [{ key: null, value: Buffer.from('kept') }]);
+    const logManager = await openLog(dir);
+    await logManager.createTopic('sync', { partitions: 1 });
+    await logManager.appendRecords('sync', 0, [{ key: null, value: Buffer.from('kept') }]);
     const probe = await open(join(dir, 'probe'), 'w');
     const prototype = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
     await probe.close();
@@ -141,24 +146,24 @@ describe('append failures', () => {
     onTestFinished(() => {
       prototype.datasync = original;
     });
-    const failed = await caught(log.appendRecords('sync', 0, [{ key: null, value: Buffer.from('lost') }]));
+    const failed = await caught(logManager.appendRecords('sync', 0, [{ key: null, value: Buffer.from('lost') }]));
     expect([failed.code, failed.retriable]).toEqual(['KAFKA_STORAGE_ERROR', true]);
     expect(failed.message).toBe("append to topic 'sync' partition 0 failed: EIO: i/o error, fdatasync; nothing unacknowledged was kept, retry");
-    const after = await log.appendRecords('sync', 0, [{ key: null, value: Buffer.from('after') }]);
+    const after = await logManager.appendRecords('sync', 0, [{ key: null, value: Buffer.from('after') }]);
     expect(after.baseOffset).toBe(1);
-    expect(await readAll(log, 'sync', 0)).toEqual([
+    expect(await readAll(logManager, 'sync', 0)).toEqual([
       [0, 'kept'],
       [1, 'after'],
     ]);
   });
 
   it('bounds the append queue of a partition', async () => {
-    const log = await openLog(await tempDir(), { appendQueueBytesMax: 1024 * 1024 });
-    await log.createTopic('q', { partitions: 1, config: { maxMessageBytes: 2 * 1024 * 1024 } });
+    const logManager = await openLog(await tempDir(), { appendQueueBytesMax: 1024 * 1024 });
+    await logManager.createTopic('q', { partitions: 1, config: { maxMessageBytes: 2 * 1024 * 1024 } });
     const big = () => [{ key: null, value: Buffer.alloc(400 * 1024) }];
-    const first = log.appendRecords('q', 0, big());
-    const second = log.appendRecords('q', 0, big());
-    const third = caught(log.appendRecords('q', 0, big()));
+    const first = logManager.appendRecords('q', 0, big());
+    const second = logManager.appendRecords('q', 0, big());
+    const third = caught(logManager.appendRecords('q', 0, big()));
     const error = await third;
     expect(error.code).toBe('LIMIT_EXCEEDED');
     expect(error.retriable).toBe(true);

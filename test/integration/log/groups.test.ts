@@ -47,51 +47,51 @@ async function settledNow(promise: Promise<unknown>): Promise<boolean> {
 }
 
 async function logWithTopic(options = {}): Promise<LogManager> {
-  const log = await openLog(await tempDir(), options);
-  await log.createTopic('t', { partitions: 4 });
-  return log;
+  const logManager = await openLog(await tempDir(), options);
+  await logManager.createTopic('t', { partitions: 4 });
+  return logManager;
 }
 
 describe('GroupCoordinator membership', () => {
   it('a lone member joins generation 1 as leader, syncs its assignment, heartbeats in Stable', async () => {
-    const log = await logWithTopic();
-    const joined = await log.groups.joinGroup(joinRequest('g1'));
+    const logManager = await logWithTopic();
+    const joined = await logManager.groups.joinGroup(joinRequest('g1'));
     expect(joined).toMatchObject({ generationId: 1, protocolType: 'consumer', protocolName: 'range', leader: joined.memberId });
     expect(joined.memberId).toMatch(/^test-[0-9a-f-]{36}$/);
     expect(joined.members).toEqual([{ memberId: joined.memberId, groupInstanceId: null, metadata: encodeSubscription({ topics: ['t'] }) }]);
-    expect(log.groups.describeGroup('g1').state).toBe('CompletingRebalance');
+    expect(logManager.groups.describeGroup('g1').state).toBe('CompletingRebalance');
     const assignment = encodeAssignment({ assignedPartitions: [{ topic: 't', partitions: [0, 1, 2, 3] }] });
-    const synced = await log.groups.syncGroup({
+    const synced = await logManager.groups.syncGroup({
       groupId: 'g1',
       generationId: 1,
       memberId: joined.memberId,
       assignments: [{ memberId: joined.memberId, assignment }],
     });
     expect(synced).toEqual({ protocolType: 'consumer', protocolName: 'range', assignment });
-    expect(log.groups.describeGroup('g1')).toMatchObject({ state: 'Stable', generationId: 1, leaderId: joined.memberId });
-    await log.groups.heartbeat({ groupId: 'g1', generationId: 1, memberId: joined.memberId });
+    expect(logManager.groups.describeGroup('g1')).toMatchObject({ state: 'Stable', generationId: 1, leaderId: joined.memberId });
+    await logManager.groups.heartbeat({ groupId: 'g1', generationId: 1, memberId: joined.memberId });
   });
 
   it('a second member starts a rebalance; the first learns it from Heartbeat, rejoins, and both get generation 2', async () => {
-    const log = await logWithTopic();
-    const a = await log.groups.joinGroup(joinRequest('g2'));
-    await log.groups.syncGroup({ groupId: 'g2', generationId: 1, memberId: a.memberId, assignments: [] });
-    const bJoin = log.groups.joinGroup(joinRequest('g2'));
+    const logManager = await logWithTopic();
+    const a = await logManager.groups.joinGroup(joinRequest('g2'));
+    await logManager.groups.syncGroup({ groupId: 'g2', generationId: 1, memberId: a.memberId, assignments: [] });
+    const bJoin = logManager.groups.joinGroup(joinRequest('g2'));
     expect(await settledNow(bJoin)).toBe(false);
-    expect(log.groups.describeGroup('g2').state).toBe('PreparingRebalance');
-    const heartbeat = await caught(log.groups.heartbeat({ groupId: 'g2', generationId: 1, memberId: a.memberId }));
+    expect(logManager.groups.describeGroup('g2').state).toBe('PreparingRebalance');
+    const heartbeat = await caught(logManager.groups.heartbeat({ groupId: 'g2', generationId: 1, memberId: a.memberId }));
     expect([heartbeat.code, heartbeat.message]).toEqual(['REBALANCE_IN_PROGRESS', "group 'g2' is rebalancing; join again"]);
-    const aAgain = await log.groups.joinGroup(joinRequest('g2', a.memberId));
+    const aAgain = await logManager.groups.joinGroup(joinRequest('g2', a.memberId));
     const b = await bJoin;
     expect(aAgain).toMatchObject({ generationId: 2, leader: a.memberId, memberId: a.memberId });
     expect(aAgain.members.map((m) => m.memberId).sort()).toEqual([a.memberId, b.memberId].sort());
     expect(b).toMatchObject({ generationId: 2, leader: a.memberId, members: [] });
 
-    const bSync = log.groups.syncGroup({ groupId: 'g2', generationId: 2, memberId: b.memberId, assignments: [] });
+    const bSync = logManager.groups.syncGroup({ groupId: 'g2', generationId: 2, memberId: b.memberId, assignments: [] });
     expect(await settledNow(bSync)).toBe(false);
     const forB = encodeAssignment({ assignedPartitions: [{ topic: 't', partitions: [2, 3] }] });
     const forA = encodeAssignment({ assignedPartitions: [{ topic: 't', partitions: [0, 1] }] });
-    const aSync = await log.groups.syncGroup({
+    const aSync = await logManager.groups.syncGroup({
       groupId: 'g2',
       generationId: 2,
       memberId: a.memberId,
@@ -102,135 +102,135 @@ describe('GroupCoordinator membership', () => {
     });
     expect(decodeAssignment(aSync.assignment).assignedPartitions).toEqual([{ topic: 't', partitions: [0, 1] }]);
     expect(decodeAssignment((await bSync).assignment).assignedPartitions).toEqual([{ topic: 't', partitions: [2, 3] }]);
-    const described = log.groups.describeGroup('g2');
+    const described = logManager.groups.describeGroup('g2');
     expect(described.state).toBe('Stable');
     expect(described.members.map((m) => m.assignment.equals(m.memberId === a.memberId ? forA : forB))).toEqual([true, true]);
   });
 
   it('answers Kafka’s errors for a wrong generation, an unknown member, a bad protocol or session timeout', async () => {
-    const log = await logWithTopic();
-    const a = await log.groups.joinGroup(joinRequest('g3'));
-    await log.groups.syncGroup({ groupId: 'g3', generationId: 1, memberId: a.memberId, assignments: [] });
-    const wrongGeneration = await caught(log.groups.heartbeat({ groupId: 'g3', generationId: 7, memberId: a.memberId }));
+    const logManager = await logWithTopic();
+    const a = await logManager.groups.joinGroup(joinRequest('g3'));
+    await logManager.groups.syncGroup({ groupId: 'g3', generationId: 1, memberId: a.memberId, assignments: [] });
+    const wrongGeneration = await caught(logManager.groups.heartbeat({ groupId: 'g3', generationId: 7, memberId: a.memberId }));
     expect([wrongGeneration.code, wrongGeneration.message]).toEqual(['ILLEGAL_GENERATION', "group 'g3' is at generation 1, not 7"]);
-    const unknown = await caught(log.groups.heartbeat({ groupId: 'g3', generationId: 1, memberId: 'nobody' }));
+    const unknown = await caught(logManager.groups.heartbeat({ groupId: 'g3', generationId: 1, memberId: 'nobody' }));
     expect([unknown.code, unknown.message]).toEqual(['UNKNOWN_MEMBER_ID', "member nobody is not in group 'g3'"]);
-    const unknownJoin = await caught(log.groups.joinGroup(joinRequest('g3', 'nobody')));
+    const unknownJoin = await caught(logManager.groups.joinGroup(joinRequest('g3', 'nobody')));
     expect(unknownJoin.code).toBe('UNKNOWN_MEMBER_ID');
-    const protocol = await caught(log.groups.joinGroup(joinRequest('g3', '', { protocols: [{ name: 'sticky', metadata: Buffer.alloc(0) }] })));
+    const protocol = await caught(logManager.groups.joinGroup(joinRequest('g3', '', { protocols: [{ name: 'sticky', metadata: Buffer.alloc(0) }] })));
     expect([protocol.code, protocol.message]).toEqual([
       'INCONSISTENT_GROUP_PROTOCOL',
       "group 'g3' uses protocol type 'consumer' with protocols [range, roundrobin]; the member offers 'consumer' [sticky]",
     ]);
-    const session = await caught(log.groups.joinGroup(joinRequest('g3', '', { sessionTimeoutMs: 100 })));
+    const session = await caught(logManager.groups.joinGroup(joinRequest('g3', '', { sessionTimeoutMs: 100 })));
     expect([session.code, session.message]).toEqual([
       'INVALID_SESSION_TIMEOUT',
       'session timeout 100 ms is outside 6000..1800000 ms (log options groups.minSessionTimeoutMs and groups.maxSessionTimeoutMs)',
     ]);
-    const empty = await caught(log.groups.joinGroup(joinRequest('')));
+    const empty = await caught(logManager.groups.joinGroup(joinRequest('')));
     expect(empty.code).toBe('INVALID_GROUP_ID');
   });
 
   it('JoinGroup v4 flow: MEMBER_ID_REQUIRED hands out an ID, the second join uses it', async () => {
-    const log = await logWithTopic();
-    const first = await caught(log.groups.joinGroup(joinRequest('g4', '', { requireKnownMemberId: true })));
+    const logManager = await logWithTopic();
+    const first = await caught(logManager.groups.joinGroup(joinRequest('g4', '', { requireKnownMemberId: true })));
     expect(first.code).toBe('MEMBER_ID_REQUIRED');
     const memberId = first.context.memberId as string;
     expect(first.message).toBe(`group 'g4' requires a member ID: join again with ${memberId}`);
-    const joined = await log.groups.joinGroup(joinRequest('g4', memberId));
+    const joined = await logManager.groups.joinGroup(joinRequest('g4', memberId));
     expect(joined).toMatchObject({ memberId, generationId: 1, leader: memberId });
   });
 
   it('a rejoining follower of a Stable group with unchanged metadata gets the current generation at once', async () => {
-    const log = await logWithTopic();
-    const a = await log.groups.joinGroup(joinRequest('g5'));
-    const bJoin = log.groups.joinGroup(joinRequest('g5'));
-    await log.groups.joinGroup(joinRequest('g5', a.memberId));
+    const logManager = await logWithTopic();
+    const a = await logManager.groups.joinGroup(joinRequest('g5'));
+    const bJoin = logManager.groups.joinGroup(joinRequest('g5'));
+    await logManager.groups.joinGroup(joinRequest('g5', a.memberId));
     const b = await bJoin;
     await Promise.all([
-      log.groups.syncGroup({ groupId: 'g5', generationId: 2, memberId: a.memberId, assignments: [] }),
-      log.groups.syncGroup({ groupId: 'g5', generationId: 2, memberId: b.memberId, assignments: [] }),
+      logManager.groups.syncGroup({ groupId: 'g5', generationId: 2, memberId: a.memberId, assignments: [] }),
+      logManager.groups.syncGroup({ groupId: 'g5', generationId: 2, memberId: b.memberId, assignments: [] }),
     ]);
     const follower = b.memberId === a.memberId ? a : b;
-    expect(await log.groups.joinGroup(joinRequest('g5', follower.memberId))).toMatchObject({ generationId: 2, members: [] });
-    expect(log.groups.describeGroup('g5').state).toBe('Stable');
+    expect(await logManager.groups.joinGroup(joinRequest('g5', follower.memberId))).toMatchObject({ generationId: 2, members: [] });
+    expect(logManager.groups.describeGroup('g5').state).toBe('Stable');
   });
 
   it('LeaveGroup rebalances the rest; when the last one leaves, a group without offsets is gone (Dead)', async () => {
-    const log = await logWithTopic();
-    const a = await log.groups.joinGroup(joinRequest('g6'));
-    const bJoin = log.groups.joinGroup(joinRequest('g6'));
-    await log.groups.joinGroup(joinRequest('g6', a.memberId));
+    const logManager = await logWithTopic();
+    const a = await logManager.groups.joinGroup(joinRequest('g6'));
+    const bJoin = logManager.groups.joinGroup(joinRequest('g6'));
+    await logManager.groups.joinGroup(joinRequest('g6', a.memberId));
     const b = await bJoin;
-    expect(await log.groups.leaveGroup({ groupId: 'g6', members: [{ memberId: b.memberId }, { memberId: 'ghost' }] })).toEqual({
+    expect(await logManager.groups.leaveGroup({ groupId: 'g6', members: [{ memberId: b.memberId }, { memberId: 'ghost' }] })).toEqual({
       members: [
         { memberId: b.memberId, groupInstanceId: null, errorCode: null },
         { memberId: 'ghost', groupInstanceId: null, errorCode: 'UNKNOWN_MEMBER_ID' },
       ],
     });
-    expect(log.groups.describeGroup('g6').state).toBe('PreparingRebalance');
-    expect(await log.groups.joinGroup(joinRequest('g6', a.memberId))).toMatchObject({ generationId: 3, leader: a.memberId });
-    await log.groups.leaveGroup({ groupId: 'g6', members: [{ memberId: a.memberId }] });
-    expect(log.groups.describeGroup('g6')).toMatchObject({ state: 'Dead', members: [] });
+    expect(logManager.groups.describeGroup('g6').state).toBe('PreparingRebalance');
+    expect(await logManager.groups.joinGroup(joinRequest('g6', a.memberId))).toMatchObject({ generationId: 3, leader: a.memberId });
+    await logManager.groups.leaveGroup({ groupId: 'g6', members: [{ memberId: a.memberId }] });
+    expect(logManager.groups.describeGroup('g6')).toMatchObject({ state: 'Dead', members: [] });
   });
 
   it('removes a member whose session expires and rebalances the others', async () => {
-    const log = await logWithTopic(FAST_GROUPS);
+    const logManager = await logWithTopic(FAST_GROUPS);
     // The coordinator's timers on a fake clock: b's 150 ms session expires when the test moves the clock,
     // not during the joins and syncs below when a loaded machine runs them slowly.
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     onTestFinished(() => void vi.useRealTimers());
-    const a = await log.groups.joinGroup(joinRequest('g7', '', { sessionTimeoutMs: 5000 }));
-    const bJoin = log.groups.joinGroup(joinRequest('g7', '', { sessionTimeoutMs: 150 }));
-    await log.groups.joinGroup(joinRequest('g7', a.memberId, { sessionTimeoutMs: 5000 }));
+    const a = await logManager.groups.joinGroup(joinRequest('g7', '', { sessionTimeoutMs: 5000 }));
+    const bJoin = logManager.groups.joinGroup(joinRequest('g7', '', { sessionTimeoutMs: 150 }));
+    await logManager.groups.joinGroup(joinRequest('g7', a.memberId, { sessionTimeoutMs: 5000 }));
     const b = await bJoin;
     await Promise.all([
-      log.groups.syncGroup({ groupId: 'g7', generationId: 2, memberId: a.memberId, assignments: [] }),
-      log.groups.syncGroup({ groupId: 'g7', generationId: 2, memberId: b.memberId, assignments: [] }),
+      logManager.groups.syncGroup({ groupId: 'g7', generationId: 2, memberId: a.memberId, assignments: [] }),
+      logManager.groups.syncGroup({ groupId: 'g7', generationId: 2, memberId: b.memberId, assignments: [] }),
     ]);
     // b stops heartbeating: the group drops it when its 150 ms session is over, not before.
     await vi.advanceTimersByTimeAsync(149);
-    expect(log.groups.describeGroup('g7')).toMatchObject({ state: 'Stable', members: [expect.anything(), expect.anything()] });
+    expect(logManager.groups.describeGroup('g7')).toMatchObject({ state: 'Stable', members: [expect.anything(), expect.anything()] });
     await vi.advanceTimersByTimeAsync(1);
-    expect(log.groups.describeGroup('g7').members.map((m) => m.memberId)).toEqual([a.memberId]);
-    expect((await caught(log.groups.heartbeat({ groupId: 'g7', generationId: 2, memberId: a.memberId }))).code).toBe('REBALANCE_IN_PROGRESS');
-    expect((await caught(log.groups.heartbeat({ groupId: 'g7', generationId: 2, memberId: b.memberId }))).code).toBe('UNKNOWN_MEMBER_ID');
+    expect(logManager.groups.describeGroup('g7').members.map((m) => m.memberId)).toEqual([a.memberId]);
+    expect((await caught(logManager.groups.heartbeat({ groupId: 'g7', generationId: 2, memberId: a.memberId }))).code).toBe('REBALANCE_IN_PROGRESS');
+    expect((await caught(logManager.groups.heartbeat({ groupId: 'g7', generationId: 2, memberId: b.memberId }))).code).toBe('UNKNOWN_MEMBER_ID');
   });
 
   it('completes a rebalance at the rebalance timeout without the members that did not rejoin', async () => {
-    const log = await logWithTopic(FAST_GROUPS);
-    const a = await log.groups.joinGroup(joinRequest('g8', '', { rebalanceTimeoutMs: 200 }));
-    await log.groups.syncGroup({ groupId: 'g8', generationId: 1, memberId: a.memberId, assignments: [] });
+    const logManager = await logWithTopic(FAST_GROUPS);
+    const a = await logManager.groups.joinGroup(joinRequest('g8', '', { rebalanceTimeoutMs: 200 }));
+    await logManager.groups.syncGroup({ groupId: 'g8', generationId: 1, memberId: a.memberId, assignments: [] });
     const started = Date.now();
-    const b = await log.groups.joinGroup(joinRequest('g8', '', { rebalanceTimeoutMs: 200 }));
+    const b = await logManager.groups.joinGroup(joinRequest('g8', '', { rebalanceTimeoutMs: 200 }));
     expect(Date.now() - started).toBeGreaterThanOrEqual(190);
     expect(b).toMatchObject({ generationId: 2, leader: b.memberId });
     expect(b.members.map((m) => m.memberId)).toEqual([b.memberId]);
-    expect((await caught(log.groups.heartbeat({ groupId: 'g8', generationId: 1, memberId: a.memberId }))).code).toBe('UNKNOWN_MEMBER_ID');
+    expect((await caught(logManager.groups.heartbeat({ groupId: 'g8', generationId: 1, memberId: a.memberId }))).code).toBe('UNKNOWN_MEMBER_ID');
   });
 
   it('a pending SyncGroup fails with REBALANCE_IN_PROGRESS when another member joins first', async () => {
-    const log = await logWithTopic();
-    const a = await log.groups.joinGroup(joinRequest('g9'));
-    const bJoin = log.groups.joinGroup(joinRequest('g9'));
-    await log.groups.joinGroup(joinRequest('g9', a.memberId));
+    const logManager = await logWithTopic();
+    const a = await logManager.groups.joinGroup(joinRequest('g9'));
+    const bJoin = logManager.groups.joinGroup(joinRequest('g9'));
+    await logManager.groups.joinGroup(joinRequest('g9', a.memberId));
     const b = await bJoin;
     const follower = b.memberId === b.leader ? a : b;
-    const pending = caught(log.groups.syncGroup({ groupId: 'g9', generationId: 2, memberId: follower.memberId, assignments: [] }));
-    void log.groups.joinGroup(joinRequest('g9')).catch(() => {});
+    const pending = caught(logManager.groups.syncGroup({ groupId: 'g9', generationId: 2, memberId: follower.memberId, assignments: [] }));
+    void logManager.groups.joinGroup(joinRequest('g9')).catch(() => {});
     expect((await pending).code).toBe('REBALANCE_IN_PROGRESS');
   });
 
   it('waits group.initial.rebalance.delay.ms for more members before the first generation', async () => {
-    const log = await logWithTopic({ groups: { initialRebalanceDelayMs: 150 } });
+    const logManager = await logWithTopic({ groups: { initialRebalanceDelayMs: 150 } });
     // The delay's timer on a fake clock: b joins 100 ms into it, however slow the machine.
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     onTestFinished(() => void vi.useRealTimers());
     let aAnswered = false;
-    const aJoin = log.groups.joinGroup(joinRequest('g10')).finally(() => (aAnswered = true));
+    const aJoin = logManager.groups.joinGroup(joinRequest('g10')).finally(() => (aAnswered = true));
     await vi.advanceTimersByTimeAsync(100);
     expect(aAnswered).toBe(false);
-    const bJoin = log.groups.joinGroup(joinRequest('g10'));
+    const bJoin = logManager.groups.joinGroup(joinRequest('g10'));
     // A member that joined during the delay starts another one: 150 + 150 ms in all.
     await vi.advanceTimersByTimeAsync(199);
     expect(aAnswered).toBe(false);
@@ -244,11 +244,11 @@ describe('GroupCoordinator membership', () => {
 describe('GroupCoordinator offsets', () => {
   it('commits with member and generation, fetches them, and keeps them across a reopen', async () => {
     const dir = await tempDir();
-    const log = await LogManager.open({ dataDir: dir });
-    await log.createTopic('t', { partitions: 4 });
-    const a = await log.groups.joinGroup(joinRequest('o1'));
-    await log.groups.syncGroup({ groupId: 'o1', generationId: 1, memberId: a.memberId, assignments: [] });
-    const result = await log.groups.commitOffsets({
+    const logManager = await LogManager.open({ dataDir: dir });
+    await logManager.createTopic('t', { partitions: 4 });
+    const a = await logManager.groups.joinGroup(joinRequest('o1'));
+    await logManager.groups.syncGroup({ groupId: 'o1', generationId: 1, memberId: a.memberId, assignments: [] });
+    const result = await logManager.groups.commitOffsets({
       groupId: 'o1',
       generationId: 1,
       memberId: a.memberId,
@@ -275,7 +275,7 @@ describe('GroupCoordinator offsets', () => {
         { topic: 'nope', partitions: [{ partition: 0, errorCode: 'UNKNOWN_TOPIC_OR_PARTITION' }] },
       ],
     });
-    expect(await log.groups.fetchOffsets({ groupId: 'o1', topics: [{ topic: 't', partitions: [0, 1] }] })).toEqual({
+    expect(await logManager.groups.fetchOffsets({ groupId: 'o1', topics: [{ topic: 't', partitions: [0, 1] }] })).toEqual({
       topics: [
         {
           topic: 't',
@@ -286,7 +286,7 @@ describe('GroupCoordinator offsets', () => {
         },
       ],
     });
-    await log.close();
+    await logManager.close();
     const reopened = await openLog(dir);
     expect(await reopened.groups.fetchOffsets({ groupId: 'o1', topics: null })).toEqual({
       topics: [{ topic: 't', partitions: [{ partition: 0, offset: 42, leaderEpoch: -1, metadata: 'm', errorCode: null }] }],
@@ -295,22 +295,22 @@ describe('GroupCoordinator offsets', () => {
   });
 
   it('refuses commits from an old generation, an unknown member, or during CompletingRebalance', async () => {
-    const log = await logWithTopic();
-    const a = await log.groups.joinGroup(joinRequest('o2'));
+    const logManager = await logWithTopic();
+    const a = await logManager.groups.joinGroup(joinRequest('o2'));
     const commit = (generationId: number, memberId: string) =>
-      log.groups.commitOffsets({ groupId: 'o2', generationId, memberId, topics: [{ topic: 't', partitions: [{ partition: 0, offset: 1 }] }] });
+      logManager.groups.commitOffsets({ groupId: 'o2', generationId, memberId, topics: [{ topic: 't', partitions: [{ partition: 0, offset: 1 }] }] });
     expect((await caught(commit(1, a.memberId))).code).toBe('REBALANCE_IN_PROGRESS');
-    await log.groups.syncGroup({ groupId: 'o2', generationId: 1, memberId: a.memberId, assignments: [] });
+    await logManager.groups.syncGroup({ groupId: 'o2', generationId: 1, memberId: a.memberId, assignments: [] });
     expect((await caught(commit(0, a.memberId))).message).toBe("group 'o2' is at generation 1, not 0");
     expect((await caught(commit(1, 'ghost'))).code).toBe('UNKNOWN_MEMBER_ID');
     expect((await caught(commit(-1, ''))).code).toBe('UNKNOWN_MEMBER_ID');
     await commit(1, a.memberId);
-    expect((await caught(log.groups.commitOffsets({ groupId: 'nogroup', generationId: 3, memberId: 'x', topics: [] }))).code).toBe('ILLEGAL_GENERATION');
+    expect((await caught(logManager.groups.commitOffsets({ groupId: 'nogroup', generationId: 3, memberId: 'x', topics: [] }))).code).toBe('ILLEGAL_GENERATION');
   });
 
   it('accepts commits without membership (generation -1) to a group with no members, and bounds metadata', async () => {
-    const log = await logWithTopic({ groups: { offsetMetadataMaxBytes: 4 } });
-    const result = await log.groups.commitOffsets({
+    const logManager = await logWithTopic({ groups: { offsetMetadataMaxBytes: 4 } });
+    const result = await logManager.groups.commitOffsets({
       groupId: 'standalone',
       generationId: -1,
       memberId: '',
@@ -329,25 +329,32 @@ describe('GroupCoordinator offsets', () => {
       { partition: 2, errorCode: 'OFFSET_METADATA_TOO_LARGE' },
     ]);
     expect(
-      (await log.groups.fetchOffsets({ groupId: 'standalone', topics: [{ topic: 't', partitions: [1, 2] }] })).topics[0]!.partitions.map((p) => p.offset),
+      (await logManager.groups.fetchOffsets({ groupId: 'standalone', topics: [{ topic: 't', partitions: [1, 2] }] })).topics[0]!.partitions.map(
+        (p) => p.offset,
+      ),
     ).toEqual([5, -1]);
   });
 
   it('coalesces concurrent commits and keeps the last of each partition', async () => {
-    const log = await logWithTopic();
+    const logManager = await logWithTopic();
     await Promise.all(
       Array.from({ length: 50 }, (_, i) =>
-        log.groups.commitOffsets({ groupId: 'o4', generationId: -1, memberId: '', topics: [{ topic: 't', partitions: [{ partition: i % 4, offset: i }] }] }),
+        logManager.groups.commitOffsets({
+          groupId: 'o4',
+          generationId: -1,
+          memberId: '',
+          topics: [{ topic: 't', partitions: [{ partition: i % 4, offset: i }] }],
+        }),
       ),
     );
-    const fetched = await log.groups.fetchOffsets({ groupId: 'o4', topics: [{ topic: 't', partitions: [0, 1, 2, 3] }] });
+    const fetched = await logManager.groups.fetchOffsets({ groupId: 'o4', topics: [{ topic: 't', partitions: [0, 1, 2, 3] }] });
     expect(fetched.topics[0]!.partitions.map((p) => p.offset)).toEqual([48, 49, 46, 47]);
   });
 
   it('deletes only Empty groups, with their offsets, and drops offsets of a deleted topic', async () => {
-    const log = await logWithTopic();
-    await log.createTopic('other', { partitions: 1 });
-    await log.groups.commitOffsets({
+    const logManager = await logWithTopic();
+    await logManager.createTopic('other', { partitions: 1 });
+    await logManager.groups.commitOffsets({
       groupId: 'd1',
       generationId: -1,
       memberId: '',
@@ -356,16 +363,16 @@ describe('GroupCoordinator offsets', () => {
         { topic: 'other', partitions: [{ partition: 0, offset: 4 }] },
       ],
     });
-    await log.groups.joinGroup(joinRequest('busy'));
-    expect(await log.groups.deleteGroups(['busy', 'missing'])).toEqual([
+    await logManager.groups.joinGroup(joinRequest('busy'));
+    expect(await logManager.groups.deleteGroups(['busy', 'missing'])).toEqual([
       { groupId: 'busy', errorCode: 'NON_EMPTY_GROUP' },
       { groupId: 'missing', errorCode: 'GROUP_ID_NOT_FOUND' },
     ]);
-    await log.deleteTopic('other');
-    expect(await log.groups.fetchOffsets({ groupId: 'd1', topics: null })).toEqual({
+    await logManager.deleteTopic('other');
+    expect(await logManager.groups.fetchOffsets({ groupId: 'd1', topics: null })).toEqual({
       topics: [{ topic: 't', partitions: [{ partition: 0, offset: 3, leaderEpoch: -1, metadata: '', errorCode: null }] }],
     });
-    expect(await log.groups.deleteGroups(['d1'])).toEqual([{ groupId: 'd1', errorCode: null }]);
-    expect(await log.groups.fetchOffsets({ groupId: 'd1', topics: null })).toEqual({ topics: [] });
+    expect(await logManager.groups.deleteGroups(['d1'])).toEqual([{ groupId: 'd1', errorCode: null }]);
+    expect(await logManager.groups.fetchOffsets({ groupId: 'd1', topics: null })).toEqual({ topics: [] });
   });
 });

@@ -16,20 +16,20 @@ export async function tempDir(prefix = 'concordat-log-'): Promise<string> {
 
 /** Opens a log in `dataDir`, closed when the test ends (closing twice is harmless). */
 export async function openLog(dataDir: string, options: Omit<LogManagerOptions, 'dataDir'> = {}): Promise<LogManager> {
-  const log = await LogManager.open({ ...options, dataDir });
+  const logManager = await LogManager.open({ ...options, dataDir });
   onTestFinished(async () => {
-    await log.close();
+    await logManager.close();
   });
-  return log;
+  return logManager;
 }
 
 /** Every record of a partition from `from` to the high watermark: [offset, value as text]. */
-export async function readAll(log: LogManager, topic: string, partition: number, from = 0): Promise<[number, string | null][]> {
+export async function readAll(logManager: LogManager, topic: string, partition: number, from = 0): Promise<[number, string | null][]> {
   const out: [number, string | null][] = [];
   let offset = from;
-  const end = log.describePartition(topic, partition).highWatermark;
+  const end = logManager.describePartition(topic, partition).highWatermark;
   while (offset < end) {
-    const result = await log.read(topic, partition, offset, { maxBytes: 64 * 1024 });
+    const result = await logManager.read(topic, partition, offset, { maxBytes: 64 * 1024 });
     for (const batch of decodeRecordBatches(result.records)) {
       for (const record of batch.records) {
         if (record.offset >= offset) out.push([record.offset, record.value?.toString() ?? null]);

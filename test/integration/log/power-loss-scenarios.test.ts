@@ -22,7 +22,7 @@ interface Machine {
   /** Opens the log on the journaling file system (closed when the test ends). */
   open(options?: Omit<LogManagerOptions, 'dataDir'>): Promise<LogManager>;
   /** Cuts the power now; returns the log reopened from what the disk kept. */
-  powerLoss(options?: Omit<LogManagerOptions, 'dataDir'>): Promise<{ log: LogManager; lost: PowerLossReport }>;
+  powerLoss(options?: Omit<LogManagerOptions, 'dataDir'>): Promise<{ logManager: LogManager; lost: PowerLossReport }>;
 }
 
 async function machine(): Promise<Machine> {
@@ -35,23 +35,23 @@ async function machine(): Promise<Machine> {
     restore();
     fs.close();
   });
-  const logs: LogManager[] = [];
+  const logManagers: LogManager[] = [];
   onTestFinished(async () => {
-    await Promise.allSettled(logs.map((log) => log.close()));
+    await Promise.allSettled(logManagers.map((logManager) => logManager.close()));
   });
   return {
     dataDir,
     async open(options = QUIET) {
-      const log = await LogManager.open({ ...options, dataDir });
-      logs.push(log);
-      return log;
+      const logManager = await LogManager.open({ ...options, dataDir });
+      logManagers.push(logManager);
+      return logManager;
     },
     async powerLoss(options = QUIET) {
       const copy = await tempDir('concordat-power-after-');
       const lost = powerLossCopy(root, journalDir, copy);
-      const log = await LogManager.open({ ...options, dataDir: join(copy, 'data') });
-      logs.push(log);
-      return { log, lost };
+      const logManager = await LogManager.open({ ...options, dataDir: join(copy, 'data') });
+      logManagers.push(logManager);
+      return { logManager, lost };
     },
   };
 }
@@ -89,50 +89,50 @@ const value = (text: string, bytes = 0) => ({ key: null, value: Buffer.from(text
 describe('a power loss right after an acknowledgement', () => {
   it('keeps a data directory created by the log, its topic and an acknowledged append', async () => {
     const m = await machine();
-    const log = await m.open();
-    await log.createTopic('t', { partitions: 2 });
-    await log.appendRecords('t', 1, [value('a')]);
-    const { log: after } = await m.powerLoss();
+    const logManager = await m.open();
+    await logManager.createTopic('t', { partitions: 2 });
+    await logManager.appendRecords('t', 1, [value('a')]);
+    const { logManager: after } = await m.powerLoss();
     expect(await readAll(after, 't', 1)).toEqual([[0, 'a']]);
     expect(after.describeTopic('t').partitions).toHaveLength(2);
   });
 
   it('keeps every record across segment rolls, with and without a recovery checkpoint after them', async () => {
     const m = await machine();
-    const log = await m.open({ ...QUIET, topicDefaults: { segmentBytes: 4096 } });
-    await log.createTopic('t', { partitions: 1 });
-    for (let i = 0; i < 12; i++) await log.appendRecords('t', 0, [value(`r${i}`, 1000)]);
-    await log.checkpointRecoveryPoints();
-    for (let i = 12; i < 24; i++) await log.appendRecords('t', 0, [value(`r${i}`, 1000)]);
-    expect(log.describePartition('t', 0).segmentCount).toBeGreaterThan(5);
-    const { log: after } = await m.powerLoss();
+    const logManager = await m.open({ ...QUIET, topicDefaults: { segmentBytes: 4096 } });
+    await logManager.createTopic('t', { partitions: 1 });
+    for (let i = 0; i < 12; i++) await logManager.appendRecords('t', 0, [value(`r${i}`, 1000)]);
+    await logManager.checkpointRecoveryPoints();
+    for (let i = 12; i < 24; i++) await logManager.appendRecords('t', 0, [value(`r${i}`, 1000)]);
+    expect(logManager.describePartition('t', 0).segmentCount).toBeGreaterThan(5);
+    const { logManager: after } = await m.powerLoss();
     expect((await readAll(after, 't', 0)).map(([offset, v]) => [offset, v!.replace(/\.+$/, '')])).toEqual(Array.from({ length: 24 }, (_, i) => [i, `r${i}`]));
   });
 
   it("keeps an idempotent producer's state: its last batch is still recognised as a retry", async () => {
     const m = await machine();
-    const log = await m.open({ ...QUIET, topicDefaults: { segmentBytes: 4096 } });
-    await log.createTopic('t', { partitions: 1 });
-    const { producerId, producerEpoch } = await log.initProducerId();
+    const logManager = await m.open({ ...QUIET, topicDefaults: { segmentBytes: 4096 } });
+    await logManager.createTopic('t', { partitions: 1 });
+    const { producerId, producerEpoch } = await logManager.initProducerId();
     const batch = (seq: number) => encodeRecordBatch([value(`p${seq}`, 1500)], { producerId, producerEpoch, baseSequence: seq });
-    for (let seq = 0; seq < 4; seq++) await log.append('t', 0, batch(seq));
-    await log.checkpointRecoveryPoints();
-    for (let seq = 4; seq < 8; seq++) await log.append('t', 0, batch(seq));
-    await log.checkpointRecoveryPoints();
-    const last = await log.append('t', 0, batch(8));
-    const { log: after } = await m.powerLoss();
+    for (let seq = 0; seq < 4; seq++) await logManager.append('t', 0, batch(seq));
+    await logManager.checkpointRecoveryPoints();
+    for (let seq = 4; seq < 8; seq++) await logManager.append('t', 0, batch(seq));
+    await logManager.checkpointRecoveryPoints();
+    const last = await logManager.append('t', 0, batch(8));
+    const { logManager: after } = await m.powerLoss();
     expect(await after.append('t', 0, batch(8))).toMatchObject({ baseOffset: last.baseOffset, duplicate: true });
     expect(await after.append('t', 0, batch(9))).toMatchObject({ baseOffset: last.baseOffset + 1 });
   });
 
   it('keeps every acknowledged offset commit, across compactions of the committed-offsets log', async () => {
     const m = await machine();
-    const log = await m.open({ ...QUIET, groups: { offsetsLogBytesMax: 64 * 1024 } });
-    await log.createTopic('t', { partitions: 4 });
+    const logManager = await m.open({ ...QUIET, groups: { offsetsLogBytesMax: 64 * 1024 } });
+    await logManager.createTopic('t', { partitions: 4 });
     for (let round = 0; round < 40; round++) {
       await Promise.all(
         Array.from({ length: 40 }, (_, i) =>
-          log.groups.commitOffsets({
+          logManager.groups.commitOffsets({
             groupId: `g${i % 8}`,
             generationId: -1,
             memberId: '',
@@ -141,8 +141,8 @@ describe('a power loss right after an acknowledgement', () => {
         ),
       );
     }
-    expect(log.groups.offsetStoreStats().compactions).toBeGreaterThan(0);
-    const { log: after } = await m.powerLoss();
+    expect(logManager.groups.offsetStoreStats().compactions).toBeGreaterThan(0);
+    const { logManager: after } = await m.powerLoss();
     const fetched = await after.groups.fetchOffsets({ groupId: 'g3', topics: [{ topic: 't', partitions: [0, 1, 2, 3] }] });
     // g3 commits i = 3, 11, 19, 27, 35: partitions 3, 3, 3, 3, 3 in the last round.
     expect(fetched.topics[0]!.partitions.map((p) => p.offset)).toEqual([-1, -1, -1, 39 * 100 + 35]);
@@ -150,24 +150,24 @@ describe('a power loss right after an acknowledgement', () => {
 
   it("keeps a checkpoint file replaced in place (topics.json, the transaction state, the transport's database pairing all are)", async () => {
     const m = await machine();
-    const log = await m.open();
+    const logManager = await m.open();
     const path = join(m.dataDir, 'database-pairing');
     await writeCheckpoint(path, 'database-pairing', { databaseId: 'first' });
     await writeCheckpoint(path, 'database-pairing', { databaseId: 'second' });
-    const { log: after } = await m.powerLoss();
+    const { logManager: after } = await m.powerLoss();
     expect(await readCheckpoint(join(after.options.dataDir, 'database-pairing'), 'database-pairing')).toEqual({ databaseId: 'second' });
-    expect(log.options.dataDir).toBe(m.dataDir);
+    expect(logManager.options.dataDir).toBe(m.dataDir);
   });
 
   it('keeps a topic created again under the name of a deleted one', async () => {
     const m = await machine();
-    const log = await m.open();
-    await log.createTopic('t', { partitions: 1 });
-    await log.appendRecords('t', 0, [value('old')]);
-    await log.deleteTopic('t');
-    await log.createTopic('t', { partitions: 1 });
-    await log.appendRecords('t', 0, [value('new')]);
-    const { log: after } = await m.powerLoss();
+    const logManager = await m.open();
+    await logManager.createTopic('t', { partitions: 1 });
+    await logManager.appendRecords('t', 0, [value('old')]);
+    await logManager.deleteTopic('t');
+    await logManager.createTopic('t', { partitions: 1 });
+    await logManager.appendRecords('t', 0, [value('new')]);
+    const { logManager: after } = await m.powerLoss();
     expect(await readAll(after, 't', 0)).toEqual([[0, 'new']]);
   });
 });

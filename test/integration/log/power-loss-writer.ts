@@ -23,14 +23,14 @@ import { JournalingFileSystem } from './power-loss.js';
 const [dataDir, journalDir, cycle, killAfter, killAfterWrites] = process.argv.slice(2);
 const killAfterAcks = Number(killAfter);
 replaceLogFileSystem(new JournalingFileSystem(journalDir!, Number(killAfterWrites)));
-const log = await LogManager.open({
+const logManager = await LogManager.open({
   dataDir: dataDir!,
   recoveryCheckpointIntervalMs: 100,
   topicDefaults: { segmentBytes: 64 * 1024 },
   groups: { offsetsLogBytesMax: 64 * 1024 },
 });
-await log.ensureTopic('crash', { partitions: 3 });
-const { producerId, producerEpoch } = await log.initProducerId();
+await logManager.ensureTopic('crash', { partitions: 3 });
+const { producerId, producerEpoch } = await logManager.initProducerId();
 process.stdout.write(`PRODUCER ${producerId}\nREADY\n`);
 
 let acks = 0;
@@ -55,9 +55,9 @@ async function appendOne(): Promise<void> {
   if (partition === 2) {
     const baseSequence = producerSequence;
     producerSequence += count;
-    ack = await log.append('crash', 2, encodeRecordBatch(records, { compression, producerId, producerEpoch, baseSequence }));
+    ack = await logManager.append('crash', 2, encodeRecordBatch(records, { compression, producerId, producerEpoch, baseSequence }));
   } else {
-    ack = await log.appendRecords('crash', partition, records, { compression });
+    ack = await logManager.appendRecords('crash', partition, records, { compression });
   }
   acknowledged(`ACK ${partition} ${ack.baseOffset} ${ack.lastOffset} ${tag}`);
 }
@@ -66,7 +66,7 @@ let commitOffset = Number(cycle) * 1_000_000;
 async function commitOne(): Promise<void> {
   const offset = commitOffset++;
   const partition = offset % 3;
-  const result = await log.groups.commitOffsets({
+  const result = await logManager.groups.commitOffsets({
     groupId: 'g',
     generationId: -1,
     memberId: '',

@@ -22,9 +22,9 @@ function batch(producerId: number, epoch: number, sequence: number, count = 1, t
 
 async function logWithTopic(options: Parameters<typeof openLog>[1] = {}) {
   const dir = await tempDir();
-  const log = await openLog(dir, options);
-  await log.createTopic('idem', { partitions: 2 });
-  return { dir, log };
+  const logManager = await openLog(dir, options);
+  await logManager.createTopic('idem', { partitions: 2 });
+  return { dir, logManager };
 }
 
 describe('InitProducerId', () => {
@@ -44,74 +44,74 @@ describe('InitProducerId', () => {
 
 describe('idempotent producers', () => {
   it('acknowledges a retry with the original offsets and does not write it again', async () => {
-    const { log } = await logWithTopic();
-    const { producerId } = await log.initProducerId();
-    expect(await log.append('idem', 0, batch(producerId, 0, 0, 3))).toEqual({ baseOffset: 0, lastOffset: 2, logAppendTimeMs: -1, logStartOffset: 0 });
-    expect(await log.append('idem', 0, batch(producerId, 0, 3, 2))).toMatchObject({ baseOffset: 3, lastOffset: 4 });
-    expect(await log.append('idem', 0, batch(producerId, 0, 3, 2))).toEqual({
+    const { logManager } = await logWithTopic();
+    const { producerId } = await logManager.initProducerId();
+    expect(await logManager.append('idem', 0, batch(producerId, 0, 0, 3))).toEqual({ baseOffset: 0, lastOffset: 2, logAppendTimeMs: -1, logStartOffset: 0 });
+    expect(await logManager.append('idem', 0, batch(producerId, 0, 3, 2))).toMatchObject({ baseOffset: 3, lastOffset: 4 });
+    expect(await logManager.append('idem', 0, batch(producerId, 0, 3, 2))).toEqual({
       baseOffset: 3,
       lastOffset: 4,
       logAppendTimeMs: -1,
       logStartOffset: 0,
       duplicate: true,
     });
-    expect(log.describePartition('idem', 0).highWatermark).toBe(5);
-    expect((await readAll(log, 'idem', 0)).map(([, v]) => v)).toEqual(['s0-0', 's0-1', 's0-2', 's3-0', 's3-1']);
+    expect(logManager.describePartition('idem', 0).highWatermark).toBe(5);
+    expect((await readAll(logManager, 'idem', 0)).map(([, v]) => v)).toEqual(['s0-0', 's0-1', 's0-2', 's3-0', 's3-1']);
   });
 
   it('answers a retry made while the original waits for its sync once the original is durable', async () => {
-    const { log } = await logWithTopic();
-    const [first, retry] = await Promise.all([log.append('idem', 1, batch(7, 0, 0, 2)), log.append('idem', 1, batch(7, 0, 0, 2))]);
+    const { logManager } = await logWithTopic();
+    const [first, retry] = await Promise.all([logManager.append('idem', 1, batch(7, 0, 0, 2)), logManager.append('idem', 1, batch(7, 0, 0, 2))]);
     expect(first).toMatchObject({ baseOffset: 0, lastOffset: 1 });
     expect(retry).toMatchObject({ baseOffset: 0, lastOffset: 1, duplicate: true });
-    expect(log.describePartition('idem', 1).highWatermark).toBe(2);
+    expect(logManager.describePartition('idem', 1).highWatermark).toBe(2);
   });
 
   it('refuses a gap or a replay older than the last five batches with OUT_OF_ORDER_SEQUENCE_NUMBER', async () => {
-    const { log } = await logWithTopic();
-    for (let seq = 0; seq < 7; seq++) await log.append('idem', 0, batch(5, 0, seq));
-    const gap = await caught(log.append('idem', 0, batch(5, 0, 9)));
+    const { logManager } = await logWithTopic();
+    for (let seq = 0; seq < 7; seq++) await logManager.append('idem', 0, batch(5, 0, seq));
+    const gap = await caught(logManager.append('idem', 0, batch(5, 0, 9)));
     expect([gap.code, gap.message]).toEqual([
       'OUT_OF_ORDER_SEQUENCE_NUMBER',
       "topic 'idem' partition 0: producer 5 epoch 0 sent sequence 9, expected 7 (the last appended was 6)",
     ]);
-    const tooOld = await caught(log.append('idem', 0, batch(5, 0, 1)));
+    const tooOld = await caught(logManager.append('idem', 0, batch(5, 0, 1)));
     expect([tooOld.code, tooOld.message]).toEqual([
       'OUT_OF_ORDER_SEQUENCE_NUMBER',
       "topic 'idem' partition 0: producer 5 epoch 0 sent sequence 1, expected 7 (the last appended was 6)",
     ]);
-    for (let seq = 2; seq < 7; seq++) expect(await log.append('idem', 0, batch(5, 0, seq))).toMatchObject({ baseOffset: seq, duplicate: true });
-    expect(log.describePartition('idem', 0).highWatermark).toBe(7);
+    for (let seq = 2; seq < 7; seq++) expect(await logManager.append('idem', 0, batch(5, 0, seq))).toMatchObject({ baseOffset: seq, duplicate: true });
+    expect(logManager.describePartition('idem', 0).highWatermark).toBe(7);
   });
 
   it('fences an older epoch and makes a new epoch start at sequence 0', async () => {
-    const { log } = await logWithTopic();
-    await log.append('idem', 0, batch(9, 0, 0));
-    await log.append('idem', 0, batch(9, 1, 0));
-    const fenced = await caught(log.append('idem', 0, batch(9, 0, 1)));
+    const { logManager } = await logWithTopic();
+    await logManager.append('idem', 0, batch(9, 0, 0));
+    await logManager.append('idem', 0, batch(9, 1, 0));
+    const fenced = await caught(logManager.append('idem', 0, batch(9, 0, 1)));
     expect([fenced.code, fenced.message]).toEqual([
       'INVALID_PRODUCER_EPOCH',
       "topic 'idem' partition 0: producer 9 sent epoch 0, older than its current epoch 1; a newer instance of this producer fenced it",
     ]);
-    const badStart = await caught(log.append('idem', 0, batch(9, 2, 5)));
+    const badStart = await caught(logManager.append('idem', 0, batch(9, 2, 5)));
     expect([badStart.code, badStart.message]).toEqual([
       'OUT_OF_ORDER_SEQUENCE_NUMBER',
       "topic 'idem' partition 0: producer 9 started epoch 2 at sequence 5; a new epoch must start at 0",
     ]);
-    expect(await log.append('idem', 0, batch(9, 1, 1))).toMatchObject({ baseOffset: 2 });
+    expect(await logManager.append('idem', 0, batch(9, 1, 1))).toMatchObject({ baseOffset: 2 });
   });
 
   it('accepts any sequence from a producer it does not know, wraps sequences at 2^31-1, and keeps partitions apart', async () => {
-    const { log } = await logWithTopic();
-    expect(await log.append('idem', 0, batch(42, 0, 2_147_483_646, 2))).toMatchObject({ baseOffset: 0 });
-    expect(await log.append('idem', 0, batch(42, 0, 0))).toMatchObject({ baseOffset: 2 });
-    expect(await log.append('idem', 1, batch(42, 0, 500))).toMatchObject({ baseOffset: 0 });
+    const { logManager } = await logWithTopic();
+    expect(await logManager.append('idem', 0, batch(42, 0, 2_147_483_646, 2))).toMatchObject({ baseOffset: 0 });
+    expect(await logManager.append('idem', 0, batch(42, 0, 0))).toMatchObject({ baseOffset: 2 });
+    expect(await logManager.append('idem', 1, batch(42, 0, 500))).toMatchObject({ baseOffset: 0 });
   });
 
   it('refuses a repeated batch among others in one append with DUPLICATE_SEQUENCE_NUMBER', async () => {
-    const { log } = await logWithTopic();
-    await log.append('idem', 0, batch(3, 0, 0));
-    const mixed = await caught(log.append('idem', 0, Buffer.concat([batch(3, 0, 0), batch(3, 0, 1)])));
+    const { logManager } = await logWithTopic();
+    await logManager.append('idem', 0, batch(3, 0, 0));
+    const mixed = await caught(logManager.append('idem', 0, Buffer.concat([batch(3, 0, 0), batch(3, 0, 1)])));
     expect([mixed.code, mixed.message]).toEqual([
       'DUPLICATE_SEQUENCE_NUMBER',
       "topic 'idem' partition 0: batch 0 repeats sequences 0..0 of producer 3, already appended at offset 0, among other batches of the same append; send an idempotent batch alone",
@@ -119,8 +119,8 @@ describe('idempotent producers', () => {
   });
 
   it('drops the sequences of a failed append, so its retry is written', async () => {
-    const { dir, log } = await logWithTopic();
-    await log.append('idem', 0, batch(11, 0, 0));
+    const { dir, logManager } = await logWithTopic();
+    await logManager.append('idem', 0, batch(11, 0, 0));
     const probe = await open(join(dir, 'probe'), 'w');
     const prototype = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
     await probe.close();
@@ -132,10 +132,10 @@ describe('idempotent producers', () => {
     onTestFinished(() => {
       prototype.datasync = original;
     });
-    const failed = await caught(log.append('idem', 0, batch(11, 0, 1)));
+    const failed = await caught(logManager.append('idem', 0, batch(11, 0, 1)));
     expect(failed.code).toBe('KAFKA_STORAGE_ERROR');
-    expect(await log.append('idem', 0, batch(11, 0, 1))).toEqual({ baseOffset: 1, lastOffset: 1, logAppendTimeMs: -1, logStartOffset: 0 });
-    expect((await readAll(log, 'idem', 0)).map(([o, v]) => `${o}:${v}`)).toEqual(['0:s0-0', '1:s1-0']);
+    expect(await logManager.append('idem', 0, batch(11, 0, 1))).toEqual({ baseOffset: 1, lastOffset: 1, logAppendTimeMs: -1, logStartOffset: 0 });
+    expect((await readAll(logManager, 'idem', 0)).map(([o, v]) => `${o}:${v}`)).toEqual(['0:s0-0', '1:s1-0']);
   });
 
   it('remembers producers across a clean restart (snapshot) and a crash (snapshot + replay)', async () => {
@@ -167,20 +167,20 @@ describe('idempotent producers', () => {
   });
 
   it('forgets producers whose batches retention deleted, and producers idle past producerIdExpirationMs', async () => {
-    const { log } = await logWithTopic({ topicDefaults: { segmentBytes: 1024, retentionMs: 1000 }, producerIdExpirationMs: 60_000 });
+    const { logManager } = await logWithTopic({ topicDefaults: { segmentBytes: 1024, retentionMs: 1000 }, producerIdExpirationMs: 60_000 });
     const old = Date.now() - 10_000;
     for (let seq = 0; seq < 10; seq++) {
       const records = [{ key: null, value: Buffer.alloc(150), timestampMs: old }];
-      await log.append('idem', 0, encodeRecordBatch(records, { producerId: 31, producerEpoch: 0, baseSequence: seq }));
+      await logManager.append('idem', 0, encodeRecordBatch(records, { producerId: 31, producerEpoch: 0, baseSequence: seq }));
     }
     // Too big to share a segment with the old batches: they all end up in rolled segments.
-    await log.append('idem', 0, encodeRecordBatch([{ key: null, value: Buffer.alloc(900) }], { producerId: 32, producerEpoch: 0, baseSequence: 0 }));
-    expect((await log.enforceRetention(Date.now())).deletedSegments).toBeGreaterThan(0);
-    expect(log.describePartition('idem', 0).logStartOffset).toBe(10);
+    await logManager.append('idem', 0, encodeRecordBatch([{ key: null, value: Buffer.alloc(900) }], { producerId: 32, producerEpoch: 0, baseSequence: 0 }));
+    expect((await logManager.enforceRetention(Date.now())).deletedSegments).toBeGreaterThan(0);
+    expect(logManager.describePartition('idem', 0).logStartOffset).toBe(10);
     // Producer 31's batches are gone: any sequence is taken. Producer 32 is still known.
-    expect(await log.append('idem', 0, batch(31, 0, 77))).toMatchObject({ baseOffset: 11 });
-    expect((await caught(log.append('idem', 0, batch(32, 0, 5)))).code).toBe('OUT_OF_ORDER_SEQUENCE_NUMBER');
-    await log.enforceRetention(Date.now() + 120_000);
-    expect(await log.append('idem', 0, batch(32, 0, 5))).toMatchObject({ baseOffset: 12 });
+    expect(await logManager.append('idem', 0, batch(31, 0, 77))).toMatchObject({ baseOffset: 11 });
+    expect((await caught(logManager.append('idem', 0, batch(32, 0, 5)))).code).toBe('OUT_OF_ORDER_SEQUENCE_NUMBER');
+    await logManager.enforceRetention(Date.now() + 120_000);
+    expect(await logManager.append('idem', 0, batch(32, 0, 5))).toMatchObject({ baseOffset: 12 });
   });
 });

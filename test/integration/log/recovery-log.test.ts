@@ -84,7 +84,7 @@ describe('start-up log after an unclean shutdown', () => {
     p0[p0.length - 1] = [activeBase, activeSize + TORN_BYTES];
 
     const { logger, lines } = capturingLogger();
-    const log = await LogManager.open({ dataDir }, { logger });
+    const logManager = await LogManager.open({ dataDir }, { logger });
     try {
       const info = lines.filter((line) => line.level === 30);
       const summary = info.find((line) => line.msg.startsWith('unclean shutdown'));
@@ -106,7 +106,7 @@ describe('start-up log after an unclean shutdown', () => {
         partitionsValidated += 1;
         const after = await segmentSizes(join(dataDir, `crash-${p}`));
         const cut = before.get(p)!.at(-1)![1] - after.at(-1)![1];
-        const logEndOffset = log.describePartition('crash', p).logEndOffset;
+        const logEndOffset = logManager.describePartition('crash', p).logEndOffset;
         expect(line).toMatchObject({
           recoveryPoint: point === undefined ? null : { segmentBase: point.segmentBase, position: point.position, offset: point.nextOffset },
           ...expected,
@@ -138,9 +138,9 @@ describe('start-up log after an unclean shutdown', () => {
       );
       expect(info.find((line) => line.msg === 'log opened')).toMatchObject({ cleanShutdown: false, durationMs });
       // The torn bytes are gone and every batch before them is readable.
-      expect((await readAll(log, 'crash', 0)).length).toBe(log.describePartition('crash', 0).highWatermark);
+      expect((await readAll(logManager, 'crash', 0)).length).toBe(logManager.describePartition('crash', 0).highWatermark);
     } finally {
-      await log.close();
+      await logManager.close();
     }
 
     const clean = capturingLogger();

@@ -31,21 +31,21 @@ function holdSnapshotRename(): { fs: LogFileSystem; reached: Promise<void>; rele
 describe('recovery point of an idempotent partition', () => {
   it('moves on when the segment rolls while the checkpoint writes the producer snapshot', async () => {
     const dataDir = await tempDir();
-    const log = await openLog(dataDir, { recoveryCheckpointIntervalMs: 3_600_000, topicDefaults: { segmentBytes: 4096 } });
-    await log.ensureTopic('t', { partitions: 1 });
-    const { producerId, producerEpoch } = await log.initProducerId();
+    const logManager = await openLog(dataDir, { recoveryCheckpointIntervalMs: 3_600_000, topicDefaults: { segmentBytes: 4096 } });
+    await logManager.ensureTopic('t', { partitions: 1 });
+    const { producerId, producerEpoch } = await logManager.initProducerId();
     const batch = (baseSequence: number, size: number) =>
       encodeRecordBatch([{ key: null, value: Buffer.alloc(size, 'x') }], { producerId, producerEpoch, baseSequence });
-    const first = await log.append('t', 0, batch(0, 3000));
+    const first = await logManager.append('t', 0, batch(0, 3000));
 
     const held = holdSnapshotRename();
     onTestFinished(replaceLogFileSystem(held.fs));
-    const checkpoint = log.checkpointRecoveryPoints();
+    const checkpoint = logManager.checkpointRecoveryPoints();
     await held.reached;
     // 3000 + 3000 bytes pass segmentBytes: this append goes to a new segment, rolled while the snapshot waits.
-    const second = await log.append('t', 0, batch(1, 3000));
+    const second = await logManager.append('t', 0, batch(1, 3000));
     expect(second.baseOffset).toBe(first.lastOffset + 1);
-    expect(log.describePartition('t', 0).segmentCount).toBe(2);
+    expect(logManager.describePartition('t', 0).segmentCount).toBe(2);
     held.release();
     await checkpoint;
 

@@ -24,21 +24,21 @@ interface Crashed {
  */
 async function crashedLog(count: number, config: Record<string, number> = {}, checkpointAfter?: number): Promise<Crashed> {
   const dir = await tempDir();
-  const log = await LogManager.open({ dataDir: dir });
-  await log.createTopic('t', { partitions: 1, config });
+  const logManager = await LogManager.open({ dataDir: dir });
+  await logManager.createTopic('t', { partitions: 1, config });
   let saved: Buffer | null = null;
   for (let i = 0; i < count; i++) {
     if (i === checkpointAfter) {
-      await log.checkpointRecoveryPoints();
+      await logManager.checkpointRecoveryPoints();
       saved = await readFile(join(dir, RECOVERY_POINTS));
     }
-    await log.appendRecords('t', 0, [{ key: null, value: Buffer.from(`v${i}`), timestampMs: 1_000_000 + i }]);
+    await logManager.appendRecords('t', 0, [{ key: null, value: Buffer.from(`v${i}`), timestampMs: 1_000_000 + i }]);
   }
   if (checkpointAfter === count) {
-    await log.checkpointRecoveryPoints();
+    await logManager.checkpointRecoveryPoints();
     saved = await readFile(join(dir, RECOVERY_POINTS));
   }
-  await log.close();
+  await logManager.close();
   if (saved === null) await rm(join(dir, RECOVERY_POINTS));
   else await writeFile(join(dir, RECOVERY_POINTS), saved);
   const partitionDir = join(dir, 't-0');
@@ -81,11 +81,11 @@ describe('recovery after an unclean shutdown', () => {
     const { dir, active, activeBytes } = await crashedLog(10);
     const torn = encodeRecordBatch([{ key: null, value: Buffer.from('torn') }], { baseOffset: 10 });
     await appendFile(active, torn.subarray(0, torn.length - 7));
-    const log = await openLog(dir);
-    expect(log.describePartition('t', 0)).toMatchObject({ highWatermark: 10, logEndOffset: 10, sizeBytes: activeBytes });
+    const logManager = await openLog(dir);
+    expect(logManager.describePartition('t', 0)).toMatchObject({ highWatermark: 10, logEndOffset: 10, sizeBytes: activeBytes });
     expect((await stat(active)).size).toBe(activeBytes);
-    expect((await readAll(log, 't', 0)).map(([, v]) => v)).toEqual(values(10));
-    expect(log.recoveryReport()).toEqual([
+    expect((await readAll(logManager, 't', 0)).map(([, v]) => v)).toEqual(values(10));
+    expect(logManager.recoveryReport()).toEqual([
       {
         topic: 't',
         partition: 0,
@@ -94,15 +94,17 @@ describe('recovery after an unclean shutdown', () => {
         detail: `batch at byte ${activeBytes} claims ${torn.length} bytes, ${torn.length - 7} remain; cut ${torn.length - 7} bytes at byte ${activeBytes} (offset 10)`,
       },
     ]);
-    expect((await log.appendRecords('t', 0, [{ key: null, value: Buffer.from('next') }])).baseOffset).toBe(10);
+    expect((await logManager.appendRecords('t', 0, [{ key: null, value: Buffer.from('next') }])).baseOffset).toBe(10);
   });
 
   it('truncates a tail of zeros (the size reached disk, the data did not)', async () => {
     const { dir, active, activeBytes } = await crashedLog(5);
     await appendFile(active, Buffer.alloc(4096));
-    const log = await openLog(dir);
-    expect(log.describePartition('t', 0)).toMatchObject({ highWatermark: 5, sizeBytes: activeBytes });
-    expect(log.recoveryReport()[0]!.detail).toBe(`batch at byte ${activeBytes} claims 12 bytes, 4096 remain; cut 4096 bytes at byte ${activeBytes} (offset 5)`);
+    const logManager = await openLog(dir);
+    expect(logManager.describePartition('t', 0)).toMatchObject({ highWatermark: 5, sizeBytes: activeBytes });
+    expect(logManager.recoveryReport()[0]!.detail).toBe(
+      `batch at byte ${activeBytes} claims 12 bytes, 4096 remain; cut 4096 bytes at byte ${activeBytes} (offset 5)`,
+    );
   });
 
   it('truncates at a whole batch whose CRC fails, and everything after it', async () => {
@@ -111,17 +113,17 @@ describe('recovery after an unclean shutdown', () => {
     bad[bad.length - 1] = bad[bad.length - 1]! ^ 0xff;
     const good = encodeRecordBatch([{ key: null, value: Buffer.from('after') }], { baseOffset: 4 });
     await appendFile(active, Buffer.concat([bad, good]));
-    const log = await openLog(dir);
-    expect(log.describePartition('t', 0)).toMatchObject({ highWatermark: 3, sizeBytes: activeBytes });
-    expect(log.recoveryReport()[0]!.detail).toMatch(/^batch at byte \d+: CRC-32C mismatch; cut \d+ bytes at byte \d+ \(offset 3\)$/);
+    const logManager = await openLog(dir);
+    expect(logManager.describePartition('t', 0)).toMatchObject({ highWatermark: 3, sizeBytes: activeBytes });
+    expect(logManager.recoveryReport()[0]!.detail).toMatch(/^batch at byte \d+: CRC-32C mismatch; cut \d+ bytes at byte \d+ \(offset 3\)$/);
   });
 
   it('truncates a whole batch whose offset does not follow (stale bytes)', async () => {
     const { dir, active, activeBytes } = await crashedLog(3);
     await appendFile(active, encodeRecordBatch([{ key: null, value: Buffer.from('stale') }], { baseOffset: 1 }));
-    const log = await openLog(dir);
-    expect(log.describePartition('t', 0)).toMatchObject({ highWatermark: 3, sizeBytes: activeBytes });
-    expect(log.recoveryReport()[0]!.detail).toMatch(/^batch at byte \d+: baseOffset 1, expected 3; cut/);
+    const logManager = await openLog(dir);
+    expect(logManager.describePartition('t', 0)).toMatchObject({ highWatermark: 3, sizeBytes: activeBytes });
+    expect(logManager.recoveryReport()[0]!.detail).toMatch(/^batch at byte \d+: baseOffset 1, expected 3; cut/);
   });
 
   it('validates only past the recovery point: a flipped byte before it is trusted, one after it cuts the log there', async () => {
@@ -132,13 +134,13 @@ describe('recovery after an unclean shutdown', () => {
     await flipByte(active, before + 64);
     await flipByte(active, after + 64);
     const size = (await stat(active)).size;
-    const log = await openLog(dir);
-    expect(log.describePartition('t', 0)).toMatchObject({ highWatermark: 15, sizeBytes: after });
-    expect(log.recoveryReport().map((e) => e.detail)).toEqual([
+    const logManager = await openLog(dir);
+    expect(logManager.describePartition('t', 0)).toMatchObject({ highWatermark: 15, sizeBytes: after });
+    expect(logManager.recoveryReport().map((e) => e.detail)).toEqual([
       `batch at byte ${after}: CRC-32C mismatch; cut ${size - after} bytes at byte ${after} (offset 15)`,
     ]);
     // The flipped byte before the recovery point was not looked at: the batch is served as it is, and a consumer's CRC check reports it.
-    const { records } = await log.read('t', 0, 4, { maxBytes: 1 });
+    const { records } = await logManager.read('t', 0, 4, { maxBytes: 1 });
     expect(() => decodeRecordBatches(records)).toThrow(/^batch at byte 0 fails its CRC-32C check \(stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\)$/);
   });
 
@@ -147,11 +149,11 @@ describe('recovery after an unclean shutdown', () => {
     const position = await batchPosition(active, 5);
     await flipByte(active, position + 16);
     const error = await caught(
-      LogManager.open({ dataDir: dir }).then(async (log) => {
+      LogManager.open({ dataDir: dir }).then(async (logManager) => {
         try {
-          await log.read('t', 0, 10, { maxBytes: 100 });
+          await logManager.read('t', 0, 10, { maxBytes: 100 });
         } finally {
-          await log.close();
+          await logManager.close();
         }
       }),
     );
@@ -183,8 +185,8 @@ describe('recovery after an unclean shutdown', () => {
     const older = join(partitionDir, segments[0]!);
     const last = await batchPosition(older, Number(segments[1]!.slice(0, 20)) - 1);
     await truncate(older, last);
-    const log = await openLog(dir);
-    const error = await caught(log.read('t', 0, 0, { maxBytes: 100 }));
+    const logManager = await openLog(dir);
+    const error = await caught(logManager.read('t', 0, 0, { maxBytes: 100 }));
     expect([error.code, error.message]).toEqual([
       'STORAGE_CORRUPT',
       `${older} ends at offset ${Number(segments[1]!.slice(0, 20)) - 1} but the next segment starts at ${Number(segments[1]!.slice(0, 20))}: ` +
@@ -211,20 +213,20 @@ describe('recovery after an unclean shutdown', () => {
     const bytes = await readFile(pointsFile);
     bytes[bytes.length - 2] = bytes[bytes.length - 2]! ^ 1;
     await writeFile(pointsFile, bytes);
-    const log = await openLog(dir);
-    expect(log.recoveryReport().map((e) => [e.file, e.detail])).toEqual([
+    const logManager = await openLog(dir);
+    expect(logManager.recoveryReport().map((e) => [e.file, e.detail])).toEqual([
       [pointsFile, `checkpoint ${pointsFile} is corrupt: the body fails its CRC-32C check; validating every partition in full`],
       [active, `batch at byte ${activeBytes} claims ${torn.length} bytes, 20 remain; cut 20 bytes at byte ${activeBytes} (offset 8)`],
     ]);
-    expect(log.describePartition('t', 0).highWatermark).toBe(8);
+    expect(logManager.describePartition('t', 0).highWatermark).toBe(8);
   });
 
   it('after a clean close reopens without validating: even a damaged active segment is trusted', async () => {
     const dir = await tempDir();
-    const log = await LogManager.open({ dataDir: dir });
-    await log.createTopic('t', { partitions: 1 });
-    for (let i = 0; i < 5; i++) await log.appendRecords('t', 0, [{ key: null, value: Buffer.from(`v${i}`) }]);
-    await log.close();
+    const logManager = await LogManager.open({ dataDir: dir });
+    await logManager.createTopic('t', { partitions: 1 });
+    for (let i = 0; i < 5; i++) await logManager.appendRecords('t', 0, [{ key: null, value: Buffer.from(`v${i}`) }]);
+    await logManager.close();
     const active = join(dir, 't-0', `${SEGMENT}.log`);
     const size = (await stat(active)).size;
     await flipByte(active, size - 3);
@@ -235,15 +237,15 @@ describe('recovery after an unclean shutdown', () => {
 
   it('opens after a crash that follows deleting a topic and creating one of the same name', async () => {
     const dir = await tempDir();
-    const log = await LogManager.open({ dataDir: dir });
-    await log.createTopic('again', { partitions: 1, config: { segmentBytes: 1024 } });
-    for (let i = 0; i < 40; i++) await log.appendRecords('again', 0, [{ key: null, value: Buffer.alloc(100) }]);
-    await log.checkpointRecoveryPoints();
-    await log.deleteTopic('again');
-    await log.createTopic('again', { partitions: 1 });
-    await log.appendRecords('again', 0, [{ key: null, value: Buffer.from('new') }]);
+    const logManager = await LogManager.open({ dataDir: dir });
+    await logManager.createTopic('again', { partitions: 1, config: { segmentBytes: 1024 } });
+    for (let i = 0; i < 40; i++) await logManager.appendRecords('again', 0, [{ key: null, value: Buffer.alloc(100) }]);
+    await logManager.checkpointRecoveryPoints();
+    await logManager.deleteTopic('again');
+    await logManager.createTopic('again', { partitions: 1 });
+    await logManager.appendRecords('again', 0, [{ key: null, value: Buffer.from('new') }]);
     const points = await readFile(join(dir, RECOVERY_POINTS));
-    await log.close();
+    await logManager.close();
     await writeFile(join(dir, RECOVERY_POINTS), points);
     const reopened = await openLog(dir);
     expect((await readAll(reopened, 'again', 0)).map(([, v]) => v)).toEqual(['new']);
@@ -251,9 +253,9 @@ describe('recovery after an unclean shutdown', () => {
 
   it('removes partition directories of a topic deleted by a crashed deleteTopic, and recreates missing ones', async () => {
     const dir = await tempDir();
-    const log = await LogManager.open({ dataDir: dir });
-    await log.createTopic('kept', { partitions: 2 });
-    await log.close();
+    const logManager = await LogManager.open({ dataDir: dir });
+    await logManager.createTopic('kept', { partitions: 2 });
+    await logManager.close();
     await rm(join(dir, 'kept-1'), { recursive: true });
     await writeFile(join(dir, 'stray.txt'), 'not ours');
     await mkdir(join(dir, 'gone-0'));
@@ -277,9 +279,9 @@ describe('damaged index files', () => {
     await rm(firstIndex);
     const secondTime = join(partitionDir, segments[1]!.replace('.log', '.timeindex'));
     await writeFile(secondTime, Buffer.from('garbage!!'));
-    const log = await openLog(dir);
+    const logManager = await openLog(dir);
     // The time index is needed at open (the segment's largest timestamp); the offset index when first read.
-    expect(log.recoveryReport()).toEqual([
+    expect(logManager.recoveryReport()).toEqual([
       {
         topic: 't',
         partition: 0,
@@ -288,12 +290,12 @@ describe('damaged index files', () => {
         detail: 'the time index is missing or inconsistent; rebuilt both indexes from the log',
       },
     ]);
-    expect((await readAll(log, 't', 0)).map(([, v]) => v)).toEqual(values(60));
-    expect(log.recoveryReport().map((e) => [e.file, e.detail])).toContainEqual([
+    expect((await readAll(logManager, 't', 0)).map(([, v]) => v)).toEqual(values(60));
+    expect(logManager.recoveryReport().map((e) => [e.file, e.detail])).toContainEqual([
       firstIndex,
       'the offset index is missing or inconsistent; rebuilt both indexes from the log',
     ]);
-    await log.close();
+    await logManager.close();
     expect((await readFile(firstIndex)).equals(original)).toBe(true);
   });
 
@@ -303,10 +305,10 @@ describe('damaged index files', () => {
   ])('rebuilds the active segment’s offset index %s after a crash', async (_, damage) => {
     const { dir, partitionDir } = await crashedLog(50, { indexIntervalBytes: 100 }, 25);
     await damage(join(partitionDir, `${SEGMENT}.index`));
-    const log = await openLog(dir);
-    expect(log.recoveryReport().map((e) => e.detail)).toEqual(['the indexes did not match the recovery point; rebuilt from the log']);
+    const logManager = await openLog(dir);
+    expect(logManager.recoveryReport().map((e) => e.detail)).toEqual(['the indexes did not match the recovery point; rebuilt from the log']);
     for (const offset of [0, 7, 24, 25, 49]) {
-      const { records } = await log.read('t', 0, offset, { maxBytes: 1 });
+      const { records } = await logManager.read('t', 0, offset, { maxBytes: 1 });
       expect(decodeRecordBatches(records)[0]!.baseOffset).toBe(offset);
     }
   });
@@ -320,11 +322,11 @@ describe('damaged index files', () => {
     const secondPosition = bytes.readUInt32BE(12);
     bytes.writeUInt32BE(firstPosition + Math.floor((secondPosition - firstPosition) / 2), 12);
     await writeFile(index, bytes);
-    const log = await openLog(dir);
+    const logManager = await openLog(dir);
     const target = bytes.readUInt32BE(8);
-    const { records } = await log.read('t', 0, target, { maxBytes: 1 });
+    const { records } = await logManager.read('t', 0, target, { maxBytes: 1 });
     expect(decodeRecordBatches(records)[0]!.baseOffset).toBe(target);
-    expect(log.recoveryReport().map((e) => e.detail)).toEqual([
+    expect(logManager.recoveryReport().map((e) => e.detail)).toEqual([
       `offset index entry (${target}, ${bytes.readUInt32BE(12)}) does not point at the batch ending at offset ${target}; rebuilt both indexes from the log`,
     ]);
     expect(segments.length).toBeGreaterThan(1);
@@ -339,11 +341,11 @@ describe('damaged index files', () => {
     // First entry: a timestamp one less (still increasing) — its batch's maxTimestamp no longer matches.
     bytes.writeBigInt64BE(bytes.readBigInt64BE(0) - 1n, 0);
     await writeFile(timeIndex, bytes);
-    const log = await openLog(dir);
+    const logManager = await openLog(dir);
     // A timestamp whose lookup lands on the first entry: the second entry's (record i has timestamp 1_000_000 + i).
     const target = Number(bytes.readBigInt64BE(12));
-    expect(await log.offsetForTimestamp('t', 0, target)).toEqual({ offset: target - 1_000_000, timestampMs: target });
-    expect(log.recoveryReport().map((e) => e.detail)[0]).toMatch(
+    expect(await logManager.offsetForTimestamp('t', 0, target)).toEqual({ offset: target - 1_000_000, timestampMs: target });
+    expect(logManager.recoveryReport().map((e) => e.detail)[0]).toMatch(
       /^time index entry \(\d+, \d+\) does not match the batch holding offset \d+; rebuilt both indexes from the log$/,
     );
   });

@@ -28,18 +28,18 @@ async function caught(promise: Promise<unknown>): Promise<ConcordatError> {
 describe('createPartitions', () => {
   it('adds empty partitions, keeps the old ones as they were, and the count survives a reopen', async () => {
     const dir = await tempDir();
-    const log = await openLog(dir);
-    await log.createTopic('grow', { partitions: 2 });
-    await log.appendRecords('grow', 1, values('old', 3));
-    await log.createPartitions('grow', 4);
-    expect(log.describeTopic('grow').partitions.map((p) => [p.partition, p.highWatermark])).toEqual([
+    const logManager = await openLog(dir);
+    await logManager.createTopic('grow', { partitions: 2 });
+    await logManager.appendRecords('grow', 1, values('old', 3));
+    await logManager.createPartitions('grow', 4);
+    expect(logManager.describeTopic('grow').partitions.map((p) => [p.partition, p.highWatermark])).toEqual([
       [0, 0],
       [1, 3],
       [2, 0],
       [3, 0],
     ]);
-    await log.appendRecords('grow', 3, values('new', 1));
-    await log.close();
+    await logManager.appendRecords('grow', 3, values('new', 1));
+    await logManager.close();
     const again = await openLog(dir);
     expect(again.partitionCount('grow')).toBe(4);
     expect(await readAll(again, 'grow', 1)).toEqual([
@@ -52,10 +52,10 @@ describe('createPartitions', () => {
 
   it('after a crash between the registry write and the new directories, open creates them', async () => {
     const dir = await tempDir();
-    const log = await openLog(dir);
-    await log.createTopic('half', { partitions: 1 });
-    await log.createPartitions('half', 3);
-    await log.close();
+    const logManager = await openLog(dir);
+    await logManager.createTopic('half', { partitions: 1 });
+    await logManager.createPartitions('half', 3);
+    await logManager.close();
     await rm(join(dir, 'half-2'), { recursive: true });
     const again = await openLog(dir);
     expect(again.describeTopic('half').partitions.map((p) => p.logEndOffset)).toEqual([0, 0, 0]);
@@ -63,37 +63,37 @@ describe('createPartitions', () => {
   });
 
   it('refuses what Kafka refuses: no more than today, above partitionsPerTopicMax, an unknown topic', async () => {
-    const log = await openLog(await tempDir(), { partitionsPerTopicMax: 8 });
-    await log.createTopic('t', { partitions: 3 });
-    const same = await caught(log.createPartitions('t', 3));
+    const logManager = await openLog(await tempDir(), { partitionsPerTopicMax: 8 });
+    await logManager.createTopic('t', { partitions: 3 });
+    const same = await caught(logManager.createPartitions('t', 3));
     expect([same.code, same.message]).toEqual(['INVALID_PARTITIONS', "Topic 't' already has 3 partitions"]);
-    const fewer = await caught(log.createPartitions('t', 2));
+    const fewer = await caught(logManager.createPartitions('t', 2));
     expect([fewer.code, fewer.message]).toEqual(['INVALID_PARTITIONS', "Topic 't' has 3 partitions, more than the 2 asked for: partitions can only be added"]);
-    const many = await caught(log.createPartitions('t', 9));
+    const many = await caught(logManager.createPartitions('t', 9));
     expect([many.code, many.message]).toEqual([
       'INVALID_PARTITIONS',
       "Topic 't' cannot have 9 partitions: the number must be 1..8 (log option partitionsPerTopicMax)",
     ]);
-    expect((await caught(log.createPartitions('absent', 2))).code).toBe('UNKNOWN_TOPIC_OR_PARTITION');
-    expect(log.partitionCount('t')).toBe(3);
+    expect((await caught(logManager.createPartitions('absent', 2))).code).toBe('UNKNOWN_TOPIC_OR_PARTITION');
+    expect(logManager.partitionCount('t')).toBe(3);
   });
 });
 
 describe('alterTopicConfig', () => {
   it('applies at once (the next roll uses the new segment size), is durable with its stored configs, and resets what is not given', async () => {
     const dir = await tempDir();
-    const log = await openLog(dir);
-    await log.createTopic('cfg', { partitions: 1, config: { retentionMs: 60_000 } });
-    await log.appendRecords('cfg', 0, values('x'.repeat(400), 8));
-    expect(log.describePartition('cfg', 0).segmentCount).toBe(1);
-    await log.alterTopicConfig('cfg', { segmentBytes: 1024 }, { 'delete.retention.ms': '900' });
-    for (let i = 0; i < 6; i++) await log.appendRecords('cfg', 0, values('y'.repeat(400), 1));
-    expect(log.describePartition('cfg', 0).segmentCount).toBeGreaterThan(2);
-    expect(log.describeTopic('cfg')).toMatchObject({
+    const logManager = await openLog(dir);
+    await logManager.createTopic('cfg', { partitions: 1, config: { retentionMs: 60_000 } });
+    await logManager.appendRecords('cfg', 0, values('x'.repeat(400), 8));
+    expect(logManager.describePartition('cfg', 0).segmentCount).toBe(1);
+    await logManager.alterTopicConfig('cfg', { segmentBytes: 1024 }, { 'delete.retention.ms': '900' });
+    for (let i = 0; i < 6; i++) await logManager.appendRecords('cfg', 0, values('y'.repeat(400), 1));
+    expect(logManager.describePartition('cfg', 0).segmentCount).toBeGreaterThan(2);
+    expect(logManager.describeTopic('cfg')).toMatchObject({
       config: { segmentBytes: 1024, retentionMs: 604_800_000 },
       extraConfigs: { 'delete.retention.ms': '900' },
     });
-    await log.close();
+    await logManager.close();
     const again = await openLog(dir);
     expect(again.describeTopic('cfg')).toMatchObject({
       config: { segmentBytes: 1024, retentionMs: 604_800_000 },
@@ -104,46 +104,46 @@ describe('alterTopicConfig', () => {
   });
 
   it('refuses a value out of range (INVALID_CONFIG) and switching the dedup window on or off; resizing it is allowed', async () => {
-    const log = await openLog(await tempDir());
-    await log.createTopic('plain', { partitions: 1 });
-    await log.createTopic('dedup', { partitions: 1, config: { dedupWindowMs: 60_000 } });
-    const range = await caught(log.alterTopicConfig('plain', { segmentBytes: 10 }));
+    const logManager = await openLog(await tempDir());
+    await logManager.createTopic('plain', { partitions: 1 });
+    await logManager.createTopic('dedup', { partitions: 1, config: { dedupWindowMs: 60_000 } });
+    const range = await caught(logManager.alterTopicConfig('plain', { segmentBytes: 10 }));
     expect(range.code).toBe('INVALID_CONFIG');
-    const on = await caught(log.alterTopicConfig('plain', { dedupWindowMs: 1000 }));
+    const on = await caught(logManager.alterTopicConfig('plain', { dedupWindowMs: 1000 }));
     expect([on.code, on.message]).toEqual([
       'INVALID_CONFIG',
       "Topic 'plain': the dedup window is off and cannot be switched on after creation; create a new topic with the window you want",
     ]);
-    const off = await caught(log.alterTopicConfig('dedup', {}));
+    const off = await caught(logManager.alterTopicConfig('dedup', {}));
     expect(off.message).toBe("Topic 'dedup': the dedup window is on and cannot be switched off after creation; create a new topic with the window you want");
-    await log.alterTopicConfig('dedup', { dedupWindowMs: 120_000, dedupWindowIdsMax: 10 });
-    expect(log.describeTopic('dedup').config).toMatchObject({ dedupWindowMs: 120_000, dedupWindowIdsMax: 10 });
-    expect((await caught(log.alterTopicConfig('absent', {}))).code).toBe('UNKNOWN_TOPIC_OR_PARTITION');
+    await logManager.alterTopicConfig('dedup', { dedupWindowMs: 120_000, dedupWindowIdsMax: 10 });
+    expect(logManager.describeTopic('dedup').config).toMatchObject({ dedupWindowMs: 120_000, dedupWindowIdsMax: 10 });
+    expect((await caught(logManager.alterTopicConfig('absent', {}))).code).toBe('UNKNOWN_TOPIC_OR_PARTITION');
   });
 });
 
 describe('deleteRecords', () => {
   it('moves the log start inside a segment and deletes the segments wholly below it; reads below get OFFSET_OUT_OF_RANGE; durable', async () => {
     const dir = await tempDir();
-    const log = await openLog(dir);
-    await log.createTopic('dr', { partitions: 1, config: { segmentBytes: 1024 } });
-    for (let i = 0; i < 10; i++) await log.appendRecords('dr', 0, [{ key: null, value: Buffer.from(`v${i}-${'z'.repeat(300)}`) }]);
-    const before = log.describePartition('dr', 0);
+    const logManager = await openLog(dir);
+    await logManager.createTopic('dr', { partitions: 1, config: { segmentBytes: 1024 } });
+    for (let i = 0; i < 10; i++) await logManager.appendRecords('dr', 0, [{ key: null, value: Buffer.from(`v${i}-${'z'.repeat(300)}`) }]);
+    const before = logManager.describePartition('dr', 0);
     expect(before.segmentCount).toBeGreaterThan(3);
     const start = 7;
-    expect(await log.deleteRecords('dr', 0, start)).toBe(start);
-    const after = log.describePartition('dr', 0);
+    expect(await logManager.deleteRecords('dr', 0, start)).toBe(start);
+    const after = logManager.describePartition('dr', 0);
     expect(after.logStartOffset).toBe(start);
     expect(after.segmentCount).toBeLessThan(before.segmentCount);
-    const below = await caught(log.read('dr', 0, start - 1, { maxBytes: 1024 }));
+    const below = await caught(logManager.read('dr', 0, start - 1, { maxBytes: 1024 }));
     expect([below.code, below.message]).toEqual([
       'OFFSET_OUT_OF_RANGE',
       `offset ${start - 1} is out of range for topic 'dr' partition 0 (log start ${start}, log end 10)`,
     ]);
-    expect((await readAll(log, 'dr', 0, start)).map(([offset]) => offset)).toEqual([7, 8, 9]);
+    expect((await readAll(logManager, 'dr', 0, start)).map(([offset]) => offset)).toEqual([7, 8, 9]);
     // Lower than the start: nothing changes.
-    expect(await log.deleteRecords('dr', 0, 2)).toBe(start);
-    await log.close();
+    expect(await logManager.deleteRecords('dr', 0, 2)).toBe(start);
+    await logManager.close();
     const again = await openLog(dir);
     expect(again.describePartition('dr', 0)).toMatchObject({ logStartOffset: start, highWatermark: 10 });
     expect((await caught(again.read('dr', 0, start - 1, { maxBytes: 1024 }))).code).toBe('OFFSET_OUT_OF_RANGE');
@@ -152,28 +152,28 @@ describe('deleteRecords', () => {
   });
 
   it('-1 is the high watermark; above it is OFFSET_OUT_OF_RANGE; an unknown partition UNKNOWN_TOPIC_OR_PARTITION', async () => {
-    const log = await openLog(await tempDir());
-    await log.createTopic('edge', { partitions: 1 });
-    await log.appendRecords('edge', 0, values('e', 4));
-    const above = await caught(log.deleteRecords('edge', 0, 5));
+    const logManager = await openLog(await tempDir());
+    await logManager.createTopic('edge', { partitions: 1 });
+    await logManager.appendRecords('edge', 0, values('e', 4));
+    const above = await caught(logManager.deleteRecords('edge', 0, 5));
     expect([above.code, above.message]).toEqual([
       'OFFSET_OUT_OF_RANGE',
       "cannot delete records of topic 'edge' partition 0 before offset 5: it must be -1 (the high watermark) or 0..4 (the high watermark)",
     ]);
-    expect(await log.deleteRecords('edge', 0, -1)).toBe(4);
-    expect(log.describePartition('edge', 0)).toMatchObject({ logStartOffset: 4, highWatermark: 4 });
-    await log.appendRecords('edge', 0, values('f', 1));
-    expect(await readAll(log, 'edge', 0, 4)).toEqual([[4, 'f0']]);
-    expect((await caught(log.deleteRecords('edge', 3, 0))).code).toBe('UNKNOWN_TOPIC_OR_PARTITION');
+    expect(await logManager.deleteRecords('edge', 0, -1)).toBe(4);
+    expect(logManager.describePartition('edge', 0)).toMatchObject({ logStartOffset: 4, highWatermark: 4 });
+    await logManager.appendRecords('edge', 0, values('f', 1));
+    expect(await readAll(logManager, 'edge', 0, 4)).toEqual([[4, 'f0']]);
+    expect((await caught(logManager.deleteRecords('edge', 3, 0))).code).toBe('UNKNOWN_TOPIC_OR_PARTITION');
   });
 
   it('after a crash between recording the start and deleting segments, open honours the recorded start; one past the end is lowered and reported', async () => {
     const dir = await tempDir();
-    const log = await openLog(dir);
-    await log.createTopic('crash', { partitions: 2 });
-    await log.appendRecords('crash', 0, values('c', 5));
-    await log.appendRecords('crash', 1, values('d', 2));
-    await log.close();
+    const logManager = await openLog(dir);
+    await logManager.createTopic('crash', { partitions: 2 });
+    await logManager.appendRecords('crash', 0, values('c', 5));
+    await logManager.appendRecords('crash', 1, values('d', 2));
+    await logManager.close();
     await writeLogStartOffset(join(dir, 'crash-0'), 3);
     await writeLogStartOffset(join(dir, 'crash-1'), 9);
     expect(await readdir(join(dir, 'crash-0'))).toContain(LOG_START_OFFSET_FILE);
@@ -192,9 +192,9 @@ describe('deleteRecords', () => {
 
 describe("compression (Kafka's compression.type)", () => {
   it('stores every batch in the topic codec, keeping records, timestamps and the producer fields; producer keeps them as sent', async () => {
-    const log = await openLog(await tempDir());
-    await log.createTopic('lz4', { partitions: 1, config: { compression: 'lz4' } });
-    await log.createTopic('as-sent', { partitions: 1 });
+    const logManager = await openLog(await tempDir());
+    await logManager.createTopic('lz4', { partitions: 1, config: { compression: 'lz4' } });
+    await logManager.createTopic('as-sent', { partitions: 1 });
     const batch = () =>
       encodeRecordBatch(
         [
@@ -203,9 +203,9 @@ describe("compression (Kafka's compression.type)", () => {
         ],
         { compression: 'gzip', producerId: 7, producerEpoch: 0, baseSequence: 0 },
       );
-    await log.append('lz4', 0, batch());
-    await log.append('as-sent', 0, batch());
-    const stored = async (topic: string) => (await log.read(topic, 0, 0, { maxBytes: 4096 })).records;
+    await logManager.append('lz4', 0, batch());
+    await logManager.append('as-sent', 0, batch());
+    const stored = async (topic: string) => (await logManager.read(topic, 0, 0, { maxBytes: 4096 })).records;
     const [lz4] = decodeRecordBatches(await stored('lz4'));
     expect(readBatchHeader(await stored('lz4'))).toMatchObject({
       compression: 'lz4',
@@ -223,10 +223,10 @@ describe("compression (Kafka's compression.type)", () => {
     ]);
     expect(readBatchHeader(await stored('as-sent')).compression).toBe('gzip');
     // The idempotent producer's retry of the same batch is still recognised as one.
-    expect(await log.append('lz4', 0, batch())).toMatchObject({ baseOffset: 0, duplicate: true });
+    expect(await logManager.append('lz4', 0, batch())).toMatchObject({ baseOffset: 0, duplicate: true });
     // A change of the config applies to the next append.
-    await log.alterTopicConfig('lz4', { compression: 'none' });
-    await log.appendRecords('lz4', 0, [{ key: null, value: Buffer.from('plain') }], { compression: 'snappy' });
-    expect(readBatchHeader((await log.read('lz4', 0, 2, { maxBytes: 4096 })).records).compression).toBe('none');
+    await logManager.alterTopicConfig('lz4', { compression: 'none' });
+    await logManager.appendRecords('lz4', 0, [{ key: null, value: Buffer.from('plain') }], { compression: 'snappy' });
+    expect(readBatchHeader((await logManager.read('lz4', 0, 2, { maxBytes: 4096 })).records).compression).toBe('none');
   });
 });

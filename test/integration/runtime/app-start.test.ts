@@ -74,7 +74,7 @@ class LatePostgres {
 }
 
 /** A real pino logger writing its lines into an array. */
-function capturedLogger(): { log: Logger; lines: Array<Record<string, unknown>> } {
+function capturedLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -82,7 +82,7 @@ function capturedLogger(): { log: Logger; lines: Array<Record<string, unknown>> 
       done();
     },
   });
-  return { log: pino<never>({ level: 'info' }, sink), lines };
+  return { logger: pino<never>({ level: 'info' }, sink), lines };
 }
 
 async function rejection(work: Promise<unknown>): Promise<ConcordatError> {
@@ -175,7 +175,7 @@ describe('starting against a database that is not there yet (issue 10 §3)', () 
   it('openDatabase logs each wait with the error and the next delay, doubling up to maxDelayMs', async () => {
     const late = await LatePostgres.reserve(testDb.url);
     cleanups.push(() => late.close());
-    const { log, lines } = capturedLogger();
+    const { logger: log, lines } = capturedLogger();
     const appeared = new Promise<void>((resolve) => setTimeout(() => void late.appear().then(resolve), 2000));
     const db = await openDatabase({ url: late.url(), poolSize: 2, connectRetry: { timeoutMs: 30_000, initialDelayMs: 100, maxDelayMs: 400 } }, log);
     cleanups.push(() => db.close());
@@ -196,7 +196,7 @@ describe('starting against a database that is not there yet (issue 10 §3)', () 
 
   it('the wait is bounded: after timeoutMs, DATABASE_UNAVAILABLE saying how long it waited', async () => {
     const late = await LatePostgres.reserve(testDb.url);
-    const { log, lines } = capturedLogger();
+    const { logger: log, lines } = capturedLogger();
     const startedAt = Date.now();
     const error = await rejection(openDatabase({ url: late.url(), connectRetry: { timeoutMs: 800, initialDelayMs: 100, maxDelayMs: 200 } }, log));
     const elapsedMs = Date.now() - startedAt;
@@ -215,7 +215,7 @@ describe('starting against a database that is not there yet (issue 10 §3)', () 
   it('a failure that waiting cannot cure (a missing database) fails at once, with no wait', async () => {
     const missing = new URL(testDb.url);
     missing.pathname = '/no_such_database_here';
-    const { log, lines } = capturedLogger();
+    const { logger: log, lines } = capturedLogger();
     const error = await rejection(openDatabase({ url: missing.toString(), connectRetry: { timeoutMs: 60_000 } }, log));
     expect(error.code).toBe(ErrorCode.DATABASE_UNAVAILABLE);
     expect(error.message).toContain('database "no_such_database_here" does not exist. Check the URL in database.url');

@@ -46,7 +46,7 @@ describe('participants co-located with the coordinator (one app, one database)',
   let testDb: TestDatabase;
   let db: Database;
   let dir: string;
-  let log: LogManager;
+  let logManager: LogManager;
   let app: ConcordatApp;
 
   beforeAll(async () => {
@@ -54,8 +54,8 @@ describe('participants co-located with the coordinator (one app, one database)',
     db = await openDatabase({ url: testDb.url, poolSize: 12 });
     await db.dataSource.query(`CREATE TABLE effects (global_tx_id uuid, participant text, action text)`);
     dir = await mkdtemp(join(tmpdir(), 'concordat-colocated-'));
-    log = await LogManager.open({ dataDir: dir });
-    const transport = new EmbeddedTransport(log);
+    logManager = await LogManager.open({ dataDir: dir });
+    const transport = new EmbeddedTransport(logManager);
     app = ConcordatApp.create({
       name: 'colocated',
       services: [TransactionCoordinator, participant('left'), participant('right')],
@@ -67,7 +67,7 @@ describe('participants co-located with the coordinator (one app, one database)',
   });
   afterAll(async () => {
     await app.stop();
-    await log.close();
+    await logManager.close();
     await db.close();
     await testDb.drop();
     await rm(dir, { recursive: true, force: true });
@@ -126,7 +126,7 @@ describe('participants co-located with the coordinator (one app, one database)',
       async () => (Number((await db.dataSource.query(`SELECT count(*) AS n FROM concordat.outbox`))[0].n) === 0 ? true : undefined),
       'the outbox drained',
     );
-    const replies = [0, 1, 2, 3].map((p) => log.describePartition(REPLY_TOPIC, p).highWatermark);
+    const replies = [0, 1, 2, 3].map((p) => logManager.describePartition(REPLY_TOPIC, p).highWatermark);
     expect(replies).toEqual([0, 0, 0, 0]);
   });
 });

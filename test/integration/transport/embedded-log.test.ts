@@ -9,21 +9,21 @@ import { unique, waitFor } from './contract.js';
 
 const FAST = { heartbeatIntervalMs: 100, maxWaitMs: 200, retryBackoffMs: 20, retryBackoffMaxMs: 100, sessionTimeoutMs: 6000 };
 
-function transportOver(log: LogManager, consumer: object = {}, producer: object = {}): EmbeddedTransport {
-  const transport = new EmbeddedTransport(log, { consumer: { ...FAST, ...consumer }, producer });
+function transportOver(logManager: LogManager, consumer: object = {}, producer: object = {}): EmbeddedTransport {
+  const transport = new EmbeddedTransport(logManager, { consumer: { ...FAST, ...consumer }, producer });
   onTestFinished(() => transport.close());
   return transport;
 }
 
 /** A log whose topic `name` has 40 records, the first 30 of them two days old, in 1 KiB segments with a one-day retention. */
 async function retainedLog(name: string): Promise<LogManager> {
-  const log = await openLog(await tempDir(), { topicDefaults: { segmentBytes: 1024, retentionMs: 86_400_000 } });
-  await log.createTopic(name, { partitions: 1 });
+  const logManager = await openLog(await tempDir(), { topicDefaults: { segmentBytes: 1024, retentionMs: 86_400_000 } });
+  await logManager.createTopic(name, { partitions: 1 });
   for (let i = 0; i < 40; i++) {
     const timestampMs = i < 30 ? Date.now() - 2 * 86_400_000 : Date.now();
-    await log.appendRecords(name, 0, [{ key: null, value: Buffer.from(`r${i}`.padEnd(150, '.')), timestampMs }]);
+    await logManager.appendRecords(name, 0, [{ key: null, value: Buffer.from(`r${i}`.padEnd(150, '.')), timestampMs }]);
   }
-  return log;
+  return logManager;
 }
 
 describe('EmbeddedTransport over the log engine', () => {
@@ -31,14 +31,14 @@ describe('EmbeddedTransport over the log engine', () => {
     it(`a group whose offset fell below the log start gets OFFSET_OUT_OF_RANGE and resets to the ${offsetReset}`, async () => {
       const topic = unique('retained');
       const groupId = unique('behind');
-      const log = await retainedLog(topic);
-      await log.groups.commitOffsets({ groupId, generationId: -1, memberId: '', topics: [{ topic, partitions: [{ partition: 0, offset: 3 }] }] });
-      await log.enforceRetention();
-      const { logStartOffset } = log.describePartition(topic, 0);
+      const logManager = await retainedLog(topic);
+      await logManager.groups.commitOffsets({ groupId, generationId: -1, memberId: '', topics: [{ topic, partitions: [{ partition: 0, offset: 3 }] }] });
+      await logManager.enforceRetention();
+      const { logStartOffset } = logManager.describePartition(topic, 0);
       expect(logStartOffset).toBeGreaterThan(3);
       const resets: OffsetResetEvent[] = [];
       const seen: string[] = [];
-      const transport = transportOver(log, { onOffsetReset: (event: OffsetResetEvent) => resets.push(event) });
+      const transport = transportOver(logManager, { onOffsetReset: (event: OffsetResetEvent) => resets.push(event) });
       await transport.subscribe({ groupId, topics: [topic], offsetReset, handler: async (d) => void seen.push(d.value!.toString().replace(/\.+$/, '')) });
       await waitFor(
         () => resets.length === 1,
@@ -68,7 +68,7 @@ describe('EmbeddedTransport over the log engine', () => {
         expect(seen).toEqual(['fresh']);
       }
       await waitFor(
-        async () => (await log.groups.fetchOffsets({ groupId, topics: [{ topic, partitions: [0] }] })).topics[0]!.partitions[0]!.offset >= to,
+        async () => (await logManager.groups.fetchOffsets({ groupId, topics: [{ topic, partitions: [0] }] })).topics[0]!.partitions[0]!.offset >= to,
         5000,
         () => 'not committed',
       );
@@ -76,10 +76,10 @@ describe('EmbeddedTransport over the log engine', () => {
   }
 
   it('rebalances as members join, leave and time out, and every record is delivered', async () => {
-    const log = await openLog(await tempDir(), { groups: { minSessionTimeoutMs: 300 } });
+    const logManager = await openLog(await tempDir(), { groups: { minSessionTimeoutMs: 300 } });
     const topic = unique('rebalance');
     const groupId = unique('members');
-    await log.createTopic(topic, { partitions: 6 });
+    await logManager.createTopic(topic, { partitions: 6 });
     const seen = new Map<string, number>();
     const owners = new Map<number, Set<string>>();
     const handler = (name: string) => async (d: Delivery) => {
@@ -88,10 +88,10 @@ describe('EmbeddedTransport over the log engine', () => {
       owners.get(d.partition)!.add(name);
     };
     const publish = async (from: number, count: number) => {
-      const producer = transportOver(log);
+      const producer = transportOver(logManager);
       await producer.publish(Array.from({ length: count }, (_, i) => ({ topic, key: `k${from + i}`, value: Buffer.from(`m${from + i}`), headers: {} })));
     };
-    const a = transportOver(log, { sessionTimeoutMs: 2000 });
+    const a = transportOver(logManager, { sessionTimeoutMs: 2000 });
     const subA = await a.subscribe({ groupId, topics: [topic], handler: handler('a') });
     await publish(0, 30);
     await waitFor(
@@ -100,32 +100,32 @@ describe('EmbeddedTransport over the log engine', () => {
       () => `${seen.size} of 30`,
     );
     // B joins: a rebalance hands it some partitions.
-    const b = transportOver(log, { sessionTimeoutMs: 2000 });
+    const b = transportOver(logManager, { sessionTimeoutMs: 2000 });
     await b.subscribe({ groupId, topics: [topic], handler: handler('b') });
     await waitFor(
-      () => log.groups.describeGroup(groupId).members.length === 2 && log.groups.describeGroup(groupId).state === 'Stable',
+      () => logManager.groups.describeGroup(groupId).members.length === 2 && logManager.groups.describeGroup(groupId).state === 'Stable',
       10_000,
       () => 'B did not join',
     );
     // A raw member that joins and then never heartbeats: the group rebalances when its session times out.
-    const ghost = await joinWithoutHeartbeats(log, groupId, topic);
+    const ghost = await joinWithoutHeartbeats(logManager, groupId, topic);
     await waitFor(
-      () => log.groups.describeGroup(groupId).members.some((m) => m.memberId === ghost),
+      () => logManager.groups.describeGroup(groupId).members.some((m) => m.memberId === ghost),
       10_000,
       () => 'ghost not in the group',
     );
-    const generationWithGhost = log.groups.describeGroup(groupId).generationId;
+    const generationWithGhost = logManager.groups.describeGroup(groupId).generationId;
     await waitFor(
-      () => !log.groups.describeGroup(groupId).members.some((m) => m.memberId === ghost),
+      () => !logManager.groups.describeGroup(groupId).members.some((m) => m.memberId === ghost),
       10_000,
       () => 'ghost never timed out',
     );
     await waitFor(
-      () => log.groups.describeGroup(groupId).state === 'Stable',
+      () => logManager.groups.describeGroup(groupId).state === 'Stable',
       10_000,
       () => 'not stable after the timeout',
     );
-    expect(log.groups.describeGroup(groupId).generationId).toBeGreaterThan(generationWithGhost);
+    expect(logManager.groups.describeGroup(groupId).generationId).toBeGreaterThan(generationWithGhost);
     await publish(30, 30);
     await waitFor(
       () => seen.size === 60,
@@ -136,7 +136,7 @@ describe('EmbeddedTransport over the log engine', () => {
     // A leaves: B takes every partition.
     await subA.close();
     await waitFor(
-      () => log.groups.describeGroup(groupId).members.length === 1 && log.groups.describeGroup(groupId).state === 'Stable',
+      () => logManager.groups.describeGroup(groupId).members.length === 1 && logManager.groups.describeGroup(groupId).state === 'Stable',
       10_000,
       () => 'A did not leave',
     );
@@ -151,17 +151,17 @@ describe('EmbeddedTransport over the log engine', () => {
     expect([...seen.values()].every((count) => count === 1)).toBe(true);
     // Every partition's offset is committed up to its end: no lag.
     await waitFor(
-      () => log.groups.lag(groupId, [topic]).every((p) => p.lag === 0),
+      () => logManager.groups.lag(groupId, [topic]).every((p) => p.lag === 0),
       5000,
-      () => JSON.stringify(log.groups.lag(groupId, [topic])),
+      () => JSON.stringify(logManager.groups.lag(groupId, [topic])),
     );
   });
 
   it('acknowledges a republished message ID where the first copy is, and delivers it once (dedup window)', async () => {
-    const log = await openLog(await tempDir());
+    const logManager = await openLog(await tempDir());
     const topic = unique('dedup');
-    await log.createTopic(topic, { partitions: 3, config: { dedupWindowMs: 60_000 } });
-    const transport = transportOver(log);
+    await logManager.createTopic(topic, { partitions: 3, config: { dedupWindowMs: 60_000 } });
+    const transport = transportOver(logManager);
     const message = (id: string) => ({ topic, key: null, value: Buffer.from(id), headers: { ce_id: id } });
     const first = await transport.publish([message('m1'), message('m2')]);
     const retry = await transport.publish([message('m2'), message('m1'), message('m3')]);
@@ -169,7 +169,7 @@ describe('EmbeddedTransport over the log engine', () => {
     const seen: string[] = [];
     await transport.subscribe({ groupId: unique('g'), topics: [topic], handler: async (d) => void seen.push(d.value!.toString()) });
     // The log holds the three records only: no copy exists that could be delivered later.
-    const ends = await Promise.all([0, 1, 2].map(async (partition) => (await log.read(topic, partition, 0, { maxBytes: 1 << 20 })).highWatermark));
+    const ends = await Promise.all([0, 1, 2].map(async (partition) => (await logManager.read(topic, partition, 0, { maxBytes: 1 << 20 })).highWatermark));
     expect(ends.reduce((a, b) => a + b, 0)).toBe(3);
     await waitFor(
       () => seen.length === 3,
@@ -180,17 +180,17 @@ describe('EmbeddedTransport over the log engine', () => {
   });
 
   it('compresses published batches when asked, and hands handlers copies they may keep', async () => {
-    const log = await openLog(await tempDir());
+    const logManager = await openLog(await tempDir());
     const topic = unique('zstd');
-    await log.createTopic(topic, { partitions: 1 });
-    const transport = transportOver(log, { maxBytesPerPartition: 4096 }, { compression: 'zstd' });
+    await logManager.createTopic(topic, { partitions: 1 });
+    const transport = transportOver(logManager, { maxBytesPerPartition: 4096 }, { compression: 'zstd' });
     const kept: Delivery[] = [];
-    const raw = transportOver(log, { maxBytesPerPartition: 4096 });
+    const raw = transportOver(logManager, { maxBytesPerPartition: 4096 });
     await raw.subscribe({ groupId: unique('keep'), topics: [topic], handler: async (d) => void kept.push(d) });
     await transport.publish(
       Array.from({ length: 50 }, (_, i) => ({ topic, key: `k${i}`, value: Buffer.from(`value-${i}`.repeat(20)), headers: { h: `h${i}` } })),
     );
-    const { records } = await log.read(topic, 0, 0, { maxBytes: 1 });
+    const { records } = await logManager.read(topic, 0, 0, { maxBytes: 1 });
     expect(decodeRecordBatches(records)[0]!.compression).toBe('zstd');
     await waitFor(
       () => kept.length === 50,
@@ -205,10 +205,10 @@ describe('EmbeddedTransport over the log engine', () => {
   });
 
   it('hands handlers copies of uncompressed records that survive the next reads into the reused buffer', async () => {
-    const log = await openLog(await tempDir());
+    const logManager = await openLog(await tempDir());
     const topic = unique('copies');
-    await log.createTopic(topic, { partitions: 1 });
-    const transport = transportOver(log, { maxBytesPerPartition: 2048 });
+    await logManager.createTopic(topic, { partitions: 1 });
+    const transport = transportOver(logManager, { maxBytesPerPartition: 2048 });
     const kept: Delivery[] = [];
     await transport.subscribe({ groupId: unique('keep'), topics: [topic], handler: async (d) => void kept.push(d) });
     for (let i = 0; i < 100; i++) await transport.publish([{ topic, key: null, value: Buffer.from(`v${i}`.padEnd(300, '#')), headers: {} }]);
@@ -222,8 +222,8 @@ describe('EmbeddedTransport over the log engine', () => {
 });
 
 /** Joins `groupId` as a member that syncs once and then sends nothing; returns its member ID. */
-async function joinWithoutHeartbeats(log: LogManager, groupId: string, topic: string): Promise<string> {
-  const joined = await log.groups.joinGroup({
+async function joinWithoutHeartbeats(logManager: LogManager, groupId: string, topic: string): Promise<string> {
+  const joined = await logManager.groups.joinGroup({
     groupId,
     memberId: '',
     protocolType: 'consumer',
@@ -232,8 +232,10 @@ async function joinWithoutHeartbeats(log: LogManager, groupId: string, topic: st
     rebalanceTimeoutMs: 5000,
     clientId: 'ghost',
   });
-  await log.groups.syncGroup({ groupId, generationId: joined.generationId, memberId: joined.memberId, assignments: [] }).catch((error: ConcordatError) => {
-    if (error.code !== 'REBALANCE_IN_PROGRESS') throw error;
-  });
+  await logManager.groups
+    .syncGroup({ groupId, generationId: joined.generationId, memberId: joined.memberId, assignments: [] })
+    .catch((error: ConcordatError) => {
+      if (error.code !== 'REBALANCE_IN_PROGRESS') throw error;
+    });
   return joined.memberId;
 }

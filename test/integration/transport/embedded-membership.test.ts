@@ -15,29 +15,29 @@ import { unique, waitFor } from './contract.js';
 
 const FAST = { heartbeatIntervalMs: 100, maxWaitMs: 200, retryBackoffMs: 20, retryBackoffMaxMs: 100, sessionTimeoutMs: 6000 };
 
-function transportOver(log: LogManager, consumer: object = {}): EmbeddedTransport {
-  const transport = new EmbeddedTransport(log, { consumer: { ...FAST, ...consumer } });
+function transportOver(logManager: LogManager, consumer: object = {}): EmbeddedTransport {
+  const transport = new EmbeddedTransport(logManager, { consumer: { ...FAST, ...consumer } });
   onTestFinished(() => transport.close());
   return transport;
 }
 
-async function topicWith(log: LogManager, records: number): Promise<string> {
+async function topicWith(logManager: LogManager, records: number): Promise<string> {
   const topic = unique('member');
-  await log.createTopic(topic, { partitions: 1 });
-  if (records > 0) await publish(log, topic, 0, records);
+  await logManager.createTopic(topic, { partitions: 1 });
+  if (records > 0) await publish(logManager, topic, 0, records);
   return topic;
 }
 
-async function publish(log: LogManager, topic: string, from: number, count: number): Promise<void> {
-  await log.appendRecords(
+async function publish(logManager: LogManager, topic: string, from: number, count: number): Promise<void> {
+  await logManager.appendRecords(
     topic,
     0,
     Array.from({ length: count }, (_, i) => ({ key: null, value: Buffer.from(`r${from + i}`) })),
   );
 }
 
-async function committed(log: LogManager, groupId: string, topic: string): Promise<number> {
-  const fetched = await log.groups.fetchOffsets({ groupId, topics: [{ topic, partitions: [0] }] });
+async function committed(logManager: LogManager, groupId: string, topic: string): Promise<number> {
+  const fetched = await logManager.groups.fetchOffsets({ groupId, topics: [{ topic, partitions: [0] }] });
   return fetched.topics[0]!.partitions[0]!.offset;
 }
 
@@ -80,14 +80,14 @@ describe('EmbeddedTransport group member supervision', () => {
   afterEach(() => disarmFaults());
 
   it('rejoins after the coordinator is not available at a heartbeat, and delivers every record', async () => {
-    const log = await openLog(await tempDir());
-    const topic = await topicWith(log, 10);
+    const logManager = await openLog(await tempDir());
+    const topic = await topicWith(logManager, 10);
     const groupId = unique('coordinator-away');
     const failures: ConsumerFailureEvent[] = [];
     const seen = recorder();
-    await transportOver(log).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
+    await transportOver(logManager).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
     await waitFor(
-      async () => (await committed(log, groupId, topic)) === 10,
+      async () => (await committed(logManager, groupId, topic)) === 10,
       10_000,
       () => `${seen.distinct().length} of 10 delivered`,
     );
@@ -97,7 +97,7 @@ describe('EmbeddedTransport group member supervision', () => {
       10_000,
       () => `${failures.length} failures; hits ${JSON.stringify(faultHits())}`,
     );
-    await publish(log, topic, 10, 10);
+    await publish(logManager, topic, 10, 10);
     await waitFor(
       () => seen.distinct().length === 20,
       10_000,
@@ -111,22 +111,22 @@ describe('EmbeddedTransport group member supervision', () => {
     ]);
     expect((failures[0]!.error as ConcordatError).code).toBe(ErrorCode.COORDINATOR_NOT_AVAILABLE);
     await waitFor(
-      async () => (await committed(log, groupId, topic)) === 20,
+      async () => (await committed(logManager, groupId, topic)) === 20,
       5000,
       () => 'offset 20 not committed',
     );
   });
 
   it('stops the workers before rejoining after a heartbeat fails, so the partition is never consumed twice at once', async () => {
-    const log = await openLog(await tempDir());
-    const topic = await topicWith(log, 0);
+    const logManager = await openLog(await tempDir());
+    const topic = await topicWith(logManager, 0);
     const groupId = unique('heartbeat-fails');
     const failures: ConsumerFailureEvent[] = [];
     const seen = recorder();
-    await transportOver(log).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
+    await transportOver(logManager).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
     armFault('embedded.before-heartbeat', 'throw', { times: 6 });
     for (let i = 0; i < 30; i++) {
-      await publish(log, topic, i * 10, 10);
+      await publish(logManager, topic, i * 10, 10);
       await new Promise((resolve) => setTimeout(resolve, 15));
     }
     await waitFor(
@@ -141,20 +141,20 @@ describe('EmbeddedTransport group member supervision', () => {
     expect(failures.map((f) => f.retryInMs)).toEqual([20, 40, 80, 100, 100, 100]);
     expect(failures.every((f) => f.error instanceof InjectedFault)).toBe(true);
     await waitFor(
-      async () => (await committed(log, groupId, topic)) === 300,
+      async () => (await committed(logManager, groupId, topic)) === 300,
       5000,
       () => 'offset 300 not committed',
     );
   });
 
   it('retries a join that fails before the first assignment; subscribe resolves and every record comes', async () => {
-    const log = await openLog(await tempDir());
-    const topic = await topicWith(log, 20);
+    const logManager = await openLog(await tempDir());
+    const topic = await topicWith(logManager, 20);
     const groupId = unique('join-fails');
     const failures: ConsumerFailureEvent[] = [];
     const seen = recorder();
     armFault('embedded.before-join', 'throw', { times: 3 });
-    await transportOver(log).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
+    await transportOver(logManager).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
     await waitFor(
       () => seen.distinct().length === 20,
       10_000,
@@ -169,14 +169,14 @@ describe('EmbeddedTransport group member supervision', () => {
   });
 
   it('rejoins at once with a fresh member ID when the coordinator removed the member, without a report', async () => {
-    const log = await openLog(await tempDir());
-    const topic = await topicWith(log, 5);
+    const logManager = await openLog(await tempDir());
+    const topic = await topicWith(logManager, 5);
     const groupId = unique('unknown-member');
     const failures: ConsumerFailureEvent[] = [];
     const seen = recorder();
-    await transportOver(log).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
+    await transportOver(logManager).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
     await waitFor(
-      async () => (await committed(log, groupId, topic)) === 5,
+      async () => (await committed(logManager, groupId, topic)) === 5,
       10_000,
       () => `${seen.distinct().length} of 5 delivered`,
     );
@@ -185,9 +185,9 @@ describe('EmbeddedTransport group member supervision', () => {
     armFault(
       'embedded.before-heartbeat',
       async () => {
-        const members = log.groups.describeGroup(groupId).members.map((m) => ({ memberId: m.memberId }));
+        const members = logManager.groups.describeGroup(groupId).members.map((m) => ({ memberId: m.memberId }));
         removed.push(...members.map((m) => m.memberId));
-        await log.groups.leaveGroup({ groupId, members });
+        await logManager.groups.leaveGroup({ groupId, members });
       },
       { times: 1 },
     );
@@ -196,7 +196,7 @@ describe('EmbeddedTransport group member supervision', () => {
       10_000,
       () => `hits ${JSON.stringify(faultHits())}`,
     );
-    await publish(log, topic, 5, 5);
+    await publish(logManager, topic, 5, 5);
     await waitFor(
       () => seen.distinct().length === 10,
       10_000,
@@ -205,18 +205,18 @@ describe('EmbeddedTransport group member supervision', () => {
     expect(seen.firsts()).toEqual(range(10));
     expect(failures).toEqual([]);
     expect(removed).toHaveLength(1);
-    expect(log.groups.describeGroup(groupId).members.map((m) => m.memberId)).not.toContain(removed[0]);
+    expect(logManager.groups.describeGroup(groupId).members.map((m) => m.memberId)).not.toContain(removed[0]);
   });
 
   it('reports a refusal that cannot heal as stalled at once and keeps rejoining at the capped backoff', async () => {
-    const log = await openLog(await tempDir());
-    const topic = await topicWith(log, 5);
+    const logManager = await openLog(await tempDir());
+    const topic = await topicWith(logManager, 5);
     const groupId = unique('cannot-heal');
     const failures: ConsumerFailureEvent[] = [];
     const seen = recorder();
-    await transportOver(log).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
+    await transportOver(logManager).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
     await waitFor(
-      async () => (await committed(log, groupId, topic)) === 5,
+      async () => (await committed(logManager, groupId, topic)) === 5,
       10_000,
       () => `${seen.distinct().length} of 5 delivered`,
     );
@@ -227,7 +227,7 @@ describe('EmbeddedTransport group member supervision', () => {
       10_000,
       () => `${failures.length} failures; hits ${JSON.stringify(faultHits())}`,
     );
-    await publish(log, topic, 5, 5);
+    await publish(logManager, topic, 5, 5);
     await waitFor(
       () => seen.distinct().length === 10,
       10_000,
@@ -244,10 +244,10 @@ describe('EmbeddedTransport group member supervision', () => {
   });
 
   it('fails subscribe when the coordinator refuses the first join for good', async () => {
-    const log = await openLog(await tempDir());
-    const topic = await topicWith(log, 1);
+    const logManager = await openLog(await tempDir());
+    const topic = await topicWith(logManager, 1);
     const failures: ConsumerFailureEvent[] = [];
-    const transport = transportOver(log, { sessionTimeoutMs: 1000 });
+    const transport = transportOver(logManager, { sessionTimeoutMs: 1000 });
     const started = performance.now();
     await expect(
       transport.subscribe({
@@ -262,11 +262,11 @@ describe('EmbeddedTransport group member supervision', () => {
   });
 
   it('closes promptly while the member waits to rejoin', async () => {
-    const log = await openLog(await tempDir());
-    const topic = await topicWith(log, 3);
+    const logManager = await openLog(await tempDir());
+    const topic = await topicWith(logManager, 3);
     const groupId = unique('close-in-backoff');
     const failures: ConsumerFailureEvent[] = [];
-    const transport = transportOver(log, { retryBackoffMs: 20_000, retryBackoffMaxMs: 60_000 });
+    const transport = transportOver(logManager, { retryBackoffMs: 20_000, retryBackoffMaxMs: 60_000 });
     const subscription = await transport.subscribe({
       groupId,
       topics: [topic],
@@ -274,7 +274,7 @@ describe('EmbeddedTransport group member supervision', () => {
       onConsumerFailure: (event) => failures.push(event),
     });
     await waitFor(
-      async () => (await committed(log, groupId, topic)) === 3,
+      async () => (await committed(logManager, groupId, topic)) === 3,
       10_000,
       () => 'offset 3 not committed',
     );

@@ -13,29 +13,29 @@ import { unique, waitFor } from './contract.js';
 
 const FAST = { heartbeatIntervalMs: 100, maxWaitMs: 200, retryBackoffMs: 20, retryBackoffMaxMs: 100, sessionTimeoutMs: 6000 };
 
-function transportOver(log: LogManager, consumer: object = {}): EmbeddedTransport {
-  const transport = new EmbeddedTransport(log, { consumer: { ...FAST, ...consumer } });
+function transportOver(logManager: LogManager, consumer: object = {}): EmbeddedTransport {
+  const transport = new EmbeddedTransport(logManager, { consumer: { ...FAST, ...consumer } });
   onTestFinished(() => transport.close());
   return transport;
 }
 
-async function topicWith(log: LogManager, records: number): Promise<string> {
+async function topicWith(logManager: LogManager, records: number): Promise<string> {
   const topic = unique('supervised');
-  await log.createTopic(topic, { partitions: 1 });
-  if (records > 0) await publish(log, topic, 0, records);
+  await logManager.createTopic(topic, { partitions: 1 });
+  if (records > 0) await publish(logManager, topic, 0, records);
   return topic;
 }
 
-async function publish(log: LogManager, topic: string, from: number, count: number): Promise<void> {
-  await log.appendRecords(
+async function publish(logManager: LogManager, topic: string, from: number, count: number): Promise<void> {
+  await logManager.appendRecords(
     topic,
     0,
     Array.from({ length: count }, (_, i) => ({ key: null, value: Buffer.from(`r${from + i}`) })),
   );
 }
 
-async function committed(log: LogManager, groupId: string, topic: string): Promise<number> {
-  const fetched = await log.groups.fetchOffsets({ groupId, topics: [{ topic, partitions: [0] }] });
+async function committed(logManager: LogManager, groupId: string, topic: string): Promise<number> {
+  const fetched = await logManager.groups.fetchOffsets({ groupId, topics: [{ topic, partitions: [0] }] });
   return fetched.topics[0]!.partitions[0]!.offset;
 }
 
@@ -53,13 +53,13 @@ describe('EmbeddedTransport partition worker supervision', () => {
   afterEach(() => disarmFaults());
 
   it('restarts a worker whose committed-offset fetch failed, and delivers every record', async () => {
-    const log = await openLog(await tempDir());
-    const topic = await topicWith(log, 20);
+    const logManager = await openLog(await tempDir());
+    const topic = await topicWith(logManager, 20);
     const groupId = unique('fetch-fails');
     const failures: ConsumerFailureEvent[] = [];
     armFault('embedded.before-fetch-offset', 'throw', { times: 3 });
     const seen = recorder();
-    await transportOver(log).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
+    await transportOver(logManager).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
     await waitFor(
       () => seen.distinct().length === 20,
       10_000,
@@ -74,27 +74,27 @@ describe('EmbeddedTransport partition worker supervision', () => {
     expect(failures[0]!.error).toBeInstanceOf(InjectedFault);
     expect(failures.map((f) => f.retryInMs)).toEqual([20, 40, 80]);
     await waitFor(
-      async () => (await committed(log, groupId, topic)) === 20,
+      async () => (await committed(logManager, groupId, topic)) === 20,
       5000,
       () => 'offset 20 not committed',
     );
   });
 
   it('a worker of a new group (offsetReset latest) restarted before its first commit starts where it first did, skipping nothing', async () => {
-    const log = await openLog(await tempDir());
-    const topic = await topicWith(log, 10); // before the group: not for it
+    const logManager = await openLog(await tempDir());
+    const topic = await topicWith(logManager, 10); // before the group: not for it
     const groupId = unique('latest-restart');
     const seen = recorder();
-    await transportOver(log).subscribe({ groupId, topics: [topic], offsetReset: 'latest', handler: seen.handler });
+    await transportOver(logManager).subscribe({ groupId, topics: [topic], offsetReset: 'latest', handler: seen.handler });
     // The first read of the new records fails twice; meanwhile more arrive, moving the latest offset on.
     armFault('embedded.before-decode', 'throw', { times: 2 });
-    await publish(log, topic, 10, 5);
+    await publish(logManager, topic, 10, 5);
     await waitFor(
       () => (faultHits()['embedded.before-decode'] ?? 0) >= 1,
       5000,
       () => 'the worker never read',
     );
-    await publish(log, topic, 15, 5);
+    await publish(logManager, topic, 15, 5);
     await waitFor(
       () => seen.distinct().length === 10,
       10_000,
@@ -104,24 +104,24 @@ describe('EmbeddedTransport partition worker supervision', () => {
   });
 
   it('restarts from the committed offset after a read fails to decode, skipping nothing', async () => {
-    const log = await openLog(await tempDir());
-    const topic = await topicWith(log, 10);
+    const logManager = await openLog(await tempDir());
+    const topic = await topicWith(logManager, 10);
     const groupId = unique('decode-fails');
     const failures: ConsumerFailureEvent[] = [];
     const seen = recorder();
-    await transportOver(log).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
+    await transportOver(logManager).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
     await waitFor(
       () => seen.distinct().length === 10,
       10_000,
       () => `${seen.distinct().length} of 10 delivered`,
     );
     await waitFor(
-      async () => (await committed(log, groupId, topic)) === 10,
+      async () => (await committed(logManager, groupId, topic)) === 10,
       5000,
       () => 'offset 10 not committed',
     );
     armFault('embedded.before-decode', 'throw', { times: 4 });
-    await publish(log, topic, 10, 10);
+    await publish(logManager, topic, 10, 10);
     await waitFor(
       () => seen.distinct().length === 20,
       10_000,
@@ -138,20 +138,20 @@ describe('EmbeddedTransport partition worker supervision', () => {
       [10, 4],
     ]);
     await waitFor(
-      async () => (await committed(log, groupId, topic)) === 20,
+      async () => (await committed(logManager, groupId, topic)) === 20,
       5000,
       () => 'offset 20 not committed',
     );
   });
 
   it('keeps retrying a failure that never heals at the capped backoff, reports it stalled, and a new round resets the count', async () => {
-    const log = await openLog(await tempDir());
-    const topic = await topicWith(log, 5);
+    const logManager = await openLog(await tempDir());
+    const topic = await topicWith(logManager, 5);
     const groupId = unique('never-heals');
     const failures: ConsumerFailureEvent[] = [];
     const seen = recorder();
     armFault('embedded.before-decode', 'throw', { times: 8 });
-    await transportOver(log).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
+    await transportOver(logManager).subscribe({ groupId, topics: [topic], handler: seen.handler, onConsumerFailure: (event) => failures.push(event) });
     await waitFor(
       () => failures.length === 8,
       10_000,
@@ -167,7 +167,7 @@ describe('EmbeddedTransport partition worker supervision', () => {
       () => `${seen.distinct().length} of 5 delivered`,
     );
     armFault('embedded.before-decode', 'throw', { times: 1 });
-    await publish(log, topic, 5, 1);
+    await publish(logManager, topic, 5, 1);
     await waitFor(
       () => failures.length === 9,
       10_000,
@@ -182,12 +182,12 @@ describe('EmbeddedTransport partition worker supervision', () => {
   });
 
   it('closes promptly while a failed worker waits to restart', async () => {
-    const log = await openLog(await tempDir());
-    const topic = await topicWith(log, 3);
+    const logManager = await openLog(await tempDir());
+    const topic = await topicWith(logManager, 3);
     const groupId = unique('close-in-backoff');
     const failures: ConsumerFailureEvent[] = [];
     armFault('embedded.before-fetch-offset', 'throw', { times: 1_000 });
-    const transport = transportOver(log, { retryBackoffMs: 20_000, retryBackoffMaxMs: 60_000 });
+    const transport = transportOver(logManager, { retryBackoffMs: 20_000, retryBackoffMaxMs: 60_000 });
     const subscription = await transport.subscribe({
       groupId,
       topics: [topic],

@@ -7,22 +7,22 @@ import { EmbeddedTransport } from '../../../src/transport/index.js';
 import { transportContract, unique } from './contract.js';
 
 let dataDir: string;
-let log: LogManager;
+let logManager: LogManager;
 
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'concordat-embedded-'));
-  log = await LogManager.open({ dataDir });
+  logManager = await LogManager.open({ dataDir });
 });
 
 afterAll(async () => {
-  await log?.close();
+  await logManager?.close();
   await rm(dataDir, { recursive: true, force: true });
 });
 
 // Every transport of the suite shares the one log, as members on one broker would.
 transportContract(
   'embedded',
-  async () => new EmbeddedTransport(log, { consumer: { heartbeatIntervalMs: 200, maxWaitMs: 500, retryBackoffMs: 20, retryBackoffMaxMs: 100 } }),
+  async () => new EmbeddedTransport(logManager, { consumer: { heartbeatIntervalMs: 200, maxWaitMs: 500, retryBackoffMs: 20, retryBackoffMaxMs: 100 } }),
 );
 
 describe('EmbeddedTransport over its own log', () => {
@@ -49,7 +49,7 @@ describe('EmbeddedTransport over its own log', () => {
   });
 
   it('refuses to subscribe to a topic that does not exist', async () => {
-    const transport = new EmbeddedTransport(log);
+    const transport = new EmbeddedTransport(logManager);
     const topic = unique('missing');
     await expect(transport.subscribe({ groupId: unique('g'), topics: [topic], handler: async () => {} })).rejects.toThrow(
       `cannot subscribe to topic '${topic}': it does not exist; create it with ensureTopics first`,
@@ -58,7 +58,7 @@ describe('EmbeddedTransport over its own log', () => {
   });
 
   it('names the bad option', () => {
-    expect(() => new EmbeddedTransport(log, { consumer: { maxWaitMs: 0 } })).toThrow(
+    expect(() => new EmbeddedTransport(logManager, { consumer: { maxWaitMs: 0 } })).toThrow(
       'invalid options: embeddedTransport.consumer.maxWaitMs: Too small: expected number to be >=1 (got 0)',
     );
   });

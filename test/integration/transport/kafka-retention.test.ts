@@ -115,8 +115,8 @@ describe('publishing to a topic with a message-ID dedup window (non-idempotent p
     const loose = { topic: looseTopic, key: null, value: Buffer.from('loose'), headers: { ce_id: 'id-loose' } };
     expect(await t.publish([loose])).toEqual([{ topic: looseTopic, partition: 0, offset: 0 }]);
     expect(await t.publish([loose])).toEqual([{ topic: looseTopic, partition: 1, offset: -1 }]);
-    const log = broker.broker.log;
-    expect([0, 1].map((p) => log.describePartition(keyedTopic, p).highWatermark).sort()).toEqual([0, 1]);
-    expect([0, 1].map((p) => log.describePartition(looseTopic, p).highWatermark)).toEqual([1, 0]);
+    const logManager = broker.broker.logManager;
+    expect([0, 1].map((p) => logManager.describePartition(keyedTopic, p).highWatermark).sort()).toEqual([0, 1]);
+    expect([0, 1].map((p) => logManager.describePartition(looseTopic, p).highWatermark)).toEqual([1, 0]);
   });
 });

@@ -8,8 +8,8 @@ import { decodeRecordBatches, IsolationLevel, type LogManager } from '../../../.
  * marker), minus control batches. The clients' own rule (KIP-98), so a test
  * can check what the broker serves without a consumer group.
  */
-export async function readCommittedValues(log: LogManager, topic: string, partition = 0): Promise<string[]> {
-  const result = await log.read(topic, partition, 0, { maxBytes: 16 * 1024 * 1024, isolationLevel: IsolationLevel.READ_COMMITTED });
+export async function readCommittedValues(logManager: LogManager, topic: string, partition = 0): Promise<string[]> {
+  const result = await logManager.read(topic, partition, 0, { maxBytes: 16 * 1024 * 1024, isolationLevel: IsolationLevel.READ_COMMITTED });
   const pending = [...(result.abortedTransactions ?? [])];
   const aborting = new Set<number>();
   const values: string[] = [];

@@ -10,7 +10,7 @@ import { LogManager } from '../../../../src/log/index.js';
  * `ready <port>` once it listens.
  */
 const [dataDir] = process.argv.slice(2) as [string];
-const log = await LogManager.open(
+const logManager = await LogManager.open(
   { dataDir },
   {
     transactionFaults: {
@@ -22,5 +22,5 @@ const log = await LogManager.open(
     },
   },
 );
-const broker = await startBroker({ host: '127.0.0.1', port: 0 }, { log });
+const broker = await startBroker({ host: '127.0.0.1', port: 0 }, { logManager });
 writeSync(1, `ready ${broker.port}\n`);

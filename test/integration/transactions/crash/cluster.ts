@@ -46,7 +46,7 @@ export class CrashCluster {
     readonly colocated: boolean,
     readonly db: Database,
     private readonly testDb: TestDatabase,
-    private readonly log: LogManager,
+    private readonly logManager: LogManager,
     private readonly broker: Broker,
     private readonly dir: string,
     private readonly bundle: string,
@@ -58,13 +58,13 @@ export class CrashCluster {
     await db.dataSource.query(`CREATE TABLE effects (seq bigserial, global_tx_id uuid, branch_id int, participant text, action text)`);
     const dir = await mkdtemp(join(tmpdir(), `concordat-crash-${mode}-`));
     // Short sessions, so a killed member leaves its group in about a second.
-    const log = await LogManager.open({ dataDir: dir, groups: { minSessionTimeoutMs: 500 } });
+    const logManager = await LogManager.open({ dataDir: dir, groups: { minSessionTimeoutMs: 500 } });
     const topics = [REPLY_TOPIC, ...PARTICIPANTS.flatMap((p) => [commandTopic(MODES[mode], p), commandTopic(MODES[mode], p, BranchAction.ROLLBACK)])];
     for (const name of [...topics, ...topics.map((t) => `${t}.dlq`)]) {
-      if (!log.hasTopic(name)) await log.createTopic(name, { partitions: PARTITIONS });
+      if (!logManager.hasTopic(name)) await logManager.createTopic(name, { partitions: PARTITIONS });
     }
-    const broker = await startBroker({ host: '127.0.0.1', port: 0, dataDir: dir }, { log });
-    return new CrashCluster(mode, options.colocated === true, db, testDb, log, broker, dir, await bundleService(mode));
+    const broker = await startBroker({ host: '127.0.0.1', port: 0, dataDir: dir }, { logManager });
+    return new CrashCluster(mode, options.colocated === true, db, testDb, logManager, broker, dir, await bundleService(mode));
   }
 
   /** Starts a service, with `fault` armed (`<point>=kill@<n>`) if given; resolves once it consumes. */
@@ -190,7 +190,7 @@ export class CrashCluster {
     const left: Array<{ gid: string }> = await this.db.dataSource.query(`SELECT gid FROM pg_prepared_xacts WHERE database = current_database()`);
     for (const { gid } of left) await this.db.dataSource.query(`ROLLBACK PREPARED '${gid}'`);
     await this.broker.close();
-    await this.log.close();
+    await this.logManager.close();
     await this.db.close();
     await this.testDb.drop();
     await rm(this.dir, { recursive: true, force: true });
