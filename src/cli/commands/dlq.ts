@@ -2,7 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { listDeadLetters, replayDeadLetters, type DeadLetter, type DeadLetterFilter } from '../../inbox/index.js';
 import { whereOptions, withDatabase, type WhereFlags as DatabaseFlags } from '../database.js';
 import { operator } from '../operator.js';
-import { fail, print, table } from '../output.js';
+import { fail, moreRows, print, table, warn } from '../output.js';
 
 /**
  * `concordat dlq list|replay`: dead letters for operators, from
@@ -38,11 +38,14 @@ export function registerDlqCommand(program: Command): void {
 
   where(dlq.command('list').description('dead letters, oldest first'))
     .option('--all', 'include dead letters already replayed', false)
-    .option('--limit <n>', 'most rows (1..100000)', limit, 100)
+    .option('--limit <n>', 'most rows (1..100000); stderr says when more match', limit, 100)
     .action((flags: ListFlags) =>
       withDatabase(flags, async ({ db }) => {
-        const letters = await listDeadLetters(db.dataSource, { ...filterOf(flags), includeReplayed: flags.all, limit: flags.limit });
+        // One row past the limit, to tell "that is all" from "there is more".
+        const found = await listDeadLetters(db.dataSource, { ...filterOf(flags), includeReplayed: flags.all, limit: flags.limit + 1 });
+        const letters = found.slice(0, flags.limit);
         print(flags.json ? JSON.stringify(letters.map(toJson), null, 2) : formatList(letters));
+        if (found.length > letters.length) warn(moreRows(letters.length, 'dead letters', '--consumer or --topic'));
       }),
     );
 

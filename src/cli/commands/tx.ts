@@ -15,7 +15,7 @@ import {
 } from '../../transactions/index.js';
 import { whereOptions, withDatabase, type WhereFlags as DatabaseFlags } from '../database.js';
 import { operator } from '../operator.js';
-import { print, seconds, table, warn } from '../output.js';
+import { moreRows, print, seconds, table, warn } from '../output.js';
 
 /**
  * `concordat tx list|show|retry|abort|end`: global transactions for
@@ -48,18 +48,21 @@ export function registerTxCommand(program: Command): void {
     .option('--state <states>', `comma-separated states (${Object.values(GlobalTxState).join(', ')})`, states)
     .option('--mode <mode>', `${Object.values(TxMode).join(', ')}`, mode)
     .option('--older-than <duration>', 'only those begun at least this long ago (500ms, 30s, 5m, 2h)', duration, 0)
-    .option('--limit <n>', 'most rows', limit, 50)
+    .option('--limit <n>', 'most rows (1..10000); stderr says when more match', limit, 50)
     .option('--overdue-after <duration>', 'flag transactions a coordinator should have acted on this long ago', duration, OVERDUE_AFTER_MS)
     .action((flags: ListFlags) =>
       withDatabase(flags, async ({ db }) => {
-        const rows = await listGlobalTxs(db.dataSource.manager, {
+        // One row past the limit, to tell "that is all" from "there is more".
+        const found = await listGlobalTxs(db.dataSource.manager, {
           ...(flags.state !== undefined && { states: flags.state }),
           ...(flags.mode !== undefined && { mode: flags.mode }),
           olderThanMs: flags.olderThan,
-          limit: flags.limit,
+          limit: flags.limit + 1,
         });
+        const rows = found.slice(0, flags.limit);
         const overdue = rows.filter((r) => isOverdue(r.overdueSeconds, flags.overdueAfter));
         print(flags.json ? JSON.stringify(rows, null, 2) : formatList(rows, flags.overdueAfter));
+        if (found.length > rows.length) warn(moreRows(rows.length, 'global transactions', '--state, --mode or --older-than'));
         if (overdue.length > 0) warn(overdueWarning(overdue.length, flags.overdueAfter));
       }),
     );

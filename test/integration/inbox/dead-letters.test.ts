@@ -153,6 +153,13 @@ describe('dead letters: the partition moves on, the store keeps everything, conc
     expect(app.stats().shipping).toMatchObject({ processed: 3, deadLettered: 3, retries: 2 });
   });
 
+  it('concordat dlq list cut at its --limit shows the oldest and says on stderr that more match', async () => {
+    const cut = await concordat(['dlq', 'list', '--url', testDb.url, '--json', '--limit', '2']);
+    expect(cut.code).toBe(0);
+    expect((JSON.parse(cut.stdout) as Array<{ messageId: string }>).map((l) => l.messageId)).toEqual(['order-2', 'order-4']);
+    expect(cut.stderr).toBe('concordat: warning: only the first 2 dead letters are shown; more match: raise --limit, or narrow with --consumer or --topic\n');
+  });
+
   it('concordat dlq list shows them; dlq replay sends one back through the normal path, once', async () => {
     const url = testDb.url;
     const listed = await concordat(['dlq', 'list', '--url', url, '--json']);

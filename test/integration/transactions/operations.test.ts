@@ -76,6 +76,21 @@ describe('operating global transactions: concordat tx list|show|retry|abort|end,
     expect(show.stdout).toMatch(/SENT\s+try → branch 1, 2/);
   });
 
+  it('list cut at its --limit says so on stderr (stdout stays parseable); a list that holds everything does not', async () => {
+    await stuck('limit-1');
+    await stuck('limit-2');
+    const count = Number((await db.dataSource.query(`SELECT count(*) AS n FROM concordat.global_transaction`))[0].n);
+    const cut = await cli(['tx', 'list', '--url', testDb.url, '--limit', String(count - 1), '--json']);
+    expect(cut.code).toBe(0);
+    expect(JSON.parse(cut.stdout)).toHaveLength(count - 1);
+    expect(cut.stderr).toBe(
+      `concordat: warning: only the first ${count - 1} global transactions are shown; more match: raise --limit, or narrow with --state, --mode or --older-than\n`,
+    );
+    const whole = await cli(['tx', 'list', '--url', testDb.url, '--limit', String(count), '--json']);
+    expect(JSON.parse(whole.stdout)).toHaveLength(count);
+    expect(whole.stderr).toBe('');
+  });
+
   it('abort decides CANCELLING and writes the Cancels to the outbox; a second abort is refused; retry sends them again', async () => {
     const id = await stuck('to-abort');
     const aborted = await cli(['tx', 'abort', id, '--url', testDb.url, '--reason', 'customer called']);
