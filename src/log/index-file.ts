@@ -7,7 +7,7 @@ import { openFile, readWholeFile } from './open-file.js';
  * (time-index.ts) share: a packed array of fixed-width entries, held in
  * memory and appended to its file only when flushed.
  *
- * The entries live in a Buffer that grows by doubling up to `maxEntries`
+ * The entries live in a Buffer that grows by doubling up to `entriesMax`
  * (plus the reserved slots of a subclass). {@link flush} writes the entries
  * added since the last flush with one positional write, cuts the file to the
  * entries, fdatasyncs it and closes it: an index file is never held open, so
@@ -30,13 +30,13 @@ export abstract class IndexEntries {
     readonly path: string,
     readonly baseOffset: number,
     /** Most entries the index takes before its segment must roll. */
-    readonly maxEntries: number,
+    readonly entriesMax: number,
     protected readonly entryBytes: number,
-    /** Slots beyond maxEntries (the time index keeps one for the entry written at roll). */
+    /** Slots beyond entriesMax (the time index keeps one for the entry written at roll). */
     private readonly reservedEntries: number,
     initial: Buffer,
   ) {
-    const capacity = (maxEntries + reservedEntries) * entryBytes;
+    const capacity = (entriesMax + reservedEntries) * entryBytes;
     this.entries = Buffer.alloc(Math.min(Math.max(initial.length, 64 * entryBytes), capacity));
     initial.copy(this.entries, 0);
     this.count = initial.length / entryBytes;
@@ -53,9 +53,9 @@ export abstract class IndexEntries {
     return this.entries.length;
   }
 
-  /** Whether the index holds `maxEntries`: the segment must roll before another entry. */
+  /** Whether the index holds `entriesMax`: the segment must roll before another entry. */
   isFull(): boolean {
-    return this.count >= this.maxEntries;
+    return this.count >= this.entriesMax;
   }
 
   /** Keeps the first `count` entries. */
@@ -130,12 +130,12 @@ export abstract class IndexEntries {
     }
   }
 
-  /** Makes room for one more entry (within maxEntries + reserved slots). */
+  /** Makes room for one more entry (within entriesMax + reserved slots). */
   protected ensureCapacity(entries: number): void {
     const needed = entries * this.entryBytes;
     if (needed <= this.entries.length) return;
-    const capacity = (this.maxEntries + this.reservedEntries) * this.entryBytes;
-    if (needed > capacity) throw new Error(`index ${this.path} is full (${this.maxEntries} entries)`);
+    const capacity = (this.entriesMax + this.reservedEntries) * this.entryBytes;
+    if (needed > capacity) throw new Error(`index ${this.path} is full (${this.entriesMax} entries)`);
     const grown = Buffer.alloc(Math.min(Math.max(needed, this.entries.length * 2), capacity));
     this.entries.copy(grown, 0, 0, this.count * this.entryBytes);
     this.entries = grown;

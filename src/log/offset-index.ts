@@ -35,23 +35,23 @@ export interface IndexEntry {
  * points at (segment.ts) and rebuilds the index when it disagrees.
  */
 export class OffsetIndex extends IndexEntries {
-  private constructor(path: string, baseOffset: number, maxEntries: number, initial: Buffer) {
-    super(path, baseOffset, maxEntries, INDEX_ENTRY_BYTES, 0, initial);
+  private constructor(path: string, baseOffset: number, entriesMax: number, initial: Buffer) {
+    super(path, baseOffset, entriesMax, INDEX_ENTRY_BYTES, 0, initial);
   }
 
   /** An empty index (its file is written by the first flush). */
-  static empty(path: string, baseOffset: number, maxEntries: number): OffsetIndex {
-    return new OffsetIndex(path, baseOffset, maxEntries, Buffer.alloc(0));
+  static empty(path: string, baseOffset: number, entriesMax: number): OffsetIndex {
+    return new OffsetIndex(path, baseOffset, entriesMax, Buffer.alloc(0));
   }
 
   /**
    * The index in `path`, checked against its log's size. Null when the file
    * is missing or fails the checks, so the caller rebuilds it.
    */
-  static async load(path: string, baseOffset: number, maxEntries: number, logBytes: number): Promise<OffsetIndex | null> {
+  static async load(path: string, baseOffset: number, entriesMax: number, logBytes: number): Promise<OffsetIndex | null> {
     const content = await readIndexFile(path);
-    if (content === null || !isSaneOffsetIndex(content, maxEntries, logBytes)) return null;
-    return new OffsetIndex(path, baseOffset, maxEntries, content);
+    if (content === null || !isSaneOffsetIndex(content, entriesMax, logBytes)) return null;
+    return new OffsetIndex(path, baseOffset, entriesMax, content);
   }
 
   /** The last entry, or null when empty. */
@@ -63,7 +63,7 @@ export class OffsetIndex extends IndexEntries {
   append(offset: number, position: number): void {
     const relative = offset - this.baseOffset;
     if (relative < 0 || relative > MAX_RELATIVE_OFFSET) throw new RangeError(`offset ${offset} is outside index base ${this.baseOffset}`);
-    if (this.isFull()) throw new Error(`offset index ${this.path} is full (${this.maxEntries} entries)`);
+    if (this.isFull()) throw new Error(`offset index ${this.path} is full (${this.entriesMax} entries)`);
     const last = this.lastEntry();
     if (last !== null && (offset <= last.offset || position <= last.position)) {
       throw new Error(`index entry (${offset}, ${position}) does not follow (${last.offset}, ${last.position})`);
@@ -109,10 +109,10 @@ export class OffsetIndex extends IndexEntries {
   }
 }
 
-function isSaneOffsetIndex(content: Buffer, maxEntries: number, logBytes: number): boolean {
+function isSaneOffsetIndex(content: Buffer, entriesMax: number, logBytes: number): boolean {
   if (content.length % INDEX_ENTRY_BYTES !== 0) return false;
   const count = content.length / INDEX_ENTRY_BYTES;
-  if (count > maxEntries) return false;
+  if (count > entriesMax) return false;
   let previousOffset = -1;
   let previousPosition = -1;
   for (let i = 0; i < count; i++) {

@@ -572,7 +572,7 @@ export class PartitionLog {
 
   private batchLimits() {
     return {
-      maxBatchBytes: this.config.maxMessageBytes,
+      batchBytesMax: this.config.maxMessageBytes,
       segmentBytes: this.config.segmentBytes,
       topic: this.ctx.topic,
       partition: this.ctx.partition,

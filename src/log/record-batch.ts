@@ -229,7 +229,7 @@ export function readBatchHeader(buf: Buffer, pos = 0): RecordBatchHeader {
 /** Limits an append is checked against. */
 export interface BatchLimits {
   /** Largest batch including its 12-byte log overhead (topic config maxMessageBytes). */
-  maxBatchBytes: number;
+  batchBytesMax: number;
   /** Largest batch a segment can hold (topic config segmentBytes). */
   segmentBytes: number;
   topic: string;
@@ -297,11 +297,11 @@ function checkBatchFrame(bytes: Buffer, pos: number, total: number, where: strin
 }
 
 function checkBatchLimits(total: number, limits: BatchLimits, where: string): void {
-  if (total > limits.maxBatchBytes) {
+  if (total > limits.batchBytesMax) {
     throw new ConcordatError(
-      `${where}: record batch of ${total} bytes exceeds the topic's maxMessageBytes (${limits.maxBatchBytes}); ` +
+      `${where}: record batch of ${total} bytes exceeds the topic's maxMessageBytes (${limits.batchBytesMax}); ` +
         'raise the topic config maxMessageBytes or send smaller batches',
-      { code: ErrorCode.MESSAGE_TOO_LARGE, context: { limit: 'maxMessageBytes', bytes: total, max: limits.maxBatchBytes } },
+      { code: ErrorCode.MESSAGE_TOO_LARGE, context: { limit: 'maxMessageBytes', bytes: total, max: limits.batchBytesMax } },
     );
   }
   if (total > limits.segmentBytes) {

@@ -35,9 +35,9 @@ export interface SegmentConfig {
   /** Bytes of batches between two offset-index entries. */
   indexIntervalBytes: number;
   /** segmentIndexBytes / 8. */
-  maxIndexEntries: number;
+  indexEntriesMax: number;
   /** segmentIndexBytes / 12. */
-  maxTimeIndexEntries: number;
+  timeIndexEntriesMax: number;
 }
 
 /** A topic's segment settings: its config's sizes and times, and its index size in entries of each index. */
@@ -46,8 +46,8 @@ export function segmentConfigOf(config: TopicConfig): SegmentConfig {
     segmentBytes: config.segmentBytes,
     segmentMs: config.segmentMs,
     indexIntervalBytes: config.indexIntervalBytes,
-    maxIndexEntries: Math.max(1, Math.floor(config.segmentIndexBytes / INDEX_ENTRY_BYTES)),
-    maxTimeIndexEntries: Math.max(1, Math.floor(config.segmentIndexBytes / TIME_INDEX_ENTRY_BYTES)),
+    indexEntriesMax: Math.max(1, Math.floor(config.segmentIndexBytes / INDEX_ENTRY_BYTES)),
+    timeIndexEntriesMax: Math.max(1, Math.floor(config.segmentIndexBytes / TIME_INDEX_ENTRY_BYTES)),
   };
 }
 
@@ -253,7 +253,7 @@ export class Segment implements IndexHolder {
     segment.size = info.size;
     segment.lastModifiedMs = info.mtimeMs;
     if (segment.size === 0) return segment;
-    const last = await TimeIndex.loadLastEntry(segment.timeIndexPath, baseOffset, config.maxTimeIndexEntries, nextBase);
+    const last = await TimeIndex.loadLastEntry(segment.timeIndexPath, baseOffset, config.timeIndexEntriesMax, nextBase);
     if (last === 'empty') return segment;
     if (last !== null) {
       segment.maxTimestamp = last.timestampMs;
@@ -301,8 +301,8 @@ export class Segment implements IndexHolder {
   /** Loads the indexes as the checkpoint left them; null when they are not usable (then everything is rescanned). */
   private async loadIndexesUpTo(checkpoint: SegmentCheckpoint): Promise<number | null> {
     // Checked against the whole file: a crash during a checkpoint may leave entries past the recorded ones, cut below.
-    const offset = await OffsetIndex.load(this.indexPath, this.baseOffset, this.config.maxIndexEntries, this.size);
-    const time = await TimeIndex.load(this.timeIndexPath, this.baseOffset, this.config.maxTimeIndexEntries, null);
+    const offset = await OffsetIndex.load(this.indexPath, this.baseOffset, this.config.indexEntriesMax, this.size);
+    const time = await TimeIndex.load(this.timeIndexPath, this.baseOffset, this.config.timeIndexEntriesMax, null);
     if (offset === null || time === null || offset.entryCount < checkpoint.indexEntries || time.entryCount < checkpoint.timeIndexEntries) {
       if (checkpoint.position > 0) {
         this.env.report({ file: this.indexPath, action: 'index-rebuilt', detail: 'the indexes did not match the recovery point; rebuilt from the log' });
@@ -573,8 +573,8 @@ export class Segment implements IndexHolder {
   }
 
   private async readSealedIndexes(): Promise<Indexes> {
-    const offset = await OffsetIndex.load(this.indexPath, this.baseOffset, this.config.maxIndexEntries, this.size);
-    const time = await TimeIndex.load(this.timeIndexPath, this.baseOffset, this.config.maxTimeIndexEntries, this.next);
+    const offset = await OffsetIndex.load(this.indexPath, this.baseOffset, this.config.indexEntriesMax, this.size);
+    const time = await TimeIndex.load(this.timeIndexPath, this.baseOffset, this.config.timeIndexEntriesMax, this.next);
     if (offset === null || time === null) {
       return this.rebuildSealedIndexes(`the ${offset === null ? 'offset' : 'time'} index is missing or inconsistent`);
     }
@@ -689,8 +689,8 @@ export class Segment implements IndexHolder {
 
   private emptyIndexes(): Indexes {
     return {
-      offset: OffsetIndex.empty(this.indexPath, this.baseOffset, this.config.maxIndexEntries),
-      time: TimeIndex.empty(this.timeIndexPath, this.baseOffset, this.config.maxTimeIndexEntries),
+      offset: OffsetIndex.empty(this.indexPath, this.baseOffset, this.config.indexEntriesMax),
+      time: TimeIndex.empty(this.timeIndexPath, this.baseOffset, this.config.timeIndexEntriesMax),
     };
   }
 

@@ -28,7 +28,7 @@ export interface TimeIndexEntry {
  * one; when the segment is rolled or closed it adds a final entry for its
  * largest timestamp, so the last entry of a rolled segment's time index is
  * that segment's largest timestamp (what time retention compares) — one
- * slot is reserved for it beyond `maxEntries`.
+ * slot is reserved for it beyond `entriesMax`.
  *
  * Reading it: every record at or before an entry's offset has a timestamp
  * at most the entry's, so the first record at or after a timestamp T lies
@@ -42,23 +42,23 @@ export interface TimeIndexEntry {
  * into must have exactly the entry's timestamp as its maxTimestamp.
  */
 export class TimeIndex extends IndexEntries {
-  private constructor(path: string, baseOffset: number, maxEntries: number, initial: Buffer) {
-    super(path, baseOffset, maxEntries, TIME_INDEX_ENTRY_BYTES, 1, initial);
+  private constructor(path: string, baseOffset: number, entriesMax: number, initial: Buffer) {
+    super(path, baseOffset, entriesMax, TIME_INDEX_ENTRY_BYTES, 1, initial);
   }
 
   /** An index with no entries (a new segment); the file is created by the segment. */
-  static empty(path: string, baseOffset: number, maxEntries: number): TimeIndex {
-    return new TimeIndex(path, baseOffset, maxEntries, Buffer.alloc(0));
+  static empty(path: string, baseOffset: number, entriesMax: number): TimeIndex {
+    return new TimeIndex(path, baseOffset, entriesMax, Buffer.alloc(0));
   }
 
   /**
    * The index in `path`, checked for order and for offsets below
    * `nextOffset` (when known). Null when missing or failing, so the caller rebuilds it.
    */
-  static async load(path: string, baseOffset: number, maxEntries: number, nextOffset: number | null): Promise<TimeIndex | null> {
+  static async load(path: string, baseOffset: number, entriesMax: number, nextOffset: number | null): Promise<TimeIndex | null> {
     const content = await readIndexFile(path);
-    if (content === null || !isSaneTimeIndex(content, baseOffset, maxEntries + 1, nextOffset)) return null;
-    return new TimeIndex(path, baseOffset, maxEntries, content);
+    if (content === null || !isSaneTimeIndex(content, baseOffset, entriesMax + 1, nextOffset)) return null;
+    return new TimeIndex(path, baseOffset, entriesMax, content);
   }
 
   /**
@@ -68,7 +68,7 @@ export class TimeIndex extends IndexEntries {
    * `sanityCheck` asks. 'empty' for an empty file (a segment whose records
    * carry no timestamp), null when missing or bad.
    */
-  static async loadLastEntry(path: string, baseOffset: number, maxEntries: number, nextOffset: number): Promise<TimeIndexEntry | 'empty' | null> {
+  static async loadLastEntry(path: string, baseOffset: number, entriesMax: number, nextOffset: number): Promise<TimeIndexEntry | 'empty' | null> {
     let file: FileHandle;
     try {
       file = await openFile(path, 'r');
@@ -79,7 +79,7 @@ export class TimeIndex extends IndexEntries {
     try {
       const { size } = await file.stat();
       if (size === 0) return 'empty';
-      if (size % TIME_INDEX_ENTRY_BYTES !== 0 || size / TIME_INDEX_ENTRY_BYTES > maxEntries + 1) return null;
+      if (size % TIME_INDEX_ENTRY_BYTES !== 0 || size / TIME_INDEX_ENTRY_BYTES > entriesMax + 1) return null;
       const entry = Buffer.alloc(TIME_INDEX_ENTRY_BYTES);
       const { bytesRead } = await file.read(entry, 0, TIME_INDEX_ENTRY_BYTES, size - TIME_INDEX_ENTRY_BYTES);
       if (bytesRead !== TIME_INDEX_ENTRY_BYTES) return null;
@@ -105,7 +105,7 @@ export class TimeIndex extends IndexEntries {
     const last = this.lastEntry();
     if (last !== null && timestampMs <= last.timestampMs) return;
     if (this.isFull() && !final) return;
-    if (this.count >= this.maxEntries + 1) return;
+    if (this.count >= this.entriesMax + 1) return;
     const relative = offset - this.baseOffset;
     if (relative < 0 || relative > MAX_RELATIVE_OFFSET) throw new RangeError(`offset ${offset} is outside time index base ${this.baseOffset}`);
     if (last !== null && offset < last.offset) throw new Error(`time index entry (${timestampMs}, ${offset}) goes back from offset ${last.offset}`);
@@ -157,10 +157,10 @@ function writeTimestamp(buf: Buffer, at: number, value: number): void {
   buf.writeUInt32BE(value - high * 0x1_0000_0000, at + 4);
 }
 
-function isSaneTimeIndex(content: Buffer, baseOffset: number, maxEntries: number, nextOffset: number | null): boolean {
+function isSaneTimeIndex(content: Buffer, baseOffset: number, entriesMax: number, nextOffset: number | null): boolean {
   if (content.length % TIME_INDEX_ENTRY_BYTES !== 0) return false;
   const count = content.length / TIME_INDEX_ENTRY_BYTES;
-  if (count > maxEntries) return false;
+  if (count > entriesMax) return false;
   let previousTimestamp = -Infinity;
   let previousOffset = -1;
   for (let i = 0; i < count; i++) {

@@ -79,10 +79,10 @@ const PASSWORD = 'concordat';
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<RunningPostgres> {
   const logger = createLogger('embedded-postgres');
   const dataDir = resolve(options.dataDir);
-  const maxPrepared = options.maxPreparedTransactions ?? 200;
-  const maxConnections = options.maxConnections ?? 200;
-  if (!Number.isInteger(maxPrepared) || maxPrepared < 1 || maxPrepared > 10_000) {
-    throw new ConcordatError(`maxPreparedTransactions must be an integer in 1..10000, got ${maxPrepared}`, {
+  const preparedTransactionsMax = options.maxPreparedTransactions ?? 200;
+  const connectionsMax = options.maxConnections ?? 200;
+  if (!Number.isInteger(preparedTransactionsMax) || preparedTransactionsMax < 1 || preparedTransactionsMax > 10_000) {
+    throw new ConcordatError(`maxPreparedTransactions must be an integer in 1..10000, got ${preparedTransactionsMax}`, {
       code: ErrorCode.CONFIG_INVALID,
     });
   }
@@ -115,9 +115,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     onError: remember,
     postgresFlags: [
       '-c',
-      `max_prepared_transactions=${maxPrepared}`,
+      `max_prepared_transactions=${preparedTransactionsMax}`,
       '-c',
-      `max_connections=${maxConnections}`,
+      `max_connections=${connectionsMax}`,
       '-c',
       'listen_addresses=127.0.0.1',
       '-c',

@@ -41,8 +41,8 @@ export class CleanedSegmentWriter {
     readonly baseOffset: number,
     private readonly config: SegmentConfig,
   ) {
-    this.offsetIndex = OffsetIndex.empty(cleanedPath(dir, baseOffset, '.index'), baseOffset, config.maxIndexEntries);
-    this.timeIndex = TimeIndex.empty(cleanedPath(dir, baseOffset, '.timeindex'), baseOffset, config.maxTimeIndexEntries);
+    this.offsetIndex = OffsetIndex.empty(cleanedPath(dir, baseOffset, '.index'), baseOffset, config.indexEntriesMax);
+    this.timeIndex = TimeIndex.empty(cleanedPath(dir, baseOffset, '.timeindex'), baseOffset, config.timeIndexEntriesMax);
   }
 
   /** Creates (truncating) `<base>.log.cleaned`. */

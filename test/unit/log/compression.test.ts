@@ -18,7 +18,7 @@ describe('compression codecs', () => {
     const plain = encodeRecordBatch(records);
     const packed = encodeRecordBatch(records, { compression: codec });
     expect(packed.length).toBeLessThan(plain.length / 4);
-    expect(validateBatchesForAppend(packed, { maxBatchBytes: 1 << 20, segmentBytes: 1 << 30, topic: 't', partition: 0 }).recordCount).toBe(50);
+    expect(validateBatchesForAppend(packed, { batchBytesMax: 1 << 20, segmentBytes: 1 << 30, topic: 't', partition: 0 }).recordCount).toBe(50);
     const [batch] = decodeRecordBatches(packed);
     expect(batch!.compression).toBe(codec);
     expect(batch!.records).toHaveLength(50);

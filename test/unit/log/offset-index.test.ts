@@ -63,7 +63,7 @@ describe('OffsetIndex', () => {
     expect(() => index.append(11, 100)).toThrow('index entry (11, 100) does not follow (10, 100)');
   });
 
-  it('reports full at maxEntries', () => {
+  it('reports full at entriesMax', () => {
     const index = OffsetIndex.empty(join(dir, 'i.index'), 0, 2);
     index.append(1, 10);
     index.append(2, 20);

@@ -12,7 +12,7 @@ const kafkajsBatchDecoder = require('kafkajs/src/protocol/recordBatch/v0/decoder
 const KafkajsDecoder = require('kafkajs/src/protocol/decoder.js');
 const { Types: KafkajsCompression } = require('kafkajs/src/protocol/message/compression/index.js');
 
-const LIMITS = { maxBatchBytes: 1_048_588, segmentBytes: 1 << 30, topic: 'orders', partition: 2 };
+const LIMITS = { batchBytesMax: 1_048_588, segmentBytes: 1 << 30, topic: 'orders', partition: 2 };
 
 function sampleBatch(): Buffer {
   return encodeRecordBatch(
@@ -155,7 +155,7 @@ describe('validateBatchesForAppend', () => {
 
   it('rejects a batch over maxMessageBytes, naming the limit and how to change it', () => {
     const bytes = sampleBatch();
-    const error = validationError(bytes, { ...LIMITS, maxBatchBytes: 100 });
+    const error = validationError(bytes, { ...LIMITS, batchBytesMax: 100 });
     expect(error.code).toBe('MESSAGE_TOO_LARGE');
     expect(error.message).toBe(
       `topic 'orders' partition 2: record batch of ${bytes.length} bytes exceeds the topic's maxMessageBytes (100); ` +
