@@ -1,6 +1,7 @@
 /**
- * What AlterConfigs and IncrementalAlterConfigs share: which resources can
- * change, and the change of one topic's configs.
+ * What AlterConfigs and IncrementalAlterConfigs share: the walk over the
+ * resources, which resources can change, and the change of one topic's
+ * configs.
  *
  * Topic configs change durably and apply at once (LogManager.alterTopicConfig);
  * the configs AlterConfigs does not name, or IncrementalAlterConfigs
@@ -41,6 +42,29 @@ export interface IncrementalConfig {
 const OK: ConfigChangeResult = { errorCode: KafkaError.NONE, errorMessage: null };
 
 const refuse = (errorCode: number, errorMessage: string): ConfigChangeResult => ({ errorCode, errorMessage });
+
+/**
+ * AlterConfigs' and IncrementalAlterConfigs' results, one per resource in
+ * request order, each served after the one before: the ACL refusal
+ * ({@link configAuthorizationRefusal}), else the answer for a resource that
+ * is not a topic ({@link nonTopicResource}), else `changeTopic` of the
+ * topic and its configs (in the API's own shape).
+ */
+export async function changeEachResource<C>(
+  resources: readonly { resourceType: number; resourceName: string; configs: readonly C[] }[],
+  context: RequestContext,
+  changeTopic: (topic: string, configs: readonly C[]) => Promise<ConfigChangeResult>,
+): Promise<(ConfigChangeResult & { resourceType: number; resourceName: string })[]> {
+  const responses: (ConfigChangeResult & { resourceType: number; resourceName: string })[] = [];
+  for (const { resourceType, resourceName, configs } of resources) {
+    const result =
+      configAuthorizationRefusal(resourceType, resourceName, AclOperation.ALTER_CONFIGS, context) ??
+      nonTopicResource(resourceType, resourceName, configs.length, context) ??
+      (await changeTopic(resourceName, configs));
+    responses.push({ ...result, resourceType, resourceName });
+  }
+  return responses;
+}
 
 /**
  * The ACL refusal of a config resource, or null when the principal may

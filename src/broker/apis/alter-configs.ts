@@ -35,8 +35,7 @@
  * @module
  */
 
-import { AclOperation } from '../acl/index.js';
-import { configAuthorizationRefusal, nonTopicResource, replaceTopicConfigs, type ConfigChangeResult } from '../config-change.js';
+import { changeEachResource, replaceTopicConfigs, type ConfigChangeResult } from '../config-change.js';
 import { defineApi } from './api.js';
 
 /** One resource of a AlterConfigs request. */
@@ -89,15 +88,9 @@ export const alterConfigs = defineApi<AlterConfigsRequest, AlterConfigsResponse>
   },
 
   async handle(request, context) {
-    const responses: AlterConfigsResult[] = [];
-    for (const resource of request.resources) {
-      const { resourceType, resourceName, configs } = resource;
-      const result =
-        configAuthorizationRefusal(resourceType, resourceName, AclOperation.ALTER_CONFIGS, context) ??
-        nonTopicResource(resourceType, resourceName, configs.length, context) ??
-        (await replaceTopicConfigs(resourceName, configs, request.validateOnly, context));
-      responses.push({ ...result, resourceType, resourceName });
-    }
+    const responses = await changeEachResource(request.resources, context, (topic, configs) =>
+      replaceTopicConfigs(topic, configs, request.validateOnly, context),
+    );
     return { responses };
   },
 

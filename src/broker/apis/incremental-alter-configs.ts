@@ -30,9 +30,8 @@
  * @module
  */
 
-import { AclOperation } from '../acl/index.js';
 import type { Reader } from '../codec/reader.js';
-import { changeTopicConfigs, configAuthorizationRefusal, nonTopicResource, type ConfigChangeResult, type IncrementalConfig } from '../config-change.js';
+import { changeEachResource, changeTopicConfigs, type ConfigChangeResult, type IncrementalConfig } from '../config-change.js';
 import { defineApi } from './api.js';
 
 /** One resource of a IncrementalAlterConfigs request. */
@@ -78,15 +77,9 @@ export const incrementalAlterConfigs = defineApi<IncrementalAlterConfigsRequest,
   },
 
   async handle(request, context) {
-    const responses: IncrementalAlterConfigsResult[] = [];
-    for (const resource of request.resources) {
-      const { resourceType, resourceName, configs } = resource;
-      const result =
-        configAuthorizationRefusal(resourceType, resourceName, AclOperation.ALTER_CONFIGS, context) ??
-        nonTopicResource(resourceType, resourceName, configs.length, context) ??
-        (await changeTopicConfigs(resourceName, configs, request.validateOnly, context));
-      responses.push({ ...result, resourceType, resourceName });
-    }
+    const responses = await changeEachResource(request.resources, context, (topic, configs) =>
+      changeTopicConfigs(topic, configs, request.validateOnly, context),
+    );
     return { responses };
   },
 
