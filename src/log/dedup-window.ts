@@ -193,6 +193,22 @@ export function messageId(record: DecodedRecord): string | null {
   return value === null || value.length === 0 ? null : value.toString('utf8');
 }
 
+/**
+ * Where each input record of a planned append is, in input order
+ * (`AppendResult.recordLocations`), once its written records took the
+ * offsets from `baseOffset` on `partition`: a written record at its own
+ * offset, a repeat at its original's (an earlier append's, possibly on
+ * another partition, or a record written earlier in the same append).
+ */
+export function plannedLocations(plan: DedupPlan, partition: number, baseOffset: number): RecordLocation[] {
+  let written = 0;
+  return plan.originals.map((original) => {
+    if (original === null) return { partition, offset: baseOffset + written++ };
+    if ('entry' in original) return { partition: original.entry.partition, offset: original.entry.offset };
+    return { partition, offset: baseOffset + original.writtenIndex };
+  });
+}
+
 /** The batch re-encoded with only `records`: same codec, same record timestamps; no producer fields (it has none). */
 function rebuildBatch(batch: Buffer, records: readonly DecodedRecord[]): Buffer {
   const compression = compressionFromCode(batch.readInt16BE(ATTRIBUTES_OFFSET) & 0x07);

@@ -5,7 +5,7 @@
 export { LogCleaner, OffsetMap, CLEANER_CHECKPOINT_FILE, SWAP_RECORD_FILE, type CleanResult } from './cleaner/index.js';
 export { LogManager } from './log-manager.js';
 export type { AppendRecordsOptions, LogStats, RetentionSummary, TopicDescription, TopicSpec } from './log-manager-types.js';
-export { IsolationLevel, type AppendResult, type PartitionDescription, type ReadOptions, type ReadResult, type RecoveryEvent } from './partition-log.js';
+export { IsolationLevel, type AppendResult, type PartitionDescription, type ReadOptions, type ReadResult, type RecoveryEvent } from './partition-log-types.js';
 export { ControlRecordType, type AbortedTransaction, type TransactionMarker } from './transaction-index.js';
 export {
   TransactionCoordinator,

@@ -1,9 +1,11 @@
-/**
- * Opening the log (Kafka's LogManager.loadLogs and LogLoader): leftover
- * partition directories of deleted topics removed, recovery points read,
- * partitions opened (each validated past its recovery point), dedup windows
- * refilled from the log, and what recovery did said in the start-up log.
+/*
+ * Opening the log (Kafka's LogManager.loadLogs): leftover partition
+ * directories of deleted topics removed, recovery points read, partitions
+ * opened (each validated past its recovery point by PartitionLog.open and
+ * partition-loader.ts, Kafka's LogLoader), dedup windows refilled from the
+ * log, and what recovery did said in the start-up log.
  */
+
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConcordatError, ErrorCode } from '../errors.js';
@@ -13,7 +15,8 @@ import { messageId } from './dedup-window.js';
 import { logFs } from './file-system.js';
 import { GROUPS_DIR } from './groups/offset-store.js';
 import type { Topic } from './log-manager-types.js';
-import { PartitionLog, type PartitionLogContext, type RecoveryEvent } from './partition-log.js';
+import { PartitionLog } from './partition-log.js';
+import type { PartitionLogContext, RecoveryEvent } from './partition-log-types.js';
 import { decodeRecordBatches } from './record-batch.js';
 import { readRecoveryPoints, RECOVERY_POINT_FILE, recoveryPointKey, type RecoveryPoint } from './recovery-point.js';
 import { segmentFileName } from './segment.js';

@@ -9,7 +9,8 @@ import { ConcordatError, ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/index.js';
 import type { GroupCoordinator } from './groups/coordinator.js';
 import type { RetentionSummary } from './log-manager-types.js';
-import type { PartitionLog, RetentionResult } from './partition-log.js';
+import type { PartitionLog } from './partition-log.js';
+import type { RetentionResult } from './partition-log-types.js';
 import { writeRecoveryPoints, type RecoveryPoint } from './recovery-point.js';
 import { isDiskFull, storageWriteError } from './storage-error.js';
 

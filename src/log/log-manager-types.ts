@@ -8,7 +8,8 @@ import type { CompressionType } from './compression.js';
 import type { DedupWindow } from './dedup-window.js';
 import type { FilePoolStats } from './file-pool.js';
 import type { FlushStats } from './flush.js';
-import type { PartitionDescription, PartitionLog } from './partition-log.js';
+import type { PartitionLog } from './partition-log.js';
+import type { PartitionDescription } from './partition-log-types.js';
 import type { TopicRecord } from './topic-registry.js';
 import type { TransactionCoordinatorFaults } from './transactions/coordinator.js';
 

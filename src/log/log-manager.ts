@@ -3,7 +3,8 @@
  * its lifecycle (open, close) and its public API with each method's
  * contract. The work is in the files beside it: opening in log-loader.ts,
  * topic changes in topic-admin.ts, retention and checkpoints in
- * log-maintenance.ts, a partition's log in partition-log.ts, compaction in
+ * log-maintenance.ts, a partition's log in partition-log.ts (opened by
+ * partition-loader.ts, its producer snapshots in producer-snapshots.ts), compaction in
  * cleaner/ (its run over the compacted topics, cleanLogs, is here), the
  * API's shapes in log-manager-types.ts. One concept, over 400 lines because the
  * contracts of its ~35 public methods are here.
@@ -25,7 +26,8 @@ import { IndexCache } from './index-cache.js';
 import { LogMaintenance } from './log-maintenance.js';
 import { forEachLimited, logRecovery, OPEN_CONCURRENCY, openPartitions, readRecoveryPointsForOpen, rebuildDedupWindow, removeOrphans } from './log-loader.js';
 import type { AppendRecordsOptions, LogManagerDependencies, LogStats, RetentionSummary, Topic, TopicDescription, TopicSpec } from './log-manager-types.js';
-import { PartitionLog, type AppendResult, type PartitionDescription, type ReadOptions, type ReadResult, type RecoveryEvent } from './partition-log.js';
+import type { PartitionLog } from './partition-log.js';
+import type { AppendResult, PartitionDescription, ReadOptions, ReadResult, RecoveryEvent } from './partition-log-types.js';
 import { partitionForKey, RoundRobinPartitioner } from './partitioner.js';
 import { ProducerIdAllocator } from './producer-ids.js';
 import { encodeRecordBatch, type RecordInput } from './record-batch.js';
@@ -51,7 +53,7 @@ const RECOVERY_EVENTS_MAX = 1000;
  * <dataDir>/recovery-point-offset-checkpoint  recovery points (recovery-point.ts)
  * <dataDir>/producer-ids                      producer-ID blocks (producer-ids.ts)
  * <dataDir>/transactions                      Kafka transaction coordinator state (transactions/state-store.ts)
- * <dataDir>/<topic>-<partition>/              segments (segment.ts), producer snapshots (partition-log.ts)
+ * <dataDir>/<topic>-<partition>/              segments (segment.ts), producer snapshots (producer-snapshots.ts)
  * <dataDir>/.groups/                          committed offsets (groups/offset-store.ts)
  * ```
  * Open validates, in each partition, only what lies past its recovery

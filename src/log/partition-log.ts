@@ -1,22 +1,36 @@
 /*
- * One partition's log: offsets, segments, the high watermark, idempotent producers' state and its snapshots, the open and
- * recovery path, retention and the cleaner's segment swap. Over 400 lines and more than one concept: Kafka splits the
- * producer-state snapshots (ProducerStateManager) and the open path (LogLoader) out of it, and so should this file.
+ * One partition's log (Kafka's UnifiedLog with its LocalLog): the segments
+ * and the offsets that describe them, and what moves those offsets: the
+ * append pipeline, reads, retention and DeleteRecords, recovery points and
+ * the cleaner's segment swap. Over 1,000 lines, one concept: the state these
+ * share (segments, offsets, the write queue, the failure and swap gates) is
+ * the partition's, and the contract of each method is here. What Kafka
+ * splits out of its log lives apart: opening and recovery in
+ * partition-loader.ts (LogLoader), the producer-state snapshots in
+ * producer-snapshots.ts (ProducerStateManager's snapshots), producer
+ * sequences in producer-state.ts, transactions in transaction-index.ts, the
+ * API's shapes in partition-log-types.ts.
  */
-import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+
 import { FlushMode, type TopicConfig } from '../config/index.js';
 import { ConcordatError, ErrorCode } from '../errors.js';
-import type { Logger } from '../observability/index.js';
-import { fsyncDir, readCheckpoint, writeCheckpoint } from './checkpoint-file.js';
-import type { DedupEntry, DedupPlan, DedupWindow, RecordLocation } from './dedup-window.js';
-import type { FilePool } from './file-pool.js';
+import { fsyncDir } from './checkpoint-file.js';
+import { plannedLocations, type DedupEntry, type DedupPlan } from './dedup-window.js';
 import { logFs } from './file-system.js';
-import type { GroupCommitFlusher } from './flush.js';
-import type { IndexCache } from './index-cache.js';
-import { readLogStartOffset, writeLogStartOffset } from './log-start-offset.js';
+import { writeLogStartOffset } from './log-start-offset.js';
+import { loadLogStartOffset, loadSegments, NOTHING_RECOVERED, type PartitionRecovery } from './partition-loader.js';
+import {
+  IsolationLevel,
+  type AppendResult,
+  type PartitionDescription,
+  type PartitionLogContext,
+  type ReadOptions,
+  type ReadResult,
+  type RetentionResult,
+} from './partition-log-types.js';
 import { recompressBatches } from './recompress.js';
-import { ProducerStateManager, type PendingProducerBatch, type ProducerCheck, type ProducerSnapshot } from './producer-state.js';
+import { ProducerSnapshots } from './producer-snapshots.js';
+import { ProducerStateManager, type PendingProducerBatch, type ProducerCheck } from './producer-state.js';
 import {
   assignOffsets,
   BATCH_LENGTH_OFFSET,
@@ -28,147 +42,9 @@ import {
   type AppendBatchesInfo,
 } from './record-batch.js';
 import type { RecoveryPoint } from './recovery-point.js';
-import { Segment, segmentConfigOf, segmentFileName, type SegmentEnv, type SegmentEvent } from './segment.js';
-import { storageWriteError } from './storage-error.js';
-import { readCleanerPoint } from './cleaner/cleaner-point.js';
-import { recoverSwap } from './cleaner/swap.js';
-import { encodeMarkerBatch, hasTransactionalBatch, PartitionTransactions, type AbortedTransaction, type TransactionMarker } from './transaction-index.js';
-
-/** What an append resolves with (Kafka's ProduceResponse partition fields). */
-export interface AppendResult {
-  /** Offset of the first record appended (for a duplicate: of the original). */
-  baseOffset: number;
-  /** Offset of the last record appended (for a duplicate: of the original). */
-  lastOffset: number;
-  /** Kafka's logAppendTime: -1, since timestamps are the producer's (CreateTime). */
-  logAppendTimeMs: number;
-  /** The partition's log start offset when the append was acknowledged. */
-  logStartOffset: number;
-  /** Present and true when nothing was written: the append repeated an earlier one (idempotent retry, or every record within the dedup window). */
-  duplicate?: true;
-  /**
-   * Where each input record is, in input order, on topics with a dedup
-   * window: a repeated record's location is its original's (possibly on
-   * another partition of the topic).
-   */
-  recordLocations?: RecordLocation[];
-}
-
-/** Kafka's isolation levels of a read (Fetch isolation_level 0 and 1). */
-export const IsolationLevel = { READ_UNCOMMITTED: 'read_uncommitted', READ_COMMITTED: 'read_committed' } as const;
-/** `read_uncommitted` or `read_committed`. */
-export type IsolationLevel = (typeof IsolationLevel)[keyof typeof IsolationLevel];
-
-/** Options of a read ({@link PartitionLog.read}, LogManager.read): Kafka's Fetch fields for one partition. */
-export interface ReadOptions {
-  /** Byte budget of the result; at least one whole batch is returned when one exists. */
-  maxBytes: number;
-  /** Wait until at least this many bytes are available. @default 1 */
-  minBytes?: number;
-  /** Longest wait for minBytes, in ms. @default 0 */
-  maxWaitMs?: number;
-  /** Ends the wait early; the read then returns what is there (possibly nothing). */
-  signal?: AbortSignal;
-  /**
-   * Read into this buffer when the result fits (the result is then a view
-   * of it), sparing an allocation per read. Only for a caller that is done
-   * with the previous result, and every view into it, before reading again.
-   */
-  buffer?: Buffer;
-  /**
-   * read_committed: only batches below the last stable offset, with the
-   * aborted transactions among them in the result. @default 'read_uncommitted'
-   */
-  isolationLevel?: IsolationLevel;
-}
-
-/** What a read returns: the bytes and the partition's offsets as the read saw them. */
-export interface ReadResult {
-  /** Whole RecordBatch v2 batches, starting with the one that holds the requested offset. */
-  records: Buffer;
-  /** Offset after the last acknowledged record. */
-  highWatermark: number;
-  /** First offset still stored. */
-  logStartOffset: number;
-  /** The high watermark, or the first offset of the oldest transaction still open, if lower. */
-  lastStableOffset: number;
-  /** Offset after the last record written (acknowledged or not). */
-  logEndOffset: number;
-  /** read_committed reads only: the aborted transactions with data in `records`, by first offset. */
-  abortedTransactions?: AbortedTransaction[];
-}
-
-/** One partition's offsets and size now ({@link PartitionLog.describe}). */
-export interface PartitionDescription {
-  partition: number;
-  /** First offset still stored (ListOffsets earliest). */
-  logStartOffset: number;
-  /** Offset after the last acknowledged record (ListOffsets latest). */
-  highWatermark: number;
-  /** The high watermark, or the first offset of the oldest open transaction, if lower. */
-  lastStableOffset: number;
-  /** Offset after the last record written (acknowledged or not). */
-  logEndOffset: number;
-  /** Bytes of the partition's `.log` files. */
-  sizeBytes: number;
-  /** Segments, the active one included. */
-  segmentCount: number;
-  /** Long-poll reads waiting for an append right now (at most the log's `readWaitersMax`). */
-  readsWaiting: number;
-}
-
-/**
- * What opening a partition validated and cut, for the start-up log after an
- * unclean shutdown. All zero (and no recovery point) after a clean close.
- */
-export interface PartitionRecovery {
-  /** Where validation started: the recovery point (segment base offset, byte in it, offset of the batch there), or null when there was none and every segment was validated. */
-  recoveryPoint: { segmentBase: number; position: number; offset: number } | null;
-  /** Segments that had bytes past the recovery point, each validated batch by batch. */
-  segmentsValidated: number;
-  /** Bytes validated, truncated ones included. */
-  bytesValidated: number;
-  /** Bytes cut from the active segment's tail (a torn or unsynced write). */
-  truncatedBytes: number;
-}
-
-const NOTHING_RECOVERED: PartitionRecovery = { recoveryPoint: null, segmentsValidated: 0, bytesValidated: 0, truncatedBytes: 0 };
-
-/** A repair or finding while opening or reading a partition. */
-export interface RecoveryEvent extends SegmentEvent {
-  topic: string;
-  partition: number;
-}
-
-/** What a partition gets from LogManager: where it lives, its config, and the log's shared resources. */
-export interface PartitionLogContext {
-  topic: string;
-  partition: number;
-  dir: string;
-  config: TopicConfig;
-  flusher: GroupCommitFlusher;
-  pool: FilePool;
-  indexCache: IndexCache;
-  appendQueueBytesMax: number;
-  readWaitersMax: number;
-  decompressedBatchBytesMax: number;
-  producerIdExpirationMs: number;
-  producersPerPartitionMax: number;
-  /** The topic's message-ID dedup window, or null when the topic has none. */
-  dedup: DedupWindow | null;
-  logger: Logger;
-  report(event: RecoveryEvent): void;
-}
-
-/** Retention's work on one partition. */
-export interface RetentionResult {
-  /** Segments deleted. */
-  deletedSegments: number;
-  /** Bytes of their `.log` files. */
-  deletedBytes: number;
-  /** The log start offset after the deletion. */
-  logStartOffset: number;
-}
+import { Segment, segmentConfigOf, type SegmentEnv, type SegmentEvent } from './segment.js';
+import { storageReadError, storageWriteError } from './storage-error.js';
+import { encodeMarkerBatch, hasTransactionalBatch, PartitionTransactions, type TransactionMarker } from './transaction-index.js';
 
 interface PendingAppend {
   chunk: Buffer;
@@ -207,8 +83,6 @@ interface DurablePoint {
 const READ_HINTS_MAX = 8;
 /** Most buffers in one writev (Linux's IOV_MAX). */
 const WRITEV_BUFFERS_MAX = 1024;
-/** Bytes per read when replaying producer state. */
-const REPLAY_READ_BYTES = 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 /**
@@ -224,8 +98,10 @@ const EMPTY = Buffer.alloc(0);
  * writes awaiting their fdatasync; in the other modes they are equal.
  * Files in the partition directory besides the segments:
  * `<20-digit offset>.snapshot`, the idempotent-producer state and the
- * partition's transactions at that offset (producer-state.ts,
- * transaction-index.ts; the latest two are kept).
+ * partition's transactions at that offset (producer-snapshots.ts), and
+ * `log-start-offset` (log-start-offset.ts). Opening a partition
+ * ({@link PartitionLog.open}, partition-loader.ts) validates what lies past
+ * its recovery point.
  *
  * Transactions (KIP-98): transactional batches are appended like any other;
  * {@link appendMarker} appends the coordinator's COMMIT/ABORT control batch.
@@ -327,8 +203,8 @@ export class PartitionLog {
   private recoveryPoint: RecoveryPoint | null;
   private readonly producers: ProducerStateManager;
   private readonly transactions: PartitionTransactions;
-  /** Offsets of the producer snapshots on disk, oldest first. */
-  private snapshots: number[] = [];
+  /** The `.snapshot` files of `producers` and `transactions`. */
+  private readonly snapshots: ProducerSnapshots;
   private checkpointing: Promise<RecoveryPoint | null> | null = null;
   /** The roll under way (its old segment may be sealed before the new one is in `segments`). */
   private rolling: Promise<void> | null = null;
@@ -358,6 +234,8 @@ export class PartitionLog {
       producersPerPartitionMax: ctx.producersPerPartitionMax,
     });
     this.transactions = new PartitionTransactions(ctx.topic, ctx.partition);
+    const report = (event: SegmentEvent): void => ctx.report({ topic: ctx.topic, partition: ctx.partition, ...event });
+    this.snapshots = new ProducerSnapshots({ dir: ctx.dir, report }, this.producers, this.transactions);
     this.startFlushTimer();
   }
 
@@ -370,42 +248,28 @@ export class PartitionLog {
   }
 
   /**
-   * Opens a partition directory (creating it when missing). Segments before
-   * the recovery point are trusted; every batch past it is validated: a bad
-   * tail of the active segment is truncated, a bad batch in a rolled
-   * segment is reported. Without a recovery point everything is validated.
-   * Then the idempotent-producer state is restored (snapshot + replay).
-   * @throws ConcordatError STORAGE_CORRUPT for damage it cannot repair
+   * Opens a partition directory (creating it when missing), as Kafka's
+   * UnifiedLog.apply runs LogLoader: the segments are opened and validated
+   * past the recovery point and the recorded log start offset is read
+   * (partition-loader.ts); then the idempotent-producer state and the
+   * transactions are restored (snapshot + replay, producer-snapshots.ts).
+   * An empty directory gets its first segment ({@link PartitionLog.create}).
+   * @throws ConcordatError STORAGE_CORRUPT for damage it cannot repair; file errors. Nothing stays open then.
    */
   static async open(ctx: PartitionLogContext, recoveryPoint: RecoveryPoint | null): Promise<PartitionLog> {
-    await logFs().mkdir(ctx.dir, { recursive: true });
-    // A log cleaner swap cut short by a crash: finish it (committed) or drop its files (not committed). See cleaner/swap.ts.
-    const swapped = await recoverSwap(ctx.dir);
-    if (swapped !== null) ctx.logger.info({ topic: ctx.topic, partition: ctx.partition, ...swapped }, 'finished a cleaner swap a crash interrupted');
-    const files = await readdir(ctx.dir);
-    const bases = segmentBases(ctx.dir, files);
-    await removeStrayFiles(ctx.dir, files, new Set(bases));
-    if (bases.length === 0) return PartitionLog.create(ctx);
-    const rpIndex = recoveryPointSegment(ctx, bases, recoveryPoint);
-    const segments: Segment[] = [];
-    let recovery: PartitionRecovery;
+    const loaded = await loadSegments(ctx, segmentEnv(ctx), recoveryPoint);
+    if (loaded === null) return PartitionLog.create(ctx);
+    const partitionLog = new PartitionLog(ctx, loaded.segments, loaded.recoveryPoint);
+    partitionLog.openRecovery = loaded.recovery;
     try {
-      const compactedBelow = (await readCleanerPoint(ctx.dir))?.compactedBelow ?? 0;
-      recovery = await openSegments(ctx, bases, rpIndex < 0 ? null : recoveryPoint, rpIndex, segments, compactedBelow);
+      partitionLog.recordedStartOffset = await loadLogStartOffset(ctx, partitionLog.logEndOffset);
+      const read = (offset: number, maxBytes: number): Promise<Buffer> => partitionLog.readNow(offset, maxBytes, undefined);
+      await partitionLog.snapshots.load(loaded.files, loaded.recoveryPoint, partitionLog.logStartOffset, partitionLog.logEndOffset, read);
     } catch (error) {
-      await Promise.allSettled(segments.map((segment) => segment.close()));
+      await partitionLog.close().catch(() => {});
       throw error;
     }
-    const log = new PartitionLog(ctx, segments, rpIndex < 0 ? null : recoveryPoint);
-    log.openRecovery = recovery;
-    try {
-      await log.restoreStartOffset();
-      await log.loadProducerState(files, rpIndex < 0 ? null : recoveryPoint);
-    } catch (error) {
-      await log.close().catch(() => {});
-      throw error;
-    }
-    return log;
+    return partitionLog;
   }
 
   /** The topic's name. */
@@ -435,26 +299,6 @@ export class PartitionLog {
   /** First offset still stored: the base offset of the oldest segment. */
   get logStartOffset(): number {
     return Math.max(this.segments[0]!.baseOffset, this.recordedStartOffset);
-  }
-
-  /**
-   * Reads the start offset DeleteRecords recorded. One past the log end
-   * (a crash lost the tail it pointed into, possible with flushMode `os`
-   * or `interval`) is lowered to the log end offset and reported.
-   */
-  private async restoreStartOffset(): Promise<void> {
-    const recorded = await readLogStartOffset(this.ctx.dir);
-    if (recorded === null) return;
-    if (recorded > this.logEndOffset) {
-      this.ctx.report({
-        topic: this.ctx.topic,
-        partition: this.ctx.partition,
-        file: this.ctx.dir,
-        action: 'index-rebuilt',
-        detail: `the recorded log start offset ${recorded} is past the log end offset ${this.logEndOffset} (an unsynced tail was lost); the log starts at ${this.logEndOffset}`,
-      });
-    }
-    this.recordedStartOffset = Math.min(recorded, this.logEndOffset);
   }
 
   /** Idempotent producers this partition remembers. */
@@ -1185,8 +1029,7 @@ export class PartitionLog {
     // What readers see, and the producer state, as of one instant: acknowledge() moves them together.
     let point: DurablePoint = { segment: this.active, position: this.activeReadableBytes, offset: this.highWatermark };
     const previous = this.recoveryPoint;
-    const snapshot =
-      this.producers.hasChanges || this.transactions.hasChanges || previous === null || !previous.producerSnapshot ? this.captureProducers(point.offset) : null;
+    const snapshot = this.snapshots.take(point.offset, previous);
     if (this.config.flushMode !== FlushMode.SYNC && point.offset > this.durable.offset) {
       await this.ctx.flusher.sync(point.segment);
       if (point.offset > this.durable.offset) this.durable = point;
@@ -1195,7 +1038,7 @@ export class PartitionLog {
       return previous;
     }
     if (!point.segment.isSealed) await point.segment.flushIndexes();
-    const producerState = snapshot === null ? this.keptProducerState(previous, point.offset) : await this.writeSnapshot(snapshot);
+    const producerState = snapshot === null ? this.snapshots.kept(previous, point.offset) : await this.snapshots.write(snapshot, () => this.recoveryPoint);
     // Rolled during an await above (under load, while the snapshot was written): sealing synced the segment whole and the
     // roll made the new one's directory entry durable, so everything before the active segment is on disk and the point
     // moves to its start. (Giving up here instead kept an idempotent partition's point at 0 for whole runs.) No await
@@ -1215,102 +1058,6 @@ export class PartitionLog {
       ...producerState,
     };
     return this.recoveryPoint;
-  }
-
-  /** The producer state to snapshot, as of `offset`; null when there is none to write (no producers). */
-  private captureProducers(offset: number): ProducerSnapshot | null {
-    if (this.producers.producerCount === 0 && !this.producers.hasChanges && this.transactions.isEmpty && !this.transactions.hasChanges) return null;
-    const snapshot = this.producers.snapshot(offset);
-    if (!this.transactions.isEmpty || this.transactions.hasChanges) snapshot.transactions = this.transactions.snapshot();
-    return snapshot;
-  }
-
-  private keptProducerState(previous: RecoveryPoint | null, offset: number): { producerStateOffset: number; producerSnapshot: boolean } {
-    if (previous !== null && previous.producerSnapshot) return { producerStateOffset: previous.producerStateOffset, producerSnapshot: true };
-    // No producer state: empty as of the point.
-    return { producerStateOffset: offset, producerSnapshot: false };
-  }
-
-  /** Writes `<offset>.snapshot` and removes all but the two newest. */
-  private async writeSnapshot(snapshot: ProducerSnapshot): Promise<{ producerStateOffset: number; producerSnapshot: boolean }> {
-    if (snapshot.producers.length === 0 && (snapshot.transactions === undefined || isEmptyTransactions(snapshot.transactions))) {
-      return { producerStateOffset: snapshot.offset, producerSnapshot: false };
-    }
-    await writeCheckpoint(join(this.ctx.dir, snapshotFileName(snapshot.offset)), SNAPSHOT_KIND, snapshot);
-    this.snapshots = [...this.snapshots.filter((offset) => offset !== snapshot.offset), snapshot.offset];
-    // Keep the new one, the one before it, and the one the recovery-point file may still name.
-    const named = this.recoveryPoint?.producerSnapshot === true ? this.recoveryPoint.producerStateOffset : -1;
-    const keep = new Set([...this.snapshots.slice(-2), named]);
-    for (const old of this.snapshots.filter((offset) => !keep.has(offset))) {
-      await logFs()
-        .unlink(join(this.ctx.dir, snapshotFileName(old)))
-        .catch(() => {});
-    }
-    this.snapshots = this.snapshots.filter((offset) => keep.has(offset));
-    return { producerStateOffset: snapshot.offset, producerSnapshot: true };
-  }
-
-  /** Restores the producer state from the recovery point's snapshot, then replays the batches after it. */
-  private async loadProducerState(files: readonly string[], point: RecoveryPoint | null): Promise<void> {
-    let from = this.logStartOffset;
-    if (point !== null) {
-      from = point.producerStateOffset;
-      if (point.producerSnapshot) from = await this.restoreSnapshot(point.producerStateOffset);
-    }
-    const kept = point?.producerSnapshot === true ? point.producerStateOffset : -1;
-    for (const name of files) {
-      const match = /^(\d{20})\.snapshot$/.exec(name);
-      if (match === null) continue;
-      if (Number(match[1]) === kept && from === kept) this.snapshots.push(kept);
-      else
-        await logFs()
-          .unlink(join(this.ctx.dir, name))
-          .catch(() => {});
-    }
-    await this.replayProducers(Math.max(from, this.logStartOffset));
-  }
-
-  /** Loads a snapshot; returns the offset to replay from (the log start when the snapshot is unusable). */
-  private async restoreSnapshot(offset: number): Promise<number> {
-    const path = join(this.ctx.dir, snapshotFileName(offset));
-    try {
-      const body = (await readCheckpoint(path, SNAPSHOT_KIND)) as ProducerSnapshot | null;
-      if (body === null) throw new Error('the file is missing');
-      if (body.offset !== offset || !Array.isArray(body.producers)) throw new Error(`it holds offset ${body.offset}`);
-      this.producers.restore(body);
-      this.transactions.restore(body.transactions);
-      return offset;
-    } catch (error) {
-      this.ctx.report({
-        topic: this.ctx.topic,
-        partition: this.ctx.partition,
-        file: path,
-        action: 'index-rebuilt',
-        detail: `the producer snapshot is unusable (${describe(error)}); producer state rebuilt from the whole log`,
-      });
-      this.producers.restore({ offset: this.logStartOffset, producers: [] });
-      this.transactions.restore(undefined);
-      return this.logStartOffset;
-    }
-  }
-
-  /** Rebuilds producer state from the batch headers in [from, logEndOffset). */
-  private async replayProducers(from: number): Promise<void> {
-    let offset = from;
-    while (offset < this.logEndOffset) {
-      const records = await this.readNow(offset, REPLAY_READ_BYTES, undefined);
-      if (records.length === 0) break;
-      let pos = 0;
-      while (pos + LOG_OVERHEAD <= records.length) {
-        const base = readInt64(records, pos);
-        if (base >= offset) {
-          this.producers.replay(records, pos);
-          this.transactions.replay(records, pos);
-        }
-        offset = Math.max(offset, base + records.readInt32BE(pos + LAST_OFFSET_DELTA_OFFSET) + 1);
-        pos += LOG_OVERHEAD + records.readInt32BE(pos + BATCH_LENGTH_OFFSET);
-      }
-    }
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -1395,16 +1142,6 @@ export class PartitionLog {
   }
 }
 
-const SNAPSHOT_KIND = 'producer-state';
-
-function snapshotFileName(offset: number): string {
-  return `${String(offset).padStart(20, '0')}.snapshot`;
-}
-
-function isEmptyTransactions(t: { ongoing: unknown[]; aborted: unknown[]; fences: unknown[] }): boolean {
-  return t.ongoing.length === 0 && t.aborted.length === 0 && t.fences.length === 0;
-}
-
 /** The whole batches of `records` whose base offset is below `limit` (the last stable offset falls on a batch start). */
 function batchesBelow(records: Buffer, limit: number): Buffer {
   let end = 0;
@@ -1428,14 +1165,7 @@ function lastOffsetIn(records: Buffer): number | null {
 /** The answer to an acknowledged append. */
 function resultOf(append: PendingAppend, logStartOffset: number, partition: number): AppendResult {
   const result: AppendResult = { baseOffset: append.baseOffset, lastOffset: append.lastOffset, logAppendTimeMs: -1, logStartOffset };
-  const plan = append.dedupPlan;
-  if (plan === null) return result;
-  let written = 0;
-  result.recordLocations = plan.originals.map((original) => {
-    if (original === null) return { partition, offset: append.baseOffset + written++ };
-    if ('entry' in original) return { partition: original.entry.partition, offset: original.entry.offset };
-    return { partition, offset: append.baseOffset + original.writtenIndex };
-  });
+  if (append.dedupPlan !== null) result.recordLocations = plannedLocations(append.dedupPlan, partition, append.baseOffset);
   return result;
 }
 
@@ -1445,96 +1175,6 @@ function segmentEnv(ctx: PartitionLogContext): SegmentEnv {
     indexCache: ctx.indexCache,
     report: (event) => ctx.report({ topic: ctx.topic, partition: ctx.partition, ...event }),
   };
-}
-
-/**
- * Opens the segments, validating those past the recovery point (in segment
- * `rpIndex`, or all when it is -1); fills `segments` as it goes so the
- * caller can close them on failure. Returns what it validated and cut.
- */
-async function openSegments(
-  ctx: PartitionLogContext,
-  bases: readonly number[],
-  point: RecoveryPoint | null,
-  rpIndex: number,
-  segments: Segment[],
-  compactedBelow: number,
-): Promise<PartitionRecovery> {
-  const config = segmentConfigOf(ctx.config);
-  const env = segmentEnv(ctx);
-  const last = bases.length - 1;
-  const recovery: PartitionRecovery = {
-    recoveryPoint: point === null ? null : { segmentBase: point.segmentBase, position: point.position, offset: point.nextOffset },
-    segmentsValidated: 0,
-    bytesValidated: 0,
-    truncatedBytes: 0,
-  };
-  const validated = (bytes: number): void => {
-    if (bytes <= 0) return;
-    recovery.segmentsValidated += 1;
-    recovery.bytesValidated += bytes;
-  };
-  for (let i = 0; i < last; i++) {
-    // Segments the log cleaner may have rewritten (cleaner/cleaner-point.ts) may have offset gaps.
-    const segment = await Segment.openSealed(ctx.dir, bases[i]!, config, env, bases[i + 1]!, bases[i + 1]! <= compactedBelow);
-    segments.push(segment);
-    if (i > rpIndex) {
-      await segment.validateFrom(0, bases[i]!);
-      validated(segment.sizeBytes);
-    } else if (i === rpIndex && point!.position < segment.sizeBytes) {
-      await segment.validateFrom(point!.position, point!.nextOffset);
-      validated(segment.sizeBytes - point!.position);
-    }
-  }
-  const activeBytes = (await stat(join(ctx.dir, segmentFileName(bases[last]!, '.log')))).size;
-  const active = await Segment.openActive(ctx.dir, bases[last]!, config, env, rpIndex === last ? point : null);
-  segments.push(active);
-  validated(rpIndex === last ? activeBytes - point!.position : activeBytes);
-  recovery.truncatedBytes = activeBytes - active.sizeBytes;
-  return recovery;
-}
-
-/**
- * Index of the segment holding the recovery point, or -1 when everything is
- * to be validated (no point, or its segment was deleted by retention).
- * @throws ConcordatError STORAGE_CORRUPT when the point's segment is missing but older ones exist
- */
-function recoveryPointSegment(ctx: PartitionLogContext, bases: readonly number[], point: RecoveryPoint | null): number {
-  if (point === null) return -1;
-  const index = bases.indexOf(point.segmentBase);
-  if (index >= 0) return index;
-  if (point.segmentBase < bases[0]!) return -1;
-  throw new ConcordatError(
-    `topic '${ctx.topic}' partition ${ctx.partition}: segment ${String(point.segmentBase).padStart(20, '0')}.log, which holds the recovery point ` +
-      `(offset ${point.nextOffset}), is missing from ${ctx.dir}: acknowledged records are gone; restore the partition from a backup`,
-    { code: ErrorCode.STORAGE_CORRUPT, context: { topic: ctx.topic, partition: ctx.partition } },
-  );
-}
-
-function segmentBases(dir: string, names: readonly string[]): number[] {
-  const bases: number[] = [];
-  for (const name of names) {
-    const match = /^(\d{20})\.log$/.exec(name);
-    if (match === null) continue;
-    const base = Number(match[1]);
-    if (!Number.isSafeInteger(base)) {
-      throw new ConcordatError(`segment ${join(dir, name)} has a base offset beyond 2^53`, { code: ErrorCode.STORAGE_CORRUPT });
-    }
-    bases.push(base);
-  }
-  return bases.sort((a, b) => a - b);
-}
-
-/** Index files whose `.log` is gone (a deletion interrupted by a crash) and leftover temporary files. */
-async function removeStrayFiles(dir: string, names: readonly string[], bases: ReadonlySet<number>): Promise<void> {
-  for (const name of names) {
-    const index = /^(\d{20})\.(index|timeindex)$/.exec(name);
-    const stray = (index !== null && !bases.has(Number(index[1]))) || name.endsWith('.tmp');
-    if (stray)
-      await logFs()
-        .unlink(join(dir, name))
-        .catch(() => {});
-  }
 }
 
 function closedError(ctx: PartitionLogContext): ConcordatError {
@@ -1548,18 +1188,12 @@ function storageError(ctx: PartitionLogContext, cause: unknown): ConcordatError 
   });
 }
 
-/**
- * A file error of a read (EIO, ...) as KAFKA_STORAGE_ERROR, retriable, as
- * Kafka reports an IOException while reading a log: the client backs off
- * and fetches again, nothing was changed. Typed errors (LIMIT_EXCEEDED for
- * EMFILE, STORAGE_CORRUPT) and programming errors pass through as they are.
- */
 function readError(ctx: PartitionLogContext, offset: number, cause: unknown): unknown {
-  if (cause instanceof ConcordatError || typeof (cause as NodeJS.ErrnoException).syscall !== 'string') return cause;
-  return new ConcordatError(
-    `read of topic '${ctx.topic}' partition ${ctx.partition} at offset ${offset} failed: ${describe(cause)}; check the disk, then read again`,
-    { code: ErrorCode.KAFKA_STORAGE_ERROR, cause, context: { topic: ctx.topic, partition: ctx.partition, offset } },
-  );
+  return storageReadError(`read of topic '${ctx.topic}' partition ${ctx.partition} at offset ${offset}`, cause, {
+    topic: ctx.topic,
+    partition: ctx.partition,
+    offset,
+  });
 }
 
 function describe(error: unknown): string {

@@ -100,7 +100,7 @@ export interface ProducerSnapshot {
  * Across restarts the state is rebuilt from a snapshot plus the batches
  * after it (Kafka's `<offset>.snapshot` files and log replay): the partition
  * writes a snapshot at each recovery checkpoint and on close
- * (partition-log.ts), and on open replays the batch headers from the
+ * (producer-snapshots.ts), and on open replays the batch headers from the
  * snapshot's offset to the log end. Snapshot body:
  * `{ offset, producers: [[producerId, epoch, lastAppendMs, [[firstSeq, lastSeq, firstOffset, lastOffset], ...]], ...] }`.
  *

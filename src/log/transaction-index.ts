@@ -46,7 +46,7 @@ const CONTROL_BIT = 0x20;
  * last stable offset (LSO) that follows from them. Kafka keeps the open
  * ones in its `ProducerStateManager` and the aborted ones in per-segment
  * `.txnindex` files; here both live in this class, rebuilt on open from the
- * producer snapshot (partition-log.ts writes {@link TransactionsSnapshot}
+ * producer snapshot (producer-snapshots.ts writes {@link TransactionsSnapshot}
  * into it) plus a replay of the batch headers after it.
  *
  * - A transactional batch (attributes bit 4) of a producer with no open
