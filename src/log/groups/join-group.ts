@@ -133,16 +133,7 @@ export class JoinGroupHandler {
   }
 
   private addMemberAndRebalance(group: Group, memberId: string, request: JoinGroupRequest): Promise<JoinGroupResult> {
-    const member = new Member(
-      memberId,
-      request.groupInstanceId ?? null,
-      request.clientId ?? '',
-      request.clientHost ?? '',
-      request.sessionTimeoutMs,
-      request.rebalanceTimeoutMs,
-      request.protocolType,
-      request.protocols,
-    );
+    const member = memberOf(request, memberId, request.groupInstanceId ?? null);
     member.isNew = true;
     if (group.is(GroupState.PREPARING_REBALANCE) && group.generationId === 0) group.newMemberAdded = true;
     group.add(member);
@@ -176,16 +167,7 @@ export class JoinGroupHandler {
    * old ID is fenced.
    */
   private replaceStaticMember(group: Group, previous: Member, memberId: string, request: JoinGroupRequest): Promise<JoinGroupResult> {
-    const member = new Member(
-      memberId,
-      previous.groupInstanceId,
-      request.clientId ?? '',
-      request.clientHost ?? '',
-      request.sessionTimeoutMs,
-      request.rebalanceTimeoutMs,
-      request.protocolType,
-      request.protocols,
-    );
+    const member = memberOf(request, memberId, previous.groupInstanceId);
     member.assignment = previous.assignment;
     const leaderBefore = group.leaderId;
     previous.clearExpiry();
@@ -226,4 +208,18 @@ export class JoinGroupHandler {
     }
     return joined;
   }
+}
+
+/** A member for the client that sent `request`, under `memberId` and `groupInstanceId` (null: a dynamic member). */
+function memberOf(request: JoinGroupRequest, memberId: string, groupInstanceId: string | null): Member {
+  return new Member(
+    memberId,
+    groupInstanceId,
+    request.clientId ?? '',
+    request.clientHost ?? '',
+    request.sessionTimeoutMs,
+    request.rebalanceTimeoutMs,
+    request.protocolType,
+    request.protocols,
+  );
 }
