@@ -57,7 +57,9 @@ class AuditTrailService {
   }
 }
 
-describe('dead letters: the partition moves on, the store keeps everything, concordat dlq replays once (real Postgres, real log)', () => {
+// Some tests run the CLI several times, each a new Node process (about 2 s of CPU under tsx): on a loaded machine one
+// took 59 s of the default 60 s timeout.
+describe('dead letters: the partition moves on, the store keeps everything, concordat dlq replays once (real Postgres, real log)', { timeout: 180_000 }, () => {
   let testDb: TestDatabase;
   let dir: string;
   let transport: EmbeddedTransport;

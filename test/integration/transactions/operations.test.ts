@@ -23,7 +23,9 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
   });
 }
 
-describe('operating global transactions: concordat tx list|show|retry|abort|end, cleanup', () => {
+// Each test runs the CLI several times, each a new Node process (about 2 s of CPU under tsx): on a loaded machine
+// a test took 60 s, the default timeout, with nothing wrong.
+describe('operating global transactions: concordat tx list|show|retry|abort|end, cleanup', { timeout: 180_000 }, () => {
   let testDb: TestDatabase;
   let db: Database;
 
