@@ -58,32 +58,20 @@ export async function readRecoveryPoints(dataDir: string): Promise<Map<string, R
     throw new ConcordatError(`checkpoint ${path} is corrupt: no partitions array`, { code: ErrorCode.STORAGE_CORRUPT });
   }
   for (const row of body.partitions as Row[]) {
-    const [
-      topic,
-      partition,
-      segmentBase,
-      position,
-      nextOffset,
-      indexEntries,
-      timeIndexEntries,
-      maxTimestamp,
-      offsetOfMaxTimestamp,
-      producerStateOffset,
-      snapshot,
-    ] = row;
-    points.set(recoveryPointKey(topic, partition), {
-      topic,
-      partition,
-      segmentBase,
-      position,
-      nextOffset,
-      indexEntries,
-      timeIndexEntries,
-      maxTimestamp,
-      offsetOfMaxTimestamp,
-      producerStateOffset,
-      producerSnapshot: snapshot === 1,
-    });
+    const point: RecoveryPoint = {
+      topic: row[0],
+      partition: row[1],
+      segmentBase: row[2],
+      position: row[3],
+      nextOffset: row[4],
+      indexEntries: row[5],
+      timeIndexEntries: row[6],
+      maxTimestamp: row[7],
+      offsetOfMaxTimestamp: row[8],
+      producerStateOffset: row[9],
+      producerSnapshot: row[10] === 1,
+    };
+    points.set(recoveryPointKey(point.topic, point.partition), point);
   }
   return points;
 }
