@@ -16,7 +16,7 @@ import type {
   TopicInfo,
   TopicSummary,
 } from './log-admin.js';
-import { groupHasMembers, lagOf, partitionsToReset, resetOffsetFor, unknownTopic } from './offsets.js';
+import { groupHasMembers, partitionsToReset, resetOffsetFor, unknownTopic } from './offsets.js';
 
 /** What {@link EmbeddedLogAdmin.open} is given. */
 export interface EmbeddedLogAdminOptions {
@@ -152,7 +152,7 @@ export class EmbeddedLogAdmin implements LogAdmin {
     const rows = new Map<string, GroupPartitionOffset>();
     for (const lag of [...this.logManager.groups.lag(groupId), ...this.logManager.groups.lag(groupId, assignedTopics)]) {
       const key = `${lag.topic}\u0000${lag.partition}`;
-      rows.set(key, { ...lag, lag: lagOf(lag.committedOffset, lag), memberId: owner.get(key) ?? null });
+      rows.set(key, { ...lag, memberId: owner.get(key) ?? null });
     }
     return [...rows.values()].sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
   }

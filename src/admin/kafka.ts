@@ -13,7 +13,8 @@ import type {
   TopicInfo,
   TopicSummary,
 } from './log-admin.js';
-import { groupHasMembers, lagOf, partitionsToReset, resetOffsetFor, unknownTopic, type PartitionBounds } from './offsets.js';
+import { consumerLag } from '../log/index.js';
+import { groupHasMembers, partitionsToReset, resetOffsetFor, unknownTopic, type PartitionBounds } from './offsets.js';
 
 /**
  * DescribeConfigs' resource type of a topic (Kafka's ConfigResource.Type.TOPIC).
@@ -157,7 +158,7 @@ export class KafkaLogAdmin implements LogAdmin {
         const key = `${topic}\u0000${partition}`;
         if (!committedAt.has(key) && !owner.has(key)) continue;
         const committedOffset = committedAt.get(key) ?? -1;
-        rows.push({ topic, partition, committedOffset, ...bounds, lag: lagOf(committedOffset, bounds), memberId: owner.get(key) ?? null });
+        rows.push({ topic, partition, committedOffset, ...bounds, lag: consumerLag(committedOffset, bounds), memberId: owner.get(key) ?? null });
       }
     }
     return rows;

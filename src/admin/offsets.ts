@@ -1,7 +1,7 @@
 import { ConcordatError, ErrorCode } from '../errors.js';
 import type { OffsetResetTarget } from './log-admin.js';
 
-/** The offsets of one partition that a reset or a lag needs. */
+/** The offsets of one partition that a reset needs (and a lag: log/groups consumerLag). */
 export interface PartitionBounds {
   logStartOffset: number;
   highWatermark: number;
@@ -26,11 +26,6 @@ export function resetOffsetFor(to: OffsetResetTarget, bounds: PartitionBounds, d
     case 'offset':
       return Math.min(Math.max(to.offset, bounds.logStartOffset), bounds.highWatermark);
   }
-}
-
-/** Kafka's consumer lag: highWatermark − max(committed, logStartOffset), never negative; from the log start when nothing is committed. */
-export function lagOf(committedOffset: number, bounds: PartitionBounds): number {
-  return Math.max(0, bounds.highWatermark - Math.max(committedOffset, bounds.logStartOffset));
 }
 
 /**

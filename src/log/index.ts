@@ -43,6 +43,7 @@ export { validateTopicName, isValidTopicName, topicNameProblem, TOPIC_NAME_CHARA
 export type { FlushStats } from './flush.js';
 export { GroupCoordinator } from './groups/coordinator.js';
 export { NEW_MEMBER_JOIN_TIMEOUT_MS } from './groups/join-group.js';
+export { consumerLag } from './groups/offsets.js';
 export type {
   GroupDescription,
   GroupMemberDescription,

@@ -13,6 +13,16 @@ import type { OffsetEntry } from './offset-store.js';
 import type { Rebalancer } from './rebalance.js';
 import type { OffsetCommitRequest, OffsetCommitResult, OffsetFetchRequest, OffsetFetchResult, PartitionLag } from './requests.js';
 
+/**
+ * Kafka's consumer lag of one partition: records the group has yet to
+ * consume, highWatermark − max(committedOffset, logStartOffset), never
+ * negative; counted from the log start when nothing is committed (-1) or
+ * the committed offset fell below it (retention deleted those records).
+ */
+export function consumerLag(committedOffset: number, bounds: { logStartOffset: number; highWatermark: number }): number {
+  return Math.max(0, bounds.highWatermark - Math.max(committedOffset, bounds.logStartOffset));
+}
+
 /** Handles the coordinator's offset requests. */
 export class OffsetHandler {
   /** Works on `state`'s groups and offset store; a commit renews the member's session through `rebalancer`. */
@@ -145,8 +155,7 @@ export class OffsetHandler {
       .map(([topic, partition]) => {
         const { logStartOffset, highWatermark } = this.state.topics.describePartition(topic, partition);
         const committedOffset = this.state.offsets.get(groupId, topic, partition)?.offset ?? -1;
-        const from = Math.max(committedOffset, logStartOffset);
-        return { topic, partition, committedOffset, logStartOffset, highWatermark, lag: Math.max(0, highWatermark - from) };
+        return { topic, partition, committedOffset, logStartOffset, highWatermark, lag: consumerLag(committedOffset, { logStartOffset, highWatermark }) };
       });
   }
 
