@@ -1,4 +1,4 @@
-export { compileOptions } from './compile.js';
+export { compileOptions, integerIn } from './compile.js';
 export {
   compileDatabaseOptions,
   DatabaseUrlOrigin,
@@ -61,3 +61,17 @@ export {
 export { compileConsoleOptions, type CompiledConsoleOptions, type ConsoleOptions } from './console-options.js';
 export { compileCoordinatorOptions, type CompiledCoordinatorOptions, type CoordinatorOptions } from './coordinator-options.js';
 export { compileRetryPolicy, RetryStrategy, type CompiledRetryPolicy, type RetryPolicyOptions } from './retry-options.js';
+export {
+  compileDispatcherOptions,
+  DISPATCH_BATCH_RECORDS_DEFAULT,
+  DISPATCH_CONCURRENT_TRANSACTIONS_DEFAULT,
+  type CompiledDispatcherOptions,
+  type DispatcherOptions,
+} from './dispatcher-options.js';
+export {
+  BATCH_RECORDS,
+  compileSubscribeHandlerOptions,
+  PER_PARTITION_CONCURRENCY,
+  type CompiledSubscribeHandlerOptions,
+  type SubscribeHandlerOptions,
+} from './subscribe-options.js';

@@ -1,6 +1,7 @@
-import { ConcordatError, describeError, ErrorCode } from '../errors.js';
+import { compileSubscribeHandlerOptions } from '../config/index.js';
+import { describeError } from '../errors.js';
 import type { Logger } from '../observability/index.js';
-import { BATCH_RECORDS, PER_PARTITION_CONCURRENCY, type ConsumerFailureEvent, type Delivery, type SubscribeOptions } from './transport.js';
+import type { ConsumerFailureEvent, Delivery, SubscribeOptions } from './transport.js';
 
 /**
  * How a subscription hands records to its consumer, whichever of
@@ -25,46 +26,17 @@ export interface ChunkDelivery {
 }
 
 /**
- * Validates the handler options of a subscription.
+ * Validates the handler options of a subscription (`compileSubscribeHandlerOptions`,
+ * `config/subscribe-options.ts`) and says how its records are handed over.
  * @throws ConcordatError CONFIG_INVALID when not exactly one of `handler` and
  *   `batchHandler` is given, `batchRecordsMax` is not an integer in 1..10000,
  *   or a `concurrency.perPartition` is not an integer in 1..256
  */
 export function chunkDelivery(options: SubscribeOptions): ChunkDelivery {
-  const { handler, batchHandler, batchRecordsMax } = options;
-  if ((handler === undefined) === (batchHandler === undefined)) {
-    throw new ConcordatError(`invalid options: subscribe: give exactly one of handler and batchHandler (group '${options.groupId}')`, {
-      code: ErrorCode.CONFIG_INVALID,
-    });
-  }
-  if (batchRecordsMax !== undefined && (!Number.isInteger(batchRecordsMax) || batchRecordsMax < 1 || batchRecordsMax > BATCH_RECORDS.max)) {
-    throw new ConcordatError(`invalid options: subscribe.batchRecordsMax: must be an integer in 1..${BATCH_RECORDS.max}, got ${String(batchRecordsMax)}`, {
-      code: ErrorCode.CONFIG_INVALID,
-    });
-  }
-  const perPartition = perPartitionOf(options);
-  if (handler !== undefined) return { recordsMax: 1, deliver: (deliveries) => handler(deliveries[0]!), perPartition };
-  return { recordsMax: batchRecordsMax ?? BATCH_RECORDS.default, deliver: batchHandler!, perPartition };
-}
-
-/** `concurrency.perPartition` as a function of the topic, validated. @throws ConcordatError CONFIG_INVALID */
-function perPartitionOf(options: SubscribeOptions): (topic: string) => number {
-  const given = options.concurrency?.perPartition;
-  const check = (value: unknown, name: string): number => {
-    if (Number.isInteger(value) && (value as number) >= 1 && (value as number) <= PER_PARTITION_CONCURRENCY.max) return value as number;
-    throw new ConcordatError(
-      `invalid options: subscribe.concurrency.perPartition${name}: must be an integer in 1..${PER_PARTITION_CONCURRENCY.max}, got ${String(value)}`,
-      { code: ErrorCode.CONFIG_INVALID },
-    );
-  };
-  if (given === undefined) return () => PER_PARTITION_CONCURRENCY.default;
-  if (typeof given === 'number') {
-    const all = check(given, '');
-    return () => all;
-  }
-  if (typeof given !== 'object' || given === null) check(given, '');
-  const byTopic = new Map(Object.entries(given).map(([topic, value]) => [topic, check(value, `['${topic}']`)]));
-  return (topic) => byTopic.get(topic) ?? PER_PARTITION_CONCURRENCY.default;
+  const { recordsMax, perPartition } = compileSubscribeHandlerOptions(options);
+  const { handler, batchHandler } = options;
+  if (handler !== undefined) return { recordsMax, deliver: (deliveries) => handler(deliveries[0]!), perPartition };
+  return { recordsMax, deliver: batchHandler!, perPartition };
 }
 
 /**

@@ -38,11 +38,9 @@ export type DeliveryHandler = (delivery: Delivery) => Promise<void>;
  */
 export type DeliveryBatchHandler = (deliveries: readonly Delivery[]) => Promise<void>;
 
-/** Bounds of {@link SubscribeOptions.batchRecordsMax}. */
-export const BATCH_RECORDS = { default: 64, max: 10_000 } as const;
-
-/** Bounds of {@link ConcurrencyOptions.perPartition}. */
-export const PER_PARTITION_CONCURRENCY = { default: 1, max: 256 } as const;
+// Bounds of SubscribeOptions.batchRecordsMax and ConcurrencyOptions.perPartition, with the
+// validation of both (config/subscribe-options.ts).
+export { BATCH_RECORDS, PER_PARTITION_CONCURRENCY } from '../config/index.js';
 
 /**
  * How many calls of the handler one partition may have in flight at once,

@@ -144,7 +144,7 @@ describe("group commit of a consumer group's handler transactions (real Postgres
 
   it('refuses a concurrentTransactionsMax out of range, naming the option', () => {
     expect(() => dispatcherFor(HotRows, { concurrentTransactionsMax: 0 })).toThrow(
-      'invalid options: dispatcher.concurrentTransactionsMax: must be an integer in 1..64, got 0',
+      'invalid options: dispatcher.concurrentTransactionsMax: must be an integer in 1..64 (got 0)',
     );
   });
 });

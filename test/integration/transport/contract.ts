@@ -475,7 +475,7 @@ export function transportContract(name: string, makeTransport: () => Promise<Tra
       await expect(t.subscribe({ groupId: unique('g'), topics: [topic] })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
       await expect(t.subscribe({ groupId: unique('g'), topics: [topic], batchHandler: handler, batchRecordsMax: 0 })).rejects.toMatchObject({
         code: 'CONFIG_INVALID',
-        message: 'invalid options: subscribe.batchRecordsMax: must be an integer in 1..10000, got 0',
+        message: 'invalid options: subscribe.batchRecordsMax: must be an integer in 1..10000 (got 0)',
       });
     });
 

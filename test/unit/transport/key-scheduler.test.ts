@@ -229,10 +229,14 @@ describe('subscribe: concurrency.perPartition', () => {
 
   it('refuses a value outside 1..256, naming the option', () => {
     expect(() => chunkDelivery({ ...base, concurrency: { perPartition: 0 } })).toThrow(
-      'invalid options: subscribe.concurrency.perPartition: must be an integer in 1..256, got 0',
+      'invalid options: subscribe.concurrency.perPartition: must be an integer in 1..256 (got 0)',
     );
     expect(() => chunkDelivery({ ...base, concurrency: { perPartition: { a: 300 } } })).toThrow(
-      "invalid options: subscribe.concurrency.perPartition['a']: must be an integer in 1..256, got 300",
+      'invalid options: subscribe.concurrency.perPartition.a: must be an integer in 1..256 (got 300)',
+    );
+    // A topic name that does not read as a property name is quoted, so its dots are not taken for nesting.
+    expect(() => chunkDelivery({ ...base, concurrency: { perPartition: { 'orders.v1': 2.5 } } })).toThrow(
+      "invalid options: subscribe.concurrency.perPartition['orders.v1']: must be an integer in 1..256 (got 2.5)",
     );
   });
 });
