@@ -1,11 +1,23 @@
 import { performance } from 'node:perf_hooks';
 import type { DataSource } from 'typeorm';
 import type { CompiledRelayOptions } from '../config/index.js';
-import { describeError } from '../errors.js';
+import { ConcordatError, describeError, ErrorCode } from '../errors.js';
+import type { OutgoingRecord, Transport } from '../transport/index.js';
 import { backoffMs } from '../util/index.js';
 import { isPoisonRecordError } from './poison.js';
 import { RelayConnection } from './relay-connection.js';
-import { faultPoint, type Logger } from '../observability/index.js';
+import {
+  faultPoint,
+  linksOfRecords,
+  MESSAGING_SYSTEM,
+  recordSpanError,
+  ROOT_CONTEXT,
+  SpanKind,
+  startSpan,
+  TraceAttribute,
+  type Logger,
+  type Span,
+} from '../observability/index.js';
 
 /** An outbox row as a lane reads it. */
 export interface ClaimedRow {
@@ -30,8 +42,10 @@ export interface LaneHost {
   readonly isRunning: boolean;
   /** The owned shards lane `index` serves now. */
   shardsOfLane(index: number): number[];
-  /** Publishes a batch's rows through the transport; resolves once the log acknowledged every one (at most `publishTimeoutMs`, then PUBLISH_FAILED). */
-  publish(rows: readonly ClaimedRow[]): Promise<void>;
+  /** Where the lanes publish. */
+  readonly transport: Transport;
+  /** Topics the relay's lanes made sure exist (`transport.ensureTopics`), shared by its lanes: each topic is ensured once per relay. */
+  readonly knownTopics: Set<string>;
   /** Counts a published batch of `rows` rows that started at `startedAt` (performance.now() ms). */
   batchDone(rows: number, startedAt: number): void;
   /** Rows the log refused for good were moved to `concordat.outbox_failed`. */
@@ -93,9 +107,11 @@ interface Acknowledged {
 /**
  * One lane of a relay: the owned shards `s` with `s % lanes === index`.
  * Loop: read a batch (bounded by rows and bytes) from the shards that were
- * woken (or all, after a poll), publish it, wait for the durable
- * acknowledgement; the next statement deletes its rows and reads the next
- * batch. One batch in flight at a time.
+ * woken (or all, after a poll), turn its rows into transport records and
+ * publish them, wait for the durable acknowledgement (at most
+ * `publishTimeoutMs`); the next statement deletes its rows and reads the
+ * next batch. One batch in flight at a time. The relay (`relay.ts`) owns
+ * the shards, starts the lanes and wakes them; it counts what they report.
  */
 export class RelayLane {
   /** Shards to look at next: those woken since the last read, or all. */
@@ -230,7 +246,7 @@ export class RelayLane {
    */
   private async publishIsolatingPoison(rows: ClaimedRow[]): Promise<number> {
     try {
-      await this.host.publish(rows);
+      await this.publish(rows);
       return rows.length;
     } catch (error) {
       if (!isPoisonRecordError(error)) throw error;
@@ -244,7 +260,7 @@ export class RelayLane {
 
   private async bisect(rows: ClaimedRow[], failed: Array<{ row: ClaimedRow; error: unknown }>): Promise<void> {
     try {
-      await this.host.publish(rows);
+      await this.publish(rows);
     } catch (error) {
       if (!isPoisonRecordError(error)) throw error;
       if (rows.length === 1) {
@@ -255,6 +271,41 @@ export class RelayLane {
       await this.bisect(rows.slice(0, half), failed);
       await this.bisect(rows.slice(half), failed);
     }
+  }
+
+  /**
+   * Publishes rows as transport records, in one `send` span, and waits for
+   * the durable acknowledgement, at most `publishTimeoutMs`.
+   * @throws ConcordatError PUBLISH_FAILED (retriable) on timeout; whatever the transport threw
+   */
+  private async publish(rows: readonly ClaimedRow[]): Promise<void> {
+    const span = sendSpan(rows);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await this.ensureTopics(rows);
+      const { publishTimeoutMs } = this.host.options;
+      const timeout = new Promise<never>((_, reject) => {
+        const message = `the log did not acknowledge ${rows.length} outbox row(s) within relay.publishTimeoutMs (${publishTimeoutMs} ms)`;
+        timer = setTimeout(() => reject(new ConcordatError(message, { code: ErrorCode.PUBLISH_FAILED })), publishTimeoutMs);
+      });
+      const publishing = this.host.transport.publish(rows.map(toRecord));
+      publishing.catch(() => undefined); // a late rejection after the timeout is already accounted for
+      await Promise.race([publishing, timeout]);
+    } catch (error) {
+      recordSpanError(span, error);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      span.end();
+    }
+  }
+
+  private async ensureTopics(rows: readonly ClaimedRow[]): Promise<void> {
+    const known = this.host.knownTopics;
+    const missing = [...new Set(rows.map((row) => row.topic))].filter((topic) => !known.has(topic));
+    if (missing.length === 0) return;
+    await this.host.transport.ensureTopics(missing.map((name) => ({ name, partitions: this.host.options.defaultPartitions })));
+    for (const topic of missing) known.add(topic);
   }
 
   /** The shards to read now, and resets the dirty set. */
@@ -307,4 +358,29 @@ function rotate<T>(items: readonly T[], by: number): T[] {
   if (items.length === 0) return [];
   const start = by % items.length;
   return [...items.slice(start), ...items.slice(0, start)];
+}
+
+/**
+ * The `send` span of a batch (OpenTelemetry messaging operation type `send`,
+ * kind CLIENT because its messages have creation contexts of their own):
+ * a root, linked to the `publish` span of each record (its `ce_traceparent`).
+ * Named after the topic when the batch has one, `send` otherwise.
+ */
+function sendSpan(rows: readonly ClaimedRow[]): Span {
+  const topic = rows[0]!.topic;
+  const oneTopic = rows.every((row) => row.topic === topic);
+  const span = startSpan(oneTopic ? `send ${topic}` : 'send', SpanKind.CLIENT, ROOT_CONTEXT, {
+    [TraceAttribute.SYSTEM]: MESSAGING_SYSTEM,
+    [TraceAttribute.OPERATION_NAME]: 'send',
+    [TraceAttribute.OPERATION_TYPE]: 'send',
+    [TraceAttribute.BATCH_COUNT]: rows.length,
+    ...(oneTopic && { [TraceAttribute.DESTINATION]: topic }),
+  });
+  // Links only for a recording span: without an SDK the headers are not even looked at.
+  if (span.isRecording()) span.addLinks(linksOfRecords(rows.map((row) => row.headers)));
+  return span;
+}
+
+function toRecord(row: ClaimedRow): OutgoingRecord {
+  return { topic: row.topic, key: row.partition_key, value: row.payload, headers: row.headers, timestampMs: row.created_at.getTime() };
 }

@@ -1,6 +1,6 @@
 /*
- * The outbox relay of one process: the shards it owns (leases), its lanes, its wake-ups (in memory and LISTEN), and turning
- * claimed rows into transport records. One concept, over 400 lines with the contracts of its lag and status readings.
+ * The outbox relay of one process: the shards it owns (leases), its lanes (each of which reads, publishes and deletes its
+ * shards' rows: lane.ts), its wake-ups (in memory and LISTEN), its counts, and the readings of the outbox's lag.
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -9,20 +9,9 @@ import pg from 'pg';
 import type { Registry } from 'prom-client';
 import type { DataSource } from 'typeorm';
 import { compileRelayOptions, type CompiledRelayOptions, type RelayOptions } from '../config/index.js';
-import { ConcordatError, describeError, ErrorCode } from '../errors.js';
-import {
-  createLogger,
-  linksOfRecords,
-  MESSAGING_SYSTEM,
-  recordSpanError,
-  ROOT_CONTEXT,
-  SpanKind,
-  startSpan,
-  TraceAttribute,
-  type Logger,
-  type Span,
-} from '../observability/index.js';
-import type { OutgoingRecord, Transport } from '../transport/index.js';
+import { describeError } from '../errors.js';
+import { createLogger, type Logger } from '../observability/index.js';
+import type { Transport } from '../transport/index.js';
 import { RelayLane, type ClaimedRow, type LaneHost } from './lane.js';
 import { outboxMetrics, type OutboxMetrics } from './metrics.js';
 import { isScheduledNotification, OUTBOX_CHANNEL, outboxNotifierFor, shardsOfNotification, type OutboxNotifier } from './notifier.js';
@@ -147,7 +136,8 @@ export class OutboxRelay implements LaneHost {
   private readonly lanes: RelayLane[];
   private readonly scheduler: ScheduledDelivery;
   private scheduledMovedTotal = 0;
-  private readonly knownTopics = new Set<string>();
+  /** Topics the lanes made sure exist (see {@link LaneHost.knownTopics}). */
+  readonly knownTopics = new Set<string>();
   private readonly notifier: OutboxNotifier;
   private readonly metrics: OutboxMetrics;
   private detachMetrics: (() => void) | undefined;
@@ -159,7 +149,8 @@ export class OutboxRelay implements LaneHost {
 
   constructor(
     private readonly database: RelayDatabase,
-    private readonly transport: Transport,
+    /** Where the lanes publish. */
+    readonly transport: Transport,
     options: RelayOptions = {},
     extras: RelayExtras = {},
   ) {
@@ -298,47 +289,6 @@ export class OutboxRelay implements LaneHost {
     return shards.sort((a, b) => a - b);
   }
 
-  /**
-   * Publishes rows and waits for the durable acknowledgement, at most
-   * `publishTimeoutMs`.
-   * @throws ConcordatError PUBLISH_FAILED (retriable) on timeout; whatever the transport threw
-   */
-  async publish(rows: readonly ClaimedRow[]): Promise<void> {
-    const span = sendSpan(rows);
-    try {
-      await this.publishRows(rows);
-    } catch (error) {
-      recordSpanError(span, error);
-      throw error;
-    } finally {
-      span.end();
-    }
-  }
-
-  private async publishRows(rows: readonly ClaimedRow[]): Promise<void> {
-    await this.ensureTopics(rows);
-    const records = rows.map(toRecord);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new ConcordatError(`the log did not acknowledge ${rows.length} outbox row(s) within relay.publishTimeoutMs (${this.options.publishTimeoutMs} ms)`, {
-              code: ErrorCode.PUBLISH_FAILED,
-            }),
-          ),
-        this.options.publishTimeoutMs,
-      );
-    });
-    const publishing = this.transport.publish(records);
-    publishing.catch(() => undefined); // a late rejection after the timeout is already accounted for
-    try {
-      await Promise.race([publishing, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
   batchDone(rows: number, startedAt: number): void {
     this.publishedTotal += rows;
     this.metrics.published.inc({ relay: this.id }, rows);
@@ -360,13 +310,6 @@ export class OutboxRelay implements LaneHost {
   }
 
   // ------------------------------------------------------------ internals
-
-  private async ensureTopics(rows: readonly ClaimedRow[]): Promise<void> {
-    const missing = [...new Set(rows.map((row) => row.topic))].filter((topic) => !this.knownTopics.has(topic));
-    if (missing.length === 0) return;
-    await this.transport.ensureTopics(missing.map((name) => ({ name, partitions: this.options.defaultPartitions })));
-    for (const topic of missing) this.knownTopics.add(topic);
-  }
 
   /** New ownership: lanes look at every shard they now own; shards given up wait for their lane's batch in flight. */
   private async ownershipChanged(owned: ReadonlySet<number>): Promise<void> {
@@ -436,35 +379,4 @@ export class OutboxRelay implements LaneHost {
       if (this.listener !== undefined) this.wakeShards(undefined);
     });
   }
-}
-
-/**
- * The `send` span of a batch (OpenTelemetry messaging operation type `send`,
- * kind CLIENT because its messages have creation contexts of their own):
- * a root, linked to the `publish` span of each record (its `ce_traceparent`).
- * Named after the topic when the batch has one, `send` otherwise.
- */
-function sendSpan(rows: readonly ClaimedRow[]): Span {
-  const topic = rows[0]!.topic;
-  const oneTopic = rows.every((row) => row.topic === topic);
-  const span = startSpan(oneTopic ? `send ${topic}` : 'send', SpanKind.CLIENT, ROOT_CONTEXT, {
-    [TraceAttribute.SYSTEM]: MESSAGING_SYSTEM,
-    [TraceAttribute.OPERATION_NAME]: 'send',
-    [TraceAttribute.OPERATION_TYPE]: 'send',
-    [TraceAttribute.BATCH_COUNT]: rows.length,
-    ...(oneTopic && { [TraceAttribute.DESTINATION]: topic }),
-  });
-  // Links only for a recording span: without an SDK the headers are not even looked at.
-  if (span.isRecording()) span.addLinks(linksOfRecords(rows.map((row) => row.headers)));
-  return span;
-}
-
-function toRecord(row: ClaimedRow): OutgoingRecord {
-  return {
-    topic: row.topic,
-    key: row.partition_key,
-    value: row.payload,
-    headers: row.headers,
-    timestampMs: row.created_at.getTime(),
-  };
 }
