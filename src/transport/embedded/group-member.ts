@@ -17,7 +17,7 @@ import { faultPoint, type Logger } from '../../observability/index.js';
 import { CONSUMER_STALLED_FAILURES, type SubscribeOptions, type Subscription } from '../transport.js';
 import { reportConsumerFailure, type ChunkDelivery } from '../delivery.js';
 import { transportClosed } from './errors.js';
-import { PartitionWorker } from './partition-worker.js';
+import { PartitionWorker, type WorkerGeneration } from './partition-worker.js';
 import { sleep } from '../../util/index.js';
 import { restartBackoffMs } from './supervision.js';
 
@@ -82,9 +82,10 @@ type WakeReason = 'rebalance' | 'close' | 'tick';
  * warn, as it ends the workers.
  *
  * Concurrency: one member loop per subscription; its partition workers run
- * beside it and call {@link commit} and {@link committedOffset} while it
- * heartbeats, and {@link requestRejoin} from anywhere. `close` may overlap
- * everything, also itself: every call waits for the one stop.
+ * beside it, each committing under the generation it was started in (the
+ * member stops them before it joins again), and call {@link requestRejoin}
+ * from anywhere. `close` may overlap everything, also itself: every call
+ * waits for the one stop.
  */
 export class EmbeddedSubscription implements Subscription {
   readonly groupId: string;
@@ -304,10 +305,12 @@ export class EmbeddedSubscription implements Subscription {
     this.wake?.('rebalance');
   }
 
+  /** Starts a worker per assigned partition, under this generation (the workers commit their positions themselves). */
   private startWorkers(assigned: readonly TopicPartitions[]): void {
+    const generation: WorkerGeneration = { memberId: this.memberId, generationId: this.generationId, requestRejoin: () => this.requestRejoin() };
     for (const { topic, partitions } of assigned) {
       for (const partition of partitions) {
-        const worker = new PartitionWorker(this.logManager, this, topic, partition, this.options, this.delivery, this.settings.consumer, this.logger);
+        const worker = new PartitionWorker(this.logManager, generation, topic, partition, this.options, this.delivery, this.settings.consumer, this.logger);
         this.workers.set(`${topic}\u0000${partition}`, worker);
         worker.start();
       }
@@ -318,26 +321,6 @@ export class EmbeddedSubscription implements Subscription {
     const workers = [...this.workers.values()];
     this.workers.clear();
     await Promise.all(workers.map((worker) => worker.stop()));
-  }
-
-  /**
-   * Commits one partition's position under the current generation.
-   * @throws ConcordatError ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS when the group
-   *   moved on (the worker then asks for a rejoin), COORDINATOR_NOT_AVAILABLE when the log closed
-   */
-  async commit(topic: string, partition: number, offset: number): Promise<void> {
-    await this.coordinator.commitOffsets({
-      groupId: this.groupId,
-      generationId: this.generationId,
-      memberId: this.memberId,
-      topics: [{ topic, partitions: [{ partition, offset }] }],
-    });
-  }
-
-  /** The group's committed offset of the partition, -1 when none. */
-  async committedOffset(topic: string, partition: number): Promise<number> {
-    const fetched = await this.coordinator.fetchOffsets({ groupId: this.groupId, topics: [{ topic, partitions: [partition] }] });
-    return fetched.topics[0]!.partitions[0]!.offset;
   }
 
   private async leave(): Promise<void> {

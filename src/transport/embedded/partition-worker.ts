@@ -9,12 +9,18 @@ import { isGone } from './errors.js';
 import { backoffMs, sleep } from '../../util/index.js';
 import { restartBackoffMs } from './supervision.js';
 
-/** What a partition worker needs of the group member that owns it. */
-export interface PartitionOwner {
-  /** The group's committed offset of the partition, or -1 for none. */
-  committedOffset(topic: string, partition: number): Promise<number>;
-  /** Commits `offset` (the next record to read) for the group. */
-  commit(topic: string, partition: number, offset: number): Promise<void>;
+/**
+ * The group membership a partition worker was started under: it reads the
+ * group's committed offset and commits its position itself, through the
+ * log's group coordinator, under this member ID and generation. The member
+ * starts its workers after each join and stops them (their last commit
+ * included) before it joins again, so they never change during a worker's life.
+ */
+export interface WorkerGeneration {
+  /** The member ID the group gave at the join. */
+  readonly memberId: string;
+  /** The generation of that join. */
+  readonly generationId: number;
   /** Asks the member to rejoin the group (a commit answered that the generation moved on). */
   requestRejoin(): void;
 }
@@ -56,7 +62,7 @@ export class PartitionWorker {
 
   constructor(
     private readonly logManager: LogManager,
-    private readonly member: PartitionOwner,
+    private readonly generation: WorkerGeneration,
     private readonly topic: string,
     private readonly partition: number,
     private readonly options: SubscribeOptions,
@@ -233,7 +239,8 @@ export class PartitionWorker {
   /** The committed offset, or the reset policy's offset when there is none. */
   private async startPosition(): Promise<number> {
     await faultPoint('embedded.before-fetch-offset');
-    const committed = await this.member.committedOffset(this.topic, this.partition);
+    const fetched = await this.logManager.groups.fetchOffsets({ groupId: this.options.groupId, topics: [{ topic: this.topic, partitions: [this.partition] }] });
+    const committed = fetched.topics[0]!.partitions[0]!.offset;
     if (committed >= 0) return committed;
     // No committed offset: the reset policy decides, once. A worker restarted
     // after a failure before its first commit starts where the first run did,
@@ -344,17 +351,27 @@ export class PartitionWorker {
     }
   }
 
-  /** Commits the position if it moved; a refusal (the group moved on) asks the member to rejoin. */
+  /**
+   * Commits the position if it moved, under the worker's generation; a
+   * refusal (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS:
+   * the group moved on) asks the member to rejoin.
+   */
   private async commit(): Promise<void> {
     const offset = this.commitOffset();
     if (offset <= this.committed) return;
     try {
-      await this.member.commit(this.topic, this.partition, offset);
+      const { memberId, generationId } = this.generation;
+      await this.logManager.groups.commitOffsets({
+        groupId: this.options.groupId,
+        generationId,
+        memberId,
+        topics: [{ topic: this.topic, partitions: [{ partition: this.partition, offset }] }],
+      });
       this.committed = offset;
     } catch (error) {
       const code = error instanceof ConcordatError ? error.code : null;
       if (code === ErrorCode.ILLEGAL_GENERATION || code === ErrorCode.UNKNOWN_MEMBER_ID || code === ErrorCode.REBALANCE_IN_PROGRESS) {
-        this.member.requestRejoin();
+        this.generation.requestRejoin();
       }
       this.logger.warn({ topic: this.topic, partition: this.partition, offset, err: error }, 'offset commit failed; records may be redelivered');
     }
