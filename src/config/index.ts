@@ -75,3 +75,5 @@ export {
   type CompiledSubscribeHandlerOptions,
   type SubscribeHandlerOptions,
 } from './subscribe-options.js';
+export { compileAppCoreOptions, LOGGER_METHODS, type AppCoreOptions, type CompiledAppCoreOptions } from './app-options.js';
+export { compileXaParticipantOptions, type CompiledXaParticipantOptions, type XaParticipantOptions } from './xa-participant-options.js';

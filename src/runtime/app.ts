@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { Container, type Newable } from 'inversify';
 import type { DataSource } from 'typeorm';
-import { compileOptions } from '../config/index.js';
+import { compileAppCoreOptions } from '../config/index.js';
 import { compileInboxOptions, type CompiledInboxOptions, type DatabaseOptions, type InboxOptions, type RelayOptions } from '../config/index.js';
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { createLogger, rootLoggerFrom, type Logger, type LoggerLike } from '../observability/index.js';
@@ -18,7 +18,6 @@ import { compileMetricsOptions, type CompiledMetricsOptions, type MetricsOptions
 import { compileConsoleOptions, type CompiledConsoleOptions, type ConsoleOptions } from '../config/index.js';
 import type { MetricsAddress } from '../observability/index.js';
 import { startAppMetrics, type AppMetricsEndpoint } from './app-metrics.js';
-import { z } from 'zod';
 import { runTransaction, TransactionContext, type PublishOptions } from './context.js';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { Topic, TopicInput, TopicReply } from './topic.js';
@@ -103,31 +102,6 @@ export interface AppOptions {
   requests?: RequestReplyOptions;
 }
 
-const LOG_METHODS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
-
-const optionsSchema = z
-  .object({
-    name: z.string().min(1, 'must be a non-empty service name'),
-    services: z.array(z.any()),
-    /** Only whether it is there: an app that sends requests needs no service of its own. */
-    requests: z.unknown().optional(),
-    dataDir: z.string().min(1).default('./.concordat'),
-    partitions: z.number().int().min(1).max(1024).default(8),
-    logger: z
-      .custom<LoggerLike>(
-        (value) =>
-          typeof value === 'object' && value !== null && LOG_METHODS.every((method) => typeof (value as Record<string, unknown>)[method] === 'function'),
-        {
-          message: `must be a pino logger or an object with pino's level methods (${LOG_METHODS.join(', ')})`,
-        },
-      )
-      .optional(),
-  })
-  .refine((options) => options.services.length > 0 || options.requests !== undefined, {
-    message: "must list at least one service class (an app without any only sends requests: give it the 'requests' option)",
-    path: ['services'],
-  });
-
 /** Where an app is in its life: CREATED → STARTING → RUNNING → STOPPING → STOPPED; a failed start leaves FAILED, from which `start()` may be called again (or `stop()` ends it STOPPED). */
 export const AppState = {
   CREATED: 'CREATED',
@@ -179,18 +153,7 @@ export class ConcordatApp {
   private readonly requester: Requester | undefined;
 
   private constructor(private readonly options: AppOptions) {
-    const compiled = compileOptions(
-      optionsSchema,
-      {
-        name: options.name,
-        services: options.services,
-        dataDir: options.dataDir,
-        partitions: options.partitions,
-        logger: options.logger,
-        requests: options.requests,
-      },
-      'app',
-    );
+    const compiled = compileAppCoreOptions(options);
     this.dataDir = compiled.dataDir;
     this.partitions = compiled.partitions;
     this.handlers = exploreHandlers(options.services);

@@ -1,14 +1,6 @@
 import { assertPreparedTransactionsEnabled } from '../../persistence/index.js';
-import {
-  defineMessageHandler,
-  defineStartHook,
-  legacyClassDecorator,
-  legacyMethodDecorator,
-  type MessageContext,
-  type RetryPolicyOptions,
-} from '../../runtime/index.js';
-import { z } from 'zod';
-import { compileOptions } from '../../config/index.js';
+import { defineMessageHandler, defineStartHook, legacyClassDecorator, legacyMethodDecorator, type MessageContext } from '../../runtime/index.js';
+import { compileXaParticipantOptions, type XaParticipantOptions } from '../../config/index.js';
 import { BranchAction, commandTopic } from '../coordinator/messages.js';
 import { TxMode } from '../coordinator/states.js';
 import { XA_PARTICIPANT_NAME_MAX } from './gid.js';
@@ -18,7 +10,6 @@ import { recoverPrepared } from './recovery.js';
 import { inBranchSpan } from '../participant/tracing.js';
 import { ParticipantDecoratorKit } from '../participant/decorator-kit.js';
 
-const optionsSchema = z.object({ lockTimeoutMs: z.number().int().min(1).max(3_600_000).default(2000) });
 const kit = new ParticipantDecoratorKit<'prepare'>('xa', {
   label: '2PC',
   classDecorator: '@XaParticipant',
@@ -30,27 +21,7 @@ const kit = new ParticipantDecoratorKit<'prepare'>('xa', {
       : undefined,
 });
 
-/** Options of `@XaParticipant(name, options)`. */
-export interface XaParticipantOptions {
-  /** Consumer group of the participant's command handler. @default the service's group */
-  group?: string;
-  /**
-   * Retries of a failing prepare, commit or rollback. A `@Prepare` that still
-   * fails after the last attempt (or at once, for a non-retriable error)
-   * votes no. A commit or rollback that still fails is dead-lettered and sent
-   * again by the coordinator later.
-   */
-  retry?: RetryPolicyOptions;
-  /**
-   * Longest `@Prepare` waits for a row lock, in ms, before the branch votes
-   * no. Locks are often held by another branch's prepared transaction until
-   * its decision arrives; a bound keeps a hot row from holding prepares up
-   * past any deadline, and breaks the distributed deadlocks hot rows cause (two
-   * global transactions each holding, prepared, a row the other waits for).
-   * Range 1..3600000. @default 2000
-   */
-  lockTimeoutMs?: number;
-}
+export type { XaParticipantOptions } from '../../config/index.js';
 
 /** Suffix of the consumer group that takes a 2PC participant's decisions (commit / rollback). */
 export const XA_DECISIONS_GROUP_SUFFIX = '.xa-decisions';
@@ -80,7 +51,8 @@ export const XA_DECISIONS_GROUP_SUFFIX = '.xa-decisions';
 export function XaParticipant(participant: string | Participant, options: XaParticipantOptions = {}): ClassDecorator {
   const name = participantNameOf(participant);
   const schema = isParticipant(participant) ? participant.schema : undefined;
-  const { lockTimeoutMs } = compileOptions(optionsSchema, { lockTimeoutMs: options.lockTimeoutMs }, `xaParticipant(${name})`);
+  // Compiled at decoration, as before: a bad lockTimeoutMs fails where the class is declared.
+  const { lockTimeoutMs } = compileXaParticipantOptions(options, name);
   return legacyClassDecorator('@XaParticipant', (target) => {
     kit.declareParticipant(target, name);
     const handler = {
