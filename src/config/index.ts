@@ -77,3 +77,4 @@ export {
 } from './subscribe-options.js';
 export { compileAppCoreOptions, LOGGER_METHODS, type AppCoreOptions, type CompiledAppCoreOptions } from './app-options.js';
 export { compileXaParticipantOptions, type CompiledXaParticipantOptions, type XaParticipantOptions } from './xa-participant-options.js';
+export { compileEmbeddedPostgresOptions, type CompiledEmbeddedPostgresOptions, type EmbeddedPostgresOptions } from './embedded-postgres-options.js';

