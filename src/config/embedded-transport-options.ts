@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { ConcordatError } from '../errors.js';
 import type { CompressionType } from '../log/index.js';
+import type { LogManagerOptions } from './log-options.js';
 import { compileOptions } from './compile.js';
 
 /** The codecs of {@link EmbeddedProducerOptions.compression}: the log's `CompressionType` values (checked below). */
@@ -113,4 +114,32 @@ export type CompiledEmbeddedConsumerOptions = CompiledEmbeddedTransportOptions['
  */
 export function compileEmbeddedTransportOptions(options: EmbeddedTransportOverLogOptions = {}): CompiledEmbeddedTransportOptions {
   return compileOptions(schema, options, 'embeddedTransport');
+}
+
+/**
+ * The log an embedded transport opens itself (`new EmbeddedTransport({ dataDir, log })`):
+ * where, and its further options (validated in full by `LogManager.open`).
+ */
+export interface EmbeddedTransportLogOptions {
+  /** Directory of the log the transport opens (and closes). Non-empty. */
+  dataDir: string;
+  /** Further options of that log. @default {} */
+  log?: Omit<LogManagerOptions, 'dataDir'>;
+}
+
+const NON_EMPTY_PATH = 'must be a non-empty path';
+const logSchema = z.object({
+  dataDir: z.string({ error: NON_EMPTY_PATH }).min(1, NON_EMPTY_PATH),
+  log: z.custom<Omit<LogManagerOptions, 'dataDir'>>().default({}),
+});
+
+/** {@link EmbeddedTransportLogOptions} with `log` filled in. */
+export type CompiledEmbeddedTransportLogOptions = z.output<typeof logSchema>;
+
+/**
+ * Validates the log an embedded transport is to open.
+ * @throws ConcordatError CONFIG_INVALID naming the option: `invalid options: embeddedTransport.dataDir: must be a non-empty path (got "")`
+ */
+export function compileEmbeddedTransportLogOptions(options: EmbeddedTransportLogOptions): CompiledEmbeddedTransportLogOptions {
+  return compileOptions(logSchema, { dataDir: options.dataDir, log: options.log ?? undefined }, 'embeddedTransport');
 }

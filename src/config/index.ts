@@ -50,11 +50,14 @@ export {
 } from './kafka-transport-options.js';
 export { compileMetricsOptions, type CompiledMetricsOptions, type MetricsOptions } from './metrics-options.js';
 export {
+  compileEmbeddedTransportLogOptions,
   compileEmbeddedTransportOptions,
   type CompiledEmbeddedConsumerOptions,
+  type CompiledEmbeddedTransportLogOptions,
   type CompiledEmbeddedTransportOptions,
   type EmbeddedConsumerOptions,
   type EmbeddedProducerOptions,
+  type EmbeddedTransportLogOptions,
   type EmbeddedTransportOverLogOptions,
   type OffsetResetEvent,
 } from './embedded-transport-options.js';

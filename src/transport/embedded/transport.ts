@@ -1,5 +1,10 @@
 import { join } from 'node:path';
-import { compileEmbeddedTransportOptions, type CompiledEmbeddedTransportOptions, type EmbeddedTransportOverLogOptions } from '../../config/index.js';
+import {
+  compileEmbeddedTransportLogOptions,
+  compileEmbeddedTransportOptions,
+  type CompiledEmbeddedTransportOptions,
+  type EmbeddedTransportOverLogOptions,
+} from '../../config/index.js';
 import { ConcordatError, ErrorCode, describeError, isProgrammerError } from '../../errors.js';
 import { attachLogMetrics, encodeRecordBatch, LogManager, readCheckpoint, writeCheckpoint, type LogManagerOptions, type RecordInput } from '../../log/index.js';
 import { createLogger, type Logger } from '../../observability/index.js';
@@ -101,11 +106,8 @@ export class EmbeddedTransport implements Transport {
       this.options = compileEmbeddedTransportOptions(options);
     } else {
       const { dataDir, log, logger: _logger, ...rest } = source;
-      if (typeof dataDir !== 'string' || dataDir.length === 0) {
-        throw new ConcordatError('invalid options: embeddedTransport.dataDir: must be a non-empty path', { code: ErrorCode.CONFIG_INVALID });
-      }
       this.logManager = null;
-      this.ownedLog = { dataDir, log: log ?? {} };
+      this.ownedLog = compileEmbeddedTransportLogOptions({ dataDir, log });
       this.options = compileEmbeddedTransportOptions(rest);
     }
     this.logger = createLogger('transport.embedded', {}, source instanceof LogManager ? undefined : source.logger);
