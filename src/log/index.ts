@@ -38,7 +38,7 @@ export {
   type RecordInput,
 } from './record-batch.js';
 export { CompressionType, compress, decompress, compressionCode, compressionFromCode } from './compression.js';
-export { murmur2, partitionForKey, toPositive } from './partitioner.js';
+export { murmur2, partitionForKey, RoundRobinPartitioner, toPositive } from './partitioner.js';
 export { validateTopicName, isValidTopicName, topicNameProblem, TOPIC_NAME_CHARACTERS, TOPIC_NAME_LENGTH_MAX } from './topic-name.js';
 export type { FlushStats } from './flush.js';
 export { GroupCoordinator } from './groups/coordinator.js';

@@ -10,6 +10,7 @@ import { attachLogMetrics, encodeRecordBatch, LogManager, readCheckpoint, writeC
 import { createLogger, type Logger } from '../../observability/index.js';
 import type { ConsumerLag, OutgoingRecord, PublishAck, SubscribeOptions, Subscription, TopicSpec, Transport } from '../transport.js';
 import { chunkDelivery } from '../delivery.js';
+import { requireTopics, startSubscription } from '../subscribe.js';
 import { transportClosed } from './errors.js';
 import { EmbeddedSubscription } from './group-member.js';
 
@@ -279,23 +280,9 @@ export class EmbeddedTransport implements Transport {
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
     const delivery = chunkDelivery(options);
     const logManager = await this.openLog();
-    for (const topic of options.topics) {
-      if (!logManager.hasTopic(topic)) {
-        throw new ConcordatError(`cannot subscribe to topic '${topic}': it does not exist; create it with ensureTopics first`, {
-          code: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-          context: { topic },
-        });
-      }
-    }
+    requireTopics(options.topics, (topic) => logManager.hasTopic(topic));
     const subscription = new EmbeddedSubscription(logManager, options, delivery, this.options, this.logger, () => this.subscriptions.delete(subscription));
-    this.subscriptions.add(subscription);
-    try {
-      await subscription.start();
-    } catch (error) {
-      await subscription.close();
-      throw error;
-    }
-    return subscription;
+    return startSubscription(this.subscriptions, subscription);
   }
 
   /** The topic's `retentionMs` from the log's topic config (-1, or no such setting, means forever). */

@@ -19,7 +19,7 @@ import {
 } from 'kafkajs';
 import { compileKafkaTransportOptions, type CompiledKafkaTransportOptions, type KafkaTransportOptions } from '../../config/index.js';
 import { ConcordatError, ErrorCode, describeError, kafkaErrorOf } from '../../errors.js';
-import { murmur2 } from '../../log/index.js';
+import { partitionForKey, RoundRobinPartitioner } from '../../log/index.js';
 import { createLogger, type Logger } from '../../observability/index.js';
 import {
   type ConsumerLag,
@@ -31,6 +31,7 @@ import {
   type Transport,
 } from '../transport.js';
 import { chunkDelivery } from '../delivery.js';
+import { requireTopics, startSubscription } from '../subscribe.js';
 import { fromKafkajs, publishFailed, RETENTION_MS, retentionUnknown, topicErrors, transportClosed } from './errors.js';
 import { KafkaSubscription } from './subscription.js';
 
@@ -118,7 +119,7 @@ export class KafkaTransport implements Transport {
   private readonly subscriptions = new Set<KafkaSubscription>();
   /** The partition Concordat chose for each message handed to kafkajs. */
   private readonly chosenPartition = new WeakMap<Message, number>();
-  private readonly roundRobin = new Map<string, number>();
+  private readonly roundRobin = new RoundRobinPartitioner();
   private closed = false;
 
   /**
@@ -350,14 +351,11 @@ export class KafkaTransport implements Transport {
       const chosen = this.chosenPartition.get(message);
       if (chosen !== undefined) return chosen;
       const count = partitionMetadata.length;
-      let partition: number;
-      if (message.key === null || message.key === undefined) {
-        partition = (this.roundRobin.get(topic) ?? 0) % count;
-        this.roundRobin.set(topic, (partition + 1) % count);
-      } else {
-        const key = typeof message.key === 'string' ? Buffer.from(message.key, 'utf8') : message.key;
-        partition = (murmur2(key) & 0x7fffffff) % count;
-      }
+      const key = message.key;
+      const partition =
+        key === null || key === undefined
+          ? this.roundRobin.partition(topic, count)
+          : partitionForKey(typeof key === 'string' ? Buffer.from(key, 'utf8') : key, count);
       this.chosenPartition.set(message, partition);
       return partition;
     };
@@ -372,25 +370,11 @@ export class KafkaTransport implements Transport {
     const delivery = chunkDelivery(options);
     await this.connect();
     const existing = new Set(await this.admin!.listTopics());
-    for (const topic of options.topics) {
-      if (!existing.has(topic)) {
-        throw new ConcordatError(`cannot subscribe to topic '${topic}': it does not exist; create it with ensureTopics first`, {
-          code: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-          context: { topic },
-        });
-      }
-    }
+    requireTopics(options.topics, (topic) => existing.has(topic));
     const subscription = new KafkaSubscription(this.kafka!, options, delivery, this.options.consumer, this.logger, () =>
       this.subscriptions.delete(subscription),
     );
-    this.subscriptions.add(subscription);
-    try {
-      await subscription.start();
-    } catch (error) {
-      await subscription.close();
-      throw error;
-    }
-    return subscription;
+    return startSubscription(this.subscriptions, subscription);
   }
 
   /**

@@ -112,6 +112,18 @@ export function transportContract(name: string, makeTransport: () => Promise<Tra
       expect(first.partition).toBe((murmur2(Buffer.from('c')) & 0x7fffffff) % partitionsOf(4));
     });
 
+    it('refuses a subscription to a topic that does not exist, naming it, and keeps no subscription behind', async () => {
+      const t = await transport();
+      const present = unique('present');
+      const missing = unique('missing');
+      await t.ensureTopics([{ name: present, partitions: 1 }]);
+      await expect(t.subscribe({ groupId: unique('missing-group'), topics: [present, missing], handler: async () => undefined })).rejects.toMatchObject({
+        code: 'UNKNOWN_TOPIC_OR_PARTITION',
+        message: `cannot subscribe to topic '${missing}': it does not exist; create it with ensureTopics first`,
+        context: { topic: missing },
+      });
+    });
+
     it('redelivers a record whose handler rejected, after a backoff, before any later record of its partition', async () => {
       const t = await transport();
       const topic = unique('retry');
