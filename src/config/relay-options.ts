@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { compileOptions } from './compile.js';
 
 /**
- * How the outbox relay claims and publishes rows (`outbox/relay.ts`).
+ * How the outbox relay claims and publishes rows (`outbox/relay.ts` owns the shards and lanes, `outbox/lane.ts` claims,
+ * publishes and deletes a batch).
  *
  * Memory is bounded by `lanes × batchBytesMax` (each lane has at most one
  * batch in flight); the backlog itself waits in PostgreSQL.
