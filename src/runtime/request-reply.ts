@@ -1,3 +1,12 @@
+/*
+ * Request-reply (docs/request-reply.md): the requester side of one app. One
+ * concept, the wait for a reply, from the request's publish to its end (the
+ * reply, a failed reply, the timeout, the app stopping), with the consumer
+ * group that reads the app's reply topic and the counts of replies no
+ * caller waited for. Longer than 400 lines for the error messages, which say
+ * what happened to the request and what to do.
+ */
+
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { Counter, register as defaultRegistry } from 'prom-client';
 import { compileOptions } from '../config/index.js';

@@ -1,3 +1,10 @@
+/*
+ * One consumer-group member over kafkajs: one concept, the subscription's
+ * life (join, deliver in chunks, commit after each chunk, rejoin or restart
+ * the consumer after an error, close). The transport's producer and admin
+ * are in transport.ts, kafkajs's errors in errors.ts.
+ */
+
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { CompiledKafkaTransportOptions } from '../../config/index.js';
 import { describeError, kafkaErrorOf, type KafkaErrorName } from '../../errors.js';
