@@ -570,7 +570,11 @@ export class LogManager {
       const cleaner = this.cleaner;
       const partitionLogs: PartitionLog[] = [];
       for (const topic of compacted) {
-        for (const partitionLog of topic.partitions) if (await cleaner.hasWork(partitionLog, nowMs, options.force === true)) partitionLogs.push(partitionLog);
+        for (const partitionLog of topic.partitions) {
+          // A partition whose cleaner point cannot be read is handed to clean(), which fails on it alone and logs it
+          // below: one damaged partition must not stop the others from being cleaned.
+          if (await cleaner.hasWork(partitionLog, nowMs, options.force === true).catch(() => true)) partitionLogs.push(partitionLog);
+        }
       }
       // Nothing to clean: no recovery points to record either (the timer runs every cleanerBackoffMs).
       if (partitionLogs.length === 0) return results;
