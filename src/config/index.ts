@@ -1,4 +1,4 @@
-export { compileOptions, integerIn } from './compile.js';
+export { compileOptions } from './compile.js';
 export {
   compileDatabaseOptions,
   DatabaseUrlOrigin,
@@ -78,6 +78,6 @@ export {
   type CompiledSubscribeHandlerOptions,
   type SubscribeHandlerOptions,
 } from './subscribe-options.js';
-export { compileAppCoreOptions, LOGGER_METHODS, type AppCoreOptions, type CompiledAppCoreOptions } from './app-options.js';
+export { compileAppCoreOptions, type AppCoreOptions, type CompiledAppCoreOptions } from './app-options.js';
 export { compileXaParticipantOptions, type CompiledXaParticipantOptions, type XaParticipantOptions } from './xa-participant-options.js';
 export { compileEmbeddedPostgresOptions, type CompiledEmbeddedPostgresOptions, type EmbeddedPostgresOptions } from './embedded-postgres-options.js';

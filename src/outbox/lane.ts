@@ -285,8 +285,11 @@ export class RelayLane {
       await this.ensureTopics(rows);
       const { publishTimeoutMs } = this.host.options;
       const timeout = new Promise<never>((_, reject) => {
-        const message = `the log did not acknowledge ${rows.length} outbox row(s) within relay.publishTimeoutMs (${publishTimeoutMs} ms)`;
-        timer = setTimeout(() => reject(new ConcordatError(message, { code: ErrorCode.PUBLISH_FAILED })), publishTimeoutMs);
+        // The message is built only when the timeout fires: this runs for every batch.
+        timer = setTimeout(() => {
+          const message = `the log did not acknowledge ${rows.length} outbox row(s) within relay.publishTimeoutMs (${publishTimeoutMs} ms)`;
+          reject(new ConcordatError(message, { code: ErrorCode.PUBLISH_FAILED }));
+        }, publishTimeoutMs);
       });
       const publishing = this.host.transport.publish(rows.map(toRecord));
       publishing.catch(() => undefined); // a late rejection after the timeout is already accounted for

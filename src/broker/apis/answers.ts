@@ -35,11 +35,10 @@ export function splitByTopicAuthorization<T extends RequestTopic<{ partitionInde
   operation: AclOperation,
   topics: readonly T[],
 ): { allowed: T[]; refused: { name: string; partitions: { partitionIndex: number; errorCode: number }[] }[] } {
-  const allowed = topics.filter((t) => topicAuthorized(context, operation, t.name));
-  const refused = answerEachPartition(
-    topics.filter((t) => !allowed.includes(t)),
-    (p) => ({ partitionIndex: p.partitionIndex, errorCode: KafkaError.TOPIC_AUTHORIZATION_FAILED }),
-  );
+  const allowed: T[] = [];
+  const denied: T[] = [];
+  for (const topic of topics) (topicAuthorized(context, operation, topic.name) ? allowed : denied).push(topic);
+  const refused = answerEachPartition(denied, (p) => ({ partitionIndex: p.partitionIndex, errorCode: KafkaError.TOPIC_AUTHORIZATION_FAILED }));
   return { allowed, refused };
 }
 

@@ -19,7 +19,7 @@ import {
 } from 'kafkajs';
 import { compileKafkaTransportOptions, type CompiledKafkaTransportOptions, type KafkaTransportOptions } from '../../config/index.js';
 import { ConcordatError, ErrorCode, describeError, kafkaErrorOf } from '../../errors.js';
-import { partitionForKey, RoundRobinPartitioner } from '../../log/index.js';
+import { consumerLag, partitionForKey, RoundRobinPartitioner } from '../../log/index.js';
 import { createLogger, type Logger } from '../../observability/index.js';
 import {
   type ConsumerLag,
@@ -435,8 +435,7 @@ export class KafkaTransport implements Transport {
         if (end === undefined) continue;
         const committedOffset = Number(offset);
         const highWatermark = Number(end.high);
-        const from = Math.max(committedOffset, Number(end.low));
-        lags.push({ topic, partition, committedOffset, highWatermark, lag: Math.max(0, highWatermark - from) });
+        lags.push({ topic, partition, committedOffset, highWatermark, lag: consumerLag(committedOffset, { logStartOffset: Number(end.low), highWatermark }) });
       }
     }
     return lags.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
